@@ -1,0 +1,3 @@
+module github.com/godiffuse/godiffuse
+
+go 1.26

@@ -1,0 +1,221 @@
+package kernels
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// Device is the CPU device. Its zero value is not usable; use NewCPU or CPU.
+type Device struct {
+	threads int
+}
+
+var _ tensor.Device = (*Device)(nil)
+
+// NewCPU returns a CPU device that runs kernels on up to threads goroutines
+// (threads ≤ 0 means GOMAXPROCS).
+func NewCPU(threads int) *Device {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	return &Device{threads: threads}
+}
+
+var defaultCPU = sync.OnceValue(func() *Device { return NewCPU(0) })
+
+// CPU returns the shared CPU device using all cores.
+func CPU() *Device { return defaultCPU() }
+
+// Name implements tensor.Device.
+func (d *Device) Name() string { return fmt.Sprintf("cpu(%d threads)", d.threads) }
+
+// Threads is the number of goroutines kernels use.
+func (d *Device) Threads() int { return d.threads }
+
+// Buffer is CPU memory: a float32 or an int64 slice.
+type Buffer struct {
+	dev *Device
+	dt  tensor.DType
+	F   []float32
+	I   []int64
+}
+
+// Device implements tensor.Buffer.
+func (b *Buffer) Device() tensor.Device { return b.dev }
+
+// DType implements tensor.Buffer.
+func (b *Buffer) DType() tensor.DType { return b.dt }
+
+// Len implements tensor.Buffer.
+func (b *Buffer) Len() int {
+	if b.dt == tensor.I64 {
+		return len(b.I)
+	}
+	return len(b.F)
+}
+
+// f32 returns the float32 slice of a buffer of this device (nil for nil).
+func f32(b tensor.Buffer) []float32 {
+	if b == nil {
+		return nil
+	}
+	return b.(*Buffer).F
+}
+
+func i64(b tensor.Buffer) []int64 { return b.(*Buffer).I }
+
+// Alloc implements tensor.Device.
+func (d *Device) Alloc(dt tensor.DType, n int) (tensor.Buffer, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("cpu alloc: negative size %d", n)
+	}
+	b := &Buffer{dev: d, dt: dt}
+	switch dt {
+	case tensor.F32:
+		b.F = make([]float32, n)
+	case tensor.I64:
+		b.I = make([]int64, n)
+	default:
+		return nil, fmt.Errorf("cpu alloc: unsupported dtype %s", dt)
+	}
+	return b, nil
+}
+
+func (d *Device) own(b tensor.Buffer, dt tensor.DType, off, n int) (*Buffer, error) {
+	cb, ok := b.(*Buffer)
+	if !ok || cb.dev != d {
+		return nil, fmt.Errorf("cpu: buffer belongs to another device")
+	}
+	if cb.dt != dt {
+		return nil, fmt.Errorf("cpu: buffer is %s, want %s", cb.dt, dt)
+	}
+	if off < 0 || off+n > cb.Len() {
+		return nil, fmt.Errorf("cpu: range [%d, %d) outside buffer of %d", off, off+n, cb.Len())
+	}
+	return cb, nil
+}
+
+// UploadF32 implements tensor.Device.
+func (d *Device) UploadF32(dst tensor.Buffer, off int, src []float32) error {
+	b, err := d.own(dst, tensor.F32, off, len(src))
+	if err == nil {
+		copy(b.F[off:], src)
+	}
+	return err
+}
+
+// UploadI64 implements tensor.Device.
+func (d *Device) UploadI64(dst tensor.Buffer, off int, src []int64) error {
+	b, err := d.own(dst, tensor.I64, off, len(src))
+	if err == nil {
+		copy(b.I[off:], src)
+	}
+	return err
+}
+
+// DownloadF32 implements tensor.Device.
+func (d *Device) DownloadF32(dst []float32, src tensor.Buffer, off int) error {
+	b, err := d.own(src, tensor.F32, off, len(dst))
+	if err == nil {
+		copy(dst, b.F[off:])
+	}
+	return err
+}
+
+// DownloadI64 implements tensor.Device.
+func (d *Device) DownloadI64(dst []int64, src tensor.Buffer, off int) error {
+	b, err := d.own(src, tensor.I64, off, len(dst))
+	if err == nil {
+		copy(dst, b.I[off:])
+	}
+	return err
+}
+
+// Synchronize implements tensor.Device; CPU kernels finish before they return.
+func (d *Device) Synchronize() error { return nil }
+
+// Fill sets dst[0:n] = v.
+func (d *Device) Fill(dst tensor.Buffer, n int, v float32) {
+	x := f32(dst)[:n]
+	for i := range x {
+		x[i] = v
+	}
+}
+
+// Copy copies a strided view into another, element by element over shape:
+//
+//	dst[dOff + Σ i_k·dStride_k] = src[sOff + Σ i_k·sStride_k]
+func (d *Device) Copy(dst, src tensor.Strided, shape []int) {
+	dx, sx := f32(dst.Buf), f32(src.Buf)
+	forEachRow(shape, [][]int{dst.Strides, src.Strides}, []int{dst.Off, src.Off}, func(offs []int, n int) {
+		ds, ss := dst.Strides[len(shape)-1], src.Strides[len(shape)-1]
+		do, so := offs[0], offs[1]
+		if ds == 1 && ss == 1 {
+			copy(dx[do:do+n], sx[so:so+n])
+			return
+		}
+		for i := range n {
+			dx[do+i*ds] = sx[so+i*ss]
+		}
+	})
+}
+
+// forEachRow walks every index of shape except the last axis (an odometer)
+// and calls fn with each view's offset at the start of that row and the row
+// length. A rank-0 shape is one row of length 1.
+func forEachRow(shape []int, strides [][]int, base []int, fn func(offs []int, n int)) {
+	if len(shape) == 0 {
+		fn(base, 1)
+		return
+	}
+	for _, s := range shape {
+		if s == 0 {
+			return
+		}
+	}
+	r := len(shape) - 1
+	idx := make([]int, r)
+	offs := append([]int(nil), base...)
+	for {
+		fn(offs, shape[r])
+		k := r - 1
+		for ; k >= 0; k-- {
+			idx[k]++
+			for v := range offs {
+				offs[v] += strides[v][k]
+			}
+			if idx[k] < shape[k] {
+				break
+			}
+			for v := range offs {
+				offs[v] -= strides[v][k] * shape[k]
+			}
+			idx[k] = 0
+		}
+		if k < 0 {
+			return
+		}
+	}
+}
+
+// parallelFor splits [0, n) into at most threads contiguous chunks of at least
+// grain items and runs fn on each concurrently.
+func (d *Device) parallelFor(n, grain int, fn func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	parts := min(d.threads, max(1, n/max(grain, 1)))
+	if parts <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for p := range parts {
+		lo, hi := p*n/parts, (p+1)*n/parts
+		wg.Go(func() { fn(lo, hi) })
+	}
+	wg.Wait()
+}

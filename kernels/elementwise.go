@@ -1,0 +1,252 @@
+package kernels
+
+import (
+	"math"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// ---------------------------------------------------------------------------
+// Elementwise ops, reductions, dropout and the Adam step.
+// ---------------------------------------------------------------------------
+
+const elemGrain = 1 << 14 // elements per goroutine below which we stay serial
+
+func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+
+// unaryF is the scalar definition of each unary op.
+func unaryF(op tensor.UnaryOp, x float64, p tensor.UnaryParams) float64 {
+	switch op {
+	case tensor.OpNeg:
+		return -x
+	case tensor.OpExp:
+		return math.Exp(x)
+	case tensor.OpLog:
+		return math.Log(x)
+	case tensor.OpSqrt:
+		return math.Sqrt(x)
+	case tensor.OpSquare:
+		return x * x
+	case tensor.OpSiLU:
+		return x * sigmoid(x)
+	case tensor.OpGELU:
+		return 0.5 * x * (1 + math.Erf(x/math.Sqrt2))
+	case tensor.OpReLU:
+		return max(x, 0)
+	case tensor.OpSigmoid:
+		return sigmoid(x)
+	case tensor.OpTanh:
+		return math.Tanh(x)
+	case tensor.OpAffine:
+		return float64(p.Alpha)*x + float64(p.Beta)
+	}
+	panic("kernels: unknown unary op")
+}
+
+// unaryGrad is the derivative op'(x) of each unary op.
+func unaryGrad(op tensor.UnaryOp, x float64, p tensor.UnaryParams) float64 {
+	switch op {
+	case tensor.OpNeg:
+		return -1
+	case tensor.OpExp:
+		return math.Exp(x)
+	case tensor.OpLog:
+		return 1 / x
+	case tensor.OpSqrt:
+		return 0.5 / math.Sqrt(x)
+	case tensor.OpSquare:
+		return 2 * x
+	case tensor.OpSiLU: // σ(x)·(1 + x·(1-σ(x)))
+		s := sigmoid(x)
+		return s * (1 + x*(1-s))
+	case tensor.OpGELU: // Φ(x) + x·φ(x)
+		return 0.5*(1+math.Erf(x/math.Sqrt2)) + x*math.Exp(-0.5*x*x)/math.Sqrt(2*math.Pi)
+	case tensor.OpReLU:
+		if x > 0 {
+			return 1
+		}
+		return 0
+	case tensor.OpSigmoid:
+		s := sigmoid(x)
+		return s * (1 - s)
+	case tensor.OpTanh:
+		t := math.Tanh(x)
+		return 1 - t*t
+	case tensor.OpAffine:
+		return float64(p.Alpha)
+	}
+	panic("kernels: unknown unary op")
+}
+
+// Unary computes dst[i] = op(x[i]) for i < n (in float64, rounded once).
+func (d *Device) Unary(op tensor.UnaryOp, dst, x tensor.Buffer, n int, p tensor.UnaryParams) {
+	y, xs := f32(dst)[:n], f32(x)[:n]
+	d.parallelFor(n, elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			y[i] = float32(unaryF(op, float64(xs[i]), p))
+		}
+	})
+}
+
+// UnaryBackward computes dx[i] = dy[i]·op'(x[i]) for i < n.
+func (d *Device) UnaryBackward(op tensor.UnaryOp, dx, x, dy tensor.Buffer, n int, p tensor.UnaryParams) {
+	g, xs, gy := f32(dx)[:n], f32(x)[:n], f32(dy)[:n]
+	d.parallelFor(n, elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			g[i] = float32(float64(gy[i]) * unaryGrad(op, float64(xs[i]), p))
+		}
+	})
+}
+
+// Binary computes dst[i] = a[i] op b[i] over shape; dst is dense and a, b are
+// strided views (stride 0 broadcasts).
+func (d *Device) Binary(op tensor.BinaryOp, dst tensor.Buffer, a, b tensor.Strided, shape []int) {
+	y, as, bs := f32(dst), f32(a.Buf), f32(b.Buf)
+	r := len(shape)
+	dense := make([]int, r)
+	s := 1
+	for i := r - 1; i >= 0; i-- {
+		dense[i] = s
+		s *= shape[i]
+	}
+	rowFn := func(offs []int, n int) {
+		yo, ao, bo := offs[0], offs[1], offs[2]
+		sa, sb := 0, 0
+		if r > 0 {
+			sa, sb = a.Strides[r-1], b.Strides[r-1]
+		}
+		yy := y[yo : yo+n]
+		switch {
+		case sa == 1 && sb == 1:
+			binaryRow(op, yy, as[ao:ao+n], bs[bo:bo+n])
+		default:
+			for i := range yy {
+				yy[i] = binaryF(op, as[ao+i*sa], bs[bo+i*sb])
+			}
+		}
+	}
+	if r == 0 {
+		rowFn([]int{0, a.Off, b.Off}, 1)
+		return
+	}
+	// Parallelize over the first axis when there is enough work.
+	if shape[0] > 1 && s >= 2*elemGrain {
+		d.parallelFor(shape[0], 1, func(lo, hi int) {
+			sub := append([]int{hi - lo}, shape[1:]...)
+			forEachRow(sub, [][]int{dense, a.Strides, b.Strides},
+				[]int{lo * dense[0], a.Off + lo*a.Strides[0], b.Off + lo*b.Strides[0]}, rowFn)
+		})
+		return
+	}
+	forEachRow(shape, [][]int{dense, a.Strides, b.Strides}, []int{0, a.Off, b.Off}, rowFn)
+}
+
+func binaryF(op tensor.BinaryOp, a, b float32) float32 {
+	switch op {
+	case tensor.OpAdd:
+		return a + b
+	case tensor.OpSub:
+		return a - b
+	case tensor.OpMul:
+		return a * b
+	case tensor.OpDiv:
+		return a / b
+	}
+	panic("kernels: unknown binary op")
+}
+
+func binaryRow(op tensor.BinaryOp, y, a, b []float32) {
+	a, b = a[:len(y)], b[:len(y)]
+	switch op {
+	case tensor.OpAdd:
+		for i := range y {
+			y[i] = a[i] + b[i]
+		}
+	case tensor.OpSub:
+		for i := range y {
+			y[i] = a[i] - b[i]
+		}
+	case tensor.OpMul:
+		for i := range y {
+			y[i] = a[i] * b[i]
+		}
+	case tensor.OpDiv:
+		for i := range y {
+			y[i] = a[i] / b[i]
+		}
+	}
+}
+
+// Reduce reduces a dense (Outer, N, Inner) array along N (float64 accumulation):
+//
+//	dst[o, i] = Σ_n x[o, n, i]         (sum)
+//	dst[o, i] = Σ_n x[o, n, i] / N     (mean)
+//	dst[o, i] = Σ_n x[o, n, i]²        (sum of squares)
+func (d *Device) Reduce(op tensor.ReduceOp, dst, x tensor.Buffer, p tensor.ReduceParams) {
+	y, xs := f32(dst), f32(x)
+	d.parallelFor(p.Outer*p.Inner, max(1, elemGrain/max(p.N, 1)), func(lo, hi int) {
+		for oi := lo; oi < hi; oi++ {
+			o, i := oi/p.Inner, oi%p.Inner
+			base := o*p.N*p.Inner + i
+			var s float64
+			for n := range p.N {
+				v := float64(xs[base+n*p.Inner])
+				if op == tensor.ReduceSumSquares {
+					v *= v
+				}
+				s += v
+			}
+			if op == tensor.ReduceMean && p.N > 0 {
+				s /= float64(p.N)
+			}
+			y[oi] = float32(s)
+		}
+	})
+}
+
+// dropoutKeep reports whether element i survives: a splitmix64 hash of
+// (seed, i) mapped to [0, 1) is compared with p. The same on every device.
+func dropoutKeep(seed uint64, i int, p float32) bool {
+	z := seed + uint64(i+1)*0x9E3779B97F4A7C15
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	z ^= z >> 31
+	u := float32(z>>40) / (1 << 24) // 24 random bits → [0, 1)
+	return u >= p
+}
+
+// Dropout computes dst[i] = keep(seed, i) ? x[i]/(1-p) : 0.
+func (d *Device) Dropout(dst, x tensor.Buffer, n int, p tensor.DropoutParams) {
+	y, xs := f32(dst)[:n], f32(x)[:n]
+	scale := 1 / (1 - p.P)
+	d.parallelFor(n, elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if dropoutKeep(p.Seed, i, p.P) {
+				y[i] = xs[i] * scale
+			} else {
+				y[i] = 0
+			}
+		}
+	})
+}
+
+// AdamStep updates param, m and v in place; see tensor.AdamParams for the
+// formula. Arithmetic in float32, in the order PyTorch's single-tensor Adam uses.
+func (d *Device) AdamStep(param, grad, m, v tensor.Buffer, n int, p tensor.AdamParams) {
+	ps, gs, ms, vs := f32(param)[:n], f32(grad)[:n], f32(m)[:n], f32(v)[:n]
+	d.parallelFor(n, elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			g := gs[i] * p.GradScale
+			if p.L2 != 0 {
+				g += p.L2 * ps[i]
+			}
+			if p.DecoupledWD != 0 {
+				ps[i] *= 1 - p.LR*p.DecoupledWD
+			}
+			ms[i] += (g - ms[i]) * (1 - p.Beta1)
+			vs[i] = vs[i]*p.Beta2 + (1-p.Beta2)*g*g
+			denom := float32(math.Sqrt(float64(vs[i])))/p.Bias2Sqrt + p.Eps
+			ps[i] -= p.StepSize * ms[i] / denom
+		}
+	})
+}

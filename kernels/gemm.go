@@ -1,0 +1,145 @@
+package kernels
+
+import (
+	"sync"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// ---------------------------------------------------------------------------
+// GEMM.
+//
+// MatMul runs Sgemm once per batch. Sgemm is the plain-Go reference: it packs
+// op(B) into a dense row-major K×N panel, then each goroutine takes a block of
+// rows of C and walks it in column chunks that keep four rows of B in L1,
+// updating one row of C with four rows of B at a time (four multiply-adds per
+// load/store of C). The SIMD GEMM in kernels/asm is tested against it.
+// ---------------------------------------------------------------------------
+
+// MatMul implements tensor.Device (see tensor.MatMulParams).
+func (d *Device) MatMul(c, a, b tensor.Buffer, p tensor.MatMulParams) {
+	cs, as, bs := f32(c), f32(a), f32(b)
+	lda, ldb := p.K, p.N
+	if p.TransA {
+		lda = p.M
+	}
+	if p.TransB {
+		ldb = p.K
+	}
+	one := func(i, threads int) {
+		Sgemm(threads, p.TransA, p.TransB, p.M, p.N, p.K, p.Alpha,
+			as[i*p.StrideA:], lda, bs[i*p.StrideB:], ldb, p.Beta, cs[i*p.StrideC:], p.N)
+	}
+	// Many small products: one goroutine per batch range; else parallel GEMMs.
+	if p.Batch >= d.threads && p.M*p.N*p.K < 1<<18 {
+		d.parallelFor(p.Batch, 1, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				one(i, 1)
+			}
+		})
+		return
+	}
+	for i := range p.Batch {
+		one(i, d.threads)
+	}
+}
+
+const (
+	gemmKC = 256 // rows of B per pass (a K×NC block of B stays in L2)
+	gemmNC = 512 // columns of C per chunk (four B rows of it stay in L1)
+)
+
+var panelPool = sync.Pool{New: func() any { return new([]float32) }}
+
+// Sgemm computes C = α·op(A)·op(B) + β·C with op(A) M×K and op(B) K×N,
+// row-major with leading dimensions lda, ldb, ldc, on up to threads goroutines:
+//
+//	C[i][j] = α·Σ_p A(i,p)·B(p,j) + β·C[i][j],   A(i,p) = A[i·lda+p] or A[p·lda+i] when transA
+func Sgemm(threads int, transA, transB bool, m, n, k int, alpha float32,
+	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	// C = β·C first.
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+		} else if beta != 1 {
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+	if k == 0 || alpha == 0 {
+		return
+	}
+	// Dense K×N panel of op(B).
+	bp, ldp := b, ldb
+	var held *[]float32
+	if transB || ldb != n {
+		held = panelPool.Get().(*[]float32)
+		if cap(*held) < k*n {
+			*held = make([]float32, k*n)
+		}
+		bp, ldp = (*held)[:k*n], n
+		for p := range k {
+			row := bp[p*n : p*n+n]
+			if transB {
+				for j := range row {
+					row[j] = b[j*ldb+p]
+				}
+			} else {
+				copy(row, b[p*ldb:p*ldb+n])
+			}
+		}
+		defer panelPool.Put(held)
+	}
+	aAt := func(i, p int) float32 {
+		if transA {
+			return alpha * a[p*lda+i]
+		}
+		return alpha * a[i*lda+p]
+	}
+	work := func(lo, hi int) {
+		for j0 := 0; j0 < n; j0 += gemmNC {
+			j1 := min(j0+gemmNC, n)
+			for p0 := 0; p0 < k; p0 += gemmKC {
+				p1 := min(p0+gemmKC, k)
+				for i := lo; i < hi; i++ {
+					crow := c[i*ldc+j0 : i*ldc+j1]
+					p := p0
+					for ; p+4 <= p1; p += 4 {
+						a0, a1, a2, a3 := aAt(i, p), aAt(i, p+1), aAt(i, p+2), aAt(i, p+3)
+						b0 := bp[p*ldp+j0 : p*ldp+j1]
+						b1 := bp[(p+1)*ldp+j0 : (p+1)*ldp+j1]
+						b2 := bp[(p+2)*ldp+j0 : (p+2)*ldp+j1]
+						b3 := bp[(p+3)*ldp+j0 : (p+3)*ldp+j1]
+						b0, b1, b2, b3 = b0[:len(crow)], b1[:len(crow)], b2[:len(crow)], b3[:len(crow)]
+						for j := range crow {
+							crow[j] += a0*b0[j] + a1*b1[j] + a2*b2[j] + a3*b3[j]
+						}
+					}
+					for ; p < p1; p++ {
+						a0 := aAt(i, p)
+						b0 := bp[p*ldp+j0 : p*ldp+j1][:len(crow)]
+						for j := range crow {
+							crow[j] += a0 * b0[j]
+						}
+					}
+				}
+			}
+		}
+	}
+	parts := min(threads, m)
+	if threads <= 1 || m*n*k < 1<<15 || parts <= 1 {
+		work(0, m)
+		return
+	}
+	var wg sync.WaitGroup
+	for t := range parts {
+		lo, hi := t*m/parts, (t+1)*m/parts
+		wg.Go(func() { work(lo, hi) })
+	}
+	wg.Wait()
+}

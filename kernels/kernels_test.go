@@ -1,0 +1,284 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// Forward checks of the blocked/parallel kernels against the plainest
+// possible loops, on awkward shapes, with guard cells after every output.
+
+func randSlice(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 2*r.Float32() - 1
+	}
+	return v
+}
+
+const guard = 7
+
+// withGuard returns a buffer of n+guard floats whose tail is a sentinel.
+func withGuard(d *Device, n int) *Buffer {
+	b, _ := d.Alloc(tensor.F32, n+guard)
+	for i := n; i < n+guard; i++ {
+		b.(*Buffer).F[i] = 12345
+	}
+	return b.(*Buffer)
+}
+
+func checkGuard(t *testing.T, name string, b *Buffer, n int) {
+	t.Helper()
+	for i := n; i < n+guard; i++ {
+		if b.F[i] != 12345 {
+			t.Fatalf("%s: write past the end at %d", name, i)
+		}
+	}
+}
+
+func closeTo(t *testing.T, name string, got, want []float32, tol float64) {
+	t.Helper()
+	scale := 0.0
+	for _, w := range want {
+		scale = max(scale, math.Abs(float64(w)))
+	}
+	for i := range want {
+		if d := math.Abs(float64(got[i] - want[i])); d > tol*(1+scale) {
+			t.Fatalf("%s: element %d = %g, want %g", name, i, got[i], want[i])
+		}
+	}
+}
+
+func TestSgemmAgainstNaive(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	sizes := []int{0, 1, 2, 3, 4, 5, 7, 17, 33, 64, 65, 129, 300, 513}
+	for trial := range 60 {
+		m, n, k := sizes[r.IntN(len(sizes))], sizes[r.IntN(len(sizes))], sizes[r.IntN(len(sizes))]
+		tA, tB := trial%2 == 1, trial%4 >= 2
+		a, b := randSlice(r, m*k), randSlice(r, k*n)
+		c0 := randSlice(r, m*n)
+		alpha, beta := float32(0.5+r.Float32()), []float32{0, 1, -0.5}[trial%3]
+		want := make([]float32, m*n)
+		for i := range m {
+			for j := range n {
+				var s float64
+				for p := range k {
+					av, bv := a[i*k+p], b[p*n+j]
+					if tA {
+						av = a[p*m+i]
+					}
+					if tB {
+						bv = b[j*k+p]
+					}
+					s += float64(av) * float64(bv)
+				}
+				want[i*n+j] = float32(float64(alpha)*s + float64(beta)*float64(c0[i*n+j]))
+			}
+		}
+		lda, ldb := k, n
+		if tA {
+			lda = m
+		}
+		if tB {
+			ldb = k
+		}
+		for _, threads := range []int{1, 2, 3} {
+			c := append(append([]float32(nil), c0...), make([]float32, guard)...)
+			for i := m * n; i < len(c); i++ {
+				c[i] = 12345
+			}
+			Sgemm(threads, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, n)
+			closeTo(t, "sgemm", c[:m*n], want, 1e-5*float64(k+1))
+			for i := m * n; i < len(c); i++ {
+				if c[i] != 12345 {
+					t.Fatalf("sgemm %dx%dx%d wrote past C", m, n, k)
+				}
+			}
+		}
+	}
+}
+
+// naiveConv is the definition of conv2d: seven nested loops.
+func naiveConv(x, w, b []float32, p tensor.ConvParams) []float32 {
+	y := make([]float32, p.N*p.F*p.OH*p.OW)
+	for n := range p.N {
+		for f := range p.F {
+			for oy := range p.OH {
+				for ox := range p.OW {
+					var s float64
+					if b != nil {
+						s = float64(b[f])
+					}
+					for c := range p.C {
+						for ky := range p.KH {
+							for kx := range p.KW {
+								iy, ix := oy*p.StrideH+ky-p.PadTop, ox*p.StrideW+kx-p.PadLeft
+								if iy < 0 || iy >= p.H || ix < 0 || ix >= p.W {
+									continue
+								}
+								s += float64(x[((n*p.C+c)*p.H+iy)*p.W+ix]) * float64(w[((f*p.C+c)*p.KH+ky)*p.KW+kx])
+							}
+						}
+					}
+					y[((n*p.F+f)*p.OH+oy)*p.OW+ox] = float32(s)
+				}
+			}
+		}
+	}
+	return y
+}
+
+func TestConvAgainstNaive(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	d := NewCPU(2)
+	for trial := range 40 {
+		p := tensor.ConvParams{N: 1 + r.IntN(3), C: 1 + r.IntN(5), H: 1 + r.IntN(9), W: 1 + r.IntN(9),
+			F: 1 + r.IntN(6), KH: 1 + r.IntN(3), KW: 1 + r.IntN(3), StrideH: 1 + r.IntN(2), StrideW: 1 + r.IntN(2),
+			PadTop: r.IntN(2), PadBottom: r.IntN(2), PadLeft: r.IntN(2), PadRight: r.IntN(2)}
+		if trial%5 == 0 { // pointwise path
+			p.KH, p.KW, p.StrideH, p.StrideW, p.PadTop, p.PadBottom, p.PadLeft, p.PadRight = 1, 1, 1, 1, 0, 0, 0, 0
+		}
+		if p.H+p.PadTop+p.PadBottom < p.KH || p.W+p.PadLeft+p.PadRight < p.KW {
+			continue
+		}
+		p.OH = (p.H+p.PadTop+p.PadBottom-p.KH)/p.StrideH + 1
+		p.OW = (p.W+p.PadLeft+p.PadRight-p.KW)/p.StrideW + 1
+		x, w, b := randSlice(r, p.N*p.C*p.H*p.W), randSlice(r, p.F*p.C*p.KH*p.KW), randSlice(r, p.F)
+		want := naiveConv(x, w, b, p)
+		xb, wb, bb := &Buffer{dev: d, F: x}, &Buffer{dev: d, F: w}, &Buffer{dev: d, F: b}
+		y := withGuard(d, len(want))
+		d.Conv2D(y, xb, wb, bb, p)
+		closeTo(t, "conv2d", y.F[:len(want)], want, 1e-5)
+		checkGuard(t, "conv2d", y, len(want))
+
+		// Backward input against the adjoint identity <conv(x), g> = <x, convᵀ(g)>.
+		g := randSlice(r, len(want))
+		dx := withGuard(d, len(x))
+		d.Conv2DBackwardInput(dx, &Buffer{dev: d, F: g}, wb, p)
+		checkGuard(t, "conv2d backward input", dx, len(x))
+		noBias := naiveConv(x, w, nil, p)
+		var lhs, rhs float64
+		for i := range g {
+			lhs += float64(g[i]) * float64(noBias[i])
+		}
+		for i := range x {
+			rhs += float64(x[i]) * float64(dx.F[i])
+		}
+		if math.Abs(lhs-rhs) > 1e-4*(1+math.Abs(lhs)) {
+			t.Fatalf("conv2d backward input: <y,g> = %g but <x,dx> = %g (%+v)", lhs, rhs, p)
+		}
+		dw, db := withGuard(d, len(w)), withGuard(d, p.F)
+		d.Conv2DBackwardWeight(dw, db, xb, &Buffer{dev: d, F: g}, p)
+		checkGuard(t, "conv2d backward weight", dw, len(w))
+		checkGuard(t, "conv2d backward bias", db, p.F)
+		rhs = 0
+		for i := range w {
+			rhs += float64(w[i]) * float64(dw.F[i])
+		}
+		if math.Abs(lhs-rhs) > 1e-4*(1+math.Abs(lhs)) {
+			t.Fatalf("conv2d backward weight: <y,g> = %g but <w,dw> = %g (%+v)", lhs, rhs, p)
+		}
+	}
+}
+
+func TestAttentionAgainstNaive(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	d := NewCPU(2)
+	for _, p := range []tensor.AttentionParams{{B: 1, Heads: 1, Lq: 1, Lk: 1, D: 1}, {B: 2, Heads: 3, Lq: 5, Lk: 7, D: 4}, {B: 1, Heads: 2, Lq: 49, Lk: 49, D: 24}} {
+		p.Scale = float32(1 / math.Sqrt(float64(p.D)))
+		C := p.Heads * p.D
+		q, k, v := randSlice(r, p.B*p.Lq*C), randSlice(r, p.B*p.Lk*C), randSlice(r, p.B*p.Lk*C)
+		want := make([]float32, len(q))
+		for b := range p.B {
+			for h := range p.Heads {
+				for i := range p.Lq {
+					s := make([]float64, p.Lk)
+					m := math.Inf(-1)
+					for j := range p.Lk {
+						for e := range p.D {
+							s[j] += float64(q[(b*p.Lq+i)*C+h*p.D+e]) * float64(k[(b*p.Lk+j)*C+h*p.D+e])
+						}
+						s[j] *= float64(p.Scale)
+						m = max(m, s[j])
+					}
+					var z float64
+					for j := range s {
+						s[j] = math.Exp(s[j] - m)
+						z += s[j]
+					}
+					for e := range p.D {
+						var o float64
+						for j := range p.Lk {
+							o += s[j] / z * float64(v[(b*p.Lk+j)*C+h*p.D+e])
+						}
+						want[(b*p.Lq+i)*C+h*p.D+e] = float32(o)
+					}
+				}
+			}
+		}
+		o, probs := withGuard(d, len(q)), withGuard(d, p.B*p.Heads*p.Lq*p.Lk)
+		d.Attention(o, probs, &Buffer{dev: d, F: q}, &Buffer{dev: d, F: k}, &Buffer{dev: d, F: v}, p)
+		closeTo(t, "attention", o.F[:len(q)], want, 1e-5)
+		checkGuard(t, "attention", o, len(q))
+		checkGuard(t, "attention probs", probs, p.B*p.Heads*p.Lq*p.Lk)
+	}
+}
+
+func TestGroupNormAgainstNaive(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 11))
+	d := NewCPU(2)
+	p := tensor.NormParams{N: 3, G: 4, CG: 3, S: 10, Eps: 1e-6}
+	C := p.G * p.CG
+	x, g, b := randSlice(r, p.N*C*p.S), randSlice(r, C), randSlice(r, C)
+	for i := range x {
+		x[i] = 3 + 2*x[i] // a mean far from 0 tests the two-pass variance
+	}
+	want := make([]float32, len(x))
+	for n := range p.N {
+		for gr := range p.G {
+			lo, hi := (n*C+gr*p.CG)*p.S, (n*C+(gr+1)*p.CG)*p.S
+			var s, ss float64
+			for _, v := range x[lo:hi] {
+				s += float64(v)
+			}
+			mu := s / float64(hi-lo)
+			for _, v := range x[lo:hi] {
+				ss += (float64(v) - mu) * (float64(v) - mu)
+			}
+			rstd := 1 / math.Sqrt(ss/float64(hi-lo)+float64(p.Eps))
+			for i := lo; i < hi; i++ {
+				c := (i / p.S) % C
+				want[i] = float32((float64(x[i])-mu)*rstd*float64(g[c]) + float64(b[c]))
+			}
+		}
+	}
+	y := withGuard(d, len(x))
+	mean, rstd := withGuard(d, p.N*p.G), withGuard(d, p.N*p.G)
+	d.Norm(y, mean, rstd, &Buffer{dev: d, F: x}, &Buffer{dev: d, F: g}, &Buffer{dev: d, F: b}, p)
+	closeTo(t, "group_norm", y.F[:len(x)], want, 1e-5)
+	checkGuard(t, "group_norm", y, len(x))
+}
+
+func TestBinaryBroadcastAgainstNaive(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 13))
+	d := NewCPU(2)
+	// a: (40, 1, 300) broadcast against b: (3, 1) -> (40, 3, 300), big enough to go parallel.
+	a, b := randSlice(r, 40*300), randSlice(r, 3)
+	shape := []int{40, 3, 300}
+	y := withGuard(d, 40*3*300)
+	d.Binary(tensor.OpSub, y, tensor.Strided{Buf: &Buffer{dev: d, F: a}, Strides: []int{300, 0, 1}},
+		tensor.Strided{Buf: &Buffer{dev: d, F: b}, Strides: []int{0, 1, 0}}, shape)
+	for i := range 40 {
+		for j := range 3 {
+			for k := range 300 {
+				if got, want := y.F[(i*3+j)*300+k], a[i*300+k]-b[j]; got != want {
+					t.Fatalf("binary broadcast [%d,%d,%d] = %g, want %g", i, j, k, got, want)
+				}
+			}
+		}
+	}
+	checkGuard(t, "binary", y, 40*3*300)
+}

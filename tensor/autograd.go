@@ -1,0 +1,127 @@
+package tensor
+
+// ---------------------------------------------------------------------------
+// Reverse-mode autograd.
+//
+// An op that has an input with requiresGrad records a node on its output: the
+// op's name, its inputs and a closure that, given the gradient of the output,
+// accumulates gradients into the inputs. Closures capture Detach()ed inputs
+// for the values they need, so the backward pass itself records nothing.
+// ---------------------------------------------------------------------------
+
+type node struct {
+	op       string
+	parents  []*Tensor
+	backward func(g *Tensor)
+}
+
+// SetRequiresGrad marks a leaf tensor as a parameter whose gradient Backward
+// should compute. It returns t.
+func (t *Tensor) SetRequiresGrad(on bool) *Tensor {
+	if on && t.dtype != F32 {
+		fail("requires_grad", "only float32 tensors have gradients, not %s", t.dtype)
+	}
+	t.requiresGrad = on
+	return t
+}
+
+// RequiresGrad reports whether t is a leaf parameter or depends on one.
+func (t *Tensor) RequiresGrad() bool { return t.needsGrad() }
+
+func (t *Tensor) needsGrad() bool { return t.requiresGrad || t.node != nil }
+
+func anyNeedsGrad(ts ...*Tensor) bool {
+	for _, x := range ts {
+		if x != nil && x.needsGrad() {
+			return true
+		}
+	}
+	return false
+}
+
+// Grad returns the accumulated gradient (nil before Backward).
+func (t *Tensor) Grad() *Tensor { return t.grad }
+
+// ZeroGrad drops the accumulated gradient.
+func (t *Tensor) ZeroGrad() { t.grad = nil }
+
+// SetGrad replaces the gradient (used by gradient clipping and tests).
+func (t *Tensor) SetGrad(g *Tensor) { t.grad = g }
+
+func (t *Tensor) record(op string, backward func(g *Tensor), parents ...*Tensor) {
+	t.node = &node{op: op, parents: parents, backward: backward}
+}
+
+// accumulate adds g into t's gradient if t takes part in the graph.
+// Gradients are never updated in place: one g may be shared by several inputs.
+func (t *Tensor) accumulate(g *Tensor) {
+	if t == nil || !t.needsGrad() {
+		return
+	}
+	if len(g.shape) != len(t.shape) || numel(g.shape) != numel(t.shape) {
+		fail("backward", "gradient %v for tensor %v (op %s)", g.shape, t.shape, t.opName())
+	}
+	if t.grad == nil {
+		t.grad = g.Detach()
+		return
+	}
+	t.grad = binary("grad_accumulate", OpAdd, t.grad, g)
+}
+
+func (t *Tensor) opName() string {
+	if t.node == nil {
+		return "leaf"
+	}
+	return t.node.op
+}
+
+// Backward computes d(t)/d(leaf) for every leaf that requires a gradient,
+// adding into their Grad. t must be a one-element tensor. The graph is
+// released afterwards: intermediate tensors keep neither node nor gradient.
+func (t *Tensor) Backward() {
+	if t.Numel() != 1 {
+		fail("backward", "called on a tensor of shape %v; want one element", t.shape)
+	}
+	t.BackwardWith(Full(t.dev, 1, t.shape...))
+}
+
+// BackwardWith runs the backward pass seeded with gradient g (same shape as t).
+func (t *Tensor) BackwardWith(g *Tensor) {
+	if !t.needsGrad() {
+		fail("backward", "tensor does not require a gradient (no parameter took part)")
+	}
+	// Topological order by iterative DFS (the graph can be thousands deep).
+	var order []*Tensor
+	visited := map[*Tensor]bool{}
+	type frame struct {
+		t *Tensor
+		i int
+	}
+	stack := []frame{{t, 0}}
+	visited[t] = true
+	for len(stack) > 0 {
+		f := &stack[len(stack)-1]
+		if f.t.node == nil || f.i == len(f.t.node.parents) {
+			order = append(order, f.t)
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		p := f.t.node.parents[f.i]
+		f.i++
+		if p != nil && p.needsGrad() && !visited[p] {
+			visited[p] = true
+			stack = append(stack, frame{p, 0})
+		}
+	}
+	t.accumulate(g)
+	for i := len(order) - 1; i >= 0; i-- {
+		x := order[i]
+		if x.node == nil {
+			continue // a leaf: keeps its gradient
+		}
+		if x.grad != nil {
+			x.node.backward(x.grad)
+		}
+		x.grad, x.node = nil, nil
+	}
+}

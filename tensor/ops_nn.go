@@ -1,0 +1,363 @@
+package tensor
+
+import (
+	"math"
+	"slices"
+)
+
+// ---------------------------------------------------------------------------
+// Neural-network ops: convolution, normalization, softmax, attention,
+// upsampling, concatenation, embedding lookup, dropout.
+// ---------------------------------------------------------------------------
+
+// Pad4 is a zero padding (top, bottom, left, right).
+type Pad4 [4]int
+
+// PadAll pads every side by p.
+func PadAll(p int) Pad4 { return Pad4{p, p, p, p} }
+
+// Conv2D is torch.nn.functional.conv2d with zero padding pad (which may be
+// asymmetric) and the same stride on both axes.
+//
+//	x is (N, C, H, W), w is (F, C, KH, KW), b is (F) or nil -> (N, F, OH, OW)
+func Conv2D(x, w, b *Tensor, stride int, pad Pad4) *Tensor {
+	wantF32("conv2d", x, w, b)
+	sameDevice("conv2d", x, w, b)
+	if x.Rank() != 4 || w.Rank() != 4 || x.Dim(1) != w.Dim(1) {
+		fail("conv2d", "input %v and weight %v (want (N, C, H, W) and (F, C, KH, KW))", x.shape, w.shape)
+	}
+	if b != nil && (b.Rank() != 1 || b.Dim(0) != w.Dim(0)) {
+		fail("conv2d", "bias %v for weight %v", b.shape, w.shape)
+	}
+	if stride < 1 || slices.Min(pad[:]) < 0 {
+		fail("conv2d", "stride %d and padding %v (want stride ≥ 1, padding ≥ 0)", stride, pad)
+	}
+	p := ConvParams{
+		N: x.Dim(0), C: x.Dim(1), H: x.Dim(2), W: x.Dim(3),
+		F: w.Dim(0), KH: w.Dim(2), KW: w.Dim(3), StrideH: stride, StrideW: stride,
+		PadTop: pad[0], PadBottom: pad[1], PadLeft: pad[2], PadRight: pad[3],
+	}
+	p.OH = (p.H+p.PadTop+p.PadBottom-p.KH)/stride + 1
+	p.OW = (p.W+p.PadLeft+p.PadRight-p.KW)/stride + 1
+	if p.H+p.PadTop+p.PadBottom < p.KH || p.W+p.PadLeft+p.PadRight < p.KW {
+		fail("conv2d", "kernel %dx%d larger than padded input %v", p.KH, p.KW, x.shape)
+	}
+	xc, wc := x.Contiguous(), w.Contiguous()
+	y := Empty(x.dev, F32, p.N, p.F, p.OH, p.OW)
+	var bb Buffer
+	if b != nil {
+		bb = b.Contiguous().buf
+	}
+	if y.Numel() > 0 {
+		x.dev.Conv2D(y.buf, xc.buf, wc.buf, bb, p)
+	}
+	if anyNeedsGrad(xc, wc, b) {
+		xd, wd := xc.Detach(), wc.Detach()
+		y.record("conv2d", func(g *Tensor) {
+			g = g.Contiguous()
+			if xc.needsGrad() {
+				dx := Empty(g.dev, F32, xc.shape...)
+				g.dev.Conv2DBackwardInput(dx.buf, g.buf, wd.buf, p)
+				xc.accumulate(dx)
+			}
+			if wc.needsGrad() || (b != nil && b.needsGrad()) {
+				dw := Empty(g.dev, F32, wc.shape...)
+				var db *Tensor
+				var dbb Buffer
+				if b != nil {
+					db = Empty(g.dev, F32, p.F)
+					dbb = db.buf
+				}
+				g.dev.Conv2DBackwardWeight(dw.buf, dbb, xd.buf, g.buf, p)
+				wc.accumulate(dw)
+				if b != nil {
+					b.accumulate(db)
+				}
+			}
+		}, xc, wc, b)
+	}
+	return y
+}
+
+// norm runs the shared GroupNorm/LayerNorm kernel.
+func norm(name string, x, gamma, beta *Tensor, p NormParams) *Tensor {
+	wantF32(name, x, gamma, beta)
+	sameDevice(name, x, gamma, beta)
+	xc := x.Contiguous()
+	y := Empty(x.dev, F32, x.shape...)
+	mean, rstd := Empty(x.dev, F32, p.N*p.G), Empty(x.dev, F32, p.N*p.G)
+	var gb, bb Buffer
+	if gamma != nil {
+		gamma = gamma.Contiguous()
+		gb = gamma.buf
+	}
+	if beta != nil {
+		beta = beta.Contiguous()
+		bb = beta.buf
+	}
+	if y.Numel() > 0 {
+		x.dev.Norm(y.buf, mean.buf, rstd.buf, xc.buf, gb, bb, p)
+	}
+	if anyNeedsGrad(xc, gamma, beta) {
+		xd := xc.Detach()
+		y.record(name, func(g *Tensor) {
+			g = g.Contiguous()
+			dx := Empty(g.dev, F32, xd.shape...)
+			var dg, db *Tensor
+			var dgb, dbb Buffer
+			if gamma != nil {
+				dg = Empty(g.dev, F32, gamma.shape...)
+				dgb = dg.buf
+			}
+			if beta != nil {
+				db = Empty(g.dev, F32, beta.shape...)
+				dbb = db.buf
+			}
+			if dx.Numel() > 0 {
+				g.dev.NormBackward(dx.buf, dgb, dbb, g.buf, xd.buf, mean.buf, rstd.buf, gb, p)
+			}
+			xc.accumulate(dx)
+			if gamma != nil {
+				gamma.accumulate(dg)
+			}
+			if beta != nil {
+				beta.accumulate(db)
+			}
+		}, xc, gamma, beta)
+	}
+	return y
+}
+
+// GroupNorm is torch.nn.functional.group_norm: x is (N, C, ...), statistics
+// per (sample, group) with the biased variance; gamma and beta are (C) or nil.
+func GroupNorm(x *Tensor, groups int, gamma, beta *Tensor, eps float32) *Tensor {
+	if x.Rank() < 2 || groups < 1 || x.Dim(1)%groups != 0 {
+		fail("group_norm", "%d groups for input %v (want (N, C, ...) with C divisible by groups)", groups, x.shape)
+	}
+	c := x.Dim(1)
+	for _, t := range []*Tensor{gamma, beta} {
+		if t != nil && (t.Rank() != 1 || t.Dim(0) != c) {
+			fail("group_norm", "affine parameter %v for %d channels", t.shape, c)
+		}
+	}
+	return norm("group_norm", x, gamma, beta, NormParams{N: x.Dim(0), G: groups, CG: c / groups, S: numel(x.shape[2:]), Eps: eps})
+}
+
+// LayerNorm normalizes over the last axis (D); gamma and beta are (D) or nil.
+func LayerNorm(x, gamma, beta *Tensor, eps float32) *Tensor {
+	if x.Rank() < 1 {
+		fail("layer_norm", "want at least one axis")
+	}
+	d := x.Dim(-1)
+	for _, t := range []*Tensor{gamma, beta} {
+		if t != nil && (t.Rank() != 1 || t.Dim(0) != d) {
+			fail("layer_norm", "affine parameter %v for last axis %d", t.shape, d)
+		}
+	}
+	return norm("layer_norm", x, gamma, beta, NormParams{N: x.Numel() / max(d, 1), G: 1, CG: d, S: 1, Eps: eps})
+}
+
+// Softmax is taken over the last axis.
+func Softmax(x *Tensor) *Tensor {
+	wantF32("softmax", x)
+	if x.Rank() < 1 {
+		fail("softmax", "want at least one axis")
+	}
+	xc := x.Contiguous()
+	p := SoftmaxParams{Rows: x.Numel() / max(x.Dim(-1), 1), Cols: x.Dim(-1)}
+	y := Empty(x.dev, F32, x.shape...)
+	if y.Numel() > 0 {
+		x.dev.Softmax(y.buf, xc.buf, p)
+	}
+	if xc.needsGrad() {
+		yd := y.Detach()
+		y.record("softmax", func(g *Tensor) {
+			g = g.Contiguous()
+			dx := Empty(g.dev, F32, g.shape...)
+			if dx.Numel() > 0 {
+				g.dev.SoftmaxBackward(dx.buf, yd.buf, g.buf, p)
+			}
+			xc.accumulate(dx)
+		}, xc)
+	}
+	return y
+}
+
+// Attention is multi-head scaled-dot-product attention on token-major
+// tensors: q is (B, Lq, heads·D), k and v are (B, Lk, heads·D); head h uses
+// channels [h·D, (h+1)·D). The result is (B, Lq, heads·D):
+//
+//	o_h = softmax(q_h·k_hᵀ/√D)·v_h
+func Attention(q, k, v *Tensor, heads int) *Tensor {
+	wantF32("attention", q, k, v)
+	sameDevice("attention", q, k, v)
+	if q.Rank() != 3 || k.Rank() != 3 || !slices.Equal(k.shape, v.shape) || q.Dim(0) != k.Dim(0) ||
+		q.Dim(2) != k.Dim(2) || heads < 1 || q.Dim(2)%heads != 0 {
+		fail("attention", "q %v, k %v, v %v with %d heads (want (B, L, heads·D) each)", q.shape, k.shape, v.shape, heads)
+	}
+	d := q.Dim(2) / heads
+	p := AttentionParams{B: q.Dim(0), Heads: heads, Lq: q.Dim(1), Lk: k.Dim(1), D: d, Scale: float32(1 / math.Sqrt(float64(d)))}
+	qc, kc, vc := q.Contiguous(), k.Contiguous(), v.Contiguous()
+	o := Empty(q.dev, F32, q.shape...)
+	probs := Empty(q.dev, F32, p.B, heads, p.Lq, p.Lk)
+	if o.Numel() > 0 && p.Lk > 0 {
+		q.dev.Attention(o.buf, probs.buf, qc.buf, kc.buf, vc.buf, p)
+	}
+	if anyNeedsGrad(qc, kc, vc) {
+		qd, kd, vd := qc.Detach(), kc.Detach(), vc.Detach()
+		o.record("attention", func(g *Tensor) {
+			g = g.Contiguous()
+			dq, dk, dv := Empty(g.dev, F32, qd.shape...), Empty(g.dev, F32, kd.shape...), Empty(g.dev, F32, vd.shape...)
+			if g.Numel() > 0 && p.Lk > 0 {
+				g.dev.AttentionBackward(dq.buf, dk.buf, dv.buf, g.buf, qd.buf, kd.buf, vd.buf, probs.buf, p)
+			}
+			qc.accumulate(dq)
+			kc.accumulate(dk)
+			vc.accumulate(dv)
+		}, qc, kc, vc)
+	}
+	return o
+}
+
+// Upsample2x is nearest-neighbour upsampling by 2 of (N, C, H, W) input.
+func Upsample2x(x *Tensor) *Tensor {
+	wantF32("upsample2x", x)
+	if x.Rank() != 4 {
+		fail("upsample2x", "input %v (want (N, C, H, W))", x.shape)
+	}
+	p := UpsampleParams{N: x.Dim(0), C: x.Dim(1), H: x.Dim(2), W: x.Dim(3)}
+	xc := x.Contiguous()
+	y := Empty(x.dev, F32, p.N, p.C, 2*p.H, 2*p.W)
+	if y.Numel() > 0 {
+		x.dev.Upsample2x(y.buf, xc.buf, p)
+	}
+	if xc.needsGrad() {
+		y.record("upsample2x", func(g *Tensor) {
+			g = g.Contiguous()
+			dx := Empty(g.dev, F32, xc.shape...)
+			if dx.Numel() > 0 {
+				g.dev.Upsample2xBackward(dx.buf, g.buf, p)
+			}
+			xc.accumulate(dx)
+		}, xc)
+	}
+	return y
+}
+
+// Concat joins tensors along axis; all other axes must match.
+func Concat(axis int, ts ...*Tensor) *Tensor {
+	if len(ts) == 0 {
+		fail("concat", "no tensors")
+	}
+	wantF32("concat", ts...)
+	sameDevice("concat", ts...)
+	axis = ts[0].axis("concat", axis)
+	shape := slices.Clone(ts[0].shape)
+	shape[axis] = 0
+	for _, t := range ts {
+		if t.Rank() != len(shape) {
+			fail("concat", "ranks differ: %v and %v", ts[0].shape, t.shape)
+		}
+		for i := range shape {
+			if i != axis && t.shape[i] != shape[i] {
+				fail("concat", "shapes %v and %v differ off axis %d", ts[0].shape, t.shape, axis)
+			}
+		}
+		shape[axis] += t.shape[axis]
+	}
+	out := Empty(ts[0].dev, F32, shape...)
+	at := 0
+	for _, t := range ts {
+		if t.Numel() > 0 {
+			out.dev.Copy(out.Narrow(axis, at, t.shape[axis]).strided(), t.strided(), t.shape)
+		}
+		at += t.shape[axis]
+	}
+	if anyNeedsGrad(ts...) {
+		parts := slices.Clone(ts)
+		out.record("concat", func(g *Tensor) {
+			at := 0
+			for _, t := range parts {
+				t.accumulate(g.Narrow(axis, at, t.shape[axis]))
+				at += t.shape[axis]
+			}
+		}, parts...)
+	}
+	return out
+}
+
+// Split cuts t along axis into pieces of the given sizes (views).
+func Split(t *Tensor, axis int, sizes ...int) []*Tensor {
+	axis = t.axis("split", axis)
+	total := 0
+	for _, s := range sizes {
+		total += s
+	}
+	if total != t.shape[axis] {
+		fail("split", "sizes %v do not add up to axis %d of %v", sizes, axis, t.shape)
+	}
+	out := make([]*Tensor, len(sizes))
+	at := 0
+	for i, s := range sizes {
+		out[i] = t.Narrow(axis, at, s)
+		at += s
+	}
+	return out
+}
+
+// Embedding looks up rows of table (Num, Dim) at the int64 indices idx; the
+// result has shape idx.shape + (Dim). Indices must lie in [0, Num).
+func Embedding(idx, table *Tensor) *Tensor {
+	wantF32("embedding", table)
+	sameDevice("embedding", idx, table)
+	if idx.dtype != I64 || !idx.IsDense() || table.Rank() != 2 {
+		fail("embedding", "want dense int64 indices and a (Num, Dim) table, have %s and %v", idx, table.shape)
+	}
+	p := GatherParams{Rows: idx.Numel(), Num: table.Dim(0), Dim: table.Dim(1)}
+	tc := table.Contiguous()
+	out := Empty(table.dev, F32, append(slices.Clone(idx.shape), p.Dim)...)
+	if out.Numel() > 0 {
+		table.dev.Gather(out.buf, tc.buf, idx.buf, p)
+	}
+	if tc.needsGrad() {
+		out.record("embedding", func(g *Tensor) {
+			g = g.Contiguous()
+			dt := Zeros(g.dev, tc.shape...)
+			if g.Numel() > 0 {
+				g.dev.ScatterAdd(dt.buf, idx.buf, g.buf, p)
+			}
+			tc.accumulate(dt)
+		}, tc)
+	}
+	return out
+}
+
+// Dropout zeroes each element with probability p and scales the rest by
+// 1/(1-p). The mask is a pure function of (seed, element index), so the same
+// seed gives the same mask on every device. p = 0 returns x itself.
+func Dropout(x *Tensor, p float32, seed uint64) *Tensor {
+	if p == 0 {
+		return x
+	}
+	if p < 0 || p >= 1 {
+		fail("dropout", "probability %g (want 0 ≤ p < 1)", p)
+	}
+	wantF32("dropout", x)
+	dp := DropoutParams{P: p, Seed: seed}
+	xc := x.Contiguous()
+	y := Empty(x.dev, F32, x.shape...)
+	if n := y.Numel(); n > 0 {
+		x.dev.Dropout(y.buf, xc.buf, n, dp)
+	}
+	if xc.needsGrad() {
+		y.record("dropout", func(g *Tensor) {
+			g = g.Contiguous()
+			dx := Empty(g.dev, F32, g.shape...)
+			if n := dx.Numel(); n > 0 {
+				g.dev.Dropout(dx.buf, g.buf, n, dp)
+			}
+			xc.accumulate(dx)
+		}, xc)
+	}
+	return y
+}
