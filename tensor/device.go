@@ -193,11 +193,11 @@ type MatMulParams struct {
 //
 // Padding is zero padding and may be asymmetric.
 type ConvParams struct {
-	N, C, H, W                          int
-	F, KH, KW                           int
-	StrideH, StrideW                    int
+	N, C, H, W                           int
+	F, KH, KW                            int
+	StrideH, StrideW                     int
 	PadTop, PadBottom, PadLeft, PadRight int
-	OH, OW                              int
+	OH, OW                               int
 }
 
 // NormParams describes a normalization over groups: x is viewed as
@@ -250,8 +250,8 @@ type DropoutParams struct {
 // where StepSize = LR/(1-β1ᵗ) and Bias2Sqrt = √(1-β2ᵗ) are computed by the caller
 // in float64. GradScale multiplies grad first (gradient clipping).
 type AdamParams struct {
-	Beta1, Beta2, Eps     float32
-	StepSize, Bias2Sqrt   float32
-	LR, L2, DecoupledWD   float32
-	GradScale             float32
+	Beta1, Beta2, Eps   float32
+	StepSize, Bias2Sqrt float32
+	LR, L2, DecoupledWD float32
+	GradScale           float32
 }

@@ -1,0 +1,309 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// ---------------------------------------------------------------------------
+// The U-Net's building blocks, as diffusers defines them. The numbered
+// semantics refer to shared/reference/unet2d.py's docstring.
+// ---------------------------------------------------------------------------
+
+// fwd carries per-call state through a forward pass: whether dropout is on
+// and a counter that gives every dropout site its own seed.
+type fwd struct {
+	train bool
+	seed  uint64
+	n     uint64
+}
+
+func (c *fwd) dropout(x *tensor.Tensor, p float32) *tensor.Tensor {
+	if !c.train || p == 0 {
+		return x
+	}
+	c.n++
+	return tensor.Dropout(x, p, c.seed^(c.n*0xD1B54A32D192ED03))
+}
+
+// TimestepProjection is diffusers' get_timestep_embedding (semantics 1),
+// computed in float32 as diffusers does:
+//
+//	freq_i = exp(-ln(10000)·i / (half - shift)),  arg = t·freq,  [sin arg, cos arg]
+//
+// ([cos, sin] when flip; an odd dim gets a trailing zero column). The result
+// is (len(t), dim), row-major.
+func TimestepProjection(t []float32, dim int, flip bool, shift float32) []float32 {
+	half := dim / 2
+	freq := make([]float32, half)
+	lnMax := float32(-math.Log(10000))
+	for i := range freq {
+		e := lnMax * float32(i)
+		e /= float32(half) - shift
+		freq[i] = float32(math.Exp(float64(e)))
+	}
+	out := make([]float32, len(t)*dim)
+	for b, tv := range t {
+		row := out[b*dim : (b+1)*dim]
+		for i, f := range freq {
+			arg := tv * f
+			s, c := float32(math.Sin(float64(arg))), float32(math.Cos(float64(arg)))
+			if flip {
+				s, c = c, s
+			}
+			row[i], row[half+i] = s, c
+		}
+	}
+	return out
+}
+
+// TimestepEmbedding is linear_2(SiLU(linear_1(t_proj))) (semantics 2).
+type TimestepEmbedding struct {
+	Linear1, Linear2 *Linear
+}
+
+// Forward maps (B, in) to (B, dim).
+func (e *TimestepEmbedding) Forward(x *tensor.Tensor) *tensor.Tensor {
+	return e.Linear2.Forward(tensor.SiLU(e.Linear1.Forward(x)))
+}
+
+func (e *TimestepEmbedding) collect(prefix string, ps *params) {
+	e.Linear1.collect(prefix+"linear_1.", ps)
+	e.Linear2.collect(prefix+"linear_2.", ps)
+}
+
+// ResnetBlock2D (semantics 3):
+//
+//	h = conv1(act(norm1(x)));  h = norm2(h + proj(act(emb)))   or, for scale_shift,
+//	h = norm2(h)·(1 + scale) + shift;  h = conv2(dropout(act(h)));
+//	out = (shortcut(x) + h) / OutputScale
+type ResnetBlock2D struct {
+	Norm1, Norm2      *GroupNorm
+	Conv1, Conv2      *Conv2d
+	TimeEmbProj       *Linear
+	ConvShortcut      *Conv2d // nil when in == out channels
+	Act               string
+	OutputScale       float32
+	ScaleShift        bool
+	DropoutP          float32
+	InChans, OutChans int
+}
+
+func newResnet(dev tensor.Device, r *rand.Rand, in, out, temb, groups int, eps float32, act string,
+	scale float32, scaleShift bool, dropout float32) *ResnetBlock2D {
+	proj := out
+	if scaleShift {
+		proj = 2 * out
+	}
+	b := &ResnetBlock2D{
+		Norm1: NewGroupNorm(dev, groups, in, eps), Conv1: NewConv2d(dev, r, in, out, 3, 1, tensor.PadAll(1)),
+		TimeEmbProj: NewLinear(dev, r, temb, proj, true),
+		Norm2:       NewGroupNorm(dev, groups, out, eps), Conv2: NewConv2d(dev, r, out, out, 3, 1, tensor.PadAll(1)),
+		Act: act, OutputScale: scale, ScaleShift: scaleShift, DropoutP: dropout, InChans: in, OutChans: out,
+	}
+	if in != out {
+		b.ConvShortcut = NewConv2d(dev, r, in, out, 1, 1, tensor.PadAll(0))
+	}
+	return b
+}
+
+func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
+	h := b.Conv1.Forward(tensor.Activation(b.Act, b.Norm1.Forward(x)))
+	e := b.TimeEmbProj.Forward(tensor.Activation(b.Act, emb))
+	e = e.Reshape(e.Dim(0), e.Dim(1), 1, 1)
+	if b.ScaleShift {
+		parts := tensor.Split(e, 1, b.OutChans, b.OutChans)
+		h = tensor.Add(tensor.Mul(b.Norm2.Forward(h), tensor.AddScalar(parts[0], 1)), parts[1])
+	} else {
+		h = b.Norm2.Forward(tensor.Add(h, e))
+	}
+	h = b.Conv2.Forward(c.dropout(tensor.Activation(b.Act, h), b.DropoutP))
+	if b.ConvShortcut != nil {
+		x = b.ConvShortcut.Forward(x)
+	}
+	out := tensor.Add(x, h)
+	if b.OutputScale != 1 {
+		out = tensor.Scale(out, 1/b.OutputScale)
+	}
+	return out
+}
+
+func (b *ResnetBlock2D) collect(prefix string, ps *params) {
+	b.Norm1.collect(prefix+"norm1.", ps)
+	b.Conv1.collect(prefix+"conv1.", ps)
+	b.TimeEmbProj.collect(prefix+"time_emb_proj.", ps)
+	b.Norm2.collect(prefix+"norm2.", ps)
+	b.Conv2.collect(prefix+"conv2.", ps)
+	if b.ConvShortcut != nil {
+		b.ConvShortcut.collect(prefix+"conv_shortcut.", ps)
+	}
+}
+
+// Attention is diffusers' spatial self-attention block (semantics 5):
+//
+//	out = (to_out(MHA(to_q(h), to_k(h), to_v(h))) + x) / Rescale,   h = group_norm(x) as tokens
+type Attention struct {
+	GroupNorm            *GroupNorm // nil in a scale_shift mid block without attn_norm_num_groups
+	ToQ, ToK, ToV, ToOut *Linear
+	Heads, HeadDim       int
+	Rescale              float32
+	DropoutP             float32
+}
+
+func newAttention(dev tensor.Device, r *rand.Rand, c, headDim, groups int, eps, rescale, dropout float32) *Attention {
+	heads := c / headDim
+	inner := heads * headDim
+	a := &Attention{
+		ToQ: NewLinear(dev, r, c, inner, true), ToK: NewLinear(dev, r, c, inner, true), ToV: NewLinear(dev, r, c, inner, true),
+		ToOut: NewLinear(dev, r, inner, c, true), Heads: heads, HeadDim: headDim, Rescale: rescale, DropoutP: dropout,
+	}
+	if groups > 0 {
+		a.GroupNorm = NewGroupNorm(dev, groups, c, eps)
+	}
+	return a
+}
+
+func (a *Attention) forward(c *fwd, x *tensor.Tensor) *tensor.Tensor {
+	B, C, H, W := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
+	h := x
+	if a.GroupNorm != nil {
+		h = a.GroupNorm.Forward(x)
+	}
+	tok := h.Reshape(B, C, H*W).Transpose(1, 2) // (B, L, C), token = y·W + x
+	o := tensor.Attention(a.ToQ.Forward(tok), a.ToK.Forward(tok), a.ToV.Forward(tok), a.Heads)
+	o = c.dropout(a.ToOut.Forward(o), a.DropoutP)
+	o = o.Transpose(1, 2).Reshape(B, C, H, W)
+	out := tensor.Add(o, x)
+	if a.Rescale != 1 {
+		out = tensor.Scale(out, 1/a.Rescale)
+	}
+	return out
+}
+
+func (a *Attention) collect(prefix string, ps *params) {
+	if a.GroupNorm != nil {
+		a.GroupNorm.collect(prefix+"group_norm.", ps)
+	}
+	a.ToQ.collect(prefix+"to_q.", ps)
+	a.ToK.collect(prefix+"to_k.", ps)
+	a.ToV.collect(prefix+"to_v.", ps)
+	a.ToOut.collect(prefix+"to_out.0.", ps)
+}
+
+// Downsample2D is a stride-2 3×3 convolution; padding 0 means diffusers'
+// asymmetric pad of one column right and one row bottom (semantics 6).
+type Downsample2D struct{ Conv *Conv2d }
+
+func newDownsample(dev tensor.Device, r *rand.Rand, c, padding int) *Downsample2D {
+	pad := tensor.PadAll(padding)
+	if padding == 0 {
+		pad = tensor.Pad4{0, 1, 0, 1}
+	}
+	return &Downsample2D{Conv: NewConv2d(dev, r, c, c, 3, 2, pad)}
+}
+
+// Upsample2D is nearest ×2 then a 3×3 convolution (semantics 7).
+type Upsample2D struct{ Conv *Conv2d }
+
+func newUpsample(dev tensor.Device, r *rand.Rand, c int) *Upsample2D {
+	return &Upsample2D{Conv: NewConv2d(dev, r, c, c, 3, 1, tensor.PadAll(1))}
+}
+
+// DownBlock2D / AttnDownBlock2D (Attentions is nil for the plain block).
+type DownBlock2D struct {
+	Resnets     []*ResnetBlock2D
+	Attentions  []*Attention
+	Downsampler *Downsample2D
+}
+
+func (b *DownBlock2D) forward(c *fwd, h, emb *tensor.Tensor, skips []*tensor.Tensor) (*tensor.Tensor, []*tensor.Tensor) {
+	for i, r := range b.Resnets {
+		h = r.forward(c, h, emb)
+		if b.Attentions != nil {
+			h = b.Attentions[i].forward(c, h)
+		}
+		skips = append(skips, h)
+	}
+	if b.Downsampler != nil {
+		h = b.Downsampler.Conv.Forward(h)
+		skips = append(skips, h)
+	}
+	return h, skips
+}
+
+func (b *DownBlock2D) collect(prefix string, ps *params) {
+	for i, a := range b.Attentions {
+		a.collect(prefix+"attentions."+itoa(i)+".", ps)
+	}
+	for i, r := range b.Resnets {
+		r.collect(prefix+"resnets."+itoa(i)+".", ps)
+	}
+	if b.Downsampler != nil {
+		b.Downsampler.Conv.collect(prefix+"downsamplers.0.conv.", ps)
+	}
+}
+
+// UpBlock2D / AttnUpBlock2D: each resnet takes cat([h, last skip]) (semantics 10).
+type UpBlock2D struct {
+	Resnets    []*ResnetBlock2D
+	Attentions []*Attention
+	Upsampler  *Upsample2D
+}
+
+func (b *UpBlock2D) forward(c *fwd, h, emb *tensor.Tensor, skips []*tensor.Tensor) (*tensor.Tensor, []*tensor.Tensor) {
+	for i, r := range b.Resnets {
+		skip := skips[len(skips)-1]
+		skips = skips[:len(skips)-1]
+		h = r.forward(c, tensor.Concat(1, h, skip), emb)
+		if b.Attentions != nil {
+			h = b.Attentions[i].forward(c, h)
+		}
+	}
+	if b.Upsampler != nil {
+		h = b.Upsampler.Conv.Forward(tensor.Upsample2x(h))
+	}
+	return h, skips
+}
+
+func (b *UpBlock2D) collect(prefix string, ps *params) {
+	for i, a := range b.Attentions {
+		a.collect(prefix+"attentions."+itoa(i)+".", ps)
+	}
+	for i, r := range b.Resnets {
+		r.collect(prefix+"resnets."+itoa(i)+".", ps)
+	}
+	if b.Upsampler != nil {
+		b.Upsampler.Conv.collect(prefix+"upsamplers.0.conv.", ps)
+	}
+}
+
+// UNetMidBlock2D is resnet → attention (optional) → resnet (semantics 9).
+type UNetMidBlock2D struct {
+	Resnets   [2]*ResnetBlock2D
+	Attention *Attention // nil when add_attention is false
+}
+
+func (b *UNetMidBlock2D) forward(c *fwd, h, emb *tensor.Tensor) *tensor.Tensor {
+	h = b.Resnets[0].forward(c, h, emb)
+	if b.Attention != nil {
+		h = b.Attention.forward(c, h)
+	}
+	return b.Resnets[1].forward(c, h, emb)
+}
+
+func (b *UNetMidBlock2D) collect(prefix string, ps *params) {
+	if b.Attention != nil {
+		b.Attention.collect(prefix+"attentions.0.", ps)
+	}
+	b.Resnets[0].collect(prefix+"resnets.0.", ps)
+	b.Resnets[1].collect(prefix+"resnets.1.", ps)
+}
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}

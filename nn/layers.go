@@ -1,0 +1,156 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// ---------------------------------------------------------------------------
+// Basic layers. Each holds its parameters as tensors and lists them under
+// PyTorch's names (weight, bias) through collect.
+// ---------------------------------------------------------------------------
+
+// Param is a named parameter; names are diffusers' state-dict keys.
+type Param struct {
+	Name string
+	T    *tensor.Tensor
+}
+
+type params []Param
+
+func (ps *params) add(prefix, name string, t *tensor.Tensor) {
+	if t != nil {
+		*ps = append(*ps, Param{Name: prefix + name, T: t})
+	}
+}
+
+// uniform fills a new parameter with U(-bound, bound), PyTorch's default
+// initialisation for Linear and Conv2d (kaiming_uniform with a = √5 for the
+// weight gives bound = 1/√fan_in, and the bias uses the same bound).
+func uniform(dev tensor.Device, r *rand.Rand, bound float64, shape ...int) *tensor.Tensor {
+	n := 1
+	for _, s := range shape {
+		n *= s
+	}
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32((2*r.Float64() - 1) * bound)
+	}
+	return tensor.FromFloat32(dev, v, shape...).SetRequiresGrad(true)
+}
+
+func constant(dev tensor.Device, c float32, shape ...int) *tensor.Tensor {
+	return tensor.Full(dev, c, shape...).SetRequiresGrad(true)
+}
+
+// Linear is y = x·Wᵀ + b with W (out, in).
+type Linear struct {
+	Weight, Bias *tensor.Tensor
+}
+
+// NewLinear initialises as torch.nn.Linear.
+func NewLinear(dev tensor.Device, r *rand.Rand, in, out int, bias bool) *Linear {
+	bound := 1 / math.Sqrt(float64(in))
+	l := &Linear{Weight: uniform(dev, r, bound, out, in)}
+	if bias {
+		l.Bias = uniform(dev, r, bound, out)
+	}
+	return l
+}
+
+// Forward applies the layer to x (..., in).
+func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor { return tensor.Linear(x, l.Weight, l.Bias) }
+
+func (l *Linear) collect(prefix string, ps *params) {
+	ps.add(prefix, "weight", l.Weight)
+	ps.add(prefix, "bias", l.Bias)
+}
+
+// Conv2d is a 2-D convolution with weight (F, C, KH, KW).
+type Conv2d struct {
+	Weight, Bias *tensor.Tensor
+	Stride       int
+	Pad          tensor.Pad4
+}
+
+// NewConv2d initialises as torch.nn.Conv2d.
+func NewConv2d(dev tensor.Device, r *rand.Rand, in, out, k, stride int, pad tensor.Pad4) *Conv2d {
+	bound := 1 / math.Sqrt(float64(in*k*k))
+	return &Conv2d{Weight: uniform(dev, r, bound, out, in, k, k), Bias: uniform(dev, r, bound, out), Stride: stride, Pad: pad}
+}
+
+// Forward applies the convolution to x (N, C, H, W).
+func (c *Conv2d) Forward(x *tensor.Tensor) *tensor.Tensor {
+	return tensor.Conv2D(x, c.Weight, c.Bias, c.Stride, c.Pad)
+}
+
+func (c *Conv2d) collect(prefix string, ps *params) {
+	ps.add(prefix, "weight", c.Weight)
+	ps.add(prefix, "bias", c.Bias)
+}
+
+// GroupNorm is torch.nn.GroupNorm with affine weight and bias.
+type GroupNorm struct {
+	Weight, Bias *tensor.Tensor
+	Groups       int
+	Eps          float32
+}
+
+// NewGroupNorm initialises weight 1 and bias 0.
+func NewGroupNorm(dev tensor.Device, groups, channels int, eps float32) *GroupNorm {
+	return &GroupNorm{Weight: constant(dev, 1, channels), Bias: constant(dev, 0, channels), Groups: groups, Eps: eps}
+}
+
+// Forward normalizes x (N, C, ...).
+func (g *GroupNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
+	return tensor.GroupNorm(x, g.Groups, g.Weight, g.Bias, g.Eps)
+}
+
+func (g *GroupNorm) collect(prefix string, ps *params) {
+	ps.add(prefix, "weight", g.Weight)
+	ps.add(prefix, "bias", g.Bias)
+}
+
+// LayerNorm is torch.nn.LayerNorm over the last axis.
+type LayerNorm struct {
+	Weight, Bias *tensor.Tensor
+	Eps          float32
+}
+
+// NewLayerNorm initialises weight 1 and bias 0.
+func NewLayerNorm(dev tensor.Device, dim int, eps float32) *LayerNorm {
+	return &LayerNorm{Weight: constant(dev, 1, dim), Bias: constant(dev, 0, dim), Eps: eps}
+}
+
+// Forward normalizes over the last axis.
+func (l *LayerNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
+	return tensor.LayerNorm(x, l.Weight, l.Bias, l.Eps)
+}
+
+func (l *LayerNorm) collect(prefix string, ps *params) {
+	ps.add(prefix, "weight", l.Weight)
+	ps.add(prefix, "bias", l.Bias)
+}
+
+// Embedding is a lookup table (Num, Dim), initialised N(0, 1) as torch.nn.Embedding.
+type Embedding struct {
+	Weight *tensor.Tensor
+}
+
+// NewEmbedding initialises the table from N(0, 1).
+func NewEmbedding(dev tensor.Device, r *rand.Rand, num, dim int) *Embedding {
+	v := make([]float32, num*dim)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return &Embedding{Weight: tensor.FromFloat32(dev, v, num, dim).SetRequiresGrad(true)}
+}
+
+// Forward looks up idx (int64).
+func (e *Embedding) Forward(idx *tensor.Tensor) *tensor.Tensor {
+	return tensor.Embedding(idx, e.Weight)
+}
+
+func (e *Embedding) collect(prefix string, ps *params) { ps.add(prefix, "weight", e.Weight) }

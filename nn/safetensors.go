@@ -1,0 +1,461 @@
+package nn
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+)
+
+// ---------------------------------------------------------------------------
+// safetensors: an 8-byte little-endian header length N, N bytes of JSON
+// {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+// "__metadata__": {"k": "v"}}, then the data; offsets are relative to the
+// byte after the header. The reader validates every field before it trusts
+// it, so a damaged or hostile file gets an error naming the file and the
+// tensor, never a panic or an allocation larger than the file.
+// ---------------------------------------------------------------------------
+
+// MaxHeaderSize bounds the JSON header (the reference implementation uses 100 MB).
+const MaxHeaderSize = 100 << 20
+
+// STDType is a safetensors element type.
+type STDType string
+
+// Element types the reader decodes.
+const (
+	STF32  STDType = "F32"
+	STF16  STDType = "F16"
+	STBF16 STDType = "BF16"
+	STF64  STDType = "F64"
+	STI64  STDType = "I64"
+	STI32  STDType = "I32"
+)
+
+var stSizes = map[STDType]int{STF32: 4, STF16: 2, STBF16: 2, STF64: 8, STI64: 8, STI32: 4}
+
+// STInfo describes one tensor of a safetensors file.
+type STInfo struct {
+	Name       string
+	DType      STDType
+	Shape      []int
+	Begin, End int // byte range inside the data section
+}
+
+// SafeTensors is a parsed, validated safetensors file held in memory.
+type SafeTensors struct {
+	Path     string
+	Metadata map[string]string
+	Tensors  map[string]STInfo
+	data     []byte
+}
+
+// Names returns the tensor names in sorted order.
+func (f *SafeTensors) Names() []string {
+	names := make([]string, 0, len(f.Tensors))
+	for n := range f.Tensors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ReadSafeTensors reads and validates path.
+func ReadSafeTensors(path string) (*SafeTensors, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSafeTensors(path, data)
+}
+
+// ParseSafeTensors validates an in-memory safetensors file; name is used in
+// error messages. The returned value keeps a reference to data.
+func ParseSafeTensors(name string, data []byte) (*SafeTensors, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%s: invalid safetensors: %s", name, fmt.Sprintf(format, args...))
+	}
+	if len(data) < 8 {
+		return nil, bad("file is %d bytes, shorter than the 8-byte header length", len(data))
+	}
+	hlen := binary.LittleEndian.Uint64(data[:8])
+	if hlen > MaxHeaderSize || hlen > uint64(len(data)-8) {
+		return nil, bad("header length %d exceeds the file (%d bytes) or the %d-byte limit", hlen, len(data), MaxHeaderSize)
+	}
+	header := data[8 : 8+hlen]
+	body := data[8+hlen:]
+	if len(header) == 0 || header[0] != '{' {
+		return nil, bad("header does not start with '{'")
+	}
+	dec := json.NewDecoder(bytes.NewReader(header))
+	dec.UseNumber()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, bad("header is not a JSON object")
+	}
+	f := &SafeTensors{Path: name, Tensors: map[string]STInfo{}, data: body}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, bad("header JSON: %v", err)
+		}
+		key, _ := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, bad("header JSON at %q: %v", key, err)
+		}
+		if key == "__metadata__" {
+			if f.Metadata != nil {
+				return nil, bad("duplicate __metadata__")
+			}
+			if err := json.Unmarshal(raw, &f.Metadata); err != nil {
+				return nil, bad("__metadata__ must map strings to strings: %v", err)
+			}
+			if f.Metadata == nil {
+				f.Metadata = map[string]string{}
+			}
+			continue
+		}
+		if _, dup := f.Tensors[key]; dup {
+			return nil, bad("tensor %q appears twice", key)
+		}
+		info, err := parseInfo(key, raw, len(body))
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		f.Tensors[key] = info
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, bad("header JSON: %v", err)
+	}
+	if rest, _ := io.ReadAll(dec.Buffered()); len(bytes.TrimSpace(rest)) != 0 {
+		return nil, bad("trailing bytes after the header object")
+	}
+	// Ranges must not overlap.
+	infos := make([]STInfo, 0, len(f.Tensors))
+	for _, t := range f.Tensors {
+		infos = append(infos, t)
+	}
+	slices.SortFunc(infos, func(a, b STInfo) int {
+		if a.Begin != b.Begin {
+			return a.Begin - b.Begin
+		}
+		return a.End - b.End
+	})
+	for i := 1; i < len(infos); i++ {
+		if infos[i].Begin < infos[i-1].End {
+			return nil, bad("tensors %q and %q overlap", infos[i-1].Name, infos[i].Name)
+		}
+	}
+	return f, nil
+}
+
+func parseInfo(name string, raw json.RawMessage, bodyLen int) (STInfo, error) {
+	var e struct {
+		DType   *string       `json:"dtype"`
+		Shape   []json.Number `json:"shape"`
+		Offsets []json.Number `json:"data_offsets"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return STInfo{}, fmt.Errorf("tensor %q: %v", name, err)
+	}
+	if e.DType == nil || e.Shape == nil || e.Offsets == nil {
+		return STInfo{}, fmt.Errorf("tensor %q: want the fields dtype, shape and data_offsets", name)
+	}
+	info := STInfo{Name: name, DType: STDType(*e.DType)}
+	size, ok := stSizes[info.DType]
+	if !ok {
+		return STInfo{}, fmt.Errorf("tensor %q: unsupported dtype %q (want F32, F16, BF16, F64, I64 or I32)", name, *e.DType)
+	}
+	n := uint64(1)
+	for _, s := range e.Shape {
+		v, err := s.Int64()
+		if err != nil || v < 0 || v > math.MaxInt32 {
+			return STInfo{}, fmt.Errorf("tensor %q: bad dimension %s in shape", name, s)
+		}
+		info.Shape = append(info.Shape, int(v))
+		if n != 0 && v != 0 && uint64(v) > uint64(bodyLen)/n {
+			// More elements than bytes: it cannot fit, and checking first keeps n from overflowing.
+			return STInfo{}, fmt.Errorf("tensor %q: shape %v needs more bytes than the data section has (%d)", name, e.Shape, bodyLen)
+		}
+		n *= uint64(v)
+	}
+	if info.Shape == nil {
+		info.Shape = []int{}
+	}
+	if len(e.Offsets) != 2 {
+		return STInfo{}, fmt.Errorf("tensor %q: data_offsets must be [begin, end]", name)
+	}
+	b, err1 := e.Offsets[0].Int64()
+	en, err2 := e.Offsets[1].Int64()
+	if err1 != nil || err2 != nil || b < 0 || en < b || en > int64(bodyLen) {
+		return STInfo{}, fmt.Errorf("tensor %q: data_offsets [%s, %s] outside the data section of %d bytes", name, e.Offsets[0], e.Offsets[1], bodyLen)
+	}
+	info.Begin, info.End = int(b), int(en)
+	if want := n * uint64(size); want != uint64(info.End-info.Begin) {
+		return STInfo{}, fmt.Errorf("tensor %q: shape %v of %s needs %d bytes, data_offsets give %d", name, info.Shape, info.DType, want, info.End-info.Begin)
+	}
+	return info, nil
+}
+
+// Float32 decodes tensor name (F32, F16, BF16 or F64) to float32.
+func (f *SafeTensors) Float32(name string) ([]float32, []int, error) {
+	info, ok := f.Tensors[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: no tensor %q", f.Path, name)
+	}
+	raw := f.data[info.Begin:info.End]
+	var out []float32
+	switch info.DType {
+	case STF32:
+		out = make([]float32, len(raw)/4)
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+	case STF16:
+		out = make([]float32, len(raw)/2)
+		for i := range out {
+			out[i] = F16ToF32(binary.LittleEndian.Uint16(raw[2*i:]))
+		}
+	case STBF16:
+		out = make([]float32, len(raw)/2)
+		for i := range out {
+			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(raw[2*i:])) << 16)
+		}
+	case STF64:
+		out = make([]float32, len(raw)/8)
+		for i := range out {
+			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:])))
+		}
+	default:
+		return nil, nil, fmt.Errorf("%s: tensor %q is %s, want a floating-point dtype", f.Path, name, info.DType)
+	}
+	return out, info.Shape, nil
+}
+
+// Int64 decodes tensor name (I64 or I32) to int64.
+func (f *SafeTensors) Int64(name string) ([]int64, []int, error) {
+	info, ok := f.Tensors[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: no tensor %q", f.Path, name)
+	}
+	raw := f.data[info.Begin:info.End]
+	var out []int64
+	switch info.DType {
+	case STI64:
+		out = make([]int64, len(raw)/8)
+		for i := range out {
+			out[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
+		}
+	case STI32:
+		out = make([]int64, len(raw)/4)
+		for i := range out {
+			out[i] = int64(int32(binary.LittleEndian.Uint32(raw[4*i:])))
+		}
+	default:
+		return nil, nil, fmt.Errorf("%s: tensor %q is %s, want I64 or I32", f.Path, name, info.DType)
+	}
+	return out, info.Shape, nil
+}
+
+// F16ToF32 converts an IEEE 754 half-precision value, subnormals included.
+func F16ToF32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	man := uint32(h) & 0x3ff
+	switch {
+	case exp == 0x1f: // Inf or NaN
+		return math.Float32frombits(sign | 0x7f800000 | man<<13)
+	case exp == 0 && man == 0:
+		return math.Float32frombits(sign)
+	case exp == 0: // subnormal: man·2⁻²⁴
+		v := float32(man) * (1.0 / (1 << 24))
+		if sign != 0 {
+			v = -v
+		}
+		return v
+	}
+	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
+}
+
+// F32ToF16 converts to half precision with round-to-nearest-even.
+func F32ToF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23) & 0xff
+	man := b & 0x7fffff
+	if exp == 0xff {
+		if man != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	}
+	e := exp - 127 + 15
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	if e <= 0 {
+		if e < -10 {
+			return sign
+		}
+		man |= 0x800000
+		shift := uint(14 - e)
+		half := uint32(1) << (shift - 1)
+		r := man >> shift
+		if rem := man & (1<<shift - 1); rem > half || (rem == half && r&1 == 1) {
+			r++
+		}
+		return sign | uint16(r)
+	}
+	r := uint32(e)<<10 | man>>13
+	if rem := man & 0x1fff; rem > 0x1000 || (rem == 0x1000 && r&1 == 1) {
+		r++
+	}
+	return sign | uint16(r)
+}
+
+// STTensor is one tensor to write: float data (F32, F16 or BF16) or int64 data (I64).
+type STTensor struct {
+	Name  string
+	DType STDType
+	Shape []int
+	F     []float32
+	I     []int64
+}
+
+// WriteSafeTensors writes tensors atomically: to a temporary file in the same
+// directory, fsynced, then renamed over path. Tensors are laid out in name order.
+func WriteSafeTensors(path string, tensors []STTensor, metadata map[string]string) error {
+	ts := slices.Clone(tensors)
+	slices.SortFunc(ts, func(a, b STTensor) int { return cmpStr(a.Name, b.Name) })
+	header := map[string]any{}
+	if len(metadata) > 0 {
+		header["__metadata__"] = metadata
+	}
+	var body bytes.Buffer
+	for i, t := range ts {
+		if i > 0 && t.Name == ts[i-1].Name {
+			return fmt.Errorf("write %s: tensor %q given twice", path, t.Name)
+		}
+		n := 1
+		for _, s := range t.Shape {
+			n *= s
+		}
+		begin := body.Len()
+		var err error
+		switch t.DType {
+		case STF32, STF16, STBF16:
+			if len(t.F) != n {
+				err = fmt.Errorf("%d values for shape %v", len(t.F), t.Shape)
+				break
+			}
+			for _, v := range t.F {
+				switch t.DType {
+				case STF32:
+					binary.Write(&body, binary.LittleEndian, math.Float32bits(v))
+				case STF16:
+					binary.Write(&body, binary.LittleEndian, F32ToF16(v))
+				case STBF16:
+					binary.Write(&body, binary.LittleEndian, f32ToBF16(v))
+				}
+			}
+		case STI64:
+			if len(t.I) != n {
+				err = fmt.Errorf("%d values for shape %v", len(t.I), t.Shape)
+				break
+			}
+			binary.Write(&body, binary.LittleEndian, t.I)
+		default:
+			err = fmt.Errorf("cannot write dtype %q", t.DType)
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: tensor %q: %v", path, t.Name, err)
+		}
+		shape := t.Shape
+		if shape == nil {
+			shape = []int{}
+		}
+		header[t.Name] = map[string]any{"dtype": t.DType, "shape": shape, "data_offsets": []int{begin, body.Len()}}
+	}
+	hj, err := json.Marshal(header)
+	if err != nil {
+		return fmt.Errorf("write %s: %v", path, err)
+	}
+	for len(hj)%8 != 0 { // pad so the data section starts 8-byte aligned
+		hj = append(hj, ' ')
+	}
+	var out bytes.Buffer
+	binary.Write(&out, binary.LittleEndian, uint64(len(hj)))
+	out.Write(hj)
+	out.Write(body.Bytes())
+	return WriteFileAtomic(path, out.Bytes())
+}
+
+func f32ToBF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	if b&0x7fffffff > 0x7f800000 {
+		return uint16(b>>16) | 0x40
+	}
+	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
+}
+
+func cmpStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// WriteFileAtomic writes data to path through a temporary file in the same
+// directory that is fsynced and renamed, so path always holds either the old
+// or the new content, never a half-written one.
+func WriteFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(name)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(name, path); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,377 @@
+package nn
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// UNet2D is diffusers' UNet2DModel: built from its config.json, with
+// parameters named by diffusers' state-dict keys.
+type UNet2D struct {
+	Config         UNet2DConfig
+	Device         tensor.Device
+	ConvIn         *Conv2d
+	TimeEmbedding  *TimestepEmbedding
+	ClassEmbedding *Embedding // nil without num_class_embeds
+	DownBlocks     []*DownBlock2D
+	MidBlock       *UNetMidBlock2D // nil when mid_block_type is null
+	UpBlocks       []*UpBlock2D
+	ConvNormOut    *GroupNorm
+	ConvOut        *Conv2d
+}
+
+// NewUNet2D builds a U-Net with PyTorch's default initialisation drawn from seed.
+func NewUNet2D(dev tensor.Device, cfg UNet2DConfig, seed uint64) (*UNet2D, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	ch, n, L := cfg.BlockOutChannels, len(cfg.BlockOutChannels), cfg.LayersPerBlock
+	g, eps := cfg.NormNumGroups, float32(cfg.NormEps)
+	temb := 4 * ch[0]
+	if cfg.TimeEmbeddingDim != nil {
+		temb = *cfg.TimeEmbeddingDim
+	}
+	scaleShift := cfg.ResnetTimeScaleShift == "scale_shift"
+	drop := float32(cfg.Dropout)
+	headDim := func(c int) int {
+		if cfg.AttentionHeadDim != nil {
+			return *cfg.AttentionHeadDim
+		}
+		return c
+	}
+	m := &UNet2D{Config: cfg, Device: dev}
+	m.ConvIn = NewConv2d(dev, r, cfg.InChannels, ch[0], 3, 1, tensor.PadAll(1))
+	m.TimeEmbedding = &TimestepEmbedding{Linear1: NewLinear(dev, r, ch[0], temb, true), Linear2: NewLinear(dev, r, temb, temb, true)}
+	if cfg.NumClassEmbeds != nil {
+		m.ClassEmbedding = NewEmbedding(dev, r, *cfg.NumClassEmbeds, temb)
+	}
+	for i, t := range cfg.DownBlockTypes {
+		in, out := ch[max(i-1, 0)], ch[i]
+		b := &DownBlock2D{}
+		for j := range L {
+			cin := out
+			if j == 0 {
+				cin = in
+			}
+			b.Resnets = append(b.Resnets, newResnet(dev, r, cin, out, temb, g, eps, cfg.ActFn, 1, scaleShift, drop))
+		}
+		if blockType(t) == "AttnDownBlock2D" {
+			for range L {
+				b.Attentions = append(b.Attentions, newAttention(dev, r, out, headDim(out), g, eps, 1, drop))
+			}
+		}
+		if i < n-1 {
+			b.Downsampler = newDownsample(dev, r, out, cfg.DownsamplePadding)
+		}
+		m.DownBlocks = append(m.DownBlocks, b)
+	}
+	if cfg.MidBlockType != nil {
+		c, s := ch[n-1], float32(cfg.MidBlockScaleFactor)
+		mid := &UNetMidBlock2D{}
+		mid.Resnets[0] = newResnet(dev, r, c, c, temb, g, eps, cfg.ActFn, s, scaleShift, drop)
+		if cfg.AddAttention {
+			ag := 0
+			if cfg.AttnNormNumGroups != nil {
+				ag = *cfg.AttnNormNumGroups
+			} else if !scaleShift {
+				ag = g
+			}
+			mid.Attention = newAttention(dev, r, c, headDim(c), ag, eps, s, drop)
+		}
+		mid.Resnets[1] = newResnet(dev, r, c, c, temb, g, eps, cfg.ActFn, s, scaleShift, drop)
+		m.MidBlock = mid
+	}
+	rev := slices.Clone(ch)
+	slices.Reverse(rev)
+	for i, t := range cfg.UpBlockTypes {
+		cin, prev, out := rev[min(i+1, n-1)], rev[max(i-1, 0)], rev[i]
+		b := &UpBlock2D{}
+		for j := range L + 1 {
+			resIn, skip := out, out
+			if j == 0 {
+				resIn = prev
+			}
+			if j == L {
+				skip = cin
+			}
+			b.Resnets = append(b.Resnets, newResnet(dev, r, resIn+skip, out, temb, g, eps, cfg.ActFn, 1, scaleShift, drop))
+		}
+		if blockType(t) == "AttnUpBlock2D" {
+			for range L + 1 {
+				b.Attentions = append(b.Attentions, newAttention(dev, r, out, headDim(out), g, eps, 1, drop))
+			}
+		}
+		if i < n-1 {
+			b.Upsampler = newUpsample(dev, r, out)
+		}
+		m.UpBlocks = append(m.UpBlocks, b)
+	}
+	m.ConvNormOut = NewGroupNorm(dev, g, ch[0], eps)
+	m.ConvOut = NewConv2d(dev, r, ch[0], cfg.OutChannels, 3, 1, tensor.PadAll(1))
+	return m, nil
+}
+
+// Params lists the parameters in diffusers' state-dict order.
+func (m *UNet2D) Params() []Param {
+	var ps params
+	m.ConvIn.collect("conv_in.", &ps)
+	m.TimeEmbedding.collect("time_embedding.", &ps)
+	if m.ClassEmbedding != nil {
+		m.ClassEmbedding.collect("class_embedding.", &ps)
+	}
+	for i, b := range m.DownBlocks {
+		b.collect("down_blocks."+itoa(i)+".", &ps)
+	}
+	for i, b := range m.UpBlocks {
+		b.collect("up_blocks."+itoa(i)+".", &ps)
+	}
+	if m.MidBlock != nil {
+		m.MidBlock.collect("mid_block.", &ps)
+	}
+	m.ConvNormOut.collect("conv_norm_out.", &ps)
+	m.ConvOut.collect("conv_out.", &ps)
+	return ps
+}
+
+// NumParams counts the scalar parameters.
+func (m *UNet2D) NumParams() int {
+	n := 0
+	for _, p := range m.Params() {
+		n += p.T.Numel()
+	}
+	return n
+}
+
+// ForwardOptions tunes one forward pass.
+type ForwardOptions struct {
+	Train bool   // dropout active (when the config's dropout > 0)
+	Seed  uint64 // dropout seed
+	// Trace, when not nil, receives the intermediate tensors "t_proj", "emb" and "mid".
+	Trace map[string]*tensor.Tensor
+}
+
+// Forward runs the U-Net on x (B, in_channels, H, W) at the given timesteps
+// (one per sample, or a single one for all) and, for a class-conditional
+// model, class labels in [0, num_class_embeds). It returns (B, out_channels, H, W).
+func (m *UNet2D) Forward(x *tensor.Tensor, timesteps []float32, labels []int64, opt *ForwardOptions) (out *tensor.Tensor, err error) {
+	if opt == nil {
+		opt = &ForwardOptions{}
+	}
+	cfg := m.Config
+	if x.Rank() != 4 || x.Dim(1) != cfg.InChannels {
+		return nil, fmt.Errorf("unet2d: input %v, want (B, %d, H, W)", x.Shape(), cfg.InChannels)
+	}
+	B := x.Dim(0)
+	down := 1 << (len(cfg.BlockOutChannels) - 1)
+	if x.Dim(2)%down != 0 || x.Dim(3)%down != 0 {
+		return nil, fmt.Errorf("unet2d: input size %dx%d must be divisible by %d (one halving per down block)", x.Dim(2), x.Dim(3), down)
+	}
+	switch len(timesteps) {
+	case B:
+	case 1:
+		ts := make([]float32, B)
+		for i := range ts {
+			ts[i] = timesteps[0]
+		}
+		timesteps = ts
+	default:
+		return nil, fmt.Errorf("unet2d: %d timesteps for a batch of %d (want 1 or %d)", len(timesteps), B, B)
+	}
+	if m.ClassEmbedding != nil {
+		if len(labels) != B {
+			return nil, fmt.Errorf("unet2d: the model is class-conditional (%d classes); want %d class labels, have %d", *cfg.NumClassEmbeds, B, len(labels))
+		}
+		for i, l := range labels {
+			if l < 0 || l >= int64(*cfg.NumClassEmbeds) {
+				return nil, fmt.Errorf("unet2d: class label %d at %d outside [0, %d)", l, i, *cfg.NumClassEmbeds)
+			}
+		}
+	} else if labels != nil {
+		return nil, fmt.Errorf("unet2d: class labels given to a model without num_class_embeds")
+	}
+	err = tensor.Catch(func() { out = m.forward(x, timesteps, labels, opt) })
+	return out, err
+}
+
+func (m *UNet2D) forward(x *tensor.Tensor, timesteps []float32, labels []int64, opt *ForwardOptions) *tensor.Tensor {
+	cfg, dev := m.Config, m.Device
+	c := &fwd{train: opt.Train, seed: opt.Seed}
+	B, C0 := x.Dim(0), cfg.BlockOutChannels[0]
+	if cfg.CenterInputSample {
+		x = tensor.Affine(x, 2, -1)
+	}
+	tp := TimestepProjection(timesteps, C0, cfg.FlipSinToCos, float32(cfg.FreqShift))
+	tProj := tensor.FromFloat32(dev, tp, B, C0)
+	emb := m.TimeEmbedding.Forward(tProj)
+	if m.ClassEmbedding != nil {
+		emb = tensor.Add(emb, m.ClassEmbedding.Forward(tensor.FromInt64(dev, labels, B)))
+	}
+	h := m.ConvIn.Forward(x)
+	skips := []*tensor.Tensor{h}
+	for _, b := range m.DownBlocks {
+		h, skips = b.forward(c, h, emb, skips)
+	}
+	if m.MidBlock != nil {
+		h = m.MidBlock.forward(c, h, emb)
+	}
+	if opt.Trace != nil {
+		opt.Trace["t_proj"], opt.Trace["emb"], opt.Trace["mid"] = tProj, emb, h
+	}
+	for _, b := range m.UpBlocks {
+		h, skips = b.forward(c, h, emb, skips)
+	}
+	return m.ConvOut.Forward(tensor.SiLU(m.ConvNormOut.Forward(h)))
+}
+
+// NoGrad turns off gradients for every parameter, so forward passes record
+// nothing (sampling). It returns a function that restores them.
+func (m *UNet2D) NoGrad() (restore func()) {
+	ps := m.Params()
+	was := make([]bool, len(ps))
+	for i, p := range ps {
+		was[i] = p.T.RequiresGrad()
+		p.T.SetRequiresGrad(false)
+	}
+	return func() {
+		for i, p := range ps {
+			p.T.SetRequiresGrad(was[i])
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Loading and saving diffusers checkpoints.
+// ---------------------------------------------------------------------------
+
+var legacyAttn = regexp.MustCompile(`^(.*\.attentions\.\d+)\.(query|key|value|proj_attn)\.(weight|bias)$`)
+
+// ConvertLegacyKey maps pre-0.15 attention names (query, key, value,
+// proj_attn) to to_q, to_k, to_v, to_out.0, as diffusers does on load.
+func ConvertLegacyKey(k string) string {
+	m := legacyAttn.FindStringSubmatch(k)
+	if m == nil {
+		return k
+	}
+	return m[1] + "." + map[string]string{"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}[m[2]] + "." + m[3]
+}
+
+// LoadWeights copies every parameter from st (strict: every model key must be
+// present with the right shape, and no key may be left over). Legacy
+// attention names are accepted; F32, F16, BF16 and F64 tensors are converted.
+func (m *UNet2D) LoadWeights(st *SafeTensors) error {
+	byName := map[string]string{} // model key -> file key
+	for _, k := range st.Names() {
+		nk := ConvertLegacyKey(k)
+		if prev, dup := byName[nk]; dup {
+			return fmt.Errorf("%s: tensors %q and %q both map to %q", st.Path, prev, k, nk)
+		}
+		byName[nk] = k
+	}
+	ps := m.Params()
+	var missing []string
+	for _, p := range ps {
+		if _, ok := byName[p.Name]; !ok {
+			missing = append(missing, p.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s: %d parameters missing, e.g. %s", st.Path, len(missing), strings.Join(missing[:min(len(missing), 5)], ", "))
+	}
+	if len(byName) != len(ps) {
+		known := map[string]bool{}
+		for _, p := range ps {
+			known[p.Name] = true
+		}
+		var extra []string
+		for k, orig := range byName {
+			if !known[k] {
+				extra = append(extra, orig)
+			}
+		}
+		sort.Strings(extra)
+		return fmt.Errorf("%s: %d unexpected tensors for this config, e.g. %s", st.Path, len(extra), strings.Join(extra[:min(len(extra), 5)], ", "))
+	}
+	for _, p := range ps {
+		v, shape, err := st.Float32(byName[p.Name])
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(shape, p.T.Shape()) {
+			return fmt.Errorf("%s: tensor %q has shape %v, the config wants %v", st.Path, byName[p.Name], shape, p.T.Shape())
+		}
+		if err := m.Device.UploadF32(p.T.Buffer(), 0, v); err != nil {
+			return fmt.Errorf("%s: tensor %q: %w", st.Path, byName[p.Name], err)
+		}
+	}
+	return nil
+}
+
+// Checkpoint file names inside a model folder, as diffusers uses them.
+const (
+	ConfigFile  = "config.json"
+	WeightsFile = "diffusion_pytorch_model.safetensors"
+)
+
+// LoadUNet2D loads a diffusers model folder (config.json and
+// diffusion_pytorch_model.safetensors) onto dev.
+func LoadUNet2D(dev tensor.Device, dir string) (*UNet2D, error) {
+	return LoadUNet2DFiles(dev, filepath.Join(dir, ConfigFile), filepath.Join(dir, WeightsFile))
+}
+
+// LoadUNet2DFiles loads a config and a safetensors weight file.
+func LoadUNet2DFiles(dev tensor.Device, configPath, weightsPath string) (*UNet2D, error) {
+	cfg, err := LoadUNet2DConfig(configPath)
+	if err != nil {
+		return nil, err
+	}
+	m, err := NewUNet2D(dev, cfg, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", configPath, err)
+	}
+	st, err := ReadSafeTensors(weightsPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.LoadWeights(st); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// StateDict downloads every parameter as float32 safetensors entries.
+func (m *UNet2D) StateDict() ([]STTensor, error) {
+	var out []STTensor
+	for _, p := range m.Params() {
+		v, err := p.T.Float32s()
+		if err != nil {
+			return nil, fmt.Errorf("download %s: %w", p.Name, err)
+		}
+		out = append(out, STTensor{Name: p.Name, DType: STF32, Shape: slices.Clone(p.T.Shape()), F: v})
+	}
+	return out, nil
+}
+
+// Save writes dir/config.json and dir/diffusion_pytorch_model.safetensors
+// (float32), each atomically, so diffusers' from_pretrained can read them.
+func (m *UNet2D) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	sd, err := m.StateDict()
+	if err != nil {
+		return err
+	}
+	if err := WriteSafeTensors(filepath.Join(dir, WeightsFile), sd, map[string]string{"format": "pt"}); err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(dir, ConfigFile), m.Config.Marshal())
+}
