@@ -243,8 +243,8 @@ func (d *Device) AdamStep(param, grad, m, v tensor.Buffer, n int, p tensor.AdamP
 			if p.DecoupledWD != 0 {
 				ps[i] *= 1 - p.LR*p.DecoupledWD
 			}
-			ms[i] += (g - ms[i]) * (1 - p.Beta1)
-			vs[i] = vs[i]*p.Beta2 + (1-p.Beta2)*g*g
+			ms[i] = ms[i]*p.Beta1 + g*p.OneMinusBeta1
+			vs[i] = vs[i]*p.Beta2 + p.OneMinusBeta2*g*g
 			denom := float32(math.Sqrt(float64(vs[i])))/p.Bias2Sqrt + p.Eps
 			ps[i] -= p.StepSize * ms[i] / denom
 		}

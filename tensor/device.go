@@ -244,14 +244,15 @@ type DropoutParams struct {
 //	g  = grad + L2·param                      (Adam's coupled weight decay)
 //	param *= 1 - LR·DecoupledWD               (AdamW)
 //	m  = β1·m + (1-β1)·g
-//	v  = β2·v + (1-β2)·g²
+//	v  = β2·v + (1-β2)·g²          (1-β1 and 1-β2 are rounded from float64, as PyTorch does)
 //	param -= StepSize · m / (√v / Bias2Sqrt + Eps)
 //
 // where StepSize = LR/(1-β1ᵗ) and Bias2Sqrt = √(1-β2ᵗ) are computed by the caller
 // in float64. GradScale multiplies grad first (gradient clipping).
 type AdamParams struct {
-	Beta1, Beta2, Eps   float32
-	StepSize, Bias2Sqrt float32
-	LR, L2, DecoupledWD float32
-	GradScale           float32
+	Beta1, Beta2, Eps            float32
+	OneMinusBeta1, OneMinusBeta2 float32
+	StepSize, Bias2Sqrt          float32
+	LR, L2, DecoupledWD          float32
+	GradScale                    float32
 }

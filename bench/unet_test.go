@@ -1,0 +1,116 @@
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/godiffuse/godiffuse/kernels"
+	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// peakRSSMiB reads the process's peak resident set (VmHWM) from /proc.
+func peakRSSMiB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func randn(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
+}
+
+func BenchmarkUNet(b *testing.B) {
+	for _, c := range []struct {
+		config string
+		batch  int
+	}{{"tiny-mnist", 64}, {"ddpm-cifar10-32", 8}} {
+		for _, mode := range []string{"forward", "train"} {
+			b.Run(fmt.Sprintf("config=%s/mode=%s/batch=%d", c.config, mode, c.batch), func(b *testing.B) {
+				benchUNet(b, c.config, mode, c.batch)
+			})
+		}
+	}
+}
+
+func benchUNet(b *testing.B, config, mode string, batch int) {
+	dev := kernels.CPU()
+	cfg, err := nn.LoadUNet2DConfig("../testdata/configs/" + config + ".json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := nn.NewUNet2D(dev, cfg, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(0, 0))
+	h, w, _ := cfg.SampleHW()
+	shape := []int{batch, cfg.InChannels, h, w}
+	x := tensor.FromFloat32(dev, randn(r, batch*cfg.InChannels*h*w), shape...)
+	ts := make([]float32, batch)
+	for i := range ts {
+		ts[i] = float32(r.IntN(1000))
+	}
+	var labels []int64
+	if cfg.NumClassEmbeds != nil {
+		for range batch {
+			labels = append(labels, int64(r.IntN(*cfg.NumClassEmbeds)))
+		}
+	}
+	target := tensor.FromFloat32(dev, randn(r, batch*cfg.OutChannels*h*w), batch, cfg.OutChannels, h, w)
+	opt := nn.NewAdam(m.Params(), nn.AdamConfig{LR: 2e-4})
+	step := func() {
+		if mode == "forward" {
+			restore := m.NoGrad()
+			defer restore()
+			out, err := m.Forward(x, ts, labels, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := dev.Synchronize(); err != nil || out == nil {
+				b.Fatal(err)
+			}
+			return
+		}
+		out, err := m.Forward(x, ts, labels, &nn.ForwardOptions{Train: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		opt.ZeroGrad()
+		if err := tensor.Catch(func() { tensor.MSELoss(out, target).Backward() }); err != nil {
+			b.Fatal(err)
+		}
+		if err := opt.Step(); err != nil {
+			b.Fatal(err)
+		}
+		if err := dev.Synchronize(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	step() // warm-up, as torch_bench.py does
+	iters := 0
+	for b.Loop() {
+		step()
+		iters++
+	}
+	b.ReportMetric(float64(batch)*float64(iters)/b.Elapsed().Seconds(), "img/s")
+	if mode == "train" {
+		b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+	}
+}

@@ -1,0 +1,246 @@
+package nn_test
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/godiffuse/godiffuse/kernels"
+	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+func tinyConfig(t *testing.T) nn.UNet2DConfig {
+	cfg, err := nn.LoadUNet2DConfig("../testdata/configs/tiny-mnist.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestUNetParamCounts(t *testing.T) {
+	// Counts printed by shared/reference/README.md for the reference configs.
+	for name, want := range map[string]int{"tiny-mnist": 700929, "cifar-narrow": 2245763, "ddpm-cifar10-32": 35746307} {
+		cfg, err := nn.LoadUNet2DConfig("../testdata/configs/" + name + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := nn.NewUNet2D(kernels.CPU(), cfg, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.NumParams(); got != want {
+			t.Errorf("%s: %d parameters, want %d", name, got, want)
+		}
+	}
+}
+
+func TestUNetKeysMatchDiffusers(t *testing.T) {
+	// shared/reference/ddpm-cifar10-32.keys.txt lists diffusers' keys in state-dict order.
+	data, err := os.ReadFile("../testdata/configs/ddpm-cifar10-32.keys.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		want = append(want, strings.Fields(line)[0])
+	}
+	cfg, _ := nn.LoadUNet2DConfig("../testdata/configs/ddpm-cifar10-32.json")
+	m, err := nn.NewUNet2D(kernels.CPU(), cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := m.Params()
+	if len(ps) != len(want) {
+		t.Fatalf("%d keys, diffusers has %d", len(ps), len(want))
+	}
+	for i, p := range ps {
+		if p.Name != want[i] {
+			t.Fatalf("key %d is %q, diffusers has %q", i, p.Name, want[i])
+		}
+	}
+}
+
+func TestUNetSaveLoadBitIdentical(t *testing.T) {
+	dev := kernels.CPU()
+	m, err := nn.NewUNet2D(dev, tinyConfig(t), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := nn.LoadUNet2D(dev, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := m.Params(), m2.Params()
+	for i := range a {
+		va, vb := a[i].T.MustFloat32s(), b[i].T.MustFloat32s()
+		for j := range va {
+			if va[j] != vb[j] {
+				t.Fatalf("%s[%d]: %g became %g", a[i].Name, j, va[j], vb[j])
+			}
+		}
+	}
+	// Saving again gives the same bytes.
+	dir2 := t.TempDir()
+	if err := m2.Save(dir2); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{nn.ConfigFile, nn.WeightsFile} {
+		x, _ := os.ReadFile(filepath.Join(dir, f))
+		y, _ := os.ReadFile(filepath.Join(dir2, f))
+		if string(x) != string(y) {
+			t.Fatalf("%s differs after a load/save round trip", f)
+		}
+	}
+}
+
+func TestUNetLoadsLegacyAttentionNames(t *testing.T) {
+	dev := kernels.CPU()
+	m, _ := nn.NewUNet2D(dev, tinyConfig(t), 4)
+	sd, err := m.StateDict()
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := 0
+	for i, e := range sd {
+		for _, r := range [][2]string{{".to_q.", ".query."}, {".to_k.", ".key."}, {".to_v.", ".value."}, {".to_out.0.", ".proj_attn."}} {
+			if strings.Contains(e.Name, r[0]) {
+				sd[i].Name = strings.Replace(e.Name, r[0], r[1], 1)
+				renamed++
+			}
+		}
+	}
+	if renamed == 0 {
+		t.Fatal("config has no attention")
+	}
+	path := filepath.Join(t.TempDir(), "legacy.safetensors")
+	if err := nn.WriteSafeTensors(path, sd, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := nn.ReadSafeTensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, _ := nn.NewUNet2D(dev, tinyConfig(t), 5)
+	if err := m2.LoadWeights(st); err != nil {
+		t.Fatal(err)
+	}
+	a, b := m.Params(), m2.Params()
+	for i := range a {
+		if a[i].T.MustFloat32s()[0] != b[i].T.MustFloat32s()[0] {
+			t.Fatalf("%s not loaded from its legacy name", a[i].Name)
+		}
+	}
+}
+
+func TestUNetLoadErrorsNameTheProblem(t *testing.T) {
+	dev := kernels.CPU()
+	m, _ := nn.NewUNet2D(dev, tinyConfig(t), 4)
+	sd, _ := m.StateDict()
+	dir := t.TempDir()
+	write := func(ts []nn.STTensor) *nn.SafeTensors {
+		p := filepath.Join(dir, "w.safetensors")
+		if err := nn.WriteSafeTensors(p, ts, nil); err != nil {
+			t.Fatal(err)
+		}
+		st, err := nn.ReadSafeTensors(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	// Missing tensor.
+	err := m.LoadWeights(write(sd[1:]))
+	if err == nil || !strings.Contains(err.Error(), sd[0].Name) {
+		t.Errorf("missing tensor: %v", err)
+	}
+	// Wrong shape.
+	bad := append([]nn.STTensor(nil), sd...)
+	bad[0] = nn.STTensor{Name: sd[0].Name, DType: nn.STF32, Shape: []int{len(sd[0].F)}, F: sd[0].F}
+	err = m.LoadWeights(write(bad))
+	if err == nil || !strings.Contains(err.Error(), "shape") || !strings.Contains(err.Error(), sd[0].Name) {
+		t.Errorf("wrong shape: %v", err)
+	}
+	// Extra tensor.
+	err = m.LoadWeights(write(append(append([]nn.STTensor(nil), sd...), nn.STTensor{Name: "extra.weight", DType: nn.STF32, Shape: []int{1}, F: []float32{1}})))
+	if err == nil || !strings.Contains(err.Error(), "extra.weight") {
+		t.Errorf("extra tensor: %v", err)
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	cases := map[string]string{
+		`{"block_out_channels": [32, 48], "down_block_types": ["DownBlock2D"], "up_block_types": ["UpBlock2D"]}`: "down_block_types",
+		`{"norm_num_groups": "eight"}`:             "norm_num_groups",
+		`{"block_out_channels": [30, 64, 64, 64]}`: "block_out_channels[0]",
+		`{"resnet_time_scale_shift": "film"}`:      "resnet_time_scale_shift",
+		`{"time_embedding_type": "fourier"}`:       "time_embedding_type",
+		`{"down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D"]}`: "down_block_types[0]",
+		`[1, 2]`: "JSON object",
+	}
+	for js, want := range cases {
+		_, err := nn.ParseUNet2DConfig("cfg.json", []byte(js))
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "cfg.json") {
+			t.Errorf("%s: error %v should name cfg.json and %q", js, err, want)
+		}
+	}
+}
+
+func TestForwardInputErrors(t *testing.T) {
+	dev := kernels.CPU()
+	m, _ := nn.NewUNet2D(dev, tinyConfig(t), 4)
+	x := tensor.Zeros(dev, 2, 1, 28, 28)
+	if _, err := m.Forward(x, []float32{1, 2}, nil, nil); err == nil || !strings.Contains(err.Error(), "class") {
+		t.Errorf("missing labels: %v", err)
+	}
+	if _, err := m.Forward(x, []float32{1, 2}, []int64{0, 10}, nil); err == nil || !strings.Contains(err.Error(), "label 10") {
+		t.Errorf("label out of range: %v", err)
+	}
+	if _, err := m.Forward(tensor.Zeros(dev, 2, 3, 28, 28), []float32{1}, []int64{0, 1}, nil); err == nil {
+		t.Error("wrong channel count accepted")
+	}
+	if _, err := m.Forward(tensor.Zeros(dev, 2, 1, 30, 30), []float32{1}, []int64{0, 1}, nil); err == nil {
+		t.Error("size not divisible by 4 accepted")
+	}
+}
+
+// TestNoGradKeepsMemoryFlat runs a 30-step sampling-like loop with gradients
+// off: nothing is recorded, so the live heap does not grow with the steps.
+func TestNoGradKeepsMemoryFlat(t *testing.T) {
+	dev := kernels.CPU()
+	m, _ := nn.NewUNet2D(dev, tinyConfig(t), 4)
+	defer m.NoGrad()()
+	x := tensor.Zeros(dev, 2, 1, 28, 28)
+	heap := func() uint64 {
+		runtime.GC()
+		var s runtime.MemStats
+		runtime.ReadMemStats(&s)
+		return s.HeapAlloc
+	}
+	var after5 uint64
+	for step := range 30 {
+		eps, err := m.Forward(x, []float32{float32(999 - step)}, []int64{1, 2}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if eps.RequiresGrad() {
+			t.Fatal("output records a graph under NoGrad")
+		}
+		x = tensor.Sub(x, tensor.Scale(eps, 0.01))
+		if step == 4 {
+			after5 = heap()
+		}
+	}
+	if end := heap(); end > after5+1<<20 {
+		t.Fatalf("live heap grew from %d to %d bytes over 25 steps", after5, end)
+	}
+}
