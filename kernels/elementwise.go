@@ -39,6 +39,8 @@ func unaryF(op tensor.UnaryOp, x float64, p tensor.UnaryParams) float64 {
 		return math.Tanh(x)
 	case tensor.OpAffine:
 		return float64(p.Alpha)*x + float64(p.Beta)
+	case tensor.OpClamp:
+		return min(max(x, float64(p.Alpha)), float64(p.Beta))
 	}
 	panic("kernels: unknown unary op")
 }
@@ -74,6 +76,11 @@ func unaryGrad(op tensor.UnaryOp, x float64, p tensor.UnaryParams) float64 {
 		return 1 - t*t
 	case tensor.OpAffine:
 		return float64(p.Alpha)
+	case tensor.OpClamp:
+		if x < float64(p.Alpha) || x > float64(p.Beta) {
+			return 0
+		}
+		return 1
 	}
 	panic("kernels: unknown unary op")
 }

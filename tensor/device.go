@@ -134,9 +134,10 @@ const (
 	OpSigmoid                // 1/(1+e⁻ˣ)
 	OpTanh                   // tanh x
 	OpAffine                 // α·x + β
+	OpClamp                  // min(max(x, α), β)
 )
 
-var unaryNames = [...]string{"neg", "exp", "log", "sqrt", "square", "silu", "gelu", "relu", "sigmoid", "tanh", "affine"}
+var unaryNames = [...]string{"neg", "exp", "log", "sqrt", "square", "silu", "gelu", "relu", "sigmoid", "tanh", "affine", "clamp"}
 
 func (op UnaryOp) String() string { return unaryNames[op] }
 

@@ -134,6 +134,7 @@ func TestGradients(t *testing.T) {
 		{"sigmoid", func(in []*Tensor) *Tensor { return Sigmoid(in[0]) }, []*Tensor{randT(r, -3, 3, 9)}},
 		{"tanh", func(in []*Tensor) *Tensor { return Tanh(in[0]) }, []*Tensor{randT(r, -2, 2, 9)}},
 		{"affine", func(in []*Tensor) *Tensor { return Affine(in[0], -1.5, 0.25) }, []*Tensor{randT(r, -2, 2, 9)}},
+		{"clamp", func(in []*Tensor) *Tensor { return Clamp(in[0], -0.5, 0.5) }, []*Tensor{FromFloat32(cpu, []float32{-0.9, -0.3, 0.1, 0.4, 0.8, -0.6}, 6)}},
 		{"sum_axis", func(in []*Tensor) *Tensor { return SumAxis(in[0], 1, false) }, []*Tensor{randT(r, -1, 1, 2, 3, 4)}},
 		{"mean_axis/keep", func(in []*Tensor) *Tensor { return MeanAxis(in[0], -1, true) }, []*Tensor{randT(r, -1, 1, 2, 3, 4)}},
 		{"mean", func(in []*Tensor) *Tensor { return Mean(in[0]) }, []*Tensor{randT(r, -1, 1, 3, 5)}},

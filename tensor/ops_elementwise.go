@@ -204,6 +204,11 @@ func Affine(x *Tensor, alpha, beta float32) *Tensor {
 	return unary(OpAffine, x, UnaryParams{Alpha: alpha, Beta: beta})
 }
 
+// Clamp limits x to [lo, hi].
+func Clamp(x *Tensor, lo, hi float32) *Tensor {
+	return unary(OpClamp, x, UnaryParams{Alpha: lo, Beta: hi})
+}
+
 // Scale returns α·x.
 func Scale(x *Tensor, alpha float32) *Tensor { return Affine(x, alpha, 0) }
 
