@@ -1,0 +1,99 @@
+package data
+
+import (
+	"fmt"
+	"image"
+	_ "image/jpeg" // register JPEG
+	_ "image/png"  // register PNG
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// LoadFolder reads every PNG and JPEG image in dir (not recursive), scales
+// its shorter side to size by area averaging, centre-crops it to size×size
+// and keeps `channels` channels (1: grey by luminance, 3: RGB). Images whose
+// alpha is below 1 are composited on white. Sub-folders are ignored; a
+// corrupt image is an error naming the file.
+func LoadFolder(dir string, size, channels int) (Dataset, error) {
+	if size < 1 || (channels != 1 && channels != 3) {
+		return nil, fmt.Errorf("load %s: size %d and channels %d (want size ≥ 1 and 1 or 3 channels)", dir, size, channels)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		ext := strings.ToLower(filepath.Ext(e.Name()))
+		if !e.IsDir() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg") {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("load %s: no .png, .jpg or .jpeg images in the folder", dir)
+	}
+	sort.Strings(names)
+	m := &memory{c: channels, h: size, w: size}
+	for _, n := range names {
+		path := filepath.Join(dir, n)
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		img, _, err := image.Decode(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: not a readable image: %w", path, err)
+		}
+		m.pix = append(m.pix, resizeCrop(img, size, channels)...)
+	}
+	return m, nil
+}
+
+// resizeCrop returns the image as (channels, size, size) bytes.
+func resizeCrop(img image.Image, size, channels int) []byte {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	scale := float64(size) / float64(min(w, h)) // output pixels per input pixel
+	sw, sh := float64(size)/scale, float64(size)/scale
+	x0, y0 := float64(b.Min.X)+(float64(w)-sw)/2, float64(b.Min.Y)+(float64(h)-sh)/2
+	out := make([]byte, channels*size*size)
+	for oy := range size {
+		for ox := range size {
+			// Average the input pixels whose centres fall in this output pixel's footprint.
+			fx0, fx1 := x0+float64(ox)/scale, x0+float64(ox+1)/scale
+			fy0, fy1 := y0+float64(oy)/scale, y0+float64(oy+1)/scale
+			ix0, ix1 := int(fx0), max(int(fx0)+1, int(fx1+0.5))
+			iy0, iy1 := int(fy0), max(int(fy0)+1, int(fy1+0.5))
+			var acc [3]float64
+			cnt := 0.0
+			for y := iy0; y < min(iy1, b.Max.Y); y++ {
+				for x := ix0; x < min(ix1, b.Max.X); x++ {
+					r, g, bl, a := img.At(x, y).RGBA()
+					// Composite on white: c + (1 - a).
+					wa := float64(0xffff - a)
+					acc[0] += float64(r) + wa
+					acc[1] += float64(g) + wa
+					acc[2] += float64(bl) + wa
+					cnt++
+				}
+			}
+			if cnt == 0 {
+				cnt = 1
+			}
+			for k := range acc {
+				acc[k] /= cnt * 257
+			}
+			if channels == 1 {
+				out[oy*size+ox] = byte(0.299*acc[0] + 0.587*acc[1] + 0.114*acc[2] + 0.5)
+			} else {
+				for k := range 3 {
+					out[(k*size+oy)*size+ox] = byte(acc[k] + 0.5)
+				}
+			}
+		}
+	}
+	return out
+}

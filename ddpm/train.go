@@ -1,0 +1,249 @@
+package ddpm
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/godiffuse/godiffuse/data"
+	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// ---------------------------------------------------------------------------
+// The training loop (Ho et al. 2020, Algorithm 1, with the usual extras):
+// sample a batch x_0, timesteps t ~ U{0…T-1} and noise ε, regress the
+// objective's target from x_t with a (min-SNR-weighted) MSE, clip the
+// gradient norm, take an AdamW step with linear warm-up, update the EMA.
+//
+// Every random choice (batch indices, flips, label drops, timesteps, noise,
+// dropout seeds) comes from one PCG stream whose state is saved in the
+// checkpoint, so a resumed run continues exactly where it stopped.
+// ---------------------------------------------------------------------------
+
+// TrainConfig holds the hyper-parameters; it is saved with every checkpoint.
+type TrainConfig struct {
+	Steps       int     `json:"steps"`
+	Batch       int     `json:"batch"`
+	LR          float64 `json:"lr"`
+	WarmupSteps int     `json:"warmup_steps"`
+	WeightDecay float64 `json:"weight_decay"`
+	ClipNorm    float64 `json:"clip_norm"`     // 0: no clipping
+	EMADecay    float64 `json:"ema_decay"`     // the cap; the warm-up is (1+n)/(10+n)
+	CondDrop    float64 `json:"cond_drop"`     // probability of replacing the label by the null class
+	HFlip       bool    `json:"hflip"`         // random horizontal flips
+	Objective   string  `json:"objective"`     // epsilon, v_prediction or sample
+	Schedule    string  `json:"schedule"`      // linear, scaled_linear, cosine, sigmoid
+	T           int     `json:"timesteps"`     // number of diffusion steps
+	MinSNRGamma float64 `json:"min_snr_gamma"` // 0: plain MSE
+	Seed        uint64  `json:"seed"`
+}
+
+// DefaultTrainConfig is a reasonable small-model setting.
+func DefaultTrainConfig() TrainConfig {
+	return TrainConfig{Steps: 1000, Batch: 32, LR: 1e-3, WarmupSteps: 50, WeightDecay: 0.01, ClipNorm: 1,
+		EMADecay: 0.999, CondDrop: 0.1, Objective: string(PredictEpsilon), Schedule: "cosine", T: 1000, Seed: 1}
+}
+
+// Validate names the first bad field.
+func (c TrainConfig) Validate() error {
+	switch {
+	case c.Steps < 0:
+		return fmt.Errorf("steps: want ≥ 0, have %d", c.Steps)
+	case c.Batch < 1:
+		return fmt.Errorf("batch: want ≥ 1, have %d", c.Batch)
+	case !(c.LR > 0):
+		return fmt.Errorf("lr: want > 0, have %g", c.LR)
+	case c.WarmupSteps < 0:
+		return fmt.Errorf("warmup: want ≥ 0, have %d", c.WarmupSteps)
+	case c.EMADecay < 0 || c.EMADecay >= 1:
+		return fmt.Errorf("ema: want 0 ≤ decay < 1, have %g", c.EMADecay)
+	case c.CondDrop < 0 || c.CondDrop >= 1:
+		return fmt.Errorf("cond-drop: want 0 ≤ p < 1, have %g", c.CondDrop)
+	case c.ClipNorm < 0:
+		return fmt.Errorf("clip: want ≥ 0, have %g", c.ClipNorm)
+	}
+	if _, err := ParseObjective(c.Objective); err != nil {
+		return fmt.Errorf("objective: %w", err)
+	}
+	if _, err := NewSchedule(c.Schedule, c.T); err != nil {
+		return fmt.Errorf("schedule: %w", err)
+	}
+	return nil
+}
+
+// Trainer holds everything a run needs; Checkpoint and Resume save and
+// restore all of it.
+type Trainer struct {
+	Config    TrainConfig
+	Model     *nn.UNet2D
+	EMA       *nn.UNet2D
+	Opt       *nn.Adam
+	Schedule  *Schedule
+	Objective Objective
+	Data      data.Dataset
+	Classes   []string // names of the labels; the null class is len(Classes)
+	Step      int      // steps done
+	Losses    []float32
+	pcg       *rand.PCG
+	rng       *rand.Rand
+}
+
+// NewTrainer builds the model from modelCfg. For a labelled dataset the
+// model becomes class-conditional with len(classes)+1 embeddings, the last
+// being the learned null class used for classifier-free guidance.
+func NewTrainer(dev tensor.Device, modelCfg nn.UNet2DConfig, tc TrainConfig, ds data.Dataset) (*Trainer, error) {
+	if err := tc.Validate(); err != nil {
+		return nil, err
+	}
+	c, h, w := ds.Shape()
+	if mh, mw, ok := modelCfg.SampleHW(); ok && (mh != h || mw != w) {
+		return nil, fmt.Errorf("model sample_size %dx%d does not match the data's %dx%d", mh, mw, h, w)
+	}
+	if modelCfg.InChannels != c || modelCfg.OutChannels != c {
+		return nil, fmt.Errorf("model in/out_channels %d/%d do not match the data's %d channels", modelCfg.InChannels, modelCfg.OutChannels, c)
+	}
+	classes := ds.Classes()
+	if len(classes) > 0 {
+		n := len(classes) + 1
+		modelCfg.NumClassEmbeds = &n
+	} else {
+		modelCfg.NumClassEmbeds = nil
+	}
+	m, err := nn.NewUNet2D(dev, modelCfg, tc.Seed)
+	if err != nil {
+		return nil, err
+	}
+	ema, _ := nn.NewUNet2D(dev, modelCfg, tc.Seed)
+	ema.NoGrad()
+	s, _ := NewSchedule(tc.Schedule, tc.T)
+	obj, _ := ParseObjective(tc.Objective)
+	pcg := rand.NewPCG(tc.Seed, 0xd1ff05e)
+	return &Trainer{Config: tc, Model: m, EMA: ema, Schedule: s, Objective: obj, Data: ds, Classes: classes,
+		Opt: nn.NewAdamW(m.Params(), nn.AdamConfig{LR: tc.LR, WeightDecay: tc.WeightDecay}), pcg: pcg, rng: rand.New(pcg)}, nil
+}
+
+// Conditional reports whether the model takes class labels.
+func (tr *Trainer) Conditional() bool { return len(tr.Classes) > 0 }
+
+// ErrNonFinite is returned when the loss becomes NaN or Inf.
+var ErrNonFinite = errors.New("loss is not finite")
+
+// StepInfo reports one finished step.
+type StepInfo struct {
+	Step      int
+	Loss      float32
+	LR        float64
+	GradNorm  float64
+	Duration  time.Duration
+	ImagesPer float64 // images per second of this step
+}
+
+// TrainStep runs one optimization step.
+func (tr *Trainer) TrainStep() (StepInfo, error) {
+	start := time.Now()
+	tc, dev := tr.Config, tr.Model.Device
+	c, h, w := tr.Data.Shape()
+	B, n := tc.Batch, c*h*w
+	x0 := make([]float32, B*n)
+	var labels []int64
+	for b := range B {
+		img := x0[b*n : (b+1)*n]
+		l := tr.Data.Image(tr.rng.IntN(tr.Data.Len()), img)
+		if tc.HFlip && tr.rng.IntN(2) == 1 {
+			for row := 0; row < c*h; row++ {
+				r := img[row*w : (row+1)*w]
+				for i, j := 0, w-1; i < j; i, j = i+1, j-1 {
+					r[i], r[j] = r[j], r[i]
+				}
+			}
+		}
+		if tr.Conditional() {
+			if tr.rng.Float64() < tc.CondDrop {
+				l = len(tr.Classes)
+			}
+			labels = append(labels, int64(l))
+		}
+	}
+	ts := make([]int, B)
+	tf := make([]float32, B)
+	for i := range ts {
+		ts[i] = tr.rng.IntN(tr.Schedule.T)
+		tf[i] = float32(ts[i])
+	}
+	noise := Randn(dev, tr.rng, B, c, h, w)
+	dropSeed := tr.rng.Uint64()
+
+	// Linear warm-up of the learning rate.
+	lr := tc.LR
+	if tc.WarmupSteps > 0 && tr.Step < tc.WarmupSteps {
+		lr = tc.LR * float64(tr.Step+1) / float64(tc.WarmupSteps)
+	}
+	tr.Opt.SetLR(lr)
+
+	var info StepInfo
+	err := tensor.Catch(func() {
+		x := tensor.FromFloat32(dev, x0, B, c, h, w)
+		xt, err := tr.Schedule.AddNoise(x, noise, ts)
+		if err != nil {
+			panic(&tensor.Error{Op: "train", Msg: err.Error()})
+		}
+		out, err := tr.Model.Forward(xt, tf, labels, &nn.ForwardOptions{Train: true, Seed: dropSeed})
+		if err != nil {
+			panic(&tensor.Error{Op: "train", Msg: err.Error()})
+		}
+		target, _ := tr.Schedule.Target(tr.Objective, x, noise, ts)
+		loss := WeightedMSE(out, target, tr.Schedule.LossWeights(tr.Objective, ts, tc.MinSNRGamma))
+		lv, err := loss.Item()
+		if err != nil {
+			panic(&tensor.Error{Op: "train", Msg: err.Error()})
+		}
+		info.Loss = lv
+		if math.IsNaN(float64(lv)) || math.IsInf(float64(lv), 0) {
+			return
+		}
+		tr.Opt.ZeroGrad()
+		loss.Backward()
+		if tc.ClipNorm > 0 {
+			info.GradNorm, err = nn.ClipGradNorm(tr.Model.Params(), tc.ClipNorm)
+			if err != nil {
+				panic(&tensor.Error{Op: "train", Msg: err.Error()})
+			}
+		}
+		if err := tr.Opt.Step(); err != nil {
+			panic(&tensor.Error{Op: "train", Msg: err.Error()})
+		}
+		tr.Opt.ZeroGrad()
+		tr.updateEMA()
+	})
+	if err != nil {
+		return info, fmt.Errorf("step %d: %w", tr.Step+1, err)
+	}
+	if math.IsNaN(float64(info.Loss)) || math.IsInf(float64(info.Loss), 0) {
+		return info, fmt.Errorf("step %d: %w (%g); the weights were not updated", tr.Step+1, ErrNonFinite, info.Loss)
+	}
+	tr.Step++
+	tr.Losses = append(tr.Losses, info.Loss)
+	info.Step, info.LR, info.Duration = tr.Step, lr, time.Since(start)
+	info.ImagesPer = float64(B) / info.Duration.Seconds()
+	return info, nil
+}
+
+// EMADecayAt is the EMA decay after n updates: min(cap, (1+n)/(10+n)).
+func EMADecayAt(cap float64, n int) float64 {
+	return math.Min(cap, float64(1+n)/float64(10+n))
+}
+
+// updateEMA sets ema ← d·ema + (1-d)·θ.
+func (tr *Trainer) updateEMA() {
+	d := EMADecayAt(tr.Config.EMADecay, tr.Step)
+	ps, es := tr.Model.Params(), tr.EMA.Params()
+	for i := range ps {
+		es[i].T.CopyFrom(tensor.Add(tensor.Scale(es[i].T, float32(d)), tensor.Scale(ps[i].T.Detach(), float32(1-d))))
+	}
+}
+
+// NullClass is the label index of the learned unconditional class.
+func (tr *Trainer) NullClass() int64 { return int64(len(tr.Classes)) }

@@ -1,0 +1,130 @@
+package ddpm
+
+import (
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/godiffuse/godiffuse/data"
+	"github.com/godiffuse/godiffuse/kernels"
+	"github.com/godiffuse/godiffuse/nn"
+)
+
+// smallModel is a two-level U-Net on 8×8 grey images with attention, small
+// enough for a test to train it for dozens of steps in seconds.
+func smallModel(t *testing.T) nn.UNet2DConfig {
+	cfg, err := nn.ParseUNet2DConfig("small", []byte(`{"sample_size": 8, "in_channels": 1, "out_channels": 1,
+		"block_out_channels": [16, 32], "layers_per_block": 1, "norm_num_groups": 4, "attention_head_dim": 8,
+		"down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// handful returns 8 images of two classes: bright squares and dark rings.
+func handful(t *testing.T) data.Dataset {
+	r := rand.New(rand.NewPCG(3, 3))
+	var pix []byte
+	var labels []int
+	for i := range 8 {
+		for y := range 8 {
+			for x := range 8 {
+				v := 30
+				inner := x >= 2 && x < 6 && y >= 2 && y < 6
+				if (i%2 == 0) == inner {
+					v = 220
+				}
+				pix = append(pix, byte(v+r.IntN(20)))
+			}
+		}
+		labels = append(labels, i%2)
+	}
+	ds, err := data.FromBytes(1, 8, 8, pix, labels, []string{"square", "ring"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+func trainConfig(steps int) TrainConfig {
+	tc := DefaultTrainConfig()
+	tc.Steps, tc.Batch, tc.WarmupSteps, tc.LR, tc.HFlip = steps, 8, 5, 2e-3, true
+	return tc
+}
+
+func TestTrainingLossFalls(t *testing.T) {
+	tr, err := NewTrainer(kernels.CPU(), smallModel(t), trainConfig(60), handful(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 60 {
+		if _, err := tr.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mean := func(v []float32) float64 {
+		s := 0.0
+		for _, x := range v {
+			s += float64(x)
+		}
+		return s / float64(len(v))
+	}
+	first, last := mean(tr.Losses[:10]), mean(tr.Losses[50:])
+	t.Logf("mean loss of steps 1–10: %.4f, of steps 51–60: %.4f", first, last)
+	if !(last < 0.7*first) {
+		t.Fatalf("loss did not fall: %.4f -> %.4f", first, last)
+	}
+}
+
+func TestResumeIsExact(t *testing.T) {
+	dev := kernels.CPU()
+	const N = 3
+	straight, err := NewTrainer(dev, smallModel(t), trainConfig(2*N), handful(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 * N {
+		if _, err := straight.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, _ := NewTrainer(dev, smallModel(t), trainConfig(2*N), handful(t))
+	for range N {
+		if _, err := first.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "checkpoint")
+	if err := first.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	resumed, err := Resume(dev, dir, handful(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resumed.Step != N {
+		t.Fatalf("resumed at step %d, want %d", resumed.Step, N)
+	}
+	for range N {
+		if _, err := resumed.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pair := range [][2]*nn.UNet2D{{straight.Model, resumed.Model}, {straight.EMA, resumed.EMA}} {
+		a, b := pair[0].Params(), pair[1].Params()
+		for i := range a {
+			va, vb := a[i].T.MustFloat32s(), b[i].T.MustFloat32s()
+			for j := range va {
+				if va[j] != vb[j] {
+					t.Fatalf("%s[%d]: %g after 2N steps, %g after N + resume + N", a[i].Name, j, va[j], vb[j])
+				}
+			}
+		}
+	}
+	for i := range straight.Losses {
+		if straight.Losses[i] != resumed.Losses[i] {
+			t.Fatalf("loss %d: %g vs %g", i, straight.Losses[i], resumed.Losses[i])
+		}
+	}
+}
