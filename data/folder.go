@@ -37,19 +37,39 @@ func LoadFolder(dir string, size, channels int) (Dataset, error) {
 	sort.Strings(names)
 	m := &memory{c: channels, h: size, w: size}
 	for _, n := range names {
-		path := filepath.Join(dir, n)
-		f, err := os.Open(path)
+		pix, err := decodeFile(filepath.Join(dir, n), size, channels)
 		if err != nil {
 			return nil, err
 		}
-		img, _, err := image.Decode(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s: not a readable image: %w", path, err)
-		}
-		m.pix = append(m.pix, resizeCrop(img, size, channels)...)
+		m.pix = append(m.pix, pix...)
 	}
 	return m, nil
+}
+
+// LoadFile reads one PNG or JPEG image as a one-image dataset, resized and
+// cropped as LoadFolder does.
+func LoadFile(path string, size, channels int) (Dataset, error) {
+	if size < 1 || (channels != 1 && channels != 3) {
+		return nil, fmt.Errorf("load %s: size %d and channels %d (want size ≥ 1 and 1 or 3 channels)", path, size, channels)
+	}
+	pix, err := decodeFile(path, size, channels)
+	if err != nil {
+		return nil, err
+	}
+	return &memory{c: channels, h: size, w: size, pix: pix}, nil
+}
+
+func decodeFile(path string, size, channels int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a readable PNG or JPEG image: %w", path, err)
+	}
+	return resizeCrop(img, size, channels), nil
 }
 
 // resizeCrop returns the image as (channels, size, size) bytes.

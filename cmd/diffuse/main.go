@@ -1,13 +1,82 @@
-// Command diffuse trains and samples diffusion models. This is a skeleton:
-// the subcommands (train, sample, noise, schedules) arrive with the DDPM work.
+// Command diffuse trains and samples diffusion models.
+//
+//	diffuse train      train a U-Net (with no flags: the tiny-mnist model on the embedded Fashion-MNIST slice)
+//	diffuse sample     sample a checkpoint into a PNG grid, a folder of PNGs or a GIF of the trajectory
+//	diffuse noise      the forward process: one image at several noise levels
+//	diffuse schedules  plot β_t and ᾱ_t of every noise schedule
+//
+// Every subcommand takes -h.
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 )
 
+type command struct {
+	name, summary string
+	run           func(args []string) error
+}
+
+var commands = []command{
+	{"train", "train a diffusion U-Net (defaults: tiny-mnist on the embedded Fashion-MNIST slice)", runTrain},
+	{"sample", "sample images from a checkpoint", runSample},
+	{"noise", "show an image at several noise levels (the forward process)", runNoise},
+	{"schedules", "plot β_t and ᾱ_t of every noise schedule", runSchedules},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: diffuse <command> [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'diffuse <command> -h' for a command's flags.")
+}
+
 func main() {
-	fmt.Fprintln(os.Stderr, "diffuse: the train/sample/noise/schedules subcommands are not built yet (see the README's status)")
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		usage(os.Stderr)
+		if len(os.Args) < 2 {
+			os.Exit(2)
+		}
+		return
+	}
+	for _, c := range commands {
+		if c.name == os.Args[1] {
+			if err := c.run(os.Args[2:]); err != nil {
+				if errors.Is(err, flag.ErrHelp) {
+					return
+				}
+				fmt.Fprintf(os.Stderr, "diffuse %s: %v\n", c.name, err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	fmt.Fprintf(os.Stderr, "diffuse: unknown command %q\n\n", os.Args[1])
+	usage(os.Stderr)
 	os.Exit(2)
+}
+
+// newFlags makes a FlagSet whose errors come back to the caller.
+func newFlags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet("diffuse "+name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: diffuse %s [flags]\n\n%s\n\nflags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (all options are flags; see -h)", fs.Arg(0))
+	}
+	return nil
 }

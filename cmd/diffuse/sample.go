@@ -1,0 +1,179 @@
+package main
+
+import (
+	"fmt"
+	"image"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/godiffuse/godiffuse/data"
+	"github.com/godiffuse/godiffuse/ddpm"
+	"github.com/godiffuse/godiffuse/kernels"
+	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+type sampleSpec struct {
+	sampler  string
+	steps    int
+	spacing  string
+	eta      float64
+	n        int
+	seed     uint64
+	labels   []int64 // nil for an unconditional model
+	null     int64
+	guidance float64
+	rescale  float64
+	clip     float32
+}
+
+// sampleImages draws spec.n images and returns them as (n, C, H, W) values;
+// onStep (may be nil) sees x after every step.
+func sampleImages(m *nn.UNet2D, s *ddpm.Schedule, obj ddpm.Objective, spec sampleSpec, onStep func(i int, x []float32)) ([]float32, error) {
+	restore := m.NoGrad()
+	defer restore()
+	sm, err := ddpm.NewSampler(spec.sampler, s, spec.steps, spec.spacing, spec.eta)
+	if err != nil {
+		return nil, err
+	}
+	cfg := m.Config
+	h, w, ok := cfg.SampleHW()
+	if !ok {
+		return nil, fmt.Errorf("the model config has no sample_size")
+	}
+	rng := rand.New(rand.NewPCG(spec.seed, 0x5a3b1e))
+	xT := ddpm.Randn(m.Device, rng, spec.n, cfg.InChannels, h, w)
+	net := func(x *tensor.Tensor, t int, labels []int64) (*tensor.Tensor, error) {
+		return m.Forward(x, []float32{float32(t)}, labels, nil)
+	}
+	var model ddpm.Model
+	if spec.labels != nil {
+		model = ddpm.Guided(net, spec.labels, spec.null, spec.guidance, spec.rescale)
+	} else {
+		model = func(x *tensor.Tensor, t int) (*tensor.Tensor, error) { return net(x, t, nil) }
+	}
+	opt := ddpm.SampleOptions{Objective: obj, Clip: spec.clip}
+	if onStep != nil {
+		opt.OnStep = func(i, t int, x, x0 *tensor.Tensor) { onStep(i, x.MustFloat32s()) }
+	}
+	x, err := ddpm.Sample(s, sm, model, xT, rng, opt)
+	if err != nil {
+		return nil, err
+	}
+	return x.Float32s()
+}
+
+func runSample(args []string) error {
+	fs := newFlags("sample", "Samples images from a checkpoint written by 'diffuse train' (its EMA weights by default)\n"+
+		"into a PNG grid, a folder of PNG files, and/or an animated GIF of the denoising trajectory.")
+	ckpt := fs.String("checkpoint", "out/checkpoint", "checkpoint folder written by diffuse train")
+	noEMA := fs.Bool("no-ema", false, "use the raw weights instead of the EMA ones")
+	spec := sampleSpec{}
+	fs.StringVar(&spec.sampler, "sampler", "dpm++2m", "ddpm, ddpm-large, ddim or dpm++2m")
+	fs.IntVar(&spec.steps, "steps", 20, "model evaluations (ddpm: use the schedule's T for the original)")
+	fs.StringVar(&spec.spacing, "spacing", "", "timestep spacing for ddpm/ddim: leading, trailing, linspace")
+	fs.Float64Var(&spec.eta, "eta", 0, "DDIM η (0: deterministic)")
+	fs.IntVar(&spec.n, "n", 16, "number of images")
+	fs.Uint64Var(&spec.seed, "seed", 0, "seed of the initial noise (and of DDPM's noise)")
+	class := fs.String("class", "", "class name or index (default: cycle through all classes)")
+	fs.Float64Var(&spec.guidance, "guidance", 2, "classifier-free guidance scale (1: conditional only, 0: unconditional)")
+	fs.Float64Var(&spec.rescale, "rescale", 0, "guidance rescale φ (0: off, 0.7 is usual)")
+	clip := fs.Float64("clip", 0, "clamp predicted x0 to [-clip, clip] (0: off)")
+	out := fs.String("out", "samples.png", "PNG grid to write ('' for none)")
+	folder := fs.String("folder", "", "also write each image as FOLDER/NNNN_class.png")
+	gifPath := fs.String("gif", "", "also write an animated GIF of the trajectory")
+	scale := fs.Int("scale", 2, "enlarge images by this factor in the grid and GIF")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case spec.n < 1:
+		return fmt.Errorf("-n: want ≥ 1, have %d", spec.n)
+	case spec.steps < 1:
+		return fmt.Errorf("-steps: want ≥ 1, have %d", spec.steps)
+	case *scale < 1 || *scale > 16:
+		return fmt.Errorf("-scale: want 1 … 16, have %d", *scale)
+	case *out == "" && *folder == "" && *gifPath == "":
+		return fmt.Errorf("nothing to write: -out, -folder and -gif are all empty")
+	}
+	spec.clip = float32(*clip)
+	m, info, err := ddpm.LoadCheckpoint(kernels.CPU(), *ckpt, !*noEMA)
+	if err != nil {
+		return err
+	}
+	if len(info.Classes) > 0 {
+		spec.null = info.NullClass()
+		names := make([]string, len(spec.labels))
+		if *class != "" {
+			k, err := data.ClassIndex(classList(info.Classes), *class)
+			if err != nil {
+				return fmt.Errorf("-class: %w", err)
+			}
+			for range spec.n {
+				spec.labels = append(spec.labels, int64(k))
+			}
+		} else {
+			for i := range spec.n {
+				spec.labels = append(spec.labels, int64(i%len(info.Classes)))
+			}
+		}
+		_ = names
+	} else if *class != "" {
+		return fmt.Errorf("-class %q: the checkpoint's model is not class-conditional", *class)
+	}
+	c := m.Config.InChannels
+	h, w, _ := m.Config.SampleHW()
+	cols := 0
+	if spec.labels != nil && *class == "" {
+		cols = min(len(info.Classes), spec.n)
+	}
+	var frames []*image.RGBA
+	var onStep func(int, []float32)
+	if *gifPath != "" {
+		onStep = func(i int, x []float32) { frames = append(frames, scaleUp(grid(x, spec.n, c, h, w, cols), *scale)) }
+	}
+	pix, err := sampleImages(m, info.Schedule, info.Objective, spec, onStep)
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		if err := writePNG(*out, scaleUp(grid(pix, spec.n, c, h, w, cols), *scale)); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "wrote", *out)
+	}
+	if *folder != "" {
+		if err := os.MkdirAll(*folder, 0o755); err != nil {
+			return err
+		}
+		for i := range spec.n {
+			name := fmt.Sprintf("%04d", i)
+			if spec.labels != nil {
+				name += "_" + strings.NewReplacer("/", "-", " ", "-").Replace(info.Classes[spec.labels[i]])
+			}
+			img := grid(pix[i*c*h*w:(i+1)*c*h*w], 1, c, h, w, 1)
+			crop := img.SubImage(image.Rect(2, 2, 2+w, 2+h))
+			if err := writePNG(filepath.Join(*folder, name+".png"), crop); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(os.Stderr, "wrote %d images to %s\n", spec.n, *folder)
+	}
+	if *gifPath != "" {
+		if err := writeGIF(*gifPath, frames, 12); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s (%d frames)\n", *gifPath, len(frames))
+	}
+	return nil
+}
+
+// classList adapts a list of names to data.ClassIndex.
+type classList []string
+
+func (c classList) Len() int                 { return 0 }
+func (c classList) Shape() (int, int, int)   { return 0, 0, 0 }
+func (c classList) Image(int, []float32) int { return -1 }
+func (c classList) Classes() []string        { return c }
