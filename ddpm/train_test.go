@@ -1,6 +1,8 @@
 package ddpm
 
 import (
+	"errors"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -126,5 +128,46 @@ func TestResumeIsExact(t *testing.T) {
 		if straight.Losses[i] != resumed.Losses[i] {
 			t.Fatalf("loss %d: %g vs %g", i, straight.Losses[i], resumed.Losses[i])
 		}
+	}
+}
+
+// nanData wraps a dataset and poisons every image with NaN.
+type nanData struct{ data.Dataset }
+
+func (n nanData) Image(i int, dst []float32) int {
+	l := n.Dataset.Image(i, dst)
+	dst[0] = float32(math.NaN())
+	return l
+}
+
+func TestNonFiniteLossStopsWithoutUpdating(t *testing.T) {
+	tr, err := NewTrainer(kernels.CPU(), smallModel(t), trainConfig(10), handful(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.TrainStep(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "checkpoint")
+	if err := tr.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	before := tr.Model.Params()[0].T.MustFloat32s()
+	tr.Data = nanData{tr.Data}
+	_, err = tr.TrainStep()
+	if !errors.Is(err, ErrNonFinite) {
+		t.Fatalf("NaN loss gave %v, want ErrNonFinite", err)
+	}
+	after := tr.Model.Params()[0].T.MustFloat32s()
+	for i := range before {
+		if before[i] != after[i] {
+			t.Fatal("weights changed on a NaN step")
+		}
+	}
+	if tr.Step != 1 {
+		t.Fatalf("step count %d after a failed step, want 1", tr.Step)
+	}
+	if _, info, err := LoadCheckpoint(kernels.CPU(), dir, true); err != nil || info.Step != 1 {
+		t.Fatalf("checkpoint after the NaN: step %d, %v", info.Step, err)
 	}
 }

@@ -135,7 +135,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 			im2col(col, src, p)
 			src = col
 		}
-		Sgemm(threads, false, false, p.F, ohw, ckk, 1, ws, ckk, src, ohw, beta, yn, ohw)
+		d.sgemm(threads, false, false, p.F, ohw, ckk, 1, ws, ckk, src, ohw, beta, yn, ohw)
 	})
 }
 
@@ -148,10 +148,10 @@ func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParam
 		dxn := dxs[n*p.C*hw : (n+1)*p.C*hw]
 		dyn := dys[n*p.F*ohw : (n+1)*p.F*ohw]
 		if point {
-			Sgemm(threads, true, false, p.C, hw, p.F, 1, ws, p.C, dyn, hw, 0, dxn, hw)
+			d.sgemm(threads, true, false, p.C, hw, p.F, 1, ws, p.C, dyn, hw, 0, dxn, hw)
 			return
 		}
-		Sgemm(threads, true, false, ckk, ohw, p.F, 1, ws, ckk, dyn, ohw, 0, col, ohw)
+		d.sgemm(threads, true, false, ckk, ohw, p.F, 1, ws, ckk, dyn, ohw, 0, col, ohw)
 		clear(dxn)
 		col2im(dxn, col, p)
 	})
@@ -188,7 +188,7 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 					im2col(col, src, p)
 					src = col
 				}
-				Sgemm(threads, false, true, p.F, ckk, ohw, 1, dys[n*p.F*ohw:], ohw, src, ohw, beta, acc, ckk)
+				d.sgemm(threads, false, true, p.F, ckk, ohw, 1, dys[n*p.F*ohw:], ohw, src, ohw, beta, acc, ckk)
 				beta = 1
 			}
 			if beta == 0 { // no image: this worker contributes zeros

@@ -11,18 +11,25 @@ import (
 // Device is the CPU device. Its zero value is not usable; use NewCPU or CPU.
 type Device struct {
 	threads int
+	level   Level
 }
 
 var _ tensor.Device = (*Device)(nil)
 
 // NewCPU returns a CPU device that runs kernels on up to threads goroutines
 // (threads ≤ 0 means GOMAXPROCS).
-func NewCPU(threads int) *Device {
+func NewCPU(threads int) *Device { return NewCPULevel(threads, DefaultLevel()) }
+
+// NewCPULevel is NewCPU at a given instruction-set level (capped at MaxLevel).
+func NewCPULevel(threads int, level Level) *Device {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &Device{threads: threads}
+	return &Device{threads: threads, level: min(level, MaxLevel())}
 }
+
+// Level is the instruction-set level the device's kernels use.
+func (d *Device) Level() Level { return d.level }
 
 var defaultCPU = sync.OnceValue(func() *Device { return NewCPU(0) })
 
@@ -30,7 +37,7 @@ var defaultCPU = sync.OnceValue(func() *Device { return NewCPU(0) })
 func CPU() *Device { return defaultCPU() }
 
 // Name implements tensor.Device.
-func (d *Device) Name() string { return fmt.Sprintf("cpu(%d threads)", d.threads) }
+func (d *Device) Name() string { return fmt.Sprintf("cpu(%d threads, %s)", d.threads, d.level) }
 
 // Threads is the number of goroutines kernels use.
 func (d *Device) Threads() int { return d.threads }

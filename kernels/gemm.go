@@ -27,7 +27,7 @@ func (d *Device) MatMul(c, a, b tensor.Buffer, p tensor.MatMulParams) {
 		ldb = p.K
 	}
 	one := func(i, threads int) {
-		Sgemm(threads, p.TransA, p.TransB, p.M, p.N, p.K, p.Alpha,
+		d.sgemm(threads, p.TransA, p.TransB, p.M, p.N, p.K, p.Alpha,
 			as[i*p.StrideA:], lda, bs[i*p.StrideB:], ldb, p.Beta, cs[i*p.StrideC:], p.N)
 	}
 	// Many small products: one goroutine per batch range; else parallel GEMMs.
@@ -142,4 +142,19 @@ func Sgemm(threads int, transA, transB bool, m, n, k int, alpha float32,
 		wg.Go(func() { work(lo, hi) })
 	}
 	wg.Wait()
+}
+
+// SgemmNaive is the definition with no tricks: C = α·A·B + β·C, row-major,
+// no transposes, one dot product per element of C. It is the first rung of
+// the benchmark ladder (bench: BenchmarkSgemmLadder).
+func SgemmNaive(m, n, k int, alpha float32, a, b []float32, beta float32, c []float32) {
+	for i := range m {
+		for j := range n {
+			var s float32
+			for p := range k {
+				s += a[i*k+p] * b[p*n+j]
+			}
+			c[i*n+j] = alpha*s + beta*c[i*n+j]
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -52,11 +53,19 @@ func closeTo(t *testing.T, name string, got, want []float32, tol float64) {
 	}
 }
 
+// TestSgemmAgainstNaive checks every GEMM level (the reference and each SIMD
+// micro-kernel with its packing) against a float64 triple loop, on sizes
+// around every tile and block edge, with guard cells after C.
 func TestSgemmAgainstNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	sizes := []int{0, 1, 2, 3, 4, 5, 7, 17, 33, 64, 65, 129, 300, 513}
-	for trial := range 60 {
-		m, n, k := sizes[r.IntN(len(sizes))], sizes[r.IntN(len(sizes))], sizes[r.IntN(len(sizes))]
+	sizes := []int{0, 1, 2, 3, 5, 6, 7, 11, 12, 13, 15, 16, 17, 31, 32, 33, 64, 65, 143, 144, 145, 255, 256, 257, 300, 513}
+	type shape struct{ m, n, k int }
+	shapes := []shape{{1, 3100, 3}, {3, 3073, 300}, {145, 97, 600}} // past packNC, several KC and MC blocks
+	for range 60 {
+		shapes = append(shapes, shape{sizes[r.IntN(len(sizes))], sizes[r.IntN(len(sizes))], sizes[r.IntN(len(sizes))]})
+	}
+	for trial, sh := range shapes {
+		m, n, k := sh.m, sh.n, sh.k
 		tA, tB := trial%2 == 1, trial%4 >= 2
 		a, b := randSlice(r, m*k), randSlice(r, k*n)
 		c0 := randSlice(r, m*n)
@@ -85,16 +94,20 @@ func TestSgemmAgainstNaive(t *testing.T) {
 		if tB {
 			ldb = k
 		}
-		for _, threads := range []int{1, 2, 3} {
-			c := append(append([]float32(nil), c0...), make([]float32, guard)...)
-			for i := m * n; i < len(c); i++ {
-				c[i] = 12345
-			}
-			Sgemm(threads, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, n)
-			closeTo(t, "sgemm", c[:m*n], want, 1e-5*float64(k+1))
-			for i := m * n; i < len(c); i++ {
-				if c[i] != 12345 {
-					t.Fatalf("sgemm %dx%dx%d wrote past C", m, n, k)
+		for _, level := range Levels() {
+			for _, threads := range []int{1, 2, 3} {
+				d := NewCPULevel(threads, level)
+				c := append(append([]float32(nil), c0...), make([]float32, guard)...)
+				for i := m * n; i < len(c); i++ {
+					c[i] = 12345
+				}
+				d.sgemm(threads, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, n)
+				name := fmt.Sprintf("sgemm/%s %dx%dx%d tA=%v tB=%v threads=%d", level, m, n, k, tA, tB, threads)
+				closeTo(t, name, c[:m*n], want, 1e-5*float64(k+1))
+				for i := m * n; i < len(c); i++ {
+					if c[i] != 12345 {
+						t.Fatalf("%s wrote past C", name)
+					}
 				}
 			}
 		}

@@ -17,6 +17,7 @@ import (
 // and compares t_proj, emb, mid, out, loss and every stored gradient within
 // 1e-4 of the stored tensor's max |value|. GODIFFUSE_FIXTURES names one more
 // fixture directory (config.json, weights.safetensors, io.safetensors).
+// It runs at every CPU level this machine has (generic, avx2, avx512).
 func TestParity(t *testing.T) {
 	dirs, _ := filepath.Glob("../testdata/fixtures/*")
 	if extra := os.Getenv("GODIFFUSE_FIXTURES"); extra != "" {
@@ -25,8 +26,10 @@ func TestParity(t *testing.T) {
 	if len(dirs) == 0 {
 		t.Fatal("no fixtures under testdata/fixtures")
 	}
-	for _, dir := range dirs {
-		t.Run(filepath.Base(dir), func(t *testing.T) { checkParity(t, kernels.CPU(), dir) })
+	for _, level := range kernels.Levels() {
+		for _, dir := range dirs {
+			t.Run(level.String()+"/"+filepath.Base(dir), func(t *testing.T) { checkParity(t, kernels.NewCPULevel(2, level), dir) })
+		}
 	}
 }
 

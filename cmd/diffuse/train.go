@@ -32,6 +32,7 @@ func runTrain(args []string) error {
 	config := fs.String("config", "", "UNet2DModel config.json (default: the built-in tiny-mnist config)")
 	dataSpec := fs.String("data", "embedded", "training images: embedded | idx:IMAGES[,LABELS] | folder:DIR")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
+	dropout := fs.Float64("dropout", -1, "dropout probability inside the U-Net (default: the config's dropout)")
 	tc := ddpm.DefaultTrainConfig()
 	fs.IntVar(&tc.Steps, "steps", defaultSteps, "total optimization steps (with -resume: the new total)")
 	fs.IntVar(&tc.Batch, "batch", defaultBatch, "images per step")
@@ -76,6 +77,12 @@ func runTrain(args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if *dropout >= 0 {
+		if *dropout >= 1 {
+			return fmt.Errorf("-dropout: want 0 ≤ p < 1, have %g", *dropout)
+		}
+		cfg.Dropout = *dropout
 	}
 	ds, err := loadData(*dataSpec, cfg, *size)
 	if err != nil {

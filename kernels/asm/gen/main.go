@@ -1,0 +1,133 @@
+// Command gen writes kernels/asm/sgemm_amd64.s and its Go stubs with avo.
+// It lives in a module of its own so that avo stays out of the library's
+// import graph. Run it through `go generate ./kernels/asm`.
+//
+// Each kernel is a GEMM micro-kernel in the GotoBLAS/BLIS sense: it adds the
+// product of a packed MR×kc panel of A and a packed kc×NR panel of B to an
+// MR×NR tile of row-major C, keeping the whole tile in vector registers:
+//
+//	for p := 0; p < kc; p++ {          // a: MR values per p, b: NR values per p
+//		for i := 0; i < MR; i++ {
+//			for j := 0; j < NR; j++ {
+//				C[i*ldc+j] += a[p*MR+i] * b[p*NR+j]
+//			}
+//		}
+//	}
+//
+// Per p it loads NR/lanes vectors of B once, broadcasts each of the MR
+// values of A, and issues MR·NR/lanes fused multiply-adds into the
+// accumulators, so every load feeds several FMAs.
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// kernel describes one micro-kernel.
+type kernel struct {
+	name   string
+	isa    string
+	mr, nr int // tile rows and columns
+	lanes  int // float32 lanes per vector register
+	vec    func() VecVirtual
+}
+
+func main() {
+	ConstraintExpr("amd64,!noasm")
+	for _, k := range []kernel{
+		{name: "SgemmKernelAVX512", isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
+		{name: "SgemmKernelAVX2", isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
+	} {
+		generate(k)
+	}
+	Generate()
+}
+
+func generate(k kernel) {
+	TEXT(k.name, NOSPLIT, "func(kc int, a, b, c *float32, ldc int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s adds the product of a packed %d×kc panel a and a packed kc×%d panel b", k.name, k.mr, k.nr),
+		fmt.Sprintf("to the %d×%d tile of row-major c with row stride ldc (elements). %s.", k.mr, k.nr, k.isa))
+	nv := k.nr / k.lanes // vectors per row of the tile
+	kc := Load(Param("kc"), GP64())
+	a := Load(Param("a"), GP64())
+	b := Load(Param("b"), GP64())
+	c := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc) // elements -> bytes
+
+	Comment(fmt.Sprintf("The %d×%d tile of C lives in %d accumulators, zeroed here.", k.mr, k.nr, k.mr*nv))
+	acc := make([][]VecVirtual, k.mr)
+	for i := range acc {
+		acc[i] = make([]VecVirtual, nv)
+		for j := range acc[i] {
+			acc[i][j] = k.vec()
+			if k.lanes == 16 {
+				VPXORD(acc[i][j], acc[i][j], acc[i][j]) // AVX-512F (VXORPS on ZMM would need DQ)
+			} else {
+				VXORPS(acc[i][j], acc[i][j], acc[i][j])
+			}
+		}
+	}
+	// step emits one step p at byte offsets (da, db) from a and b.
+	step := func(da, db int) {
+		bv := make([]VecVirtual, nv)
+		for j := range bv {
+			bv[j] = k.vec()
+			VMOVUPS(Mem{Base: b, Disp: db + 4*k.lanes*j}, bv[j])
+		}
+		for i := range k.mr {
+			t := k.vec()
+			VBROADCASTSS(Mem{Base: a, Disp: da + 4*i}, t)
+			for j := range nv {
+				VFMADD231PS(bv[j], t, acc[i][j])
+			}
+		}
+	}
+	const unroll = 4
+	Comment(fmt.Sprintf("Main loop, %d steps p per iteration. One step: load the %d values of B's row p,", unroll, k.nr),
+		fmt.Sprintf("then broadcast each of the %d values of A's column p and multiply-add it into that", k.mr),
+		"row of accumulators.")
+	n4 := GP64()
+	MOVQ(kc, n4)
+	SHRQ(U8(2), n4)
+	JZ(LabelRef(k.name + "_tail"))
+	Label(k.name + "_loop4")
+	for u := range unroll {
+		step(4*k.mr*u, 4*k.nr*u)
+	}
+	ADDQ(U32(4*k.mr*unroll), a)
+	ADDQ(U32(4*k.nr*unroll), b)
+	DECQ(n4)
+	JNZ(LabelRef(k.name + "_loop4"))
+
+	Label(k.name + "_tail")
+	Comment("The remaining kc mod 4 steps.")
+	ANDQ(U32(unroll-1), kc)
+	JZ(LabelRef(k.name + "_store"))
+	Label(k.name + "_loop1")
+	step(0, 0)
+	ADDQ(U32(4*k.mr), a)
+	ADDQ(U32(4*k.nr), b)
+	DECQ(kc)
+	JNZ(LabelRef(k.name + "_loop1"))
+
+	Label(k.name + "_store")
+	Comment("C += accumulators, one row of the tile at a time.")
+	for i := range k.mr {
+		for j := range nv {
+			m := Mem{Base: c, Disp: 4 * k.lanes * j}
+			VADDPS(m, acc[i][j], acc[i][j])
+			VMOVUPS(acc[i][j], m)
+		}
+		if i < k.mr-1 {
+			ADDQ(ldc, c)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}

@@ -1,0 +1,30 @@
+//go:build !amd64 || noasm
+
+package asm
+
+import "unsafe"
+
+// Available reports whether the assembly kernels are built in.
+const Available = false
+
+func kernelGo(mr, nr, kc int, a, b, c *float32, ldc int) {
+	as := unsafe.Slice(a, kc*mr)
+	bs := unsafe.Slice(b, kc*nr)
+	cs := unsafe.Slice(c, (mr-1)*ldc+nr)
+	for p := range kc {
+		for i := range mr {
+			ai := as[p*mr+i]
+			for j := range nr {
+				cs[i*ldc+j] += ai * bs[p*nr+j]
+			}
+		}
+	}
+}
+
+// SgemmKernelAVX512 is the plain-Go stand-in of the AVX-512 kernel.
+func SgemmKernelAVX512(kc int, a, b, c *float32, ldc int) {
+	kernelGo(AVX512MR, AVX512NR, kc, a, b, c, ldc)
+}
+
+// SgemmKernelAVX2 is the plain-Go stand-in of the AVX2 kernel.
+func SgemmKernelAVX2(kc int, a, b, c *float32, ldc int) { kernelGo(AVX2MR, AVX2NR, kc, a, b, c, ldc) }

@@ -1,0 +1,92 @@
+package kernels
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/cpuid/v2"
+
+	"github.com/godiffuse/godiffuse/kernels/asm"
+)
+
+// Level is an instruction-set level of the CPU kernels.
+type Level int
+
+// Levels, from the plain-Go reference up.
+const (
+	Generic Level = iota // plain Go, the reference
+	AVX2                 // AVX2 + FMA
+	AVX512               // AVX-512F
+)
+
+func (l Level) String() string { return [...]string{"generic", "avx2", "avx512"}[l] }
+
+// ParseLevel reads "generic", "avx2" or "avx512".
+func ParseLevel(s string) (Level, error) {
+	for l := Generic; l <= AVX512; l++ {
+		if strings.EqualFold(s, l.String()) {
+			return l, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown CPU level %q (want generic, avx2 or avx512)", s)
+}
+
+// MaxLevel is the best level this CPU and build support.
+func MaxLevel() Level {
+	if !asm.Available {
+		return Generic
+	}
+	switch {
+	case cpuid.CPU.Supports(cpuid.AVX512F):
+		return AVX512
+	case cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3):
+		return AVX2
+	}
+	return Generic
+}
+
+// Levels lists every level this machine can run, for tests.
+func Levels() []Level {
+	var out []Level
+	for l := Generic; l <= MaxLevel(); l++ {
+		out = append(out, l)
+	}
+	return out
+}
+
+// DefaultLevel is MaxLevel unless the environment variable GODIFFUSE_CPU
+// (generic, avx2 or avx512) asks for a lower one. A level the CPU lacks is
+// refused with a log line, never executed.
+var DefaultLevel = sync.OnceValue(func() Level {
+	best := MaxLevel()
+	env := os.Getenv("GODIFFUSE_CPU")
+	if env == "" {
+		return best
+	}
+	l, err := ParseLevel(env)
+	if err != nil {
+		slog.Warn("ignoring GODIFFUSE_CPU", "error", err, "using", best)
+		return best
+	}
+	if l > best {
+		slog.Warn("GODIFFUSE_CPU asks for a level this CPU or build lacks", "asked", l, "using", best)
+		return best
+	}
+	return l
+})
+
+// sgemm runs C = α·op(A)·op(B) + β·C at the device's level.
+func (d *Device) sgemm(threads int, transA, transB bool, m, n, k int, alpha float32,
+	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	switch d.level {
+	case AVX512:
+		sgemmPacked(kernelAVX512, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	case AVX2:
+		sgemmPacked(kernelAVX2, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	default:
+		Sgemm(threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	}
+}

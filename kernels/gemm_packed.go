@@ -1,0 +1,225 @@
+package kernels
+
+import (
+	"sync"
+
+	"github.com/godiffuse/godiffuse/kernels/asm"
+)
+
+// ---------------------------------------------------------------------------
+// The packed GEMM (GotoBLAS/BLIS structure) around the SIMD micro-kernels.
+//
+//	for jc in steps of NC over N:                 a KC×NC block of B fits in L3
+//	  for pc in steps of KC over K:
+//	    pack B[pc:pc+KC, jc:jc+NC] into panels of NR columns, k-major
+//	    for ic in steps of MC over M:             an MC×KC block of A fits in L2
+//	      pack α·A[ic:ic+MC, pc:pc+KC] into panels of MR rows, k-major
+//	      for each NR-wide panel of B (split over goroutines):
+//	        for each MR-high panel of A:
+//	          micro-kernel: C[MR×NR tile] += A panel · B panel   (registers only)
+//
+// Packing makes every micro-kernel read contiguous memory and handles the
+// transposes and the edges: panels are zero-padded to MR/NR, and a partial
+// tile is computed into a scratch tile and only its valid part added to C.
+// ---------------------------------------------------------------------------
+
+// microKernel is one register-blocked kernel: C[mr×nr] += a[mr×kc]·b[kc×nr].
+type microKernel struct {
+	name   string
+	mr, nr int
+	fn     func(kc int, a, b, c *float32, ldc int)
+}
+
+var (
+	kernelAVX512 = microKernel{"avx512", asm.AVX512MR, asm.AVX512NR, asm.SgemmKernelAVX512}
+	kernelAVX2   = microKernel{"avx2", asm.AVX2MR, asm.AVX2NR, asm.SgemmKernelAVX2}
+)
+
+const (
+	packKC = 256  // depth of a block: a KC×NR panel of B stays in L1/L2 while A panels stream by
+	packMC = 144  // rows of A per block (a multiple of both MRs)
+	packNC = 3072 // columns of B per block (a multiple of both NRs)
+)
+
+var packPool = sync.Pool{New: func() any { return new([]float32) }}
+
+func getBuf(n int) *[]float32 {
+	p := packPool.Get().(*[]float32)
+	if cap(*p) < n {
+		*p = make([]float32, n)
+	}
+	*p = (*p)[:n]
+	return p
+}
+
+// packA writes α·op(A)[i0:i0+mc, p0:p0+kc] as ⌈mc/mr⌉ panels of kc×mr values
+// (for each p, the mr values of rows i..i+mr), zero past row m.
+func packA(dst, a []float32, lda int, transA bool, m, i0, mc, p0, kc, mr int, alpha float32) {
+	panels := (mc + mr - 1) / mr
+	for ip := range panels {
+		panel := dst[ip*mr*kc : (ip+1)*mr*kc]
+		for r := range mr {
+			row := i0 + ip*mr + r
+			if row >= m || ip*mr+r >= mc {
+				for p := range kc {
+					panel[p*mr+r] = 0
+				}
+				continue
+			}
+			if transA { // A stored K×M: A(row, p) = a[p*lda+row]
+				for p := range kc {
+					panel[p*mr+r] = alpha * a[(p0+p)*lda+row]
+				}
+			} else {
+				src := a[row*lda+p0 : row*lda+p0+kc]
+				for p, v := range src {
+					panel[p*mr+r] = alpha * v
+				}
+			}
+		}
+	}
+}
+
+// packB writes op(B)[p0:p0+kc, j0:j0+nc] as ⌈nc/nr⌉ panels of kc×nr values
+// (for each p, nr consecutive columns), zero past column j0+nc.
+func packB(dst, b []float32, ldb int, transB bool, p0, kc, j0, nc, nr int) {
+	panels := (nc + nr - 1) / nr
+	for jp := range panels {
+		panel := dst[jp*nr*kc : (jp+1)*nr*kc]
+		cols := min(nr, nc-jp*nr)
+		col0 := j0 + jp*nr
+		if transB { // B stored N×K: B(p, col) = b[col*ldb+p]
+			for cc := range nr {
+				if cc >= cols {
+					for p := range kc {
+						panel[p*nr+cc] = 0
+					}
+					continue
+				}
+				src := b[(col0+cc)*ldb+p0 : (col0+cc)*ldb+p0+kc]
+				for p, v := range src {
+					panel[p*nr+cc] = v
+				}
+			}
+			continue
+		}
+		for p := range kc {
+			row := panel[p*nr : (p+1)*nr]
+			copy(row, b[(p0+p)*ldb+col0:(p0+p)*ldb+col0+cols])
+			clear(row[cols:])
+		}
+	}
+}
+
+// sgemmPacked computes C = α·op(A)·op(B) + β·C like Sgemm, with micro-kernel
+// mk. With several threads the problem is cut into independent slabs of C,
+// by columns (each thread packs its own B panels and a copy of A) or, when C
+// is too narrow for that, by rows; a slab boundary falls on a tile edge.
+func sgemmPacked(mk microKernel, threads int, transA, transB bool, m, n, k int, alpha float32,
+	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if threads <= 1 || m*n*k < 1<<18 {
+		sgemmSerial(mk, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	var wg sync.WaitGroup
+	nPanels, mPanels := (n+mk.nr-1)/mk.nr, (m+mk.mr-1)/mk.mr
+	if nPanels >= 2*threads || nPanels >= mPanels {
+		parts := min(threads, nPanels)
+		for t := range parts {
+			j0, j1 := t*nPanels/parts*mk.nr, min(n, (t+1)*nPanels/parts*mk.nr)
+			bo := j0 // column j0 of op(B)
+			if transB {
+				bo = j0 * ldb
+			}
+			wg.Go(func() {
+				sgemmSerial(mk, transA, transB, m, j1-j0, k, alpha, a, lda, b[bo:], ldb, beta, c[j0:], ldc)
+			})
+		}
+	} else {
+		parts := min(threads, mPanels)
+		for t := range parts {
+			i0, i1 := t*mPanels/parts*mk.mr, min(m, (t+1)*mPanels/parts*mk.mr)
+			ao := i0 * lda // row i0 of op(A)
+			if transA {
+				ao = i0
+			}
+			wg.Go(func() {
+				sgemmSerial(mk, transA, transB, i1-i0, n, k, alpha, a[ao:], lda, b, ldb, beta, c[i0*ldc:], ldc)
+			})
+		}
+	}
+	wg.Wait()
+}
+
+// sgemmSerial is the blocked loop nest on one goroutine.
+func sgemmSerial(mk microKernel, transA, transB bool, m, n, k int, alpha float32,
+	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	scaleC(c, m, n, ldc, beta)
+	if k == 0 || alpha == 0 {
+		return
+	}
+	mr, nr := mk.mr, mk.nr
+	ncMax := min(packNC, (n+nr-1)/nr*nr)
+	kcMax := min(packKC, k)
+	mcMax := min(packMC, (m+mr-1)/mr*mr)
+	bbuf, abuf := getBuf(kcMax*ncMax), getBuf(kcMax*mcMax)
+	defer packPool.Put(bbuf)
+	defer packPool.Put(abuf)
+	bp, ap := *bbuf, *abuf
+	for jc := 0; jc < n; jc += packNC {
+		nc := min(packNC, n-jc)
+		for pc := 0; pc < k; pc += packKC {
+			kc := min(packKC, k-pc)
+			packB(bp, b, ldb, transB, pc, kc, jc, nc, nr)
+			for ic := 0; ic < m; ic += packMC {
+				mc := min(packMC, m-ic)
+				packA(ap, a, lda, transA, m, ic, mc, pc, kc, mr, alpha)
+				runTiles(mk, ap, bp, c, ldc, ic, jc, mc, nc, kc)
+			}
+		}
+	}
+}
+
+func scaleC(c []float32, m, n, ldc int, beta float32) {
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+		} else if beta != 1 {
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+}
+
+// runTiles applies the micro-kernel to every MR×NR tile of one packed block.
+// The B panel stays hot in L1 while the A panels stream past it.
+func runTiles(mk microKernel, ap, bp, c []float32, ldc, ic, jc, mc, nc, kc int) {
+	mr, nr := mk.mr, mk.nr
+	var tile [asm.AVX512MR * asm.AVX512NR]float32
+	for jp := range (nc + nr - 1) / nr {
+		cols := min(nr, nc-jp*nr)
+		for ip := range (mc + mr - 1) / mr {
+			rows := min(mr, mc-ip*mr)
+			pa, pb := &ap[ip*mr*kc], &bp[jp*nr*kc]
+			ci := (ic+ip*mr)*ldc + jc + jp*nr
+			if rows == mr && cols == nr {
+				mk.fn(kc, pa, pb, &c[ci], ldc)
+				continue
+			}
+			t := tile[:mr*nr]
+			clear(t)
+			mk.fn(kc, pa, pb, &t[0], nr)
+			for r := range rows {
+				dst := c[ci+r*ldc : ci+r*ldc+cols]
+				for j := range dst {
+					dst[j] += t[r*nr+j]
+				}
+			}
+		}
+	}
+}
