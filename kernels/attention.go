@@ -28,12 +28,21 @@ func softmaxRow(y, x []float32) {
 	}
 }
 
+// softmax picks the reference row softmax or, above the generic level, the expf one.
+func (d *Device) softmax(y, x []float32) {
+	if d.level > Generic {
+		softmaxRowFast(y, x)
+		return
+	}
+	softmaxRow(y, x)
+}
+
 // Softmax implements tensor.Device: softmax over the last axis of (Rows, Cols).
 func (d *Device) Softmax(y, x tensor.Buffer, p tensor.SoftmaxParams) {
 	ys, xs := f32(y), f32(x)
 	d.parallelFor(p.Rows, max(1, elemGrain/max(p.Cols, 1)), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			softmaxRow(ys[r*p.Cols:(r+1)*p.Cols], xs[r*p.Cols:(r+1)*p.Cols])
+			d.softmax(ys[r*p.Cols:(r+1)*p.Cols], xs[r*p.Cols:(r+1)*p.Cols])
 		}
 	})
 }
@@ -55,15 +64,6 @@ func (d *Device) SoftmaxBackward(dx, y, dy tensor.Buffer, p tensor.SoftmaxParams
 	})
 }
 
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s float32
-	for i, v := range a {
-		s += v * b[i]
-	}
-	return s
-}
-
 func axpy(alpha float32, x, y []float32) {
 	x = x[:len(y)]
 	for i := range y {
@@ -71,69 +71,77 @@ func axpy(alpha float32, x, y []float32) {
 	}
 }
 
+// forHeads runs fn for every (batch, head) pair: spread over goroutines with
+// single-threaded GEMMs when there are enough pairs, else one pair at a time
+// with parallel GEMMs. scratch is a per-goroutine slice of n floats.
+func (d *Device) forHeads(pairs, n int, fn func(bh int, scratch []float32, threads int)) {
+	if pairs >= d.threads {
+		d.parallelFor(pairs, 1, func(lo, hi int) {
+			scratch := make([]float32, n)
+			for bh := lo; bh < hi; bh++ {
+				fn(bh, scratch, 1)
+			}
+		})
+		return
+	}
+	scratch := make([]float32, n)
+	for bh := range pairs {
+		fn(bh, scratch, d.threads)
+	}
+}
+
 // Attention implements tensor.Device. For each batch b and head h, with
-// q_i = q[b, i, h·D:(h+1)·D] and likewise k_j, v_j:
+// Q_h = q[b, :, h·D:(h+1)·D] (an Lq×D matrix of row stride Heads·D) and
+// likewise K_h, V_h, O_h:
 //
-//	probs[b,h,i,j] = softmax_j(q_i·k_j·Scale),   o[b, i, h·D:(h+1)·D] = Σ_j probs[b,h,i,j]·v_j
+//	P_h = softmax_rows(Scale·Q_h·K_hᵀ)  (stored in probs[b, h]),   O_h = P_h·V_h
+//
+// Both products are GEMMs on the strided head slices; the plainest form of
+// the same math is naiveAttention in the tests.
 func (d *Device) Attention(o, probs, q, k, v tensor.Buffer, p tensor.AttentionParams) {
 	os, ps, qs, ks, vs := f32(o), f32(probs), f32(q), f32(k), f32(v)
 	C := p.Heads * p.D
-	d.parallelFor(p.B*p.Heads*p.Lq, max(1, elemGrain/max(p.Lk*p.D, 1)), func(lo, hi int) {
-		for bhi := lo; bhi < hi; bhi++ {
-			bh, i := bhi/p.Lq, bhi%p.Lq
-			b, h := bh/p.Heads, bh%p.Heads
-			qi := qs[(b*p.Lq+i)*C+h*p.D:][:p.D]
-			row := ps[(bh*p.Lq+i)*p.Lk:][:p.Lk]
-			for j := range row {
-				row[j] = dot(qi, ks[(b*p.Lk+j)*C+h*p.D:][:p.D]) * p.Scale
-			}
-			softmaxRow(row, row)
-			oi := os[(b*p.Lq+i)*C+h*p.D:][:p.D]
-			clear(oi)
-			for j, pij := range row {
-				axpy(pij, vs[(b*p.Lk+j)*C+h*p.D:][:p.D], oi)
-			}
+	d.forHeads(p.B*p.Heads, 0, func(bh int, _ []float32, threads int) {
+		b, h := bh/p.Heads, bh%p.Heads
+		qo, ko, oo := b*p.Lq*C+h*p.D, b*p.Lk*C+h*p.D, b*p.Lq*C+h*p.D
+		P := ps[bh*p.Lq*p.Lk : (bh+1)*p.Lq*p.Lk]
+		d.sgemm(threads, false, true, p.Lq, p.Lk, p.D, p.Scale, qs[qo:], C, ks[ko:], C, 0, P, p.Lk)
+		for i := range p.Lq {
+			row := P[i*p.Lk : (i+1)*p.Lk]
+			d.softmax(row, row)
 		}
+		d.sgemm(threads, false, false, p.Lq, p.D, p.Lk, 1, P, p.Lk, vs[ko:], C, 0, os[oo:], C)
 	})
 }
 
-// AttentionBackward implements tensor.Device. With P = probs and do_i the
-// output gradient of query i:
+// AttentionBackward implements tensor.Device. With P = probs and dO the
+// output gradient of one head:
 //
-//	dP_ij = do_i·v_j,   dS_ij = P_ij·(dP_ij - Σ_k P_ik·dP_ik)
-//	dq_i = Scale·Σ_j dS_ij·k_j,   dk_j = Scale·Σ_i dS_ij·q_i,   dv_j = Σ_i P_ij·do_i
+//	dP = dO·Vᵀ,   dS = P ⊙ (dP - rowsum(P ⊙ dP)),
+//	dQ = Scale·dS·K,   dK = Scale·dSᵀ·Q,   dV = Pᵀ·dO
 //
-// Work is split by (batch, head): each owns disjoint channels of dq, dk, dv.
+// Each (batch, head) owns disjoint channels of dq, dk, dv.
 func (d *Device) AttentionBackward(dq, dk, dv, do, q, k, v, probs tensor.Buffer, p tensor.AttentionParams) {
 	dqs, dks, dvs, dos := f32(dq), f32(dk), f32(dv), f32(do)
 	qs, ks, vs, ps := f32(q), f32(k), f32(v), f32(probs)
 	C := p.Heads * p.D
-	d.parallelFor(p.B*p.Heads, 1, func(lo, hi int) {
-		ds := make([]float32, p.Lk)
-		for bh := lo; bh < hi; bh++ {
-			b, h := bh/p.Heads, bh%p.Heads
-			at := func(s []float32, L, t int) []float32 { return s[(b*L+t)*C+h*p.D:][:p.D] }
-			for j := range p.Lk {
-				clear(at(dks, p.Lk, j))
-				clear(at(dvs, p.Lk, j))
+	d.forHeads(p.B*p.Heads, p.Lq*p.Lk, func(bh int, dS []float32, threads int) {
+		b, h := bh/p.Heads, bh%p.Heads
+		qo, ko := b*p.Lq*C+h*p.D, b*p.Lk*C+h*p.D
+		P := ps[bh*p.Lq*p.Lk : (bh+1)*p.Lq*p.Lk]
+		d.sgemm(threads, false, true, p.Lq, p.Lk, p.D, 1, dos[qo:], C, vs[ko:], C, 0, dS, p.Lk)
+		for i := range p.Lq {
+			pr, gr := P[i*p.Lk:(i+1)*p.Lk], dS[i*p.Lk:(i+1)*p.Lk]
+			var s float32
+			for j, pv := range pr {
+				s += pv * gr[j]
 			}
-			for i := range p.Lq {
-				doi, qi, dqi := at(dos, p.Lq, i), at(qs, p.Lq, i), at(dqs, p.Lq, i)
-				row := ps[(bh*p.Lq+i)*p.Lk:][:p.Lk]
-				var s float32
-				for j, pij := range row {
-					dp := dot(doi, at(vs, p.Lk, j))
-					ds[j] = dp
-					s += pij * dp
-				}
-				clear(dqi)
-				for j, pij := range row {
-					g := pij * (ds[j] - s) * p.Scale
-					axpy(g, at(ks, p.Lk, j), dqi)
-					axpy(g, qi, at(dks, p.Lk, j))
-					axpy(pij, doi, at(dvs, p.Lk, j))
-				}
+			for j, pv := range pr {
+				gr[j] = pv * (gr[j] - s) * p.Scale
 			}
 		}
+		d.sgemm(threads, false, false, p.Lq, p.D, p.Lk, 1, dS, p.Lk, ks[ko:], C, 0, dqs[qo:], C)
+		d.sgemm(threads, true, false, p.Lk, p.D, p.Lq, 1, dS, p.Lk, qs[qo:], C, 0, dks[ko:], C)
+		d.sgemm(threads, true, false, p.Lk, p.D, p.Lq, 1, P, p.Lk, dos[qo:], C, 0, dvs[ko:], C)
 	})
 }

@@ -30,6 +30,21 @@ func isPointwise(p tensor.ConvParams) bool {
 		p.PadTop == 0 && p.PadBottom == 0 && p.PadLeft == 0 && p.PadRight == 0
 }
 
+// oxRange returns the output columns [lo, hi) whose input column
+// ox·SW + kx - PL falls inside [0, W); the others read the zero padding.
+func oxRange(p tensor.ConvParams, kx int) (lo, hi int) {
+	off := kx - p.PadLeft // ix = ox·SW + off
+	lo = 0
+	if off < 0 {
+		lo = (-off + p.StrideW - 1) / p.StrideW
+	}
+	hi = 0
+	if p.W-1-off >= 0 {
+		hi = (p.W-1-off)/p.StrideW + 1
+	}
+	return min(lo, p.OW), min(max(hi, 0), p.OW)
+}
+
 // im2col fills col (C·KH·KW × OH·OW) from one image x (C × H × W).
 func im2col(col, x []float32, p tensor.ConvParams) {
 	ohw := p.OH * p.OW
@@ -38,20 +53,23 @@ func im2col(col, x []float32, p tensor.ConvParams) {
 		for ky := range p.KH {
 			for kx := range p.KW {
 				row := col[((c*p.KH+ky)*p.KW+kx)*ohw:][:ohw]
+				lo, hi := oxRange(p, kx)
+				off := kx - p.PadLeft
 				for oy := range p.OH {
 					iy := oy*p.StrideH + ky - p.PadTop
 					dst := row[oy*p.OW : (oy+1)*p.OW]
-					if iy < 0 || iy >= p.H {
+					if iy < 0 || iy >= p.H || lo >= hi {
 						clear(dst)
 						continue
 					}
 					src := xc[iy*p.W : (iy+1)*p.W]
-					for ox := range dst {
-						ix := ox*p.StrideW + kx - p.PadLeft
-						if ix < 0 || ix >= p.W {
-							dst[ox] = 0
-						} else {
-							dst[ox] = src[ix]
+					clear(dst[:lo])
+					clear(dst[hi:])
+					if p.StrideW == 1 {
+						copy(dst[lo:hi], src[lo+off:hi+off])
+					} else {
+						for ox := lo; ox < hi; ox++ {
+							dst[ox] = src[ox*p.StrideW+off]
 						}
 					}
 				}
@@ -68,16 +86,23 @@ func col2im(dx, col []float32, p tensor.ConvParams) {
 		for ky := range p.KH {
 			for kx := range p.KW {
 				row := col[((c*p.KH+ky)*p.KW+kx)*ohw:][:ohw]
+				lo, hi := oxRange(p, kx)
+				off := kx - p.PadLeft
 				for oy := range p.OH {
 					iy := oy*p.StrideH + ky - p.PadTop
-					if iy < 0 || iy >= p.H {
+					if iy < 0 || iy >= p.H || lo >= hi {
 						continue
 					}
 					dst := xc[iy*p.W : (iy+1)*p.W]
-					for ox, v := range row[oy*p.OW : (oy+1)*p.OW] {
-						ix := ox*p.StrideW + kx - p.PadLeft
-						if ix >= 0 && ix < p.W {
-							dst[ix] += v
+					src := row[oy*p.OW : (oy+1)*p.OW]
+					if p.StrideW == 1 {
+						d, s := dst[lo+off:hi+off], src[lo:hi]
+						for i := range d {
+							d[i] += s[i]
+						}
+					} else {
+						for ox := lo; ox < hi; ox++ {
+							dst[ox*p.StrideW+off] += src[ox]
 						}
 					}
 				}

@@ -89,6 +89,9 @@ func unaryGrad(op tensor.UnaryOp, x float64, p tensor.UnaryParams) float64 {
 func (d *Device) Unary(op tensor.UnaryOp, dst, x tensor.Buffer, n int, p tensor.UnaryParams) {
 	y, xs := f32(dst)[:n], f32(x)[:n]
 	d.parallelFor(n, elemGrain, func(lo, hi int) {
+		if d.level > Generic && unaryFast(op, y[lo:hi], xs[lo:hi]) {
+			return
+		}
 		for i := lo; i < hi; i++ {
 			y[i] = float32(unaryF(op, float64(xs[i]), p))
 		}
@@ -99,6 +102,9 @@ func (d *Device) Unary(op tensor.UnaryOp, dst, x tensor.Buffer, n int, p tensor.
 func (d *Device) UnaryBackward(op tensor.UnaryOp, dx, x, dy tensor.Buffer, n int, p tensor.UnaryParams) {
 	g, xs, gy := f32(dx)[:n], f32(x)[:n], f32(dy)[:n]
 	d.parallelFor(n, elemGrain, func(lo, hi int) {
+		if d.level > Generic && unaryGradFast(op, g[lo:hi], xs[lo:hi], gy[lo:hi]) {
+			return
+		}
 		for i := lo; i < hi; i++ {
 			g[i] = float32(float64(gy[i]) * unaryGrad(op, float64(xs[i]), p))
 		}

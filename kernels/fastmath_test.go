@@ -1,0 +1,102 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+func ulps(a, b float32) float64 {
+	if a == b {
+		return 0
+	}
+	d := math.Abs(float64(a) - float64(b))
+	return d / math.Abs(float64(math.Nextafter32(b, float32(math.Inf(1)))-b))
+}
+
+func TestExpfAgainstMathExp(t *testing.T) {
+	worst := 0.0
+	check := func(x float32) {
+		want := float32(math.Exp(float64(x)))
+		got := expf(x)
+		if math.IsInf(float64(want), 0) || want == 0 {
+			if got != want && !(want == 0 && got < 1e-44) {
+				t.Fatalf("expf(%g) = %g, want %g", x, got, want)
+			}
+			return
+		}
+		if want < 1.2e-38 { // subnormal results: allow the last bits
+			if math.Abs(float64(got-want)) > 3e-45 {
+				t.Fatalf("expf(%g) = %g, want %g", x, got, want)
+			}
+			return
+		}
+		u := ulps(got, want)
+		worst = max(worst, u)
+		if u > 2 {
+			t.Fatalf("expf(%g) = %g, want %g (%.1f ulp)", x, got, want, u)
+		}
+	}
+	for x := float32(-110); x < 90; x += 0.0013 {
+		check(x)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		check(float32(r.NormFloat64() * 10))
+	}
+	for _, x := range []float32{0, -0, 1, -1, expMax, expMin, 88.7, -87.3, float32(math.Inf(1)), float32(math.Inf(-1))} {
+		check(x)
+	}
+	if v := expf(float32(math.NaN())); v == v {
+		t.Fatal("expf(NaN) is not NaN")
+	}
+	t.Logf("worst error %.2f ulp", worst)
+}
+
+// TestFastUnaryAgainstReference compares each level's unary and softmax
+// kernels with the generic (float64 math.Exp) reference.
+func TestFastUnaryAgainstReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	n := 40000
+	x, dy := randSlice(r, n), randSlice(r, n)
+	for i := range x {
+		x[i] *= 12
+	}
+	ref := NewCPULevel(2, Generic)
+	for _, level := range Levels()[1:] {
+		d := NewCPULevel(2, level)
+		for _, op := range []tensor.UnaryOp{tensor.OpSiLU, tensor.OpSigmoid, tensor.OpExp, tensor.OpGELU, tensor.OpTanh} {
+			run := func(dev *Device) ([]float32, []float32) {
+				y, g := withGuard(dev, n), withGuard(dev, n)
+				xb, gb := &Buffer{dev: dev, F: x}, &Buffer{dev: dev, F: dy}
+				dev.Unary(op, y, xb, n, tensor.UnaryParams{})
+				dev.UnaryBackward(op, g, xb, gb, n, tensor.UnaryParams{})
+				checkGuard(t, op.String(), y, n)
+				checkGuard(t, op.String(), g, n)
+				return y.F[:n], g.F[:n]
+			}
+			y0, g0 := run(ref)
+			y1, g1 := run(d)
+			for i := range y0 {
+				for _, pair := range [][2]float32{{y1[i], y0[i]}, {g1[i], g0[i]}} {
+					if math.Abs(float64(pair[0]-pair[1])) > 2e-6*(1+math.Abs(float64(pair[1]))) {
+						t.Fatalf("%s/%s at x=%g: %g, reference %g", level, op, x[i], pair[0], pair[1])
+					}
+				}
+			}
+		}
+		// Softmax rows of awkward lengths.
+		for _, cols := range []int{1, 2, 7, 49, 196, 257} {
+			rows := 5
+			xs := randSlice(r, rows*cols)
+			y0, y1 := withGuard(ref, rows*cols), withGuard(d, rows*cols)
+			p := tensor.SoftmaxParams{Rows: rows, Cols: cols}
+			ref.Softmax(y0, &Buffer{dev: ref, F: xs}, p)
+			d.Softmax(y1, &Buffer{dev: d, F: xs}, p)
+			checkGuard(t, "softmax", y1, rows*cols)
+			closeTo(t, "softmax/"+level.String(), y1.F[:rows*cols], y0.F[:rows*cols], 1e-6)
+		}
+	}
+}
