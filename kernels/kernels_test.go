@@ -295,3 +295,11 @@ func TestBinaryBroadcastAgainstNaive(t *testing.T) {
 	}
 	checkGuard(t, "binary", y, 40*3*300)
 }
+
+func TestLevels(t *testing.T) {
+	ls := Levels()
+	if len(ls) == 0 || ls[0] != Generic || ls[len(ls)-1] != MaxLevel() {
+		t.Fatalf("levels %v, max %v", ls, MaxLevel())
+	}
+	t.Logf("this machine runs levels %v (default %v)", ls, DefaultLevel())
+}

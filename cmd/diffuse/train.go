@@ -21,8 +21,8 @@ var tinyMNISTConfig []byte
 // Defaults of `diffuse train` with no flags, sized to finish in about ten
 // minutes on two cores with the reference (non-SIMD) kernels.
 const (
-	defaultSteps = 180
-	defaultBatch = 24
+	defaultSteps = 380
+	defaultBatch = 32
 )
 
 func runTrain(args []string) error {
