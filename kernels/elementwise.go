@@ -132,6 +132,8 @@ func (d *Device) Binary(op tensor.BinaryOp, dst tensor.Buffer, a, b tensor.Strid
 		switch {
 		case sa == 1 && sb == 1:
 			binaryRow(op, yy, as[ao:ao+n], bs[bo:bo+n])
+		case sa == 1 && sb == 0:
+			binaryRowScalar(op, yy, as[ao:ao+n], bs[bo])
 		default:
 			for i := range yy {
 				yy[i] = binaryF(op, as[ao+i*sa], bs[bo+i*sb])
@@ -186,6 +188,29 @@ func binaryRow(op tensor.BinaryOp, y, a, b []float32) {
 	case tensor.OpDiv:
 		for i := range y {
 			y[i] = a[i] / b[i]
+		}
+	}
+}
+
+// binaryRowScalar is binaryRow with b broadcast along the row.
+func binaryRowScalar(op tensor.BinaryOp, y, a []float32, b float32) {
+	a = a[:len(y)]
+	switch op {
+	case tensor.OpAdd:
+		for i := range y {
+			y[i] = a[i] + b
+		}
+	case tensor.OpSub:
+		for i := range y {
+			y[i] = a[i] - b
+		}
+	case tensor.OpMul:
+		for i := range y {
+			y[i] = a[i] * b
+		}
+	case tensor.OpDiv:
+		for i := range y {
+			y[i] = a[i] / b
 		}
 	}
 }

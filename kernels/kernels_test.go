@@ -294,6 +294,23 @@ func TestBinaryBroadcastAgainstNaive(t *testing.T) {
 		}
 	}
 	checkGuard(t, "binary", y, 40*3*300)
+
+	// b broadcast along the last axis (stride 0 in the row), every op.
+	for _, op := range []tensor.BinaryOp{tensor.OpAdd, tensor.OpSub, tensor.OpMul, tensor.OpDiv} {
+		z := withGuard(d, 40*3*300)
+		d.Binary(op, z, tensor.Strided{Buf: &Buffer{dev: d, F: a}, Strides: []int{300, 0, 1}},
+			tensor.Strided{Buf: &Buffer{dev: d, F: b}, Strides: []int{0, 1, 0}}, shape)
+		for i := range 40 {
+			for j := range 3 {
+				for k := range 300 {
+					if got, want := z.F[(i*3+j)*300+k], binaryF(op, a[i*300+k], b[j]); got != want {
+						t.Fatalf("%s broadcast [%d,%d,%d] = %g, want %g", op, i, j, k, got, want)
+					}
+				}
+			}
+		}
+		checkGuard(t, "binary", z, 40*3*300)
+	}
 }
 
 func TestLevels(t *testing.T) {

@@ -80,7 +80,7 @@ func runSample(args []string) error {
 	class := fs.String("class", "", "class name or index (default: cycle through all classes)")
 	fs.Float64Var(&spec.guidance, "guidance", 2, "classifier-free guidance scale (1: conditional only, 0: unconditional)")
 	fs.Float64Var(&spec.rescale, "rescale", 0, "guidance rescale φ (0: off, 0.7 is usual)")
-	clip := fs.Float64("clip", 0, "clamp predicted x0 to [-clip, clip] (0: off)")
+	clip := fs.Float64("clip", 1, "clamp the predicted x0 to [-clip, clip] (the data range; 0: off)")
 	out := fs.String("out", "samples.png", "PNG grid to write ('' for none)")
 	folder := fs.String("folder", "", "also write each image as FOLDER/NNNN_class.png")
 	gifPath := fs.String("gif", "", "also write an animated GIF of the trajectory")

@@ -21,7 +21,7 @@ var tinyMNISTConfig []byte
 // Defaults of `diffuse train` with no flags, sized to finish in about ten
 // minutes on two cores with the reference (non-SIMD) kernels.
 const (
-	defaultSteps = 380
+	defaultSteps = 420
 	defaultBatch = 32
 )
 
@@ -177,7 +177,7 @@ func loadData(spec string, cfg nn.UNet2DConfig, size int) (data.Dataset, error) 
 }
 
 // previewGrid samples the EMA model: two images per class (or 16 without
-// classes) with DPM-Solver++ and guidance 2.
+// classes) with DPM-Solver++, guidance 2 and x̂_0 clipped to the data range.
 func previewGrid(tr *ddpm.Trainer, path string, steps int) error {
 	c, h, w := tr.Data.Shape()
 	var labels []int64
@@ -192,7 +192,7 @@ func previewGrid(tr *ddpm.Trainer, path string, steps int) error {
 		n = len(labels)
 	}
 	pix, err := sampleImages(tr.EMA, tr.Schedule, tr.Objective, sampleSpec{sampler: "dpm++2m", steps: steps, n: n,
-		seed: 0, labels: labels, null: tr.NullClass(), guidance: 2}, nil)
+		seed: 0, labels: labels, null: tr.NullClass(), guidance: 2, clip: 1}, nil)
 	if err != nil {
 		return err
 	}
