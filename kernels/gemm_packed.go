@@ -24,15 +24,16 @@ import (
 // ---------------------------------------------------------------------------
 
 // microKernel is one register-blocked kernel: C[mr×nr] += a[mr×kc]·b[kc×nr].
+// store is the variant that overwrites the tile (C = a·b) instead of adding.
 type microKernel struct {
-	name   string
-	mr, nr int
-	fn     func(kc int, a, b, c *float32, ldc int)
+	name       string
+	mr, nr     int
+	add, store func(kc int, a, b, c *float32, ldc int)
 }
 
 var (
-	kernelAVX512 = microKernel{"avx512", asm.AVX512MR, asm.AVX512NR, asm.SgemmKernelAVX512}
-	kernelAVX2   = microKernel{"avx2", asm.AVX2MR, asm.AVX2NR, asm.SgemmKernelAVX2}
+	kernelAVX512 = microKernel{"avx512", asm.AVX512MR, asm.AVX512NR, asm.SgemmKernelAVX512, asm.SgemmKernelAVX512Store}
+	kernelAVX2   = microKernel{"avx2", asm.AVX2MR, asm.AVX2NR, asm.SgemmKernelAVX2, asm.SgemmKernelAVX2Store}
 )
 
 const (
@@ -53,28 +54,35 @@ func getBuf(n int) *[]float32 {
 }
 
 // packA writes α·op(A)[i0:i0+mc, p0:p0+kc] as ⌈mc/mr⌉ panels of kc×mr values
-// (for each p, the mr values of rows i..i+mr), zero past row m.
+// (for each p, the mr values of rows i..i+mr), zero past row m. Both layouts
+// are read along their contiguous axis.
 func packA(dst, a []float32, lda int, transA bool, m, i0, mc, p0, kc, mr int, alpha float32) {
 	panels := (mc + mr - 1) / mr
 	for ip := range panels {
 		panel := dst[ip*mr*kc : (ip+1)*mr*kc]
+		row0 := i0 + ip*mr
+		rows := min(mr, mc-ip*mr, m-row0)
+		if transA { // A stored K×M: the mr rows of op(A) at depth p are contiguous
+			for p := range kc {
+				out := panel[p*mr : (p+1)*mr]
+				src := a[(p0+p)*lda+row0 : (p0+p)*lda+row0+rows]
+				for r, v := range src {
+					out[r] = alpha * v
+				}
+				clear(out[rows:])
+			}
+			continue
+		}
 		for r := range mr {
-			row := i0 + ip*mr + r
-			if row >= m || ip*mr+r >= mc {
+			if r >= rows {
 				for p := range kc {
 					panel[p*mr+r] = 0
 				}
 				continue
 			}
-			if transA { // A stored K×M: A(row, p) = a[p*lda+row]
-				for p := range kc {
-					panel[p*mr+r] = alpha * a[(p0+p)*lda+row]
-				}
-			} else {
-				src := a[row*lda+p0 : row*lda+p0+kc]
-				for p, v := range src {
-					panel[p*mr+r] = alpha * v
-				}
+			src := a[(row0+r)*lda+p0 : (row0+r)*lda+p0+kc]
+			for p, v := range src {
+				panel[p*mr+r] = alpha * v
 			}
 		}
 	}
@@ -157,10 +165,14 @@ func sgemmPacked(mk microKernel, threads int, transA, transB bool, m, n, k int, 
 // sgemmSerial is the blocked loop nest on one goroutine.
 func sgemmSerial(mk microKernel, transA, transB bool, m, n, k int, alpha float32,
 	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	scaleC(c, m, n, ldc, beta)
+	if k == 0 || alpha == 0 || (beta != 0 && beta != 1) {
+		scaleC(c, m, n, ldc, beta)
+	}
 	if k == 0 || alpha == 0 {
 		return
 	}
+	// With β = 0 the first depth block overwrites C, so C is never cleared or read.
+	overwrite := beta == 0
 	mr, nr := mk.mr, mk.nr
 	ncMax := min(packNC, (n+nr-1)/nr*nr)
 	kcMax := min(packKC, k)
@@ -177,7 +189,7 @@ func sgemmSerial(mk microKernel, transA, transB bool, m, n, k int, alpha float32
 			for ic := 0; ic < m; ic += packMC {
 				mc := min(packMC, m-ic)
 				packA(ap, a, lda, transA, m, ic, mc, pc, kc, mr, alpha)
-				runTiles(mk, ap, bp, c, ldc, ic, jc, mc, nc, kc)
+				runTiles(mk, overwrite && pc == 0, ap, bp, c, ldc, ic, jc, mc, nc, kc)
 			}
 		}
 	}
@@ -196,9 +208,14 @@ func scaleC(c []float32, m, n, ldc int, beta float32) {
 	}
 }
 
-// runTiles applies the micro-kernel to every MR×NR tile of one packed block.
-// The B panel stays hot in L1 while the A panels stream past it.
-func runTiles(mk microKernel, ap, bp, c []float32, ldc, ic, jc, mc, nc, kc int) {
+// runTiles applies the micro-kernel to every MR×NR tile of one packed block
+// (overwriting C when store, else adding). The B panel stays hot in L1 while
+// the A panels stream past it.
+func runTiles(mk microKernel, store bool, ap, bp, c []float32, ldc, ic, jc, mc, nc, kc int) {
+	fn := mk.add
+	if store {
+		fn = mk.store
+	}
 	mr, nr := mk.mr, mk.nr
 	var tile [asm.AVX512MR * asm.AVX512NR]float32
 	for jp := range (nc + nr - 1) / nr {
@@ -208,14 +225,17 @@ func runTiles(mk microKernel, ap, bp, c []float32, ldc, ic, jc, mc, nc, kc int) 
 			pa, pb := &ap[ip*mr*kc], &bp[jp*nr*kc]
 			ci := (ic+ip*mr)*ldc + jc + jp*nr
 			if rows == mr && cols == nr {
-				mk.fn(kc, pa, pb, &c[ci], ldc)
+				fn(kc, pa, pb, &c[ci], ldc)
 				continue
 			}
 			t := tile[:mr*nr]
-			clear(t)
-			mk.fn(kc, pa, pb, &t[0], nr)
+			mk.store(kc, pa, pb, &t[0], nr)
 			for r := range rows {
 				dst := c[ci+r*ldc : ci+r*ldc+cols]
+				if store {
+					copy(dst, t[r*nr:r*nr+cols])
+					continue
+				}
 				for j := range dst {
 					dst[j] += t[r*nr+j]
 				}

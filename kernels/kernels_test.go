@@ -147,8 +147,8 @@ func naiveConv(x, w, b []float32, p tensor.ConvParams) []float32 {
 func TestConvAgainstNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	d := NewCPU(2)
-	for trial := range 40 {
-		p := tensor.ConvParams{N: 1 + r.IntN(3), C: 1 + r.IntN(5), H: 1 + r.IntN(9), W: 1 + r.IntN(9),
+	for trial := range 60 {
+		p := tensor.ConvParams{N: 1 + r.IntN(5), C: 1 + r.IntN(5), H: 1 + r.IntN(9), W: 1 + r.IntN(9),
 			F: 1 + r.IntN(6), KH: 1 + r.IntN(3), KW: 1 + r.IntN(3), StrideH: 1 + r.IntN(2), StrideW: 1 + r.IntN(2),
 			PadTop: r.IntN(2), PadBottom: r.IntN(2), PadLeft: r.IntN(2), PadRight: r.IntN(2)}
 		if trial%5 == 0 { // pointwise path

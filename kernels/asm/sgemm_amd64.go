@@ -10,8 +10,20 @@ package asm
 //go:noescape
 func SgemmKernelAVX512(kc int, a *float32, b *float32, c *float32, ldc int)
 
+// SgemmKernelAVX512Store stores (without reading c) the product of a packed 12×kc panel a and a packed kc×32 panel b
+// to the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmKernelAVX512Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
 // SgemmKernelAVX2 adds the product of a packed 6×kc panel a and a packed kc×16 panel b
 // to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
 //
 //go:noescape
 func SgemmKernelAVX2(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX2Store stores (without reading c) the product of a packed 6×kc panel a and a packed kc×16 panel b
+// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
+//
+//go:noescape
+func SgemmKernelAVX2Store(kc int, a *float32, b *float32, c *float32, ldc int)

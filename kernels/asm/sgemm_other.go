@@ -7,10 +7,15 @@ import "unsafe"
 // Available reports whether the assembly kernels are built in.
 const Available = false
 
-func kernelGo(mr, nr, kc int, a, b, c *float32, ldc int) {
+func kernelGo(mr, nr, kc int, a, b, c *float32, ldc int, store bool) {
 	as := unsafe.Slice(a, kc*mr)
 	bs := unsafe.Slice(b, kc*nr)
 	cs := unsafe.Slice(c, (mr-1)*ldc+nr)
+	if store {
+		for i := range mr {
+			clear(cs[i*ldc : i*ldc+nr])
+		}
+	}
 	for p := range kc {
 		for i := range mr {
 			ai := as[p*mr+i]
@@ -23,8 +28,20 @@ func kernelGo(mr, nr, kc int, a, b, c *float32, ldc int) {
 
 // SgemmKernelAVX512 is the plain-Go stand-in of the AVX-512 kernel.
 func SgemmKernelAVX512(kc int, a, b, c *float32, ldc int) {
-	kernelGo(AVX512MR, AVX512NR, kc, a, b, c, ldc)
+	kernelGo(AVX512MR, AVX512NR, kc, a, b, c, ldc, false)
+}
+
+// SgemmKernelAVX512Store is the plain-Go stand-in of the AVX-512 store kernel.
+func SgemmKernelAVX512Store(kc int, a, b, c *float32, ldc int) {
+	kernelGo(AVX512MR, AVX512NR, kc, a, b, c, ldc, true)
 }
 
 // SgemmKernelAVX2 is the plain-Go stand-in of the AVX2 kernel.
-func SgemmKernelAVX2(kc int, a, b, c *float32, ldc int) { kernelGo(AVX2MR, AVX2NR, kc, a, b, c, ldc) }
+func SgemmKernelAVX2(kc int, a, b, c *float32, ldc int) {
+	kernelGo(AVX2MR, AVX2NR, kc, a, b, c, ldc, false)
+}
+
+// SgemmKernelAVX2Store is the plain-Go stand-in of the AVX2 store kernel.
+func SgemmKernelAVX2Store(kc int, a, b, c *float32, ldc int) {
+	kernelGo(AVX2MR, AVX2NR, kc, a, b, c, ldc, true)
+}

@@ -30,6 +30,7 @@ import (
 // kernel describes one micro-kernel.
 type kernel struct {
 	name   string
+	store  bool // C = A·B instead of C += A·B (no load of C)
 	isa    string
 	mr, nr int // tile rows and columns
 	lanes  int // float32 lanes per vector register
@@ -43,6 +44,9 @@ func main() {
 		{name: "SgemmKernelAVX2", isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
 	} {
 		generate(k)
+		k.name += "Store"
+		k.store = true
+		generate(k)
 	}
 	Generate()
 }
@@ -50,7 +54,11 @@ func main() {
 func generate(k kernel) {
 	TEXT(k.name, NOSPLIT, "func(kc int, a, b, c *float32, ldc int)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s adds the product of a packed %d×kc panel a and a packed kc×%d panel b", k.name, k.mr, k.nr),
+	verb := "adds the product of"
+	if k.store {
+		verb = "stores (without reading c) the product of"
+	}
+	Doc(fmt.Sprintf("%s %s a packed %d×kc panel a and a packed kc×%d panel b", k.name, verb, k.mr, k.nr),
 		fmt.Sprintf("to the %d×%d tile of row-major c with row stride ldc (elements). %s.", k.mr, k.nr, k.isa))
 	nv := k.nr / k.lanes // vectors per row of the tile
 	kc := Load(Param("kc"), GP64())
@@ -117,11 +125,17 @@ func generate(k kernel) {
 	JNZ(LabelRef(k.name + "_loop1"))
 
 	Label(k.name + "_store")
-	Comment("C += accumulators, one row of the tile at a time.")
+	if k.store {
+		Comment("C = accumulators, one row of the tile at a time.")
+	} else {
+		Comment("C += accumulators, one row of the tile at a time.")
+	}
 	for i := range k.mr {
 		for j := range nv {
 			m := Mem{Base: c, Disp: 4 * k.lanes * j}
-			VADDPS(m, acc[i][j], acc[i][j])
+			if !k.store {
+				VADDPS(m, acc[i][j], acc[i][j])
+			}
 			VMOVUPS(acc[i][j], m)
 		}
 		if i < k.mr-1 {
