@@ -1,0 +1,61 @@
+// Command plotresults draws the figures of bench/RESULTS.md from the numbers
+// recorded there (edit the tables below together with RESULTS.md):
+//
+//	go run ./bench/internal/plotresults   # writes bench/gemm_ladder.png and bench/unet_ratios.png
+package main
+
+import (
+	"log"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+type bar struct {
+	name  string
+	value float64
+}
+
+func bars(title, ylabel, path string, data []bar, ref float64, refName string) {
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = ylabel
+	vals := make(plotter.Values, len(data))
+	names := make([]string, len(data))
+	for i, d := range data {
+		vals[i], names[i] = d.value, d.name
+	}
+	b, err := plotter.NewBarChart(vals, vg.Points(28))
+	if err != nil {
+		log.Fatal(err)
+	}
+	b.Color = plotutil.Color(1)
+	p.Add(b, plotter.NewGrid())
+	p.NominalX(names...)
+	if ref > 0 {
+		l, _ := plotter.NewLine(plotter.XYs{{X: -0.5, Y: ref}, {X: float64(len(data)) - 0.5, Y: ref}})
+		l.Color = plotutil.Color(0)
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		p.Add(l)
+		p.Legend.Add(refName, l)
+		p.Legend.Top = true
+	}
+	if err := p.Save(8*vg.Inch, 4*vg.Inch, path); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func main() {
+	// bench/RESULTS.md, 2026-11-26 run B (n = 512; the avx512 rung is from the device machine's Xeon).
+	bars("SGEMM ladder, n = 512 (*AVX-512 on the device machine's Xeon)", "GFLOP/s", "bench/gemm_ladder.png", []bar{
+		{"naive", 1.3}, {"blocked Go", 7.4}, {"AVX2, 1 core", 84}, {"AVX-512*, 1 core", 76.9},
+		{"threaded 2 cores", 140}, {"OpenBLAS 2 cores", 148.6},
+	}, 102, "AVX2 FMA ceiling, 1 core (102)")
+	// Ratios ours/PyTorch, lower and upper ends of both runs.
+	bars("U-Net speed, ours / PyTorch (same run, midpoint of the measured range)", "ratio", "bench/unet_ratios.png", []bar{
+		{"tiny fwd b64", (0.53 + 0.87) / 2}, {"tiny train b64", (0.65 + 0.69) / 2},
+		{"cifar fwd b8", (0.74 + 0.91) / 2}, {"cifar train b8", (0.56 + 0.98) / 2},
+	}, 1.25, "target 1.25×")
+}
