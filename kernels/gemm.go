@@ -60,17 +60,7 @@ func Sgemm(threads int, transA, transB bool, m, n, k int, alpha float32,
 	if m == 0 || n == 0 {
 		return
 	}
-	// C = β·C first.
-	for i := range m {
-		row := c[i*ldc : i*ldc+n]
-		if beta == 0 {
-			clear(row)
-		} else if beta != 1 {
-			for j := range row {
-				row[j] *= beta
-			}
-		}
-	}
+	scaleC(c, m, n, ldc, beta) // C = β·C first
 	if k == 0 || alpha == 0 {
 		return
 	}
