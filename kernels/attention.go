@@ -31,7 +31,7 @@ func softmaxRow(y, x []float32) {
 // softmax picks the reference row softmax or, above the generic level, the expf one.
 func (d *Device) softmax(y, x []float32) {
 	if d.level > Generic {
-		softmaxRowFast(y, x)
+		d.softmaxRowFast(y, x)
 		return
 	}
 	softmaxRow(y, x)

@@ -89,7 +89,7 @@ func unaryGrad(op tensor.UnaryOp, x float64, p tensor.UnaryParams) float64 {
 func (d *Device) Unary(op tensor.UnaryOp, dst, x tensor.Buffer, n int, p tensor.UnaryParams) {
 	y, xs := f32(dst)[:n], f32(x)[:n]
 	d.parallelFor(n, elemGrain, func(lo, hi int) {
-		if d.level > Generic && unaryFast(op, y[lo:hi], xs[lo:hi]) {
+		if d.level > Generic && d.unaryFast(op, y[lo:hi], xs[lo:hi]) {
 			return
 		}
 		for i := lo; i < hi; i++ {
@@ -102,7 +102,7 @@ func (d *Device) Unary(op tensor.UnaryOp, dst, x tensor.Buffer, n int, p tensor.
 func (d *Device) UnaryBackward(op tensor.UnaryOp, dx, x, dy tensor.Buffer, n int, p tensor.UnaryParams) {
 	g, xs, gy := f32(dx)[:n], f32(x)[:n], f32(dy)[:n]
 	d.parallelFor(n, elemGrain, func(lo, hi int) {
-		if d.level > Generic && unaryGradFast(op, g[lo:hi], xs[lo:hi], gy[lo:hi]) {
+		if d.level > Generic && d.unaryGradFast(op, g[lo:hi], xs[lo:hi], gy[lo:hi]) {
 			return
 		}
 		for i := lo; i < hi; i++ {

@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 
+	"github.com/godiffuse/godiffuse/kernels/asm"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -49,26 +50,44 @@ func expf(x float32) float32 {
 	return p * math.Float32frombits(uint32(n1+127)<<23) * math.Float32frombits(uint32(n2+127)<<23)
 }
 
-// sigmoidf is 1/(1+e^-x) in float32.
-func sigmoidf(x float32) float32 { return 1 / (1 + expf(-x)) }
+// expVec sets dst[i] = e^src[i] (dst may be src): eight lanes at a time with
+// asm.ExpAVX2 where the level allows, the rest with expf.
+func (d *Device) expVec(dst, src []float32) {
+	k := 0
+	if d.level >= AVX2 && asm.Available {
+		asm.ExpAVX2(dst, src)
+		k = len(src) / 8 * 8
+	}
+	for i := k; i < len(src); i++ {
+		dst[i] = expf(src[i])
+	}
+}
 
-// unaryFast runs the ops that dominate the U-Net (SiLU, sigmoid, exp) on
-// float32 with expf; it reports false for the others, which then take the
+// sigmoidVec sets dst[i] = σ(src[i]) = 1/(1+e^-src[i]) (dst may be src).
+func (d *Device) sigmoidVec(dst, src []float32) {
+	for i, v := range src {
+		dst[i] = -v
+	}
+	d.expVec(dst, dst)
+	for i, e := range dst {
+		dst[i] = 1 / (1 + e)
+	}
+}
+
+// unaryFast runs the ops that dominate the U-Net (SiLU, sigmoid, exp) with
+// the vector exp; it reports false for the others, which then take the
 // reference path.
-func unaryFast(op tensor.UnaryOp, y, x []float32) bool {
+func (d *Device) unaryFast(op tensor.UnaryOp, y, x []float32) bool {
 	switch op {
 	case tensor.OpSiLU:
+		d.sigmoidVec(y, x)
 		for i, v := range x {
-			y[i] = v * sigmoidf(v)
+			y[i] *= v
 		}
 	case tensor.OpSigmoid:
-		for i, v := range x {
-			y[i] = sigmoidf(v)
-		}
+		d.sigmoidVec(y, x)
 	case tensor.OpExp:
-		for i, v := range x {
-			y[i] = expf(v)
-		}
+		d.expVec(y, x)
 	default:
 		return false
 	}
@@ -76,21 +95,22 @@ func unaryFast(op tensor.UnaryOp, y, x []float32) bool {
 }
 
 // unaryGradFast is the backward of unaryFast: dx = dy·op'(x).
-func unaryGradFast(op tensor.UnaryOp, dx, x, dy []float32) bool {
+func (d *Device) unaryGradFast(op tensor.UnaryOp, dx, x, dy []float32) bool {
 	switch op {
 	case tensor.OpSiLU: // σ(x)·(1 + x·(1-σ(x)))
-		for i, v := range x {
-			s := sigmoidf(v)
-			dx[i] = dy[i] * s * (1 + v*(1-s))
+		d.sigmoidVec(dx, x)
+		for i, s := range dx {
+			dx[i] = dy[i] * s * (1 + x[i]*(1-s))
 		}
 	case tensor.OpSigmoid:
-		for i, v := range x {
-			s := sigmoidf(v)
+		d.sigmoidVec(dx, x)
+		for i, s := range dx {
 			dx[i] = dy[i] * s * (1 - s)
 		}
 	case tensor.OpExp:
-		for i, v := range x {
-			dx[i] = dy[i] * expf(v)
+		d.expVec(dx, x)
+		for i := range dx {
+			dx[i] *= dy[i]
 		}
 	default:
 		return false
@@ -98,16 +118,18 @@ func unaryGradFast(op tensor.UnaryOp, dx, x, dy []float32) bool {
 	return true
 }
 
-// softmaxRowFast is softmaxRow with expf and float32 sums.
-func softmaxRowFast(y, x []float32) {
+// softmaxRowFast is softmaxRow with the vector exp and float32 sums.
+func (d *Device) softmaxRowFast(y, x []float32) {
 	m := float32(math.Inf(-1))
 	for _, v := range x {
 		m = max(m, v)
 	}
-	var s float32
 	for j, v := range x {
-		e := expf(v - m)
-		y[j] = e
+		y[j] = v - m
+	}
+	d.expVec(y, y)
+	var s float32
+	for _, e := range y {
 		s += e
 	}
 	inv := 1 / s

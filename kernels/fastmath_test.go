@@ -100,3 +100,32 @@ func TestFastUnaryAgainstReference(t *testing.T) {
 		}
 	}
 }
+
+// TestExpVecAgainstMathExp checks the vector exp (asm.ExpAVX2 plus the expf
+// tail) on every length 0…40 and across [-87, 88], with guard cells.
+func TestExpVecAgainstMathExp(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, level := range Levels() {
+		d := NewCPULevel(1, level)
+		for n := range 41 {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = -87 + 175*r.Float32()
+			}
+			y := withGuard(d, n)
+			d.expVec(y.F[:n], x)
+			checkGuard(t, "expVec", y, n)
+			for i, v := range x {
+				if u := ulps(y.F[i], float32(math.Exp(float64(v)))); u > 2 {
+					t.Fatalf("%s: exp(%g) = %g (%.1f ulp)", level, v, y.F[i], u)
+				}
+			}
+		}
+		nan := []float32{1, 2, 3, float32(math.NaN()), 4, 5, 6, 7}
+		out := make([]float32, 8)
+		d.expVec(out, nan)
+		if out[3] == out[3] {
+			t.Fatalf("%s: exp(NaN) = %g", level, out[3])
+		}
+	}
+}

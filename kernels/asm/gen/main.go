@@ -1,4 +1,4 @@
-// Command gen writes kernels/asm/sgemm_amd64.s and its Go stubs with avo.
+// Command gen writes kernels/asm/asm_amd64.s and its Go stubs with avo.
 // It lives in a module of its own so that avo stays out of the library's
 // import graph. Run it through `go generate ./kernels/asm`.
 //
@@ -48,6 +48,7 @@ func main() {
 		k.store = true
 		generate(k)
 	}
+	generateExp()
 	Generate()
 }
 

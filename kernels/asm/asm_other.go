@@ -2,7 +2,10 @@
 
 package asm
 
-import "unsafe"
+import (
+	"math"
+	"unsafe"
+)
 
 // Available reports whether the assembly kernels are built in.
 const Available = false
@@ -44,4 +47,16 @@ func SgemmKernelAVX2(kc int, a, b, c *float32, ldc int) {
 // SgemmKernelAVX2Store is the plain-Go stand-in of the AVX2 store kernel.
 func SgemmKernelAVX2Store(kc int, a, b, c *float32, ldc int) {
 	kernelGo(AVX2MR, AVX2NR, kc, a, b, c, ldc, true)
+}
+
+// ExpAVX2 is the plain-Go stand-in: dst[i] = e^src[i] for the first
+// len(src)/8·8 elements, saturating like the assembly.
+func ExpAVX2(dst, src []float32) {
+	for i := range len(src) / 8 * 8 {
+		x := min(max(src[i], -103.97208), 88.72283)
+		if src[i] != src[i] {
+			x = src[i]
+		}
+		dst[i] = float32(math.Exp(float64(x)))
+	}
 }
