@@ -21,7 +21,7 @@ var tinyMNISTConfig []byte
 // Defaults of `diffuse train` with no flags, sized to finish in about ten
 // minutes on two cores with the reference (non-SIMD) kernels.
 const (
-	defaultSteps = 420
+	defaultSteps = 500
 	defaultBatch = 32
 )
 
