@@ -5,7 +5,11 @@
 // Images are float32 in [-1, 1], laid out (C, H, W).
 package data
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strconv"
+)
 
 // Dataset is an indexed set of images of one shape, optionally labelled.
 type Dataset interface {
@@ -19,16 +23,12 @@ type Dataset interface {
 	Classes() []string
 }
 
-// ClassIndex finds a class by name or by its decimal index.
-func ClassIndex(d Dataset, s string) (int, error) {
-	names := d.Classes()
-	for i, n := range names {
-		if n == s {
-			return i, nil
-		}
+// ClassIndex finds a class among names by name or by its decimal index.
+func ClassIndex(names []string, s string) (int, error) {
+	if i := slices.Index(names, s); i >= 0 {
+		return i, nil
 	}
-	var i int
-	if _, err := fmt.Sscanf(s, "%d", &i); err == nil && fmt.Sprint(i) == s && i >= 0 && i < len(names) {
+	if i, err := strconv.Atoi(s); err == nil && strconv.Itoa(i) == s && i >= 0 && i < len(names) {
 		return i, nil
 	}
 	return 0, fmt.Errorf("unknown class %q (want an index 0…%d or one of %q)", s, len(names)-1, names)

@@ -39,13 +39,13 @@ func TestEmbedded(t *testing.T) {
 			t.Fatalf("pixel %g outside [-1, 1]", v)
 		}
 	}
-	if k, err := ClassIndex(ds, "sneaker"); err != nil || k != 7 {
+	if k, err := ClassIndex(ds.Classes(), "sneaker"); err != nil || k != 7 {
 		t.Fatalf("sneaker -> %d, %v", k, err)
 	}
-	if k, err := ClassIndex(ds, "3"); err != nil || k != 3 {
+	if k, err := ClassIndex(ds.Classes(), "3"); err != nil || k != 3 {
 		t.Fatalf("3 -> %d, %v", k, err)
 	}
-	if _, err := ClassIndex(ds, "10"); err == nil {
+	if _, err := ClassIndex(ds.Classes(), "10"); err == nil {
 		t.Fatal("class 10 accepted")
 	}
 }

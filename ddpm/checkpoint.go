@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/godiffuse/godiffuse/data"
@@ -182,7 +183,7 @@ func Resume(dev tensor.Device, dir string, ds data.Dataset, steps int) (*Trainer
 	if err != nil {
 		return nil, err
 	}
-	if fmt.Sprint(ds.Classes()) != fmt.Sprint(info.Classes) {
+	if !slices.Equal(ds.Classes(), info.Classes) {
 		return nil, fmt.Errorf("%s: trained on classes %q, the dataset has %q", dir, info.Classes, ds.Classes())
 	}
 	tr, err := NewTrainer(dev, cfg, tc, ds)

@@ -42,11 +42,7 @@ func (d *DDIM) Reset() {}
 
 // Step implements Sampler.
 func (d *DDIM) Step(i int, x *tensor.Tensor, p Prediction, noise func() *tensor.Tensor) *tensor.Tensor {
-	t, prev := d.steps[i], -1
-	if i+1 < len(d.steps) {
-		prev = d.steps[i+1]
-	}
-	abT, abP := d.S.AlphaBar(t), d.S.AlphaBar(prev)
+	abT, abP, _ := d.S.stepAlphaBars(d.steps, i)
 	sigma := d.Eta * math.Sqrt((1-abP)/(1-abT)) * math.Sqrt(1-abT/abP)
 	out := lin2(math.Sqrt(abP), p.X0, math.Sqrt(math.Max(1-abP-sigma*sigma, 0)), p.Eps)
 	if sigma > 0 {

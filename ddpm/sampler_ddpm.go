@@ -47,11 +47,7 @@ func (d *DDPM) Reset() {}
 
 // Step implements Sampler.
 func (d *DDPM) Step(i int, x *tensor.Tensor, p Prediction, noise func() *tensor.Tensor) *tensor.Tensor {
-	t, prev := d.steps[i], -1
-	if i+1 < len(d.steps) {
-		prev = d.steps[i+1]
-	}
-	abT, abP := d.S.AlphaBar(t), d.S.AlphaBar(prev)
+	abT, abP, prev := d.S.stepAlphaBars(d.steps, i)
 	beta := 1 - abT/abP
 	c1 := math.Sqrt(abP) * beta / (1 - abT)
 	c2 := math.Sqrt(1-beta) * (1 - abP) / (1 - abT)

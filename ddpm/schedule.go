@@ -100,5 +100,15 @@ func (s *Schedule) AlphaBar(t int) float64 {
 	return s.AlphasCumprod[t]
 }
 
+// stepAlphaBars returns ᾱ at point i of a descending list of timesteps, ᾱ at
+// the next point (1 after the last), and that next timestep (-1 after the last).
+func (s *Schedule) stepAlphaBars(steps []int, i int) (abT, abNext float64, next int) {
+	next = -1
+	if i+1 < len(steps) {
+		next = steps[i+1]
+	}
+	return s.AlphaBar(steps[i]), s.AlphaBar(next), next
+}
+
 // SNR is ᾱ_t/(1-ᾱ_t).
 func (s *Schedule) SNR(t int) float64 { return s.AlphasCumprod[t] / (1 - s.AlphasCumprod[t]) }

@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -158,7 +159,7 @@ func (o *Adam) LoadStateDict(st *SafeTensors) error {
 			if err != nil {
 				return err
 			}
-			if fmt.Sprint(shape) != fmt.Sprint(p.T.Shape()) {
+			if !slices.Equal(shape, p.T.Shape()) {
 				return fmt.Errorf("%s: %s%s has shape %v, want %v", st.Path, key, p.Name, shape, p.T.Shape())
 			}
 			if err := tensor.Catch(func() { mv[k] = tensor.FromFloat32(p.T.Device(), v, shape...) }); err != nil {
@@ -176,17 +177,25 @@ func (o *Adam) LoadStateDict(st *SafeTensors) error {
 // sync point (the norm is read back to the host).
 func ClipGradNorm(ps []Param, maxNorm float64) (norm float64, err error) {
 	err = tensor.Catch(func() {
-		var ss float64
+		// Σ‖g‖² is summed on the device and read back once.
+		var total *tensor.Tensor
 		for _, p := range ps {
 			if g := p.T.Grad(); g != nil {
-				v, e := tensor.SumSquares(g).Item()
-				if e != nil {
-					panic(&tensor.Error{Op: "clip_grad_norm", Msg: e.Error()})
+				if ss := tensor.SumSquares(g); total == nil {
+					total = ss
+				} else {
+					total = tensor.Add(total, ss)
 				}
-				ss += float64(v)
 			}
 		}
-		norm = math.Sqrt(ss)
+		if total == nil {
+			return
+		}
+		ss, e := total.Item()
+		if e != nil {
+			panic(&tensor.Error{Op: "clip_grad_norm", Msg: e.Error()})
+		}
+		norm = math.Sqrt(float64(ss))
 		coef := maxNorm / (norm + 1e-6)
 		if coef < 1 {
 			for _, p := range ps {

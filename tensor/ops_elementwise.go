@@ -55,6 +55,15 @@ func binary(name string, op BinaryOp, a, b *Tensor) *Tensor {
 	return out
 }
 
+// expand materializes t broadcast to shape (a dense copy through a stride-0 view).
+func expand(t *Tensor, shape []int) *Tensor {
+	out := Empty(t.dev, F32, shape...)
+	if out.Numel() > 0 {
+		t.dev.Copy(out.strided(), t.broadcastView(shape), shape)
+	}
+	return out
+}
+
 // sumTo reduces a gradient of a broadcast result back to shape.
 func sumTo(g *Tensor, shape []int) *Tensor {
 	if slices.Equal(g.shape, shape) {
@@ -263,7 +272,7 @@ func reduce(op ReduceOp, x *Tensor, axis int, keepDim bool) *Tensor {
 			if op == ReduceMean {
 				g = Scale(g, 1/float32(n))
 			}
-			xc.accumulate(binary("expand", OpAdd, Zeros(g.dev, shape...), g))
+			xc.accumulate(expand(g, shape))
 		}, xc)
 	}
 	if !keepDim {

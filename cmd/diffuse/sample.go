@@ -105,9 +105,8 @@ func runSample(args []string) error {
 	}
 	if len(info.Classes) > 0 {
 		spec.null = info.NullClass()
-		names := make([]string, len(spec.labels))
 		if *class != "" {
-			k, err := data.ClassIndex(classList(info.Classes), *class)
+			k, err := data.ClassIndex(info.Classes, *class)
 			if err != nil {
 				return fmt.Errorf("-class: %w", err)
 			}
@@ -119,7 +118,6 @@ func runSample(args []string) error {
 				spec.labels = append(spec.labels, int64(i%len(info.Classes)))
 			}
 		}
-		_ = names
 	} else if *class != "" {
 		return fmt.Errorf("-class %q: the checkpoint's model is not class-conditional", *class)
 	}
@@ -169,11 +167,3 @@ func runSample(args []string) error {
 	}
 	return nil
 }
-
-// classList adapts a list of names to data.ClassIndex.
-type classList []string
-
-func (c classList) Len() int                 { return 0 }
-func (c classList) Shape() (int, int, int)   { return 0, 0, 0 }
-func (c classList) Image(int, []float32) int { return -1 }
-func (c classList) Classes() []string        { return c }
