@@ -157,6 +157,10 @@ func (d *Device) Fill(dst tensor.Buffer, n int, v float32) {
 //	dst[dOff + Σ i_k·dStride_k] = src[sOff + Σ i_k·sStride_k]
 func (d *Device) Copy(dst, src tensor.Strided, shape []int) {
 	dx, sx := f32(dst.Buf), f32(src.Buf)
+	if len(shape) == 0 {
+		dx[dst.Off] = sx[src.Off]
+		return
+	}
 	forEachRow(shape, [][]int{dst.Strides, src.Strides}, []int{dst.Off, src.Off}, func(offs []int, n int) {
 		ds, ss := dst.Strides[len(shape)-1], src.Strides[len(shape)-1]
 		do, so := offs[0], offs[1]

@@ -177,6 +177,10 @@ func TestReshapeErrors(t *testing.T) {
 	if got := err.Error(); got == "" {
 		t.Fatal("empty error")
 	}
+	// A 0-d tensor copies like any other.
+	if v := Scalar(cpu, 2.5).Clone().MustFloat32s(); len(v) != 1 || v[0] != 2.5 {
+		t.Fatalf("0-d clone gave %v", v)
+	}
 	err = Catch(func() { Add(Zeros(cpu, 2, 3), Zeros(cpu, 4)) })
 	if err == nil {
 		t.Fatal("non-broadcastable add did not fail")
