@@ -248,6 +248,28 @@ func (f *SafeTensors) Float32(name string) ([]float32, []int, error) {
 	return out, info.Shape, nil
 }
 
+// Float64 decodes tensor name (any floating-point dtype) to float64; F64
+// tensors keep every bit.
+func (f *SafeTensors) Float64(name string) ([]float64, []int, error) {
+	if info, ok := f.Tensors[name]; ok && info.DType == STF64 {
+		raw := f.data[info.Begin:info.End]
+		out := make([]float64, len(raw)/8)
+		for i := range out {
+			out[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
+		}
+		return out, info.Shape, nil
+	}
+	v, shape, err := f.Float32(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out, shape, nil
+}
+
 // Int64 decodes tensor name (I64 or I32) to int64.
 func (f *SafeTensors) Int64(name string) ([]int64, []int, error) {
 	info, ok := f.Tensors[name]
@@ -329,12 +351,14 @@ func F32ToF16(f float32) uint16 {
 	return sign | uint16(r)
 }
 
-// STTensor is one tensor to write: float data (F32, F16 or BF16) or int64 data (I64).
+// STTensor is one tensor to write: float data (F32, F16 or BF16), float64
+// data (F64) or int64 data (I64).
 type STTensor struct {
 	Name  string
 	DType STDType
 	Shape []int
 	F     []float32
+	D     []float64
 	I     []int64
 }
 
@@ -374,6 +398,12 @@ func WriteSafeTensors(path string, tensors []STTensor, metadata map[string]strin
 					binary.Write(&body, binary.LittleEndian, f32ToBF16(v))
 				}
 			}
+		case STF64:
+			if len(t.D) != n {
+				err = fmt.Errorf("%d values for shape %v", len(t.D), t.Shape)
+				break
+			}
+			binary.Write(&body, binary.LittleEndian, t.D)
 		case STI64:
 			if len(t.I) != n {
 				err = fmt.Errorf("%d values for shape %v", len(t.I), t.Shape)
