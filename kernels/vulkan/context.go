@@ -1,0 +1,341 @@
+package vulkan
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// PhysicalDevice describes one Vulkan device the loader reports.
+type PhysicalDevice struct {
+	Index        int
+	Name         string
+	Type         string // discrete, integrated, virtual, cpu, other
+	APIVersion   string
+	SubgroupSize int
+	// CooperativeMatrix lists the f16/bf16 → f32 shapes of
+	// VK_KHR_cooperative_matrix (empty without the extension).
+	CooperativeMatrix []string
+	handle            uintptr
+	typ               int32
+}
+
+var deviceTypeNames = map[int32]string{0: "other", 1: "integrated", 2: "discrete", 3: "virtual", 4: "cpu"}
+
+// context is an instance, a logical device with one compute queue, and the
+// device's entry points.
+type context struct {
+	p          *procs
+	instance   uintptr
+	phys       PhysicalDevice
+	device     uintptr
+	queue      uintptr
+	family     uint32
+	memProps   VkPhysicalDeviceMemoryProperties
+	limits     VkPhysicalDeviceLimits
+	coopMatrix bool
+	scratch    *arena // for one call's structs; reset after each use
+}
+
+func newInstance(p *procs, a *arena) (uintptr, error) {
+	var err error
+	if p.createInstance, err = p.instanceProc(a, 0, "vkCreateInstance"); err != nil {
+		return 0, err
+	}
+	app := newIn[VkApplicationInfo](a)
+	app.SType = stApplicationInfo
+	app.PApplicationName = a.cstr("godiffuse")
+	app.PEngineName = a.cstr("godiffuse")
+	app.ApiVersion = apiVersion12
+	ci := newIn[VkInstanceCreateInfo](a)
+	ci.SType = stInstanceCreateInfo
+	ci.PApplicationInfo = addr(app)
+	if layers := os.Getenv("GODIFFUSE_VULKAN_LAYERS"); layers != "" { // e.g. VK_LAYER_KHRONOS_validation
+		names := strings.Split(layers, ",")
+		arr := sliceIn[uintptr](a, len(names))
+		for i, n := range names {
+			arr[i] = a.cstr(n)
+		}
+		ci.EnabledLayerCount, ci.PpEnabledLayerNames = uint32(len(names)), addrOf(arr)
+	}
+	out := newIn[uintptr](a)
+	if err := call("vkCreateInstance", p.createInstance, addr(ci), 0, addr(out)); err != nil {
+		return 0, err
+	}
+	inst := *out
+	for _, f := range []struct {
+		name string
+		dst  *uintptr
+	}{
+		{"vkDestroyInstance", &p.destroyInstance}, {"vkEnumeratePhysicalDevices", &p.enumeratePhysicalDevices},
+		{"vkGetPhysicalDeviceProperties", &p.getPhysicalDeviceProperties},
+		{"vkGetPhysicalDeviceProperties2", &p.getPhysicalDeviceProperties2},
+		{"vkGetPhysicalDeviceFeatures2", &p.getPhysicalDeviceFeatures2},
+		{"vkGetPhysicalDeviceQueueFamilyProperties", &p.getPhysicalDeviceQueueFamilyProperties},
+		{"vkGetPhysicalDeviceMemoryProperties", &p.getPhysicalDeviceMemoryProperties},
+		{"vkEnumerateDeviceExtensionProperties", &p.enumerateDeviceExtensionProperties},
+		{"vkCreateDevice", &p.createDevice}, {"vkGetDeviceProcAddr", &p.getDeviceProcAddr},
+	} {
+		if *f.dst, err = p.instanceProc(a, inst, f.name); err != nil {
+			callVoid(p.destroyInstance, inst, 0)
+			return 0, err
+		}
+	}
+	// Optional: absent on drivers without VK_KHR_cooperative_matrix.
+	p.getCooperativeMatrixProperties, _ = p.instanceProc(a, inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR")
+	return inst, nil
+}
+
+// enumerate lists the physical devices of an instance.
+func enumerate(p *procs, a *arena, inst uintptr) ([]PhysicalDevice, error) {
+	count := newIn[uint32](a)
+	if err := call("vkEnumeratePhysicalDevices", p.enumeratePhysicalDevices, inst, addr(count), 0); err != nil {
+		return nil, err
+	}
+	handles := sliceIn[uintptr](a, int(*count))
+	if *count > 0 {
+		if err := call("vkEnumeratePhysicalDevices", p.enumeratePhysicalDevices, inst, addr(count), addrOf(handles)); err != nil {
+			return nil, err
+		}
+	}
+	var out []PhysicalDevice
+	for i, h := range handles[:*count] {
+		sub := newIn[VkPhysicalDeviceSubgroupProperties](a)
+		sub.SType = stPhysicalDeviceSubgroupProperties
+		props := newIn[VkPhysicalDeviceProperties2](a)
+		props.SType = stPhysicalDeviceProperties2
+		props.PNext = addr(sub)
+		callVoid(p.getPhysicalDeviceProperties2, h, addr(props))
+		pr := &props.Properties
+		v := pr.ApiVersion
+		d := PhysicalDevice{Index: i, Name: cString(pr.DeviceName[:]), Type: deviceTypeNames[pr.DeviceType], typ: pr.DeviceType,
+			APIVersion: fmt.Sprintf("%d.%d.%d", v>>22&0x7f, v>>12&0x3ff, v&0xfff), SubgroupSize: int(sub.SubgroupSize), handle: h}
+		if hasExtension(p, a, h, "VK_KHR_cooperative_matrix") && p.getCooperativeMatrixProperties != 0 {
+			d.CooperativeMatrix = coopShapes(p, a, h)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func hasExtension(p *procs, a *arena, phys uintptr, name string) bool {
+	count := newIn[uint32](a)
+	if call("vkEnumerateDeviceExtensionProperties", p.enumerateDeviceExtensionProperties, phys, 0, addr(count), 0) != nil {
+		return false
+	}
+	exts := sliceIn[VkExtensionProperties](a, int(*count))
+	if *count == 0 || call("vkEnumerateDeviceExtensionProperties", p.enumerateDeviceExtensionProperties, phys, 0, addr(count), addrOf(exts)) != nil {
+		return false
+	}
+	for _, e := range exts[:*count] {
+		if cString(e.ExtensionName[:]) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Component types of VK_KHR_cooperative_matrix (VkComponentTypeKHR).
+var componentNames = map[int32]string{0: "f16", 1: "f32", 2: "f64", 3: "i8", 4: "i16", 5: "i32", 6: "i64",
+	7: "u8", 8: "u16", 9: "u32", 10: "u64", 1000141000: "bf16"}
+
+func coopShapes(p *procs, a *arena, phys uintptr) []string {
+	count := newIn[uint32](a)
+	if call("vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR", p.getCooperativeMatrixProperties, phys, addr(count), 0) != nil {
+		return nil
+	}
+	props := sliceIn[VkCooperativeMatrixPropertiesKHR](a, int(*count))
+	for i := range props {
+		props[i].SType = stCooperativeMatrixPropertiesKHR
+	}
+	if *count == 0 || call("vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR", p.getCooperativeMatrixProperties, phys, addr(count), addrOf(props)) != nil {
+		return nil
+	}
+	var out []string
+	for _, c := range props[:*count] {
+		out = append(out, fmt.Sprintf("%dx%dx%d %s·%s+%s→%s", c.MSize, c.NSize, c.KSize,
+			componentNames[c.AType], componentNames[c.BType], componentNames[c.CType], componentNames[c.ResultType]))
+	}
+	return out
+}
+
+// Devices lists the Vulkan devices of this machine (an error when there is
+// no loader or no driver).
+func Devices() ([]PhysicalDevice, error) {
+	p, err := loadLib()
+	if err != nil {
+		return nil, err
+	}
+	a, err := newArena(1 << 20)
+	if err != nil {
+		return nil, err
+	}
+	defer a.free()
+	inst, err := newInstance(p, a)
+	if err != nil {
+		return nil, err
+	}
+	defer callVoid(p.destroyInstance, inst, 0)
+	return enumerate(p, a, inst)
+}
+
+// newContext creates a logical device with one compute queue on physical
+// device index (-1: the first discrete GPU, else the first integrated one,
+// else the first device of any type).
+func newContext(index int) (*context, error) {
+	p, err := loadLib()
+	if err != nil {
+		return nil, err
+	}
+	a, err := newArena(1 << 20)
+	if err != nil {
+		return nil, err
+	}
+	c := &context{p: p, scratch: a}
+	if c.instance, err = newInstance(p, a); err != nil {
+		a.free()
+		return nil, err
+	}
+	fail := func(err error) (*context, error) {
+		c.destroy()
+		return nil, err
+	}
+	devs, err := enumerate(p, a, c.instance)
+	if err != nil {
+		return fail(err)
+	}
+	if len(devs) == 0 {
+		return fail(fmt.Errorf("vulkan: the loader found no Vulkan device (is a driver such as mesa-vulkan-drivers installed?)"))
+	}
+	switch {
+	case index >= len(devs):
+		return fail(fmt.Errorf("vulkan: device %d asked for, but there are %d (0…%d)", index, len(devs), len(devs)-1))
+	case index >= 0:
+		c.phys = devs[index]
+	default:
+		c.phys = devs[0]
+		for _, want := range []int32{physicalDeviceTypeDiscrete, physicalDeviceTypeIntegrated} {
+			if i := indexOfType(devs, want); i >= 0 {
+				c.phys = devs[i]
+				break
+			}
+		}
+	}
+	ph := c.phys.handle
+	props := newIn[VkPhysicalDeviceProperties](a)
+	callVoid(p.getPhysicalDeviceProperties, ph, addr(props))
+	c.limits = props.Limits
+	mp := newIn[VkPhysicalDeviceMemoryProperties](a)
+	callVoid(p.getPhysicalDeviceMemoryProperties, ph, addr(mp))
+	c.memProps = *mp
+
+	count := newIn[uint32](a)
+	callVoid(p.getPhysicalDeviceQueueFamilyProperties, ph, addr(count), 0)
+	fams := sliceIn[VkQueueFamilyProperties](a, int(*count))
+	callVoid(p.getPhysicalDeviceQueueFamilyProperties, ph, addr(count), addrOf(fams))
+	c.family = ^uint32(0)
+	for i, f := range fams[:*count] {
+		if f.QueueFlags&queueCompute != 0 {
+			c.family = uint32(i)
+			break
+		}
+	}
+	if c.family == ^uint32(0) {
+		return fail(fmt.Errorf("vulkan: %s has no compute queue", c.phys.Name))
+	}
+
+	prio := newIn[float32](a)
+	*prio = 1
+	qci := newIn[VkDeviceQueueCreateInfo](a)
+	qci.SType = stDeviceQueueCreateInfo
+	qci.QueueFamilyIndex = c.family
+	qci.QueueCount = 1
+	qci.PQueuePriorities = addr(prio)
+	dci := newIn[VkDeviceCreateInfo](a)
+	dci.SType = stDeviceCreateInfo
+	dci.QueueCreateInfoCount = 1
+	dci.PQueueCreateInfos = addr(qci)
+	out := newIn[uintptr](a)
+	if err := call("vkCreateDevice", p.createDevice, ph, addr(dci), 0, addr(out)); err != nil {
+		return fail(err)
+	}
+	c.device = *out
+	if err := c.loadDeviceProcs(); err != nil {
+		return fail(err)
+	}
+	q := newIn[uintptr](a)
+	callVoid(p.getDeviceQueue, c.device, uintptr(c.family), 0, addr(q))
+	c.queue = *q
+	a.reset()
+	return c, nil
+}
+
+func indexOfType(devs []PhysicalDevice, typ int32) int {
+	for i, d := range devs {
+		if d.typ == typ {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *context) loadDeviceProcs() error {
+	p := c.p
+	var err error
+	for _, f := range []struct {
+		name string
+		dst  *uintptr
+	}{
+		{"vkDestroyDevice", &p.destroyDevice}, {"vkGetDeviceQueue", &p.getDeviceQueue}, {"vkDeviceWaitIdle", &p.deviceWaitIdle},
+		{"vkCreateBuffer", &p.createBuffer}, {"vkDestroyBuffer", &p.destroyBuffer},
+		{"vkGetBufferMemoryRequirements", &p.getBufferMemoryRequirements}, {"vkAllocateMemory", &p.allocateMemory},
+		{"vkFreeMemory", &p.freeMemory}, {"vkBindBufferMemory", &p.bindBufferMemory}, {"vkMapMemory", &p.mapMemory},
+		{"vkUnmapMemory", &p.unmapMemory}, {"vkCreateShaderModule", &p.createShaderModule},
+		{"vkDestroyShaderModule", &p.destroyShaderModule}, {"vkCreateDescriptorSetLayout", &p.createDescriptorSetLayout},
+		{"vkDestroyDescriptorSetLayout", &p.destroyDescriptorSetLayout}, {"vkCreatePipelineLayout", &p.createPipelineLayout},
+		{"vkDestroyPipelineLayout", &p.destroyPipelineLayout}, {"vkCreateComputePipelines", &p.createComputePipelines},
+		{"vkDestroyPipeline", &p.destroyPipeline}, {"vkCreatePipelineCache", &p.createPipelineCache},
+		{"vkDestroyPipelineCache", &p.destroyPipelineCache}, {"vkCreateDescriptorPool", &p.createDescriptorPool},
+		{"vkDestroyDescriptorPool", &p.destroyDescriptorPool}, {"vkResetDescriptorPool", &p.resetDescriptorPool},
+		{"vkAllocateDescriptorSets", &p.allocateDescriptorSets}, {"vkUpdateDescriptorSets", &p.updateDescriptorSets},
+		{"vkCreateCommandPool", &p.createCommandPool}, {"vkDestroyCommandPool", &p.destroyCommandPool},
+		{"vkAllocateCommandBuffers", &p.allocateCommandBuffers}, {"vkBeginCommandBuffer", &p.beginCommandBuffer},
+		{"vkEndCommandBuffer", &p.endCommandBuffer}, {"vkResetCommandBuffer", &p.resetCommandBuffer},
+		{"vkCmdBindPipeline", &p.cmdBindPipeline}, {"vkCmdBindDescriptorSets", &p.cmdBindDescriptorSets},
+		{"vkCmdPushConstants", &p.cmdPushConstants}, {"vkCmdDispatch", &p.cmdDispatch},
+		{"vkCmdPipelineBarrier", &p.cmdPipelineBarrier}, {"vkCmdCopyBuffer", &p.cmdCopyBuffer},
+		{"vkCmdFillBuffer", &p.cmdFillBuffer}, {"vkQueueSubmit", &p.queueSubmit}, {"vkCreateFence", &p.createFence},
+		{"vkDestroyFence", &p.destroyFence}, {"vkWaitForFences", &p.waitForFences}, {"vkResetFences", &p.resetFences},
+	} {
+		if *f.dst, err = p.deviceProc(c.scratch, c.device, f.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// memoryType picks a memory type allowed by bits with all of the wanted
+// properties.
+func (c *context) memoryType(bits uint32, want uint32) (uint32, bool) {
+	for i := range c.memProps.MemoryTypeCount {
+		if bits&(1<<i) != 0 && c.memProps.MemoryTypes[i].PropertyFlags&want == want {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+func (c *context) destroy() {
+	if c.device != 0 {
+		callVoid(c.p.deviceWaitIdle, c.device)
+		callVoid(c.p.destroyDevice, c.device, 0)
+		c.device = 0
+	}
+	if c.instance != 0 {
+		callVoid(c.p.destroyInstance, c.instance, 0)
+		c.instance = 0
+	}
+	c.scratch.free()
+}
+
+var errNoDevice = fmt.Errorf("vulkan: the loader found no Vulkan device (is a driver such as mesa-vulkan-drivers installed?)")

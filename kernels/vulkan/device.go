@@ -1,0 +1,645 @@
+// Package vulkan is the GPU backend: a tensor.Device that runs the ops as
+// Vulkan compute shaders, loading libvulkan.so.1 at run time through purego
+// (no cgo; CGO_ENABLED=0 builds keep working and a machine without Vulkan
+// simply has no such device).
+//
+// Work is recorded into one command buffer and submitted only when the host
+// needs a result (a download or Synchronize), when the descriptor pool of a
+// submission runs out, or when an op without a shader yet runs on the CPU
+// instead (Fallbacks counts those). Device memory is pooled by size class
+// and recycled when Go drops a buffer.
+package vulkan
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/godiffuse/godiffuse/kernels"
+	"github.com/godiffuse/godiffuse/kernels/vulkan/shaders"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// Device is one Vulkan device.
+type Device struct {
+	mu        sync.Mutex
+	c         *context
+	s         *stream
+	pipes     map[string]*pipeline
+	cpu       *kernels.Device
+	staging   *vkBuf
+	stageOff  uint64
+	free      map[uint64][]*vkBuf
+	fallbacks map[string]int
+	closed    bool
+}
+
+var _ tensor.Device = (*Device)(nil)
+
+// Buffer is device memory holding n elements of dt.
+type Buffer struct {
+	d  *Device
+	b  *vkBuf
+	dt tensor.DType
+	n  int
+}
+
+// Device implements tensor.Buffer.
+func (b *Buffer) Device() tensor.Device { return b.d }
+
+// DType implements tensor.Buffer.
+func (b *Buffer) DType() tensor.DType { return b.dt }
+
+// Len implements tensor.Buffer.
+func (b *Buffer) Len() int { return b.n }
+
+const stagingSize = 16 << 20
+
+// New opens Vulkan device index (-1: the first discrete GPU, else the first
+// integrated one, else the first device).
+func New(index int) (*Device, error) {
+	c, err := newContext(index)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newStream(c)
+	if err != nil {
+		c.destroy()
+		return nil, err
+	}
+	d := &Device{c: c, s: s, pipes: map[string]*pipeline{}, cpu: kernels.NewCPULevel(0, kernels.Generic),
+		free: map[uint64][]*vkBuf{}, fallbacks: map[string]int{}}
+	if d.staging, err = c.newBuffer(stagingSize, memHostVisible|memHostCoherent); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Info describes the physical device.
+func (d *Device) Info() PhysicalDevice { return d.c.phys }
+
+// Name implements tensor.Device.
+func (d *Device) Name() string {
+	return fmt.Sprintf("vulkan:%d(%s, %s)", d.c.phys.Index, d.c.phys.Name, d.c.phys.Type)
+}
+
+// Close waits for the device and frees everything. Buffers must not be used
+// afterwards.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	err := d.flushLocked()
+	for _, p := range d.pipes {
+		d.c.destroyPipeline(p)
+	}
+	for _, list := range d.free {
+		for _, b := range list {
+			d.c.freeBuffer(b)
+		}
+	}
+	if d.staging != nil {
+		d.c.freeBuffer(d.staging)
+	}
+	d.s.destroy()
+	d.c.destroy()
+	return err
+}
+
+// Fallbacks reports how many times each op ran on the CPU because it has no
+// shader yet (the conformance test lists them; the goal is none).
+func (d *Device) Fallbacks() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range d.fallbacks {
+		out[k] = v
+	}
+	return out
+}
+
+func check(op string, err error) {
+	if err != nil {
+		panic(&tensor.Error{Op: op, Msg: err.Error()})
+	}
+}
+
+func sizeClass(bytes uint64) uint64 {
+	if bytes <= 1<<20 {
+		c := uint64(256)
+		for c < bytes {
+			c <<= 1
+		}
+		return c
+	}
+	return (bytes + 1<<20 - 1) &^ (1<<20 - 1)
+}
+
+// Alloc implements tensor.Device. The memory is zeroed.
+func (d *Device) Alloc(dt tensor.DType, n int) (tensor.Buffer, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("vulkan alloc: negative size %d", n)
+	}
+	if dt != tensor.F32 && dt != tensor.I64 {
+		return nil, fmt.Errorf("vulkan alloc: unsupported dtype %s", dt)
+	}
+	bytes := uint64(n) * uint64(dt.Size())
+	class := sizeClass(bytes)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, fmt.Errorf("vulkan alloc: the device is closed")
+	}
+	var vb *vkBuf
+	if list := d.free[class]; len(list) > 0 {
+		vb = list[len(list)-1]
+		d.free[class] = list[:len(list)-1]
+	} else {
+		var err error
+		if vb, err = d.c.newBuffer(class, memDeviceLocal); err != nil {
+			runtime.GC() // recycle what Go has dropped, then try once more
+			d.mu.Unlock()
+			runtime.GC()
+			d.mu.Lock()
+			if list := d.free[class]; len(list) > 0 {
+				vb = list[len(list)-1]
+				d.free[class] = list[:len(list)-1]
+			} else if vb, err = d.c.newBuffer(class, memDeviceLocal); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := d.s.fill(vb.buf, 0, class, 0); err != nil {
+		return nil, err
+	}
+	b := &Buffer{d: d, b: vb, dt: dt, n: n}
+	runtime.AddCleanup(b, d.release, vb)
+	return b, nil
+}
+
+// release returns a dropped buffer's memory to the pool. Work recorded
+// before it still runs first: the stream is ordered with full barriers.
+func (d *Device) release(vb *vkBuf) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.free[vb.size] = append(d.free[vb.size], vb)
+}
+
+func (d *Device) own(op string, b tensor.Buffer, dt tensor.DType, off, n int) *Buffer {
+	vb, ok := b.(*Buffer)
+	if !ok || vb.d != d {
+		panic(&tensor.Error{Op: op, Msg: "buffer belongs to another device"})
+	}
+	if vb.dt != dt {
+		panic(&tensor.Error{Op: op, Msg: fmt.Sprintf("buffer is %s, want %s", vb.dt, dt)})
+	}
+	if off < 0 || off+n > vb.n {
+		panic(&tensor.Error{Op: op, Msg: fmt.Sprintf("range [%d, %d) outside a buffer of %d", off, off+n, vb.n)})
+	}
+	return vb
+}
+
+func (d *Device) flushLocked() error {
+	err := d.s.flush()
+	d.stageOff = 0
+	return err
+}
+
+// stage reserves n bytes of the staging buffer for this submission, flushing
+// (or growing the buffer) when it is full.
+func (d *Device) stage(n uint64) (uint64, error) {
+	n = (n + 15) &^ 15
+	if d.stageOff+n > d.staging.size {
+		if err := d.flushLocked(); err != nil {
+			return 0, err
+		}
+		if n > d.staging.size {
+			d.c.freeBuffer(d.staging)
+			var err error
+			if d.staging, err = d.c.newBuffer(sizeClass(n), memHostVisible|memHostCoherent); err != nil {
+				return 0, err
+			}
+		}
+	}
+	off := d.stageOff
+	d.stageOff += n
+	return off, nil
+}
+
+func (d *Device) upload(op string, dst tensor.Buffer, dt tensor.DType, off, n int, write func([]byte)) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	vb, ok := dst.(*Buffer)
+	if !ok || vb.d != d || vb.dt != dt || off < 0 || off+n > vb.n {
+		return fmt.Errorf("vulkan %s: buffer does not fit (%d elements at %d)", op, n, off)
+	}
+	size := uint64(n * dt.Size())
+	so, err := d.stage(size)
+	if err != nil {
+		return err
+	}
+	write(d.staging.mapped[so : so+size])
+	return d.s.copyBuffer(vb.b.buf, d.staging.buf, uint64(off*dt.Size()), so, size)
+}
+
+func (d *Device) download(op string, src tensor.Buffer, dt tensor.DType, off, n int, read func([]byte)) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	vb, ok := src.(*Buffer)
+	if !ok || vb.d != d || vb.dt != dt || off < 0 || off+n > vb.n {
+		return fmt.Errorf("vulkan %s: buffer does not fit (%d elements at %d)", op, n, off)
+	}
+	size := uint64(n * dt.Size())
+	so, err := d.stage(size)
+	if err != nil {
+		return err
+	}
+	if err := d.s.copyBuffer(d.staging.buf, vb.b.buf, so, uint64(off*dt.Size()), size); err != nil {
+		return err
+	}
+	if err := d.flushLocked(); err != nil {
+		return err
+	}
+	read(d.staging.mapped[so : so+size])
+	return nil
+}
+
+// UploadF32 implements tensor.Device.
+func (d *Device) UploadF32(dst tensor.Buffer, off int, src []float32) error {
+	return d.upload("upload", dst, tensor.F32, off, len(src), func(b []byte) {
+		for i, v := range src {
+			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+		}
+	})
+}
+
+// UploadI64 implements tensor.Device.
+func (d *Device) UploadI64(dst tensor.Buffer, off int, src []int64) error {
+	return d.upload("upload", dst, tensor.I64, off, len(src), func(b []byte) {
+		for i, v := range src {
+			binary.LittleEndian.PutUint64(b[8*i:], uint64(v))
+		}
+	})
+}
+
+// DownloadF32 implements tensor.Device.
+func (d *Device) DownloadF32(dst []float32, src tensor.Buffer, off int) error {
+	return d.download("download", src, tensor.F32, off, len(dst), func(b []byte) {
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+	})
+}
+
+// DownloadI64 implements tensor.Device.
+func (d *Device) DownloadI64(dst []int64, src tensor.Buffer, off int) error {
+	return d.download("download", src, tensor.I64, off, len(dst), func(b []byte) {
+		for i := range dst {
+			dst[i] = int64(binary.LittleEndian.Uint64(b[8*i:]))
+		}
+	})
+}
+
+// Synchronize implements tensor.Device: it submits what is recorded and waits.
+func (d *Device) Synchronize() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.flushLocked()
+}
+
+func (d *Device) pipeline(name string, nbuf int) *pipeline {
+	if p, ok := d.pipes[name]; ok {
+		return p
+	}
+	spv, err := shaders.SPIRV(name)
+	check(name, err)
+	p, err := d.c.newPipeline(name, spv, nbuf)
+	check(name, err)
+	d.pipes[name] = p
+	return p
+}
+
+// grid1 spreads n threads over workgroups of 256 in x (and y beyond the
+// x limit), as the elementwise shaders expect.
+func (d *Device) grid1(n int) (int, int) {
+	groups := (n + 255) / 256
+	maxX := int(d.c.limits.MaxComputeWorkGroupCount[0])
+	if groups <= maxX {
+		return groups, 1
+	}
+	return maxX, (groups + maxX - 1) / maxX
+}
+
+func (d *Device) run(name string, bufs []*Buffer, push []uint32, gx, gy, gz int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.pipeline(name, len(bufs))
+	hs := make([]uintptr, len(bufs))
+	for i, b := range bufs {
+		hs[i] = b.b.buf
+	}
+	check(name, d.s.dispatch(p, hs, push, gx, gy, gz))
+	for _, b := range bufs {
+		runtime.KeepAlive(b)
+	}
+}
+
+func f32bits(v float32) uint32 { return math.Float32bits(v) }
+
+func (d *Device) f(op string, b tensor.Buffer, n int) *Buffer {
+	if b == nil {
+		return nil
+	}
+	return d.own(op, b, tensor.F32, 0, n)
+}
+
+// Fill implements tensor.Device.
+func (d *Device) Fill(dst tensor.Buffer, n int, v float32) {
+	b := d.f("fill", dst, n)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	check("fill", d.s.fill(b.b.buf, 0, uint64(4*n), f32bits(v)))
+	runtime.KeepAlive(b)
+}
+
+// Unary implements tensor.Device.
+func (d *Device) Unary(op tensor.UnaryOp, dst, x tensor.Buffer, n int, p tensor.UnaryParams) {
+	y, xb := d.f("unary", dst, n), d.f("unary", x, n)
+	gx, gy := d.grid1(n)
+	d.run("unary", []*Buffer{y, xb}, []uint32{uint32(n), uint32(op), f32bits(p.Alpha), f32bits(p.Beta)}, gx, gy, 1)
+}
+
+// UnaryBackward implements tensor.Device.
+func (d *Device) UnaryBackward(op tensor.UnaryOp, dx, x, dy tensor.Buffer, n int, p tensor.UnaryParams) {
+	g, xb, gy := d.f("unary backward", dx, n), d.f("unary backward", x, n), d.f("unary backward", dy, n)
+	wx, wy := d.grid1(n)
+	d.run("unary_backward", []*Buffer{g, xb, gy}, []uint32{uint32(n), uint32(op), f32bits(p.Alpha), f32bits(p.Beta)}, wx, wy, 1)
+}
+
+// collapse merges neighbouring axes that are contiguous in every view, so
+// that most strided ops fit the shaders' 6 axes.
+func collapse(shape []int, strides ...[]int) ([]int, [][]int) {
+	outShape := []int{}
+	out := make([][]int, len(strides))
+	for k := range shape {
+		if shape[k] == 1 {
+			continue
+		}
+		if m := len(outShape) - 1; m >= 0 {
+			mergeable := true
+			for v := range strides {
+				if out[v][m] != strides[v][k]*shape[k] {
+					mergeable = false
+					break
+				}
+			}
+			if mergeable {
+				outShape[m] *= shape[k]
+				for v := range strides {
+					out[v][m] = strides[v][k]
+				}
+				continue
+			}
+		}
+		outShape = append(outShape, shape[k])
+		for v := range strides {
+			out[v] = append(out[v], strides[v][k])
+		}
+	}
+	return outShape, out
+}
+
+func denseStrides(shape []int) []int {
+	s := make([]int, len(shape))
+	acc := 1
+	for i := len(shape) - 1; i >= 0; i-- {
+		s[i] = acc
+		acc *= shape[i]
+	}
+	return s
+}
+
+// strided runs the binary shader (op 0–3, or 4 = copy a) with dst a view too.
+func (d *Device) strided(name string, op int, dst, a, b tensor.Strided, shape []int) bool {
+	n := 1
+	for _, s := range shape {
+		n *= s
+	}
+	if n == 0 {
+		return true
+	}
+	cs, st := collapse(shape, dst.Strides, a.Strides, b.Strides)
+	if len(cs) > 6 {
+		return false
+	}
+	push := make([]uint32, 30)
+	push[0], push[1], push[2] = uint32(n), uint32(op), uint32(len(cs))
+	push[3], push[4], push[5] = uint32(a.Off), uint32(b.Off), uint32(dst.Off)
+	for k := range cs {
+		push[6+k] = uint32(cs[k])
+		push[12+k] = uint32(int32(st[1][k]))
+		push[18+k] = uint32(int32(st[2][k]))
+		push[24+k] = uint32(int32(st[0][k]))
+	}
+	gx, gy := d.grid1(n)
+	d.run("binary", []*Buffer{dst.Buf.(*Buffer), a.Buf.(*Buffer), b.Buf.(*Buffer)}, push, gx, gy, 1)
+	return true
+}
+
+// Binary implements tensor.Device.
+func (d *Device) Binary(op tensor.BinaryOp, dst tensor.Buffer, a, b tensor.Strided, shape []int) {
+	d.own("binary", dst, tensor.F32, 0, 0)
+	d.own("binary", a.Buf, tensor.F32, 0, 0)
+	d.own("binary", b.Buf, tensor.F32, 0, 0)
+	if !d.strided("binary", int(op), tensor.Strided{Buf: dst, Strides: denseStrides(shape)}, a, b, shape) {
+		d.fallback("binary", []tensor.Buffer{dst}, func(bs []tensor.Buffer) {
+			d.cpu.Binary(op, bs[0], tensor.Strided{Buf: bs[1], Off: a.Off, Strides: a.Strides},
+				tensor.Strided{Buf: bs[2], Off: b.Off, Strides: b.Strides}, shape)
+		}, dst, a.Buf, b.Buf)
+	}
+}
+
+// Copy implements tensor.Device.
+func (d *Device) Copy(dst, src tensor.Strided, shape []int) {
+	d.own("copy", dst.Buf, tensor.F32, 0, 0)
+	d.own("copy", src.Buf, tensor.F32, 0, 0)
+	if len(shape) == 0 {
+		shape = []int{1}
+		dst.Strides, src.Strides = []int{1}, []int{1}
+	}
+	if !d.strided("copy", 4, dst, src, src, shape) {
+		d.fallback("copy", []tensor.Buffer{dst.Buf}, func(bs []tensor.Buffer) {
+			d.cpu.Copy(tensor.Strided{Buf: bs[0], Off: dst.Off, Strides: dst.Strides},
+				tensor.Strided{Buf: bs[1], Off: src.Off, Strides: src.Strides}, shape)
+		}, dst.Buf, src.Buf)
+	}
+}
+
+// Reduce implements tensor.Device.
+func (d *Device) Reduce(op tensor.ReduceOp, dst, x tensor.Buffer, p tensor.ReduceParams) {
+	y, xb := d.f("reduce", dst, p.Outer*p.Inner), d.f("reduce", x, p.Outer*p.N*p.Inner)
+	gx, gy := d.grid1(p.Outer * p.Inner)
+	d.run("reduce", []*Buffer{y, xb}, []uint32{uint32(p.Outer), uint32(p.N), uint32(p.Inner), uint32(op)}, gx, gy, 1)
+}
+
+// MatMul implements tensor.Device.
+func (d *Device) MatMul(c, a, b tensor.Buffer, p tensor.MatMulParams) {
+	cb, ab, bb := d.own("matmul", c, tensor.F32, 0, 0), d.own("matmul", a, tensor.F32, 0, 0), d.own("matmul", b, tensor.F32, 0, 0)
+	if p.Batch == 0 || p.M == 0 || p.N == 0 {
+		return
+	}
+	push := []uint32{uint32(p.M), uint32(p.N), uint32(p.K), b2u(p.TransA), b2u(p.TransB), f32bits(p.Alpha), f32bits(p.Beta),
+		uint32(p.StrideA), uint32(p.StrideB), uint32(p.StrideC)}
+	d.run("gemm", []*Buffer{cb, ab, bb}, push, (p.N+63)/64, (p.M+63)/64, p.Batch)
+}
+
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Dropout implements tensor.Device (the CPU's hash, bit for bit).
+func (d *Device) Dropout(dst, x tensor.Buffer, n int, p tensor.DropoutParams) {
+	y, xb := d.f("dropout", dst, n), d.f("dropout", x, n)
+	gx, gy := d.grid1(n)
+	d.run("dropout", []*Buffer{y, xb}, []uint32{uint32(n), f32bits(p.P), uint32(p.Seed), uint32(p.Seed >> 32)}, gx, gy, 1)
+}
+
+// AdamStep implements tensor.Device.
+func (d *Device) AdamStep(param, grad, m, v tensor.Buffer, n int, p tensor.AdamParams) {
+	pb, gb, mb, vb := d.f("adam", param, n), d.f("adam", grad, n), d.f("adam", m, n), d.f("adam", v, n)
+	gx, gy := d.grid1(n)
+	d.run("adam", []*Buffer{pb, gb, mb, vb}, []uint32{uint32(n), f32bits(p.Beta1), f32bits(p.Beta2), f32bits(p.Eps),
+		f32bits(p.OneMinusBeta1), f32bits(p.OneMinusBeta2), f32bits(p.StepSize), f32bits(p.Bias2Sqrt), f32bits(p.LR),
+		f32bits(p.L2), f32bits(p.DecoupledWD), f32bits(p.GradScale)}, gx, gy, 1)
+}
+
+// fallback runs an op without a shader on the CPU reference kernels: every
+// buffer argument is downloaded, fn runs on CPU copies (in argument order,
+// nil kept nil), and the outputs are uploaded back.
+func (d *Device) fallback(op string, outs []tensor.Buffer, fn func(cpuBufs []tensor.Buffer), args ...tensor.Buffer) {
+	d.mu.Lock()
+	d.fallbacks[op]++
+	d.mu.Unlock()
+	cpuBufs := make([]tensor.Buffer, len(args))
+	for i, a := range args {
+		if a == nil {
+			continue
+		}
+		vb := a.(*Buffer)
+		cb, err := d.cpu.Alloc(vb.dt, vb.n)
+		check(op, err)
+		if vb.dt == tensor.I64 {
+			v := make([]int64, vb.n)
+			check(op, d.DownloadI64(v, vb, 0))
+			check(op, d.cpu.UploadI64(cb, 0, v))
+		} else {
+			v := make([]float32, vb.n)
+			check(op, d.DownloadF32(v, vb, 0))
+			check(op, d.cpu.UploadF32(cb, 0, v))
+		}
+		cpuBufs[i] = cb
+	}
+	fn(cpuBufs)
+	for _, o := range outs {
+		if o == nil {
+			continue
+		}
+		i := slices.Index(args, o)
+		vb := o.(*Buffer)
+		if vb.dt == tensor.I64 {
+			v := make([]int64, vb.n)
+			check(op, d.cpu.DownloadI64(v, cpuBufs[i], 0))
+			check(op, d.UploadI64(vb, 0, v))
+		} else {
+			v := make([]float32, vb.n)
+			check(op, d.cpu.DownloadF32(v, cpuBufs[i], 0))
+			check(op, d.UploadF32(vb, 0, v))
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Ops that run on the CPU until their shaders land.
+// ---------------------------------------------------------------------------
+
+// Conv2D implements tensor.Device.
+func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
+	d.fallback("conv2d", []tensor.Buffer{y}, func(c []tensor.Buffer) { d.cpu.Conv2D(c[0], c[1], c[2], c[3], p) }, y, x, w, b)
+}
+
+// Conv2DBackwardInput implements tensor.Device.
+func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParams) {
+	d.fallback("conv2d backward input", []tensor.Buffer{dx}, func(c []tensor.Buffer) { d.cpu.Conv2DBackwardInput(c[0], c[1], c[2], p) }, dx, dy, w)
+}
+
+// Conv2DBackwardWeight implements tensor.Device.
+func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.ConvParams) {
+	d.fallback("conv2d backward weight", []tensor.Buffer{dw, db}, func(c []tensor.Buffer) { d.cpu.Conv2DBackwardWeight(c[0], c[1], c[2], c[3], p) }, dw, db, x, dy)
+}
+
+// Norm implements tensor.Device.
+func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.NormParams) {
+	d.fallback("norm", []tensor.Buffer{y, mean, rstd}, func(c []tensor.Buffer) { d.cpu.Norm(c[0], c[1], c[2], c[3], c[4], c[5], p) }, y, mean, rstd, x, gamma, beta)
+}
+
+// NormBackward implements tensor.Device.
+func (d *Device) NormBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma tensor.Buffer, p tensor.NormParams) {
+	d.fallback("norm backward", []tensor.Buffer{dx, dgamma, dbeta}, func(c []tensor.Buffer) {
+		d.cpu.NormBackward(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], p)
+	}, dx, dgamma, dbeta, dy, x, mean, rstd, gamma)
+}
+
+// Softmax implements tensor.Device.
+func (d *Device) Softmax(y, x tensor.Buffer, p tensor.SoftmaxParams) {
+	d.fallback("softmax", []tensor.Buffer{y}, func(c []tensor.Buffer) { d.cpu.Softmax(c[0], c[1], p) }, y, x)
+}
+
+// SoftmaxBackward implements tensor.Device.
+func (d *Device) SoftmaxBackward(dx, y, dy tensor.Buffer, p tensor.SoftmaxParams) {
+	d.fallback("softmax backward", []tensor.Buffer{dx}, func(c []tensor.Buffer) { d.cpu.SoftmaxBackward(c[0], c[1], c[2], p) }, dx, y, dy)
+}
+
+// Attention implements tensor.Device.
+func (d *Device) Attention(o, probs, q, k, v tensor.Buffer, p tensor.AttentionParams) {
+	d.fallback("attention", []tensor.Buffer{o, probs}, func(c []tensor.Buffer) { d.cpu.Attention(c[0], c[1], c[2], c[3], c[4], p) }, o, probs, q, k, v)
+}
+
+// AttentionBackward implements tensor.Device.
+func (d *Device) AttentionBackward(dq, dk, dv, do, q, k, v, probs tensor.Buffer, p tensor.AttentionParams) {
+	d.fallback("attention backward", []tensor.Buffer{dq, dk, dv}, func(c []tensor.Buffer) {
+		d.cpu.AttentionBackward(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], p)
+	}, dq, dk, dv, do, q, k, v, probs)
+}
+
+// Upsample2x implements tensor.Device.
+func (d *Device) Upsample2x(y, x tensor.Buffer, p tensor.UpsampleParams) {
+	d.fallback("upsample", []tensor.Buffer{y}, func(c []tensor.Buffer) { d.cpu.Upsample2x(c[0], c[1], p) }, y, x)
+}
+
+// Upsample2xBackward implements tensor.Device.
+func (d *Device) Upsample2xBackward(dx, dy tensor.Buffer, p tensor.UpsampleParams) {
+	d.fallback("upsample backward", []tensor.Buffer{dx}, func(c []tensor.Buffer) { d.cpu.Upsample2xBackward(c[0], c[1], p) }, dx, dy)
+}
+
+// Gather implements tensor.Device.
+func (d *Device) Gather(dst, table, idx tensor.Buffer, p tensor.GatherParams) {
+	d.fallback("gather", []tensor.Buffer{dst}, func(c []tensor.Buffer) { d.cpu.Gather(c[0], c[1], c[2], p) }, dst, table, idx)
+}
+
+// ScatterAdd implements tensor.Device.
+func (d *Device) ScatterAdd(dtable, idx, src tensor.Buffer, p tensor.GatherParams) {
+	d.fallback("scatter add", []tensor.Buffer{dtable}, func(c []tensor.Buffer) { d.cpu.ScatterAdd(c[0], c[1], c[2], p) }, dtable, idx, src)
+}

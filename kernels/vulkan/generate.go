@@ -1,0 +1,3 @@
+package vulkan
+
+//go:generate go run ./internal/spvgen
