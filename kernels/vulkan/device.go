@@ -34,6 +34,7 @@ type Device struct {
 	stageOff  uint64
 	free      map[uint64][]*vkBuf
 	fallbacks map[string]int
+	dummy     *Buffer // bound where an optional buffer (bias, gamma) is absent
 	closed    bool
 }
 
@@ -76,6 +77,12 @@ func New(index int) (*Device, error) {
 		d.Close()
 		return nil, err
 	}
+	dummy, err := d.Alloc(tensor.F32, 1)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.dummy = dummy.(*Buffer)
 	return d, nil
 }
 
@@ -495,12 +502,41 @@ func (d *Device) Reduce(op tensor.ReduceOp, dst, x tensor.Buffer, p tensor.Reduc
 // MatMul implements tensor.Device.
 func (d *Device) MatMul(c, a, b tensor.Buffer, p tensor.MatMulParams) {
 	cb, ab, bb := d.own("matmul", c, tensor.F32, 0, 0), d.own("matmul", a, tensor.F32, 0, 0), d.own("matmul", b, tensor.F32, 0, 0)
-	if p.Batch == 0 || p.M == 0 || p.N == 0 {
+	lda, ldb := p.K, p.N
+	if p.TransA {
+		lda = p.M
+	}
+	if p.TransB {
+		ldb = p.K
+	}
+	d.gemm(cb, ab, bb, gemmArgs{M: p.M, N: p.N, K: p.K, TransA: p.TransA, TransB: p.TransB, Alpha: p.Alpha, Beta: p.Beta,
+		LdA: lda, LdB: ldb, LdC: p.N, Outer: p.Batch, Inner: 1, SA0: p.StrideA, SB0: p.StrideB, SC0: p.StrideC})
+}
+
+// gemmArgs is one call of the GEMM shader: Outer×Inner matrices, batch
+// (o, i) starting at Off + o·S0 + i·S1 in each operand, with leading
+// dimensions LdA, LdB, LdC (row strides) so that head slices of attention
+// need no copies.
+type gemmArgs struct {
+	M, N, K          int
+	TransA, TransB   bool
+	Alpha, Beta      float32
+	LdA, LdB, LdC    int
+	Outer, Inner     int
+	SA0, SB0, SC0    int
+	SA1, SB1, SC1    int
+	OffA, OffB, OffC int
+}
+
+func (d *Device) gemm(c, a, b *Buffer, g gemmArgs) {
+	if g.Outer*g.Inner == 0 || g.M == 0 || g.N == 0 {
 		return
 	}
-	push := []uint32{uint32(p.M), uint32(p.N), uint32(p.K), b2u(p.TransA), b2u(p.TransB), f32bits(p.Alpha), f32bits(p.Beta),
-		uint32(p.StrideA), uint32(p.StrideB), uint32(p.StrideC)}
-	d.run("gemm", []*Buffer{cb, ab, bb}, push, (p.N+63)/64, (p.M+63)/64, p.Batch)
+	push := []uint32{uint32(g.M), uint32(g.N), uint32(g.K), b2u(g.TransA), b2u(g.TransB), f32bits(g.Alpha), f32bits(g.Beta),
+		uint32(g.LdA), uint32(g.LdB), uint32(g.LdC), uint32(g.Inner),
+		uint32(g.SA0), uint32(g.SB0), uint32(g.SC0), uint32(g.SA1), uint32(g.SB1), uint32(g.SC1),
+		uint32(g.OffA), uint32(g.OffB), uint32(g.OffC)}
+	d.run("gemm", []*Buffer{c, a, b, d.dummy}, push, (g.N+63)/64, (g.M+63)/64, g.Outer*g.Inner)
 }
 
 func b2u(b bool) uint32 {
@@ -569,77 +605,4 @@ func (d *Device) fallback(op string, outs []tensor.Buffer, fn func(cpuBufs []ten
 			check(op, d.UploadF32(vb, 0, v))
 		}
 	}
-}
-
-// ---------------------------------------------------------------------------
-// Ops that run on the CPU until their shaders land.
-// ---------------------------------------------------------------------------
-
-// Conv2D implements tensor.Device.
-func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
-	d.fallback("conv2d", []tensor.Buffer{y}, func(c []tensor.Buffer) { d.cpu.Conv2D(c[0], c[1], c[2], c[3], p) }, y, x, w, b)
-}
-
-// Conv2DBackwardInput implements tensor.Device.
-func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParams) {
-	d.fallback("conv2d backward input", []tensor.Buffer{dx}, func(c []tensor.Buffer) { d.cpu.Conv2DBackwardInput(c[0], c[1], c[2], p) }, dx, dy, w)
-}
-
-// Conv2DBackwardWeight implements tensor.Device.
-func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.ConvParams) {
-	d.fallback("conv2d backward weight", []tensor.Buffer{dw, db}, func(c []tensor.Buffer) { d.cpu.Conv2DBackwardWeight(c[0], c[1], c[2], c[3], p) }, dw, db, x, dy)
-}
-
-// Norm implements tensor.Device.
-func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.NormParams) {
-	d.fallback("norm", []tensor.Buffer{y, mean, rstd}, func(c []tensor.Buffer) { d.cpu.Norm(c[0], c[1], c[2], c[3], c[4], c[5], p) }, y, mean, rstd, x, gamma, beta)
-}
-
-// NormBackward implements tensor.Device.
-func (d *Device) NormBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma tensor.Buffer, p tensor.NormParams) {
-	d.fallback("norm backward", []tensor.Buffer{dx, dgamma, dbeta}, func(c []tensor.Buffer) {
-		d.cpu.NormBackward(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], p)
-	}, dx, dgamma, dbeta, dy, x, mean, rstd, gamma)
-}
-
-// Softmax implements tensor.Device.
-func (d *Device) Softmax(y, x tensor.Buffer, p tensor.SoftmaxParams) {
-	d.fallback("softmax", []tensor.Buffer{y}, func(c []tensor.Buffer) { d.cpu.Softmax(c[0], c[1], p) }, y, x)
-}
-
-// SoftmaxBackward implements tensor.Device.
-func (d *Device) SoftmaxBackward(dx, y, dy tensor.Buffer, p tensor.SoftmaxParams) {
-	d.fallback("softmax backward", []tensor.Buffer{dx}, func(c []tensor.Buffer) { d.cpu.SoftmaxBackward(c[0], c[1], c[2], p) }, dx, y, dy)
-}
-
-// Attention implements tensor.Device.
-func (d *Device) Attention(o, probs, q, k, v tensor.Buffer, p tensor.AttentionParams) {
-	d.fallback("attention", []tensor.Buffer{o, probs}, func(c []tensor.Buffer) { d.cpu.Attention(c[0], c[1], c[2], c[3], c[4], p) }, o, probs, q, k, v)
-}
-
-// AttentionBackward implements tensor.Device.
-func (d *Device) AttentionBackward(dq, dk, dv, do, q, k, v, probs tensor.Buffer, p tensor.AttentionParams) {
-	d.fallback("attention backward", []tensor.Buffer{dq, dk, dv}, func(c []tensor.Buffer) {
-		d.cpu.AttentionBackward(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], p)
-	}, dq, dk, dv, do, q, k, v, probs)
-}
-
-// Upsample2x implements tensor.Device.
-func (d *Device) Upsample2x(y, x tensor.Buffer, p tensor.UpsampleParams) {
-	d.fallback("upsample", []tensor.Buffer{y}, func(c []tensor.Buffer) { d.cpu.Upsample2x(c[0], c[1], p) }, y, x)
-}
-
-// Upsample2xBackward implements tensor.Device.
-func (d *Device) Upsample2xBackward(dx, dy tensor.Buffer, p tensor.UpsampleParams) {
-	d.fallback("upsample backward", []tensor.Buffer{dx}, func(c []tensor.Buffer) { d.cpu.Upsample2xBackward(c[0], c[1], p) }, dx, dy)
-}
-
-// Gather implements tensor.Device.
-func (d *Device) Gather(dst, table, idx tensor.Buffer, p tensor.GatherParams) {
-	d.fallback("gather", []tensor.Buffer{dst}, func(c []tensor.Buffer) { d.cpu.Gather(c[0], c[1], c[2], p) }, dst, table, idx)
-}
-
-// ScatterAdd implements tensor.Device.
-func (d *Device) ScatterAdd(dtable, idx, src tensor.Buffer, p tensor.GatherParams) {
-	d.fallback("scatter add", []tensor.Buffer{dtable}, func(c []tensor.Buffer) { d.cpu.ScatterAdd(c[0], c[1], c[2], p) }, dtable, idx, src)
 }
