@@ -6,11 +6,9 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
-	"os"
-
+	"github.com/godiffuse/godiffuse/internal/vktest"
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/kernels/vulkan"
 	. "github.com/godiffuse/godiffuse/tensor"
@@ -23,33 +21,7 @@ import (
 // the case's tolerance (float32 rounding differs between the devices: summation
 // order in GEMMs and reductions, the GPU's exp/tanh and our erf to ~1e-7).
 
-var (
-	vkOnce sync.Once
-	vkDev  *vulkan.Device
-	vkErr  error
-)
-
-// testDevice opens device -1 once for all tests of the package. Without a
-// Vulkan loader or device the test skips, unless GODIFFUSE_REQUIRE_VULKAN=1
-// (as in .ci/run) makes that a failure, so CI proves these tests ran.
-func testDevice(t testing.TB) *vulkan.Device {
-	t.Helper()
-	devs, err := vulkan.Devices()
-	if err == nil && len(devs) == 0 {
-		err = fmt.Errorf("no Vulkan device")
-	}
-	if err != nil {
-		if os.Getenv("GODIFFUSE_REQUIRE_VULKAN") == "1" {
-			t.Fatalf("GODIFFUSE_REQUIRE_VULKAN=1 but Vulkan is unusable here: %v", err)
-		}
-		t.Skipf("no Vulkan here (%v): apt-get install libvulkan1 mesa-vulkan-drivers to run the Vulkan tests on lavapipe", err)
-	}
-	vkOnce.Do(func() { vkDev, vkErr = vulkan.New(-1) })
-	if vkErr != nil {
-		t.Fatalf("opening the Vulkan device: %v", vkErr)
-	}
-	return vkDev
-}
+func testDevice(t testing.TB) *vulkan.Device { return vktest.Device(t) }
 
 type input struct {
 	lo, hi float32
