@@ -9,17 +9,24 @@ import (
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
-// sgemmOnDevice times C = A·B (n×n) through the device's MatMul.
-func sgemmOnDevice(b *testing.B, d *kernels.Device, n int) {
+// sgemmOnDevice times C = A·B (n×n) through the device's MatMul, waiting
+// for each product (a no-op on the CPU; a submission on a GPU).
+func sgemmOnDevice(b *testing.B, d tensor.Device, n int) {
 	r := rand.New(rand.NewPCG(1, 1))
 	a := tensor.FromFloat32(d, randn(r, n*n), n, n)
 	bb := tensor.FromFloat32(d, randn(r, n*n), n, n)
 	c := tensor.Zeros(d, n, n)
 	p := tensor.MatMulParams{Batch: 1, M: n, N: n, K: n, Alpha: 1}
-	d.MatMul(c.Buffer(), a.Buffer(), bb.Buffer(), p) // warm-up: pools, page faults
+	d.MatMul(c.Buffer(), a.Buffer(), bb.Buffer(), p) // warm-up: pools, page faults, pipelines
+	if err := d.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	for b.Loop() {
 		d.MatMul(c.Buffer(), a.Buffer(), bb.Buffer(), p)
+		if err := d.Synchronize(); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportMetric(2*float64(n)*float64(n)*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }

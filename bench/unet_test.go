@@ -50,7 +50,10 @@ func BenchmarkUNet(b *testing.B) {
 }
 
 func benchUNet(b *testing.B, config, mode string, batch int) {
-	dev := kernels.CPU()
+	benchUNetOn(b, kernels.CPU(), config, mode, batch)
+}
+
+func benchUNetOn(b *testing.B, dev tensor.Device, config, mode string, batch int) {
 	cfg, err := nn.LoadUNet2DConfig("../testdata/configs/" + config + ".json")
 	if err != nil {
 		b.Fatal(err)

@@ -117,3 +117,52 @@ func resizeCrop(img image.Image, size, channels int) []byte {
 	}
 	return out
 }
+
+// LoadFolderAsIs reads every PNG and JPEG image in dir (not recursive) at its
+// own size, which must be the same for all of them (an image of another size
+// is an error naming it), keeping `channels` channels as LoadFolder does.
+func LoadFolderAsIs(dir string, channels int) (Dataset, error) {
+	if channels != 1 && channels != 3 {
+		return nil, fmt.Errorf("load %s: channels %d (want 1 or 3)", dir, channels)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		ext := strings.ToLower(filepath.Ext(e.Name()))
+		if !e.IsDir() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg") {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("load %s: no .png, .jpg or .jpeg images in the folder", dir)
+	}
+	sort.Strings(names)
+	var m *memory
+	for _, n := range names {
+		path := filepath.Join(dir, n)
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		img, _, err := image.Decode(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: not a readable PNG or JPEG image: %w", path, err)
+		}
+		b := img.Bounds()
+		if m == nil {
+			m = &memory{c: channels, h: b.Dy(), w: b.Dx()}
+		} else if b.Dx() != m.w || b.Dy() != m.h {
+			return nil, fmt.Errorf("%s: %d×%d pixels, but %s is %d×%d (all images must have one size)",
+				path, b.Dx(), b.Dy(), names[0], m.w, m.h)
+		}
+		if m.w != m.h {
+			return nil, fmt.Errorf("%s: %d×%d pixels (want square images)", path, b.Dx(), b.Dy())
+		}
+		m.pix = append(m.pix, resizeCrop(img, m.w, channels)...)
+	}
+	return m, nil
+}

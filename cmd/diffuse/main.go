@@ -2,6 +2,7 @@
 //
 //	diffuse train      train a U-Net (with no flags: the tiny-mnist model on the embedded Fashion-MNIST slice)
 //	diffuse sample     sample a checkpoint into a PNG grid, a folder of PNGs or a GIF of the trajectory
+//	diffuse eval       measure sample quality against real images (FD-FMNIST or FID, IS, KID, precision/recall)
 //	diffuse noise      the forward process: one image at several noise levels
 //	diffuse schedules  plot β_t and ᾱ_t of every noise schedule
 //
@@ -14,6 +15,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/godiffuse/godiffuse/device"
+	"github.com/godiffuse/godiffuse/tensor"
 )
 
 type command struct {
@@ -24,6 +28,7 @@ type command struct {
 var commands = []command{
 	{"train", "train a diffusion U-Net (defaults: tiny-mnist on the embedded Fashion-MNIST slice)", runTrain},
 	{"sample", "sample images from a checkpoint", runSample},
+	{"eval", "measure sample quality: FD-FMNIST/FID, IS, KID, precision/recall, class accuracy", runEval},
 	{"noise", "show an image at several noise levels (the forward process)", runNoise},
 	{"schedules", "plot β_t and ᾱ_t of every noise schedule", runSchedules},
 }
@@ -69,6 +74,21 @@ func newFlags(name, synopsis string) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// deviceFlag adds -device to a command.
+func deviceFlag(fs *flag.FlagSet) *string {
+	return fs.String("device", "", "auto, cpu, vulkan or vulkan:N (default: $GODIFFUSE_DEVICE, else auto: a Vulkan GPU if present, else the CPU)")
+}
+
+// pickDevice resolves -device and says in one line which device runs and why.
+func pickDevice(spec string) (tensor.Device, error) {
+	dev, why, err := device.Select(spec)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(os.Stderr, why)
+	return dev, nil
 }
 
 func parse(fs *flag.FlagSet, args []string) error {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/ddpm"
-	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -85,6 +84,7 @@ func runSample(args []string) error {
 	folder := fs.String("folder", "", "also write each image as FOLDER/NNNN_class.png")
 	gifPath := fs.String("gif", "", "also write an animated GIF of the trajectory")
 	scale := fs.Int("scale", 2, "enlarge images by this factor in the grid and GIF")
+	devSpec := deviceFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -99,7 +99,11 @@ func runSample(args []string) error {
 		return fmt.Errorf("nothing to write: -out, -folder and -gif are all empty")
 	}
 	spec.clip = float32(*clip)
-	m, info, err := ddpm.LoadCheckpoint(kernels.CPU(), *ckpt, !*noEMA)
+	dev, err := pickDevice(*devSpec)
+	if err != nil {
+		return err
+	}
+	m, info, err := ddpm.LoadCheckpoint(dev, *ckpt, !*noEMA)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/ddpm"
-	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/nn"
 )
 
@@ -32,6 +31,7 @@ func runTrain(args []string) error {
 	config := fs.String("config", "", "UNet2DModel config.json (default: the built-in tiny-mnist config)")
 	dataSpec := fs.String("data", "embedded", "training images: embedded | idx:IMAGES[,LABELS] | folder:DIR")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
+	devSpec := deviceFlag(fs)
 	dropout := fs.Float64("dropout", -1, "dropout probability inside the U-Net (default: the config's dropout)")
 	tc := ddpm.DefaultTrainConfig()
 	fs.IntVar(&tc.Steps, "steps", defaultSteps, "total optimization steps (with -resume: the new total)")
@@ -88,7 +88,10 @@ func runTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	dev := kernels.CPU()
+	dev, err := pickDevice(*devSpec)
+	if err != nil {
+		return err
+	}
 	ckpt := filepath.Join(*out, "checkpoint")
 	var tr *ddpm.Trainer
 	if *resume {

@@ -35,6 +35,7 @@ type Device struct {
 	free      map[uint64][]*vkBuf
 	fallbacks map[string]int
 	dummy     *Buffer // bound where an optional buffer (bias, gamma) is absent
+	sinceGC   uint64  // bytes of device memory created since the last nudge to Go's GC
 	closed    bool
 }
 
@@ -149,6 +150,12 @@ func sizeClass(bytes uint64) uint64 {
 	return (bytes + 1<<20 - 1) &^ (1<<20 - 1)
 }
 
+// gcEvery is how many bytes of new device memory may be created before Go's
+// collector is asked to run: device buffers are freed when their tensors
+// are collected, but they weigh almost nothing on the Go heap, so without
+// this nudge a training loop would exhaust the GPU long before Go collects.
+const gcEvery = 256 << 20
+
 // Alloc implements tensor.Device. The memory is zeroed.
 func (d *Device) Alloc(dt tensor.DType, n int) (tensor.Buffer, error) {
 	if n < 0 {
@@ -157,38 +164,53 @@ func (d *Device) Alloc(dt tensor.DType, n int) (tensor.Buffer, error) {
 	if dt != tensor.F32 && dt != tensor.I64 {
 		return nil, fmt.Errorf("vulkan alloc: unsupported dtype %s", dt)
 	}
-	bytes := uint64(n) * uint64(dt.Size())
-	class := sizeClass(bytes)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil, fmt.Errorf("vulkan alloc: the device is closed")
-	}
-	var vb *vkBuf
-	if list := d.free[class]; len(list) > 0 {
-		vb = list[len(list)-1]
-		d.free[class] = list[:len(list)-1]
-	} else {
-		var err error
-		if vb, err = d.c.newBuffer(class, memDeviceLocal); err != nil {
-			runtime.GC() // recycle what Go has dropped, then try once more
-			d.mu.Unlock()
-			runtime.GC()
-			d.mu.Lock()
-			if list := d.free[class]; len(list) > 0 {
-				vb = list[len(list)-1]
-				d.free[class] = list[:len(list)-1]
-			} else if vb, err = d.c.newBuffer(class, memDeviceLocal); err != nil {
-				return nil, err
-			}
+	class := sizeClass(uint64(n) * uint64(dt.Size()))
+	vb, err := d.take(class)
+	if err != nil {
+		// Out of memory: collect what Go has dropped, give the cleanups a
+		// moment to return it, and try once more.
+		runtime.GC()
+		runtime.Gosched()
+		if vb, err = d.take(class); err != nil {
+			return nil, err
 		}
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if err := d.s.fill(vb.buf, 0, class, 0); err != nil {
 		return nil, err
 	}
 	b := &Buffer{d: d, b: vb, dt: dt, n: n}
 	runtime.AddCleanup(b, d.release, vb)
 	return b, nil
+}
+
+// take returns a pooled buffer of the size class or creates one.
+func (d *Device) take(class uint64) (*vkBuf, error) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil, fmt.Errorf("vulkan alloc: the device is closed")
+	}
+	if list := d.free[class]; len(list) > 0 {
+		vb := list[len(list)-1]
+		d.free[class] = list[:len(list)-1]
+		d.mu.Unlock()
+		return vb, nil
+	}
+	vb, err := d.c.newBuffer(class, memDeviceLocal)
+	collect := false
+	if err == nil {
+		d.sinceGC += class
+		if d.sinceGC > gcEvery {
+			d.sinceGC, collect = 0, true
+		}
+	}
+	d.mu.Unlock()
+	if collect {
+		runtime.GC() // the buffers of dropped tensors come back through release
+	}
+	return vb, err
 }
 
 // release returns a dropped buffer's memory to the pool. Work recorded

@@ -6,6 +6,10 @@
 //
 //	apt-get install dataset-fashion-mnist
 //	go run ./data/internal/mkembed
+//
+// With -set t10k it slices the test set instead; the judge's test slice is
+//
+//	go run ./data/internal/mkembed -set t10k -n 2000 -dst features/testdata
 package main
 
 import (
@@ -24,11 +28,15 @@ func main() {
 	src := flag.String("src", "/usr/share/datasets/fashion-mnist", "folder with the gzipped IDX files")
 	dst := flag.String("dst", "data/fashionmnist", "output folder")
 	n := flag.Int("n", 5000, "number of images")
+	set := flag.String("set", "train", "which set to slice: train or t10k")
 	flag.Parse()
+	if *set != "train" && *set != "t10k" {
+		log.Fatalf("-set %q: want train or t10k", *set)
+	}
 	for _, f := range []struct {
 		name string
 		item int // bytes per item
-	}{{"train-images-idx3-ubyte.gz", 28 * 28}, {"train-labels-idx1-ubyte.gz", 1}} {
+	}{{*set + "-images-idx3-ubyte.gz", 28 * 28}, {*set + "-labels-idx1-ubyte.gz", 1}} {
 		raw, err := readGz(filepath.Join(*src, f.name))
 		if err != nil {
 			log.Fatal(err)

@@ -1,0 +1,398 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/godiffuse/godiffuse/data"
+	"github.com/godiffuse/godiffuse/ddpm"
+	"github.com/godiffuse/godiffuse/features"
+	"github.com/godiffuse/godiffuse/metrics"
+	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// evalReport is what diffuse eval prints and writes as JSON.
+type evalReport struct {
+	Features  string         `json:"features"`
+	Generated evalSide       `json:"generated"`
+	Real      evalSide       `json:"real"`
+	Metrics   map[string]any `json:"metrics"`
+	Seconds   float64        `json:"seconds"`
+}
+
+type evalSide struct {
+	Source   string  `json:"source"`
+	N        int     `json:"n"`
+	Sampler  string  `json:"sampler,omitempty"`
+	Steps    int     `json:"steps,omitempty"`
+	Guidance float64 `json:"guidance,omitempty"`
+	Seed     uint64  `json:"seed,omitempty"`
+}
+
+// imageSet is a batch of images in [-1, 1] with optional labels.
+type imageSet struct {
+	pix        []float32
+	n, c, h, w int
+	labels     []int64 // requested classes of generated images, nil otherwise
+}
+
+func runEval(args []string) error {
+	fs := newFlags("eval", "Measures sample quality: samples N images from a checkpoint (or reads a folder of images),\n"+
+		"extracts features with the Fashion-MNIST judge (default; its Fréchet distance is reported as FD-FMNIST, not FID)\n"+
+		"or pytorch-fid's InceptionV3 (FID), and compares them with a real set: Fréchet distance, IS, KID,\n"+
+		"precision/recall and, for class-conditional checkpoints, the share of samples judged to be the requested class.")
+	ckpt := fs.String("checkpoint", "", "checkpoint folder to sample from (written by diffuse train)")
+	folder := fs.String("images", "", "or: a folder of PNG/JPEG images of one size to evaluate")
+	feat := fs.String("features", "judge", "feature network: judge (28×28 grey Fashion-MNIST) or inception:WEIGHTS.safetensors")
+	realSpec := fs.String("real", "embedded", "real images: embedded | idx:IMAGES[,LABELS] | folder:DIR | stats:FILE")
+	realN := fs.Int("real-n", 0, "use at most this many real images (0: all)")
+	saveStats := fs.String("save-stats", "", "write the real set's feature statistics to this file (for -real stats:FILE)")
+	noEMA := fs.Bool("no-ema", false, "sample with the raw weights instead of the EMA ones")
+	spec := sampleSpec{}
+	fs.IntVar(&spec.n, "n", 1000, "images to sample from -checkpoint")
+	fs.StringVar(&spec.sampler, "sampler", "dpm++2m", "ddpm, ddpm-large, ddim or dpm++2m")
+	fs.IntVar(&spec.steps, "steps", 20, "model evaluations per sample")
+	fs.StringVar(&spec.spacing, "spacing", "", "timestep spacing for ddpm/ddim: leading, trailing, linspace")
+	fs.Float64Var(&spec.eta, "eta", 0, "DDIM η")
+	fs.Float64Var(&spec.guidance, "guidance", 2, "classifier-free guidance scale (class-conditional checkpoints)")
+	fs.Uint64Var(&spec.seed, "seed", 0, "seed of the samples (and of KID's subsets)")
+	batch := fs.Int("batch", 200, "images per sampling batch")
+	splits := fs.Int("is-splits", 10, "splits of the Inception Score")
+	kidSubsets := fs.Int("kid-subsets", 100, "KID subsets")
+	kidSize := fs.Int("kid-size", 1000, "KID subset size (capped at the smaller set)")
+	prK := fs.Int("pr-k", 3, "k of the k-NN manifolds of precision/recall (0: skip)")
+	noise := fs.Bool("noise-baseline", false, "also report the Fréchet distance of pure noise (clipped N(0,1) images) to the real set")
+	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
+	devSpec := deviceFlag(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case (*ckpt == "") == (*folder == ""):
+		return fmt.Errorf("give exactly one of -checkpoint and -images")
+	case *ckpt != "" && spec.n < 2:
+		return fmt.Errorf("-n: want ≥ 2, have %d", spec.n)
+	case spec.steps < 1:
+		return fmt.Errorf("-steps: want ≥ 1, have %d", spec.steps)
+	case *batch < 1:
+		return fmt.Errorf("-batch: want ≥ 1, have %d", *batch)
+	case *realN < 0:
+		return fmt.Errorf("-real-n: want ≥ 0, have %d", *realN)
+	}
+	start := time.Now()
+	dev, err := pickDevice(*devSpec)
+	if err != nil {
+		return err
+	}
+	ext, err := loadExtractor(*feat, dev)
+	if err != nil {
+		return err
+	}
+	rep := &evalReport{Features: ext.Name(), Metrics: map[string]any{}}
+	dim := "FD"
+	if ext.Name() == features.InceptionName {
+		dim = "FID"
+	} else if ext.Name() == features.JudgeName {
+		dim = "FD-FMNIST"
+	}
+
+	// A folder of generated images is read (and checked) before any real
+	// features are computed; sampling a checkpoint comes after.
+	var gen *imageSet
+	if *folder != "" {
+		c := 3
+		if ext.Name() == features.JudgeName {
+			c = 1
+		}
+		ds, err := data.LoadFolderAsIs(*folder, c)
+		if err != nil {
+			return fmt.Errorf("-images: %w", err)
+		}
+		gen = datasetImages(ds, 0)
+		if err := ext.Accepts(gen.c, gen.h, gen.w); err != nil {
+			return fmt.Errorf("-images %s: %w", *folder, err)
+		}
+		rep.Generated = evalSide{Source: *folder, N: gen.n}
+	}
+
+	// The real side: features, or saved statistics only.
+	var realStats *metrics.Stats
+	var realFeats *metrics.Features
+	if path, ok := strings.CutPrefix(*realSpec, "stats:"); ok {
+		if realStats, err = metrics.LoadStats(path); err != nil {
+			return fmt.Errorf("-real: %w", err)
+		}
+		if realStats.Feature != ext.Name() {
+			return fmt.Errorf("-real %s: statistics of feature network %q, but -features is %q", path, realStats.Feature, ext.Name())
+		}
+		rep.Real = evalSide{Source: *realSpec, N: realStats.N}
+		if *saveStats != "" {
+			return fmt.Errorf("-save-stats: the real side is already a statistics file")
+		}
+	} else {
+		ds, err := loadRealSet(*realSpec, ext)
+		if err != nil {
+			return err
+		}
+		set := datasetImages(ds, *realN)
+		if err := ext.Accepts(set.c, set.h, set.w); err != nil {
+			return fmt.Errorf("-real %s: %w", *realSpec, err)
+		}
+		f, _, err := extract(ext, set, "real")
+		if err != nil {
+			return err
+		}
+		realFeats = f
+		if realStats, err = metrics.ComputeStats(ext.Name(), f); err != nil {
+			return fmt.Errorf("-real: %w", err)
+		}
+		rep.Real = evalSide{Source: *realSpec, N: set.n}
+		if *saveStats != "" {
+			if err := metrics.SaveStats(*saveStats, realStats); err != nil {
+				return err
+			}
+			fmt.Fprintln(os.Stderr, "wrote", *saveStats)
+		}
+	}
+
+	// The generated side: sampled now, or read earlier (above).
+	if gen == nil {
+		if gen, err = sampleForEval(dev, *ckpt, !*noEMA, spec, *batch, ext); err != nil {
+			return err
+		}
+		rep.Generated = evalSide{Source: *ckpt, N: gen.n, Sampler: spec.sampler, Steps: spec.steps, Seed: spec.seed}
+		if gen.labels != nil {
+			rep.Generated.Guidance = spec.guidance
+		}
+	}
+	if gen.n < 2 {
+		return fmt.Errorf("%d generated image(s): need at least 2", gen.n)
+	}
+	genFeats, genProbs, err := extract(ext, gen, "generated")
+	if err != nil {
+		return err
+	}
+	genStats, err := metrics.ComputeStats(ext.Name(), genFeats)
+	if err != nil {
+		return err
+	}
+	if genStats.Dim() != realStats.Dim() {
+		return fmt.Errorf("features of %d and %d dimensions", genStats.Dim(), realStats.Dim())
+	}
+	fd, err := metrics.FrechetDistance(genStats, realStats)
+	if err != nil {
+		return err
+	}
+	rep.Metrics[dim] = fd
+	if isMean, isStd, err := metrics.InceptionScore(genProbs, min(*splits, gen.n)); err == nil {
+		rep.Metrics["IS"], rep.Metrics["IS_std"] = isMean, isStd
+	} else {
+		return err
+	}
+	if realFeats != nil {
+		size := min(*kidSize, realFeats.N, genFeats.N)
+		m, s, err := metrics.KID(genFeats, realFeats, metrics.KIDOptions{Subsets: *kidSubsets, SubsetSize: size, Seed: spec.seed})
+		if err != nil {
+			return err
+		}
+		rep.Metrics["KID"], rep.Metrics["KID_std"] = m, s
+		if *prK > 0 {
+			p, r, err := metrics.PrecisionRecall(realFeats, genFeats, *prK)
+			if err != nil {
+				return err
+			}
+			rep.Metrics["precision"], rep.Metrics["recall"] = p, r
+		}
+	}
+	if gen.labels != nil && ext.Name() == features.JudgeName {
+		right := 0
+		for i, want := range gen.labels {
+			row := genProbs.Row(i)
+			if int64(slices.Index(row, slices.Max(row))) == want {
+				right++
+			}
+		}
+		rep.Metrics["class_accuracy"] = float64(right) / float64(gen.n)
+	}
+	if *noise {
+		nz := noiseImages(gen.n, gen.c, gen.h, gen.w, spec.seed)
+		f, _, err := extract(ext, nz, "noise")
+		if err != nil {
+			return err
+		}
+		ns, err := metrics.ComputeStats(ext.Name(), f)
+		if err != nil {
+			return err
+		}
+		if rep.Metrics[dim+"_noise"], err = metrics.FrechetDistance(ns, realStats); err != nil {
+			return err
+		}
+	}
+	rep.Seconds = math.Round(time.Since(start).Seconds()*10) / 10
+	printReport(os.Stdout, rep)
+	if *jsonPath != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := nn.WriteFileAtomic(*jsonPath, append(b, '\n')); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "wrote", *jsonPath)
+	}
+	return nil
+}
+
+func loadExtractor(spec string, dev tensor.Device) (features.Extractor, error) {
+	if spec == "judge" {
+		return features.LoadJudge(dev)
+	}
+	if path, ok := strings.CutPrefix(spec, "inception:"); ok && path != "" {
+		m, err := features.LoadInception(path, dev)
+		if err != nil {
+			return nil, fmt.Errorf("-features: %w", err)
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("-features %q: want judge or inception:WEIGHTS.safetensors", spec)
+}
+
+func loadRealSet(spec string, ext features.Extractor) (data.Dataset, error) {
+	kind, arg, _ := strings.Cut(spec, ":")
+	switch kind {
+	case "embedded":
+		return data.Embedded()
+	case "idx":
+		images, labels, _ := strings.Cut(arg, ",")
+		if images == "" {
+			return nil, fmt.Errorf("-real idx:IMAGES[,LABELS]: no image file given")
+		}
+		return data.LoadIDX(images, labels, nil)
+	case "folder":
+		c := 3
+		if ext.Name() == features.JudgeName {
+			c = 1
+		}
+		return data.LoadFolderAsIs(arg, c)
+	}
+	return nil, fmt.Errorf("-real %q: want embedded, idx:IMAGES[,LABELS], folder:DIR or stats:FILE", spec)
+}
+
+func datasetImages(ds data.Dataset, limit int) *imageSet {
+	c, h, w := ds.Shape()
+	n := ds.Len()
+	if limit > 0 {
+		n = min(n, limit)
+	}
+	s := &imageSet{pix: make([]float32, n*c*h*w), n: n, c: c, h: h, w: w}
+	per := c * h * w
+	for i := range n {
+		ds.Image(i, s.pix[i*per:(i+1)*per])
+	}
+	return s
+}
+
+// extract runs the feature network 256 images at a time with a progress line.
+func extract(ext features.Extractor, s *imageSet, what string) (feats, probs *metrics.Features, err error) {
+	per := s.c * s.h * s.w
+	var fv, pv []float32
+	bar := newProgress(os.Stderr, 0, s.n, isTerminal(os.Stderr))
+	start := time.Now()
+	for i := 0; i < s.n; i += 256 {
+		k := min(256, s.n-i)
+		f, p, err := ext.Extract(s.pix[i*per:(i+k)*per], k, s.c, s.h, s.w)
+		if err != nil {
+			return nil, nil, err
+		}
+		fv, pv = append(fv, f...), append(pv, p...)
+		bar.update(i+k, "features of "+what+" images", float64(i+k)/time.Since(start).Seconds(), i+k == s.n)
+	}
+	bar.finish()
+	if feats, err = metrics.NewFeatures(s.n, ext.FeatureDim(), fv); err != nil {
+		return nil, nil, err
+	}
+	probs, err = metrics.NewFeatures(s.n, ext.NumClasses(), pv)
+	return feats, probs, err
+}
+
+// sampleForEval draws spec.n images from a checkpoint, spec.batch at a time,
+// cycling through the classes of a class-conditional model.
+func sampleForEval(dev tensor.Device, dir string, ema bool, spec sampleSpec, batch int, ext features.Extractor) (*imageSet, error) {
+	m, info, err := ddpm.LoadCheckpoint(dev, dir, ema)
+	if err != nil {
+		return nil, err
+	}
+	c := m.Config.InChannels
+	h, w, _ := m.Config.SampleHW()
+	if err := ext.Accepts(c, h, w); err != nil {
+		return nil, fmt.Errorf("-checkpoint %s: %w", dir, err)
+	}
+	set := &imageSet{n: spec.n, c: c, h: h, w: w}
+	conditional := len(info.Classes) > 0
+	if conditional && ext.Name() == features.JudgeName && len(info.Classes) != 10 {
+		return nil, fmt.Errorf("-checkpoint %s: %d classes; the Fashion-MNIST judge knows 10", dir, len(info.Classes))
+	}
+	bar := newProgress(os.Stderr, 0, spec.n, isTerminal(os.Stderr))
+	start := time.Now()
+	base := spec.seed
+	for i := 0; i < spec.n; i += batch {
+		k := min(batch, spec.n-i)
+		s := spec
+		s.n, s.seed, s.clip, s.labels = k, base+uint64(i), 1, nil
+		if conditional {
+			s.null = info.NullClass()
+			for j := range k {
+				s.labels = append(s.labels, int64((i+j)%len(info.Classes)))
+			}
+		}
+		pix, err := sampleImages(m, info.Schedule, info.Objective, s, nil)
+		if err != nil {
+			return nil, err
+		}
+		set.pix = append(set.pix, pix...)
+		set.labels = append(set.labels, s.labels...)
+		bar.update(i+k, "sampling", float64(i+k)/time.Since(start).Seconds(), i+k == spec.n)
+	}
+	bar.finish()
+	if !conditional {
+		set.labels = nil
+	}
+	return set, nil
+}
+
+func noiseImages(n, c, h, w int, seed uint64) *imageSet {
+	s := &imageSet{n: n, c: c, h: h, w: w, pix: make([]float32, n*c*h*w)}
+	r := rand.New(rand.NewPCG(seed, 0x6e6f697365))
+	for i := range s.pix {
+		s.pix[i] = float32(max(-1, min(1, r.NormFloat64())))
+	}
+	return s
+}
+
+func printReport(w io.Writer, r *evalReport) {
+	fmt.Fprintf(w, "features:  %s\n", r.Features)
+	g := r.Generated
+	fmt.Fprintf(w, "generated: %d images from %s", g.N, g.Source)
+	if g.Sampler != "" {
+		fmt.Fprintf(w, " (%s, %d steps, guidance %g, seed %d)", g.Sampler, g.Steps, g.Guidance, g.Seed)
+	}
+	fmt.Fprintf(w, "\nreal:      %d images from %s\n\n", r.Real.N, r.Real.Source)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "metric\tvalue\t")
+	keys := make([]string, 0, len(r.Metrics))
+	for k := range r.Metrics {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%.6g\t\n", k, r.Metrics[k])
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n(%.1f s)\n", r.Seconds)
+}
