@@ -34,6 +34,7 @@ type context struct {
 	memProps   VkPhysicalDeviceMemoryProperties
 	limits     VkPhysicalDeviceLimits
 	coopMatrix bool
+	cacheUUID  [16]uint8
 	scratch    *arena // for one call's structs; reset after each use
 }
 
@@ -225,6 +226,7 @@ func newContext(index int) (*context, error) {
 	props := newIn[VkPhysicalDeviceProperties](a)
 	callVoid(p.getPhysicalDeviceProperties, ph, addr(props))
 	c.limits = props.Limits
+	c.cacheUUID = props.PipelineCacheUUID
 	mp := newIn[VkPhysicalDeviceMemoryProperties](a)
 	callVoid(p.getPhysicalDeviceMemoryProperties, ph, addr(mp))
 	c.memProps = *mp
@@ -295,7 +297,7 @@ func (c *context) loadDeviceProcs() error {
 		{"vkDestroyDescriptorSetLayout", &p.destroyDescriptorSetLayout}, {"vkCreatePipelineLayout", &p.createPipelineLayout},
 		{"vkDestroyPipelineLayout", &p.destroyPipelineLayout}, {"vkCreateComputePipelines", &p.createComputePipelines},
 		{"vkDestroyPipeline", &p.destroyPipeline}, {"vkCreatePipelineCache", &p.createPipelineCache},
-		{"vkDestroyPipelineCache", &p.destroyPipelineCache}, {"vkCreateDescriptorPool", &p.createDescriptorPool},
+		{"vkDestroyPipelineCache", &p.destroyPipelineCache}, {"vkGetPipelineCacheData", &p.getPipelineCacheData}, {"vkCreateDescriptorPool", &p.createDescriptorPool},
 		{"vkDestroyDescriptorPool", &p.destroyDescriptorPool}, {"vkResetDescriptorPool", &p.resetDescriptorPool},
 		{"vkAllocateDescriptorSets", &p.allocateDescriptorSets}, {"vkUpdateDescriptorSets", &p.updateDescriptorSets},
 		{"vkCreateCommandPool", &p.createCommandPool}, {"vkDestroyCommandPool", &p.destroyCommandPool},

@@ -36,6 +36,8 @@ type Device struct {
 	fallbacks map[string]int
 	dummy     *Buffer // bound where an optional buffer (bias, gamma) is absent
 	sinceGC   uint64  // bytes of device memory created since the last nudge to Go's GC
+	cache     uintptr // VkPipelineCache, saved at Close
+	newPipes  int     // pipelines created since the cache was last saved
 	closed    bool
 }
 
@@ -73,7 +75,7 @@ func New(index int) (*Device, error) {
 		return nil, err
 	}
 	d := &Device{c: c, s: s, pipes: map[string]*pipeline{}, cpu: kernels.NewCPULevel(0, kernels.Generic),
-		free: map[uint64][]*vkBuf{}, fallbacks: map[string]int{}}
+		free: map[uint64][]*vkBuf{}, fallbacks: map[string]int{}, cache: c.openPipelineCache()}
 	if d.staging, err = c.newBuffer(stagingSize, memHostVisible|memHostCoherent); err != nil {
 		d.Close()
 		return nil, err
@@ -105,6 +107,9 @@ func (d *Device) Close() error {
 	}
 	d.closed = true
 	err := d.flushLocked()
+	if d.cache != 0 {
+		callVoid(d.c.p.destroyPipelineCache, d.c.device, d.cache, 0)
+	}
 	for _, p := range d.pipes {
 		d.c.destroyPipeline(p)
 	}
@@ -241,6 +246,10 @@ func (d *Device) own(op string, b tensor.Buffer, dt tensor.DType, off, n int) *B
 func (d *Device) flushLocked() error {
 	err := d.s.flush()
 	d.stageOff = 0
+	if d.newPipes > 0 { // only in the first steps of a process: save what the driver compiled
+		d.newPipes = 0
+		d.c.savePipelineCache(d.cache)
+	}
 	return err
 }
 
@@ -352,9 +361,10 @@ func (d *Device) pipeline(name string, nbuf int) *pipeline {
 	}
 	spv, err := shaders.SPIRV(name)
 	check(name, err)
-	p, err := d.c.newPipeline(name, spv, nbuf)
+	p, err := d.c.newPipeline(name, spv, nbuf, d.cache)
 	check(name, err)
 	d.pipes[name] = p
+	d.newPipes++
 	return p
 }
 

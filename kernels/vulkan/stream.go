@@ -80,7 +80,7 @@ type pipeline struct {
 
 const maxPush = 128 // bytes of push constants every device supports
 
-func (c *context) newPipeline(name string, spirv []byte, nbuf int) (*pipeline, error) {
+func (c *context) newPipeline(name string, spirv []byte, nbuf int, cache uintptr) (*pipeline, error) {
 	a := c.scratch
 	defer a.reset()
 	if len(spirv)%4 != 0 || len(spirv) == 0 {
@@ -134,7 +134,7 @@ func (c *context) newPipeline(name string, spirv []byte, nbuf int) (*pipeline, e
 	ci.Stage.Module = module
 	ci.Stage.PName = a.cstr("main")
 	ci.Layout = p.layout
-	if err := call("vkCreateComputePipelines "+name, c.p.createComputePipelines, c.device, 0, 1, addr(ci), 0, addr(out)); err != nil {
+	if err := call("vkCreateComputePipelines "+name, c.p.createComputePipelines, c.device, cache, 1, addr(ci), 0, addr(out)); err != nil {
 		c.destroyPipeline(p)
 		return nil, err
 	}

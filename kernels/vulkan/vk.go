@@ -121,7 +121,7 @@ type procs struct {
 	mapMemory, unmapMemory,
 	createShaderModule, destroyShaderModule, createDescriptorSetLayout, destroyDescriptorSetLayout,
 	createPipelineLayout, destroyPipelineLayout, createComputePipelines, destroyPipeline,
-	createPipelineCache, destroyPipelineCache,
+	createPipelineCache, destroyPipelineCache, getPipelineCacheData,
 	createDescriptorPool, destroyDescriptorPool, resetDescriptorPool, allocateDescriptorSets, updateDescriptorSets,
 	createCommandPool, destroyCommandPool, allocateCommandBuffers, beginCommandBuffer, endCommandBuffer,
 	resetCommandBuffer, cmdBindPipeline, cmdBindDescriptorSets, cmdPushConstants, cmdDispatch,
