@@ -18,6 +18,16 @@ func BenchmarkSgemmVulkan(b *testing.B) {
 	for _, n := range []int{256, 512, 1024, 2048, 4096, 8192} {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) { sgemmOnDevice(b, dev, n) })
 	}
+	// The cooperative-matrix (tensor core) path: fp16 inputs, fp32 accumulation.
+	for _, n := range []int{2048, 4096, 8192} {
+		b.Run(fmt.Sprintf("fp16coop/n=%d", n), func(b *testing.B) {
+			if err := dev.SetMatMulFP16(true); err != nil {
+				b.Skip(err)
+			}
+			defer dev.SetMatMulFP16(false)
+			sgemmOnDevice(b, dev, n)
+		})
+	}
 }
 
 // BenchmarkUNetVulkan is BenchmarkUNet on the Vulkan device, with the

@@ -233,3 +233,55 @@ func TestAdamStepMatchesCPU(t *testing.T) {
 		}
 	}
 }
+
+// TestCooperativeMatrixGEMM checks the fp16 tensor-core GEMM (where the
+// device has one) against the CPU: inputs rounded to fp16 (11-bit
+// significand) give errors around 1e-3 of max|ref|, so 5e-3 is the bound.
+func TestCooperativeMatrixGEMM(t *testing.T) {
+	vk := testDevice(t)
+	if !vk.CooperativeMatrix() {
+		t.Skipf("%s has no usable cooperative matrices (VK_NV_cooperative_matrix 16×16×16 fp16)", vk.Name())
+	}
+	if err := vk.SetMatMulFP16(true); err != nil {
+		t.Fatal(err)
+	}
+	defer vk.SetMatMulFP16(false)
+	ref := kernels.NewCPULevel(1, kernels.Generic)
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, c := range conformanceCases() {
+		if !strings.HasPrefix(c.name, "matmul") && c.name != "linear" && !strings.HasPrefix(c.name, "attention") {
+			continue
+		}
+		data := make([][]float32, len(c.in))
+		for i, spec := range c.in {
+			n := 1
+			for _, s := range spec.shape {
+				n *= s
+			}
+			data[i] = make([]float32, n)
+			for k := range data[i] {
+				data[i][k] = spec.lo + (spec.hi-spec.lo)*r.Float32()
+			}
+		}
+		rw := make([]float32, 1<<16)
+		for i := range rw {
+			rw[i] = 2*r.Float32() - 1
+		}
+		wantOut, wantGrads, err := c.run(ref, data, rw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotOut, gotGrads, err := c.run(vk, data, rw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eo, eg := normErr(gotOut, wantOut), 0.0
+		for i := range wantGrads {
+			eg = max(eg, normErr(gotGrads[i], wantGrads[i]))
+		}
+		t.Logf("%-24s fp16 out err %.2e, grad err %.2e", c.name, eo, eg)
+		if eo > 5e-3 || eg > 5e-3 {
+			t.Errorf("%s: normalized error %.3g / %.3g > 5e-3", c.name, eo, eg)
+		}
+	}
+}

@@ -13,11 +13,14 @@ type PhysicalDevice struct {
 	Type         string // discrete, integrated, virtual, cpu, other
 	APIVersion   string
 	SubgroupSize int
-	// CooperativeMatrix lists the f16/bf16 → f32 shapes of
-	// VK_KHR_cooperative_matrix (empty without the extension).
+	// CooperativeMatrix lists the shapes of VK_KHR_cooperative_matrix
+	// (empty without the extension).
 	CooperativeMatrix []string
-	handle            uintptr
-	typ               int32
+	// CooperativeMatrixNV reports VK_NV_cooperative_matrix with the
+	// 16×16×16 fp16·fp16+fp32 subgroup shape the fp16 GEMM shader uses.
+	CooperativeMatrixNV bool
+	handle              uintptr
+	typ                 int32
 }
 
 var deviceTypeNames = map[int32]string{0: "other", 1: "integrated", 2: "discrete", 3: "virtual", 4: "cpu"}
@@ -84,6 +87,7 @@ func newInstance(p *procs, a *arena) (uintptr, error) {
 	}
 	// Optional: absent on drivers without VK_KHR_cooperative_matrix.
 	p.getCooperativeMatrixProperties, _ = p.instanceProc(a, inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR")
+	p.getCooperativeMatrixPropertiesNV, _ = p.instanceProc(a, inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV")
 	return inst, nil
 }
 
@@ -113,6 +117,9 @@ func enumerate(p *procs, a *arena, inst uintptr) ([]PhysicalDevice, error) {
 			APIVersion: fmt.Sprintf("%d.%d.%d", v>>22&0x7f, v>>12&0x3ff, v&0xfff), SubgroupSize: int(sub.SubgroupSize), handle: h}
 		if hasExtension(p, a, h, "VK_KHR_cooperative_matrix") && p.getCooperativeMatrixProperties != 0 {
 			d.CooperativeMatrix = coopShapes(p, a, h)
+		}
+		if hasExtension(p, a, h, "VK_NV_cooperative_matrix") && p.getCooperativeMatrixPropertiesNV != 0 {
+			d.CooperativeMatrixNV = hasNVShape(p, a, h)
 		}
 		out = append(out, d)
 	}
@@ -158,6 +165,29 @@ func coopShapes(p *procs, a *arena, phys uintptr) []string {
 			componentNames[c.AType], componentNames[c.BType], componentNames[c.CType], componentNames[c.ResultType]))
 	}
 	return out
+}
+
+// hasNVShape reports the 16×16×16 fp16·fp16 + fp32 → fp32 subgroup shape.
+func hasNVShape(p *procs, a *arena, phys uintptr) bool {
+	count := newIn[uint32](a)
+	if call("vkGetPhysicalDeviceCooperativeMatrixPropertiesNV", p.getCooperativeMatrixPropertiesNV, phys, addr(count), 0) != nil || *count == 0 {
+		return false
+	}
+	props := sliceIn[VkCooperativeMatrixPropertiesNV](a, int(*count))
+	for i := range props {
+		props[i].SType = stCooperativeMatrixPropertiesNV
+	}
+	if call("vkGetPhysicalDeviceCooperativeMatrixPropertiesNV", p.getCooperativeMatrixPropertiesNV, phys, addr(count), addrOf(props)) != nil {
+		return false
+	}
+	const f16, f32, subgroup = 0, 1, 3
+	for _, c := range props[:*count] {
+		if c.MSize == 16 && c.NSize == 16 && c.KSize == 16 && c.AType == f16 && c.BType == f16 &&
+			c.CType == f32 && c.DType == f32 && c.Scope == subgroup {
+			return true
+		}
+	}
+	return false
 }
 
 // Devices lists the Vulkan devices of this machine (an error when there is
@@ -257,6 +287,33 @@ func newContext(index int) (*context, error) {
 	dci.SType = stDeviceCreateInfo
 	dci.QueueCreateInfoCount = 1
 	dci.PQueueCreateInfos = addr(qci)
+	if c.phys.CooperativeMatrixNV && c.phys.SubgroupSize == 32 {
+		// The fp16 GEMM needs the extension, its feature and shaderFloat16.
+		v12 := newIn[VkPhysicalDeviceVulkan12Features](a)
+		v12.SType = stPhysicalDeviceVulkan12Features
+		cm := newIn[VkPhysicalDeviceCooperativeMatrixFeaturesNV](a)
+		cm.SType = stPhysicalDeviceCooperativeMatrixFeaturesNV
+		v12.PNext = addr(cm)
+		f2 := newIn[VkPhysicalDeviceFeatures2](a)
+		f2.SType = stPhysicalDeviceFeatures2
+		f2.PNext = addr(v12)
+		callVoid(p.getPhysicalDeviceFeatures2, ph, addr(f2))
+		if v12.ShaderFloat16 != 0 && cm.CooperativeMatrix != 0 {
+			on12 := newIn[VkPhysicalDeviceVulkan12Features](a)
+			on12.SType = stPhysicalDeviceVulkan12Features
+			on12.ShaderFloat16 = 1
+			onCM := newIn[VkPhysicalDeviceCooperativeMatrixFeaturesNV](a)
+			onCM.SType = stPhysicalDeviceCooperativeMatrixFeaturesNV
+			onCM.CooperativeMatrix = 1
+			on12.PNext = addr(onCM)
+			names := sliceIn[uintptr](a, 1)
+			names[0] = a.cstr("VK_NV_cooperative_matrix")
+			dci.PNext = addr(on12)
+			dci.EnabledExtensionCount = 1
+			dci.PpEnabledExtensionNames = addrOf(names)
+			c.coopMatrix = true
+		}
+	}
 	out := newIn[uintptr](a)
 	if err := call("vkCreateDevice", p.createDevice, ph, addr(dci), 0, addr(out)); err != nil {
 		return fail(err)

@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -37,6 +38,7 @@ type Device struct {
 	dummy     *Buffer // bound where an optional buffer (bias, gamma) is absent
 	sinceGC   uint64  // bytes of device memory created since the last nudge to Go's GC
 	cache     uintptr // VkPipelineCache, saved at Close
+	fp16      bool    // GEMMs through the cooperative-matrix shader (fp16 inputs, fp32 accumulation)
 	newPipes  int     // pipelines created since the cache was last saved
 	closed    bool
 }
@@ -86,8 +88,31 @@ func New(index int) (*Device, error) {
 		return nil, err
 	}
 	d.dummy = dummy.(*Buffer)
+	if os.Getenv("GODIFFUSE_VULKAN_MATMUL") == "fp16" {
+		if err := d.SetMatMulFP16(true); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	return d, nil
 }
+
+// SetMatMulFP16 routes GEMMs (not the convolutions) through the
+// cooperative-matrix shader: inputs rounded to fp16, products accumulated in
+// fp32, about 1e-3 relative error. It needs VK_NV_cooperative_matrix with
+// the 16×16×16 fp16 shape, subgroups of 32 and shaderFloat16.
+func (d *Device) SetMatMulFP16(on bool) error {
+	if on && !d.c.coopMatrix {
+		return fmt.Errorf("vulkan: %s has no usable cooperative-matrix support (VK_NV_cooperative_matrix 16×16×16 fp16, subgroup 32, shaderFloat16)", d.c.phys.Name)
+	}
+	d.mu.Lock()
+	d.fp16 = on
+	d.mu.Unlock()
+	return nil
+}
+
+// CooperativeMatrix reports whether SetMatMulFP16(true) would work.
+func (d *Device) CooperativeMatrix() bool { return d.c.coopMatrix }
 
 // Info describes the physical device.
 func (d *Device) Info() PhysicalDevice { return d.c.phys }
@@ -568,7 +593,11 @@ func (d *Device) gemm(c, a, b *Buffer, g gemmArgs) {
 		uint32(g.LdA), uint32(g.LdB), uint32(g.LdC), uint32(g.Inner),
 		uint32(g.SA0), uint32(g.SB0), uint32(g.SC0), uint32(g.SA1), uint32(g.SB1), uint32(g.SC1),
 		uint32(g.OffA), uint32(g.OffB), uint32(g.OffC)}
-	d.run("gemm", []*Buffer{c, a, b, d.dummy}, push, (g.N+63)/64, (g.M+63)/64, g.Outer*g.Inner)
+	name := "gemm"
+	if d.fp16 {
+		name = "gemm_coop"
+	}
+	d.run(name, []*Buffer{c, a, b, d.dummy}, push, (g.N+63)/64, (g.M+63)/64, g.Outer*g.Inner)
 }
 
 func b2u(b bool) uint32 {

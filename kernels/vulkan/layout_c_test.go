@@ -57,6 +57,8 @@ var cLayouts = []struct {
 	{"VkFenceCreateInfo", 24, []uintptr{0, 8, 16}},
 	{"VkCooperativeMatrixPropertiesKHR", 56, []uintptr{0, 8, 16, 20, 24, 28, 32, 36, 40, 44, 48}},
 	{"VkPhysicalDeviceCooperativeMatrixFeaturesKHR", 24, []uintptr{0, 8, 16, 20}},
+	{"VkCooperativeMatrixPropertiesNV", 48, []uintptr{0, 8, 16, 20, 24, 28, 32, 36, 40, 44}},
+	{"VkPhysicalDeviceCooperativeMatrixFeaturesNV", 24, []uintptr{0, 8, 16, 20}},
 }
 
 // goStructs maps each name to a value of the Go struct.
@@ -110,4 +112,6 @@ var goStructs = map[string]any{
 	"VkFenceCreateInfo":                            VkFenceCreateInfo{},
 	"VkCooperativeMatrixPropertiesKHR":             VkCooperativeMatrixPropertiesKHR{},
 	"VkPhysicalDeviceCooperativeMatrixFeaturesKHR": VkPhysicalDeviceCooperativeMatrixFeaturesKHR{},
+	"VkCooperativeMatrixPropertiesNV":              VkCooperativeMatrixPropertiesNV{},
+	"VkPhysicalDeviceCooperativeMatrixFeaturesNV":  VkPhysicalDeviceCooperativeMatrixFeaturesNV{},
 }

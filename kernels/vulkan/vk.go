@@ -42,6 +42,8 @@ const (
 	stPhysicalDeviceVulkan12Features             = 51
 	stPhysicalDeviceCooperativeMatrixFeaturesKHR = 1000506000
 	stCooperativeMatrixPropertiesKHR             = 1000506001
+	stPhysicalDeviceCooperativeMatrixFeaturesNV  = 1000249000
+	stCooperativeMatrixPropertiesNV              = 1000249001
 
 	bufferUsageTransferSrc = 0x1
 	bufferUsageTransferDst = 0x2
@@ -114,7 +116,7 @@ type procs struct {
 	// instance
 	destroyInstance, enumeratePhysicalDevices, getPhysicalDeviceProperties, getPhysicalDeviceProperties2,
 	getPhysicalDeviceFeatures2, getPhysicalDeviceQueueFamilyProperties, getPhysicalDeviceMemoryProperties,
-	enumerateDeviceExtensionProperties, createDevice, getCooperativeMatrixProperties uintptr
+	enumerateDeviceExtensionProperties, createDevice, getCooperativeMatrixProperties, getCooperativeMatrixPropertiesNV uintptr
 	// device
 	destroyDevice, getDeviceQueue, deviceWaitIdle,
 	createBuffer, destroyBuffer, getBufferMemoryRequirements, allocateMemory, freeMemory, bindBufferMemory,

@@ -660,3 +660,25 @@ type VkPhysicalDeviceCooperativeMatrixFeaturesKHR struct {
 	CooperativeMatrix                   uint32
 	CooperativeMatrixRobustBufferAccess uint32
 }
+
+// VkCooperativeMatrixPropertiesNV mirrors the C struct of that name.
+type VkCooperativeMatrixPropertiesNV struct {
+	SType int32
+	PNext uintptr
+	MSize uint32
+	NSize uint32
+	KSize uint32
+	AType int32
+	BType int32
+	CType int32
+	DType int32
+	Scope int32
+}
+
+// VkPhysicalDeviceCooperativeMatrixFeaturesNV mirrors the C struct of that name.
+type VkPhysicalDeviceCooperativeMatrixFeaturesNV struct {
+	SType                               int32
+	PNext                               uintptr
+	CooperativeMatrix                   uint32
+	CooperativeMatrixRobustBufferAccess uint32
+}

@@ -42,6 +42,7 @@ var structs = []string{
 	"VkWriteDescriptorSet", "VkCommandPoolCreateInfo", "VkCommandBufferAllocateInfo", "VkCommandBufferBeginInfo",
 	"VkBufferCopy", "VkMemoryBarrier", "VkSubmitInfo", "VkFenceCreateInfo",
 	"VkCooperativeMatrixPropertiesKHR", "VkPhysicalDeviceCooperativeMatrixFeaturesKHR",
+	"VkCooperativeMatrixPropertiesNV", "VkPhysicalDeviceCooperativeMatrixFeaturesNV",
 }
 
 // Declarations from the Vulkan specification that Debian 12's header lacks.
