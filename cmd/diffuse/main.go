@@ -3,6 +3,7 @@
 //	diffuse train      train a U-Net (with no flags: the tiny-mnist model on the embedded Fashion-MNIST slice)
 //	diffuse sample     sample a checkpoint into a PNG grid, a folder of PNGs or a GIF of the trajectory
 //	diffuse eval       measure sample quality against real images (FD-FMNIST or FID, IS, KID, precision/recall)
+//	diffuse devices    list the devices -device can name
 //	diffuse noise      the forward process: one image at several noise levels
 //	diffuse schedules  plot β_t and ᾱ_t of every noise schedule
 //
@@ -29,6 +30,7 @@ var commands = []command{
 	{"train", "train a diffusion U-Net (defaults: tiny-mnist on the embedded Fashion-MNIST slice)", runTrain},
 	{"sample", "sample images from a checkpoint", runSample},
 	{"eval", "measure sample quality: FD-FMNIST/FID, IS, KID, precision/recall, class accuracy", runEval},
+	{"devices", "list the CPU and Vulkan devices (for -device)", runDevices},
 	{"noise", "show an image at several noise levels (the forward process)", runNoise},
 	{"schedules", "plot β_t and ᾱ_t of every noise schedule", runSchedules},
 }
