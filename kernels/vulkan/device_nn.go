@@ -6,7 +6,7 @@ import (
 
 // ---------------------------------------------------------------------------
 // Convolution, normalization, softmax, attention, upsampling and embedding
-// lookups on the GPU (shaders gemm.comp, norm.comp, attention.comp,
+// lookups on the GPU (shaders conv.comp, norm.comp, attention.comp,
 // misc.comp).
 // ---------------------------------------------------------------------------
 

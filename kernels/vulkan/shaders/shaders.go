@@ -18,7 +18,7 @@ import (
 
 // FS holds the sources, the list, the compiled SPIR-V and spv.sum.
 //
-//go:embed *.comp *.spv shaders.txt spv.sum
+//go:embed *.comp *.glsl *.spv shaders.txt spv.sum
 var FS embed.FS
 
 // Entry is one compiled shader: a source compiled with one -D define.
@@ -72,8 +72,9 @@ func SPIRV(name string) ([]byte, error) {
 	return b, nil
 }
 
-// SourceHash is the sha256 of an entry's source file and define, read from
-// dir (a directory path) — what spv.sum records.
+// SourceHash is the sha256 of an entry's source file, its define and every
+// includable *.glsl file, read from dir (a directory path) — what spv.sum
+// records.
 func SourceHash(dir string, e Entry) (string, error) {
 	return hashFrom(os.DirFS(dir), e)
 }
@@ -89,6 +90,18 @@ func hashFrom(fsys fs.FS, e Entry) (string, error) {
 	h := sha256.New()
 	h.Write(src)
 	h.Write([]byte("\x00" + e.Define))
+	includes, err := fs.Glob(fsys, "*.glsl") // sorted
+	if err != nil {
+		return "", err
+	}
+	for _, name := range includes {
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return "", err
+		}
+		h.Write([]byte("\x00" + name + "\x00"))
+		h.Write(b)
+	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
