@@ -593,11 +593,14 @@ func (d *Device) gemm(c, a, b *Buffer, g gemmArgs) {
 		uint32(g.LdA), uint32(g.LdB), uint32(g.LdC), uint32(g.Inner),
 		uint32(g.SA0), uint32(g.SB0), uint32(g.SC0), uint32(g.SA1), uint32(g.SB1), uint32(g.SC1),
 		uint32(g.OffA), uint32(g.OffB), uint32(g.OffC)}
-	name := "gemm"
-	if d.fp16 {
+	name, tile := "gemm", 64
+	switch {
+	case d.fp16:
 		name = "gemm_coop"
+	case g.M >= 128 && g.N >= 128:
+		name, tile = "gemm_big", 128
 	}
-	d.run(name, []*Buffer{c, a, b, d.dummy}, push, (g.N+63)/64, (g.M+63)/64, g.Outer*g.Inner)
+	d.run(name, []*Buffer{c, a, b, d.dummy}, push, (g.N+tile-1)/tile, (g.M+tile-1)/tile, g.Outer*g.Inner)
 }
 
 func b2u(b bool) uint32 {

@@ -26,6 +26,15 @@ func (d *Device) grid2(n int) (int, int) {
 	return maxX, (n + maxX - 1) / maxX
 }
 
+// tiled picks the 128×128-tile variant of an implicit-GEMM shader when the
+// M×N output is large enough to fill it, and returns its grid.
+func tiled(name string, m, n int) (string, int, int) {
+	if m >= 128 && n >= 128 {
+		return name + "_big", (n + 127) / 128, (m + 127) / 128
+	}
+	return name, (n + 63) / 64, (m + 63) / 64
+}
+
 func convPush(p tensor.ConvParams, hasBias uint32) []uint32 {
 	return []uint32{uint32(p.N), uint32(p.C), uint32(p.H), uint32(p.W), uint32(p.F), uint32(p.KH), uint32(p.KW),
 		uint32(p.StrideH), uint32(p.StrideW), uint32(p.PadTop), uint32(p.PadLeft), uint32(p.OH), uint32(p.OW), hasBias}
@@ -37,7 +46,8 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	xb := d.f("conv2d", x, p.N*p.C*p.H*p.W)
 	wb := d.f("conv2d", w, p.F*p.C*p.KH*p.KW)
 	bb, has := d.orDummy("conv2d", b, p.F)
-	d.run("conv", []*Buffer{yb, wb, xb, bb}, convPush(p, has), (p.OH*p.OW+63)/64, (p.F+63)/64, p.N)
+	name, gx, gy := tiled("conv", p.F, p.OH*p.OW)
+	d.run(name, []*Buffer{yb, wb, xb, bb}, convPush(p, has), gx, gy, p.N)
 }
 
 // Conv2DBackwardInput implements tensor.Device.
@@ -45,7 +55,8 @@ func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParam
 	dxb := d.f("conv2d backward input", dx, p.N*p.C*p.H*p.W)
 	dyb := d.f("conv2d backward input", dy, p.N*p.F*p.OH*p.OW)
 	wb := d.f("conv2d backward input", w, p.F*p.C*p.KH*p.KW)
-	d.run("conv_backward_input", []*Buffer{dxb, wb, dyb, d.dummy}, convPush(p, 0), (p.H*p.W+63)/64, (p.C+63)/64, p.N)
+	name, gx, gy := tiled("conv_backward_input", p.C, p.H*p.W)
+	d.run(name, []*Buffer{dxb, wb, dyb, d.dummy}, convPush(p, 0), gx, gy, p.N)
 }
 
 // Conv2DBackwardWeight implements tensor.Device: dw as one GEMM over all
@@ -55,7 +66,8 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 	dyb := d.f("conv2d backward weight", dy, p.N*p.F*p.OH*p.OW)
 	if dw != nil {
 		dwb := d.f("conv2d backward weight", dw, p.F*p.C*p.KH*p.KW)
-		d.run("conv_backward_weight", []*Buffer{dwb, dyb, xb, d.dummy}, convPush(p, 0), (p.C*p.KH*p.KW+63)/64, (p.F+63)/64, 1)
+		name, gx, gy := tiled("conv_backward_weight", p.F, p.C*p.KH*p.KW)
+		d.run(name, []*Buffer{dwb, dyb, xb, d.dummy}, convPush(p, 0), gx, gy, 1)
 	}
 	if db != nil {
 		d.f("conv2d backward weight", db, p.F)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/godiffuse/godiffuse/kernels/vulkan/shaders"
 )
@@ -24,8 +25,10 @@ func main() {
 	sum := "# sha256 of each shader's source and define; written by spvgen with the .spv files\n"
 	for _, s := range list {
 		args := []string{"-fshader-stage=compute", "--target-env=vulkan1.1", "-O", "-o", filepath.Join(dir, s.Name+".spv")}
-		if s.Define != "" {
-			args = append(args, "-D"+s.Define)
+		for _, d := range strings.Split(s.Define, ",") {
+			if d != "" {
+				args = append(args, "-D"+d)
+			}
 		}
 		args = append(args, filepath.Join(dir, s.Source))
 		if out, err := exec.Command("glslc", args...).CombinedOutput(); err != nil {
