@@ -20,21 +20,10 @@ func LoadFolder(dir string, size, channels int) (Dataset, error) {
 	if size < 1 || (channels != 1 && channels != 3) {
 		return nil, fmt.Errorf("load %s: size %d and channels %d (want size ≥ 1 and 1 or 3 channels)", dir, size, channels)
 	}
-	entries, err := os.ReadDir(dir)
+	names, err := imageNames(dir)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, e := range entries {
-		ext := strings.ToLower(filepath.Ext(e.Name()))
-		if !e.IsDir() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg") {
-			names = append(names, e.Name())
-		}
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("load %s: no .png, .jpg or .jpeg images in the folder", dir)
-	}
-	sort.Strings(names)
 	m := &memory{c: channels, h: size, w: size}
 	for _, n := range names {
 		pix, err := decodeFile(filepath.Join(dir, n), size, channels)
@@ -125,21 +114,10 @@ func LoadFolderAsIs(dir string, channels int) (Dataset, error) {
 	if channels != 1 && channels != 3 {
 		return nil, fmt.Errorf("load %s: channels %d (want 1 or 3)", dir, channels)
 	}
-	entries, err := os.ReadDir(dir)
+	names, err := imageNames(dir)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, e := range entries {
-		ext := strings.ToLower(filepath.Ext(e.Name()))
-		if !e.IsDir() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg") {
-			names = append(names, e.Name())
-		}
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("load %s: no .png, .jpg or .jpeg images in the folder", dir)
-	}
-	sort.Strings(names)
 	var m *memory
 	for _, n := range names {
 		path := filepath.Join(dir, n)
@@ -165,4 +143,25 @@ func LoadFolderAsIs(dir string, channels int) (Dataset, error) {
 		m.pix = append(m.pix, resizeCrop(img, m.w, channels)...)
 	}
 	return m, nil
+}
+
+// imageNames lists the PNG and JPEG files of dir (not recursive), sorted; none
+// is an error.
+func imageNames(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		ext := strings.ToLower(filepath.Ext(e.Name()))
+		if !e.IsDir() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg") {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("load %s: no .png, .jpg or .jpeg images in the folder", dir)
+	}
+	sort.Strings(names)
+	return names, nil
 }

@@ -58,13 +58,8 @@ func runEval(args []string) error {
 	saveStats := fs.String("save-stats", "", "write the real set's feature statistics to this file (for -real stats:FILE)")
 	noEMA := fs.Bool("no-ema", false, "sample with the raw weights instead of the EMA ones")
 	spec := sampleSpec{}
+	samplerFlags(fs, &spec)
 	fs.IntVar(&spec.n, "n", 1000, "images to sample from -checkpoint")
-	fs.StringVar(&spec.sampler, "sampler", "dpm++2m", "ddpm, ddpm-large, ddim or dpm++2m")
-	fs.IntVar(&spec.steps, "steps", 20, "model evaluations per sample")
-	fs.StringVar(&spec.spacing, "spacing", "", "timestep spacing for ddpm/ddim: leading, trailing, linspace")
-	fs.Float64Var(&spec.eta, "eta", 0, "DDIM η")
-	fs.Float64Var(&spec.guidance, "guidance", 2, "classifier-free guidance scale (class-conditional checkpoints)")
-	fs.Uint64Var(&spec.seed, "seed", 0, "seed of the samples (and of KID's subsets)")
 	batch := fs.Int("batch", 200, "images per sampling batch")
 	splits := fs.Int("is-splits", 10, "splits of the Inception Score")
 	kidSubsets := fs.Int("kid-subsets", 100, "KID subsets")
@@ -109,11 +104,7 @@ func runEval(args []string) error {
 	// features are computed; sampling a checkpoint comes after.
 	var gen *imageSet
 	if *folder != "" {
-		c := 3
-		if ext.Name() == features.JudgeName {
-			c = 1
-		}
-		ds, err := data.LoadFolderAsIs(*folder, c)
+		ds, err := data.LoadFolderAsIs(*folder, channelsFor(ext))
 		if err != nil {
 			return fmt.Errorf("-images: %w", err)
 		}
@@ -264,24 +255,22 @@ func loadExtractor(spec string, dev tensor.Device) (features.Extractor, error) {
 }
 
 func loadRealSet(spec string, ext features.Extractor) (data.Dataset, error) {
-	kind, arg, _ := strings.Cut(spec, ":")
-	switch kind {
-	case "embedded":
-		return data.Embedded()
-	case "idx":
-		images, labels, _ := strings.Cut(arg, ",")
-		if images == "" {
-			return nil, fmt.Errorf("-real idx:IMAGES[,LABELS]: no image file given")
-		}
-		return data.LoadIDX(images, labels, nil)
-	case "folder":
-		c := 3
-		if ext.Name() == features.JudgeName {
-			c = 1
-		}
-		return data.LoadFolderAsIs(arg, c)
+	if dir, ok := strings.CutPrefix(spec, "folder:"); ok {
+		return data.LoadFolderAsIs(dir, channelsFor(ext))
+	}
+	if strings.HasPrefix(spec, "embedded") || strings.HasPrefix(spec, "idx:") {
+		return loadData("-real", spec, nn.UNet2DConfig{}, 0)
 	}
 	return nil, fmt.Errorf("-real %q: want embedded, idx:IMAGES[,LABELS], folder:DIR or stats:FILE", spec)
+}
+
+// channelsFor is what a folder's images are read as: grey for the judge,
+// RGB for Inception.
+func channelsFor(ext features.Extractor) int {
+	if ext.Name() == features.JudgeName {
+		return 1
+	}
+	return 3
 }
 
 func datasetImages(ds data.Dataset, limit int) *imageSet {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"image"
 	"math/rand/v2"
@@ -64,21 +65,26 @@ func sampleImages(m *nn.UNet2D, s *ddpm.Schedule, obj ddpm.Objective, spec sampl
 	return x.Float32s()
 }
 
+// samplerFlags adds the flags that choose how to sample (sample and eval).
+func samplerFlags(fs *flag.FlagSet, spec *sampleSpec) {
+	fs.StringVar(&spec.sampler, "sampler", "dpm++2m", "ddpm, ddpm-large, ddim or dpm++2m")
+	fs.IntVar(&spec.steps, "steps", 20, "model evaluations (ddpm: use the schedule's T for the original)")
+	fs.StringVar(&spec.spacing, "spacing", "", "timestep spacing for ddpm/ddim: leading, trailing, linspace")
+	fs.Float64Var(&spec.eta, "eta", 0, "DDIM η (0: deterministic)")
+	fs.Uint64Var(&spec.seed, "seed", 0, "seed of the initial noise (and of DDPM's noise)")
+	fs.Float64Var(&spec.guidance, "guidance", 2, "classifier-free guidance scale (1: conditional only, 0: unconditional)")
+	fs.Float64Var(&spec.rescale, "rescale", 0, "guidance rescale φ (0: off, 0.7 is usual)")
+}
+
 func runSample(args []string) error {
 	fs := newFlags("sample", "Samples images from a checkpoint written by 'diffuse train' (its EMA weights by default)\n"+
 		"into a PNG grid, a folder of PNG files, and/or an animated GIF of the denoising trajectory.")
 	ckpt := fs.String("checkpoint", "out/checkpoint", "checkpoint folder written by diffuse train")
 	noEMA := fs.Bool("no-ema", false, "use the raw weights instead of the EMA ones")
 	spec := sampleSpec{}
-	fs.StringVar(&spec.sampler, "sampler", "dpm++2m", "ddpm, ddpm-large, ddim or dpm++2m")
-	fs.IntVar(&spec.steps, "steps", 20, "model evaluations (ddpm: use the schedule's T for the original)")
-	fs.StringVar(&spec.spacing, "spacing", "", "timestep spacing for ddpm/ddim: leading, trailing, linspace")
-	fs.Float64Var(&spec.eta, "eta", 0, "DDIM η (0: deterministic)")
+	samplerFlags(fs, &spec)
 	fs.IntVar(&spec.n, "n", 16, "number of images")
-	fs.Uint64Var(&spec.seed, "seed", 0, "seed of the initial noise (and of DDPM's noise)")
 	class := fs.String("class", "", "class name or index (default: cycle through all classes)")
-	fs.Float64Var(&spec.guidance, "guidance", 2, "classifier-free guidance scale (1: conditional only, 0: unconditional)")
-	fs.Float64Var(&spec.rescale, "rescale", 0, "guidance rescale φ (0: off, 0.7 is usual)")
 	clip := fs.Float64("clip", 1, "clamp the predicted x0 to [-clip, clip] (the data range; 0: off)")
 	out := fs.String("out", "samples.png", "PNG grid to write ('' for none)")
 	folder := fs.String("folder", "", "also write each image as FOLDER/NNNN_class.png")

@@ -84,7 +84,7 @@ func runTrain(args []string) error {
 		}
 		cfg.Dropout = *dropout
 	}
-	ds, err := loadData(*dataSpec, cfg, *size)
+	ds, err := loadData("-data", *dataSpec, cfg, *size)
 	if err != nil {
 		return err
 	}
@@ -154,8 +154,8 @@ func runTrain(args []string) error {
 	return nil
 }
 
-// loadData parses -data.
-func loadData(spec string, cfg nn.UNet2DConfig, size int) (data.Dataset, error) {
+// loadData parses a data spec given with flag (-data, -real).
+func loadData(flag, spec string, cfg nn.UNet2DConfig, size int) (data.Dataset, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
 	switch kind {
 	case "embedded":
@@ -163,7 +163,7 @@ func loadData(spec string, cfg nn.UNet2DConfig, size int) (data.Dataset, error) 
 	case "idx":
 		images, labels, _ := strings.Cut(arg, ",")
 		if images == "" {
-			return nil, fmt.Errorf("-data idx:IMAGES[,LABELS]: no image file given")
+			return nil, fmt.Errorf("%s idx:IMAGES[,LABELS]: no image file given", flag)
 		}
 		return data.LoadIDX(images, labels, nil)
 	case "folder":
@@ -176,7 +176,7 @@ func loadData(spec string, cfg nn.UNet2DConfig, size int) (data.Dataset, error) 
 		}
 		return data.LoadFolder(arg, size, cfg.InChannels)
 	}
-	return nil, fmt.Errorf("-data %q: want embedded, idx:IMAGES[,LABELS] or folder:DIR", spec)
+	return nil, fmt.Errorf("%s %q: want embedded, idx:IMAGES[,LABELS] or folder:DIR", flag, spec)
 }
 
 // previewGrid samples the EMA model: two images per class (or 16 without

@@ -109,6 +109,30 @@ func conformanceCases() []opCase {
 	}
 }
 
+// inputs draws the case's input values and the loss weights R.
+func (c opCase) inputs(r *rand.Rand) (data [][]float32, rw []float32) {
+	data = make([][]float32, len(c.in))
+	for i, spec := range c.in {
+		n := 1
+		for _, s := range spec.shape {
+			n *= s
+		}
+		data[i] = make([]float32, n)
+		for k := range data[i] {
+			v := spec.lo + (spec.hi-spec.lo)*r.Float32()
+			if spec.away && r.IntN(2) == 0 {
+				v = -v
+			}
+			data[i][k] = v
+		}
+	}
+	rw = make([]float32, 1<<16)
+	for i := range rw {
+		rw[i] = 2*r.Float32() - 1
+	}
+	return data, rw
+}
+
 // run evaluates a case on dev: the output and each input's gradient.
 func (c opCase) run(dev Device, data [][]float32, rw []float32) (out []float32, grads [][]float32, err error) {
 	err = Catch(func() {
@@ -149,25 +173,7 @@ func TestConformance(t *testing.T) {
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-24s %10s %10s %8s\n", "op", "out err", "grad err", "tol")
 	for _, c := range conformanceCases() {
-		data := make([][]float32, len(c.in))
-		for i, spec := range c.in {
-			n := 1
-			for _, s := range spec.shape {
-				n *= s
-			}
-			data[i] = make([]float32, n)
-			for k := range data[i] {
-				v := spec.lo + (spec.hi-spec.lo)*r.Float32()
-				if spec.away && r.IntN(2) == 0 {
-					v = -v
-				}
-				data[i][k] = v
-			}
-		}
-		rw := make([]float32, 1<<16)
-		for i := range rw {
-			rw[i] = 2*r.Float32() - 1
-		}
+		data, rw := c.inputs(r)
 		t.Run(c.name, func(t *testing.T) {
 			wantOut, wantGrads, err := c.run(ref, data, rw)
 			if err != nil {
@@ -255,21 +261,7 @@ func TestCooperativeMatrixGEMM(t *testing.T) {
 		if !strings.HasPrefix(c.name, "matmul") && c.name != "linear" && !strings.HasPrefix(c.name, "attention") {
 			continue
 		}
-		data := make([][]float32, len(c.in))
-		for i, spec := range c.in {
-			n := 1
-			for _, s := range spec.shape {
-				n *= s
-			}
-			data[i] = make([]float32, n)
-			for k := range data[i] {
-				data[i][k] = spec.lo + (spec.hi-spec.lo)*r.Float32()
-			}
-		}
-		rw := make([]float32, 1<<16)
-		for i := range rw {
-			rw[i] = 2*r.Float32() - 1
-		}
+		data, rw := c.inputs(r)
 		wantOut, wantGrads, err := c.run(ref, data, rw)
 		if err != nil {
 			t.Fatal(err)
