@@ -2,19 +2,33 @@ package bench
 
 import (
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/internal/vktest"
+	"github.com/godiffuse/godiffuse/kernels/vulkan"
 )
+
+// gpu returns the Vulkan device for a benchmark. A CPU implementation such
+// as lavapipe is skipped (timing an emulator says nothing, and a pattern
+// like 'UNet/' would otherwise run these for minutes) unless
+// GODIFFUSE_BENCH_CPU_VULKAN=1.
+func gpu(b *testing.B) *vulkan.Device {
+	dev := vktest.Device(b)
+	if dev.Info().Type == "cpu" && os.Getenv("GODIFFUSE_BENCH_CPU_VULKAN") != "1" {
+		b.Skipf("%s is a CPU implementation of Vulkan; set GODIFFUSE_BENCH_CPU_VULKAN=1 to time it anyway", dev.Name())
+	}
+	return dev
+}
 
 // BenchmarkSgemmVulkan times the fp32 GEMM shader on the Vulkan device
 // (vktest's choice: a discrete GPU first). On a GPU run the large sizes:
 //
 //	go test ./bench -run XXX -bench 'SgemmVulkan/n=(2048|4096|8192)'
 //
-// On lavapipe (Vulkan on the CPU) only the small ones finish in reasonable time.
+// On lavapipe (Vulkan on the CPU) it skips; see gpu.
 func BenchmarkSgemmVulkan(b *testing.B) {
-	dev := vktest.Device(b)
+	dev := gpu(b)
 	for _, n := range []int{256, 512, 1024, 2048, 4096, 8192} {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) { sgemmOnDevice(b, dev, n) })
 	}
@@ -34,7 +48,7 @@ func BenchmarkSgemmVulkan(b *testing.B) {
 // batch the GPU target is stated at (ddpm-cifar10-32, 128) and the CPU
 // targets' batches for comparison.
 func BenchmarkUNetVulkan(b *testing.B) {
-	dev := vktest.Device(b)
+	dev := gpu(b)
 	for _, c := range []struct {
 		config string
 		batch  int
