@@ -143,6 +143,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	if point {
 		colLen = 0
 	}
+	wA := d.newGemmA(false, p.F, ckk, ws, ckk) // packed once for all images
 	d.forImages(p.N, colLen, func(n int, col []float32, threads int) {
 		yn := ys[n*p.F*ohw : (n+1)*p.F*ohw]
 		beta := float32(0)
@@ -160,7 +161,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 			im2col(col, src, p)
 			src = col
 		}
-		d.sgemm(threads, false, false, p.F, ohw, ckk, 1, ws, ckk, src, ohw, beta, yn, ohw)
+		d.sgemmA(threads, wA, false, ohw, src, ohw, beta, yn, ohw)
 	})
 }
 
@@ -169,14 +170,15 @@ func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParam
 	dxs, dys, ws := f32(dx), f32(dy), f32(w)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
 	point := isPointwise(p)
+	wT := d.newGemmA(true, ckk, p.F, ws, ckk) // wᵀ, packed once for all images
 	d.forImages(p.N, ckk*ohw, func(n int, col []float32, threads int) {
 		dxn := dxs[n*p.C*hw : (n+1)*p.C*hw]
 		dyn := dys[n*p.F*ohw : (n+1)*p.F*ohw]
 		if point {
-			d.sgemm(threads, true, false, p.C, hw, p.F, 1, ws, p.C, dyn, hw, 0, dxn, hw)
+			d.sgemmA(threads, wT, false, hw, dyn, hw, 0, dxn, hw)
 			return
 		}
-		d.sgemm(threads, true, false, ckk, ohw, p.F, 1, ws, ckk, dyn, ohw, 0, col, ohw)
+		d.sgemmA(threads, wT, false, ohw, dyn, ohw, 0, col, ohw)
 		clear(dxn)
 		col2im(dxn, col, p)
 	})

@@ -78,6 +78,45 @@ var DefaultLevel = sync.OnceValue(func() Level {
 	return l
 })
 
+// microKernel returns the level's micro-kernel (false at the generic level,
+// which has the plain-Go reference GEMM instead).
+func (d *Device) microKernel() (microKernel, bool) {
+	switch d.level {
+	case AVX512:
+		return kernelAVX512, true
+	case AVX2:
+		return kernelAVX2, true
+	}
+	return microKernel{}, false
+}
+
+// gemmA is the A operand of several products: prepacked when the level has
+// a packed GEMM, else kept as it is for the reference.
+type gemmA struct {
+	pre    *prepackedA
+	transA bool
+	m, k   int
+	a      []float32
+	lda    int
+}
+
+func (d *Device) newGemmA(transA bool, m, k int, a []float32, lda int) gemmA {
+	g := gemmA{transA: transA, m: m, k: k, a: a, lda: lda}
+	if mk, ok := d.microKernel(); ok {
+		g.pre = prepackA(mk, transA, m, k, 1, a, lda)
+	}
+	return g
+}
+
+// sgemmA runs C = A·op(B) + β·C with a shared A (α = 1).
+func (d *Device) sgemmA(threads int, g gemmA, transB bool, n int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if g.pre != nil {
+		sgemmPrepacked(g.pre, threads, transB, n, b, ldb, beta, c, ldc)
+		return
+	}
+	d.sgemm(threads, g.transA, transB, g.m, n, g.k, 1, g.a, g.lda, b, ldb, beta, c, ldc)
+}
+
 // sgemm runs C = α·op(A)·op(B) + β·C at the device's level.
 func (d *Device) sgemm(threads int, transA, transB bool, m, n, k int, alpha float32,
 	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {

@@ -73,6 +73,19 @@ func packA(dst, a []float32, lda int, transA bool, m, i0, mc, p0, kc, mr int, al
 			}
 			continue
 		}
+		if rows == mr { // whole panel: walk the mr rows together, write contiguously
+			srcs := make([][]float32, mr)
+			for r := range mr {
+				srcs[r] = a[(row0+r)*lda+p0 : (row0+r)*lda+p0+kc]
+			}
+			for p := range kc {
+				out := panel[p*mr : (p+1)*mr]
+				for r, src := range srcs {
+					out[r] = alpha * src[p]
+				}
+			}
+			continue
+		}
 		for r := range mr {
 			if r >= rows {
 				for p := range kc {
@@ -162,8 +175,71 @@ func sgemmPacked(mk microKernel, threads int, transA, transB bool, m, n, k int, 
 	wg.Wait()
 }
 
+// prepackedA is α·op(A) packed once, block by block, for many products with
+// the same A: a convolution multiplies its weights with every image's
+// columns, and packing the weights once per call instead of once per image
+// removes what dominated the low-resolution layers (the per-element cost of
+// packing is that of ~50–100 flops, and a 4×4 layer does only 32 flops per
+// weight per image).
+type prepackedA struct {
+	mk       microKernel
+	m, k     int
+	blocks   [][]float32 // [pc block][ic block] → panels
+	icBlocks int
+}
+
+func prepackA(mk microKernel, transA bool, m, k int, alpha float32, a []float32, lda int) *prepackedA {
+	pa := &prepackedA{mk: mk, m: m, k: k, icBlocks: (m + packMC - 1) / packMC}
+	for pc := 0; pc < k; pc += packKC {
+		kc := min(packKC, k-pc)
+		for ic := 0; ic < m; ic += packMC {
+			mc := min(packMC, m-ic)
+			buf := make([]float32, (mc+mk.mr-1)/mk.mr*mk.mr*kc)
+			packA(buf, a, lda, transA, m, ic, mc, pc, kc, mk.mr, alpha)
+			pa.blocks = append(pa.blocks, buf)
+		}
+	}
+	return pa
+}
+
+// sgemmPrepacked is sgemmPacked with A packed beforehand; threads split C
+// by columns (A's blocks are shared read-only).
+func sgemmPrepacked(pa *prepackedA, threads int, transB bool, n int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	mk, m, k := pa.mk, pa.m, pa.k
+	if m == 0 || n == 0 {
+		return
+	}
+	nPanels := (n + mk.nr - 1) / mk.nr
+	parts := max(1, min(threads, nPanels))
+	if m*n*k < 1<<18 {
+		parts = 1
+	}
+	var wg sync.WaitGroup
+	for t := range parts {
+		j0, j1 := t*nPanels/parts*mk.nr, min(n, (t+1)*nPanels/parts*mk.nr)
+		bo := j0
+		if transB {
+			bo = j0 * ldb
+		}
+		run := func() { sgemmLoop(mk, pa, false, transB, m, j1-j0, k, 1, nil, 0, b[bo:], ldb, beta, c[j0:], ldc) }
+		if parts == 1 {
+			run()
+			break
+		}
+		wg.Go(run)
+	}
+	wg.Wait()
+}
+
 // sgemmSerial is the blocked loop nest on one goroutine.
 func sgemmSerial(mk microKernel, transA, transB bool, m, n, k int, alpha float32,
+	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemmLoop(mk, nil, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemmLoop is the loop nest; with pa it takes A's blocks from pa instead
+// of packing them (then transA, alpha, a and lda are unused).
+func sgemmLoop(mk microKernel, pa *prepackedA, transA, transB bool, m, n, k int, alpha float32,
 	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if k == 0 || alpha == 0 || (beta != 0 && beta != 1) {
 		scaleC(c, m, n, ldc, beta)
@@ -177,10 +253,15 @@ func sgemmSerial(mk microKernel, transA, transB bool, m, n, k int, alpha float32
 	ncMax := min(packNC, (n+nr-1)/nr*nr)
 	kcMax := min(packKC, k)
 	mcMax := min(packMC, (m+mr-1)/mr*mr)
-	bbuf, abuf := getBuf(kcMax*ncMax), getBuf(kcMax*mcMax)
+	bbuf := getBuf(kcMax * ncMax)
 	defer packPool.Put(bbuf)
-	defer packPool.Put(abuf)
-	bp, ap := *bbuf, *abuf
+	bp := *bbuf
+	var ap []float32
+	if pa == nil {
+		abuf := getBuf(kcMax * mcMax)
+		defer packPool.Put(abuf)
+		ap = *abuf
+	}
 	for jc := 0; jc < n; jc += packNC {
 		nc := min(packNC, n-jc)
 		for pc := 0; pc < k; pc += packKC {
@@ -188,8 +269,13 @@ func sgemmSerial(mk microKernel, transA, transB bool, m, n, k int, alpha float32
 			packB(bp, b, ldb, transB, pc, kc, jc, nc, nr)
 			for ic := 0; ic < m; ic += packMC {
 				mc := min(packMC, m-ic)
-				packA(ap, a, lda, transA, m, ic, mc, pc, kc, mr, alpha)
-				runTiles(mk, overwrite && pc == 0, ap, bp, c, ldc, ic, jc, mc, nc, kc)
+				blk := ap
+				if pa != nil {
+					blk = pa.blocks[pc/packKC*pa.icBlocks+ic/packMC]
+				} else {
+					packA(ap, a, lda, transA, m, ic, mc, pc, kc, mr, alpha)
+				}
+				runTiles(mk, overwrite && pc == 0, blk, bp, c, ldc, ic, jc, mc, nc, kc)
 			}
 		}
 	}

@@ -145,14 +145,22 @@ func naiveConv(x, w, b []float32, p tensor.ConvParams) []float32 {
 }
 
 func TestConvAgainstNaive(t *testing.T) {
+	for _, level := range Levels() {
+		t.Run(level.String(), func(t *testing.T) { testConv(t, NewCPULevel(2, level)) })
+	}
+}
+
+func testConv(t *testing.T, d *Device) {
 	r := rand.New(rand.NewPCG(5, 6))
-	d := NewCPU(2)
-	for trial := range 60 {
+	for trial := range 66 {
 		p := tensor.ConvParams{N: 1 + r.IntN(5), C: 1 + r.IntN(5), H: 1 + r.IntN(9), W: 1 + r.IntN(9),
 			F: 1 + r.IntN(6), KH: 1 + r.IntN(3), KW: 1 + r.IntN(3), StrideH: 1 + r.IntN(2), StrideW: 1 + r.IntN(2),
 			PadTop: r.IntN(2), PadBottom: r.IntN(2), PadLeft: r.IntN(2), PadRight: r.IntN(2)}
 		if trial%5 == 0 { // pointwise path
 			p.KH, p.KW, p.StrideH, p.StrideW, p.PadTop, p.PadBottom, p.PadLeft, p.PadRight = 1, 1, 1, 1, 0, 0, 0, 0
+		}
+		if trial >= 60 { // past the packing blocks: C·KH·KW > KC = 256, F and C·KH·KW > MC = 144
+			p.N, p.C, p.F, p.H, p.W = 1+trial%3, 30+trial, 145+trial, 5, 6
 		}
 		if p.H+p.PadTop+p.PadBottom < p.KH || p.W+p.PadLeft+p.PadRight < p.KW {
 			continue
@@ -319,4 +327,47 @@ func TestLevels(t *testing.T) {
 		t.Fatalf("levels %v, max %v", ls, MaxLevel())
 	}
 	t.Logf("this machine runs levels %v (default %v)", ls, DefaultLevel())
+}
+
+// The prepacked-A GEMM (shared weights of a convolution) runs the same
+// blocks through the same micro-kernel as the ordinary packed GEMM, so the
+// results must be bit-identical, for any shape, transposes and threads.
+func TestPrepackedAMatchesPacked(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	sizes := []int{1, 5, 6, 7, 13, 16, 17, 143, 144, 145, 255, 256, 257, 300}
+	for _, level := range Levels() {
+		if level == Generic {
+			continue
+		}
+		for trial := range 30 {
+			m, n, k := sizes[r.IntN(len(sizes))], sizes[r.IntN(len(sizes))], sizes[r.IntN(len(sizes))]
+			tA, tB := trial%2 == 1, trial%4 >= 2
+			a, b, c0 := randSlice(r, m*k), randSlice(r, k*n), randSlice(r, m*n)
+			lda, ldb := k, n
+			if tA {
+				lda = m
+			}
+			if tB {
+				ldb = k
+			}
+			beta := []float32{0, 1}[trial%2]
+			for _, threads := range []int{1, 2} {
+				d := NewCPULevel(threads, level)
+				want := append([]float32(nil), c0...)
+				d.sgemm(threads, tA, tB, m, n, k, 1, a, lda, b, ldb, beta, want, n)
+				got := append(append([]float32(nil), c0...), make([]float32, guard)...)
+				d.sgemmA(threads, d.newGemmA(tA, m, k, a, lda), tB, n, b, ldb, beta, got, n)
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("%s %dx%dx%d tA=%v tB=%v threads=%d: [%d] %g, packed GEMM %g", level, m, n, k, tA, tB, threads, i, got[i], want[i])
+					}
+				}
+				for i := m * n; i < len(got); i++ {
+					if got[i] != 0 {
+						t.Fatalf("%s: wrote past C", level)
+					}
+				}
+			}
+		}
+	}
 }
