@@ -82,6 +82,8 @@ func runEval(args []string) error {
 		return fmt.Errorf("-batch: want ≥ 1, have %d", *batch)
 	case *realN < 0:
 		return fmt.Errorf("-real-n: want ≥ 0, have %d", *realN)
+	case *saveStats != "" && strings.HasPrefix(*realSpec, "stats:"):
+		return fmt.Errorf("-save-stats: the real side is already a statistics file")
 	}
 	start := time.Now()
 	dev, err := pickDevice(*devSpec)
@@ -100,9 +102,15 @@ func runEval(args []string) error {
 		dim = "FD-FMNIST"
 	}
 
-	// A folder of generated images is read (and checked) before any real
-	// features are computed; sampling a checkpoint comes after.
+	// A folder of generated images is read (and a checkpoint loaded) and
+	// checked before any real features are computed; sampling comes after.
 	var gen *imageSet
+	var model *evalModel
+	if *ckpt != "" {
+		if model, err = loadForEval(dev, *ckpt, !*noEMA, ext); err != nil {
+			return err
+		}
+	}
 	if *folder != "" {
 		ds, err := data.LoadFolderAsIs(*folder, channelsFor(ext))
 		if err != nil {
@@ -126,9 +134,6 @@ func runEval(args []string) error {
 			return fmt.Errorf("-real %s: statistics of feature network %q, but -features is %q", path, realStats.Feature, ext.Name())
 		}
 		rep.Real = evalSide{Source: *realSpec, N: realStats.N}
-		if *saveStats != "" {
-			return fmt.Errorf("-save-stats: the real side is already a statistics file")
-		}
 	} else {
 		ds, err := loadRealSet(*realSpec, ext)
 		if err != nil {
@@ -157,7 +162,7 @@ func runEval(args []string) error {
 
 	// The generated side: sampled now, or read earlier (above).
 	if gen == nil {
-		if gen, err = sampleForEval(dev, *ckpt, !*noEMA, spec, *batch, ext); err != nil {
+		if gen, err = model.sample(spec, *batch); err != nil {
 			return err
 		}
 		rep.Generated = evalSide{Source: *ckpt, N: gen.n, Sampler: spec.sampler, Steps: spec.steps, Seed: spec.seed}
@@ -310,37 +315,49 @@ func extract(ext features.Extractor, s *imageSet, what string) (feats, probs *me
 	return feats, probs, err
 }
 
-// sampleForEval draws spec.n images from a checkpoint, spec.batch at a time,
-// cycling through the classes of a class-conditional model.
-func sampleForEval(dev tensor.Device, dir string, ema bool, spec sampleSpec, batch int, ext features.Extractor) (*imageSet, error) {
+// evalModel is a checkpoint loaded for sampling.
+type evalModel struct {
+	m       *nn.UNet2D
+	info    ddpm.CheckpointInfo
+	c, h, w int
+}
+
+// loadForEval loads a checkpoint and checks that the feature network takes
+// its images (and, for the judge, its classes).
+func loadForEval(dev tensor.Device, dir string, ema bool, ext features.Extractor) (*evalModel, error) {
 	m, info, err := ddpm.LoadCheckpoint(dev, dir, ema)
 	if err != nil {
 		return nil, err
 	}
-	c := m.Config.InChannels
 	h, w, _ := m.Config.SampleHW()
-	if err := ext.Accepts(c, h, w); err != nil {
+	e := &evalModel{m: m, info: info, c: m.Config.InChannels, h: h, w: w}
+	if err := ext.Accepts(e.c, e.h, e.w); err != nil {
 		return nil, fmt.Errorf("-checkpoint %s: %w", dir, err)
 	}
-	set := &imageSet{n: spec.n, c: c, h: h, w: w}
-	conditional := len(info.Classes) > 0
-	if conditional && ext.Name() == features.JudgeName && len(info.Classes) != 10 {
+	if len(info.Classes) > 0 && ext.Name() == features.JudgeName && len(info.Classes) != 10 {
 		return nil, fmt.Errorf("-checkpoint %s: %d classes; the Fashion-MNIST judge knows 10", dir, len(info.Classes))
 	}
+	return e, nil
+}
+
+// sample draws spec.n images, batch at a time, cycling through the classes
+// of a class-conditional model; batch i uses seed spec.seed + i·batch.
+func (e *evalModel) sample(spec sampleSpec, batch int) (*imageSet, error) {
+	set := &imageSet{n: spec.n, c: e.c, h: e.h, w: e.w}
+	conditional := len(e.info.Classes) > 0
 	bar := newProgress(os.Stderr, 0, spec.n, isTerminal(os.Stderr))
 	start := time.Now()
-	base := spec.seed
 	for i := 0; i < spec.n; i += batch {
 		k := min(batch, spec.n-i)
 		s := spec
-		s.n, s.seed, s.clip, s.labels = k, base+uint64(i), 1, nil
+		s.n, s.seed, s.clip, s.labels = k, spec.seed+uint64(i), 1, nil
 		if conditional {
-			s.null = info.NullClass()
+			s.null = e.info.NullClass()
 			for j := range k {
-				s.labels = append(s.labels, int64((i+j)%len(info.Classes)))
+				s.labels = append(s.labels, int64((i+j)%len(e.info.Classes)))
 			}
 		}
-		pix, err := sampleImages(m, info.Schedule, info.Objective, s, nil)
+		pix, err := sampleImages(e.m, e.info.Schedule, e.info.Objective, s, nil)
 		if err != nil {
 			return nil, err
 		}
