@@ -24,4 +24,6 @@ for s in 10 20 50 100; do run "ddim_$s" -n "$ns" -sampler ddim -steps "$s" -guid
 for s in 10 20; do run "dpmpp_$s" -n "$ns" -sampler dpm++2m -steps "$s" -guidance 2; done
 [ "${SKIP_DDPM:-0}" = 1 ] || run ddpm_1000 -n "$ns" -sampler ddpm -steps 1000 -guidance 2
 "$bin" sample -checkpoint "$ckpt" -n 100 -guidance 2 -out "$out/grid.png"  # ten per class, one column each
-go run ./bench/internal/evaltable $(ls "$out"/main.json "$out"/guidance_*.json "$out"/ddim_*.json "$out"/dpmpp_*.json "$out"/ddpm_1000.json 2>/dev/null)
+reports=()
+for g in main guidance_ ddim_ dpmpp_ ddpm_; do reports+=($(ls -v "$out"/$g*.json 2>/dev/null)); done
+go run ./bench/internal/evaltable "${reports[@]}"
