@@ -25,5 +25,5 @@ for s in 10 20; do run "dpmpp_$s" -n "$ns" -sampler dpm++2m -steps "$s" -guidanc
 [ "${SKIP_DDPM:-0}" = 1 ] || run ddpm_1000 -n "$ns" -sampler ddpm -steps 1000 -guidance 2
 "$bin" sample -checkpoint "$ckpt" -n 100 -guidance 2 -out "$out/grid.png"  # ten per class, one column each
 reports=()
-for g in main guidance_ ddim_ dpmpp_ ddpm_; do reports+=($(ls -v "$out"/$g*.json 2>/dev/null)); done
+for g in main guidance_ ddim_ dpmpp_ ddpm_; do reports+=($(ls -v "$out"/$g*.json 2>/dev/null || true)); done
 go run ./bench/internal/evaltable "${reports[@]}"
