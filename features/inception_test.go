@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/kernels"
@@ -67,7 +68,7 @@ func TestInceptionParity(t *testing.T) {
 					t.Fatal(err)
 				}
 				got := acts[c.act]
-				if !equalShape(got.Shape(), shape) {
+				if !slices.Equal(got.Shape(), shape) {
 					t.Fatalf("%s: shape %v, want %v", c.act, got.Shape(), shape)
 				}
 				dev, scale := maxDev(got.MustFloat32s(), want)

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/nn"
@@ -105,7 +106,7 @@ func (j *Judge) Load(st *nn.SafeTensors) error {
 		if err != nil {
 			return err
 		}
-		if !equalShape(shape, p.T.Shape()) {
+		if !slices.Equal(shape, p.T.Shape()) {
 			return fmt.Errorf("%s: tensor %q has shape %v, want %v", st.Path, p.Name, shape, p.T.Shape())
 		}
 		p.T.CopyFrom(tensor.FromFloat32(j.dev, v, shape...))
@@ -126,18 +127,6 @@ func (j *Judge) Save(path string, metadata map[string]string) error {
 		ts = append(ts, nn.STTensor{Name: p.Name, DType: nn.STF16, Shape: p.T.Shape(), F: v})
 	}
 	return nn.WriteSafeTensors(path, ts, metadata)
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Name implements Extractor.

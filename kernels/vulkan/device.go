@@ -299,47 +299,40 @@ func (d *Device) stage(n uint64) (uint64, error) {
 	return off, nil
 }
 
-func (d *Device) upload(op string, dst tensor.Buffer, dt tensor.DType, off, n int, write func([]byte)) error {
+// transfer moves n elements at off between b and the host through the
+// staging buffer: an upload writes the staging bytes and records a copy in
+// the stream (no submission); a download records the copy back, submits,
+// waits and hands fn the bytes.
+func (d *Device) transfer(upload bool, b tensor.Buffer, dt tensor.DType, off, n int, fn func([]byte)) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	vb, ok := dst.(*Buffer)
+	vb, ok := b.(*Buffer)
 	if !ok || vb.d != d || vb.dt != dt || off < 0 || off+n > vb.n {
-		return fmt.Errorf("vulkan %s: buffer does not fit (%d elements at %d)", op, n, off)
+		return fmt.Errorf("vulkan transfer: the buffer does not hold %d %s elements at %d", n, dt, off)
 	}
 	size := uint64(n * dt.Size())
 	so, err := d.stage(size)
 	if err != nil {
 		return err
 	}
-	write(d.staging.mapped[so : so+size])
-	return d.s.copyBuffer(vb.b.buf, d.staging.buf, uint64(off*dt.Size()), so, size)
-}
-
-func (d *Device) download(op string, src tensor.Buffer, dt tensor.DType, off, n int, read func([]byte)) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	vb, ok := src.(*Buffer)
-	if !ok || vb.d != d || vb.dt != dt || off < 0 || off+n > vb.n {
-		return fmt.Errorf("vulkan %s: buffer does not fit (%d elements at %d)", op, n, off)
+	bo := uint64(off * dt.Size())
+	if upload {
+		fn(d.staging.mapped[so : so+size])
+		return d.s.copyBuffer(vb.b.buf, d.staging.buf, bo, so, size)
 	}
-	size := uint64(n * dt.Size())
-	so, err := d.stage(size)
-	if err != nil {
-		return err
-	}
-	if err := d.s.copyBuffer(d.staging.buf, vb.b.buf, so, uint64(off*dt.Size()), size); err != nil {
+	if err := d.s.copyBuffer(d.staging.buf, vb.b.buf, so, bo, size); err != nil {
 		return err
 	}
 	if err := d.flushLocked(); err != nil {
 		return err
 	}
-	read(d.staging.mapped[so : so+size])
+	fn(d.staging.mapped[so : so+size])
 	return nil
 }
 
 // UploadF32 implements tensor.Device.
 func (d *Device) UploadF32(dst tensor.Buffer, off int, src []float32) error {
-	return d.upload("upload", dst, tensor.F32, off, len(src), func(b []byte) {
+	return d.transfer(true, dst, tensor.F32, off, len(src), func(b []byte) {
 		for i, v := range src {
 			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
 		}
@@ -348,7 +341,7 @@ func (d *Device) UploadF32(dst tensor.Buffer, off int, src []float32) error {
 
 // UploadI64 implements tensor.Device.
 func (d *Device) UploadI64(dst tensor.Buffer, off int, src []int64) error {
-	return d.upload("upload", dst, tensor.I64, off, len(src), func(b []byte) {
+	return d.transfer(true, dst, tensor.I64, off, len(src), func(b []byte) {
 		for i, v := range src {
 			binary.LittleEndian.PutUint64(b[8*i:], uint64(v))
 		}
@@ -357,7 +350,7 @@ func (d *Device) UploadI64(dst tensor.Buffer, off int, src []int64) error {
 
 // DownloadF32 implements tensor.Device.
 func (d *Device) DownloadF32(dst []float32, src tensor.Buffer, off int) error {
-	return d.download("download", src, tensor.F32, off, len(dst), func(b []byte) {
+	return d.transfer(false, src, tensor.F32, off, len(dst), func(b []byte) {
 		for i := range dst {
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 		}
@@ -366,7 +359,7 @@ func (d *Device) DownloadF32(dst []float32, src tensor.Buffer, off int) error {
 
 // DownloadI64 implements tensor.Device.
 func (d *Device) DownloadI64(dst []int64, src tensor.Buffer, off int) error {
-	return d.download("download", src, tensor.I64, off, len(dst), func(b []byte) {
+	return d.transfer(false, src, tensor.I64, off, len(dst), func(b []byte) {
 		for i := range dst {
 			dst[i] = int64(binary.LittleEndian.Uint64(b[8*i:]))
 		}
