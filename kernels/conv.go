@@ -134,10 +134,161 @@ func (d *Device) forImages(nImg, colLen int, fn func(n int, scratch []float32, t
 	wg.Wait()
 }
 
+// ---------------------------------------------------------------------------
+// Stride-1 convolution without im2col ("shifted rows").
+//
+// Pad the image once into xp (C × Hp × Wp, Hp = PT+H+PB, Wp = PL+W+PR) and
+// index the outputs by j = oy·Wp + ox, as if the output were Wp wide. Then
+// row (c, ky, kx) of the im2col matrix is the window of xp that starts at
+//
+//	off(c, ky, kx) = c·Hp·Wp + ky·Wp + kx,   col(c·KH·KW + ky·KW + kx, j) = xp[off + j]
+//
+// so the packed GEMM reads its B panels straight from xp (operandB.off) and
+// the im2col matrix, KH·KW times the image, is never written. The price is
+// KW-1 wasted output columns per row (j with ox ≥ OW), which is why only
+// outputs at least shiftMinWidth wide take this path. The weight gradient
+// reads xp the same way, transposed, when the im2col matrix it saves is
+// larger than the copy of dy it needs instead (C·KH·KW ≥ F).
+//
+// The input gradient keeps col2im. Seen as a stride-1 convolution of dy with
+// the weights flipped and C, F swapped it could take this path too, but that
+// packs KH·KW times more B values than it saves: measured slower on the
+// ddpm-cifar10-32 layers and even on tiny-mnist's (bench/RESULTS.md).
+// ---------------------------------------------------------------------------
+
+// shiftMinWidth is the narrowest output that takes the shifted-rows path
+// (a 3×3 convolution then wastes at most 2 of 16 columns). Tests lower it.
+var shiftMinWidth = 14
+
+func (d *Device) shifted(p tensor.ConvParams) bool {
+	_, packed := d.microKernel()
+	return packed && p.StrideH == 1 && p.StrideW == 1 && !isPointwise(p) && p.OW >= shiftMinWidth
+}
+
+// shiftPlan holds the padded geometry and the row offsets of one convolution.
+type shiftPlan struct {
+	hp, wp int
+	n      int   // output positions j: (OH-1)·Wp + OW (the last row's waste is left out)
+	off    []int // per row of the im2col matrix
+}
+
+func newShiftPlan(p tensor.ConvParams) shiftPlan {
+	s := shiftPlan{hp: p.PadTop + p.H + p.PadBottom, wp: p.PadLeft + p.W + p.PadRight}
+	s.n = (p.OH-1)*s.wp + p.OW
+	s.off = make([]int, 0, p.C*p.KH*p.KW)
+	for c := range p.C {
+		for ky := range p.KH {
+			for kx := range p.KW {
+				s.off = append(s.off, c*s.hp*s.wp+ky*s.wp+kx)
+			}
+		}
+	}
+	return s
+}
+
+// pad writes image x (C × H × W) into xp (C × Hp × Wp) with zero borders.
+func (s shiftPlan) pad(xp, x []float32, p tensor.ConvParams) {
+	xp = xp[:p.C*s.hp*s.wp]
+	clear(xp)
+	for c := range p.C {
+		for iy := range p.H {
+			copy(xp[c*s.hp*s.wp+(iy+p.PadTop)*s.wp+p.PadLeft:][:p.W], x[(c*p.H+iy)*p.W:][:p.W])
+		}
+	}
+}
+
+// convShifted runs y = conv(x, w) + b for every image by shifted rows; b may be nil.
+func (d *Device) convShifted(ys, xs []float32, wA gemmA, bs []float32, p tensor.ConvParams) {
+	s := newShiftPlan(p)
+	ohw, chw, padLen := p.OH*p.OW, p.C*p.H*p.W, p.C*s.hp*s.wp
+	d.forImages(p.N, padLen+p.F*s.n, func(n int, scratch []float32, threads int) {
+		xp, out := scratch[:padLen], scratch[padLen:]
+		s.pad(xp, xs[n*chw:(n+1)*chw], p)
+		d.sgemmA(threads, wA, s.n, operandB{b: xp, off: s.off}, 0, out, s.n)
+		yn := ys[n*p.F*ohw : (n+1)*p.F*ohw]
+		for f := range p.F {
+			var bias float32
+			if bs != nil {
+				bias = bs[f]
+			}
+			for oy := range p.OH {
+				dst, src := yn[(f*p.OH+oy)*p.OW:][:p.OW], out[f*s.n+oy*s.wp:][:p.OW]
+				for i, v := range src {
+					dst[i] = v + bias
+				}
+			}
+		}
+	})
+}
+
+// convShiftedBackwardWeight computes dw = Σ_n dy_n·col_nᵀ with col_n read from
+// the padded image (B transposed, one offset per column), and dy_n spread to
+// rows Wp wide with zeros in the wasted columns.
+func (d *Device) convShiftedBackwardWeight(dws, xs, dys []float32, p tensor.ConvParams) {
+	s := newShiftPlan(p)
+	ckk, ohw, chw, padLen := p.C*p.KH*p.KW, p.OH*p.OW, p.C*p.H*p.W, p.C*s.hp*s.wp
+	d.sumOverImages(dws, p.F*ckk, padLen+p.F*s.n, p.N, func(n int, acc, scratch []float32, threads int, beta float32) {
+		xp, dyp := scratch[:padLen], scratch[padLen:]
+		s.pad(xp, xs[n*chw:(n+1)*chw], p)
+		for f := range p.F {
+			row := dyp[f*s.n : (f+1)*s.n]
+			for oy := range p.OH {
+				seg := row[oy*s.wp:]
+				copy(seg[:p.OW], dys[n*p.F*ohw+(f*p.OH+oy)*p.OW:][:p.OW])
+				if oy < p.OH-1 {
+					clear(seg[p.OW:s.wp])
+				}
+			}
+		}
+		d.sgemmB(threads, false, p.F, ckk, s.n, 1, dyp, s.n, operandB{b: xp, trans: true, off: s.off}, beta, acc, ckk)
+	})
+}
+
+// sumOverImages sets dst (size floats) to Σ_n of what fn adds for image n:
+// fn(n, acc, scratch, threads, beta) computes acc = contribution + beta·acc.
+// Each goroutine sums its images into a private accumulator.
+func (d *Device) sumOverImages(dst []float32, size, scratchLen, nImg int, fn func(n int, acc, scratch []float32, threads int, beta float32)) {
+	workers := max(1, min(d.threads, nImg))
+	partial := make([][]float32, workers)
+	var wg sync.WaitGroup
+	for wk := range workers {
+		threads := 1
+		if workers == 1 {
+			threads = d.threads
+		}
+		wg.Go(func() {
+			acc := dst[:size]
+			if wk > 0 {
+				acc = make([]float32, size)
+			}
+			partial[wk] = acc
+			scratch := make([]float32, scratchLen)
+			beta := float32(0)
+			for n := wk; n < nImg; n += workers {
+				fn(n, acc, scratch, threads, beta)
+				beta = 1
+			}
+			if beta == 0 { // no image: this worker contributes zeros
+				clear(acc)
+			}
+		})
+	}
+	wg.Wait()
+	for _, acc := range partial[1:] {
+		for i, v := range acc {
+			dst[i] += v
+		}
+	}
+}
+
 // Conv2D computes y = conv(x, w) + b (see tensor.ConvParams).
 func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	ys, xs, ws, bs := f32(y), f32(x), f32(w), f32(b)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
+	if d.shifted(p) {
+		d.convShifted(ys, xs, d.newGemmA(false, p.F, ckk, ws, ckk), bs, p)
+		return
+	}
 	point := isPointwise(p)
 	colLen := ckk * ohw
 	if point {
@@ -161,7 +312,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 			im2col(col, src, p)
 			src = col
 		}
-		d.sgemmA(threads, wA, false, ohw, src, ohw, beta, yn, ohw)
+		d.sgemmA(threads, wA, ohw, operandB{b: src, ld: ohw}, beta, yn, ohw)
 	})
 }
 
@@ -175,59 +326,33 @@ func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParam
 		dxn := dxs[n*p.C*hw : (n+1)*p.C*hw]
 		dyn := dys[n*p.F*ohw : (n+1)*p.F*ohw]
 		if point {
-			d.sgemmA(threads, wT, false, hw, dyn, hw, 0, dxn, hw)
+			d.sgemmA(threads, wT, hw, operandB{b: dyn, ld: hw}, 0, dxn, hw)
 			return
 		}
-		d.sgemmA(threads, wT, false, ohw, dyn, ohw, 0, col, ohw)
+		d.sgemmA(threads, wT, ohw, operandB{b: dyn, ld: ohw}, 0, col, ohw)
 		clear(dxn)
 		col2im(dxn, col, p)
 	})
 }
 
 // Conv2DBackwardWeight computes dw = Σ_n dy_n·col_nᵀ and db = Σ dy over
-// images and pixels. Each goroutine sums its images into a private dw.
+// images and pixels.
 func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.ConvParams) {
 	dws, dbs, xs, dys := f32(dw), f32(db), f32(x), f32(dy)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
 	point := isPointwise(p)
-	workers := max(1, min(d.threads, p.N))
-	partial := make([][]float32, workers)
-	var wg sync.WaitGroup
-	for wk := range workers {
-		threads := 1
-		if workers == 1 {
-			threads = d.threads
-		}
-		wg.Go(func() {
-			acc := dws
-			if wk > 0 {
-				acc = make([]float32, p.F*ckk)
-			}
-			partial[wk] = acc
-			var col []float32
-			if !point {
-				col = make([]float32, ckk*ohw)
-			}
-			beta := float32(0)
-			for n := wk; n < p.N; n += workers {
-				src := xs[n*p.C*hw : (n+1)*p.C*hw]
-				if !point {
-					im2col(col, src, p)
-					src = col
-				}
-				d.sgemm(threads, false, true, p.F, ckk, ohw, 1, dys[n*p.F*ohw:], ohw, src, ohw, beta, acc, ckk)
-				beta = 1
-			}
-			if beta == 0 { // no image: this worker contributes zeros
-				clear(acc[:p.F*ckk])
-			}
+	switch {
+	case d.shifted(p) && p.C*p.KH*p.KW >= p.F:
+		d.convShiftedBackwardWeight(dws, xs, dys, p)
+	case point:
+		d.sumOverImages(dws, p.F*ckk, 0, p.N, func(n int, acc, _ []float32, threads int, beta float32) {
+			d.sgemm(threads, false, true, p.F, ckk, ohw, 1, dys[n*p.F*ohw:], ohw, xs[n*p.C*hw:], hw, beta, acc, ckk)
 		})
-	}
-	wg.Wait()
-	for _, acc := range partial[1:] {
-		for i := range p.F * ckk {
-			dws[i] += acc[i]
-		}
+	default:
+		d.sumOverImages(dws, p.F*ckk, ckk*ohw, p.N, func(n int, acc, col []float32, threads int, beta float32) {
+			im2col(col, xs[n*p.C*hw:(n+1)*p.C*hw], p)
+			d.sgemm(threads, false, true, p.F, ckk, ohw, 1, dys[n*p.F*ohw:], ohw, col, ohw, beta, acc, ckk)
+		})
 	}
 	if dbs != nil {
 		for f := range p.F {

@@ -108,24 +108,31 @@ func (d *Device) newGemmA(transA bool, m, k int, a []float32, lda int) gemmA {
 	return g
 }
 
-// sgemmA runs C = A·op(B) + β·C with a shared A (α = 1).
-func (d *Device) sgemmA(threads int, g gemmA, transB bool, n int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// sgemmA runs C = A·op(B) + β·C with a shared A (α = 1). B with offsets
+// (operandB.off) needs the packed GEMM.
+func (d *Device) sgemmA(threads int, g gemmA, n int, ob operandB, beta float32, c []float32, ldc int) {
 	if g.pre != nil {
-		sgemmPrepacked(g.pre, threads, transB, n, b, ldb, beta, c, ldc)
+		sgemmPrepacked(g.pre, threads, n, ob, beta, c, ldc)
 		return
 	}
-	d.sgemm(threads, g.transA, transB, g.m, n, g.k, 1, g.a, g.lda, b, ldb, beta, c, ldc)
+	d.sgemmB(threads, g.transA, g.m, n, g.k, 1, g.a, g.lda, ob, beta, c, ldc)
 }
 
 // sgemm runs C = α·op(A)·op(B) + β·C at the device's level.
 func (d *Device) sgemm(threads int, transA, transB bool, m, n, k int, alpha float32,
 	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	switch d.level {
-	case AVX512:
-		sgemmPacked(kernelAVX512, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-	case AVX2:
-		sgemmPacked(kernelAVX2, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-	default:
-		Sgemm(threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	d.sgemmB(threads, transA, m, n, k, alpha, a, lda, operandB{b: b, ld: ldb, trans: transB}, beta, c, ldc)
+}
+
+// sgemmB is sgemm with B as an operandB.
+func (d *Device) sgemmB(threads int, transA bool, m, n, k int, alpha float32,
+	a []float32, lda int, ob operandB, beta float32, c []float32, ldc int) {
+	if mk, ok := d.microKernel(); ok {
+		sgemmPacked(mk, threads, transA, m, n, k, alpha, a, lda, ob, beta, c, ldc)
+		return
 	}
+	if ob.off != nil {
+		panic("kernels: a B operand with offsets needs the packed GEMM")
+	}
+	Sgemm(threads, transA, ob.trans, m, n, k, alpha, a, lda, ob.b, ob.ld, beta, c, ldc)
 }

@@ -101,15 +101,49 @@ func packA(dst, a []float32, lda int, transA bool, m, i0, mc, p0, kc, mr int, al
 	}
 }
 
+// operandB is the B operand of a packed GEMM: op(B)(p, j) is b[p·ld + j],
+// or b[j·ld + p] when trans. With off, the rows (columns when trans) start
+// at arbitrary places instead: op(B)(p, j) = b[off[p] + j], or b[off[j] + p].
+// A stride-1 convolution reads its input image this way without im2col:
+// every row of the im2col matrix is a shifted window of the padded image.
+type operandB struct {
+	b     []float32
+	ld    int
+	trans bool
+	off   []int
+}
+
+// start is where row p (column j when trans) of op(B) begins in b.
+func (o operandB) start(i int) int {
+	if o.off != nil {
+		return o.off[i]
+	}
+	return i * o.ld
+}
+
+// cols returns the operand from column j0 of op(B) on.
+func (o operandB) cols(j0 int) operandB {
+	switch {
+	case !o.trans:
+		o.b = o.b[j0:]
+	case o.off != nil:
+		o.off = o.off[j0:]
+	default:
+		o.b = o.b[j0*o.ld:]
+	}
+	return o
+}
+
 // packB writes op(B)[p0:p0+kc, j0:j0+nc] as ⌈nc/nr⌉ panels of kc×nr values
 // (for each p, nr consecutive columns), zero past column j0+nc.
-func packB(dst, b []float32, ldb int, transB bool, p0, kc, j0, nc, nr int) {
+func packB(dst []float32, ob operandB, p0, kc, j0, nc, nr int) {
+	b := ob.b
 	panels := (nc + nr - 1) / nr
 	for jp := range panels {
 		panel := dst[jp*nr*kc : (jp+1)*nr*kc]
 		cols := min(nr, nc-jp*nr)
 		col0 := j0 + jp*nr
-		if transB { // B stored N×K: B(p, col) = b[col*ldb+p]
+		if ob.trans { // column col of op(B) is contiguous in b
 			for cc := range nr {
 				if cc >= cols {
 					for p := range kc {
@@ -117,8 +151,8 @@ func packB(dst, b []float32, ldb int, transB bool, p0, kc, j0, nc, nr int) {
 					}
 					continue
 				}
-				src := b[(col0+cc)*ldb+p0 : (col0+cc)*ldb+p0+kc]
-				for p, v := range src {
+				s := ob.start(col0+cc) + p0
+				for p, v := range b[s : s+kc] {
 					panel[p*nr+cc] = v
 				}
 			}
@@ -126,7 +160,8 @@ func packB(dst, b []float32, ldb int, transB bool, p0, kc, j0, nc, nr int) {
 		}
 		for p := range kc {
 			row := panel[p*nr : (p+1)*nr]
-			copy(row, b[(p0+p)*ldb+col0:(p0+p)*ldb+col0+cols])
+			s := ob.start(p0+p) + col0
+			copy(row, b[s:s+cols])
 			clear(row[cols:])
 		}
 	}
@@ -136,13 +171,13 @@ func packB(dst, b []float32, ldb int, transB bool, p0, kc, j0, nc, nr int) {
 // mk. With several threads the problem is cut into independent slabs of C,
 // by columns (each thread packs its own B panels and a copy of A) or, when C
 // is too narrow for that, by rows; a slab boundary falls on a tile edge.
-func sgemmPacked(mk microKernel, threads int, transA, transB bool, m, n, k int, alpha float32,
-	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func sgemmPacked(mk microKernel, threads int, transA bool, m, n, k int, alpha float32,
+	a []float32, lda int, ob operandB, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
 	if threads <= 1 || m*n*k < 1<<18 {
-		sgemmSerial(mk, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		sgemmLoop(mk, nil, transA, m, n, k, alpha, a, lda, ob, beta, c, ldc)
 		return
 	}
 	var wg sync.WaitGroup
@@ -151,12 +186,8 @@ func sgemmPacked(mk microKernel, threads int, transA, transB bool, m, n, k int, 
 		parts := min(threads, nPanels)
 		for t := range parts {
 			j0, j1 := t*nPanels/parts*mk.nr, min(n, (t+1)*nPanels/parts*mk.nr)
-			bo := j0 // column j0 of op(B)
-			if transB {
-				bo = j0 * ldb
-			}
 			wg.Go(func() {
-				sgemmSerial(mk, transA, transB, m, j1-j0, k, alpha, a, lda, b[bo:], ldb, beta, c[j0:], ldc)
+				sgemmLoop(mk, nil, transA, m, j1-j0, k, alpha, a, lda, ob.cols(j0), beta, c[j0:], ldc)
 			})
 		}
 	} else {
@@ -168,7 +199,7 @@ func sgemmPacked(mk microKernel, threads int, transA, transB bool, m, n, k int, 
 				ao = i0
 			}
 			wg.Go(func() {
-				sgemmSerial(mk, transA, transB, i1-i0, n, k, alpha, a[ao:], lda, b, ldb, beta, c[i0*ldc:], ldc)
+				sgemmLoop(mk, nil, transA, i1-i0, n, k, alpha, a[ao:], lda, ob, beta, c[i0*ldc:], ldc)
 			})
 		}
 	}
@@ -204,7 +235,7 @@ func prepackA(mk microKernel, transA bool, m, k int, alpha float32, a []float32,
 
 // sgemmPrepacked is sgemmPacked with A packed beforehand; threads split C
 // by columns (A's blocks are shared read-only).
-func sgemmPrepacked(pa *prepackedA, threads int, transB bool, n int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func sgemmPrepacked(pa *prepackedA, threads int, n int, ob operandB, beta float32, c []float32, ldc int) {
 	mk, m, k := pa.mk, pa.m, pa.k
 	if m == 0 || n == 0 {
 		return
@@ -217,11 +248,7 @@ func sgemmPrepacked(pa *prepackedA, threads int, transB bool, n int, b []float32
 	var wg sync.WaitGroup
 	for t := range parts {
 		j0, j1 := t*nPanels/parts*mk.nr, min(n, (t+1)*nPanels/parts*mk.nr)
-		bo := j0
-		if transB {
-			bo = j0 * ldb
-		}
-		run := func() { sgemmLoop(mk, pa, false, transB, m, j1-j0, k, 1, nil, 0, b[bo:], ldb, beta, c[j0:], ldc) }
+		run := func() { sgemmLoop(mk, pa, false, m, j1-j0, k, 1, nil, 0, ob.cols(j0), beta, c[j0:], ldc) }
 		if parts == 1 {
 			run()
 			break
@@ -231,16 +258,10 @@ func sgemmPrepacked(pa *prepackedA, threads int, transB bool, n int, b []float32
 	wg.Wait()
 }
 
-// sgemmSerial is the blocked loop nest on one goroutine.
-func sgemmSerial(mk microKernel, transA, transB bool, m, n, k int, alpha float32,
-	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemmLoop(mk, nil, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-}
-
 // sgemmLoop is the loop nest; with pa it takes A's blocks from pa instead
 // of packing them (then transA, alpha, a and lda are unused).
-func sgemmLoop(mk microKernel, pa *prepackedA, transA, transB bool, m, n, k int, alpha float32,
-	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func sgemmLoop(mk microKernel, pa *prepackedA, transA bool, m, n, k int, alpha float32,
+	a []float32, lda int, ob operandB, beta float32, c []float32, ldc int) {
 	if k == 0 || alpha == 0 || (beta != 0 && beta != 1) {
 		scaleC(c, m, n, ldc, beta)
 	}
@@ -266,7 +287,7 @@ func sgemmLoop(mk microKernel, pa *prepackedA, transA, transB bool, m, n, k int,
 		nc := min(packNC, n-jc)
 		for pc := 0; pc < k; pc += packKC {
 			kc := min(packKC, k-pc)
-			packB(bp, b, ldb, transB, pc, kc, jc, nc, nr)
+			packB(bp, ob, pc, kc, jc, nc, nr)
 			for ic := 0; ic < m; ic += packMC {
 				mc := min(packMC, m-ic)
 				blk := ap

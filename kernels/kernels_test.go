@@ -148,11 +148,18 @@ func TestConvAgainstNaive(t *testing.T) {
 	for _, level := range Levels() {
 		t.Run(level.String(), func(t *testing.T) { testConv(t, NewCPULevel(2, level)) })
 	}
+	// The same shapes again with every stride-1 convolution on the
+	// shifted-rows path (normally only outputs ≥ shiftMinWidth wide).
+	defer func(w int) { shiftMinWidth = w }(shiftMinWidth)
+	shiftMinWidth = 1
+	for _, level := range Levels()[1:] {
+		t.Run(level.String()+"/shifted", func(t *testing.T) { testConv(t, NewCPULevel(2, level)) })
+	}
 }
 
 func testConv(t *testing.T, d *Device) {
 	r := rand.New(rand.NewPCG(5, 6))
-	for trial := range 66 {
+	for trial := range 72 {
 		p := tensor.ConvParams{N: 1 + r.IntN(5), C: 1 + r.IntN(5), H: 1 + r.IntN(9), W: 1 + r.IntN(9),
 			F: 1 + r.IntN(6), KH: 1 + r.IntN(3), KW: 1 + r.IntN(3), StrideH: 1 + r.IntN(2), StrideW: 1 + r.IntN(2),
 			PadTop: r.IntN(2), PadBottom: r.IntN(2), PadLeft: r.IntN(2), PadRight: r.IntN(2)}
@@ -161,6 +168,11 @@ func testConv(t *testing.T, d *Device) {
 		}
 		if trial >= 60 { // past the packing blocks: C·KH·KW > KC = 256, F and C·KH·KW > MC = 144
 			p.N, p.C, p.F, p.H, p.W = 1+trial%3, 30+trial, 145+trial, 5, 6
+		}
+		if trial >= 66 { // the U-Net's sizes: 3×3, pad 1, 14–32 wide
+			p.N, p.C, p.F, p.H, p.W = 1+trial%3, 8+trial%5, 6+trial%7, 14+trial%19, 14+(trial*7)%19
+			p.KH, p.KW, p.PadTop, p.PadBottom, p.PadLeft, p.PadRight = 3, 3, 1, 1, 1, 1
+			p.StrideH, p.StrideW = 1+trial%2, 1+trial%2
 		}
 		if p.H+p.PadTop+p.PadBottom < p.KH || p.W+p.PadLeft+p.PadRight < p.KW {
 			continue
@@ -356,7 +368,7 @@ func TestPrepackedAMatchesPacked(t *testing.T) {
 				want := append([]float32(nil), c0...)
 				d.sgemm(threads, tA, tB, m, n, k, 1, a, lda, b, ldb, beta, want, n)
 				got := append(append([]float32(nil), c0...), make([]float32, guard)...)
-				d.sgemmA(threads, d.newGemmA(tA, m, k, a, lda), tB, n, b, ldb, beta, got, n)
+				d.sgemmA(threads, d.newGemmA(tA, m, k, a, lda), n, operandB{b: b, ld: ldb, trans: tB}, beta, got, n)
 				for i := range want {
 					if got[i] != want[i] {
 						t.Fatalf("%s %dx%dx%d tA=%v tB=%v threads=%d: [%d] %g, packed GEMM %g", level, m, n, k, tA, tB, threads, i, got[i], want[i])
