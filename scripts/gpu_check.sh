@@ -33,9 +33,12 @@ run)
 	fi
 	export GODIFFUSE_REQUIRE_VULKAN=1
 	out=${OUT:-/tmp}
-	(cd kernels/vulkan && ../../.devbin/vulkan.test -test.run 'Devices|Conformance|Adam|Cooperative' -test.v 2>&1) | tee "$out/conformance.log" | grep -E "device|chose|^\s+[a-z].*e[-+]|PASS|FAIL" || true
+	(cd kernels/vulkan && ../../.devbin/vulkan.test -test.run 'Devices|Conformance|Adam|Cooperative|ChooseMatMul' -test.v 2>&1) | tee "$out/conformance.log" | grep -E "device|chose|self-check|^\s+[a-z].*e[-+]|PASS|FAIL" || true
 	(cd nn && ../.devbin/nn.test -test.run ParityVulkan -test.v 2>&1) | tee "$out/parity.log" | grep -E "^(---|    ---)|FAIL" || true
-	(cd bench && ../.devbin/bench.test -test.run XXX -test.bench 'SgemmVulkan/(fp16coop/)?n=(2048|4096|8192)$' -test.benchtime 10x 2>&1) | tee "$out/sgemm.log" | grep -E "Benchmark|FAIL" || true
+	# (go test splits -bench at '/' before matching, so fp32 and fp16coop need two patterns)
+	for pat in 'SgemmVulkan/n=(2048|4096|8192)$' 'SgemmVulkan/fp16coop/n=(2048|4096|8192)$'; do
+		(cd bench && ../.devbin/bench.test -test.run XXX -test.bench "$pat" -test.benchtime 10x 2>&1) | tee -a "$out/sgemm.log" | grep -E "Benchmark|FAIL" || true
+	done
 	(cd bench && ../.devbin/bench.test -test.run XXX -test.bench 'UNetVulkan/config=ddpm-cifar10-32/mode=(forward|train)/batch=128$' -test.benchtime 10x 2>&1) | tee "$out/unet.log" | grep -E "Benchmark|FAIL" || true
 	;;
 *)

@@ -31,6 +31,12 @@ func Device(t testing.TB) *vulkan.Device {
 		if err == nil {
 			dev, err = vulkan.New(-1)
 		}
+		if err == nil {
+			// The tests compare with the CPU at fp32 tolerances: the fp16
+			// cooperative-matrix GEMMs (auto-selected on GPUs that have
+			// them) are tested on their own (TestCooperativeMatrixGEMM).
+			err = dev.SetMatMulFP16(false)
+		}
 	})
 	if err != nil {
 		if os.Getenv("GODIFFUSE_REQUIRE_VULKAN") == "1" {

@@ -13,6 +13,7 @@ package vulkan
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"runtime"
@@ -88,13 +89,99 @@ func New(index int) (*Device, error) {
 		return nil, err
 	}
 	d.dummy = dummy.(*Buffer)
-	if os.Getenv("GODIFFUSE_VULKAN_MATMUL") == "fp16" {
-		if err := d.SetMatMulFP16(true); err != nil {
-			d.Close()
-			return nil, err
-		}
+	if err := d.SelectMatMul(os.Getenv("GODIFFUSE_VULKAN_MATMUL")); err != nil {
+		d.Close()
+		return nil, err
 	}
 	return d, nil
+}
+
+// SelectMatMul chooses the GEMM path as GODIFFUSE_VULKAN_MATMUL does at
+// start-up: "fp32" keeps every GEMM in fp32, "fp16" demands the
+// cooperative-matrix path, and "" or "auto" takes it where the device has
+// it and a self-check passes (see CheckFP16).
+func (d *Device) SelectMatMul(mode string) error {
+	switch mode {
+	case "fp32":
+		return nil
+	case "fp16":
+		return d.SetMatMulFP16(true)
+	case "", "auto":
+	default:
+		return fmt.Errorf("GODIFFUSE_VULKAN_MATMUL=%q: want auto, fp32 or fp16", mode)
+	}
+	if !d.c.coopMatrix {
+		return nil
+	}
+	e, err := d.CheckFP16()
+	switch {
+	case err != nil:
+		slog.Warn("vulkan: cooperative-matrix GEMM failed its self-check; GEMMs stay fp32", "device", d.c.phys.Name, "error", err)
+	case e > FP16Tolerance:
+		slog.Warn("vulkan: cooperative-matrix GEMM failed its self-check; GEMMs stay fp32", "device", d.c.phys.Name,
+			"normalized_error", e, "bound", FP16Tolerance)
+	default:
+		slog.Info("vulkan: GEMMs use cooperative matrices (fp16 inputs, fp32 accumulation; GODIFFUSE_VULKAN_MATMUL=fp32 keeps them fp32)",
+			"device", d.c.phys.Name, "self_check_error", e)
+		return d.SetMatMulFP16(true)
+	}
+	return nil
+}
+
+// FP16Tolerance bounds max|fp16 − fp32| / max|fp32| of the self-check:
+// inputs rounded to fp16 (11-bit significands) give about 1e-3.
+const FP16Tolerance = 5e-3
+
+// CheckFP16 runs one product whose sizes are off the 16×16 tiles (edges)
+// and span several k-blocks through the cooperative-matrix shader and the
+// fp32 one, and returns the normalized difference. A driver or shader fault
+// shows up here, at start-up, instead of in a user's results.
+func (d *Device) CheckFP16() (float64, error) {
+	const m, n, k = 200, 136, 264
+	seed := uint32(1)
+	rnd := func(size int) []float32 {
+		v := make([]float32, size)
+		for i := range v {
+			seed = seed*1664525 + 1013904223
+			v[i] = float32(seed>>8)/(1<<24)*2 - 1
+		}
+		return v
+	}
+	av, bv := rnd(m*k), rnd(k*n)
+	p := tensor.MatMulParams{Batch: 1, M: m, N: n, K: k, Alpha: 1}
+	setFP16 := func(on bool) {
+		d.mu.Lock()
+		d.fp16 = on
+		d.mu.Unlock()
+	}
+	defer setFP16(false)
+	var out [2][]float32
+	var err error
+	if e := tensor.Catch(func() {
+		a, b := tensor.FromFloat32(d, av, m, k), tensor.FromFloat32(d, bv, k, n)
+		for i, fp16 := range []bool{false, true} {
+			setFP16(fp16)
+			c := tensor.Zeros(d, m, n)
+			d.MatMul(c.Buffer(), a.Buffer(), b.Buffer(), p)
+			if out[i], err = c.Float32s(); err != nil {
+				return
+			}
+		}
+	}); e != nil {
+		return 0, e
+	}
+	if err != nil {
+		return 0, err
+	}
+	var diff, ref float64
+	for i, want := range out[0] {
+		diff = max(diff, math.Abs(float64(out[1][i]-want)))
+		ref = max(ref, math.Abs(float64(want)))
+	}
+	if ref == 0 || math.IsNaN(diff) {
+		return math.Inf(1), nil
+	}
+	return diff / ref, nil
 }
 
 // SetMatMulFP16 routes GEMMs (not the convolutions) through the
@@ -109,6 +196,13 @@ func (d *Device) SetMatMulFP16(on bool) error {
 	d.fp16 = on
 	d.mu.Unlock()
 	return nil
+}
+
+// MatMulFP16 reports whether GEMMs run on the cooperative-matrix path.
+func (d *Device) MatMulFP16() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fp16
 }
 
 // CooperativeMatrix reports whether SetMatMulFP16(true) would work.
