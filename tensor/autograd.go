@@ -113,9 +113,15 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 			stack = append(stack, frame{p, 0})
 		}
 	}
+	visited = nil
 	t.accumulate(g)
+	// Each step drops the graph's references to what it has finished with
+	// (order[i], x's node with the inputs its closure saved, x's gradient),
+	// so activations become garbage as the pass moves down the network, as
+	// PyTorch frees saved tensors, instead of all living until the end.
 	for i := len(order) - 1; i >= 0; i-- {
 		x := order[i]
+		order[i] = nil
 		if x.node == nil {
 			continue // a leaf: keeps its gradient
 		}
