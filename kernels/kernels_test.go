@@ -295,6 +295,77 @@ func TestGroupNormAgainstNaive(t *testing.T) {
 	checkGuard(t, "group_norm", y, len(x))
 }
 
+// TestGroupNormBackwardAgainstNaive checks dx, dγ and dβ against the
+// formulas evaluated per element in float64, with γ and without, on groups
+// whose mean is far from 0 and on a layer-norm shape (S = 1).
+func TestGroupNormBackwardAgainstNaive(t *testing.T) {
+	r := rand.New(rand.NewPCG(14, 15))
+	d := NewCPU(2)
+	for _, p := range []tensor.NormParams{{N: 3, G: 4, CG: 3, S: 37, Eps: 1e-6}, {N: 5, G: 1, CG: 24, S: 1, Eps: 1e-5}, {N: 2, G: 8, CG: 4, S: 196, Eps: 1e-6}} {
+		for _, withGamma := range []bool{true, false} {
+			C := p.G * p.CG
+			x, dy, g := randSlice(r, p.N*C*p.S), randSlice(r, p.N*C*p.S), randSlice(r, C)
+			for i := range x {
+				x[i] = 3 + 2*x[i]
+			}
+			gam := func(c int) float64 {
+				if !withGamma {
+					return 1
+				}
+				return float64(g[c])
+			}
+			wantDx, wantDg, wantDb := make([]float32, len(x)), make([]float64, C), make([]float64, C)
+			mean, rstd := make([]float32, p.N*p.G), make([]float32, p.N*p.G)
+			gsize := p.CG * p.S
+			for ng := range p.N * p.G {
+				lo, hi := ng*gsize, (ng+1)*gsize
+				var s, ss float64
+				for _, v := range x[lo:hi] {
+					s += float64(v)
+				}
+				mu := s / float64(gsize)
+				for _, v := range x[lo:hi] {
+					ss += (float64(v) - mu) * (float64(v) - mu)
+				}
+				mean[ng], rstd[ng] = float32(mu), float32(1/math.Sqrt(ss/float64(gsize)+float64(p.Eps)))
+				m, rs := float64(mean[ng]), float64(rstd[ng])
+				var sg, sgx float64
+				for i := lo; i < hi; i++ {
+					c := (i / p.S) % C
+					gh, xh := float64(dy[i])*gam(c), (float64(x[i])-m)*rs
+					sg, sgx = sg+gh, sgx+gh*xh
+					wantDg[c] += float64(dy[i]) * xh
+					wantDb[c] += float64(dy[i])
+				}
+				for i := lo; i < hi; i++ {
+					c := (i / p.S) % C
+					xh := (float64(x[i]) - m) * rs
+					wantDx[i] = float32(rs * (float64(dy[i])*gam(c) - sg/float64(gsize) - xh*sgx/float64(gsize)))
+				}
+			}
+			var gb tensor.Buffer
+			if withGamma {
+				gb = &Buffer{dev: d, F: g}
+			}
+			dx, dg, db := withGuard(d, len(x)), withGuard(d, C), withGuard(d, C)
+			d.NormBackward(dx, dg, db, &Buffer{dev: d, F: dy}, &Buffer{dev: d, F: x}, &Buffer{dev: d, F: mean}, &Buffer{dev: d, F: rstd}, gb, p)
+			toF32 := func(v []float64) []float32 {
+				out := make([]float32, len(v))
+				for i, e := range v {
+					out[i] = float32(e)
+				}
+				return out
+			}
+			closeTo(t, "group_norm dx", dx.F[:len(x)], wantDx, 1e-5)
+			closeTo(t, "group_norm dγ", dg.F[:C], toF32(wantDg), 1e-5)
+			closeTo(t, "group_norm dβ", db.F[:C], toF32(wantDb), 1e-5)
+			checkGuard(t, "group_norm dx", dx, len(x))
+			checkGuard(t, "group_norm dγ", dg, C)
+			checkGuard(t, "group_norm dβ", db, C)
+		}
+	}
+}
+
 func TestBinaryBroadcastAgainstNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(12, 13))
 	d := NewCPU(2)

@@ -27,17 +27,8 @@ func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.Norm
 	d.parallelFor(p.N*p.G, max(1, elemGrain/max(gsize, 1)), func(lo, hi int) {
 		for ng := lo; ng < hi; ng++ {
 			xg := xs[ng*gsize : (ng+1)*gsize]
-			var s float64
-			for _, v := range xg {
-				s += float64(v)
-			}
-			mu := s / float64(gsize)
-			var ss float64
-			for _, v := range xg {
-				dv := float64(v) - mu
-				ss += dv * dv
-			}
-			r := 1 / math.Sqrt(ss/float64(gsize)+float64(p.Eps))
+			mu := sum64(xg) / float64(gsize)
+			r := 1 / math.Sqrt(sumSqDev64(xg, mu)/float64(gsize)+float64(p.Eps))
 			ms[ng], rs[ng] = float32(mu), float32(r)
 			g := ng % p.G
 			yg := ys[ng*gsize : (ng+1)*gsize]
@@ -62,9 +53,29 @@ func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.Norm
 	})
 }
 
-// NormBackward implements tensor.Device.
+// NormBackward implements tensor.Device. Every sum it needs comes from two
+// sums per (image, channel) row, Σdy and Σdy·x (float64; a product of two
+// float32s is exact there):
+//
+//	Σ ĝ = Σ_c γ_c·Σdy,  Σ ĝ·x̂ = rstd·Σ_c γ_c·(Σdy·x − mean·Σdy),
+//	dβ_c = Σ_n Σdy,     dγ_c = Σ_n rstd·(Σdy·x − mean·Σdy)
+//
+// and dx is then a·dy + b·(x − mean) + c per channel.
 func (d *Device) NormBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma tensor.Buffer, p tensor.NormParams) {
 	dxs, dgs, dbs, dys, xs, ms, rs, gs := f32(dx), f32(dgamma), f32(dbeta), f32(dy), f32(x), f32(mean), f32(rstd), f32(gamma)
+	C := p.G * p.CG
+	sdy, sdyx := make([]float64, p.N*C), make([]float64, p.N*C) // per (n, c) row
+	d.parallelFor(p.N*C, max(1, elemGrain/max(p.S, 1)), func(lo, hi int) {
+		for row := lo; row < hi; row++ {
+			sdy[row], sdyx[row] = sumDot64(dys[row*p.S:(row+1)*p.S], xs[row*p.S:(row+1)*p.S])
+		}
+	})
+	gamAt := func(c int) float64 {
+		if gs == nil {
+			return 1
+		}
+		return float64(gs[c])
+	}
 	gsize := p.CG * p.S
 	d.parallelFor(p.N*p.G, max(1, elemGrain/max(gsize, 1)), func(lo, hi int) {
 		for ng := lo; ng < hi; ng++ {
@@ -72,55 +83,91 @@ func (d *Device) NormBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma tensor
 			mu, r := float64(ms[ng]), float64(rs[ng])
 			var sg, sgx float64 // Σ ĝ and Σ ĝ·x̂
 			for cg := range p.CG {
-				gam := 1.0
-				if gs != nil {
-					gam = float64(gs[g*p.CG+cg])
-				}
-				base := ng*gsize + cg*p.S
-				for i := range p.S {
-					gh := float64(dys[base+i]) * gam
-					sg += gh
-					sgx += gh * (float64(xs[base+i]) - mu) * r
-				}
+				c, row := g*p.CG+cg, ng*p.CG+cg
+				sg += gamAt(c) * sdy[row]
+				sgx += gamAt(c) * (sdyx[row] - mu*sdy[row])
 			}
-			mg, mgx := sg/float64(gsize), sgx/float64(gsize)
+			mg, mgx := sg/float64(gsize), r*sgx/float64(gsize)
+			// dx = r·(dy·γ − mg − (x − mean)·r·mgx)
+			b, cc, mu32 := float32(-r*r*mgx), float32(-r*mg), float32(mu)
 			for cg := range p.CG {
-				gam := 1.0
-				if gs != nil {
-					gam = float64(gs[g*p.CG+cg])
-				}
+				a := float32(r * gamAt(g*p.CG+cg))
 				base := ng*gsize + cg*p.S
-				for i := range p.S {
-					xh := (float64(xs[base+i]) - mu) * r
-					dxs[base+i] = float32(r * (float64(dys[base+i])*gam - mg - xh*mgx))
+				out, dyr, xr := dxs[base:base+p.S], dys[base:base+p.S], xs[base:base+p.S]
+				for i := range out {
+					out[i] = a*dyr[i] + b*(xr[i]-mu32) + cc
 				}
 			}
 		}
 	})
-	if dgs == nil && dbs == nil {
-		return
+	for c := range C {
+		g := c / p.CG
+		var sdg, sdb float64
+		for n := range p.N {
+			ng, row := n*p.G+g, n*C+c
+			sdb += sdy[row]
+			sdg += float64(rs[ng]) * (sdyx[row] - float64(ms[ng])*sdy[row])
+		}
+		if dgs != nil {
+			dgs[c] = float32(sdg)
+		}
+		if dbs != nil {
+			dbs[c] = float32(sdb)
+		}
 	}
-	C := p.G * p.CG
-	d.parallelFor(C, 1, func(lo, hi int) {
-		for c := lo; c < hi; c++ {
-			g, cg := c/p.CG, c%p.CG
-			var sdg, sdb float64
-			for n := range p.N {
-				ng := n*p.G + g
-				mu, r := float64(ms[ng]), float64(rs[ng])
-				base := ng*gsize + cg*p.S
-				for i := range p.S {
-					dyv := float64(dys[base+i])
-					sdb += dyv
-					sdg += dyv * (float64(xs[base+i]) - mu) * r
-				}
-			}
-			if dgs != nil {
-				dgs[c] = float32(sdg)
-			}
-			if dbs != nil {
-				dbs[c] = float32(sdb)
-			}
-		}
-	})
+}
+
+// sum64 is Σx in float64, four independent chains so that the adds overlap.
+func sum64(x []float32) float64 {
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		v := x[i : i+4 : i+4]
+		s0 += float64(v[0])
+		s1 += float64(v[1])
+		s2 += float64(v[2])
+		s3 += float64(v[3])
+	}
+	for ; i < len(x); i++ {
+		s0 += float64(x[i])
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// sumSqDev64 is Σ(x − mu)² in float64, four chains.
+func sumSqDev64(x []float32, mu float64) float64 {
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		v := x[i : i+4 : i+4]
+		d0, d1, d2, d3 := float64(v[0])-mu, float64(v[1])-mu, float64(v[2])-mu, float64(v[3])-mu
+		s0 += d0 * d0
+		s1 += d1 * d1
+		s2 += d2 * d2
+		s3 += d3 * d3
+	}
+	for ; i < len(x); i++ {
+		d := float64(x[i]) - mu
+		s0 += d * d
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// sumDot64 returns Σy and Σy·x in float64, two chains each.
+func sumDot64(y, x []float32) (sy, syx float64) {
+	x = x[:len(y)]
+	var a0, a1, b0, b1 float64
+	i := 0
+	for ; i+2 <= len(y); i += 2 {
+		y0, y1 := float64(y[i]), float64(y[i+1])
+		a0 += y0
+		a1 += y1
+		b0 += y0 * float64(x[i])
+		b1 += y1 * float64(x[i+1])
+	}
+	for ; i < len(y); i++ {
+		a0 += float64(y[i])
+		b0 += float64(y[i]) * float64(x[i])
+	}
+	return a0 + a1, b0 + b1
 }
