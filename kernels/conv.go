@@ -188,11 +188,15 @@ func newShiftPlan(p tensor.ConvParams) shiftPlan {
 
 // pad writes image x (C × H × W) into xp (C × Hp × Wp) with zero borders.
 func (s shiftPlan) pad(xp, x []float32, p tensor.ConvParams) {
-	xp = xp[:p.C*s.hp*s.wp]
-	clear(xp)
 	for c := range p.C {
+		xc := xp[c*s.hp*s.wp : (c+1)*s.hp*s.wp]
+		clear(xc[:p.PadTop*s.wp])
+		clear(xc[(p.PadTop+p.H)*s.wp:])
 		for iy := range p.H {
-			copy(xp[c*s.hp*s.wp+(iy+p.PadTop)*s.wp+p.PadLeft:][:p.W], x[(c*p.H+iy)*p.W:][:p.W])
+			row := xc[(iy+p.PadTop)*s.wp:][:s.wp]
+			clear(row[:p.PadLeft])
+			copy(row[p.PadLeft:], x[(c*p.H+iy)*p.W:][:p.W])
+			clear(row[p.PadLeft+p.W:])
 		}
 	}
 }
