@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 
+	"github.com/godiffuse/godiffuse/kernels/asm"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -272,7 +273,16 @@ func (d *Device) Dropout(dst, x tensor.Buffer, n int, p tensor.DropoutParams) {
 // formula. Arithmetic in float32, in the order PyTorch's single-tensor Adam uses.
 func (d *Device) AdamStep(param, grad, m, v tensor.Buffer, n int, p tensor.AdamParams) {
 	ps, gs, ms, vs := f32(param)[:n], f32(grad)[:n], f32(m)[:n], f32(v)[:n]
+	// The AVX2 kernel does the AdamW form (no L2 term) with the same
+	// operations in the same order: the same bits as the loop below.
+	simd := d.level >= AVX2 && p.L2 == 0
+	c := [9]float32{p.GradScale, 1 - p.LR*p.DecoupledWD, p.Beta1, p.OneMinusBeta1, p.Beta2, p.OneMinusBeta2,
+		p.Bias2Sqrt, p.Eps, p.StepSize}
 	d.parallelFor(n, elemGrain, func(lo, hi int) {
+		if simd {
+			asm.AdamAVX2(ps[lo:hi], gs[lo:hi], ms[lo:hi], vs[lo:hi], &c)
+			lo += (hi - lo) / 8 * 8
+		}
 		for i := lo; i < hi; i++ {
 			g := gs[i] * p.GradScale
 			if p.L2 != 0 {

@@ -33,3 +33,10 @@ func SgemmKernelAVX2Store(kc int, a *float32, b *float32, c *float32, ldc int)
 //
 //go:noescape
 func ExpAVX2(dst []float32, src []float32)
+
+// AdamAVX2 applies one AdamW step to p[i], m[i], v[i] with gradient g[i] for i < len(p) rounded
+// down to a multiple of 8 (the caller finishes the tail). c holds gradScale, 1 − lr·wd, β1, 1 − β1,
+// β2, 1 − β2, √(1 − β2^t), eps and the step size. Same bits as the scalar loop. AVX2.
+//
+//go:noescape
+func AdamAVX2(p []float32, g []float32, m []float32, v []float32, c *[9]float32)

@@ -1041,3 +1041,66 @@ exp_loop:
 exp_done:
 	VZEROUPPER
 	RET
+
+// func AdamAVX2(p []float32, g []float32, m []float32, v []float32, c *[9]float32)
+// Requires: AVX
+TEXT ·AdamAVX2(SB), NOSPLIT, $0-104
+	MOVQ p_base+0(FP), AX
+	MOVQ g_base+24(FP), CX
+	MOVQ m_base+48(FP), DX
+	MOVQ v_base+72(FP), BX
+	MOVQ p_len+8(FP), SI
+	MOVQ c+96(FP), DI
+	SHRQ $0x03, SI
+	JZ   adam_done
+
+	// The nine constants, broadcast once.
+	VBROADCASTSS (DI), Y0
+	VBROADCASTSS 4(DI), Y1
+	VBROADCASTSS 8(DI), Y2
+	VBROADCASTSS 12(DI), Y3
+	VBROADCASTSS 16(DI), Y4
+	VBROADCASTSS 20(DI), Y5
+	VBROADCASTSS 24(DI), Y6
+	VBROADCASTSS 28(DI), Y7
+	VBROADCASTSS 32(DI), Y8
+
+adam_loop:
+	VMOVUPS (CX), Y9
+	VMULPS  Y0, Y9, Y9
+	VMOVUPS (AX), Y10
+	VMULPS  Y1, Y10, Y10
+
+	// m = m·β1 + g·(1−β1)
+	VMOVUPS (DX), Y11
+	VMULPS  Y2, Y11, Y11
+	VMULPS  Y3, Y9, Y13
+	VADDPS  Y13, Y11, Y11
+	VMOVUPS Y11, (DX)
+
+	// v = v·β2 + ((1−β2)·g)·g
+	VMOVUPS (BX), Y12
+	VMULPS  Y4, Y12, Y12
+	VMULPS  Y5, Y9, Y13
+	VMULPS  Y9, Y13, Y13
+	VADDPS  Y13, Y12, Y12
+	VMOVUPS Y12, (BX)
+
+	// p = p − (stepSize·m) / (√v / √(1−β2^t) + eps)
+	VSQRTPS Y12, Y9
+	VDIVPS  Y6, Y9, Y9
+	VADDPS  Y7, Y9, Y9
+	VMULPS  Y8, Y11, Y13
+	VDIVPS  Y9, Y13, Y13
+	VSUBPS  Y13, Y10, Y10
+	VMOVUPS Y10, (AX)
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, CX
+	ADDQ    $0x20, DX
+	ADDQ    $0x20, BX
+	DECQ    SI
+	JNZ     adam_loop
+
+adam_done:
+	VZEROUPPER
+	RET

@@ -60,3 +60,15 @@ func ExpAVX2(dst, src []float32) {
 		dst[i] = float32(math.Exp(float64(x)))
 	}
 }
+
+// AdamAVX2 is the plain-Go stand-in: one AdamW step on the first
+// len(p)/8·8 elements (see the assembly's comment for c).
+func AdamAVX2(p, g, m, v []float32, c *[9]float32) {
+	for i := range len(p) / 8 * 8 {
+		gi := g[i] * c[0]
+		p[i] *= c[1]
+		m[i] = m[i]*c[2] + gi*c[3]
+		v[i] = v[i]*c[4] + c[5]*gi*gi
+		p[i] -= c[8] * m[i] / (float32(math.Sqrt(float64(v[i])))/c[6] + c[7])
+	}
+}

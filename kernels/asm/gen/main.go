@@ -49,6 +49,7 @@ func main() {
 		generate(k)
 	}
 	generateExp()
+	generateAdam()
 	Generate()
 }
 
