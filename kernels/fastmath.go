@@ -80,6 +80,12 @@ func (d *Device) sigmoidVec(dst, src []float32) {
 func (d *Device) unaryFast(op tensor.UnaryOp, y, x []float32) bool {
 	switch op {
 	case tensor.OpSiLU:
+		k := 0
+		if d.level >= AVX2 && asm.Available { // fused: one pass instead of the four below
+			asm.SiLUAVX2(y, x)
+			k = len(x) / 8 * 8
+		}
+		y, x := y[k:len(x)], x[k:]
 		d.sigmoidVec(y, x)
 		for i, v := range x {
 			y[i] *= v
@@ -98,6 +104,12 @@ func (d *Device) unaryFast(op tensor.UnaryOp, y, x []float32) bool {
 func (d *Device) unaryGradFast(op tensor.UnaryOp, dx, x, dy []float32) bool {
 	switch op {
 	case tensor.OpSiLU: // σ(x)·(1 + x·(1-σ(x)))
+		k := 0
+		if d.level >= AVX2 && asm.Available {
+			asm.SiLUGradAVX2(dx, x, dy)
+			k = len(x) / 8 * 8
+		}
+		dx, x, dy := dx[k:len(x)], x[k:], dy[k:]
 		d.sigmoidVec(dx, x)
 		for i, s := range dx {
 			dx[i] = dy[i] * s * (1 + x[i]*(1-s))

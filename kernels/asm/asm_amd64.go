@@ -34,6 +34,18 @@ func SgemmKernelAVX2Store(kc int, a *float32, b *float32, c *float32, ldc int)
 //go:noescape
 func ExpAVX2(dst []float32, src []float32)
 
+// SiLUAVX2 sets dst[i] = src[i]·σ(src[i]) for i < len(src) rounded down to a multiple of 8
+// (the caller finishes the tail), σ(x) = 1/(1 + e^-x) with ExpAVX2's exp. AVX2+FMA.
+//
+//go:noescape
+func SiLUAVX2(dst []float32, src []float32)
+
+// SiLUGradAVX2 sets dx[i] = dy[i]·σ·(1 + x[i]·(1 − σ)), σ = σ(x[i]), for i < len(x) rounded
+// down to a multiple of 8 (the caller finishes the tail). AVX2+FMA.
+//
+//go:noescape
+func SiLUGradAVX2(dx []float32, x []float32, dy []float32)
+
 // AdamAVX2 applies one AdamW step to p[i], m[i], v[i] with gradient g[i] for i < len(p) rounded
 // down to a multiple of 8 (the caller finishes the tail). c holds gradScale, 1 − lr·wd, β1, 1 − β1,
 // β2, 1 − β2, √(1 − β2^t), eps and the step size. Same bits as the scalar loop. AVX2.

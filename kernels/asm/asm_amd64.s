@@ -978,22 +978,21 @@ GLOBL expconsts<>(SB), RODATA|NOPTR, $52
 // func ExpAVX2(dst []float32, src []float32)
 // Requires: AVX, AVX2, FMA3
 TEXT ·ExpAVX2(SB), NOSPLIT, $0-48
-	MOVQ dst_base+0(FP), AX
-	MOVQ src_base+24(FP), CX
-	MOVQ src_len+32(FP), DX
-	SHRQ $0x03, DX
-	JZ   exp_done
-
-	// Constants that stay in registers.
+	// Constants of the exp that stay in registers.
 	VBROADCASTSS expconsts<>+0(SB), Y0
 	VBROADCASTSS expconsts<>+4(SB), Y1
 	VBROADCASTSS expconsts<>+8(SB), Y2
 	VBROADCASTSS expconsts<>+12(SB), Y3
 	VBROADCASTSS expconsts<>+16(SB), Y4
 	VPBROADCASTD expconsts<>+48(SB), Y5
+	MOVQ         src_base+24(FP), AX
+	MOVQ         dst_base+0(FP), CX
+	MOVQ         src_len+32(FP), DX
+	SHRQ         $0x03, DX
+	JZ           exp_done
 
 exp_loop:
-	VMOVUPS (CX), Y6
+	VMOVUPS (AX), Y6
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
 	VMAXPS Y6, Y0, Y6
@@ -1032,13 +1031,170 @@ exp_loop:
 	VPSLLD    $0x17, Y6, Y6
 	VMULPS    Y7, Y8, Y8
 	VMULPS    Y6, Y8, Y8
-	VMOVUPS   Y8, (AX)
-	ADDQ      $0x20, CX
+	VMOVUPS   Y8, (CX)
 	ADDQ      $0x20, AX
+	ADDQ      $0x20, CX
 	DECQ      DX
 	JNZ       exp_loop
 
 exp_done:
+	VZEROUPPER
+	RET
+
+// func SiLUAVX2(dst []float32, src []float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·SiLUAVX2(SB), NOSPLIT, $0-48
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Y0
+	VBROADCASTSS expconsts<>+4(SB), Y1
+	VBROADCASTSS expconsts<>+8(SB), Y2
+	VBROADCASTSS expconsts<>+12(SB), Y3
+	VBROADCASTSS expconsts<>+16(SB), Y4
+	VPBROADCASTD expconsts<>+48(SB), Y5
+	MOVQ         src_base+24(FP), AX
+	MOVQ         dst_base+0(FP), CX
+	MOVQ         src_len+32(FP), DX
+	SHRQ         $0x03, DX
+	JZ           silu_done
+
+silu_loop:
+	VMOVUPS (AX), Y6
+
+	// σ(x) = 1/(1 + e^-x)
+	VXORPS Y7, Y7, Y7
+	VSUBPS Y6, Y7, Y7
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Y7, Y0, Y7
+	VMINPS Y7, Y1, Y7
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Y2, Y7, Y8
+	VROUNDPS     $0x00, Y8, Y8
+	VFNMADD231PS Y8, Y3, Y7
+	VFNMADD231PS Y8, Y4, Y7
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Y9
+	VBROADCASTSS expconsts<>+24(SB), Y10
+	VFMADD213PS  Y10, Y7, Y9
+	VBROADCASTSS expconsts<>+28(SB), Y10
+	VFMADD213PS  Y10, Y7, Y9
+	VBROADCASTSS expconsts<>+32(SB), Y10
+	VFMADD213PS  Y10, Y7, Y9
+	VBROADCASTSS expconsts<>+36(SB), Y10
+	VFMADD213PS  Y10, Y7, Y9
+	VBROADCASTSS expconsts<>+40(SB), Y10
+	VFMADD213PS  Y10, Y7, Y9
+	VBROADCASTSS expconsts<>+44(SB), Y10
+	VFMADD213PS  Y10, Y7, Y9
+	VBROADCASTSS expconsts<>+44(SB), Y10
+	VFMADD213PS  Y10, Y7, Y9
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ    Y8, Y7
+	VPSRAD       $0x01, Y7, Y8
+	VPSUBD       Y8, Y7, Y7
+	VPADDD       Y5, Y8, Y8
+	VPSLLD       $0x17, Y8, Y8
+	VPADDD       Y5, Y7, Y7
+	VPSLLD       $0x17, Y7, Y7
+	VMULPS       Y8, Y9, Y9
+	VMULPS       Y7, Y9, Y9
+	VBROADCASTSS expconsts<>+44(SB), Y7
+	VADDPS       Y7, Y9, Y9
+	VDIVPS       Y9, Y7, Y9
+	VMULPS       Y6, Y9, Y9
+	VMOVUPS      Y9, (CX)
+	ADDQ         $0x20, AX
+	ADDQ         $0x20, CX
+	DECQ         DX
+	JNZ          silu_loop
+
+silu_done:
+	VZEROUPPER
+	RET
+
+// func SiLUGradAVX2(dx []float32, x []float32, dy []float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·SiLUGradAVX2(SB), NOSPLIT, $0-72
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Y0
+	VBROADCASTSS expconsts<>+4(SB), Y1
+	VBROADCASTSS expconsts<>+8(SB), Y2
+	VBROADCASTSS expconsts<>+12(SB), Y3
+	VBROADCASTSS expconsts<>+16(SB), Y4
+	VPBROADCASTD expconsts<>+48(SB), Y5
+	MOVQ         x_base+24(FP), AX
+	MOVQ         dy_base+48(FP), CX
+	MOVQ         dx_base+0(FP), DX
+	MOVQ         x_len+32(FP), BX
+	SHRQ         $0x03, BX
+	JZ           silugrad_done
+
+silugrad_loop:
+	VMOVUPS (AX), Y6
+
+	// σ(x) = 1/(1 + e^-x)
+	VXORPS Y7, Y7, Y7
+	VSUBPS Y6, Y7, Y7
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Y7, Y0, Y7
+	VMINPS Y7, Y1, Y7
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Y2, Y7, Y8
+	VROUNDPS     $0x00, Y8, Y8
+	VFNMADD231PS Y8, Y3, Y7
+	VFNMADD231PS Y8, Y4, Y7
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Y9
+	VBROADCASTSS expconsts<>+24(SB), Y10
+	VFMADD213PS  Y10, Y7, Y9
+	VBROADCASTSS expconsts<>+28(SB), Y10
+	VFMADD213PS  Y10, Y7, Y9
+	VBROADCASTSS expconsts<>+32(SB), Y10
+	VFMADD213PS  Y10, Y7, Y9
+	VBROADCASTSS expconsts<>+36(SB), Y10
+	VFMADD213PS  Y10, Y7, Y9
+	VBROADCASTSS expconsts<>+40(SB), Y10
+	VFMADD213PS  Y10, Y7, Y9
+	VBROADCASTSS expconsts<>+44(SB), Y10
+	VFMADD213PS  Y10, Y7, Y9
+	VBROADCASTSS expconsts<>+44(SB), Y10
+	VFMADD213PS  Y10, Y7, Y9
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ    Y8, Y7
+	VPSRAD       $0x01, Y7, Y8
+	VPSUBD       Y8, Y7, Y7
+	VPADDD       Y5, Y8, Y8
+	VPSLLD       $0x17, Y8, Y8
+	VPADDD       Y5, Y7, Y7
+	VPSLLD       $0x17, Y7, Y7
+	VMULPS       Y8, Y9, Y9
+	VMULPS       Y7, Y9, Y9
+	VBROADCASTSS expconsts<>+44(SB), Y7
+	VADDPS       Y7, Y9, Y9
+	VDIVPS       Y9, Y7, Y9
+
+	// dx = (dy·σ)·(1 + x·(1 − σ))
+	VBROADCASTSS expconsts<>+44(SB), Y8
+	VSUBPS       Y9, Y8, Y7
+	VMULPS       Y7, Y6, Y7
+	VADDPS       Y7, Y8, Y7
+	VMULPS       (CX), Y9, Y9
+	VMULPS       Y7, Y9, Y9
+	VMOVUPS      Y9, (DX)
+	ADDQ         $0x20, AX
+	ADDQ         $0x20, CX
+	ADDQ         $0x20, DX
+	DECQ         BX
+	JNZ          silugrad_loop
+
+silugrad_done:
 	VZEROUPPER
 	RET
 

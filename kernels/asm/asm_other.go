@@ -72,3 +72,30 @@ func AdamAVX2(p, g, m, v []float32, c *[9]float32) {
 		p[i] -= c[8] * m[i] / (float32(math.Sqrt(float64(v[i])))/c[6] + c[7])
 	}
 }
+
+// SiLUAVX2 is the plain-Go stand-in: dst[i] = src[i]·σ(src[i]) for the
+// first len(src)/8·8 elements.
+func SiLUAVX2(dst, src []float32) {
+	e := make([]float32, len(src))
+	for i := range e {
+		e[i] = -src[i]
+	}
+	ExpAVX2(e, e)
+	for i := range len(src) / 8 * 8 {
+		dst[i] = 1 / (1 + e[i]) * src[i]
+	}
+}
+
+// SiLUGradAVX2 is the plain-Go stand-in: dx[i] = dy[i]·σ·(1 + x[i]·(1 − σ))
+// for the first len(x)/8·8 elements.
+func SiLUGradAVX2(dx, x, dy []float32) {
+	e := make([]float32, len(x))
+	for i := range e {
+		e[i] = -x[i]
+	}
+	ExpAVX2(e, e)
+	for i := range len(x) / 8 * 8 {
+		s := 1 / (1 + e[i])
+		dx[i] = dy[i] * s * (1 + x[i]*(1-s))
+	}
+}

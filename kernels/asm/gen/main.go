@@ -48,7 +48,9 @@ func main() {
 		k.store = true
 		generate(k)
 	}
+	declareExpConsts()
 	generateExp()
+	generateSiLU()
 	generateAdam()
 	Generate()
 }
