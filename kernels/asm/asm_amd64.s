@@ -5,7 +5,7 @@
 #include "textflag.h"
 
 // func SgemmKernelAVX512(kc int, a *float32, b *float32, c *float32, ldc int)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·SgemmKernelAVX512(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -13,6 +13,57 @@ TEXT ·SgemmKernelAVX512(SB), NOSPLIT, $0-40
 	MOVQ c+24(FP), BX
 	MOVQ ldc+32(FP), SI
 	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
 
 	// The 12×32 tile of C lives in 24 accumulators, zeroed here.
 	VPXORD Z0, Z0, Z0
@@ -319,7 +370,7 @@ SgemmKernelAVX512_store:
 	RET
 
 // func SgemmKernelAVX512Store(kc int, a *float32, b *float32, c *float32, ldc int)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·SgemmKernelAVX512Store(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -327,6 +378,57 @@ TEXT ·SgemmKernelAVX512Store(SB), NOSPLIT, $0-40
 	MOVQ c+24(FP), BX
 	MOVQ ldc+32(FP), SI
 	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 124(DI)
 
 	// The 12×32 tile of C lives in 24 accumulators, zeroed here.
 	VPXORD Z0, Z0, Z0
@@ -609,7 +711,7 @@ SgemmKernelAVX512Store_store:
 	RET
 
 // func SgemmKernelAVX2(kc int, a *float32, b *float32, c *float32, ldc int)
-// Requires: AVX, FMA3
+// Requires: AVX, FMA3, MMX+
 TEXT ·SgemmKernelAVX2(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -617,6 +719,27 @@ TEXT ·SgemmKernelAVX2(SB), NOSPLIT, $0-40
 	MOVQ c+24(FP), BX
 	MOVQ ldc+32(FP), SI
 	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
 
 	// The 6×16 tile of C lives in 12 accumulators, zeroed here.
 	VXORPS Y0, Y0, Y0
@@ -791,7 +914,7 @@ SgemmKernelAVX2_store:
 	RET
 
 // func SgemmKernelAVX2Store(kc int, a *float32, b *float32, c *float32, ldc int)
-// Requires: AVX, FMA3
+// Requires: AVX, FMA3, MMX+
 TEXT ·SgemmKernelAVX2Store(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -799,6 +922,27 @@ TEXT ·SgemmKernelAVX2Store(SB), NOSPLIT, $0-40
 	MOVQ c+24(FP), BX
 	MOVQ ldc+32(FP), SI
 	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
 
 	// The 6×16 tile of C lives in 12 accumulators, zeroed here.
 	VXORPS Y0, Y0, Y0

@@ -72,6 +72,20 @@ func generate(k kernel) {
 	ldc := Load(Param("ldc"), GP64())
 	SHLQ(U8(2), ldc) // elements -> bytes
 
+	Comment("Prefetch the tile of C (every cache line of each row), which is read or written",
+		"only at the end: the loads have the whole k loop to arrive.")
+	pc := GP64()
+	MOVQ(c, pc)
+	for i := range k.mr {
+		for off := 0; off < 4*k.nr; off += 64 {
+			PREFETCHT0(Mem{Base: pc, Disp: off})
+		}
+		PREFETCHT0(Mem{Base: pc, Disp: 4*k.nr - 4}) // the last line when the row is not aligned
+		if i < k.mr-1 {
+			ADDQ(ldc, pc)
+		}
+	}
+
 	Comment(fmt.Sprintf("The %d×%d tile of C lives in %d accumulators, zeroed here.", k.mr, k.nr, k.mr*nv))
 	acc := make([][]VecVirtual, k.mr)
 	for i := range acc {
