@@ -38,7 +38,7 @@ var (
 
 const (
 	packKC = 256  // depth of a block: a KC×NR panel of B stays in L1/L2 while A panels stream by
-	packMC = 144  // rows of A per block (a multiple of both MRs)
+	packMC = 288  // rows of A per block (a multiple of both MRs; 288×256 floats = 288 KiB of the 1 MiB L2)
 	packNC = 3072 // columns of B per block (a multiple of both NRs)
 )
 

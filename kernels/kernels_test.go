@@ -59,9 +59,9 @@ func closeTo(t *testing.T, name string, got, want []float32, tol float64) {
 // around every tile and block edge, with guard cells after C.
 func TestSgemmAgainstNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	sizes := []int{0, 1, 2, 3, 5, 6, 7, 11, 12, 13, 15, 16, 17, 31, 32, 33, 64, 65, 143, 144, 145, 255, 256, 257, 300, 513}
+	sizes := []int{0, 1, 2, 3, 5, 6, 7, 11, 12, 13, 15, 16, 17, 31, 32, 33, 64, 65, 143, 144, 145, 255, 256, 257, 287, 288, 289, 300, 513}
 	type shape struct{ m, n, k int }
-	shapes := []shape{{1, 3100, 3}, {3, 3073, 300}, {145, 97, 600}} // past packNC, several KC and MC blocks
+	shapes := []shape{{1, 3100, 3}, {3, 3073, 300}, {145, 97, 600}, {289, 40, 300}} // past packNC, several KC and MC blocks
 	for range 60 {
 		shapes = append(shapes, shape{sizes[r.IntN(len(sizes))], sizes[r.IntN(len(sizes))], sizes[r.IntN(len(sizes))]})
 	}
@@ -167,8 +167,8 @@ func testConv(t *testing.T, d *Device) {
 		if trial%5 == 0 { // pointwise path
 			p.KH, p.KW, p.StrideH, p.StrideW, p.PadTop, p.PadBottom, p.PadLeft, p.PadRight = 1, 1, 1, 1, 0, 0, 0, 0
 		}
-		if trial >= 60 { // past the packing blocks: C·KH·KW > KC = 256, F and C·KH·KW > MC = 144
-			p.N, p.C, p.F, p.H, p.W = 1+trial%3, 30+trial, 145+trial, 5, 6
+		if trial >= 60 { // past the packing blocks: C·KH·KW > KC = 256, F and C·KH·KW > MC = 288
+			p.N, p.C, p.F, p.H, p.W = 1+trial%3, 30+trial, 289+trial, 5, 6
 		}
 		if trial >= 66 { // the U-Net's sizes: 3×3, pad 1, 14–32 wide
 			p.N, p.C, p.F, p.H, p.W = 1+trial%3, 8+trial%5, 6+trial%7, 14+trial%19, 14+(trial*7)%19
@@ -418,7 +418,7 @@ func TestLevels(t *testing.T) {
 // results must be bit-identical, for any shape, transposes and threads.
 func TestPrepackedAMatchesPacked(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
-	sizes := []int{1, 5, 6, 7, 13, 16, 17, 143, 144, 145, 255, 256, 257, 300}
+	sizes := []int{1, 5, 6, 7, 13, 16, 17, 143, 144, 145, 255, 256, 257, 287, 288, 289, 300}
 	for _, level := range Levels() {
 		if level == Generic {
 			continue
