@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Same-run comparison of the U-Net targets (issue 4) with PyTorch on this machine:
-# for each case ours → PyTorch → ours, then the peak RSS of the ddpm-cifar10-32
-# train step at batch 8 (ours with GOGC=25, as `diffuse train` sets it).
-# Needs ../shared/anchors and python3-torch (apt-get install -y python3-torch).
+# Same-run comparison of issue 4's targets with the anchors on this machine:
+# SGEMM ours → OpenBLAS (2 threads, 1 thread) and the AVX2 FMA ceiling → ours;
+# for each U-Net case ours → PyTorch → ours; then the peak RSS of the
+# ddpm-cifar10-32 train step at batch 8 (ours with GOGC=25, as `diffuse train`
+# sets it). Needs ../shared/anchors, python3-torch and python3-numpy
+# (apt-get install -y python3-torch python3-numpy libopenblas0-pthread), gcc.
 #
 #   bash scripts/compare_torch.sh [ITERS]
 set -euo pipefail
@@ -20,6 +22,16 @@ torch() { # config mode batch
 		awk -v c="$1 $2 $3" '{split($NF, a, "="); print "torch", c, a[2], "img/s"}'
 	echo "torch $1 $2 $3 peak $(($(cat /tmp/torch_rss) / 1024)) MiB"
 }
+sgemm() {
+	(cd bench && "$bin" -test.run XXX -test.bench 'Sgemm$' -test.benchtime 2s | awk '/^Benchmark/ {print "ours", $1, $(NF-1), "GFLOP/s"}')
+}
+sgemm
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 "$anchors/gemm_anchor.py" 2 | sed 's/^/openblas 2 threads /'
+OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$anchors/gemm_anchor.py" 1 | grep n=1024 | sed 's/^/openblas 1 thread /'
+if command -v gcc >/dev/null; then
+	gcc -O2 -mavx2 -mfma -o "$(dirname "$bin")/fma" bench/anchors/fma_peak_avx2.c && "$(dirname "$bin")/fma"
+fi
+sgemm
 for c in "tiny-mnist forward 64" "tiny-mnist train 64" "ddpm-cifar10-32 forward 8" "ddpm-cifar10-32 train 8"; do
 	ours $c
 	torch $c
