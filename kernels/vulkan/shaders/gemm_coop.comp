@@ -4,9 +4,9 @@
 // the same NVIDIA hardware). Same contract and push constants as -DGEMM in
 // gemm.comp: C = alpha·op(A)·op(B) + beta·C, strided and batched, fp32 in
 // memory. The inputs are rounded to fp16 on their way into shared memory and
-// the products accumulate in fp32 — about 1e-3 relative error, which is why
-// this path is opt-in (GODIFFUSE_VULKAN_MATMUL=fp16) and the fp32 shader is
-// the default.
+// the products accumulate in fp32 — about 1e-3 relative error. The device
+// takes this path where it is supported and a start-up self-check against
+// the fp32 shader passes (GODIFFUSE_VULKAN_MATMUL=fp32 turns it off).
 //
 // A workgroup is 4 subgroups of 32 (2×2) and computes a 64×64 tile of C;
 // each subgroup a 32×32 block as 2×2 fragments of 16×16. K advances 32 at a
