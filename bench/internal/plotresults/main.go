@@ -42,7 +42,7 @@ func bars(title, ylabel, path string, data []bar, ref float64, refName string) {
 		p.Legend.Add(refName, l)
 		p.Legend.Top = true
 	}
-	if err := p.Save(8*vg.Inch, 4*vg.Inch, path); err != nil {
+	if err := p.Save(vg.Length(max(8, 1.3*float64(len(data))))*vg.Inch, 4*vg.Inch, path); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -53,9 +53,11 @@ func main() {
 		{"naive", 1.3}, {"blocked Go", 7.4}, {"AVX2, 1 core", 84}, {"AVX-512*, 1 core", 76.9},
 		{"threaded 2 cores", 140}, {"OpenBLAS 2 cores", 148.6},
 	}, 102, "AVX2 FMA ceiling, 1 core (102)")
-	// Ratios ours/PyTorch, lower and upper ends of both runs.
+	// Ratios ours/PyTorch, midpoints of the same-run ranges: 2026-11-26 (both runs) and 2026-11-27.
 	bars("U-Net speed, ours / PyTorch (same run, midpoint of the measured range)", "ratio", "bench/unet_ratios.png", []bar{
-		{"tiny fwd b64", (0.53 + 0.87) / 2}, {"tiny train b64", (0.65 + 0.69) / 2},
-		{"cifar fwd b8", (0.74 + 0.91) / 2}, {"cifar train b8", (0.56 + 0.98) / 2},
+		{"tiny fwd 11-26", (0.53 + 0.87) / 2}, {"tiny fwd 11-27", (0.91 + 0.94) / 2},
+		{"tiny train 11-26", (0.65 + 0.69) / 2}, {"tiny train 11-27", (0.91 + 0.97) / 2},
+		{"cifar fwd 11-26", (0.74 + 0.91) / 2}, {"cifar fwd 11-27", (1.19 + 1.21) / 2},
+		{"cifar train 11-26", (0.56 + 0.98) / 2}, {"cifar train 11-27", (1.13 + 1.19) / 2},
 	}, 1.25, "target 1.25×")
 }
