@@ -289,8 +289,9 @@ func (d *Device) sumOverImages(dst []float32, size, scratchLen, nImg int, fn fun
 func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	ys, xs, ws, bs := f32(y), f32(x), f32(w), f32(b)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
+	wA := d.newGemmA(false, p.F, ckk, ws, ckk) // packed once for all images
 	if d.shifted(p) {
-		d.convShifted(ys, xs, d.newGemmA(false, p.F, ckk, ws, ckk), bs, p)
+		d.convShifted(ys, xs, wA, bs, p)
 		return
 	}
 	point := isPointwise(p)
@@ -298,7 +299,6 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	if point {
 		colLen = 0
 	}
-	wA := d.newGemmA(false, p.F, ckk, ws, ckk) // packed once for all images
 	d.forImages(p.N, colLen, func(n int, col []float32, threads int) {
 		yn := ys[n*p.F*ohw : (n+1)*p.F*ohw]
 		beta := float32(0)

@@ -114,18 +114,16 @@ func (d *Device) SelectMatMul(mode string) error {
 		return nil
 	}
 	e, err := d.CheckFP16()
-	switch {
-	case err != nil:
-		slog.Warn("vulkan: cooperative-matrix GEMM failed its self-check; GEMMs stay fp32", "device", d.c.phys.Name, "error", err)
-	case e > FP16Tolerance:
-		slog.Warn("vulkan: cooperative-matrix GEMM failed its self-check; GEMMs stay fp32", "device", d.c.phys.Name,
-			"normalized_error", e, "bound", FP16Tolerance)
-	default:
-		slog.Info("vulkan: GEMMs use cooperative matrices (fp16 inputs, fp32 accumulation; GODIFFUSE_VULKAN_MATMUL=fp32 keeps them fp32)",
-			"device", d.c.phys.Name, "self_check_error", e)
-		return d.SetMatMulFP16(true)
+	if err == nil && !(e <= FP16Tolerance) {
+		err = fmt.Errorf("normalized error %.3g against fp32, bound %.0e", e, FP16Tolerance)
 	}
-	return nil
+	if err != nil {
+		slog.Warn("vulkan: cooperative-matrix GEMM failed its self-check; GEMMs stay fp32", "device", d.c.phys.Name, "error", err)
+		return nil
+	}
+	slog.Info("vulkan: GEMMs use cooperative matrices (fp16 inputs, fp32 accumulation; GODIFFUSE_VULKAN_MATMUL=fp32 keeps them fp32)",
+		"device", d.c.phys.Name, "self_check_error", e)
+	return d.SetMatMulFP16(true)
 }
 
 // FP16Tolerance bounds max|fp16 − fp32| / max|fp32| of the self-check:
@@ -149,18 +147,16 @@ func (d *Device) CheckFP16() (float64, error) {
 	}
 	av, bv := rnd(m*k), rnd(k*n)
 	p := tensor.MatMulParams{Batch: 1, M: m, N: n, K: k, Alpha: 1}
-	setFP16 := func(on bool) {
-		d.mu.Lock()
-		d.fp16 = on
-		d.mu.Unlock()
+	if !d.c.coopMatrix {
+		return 0, fmt.Errorf("vulkan: %s has no usable cooperative-matrix support", d.c.phys.Name)
 	}
-	defer setFP16(false)
+	defer d.SetMatMulFP16(d.MatMulFP16()) // the caller's choice afterwards
 	var out [2][]float32
 	var err error
 	if e := tensor.Catch(func() {
 		a, b := tensor.FromFloat32(d, av, m, k), tensor.FromFloat32(d, bv, k, n)
 		for i, fp16 := range []bool{false, true} {
-			setFP16(fp16)
+			d.SetMatMulFP16(fp16)
 			c := tensor.Zeros(d, m, n)
 			d.MatMul(c.Buffer(), a.Buffer(), b.Buffer(), p)
 			if out[i], err = c.Float32s(); err != nil {
