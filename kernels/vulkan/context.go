@@ -21,6 +21,7 @@ type PhysicalDevice struct {
 	CooperativeMatrixNV bool
 	handle              uintptr
 	typ                 int32
+	khrFrag             int // 16 or 8: the fp16·fp16+fp32 subgroup fragment of gemm_coop_khr (0: none)
 }
 
 var deviceTypeNames = map[int32]string{0: "other", 1: "integrated", 2: "discrete", 3: "virtual", 4: "cpu"}
@@ -36,7 +37,8 @@ type context struct {
 	family     uint32
 	memProps   VkPhysicalDeviceMemoryProperties
 	limits     VkPhysicalDeviceLimits
-	coopMatrix bool
+	coopShader string   // the cooperative-matrix GEMM shader enabled on this device ("": none)
+	coopSpec   []uint32 // its specialization constants
 	cacheUUID  [16]uint8
 	scratch    *arena // for one call's structs; reset after each use
 }
@@ -116,7 +118,7 @@ func enumerate(p *procs, a *arena, inst uintptr) ([]PhysicalDevice, error) {
 		d := PhysicalDevice{Index: i, Name: cString(pr.DeviceName[:]), Type: deviceTypeNames[pr.DeviceType], typ: pr.DeviceType,
 			APIVersion: fmt.Sprintf("%d.%d.%d", v>>22&0x7f, v>>12&0x3ff, v&0xfff), SubgroupSize: int(sub.SubgroupSize), handle: h}
 		if hasExtension(p, a, h, "VK_KHR_cooperative_matrix") && p.getCooperativeMatrixProperties != 0 {
-			d.CooperativeMatrix = coopShapes(p, a, h)
+			d.CooperativeMatrix, d.khrFrag = coopShapes(p, a, h)
 		}
 		if hasExtension(p, a, h, "VK_NV_cooperative_matrix") && p.getCooperativeMatrixPropertiesNV != 0 {
 			d.CooperativeMatrixNV = hasNVShape(p, a, h)
@@ -147,24 +149,31 @@ func hasExtension(p *procs, a *arena, phys uintptr, name string) bool {
 var componentNames = map[int32]string{0: "f16", 1: "f32", 2: "f64", 3: "i8", 4: "i16", 5: "i32", 6: "i64",
 	7: "u8", 8: "u16", 9: "u32", 10: "u64", 1000141000: "bf16"}
 
-func coopShapes(p *procs, a *arena, phys uintptr) []string {
+// coopShapes lists the device's VK_KHR_cooperative_matrix shapes and picks
+// the fragment edge for gemm_coop_khr: 16 where 16×16×16 fp16·fp16+fp32→fp32
+// at subgroup scope is listed, else 8 for 8×8×8, else 0.
+func coopShapes(p *procs, a *arena, phys uintptr) (shapes []string, frag int) {
 	count := newIn[uint32](a)
 	if call("vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR", p.getCooperativeMatrixProperties, phys, addr(count), 0) != nil {
-		return nil
+		return nil, 0
 	}
 	props := sliceIn[VkCooperativeMatrixPropertiesKHR](a, int(*count))
 	for i := range props {
 		props[i].SType = stCooperativeMatrixPropertiesKHR
 	}
 	if *count == 0 || call("vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR", p.getCooperativeMatrixProperties, phys, addr(count), addrOf(props)) != nil {
-		return nil
+		return nil, 0
 	}
-	var out []string
+	const f16, f32, subgroup = 0, 1, 3
 	for _, c := range props[:*count] {
-		out = append(out, fmt.Sprintf("%dx%dx%d %s·%s+%s→%s", c.MSize, c.NSize, c.KSize,
+		shapes = append(shapes, fmt.Sprintf("%dx%dx%d %s·%s+%s→%s", c.MSize, c.NSize, c.KSize,
 			componentNames[c.AType], componentNames[c.BType], componentNames[c.CType], componentNames[c.ResultType]))
+		if c.MSize == c.NSize && c.NSize == c.KSize && (c.MSize == 16 || c.MSize == 8) && c.AType == f16 && c.BType == f16 &&
+			c.CType == f32 && c.ResultType == f32 && c.Scope == subgroup && c.SaturatingAccumulation == 0 {
+			frag = max(frag, int(c.MSize))
+		}
 	}
-	return out
+	return shapes, frag
 }
 
 // hasNVShape reports the 16×16×16 fp16·fp16 + fp32 → fp32 subgroup shape.
@@ -287,33 +296,7 @@ func newContext(index int) (*context, error) {
 	dci.SType = stDeviceCreateInfo
 	dci.QueueCreateInfoCount = 1
 	dci.PQueueCreateInfos = addr(qci)
-	if c.phys.CooperativeMatrixNV && c.phys.SubgroupSize == 32 {
-		// The fp16 GEMM needs the extension, its feature and shaderFloat16.
-		v12 := newIn[VkPhysicalDeviceVulkan12Features](a)
-		v12.SType = stPhysicalDeviceVulkan12Features
-		cm := newIn[VkPhysicalDeviceCooperativeMatrixFeaturesNV](a)
-		cm.SType = stPhysicalDeviceCooperativeMatrixFeaturesNV
-		v12.PNext = addr(cm)
-		f2 := newIn[VkPhysicalDeviceFeatures2](a)
-		f2.SType = stPhysicalDeviceFeatures2
-		f2.PNext = addr(v12)
-		callVoid(p.getPhysicalDeviceFeatures2, ph, addr(f2))
-		if v12.ShaderFloat16 != 0 && cm.CooperativeMatrix != 0 {
-			on12 := newIn[VkPhysicalDeviceVulkan12Features](a)
-			on12.SType = stPhysicalDeviceVulkan12Features
-			on12.ShaderFloat16 = 1
-			onCM := newIn[VkPhysicalDeviceCooperativeMatrixFeaturesNV](a)
-			onCM.SType = stPhysicalDeviceCooperativeMatrixFeaturesNV
-			onCM.CooperativeMatrix = 1
-			on12.PNext = addr(onCM)
-			names := sliceIn[uintptr](a, 1)
-			names[0] = a.cstr("VK_NV_cooperative_matrix")
-			dci.PNext = addr(on12)
-			dci.EnabledExtensionCount = 1
-			dci.PpEnabledExtensionNames = addrOf(names)
-			c.coopMatrix = true
-		}
-	}
+	c.enableCooperativeMatrix(a, dci)
 	out := newIn[uintptr](a)
 	if err := call("vkCreateDevice", p.createDevice, ph, addr(dci), 0, addr(out)); err != nil {
 		return fail(err)
@@ -327,6 +310,71 @@ func newContext(index int) (*context, error) {
 	c.queue = *q
 	a.reset()
 	return c, nil
+}
+
+// enableCooperativeMatrix chains onto dci what the fp16 GEMM shaders need —
+// the extension, its feature, shaderFloat16 and the Vulkan memory model —
+// when the device has all of it, and records which shader to use:
+// gemm_coop_khr (VK_KHR_cooperative_matrix, any subgroup size; a workgroup
+// is 4 subgroups) where possible, else gemm_coop (VK_NV_cooperative_matrix,
+// subgroups of 32).
+func (c *context) enableCooperativeMatrix(a *arena, dci *VkDeviceCreateInfo) {
+	ph, sg := c.phys, c.phys.SubgroupSize
+	khr := ph.khrFrag > 0 && sg > 0 && 4*sg <= int(c.limits.MaxComputeWorkGroupInvocations)
+	nv := ph.CooperativeMatrixNV && sg == 32
+	if !khr && !nv {
+		return
+	}
+	// Query the features; each coop struct is chained only when its extension is there.
+	v12 := newIn[VkPhysicalDeviceVulkan12Features](a)
+	v12.SType = stPhysicalDeviceVulkan12Features
+	cmKHR := newIn[VkPhysicalDeviceCooperativeMatrixFeaturesKHR](a)
+	cmKHR.SType = stPhysicalDeviceCooperativeMatrixFeaturesKHR
+	cmNV := newIn[VkPhysicalDeviceCooperativeMatrixFeaturesNV](a)
+	cmNV.SType = stPhysicalDeviceCooperativeMatrixFeaturesNV
+	next := &v12.PNext
+	if ph.CooperativeMatrix != nil {
+		*next, next = addr(cmKHR), &cmKHR.PNext
+	}
+	if ph.CooperativeMatrixNV {
+		*next = addr(cmNV)
+	}
+	f2 := newIn[VkPhysicalDeviceFeatures2](a)
+	f2.SType = stPhysicalDeviceFeatures2
+	f2.PNext = addr(v12)
+	callVoid(c.p.getPhysicalDeviceFeatures2, ph.handle, addr(f2))
+	if v12.ShaderFloat16 == 0 || v12.VulkanMemoryModel == 0 {
+		return
+	}
+	on12 := newIn[VkPhysicalDeviceVulkan12Features](a)
+	on12.SType = stPhysicalDeviceVulkan12Features
+	on12.ShaderFloat16 = 1
+	on12.VulkanMemoryModel = 1
+	var ext string
+	switch {
+	case khr && cmKHR.CooperativeMatrix != 0:
+		on := newIn[VkPhysicalDeviceCooperativeMatrixFeaturesKHR](a)
+		on.SType = stPhysicalDeviceCooperativeMatrixFeaturesKHR
+		on.CooperativeMatrix = 1
+		on12.PNext = addr(on)
+		ext = "VK_KHR_cooperative_matrix"
+		c.coopShader = fmt.Sprintf("gemm_coop_khr%d", ph.khrFrag)
+		c.coopSpec = []uint32{uint32(4 * sg)}
+	case nv && cmNV.CooperativeMatrix != 0:
+		on := newIn[VkPhysicalDeviceCooperativeMatrixFeaturesNV](a)
+		on.SType = stPhysicalDeviceCooperativeMatrixFeaturesNV
+		on.CooperativeMatrix = 1
+		on12.PNext = addr(on)
+		ext = "VK_NV_cooperative_matrix"
+		c.coopShader = "gemm_coop"
+	default:
+		return
+	}
+	names := sliceIn[uintptr](a, 1)
+	names[0] = a.cstr(ext)
+	dci.PNext = addr(on12)
+	dci.EnabledExtensionCount = 1
+	dci.PpEnabledExtensionNames = addrOf(names)
 }
 
 func indexOfType(devs []PhysicalDevice, typ int32) int {

@@ -110,7 +110,7 @@ func (d *Device) SelectMatMul(mode string) error {
 	default:
 		return fmt.Errorf("GODIFFUSE_VULKAN_MATMUL=%q: want auto, fp32 or fp16", mode)
 	}
-	if !d.c.coopMatrix {
+	if d.c.coopShader == "" {
 		return nil
 	}
 	e, err := d.CheckFP16()
@@ -147,7 +147,7 @@ func (d *Device) CheckFP16() (float64, error) {
 	}
 	av, bv := rnd(m*k), rnd(k*n)
 	p := tensor.MatMulParams{Batch: 1, M: m, N: n, K: k, Alpha: 1}
-	if !d.c.coopMatrix {
+	if d.c.coopShader == "" {
 		return 0, fmt.Errorf("vulkan: %s has no usable cooperative-matrix support", d.c.phys.Name)
 	}
 	defer d.SetMatMulFP16(d.MatMulFP16()) // the caller's choice afterwards
@@ -182,11 +182,13 @@ func (d *Device) CheckFP16() (float64, error) {
 
 // SetMatMulFP16 routes GEMMs (not the convolutions) through the
 // cooperative-matrix shader: inputs rounded to fp16, products accumulated in
-// fp32, about 1e-3 relative error. It needs VK_NV_cooperative_matrix with
-// the 16×16×16 fp16 shape, subgroups of 32 and shaderFloat16.
+// fp32, about 1e-3 relative error. It needs shaderFloat16, the Vulkan memory
+// model and either VK_KHR_cooperative_matrix with a 16×16×16 or 8×8×8
+// fp16·fp16+fp32 subgroup shape, or VK_NV_cooperative_matrix with 16×16×16
+// and subgroups of 32.
 func (d *Device) SetMatMulFP16(on bool) error {
-	if on && !d.c.coopMatrix {
-		return fmt.Errorf("vulkan: %s has no usable cooperative-matrix support (VK_NV_cooperative_matrix 16×16×16 fp16, subgroup 32, shaderFloat16)", d.c.phys.Name)
+	if on && d.c.coopShader == "" {
+		return fmt.Errorf("vulkan: %s has no usable cooperative-matrix support (VK_KHR_cooperative_matrix 16×16×16 or 8×8×8 fp16·fp16+fp32, or VK_NV_cooperative_matrix 16×16×16 with subgroups of 32; shaderFloat16; vulkanMemoryModel)", d.c.phys.Name)
 	}
 	d.mu.Lock()
 	d.fp16 = on
@@ -202,7 +204,12 @@ func (d *Device) MatMulFP16() bool {
 }
 
 // CooperativeMatrix reports whether SetMatMulFP16(true) would work.
-func (d *Device) CooperativeMatrix() bool { return d.c.coopMatrix }
+func (d *Device) CooperativeMatrix() bool { return d.c.coopShader != "" }
+
+// CooperativeMatrixShader names the shader SetMatMulFP16(true) runs:
+// gemm_coop_khr16 or gemm_coop_khr8 (VK_KHR_cooperative_matrix, by fragment
+// edge), gemm_coop (VK_NV_cooperative_matrix), or "" for none.
+func (d *Device) CooperativeMatrixShader() string { return d.c.coopShader }
 
 // Info describes the physical device.
 func (d *Device) Info() PhysicalDevice { return d.c.phys }
@@ -469,7 +476,11 @@ func (d *Device) pipeline(name string, nbuf int) *pipeline {
 	}
 	spv, err := shaders.SPIRV(name)
 	check(name, err)
-	p, err := d.c.newPipeline(name, spv, nbuf, d.cache)
+	var spec []uint32
+	if name == d.c.coopShader {
+		spec = d.c.coopSpec
+	}
+	p, err := d.c.newPipeline(name, spv, nbuf, d.cache, spec)
 	check(name, err)
 	d.pipes[name] = p
 	d.newPipes++
@@ -679,7 +690,7 @@ func (d *Device) gemm(c, a, b *Buffer, g gemmArgs) {
 	name, tile := "gemm", 64
 	switch {
 	case d.fp16:
-		name = "gemm_coop"
+		name = d.c.coopShader
 	case g.M >= 128 && g.N >= 128:
 		name, tile = "gemm_big", 128
 	}

@@ -80,7 +80,9 @@ type pipeline struct {
 
 const maxPush = 128 // bytes of push constants every device supports
 
-func (c *context) newPipeline(name string, spirv []byte, nbuf int, cache uintptr) (*pipeline, error) {
+// newPipeline makes a compute pipeline; spec holds the values of the
+// shader's specialization constants 0, 1, … (4 bytes each).
+func (c *context) newPipeline(name string, spirv []byte, nbuf int, cache uintptr, spec []uint32) (*pipeline, error) {
 	a := c.scratch
 	defer a.reset()
 	if len(spirv)%4 != 0 || len(spirv) == 0 {
@@ -133,6 +135,20 @@ func (c *context) newPipeline(name string, spirv []byte, nbuf int, cache uintptr
 	ci.Stage.Stage = shaderStageCompute
 	ci.Stage.Module = module
 	ci.Stage.PName = a.cstr("main")
+	if len(spec) > 0 {
+		entries := sliceIn[VkSpecializationMapEntry](a, len(spec))
+		data := sliceIn[uint32](a, len(spec))
+		for i, v := range spec {
+			entries[i] = VkSpecializationMapEntry{ConstantID: uint32(i), Offset: uint32(4 * i), Size: 4}
+			data[i] = v
+		}
+		si := newIn[VkSpecializationInfo](a)
+		si.MapEntryCount = uint32(len(spec))
+		si.PMapEntries = addrOf(entries)
+		si.DataSize = uintptr(4 * len(spec))
+		si.PData = addrOf(data)
+		ci.Stage.PSpecializationInfo = addr(si)
+	}
 	ci.Layout = p.layout
 	if err := call("vkCreateComputePipelines "+name, c.p.createComputePipelines, c.device, cache, 1, addr(ci), 0, addr(out)); err != nil {
 		c.destroyPipeline(p)

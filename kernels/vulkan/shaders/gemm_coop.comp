@@ -1,10 +1,10 @@
 #version 450
-// SGEMM on tensor cores through cooperative matrices (VK_NV_cooperative_matrix:
-// Debian 12's glslang predates GL_KHR_cooperative_matrix; the NV form runs on
-// the same NVIDIA hardware). Same contract and push constants as -DGEMM in
-// gemm.comp: C = alpha·op(A)·op(B) + beta·C, strided and batched, fp32 in
-// memory. The inputs are rounded to fp16 on their way into shared memory and
-// the products accumulate in fp32 — about 1e-3 relative error. The device
+// SGEMM on tensor cores through VK_NV_cooperative_matrix, for drivers that
+// have the NV form but not VK_KHR_cooperative_matrix (gemm_coop_khr.comp is
+// preferred where both are). Same contract and push constants as gemm.comp:
+// C = alpha·op(A)·op(B) + beta·C, strided and batched, fp32 in memory. The
+// inputs are rounded to fp16 on their way into shared memory and the
+// products accumulate in fp32 — about 1e-3 relative error. The device
 // takes this path where it is supported and a start-up self-check against
 // the fp32 shader passes (GODIFFUSE_VULKAN_MATMUL=fp32 turns it off).
 //
