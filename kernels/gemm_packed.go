@@ -25,16 +25,35 @@ import (
 
 // microKernel is one register-blocked kernel: C[mr×nr] += a[mr×kc]·b[kc×nr].
 // store is the variant that overwrites the tile (C = a·b) instead of adding.
+// rowsAdd and rowsStore, where the level has them, read B unpacked: row p
+// of the kc×nr block starts at b + off[p].
 type microKernel struct {
-	name       string
-	mr, nr     int
-	add, store func(kc int, a, b, c *float32, ldc int)
+	name               string
+	mr, nr             int
+	add, store         func(kc int, a, b, c *float32, ldc int)
+	rowsAdd, rowsStore func(kc int, a, b *float32, off *int, c *float32, ldc int)
 }
 
 var (
-	kernelAVX512 = microKernel{"avx512", asm.AVX512MR, asm.AVX512NR, asm.SgemmKernelAVX512, asm.SgemmKernelAVX512Store}
-	kernelAVX2   = microKernel{"avx2", asm.AVX2MR, asm.AVX2NR, asm.SgemmKernelAVX2, asm.SgemmKernelAVX2Store}
+	kernelAVX512 = microKernel{"avx512", asm.AVX512MR, asm.AVX512NR, asm.SgemmKernelAVX512, asm.SgemmKernelAVX512Store, nil, nil}
+	kernelAVX2   = microKernel{"avx2", asm.AVX2MR, asm.AVX2NR, asm.SgemmKernelAVX2, asm.SgemmKernelAVX2Store,
+		asm.SgemmRowsKernelAVX2, asm.SgemmRowsKernelAVX2Store}
 )
+
+// A product with prepacked A reads B unpacked (the rows kernels) instead of
+// packing it when M ≤ unpackedMaxM or N ≥ unpackedMinN. Packing costs about
+// as much per value of B as the micro-kernels spend on a few dozen flops
+// with it, and B's values are used M times, so packing pays for itself only
+// at large M; with few columns the unpacked reads lose more to cache misses
+// than packing costs (A/B over the U-Net convolutions, bench/RESULTS.md
+// 2026-11-27b). Tests change both to exercise both paths.
+var (
+	unpackedMaxM = 128
+	unpackedMinN = 256
+)
+
+// rowsKC is the depth of one pass of the unpacked-B kernels.
+var rowsKC = 128
 
 const (
 	packKC = 256  // depth of a block: a KC×NR panel of B stays in L1/L2 while A panels stream by
@@ -310,10 +329,33 @@ func sgemmLoop(mk microKernel, pa *prepackedA, transA bool, m, n, k int, alpha f
 		defer packPool.Put(abuf)
 		ap = *abuf
 	}
+	unpacked := pa != nil && mk.rowsAdd != nil && !ob.trans && (m <= unpackedMaxM || n >= unpackedMinN)
+	if unpacked && ob.off == nil {
+		ob.off = make([]int, k)
+		for p := range ob.off {
+			ob.off[p] = p * ob.ld
+		}
+	}
 	for jc := 0; jc < n; jc += packNC {
 		nc := min(packNC, n-jc)
 		for pc := 0; pc < k; pc += packKC {
 			kc := min(packKC, k-pc)
+			if unpacked {
+				// Whole panels read B where it is; only a last partial panel is packed.
+				full := nc / nr * nr
+				if full < nc {
+					packB(bp, ob, pc, kc, jc+full, nc-full, nr)
+				}
+				for ic := 0; ic < m; ic += packMC {
+					mc := min(packMC, m-ic)
+					blk := pa.blocks[pc/packKC*pa.icBlocks+ic/packMC]
+					runTilesRows(mk, overwrite && pc == 0, blk, ob, pc, c, ldc, ic, jc, mc, full, kc)
+					if full < nc {
+						runTiles(mk, overwrite && pc == 0, blk, bp, c, ldc, ic, jc+full, mc, nc-full, kc)
+					}
+				}
+				continue
+			}
 			packB(bp, ob, pc, kc, jc, nc, nr)
 			for ic := 0; ic < m; ic += packMC {
 				mc := min(packMC, m-ic)
@@ -324,6 +366,47 @@ func sgemmLoop(mk microKernel, pa *prepackedA, transA bool, m, n, k int, alpha f
 					packA(ap, a, lda, transA, m, ic, mc, pc, kc, mr, alpha)
 				}
 				runTiles(mk, overwrite && pc == 0, blk, bp, c, ldc, ic, jc, mc, nc, kc)
+			}
+		}
+	}
+}
+
+// runTilesRows is runTiles for whole nr-wide panels of B read unpacked:
+// row p of the panel at column j starts at ob.b[ob.off[pc+p] + j]. The depth
+// is taken rowsKC at a time so that the rows of one B panel (two cache lines
+// each when unaligned) stay in L1 while the A panels stream past them.
+func runTilesRows(mk microKernel, store bool, ap []float32, ob operandB, pc int, c []float32, ldc, ic, jc, mc, nc, kc int) {
+	mr, nr := mk.mr, mk.nr
+	var tile [asm.AVX512MR * asm.AVX512NR]float32
+	for jp := range nc / nr {
+		b := &ob.b[jc+jp*nr]
+		for p0 := 0; p0 < kc; p0 += rowsKC {
+			ks := min(rowsKC, kc-p0)
+			fn := mk.rowsAdd
+			if store && p0 == 0 {
+				fn = mk.rowsStore
+			}
+			off := &ob.off[pc+p0]
+			for ip := range (mc + mr - 1) / mr {
+				rows := min(mr, mc-ip*mr)
+				pa := &ap[ip*mr*kc+p0*mr] // panels are p-major: depth p0 on is contiguous
+				ci := (ic+ip*mr)*ldc + jc + jp*nr
+				if rows == mr {
+					fn(ks, pa, b, off, &c[ci], ldc)
+					continue
+				}
+				t := tile[:mr*nr]
+				mk.rowsStore(ks, pa, b, off, &t[0], nr)
+				for r := range rows {
+					dst := c[ci+r*ldc : ci+r*ldc+nr]
+					if store && p0 == 0 {
+						copy(dst, t[r*nr:(r+1)*nr])
+						continue
+					}
+					for j := range dst {
+						dst[j] += t[r*nr+j]
+					}
+				}
 			}
 		}
 	}

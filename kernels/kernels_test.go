@@ -150,11 +150,18 @@ func TestConvAgainstNaive(t *testing.T) {
 		t.Run(level.String(), func(t *testing.T) { testConv(t, NewCPULevel(2, level)) })
 	}
 	// The same shapes again with every stride-1 convolution on the
-	// shifted-rows path (normally only outputs ≥ shiftMinWidth wide).
-	defer func(w int) { shiftMinWidth = w }(shiftMinWidth)
+	// shifted-rows path (normally only outputs ≥ shiftMinWidth wide), and
+	// with B always packed and never (the rows kernels).
+	defer func(w, m, n int) { shiftMinWidth, unpackedMaxM, unpackedMinN = w, m, n }(shiftMinWidth, unpackedMaxM, unpackedMinN)
 	shiftMinWidth = 1
-	for _, level := range Levels()[1:] {
-		t.Run(level.String()+"/shifted", func(t *testing.T) { testConv(t, NewCPULevel(2, level)) })
+	for _, unpacked := range []bool{false, true} {
+		unpackedMaxM, unpackedMinN = -1, 1<<30
+		if unpacked {
+			unpackedMaxM = 1 << 30
+		}
+		for _, level := range Levels()[1:] {
+			t.Run(fmt.Sprintf("%s/shifted/unpacked=%v", level, unpacked), func(t *testing.T) { testConv(t, NewCPULevel(2, level)) })
+		}
 	}
 }
 
@@ -416,7 +423,20 @@ func TestLevels(t *testing.T) {
 // The prepacked-A GEMM (shared weights of a convolution) runs the same
 // blocks through the same micro-kernel as the ordinary packed GEMM, so the
 // results must be bit-identical, for any shape, transposes and threads.
+// With B read unpacked (the rows kernels, depth split in rowsKC passes)
+// the sums are grouped differently: then within 1e-5.
 func TestPrepackedAMatchesPacked(t *testing.T) {
+	defer func(m, n int) { unpackedMaxM, unpackedMinN = m, n }(unpackedMaxM, unpackedMinN)
+	for _, unpacked := range []bool{false, true} {
+		unpackedMaxM, unpackedMinN = -1, 1<<30
+		if unpacked {
+			unpackedMaxM = 1 << 30
+		}
+		t.Run(fmt.Sprintf("unpacked=%v", unpacked), func(t *testing.T) { testPrepacked(t, unpacked) })
+	}
+}
+
+func testPrepacked(t *testing.T, unpacked bool) {
 	r := rand.New(rand.NewPCG(9, 10))
 	sizes := []int{1, 5, 6, 7, 13, 16, 17, 143, 144, 145, 255, 256, 257, 287, 288, 289, 300}
 	for _, level := range Levels() {
@@ -441,9 +461,13 @@ func TestPrepackedAMatchesPacked(t *testing.T) {
 				d.sgemm(threads, tA, tB, m, n, k, 1, a, lda, b, ldb, beta, want, n)
 				got := append(append([]float32(nil), c0...), make([]float32, guard)...)
 				d.sgemmA(threads, d.newGemmA(tA, m, k, a, lda), n, operandB{b: b, ld: ldb, trans: tB}, beta, got, n)
-				for i := range want {
-					if got[i] != want[i] {
-						t.Fatalf("%s %dx%dx%d tA=%v tB=%v threads=%d: [%d] %g, packed GEMM %g", level, m, n, k, tA, tB, threads, i, got[i], want[i])
+				if unpacked && !tB {
+					closeTo(t, fmt.Sprintf("%s %dx%dx%d tA=%v threads=%d", level, m, n, k, tA, threads), got[:m*n], want, 1e-5)
+				} else {
+					for i := range want {
+						if got[i] != want[i] {
+							t.Fatalf("%s %dx%dx%d tA=%v tB=%v threads=%d: [%d] %g, packed GEMM %g", level, m, n, k, tA, tB, threads, i, got[i], want[i])
+						}
 					}
 				}
 				for i := m * n; i < len(got); i++ {

@@ -28,6 +28,20 @@ func SgemmKernelAVX2(kc int, a *float32, b *float32, c *float32, ldc int)
 //go:noescape
 func SgemmKernelAVX2Store(kc int, a *float32, b *float32, c *float32, ldc int)
 
+// SgemmRowsKernelAVX2 adds the product of a packed 6×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 6×16 tile of row-major c
+// with row stride ldc (elements). AVX2+FMA.
+//
+//go:noescape
+func SgemmRowsKernelAVX2(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX2Store stores (without reading c) the product of a packed 6×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 6×16 tile of row-major c
+// with row stride ldc (elements). AVX2+FMA.
+//
+//go:noescape
+func SgemmRowsKernelAVX2Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
 // ExpAVX2 sets dst[i] = e^src[i] for i < len(src) rounded down to a multiple of 8
 // (the caller finishes the tail). Within 2 ulp of math.Exp on [-87, 88]; saturates outside. AVX2+FMA.
 //

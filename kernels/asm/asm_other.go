@@ -29,6 +29,31 @@ func kernelGo(mr, nr, kc int, a, b, c *float32, ldc int, store bool) {
 	}
 }
 
+// kernelRowsGo is kernelGo with row p of B at b + off[p].
+func kernelRowsGo(mr, nr, kc int, a, b *float32, off *int, c *float32, ldc int, store bool) {
+	offs := unsafe.Slice(off, kc)
+	end := 0
+	for _, o := range offs {
+		end = max(end, o+nr)
+	}
+	bs := make([]float32, max(1, kc*nr)) // packed copy, then the packed kernel
+	src := unsafe.Slice(b, end)
+	for p, o := range offs {
+		copy(bs[p*nr:(p+1)*nr], src[o:o+nr])
+	}
+	kernelGo(mr, nr, kc, a, &bs[0], c, ldc, store)
+}
+
+// SgemmRowsKernelAVX2 is the plain-Go stand-in of the unpacked-B kernel.
+func SgemmRowsKernelAVX2(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsGo(AVX2MR, AVX2NR, kc, a, b, off, c, ldc, false)
+}
+
+// SgemmRowsKernelAVX2Store is the plain-Go stand-in of the unpacked-B store kernel.
+func SgemmRowsKernelAVX2Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsGo(AVX2MR, AVX2NR, kc, a, b, off, c, ldc, true)
+}
+
 // SgemmKernelAVX512 is the plain-Go stand-in of the AVX-512 kernel.
 func SgemmKernelAVX512(kc int, a, b, c *float32, ldc int) {
 	kernelGo(AVX512MR, AVX512NR, kc, a, b, c, ldc, false)

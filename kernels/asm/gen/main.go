@@ -31,6 +31,7 @@ import (
 type kernel struct {
 	name   string
 	store  bool // C = A·B instead of C += A·B (no load of C)
+	rows   bool // B unpacked: row p of the kc×NR panel starts at b + off[p] (elements)
 	isa    string
 	mr, nr int // tile rows and columns
 	lanes  int // float32 lanes per vector register
@@ -48,6 +49,13 @@ func main() {
 		k.store = true
 		generate(k)
 	}
+	// The unpacked-B (row offsets) kernels, AVX2 only: this machine has no
+	// AVX-512 to test an AVX-512 twin on.
+	rows := kernel{name: "SgemmRowsKernelAVX2", rows: true, isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM}
+	generate(rows)
+	rows.name += "Store"
+	rows.store = true
+	generate(rows)
 	declareExpConsts()
 	generateExp()
 	generateSiLU()
@@ -56,18 +64,30 @@ func main() {
 }
 
 func generate(k kernel) {
-	TEXT(k.name, NOSPLIT, "func(kc int, a, b, c *float32, ldc int)")
-	Pragma("noescape")
 	verb := "adds the product of"
 	if k.store {
 		verb = "stores (without reading c) the product of"
 	}
-	Doc(fmt.Sprintf("%s %s a packed %d×kc panel a and a packed kc×%d panel b", k.name, verb, k.mr, k.nr),
-		fmt.Sprintf("to the %d×%d tile of row-major c with row stride ldc (elements). %s.", k.mr, k.nr, k.isa))
+	if k.rows {
+		TEXT(k.name, NOSPLIT, "func(kc int, a, b *float32, off *int, c *float32, ldc int)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s %s a packed %d×kc panel a and the kc×%d block of B whose row p is the %d", k.name, verb, k.mr, k.nr, k.nr),
+			fmt.Sprintf("values from b + off[p] (elements; B is never packed) to the %d×%d tile of row-major c", k.mr, k.nr),
+			fmt.Sprintf("with row stride ldc (elements). %s.", k.isa))
+	} else {
+		TEXT(k.name, NOSPLIT, "func(kc int, a, b, c *float32, ldc int)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s %s a packed %d×kc panel a and a packed kc×%d panel b", k.name, verb, k.mr, k.nr),
+			fmt.Sprintf("to the %d×%d tile of row-major c with row stride ldc (elements). %s.", k.mr, k.nr, k.isa))
+	}
 	nv := k.nr / k.lanes // vectors per row of the tile
 	kc := Load(Param("kc"), GP64())
 	a := Load(Param("a"), GP64())
 	b := Load(Param("b"), GP64())
+	var off Register
+	if k.rows {
+		off = Load(Param("off"), GP64())
+	}
 	c := Load(Param("c"), GP64())
 	ldc := Load(Param("ldc"), GP64())
 	SHLQ(U8(2), ldc) // elements -> bytes
@@ -99,12 +119,22 @@ func generate(k kernel) {
 			}
 		}
 	}
-	// step emits one step p at byte offsets (da, db) from a and b.
+	// step emits one step p at byte offsets (da, db) from a and b (db: from
+	// off when B comes by rows).
 	step := func(da, db int) {
 		bv := make([]VecVirtual, nv)
+		row := Mem{Base: b}
+		if k.rows {
+			r := GP64()
+			MOVQ(Mem{Base: off, Disp: db}, r)
+			row = Mem{Base: b, Index: r, Scale: 4}
+			db = 0
+		}
 		for j := range bv {
 			bv[j] = k.vec()
-			VMOVUPS(Mem{Base: b, Disp: db + 4*k.lanes*j}, bv[j])
+			m := row
+			m.Disp = db + 4*k.lanes*j
+			VMOVUPS(m, bv[j])
 		}
 		for i := range k.mr {
 			t := k.vec()
@@ -123,11 +153,16 @@ func generate(k kernel) {
 	SHRQ(U8(2), n4)
 	JZ(LabelRef(k.name + "_tail"))
 	Label(k.name + "_loop4")
+	bStep := 4 * k.nr // bytes per step p: of b, or of off (8) when B comes by rows
+	bPtr := b
+	if k.rows {
+		bStep, bPtr = 8, off
+	}
 	for u := range unroll {
-		step(4*k.mr*u, 4*k.nr*u)
+		step(4*k.mr*u, bStep*u)
 	}
 	ADDQ(U32(4*k.mr*unroll), a)
-	ADDQ(U32(4*k.nr*unroll), b)
+	ADDQ(U32(bStep*unroll), bPtr)
 	DECQ(n4)
 	JNZ(LabelRef(k.name + "_loop4"))
 
@@ -138,7 +173,7 @@ func generate(k kernel) {
 	Label(k.name + "_loop1")
 	step(0, 0)
 	ADDQ(U32(4*k.mr), a)
-	ADDQ(U32(4*k.nr), b)
+	ADDQ(U32(bStep), bPtr)
 	DECQ(kc)
 	JNZ(LabelRef(k.name + "_loop1"))
 
