@@ -225,6 +225,25 @@ func (d *Device) convShifted(ys, xs []float32, wA gemmA, bs []float32, p tensor.
 	})
 }
 
+// flipMinC is the fewest input channels whose input gradient takes the
+// flipped convolution: with fewer (an RGB conv_in), q's M = C leaves most
+// rows of the 6-row micro-kernel empty. Tests lower it.
+var flipMinC = 16
+
+// flippedConv returns the stride-1 convolution q with q(dy) = the input
+// gradient of p: dx[c, y, x] = Σ_{f,ky,kx} w[f, c, ky, kx]·dy[f, y+PT-ky, x+PL-kx]
+// is a correlation of dy, padded by K-1-P on each side, with the weights
+// flipped in both axes and C, F swapped. It needs stride 1 and P ≤ K-1.
+// The rows kernels make this cheaper than col2im: B (dy) is never packed,
+// and the KH·KW-times larger column matrix is never written or scattered.
+func flippedConv(p tensor.ConvParams) (tensor.ConvParams, bool) {
+	q := tensor.ConvParams{N: p.N, C: p.F, H: p.OH, W: p.OW, F: p.C, KH: p.KH, KW: p.KW, StrideH: 1, StrideW: 1,
+		PadTop: p.KH - 1 - p.PadTop, PadBottom: p.KH - 1 - p.PadBottom, PadLeft: p.KW - 1 - p.PadLeft, PadRight: p.KW - 1 - p.PadRight,
+		OH: p.H, OW: p.W}
+	ok := p.StrideH == 1 && p.StrideW == 1 && q.PadTop >= 0 && q.PadBottom >= 0 && q.PadLeft >= 0 && q.PadRight >= 0
+	return q, ok
+}
+
 // convShiftedBackwardWeight computes dw = Σ_n dy_n·col_nᵀ with col_n read from
 // the padded image (B transposed, one offset per column), and dy_n spread to
 // rows Wp wide with zeros in the wasted columns.
@@ -320,11 +339,28 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	})
 }
 
-// Conv2DBackwardInput computes dx = col2im(wᵀ·dy) for every image.
+// Conv2DBackwardInput computes dx = col2im(wᵀ·dy) for every image, or, for
+// a stride-1 convolution on the shifted-rows path, as the convolution of dy
+// with the flipped weights (see flippedConv).
 func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParams) {
 	dxs, dys, ws := f32(dx), f32(dy), f32(w)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
 	point := isPointwise(p)
+	if q, ok := flippedConv(p); ok && !point && p.C >= flipMinC && d.shifted(p) && d.shifted(q) {
+		fkk := p.F * p.KH * p.KW
+		wf := make([]float32, p.C*fkk)
+		for f := range p.F {
+			for c := range p.C {
+				src := ws[(f*p.C+c)*p.KH*p.KW:][:p.KH*p.KW]
+				dst := wf[c*fkk+f*p.KH*p.KW:][:p.KH*p.KW]
+				for i, v := range src {
+					dst[len(dst)-1-i] = v // ky, kx → KH-1-ky, KW-1-kx
+				}
+			}
+		}
+		d.convShifted(dxs, dys, d.newGemmA(false, p.C, fkk, wf, fkk), nil, q)
+		return
+	}
 	wT := d.newGemmA(true, ckk, p.F, ws, ckk) // wᵀ, packed once for all images
 	d.forImages(p.N, ckk*ohw, func(n int, col []float32, threads int) {
 		dxn := dxs[n*p.C*hw : (n+1)*p.C*hw]

@@ -150,10 +150,13 @@ func TestConvAgainstNaive(t *testing.T) {
 		t.Run(level.String(), func(t *testing.T) { testConv(t, NewCPULevel(2, level)) })
 	}
 	// The same shapes again with every stride-1 convolution on the
-	// shifted-rows path (normally only outputs ≥ shiftMinWidth wide), and
-	// with B always packed and never (the rows kernels).
-	defer func(w, m, n int) { shiftMinWidth, unpackedMaxM, unpackedMinN = w, m, n }(shiftMinWidth, unpackedMaxM, unpackedMinN)
-	shiftMinWidth = 1
+	// shifted-rows path (normally only outputs ≥ shiftMinWidth wide; the
+	// input gradient then as a flipped convolution), and with B always
+	// packed and never (the rows kernels).
+	defer func(w, c, m, n int) {
+		shiftMinWidth, flipMinC, unpackedMaxM, unpackedMinN = w, c, m, n
+	}(shiftMinWidth, flipMinC, unpackedMaxM, unpackedMinN)
+	shiftMinWidth, flipMinC = 1, 1
 	for _, unpacked := range []bool{false, true} {
 		unpackedMaxM, unpackedMinN = -1, 1<<30
 		if unpacked {
