@@ -245,12 +245,20 @@ func flippedConv(p tensor.ConvParams) (tensor.ConvParams, bool) {
 }
 
 // convShiftedBackwardWeight computes dw = Σ_n dy_n·col_nᵀ with col_n read from
-// the padded image (B transposed, one offset per column), and dy_n spread to
-// rows Wp wide with zeros in the wasted columns.
+// the padded image, and dy_n spread to rows Wp wide with zeros in the wasted
+// columns. Where the level has the unpacked-A kernels it computes dwᵀ =
+// col_n·dy_nᵀ instead, reading col_n's rows straight from the image: then
+// only dy_n (F rows) is packed, not the C·KH·KW-row column matrix.
 func (d *Device) convShiftedBackwardWeight(dws, xs, dys []float32, p tensor.ConvParams) {
 	s := newShiftPlan(p)
 	ckk, ohw, chw, padLen := p.C*p.KH*p.KW, p.OH*p.OW, p.C*p.H*p.W, p.C*s.hp*s.wp
-	d.sumOverImages(dws, p.F*ckk, padLen+p.F*s.n, p.N, func(n int, acc, scratch []float32, threads int, beta float32) {
+	mk, _ := d.microKernel()
+	rowsA := mk.rowsAAdd != nil
+	dst := dws
+	if rowsA {
+		dst = make([]float32, ckk*p.F) // dwᵀ
+	}
+	d.sumOverImages(dst, p.F*ckk, padLen+p.F*s.n, p.N, func(n int, acc, scratch []float32, threads int, beta float32) {
 		xp, dyp := scratch[:padLen], scratch[padLen:]
 		s.pad(xp, xs[n*chw:(n+1)*chw], p)
 		for f := range p.F {
@@ -263,8 +271,19 @@ func (d *Device) convShiftedBackwardWeight(dws, xs, dys []float32, p tensor.Conv
 				}
 			}
 		}
+		if rowsA {
+			sgemmRowsAThreads(mk, threads, ckk, p.F, s.n, xp, s.off, operandB{b: dyp, ld: s.n, trans: true}, beta, acc, p.F)
+			return
+		}
 		d.sgemmB(threads, false, p.F, ckk, s.n, 1, dyp, s.n, operandB{b: xp, trans: true, off: s.off}, beta, acc, ckk)
 	})
+	if rowsA {
+		for i := range ckk {
+			for f := range p.F {
+				dws[f*ckk+i] = dst[i*p.F+f]
+			}
+		}
+	}
 }
 
 // sumOverImages sets dst (size floats) to Σ_n of what fn adds for image n:

@@ -26,18 +26,23 @@ import (
 // microKernel is one register-blocked kernel: C[mr×nr] += a[mr×kc]·b[kc×nr].
 // store is the variant that overwrites the tile (C = a·b) instead of adding.
 // rowsAdd and rowsStore, where the level has them, read B unpacked: row p
-// of the kc×nr block starts at b + off[p].
+// of the kc×nr block starts at b + off[p]; rowsAAdd and rowsAStore read A
+// unpacked: row i of the mr×kc block starts at a + off[i].
 type microKernel struct {
-	name               string
-	mr, nr             int
-	add, store         func(kc int, a, b, c *float32, ldc int)
-	rowsAdd, rowsStore func(kc int, a, b *float32, off *int, c *float32, ldc int)
+	name                 string
+	mr, nr               int
+	add, store           func(kc int, a, b, c *float32, ldc int)
+	rowsAdd, rowsStore   func(kc int, a, b *float32, off *int, c *float32, ldc int)
+	rowsAAdd, rowsAStore func(kc int, a *float32, off *int, b, c *float32, ldc int)
 }
 
 var (
-	kernelAVX512 = microKernel{"avx512", asm.AVX512MR, asm.AVX512NR, asm.SgemmKernelAVX512, asm.SgemmKernelAVX512Store, nil, nil}
-	kernelAVX2   = microKernel{"avx2", asm.AVX2MR, asm.AVX2NR, asm.SgemmKernelAVX2, asm.SgemmKernelAVX2Store,
-		asm.SgemmRowsKernelAVX2, asm.SgemmRowsKernelAVX2Store}
+	kernelAVX512 = microKernel{name: "avx512", mr: asm.AVX512MR, nr: asm.AVX512NR,
+		add: asm.SgemmKernelAVX512, store: asm.SgemmKernelAVX512Store}
+	kernelAVX2 = microKernel{name: "avx2", mr: asm.AVX2MR, nr: asm.AVX2NR,
+		add: asm.SgemmKernelAVX2, store: asm.SgemmKernelAVX2Store,
+		rowsAdd: asm.SgemmRowsKernelAVX2, rowsStore: asm.SgemmRowsKernelAVX2Store,
+		rowsAAdd: asm.SgemmRowsAKernelAVX2, rowsAStore: asm.SgemmRowsAKernelAVX2Store}
 )
 
 // A product with prepacked A reads B unpacked (the rows kernels) instead of
@@ -410,6 +415,91 @@ func runTilesRows(mk microKernel, store bool, ap []float32, ob operandB, pc int,
 			}
 		}
 	}
+}
+
+// sgemmRowsA computes C = A·op(B) + β·C on one goroutine with A read
+// unpacked: A(i, p) = a[offA[i] + p], so that a convolution's weight
+// gradient reads the im2col matrix straight from the padded image, row by
+// row (six sequential streams per micro-kernel), and packs only op(B), the
+// much smaller output gradient. It needs mk.rowsAAdd.
+func sgemmRowsA(mk microKernel, m, n, k int, a []float32, offA []int, ob operandB, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || (beta != 0 && beta != 1) {
+		scaleC(c, m, n, ldc, beta)
+		if k == 0 {
+			return
+		}
+		beta = 1
+	}
+	mr, nr := mk.mr, mk.nr
+	ncMax := min(packNC, (n+nr-1)/nr*nr)
+	kcMax := min(packKC, k)
+	bbuf := getBuf(kcMax * ncMax)
+	defer packPool.Put(bbuf)
+	bp := *bbuf
+	var offs [asm.AVX512MR]int
+	var tile [asm.AVX512MR * asm.AVX512NR]float32
+	for jc := 0; jc < n; jc += packNC {
+		nc := min(packNC, n-jc)
+		for pc := 0; pc < k; pc += packKC {
+			kc := min(packKC, k-pc)
+			packB(bp, ob, pc, kc, jc, nc, nr)
+			store := beta == 0 && pc == 0
+			fn := mk.rowsAAdd
+			if store {
+				fn = mk.rowsAStore
+			}
+			for i0 := 0; i0 < m; i0 += mr {
+				rows := min(mr, m-i0)
+				for r := range mr { // rows past m repeat the last: computed, never written
+					offs[r] = offA[i0+min(r, rows-1)] + pc
+				}
+				for jp := range (nc + nr - 1) / nr {
+					cols := min(nr, nc-jp*nr)
+					pb := &bp[jp*nr*kc]
+					ci := i0*ldc + jc + jp*nr
+					if rows == mr && cols == nr {
+						fn(kc, &a[0], &offs[0], pb, &c[ci], ldc)
+						continue
+					}
+					t := tile[:mr*nr]
+					mk.rowsAStore(kc, &a[0], &offs[0], pb, &t[0], nr)
+					for r := range rows {
+						dst := c[ci+r*ldc : ci+r*ldc+cols]
+						if store {
+							copy(dst, t[r*nr:r*nr+cols])
+							continue
+						}
+						for j := range dst {
+							dst[j] += t[r*nr+j]
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// sgemmRowsAThreads is sgemmRowsA with the rows of C split over threads
+// goroutines (whole micro-panels each).
+func sgemmRowsAThreads(mk microKernel, threads, m, n, k int, a []float32, offA []int, ob operandB, beta float32, c []float32, ldc int) {
+	panels := (m + mk.mr - 1) / mk.mr
+	parts := max(1, min(threads, panels))
+	if m*n*k < 1<<18 {
+		parts = 1
+	}
+	if parts == 1 {
+		sgemmRowsA(mk, m, n, k, a, offA, ob, beta, c, ldc)
+		return
+	}
+	var wg sync.WaitGroup
+	for t := range parts {
+		i0, i1 := t*panels/parts*mk.mr, min(m, (t+1)*panels/parts*mk.mr)
+		wg.Go(func() { sgemmRowsA(mk, i1-i0, n, k, a, offA[i0:i1], ob, beta, c[i0*ldc:], ldc) })
+	}
+	wg.Wait()
 }
 
 func scaleC(c []float32, m, n, ldc int, beta float32) {

@@ -42,6 +42,20 @@ func SgemmRowsKernelAVX2(kc int, a *float32, b *float32, off *int, c *float32, l
 //go:noescape
 func SgemmRowsKernelAVX2Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
 
+// SgemmRowsAKernelAVX2 adds the product of the 6×kc block of A whose row i is the kc values from a + off[i]
+// (elements; A is never packed) and a packed kc×16 panel b to the 6×16 tile of row-major c
+// with row stride ldc (elements). AVX2+FMA.
+//
+//go:noescape
+func SgemmRowsAKernelAVX2(kc int, a *float32, off *int, b *float32, c *float32, ldc int)
+
+// SgemmRowsAKernelAVX2Store stores (without reading c) the product of the 6×kc block of A whose row i is the kc values from a + off[i]
+// (elements; A is never packed) and a packed kc×16 panel b to the 6×16 tile of row-major c
+// with row stride ldc (elements). AVX2+FMA.
+//
+//go:noescape
+func SgemmRowsAKernelAVX2Store(kc int, a *float32, off *int, b *float32, c *float32, ldc int)
+
 // ExpAVX2 sets dst[i] = e^src[i] for i < len(src) rounded down to a multiple of 8
 // (the caller finishes the tail). Within 2 ulp of math.Exp on [-87, 88]; saturates outside. AVX2+FMA.
 //

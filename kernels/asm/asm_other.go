@@ -54,6 +54,33 @@ func SgemmRowsKernelAVX2Store(kc int, a, b *float32, off *int, c *float32, ldc i
 	kernelRowsGo(AVX2MR, AVX2NR, kc, a, b, off, c, ldc, true)
 }
 
+// kernelRowsAGo is kernelGo with row i of A at a + off[i].
+func kernelRowsAGo(mr, nr, kc int, a *float32, off *int, b, c *float32, ldc int, store bool) {
+	offs := unsafe.Slice(off, mr)
+	end := 0
+	for _, o := range offs {
+		end = max(end, o+kc)
+	}
+	as := make([]float32, max(1, kc*mr)) // packed copy, then the packed kernel
+	src := unsafe.Slice(a, end)
+	for i, o := range offs {
+		for p := range kc {
+			as[p*mr+i] = src[o+p]
+		}
+	}
+	kernelGo(mr, nr, kc, &as[0], b, c, ldc, store)
+}
+
+// SgemmRowsAKernelAVX2 is the plain-Go stand-in of the unpacked-A kernel.
+func SgemmRowsAKernelAVX2(kc int, a *float32, off *int, b, c *float32, ldc int) {
+	kernelRowsAGo(AVX2MR, AVX2NR, kc, a, off, b, c, ldc, false)
+}
+
+// SgemmRowsAKernelAVX2Store is the plain-Go stand-in of the unpacked-A store kernel.
+func SgemmRowsAKernelAVX2Store(kc int, a *float32, off *int, b, c *float32, ldc int) {
+	kernelRowsAGo(AVX2MR, AVX2NR, kc, a, off, b, c, ldc, true)
+}
+
 // SgemmKernelAVX512 is the plain-Go stand-in of the AVX-512 kernel.
 func SgemmKernelAVX512(kc int, a, b, c *float32, ldc int) {
 	kernelGo(AVX512MR, AVX512NR, kc, a, b, c, ldc, false)

@@ -32,6 +32,7 @@ type kernel struct {
 	name   string
 	store  bool // C = A·B instead of C += A·B (no load of C)
 	rows   bool // B unpacked: row p of the kc×NR panel starts at b + off[p] (elements)
+	rowsA  bool // A unpacked: row i of the MR×kc panel starts at a + off[i] (elements)
 	isa    string
 	mr, nr int // tile rows and columns
 	lanes  int // float32 lanes per vector register
@@ -56,6 +57,11 @@ func main() {
 	rows.name += "Store"
 	rows.store = true
 	generate(rows)
+	rowsA := kernel{name: "SgemmRowsAKernelAVX2", rowsA: true, isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM}
+	generate(rowsA)
+	rowsA.name += "Store"
+	rowsA.store = true
+	generate(rowsA)
 	declareExpConsts()
 	generateExp()
 	generateSiLU()
@@ -68,13 +74,20 @@ func generate(k kernel) {
 	if k.store {
 		verb = "stores (without reading c) the product of"
 	}
-	if k.rows {
+	switch {
+	case k.rowsA:
+		TEXT(k.name, NOSPLIT, "func(kc int, a *float32, off *int, b, c *float32, ldc int)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s %s the %d×kc block of A whose row i is the kc values from a + off[i]", k.name, verb, k.mr),
+			fmt.Sprintf("(elements; A is never packed) and a packed kc×%d panel b to the %d×%d tile of row-major c", k.nr, k.mr, k.nr),
+			fmt.Sprintf("with row stride ldc (elements). %s.", k.isa))
+	case k.rows:
 		TEXT(k.name, NOSPLIT, "func(kc int, a, b *float32, off *int, c *float32, ldc int)")
 		Pragma("noescape")
 		Doc(fmt.Sprintf("%s %s a packed %d×kc panel a and the kc×%d block of B whose row p is the %d", k.name, verb, k.mr, k.nr, k.nr),
 			fmt.Sprintf("values from b + off[p] (elements; B is never packed) to the %d×%d tile of row-major c", k.mr, k.nr),
 			fmt.Sprintf("with row stride ldc (elements). %s.", k.isa))
-	} else {
+	default:
 		TEXT(k.name, NOSPLIT, "func(kc int, a, b, c *float32, ldc int)")
 		Pragma("noescape")
 		Doc(fmt.Sprintf("%s %s a packed %d×kc panel a and a packed kc×%d panel b", k.name, verb, k.mr, k.nr),
@@ -87,6 +100,16 @@ func generate(k kernel) {
 	var off Register
 	if k.rows {
 		off = Load(Param("off"), GP64())
+	}
+	var aRow []Register // the MR row offsets of A, in bytes
+	if k.rowsA {
+		po := Load(Param("off"), GP64())
+		for i := range k.mr {
+			r := GP64()
+			MOVQ(Mem{Base: po, Disp: 8 * i}, r)
+			SHLQ(U8(2), r)
+			aRow = append(aRow, r)
+		}
 	}
 	c := Load(Param("c"), GP64())
 	ldc := Load(Param("ldc"), GP64())
@@ -138,7 +161,11 @@ func generate(k kernel) {
 		}
 		for i := range k.mr {
 			t := k.vec()
-			VBROADCASTSS(Mem{Base: a, Disp: da + 4*i}, t)
+			if k.rowsA {
+				VBROADCASTSS(Mem{Base: a, Index: aRow[i], Scale: 1, Disp: da}, t)
+			} else {
+				VBROADCASTSS(Mem{Base: a, Disp: da + 4*i}, t)
+			}
 			for j := range nv {
 				VFMADD231PS(bv[j], t, acc[i][j])
 			}
@@ -158,10 +185,14 @@ func generate(k kernel) {
 	if k.rows {
 		bStep, bPtr = 8, off
 	}
-	for u := range unroll {
-		step(4*k.mr*u, bStep*u)
+	aStep := 4 * k.mr // bytes per step p of a; 4 when A comes by rows
+	if k.rowsA {
+		aStep = 4
 	}
-	ADDQ(U32(4*k.mr*unroll), a)
+	for u := range unroll {
+		step(aStep*u, bStep*u)
+	}
+	ADDQ(U32(aStep*unroll), a)
 	ADDQ(U32(bStep*unroll), bPtr)
 	DECQ(n4)
 	JNZ(LabelRef(k.name + "_loop4"))
@@ -172,7 +203,7 @@ func generate(k kernel) {
 	JZ(LabelRef(k.name + "_store"))
 	Label(k.name + "_loop1")
 	step(0, 0)
-	ADDQ(U32(4*k.mr), a)
+	ADDQ(U32(aStep), a)
 	ADDQ(U32(bStep), bPtr)
 	DECQ(kc)
 	JNZ(LabelRef(k.name + "_loop1"))
