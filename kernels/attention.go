@@ -120,12 +120,16 @@ func (d *Device) Attention(o, probs, q, k, v tensor.Buffer, p tensor.AttentionPa
 //	dP = dO·Vᵀ,   dS = P ⊙ (dP - rowsum(P ⊙ dP)),
 //	dQ = Scale·dS·K,   dK = Scale·dSᵀ·Q,   dV = Pᵀ·dO
 //
-// Each (batch, head) owns disjoint channels of dq, dk, dv.
+// Each (batch, head) owns disjoint channels of dq, dk, dv. dK and dV are
+// computed transposed (dKᵀ = Scale·Qᵀ·dS, dVᵀ = dOᵀ·P) and then transposed
+// into place: that way the Lq×Lk matrices are read row by row, unpacked,
+// instead of packed transposed (the D×Lk results are small).
 func (d *Device) AttentionBackward(dq, dk, dv, do, q, k, v, probs tensor.Buffer, p tensor.AttentionParams) {
 	dqs, dks, dvs, dos := f32(dq), f32(dk), f32(dv), f32(do)
 	qs, ks, vs, ps := f32(q), f32(k), f32(v), f32(probs)
 	C := p.Heads * p.D
-	d.forHeads(p.B*p.Heads, p.Lq*p.Lk, func(bh int, dS []float32, threads int) {
+	d.forHeads(p.B*p.Heads, p.Lq*p.Lk+p.D*p.Lk, func(bh int, scratch []float32, threads int) {
+		dS, tmp := scratch[:p.Lq*p.Lk], scratch[p.Lq*p.Lk:]
 		b, h := bh/p.Heads, bh%p.Heads
 		qo, ko := b*p.Lq*C+h*p.D, b*p.Lk*C+h*p.D
 		P := ps[bh*p.Lq*p.Lk : (bh+1)*p.Lq*p.Lk]
@@ -141,7 +145,20 @@ func (d *Device) AttentionBackward(dq, dk, dv, do, q, k, v, probs tensor.Buffer,
 			}
 		}
 		d.sgemm(threads, false, false, p.Lq, p.D, p.Lk, 1, dS, p.Lk, ks[ko:], C, 0, dqs[qo:], C)
-		d.sgemm(threads, true, false, p.Lk, p.D, p.Lq, 1, dS, p.Lk, qs[qo:], C, 0, dks[ko:], C)
-		d.sgemm(threads, true, false, p.Lk, p.D, p.Lq, 1, P, p.Lk, dos[qo:], C, 0, dvs[ko:], C)
+		d.sgemm(threads, true, false, p.D, p.Lk, p.Lq, 1, qs[qo:], C, dS, p.Lk, 0, tmp, p.Lk)
+		transposeInto(dks[ko:], C, tmp, p.D, p.Lk)
+		d.sgemm(threads, true, false, p.D, p.Lk, p.Lq, 1, dos[qo:], C, P, p.Lk, 0, tmp, p.Lk)
+		transposeInto(dvs[ko:], C, tmp, p.D, p.Lk)
 	})
+}
+
+// transposeInto sets dst[j·ld + i] = src[i·cols + j] for the rows×cols
+// matrix src.
+func transposeInto(dst []float32, ld int, src []float32, rows, cols int) {
+	for j := range cols {
+		out := dst[j*ld : j*ld+rows]
+		for i := range out {
+			out[i] = src[i*cols+j]
+		}
+	}
 }

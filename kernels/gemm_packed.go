@@ -52,9 +52,15 @@ var (
 // at large M; with few columns the unpacked reads lose more to cache misses
 // than packing costs (A/B over the U-Net convolutions, bench/RESULTS.md
 // 2026-11-27b). Tests change both to exercise both paths.
+// Without prepacking, B is read unpacked when M ≤ plainUnpackedMaxM, and A
+// (not transposed, α = 1) when N ≤ rowsAMaxN: then A's values are used only
+// ⌈N/16⌉ times, too few to pay for packing them (attention's P·V and dS·K,
+// whose A is the Lq×Lk score matrix and N the head size).
 var (
-	unpackedMaxM = 128
-	unpackedMinN = 256
+	unpackedMaxM      = 128
+	unpackedMinN      = 256
+	plainUnpackedMaxM = 64
+	rowsAMaxN         = 64
 )
 
 // rowsKC is the depth of one pass of the unpacked-B kernels.
@@ -227,6 +233,14 @@ func sgemmPacked(mk microKernel, threads int, transA bool, m, n, k int, alpha fl
 	if m == 0 || n == 0 {
 		return
 	}
+	if mk.rowsAAdd != nil && !transA && alpha == 1 && n <= rowsAMaxN && k > 0 {
+		offA := make([]int, m)
+		for i := range offA {
+			offA[i] = i * lda
+		}
+		sgemmRowsAThreads(mk, threads, m, n, k, a, offA, ob, beta, c, ldc)
+		return
+	}
 	if threads <= 1 || m*n*k < 1<<18 {
 		sgemmLoop(mk, nil, transA, m, n, k, alpha, a, lda, ob, beta, c, ldc)
 		return
@@ -334,7 +348,8 @@ func sgemmLoop(mk microKernel, pa *prepackedA, transA bool, m, n, k int, alpha f
 		defer packPool.Put(abuf)
 		ap = *abuf
 	}
-	unpacked := pa != nil && mk.rowsAdd != nil && !ob.trans && (m <= unpackedMaxM || n >= unpackedMinN)
+	unpacked := mk.rowsAdd != nil && !ob.trans &&
+		(pa != nil && (m <= unpackedMaxM || n >= unpackedMinN) || pa == nil && m <= plainUnpackedMaxM)
 	if unpacked && ob.off == nil {
 		ob.off = make([]int, k)
 		for p := range ob.off {
@@ -353,7 +368,12 @@ func sgemmLoop(mk microKernel, pa *prepackedA, transA bool, m, n, k int, alpha f
 				}
 				for ic := 0; ic < m; ic += packMC {
 					mc := min(packMC, m-ic)
-					blk := pa.blocks[pc/packKC*pa.icBlocks+ic/packMC]
+					blk := ap
+					if pa != nil {
+						blk = pa.blocks[pc/packKC*pa.icBlocks+ic/packMC]
+					} else {
+						packA(ap, a, lda, transA, m, ic, mc, pc, kc, mr, alpha)
+					}
 					runTilesRows(mk, overwrite && pc == 0, blk, ob, pc, c, ldc, ic, jc, mc, full, kc)
 					if full < nc {
 						runTiles(mk, overwrite && pc == 0, blk, bp, c, ldc, ic, jc+full, mc, nc-full, kc)

@@ -58,6 +58,19 @@ func closeTo(t *testing.T, name string, got, want []float32, tol float64) {
 // micro-kernel with its packing) against a float64 triple loop, on sizes
 // around every tile and block edge, with guard cells after C.
 func TestSgemmAgainstNaive(t *testing.T) {
+	// Each way the packed GEMM can read its operands: the default choice,
+	// both packed, B unpacked (rows kernels), A unpacked (rows-A kernels).
+	defer func(pm, an int) { plainUnpackedMaxM, rowsAMaxN = pm, an }(plainUnpackedMaxM, rowsAMaxN)
+	for _, mode := range []struct {
+		name   string
+		pm, an int
+	}{{"default", plainUnpackedMaxM, rowsAMaxN}, {"packed", -1, -1}, {"unpackedB", 1 << 30, -1}, {"unpackedA", -1, 1 << 30}} {
+		plainUnpackedMaxM, rowsAMaxN = mode.pm, mode.an
+		t.Run(mode.name, testSgemm)
+	}
+}
+
+func testSgemm(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	sizes := []int{0, 1, 2, 3, 5, 6, 7, 11, 12, 13, 15, 16, 17, 31, 32, 33, 64, 65, 143, 144, 145, 255, 256, 257, 287, 288, 289, 300, 513}
 	type shape struct{ m, n, k int }
@@ -71,6 +84,9 @@ func TestSgemmAgainstNaive(t *testing.T) {
 		a, b := randSlice(r, m*k), randSlice(r, k*n)
 		c0 := randSlice(r, m*n)
 		alpha, beta := float32(0.5+r.Float32()), []float32{0, 1, -0.5}[trial%3]
+		if trial%5 < 2 {
+			alpha = 1 // the unpacked-A path needs α = 1
+		}
 		want := make([]float32, m*n)
 		for i := range m {
 			for j := range n {
@@ -429,7 +445,10 @@ func TestLevels(t *testing.T) {
 // With B read unpacked (the rows kernels, depth split in rowsKC passes)
 // the sums are grouped differently: then within 1e-5.
 func TestPrepackedAMatchesPacked(t *testing.T) {
-	defer func(m, n int) { unpackedMaxM, unpackedMinN = m, n }(unpackedMaxM, unpackedMinN)
+	defer func(m, n, pm, an int) {
+		unpackedMaxM, unpackedMinN, plainUnpackedMaxM, rowsAMaxN = m, n, pm, an
+	}(unpackedMaxM, unpackedMinN, plainUnpackedMaxM, rowsAMaxN)
+	plainUnpackedMaxM, rowsAMaxN = -1, -1 // the reference: the packed GEMM with nothing unpacked
 	for _, unpacked := range []bool{false, true} {
 		unpackedMaxM, unpackedMinN = -1, 1<<30
 		if unpacked {
