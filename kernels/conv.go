@@ -143,22 +143,24 @@ func (d *Device) forImages(nImg, colLen int, fn func(n int, scratch []float32, t
 //
 //	off(c, ky, kx) = c·Hp·Wp + ky·Wp + kx,   col(c·KH·KW + ky·KW + kx, j) = xp[off + j]
 //
-// so the packed GEMM reads its B panels straight from xp (operandB.off) and
-// the im2col matrix, KH·KW times the image, is never written. The price is
-// KW-1 wasted output columns per row (j with ox ≥ OW), which is why only
-// outputs at least shiftMinWidth wide take this path. The weight gradient
-// reads xp the same way, transposed, when the im2col matrix it saves is
-// larger than the copy of dy it needs instead (C·KH·KW ≥ F).
+// so the GEMM reads B straight from xp (operandB.off): the unpacked-B
+// micro-kernels load each row of a 16-column panel from its offset, and the
+// im2col matrix, KH·KW times the image, is never written nor packed. The
+// price is KW-1 wasted output columns per row (j with ox ≥ OW), which is why
+// only outputs at least shiftMinWidth wide take this path.
 //
-// The input gradient keeps col2im. Seen as a stride-1 convolution of dy with
-// the weights flipped and C, F swapped it could take this path too, but that
-// packs KH·KW times more B values than it saves: measured slower on the
-// ddpm-cifar10-32 layers and even on tiny-mnist's (bench/RESULTS.md).
+// The weight gradient, when the im2col matrix is larger than dy (C·KH·KW ≥
+// F), computes dwᵀ = col·dyᵀ with the unpacked-A micro-kernels reading the
+// rows of col from xp the same way, six at a time. The input gradient is the
+// same kind of convolution of dy with the weights flipped and C, F swapped
+// (flippedConv), which replaces col2im where dy can be read unpacked.
 // ---------------------------------------------------------------------------
 
 // shiftMinWidth is the narrowest output that takes the shifted-rows path
-// (a 3×3 convolution then wastes at most 2 of 16 columns). Tests lower it.
-var shiftMinWidth = 14
+// (a 3×3 convolution then wastes at most 2 of 9 columns, which costs less
+// than im2col since B is read unpacked; at 4 wide, measured slower). Tests
+// lower it.
+var shiftMinWidth = 7
 
 func (d *Device) shifted(p tensor.ConvParams) bool {
 	_, packed := d.microKernel()
@@ -365,7 +367,8 @@ func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParam
 	dxs, dys, ws := f32(dx), f32(dy), f32(w)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
 	point := isPointwise(p)
-	if q, ok := flippedConv(p); ok && !point && p.C >= flipMinC && d.shifted(p) && d.shifted(q) {
+	if q, ok := flippedConv(p); ok && !point && p.C >= flipMinC && d.shifted(p) && d.shifted(q) &&
+		(q.F <= unpackedMaxM || (q.OH-1)*(q.PadLeft+q.W+q.PadRight)+q.OW >= unpackedMinN) { // B (dy) unpacked
 		fkk := p.F * p.KH * p.KW
 		wf := make([]float32, p.C*fkk)
 		for f := range p.F {
