@@ -103,6 +103,17 @@ func packA(dst, a []float32, lda int, transA bool, m, i0, mc, p0, kc, mr int, al
 			}
 			continue
 		}
+		if rows == mr && mr == 6 && asm.Available { // whole AVX2 panel: eight steps at a time in assembly
+			blocks := kc / 8
+			asm.PackA6AVX2(&panel[0], &a[row0*lda+p0], lda, blocks, alpha)
+			for r := range 6 {
+				src := a[(row0+r)*lda+p0:][:kc]
+				for p := 8 * blocks; p < kc; p++ {
+					panel[p*mr+r] = alpha * src[p]
+				}
+			}
+			continue
+		}
 		if rows == mr && mr%6 == 0 { // whole panel: six rows at a time, six consecutive stores per p
 			for r := 0; r < mr; r += 6 {
 				s0 := a[(row0+r)*lda+p0:][:kc]
@@ -172,20 +183,41 @@ func (o operandB) cols(j0 int) operandB {
 func packB(dst []float32, ob operandB, p0, kc, j0, nc, nr int) {
 	b := ob.b
 	panels := (nc + nr - 1) / nr
+	if !ob.trans {
+		// Row by row: each source row is read once, front to back (walking a
+		// panel down its rows instead jumps a whole row of B per 16 values,
+		// a new page each time when B is wide), and its whole-panel chunks
+		// go out as fixed-size array copies.
+		full := nc / nr
+		for p := range kc {
+			src := b[ob.start(p0+p)+j0:][:nc]
+			switch nr {
+			case 16:
+				for jp := range full {
+					*(*[16]float32)(dst[jp*nr*kc+p*nr:]) = *(*[16]float32)(src[jp*nr:])
+				}
+			case 32:
+				for jp := range full {
+					*(*[32]float32)(dst[jp*nr*kc+p*nr:]) = *(*[32]float32)(src[jp*nr:])
+				}
+			default:
+				for jp := range full {
+					copy(dst[jp*nr*kc+p*nr:][:nr], src[jp*nr:])
+				}
+			}
+			if full < panels {
+				row := dst[full*nr*kc+p*nr:][:nr]
+				copy(row, src[full*nr:])
+				clear(row[nc-full*nr:])
+			}
+		}
+		return
+	}
 	for jp := range panels {
 		panel := dst[jp*nr*kc : (jp+1)*nr*kc]
 		cols := min(nr, nc-jp*nr)
 		col0 := j0 + jp*nr
-		if ob.trans { // column col of op(B) is contiguous in b
-			packTransposed(panel, b, ob, p0, kc, col0, cols, nr)
-			continue
-		}
-		for p := range kc {
-			row := panel[p*nr : (p+1)*nr]
-			s := ob.start(p0+p) + col0
-			copy(row, b[s:s+cols])
-			clear(row[cols:])
-		}
+		packTransposed(panel, b, ob, p0, kc, col0, cols, nr) // column col of op(B) is contiguous in b
 	}
 }
 

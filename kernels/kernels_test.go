@@ -538,3 +538,43 @@ func TestAdamStepLevels(t *testing.T) {
 		}
 	}
 }
+
+// TestPackAAgainstLoop checks packA (whose six-row AVX2 panels are packed by
+// PackA6AVX2, eight steps at a time) against the definition, bit for bit,
+// for depths around the 8-step blocks, row strides including a power of
+// two, α ≠ 1, a partial last panel, and a guard after the panels.
+func TestPackAAgainstLoop(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, kc := range []int{1, 5, 7, 8, 9, 15, 16, 17, 31, 33, 256} {
+		for _, extra := range []int{0, 3, 1024} {
+			const m, mr = 15, 6 // two whole panels and one of three rows
+			lda := kc + 2 + extra
+			a := randSlice(r, m*lda)
+			alpha := float32(0.75)
+			panels := (m + mr - 1) / mr
+			dst := make([]float32, panels*mr*kc+guard)
+			for i := range dst {
+				dst[i] = 12345
+			}
+			packA(dst, a, lda, false, m, 0, m, 2, kc, mr, alpha)
+			for ip := range panels {
+				for p := range kc {
+					for rr := range mr {
+						var want float32
+						if row := ip*mr + rr; row < m {
+							want = alpha * a[row*lda+2+p]
+						}
+						if got := dst[ip*mr*kc+p*mr+rr]; got != want {
+							t.Fatalf("kc=%d lda=%d: panel %d step %d row %d = %g, want %g", kc, lda, ip, p, rr, got, want)
+						}
+					}
+				}
+			}
+			for i := panels * mr * kc; i < len(dst); i++ {
+				if dst[i] != 12345 {
+					t.Fatalf("kc=%d lda=%d: wrote past the panels", kc, lda)
+				}
+			}
+		}
+	}
+}

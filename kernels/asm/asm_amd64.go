@@ -80,3 +80,9 @@ func SiLUGradAVX2(dx []float32, x []float32, dy []float32)
 //
 //go:noescape
 func AdamAVX2(p []float32, g []float32, m []float32, v []float32, c *[9]float32)
+
+// PackA6AVX2 sets dst[6p + r] = alpha·a[r·lda + p] for r < 6 and p < 8·blocks: dst holds
+// 48·blocks values, a 5·lda + 8·blocks. AVX2.
+//
+//go:noescape
+func PackA6AVX2(dst *float32, a *float32, lda int, blocks int, alpha float32)

@@ -2230,3 +2230,71 @@ adam_loop:
 adam_done:
 	VZEROUPPER
 	RET
+
+// func PackA6AVX2(dst *float32, a *float32, lda int, blocks int, alpha float32)
+// Requires: AVX, AVX2, SSE
+TEXT ·PackA6AVX2(SB), NOSPLIT, $0-36
+	MOVQ         dst+0(FP), AX
+	MOVQ         a+8(FP), CX
+	MOVQ         lda+16(FP), DX
+	MOVQ         blocks+24(FP), BX
+	MOVSS        alpha+32(FP), X0
+	VBROADCASTSS X0, Y0
+	SHLQ         $0x02, DX
+	LEAQ         (CX)(DX*2), SI
+	ADDQ         DX, SI
+	TESTQ        BX, BX
+	JZ           packa6_done
+
+packa6_loop:
+	VMULPS (CX), Y0, Y1
+	VMULPS (CX)(DX*1), Y0, Y2
+	VMULPS (CX)(DX*2), Y0, Y3
+	VMULPS (SI), Y0, Y4
+	VMULPS (SI)(DX*1), Y0, Y5
+	VMULPS (SI)(DX*2), Y0, Y6
+
+	// Transpose: t = pairs of rows interleaved, u = quads, then 128-bit halves.
+	VUNPCKLPS  Y2, Y1, Y7
+	VUNPCKHPS  Y2, Y1, Y1
+	VUNPCKLPS  Y4, Y3, Y2
+	VUNPCKHPS  Y4, Y3, Y3
+	VUNPCKLPS  Y6, Y5, Y4
+	VUNPCKHPS  Y6, Y5, Y5
+	VSHUFPS    $0x44, Y2, Y7, Y6
+	VSHUFPS    $0xee, Y2, Y7, Y2
+	VSHUFPS    $0x44, Y3, Y1, Y7
+	VSHUFPS    $0xee, Y3, Y1, Y1
+	VSHUFPS    $0x44, Y4, Y4, Y3
+	VSHUFPS    $0xee, Y4, Y4, Y4
+	VSHUFPS    $0x44, Y5, Y5, Y8
+	VSHUFPS    $0xee, Y5, Y5, Y5
+	VPERM2F128 $0x20, Y3, Y6, Y9
+	VMOVUPS    Y9, (AX)
+	VPERM2F128 $0x20, Y4, Y2, Y9
+	VMOVUPS    Y9, 24(AX)
+	VPERM2F128 $0x20, Y8, Y7, Y9
+	VMOVUPS    Y9, 48(AX)
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VMOVUPS    Y9, 72(AX)
+	VPERM2F128 $0x31, Y3, Y6, Y9
+	VMOVUPS    Y9, 96(AX)
+	VPERM2F128 $0x31, Y4, Y2, Y9
+	VMOVUPS    Y9, 120(AX)
+	VPERM2F128 $0x31, Y8, Y7, Y9
+	VMOVUPS    Y9, 144(AX)
+	VPERM2F128 $0x31, Y5, Y1, Y9
+
+	// The last step writes exactly its six values.
+	VMOVUPS      X9, 168(AX)
+	VEXTRACTF128 $0x01, Y9, X1
+	VMOVQ        X1, 184(AX)
+	ADDQ         $0xc0, AX
+	ADDQ         $0x20, CX
+	ADDQ         $0x20, SI
+	DECQ         BX
+	JNZ          packa6_loop
+
+packa6_done:
+	VZEROUPPER
+	RET

@@ -81,6 +81,20 @@ func SgemmRowsAKernelAVX2Store(kc int, a *float32, off *int, b, c *float32, ldc 
 	kernelRowsAGo(AVX2MR, AVX2NR, kc, a, off, b, c, ldc, true)
 }
 
+// PackA6AVX2 is the plain-Go stand-in of the six-row packing kernel.
+func PackA6AVX2(dst, a *float32, lda, blocks int, alpha float32) {
+	if blocks <= 0 {
+		return
+	}
+	d := unsafe.Slice(dst, 48*blocks)
+	src := unsafe.Slice(a, 5*lda+8*blocks)
+	for p := range 8 * blocks {
+		for r := range 6 {
+			d[6*p+r] = alpha * src[r*lda+p]
+		}
+	}
+}
+
 // SgemmKernelAVX512 is the plain-Go stand-in of the AVX-512 kernel.
 func SgemmKernelAVX512(kc int, a, b, c *float32, ldc int) {
 	kernelGo(AVX512MR, AVX512NR, kc, a, b, c, ldc, false)

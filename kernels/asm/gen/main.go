@@ -66,6 +66,7 @@ func main() {
 	generateExp()
 	generateSiLU()
 	generateAdam()
+	generatePackA6()
 	Generate()
 }
 
