@@ -93,6 +93,12 @@ func packA(dst, a []float32, lda int, transA bool, m, i0, mc, p0, kc, mr int, al
 		row0 := i0 + ip*mr
 		rows := min(mr, mc-ip*mr, m-row0)
 		if transA { // A stored K×M: the mr rows of op(A) at depth p are contiguous
+			if rows == 6 && mr == 6 && alpha == 1 { // a whole AVX2 panel: 24-byte array copies
+				for p := range kc {
+					*(*[6]float32)(panel[p*6:]) = *(*[6]float32)(a[(p0+p)*lda+row0:])
+				}
+				continue
+			}
 			for p := range kc {
 				out := panel[p*mr : (p+1)*mr]
 				src := a[(p0+p)*lda+row0 : (p0+p)*lda+row0+rows]
