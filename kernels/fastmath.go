@@ -135,6 +135,25 @@ func (d *Device) unaryGradFast(op tensor.UnaryOp, dx, x, dy []float32) bool {
 // latency of each compare or add).
 func (d *Device) softmaxRowFast(y, x []float32) {
 	y = y[:len(x)]
+	if d.level >= AVX2 && asm.Available {
+		// Three vector passes: max, e^(x−m) with its sum, scale.
+		k := len(x) / 8 * 8
+		m := asm.MaxAVX2(x)
+		for _, v := range x[k:] {
+			m = max(m, v)
+		}
+		s := asm.ExpShiftSumAVX2(y, x, m)
+		for i := k; i < len(x); i++ {
+			y[i] = expf(x[i] - m)
+			s += y[i]
+		}
+		inv := 1 / s
+		asm.ScaleAVX2(y, inv)
+		for i := k; i < len(y); i++ {
+			y[i] *= inv
+		}
+		return
+	}
 	n4 := len(x) / 4 * 4
 	inf := float32(math.Inf(-1))
 	m0, m1, m2, m3 := inf, inf, inf, inf

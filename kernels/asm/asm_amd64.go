@@ -86,3 +86,20 @@ func AdamAVX2(p []float32, g []float32, m []float32, v []float32, c *[9]float32)
 //
 //go:noescape
 func PackA6AVX2(dst *float32, a *float32, lda int, blocks int, alpha float32)
+
+// MaxAVX2 returns the largest of x[i] for i < len(x) rounded down to a multiple of 8
+// (−Inf when that is none). AVX2.
+//
+//go:noescape
+func MaxAVX2(x []float32) float32
+
+// ExpShiftSumAVX2 sets y[i] = e^(x[i]−m) for i < len(x) rounded down to a multiple of 8 and
+// returns their sum (ExpAVX2's exp; y may be x). AVX2+FMA.
+//
+//go:noescape
+func ExpShiftSumAVX2(y []float32, x []float32, m float32) float32
+
+// ScaleAVX2 sets y[i] *= s for i < len(y) rounded down to a multiple of 8. AVX2.
+//
+//go:noescape
+func ScaleAVX2(y []float32, s float32)

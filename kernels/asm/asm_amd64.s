@@ -2298,3 +2298,130 @@ packa6_loop:
 packa6_done:
 	VZEROUPPER
 	RET
+
+// func MaxAVX2(x []float32) float32
+// Requires: AVX, AVX2, SSE, SSE2
+TEXT ·MaxAVX2(SB), NOSPLIT, $0-28
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	MOVL         $0xff800000, DX
+	MOVD         DX, X0
+	VBROADCASTSS X0, Y0
+	SHRQ         $0x03, CX
+	JZ           max_done
+
+max_loop:
+	VMAXPS (AX), Y0, Y0
+	ADDQ   $0x20, AX
+	DECQ   CX
+	JNZ    max_loop
+
+max_done:
+	VEXTRACTF128 $0x01, Y0, X1
+	VMAXPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VMAXPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VMAXPS       X1, X0, X0
+	MOVSS        X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func ExpShiftSumAVX2(y []float32, x []float32, m float32) float32
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·ExpShiftSumAVX2(SB), NOSPLIT, $0-60
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Y0
+	VBROADCASTSS expconsts<>+4(SB), Y1
+	VBROADCASTSS expconsts<>+8(SB), Y2
+	VBROADCASTSS expconsts<>+12(SB), Y3
+	VBROADCASTSS expconsts<>+16(SB), Y4
+	VPBROADCASTD expconsts<>+48(SB), Y5
+	MOVQ         y_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         x_len+32(FP), DX
+	MOVSS        m+48(FP), X6
+	VBROADCASTSS X6, Y6
+	VXORPS       Y7, Y7, Y7
+	SHRQ         $0x03, DX
+	JZ           expsum_done
+
+expsum_loop:
+	VMOVUPS (CX), Y8
+	VSUBPS  Y6, Y8, Y8
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Y8, Y0, Y8
+	VMINPS Y8, Y1, Y8
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Y2, Y8, Y9
+	VROUNDPS     $0x00, Y9, Y9
+	VFNMADD231PS Y9, Y3, Y8
+	VFNMADD231PS Y9, Y4, Y8
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Y10
+	VBROADCASTSS expconsts<>+24(SB), Y11
+	VFMADD213PS  Y11, Y8, Y10
+	VBROADCASTSS expconsts<>+28(SB), Y11
+	VFMADD213PS  Y11, Y8, Y10
+	VBROADCASTSS expconsts<>+32(SB), Y11
+	VFMADD213PS  Y11, Y8, Y10
+	VBROADCASTSS expconsts<>+36(SB), Y11
+	VFMADD213PS  Y11, Y8, Y10
+	VBROADCASTSS expconsts<>+40(SB), Y11
+	VFMADD213PS  Y11, Y8, Y10
+	VBROADCASTSS expconsts<>+44(SB), Y11
+	VFMADD213PS  Y11, Y8, Y10
+	VBROADCASTSS expconsts<>+44(SB), Y11
+	VFMADD213PS  Y11, Y8, Y10
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ Y9, Y8
+	VPSRAD    $0x01, Y8, Y9
+	VPSUBD    Y9, Y8, Y8
+	VPADDD    Y5, Y9, Y9
+	VPSLLD    $0x17, Y9, Y9
+	VPADDD    Y5, Y8, Y8
+	VPSLLD    $0x17, Y8, Y8
+	VMULPS    Y9, Y10, Y10
+	VMULPS    Y8, Y10, Y10
+	VMOVUPS   Y10, (AX)
+	VADDPS    Y10, Y7, Y7
+	ADDQ      $0x20, CX
+	ADDQ      $0x20, AX
+	DECQ      DX
+	JNZ       expsum_loop
+
+expsum_done:
+	VEXTRACTF128 $0x01, Y7, X0
+	VADDPS       X0, X7, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDPS       X1, X0, X0
+	MOVSS        X0, ret+56(FP)
+	VZEROUPPER
+	RET
+
+// func ScaleAVX2(y []float32, s float32)
+// Requires: AVX, AVX2, SSE
+TEXT ·ScaleAVX2(SB), NOSPLIT, $0-28
+	MOVSS        s+24(FP), X0
+	VBROADCASTSS X0, Y0
+	MOVQ         y_base+0(FP), AX
+	MOVQ         y_len+8(FP), CX
+	SHRQ         $0x03, CX
+	JZ           scale_done
+
+scale_loop:
+	VMULPS  (AX), Y0, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x20, AX
+	DECQ    CX
+	JNZ     scale_loop
+
+scale_done:
+	VZEROUPPER
+	RET

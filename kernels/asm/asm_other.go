@@ -95,6 +95,32 @@ func PackA6AVX2(dst, a *float32, lda, blocks int, alpha float32) {
 	}
 }
 
+// MaxAVX2 is the plain-Go stand-in of the vector maximum.
+func MaxAVX2(x []float32) float32 {
+	m := float32(math.Inf(-1))
+	for _, v := range x[:len(x)/8*8] {
+		m = max(m, v)
+	}
+	return m
+}
+
+// ExpShiftSumAVX2 is the plain-Go stand-in of the softmax exp pass.
+func ExpShiftSumAVX2(y, x []float32, m float32) float32 {
+	var s float32
+	for i := range len(x) / 8 * 8 {
+		y[i] = float32(math.Exp(float64(x[i] - m)))
+		s += y[i]
+	}
+	return s
+}
+
+// ScaleAVX2 is the plain-Go stand-in of the vector scaling.
+func ScaleAVX2(y []float32, s float32) {
+	for i := range len(y) / 8 * 8 {
+		y[i] *= s
+	}
+}
+
 // SgemmKernelAVX512 is the plain-Go stand-in of the AVX-512 kernel.
 func SgemmKernelAVX512(kc int, a, b, c *float32, ldc int) {
 	kernelGo(AVX512MR, AVX512NR, kc, a, b, c, ldc, false)

@@ -67,6 +67,7 @@ func main() {
 	generateSiLU()
 	generateAdam()
 	generatePackA6()
+	generateSoftmax()
 	Generate()
 }
 
