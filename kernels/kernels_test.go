@@ -588,3 +588,32 @@ func TestPackAAgainstLoop(t *testing.T) {
 		}
 	}
 }
+
+// TestAffineLevels checks the normalizations' a·x + b at every level against
+// the scalar loop, bit for bit, on lengths around the 8-lane width, with a
+// guard after dst.
+func TestAffineLevels(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, level := range Levels() {
+		d := NewCPULevel(1, level)
+		for n := range 41 {
+			src := randSlice(r, n)
+			a, b := r.Float32()*4-2, r.Float32()*4-2
+			dst := make([]float32, n+guard)
+			for i := range dst {
+				dst[i] = 12345
+			}
+			d.affine(dst[:n], src, a, b)
+			for i, v := range src {
+				if want := v*a + b; dst[i] != want {
+					t.Fatalf("%s n=%d: [%d] = %g, want %g", level, n, i, dst[i], want)
+				}
+			}
+			for _, v := range dst[n:] {
+				if v != 12345 {
+					t.Fatalf("%s n=%d: wrote past dst", level, n)
+				}
+			}
+		}
+	}
+}

@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 
+	"github.com/godiffuse/godiffuse/kernels/asm"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -43,11 +44,7 @@ func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.Norm
 					shift += float64(bs[c])
 				}
 				a, b := float32(scale), float32(shift)
-				row := xg[cg*p.S : (cg+1)*p.S]
-				out := yg[cg*p.S : (cg+1)*p.S]
-				for i, v := range row {
-					out[i] = v*a + b
-				}
+				d.affine(yg[cg*p.S:(cg+1)*p.S], xg[cg*p.S:(cg+1)*p.S], a, b)
 			}
 		}
 	})
@@ -170,4 +167,17 @@ func sumDot64(y, x []float32) (sy, syx float64) {
 		b0 += float64(y[i]) * float64(x[i])
 	}
 	return a0 + a1, b0 + b1
+}
+
+// affine sets dst[i] = src[i]·a + b: a product then a sum at every level
+// (Go fuses them only when built for GOAMD64=v3 or above).
+func (d *Device) affine(dst, src []float32, a, b float32) {
+	k := 0
+	if d.level >= AVX2 && asm.Available {
+		asm.AffineAVX2(dst, src, a, b)
+		k = len(src) / 8 * 8
+	}
+	for i := k; i < len(src); i++ {
+		dst[i] = src[i]*a + b
+	}
 }

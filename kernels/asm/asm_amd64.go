@@ -103,3 +103,9 @@ func ExpShiftSumAVX2(y []float32, x []float32, m float32) float32
 //
 //go:noescape
 func ScaleAVX2(y []float32, s float32)
+
+// AffineAVX2 sets dst[i] = src[i]·a + b (rounded after the product, as Go does) for i < len(src)
+// rounded down to a multiple of 8 (the caller finishes the tail; dst may be src). AVX.
+//
+//go:noescape
+func AffineAVX2(dst []float32, src []float32, a float32, b float32)

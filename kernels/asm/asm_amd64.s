@@ -2425,3 +2425,29 @@ scale_loop:
 scale_done:
 	VZEROUPPER
 	RET
+
+// func AffineAVX2(dst []float32, src []float32, a float32, b float32)
+// Requires: AVX, AVX2, SSE
+TEXT ·AffineAVX2(SB), NOSPLIT, $0-56
+	MOVSS        a+48(FP), X0
+	VBROADCASTSS X0, Y0
+	MOVSS        b+52(FP), X1
+	VBROADCASTSS X1, Y1
+	MOVQ         src_base+24(FP), AX
+	MOVQ         dst_base+0(FP), CX
+	MOVQ         src_len+32(FP), DX
+	SHRQ         $0x03, DX
+	JZ           affine_done
+
+affine_loop:
+	VMULPS  (AX), Y0, Y2
+	VADDPS  Y1, Y2, Y2
+	VMOVUPS Y2, (CX)
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, CX
+	DECQ    DX
+	JNZ     affine_loop
+
+affine_done:
+	VZEROUPPER
+	RET

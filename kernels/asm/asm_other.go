@@ -121,6 +121,13 @@ func ScaleAVX2(y []float32, s float32) {
 	}
 }
 
+// AffineAVX2 is the plain-Go stand-in of the vector a·x + b.
+func AffineAVX2(dst, src []float32, a, b float32) {
+	for i := range len(src) / 8 * 8 {
+		dst[i] = src[i]*a + b
+	}
+}
+
 // SgemmKernelAVX512 is the plain-Go stand-in of the AVX-512 kernel.
 func SgemmKernelAVX512(kc int, a, b, c *float32, ldc int) {
 	kernelGo(AVX512MR, AVX512NR, kc, a, b, c, ldc, false)

@@ -68,6 +68,7 @@ func main() {
 	generateAdam()
 	generatePackA6()
 	generateSoftmax()
+	generateAffine()
 	Generate()
 }
 

@@ -89,3 +89,23 @@ func generateSoftmax() {
 		VMOVUPS(w, Mem{Base: ptr[0]})
 	})
 }
+
+// generateAffine writes AffineAVX2, the per-channel a·x + b of the
+// normalizations: a multiply then an add (no fused multiply-add), the
+// operations of the scalar loop it replaces (as Go compiles it for its
+// default GOAMD64=v1), so it gives the same bits.
+func generateAffine() {
+	TEXT("AffineAVX2", NOSPLIT, "func(dst, src []float32, a, b float32)")
+	Pragma("noescape")
+	Doc("AffineAVX2 sets dst[i] = src[i]·a + b (rounded after the product, as Go does) for i < len(src)",
+		"rounded down to a multiple of 8 (the caller finishes the tail; dst may be src). AVX.")
+	av, bv := YMM(), YMM()
+	VBROADCASTSS(Load(Param("a"), XMM()), av)
+	VBROADCASTSS(Load(Param("b"), XMM()), bv)
+	elementwise("affine", []string{"src", "dst"}, func(ptr []GPVirtual) {
+		w := YMM()
+		VMULPS(Mem{Base: ptr[0]}, av, w)
+		VADDPS(bv, w, w)
+		VMOVUPS(w, Mem{Base: ptr[1]})
+	})
+}
