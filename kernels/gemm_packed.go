@@ -460,16 +460,7 @@ func runTilesRows(mk microKernel, store bool, ap []float32, ob operandB, pc int,
 				}
 				t := tile[:mr*nr]
 				mk.rowsStore(ks, pa, b, off, &t[0], nr)
-				for r := range rows {
-					dst := c[ci+r*ldc : ci+r*ldc+nr]
-					if store && p0 == 0 {
-						copy(dst, t[r*nr:(r+1)*nr])
-						continue
-					}
-					for j := range dst {
-						dst[j] += t[r*nr+j]
-					}
-				}
+				mergeTile(c[ci:], ldc, t, nr, rows, nr, store && p0 == 0)
 			}
 		}
 	}
@@ -524,16 +515,7 @@ func sgemmRowsA(mk microKernel, m, n, k int, a []float32, offA []int, ob operand
 					}
 					t := tile[:mr*nr]
 					mk.rowsAStore(kc, &a[0], &offs[0], pb, &t[0], nr)
-					for r := range rows {
-						dst := c[ci+r*ldc : ci+r*ldc+cols]
-						if store {
-							copy(dst, t[r*nr:r*nr+cols])
-							continue
-						}
-						for j := range dst {
-							dst[j] += t[r*nr+j]
-						}
-					}
+					mergeTile(c[ci:], ldc, t, nr, rows, cols, store)
 				}
 			}
 		}
@@ -558,6 +540,21 @@ func sgemmRowsAThreads(mk microKernel, threads, m, n, k int, a []float32, offA [
 		wg.Go(func() { sgemmRowsA(mk, i1-i0, n, k, a, offA[i0:i1], ob, beta, c[i0*ldc:], ldc) })
 	}
 	wg.Wait()
+}
+
+// mergeTile writes the rows×cols corner of the scratch tile t (row stride
+// nr) into c (row stride ldc): copied when store, else added.
+func mergeTile(c []float32, ldc int, t []float32, nr, rows, cols int, store bool) {
+	for r := range rows {
+		dst := c[r*ldc : r*ldc+cols]
+		if store {
+			copy(dst, t[r*nr:r*nr+cols])
+			continue
+		}
+		for j := range dst {
+			dst[j] += t[r*nr+j]
+		}
+	}
 }
 
 func scaleC(c []float32, m, n, ldc int, beta float32) {
@@ -595,16 +592,7 @@ func runTiles(mk microKernel, store bool, ap, bp, c []float32, ldc, ic, jc, mc, 
 			}
 			t := tile[:mr*nr]
 			mk.store(kc, pa, pb, &t[0], nr)
-			for r := range rows {
-				dst := c[ci+r*ldc : ci+r*ldc+cols]
-				if store {
-					copy(dst, t[r*nr:r*nr+cols])
-					continue
-				}
-				for j := range dst {
-					dst[j] += t[r*nr+j]
-				}
-			}
+			mergeTile(c[ci:], ldc, t, nr, rows, cols, store)
 		}
 	}
 }

@@ -48,16 +48,17 @@ func bars(title, ylabel, path string, data []bar, ref float64, refName string) {
 }
 
 func main() {
-	// bench/RESULTS.md, 2026-11-26 run B (n = 512; the avx512 rung is from the device machine's Xeon).
+	// bench/RESULTS.md, 2026-11-27b (n = 512; the avx512 rung is from the device machine's Xeon on
+	// 2026-11-26; OpenBLAS: the better anchor of run 1 that day).
 	bars("SGEMM ladder, n = 512 (*AVX-512 on the device machine's Xeon)", "GFLOP/s", "bench/gemm_ladder.png", []bar{
-		{"naive", 1.3}, {"blocked Go", 7.4}, {"AVX2, 1 core", 84}, {"AVX-512*, 1 core", 76.9},
-		{"threaded 2 cores", 140}, {"OpenBLAS 2 cores", 148.6},
-	}, 102, "AVX2 FMA ceiling, 1 core (102)")
-	// Ratios ours/PyTorch, midpoints of the same-run ranges: 2026-11-26 (both runs) and 2026-11-27.
+		{"naive", 1.06}, {"blocked Go", 6.26}, {"AVX2, 1 core", 79.4}, {"AVX-512*, 1 core", 76.9},
+		{"threaded 2 cores", 139.3}, {"OpenBLAS 2 cores", 128.2},
+	}, 101, "AVX2 FMA ceiling, 1 core (101)")
+	// Ratios ours/PyTorch, midpoints of the same-run ranges: 2026-11-26 (both runs), 2026-11-27, 2026-11-27b.
 	bars("U-Net speed, ours / PyTorch (same run, midpoint of the measured range)", "ratio", "bench/unet_ratios.png", []bar{
-		{"tiny fwd 11-26", (0.53 + 0.87) / 2}, {"tiny fwd 11-27", (0.75 + 0.94) / 2},
-		{"tiny train 11-26", (0.65 + 0.69) / 2}, {"tiny train 11-27", (0.91 + 1.01) / 2},
-		{"cifar fwd 11-26", (0.74 + 0.91) / 2}, {"cifar fwd 11-27", (1.19 + 1.27) / 2},
-		{"cifar train 11-26", (0.56 + 0.98) / 2}, {"cifar train 11-27", (1.13 + 1.32) / 2},
+		{"tiny fwd 11-26", (0.53 + 0.87) / 2}, {"tiny fwd 11-27", (0.75 + 0.94) / 2}, {"tiny fwd 11-27b", (1.11 + 1.23) / 2},
+		{"tiny train 11-26", (0.65 + 0.69) / 2}, {"tiny train 11-27", (0.91 + 1.01) / 2}, {"tiny train 11-27b", (1.29 + 1.59) / 2},
+		{"cifar fwd 11-26", (0.74 + 0.91) / 2}, {"cifar fwd 11-27", (1.19 + 1.27) / 2}, {"cifar fwd 11-27b", (1.14 + 1.31) / 2},
+		{"cifar train 11-26", (0.56 + 0.98) / 2}, {"cifar train 11-27", (1.13 + 1.32) / 2}, {"cifar train 11-27b", (1.05 + 1.17) / 2},
 	}, 1.25, "target 1.25×")
 }
