@@ -93,9 +93,11 @@ func packA(dst, a []float32, lda int, transA bool, m, i0, mc, p0, kc, mr int, al
 		row0 := i0 + ip*mr
 		rows := min(mr, mc-ip*mr, m-row0)
 		if transA { // A stored K×M: the mr rows of op(A) at depth p are contiguous
-			if rows == 6 && mr == 6 && alpha == 1 { // a whole AVX2 panel: 24-byte array copies
+			if rows == 6 && mr == 6 && alpha == 1 { // a whole AVX2 panel: two moves per depth
 				for p := range kc {
-					*(*[6]float32)(panel[p*6:]) = *(*[6]float32)(a[(p0+p)*lda+row0:])
+					src, dst := a[(p0+p)*lda+row0:][:6], panel[p*6:][:6]
+					*(*[4]float32)(dst) = *(*[4]float32)(src) // 16 + 8 bytes, inline moves
+					*(*[2]float32)(dst[4:]) = *(*[2]float32)(src[4:])
 				}
 				continue
 			}
