@@ -117,6 +117,7 @@ func (d *Device) UnaryBackward(op tensor.UnaryOp, dx, x, dy tensor.Buffer, n int
 func (d *Device) Binary(op tensor.BinaryOp, dst tensor.Buffer, a, b tensor.Strided, shape []int) {
 	y, as, bs := f32(dst), f32(a.Buf), f32(b.Buf)
 	r := len(shape)
+	simd := d.level >= AVX2 && asm.Available
 	dense := make([]int, r)
 	s := 1
 	for i := r - 1; i >= 0; i-- {
@@ -132,9 +133,9 @@ func (d *Device) Binary(op tensor.BinaryOp, dst tensor.Buffer, a, b tensor.Strid
 		yy := y[yo : yo+n]
 		switch {
 		case sa == 1 && sb == 1:
-			binaryRow(op, yy, as[ao:ao+n], bs[bo:bo+n])
+			binaryRow(simd, op, yy, as[ao:ao+n], bs[bo:bo+n])
 		case sa == 1 && sb == 0:
-			binaryRowScalar(op, yy, as[ao:ao+n], bs[bo])
+			binaryRowScalar(simd, op, yy, as[ao:ao+n], bs[bo])
 		default:
 			for i := range yy {
 				yy[i] = binaryF(op, as[ao+i*sa], bs[bo+i*sb])
@@ -171,8 +172,22 @@ func binaryF(op tensor.BinaryOp, a, b float32) float32 {
 	panic("kernels: unknown binary op")
 }
 
-func binaryRow(op tensor.BinaryOp, y, a, b []float32) {
+func binaryRow(simd bool, op tensor.BinaryOp, y, a, b []float32) {
 	a, b = a[:len(y)], b[:len(y)]
+	if simd { // the same single IEEE operation per element, eight lanes at a time
+		switch op {
+		case tensor.OpAdd:
+			asm.AddAVX2(y, a, b)
+		case tensor.OpSub:
+			asm.SubAVX2(y, a, b)
+		case tensor.OpMul:
+			asm.MulAVX2(y, a, b)
+		case tensor.OpDiv:
+			asm.DivAVX2(y, a, b)
+		}
+		k := len(y) / 8 * 8
+		y, a, b = y[k:], a[k:], b[k:]
+	}
 	switch op {
 	case tensor.OpAdd:
 		for i := range y {
@@ -194,8 +209,22 @@ func binaryRow(op tensor.BinaryOp, y, a, b []float32) {
 }
 
 // binaryRowScalar is binaryRow with b broadcast along the row.
-func binaryRowScalar(op tensor.BinaryOp, y, a []float32, b float32) {
+func binaryRowScalar(simd bool, op tensor.BinaryOp, y, a []float32, b float32) {
 	a = a[:len(y)]
+	if simd {
+		switch op {
+		case tensor.OpAdd:
+			asm.AddScalarAVX2(y, a, b)
+		case tensor.OpSub:
+			asm.SubScalarAVX2(y, a, b)
+		case tensor.OpMul:
+			asm.MulScalarAVX2(y, a, b)
+		case tensor.OpDiv:
+			asm.DivScalarAVX2(y, a, b)
+		}
+		k := len(y) / 8 * 8
+		y, a = y[k:], a[k:]
+	}
 	switch op {
 	case tensor.OpAdd:
 		for i := range y {

@@ -109,3 +109,47 @@ func ScaleAVX2(y []float32, s float32)
 //
 //go:noescape
 func AffineAVX2(dst []float32, src []float32, a float32, b float32)
+
+// AddAVX2 sets y[i] = a[i] + b[i] for i < len(y) rounded down to a multiple of 8
+// (the caller finishes the tail). AVX.
+//
+//go:noescape
+func AddAVX2(y []float32, a []float32, b []float32)
+
+// AddScalarAVX2 is AddAVX2 with b one value for every i.
+//
+//go:noescape
+func AddScalarAVX2(y []float32, a []float32, b float32)
+
+// SubAVX2 sets y[i] = a[i] − b[i] for i < len(y) rounded down to a multiple of 8
+// (the caller finishes the tail). AVX.
+//
+//go:noescape
+func SubAVX2(y []float32, a []float32, b []float32)
+
+// SubScalarAVX2 is SubAVX2 with b one value for every i.
+//
+//go:noescape
+func SubScalarAVX2(y []float32, a []float32, b float32)
+
+// MulAVX2 sets y[i] = a[i] · b[i] for i < len(y) rounded down to a multiple of 8
+// (the caller finishes the tail). AVX.
+//
+//go:noescape
+func MulAVX2(y []float32, a []float32, b []float32)
+
+// MulScalarAVX2 is MulAVX2 with b one value for every i.
+//
+//go:noescape
+func MulScalarAVX2(y []float32, a []float32, b float32)
+
+// DivAVX2 sets y[i] = a[i] / b[i] for i < len(y) rounded down to a multiple of 8
+// (the caller finishes the tail). AVX.
+//
+//go:noescape
+func DivAVX2(y []float32, a []float32, b []float32)
+
+// DivScalarAVX2 is DivAVX2 with b one value for every i.
+//
+//go:noescape
+func DivScalarAVX2(y []float32, a []float32, b float32)

@@ -2451,3 +2451,199 @@ affine_loop:
 affine_done:
 	VZEROUPPER
 	RET
+
+// func AddAVX2(y []float32, a []float32, b []float32)
+// Requires: AVX
+TEXT ·AddAVX2(SB), NOSPLIT, $0-72
+	MOVQ y_base+0(FP), AX
+	MOVQ a_base+24(FP), CX
+	MOVQ b_base+48(FP), DX
+	MOVQ y_len+8(FP), BX
+	SHRQ $0x03, BX
+	JZ   Add_vv_done
+
+Add_vv_loop:
+	VMOVUPS (CX), Y0
+	VMOVUPS (DX), Y1
+	VADDPS  Y1, Y0, Y0
+	VMOVUPS Y0, (AX)
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, CX
+	ADDQ    $0x20, DX
+	DECQ    BX
+	JNZ     Add_vv_loop
+
+Add_vv_done:
+	VZEROUPPER
+	RET
+
+// func AddScalarAVX2(y []float32, a []float32, b float32)
+// Requires: AVX, AVX2, SSE
+TEXT ·AddScalarAVX2(SB), NOSPLIT, $0-52
+	MOVSS        b+48(FP), X0
+	VBROADCASTSS X0, Y0
+	MOVQ         y_base+0(FP), AX
+	MOVQ         a_base+24(FP), CX
+	MOVQ         y_len+8(FP), DX
+	SHRQ         $0x03, DX
+	JZ           Add_vs_done
+
+Add_vs_loop:
+	VMOVUPS (CX), Y1
+	VADDPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, CX
+	DECQ    DX
+	JNZ     Add_vs_loop
+
+Add_vs_done:
+	VZEROUPPER
+	RET
+
+// func SubAVX2(y []float32, a []float32, b []float32)
+// Requires: AVX
+TEXT ·SubAVX2(SB), NOSPLIT, $0-72
+	MOVQ y_base+0(FP), AX
+	MOVQ a_base+24(FP), CX
+	MOVQ b_base+48(FP), DX
+	MOVQ y_len+8(FP), BX
+	SHRQ $0x03, BX
+	JZ   Sub_vv_done
+
+Sub_vv_loop:
+	VMOVUPS (CX), Y0
+	VMOVUPS (DX), Y1
+	VSUBPS  Y1, Y0, Y0
+	VMOVUPS Y0, (AX)
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, CX
+	ADDQ    $0x20, DX
+	DECQ    BX
+	JNZ     Sub_vv_loop
+
+Sub_vv_done:
+	VZEROUPPER
+	RET
+
+// func SubScalarAVX2(y []float32, a []float32, b float32)
+// Requires: AVX, AVX2, SSE
+TEXT ·SubScalarAVX2(SB), NOSPLIT, $0-52
+	MOVSS        b+48(FP), X0
+	VBROADCASTSS X0, Y0
+	MOVQ         y_base+0(FP), AX
+	MOVQ         a_base+24(FP), CX
+	MOVQ         y_len+8(FP), DX
+	SHRQ         $0x03, DX
+	JZ           Sub_vs_done
+
+Sub_vs_loop:
+	VMOVUPS (CX), Y1
+	VSUBPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, CX
+	DECQ    DX
+	JNZ     Sub_vs_loop
+
+Sub_vs_done:
+	VZEROUPPER
+	RET
+
+// func MulAVX2(y []float32, a []float32, b []float32)
+// Requires: AVX
+TEXT ·MulAVX2(SB), NOSPLIT, $0-72
+	MOVQ y_base+0(FP), AX
+	MOVQ a_base+24(FP), CX
+	MOVQ b_base+48(FP), DX
+	MOVQ y_len+8(FP), BX
+	SHRQ $0x03, BX
+	JZ   Mul_vv_done
+
+Mul_vv_loop:
+	VMOVUPS (CX), Y0
+	VMOVUPS (DX), Y1
+	VMULPS  Y1, Y0, Y0
+	VMOVUPS Y0, (AX)
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, CX
+	ADDQ    $0x20, DX
+	DECQ    BX
+	JNZ     Mul_vv_loop
+
+Mul_vv_done:
+	VZEROUPPER
+	RET
+
+// func MulScalarAVX2(y []float32, a []float32, b float32)
+// Requires: AVX, AVX2, SSE
+TEXT ·MulScalarAVX2(SB), NOSPLIT, $0-52
+	MOVSS        b+48(FP), X0
+	VBROADCASTSS X0, Y0
+	MOVQ         y_base+0(FP), AX
+	MOVQ         a_base+24(FP), CX
+	MOVQ         y_len+8(FP), DX
+	SHRQ         $0x03, DX
+	JZ           Mul_vs_done
+
+Mul_vs_loop:
+	VMOVUPS (CX), Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, CX
+	DECQ    DX
+	JNZ     Mul_vs_loop
+
+Mul_vs_done:
+	VZEROUPPER
+	RET
+
+// func DivAVX2(y []float32, a []float32, b []float32)
+// Requires: AVX
+TEXT ·DivAVX2(SB), NOSPLIT, $0-72
+	MOVQ y_base+0(FP), AX
+	MOVQ a_base+24(FP), CX
+	MOVQ b_base+48(FP), DX
+	MOVQ y_len+8(FP), BX
+	SHRQ $0x03, BX
+	JZ   Div_vv_done
+
+Div_vv_loop:
+	VMOVUPS (CX), Y0
+	VMOVUPS (DX), Y1
+	VDIVPS  Y1, Y0, Y0
+	VMOVUPS Y0, (AX)
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, CX
+	ADDQ    $0x20, DX
+	DECQ    BX
+	JNZ     Div_vv_loop
+
+Div_vv_done:
+	VZEROUPPER
+	RET
+
+// func DivScalarAVX2(y []float32, a []float32, b float32)
+// Requires: AVX, AVX2, SSE
+TEXT ·DivScalarAVX2(SB), NOSPLIT, $0-52
+	MOVSS        b+48(FP), X0
+	VBROADCASTSS X0, Y0
+	MOVQ         y_base+0(FP), AX
+	MOVQ         a_base+24(FP), CX
+	MOVQ         y_len+8(FP), DX
+	SHRQ         $0x03, DX
+	JZ           Div_vs_done
+
+Div_vs_loop:
+	VMOVUPS (CX), Y1
+	VDIVPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, CX
+	DECQ    DX
+	JNZ     Div_vs_loop
+
+Div_vs_done:
+	VZEROUPPER
+	RET

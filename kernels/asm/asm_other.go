@@ -128,6 +128,38 @@ func AffineAVX2(dst, src []float32, a, b float32) {
 	}
 }
 
+func binaryGo(y, a []float32, b func(i int) float32, f func(x, y float32) float32) {
+	for i := range len(y) / 8 * 8 {
+		y[i] = f(a[i], b(i))
+	}
+}
+
+// AddAVX2 and the other binary kernels below are plain-Go stand-ins.
+func AddAVX2(y, a, b []float32) {
+	binaryGo(y, a, func(i int) float32 { return b[i] }, func(x, y float32) float32 { return x + y })
+}
+func SubAVX2(y, a, b []float32) {
+	binaryGo(y, a, func(i int) float32 { return b[i] }, func(x, y float32) float32 { return x - y })
+}
+func MulAVX2(y, a, b []float32) {
+	binaryGo(y, a, func(i int) float32 { return b[i] }, func(x, y float32) float32 { return x * y })
+}
+func DivAVX2(y, a, b []float32) {
+	binaryGo(y, a, func(i int) float32 { return b[i] }, func(x, y float32) float32 { return x / y })
+}
+func AddScalarAVX2(y, a []float32, b float32) {
+	binaryGo(y, a, func(int) float32 { return b }, func(x, y float32) float32 { return x + y })
+}
+func SubScalarAVX2(y, a []float32, b float32) {
+	binaryGo(y, a, func(int) float32 { return b }, func(x, y float32) float32 { return x - y })
+}
+func MulScalarAVX2(y, a []float32, b float32) {
+	binaryGo(y, a, func(int) float32 { return b }, func(x, y float32) float32 { return x * y })
+}
+func DivScalarAVX2(y, a []float32, b float32) {
+	binaryGo(y, a, func(int) float32 { return b }, func(x, y float32) float32 { return x / y })
+}
+
 // SgemmKernelAVX512 is the plain-Go stand-in of the AVX-512 kernel.
 func SgemmKernelAVX512(kc int, a, b, c *float32, ldc int) {
 	kernelGo(AVX512MR, AVX512NR, kc, a, b, c, ldc, false)

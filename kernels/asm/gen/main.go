@@ -69,6 +69,7 @@ func main() {
 	generatePackA6()
 	generateSoftmax()
 	generateAffine()
+	generateBinary()
 	Generate()
 }
 

@@ -109,3 +109,40 @@ func generateAffine() {
 		VMOVUPS(w, Mem{Base: ptr[1]})
 	})
 }
+
+// generateBinary writes the elementwise binary kernels, y = a op b with b a
+// slice or one value: each lane's result is the single IEEE operation of the
+// scalar loop, so the bits are the same.
+func generateBinary() {
+	ops := []struct {
+		name string
+		inst func(ops ...Op)
+	}{{"Add", VADDPS}, {"Sub", VSUBPS}, {"Mul", VMULPS}, {"Div", VDIVPS}}
+	for _, op := range ops {
+		name := op.name + "AVX2"
+		TEXT(name, NOSPLIT, "func(y, a, b []float32)")
+		Pragma("noescape")
+		Doc(name+" sets y[i] = a[i] "+map[string]string{"Add": "+", "Sub": "−", "Mul": "·", "Div": "/"}[op.name]+" b[i] for i < len(y) rounded down to a multiple of 8",
+			"(the caller finishes the tail). AVX.")
+		elementwise(op.name+"_vv", []string{"y", "a", "b"}, func(p []GPVirtual) {
+			v, w := YMM(), YMM()
+			VMOVUPS(Mem{Base: p[1]}, v)
+			VMOVUPS(Mem{Base: p[2]}, w)
+			op.inst(w, v, v) // v = v op w (Go operand order: the source last but one)
+			VMOVUPS(v, Mem{Base: p[0]})
+		})
+
+		name = op.name + "ScalarAVX2"
+		TEXT(name, NOSPLIT, "func(y, a []float32, b float32)")
+		Pragma("noescape")
+		Doc(name + " is " + op.name + "AVX2 with b one value for every i.")
+		bv := YMM()
+		VBROADCASTSS(Load(Param("b"), XMM()), bv)
+		elementwise(op.name+"_vs", []string{"y", "a"}, func(p []GPVirtual) {
+			v := YMM()
+			VMOVUPS(Mem{Base: p[1]}, v)
+			op.inst(bv, v, v)
+			VMOVUPS(v, Mem{Base: p[0]})
+		})
+	}
+}
