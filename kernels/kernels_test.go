@@ -655,3 +655,31 @@ func TestBinaryRowsLevels(t *testing.T) {
 		}
 	}
 }
+
+// TestNormGradRowLevels checks the normalizations' input-gradient row at
+// every level against the scalar expression, bit for bit, with a guard.
+func TestNormGradRowLevels(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, level := range Levels() {
+		d := NewCPULevel(1, level)
+		for n := range 41 {
+			dy, x := randSlice(r, n), randSlice(r, n)
+			k := [4]float32{r.Float32() - 0.5, r.Float32() - 0.5, r.Float32() - 0.5, r.Float32() - 0.5}
+			dx := make([]float32, n+guard)
+			for i := range dx {
+				dx[i] = 12345
+			}
+			d.normGradRow(dx[:n], dy, x, &k)
+			for i := range n {
+				if want := k[0]*dy[i] + k[1]*(x[i]-k[3]) + k[2]; dx[i] != want {
+					t.Fatalf("%s n=%d: [%d] = %g, want %g", level, n, i, dx[i], want)
+				}
+			}
+			for _, v := range dx[n:] {
+				if v != 12345 {
+					t.Fatalf("%s n=%d: wrote past dx", level, n)
+				}
+			}
+		}
+	}
+}

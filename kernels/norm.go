@@ -91,9 +91,7 @@ func (d *Device) NormBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma tensor
 				a := float32(r * gamAt(g*p.CG+cg))
 				base := ng*gsize + cg*p.S
 				out, dyr, xr := dxs[base:base+p.S], dys[base:base+p.S], xs[base:base+p.S]
-				for i := range out {
-					out[i] = a*dyr[i] + b*(xr[i]-mu32) + cc
-				}
+				d.normGradRow(out, dyr, xr, &[4]float32{a, b, cc, mu32})
 			}
 		}
 	})
@@ -179,5 +177,20 @@ func (d *Device) affine(dst, src []float32, a, b float32) {
 	}
 	for i := k; i < len(src); i++ {
 		dst[i] = src[i]*a + b
+	}
+}
+
+// normGradRow sets dx[i] = a·dy[i] + b·(x[i] − mean) + c, k = {a, b, c, mean},
+// with the same operations at every level.
+func (d *Device) normGradRow(dx, dy, x []float32, k *[4]float32) {
+	dy, x = dy[:len(dx)], x[:len(dx)]
+	j := 0
+	if d.level >= AVX2 && asm.Available {
+		asm.NormGradAVX2(dx, dy, x, k)
+		j = len(dx) / 8 * 8
+	}
+	a, b, c, mu := k[0], k[1], k[2], k[3]
+	for i := j; i < len(dx); i++ {
+		dx[i] = a*dy[i] + b*(x[i]-mu) + c
 	}
 }

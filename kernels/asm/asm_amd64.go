@@ -153,3 +153,9 @@ func DivAVX2(y []float32, a []float32, b []float32)
 //
 //go:noescape
 func DivScalarAVX2(y []float32, a []float32, b float32)
+
+// NormGradAVX2 sets dx[i] = (a·dy[i] + b·(x[i] − mean)) + c, k = {a, b, c, mean}, for i < len(dx)
+// rounded down to a multiple of 8 (the caller finishes the tail). AVX.
+//
+//go:noescape
+func NormGradAVX2(dx []float32, dy []float32, x []float32, k *[4]float32)

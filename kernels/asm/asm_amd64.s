@@ -2647,3 +2647,36 @@ Div_vs_loop:
 Div_vs_done:
 	VZEROUPPER
 	RET
+
+// func NormGradAVX2(dx []float32, dy []float32, x []float32, k *[4]float32)
+// Requires: AVX
+TEXT ·NormGradAVX2(SB), NOSPLIT, $0-80
+	MOVQ         k+72(FP), AX
+	VBROADCASTSS (AX), Y0
+	VBROADCASTSS 4(AX), Y1
+	VBROADCASTSS 8(AX), Y2
+	VBROADCASTSS 12(AX), Y3
+	MOVQ         dx_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         x_base+48(FP), DX
+	MOVQ         dx_len+8(FP), BX
+	SHRQ         $0x03, BX
+	JZ           normgrad_done
+
+normgrad_loop:
+	VMULPS  (CX), Y0, Y4
+	VMOVUPS (DX), Y5
+	VSUBPS  Y3, Y5, Y5
+	VMULPS  Y1, Y5, Y5
+	VADDPS  Y5, Y4, Y4
+	VADDPS  Y2, Y4, Y4
+	VMOVUPS Y4, (AX)
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, CX
+	ADDQ    $0x20, DX
+	DECQ    BX
+	JNZ     normgrad_loop
+
+normgrad_done:
+	VZEROUPPER
+	RET

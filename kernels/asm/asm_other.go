@@ -160,6 +160,13 @@ func DivScalarAVX2(y, a []float32, b float32) {
 	binaryGo(y, a, func(int) float32 { return b }, func(x, y float32) float32 { return x / y })
 }
 
+// NormGradAVX2 is the plain-Go stand-in of the normalization gradient row.
+func NormGradAVX2(dx, dy, x []float32, k *[4]float32) {
+	for i := range len(dx) / 8 * 8 {
+		dx[i] = k[0]*dy[i] + k[1]*(x[i]-k[3]) + k[2]
+	}
+}
+
 // SgemmKernelAVX512 is the plain-Go stand-in of the AVX-512 kernel.
 func SgemmKernelAVX512(kc int, a, b, c *float32, ldc int) {
 	kernelGo(AVX512MR, AVX512NR, kc, a, b, c, ldc, false)

@@ -70,6 +70,7 @@ func main() {
 	generateSoftmax()
 	generateAffine()
 	generateBinary()
+	generateNormGrad()
 	Generate()
 }
 

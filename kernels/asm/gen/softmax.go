@@ -146,3 +146,30 @@ func generateBinary() {
 		})
 	}
 }
+
+// generateNormGrad writes NormGradAVX2, the input gradient of the
+// normalizations for one channel row: dx = a·dy + b·(x − mean) + c with the
+// scalar loop's operations in its order (no fused multiply-add), so the bits
+// are the same.
+func generateNormGrad() {
+	TEXT("NormGradAVX2", NOSPLIT, "func(dx, dy, x []float32, k *[4]float32)")
+	Pragma("noescape")
+	Doc("NormGradAVX2 sets dx[i] = (a·dy[i] + b·(x[i] − mean)) + c, k = {a, b, c, mean}, for i < len(dx)",
+		"rounded down to a multiple of 8 (the caller finishes the tail). AVX.")
+	kp := Load(Param("k"), GP64())
+	kv := make([]VecVirtual, 4)
+	for i := range kv {
+		kv[i] = YMM()
+		VBROADCASTSS(Mem{Base: kp, Disp: 4 * i}, kv[i])
+	}
+	elementwise("normgrad", []string{"dx", "dy", "x"}, func(p []GPVirtual) {
+		u, v := YMM(), YMM()
+		VMULPS(Mem{Base: p[1]}, kv[0], u) // a·dy
+		VMOVUPS(Mem{Base: p[2]}, v)
+		VSUBPS(kv[3], v, v) // x − mean
+		VMULPS(kv[1], v, v) // b·(x − mean)
+		VADDPS(v, u, u)
+		VADDPS(kv[2], u, u)
+		VMOVUPS(u, Mem{Base: p[0]})
+	})
+}
