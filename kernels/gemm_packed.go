@@ -388,6 +388,14 @@ func sgemmLoop(mk microKernel, pa *prepackedA, transA bool, m, n, k int, alpha f
 		defer packPool.Put(abuf)
 		ap = *abuf
 	}
+	// aBlock is the packed MC×KC block of A at (ic, pc): prepacked, or packed now.
+	aBlock := func(pc, kc, ic, mc int) []float32 {
+		if pa != nil {
+			return pa.blocks[pc/packKC*pa.icBlocks+ic/packMC]
+		}
+		packA(ap, a, lda, transA, m, ic, mc, pc, kc, mr, alpha)
+		return ap
+	}
 	unpacked := mk.rowsAdd != nil && !ob.trans &&
 		(pa != nil && (m <= unpackedMaxM || n >= unpackedMinN) || pa == nil && m <= plainUnpackedMaxM)
 	if unpacked && ob.off == nil {
@@ -408,12 +416,7 @@ func sgemmLoop(mk microKernel, pa *prepackedA, transA bool, m, n, k int, alpha f
 				}
 				for ic := 0; ic < m; ic += packMC {
 					mc := min(packMC, m-ic)
-					blk := ap
-					if pa != nil {
-						blk = pa.blocks[pc/packKC*pa.icBlocks+ic/packMC]
-					} else {
-						packA(ap, a, lda, transA, m, ic, mc, pc, kc, mr, alpha)
-					}
+					blk := aBlock(pc, kc, ic, mc)
 					runTilesRows(mk, overwrite && pc == 0, blk, ob, pc, c, ldc, ic, jc, mc, full, kc)
 					if full < nc {
 						runTiles(mk, overwrite && pc == 0, blk, bp, c, ldc, ic, jc+full, mc, nc-full, kc)
@@ -424,12 +427,7 @@ func sgemmLoop(mk microKernel, pa *prepackedA, transA bool, m, n, k int, alpha f
 			packB(bp, ob, pc, kc, jc, nc, nr)
 			for ic := 0; ic < m; ic += packMC {
 				mc := min(packMC, m-ic)
-				blk := ap
-				if pa != nil {
-					blk = pa.blocks[pc/packKC*pa.icBlocks+ic/packMC]
-				} else {
-					packA(ap, a, lda, transA, m, ic, mc, pc, kc, mr, alpha)
-				}
+				blk := aBlock(pc, kc, ic, mc)
 				runTiles(mk, overwrite && pc == 0, blk, bp, c, ldc, ic, jc, mc, nc, kc)
 			}
 		}
