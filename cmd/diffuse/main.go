@@ -44,6 +44,7 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	useMADVFree()
 	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help" || os.Args[1] == "help" {
 		usage(os.Stderr)
 		if len(os.Args) < 2 {
