@@ -11,9 +11,9 @@ import (
 // that Go returns freed heap memory to the kernel with MADV_FREE instead of
 // MADV_DONTNEED. A training or sampling step frees and reallocates all of
 // its activations; with MADV_DONTNEED each reuse page-faults the memory back
-// in. Measured on 120 default training steps: system time 28–30 s → 7–8 s,
-// wall time −8 %; the tiny-mnist forward benchmark +12–19 %, same peak RSS
-// (bench/RESULTS.md 2026-11-27b). Go reads this setting only from the
+// in. Measured on 120 default training steps (three pairs): system time
+// 28–30 s → 6–8 s, wall time 0–16 % less; the tiny-mnist forward benchmark
+// +12–19 %, same peak RSS (bench/RESULTS.md 2026-11-27b). Go reads this setting only from the
 // environment at start-up, hence the exec. Any madvdontneed already in
 // GODEBUG (=1 keeps Go's default) is left alone, and on failure the process
 // simply goes on as it is.
