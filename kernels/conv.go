@@ -175,8 +175,7 @@ type shiftPlan struct {
 }
 
 func newShiftPlan(p tensor.ConvParams) shiftPlan {
-	s := shiftPlan{hp: p.PadTop + p.H + p.PadBottom, wp: p.PadLeft + p.W + p.PadRight}
-	s.n = (p.OH-1)*s.wp + p.OW
+	s := shiftPlan{hp: p.PadTop + p.H + p.PadBottom, wp: p.PadLeft + p.W + p.PadRight, n: shiftN(p)}
 	s.off = make([]int, 0, p.C*p.KH*p.KW)
 	for c := range p.C {
 		for ky := range p.KH {
@@ -187,6 +186,9 @@ func newShiftPlan(p tensor.ConvParams) shiftPlan {
 	}
 	return s
 }
+
+// shiftN is the number of output positions j of the shifted-rows GEMM.
+func shiftN(p tensor.ConvParams) int { return (p.OH-1)*(p.PadLeft+p.W+p.PadRight) + p.OW }
 
 // pad writes image x (C × H × W) into xp (C × Hp × Wp) with zero borders.
 func (s shiftPlan) pad(xp, x []float32, p tensor.ConvParams) {
@@ -367,8 +369,9 @@ func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParam
 	dxs, dys, ws := f32(dx), f32(dy), f32(w)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
 	point := isPointwise(p)
+	mk, _ := d.microKernel()
 	if q, ok := flippedConv(p); ok && !point && p.C >= flipMinC && d.shifted(p) && d.shifted(q) &&
-		(q.F <= unpackedMaxM || (q.OH-1)*(q.PadLeft+q.W+q.PadRight)+q.OW >= unpackedMinN) { // B (dy) unpacked
+		readsBUnpacked(mk, true, q.F, shiftN(q)) { // only with dy read unpacked does it beat col2im
 		fkk := p.F * p.KH * p.KW
 		wf := make([]float32, p.C*fkk)
 		for f := range p.F {

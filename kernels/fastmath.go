@@ -130,55 +130,25 @@ func (d *Device) unaryGradFast(op tensor.UnaryOp, dx, x, dy []float32) bool {
 	return true
 }
 
-// softmaxRowFast is softmaxRow with the vector exp and float32 sums. The
-// max and the sum run four independent chains (one chain is bound by the
-// latency of each compare or add).
+// softmaxRowFast is softmaxRow in three vector passes (above the generic
+// level, where the assembly kernels are always there): the maximum, e^(x−m)
+// with its float32 sum, and the scaling by 1/sum; expf and scalar loops
+// finish the tails.
 func (d *Device) softmaxRowFast(y, x []float32) {
 	y = y[:len(x)]
-	if d.level >= AVX2 && asm.Available {
-		// Three vector passes: max, e^(x−m) with its sum, scale.
-		k := len(x) / 8 * 8
-		m := asm.MaxAVX2(x)
-		for _, v := range x[k:] {
-			m = max(m, v)
-		}
-		s := asm.ExpShiftSumAVX2(y, x, m)
-		for i := k; i < len(x); i++ {
-			y[i] = expf(x[i] - m)
-			s += y[i]
-		}
-		inv := 1 / s
-		asm.ScaleAVX2(y, inv)
-		for i := k; i < len(y); i++ {
-			y[i] *= inv
-		}
-		return
+	k := len(x) / 8 * 8
+	m := asm.MaxAVX2(x)
+	for _, v := range x[k:] {
+		m = max(m, v)
 	}
-	n4 := len(x) / 4 * 4
-	inf := float32(math.Inf(-1))
-	m0, m1, m2, m3 := inf, inf, inf, inf
-	for i := 0; i < n4; i += 4 {
-		v := x[i : i+4 : i+4]
-		m0, m1, m2, m3 = max(m0, v[0]), max(m1, v[1]), max(m2, v[2]), max(m3, v[3])
+	s := asm.ExpShiftSumAVX2(y, x, m)
+	for i := k; i < len(x); i++ {
+		y[i] = expf(x[i] - m)
+		s += y[i]
 	}
-	for _, v := range x[n4:] {
-		m0 = max(m0, v)
-	}
-	m := max(max(m0, m1), max(m2, m3))
-	for j, v := range x {
-		y[j] = v - m
-	}
-	d.expVec(y, y)
-	var s0, s1, s2, s3 float32
-	for i := 0; i < n4; i += 4 {
-		v := y[i : i+4 : i+4]
-		s0, s1, s2, s3 = s0+v[0], s1+v[1], s2+v[2], s3+v[3]
-	}
-	for _, v := range y[n4:] {
-		s0 += v
-	}
-	inv := 1 / ((s0 + s1) + (s2 + s3))
-	for j := range y {
-		y[j] *= inv
+	inv := 1 / s
+	asm.ScaleAVX2(y, inv)
+	for i := k; i < len(y); i++ {
+		y[i] *= inv
 	}
 }

@@ -63,6 +63,18 @@ var (
 	rowsAMaxN         = 64
 )
 
+// readsBUnpacked reports whether an m×n product (A prepacked or not) reads a
+// non-transposed B through the unpacked-B kernels.
+func readsBUnpacked(mk microKernel, prepacked bool, m, n int) bool {
+	if mk.rowsAdd == nil {
+		return false
+	}
+	if prepacked {
+		return m <= unpackedMaxM || n >= unpackedMinN
+	}
+	return m <= plainUnpackedMaxM
+}
+
 // rowsKC is the depth of one pass of the unpacked-B kernels.
 var rowsKC = 128
 
@@ -396,8 +408,7 @@ func sgemmLoop(mk microKernel, pa *prepackedA, transA bool, m, n, k int, alpha f
 		packA(ap, a, lda, transA, m, ic, mc, pc, kc, mr, alpha)
 		return ap
 	}
-	unpacked := mk.rowsAdd != nil && !ob.trans &&
-		(pa != nil && (m <= unpackedMaxM || n >= unpackedMinN) || pa == nil && m <= plainUnpackedMaxM)
+	unpacked := !ob.trans && readsBUnpacked(mk, pa != nil, m, n)
 	if unpacked && ob.off == nil {
 		ob.off = make([]int, k)
 		for p := range ob.off {

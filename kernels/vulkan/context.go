@@ -351,25 +351,22 @@ func (c *context) enableCooperativeMatrix(a *arena, dci *VkDeviceCreateInfo) {
 	on12.ShaderFloat16 = 1
 	on12.VulkanMemoryModel = 1
 	var ext string
+	var sType int32
 	switch {
 	case khr && cmKHR.CooperativeMatrix != 0:
-		on := newIn[VkPhysicalDeviceCooperativeMatrixFeaturesKHR](a)
-		on.SType = stPhysicalDeviceCooperativeMatrixFeaturesKHR
-		on.CooperativeMatrix = 1
-		on12.PNext = addr(on)
-		ext = "VK_KHR_cooperative_matrix"
+		ext, sType = "VK_KHR_cooperative_matrix", stPhysicalDeviceCooperativeMatrixFeaturesKHR
 		c.coopShader = fmt.Sprintf("gemm_coop_khr%d", ph.khrFrag)
 		c.coopSpec = []uint32{uint32(4 * sg)}
 	case nv && cmNV.CooperativeMatrix != 0:
-		on := newIn[VkPhysicalDeviceCooperativeMatrixFeaturesNV](a)
-		on.SType = stPhysicalDeviceCooperativeMatrixFeaturesNV
-		on.CooperativeMatrix = 1
-		on12.PNext = addr(on)
-		ext = "VK_NV_cooperative_matrix"
+		ext, sType = "VK_NV_cooperative_matrix", stPhysicalDeviceCooperativeMatrixFeaturesNV
 		c.coopShader = "gemm_coop"
 	default:
 		return
 	}
+	on := newIn[VkPhysicalDeviceCooperativeMatrixFeaturesKHR](a) // the NV struct has the same layout (layout_c_test.go)
+	on.SType = sType
+	on.CooperativeMatrix = 1
+	on12.PNext = addr(on)
 	names := sliceIn[uintptr](a, 1)
 	names[0] = a.cstr(ext)
 	dci.PNext = addr(on12)
