@@ -331,6 +331,10 @@ func (d *Device) sumOverImages(dst []float32, size, scratchLen, nImg int, fn fun
 func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	ys, xs, ws, bs := f32(y), f32(x), f32(w), f32(b)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
+	if d.winograd(p) {
+		d.convWinograd(ys, xs, ws, bs, p, false)
+		return
+	}
 	wA := d.newGemmA(false, p.F, ckk, ws, ckk) // packed once for all images
 	if d.shifted(p) {
 		d.convShifted(ys, xs, wA, bs, p)
@@ -370,21 +374,27 @@ func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParam
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
 	point := isPointwise(p)
 	mk, _ := d.microKernel()
-	if q, ok := flippedConv(p); ok && !point && p.C >= flipMinC && d.shifted(p) && d.shifted(q) &&
-		readsBUnpacked(mk, true, q.F, shiftN(q)) { // only with dy read unpacked does it beat col2im
-		fkk := p.F * p.KH * p.KW
-		wf := make([]float32, p.C*fkk)
-		for f := range p.F {
-			for c := range p.C {
-				src := ws[(f*p.C+c)*p.KH*p.KW:][:p.KH*p.KW]
-				dst := wf[c*fkk+f*p.KH*p.KW:][:p.KH*p.KW]
-				for i, v := range src {
-					dst[len(dst)-1-i] = v // ky, kx → KH-1-ky, KW-1-kx
+	if q, ok := flippedConv(p); ok && !point && p.C >= flipMinC {
+		if d.winograd(q) {
+			d.convWinograd(dxs, dys, ws, nil, q, true)
+			return
+		}
+		// Without Winograd only with dy read unpacked does it beat col2im.
+		if d.shifted(p) && d.shifted(q) && readsBUnpacked(mk, true, q.F, shiftN(q)) {
+			fkk := p.F * p.KH * p.KW
+			wf := make([]float32, p.C*fkk)
+			for f := range p.F {
+				for c := range p.C {
+					src := ws[(f*p.C+c)*p.KH*p.KW:][:p.KH*p.KW]
+					dst := wf[c*fkk+f*p.KH*p.KW:][:p.KH*p.KW]
+					for i, v := range src {
+						dst[len(dst)-1-i] = v // ky, kx → KH-1-ky, KW-1-kx
+					}
 				}
 			}
+			d.convShifted(dxs, dys, d.newGemmA(false, p.C, fkk, wf, fkk), nil, q)
+			return
 		}
-		d.convShifted(dxs, dys, d.newGemmA(false, p.C, fkk, wf, fkk), nil, q)
-		return
 	}
 	wT := d.newGemmA(true, ckk, p.F, ws, ckk) // wᵀ, packed once for all images
 	d.forImages(p.N, ckk*ohw, func(n int, col []float32, threads int) {

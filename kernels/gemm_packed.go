@@ -337,14 +337,38 @@ type prepackedA struct {
 }
 
 func prepackA(mk microKernel, transA bool, m, k int, alpha float32, a []float32, lda int) *prepackedA {
+	pa := newPrepackedA(mk, m, k)
+	for pc := 0; pc < k; pc += packKC {
+		kc := min(packKC, k-pc)
+		for ic := 0; ic < m; ic += packMC {
+			mc := min(packMC, m-ic)
+			packA(pa.blocks[pc/packKC*pa.icBlocks+ic/packMC], a, lda, transA, m, ic, mc, pc, kc, mk.mr, alpha)
+		}
+	}
+	return pa
+}
+
+// newPrepackedA allocates the blocks of an m×k prepackedA, zeroed: block
+// (pc, ic) holds ⌈mc/mr⌉ panels of kc×mr values, A(ic + mr·i + r, pc + p)
+// at [i·mr·kc + p·mr + r].
+func newPrepackedA(mk microKernel, m, k int) *prepackedA {
+	return prepackedIn(mk, m, k, make([]float32, prepackedLen(mk, m, k)))
+}
+
+// prepackedLen is the number of floats of an m×k prepackedA's blocks.
+func prepackedLen(mk microKernel, m, k int) int { return (m + mk.mr - 1) / mk.mr * mk.mr * k }
+
+// prepackedIn is newPrepackedA with the blocks cut from buf (at least
+// prepackedLen floats), whose contents are kept.
+func prepackedIn(mk microKernel, m, k int, buf []float32) *prepackedA {
 	pa := &prepackedA{mk: mk, m: m, k: k, icBlocks: (m + packMC - 1) / packMC}
 	for pc := 0; pc < k; pc += packKC {
 		kc := min(packKC, k-pc)
 		for ic := 0; ic < m; ic += packMC {
 			mc := min(packMC, m-ic)
-			buf := make([]float32, (mc+mk.mr-1)/mk.mr*mk.mr*kc)
-			packA(buf, a, lda, transA, m, ic, mc, pc, kc, mk.mr, alpha)
-			pa.blocks = append(pa.blocks, buf)
+			n := (mc + mk.mr - 1) / mk.mr * mk.mr * kc
+			pa.blocks = append(pa.blocks, buf[:n:n])
+			buf = buf[n:]
 		}
 	}
 	return pa

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/godiffuse/godiffuse/kernels/asm"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -169,9 +170,25 @@ func TestConvAgainstNaive(t *testing.T) {
 	// shifted-rows path (normally only outputs ≥ shiftMinWidth wide; the
 	// input gradient then as a flipped convolution), and with B always
 	// packed and never (the rows kernels).
-	defer func(w, c, m, n int) {
-		shiftMinWidth, flipMinC, unpackedMaxM, unpackedMinN = w, c, m, n
-	}(shiftMinWidth, flipMinC, unpackedMaxM, unpackedMinN)
+	defer func(w, c, m, n, wc, wt int, wa bool) {
+		shiftMinWidth, flipMinC, unpackedMaxM, unpackedMinN, winoMinC, winoTiles, winoAsm = w, c, m, n, wc, wt, wa
+	}(shiftMinWidth, flipMinC, unpackedMaxM, unpackedMinN, winoMinC, winoTiles, winoAsm)
+	// Every 3×3 stride-1 convolution by Winograd, in chunks of one tile row
+	// (chunks then end inside images and at image edges) and of many.
+	// The plain-Go transforms once too.
+	winoMinC, flipMinC = 1, 1
+	for _, tiles := range []int{1, 64} {
+		winoTiles = tiles
+		for _, level := range Levels()[1:] {
+			t.Run(fmt.Sprintf("%s/winograd/tiles=%d", level, tiles), func(t *testing.T) { testConv(t, NewCPULevel(2, level)) })
+		}
+	}
+	winoAsm = false
+	for _, level := range Levels()[1:] {
+		t.Run(fmt.Sprintf("%s/winograd/go", level), func(t *testing.T) { testConv(t, NewCPULevel(2, level)) })
+	}
+	winoAsm = true
+	winoMinC = 1 << 30
 	shiftMinWidth, flipMinC = 1, 1
 	for _, unpacked := range []bool{false, true} {
 		unpackedMaxM, unpackedMinN = -1, 1<<30
@@ -680,6 +697,45 @@ func TestNormGradRowLevels(t *testing.T) {
 					t.Fatalf("%s n=%d: wrote past dx", level, n)
 				}
 			}
+		}
+	}
+}
+
+// TestWinoTransformsLevels checks the assembly Winograd transforms against
+// their plain-Go versions, bit for bit (same operations in the same order),
+// with guard cells after every output row.
+func TestWinoTransformsLevels(t *testing.T) {
+	if !asm.Available || MaxLevel() < AVX2 {
+		t.Skip("no AVX2 assembly in this build")
+	}
+	r := rand.New(rand.NewPCG(8, 9))
+	for blocks := 1; blocks <= 3; blocks++ {
+		tiles := 8 * blocks
+		ins := 2*tiles + 2 + r.IntN(5)
+		in := randSlice(r, 4*ins)
+		vs := tiles + guard + r.IntN(9)
+		got, want := make([]float32, 16*vs), make([]float32, 16*vs)
+		for i := range got {
+			got[i], want[i] = 12345, 12345
+		}
+		asm.WinoInputAVX2(&got[0], vs, &in[0], ins, blocks)
+		winoInputRow(want, vs, in, ins, tiles)
+		if !slices.Equal(got, want) {
+			t.Fatalf("WinoInputAVX2, %d blocks: differs from winoInputRow", blocks)
+		}
+
+		ms := tiles + r.IntN(9)
+		m := randSlice(r, 16*ms)
+		bias := r.Float32()
+		top, bot := make([]float32, 2*tiles+guard), make([]float32, 2*tiles+guard)
+		wantTop, wantBot := make([]float32, 2*tiles+guard), make([]float32, 2*tiles+guard)
+		for i := range top {
+			top[i], bot[i], wantTop[i], wantBot[i] = 12345, 12345, 12345, 12345
+		}
+		asm.WinoOutputAVX2(&top[0], &bot[0], &m[0], ms, blocks, bias)
+		winoOutputRow(wantTop, wantBot, m, ms, tiles, bias)
+		if !slices.Equal(top, wantTop) || !slices.Equal(bot, wantBot) {
+			t.Fatalf("WinoOutputAVX2, %d blocks: differs from winoOutputRow", blocks)
 		}
 	}
 }

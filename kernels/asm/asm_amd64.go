@@ -159,3 +159,17 @@ func DivScalarAVX2(y []float32, a []float32, b float32)
 //
 //go:noescape
 func NormGradAVX2(dx []float32, dy []float32, x []float32, k *[4]float32)
+
+// WinoInputAVX2 transforms 8·blocks input tiles of one tile row: with the four padded input
+// rows d_a = in + a·ins (a < 4, each 16·blocks + 2 values) it sets, for tile t and ξ = 4η + ν,
+// v[ξ·vs + t] = (Bᵀ·d·B)[η][ν] over d_a[2t … 2t+3]. Strides in elements. AVX2.
+//
+//go:noescape
+func WinoInputAVX2(v *float32, vs int, in *float32, ins int, blocks int)
+
+// WinoOutputAVX2 writes 8·blocks output tiles of one tile row: with Y = Aᵀ·M·A + bias,
+// M[η][ν] = m[(4η + ν)·ms + t] (ms in elements), it sets top[2t + j] = Y[0][j] and
+// bot[2t + j] = Y[1][j] for j < 2, t < 8·blocks. AVX2.
+//
+//go:noescape
+func WinoOutputAVX2(top *float32, bot *float32, m *float32, ms int, blocks int, bias float32)

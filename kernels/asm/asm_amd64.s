@@ -2680,3 +2680,241 @@ normgrad_loop:
 normgrad_done:
 	VZEROUPPER
 	RET
+
+// func WinoInputAVX2(v *float32, vs int, in *float32, ins int, blocks int)
+// Requires: AVX, AVX2
+TEXT ·WinoInputAVX2(SB), NOSPLIT, $0-40
+	MOVQ  v+0(FP), AX
+	MOVQ  vs+8(FP), CX
+	MOVQ  in+16(FP), DX
+	MOVQ  ins+24(FP), BX
+	MOVQ  blocks+32(FP), SI
+	SHLQ  $0x02, CX
+	SHLQ  $0x02, BX
+	MOVQ  CX, DI
+	SHLQ  $0x02, DI
+	LEAQ  (AX)(DI*1), R8
+	LEAQ  (R8)(DI*1), R9
+	LEAQ  (R9)(DI*1), DI
+	LEAQ  (CX)(CX*2), R10
+	LEAQ  (DX)(BX*1), R11
+	LEAQ  (R11)(BX*1), R12
+	LEAQ  (R12)(BX*1), BX
+	TESTQ SI, SI
+	JZ    winoin_done
+
+winoin_loop:
+	// Row η of Bᵀ·d at columns 2t…2t+15 (lo, hi) and 2t+2…2t+17 (lo2, hi2).
+	VMOVUPS (DX), Y0
+	VSUBPS  (R12), Y0, Y0
+	VMOVUPS 32(DX), Y1
+	VSUBPS  32(R12), Y1, Y1
+	VMOVUPS 8(DX), Y2
+	VSUBPS  8(R12), Y2, Y2
+	VMOVUPS 40(DX), Y3
+	VSUBPS  40(R12), Y3, Y3
+
+	// q0…q3 = values 2t, 2t+1, 2t+2, 2t+3 of each tile (lanes in 0 1 4 5 2 3 6 7 order).
+	VSHUFPS $0x88, Y1, Y0, Y4
+	VSHUFPS $0xdd, Y1, Y0, Y0
+	VSHUFPS $0x88, Y3, Y2, Y1
+	VSHUFPS $0xdd, Y3, Y2, Y2
+
+	// B along x: q0 - q2, q1 + q2, q2 - q1, q1 - q3; back in order, stored.
+	VSUBPS  Y1, Y4, Y3
+	VADDPS  Y1, Y0, Y4
+	VSUBPS  Y0, Y1, Y1
+	VSUBPS  Y2, Y0, Y0
+	VPERMPD $0xd8, Y3, Y3
+	VMOVUPS Y3, (AX)
+	VPERMPD $0xd8, Y4, Y4
+	VMOVUPS Y4, (AX)(CX*1)
+	VPERMPD $0xd8, Y1, Y1
+	VMOVUPS Y1, (AX)(CX*2)
+	VPERMPD $0xd8, Y0, Y0
+	VMOVUPS Y0, (AX)(R10*1)
+
+	// Row η of Bᵀ·d at columns 2t…2t+15 (lo, hi) and 2t+2…2t+17 (lo2, hi2).
+	VMOVUPS (R11), Y0
+	VADDPS  (R12), Y0, Y0
+	VMOVUPS 32(R11), Y1
+	VADDPS  32(R12), Y1, Y1
+	VMOVUPS 8(R11), Y2
+	VADDPS  8(R12), Y2, Y2
+	VMOVUPS 40(R11), Y3
+	VADDPS  40(R12), Y3, Y3
+
+	// q0…q3 = values 2t, 2t+1, 2t+2, 2t+3 of each tile (lanes in 0 1 4 5 2 3 6 7 order).
+	VSHUFPS $0x88, Y1, Y0, Y4
+	VSHUFPS $0xdd, Y1, Y0, Y0
+	VSHUFPS $0x88, Y3, Y2, Y1
+	VSHUFPS $0xdd, Y3, Y2, Y2
+
+	// B along x: q0 - q2, q1 + q2, q2 - q1, q1 - q3; back in order, stored.
+	VSUBPS  Y1, Y4, Y3
+	VADDPS  Y1, Y0, Y4
+	VSUBPS  Y0, Y1, Y1
+	VSUBPS  Y2, Y0, Y0
+	VPERMPD $0xd8, Y3, Y3
+	VMOVUPS Y3, (R8)
+	VPERMPD $0xd8, Y4, Y4
+	VMOVUPS Y4, (R8)(CX*1)
+	VPERMPD $0xd8, Y1, Y1
+	VMOVUPS Y1, (R8)(CX*2)
+	VPERMPD $0xd8, Y0, Y0
+	VMOVUPS Y0, (R8)(R10*1)
+
+	// Row η of Bᵀ·d at columns 2t…2t+15 (lo, hi) and 2t+2…2t+17 (lo2, hi2).
+	VMOVUPS (R12), Y0
+	VSUBPS  (R11), Y0, Y0
+	VMOVUPS 32(R12), Y1
+	VSUBPS  32(R11), Y1, Y1
+	VMOVUPS 8(R12), Y2
+	VSUBPS  8(R11), Y2, Y2
+	VMOVUPS 40(R12), Y3
+	VSUBPS  40(R11), Y3, Y3
+
+	// q0…q3 = values 2t, 2t+1, 2t+2, 2t+3 of each tile (lanes in 0 1 4 5 2 3 6 7 order).
+	VSHUFPS $0x88, Y1, Y0, Y4
+	VSHUFPS $0xdd, Y1, Y0, Y0
+	VSHUFPS $0x88, Y3, Y2, Y1
+	VSHUFPS $0xdd, Y3, Y2, Y2
+
+	// B along x: q0 - q2, q1 + q2, q2 - q1, q1 - q3; back in order, stored.
+	VSUBPS  Y1, Y4, Y3
+	VADDPS  Y1, Y0, Y4
+	VSUBPS  Y0, Y1, Y1
+	VSUBPS  Y2, Y0, Y0
+	VPERMPD $0xd8, Y3, Y3
+	VMOVUPS Y3, (R9)
+	VPERMPD $0xd8, Y4, Y4
+	VMOVUPS Y4, (R9)(CX*1)
+	VPERMPD $0xd8, Y1, Y1
+	VMOVUPS Y1, (R9)(CX*2)
+	VPERMPD $0xd8, Y0, Y0
+	VMOVUPS Y0, (R9)(R10*1)
+
+	// Row η of Bᵀ·d at columns 2t…2t+15 (lo, hi) and 2t+2…2t+17 (lo2, hi2).
+	VMOVUPS (R11), Y0
+	VSUBPS  (BX), Y0, Y0
+	VMOVUPS 32(R11), Y1
+	VSUBPS  32(BX), Y1, Y1
+	VMOVUPS 8(R11), Y2
+	VSUBPS  8(BX), Y2, Y2
+	VMOVUPS 40(R11), Y3
+	VSUBPS  40(BX), Y3, Y3
+
+	// q0…q3 = values 2t, 2t+1, 2t+2, 2t+3 of each tile (lanes in 0 1 4 5 2 3 6 7 order).
+	VSHUFPS $0x88, Y1, Y0, Y4
+	VSHUFPS $0xdd, Y1, Y0, Y0
+	VSHUFPS $0x88, Y3, Y2, Y1
+	VSHUFPS $0xdd, Y3, Y2, Y2
+
+	// B along x: q0 - q2, q1 + q2, q2 - q1, q1 - q3; back in order, stored.
+	VSUBPS  Y1, Y4, Y3
+	VADDPS  Y1, Y0, Y4
+	VSUBPS  Y0, Y1, Y1
+	VSUBPS  Y2, Y0, Y0
+	VPERMPD $0xd8, Y3, Y3
+	VMOVUPS Y3, (DI)
+	VPERMPD $0xd8, Y4, Y4
+	VMOVUPS Y4, (DI)(CX*1)
+	VPERMPD $0xd8, Y1, Y1
+	VMOVUPS Y1, (DI)(CX*2)
+	VPERMPD $0xd8, Y0, Y0
+	VMOVUPS Y0, (DI)(R10*1)
+	ADDQ    $0x00000040, DX
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000040, R11
+	ADDQ    $0x00000020, R8
+	ADDQ    $0x00000040, R12
+	ADDQ    $0x00000020, R9
+	ADDQ    $0x00000040, BX
+	ADDQ    $0x00000020, DI
+	DECQ    SI
+	JNZ     winoin_loop
+
+winoin_done:
+	VZEROUPPER
+	RET
+
+// func WinoOutputAVX2(top *float32, bot *float32, m *float32, ms int, blocks int, bias float32)
+// Requires: AVX, AVX2, SSE
+TEXT ·WinoOutputAVX2(SB), NOSPLIT, $0-44
+	MOVQ         top+0(FP), AX
+	MOVQ         bot+8(FP), CX
+	MOVQ         m+16(FP), DX
+	MOVQ         ms+24(FP), BX
+	MOVQ         blocks+32(FP), SI
+	MOVSS        bias+40(FP), X0
+	VBROADCASTSS X0, Y0
+	SHLQ         $0x02, BX
+	MOVQ         BX, DI
+	SHLQ         $0x02, DI
+	LEAQ         (DX)(DI*1), R8
+	LEAQ         (R8)(DI*1), R9
+	LEAQ         (R9)(DI*1), DI
+	LEAQ         (BX)(BX*2), R10
+	TESTQ        SI, SI
+	JZ           winoout_done
+
+winoout_loop:
+	// Aᵀ along y: s0[ν] = M[0][ν] + M[1][ν] + M[2][ν], s1[ν] = M[1][ν] - M[2][ν] - M[3][ν].
+	VMOVUPS (R8), Y2
+	VADDPS  (DX), Y2, Y1
+	VADDPS  (R9), Y1, Y1
+	VSUBPS  (R9), Y2, Y2
+	VSUBPS  (DI), Y2, Y2
+	VMOVUPS (R8)(BX*1), Y4
+	VADDPS  (DX)(BX*1), Y4, Y3
+	VADDPS  (R9)(BX*1), Y3, Y3
+	VSUBPS  (R9)(BX*1), Y4, Y4
+	VSUBPS  (DI)(BX*1), Y4, Y4
+	VMOVUPS (R8)(BX*2), Y6
+	VADDPS  (DX)(BX*2), Y6, Y5
+	VADDPS  (R9)(BX*2), Y5, Y5
+	VSUBPS  (R9)(BX*2), Y6, Y6
+	VSUBPS  (DI)(BX*2), Y6, Y6
+	VMOVUPS (R8)(R10*1), Y8
+	VADDPS  (DX)(R10*1), Y8, Y7
+	VADDPS  (R9)(R10*1), Y7, Y7
+	VSUBPS  (R9)(R10*1), Y8, Y8
+	VSUBPS  (DI)(R10*1), Y8, Y8
+
+	// A along x, plus the bias; then the two columns of each tile interleaved and stored.
+	VADDPS     Y3, Y1, Y1
+	VADDPS     Y5, Y1, Y1
+	VADDPS     Y0, Y1, Y1
+	VSUBPS     Y5, Y3, Y3
+	VSUBPS     Y7, Y3, Y3
+	VADDPS     Y0, Y3, Y3
+	VUNPCKLPS  Y3, Y1, Y5
+	VUNPCKHPS  Y3, Y1, Y1
+	VPERM2F128 $0x20, Y1, Y5, Y3
+	VMOVUPS    Y3, (AX)
+	VPERM2F128 $0x31, Y1, Y5, Y3
+	VMOVUPS    Y3, 32(AX)
+	VADDPS     Y4, Y2, Y1
+	VADDPS     Y6, Y1, Y1
+	VADDPS     Y0, Y1, Y1
+	VSUBPS     Y6, Y4, Y2
+	VSUBPS     Y8, Y2, Y2
+	VADDPS     Y0, Y2, Y2
+	VUNPCKLPS  Y2, Y1, Y3
+	VUNPCKHPS  Y2, Y1, Y1
+	VPERM2F128 $0x20, Y1, Y3, Y2
+	VMOVUPS    Y2, (CX)
+	VPERM2F128 $0x31, Y1, Y3, Y2
+	VMOVUPS    Y2, 32(CX)
+	ADDQ       $0x00000020, DX
+	ADDQ       $0x00000020, R8
+	ADDQ       $0x00000020, R9
+	ADDQ       $0x00000020, DI
+	ADDQ       $0x00000040, AX
+	ADDQ       $0x00000040, CX
+	DECQ       SI
+	JNZ        winoout_loop
+
+winoout_done:
+	VZEROUPPER
+	RET

@@ -237,3 +237,47 @@ func SiLUGradAVX2(dx, x, dy []float32) {
 		dx[i] = dy[i] * s * (1 + x[i]*(1-s))
 	}
 }
+
+func WinoInputAVX2(v *float32, vs int, in *float32, ins int, blocks int) {
+	if blocks <= 0 {
+		return
+	}
+	vv := unsafe.Slice(v, 15*vs+8*blocks)
+	d := unsafe.Slice(in, 3*ins+16*blocks+2)
+	for t := range 8 * blocks {
+		var bd [4][4]float32
+		for j := range 4 {
+			x := 2*t + j
+			bd[0][j] = d[x] - d[2*ins+x]
+			bd[1][j] = d[ins+x] + d[2*ins+x]
+			bd[2][j] = d[2*ins+x] - d[ins+x]
+			bd[3][j] = d[ins+x] - d[3*ins+x]
+		}
+		for eta, q := range bd {
+			vv[(4*eta+0)*vs+t] = q[0] - q[2]
+			vv[(4*eta+1)*vs+t] = q[1] + q[2]
+			vv[(4*eta+2)*vs+t] = q[2] - q[1]
+			vv[(4*eta+3)*vs+t] = q[1] - q[3]
+		}
+	}
+}
+
+func WinoOutputAVX2(top, bot, m *float32, ms int, blocks int, bias float32) {
+	if blocks <= 0 {
+		return
+	}
+	tp, bt := unsafe.Slice(top, 16*blocks), unsafe.Slice(bot, 16*blocks)
+	mm := unsafe.Slice(m, 15*ms+8*blocks)
+	for t := range 8 * blocks {
+		var s0, s1 [4]float32
+		for nu := range 4 {
+			a0, a1, a2, a3 := mm[nu*ms+t], mm[(4+nu)*ms+t], mm[(8+nu)*ms+t], mm[(12+nu)*ms+t]
+			s0[nu] = a0 + a1 + a2
+			s1[nu] = a1 - a2 - a3
+		}
+		tp[2*t] = s0[0] + s0[1] + s0[2] + bias
+		tp[2*t+1] = s0[1] - s0[2] - s0[3] + bias
+		bt[2*t] = s1[0] + s1[1] + s1[2] + bias
+		bt[2*t+1] = s1[1] - s1[2] - s1[3] + bias
+	}
+}

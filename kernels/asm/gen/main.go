@@ -71,6 +71,8 @@ func main() {
 	generateAffine()
 	generateBinary()
 	generateNormGrad()
+	generateWinoInput()
+	generateWinoOutput()
 	Generate()
 }
 

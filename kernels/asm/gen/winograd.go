@@ -1,0 +1,184 @@
+package main
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// The two data transforms of Winograd F(2×2, 3×3) (kernels/winograd.go has
+// the algorithm and the plain-Go versions), eight tiles of one tile row per
+// iteration. Tile t of a row covers input columns 2t…2t+3, so the values a
+// tile needs sit at even and odd positions: a 16-value block is split into
+// its evens and odds with VSHUFPS, which works within 128-bit lanes and
+// leaves the eight tiles in the order 0 1 4 5 2 3 6 7; the arithmetic is
+// elementwise, so only the results are put back in order (VPERMPD).
+
+// winoRows returns four pointers base, base+s, base+2s, base+3s (s in bytes).
+func winoRows(base, s reg.Register) [4]reg.GPVirtual {
+	var r [4]reg.GPVirtual
+	for i := range r {
+		r[i] = GP64()
+		if i == 0 {
+			MOVQ(base, r[0])
+			continue
+		}
+		LEAQ(Mem{Base: r[i-1], Index: s, Scale: 1}, r[i])
+	}
+	return r
+}
+
+func generateWinoInput() {
+	TEXT("WinoInputAVX2", NOSPLIT, "func(v *float32, vs int, in *float32, ins int, blocks int)")
+	Pragma("noescape")
+	Doc("WinoInputAVX2 transforms 8·blocks input tiles of one tile row: with the four padded input",
+		"rows d_a = in + a·ins (a < 4, each 16·blocks + 2 values) it sets, for tile t and ξ = 4η + ν,",
+		"v[ξ·vs + t] = (Bᵀ·d·B)[η][ν] over d_a[2t … 2t+3]. Strides in elements. AVX2.")
+	v := Load(Param("v"), GP64())
+	vs := Load(Param("vs"), GP64())
+	in := Load(Param("in"), GP64())
+	ins := Load(Param("ins"), GP64())
+	n := Load(Param("blocks"), GP64())
+	SHLQ(U8(2), vs)
+	SHLQ(U8(2), ins)
+	vs4 := GP64() // four matrices: one η
+	MOVQ(vs, vs4)
+	SHLQ(U8(2), vs4)
+	vr := winoRows(v, vs4) // v + 4η·vs: the first matrix of each η
+	vs3 := GP64()
+	LEAQ(Mem{Base: vs, Index: vs, Scale: 2}, vs3)
+	r := winoRows(in, ins)
+	TESTQ(n, n)
+	JZ(LabelRef("winoin_done"))
+
+	Label("winoin_loop")
+	// Bᵀ along y: row η of Bᵀ·d is d_a op d_b.
+	type rowOp struct {
+		a, b int
+		op   func(ops ...Op)
+	}
+	ops := [4]rowOp{{0, 2, VSUBPS}, {1, 2, VADDPS}, {2, 1, VSUBPS}, {1, 3, VSUBPS}}
+	for eta, ro := range ops {
+		Comment("Row η of Bᵀ·d at columns 2t…2t+15 (lo, hi) and 2t+2…2t+17 (lo2, hi2).")
+		var x [4]reg.VecVirtual
+		for i, disp := range []int{0, 32, 8, 40} {
+			x[i] = YMM()
+			VMOVUPS(Mem{Base: r[ro.a], Disp: disp}, x[i])
+			ro.op(Mem{Base: r[ro.b], Disp: disp}, x[i], x[i]) // x = d_a op d_b
+		}
+		Comment("q0…q3 = values 2t, 2t+1, 2t+2, 2t+3 of each tile (lanes in 0 1 4 5 2 3 6 7 order).")
+		q := [4]reg.VecVirtual{YMM(), YMM(), YMM(), YMM()}
+		VSHUFPS(U8(0x88), x[1], x[0], q[0])
+		VSHUFPS(U8(0xDD), x[1], x[0], q[1])
+		VSHUFPS(U8(0x88), x[3], x[2], q[2])
+		VSHUFPS(U8(0xDD), x[3], x[2], q[3])
+		Comment("B along x: q0 - q2, q1 + q2, q2 - q1, q1 - q3; back in order, stored.")
+		w := [4]reg.VecVirtual{YMM(), YMM(), YMM(), YMM()}
+		VSUBPS(q[2], q[0], w[0])
+		VADDPS(q[2], q[1], w[1])
+		VSUBPS(q[1], q[2], w[2])
+		VSUBPS(q[3], q[1], w[3])
+		for nu := range 4 {
+			VPERMPD(U8(0xD8), w[nu], w[nu])
+			m := Mem{Base: vr[eta]}
+			switch nu {
+			case 1:
+				m.Index, m.Scale = vs, 1
+			case 2:
+				m.Index, m.Scale = vs, 2
+			case 3:
+				m.Index, m.Scale = vs3, 1
+			}
+			VMOVUPS(w[nu], m)
+		}
+	}
+	for i := range 4 {
+		ADDQ(U32(64), r[i])
+		ADDQ(U32(32), vr[i])
+	}
+	DECQ(n)
+	JNZ(LabelRef("winoin_loop"))
+	Label("winoin_done")
+	VZEROUPPER()
+	RET()
+}
+
+func generateWinoOutput() {
+	TEXT("WinoOutputAVX2", NOSPLIT, "func(top, bot, m *float32, ms int, blocks int, bias float32)")
+	Pragma("noescape")
+	Doc("WinoOutputAVX2 writes 8·blocks output tiles of one tile row: with Y = Aᵀ·M·A + bias,",
+		"M[η][ν] = m[(4η + ν)·ms + t] (ms in elements), it sets top[2t + j] = Y[0][j] and",
+		"bot[2t + j] = Y[1][j] for j < 2, t < 8·blocks. AVX2.")
+	top := Load(Param("top"), GP64())
+	bot := Load(Param("bot"), GP64())
+	m := Load(Param("m"), GP64())
+	ms := Load(Param("ms"), GP64())
+	n := Load(Param("blocks"), GP64())
+	bias := YMM()
+	VBROADCASTSS(Load(Param("bias"), XMM()), bias)
+	SHLQ(U8(2), ms)
+	ms4 := GP64()
+	MOVQ(ms, ms4)
+	SHLQ(U8(2), ms4)
+	mr := winoRows(m, ms4)
+	ms3 := GP64()
+	LEAQ(Mem{Base: ms, Index: ms, Scale: 2}, ms3)
+	TESTQ(n, n)
+	JZ(LabelRef("winoout_done"))
+
+	Label("winoout_loop")
+	Comment("Aᵀ along y: s0[ν] = M[0][ν] + M[1][ν] + M[2][ν], s1[ν] = M[1][ν] - M[2][ν] - M[3][ν].")
+	var s0, s1 [4]reg.VecVirtual
+	for nu := range 4 {
+		at := func(eta int) Mem {
+			mm := Mem{Base: mr[eta]}
+			switch nu {
+			case 1:
+				mm.Index, mm.Scale = ms, 1
+			case 2:
+				mm.Index, mm.Scale = ms, 2
+			case 3:
+				mm.Index, mm.Scale = ms3, 1
+			}
+			return mm
+		}
+		s0[nu], s1[nu] = YMM(), YMM()
+		VMOVUPS(at(1), s1[nu])
+		VADDPS(at(0), s1[nu], s0[nu]) // M0 + M1 (the same sum as M1 + M0)
+		VADDPS(at(2), s0[nu], s0[nu])
+		VSUBPS(at(2), s1[nu], s1[nu])
+		VSUBPS(at(3), s1[nu], s1[nu])
+	}
+	Comment("A along x, plus the bias; then the two columns of each tile interleaved and stored.")
+	for i, s := range [2][4]reg.VecVirtual{s0, s1} {
+		y0, y1 := YMM(), YMM()
+		VADDPS(s[1], s[0], y0)
+		VADDPS(s[2], y0, y0)
+		VADDPS(bias, y0, y0)
+		VSUBPS(s[2], s[1], y1)
+		VSUBPS(s[3], y1, y1)
+		VADDPS(bias, y1, y1)
+		lo, hi := YMM(), YMM()
+		VUNPCKLPS(y1, y0, lo)
+		VUNPCKHPS(y1, y0, hi)
+		out := top
+		if i == 1 {
+			out = bot
+		}
+		o := YMM()
+		VPERM2F128(U8(0x20), hi, lo, o)
+		VMOVUPS(o, Mem{Base: out})
+		VPERM2F128(U8(0x31), hi, lo, o)
+		VMOVUPS(o, Mem{Base: out, Disp: 32})
+	}
+	for i := range 4 {
+		ADDQ(U32(32), mr[i])
+	}
+	ADDQ(U32(64), top)
+	ADDQ(U32(64), bot)
+	DECQ(n)
+	JNZ(LabelRef("winoout_loop"))
+	Label("winoout_done")
+	VZEROUPPER()
+	RET()
+}

@@ -1,0 +1,374 @@
+package kernels
+
+import (
+	"sync"
+
+	"github.com/godiffuse/godiffuse/kernels/asm"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// ---------------------------------------------------------------------------
+// Winograd F(2×2, 3×3) for stride-1 3×3 convolutions (Lavin & Gray, "Fast
+// Algorithms for Convolutional Neural Networks", 2015).
+//
+// In one dimension, two outputs of a 3-tap correlation,
+//
+//	y0 = d0·g0 + d1·g1 + d2·g2,   y1 = d1·g0 + d2·g1 + d3·g2,
+//
+// need six multiplications done directly but only four as
+//
+//	m0 = (d0 - d2)·g0              m1 = (d1 + d2)·(g0 + g1 + g2)/2
+//	m2 = (d2 - d1)·(g0 - g1 + g2)/2   m3 = (d1 - d3)·g2
+//	y0 = m0 + m1 + m2,  y1 = m1 - m2 - m3.
+//
+// In matrix form y = Aᵀ[(G·g) ⊙ (Bᵀ·d)] with
+//
+//	Bᵀ = | 1  0 -1  0 |   G = | 1    0    0  |   Aᵀ = | 1  1  1  0 |
+//	     | 0  1  1  0 |       | ½    ½    ½  |        | 0  1 -1 -1 |
+//	     | 0 -1  1  0 |       | ½   -½    ½  |
+//	     | 0  1  0 -1 |       | 0    0    1  |
+//
+// and nested in two dimensions a 2×2 output tile from a 4×4 input tile d is
+// Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A: 16 multiplications instead of 36. Over
+// channels the elementwise product becomes a sum, so with the weights
+// transformed once, U[ξ] = (G g_{f,c} Gᵀ)[ξ] (an F×C matrix for each of the
+// 16 positions ξ of the 4×4 tile), and the input tiles transformed once,
+// V[ξ] = (Bᵀ d_{c,t} B)[ξ] (C × tiles), the convolution is 16 independent
+// GEMMs M[ξ] = U[ξ]·V[ξ] followed by the output transform Aᵀ M A of every
+// tile: 2.25× fewer multiply-adds than the direct convolution, for the
+// price of the transforms, which are O(C + F) additions per pixel against
+// the GEMMs' O(C·F).
+//
+// The tiles of all images are processed in chunks of about winoTiles tiles
+// (whole rows of tiles), so that a chunk's V and M stay in the caches;
+// chunks are spread over goroutines, each with its own scratch. Outputs past
+// an odd OH or OW are computed from zero padding and not written.
+//
+// The transforms add and subtract values of the same magnitude and multiply
+// by ½ only, so in float32 the result differs from the direct sum by a few
+// ulps of the largest partial sums (TestConvAgainstNaive holds it to the
+// same tolerance as the direct paths).
+// ---------------------------------------------------------------------------
+
+// winoMinC is the fewest input and output channels that take the Winograd
+// path: its GEMMs have depth C and F rows, and below that the transforms
+// cost more than the multiplications they save. Tests lower it.
+var winoMinC = 16
+
+// winoTiles is the number of 2×2 output tiles a chunk aims at, at least:
+// with few channels more, so that a chunk's V and M stay near 1 MiB and the
+// GEMMs are not too short (measured: 64 tiles were slower than 128 at 128
+// and 256 channels, and slower than 256 at 32). Tests lower it.
+var winoTiles = 128
+
+// winoAsm picks the assembly transforms where the level has them; tests
+// turn it off to run the plain-Go ones.
+var winoAsm = true
+
+func (d *Device) winograd(p tensor.ConvParams) bool {
+	_, packed := d.microKernel()
+	return packed && p.KH == 3 && p.KW == 3 && p.StrideH == 1 && p.StrideW == 1 &&
+		p.C >= winoMinC && p.F >= winoMinC
+}
+
+// winoGeom is the tiling of one convolution.
+type winoGeom struct {
+	th, tw int // tiles per image: ⌈OH/2⌉ × ⌈OW/2⌉
+	wp     int // width of a padded input row: room for ⌈tw/8⌉ blocks of 8 tiles
+	rows   int // rows of tiles in all: N·th
+	chunk  int // rows of tiles per chunk
+	ld     int // row stride of V and M: a chunk's tiles rounded up to 16, plus 16
+	cs, fs int // strides between the 16 matrices of V and of M
+}
+
+func newWinoGeom(p tensor.ConvParams, workers int) winoGeom {
+	g := winoGeom{th: (p.OH + 1) / 2, tw: (p.OW + 1) / 2}
+	g.wp = 16*((g.tw+7)/8) + 2
+	g.rows = p.N * g.th
+	target := winoTiles
+	if winoTiles >= 128 {
+		target = max(winoTiles, 16384/(p.C+p.F))
+	}
+	g.chunk = max(1, min(target/g.tw, (g.rows+workers-1)/workers))
+	// The GEMMs run on whole 16-column panels (the columns past a chunk's
+	// tiles are cleared, computed and never read), and the assembly
+	// transforms on blocks of 8 tiles: a row's last block runs past the row,
+	// into the next one (written later) or, after the last row, into the 16
+	// spare columns.
+	g.ld = (g.chunk*g.tw+15)&^15 + 16
+	// One cache line more than the matrix, so that the 16 streams of a
+	// transform do not share cache sets when C·ld is a multiple of 4 KiB.
+	g.cs, g.fs = p.C*g.ld+16, p.F*g.ld+16
+	return g
+}
+
+// convWinograd computes y = conv(x, w) + b (b may be nil) for a stride-1
+// 3×3 convolution by Winograd F(2×2, 3×3); with flipped, w is the weights
+// of the convolution whose input gradient this is (winogradWeights).
+func (d *Device) convWinograd(ys, xs, ws, bs []float32, p tensor.ConvParams, flipped bool) {
+	workers := max(1, d.threads)
+	g := newWinoGeom(p, workers)
+	chunks := (g.rows + g.chunk - 1) / g.chunk
+	workers = min(workers, chunks)
+	threads := max(1, d.threads/workers)
+	mk, _ := d.microKernel()
+	ubuf := getWino(winoWeightsLen(mk, p.F, p.C))
+	defer winoPool.Put(ubuf)
+	us := d.winogradWeights(*ubuf, ws, p.F, p.C, flipped)
+	simd := winoAsm && d.level >= AVX2 && asm.Available
+	var wg sync.WaitGroup
+	for wk := range workers {
+		wg.Go(func() {
+			buf := getWino(16*g.cs + 16*g.fs + winoPadLen(p, g))
+			defer winoPool.Put(buf)
+			v, m, rowBuf := (*buf)[:16*g.cs], (*buf)[16*g.cs:16*(g.cs+g.fs)], (*buf)[16*(g.cs+g.fs):]
+			for ch := wk; ch < chunks; ch += workers {
+				r0 := ch * g.chunk
+				r1 := min(g.rows, r0+g.chunk)
+				tiles := (r1 - r0) * g.tw
+				winoInput(v, xs, rowBuf, p, g, r0, r1, simd)
+				cols := (tiles + 15) &^ 15
+				for xi := range 16 {
+					for c := range p.C {
+						for i := xi*g.cs + c*g.ld + tiles; i < xi*g.cs+c*g.ld+cols; i++ {
+							v[i] = 0
+						}
+					}
+					d.sgemmA(threads, us[xi], cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs:], g.ld)
+				}
+				winoOutput(ys, m, bs, rowBuf, p, g, r0, r1, simd)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// winogradWeights returns the 16 matrices U[ξ] (F×C, U[ξ][f][c] = (G·w[f,c]·Gᵀ)[ξ]),
+// written straight into the GEMM's packed layout (the transform is as
+// cheap as a copy, and a separate pack would read and write U once more),
+// the work split over the device's threads.
+// With flipped, the kernel of (f, c) is w's kernel of (c, f) rotated by
+// 180° (w is then C×F×3×3): the weights of the input gradient as a
+// convolution (see flippedConv). buf holds winoWeightsLen floats.
+func (d *Device) winogradWeights(buf, w []float32, f, c int, flipped bool) [16]gemmA {
+	var us [16]gemmA
+	mk, ok := d.microKernel()
+	if !ok { // not reached: Winograd runs only where the level packs
+		panic("kernels: Winograd weights without a packed GEMM")
+	}
+	var pas [16]*prepackedA
+	n := prepackedLen(mk, f, c) + 16 // a cache line apart (see winoGeom.cs)
+	for xi := range pas {
+		pas[xi] = prepackedIn(mk, f, c, buf[xi*n:])
+		us[xi] = gemmA{pre: pas[xi], m: f, k: c}
+	}
+	mr := mk.mr
+	panels := (f + mr - 1) / mr
+	parts := max(1, min(d.threads, panels))
+	var wg sync.WaitGroup
+	for part := range parts {
+		wg.Go(func() {
+			for ip := part * panels / parts; ip < (part+1)*panels/parts; ip++ {
+				f0 := ip * mr
+				for pc := 0; pc < c; pc += packKC {
+					kc := min(packKC, c-pc)
+					var dst [16][]float32 // this panel's kc×mr values in each U[ξ]
+					for xi, pa := range pas {
+						blk := pa.blocks[pc/packKC*pa.icBlocks+f0/packMC]
+						dst[xi] = blk[(f0%packMC)*kc : (f0%packMC+mr)*kc]
+					}
+					for r := range min(mr, f-f0) {
+						if !flipped {
+							wr := w[((f0+r)*c+pc)*9:][:kc*9]
+							for p := range kc {
+								winoWeight(&dst, p*mr+r, wr[p*9:p*9+9])
+							}
+							continue
+						}
+						for p := range kc {
+							src := w[((pc+p)*f+f0+r)*9:][:9]
+							var g [9]float32
+							for i, x := range src {
+								g[8-i] = x
+							}
+							winoWeight(&dst, p*mr+r, g[:])
+						}
+					}
+					for r := f - f0; r < mr; r++ { // rows past F: zero
+						for xi := range dst {
+							for p := range kc {
+								dst[xi][p*mr+r] = 0
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return us
+}
+
+func winoWeightsLen(mk microKernel, f, c int) int { return 16 * (prepackedLen(mk, f, c) + 16) }
+
+// winoPool recycles the large scratch of the Winograd path (transformed
+// weights, V and M): fresh memory costs a page fault per 4 KiB on first
+// touch, which measured as much as the weight transform itself.
+var winoPool sync.Pool
+
+func getWino(n int) *[]float32 {
+	p, _ := winoPool.Get().(*[]float32)
+	if p == nil {
+		p = new([]float32)
+	}
+	if cap(*p) < n {
+		*p = make([]float32, n)
+	}
+	*p = (*p)[:n]
+	return p
+}
+
+// winoWeight sets dst[ξ][i] = (G·g·Gᵀ)[ξ] for one 3×3 kernel g.
+func winoWeight(dst *[16][]float32, i int, g []float32) {
+	var t [4][3]float32 // G·g: rows η, columns kx
+	for kx := range 3 {
+		g0, g1, g2 := g[kx], g[3+kx], g[6+kx]
+		t[0][kx] = g0
+		t[1][kx] = 0.5 * (g0 + g1 + g2)
+		t[2][kx] = 0.5 * (g0 - g1 + g2)
+		t[3][kx] = g2
+	}
+	for eta := range 4 {
+		g0, g1, g2 := t[eta][0], t[eta][1], t[eta][2]
+		dst[eta*4+0][i] = g0
+		dst[eta*4+1][i] = 0.5 * (g0 + g1 + g2)
+		dst[eta*4+2][i] = 0.5 * (g0 - g1 + g2)
+		dst[eta*4+3][i] = g2
+	}
+}
+
+// winoInput writes V[ξ][c][t] = (Bᵀ·d·B)[ξ] for the input tiles d of the
+// tile rows [r0, r1) (row r is tile row r mod th of image r / th), t
+// counting the chunk's tiles row by row. pad holds winoPadLen floats: the
+// padded rows of one channel of one image that the chunk reads.
+func winoInput(v, xs, pad []float32, p tensor.ConvParams, g winoGeom, r0, r1 int, simd bool) {
+	for c := range p.C {
+		for r := r0; r < r1; {
+			n, ty0 := r/g.th, r%g.th
+			ty1 := min(g.th, ty0+r1-r) // this image's tile rows in the chunk
+			xc := xs[(n*p.C+c)*p.H*p.W:][:p.H*p.W]
+			// Padded rows 2·ty0 … 2·ty1+1, each g.wp wide.
+			for py := 2 * ty0; py < 2*ty1+2; py++ {
+				row := pad[(py-2*ty0)*g.wp:][:g.wp]
+				iy := py - p.PadTop
+				if iy < 0 || iy >= p.H {
+					clear(row)
+					continue
+				}
+				clear(row[:p.PadLeft])
+				copy(row[p.PadLeft:], xc[iy*p.W:(iy+1)*p.W])
+				clear(row[p.PadLeft+p.W:])
+			}
+			for ty := ty0; ty < ty1; ty++ {
+				in := pad[2*(ty-ty0)*g.wp:]
+				vt := v[c*g.ld+(r+ty-ty0-r0)*g.tw:]
+				if simd {
+					asm.WinoInputAVX2(&vt[0], g.cs, &in[0], g.wp, (g.tw+7)/8)
+				} else {
+					winoInputRow(vt, g.cs, in, g.wp, g.tw)
+				}
+			}
+			r += ty1 - ty0
+		}
+	}
+}
+
+// winoPadLen is the scratch winoInput and winoOutput need.
+func winoPadLen(p tensor.ConvParams, g winoGeom) int { return max((2*g.chunk+2)*g.wp, 32+p.OW) }
+
+// winoInputRow is the plain-Go WinoInputAVX2 for any number of tiles: with
+// the padded input rows d_a = in[a·ins:] it sets v[ξ·vs + t] = (Bᵀ·d·B)[ξ]
+// over columns 2t…2t+3, ξ = 4η + ν.
+func winoInputRow(v []float32, vs int, in []float32, ins, tiles int) {
+	d0, d1, d2, d3 := in[:ins], in[ins:2*ins], in[2*ins:3*ins], in[3*ins:4*ins]
+	for t := range tiles {
+		var bd [4][4]float32 // Bᵀ·d: rows η, the tile's four columns
+		for j := range 4 {
+			x := 2*t + j
+			bd[0][j] = d0[x] - d2[x]
+			bd[1][j] = d1[x] + d2[x]
+			bd[2][j] = d2[x] - d1[x]
+			bd[3][j] = d1[x] - d3[x]
+		}
+		for eta, q := range bd {
+			v[(4*eta+0)*vs+t] = q[0] - q[2]
+			v[(4*eta+1)*vs+t] = q[1] + q[2]
+			v[(4*eta+2)*vs+t] = q[2] - q[1]
+			v[(4*eta+3)*vs+t] = q[1] - q[3]
+		}
+	}
+}
+
+// winoOutput writes the output tiles Aᵀ·M·A (+ bias) of the tile rows
+// [r0, r1) into y, leaving out the row and column past an odd OH, OW.
+// scratch holds 32 + OW floats.
+func winoOutput(ys, m, bs, scratch []float32, p tensor.ConvParams, g winoGeom, r0, r1 int, simd bool) {
+	tailTop, tailBot, past := scratch[:16], scratch[16:32], scratch[32:32+p.OW]
+	for f := range p.F {
+		var bias float32
+		if bs != nil {
+			bias = bs[f]
+		}
+		for r := r0; r < r1; r++ {
+			n, ty := r/g.th, r%g.th
+			yf := ys[(n*p.F+f)*p.OH*p.OW:][:p.OH*p.OW]
+			oy := 2 * ty
+			top := yf[oy*p.OW : (oy+1)*p.OW]
+			bot := past // past an odd OH: computed, not kept
+			if oy+1 < p.OH {
+				bot = yf[(oy+1)*p.OW : (oy+2)*p.OW]
+			}
+			mt := m[f*g.ld+(r-r0)*g.tw:]
+			if !simd {
+				// Whole tiles, then the half tile of an odd OW.
+				whole := p.OW / 2
+				winoOutputRow(top, bot, mt, g.fs, whole, bias)
+				if whole < g.tw {
+					winoOutputRow(tailTop, tailBot, mt[whole:], g.fs, 1, bias)
+					top[2*whole], bot[2*whole] = tailTop[0], tailBot[0]
+				}
+				continue
+			}
+			// Blocks of 8 tiles that fit the row, then one more block
+			// into scratch for the rest.
+			blocks := p.OW / 16
+			if blocks > 0 {
+				asm.WinoOutputAVX2(&top[0], &bot[0], &mt[0], g.fs, blocks, bias)
+			}
+			if done := 16 * blocks; done < p.OW {
+				asm.WinoOutputAVX2(&tailTop[0], &tailBot[0], &mt[8*blocks], g.fs, 1, bias)
+				copy(top[done:], tailTop)
+				copy(bot[done:], tailBot)
+			}
+		}
+	}
+}
+
+// winoOutputRow is the plain-Go WinoOutputAVX2 for any number of tiles:
+// with M[η][ν] = m[(4η + ν)·ms + t] it sets top[2t + j] = Y[0][j] and
+// bot[2t + j] = Y[1][j], Y = Aᵀ·M·A + bias.
+func winoOutputRow(top, bot, m []float32, ms, tiles int, bias float32) {
+	for t := range tiles {
+		// Aᵀ along y: s0 = M0 + M1 + M2, s1 = M1 - M2 - M3 (rows η of the tile).
+		var s0, s1 [4]float32
+		for nu := range 4 {
+			a0, a1, a2, a3 := m[nu*ms+t], m[(4+nu)*ms+t], m[(8+nu)*ms+t], m[(12+nu)*ms+t]
+			s0[nu] = a0 + a1 + a2
+			s1[nu] = a1 - a2 - a3
+		}
+		top[2*t] = s0[0] + s0[1] + s0[2] + bias
+		top[2*t+1] = s0[1] - s0[2] - s0[3] + bias
+		bot[2*t] = s1[0] + s1[1] + s1[2] + bias
+		bot[2*t+1] = s1[1] - s1[2] - s1[3] + bias
+	}
+}
