@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/godiffuse/godiffuse/kernels/asm"
@@ -113,15 +114,15 @@ func (d *Device) convWinograd(ys, xs, ws, bs []float32, p tensor.ConvParams, fli
 	threads := max(1, d.threads/workers)
 	mk, _ := d.microKernel()
 	ubuf := getWino(winoWeightsLen(mk, p.F, p.C))
-	defer winoPool.Put(ubuf)
-	us := d.winogradWeights(*ubuf, ws, p.F, p.C, flipped)
+	defer putWino(ubuf)
+	us := d.winogradWeights(ubuf, ws, p.F, p.C, flipped)
 	simd := winoAsm && d.level >= AVX2 && asm.Available
 	var wg sync.WaitGroup
 	for wk := range workers {
 		wg.Go(func() {
 			buf := getWino(16*g.cs + 16*g.fs + winoPadLen(p, g))
-			defer winoPool.Put(buf)
-			v, m, rowBuf := (*buf)[:16*g.cs], (*buf)[16*g.cs:16*(g.cs+g.fs)], (*buf)[16*(g.cs+g.fs):]
+			defer putWino(buf)
+			v, m, rowBuf := buf[:16*g.cs], buf[16*g.cs:16*(g.cs+g.fs)], buf[16*(g.cs+g.fs):]
 			for ch := wk; ch < chunks; ch += workers {
 				r0 := ch * g.chunk
 				r1 := min(g.rows, r0+g.chunk)
@@ -177,23 +178,7 @@ func (d *Device) winogradWeights(buf, w []float32, f, c int, flipped bool) [16]g
 						blk := pa.blocks[pc/packKC*pa.icBlocks+f0/packMC]
 						dst[xi] = blk[(f0%packMC)*kc : (f0%packMC+mr)*kc]
 					}
-					for r := range min(mr, f-f0) {
-						if !flipped {
-							wr := w[((f0+r)*c+pc)*9:][:kc*9]
-							for p := range kc {
-								winoWeight(&dst, p*mr+r, wr[p*9:p*9+9])
-							}
-							continue
-						}
-						for p := range kc {
-							src := w[((pc+p)*f+f0+r)*9:][:9]
-							var g [9]float32
-							for i, x := range src {
-								g[8-i] = x
-							}
-							winoWeight(&dst, p*mr+r, g[:])
-						}
-					}
+					winoWeightPanel(&dst, w, f, c, f0, min(mr, f-f0), mr, pc, kc, flipped)
 					for r := f - f0; r < mr; r++ { // rows past F: zero
 						for xi := range dst {
 							for p := range kc {
@@ -211,40 +196,84 @@ func (d *Device) winogradWeights(buf, w []float32, f, c int, flipped bool) [16]g
 
 func winoWeightsLen(mk microKernel, f, c int) int { return 16 * (prepackedLen(mk, f, c) + 16) }
 
-// winoPool recycles the large scratch of the Winograd path (transformed
-// weights, V and M): fresh memory costs a page fault per 4 KiB on first
-// touch, which measured as much as the weight transform itself.
-var winoPool sync.Pool
-
-func getWino(n int) *[]float32 {
-	p, _ := winoPool.Get().(*[]float32)
-	if p == nil {
-		p = new([]float32)
-	}
-	if cap(*p) < n {
-		*p = make([]float32, n)
-	}
-	*p = (*p)[:n]
-	return p
+// winoScratch keeps the large scratch of the Winograd path (transformed
+// weights, V and M) from one call to the next. Fresh memory costs a page
+// fault per 4 KiB on first touch, which measured as much as the weight
+// transform itself; a sync.Pool is emptied by every garbage collection,
+// which a training step runs many of. At most winoKeep buffers are kept.
+var winoScratch struct {
+	sync.Mutex
+	free [][]float32
 }
 
-// winoWeight sets dst[ξ][i] = (G·g·Gᵀ)[ξ] for one 3×3 kernel g.
-func winoWeight(dst *[16][]float32, i int, g []float32) {
-	var t [4][3]float32 // G·g: rows η, columns kx
-	for kx := range 3 {
-		g0, g1, g2 := g[kx], g[3+kx], g[6+kx]
-		t[0][kx] = g0
-		t[1][kx] = 0.5 * (g0 + g1 + g2)
-		t[2][kx] = 0.5 * (g0 - g1 + g2)
-		t[3][kx] = g2
+const winoKeep = 4
+
+// getWino returns a buffer of n floats (contents undefined).
+func getWino(n int) []float32 {
+	winoScratch.Lock()
+	defer winoScratch.Unlock()
+	best := -1
+	for i, b := range winoScratch.free {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(winoScratch.free[best])) {
+			best = i
+		}
 	}
-	for eta := range 4 {
-		g0, g1, g2 := t[eta][0], t[eta][1], t[eta][2]
-		dst[eta*4+0][i] = g0
-		dst[eta*4+1][i] = 0.5 * (g0 + g1 + g2)
-		dst[eta*4+2][i] = 0.5 * (g0 - g1 + g2)
-		dst[eta*4+3][i] = g2
+	if best < 0 {
+		return make([]float32, n)
 	}
+	b := winoScratch.free[best]
+	winoScratch.free = slices.Delete(winoScratch.free, best, best+1)
+	return b[:n]
+}
+
+// putWino hands a buffer back; beyond winoKeep the smallest is dropped.
+func putWino(b []float32) {
+	winoScratch.Lock()
+	defer winoScratch.Unlock()
+	winoScratch.free = append(winoScratch.free, b)
+	if len(winoScratch.free) > winoKeep {
+		small := 0
+		for i, f := range winoScratch.free {
+			if cap(f) < cap(winoScratch.free[small]) {
+				small = i
+			}
+		}
+		winoScratch.free = slices.Delete(winoScratch.free, small, small+1)
+	}
+}
+
+// winoWeightPanel writes G·g·Gᵀ of the kernels of rows f0…f0+rows-1 and
+// columns pc…pc+kc-1 into one kc×mr panel of each U[ξ] (dst[ξ][p·mr + r]),
+// in the loop order of the writes: for each p the rows' values are adjacent.
+func winoWeightPanel(dst *[16][]float32, w []float32, f, c, f0, rows, mr, pc, kc int, flipped bool) {
+	for p := range kc {
+		for r := range rows {
+			// The kernel's rows a, b, c (ky = 0, 1, 2), rotated by 180° when flipped.
+			var a0, a1, a2, b0, b1, b2, c0, c1, c2 float32
+			if flipped {
+				g := w[((pc+p)*f+f0+r)*9:][:9:9]
+				c2, c1, c0, b2, b1, b0, a2, a1, a0 = g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8]
+			} else {
+				g := w[((f0+r)*c+pc+p)*9:][:9:9]
+				a0, a1, a2, b0, b1, b2, c0, c1, c2 = g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8]
+			}
+			// G·g: its rows η = 0…3 are a, (a+b+c)/2, (a-b+c)/2, c; then each
+			// row times Gᵀ gives four values the same way.
+			i := p*mr + r
+			gRow(dst[0:4], i, a0, a1, a2)
+			gRow(dst[4:8], i, 0.5*(a0+b0+c0), 0.5*(a1+b1+c1), 0.5*(a2+b2+c2))
+			gRow(dst[8:12], i, 0.5*(a0-b0+c0), 0.5*(a1-b1+c1), 0.5*(a2-b2+c2))
+			gRow(dst[12:16], i, c0, c1, c2)
+		}
+	}
+}
+
+// gRow sets d[ν][i] = (x·Gᵀ)[ν] for ν < 4.
+func gRow(d [][]float32, i int, x0, x1, x2 float32) {
+	d[0][i] = x0
+	d[1][i] = 0.5 * (x0 + x1 + x2)
+	d[2][i] = 0.5 * (x0 - x1 + x2)
+	d[3][i] = x2
 }
 
 // winoInput writes V[ξ][c][t] = (Bᵀ·d·B)[ξ] for the input tiles d of the
