@@ -417,6 +417,8 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
 	point := isPointwise(p)
 	switch {
+	case d.winograd(p):
+		d.convWinogradBackwardWeight(dws, xs, dys, p)
 	case d.shifted(p) && p.C*p.KH*p.KW >= p.F:
 		d.convShiftedBackwardWeight(dws, xs, dys, p)
 	case point:
@@ -430,14 +432,14 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 		})
 	}
 	if dbs != nil {
-		for f := range p.F {
-			var s float64
-			for n := range p.N {
-				for _, v := range dys[(n*p.F+f)*ohw : (n*p.F+f+1)*ohw] {
-					s += float64(v)
+		d.parallelFor(p.F, 1+(1<<16)/max(1, p.N*ohw), func(lo, hi int) {
+			for f := lo; f < hi; f++ {
+				var s float64
+				for n := range p.N {
+					s += sum64(dys[(n*p.F+f)*ohw : (n*p.F+f+1)*ohw])
 				}
+				dbs[f] = float32(s)
 			}
-			dbs[f] = float32(s)
-		}
+		})
 	}
 }

@@ -248,6 +248,20 @@ func packB(dst []float32, ob operandB, p0, kc, j0, nc, nr int) {
 // this runs 2.3× faster on the backward-weight shapes).
 func packTransposed(panel, b []float32, ob operandB, p0, kc, col0, cols, nr int) {
 	cc := 0
+	if ob.off == nil && asm.Available && nr >= 8 && kc >= 8 {
+		// Evenly spaced columns: eight depths at a time by an 8×8 transpose
+		// in assembly, the last kc mod 8 below.
+		blocks := kc / 8
+		for ; cc+8 <= cols; cc += 8 {
+			src := b[ob.start(col0+cc)+p0:][:7*ob.ld+kc]
+			asm.PackBT8AVX2(&panel[cc], nr, &src[0], ob.ld, blocks)
+			for p := 8 * blocks; p < kc; p++ {
+				for j := range 8 {
+					panel[p*nr+cc+j] = src[j*ob.ld+p]
+				}
+			}
+		}
+	}
 	for ; cc+8 <= cols; cc += 8 {
 		s0 := b[ob.start(col0+cc)+p0:][:kc]
 		s1 := b[ob.start(col0+cc+1)+p0:][:kc]

@@ -737,5 +737,55 @@ func TestWinoTransformsLevels(t *testing.T) {
 		if !slices.Equal(top, wantTop) || !slices.Equal(bot, wantBot) {
 			t.Fatalf("WinoOutputAVX2, %d blocks: differs from winoOutputRow", blocks)
 		}
+
+		dyTop, dyBot := randSlice(r, 2*tiles), randSlice(r, 2*tiles)
+		for i := range got {
+			got[i], want[i] = 12345, 12345
+		}
+		asm.WinoDyAVX2(&got[0], vs, &dyTop[0], &dyBot[0], blocks)
+		winoDyRow(want, vs, dyTop, dyBot, tiles)
+		if !slices.Equal(got, want) {
+			t.Fatalf("WinoDyAVX2, %d blocks: differs from winoDyRow", blocks)
+		}
+	}
+}
+
+// TestPackBTransposedAgainstLoop checks packB for a transposed B (column j of
+// op(B) contiguous in b, the 8×8-transpose path where the columns are evenly
+// spaced) against the definition, bit for bit, with a guard after the panels.
+func TestPackBTransposedAgainstLoop(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, kc := range []int{1, 5, 7, 8, 9, 15, 16, 17, 31, 33, 256} {
+		for _, nc := range []int{1, 7, 8, 9, 16, 23, 40} {
+			for _, extra := range []int{0, 3, 1024} {
+				const nr, p0, j0 = 16, 2, 3
+				ld := p0 + kc + extra
+				b := randSlice(r, (j0+nc)*ld)
+				panels := (nc + nr - 1) / nr
+				dst := make([]float32, panels*nr*kc+guard)
+				for i := range dst {
+					dst[i] = 12345
+				}
+				packB(dst, operandB{b: b, ld: ld, trans: true}, p0, kc, j0, nc, nr)
+				for jp := range panels {
+					for p := range kc {
+						for jj := range nr {
+							var want float32
+							if j := jp*nr + jj; j < nc {
+								want = b[(j0+j)*ld+p0+p]
+							}
+							if got := dst[jp*nr*kc+p*nr+jj]; got != want {
+								t.Fatalf("kc=%d nc=%d ld=%d: panel %d step %d column %d = %g, want %g", kc, nc, ld, jp, p, jj, got, want)
+							}
+						}
+					}
+				}
+				for i := panels * nr * kc; i < len(dst); i++ {
+					if dst[i] != 12345 {
+						t.Fatalf("kc=%d nc=%d ld=%d: wrote past the panels", kc, nc, ld)
+					}
+				}
+			}
+		}
 	}
 }

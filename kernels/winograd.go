@@ -401,3 +401,134 @@ func winoOutputRow(top, bot, m []float32, ms, tiles int, bias float32) {
 		bot[2*t+1] = s1[1] - s1[2] - s1[3] + bias
 	}
 }
+
+// ---------------------------------------------------------------------------
+// The weight gradient by Winograd: F(3×3, 2×2).
+//
+// dw[f,c] = Σ over images and output pixels of dy[f]·(the 3×3 input window)
+// is itself a correlation, of each 4×4 input tile d with its 2×2 tile of dy,
+// giving 3×3. Transposing the forward identity y = Aᵀ[(G g) ⊙ (Bᵀ d)] (an
+// inner product with dy on both sides) gives, in one dimension,
+//
+//	dw = Gᵀ[(Bᵀ d) ⊙ (A dy)],
+//
+// and in two dimensions dw = Gᵀ[(Bᵀ d B) ⊙ (A dy Aᵀ)]G. Summed over tiles
+// that is 16 GEMMs W[ξ] (F×C) = Σ_t Y[ξ][f][t]·V[ξ][c][t], with V the input
+// transform of the forward pass and Y[ξ] = (A·dy·Aᵀ)[ξ], then one 4×4 → 3×3
+// transform per weight kernel. Â = A with its last row negated and Ĝ = G
+// with its last row negated give the same product and spare the transform
+// of dy a negation: Â = [1 0; 1 1; 1 -1; 0 1].
+// ---------------------------------------------------------------------------
+
+// convWinogradBackwardWeight computes dw (F×C×3×3) of a stride-1 3×3
+// convolution from x and dy by Winograd F(3×3, 2×2).
+func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.ConvParams) {
+	workers := max(1, d.threads)
+	g := newWinoGeom(p, workers)
+	chunks := (g.rows + g.chunk - 1) / g.chunk
+	workers = min(workers, chunks)
+	threads := max(1, d.threads/workers)
+	simd := winoAsm && d.level >= AVX2 && asm.Available
+	ws := p.F*p.C + 16 // stride between the 16 matrices W[ξ] (see winoGeom.cs)
+	acc := make([][]float32, workers)
+	var wg sync.WaitGroup
+	for wk := range workers {
+		acc[wk] = getWino(16 * ws)
+		wg.Go(func() {
+			buf := getWino(16*g.cs + 16*g.fs + winoPadLen(p, g) + 2*g.wp)
+			defer putWino(buf)
+			v, y := buf[:16*g.cs], buf[16*g.cs:16*(g.cs+g.fs)]
+			pad, dyRows := buf[16*(g.cs+g.fs):][:winoPadLen(p, g)], buf[16*(g.cs+g.fs)+winoPadLen(p, g):]
+			beta := float32(0)
+			for ch := wk; ch < chunks; ch += workers {
+				r0 := ch * g.chunk
+				r1 := min(g.rows, r0+g.chunk)
+				tiles := (r1 - r0) * g.tw
+				winoInput(v, xs, pad, p, g, r0, r1, simd)
+				winoDy(y, dys, dyRows, p, g, r0, r1, simd)
+				for xi := range 16 {
+					d.sgemm(threads, false, true, p.F, p.C, tiles, 1, y[xi*g.fs:], g.ld, v[xi*g.cs:], g.ld, beta, acc[wk][xi*ws:], p.C)
+				}
+				beta = 1
+			}
+			if beta == 0 { // no chunk: this worker adds nothing
+				clear(acc[wk])
+			}
+		})
+	}
+	wg.Wait()
+	sum := acc[0]
+	for _, a := range acc[1:] {
+		for i, x := range a {
+			sum[i] += x
+		}
+		putWino(a)
+	}
+	for i := range p.F * p.C {
+		var m [16]float32
+		for xi := range m {
+			m[xi] = sum[xi*ws+i]
+		}
+		winoWeightGrad(dws[i*9:i*9+9:i*9+9], &m)
+	}
+	putWino(sum)
+}
+
+// winoWeightGrad sets dw = Ĝᵀ·m·Ĝ (4×4 → 3×3), Ĝᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ -1].
+func winoWeightGrad(dw []float32, m *[16]float32) {
+	var q [3][4]float32 // Ĝᵀ·m
+	for nu := range 4 {
+		m0, m1, m2, m3 := m[nu], m[4+nu], m[8+nu], m[12+nu]
+		q[0][nu] = m0 + 0.5*(m1+m2)
+		q[1][nu] = 0.5 * (m1 - m2)
+		q[2][nu] = 0.5*(m1+m2) - m3
+	}
+	for ky, r := range q {
+		dw[3*ky] = r[0] + 0.5*(r[1]+r[2])
+		dw[3*ky+1] = 0.5 * (r[1] - r[2])
+		dw[3*ky+2] = 0.5*(r[1]+r[2]) - r[3]
+	}
+}
+
+// winoDy writes Y[ξ][f][t] = (Â·dy·Âᵀ)[ξ] for the 2×2 tiles of dy of the
+// tile rows [r0, r1); outputs past an odd OH or OW count as zero. rows holds
+// 2·g.wp floats.
+func winoDy(y, dys, rows []float32, p tensor.ConvParams, g winoGeom, r0, r1 int, simd bool) {
+	top, bot := rows[:g.wp], rows[g.wp:2*g.wp]
+	for f := range p.F {
+		for r := r0; r < r1; r++ {
+			n, ty := r/g.th, r%g.th
+			yf := dys[(n*p.F+f)*p.OH*p.OW:][:p.OH*p.OW]
+			oy := 2 * ty
+			clear(top[copy(top, yf[oy*p.OW:(oy+1)*p.OW]):])
+			if oy+1 < p.OH {
+				clear(bot[copy(bot, yf[(oy+1)*p.OW:(oy+2)*p.OW]):])
+			} else {
+				clear(bot)
+			}
+			yt := y[f*g.ld+(r-r0)*g.tw:]
+			if simd {
+				asm.WinoDyAVX2(&yt[0], g.fs, &top[0], &bot[0], (g.tw+7)/8)
+				continue
+			}
+			winoDyRow(yt, g.fs, top, bot, g.tw)
+		}
+	}
+}
+
+// winoDyRow is the plain-Go WinoDyAVX2 for any number of tiles.
+func winoDyRow(y []float32, ys int, top, bot []float32, tiles int) {
+	for t := range tiles {
+		var r [4][2]float32 // Â·dy: rows η, the tile's two columns
+		for j := range 2 {
+			e, o := top[2*t+j], bot[2*t+j]
+			r[0][j], r[1][j], r[2][j], r[3][j] = e, e+o, e-o, o
+		}
+		for eta, x := range r {
+			y[(4*eta+0)*ys+t] = x[0]
+			y[(4*eta+1)*ys+t] = x[0] + x[1]
+			y[(4*eta+2)*ys+t] = x[0] - x[1]
+			y[(4*eta+3)*ys+t] = x[1]
+		}
+	}
+}

@@ -87,6 +87,12 @@ func AdamAVX2(p []float32, g []float32, m []float32, v []float32, c *[9]float32)
 //go:noescape
 func PackA6AVX2(dst *float32, a *float32, lda int, blocks int, alpha float32)
 
+// PackBT8AVX2 sets dst[p·nr + j] = src[j·ld + p] for j < 8 and p < 8·blocks (nr and ld
+// in elements). AVX2.
+//
+//go:noescape
+func PackBT8AVX2(dst *float32, nr int, src *float32, ld int, blocks int)
+
 // MaxAVX2 returns the largest of x[i] for i < len(x) rounded down to a multiple of 8
 // (−Inf when that is none). AVX2.
 //
@@ -173,3 +179,10 @@ func WinoInputAVX2(v *float32, vs int, in *float32, ins int, blocks int)
 //
 //go:noescape
 func WinoOutputAVX2(top *float32, bot *float32, m *float32, ms int, blocks int, bias float32)
+
+// WinoDyAVX2 transforms 8·blocks output-gradient tiles of one tile row for the weight
+// gradient: with the tile's rows e = top[2t…2t+1], o = bot[2t…2t+1] it sets, for ξ = 4η + ν,
+// y[ξ·ys + t] = (Â·dy·Âᵀ)[η][ν], Â = [1 0; 1 1; 1 -1; 0 1] (ys in elements). AVX2.
+//
+//go:noescape
+func WinoDyAVX2(y *float32, ys int, top *float32, bot *float32, blocks int)

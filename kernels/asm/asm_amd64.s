@@ -2299,6 +2299,79 @@ packa6_done:
 	VZEROUPPER
 	RET
 
+// func PackBT8AVX2(dst *float32, nr int, src *float32, ld int, blocks int)
+// Requires: AVX
+TEXT ·PackBT8AVX2(SB), NOSPLIT, $0-40
+	MOVQ  dst+0(FP), AX
+	MOVQ  nr+8(FP), CX
+	MOVQ  src+16(FP), DX
+	MOVQ  ld+24(FP), BX
+	MOVQ  blocks+32(FP), SI
+	SHLQ  $0x02, CX
+	SHLQ  $0x02, BX
+	LEAQ  (BX)(BX*2), DI
+	LEAQ  (DX)(BX*4), R8
+	LEAQ  (CX)(CX*2), R9
+	LEAQ  (AX)(CX*4), R10
+	LEAQ  (CX)(CX*1), R11
+	SHLQ  $0x02, R11
+	TESTQ SI, SI
+	JZ    packbt8_done
+
+packbt8_loop:
+	VMOVUPS (DX), Y0
+	VMOVUPS (DX)(BX*1), Y1
+	VMOVUPS (DX)(BX*2), Y2
+	VMOVUPS (DX)(DI*1), Y3
+	VMOVUPS (R8), Y4
+	VMOVUPS (R8)(BX*1), Y5
+	VMOVUPS (R8)(BX*2), Y6
+	VMOVUPS (R8)(DI*1), Y7
+
+	// Transpose: pairs of rows interleaved, then quads, then 128-bit halves.
+	VUNPCKLPS  Y1, Y0, Y8
+	VUNPCKHPS  Y1, Y0, Y0
+	VUNPCKLPS  Y3, Y2, Y1
+	VUNPCKHPS  Y3, Y2, Y2
+	VUNPCKLPS  Y5, Y4, Y3
+	VUNPCKHPS  Y5, Y4, Y4
+	VUNPCKLPS  Y7, Y6, Y5
+	VUNPCKHPS  Y7, Y6, Y6
+	VSHUFPS    $0x44, Y1, Y8, Y7
+	VSHUFPS    $0xee, Y1, Y8, Y1
+	VSHUFPS    $0x44, Y2, Y0, Y8
+	VSHUFPS    $0xee, Y2, Y0, Y0
+	VSHUFPS    $0x44, Y5, Y3, Y2
+	VSHUFPS    $0xee, Y5, Y3, Y3
+	VSHUFPS    $0x44, Y6, Y4, Y5
+	VSHUFPS    $0xee, Y6, Y4, Y4
+	VPERM2F128 $0x20, Y2, Y7, Y6
+	VMOVUPS    Y6, (AX)
+	VPERM2F128 $0x20, Y3, Y1, Y6
+	VMOVUPS    Y6, (AX)(CX*1)
+	VPERM2F128 $0x20, Y5, Y8, Y6
+	VMOVUPS    Y6, (AX)(CX*2)
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VMOVUPS    Y6, (AX)(R9*1)
+	VPERM2F128 $0x31, Y2, Y7, Y6
+	VMOVUPS    Y6, (R10)
+	VPERM2F128 $0x31, Y3, Y1, Y6
+	VMOVUPS    Y6, (R10)(CX*1)
+	VPERM2F128 $0x31, Y5, Y8, Y6
+	VMOVUPS    Y6, (R10)(CX*2)
+	VPERM2F128 $0x31, Y4, Y0, Y6
+	VMOVUPS    Y6, (R10)(R9*1)
+	ADDQ       $0x00000020, DX
+	ADDQ       $0x00000020, R8
+	ADDQ       R11, AX
+	ADDQ       R11, R10
+	DECQ       SI
+	JNZ        packbt8_loop
+
+packbt8_done:
+	VZEROUPPER
+	RET
+
 // func MaxAVX2(x []float32) float32
 // Requires: AVX, AVX2, SSE, SSE2
 TEXT ·MaxAVX2(SB), NOSPLIT, $0-28
@@ -2916,5 +2989,80 @@ winoout_loop:
 	JNZ        winoout_loop
 
 winoout_done:
+	VZEROUPPER
+	RET
+
+// func WinoDyAVX2(y *float32, ys int, top *float32, bot *float32, blocks int)
+// Requires: AVX, AVX2
+TEXT ·WinoDyAVX2(SB), NOSPLIT, $0-40
+	MOVQ  y+0(FP), AX
+	MOVQ  ys+8(FP), CX
+	MOVQ  top+16(FP), DX
+	MOVQ  bot+24(FP), BX
+	MOVQ  blocks+32(FP), SI
+	SHLQ  $0x02, CX
+	MOVQ  CX, DI
+	SHLQ  $0x02, DI
+	LEAQ  (AX)(DI*1), R8
+	LEAQ  (R8)(DI*1), R9
+	LEAQ  (R9)(DI*1), DI
+	LEAQ  (CX)(CX*2), R10
+	TESTQ SI, SI
+	JZ    winody_done
+
+winody_loop:
+	// The tiles' left (even) and right (odd) columns of both rows, in tile order.
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS (BX), Y2
+	VMOVUPS 32(BX), Y3
+	VSHUFPS $0x88, Y1, Y0, Y4
+	VSHUFPS $0xdd, Y1, Y0, Y0
+	VSHUFPS $0x88, Y3, Y2, Y1
+	VSHUFPS $0xdd, Y3, Y2, Y2
+	VPERMPD $0xd8, Y4, Y4
+	VPERMPD $0xd8, Y0, Y0
+	VPERMPD $0xd8, Y1, Y1
+	VPERMPD $0xd8, Y2, Y2
+
+	// Â along y: rows η = top, top + bot, top - bot, bot; then along x the same.
+	VADDPS  Y1, Y4, Y3
+	VSUBPS  Y1, Y4, Y5
+	VADDPS  Y2, Y0, Y6
+	VSUBPS  Y2, Y0, Y7
+	VADDPS  Y0, Y4, Y8
+	VSUBPS  Y0, Y4, Y9
+	VMOVUPS Y4, (AX)
+	VMOVUPS Y8, (AX)(CX*1)
+	VMOVUPS Y9, (AX)(CX*2)
+	VMOVUPS Y0, (AX)(R10*1)
+	VADDPS  Y6, Y3, Y0
+	VSUBPS  Y6, Y3, Y4
+	VMOVUPS Y3, (R8)
+	VMOVUPS Y0, (R8)(CX*1)
+	VMOVUPS Y4, (R8)(CX*2)
+	VMOVUPS Y6, (R8)(R10*1)
+	VADDPS  Y7, Y5, Y0
+	VSUBPS  Y7, Y5, Y3
+	VMOVUPS Y5, (R9)
+	VMOVUPS Y0, (R9)(CX*1)
+	VMOVUPS Y3, (R9)(CX*2)
+	VMOVUPS Y7, (R9)(R10*1)
+	VADDPS  Y2, Y1, Y0
+	VSUBPS  Y2, Y1, Y3
+	VMOVUPS Y1, (DI)
+	VMOVUPS Y0, (DI)(CX*1)
+	VMOVUPS Y3, (DI)(CX*2)
+	VMOVUPS Y2, (DI)(R10*1)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, R8
+	ADDQ    $0x00000020, R9
+	ADDQ    $0x00000020, DI
+	ADDQ    $0x00000040, DX
+	ADDQ    $0x00000040, BX
+	DECQ    SI
+	JNZ     winody_loop
+
+winody_done:
 	VZEROUPPER
 	RET

@@ -281,3 +281,37 @@ func WinoOutputAVX2(top, bot, m *float32, ms int, blocks int, bias float32) {
 		bt[2*t+1] = s1[1] - s1[2] - s1[3] + bias
 	}
 }
+
+func WinoDyAVX2(y *float32, ys int, top, bot *float32, blocks int) {
+	if blocks <= 0 {
+		return
+	}
+	yy := unsafe.Slice(y, 15*ys+8*blocks)
+	tp, bt := unsafe.Slice(top, 16*blocks), unsafe.Slice(bot, 16*blocks)
+	for t := range 8 * blocks {
+		var r [4][2]float32
+		for j := range 2 {
+			e, o := tp[2*t+j], bt[2*t+j]
+			r[0][j], r[1][j], r[2][j], r[3][j] = e, e+o, e-o, o
+		}
+		for eta, x := range r {
+			yy[(4*eta+0)*ys+t] = x[0]
+			yy[(4*eta+1)*ys+t] = x[0] + x[1]
+			yy[(4*eta+2)*ys+t] = x[0] - x[1]
+			yy[(4*eta+3)*ys+t] = x[1]
+		}
+	}
+}
+
+func PackBT8AVX2(dst *float32, nr int, src *float32, ld, blocks int) {
+	if blocks <= 0 {
+		return
+	}
+	d := unsafe.Slice(dst, (8*blocks-1)*nr+8)
+	s := unsafe.Slice(src, 7*ld+8*blocks)
+	for p := range 8 * blocks {
+		for j := range 8 {
+			d[p*nr+j] = s[j*ld+p]
+		}
+	}
+}

@@ -67,12 +67,14 @@ func main() {
 	generateSiLU()
 	generateAdam()
 	generatePackA6()
+	generatePackBT8()
 	generateSoftmax()
 	generateAffine()
 	generateBinary()
 	generateNormGrad()
 	generateWinoInput()
 	generateWinoOutput()
+	generateWinoDy()
 	Generate()
 }
 

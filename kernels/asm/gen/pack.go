@@ -92,3 +92,100 @@ func generatePackA6() {
 	VZEROUPPER()
 	RET()
 }
+
+// generatePackBT8 writes PackBT8AVX2: eight columns of a B panel from eight
+// rows of the stored matrix (a transposed B), eight depths at a time by an
+// 8×8 transpose: the scalar loop makes eight loads and stores per depth.
+func generatePackBT8() {
+	TEXT("PackBT8AVX2", NOSPLIT, "func(dst *float32, nr int, src *float32, ld, blocks int)")
+	Pragma("noescape")
+	Doc("PackBT8AVX2 sets dst[p·nr + j] = src[j·ld + p] for j < 8 and p < 8·blocks (nr and ld",
+		"in elements). AVX2.")
+	dst := Load(Param("dst"), GP64())
+	nr := Load(Param("nr"), GP64())
+	src := Load(Param("src"), GP64())
+	ld := Load(Param("ld"), GP64())
+	n := Load(Param("blocks"), GP64())
+	SHLQ(U8(2), nr)
+	SHLQ(U8(2), ld)
+	ld3 := GP64()
+	LEAQ(Mem{Base: ld, Index: ld, Scale: 2}, ld3)
+	src4 := GP64() // row 4
+	LEAQ(Mem{Base: src, Index: ld, Scale: 4}, src4)
+	nr3 := GP64()
+	LEAQ(Mem{Base: nr, Index: nr, Scale: 2}, nr3)
+	dst4 := GP64() // depth 4 of the block
+	LEAQ(Mem{Base: dst, Index: nr, Scale: 4}, dst4)
+	step := GP64() // 8 depths: 8·nr bytes
+	LEAQ(Mem{Base: nr, Index: nr, Scale: 1}, step)
+	SHLQ(U8(2), step)
+	TESTQ(n, n)
+	JZ(LabelRef("packbt8_done"))
+
+	Label("packbt8_loop")
+	rows := make([]reg.VecVirtual, 8)
+	for i := range rows {
+		rows[i] = YMM()
+		base := src
+		if i >= 4 {
+			base = src4
+		}
+		m := Mem{Base: base}
+		switch i % 4 {
+		case 1:
+			m.Index, m.Scale = ld, 1
+		case 2:
+			m.Index, m.Scale = ld, 2
+		case 3:
+			m.Index, m.Scale = ld3, 1
+		}
+		VMOVUPS(m, rows[i])
+	}
+	Comment("Transpose: pairs of rows interleaved, then quads, then 128-bit halves.")
+	t := make([]reg.VecVirtual, 8)
+	for i := range 4 {
+		t[2*i], t[2*i+1] = YMM(), YMM()
+		VUNPCKLPS(rows[2*i+1], rows[2*i], t[2*i])
+		VUNPCKHPS(rows[2*i+1], rows[2*i], t[2*i+1])
+	}
+	u := make([]reg.VecVirtual, 8)
+	for h := range 2 { // rows 0…3, rows 4…7
+		a, b := t[4*h:4*h+2], t[4*h+2:4*h+4]
+		for i := range 2 {
+			u[4*h+2*i], u[4*h+2*i+1] = YMM(), YMM()
+			VSHUFPS(U8(0x44), b[i], a[i], u[4*h+2*i])
+			VSHUFPS(U8(0xEE), b[i], a[i], u[4*h+2*i+1])
+		}
+	}
+	out := YMM()
+	for p := range 8 {
+		sel := U8(0x20)
+		if p >= 4 {
+			sel = U8(0x31)
+		}
+		VPERM2F128(sel, u[4+p%4], u[p%4], out)
+		base := dst
+		if p >= 4 {
+			base = dst4
+		}
+		m := Mem{Base: base}
+		switch p % 4 {
+		case 1:
+			m.Index, m.Scale = nr, 1
+		case 2:
+			m.Index, m.Scale = nr, 2
+		case 3:
+			m.Index, m.Scale = nr3, 1
+		}
+		VMOVUPS(out, m)
+	}
+	ADDQ(U32(32), src)
+	ADDQ(U32(32), src4)
+	ADDQ(step, dst)
+	ADDQ(step, dst4)
+	DECQ(n)
+	JNZ(LabelRef("packbt8_loop"))
+	Label("packbt8_done")
+	VZEROUPPER()
+	RET()
+}

@@ -182,3 +182,81 @@ func generateWinoOutput() {
 	VZEROUPPER()
 	RET()
 }
+
+func generateWinoDy() {
+	TEXT("WinoDyAVX2", NOSPLIT, "func(y *float32, ys int, top, bot *float32, blocks int)")
+	Pragma("noescape")
+	Doc("WinoDyAVX2 transforms 8·blocks output-gradient tiles of one tile row for the weight",
+		"gradient: with the tile's rows e = top[2t…2t+1], o = bot[2t…2t+1] it sets, for ξ = 4η + ν,",
+		"y[ξ·ys + t] = (Â·dy·Âᵀ)[η][ν], Â = [1 0; 1 1; 1 -1; 0 1] (ys in elements). AVX2.")
+	y := Load(Param("y"), GP64())
+	ys := Load(Param("ys"), GP64())
+	top := Load(Param("top"), GP64())
+	bot := Load(Param("bot"), GP64())
+	n := Load(Param("blocks"), GP64())
+	SHLQ(U8(2), ys)
+	ys4 := GP64()
+	MOVQ(ys, ys4)
+	SHLQ(U8(2), ys4)
+	yr := winoRows(y, ys4)
+	ys3 := GP64()
+	LEAQ(Mem{Base: ys, Index: ys, Scale: 2}, ys3)
+	TESTQ(n, n)
+	JZ(LabelRef("winody_done"))
+
+	Label("winody_loop")
+	Comment("The tiles' left (even) and right (odd) columns of both rows, in tile order.")
+	var in [4]reg.VecVirtual // top, top+32, bot, bot+32
+	for i := range in {
+		in[i] = YMM()
+		base := top
+		if i >= 2 {
+			base = bot
+		}
+		VMOVUPS(Mem{Base: base, Disp: 32 * (i % 2)}, in[i])
+	}
+	te, to, be, bo := YMM(), YMM(), YMM(), YMM()
+	VSHUFPS(U8(0x88), in[1], in[0], te)
+	VSHUFPS(U8(0xDD), in[1], in[0], to)
+	VSHUFPS(U8(0x88), in[3], in[2], be)
+	VSHUFPS(U8(0xDD), in[3], in[2], bo)
+	for _, v := range []reg.VecVirtual{te, to, be, bo} {
+		VPERMPD(U8(0xD8), v, v)
+	}
+	Comment("Â along y: rows η = top, top + bot, top - bot, bot; then along x the same.")
+	rows := func(t, b reg.VecVirtual) [4]reg.VecVirtual {
+		s, d := YMM(), YMM()
+		VADDPS(b, t, s)
+		VSUBPS(b, t, d)
+		return [4]reg.VecVirtual{t, s, d, b}
+	}
+	even, odd := rows(te, be), rows(to, bo)
+	for eta := range 4 {
+		x0, x1 := even[eta], odd[eta]
+		s, d := YMM(), YMM()
+		VADDPS(x1, x0, s)
+		VSUBPS(x1, x0, d)
+		for nu, v := range [4]reg.VecVirtual{x0, s, d, x1} {
+			m := Mem{Base: yr[eta]}
+			switch nu {
+			case 1:
+				m.Index, m.Scale = ys, 1
+			case 2:
+				m.Index, m.Scale = ys, 2
+			case 3:
+				m.Index, m.Scale = ys3, 1
+			}
+			VMOVUPS(v, m)
+		}
+	}
+	for i := range 4 {
+		ADDQ(U32(32), yr[i])
+	}
+	ADDQ(U32(64), top)
+	ADDQ(U32(64), bot)
+	DECQ(n)
+	JNZ(LabelRef("winody_loop"))
+	Label("winody_done")
+	VZEROUPPER()
+	RET()
+}
