@@ -2,7 +2,7 @@
 # Same-run comparison of issue 4's targets with the anchors on this machine:
 # SGEMM ours → OpenBLAS (2 threads, 1 thread) and the AVX2 FMA ceiling → ours;
 # for each U-Net case ours → PyTorch → ours; then the peak RSS of the
-# ddpm-cifar10-32 train step at batch 8 (ours with GOGC=25, as `diffuse train`
+# ddpm-cifar10-32 train step at batch 8 (ours with GOGC=15, as `diffuse train`
 # sets it). Needs ../shared/anchors, python3-torch and python3-numpy
 # (apt-get install -y python3-torch python3-numpy libopenblas0-pthread), gcc.
 #
@@ -37,5 +37,5 @@ for c in "tiny-mnist forward 64" "tiny-mnist train 64" "ddpm-cifar10-32 forward 
 	torch $c
 	ours $c
 done
-echo "# peak RSS of the cifar train step, ours with GOGC=25 (diffuse train's default), alone in its process"
-ours ddpm-cifar10-32 train 8 GOGC=25
+echo "# peak RSS of the cifar train step, ours with GOGC=15 (diffuse train's default), alone in its process"
+ours ddpm-cifar10-32 train 8 GOGC=15

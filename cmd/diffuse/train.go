@@ -95,11 +95,12 @@ func runTrain(args []string) error {
 	}
 	// A training step allocates its activations and gradients afresh and
 	// drops them all at its end; with Go's default GOGC=100 the heap grows to
-	// twice that before a collection. GOGC=25 measured the same speed and
-	// peak RSS 1513 MiB instead of 2234 MiB on the ddpm-cifar10-32 step at
+	// twice that before a collection. GOGC=15 measured the same speed within
+	// the machine's noise and peak RSS 1268–1290 MiB instead of 2146 MiB
+	// (GOGC=100) and 1327–1367 MiB (GOGC=25) on the ddpm-cifar10-32 step at
 	// batch 8 (bench/RESULTS.md). An explicit GOGC or GOMEMLIMIT wins.
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(25)
+		debug.SetGCPercent(15)
 	}
 	ckpt := filepath.Join(*out, "checkpoint")
 	var tr *ddpm.Trainer
