@@ -99,6 +99,10 @@ func (d *Device) forHeads(pairs, n int, fn func(bh int, scratch []float32, threa
 // Both products are GEMMs on the strided head slices; the plainest form of
 // the same math is naiveAttention in the tests.
 func (d *Device) Attention(o, probs, q, k, v tensor.Buffer, p tensor.AttentionParams) {
+	if probs == nil {
+		d.attentionTiled(f32(o), f32(q), f32(k), f32(v), p)
+		return
+	}
 	os, ps, qs, ks, vs := f32(o), f32(probs), f32(q), f32(k), f32(v)
 	C := p.Heads * p.D
 	d.forHeads(p.B*p.Heads, 0, func(bh int, _ []float32, threads int) {
@@ -111,6 +115,34 @@ func (d *Device) Attention(o, probs, q, k, v tensor.Buffer, p tensor.AttentionPa
 			d.softmax(row, row)
 		}
 		d.sgemm(threads, false, false, p.Lq, p.D, p.Lk, 1, P, p.Lk, vs[ko:], C, 0, os[oo:], C)
+	})
+}
+
+// attnTileBytes bounds the score block of the tiled attention: blocks of
+// query rows whose Lk scores fit in a quarter of L2 stay there between the
+// two GEMMs and the softmax. Tests lower it.
+var attnTileBytes = 256 << 10
+
+// attentionTiled is Attention without the probabilities (inference): per
+// (batch, head), blocks of query rows go through S = Scale·Q·Kᵀ, the row
+// softmax and O = S·V in a block of scratch, so the Lq×Lk score matrix is
+// never held whole (64 MiB per head for 4096 tokens).
+func (d *Device) attentionTiled(os, qs, ks, vs []float32, p tensor.AttentionParams) {
+	C := p.Heads * p.D
+	rows := max(1, min(p.Lq, attnTileBytes/(4*p.Lk)))
+	d.forHeads(p.B*p.Heads, rows*p.Lk, func(bh int, s []float32, threads int) {
+		b, h := bh/p.Heads, bh%p.Heads
+		qo, ko := b*p.Lq*C+h*p.D, b*p.Lk*C+h*p.D
+		for i0 := 0; i0 < p.Lq; i0 += rows {
+			r := min(rows, p.Lq-i0)
+			S := s[:r*p.Lk]
+			d.sgemm(threads, false, true, r, p.Lk, p.D, p.Scale, qs[qo+i0*C:], C, ks[ko:], C, 0, S, p.Lk)
+			for i := range r {
+				row := S[i*p.Lk : (i+1)*p.Lk]
+				d.softmax(row, row)
+			}
+			d.sgemm(threads, false, false, r, p.D, p.Lk, 1, S, p.Lk, vs[ko:], C, 0, os[qo+i0*C:], C)
+		}
 	})
 }
 

@@ -301,6 +301,20 @@ func TestAttentionAgainstNaive(t *testing.T) {
 		closeTo(t, "attention", o.F[:len(q)], want, 1e-5)
 		checkGuard(t, "attention", o, len(q))
 		checkGuard(t, "attention probs", probs, p.B*p.Heads*p.Lq*p.Lk)
+		// Without probs (inference): by blocks of query rows, at every level,
+		// with blocks of one row, of a few rows (a ragged last block) and whole.
+		saved := attnTileBytes
+		for _, tile := range []int{1, 3 * 4 * p.Lk, 1 << 30} {
+			for _, level := range Levels() {
+				attnTileBytes = tile
+				dl := NewCPULevel(2, level)
+				o := withGuard(dl, len(q))
+				dl.Attention(o, nil, &Buffer{dev: dl, F: q}, &Buffer{dev: dl, F: k}, &Buffer{dev: dl, F: v}, p)
+				closeTo(t, fmt.Sprintf("attention without probs, %v, tile %d", level, tile), o.F[:len(q)], want, 1e-5)
+				checkGuard(t, "attention without probs", o, len(q))
+			}
+		}
+		attnTileBytes = saved
 	}
 }
 

@@ -94,7 +94,8 @@ type Device interface {
 
 	// Attention is multi-head scaled-dot-product attention on token-major
 	// inputs (see AttentionParams). probs receives softmax(q·kᵀ·scale) for the
-	// backward pass.
+	// backward pass; it is nil when no gradient will be taken, and then the
+	// device need not hold all B·Heads·Lq·Lk probabilities at once.
 	Attention(o, probs, q, k, v Buffer, p AttentionParams)
 	// AttentionBackward computes dq, dk, dv (overwritten) from do and the
 	// stored probabilities.

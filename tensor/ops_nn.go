@@ -199,11 +199,17 @@ func Attention(q, k, v *Tensor, heads int) *Tensor {
 	p := AttentionParams{B: q.Dim(0), Heads: heads, Lq: q.Dim(1), Lk: k.Dim(1), D: d, Scale: float32(1 / math.Sqrt(float64(d)))}
 	qc, kc, vc := q.Contiguous(), k.Contiguous(), v.Contiguous()
 	o := Empty(q.dev, F32, q.shape...)
-	probs := Empty(q.dev, F32, p.B, heads, p.Lq, p.Lk)
-	if o.Numel() > 0 && p.Lk > 0 {
-		q.dev.Attention(o.buf, probs.buf, qc.buf, kc.buf, vc.buf, p)
+	grad := anyNeedsGrad(qc, kc, vc)
+	var probs *Tensor
+	var pb Buffer // nil without a gradient to take: the device may then work in tiles
+	if grad {
+		probs = Empty(q.dev, F32, p.B, heads, p.Lq, p.Lk)
+		pb = probs.buf
 	}
-	if anyNeedsGrad(qc, kc, vc) {
+	if o.Numel() > 0 && p.Lk > 0 {
+		q.dev.Attention(o.buf, pb, qc.buf, kc.buf, vc.buf, p)
+	}
+	if grad {
 		qd, kd, vd := qc.Detach(), kc.Detach(), vc.Detach()
 		o.record("attention", func(g *Tensor) {
 			g = g.Contiguous()

@@ -317,3 +317,27 @@ func TestChooseMatMul(t *testing.T) {
 		t.Errorf("cooperative-matrix self-check: error %v, normalized error %.3g, fp16 %v", err, e, vk.MatMulFP16())
 	}
 }
+
+// TestAttentionInferenceMatchesCPU runs attention without gradients, where
+// the device gets no probs buffer and keeps the probabilities in a
+// temporary one, against the CPU reference.
+func TestAttentionInferenceMatchesCPU(t *testing.T) {
+	vk := testDevice(t)
+	ref := kernels.NewCPULevel(1, kernels.Generic)
+	r := rand.New(rand.NewPCG(7, 8))
+	vals := make([][]float32, 3)
+	for i := range vals {
+		vals[i] = make([]float32, 2*37*24)
+		for k := range vals[i] {
+			vals[i][k] = 2*r.Float32() - 1
+		}
+	}
+	res := map[string][]float32{}
+	for name, dev := range map[string]Device{"cpu": ref, "vulkan": vk} {
+		q, k, v := FromFloat32(dev, vals[0], 2, 37, 24), FromFloat32(dev, vals[1], 2, 37, 24), FromFloat32(dev, vals[2], 2, 37, 24)
+		res[name] = Attention(q, k, v, 3).MustFloat32s()
+	}
+	if e := normErr(res["vulkan"], res["cpu"]); e > 1e-5 || math.IsNaN(e) {
+		t.Errorf("attention without gradients: normalized error %.3g against the CPU (tolerance 1e-5)", e)
+	}
+}

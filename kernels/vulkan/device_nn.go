@@ -132,6 +132,11 @@ func (d *Device) softmaxBackward(dx, y, dy *Buffer, rows, cols int, scale float3
 // probs = softmax(Scale·Q_h·K_hᵀ) and O_h = probs·V_h, as two strided
 // batched GEMMs around a row softmax.
 func (d *Device) Attention(o, probs, q, k, v tensor.Buffer, p tensor.AttentionParams) {
+	if probs == nil { // inference: the probabilities in a temporary buffer
+		tmp, err := d.Alloc(tensor.F32, p.B*p.Heads*p.Lq*p.Lk)
+		check("attention", err)
+		probs = tmp
+	}
 	C := p.Heads * p.D
 	ob, qb := d.f("attention", o, p.B*p.Lq*C), d.f("attention", q, p.B*p.Lq*C)
 	kb, vb := d.f("attention", k, p.B*p.Lk*C), d.f("attention", v, p.B*p.Lk*C)
