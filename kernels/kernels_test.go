@@ -803,3 +803,26 @@ func TestPackBTransposedAgainstLoop(t *testing.T) {
 		}
 	}
 }
+
+// TestConvEmptyShapes runs the three passes on a batch of none and on
+// zero-wide images, at every level (the Winograd path included), which
+// must neither panic nor write.
+func TestConvEmptyShapes(t *testing.T) {
+	for _, level := range Levels() {
+		d := NewCPULevel(2, level)
+		for _, p := range []tensor.ConvParams{
+			{N: 0, C: 16, H: 4, W: 4, F: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1, OH: 4, OW: 4},
+			{N: 2, C: 16, H: 4, W: 0, F: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1, OH: 4, OW: 0},
+		} {
+			x := withGuard(d, p.N*p.C*p.H*p.W)
+			w := withGuard(d, p.F*p.C*9)
+			y := withGuard(d, p.N*p.F*p.OH*p.OW)
+			d.Conv2D(y, x, w, nil, p)
+			d.Conv2DBackwardInput(x, y, w, p)
+			d.Conv2DBackwardWeight(w, nil, x, y, p)
+			checkGuard(t, "conv output", y, p.N*p.F*p.OH*p.OW)
+			checkGuard(t, "conv input gradient", x, p.N*p.C*p.H*p.W)
+			checkGuard(t, "conv weight gradient", w, p.F*p.C*9)
+		}
+	}
+}

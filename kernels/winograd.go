@@ -86,11 +86,14 @@ func newWinoGeom(p tensor.ConvParams, workers int) winoGeom {
 	g := winoGeom{th: (p.OH + 1) / 2, tw: (p.OW + 1) / 2}
 	g.wp = 16*((g.tw+7)/8) + 2
 	g.rows = p.N * g.th
+	if g.tw == 0 {
+		g.rows = 0 // no output columns: nothing to do
+	}
 	target := winoTiles
 	if winoTiles >= 128 {
 		target = max(winoTiles, 16384/(p.C+p.F))
 	}
-	g.chunk = max(1, min(target/g.tw, (g.rows+workers-1)/workers))
+	g.chunk = max(1, min(target/max(g.tw, 1), (g.rows+workers-1)/workers))
 	// The GEMMs run on whole 16-column panels (the columns past a chunk's
 	// tiles are cleared, computed and never read), and the assembly
 	// transforms on blocks of 8 tiles: a row's last block runs past the row,
@@ -110,6 +113,9 @@ func (d *Device) convWinograd(ys, xs, ws, bs []float32, p tensor.ConvParams, fli
 	workers := max(1, d.threads)
 	g := newWinoGeom(p, workers)
 	chunks := (g.rows + g.chunk - 1) / g.chunk
+	if chunks == 0 {
+		return
+	}
 	workers = min(workers, chunks)
 	threads := max(1, d.threads/workers)
 	mk, _ := d.microKernel()
@@ -426,6 +432,10 @@ func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Con
 	workers := max(1, d.threads)
 	g := newWinoGeom(p, workers)
 	chunks := (g.rows + g.chunk - 1) / g.chunk
+	if chunks == 0 { // no output pixels: no gradient
+		clear(dws[:p.F*p.C*9])
+		return
+	}
 	workers = min(workers, chunks)
 	threads := max(1, d.threads/workers)
 	simd := winoAsm && d.level >= AVX2 && asm.Available
