@@ -54,11 +54,12 @@ func main() {
 		{"naive", 1.06}, {"blocked Go", 6.26}, {"AVX2, 1 core", 79.4}, {"AVX-512*, 1 core", 76.9},
 		{"threaded 2 cores", 139.3}, {"OpenBLAS 2 cores", 128.2},
 	}, 101, "AVX2 FMA ceiling, 1 core (101)")
-	// Ratios ours/PyTorch, midpoints of the same-run ranges: 2026-11-26 (both runs), 2026-11-27, 2026-11-27b.
+	// Ratios ours/PyTorch, midpoints of the same-run ranges: 2026-11-26 (both runs), 2026-11-27, 2026-11-27b,
+	// 2026-11-27c (runs 2 and 3, Winograd in all three passes).
 	bars("U-Net speed, ours / PyTorch (same run, midpoint of the measured range)", "ratio", "bench/unet_ratios.png", []bar{
-		{"tiny fwd 11-26", (0.53 + 0.87) / 2}, {"tiny fwd 11-27", (0.75 + 0.94) / 2}, {"tiny fwd 11-27b", (1.03 + 1.23) / 2},
-		{"tiny train 11-26", (0.65 + 0.69) / 2}, {"tiny train 11-27", (0.91 + 1.01) / 2}, {"tiny train 11-27b", (1.29 + 1.59) / 2},
-		{"cifar fwd 11-26", (0.74 + 0.91) / 2}, {"cifar fwd 11-27", (1.19 + 1.27) / 2}, {"cifar fwd 11-27b", (1.04 + 1.31) / 2},
-		{"cifar train 11-26", (0.56 + 0.98) / 2}, {"cifar train 11-27", (1.13 + 1.32) / 2}, {"cifar train 11-27b", (0.97 + 1.17) / 2},
+		{"tiny fwd 11-26", (0.53 + 0.87) / 2}, {"tiny fwd 11-27", (0.75 + 0.94) / 2}, {"tiny fwd 11-27b", (1.03 + 1.23) / 2}, {"tiny fwd 11-27c", (1.48 + 1.72) / 2},
+		{"tiny train 11-26", (0.65 + 0.69) / 2}, {"tiny train 11-27", (0.91 + 1.01) / 2}, {"tiny train 11-27b", (1.29 + 1.59) / 2}, {"tiny train 11-27c", (1.56 + 2.20) / 2},
+		{"cifar fwd 11-26", (0.74 + 0.91) / 2}, {"cifar fwd 11-27", (1.19 + 1.27) / 2}, {"cifar fwd 11-27b", (1.04 + 1.31) / 2}, {"cifar fwd 11-27c", (1.42 + 1.95) / 2},
+		{"cifar train 11-26", (0.56 + 0.98) / 2}, {"cifar train 11-27", (1.13 + 1.32) / 2}, {"cifar train 11-27b", (0.97 + 1.17) / 2}, {"cifar train 11-27c", (1.49 + 2.03) / 2},
 	}, 1.25, "target 1.25×")
 }
