@@ -2762,8 +2762,8 @@ TEXT ·WinoInputAVX2(SB), NOSPLIT, $0-40
 	MOVQ  in+16(FP), DX
 	MOVQ  ins+24(FP), BX
 	MOVQ  blocks+32(FP), SI
-	SHLQ  $0x02, CX
 	SHLQ  $0x02, BX
+	SHLQ  $0x02, CX
 	MOVQ  CX, DI
 	SHLQ  $0x02, DI
 	LEAQ  (AX)(DI*1), R8

@@ -130,16 +130,7 @@ func generatePackBT8() {
 		if i >= 4 {
 			base = src4
 		}
-		m := Mem{Base: base}
-		switch i % 4 {
-		case 1:
-			m.Index, m.Scale = ld, 1
-		case 2:
-			m.Index, m.Scale = ld, 2
-		case 3:
-			m.Index, m.Scale = ld3, 1
-		}
-		VMOVUPS(m, rows[i])
+		VMOVUPS(nth(base, i%4, ld, ld3), rows[i])
 	}
 	Comment("Transpose: pairs of rows interleaved, then quads, then 128-bit halves.")
 	t := make([]reg.VecVirtual, 8)
@@ -168,16 +159,7 @@ func generatePackBT8() {
 		if p >= 4 {
 			base = dst4
 		}
-		m := Mem{Base: base}
-		switch p % 4 {
-		case 1:
-			m.Index, m.Scale = nr, 1
-		case 2:
-			m.Index, m.Scale = nr, 2
-		case 3:
-			m.Index, m.Scale = nr3, 1
-		}
-		VMOVUPS(out, m)
+		VMOVUPS(out, nth(base, p%4, nr, nr3))
 	}
 	ADDQ(U32(32), src)
 	ADDQ(U32(32), src4)

@@ -28,6 +28,35 @@ func winoRows(base, s reg.Register) [4]reg.GPVirtual {
 	return r
 }
 
+// sixteen prepares the addressing of 16 matrices ξ = 4η + ν, s elements
+// apart, from base: s becomes bytes, r[η] points at matrix 4η and s3 = 3·s,
+// so that matrix ξ is nth(r[ξ/4], ξ%4, s, s3).
+func sixteen(base, s reg.Register) (r [4]reg.GPVirtual, s3 reg.GPVirtual) {
+	SHLQ(U8(2), s)
+	s4 := GP64()
+	MOVQ(s, s4)
+	SHLQ(U8(2), s4)
+	r = winoRows(base, s4)
+	s3 = GP64()
+	LEAQ(Mem{Base: s, Index: s, Scale: 2}, s3)
+	return r, s3
+}
+
+// nth is row i < 4 of a strided set from base: base + i·s, with s3 = 3·s
+// (s and s3 in bytes), as one addressing mode.
+func nth(base reg.Register, i int, s, s3 reg.Register) Mem {
+	m := Mem{Base: base}
+	switch i {
+	case 1:
+		m.Index, m.Scale = s, 1
+	case 2:
+		m.Index, m.Scale = s, 2
+	case 3:
+		m.Index, m.Scale = s3, 1
+	}
+	return m
+}
+
 func generateWinoInput() {
 	TEXT("WinoInputAVX2", NOSPLIT, "func(v *float32, vs int, in *float32, ins int, blocks int)")
 	Pragma("noescape")
@@ -39,14 +68,8 @@ func generateWinoInput() {
 	in := Load(Param("in"), GP64())
 	ins := Load(Param("ins"), GP64())
 	n := Load(Param("blocks"), GP64())
-	SHLQ(U8(2), vs)
 	SHLQ(U8(2), ins)
-	vs4 := GP64() // four matrices: one η
-	MOVQ(vs, vs4)
-	SHLQ(U8(2), vs4)
-	vr := winoRows(v, vs4) // v + 4η·vs: the first matrix of each η
-	vs3 := GP64()
-	LEAQ(Mem{Base: vs, Index: vs, Scale: 2}, vs3)
+	vr, vs3 := sixteen(v, vs)
 	r := winoRows(in, ins)
 	TESTQ(n, n)
 	JZ(LabelRef("winoin_done"))
@@ -80,16 +103,7 @@ func generateWinoInput() {
 		VSUBPS(q[3], q[1], w[3])
 		for nu := range 4 {
 			VPERMPD(U8(0xD8), w[nu], w[nu])
-			m := Mem{Base: vr[eta]}
-			switch nu {
-			case 1:
-				m.Index, m.Scale = vs, 1
-			case 2:
-				m.Index, m.Scale = vs, 2
-			case 3:
-				m.Index, m.Scale = vs3, 1
-			}
-			VMOVUPS(w[nu], m)
+			VMOVUPS(w[nu], nth(vr[eta], nu, vs, vs3))
 		}
 	}
 	for i := range 4 {
@@ -116,13 +130,7 @@ func generateWinoOutput() {
 	n := Load(Param("blocks"), GP64())
 	bias := YMM()
 	VBROADCASTSS(Load(Param("bias"), XMM()), bias)
-	SHLQ(U8(2), ms)
-	ms4 := GP64()
-	MOVQ(ms, ms4)
-	SHLQ(U8(2), ms4)
-	mr := winoRows(m, ms4)
-	ms3 := GP64()
-	LEAQ(Mem{Base: ms, Index: ms, Scale: 2}, ms3)
+	mr, ms3 := sixteen(m, ms)
 	TESTQ(n, n)
 	JZ(LabelRef("winoout_done"))
 
@@ -130,18 +138,7 @@ func generateWinoOutput() {
 	Comment("Aᵀ along y: s0[ν] = M[0][ν] + M[1][ν] + M[2][ν], s1[ν] = M[1][ν] - M[2][ν] - M[3][ν].")
 	var s0, s1 [4]reg.VecVirtual
 	for nu := range 4 {
-		at := func(eta int) Mem {
-			mm := Mem{Base: mr[eta]}
-			switch nu {
-			case 1:
-				mm.Index, mm.Scale = ms, 1
-			case 2:
-				mm.Index, mm.Scale = ms, 2
-			case 3:
-				mm.Index, mm.Scale = ms3, 1
-			}
-			return mm
-		}
+		at := func(eta int) Mem { return nth(mr[eta], nu, ms, ms3) }
 		s0[nu], s1[nu] = YMM(), YMM()
 		VMOVUPS(at(1), s1[nu])
 		VADDPS(at(0), s1[nu], s0[nu]) // M0 + M1 (the same sum as M1 + M0)
@@ -194,13 +191,7 @@ func generateWinoDy() {
 	top := Load(Param("top"), GP64())
 	bot := Load(Param("bot"), GP64())
 	n := Load(Param("blocks"), GP64())
-	SHLQ(U8(2), ys)
-	ys4 := GP64()
-	MOVQ(ys, ys4)
-	SHLQ(U8(2), ys4)
-	yr := winoRows(y, ys4)
-	ys3 := GP64()
-	LEAQ(Mem{Base: ys, Index: ys, Scale: 2}, ys3)
+	yr, ys3 := sixteen(y, ys)
 	TESTQ(n, n)
 	JZ(LabelRef("winody_done"))
 
@@ -237,16 +228,7 @@ func generateWinoDy() {
 		VADDPS(x1, x0, s)
 		VSUBPS(x1, x0, d)
 		for nu, v := range [4]reg.VecVirtual{x0, s, d, x1} {
-			m := Mem{Base: yr[eta]}
-			switch nu {
-			case 1:
-				m.Index, m.Scale = ys, 1
-			case 2:
-				m.Index, m.Scale = ys, 2
-			case 3:
-				m.Index, m.Scale = ys3, 1
-			}
-			VMOVUPS(v, m)
+			VMOVUPS(v, nth(yr[eta], nu, ys, ys3))
 		}
 	}
 	for i := range 4 {
