@@ -41,7 +41,9 @@ var unetConvs = []convShape{
 // BenchmarkConv2d times each U-Net convolution's forward pass and both
 // backward passes at the best CPU level and with the plain-Go reference
 // (level=generic, one run each is enough to see the ratio), in GFLOP/s
-// (2·N·F·OH·OW·C·KH·KW per pass).
+// (2·N·F·OH·OW·C·KH·KW per pass: the direct convolution's count, so the
+// layers that go through Winograd, which does 2.25× fewer multiply-adds,
+// read as effective GFLOP/s and can pass the FMA ceiling).
 //
 //	go test ./bench -run XXX -bench 'Conv2d/shape=cifar' -benchtime 5x
 func BenchmarkConv2d(b *testing.B) {
