@@ -86,9 +86,8 @@ func (d *Device) unaryFast(op tensor.UnaryOp, y, x []float32) bool {
 			k = len(x) / 8 * 8
 		}
 		y, x := y[k:len(x)], x[k:]
-		d.sigmoidVec(y, x)
-		for i, v := range x {
-			y[i] *= v
+		for i, v := range x { // σ(x)·x, value by value: y may be x
+			y[i] = 1 / (1 + expf(-v)) * v
 		}
 	case tensor.OpSigmoid:
 		d.sigmoidVec(y, x)

@@ -110,7 +110,7 @@ func newResnet(dev tensor.Device, r *rand.Rand, in, out, temb, groups int, eps f
 }
 
 func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
-	h := b.Conv1.Forward(tensor.Activation(b.Act, b.Norm1.Forward(x)))
+	h := b.Conv1.Forward(tensor.ActivationInPlace(b.Act, b.Norm1.Forward(x)))
 	e := b.TimeEmbProj.Forward(tensor.Activation(b.Act, emb))
 	e = e.Reshape(e.Dim(0), e.Dim(1), 1, 1)
 	if b.ScaleShift {
@@ -119,7 +119,7 @@ func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
 	} else {
 		h = b.Norm2.Forward(tensor.Add(h, e))
 	}
-	h = b.Conv2.Forward(c.dropout(tensor.Activation(b.Act, h), b.DropoutP))
+	h = b.Conv2.Forward(c.dropout(tensor.ActivationInPlace(b.Act, h), b.DropoutP)) // h: a fresh norm (or scale-shift) output
 	if b.ConvShortcut != nil {
 		x = b.ConvShortcut.Forward(x)
 	}

@@ -229,7 +229,7 @@ func (m *UNet2D) forward(x *tensor.Tensor, timesteps []float32, labels []int64, 
 	for _, b := range m.UpBlocks {
 		h, skips = b.forward(c, h, emb, skips)
 	}
-	return m.ConvOut.Forward(tensor.SiLU(m.ConvNormOut.Forward(h)))
+	return m.ConvOut.Forward(tensor.ActivationInPlace("silu", m.ConvNormOut.Forward(h)))
 }
 
 // NoGrad turns off gradients for every parameter, so forward passes record

@@ -227,20 +227,40 @@ func AddScalar(x *Tensor, beta float32) *Tensor { return Affine(x, 1, beta) }
 // Activation applies the activation named as in diffusers' act_fn
 // ("silu"/"swish", "gelu", "relu", "sigmoid", "tanh").
 func Activation(name string, x *Tensor) *Tensor {
+	return unary(activationOp(name), x, UnaryParams{})
+}
+
+// ActivationInPlace is Activation for a tensor that the caller holds alone
+// and does not use again, such as the fresh output of a normalization. When
+// no gradient flows through x and x is dense, it overwrites x's buffer and
+// returns x, which spares inference an allocation (and its zeroing) and a
+// pass over memory; otherwise it is Activation.
+func ActivationInPlace(name string, x *Tensor) *Tensor {
+	op := activationOp(name)
+	if x.needsGrad() || x.dtype != F32 || !x.IsDense() {
+		return unary(op, x, UnaryParams{})
+	}
+	if n := x.Numel(); n > 0 {
+		x.dev.Unary(op, x.buf, x.buf, n, UnaryParams{})
+	}
+	return x
+}
+
+func activationOp(name string) UnaryOp {
 	switch name {
 	case "silu", "swish":
-		return SiLU(x)
+		return OpSiLU
 	case "gelu":
-		return GELU(x)
+		return OpGELU
 	case "relu":
-		return ReLU(x)
+		return OpReLU
 	case "sigmoid":
-		return Sigmoid(x)
+		return OpSigmoid
 	case "tanh":
-		return Tanh(x)
+		return OpTanh
 	}
 	fail("activation", "unknown activation %q (want silu, swish, gelu, relu, sigmoid or tanh)", name)
-	return nil
+	return 0
 }
 
 // ---------------------------------------------------------------------------
