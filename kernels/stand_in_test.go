@@ -1,0 +1,25 @@
+//go:build noasm
+
+package kernels
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestWideTilesWithGoKernels runs the convolution paths, Winograd included,
+// with the AVX-512 level's 12×32 tiles on the plain-Go stand-ins of the
+// micro-kernels (go test -tags noasm ./kernels): on a machine without
+// AVX-512 it is the only run of the packing and prepacked-weight code with
+// MR = 12, NR = 32. The devices are built directly because NewCPULevel
+// caps the level at what the CPU has.
+func TestWideTilesWithGoKernels(t *testing.T) {
+	defer func(c, f int) { winoMinC, flipMinC = c, f }(winoMinC, flipMinC)
+	for _, wino := range []int{16, 1} {
+		winoMinC, flipMinC = wino, 1
+		for _, level := range []Level{AVX2, AVX512} {
+			d := &Device{threads: 2, level: level}
+			t.Run(fmt.Sprintf("%v/winoMinC=%d", level, wino), func(t *testing.T) { testConv(t, d) })
+		}
+	}
+}
