@@ -432,6 +432,7 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 		})
 	}
 	if dbs != nil {
+		// Channels over the cores, at least 64 K values a part.
 		d.parallelFor(p.F, 1+(1<<16)/max(1, p.N*ohw), func(lo, hi int) {
 			for f := lo; f < hi; f++ {
 				var s float64

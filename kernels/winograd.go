@@ -110,40 +110,50 @@ func newWinoGeom(p tensor.ConvParams, workers int) winoGeom {
 // 3×3 convolution by Winograd F(2×2, 3×3); with flipped, w is the weights
 // of the convolution whose input gradient this is (winogradWeights).
 func (d *Device) convWinograd(ys, xs, ws, bs []float32, p tensor.ConvParams, flipped bool) {
-	workers := max(1, d.threads)
-	g := newWinoGeom(p, workers)
-	chunks := (g.rows + g.chunk - 1) / g.chunk
-	if chunks == 0 {
+	g := newWinoGeom(p, max(1, d.threads))
+	if g.rows == 0 {
 		return
 	}
-	workers = min(workers, chunks)
-	threads := max(1, d.threads/workers)
 	mk, _ := d.microKernel()
 	ubuf := getWino(winoWeightsLen(mk, p.F, p.C))
 	defer putWino(ubuf)
 	us := d.winogradWeights(ubuf, ws, p.F, p.C, flipped)
-	simd := winoAsm && d.level >= AVX2 && asm.Available
+	simd := d.winoSIMD()
+	d.winoChunks(g, 16*g.cs+16*g.fs+winoPadLen(p, g), func(_ int, buf []float32, threads, r0, r1 int) {
+		v, m, rowBuf := buf[:16*g.cs], buf[16*g.cs:16*(g.cs+g.fs)], buf[16*(g.cs+g.fs):]
+		tiles := (r1 - r0) * g.tw
+		winoInput(v, xs, rowBuf, p, g, r0, r1, simd)
+		cols := (tiles + 15) &^ 15
+		for xi := range 16 {
+			for c := range p.C {
+				for i := xi*g.cs + c*g.ld + tiles; i < xi*g.cs+c*g.ld+cols; i++ {
+					v[i] = 0
+				}
+			}
+			d.sgemmA(threads, us[xi], cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs:], g.ld)
+		}
+		winoOutput(ys, m, bs, rowBuf, p, g, r0, r1, simd)
+	})
+}
+
+func (d *Device) winoSIMD() bool { return winoAsm && d.level >= AVX2 && asm.Available }
+
+// winoChunks spreads the chunks of tile rows of g over at most d.threads
+// goroutines, each with scratch floats of its own: worker wk runs fn for
+// chunks wk, wk + workers, … in order, its GEMMs on the given number of
+// threads. Every worker gets at least one chunk.
+func (d *Device) winoChunks(g winoGeom, scratch int, fn func(wk int, buf []float32, threads, r0, r1 int)) {
+	chunks := (g.rows + g.chunk - 1) / g.chunk
+	workers := max(1, min(d.threads, chunks))
+	threads := max(1, d.threads/workers)
 	var wg sync.WaitGroup
 	for wk := range workers {
 		wg.Go(func() {
-			buf := getWino(16*g.cs + 16*g.fs + winoPadLen(p, g))
+			buf := getWino(scratch)
 			defer putWino(buf)
-			v, m, rowBuf := buf[:16*g.cs], buf[16*g.cs:16*(g.cs+g.fs)], buf[16*(g.cs+g.fs):]
 			for ch := wk; ch < chunks; ch += workers {
 				r0 := ch * g.chunk
-				r1 := min(g.rows, r0+g.chunk)
-				tiles := (r1 - r0) * g.tw
-				winoInput(v, xs, rowBuf, p, g, r0, r1, simd)
-				cols := (tiles + 15) &^ 15
-				for xi := range 16 {
-					for c := range p.C {
-						for i := xi*g.cs + c*g.ld + tiles; i < xi*g.cs+c*g.ld+cols; i++ {
-							v[i] = 0
-						}
-					}
-					d.sgemmA(threads, us[xi], cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs:], g.ld)
-				}
-				winoOutput(ys, m, bs, rowBuf, p, g, r0, r1, simd)
+				fn(wk, buf, threads, r0, min(g.rows, r0+g.chunk))
 			}
 		})
 	}
@@ -429,46 +439,33 @@ func winoOutputRow(top, bot, m []float32, ms, tiles int, bias float32) {
 // convWinogradBackwardWeight computes dw (F×C×3×3) of a stride-1 3×3
 // convolution from x and dy by Winograd F(3×3, 2×2).
 func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.ConvParams) {
-	workers := max(1, d.threads)
-	g := newWinoGeom(p, workers)
-	chunks := (g.rows + g.chunk - 1) / g.chunk
-	if chunks == 0 { // no output pixels: no gradient
+	g := newWinoGeom(p, max(1, d.threads))
+	if g.rows == 0 { // no output pixels: no gradient
 		clear(dws[:p.F*p.C*9])
 		return
 	}
-	workers = min(workers, chunks)
-	threads := max(1, d.threads/workers)
-	simd := winoAsm && d.level >= AVX2 && asm.Available
-	ws := p.F*p.C + 16 // stride between the 16 matrices W[ξ] (see winoGeom.cs)
-	acc := make([][]float32, workers)
-	var wg sync.WaitGroup
-	for wk := range workers {
-		acc[wk] = getWino(16 * ws)
-		wg.Go(func() {
-			buf := getWino(16*g.cs + 16*g.fs + winoPadLen(p, g) + 2*g.wp)
-			defer putWino(buf)
-			v, y := buf[:16*g.cs], buf[16*g.cs:16*(g.cs+g.fs)]
-			pad, dyRows := buf[16*(g.cs+g.fs):][:winoPadLen(p, g)], buf[16*(g.cs+g.fs)+winoPadLen(p, g):]
-			beta := float32(0)
-			for ch := wk; ch < chunks; ch += workers {
-				r0 := ch * g.chunk
-				r1 := min(g.rows, r0+g.chunk)
-				tiles := (r1 - r0) * g.tw
-				winoInput(v, xs, pad, p, g, r0, r1, simd)
-				winoDy(y, dys, dyRows, p, g, r0, r1, simd)
-				for xi := range 16 {
-					d.sgemm(threads, false, true, p.F, p.C, tiles, 1, y[xi*g.fs:], g.ld, v[xi*g.cs:], g.ld, beta, acc[wk][xi*ws:], p.C)
-				}
-				beta = 1
-			}
-			if beta == 0 { // no chunk: this worker adds nothing
-				clear(acc[wk])
-			}
-		})
-	}
-	wg.Wait()
+	simd := d.winoSIMD()
+	ws := p.F*p.C + 16                          // stride between the 16 matrices W[ξ] (see winoGeom.cs)
+	acc := make([][]float32, max(1, d.threads)) // per worker: its chunks' sum
+	padLen := winoPadLen(p, g)
+	d.winoChunks(g, 16*g.cs+16*g.fs+padLen+2*g.wp, func(wk int, buf []float32, threads, r0, r1 int) {
+		v, y := buf[:16*g.cs], buf[16*g.cs:16*(g.cs+g.fs)]
+		pad, dyRows := buf[16*(g.cs+g.fs):][:padLen], buf[16*(g.cs+g.fs)+padLen:]
+		beta := float32(1)
+		if acc[wk] == nil { // the worker's first chunk overwrites
+			acc[wk], beta = getWino(16*ws), 0
+		}
+		winoInput(v, xs, pad, p, g, r0, r1, simd)
+		winoDy(y, dys, dyRows, p, g, r0, r1, simd)
+		for xi := range 16 {
+			d.sgemm(threads, false, true, p.F, p.C, (r1-r0)*g.tw, 1, y[xi*g.fs:], g.ld, v[xi*g.cs:], g.ld, beta, acc[wk][xi*ws:], p.C)
+		}
+	})
 	sum := acc[0]
 	for _, a := range acc[1:] {
+		if a == nil {
+			continue
+		}
 		for i, x := range a {
 			sum[i] += x
 		}

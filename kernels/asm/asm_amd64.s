@@ -2254,7 +2254,7 @@ packa6_loop:
 	VMULPS (SI)(DX*1), Y0, Y5
 	VMULPS (SI)(DX*2), Y0, Y6
 
-	// Transpose: t = pairs of rows interleaved, u = quads, then 128-bit halves.
+	// Transpose: pairs of rows interleaved, then quads, then 128-bit halves.
 	VUNPCKLPS  Y2, Y1, Y7
 	VUNPCKHPS  Y2, Y1, Y1
 	VUNPCKLPS  Y4, Y3, Y2

@@ -46,42 +46,17 @@ func generatePackA6() {
 		}
 		VMULPS(m, alpha, rows[i])
 	}
-	Comment("Transpose: t = pairs of rows interleaved, u = quads, then 128-bit halves.")
-	t := make([]reg.VecVirtual, 6)
-	for i := range 3 {
-		t[2*i], t[2*i+1] = YMM(), YMM()
-		VUNPCKLPS(rows[2*i+1], rows[2*i], t[2*i])
-		VUNPCKHPS(rows[2*i+1], rows[2*i], t[2*i+1])
-	}
-	u := make([]reg.VecVirtual, 8)
-	for i := range u {
-		u[i] = YMM()
-	}
-	VSHUFPS(U8(0x44), t[2], t[0], u[0])
-	VSHUFPS(U8(0xEE), t[2], t[0], u[1])
-	VSHUFPS(U8(0x44), t[3], t[1], u[2])
-	VSHUFPS(U8(0xEE), t[3], t[1], u[3])
-	VSHUFPS(U8(0x44), t[4], t[4], u[4])
-	VSHUFPS(U8(0xEE), t[4], t[4], u[5])
-	VSHUFPS(U8(0x44), t[5], t[5], u[6])
-	VSHUFPS(U8(0xEE), t[5], t[5], u[7])
-	out := YMM()
-	for p := range 8 {
-		sel := U8(0x20) // low halves: steps 0…3
-		if p >= 4 {
-			sel = U8(0x31) // high halves: steps 4…7
-		}
-		VPERM2F128(sel, u[4+p%4], u[p%4], out)
+	transpose8(rows, func(p int, out reg.VecVirtual) {
 		if p < 7 {
 			VMOVUPS(out, Mem{Base: dst, Disp: 24 * p})
-			continue
+			return
 		}
 		Comment("The last step writes exactly its six values.")
 		VMOVUPS(out.AsX(), Mem{Base: dst, Disp: 24 * p})
 		hi := XMM()
 		VEXTRACTF128(U8(1), out, hi)
 		VMOVQ(hi, Mem{Base: dst, Disp: 24*p + 16})
-	}
+	})
 	ADDQ(U8(192), dst)
 	ADDQ(U8(32), a0)
 	ADDQ(U8(32), a3)
@@ -132,35 +107,13 @@ func generatePackBT8() {
 		}
 		VMOVUPS(nth(base, i%4, ld, ld3), rows[i])
 	}
-	Comment("Transpose: pairs of rows interleaved, then quads, then 128-bit halves.")
-	t := make([]reg.VecVirtual, 8)
-	for i := range 4 {
-		t[2*i], t[2*i+1] = YMM(), YMM()
-		VUNPCKLPS(rows[2*i+1], rows[2*i], t[2*i])
-		VUNPCKHPS(rows[2*i+1], rows[2*i], t[2*i+1])
-	}
-	u := make([]reg.VecVirtual, 8)
-	for h := range 2 { // rows 0…3, rows 4…7
-		a, b := t[4*h:4*h+2], t[4*h+2:4*h+4]
-		for i := range 2 {
-			u[4*h+2*i], u[4*h+2*i+1] = YMM(), YMM()
-			VSHUFPS(U8(0x44), b[i], a[i], u[4*h+2*i])
-			VSHUFPS(U8(0xEE), b[i], a[i], u[4*h+2*i+1])
-		}
-	}
-	out := YMM()
-	for p := range 8 {
-		sel := U8(0x20)
-		if p >= 4 {
-			sel = U8(0x31)
-		}
-		VPERM2F128(sel, u[4+p%4], u[p%4], out)
+	transpose8(rows, func(p int, out reg.VecVirtual) {
 		base := dst
 		if p >= 4 {
 			base = dst4
 		}
 		VMOVUPS(out, nth(base, p%4, nr, nr3))
-	}
+	})
 	ADDQ(U32(32), src)
 	ADDQ(U32(32), src4)
 	ADDQ(step, dst)
@@ -170,4 +123,38 @@ func generatePackBT8() {
 	Label("packbt8_done")
 	VZEROUPPER()
 	RET()
+}
+
+// transpose8 transposes eight rows of eight floats and hands column p (p =
+// 0…7, in order) to emit. With six rows, rows 6 and 7 are don't-cares and
+// their lanes of each column are whatever is cheapest.
+func transpose8(rows []reg.VecVirtual, emit func(p int, col reg.VecVirtual)) {
+	Comment("Transpose: pairs of rows interleaved, then quads, then 128-bit halves.")
+	t := make([]reg.VecVirtual, len(rows))
+	for i := range len(rows) / 2 {
+		t[2*i], t[2*i+1] = YMM(), YMM()
+		VUNPCKLPS(rows[2*i+1], rows[2*i], t[2*i])
+		VUNPCKHPS(rows[2*i+1], rows[2*i], t[2*i+1])
+	}
+	u := make([]reg.VecVirtual, 8)
+	for h := range 2 { // rows 0…3, rows 4…7
+		a, b := t[4*h:4*h+2], t[4*h:4*h+2] // without rows 6 and 7, quads of rows 4, 5 with themselves
+		if len(t) >= 4*h+4 {
+			b = t[4*h+2 : 4*h+4]
+		}
+		for i := range 2 {
+			u[4*h+2*i], u[4*h+2*i+1] = YMM(), YMM()
+			VSHUFPS(U8(0x44), b[i], a[i], u[4*h+2*i])
+			VSHUFPS(U8(0xEE), b[i], a[i], u[4*h+2*i+1])
+		}
+	}
+	out := YMM()
+	for p := range 8 {
+		sel := U8(0x20) // low halves: columns 0…3
+		if p >= 4 {
+			sel = U8(0x31) // high halves: columns 4…7
+		}
+		VPERM2F128(sel, u[4+p%4], u[p%4], out)
+		emit(p, out)
+	}
 }
