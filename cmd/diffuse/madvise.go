@@ -7,6 +7,10 @@ import (
 	"syscall"
 )
 
+// reexecMarker is set in the environment of the restarted process, so that
+// it never restarts again whatever GODEBUG holds.
+const reexecMarker = "GODIFFUSE_REEXECED"
+
 // useMADVFree restarts the process, once, with GODEBUG=madvdontneed=0, so
 // that Go returns freed heap memory to the kernel with MADV_FREE instead of
 // MADV_DONTNEED. A training or sampling step frees and reallocates all of
@@ -18,17 +22,47 @@ import (
 // GODEBUG (=1 keeps Go's default) is left alone, and on failure the process
 // simply goes on as it is.
 func useMADVFree() {
-	godebug := os.Getenv("GODEBUG")
-	if runtime.GOOS != "linux" || strings.Contains(godebug, "madvdontneed=") {
+	if runtime.GOOS != "linux" || os.Getenv(reexecMarker) != "" {
+		return
+	}
+	env, ok := madvFreeEnv(os.Environ())
+	if !ok {
 		return
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		return
 	}
+	_ = syscall.Exec(exe, os.Args, env) // returns only if it failed
+}
+
+// madvFreeEnv returns env with madvdontneed=0 added to its GODEBUG entry
+// (replacing that entry, not adding a second one: the runtime reads only the
+// first) and the re-exec marker set; ok is false when GODEBUG already names
+// madvdontneed, or when the marker is there.
+func madvFreeEnv(environ []string) (env []string, ok bool) {
+	godebug, found := "", false
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, reexecMarker+"=") {
+			return nil, false
+		}
+		if v, isGODEBUG := strings.CutPrefix(kv, "GODEBUG="); isGODEBUG && !found {
+			godebug, found = v, true
+		}
+	}
+	for _, setting := range strings.Split(godebug, ",") {
+		if strings.HasPrefix(strings.TrimSpace(setting), "madvdontneed=") {
+			return nil, false
+		}
+	}
 	if godebug != "" {
 		godebug += ","
 	}
-	env := append(os.Environ(), "GODEBUG="+godebug+"madvdontneed=0")
-	_ = syscall.Exec(exe, os.Args, env) // returns only if it failed
+	godebug += "madvdontneed=0"
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, "GODEBUG=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "GODEBUG="+godebug, reexecMarker+"=1"), true
 }
