@@ -69,9 +69,9 @@ func (e *TimestepEmbedding) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return e.Linear2.Forward(tensor.SiLU(e.Linear1.Forward(x)))
 }
 
-func (e *TimestepEmbedding) collect(prefix string, ps *params) {
-	e.Linear1.collect(prefix+"linear_1.", ps)
-	e.Linear2.collect(prefix+"linear_2.", ps)
+func (e *TimestepEmbedding) Collect(prefix string, ps *ParamList) {
+	e.Linear1.Collect(prefix+"linear_1.", ps)
+	e.Linear2.Collect(prefix+"linear_2.", ps)
 }
 
 // ResnetBlock2D (semantics 3):
@@ -82,7 +82,7 @@ func (e *TimestepEmbedding) collect(prefix string, ps *params) {
 type ResnetBlock2D struct {
 	Norm1, Norm2      *GroupNorm
 	Conv1, Conv2      *Conv2d
-	TimeEmbProj       *Linear
+	TimeEmbProj       *Linear // nil without time embedding
 	ConvShortcut      *Conv2d // nil when in == out channels
 	Act               string
 	OutputScale       float32
@@ -91,33 +91,67 @@ type ResnetBlock2D struct {
 	InChans, OutChans int
 }
 
-func newResnet(dev tensor.Device, r *rand.Rand, in, out, temb, groups int, eps float32, act string,
-	scale float32, scaleShift bool, dropout float32) *ResnetBlock2D {
-	proj := out
-	if scaleShift {
-		proj = 2 * out
+// ResnetConfig sizes a ResnetBlock2D.
+type ResnetConfig struct {
+	In, Out     int
+	TimeEmbed   int // width of the time embedding; 0: no time_emb_proj (the VAE's resnets)
+	Groups      int
+	Eps         float32
+	Act         string  // silu, gelu, …
+	OutputScale float32 // output_scale_factor (0 means 1)
+	ScaleShift  bool    // resnet_time_scale_shift "scale_shift"
+	Dropout     float32
+}
+
+// NewResnetBlock2D builds a resnet block initialised as PyTorch does from r
+// (with r nil, every parameter is a zero tensor awaiting loaded weights).
+func NewResnetBlock2D(dev tensor.Device, r *rand.Rand, c ResnetConfig) *ResnetBlock2D {
+	if c.OutputScale == 0 {
+		c.OutputScale = 1
 	}
 	b := &ResnetBlock2D{
-		Norm1: NewGroupNorm(dev, groups, in, eps), Conv1: NewConv2d(dev, r, in, out, 3, 1, tensor.PadAll(1)),
-		TimeEmbProj: NewLinear(dev, r, temb, proj, true),
-		Norm2:       NewGroupNorm(dev, groups, out, eps), Conv2: NewConv2d(dev, r, out, out, 3, 1, tensor.PadAll(1)),
-		Act: act, OutputScale: scale, ScaleShift: scaleShift, DropoutP: dropout, InChans: in, OutChans: out,
+		Norm1: NewGroupNorm(dev, c.Groups, c.In, c.Eps), Conv1: NewConv2d(dev, r, c.In, c.Out, 3, 1, tensor.PadAll(1)),
+		Norm2: NewGroupNorm(dev, c.Groups, c.Out, c.Eps), Conv2: NewConv2d(dev, r, c.Out, c.Out, 3, 1, tensor.PadAll(1)),
+		Act: c.Act, OutputScale: c.OutputScale, ScaleShift: c.ScaleShift, DropoutP: c.Dropout, InChans: c.In, OutChans: c.Out,
 	}
-	if in != out {
-		b.ConvShortcut = NewConv2d(dev, r, in, out, 1, 1, tensor.PadAll(0))
+	if c.TimeEmbed > 0 {
+		proj := c.Out
+		if c.ScaleShift {
+			proj = 2 * c.Out
+		}
+		b.TimeEmbProj = NewLinear(dev, r, c.TimeEmbed, proj, true)
+	}
+	if c.In != c.Out {
+		b.ConvShortcut = NewConv2d(dev, r, c.In, c.Out, 1, 1, tensor.PadAll(0))
 	}
 	return b
 }
 
+func newResnet(dev tensor.Device, r *rand.Rand, in, out, temb, groups int, eps float32, act string,
+	scale float32, scaleShift bool, dropout float32) *ResnetBlock2D {
+	return NewResnetBlock2D(dev, r, ResnetConfig{In: in, Out: out, TimeEmbed: temb, Groups: groups, Eps: eps, Act: act,
+		OutputScale: scale, ScaleShift: scaleShift, Dropout: dropout})
+}
+
+// Forward runs the block without dropout; emb (B, TimeEmbed) is nil for a
+// block without time embedding.
+func (b *ResnetBlock2D) Forward(x, emb *tensor.Tensor) *tensor.Tensor {
+	return b.forward(&fwd{}, x, emb)
+}
+
 func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
 	h := b.Conv1.Forward(tensor.ActivationInPlace(b.Act, b.Norm1.Forward(x)))
-	e := b.TimeEmbProj.Forward(tensor.Activation(b.Act, emb))
-	e = e.Reshape(e.Dim(0), e.Dim(1), 1, 1)
-	if b.ScaleShift {
+	switch {
+	case b.TimeEmbProj == nil:
+		h = b.Norm2.Forward(h)
+	case b.ScaleShift:
+		e := b.TimeEmbProj.Forward(tensor.Activation(b.Act, emb))
+		e = e.Reshape(e.Dim(0), e.Dim(1), 1, 1)
 		parts := tensor.Split(e, 1, b.OutChans, b.OutChans)
 		h = tensor.Add(tensor.Mul(b.Norm2.Forward(h), tensor.AddScalar(parts[0], 1)), parts[1])
-	} else {
-		h = b.Norm2.Forward(tensor.Add(h, e))
+	default:
+		e := b.TimeEmbProj.Forward(tensor.Activation(b.Act, emb))
+		h = b.Norm2.Forward(tensor.Add(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1)))
 	}
 	h = b.Conv2.Forward(c.dropout(tensor.ActivationInPlace(b.Act, h), b.DropoutP)) // h: a fresh norm (or scale-shift) output
 	if b.ConvShortcut != nil {
@@ -130,14 +164,14 @@ func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
 	return out
 }
 
-func (b *ResnetBlock2D) collect(prefix string, ps *params) {
-	b.Norm1.collect(prefix+"norm1.", ps)
-	b.Conv1.collect(prefix+"conv1.", ps)
-	b.TimeEmbProj.collect(prefix+"time_emb_proj.", ps)
-	b.Norm2.collect(prefix+"norm2.", ps)
-	b.Conv2.collect(prefix+"conv2.", ps)
+func (b *ResnetBlock2D) Collect(prefix string, ps *ParamList) {
+	b.Norm1.Collect(prefix+"norm1.", ps)
+	b.Conv1.Collect(prefix+"conv1.", ps)
+	b.TimeEmbProj.Collect(prefix+"time_emb_proj.", ps)
+	b.Norm2.Collect(prefix+"norm2.", ps)
+	b.Conv2.Collect(prefix+"conv2.", ps)
 	if b.ConvShortcut != nil {
-		b.ConvShortcut.collect(prefix+"conv_shortcut.", ps)
+		b.ConvShortcut.Collect(prefix+"conv_shortcut.", ps)
 	}
 }
 
@@ -152,6 +186,13 @@ type Attention struct {
 	DropoutP             float32
 }
 
+// NewSpatialAttention builds diffusers' spatial self-attention over c
+// channels in heads of headDim, with a GroupNorm of groups groups (none when
+// groups is 0), as the UNet2D and the VAE's mid block use it.
+func NewSpatialAttention(dev tensor.Device, r *rand.Rand, c, headDim, groups int, eps float32) *Attention {
+	return newAttention(dev, r, c, headDim, groups, eps, 1, 0)
+}
+
 func newAttention(dev tensor.Device, r *rand.Rand, c, headDim, groups int, eps, rescale, dropout float32) *Attention {
 	heads := c / headDim
 	inner := heads * headDim
@@ -164,6 +205,9 @@ func newAttention(dev tensor.Device, r *rand.Rand, c, headDim, groups int, eps, 
 	}
 	return a
 }
+
+// Forward runs the block without dropout on x (B, C, H, W).
+func (a *Attention) Forward(x *tensor.Tensor) *tensor.Tensor { return a.forward(&fwd{}, x) }
 
 func (a *Attention) forward(c *fwd, x *tensor.Tensor) *tensor.Tensor {
 	B, C, H, W := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
@@ -182,14 +226,14 @@ func (a *Attention) forward(c *fwd, x *tensor.Tensor) *tensor.Tensor {
 	return out
 }
 
-func (a *Attention) collect(prefix string, ps *params) {
+func (a *Attention) Collect(prefix string, ps *ParamList) {
 	if a.GroupNorm != nil {
-		a.GroupNorm.collect(prefix+"group_norm.", ps)
+		a.GroupNorm.Collect(prefix+"group_norm.", ps)
 	}
-	a.ToQ.collect(prefix+"to_q.", ps)
-	a.ToK.collect(prefix+"to_k.", ps)
-	a.ToV.collect(prefix+"to_v.", ps)
-	a.ToOut.collect(prefix+"to_out.0.", ps)
+	a.ToQ.Collect(prefix+"to_q.", ps)
+	a.ToK.Collect(prefix+"to_k.", ps)
+	a.ToV.Collect(prefix+"to_v.", ps)
+	a.ToOut.Collect(prefix+"to_out.0.", ps)
 }
 
 // Downsample2D is a stride-2 3×3 convolution; padding 0 means diffusers'
@@ -233,15 +277,15 @@ func (b *DownBlock2D) forward(c *fwd, h, emb *tensor.Tensor, skips []*tensor.Ten
 	return h, skips
 }
 
-func (b *DownBlock2D) collect(prefix string, ps *params) {
+func (b *DownBlock2D) Collect(prefix string, ps *ParamList) {
 	for i, a := range b.Attentions {
-		a.collect(prefix+"attentions."+itoa(i)+".", ps)
+		a.Collect(prefix+"attentions."+itoa(i)+".", ps)
 	}
 	for i, r := range b.Resnets {
-		r.collect(prefix+"resnets."+itoa(i)+".", ps)
+		r.Collect(prefix+"resnets."+itoa(i)+".", ps)
 	}
 	if b.Downsampler != nil {
-		b.Downsampler.Conv.collect(prefix+"downsamplers.0.conv.", ps)
+		b.Downsampler.Conv.Collect(prefix+"downsamplers.0.conv.", ps)
 	}
 }
 
@@ -267,15 +311,15 @@ func (b *UpBlock2D) forward(c *fwd, h, emb *tensor.Tensor, skips []*tensor.Tenso
 	return h, skips
 }
 
-func (b *UpBlock2D) collect(prefix string, ps *params) {
+func (b *UpBlock2D) Collect(prefix string, ps *ParamList) {
 	for i, a := range b.Attentions {
-		a.collect(prefix+"attentions."+itoa(i)+".", ps)
+		a.Collect(prefix+"attentions."+itoa(i)+".", ps)
 	}
 	for i, r := range b.Resnets {
-		r.collect(prefix+"resnets."+itoa(i)+".", ps)
+		r.Collect(prefix+"resnets."+itoa(i)+".", ps)
 	}
 	if b.Upsampler != nil {
-		b.Upsampler.Conv.collect(prefix+"upsamplers.0.conv.", ps)
+		b.Upsampler.Conv.Collect(prefix+"upsamplers.0.conv.", ps)
 	}
 }
 
@@ -293,12 +337,12 @@ func (b *UNetMidBlock2D) forward(c *fwd, h, emb *tensor.Tensor) *tensor.Tensor {
 	return b.Resnets[1].forward(c, h, emb)
 }
 
-func (b *UNetMidBlock2D) collect(prefix string, ps *params) {
+func (b *UNetMidBlock2D) Collect(prefix string, ps *ParamList) {
 	if b.Attention != nil {
-		b.Attention.collect(prefix+"attentions.0.", ps)
+		b.Attention.Collect(prefix+"attentions.0.", ps)
 	}
-	b.Resnets[0].collect(prefix+"resnets.0.", ps)
-	b.Resnets[1].collect(prefix+"resnets.1.", ps)
+	b.Resnets[0].Collect(prefix+"resnets.0.", ps)
+	b.Resnets[1].Collect(prefix+"resnets.1.", ps)
 }
 
 func itoa(i int) string {

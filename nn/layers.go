@@ -9,27 +9,37 @@ import (
 
 // ---------------------------------------------------------------------------
 // Basic layers. Each holds its parameters as tensors and lists them under
-// PyTorch's names (weight, bias) through collect.
+// PyTorch's names (weight, bias) through Collect.
 // ---------------------------------------------------------------------------
 
-// Param is a named parameter; names are diffusers' state-dict keys.
+// Param is a named parameter; names are diffusers' (or transformers')
+// state-dict keys.
 type Param struct {
 	Name string
 	T    *tensor.Tensor
 }
 
-type params []Param
+// ParamList collects named parameters in state-dict order: every layer and
+// block has a Collect(prefix, *ParamList) method that adds its own under
+// prefix, so a model's list is the walk of its module tree.
+type ParamList []Param
 
-func (ps *params) add(prefix, name string, t *tensor.Tensor) {
+// Add appends t as prefix+name (nothing when t is nil: an absent bias).
+func (ps *ParamList) Add(prefix, name string, t *tensor.Tensor) {
 	if t != nil {
 		*ps = append(*ps, Param{Name: prefix + name, T: t})
 	}
 }
 
-// uniform fills a new parameter with U(-bound, bound), PyTorch's default
-// initialisation for Linear and Conv2d (kaiming_uniform with a = √5 for the
-// weight gives bound = 1/√fan_in, and the bias uses the same bound).
+// uniform makes a new parameter filled with U(-bound, bound), PyTorch's
+// default initialisation for Linear and Conv2d (kaiming_uniform with a = √5
+// for the weight gives bound = 1/√fan_in, and the bias uses the same bound).
+// With r nil it draws nothing: the parameter is zero, a shape waiting for
+// weights from a file (loading is not training).
 func uniform(dev tensor.Device, r *rand.Rand, bound float64, shape ...int) *tensor.Tensor {
+	if r == nil {
+		return tensor.Zeros(dev, shape...).SetRequiresGrad(true)
+	}
 	n := 1
 	for _, s := range shape {
 		n *= s
@@ -63,9 +73,9 @@ func NewLinear(dev tensor.Device, r *rand.Rand, in, out int, bias bool) *Linear 
 // Forward applies the layer to x (..., in).
 func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor { return tensor.Linear(x, l.Weight, l.Bias) }
 
-func (l *Linear) collect(prefix string, ps *params) {
-	ps.add(prefix, "weight", l.Weight)
-	ps.add(prefix, "bias", l.Bias)
+func (l *Linear) Collect(prefix string, ps *ParamList) {
+	ps.Add(prefix, "weight", l.Weight)
+	ps.Add(prefix, "bias", l.Bias)
 }
 
 // Conv2d is a 2-D convolution with weight (F, C, KH, KW).
@@ -86,9 +96,9 @@ func (c *Conv2d) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return tensor.Conv2D(x, c.Weight, c.Bias, c.Stride, c.Pad)
 }
 
-func (c *Conv2d) collect(prefix string, ps *params) {
-	ps.add(prefix, "weight", c.Weight)
-	ps.add(prefix, "bias", c.Bias)
+func (c *Conv2d) Collect(prefix string, ps *ParamList) {
+	ps.Add(prefix, "weight", c.Weight)
+	ps.Add(prefix, "bias", c.Bias)
 }
 
 // GroupNorm is torch.nn.GroupNorm with affine weight and bias.
@@ -108,9 +118,9 @@ func (g *GroupNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return tensor.GroupNorm(x, g.Groups, g.Weight, g.Bias, g.Eps)
 }
 
-func (g *GroupNorm) collect(prefix string, ps *params) {
-	ps.add(prefix, "weight", g.Weight)
-	ps.add(prefix, "bias", g.Bias)
+func (g *GroupNorm) Collect(prefix string, ps *ParamList) {
+	ps.Add(prefix, "weight", g.Weight)
+	ps.Add(prefix, "bias", g.Bias)
 }
 
 // LayerNorm is torch.nn.LayerNorm over the last axis.
@@ -129,9 +139,9 @@ func (l *LayerNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return tensor.LayerNorm(x, l.Weight, l.Bias, l.Eps)
 }
 
-func (l *LayerNorm) collect(prefix string, ps *params) {
-	ps.add(prefix, "weight", l.Weight)
-	ps.add(prefix, "bias", l.Bias)
+func (l *LayerNorm) Collect(prefix string, ps *ParamList) {
+	ps.Add(prefix, "weight", l.Weight)
+	ps.Add(prefix, "bias", l.Bias)
 }
 
 // Embedding is a lookup table (Num, Dim), initialised N(0, 1) as torch.nn.Embedding.
@@ -139,8 +149,11 @@ type Embedding struct {
 	Weight *tensor.Tensor
 }
 
-// NewEmbedding initialises the table from N(0, 1).
+// NewEmbedding initialises the table from N(0, 1) (zeros when r is nil).
 func NewEmbedding(dev tensor.Device, r *rand.Rand, num, dim int) *Embedding {
+	if r == nil {
+		return &Embedding{Weight: tensor.Zeros(dev, num, dim).SetRequiresGrad(true)}
+	}
 	v := make([]float32, num*dim)
 	for i := range v {
 		v[i] = float32(r.NormFloat64())
@@ -153,4 +166,4 @@ func (e *Embedding) Forward(idx *tensor.Tensor) *tensor.Tensor {
 	return tensor.Embedding(idx, e.Weight)
 }
 
-func (e *Embedding) collect(prefix string, ps *params) { ps.add(prefix, "weight", e.Weight) }
+func (e *Embedding) Collect(prefix string, ps *ParamList) { ps.Add(prefix, "weight", e.Weight) }

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
-	"strings"
 
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -30,10 +28,15 @@ type UNet2D struct {
 
 // NewUNet2D builds a U-Net with PyTorch's default initialisation drawn from seed.
 func NewUNet2D(dev tensor.Device, cfg UNet2DConfig, seed uint64) (*UNet2D, error) {
+	return newUNet2D(dev, cfg, rand.New(rand.NewPCG(seed, 0x5eed)))
+}
+
+// newUNet2D builds the module tree; with r nil every parameter is a zero
+// tensor of its shape, to be bound to weights from a file.
+func newUNet2D(dev tensor.Device, cfg UNet2DConfig, r *rand.Rand) (*UNet2D, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	ch, n, L := cfg.BlockOutChannels, len(cfg.BlockOutChannels), cfg.LayersPerBlock
 	g, eps := cfg.NormNumGroups, float32(cfg.NormEps)
 	temb := 4 * ch[0]
@@ -122,34 +125,28 @@ func NewUNet2D(dev tensor.Device, cfg UNet2DConfig, seed uint64) (*UNet2D, error
 
 // Params lists the parameters in diffusers' state-dict order.
 func (m *UNet2D) Params() []Param {
-	var ps params
-	m.ConvIn.collect("conv_in.", &ps)
-	m.TimeEmbedding.collect("time_embedding.", &ps)
+	var ps ParamList
+	m.ConvIn.Collect("conv_in.", &ps)
+	m.TimeEmbedding.Collect("time_embedding.", &ps)
 	if m.ClassEmbedding != nil {
-		m.ClassEmbedding.collect("class_embedding.", &ps)
+		m.ClassEmbedding.Collect("class_embedding.", &ps)
 	}
 	for i, b := range m.DownBlocks {
-		b.collect("down_blocks."+itoa(i)+".", &ps)
+		b.Collect("down_blocks."+itoa(i)+".", &ps)
 	}
 	for i, b := range m.UpBlocks {
-		b.collect("up_blocks."+itoa(i)+".", &ps)
+		b.Collect("up_blocks."+itoa(i)+".", &ps)
 	}
 	if m.MidBlock != nil {
-		m.MidBlock.collect("mid_block.", &ps)
+		m.MidBlock.Collect("mid_block.", &ps)
 	}
-	m.ConvNormOut.collect("conv_norm_out.", &ps)
-	m.ConvOut.collect("conv_out.", &ps)
+	m.ConvNormOut.Collect("conv_norm_out.", &ps)
+	m.ConvOut.Collect("conv_out.", &ps)
 	return ps
 }
 
 // NumParams counts the scalar parameters.
-func (m *UNet2D) NumParams() int {
-	n := 0
-	for _, p := range m.Params() {
-		n += p.T.Numel()
-	}
-	return n
-}
+func (m *UNet2D) NumParams() int { return CountParams(m.Params()) }
 
 // ForwardOptions tunes one forward pass.
 type ForwardOptions struct {
@@ -234,19 +231,7 @@ func (m *UNet2D) forward(x *tensor.Tensor, timesteps []float32, labels []int64, 
 
 // NoGrad turns off gradients for every parameter, so forward passes record
 // nothing (sampling). It returns a function that restores them.
-func (m *UNet2D) NoGrad() (restore func()) {
-	ps := m.Params()
-	was := make([]bool, len(ps))
-	for i, p := range ps {
-		was[i] = p.T.RequiresGrad()
-		p.T.SetRequiresGrad(false)
-	}
-	return func() {
-		for i, p := range ps {
-			p.T.SetRequiresGrad(was[i])
-		}
-	}
-}
+func (m *UNet2D) NoGrad() (restore func()) { return NoGrad(m.Params()) }
 
 // ---------------------------------------------------------------------------
 // Loading and saving diffusers checkpoints.
@@ -268,51 +253,7 @@ func ConvertLegacyKey(k string) string {
 // present with the right shape, and no key may be left over). Legacy
 // attention names are accepted; F32, F16, BF16 and F64 tensors are converted.
 func (m *UNet2D) LoadWeights(st *SafeTensors) error {
-	byName := map[string]string{} // model key -> file key
-	for _, k := range st.Names() {
-		nk := ConvertLegacyKey(k)
-		if prev, dup := byName[nk]; dup {
-			return fmt.Errorf("%s: tensors %q and %q both map to %q", st.Path, prev, k, nk)
-		}
-		byName[nk] = k
-	}
-	ps := m.Params()
-	var missing []string
-	for _, p := range ps {
-		if _, ok := byName[p.Name]; !ok {
-			missing = append(missing, p.Name)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("%s: %d parameters missing, e.g. %s", st.Path, len(missing), strings.Join(missing[:min(len(missing), 5)], ", "))
-	}
-	if len(byName) != len(ps) {
-		known := map[string]bool{}
-		for _, p := range ps {
-			known[p.Name] = true
-		}
-		var extra []string
-		for k, orig := range byName {
-			if !known[k] {
-				extra = append(extra, orig)
-			}
-		}
-		sort.Strings(extra)
-		return fmt.Errorf("%s: %d unexpected tensors for this config, e.g. %s", st.Path, len(extra), strings.Join(extra[:min(len(extra), 5)], ", "))
-	}
-	for _, p := range ps {
-		v, shape, err := st.Float32(byName[p.Name])
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(shape, p.T.Shape()) {
-			return fmt.Errorf("%s: tensor %q has shape %v, the config wants %v", st.Path, byName[p.Name], shape, p.T.Shape())
-		}
-		if err := m.Device.UploadF32(p.T.Buffer(), 0, v); err != nil {
-			return fmt.Errorf("%s: tensor %q: %w", st.Path, byName[p.Name], err)
-		}
-	}
-	return nil
+	return LoadParams(m.Params(), st, LoadOptions{Rename: ConvertLegacyKey})
 }
 
 // Checkpoint file names inside a model folder, as diffusers uses them.
@@ -333,7 +274,7 @@ func LoadUNet2DFiles(dev tensor.Device, configPath, weightsPath string) (*UNet2D
 	if err != nil {
 		return nil, err
 	}
-	m, err := NewUNet2D(dev, cfg, 0)
+	m, err := newUNet2D(dev, cfg, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", configPath, err)
 	}
@@ -348,17 +289,7 @@ func LoadUNet2DFiles(dev tensor.Device, configPath, weightsPath string) (*UNet2D
 }
 
 // StateDict downloads every parameter as float32 safetensors entries.
-func (m *UNet2D) StateDict() ([]STTensor, error) {
-	var out []STTensor
-	for _, p := range m.Params() {
-		v, err := p.T.Float32s()
-		if err != nil {
-			return nil, fmt.Errorf("download %s: %w", p.Name, err)
-		}
-		out = append(out, STTensor{Name: p.Name, DType: STF32, Shape: slices.Clone(p.T.Shape()), F: v})
-	}
-	return out, nil
-}
+func (m *UNet2D) StateDict() ([]STTensor, error) { return StateDict(m.Params()) }
 
 // Save writes dir/config.json and dir/diffusion_pytorch_model.safetensors
 // (float32), each atomically, so diffusers' from_pretrained can read them.
