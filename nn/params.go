@@ -2,6 +2,8 @@ package nn
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -115,4 +117,19 @@ func StateDict(ps []Param) ([]STTensor, error) {
 		out = append(out, STTensor{Name: p.Name, DType: STF32, Shape: slices.Clone(p.T.Shape()), F: v})
 	}
 	return out, nil
+}
+
+// FindWeights returns the safetensors file of a model folder: base +
+// ".safetensors", else the half-precision variant base + ".fp16.safetensors"
+// (diffusers' variant naming). The error lists what was looked for.
+func FindWeights(dir, base string) (string, error) {
+	var tried []string
+	for _, name := range []string{base + ".safetensors", base + ".fp16.safetensors"} {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		tried = append(tried, name)
+	}
+	return "", fmt.Errorf("%s: no weights (looked for %s; .bin/.ckpt pickles are not read: convert them to safetensors)", dir, strings.Join(tried, ", "))
 }

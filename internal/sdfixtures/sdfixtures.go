@@ -6,11 +6,16 @@ package sdfixtures
 
 import (
 	"encoding/json"
+	"math"
+	"slices"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"testing"
+
+	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/tensor"
 )
 
 // Kinds of fixture folder.
@@ -94,4 +99,77 @@ func Folders(t testing.TB, kind string) []string {
 		t.Fatalf("SD fixtures: no %s folder in %s", kind, root)
 	}
 	return out
+}
+
+// IO reads dir/io.safetensors.
+func IO(t testing.TB, dir string) *nn.SafeTensors {
+	t.Helper()
+	st, err := nn.ReadSafeTensors(filepath.Join(dir, "io.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// Has reports whether the io file holds key.
+func Has(st *nn.SafeTensors, key string) bool { _, ok := st.Tensors[key]; return ok }
+
+// Float32 reads a tensor of the io file.
+func Float32(t testing.TB, st *nn.SafeTensors, key string) ([]float32, []int) {
+	t.Helper()
+	v, shape, err := st.Float32(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, shape
+}
+
+// Int64 reads an integer tensor of the io file.
+func Int64(t testing.TB, st *nn.SafeTensors, key string) []int64 {
+	t.Helper()
+	v, _, err := st.Int64(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// Compare checks got against the io file's key: same shape and
+// max|Δ| ≤ tol·max|ref| (the README's tolerance convention). It returns the
+// measured relative error.
+func Compare(t testing.TB, st *nn.SafeTensors, key string, got *tensor.Tensor, tol float64) float64 {
+	t.Helper()
+	want, shape := Float32(t, st, key)
+	if got == nil {
+		t.Errorf("%s: no value", key)
+		return math.Inf(1)
+	}
+	if !slices.Equal(got.Shape(), shape) {
+		t.Errorf("%s: shape %v, want %v", key, got.Shape(), shape)
+		return math.Inf(1)
+	}
+	g, err := got.Float32s()
+	if err != nil {
+		t.Fatalf("%s: %v", key, err)
+	}
+	return CompareValues(t, key, g, want, tol)
+}
+
+// CompareValues is Compare on plain slices.
+func CompareValues(t testing.TB, key string, got, want []float32, tol float64) float64 {
+	t.Helper()
+	ref, diff := 0.0, 0.0
+	for i := range want {
+		ref = max(ref, math.Abs(float64(want[i])))
+		d := math.Abs(float64(got[i]) - float64(want[i]))
+		if math.IsNaN(d) {
+			d = math.Inf(1)
+		}
+		diff = max(diff, d)
+	}
+	rel := diff / max(ref, 1e-30)
+	if rel > tol {
+		t.Errorf("%s: max|Δ| %.3g = %.3g of max|ref| %.3g (tolerance %.1g)", key, diff, rel, ref, tol)
+	}
+	return rel
 }

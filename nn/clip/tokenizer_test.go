@@ -110,4 +110,3 @@ func TestLoadTokenizerErrors(t *testing.T) {
 		t.Fatalf("bad vocab.json: %v", err)
 	}
 }
-
