@@ -1,0 +1,90 @@
+package unet
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/godiffuse/godiffuse/internal/sdfixtures"
+	"github.com/godiffuse/godiffuse/kernels"
+	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// Tolerances from shared/reference/sd/README.md.
+const (
+	tolAct  = 2e-5
+	tolGrad = 1e-4
+	tolLoss = 1e-6
+)
+
+func TestConditionParity(t *testing.T) {
+	for _, dir := range sdfixtures.Folders(t, sdfixtures.UNet) {
+		t.Run(filepath.Base(dir), func(t *testing.T) { checkConditionParity(t, kernels.CPU(), dir) })
+	}
+}
+
+func checkConditionParity(t *testing.T, dev tensor.Device, dir string) {
+	m, err := LoadCondition(dev, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io := sdfixtures.IO(t, dir)
+	xv, xs := sdfixtures.Float32(t, io, "x")
+	cv, cs := sdfixtures.Float32(t, io, "encoder_hidden_states")
+	x := tensor.FromFloat32(dev, xv, xs...).SetRequiresGrad(true)
+	ctx := tensor.FromFloat32(dev, cv, cs...).SetRequiresGrad(true)
+	var ts []float32
+	for _, v := range sdfixtures.Int64(t, io, "t") {
+		ts = append(ts, float32(v))
+	}
+	trace := Trace{}
+	out, err := m.Forward(x, ts, ctx, nil, trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdfixtures.Compare(t, io, "t_proj", trace["t_proj"], 1e-6)
+	for _, k := range []string{"emb", "conv_in", "mid"} {
+		sdfixtures.Compare(t, io, k, trace[k], tolAct)
+	}
+	for _, prefix := range []string{"down", "up"} {
+		for i := 0; sdfixtures.Has(io, fmt.Sprintf("%s/%d", prefix, i)); i++ {
+			k := fmt.Sprintf("%s/%d", prefix, i)
+			sdfixtures.Compare(t, io, k, trace[k], tolAct)
+		}
+	}
+	sdfixtures.Compare(t, io, "out", out, tolAct)
+	tv, tshape := sdfixtures.Float32(t, io, "target")
+	loss := tensor.MSELoss(out, tensor.FromFloat32(dev, tv, tshape...))
+	sdfixtures.Compare(t, io, "loss", loss, tolLoss)
+	loss.Backward()
+	sdfixtures.Compare(t, io, "grad/x", x.Grad(), tolGrad)
+	sdfixtures.Compare(t, io, "grad/encoder_hidden_states", ctx.Grad(), tolGrad)
+	checkGrads(t, io, m.Params())
+}
+
+// checkGrads compares the gradients the fixture names in grad_params.
+func checkGrads(t *testing.T, io *nn.SafeTensors, params []nn.Param) {
+	t.Helper()
+	byName := map[string]nn.Param{}
+	for _, p := range params {
+		byName[p.Name] = p
+	}
+	n := 0
+	for _, name := range strings.Split(io.Metadata["grad_params"], ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		p, ok := byName[name]
+		if !ok {
+			t.Errorf("grad_params names %q, which the model does not have", name)
+			continue
+		}
+		sdfixtures.Compare(t, io, "grad/"+name, p.T.Grad(), tolGrad)
+		n++
+	}
+	if n == 0 {
+		t.Error("no parameter gradients checked")
+	}
+}

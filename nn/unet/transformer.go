@@ -1,0 +1,171 @@
+package unet
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// ---------------------------------------------------------------------------
+// Transformer2DModel and BasicTransformerBlock: the U-Net's spatial
+// transformer, with self-attention over the H·W positions, cross-attention
+// to the text states and a GEGLU feed-forward.
+//
+//	h = GroupNorm(x) (eps 1e-6); proj_in (1×1 conv, or Linear after the
+//	    token reshape with use_linear_projection); tokens (B, H·W, inner)
+//	each block: h += attn1(norm1(h)); h += attn2(norm2(h), ctx); h += ff(norm3(h))
+//	proj_out back to (B, C, H, W); out = h + x
+// ---------------------------------------------------------------------------
+
+type transformerConfig struct {
+	Channels, Heads, HeadDim, Layers, ContextDim, Groups int
+	Linear, OnlyCross                                    bool
+}
+
+// Transformer2D is diffusers' Transformer2DModel as SD uses it.
+type Transformer2D struct {
+	Norm          *nn.GroupNorm
+	ProjInConv    *nn.Conv2d // set unless use_linear_projection
+	ProjInLinear  *nn.Linear // set with use_linear_projection
+	Blocks        []*TransformerBlock
+	ProjOutConv   *nn.Conv2d
+	ProjOutLinear *nn.Linear
+}
+
+// TransformerBlock is BasicTransformerBlock.
+type TransformerBlock struct {
+	Norm1, Norm2, Norm3 *nn.LayerNorm
+	Attn1, Attn2        *CrossAttention
+	FFProj, FFOut       *nn.Linear // ff.net.0.proj (D → 8D, GEGLU) and ff.net.2 (4D → D)
+	OnlyCross           bool       // attn1 attends to the context too
+}
+
+// CrossAttention is diffusers' Attention with q/k/v without bias: queries
+// from the tokens, keys and values from the context (or the tokens).
+type CrossAttention struct {
+	ToQ, ToK, ToV, ToOut *nn.Linear
+	Heads                int
+}
+
+func newTransformer2D(dev tensor.Device, r *rand.Rand, c transformerConfig) *Transformer2D {
+	inner := c.Heads * c.HeadDim
+	t := &Transformer2D{Norm: nn.NewGroupNorm(dev, c.Groups, c.Channels, 1e-6)}
+	if c.Linear {
+		t.ProjInLinear = nn.NewLinear(dev, r, c.Channels, inner, true)
+	} else {
+		t.ProjInConv = nn.NewConv2d(dev, r, c.Channels, inner, 1, 1, tensor.PadAll(0))
+	}
+	for range c.Layers {
+		selfCtx := inner
+		if c.OnlyCross {
+			selfCtx = c.ContextDim
+		}
+		t.Blocks = append(t.Blocks, &TransformerBlock{
+			Norm1: nn.NewLayerNorm(dev, inner, 1e-5), Attn1: newCrossAttention(dev, r, inner, selfCtx, c.Heads, c.HeadDim),
+			Norm2: nn.NewLayerNorm(dev, inner, 1e-5), Attn2: newCrossAttention(dev, r, inner, c.ContextDim, c.Heads, c.HeadDim),
+			Norm3:  nn.NewLayerNorm(dev, inner, 1e-5),
+			FFProj: nn.NewLinear(dev, r, inner, 8*inner, true), FFOut: nn.NewLinear(dev, r, 4*inner, inner, true),
+			OnlyCross: c.OnlyCross,
+		})
+	}
+	if c.Linear {
+		t.ProjOutLinear = nn.NewLinear(dev, r, inner, c.Channels, true)
+	} else {
+		t.ProjOutConv = nn.NewConv2d(dev, r, inner, c.Channels, 1, 1, tensor.PadAll(0))
+	}
+	return t
+}
+
+func newCrossAttention(dev tensor.Device, r *rand.Rand, dim, ctxDim, heads, headDim int) *CrossAttention {
+	inner := heads * headDim
+	return &CrossAttention{ToQ: nn.NewLinear(dev, r, dim, inner, false), ToK: nn.NewLinear(dev, r, ctxDim, inner, false),
+		ToV: nn.NewLinear(dev, r, ctxDim, inner, false), ToOut: nn.NewLinear(dev, r, inner, dim, true), Heads: heads}
+}
+
+// Forward runs the transformer on x (B, C, H, W) with context (B, L, D_ctx).
+func (t *Transformer2D) Forward(x, ctx *tensor.Tensor) *tensor.Tensor {
+	B, H, W := x.Dim(0), x.Dim(2), x.Dim(3)
+	h := t.Norm.Forward(x)
+	toTokens := func(h *tensor.Tensor) *tensor.Tensor { // (B, C', H, W) → (B, H·W, C')
+		return h.Reshape(B, h.Dim(1), H*W).Transpose(1, 2)
+	}
+	if t.ProjInConv != nil {
+		h = toTokens(t.ProjInConv.Forward(h))
+	} else {
+		h = t.ProjInLinear.Forward(toTokens(h))
+	}
+	for _, b := range t.Blocks {
+		h = b.Forward(h, ctx)
+	}
+	fromTokens := func(h *tensor.Tensor) *tensor.Tensor { // (B, H·W, C') → (B, C', H, W)
+		return h.Transpose(1, 2).Reshape(B, h.Dim(2), H, W)
+	}
+	if t.ProjOutLinear != nil {
+		h = fromTokens(t.ProjOutLinear.Forward(h))
+	} else {
+		h = t.ProjOutConv.Forward(fromTokens(h))
+	}
+	return tensor.Add(h, x)
+}
+
+// Forward runs the block on tokens h (B, L, D).
+func (b *TransformerBlock) Forward(h, ctx *tensor.Tensor) *tensor.Tensor {
+	var selfCtx *tensor.Tensor
+	if b.OnlyCross {
+		selfCtx = ctx
+	}
+	h = tensor.Add(b.Attn1.Forward(b.Norm1.Forward(h), selfCtx), h)
+	h = tensor.Add(b.Attn2.Forward(b.Norm2.Forward(h), ctx), h)
+	return tensor.Add(b.FFOut.Forward(geglu(b.FFProj.Forward(b.Norm3.Forward(h)))), h)
+}
+
+// geglu splits p (…, 2n) into value and gate halves: value·gelu(gate).
+func geglu(p *tensor.Tensor) *tensor.Tensor {
+	n := p.Dim(-1) / 2
+	parts := tensor.Split(p, -1, n, n)
+	return tensor.Mul(parts[0], tensor.GELU(parts[1]))
+}
+
+// Forward attends from x (B, Lq, D) to ctx (B, Lk, D_ctx), or to x itself
+// when ctx is nil.
+func (a *CrossAttention) Forward(x, ctx *tensor.Tensor) *tensor.Tensor {
+	if ctx == nil {
+		ctx = x
+	}
+	return a.ToOut.Forward(tensor.Attention(a.ToQ.Forward(x), a.ToK.Forward(ctx), a.ToV.Forward(ctx), a.Heads))
+}
+
+// Collect adds the parameters under diffusers' names.
+func (t *Transformer2D) Collect(prefix string, ps *nn.ParamList) {
+	t.Norm.Collect(prefix+"norm.", ps)
+	if t.ProjInConv != nil {
+		t.ProjInConv.Collect(prefix+"proj_in.", ps)
+	} else {
+		t.ProjInLinear.Collect(prefix+"proj_in.", ps)
+	}
+	for i, b := range t.Blocks {
+		p := fmt.Sprintf("%stransformer_blocks.%d.", prefix, i)
+		b.Norm1.Collect(p+"norm1.", ps)
+		b.Attn1.Collect(p+"attn1.", ps)
+		b.Norm2.Collect(p+"norm2.", ps)
+		b.Attn2.Collect(p+"attn2.", ps)
+		b.Norm3.Collect(p+"norm3.", ps)
+		b.FFProj.Collect(p+"ff.net.0.proj.", ps)
+		b.FFOut.Collect(p+"ff.net.2.", ps)
+	}
+	if t.ProjOutConv != nil {
+		t.ProjOutConv.Collect(prefix+"proj_out.", ps)
+	} else {
+		t.ProjOutLinear.Collect(prefix+"proj_out.", ps)
+	}
+}
+
+// Collect adds the parameters under diffusers' names.
+func (a *CrossAttention) Collect(prefix string, ps *nn.ParamList) {
+	a.ToQ.Collect(prefix+"to_q.", ps)
+	a.ToK.Collect(prefix+"to_k.", ps)
+	a.ToV.Collect(prefix+"to_v.", ps)
+	a.ToOut.Collect(prefix+"to_out.0.", ps)
+}
