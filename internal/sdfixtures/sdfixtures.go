@@ -7,10 +7,10 @@ package sdfixtures
 import (
 	"encoding/json"
 	"math"
-	"slices"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"testing"
 
