@@ -167,7 +167,9 @@ func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
 func (b *ResnetBlock2D) Collect(prefix string, ps *ParamList) {
 	b.Norm1.Collect(prefix+"norm1.", ps)
 	b.Conv1.Collect(prefix+"conv1.", ps)
-	b.TimeEmbProj.Collect(prefix+"time_emb_proj.", ps)
+	if b.TimeEmbProj != nil {
+		b.TimeEmbProj.Collect(prefix+"time_emb_proj.", ps)
+	}
 	b.Norm2.Collect(prefix+"norm2.", ps)
 	b.Conv2.Collect(prefix+"conv2.", ps)
 	if b.ConvShortcut != nil {
