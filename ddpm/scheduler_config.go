@@ -1,0 +1,138 @@
+package ddpm
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+)
+
+// SchedulerConfig is a diffusers scheduler/scheduler_config.json. Stable
+// Diffusion folders name various classes there (PNDMScheduler,
+// DDIMScheduler, …); whatever the class, the betas, the timestep settings and
+// the prediction type are read from it and the sampler is the one the user
+// picks. Keys the file lacks take the defaults of that sampler's diffusers
+// class (TimestepSpacing "" means "the sampler's default").
+type SchedulerConfig struct {
+	ClassName         string    `json:"_class_name"`
+	NumTrainTimesteps int       `json:"num_train_timesteps"`
+	BetaStart         float64   `json:"beta_start"`
+	BetaEnd           float64   `json:"beta_end"`
+	BetaSchedule      string    `json:"beta_schedule"`
+	TrainedBetas      []float64 `json:"trained_betas"`
+	SetAlphaToOne     bool      `json:"set_alpha_to_one"`
+	StepsOffset       int       `json:"steps_offset"`
+	PredictionType    string    `json:"prediction_type"`
+	TimestepSpacing   string    `json:"timestep_spacing"`
+	ClipSample        bool      `json:"clip_sample"`
+	ClipSampleRange   float64   `json:"clip_sample_range"`
+	UseKarrasSigmas   bool      `json:"use_karras_sigmas"`
+	Thresholding      bool      `json:"thresholding"`
+	RescaleZeroSNR    bool      `json:"rescale_betas_zero_snr"`
+}
+
+// DefaultSchedulerConfig is DDIMScheduler's default.
+func DefaultSchedulerConfig() SchedulerConfig {
+	return SchedulerConfig{NumTrainTimesteps: 1000, BetaStart: 0.0001, BetaEnd: 0.02, BetaSchedule: "linear",
+		SetAlphaToOne: true, PredictionType: "epsilon", ClipSample: true, ClipSampleRange: 1}
+}
+
+// ParseSchedulerConfig parses scheduler_config.json bytes (name is used in errors).
+func ParseSchedulerConfig(name string, data []byte) (SchedulerConfig, error) {
+	c := DefaultSchedulerConfig()
+	if err := json.Unmarshal(data, &c); err != nil {
+		return c, fmt.Errorf("%s: not a scheduler config: %v", name, err)
+	}
+	var raw map[string]json.RawMessage
+	json.Unmarshal(data, &raw)
+	if _, ok := raw["timestep_spacing"]; !ok {
+		c.TimestepSpacing = ""
+	}
+	switch {
+	case c.NumTrainTimesteps < 2 || c.NumTrainTimesteps > 100000:
+		return c, fmt.Errorf("%s: num_train_timesteps = %d, want 2 … 100000", name, c.NumTrainTimesteps)
+	case c.TrainedBetas != nil && len(c.TrainedBetas) != c.NumTrainTimesteps:
+		return c, fmt.Errorf("%s: trained_betas has %d values, num_train_timesteps is %d", name, len(c.TrainedBetas), c.NumTrainTimesteps)
+	case c.Thresholding:
+		return c, fmt.Errorf("%s: thresholding = true is not supported", name)
+	case c.RescaleZeroSNR:
+		return c, fmt.Errorf("%s: rescale_betas_zero_snr = true is not supported", name)
+	case c.StepsOffset < 0 || c.StepsOffset >= c.NumTrainTimesteps:
+		return c, fmt.Errorf("%s: steps_offset = %d, want 0 … %d", name, c.StepsOffset, c.NumTrainTimesteps-1)
+	}
+	if _, err := ParseObjective(c.PredictionType); err != nil {
+		return c, fmt.Errorf("%s: prediction_type: %v", name, err)
+	}
+	switch c.TimestepSpacing {
+	case "", "leading", "trailing", "linspace":
+	default:
+		return c, fmt.Errorf("%s: timestep_spacing %q, want leading, trailing or linspace", name, c.TimestepSpacing)
+	}
+	if c.TrainedBetas == nil {
+		switch c.BetaSchedule {
+		case "linear", "scaled_linear":
+			if !(c.BetaStart > 0 && c.BetaEnd < 1 && c.BetaStart <= c.BetaEnd) {
+				return c, fmt.Errorf("%s: beta_start %g and beta_end %g, want 0 < start ≤ end < 1", name, c.BetaStart, c.BetaEnd)
+			}
+		case "squaredcos_cap_v2":
+		default:
+			return c, fmt.Errorf("%s: beta_schedule %q is not supported (linear, scaled_linear, squaredcos_cap_v2)", name, c.BetaSchedule)
+		}
+	}
+	return c, nil
+}
+
+// LoadSchedulerConfig reads a scheduler_config.json file.
+func LoadSchedulerConfig(path string) (SchedulerConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return SchedulerConfig{}, err
+	}
+	return ParseSchedulerConfig(path, b)
+}
+
+// AlphasCumprod computes ᾱ as diffusers does: betas in float32 (linspace of
+// √β for scaled_linear, squared), ᾱ = cumprod(1 − β) in float32, in order.
+// The values are returned as float64 copies of those float32 numbers.
+func (c SchedulerConfig) AlphasCumprod() []float64 {
+	T := c.NumTrainTimesteps
+	betas := make([]float32, T)
+	// torch.linspace(a, b, T) in float32: a + i·step for the first half, b − (T−1−i)·step for the rest
+	linspace := func(a, b float64) []float32 {
+		out := make([]float32, T)
+		fa, fb := float32(a), float32(b)
+		step := (fb - fa) / float32(T-1)
+		half := T / 2
+		for i := range T {
+			if i < half {
+				out[i] = fa + step*float32(i)
+			} else {
+				out[i] = fb - step*float32(T-1-i)
+			}
+		}
+		return out
+	}
+	switch {
+	case c.TrainedBetas != nil:
+		for i, b := range c.TrainedBetas {
+			betas[i] = float32(b)
+		}
+	case c.BetaSchedule == "scaled_linear":
+		for i, v := range linspace(math.Sqrt(c.BetaStart), math.Sqrt(c.BetaEnd)) {
+			betas[i] = v * v
+		}
+	case c.BetaSchedule == "squaredcos_cap_v2":
+		for i := range betas {
+			betas[i] = float32(math.Min(1-CosineAlphaBar(float64(i+1)/float64(T))/CosineAlphaBar(float64(i)/float64(T)), 0.999))
+		}
+	default:
+		copy(betas, linspace(c.BetaStart, c.BetaEnd))
+	}
+	out := make([]float64, T)
+	prod := float32(1)
+	for i, b := range betas {
+		prod *= 1 - b
+		out[i] = float64(prod)
+	}
+	return out
+}
