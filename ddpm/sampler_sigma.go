@@ -368,6 +368,11 @@ type SigmaSampleOptions struct {
 	// OnStep, when set, sees after each step the model output, x̂_0 and the
 	// new latents in the model's input space (x_t = x_σ/√(σ²+1)).
 	OnStep func(i int, out, x0, latents *tensor.Tensor)
+	// With StartX set, sampling begins at step Start from StartX, x_σ at
+	// ModelSigma(Start)
+	// (image-to-image); the noise argument of SampleSigma is then unused.
+	Start  int
+	StartX *tensor.Tensor
 }
 
 // SampleSigma runs sm from N(0, I) noise of noise's shape (scaled by
@@ -380,15 +385,23 @@ func SampleSigma(sm SigmaSampler, model SigmaModel, noise *tensor.Tensor, rng *r
 	sm.Reset()
 	sigmas := sm.Sigmas()
 	var x *tensor.Tensor
-	if err := tensor.Catch(func() { x = tensor.Scale(noise, float32(sm.InitNoiseSigma())) }); err != nil {
+	if opt.StartX != nil {
+		if opt.Start < 0 || opt.Start >= len(sm.Timesteps()) {
+			return nil, fmt.Errorf("%s: start step %d outside 0 … %d", sm.Name(), opt.Start, len(sm.Timesteps())-1)
+		}
+		x = opt.StartX
+	} else if err := tensor.Catch(func() { x = tensor.Scale(noise, float32(sm.InitNoiseSigma())) }); err != nil {
 		return nil, err
 	}
 	draw := func() *tensor.Tensor { return Randn(x.Device(), rng, x.Shape()...) }
 	for i, t := range sm.Timesteps() {
+		if opt.StartX != nil && i < opt.Start {
+			continue
+		}
 		s := sm.ModelSigma(i)
 		var in *tensor.Tensor
 		err := tensor.Catch(func() {
-			if s != sigmas[i] { // same latents x_t, seen from σ_model instead of σ_i
+			if s != sigmas[i] && !(opt.StartX != nil && i == opt.Start) { // same latents x_t, seen from σ_model instead of σ_i
 				x = tensor.Scale(x, float32(math.Sqrt(s*s+1)/math.Sqrt(sigmas[i]*sigmas[i]+1)))
 			}
 			in = tensor.Scale(x, float32(1/math.Sqrt(s*s+1)))

@@ -92,26 +92,12 @@ func LoadSchedulerConfig(path string) (SchedulerConfig, error) {
 }
 
 // AlphasCumprod computes ᾱ as diffusers does: betas in float32 (linspace of
-// √β for scaled_linear, squared), ᾱ = cumprod(1 − β) in float32, in order.
+// √β for scaled_linear, squared), ᾱ = cumprod(1 − β) as torch computes it.
 // The values are returned as float64 copies of those float32 numbers.
 func (c SchedulerConfig) AlphasCumprod() []float64 {
 	T := c.NumTrainTimesteps
 	betas := make([]float32, T)
-	// torch.linspace(a, b, T) in float32: a + i·step for the first half, b − (T−1−i)·step for the rest
-	linspace := func(a, b float64) []float32 {
-		out := make([]float32, T)
-		fa, fb := float32(a), float32(b)
-		step := (fb - fa) / float32(T-1)
-		half := T / 2
-		for i := range T {
-			if i < half {
-				out[i] = fa + step*float32(i)
-			} else {
-				out[i] = fb - step*float32(T-1-i)
-			}
-		}
-		return out
-	}
+	linspace := func(a, b float64) []float32 { return torchLinspace32(float32(a), float32(b), T) }
 	switch {
 	case c.TrainedBetas != nil:
 		for i, b := range c.TrainedBetas {
@@ -128,11 +114,51 @@ func (c SchedulerConfig) AlphasCumprod() []float64 {
 	default:
 		copy(betas, linspace(c.BetaStart, c.BetaEnd))
 	}
+	// torch.cumprod on the CPU accumulates float32 in double (its acc_type)
+	// and rounds each output to float32.
 	out := make([]float64, T)
-	prod := float32(1)
+	prod := 1.0
 	for i, b := range betas {
-		prod *= 1 - b
-		out[i] = float64(prod)
+		prod *= float64(1 - b)
+		out[i] = float64(float32(prod))
+	}
+	return out
+}
+
+// torchLinspace32 reproduces torch.linspace(start, end, n, dtype=float32) on
+// the CPU bit for bit, as PyTorch 1.13's AVX2 kernel computes it: step =
+// (end − start)/(n − 1) in float32; the first half counts up from start and
+// the second down from end; values come in vectors of 8 whose base is
+// start + step·i₀ (or end − step·(n − 1 − i₀)) with a fused multiply-add,
+// plus step·j (also fused); the tail past the last full vector is scalar.
+// Checked against torch on SD's scaled_linear betas (all 1,000 equal; the
+// plain formula differs in 272, unfused vectors in 128).
+func torchLinspace32(start, end float32, n int) []float32 {
+	out := make([]float32, n)
+	if n == 1 {
+		out[0] = start
+		return out
+	}
+	step := (end - start) / float32(n-1)
+	fma := func(a, b, c float32) float32 { return float32(math.FMA(float64(a), float64(b), float64(c))) }
+	half := n / 2
+	const vec = 8
+	full := n - n%vec
+	for i0 := 0; i0 < full; i0 += vec {
+		base := fma(step, float32(i0), start)
+		if i0 >= half {
+			base = fma(-step, float32(n-1-i0), end)
+		}
+		for j := range vec {
+			out[i0+j] = fma(step, float32(j), base)
+		}
+	}
+	for i := full; i < n; i++ {
+		if i < half {
+			out[i] = fma(step, float32(i), start)
+		} else {
+			out[i] = fma(-step, float32(n-1-i), end)
+		}
 	}
 	return out
 }

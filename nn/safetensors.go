@@ -36,9 +36,10 @@ const (
 	STF64  STDType = "F64"
 	STI64  STDType = "I64"
 	STI32  STDType = "I32"
+	STU8   STDType = "U8"
 )
 
-var stSizes = map[STDType]int{STF32: 4, STF16: 2, STBF16: 2, STF64: 8, STI64: 8, STI32: 4}
+var stSizes = map[STDType]int{STF32: 4, STF16: 2, STBF16: 2, STF64: 8, STI64: 8, STI32: 4, STU8: 1}
 
 // STInfo describes one tensor of a safetensors file.
 type STInfo struct {
@@ -293,6 +294,18 @@ func (f *SafeTensors) Int64(name string) ([]int64, []int, error) {
 		return nil, nil, fmt.Errorf("%s: tensor %q is %s, want I64 or I32", f.Path, name, info.DType)
 	}
 	return out, info.Shape, nil
+}
+
+// Uint8 returns tensor name (U8) as bytes (a copy).
+func (f *SafeTensors) Uint8(name string) ([]uint8, []int, error) {
+	info, ok := f.Tensors[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: no tensor %q", f.Path, name)
+	}
+	if info.DType != STU8 {
+		return nil, nil, fmt.Errorf("%s: tensor %q is %s, want U8", f.Path, name, info.DType)
+	}
+	return append([]uint8(nil), f.data[info.Begin:info.End]...), info.Shape, nil
 }
 
 // F16ToF32 converts an IEEE 754 half-precision value, subnormals included.

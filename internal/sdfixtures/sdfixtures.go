@@ -173,3 +173,13 @@ func CompareValues(t testing.TB, key string, got, want []float32, tol float64) f
 	}
 	return rel
 }
+
+// Uint8 reads a U8 tensor of the io file.
+func Uint8(t testing.TB, st *nn.SafeTensors, key string) []uint8 {
+	t.Helper()
+	v, _, err := st.Uint8(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

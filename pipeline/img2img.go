@@ -1,0 +1,130 @@
+package pipeline
+
+import (
+	"fmt"
+	"image"
+	"math"
+	"math/rand/v2"
+
+	"github.com/godiffuse/godiffuse/ddpm"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// Img2ImgOptions adds the input image and the strength to Options.
+type Img2ImgOptions struct {
+	Options
+	Image image.Image // resized to Width×Height (default: its own size, which must fit SizeStep)
+	// Strength in (0, 1]: how far into the noise the image is taken; the run
+	// does round(Steps·Strength) of the Steps steps (diffusers' get_timesteps).
+	Strength float64
+	// EncoderNoise and Noise, when set, replace the draws of the VAE latent
+	// sample and of the noise added to it (to reproduce another run).
+	EncoderNoise, Noise *tensor.Tensor
+}
+
+// Img2Img runs image-to-image as diffusers' StableDiffusionImg2ImgPipeline:
+// the image is VAE-encoded (a sample of the latent distribution) and scaled,
+// strength picks the first of the Steps timesteps (the last
+// ⌊Steps·strength⌋ are run), the latents are noised to that point and
+// denoised from there.
+func (p *Pipeline) Img2Img(o Img2ImgOptions) (*Result, error) {
+	if !(o.Strength > 0 && o.Strength <= 1) {
+		return nil, fmt.Errorf("strength %g: want 0 < strength ≤ 1", o.Strength)
+	}
+	if o.Image == nil {
+		return nil, fmt.Errorf("img2img: no input image")
+	}
+	b := o.Image.Bounds()
+	if o.Width == 0 && o.Height == 0 {
+		o.Width, o.Height = b.Dx(), b.Dy()
+		if step := p.SizeStep(); o.Width%step != 0 || o.Height%step != 0 {
+			return nil, fmt.Errorf("img2img: the image is %d×%d; give -width and -height (multiples of %d) to resize it", o.Width, o.Height, step)
+		}
+	}
+	opts, err := p.withDefaults(o.Options)
+	if err != nil {
+		return nil, err
+	}
+	x := imageTensor(p.Device, o.Image, opts.Width, opts.Height)
+	mean, logvar, err := p.VAE.Encode(x)
+	if err != nil {
+		return nil, err
+	}
+	var latents *tensor.Tensor
+	err = tensor.Catch(func() {
+		eps := o.EncoderNoise
+		if eps == nil {
+			eps = ddpm.Randn(p.Device, rand.New(rand.NewPCG(opts.Seed, 0xe7c)), mean.Shape()...)
+		}
+		z := tensor.Add(mean, tensor.Mul(tensor.Exp(tensor.Scale(logvar, 0.5)), eps))
+		latents = tensor.Scale(z, float32(p.VAE.Config.ScalingFactor))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p.run(opts, &img2img{latents: latents, strength: o.Strength, noise: o.Noise})
+}
+
+// sampleFromImage noises the image latents to the first kept step and
+// runs the rest: t_start = Steps − min(⌊Steps·strength⌋, Steps).
+func (p *Pipeline) sampleFromImage(sm ddpm.SigmaSampler, model ddpm.SigmaModel, i2i *img2img, rng *rand.Rand, opt ddpm.SigmaSampleOptions) (*tensor.Tensor, error) {
+	n := len(sm.Timesteps())
+	keep := min(int(float64(n)*i2i.strength), n)
+	if keep < 1 {
+		return nil, fmt.Errorf("strength %g keeps no step of %d: raise the strength or the steps", i2i.strength, n)
+	}
+	noise := i2i.noise
+	if noise == nil {
+		noise = ddpm.Randn(p.Device, rng, i2i.latents.Shape()...)
+	}
+	start := n - keep
+	s := sm.ModelSigma(start)
+	var x *tensor.Tensor // x_σ = x_0 + σ·noise at the first kept point
+	if err := tensor.Catch(func() { x = tensor.Add(i2i.latents, tensor.Scale(noise, float32(s))) }); err != nil {
+		return nil, err
+	}
+	opt.Start, opt.StartX = start, x
+	return ddpm.SampleSigma(sm, model, nil, rng, opt)
+}
+
+// imageTensor converts an image to (1, 3, H, W) in [−1, 1], resized to w×h
+// by bilinear filtering when its size differs.
+func imageTensor(dev tensor.Device, img image.Image, w, h int) *tensor.Tensor {
+	b := img.Bounds()
+	v := make([]float32, 3*h*w)
+	for y := range h {
+		for x := range w {
+			var rgb [3]float64
+			if b.Dx() == w && b.Dy() == h {
+				r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+				rgb = [3]float64{float64(r >> 8), float64(g >> 8), float64(bl >> 8)}
+			} else {
+				rgb = bilinear(img, (float64(x)+0.5)*float64(b.Dx())/float64(w)-0.5, (float64(y)+0.5)*float64(b.Dy())/float64(h)-0.5)
+			}
+			for c := range 3 {
+				v[(c*h+y)*w+x] = float32(rgb[c]/255*2 - 1)
+			}
+		}
+	}
+	return tensor.FromFloat32(dev, v, 1, 3, h, w)
+}
+
+func bilinear(img image.Image, fx, fy float64) [3]float64 {
+	b := img.Bounds()
+	clampI := func(v, lo, hi int) int { return min(max(v, lo), hi) }
+	x0, y0 := int(math.Floor(fx)), int(math.Floor(fy))
+	ax, ay := fx-float64(x0), fy-float64(y0)
+	var out [3]float64
+	for dy := range 2 {
+		for dx := range 2 {
+			wgt := (1 - ax + float64(dx)*(2*ax-1)) * (1 - ay + float64(dy)*(2*ay-1))
+			px := clampI(x0+dx, 0, b.Dx()-1) + b.Min.X
+			py := clampI(y0+dy, 0, b.Dy()-1) + b.Min.Y
+			r, g, bl, _ := img.At(px, py).RGBA()
+			out[0] += wgt * float64(r>>8)
+			out[1] += wgt * float64(g>>8)
+			out[2] += wgt * float64(bl>>8)
+		}
+	}
+	return out
+}

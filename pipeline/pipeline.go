@@ -1,0 +1,162 @@
+// Package pipeline runs Stable Diffusion 1.x/2.x pipelines from their
+// diffusers folders: model_index.json, tokenizer/, text_encoder/, unet/,
+// vae/ and scheduler/. It is what `diffuse generate` and `diffuse img2img`
+// call, and what a Go program embeds:
+//
+//	p, err := pipeline.Load(kernels.CPU(), "stable-diffusion-v1-5")
+//	res, err := p.Generate(pipeline.Options{Prompt: "a red circle", Steps: 25, Seed: 1})
+//	// res.Images[0] is an *image.NRGBA; res.Parameters the PNG "parameters" text
+//
+// Text-to-image follows diffusers' StableDiffusionPipeline (classifier-free
+// guidance with the unconditional batch first, latents/scaling_factor to the
+// VAE); image-to-image its StableDiffusionImg2ImgPipeline.
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/godiffuse/godiffuse/ddpm"
+	"github.com/godiffuse/godiffuse/nn/clip"
+	"github.com/godiffuse/godiffuse/nn/unet"
+	"github.com/godiffuse/godiffuse/nn/vae"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// Pipeline is a loaded Stable Diffusion folder.
+type Pipeline struct {
+	Dir         string
+	Name        string // the folder's base name, written into image metadata
+	Class       string // model_index.json's _class_name
+	Device      tensor.Device
+	Tokenizer   *clip.Tokenizer
+	TextEncoder *clip.TextModel
+	UNet        *unet.Condition
+	VAE         *vae.AutoencoderKL
+	Scheduler   ddpm.SchedulerConfig
+	// Notes are things a user may want to know about the folder (config keys
+	// that were ignored); nothing in them stops the pipeline from running.
+	Notes []string
+}
+
+// parts a text-to-image pipeline folder must have.
+var parts = []string{"tokenizer", "text_encoder", "unet", "vae", "scheduler"}
+
+// Load reads a diffusers Stable Diffusion folder onto dev. Errors name the
+// folder and the part that is missing or not supported.
+func Load(dev tensor.Device, dir string) (*Pipeline, error) {
+	idxPath := filepath.Join(dir, "model_index.json")
+	b, err := os.ReadFile(idxPath)
+	if os.IsNotExist(err) {
+		if _, serr := os.Stat(dir); serr != nil {
+			return nil, fmt.Errorf("pipeline: %w", serr)
+		}
+		return nil, fmt.Errorf("pipeline: %s is not a diffusers pipeline folder (no model_index.json)", dir)
+	} else if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	var index map[string]json.RawMessage
+	if err := json.Unmarshal(b, &index); err != nil {
+		return nil, fmt.Errorf("pipeline: %s: not a JSON object: %v", idxPath, err)
+	}
+	var class string
+	json.Unmarshal(index["_class_name"], &class)
+	if err := checkClass(idxPath, class); err != nil {
+		return nil, err
+	}
+	for _, part := range parts {
+		if _, ok := index[part]; !ok {
+			return nil, fmt.Errorf("pipeline: %s names no %q part (a Stable Diffusion pipeline has %s)", idxPath, part, strings.Join(parts, ", "))
+		}
+		if st, err := os.Stat(filepath.Join(dir, part)); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("pipeline: %s: the %s/ folder is missing", dir, part)
+		}
+	}
+	abs, _ := filepath.Abs(dir)
+	p := &Pipeline{Dir: dir, Name: filepath.Base(abs), Class: class, Device: dev}
+	if p.Tokenizer, err = clip.LoadTokenizer(filepath.Join(dir, "tokenizer")); err != nil {
+		return nil, err
+	}
+	if p.TextEncoder, err = clip.LoadTextModel(dev, filepath.Join(dir, "text_encoder")); err != nil {
+		return nil, err
+	}
+	if p.UNet, err = unet.LoadCondition(dev, filepath.Join(dir, "unet")); err != nil {
+		return nil, err
+	}
+	if p.VAE, err = vae.Load(dev, filepath.Join(dir, "vae")); err != nil {
+		return nil, err
+	}
+	if p.Scheduler, err = ddpm.LoadSchedulerConfig(filepath.Join(dir, "scheduler", "scheduler_config.json")); err != nil {
+		return nil, err
+	}
+	// StableDiffusionPipeline rewrites outdated scheduler configs so.
+	p.Scheduler.StepsOffset, p.Scheduler.ClipSample = 1, false
+	for _, k := range p.UNet.Config.Ignored {
+		p.Notes = append(p.Notes, fmt.Sprintf("unet/config.json: %s ignored", k))
+	}
+	if err := p.check(); err != nil {
+		return nil, fmt.Errorf("pipeline: %s: %w", dir, err)
+	}
+	for _, m := range []interface{ NoGrad() func() }{p.TextEncoder, p.UNet, p.VAE} {
+		m.NoGrad() // a loaded pipeline is for inference; train the parts themselves
+	}
+	return p, nil
+}
+
+func checkClass(path, class string) error {
+	switch {
+	case class == "":
+		return fmt.Errorf("pipeline: %s has no _class_name", path)
+	case strings.HasPrefix(class, "StableDiffusionXL"), strings.HasPrefix(class, "StableDiffusion3"):
+		return fmt.Errorf("pipeline: %s: %s is not supported (Stable Diffusion 1.x and 2.x pipelines are)", path, class)
+	case strings.HasPrefix(class, "StableDiffusion"):
+		return nil
+	}
+	return fmt.Errorf("pipeline: %s: %s is not a Stable Diffusion pipeline", path, class)
+}
+
+// check that the parts fit together.
+func (p *Pipeline) check() error {
+	ctx, te := p.UNet.Config.CrossAttentionDim.At(0), p.TextEncoder.Config.HiddenSize
+	if ctx != te {
+		return fmt.Errorf("the unet's cross_attention_dim %d differs from the text encoder's hidden_size %d", ctx, te)
+	}
+	if in, lat := p.UNet.Config.InChannels, p.VAE.Config.LatentChannels; in != lat {
+		if in == 9 {
+			return fmt.Errorf("unet in_channels 9: an inpainting model, which text-to-image does not drive yet")
+		}
+		return fmt.Errorf("the unet's in_channels %d differs from the vae's latent_channels %d", in, lat)
+	}
+	if p.Tokenizer.MaxLength > p.TextEncoder.Config.MaxPositionEmbeddings {
+		return fmt.Errorf("tokenizer model_max_length %d exceeds the text encoder's max_position_embeddings %d",
+			p.Tokenizer.MaxLength, p.TextEncoder.Config.MaxPositionEmbeddings)
+	}
+	return nil
+}
+
+// Objective is what the U-Net predicts (scheduler prediction_type).
+func (p *Pipeline) Objective() ddpm.Objective {
+	o, _ := ddpm.ParseObjective(p.Scheduler.PredictionType)
+	return o
+}
+
+// ImageFactor is the ratio of image to latent size (8 for SD).
+func (p *Pipeline) ImageFactor() int { return p.VAE.DownFactor() }
+
+// SizeStep is what width and height must be multiples of: the VAE's factor
+// times the U-Net's total downsampling (64 for SD 1.x/2.x).
+func (p *Pipeline) SizeStep() int {
+	return p.ImageFactor() << (len(p.UNet.Config.BlockOutChannels) - 1)
+}
+
+// DefaultSize is the U-Net's sample_size times the VAE factor (512 for SD 1.5).
+func (p *Pipeline) DefaultSize() int {
+	var n int
+	if json.Unmarshal(p.UNet.Config.SampleSize, &n) == nil && n > 0 {
+		return n * p.ImageFactor()
+	}
+	return 64 * p.ImageFactor()
+}
