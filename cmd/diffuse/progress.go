@@ -39,7 +39,13 @@ func (p *progress) update(step int, extra string, imgPerSec float64, force bool)
 		per := now.Sub(p.start) / time.Duration(step-p.done0)
 		eta = (per * time.Duration(p.total-step)).Round(time.Second).String()
 	}
-	line := fmt.Sprintf("step %d/%d [%s] %s %.1f img/s ETA %s", step, p.total, bar, extra, imgPerSec, eta)
+	rate := ""
+	if imgPerSec > 0 {
+		rate = fmt.Sprintf(" %.1f img/s", imgPerSec)
+	} else if step > p.done0 {
+		rate = fmt.Sprintf(" %.2f s/step", now.Sub(p.start).Seconds()/float64(step-p.done0))
+	}
+	line := fmt.Sprintf("step %d/%d [%s] %s%s ETA %s", step, p.total, bar, extra, rate, eta)
 	if p.isTerm {
 		fmt.Fprintf(p.w, "\r%-100s", line)
 	} else {

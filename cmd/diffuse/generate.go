@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"image"
+	_ "image/jpeg" // -image may be a JPEG
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/godiffuse/godiffuse/ddpm"
+	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/pipeline"
+	"github.com/godiffuse/godiffuse/pngtext"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// sdFlags are the flags text-to-image and image-to-image share.
+type sdFlags struct {
+	model, prompt, negative, sampler, out, latents string
+	steps, width, height, n, clipSkip              int
+	guidance                                       float64
+	seed                                           uint64
+	device                                         *string
+}
+
+func addSDFlags(fs *flag.FlagSet, f *sdFlags) {
+	fs.StringVar(&f.model, "model", "", "a diffusers Stable Diffusion folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)")
+	fs.StringVar(&f.prompt, "prompt", "", "what to draw")
+	fs.StringVar(&f.negative, "negative", "", "negative prompt (what to steer away from)")
+	fs.IntVar(&f.steps, "steps", 25, "model evaluations")
+	fs.Float64Var(&f.guidance, "guidance", 7.5, "classifier-free guidance scale (≤ 1: the prompt alone, one pass per step)")
+	fs.StringVar(&f.sampler, "sampler", "dpm++2m-karras", strings.Join(ddpm.SigmaSamplerNames, ", "))
+	fs.Uint64Var(&f.seed, "seed", 0, "seed of the noise; image i uses seed+i")
+	fs.IntVar(&f.width, "width", 0, "image width in pixels, a multiple of 64 (default: the model's, 512 for SD 1.5)")
+	fs.IntVar(&f.height, "height", 0, "image height in pixels, a multiple of 64 (default: the model's)")
+	fs.IntVar(&f.n, "n", 1, "number of images")
+	fs.IntVar(&f.clipSkip, "clip-skip", 0, "skip the text encoder's last k layers for the prompt (diffusers' clip_skip)")
+	fs.StringVar(&f.out, "out", "out.png", "PNG to write; with -n > 1, NAME-0001.png … next to it")
+	fs.StringVar(&f.latents, "latents", "", "start from these latents instead of seeded noise: FILE.safetensors:TENSOR, shape (1, 4, h, w)")
+	f.device = deviceFlag(fs)
+}
+
+func (f *sdFlags) check() error {
+	switch {
+	case f.model == "":
+		return fmt.Errorf("-model: give a Stable Diffusion folder")
+	case f.out == "":
+		return fmt.Errorf("-out: give a PNG path")
+	case math.IsNaN(f.guidance) || math.IsInf(f.guidance, 0):
+		return fmt.Errorf("-guidance %v: want a finite number", f.guidance)
+	case f.steps < 1 || f.steps > pipeline.MaxSteps:
+		return fmt.Errorf("-steps %d: want 1 … %d", f.steps, pipeline.MaxSteps)
+	case f.n < 1 || f.n > pipeline.MaxImages:
+		return fmt.Errorf("-n %d: want 1 … %d", f.n, pipeline.MaxImages)
+	case f.width < 0 || f.height < 0:
+		return fmt.Errorf("-width/-height: want positive sizes (or 0 for the model's)")
+	}
+	return nil
+}
+
+func (f *sdFlags) options(dev tensor.Device) (pipeline.Options, error) {
+	o := pipeline.Options{Prompt: f.prompt, Negative: f.negative, Steps: f.steps, Guidance: f.guidance, Sampler: f.sampler,
+		Seed: f.seed, Width: f.width, Height: f.height, N: f.n, ClipSkip: f.clipSkip}
+	if f.latents != "" {
+		path, name, ok := strings.Cut(f.latents, ":")
+		if !ok {
+			return o, fmt.Errorf("-latents %q: want FILE.safetensors:TENSOR", f.latents)
+		}
+		st, err := nn.ReadSafeTensors(path)
+		if err != nil {
+			return o, fmt.Errorf("-latents: %w", err)
+		}
+		v, shape, err := st.Float32(name)
+		if err != nil {
+			return o, fmt.Errorf("-latents: %w", err)
+		}
+		if len(shape) != 4 || shape[0] != 1 {
+			return o, fmt.Errorf("-latents: %s is %v, want (1, C, h, w)", name, shape)
+		}
+		o.Latents = tensor.FromFloat32(dev, v, shape...)
+		if o.Width == 0 && o.Height == 0 {
+			o.Height, o.Width = -shape[2], -shape[3] // resolved against the VAE factor once the model is loaded
+		}
+	}
+	return o, nil
+}
+
+func runGenerate(args []string) error {
+	fs := newFlags("generate", "Text-to-image with a Stable Diffusion 1.x/2.x folder in diffusers layout.\n"+
+		"Each PNG carries its parameters (prompt, sampler, steps, guidance, seed, size, model hash) as SD front-ends write them.")
+	var f sdFlags
+	addSDFlags(fs, &f)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	return generate(&f, nil)
+}
+
+func runImg2Img(args []string) error {
+	fs := newFlags("img2img", "Image-to-image with a Stable Diffusion folder: the image is encoded, noised to -strength\n"+
+		"and denoised under the prompt (diffusers' StableDiffusionImg2ImgPipeline).")
+	var f sdFlags
+	addSDFlags(fs, &f)
+	in := fs.String("image", "", "input image (PNG or JPEG); resized to -width×-height when given")
+	strength := fs.Float64("strength", 0.6, "0 < strength ≤ 1: how much of the image to redraw")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	if *in == "" {
+		return fmt.Errorf("-image: give the input image")
+	}
+	if !(*strength > 0 && *strength <= 1) {
+		return fmt.Errorf("-strength %v: want 0 < strength ≤ 1", *strength)
+	}
+	b, err := os.ReadFile(*in)
+	if err != nil {
+		return err
+	}
+	img, _, err := image.Decode(bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("-image %s: not a PNG or JPEG image: %v", *in, err)
+	}
+	return generate(&f, &pipeline.Img2ImgOptions{Image: img, Strength: *strength})
+}
+
+func generate(f *sdFlags, i2i *pipeline.Img2ImgOptions) error {
+	dev, err := pickDevice(*f.device)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	p, err := pipeline.Load(dev, f.model)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "loaded %s (%s) in %.1f s\n", p.Name, p.Class, time.Since(start).Seconds())
+	for _, n := range p.Notes {
+		fmt.Fprintln(os.Stderr, "note:", n)
+	}
+	o, err := f.options(dev)
+	if err != nil {
+		return err
+	}
+	if o.Width < 0 { // from -latents
+		o.Width, o.Height = -o.Width*p.ImageFactor(), -o.Height*p.ImageFactor()
+	}
+	bar := newProgress(os.Stderr, 0, o.Steps*o.N, isTerminal(os.Stderr))
+	var total int
+	o.OnStep = func(img, step, steps int) {
+		total = steps * o.N
+		bar.total = total
+		bar.update(img*steps+step, fmt.Sprintf("image %d/%d", img+1, o.N), 0, step == steps && img == o.N-1)
+	}
+	var res *pipeline.Result
+	if i2i != nil {
+		i2i.Options = o
+		res, err = p.Img2Img(*i2i)
+	} else {
+		res, err = p.Generate(o)
+	}
+	bar.finish()
+	if err != nil {
+		return err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(os.Stderr, "warning:", w)
+	}
+	for i, im := range res.Images {
+		path := f.out
+		if len(res.Images) > 1 {
+			ext := filepath.Ext(path)
+			path = fmt.Sprintf("%s-%04d%s", strings.TrimSuffix(path, ext), i+1, ext)
+		}
+		var buf bytes.Buffer
+		if err := pngtext.Encode(&buf, im, []pngtext.Chunk{{Key: "parameters", Value: res.Parameters[i]}}); err != nil {
+			return err
+		}
+		if err := nn.WriteFileAtomic(path, buf.Bytes()); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "wrote", path)
+	}
+	fmt.Fprintf(os.Stderr, "%d image(s) in %.1f s\n", len(res.Images), time.Since(start).Seconds())
+	return nil
+}

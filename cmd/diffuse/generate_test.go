@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/godiffuse/godiffuse/internal/sdfixtures"
+	"github.com/godiffuse/godiffuse/pngtext"
+)
+
+// TestGenerateMatchesFixture: diffuse generate on the tiny pipeline fixture,
+// started from the fixture's initial latents, writes the fixture's image
+// (±1 level on a few values, as the parity test allows) with its parameters.
+func TestGenerateMatchesFixture(t *testing.T) {
+	dir := sdfixtures.Folders(t, sdfixtures.Pipeline)[0]
+	io := sdfixtures.IO(t, dir)
+	out := filepath.Join(t.TempDir(), "tiny.png")
+	args := []string{"-model", dir, "-prompt", io.Metadata["prompt"], "-steps", io.Metadata["num_inference_steps"],
+		"-guidance", io.Metadata["guidance_scale"], "-sampler", "ddim", "-seed", "7", "-device", "cpu",
+		"-latents", filepath.Join(dir, "io.safetensors") + ":latents_init", "-out", out}
+	if err := runGenerate(args); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sdfixtures.Uint8(t, io, "image_u8")
+	W := img.Bounds().Dx()
+	off := 0
+	for i := 0; i < len(want); i += 3 {
+		r, g, bl, _ := img.At((i/3)%W, (i/3)/W).RGBA()
+		for c, v := range []uint32{r >> 8, g >> 8, bl >> 8} {
+			if d := int(v) - int(want[i+c]); d < -1 || d > 1 {
+				t.Fatalf("pixel %d channel %d: %d, want %d", i/3, c, v, want[i+c])
+			} else if d != 0 {
+				off++
+			}
+		}
+	}
+	if off > 3 {
+		t.Errorf("%d values off by one", off)
+	}
+	chunks, err := pngtext.Read(bytes.NewReader(b))
+	if err != nil || len(chunks) != 1 || chunks[0].Key != "parameters" {
+		t.Fatalf("text chunks %q, %v", chunks, err)
+	}
+	for _, s := range []string{io.Metadata["prompt"] + "\n", "Steps: 3", "Sampler: DDIM", "CFG scale: 5", "Seed: 7", "Size: 32x32", "Model: tiny-pipeline", "Model hash: "} {
+		if !strings.Contains(chunks[0].Value, s) {
+			t.Errorf("parameters %q lack %q", chunks[0].Value, s)
+		}
+	}
+}
+
+func TestGenerateErrors(t *testing.T) {
+	dir := sdfixtures.Folders(t, sdfixtures.Pipeline)[0]
+	tmp := t.TempDir()
+	out := filepath.Join(tmp, "x.png")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-prompt", "x"}, "-model"},
+		{[]string{"-model", tmp, "-prompt", "x", "-out", out}, "not a diffusers pipeline folder"},
+		{[]string{"-model", filepath.Join(tmp, "nope"), "-out", out}, "no such file"},
+		{[]string{"-model", dir, "-width", "42", "-out", out}, "multiples of 4"},
+		{[]string{"-model", dir, "-steps", "0", "-out", out}, "-steps 0"},
+		{[]string{"-model", dir, "-n", "-1", "-out", out}, "-n -1"},
+		{[]string{"-model", dir, "-sampler", "plms", "-out", out}, "unknown sampler"},
+		{[]string{"-model", dir, "-guidance", "NaN", "-out", out}, "-guidance"},
+		{[]string{"-model", dir, "-latents", "nofile", "-out", out}, "-latents"},
+	} {
+		err := runGenerate(append(c.args, "-device", "cpu"))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want one mentioning %q", c.args, err, c.want)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a failed run wrote its output")
+	}
+	if err := runImg2Img([]string{"-model", dir, "-image", filepath.Join(tmp, "none.png"), "-device", "cpu", "-out", out}); err == nil {
+		t.Error("img2img without an image file ran")
+	}
+}
