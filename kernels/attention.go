@@ -126,8 +126,14 @@ var attnTileBytes = 256 << 10
 // attentionTiled is Attention without the probabilities (inference): per
 // (batch, head), blocks of query rows go through S = Scale·Q·Kᵀ, the row
 // softmax and O = S·V in a block of scratch, so the Lq×Lk score matrix is
-// never held whole (64 MiB per head for 4096 tokens).
+// never held whole (64 MiB per head for 4096 tokens). With a micro-kernel,
+// Kᵀ and V are packed once per head (attentionPacked); the reference level
+// calls the GEMM per block.
 func (d *Device) attentionTiled(os, qs, ks, vs []float32, p tensor.AttentionParams) {
+	if mk, ok := d.microKernel(); ok {
+		d.attentionPacked(mk, os, qs, ks, vs, p)
+		return
+	}
 	C := p.Heads * p.D
 	rows := max(1, min(p.Lq, attnTileBytes/(4*p.Lk)))
 	d.forHeads(p.B*p.Heads, rows*p.Lk, func(bh int, s []float32, threads int) {
@@ -142,6 +148,69 @@ func (d *Device) attentionTiled(os, qs, ks, vs []float32, p tensor.AttentionPara
 				d.softmax(row, row)
 			}
 			d.sgemm(threads, false, false, r, p.D, p.Lk, 1, S, p.Lk, vs[ko:], C, 0, os[qo+i0*C:], C)
+		}
+	})
+}
+
+// attentionPacked is attentionTiled with Kᵀ and V packed once per head into
+// the micro-kernel's B panels (packing them again for every block of query
+// rows cost more than the products with 40–160-wide heads), then per block:
+//
+//	pack Scale·Q_blk (mr-row panels)  →  S = Q_blk·Kᵀ   (tiles over the Lk keys)
+//	softmax of each row of S
+//	pack S by depth blocks of KC keys  →  O_blk = S·V  (accumulated over the blocks)
+//
+// The heads are spread over the threads (one GEMM thread each) when there
+// are enough of them, else each head's query blocks are.
+func (d *Device) attentionPacked(mk microKernel, os, qs, ks, vs []float32, p tensor.AttentionParams) {
+	C := p.Heads * p.D
+	mr, nr := mk.mr, mk.nr
+	kPanels := (p.Lk + nr - 1) / nr
+	vPanels := (p.D + nr - 1) / nr
+	kLen := kPanels * nr * p.D // Kᵀ: D deep, Lk columns
+	vLen := vPanels * nr * p.Lk
+	rows := max(mr, min((p.Lq+mr-1)/mr*mr, attnTileBytes/(4*p.Lk)/mr*mr))
+	// per worker: S block, packed Q block, one packed depth block of S
+	blockLen := rows*p.Lk + rows*p.D + rows*min(packKC, p.Lk)
+	heads := p.B * p.Heads
+	kv := make([]float32, heads*(kLen+vLen))
+	// pack every head's Kᵀ and V (independent: spread over the threads)
+	d.parallelFor(heads, 1, func(lo, hi int) {
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/p.Heads, bh%p.Heads
+			ko := b*p.Lk*C + h*p.D
+			kp, vp := kv[bh*(kLen+vLen):][:kLen], kv[bh*(kLen+vLen)+kLen:][:vLen]
+			packB(kp, operandB{b: ks[ko:], ld: C, trans: true}, 0, p.D, 0, p.Lk, nr)
+			for pc := 0; pc < p.Lk; pc += packKC {
+				kc := min(packKC, p.Lk-pc)
+				packB(vp[pc*vPanels*nr:], operandB{b: vs[ko:], ld: C}, pc, kc, 0, p.D, nr)
+			}
+		}
+	})
+	block := func(bh, i0 int, scratch []float32) {
+		b, h := bh/p.Heads, bh%p.Heads
+		qo := b*p.Lq*C + h*p.D
+		kp, vp := kv[bh*(kLen+vLen):][:kLen], kv[bh*(kLen+vLen)+kLen:][:vLen]
+		r := min(rows, p.Lq-i0)
+		S, qp, sp := scratch[:r*p.Lk], scratch[rows*p.Lk:][:rows*p.D], scratch[rows*p.Lk+rows*p.D:]
+		packA(qp, qs[qo:], C, false, p.Lq, i0, r, 0, p.D, mr, p.Scale)
+		runTiles(mk, true, qp, kp, S, p.Lk, 0, 0, r, p.Lk, p.D)
+		for i := range r {
+			row := S[i*p.Lk : (i+1)*p.Lk]
+			d.softmax(row, row)
+		}
+		out := os[qo+i0*C:]
+		for pc := 0; pc < p.Lk; pc += packKC {
+			kc := min(packKC, p.Lk-pc)
+			packA(sp, S, p.Lk, false, r, 0, r, pc, kc, mr, 1)
+			runTiles(mk, pc == 0, sp, vp[pc*vPanels*nr:], out, C, 0, 0, r, p.D, kc)
+		}
+	}
+	blocks := (p.Lq + rows - 1) / rows
+	d.parallelFor(heads*blocks, 1, func(lo, hi int) {
+		scratch := make([]float32, blockLen)
+		for j := lo; j < hi; j++ {
+			block(j/blocks, j%blocks*rows, scratch)
 		}
 	})
 }

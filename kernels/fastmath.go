@@ -74,9 +74,9 @@ func (d *Device) sigmoidVec(dst, src []float32) {
 	}
 }
 
-// unaryFast runs the ops that dominate the U-Net (SiLU, sigmoid, exp) with
-// the vector exp; it reports false for the others, which then take the
-// reference path.
+// unaryFast runs the ops that dominate the U-Nets (SiLU, sigmoid, exp, and
+// the GELU of SD's feed-forward layers) with the fast exp; it reports false
+// for the others, which then take the reference path.
 func (d *Device) unaryFast(op tensor.UnaryOp, y, x []float32) bool {
 	switch op {
 	case tensor.OpSiLU:
@@ -93,11 +93,45 @@ func (d *Device) unaryFast(op tensor.UnaryOp, y, x []float32) bool {
 		d.sigmoidVec(y, x)
 	case tensor.OpExp:
 		d.expVec(y, x)
+	case tensor.OpGELU:
+		for i, v := range x { // y may be x
+			y[i] = v * normCDF(v)
+		}
 	default:
 		return false
 	}
 	return true
 }
+
+// erfcf is erfc(z) in float32 by the Chebyshev-fitted form of Numerical
+// Recipes (erfcc, fractional error below 1.2e-7 in exact arithmetic):
+//
+//	erfc(z) ≈ t·exp(−z² + P(t)),  t = 1/(1 + z/2),  z ≥ 0;   erfc(−z) = 2 − erfc(z)
+func erfcf(z float32) float32 {
+	a := z
+	if a < 0 {
+		a = -a
+	}
+	t := 1 / (1 + 0.5*a)
+	p := float32(0.17087277)
+	p = p*t - 0.82215223
+	p = p*t + 1.48851587
+	p = p*t - 1.13520398
+	p = p*t + 0.27886807
+	p = p*t - 0.18628806
+	p = p*t + 0.09678418
+	p = p*t + 0.37409196
+	p = p*t + 1.00002368
+	p = p*t - 1.26551223
+	r := t * expf(-a*a+p)
+	if z < 0 {
+		return 2 - r
+	}
+	return r
+}
+
+// normCDF is Φ(x) = erfc(−x/√2)/2 (no cancellation in the lower tail).
+func normCDF(x float32) float32 { return 0.5 * erfcf(-x*(1/math.Sqrt2)) }
 
 // unaryGradFast is the backward of unaryFast: dx = dy·op'(x).
 func (d *Device) unaryGradFast(op tensor.UnaryOp, dx, x, dy []float32) bool {
@@ -122,6 +156,11 @@ func (d *Device) unaryGradFast(op tensor.UnaryOp, dx, x, dy []float32) bool {
 		d.expVec(dx, x)
 		for i := range dx {
 			dx[i] *= dy[i]
+		}
+	case tensor.OpGELU: // Φ(x) + x·φ(x)
+		const invSqrt2Pi = 0.3989422804014327
+		for i, v := range x {
+			dx[i] = dy[i] * (normCDF(v) + v*invSqrt2Pi*expf(-0.5*v*v))
 		}
 	default:
 		return false

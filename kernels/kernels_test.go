@@ -264,7 +264,8 @@ func testConv(t *testing.T, d *Device) {
 func TestAttentionAgainstNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 9))
 	d := NewCPU(2)
-	for _, p := range []tensor.AttentionParams{{B: 1, Heads: 1, Lq: 1, Lk: 1, D: 1}, {B: 2, Heads: 3, Lq: 5, Lk: 7, D: 4}, {B: 1, Heads: 2, Lq: 49, Lk: 49, D: 24}} {
+	for _, p := range []tensor.AttentionParams{{B: 1, Heads: 1, Lq: 1, Lk: 1, D: 1}, {B: 2, Heads: 3, Lq: 5, Lk: 7, D: 4}, {B: 1, Heads: 2, Lq: 49, Lk: 49, D: 24},
+		{B: 2, Heads: 2, Lq: 37, Lk: 300, D: 40}, {B: 1, Heads: 1, Lq: 13, Lk: 77, D: 33}} { // more keys than a depth block, heads wider than a panel
 		p.Scale = float32(1 / math.Sqrt(float64(p.D)))
 		C := p.Heads * p.D
 		q, k, v := randSlice(r, p.B*p.Lq*C), randSlice(r, p.B*p.Lk*C), randSlice(r, p.B*p.Lk*C)

@@ -33,6 +33,21 @@ func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.Norm
 			ms[ng], rs[ng] = float32(mu), float32(r)
 			g := ng % p.G
 			yg := ys[ng*gsize : (ng+1)*gsize]
+			if p.S == 1 { // layer norm: one value per channel, the same a·x + b per value in a plain loop
+				for cg, xv := range xg {
+					c := g*p.CG + cg
+					scale, shift := r, -mu*r
+					if gs != nil {
+						scale *= float64(gs[c])
+						shift *= float64(gs[c])
+					}
+					if bs != nil {
+						shift += float64(bs[c])
+					}
+					yg[cg] = xv*float32(scale) + float32(shift)
+				}
+				continue
+			}
 			for cg := range p.CG {
 				c := g*p.CG + cg
 				scale, shift := r, -mu*r
@@ -90,6 +105,10 @@ func (d *Device) NormBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma tensor
 			for cg := range p.CG {
 				a := float32(r * gamAt(g*p.CG+cg))
 				base := ng*gsize + cg*p.S
+				if p.S == 1 { // layer norm: the row's formula inline, not a call per value
+					dxs[base] = a*dys[base] + b*(xs[base]-mu32) + cc
+					continue
+				}
 				out, dyr, xr := dxs[base:base+p.S], dys[base:base+p.S], xs[base:base+p.S]
 				d.normGradRow(out, dyr, xr, &[4]float32{a, b, cc, mu32})
 			}

@@ -2,6 +2,7 @@ package clip
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,7 +21,7 @@ const (
 
 func TestTextModelParity(t *testing.T) {
 	for _, dir := range sdfixtures.Folders(t, sdfixtures.CLIP) {
-		t.Run(dir, func(t *testing.T) { checkTextParity(t, kernels.CPU(), dir) })
+		t.Run(filepath.Base(dir), func(t *testing.T) { checkTextParity(t, kernels.CPU(), dir) })
 	}
 }
 

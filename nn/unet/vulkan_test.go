@@ -1,0 +1,24 @@
+package unet
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/godiffuse/godiffuse/internal/sdfixtures"
+	"github.com/godiffuse/godiffuse/internal/vktest"
+)
+
+// TestConditionParityVulkan runs the U-Net fixtures on the Vulkan device
+// (forward and gradients at the CPU's tolerances), every op in a shader. The
+// loss gets 5× the CPU's 1e-6: the shaders' GELU uses a 1.5e-7 erf
+// (Abramowitz & Stegun 7.1.26), and the SD 2.x fixture's loss lands at
+// 1.07e-6 on lavapipe.
+func TestConditionParityVulkan(t *testing.T) {
+	dev := vktest.Device(t)
+	for _, dir := range sdfixtures.Folders(t, sdfixtures.UNet) {
+		t.Run(filepath.Base(dir), func(t *testing.T) { checkConditionParity(t, dev, dir, 5*tolLoss) })
+	}
+	if fb := dev.Fallbacks(); len(fb) > 0 {
+		t.Errorf("ops ran on the CPU instead of a shader: %v", fb)
+	}
+}
