@@ -94,8 +94,13 @@ func (d *Device) unaryFast(op tensor.UnaryOp, y, x []float32) bool {
 	case tensor.OpExp:
 		d.expVec(y, x)
 	case tensor.OpGELU:
-		for i, v := range x { // y may be x
-			y[i] = v * normCDF(v)
+		k := 0
+		if d.level >= AVX2 && asm.Available {
+			asm.GELUAVX2(y, x)
+			k = len(x) / 8 * 8
+		}
+		for i := k; i < len(x); i++ { // y may be x
+			y[i] = x[i] * normCDF(x[i])
 		}
 	default:
 		return false

@@ -74,6 +74,12 @@ func SiLUAVX2(dst []float32, src []float32)
 //go:noescape
 func SiLUGradAVX2(dx []float32, x []float32, dy []float32)
 
+// GELUAVX2 sets dst[i] = src[i]·Φ(src[i]) (the erf GELU) for i < len(src) rounded down to a multiple
+// of 8 (the caller finishes the tail), Φ from an erfc fit and ExpAVX2's exp. AVX2+FMA.
+//
+//go:noescape
+func GELUAVX2(dst []float32, src []float32)
+
 // AdamAVX2 applies one AdamW step to p[i], m[i], v[i] with gradient g[i] for i < len(p) rounded
 // down to a multiple of 8 (the caller finishes the tail). c holds gradScale, 1 − lr·wd, β1, 1 − β1,
 // β2, 1 − β2, √(1 − β2^t), eps and the step size. Same bits as the scalar loop. AVX2.

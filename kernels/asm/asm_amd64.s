@@ -2168,6 +2168,131 @@ silugrad_done:
 	VZEROUPPER
 	RET
 
+DATA geluconsts<>+0(SB)/4, $0x3e2ef945
+DATA geluconsts<>+4(SB)/4, $0xbf527892
+DATA geluconsts<>+8(SB)/4, $0x3fbe87b0
+DATA geluconsts<>+12(SB)/4, $0xbf914e5d
+DATA geluconsts<>+16(SB)/4, $0x3e8ec7cc
+DATA geluconsts<>+20(SB)/4, $0xbe3ec24c
+DATA geluconsts<>+24(SB)/4, $0x3dc636c9
+DATA geluconsts<>+28(SB)/4, $0x3ebf88fb
+DATA geluconsts<>+32(SB)/4, $0x3f8000c7
+DATA geluconsts<>+36(SB)/4, $0xbfa1fc4e
+DATA geluconsts<>+40(SB)/4, $0xbf3504f3
+DATA geluconsts<>+44(SB)/4, $0x3f000000
+DATA geluconsts<>+48(SB)/4, $0x40000000
+DATA geluconsts<>+52(SB)/4, $0x7fffffff
+GLOBL geluconsts<>(SB), RODATA|NOPTR, $56
+
+// func GELUAVX2(dst []float32, src []float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·GELUAVX2(SB), NOSPLIT, $0-48
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Y0
+	VBROADCASTSS expconsts<>+4(SB), Y1
+	VBROADCASTSS expconsts<>+8(SB), Y2
+	VBROADCASTSS expconsts<>+12(SB), Y3
+	VBROADCASTSS expconsts<>+16(SB), Y4
+	VPBROADCASTD expconsts<>+48(SB), Y5
+	MOVQ         src_base+24(FP), AX
+	MOVQ         dst_base+0(FP), CX
+	MOVQ         src_len+32(FP), DX
+	SHRQ         $0x03, DX
+	JZ           gelu_done
+
+gelu_loop:
+	VMOVUPS (AX), Y6
+
+	// z = −x/√2, a = |z|, t = 1/(1 + a/2)
+	VBROADCASTSS geluconsts<>+40(SB), Y10
+	VMULPS       Y10, Y6, Y7
+	VBROADCASTSS geluconsts<>+52(SB), Y10
+	VANDPS       Y10, Y7, Y8
+	VBROADCASTSS geluconsts<>+44(SB), Y11
+	VBROADCASTSS expconsts<>+44(SB), Y10
+	VMOVAPS      Y10, Y9
+	VFMADD231PS  Y11, Y8, Y9
+	VDIVPS       Y9, Y10, Y9
+
+	// P(t) by Horner; then the exponent −a² + P(t)
+	VBROADCASTSS geluconsts<>+0(SB), Y12
+	VBROADCASTSS geluconsts<>+4(SB), Y10
+	VFMADD213PS  Y10, Y9, Y12
+	VBROADCASTSS geluconsts<>+8(SB), Y10
+	VFMADD213PS  Y10, Y9, Y12
+	VBROADCASTSS geluconsts<>+12(SB), Y10
+	VFMADD213PS  Y10, Y9, Y12
+	VBROADCASTSS geluconsts<>+16(SB), Y10
+	VFMADD213PS  Y10, Y9, Y12
+	VBROADCASTSS geluconsts<>+20(SB), Y10
+	VFMADD213PS  Y10, Y9, Y12
+	VBROADCASTSS geluconsts<>+24(SB), Y10
+	VFMADD213PS  Y10, Y9, Y12
+	VBROADCASTSS geluconsts<>+28(SB), Y10
+	VFMADD213PS  Y10, Y9, Y12
+	VBROADCASTSS geluconsts<>+32(SB), Y10
+	VFMADD213PS  Y10, Y9, Y12
+	VBROADCASTSS geluconsts<>+36(SB), Y10
+	VFMADD213PS  Y10, Y9, Y12
+	VFNMADD231PS Y8, Y8, Y12
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Y12, Y0, Y12
+	VMINPS Y12, Y1, Y12
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Y2, Y12, Y8
+	VROUNDPS     $0x00, Y8, Y8
+	VFNMADD231PS Y8, Y3, Y12
+	VFNMADD231PS Y8, Y4, Y12
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Y10
+	VBROADCASTSS expconsts<>+24(SB), Y13
+	VFMADD213PS  Y13, Y12, Y10
+	VBROADCASTSS expconsts<>+28(SB), Y13
+	VFMADD213PS  Y13, Y12, Y10
+	VBROADCASTSS expconsts<>+32(SB), Y13
+	VFMADD213PS  Y13, Y12, Y10
+	VBROADCASTSS expconsts<>+36(SB), Y13
+	VFMADD213PS  Y13, Y12, Y10
+	VBROADCASTSS expconsts<>+40(SB), Y13
+	VFMADD213PS  Y13, Y12, Y10
+	VBROADCASTSS expconsts<>+44(SB), Y13
+	VFMADD213PS  Y13, Y12, Y10
+	VBROADCASTSS expconsts<>+44(SB), Y13
+	VFMADD213PS  Y13, Y12, Y10
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ Y8, Y8
+	VPSRAD    $0x01, Y8, Y12
+	VPSUBD    Y12, Y8, Y8
+	VPADDD    Y5, Y12, Y12
+	VPSLLD    $0x17, Y12, Y12
+	VPADDD    Y5, Y8, Y8
+	VPSLLD    $0x17, Y8, Y8
+	VMULPS    Y12, Y10, Y10
+	VMULPS    Y8, Y10, Y10
+	VMULPS    Y9, Y10, Y10
+
+	// erfc(z) = 2 − erfc(|z|) where z < 0; Φ = erfc/2; y = x·Φ
+	VBROADCASTSS geluconsts<>+48(SB), Y8
+	VSUBPS       Y10, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	VCMPPS       $0x01, Y9, Y7, Y9
+	VBLENDVPS    Y9, Y8, Y10, Y10
+	VMULPS       Y11, Y10, Y10
+	VMULPS       Y6, Y10, Y10
+	VMOVUPS      Y10, (CX)
+	ADDQ         $0x20, AX
+	ADDQ         $0x20, CX
+	DECQ         DX
+	JNZ          gelu_loop
+
+gelu_done:
+	VZEROUPPER
+	RET
+
 // func AdamAVX2(p []float32, g []float32, m []float32, v []float32, c *[9]float32)
 // Requires: AVX
 TEXT ·AdamAVX2(SB), NOSPLIT, $0-104

@@ -315,3 +315,12 @@ func PackBT8AVX2(dst *float32, nr int, src *float32, ld, blocks int) {
 		}
 	}
 }
+
+// GELUAVX2 is the plain-Go stand-in: dst[i] = src[i]·Φ(src[i]) for the first
+// len(src)/8·8 elements (the exact erf form).
+func GELUAVX2(dst, src []float32) {
+	for i := range len(src) / 8 * 8 {
+		x := float64(src[i])
+		dst[i] = float32(0.5 * x * (1 + math.Erf(x/math.Sqrt2)))
+	}
+}

@@ -65,6 +65,7 @@ func main() {
 	declareExpConsts()
 	generateExp()
 	generateSiLU()
+	generateGELU()
 	generateAdam()
 	generatePackA6()
 	generatePackBT8()
