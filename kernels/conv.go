@@ -329,7 +329,9 @@ func (d *Device) sumOverImages(dst []float32, size, scratchLen, nImg int, fn fun
 
 // Conv2D computes y = conv(x, w) + b (see tensor.ConvParams).
 func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
-	ys, xs, ws, bs := f32(y), f32(x), f32(w), f32(b)
+	ws, release := d.floats(w) // F16 weights are widened
+	defer release()
+	ys, xs, bs := f32(y), f32(x), f32(b)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
 	if d.winograd(p) {
 		d.convWinograd(ys, xs, ws, bs, p, false)
@@ -370,7 +372,9 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 // a stride-1 convolution on the shifted-rows path, as the convolution of dy
 // with the flipped weights (see flippedConv).
 func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParams) {
-	dxs, dys, ws := f32(dx), f32(dy), f32(w)
+	ws, release := d.floats(w)
+	defer release()
+	dxs, dys := f32(dx), f32(dy)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
 	point := isPointwise(p)
 	mk, _ := d.microKernel()

@@ -42,12 +42,13 @@ func (d *Device) Name() string { return fmt.Sprintf("cpu(%d threads, %s)", d.thr
 // Threads is the number of goroutines kernels use.
 func (d *Device) Threads() int { return d.threads }
 
-// Buffer is CPU memory: a float32 or an int64 slice.
+// Buffer is CPU memory: a float32, an int64 or a half-precision (bits) slice.
 type Buffer struct {
 	dev *Device
 	dt  tensor.DType
 	F   []float32
 	I   []int64
+	H   []uint16
 }
 
 // Device implements tensor.Buffer.
@@ -58,18 +59,27 @@ func (b *Buffer) DType() tensor.DType { return b.dt }
 
 // Len implements tensor.Buffer.
 func (b *Buffer) Len() int {
-	if b.dt == tensor.I64 {
+	switch b.dt {
+	case tensor.I64:
 		return len(b.I)
+	case tensor.F16:
+		return len(b.H)
 	}
 	return len(b.F)
 }
 
 // f32 returns the float32 slice of a buffer of this device (nil for nil).
+// Only the ops that take weights accept F16 buffers, through floats: any
+// other op given one is a broken invariant of package tensor.
 func f32(b tensor.Buffer) []float32 {
 	if b == nil {
 		return nil
 	}
-	return b.(*Buffer).F
+	cb := b.(*Buffer)
+	if cb.dt == tensor.F16 {
+		panic("kernels: internal error: an F16 buffer reached an op that reads float32 only")
+	}
+	return cb.F
 }
 
 func i64(b tensor.Buffer) []int64 { return b.(*Buffer).I }
@@ -85,6 +95,8 @@ func (d *Device) Alloc(dt tensor.DType, n int) (tensor.Buffer, error) {
 		b.F = make([]float32, n)
 	case tensor.I64:
 		b.I = make([]int64, n)
+	case tensor.F16:
+		b.H = make([]uint16, n)
 	default:
 		return nil, fmt.Errorf("cpu alloc: unsupported dtype %s", dt)
 	}
@@ -123,8 +135,15 @@ func (d *Device) UploadI64(dst tensor.Buffer, off int, src []int64) error {
 	return err
 }
 
-// DownloadF32 implements tensor.Device.
+// DownloadF32 implements tensor.Device (an F16 buffer is widened).
 func (d *Device) DownloadF32(dst []float32, src tensor.Buffer, off int) error {
+	if cb, ok := src.(*Buffer); ok && cb.dt == tensor.F16 {
+		b, err := d.own(src, tensor.F16, off, len(dst))
+		if err == nil {
+			d.widen(dst, b.H[off:off+len(dst)])
+		}
+		return err
+	}
 	b, err := d.own(src, tensor.F32, off, len(dst))
 	if err == nil {
 		copy(dst, b.F[off:])

@@ -18,7 +18,11 @@ import (
 
 // MatMul implements tensor.Device (see tensor.MatMulParams).
 func (d *Device) MatMul(c, a, b tensor.Buffer, p tensor.MatMulParams) {
-	cs, as, bs := f32(c), f32(a), f32(b)
+	as, releaseA := d.floats(a) // F16 weights are widened
+	defer releaseA()
+	bs, releaseB := d.floats(b)
+	defer releaseB()
+	cs := f32(c)
 	lda, ldb := p.K, p.N
 	if p.TransA {
 		lda = p.M

@@ -17,6 +17,9 @@ import (
 type Param struct {
 	Name string
 	T    *tensor.Tensor
+	// Matrix marks a Linear or Conv2d weight: for inference it may be stored
+	// in half precision (LoadOptions.Half).
+	Matrix bool
 }
 
 // ParamList collects named parameters in state-dict order: every layer and
@@ -28,6 +31,13 @@ type ParamList []Param
 func (ps *ParamList) Add(prefix, name string, t *tensor.Tensor) {
 	if t != nil {
 		*ps = append(*ps, Param{Name: prefix + name, T: t})
+	}
+}
+
+// AddMatrix is Add for a Linear or Conv2d weight (Param.Matrix).
+func (ps *ParamList) AddMatrix(prefix, name string, t *tensor.Tensor) {
+	if t != nil {
+		*ps = append(*ps, Param{Name: prefix + name, T: t, Matrix: true})
 	}
 }
 
@@ -74,7 +84,7 @@ func NewLinear(dev tensor.Device, r *rand.Rand, in, out int, bias bool) *Linear 
 func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor { return tensor.Linear(x, l.Weight, l.Bias) }
 
 func (l *Linear) Collect(prefix string, ps *ParamList) {
-	ps.Add(prefix, "weight", l.Weight)
+	ps.AddMatrix(prefix, "weight", l.Weight)
 	ps.Add(prefix, "bias", l.Bias)
 }
 
@@ -97,7 +107,7 @@ func (c *Conv2d) Forward(x *tensor.Tensor) *tensor.Tensor {
 }
 
 func (c *Conv2d) Collect(prefix string, ps *ParamList) {
-	ps.Add(prefix, "weight", c.Weight)
+	ps.AddMatrix(prefix, "weight", c.Weight)
 	ps.Add(prefix, "bias", c.Bias)
 }
 

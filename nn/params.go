@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/godiffuse/godiffuse/tensor"
 )
 
 // ---------------------------------------------------------------------------
@@ -22,6 +24,38 @@ type LoadOptions struct {
 	// Ignore reports file keys that are not parameters and may be left over
 	// (e.g. the position_ids buffer of old CLIP files); nil ignores none.
 	Ignore func(string) bool
+	// Storage says when Linear and Conv2d weights (Param.Matrix) are kept in
+	// half precision on devices that can (tensor.HalfDevice).
+	Storage Storage
+}
+
+// Storage is the precision loaded weights are kept in.
+type Storage int
+
+// Storages. Half-precision weights are for inference: they take no
+// gradient; values outside half's range are refused.
+const (
+	// StoreF32 keeps every weight in float32 (the default; training).
+	StoreF32 Storage = iota
+	// StoreAsFile keeps the Linear and Conv2d weights that the file holds
+	// in F16 in half precision, the rest in float32.
+	StoreAsFile
+	// StoreF16 keeps every Linear and Conv2d weight in half precision.
+	StoreF16
+)
+
+var storageNames = [...]string{"f32", "auto", "f16"}
+
+func (s Storage) String() string { return storageNames[s] }
+
+// ParseStorage reads "f32", "f16" or "auto" (StoreAsFile).
+func ParseStorage(s string) (Storage, error) {
+	for i, n := range storageNames {
+		if s == n {
+			return Storage(i), nil
+		}
+	}
+	return 0, fmt.Errorf("weights %q: want f32, f16 or auto", s)
 }
 
 // LoadParams copies every parameter of ps from st, strictly: every model key
@@ -67,19 +101,49 @@ func LoadParams(ps []Param, st *SafeTensors, opt LoadOptions) error {
 		return fmt.Errorf("%s: %d unexpected tensors for this config, e.g. %s", st.Path, len(extra), strings.Join(extra[:min(len(extra), 5)], ", "))
 	}
 	for _, p := range ps {
-		info := st.Tensors[byName[p.Name]]
+		key := byName[p.Name]
+		info := st.Tensors[key]
 		if !slices.Equal(info.Shape, p.T.Shape()) {
-			return fmt.Errorf("%s: tensor %q has shape %v, the config wants %v", st.Path, byName[p.Name], info.Shape, p.T.Shape())
+			return fmt.Errorf("%s: tensor %q has shape %v, the config wants %v", st.Path, key, info.Shape, p.T.Shape())
 		}
-		v, _, err := st.Float32(byName[p.Name])
+		var err error
+		half := opt.Storage == StoreF16 || (opt.Storage == StoreAsFile && info.DType == STF16)
+		if hd, ok := p.T.Device().(tensor.HalfDevice); ok && half && p.Matrix {
+			err = loadHalf(hd, p.T, st, key)
+		} else {
+			var v []float32
+			if v, _, err = st.Float32(key); err == nil {
+				err = p.T.Device().UploadF32(p.T.Buffer(), 0, v)
+			}
+		}
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: tensor %q: %w", st.Path, key, err)
 		}
-		if err := p.T.Device().UploadF32(p.T.Buffer(), 0, v); err != nil {
-			return fmt.Errorf("%s: tensor %q: %w", st.Path, byName[p.Name], err)
-		}
+		st.DropPages(key)
 	}
 	return nil
+}
+
+// loadHalf binds t to a new half-precision buffer holding st's tensor key.
+func loadHalf(dev tensor.HalfDevice, t *tensor.Tensor, st *SafeTensors, key string) error {
+	h, _, err := st.Half(key)
+	if err != nil {
+		return err
+	}
+	for i, v := range h {
+		if v&0x7c00 == 0x7c00 {
+			return fmt.Errorf("value %d is not finite in half precision (%v): load this model in float32", i, F16ToF32(v))
+		}
+	}
+	buf, err := dev.Alloc(tensor.F16, len(h))
+	if err != nil {
+		return err
+	}
+	if err := dev.UploadF16(buf, 0, h); err != nil {
+		return err
+	}
+	t.SetRequiresGrad(false)
+	return t.Bind(buf)
 }
 
 // NoGrad turns off gradients for every parameter of ps, so forward passes

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 )
@@ -49,12 +50,37 @@ type STInfo struct {
 	Begin, End int // byte range inside the data section
 }
 
-// SafeTensors is a parsed, validated safetensors file held in memory.
+// SafeTensors is a parsed, validated safetensors file, memory-mapped where
+// the platform allows (ReadSafeTensors) or held in memory (ParseSafeTensors).
+// Every accessor returns a copy, so Close may unmap the file at any time;
+// an unreachable SafeTensors is unmapped by the garbage collector.
 type SafeTensors struct {
 	Path     string
 	Metadata map[string]string
 	Tensors  map[string]STInfo
 	data     []byte
+	mapping  *fileMapping
+}
+
+type fileMapping struct{ release func() }
+
+// Close unmaps a mapped file; the SafeTensors must not be read afterwards.
+func (f *SafeTensors) Close() {
+	if f.mapping != nil && f.mapping.release != nil {
+		f.mapping.release()
+		f.mapping.release = nil
+		f.data = nil
+	}
+}
+
+// DropPages tells the OS that tensor name's bytes of a mapped file will not
+// be read again (they leave the resident set; a later read maps them back).
+// Loaders call it after copying each tensor, so a checkpoint's file pages
+// and the model's memory do not add up.
+func (f *SafeTensors) DropPages(name string) {
+	if info, ok := f.Tensors[name]; ok && f.mapping != nil {
+		dropPages(f.data[info.Begin:info.End])
+	}
 }
 
 // Names returns the tensor names in sorted order.
@@ -76,11 +102,28 @@ func ReadSafeTensors(path string) (*SafeTensors, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
-	data, err := os.ReadFile(path)
+	file, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	return ParseSafeTensors(path, data)
+	defer file.Close() // the mapping outlives the descriptor
+	data, release, err := mapFile(file, int(fi.Size()))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	st, err := ParseSafeTensors(path, data)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	m := &fileMapping{release: release}
+	st.mapping = m
+	runtime.AddCleanup(st, func(m *fileMapping) {
+		if m.release != nil {
+			m.release()
+		}
+	}, m)
+	return st, nil
 }
 
 // ParseSafeTensors validates an in-memory safetensors file; name is used in
@@ -294,6 +337,32 @@ func (f *SafeTensors) Int64(name string) ([]int64, []int, error) {
 		return nil, nil, fmt.Errorf("%s: tensor %q is %s, want I64 or I32", f.Path, name, info.DType)
 	}
 	return out, info.Shape, nil
+}
+
+// Half returns tensor name as IEEE half-precision bits: F16 as stored, any
+// other float type rounded to nearest even.
+func (f *SafeTensors) Half(name string) ([]uint16, []int, error) {
+	info, ok := f.Tensors[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: no tensor %q", f.Path, name)
+	}
+	if info.DType == STF16 {
+		raw := f.data[info.Begin:info.End]
+		out := make([]uint16, len(raw)/2)
+		for i := range out {
+			out[i] = binary.LittleEndian.Uint16(raw[2*i:])
+		}
+		return out, info.Shape, nil
+	}
+	v, shape, err := f.Float32(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]uint16, len(v))
+	for i, x := range v {
+		out[i] = F32ToF16(x)
+	}
+	return out, shape, nil
 }
 
 // Uint8 returns tensor name (U8) as bytes (a copy).

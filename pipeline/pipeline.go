@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/godiffuse/godiffuse/ddpm"
+	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/nn/clip"
 	"github.com/godiffuse/godiffuse/nn/unet"
 	"github.com/godiffuse/godiffuse/nn/vae"
@@ -45,9 +46,17 @@ type Pipeline struct {
 // parts a text-to-image pipeline folder must have.
 var parts = []string{"tokenizer", "text_encoder", "unet", "vae", "scheduler"}
 
-// Load reads a diffusers Stable Diffusion folder onto dev. Errors name the
-// folder and the part that is missing or not supported.
+// Load reads a diffusers Stable Diffusion folder onto dev, keeping the
+// weights the files hold in F16 in half precision (LoadWith sets that).
+// Errors name the folder and the part that is missing or not supported.
 func Load(dev tensor.Device, dir string) (*Pipeline, error) {
+	return LoadWith(dev, dir, nn.StoreAsFile)
+}
+
+// LoadWith is Load with the precision the Linear and Conv2d weights are kept
+// in: nn.StoreF16 halves a float32 folder's memory (values rounded to half
+// precision), nn.StoreF32 widens an F16 folder.
+func LoadWith(dev tensor.Device, dir string, storage nn.Storage) (*Pipeline, error) {
 	idxPath := filepath.Join(dir, "model_index.json")
 	b, err := os.ReadFile(idxPath)
 	if os.IsNotExist(err) {
@@ -80,13 +89,13 @@ func Load(dev tensor.Device, dir string) (*Pipeline, error) {
 	if p.Tokenizer, err = clip.LoadTokenizer(filepath.Join(dir, "tokenizer")); err != nil {
 		return nil, err
 	}
-	if p.TextEncoder, err = clip.LoadTextModel(dev, filepath.Join(dir, "text_encoder")); err != nil {
+	if p.TextEncoder, err = clip.LoadTextModel(dev, filepath.Join(dir, "text_encoder"), storage); err != nil {
 		return nil, err
 	}
-	if p.UNet, err = unet.LoadCondition(dev, filepath.Join(dir, "unet")); err != nil {
+	if p.UNet, err = unet.LoadCondition(dev, filepath.Join(dir, "unet"), storage); err != nil {
 		return nil, err
 	}
-	if p.VAE, err = vae.Load(dev, filepath.Join(dir, "vae")); err != nil {
+	if p.VAE, err = vae.Load(dev, filepath.Join(dir, "vae"), storage); err != nil {
 		return nil, err
 	}
 	if p.Scheduler, err = ddpm.LoadSchedulerConfig(filepath.Join(dir, "scheduler", "scheduler_config.json")); err != nil {

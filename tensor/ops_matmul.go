@@ -64,7 +64,8 @@ func MatMul(a, b *Tensor) *Tensor {
 // Linear returns x·wᵀ + b as torch.nn.functional.linear: x is (..., in),
 // w is (out, in) and b is (out) or nil.
 func Linear(x, w, b *Tensor) *Tensor {
-	wantF32("linear", x, w, b)
+	wantF32("linear", x, b)
+	wantWeight("linear", w)
 	sameDevice("linear", x, w, b)
 	if w.Rank() != 2 || x.Rank() < 1 || x.Dim(-1) != w.Dim(1) {
 		fail("linear", "input %v does not fit weight %v (want (..., in) and (out, in))", x.shape, w.shape)

@@ -21,7 +21,8 @@ func PadAll(p int) Pad4 { return Pad4{p, p, p, p} }
 //
 //	x is (N, C, H, W), w is (F, C, KH, KW), b is (F) or nil -> (N, F, OH, OW)
 func Conv2D(x, w, b *Tensor, stride int, pad Pad4) *Tensor {
-	wantF32("conv2d", x, w, b)
+	wantF32("conv2d", x, b)
+	wantWeight("conv2d", w)
 	sameDevice("conv2d", x, w, b)
 	if x.Rank() != 4 || w.Rank() != 4 || x.Dim(1) != w.Dim(1) {
 		fail("conv2d", "input %v and weight %v (want (N, C, H, W) and (F, C, KH, KW))", x.shape, w.shape)

@@ -159,6 +159,10 @@ func (t *Tensor) strided() Strided { return Strided{Buf: t.buf, Off: t.off, Stri
 
 // Float32s downloads the tensor's values in row-major order.
 func (t *Tensor) Float32s() ([]float32, error) {
+	if t.dtype == F16 && t.off == 0 && t.IsDense() { // half-precision weights, widened by the device
+		out := make([]float32, t.Numel())
+		return out, t.dev.DownloadF32(out, t.buf, 0)
+	}
 	if t.dtype != F32 {
 		return nil, &Error{Op: "float32s", Msg: "tensor is " + t.dtype.String()}
 	}
@@ -353,6 +357,34 @@ func sameDevice(op string, ts ...*Tensor) {
 			fail(op, "tensors on different devices: %s and %s", ts[0].dev.Name(), x.dev.Name())
 		}
 	}
+}
+
+// wantWeight accepts a float32 weight, or a float16 one that takes no gradient.
+func wantWeight(op string, w *Tensor) {
+	switch {
+	case w.dtype == F32:
+	case w.dtype == F16 && !w.needsGrad():
+	case w.dtype == F16:
+		fail(op, "a float16 weight cannot take a gradient (half-precision weights are for inference): %s", w)
+	default:
+		fail(op, "want a float32 or float16 weight, have %s", w)
+	}
+}
+
+// Bind replaces the storage of t, a dense tensor that is not a view, with
+// b: the same number of elements on the same device, in b's dtype (F16 lets
+// a loader keep a weight in half precision). It records nothing.
+func (t *Tensor) Bind(b Buffer) error {
+	switch {
+	case b.Device() != t.dev:
+		return &Error{Op: "bind", Msg: fmt.Sprintf("buffer on %s for a tensor on %s", b.Device().Name(), t.dev.Name())}
+	case b.Len() != t.Numel():
+		return &Error{Op: "bind", Msg: fmt.Sprintf("buffer of %d elements for a tensor of %d", b.Len(), t.Numel())}
+	case t.off != 0 || !t.IsDense():
+		return &Error{Op: "bind", Msg: "the tensor is a view"}
+	}
+	t.buf, t.dtype = b, b.DType()
+	return nil
 }
 
 func wantF32(op string, ts ...*Tensor) {

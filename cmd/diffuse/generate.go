@@ -21,7 +21,7 @@ import (
 
 // sdFlags are the flags text-to-image and image-to-image share.
 type sdFlags struct {
-	model, prompt, negative, sampler, out, latents string
+	model, prompt, negative, sampler, out, latents, weights string
 	steps, width, height, n, clipSkip              int
 	guidance                                       float64
 	seed                                           uint64
@@ -41,6 +41,7 @@ func addSDFlags(fs *flag.FlagSet, f *sdFlags) {
 	fs.IntVar(&f.n, "n", 1, "number of images")
 	fs.IntVar(&f.clipSkip, "clip-skip", 0, "skip the text encoder's last k layers for the prompt (diffusers' clip_skip)")
 	fs.StringVar(&f.out, "out", "out.png", "PNG to write; with -n > 1, NAME-0001.png … next to it")
+	fs.StringVar(&f.weights, "weights", "auto", "precision the weights are kept in: auto (half where the files are F16), f16 (half the memory), f32")
 	fs.StringVar(&f.latents, "latents", "", "start from these latents instead of seeded noise: FILE.safetensors:TENSOR, shape (1, 4, h, w)")
 	f.device = deviceFlag(fs)
 }
@@ -139,8 +140,12 @@ func generate(f *sdFlags, i2i *pipeline.Img2ImgOptions) error {
 	if err != nil {
 		return err
 	}
+	storage, err := nn.ParseStorage(f.weights)
+	if err != nil {
+		return fmt.Errorf("-weights: %w", err)
+	}
 	start := time.Now()
-	p, err := pipeline.Load(dev, f.model)
+	p, err := pipeline.LoadWith(dev, f.model, storage)
 	if err != nil {
 		return err
 	}

@@ -80,6 +80,12 @@ func SiLUGradAVX2(dx []float32, x []float32, dy []float32)
 //go:noescape
 func GELUAVX2(dst []float32, src []float32)
 
+// HalfToFloatAVX2 sets dst[i] to the float32 value of the half-precision bits src[i], for i < len(src)
+// rounded down to a multiple of 8 (the caller finishes the tail). F16C.
+//
+//go:noescape
+func HalfToFloatAVX2(dst []float32, src []uint16)
+
 // AdamAVX2 applies one AdamW step to p[i], m[i], v[i] with gradient g[i] for i < len(p) rounded
 // down to a multiple of 8 (the caller finishes the tail). c holds gradScale, 1 − lr·wd, β1, 1 − β1,
 // β2, 1 − β2, √(1 − β2^t), eps and the step size. Same bits as the scalar loop. AVX2.

@@ -2293,6 +2293,27 @@ gelu_done:
 	VZEROUPPER
 	RET
 
+// func HalfToFloatAVX2(dst []float32, src []uint16)
+// Requires: AVX, F16C
+TEXT ·HalfToFloatAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst_base+0(FP), AX
+	MOVQ src_base+24(FP), CX
+	MOVQ src_len+32(FP), DX
+	SHRQ $0x03, DX
+	JZ   half_done
+
+half_loop:
+	VCVTPH2PS (CX), Y0
+	VMOVUPS   Y0, (AX)
+	ADDQ      $0x10, CX
+	ADDQ      $0x20, AX
+	DECQ      DX
+	JNZ       half_loop
+
+half_done:
+	VZEROUPPER
+	RET
+
 // func AdamAVX2(p []float32, g []float32, m []float32, v []float32, c *[9]float32)
 // Requires: AVX
 TEXT ·AdamAVX2(SB), NOSPLIT, $0-104

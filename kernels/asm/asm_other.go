@@ -324,3 +324,25 @@ func GELUAVX2(dst, src []float32) {
 		dst[i] = float32(0.5 * x * (1 + math.Erf(x/math.Sqrt2)))
 	}
 }
+
+// HalfToFloatAVX2 is the plain-Go stand-in: dst[i] = float32 of the half
+// bits src[i] for the first len(src)/8·8 elements.
+func HalfToFloatAVX2(dst []float32, src []uint16) {
+	for i := range len(src) / 8 * 8 {
+		h := uint32(src[i])
+		sign, exp, man := (h>>15)<<31, (h>>10)&0x1f, h&0x3ff
+		switch {
+		case exp == 0x1f && man == 0:
+			dst[i] = math.Float32frombits(sign | 0x7f800000)
+		case exp == 0x1f:
+			dst[i] = math.Float32frombits(sign | 0x7fc00000 | man<<13)
+		case exp == 0:
+			dst[i] = float32(math.Ldexp(float64(man), -24))
+			if sign != 0 {
+				dst[i] = -dst[i]
+			}
+		default:
+			dst[i] = math.Float32frombits(sign | (exp+112)<<23 | man<<13)
+		}
+	}
+}

@@ -270,8 +270,8 @@ func activation(name string, x *tensor.Tensor) *tensor.Tensor {
 func (m *TextModel) NoGrad() (restore func()) { return nn.NoGrad(m.Params()) }
 
 // LoadTextModel loads a transformers text_encoder/ folder (config.json and
-// model.safetensors, or model.fp16.safetensors).
-func LoadTextModel(dev tensor.Device, dir string) (*TextModel, error) {
+// model.safetensors, or model.fp16.safetensors), its weights kept as storage says.
+func LoadTextModel(dev tensor.Device, dir string, storage nn.Storage) (*TextModel, error) {
 	cfgPath := filepath.Join(dir, "config.json")
 	b, err := os.ReadFile(cfgPath)
 	if err != nil {
@@ -295,7 +295,8 @@ func LoadTextModel(dev tensor.Device, dir string) (*TextModel, error) {
 	}
 	// Old files also hold the int64 buffer text_model.embeddings.position_ids.
 	ignore := func(k string) bool { return strings.HasSuffix(k, "embeddings.position_ids") }
-	if err := nn.LoadParams(m.Params(), st, nn.LoadOptions{Ignore: ignore}); err != nil {
+	defer st.Close()
+	if err := nn.LoadParams(m.Params(), st, nn.LoadOptions{Ignore: ignore, Storage: storage}); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -26,7 +26,7 @@ func TestTextModelParity(t *testing.T) {
 }
 
 func checkTextParity(t *testing.T, dev tensor.Device, dir string) {
-	m, err := LoadTextModel(dev, dir)
+	m, err := LoadTextModel(dev, dir, nn.StoreF32)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -345,8 +345,9 @@ const (
 )
 
 // LoadCondition loads a diffusers unet/ folder (config.json and
-// diffusion_pytorch_model[.fp16].safetensors) onto dev.
-func LoadCondition(dev tensor.Device, dir string) (*Condition, error) {
+// diffusion_pytorch_model[.fp16].safetensors) onto dev, its weights kept as
+// storage says.
+func LoadCondition(dev tensor.Device, dir string, storage nn.Storage) (*Condition, error) {
 	cfg, err := LoadConditionConfig(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		return nil, err
@@ -359,11 +360,12 @@ func LoadCondition(dev tensor.Device, dir string) (*Condition, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer st.Close()
 	m, err := newCondition(dev, cfg, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	if err := nn.LoadParams(m.Params(), st, nn.LoadOptions{Rename: nn.ConvertLegacyKey}); err != nil {
+	if err := nn.LoadParams(m.Params(), st, nn.LoadOptions{Rename: nn.ConvertLegacyKey, Storage: storage}); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -26,7 +26,7 @@ func TestConditionParity(t *testing.T) {
 }
 
 func checkConditionParity(t *testing.T, dev tensor.Device, dir string, lossTol float64) {
-	m, err := LoadCondition(dev, dir)
+	m, err := LoadCondition(dev, dir, nn.StoreF32)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -349,8 +349,8 @@ func convertLegacyKey(k string) string {
 }
 
 // Load reads a diffusers vae/ folder (config.json and
-// diffusion_pytorch_model[.fp16].safetensors).
-func Load(dev tensor.Device, dir string) (*AutoencoderKL, error) {
+// diffusion_pytorch_model[.fp16].safetensors), its weights kept as storage says.
+func Load(dev tensor.Device, dir string, storage nn.Storage) (*AutoencoderKL, error) {
 	cfgPath := filepath.Join(dir, "config.json")
 	b, err := os.ReadFile(cfgPath)
 	if err != nil {
@@ -368,11 +368,12 @@ func Load(dev tensor.Device, dir string) (*AutoencoderKL, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer st.Close()
 	v, err := newVAE(dev, c, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	if err := nn.LoadParams(v.Params(), st, nn.LoadOptions{Rename: convertLegacyKey}); err != nil {
+	if err := nn.LoadParams(v.Params(), st, nn.LoadOptions{Rename: convertLegacyKey, Storage: storage}); err != nil {
 		return nil, err
 	}
 	return v, nil

@@ -25,7 +25,7 @@ func TestVAEParity(t *testing.T) {
 }
 
 func checkVAEParity(t *testing.T, dev tensor.Device, dir string) {
-	v, err := Load(dev, dir)
+	v, err := Load(dev, dir, nn.StoreF32)
 	if err != nil {
 		t.Fatal(err)
 	}

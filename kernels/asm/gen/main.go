@@ -66,6 +66,7 @@ func main() {
 	generateExp()
 	generateSiLU()
 	generateGELU()
+	generateHalf()
 	generateAdam()
 	generatePackA6()
 	generatePackBT8()

@@ -1,0 +1,97 @@
+package kernels
+
+import (
+	"math"
+	"sync"
+
+	"github.com/godiffuse/godiffuse/kernels/asm"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// ---------------------------------------------------------------------------
+// Half-precision weights (tensor.F16): Linear and Conv2D weights stored as
+// IEEE half bits, widened to float32 into scratch when an op reads them
+// (every half value is exactly a float32, so the op then computes as with
+// float32 weights). They halve the memory of a loaded Stable Diffusion
+// U-Net; the widening costs one pass over the weights per use.
+// ---------------------------------------------------------------------------
+
+// halfToFloat is the reference widening of IEEE half bits.
+func halfToFloat(h uint16) float32 {
+	sign, exp, man := uint32(h>>15)<<31, uint32(h>>10)&0x1f, uint32(h)&0x3ff
+	switch {
+	case exp == 0x1f && man == 0: // infinities
+		return math.Float32frombits(sign | 0x7f800000)
+	case exp == 0x1f: // NaN, quieted as F16C's VCVTPH2PS does
+		return math.Float32frombits(sign | 0x7fc00000 | man<<13)
+	case exp == 0: // zero and subnormals: man·2⁻²⁴
+		v := float32(man) * (1.0 / (1 << 24))
+		if sign != 0 {
+			return -v
+		}
+		return v
+	}
+	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
+}
+
+// widen sets dst[i] = halfToFloat(src[i]), eight at a time with F16C where
+// the level has it.
+func (d *Device) widen(dst []float32, src []uint16) {
+	k := 0
+	if d.level >= AVX2 && asm.Available {
+		asm.HalfToFloatAVX2(dst, src)
+		k = len(src) / 8 * 8
+	}
+	for i := k; i < len(src); i++ {
+		dst[i] = halfToFloat(src[i])
+	}
+}
+
+// halfScratch keeps a few widening buffers across calls (a fresh 50 MB
+// buffer per layer and step would be page-faulted in every time).
+var halfScratch struct {
+	sync.Mutex
+	free [][]float32
+}
+
+// floats returns the float32 values of b: its own slice, or for an F16
+// buffer a widened copy in scratch; call release when done with it.
+func (d *Device) floats(b tensor.Buffer) (v []float32, release func()) {
+	cb, ok := b.(*Buffer)
+	if !ok || cb == nil || cb.dt != tensor.F16 {
+		return f32(b), func() {}
+	}
+	n := len(cb.H)
+	halfScratch.Lock()
+	var buf []float32
+	for i, s := range halfScratch.free {
+		if cap(s) >= n {
+			buf = s[:n]
+			halfScratch.free = append(halfScratch.free[:i], halfScratch.free[i+1:]...)
+			break
+		}
+	}
+	halfScratch.Unlock()
+	if buf == nil {
+		buf = make([]float32, n)
+	}
+	d.widen(buf, cb.H)
+	return buf, func() {
+		halfScratch.Lock()
+		if len(halfScratch.free) < 3 {
+			halfScratch.free = append(halfScratch.free, buf)
+		}
+		halfScratch.Unlock()
+	}
+}
+
+// UploadF16 implements tensor.HalfDevice.
+func (d *Device) UploadF16(dst tensor.Buffer, off int, src []uint16) error {
+	b, err := d.own(dst, tensor.F16, off, len(src))
+	if err == nil {
+		copy(b.H[off:], src)
+	}
+	return err
+}
+
+var _ tensor.HalfDevice = (*Device)(nil)
