@@ -27,6 +27,9 @@ type LoadOptions struct {
 	// Storage says when Linear and Conv2d weights (Param.Matrix) are kept in
 	// half precision on devices that can (tensor.HalfDevice).
 	Storage Storage
+	// Device receives parameters built on tensor.ShapesOnly (each gets its
+	// buffer there as it is read, so no placeholder memory is ever touched).
+	Device tensor.Device
 }
 
 // Storage is the precision loaded weights are kept in.
@@ -106,15 +109,19 @@ func LoadParams(ps []Param, st *SafeTensors, opt LoadOptions) error {
 		if !slices.Equal(info.Shape, p.T.Shape()) {
 			return fmt.Errorf("%s: tensor %q has shape %v, the config wants %v", st.Path, key, info.Shape, p.T.Shape())
 		}
+		dev := p.T.Device()
+		if p.T.IsShapesOnly() {
+			if opt.Device == nil {
+				return fmt.Errorf("%s: parameter %q has no device to load onto", st.Path, p.Name)
+			}
+			dev = opt.Device
+		}
 		var err error
 		half := opt.Storage == StoreF16 || (opt.Storage == StoreAsFile && info.DType == STF16)
-		if hd, ok := p.T.Device().(tensor.HalfDevice); ok && half && p.Matrix {
+		if hd, ok := dev.(tensor.HalfDevice); ok && half && p.Matrix {
 			err = loadHalf(hd, p.T, st, key)
 		} else {
-			var v []float32
-			if v, _, err = st.Float32(key); err == nil {
-				err = p.T.Device().UploadF32(p.T.Buffer(), 0, v)
-			}
+			err = loadFloat(dev, p.T, st, key)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: tensor %q: %w", st.Path, key, err)
@@ -122,6 +129,25 @@ func LoadParams(ps []Param, st *SafeTensors, opt LoadOptions) error {
 		st.DropPages(key)
 	}
 	return nil
+}
+
+// loadFloat fills t (binding it to a new buffer on dev first when it is
+// shapes only) with st's tensor key in float32.
+func loadFloat(dev tensor.Device, t *tensor.Tensor, st *SafeTensors, key string) error {
+	v, _, err := st.Float32(key)
+	if err != nil {
+		return err
+	}
+	if t.IsShapesOnly() {
+		buf, err := dev.Alloc(tensor.F32, len(v))
+		if err != nil {
+			return err
+		}
+		if err := t.Bind(buf); err != nil {
+			return err
+		}
+	}
+	return dev.UploadF32(t.Buffer(), 0, v)
 }
 
 // loadHalf binds t to a new half-precision buffer holding st's tensor key.

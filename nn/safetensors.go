@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -434,7 +435,9 @@ func F32ToF16(f float32) uint16 {
 }
 
 // STTensor is one tensor to write: float data (F32, F16 or BF16), float64
-// data (F64) or int64 data (I64).
+// data (F64) or int64 data (I64). For a float tensor too large to hold
+// twice, Fill may produce the values instead of F (called once, with a
+// slice of the tensor's size).
 type STTensor struct {
 	Name  string
 	DType STDType
@@ -442,10 +445,12 @@ type STTensor struct {
 	F     []float32
 	D     []float64
 	I     []int64
+	Fill  func(dst []float32)
 }
 
 // WriteSafeTensors writes tensors atomically: to a temporary file in the same
-// directory, fsynced, then renamed over path. Tensors are laid out in name order.
+// directory, fsynced, then renamed over path. Tensors are laid out in name
+// order and streamed to the file one at a time.
 func WriteSafeTensors(path string, tensors []STTensor, metadata map[string]string) error {
 	ts := slices.Clone(tensors)
 	slices.SortFunc(ts, func(a, b STTensor) int { return cmpStr(a.Name, b.Name) })
@@ -453,56 +458,40 @@ func WriteSafeTensors(path string, tensors []STTensor, metadata map[string]strin
 	if len(metadata) > 0 {
 		header["__metadata__"] = metadata
 	}
-	var body bytes.Buffer
+	offset := 0
 	for i, t := range ts {
 		if i > 0 && t.Name == ts[i-1].Name {
 			return fmt.Errorf("write %s: tensor %q given twice", path, t.Name)
 		}
+		size, ok := stSizes[t.DType]
+		if !ok || t.DType == STI32 || t.DType == STU8 {
+			return fmt.Errorf("write %s: tensor %q: cannot write dtype %q", path, t.Name, t.DType)
+		}
 		n := 1
-		for _, s := range t.Shape {
-			n *= s
+		for _, d := range t.Shape {
+			n *= d
 		}
-		begin := body.Len()
-		var err error
+		var have int
 		switch t.DType {
-		case STF32, STF16, STBF16:
-			if len(t.F) != n {
-				err = fmt.Errorf("%d values for shape %v", len(t.F), t.Shape)
-				break
-			}
-			for _, v := range t.F {
-				switch t.DType {
-				case STF32:
-					binary.Write(&body, binary.LittleEndian, math.Float32bits(v))
-				case STF16:
-					binary.Write(&body, binary.LittleEndian, F32ToF16(v))
-				case STBF16:
-					binary.Write(&body, binary.LittleEndian, f32ToBF16(v))
-				}
-			}
 		case STF64:
-			if len(t.D) != n {
-				err = fmt.Errorf("%d values for shape %v", len(t.D), t.Shape)
-				break
-			}
-			binary.Write(&body, binary.LittleEndian, t.D)
+			have = len(t.D)
 		case STI64:
-			if len(t.I) != n {
-				err = fmt.Errorf("%d values for shape %v", len(t.I), t.Shape)
-				break
-			}
-			binary.Write(&body, binary.LittleEndian, t.I)
+			have = len(t.I)
 		default:
-			err = fmt.Errorf("cannot write dtype %q", t.DType)
+			have = len(t.F)
+			if t.F == nil && t.Fill != nil {
+				have = n
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("write %s: tensor %q: %v", path, t.Name, err)
+		if have != n {
+			return fmt.Errorf("write %s: tensor %q: %d values for shape %v", path, t.Name, have, t.Shape)
 		}
 		shape := t.Shape
 		if shape == nil {
 			shape = []int{}
 		}
-		header[t.Name] = map[string]any{"dtype": t.DType, "shape": shape, "data_offsets": []int{begin, body.Len()}}
+		header[t.Name] = map[string]any{"dtype": t.DType, "shape": shape, "data_offsets": []int{offset, offset + n*size}}
+		offset += n * size
 	}
 	hj, err := json.Marshal(header)
 	if err != nil {
@@ -511,11 +500,44 @@ func WriteSafeTensors(path string, tensors []STTensor, metadata map[string]strin
 	for len(hj)%8 != 0 { // pad so the data section starts 8-byte aligned
 		hj = append(hj, ' ')
 	}
-	var out bytes.Buffer
-	binary.Write(&out, binary.LittleEndian, uint64(len(hj)))
-	out.Write(hj)
-	out.Write(body.Bytes())
-	return WriteFileAtomic(path, out.Bytes())
+	return writeAtomic(path, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		binary.Write(bw, binary.LittleEndian, uint64(len(hj)))
+		bw.Write(hj)
+		var buf []byte
+		for _, t := range ts {
+			switch t.DType {
+			case STF64:
+				binary.Write(bw, binary.LittleEndian, t.D)
+			case STI64:
+				binary.Write(bw, binary.LittleEndian, t.I)
+			default:
+				v := t.F
+				if v == nil && t.Fill != nil {
+					n := 1
+					for _, d := range t.Shape {
+						n *= d
+					}
+					v = make([]float32, n)
+					t.Fill(v)
+				}
+				size := stSizes[t.DType]
+				buf = slices.Grow(buf[:0], len(v)*size)[:len(v)*size]
+				for i, x := range v {
+					switch t.DType {
+					case STF32:
+						binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(x))
+					case STF16:
+						binary.LittleEndian.PutUint16(buf[2*i:], F32ToF16(x))
+					case STBF16:
+						binary.LittleEndian.PutUint16(buf[2*i:], f32ToBF16(x))
+					}
+				}
+				bw.Write(buf)
+			}
+		}
+		return bw.Flush()
+	})
 }
 
 func f32ToBF16(f float32) uint16 {
@@ -540,23 +562,31 @@ func cmpStr(a, b string) int {
 // directory that is fsynced and renamed, so path always holds either the old
 // or the new content, never a half-written one.
 func WriteFileAtomic(path string, data []byte) error {
+	return writeAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeAtomic runs write on a temporary file beside path, fsyncs it, renames
+// it over path and fsyncs the directory; on any failure the temporary file
+// is removed and path is untouched.
+func writeAtomic(path string, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
 	name := tmp.Name()
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		os.Remove(name)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
 	fail := func(err error) error {
 		tmp.Close()
 		os.Remove(name)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err := tmp.Write(data); err != nil {
+	if err := tmp.Chmod(0o644); err != nil {
+		return fail(err)
+	}
+	if err := write(tmp); err != nil {
 		return fail(err)
 	}
 	if err := tmp.Sync(); err != nil {

@@ -274,15 +274,17 @@ func LoadUNet2DFiles(dev tensor.Device, configPath, weightsPath string) (*UNet2D
 	if err != nil {
 		return nil, err
 	}
-	m, err := newUNet2D(dev, cfg, nil)
+	m, err := newUNet2D(tensor.ShapesOnly(), cfg, nil) // parameters get their buffers as they load
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", configPath, err)
 	}
+	m.Device = dev
 	st, err := ReadSafeTensors(weightsPath)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.LoadWeights(st); err != nil {
+	defer st.Close()
+	if err := LoadParams(m.Params(), st, LoadOptions{Rename: ConvertLegacyKey, Device: dev}); err != nil {
 		return nil, err
 	}
 	return m, nil

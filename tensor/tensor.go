@@ -372,18 +372,19 @@ func wantWeight(op string, w *Tensor) {
 }
 
 // Bind replaces the storage of t, a dense tensor that is not a view, with
-// b: the same number of elements on the same device, in b's dtype (F16 lets
-// a loader keep a weight in half precision). It records nothing.
+// b: the same number of elements on the same device (or any device when t
+// is ShapesOnly), in b's dtype (F16 lets a loader keep a weight in half
+// precision). It records nothing.
 func (t *Tensor) Bind(b Buffer) error {
 	switch {
-	case b.Device() != t.dev:
+	case b.Device() != t.dev && !t.IsShapesOnly():
 		return &Error{Op: "bind", Msg: fmt.Sprintf("buffer on %s for a tensor on %s", b.Device().Name(), t.dev.Name())}
 	case b.Len() != t.Numel():
 		return &Error{Op: "bind", Msg: fmt.Sprintf("buffer of %d elements for a tensor of %d", b.Len(), t.Numel())}
 	case t.off != 0 || !t.IsDense():
 		return &Error{Op: "bind", Msg: "the tensor is a view"}
 	}
-	t.buf, t.dtype = b, b.DType()
+	t.buf, t.dtype, t.dev = b, b.DType(), b.Device()
 	return nil
 }
 

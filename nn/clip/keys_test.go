@@ -5,7 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/godiffuse/godiffuse/internal/shapedev"
+	"github.com/godiffuse/godiffuse/internal/sdfixtures"
+	"github.com/godiffuse/godiffuse/tensor"
 )
 
 // TestFullSizeKeys: SD 1.5's CLIP ViT-L/14 text tower and SD 2.1's OpenCLIP
@@ -21,11 +22,11 @@ func TestFullSizeKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := NewTextModel(shapedev.New(), cfg, nil)
+		m, err := NewTextModel(tensor.ShapesOnly(), cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := shapedev.CheckKeys(t, filepath.Join(dir, "text_encoder.keys.txt"), m.Params()); n != want {
+		if n := sdfixtures.CheckKeys(t, filepath.Join(dir, "text_encoder.keys.txt"), m.Params()); n != want {
 			t.Errorf("%s: %d parameters, want %d", name, n, want)
 		}
 	}

@@ -285,10 +285,11 @@ func LoadTextModel(dev tensor.Device, dir string, storage nn.Storage) (*TextMode
 	if err != nil {
 		return nil, fmt.Errorf("text encoder: %w", err)
 	}
-	m, err := NewTextModel(dev, c, nil)
+	m, err := NewTextModel(tensor.ShapesOnly(), c, nil) // parameters get their buffers as they load
 	if err != nil {
 		return nil, err
 	}
+	m.Device = dev
 	st, err := nn.ReadSafeTensors(weights)
 	if err != nil {
 		return nil, err
@@ -296,7 +297,7 @@ func LoadTextModel(dev tensor.Device, dir string, storage nn.Storage) (*TextMode
 	// Old files also hold the int64 buffer text_model.embeddings.position_ids.
 	ignore := func(k string) bool { return strings.HasSuffix(k, "embeddings.position_ids") }
 	defer st.Close()
-	if err := nn.LoadParams(m.Params(), st, nn.LoadOptions{Ignore: ignore, Storage: storage}); err != nil {
+	if err := nn.LoadParams(m.Params(), st, nn.LoadOptions{Ignore: ignore, Storage: storage, Device: dev}); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -69,6 +69,13 @@ func NewCondition(dev tensor.Device, c ConditionConfig, seed uint64) (*Condition
 	return newCondition(dev, c, rand.New(rand.NewPCG(seed, 0x5eed)))
 }
 
+// BuildCondition builds the module tree with zero parameters: shapes and
+// names awaiting weights (no random draws; on a fresh device the untouched
+// zeros cost no memory until written).
+func BuildCondition(dev tensor.Device, c ConditionConfig) (*Condition, error) {
+	return newCondition(dev, c, nil)
+}
+
 // newCondition builds the module tree; with r nil every parameter is a zero
 // tensor of its shape awaiting weights from a file.
 func newCondition(dev tensor.Device, c ConditionConfig, r *rand.Rand) (*Condition, error) {
@@ -361,11 +368,12 @@ func LoadCondition(dev tensor.Device, dir string, storage nn.Storage) (*Conditio
 		return nil, err
 	}
 	defer st.Close()
-	m, err := newCondition(dev, cfg, nil)
+	m, err := newCondition(tensor.ShapesOnly(), cfg, nil) // parameters get their buffers as they load
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	if err := nn.LoadParams(m.Params(), st, nn.LoadOptions{Rename: nn.ConvertLegacyKey, Storage: storage}); err != nil {
+	m.Device = dev
+	if err := nn.LoadParams(m.Params(), st, nn.LoadOptions{Rename: nn.ConvertLegacyKey, Storage: storage, Device: dev}); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -4,7 +4,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/godiffuse/godiffuse/internal/shapedev"
+	"github.com/godiffuse/godiffuse/internal/sdfixtures"
+	"github.com/godiffuse/godiffuse/tensor"
 )
 
 // TestFullSizeKeys builds SD 1.5's and SD 2.1's U-Nets from their real
@@ -17,11 +18,11 @@ func TestFullSizeKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := newCondition(shapedev.New(), cfg, nil)
+		m, err := newCondition(tensor.ShapesOnly(), cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := shapedev.CheckKeys(t, filepath.Join(dir, "unet.keys.txt"), m.Params()); n != want {
+		if n := sdfixtures.CheckKeys(t, filepath.Join(dir, "unet.keys.txt"), m.Params()); n != want {
 			t.Errorf("%s: %d parameters, want %d", name, n, want)
 		}
 	}

@@ -5,7 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/godiffuse/godiffuse/internal/shapedev"
+	"github.com/godiffuse/godiffuse/internal/sdfixtures"
+	"github.com/godiffuse/godiffuse/tensor"
 )
 
 // TestFullSizeKeys: SD 1.5's and SD 2.1's VAEs, every key and shape.
@@ -20,11 +21,11 @@ func TestFullSizeKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := newVAE(shapedev.New(), cfg, nil)
+		v, err := newVAE(tensor.ShapesOnly(), cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := shapedev.CheckKeys(t, filepath.Join(dir, "vae.keys.txt"), v.Params()); n != 83653863 {
+		if n := sdfixtures.CheckKeys(t, filepath.Join(dir, "vae.keys.txt"), v.Params()); n != 83653863 {
 			t.Errorf("%s: %d parameters, want 83,653,863", name, n)
 		}
 	}

@@ -158,6 +158,9 @@ func New(dev tensor.Device, c Config, seed uint64) (*AutoencoderKL, error) {
 	return newVAE(dev, c, rand.New(rand.NewPCG(seed, 0x5eed)))
 }
 
+// Build builds the module tree with zero parameters awaiting weights.
+func Build(dev tensor.Device, c Config) (*AutoencoderKL, error) { return newVAE(dev, c, nil) }
+
 func newVAE(dev tensor.Device, c Config, r *rand.Rand) (*AutoencoderKL, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -369,11 +372,12 @@ func Load(dev tensor.Device, dir string, storage nn.Storage) (*AutoencoderKL, er
 		return nil, err
 	}
 	defer st.Close()
-	v, err := newVAE(dev, c, nil)
+	v, err := newVAE(tensor.ShapesOnly(), c, nil) // parameters get their buffers as they load
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	if err := nn.LoadParams(v.Params(), st, nn.LoadOptions{Rename: convertLegacyKey, Storage: storage}); err != nil {
+	v.Device = dev
+	if err := nn.LoadParams(v.Params(), st, nn.LoadOptions{Rename: convertLegacyKey, Storage: storage, Device: dev}); err != nil {
 		return nil, err
 	}
 	return v, nil

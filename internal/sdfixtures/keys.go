@@ -1,4 +1,4 @@
-package shapedev
+package sdfixtures
 
 import (
 	"bufio"
