@@ -10,6 +10,9 @@
 //	sampler_ddim.go    DDIM with η (Song et al. 2021) and timestep spacings
 //	sampler_dpmpp.go   DPM-Solver++(2M) (Lu et al. 2022)
 //	guidance.go        classifier-free guidance (Ho & Salimans 2022) with rescale (Lin et al. 2024)
+//	scheduler_config.go  diffusers' scheduler_config.json and its ᾱ, bit-exact with torch
+//	sampler_sigma.go   the Stable Diffusion samplers in σ-space with diffusers' points: DDIM,
+//	                   Euler, Euler ancestral, DPM-Solver++(2M), Karras σ's (Karras et al. 2022)
 //
 // Notation: ᾱ_t = Π_{s≤t} (1-β_s), α_t = √ᾱ_t, σ_t = √(1-ᾱ_t), so
 // x_t = α_t·x_0 + σ_t·ε. Timesteps are integers in [0, T).

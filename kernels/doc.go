@@ -9,10 +9,16 @@
 // Files, one per op family:
 //
 //	cpu.go          the Device and Buffer types, memory, strided copy, parallelFor
+//	dispatch.go     the vector level (cpuid, GODIFFUSE_CPU) and the GEMM entry points per level
 //	elementwise.go  unary, binary (broadcasting), reductions, dropout, Adam step
-//	gemm.go         MatMul and the blocked sgemm it runs on
-//	conv.go         Conv2D forward and both backward passes (im2col + sgemm)
+//	fastmath.go     fast float32 exp, GELU (erfc fit) and softmax rows above the generic level
+//	gemm.go         MatMul and the reference blocked sgemm
+//	gemm_packed.go  the packed GEMM (GotoBLAS structure) around the SIMD micro-kernels
+//	conv.go         Conv2D forward and both backward passes (im2col, shifted rows, 1×1)
+//	winograd.go     Winograd F(2×2, 3×3) for the stride-1 3×3 convolutions, all three passes
 //	norm.go         group/layer normalization and its backward
-//	attention.go    softmax and multi-head attention, forward and backward
+//	attention.go    softmax and multi-head attention, forward and backward; inference by
+//	                blocks of query rows with Kᵀ and V packed once per head
+//	half.go         half-precision (F16) weights: widening to float32 per use
 //	misc.go         nearest upsampling, embedding gather/scatter
 package kernels

@@ -4,11 +4,17 @@
 // by diffusers' state-dict keys. It also reads and writes safetensors files
 // (validated before they are trusted; written atomically) and has the
 // optimizers Adam and AdamW with PyTorch's semantics and gradient clipping.
+// Model families live below it: nn/unet (UNet2DConditionModel), nn/vae
+// (AutoencoderKL), nn/clip (CLIP tokenizer and text encoder); they are built
+// from nn's layers and blocks and list their parameters with Collect.
 //
-//	layers.go       Param, Linear, Conv2d, GroupNorm, LayerNorm, Embedding
+//	layers.go       Param, ParamList, Linear, Conv2d, GroupNorm, LayerNorm, Embedding
+//	params.go       what every model does with its parameters: LoadParams (strict, names the
+//	                file and tensor; float32 or half storage), NoGrad, CountParams, StateDict
 //	blocks.go       time projection and embedding, ResnetBlock2D, Attention, down/up/mid blocks
 //	config.go       UNet2DConfig: parsing with diffusers' defaults, validation naming the field
 //	unet2d.go       UNet2D: construction, Forward, loading and saving checkpoints
-//	safetensors.go  the safetensors reader and writer, atomic file writes
+//	safetensors.go  the safetensors reader (memory-mapped by mmap_*.go) and streaming writer,
+//	                atomic file writes
 //	optim.go        Adam, AdamW, ClipGradNorm
 package nn

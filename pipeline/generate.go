@@ -25,7 +25,7 @@ type Options struct {
 	Guidance float64 // classifier-free guidance scale (default 7.5; ≤ 1 runs the prompt alone)
 	Sampler  string  // one of ddpm.SigmaSamplerNames (default dpm++2m-karras)
 	Seed     uint64
-	Width    int // pixels, multiples of SizeStep (default DefaultSize)
+	Width    int // pixels, a multiple of SizeStep, 8 for SD (default DefaultSize)
 	Height   int
 	N        int // images (default 1), each with seed Seed+i, made one after another
 	ClipSkip int // use the text encoder's layer −(1+ClipSkip) for the prompt, as diffusers' clip_skip
@@ -81,8 +81,8 @@ func (p *Pipeline) withDefaults(o Options) (Options, error) {
 	case math.IsNaN(o.Guidance) || math.IsInf(o.Guidance, 0) || o.Guidance < 0 || o.Guidance > 100:
 		return o, fmt.Errorf("guidance %g: want 0 … 100", o.Guidance)
 	case o.Width < step || o.Height < step || o.Width > MaxSide || o.Height > MaxSide || o.Width%step != 0 || o.Height%step != 0:
-		return o, fmt.Errorf("size %d×%d: width and height must be multiples of %d from %d to %d (the VAE's ×%d and the U-Net's %d halvings)",
-			o.Width, o.Height, step, step, MaxSide, p.ImageFactor(), len(p.UNet.Config.BlockOutChannels)-1)
+		return o, fmt.Errorf("size %d×%d: width and height must be multiples of %d (the VAE's factor) from %d to %d",
+			o.Width, o.Height, step, step, MaxSide)
 	case o.N < 1 || o.N > MaxImages:
 		return o, fmt.Errorf("n %d: want 1 … %d images", o.N, MaxImages)
 	case o.ClipSkip < 0 || o.ClipSkip >= p.TextEncoder.Config.NumHiddenLayers:

@@ -156,10 +156,8 @@ func (p *Pipeline) Objective() ddpm.Objective {
 func (p *Pipeline) ImageFactor() int { return p.VAE.DownFactor() }
 
 // SizeStep is what width and height must be multiples of: the VAE's factor
-// times the U-Net's total downsampling (64 for SD 1.x/2.x).
-func (p *Pipeline) SizeStep() int {
-	return p.ImageFactor() << (len(p.UNet.Config.BlockOutChannels) - 1)
-}
+// (8 for SD; the U-Net takes latents of any size, as diffusers' does).
+func (p *Pipeline) SizeStep() int { return p.ImageFactor() }
 
 // DefaultSize is the U-Net's sample_size times the VAE factor (512 for SD 1.5).
 func (p *Pipeline) DefaultSize() int {

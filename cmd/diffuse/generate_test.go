@@ -71,7 +71,7 @@ func TestGenerateErrors(t *testing.T) {
 		{[]string{"-prompt", "x"}, "-model"},
 		{[]string{"-model", tmp, "-prompt", "x", "-out", out}, "not a diffusers pipeline folder"},
 		{[]string{"-model", filepath.Join(tmp, "nope"), "-out", out}, "no such file"},
-		{[]string{"-model", dir, "-width", "42", "-out", out}, "multiples of 4"},
+		{[]string{"-model", dir, "-width", "41", "-out", out}, "multiples of 2"},
 		{[]string{"-model", dir, "-steps", "0", "-out", out}, "-steps 0"},
 		{[]string{"-model", dir, "-n", "-1", "-out", out}, "-n -1"},
 		{[]string{"-model", dir, "-sampler", "plms", "-out", out}, "unknown sampler"},

@@ -6,9 +6,11 @@
 //	              operand unpacked through row offsets (SgemmRowsKernelAVX2
 //	              for B, SgemmRowsAKernelAVX2 for A), each with a Store
 //	              variant; PackA6AVX2 (six-row A panels); and the vector
-//	              kernels around them (gen/exp.go, adam.go, softmax.go,
-//	              pack.go): exp, SiLU and its gradient, AdamW, softmax
-//	              passes, a·x + b, binary ops, the norm gradient
+//	              kernels around them (gen/exp.go, gelu.go, half.go, adam.go,
+//	              softmax.go, pack.go, winograd.go): exp, SiLU and its
+//	              gradient, the erf GELU, half → float32 widening (F16C),
+//	              AdamW, softmax passes, a·x + b, binary ops, the norm
+//	              gradient, the Winograd transforms
 //	asm_amd64.go  their Go declarations
 //	asm_other.go  the same functions in plain Go for other architectures and
 //	              the noasm build tag

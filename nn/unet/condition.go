@@ -24,7 +24,7 @@ import (
 //	             each output pushed; a stride-2 conv except in the last
 //	mid: resnet → Transformer2D → resnet
 //	up blocks:   resnet(cat(h, skips.pop())) (+ Transformer2D) per layer,
-//	             nearest ×2 + conv except in the last
+//	             nearest ×2 (cut to the next skip's size) + conv except in the last
 //	out = conv_out(silu(conv_norm_out(h)))
 // ---------------------------------------------------------------------------
 
@@ -235,9 +235,8 @@ func (m *Condition) Forward(x *tensor.Tensor, timesteps []float32, ctx *tensor.T
 		return nil, fmt.Errorf("unet: input %v, want (B, %d, H, W)", x.Shape(), c.InChannels)
 	}
 	B := x.Dim(0)
-	if f := 1 << (len(c.BlockOutChannels) - 1); x.Dim(2)%f != 0 || x.Dim(3)%f != 0 {
-		return nil, fmt.Errorf("unet: latent size %d×%d must be divisible by %d (for Stable Diffusion: an image size that is a multiple of %d)",
-			x.Dim(2), x.Dim(3), f, 8*f)
+	if x.Dim(2) < 1 || x.Dim(3) < 1 {
+		return nil, fmt.Errorf("unet: empty input %v", x.Shape())
 	}
 	if ctx == nil || ctx.Rank() != 3 || ctx.Dim(0) != B {
 		return nil, fmt.Errorf("unet: encoder_hidden_states must be (%d, L, D), have %v", B, shapeOf(ctx))
@@ -338,7 +337,14 @@ func (m *Condition) forward(x *tensor.Tensor, timesteps []float32, ctx *tensor.T
 			}
 		}
 		if b.Upsampler != nil {
-			h = b.Upsampler.Forward(tensor.Upsample2x(h))
+			// Nearest ×2, cut to the next skip's size: for a side that did not
+			// halve evenly (the stride-2 convolutions round up) this is exactly
+			// diffusers' interpolation to that size (⌊i·h/(2h−1)⌋ = ⌊i/2⌋).
+			up := tensor.Upsample2x(h)
+			if next := skips[len(skips)-1]; next.Dim(2) != up.Dim(2) || next.Dim(3) != up.Dim(3) {
+				up = up.Narrow(2, 0, next.Dim(2)).Narrow(3, 0, next.Dim(3))
+			}
+			h = b.Upsampler.Forward(up)
 		}
 		put(fmt.Sprintf("up/%d", i), h)
 	}

@@ -88,3 +88,33 @@ func checkGrads(t *testing.T, io *nn.SafeTensors, params []nn.Param) {
 		t.Error("no parameter gradients checked")
 	}
 }
+
+// TestConditionOddSizes: latent sizes that do not halve evenly (17×13,
+// 15×16) against testdata/sd-odd, made by make_odd.py there from the
+// reference (diffusers interpolates each upsampler to its skip's size).
+func TestConditionOddSizes(t *testing.T) {
+	dev := kernels.CPU()
+	io, err := nn.ReadSafeTensors(filepath.Join("..", "..", "testdata", "sd-odd", "io.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadCondition(dev, filepath.Join("..", "..", "testdata", "sd", io.Metadata["unet"]), nn.StoreF32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.NoGrad()()
+	for i := 0; sdfixtures.Has(io, fmt.Sprintf("size/%d/x", i)); i++ {
+		key := func(k string) string { return fmt.Sprintf("size/%d/%s", i, k) }
+		xv, xs := sdfixtures.Float32(t, io, key("x"))
+		cv, cs := sdfixtures.Float32(t, io, key("encoder_hidden_states"))
+		var ts []float32
+		for _, v := range sdfixtures.Int64(t, io, key("t")) {
+			ts = append(ts, float32(v))
+		}
+		out, err := m.Forward(tensor.FromFloat32(dev, xv, xs...), ts, tensor.FromFloat32(dev, cv, cs...), nil, nil)
+		if err != nil {
+			t.Fatalf("%v: %v", xs, err)
+		}
+		sdfixtures.Compare(t, io, key("out"), out, tolAct)
+	}
+}
