@@ -313,6 +313,15 @@ func TestAttentionAgainstNaive(t *testing.T) {
 				dl.Attention(o, nil, &Buffer{dev: dl, F: q}, &Buffer{dev: dl, F: k}, &Buffer{dev: dl, F: v}, p)
 				closeTo(t, fmt.Sprintf("attention without probs, %v, tile %d", level, tile), o.F[:len(q)], want, 1e-5)
 				checkGuard(t, "attention without probs", o, len(q))
+				if mk, ok := dl.microKernel(); ok { // the packed path whatever the number of keys
+					op := make([]float32, len(q)+1)
+					op[len(q)] = 42
+					dl.attentionPacked(mk, op[:len(q)], q, k, v, p)
+					closeTo(t, fmt.Sprintf("packed attention, %v, tile %d", level, tile), op[:len(q)], want, 1e-5)
+					if op[len(q)] != 42 {
+						t.Fatalf("packed attention wrote past its output")
+					}
+				}
 			}
 		}
 		attnTileBytes = saved
