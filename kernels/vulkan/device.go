@@ -1,3 +1,5 @@
+//go:build !windows
+
 // Package vulkan is the GPU backend: a tensor.Device that runs the ops as
 // Vulkan compute shaders, loading libvulkan.so.1 at run time through purego
 // (no cgo; CGO_ENABLED=0 builds keep working and a machine without Vulkan
