@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
@@ -26,7 +27,7 @@ type tokensFixture struct {
 
 // realTokenizerDir is a tokenizer folder with the real CLIP vocabulary: the
 // pipeline fixture's.
-func realTokenizerDir(t *testing.T) string {
+func realTokenizerDir(t testing.TB) string {
 	for _, dir := range sdfixtures.Folders(t, sdfixtures.Pipeline) {
 		return filepath.Join(dir, "tokenizer")
 	}
@@ -111,4 +112,39 @@ func TestLoadTokenizerErrors(t *testing.T) {
 	if _, err := LoadTokenizer(dir); err == nil || !strings.Contains(err.Error(), "vocab.json") {
 		t.Fatalf("bad vocab.json: %v", err)
 	}
+}
+
+// FuzzTokenize: any string tokenizes to exactly MaxLength ids in the
+// vocabulary, starting with bos, without a panic.
+func FuzzTokenize(f *testing.F) {
+	for _, s := range []string{"a photo of a cat", "", "<|endoftext|>!", "&amp;&notit;", "İΣΣ ﬁ", "\x00\x85\u2028", "🗻🗻"} {
+		f.Add(s)
+	}
+	dir := realTokenizerDir(f)
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, err := cachedTokenizer(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, _ := tok.Tokenize(s)
+		if len(ids) != tok.MaxLength || ids[0] != int64(tok.BosID()) {
+			t.Fatalf("%q: %d ids starting %v", s, len(ids), ids[:1])
+		}
+		for _, id := range ids {
+			if id < 0 || id >= int64(len(tok.vocab)) {
+				t.Fatalf("%q: id %d outside the vocabulary", s, id)
+			}
+		}
+	})
+}
+
+var (
+	tokOnce sync.Once
+	tokVal  *Tokenizer
+	tokErr  error
+)
+
+func cachedTokenizer(dir string) (*Tokenizer, error) {
+	tokOnce.Do(func() { tokVal, tokErr = LoadTokenizer(dir) })
+	return tokVal, tokErr
 }
