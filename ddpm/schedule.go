@@ -21,6 +21,9 @@ type Schedule struct {
 	PosteriorMeanCoef1, PosteriorMeanCoef2 []float64
 }
 
+// MaxTimesteps bounds T (checked before anything is allocated).
+const MaxTimesteps = 100_000
+
 // Schedule names accepted by NewSchedule.
 var ScheduleNames = []string{"linear", "scaled_linear", "cosine", "sigmoid"}
 
@@ -32,8 +35,8 @@ var ScheduleNames = []string{"linear", "scaled_linear", "cosine", "sigmoid"}
 //	               β_t = min(1 - ᾱ(t+1)/ᾱ(t), 0.999) (Nichol & Dhariwal 2021; diffusers' squaredcos_cap_v2)
 //	sigmoid        β = 1e-4 + (0.02 - 1e-4)·sigmoid(x), x evenly spaced in [-6, 6] (Xu et al., GeoDiff)
 func NewSchedule(name string, T int) (*Schedule, error) {
-	if T < 2 {
-		return nil, fmt.Errorf("schedule: want at least 2 timesteps, have %d", T)
+	if T < 2 || T > MaxTimesteps {
+		return nil, fmt.Errorf("schedule: want 2 … %d timesteps, have %d", MaxTimesteps, T)
 	}
 	const start, end = 1e-4, 0.02
 	betas := make([]float64, T)

@@ -49,21 +49,27 @@ func DefaultTrainConfig() TrainConfig {
 
 // Validate names the first bad field.
 func (c TrainConfig) Validate() error {
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	// Every range is written so that NaN falls outside it.
 	switch {
-	case c.Steps < 0:
-		return fmt.Errorf("steps: want ≥ 0, have %d", c.Steps)
-	case c.Batch < 1:
-		return fmt.Errorf("batch: want ≥ 1, have %d", c.Batch)
-	case !(c.LR > 0):
-		return fmt.Errorf("lr: want > 0, have %g", c.LR)
-	case c.WarmupSteps < 0:
-		return fmt.Errorf("warmup: want ≥ 0, have %d", c.WarmupSteps)
-	case c.EMADecay < 0 || c.EMADecay >= 1:
+	case c.Steps < 0 || c.Steps > MaxTrainSteps:
+		return fmt.Errorf("steps: want 0 … %d, have %d", MaxTrainSteps, c.Steps)
+	case c.Batch < 1 || c.Batch > MaxBatch:
+		return fmt.Errorf("batch: want 1 … %d, have %d", MaxBatch, c.Batch)
+	case !(c.LR > 0 && c.LR <= 10):
+		return fmt.Errorf("lr: want 0 < lr ≤ 10, have %g", c.LR)
+	case c.WarmupSteps < 0 || c.WarmupSteps > MaxTrainSteps:
+		return fmt.Errorf("warmup: want 0 … %d, have %d", MaxTrainSteps, c.WarmupSteps)
+	case !(c.WeightDecay >= 0 && finite(c.WeightDecay)):
+		return fmt.Errorf("weight-decay: want a finite value ≥ 0, have %g", c.WeightDecay)
+	case !(c.EMADecay >= 0 && c.EMADecay < 1):
 		return fmt.Errorf("ema: want 0 ≤ decay < 1, have %g", c.EMADecay)
-	case c.CondDrop < 0 || c.CondDrop >= 1:
+	case !(c.CondDrop >= 0 && c.CondDrop < 1):
 		return fmt.Errorf("cond-drop: want 0 ≤ p < 1, have %g", c.CondDrop)
-	case c.ClipNorm < 0:
-		return fmt.Errorf("clip: want ≥ 0, have %g", c.ClipNorm)
+	case !(c.ClipNorm >= 0 && finite(c.ClipNorm)):
+		return fmt.Errorf("clip: want a finite value ≥ 0 (0: off), have %g", c.ClipNorm)
+	case !(c.MinSNRGamma >= 0 && finite(c.MinSNRGamma)):
+		return fmt.Errorf("min-snr: want a finite value ≥ 0 (0: off), have %g", c.MinSNRGamma)
 	}
 	if _, err := ParseObjective(c.Objective); err != nil {
 		return fmt.Errorf("objective: %w", err)
@@ -73,6 +79,12 @@ func (c TrainConfig) Validate() error {
 	}
 	return nil
 }
+
+// Bounds of a training run's settings.
+const (
+	MaxTrainSteps = 100_000_000
+	MaxBatch      = 65536
+)
 
 // Trainer holds everything a run needs; Checkpoint and Resume save and
 // restore all of it.

@@ -154,6 +154,9 @@ func blockType(name string) string { return strings.TrimPrefix(name, "UNetRes") 
 // each error names the field and what was expected.
 func (c UNet2DConfig) Validate() error {
 	n := len(c.BlockOutChannels)
+	if err := c.checkBounds(); err != nil {
+		return err
+	}
 	switch {
 	case n == 0:
 		return fmt.Errorf("field block_out_channels: want at least one block")
@@ -214,6 +217,54 @@ func (c UNet2DConfig) Validate() error {
 	}
 	if c.BlockOutChannels[0] < 2 {
 		return fmt.Errorf("field block_out_channels[0]: want ≥ 2 for the time projection")
+	}
+	return nil
+}
+
+// Bounds every UNet2D config must respect, checked before anything is
+// allocated (model files come from the internet).
+const (
+	MaxChannels  = 1 << 14
+	maxBlocks    = 16
+	maxLayers    = 64
+	maxClasses   = 1 << 20
+	maxImageSide = 1 << 14
+	// MaxParams bounds the parameters a config may describe (16 GiB of float32).
+	MaxParams = 4 << 30
+)
+
+func (c UNet2DConfig) checkBounds() error {
+	in := func(v, lo, hi int) bool { return v >= lo && v <= hi }
+	switch {
+	case len(c.BlockOutChannels) > maxBlocks:
+		return fmt.Errorf("field block_out_channels: %d blocks, want at most %d", len(c.BlockOutChannels), maxBlocks)
+	case !in(c.InChannels, 1, MaxChannels) || !in(c.OutChannels, 1, MaxChannels):
+		return fmt.Errorf("fields in_channels/out_channels: want 1 … %d, have %d/%d", MaxChannels, c.InChannels, c.OutChannels)
+	case !in(c.LayersPerBlock, 1, maxLayers):
+		return fmt.Errorf("field layers_per_block: want 1 … %d, have %d", maxLayers, c.LayersPerBlock)
+	case !in(c.NormNumGroups, 1, MaxChannels):
+		return fmt.Errorf("field norm_num_groups: want 1 … %d, have %d", MaxChannels, c.NormNumGroups)
+	case c.NumClassEmbeds != nil && !in(*c.NumClassEmbeds, 1, maxClasses):
+		return fmt.Errorf("field num_class_embeds: want 1 … %d or null, have %d", maxClasses, *c.NumClassEmbeds)
+	case c.TimeEmbeddingDim != nil && !in(*c.TimeEmbeddingDim, 1, 4*MaxChannels):
+		return fmt.Errorf("field time_embedding_dim: want 1 … %d or null, have %d", 4*MaxChannels, *c.TimeEmbeddingDim)
+	case c.AttnNormNumGroups != nil && !in(*c.AttnNormNumGroups, 1, MaxChannels):
+		return fmt.Errorf("field attn_norm_num_groups: want 1 … %d or null, have %d", MaxChannels, *c.AttnNormNumGroups)
+	case c.NumTrainTimesteps != nil && !in(*c.NumTrainTimesteps, 2, 100_000):
+		return fmt.Errorf("field num_train_timesteps: want 2 … 100000 or null, have %d", *c.NumTrainTimesteps)
+	case c.Dropout != c.Dropout || c.NormEps != c.NormEps || c.MidBlockScaleFactor != c.MidBlockScaleFactor:
+		return fmt.Errorf("fields dropout/norm_eps/mid_block_scale_factor: NaN")
+	}
+	for i, ch := range c.BlockOutChannels {
+		if !in(ch, 1, MaxChannels) {
+			return fmt.Errorf("field block_out_channels[%d] = %d: want 1 … %d", i, ch, MaxChannels)
+		}
+	}
+	if s := bytes.TrimSpace(c.SampleSize); len(s) > 0 && string(s) != "null" {
+		h, w, ok := c.SampleHW()
+		if !ok || !in(h, 1, maxImageSide) || !in(w, 1, maxImageSide) {
+			return fmt.Errorf("field sample_size %s: want a size (or [h, w]) of 1 … %d", s, maxImageSide)
+		}
 	}
 	return nil
 }

@@ -37,6 +37,16 @@ func newUNet2D(dev tensor.Device, cfg UNet2DConfig, r *rand.Rand) (*UNet2D, erro
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if !tensor.IsShapesOnlyDevice(dev) {
+		// count the parameters on a device without memory before allocating any
+		m, err := newUNet2D(tensor.ShapesOnly(), cfg, nil)
+		if err != nil {
+			return nil, err
+		}
+		if n := m.NumParams(); n > MaxParams {
+			return nil, fmt.Errorf("the config describes %d parameters (%.1f GiB in float32), more than the %d this loader accepts", n, float64(n)*4/(1<<30), MaxParams)
+		}
+	}
 	ch, n, L := cfg.BlockOutChannels, len(cfg.BlockOutChannels), cfg.LayersPerBlock
 	g, eps := cfg.NormNumGroups, float32(cfg.NormEps)
 	temb := 4 * ch[0]

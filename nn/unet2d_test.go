@@ -245,3 +245,44 @@ func TestNoGradKeepsMemoryFlat(t *testing.T) {
 		t.Fatalf("live heap grew from %d to %d bytes over 25 steps", after5, end)
 	}
 }
+
+// TestHostileConfigsAreRefused: configs that would exhaust memory or crash
+// before any check (issue 22, item 2) are refused by field, fast.
+func TestHostileConfigsAreRefused(t *testing.T) {
+	base := `"block_out_channels": [8, 16], "down_block_types": ["DownBlock2D", "DownBlock2D"], "up_block_types": ["UpBlock2D", "UpBlock2D"], "norm_num_groups": 4`
+	for _, c := range []struct{ extra, want string }{
+		{`"num_class_embeds": 1099511627776`, "num_class_embeds"},
+		{`"layers_per_block": 10000000`, "layers_per_block"},
+		{`"sample_size": 1048576`, "sample_size"},
+		{`"sample_size": -28`, "sample_size"},
+		{`"time_embedding_dim": 1099511627776`, "time_embedding_dim"},
+		{`"in_channels": 8388608`, "in_channels"},
+		{`"num_train_timesteps": 2000000000`, "num_train_timesteps"},
+	} {
+		_, err := nn.ParseUNet2DConfig("hostile", []byte("{"+base+", "+c.extra+"}"))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one naming %s", c.extra, err, c.want)
+		}
+	}
+	big := `{"block_out_channels": [8388608, 8388608], "down_block_types": ["DownBlock2D", "DownBlock2D"], "up_block_types": ["UpBlock2D", "UpBlock2D"], "norm_num_groups": 4}`
+	if _, err := nn.ParseUNet2DConfig("hostile", []byte(big)); err == nil || !strings.Contains(err.Error(), "block_out_channels") {
+		t.Errorf("8,388,608 channels: %v", err)
+	}
+	// within every per-field bound, but 16,384 channels in 16 blocks of 64 layers is too many parameters
+	var b strings.Builder
+	b.WriteString(`{"norm_num_groups": 4, "layers_per_block": 64, "block_out_channels": [`)
+	for i := range 16 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString("16384")
+	}
+	b.WriteString(`], "down_block_types": [` + strings.Repeat(`"DownBlock2D",`, 15) + `"DownBlock2D"], "up_block_types": [` + strings.Repeat(`"UpBlock2D",`, 15) + `"UpBlock2D"]}`)
+	cfg, err := nn.ParseUNet2DConfig("huge", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nn.NewUNet2D(kernels.CPU(), cfg, 0); err == nil || !strings.Contains(err.Error(), "parameters") {
+		t.Errorf("a 16×64-layer 16,384-channel U-Net: %v", err)
+	}
+}

@@ -25,7 +25,10 @@ func (shapesDevice) Alloc(dt DType, n int) (Buffer, error) { return shapesBuffer
 func (shapesDevice) Fill(Buffer, int, float32) {}
 
 // IsShapesOnly reports whether t lives on a ShapesOnly device (no data yet).
-func (t *Tensor) IsShapesOnly() bool {
-	_, ok := t.dev.(shapesDevice)
+func (t *Tensor) IsShapesOnly() bool { return IsShapesOnlyDevice(t.dev) }
+
+// IsShapesOnlyDevice reports whether dev is a ShapesOnly device.
+func IsShapesOnlyDevice(dev Device) bool {
+	_, ok := dev.(shapesDevice)
 	return ok
 }

@@ -76,14 +76,15 @@ func runEval(args []string) error {
 		return fmt.Errorf("give exactly one of -checkpoint and -images")
 	case *ckpt != "" && spec.n < 2:
 		return fmt.Errorf("-n: want ≥ 2, have %d", spec.n)
-	case spec.steps < 1:
-		return fmt.Errorf("-steps: want ≥ 1, have %d", spec.steps)
 	case *batch < 1:
 		return fmt.Errorf("-batch: want ≥ 1, have %d", *batch)
 	case *realN < 0:
 		return fmt.Errorf("-real-n: want ≥ 0, have %d", *realN)
 	case *saveStats != "" && strings.HasPrefix(*realSpec, "stats:"):
 		return fmt.Errorf("-save-stats: the real side is already a statistics file")
+	}
+	if err := spec.check(); err != nil {
+		return err
 	}
 	start := time.Now()
 	dev, err := pickDevice(*devSpec)

@@ -90,3 +90,36 @@ func TestGenerateErrors(t *testing.T) {
 		t.Error("img2img without an image file ran")
 	}
 }
+
+// TestNumericFlagsRefuseNaN: NaN, infinities and out-of-range values are
+// refused by name before anything runs (issue 22, item 3).
+func TestNumericFlagsRefuseNaN(t *testing.T) {
+	out := t.TempDir()
+	for _, c := range []struct {
+		run  func([]string) error
+		args []string
+		want string
+	}{
+		{runTrain, []string{"-ema", "NaN"}, "ema"},
+		{runTrain, []string{"-cond-drop", "NaN"}, "cond-drop"},
+		{runTrain, []string{"-clip", "NaN"}, "clip"},
+		{runTrain, []string{"-clip", "-1"}, "clip"},
+		{runTrain, []string{"-lr", "Inf"}, "lr"},
+		{runTrain, []string{"-min-snr", "NaN"}, "min-snr"},
+		{runTrain, []string{"-weight-decay", "NaN"}, "weight-decay"},
+		{runTrain, []string{"-batch", "100000000"}, "batch"},
+		{runTrain, []string{"-timesteps", "1000000000000"}, "timesteps"},
+		{runSample, []string{"-guidance", "NaN"}, "-guidance"},
+		{runSample, []string{"-guidance", "Inf"}, "-guidance"},
+		{runSample, []string{"-eta", "NaN"}, "-eta"},
+		{runSample, []string{"-eta", "-5"}, "-eta"},
+		{runSample, []string{"-clip", "NaN"}, "-clip"},
+		{runSample, []string{"-rescale", "2"}, "-rescale"},
+		{runSample, []string{"-steps", "1000000000"}, "-steps"},
+	} {
+		err := c.run(append(c.args, "-out", filepath.Join(out, "x")))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want one naming %q", c.args, err, c.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"image"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -65,6 +66,24 @@ func sampleImages(m *nn.UNet2D, s *ddpm.Schedule, obj ddpm.Objective, spec sampl
 	return x.Float32s()
 }
 
+// check validates the sampling flags; every range is written so that NaN
+// falls outside it.
+func (spec *sampleSpec) check() error {
+	switch {
+	case spec.steps < 1 || spec.steps > ddpm.MaxTimesteps:
+		return fmt.Errorf("-steps: want 1 … %d, have %d", ddpm.MaxTimesteps, spec.steps)
+	case !(spec.eta >= 0 && spec.eta <= 1):
+		return fmt.Errorf("-eta: want 0 ≤ η ≤ 1, have %g", spec.eta)
+	case !(spec.guidance >= 0 && spec.guidance <= 100):
+		return fmt.Errorf("-guidance: want 0 … 100, have %g", spec.guidance)
+	case !(spec.rescale >= 0 && spec.rescale <= 1):
+		return fmt.Errorf("-rescale: want 0 ≤ φ ≤ 1, have %g", spec.rescale)
+	case !(spec.clip >= 0 && spec.clip <= 1e6):
+		return fmt.Errorf("-clip: want a finite value ≥ 0 (0: off), have %g", spec.clip)
+	}
+	return nil
+}
+
 // samplerFlags adds the flags that choose how to sample (sample and eval).
 func samplerFlags(fs *flag.FlagSet, spec *sampleSpec) {
 	fs.StringVar(&spec.sampler, "sampler", "dpm++2m", "ddpm, ddpm-large, ddim or dpm++2m")
@@ -97,14 +116,18 @@ func runSample(args []string) error {
 	switch {
 	case spec.n < 1:
 		return fmt.Errorf("-n: want ≥ 1, have %d", spec.n)
-	case spec.steps < 1:
-		return fmt.Errorf("-steps: want ≥ 1, have %d", spec.steps)
 	case *scale < 1 || *scale > 16:
 		return fmt.Errorf("-scale: want 1 … 16, have %d", *scale)
 	case *out == "" && *folder == "" && *gifPath == "":
 		return fmt.Errorf("nothing to write: -out, -folder and -gif are all empty")
 	}
 	spec.clip = float32(*clip)
+	if math.IsNaN(*clip) || math.IsInf(*clip, 0) {
+		spec.clip = -1 // refused by check
+	}
+	if err := spec.check(); err != nil {
+		return err
+	}
 	dev, err := pickDevice(*devSpec)
 	if err != nil {
 		return err
