@@ -61,8 +61,14 @@ func (tr *Trainer) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	cfgJSON, _ := json.Marshal(tr.Config)
-	classes, _ := json.Marshal(tr.Classes)
+	cfgJSON, err := json.Marshal(tr.Config)
+	if err != nil { // a NaN setting cannot be written: refuse rather than leave a state that cannot be read
+		return fmt.Errorf("checkpoint: training config: %w", err)
+	}
+	classes, err := json.Marshal(tr.Classes)
+	if err != nil {
+		return fmt.Errorf("checkpoint: class names: %w", err)
+	}
 	meta := map[string]string{
 		"format": "godiffuse-train-state-1", "train_config": string(cfgJSON), "step": strconv.Itoa(tr.Step),
 		"rng": hex.EncodeToString(rngState), "classes": string(classes),

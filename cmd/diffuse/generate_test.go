@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
+	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/pngtext"
 )
 
@@ -121,5 +123,47 @@ func TestNumericFlagsRefuseNaN(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: error %v, want one naming %q", c.args, err, c.want)
 		}
+	}
+}
+
+// TestSampleRefusesNonFiniteOutput: a checkpoint whose weights are NaN
+// samples to an error, and no image is written (issue 22, item 3).
+func TestSampleRefusesNonFiniteOutput(t *testing.T) {
+	dir := t.TempDir()
+	writeImages(t, filepath.Join(dir, "imgs"), 4)
+	cfg := filepath.Join(dir, "config.json")
+	os.WriteFile(cfg, []byte(smallConfig), 0o644)
+	out := filepath.Join(dir, "out")
+	if err := runTrain([]string{"-config", cfg, "-data", "folder:" + filepath.Join(dir, "imgs"), "-steps", "1", "-batch", "2",
+		"-out", out, "-sample-steps", "1"}); err != nil {
+		t.Fatal(err)
+	}
+	weights := filepath.Join(out, "checkpoint", "unet_ema", "diffusion_pytorch_model.safetensors")
+	st, err := nn.ReadSafeTensors(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []nn.STTensor
+	for _, name := range st.Names() {
+		v, shape, err := st.Float32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range v {
+			v[i] = float32(math.NaN())
+		}
+		ts = append(ts, nn.STTensor{Name: name, DType: nn.STF32, Shape: shape, F: v})
+	}
+	st.Close()
+	if err := nn.WriteSafeTensors(weights, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	png := filepath.Join(dir, "nan.png")
+	err = runSample([]string{"-checkpoint", filepath.Join(out, "checkpoint"), "-n", "2", "-steps", "2", "-out", png, "-device", "cpu"})
+	if err == nil || !strings.Contains(err.Error(), "non-finite") {
+		t.Fatalf("error %v, want one about non-finite values", err)
+	}
+	if _, err := os.Stat(png); err == nil {
+		t.Fatal("an image was written from NaN output")
 	}
 }

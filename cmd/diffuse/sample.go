@@ -63,7 +63,16 @@ func sampleImages(m *nn.UNet2D, s *ddpm.Schedule, obj ddpm.Objective, spec sampl
 	if err != nil {
 		return nil, err
 	}
-	return x.Float32s()
+	pix, err := x.Float32s()
+	if err != nil {
+		return nil, err
+	}
+	for i, v := range pix {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("sample %d holds %v: the model produced non-finite values (are its weights finite?); no image written", i/(len(pix)/spec.n), v)
+		}
+	}
+	return pix, nil
 }
 
 // check validates the sampling flags; every range is written so that NaN
