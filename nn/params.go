@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -172,18 +173,22 @@ func loadHalf(dev tensor.HalfDevice, t *tensor.Tensor, st *SafeTensors, key stri
 	return t.Bind(buf)
 }
 
-// NoGrad turns off gradients for every parameter of ps, so forward passes
-// record nothing (inference). It returns a function that restores them.
+// NoGrad pauses gradients for every parameter of ps, so forward passes
+// record nothing (inference); it returns the function that resumes them.
+// Pauses nest and are safe from many goroutines at once: goroutines that
+// each take NoGrad around their own forward passes of one model may run in
+// parallel (a parameter records again only when the last one resumes).
 func NoGrad(ps []Param) (restore func()) {
-	was := make([]bool, len(ps))
-	for i, p := range ps {
-		was[i] = p.T.RequiresGrad()
-		p.T.SetRequiresGrad(false)
+	for _, p := range ps {
+		p.T.PauseGrad()
 	}
+	var once sync.Once
 	return func() {
-		for i, p := range ps {
-			p.T.SetRequiresGrad(was[i])
-		}
+		once.Do(func() {
+			for _, p := range ps {
+				p.T.ResumeGrad()
+			}
+		})
 	}
 }
 

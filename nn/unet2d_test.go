@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/kernels"
@@ -284,5 +286,54 @@ func TestHostileConfigsAreRefused(t *testing.T) {
 	}
 	if _, err := nn.NewUNet2D(kernels.CPU(), cfg, 0); err == nil || !strings.Contains(err.Error(), "parameters") {
 		t.Errorf("a 16×64-layer 16,384-channel U-Net: %v", err)
+	}
+}
+
+// TestConcurrentInference: goroutines that each take NoGrad around their
+// own forward passes of one shared model run in parallel, record nothing and
+// get the same outputs as one after another (run it with -race: the grad
+// switch used to race with the ops' grad checks).
+func TestConcurrentInference(t *testing.T) {
+	dev := kernels.CPU()
+	m, err := nn.NewUNet2D(dev, tinyConfig(t), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, w, _ := m.Config.SampleHW()
+	x := tensor.Full(dev, 0.25, 2, m.Config.InChannels, h, w)
+	labels := []int64{1, 2}
+	if m.ClassEmbedding == nil {
+		labels = nil
+	}
+	forward := func() ([]float32, bool) {
+		restore := m.NoGrad()
+		defer restore()
+		out, err := m.Forward(x, []float32{500}, labels, nil)
+		if err != nil {
+			t.Error(err)
+			return nil, false
+		}
+		return out.MustFloat32s(), out.RequiresGrad()
+	}
+	want, _ := forward()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for range 2 {
+				got, recorded := forward()
+				if recorded {
+					t.Errorf("goroutine %d: the forward pass recorded a graph", g)
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("goroutine %d: output differs from the sequential one", g)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, p := range m.Params() {
+		if !p.T.RequiresGrad() {
+			t.Fatalf("%s: gradients not restored after the last NoGrad", p.Name)
+		}
 	}
 }

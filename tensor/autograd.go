@@ -28,7 +28,21 @@ func (t *Tensor) SetRequiresGrad(on bool) *Tensor {
 // RequiresGrad reports whether t is a leaf parameter or depends on one.
 func (t *Tensor) RequiresGrad() bool { return t.needsGrad() }
 
-func (t *Tensor) needsGrad() bool { return t.requiresGrad || t.node != nil }
+func (t *Tensor) needsGrad() bool { return (t.requiresGrad && t.paused.Load() == 0) || t.node != nil }
+
+// PauseGrad makes a parameter record nothing until the matching ResumeGrad
+// (inference). Pauses nest and are safe from many goroutines at once: a
+// parameter stays paused while any caller holds a pause, so goroutines that
+// each pause and resume around their own sampling never race.
+func (t *Tensor) PauseGrad() { t.paused.Add(1) }
+
+// ResumeGrad undoes one PauseGrad.
+func (t *Tensor) ResumeGrad() {
+	if t.paused.Add(-1) < 0 {
+		t.paused.Add(1)
+		fail("resume_grad", "ResumeGrad without a PauseGrad")
+	}
+}
 
 func anyNeedsGrad(ts ...*Tensor) bool {
 	for _, x := range ts {

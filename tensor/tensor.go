@@ -3,6 +3,7 @@ package tensor
 import (
 	"fmt"
 	"slices"
+	"sync/atomic"
 )
 
 // Tensor is an N-dimensional view of a device buffer, with optional autograd
@@ -16,6 +17,7 @@ type Tensor struct {
 	off     int
 
 	requiresGrad bool
+	paused       atomic.Int32 // PauseGrad depth: while > 0 a parameter records nothing
 	grad         *Tensor
 	node         *node // the op that produced this tensor, when recorded
 }
