@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -59,23 +58,27 @@ func Levels() []Level {
 
 // DefaultLevel is MaxLevel unless the environment variable GODIFFUSE_CPU
 // (generic, avx2 or avx512) asks for a lower one. A level the CPU lacks is
-// refused with a log line, never executed.
-var DefaultLevel = sync.OnceValue(func() Level {
+// refused (LevelNote says so), never executed.
+func DefaultLevel() Level { l, _ := defaultLevel(); return l }
+
+// LevelNote explains a GODIFFUSE_CPU that was not followed ("" when there is
+// nothing to say); the library does not log, its callers may.
+func LevelNote() string { _, note := defaultLevel(); return note }
+
+var defaultLevel = sync.OnceValues(func() (Level, string) {
 	best := MaxLevel()
 	env := os.Getenv("GODIFFUSE_CPU")
 	if env == "" {
-		return best
+		return best, ""
 	}
 	l, err := ParseLevel(env)
 	if err != nil {
-		slog.Warn("ignoring GODIFFUSE_CPU", "error", err, "using", best)
-		return best
+		return best, fmt.Sprintf("ignoring GODIFFUSE_CPU (%v), using %s", err, best)
 	}
 	if l > best {
-		slog.Warn("GODIFFUSE_CPU asks for a level this CPU or build lacks", "asked", l, "using", best)
-		return best
+		return best, fmt.Sprintf("GODIFFUSE_CPU=%s asks for a level this CPU or build lacks, using %s", l, best)
 	}
-	return l
+	return l, ""
 })
 
 // microKernel returns the level's micro-kernel (false at the generic level,

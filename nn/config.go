@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -42,6 +41,10 @@ type UNet2DConfig struct {
 	ClassEmbedType       *string         `json:"class_embed_type"`
 	NumClassEmbeds       *int            `json:"num_class_embeds"`
 	NumTrainTimesteps    *int            `json:"num_train_timesteps"`
+
+	// Ignored lists the file's keys this package does not know (diffusers
+	// warns about them); they are not used. The library does not log them.
+	Ignored []string `json:"-"`
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -85,10 +88,8 @@ func ParseUNet2DConfig(name string, data []byte) (UNet2DConfig, error) {
 			unknown = append(unknown, k)
 		}
 	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		slog.Warn("ignoring unknown UNet2D config keys", "file", name, "keys", unknown)
-	}
+	sort.Strings(unknown)
+	cfg.Ignored = unknown
 	// Decode field by field so an error names the field.
 	for k, v := range raw {
 		if !knownConfigKeys[k] {

@@ -20,6 +20,8 @@ import (
 	"os"
 
 	"github.com/godiffuse/godiffuse/device"
+	"github.com/godiffuse/godiffuse/kernels"
+	"github.com/godiffuse/godiffuse/kernels/vulkan"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -95,6 +97,12 @@ func pickDevice(spec string) (tensor.Device, error) {
 		return nil, err
 	}
 	fmt.Fprintln(os.Stderr, why)
+	if note := kernels.LevelNote(); note != "" {
+		fmt.Fprintln(os.Stderr, "note:", note)
+	}
+	if vk, ok := dev.(*vulkan.Device); ok && vk.MatMulNote() != "" {
+		fmt.Fprintln(os.Stderr, "note:", vk.MatMulNote())
+	}
 	return dev, nil
 }
 

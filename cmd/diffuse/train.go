@@ -79,6 +79,9 @@ func runTrain(args []string) error {
 	if err != nil {
 		return err
 	}
+	if len(cfg.Ignored) > 0 {
+		fmt.Fprintf(os.Stderr, "note: %s: unknown keys ignored: %s\n", *config, strings.Join(cfg.Ignored, ", "))
+	}
 	if *dropout >= 0 {
 		if *dropout >= 1 {
 			return fmt.Errorf("-dropout: want 0 ≤ p < 1, have %g", *dropout)

@@ -15,7 +15,6 @@ package vulkan
 import (
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"math"
 	"os"
 	"runtime"
@@ -38,6 +37,7 @@ type Device struct {
 	stageOff  uint64
 	free      map[uint64][]*vkBuf
 	fallbacks map[string]int
+	note      string  // what SelectMatMul chose and why (MatMulNote)
 	dummy     *Buffer // bound where an optional buffer (bias, gamma) is absent
 	sinceGC   uint64  // bytes of device memory created since the last nudge to Go's GC
 	cache     uintptr // VkPipelineCache, saved at Close
@@ -120,13 +120,16 @@ func (d *Device) SelectMatMul(mode string) error {
 		err = fmt.Errorf("normalized error %.3g against fp32, bound %.0e", e, FP16Tolerance)
 	}
 	if err != nil {
-		slog.Warn("vulkan: cooperative-matrix GEMM failed its self-check; GEMMs stay fp32", "device", d.c.phys.Name, "error", err)
+		d.note = fmt.Sprintf("the cooperative-matrix GEMM failed its self-check (%v); GEMMs stay fp32", err)
 		return nil
 	}
-	slog.Info("vulkan: GEMMs use cooperative matrices (fp16 inputs, fp32 accumulation; GODIFFUSE_VULKAN_MATMUL=fp32 keeps them fp32)",
-		"device", d.c.phys.Name, "self_check_error", e)
+	d.note = fmt.Sprintf("GEMMs use cooperative matrices (fp16 inputs, fp32 accumulation, self-check error %.2g; GODIFFUSE_VULKAN_MATMUL=fp32 keeps them fp32)", e)
 	return d.SetMatMulFP16(true)
 }
+
+// MatMulNote says which GEMM path start-up chose and why ("" when there was
+// no choice to make); the library does not log, its callers may.
+func (d *Device) MatMulNote() string { return d.note }
 
 // FP16Tolerance bounds max|fp16 − fp32| / max|fp32| of the self-check:
 // inputs rounded to fp16 (11-bit significands) give about 1e-3.

@@ -27,3 +27,6 @@ func (d *Device) SetMatMulFP16(on bool) error { return errUnsupported }
 
 // Fallbacks is unreachable without a device.
 func (d *Device) Fallbacks() map[string]int { return nil }
+
+// MatMulNote is unreachable without a device.
+func (d *Device) MatMulNote() string { return "" }
