@@ -1,6 +1,7 @@
 package ddpm
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/godiffuse/godiffuse/tensor"
@@ -26,6 +27,9 @@ type DPMPP2M struct {
 
 // NewDPMPP2M samples in `steps` model evaluations.
 func NewDPMPP2M(s *Schedule, steps int) (*DPMPP2M, error) {
+	if steps < 1 || steps > s.T {
+		return nil, fmt.Errorf("steps: want 1 … %d (the schedule's T), have %d", s.T, steps)
+	}
 	ts, err := SpacedTimesteps("linspace", s.T, min(steps+1, s.T))
 	if err != nil {
 		return nil, err

@@ -118,6 +118,8 @@ func TestNumericFlagsRefuseNaN(t *testing.T) {
 		{runSample, []string{"-clip", "NaN"}, "-clip"},
 		{runSample, []string{"-rescale", "2"}, "-rescale"},
 		{runSample, []string{"-steps", "1000000000"}, "-steps"},
+		{runSample, []string{"-n", "100000000"}, "-n"},
+		{runSample, []string{"-batch", "100000000"}, "-batch"},
 	} {
 		err := c.run(append(c.args, "-out", filepath.Join(out, "x")))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -165,5 +167,32 @@ func TestSampleRefusesNonFiniteOutput(t *testing.T) {
 	}
 	if _, err := os.Stat(png); err == nil {
 		t.Fatal("an image was written from NaN output")
+	}
+}
+
+// TestSampleInBatches: -n larger than -batch is made batch by batch into the
+// folder, and more steps than the schedule has is refused (issue 22, item 4).
+func TestSampleInBatches(t *testing.T) {
+	dir := t.TempDir()
+	writeImages(t, filepath.Join(dir, "imgs"), 4)
+	cfg := filepath.Join(dir, "config.json")
+	os.WriteFile(cfg, []byte(smallConfig), 0o644)
+	out := filepath.Join(dir, "out")
+	if err := runTrain([]string{"-config", cfg, "-data", "folder:" + filepath.Join(dir, "imgs"), "-steps", "1", "-batch", "2",
+		"-out", out, "-sample-steps", "1", "-timesteps", "50"}); err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(out, "checkpoint")
+	folder := filepath.Join(dir, "imgs-out")
+	if err := runSample([]string{"-checkpoint", ckpt, "-n", "5", "-batch", "2", "-steps", "2", "-folder", folder,
+		"-out", filepath.Join(dir, "grid.png"), "-device", "cpu"}); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(folder, "*.png")); len(files) != 5 {
+		t.Fatalf("%d images written, want 5", len(files))
+	}
+	err := runSample([]string{"-checkpoint", ckpt, "-steps", "5000", "-out", filepath.Join(dir, "x.png"), "-device", "cpu"})
+	if err == nil || !strings.Contains(err.Error(), "steps") {
+		t.Fatalf("5,000 DPM-Solver steps on a 50-step schedule: %v", err)
 	}
 }

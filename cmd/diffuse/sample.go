@@ -93,6 +93,13 @@ func (spec *sampleSpec) check() error {
 	return nil
 }
 
+// Bounds of one sample run: images, and the bytes of images (or of the
+// grid) held in memory at once.
+const (
+	maxSampleImages = 1_000_000
+	maxHeldBytes    = 2e9
+)
+
 // samplerFlags adds the flags that choose how to sample (sample and eval).
 func samplerFlags(fs *flag.FlagSet, spec *sampleSpec) {
 	fs.StringVar(&spec.sampler, "sampler", "dpm++2m", "ddpm, ddpm-large, ddim or dpm++2m")
@@ -118,13 +125,16 @@ func runSample(args []string) error {
 	folder := fs.String("folder", "", "also write each image as FOLDER/NNNN_class.png")
 	gifPath := fs.String("gif", "", "also write an animated GIF of the trajectory")
 	scale := fs.Int("scale", 2, "enlarge images by this factor in the grid and GIF")
+	batch := fs.Int("batch", 64, "images sampled at once (memory grows with it; -n is made in batches of this size)")
 	devSpec := deviceFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	switch {
-	case spec.n < 1:
-		return fmt.Errorf("-n: want ≥ 1, have %d", spec.n)
+	case spec.n < 1 || spec.n > maxSampleImages:
+		return fmt.Errorf("-n: want 1 … %d, have %d", maxSampleImages, spec.n)
+	case *batch < 1 || *batch > 4096:
+		return fmt.Errorf("-batch: want 1 … 4096, have %d", *batch)
 	case *scale < 1 || *scale > 16:
 		return fmt.Errorf("-scale: want 1 … 16, have %d", *scale)
 	case *out == "" && *folder == "" && *gifPath == "":
@@ -165,6 +175,20 @@ func runSample(args []string) error {
 	}
 	c := m.Config.InChannels
 	h, w, _ := m.Config.SampleHW()
+	if held := float64(spec.n) * float64(c*h*w) * 4; held > maxHeldBytes {
+		return fmt.Errorf("-n %d: the %d×%d×%d images would hold %.1f GB; at most %.0f GB (sample in several runs with -seed)",
+			spec.n, c, h, w, held/1e9, maxHeldBytes/1e9)
+	}
+	if *out != "" || *gifPath != "" {
+		side := float64((h+4)**scale) * float64((w+4)**scale) * float64(spec.n) * 4 // the grid's RGBA bytes
+		if side > maxHeldBytes {
+			return fmt.Errorf("-n %d with -scale %d: the grid would be %.1f GB; lower -scale or -n, or write -folder only with -out ''",
+				spec.n, *scale, side/1e9)
+		}
+	}
+	if *gifPath != "" && spec.n > *batch {
+		return fmt.Errorf("-gif shows one batch: -n %d is more than -batch %d", spec.n, *batch)
+	}
 	cols := 0
 	if spec.labels != nil && *class == "" {
 		cols = min(len(info.Classes), spec.n)
@@ -174,9 +198,19 @@ func runSample(args []string) error {
 	if *gifPath != "" {
 		onStep = func(i int, x []float32) { frames = append(frames, scaleUp(grid(x, spec.n, c, h, w, cols), *scale)) }
 	}
-	pix, err := sampleImages(m, info.Schedule, info.Objective, spec, onStep)
-	if err != nil {
-		return err
+	var pix []float32
+	for start := 0; start < spec.n; start += *batch { // batch k draws its noise from seed + k
+		part := spec
+		part.n = min(*batch, spec.n-start)
+		part.seed = spec.seed + uint64(start / *batch)
+		if spec.labels != nil {
+			part.labels = spec.labels[start : start+part.n]
+		}
+		p, err := sampleImages(m, info.Schedule, info.Objective, part, onStep)
+		if err != nil {
+			return err
+		}
+		pix = append(pix, p...)
 	}
 	if *out != "" {
 		if err := writePNG(*out, scaleUp(grid(pix, spec.n, c, h, w, cols), *scale)); err != nil {
