@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/nn"
@@ -26,9 +27,10 @@ import (
 //
 // Both model folders load in diffusers as UNet2DModel.from_pretrained. A new
 // checkpoint is written next to the old one, every file fsynced, and swapped
-// in by renames, so the folder named `checkpoint` is always a complete one:
-// after a crash mid-write the last good checkpoint is still there (or, at
-// worst, under checkpoint.old, which Resume also looks at).
+// in by renames; a COMPLETE marker, written last, tells complete folders
+// from partial ones, so after a crash at any point the newest complete
+// checkpoint is found (under checkpoint, checkpoint.tmp or checkpoint.old)
+// and the next save moves it back into place first.
 // ---------------------------------------------------------------------------
 
 const (
@@ -37,15 +39,27 @@ const (
 	emaDir    = "unet_ema"
 )
 
-// Save writes the checkpoint folder dir atomically (see above).
-func (tr *Trainer) Save(dir string) error {
-	tmp, old := dir+".tmp", dir+".old"
-	if err := os.RemoveAll(tmp); err != nil {
+// Save writes the checkpoint folder dir atomically (see above): the new
+// checkpoint is written to dir.tmp, its marker file last, then swapped in by
+// renames. A crash at any point leaves at least one complete checkpoint
+// (marker present) among dir, dir.tmp and dir.old, and the newest one is what
+// loading finds and what the next Save recovers first.
+func (tr *Trainer) Save(dir string) (err error) {
+	tmp := dir + ".tmp"
+	if err := recoverCheckpoint(dir); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(tmp); err != nil { // an incomplete attempt (recovery kept any complete one)
 		return err
 	}
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil { // no partial folder is left behind
+			removeCheckpoint(tmp)
+		}
+	}()
 	if err := tr.Model.Save(filepath.Join(tmp, unetDir)); err != nil {
 		return err
 	}
@@ -77,18 +91,57 @@ func (tr *Trainer) Save(dir string) error {
 		return err
 	}
 	syncDir(tmp)
-	// Swap: dir -> dir.old, tmp -> dir, drop dir.old.
-	os.RemoveAll(old)
+	// The marker last: from here on dir.tmp is a complete checkpoint.
+	if err := nn.WriteFileAtomic(filepath.Join(tmp, completeFile), []byte(strconv.Itoa(tr.Step)+"\n")); err != nil {
+		return err
+	}
+	syncDir(tmp)
+	return swapIn(dir, tmp)
+}
+
+// completeFile marks a checkpoint folder whose every file is written; its
+// content is the step.
+const completeFile = "COMPLETE"
+
+// swapIn puts the complete folder from (dir.tmp or dir.old) in dir's place:
+// from dir.tmp, dir → dir.old, dir.tmp → dir, then dir.old is removed; from
+// dir.old (nothing newer survived), whatever is at dir goes first.
+func swapIn(dir, from string) error {
+	old := dir + ".old"
+	if from == old {
+		if err := removeCheckpoint(dir); err != nil {
+			return err
+		}
+		if err := os.Rename(old, dir); err != nil {
+			return err
+		}
+		syncDir(filepath.Dir(dir))
+		return nil
+	}
+	if err := removeCheckpoint(old); err != nil {
+		return err
+	}
 	if _, err := os.Stat(dir); err == nil {
 		if err := os.Rename(dir, old); err != nil {
 			return err
 		}
+		syncDir(filepath.Dir(dir))
 	}
-	if err := os.Rename(tmp, dir); err != nil {
+	if err := os.Rename(from, dir); err != nil {
 		return err
 	}
 	syncDir(filepath.Dir(dir))
-	return os.RemoveAll(old)
+	return removeCheckpoint(old)
+}
+
+// removeCheckpoint deletes a checkpoint folder, its marker first, so that a
+// crash half-way leaves a folder that is no longer taken as complete.
+func removeCheckpoint(dir string) error {
+	if err := os.Remove(filepath.Join(dir, completeFile)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	syncDir(dir)
+	return os.RemoveAll(dir)
 }
 
 func syncDir(dir string) {
@@ -98,15 +151,61 @@ func syncDir(dir string) {
 	}
 }
 
-// findCheckpoint returns dir, or dir.old when only that survived a crash.
+// completeStep reports whether dir holds a complete checkpoint and its step.
+// Folders written before the marker existed count as complete when they hold
+// a readable training state (its step then comes from the state); dir.tmp
+// never does without the marker.
+func completeStep(dir string, legacyOK bool) (int, bool) {
+	if b, err := os.ReadFile(filepath.Join(dir, completeFile)); err == nil {
+		if step, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			return step, true
+		}
+		return 0, false
+	}
+	if !legacyOK {
+		return 0, false
+	}
+	st, err := nn.ReadSafeTensors(filepath.Join(dir, stateFile))
+	if err != nil {
+		return 0, false
+	}
+	defer st.Close()
+	step, err := strconv.Atoi(st.Metadata["step"])
+	return step, err == nil
+}
+
+// newestCheckpoint returns the newest complete folder among dir, dir.tmp and
+// dir.old (ties go to dir, then dir.old).
+func newestCheckpoint(dir string) (string, bool) {
+	best, bestStep, found := "", 0, false
+	for _, c := range []struct {
+		path     string
+		legacyOK bool
+	}{{dir, true}, {dir + ".old", true}, {dir + ".tmp", false}} {
+		if step, ok := completeStep(c.path, c.legacyOK); ok && (!found || step > bestStep) {
+			best, bestStep, found = c.path, step, true
+		}
+	}
+	return best, found
+}
+
+// recoverCheckpoint finishes what a crash interrupted: the newest complete
+// folder among dir, dir.tmp and dir.old becomes dir.
+func recoverCheckpoint(dir string) error {
+	best, ok := newestCheckpoint(dir)
+	if !ok || best == dir {
+		return nil
+	}
+	return swapIn(dir, best)
+}
+
+// findCheckpoint returns the newest complete checkpoint among dir and what a
+// crash may have left beside it (dir.tmp, dir.old), without changing anything.
 func findCheckpoint(dir string) (string, error) {
-	if _, err := os.Stat(filepath.Join(dir, stateFile)); err == nil {
-		return dir, nil
+	if best, ok := newestCheckpoint(dir); ok {
+		return best, nil
 	}
-	if _, err := os.Stat(filepath.Join(dir+".old", stateFile)); err == nil {
-		return dir + ".old", nil
-	}
-	return "", fmt.Errorf("%s: not a checkpoint (no %s)", dir, stateFile)
+	return "", fmt.Errorf("%s: not a checkpoint (no complete %s)", dir, stateFile)
 }
 
 // CheckpointInfo is what a checkpoint says about how to sample from it.

@@ -1,0 +1,125 @@
+package ddpm
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/godiffuse/godiffuse/kernels"
+)
+
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if info.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckpointSurvivesEveryCrashPoint lays out, by hand, the folders a
+// crash can leave at each point of Save and of its recovery (an older
+// checkpoint A at step 1, a newer B at step 2 being written), and checks
+// that loading finds the newest complete one, that Resume and the next Save
+// recover it into place, and that a partial folder is never taken.
+func TestCheckpointSurvivesEveryCrashPoint(t *testing.T) {
+	dev := kernels.CPU()
+	tr, err := NewTrainer(dev, smallModel(t), trainConfig(4), handful(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	save := func(name string) string {
+		if _, err := tr.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(src, name)
+		if err := tr.Save(p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b := save("a"), save("b") // steps 1 and 2
+	partial := func(dst string) { // B's files without the marker, some of them missing
+		copyTree(t, b, dst)
+		os.Remove(filepath.Join(dst, completeFile))
+		os.Remove(filepath.Join(dst, stateFile))
+	}
+	legacy := func(dst string) { // a folder from before the marker existed
+		copyTree(t, a, dst)
+		os.Remove(filepath.Join(dst, completeFile))
+	}
+	type layout map[string]func(dst string) // suffix ("", ".tmp", ".old") → content
+	full := func(src string) func(string) { return func(dst string) { copyTree(t, src, dst) } }
+	for _, c := range []struct {
+		name string
+		l    layout
+		step int // of the checkpoint that must be found
+	}{
+		{"writing B into .tmp", layout{"": full(a), ".tmp": partial}, 1},
+		{"B complete in .tmp", layout{"": full(a), ".tmp": full(b)}, 2},
+		{"A moved to .old", layout{".old": full(a), ".tmp": full(b)}, 2},
+		{"B in place, A still in .old", layout{"": full(b), ".old": full(a)}, 2},
+		{"B in place, .old half removed", layout{"": full(b), ".old": partial}, 2},
+		{"only .old survived", layout{".old": full(a), ".tmp": partial}, 1},
+		{"recovery crashed after moving A", layout{".old": full(a), ".tmp": full(b)}, 2},
+		{"a folder without the marker (older format)", layout{"": legacy}, 1},
+		{"legacy in place, B complete in .tmp", layout{"": legacy, ".tmp": full(b)}, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "checkpoint")
+			for suffix, fill := range c.l {
+				fill(dir + suffix)
+			}
+			_, info, err := LoadCheckpoint(dev, dir, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := stepOf(t, info.Dir); got != c.step {
+				t.Fatalf("loading found step %d (%s), want %d", got, info.Dir, c.step)
+			}
+			resumed, err := Resume(dev, dir, handful(t), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resumed.Step != c.step {
+				t.Fatalf("resumed at step %d, want %d", resumed.Step, c.step)
+			}
+			if err := resumed.Save(dir); err != nil { // recovers, then writes the same step again
+				t.Fatal(err)
+			}
+			for _, suffix := range []string{".tmp", ".old"} {
+				if _, err := os.Stat(dir + suffix); err == nil {
+					t.Errorf("%s left behind after a good save", suffix)
+				}
+			}
+			if got, ok := completeStep(dir, false); !ok || got != c.step {
+				t.Fatalf("after the save: step %d (complete %v), want %d", got, ok, c.step)
+			}
+		})
+	}
+	if _, err := findCheckpoint(filepath.Join(t.TempDir(), "none")); err == nil {
+		t.Error("a missing folder was taken for a checkpoint")
+	}
+}
+
+func stepOf(t *testing.T, dir string) int {
+	st, info, err := readState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	return info.Step
+}
