@@ -51,7 +51,7 @@ func TestCheckpointSurvivesEveryCrashPoint(t *testing.T) {
 		}
 		return p
 	}
-	a, b := save("a"), save("b") // steps 1 and 2
+	a, b := save("a"), save("b")  // steps 1 and 2
 	partial := func(dst string) { // B's files without the marker, some of them missing
 		copyTree(t, b, dst)
 		os.Remove(filepath.Join(dst, completeFile))
