@@ -249,6 +249,21 @@ func readState(dir string) (*nn.SafeTensors, CheckpointInfo, error) {
 	return st, info, nil
 }
 
+// ReadCheckpointInfo reads what a checkpoint folder (or the newest complete
+// one a crash left beside it) says about its run, without loading weights.
+func ReadCheckpointInfo(dir string) (CheckpointInfo, error) {
+	dir, err := findCheckpoint(dir)
+	if err != nil {
+		return CheckpointInfo{}, err
+	}
+	st, info, err := readState(dir)
+	if err != nil {
+		return info, err
+	}
+	st.Close()
+	return info, nil
+}
+
 // LoadCheckpoint reads a checkpoint folder for sampling: the EMA weights
 // (or the raw ones when ema is false) and what the run was trained with.
 func LoadCheckpoint(dev tensor.Device, dir string, ema bool) (*nn.UNet2D, CheckpointInfo, error) {

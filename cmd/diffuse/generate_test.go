@@ -196,3 +196,39 @@ func TestSampleInBatches(t *testing.T) {
 		t.Fatalf("5,000 DPM-Solver steps on a 50-step schedule: %v", err)
 	}
 }
+
+// TestInspect: diffuse inspect on a generated PNG, a checkpoint and a
+// pipeline folder says what each holds; a file that is none of them is an error.
+func TestInspect(t *testing.T) {
+	dir := t.TempDir()
+	writeImages(t, filepath.Join(dir, "imgs"), 4)
+	cfg := filepath.Join(dir, "config.json")
+	os.WriteFile(cfg, []byte(smallConfig), 0o644)
+	out := filepath.Join(dir, "out")
+	if err := runTrain([]string{"-config", cfg, "-data", "folder:" + filepath.Join(dir, "imgs"), "-steps", "2", "-batch", "2",
+		"-out", out, "-sample-steps", "1"}); err != nil {
+		t.Fatal(err)
+	}
+	pipe := sdfixtures.Folders(t, sdfixtures.Pipeline)[0]
+	png := filepath.Join(dir, "g.png")
+	if err := runGenerate([]string{"-model", pipe, "-prompt", "a cat", "-steps", "1", "-seed", "3", "-out", png, "-device", "cpu"}); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, p := range []string{png, filepath.Join(out, "checkpoint"), pipe} {
+		if err := inspect(&b, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"parameters:", "a cat", "Seed: 3", "trained 2 of 2 steps", "UNet2DModel:", "diffusers pipeline folder", "unet/diffusion_pytorch_model.safetensors"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, b.String())
+		}
+	}
+	if err := inspect(&b, cfg); err == nil {
+		t.Error("a JSON file was inspected as a PNG")
+	}
+	if err := inspect(&b, filepath.Join(dir, "imgs")); err == nil {
+		t.Error("a folder of images was inspected as a checkpoint")
+	}
+}
