@@ -33,7 +33,9 @@ func NewUNet2D(dev tensor.Device, cfg UNet2DConfig, seed uint64) (*UNet2D, error
 
 // BuildUNet2D builds the module tree with zero parameters awaiting weights
 // (on tensor.ShapesOnly: names and shapes only, e.g. to count parameters).
-func BuildUNet2D(dev tensor.Device, cfg UNet2DConfig) (*UNet2D, error) { return newUNet2D(dev, cfg, nil) }
+func BuildUNet2D(dev tensor.Device, cfg UNet2DConfig) (*UNet2D, error) {
+	return newUNet2D(dev, cfg, nil)
+}
 
 // newUNet2D builds the module tree; with r nil every parameter is a zero
 // tensor of its shape, to be bound to weights from a file.
