@@ -156,13 +156,39 @@ type StepInfo struct {
 // TrainStep runs one optimization step.
 func (tr *Trainer) TrainStep() (StepInfo, error) {
 	start := time.Now()
-	tc, dev := tr.Config, tr.Model.Device
+	batch := tr.sampleBatch()
+	lr := tr.learningRate()
+	tr.Opt.SetLR(lr)
+	info, err := tr.lossStep(batch)
+	if err != nil {
+		return info, fmt.Errorf("step %d: %w", tr.Step+1, err)
+	}
+	tr.Step++
+	tr.Losses = append(tr.Losses, info.Loss)
+	info.Step, info.LR, info.Duration = tr.Step, lr, time.Since(start)
+	info.ImagesPer = float64(tr.Config.Batch) / info.Duration.Seconds()
+	return info, nil
+}
+
+// trainBatch is one step's random draws: images (with flips), labels (with
+// the null label at the conditioning-dropout rate), timesteps, noise and the
+// dropout seed, all from the trainer's generator in a fixed order (so that a
+// resumed run draws the same).
+type trainBatch struct {
+	x0       []float32
+	labels   []int64
+	ts       []int
+	noise    *tensor.Tensor
+	dropSeed uint64
+}
+
+func (tr *Trainer) sampleBatch() trainBatch {
+	tc := tr.Config
 	c, h, w := tr.Data.Shape()
 	B, n := tc.Batch, c*h*w
-	x0 := make([]float32, B*n)
-	var labels []int64
+	bt := trainBatch{x0: make([]float32, B*n)}
 	for b := range B {
-		img := x0[b*n : (b+1)*n]
+		img := bt.x0[b*n : (b+1)*n]
 		l := tr.Data.Image(tr.rng.IntN(tr.Data.Len()), img)
 		if tc.HFlip && tr.rng.IntN(2) == 1 {
 			for row := 0; row < c*h; row++ {
@@ -176,70 +202,83 @@ func (tr *Trainer) TrainStep() (StepInfo, error) {
 			if tr.rng.Float64() < tc.CondDrop {
 				l = len(tr.Classes)
 			}
-			labels = append(labels, int64(l))
+			bt.labels = append(bt.labels, int64(l))
 		}
 	}
-	ts := make([]int, B)
-	tf := make([]float32, B)
-	for i := range ts {
-		ts[i] = tr.rng.IntN(tr.Schedule.T)
-		tf[i] = float32(ts[i])
+	bt.ts = make([]int, B)
+	for i := range bt.ts {
+		bt.ts[i] = tr.rng.IntN(tr.Schedule.T)
 	}
-	noise := Randn(dev, tr.rng, B, c, h, w)
-	dropSeed := tr.rng.Uint64()
+	bt.noise = Randn(tr.Model.Device, tr.rng, B, c, h, w)
+	bt.dropSeed = tr.rng.Uint64()
+	return bt
+}
 
-	// Linear warm-up of the learning rate.
-	lr := tc.LR
+// learningRate is the peak rate after a linear warm-up.
+func (tr *Trainer) learningRate() float64 {
+	tc := tr.Config
 	if tc.WarmupSteps > 0 && tr.Step < tc.WarmupSteps {
-		lr = tc.LR * float64(tr.Step+1) / float64(tc.WarmupSteps)
+		return tc.LR * float64(tr.Step+1) / float64(tc.WarmupSteps)
 	}
-	tr.Opt.SetLR(lr)
+	return tc.LR
+}
 
+// lossStep runs forward, loss, backward, clipping, the optimizer and the EMA
+// on one batch. A non-finite loss returns ErrNonFinite before any update.
+// Errors keep their identity (errors.Is/As work on device errors).
+func (tr *Trainer) lossStep(bt trainBatch) (StepInfo, error) {
 	var info StepInfo
-	err := tensor.Catch(func() {
-		x := tensor.FromFloat32(dev, x0, B, c, h, w)
-		xt, err := tr.Schedule.AddNoise(x, noise, ts)
-		if err != nil {
-			panic(&tensor.Error{Op: "train", Msg: err.Error()})
-		}
-		out, err := tr.Model.Forward(xt, tf, labels, &nn.ForwardOptions{Train: true, Seed: dropSeed})
-		if err != nil {
-			panic(&tensor.Error{Op: "train", Msg: err.Error()})
-		}
-		target, _ := tr.Schedule.Target(tr.Objective, x, noise, ts)
-		loss := WeightedMSE(out, target, tr.Schedule.LossWeights(tr.Objective, ts, tc.MinSNRGamma))
-		lv, err := loss.Item()
-		if err != nil {
-			panic(&tensor.Error{Op: "train", Msg: err.Error()})
-		}
-		info.Loss = lv
-		if math.IsNaN(float64(lv)) || math.IsInf(float64(lv), 0) {
-			return
-		}
-		tr.Opt.ZeroGrad()
-		loss.Backward()
-		if tc.ClipNorm > 0 {
-			info.GradNorm, err = nn.ClipGradNorm(tr.Model.Params(), tc.ClipNorm)
-			if err != nil {
-				panic(&tensor.Error{Op: "train", Msg: err.Error()})
-			}
-		}
-		if err := tr.Opt.Step(); err != nil {
-			panic(&tensor.Error{Op: "train", Msg: err.Error()})
-		}
-		tr.Opt.ZeroGrad()
-		tr.updateEMA()
-	})
+	tc, dev := tr.Config, tr.Model.Device
+	c, h, w := tr.Data.Shape()
+	B := tc.Batch
+	var x, xt *tensor.Tensor
+	if err := tensor.Catch(func() { x = tensor.FromFloat32(dev, bt.x0, B, c, h, w) }); err != nil {
+		return info, err
+	}
+	xt, err := tr.Schedule.AddNoise(x, bt.noise, bt.ts)
 	if err != nil {
-		return info, fmt.Errorf("step %d: %w", tr.Step+1, err)
+		return info, err
+	}
+	tf := make([]float32, B)
+	for i, t := range bt.ts {
+		tf[i] = float32(t)
+	}
+	out, err := tr.Model.Forward(xt, tf, bt.labels, &nn.ForwardOptions{Train: true, Seed: bt.dropSeed})
+	if err != nil {
+		return info, err
+	}
+	target, err := tr.Schedule.Target(tr.Objective, x, bt.noise, bt.ts)
+	if err != nil {
+		return info, err
+	}
+	var loss *tensor.Tensor
+	if err := tensor.Catch(func() {
+		loss = WeightedMSE(out, target, tr.Schedule.LossWeights(tr.Objective, bt.ts, tc.MinSNRGamma))
+	}); err != nil {
+		return info, err
+	}
+	if info.Loss, err = loss.Item(); err != nil {
+		return info, err
 	}
 	if math.IsNaN(float64(info.Loss)) || math.IsInf(float64(info.Loss), 0) {
-		return info, fmt.Errorf("step %d: %w (%g); the weights were not updated", tr.Step+1, ErrNonFinite, info.Loss)
+		return info, fmt.Errorf("%w (%g); the weights were not updated", ErrNonFinite, info.Loss)
 	}
-	tr.Step++
-	tr.Losses = append(tr.Losses, info.Loss)
-	info.Step, info.LR, info.Duration = tr.Step, lr, time.Since(start)
-	info.ImagesPer = float64(B) / info.Duration.Seconds()
+	tr.Opt.ZeroGrad()
+	if err := tensor.Catch(loss.Backward); err != nil {
+		return info, err
+	}
+	if tc.ClipNorm > 0 {
+		if info.GradNorm, err = nn.ClipGradNorm(tr.Model.Params(), tc.ClipNorm); err != nil {
+			return info, err
+		}
+	}
+	if err := tr.Opt.Step(); err != nil {
+		return info, err
+	}
+	tr.Opt.ZeroGrad()
+	if err := tensor.Catch(tr.updateEMA); err != nil {
+		return info, err
+	}
 	return info, nil
 }
 
