@@ -1,7 +1,6 @@
 package device
 
 import (
-	"os"
 	"strings"
 	"testing"
 )
@@ -25,8 +24,7 @@ func TestSelect(t *testing.T) {
 	if _, _, err := Select("vulkan:99"); err == nil || !strings.Contains(err.Error(), "vulkan:99") {
 		t.Errorf("vulkan:99: %v", err)
 	}
-	os.Setenv("GODIFFUSE_DEVICE", "cpu")
-	defer os.Unsetenv("GODIFFUSE_DEVICE")
+	t.Setenv("GODIFFUSE_DEVICE", "cpu")
 	if _, why, err := Select(""); err != nil || !strings.Contains(why, "GODIFFUSE_DEVICE=cpu") {
 		t.Errorf("GODIFFUSE_DEVICE=cpu: %q %v", why, err)
 	}

@@ -4,6 +4,8 @@ import (
 	"math"
 	"sync"
 
+	"github.com/klauspost/cpuid/v2"
+
 	"github.com/godiffuse/godiffuse/kernels/asm"
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -38,7 +40,7 @@ func halfToFloat(h uint16) float32 {
 // the level has it.
 func (d *Device) widen(dst []float32, src []uint16) {
 	k := 0
-	if d.level >= AVX2 && asm.Available {
+	if d.level >= AVX2 && asm.Available && hasF16C {
 		asm.HalfToFloatAVX2(dst, src)
 		k = len(src) / 8 * 8
 	}
@@ -46,6 +48,9 @@ func (d *Device) widen(dst []float32, src []uint16) {
 		dst[i] = halfToFloat(src[i])
 	}
 }
+
+// hasF16C: VCVTPH2PS is F16C's, which the AVX2 level does not imply.
+var hasF16C = cpuid.CPU.Supports(cpuid.F16C)
 
 // halfScratch keeps a few widening buffers across calls (a fresh 50 MB
 // buffer per layer and step would be page-faulted in every time).

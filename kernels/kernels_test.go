@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/kernels/asm"
@@ -472,12 +474,55 @@ func TestBinaryBroadcastAgainstNaive(t *testing.T) {
 	}
 }
 
+// TestLevels checks the dispatch against an independent reading of the CPU:
+// the flags line of /proc/cpuinfo (where there is one). A level the CPU
+// lacks must never be offered, and one it has must not be missed.
 func TestLevels(t *testing.T) {
 	ls := Levels()
+	t.Logf("this machine runs levels %v (default %v)", ls, DefaultLevel())
 	if len(ls) == 0 || ls[0] != Generic || ls[len(ls)-1] != MaxLevel() {
 		t.Fatalf("levels %v, max %v", ls, MaxLevel())
 	}
-	t.Logf("this machine runs levels %v (default %v)", ls, DefaultLevel())
+	for _, name := range []string{"generic", "avx2", "avx512"} {
+		if l, err := ParseLevel(name); err != nil || l.String() != name {
+			t.Errorf("ParseLevel(%q) = %v, %v", name, l, err)
+		}
+	}
+	if _, err := ParseLevel("sse9"); err == nil {
+		t.Error("ParseLevel accepted sse9")
+	}
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		t.Skipf("no /proc/cpuinfo to check the dispatch against: %v", err)
+	}
+	flags := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "flags" {
+			for _, f := range strings.Fields(v) {
+				flags[f] = true
+			}
+			break
+		}
+	}
+	want := Generic
+	switch {
+	case !asm.Available:
+	case flags["avx512f"]:
+		want = AVX512
+	case flags["avx2"] && flags["fma"]:
+		want = AVX2
+	}
+	if MaxLevel() != want {
+		t.Fatalf("MaxLevel %v, but /proc/cpuinfo's flags (asm built in: %v) say %v", MaxLevel(), asm.Available, want)
+	}
+	if want >= AVX2 && !flags["f16c"] {
+		t.Errorf("the AVX2 level uses F16C (half → float32), which /proc/cpuinfo does not list")
+	}
+	for _, l := range ls {
+		if d := NewCPULevel(1, l); d.level != l {
+			t.Errorf("NewCPULevel(%v) runs %v", l, d.level)
+		}
+	}
 }
 
 // The prepacked-A GEMM (shared weights of a convolution) runs the same
