@@ -33,23 +33,8 @@ func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.Norm
 			ms[ng], rs[ng] = float32(mu), float32(r)
 			g := ng % p.G
 			yg := ys[ng*gsize : (ng+1)*gsize]
-			if p.S == 1 { // layer norm: one value per channel, the same a·x + b per value in a plain loop
-				for cg, xv := range xg {
-					c := g*p.CG + cg
-					scale, shift := r, -mu*r
-					if gs != nil {
-						scale *= float64(gs[c])
-						shift *= float64(gs[c])
-					}
-					if bs != nil {
-						shift += float64(bs[c])
-					}
-					yg[cg] = xv*float32(scale) + float32(shift)
-				}
-				continue
-			}
-			for cg := range p.CG {
-				c := g*p.CG + cg
+			// channel c maps x to x·a + b with a = rstd·γ_c, b = β_c − mean·rstd·γ_c (float64, then float32)
+			coefs := func(c int) (float32, float32) {
 				scale, shift := r, -mu*r
 				if gs != nil {
 					scale *= float64(gs[c])
@@ -58,7 +43,17 @@ func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.Norm
 				if bs != nil {
 					shift += float64(bs[c])
 				}
-				a, b := float32(scale), float32(shift)
+				return float32(scale), float32(shift)
+			}
+			if p.S == 1 { // layer norm: one value per channel, in a plain loop (not a call per value)
+				for cg, xv := range xg {
+					a, b := coefs(g*p.CG + cg)
+					yg[cg] = xv*a + b
+				}
+				continue
+			}
+			for cg := range p.CG {
+				a, b := coefs(g*p.CG + cg)
 				d.affine(yg[cg*p.S:(cg+1)*p.S], xg[cg*p.S:(cg+1)*p.S], a, b)
 			}
 		}

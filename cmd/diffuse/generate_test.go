@@ -132,14 +132,7 @@ func TestNumericFlagsRefuseNaN(t *testing.T) {
 // samples to an error, and no image is written (issue 22, item 3).
 func TestSampleRefusesNonFiniteOutput(t *testing.T) {
 	dir := t.TempDir()
-	writeImages(t, filepath.Join(dir, "imgs"), 4)
-	cfg := filepath.Join(dir, "config.json")
-	os.WriteFile(cfg, []byte(smallConfig), 0o644)
-	out := filepath.Join(dir, "out")
-	if err := runTrain([]string{"-config", cfg, "-data", "folder:" + filepath.Join(dir, "imgs"), "-steps", "1", "-batch", "2",
-		"-out", out, "-sample-steps", "1"}); err != nil {
-		t.Fatal(err)
-	}
+	out, _ := trainTiny(t, dir, "-steps", "1")
 	weights := filepath.Join(out, "checkpoint", "unet_ema", "diffusion_pytorch_model.safetensors")
 	st, err := nn.ReadSafeTensors(weights)
 	if err != nil {
@@ -174,14 +167,7 @@ func TestSampleRefusesNonFiniteOutput(t *testing.T) {
 // folder, and more steps than the schedule has is refused (issue 22, item 4).
 func TestSampleInBatches(t *testing.T) {
 	dir := t.TempDir()
-	writeImages(t, filepath.Join(dir, "imgs"), 4)
-	cfg := filepath.Join(dir, "config.json")
-	os.WriteFile(cfg, []byte(smallConfig), 0o644)
-	out := filepath.Join(dir, "out")
-	if err := runTrain([]string{"-config", cfg, "-data", "folder:" + filepath.Join(dir, "imgs"), "-steps", "1", "-batch", "2",
-		"-out", out, "-sample-steps", "1", "-timesteps", "50"}); err != nil {
-		t.Fatal(err)
-	}
+	out, _ := trainTiny(t, dir, "-steps", "1", "-timesteps", "50")
 	ckpt := filepath.Join(out, "checkpoint")
 	folder := filepath.Join(dir, "imgs-out")
 	if err := runSample([]string{"-checkpoint", ckpt, "-n", "5", "-batch", "2", "-steps", "2", "-folder", folder,
@@ -201,14 +187,7 @@ func TestSampleInBatches(t *testing.T) {
 // pipeline folder says what each holds; a file that is none of them is an error.
 func TestInspect(t *testing.T) {
 	dir := t.TempDir()
-	writeImages(t, filepath.Join(dir, "imgs"), 4)
-	cfg := filepath.Join(dir, "config.json")
-	os.WriteFile(cfg, []byte(smallConfig), 0o644)
-	out := filepath.Join(dir, "out")
-	if err := runTrain([]string{"-config", cfg, "-data", "folder:" + filepath.Join(dir, "imgs"), "-steps", "2", "-batch", "2",
-		"-out", out, "-sample-steps", "1"}); err != nil {
-		t.Fatal(err)
-	}
+	out, cfg := trainTiny(t, dir, "-steps", "2")
 	pipe := sdfixtures.Folders(t, sdfixtures.Pipeline)[0]
 	png := filepath.Join(dir, "g.png")
 	if err := runGenerate([]string{"-model", pipe, "-prompt", "a cat", "-steps", "1", "-seed", "3", "-out", png, "-device", "cpu"}); err != nil {
@@ -231,4 +210,23 @@ func TestInspect(t *testing.T) {
 	if err := inspect(&b, filepath.Join(dir, "imgs")); err == nil {
 		t.Error("a folder of images was inspected as a checkpoint")
 	}
+}
+
+// trainTiny trains the small test U-Net on four images into dir/out for a
+// few steps (extra flags appended) and returns the output folder and the
+// config file.
+func trainTiny(t *testing.T, dir string, extra ...string) (out, cfg string) {
+	t.Helper()
+	writeImages(t, filepath.Join(dir, "imgs"), 4)
+	cfg = filepath.Join(dir, "config.json")
+	if err := os.WriteFile(cfg, []byte(smallConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = filepath.Join(dir, "out")
+	args := append([]string{"-config", cfg, "-data", "folder:" + filepath.Join(dir, "imgs"), "-batch", "2", "-out", out,
+		"-sample-steps", "1"}, extra...)
+	if err := runTrain(args); err != nil {
+		t.Fatal(err)
+	}
+	return out, cfg
 }

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/nn"
@@ -182,4 +183,30 @@ func Uint8(t testing.TB, st *nn.SafeTensors, key string) []uint8 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// CheckGrads compares the gradients the io file lists in its grad_params
+// metadata with the parameters' (by name), and fails when none is checked.
+func CheckGrads(t testing.TB, st *nn.SafeTensors, params []nn.Param, tol float64) {
+	t.Helper()
+	byName := map[string]nn.Param{}
+	for _, p := range params {
+		byName[p.Name] = p
+	}
+	n := 0
+	for _, name := range strings.Split(st.Metadata["grad_params"], ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		p, ok := byName[name]
+		if !ok {
+			t.Errorf("grad_params names %q, which the model does not have", name)
+			continue
+		}
+		Compare(t, st, "grad/"+name, p.T.Grad(), tol)
+		n++
+	}
+	if n == 0 {
+		t.Error("no parameter gradients checked")
+	}
 }

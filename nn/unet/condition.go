@@ -179,28 +179,10 @@ func (m *Condition) Params() []nn.Param {
 		m.ClassEmbedding.Collect("class_embedding.", &ps)
 	}
 	for i, b := range m.DownBlocks {
-		p := fmt.Sprintf("down_blocks.%d.", i)
-		for j, a := range b.Attentions {
-			a.Collect(fmt.Sprintf("%sattentions.%d.", p, j), &ps)
-		}
-		for j, r := range b.Resnets {
-			r.Collect(fmt.Sprintf("%sresnets.%d.", p, j), &ps)
-		}
-		if b.Downsampler != nil {
-			b.Downsampler.Collect(p+"downsamplers.0.conv.", &ps)
-		}
+		collectBlock(fmt.Sprintf("down_blocks.%d.", i), b.Attentions, b.Resnets, b.Downsampler, "downsamplers", &ps)
 	}
 	for i, b := range m.UpBlocks {
-		p := fmt.Sprintf("up_blocks.%d.", i)
-		for j, a := range b.Attentions {
-			a.Collect(fmt.Sprintf("%sattentions.%d.", p, j), &ps)
-		}
-		for j, r := range b.Resnets {
-			r.Collect(fmt.Sprintf("%sresnets.%d.", p, j), &ps)
-		}
-		if b.Upsampler != nil {
-			b.Upsampler.Collect(p+"upsamplers.0.conv.", &ps)
-		}
+		collectBlock(fmt.Sprintf("up_blocks.%d.", i), b.Attentions, b.Resnets, b.Upsampler, "upsamplers", &ps)
 	}
 	if m.Mid != nil {
 		if m.Mid.Attention != nil {
@@ -213,6 +195,20 @@ func (m *Condition) Params() []nn.Param {
 	m.ConvNormOut.Collect("conv_norm_out.", &ps)
 	m.ConvOut.Collect("conv_out.", &ps)
 	return ps
+}
+
+// collectBlock lists a down or up block's parameters in diffusers' order:
+// attentions, resnets, then the resampling conv.
+func collectBlock(prefix string, attns []*Transformer2D, resnets []*nn.ResnetBlock2D, resample *nn.Conv2d, name string, ps *nn.ParamList) {
+	for j, a := range attns {
+		a.Collect(fmt.Sprintf("%sattentions.%d.", prefix, j), ps)
+	}
+	for j, r := range resnets {
+		r.Collect(fmt.Sprintf("%sresnets.%d.", prefix, j), ps)
+	}
+	if resample != nil {
+		resample.Collect(prefix+name+".0.conv.", ps)
+	}
 }
 
 // NumParams counts the scalar parameters.

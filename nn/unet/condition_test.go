@@ -3,7 +3,6 @@ package unet
 import (
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
@@ -61,32 +60,7 @@ func checkConditionParity(t *testing.T, dev tensor.Device, dir string, lossTol f
 	loss.Backward()
 	sdfixtures.Compare(t, io, "grad/x", x.Grad(), tolGrad)
 	sdfixtures.Compare(t, io, "grad/encoder_hidden_states", ctx.Grad(), tolGrad)
-	checkGrads(t, io, m.Params())
-}
-
-// checkGrads compares the gradients the fixture names in grad_params.
-func checkGrads(t *testing.T, io *nn.SafeTensors, params []nn.Param) {
-	t.Helper()
-	byName := map[string]nn.Param{}
-	for _, p := range params {
-		byName[p.Name] = p
-	}
-	n := 0
-	for _, name := range strings.Split(io.Metadata["grad_params"], ",") {
-		if name = strings.TrimSpace(name); name == "" {
-			continue
-		}
-		p, ok := byName[name]
-		if !ok {
-			t.Errorf("grad_params names %q, which the model does not have", name)
-			continue
-		}
-		sdfixtures.Compare(t, io, "grad/"+name, p.T.Grad(), tolGrad)
-		n++
-	}
-	if n == 0 {
-		t.Error("no parameter gradients checked")
-	}
+	sdfixtures.CheckGrads(t, io, m.Params(), tolGrad)
 }
 
 // TestConditionOddSizes: latent sizes that do not halve evenly (17×13,
