@@ -150,6 +150,10 @@ func FuzzParseSafeTensors(f *testing.F) {
 				if _, _, err := st.Int64(name); err != nil {
 					t.Fatal(err)
 				}
+			case nn.STU8:
+				if _, _, err := st.Uint8(name); err != nil {
+					t.Fatal(err)
+				}
 			default:
 				if _, _, err := st.Float32(name); err != nil {
 					t.Fatal(err)

@@ -337,3 +337,37 @@ func TestConcurrentInference(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUNet2DConfig: no config.json may panic the parser or the model
+// construction; what the parser accepts builds on a shapes-only device (no
+// memory), and one over the parameter bound is refused by a real device
+// before it allocates. The seeds include the crashers of
+// issue 22 (each once killed the process before any check).
+func FuzzUNet2DConfig(f *testing.F) {
+	blocks := `"block_out_channels": [8, 16], "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"], "norm_num_groups": 4`
+	for _, extra := range []string{``, `, "num_class_embeds": 1099511627776`, `, "layers_per_block": 10000000`,
+		`, "sample_size": 1048576`, `, "sample_size": -28`, `, "time_embedding_dim": 1099511627776`,
+		`, "attention_head_dim": 0`, `, "attention_head_dim": 3`, `, "num_class_embeds": 10, "sample_size": [28, 30]`,
+		`, "resnet_time_scale_shift": "scale_shift", "attn_norm_num_groups": 2`} {
+		f.Add([]byte("{" + blocks + extra + "}"))
+	}
+	f.Add([]byte(`{"block_out_channels": [8388608, 8388608], "down_block_types": ["DownBlock2D", "DownBlock2D"], "up_block_types": ["UpBlock2D", "UpBlock2D"]}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"block_out_channels": null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := nn.ParseUNet2DConfig("fuzz", data)
+		if err != nil {
+			return
+		}
+		m, err := nn.BuildUNet2D(tensor.ShapesOnly(), cfg)
+		if err != nil {
+			return
+		}
+		if n := m.NumParams(); n > nn.MaxParams {
+			// a real device must refuse it before allocating anything
+			if _, err := nn.NewUNet2D(kernels.CPU(), cfg, 0); err == nil {
+				t.Fatalf("a config of %d parameters was built on the CPU", n)
+			}
+		}
+	})
+}
