@@ -222,31 +222,43 @@ type CheckpointInfo struct {
 func (ci *CheckpointInfo) NullClass() int64 { return int64(len(ci.Classes)) }
 
 func readState(dir string) (*nn.SafeTensors, CheckpointInfo, error) {
-	path := filepath.Join(dir, stateFile)
-	st, err := nn.ReadSafeTensors(path)
+	st, err := nn.ReadSafeTensors(filepath.Join(dir, stateFile))
 	if err != nil {
 		return nil, CheckpointInfo{}, err
 	}
+	info, err := parseState(st, dir)
+	if err != nil {
+		st.Close()
+		return nil, info, err
+	}
+	return st, info, nil
+}
+
+// parseState reads the run's settings from a training state's metadata,
+// validating each field (before anything is allocated from it).
+func parseState(st *nn.SafeTensors, dir string) (CheckpointInfo, error) {
+	path := st.Path
 	info := CheckpointInfo{Dir: dir}
 	meta := st.Metadata
 	if meta["format"] != "godiffuse-train-state-1" {
-		return nil, info, fmt.Errorf("%s: metadata field format is %q, want godiffuse-train-state-1", path, meta["format"])
+		return info, fmt.Errorf("%s: metadata field format is %q, want godiffuse-train-state-1", path, meta["format"])
 	}
 	if err := json.Unmarshal([]byte(meta["train_config"]), &info.Config); err != nil {
-		return nil, info, fmt.Errorf("%s: metadata field train_config: %v", path, err)
+		return info, fmt.Errorf("%s: metadata field train_config: %v", path, err)
 	}
 	if err := info.Config.Validate(); err != nil {
-		return nil, info, fmt.Errorf("%s: metadata field train_config: %v", path, err)
+		return info, fmt.Errorf("%s: metadata field train_config: %v", path, err)
 	}
+	var err error
 	if info.Step, err = strconv.Atoi(meta["step"]); err != nil || info.Step < 0 {
-		return nil, info, fmt.Errorf("%s: metadata field step %q: want a count ≥ 0", path, meta["step"])
+		return info, fmt.Errorf("%s: metadata field step %q: want a count ≥ 0", path, meta["step"])
 	}
 	if err := json.Unmarshal([]byte(meta["classes"]), &info.Classes); err != nil {
-		return nil, info, fmt.Errorf("%s: metadata field classes: %v", path, err)
+		return info, fmt.Errorf("%s: metadata field classes: %v", path, err)
 	}
 	info.Objective, _ = ParseObjective(info.Config.Objective)
 	info.Schedule, _ = NewSchedule(info.Config.Schedule, info.Config.T)
-	return st, info, nil
+	return info, nil
 }
 
 // ReadCheckpointInfo reads what a checkpoint folder (or the newest complete

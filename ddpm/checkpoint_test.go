@@ -1,11 +1,13 @@
 package ddpm
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/kernels"
+	"github.com/godiffuse/godiffuse/nn"
 )
 
 func copyTree(t *testing.T, src, dst string) {
@@ -122,4 +124,38 @@ func stepOf(t *testing.T, dir string) int {
 	}
 	st.Close()
 	return info.Step
+}
+
+// FuzzTrainState: no training-state file may panic its reader or make it
+// allocate from an unchecked field (the seeds include a timesteps of 2e9,
+// which once allocated a 2e9-step schedule before any check).
+func FuzzTrainState(f *testing.F) {
+	good := `{"steps":10,"batch":2,"lr":0.001,"warmup_steps":0,"weight_decay":0.01,"clip_norm":1,"ema_decay":0.99,` +
+		`"cond_drop":0.1,"schedule":"linear","timesteps":%d,"objective":"epsilon","min_snr_gamma":0,"seed":1}`
+	for _, T := range []int{1000, 2000000000, -5} {
+		meta := map[string]string{"format": "godiffuse-train-state-1", "train_config": fmt.Sprintf(good, T),
+			"step": "3", "classes": `["a","b"]`, "rng": "00"}
+		path := filepath.Join(f.TempDir(), "state.safetensors")
+		if err := nn.WriteSafeTensors(path, []nn.STTensor{{Name: "losses", DType: nn.STF32, Shape: []int{1}, F: []float32{1}}}, meta); err != nil {
+			f.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := nn.ParseSafeTensors("fuzz", data)
+		if err != nil {
+			return
+		}
+		info, err := parseState(st, "fuzz")
+		if err != nil {
+			return
+		}
+		if info.Schedule == nil || info.Schedule.T != info.Config.T {
+			t.Fatalf("an accepted state has no schedule of T = %d", info.Config.T)
+		}
+	})
 }
