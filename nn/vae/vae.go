@@ -1,6 +1,7 @@
 // Package vae holds diffusers' AutoencoderKL, the latent autoencoder of
 // Stable Diffusion 1.x and 2.x, built from its config.json with diffusers'
-// state-dict keys (current and 2022 legacy attention names).
+// state-dict keys (current and, through nn.ConvertLegacyKey, the 2022
+// query/key/value/proj_attn names of the mid-block attention).
 package vae
 
 import (
@@ -9,7 +10,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -339,18 +339,6 @@ func (v *AutoencoderKL) Decode(z *tensor.Tensor) (img *tensor.Tensor, err error)
 // NoGrad turns gradients off for inference; call the result to restore them.
 func (v *AutoencoderKL) NoGrad() (restore func()) { return nn.NoGrad(v.Params()) }
 
-var legacyAttn = regexp.MustCompile(`^(.*mid_block\.attentions\.\d+)\.(query|key|value|proj_attn)\.(weight|bias)$`)
-
-// convertLegacyKey maps the 2022 VAE files' mid-block attention names
-// (query, key, value, proj_attn) to to_q, to_k, to_v, to_out.0.
-func convertLegacyKey(k string) string {
-	m := legacyAttn.FindStringSubmatch(k)
-	if m == nil {
-		return k
-	}
-	return m[1] + "." + map[string]string{"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}[m[2]] + "." + m[3]
-}
-
 // Load reads a diffusers vae/ folder (config.json and
 // diffusion_pytorch_model[.fp16].safetensors), its weights kept as storage says.
 func Load(dev tensor.Device, dir string, storage nn.Storage) (*AutoencoderKL, error) {
@@ -377,7 +365,7 @@ func Load(dev tensor.Device, dir string, storage nn.Storage) (*AutoencoderKL, er
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	v.Device = dev
-	if err := nn.LoadParams(v.Params(), st, nn.LoadOptions{Rename: convertLegacyKey, Storage: storage, Device: dev}); err != nil {
+	if err := nn.LoadParams(v.Params(), st, nn.LoadOptions{Rename: nn.ConvertLegacyKey, Storage: storage, Device: dev}); err != nil {
 		return nil, err
 	}
 	return v, nil

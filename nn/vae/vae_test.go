@@ -1,7 +1,9 @@
 package vae
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
@@ -55,4 +57,38 @@ func checkVAEParity(t *testing.T, dev tensor.Device, dir string) {
 	loss.Backward()
 	sdfixtures.Compare(t, io, "grad/x", x.Grad(), tolGrad)
 	sdfixtures.CheckGrads(t, io, v.Params(), tolGrad)
+}
+
+// TestLegacyAttentionNames: a 2022 VAE file names the mid-block attention
+// query/key/value/proj_attn; it loads to the same model.
+func TestLegacyAttentionNames(t *testing.T) {
+	dir := sdfixtures.Folders(t, sdfixtures.VAE)[0]
+	legacy := t.TempDir()
+	cfg, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	os.WriteFile(filepath.Join(legacy, "config.json"), cfg, 0o644)
+	st, err := nn.ReadSafeTensors(filepath.Join(dir, "diffusion_pytorch_model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := 0
+	var ts []nn.STTensor
+	for _, name := range st.Names() {
+		v, shape, _ := st.Float32(name)
+		for _, pair := range [][2]string{{".to_q.", ".query."}, {".to_k.", ".key."}, {".to_v.", ".value."}, {".to_out.0.", ".proj_attn."}} {
+			if strings.Contains(name, "mid_block.attentions.0"+pair[0]) {
+				name = strings.Replace(name, pair[0], pair[1], 1)
+				renamed++
+			}
+		}
+		ts = append(ts, nn.STTensor{Name: name, DType: nn.STF32, Shape: shape, F: v})
+	}
+	if renamed != 16 {
+		t.Fatalf("renamed %d tensors, want 16 (8 per coder)", renamed)
+	}
+	if err := nn.WriteSafeTensors(filepath.Join(legacy, "diffusion_pytorch_model.safetensors"), ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(kernels.CPU(), legacy, nn.StoreF32); err != nil {
+		t.Fatal(err)
+	}
 }
