@@ -3,8 +3,9 @@ package pipeline
 import (
 	"fmt"
 	"image"
-	"math"
 	"math/rand/v2"
+
+	"golang.org/x/image/draw"
 
 	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/tensor"
@@ -88,43 +89,22 @@ func (p *Pipeline) sampleFromImage(sm ddpm.SigmaSampler, model ddpm.SigmaModel, 
 }
 
 // imageTensor converts an image to (1, 3, H, W) in [−1, 1], resized to w×h
-// by bilinear filtering when its size differs.
+// first (Catmull-Rom, golang.org/x/image/draw) when its size differs.
 func imageTensor(dev tensor.Device, img image.Image, w, h int) *tensor.Tensor {
+	if b := img.Bounds(); b.Dx() != w || b.Dy() != h {
+		dst := image.NewNRGBA(image.Rect(0, 0, w, h))
+		draw.CatmullRom.Scale(dst, dst.Bounds(), img, b, draw.Src, nil)
+		img = dst
+	}
 	b := img.Bounds()
 	v := make([]float32, 3*h*w)
 	for y := range h {
 		for x := range w {
-			var rgb [3]float64
-			if b.Dx() == w && b.Dy() == h {
-				r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
-				rgb = [3]float64{float64(r >> 8), float64(g >> 8), float64(bl >> 8)}
-			} else {
-				rgb = bilinear(img, (float64(x)+0.5)*float64(b.Dx())/float64(w)-0.5, (float64(y)+0.5)*float64(b.Dy())/float64(h)-0.5)
-			}
-			for c := range 3 {
-				v[(c*h+y)*w+x] = float32(rgb[c]/255*2 - 1)
+			r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			for c, u := range [3]uint32{r, g, bl} {
+				v[(c*h+y)*w+x] = float32(float64(u>>8)/255*2 - 1)
 			}
 		}
 	}
 	return tensor.FromFloat32(dev, v, 1, 3, h, w)
-}
-
-func bilinear(img image.Image, fx, fy float64) [3]float64 {
-	b := img.Bounds()
-	clampI := func(v, lo, hi int) int { return min(max(v, lo), hi) }
-	x0, y0 := int(math.Floor(fx)), int(math.Floor(fy))
-	ax, ay := fx-float64(x0), fy-float64(y0)
-	var out [3]float64
-	for dy := range 2 {
-		for dx := range 2 {
-			wgt := (1 - ax + float64(dx)*(2*ax-1)) * (1 - ay + float64(dy)*(2*ay-1))
-			px := clampI(x0+dx, 0, b.Dx()-1) + b.Min.X
-			py := clampI(y0+dy, 0, b.Dy()-1) + b.Min.Y
-			r, g, bl, _ := img.At(px, py).RGBA()
-			out[0] += wgt * float64(r>>8)
-			out[1] += wgt * float64(g>>8)
-			out[2] += wgt * float64(bl>>8)
-		}
-	}
-	return out
 }

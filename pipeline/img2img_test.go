@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
@@ -69,6 +70,15 @@ func TestImg2ImgMatchesReference(t *testing.T) {
 	}
 	if _, err := p.Img2Img(Img2ImgOptions{Options: Options{Steps: 2}, Image: img, Strength: 0.2}); err == nil {
 		t.Error("a strength that keeps no step ran")
+	}
+	big := image.NewNRGBA(image.Rect(0, 0, 3*W/2, 3*H/2)) // resized to the asked size first
+	resized, err := p.Img2Img(Img2ImgOptions{Options: Options{Steps: 2, Width: W, Height: H}, Image: big, Strength: 0.5})
+	if err != nil || resized.Images[0].Bounds().Dx() != W || resized.Images[0].Bounds().Dy() != H {
+		t.Fatalf("img2img of a %d×%d image to %d×%d: %v", 3*W/2, 3*H/2, W, H, err)
+	}
+	odd := image.NewNRGBA(image.Rect(0, 0, W+1, H+1)) // not a multiple of the VAE factor, no size asked
+	if _, err := p.Img2Img(Img2ImgOptions{Image: odd, Strength: 0.5}); err == nil || !strings.Contains(err.Error(), "-width") {
+		t.Errorf("a %d×%d image without a size: %v", W+1, H+1, err)
 	}
 	if _, err := p.Img2Img(Img2ImgOptions{Image: img, Strength: 1.5}); err == nil {
 		t.Error("strength 1.5 accepted")
