@@ -249,3 +249,28 @@ func TestSigmaSamplersFollowTheODE(t *testing.T) {
 		t.Errorf("dpm++2m: errors %.4f (10 steps) and %.4f (20), want ≤ 0.025 and 0.009", dpm10, dpm20)
 	}
 }
+
+// FuzzSchedulerConfig: no scheduler_config.json may panic the parser, the
+// ᾱ computation or the samplers built from what it accepts.
+func FuzzSchedulerConfig(f *testing.F) {
+	f.Add([]byte(`{"_class_name": "PNDMScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085, "steps_offset": 1}`))
+	f.Add([]byte(`{"num_train_timesteps": 2000000000}`))
+	f.Add([]byte(`{"trained_betas": [0.1, 0.2], "num_train_timesteps": 2, "timestep_spacing": "trailing"}`))
+	f.Add([]byte(`{"prediction_type": "v_prediction", "use_karras_sigmas": true, "timestep_spacing": "leading"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseSchedulerConfig("fuzz", data)
+		if err != nil {
+			return
+		}
+		for _, a := range c.AlphasCumprod() {
+			if !(a >= 0 && a <= 1) {
+				t.Fatalf("ᾱ %v outside [0, 1]", a)
+			}
+		}
+		for _, name := range SigmaSamplerNames {
+			if sm, err := NewSigmaSampler(name, c, min(10, c.NumTrainTimesteps)); err == nil && len(sm.Sigmas()) != len(sm.Timesteps())+1 {
+				t.Fatalf("%s: %d σ's for %d steps", name, len(sm.Sigmas()), len(sm.Timesteps()))
+			}
+		}
+	})
+}

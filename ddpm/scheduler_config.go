@@ -68,6 +68,11 @@ func ParseSchedulerConfig(name string, data []byte) (SchedulerConfig, error) {
 	default:
 		return c, fmt.Errorf("%s: timestep_spacing %q, want leading, trailing or linspace", name, c.TimestepSpacing)
 	}
+	for i, b := range c.TrainedBetas {
+		if !(b >= 0 && b < 1) {
+			return c, fmt.Errorf("%s: trained_betas[%d] = %g, want 0 ≤ β < 1", name, i, b)
+		}
+	}
 	if c.TrainedBetas == nil {
 		switch c.BetaSchedule {
 		case "linear", "scaled_linear":

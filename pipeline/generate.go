@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -31,7 +32,8 @@ type Options struct {
 	ClipSkip int // use the text encoder's layer −(1+ClipSkip) for the prompt, as diffusers' clip_skip
 
 	// Latents, when set, replaces the initial noise (1, latent, h, w) of a
-	// one-image run (to reproduce another implementation's run).
+	// one-image run (to reproduce another implementation's run); without
+	// Width and Height the image size follows from it.
 	Latents *tensor.Tensor
 	// OnStep, when set, is called after every step of every image.
 	OnStep func(image, step, steps int)
@@ -65,6 +67,9 @@ func (p *Pipeline) withDefaults(o Options) (Options, error) {
 	if o.Sampler == "" {
 		o.Sampler = "dpm++2m-karras"
 	}
+	if o.Latents != nil && o.Latents.Rank() == 4 && o.Width == 0 && o.Height == 0 { // the size the latents give
+		o.Height, o.Width = o.Latents.Dim(2)*p.ImageFactor(), o.Latents.Dim(3)*p.ImageFactor()
+	}
 	if o.Width == 0 {
 		o.Width = p.DefaultSize()
 	}
@@ -89,6 +94,9 @@ func (p *Pipeline) withDefaults(o Options) (Options, error) {
 		return o, fmt.Errorf("clip skip %d: want 0 … %d", o.ClipSkip, p.TextEncoder.Config.NumHiddenLayers-1)
 	case o.Latents != nil && o.N != 1:
 		return o, fmt.Errorf("given initial latents make one image, not %d", o.N)
+	case o.Latents != nil && !slices.Equal(o.Latents.Shape(), []int{1, p.VAE.Config.LatentChannels, o.Height / p.ImageFactor(), o.Width / p.ImageFactor()}):
+		return o, fmt.Errorf("initial latents %v, want (1, %d, %d, %d) for %d×%d", o.Latents.Shape(), p.VAE.Config.LatentChannels,
+			o.Height/p.ImageFactor(), o.Width/p.ImageFactor(), o.Width, o.Height)
 	}
 	if _, err := ddpm.NewSigmaSampler(o.Sampler, p.Scheduler, o.Steps); err != nil {
 		return o, err

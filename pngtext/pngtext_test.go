@@ -45,3 +45,24 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal("a truncated file was read")
 	}
 }
+
+// FuzzRead: no file may panic the reader (chunk lengths up to 2³²−1 are
+// refused before anything is allocated), and every chunk it returns has a key.
+func FuzzRead(f *testing.F) {
+	var buf bytes.Buffer
+	Encode(&buf, image.NewRGBA(image.Rect(0, 0, 2, 2)), []Chunk{{"parameters", "a cat\nSteps: 2"}, {"k", "ünï 🗻"}})
+	f.Add(buf.Bytes())
+	f.Add([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x05tEXtk\x00v"))
+	f.Add([]byte("\x89PNG\r\n\x1a\n\xff\xff\xff\xfftEXt"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		chunks, err := Read(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		for _, c := range chunks {
+			if c.Key == "" {
+				t.Fatalf("a chunk without a key: %q", c)
+			}
+		}
+	})
+}

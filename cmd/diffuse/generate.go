@@ -85,9 +85,6 @@ func (f *sdFlags) options(dev tensor.Device) (pipeline.Options, error) {
 			return o, fmt.Errorf("-latents: %s is %v, want (1, C, h, w)", name, shape)
 		}
 		o.Latents = tensor.FromFloat32(dev, v, shape...)
-		if o.Width == 0 && o.Height == 0 {
-			o.Height, o.Width = -shape[2], -shape[3] // resolved against the VAE factor once the model is loaded
-		}
 	}
 	return o, nil
 }
@@ -166,9 +163,6 @@ func generate(f *sdFlags, i2i *pipeline.Img2ImgOptions) error {
 	o, err := f.options(dev)
 	if err != nil {
 		return err
-	}
-	if o.Width < 0 { // from -latents
-		o.Width, o.Height = -o.Width*p.ImageFactor(), -o.Height*p.ImageFactor()
 	}
 	bar := newProgress(os.Stderr, 0, o.Steps*o.N, isTerminal(os.Stderr))
 	var total int

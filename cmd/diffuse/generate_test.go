@@ -79,6 +79,14 @@ func TestGenerateErrors(t *testing.T) {
 		{[]string{"-model", dir, "-sampler", "plms", "-out", out}, "unknown sampler"},
 		{[]string{"-model", dir, "-guidance", "NaN", "-out", out}, "-guidance"},
 		{[]string{"-model", dir, "-latents", "nofile", "-out", out}, "-latents"},
+		{[]string{"-model", dir, "-latents", filepath.Join(dir, "io.safetensors") + ":nosuch", "-out", out}, "nosuch"},
+		{[]string{"-model", dir, "-latents", filepath.Join(dir, "io.safetensors") + ":prompt_embeds", "-out", out}, "want (1, C, h, w)"},
+		{[]string{"-model", dir, "-latents", filepath.Join(dir, "io.safetensors") + ":decoded", "-out", out}, "initial latents"},
+		{[]string{"-model", dir, "-latents", filepath.Join(dir, "io.safetensors") + ":latents_init", "-n", "2", "-out", out}, "one image"},
+		{[]string{"-model", dir, "-weights", "f8", "-out", out}, "-weights"},
+		{[]string{"-model", dir, "-clip-skip", "99", "-out", out}, "clip skip"},
+		{[]string{"-model", dir, "-clip-skip", "-1", "-out", out}, "clip skip"},
+		{[]string{"-model", dir, "-out", ""}, "-out"},
 	} {
 		err := runGenerate(append(c.args, "-device", "cpu"))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -88,8 +96,23 @@ func TestGenerateErrors(t *testing.T) {
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a failed run wrote its output")
 	}
-	if err := runImg2Img([]string{"-model", dir, "-image", filepath.Join(tmp, "none.png"), "-device", "cpu", "-out", out}); err == nil {
-		t.Error("img2img without an image file ran")
+	notImage := filepath.Join(tmp, "notes.png")
+	os.WriteFile(notImage, []byte("not a picture"), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-image", filepath.Join(tmp, "none.png")}, "no such file"},
+		{[]string{"-image", notImage}, "not a PNG or JPEG"},
+		{[]string{}, "-image"},
+		{[]string{"-image", notImage, "-strength", "0"}, "-strength"},
+		{[]string{"-image", notImage, "-strength", "NaN"}, "-strength"},
+		{[]string{"-image", notImage, "-strength", "1.5"}, "-strength"},
+	} {
+		err := runImg2Img(append([]string{"-model", dir, "-device", "cpu", "-out", out}, c.args...))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("img2img %q: error %v, want one mentioning %q", c.args, err, c.want)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package unet
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -26,4 +27,28 @@ func TestFullSizeKeys(t *testing.T) {
 			t.Errorf("%s: %d parameters, want %d", name, n, want)
 		}
 	}
+}
+
+// FuzzConditionConfig: no config.json may panic the parser or the model
+// construction (on the shapes-only device: no memory).
+func FuzzConditionConfig(f *testing.F) {
+	for _, name := range []string{"sd15", "sd21"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "sd-configs", name, "unet", "config.json"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"block_out_channels": [8388608], "down_block_types": ["DownBlock2D"], "up_block_types": ["UpBlock2D"]}`))
+	f.Add([]byte(`{"attention_head_dim": [0, 1, 2, 3], "layers_per_block": [1]}`))
+	f.Add([]byte(`{"dual_cross_attention": true}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseConditionConfig("fuzz", data)
+		if err != nil {
+			return
+		}
+		if _, err := BuildCondition(tensor.ShapesOnly(), cfg); err != nil {
+			t.Fatalf("an accepted config does not build: %v", err)
+		}
+	})
 }
