@@ -172,12 +172,14 @@ func (p *Pipeline) run(o Options, i2i *img2img) (*Result, error) {
 	if truncated {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the prompt is longer than %d tokens; the rest was dropped, as diffusers does", p.Tokenizer.MaxLength-2))
 	}
-	uncond, truncated, err := p.EncodePrompt(o.Negative, 0)
-	if err != nil {
-		return nil, err
-	}
-	if truncated {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("the negative prompt is longer than %d tokens; the rest was dropped", p.Tokenizer.MaxLength-2))
+	var uncond *tensor.Tensor // only guidance uses it
+	if o.Guidance > 1 {
+		if uncond, truncated, err = p.EncodePrompt(o.Negative, 0); err != nil {
+			return nil, err
+		}
+		if truncated {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("the negative prompt is longer than %d tokens; the rest was dropped", p.Tokenizer.MaxLength-2))
+		}
 	}
 	f, L := p.ImageFactor(), p.VAE.Config.LatentChannels
 	h, w := o.Height/f, o.Width/f
