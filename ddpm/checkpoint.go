@@ -52,6 +52,7 @@ func (tr *Trainer) Save(dir string) (err error) {
 	if err := os.RemoveAll(tmp); err != nil { // an incomplete attempt (recovery kept any complete one)
 		return err
 	}
+	crashPoint("save: old attempt removed")
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return err
 	}
@@ -63,9 +64,11 @@ func (tr *Trainer) Save(dir string) (err error) {
 	if err := tr.Model.Save(filepath.Join(tmp, unetDir)); err != nil {
 		return err
 	}
+	crashPoint("save: model written")
 	if err := tr.EMA.Save(filepath.Join(tmp, emaDir)); err != nil {
 		return err
 	}
+	crashPoint("save: EMA written")
 	st, err := tr.Opt.StateDict()
 	if err != nil {
 		return err
@@ -91,11 +94,13 @@ func (tr *Trainer) Save(dir string) (err error) {
 		return err
 	}
 	syncDir(tmp)
+	crashPoint("save: state written")
 	// The marker last: from here on dir.tmp is a complete checkpoint.
 	if err := nn.WriteFileAtomic(filepath.Join(tmp, completeFile), []byte(strconv.Itoa(tr.Step)+"\n")); err != nil {
 		return err
 	}
 	syncDir(tmp)
+	crashPoint("save: marker written")
 	return swapIn(dir, tmp)
 }
 
@@ -112,6 +117,7 @@ func swapIn(dir, from string) error {
 		if err := removeCheckpoint(dir); err != nil {
 			return err
 		}
+		crashPoint("swap: dir removed to restore dir.old")
 		if err := os.Rename(old, dir); err != nil {
 			return err
 		}
@@ -121,16 +127,19 @@ func swapIn(dir, from string) error {
 	if err := removeCheckpoint(old); err != nil {
 		return err
 	}
+	crashPoint("swap: stale dir.old removed")
 	if _, err := os.Stat(dir); err == nil {
 		if err := os.Rename(dir, old); err != nil {
 			return err
 		}
 		syncDir(filepath.Dir(dir))
+		crashPoint("swap: dir moved to dir.old")
 	}
 	if err := os.Rename(from, dir); err != nil {
 		return err
 	}
 	syncDir(filepath.Dir(dir))
+	crashPoint("swap: new folder in place")
 	return removeCheckpoint(old)
 }
 
@@ -141,7 +150,24 @@ func removeCheckpoint(dir string) error {
 		return err
 	}
 	syncDir(dir)
+	if _, err := os.Stat(filepath.Join(dir, stateFile)); err == nil {
+		crashPoint("remove: marker gone, files still there")
+		if err := os.Remove(filepath.Join(dir, stateFile)); err != nil {
+			return err
+		}
+		crashPoint("remove: training state gone")
+	}
 	return os.RemoveAll(dir)
+}
+
+// crashHook, set only by the kill test (crash_test.go), is called at every
+// point of Save and of recovery where a crash leaves a distinct state on disk.
+var crashHook func(point string)
+
+func crashPoint(point string) {
+	if crashHook != nil {
+		crashHook(point)
+	}
 }
 
 func syncDir(dir string) {
@@ -190,13 +216,24 @@ func newestCheckpoint(dir string) (string, bool) {
 }
 
 // recoverCheckpoint finishes what a crash interrupted: the newest complete
-// folder among dir, dir.tmp and dir.old becomes dir.
+// folder among dir, dir.tmp and dir.old becomes dir, and the others are
+// removed.
 func recoverCheckpoint(dir string) error {
 	best, ok := newestCheckpoint(dir)
-	if !ok || best == dir {
+	switch {
+	case !ok:
 		return nil
+	case best != dir:
+		return swapIn(dir, best)
 	}
-	return swapIn(dir, best)
+	for _, stale := range []string{dir + ".old", dir + ".tmp"} { // dir is the newest: the rest can go
+		if _, err := os.Stat(stale); err == nil {
+			if err := removeCheckpoint(stale); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // findCheckpoint returns the newest complete checkpoint among dir and what a
@@ -297,8 +334,13 @@ func LoadCheckpoint(dev tensor.Device, dir string, ema bool) (*nn.UNet2D, Checkp
 
 // Resume restores a trainer from a checkpoint folder so that training
 // continues exactly; ds must be the dataset the run was started on, and
-// steps (when > 0) replaces the total step count.
+// steps (when > 0) replaces the total step count. What a crash during a
+// save left behind is recovered first (the newest complete folder is moved
+// into place).
 func Resume(dev tensor.Device, dir string, ds data.Dataset, steps int) (*Trainer, error) {
+	if err := recoverCheckpoint(dir); err != nil { // finish what a crash interrupted
+		return nil, fmt.Errorf("%s: recovering after a crash: %w", dir, err)
+	}
 	dir, err := findCheckpoint(dir)
 	if err != nil {
 		return nil, err
@@ -307,6 +349,7 @@ func Resume(dev tensor.Device, dir string, ds data.Dataset, steps int) (*Trainer
 	if err != nil {
 		return nil, err
 	}
+	defer st.Close()
 	tc := info.Config
 	if steps > 0 {
 		tc.Steps = steps
@@ -330,7 +373,9 @@ func Resume(dev tensor.Device, dir string, ds data.Dataset, steps int) (*Trainer
 		if err != nil {
 			return nil, err
 		}
-		if err := p.m.LoadWeights(w); err != nil {
+		err = p.m.LoadWeights(w)
+		w.Close()
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -14,7 +14,7 @@ import (
 
 // smallModel is a two-level U-Net on 8×8 grey images with attention, small
 // enough for a test to train it for dozens of steps in seconds.
-func smallModel(t *testing.T) nn.UNet2DConfig {
+func smallModel(t testing.TB) nn.UNet2DConfig {
 	cfg, err := nn.ParseUNet2DConfig("small", []byte(`{"sample_size": 8, "in_channels": 1, "out_channels": 1,
 		"block_out_channels": [16, 32], "layers_per_block": 1, "norm_num_groups": 4, "attention_head_dim": 8,
 		"down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"]}`))
@@ -25,7 +25,7 @@ func smallModel(t *testing.T) nn.UNet2DConfig {
 }
 
 // handful returns 8 images of two classes: bright squares and dark rings.
-func handful(t *testing.T) data.Dataset {
+func handful(t testing.TB) data.Dataset {
 	r := rand.New(rand.NewPCG(3, 3))
 	var pix []byte
 	var labels []int
