@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/data"
@@ -169,5 +170,31 @@ func TestNonFiniteLossStopsWithoutUpdating(t *testing.T) {
 	}
 	if _, info, err := LoadCheckpoint(kernels.CPU(), dir, true); err != nil || info.Step != 1 {
 		t.Fatalf("checkpoint after the NaN: step %d, %v", info.Step, err)
+	}
+}
+
+// TestTrainingIndependentOfThreads: three training steps on 1 and on 3
+// threads give bit-identical weights (issue 22, item 9).
+func TestTrainingIndependentOfThreads(t *testing.T) {
+	var want []float32
+	for _, threads := range []int{1, 3} {
+		tr, err := NewTrainer(kernels.NewCPU(threads), smallModel(t), trainConfig(3), handful(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := tr.TrainStep(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []float32
+		for _, p := range tr.Model.Params() {
+			got = append(got, p.T.MustFloat32s()...)
+		}
+		if want == nil {
+			want = got
+		} else if !slices.Equal(got, want) {
+			t.Fatalf("weights after 3 steps on %d threads differ from 1 thread's", threads)
+		}
 	}
 }

@@ -262,7 +262,7 @@ func (d *Device) convShiftedBackwardWeight(dws, xs, dys []float32, p tensor.Conv
 	if rowsA {
 		dst = make([]float32, ckk*p.F) // dwᵀ
 	}
-	d.sumOverImages(dst, p.F*ckk, padLen+p.F*s.n, p.N, func(n int, acc, scratch []float32, threads int, beta float32) {
+	d.sumOverImages(dst, p.F*ckk, padLen+p.F*s.n, p.N, ohw, func(n int, acc, scratch []float32, threads int, beta float32) {
 		xp, dyp := scratch[:padLen], scratch[padLen:]
 		s.pad(xp, xs[n*chw:(n+1)*chw], p)
 		for f := range p.F {
@@ -292,38 +292,36 @@ func (d *Device) convShiftedBackwardWeight(dws, xs, dys []float32, p tensor.Conv
 
 // sumOverImages sets dst (size floats) to Σ_n of what fn adds for image n:
 // fn(n, acc, scratch, threads, beta) computes acc = contribution + beta·acc.
-// Each goroutine sums its images into a private accumulator.
-func (d *Device) sumOverImages(dst []float32, size, scratchLen, nImg int, fn func(n int, acc, scratch []float32, threads int, beta float32)) {
-	workers := max(1, min(d.threads, nImg))
-	partial := make([][]float32, workers)
-	var wg sync.WaitGroup
-	for wk := range workers {
-		threads := 1
-		if workers == 1 {
-			threads = d.threads
-		}
-		wg.Go(func() {
-			acc := dst[:size]
-			if wk > 0 {
-				acc = make([]float32, size)
-			}
-			partial[wk] = acc
-			scratch := make([]float32, scratchLen)
-			beta := float32(0)
-			for n := wk; n < nImg; n += workers {
-				fn(n, acc, scratch, threads, beta)
-				beta = 1
-			}
-			if beta == 0 { // no image: this worker contributes zeros
-				clear(acc)
-			}
-		})
+// k is the length of each image's reduction (its output pixels). Images are
+// summed into reductionSlots(k) partial sums (see forSlots), added in slot
+// order: the result does not depend on the thread count.
+func (d *Device) sumOverImages(dst []float32, size, scratchLen, nImg, k int, fn func(n int, acc, scratch []float32, threads int, beta float32)) {
+	slots := max(1, min(reductionSlots(k), nImg))
+	partial := make([][]float32, slots)
+	partial[0] = dst[:size]
+	if nImg == 0 {
+		clear(partial[0])
+		return
 	}
-	wg.Wait()
+	for s := 1; s < slots; s++ {
+		partial[s] = getWino(size) // overwritten by the slot's first image
+	}
+	scratch := make([][]float32, min(slots, d.threads))
+	d.forSlots(nImg, slots, func(wk, slot, n, threads int) {
+		if scratch[wk] == nil {
+			scratch[wk] = make([]float32, scratchLen)
+		}
+		beta := float32(1)
+		if n == slot { // the slot's first image overwrites
+			beta = 0
+		}
+		fn(n, partial[slot], scratch[wk], threads, beta)
+	})
 	for _, acc := range partial[1:] {
 		for i, v := range acc {
 			dst[i] += v
 		}
+		putWino(acc)
 	}
 }
 
@@ -426,11 +424,11 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 	case d.shifted(p) && p.C*p.KH*p.KW >= p.F:
 		d.convShiftedBackwardWeight(dws, xs, dys, p)
 	case point:
-		d.sumOverImages(dws, p.F*ckk, 0, p.N, func(n int, acc, _ []float32, threads int, beta float32) {
+		d.sumOverImages(dws, p.F*ckk, 0, p.N, ohw, func(n int, acc, _ []float32, threads int, beta float32) {
 			d.sgemm(threads, false, true, p.F, ckk, ohw, 1, dys[n*p.F*ohw:], ohw, xs[n*p.C*hw:], hw, beta, acc, ckk)
 		})
 	default:
-		d.sumOverImages(dws, p.F*ckk, ckk*ohw, p.N, func(n int, acc, col []float32, threads int, beta float32) {
+		d.sumOverImages(dws, p.F*ckk, ckk*ohw, p.N, ohw, func(n int, acc, col []float32, threads int, beta float32) {
 			im2col(col, xs[n*p.C*hw:(n+1)*p.C*hw], p)
 			d.sgemm(threads, false, true, p.F, ckk, ohw, 1, dys[n*p.F*ohw:], ohw, col, ohw, beta, acc, ckk)
 		})

@@ -439,28 +439,43 @@ func winoOutputRow(top, bot, m []float32, ms, tiles int, bias float32) {
 // convWinogradBackwardWeight computes dw (F×C×3×3) of a stride-1 3×3
 // convolution from x and dy by Winograd F(3×3, 2×2).
 func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.ConvParams) {
-	g := newWinoGeom(p, max(1, d.threads))
+	g := newWinoGeom(p, 2) // chunks of a size that does not depend on the thread count
 	if g.rows == 0 { // no output pixels: no gradient
 		clear(dws[:p.F*p.C*9])
 		return
 	}
 	simd := d.winoSIMD()
-	ws := p.F*p.C + 16                          // stride between the 16 matrices W[ξ] (see winoGeom.cs)
-	acc := make([][]float32, max(1, d.threads)) // per worker: its chunks' sum
+	ws := p.F*p.C + 16 // stride between the 16 matrices W[ξ] (see winoGeom.cs)
+	// Slots of a grouping that does not depend on the thread count (see
+	// forSlots): the same sums in the same order anywhere.
+	chunks := (g.rows + g.chunk - 1) / g.chunk
+	acc := make([][]float32, min(reductionSlots(g.chunk*g.tw), chunks)) // per slot: its chunks' sum
 	padLen := winoPadLen(p, g)
-	d.winoChunks(g, 16*g.cs+16*g.fs+padLen+2*g.wp, func(wk int, buf []float32, threads, r0, r1 int) {
+	scratch := 16*g.cs + 16*g.fs + padLen + 2*g.wp
+	bufs := make([][]float32, min(len(acc), d.threads))
+	d.forSlots(chunks, len(acc), func(wk, slot, ch, threads int) {
+		if bufs[wk] == nil {
+			bufs[wk] = getWino(scratch)
+		}
+		buf := bufs[wk]
+		r0, r1 := ch*g.chunk, min(g.rows, (ch+1)*g.chunk)
 		v, y := buf[:16*g.cs], buf[16*g.cs:16*(g.cs+g.fs)]
 		pad, dyRows := buf[16*(g.cs+g.fs):][:padLen], buf[16*(g.cs+g.fs)+padLen:]
 		beta := float32(1)
-		if acc[wk] == nil { // the worker's first chunk overwrites
-			acc[wk], beta = getWino(16*ws), 0
+		if acc[slot] == nil { // the slot's first chunk overwrites
+			acc[slot], beta = getWino(16*ws), 0
 		}
 		winoInput(v, xs, pad, p, g, r0, r1, simd)
 		winoDy(y, dys, dyRows, p, g, r0, r1, simd)
 		for xi := range 16 {
-			d.sgemm(threads, false, true, p.F, p.C, (r1-r0)*g.tw, 1, y[xi*g.fs:], g.ld, v[xi*g.cs:], g.ld, beta, acc[wk][xi*ws:], p.C)
+			d.sgemm(threads, false, true, p.F, p.C, (r1-r0)*g.tw, 1, y[xi*g.fs:], g.ld, v[xi*g.cs:], g.ld, beta, acc[slot][xi*ws:], p.C)
 		}
 	})
+	for _, b := range bufs {
+		if b != nil {
+			putWino(b)
+		}
+	}
 	sum := acc[0]
 	for _, a := range acc[1:] {
 		if a == nil {

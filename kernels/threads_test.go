@@ -1,0 +1,74 @@
+package kernels
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// TestResultsIndependentOfThreads: every pass of the convolutions (the
+// Winograd, shifted, pointwise and im2col paths) and batched GEMMs give
+// bit-identical results on 1, 2, 3 and 8 threads, at every level — the
+// reductions over images and tile chunks are grouped by a fixed number of
+// slots, not by thread (issue 22, item 9: training is bit-exact on any
+// number of cores).
+func TestResultsIndependentOfThreads(t *testing.T) {
+	conv := func(n, c, f, k, stride, h, w int) tensor.ConvParams {
+		pad := k / 2
+		return tensor.ConvParams{N: n, C: c, H: h, W: w, F: f, KH: k, KW: k, StrideH: stride, StrideW: stride,
+			PadTop: pad, PadBottom: pad, PadLeft: pad, PadRight: pad,
+			OH: (h+2*pad-k)/stride + 1, OW: (w+2*pad-k)/stride + 1}
+	}
+	convs := []tensor.ConvParams{
+		conv(11, 16, 24, 3, 1, 21, 21), // Winograd, several chunks
+		conv(11, 3, 8, 3, 1, 19, 23),   // few channels
+		conv(11, 16, 8, 1, 1, 9, 7),    // pointwise
+		conv(11, 8, 16, 3, 2, 13, 12),  // strided: im2col
+		conv(2, 32, 32, 3, 1, 64, 64),  // Winograd, one image of many chunks
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, level := range Levels() {
+		for i, p := range convs {
+			x := randSlice(r, p.N*p.C*p.H*p.W)
+			w := randSlice(r, p.F*p.C*p.KH*p.KW)
+			dy := randSlice(r, p.N*p.F*p.OH*p.OW)
+			var want [3][]float32
+			for _, threads := range []int{1, 2, 3, 8} {
+				d := NewCPULevel(threads, level)
+				y := &Buffer{dev: d, F: make([]float32, len(dy))}
+				dx := &Buffer{dev: d, F: make([]float32, len(x))}
+				dw := &Buffer{dev: d, F: make([]float32, len(w))}
+				db := &Buffer{dev: d, F: make([]float32, p.F)}
+				xb, wb, dyb := &Buffer{dev: d, F: x}, &Buffer{dev: d, F: w}, &Buffer{dev: d, F: dy}
+				d.Conv2D(y, xb, wb, nil, p)
+				d.Conv2DBackwardInput(dx, dyb, wb, p)
+				d.Conv2DBackwardWeight(dw, db, xb, dyb, p)
+				got := [3][]float32{y.F, dx.F, append(dw.F, db.F...)}
+				if threads == 1 {
+					want = got
+					continue
+				}
+				for k, name := range []string{"output", "input gradient", "weight gradient"} {
+					if !slices.Equal(got[k], want[k]) {
+						t.Errorf("%v conv %d (%+v): the %s on %d threads differs from 1 thread's", level, i, p, name, threads)
+					}
+				}
+			}
+		}
+		p := tensor.MatMulParams{Batch: 6, M: 37, N: 45, K: 300, TransB: true, Alpha: 1, StrideA: 37 * 300, StrideB: 45 * 300, StrideC: 37 * 45}
+		a, b := randSlice(r, p.Batch*p.StrideA), randSlice(r, p.Batch*p.StrideB)
+		var want []float32
+		for _, threads := range []int{1, 2, 3, 8} {
+			d := NewCPULevel(threads, level)
+			c := &Buffer{dev: d, F: make([]float32, p.Batch*p.StrideC)}
+			d.MatMul(c, &Buffer{dev: d, F: a}, &Buffer{dev: d, F: b}, p)
+			if threads == 1 {
+				want = c.F
+			} else if !slices.Equal(c.F, want) {
+				t.Errorf("%v: a batched GEMM on %d threads differs from 1 thread's", level, threads)
+			}
+		}
+	}
+}
