@@ -43,8 +43,18 @@ func openVulkan(index int) (*vulkan.Device, error) {
 	return d, nil
 }
 
+// MaxThreads bounds SelectThreads' thread count.
+const MaxThreads = 4096
+
 // Select returns the device for spec and one line saying which and why.
-func Select(spec string) (tensor.Device, string, error) {
+func Select(spec string) (tensor.Device, string, error) { return SelectThreads(spec, 0) }
+
+// SelectThreads is Select with the CPU device's kernels on threads
+// goroutines (0: GOMAXPROCS; results do not depend on it).
+func SelectThreads(spec string, threads int) (tensor.Device, string, error) {
+	if threads < 0 || threads > MaxThreads {
+		return nil, "", fmt.Errorf("threads %d: want 0 (all cores) to %d", threads, MaxThreads)
+	}
 	source := "-device"
 	if spec == "" {
 		spec, source = os.Getenv("GODIFFUSE_DEVICE"), "GODIFFUSE_DEVICE"
@@ -53,6 +63,9 @@ func Select(spec string) (tensor.Device, string, error) {
 		}
 	}
 	cpu := kernels.CPU()
+	if threads > 0 {
+		cpu = kernels.NewCPU(threads)
+	}
 	switch {
 	case spec == "cpu":
 		return cpu, fmt.Sprintf("device %s (%s=cpu)", cpu.Name(), source), nil

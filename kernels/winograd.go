@@ -439,8 +439,9 @@ func winoOutputRow(top, bot, m []float32, ms, tiles int, bias float32) {
 // convWinogradBackwardWeight computes dw (F×C×3×3) of a stride-1 3×3
 // convolution from x and dy by Winograd F(3×3, 2×2).
 func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.ConvParams) {
-	g := newWinoGeom(p, 2) // chunks of a size that does not depend on the thread count
-	if g.rows == 0 {       // no output pixels: no gradient
+	// Chunks of a size that does not depend on the thread count.
+	g := newWinoGeom(p, 2)
+	if g.rows == 0 { // no output pixels: no gradient
 		clear(dws[:p.F*p.C*9])
 		return
 	}

@@ -87,7 +87,7 @@ func runEval(args []string) error {
 		return err
 	}
 	start := time.Now()
-	dev, err := pickDevice(*devSpec)
+	dev, err := pickDevice(devSpec)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ type sdFlags struct {
 	steps, width, height, n, clipSkip                       int
 	guidance                                                float64
 	seed                                                    uint64
-	device                                                  *string
+	device                                                  deviceFlags
 }
 
 func addSDFlags(fs *flag.FlagSet, f *sdFlags) {
@@ -143,7 +143,7 @@ func generate(f *sdFlags, i2i *pipeline.Img2ImgOptions) error {
 	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetGCPercent(10)
 	}
-	dev, err := pickDevice(*f.device)
+	dev, err := pickDevice(f.device)
 	if err != nil {
 		return err
 	}

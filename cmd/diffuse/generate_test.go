@@ -253,3 +253,36 @@ func trainTiny(t *testing.T, dir string, extra ...string) (out, cfg string) {
 	}
 	return out, cfg
 }
+
+// TestThreadsFlag: training and sampling with -threads 1 and -threads 3
+// write byte-identical checkpoints and images (issue 22, item 9).
+func TestThreadsFlag(t *testing.T) {
+	var want [2][]byte
+	for _, threads := range []string{"1", "3"} {
+		dir := t.TempDir()
+		out, _ := trainTiny(t, dir, "-steps", "2", "-threads", threads, "-device", "cpu")
+		png := filepath.Join(dir, "s.png")
+		if err := runSample([]string{"-checkpoint", filepath.Join(out, "checkpoint"), "-n", "2", "-steps", "3",
+			"-out", png, "-threads", threads, "-device", "cpu"}); err != nil {
+			t.Fatal(err)
+		}
+		var got [2][]byte
+		for i, f := range []string{filepath.Join(out, "checkpoint", "unet", "diffusion_pytorch_model.safetensors"), png} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[i] = b
+		}
+		if want[0] == nil {
+			want = got
+			continue
+		}
+		if !bytes.Equal(got[0], want[0]) || !bytes.Equal(got[1], want[1]) {
+			t.Fatalf("-threads %s: the weights or the image differ from -threads 1's", threads)
+		}
+	}
+	if err := runSample([]string{"-threads", "-2", "-out", filepath.Join(t.TempDir(), "x.png")}); err == nil || !strings.Contains(err.Error(), "-threads") {
+		t.Fatalf("-threads -2: %v", err)
+	}
+}

@@ -87,14 +87,27 @@ func newFlags(name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
-// deviceFlag adds -device to a command.
-func deviceFlag(fs *flag.FlagSet) *string {
-	return fs.String("device", "", "auto, cpu, vulkan or vulkan:N (default: $GODIFFUSE_DEVICE, else auto: a Vulkan GPU if present, else the CPU)")
+// deviceFlags are -device and -threads, which every computing command takes.
+type deviceFlags struct {
+	spec    *string
+	threads *int
 }
 
-// pickDevice resolves -device and says in one line which device runs and why.
-func pickDevice(spec string) (tensor.Device, error) {
-	dev, why, err := device.Select(spec)
+// deviceFlag adds -device and -threads to a command.
+func deviceFlag(fs *flag.FlagSet) deviceFlags {
+	return deviceFlags{
+		spec:    fs.String("device", "", "auto, cpu, vulkan or vulkan:N (default: $GODIFFUSE_DEVICE, else auto: a Vulkan GPU if present, else the CPU)"),
+		threads: fs.Int("threads", 0, "CPU threads for the kernels (0: all cores); results are the same on any number"),
+	}
+}
+
+// pickDevice resolves -device and -threads and says in one line which
+// device runs and why.
+func pickDevice(f deviceFlags) (tensor.Device, error) {
+	if *f.threads < 0 || *f.threads > device.MaxThreads {
+		return nil, fmt.Errorf("-threads %d: want 0 (all cores) to %d", *f.threads, device.MaxThreads)
+	}
+	dev, why, err := device.SelectThreads(*f.spec, *f.threads)
 	if err != nil {
 		return nil, err
 	}

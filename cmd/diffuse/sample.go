@@ -147,7 +147,7 @@ func runSample(args []string) error {
 	if err := spec.check(); err != nil {
 		return err
 	}
-	dev, err := pickDevice(*devSpec)
+	dev, err := pickDevice(devSpec)
 	if err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ func runTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	dev, err := pickDevice(*devSpec)
+	dev, err := pickDevice(devSpec)
 	if err != nil {
 		return err
 	}
