@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -119,6 +120,9 @@ func SpacedTimesteps(spacing string, T, n int) ([]int, error) {
 }
 
 // NewSampler builds a sampler by name: "ddpm", "ddim" or "dpm++2m".
+// SamplerNames are the names NewSampler takes.
+var SamplerNames = []string{"ddpm", "ddpm-large", "ddim", "dpm++2m"}
+
 func NewSampler(name string, s *Schedule, steps int, spacing string, eta float64) (Sampler, error) {
 	switch name {
 	case "ddpm":
@@ -127,8 +131,8 @@ func NewSampler(name string, s *Schedule, steps int, spacing string, eta float64
 		return NewDDPM(s, steps, spacing, "fixed_large")
 	case "ddim":
 		return NewDDIM(s, steps, spacing, eta)
-	case "dpm++2m", "dpmpp2m", "dpm-solver++":
+	case "dpm++2m":
 		return NewDPMPP2M(s, steps)
 	}
-	return nil, fmt.Errorf("unknown sampler %q (want ddpm, ddpm-large, ddim or dpm++2m)", name)
+	return nil, fmt.Errorf("unknown sampler %q (want %s)", name, strings.Join(SamplerNames, ", "))
 }

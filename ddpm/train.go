@@ -70,6 +70,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("clip: want a finite value ≥ 0 (0: off), have %g", c.ClipNorm)
 	case !(c.MinSNRGamma >= 0 && finite(c.MinSNRGamma)):
 		return fmt.Errorf("min-snr: want a finite value ≥ 0 (0: off), have %g", c.MinSNRGamma)
+	case c.T < 2 || c.T > MaxTimesteps:
+		return fmt.Errorf("timesteps: want 2 … %d, have %d", MaxTimesteps, c.T)
 	}
 	if _, err := ParseObjective(c.Objective); err != nil {
 		return fmt.Errorf("objective: %w", err)

@@ -74,16 +74,27 @@ func runEval(args []string) error {
 	switch {
 	case (*ckpt == "") == (*folder == ""):
 		return fmt.Errorf("give exactly one of -checkpoint and -images")
-	case *ckpt != "" && spec.n < 2:
-		return fmt.Errorf("-n: want ≥ 2, have %d", spec.n)
-	case *batch < 1:
-		return fmt.Errorf("-batch: want ≥ 1, have %d", *batch)
+	case *ckpt != "" && (spec.n < 2 || spec.n > maxSampleImages):
+		return fmt.Errorf("-n: want 2 … %d, have %d", maxSampleImages, spec.n)
+	case *batch < 1 || *batch > 4096:
+		return fmt.Errorf("-batch: want 1 … 4096, have %d", *batch)
 	case *realN < 0:
 		return fmt.Errorf("-real-n: want ≥ 0, have %d", *realN)
+	case *splits < 1 || *splits > 1000:
+		return fmt.Errorf("-is-splits: want 1 … 1000, have %d", *splits)
+	case *kidSubsets < 0 || *kidSubsets > 100000:
+		return fmt.Errorf("-kid-subsets: want 0 … 100000, have %d", *kidSubsets)
+	case *kidSize < 2:
+		return fmt.Errorf("-kid-size: want ≥ 2, have %d", *kidSize)
+	case *prK < 0 || *prK > 1000:
+		return fmt.Errorf("-pr-k: want 0 … 1000 (0: skip), have %d", *prK)
 	case *saveStats != "" && strings.HasPrefix(*realSpec, "stats:"):
 		return fmt.Errorf("-save-stats: the real side is already a statistics file")
 	}
 	if err := spec.check(); err != nil {
+		return err
+	}
+	if err := checkOutputs("-json", *jsonPath, "-save-stats", *saveStats); err != nil {
 		return err
 	}
 	start := time.Now()

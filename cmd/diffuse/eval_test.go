@@ -7,7 +7,6 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/metrics"
@@ -78,57 +77,4 @@ func writeGreyPNG(t *testing.T, path string, w, h int) {
 	}
 	defer f.Close()
 	png.Encode(f, img)
-}
-
-func TestEvalBadInput(t *testing.T) {
-	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty")
-	os.MkdirAll(empty, 0o755)
-	mixed := filepath.Join(dir, "mixed")
-	os.MkdirAll(mixed, 0o755)
-	writeGreyPNG(t, filepath.Join(mixed, "a.png"), 28, 28)
-	writeGreyPNG(t, filepath.Join(mixed, "b.png"), 32, 32)
-	small := filepath.Join(dir, "small")
-	os.MkdirAll(small, 0o755)
-	writeGreyPNG(t, filepath.Join(small, "a.png"), 16, 16)
-	writeGreyPNG(t, filepath.Join(small, "b.png"), 16, 16)
-	ok := filepath.Join(dir, "ok")
-	os.MkdirAll(ok, 0o755)
-	writeGreyPNG(t, filepath.Join(ok, "a.png"), 28, 28)
-	writeGreyPNG(t, filepath.Join(ok, "b.png"), 28, 28)
-	// Statistics of another feature network (2048-d "Inception" features).
-	foreign := filepath.Join(dir, "inception.stats")
-	f := &metrics.Features{N: 3, D: 4, Data: []float64{1, 2, 3, 4, 2, 3, 4, 5, 0, 1, 0, 1}}
-	s, _ := metrics.ComputeStats("pytorch-fid-inception-v3/pool3", f)
-	if err := metrics.SaveStats(foreign, s); err != nil {
-		t.Fatal(err)
-	}
-	garbage := filepath.Join(dir, "garbage.stats")
-	os.WriteFile(garbage, []byte("not statistics at all"), 0o644)
-	cases := []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"no images", []string{"-images", empty}, "no .png"},
-		{"mismatched sizes", []string{"-images", mixed}, "b.png"},
-		{"wrong size for the judge", []string{"-images", small}, "1×28×28"},
-		{"stats of another network", []string{"-images", ok, "-real", "stats:" + foreign}, "pytorch-fid-inception-v3/pool3"},
-		{"corrupt stats", []string{"-images", ok, "-real", "stats:" + garbage}, "garbage.stats"},
-		{"both sources", []string{"-images", ok, "-checkpoint", ok}, "exactly one"},
-		{"no source", []string{}, "exactly one"},
-		{"bad features", []string{"-images", ok, "-features", "clip"}, "-features"},
-		{"missing inception weights", []string{"-images", ok, "-features", "inception:" + filepath.Join(dir, "none.safetensors")}, "none.safetensors"},
-		{"bad real spec", []string{"-images", ok, "-real", "hub:x"}, "-real"},
-	}
-	for _, c := range cases {
-		err := runEval(c.args)
-		if err == nil {
-			t.Errorf("%s: accepted", c.name)
-			continue
-		}
-		if !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: error %q does not mention %q", c.name, err, c.want)
-		}
-	}
 }

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"os"
-	"os/exec"
 	"slices"
 	"testing"
-	"time"
 )
 
 func TestMADVFreeEnv(t *testing.T) {
@@ -39,33 +36,5 @@ func TestMADVFreeEnv(t *testing.T) {
 		if n != 1 || !slices.Contains(env, c.godebug) || !slices.Contains(env, reexecMarker+"=1") {
 			t.Errorf("%q → %q: want exactly one %q and the marker", c.in, env, c.godebug)
 		}
-	}
-}
-
-// TestNoReexecLoop runs the built command with a GODEBUG already set (which
-// used to make it restart itself forever) and wants it to finish.
-func TestNoReexecLoop(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the command")
-	}
-	exe := t.TempDir() + "/diffuse"
-	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(exe, "help")
-	cmd.Env = append(os.Environ(), "GODEBUG=gctrace=0")
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("diffuse help with GODEBUG set: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("diffuse help with GODEBUG=gctrace=0 did not finish in 20 s (re-exec loop)")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/godiffuse/godiffuse/device"
 	"github.com/godiffuse/godiffuse/kernels"
@@ -119,6 +120,25 @@ func pickDevice(f deviceFlags) (tensor.Device, error) {
 		fmt.Fprintln(os.Stderr, "note:", vk.MatMulNote())
 	}
 	return dev, nil
+}
+
+// maxImageSize bounds the image sizes the commands resize to.
+const maxImageSize = 1024
+
+// checkOutputs refuses, before any work, output paths (flag name, path
+// pairs; empty paths are skipped) whose folder does not exist.
+func checkOutputs(pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		flagName, path := pairs[i], pairs[i+1]
+		if path == "" {
+			continue
+		}
+		dir := filepath.Dir(path)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("%s %s: folder %s does not exist", flagName, path, dir)
+		}
+	}
+	return nil
 }
 
 func parse(fs *flag.FlagSet, args []string) error {

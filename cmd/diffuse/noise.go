@@ -28,6 +28,17 @@ func runNoise(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	switch {
+	case *T < 2 || *T > ddpm.MaxTimesteps:
+		return fmt.Errorf("-timesteps: want 2 … %d, have %d", ddpm.MaxTimesteps, *T)
+	case *size < 1 || *size > maxImageSize:
+		return fmt.Errorf("-size: want 1 … %d, have %d", maxImageSize, *size)
+	case *scale < 1 || *scale > 16:
+		return fmt.Errorf("-scale: want 1 … 16, have %d", *scale)
+	}
+	if err := checkOutputs("-out", *out); err != nil {
+		return err
+	}
 	var ds data.Dataset
 	var err error
 	if *img != "" {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/godiffuse/godiffuse/data"
@@ -89,6 +90,10 @@ func (spec *sampleSpec) check() error {
 		return fmt.Errorf("-rescale: want 0 ≤ φ ≤ 1, have %g", spec.rescale)
 	case !(spec.clip >= 0 && spec.clip <= 1e6):
 		return fmt.Errorf("-clip: want a finite value ≥ 0 (0: off), have %g", spec.clip)
+	case !slices.Contains(ddpm.SamplerNames, spec.sampler):
+		return fmt.Errorf("-sampler: unknown sampler %q (want %s)", spec.sampler, strings.Join(ddpm.SamplerNames, ", "))
+	case spec.spacing != "" && !slices.Contains(ddpm.Spacings, spec.spacing):
+		return fmt.Errorf("-spacing: unknown spacing %q (want %s)", spec.spacing, strings.Join(ddpm.Spacings, ", "))
 	}
 	return nil
 }
@@ -145,6 +150,9 @@ func runSample(args []string) error {
 		spec.clip = -1 // refused by check
 	}
 	if err := spec.check(); err != nil {
+		return err
+	}
+	if err := checkOutputs("-out", *out, "-gif", *gifPath); err != nil {
 		return err
 	}
 	dev, err := pickDevice(devSpec)

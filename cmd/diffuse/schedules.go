@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/godiffuse/godiffuse/ddpm"
 )
 
 func runSchedules(args []string) error {
@@ -12,8 +14,11 @@ func runSchedules(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *T < 2 {
-		return fmt.Errorf("-timesteps: want ≥ 2, have %d", *T)
+	if *T < 2 || *T > ddpm.MaxTimesteps {
+		return fmt.Errorf("-timesteps: want 2 … %d, have %d", ddpm.MaxTimesteps, *T)
+	}
+	if err := checkOutputs("-out", *out); err != nil {
+		return err
 	}
 	if err := schedulesPlot(*out, *T); err != nil {
 		return err

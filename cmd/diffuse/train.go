@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -62,8 +63,12 @@ func runTrain(args []string) error {
 		return fmt.Errorf("-steps: want ≥ 0, have %d", tc.Steps)
 	case *ckptEvery < 0 || *sampleEvery < 0:
 		return fmt.Errorf("-checkpoint-every and -sample-every: want ≥ 0")
-	case *sampleSteps < 1:
-		return fmt.Errorf("-sample-steps: want ≥ 1, have %d", *sampleSteps)
+	case *sampleSteps < 1 || *sampleSteps > ddpm.MaxTimesteps:
+		return fmt.Errorf("-sample-steps: want 1 … %d, have %d", ddpm.MaxTimesteps, *sampleSteps)
+	case *size < 0 || *size > maxImageSize:
+		return fmt.Errorf("-size: want 0 (the config's sample_size) … %d, have %d", maxImageSize, *size)
+	case math.IsNaN(*dropout) || *dropout >= 1:
+		return fmt.Errorf("-dropout: want 0 ≤ p < 1 (or < 0: the config's), have %g", *dropout)
 	}
 	if err := tc.Validate(); err != nil && !*resume {
 		return fmt.Errorf("-%w", err)
@@ -83,9 +88,6 @@ func runTrain(args []string) error {
 		fmt.Fprintf(os.Stderr, "note: %s: unknown keys ignored: %s\n", *config, strings.Join(cfg.Ignored, ", "))
 	}
 	if *dropout >= 0 {
-		if *dropout >= 1 {
-			return fmt.Errorf("-dropout: want 0 ≤ p < 1, have %g", *dropout)
-		}
 		cfg.Dropout = *dropout
 	}
 	ds, err := loadData("-data", *dataSpec, cfg, *size)
