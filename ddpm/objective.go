@@ -111,8 +111,18 @@ type Prediction struct {
 //	v:  x̂_0 = α·x_t - σ·v̂,  ε̂ = σ·x_t + α·v̂
 //	x0: ε̂ = (x_t - α·x̂_0)/σ
 //
-// clip > 0 clamps x̂_0 to [-clip, clip] and recomputes ε̂ from it.
-func (s *Schedule) Convert(obj Objective, out, xt *tensor.Tensor, t int, clip float32) Prediction {
+// clip > 0 clamps x̂_0 to [-clip, clip] and recomputes ε̂ from it. An
+// unknown objective, a timestep outside the schedule or tensors of unlike
+// shapes are an error.
+func (s *Schedule) Convert(obj Objective, out, xt *tensor.Tensor, t int, clip float32) (p Prediction, err error) {
+	if t < 0 || t >= s.T {
+		return p, fmt.Errorf("convert: timestep %d outside [0, %d)", t, s.T)
+	}
+	err = tensor.Catch(func() { p = s.convert(obj, out, xt, t, clip) })
+	return p, err
+}
+
+func (s *Schedule) convert(obj Objective, out, xt *tensor.Tensor, t int, clip float32) Prediction {
 	a, b := float32(s.SqrtAlphasCumprod[t]), float32(s.SqrtOneMinusAlphasCumprod[t])
 	var p Prediction
 	switch obj {

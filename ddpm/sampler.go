@@ -48,7 +48,7 @@ func Sample(s *Schedule, sm Sampler, model Model, xT *tensor.Tensor, rng *rand.R
 			return nil, fmt.Errorf("%s step %d (t=%d): %w", sm.Name(), i, t, err)
 		}
 		err = tensor.Catch(func() {
-			p := s.Convert(opt.Objective, out, x, t, opt.Clip)
+			p := s.convert(opt.Objective, out, x, t, opt.Clip)
 			x = sm.Step(i, x, p, noise)
 			if opt.OnStep != nil {
 				opt.OnStep(i, t, x, p.X0)
