@@ -199,7 +199,7 @@ func TestInpaintEverySampler(t *testing.T) {
 		}
 		d := 0.0
 		for i, v := range x.MustFloat32s() {
-			d += math.Abs(float64(v) - float64(img[i])) / float64(len(img))
+			d += math.Abs(float64(v)-float64(img[i])) / float64(len(img))
 		}
 		return d
 	}
