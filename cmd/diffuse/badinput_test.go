@@ -398,6 +398,29 @@ func TestBadInput(t *testing.T) {
 	i2i("-strength", "-image", f.png, "-strength", "NaN")
 	i2i("-strength", "-image", f.png, "-strength", "1.5")
 
+	// inpaint.
+	inp := func(want string, args ...string) {
+		add(want, append([]string{"inpaint", "-device", "cpu", "-checkpoint", f.ckpt, "-steps", "2", "-out", "i.png"}, args...)...)
+	}
+	inp("-image", "-mask-shape", "center")
+	inp("exactly one of -mask", "-image", f.png)
+	inp("exactly one of -mask", "-image", f.png, "-mask-shape", "center", "-rect", "0,0,2,2")
+	inp("-mask-shape", "-image", f.png, "-mask-shape", "star")
+	inp("-rect", "-image", f.png, "-rect", "1,2,3")
+	inp("-rect", "-image", f.png, "-rect", "0,0,0,4")
+	inp("outside", "-image", f.png, "-rect", "40,0,2,2")
+	inp("-mask", "-image", f.png, "-mask", f.garbage)
+	inp("no such file", "-image", f.png, "-mask", filepath.Join(f.dir, "none.png"))
+	inp("no such file", "-image", filepath.Join(f.dir, "none.png"), "-mask-shape", "center")
+	inp("not a readable PNG or JPEG", "-image", f.garbage, "-mask-shape", "center")
+	inp("-method", "-image", f.png, "-mask-shape", "center", "-method", "blur")
+	inp("-jump", "-image", f.png, "-mask-shape", "center", "-jump", "0")
+	inp("-resample", "-image", f.png, "-mask-shape", "center", "-resample", "1000")
+	inp("-n", "-image", f.png, "-mask-shape", "center", "-n", "100000")
+	inp("-guidance", "-image", f.png, "-mask-shape", "center", "-guidance", "NaN")
+	inp("nowhere", "-image", f.png, "-mask-shape", "center", "-side-by-side", filepath.Join(f.dir, "nowhere", "s.png"))
+	inp("not class-conditional", "-image", f.png, "-mask-shape", "center", "-class", "shoe")
+
 	// inspect, eval, noise, schedules.
 	add("inspect", "inspect")
 	add("no such file", "inspect", filepath.Join(f.dir, "none.png"))

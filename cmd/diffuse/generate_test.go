@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"image"
+	"image/color"
 	"image/png"
 	"math"
 	"os"
@@ -196,4 +198,86 @@ func TestThreadsFlag(t *testing.T) {
 	if err := runSample([]string{"-threads", "-2", "-out", filepath.Join(t.TempDir(), "x.png")}); err == nil || !strings.Contains(err.Error(), "-threads") {
 		t.Fatalf("-threads -2: %v", err)
 	}
+}
+
+// TestInpaintCommand: diffuse inpaint with each kind of mask writes the
+// results and the side-by-side picture; the kept pixels of the result equal
+// the input's; an all-black mask gives the input back.
+func TestInpaintCommand(t *testing.T) {
+	dir := t.TempDir()
+	out, _ := trainTiny(t, dir, "-steps", "1")
+	ckpt := filepath.Join(out, "checkpoint")
+	input := filepath.Join(dir, "in.png")
+	src := image.NewGray(image.Rect(0, 0, 8, 8))
+	for i := range src.Pix {
+		src.Pix[i] = uint8(i * 4)
+	}
+	writeTestPNG(t, input, src)
+	bigMask := image.NewGray(image.Rect(0, 0, 16, 16)) // left half white, at twice the size
+	for y := range 16 {
+		for x := range 8 {
+			bigMask.SetGray(x, y, color.Gray{255})
+		}
+	}
+	maskPNG := filepath.Join(dir, "mask.png")
+	writeTestPNG(t, maskPNG, bigMask)
+	black := filepath.Join(dir, "black.png")
+	writeTestPNG(t, black, image.NewGray(image.Rect(0, 0, 8, 8)))
+	for _, c := range []struct {
+		mask []string
+		keep func(x, y int) bool
+	}{
+		{[]string{"-mask-shape", "center"}, func(x, y int) bool { return x < 2 || x >= 6 || y < 2 || y >= 6 }},
+		{[]string{"-rect", "0,0,8,4"}, func(x, y int) bool { return y >= 4 }},
+		{[]string{"-mask", maskPNG}, func(x, y int) bool { return x >= 4 }},
+		{[]string{"-mask", black}, func(x, y int) bool { return true }},
+	} {
+		for _, method := range []string{"repaint", "replace", "replace-clean"} {
+			res, side := filepath.Join(dir, "res.png"), filepath.Join(dir, "side.png")
+			args := append([]string{"-checkpoint", ckpt, "-image", input, "-method", method, "-steps", "4", "-jump", "2",
+				"-resample", "2", "-scale", "1", "-out", res, "-side-by-side", side, "-device", "cpu"}, c.mask...)
+			if err := runInpaint(args); err != nil {
+				t.Fatalf("%q: %v", c.mask, err)
+			}
+			got := readTestPNG(t, res)
+			for y := range 8 {
+				for x := range 8 {
+					// The grid draws the image at (2, 2) of a 12×12 cell.
+					r, _, _, _ := got.At(2+x, 2+y).RGBA()
+					if c.keep(x, y) && uint8(r>>8) != src.GrayAt(x, y).Y {
+						t.Fatalf("%s %q: kept pixel (%d, %d) = %d, input %d", method, c.mask, x, y, r>>8, src.GrayAt(x, y).Y)
+					}
+				}
+			}
+			if _, err := os.Stat(side); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func writeTestPNG(t *testing.T, path string, img image.Image) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readTestPNG(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }

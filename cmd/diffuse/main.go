@@ -4,6 +4,7 @@
 //	diffuse sample     sample a checkpoint into a PNG grid, a folder of PNGs or a GIF of the trajectory
 //	diffuse generate   text-to-image with a Stable Diffusion 1.x/2.x folder in diffusers layout
 //	diffuse img2img    image-to-image with a Stable Diffusion folder
+//	diffuse inpaint    fill in the masked part of an image with a checkpoint's model
 //	diffuse inspect    what a PNG, a checkpoint or a Stable Diffusion folder holds
 //	diffuse eval       measure sample quality against real images (FD-FMNIST or FID, IS, KID, precision/recall)
 //	diffuse devices    list the devices -device can name
@@ -37,6 +38,7 @@ var commands = []command{
 	{"sample", "sample images from a checkpoint", runSample},
 	{"generate", "text-to-image with a Stable Diffusion folder (diffusers layout)", runGenerate},
 	{"img2img", "image-to-image with a Stable Diffusion folder", runImg2Img},
+	{"inpaint", "fill in the masked part of an image (RePaint, replace, replace-clean)", runInpaint},
 	{"inspect", "what a PNG (its generation parameters), a checkpoint or an SD folder holds", runInspect},
 	{"eval", "measure sample quality: FD-FMNIST/FID, IS, KID, precision/recall, class accuracy", runEval},
 	{"devices", "list the CPU and Vulkan devices (for -device)", runDevices},

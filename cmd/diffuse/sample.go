@@ -31,9 +31,17 @@ type sampleSpec struct {
 	clip     float32
 }
 
+// runner runs a sampler from x_T: ddpm.Sample, or a variant (inpainting).
+type runner func(s *ddpm.Schedule, sm ddpm.Sampler, model ddpm.Model, xT *tensor.Tensor, rng *rand.Rand, opt ddpm.SampleOptions) (*tensor.Tensor, error)
+
 // sampleImages draws spec.n images and returns them as (n, C, H, W) values;
 // onStep (may be nil) sees x after every step.
 func sampleImages(m *nn.UNet2D, s *ddpm.Schedule, obj ddpm.Objective, spec sampleSpec, onStep func(i int, x []float32)) ([]float32, error) {
+	return runImages(m, s, obj, spec, onStep, ddpm.Sample)
+}
+
+// runImages is sampleImages with the sampling loop given.
+func runImages(m *nn.UNet2D, s *ddpm.Schedule, obj ddpm.Objective, spec sampleSpec, onStep func(i int, x []float32), run runner) ([]float32, error) {
 	restore := m.NoGrad()
 	defer restore()
 	sm, err := ddpm.NewSampler(spec.sampler, s, spec.steps, spec.spacing, spec.eta)
@@ -60,7 +68,7 @@ func sampleImages(m *nn.UNet2D, s *ddpm.Schedule, obj ddpm.Objective, spec sampl
 	if onStep != nil {
 		opt.OnStep = func(i, t int, x, x0 *tensor.Tensor) { onStep(i, x.MustFloat32s()) }
 	}
-	x, err := ddpm.Sample(s, sm, model, xT, rng, opt)
+	x, err := run(s, sm, model, xT, rng, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +82,34 @@ func sampleImages(m *nn.UNet2D, s *ddpm.Schedule, obj ddpm.Objective, spec sampl
 		}
 	}
 	return pix, nil
+}
+
+// setClass sets the labels of a class-conditional checkpoint's images: all
+// of class (a name or an index), or cycling through the classes when class
+// is empty.
+func (spec *sampleSpec) setClass(info ddpm.CheckpointInfo, class string) error {
+	if len(info.Classes) == 0 {
+		if class != "" {
+			return fmt.Errorf("-class %q: the checkpoint's model is not class-conditional", class)
+		}
+		return nil
+	}
+	spec.null = info.NullClass()
+	k := -1
+	if class != "" {
+		var err error
+		if k, err = data.ClassIndex(info.Classes, class); err != nil {
+			return fmt.Errorf("-class: %w", err)
+		}
+	}
+	for i := range spec.n {
+		if k >= 0 {
+			spec.labels = append(spec.labels, int64(k))
+		} else {
+			spec.labels = append(spec.labels, int64(i%len(info.Classes)))
+		}
+	}
+	return nil
 }
 
 // check validates the sampling flags; every range is written so that NaN
@@ -163,23 +199,8 @@ func runSample(args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(info.Classes) > 0 {
-		spec.null = info.NullClass()
-		if *class != "" {
-			k, err := data.ClassIndex(info.Classes, *class)
-			if err != nil {
-				return fmt.Errorf("-class: %w", err)
-			}
-			for range spec.n {
-				spec.labels = append(spec.labels, int64(k))
-			}
-		} else {
-			for i := range spec.n {
-				spec.labels = append(spec.labels, int64(i%len(info.Classes)))
-			}
-		}
-	} else if *class != "" {
-		return fmt.Errorf("-class %q: the checkpoint's model is not class-conditional", *class)
+	if err := spec.setClass(info, *class); err != nil {
+		return err
 	}
 	c := m.Config.InChannels
 	h, w, _ := m.Config.SampleHW()

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/jpeg"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/godiffuse/godiffuse/data"
+	"github.com/godiffuse/godiffuse/ddpm"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// maskShapes are the built-in masks of -mask-shape (1 = fill in).
+var maskShapes = []string{"center", "left", "right", "top", "bottom", "random-strokes"}
+
+// shapeMask returns an h×w mask of a built-in shape: center is the middle
+// square of half the side, left … bottom the halves, random-strokes a few
+// thick random strokes drawn from seed.
+func shapeMask(shape string, h, w int, seed uint64) ([]float32, error) {
+	m := make([]float32, h*w)
+	set := func(y, x int) {
+		if y >= 0 && y < h && x >= 0 && x < w {
+			m[y*w+x] = 1
+		}
+	}
+	for y := range h {
+		for x := range w {
+			fill := false
+			switch shape {
+			case "center":
+				fill = y >= h/4 && y < h/4+(h+1)/2 && x >= w/4 && x < w/4+(w+1)/2
+			case "left":
+				fill = x < w/2
+			case "right":
+				fill = x >= w/2
+			case "top":
+				fill = y < h/2
+			case "bottom":
+				fill = y >= h/2
+			case "random-strokes":
+			default:
+				return nil, fmt.Errorf("-mask-shape: unknown shape %q (want %s)", shape, strings.Join(maskShapes, ", "))
+			}
+			if fill {
+				m[y*w+x] = 1
+			}
+		}
+	}
+	if shape == "random-strokes" {
+		r := rand.New(rand.NewPCG(seed, 0x57e0))
+		radius := max(1, min(h, w)/14)
+		for range 4 {
+			y, x := r.Float64()*float64(h), r.Float64()*float64(w)
+			angle := r.Float64() * 2 * math.Pi
+			for range max(h, w) / 2 {
+				for dy := -radius; dy <= radius; dy++ {
+					for dx := -radius; dx <= radius; dx++ {
+						set(int(y)+dy, int(x)+dx)
+					}
+				}
+				angle += (r.Float64() - 0.5) * 0.6
+				y, x = y+math.Sin(angle), x+math.Cos(angle)
+			}
+		}
+	}
+	return m, nil
+}
+
+// rectMask parses -rect x,y,w,h into an h×w mask (clipped to the image).
+func rectMask(spec string, h, w int) ([]float32, error) {
+	var v [4]int
+	parts := strings.Split(spec, ",")
+	if len(parts) != 4 {
+		return nil, fmt.Errorf("-rect %q: want x,y,w,h", spec)
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 0 || (i >= 2 && n == 0) {
+			return nil, fmt.Errorf("-rect %q: want four integers x,y,w,h ≥ 0 with w, h ≥ 1", spec)
+		}
+		v[i] = n
+	}
+	if v[0] >= w || v[1] >= h {
+		return nil, fmt.Errorf("-rect %q: starts outside the %d×%d image", spec, w, h)
+	}
+	m := make([]float32, h*w)
+	for y := v[1]; y < min(h, v[1]+v[3]); y++ {
+		for x := v[0]; x < min(w, v[0]+v[2]); x++ {
+			m[y*w+x] = 1
+		}
+	}
+	return m, nil
+}
+
+// pngMask reads a mask image: white (grey ≥ 50 %) fills in, black keeps;
+// an image of another size is resized to h×w by nearest neighbour, and
+// resized reports it.
+func pngMask(path string, h, w int) (m []float32, resized bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false, fmt.Errorf("-mask: %w", err)
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		return nil, false, fmt.Errorf("-mask %s: not a readable PNG or JPEG image: %w", path, err)
+	}
+	b := img.Bounds()
+	m = make([]float32, h*w)
+	for y := range h {
+		for x := range w {
+			sx, sy := b.Min.X+x*b.Dx()/w, b.Min.Y+y*b.Dy()/h
+			if color.GrayModel.Convert(img.At(sx, sy)).(color.Gray).Y >= 128 {
+				m[y*w+x] = 1
+			}
+		}
+	}
+	return m, b.Dx() != w || b.Dy() != h, nil
+}
+
+func runInpaint(args []string) error {
+	fs := newFlags("inpaint", "Fills in the masked part of an image with a checkpoint's model, keeping the rest exactly.\n"+
+		"Methods: repaint (RePaint's resampling, the best), replace (the kept part noised to each step's level),\n"+
+		"replace-clean (the seed's variant: the clean kept part pasted at every level; it drifts, for teaching).")
+	ckpt := fs.String("checkpoint", "out/checkpoint", "checkpoint folder (written by diffuse train)")
+	noEMA := fs.Bool("no-ema", false, "use the raw weights instead of the EMA ones")
+	imgPath := fs.String("image", "", "PNG or JPEG to fill in (resized and converted to the model's size and channels)")
+	maskPath := fs.String("mask", "", "mask image: white fills in, black keeps (grey thresholded at 50 %, resized to the image by nearest neighbour)")
+	rect := fs.String("rect", "", "or: fill the rectangle x,y,w,h (in the model's pixels)")
+	shape := fs.String("mask-shape", "", "or: a built-in mask: "+strings.Join(maskShapes, ", "))
+	method := fs.String("method", ddpm.InpaintRePaint, strings.Join(ddpm.InpaintMethods, ", "))
+	jump := fs.Int("jump", ddpm.DefaultJump, "RePaint: steps to jump back")
+	resample := fs.Int("resample", ddpm.DefaultResample, "RePaint: resamplings at each jump point")
+	spec := sampleSpec{}
+	samplerFlags(fs, &spec)
+	fs.IntVar(&spec.n, "n", 1, "fillings to make (different noise)")
+	class := fs.String("class", "", "class name or index for a class-conditional model (default: unconditional)")
+	clip := fs.Float64("clip", 1, "clamp the predicted x0 to [-clip, clip] (0: off)")
+	out := fs.String("out", "inpainted.png", "PNG of the results (a grid when -n > 1)")
+	side := fs.String("side-by-side", "", "also write a PNG of input, mask, masked input and results in a row")
+	gifPath := fs.String("gif", "", "also write an animated GIF of the trajectory")
+	scale := fs.Int("scale", 4, "enlarge images by this factor in the PNGs and the GIF")
+	devSpec := deviceFlag(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	given := 0
+	for _, s := range []string{*maskPath, *rect, *shape} {
+		if s != "" {
+			given++
+		}
+	}
+	switch {
+	case *imgPath == "":
+		return fmt.Errorf("-image: the image to fill in is missing")
+	case given != 1:
+		return fmt.Errorf("give exactly one of -mask, -rect and -mask-shape")
+	case !slices.Contains(ddpm.InpaintMethods, *method):
+		return fmt.Errorf("-method: unknown method %q (want %s)", *method, strings.Join(ddpm.InpaintMethods, ", "))
+	case *jump < 1 || *jump > ddpm.MaxTimesteps:
+		return fmt.Errorf("-jump: want 1 … %d, have %d", ddpm.MaxTimesteps, *jump)
+	case *resample < 1 || *resample > 100:
+		return fmt.Errorf("-resample: want 1 … 100, have %d", *resample)
+	case spec.n < 1 || spec.n > 256:
+		return fmt.Errorf("-n: want 1 … 256, have %d", spec.n)
+	case *scale < 1 || *scale > 16:
+		return fmt.Errorf("-scale: want 1 … 16, have %d", *scale)
+	}
+	spec.clip = float32(*clip)
+	if math.IsNaN(*clip) || math.IsInf(*clip, 0) {
+		spec.clip = -1 // refused by check
+	}
+	if err := spec.check(); err != nil {
+		return err
+	}
+	if err := checkOutputs("-out", *out, "-side-by-side", *side, "-gif", *gifPath); err != nil {
+		return err
+	}
+	dev, err := pickDevice(devSpec)
+	if err != nil {
+		return err
+	}
+	m, info, err := ddpm.LoadCheckpoint(dev, *ckpt, !*noEMA)
+	if err != nil {
+		return err
+	}
+	c := m.Config.InChannels
+	h, w, _ := m.Config.SampleHW()
+	if h != w || (c != 1 && c != 3) {
+		return fmt.Errorf("%s: inpainting takes square grey or RGB models; this one makes %d×%d×%d images", *ckpt, c, h, w)
+	}
+	if cfg, _, err := decodeConfig(*imgPath); err != nil {
+		return fmt.Errorf("-image: %w", err)
+	} else if cfg.Width != w || cfg.Height != h {
+		fmt.Fprintf(os.Stderr, "note: -image is %d×%d; the model makes %d×%d×%d images, so it is resized (and centre-cropped)\n", cfg.Width, cfg.Height, c, h, w)
+	}
+	ds, err := data.LoadFile(*imgPath, h, c)
+	if err != nil {
+		return fmt.Errorf("-image: %w", err)
+	}
+	input := make([]float32, c*h*w)
+	ds.Image(0, input)
+	var mask []float32
+	switch {
+	case *maskPath != "":
+		var resized bool
+		if mask, resized, err = pngMask(*maskPath, h, w); err == nil && resized {
+			fmt.Fprintf(os.Stderr, "note: -mask is not %d×%d: resized to the image by nearest neighbour\n", w, h)
+		}
+	case *rect != "":
+		mask, err = rectMask(*rect, h, w)
+	default:
+		mask, err = shapeMask(*shape, h, w, spec.seed)
+	}
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(mask, 1) {
+		fmt.Fprintln(os.Stderr, "note: the mask is all black: nothing to fill in; the results are the input")
+	}
+	if *class != "" {
+		if err := spec.setClass(info, *class); err != nil {
+			return err
+		}
+	} else if len(info.Classes) > 0 { // unconditional: the null label
+		spec.null = info.NullClass()
+		for range spec.n {
+			spec.labels = append(spec.labels, spec.null)
+		}
+	}
+	// The image and the mask, repeated over the batch and the channels.
+	var imgs, masks []float32
+	for range spec.n {
+		imgs = append(imgs, input...)
+		for range c {
+			masks = append(masks, mask...)
+		}
+	}
+	opts := ddpm.InpaintOptions{Method: *method, Jump: *jump, Resample: *resample,
+		Image: tensor.FromFloat32(dev, imgs, spec.n, c, h, w), Mask: tensor.FromFloat32(dev, masks, spec.n, c, h, w)}
+	inpaint := func(s *ddpm.Schedule, sm ddpm.Sampler, model ddpm.Model, xT *tensor.Tensor, rng *rand.Rand, opt ddpm.SampleOptions) (*tensor.Tensor, error) {
+		return ddpm.Inpaint(s, sm, model, xT, rng, opt, opts)
+	}
+	var frames []*image.RGBA
+	var onStep func(int, []float32)
+	if *gifPath != "" {
+		onStep = func(i int, x []float32) { frames = append(frames, scaleUp(grid(x, spec.n, c, h, w, 0), *scale)) }
+	}
+	pix, err := runImages(m, info.Schedule, info.Objective, spec, onStep, inpaint)
+	if err != nil {
+		return err
+	}
+	if err := writePNG(*out, scaleUp(grid(pix, spec.n, c, h, w, 0), *scale)); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "wrote", *out)
+	if *side != "" {
+		maskImg, masked := make([]float32, c*h*w), make([]float32, c*h*w)
+		for ch := range c {
+			for i, v := range mask {
+				maskImg[ch*h*w+i] = 2*v - 1 // white = fill
+				masked[ch*h*w+i] = input[ch*h*w+i] * (1 - v)
+			}
+		}
+		row := append(append(append(slices.Clone(input), maskImg...), masked...), pix...)
+		if err := writePNG(*side, scaleUp(grid(row, 3+spec.n, c, h, w, 3+spec.n), *scale)); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "wrote", *side, "(input, mask, masked input, results)")
+	}
+	if *gifPath != "" {
+		if err := writeGIF(*gifPath, frames, 12); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s (%d frames)\n", *gifPath, len(frames))
+	}
+	return nil
+}
+
+// decodeConfig reads an image file's size without decoding it.
+func decodeConfig(path string) (image.Config, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return image.Config{}, "", err
+	}
+	defer f.Close()
+	cfg, format, err := image.DecodeConfig(f)
+	if err != nil {
+		return cfg, "", fmt.Errorf("%s: not a readable PNG or JPEG image: %w", path, err)
+	}
+	return cfg, format, nil
+}
