@@ -373,6 +373,31 @@ type SigmaSampleOptions struct {
 	// (image-to-image); the noise argument of SampleSigma is then unused.
 	Start  int
 	StartX *tensor.Tensor
+	// Keep, when set, keeps part of the latents: inpainting with any model,
+	// as diffusers' inpainting pipeline does for a U-Net without mask inputs.
+	Keep *KeepLatents
+}
+
+// KeepLatents says which latents to keep: after every step, where Mask is 0
+// the latents become Latents noised with Noise to the level of the next
+// model evaluation (x_t = (x_0 + σ·noise)/√(σ²+1), diffusers' add_noise at
+// timesteps[i+1]), and Latents itself after the last step; where Mask is 1
+// the sampler's result stays. All three have the latents' shape.
+type KeepLatents struct {
+	Latents, Mask, Noise *tensor.Tensor
+}
+
+// apply returns x (x_σ at σ = sigmas[i+1]) with the kept region written.
+func (k *KeepLatents) apply(sm SigmaSampler, i int, x *tensor.Tensor) *tensor.Tensor {
+	sigmas := sm.Sigmas()
+	kept := k.Latents // after the last step: the clean latents (x_t space)
+	if i+1 < len(sm.Timesteps()) {
+		s := sm.ModelSigma(i + 1)
+		kept = tensor.Scale(lin2(1, k.Latents, s, k.Noise), float32(1/math.Sqrt(s*s+1)))
+	}
+	now := sigmas[i+1] // x_σ = x_t·√(σ²+1) at the point x is at
+	kept = tensor.Scale(kept, float32(math.Sqrt(now*now+1)))
+	return tensor.Add(tensor.Mul(x, k.Mask), tensor.Mul(kept, tensor.Affine(k.Mask, -1, 1)))
 }
 
 // SampleSigma runs sm from N(0, I) noise of noise's shape (scaled by
@@ -429,6 +454,9 @@ func SampleSigma(sm SigmaSampler, model SigmaModel, noise *tensor.Tensor, rng *r
 				x0 = tensor.Clamp(x0, -opt.Clip, opt.Clip)
 			}
 			x = sm.Step(i, x, x0, draw)
+			if opt.Keep != nil {
+				x = opt.Keep.apply(sm, i, x)
+			}
 			if opt.OnStep != nil {
 				next := sigmas[i+1]
 				opt.OnStep(i, out, x0, tensor.Scale(x, float32(1/math.Sqrt(next*next+1))))

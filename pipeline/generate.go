@@ -152,11 +152,14 @@ func (p *Pipeline) Generate(o Options) (*Result, error) {
 	return p.run(o, nil)
 }
 
-// img2img holds what image-to-image adds to a run.
+// img2img holds what image-to-image and inpainting add to a run.
 type img2img struct {
 	latents  *tensor.Tensor // the encoded image, already × scaling_factor
 	strength float64
 	noise    *tensor.Tensor // optional: the noise added to the image latents
+	inpaint  bool
+	mask     *tensor.Tensor // inpainting: (1, 1, h, w), 1 = repaint
+	masked   *tensor.Tensor // inpainting U-Net: the masked image's latents
 }
 
 func (p *Pipeline) run(o Options, i2i *img2img) (*Result, error) {
@@ -184,6 +187,12 @@ func (p *Pipeline) run(o Options, i2i *img2img) (*Result, error) {
 	f, L := p.ImageFactor(), p.VAE.Config.LatentChannels
 	h, w := o.Height/f, o.Width/f
 	model := p.guidedModel(cond, uncond, o.Guidance)
+	if p.IsInpainting() {
+		if i2i == nil || !i2i.inpaint {
+			return nil, fmt.Errorf("%s: an inpainting U-Net (in_channels %d) needs an image and a mask (Inpaint; diffuse inpaint -model)", p.Dir, p.UNet.Config.InChannels)
+		}
+		model = withMaskInputs(model, i2i.mask, i2i.masked)
+	}
 	for img := range o.N {
 		seed := o.Seed + uint64(img)
 		sm, err := ddpm.NewSigmaSampler(o.Sampler, p.Scheduler, o.Steps)

@@ -46,20 +46,7 @@ func (p *Pipeline) Img2Img(o Img2ImgOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := imageTensor(p.Device, o.Image, opts.Width, opts.Height)
-	mean, logvar, err := p.VAE.Encode(x)
-	if err != nil {
-		return nil, err
-	}
-	var latents *tensor.Tensor
-	err = tensor.Catch(func() {
-		eps := o.EncoderNoise
-		if eps == nil {
-			eps = ddpm.Randn(p.Device, rand.New(rand.NewPCG(opts.Seed, 0xe7c)), mean.Shape()...)
-		}
-		z := tensor.Add(mean, tensor.Mul(tensor.Exp(tensor.Scale(logvar, 0.5)), eps))
-		latents = tensor.Scale(z, float32(p.VAE.Config.ScalingFactor))
-	})
+	latents, err := p.encodeSample(imageTensor(p.Device, o.Image, opts.Width, opts.Height), o.EncoderNoise, opts.Seed, 0xe7c)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +54,9 @@ func (p *Pipeline) Img2Img(o Img2ImgOptions) (*Result, error) {
 }
 
 // sampleFromImage noises the image latents to the first kept step and
-// runs the rest: t_start = Steps − min(⌊Steps·strength⌋, Steps).
+// runs the rest: t_start = Steps − min(⌊Steps·strength⌋, Steps). Inpainting
+// at strength 1 starts from pure noise instead (diffusers' is_strength_max),
+// and keeps the latents outside the mask.
 func (p *Pipeline) sampleFromImage(sm ddpm.SigmaSampler, model ddpm.SigmaModel, i2i *img2img, rng *rand.Rand, opt ddpm.SigmaSampleOptions) (*tensor.Tensor, error) {
 	n := len(sm.Timesteps())
 	keep := min(int(float64(n)*i2i.strength), n)
@@ -77,6 +66,14 @@ func (p *Pipeline) sampleFromImage(sm ddpm.SigmaSampler, model ddpm.SigmaModel, 
 	noise := i2i.noise
 	if noise == nil {
 		noise = ddpm.Randn(p.Device, rng, i2i.latents.Shape()...)
+	}
+	if i2i.inpaint {
+		if !p.IsInpainting() {
+			opt.Keep = &ddpm.KeepLatents{Latents: i2i.latents, Mask: i2i.mask, Noise: noise}
+		}
+		if i2i.strength >= 1 {
+			return ddpm.SampleSigma(sm, model, noise, rng, opt)
+		}
 	}
 	start := n - keep
 	s := sm.ModelSigma(start)

@@ -133,17 +133,21 @@ func (p *Pipeline) check() error {
 	if ctx != te {
 		return fmt.Errorf("the unet's cross_attention_dim %d differs from the text encoder's hidden_size %d", ctx, te)
 	}
-	if in, lat := p.UNet.Config.InChannels, p.VAE.Config.LatentChannels; in != lat {
-		if in == 9 {
-			return fmt.Errorf("unet in_channels 9: an inpainting model, which text-to-image does not drive yet")
-		}
-		return fmt.Errorf("the unet's in_channels %d differs from the vae's latent_channels %d", in, lat)
+	if in, lat := p.UNet.Config.InChannels, p.VAE.Config.LatentChannels; in != lat && in != 2*lat+1 {
+		return fmt.Errorf("the unet's in_channels %d is neither the vae's latent_channels %d nor %d (an inpainting model's)", in, lat, 2*lat+1)
 	}
 	if p.Tokenizer.MaxLength > p.TextEncoder.Config.MaxPositionEmbeddings {
 		return fmt.Errorf("tokenizer model_max_length %d exceeds the text encoder's max_position_embeddings %d",
 			p.Tokenizer.MaxLength, p.TextEncoder.Config.MaxPositionEmbeddings)
 	}
 	return nil
+}
+
+// IsInpainting reports a dedicated inpainting U-Net (in_channels 2·latent+1:
+// the latents, the mask and the masked image's latents), which only Inpaint
+// drives.
+func (p *Pipeline) IsInpainting() bool {
+	return p.UNet.Config.InChannels == 2*p.VAE.Config.LatentChannels+1
 }
 
 // Objective is what the U-Net predicts (scheduler prediction_type).
