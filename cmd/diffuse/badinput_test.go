@@ -421,6 +421,16 @@ func TestBadInput(t *testing.T) {
 	inp("nowhere", "-image", f.png, "-mask-shape", "center", "-side-by-side", filepath.Join(f.dir, "nowhere", "s.png"))
 	inp("not class-conditional", "-image", f.png, "-mask-shape", "center", "-class", "shoe")
 
+	sdi := func(want string, args ...string) {
+		add(want, append([]string{"inpaint", "-device", "cpu", "-model", f.pipe, "-steps", "1", "-out", "i.png"}, args...)...)
+	}
+	sdi("-image", "-mask-shape", "center")
+	sdi("exactly one of -mask", "-image", f.png)
+	sdi("-strength", "-image", f.png, "-mask-shape", "center", "-strength", "0")
+	sdi("-mask", "-image", f.png, "-mask", f.garbage)
+	sdi("-rect", "-image", f.png, "-rect", "1,1")
+	sdi("flag provided but not defined: -method", "-image", f.png, "-mask-shape", "center", "-method", "repaint")
+
 	// inspect, eval, noise, schedules.
 	add("inspect", "inspect")
 	add("no such file", "inspect", filepath.Join(f.dir, "none.png"))

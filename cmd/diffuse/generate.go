@@ -103,6 +103,19 @@ func runGenerate(args []string) error {
 	return generate(&f, nil)
 }
 
+// readImage decodes a PNG or JPEG file named by flag.
+func readImage(flag, path string) (image.Image, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	img, _, err := image.Decode(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: not a PNG or JPEG image: %v", flag, path, err)
+	}
+	return img, nil
+}
+
 func runImg2Img(args []string) error {
 	fs := newFlags("img2img", "Image-to-image with a Stable Diffusion folder: the image is encoded, noised to -strength\n"+
 		"and denoised under the prompt (diffusers' StableDiffusionImg2ImgPipeline).")
@@ -122,18 +135,17 @@ func runImg2Img(args []string) error {
 	if !(*strength > 0 && *strength <= 1) {
 		return fmt.Errorf("-strength %v: want 0 < strength ≤ 1", *strength)
 	}
-	b, err := os.ReadFile(*in)
+	img, err := readImage("-image", *in)
 	if err != nil {
 		return err
 	}
-	img, _, err := image.Decode(bytes.NewReader(b))
-	if err != nil {
-		return fmt.Errorf("-image %s: not a PNG or JPEG image: %v", *in, err)
-	}
-	return generate(&f, &pipeline.Img2ImgOptions{Image: img, Strength: *strength})
+	return generate(&f, func(p *pipeline.Pipeline, o pipeline.Options) (*pipeline.Result, error) {
+		return p.Img2Img(pipeline.Img2ImgOptions{Options: o, Image: img, Strength: *strength})
+	})
 }
 
-func generate(f *sdFlags, i2i *pipeline.Img2ImgOptions) error {
+// generate loads the folder and makes the images with run (nil: text-to-image).
+func generate(f *sdFlags, run func(p *pipeline.Pipeline, o pipeline.Options) (*pipeline.Result, error)) error {
 	// A Stable Diffusion run holds gigabytes of weights while each step makes
 	// and drops hundreds of megabytes of activations: with Go's default
 	// GOGC=100 the heap grows to twice the live set. GOGC=10 kept the peak
@@ -171,13 +183,10 @@ func generate(f *sdFlags, i2i *pipeline.Img2ImgOptions) error {
 		bar.total = total
 		bar.update(img*steps+step, fmt.Sprintf("image %d/%d", img+1, o.N), 0, step == steps && img == o.N-1)
 	}
-	var res *pipeline.Result
-	if i2i != nil {
-		i2i.Options = o
-		res, err = p.Img2Img(*i2i)
-	} else {
-		res, err = p.Generate(o)
+	if run == nil {
+		run = (*pipeline.Pipeline).Generate
 	}
+	res, err := run(p, o)
 	bar.finish()
 	if err != nil {
 		return err

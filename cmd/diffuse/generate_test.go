@@ -281,3 +281,38 @@ func readTestPNG(t *testing.T, path string) image.Image {
 	}
 	return img
 }
+
+// TestInpaintSDCommand: diffuse inpaint -model runs the tiny pipeline with
+// each kind of mask and writes a PNG with its parameters.
+func TestInpaintSDCommand(t *testing.T) {
+	pipe := sdfixtures.Folders(t, sdfixtures.Pipeline)[0]
+	dir := t.TempDir()
+	input := filepath.Join(dir, "in.png")
+	src := image.NewNRGBA(image.Rect(0, 0, 32, 32))
+	for i := range src.Pix {
+		src.Pix[i] = uint8(i * 7)
+	}
+	writeTestPNG(t, input, src)
+	maskPNG := filepath.Join(dir, "mask.png")
+	m := image.NewGray(image.Rect(0, 0, 16, 16))
+	for i := range 64 {
+		m.Pix[i] = 255
+	}
+	writeTestPNG(t, maskPNG, m)
+	for _, mask := range [][]string{{"-mask-shape", "center"}, {"-rect", "4,4,8,20"}, {"-mask", maskPNG}} {
+		out := filepath.Join(dir, "out.png")
+		args := append([]string{"-model", pipe, "-image", input, "-prompt", "a cat", "-steps", "2", "-out", out, "-device", "cpu"}, mask...)
+		if err := runInpaint(args); err != nil {
+			t.Fatalf("%q: %v", mask, err)
+		}
+		f, err := os.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks, err := pngtext.Read(f)
+		f.Close()
+		if err != nil || len(chunks) == 0 || !strings.Contains(chunks[0].Value, "a cat") {
+			t.Fatalf("%q: parameters %v, %v", mask, chunks, err)
+		}
+	}
+}

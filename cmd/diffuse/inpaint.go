@@ -14,6 +14,7 @@ import (
 
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/ddpm"
+	"github.com/godiffuse/godiffuse/pipeline"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -125,7 +126,87 @@ func pngMask(path string, h, w int) (m []float32, resized bool, err error) {
 	return m, b.Dx() != w || b.Dy() != h, nil
 }
 
+// usesModel reports a -model flag among args: a Stable Diffusion run.
+func usesModel(args []string) bool {
+	for _, a := range args {
+		if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && name == "model" {
+			return true
+		}
+	}
+	return false
+}
+
+// runInpaintSD is diffuse inpaint -model: Stable Diffusion's inpainting
+// (latent masking, or the folder's inpainting U-Net).
+func runInpaintSD(args []string) error {
+	fs := newFlags("inpaint", "With -model, repaints the masked part of an image with a Stable Diffusion folder as diffusers'\n"+
+		"StableDiffusionInpaintPipeline does: an inpainting U-Net (in_channels 9) sees the mask and the masked image;\n"+
+		"any other model keeps the latents outside the mask (latent masking).")
+	var f sdFlags
+	addSDFlags(fs, &f)
+	in := fs.String("image", "", "input image (PNG or JPEG); resized to -width×-height when given")
+	maskPath := fs.String("mask", "", "mask image: white repaints, black keeps (grey thresholded at 50 %, resized to the image)")
+	rect := fs.String("rect", "", "or: repaint the rectangle x,y,w,h (in the input's pixels)")
+	shape := fs.String("mask-shape", "", "or: a built-in mask: "+strings.Join(maskShapes, ", "))
+	strength := fs.Float64("strength", 1, "0 < strength ≤ 1: 1 starts the masked part from pure noise")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	given := 0
+	for _, s := range []string{*maskPath, *rect, *shape} {
+		if s != "" {
+			given++
+		}
+	}
+	switch {
+	case *in == "":
+		return fmt.Errorf("-image: give the input image")
+	case given != 1:
+		return fmt.Errorf("give exactly one of -mask, -rect and -mask-shape")
+	case !(*strength > 0 && *strength <= 1):
+		return fmt.Errorf("-strength %v: want 0 < strength ≤ 1", *strength)
+	}
+	img, err := readImage("-image", *in)
+	if err != nil {
+		return err
+	}
+	var mask image.Image
+	if *maskPath != "" {
+		if mask, err = readImage("-mask", *maskPath); err != nil {
+			return err
+		}
+		if mask.Bounds().Size() != img.Bounds().Size() {
+			fmt.Fprintf(os.Stderr, "note: -mask is %v, the image %v: resized by nearest neighbour\n", mask.Bounds().Size(), img.Bounds().Size())
+		}
+	} else {
+		h, w := img.Bounds().Dy(), img.Bounds().Dx()
+		var m []float32
+		if *rect != "" {
+			m, err = rectMask(*rect, h, w)
+		} else {
+			m, err = shapeMask(*shape, h, w, f.seed)
+		}
+		if err != nil {
+			return err
+		}
+		g := image.NewGray(image.Rect(0, 0, w, h))
+		for i, v := range m {
+			g.Pix[i] = uint8(255 * v)
+		}
+		mask = g
+	}
+	return generate(&f, func(p *pipeline.Pipeline, o pipeline.Options) (*pipeline.Result, error) {
+		return p.Inpaint(pipeline.InpaintOptions{Options: o, Image: img, Mask: mask, Strength: *strength})
+	})
+}
+
 func runInpaint(args []string) error {
+	if usesModel(args) {
+		return runInpaintSD(args)
+	}
 	fs := newFlags("inpaint", "Fills in the masked part of an image with a checkpoint's model, keeping the rest exactly.\n"+
 		"Methods: repaint (RePaint's resampling, the best), replace (the kept part noised to each step's level),\n"+
 		"replace-clean (the seed's variant: the clean kept part pasted at every level; it drifts, for teaching).")
