@@ -431,6 +431,11 @@ func TestBadInput(t *testing.T) {
 	sdi("-rect", "-image", f.png, "-rect", "1,1")
 	sdi("flag provided but not defined: -method", "-image", f.png, "-mask-shape", "center", "-method", "repaint")
 
+	add("-image", "img2img", "-checkpoint", f.ckpt, "-out", "i.png")
+	add("-strength", "img2img", "-checkpoint", f.ckpt, "-image", f.png, "-strength", "0", "-out", "i.png")
+	add("-strength", "img2img", "-checkpoint", f.ckpt, "-image", f.png, "-strength", "NaN", "-out", "i.png")
+	add("nope", "img2img", "-checkpoint", filepath.Join(f.dir, "nope"), "-image", f.png, "-out", "i.png")
+
 	// inspect, eval, noise, schedules.
 	add("inspect", "inspect")
 	add("no such file", "inspect", filepath.Join(f.dir, "none.png"))

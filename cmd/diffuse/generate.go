@@ -117,6 +117,9 @@ func readImage(flag, path string) (image.Image, error) {
 }
 
 func runImg2Img(args []string) error {
+	if !usesModel(args) && usesFlag(args, "checkpoint") {
+		return runImg2ImgCheckpoint(args)
+	}
 	fs := newFlags("img2img", "Image-to-image with a Stable Diffusion folder: the image is encoded, noised to -strength\n"+
 		"and denoised under the prompt (diffusers' StableDiffusionImg2ImgPipeline).")
 	var f sdFlags

@@ -316,3 +316,20 @@ func TestInpaintSDCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestImg2ImgCheckpoint: diffuse img2img -checkpoint runs SDEdit with a
+// pixel-space checkpoint.
+func TestImg2ImgCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	out, _ := trainTiny(t, dir, "-steps", "1")
+	input := filepath.Join(dir, "in.png")
+	writeTestPNG(t, input, image.NewGray(image.Rect(0, 0, 16, 16))) // twice the model's size: resized
+	res := filepath.Join(dir, "res.png")
+	if err := runImg2Img([]string{"-checkpoint", filepath.Join(out, "checkpoint"), "-image", input, "-strength", "0.5",
+		"-steps", "4", "-n", "2", "-out", res, "-device", "cpu"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(res); err != nil {
+		t.Fatal(err)
+	}
+}

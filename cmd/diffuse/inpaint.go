@@ -127,9 +127,12 @@ func pngMask(path string, h, w int) (m []float32, resized bool, err error) {
 }
 
 // usesModel reports a -model flag among args: a Stable Diffusion run.
-func usesModel(args []string) bool {
+func usesModel(args []string) bool { return usesFlag(args, "model") }
+
+// usesFlag reports whether args set the flag name (-name, --name, -name=…).
+func usesFlag(args []string, name string) bool {
 	for _, a := range args {
-		if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && name == "model" {
+		if n, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && n == name {
 			return true
 		}
 	}
@@ -277,17 +280,10 @@ func runInpaint(args []string) error {
 	if h != w || (c != 1 && c != 3) {
 		return fmt.Errorf("%s: inpainting takes square grey or RGB models; this one makes %d×%d×%d images", *ckpt, c, h, w)
 	}
-	if cfg, _, err := decodeConfig(*imgPath); err != nil {
-		return fmt.Errorf("-image: %w", err)
-	} else if cfg.Width != w || cfg.Height != h {
-		fmt.Fprintf(os.Stderr, "note: -image is %d×%d; the model makes %d×%d×%d images, so it is resized (and centre-cropped)\n", cfg.Width, cfg.Height, c, h, w)
-	}
-	ds, err := data.LoadFile(*imgPath, h, c)
+	input, err := modelInput(*imgPath, c, h)
 	if err != nil {
-		return fmt.Errorf("-image: %w", err)
+		return err
 	}
-	input := make([]float32, c*h*w)
-	ds.Image(0, input)
 	var mask []float32
 	switch {
 	case *maskPath != "":
@@ -306,15 +302,8 @@ func runInpaint(args []string) error {
 	if !slices.Contains(mask, 1) {
 		fmt.Fprintln(os.Stderr, "note: the mask is all black: nothing to fill in; the results are the input")
 	}
-	if *class != "" {
-		if err := spec.setClass(info, *class); err != nil {
-			return err
-		}
-	} else if len(info.Classes) > 0 { // unconditional: the null label
-		spec.null = info.NullClass()
-		for range spec.n {
-			spec.labels = append(spec.labels, spec.null)
-		}
+	if err := spec.setConditioning(info, *class); err != nil {
+		return err
 	}
 	// The image and the mask, repeated over the batch and the channels.
 	var imgs, masks []float32
@@ -361,6 +350,118 @@ func runInpaint(args []string) error {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "wrote %s (%d frames)\n", *gifPath, len(frames))
+	}
+	return nil
+}
+
+// modelInput reads -image as a c×size×size model input in [-1, 1],
+// resized, centre-cropped and converted (grey ↔ RGB) when it differs, with
+// a note saying so.
+func modelInput(path string, c, size int) ([]float32, error) {
+	if cfg, _, err := decodeConfig(path); err != nil {
+		return nil, fmt.Errorf("-image: %w", err)
+	} else if cfg.Width != size || cfg.Height != size {
+		fmt.Fprintf(os.Stderr, "note: -image is %d×%d; the model makes %d×%d×%d images, so it is resized (and centre-cropped)\n", cfg.Width, cfg.Height, c, size, size)
+	}
+	ds, err := data.LoadFile(path, size, c)
+	if err != nil {
+		return nil, fmt.Errorf("-image: %w", err)
+	}
+	input := make([]float32, c*size*size)
+	ds.Image(0, input)
+	return input, nil
+}
+
+// runImg2ImgCheckpoint is diffuse img2img -checkpoint: SDEdit with a
+// checkpoint's pixel-space model.
+func runImg2ImgCheckpoint(args []string) error {
+	fs := newFlags("img2img", "With -checkpoint: SDEdit (Meng et al.): the image is noised to -strength of the way and\n"+
+		"denoised by the checkpoint's model, so small strengths keep it and 1 redraws it.")
+	ckpt := fs.String("checkpoint", "out/checkpoint", "checkpoint folder (written by diffuse train)")
+	noEMA := fs.Bool("no-ema", false, "use the raw weights instead of the EMA ones")
+	imgPath := fs.String("image", "", "PNG or JPEG input (resized and converted to the model's size and channels)")
+	strength := fs.Float64("strength", 0.6, "0 < strength ≤ 1: how far into the noise the image is taken")
+	spec := sampleSpec{}
+	samplerFlags(fs, &spec)
+	fs.IntVar(&spec.n, "n", 1, "images to make (different noise)")
+	class := fs.String("class", "", "class name or index for a class-conditional model (default: unconditional)")
+	clip := fs.Float64("clip", 1, "clamp the predicted x0 to [-clip, clip] (0: off)")
+	out := fs.String("out", "img2img.png", "PNG of the results (a grid when -n > 1)")
+	scale := fs.Int("scale", 4, "enlarge images by this factor")
+	devSpec := deviceFlag(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case *imgPath == "":
+		return fmt.Errorf("-image: give the input image")
+	case !(*strength > 0 && *strength <= 1):
+		return fmt.Errorf("-strength %v: want 0 < strength ≤ 1", *strength)
+	case spec.n < 1 || spec.n > 256:
+		return fmt.Errorf("-n: want 1 … 256, have %d", spec.n)
+	case *scale < 1 || *scale > 16:
+		return fmt.Errorf("-scale: want 1 … 16, have %d", *scale)
+	}
+	spec.clip = float32(*clip)
+	if math.IsNaN(*clip) || math.IsInf(*clip, 0) {
+		spec.clip = -1 // refused by check
+	}
+	if err := spec.check(); err != nil {
+		return err
+	}
+	if err := checkOutputs("-out", *out); err != nil {
+		return err
+	}
+	dev, err := pickDevice(devSpec)
+	if err != nil {
+		return err
+	}
+	m, info, err := ddpm.LoadCheckpoint(dev, *ckpt, !*noEMA)
+	if err != nil {
+		return err
+	}
+	c := m.Config.InChannels
+	h, w, _ := m.Config.SampleHW()
+	if h != w || (c != 1 && c != 3) {
+		return fmt.Errorf("%s: img2img takes square grey or RGB models; this one makes %d×%d×%d images", *ckpt, c, h, w)
+	}
+	input, err := modelInput(*imgPath, c, h)
+	if err != nil {
+		return err
+	}
+	if err := spec.setConditioning(info, *class); err != nil {
+		return err
+	}
+	var imgs []float32
+	for range spec.n {
+		imgs = append(imgs, input...)
+	}
+	x0 := tensor.FromFloat32(dev, imgs, spec.n, c, h, w)
+	sdedit := func(s *ddpm.Schedule, sm ddpm.Sampler, model ddpm.Model, _ *tensor.Tensor, rng *rand.Rand, opt ddpm.SampleOptions) (*tensor.Tensor, error) {
+		return ddpm.SDEdit(s, sm, model, x0, *strength, rng, opt)
+	}
+	pix, err := runImages(m, info.Schedule, info.Objective, spec, nil, sdedit)
+	if err != nil {
+		return err
+	}
+	if err := writePNG(*out, scaleUp(grid(pix, spec.n, c, h, w, 0), *scale)); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "wrote", *out)
+	return nil
+}
+
+// setConditioning sets the labels of a run that starts from an image: all
+// of class, or the null label (unconditional) when class is empty.
+func (spec *sampleSpec) setConditioning(info ddpm.CheckpointInfo, class string) error {
+	if class != "" {
+		return spec.setClass(info, class)
+	}
+	if len(info.Classes) > 0 {
+		spec.null = info.NullClass()
+		for range spec.n {
+			spec.labels = append(spec.labels, spec.null)
+		}
 	}
 	return nil
 }

@@ -3,7 +3,7 @@
 //	diffuse train      train a U-Net (with no flags: the tiny-mnist model on the embedded Fashion-MNIST slice)
 //	diffuse sample     sample a checkpoint into a PNG grid, a folder of PNGs or a GIF of the trajectory
 //	diffuse generate   text-to-image with a Stable Diffusion 1.x/2.x folder in diffusers layout
-//	diffuse img2img    image-to-image with a Stable Diffusion folder
+//	diffuse img2img    image-to-image with a Stable Diffusion folder or a checkpoint (SDEdit)
 //	diffuse inpaint    fill in the masked part of an image with a checkpoint's model
 //	diffuse inspect    what a PNG, a checkpoint or a Stable Diffusion folder holds
 //	diffuse eval       measure sample quality against real images (FD-FMNIST or FID, IS, KID, precision/recall)
@@ -37,7 +37,7 @@ var commands = []command{
 	{"train", "train a diffusion U-Net (defaults: tiny-mnist on the embedded Fashion-MNIST slice)", runTrain},
 	{"sample", "sample images from a checkpoint", runSample},
 	{"generate", "text-to-image with a Stable Diffusion folder (diffusers layout)", runGenerate},
-	{"img2img", "image-to-image with a Stable Diffusion folder", runImg2Img},
+	{"img2img", "image-to-image: a Stable Diffusion folder (-model) or a checkpoint (-checkpoint, SDEdit)", runImg2Img},
 	{"inpaint", "fill in the masked part of an image (RePaint, replace, replace-clean)", runInpaint},
 	{"inspect", "what a PNG (its generation parameters), a checkpoint or an SD folder holds", runInspect},
 	{"eval", "measure sample quality: FD-FMNIST/FID, IS, KID, precision/recall, class accuracy", runEval},
