@@ -299,6 +299,15 @@ func TestInpaintSDCommand(t *testing.T) {
 		m.Pix[i] = 255
 	}
 	writeTestPNG(t, maskPNG, m)
+	black := filepath.Join(dir, "black.png")
+	writeTestPNG(t, black, image.NewGray(image.Rect(0, 0, 32, 32)))
+	out := filepath.Join(dir, "same.png")
+	if err := runInpaint([]string{"-model", pipe, "-image", input, "-mask", black, "-out", out, "-device", "cpu"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readTestPNG(t, out), readTestPNG(t, input); !bytes.Equal(got.(*image.NRGBA).Pix, want.(*image.NRGBA).Pix) {
+		t.Error("an all-black mask changed the image")
+	}
 	for _, mask := range [][]string{{"-mask-shape", "center"}, {"-rect", "4,4,8,20"}, {"-mask", maskPNG}} {
 		out := filepath.Join(dir, "out.png")
 		args := append([]string{"-model", pipe, "-image", input, "-prompt", "a cat", "-steps", "2", "-out", out, "-device", "cpu"}, mask...)

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"image"
 	"image/color"
 	_ "image/jpeg"
+	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/ddpm"
+	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/pipeline"
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -201,9 +204,30 @@ func runInpaintSD(args []string) error {
 		}
 		mask = g
 	}
+	if !hasWhite(mask) { // nothing to repaint: the input, as it is
+		fmt.Fprintln(os.Stderr, "note: the mask is all black: nothing to repaint; writing the input unchanged")
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			return err
+		}
+		return nn.WriteFileAtomic(f.out, buf.Bytes())
+	}
 	return generate(&f, func(p *pipeline.Pipeline, o pipeline.Options) (*pipeline.Result, error) {
 		return p.Inpaint(pipeline.InpaintOptions{Options: o, Image: img, Mask: mask, Strength: *strength})
 	})
+}
+
+// hasWhite reports a pixel of the mask that repaints (grey ≥ 50 %).
+func hasWhite(mask image.Image) bool {
+	b := mask.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if color.GrayModel.Convert(mask.At(x, y)).(color.Gray).Y >= 128 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func runInpaint(args []string) error {
