@@ -243,8 +243,8 @@ func (l *EncoderLayer) forward(x, mask *tensor.Tensor) *tensor.Tensor {
 	return tensor.Add(x, l.FC2.Forward(activation(l.Act, h)))
 }
 
-// maskedAttention is multi-head self-attention with an additive (L, L) mask:
-// softmax(q·kᵀ/√d + mask)·v per head, on (B, L, D) input.
+// maskedAttention is multi-head self-attention with an additive (L, L) mask
+// (nil: none): softmax(q·kᵀ/√d + mask)·v per head, on (B, L, D) input.
 func maskedAttention(x *tensor.Tensor, q, k, v *nn.Linear, heads int, mask *tensor.Tensor) *tensor.Tensor {
 	B, L, D := x.Dim(0), x.Dim(1), x.Dim(2)
 	d := D / heads
@@ -253,8 +253,11 @@ func maskedAttention(x *tensor.Tensor, q, k, v *nn.Linear, heads int, mask *tens
 	}
 	qh := tensor.Scale(split(q.Forward(x)), float32(1/math.Sqrt(float64(d))))
 	kh, vh := split(k.Forward(x)), split(v.Forward(x))
-	s := tensor.Add(tensor.MatMul(qh, kh.Transpose(2, 3)), mask) // (B, H, L, L)
-	o := tensor.MatMul(tensor.Softmax(s), vh)                    // (B, H, L, d)
+	s := tensor.MatMul(qh, kh.Transpose(2, 3)) // (B, H, L, L)
+	if mask != nil {
+		s = tensor.Add(s, mask)
+	}
+	o := tensor.MatMul(tensor.Softmax(s), vh) // (B, H, L, d)
 	return o.Permute(0, 2, 1, 3).Reshape(B, L, D)
 }
 

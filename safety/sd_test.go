@@ -1,0 +1,226 @@
+package safety_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/godiffuse/godiffuse/internal/sdfixtures"
+	"github.com/godiffuse/godiffuse/kernels"
+	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/nn/clip"
+	"github.com/godiffuse/godiffuse/pipeline"
+	"github.com/godiffuse/godiffuse/safety"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+func testdata() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "testdata")
+}
+
+// fixtures lists the safety fixture folders: every folder of
+// GODIFFUSE_SAFETY_FIXTURES (or testdata/safety) with a safety_checker/; a
+// root with none fails.
+func fixtures(t *testing.T) []string {
+	root := os.Getenv("GODIFFUSE_SAFETY_FIXTURES")
+	if root == "" {
+		root = filepath.Join(testdata(), "safety")
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatalf("safety fixtures: %v", err)
+	}
+	var out []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(root, e.Name(), "safety_checker", "config.json")); err == nil {
+			out = append(out, filepath.Join(root, e.Name()))
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("safety fixtures: %s holds no folder with safety_checker/", root)
+	}
+	return out
+}
+
+// TestSafetyCheckerParity: for every fixture, the preprocessing (decoded →
+// uint8 exact, Pillow's resize exact, pixel values bit-exact, the extra
+// preprocessing cases too), the vision tower's intermediates, pooled output
+// and image embeddings (1e-5 of max|ref|), the cosines and raw scores
+// (1e-5 absolute) and the decisions (milli-scores, special care, bad
+// concepts, adjustment, flags: exactly) match the reference.
+func TestSafetyCheckerParity(t *testing.T) {
+	dev := kernels.CPU()
+	for _, dir := range fixtures(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			io, err := nn.ReadSafeTensors(filepath.Join(dir, "io.safetensors"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer io.Close()
+			c, err := safety.LoadSDChecker(dev, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Preprocessing: decoded → uint8 → resized → pixel values.
+			dec, dshape := sdfixtures.Float32(t, io, "pipeline/decoded")
+			B, H, W := dshape[0], dshape[2], dshape[3]
+			raw := sdfixtures.Uint8(t, io, "pipeline/raw_images")
+			resized := sdfixtures.Uint8(t, io, "pre/resized")
+			pix, _ := sdfixtures.Float32(t, io, "pixel_values")
+			per := len(pix) / B
+			for b := range B {
+				im, err := pipeline.ToImage(tensor.FromFloat32(dev, dec[b*3*H*W:(b+1)*3*H*W], 1, 3, H, W))
+				if err != nil {
+					t.Fatal(err)
+				}
+				rgb := safety.ToRGB(im)
+				if !slices.Equal(rgb.Pix, raw[b*H*W*3:(b+1)*H*W*3]) {
+					t.Fatalf("image %d: decoded → uint8 differs", b)
+				}
+				checkPre(t, c.Preprocess, fmt.Sprintf("image %d", b), rgb, resized[len(resized)/B*b:len(resized)/B*(b+1)], pix[b*per:(b+1)*per])
+			}
+			extras := 0
+			for k := 0; ; k++ {
+				p := fmt.Sprintf("pre/extra%d/", k)
+				if _, ok := io.Tensors[p+"raw"]; !ok {
+					break
+				}
+				_, s, _ := io.Uint8(p + "raw")
+				img := safety.RGB{H: s[0], W: s[1], Pix: sdfixtures.Uint8(t, io, p+"raw")}
+				want, _ := sdfixtures.Float32(t, io, p+"pixel_values")
+				checkPre(t, c.Preprocess, p, img, sdfixtures.Uint8(t, io, p+"resized"), want)
+				extras++
+			}
+			t.Logf("%d pipeline images and %d extra preprocessing cases: bit-exact", B, extras)
+			// The model, from the stored pixel values.
+			_, pshape := sdfixtures.Float32(t, io, "pixel_values")
+			out, err := c.Run(tensor.FromFloat32(dev, pix, pshape...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hidden := []string{"hidden/embeddings", "hidden/pre_layrnorm"}
+			for l := range len(c.Vision.Layers) {
+				hidden = append(hidden, fmt.Sprintf("hidden/layers.%d", l))
+			}
+			for i, key := range hidden {
+				sdfixtures.Compare(t, io, key, out.Vision.Hidden[i], 1e-5)
+			}
+			sdfixtures.Compare(t, io, "last_hidden_state", out.Vision.LastHidden, 1e-5)
+			sdfixtures.Compare(t, io, "pooled_output", out.Pooled, 1e-5)
+			sdfixtures.Compare(t, io, "image_embeds", out.ImageEmbeds, 1e-5)
+			f32 := func(key string) []float32 { v, _ := sdfixtures.Float32(t, io, key); return v }
+			i64 := func(key string) []int64 { v := sdfixtures.Int64(t, io, key); return v }
+			near := func(key string, got []float64, want []float32) {
+				for i := range want {
+					if d := got[i] - float64(want[i]); d > 1e-5 || d < -1e-5 {
+						t.Errorf("%s[%d] = %.7f, reference %.7f", key, i, got[i], want[i])
+					}
+				}
+			}
+			var cos, scos, raw1, sraw, adj []float64
+			var milli, smilli, bad, care, flags []int64
+			b2i := func(v bool) int64 {
+				if v {
+					return 1
+				}
+				return 0
+			}
+			for _, s := range out.Scores {
+				for _, v := range s.ConceptCos {
+					cos = append(cos, float64(v))
+				}
+				for _, v := range s.SpecialCos {
+					scos = append(scos, float64(v))
+				}
+				raw1, sraw = append(raw1, s.ConceptRaw...), append(sraw, s.SpecialRaw...)
+				milli, smilli = append(milli, s.ConceptMilli...), append(smilli, s.SpecialMilli...)
+				for _, v := range s.BadConcepts {
+					bad = append(bad, b2i(v))
+				}
+				for _, v := range s.SpecialCare {
+					care = append(care, b2i(v))
+				}
+				adj, flags = append(adj, s.Adjustment), append(flags, b2i(s.Flagged))
+			}
+			near("cos_dist", cos, f32("cos_dist"))
+			near("special_cos_dist", scos, f32("special_cos_dist"))
+			near("concept_scores_raw", raw1, f32("concept_scores_raw"))
+			near("special_scores_raw", sraw, f32("special_scores_raw"))
+			for _, c := range []struct {
+				key string
+				got []int64
+			}{{"concept_scores_milli", milli}, {"special_scores_milli", smilli}, {"bad_concepts", bad},
+				{"special_care", care}, {"has_nsfw_concepts", flags}} {
+				if want := i64(c.key); !slices.Equal(c.got, want) {
+					t.Errorf("%s = %v, reference %v", c.key, c.got, want)
+				}
+			}
+			wantAdj := f32("adjustment")
+			for i := range wantAdj {
+				if float32(adj[i]) != wantAdj[i] {
+					t.Errorf("adjustment[%d] = %g, reference %g", i, adj[i], wantAdj[i])
+				}
+			}
+			t.Logf("flags %v, special care %v", flags, care)
+		})
+	}
+}
+
+func checkPre(t *testing.T, p safety.Preprocessor, name string, img safety.RGB, wantResized []uint8, wantPix []float32) {
+	t.Helper()
+	if r := p.Resize(img); !slices.Equal(r.Pix, wantResized) {
+		n := 0
+		for i := range r.Pix {
+			if i < len(wantResized) && r.Pix[i] != wantResized[i] {
+				n++
+			}
+		}
+		t.Fatalf("%s: the resize (%d×%d → %d×%d) differs from Pillow's at %d of %d values", name, img.W, img.H, r.W, r.H, n, len(wantResized))
+	}
+	if got := p.PixelValues(img); !slices.Equal(got, wantPix) {
+		t.Fatalf("%s: pixel values differ", name)
+	}
+}
+
+// TestFullSizeSafetyChecker: SD 1.x's safety_checker config (current and
+// transformers 4.22 forms) builds, on a shapes-only device, exactly the
+// keys, dtypes and shapes of the real model.safetensors (keys.txt), with
+// 303,981,588 parameters.
+func TestFullSizeSafetyChecker(t *testing.T) {
+	dir := filepath.Join(testdata(), "safety-configs")
+	f, err := os.Open(filepath.Join(dir, "safety_checker.keys.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var want []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := sc.Text(); line != "" && !strings.HasPrefix(line, "#") && !strings.Contains(line, "position_ids") {
+			want = append(want, line)
+		}
+	}
+	for _, name := range []string{"safety_checker.config.json", "safety_checker.config.legacy-4.22.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vc, proj, err := clip.VisionFromCLIPConfig(name, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, n := safety.StateDictShapes(vc, proj)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %d keys, want %d; first %q vs %q", name, len(got), len(want), got[:3], want[:3])
+		}
+		if n != 303_981_588 {
+			t.Errorf("%s: %d parameters, want 303,981,588", name, n)
+		}
+	}
+}
