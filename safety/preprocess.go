@@ -23,16 +23,16 @@ import (
 
 // Preprocessor is a feature_extractor/preprocessor_config.json.
 type Preprocessor struct {
-	DoResize       bool
-	ShortestEdge   int // resize target of the shorter side (0: Height×Width)
-	Height, Width  int // resize target when ShortestEdge is 0
-	Resample       int // Pillow filter: 3 bicubic, 2 bilinear
-	DoCenterCrop   bool
-	CropH, CropW   int
-	DoRescale      bool
-	RescaleFactor  float64
-	DoNormalize    bool
-	Mean, Std      [3]float64
+	DoResize      bool
+	ShortestEdge  int // resize target of the shorter side (0: Height×Width)
+	Height, Width int // resize target when ShortestEdge is 0
+	Resample      int // Pillow filter: 3 bicubic, 2 bilinear
+	DoCenterCrop  bool
+	CropH, CropW  int
+	DoRescale     bool
+	RescaleFactor float64
+	DoNormalize   bool
+	Mean, Std     [3]float64
 }
 
 // CLIP's normalization (OPENAI_CLIP_MEAN/STD).
