@@ -3,6 +3,7 @@ package safety_test
 import (
 	"bufio"
 	"fmt"
+	"image"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/nn"
@@ -222,5 +224,92 @@ func TestFullSizeSafetyChecker(t *testing.T) {
 		if n != 303_981_588 {
 			t.Errorf("%s: %d parameters, want 303,981,588", name, n)
 		}
+	}
+}
+
+// TestClassifierChecker: the Fashion-MNIST judge as a checker flags the
+// test images of a flagged class (here: sneakers and ankle boots) and
+// passes the others, and each policy does what it says: block withholds,
+// blur pixelates, warn keeps, off checks nothing.
+func TestClassifierChecker(t *testing.T) {
+	dev := kernels.CPU()
+	j, err := safety.NewJudgeClassifier(dev, data.FashionMNISTClasses)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := safety.NewClassifierChecker("judge", j, []string{"sneaker", "ankle-boot"}, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := data.LoadIDX(filepath.Join(testdata(), "..", "features", "testdata", "t10k-images-idx3-ubyte.gz"),
+		filepath.Join(testdata(), "..", "features", "testdata", "t10k-labels-idx1-ubyte.gz"), data.FashionMNISTClasses)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var imgs []image.Image
+	var shoe []bool
+	buf := make([]float32, 28*28)
+	for i := range 200 {
+		label := ds.Image(i, buf)
+		g := image.NewGray(image.Rect(0, 0, 28, 28))
+		for k, v := range buf {
+			g.Pix[k] = uint8((v + 1) * 127.5)
+		}
+		imgs = append(imgs, g)
+		shoe = append(shoe, label == 7 || label == 9)
+	}
+	vs, err := c.Check(imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agree := 0
+	for i, v := range vs {
+		if v.Flagged == shoe[i] {
+			agree++
+		}
+		if v.Flagged && !strings.Contains(v.Message, "threshold") {
+			t.Errorf("image %d: message %q", i, v.Message)
+		}
+	}
+	if agree < 190 {
+		t.Errorf("the checker agrees with the labels on %d of 200 images", agree)
+	}
+	t.Logf("flags agree with 'sneaker or ankle boot' on %d of 200 test images", agree)
+	flagged := slices.IndexFunc(vs, func(v safety.Verdict) bool { return v.Flagged })
+	clean := slices.IndexFunc(vs, func(v safety.Verdict) bool { return !v.Flagged })
+	pair := []image.Image{imgs[flagged], imgs[clean]}
+	for _, c2 := range []struct {
+		p    safety.Policy
+		want [2]string
+	}{{safety.Block, [2]string{"blocked", "ok"}}, {safety.Blur, [2]string{"blurred", "ok"}},
+		{safety.Warn, [2]string{"warned", "ok"}}, {safety.Off, [2]string{"unchecked", "unchecked"}}} {
+		out, err := safety.Apply(c, c2.p, pair)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range 2 {
+			if out[k].Action != c2.want[k] {
+				t.Errorf("%s: image %d %s, want %s", c2.p, k, out[k].Action, c2.want[k])
+			}
+		}
+		switch c2.p {
+		case safety.Block:
+			if out[0].Image != nil {
+				t.Error("block: the flagged image is still there")
+			}
+		case safety.Blur:
+			if out[0].Image == pair[0] {
+				t.Error("blur: the flagged image is unchanged")
+			}
+		}
+		if out[1].Image != pair[1] {
+			t.Errorf("%s: the clean image was changed", c2.p)
+		}
+	}
+	if _, err := safety.NewClassifierChecker("judge", j, []string{"unicorn"}, 0.5); err == nil {
+		t.Error("an unknown class was taken")
+	}
+	if f, th, err := safety.ParseCheckerSpec("judge:sneaker,bag:0.8"); err != nil || th != 0.8 || !slices.Equal(f, []string{"sneaker", "bag"}) {
+		t.Errorf("ParseCheckerSpec: %v %v %v", f, th, err)
 	}
 }
