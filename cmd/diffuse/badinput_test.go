@@ -436,6 +436,12 @@ func TestBadInput(t *testing.T) {
 	add("-strength", "img2img", "-checkpoint", f.ckpt, "-image", f.png, "-strength", "NaN", "-out", "i.png")
 	add("nope", "img2img", "-checkpoint", filepath.Join(f.dir, "nope"), "-image", f.png, "-out", "i.png")
 
+	add("-safety", "sample", "-checkpoint", f.ckpt, "-safety", "maybe", "-out", "s.png")
+	add("-safety-checker", "sample", "-checkpoint", f.ckpt, "-safety-checker", "nsfw-net", "-out", "s.png")
+	add("unicorn", "sample", "-checkpoint", f.ckpt, "-safety-checker", "judge:unicorn", "-out", "s.png")
+	add("threshold", "sample", "-checkpoint", f.ckpt, "-safety-checker", "judge:bag:2", "-out", "s.png")
+	gen("-safety", "-model", f.pipe, "-safety", "maybe", "-out", "g.png")
+
 	// inspect, eval, noise, schedules.
 	add("inspect", "inspect")
 	add("no such file", "inspect", filepath.Join(f.dir, "none.png"))

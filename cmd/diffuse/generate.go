@@ -16,7 +16,6 @@ import (
 	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/pipeline"
-	"github.com/godiffuse/godiffuse/pngtext"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -27,6 +26,7 @@ type sdFlags struct {
 	guidance                                                float64
 	seed                                                    uint64
 	device                                                  deviceFlags
+	output                                                  outputFlags
 }
 
 func addSDFlags(fs *flag.FlagSet, f *sdFlags) {
@@ -45,6 +45,7 @@ func addSDFlags(fs *flag.FlagSet, f *sdFlags) {
 	fs.StringVar(&f.weights, "weights", "auto", "precision the weights are kept in: auto (half where the files are F16), f16 (half the memory), f32")
 	fs.StringVar(&f.latents, "latents", "", "start from these latents instead of seeded noise: FILE.safetensors:TENSOR, shape (1, 4, h, w)")
 	f.device = deviceFlag(fs)
+	f.output = addOutputFlags(fs, "auto")
 }
 
 func (f *sdFlags) check() error {
@@ -62,7 +63,10 @@ func (f *sdFlags) check() error {
 	case f.width < 0 || f.height < 0:
 		return fmt.Errorf("-width/-height: want positive sizes (or 0 for the model's)")
 	}
-	return nil
+	if _, err := f.output.check(); err != nil {
+		return err
+	}
+	return checkOutputs("-out", f.out)
 }
 
 func (f *sdFlags) options(dev tensor.Device) (pipeline.Options, error) {
@@ -100,7 +104,7 @@ func runGenerate(args []string) error {
 	if err := f.check(); err != nil {
 		return err
 	}
-	return generate(&f, nil)
+	return generate(&f, "txt2img", nil)
 }
 
 // readImage decodes a PNG or JPEG file named by flag.
@@ -142,13 +146,13 @@ func runImg2Img(args []string) error {
 	if err != nil {
 		return err
 	}
-	return generate(&f, func(p *pipeline.Pipeline, o pipeline.Options) (*pipeline.Result, error) {
+	return generate(&f, "img2img", func(p *pipeline.Pipeline, o pipeline.Options) (*pipeline.Result, error) {
 		return p.Img2Img(pipeline.Img2ImgOptions{Options: o, Image: img, Strength: *strength})
 	})
 }
 
 // generate loads the folder and makes the images with run (nil: text-to-image).
-func generate(f *sdFlags, run func(p *pipeline.Pipeline, o pipeline.Options) (*pipeline.Result, error)) error {
+func generate(f *sdFlags, task string, run func(p *pipeline.Pipeline, o pipeline.Options) (*pipeline.Result, error)) error {
 	// A Stable Diffusion run holds gigabytes of weights while each step makes
 	// and drops hundreds of megabytes of activations: with Go's default
 	// GOGC=100 the heap grows to twice the live set. GOGC=10 kept the peak
@@ -197,21 +201,41 @@ func generate(f *sdFlags, run func(p *pipeline.Pipeline, o pipeline.Options) (*p
 	for _, w := range res.Warnings {
 		fmt.Fprintln(os.Stderr, "warning:", w)
 	}
+	checker, err := f.output.loadChecker(dev, f.model)
+	if err != nil {
+		return err
+	}
+	policy, _ := f.output.check()
+	imgs := make([]image.Image, len(res.Images))
 	for i, im := range res.Images {
+		imgs[i] = im
+	}
+	keep, recs, err := screen(checker, policy, imgs)
+	if err != nil {
+		return err
+	}
+	withheld := 0
+	for i, im := range keep {
+		if im == nil {
+			withheld++
+			continue
+		}
 		path := f.out
 		if len(res.Images) > 1 {
 			ext := filepath.Ext(path)
 			path = fmt.Sprintf("%s-%04d%s", strings.TrimSuffix(path, ext), i+1, ext)
 		}
-		var buf bytes.Buffer
-		if err := pngtext.Encode(&buf, im, []pngtext.Chunk{{Key: "parameters", Value: res.Parameters[i]}}); err != nil {
-			return err
-		}
-		if err := nn.WriteFileAtomic(path, buf.Bytes()); err != nil {
+		prov := newProvenance(task)
+		prov.Model, prov.ModelHash, prov.Sampler, prov.Steps, prov.Guidance = p.Name, p.ModelHash(), o.Sampler, o.Steps, o.Guidance
+		prov.Seed, prov.Prompt, prov.Negative, prov.Safety = o.Seed+uint64(i), o.Prompt, o.Negative, recs[i]
+		if err := writeImage(path, im, res.Parameters[i], prov, *f.output.noMeta); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "wrote", path)
 	}
-	fmt.Fprintf(os.Stderr, "%d image(s) in %.1f s\n", len(res.Images), time.Since(start).Seconds())
+	fmt.Fprintf(os.Stderr, "%d image(s) in %.1f s\n", len(res.Images)-withheld, time.Since(start).Seconds())
+	if withheld > 0 {
+		return withheldError{withheld, len(res.Images)}
+	}
 	return nil
 }

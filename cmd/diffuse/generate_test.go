@@ -2,15 +2,19 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"image"
 	"image/color"
 	"image/png"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/pngtext"
@@ -54,13 +58,21 @@ func TestGenerateMatchesFixture(t *testing.T) {
 		t.Errorf("%d values off by one", off)
 	}
 	chunks, err := pngtext.Read(bytes.NewReader(b))
-	if err != nil || len(chunks) != 1 || chunks[0].Key != "parameters" {
+	if err != nil || len(chunks) != 2 || chunks[0].Key != "parameters" || chunks[1].Key != "godiffuse" {
 		t.Fatalf("text chunks %q, %v", chunks, err)
 	}
 	for _, s := range []string{io.Metadata["prompt"] + "\n", "Steps: 3", "Sampler: DDIM", "CFG scale: 5", "Seed: 7", "Size: 32x32", "Model: tiny-pipeline", "Model hash: "} {
 		if !strings.Contains(chunks[0].Value, s) {
 			t.Errorf("parameters %q lack %q", chunks[0].Value, s)
 		}
+	}
+	var prov provenance
+	if err := json.Unmarshal([]byte(chunks[1].Value), &prov); err != nil {
+		t.Fatal(err)
+	}
+	if prov.Software != "godiffuse" || prov.Task != "txt2img" || prov.Prompt != io.Metadata["prompt"] || prov.Seed != 7 || prov.Steps != 3 ||
+		prov.Sampler != "ddim" || prov.Width != 32 || prov.Model != "tiny-pipeline" || len(prov.ModelHash) != 10 || prov.Safety == nil || prov.Time == "" {
+		t.Errorf("provenance %+v", prov)
 	}
 }
 
@@ -176,7 +188,7 @@ func TestThreadsFlag(t *testing.T) {
 		out, _ := trainTiny(t, dir, "-steps", "2", "-threads", threads, "-device", "cpu")
 		png := filepath.Join(dir, "s.png")
 		if err := runSample([]string{"-checkpoint", filepath.Join(out, "checkpoint"), "-n", "2", "-steps", "3",
-			"-out", png, "-threads", threads, "-device", "cpu"}); err != nil {
+			"-out", png, "-threads", threads, "-device", "cpu", "-no-metadata"}); err != nil {
 			t.Fatal(err)
 		}
 		var got [2][]byte
@@ -340,5 +352,93 @@ func TestImg2ImgCheckpoint(t *testing.T) {
 	}
 	if _, err := os.Stat(res); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSafetyPolicies: with a checker that flags everything (the judge with
+// every class at a threshold of 0.01), -safety block writes no image and
+// exits with withheldError, blur writes pixelated images marked in their
+// provenance, warn writes them as they are, and every written PNG carries
+// its records unless -no-metadata. An SD folder with a safety_checker/
+// (the tiny pipeline with the tiny-safety checker) runs it and records it.
+func TestSafetyPolicies(t *testing.T) {
+	dir := t.TempDir()
+	out, _ := trainTiny(t, dir, "-steps", "1")
+	ckpt := filepath.Join(out, "checkpoint")
+	all := "judge:" + strings.Join(data.FashionMNISTClasses, ",") + ":0.01"
+	read := func(path string) (map[string]string, bool) {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, false
+		}
+		defer f.Close()
+		chunks, err := pngtext.Read(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, c := range chunks {
+			m[c.Key] = c.Value
+		}
+		return m, true
+	}
+	for _, c := range []struct {
+		policy, action string
+		written        bool
+	}{{"block", "blocked", false}, {"blur", "blurred", true}, {"warn", "warned", true}} {
+		folder := filepath.Join(dir, "imgs-"+c.policy)
+		err := runSample([]string{"-checkpoint", ckpt, "-n", "2", "-steps", "2", "-out", filepath.Join(dir, c.policy+".png"),
+			"-folder", folder, "-safety", c.policy, "-safety-checker", all, "-device", "cpu"})
+		if (err != nil) != !c.written || (err != nil && !errors.As(err, new(withheldError))) {
+			t.Fatalf("-safety %s: %v", c.policy, err)
+		}
+		files, _ := filepath.Glob(filepath.Join(folder, "*.png"))
+		if (len(files) == 2) != c.written || (!c.written && len(files) != 0) {
+			t.Fatalf("-safety %s: %d images written", c.policy, len(files))
+		}
+		for _, f := range append(files, filepath.Join(dir, c.policy+".png")) {
+			meta, ok := read(f)
+			if !ok {
+				t.Fatalf("%s not written", f)
+			}
+			var prov provenance
+			if err := json.Unmarshal([]byte(meta["godiffuse"]), &prov); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if prov.Safety == nil || prov.Safety.Action != c.action || !prov.Safety.Flagged || prov.Safety.Checker != "judge" ||
+				prov.Task != "sample" || !strings.Contains(meta["parameters"], "Sampler: dpm++2m") {
+				t.Errorf("%s: provenance %+v, parameters %q", f, prov, meta["parameters"])
+			}
+		}
+	}
+	bare := filepath.Join(dir, "bare.png")
+	if err := runSample([]string{"-checkpoint", ckpt, "-n", "1", "-steps", "1", "-out", bare, "-no-metadata", "-device", "cpu"}); err != nil {
+		t.Fatal(err)
+	}
+	if meta, _ := read(bare); len(meta) != 0 {
+		t.Errorf("-no-metadata wrote %v", meta)
+	}
+	// The tiny pipeline with a safety_checker/ and feature_extractor/.
+	tiny := sdfixtures.Folders(t, sdfixtures.Pipeline)[0]
+	sd := filepath.Join(dir, "tiny-with-checker")
+	os.MkdirAll(sd, 0o755)
+	entries, _ := os.ReadDir(tiny)
+	for _, e := range entries {
+		os.Symlink(filepath.Join(tiny, e.Name()), filepath.Join(sd, e.Name()))
+	}
+	_, file, _, _ := runtime.Caller(0)
+	safetyDir := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "safety", "tiny-safety")
+	for _, part := range []string{"safety_checker", "feature_extractor"} {
+		os.Symlink(filepath.Join(safetyDir, part), filepath.Join(sd, part))
+	}
+	png := filepath.Join(dir, "sd.png")
+	err := runGenerate([]string{"-model", sd, "-prompt", "a cat", "-steps", "1", "-out", png, "-device", "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, _ := read(png)
+	var prov provenance
+	if err := json.Unmarshal([]byte(meta["godiffuse"]), &prov); err != nil || prov.Safety == nil || prov.Safety.Checker != "sd-safety-checker" || len(prov.Safety.Scores) != 20 {
+		t.Errorf("SD provenance %+v (%v)", prov, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -212,7 +213,7 @@ func runInpaintSD(args []string) error {
 		}
 		return nn.WriteFileAtomic(f.out, buf.Bytes())
 	}
-	return generate(&f, func(p *pipeline.Pipeline, o pipeline.Options) (*pipeline.Result, error) {
+	return generate(&f, "inpaint", func(p *pipeline.Pipeline, o pipeline.Options) (*pipeline.Result, error) {
 		return p.Inpaint(pipeline.InpaintOptions{Options: o, Image: img, Mask: mask, Strength: *strength})
 	})
 }
@@ -256,6 +257,7 @@ func runInpaint(args []string) error {
 	gifPath := fs.String("gif", "", "also write an animated GIF of the trajectory")
 	scale := fs.Int("scale", 4, "enlarge images by this factor in the PNGs and the GIF")
 	devSpec := deviceFlag(fs)
+	output := addOutputFlags(fs, "auto")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -289,6 +291,9 @@ func runInpaint(args []string) error {
 		return err
 	}
 	if err := checkOutputs("-out", *out, "-side-by-side", *side, "-gif", *gifPath); err != nil {
+		return err
+	}
+	if _, err := output.check(); err != nil {
 		return err
 	}
 	dev, err := pickDevice(devSpec)
@@ -351,10 +356,18 @@ func runInpaint(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := writePNG(*out, scaleUp(grid(pix, spec.n, c, h, w, 0), *scale)); err != nil {
+	checker, err := output.loadChecker(dev, "")
+	if err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr, "wrote", *out)
+	prov := newProvenance("inpaint")
+	prov.Model, prov.ModelHash = filepath.Base(filepath.Clean(*ckpt)), fileHash(filepath.Join(info.Dir, "unet_ema", nn.WeightsFile))
+	prov.Sampler, prov.Steps, prov.Guidance, prov.Seed, prov.Class = spec.sampler, spec.steps, spec.guidance, spec.seed, *class
+	prov.Extra = map[string]any{"method": *method, "jump": *jump, "resample": *resample, "image": *imgPath}
+	pix, withheldErr := writeGrid(*out, pix, spec.n, c, h, w, *scale, prov, output, checker)
+	if pix == nil {
+		return withheldErr
+	}
 	if *side != "" {
 		maskImg, masked := make([]float32, c*h*w), make([]float32, c*h*w)
 		for ch := range c {
@@ -364,18 +377,20 @@ func runInpaint(args []string) error {
 			}
 		}
 		row := append(append(append(slices.Clone(input), maskImg...), masked...), pix...)
-		if err := writePNG(*side, scaleUp(grid(row, 3+spec.n, c, h, w, 3+spec.n), *scale)); err != nil {
+		sp := prov
+		sp.Images = 3 + spec.n
+		if err := writeImage(*side, scaleUp(grid(row, 3+spec.n, c, h, w, 3+spec.n), *scale), parametersText(sp), sp, *output.noMeta); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "wrote", *side, "(input, mask, masked input, results)")
 	}
-	if *gifPath != "" {
+	if *gifPath != "" && withheldErr == nil {
 		if err := writeGIF(*gifPath, frames, 12); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "wrote %s (%d frames)\n", *gifPath, len(frames))
 	}
-	return nil
+	return withheldErr
 }
 
 // modelInput reads -image as a c×size×size model input in [-1, 1],
@@ -413,6 +428,7 @@ func runImg2ImgCheckpoint(args []string) error {
 	out := fs.String("out", "img2img.png", "PNG of the results (a grid when -n > 1)")
 	scale := fs.Int("scale", 4, "enlarge images by this factor")
 	devSpec := deviceFlag(fs)
+	output := addOutputFlags(fs, "auto")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -434,6 +450,9 @@ func runImg2ImgCheckpoint(args []string) error {
 		return err
 	}
 	if err := checkOutputs("-out", *out); err != nil {
+		return err
+	}
+	if _, err := output.check(); err != nil {
 		return err
 	}
 	dev, err := pickDevice(devSpec)
@@ -468,11 +487,16 @@ func runImg2ImgCheckpoint(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := writePNG(*out, scaleUp(grid(pix, spec.n, c, h, w, 0), *scale)); err != nil {
+	checker, err := output.loadChecker(dev, "")
+	if err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr, "wrote", *out)
-	return nil
+	prov := newProvenance("img2img")
+	prov.Model, prov.ModelHash = filepath.Base(filepath.Clean(*ckpt)), fileHash(filepath.Join(info.Dir, "unet_ema", nn.WeightsFile))
+	prov.Sampler, prov.Steps, prov.Guidance, prov.Seed, prov.Class = spec.sampler, spec.steps, spec.guidance, spec.seed, *class
+	prov.Extra = map[string]any{"strength": *strength, "image": *imgPath}
+	_, err = writeGrid(*out, pix, spec.n, c, h, w, *scale, prov, output, checker)
+	return err
 }
 
 // setConditioning sets the labels of a run that starts from an image: all

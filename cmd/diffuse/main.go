@@ -70,6 +70,9 @@ func main() {
 					return
 				}
 				fmt.Fprintf(os.Stderr, "diffuse %s: %v\n", c.name, err)
+				if errors.As(err, new(withheldError)) {
+					os.Exit(3) // the safety check withheld images
+				}
 				os.Exit(1)
 			}
 			return

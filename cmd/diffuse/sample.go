@@ -168,6 +168,7 @@ func runSample(args []string) error {
 	scale := fs.Int("scale", 2, "enlarge images by this factor in the grid and GIF")
 	batch := fs.Int("batch", 64, "images sampled at once (memory grows with it; -n is made in batches of this size)")
 	devSpec := deviceFlag(fs)
+	output := addOutputFlags(fs, "auto")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -191,11 +192,19 @@ func runSample(args []string) error {
 	if err := checkOutputs("-out", *out, "-gif", *gifPath); err != nil {
 		return err
 	}
+	policy, err := output.check()
+	if err != nil {
+		return err
+	}
 	dev, err := pickDevice(devSpec)
 	if err != nil {
 		return err
 	}
 	m, info, err := ddpm.LoadCheckpoint(dev, *ckpt, !*noEMA)
+	if err != nil {
+		return err
+	}
+	checker, err := output.loadChecker(dev, "")
 	if err != nil {
 		return err
 	}
@@ -241,8 +250,23 @@ func runSample(args []string) error {
 		}
 		pix = append(pix, p...)
 	}
+	pix, recs, withheld, err := screenPixels(checker, policy, pix, spec.n, c, h, w)
+	if err != nil {
+		return err
+	}
+	prov := newProvenance("sample")
+	prov.Model, prov.ModelHash = filepath.Base(filepath.Clean(*ckpt)), fileHash(filepath.Join(info.Dir, "unet_ema", nn.WeightsFile))
+	prov.Sampler, prov.Steps, prov.Guidance, prov.Seed, prov.Class = spec.sampler, spec.steps, spec.guidance, spec.seed, *class
+	nWithheld := 0
+	for _, w := range withheld {
+		if w {
+			nWithheld++
+		}
+	}
 	if *out != "" {
-		if err := writePNG(*out, scaleUp(grid(pix, spec.n, c, h, w, cols), *scale)); err != nil {
+		gp := prov
+		gp.Images, gp.Safety = spec.n, runRecord(recs, policy)
+		if err := writeImage(*out, scaleUp(grid(pix, spec.n, c, h, w, cols), *scale), parametersText(gp), gp, *output.noMeta); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "wrote", *out)
@@ -252,23 +276,37 @@ func runSample(args []string) error {
 			return err
 		}
 		for i := range spec.n {
+			if withheld[i] {
+				continue
+			}
 			name := fmt.Sprintf("%04d", i)
+			ip := prov
+			ip.Seed, ip.Safety = spec.seed+uint64(i / *batch), recs[i]
+			ip.Extra = map[string]any{"index_in_batch": i % *batch}
 			if spec.labels != nil {
-				name += "_" + strings.NewReplacer("/", "-", " ", "-").Replace(info.Classes[spec.labels[i]])
+				ip.Class = info.Classes[spec.labels[i]]
+				name += "_" + strings.NewReplacer("/", "-", " ", "-").Replace(ip.Class)
 			}
 			img := grid(pix[i*c*h*w:(i+1)*c*h*w], 1, c, h, w, 1)
 			crop := img.SubImage(image.Rect(2, 2, 2+w, 2+h))
-			if err := writePNG(filepath.Join(*folder, name+".png"), crop); err != nil {
+			if err := writeImage(filepath.Join(*folder, name+".png"), crop, parametersText(ip), ip, *output.noMeta); err != nil {
 				return err
 			}
 		}
-		fmt.Fprintf(os.Stderr, "wrote %d images to %s\n", spec.n, *folder)
+		fmt.Fprintf(os.Stderr, "wrote %d images to %s\n", spec.n-nWithheld, *folder)
 	}
 	if *gifPath != "" {
-		if err := writeGIF(*gifPath, frames, 12); err != nil {
-			return err
+		if nWithheld > 0 || runRecord(recs, policy).Action == "blurred" {
+			fmt.Fprintln(os.Stderr, "note: -gif not written: the trajectory would show the images the safety check withheld or blurred")
+		} else {
+			if err := writeGIF(*gifPath, frames, 12); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "wrote %s (%d frames)\n", *gifPath, len(frames))
 		}
-		fmt.Fprintf(os.Stderr, "wrote %s (%d frames)\n", *gifPath, len(frames))
+	}
+	if nWithheld > 0 {
+		return withheldError{nWithheld, spec.n}
 	}
 	return nil
 }
