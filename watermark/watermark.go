@@ -27,12 +27,14 @@
 package watermark
 
 import (
+	"cmp"
 	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
 	"math"
 	"math/rand/v2"
+	"slices"
 )
 
 const (
@@ -224,16 +226,37 @@ func Detect(img image.Image) Detection {
 	sigma := math.Sqrt(32 * v)
 	d := Detection{OffsetX: best[0], OffsetY: best[1]}
 	conf := 0.0
+	weak := make([]int, nBits) // bit positions, weakest reading first
+	z := make([]float64, nBits)
 	for c := range nBits {
+		bit := nBits - 1 - perm[c]
 		if bestCorr[c] > 0 {
-			d.Bits |= 1 << (nBits - 1 - perm[c])
+			d.Bits |= 1 << bit
 		}
-		z := math.Abs(bestCorr[c]) / max(sigma, 1e-9)
-		conf += 1 - 0.5*math.Erfc(z/math.Sqrt2) // Φ(|z|)
+		z[bit] = math.Abs(bestCorr[c]) / max(sigma, 1e-9)
+		conf += 1 - 0.5*math.Erfc(z[bit]/math.Sqrt2) // Φ(|z|)
+		weak[c] = bit
 	}
 	d.Confidence = conf / nBits
+	slices.SortFunc(weak, func(a, b int) int { return cmp.Compare(z[a], z[b]) })
+	// Chase decoding: the reading as it is, then with one or two of its
+	// eight weakest bits flipped, until the tag and the CRC check (37
+	// candidates against a 32-bit check: a false positive stays below 1e-8).
+	ok := func(bits uint64) bool { p := bits >> 16; return p>>32 == tagValue && uint16(bits) == crc16(p) }
+	candidates := []uint64{d.Bits}
+	for i := range 8 {
+		candidates = append(candidates, d.Bits^1<<weak[i])
+		for j := i + 1; j < 8; j++ {
+			candidates = append(candidates, d.Bits^1<<weak[i]^1<<weak[j])
+		}
+	}
+	for _, c := range candidates {
+		if ok(c) {
+			d.Bits, d.Present = c, true
+			break
+		}
+	}
 	d.Payload = d.Bits >> 16
-	d.Present = d.Payload>>32 == tagValue && uint16(d.Bits) == crc16(d.Payload)
 	return d
 }
 

@@ -228,7 +228,7 @@ func generate(f *sdFlags, task string, run func(p *pipeline.Pipeline, o pipeline
 		prov := newProvenance(task)
 		prov.Model, prov.ModelHash, prov.Sampler, prov.Steps, prov.Guidance = p.Name, p.ModelHash(), o.Sampler, o.Steps, o.Guidance
 		prov.Seed, prov.Prompt, prov.Negative, prov.Safety = o.Seed+uint64(i), o.Prompt, o.Negative, recs[i]
-		if err := writeImage(path, im, res.Parameters[i], prov, *f.output.noMeta); err != nil {
+		if err := writeImage(path, im, res.Parameters[i], prov, f.output); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "wrote", path)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"math"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/pngtext"
+	"github.com/godiffuse/godiffuse/watermark"
 )
 
 // TestGenerateMatchesFixture: diffuse generate on the tiny pipeline fixture,
@@ -440,5 +443,44 @@ func TestSafetyPolicies(t *testing.T) {
 	var prov provenance
 	if err := json.Unmarshal([]byte(meta["godiffuse"]), &prov); err != nil || prov.Safety == nil || prov.Safety.Checker != "sd-safety-checker" || len(prov.Safety.Scores) != 20 {
 		t.Errorf("SD provenance %+v (%v)", prov, err)
+	}
+}
+
+// TestWatermarkAndDetect: a sample grid big enough to carry the watermark
+// has it (payload = hash of model and seed, as its record says), also after
+// a JPEG round trip; -watermark off leaves it out; diffuse detect says so.
+func TestWatermarkAndDetect(t *testing.T) {
+	dir := t.TempDir()
+	out, _ := trainTiny(t, dir, "-steps", "1")
+	ckpt := filepath.Join(out, "checkpoint")
+	marked, plain := filepath.Join(dir, "marked.png"), filepath.Join(dir, "plain.png")
+	for _, c := range []struct{ path, wm string }{{marked, "on"}, {plain, "off"}} {
+		if err := runSample([]string{"-checkpoint", ckpt, "-n", "16", "-steps", "2", "-scale", "8", "-out", c.path,
+			"-watermark", c.wm, "-device", "cpu"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prov, ok := provenanceOf(marked)
+	if !ok || prov.Watermark != fmt.Sprintf("%012x", watermark.PayloadFor(prov.Model, prov.Seed)) {
+		t.Fatalf("provenance %+v", prov)
+	}
+	img := readTestPNG(t, marked)
+	jpg := filepath.Join(dir, "marked.jpg")
+	f, _ := os.Create(jpg)
+	jpeg.Encode(f, img, &jpeg.Options{Quality: 75})
+	f.Close()
+	var b strings.Builder
+	for _, p := range []string{marked, jpg, plain} {
+		if err := detect(&b, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[0], "watermarked") || !strings.Contains(lines[1], "matches its provenance record") ||
+		!strings.Contains(lines[2], "watermarked") || !strings.Contains(lines[3], "no watermark found") {
+		t.Errorf("detect said:\n%s", b.String())
+	}
+	if p, _ := provenanceOf(plain); p.Watermark != "off" {
+		t.Errorf("-watermark off recorded %q", p.Watermark)
 	}
 }

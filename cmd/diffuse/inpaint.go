@@ -379,7 +379,7 @@ func runInpaint(args []string) error {
 		row := append(append(append(slices.Clone(input), maskImg...), masked...), pix...)
 		sp := prov
 		sp.Images = 3 + spec.n
-		if err := writeImage(*side, scaleUp(grid(row, 3+spec.n, c, h, w, 3+spec.n), *scale), parametersText(sp), sp, *output.noMeta); err != nil {
+		if err := writeImage(*side, scaleUp(grid(row, 3+spec.n, c, h, w, 3+spec.n), *scale), parametersText(sp), sp, output); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "wrote", *side, "(input, mask, masked input, results)")

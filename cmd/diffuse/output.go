@@ -20,6 +20,7 @@ import (
 	"github.com/godiffuse/godiffuse/pngtext"
 	"github.com/godiffuse/godiffuse/safety"
 	"github.com/godiffuse/godiffuse/tensor"
+	"github.com/godiffuse/godiffuse/watermark"
 )
 
 // Every generated PNG carries its provenance: the "parameters" text chunk
@@ -47,6 +48,7 @@ type provenance struct {
 	Height    int            `json:"height"`
 	Time      string         `json:"time"`
 	Safety    *safetyRecord  `json:"safety"`
+	Watermark string         `json:"watermark"` // the payload in hex, or why there is none
 	Extra     map[string]any `json:"extra,omitempty"`
 }
 
@@ -93,10 +95,10 @@ func fileHash(path string) string {
 	return hex.EncodeToString(h.Sum(nil))[:10]
 }
 
-// outputFlags are -safety, -safety-checker and -no-metadata.
+// outputFlags are -safety, -safety-checker, -watermark and -no-metadata.
 type outputFlags struct {
-	policy, checker *string
-	noMeta          *bool
+	policy, checker, watermark *string
+	noMeta                     *bool
 }
 
 func addOutputFlags(fs *flag.FlagSet, defaultChecker string) outputFlags {
@@ -104,7 +106,8 @@ func addOutputFlags(fs *flag.FlagSet, defaultChecker string) outputFlags {
 		policy: fs.String("safety", "blur", "what happens to an image the safety checker flags: off (no check), warn, blur (a pixelated image is written) or block (not written; exit status 3)"),
 		checker: fs.String("safety-checker", defaultChecker, "auto (a Stable Diffusion folder's safety_checker/, when it has one), none, or judge:CLASS[,CLASS…][:THRESHOLD] "+
 			"(the Fashion-MNIST judge flags those classes)"),
-		noMeta: fs.Bool("no-metadata", false, "write PNGs without the parameters and provenance text chunks"),
+		noMeta:    fs.Bool("no-metadata", false, "write PNGs without the parameters and provenance text chunks"),
+		watermark: fs.String("watermark", "on", "on: hide an invisible watermark (a hash of the model and the seed) in every image of 128 pixels or more (diffuse detect finds it); off"),
 	}
 }
 
@@ -113,6 +116,9 @@ func (o outputFlags) check() (safety.Policy, error) {
 	p, err := safety.ParsePolicy(*o.policy)
 	if err != nil {
 		return "", fmt.Errorf("-safety: %w", err)
+	}
+	if *o.watermark != "on" && *o.watermark != "off" {
+		return "", fmt.Errorf("-watermark %q: want on or off", *o.watermark)
 	}
 	if c := *o.checker; c != "auto" && c != "none" {
 		if _, _, err := safety.ParseCheckerSpec(c); err != nil {
@@ -190,11 +196,21 @@ func screen(c safety.Checker, p safety.Policy, imgs []image.Image) ([]image.Imag
 	return keep, recs, nil
 }
 
-// writeImage writes img as a PNG with the parameters text and the
-// provenance record (none with noMeta), atomically.
-func writeImage(path string, img image.Image, params string, prov provenance, noMeta bool) error {
+// writeImage writes img as a PNG, watermarked (unless -watermark off; an
+// image under watermark.MinSide pixels cannot carry it), with the
+// parameters text and the provenance record (unless -no-metadata),
+// atomically.
+func writeImage(path string, img image.Image, params string, prov provenance, o outputFlags) error {
+	prov.Watermark = "off"
+	if *o.watermark == "on" {
+		if wm, err := watermark.Embed(img, watermark.PayloadFor(prov.Model, prov.Seed)); err == nil {
+			img, prov.Watermark = wm, fmt.Sprintf("%012x", watermark.PayloadFor(prov.Model, prov.Seed))
+		} else {
+			prov.Watermark = fmt.Sprintf("none: smaller than %d pixels", watermark.MinSide)
+		}
+	}
 	var chunks []pngtext.Chunk
-	if !noMeta {
+	if !*o.noMeta {
 		b := img.Bounds()
 		prov.Width, prov.Height = b.Dx(), b.Dy()
 		rec, err := json.Marshal(prov)
@@ -297,7 +313,7 @@ func writeGrid(path string, pix []float32, n, c, h, w, scale int, prov provenanc
 		return nil, err
 	}
 	prov.Images, prov.Safety = n, runRecord(recs, policy)
-	if err := writeImage(path, scaleUp(grid(pix, n, c, h, w, 0), scale), parametersText(prov), prov, *o.noMeta); err != nil {
+	if err := writeImage(path, scaleUp(grid(pix, n, c, h, w, 0), scale), parametersText(prov), prov, o); err != nil {
 		return nil, err
 	}
 	fmt.Fprintln(os.Stderr, "wrote", path)

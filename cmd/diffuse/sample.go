@@ -266,7 +266,7 @@ func runSample(args []string) error {
 	if *out != "" {
 		gp := prov
 		gp.Images, gp.Safety = spec.n, runRecord(recs, policy)
-		if err := writeImage(*out, scaleUp(grid(pix, spec.n, c, h, w, cols), *scale), parametersText(gp), gp, *output.noMeta); err != nil {
+		if err := writeImage(*out, scaleUp(grid(pix, spec.n, c, h, w, cols), *scale), parametersText(gp), gp, output); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "wrote", *out)
@@ -289,7 +289,7 @@ func runSample(args []string) error {
 			}
 			img := grid(pix[i*c*h*w:(i+1)*c*h*w], 1, c, h, w, 1)
 			crop := img.SubImage(image.Rect(2, 2, 2+w, 2+h))
-			if err := writeImage(filepath.Join(*folder, name+".png"), crop, parametersText(ip), ip, *output.noMeta); err != nil {
+			if err := writeImage(filepath.Join(*folder, name+".png"), crop, parametersText(ip), ip, output); err != nil {
 				return err
 			}
 		}
