@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"image"
+	"image/draw"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -15,7 +16,9 @@ import (
 	"sync"
 
 	"github.com/godiffuse/godiffuse/ddpm"
+	"github.com/godiffuse/godiffuse/safety"
 	"github.com/godiffuse/godiffuse/tensor"
+	"github.com/godiffuse/godiffuse/watermark"
 )
 
 // Options are the settings of one text-to-image (or image-to-image) run.
@@ -39,6 +42,13 @@ type Options struct {
 	OnStep func(image, step, steps int)
 	// Trace, when set, sees every step's guided model output, x̂_0 and latents.
 	Trace func(step int, modelOut, x0, latents *tensor.Tensor)
+	// SafetyPolicy is what happens to an image the pipeline's Safety
+	// checker flags (default safety.Blur; Block leaves a nil image).
+	SafetyPolicy safety.Policy
+	// NoWatermark leaves out the invisible watermark (package watermark:
+	// a hash of the model's name and the seed) that images of
+	// watermark.MinSide pixels or more get.
+	NoWatermark bool
 }
 
 // Result is what a run makes.
@@ -48,6 +58,13 @@ type Result struct {
 	Latents    []*tensor.Tensor // the final latents per image
 	Parameters []string         // the PNG "parameters" text of each image
 	Warnings   []string         // e.g. a prompt truncated to 77 tokens
+	// Safety is the safety check's outcome per image (Action "unchecked"
+	// without a checker or with the policy Off); an image it withheld is nil
+	// in Images.
+	Safety []safety.Outcome
+	// Watermarks are the payloads hidden in the images (0: none, the image
+	// being too small or NoWatermark set).
+	Watermarks []uint64
 }
 
 // Limits on one run.
@@ -235,7 +252,46 @@ func (p *Pipeline) run(o Options, i2i *img2img) (*Result, error) {
 		res.Latents = append(res.Latents, latents)
 		res.Parameters = append(res.Parameters, p.parameters(o, seed, i2i))
 	}
-	return res, nil
+	return res, p.screen(o, res)
+}
+
+// screen runs the safety check on a run's images under o.SafetyPolicy and
+// watermarks what is kept.
+func (p *Pipeline) screen(o Options, res *Result) error {
+	policy := o.SafetyPolicy
+	if policy == "" {
+		policy = safety.Blur
+	}
+	imgs := make([]image.Image, len(res.Images))
+	for i, im := range res.Images {
+		imgs[i] = im
+	}
+	outs, err := safety.Apply(p.Safety, policy, imgs)
+	if err != nil {
+		return err
+	}
+	res.Safety = outs
+	res.Watermarks = make([]uint64, len(outs))
+	for i, out := range outs {
+		res.Images[i] = nil
+		if out.Image == nil {
+			continue
+		}
+		img := out.Image
+		if !o.NoWatermark {
+			payload := watermark.PayloadFor(p.Name, o.Seed+uint64(i))
+			if wm, err := watermark.Embed(img, payload); err == nil {
+				img, res.Watermarks[i] = wm, payload
+			}
+		}
+		nrgba, ok := img.(*image.NRGBA)
+		if !ok {
+			nrgba = image.NewNRGBA(img.Bounds())
+			draw.Draw(nrgba, nrgba.Bounds(), img, img.Bounds().Min, draw.Src)
+		}
+		res.Images[i] = nrgba
+	}
+	return nil
 }
 
 // decode maps latents to the VAE's image (1, 3, H, W) in about [−1, 1].

@@ -24,6 +24,7 @@ import (
 	"github.com/godiffuse/godiffuse/nn/clip"
 	"github.com/godiffuse/godiffuse/nn/unet"
 	"github.com/godiffuse/godiffuse/nn/vae"
+	"github.com/godiffuse/godiffuse/safety"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -38,6 +39,11 @@ type Pipeline struct {
 	UNet        *unet.Condition
 	VAE         *vae.AutoencoderKL
 	Scheduler   ddpm.SchedulerConfig
+	// Safety checks every image a run makes (under Options.SafetyPolicy):
+	// the folder's safety_checker/ when it has one (diffusers'
+	// StableDiffusionSafetyChecker), else nil; replace it with any
+	// safety.Checker, or set it to nil to check nothing.
+	Safety safety.Checker
 	// Notes are things a user may want to know about the folder (config keys
 	// that were ignored); nothing in them stops the pipeline from running.
 	Notes []string
@@ -100,6 +106,11 @@ func LoadWith(dev tensor.Device, dir string, storage nn.Storage) (*Pipeline, err
 	}
 	if p.Scheduler, err = ddpm.LoadSchedulerConfig(filepath.Join(dir, "scheduler", "scheduler_config.json")); err != nil {
 		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "safety_checker")); err == nil {
+		if p.Safety, err = safety.LoadSDChecker(dev, dir); err != nil {
+			return nil, fmt.Errorf("pipeline: %w", err)
+		}
 	}
 	// StableDiffusionPipeline rewrites outdated scheduler configs so.
 	p.Scheduler.StepsOffset, p.Scheduler.ClipSample = 1, false

@@ -16,6 +16,7 @@ import (
 	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/pipeline"
+	"github.com/godiffuse/godiffuse/safety"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -190,6 +191,18 @@ func generate(f *sdFlags, task string, run func(p *pipeline.Pipeline, o pipeline
 		bar.total = total
 		bar.update(img*steps+step, fmt.Sprintf("image %d/%d", img+1, o.N), 0, step == steps && img == o.N-1)
 	}
+	policy, _ := f.output.check()
+	o.SafetyPolicy, o.NoWatermark = policy, *f.output.watermark == "off"
+	switch *f.output.checker {
+	case "auto":
+		if p.Safety == nil && policy != safety.Off {
+			fmt.Fprintf(os.Stderr, "note: %s has no safety_checker/: images are not checked (-safety-checker judge:… picks another checker)\n", f.model)
+		}
+	default:
+		if p.Safety, err = f.output.loadChecker(dev); err != nil {
+			return err
+		}
+	}
 	if run == nil {
 		run = (*pipeline.Pipeline).Generate
 	}
@@ -201,21 +214,12 @@ func generate(f *sdFlags, task string, run func(p *pipeline.Pipeline, o pipeline
 	for _, w := range res.Warnings {
 		fmt.Fprintln(os.Stderr, "warning:", w)
 	}
-	checker, err := f.output.loadChecker(dev, f.model)
-	if err != nil {
-		return err
-	}
-	policy, _ := f.output.check()
-	imgs := make([]image.Image, len(res.Images))
-	for i, im := range res.Images {
-		imgs[i] = im
-	}
-	keep, recs, err := screen(checker, policy, imgs)
-	if err != nil {
-		return err
-	}
 	withheld := 0
-	for i, im := range keep {
+	for i, im := range res.Images {
+		out := res.Safety[i]
+		if out.Verdict.Flagged {
+			fmt.Fprintf(os.Stderr, "safety: image %d %s: %s\n", i+1, out.Action, out.Verdict.Message)
+		}
 		if im == nil {
 			withheld++
 			continue
@@ -227,8 +231,10 @@ func generate(f *sdFlags, task string, run func(p *pipeline.Pipeline, o pipeline
 		}
 		prov := newProvenance(task)
 		prov.Model, prov.ModelHash, prov.Sampler, prov.Steps, prov.Guidance = p.Name, p.ModelHash(), o.Sampler, o.Steps, o.Guidance
-		prov.Seed, prov.Prompt, prov.Negative, prov.Safety = o.Seed+uint64(i), o.Prompt, o.Negative, recs[i]
-		if err := writeImage(path, im, res.Parameters[i], prov, f.output); err != nil {
+		prov.Seed, prov.Prompt, prov.Negative = o.Seed+uint64(i), o.Prompt, o.Negative
+		prov.Safety = &safetyRecord{Checker: out.Verdict.Checker, Policy: string(policy), Action: out.Action, Flagged: out.Verdict.Flagged,
+			Scores: out.Verdict.Scores, Message: out.Verdict.Message}
+		if err := writeMarked(path, im, res.Parameters[i], prov, f.output, res.Watermarks[i]); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "wrote", path)

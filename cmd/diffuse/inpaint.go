@@ -356,7 +356,7 @@ func runInpaint(args []string) error {
 	if err != nil {
 		return err
 	}
-	checker, err := output.loadChecker(dev, "")
+	checker, err := output.loadChecker(dev)
 	if err != nil {
 		return err
 	}
@@ -487,7 +487,7 @@ func runImg2ImgCheckpoint(args []string) error {
 	if err != nil {
 		return err
 	}
-	checker, err := output.loadChecker(dev, "")
+	checker, err := output.loadChecker(dev)
 	if err != nil {
 		return err
 	}

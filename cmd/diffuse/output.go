@@ -10,7 +10,6 @@ import (
 	"image"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -128,29 +127,16 @@ func (o outputFlags) check() (safety.Policy, error) {
 	return p, nil
 }
 
-// loadChecker builds the -safety-checker (nil: no check). sdDir is a Stable
-// Diffusion folder ("" for a checkpoint of this engine): auto takes its
-// safety_checker/ when it has one.
-func (o outputFlags) loadChecker(dev tensor.Device, sdDir string) (safety.Checker, error) {
+// loadChecker builds the -safety-checker for a checkpoint of this engine
+// (nil: no check; auto means none here: a Stable Diffusion folder brings
+// its own, which the pipeline loads).
+func (o outputFlags) loadChecker(dev tensor.Device) (safety.Checker, error) {
 	if *o.policy == string(safety.Off) {
 		return nil, nil
 	}
 	switch spec := *o.checker; spec {
-	case "none":
+	case "none", "auto":
 		return nil, nil
-	case "auto":
-		if sdDir == "" {
-			return nil, nil
-		}
-		if _, err := os.Stat(filepath.Join(sdDir, "safety_checker")); err != nil {
-			fmt.Fprintf(os.Stderr, "note: %s has no safety_checker/: images are not checked (-safety-checker judge:… picks another checker)\n", sdDir)
-			return nil, nil
-		}
-		c, err := safety.LoadSDChecker(dev, sdDir)
-		if err != nil {
-			return nil, fmt.Errorf("-safety-checker auto: %w", err)
-		}
-		return c, nil
 	default:
 		flagged, threshold, err := safety.ParseCheckerSpec(spec)
 		if err != nil {
@@ -201,14 +187,33 @@ func screen(c safety.Checker, p safety.Policy, imgs []image.Image) ([]image.Imag
 // parameters text and the provenance record (unless -no-metadata),
 // atomically.
 func writeImage(path string, img image.Image, params string, prov provenance, o outputFlags) error {
-	prov.Watermark = "off"
+	var payload uint64
 	if *o.watermark == "on" {
-		if wm, err := watermark.Embed(img, watermark.PayloadFor(prov.Model, prov.Seed)); err == nil {
-			img, prov.Watermark = wm, fmt.Sprintf("%012x", watermark.PayloadFor(prov.Model, prov.Seed))
+		payload = watermark.PayloadFor(prov.Model, prov.Seed)
+		if wm, err := watermark.Embed(img, payload); err == nil {
+			img = wm
 		} else {
-			prov.Watermark = fmt.Sprintf("none: smaller than %d pixels", watermark.MinSide)
+			payload = 0
 		}
 	}
+	return writeMarked(path, img, params, prov, o, payload)
+}
+
+// watermarkNote is the provenance's watermark field for a payload (0: none).
+func watermarkNote(o outputFlags, payload uint64) string {
+	switch {
+	case *o.watermark != "on":
+		return "off"
+	case payload == 0:
+		return fmt.Sprintf("none: smaller than %d pixels", watermark.MinSide)
+	}
+	return fmt.Sprintf("%012x", payload)
+}
+
+// writeMarked writes an image whose watermark (payload, 0 for none) is
+// already in it.
+func writeMarked(path string, img image.Image, params string, prov provenance, o outputFlags, payload uint64) error {
+	prov.Watermark = watermarkNote(o, payload)
 	var chunks []pngtext.Chunk
 	if !*o.noMeta {
 		b := img.Bounds()

@@ -204,7 +204,7 @@ func runSample(args []string) error {
 	if err != nil {
 		return err
 	}
-	checker, err := output.loadChecker(dev, "")
+	checker, err := output.loadChecker(dev)
 	if err != nil {
 		return err
 	}
