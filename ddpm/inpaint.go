@@ -205,39 +205,16 @@ func SDEdit(s *Schedule, sm Sampler, model Model, image *tensor.Tensor, strength
 	if !(strength > 0 && strength <= 1) {
 		return nil, fmt.Errorf("sdedit: strength %g (want 0 < strength ≤ 1)", strength)
 	}
-	if opt.Objective == "" {
-		opt.Objective = PredictEpsilon
-	}
 	points := sm.Timesteps()
 	start := len(points) - int(math.Ceil(strength*float64(len(points))))
 	start = min(max(start, 0), len(points)-1)
-	dev := image.Device()
 	var x *tensor.Tensor
 	err := tensor.Catch(func() {
 		ab := s.AlphaBar(points[start])
-		x = lin2(math.Sqrt(ab), image, math.Sqrt(1-ab), Randn(dev, rng, image.Shape()...))
+		x = lin2(math.Sqrt(ab), image, math.Sqrt(1-ab), Randn(image.Device(), rng, image.Shape()...))
 	})
 	if err != nil {
 		return nil, err
 	}
-	sm.Reset()
-	noise := func() *tensor.Tensor { return Randn(dev, rng, image.Shape()...) }
-	for i := start; i < len(points); i++ {
-		t := points[i]
-		out, err := model(x, t)
-		if err != nil {
-			return nil, fmt.Errorf("%s step %d (t=%d): %w", sm.Name(), i, t, err)
-		}
-		err = tensor.Catch(func() {
-			p := s.convert(opt.Objective, out, x, t, opt.Clip)
-			x = sm.Step(i, x, p, noise)
-			if opt.OnStep != nil {
-				opt.OnStep(i, t, x, p.X0)
-			}
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%s step %d (t=%d): %w", sm.Name(), i, t, err)
-		}
-	}
-	return x, nil
+	return sampleFrom(s, sm, model, x, start, rng, opt)
 }

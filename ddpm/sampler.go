@@ -36,13 +36,21 @@ type SampleOptions struct {
 
 // Sample runs the sampler from x_T, drawing any noise from rng.
 func Sample(s *Schedule, sm Sampler, model Model, xT *tensor.Tensor, rng *rand.Rand, opt SampleOptions) (*tensor.Tensor, error) {
+	return sampleFrom(s, sm, model, xT, 0, rng, opt)
+}
+
+// sampleFrom runs the sampler's steps from point start on, x being x at
+// that point.
+func sampleFrom(s *Schedule, sm Sampler, model Model, x *tensor.Tensor, start int, rng *rand.Rand, opt SampleOptions) (*tensor.Tensor, error) {
 	if opt.Objective == "" {
 		opt.Objective = PredictEpsilon
 	}
 	sm.Reset()
-	x := xT
 	noise := func() *tensor.Tensor { return Randn(x.Device(), rng, x.Shape()...) }
 	for i, t := range sm.Timesteps() {
+		if i < start {
+			continue
+		}
 		out, err := model(x, t)
 		if err != nil {
 			return nil, fmt.Errorf("%s step %d (t=%d): %w", sm.Name(), i, t, err)

@@ -10,8 +10,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -19,7 +17,6 @@ import (
 	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/pipeline"
-	"github.com/godiffuse/godiffuse/tensor"
 )
 
 // maskShapes are the built-in masks of -mask-shape (1 = fill in).
@@ -231,167 +228,6 @@ func hasWhite(mask image.Image) bool {
 	return false
 }
 
-func runInpaint(args []string) error {
-	if usesModel(args) {
-		return runInpaintSD(args)
-	}
-	fs := newFlags("inpaint", "Fills in the masked part of an image with a checkpoint's model, keeping the rest exactly.\n"+
-		"Methods: repaint (RePaint's resampling, the best), replace (the kept part noised to each step's level),\n"+
-		"replace-clean (the seed's variant: the clean kept part pasted at every level; it drifts, for teaching).")
-	ckpt := fs.String("checkpoint", "out/checkpoint", "checkpoint folder (written by diffuse train)")
-	noEMA := fs.Bool("no-ema", false, "use the raw weights instead of the EMA ones")
-	imgPath := fs.String("image", "", "PNG or JPEG to fill in (resized and converted to the model's size and channels)")
-	maskPath := fs.String("mask", "", "mask image: white fills in, black keeps (grey thresholded at 50 %, resized to the image by nearest neighbour)")
-	rect := fs.String("rect", "", "or: fill the rectangle x,y,w,h (in the model's pixels)")
-	shape := fs.String("mask-shape", "", "or: a built-in mask: "+strings.Join(maskShapes, ", "))
-	method := fs.String("method", ddpm.InpaintRePaint, strings.Join(ddpm.InpaintMethods, ", "))
-	jump := fs.Int("jump", ddpm.DefaultJump, "RePaint: steps to jump back")
-	resample := fs.Int("resample", ddpm.DefaultResample, "RePaint: resamplings at each jump point")
-	spec := sampleSpec{}
-	samplerFlags(fs, &spec)
-	fs.IntVar(&spec.n, "n", 1, "fillings to make (different noise)")
-	class := fs.String("class", "", "class name or index for a class-conditional model (default: unconditional)")
-	clip := fs.Float64("clip", 1, "clamp the predicted x0 to [-clip, clip] (0: off)")
-	out := fs.String("out", "inpainted.png", "PNG of the results (a grid when -n > 1)")
-	side := fs.String("side-by-side", "", "also write a PNG of input, mask, masked input and results in a row")
-	gifPath := fs.String("gif", "", "also write an animated GIF of the trajectory")
-	scale := fs.Int("scale", 4, "enlarge images by this factor in the PNGs and the GIF")
-	devSpec := deviceFlag(fs)
-	output := addOutputFlags(fs, "auto")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	given := 0
-	for _, s := range []string{*maskPath, *rect, *shape} {
-		if s != "" {
-			given++
-		}
-	}
-	switch {
-	case *imgPath == "":
-		return fmt.Errorf("-image: the image to fill in is missing")
-	case given != 1:
-		return fmt.Errorf("give exactly one of -mask, -rect and -mask-shape")
-	case !slices.Contains(ddpm.InpaintMethods, *method):
-		return fmt.Errorf("-method: unknown method %q (want %s)", *method, strings.Join(ddpm.InpaintMethods, ", "))
-	case *jump < 1 || *jump > ddpm.MaxTimesteps:
-		return fmt.Errorf("-jump: want 1 … %d, have %d", ddpm.MaxTimesteps, *jump)
-	case *resample < 1 || *resample > 100:
-		return fmt.Errorf("-resample: want 1 … 100, have %d", *resample)
-	case spec.n < 1 || spec.n > 256:
-		return fmt.Errorf("-n: want 1 … 256, have %d", spec.n)
-	case *scale < 1 || *scale > 16:
-		return fmt.Errorf("-scale: want 1 … 16, have %d", *scale)
-	}
-	spec.clip = float32(*clip)
-	if math.IsNaN(*clip) || math.IsInf(*clip, 0) {
-		spec.clip = -1 // refused by check
-	}
-	if err := spec.check(); err != nil {
-		return err
-	}
-	if err := checkOutputs("-out", *out, "-side-by-side", *side, "-gif", *gifPath); err != nil {
-		return err
-	}
-	if _, err := output.check(); err != nil {
-		return err
-	}
-	dev, err := pickDevice(devSpec)
-	if err != nil {
-		return err
-	}
-	m, info, err := ddpm.LoadCheckpoint(dev, *ckpt, !*noEMA)
-	if err != nil {
-		return err
-	}
-	c := m.Config.InChannels
-	h, w, _ := m.Config.SampleHW()
-	if h != w || (c != 1 && c != 3) {
-		return fmt.Errorf("%s: inpainting takes square grey or RGB models; this one makes %d×%d×%d images", *ckpt, c, h, w)
-	}
-	input, err := modelInput(*imgPath, c, h)
-	if err != nil {
-		return err
-	}
-	var mask []float32
-	switch {
-	case *maskPath != "":
-		var resized bool
-		if mask, resized, err = pngMask(*maskPath, h, w); err == nil && resized {
-			fmt.Fprintf(os.Stderr, "note: -mask is not %d×%d: resized to the image by nearest neighbour\n", w, h)
-		}
-	case *rect != "":
-		mask, err = rectMask(*rect, h, w)
-	default:
-		mask, err = shapeMask(*shape, h, w, spec.seed)
-	}
-	if err != nil {
-		return err
-	}
-	if !slices.Contains(mask, 1) {
-		fmt.Fprintln(os.Stderr, "note: the mask is all black: nothing to fill in; the results are the input")
-	}
-	if err := spec.setConditioning(info, *class); err != nil {
-		return err
-	}
-	// The image and the mask, repeated over the batch and the channels.
-	var imgs, masks []float32
-	for range spec.n {
-		imgs = append(imgs, input...)
-		for range c {
-			masks = append(masks, mask...)
-		}
-	}
-	opts := ddpm.InpaintOptions{Method: *method, Jump: *jump, Resample: *resample,
-		Image: tensor.FromFloat32(dev, imgs, spec.n, c, h, w), Mask: tensor.FromFloat32(dev, masks, spec.n, c, h, w)}
-	inpaint := func(s *ddpm.Schedule, sm ddpm.Sampler, model ddpm.Model, xT *tensor.Tensor, rng *rand.Rand, opt ddpm.SampleOptions) (*tensor.Tensor, error) {
-		return ddpm.Inpaint(s, sm, model, xT, rng, opt, opts)
-	}
-	var frames []*image.RGBA
-	var onStep func(int, []float32)
-	if *gifPath != "" {
-		onStep = func(i int, x []float32) { frames = append(frames, scaleUp(grid(x, spec.n, c, h, w, 0), *scale)) }
-	}
-	pix, err := runImages(m, info.Schedule, info.Objective, spec, onStep, inpaint)
-	if err != nil {
-		return err
-	}
-	checker, err := output.loadChecker(dev)
-	if err != nil {
-		return err
-	}
-	prov := newProvenance("inpaint")
-	prov.Model, prov.ModelHash = filepath.Base(filepath.Clean(*ckpt)), fileHash(filepath.Join(info.Dir, "unet_ema", nn.WeightsFile))
-	prov.Sampler, prov.Steps, prov.Guidance, prov.Seed, prov.Class = spec.sampler, spec.steps, spec.guidance, spec.seed, *class
-	prov.Extra = map[string]any{"method": *method, "jump": *jump, "resample": *resample, "image": *imgPath}
-	pix, withheldErr := writeGrid(*out, pix, spec.n, c, h, w, *scale, prov, output, checker)
-	if pix == nil {
-		return withheldErr
-	}
-	if *side != "" {
-		maskImg, masked := make([]float32, c*h*w), make([]float32, c*h*w)
-		for ch := range c {
-			for i, v := range mask {
-				maskImg[ch*h*w+i] = 2*v - 1 // white = fill
-				masked[ch*h*w+i] = input[ch*h*w+i] * (1 - v)
-			}
-		}
-		row := append(append(append(slices.Clone(input), maskImg...), masked...), pix...)
-		sp := prov
-		sp.Images = 3 + spec.n
-		if err := writeImage(*side, scaleUp(grid(row, 3+spec.n, c, h, w, 3+spec.n), *scale), parametersText(sp), sp, output); err != nil {
-			return err
-		}
-		fmt.Fprintln(os.Stderr, "wrote", *side, "(input, mask, masked input, results)")
-	}
-	if *gifPath != "" && withheldErr == nil {
-		if err := writeGIF(*gifPath, frames, 12); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "wrote %s (%d frames)\n", *gifPath, len(frames))
-	}
-	return withheldErr
-}
 
 // modelInput reads -image as a c×size×size model input in [-1, 1],
 // resized, centre-cropped and converted (grey ↔ RGB) when it differs, with
@@ -411,93 +247,6 @@ func modelInput(path string, c, size int) ([]float32, error) {
 	return input, nil
 }
 
-// runImg2ImgCheckpoint is diffuse img2img -checkpoint: SDEdit with a
-// checkpoint's pixel-space model.
-func runImg2ImgCheckpoint(args []string) error {
-	fs := newFlags("img2img", "With -checkpoint: SDEdit (Meng et al.): the image is noised to -strength of the way and\n"+
-		"denoised by the checkpoint's model, so small strengths keep it and 1 redraws it.")
-	ckpt := fs.String("checkpoint", "out/checkpoint", "checkpoint folder (written by diffuse train)")
-	noEMA := fs.Bool("no-ema", false, "use the raw weights instead of the EMA ones")
-	imgPath := fs.String("image", "", "PNG or JPEG input (resized and converted to the model's size and channels)")
-	strength := fs.Float64("strength", 0.6, "0 < strength ≤ 1: how far into the noise the image is taken")
-	spec := sampleSpec{}
-	samplerFlags(fs, &spec)
-	fs.IntVar(&spec.n, "n", 1, "images to make (different noise)")
-	class := fs.String("class", "", "class name or index for a class-conditional model (default: unconditional)")
-	clip := fs.Float64("clip", 1, "clamp the predicted x0 to [-clip, clip] (0: off)")
-	out := fs.String("out", "img2img.png", "PNG of the results (a grid when -n > 1)")
-	scale := fs.Int("scale", 4, "enlarge images by this factor")
-	devSpec := deviceFlag(fs)
-	output := addOutputFlags(fs, "auto")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	switch {
-	case *imgPath == "":
-		return fmt.Errorf("-image: give the input image")
-	case !(*strength > 0 && *strength <= 1):
-		return fmt.Errorf("-strength %v: want 0 < strength ≤ 1", *strength)
-	case spec.n < 1 || spec.n > 256:
-		return fmt.Errorf("-n: want 1 … 256, have %d", spec.n)
-	case *scale < 1 || *scale > 16:
-		return fmt.Errorf("-scale: want 1 … 16, have %d", *scale)
-	}
-	spec.clip = float32(*clip)
-	if math.IsNaN(*clip) || math.IsInf(*clip, 0) {
-		spec.clip = -1 // refused by check
-	}
-	if err := spec.check(); err != nil {
-		return err
-	}
-	if err := checkOutputs("-out", *out); err != nil {
-		return err
-	}
-	if _, err := output.check(); err != nil {
-		return err
-	}
-	dev, err := pickDevice(devSpec)
-	if err != nil {
-		return err
-	}
-	m, info, err := ddpm.LoadCheckpoint(dev, *ckpt, !*noEMA)
-	if err != nil {
-		return err
-	}
-	c := m.Config.InChannels
-	h, w, _ := m.Config.SampleHW()
-	if h != w || (c != 1 && c != 3) {
-		return fmt.Errorf("%s: img2img takes square grey or RGB models; this one makes %d×%d×%d images", *ckpt, c, h, w)
-	}
-	input, err := modelInput(*imgPath, c, h)
-	if err != nil {
-		return err
-	}
-	if err := spec.setConditioning(info, *class); err != nil {
-		return err
-	}
-	var imgs []float32
-	for range spec.n {
-		imgs = append(imgs, input...)
-	}
-	x0 := tensor.FromFloat32(dev, imgs, spec.n, c, h, w)
-	sdedit := func(s *ddpm.Schedule, sm ddpm.Sampler, model ddpm.Model, _ *tensor.Tensor, rng *rand.Rand, opt ddpm.SampleOptions) (*tensor.Tensor, error) {
-		return ddpm.SDEdit(s, sm, model, x0, *strength, rng, opt)
-	}
-	pix, err := runImages(m, info.Schedule, info.Objective, spec, nil, sdedit)
-	if err != nil {
-		return err
-	}
-	checker, err := output.loadChecker(dev)
-	if err != nil {
-		return err
-	}
-	prov := newProvenance("img2img")
-	prov.Model, prov.ModelHash = filepath.Base(filepath.Clean(*ckpt)), fileHash(filepath.Join(info.Dir, "unet_ema", nn.WeightsFile))
-	prov.Sampler, prov.Steps, prov.Guidance, prov.Seed, prov.Class = spec.sampler, spec.steps, spec.guidance, spec.seed, *class
-	prov.Extra = map[string]any{"strength": *strength, "image": *imgPath}
-	_, err = writeGrid(*out, pix, spec.n, c, h, w, *scale, prov, output, checker)
-	return err
-}
 
 // setConditioning sets the labels of a run that starts from an image: all
 // of class, or the null label (unconditional) when class is empty.

@@ -131,16 +131,34 @@ func NewTextModel(dev tensor.Device, c TextConfig, r *rand.Rand) (*TextModel, er
 		PositionEmbedding: nn.NewEmbedding(dev, r, c.MaxPositionEmbeddings, D),
 		FinalLayerNorm:    nn.NewLayerNorm(dev, D, eps)}
 	for range c.NumHiddenLayers {
-		m.Layers = append(m.Layers, &EncoderLayer{
-			K: nn.NewLinear(dev, r, D, D, true), V: nn.NewLinear(dev, r, D, D, true),
-			Q: nn.NewLinear(dev, r, D, D, true), Out: nn.NewLinear(dev, r, D, D, true),
-			LayerNorm1: nn.NewLayerNorm(dev, D, eps),
-			FC1:        nn.NewLinear(dev, r, D, c.IntermediateSize, true), FC2: nn.NewLinear(dev, r, c.IntermediateSize, D, true),
-			LayerNorm2: nn.NewLayerNorm(dev, D, eps),
-			Heads:      c.NumAttentionHeads, Act: c.HiddenAct,
-		})
+		m.Layers = append(m.Layers, newEncoderLayer(dev, r, D, c.IntermediateSize, c.NumAttentionHeads, c.HiddenAct, eps))
 	}
 	return m, nil
+}
+
+// newEncoderLayer builds one pre-LN layer (PyTorch's default init from r;
+// zeros without r).
+func newEncoderLayer(dev tensor.Device, r *rand.Rand, D, inner, heads int, act string, eps float32) *EncoderLayer {
+	return &EncoderLayer{
+		K: nn.NewLinear(dev, r, D, D, true), V: nn.NewLinear(dev, r, D, D, true),
+		Q: nn.NewLinear(dev, r, D, D, true), Out: nn.NewLinear(dev, r, D, D, true),
+		LayerNorm1: nn.NewLayerNorm(dev, D, eps),
+		FC1:        nn.NewLinear(dev, r, D, inner, true), FC2: nn.NewLinear(dev, r, inner, D, true),
+		LayerNorm2: nn.NewLayerNorm(dev, D, eps),
+		Heads:      heads, Act: act,
+	}
+}
+
+// Collect lists the layer's parameters in transformers' order under prefix.
+func (l *EncoderLayer) Collect(p string, ps *nn.ParamList) {
+	l.K.Collect(p+"self_attn.k_proj.", ps)
+	l.V.Collect(p+"self_attn.v_proj.", ps)
+	l.Q.Collect(p+"self_attn.q_proj.", ps)
+	l.Out.Collect(p+"self_attn.out_proj.", ps)
+	l.LayerNorm1.Collect(p+"layer_norm1.", ps)
+	l.FC1.Collect(p+"mlp.fc1.", ps)
+	l.FC2.Collect(p+"mlp.fc2.", ps)
+	l.LayerNorm2.Collect(p+"layer_norm2.", ps)
 }
 
 // Params lists the parameters in transformers' state-dict order.
@@ -149,15 +167,7 @@ func (m *TextModel) Params() []nn.Param {
 	m.TokenEmbedding.Collect("text_model.embeddings.token_embedding.", &ps)
 	m.PositionEmbedding.Collect("text_model.embeddings.position_embedding.", &ps)
 	for i, l := range m.Layers {
-		p := fmt.Sprintf("text_model.encoder.layers.%d.", i)
-		l.K.Collect(p+"self_attn.k_proj.", &ps)
-		l.V.Collect(p+"self_attn.v_proj.", &ps)
-		l.Q.Collect(p+"self_attn.q_proj.", &ps)
-		l.Out.Collect(p+"self_attn.out_proj.", &ps)
-		l.LayerNorm1.Collect(p+"layer_norm1.", &ps)
-		l.FC1.Collect(p+"mlp.fc1.", &ps)
-		l.FC2.Collect(p+"mlp.fc2.", &ps)
-		l.LayerNorm2.Collect(p+"layer_norm2.", &ps)
+		l.Collect(fmt.Sprintf("text_model.encoder.layers.%d.", i), &ps)
 	}
 	m.FinalLayerNorm.Collect("text_model.final_layer_norm.", &ps)
 	return ps

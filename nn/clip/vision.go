@@ -145,14 +145,7 @@ func NewVisionModel(dev tensor.Device, c VisionConfig, r *rand.Rand) (*VisionMod
 		PositionEmbedding: nn.NewEmbedding(dev, r, c.Tokens(), D),
 		PreLayerNorm:      nn.NewLayerNorm(dev, D, eps), PostLayerNorm: nn.NewLayerNorm(dev, D, eps)}
 	for range c.NumHiddenLayers {
-		m.Layers = append(m.Layers, &EncoderLayer{
-			K: nn.NewLinear(dev, r, D, D, true), V: nn.NewLinear(dev, r, D, D, true),
-			Q: nn.NewLinear(dev, r, D, D, true), Out: nn.NewLinear(dev, r, D, D, true),
-			LayerNorm1: nn.NewLayerNorm(dev, D, eps),
-			FC1:        nn.NewLinear(dev, r, D, c.IntermediateSize, true), FC2: nn.NewLinear(dev, r, c.IntermediateSize, D, true),
-			LayerNorm2: nn.NewLayerNorm(dev, D, eps),
-			Heads:      c.NumAttentionHeads, Act: c.HiddenAct,
-		})
+		m.Layers = append(m.Layers, newEncoderLayer(dev, r, D, c.IntermediateSize, c.NumAttentionHeads, c.HiddenAct, eps))
 	}
 	return m, nil
 }
@@ -179,15 +172,7 @@ func (m *VisionModel) Collect(prefix string, ps *nn.ParamList) {
 	m.PositionEmbedding.Collect(prefix+"embeddings.position_embedding.", ps)
 	m.PreLayerNorm.Collect(prefix+"pre_layrnorm.", ps) // sic
 	for i, l := range m.Layers {
-		p := fmt.Sprintf("%sencoder.layers.%d.", prefix, i)
-		l.K.Collect(p+"self_attn.k_proj.", ps)
-		l.V.Collect(p+"self_attn.v_proj.", ps)
-		l.Q.Collect(p+"self_attn.q_proj.", ps)
-		l.Out.Collect(p+"self_attn.out_proj.", ps)
-		l.LayerNorm1.Collect(p+"layer_norm1.", ps)
-		l.FC1.Collect(p+"mlp.fc1.", ps)
-		l.FC2.Collect(p+"mlp.fc2.", ps)
-		l.LayerNorm2.Collect(p+"layer_norm2.", ps)
+		l.Collect(fmt.Sprintf("%sencoder.layers.%d.", prefix, i), ps)
 	}
 	m.PostLayerNorm.Collect(prefix+"post_layernorm.", ps)
 }
