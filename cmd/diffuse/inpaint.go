@@ -228,7 +228,6 @@ func hasWhite(mask image.Image) bool {
 	return false
 }
 
-
 // modelInput reads -image as a c×size×size model input in [-1, 1],
 // resized, centre-cropped and converted (grey ↔ RGB) when it differs, with
 // a note saying so.
@@ -246,7 +245,6 @@ func modelInput(path string, c, size int) ([]float32, error) {
 	ds.Image(0, input)
 	return input, nil
 }
-
 
 // setConditioning sets the labels of a run that starts from an image: all
 // of class, or the null label (unconditional) when class is empty.
