@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/godiffuse/godiffuse/data"
@@ -38,6 +39,7 @@ func main() {
 	resample := flag.Int("resample", 10, "RePaint resamplings")
 	batch := flag.Int("batch", 100, "images at once")
 	out := flag.String("out", ".", "folder for inpaint_<mask>.png")
+	only := flag.String("methods", strings.Join(ddpm.InpaintMethods, ","), "methods to run, comma-separated; \"baseline\" runs none and reports the judge on the originals and on the masked inputs (grey fill)")
 	flag.Parse()
 
 	dev := kernels.CPU()
@@ -63,7 +65,7 @@ func main() {
 		{"right-half", func(y, x int) bool { return x >= side/2 }},
 		{"centre-square", func(y, x int) bool { return y >= 7 && y < 21 && x >= 7 && x < 21 }},
 	}
-	methods := ddpm.InpaintMethods
+	methods := strings.Split(*only, ",")
 	fmt.Printf("checkpoint %s (step %d); %d test images per mask; DDPM %d points; RePaint jump %d × %d; CPU %s\n\n",
 		*ckpt, info.Step, *n, *steps, *jump, *resample, dev.Name())
 	fmt.Println("| mask | method | class accuracy | kept pixels exact | seconds |")
@@ -80,6 +82,27 @@ func main() {
 		const shown = 8
 		results := map[string][]float32{}
 		var inputs []float32
+		if *only == "baseline" {
+			for _, what := range []string{"original", "masked (grey fill)"} {
+				correct := 0
+				for b0 := 0; b0 < *n; b0 += *batch {
+					bn := min(*batch, *n-b0)
+					img := make([]float32, bn*px)
+					truth := make([]int, bn)
+					for i := range bn {
+						truth[i] = ds.Image(b0+i, img[i*px:(i+1)*px])
+						if what != "original" {
+							for k, v := range mask {
+								img[i*px+k] *= 1 - v
+							}
+						}
+					}
+					correct += judged(judge, dev, img, truth)
+				}
+				fmt.Printf("| %s | %s | %.1f %% | | |\n", mk.name, what, 100*float64(correct)/float64(*n))
+			}
+			continue
+		}
 		for _, method := range methods {
 			start := time.Now()
 			correct, exact := 0, true
@@ -119,19 +142,7 @@ func main() {
 						exact = false
 					}
 				}
-				_, logits := judge.Forward(x, 0, 0)
-				lv := logits.MustFloat32s()
-				for i := range bn {
-					best := 0
-					for k := range 10 {
-						if lv[i*10+k] > lv[i*10+best] {
-							best = k
-						}
-					}
-					if best == truth[i] {
-						correct++
-					}
-				}
+				correct += judged(judge, dev, v, truth)
 				if b0 == 0 {
 					results[method] = v[:shown*px]
 					inputs = img[:shown*px]
@@ -143,6 +154,25 @@ func main() {
 			log.Fatal(err)
 		}
 	}
+}
+
+// judged is how many of the images (28×28 each) the judge puts in their true class.
+func judged(judge *features.Judge, dev tensor.Device, pix []float32, truth []int) int {
+	_, logits := judge.Forward(tensor.FromFloat32(dev, pix, len(truth), 1, 28, 28), 0, 0)
+	lv := logits.MustFloat32s()
+	correct := 0
+	for i := range truth {
+		best := 0
+		for k := range 10 {
+			if lv[i*10+k] > lv[i*10+best] {
+				best = k
+			}
+		}
+		if best == truth[i] {
+			correct++
+		}
+	}
+	return correct
 }
 
 // picture writes one row per image: input, mask (white = filled), masked
