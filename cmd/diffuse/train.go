@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -214,7 +215,11 @@ func previewGrid(tr *ddpm.Trainer, path string, steps int) error {
 	if err != nil {
 		return err
 	}
-	return writePNG(path, scaleUp(grid(pix, n, c, h, w, cols), 2))
+	prov := newProvenance("train-preview")
+	prov.Model, prov.ModelHash, prov.Sampler, prov.Steps, prov.Guidance, prov.Images = "training step "+strconv.Itoa(tr.Step), "in training", "dpm++2m", steps, 2, n
+	on, off, none := "on", "off", "none"
+	return writeImage(path, scaleUp(grid(pix, n, c, h, w, cols), 2), parametersText(prov), prov,
+		outputFlags{policy: &off, checker: &none, watermark: &on, noMeta: new(bool)})
 }
 
 // isTerminal reports whether f is a character device (a terminal), for the progress bar.
