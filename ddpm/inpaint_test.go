@@ -59,7 +59,7 @@ func TestInpaintGaussianOracle(t *testing.T) {
 		{InpaintReplaceClean, 1000, 0, 10},
 	} {
 		t.Run(fmt.Sprintf("%s/ddpm%d", c.method, c.steps), func(t *testing.T) {
-			sm, err := NewDDPM(s, c.steps, "leading", "fixed_small")
+			sm, err := NewDDPM(s, c.steps, Leading, FixedSmall)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -145,9 +145,9 @@ func TestInpaintEverySampler(t *testing.T) {
 		mask[i] = float32(i % 2)
 	}
 	image := tensor.FromFloat32(dev, img, N, 2, 1, 1)
-	ddim, _ := NewDDIM(s, 20, "leading", 0)
+	ddim, _ := NewDDIM(s, 20, Leading, 0)
 	dpm, _ := NewDPMPP2M(s, 20)
-	ddpm, _ := NewDDPM(s, 20, "leading", "fixed_small")
+	ddpm, _ := NewDDPM(s, 20, Leading, FixedSmall)
 	for _, sm := range []Sampler{ddim, dpm, ddpm} {
 		for _, method := range InpaintMethods {
 			rng := rand.New(rand.NewPCG(1, 1))

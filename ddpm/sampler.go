@@ -88,32 +88,29 @@ func lin2(a float64, x *tensor.Tensor, b float64, y *tensor.Tensor) *tensor.Tens
 	return tensor.Add(tensor.Scale(x, float32(a)), tensor.Scale(y, float32(b)))
 }
 
-// Spacings accepted by SpacedTimesteps.
-var Spacings = []string{"leading", "trailing", "linspace"}
-
 // SpacedTimesteps picks n of T timesteps, descending, as diffusers'
 // schedulers do (Lin et al. 2024 compare them):
 //
 //	leading   (n-1-i)·⌊T/n⌋                  ends at 0, never reaches T-1
 //	trailing  round(T - i·T/n) - 1           starts at T-1
 //	linspace  round of n evenly spaced points from T-1 down to 0
-func SpacedTimesteps(spacing string, T, n int) ([]int, error) {
+func SpacedTimesteps(spacing Spacing, T, n int) ([]int, error) {
 	if n < 1 || n > T {
 		return nil, fmt.Errorf("steps: want 1 … %d, have %d", T, n)
 	}
 	ts := make([]int, n)
 	switch spacing {
-	case "leading":
+	case Leading:
 		r := T / n
 		for i := range ts {
 			ts[i] = (n - 1 - i) * r
 		}
-	case "trailing":
+	case Trailing:
 		r := float64(T) / float64(n)
 		for i := range ts {
 			ts[i] = int(math.Round(float64(T)-float64(i)*r)) - 1
 		}
-	case "linspace":
+	case Linspace:
 		for i := range ts {
 			if n == 1 {
 				ts[i] = T - 1
@@ -122,7 +119,7 @@ func SpacedTimesteps(spacing string, T, n int) ([]int, error) {
 			ts[i] = int(math.Round(float64(T-1) * float64(n-1-i) / float64(n-1)))
 		}
 	default:
-		return nil, fmt.Errorf("unknown timestep spacing %q (want leading, trailing or linspace)", spacing)
+		return nil, fmt.Errorf("timestep spacing %v: want leading, trailing or linspace", spacing)
 	}
 	return ts, nil
 }
@@ -131,12 +128,12 @@ func SpacedTimesteps(spacing string, T, n int) ([]int, error) {
 // SamplerNames are the names NewSampler takes.
 var SamplerNames = []string{"ddpm", "ddpm-large", "ddim", "dpm++2m"}
 
-func NewSampler(name string, s *Schedule, steps int, spacing string, eta float64) (Sampler, error) {
+func NewSampler(name string, s *Schedule, steps int, spacing Spacing, eta float64) (Sampler, error) {
 	switch name {
 	case "ddpm":
-		return NewDDPM(s, steps, spacing, "fixed_small")
+		return NewDDPM(s, steps, spacing, FixedSmall)
 	case "ddpm-large":
-		return NewDDPM(s, steps, spacing, "fixed_large")
+		return NewDDPM(s, steps, spacing, FixedLarge)
 	case "ddim":
 		return NewDDIM(s, steps, spacing, eta)
 	case "dpm++2m":

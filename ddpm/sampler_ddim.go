@@ -20,11 +20,8 @@ type DDIM struct {
 }
 
 // NewDDIM samples on `steps` points with the given spacing (default leading).
-func NewDDIM(s *Schedule, steps int, spacing string, eta float64) (*DDIM, error) {
-	if spacing == "" {
-		spacing = "leading"
-	}
-	ts, err := SpacedTimesteps(spacing, s.T, steps)
+func NewDDIM(s *Schedule, steps int, spacing Spacing, eta float64) (*DDIM, error) {
+	ts, err := SpacedTimesteps(spacing.or(Leading), s.T, steps)
 	if err != nil {
 		return nil, err
 	}

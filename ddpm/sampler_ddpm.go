@@ -18,18 +18,15 @@ import (
 type DDPM struct {
 	S        *Schedule
 	steps    []int
-	Variance string
+	Variance Variance
 }
 
 // NewDDPM samples on `steps` points of the schedule (T for the original).
-func NewDDPM(s *Schedule, steps int, spacing, variance string) (*DDPM, error) {
-	if variance != "fixed_small" && variance != "fixed_large" {
-		return nil, fmt.Errorf("ddpm: variance %q (want fixed_small or fixed_large)", variance)
+func NewDDPM(s *Schedule, steps int, spacing Spacing, variance Variance) (*DDPM, error) {
+	if variance != FixedSmall && variance != FixedLarge {
+		return nil, fmt.Errorf("ddpm: variance %v (want fixed_small or fixed_large)", variance)
 	}
-	if spacing == "" {
-		spacing = "leading"
-	}
-	ts, err := SpacedTimesteps(spacing, s.T, steps)
+	ts, err := SpacedTimesteps(spacing.or(Leading), s.T, steps)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +53,7 @@ func (d *DDPM) Step(i int, x *tensor.Tensor, p Prediction, noise func() *tensor.
 		return mean
 	}
 	v := beta
-	if d.Variance == "fixed_small" {
+	if d.Variance == FixedSmall {
 		v = math.Max(beta*(1-abP)/(1-abT), 1e-20)
 	}
 	return tensor.Add(mean, tensor.Scale(noise(), float32(math.Sqrt(v))))

@@ -30,7 +30,7 @@ func NewDPMPP2M(s *Schedule, steps int) (*DPMPP2M, error) {
 	if steps < 1 || steps > s.T {
 		return nil, fmt.Errorf("steps: want 1 … %d (the schedule's T), have %d", s.T, steps)
 	}
-	ts, err := SpacedTimesteps("linspace", s.T, min(steps+1, s.T))
+	ts, err := SpacedTimesteps(Linspace, s.T, min(steps+1, s.T))
 	if err != nil {
 		return nil, err
 	}

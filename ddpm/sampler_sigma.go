@@ -96,10 +96,7 @@ type diffusersDDIM struct {
 
 func newDiffusersDDIM(c SchedulerConfig, ab []float64, n int) (*diffusersDDIM, error) {
 	T := c.NumTrainTimesteps
-	spacing := c.TimestepSpacing
-	if spacing == "" {
-		spacing = "leading"
-	}
+	spacing := c.spacing().or(Leading)
 	ts, err := SpacedTimesteps(spacing, T, n)
 	if err != nil {
 		return nil, err
@@ -110,7 +107,7 @@ func newDiffusersDDIM(c SchedulerConfig, ab []float64, n int) (*diffusersDDIM, e
 	}
 	d := &diffusersDDIM{}
 	for _, t := range ts {
-		if spacing == "leading" {
+		if spacing == Leading {
 			t = min(t+c.StepsOffset, T-1)
 		}
 		d.ts = append(d.ts, float64(t))
@@ -198,15 +195,15 @@ func sigmaToT(sig []float64, s float64) float64 {
 
 // sigmaSpacing returns the fractional timesteps of diffusers' Euler and
 // DPM-Solver schedulers (steps_offset applies to leading only).
-func sigmaSpacing(spacing string, T, n, offset int) []float64 {
+func sigmaSpacing(spacing Spacing, T, n, offset int) []float64 {
 	ts := make([]float64, n)
 	switch spacing {
-	case "leading":
+	case Leading:
 		r := T / n
 		for i := range ts {
 			ts[i] = float64((n-1-i)*r + offset)
 		}
-	case "trailing":
+	case Trailing:
 		r := float64(T) / float64(n)
 		for i := range ts {
 			ts[i] = math.Round(float64(T)-float64(i)*r) - 1
@@ -225,10 +222,7 @@ func sigmaSpacing(spacing string, T, n, offset int) []float64 {
 
 func newEuler(c SchedulerConfig, sig []float64, n int, useKarras, ancestral bool) (*euler, error) {
 	T := c.NumTrainTimesteps
-	spacing := c.TimestepSpacing
-	if spacing == "" {
-		spacing = "linspace"
-	}
+	spacing := c.spacing().or(Linspace)
 	e := &euler{ancestral: ancestral, ts: sigmaSpacing(spacing, T, n, c.StepsOffset)}
 	for _, t := range e.ts {
 		e.sigmas = append(e.sigmas, interpSigma(sig, t))
@@ -242,7 +236,7 @@ func newEuler(c SchedulerConfig, sig []float64, n int, useKarras, ancestral bool
 	e.sigmas = append(e.sigmas, 0)
 	maxSigma := e.sigmas[0]
 	e.init = maxSigma
-	if spacing == "leading" {
+	if spacing == Leading {
 		e.init = math.Sqrt(maxSigma*maxSigma + 1)
 	}
 	return e, nil
@@ -290,18 +284,15 @@ type dpmSolver struct {
 
 func newDPMSolver(c SchedulerConfig, sig []float64, n int, useKarras bool) (*dpmSolver, error) {
 	T := c.NumTrainTimesteps
-	spacing := c.TimestepSpacing
-	if spacing == "" {
-		spacing = "linspace"
-	}
+	spacing := c.spacing().or(Linspace)
 	d := &dpmSolver{karras: useKarras}
 	switch spacing {
-	case "leading":
+	case Leading:
 		r := T / (n + 1)
 		for i := range n {
 			d.ts = append(d.ts, float64((n-i)*r+c.StepsOffset))
 		}
-	case "trailing":
+	case Trailing:
 		r := float64(T) / float64(n)
 		for i := range n {
 			d.ts = append(d.ts, math.Round(float64(T)-float64(i)*r)-1)

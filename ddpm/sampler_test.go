@@ -113,7 +113,7 @@ func propagated(s *Schedule, sm Sampler) (mean v2, cov m2, A m2, deterministic b
 				L, c = X.scale(c1).add(eye(c2)), x0c.scale(c1)
 				if prev >= 0 {
 					noise = beta * (1 - abP) / (1 - abT)
-					if dd.Variance == "fixed_large" {
+					if dd.Variance == FixedLarge {
 						noise = beta
 					}
 				}
@@ -226,11 +226,11 @@ func TestSamplersOnGaussian(t *testing.T) {
 		sm   Sampler
 		disc float64 // bound on |propagated - true| for means and covariances
 	}{
-		{"ddpm/1000", mk(NewDDPM(s, 1000, "leading", "fixed_small")), 0.01},
-		{"ddpm-large/1000", mk(NewDDPM(s, 1000, "leading", "fixed_large")), 0.01},
-		{"ddim/50", mk(NewDDIM(s, 50, "leading", 0)), 0.06},
-		{"ddim/10/trailing", mk(NewDDIM(s, 10, "trailing", 0)), 0.3},
-		{"ddim/50/eta=1", mk(NewDDIM(s, 50, "linspace", 1)), 0.15},
+		{"ddpm/1000", mk(NewDDPM(s, 1000, Leading, FixedSmall)), 0.01},
+		{"ddpm-large/1000", mk(NewDDPM(s, 1000, Leading, FixedLarge)), 0.01},
+		{"ddim/50", mk(NewDDIM(s, 50, Leading, 0)), 0.06},
+		{"ddim/10/trailing", mk(NewDDIM(s, 10, Trailing, 0)), 0.3},
+		{"ddim/50/eta=1", mk(NewDDIM(s, 50, Linspace, 1)), 0.15},
 		{"dpm++2m/20", mk(NewDPMPP2M(s, 20)), 0.02},
 		{"dpm++2m/10", mk(NewDPMPP2M(s, 10)), 0.12},
 	}
@@ -355,7 +355,11 @@ func TestSpacedTimesteps(t *testing.T) {
 		"trailing": {999, 899, 799, 699, 599, 499, 399, 299, 199, 99},
 		"linspace": {999, 888, 777, 666, 555, 444, 333, 222, 111, 0},
 	}
-	for sp, want := range cases {
+	for name, want := range cases {
+		sp, err := ParseSpacing(name)
+		if err != nil || sp.String() != name {
+			t.Fatalf("ParseSpacing(%q) = %v, %v", name, sp, err)
+		}
 		got, err := SpacedTimesteps(sp, 1000, 10)
 		if err != nil {
 			t.Fatal(err)
@@ -363,5 +367,11 @@ func TestSpacedTimesteps(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: %v, want %v", sp, got, want)
 		}
+	}
+	if _, err := ParseSpacing("random"); err == nil {
+		t.Error("ParseSpacing took an unknown name")
+	}
+	if _, err := SpacedTimesteps(DefaultSpacing, 1000, 10); err == nil {
+		t.Error("SpacedTimesteps took the default spacing (a sampler resolves it first)")
 	}
 }

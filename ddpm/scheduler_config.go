@@ -63,10 +63,8 @@ func ParseSchedulerConfig(name string, data []byte) (SchedulerConfig, error) {
 	if _, err := ParseObjective(c.PredictionType); err != nil {
 		return c, fmt.Errorf("%s: prediction_type: %v", name, err)
 	}
-	switch c.TimestepSpacing {
-	case "", "leading", "trailing", "linspace":
-	default:
-		return c, fmt.Errorf("%s: timestep_spacing %q, want leading, trailing or linspace", name, c.TimestepSpacing)
+	if _, err := ParseSpacing(c.TimestepSpacing); err != nil {
+		return c, fmt.Errorf("%s: timestep_spacing: %v", name, err)
 	}
 	for i, b := range c.TrainedBetas {
 		if !(b >= 0 && b < 1) {
@@ -166,4 +164,10 @@ func torchLinspace32(start, end float32, n int) []float32 {
 		}
 	}
 	return out
+}
+
+// spacing is the config's timestep_spacing (checked when it was parsed).
+func (c SchedulerConfig) spacing() Spacing {
+	s, _ := ParseSpacing(c.TimestepSpacing)
+	return s
 }

@@ -44,7 +44,11 @@ func sampleImages(m *nn.UNet2D, s *ddpm.Schedule, obj ddpm.Objective, spec sampl
 func runImages(m *nn.UNet2D, s *ddpm.Schedule, obj ddpm.Objective, spec sampleSpec, onStep func(i int, x []float32), run runner) ([]float32, error) {
 	restore := m.NoGrad()
 	defer restore()
-	sm, err := ddpm.NewSampler(spec.sampler, s, spec.steps, spec.spacing, spec.eta)
+	spacing, err := ddpm.ParseSpacing(spec.spacing)
+	if err != nil {
+		return nil, fmt.Errorf("-spacing: %w", err)
+	}
+	sm, err := ddpm.NewSampler(spec.sampler, s, spec.steps, spacing, spec.eta)
 	if err != nil {
 		return nil, err
 	}

@@ -124,7 +124,7 @@ func main() {
 				model := func(x *tensor.Tensor, t int) (*tensor.Tensor, error) {
 					return m.Forward(x, []float32{float32(t)}, null, nil)
 				}
-				sm, err := ddpm.NewDDPM(info.Schedule, *steps, "leading", "fixed_small")
+				sm, err := ddpm.NewDDPM(info.Schedule, *steps, ddpm.Leading, ddpm.FixedSmall)
 				if err != nil {
 					log.Fatal(err)
 				}
