@@ -8,7 +8,8 @@
 //
 // Files, one per op family:
 //
-//	cpu.go          the Device and Buffer types, memory, strided copy, parallelFor
+//	cpu.go          the Device and Buffer types, memory, strided copy, parallelFor, and
+//	                forSlots (reductions grouped by shape, so results do not depend on the thread count)
 //	dispatch.go     the vector level (cpuid, GODIFFUSE_CPU) and the GEMM entry points per level
 //	elementwise.go  unary, binary (broadcasting), reductions, dropout, Adam step
 //	fastmath.go     fast float32 exp, GELU (erfc fit) and softmax rows above the generic level
