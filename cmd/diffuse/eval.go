@@ -14,6 +14,7 @@ import (
 
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/ddpm"
+	"github.com/godiffuse/godiffuse/eval"
 	"github.com/godiffuse/godiffuse/features"
 	"github.com/godiffuse/godiffuse/metrics"
 	"github.com/godiffuse/godiffuse/nn"
@@ -155,12 +156,12 @@ func runEval(args []string) error {
 		if err := ext.Accepts(set.c, set.h, set.w); err != nil {
 			return fmt.Errorf("-real %s: %w", *realSpec, err)
 		}
-		f, _, err := extract(ext, set, "real")
+		rs, err := extractSet(ext, set, "real")
 		if err != nil {
 			return err
 		}
-		realFeats = f
-		if realStats, err = metrics.ComputeStats(ext.Name(), f); err != nil {
+		realFeats = rs.Feats
+		if realStats, err = metrics.ComputeStats(ext.Name(), realFeats); err != nil {
 			return fmt.Errorf("-real: %w", err)
 		}
 		rep.Real = evalSide{Source: *realSpec, N: set.n}
@@ -185,63 +186,25 @@ func runEval(args []string) error {
 	if gen.n < 2 {
 		return fmt.Errorf("%d generated image(s): need at least 2", gen.n)
 	}
-	genFeats, genProbs, err := extract(ext, gen, "generated")
+	genSet, err := extractSet(ext, gen, "generated")
 	if err != nil {
 		return err
 	}
-	genStats, err := metrics.ComputeStats(ext.Name(), genFeats)
+	genSet.Labels = gen.labels
+	ms, err := eval.Metrics(genSet, ext.Name(), realStats, realFeats, eval.Options{ISSplits: *splits, KIDSubsets: *kidSubsets,
+		KIDSize: *kidSize, PRK: *prK, Seed: spec.seed, ClassAccuracy: ext.Name() == features.JudgeName})
 	if err != nil {
 		return err
 	}
-	if genStats.Dim() != realStats.Dim() {
-		return fmt.Errorf("features of %d and %d dimensions", genStats.Dim(), realStats.Dim())
-	}
-	fd, err := metrics.FrechetDistance(genStats, realStats)
-	if err != nil {
-		return err
-	}
-	rep.Metrics[dim] = fd
-	if isMean, isStd, err := metrics.InceptionScore(genProbs, min(*splits, gen.n)); err == nil {
-		rep.Metrics["IS"], rep.Metrics["IS_std"] = isMean, isStd
-	} else {
-		return err
-	}
-	if realFeats != nil {
-		size := min(*kidSize, realFeats.N, genFeats.N)
-		m, s, err := metrics.KID(genFeats, realFeats, metrics.KIDOptions{Subsets: *kidSubsets, SubsetSize: size, Seed: spec.seed})
-		if err != nil {
-			return err
+	for k, v := range ms {
+		if k == "FD" {
+			k = dim
 		}
-		rep.Metrics["KID"], rep.Metrics["KID_std"] = m, s
-		if *prK > 0 {
-			p, r, err := metrics.PrecisionRecall(realFeats, genFeats, *prK)
-			if err != nil {
-				return err
-			}
-			rep.Metrics["precision"], rep.Metrics["recall"] = p, r
-		}
-	}
-	if gen.labels != nil && ext.Name() == features.JudgeName {
-		right := 0
-		for i, want := range gen.labels {
-			row := genProbs.Row(i)
-			if int64(slices.Index(row, slices.Max(row))) == want {
-				right++
-			}
-		}
-		rep.Metrics["class_accuracy"] = float64(right) / float64(gen.n)
+		rep.Metrics[k] = v
 	}
 	if *noise {
 		nz := noiseImages(gen.n, gen.c, gen.h, gen.w, spec.seed)
-		f, _, err := extract(ext, nz, "noise")
-		if err != nil {
-			return err
-		}
-		ns, err := metrics.ComputeStats(ext.Name(), f)
-		if err != nil {
-			return err
-		}
-		if rep.Metrics[dim+"_noise"], err = metrics.FrechetDistance(ns, realStats); err != nil {
+		if rep.Metrics[dim+"_noise"], err = eval.FrechetToNoise(ext, nz.pix, nz.n, nz.c, nz.h, nz.w, realStats); err != nil {
 			return err
 		}
 	}
@@ -304,27 +267,15 @@ func datasetImages(ds data.Dataset, limit int) *imageSet {
 	return s
 }
 
-// extract runs the feature network 256 images at a time with a progress line.
-func extract(ext features.Extractor, s *imageSet, what string) (feats, probs *metrics.Features, err error) {
-	per := s.c * s.h * s.w
-	var fv, pv []float32
+// extractSet runs the feature network over a set with a progress line.
+func extractSet(ext features.Extractor, s *imageSet, what string) (eval.Set, error) {
 	bar := newProgress(os.Stderr, 0, s.n, isTerminal(os.Stderr))
 	start := time.Now()
-	for i := 0; i < s.n; i += 256 {
-		k := min(256, s.n-i)
-		f, p, err := ext.Extract(s.pix[i*per:(i+k)*per], k, s.c, s.h, s.w)
-		if err != nil {
-			return nil, nil, err
-		}
-		fv, pv = append(fv, f...), append(pv, p...)
-		bar.update(i+k, "features of "+what+" images", float64(i+k)/time.Since(start).Seconds(), i+k == s.n)
-	}
+	set, err := eval.Extract(ext, s.pix, s.n, s.c, s.h, s.w, func(done int) {
+		bar.update(done, "features of "+what+" images", float64(done)/time.Since(start).Seconds(), done == s.n)
+	})
 	bar.finish()
-	if feats, err = metrics.NewFeatures(s.n, ext.FeatureDim(), fv); err != nil {
-		return nil, nil, err
-	}
-	probs, err = metrics.NewFeatures(s.n, ext.NumClasses(), pv)
-	return feats, probs, err
+	return set, err
 }
 
 // evalModel is a checkpoint loaded for sampling.
