@@ -29,14 +29,8 @@ func TestImg2ImgMatchesReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u8 := sdfixtures.Uint8(t, io, "input_u8")
-	_, shape, _ := io.Uint8("input_u8") // (H, W, 3)
-	H, W := shape[0], shape[1]
-	img := image.NewNRGBA(image.Rect(0, 0, W, H))
-	for i := range H * W {
-		copy(img.Pix[4*i:], u8[3*i:3*i+3])
-		img.Pix[4*i+3] = 255
-	}
+	img := fixtureImage(t, io, "input_u8")
+	H, W := img.Bounds().Dy(), img.Bounds().Dx()
 	tensorOf := func(key string) *tensor.Tensor {
 		v, s := sdfixtures.Float32(t, io, key)
 		return tensor.FromFloat32(dev, v, s...)
@@ -83,4 +77,18 @@ func TestImg2ImgMatchesReference(t *testing.T) {
 	if _, err := p.Img2Img(Img2ImgOptions{Image: img, Strength: 1.5}); err == nil {
 		t.Error("strength 1.5 accepted")
 	}
+}
+
+// fixtureImage is an (H, W, 3) uint8 tensor of a fixture as an opaque image.
+func fixtureImage(t *testing.T, io *nn.SafeTensors, key string) *image.NRGBA {
+	t.Helper()
+	u8 := sdfixtures.Uint8(t, io, key)
+	_, shape, _ := io.Uint8(key)
+	H, W := shape[0], shape[1]
+	img := image.NewNRGBA(image.Rect(0, 0, W, H))
+	for i := range H * W {
+		copy(img.Pix[4*i:], u8[3*i:3*i+3])
+		img.Pix[4*i+3] = 255
+	}
+	return img
 }

@@ -42,14 +42,8 @@ func TestInpaintMatchesReference(t *testing.T) {
 	if err := os.Symlink(filepath.Join(testdata, "sd-inpaint", "unet"), filepath.Join(inpDir, "unet")); err != nil {
 		t.Fatal(err)
 	}
-	u8 := sdfixtures.Uint8(t, io, "input_u8")
-	_, shape, _ := io.Uint8("input_u8")
-	H, W := shape[0], shape[1]
-	img := image.NewNRGBA(image.Rect(0, 0, W, H))
-	for i := range H * W {
-		copy(img.Pix[4*i:], u8[3*i:3*i+3])
-		img.Pix[4*i+3] = 255
-	}
+	img := fixtureImage(t, io, "input_u8")
+	H, W := img.Bounds().Dy(), img.Bounds().Dx()
 	mask := image.NewGray(image.Rect(0, 0, W, H))
 	copy(mask.Pix, sdfixtures.Uint8(t, io, "mask_u8"))
 	tensorOf := func(key string) *tensor.Tensor {
