@@ -172,7 +172,8 @@ func generate(f *sdFlags, task string, run func(p *pipeline.Pipeline, o pipeline
 		return fmt.Errorf("-weights: %w", err)
 	}
 	start := time.Now()
-	p, err := pipeline.LoadWith(dev, f.model, storage)
+	skip := *f.output.policy == string(safety.Off) || *f.output.checker != "auto"
+	p, err := pipeline.LoadWithOptions(dev, f.model, pipeline.LoadOptions{Storage: storage, SkipSafetyChecker: skip})
 	if err != nil {
 		return err
 	}
