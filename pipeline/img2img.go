@@ -29,20 +29,10 @@ type Img2ImgOptions struct {
 // ⌊Steps·strength⌋ are run), the latents are noised to that point and
 // denoised from there.
 func (p *Pipeline) Img2Img(o Img2ImgOptions) (*Result, error) {
-	if !(o.Strength > 0 && o.Strength <= 1) {
-		return nil, fmt.Errorf("strength %g: want 0 < strength ≤ 1", o.Strength)
-	}
 	if o.Image == nil {
 		return nil, fmt.Errorf("img2img: no input image")
 	}
-	b := o.Image.Bounds()
-	if o.Width == 0 && o.Height == 0 {
-		o.Width, o.Height = b.Dx(), b.Dy()
-		if step := p.SizeStep(); o.Width%step != 0 || o.Height%step != 0 {
-			return nil, fmt.Errorf("img2img: the image is %d×%d; give -width and -height (multiples of %d) to resize it", o.Width, o.Height, step)
-		}
-	}
-	opts, err := p.withDefaults(o.Options)
+	opts, err := p.fromImageDefaults("img2img", o.Options, o.Image, o.Strength)
 	if err != nil {
 		return nil, err
 	}
@@ -51,6 +41,22 @@ func (p *Pipeline) Img2Img(o Img2ImgOptions) (*Result, error) {
 		return nil, err
 	}
 	return p.run(opts, &img2img{latents: latents, strength: o.Strength, noise: o.Noise})
+}
+
+// fromImageDefaults checks the strength and completes o for a run that
+// starts from img: without a width and height, the image's own size (which
+// must then fit SizeStep).
+func (p *Pipeline) fromImageDefaults(task string, o Options, img image.Image, strength float64) (Options, error) {
+	if !(strength > 0 && strength <= 1) {
+		return o, fmt.Errorf("strength %g: want 0 < strength ≤ 1", strength)
+	}
+	if b := img.Bounds(); o.Width == 0 && o.Height == 0 {
+		o.Width, o.Height = b.Dx(), b.Dy()
+		if step := p.SizeStep(); o.Width%step != 0 || o.Height%step != 0 {
+			return o, fmt.Errorf("%s: the image is %d×%d; give -width and -height (multiples of %d) to resize it", task, o.Width, o.Height, step)
+		}
+	}
+	return p.withDefaults(o)
 }
 
 // sampleFromImage noises the image latents to the first kept step and

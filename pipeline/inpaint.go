@@ -43,20 +43,10 @@ func (p *Pipeline) Inpaint(o InpaintOptions) (*Result, error) {
 	if o.Strength == 0 {
 		o.Strength = 1
 	}
-	if !(o.Strength > 0 && o.Strength <= 1) {
-		return nil, fmt.Errorf("strength %g: want 0 < strength ≤ 1", o.Strength)
-	}
 	if o.Image == nil || o.Mask == nil {
 		return nil, fmt.Errorf("inpaint: an image and a mask are needed")
 	}
-	b := o.Image.Bounds()
-	if o.Width == 0 && o.Height == 0 {
-		o.Width, o.Height = b.Dx(), b.Dy()
-		if step := p.SizeStep(); o.Width%step != 0 || o.Height%step != 0 {
-			return nil, fmt.Errorf("inpaint: the image is %d×%d; give the width and height (multiples of %d) to resize it", o.Width, o.Height, step)
-		}
-	}
-	opts, err := p.withDefaults(o.Options)
+	opts, err := p.fromImageDefaults("inpaint", o.Options, o.Image, o.Strength)
 	if err != nil {
 		return nil, err
 	}
@@ -107,6 +97,11 @@ func (p *Pipeline) encodeSample(x, eps *tensor.Tensor, seed, stream uint64) (*te
 // (repaint): grey ≥ 50 % is 1 (diffusers' mask processor binarizes at
 // 0.5), resized to w×h by nearest neighbour first when its size differs.
 func MaskTensor(dev tensor.Device, mask image.Image, w, h int) *tensor.Tensor {
+	return tensor.FromFloat32(dev, MaskValues(mask, w, h), 1, 1, h, w)
+}
+
+// MaskValues is MaskTensor's h×w values (row-major).
+func MaskValues(mask image.Image, w, h int) []float32 {
 	b := mask.Bounds()
 	v := make([]float32, h*w)
 	for y := range h {
@@ -117,7 +112,7 @@ func MaskTensor(dev tensor.Device, mask image.Image, w, h int) *tensor.Tensor {
 			}
 		}
 	}
-	return tensor.FromFloat32(dev, v, 1, 1, h, w)
+	return v
 }
 
 // downsampleNearest picks, for each of h×w cells, the pixel torch's

@@ -131,9 +131,7 @@ func runInpaint(args []string) error {
 		"With -model DIR instead: Stable Diffusion inpainting (see diffuse inpaint -model x -h).")
 	var r imageRun
 	addImageRunFlags(fs, &r, "inpainted.png", "fillings to make (different noise)")
-	maskPath := fs.String("mask", "", "mask image: white fills in, black keeps (grey thresholded at 50 %, resized to the image by nearest neighbour)")
-	rect := fs.String("rect", "", "or: fill the rectangle x,y,w,h (in the model's pixels)")
-	shape := fs.String("mask-shape", "", "or: a built-in mask: "+strings.Join(maskShapes, ", "))
+	mf := addMaskFlags(fs, "the model's")
 	method := fs.String("method", ddpm.InpaintRePaint, strings.Join(ddpm.InpaintMethods, ", "))
 	jump := fs.Int("jump", ddpm.DefaultJump, "RePaint: steps to jump back")
 	resample := fs.Int("resample", ddpm.DefaultResample, "RePaint: resamplings at each jump point")
@@ -142,16 +140,10 @@ func runInpaint(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	given := 0
-	for _, s := range []string{*maskPath, *rect, *shape} {
-		if s != "" {
-			given++
-		}
-	}
 	switch {
 	case *r.imgPath == "":
 		return fmt.Errorf("-image: the image to fill in is missing")
-	case given != 1:
+	case !mf.oneGiven():
 		return fmt.Errorf("give exactly one of -mask, -rect and -mask-shape")
 	case !slices.Contains(ddpm.InpaintMethods, *method):
 		return fmt.Errorf("-method: unknown method %q (want %s)", *method, strings.Join(ddpm.InpaintMethods, ", "))
@@ -167,19 +159,7 @@ func runInpaint(args []string) error {
 		return err
 	}
 	c, h, w, n := r.c, r.h, r.w, r.spec.n
-	var mask []float32
-	var err error
-	switch {
-	case *maskPath != "":
-		var resized bool
-		if mask, resized, err = pngMask(*maskPath, h, w); err == nil && resized {
-			fmt.Fprintf(os.Stderr, "note: -mask is not %d×%d: resized to the image by nearest neighbour\n", w, h)
-		}
-	case *rect != "":
-		mask, err = rectMask(*rect, h, w)
-	default:
-		mask, err = shapeMask(*shape, h, w, r.spec.seed)
-	}
+	mask, err := mf.values(h, w, r.spec.seed)
 	if err != nil {
 		return err
 	}

@@ -2,14 +2,15 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"image"
-	"image/color"
 	_ "image/jpeg"
 	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -105,26 +106,49 @@ func rectMask(spec string, h, w int) ([]float32, error) {
 // an image of another size is resized to h×w by nearest neighbour, and
 // resized reports it.
 func pngMask(path string, h, w int) (m []float32, resized bool, err error) {
-	f, err := os.Open(path)
+	img, err := readImage("-mask", path)
 	if err != nil {
-		return nil, false, fmt.Errorf("-mask: %w", err)
-	}
-	defer f.Close()
-	img, _, err := image.Decode(f)
-	if err != nil {
-		return nil, false, fmt.Errorf("-mask %s: not a readable PNG or JPEG image: %w", path, err)
+		return nil, false, err
 	}
 	b := img.Bounds()
-	m = make([]float32, h*w)
-	for y := range h {
-		for x := range w {
-			sx, sy := b.Min.X+x*b.Dx()/w, b.Min.Y+y*b.Dy()/h
-			if color.GrayModel.Convert(img.At(sx, sy)).(color.Gray).Y >= 128 {
-				m[y*w+x] = 1
-			}
+	return pipeline.MaskValues(img, w, h), b.Dx() != w || b.Dy() != h, nil
+}
+
+// maskFlags are -mask, -rect and -mask-shape, of which a command takes one.
+type maskFlags struct{ path, rect, shape *string }
+
+func addMaskFlags(fs *flag.FlagSet, pixels string) maskFlags {
+	return maskFlags{
+		path:  fs.String("mask", "", "mask image: white fills in, black keeps (grey thresholded at 50 %, resized to the image by nearest neighbour)"),
+		rect:  fs.String("rect", "", "or: fill the rectangle x,y,w,h (in "+pixels+" pixels)"),
+		shape: fs.String("mask-shape", "", "or: a built-in mask: "+strings.Join(maskShapes, ", ")),
+	}
+}
+
+func (m maskFlags) oneGiven() bool {
+	n := 0
+	for _, s := range []*string{m.path, m.rect, m.shape} {
+		if *s != "" {
+			n++
 		}
 	}
-	return m, b.Dx() != w || b.Dy() != h, nil
+	return n == 1
+}
+
+// values makes the h×w mask from whichever flag was given (seed draws the
+// random strokes).
+func (m maskFlags) values(h, w int, seed uint64) ([]float32, error) {
+	switch {
+	case *m.path != "":
+		v, resized, err := pngMask(*m.path, h, w)
+		if err == nil && resized {
+			fmt.Fprintf(os.Stderr, "note: -mask is not %d×%d: resized to the image by nearest neighbour\n", w, h)
+		}
+		return v, err
+	case *m.rect != "":
+		return rectMask(*m.rect, h, w)
+	}
+	return shapeMask(*m.shape, h, w, seed)
 }
 
 // usesModel reports a -model flag among args: a Stable Diffusion run.
@@ -149,9 +173,7 @@ func runInpaintSD(args []string) error {
 	var f sdFlags
 	addSDFlags(fs, &f)
 	in := fs.String("image", "", "input image (PNG or JPEG); resized to -width×-height when given")
-	maskPath := fs.String("mask", "", "mask image: white repaints, black keeps (grey thresholded at 50 %, resized to the image)")
-	rect := fs.String("rect", "", "or: repaint the rectangle x,y,w,h (in the input's pixels)")
-	shape := fs.String("mask-shape", "", "or: a built-in mask: "+strings.Join(maskShapes, ", "))
+	mf := addMaskFlags(fs, "the input's")
 	strength := fs.Float64("strength", 1, "0 < strength ≤ 1: 1 starts the masked part from pure noise")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -159,16 +181,10 @@ func runInpaintSD(args []string) error {
 	if err := f.check(); err != nil {
 		return err
 	}
-	given := 0
-	for _, s := range []string{*maskPath, *rect, *shape} {
-		if s != "" {
-			given++
-		}
-	}
 	switch {
 	case *in == "":
 		return fmt.Errorf("-image: give the input image")
-	case given != 1:
+	case !mf.oneGiven():
 		return fmt.Errorf("give exactly one of -mask, -rect and -mask-shape")
 	case !(*strength > 0 && *strength <= 1):
 		return fmt.Errorf("-strength %v: want 0 < strength ≤ 1", *strength)
@@ -177,32 +193,16 @@ func runInpaintSD(args []string) error {
 	if err != nil {
 		return err
 	}
-	var mask image.Image
-	if *maskPath != "" {
-		if mask, err = readImage("-mask", *maskPath); err != nil {
-			return err
-		}
-		if mask.Bounds().Size() != img.Bounds().Size() {
-			fmt.Fprintf(os.Stderr, "note: -mask is %v, the image %v: resized by nearest neighbour\n", mask.Bounds().Size(), img.Bounds().Size())
-		}
-	} else {
-		h, w := img.Bounds().Dy(), img.Bounds().Dx()
-		var m []float32
-		if *rect != "" {
-			m, err = rectMask(*rect, h, w)
-		} else {
-			m, err = shapeMask(*shape, h, w, f.seed)
-		}
-		if err != nil {
-			return err
-		}
-		g := image.NewGray(image.Rect(0, 0, w, h))
-		for i, v := range m {
-			g.Pix[i] = uint8(255 * v)
-		}
-		mask = g
+	h, w := img.Bounds().Dy(), img.Bounds().Dx()
+	m, err := mf.values(h, w, f.seed) // at the input's size
+	if err != nil {
+		return err
 	}
-	if !hasWhite(mask) { // nothing to repaint: the input, as it is
+	mask := image.NewGray(image.Rect(0, 0, w, h))
+	for i, v := range m {
+		mask.Pix[i] = uint8(255 * v)
+	}
+	if !slices.Contains(m, 1) { // nothing to repaint: the input, as it is
 		fmt.Fprintln(os.Stderr, "note: the mask is all black: nothing to repaint; writing the input unchanged")
 		var buf bytes.Buffer
 		if err := png.Encode(&buf, img); err != nil {
@@ -213,19 +213,6 @@ func runInpaintSD(args []string) error {
 	return generate(&f, "inpaint", func(p *pipeline.Pipeline, o pipeline.Options) (*pipeline.Result, error) {
 		return p.Inpaint(pipeline.InpaintOptions{Options: o, Image: img, Mask: mask, Strength: *strength})
 	})
-}
-
-// hasWhite reports a pixel of the mask that repaints (grey ≥ 50 %).
-func hasWhite(mask image.Image) bool {
-	b := mask.Bounds()
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			if color.GrayModel.Convert(mask.At(x, y)).(color.Gray).Y >= 128 {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // modelInput reads -image as a c×size×size model input in [-1, 1],
