@@ -143,8 +143,10 @@ func swapIn(dir, from string) error {
 	return removeCheckpoint(old)
 }
 
-// removeCheckpoint deletes a checkpoint folder, its marker first, so that a
-// crash half-way leaves a folder that is no longer taken as complete.
+// removeCheckpoint deletes a checkpoint folder, its marker first and then
+// its training state, so that a crash half-way leaves a folder that is no
+// longer taken as complete — not even as a marker-less older-format one,
+// which counts as complete while its training state reads.
 func removeCheckpoint(dir string) error {
 	if err := os.Remove(filepath.Join(dir, completeFile)); err != nil && !os.IsNotExist(err) {
 		return err

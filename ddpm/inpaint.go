@@ -177,20 +177,10 @@ func Inpaint(s *Schedule, sm Sampler, model Model, xT *tensor.Tensor, rng *rand.
 			sm.Reset() // a multistep solver's history is of another trajectory now
 			continue
 		}
-		t := points[mv.p]
-		out, err := model(x, t)
+		var err error
+		x, err = s.step(sm, model, x, mv.p, noise, opt, func(x *tensor.Tensor) *tensor.Tensor { return combine(x, kept(mv.p+1)) })
 		if err != nil {
-			return nil, fmt.Errorf("%s step %d (t=%d): %w", sm.Name(), mv.p, t, err)
-		}
-		err = tensor.Catch(func() {
-			pred := s.convert(opt.Objective, out, x, t, opt.Clip)
-			x = combine(sm.Step(mv.p, x, pred, noise), kept(mv.p+1))
-			if opt.OnStep != nil {
-				opt.OnStep(mv.p, t, x, pred.X0)
-			}
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%s step %d (t=%d): %w", sm.Name(), mv.p, t, err)
+			return nil, err
 		}
 	}
 	return x, nil

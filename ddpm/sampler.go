@@ -47,24 +47,36 @@ func sampleFrom(s *Schedule, sm Sampler, model Model, x *tensor.Tensor, start in
 	}
 	sm.Reset()
 	noise := func() *tensor.Tensor { return Randn(x.Device(), rng, x.Shape()...) }
-	for i, t := range sm.Timesteps() {
-		if i < start {
-			continue
+	for i := start; i < len(sm.Timesteps()); i++ {
+		var err error
+		if x, err = s.step(sm, model, x, i, noise, opt, nil); err != nil {
+			return nil, err
 		}
-		out, err := model(x, t)
-		if err != nil {
-			return nil, fmt.Errorf("%s step %d (t=%d): %w", sm.Name(), i, t, err)
+	}
+	return x, nil
+}
+
+// step evaluates the model at point i and takes the sampler's step from x;
+// after (may be nil) then rewrites the result (inpainting's kept region),
+// and opt.OnStep sees it.
+func (s *Schedule) step(sm Sampler, model Model, x *tensor.Tensor, i int, noise func() *tensor.Tensor, opt SampleOptions, after func(*tensor.Tensor) *tensor.Tensor) (*tensor.Tensor, error) {
+	t := sm.Timesteps()[i]
+	out, err := model(x, t)
+	if err != nil {
+		return nil, fmt.Errorf("%s step %d (t=%d): %w", sm.Name(), i, t, err)
+	}
+	err = tensor.Catch(func() {
+		p := s.convert(opt.Objective, out, x, t, opt.Clip)
+		x = sm.Step(i, x, p, noise)
+		if after != nil {
+			x = after(x)
 		}
-		err = tensor.Catch(func() {
-			p := s.convert(opt.Objective, out, x, t, opt.Clip)
-			x = sm.Step(i, x, p, noise)
-			if opt.OnStep != nil {
-				opt.OnStep(i, t, x, p.X0)
-			}
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%s step %d (t=%d): %w", sm.Name(), i, t, err)
+		if opt.OnStep != nil {
+			opt.OnStep(i, t, x, p.X0)
 		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s step %d (t=%d): %w", sm.Name(), i, t, err)
 	}
 	return x, nil
 }
