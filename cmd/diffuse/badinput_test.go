@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -441,6 +442,32 @@ func TestBadInput(t *testing.T) {
 	add("unicorn", "sample", "-checkpoint", f.ckpt, "-safety-checker", "judge:unicorn", "-out", "s.png")
 	add("threshold", "sample", "-checkpoint", f.ckpt, "-safety-checker", "judge:bag:2", "-out", "s.png")
 	gen("-safety", "-model", f.pipe, "-safety", "maybe", "-out", "g.png")
+
+	add("-watermark", "sample", "-checkpoint", f.ckpt, "-watermark", "maybe", "-out", "s.png")
+	gen("-watermark", "-model", f.pipe, "-watermark", "0", "-out", "g.png")
+	add("give one or more images", "detect")
+	add("no such file", "detect", filepath.Join(f.dir, "none.png"))
+	add("not a PNG or JPEG", "detect", f.garbage)
+	withChecker := func(name, file, content string) string {
+		return pipeWith(name, func(d string) {
+			_, here, _, _ := runtime.Caller(0)
+			src := filepath.Join(filepath.Dir(here), "..", "..", "testdata", "safety", "tiny-safety")
+			for _, part := range []string{"safety_checker", "feature_extractor"} {
+				os.MkdirAll(filepath.Join(d, part), 0o755)
+				entries, _ := os.ReadDir(filepath.Join(src, part))
+				for _, e := range entries {
+					b, _ := os.ReadFile(filepath.Join(src, part, e.Name()))
+					os.WriteFile(filepath.Join(d, part, e.Name()), b, 0o644)
+				}
+			}
+			os.WriteFile(filepath.Join(d, file), []byte(content), 0o644)
+		})
+	}
+	gen("safety_checker/config.json", "-model", withChecker("sd-checker-json", "safety_checker/config.json", "{vision"), "-out", "g.png")
+	gen("num_attention_heads", "-model", withChecker("sd-checker-heads", "safety_checker/config.json",
+		`{"projection_dim": 16, "vision_config": {"hidden_size": 32, "num_attention_heads": 5, "image_size": 32, "patch_size": 8}}`), "-out", "g.png")
+	gen("crop_size", "-model", withChecker("sd-checker-crop", "feature_extractor/preprocessor_config.json", `{"crop_size": 0}`), "-out", "g.png")
+	gen("model.safetensors", "-model", withChecker("sd-checker-weights", "safety_checker/model.safetensors", "garbage!garbage!"), "-out", "g.png")
 
 	// inspect, eval, noise, schedules.
 	add("inspect", "inspect")
