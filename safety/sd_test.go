@@ -313,3 +313,48 @@ func TestClassifierChecker(t *testing.T) {
 		t.Errorf("ParseCheckerSpec: %v %v %v", f, th, err)
 	}
 }
+
+// FuzzParsePreprocessor: no preprocessor_config.json may panic the parser;
+// what it accepts preprocesses a small image without panicking.
+func FuzzParsePreprocessor(f *testing.F) {
+	for _, seed := range []string{
+		`{"crop_size": {"height": 32, "width": 32}, "size": {"shortest_edge": 32}, "resample": 3}`,
+		`{"crop_size": 224, "size": 224}`, `{"crop_size": 0}`, `{"size": {"height": 8, "width": 9}, "do_center_crop": false}`,
+		`{"image_std": [0, 1, 1]}`, `{"resample": 7}`, `{"size": 1e9}`, `[]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := safety.ParsePreprocessor("fuzz", data)
+		if err != nil {
+			return
+		}
+		if p.DoResize && (p.ShortestEdge > 64 || p.Height > 64 || p.Width > 64) || p.DoCenterCrop && p.CropH*p.CropW > 64*64 {
+			return // valid, but too big to run in a fuzz iteration
+		}
+		img := safety.RGB{H: 5, W: 7, Pix: make([]uint8, 3*5*7)}
+		_ = p.PixelValues(img)
+	})
+}
+
+// FuzzVisionFromCLIPConfig: no safety_checker/config.json may panic the
+// parser, and what it accepts builds on a shapes-only device.
+func FuzzVisionFromCLIPConfig(f *testing.F) {
+	for _, seed := range []string{
+		`{"projection_dim": 16, "vision_config": {"hidden_size": 32, "num_attention_heads": 4, "image_size": 32, "patch_size": 8}}`,
+		`{"vision_config_dict": {"hidden_size": 1024, "patch_size": 14}, "projection_dim": 768}`,
+		`{"vision_config": {"hidden_size": 1099511627776}}`, `{"vision_config": {"num_hidden_layers": 10000000}}`,
+		`{"vision_config": {"patch_size": 0}}`, `{"projection_dim": -1}`, `{"vision_config": null}`, `[]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		vc, proj, err := clip.VisionFromCLIPConfig("fuzz", data)
+		if err != nil {
+			return
+		}
+		if _, n := safety.StateDictShapes(vc, proj); n <= 0 {
+			t.Fatalf("an accepted config (%+v, projection %d) built nothing", vc, proj)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"image/png"
 	"math"
 	"math/bits"
 	"math/rand/v2"
@@ -209,4 +210,25 @@ func TestSmallImages(t *testing.T) {
 	if d := Detect(image.NewNRGBA(image.Rect(0, 0, 32, 32))); d.Present {
 		t.Error("a watermark was found in a blank 32×32 image")
 	}
+}
+
+// FuzzDetect: any decodable image, of any size, is read without a panic,
+// and a blank one never shows a watermark.
+func FuzzDetect(f *testing.F) {
+	for _, size := range [][2]int{{1, 1}, {64, 32}, {65, 33}, {128, 128}, {300, 40}} {
+		var buf bytes.Buffer
+		png.Encode(&buf, image.NewGray(image.Rect(0, 0, size[0], size[1])))
+		f.Add(buf.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := png.DecodeConfig(bytes.NewReader(data))
+		if err != nil || cfg.Width*cfg.Height > 1<<20 {
+			return
+		}
+		img, err := png.Decode(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		_ = Detect(img)
+	})
 }
