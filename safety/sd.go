@@ -86,27 +86,16 @@ func LoadSDCheckerWith(dev tensor.Device, dir string, storage nn.Storage) (*SDCh
 	if nc < 1 || nc > 1024 || ns < 0 || ns > 1024 {
 		return nil, fmt.Errorf("safety checker: %s: %d concepts and %d special ones: want 1 … 1024", weights, nc, ns)
 	}
-	shapes := tensor.ShapesOnly()
-	vision, err := clip.NewVisionModel(shapes, vc, nil)
+	c, cw, sw, ps, err := shapesOnly(vc, proj, nc, ns)
 	if err != nil {
 		return nil, err
 	}
-	c := &SDChecker{Vision: vision, Projection: nn.NewLinear(shapes, nil, vc.HiddenSize, proj, false),
-		Concepts: tensor.Zeros(shapes, nc, proj), Special: tensor.Zeros(shapes, ns, proj),
-		Preprocess: pre, Device: dev}
-	cw, sw := tensor.Zeros(shapes, nc), tensor.Zeros(shapes, ns)
-	var ps nn.ParamList
-	ps.Add("", "concept_embeds", c.Concepts)
-	ps.Add("", "special_care_embeds", c.Special)
-	ps.Add("", "concept_embeds_weights", cw)
-	ps.Add("", "special_care_embeds_weights", sw)
-	vision.Collect("vision_model.vision_model.", &ps)
-	c.Projection.Collect("visual_projection.", &ps)
+	c.Preprocess, c.Device = pre, dev
 	ignore := func(k string) bool { return strings.HasSuffix(k, "embeddings.position_ids") }
 	if err := nn.LoadParams(ps, st, nn.LoadOptions{Ignore: ignore, Storage: storage, Device: dev}); err != nil {
 		return nil, err
 	}
-	vision.Device = dev
+	c.Vision.Device = dev
 	if c.ConceptW, err = cw.Float32s(); err != nil {
 		return nil, err
 	}
@@ -232,34 +221,32 @@ func (c *SDChecker) score(e []float64) SDScores {
 	return s
 }
 
-// StateDictShapes lists "key DTYPE [shape]" of the checker's state dict
-// for a config (on a shapes-only device, nothing allocated), in PyTorch's
-// order, and the parameter count.
-func StateDictShapes(vc clip.VisionConfig, proj int) ([]string, int) {
+// StateDictParams builds the checker's parameters for a config on a
+// shapes-only device (nothing allocated), in PyTorch's state-dict order.
+func StateDictParams(vc clip.VisionConfig, proj int) ([]nn.Param, error) {
+	_, _, _, ps, err := shapesOnly(vc, proj, 17, 3)
+	return ps, err
+}
+
+// shapesOnly builds a checker of nc concepts and ns special ones on a
+// shapes-only device, with its thresholds and its parameter list in
+// PyTorch's state-dict order (loading binds them to a device).
+func shapesOnly(vc clip.VisionConfig, proj, nc, ns int) (c *SDChecker, cw, sw *tensor.Tensor, ps nn.ParamList, err error) {
 	shapes := tensor.ShapesOnly()
 	vision, err := clip.NewVisionModel(shapes, vc, nil)
 	if err != nil {
-		return nil, 0
+		return nil, nil, nil, nil, err
 	}
-	var ps nn.ParamList
-	ps.Add("", "concept_embeds", tensor.Zeros(shapes, 17, proj))
-	ps.Add("", "special_care_embeds", tensor.Zeros(shapes, 3, proj))
-	ps.Add("", "concept_embeds_weights", tensor.Zeros(shapes, 17))
-	ps.Add("", "special_care_embeds_weights", tensor.Zeros(shapes, 3))
+	c = &SDChecker{Vision: vision, Projection: nn.NewLinear(shapes, nil, vc.HiddenSize, proj, false),
+		Concepts: tensor.Zeros(shapes, nc, proj), Special: tensor.Zeros(shapes, ns, proj)}
+	cw, sw = tensor.Zeros(shapes, nc), tensor.Zeros(shapes, ns)
+	ps.Add("", "concept_embeds", c.Concepts)
+	ps.Add("", "special_care_embeds", c.Special)
+	ps.Add("", "concept_embeds_weights", cw)
+	ps.Add("", "special_care_embeds_weights", sw)
 	vision.Collect("vision_model.vision_model.", &ps)
-	nn.NewLinear(shapes, nil, vc.HiddenSize, proj, false).Collect("visual_projection.", &ps)
-	var out []string
-	n := 0
-	for _, p := range ps {
-		s := p.T.Shape()
-		dims := make([]string, len(s))
-		for i, d := range s {
-			dims[i] = fmt.Sprint(d)
-		}
-		out = append(out, fmt.Sprintf("%s F32 [%s]", p.Name, strings.Join(dims, ", ")))
-		n += p.T.Numel()
-	}
-	return out, n
+	c.Projection.Collect("visual_projection.", &ps)
+	return c, cw, sw, ps, nil
 }
 
 // Name implements Checker.
