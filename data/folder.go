@@ -61,6 +61,17 @@ func decodeFile(path string, size, channels int) ([]byte, error) {
 	return resizeCrop(img, size, channels), nil
 }
 
+// ImageValues is img resized and centre-cropped as LoadFolder does, as
+// (channels, size, size) values in [−1, 1] (channels 1 or 3).
+func ImageValues(img image.Image, size, channels int) []float32 {
+	pix := resizeCrop(img, size, channels)
+	out := make([]float32, len(pix))
+	for i, b := range pix {
+		out[i] = float32(b)/127.5 - 1
+	}
+	return out
+}
+
 // resizeCrop returns the image as (channels, size, size) bytes.
 func resizeCrop(img image.Image, size, channels int) []byte {
 	b := img.Bounds()

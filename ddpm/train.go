@@ -29,6 +29,7 @@ type TrainConfig struct {
 	Batch       int     `json:"batch"`
 	LR          float64 `json:"lr"`
 	WarmupSteps int     `json:"warmup_steps"`
+	LRDecay     string  `json:"lr_decay,omitempty"` // after the warm-up: "" or "constant", or "cosine" (to 0 at Steps)
 	WeightDecay float64 `json:"weight_decay"`
 	ClipNorm    float64 `json:"clip_norm"`     // 0: no clipping
 	EMADecay    float64 `json:"ema_decay"`     // the cap; the warm-up is (1+n)/(10+n)
@@ -62,6 +63,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("warmup: want 0 … %d, have %d", MaxTrainSteps, c.WarmupSteps)
 	case !(c.WeightDecay >= 0 && finite(c.WeightDecay)):
 		return fmt.Errorf("weight-decay: want a finite value ≥ 0, have %g", c.WeightDecay)
+	case c.LRDecay != "" && c.LRDecay != LRConstant && c.LRDecay != LRCosine:
+		return fmt.Errorf("lr-decay: want %s or %s, have %q", LRConstant, LRCosine, c.LRDecay)
 	case !(c.EMADecay >= 0 && c.EMADecay < 1):
 		return fmt.Errorf("ema: want 0 ≤ decay < 1, have %g", c.EMADecay)
 	case !(c.CondDrop >= 0 && c.CondDrop < 1):
@@ -216,14 +219,25 @@ func (tr *Trainer) sampleBatch() trainBatch {
 	return bt
 }
 
-// learningRate is the peak rate after a linear warm-up.
+// learningRate rises linearly over the warm-up, then stays at the peak
+// (constant) or follows half a cosine down to zero at the last step.
 func (tr *Trainer) learningRate() float64 {
 	tc := tr.Config
 	if tc.WarmupSteps > 0 && tr.Step < tc.WarmupSteps {
 		return tc.LR * float64(tr.Step+1) / float64(tc.WarmupSteps)
 	}
+	if tc.LRDecay == LRCosine && tc.Steps > tc.WarmupSteps {
+		f := float64(tr.Step-tc.WarmupSteps) / float64(tc.Steps-tc.WarmupSteps)
+		return tc.LR * 0.5 * (1 + math.Cos(math.Pi*min(f, 1)))
+	}
 	return tc.LR
 }
+
+// Learning-rate decays after the warm-up (TrainConfig.LRDecay).
+const (
+	LRConstant = "constant"
+	LRCosine   = "cosine"
+)
 
 // lossStep runs forward, loss, backward, clipping, the optimizer and the EMA
 // on one batch. A non-finite loss returns ErrNonFinite before any update.

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -49,6 +50,10 @@ type Options struct {
 	// a hash of the model's name and the seed) that images of
 	// watermark.MinSide pixels or more get.
 	NoWatermark bool
+	// Context, when set, stops the run before its next model evaluation
+	// once it is done (cancelled or past its deadline); the run then
+	// returns the context's error (context.Cause).
+	Context context.Context
 }
 
 // Result is what a run makes.
@@ -204,6 +209,15 @@ func (p *Pipeline) run(o Options, i2i *img2img) (*Result, error) {
 	f, L := p.ImageFactor(), p.VAE.Config.LatentChannels
 	h, w := o.Height/f, o.Width/f
 	model := p.guidedModel(cond, uncond, o.Guidance)
+	if ctx := o.Context; ctx != nil {
+		inner := model
+		model = func(xt *tensor.Tensor, t float64) (*tensor.Tensor, error) {
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
+			return inner(xt, t)
+		}
+	}
 	if p.IsInpainting() {
 		if i2i == nil || !i2i.inpaint {
 			return nil, fmt.Errorf("%s: an inpainting U-Net (in_channels %d) needs an image and a mask (Inpaint; diffuse inpaint -model)", p.Dir, p.UNet.Config.InChannels)

@@ -5,6 +5,7 @@
 //	diffuse generate   text-to-image with a Stable Diffusion 1.x/2.x folder in diffusers layout
 //	diffuse img2img    image-to-image with a Stable Diffusion folder or a checkpoint (SDEdit)
 //	diffuse inpaint    fill in the masked part of an image with a checkpoint's model
+//	diffuse serve      a web page and OpenAI- and A1111-compatible HTTP APIs
 //	diffuse detect     find the invisible watermark in generated images
 //	diffuse inspect    what a PNG, a checkpoint or a Stable Diffusion folder holds
 //	diffuse eval       measure sample quality against real images (FD-FMNIST or FID, IS, KID, precision/recall)
@@ -40,6 +41,7 @@ var commands = []command{
 	{"generate", "text-to-image with a Stable Diffusion folder (diffusers layout)", runGenerate},
 	{"img2img", "image-to-image: a Stable Diffusion folder (-model) or a checkpoint (-checkpoint, SDEdit)", runImg2Img},
 	{"inpaint", "fill in the masked part of an image (RePaint, replace, replace-clean)", runInpaint},
+	{"serve", "a web page and OpenAI/A1111-compatible HTTP APIs for checkpoints and SD folders", runServe},
 	{"detect", "find the invisible watermark in images (PNG or JPEG)", runDetect},
 	{"inspect", "what a PNG (its generation parameters), a checkpoint or an SD folder holds", runInspect},
 	{"eval", "measure sample quality: FD-FMNIST/FID, IS, KID, precision/recall, class accuracy", runEval},

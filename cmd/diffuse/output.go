@@ -213,6 +213,17 @@ func watermarkNote(o outputFlags, payload uint64) string {
 // writeMarked writes an image whose watermark (payload, 0 for none) is
 // already in it.
 func writeMarked(path string, img image.Image, params string, prov provenance, o outputFlags, payload uint64) error {
+	b, err := encodeMarked(img, params, prov, o, payload)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nn.WriteFileAtomic(path, b)
+}
+
+// encodeMarked is the PNG file of an image whose watermark (payload, 0 for
+// none) is already in it, with its parameters text and provenance record
+// (unless -no-metadata).
+func encodeMarked(img image.Image, params string, prov provenance, o outputFlags, payload uint64) ([]byte, error) {
 	prov.Watermark = watermarkNote(o, payload)
 	var chunks []pngtext.Chunk
 	if !*o.noMeta {
@@ -220,7 +231,7 @@ func writeMarked(path string, img image.Image, params string, prov provenance, o
 		prov.Width, prov.Height = b.Dx(), b.Dy()
 		rec, err := json.Marshal(prov)
 		if err != nil {
-			return fmt.Errorf("provenance of %s: %w", path, err)
+			return nil, fmt.Errorf("provenance: %w", err)
 		}
 		if params != "" {
 			chunks = append(chunks, pngtext.Chunk{Key: "parameters", Value: params})
@@ -229,9 +240,9 @@ func writeMarked(path string, img image.Image, params string, prov provenance, o
 	}
 	var buf bytes.Buffer
 	if err := pngtext.Encode(&buf, img, chunks); err != nil {
-		return fmt.Errorf("encode %s: %w", path, err)
+		return nil, fmt.Errorf("encode: %w", err)
 	}
-	return nn.WriteFileAtomic(path, buf.Bytes())
+	return buf.Bytes(), nil
 }
 
 // parametersText is the "parameters" text of an image of this engine's

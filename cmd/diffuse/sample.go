@@ -145,14 +145,22 @@ const (
 	maxHeldBytes    = 2e9
 )
 
+// How checkpoints of this engine are sampled by default (diffuse sample,
+// eval, img2img, inpaint and serve).
+const (
+	defaultSampler     = "dpm++2m"
+	defaultSampleSteps = 20
+	defaultGuidance    = 2.0
+)
+
 // samplerFlags adds the flags that choose how to sample (sample and eval).
 func samplerFlags(fs *flag.FlagSet, spec *sampleSpec) {
-	fs.StringVar(&spec.sampler, "sampler", "dpm++2m", "ddpm, ddpm-large, ddim or dpm++2m")
-	fs.IntVar(&spec.steps, "steps", 20, "model evaluations (ddpm: use the schedule's T for the original)")
+	fs.StringVar(&spec.sampler, "sampler", defaultSampler, "ddpm, ddpm-large, ddim or dpm++2m")
+	fs.IntVar(&spec.steps, "steps", defaultSampleSteps, "model evaluations (ddpm: use the schedule's T for the original)")
 	fs.StringVar(&spec.spacing, "spacing", "", "timestep spacing for ddpm/ddim: leading, trailing, linspace")
 	fs.Float64Var(&spec.eta, "eta", 0, "DDIM η (0: deterministic)")
 	fs.Uint64Var(&spec.seed, "seed", 0, "seed of the initial noise (and of DDPM's noise)")
-	fs.Float64Var(&spec.guidance, "guidance", 2, "classifier-free guidance scale (1: conditional only, 0: unconditional)")
+	fs.Float64Var(&spec.guidance, "guidance", defaultGuidance, "classifier-free guidance scale (1: conditional only, 0: unconditional)")
 	fs.Float64Var(&spec.rescale, "rescale", 0, "guidance rescale φ (0: off, 0.7 is usual)")
 }
 

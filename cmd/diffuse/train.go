@@ -41,6 +41,7 @@ func runTrain(args []string) error {
 	fs.IntVar(&tc.Batch, "batch", defaultBatch, "images per step")
 	fs.Float64Var(&tc.LR, "lr", tc.LR, "peak learning rate of AdamW")
 	fs.IntVar(&tc.WarmupSteps, "warmup", 20, "steps of linear learning-rate warm-up")
+	fs.StringVar(&tc.LRDecay, "lr-decay", ddpm.LRConstant, "learning rate after the warm-up: constant, or cosine (to 0 at the last step)")
 	fs.Float64Var(&tc.WeightDecay, "weight-decay", tc.WeightDecay, "AdamW decoupled weight decay")
 	fs.Float64Var(&tc.ClipNorm, "clip", tc.ClipNorm, "clip the global gradient norm to this (0: off)")
 	fs.Float64Var(&tc.EMADecay, "ema", 0.995, "EMA decay cap (the warm-up is (1+n)/(10+n))")
