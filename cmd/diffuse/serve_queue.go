@@ -10,6 +10,7 @@ import (
 	"image"
 	"image/png"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -162,6 +163,7 @@ type queue struct {
 	reg     *registry
 	gallery *gallery
 	stopped chan struct{} // closed when the worker has returned
+	merged  atomic.Int64  // jobs that joined another's batch
 }
 
 func newQueue(limit int, reg *registry, g *gallery) *queue {
@@ -270,6 +272,7 @@ func (q *queue) next() []*job {
 	}
 	q.pending = keep
 	q.running = batch
+	q.merged.Add(int64(len(batch) - 1))
 	return batch
 }
 
