@@ -14,6 +14,8 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -971,4 +973,66 @@ func BenchmarkServeLoad(b *testing.B) {
 	b.ReportMetric(st.p95*1e3, "p95-ms")
 	b.ReportMetric(st.imagesPerSec, "images/s")
 	b.ReportMetric(float64(st.refused), "refused")
+}
+
+// TestServeOpenAINodeClient: the official openai npm package, its baseURL
+// pointed at the server, generates (b64_json and url) and edits PNGs of the
+// size asked, lists the models and sees OpenAI's errors. It needs node and
+// the package: GODIFFUSE_NODE_MODULES names the node_modules folder that
+// holds openai (.ci/run installs it); GODIFFUSE_REQUIRE_NODE=1 makes its
+// absence a failure.
+func TestServeOpenAINodeClient(t *testing.T) {
+	modules := os.Getenv("GODIFFUSE_NODE_MODULES")
+	node, err := exec.LookPath("node")
+	if modules == "" || err != nil {
+		if os.Getenv("GODIFFUSE_REQUIRE_NODE") == "1" {
+			t.Fatalf("node (%v) or GODIFFUSE_NODE_MODULES (%q) missing", err, modules)
+		}
+		t.Skip("needs node and GODIFFUSE_NODE_MODULES with the openai package (npm install openai@4)")
+	}
+	ts := startServer(t, func(c *serverConfig) { c.apiKey = "sk-test" })
+	dir := t.TempDir()
+	img, mask := filepath.Join(dir, "image.png"), filepath.Join(dir, "mask.png")
+	os.WriteFile(img, pngOf(testPicture(32, 32, false)), 0o644)
+	os.WriteFile(mask, pngOf(testPicture(32, 32, true)), 0o644)
+	cmd := exec.Command(node, filepath.Join("testdata", "openai_client.cjs"))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "BASE_URL="+ts.url, "API_KEY=sk-test", "IMAGE="+img, "MASK="+mask)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	outb, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stderr.String())
+	}
+	var out struct {
+		Models   []string `json:"models"`
+		Generate []string `json:"generate"`
+		URL      []string `json:"url"`
+		Edit     []string `json:"edit"`
+		Error    struct {
+			Status int    `json:"status"`
+			Code   string `json:"code"`
+		} `json:"error"`
+		Auth struct {
+			Status int `json:"status"`
+		} `json:"auth"`
+	}
+	mustJSON(t, outb, &out)
+	if !slices.Equal(out.Models, []string{"tiny-pipeline", "fmnist"}) {
+		t.Errorf("models %v", out.Models)
+	}
+	if len(out.Generate) != 2 || len(out.Edit) != 1 || len(out.URL) != 1 {
+		t.Fatalf("images: %d generated, %d edited, %d urls", len(out.Generate), len(out.Edit), len(out.URL))
+	}
+	for _, b64 := range append(out.Generate, out.Edit...) {
+		b, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decodePNG(t, b, 32, 32)
+	}
+	_, _, b := call(t, "GET", out.URL[0], "", nil)
+	decodePNG(t, b, 56, 56)
+	if out.Error.Status != 404 || out.Error.Code != "model_not_found" || out.Auth.Status != 401 {
+		t.Errorf("errors as the package sees them: %+v, auth %+v", out.Error, out.Auth)
+	}
 }
