@@ -672,6 +672,7 @@ func TestServeBadInput(t *testing.T) {
 		{"unknown model", gen, "application/json", js(map[string]any{"prompt": "x", "model": "../../etc/passwd"}), 404},
 		{"unknown sampler", gen, "application/json", js(map[string]any{"prompt": "x", "sampler": "heun"}), 400},
 		{"response_format", gen, "application/json", js(map[string]any{"prompt": "x", "response_format": "jpeg"}), 400},
+		{"beyond the memory budget", gen, "application/json", js(map[string]any{"prompt": "x", "size": "2048x2048"}), 413},
 		{"checkpoint size", gen, "application/json", js(map[string]any{"prompt": "bag", "model": "fmnist", "size": "56x28"}), 400},
 		{"A1111 malformed", a1, "application/json", []byte(`[1, 2`), 422},
 		{"A1111 width 0", a1, "application/json", js(map[string]any{"prompt": "x", "width": 0}), 400},
@@ -1034,5 +1035,51 @@ func TestServeOpenAINodeClient(t *testing.T) {
 	decodePNG(t, b, 56, 56)
 	if out.Error.Status != 404 || out.Error.Code != "model_not_found" || out.Auth.Status != 401 {
 		t.Errorf("errors as the package sees them: %+v, auth %+v", out.Error, out.Auth)
+	}
+}
+
+// fakeBackend stands in for a model in the registry test.
+type fakeBackend struct{ name string }
+
+func (f *fakeBackend) info() modelInfo                 { return modelInfo{Name: f.name} }
+func (f *fakeBackend) mergeable(_, _ *genRequest) bool { return false }
+func (f *fakeBackend) run(context.Context, []*genRequest, progressFunc) ([][]*genImage, error) {
+	return nil, nil
+}
+
+// TestRegistryKeepsModelsWithinBudget: loading a model beyond the budget
+// evicts the least recently used one; one model always stays.
+func TestRegistryKeepsModelsWithinBudget(t *testing.T) {
+	loads := map[string]int{}
+	r := &registry{loaded: map[string]*loadedModel{}, budget: 250, current: "a",
+		load: func(s *modelSource) (backend, error) { loads[s.name]++; return &fakeBackend{s.name}, nil }}
+	for _, n := range []string{"a", "b", "c"} {
+		r.sources = append(r.sources, &modelSource{name: n, bytes: 100})
+	}
+	r.sources[2].bytes = 1000 // bigger than the budget alone
+	for _, step := range []struct {
+		get    string
+		loaded []string
+	}{
+		{"a", []string{"a"}}, {"b", []string{"a", "b"}}, {"a", []string{"a", "b"}}, {"c", []string{"c"}},
+		{"b", []string{"b"}}, {"a", []string{"a", "b"}}, {"", []string{"a", "b"}},
+	} {
+		if _, err := r.get(step.get); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for n := range r.loaded {
+			got = append(got, n)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, step.loaded) {
+			t.Errorf("after get(%q): loaded %v, want %v", step.get, got, step.loaded)
+		}
+	}
+	if loads["a"] != 2 || loads["b"] != 2 || loads["c"] != 1 {
+		t.Errorf("loads %v", loads)
+	}
+	if _, err := r.get("d"); err == nil {
+		t.Error("an unknown model loaded")
 	}
 }
