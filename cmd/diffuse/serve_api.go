@@ -248,7 +248,7 @@ func transparentMask(img image.Image) (mask *image.Gray, any bool) {
 }
 
 func (s *server) openaiModels(w http.ResponseWriter, r *http.Request) {
-	var data []map[string]any
+	data := []map[string]any{}
 	for _, mi := range s.reg.infos() {
 		data = append(data, openaiModelEntry(mi, s.started))
 	}
@@ -753,7 +753,7 @@ func (s *server) webModels(w http.ResponseWriter, r *http.Request) {
 		modelInfo
 		Loaded bool `json:"loaded"`
 	}
-	var models []entry
+	models := []entry{}
 	for _, mi := range s.reg.infos() {
 		models = append(models, entry{mi, s.reg.isLoaded(mi.Name)})
 	}

@@ -14,6 +14,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -1081,5 +1082,34 @@ func TestRegistryKeepsModelsWithinBudget(t *testing.T) {
 	}
 	if _, err := r.get("d"); err == nil {
 		t.Error("an unknown model loaded")
+	}
+}
+
+// TestServeWithoutModels: with nothing to serve the server still starts;
+// the page says which command makes a model and the APIs answer 503.
+func TestServeWithoutModels(t *testing.T) {
+	s, err := newServer(serverConfig{queue: 4, budget: 1e9, maxBody: 1 << 20, loopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.handler()
+	for _, c := range []struct {
+		method, path, body string
+		status             int
+		want               string
+	}{
+		{"GET", "/api/models", "", 200, "go run ./cmd/diffuse train"},
+		{"POST", "/v1/images/generations", `{"prompt": "x"}`, 503, "diffuse train"},
+		{"POST", "/sdapi/v1/txt2img", `{"prompt": "x"}`, 503, "diffuse train"},
+		{"GET", "/sdapi/v1/options", "", 200, `"sd_model_checkpoint":null`},
+		{"GET", "/v1/models", "", 200, `"data":[]`},
+	} {
+		req := httptest.NewRequest(c.method, "http://localhost:7860"+c.path, strings.NewReader(c.body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != c.status || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("%s %s: %d %s, want %d and %q", c.method, c.path, rec.Code, rec.Body, c.status, c.want)
+		}
 	}
 }
