@@ -3,6 +3,7 @@ package main
 import (
 	_ "embed"
 	"errors"
+	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -20,12 +21,76 @@ import (
 //go:embed configs/tiny-mnist.json
 var tinyMNISTConfig []byte
 
-// Defaults of `diffuse train` with no flags, sized to finish in about ten
-// minutes on two cores with the reference (non-SIMD) kernels.
+// Defaults of `diffuse train` with no flags: five minutes of training
+// (defaultTime), or defaultSteps when -time is 0.
 const (
+	defaultTime  = 5 * time.Minute
 	defaultSteps = 500
 	defaultBatch = 32
 )
+
+// trainDefaults are the training settings of `diffuse train` with no
+// flags (the model is the built-in tiny-mnist config).
+func trainDefaults() ddpm.TrainConfig {
+	tc := ddpm.DefaultTrainConfig()
+	tc.Steps, tc.Batch, tc.WarmupSteps, tc.EMADecay, tc.LRDecay = defaultSteps, defaultBatch, 20, 0.995, ddpm.LRConstant
+	return tc
+}
+
+// stepBudget turns a time budget into a step count: after a few steps it
+// measures their speed and fixes the total so that training, the final
+// save and the sample grid end within the budget; if the machine slows
+// down later, training stops at the deadline.
+type stepBudget struct {
+	start    time.Time
+	budget   time.Duration
+	first    int // the step training started from
+	t0       time.Time
+	rate     float64 // steps per second, once measured
+	fixed    bool
+	announce bool
+	now      func() time.Time
+}
+
+// Steps timed to estimate the speed (after skipWarm steps whose first
+// allocations are slow), and the time kept for the save and the grid.
+const (
+	skipWarm   = 3
+	timedSteps = 12
+	finishTime = 8 * time.Second
+)
+
+func newStepBudget(start time.Time, budget time.Duration, first int) *stepBudget {
+	return &stepBudget{start: start, budget: budget, first: first, announce: true, now: time.Now}
+}
+
+// after is called after each step: it returns the new total and true when
+// the total changes (once measured, or at the deadline).
+func (b *stepBudget) after(step int) (int, bool) {
+	done := step - b.first
+	now := b.now()
+	deadline := b.start.Add(b.budget - finishTime)
+	switch {
+	case done == skipWarm:
+		b.t0 = now
+	case done == skipWarm+timedSteps && !b.fixed:
+		b.rate = float64(timedSteps) / now.Sub(b.t0).Seconds()
+		b.fixed = true
+		left := max(0, deadline.Sub(now).Seconds())
+		return step + int(left*b.rate), true
+	}
+	if now.After(deadline) {
+		return step, true
+	}
+	return 0, false
+}
+
+// flagSet says whether the command line set the flag.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
 
 func runTrain(args []string) error {
 	fs := newFlags("train", "Trains a UNet2DModel as a DDPM and writes OUT/checkpoint (diffusers folders unet/ and\n"+
@@ -36,15 +101,15 @@ func runTrain(args []string) error {
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
 	devSpec := deviceFlag(fs)
 	dropout := fs.Float64("dropout", -1, "dropout probability inside the U-Net (default: the config's dropout)")
-	tc := ddpm.DefaultTrainConfig()
-	fs.IntVar(&tc.Steps, "steps", defaultSteps, "total optimization steps (with -resume: the new total)")
-	fs.IntVar(&tc.Batch, "batch", defaultBatch, "images per step")
+	tc := trainDefaults()
+	fs.IntVar(&tc.Steps, "steps", tc.Steps, "total optimization steps (with -resume: the new total); given, it wins over -time")
+	fs.IntVar(&tc.Batch, "batch", tc.Batch, "images per step")
 	fs.Float64Var(&tc.LR, "lr", tc.LR, "peak learning rate of AdamW")
-	fs.IntVar(&tc.WarmupSteps, "warmup", 20, "steps of linear learning-rate warm-up")
-	fs.StringVar(&tc.LRDecay, "lr-decay", ddpm.LRConstant, "learning rate after the warm-up: constant, or cosine (to 0 at the last step)")
+	fs.IntVar(&tc.WarmupSteps, "warmup", tc.WarmupSteps, "steps of linear learning-rate warm-up")
+	fs.StringVar(&tc.LRDecay, "lr-decay", tc.LRDecay, "learning rate after the warm-up: constant, or cosine (to 0 at the last step)")
 	fs.Float64Var(&tc.WeightDecay, "weight-decay", tc.WeightDecay, "AdamW decoupled weight decay")
 	fs.Float64Var(&tc.ClipNorm, "clip", tc.ClipNorm, "clip the global gradient norm to this (0: off)")
-	fs.Float64Var(&tc.EMADecay, "ema", 0.995, "EMA decay cap (the warm-up is (1+n)/(10+n))")
+	fs.Float64Var(&tc.EMADecay, "ema", tc.EMADecay, "EMA decay cap (the warm-up is (1+n)/(10+n))")
 	fs.Float64Var(&tc.CondDrop, "cond-drop", tc.CondDrop, "probability of training a sample with the null label (for guidance)")
 	fs.BoolVar(&tc.HFlip, "hflip", false, "random horizontal flips")
 	fs.StringVar(&tc.Schedule, "schedule", tc.Schedule, "noise schedule: "+strings.Join(ddpm.ScheduleNames, ", "))
@@ -57,12 +122,18 @@ func runTrain(args []string) error {
 	ckptEvery := fs.Int("checkpoint-every", 50, "write OUT/checkpoint every N steps (0: only at the end)")
 	sampleEvery := fs.Int("sample-every", 0, "write OUT/samples/step_N.png every N steps (0: only OUT/samples.png at the end)")
 	sampleSteps := fs.Int("sample-steps", 20, "DPM-Solver++ steps for the sample grids")
+	budget := fs.Duration("time", defaultTime, "train for this long, then save and sample the grid (the step count is\n"+
+		"estimated from the first steps' speed and logged; the whole command fits the budget); -steps, when given, wins; 0: -steps")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	timed := *budget > 0 && !flagSet(fs, "steps")
+	start := time.Now() // the budget counts from here: loading and the grid are in it
 	switch {
 	case tc.Steps < 0:
 		return fmt.Errorf("-steps: want ≥ 0, have %d", tc.Steps)
+	case *budget < 0 || *budget > 1000*time.Hour:
+		return fmt.Errorf("-time: want 0 (use -steps) … 1000h, have %s", *budget)
 	case *ckptEvery < 0 || *sampleEvery < 0:
 		return fmt.Errorf("-checkpoint-every and -sample-every: want ≥ 0")
 	case *sampleSteps < 1 || *sampleSteps > ddpm.MaxTimesteps:
@@ -126,8 +197,13 @@ func runTrain(args []string) error {
 	c, h, w := ds.Shape()
 	fmt.Fprintf(os.Stderr, "training %d-parameter U-Net on %d images (%dx%dx%d, %d classes), %d steps of batch %d, %s schedule, %s objective, device %s\n",
 		tr.Model.NumParams(), ds.Len(), c, h, w, len(tr.Classes), tr.Config.Steps, tr.Config.Batch, tr.Config.Schedule, tr.Config.Objective, dev.Name())
-	start := time.Now()
 	bar := newProgress(os.Stderr, tr.Step, tr.Config.Steps, isTerminal(os.Stderr))
+	var clock *stepBudget
+	if timed {
+		clock = newStepBudget(start, *budget, tr.Step)
+		tr.Config.Steps = tr.Step + tc.Steps // until the speed is known
+		bar.total = tr.Config.Steps
+	}
 	for tr.Step < tr.Config.Steps {
 		info, err := tr.TrainStep()
 		if err != nil {
@@ -136,6 +212,20 @@ func runTrain(args []string) error {
 				return fmt.Errorf("%w\ntraining stopped; the last good checkpoint in %s is untouched", err, ckpt)
 			}
 			return err
+		}
+		if clock != nil {
+			if steps, ok := clock.after(tr.Step); ok {
+				switch {
+				case clock.announce:
+					bar.finish()
+					fmt.Fprintf(os.Stderr, "time budget %s: %d steps at %.2f steps/s (give -steps for a fixed count)\n", *budget, steps, clock.rate)
+					clock.announce = false
+				case steps < tr.Config.Steps:
+					bar.finish()
+					fmt.Fprintf(os.Stderr, "note: the machine slowed down; the time budget ends training at step %d of %d\n", steps, tr.Config.Steps)
+				}
+				tr.Config.Steps, bar.total = steps, steps
+			}
 		}
 		bar.update(info.Step, fmt.Sprintf("loss %.4f", info.Loss), info.ImagesPer, false)
 		if *ckptEvery > 0 && tr.Step%*ckptEvery == 0 && tr.Step < tr.Config.Steps {

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/godiffuse/godiffuse/data"
+	"github.com/godiffuse/godiffuse/ddpm"
+	"github.com/godiffuse/godiffuse/device"
+	"github.com/godiffuse/godiffuse/nn"
+)
+
+// TestDefaultTrainingSmoke: the README's main command with its defaults
+// (the built-in config, the embedded data, the default hyper-parameters)
+// trains, saves and samples; only the step count is cut to 2.
+func TestDefaultTrainingSmoke(t *testing.T) {
+	out := t.TempDir()
+	if err := runTrain([]string{"-steps", "2", "-out", out, "-threads", "0"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"checkpoint/unet_ema/diffusion_pytorch_model.safetensors", "loss.png", "samples.png"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	info, err := ddpm.ReadCheckpointInfo(filepath.Join(out, "checkpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := trainDefaults()
+	want.Steps = 2
+	if info.Config != want {
+		t.Errorf("saved config %+v, want the defaults %+v", info.Config, want)
+	}
+}
+
+// TestStepBudget: the time budget fixes the step count from the speed of
+// the timed steps so that training ends finishTime before the budget, and
+// cuts training at that point when the machine slows down.
+func TestStepBudget(t *testing.T) {
+	start := time.Unix(1000, 0)
+	now := start
+	b := newStepBudget(start, 5*time.Minute, 100)
+	b.now = func() time.Time { return now }
+	total := 0
+	for step := 101; step <= 100+skipWarm+timedSteps; step++ {
+		now = now.Add(500 * time.Millisecond) // 2 steps/s
+		if n, ok := b.after(step); ok {
+			total = n
+		}
+	}
+	// At the measurement 7.5 s have passed; 300 − 8 − 7.5 s are left at 2 steps/s.
+	if want := 100 + skipWarm + timedSteps + int((300-finishTime.Seconds()-7.5)*2); total != want || b.rate != 2 {
+		t.Fatalf("total %d at %.2f steps/s, want %d at 2", total, b.rate, want)
+	}
+	if _, ok := b.after(200); ok {
+		t.Error("the total changed again before the deadline")
+	}
+	now = start.Add(5*time.Minute - finishTime + time.Second)
+	if n, ok := b.after(300); !ok || n != 300 {
+		t.Errorf("past the deadline: %d %v, want the current step", n, ok)
+	}
+}
+
+// BenchmarkDefaultTrainStep times one training step of the default run
+// (the built-in tiny-mnist U-Net, batch 32, the embedded data) and reports
+// how many fit in the default five minutes.
+func BenchmarkDefaultTrainStep(b *testing.B) {
+	dev, _, err := device.SelectThreads("cpu", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := nn.ParseUNet2DConfig("built-in tiny-mnist config", tinyMNISTConfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ds, err := data.Embedded()
+	if err != nil {
+		b.Fatal(err)
+	}
+	tc := trainDefaults()
+	tc.Steps = 1 << 20
+	tr, err := ddpm.NewTrainer(dev, cfg, tc, ds)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range 3 { // first allocations
+		if _, err := tr.TrainStep(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		if _, err := tr.TrainStep(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	per := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(float64(tc.Batch)/per, "img/s")
+	b.ReportMetric((defaultTime-finishTime).Seconds()/per, "steps/5min")
+}
