@@ -1,0 +1,360 @@
+package data
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+)
+
+// Shapes with captions: seeded 32×32 RGB scenes of one to three flat
+// objects (circle, square, triangle) in six well-separated colours and two
+// sizes on a black background, each with a caption from one of four
+// templates that the eval package's judge reads back:
+//
+//	single    "a small red circle", "a blue square"
+//	two       "a red circle and a green square"
+//	counting  "two yellow triangles", "three white circles"
+//	position  "a blue square to the left of a red triangle" (right of, above, below)
+//
+// Objects never touch and relations are unambiguous (the offset along the
+// relation's axis is at least twice the other). Every scene that holds a
+// held-out combination (IsHeldOutShape: every green triangle) is left out
+// of the training split, so composition can be tested on it.
+
+// Shape vocabulary.
+var (
+	ShapeNames   = []string{"circle", "square", "triangle"}
+	ShapeColours = []string{"red", "green", "blue", "yellow", "purple", "white"}
+	ShapeSizes   = []string{"small", "large"}
+	ShapeKinds   = []string{"single", "two", "counting", "position"}
+	// ShapeRelations are the position captions' relations.
+	ShapeRelations = []string{"to the left of", "to the right of", "above", "below"}
+)
+
+// ShapeRGB is each colour of ShapeColours as sRGB bytes.
+var ShapeRGB = map[string][3]uint8{
+	"red": {230, 40, 40}, "green": {40, 200, 70}, "blue": {50, 90, 240},
+	"yellow": {240, 220, 40}, "purple": {170, 70, 220}, "white": {235, 235, 235},
+}
+
+// ShapeBackground is the background colour.
+var ShapeBackground = [3]uint8{0, 0, 0}
+
+// shapeSidePx is the side (or diameter) of the two sizes.
+var shapeSidePx = map[string]float64{"small": 10, "large": 16}
+
+// ShapesSize is the side of a scene in pixels.
+const ShapesSize = 32
+
+// ShapeObject is one object of a scene.
+type ShapeObject struct {
+	Shape, Colour, Size string
+	X, Y                float64 // the centre of its bounding box, pixels
+}
+
+// ShapeScene is one captioned image's content.
+type ShapeScene struct {
+	Kind    string
+	Objects []ShapeObject
+	Caption string
+}
+
+// IsHeldOutShape says whether an object is a combination kept out of the
+// training split.
+func IsHeldOutShape(o ShapeSpec) bool { return o.Colour == "green" && o.Shape == "triangle" }
+
+// ShapeSpec is what a caption says of one object ("" Size: either).
+type ShapeSpec struct{ Shape, Colour, Size string }
+
+// ShapeQuery is a parsed caption.
+type ShapeQuery struct {
+	Kind     string
+	Objects  []ShapeSpec // 1 (single, counting) or 2 (two, position)
+	Count    int         // counting: 2 or 3
+	Relation string      // position: one of ShapeRelations
+}
+
+// Caption writes the query as text.
+func (q ShapeQuery) Caption() string {
+	obj := func(s ShapeSpec) string {
+		words := []string{"a"}
+		if s.Size != "" {
+			words = append(words, s.Size)
+		}
+		return strings.Join(append(words, s.Colour, s.Shape), " ")
+	}
+	switch q.Kind {
+	case "two":
+		return obj(q.Objects[0]) + " and " + obj(q.Objects[1])
+	case "counting":
+		return fmt.Sprintf("%s %s %ss", numberWords[q.Count], q.Objects[0].Colour, q.Objects[0].Shape)
+	case "position":
+		return obj(q.Objects[0]) + " " + q.Relation + " " + obj(q.Objects[1])
+	}
+	return obj(q.Objects[0])
+}
+
+var numberWords = map[int]string{2: "two", 3: "three"}
+
+// ParseShapeCaption reads a caption of the four templates.
+func ParseShapeCaption(caption string) (ShapeQuery, error) {
+	c := strings.ToLower(strings.TrimSpace(caption))
+	bad := func() (ShapeQuery, error) {
+		return ShapeQuery{}, fmt.Errorf("caption %q: not one of the shapes templates (e.g. \"a small red circle\", \"two blue squares\")", caption)
+	}
+	object := func(s string) (ShapeSpec, bool) {
+		w := strings.Fields(s)
+		if len(w) < 3 || w[0] != "a" {
+			return ShapeSpec{}, false
+		}
+		w = w[1:]
+		var spec ShapeSpec
+		if len(w) == 3 {
+			if !slices.Contains(ShapeSizes, w[0]) {
+				return spec, false
+			}
+			spec.Size, w = w[0], w[1:]
+		}
+		if len(w) != 2 || !slices.Contains(ShapeColours, w[0]) || !slices.Contains(ShapeNames, w[1]) {
+			return spec, false
+		}
+		spec.Colour, spec.Shape = w[0], w[1]
+		return spec, true
+	}
+	for n, word := range numberWords {
+		if rest, ok := strings.CutPrefix(c, word+" "); ok {
+			w := strings.Fields(rest)
+			if len(w) != 2 || !slices.Contains(ShapeColours, w[0]) || !strings.HasSuffix(w[1], "s") ||
+				!slices.Contains(ShapeNames, strings.TrimSuffix(w[1], "s")) {
+				return bad()
+			}
+			return ShapeQuery{Kind: "counting", Count: n, Objects: []ShapeSpec{{Colour: w[0], Shape: strings.TrimSuffix(w[1], "s")}}}, nil
+		}
+	}
+	for _, rel := range ShapeRelations {
+		if a, b, ok := strings.Cut(c, " "+rel+" "); ok {
+			oa, ok1 := object(a)
+			ob, ok2 := object(b)
+			if !ok1 || !ok2 {
+				return bad()
+			}
+			return ShapeQuery{Kind: "position", Relation: rel, Objects: []ShapeSpec{oa, ob}}, nil
+		}
+	}
+	if a, b, ok := strings.Cut(c, " and "); ok {
+		oa, ok1 := object(a)
+		ob, ok2 := object(b)
+		if !ok1 || !ok2 {
+			return bad()
+		}
+		return ShapeQuery{Kind: "two", Objects: []ShapeSpec{oa, ob}}, nil
+	}
+	if o, ok := object(c); ok {
+		return ShapeQuery{Kind: "single", Objects: []ShapeSpec{o}}, nil
+	}
+	return bad()
+}
+
+// Shape dataset splits.
+const (
+	ShapesTrain   = "train"   // scenes without a held-out combination
+	ShapesHeldOut = "heldout" // scenes with one
+	ShapesAll     = "all"
+)
+
+// NewShapeScene draws scene i of a seeded stream; split picks which scenes
+// are kept (the i-th scene of a split is the i-th kept draw of its stream).
+func NewShapeScene(seed uint64, i int, split string) ShapeScene {
+	rng := rand.New(rand.NewPCG(seed, uint64(i)*0x9e3779b97f4a7c15+1))
+	for {
+		sc := drawScene(rng)
+		held := slices.ContainsFunc(sc.Objects, func(o ShapeObject) bool { return IsHeldOutShape(ShapeSpec{o.Shape, o.Colour, o.Size}) })
+		if split == ShapesAll || (split == ShapesHeldOut) == held {
+			return sc
+		}
+	}
+}
+
+// SceneFor draws a scene that fits a caption (for the held-out list and
+// for tests), from rng.
+func SceneFor(q ShapeQuery, rng *rand.Rand) ShapeScene {
+	for {
+		sc, ok := placeQuery(q, rng)
+		if ok {
+			return sc
+		}
+	}
+}
+
+func drawScene(rng *rand.Rand) ShapeScene {
+	pick := func(list []string) string { return list[rng.IntN(len(list))] }
+	spec := func(withSize bool) ShapeSpec {
+		s := ShapeSpec{Shape: pick(ShapeNames), Colour: pick(ShapeColours)}
+		if withSize {
+			s.Size = pick(ShapeSizes)
+		}
+		return s
+	}
+	var q ShapeQuery
+	switch kind := ShapeKinds[rng.IntN(len(ShapeKinds))]; kind {
+	case "single":
+		q = ShapeQuery{Kind: kind, Objects: []ShapeSpec{spec(rng.IntN(2) == 0)}}
+	case "two", "position":
+		a, b := spec(false), spec(false)
+		for b.Shape == a.Shape && b.Colour == a.Colour {
+			b = spec(false)
+		}
+		q = ShapeQuery{Kind: kind, Objects: []ShapeSpec{a, b}}
+		if kind == "position" {
+			q.Relation = pick(ShapeRelations)
+		}
+	case "counting":
+		q = ShapeQuery{Kind: kind, Objects: []ShapeSpec{spec(false)}, Count: 2 + rng.IntN(2)}
+	}
+	return SceneFor(q, rng)
+}
+
+// placeQuery places the objects of q at random; false when a try fails.
+func placeQuery(q ShapeQuery, rng *rand.Rand) (ShapeScene, bool) {
+	sizeOf := func(s ShapeSpec) string {
+		if s.Size != "" {
+			return s.Size
+		}
+		return ShapeSizes[rng.IntN(len(ShapeSizes))]
+	}
+	var specs []ShapeSpec
+	switch q.Kind {
+	case "counting":
+		for range q.Count {
+			specs = append(specs, ShapeSpec{q.Objects[0].Shape, q.Objects[0].Colour, ""})
+		}
+	default:
+		specs = q.Objects
+	}
+	sc := ShapeScene{Kind: q.Kind, Caption: q.Caption()}
+	for _, s := range specs {
+		size := sizeOf(s)
+		if q.Kind == "counting" && len(specs) == 3 {
+			size = "small" // three large ones rarely fit
+		}
+		half := shapeSidePx[size] / 2
+		o := ShapeObject{Shape: s.Shape, Colour: s.Colour, Size: size,
+			X: half + 1 + rng.Float64()*(ShapesSize-2*half-2), Y: half + 1 + rng.Float64()*(ShapesSize-2*half-2)}
+		sc.Objects = append(sc.Objects, o)
+	}
+	// No two objects within 3 px of each other (their boxes, grown).
+	for i, a := range sc.Objects {
+		for _, b := range sc.Objects[:i] {
+			gap := (shapeSidePx[a.Size]+shapeSidePx[b.Size])/2 + 3
+			if math.Abs(a.X-b.X) < gap && math.Abs(a.Y-b.Y) < gap {
+				return sc, false
+			}
+		}
+	}
+	if q.Kind == "position" {
+		a, b := sc.Objects[0], sc.Objects[1]
+		dx, dy := b.X-a.X, b.Y-a.Y // a relative to b
+		var along, across float64
+		switch q.Relation {
+		case "to the left of":
+			along, across = dx, dy
+		case "to the right of":
+			along, across = -dx, dy
+		case "above":
+			along, across = dy, dx
+		case "below":
+			along, across = -dy, dx
+		}
+		if along <= 0 || along < 2*math.Abs(across) {
+			return sc, false
+		}
+	}
+	return sc, true
+}
+
+// Render draws the scene as (3, 32, 32) bytes, each pixel the average of
+// 4×4 samples (anti-aliased edges).
+func (sc ShapeScene) Render() []byte {
+	const n, sub = ShapesSize, 4
+	out := make([]byte, 3*n*n)
+	for y := range n {
+		for x := range n {
+			var acc [3]float64
+			for sy := range sub {
+				for sx := range sub {
+					px, py := float64(x)+(float64(sx)+0.5)/sub, float64(y)+(float64(sy)+0.5)/sub
+					c := ShapeBackground
+					for _, o := range sc.Objects {
+						if o.covers(px, py) {
+							c = ShapeRGB[o.Colour]
+						}
+					}
+					for k := range 3 {
+						acc[k] += float64(c[k])
+					}
+				}
+			}
+			for k := range 3 {
+				out[(k*n+y)*n+x] = byte(acc[k]/(sub*sub) + 0.5)
+			}
+		}
+	}
+	return out
+}
+
+// covers says whether the point (px, py) lies inside the object.
+func (o ShapeObject) covers(px, py float64) bool {
+	s := shapeSidePx[o.Size]
+	dx, dy := px-o.X, py-o.Y
+	switch o.Shape {
+	case "circle":
+		return dx*dx+dy*dy <= s*s/4
+	case "square":
+		return math.Abs(dx) <= s/2 && math.Abs(dy) <= s/2
+	case "triangle": // apex up, base at the bottom of the box
+		if dy < -s/2 || dy > s/2 {
+			return false
+		}
+		half := (dy + s/2) / 2 // half-width grows from 0 at the apex to s/2 at the base
+		return math.Abs(dx) <= half
+	}
+	return false
+}
+
+// Captioned is a dataset whose images have captions.
+type Captioned interface {
+	Dataset
+	Caption(i int) string
+}
+
+// shapes is the generated dataset: scenes are drawn on demand.
+type shapes struct {
+	n     int
+	seed  uint64
+	split string
+}
+
+// Shapes returns n captioned scenes of a split, drawn from seed.
+func Shapes(n int, seed uint64, split string) (Captioned, error) {
+	if n < 1 || n > 1<<30 {
+		return nil, fmt.Errorf("shapes: n %d: want 1 … 2^30", n)
+	}
+	if split != ShapesTrain && split != ShapesHeldOut && split != ShapesAll {
+		return nil, fmt.Errorf("shapes: split %q: want %s, %s or %s", split, ShapesTrain, ShapesHeldOut, ShapesAll)
+	}
+	return &shapes{n: n, seed: seed, split: split}, nil
+}
+
+func (s *shapes) Len() int               { return s.n }
+func (s *shapes) Shape() (int, int, int) { return 3, ShapesSize, ShapesSize }
+func (s *shapes) Classes() []string      { return nil }
+func (s *shapes) Scene(i int) ShapeScene { return NewShapeScene(s.seed, i, s.split) }
+func (s *shapes) Caption(i int) string   { return s.Scene(i).Caption }
+func (s *shapes) Image(i int, dst []float32) int {
+	for k, b := range s.Scene(i).Render() {
+		dst[k] = float32(b)/127.5 - 1
+	}
+	return -1
+}

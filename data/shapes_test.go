@@ -1,0 +1,54 @@
+package data
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestShapesCaptionsAndSplits: every caption parses back to its scene's
+// content, the training split never shows a held-out combination and the
+// held-out split always does, and a scene depends only on seed and index.
+func TestShapesCaptionsAndSplits(t *testing.T) {
+	for _, split := range []string{ShapesTrain, ShapesHeldOut} {
+		ds, err := Shapes(500, 7, split)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]int{}
+		for i := range ds.Len() {
+			sc := ds.(*shapes).Scene(i)
+			q, err := ParseShapeCaption(sc.Caption)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q.Caption() != sc.Caption || q.Kind != sc.Kind {
+				t.Errorf("%q parses back as %q (%s)", sc.Caption, q.Caption(), q.Kind)
+			}
+			kinds[q.Kind]++
+			held := slices.ContainsFunc(sc.Objects, func(o ShapeObject) bool { return IsHeldOutShape(ShapeSpec{o.Shape, o.Colour, o.Size}) })
+			if held != (split == ShapesHeldOut) {
+				t.Errorf("%s split: %q", split, sc.Caption)
+			}
+			for _, o := range sc.Objects {
+				if !slices.Contains(ShapeNames, o.Shape) || !slices.Contains(ShapeColours, o.Colour) || !slices.Contains(ShapeSizes, o.Size) {
+					t.Errorf("object %+v", o)
+				}
+			}
+		}
+		if split == ShapesTrain && len(kinds) != len(ShapeKinds) {
+			t.Errorf("kinds %v", kinds)
+		}
+	}
+	a, b := NewShapeScene(3, 9, ShapesAll), NewShapeScene(3, 9, ShapesAll)
+	if a.Caption != b.Caption || !slices.Equal(a.Render(), b.Render()) {
+		t.Error("the same seed and index drew different scenes")
+	}
+	for _, bad := range []string{"", "a red", "a pink circle", "four red circles", "a red circle near a blue square", "two red circle"} {
+		if _, err := ParseShapeCaption(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+	if _, err := Shapes(0, 1, ShapesTrain); err == nil {
+		t.Error("n 0 accepted")
+	}
+}

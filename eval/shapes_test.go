@@ -1,0 +1,70 @@
+package eval
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/godiffuse/godiffuse/data"
+)
+
+// TestShapesJudgeOnDatasetImages: the judge passes at least 99 % of the
+// dataset's own images in every category (it must before it judges
+// generated ones), and it fails captions that the image contradicts.
+func TestShapesJudgeOnDatasetImages(t *testing.T) {
+	const n = 3000
+	ds, err := data.Shapes(n, 42, data.ShapesAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass, total := map[string]int{}, map[string]int{}
+	pix := make([]float32, 3*32*32)
+	for i := range n {
+		ds.Image(i, pix)
+		j, err := JudgeShapes(pix, 32, 32, ds.Caption(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		total[j.Kind]++
+		if j.Pass {
+			pass[j.Kind]++
+		} else if total[j.Kind]-pass[j.Kind] <= 3 {
+			t.Logf("failed %q: %+v found %+v", ds.Caption(i), j.Claims, j.Found)
+		}
+	}
+	for _, k := range data.ShapeKinds {
+		acc := float64(pass[k]) / float64(total[k])
+		t.Logf("%-9s %4d images, %.2f %% pass", k, total[k], 100*acc)
+		if total[k] < n/8 || acc < 0.99 {
+			t.Errorf("%s: %d of %d pass, want ≥ 99 %%", k, pass[k], total[k])
+		}
+	}
+	// Wrong captions fail: another colour, shape, count or relation.
+	rng := rand.New(rand.NewPCG(1, 2))
+	wrong := map[string]string{
+		"a red circle":                               "a blue circle",
+		"a large blue square":                        "a large blue triangle",
+		"two yellow triangles":                       "three yellow triangles",
+		"a red circle to the left of a white square": "a red circle to the right of a white square",
+		"a purple square and a green circle":         "a purple square and a red circle",
+		"a small white triangle":                     "a large white triangle",
+	}
+	for right, bad := range wrong {
+		q, err := data.ParseShapeCaption(right)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			sc := data.SceneFor(q, rng)
+			img := sc.Render()
+			for k, b := range img {
+				pix[k] = float32(b)/127.5 - 1
+			}
+			if j, _ := JudgeShapes(pix, 32, 32, right); !j.Pass {
+				t.Errorf("%q: the right caption failed: %+v", right, j.Claims)
+			}
+			if j, _ := JudgeShapes(pix, 32, 32, bad); j.Pass {
+				t.Errorf("image of %q passed as %q", right, bad)
+			}
+		}
+	}
+}
