@@ -44,7 +44,16 @@ const (
 // renames. A crash at any point leaves at least one complete checkpoint
 // (marker present) among dir, dir.tmp and dir.old, and the newest one is what
 // loading finds and what the next Save recovers first.
-func (tr *Trainer) Save(dir string) (err error) {
+func (tr *Trainer) Save(dir string) error {
+	return SaveFolder(dir, tr.Step, tr.write)
+}
+
+// SaveFolder writes a checkpoint-style folder dir atomically: write fills
+// dir.tmp (it must write train_state.safetensors, whose metadata "step" is
+// step, last), then the COMPLETE marker, then renames swap it in, as
+// Trainer.Save does; a crash at any point leaves the newest complete
+// folder, which FindCheckpointFolder finds and the next save restores.
+func SaveFolder(dir string, step int, write func(tmp string) error) (err error) {
 	tmp := dir + ".tmp"
 	if err := recoverCheckpoint(dir); err != nil {
 		return err
@@ -61,6 +70,29 @@ func (tr *Trainer) Save(dir string) (err error) {
 			removeCheckpoint(tmp)
 		}
 	}()
+	if err := write(tmp); err != nil {
+		return err
+	}
+	syncDir(tmp)
+	crashPoint("save: state written")
+	// The marker last: from here on dir.tmp is a complete checkpoint.
+	if err := nn.WriteFileAtomic(filepath.Join(tmp, completeFile), []byte(strconv.Itoa(step)+"\n")); err != nil {
+		return err
+	}
+	syncDir(tmp)
+	crashPoint("save: marker written")
+	return swapIn(dir, tmp)
+}
+
+// StateFile is the name of a checkpoint's training state.
+const StateFile = stateFile
+
+// FindCheckpointFolder returns the newest complete folder among dir and
+// what a crash may have left beside it (dir.tmp, dir.old).
+func FindCheckpointFolder(dir string) (string, error) { return findCheckpoint(dir) }
+
+// write puts the trainer's files into tmp.
+func (tr *Trainer) write(tmp string) error {
 	if err := tr.Model.Save(filepath.Join(tmp, unetDir)); err != nil {
 		return err
 	}
@@ -90,18 +122,7 @@ func (tr *Trainer) Save(dir string) (err error) {
 		"format": "godiffuse-train-state-1", "train_config": string(cfgJSON), "step": strconv.Itoa(tr.Step),
 		"rng": hex.EncodeToString(rngState), "classes": string(classes),
 	}
-	if err := nn.WriteSafeTensors(filepath.Join(tmp, stateFile), st, meta); err != nil {
-		return err
-	}
-	syncDir(tmp)
-	crashPoint("save: state written")
-	// The marker last: from here on dir.tmp is a complete checkpoint.
-	if err := nn.WriteFileAtomic(filepath.Join(tmp, completeFile), []byte(strconv.Itoa(tr.Step)+"\n")); err != nil {
-		return err
-	}
-	syncDir(tmp)
-	crashPoint("save: marker written")
-	return swapIn(dir, tmp)
+	return nn.WriteSafeTensors(filepath.Join(tmp, stateFile), st, meta)
 }
 
 // completeFile marks a checkpoint folder whose every file is written; its

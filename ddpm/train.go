@@ -221,13 +221,15 @@ func (tr *Trainer) sampleBatch() trainBatch {
 
 // learningRate rises linearly over the warm-up, then stays at the peak
 // (constant) or follows half a cosine down to zero at the last step.
-func (tr *Trainer) learningRate() float64 {
-	tc := tr.Config
-	if tc.WarmupSteps > 0 && tr.Step < tc.WarmupSteps {
-		return tc.LR * float64(tr.Step+1) / float64(tc.WarmupSteps)
+func (tr *Trainer) learningRate() float64 { return LearningRate(tr.Config, tr.Step) }
+
+// LearningRate is the rate of the step after `step` steps under tc.
+func LearningRate(tc TrainConfig, step int) float64 {
+	if tc.WarmupSteps > 0 && step < tc.WarmupSteps {
+		return tc.LR * float64(step+1) / float64(tc.WarmupSteps)
 	}
 	if tc.LRDecay == LRCosine && tc.Steps > tc.WarmupSteps {
-		f := float64(tr.Step-tc.WarmupSteps) / float64(tc.Steps-tc.WarmupSteps)
+		f := float64(step-tc.WarmupSteps) / float64(tc.Steps-tc.WarmupSteps)
 		return tc.LR * 0.5 * (1 + math.Cos(math.Pi*min(f, 1)))
 	}
 	return tc.LR

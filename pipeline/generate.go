@@ -116,8 +116,8 @@ func (p *Pipeline) withDefaults(o Options) (Options, error) {
 		return o, fmt.Errorf("clip skip %d: want 0 … %d", o.ClipSkip, p.TextEncoder.Config.NumHiddenLayers-1)
 	case o.Latents != nil && o.N != 1:
 		return o, fmt.Errorf("given initial latents make one image, not %d", o.N)
-	case o.Latents != nil && !slices.Equal(o.Latents.Shape(), []int{1, p.VAE.Config.LatentChannels, o.Height / p.ImageFactor(), o.Width / p.ImageFactor()}):
-		return o, fmt.Errorf("initial latents %v, want (1, %d, %d, %d) for %d×%d", o.Latents.Shape(), p.VAE.Config.LatentChannels,
+	case o.Latents != nil && !slices.Equal(o.Latents.Shape(), []int{1, p.LatentChannels(), o.Height / p.ImageFactor(), o.Width / p.ImageFactor()}):
+		return o, fmt.Errorf("initial latents %v, want (1, %d, %d, %d) for %d×%d", o.Latents.Shape(), p.LatentChannels(),
 			o.Height/p.ImageFactor(), o.Width/p.ImageFactor(), o.Width, o.Height)
 	}
 	if _, err := ddpm.NewSigmaSampler(o.Sampler, p.Scheduler, o.Steps); err != nil {
@@ -206,7 +206,7 @@ func (p *Pipeline) run(o Options, i2i *img2img) (*Result, error) {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("the negative prompt is longer than %d tokens; the rest was dropped", p.Tokenizer.MaxLength-2))
 		}
 	}
-	f, L := p.ImageFactor(), p.VAE.Config.LatentChannels
+	f, L := p.ImageFactor(), p.LatentChannels()
 	h, w := o.Height/f, o.Width/f
 	model := p.guidedModel(cond, uncond, o.Guidance)
 	if ctx := o.Context; ctx != nil {
@@ -236,6 +236,9 @@ func (p *Pipeline) run(o Options, i2i *img2img) (*Result, error) {
 			noise = ddpm.Randn(p.Device, rng, 1, L, h, w)
 		}
 		opt := ddpm.SigmaSampleOptions{Objective: p.Objective()}
+		if p.VAE == nil {
+			opt.Clip = 1 // pixel space: x̂_0 clipped to the data range
+		}
 		opt.OnStep = func(i int, out, x0, latents *tensor.Tensor) {
 			if o.Trace != nil {
 				o.Trace(i, out, x0, latents)
@@ -311,7 +314,10 @@ func (p *Pipeline) screen(o Options, res *Result) error {
 // decode maps latents to the VAE's image (1, 3, H, W) in about [−1, 1].
 func (p *Pipeline) decode(latents *tensor.Tensor) (*tensor.Tensor, error) {
 	var z *tensor.Tensor
-	if err := tensor.Catch(func() { z = tensor.Scale(latents, float32(1/p.VAE.Config.ScalingFactor)) }); err != nil {
+	if p.VAE == nil {
+		return latents, nil
+	}
+	if err := tensor.Catch(func() { z = tensor.Scale(latents, float32(1/p.scaling())) }); err != nil {
 		return nil, err
 	}
 	return p.VAE.Decode(z)

@@ -78,6 +78,9 @@ func (p *Pipeline) Inpaint(o InpaintOptions) (*Result, error) {
 // encodeSample VAE-encodes x and returns a sample of the latent
 // distribution × scaling_factor (eps, or a draw from seed and stream).
 func (p *Pipeline) encodeSample(x, eps *tensor.Tensor, seed, stream uint64) (*tensor.Tensor, error) {
+	if p.VAE == nil { // pixel space: the image is the sample
+		return x, nil
+	}
 	mean, logvar, err := p.VAE.Encode(x)
 	if err != nil {
 		return nil, err
@@ -88,7 +91,7 @@ func (p *Pipeline) encodeSample(x, eps *tensor.Tensor, seed, stream uint64) (*te
 			eps = ddpm.Randn(p.Device, rand.New(rand.NewPCG(seed, stream)), mean.Shape()...)
 		}
 		z := tensor.Add(mean, tensor.Mul(tensor.Exp(tensor.Scale(logvar, 0.5)), eps))
-		latents = tensor.Scale(z, float32(p.VAE.Config.ScalingFactor))
+		latents = tensor.Scale(z, float32(p.scaling()))
 	})
 	return latents, err
 }

@@ -28,7 +28,10 @@ import (
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
-// Pipeline is a loaded Stable Diffusion folder.
+// Pipeline is a loaded Stable Diffusion folder. A folder whose
+// model_index.json names the vae as [null, null] is a pixel-space pipeline
+// (as diffuse train -data shapes writes): the U-Net denoises RGB pixels
+// and VAE is nil.
 type Pipeline struct {
 	Dir         string
 	Name        string // the folder's base name, written into image metadata
@@ -97,7 +100,11 @@ func LoadWithOptions(dev tensor.Device, dir string, o LoadOptions) (*Pipeline, e
 	if err := checkClass(idxPath, class); err != nil {
 		return nil, err
 	}
+	pixelSpace := string(index["vae"]) == "[null,null]" || string(index["vae"]) == "[null, null]"
 	for _, part := range parts {
+		if part == "vae" && pixelSpace {
+			continue
+		}
 		if _, ok := index[part]; !ok {
 			return nil, fmt.Errorf("pipeline: %s names no %q part (a Stable Diffusion pipeline has %s)", idxPath, part, strings.Join(parts, ", "))
 		}
@@ -116,8 +123,10 @@ func LoadWithOptions(dev tensor.Device, dir string, o LoadOptions) (*Pipeline, e
 	if p.UNet, err = unet.LoadCondition(dev, filepath.Join(dir, "unet"), storage); err != nil {
 		return nil, err
 	}
-	if p.VAE, err = vae.Load(dev, filepath.Join(dir, "vae"), storage); err != nil {
-		return nil, err
+	if !pixelSpace {
+		if p.VAE, err = vae.Load(dev, filepath.Join(dir, "vae"), storage); err != nil {
+			return nil, err
+		}
 	}
 	if p.Scheduler, err = ddpm.LoadSchedulerConfig(filepath.Join(dir, "scheduler", "scheduler_config.json")); err != nil {
 		return nil, err
@@ -135,8 +144,10 @@ func LoadWithOptions(dev tensor.Device, dir string, o LoadOptions) (*Pipeline, e
 	if err := p.check(); err != nil {
 		return nil, fmt.Errorf("pipeline: %s: %w", dir, err)
 	}
-	for _, m := range []interface{ NoGrad() func() }{p.TextEncoder, p.UNet, p.VAE} {
-		m.NoGrad() // a loaded pipeline is for inference; train the parts themselves
+	p.TextEncoder.NoGrad() // a loaded pipeline is for inference; train the parts themselves
+	p.UNet.NoGrad()
+	if p.VAE != nil {
+		p.VAE.NoGrad()
 	}
 	return p, nil
 }
@@ -159,7 +170,12 @@ func (p *Pipeline) check() error {
 	if ctx != te {
 		return fmt.Errorf("the unet's cross_attention_dim %d differs from the text encoder's hidden_size %d", ctx, te)
 	}
-	if in, lat := p.UNet.Config.InChannels, p.VAE.Config.LatentChannels; in != lat && in != 2*lat+1 {
+	if p.VAE == nil {
+		if p.UNet.Config.InChannels != 3 || p.UNet.Config.OutChannels != 3 {
+			return fmt.Errorf("a pixel-space pipeline (vae null) needs an RGB unet (in and out_channels 3), not %d and %d",
+				p.UNet.Config.InChannels, p.UNet.Config.OutChannels)
+		}
+	} else if in, lat := p.UNet.Config.InChannels, p.VAE.Config.LatentChannels; in != lat && in != 2*lat+1 {
 		return fmt.Errorf("the unet's in_channels %d is neither the vae's latent_channels %d nor %d (an inpainting model's)", in, lat, 2*lat+1)
 	}
 	if p.Tokenizer.MaxLength > p.TextEncoder.Config.MaxPositionEmbeddings {
@@ -173,7 +189,24 @@ func (p *Pipeline) check() error {
 // the latents, the mask and the masked image's latents), which only Inpaint
 // drives.
 func (p *Pipeline) IsInpainting() bool {
-	return p.UNet.Config.InChannels == 2*p.VAE.Config.LatentChannels+1
+	return p.VAE != nil && p.UNet.Config.InChannels == 2*p.LatentChannels()+1
+}
+
+// LatentChannels is the VAE's latent_channels (3, the pixels, in a
+// pixel-space pipeline).
+func (p *Pipeline) LatentChannels() int {
+	if p.VAE == nil {
+		return 3
+	}
+	return p.VAE.Config.LatentChannels
+}
+
+// scaling is the VAE's scaling_factor (1 in pixel space).
+func (p *Pipeline) scaling() float64 {
+	if p.VAE == nil {
+		return 1
+	}
+	return p.VAE.Config.ScalingFactor
 }
 
 // Objective is what the U-Net predicts (scheduler prediction_type).
@@ -182,8 +215,14 @@ func (p *Pipeline) Objective() ddpm.Objective {
 	return o
 }
 
-// ImageFactor is the ratio of image to latent size (8 for SD).
-func (p *Pipeline) ImageFactor() int { return p.VAE.DownFactor() }
+// ImageFactor is the ratio of image to latent size (8 for SD, 1 in pixel
+// space).
+func (p *Pipeline) ImageFactor() int {
+	if p.VAE == nil {
+		return 1
+	}
+	return p.VAE.DownFactor()
+}
 
 // SizeStep is what width and height must be multiples of: the VAE's factor
 // (8 for SD; the U-Net takes latents of any size, as diffusers' does).
