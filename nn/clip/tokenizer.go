@@ -55,27 +55,17 @@ func LoadTokenizer(dir string) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	var vocab map[string]int
-	if err := json.Unmarshal(b, &vocab); err != nil {
-		return nil, fmt.Errorf("tokenizer: %s: want a JSON object of token → id: %v", vocabPath, err)
+	if _, _, err := parseBPE(vocabPath, b, "", nil); err != nil {
+		return nil, err
 	}
 	mergesPath := filepath.Join(dir, "merges.txt")
 	mb, err := os.ReadFile(mergesPath)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	lines := strings.Split(strings.TrimSpace(string(mb)), "\n")
-	if len(lines) > 0 && strings.HasPrefix(lines[0], "#version") {
-		lines = lines[1:]
-	}
-	lines = lines[:min(len(lines), mergesUsed)]
-	var merges [][2]string
-	for i, l := range lines {
-		f := strings.Fields(l)
-		if len(f) != 2 {
-			return nil, fmt.Errorf("tokenizer: %s line %d: want two symbols, have %q", mergesPath, i+2, l)
-		}
-		merges = append(merges, [2]string{f[0], f[1]})
+	vocab, merges, err := parseBPE(vocabPath, b, mergesPath, mb)
+	if err != nil {
+		return nil, err
 	}
 	t := NewTokenizer(vocab, merges)
 	for _, name := range []string{"tokenizer_config.json", "special_tokens_map.json"} {
@@ -98,6 +88,31 @@ func LoadTokenizer(dir string) (*Tokenizer, error) {
 		}
 	}
 	return t, nil
+}
+
+// parseBPE reads vocab.json and merges.txt (paths name them in errors).
+func parseBPE(vocabPath string, vb []byte, mergesPath string, mb []byte) (map[string]int, [][2]string, error) {
+	var vocab map[string]int
+	if err := json.Unmarshal(vb, &vocab); err != nil {
+		return nil, nil, fmt.Errorf("tokenizer: %s: want a JSON object of token → id: %v", vocabPath, err)
+	}
+	if mb == nil {
+		return vocab, nil, nil
+	}
+	lines := strings.Split(strings.TrimSpace(string(mb)), "\n")
+	if len(lines) > 0 && strings.HasPrefix(lines[0], "#version") {
+		lines = lines[1:]
+	}
+	lines = lines[:min(len(lines), mergesUsed)]
+	var merges [][2]string
+	for i, l := range lines {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			return nil, nil, fmt.Errorf("tokenizer: %s line %d: want two symbols, have %q", mergesPath, i+2, l)
+		}
+		merges = append(merges, [2]string{f[0], f[1]})
+	}
+	return vocab, merges, nil
 }
 
 // NewTokenizer builds a tokenizer from a vocabulary and ranked merges, with
@@ -266,6 +281,18 @@ func (t *Tokenizer) bpe(word string) []string {
 		return out
 	}
 	t.mu.Unlock()
+	syms := t.merge(word, nil)
+	t.mu.Lock()
+	if len(t.cache) < 1<<16 {
+		t.cache[word] = syms
+	}
+	t.mu.Unlock()
+	return syms
+}
+
+// merge runs the byte-level BPE on one pre-token; used, when set, sees
+// every merge applied.
+func (t *Tokenizer) merge(word string, used func(a, b string)) []string {
 	var syms []string
 	if word == t.Bos || word == t.Eos {
 		syms = []string{word}
@@ -285,6 +312,9 @@ func (t *Tokenizer) bpe(word string) []string {
 				break
 			}
 			a, b := syms[best], syms[best+1]
+			if used != nil {
+				used(a, b)
+			}
 			merged := syms[:0:0]
 			for i := 0; i < len(syms); i++ {
 				if i+1 < len(syms) && syms[i] == a && syms[i+1] == b {
@@ -297,11 +327,6 @@ func (t *Tokenizer) bpe(word string) []string {
 			syms = merged
 		}
 	}
-	t.mu.Lock()
-	if len(t.cache) < 1<<16 {
-		t.cache[word] = syms
-	}
-	t.mu.Unlock()
 	return syms
 }
 
