@@ -100,7 +100,9 @@ func LoadWithOptions(dev tensor.Device, dir string, o LoadOptions) (*Pipeline, e
 	if err := checkClass(idxPath, class); err != nil {
 		return nil, err
 	}
-	pixelSpace := string(index["vae"]) == "[null,null]" || string(index["vae"]) == "[null, null]"
+	var vaeEntry []any
+	json.Unmarshal(index["vae"], &vaeEntry)
+	pixelSpace := len(vaeEntry) == 2 && vaeEntry[0] == nil && vaeEntry[1] == nil
 	for _, part := range parts {
 		if part == "vae" && pixelSpace {
 			continue
