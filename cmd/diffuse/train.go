@@ -197,15 +197,45 @@ func runTrain(args []string) error {
 	c, h, w := ds.Shape()
 	fmt.Fprintf(os.Stderr, "training %d-parameter U-Net on %d images (%dx%dx%d, %d classes), %d steps of batch %d, %s schedule, %s objective, device %s\n",
 		tr.Model.NumParams(), ds.Len(), c, h, w, len(tr.Classes), tr.Config.Steps, tr.Config.Batch, tr.Config.Schedule, tr.Config.Objective, dev.Name())
-	bar := newProgress(os.Stderr, tr.Step, tr.Config.Steps, isTerminal(os.Stderr))
+	run := trainRun{step: tr.TrainStep, save: tr.Save, done: &tr.Step, total: &tr.Config.Steps, losses: &tr.Losses,
+		grid: func(path string) error { return previewGrid(tr, path, *sampleSteps) }}
+	return run.loop(loopSettings{out: *out, start: start, budget: *budget, timed: timed, ckptEvery: *ckptEvery, sampleEvery: *sampleEvery})
+}
+
+// trainRun is what the training loop drives: a trainer of this engine's
+// U-Nets (ddpm.Trainer) or of text-to-image pipelines (pipeline.Trainer).
+type trainRun struct {
+	step   func() (ddpm.StepInfo, error)
+	save   func(dir string) error
+	done   *int // steps done
+	total  *int // the planned total (the time budget sets it)
+	losses *[]float32
+	grid   func(path string) error // the sample grid
+}
+
+// loopSettings are the loop's flags.
+type loopSettings struct {
+	out                    string
+	start                  time.Time
+	budget                 time.Duration
+	timed                  bool
+	ckptEvery, sampleEvery int
+}
+
+// loop trains to the total (or the time budget) with a progress bar,
+// checkpoints, loss plots and sample grids, then saves, plots and writes
+// OUT/samples.png.
+func (r trainRun) loop(o loopSettings) error {
+	ckpt := filepath.Join(o.out, "checkpoint")
+	bar := newProgress(os.Stderr, *r.done, *r.total, isTerminal(os.Stderr))
 	var clock *stepBudget
-	if timed {
-		clock = newStepBudget(start, *budget, tr.Step)
-		tr.Config.Steps = tr.Step + tc.Steps // until the speed is known
-		bar.total = tr.Config.Steps
+	if o.timed {
+		clock = newStepBudget(o.start, o.budget, *r.done)
+		*r.total = *r.done + *r.total // until the speed is known
+		bar.total = *r.total
 	}
-	for tr.Step < tr.Config.Steps {
-		info, err := tr.TrainStep()
+	for *r.done < *r.total {
+		info, err := r.step()
 		if err != nil {
 			bar.finish()
 			if errors.Is(err, ddpm.ErrNonFinite) {
@@ -214,50 +244,50 @@ func runTrain(args []string) error {
 			return err
 		}
 		if clock != nil {
-			if steps, ok := clock.after(tr.Step); ok {
+			if steps, ok := clock.after(*r.done); ok {
 				switch {
 				case clock.announce:
 					bar.finish()
-					fmt.Fprintf(os.Stderr, "time budget %s: %d steps at %.2f steps/s (give -steps for a fixed count)\n", *budget, steps, clock.rate)
+					fmt.Fprintf(os.Stderr, "time budget %s: %d steps at %.2f steps/s (give -steps for a fixed count)\n", o.budget, steps, clock.rate)
 					clock.announce = false
-				case steps < tr.Config.Steps:
+				case steps < *r.total:
 					bar.finish()
-					fmt.Fprintf(os.Stderr, "note: the machine slowed down; the time budget ends training at step %d of %d\n", steps, tr.Config.Steps)
+					fmt.Fprintf(os.Stderr, "note: the machine slowed down; the time budget ends training at step %d of %d\n", steps, *r.total)
 				}
-				tr.Config.Steps, bar.total = steps, steps
+				*r.total, bar.total = steps, steps
 			}
 		}
 		bar.update(info.Step, fmt.Sprintf("loss %.4f", info.Loss), info.ImagesPer, false)
-		if *ckptEvery > 0 && tr.Step%*ckptEvery == 0 && tr.Step < tr.Config.Steps {
-			if err := tr.Save(ckpt); err != nil {
+		if o.ckptEvery > 0 && *r.done%o.ckptEvery == 0 && *r.done < *r.total {
+			if err := r.save(ckpt); err != nil {
 				return err
 			}
-			if err := lossPlot(filepath.Join(*out, "loss.png"), tr.Losses); err != nil {
+			if err := lossPlot(filepath.Join(o.out, "loss.png"), *r.losses); err != nil {
 				return err
 			}
 		}
-		if *sampleEvery > 0 && tr.Step%*sampleEvery == 0 {
-			if err := os.MkdirAll(filepath.Join(*out, "samples"), 0o755); err != nil {
+		if o.sampleEvery > 0 && *r.done%o.sampleEvery == 0 {
+			if err := os.MkdirAll(filepath.Join(o.out, "samples"), 0o755); err != nil {
 				return err
 			}
-			if err := previewGrid(tr, filepath.Join(*out, "samples", fmt.Sprintf("step_%06d.png", tr.Step)), *sampleSteps); err != nil {
+			if err := r.grid(filepath.Join(o.out, "samples", fmt.Sprintf("step_%06d.png", *r.done))); err != nil {
 				return err
 			}
 		}
 	}
 	bar.finish()
-	if err := tr.Save(ckpt); err != nil {
+	if err := r.save(ckpt); err != nil {
 		return err
 	}
-	if err := lossPlot(filepath.Join(*out, "loss.png"), tr.Losses); err != nil {
+	if err := lossPlot(filepath.Join(o.out, "loss.png"), *r.losses); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "trained to step %d in %s; sampling the grid …\n", tr.Step, time.Since(start).Round(time.Second))
-	if err := previewGrid(tr, filepath.Join(*out, "samples.png"), *sampleSteps); err != nil {
+	fmt.Fprintf(os.Stderr, "trained to step %d in %s; sampling the grid …\n", *r.done, time.Since(o.start).Round(time.Second))
+	if err := r.grid(filepath.Join(o.out, "samples.png")); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s, %s and %s (total %s)\n", ckpt, filepath.Join(*out, "loss.png"),
-		filepath.Join(*out, "samples.png"), time.Since(start).Round(time.Second))
+	fmt.Fprintf(os.Stderr, "wrote %s, %s and %s (total %s)\n", ckpt, filepath.Join(o.out, "loss.png"),
+		filepath.Join(o.out, "samples.png"), time.Since(o.start).Round(time.Second))
 	return nil
 }
 
