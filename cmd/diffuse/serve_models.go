@@ -160,8 +160,8 @@ func findSources(paths []string, outDir string) ([]*modelSource, error) {
 // sub-folder that is a Stable Diffusion folder or holds a checkpoint.
 func discoverModels(dir string) []string {
 	var out []string
-	if isCheckpoint(filepath.Join(dir, "checkpoint")) {
-		out = append(out, filepath.Join(dir, "checkpoint"))
+	if c := filepath.Join(dir, "checkpoint"); isCheckpoint(c) || fileExists(filepath.Join(c, "model_index.json")) {
+		out = append(out, c) // diffuse train's output: a checkpoint, or a text-to-image pipeline folder
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
@@ -417,7 +417,8 @@ var latentRGB = [4][3]float32{
 }
 
 // latentPreview draws the first image of latents (n, C, h, w) cheaply:
-// through latentRGB for four channels, else its first channel in grey.
+// through latentRGB for four channels, as it is for three (pixel space),
+// else its first channel in grey.
 func latentPreview(latents *tensor.Tensor) image.Image {
 	if latents == nil || latents.Rank() != 4 {
 		return nil
@@ -431,13 +432,18 @@ func latentPreview(latents *tensor.Tensor) image.Image {
 	for y := range h {
 		for x := range w {
 			var rgb [3]float32
-			if c == 4 {
+			switch c {
+			case 4:
 				for k := range 4 {
 					for j := range 3 {
 						rgb[j] += latentRGB[k][j] * v[(k*h+y)*w+x]
 					}
 				}
-			} else {
+			case 3: // a pixel-space pipeline: x̂_0 is the picture
+				for j := range 3 {
+					rgb[j] = v[(j*h+y)*w+x]
+				}
+			default:
 				rgb = [3]float32{v[y*w+x], v[y*w+x], v[y*w+x]}
 			}
 			img.SetRGBA(x, y, color.RGBA{toByte(rgb[0]), toByte(rgb[1]), toByte(rgb[2]), 255})

@@ -97,7 +97,8 @@ func runTrain(args []string) error {
 		"unet_ema/ plus the training state), OUT/loss.png and OUT/samples.png. With no flags it trains the\n"+
 		"class-conditional tiny-mnist model on the embedded 5,000-image Fashion-MNIST slice.")
 	config := fs.String("config", "", "UNet2DModel config.json (default: the built-in tiny-mnist config)")
-	dataSpec := fs.String("data", "embedded", "training images: embedded | idx:IMAGES[,LABELS] | folder:DIR")
+	dataSpec := fs.String("data", "embedded", "training images: embedded | idx:IMAGES[,LABELS] | folder:DIR | shapes[:N] (captioned\n"+
+		"scenes: trains a text-to-image pipeline, OUT/checkpoint being its folder; -config is then a UNet2DConditionModel config)")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
 	devSpec := deviceFlag(fs)
 	dropout := fs.Float64("dropout", -1, "dropout probability inside the U-Net (default: the config's dropout)")
@@ -147,6 +148,19 @@ func runTrain(args []string) error {
 		return fmt.Errorf("-%w", err)
 	}
 
+	if isTextData(*dataSpec) {
+		switch {
+		case tc.HFlip:
+			return fmt.Errorf("-hflip: flipping would contradict the captions' left and right")
+		case *size != 0 || *dropout >= 0:
+			return fmt.Errorf("-size and -dropout do not apply to -data shapes")
+		}
+		if !flagSet(fs, "time") {
+			*budget = defaultTextTime
+		}
+		return trainText(textRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: *resume, sampleSteps: *sampleSteps,
+			loop: loopSettings{out: *out, start: start, budget: *budget, timed: timed && *budget > 0, ckptEvery: *ckptEvery, sampleEvery: *sampleEvery}})
+	}
 	var cfg nn.UNet2DConfig
 	var err error
 	if *config == "" {

@@ -100,3 +100,34 @@ func BenchmarkDefaultTrainStep(b *testing.B) {
 	b.ReportMetric(float64(tc.Batch)/per, "img/s")
 	b.ReportMetric((defaultTime-finishTime).Seconds()/per, "steps/5min")
 }
+
+// TestTrainShapesThenGenerateAndServe: diffuse train -data shapes writes a
+// pipeline folder that generate loads, resumes it exactly where it
+// stopped, and serve finds it in the output folder.
+func TestTrainShapesThenGenerateAndServe(t *testing.T) {
+	out := t.TempDir()
+	args := []string{"-data", "shapes:64", "-steps", "2", "-batch", "2", "-out", out, "-sample-steps", "1", "-device", "cpu"}
+	if err := runTrain(args); err != nil {
+		t.Fatal(err)
+	}
+	if err := runTrain(append(args, "-resume", "-steps", "3")); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.ReadFile(filepath.Join(out, "checkpoint", "COMPLETE")); err != nil || string(info) != "3\n" {
+		t.Errorf("after resuming: COMPLETE %q %v", info, err)
+	}
+	img := filepath.Join(out, "red.png")
+	if err := runGenerate([]string{"-model", filepath.Join(out, "checkpoint"), "-prompt", "a red circle", "-steps", "2", "-out", img, "-device", "cpu"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(img); err != nil {
+		t.Fatal(err)
+	}
+	srcs, err := findSources(nil, out)
+	if err != nil || len(srcs) != 1 || srcs[0].kind != kindSD {
+		t.Errorf("serve's discovery in %s: %+v %v", out, srcs, err)
+	}
+	if err := runTrain(append(args, "-hflip")); err == nil {
+		t.Error("-hflip accepted for captioned data")
+	}
+}
