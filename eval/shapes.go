@@ -45,7 +45,7 @@ type ShapeJudgement struct {
 // Judge thresholds.
 const (
 	colourDist   = 90.0 // a pixel further than this from every colour is unlabelled
-	minArea      = 6    // smaller components are noise
+	minArea      = 20   // smaller components are noise (a small triangle covers ~45 pixels)
 	triangleGap  = 0.3  // the bottom band this much fuller than the top: a triangle
 	squareBands  = 0.9  // both bands at least this full (on average): a square
 	squareFill   = 0.96 // or the box this full
