@@ -122,7 +122,7 @@ func runTrain(args []string) error {
 	resume := fs.Bool("resume", false, "continue from OUT/checkpoint")
 	ckptEvery := fs.Int("checkpoint-every", 50, "write OUT/checkpoint every N steps (0: only at the end)")
 	sampleEvery := fs.Int("sample-every", 0, "write OUT/samples/step_N.png every N steps (0: only OUT/samples.png at the end)")
-	sampleSteps := fs.Int("sample-steps", 20, "DPM-Solver++ steps for the sample grids")
+	sampleSteps := fs.Int("sample-steps", defaultSampleSteps, "sampler steps for the sample grids (the grids use diffuse sample's defaults)")
 	budget := fs.Duration("time", defaultTime, "train for this long, then save and sample the grid (the step count is\n"+
 		"estimated from the first steps' speed and logged; the whole command fits the budget); -steps, when given, wins; 0: -steps")
 	if err := parse(fs, args); err != nil {
@@ -331,7 +331,7 @@ func loadData(flag, spec string, cfg nn.UNet2DConfig, size int) (data.Dataset, e
 }
 
 // previewGrid samples the EMA model: two images per class (or 16 without
-// classes) with DPM-Solver++, guidance 2 and x̂_0 clipped to the data range.
+// classes) with diffuse sample's defaults (sampler, guidance) and x̂_0 clipped to the data range.
 func previewGrid(tr *ddpm.Trainer, path string, steps int) error {
 	c, h, w := tr.Data.Shape()
 	var labels []int64
@@ -345,13 +345,13 @@ func previewGrid(tr *ddpm.Trainer, path string, steps int) error {
 		}
 		n = len(labels)
 	}
-	pix, err := sampleImages(tr.EMA, tr.Schedule, tr.Objective, sampleSpec{sampler: "dpm++2m", steps: steps, n: n,
-		seed: 0, labels: labels, null: tr.NullClass(), guidance: 2, clip: 1}, nil)
+	pix, err := sampleImages(tr.EMA, tr.Schedule, tr.Objective, sampleSpec{sampler: defaultSampler, steps: steps, n: n,
+		seed: 0, labels: labels, null: tr.NullClass(), guidance: defaultGuidance, clip: 1}, nil)
 	if err != nil {
 		return err
 	}
 	prov := newProvenance("train-preview")
-	prov.Model, prov.ModelHash, prov.Sampler, prov.Steps, prov.Guidance, prov.Images = "training step "+strconv.Itoa(tr.Step), "in training", "dpm++2m", steps, 2, n
+	prov.Model, prov.ModelHash, prov.Sampler, prov.Steps, prov.Guidance, prov.Images = "training step "+strconv.Itoa(tr.Step), "in training", defaultSampler, steps, defaultGuidance, n
 	on, off, none := "on", "off", "none"
 	return writeImage(path, scaleUp(grid(pix, n, c, h, w, cols), 2), parametersText(prov), prov,
 		outputFlags{policy: &off, checker: &none, watermark: &on, noMeta: new(bool)})
