@@ -228,7 +228,12 @@ func (p *Pipeline) ImageFactor() int {
 
 // SizeStep is what width and height must be multiples of: the VAE's factor
 // (8 for SD; the U-Net takes latents of any size, as diffusers' does).
-func (p *Pipeline) SizeStep() int { return p.ImageFactor() }
+func (p *Pipeline) SizeStep() int {
+	if p.VAE == nil {
+		return 8 // pixel space: the U-Net's own down-sampling wants whole halvings
+	}
+	return p.ImageFactor()
+}
 
 // DefaultSize is the U-Net's sample_size times the VAE factor (512 for SD 1.5).
 func (p *Pipeline) DefaultSize() int {
