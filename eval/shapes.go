@@ -14,7 +14,8 @@ import (
 // edges), finds the connected objects of each colour, classifies each by
 // how full the top and bottom quarters of its bounding box are (a square
 // fills both, a circle neither, a triangle only the bottom) and how much
-// of the box it fills, sizes it by its box, and checks every claim of the
+// of the box it fills (an object that fits no shape is a blob), sizes it
+// by its box, and checks every claim of the
 // caption: the objects named, their colours, shapes and sizes, the count,
 // the relation. It knows nothing of how an image was made, so it judges
 // generated images and dataset images alike.
@@ -44,13 +45,9 @@ type ShapeJudgement struct {
 
 // Judge thresholds.
 const (
-	colourDist   = 90.0 // a pixel further than this from every colour is unlabelled
-	minArea      = 20   // smaller components are noise (a small triangle covers ~45 pixels)
-	triangleGap  = 0.3  // the bottom band this much fuller than the top: a triangle
-	squareBands  = 0.9  // both bands at least this full (on average): a square
-	squareFill   = 0.96 // or the box this full
-	triangleFill = 0.6  // otherwise: below this a triangle, above a circle
-	largeSidePx  = 11   // a bounding box this wide or tall: large
+	colourDist  = 90.0 // a pixel further than this from every colour is unlabelled
+	minArea     = 20   // smaller components are noise (a small triangle covers ~45 pixels)
+	largeSidePx = 11   // a bounding box this wide or tall: large
 )
 
 // FindShapes lists the objects in an image (3, h, w) with values in [−1, 1].
@@ -126,16 +123,7 @@ func FindShapes(pix []float32, h, w int) []FoundShape {
 			}
 		}
 		f.Top, f.Bottom = float64(top)/float64(band*bw), float64(bottom)/float64(band*bw)
-		switch {
-		case f.Bottom-f.Top >= triangleGap:
-			f.Shape = "triangle"
-		case (f.Top+f.Bottom)/2 >= squareBands || f.Fill >= squareFill:
-			f.Shape = "square"
-		case f.Fill < triangleFill:
-			f.Shape = "triangle"
-		default:
-			f.Shape = "circle"
-		}
+		f.Shape = classifyShape(f.Fill, f.Top, f.Bottom)
 		f.Size = "small"
 		if max(bw, bh) >= largeSidePx {
 			f.Size = "large"
@@ -146,6 +134,25 @@ func FindShapes(pix []float32, h, w int) []FoundShape {
 }
 
 func sq(x float64) float64 { return x * x }
+
+// classifyShape names an object from how full its box is (fill) and how
+// full the top and bottom quarters of the box are. Each shape has a window
+// around what the dataset's own objects measure (square: fill 0.99–1, both
+// quarters ≥ 0.97; circle: fill 0.71–0.88, quarters 0.48–0.83; triangle:
+// fill 0.50–0.67, top ≤ 0.25, bottom ≥ 0.87) with room for imperfect
+// drawing; anything outside every window is a "blob", which no caption's
+// shape matches (so smudges are not counted as shapes).
+func classifyShape(fill, top, bottom float64) string {
+	switch {
+	case fill >= 0.9 && top >= 0.85 && bottom >= 0.85:
+		return "square"
+	case fill >= 0.4 && fill <= 0.75 && top <= 0.4 && bottom >= 0.75:
+		return "triangle"
+	case fill >= 0.65 && fill <= 0.93 && top >= 0.35 && top <= 0.9 && bottom >= 0.35 && bottom <= 0.9 && math.Abs(bottom-top) < 0.35:
+		return "circle"
+	}
+	return "blob"
+}
 
 // matches says whether a found object is what a spec names.
 func matches(f FoundShape, s data.ShapeSpec) bool {

@@ -67,4 +67,19 @@ func TestShapesJudgeOnDatasetImages(t *testing.T) {
 			}
 		}
 	}
+	// A smudge that fits no shape (an L of green) is a blob, not a triangle.
+	for k := range pix {
+		pix[k] = -1
+	}
+	for y := 8; y < 20; y++ {
+		for x := 8; x < 20; x++ {
+			if x >= 14 && y < 14 {
+				continue
+			}
+			pix[y*32+x], pix[(32+y)*32+x], pix[(64+y)*32+x] = 40/127.5-1, 200/127.5-1, 70/127.5-1
+		}
+	}
+	if j, _ := JudgeShapes(pix, 32, 32, "a green triangle"); j.Pass || len(j.Found) != 1 || j.Found[0].Shape != "blob" {
+		t.Errorf("an L-shaped smudge: %+v", j)
+	}
 }
