@@ -445,18 +445,32 @@ func decodeJSON(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return badParam("", "Content-Type %q: want application/json", ct)
 	}
-	b, err := io.ReadAll(r.Body)
+	b, err := readBody(r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &badRequest{msg: fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit), status: http.StatusRequestEntityTooLarge}
-		}
-		return badParam("", "reading the request: %v", err)
+		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return badParam("", "the request is not valid JSON for this endpoint: %v", err)
 	}
 	return nil
+}
+
+// readBody reads the request body within the server's limit (413 beyond).
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	return b, nil
+}
+
+// bodyError is the client's error for a failed read of its body.
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return &badRequest{msg: fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit), status: http.StatusRequestEntityTooLarge}
+	}
+	return badParam("", "reading the request: %v", err)
 }
 
 // ---------------------------------------------------------------------------

@@ -128,12 +128,11 @@ func (s *server) openaiRun(w http.ResponseWriter, r *http.Request, req *genReque
 func (s *server) openaiEdits(w http.ResponseWriter, r *http.Request) {
 	fail := func(err error) { writeError(w, styleOpenAI, statusOf(err), err, "") }
 	if err := r.ParseMultipartForm(8 << 20); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			fail(&badRequest{msg: fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit), status: http.StatusRequestEntityTooLarge})
-			return
+		if errors.As(err, new(*http.MaxBytesError)) {
+			fail(bodyError(err))
+		} else {
+			fail(badParam("", "the request is not valid multipart/form-data: %v", err))
 		}
-		fail(badParam("", "the request is not valid multipart/form-data: %v", err))
 		return
 	}
 	defer r.MultipartForm.RemoveAll()
@@ -425,14 +424,9 @@ func (s *server) a1111Run(w http.ResponseWriter, r *http.Request, task string) {
 	fail := func(err error) { writeError(w, styleA1111, statusOf(err), err, "") }
 	var raw map[string]any
 	var a a1111Request
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			fail(&badRequest{msg: fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit), status: http.StatusRequestEntityTooLarge})
-		} else {
-			fail(badParam("", "reading the request: %v", err))
-		}
+		fail(err)
 		return
 	}
 	if err := json.Unmarshal(body, &a); err != nil {
