@@ -590,7 +590,7 @@ func fillMasked(img image.Image, mask *image.Gray, mean bool) image.Image {
 
 func (s *server) a1111Progress(w http.ResponseWriter, r *http.Request) {
 	waiting, running := s.q.counts()
-	state := map[string]any{"skipped": false, "interrupted": false, "job": "", "job_count": waiting + running,
+	state := map[string]any{"skipped": false, "interrupted": false, "stopping_generation": false, "job": "", "job_count": waiting + running,
 		"job_timestamp": "0", "job_no": 0, "sampling_step": 0, "sampling_steps": 0}
 	resp := map[string]any{"progress": 0.0, "eta_relative": 0.0, "state": state, "current_image": nil, "textinfo": nil}
 	if j := s.q.current(); j != nil {
