@@ -54,6 +54,13 @@ func lossPlot(path string, losses []float32) error {
 	if len(raw) == 0 {
 		return nil
 	}
+	// The range set here: gonum pads a degenerate one (a single step) by ±1,
+	// which goes below zero, where a log scale panics.
+	lo, hi := math.Inf(1), 0.0
+	for _, xy := range raw {
+		lo, hi = math.Min(lo, xy.Y), math.Max(hi, xy.Y)
+	}
+	p.Y.Min, p.Y.Max = lo/1.25, hi*1.25
 	l1, err := plotter.NewLine(raw)
 	if err != nil {
 		return err
