@@ -60,7 +60,7 @@ type stepBudget struct {
 const (
 	skipWarm   = 3
 	timedSteps = 12
-	finishTime = 8 * time.Second
+	finishTime = 12 * time.Second
 )
 
 func newStepBudget(start time.Time, budget time.Duration, first int) *stepBudget {

@@ -51,7 +51,7 @@ func TestStepBudget(t *testing.T) {
 			total = n
 		}
 	}
-	// At the measurement 7.5 s have passed; 300 − 8 − 7.5 s are left at 2 steps/s.
+	// At the measurement 7.5 s have passed; 300 − 12 − 7.5 s are left at 2 steps/s.
 	if want := 100 + skipWarm + timedSteps + int((300-finishTime.Seconds()-7.5)*2); total != want || b.rate != 2 {
 		t.Fatalf("total %d at %.2f steps/s, want %d at 2", total, b.rate, want)
 	}
