@@ -52,3 +52,23 @@ func TestShapesCaptionsAndSplits(t *testing.T) {
 		t.Error("n 0 accepted")
 	}
 }
+
+// FuzzParseShapeCaption: any text either fails to parse or parses into a
+// query whose caption parses back to the same caption.
+func FuzzParseShapeCaption(f *testing.F) {
+	for _, s := range []string{"a small red circle", "two yellow triangles", "a blue square to the left of a green triangle",
+		"a red circle and a red circle", "three  WHITE squares", "a a a", "", "a small large red circle", "twos red circles",
+		"a red circle above a blue square to the left of a white triangle"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := ParseShapeCaption(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseShapeCaption(q.Caption())
+		if err != nil || again.Caption() != q.Caption() {
+			t.Fatalf("%q → %q → %v %v", s, q.Caption(), again, err)
+		}
+	})
+}

@@ -445,6 +445,34 @@ func TestBadInput(t *testing.T) {
 
 	add("-watermark", "sample", "-checkpoint", f.ckpt, "-watermark", "maybe", "-out", "s.png")
 	gen("-watermark", "-model", f.pipe, "-watermark", "0", "-out", "g.png")
+	// train: the time budget, the LR decay and captioned data.
+	add("-time", "train", "-data", data, "-time", "-1s", "-out", "run")
+	add("lr-decay", "train", "-data", data, "-lr-decay", "linear", "-out", "run")
+	add("shapes:N", "train", "-data", "shapes:0", "-out", "run")
+	add("shapes:N", "train", "-data", "shapes:many", "-out", "run")
+	add("-hflip", "train", "-data", "shapes", "-hflip", "-out", "run")
+	add("-size and -dropout", "train", "-data", "shapes", "-size", "8", "-out", "run")
+	add("not-json.json", "train", "-data", "shapes", "-config", f.file(t, "not-json.json", "{sample_size: 8"), "-out", "run")
+	add("in/out_channels", "train", "-data", "shapes", "-config", f.file(t, "grey-cond.json",
+		`{"sample_size": 32, "in_channels": 1, "out_channels": 1, "cross_attention_dim": 64}`), "-out", "run")
+	add("checkpoint", "train", "-data", "shapes", "-resume", "-out", f.empty)
+
+	// serve: flags and models (every case fails before it listens).
+	add("-queue", "serve", "-model", f.ckpt, "-queue", "0")
+	add("-memory", "serve", "-model", f.ckpt, "-memory", "-1")
+	add("-memory", "serve", "-model", f.ckpt, "-memory", "NaN")
+	add("-max-body-mb", "serve", "-model", f.ckpt, "-max-body-mb", "0")
+	add("-grace", "serve", "-model", f.ckpt, "-grace", "-1s")
+	add("-addr", "serve", "-model", f.ckpt, "-addr", "nowhere")
+	add("-api-key", "serve", "-model", f.ckpt, "-addr", "0.0.0.0:0")
+	add("-safety", "serve", "-model", f.ckpt, "-safety", "maybe")
+	add("-watermark", "serve", "-model", f.ckpt, "-watermark", "maybe")
+	add("nowhere", "serve", "-model", filepath.Join(f.dir, "nowhere"))
+	add(f.empty, "serve", "-model", f.empty)
+	add("model_index.json", "serve", "-model", pipeWith("serve-broken-index", func(d string) {
+		os.WriteFile(filepath.Join(d, "model_index.json"), []byte("{not json"), 0o644)
+	}))
+
 	add("give one or more images", "detect")
 	add("no such file", "detect", filepath.Join(f.dir, "none.png"))
 	add("not a PNG or JPEG", "detect", f.garbage)

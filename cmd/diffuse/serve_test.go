@@ -1113,3 +1113,32 @@ func TestServeWithoutModels(t *testing.T) {
 		}
 	}
 }
+
+// FuzzServeRequestParsing: any body, read as an OpenAI, page or A1111
+// request (with its images), gives a request or a client error, never a
+// panic.
+func FuzzServeRequestParsing(f *testing.F) {
+	png32 := base64.StdEncoding.EncodeToString(pngOf(testPicture(32, 32, true)))
+	for _, s := range []string{`{"prompt": "x", "n": 2, "size": "64x64", "seed": 3}`, `{"prompt": "x", "size": "0x-1", "n": 1e300}`,
+		`{"prompt": null, "steps": -1}`, `{"task": "inpaint", "image": "data:image/png;base64,` + png32 + `", "mask": "` + png32 + `"}`,
+		`{"init_images": ["` + png32 + `"], "mask": "` + png32 + `", "inpainting_fill": 7, "denoising_strength": -1}`,
+		`{"size": "99999999999999999999x1"}`, `{"seed": 1.5e20}`, `[]`, `{`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var o openaiRequest
+		if json.Unmarshal(body, &o) == nil {
+			o.toGen()
+		}
+		var w webRequest
+		if json.Unmarshal(body, &w) == nil {
+			w.toGen()
+		}
+		var a a1111Request
+		if json.Unmarshal(body, &a) == nil {
+			a.fromImage(&genRequest{})
+		}
+		decodeImage("image", string(body))
+		decodeImageBytes("image", body)
+	})
+}

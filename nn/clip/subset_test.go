@@ -54,3 +54,22 @@ func TestSubsetTokenizesAsTheFullVocabulary(t *testing.T) {
 		t.Errorf("max length %d after saving", back.MaxLength)
 	}
 }
+
+// FuzzParseBPE: any vocab.json and merges.txt bytes give an error or a
+// tokenizer that tokenizes (and cuts to a subset) without panicking.
+func FuzzParseBPE(f *testing.F) {
+	f.Add([]byte(`{"a</w>": 0, "b": 1, "ab</w>": 2, "<|startoftext|>": 3, "<|endoftext|>": 4}`), []byte("#version: 0.2\na b</w>\n"))
+	f.Add([]byte(`{}`), []byte(""))
+	f.Add([]byte(`{"a": -5}`), []byte("a\nb c d\n"))
+	f.Add([]byte(`[1, 2]`), []byte("#version\n\n\n"))
+	f.Add([]byte(`{"x": 99999999999}`), []byte("x x\nx x\n"))
+	f.Fuzz(func(t *testing.T, vocab, merges []byte) {
+		v, m, err := parseBPE("vocab.json", vocab, "merges.txt", merges)
+		if err != nil {
+			return
+		}
+		tok := NewTokenizer(v, m)
+		tok.Tokenize("a red circle, ab!")
+		tok.Subset([]string{"ab ba"}, 8).Tokenize("ab")
+	})
+}
