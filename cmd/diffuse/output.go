@@ -187,16 +187,23 @@ func screen(c safety.Checker, p safety.Policy, imgs []image.Image) ([]image.Imag
 // parameters text and the provenance record (unless -no-metadata),
 // atomically.
 func writeImage(path string, img image.Image, params string, prov provenance, o outputFlags) error {
-	var payload uint64
-	if *o.watermark == "on" {
-		payload = watermark.PayloadFor(prov.Model, prov.Seed)
-		if wm, err := watermark.Embed(img, payload); err == nil {
-			img = wm
-		} else {
-			payload = 0
-		}
-	}
+	img, payload := markImage(img, prov, o)
 	return writeMarked(path, img, params, prov, o, payload)
+}
+
+// markImage hides the watermark of prov's model and seed in img (unless
+// -watermark off); payload 0 when there is none (-watermark off, or an
+// image under watermark.MinSide pixels).
+func markImage(img image.Image, prov provenance, o outputFlags) (marked image.Image, payload uint64) {
+	if *o.watermark != "on" {
+		return img, 0
+	}
+	payload = watermark.PayloadFor(prov.Model, prov.Seed)
+	wm, err := watermark.Embed(img, payload)
+	if err != nil {
+		return img, 0
+	}
+	return wm, payload
 }
 
 // watermarkNote is the provenance's watermark field for a payload (0: none).

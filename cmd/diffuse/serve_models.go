@@ -656,16 +656,7 @@ func (b *ckptBackend) finish(reqs []*genRequest, pix []float32) ([][]*genImage, 
 			}
 			prov.Safety = &safetyRecord{Checker: o.Verdict.Checker, Policy: string(b.out.policy), Action: o.Action,
 				Flagged: o.Verdict.Flagged, Scores: o.Verdict.Scores, Message: o.Verdict.Message}
-			img := o.Image
-			var payload uint64
-			if *b.out.flags.watermark == "on" {
-				payload = watermark.PayloadFor(prov.Model, prov.Seed)
-				if wm, err := watermark.Embed(img, payload); err == nil {
-					img = wm
-				} else {
-					payload = 0
-				}
-			}
+			img, payload := markImage(o.Image, prov, b.out.flags)
 			params := parametersText(prov)
 			png, err := encodeMarked(img, params, prov, b.out.flags, payload)
 			if err != nil {
