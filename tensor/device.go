@@ -80,6 +80,14 @@ type Device interface {
 	// both are overwritten.
 	Conv2DBackwardWeight(dw, db, x, dy Buffer, p ConvParams)
 
+	// Conv3D computes y = conv(x, w) + b (b may be nil). NCDHW / OIDHW layouts.
+	Conv3D(y, x, w, b Buffer, p Conv3DParams)
+	// Conv3DBackwardInput computes dx from dy and w (dx is overwritten).
+	Conv3DBackwardInput(dx, dy, w Buffer, p Conv3DParams)
+	// Conv3DBackwardWeight computes dw (and db when not nil) from x and dy;
+	// both are overwritten.
+	Conv3DBackwardWeight(dw, db, x, dy Buffer, p Conv3DParams)
+
 	// Norm normalizes groups (see NormParams) and stores the per-group mean
 	// and reciprocal standard deviation for the backward pass.
 	Norm(y, mean, rstd, x, gamma, beta Buffer, p NormParams)
@@ -105,6 +113,11 @@ type Device interface {
 	Upsample2x(y, x Buffer, p UpsampleParams)
 	// Upsample2xBackward sums each 2×2 block of dy into dx.
 	Upsample2xBackward(dx, dy Buffer, p UpsampleParams)
+
+	// Upsample3D doubles every spatial axis of NCDHW data (see Upsample3DParams).
+	Upsample3D(y, x Buffer, p Upsample3DParams)
+	// Upsample3DBackward computes dx (overwritten) from dy: the transpose of Upsample3D.
+	Upsample3DBackward(dx, dy Buffer, p Upsample3DParams)
 
 	// Gather copies rows table[idx[i]] into dst[i] (idx is I64).
 	Gather(dst, table, idx Buffer, p GatherParams)
@@ -200,6 +213,42 @@ type ConvParams struct {
 	StrideH, StrideW                     int
 	PadTop, PadBottom, PadLeft, PadRight int
 	OH, OW                               int
+}
+
+// Conv3DParams describes a 3-D convolution (cross-correlation, as PyTorch's
+// conv3d): x is (N, C, D, H, W), w is (F, C, KD, KH, KW), y is
+// (N, F, OD, OH, OW) with
+//
+//	OD = (D + 2·PadD - KD)/StrideD + 1, and likewise OH and OW.
+//
+// Padding is zero padding, the same on both sides of an axis.
+type Conv3DParams struct {
+	N, C, D, H, W             int
+	F, KD, KH, KW             int
+	StrideD, StrideH, StrideW int
+	PadD, PadH, PadW          int
+	OD, OH, OW                int
+}
+
+// Interpolation names how Upsample3D fills the new voxels.
+type Interpolation int
+
+// Interpolations.
+const (
+	Nearest   Interpolation = iota // y[z, y, x] = x[z/2, y/2, x/2]
+	Trilinear                      // PyTorch's trilinear with align_corners=False (see Upsample3DParams)
+)
+
+func (m Interpolation) String() string { return [...]string{"nearest", "trilinear"}[m] }
+
+// Upsample3DParams describes NCDHW input (N, C, D, H, W); the output is
+// (N, C, 2D, 2H, 2W). Trilinear is separable: along each axis of length L,
+// output j reads input position s = (j + 0.5)/2 - 0.5 clamped to [0, L-1],
+// i.e. output 2i is 0.75·x[i] + 0.25·x[max(i-1, 0)] and output 2i+1 is
+// 0.75·x[i] + 0.25·x[min(i+1, L-1)] (F.interpolate, scale 2, align_corners=False).
+type Upsample3DParams struct {
+	N, C, D, H, W int
+	Mode          Interpolation
 }
 
 // NormParams describes a normalization over groups: x is viewed as
