@@ -177,3 +177,26 @@ func (e *Embedding) Forward(idx *tensor.Tensor) *tensor.Tensor {
 }
 
 func (e *Embedding) Collect(prefix string, ps *ParamList) { ps.Add(prefix, "weight", e.Weight) }
+
+// Conv3d is a 3-D convolution with weight (F, C, K, K, K), the same stride
+// and padding on every axis.
+type Conv3d struct {
+	Weight, Bias *tensor.Tensor
+	Stride, Pad  int
+}
+
+// NewConv3d initialises as torch.nn.Conv3d (with r nil: zeros awaiting weights).
+func NewConv3d(dev tensor.Device, r *rand.Rand, in, out, k, stride, pad int) *Conv3d {
+	bound := 1 / math.Sqrt(float64(in*k*k*k))
+	return &Conv3d{Weight: uniform(dev, r, bound, out, in, k, k, k), Bias: uniform(dev, r, bound, out), Stride: stride, Pad: pad}
+}
+
+// Forward applies the convolution to x (N, C, D, H, W).
+func (c *Conv3d) Forward(x *tensor.Tensor) *tensor.Tensor {
+	return tensor.Conv3D(x, c.Weight, c.Bias, c.Stride, c.Pad)
+}
+
+func (c *Conv3d) Collect(prefix string, ps *ParamList) {
+	ps.AddMatrix(prefix, "weight", c.Weight)
+	ps.Add(prefix, "bias", c.Bias)
+}
