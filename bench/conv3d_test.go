@@ -20,7 +20,7 @@ import (
 //	python3 bench/anchors/conv3d_torch.py
 func BenchmarkConv3d(b *testing.B) {
 	shapes := []struct {
-		name                  string
+		name                string
 		batch, c, f, dhw, s int
 	}{
 		{"res64_32", 1, 64, 64, 32, 1},
