@@ -13,6 +13,7 @@ import (
 
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/nn/unet"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -355,6 +356,48 @@ func LoadCheckpoint(dev tensor.Device, dir string, ema bool) (*nn.UNet2D, Checkp
 	return m, info, err
 }
 
+// IsVolumeCheckpoint reports whether a checkpoint folder holds a UNet3D
+// (its unet/config.json names UNet3DModel).
+func IsVolumeCheckpoint(dir string) bool {
+	dir, err := findCheckpoint(dir)
+	if err != nil {
+		return false
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, unetDir, nn.ConfigFile))
+	var head struct {
+		Class string `json:"_class_name"`
+	}
+	return err == nil && json.Unmarshal(raw, &head) == nil && head.Class == unet.ClassName3D
+}
+
+// resumeTrainer builds the trainer a checkpoint's model config describes:
+// a UNet3D on volumes or a UNet2D on images.
+func resumeTrainer(dev tensor.Device, cfgPath string, tc TrainConfig, ds data.Dataset) (*Trainer, error) {
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	var head struct {
+		Class string `json:"_class_name"`
+	}
+	if json.Unmarshal(raw, &head) == nil && head.Class == unet.ClassName3D {
+		cfg, err := unet.ParseUNet3DConfig(cfgPath, raw)
+		if err != nil {
+			return nil, err
+		}
+		vds, ok := ds.(data.VolumeDataset)
+		if !ok {
+			return nil, fmt.Errorf("the checkpoint is a 3-D U-Net; the data are images, not volumes")
+		}
+		return NewVolumeTrainer(dev, cfg, tc, vds)
+	}
+	cfg, err := nn.ParseUNet2DConfig(cfgPath, raw)
+	if err != nil {
+		return nil, err
+	}
+	return NewTrainer(dev, cfg, tc, ds)
+}
+
 // Resume restores a trainer from a checkpoint folder so that training
 // continues exactly; ds must be the dataset the run was started on, and
 // steps (when > 0) replaces the total step count. What a crash during a
@@ -377,19 +420,15 @@ func Resume(dev tensor.Device, dir string, ds data.Dataset, steps int) (*Trainer
 	if steps > 0 {
 		tc.Steps = steps
 	}
-	cfg, err := nn.LoadUNet2DConfig(filepath.Join(dir, unetDir, nn.ConfigFile))
-	if err != nil {
-		return nil, err
-	}
 	if !slices.Equal(ds.Classes(), info.Classes) {
 		return nil, fmt.Errorf("%s: trained on classes %q, the dataset has %q", dir, info.Classes, ds.Classes())
 	}
-	tr, err := NewTrainer(dev, cfg, tc, ds)
+	tr, err := resumeTrainer(dev, filepath.Join(dir, unetDir, nn.ConfigFile), tc, ds)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	for _, p := range []struct {
-		m   *nn.UNet2D
+		m   Network
 		sub string
 	}{{tr.Model, unetDir}, {tr.EMA, emaDir}} {
 		w, err := nn.ReadSafeTensors(filepath.Join(dir, p.sub, nn.WeightsFile))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/nn/unet"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -91,12 +92,23 @@ const (
 	MaxBatch      = 65536
 )
 
+// Network is the U-Net a Trainer trains: an *nn.UNet2D, or a *unet.UNet3D
+// for volumes (which take their volumes as stacks of slices, so the loop,
+// the objectives and the samplers see images).
+type Network interface {
+	Forward(x *tensor.Tensor, timesteps []float32, labels []int64, opt *nn.ForwardOptions) (*tensor.Tensor, error)
+	Params() []nn.Param
+	NumParams() int
+	Save(dir string) error
+	LoadWeights(st *nn.SafeTensors) error
+}
+
 // Trainer holds everything a run needs; Checkpoint and Resume save and
 // restore all of it.
 type Trainer struct {
 	Config    TrainConfig
-	Model     *nn.UNet2D
-	EMA       *nn.UNet2D
+	Model     Network
+	EMA       Network
 	Opt       *nn.Adam
 	Schedule  *Schedule
 	Objective Objective
@@ -104,6 +116,7 @@ type Trainer struct {
 	Classes   []string // names of the labels; the null class is len(Classes)
 	Step      int      // steps done
 	Losses    []float32
+	dev       tensor.Device
 	pcg       *rand.PCG
 	rng       *rand.Rand
 }
@@ -122,24 +135,61 @@ func NewTrainer(dev tensor.Device, modelCfg nn.UNet2DConfig, tc TrainConfig, ds 
 	if modelCfg.InChannels != c || modelCfg.OutChannels != c {
 		return nil, fmt.Errorf("model in/out_channels %d/%d do not match the data's %d channels", modelCfg.InChannels, modelCfg.OutChannels, c)
 	}
-	classes := ds.Classes()
-	if len(classes) > 0 {
-		n := len(classes) + 1
-		modelCfg.NumClassEmbeds = &n
-	} else {
-		modelCfg.NumClassEmbeds = nil
-	}
+	numClasses := numClassEmbeds(ds)
+	modelCfg.NumClassEmbeds = numClasses
 	m, err := nn.NewUNet2D(dev, modelCfg, tc.Seed)
 	if err != nil {
 		return nil, err
 	}
 	ema, _ := nn.NewUNet2D(dev, modelCfg, tc.Seed)
-	ema.NoGrad()
+	return newTrainer(dev, m, ema, tc, ds), nil
+}
+
+// NewVolumeTrainer is NewTrainer for a UNet3D on a dataset of volumes.
+func NewVolumeTrainer(dev tensor.Device, modelCfg unet.UNet3DConfig, tc TrainConfig, ds data.VolumeDataset) (*Trainer, error) {
+	if err := tc.Validate(); err != nil {
+		return nil, err
+	}
+	c, d, h, w := ds.VolumeShape()
+	if d != h || h != w {
+		return nil, fmt.Errorf("the data's volumes are %dx%dx%d; the 3-D U-Net trains on cubes", d, h, w)
+	}
+	if modelCfg.SampleSize != 0 && modelCfg.SampleSize != d {
+		return nil, fmt.Errorf("model sample_size %d does not match the data's %d³ volumes", modelCfg.SampleSize, d)
+	}
+	if modelCfg.InChannels != c || modelCfg.OutChannels != c {
+		return nil, fmt.Errorf("model in/out_channels %d/%d do not match the data's %d channels", modelCfg.InChannels, modelCfg.OutChannels, c)
+	}
+	if tc.HFlip {
+		return nil, fmt.Errorf("hflip: flips apply to images (the solids are drawn in random orientations already)")
+	}
+	modelCfg.SampleSize = d
+	modelCfg.NumClassEmbeds = numClassEmbeds(ds)
+	m, err := unet.NewUNet3D(dev, modelCfg, tc.Seed)
+	if err != nil {
+		return nil, err
+	}
+	ema, _ := unet.NewUNet3D(dev, modelCfg, tc.Seed)
+	return newTrainer(dev, m, ema, tc, ds), nil
+}
+
+// numClassEmbeds is len(classes)+1 for a labelled dataset (the last being
+// the learned null class of classifier-free guidance), nil without labels.
+func numClassEmbeds(ds data.Dataset) *int {
+	if len(ds.Classes()) == 0 {
+		return nil
+	}
+	n := len(ds.Classes()) + 1
+	return &n
+}
+
+func newTrainer(dev tensor.Device, m, ema Network, tc TrainConfig, ds data.Dataset) *Trainer {
+	nn.NoGrad(ema.Params())
 	s, _ := NewSchedule(tc.Schedule, tc.T)
 	obj, _ := ParseObjective(tc.Objective)
 	pcg := rand.NewPCG(tc.Seed, 0xd1ff05e)
-	return &Trainer{Config: tc, Model: m, EMA: ema, Schedule: s, Objective: obj, Data: ds, Classes: classes,
-		Opt: nn.NewAdamW(m.Params(), nn.AdamConfig{LR: tc.LR, WeightDecay: tc.WeightDecay}), pcg: pcg, rng: rand.New(pcg)}, nil
+	return &Trainer{Config: tc, Model: m, EMA: ema, Schedule: s, Objective: obj, Data: ds, Classes: ds.Classes(), dev: dev,
+		Opt: nn.NewAdamW(m.Params(), nn.AdamConfig{LR: tc.LR, WeightDecay: tc.WeightDecay}), pcg: pcg, rng: rand.New(pcg)}
 }
 
 // Conditional reports whether the model takes class labels.
@@ -214,7 +264,7 @@ func (tr *Trainer) sampleBatch() trainBatch {
 	for i := range bt.ts {
 		bt.ts[i] = tr.rng.IntN(tr.Schedule.T)
 	}
-	bt.noise = Randn(tr.Model.Device, tr.rng, B, c, h, w)
+	bt.noise = Randn(tr.dev, tr.rng, B, c, h, w)
 	bt.dropSeed = tr.rng.Uint64()
 	return bt
 }
@@ -246,7 +296,7 @@ const (
 // Errors keep their identity (errors.Is/As work on device errors).
 func (tr *Trainer) lossStep(bt trainBatch) (StepInfo, error) {
 	var info StepInfo
-	tc, dev := tr.Config, tr.Model.Device
+	tc, dev := tr.Config, tr.dev
 	c, h, w := tr.Data.Shape()
 	B := tc.Batch
 	var x, xt *tensor.Tensor

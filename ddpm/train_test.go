@@ -114,7 +114,7 @@ func TestResumeIsExact(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, pair := range [][2]*nn.UNet2D{{straight.Model, resumed.Model}, {straight.EMA, resumed.EMA}} {
+	for _, pair := range [][2]Network{{straight.Model, resumed.Model}, {straight.EMA, resumed.EMA}} {
 		a, b := pair[0].Params(), pair[1].Params()
 		for i := range a {
 			va, vb := a[i].T.MustFloat32s(), b[i].T.MustFloat32s()

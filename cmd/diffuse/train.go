@@ -348,7 +348,11 @@ func previewGrid(tr *ddpm.Trainer, path string, steps int) error {
 		}
 		n = len(labels)
 	}
-	pix, err := sampleImages(tr.EMA, tr.Schedule, tr.Objective, sampleSpec{sampler: defaultSampler, steps: steps, n: n,
+	ema, ok := tr.EMA.(*nn.UNet2D)
+	if !ok {
+		return fmt.Errorf("the image preview needs a 2-D U-Net")
+	}
+	pix, err := sampleImages(ema, tr.Schedule, tr.Objective, sampleSpec{sampler: defaultSampler, steps: steps, n: n,
 		seed: 0, labels: labels, null: tr.NullClass(), guidance: defaultGuidance, clip: 1}, nil)
 	if err != nil {
 		return err
