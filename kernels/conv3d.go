@@ -161,6 +161,10 @@ func (d *Device) Conv3D(y, x, w, b tensor.Buffer, p tensor.Conv3DParams) {
 	defer release()
 	ys, xs, bs := f32(y), f32(x), f32(b)
 	k, ohw, odhw, vol := p.C*p.KD*p.KH*p.KW, p.OH*p.OW, p.OD*p.OH*p.OW, p.D*p.H*p.W
+	if d.winograd3D(p) {
+		d.conv3DWinograd(ys, xs, ws, bs, p, false)
+		return
+	}
 	wA := d.newGemmA(false, p.F, k, ws, k) // packed once for all volumes
 	if d.shifted3D(p) {
 		s := newVolShift(p)
@@ -223,6 +227,10 @@ func (d *Device) Conv3DBackwardInput(dx, dy, w tensor.Buffer, p tensor.Conv3DPar
 	defer release()
 	dxs, dys := f32(dx), f32(dy)
 	k, ohw, odhw, vol := p.C*p.KD*p.KH*p.KW, p.OH*p.OW, p.OD*p.OH*p.OW, p.D*p.H*p.W
+	if d.winograd3D(p) {
+		d.conv3DWinograd(dxs, dys, ws, nil, p, true)
+		return
+	}
 	if q, ok := flippedConv3D(p); ok && d.shifted3D(p) && d.shifted3D(q) {
 		taps := p.KD * p.KH * p.KW
 		fk := p.F * taps
@@ -261,9 +269,12 @@ func (d *Device) Conv3DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 	dws, dbs, xs, dys := f32(dw), f32(db), f32(x), f32(dy)
 	k, ohw, odhw, vol := p.C*p.KD*p.KH*p.KW, p.OH*p.OW, p.OD*p.OH*p.OW, p.D*p.H*p.W
 	if dws != nil {
-		if d.shifted3D(p) {
+		switch {
+		case d.winograd3D(p):
+			d.conv3DWinogradBackwardWeight(dws, xs, dys, p)
+		case d.shifted3D(p):
 			d.conv3DShiftedBackwardWeight(dws, xs, dys, p)
-		} else {
+		default:
 			planes := colPlanes(p)
 			d.sumOverImages(dws, p.F*k, k*planes*ohw, p.N, odhw, func(n int, acc, col []float32, threads int, beta float32) {
 				xn := xs[n*p.C*vol:][:p.C*vol]

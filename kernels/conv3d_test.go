@@ -51,10 +51,14 @@ func TestConv3DAgainstNaive(t *testing.T) {
 	for _, level := range Levels() {
 		t.Run(level.String(), func(t *testing.T) { testConv3D(t, NewCPULevel(2, level)) })
 	}
-	defer func(w int) { shiftMinWidth = w }(shiftMinWidth)
+	defer func(w, c int) { shiftMinWidth, winoMinC = w, c }(shiftMinWidth, winoMinC)
 	shiftMinWidth = 1 // every stride-1 convolution shifted
 	for _, level := range Levels()[1:] {
 		t.Run(fmt.Sprintf("%s/shifted", level), func(t *testing.T) { testConv3D(t, NewCPULevel(2, level)) })
+	}
+	winoMinC = 1 // every 3×3×3 stride-1 padding-1 convolution by plane Winograd
+	for _, level := range Levels()[1:] {
+		t.Run(fmt.Sprintf("%s/winograd", level), func(t *testing.T) { testConv3D(t, NewCPULevel(2, level)) })
 	}
 }
 
@@ -65,6 +69,10 @@ func testConv3D(t *testing.T, d *Device) {
 		p := tensor.Conv3DParams{N: 1 + r.IntN(3), C: 1 + r.IntN(4), D: 1 + r.IntN(6), H: 1 + r.IntN(6), W: 1 + r.IntN(9),
 			F: 1 + r.IntN(5), KD: 1 + r.IntN(3), KH: 1 + r.IntN(3), KW: 1 + r.IntN(3), StrideD: s, StrideH: s, StrideW: s,
 			PadD: r.IntN(2), PadH: r.IntN(2), PadW: r.IntN(2)}
+		if trial%4 == 1 { // the U-Net's 3×3×3 stride 1 padding 1 at small sizes (Winograd's shape)
+			p.KD, p.KH, p.KW, p.PadD, p.PadH, p.PadW, p.StrideD, p.StrideH, p.StrideW = 3, 3, 3, 1, 1, 1, 1, 1, 1
+			s = 1
+		}
 		if trial >= 32 { // the U-Net's shapes: 3×3×3, pad 1, C·27 past the packing block KC = 256
 			p.C, p.F, p.D, p.H, p.W = 10+trial%5, 17+trial%13, 3+trial%3, 5, 6+trial%7
 			p.KD, p.KH, p.KW, p.PadD, p.PadH, p.PadW = 3, 3, 3, 1, 1, 1

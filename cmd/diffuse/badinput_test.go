@@ -279,6 +279,19 @@ func TestBadInput(t *testing.T) {
 	} {
 		add(c[0], "train", "-data", data, c[0], c[1], "-out", "run")
 	}
+	// train on volumes, sample3d.
+	add("shapes3d:N", "train", "-data", "shapes3d:0", "-out", "run")
+	add("voxels:PATH", "train", "-data", "voxels:", "-out", "run")
+	add("nowhere.npy", "train", "-data", "voxels:"+filepath.Join(f.dir, "nowhere.npy"), "-out", "run")
+	add("not a .npy file", "train", "-data", "voxels:"+f.file(t, "fake.npy", "NUMPY but not really"), "-out", "run")
+	add("_class_name", "train", "-data", "shapes3d:16", "-config", filepath.Join(f.ckpt, "unet", "config.json"), "-out", "run")
+	add("patch_size", "train", "-data", "shapes3d:16", "-config", f.file(t, "p9.json", `{"patch_size": 9}`), "-out", "run")
+	add("-size", "train", "-data", "shapes3d:16", "-size", "8", "-out", "run")
+	add("not a 3-D checkpoint", "sample3d", "-checkpoint", f.ckpt, "-out", "m")
+	add("-n", "sample3d", "-n", "0")
+	add("-format", "sample3d", "-format", "fbx")
+	add("-level", "sample3d", "-level", "1")
+	add("-guidance", "sample3d", "-guidance", "NaN")
 	add("-data", "train", "-data", "hub:cifar", "-out", "run")
 	add(f.empty, "train", "-data", "folder:"+f.empty, "-out", "run")
 	add("broken.png", "train", "-data", "folder:"+f.corruptDir, "-size", "8", "-out", "run")

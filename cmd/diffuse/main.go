@@ -2,6 +2,7 @@
 //
 //	diffuse train      train a U-Net (with no flags: the tiny-mnist model on the embedded Fashion-MNIST slice)
 //	diffuse sample     sample a checkpoint into a PNG grid, a folder of PNGs or a GIF of the trajectory
+//	diffuse sample3d   sample a 3-D checkpoint into meshes (OBJ, STL, PLY), previews and a turntable GIF
 //	diffuse generate   text-to-image with a Stable Diffusion 1.x/2.x folder in diffusers layout
 //	diffuse img2img    image-to-image with a Stable Diffusion folder or a checkpoint (SDEdit)
 //	diffuse inpaint    fill in the masked part of an image with a checkpoint's model
@@ -38,6 +39,7 @@ type command struct {
 var commands = []command{
 	{"train", "train a diffusion U-Net (defaults: tiny-mnist on the embedded Fashion-MNIST slice)", runTrain},
 	{"sample", "sample images from a checkpoint", runSample},
+	{"sample3d", "sample a 3-D checkpoint into meshes (OBJ, STL, PLY), previews and a turntable GIF", runSample3D},
 	{"generate", "text-to-image with a Stable Diffusion folder (diffusers layout)", runGenerate},
 	{"img2img", "image-to-image: a Stable Diffusion folder (-model) or a checkpoint (-checkpoint, SDEdit)", runImg2Img},
 	{"inpaint", "fill in the masked part of an image (RePaint, replace, replace-clean)", runInpaint},

@@ -101,7 +101,9 @@ func runTrain(args []string) error {
 		"class-conditional tiny-mnist model on the embedded 5,000-image Fashion-MNIST slice.")
 	config := fs.String("config", "", "UNet2DModel config.json (default: the built-in tiny-mnist config)")
 	dataSpec := fs.String("data", "embedded", "training images: embedded | idx:IMAGES[,LABELS] | folder:DIR | shapes[:N] (captioned\n"+
-		"scenes: trains a text-to-image pipeline, OUT/checkpoint being its folder; -config is then a UNet2DConditionModel config)")
+		"scenes: trains a text-to-image pipeline, OUT/checkpoint being its folder; -config is then a UNet2DConditionModel config)\n"+
+		"| shapes3d[:N] | voxels:FILE.npy|FILE.binvox|DIR (volumes: trains a class-conditional UNet3D, -config a UNet3D config;\n"+
+		"default -time 10m, -batch 16; diffuse sample3d makes meshes)")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
 	devSpec := deviceFlag(fs)
 	dropout := fs.Float64("dropout", -1, "dropout probability inside the U-Net (default: the config's dropout)")
@@ -151,6 +153,20 @@ func runTrain(args []string) error {
 		return fmt.Errorf("-%w", err)
 	}
 
+	if isVolumeData(*dataSpec) {
+		switch {
+		case *size != 0 || *dropout >= 0:
+			return fmt.Errorf("-size and -dropout do not apply to volumes")
+		}
+		if !flagSet(fs, "time") {
+			*budget = defaultVolumeTime
+		}
+		if !flagSet(fs, "batch") {
+			tc.Batch = defaultVolumeBatch
+		}
+		return trainVolumes(volumeRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: *resume, sampleSteps: *sampleSteps,
+			loop: loopSettings{out: *out, start: start, budget: *budget, timed: timed && *budget > 0, ckptEvery: *ckptEvery, sampleEvery: *sampleEvery}})
+	}
 	if isTextData(*dataSpec) {
 		switch {
 		case tc.HFlip:

@@ -28,6 +28,11 @@ type UNet3DConfig struct {
 	FreqShift             float64  `json:"freq_shift"`
 	UpsampleInterpolation string   `json:"upsample_interpolation"` // nearest | trilinear
 	NumClassEmbeds        *int     `json:"num_class_embeds"`
+	// PatchSize p folds each p×p×p block of voxels into channels before
+	// conv_in and unfolds conv_out's channels after (space-to-depth, as
+	// "simple diffusion", Hoogeboom et al. 2023, patches large images): the
+	// U-Net then runs at 1/p of the resolution with in_channels·p³ inputs.
+	PatchSize int `json:"patch_size"`
 
 	Ignored []string `json:"-"`
 }
@@ -40,7 +45,7 @@ func DefaultUNet3DConfig() UNet3DConfig {
 		DownBlockTypes: []string{"DownBlock3D", "DownBlock3D", "DownBlock3D"},
 		UpBlockTypes:   []string{"UpBlock3D", "UpBlock3D", "UpBlock3D"},
 		MidBlockType:   &mid, AddAttention: true, AttentionHeadDim: &head, NormNumGroups: 8, NormEps: 1e-5,
-		FlipSinToCos: true, UpsampleInterpolation: "trilinear",
+		FlipSinToCos: true, UpsampleInterpolation: "trilinear", PatchSize: 1,
 	}
 }
 
@@ -134,6 +139,8 @@ func (c UNet3DConfig) Validate() error {
 		return fmt.Errorf("field num_class_embeds: want 1 … 65536 or null, have %d", *c.NumClassEmbeds)
 	case c.MidBlockType != nil && *c.MidBlockType != "UNetMidBlock3D":
 		return fmt.Errorf("field mid_block_type: want \"UNetMidBlock3D\" or null, have %q", *c.MidBlockType)
+	case !in(c.PatchSize, 1, 4):
+		return fmt.Errorf("field patch_size: want 1 … 4, have %d", c.PatchSize)
 	case c.FreqShift != c.FreqShift:
 		return fmt.Errorf("field freq_shift: NaN")
 	}
@@ -151,8 +158,12 @@ func (c UNet3DConfig) Validate() error {
 			return fmt.Errorf("field attention_head_dim = %d: want a divisor of block %d's %d channels, or null", *c.AttentionHeadDim, i, ch)
 		}
 	}
-	if c.SampleSize > 0 && c.SampleSize%(1<<(n-1)) != 0 {
-		return fmt.Errorf("field sample_size = %d: want a multiple of %d (one halving per down block)", c.SampleSize, 1<<(n-1))
+	if step := c.SideStep(); c.SampleSize > 0 && c.SampleSize%step != 0 {
+		return fmt.Errorf("field sample_size = %d: want a multiple of %d (patch_size times one halving per down block)", c.SampleSize, step)
 	}
 	return nil
 }
+
+// SideStep is what every side of an input volume must be a multiple of:
+// patch_size·2^(blocks-1).
+func (c UNet3DConfig) SideStep() int { return c.PatchSize << (len(c.BlockOutChannels) - 1) }

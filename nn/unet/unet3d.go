@@ -127,7 +127,8 @@ func newUNet3D(dev tensor.Device, cfg UNet3DConfig, r *rand.Rand) (*UNet3D, erro
 		return c
 	}
 	m := &UNet3D{Config: cfg, Device: dev}
-	m.ConvIn = nn.NewConv3d(dev, r, cfg.InChannels, ch[0], 3, 1, 1)
+	p3 := cfg.PatchSize * cfg.PatchSize * cfg.PatchSize
+	m.ConvIn = nn.NewConv3d(dev, r, cfg.InChannels*p3, ch[0], 3, 1, 1)
 	m.TimeEmbedding = &nn.TimestepEmbedding{Linear1: nn.NewLinear(dev, r, ch[0], temb, true), Linear2: nn.NewLinear(dev, r, temb, temb, true)}
 	if cfg.NumClassEmbeds != nil {
 		m.ClassEmbedding = nn.NewEmbedding(dev, r, *cfg.NumClassEmbeds, temb)
@@ -186,7 +187,7 @@ func newUNet3D(dev tensor.Device, cfg UNet3DConfig, r *rand.Rand) (*UNet3D, erro
 		m.UpBlocks = append(m.UpBlocks, b)
 	}
 	m.ConvNormOut = nn.NewGroupNorm(dev, g, ch[0], eps)
-	m.ConvOut = nn.NewConv3d(dev, r, ch[0], cfg.OutChannels, 3, 1, 1)
+	m.ConvOut = nn.NewConv3d(dev, r, ch[0], cfg.OutChannels*p3, 3, 1, 1)
 	return m, nil
 }
 
@@ -254,10 +255,10 @@ func (m *UNet3D) Forward(x *tensor.Tensor, timesteps []float32, labels []int64, 
 		return nil, fmt.Errorf("unet3d: input %v has %d channels, want %d", shape, x.Dim(1), cfg.InChannels)
 	}
 	B := x.Dim(0)
-	down := 1 << (len(cfg.BlockOutChannels) - 1)
+	step := cfg.SideStep()
 	for _, s := range x.Shape()[2:] {
-		if s%down != 0 || s == 0 {
-			return nil, fmt.Errorf("unet3d: volume %v: every side must be a positive multiple of %d (one halving per down block)", x.Shape()[2:], down)
+		if s%step != 0 || s == 0 {
+			return nil, fmt.Errorf("unet3d: volume %v: every side must be a positive multiple of %d (patch_size %d, one halving per down block)", x.Shape()[2:], step, cfg.PatchSize)
 		}
 	}
 	switch len(timesteps) {
@@ -294,7 +295,7 @@ func (m *UNet3D) forward(x *tensor.Tensor, timesteps []float32, labels []int64) 
 	if m.ClassEmbedding != nil {
 		emb = tensor.Add(emb, m.ClassEmbedding.Forward(tensor.FromInt64(dev, labels, B)))
 	}
-	h := m.ConvIn.Forward(x)
+	h := m.ConvIn.Forward(fold(x, cfg.PatchSize))
 	skips := []*tensor.Tensor{h}
 	for _, b := range m.DownBlocks {
 		for i, r := range b.Resnets {
@@ -333,7 +334,28 @@ func (m *UNet3D) forward(x *tensor.Tensor, timesteps []float32, labels []int64) 
 			h = b.Resample.Forward(tensor.Upsample3D(h, mode))
 		}
 	}
-	return m.ConvOut.Forward(tensor.SiLU(m.ConvNormOut.Forward(h)))
+	return unfold(m.ConvOut.Forward(tensor.SiLU(m.ConvNormOut.Forward(h))), cfg.PatchSize)
+}
+
+// fold is space-to-depth: (B, C, D, H, W) → (B, C·p³, D/p, H/p, W/p), the
+// voxel at offset (i, j, k) of a p×p×p block going to channel c·p³ + (i·p + j)·p + k.
+func fold(x *tensor.Tensor, p int) *tensor.Tensor {
+	if p == 1 {
+		return x
+	}
+	s := x.Shape()
+	B, C, D, H, W := s[0], s[1], s[2]/p, s[3]/p, s[4]/p
+	return x.Reshape(B, C, D, p, H, p, W, p).Permute(0, 1, 3, 5, 7, 2, 4, 6).Reshape(B, C*p*p*p, D, H, W)
+}
+
+// unfold is fold's inverse (depth-to-space).
+func unfold(x *tensor.Tensor, p int) *tensor.Tensor {
+	if p == 1 {
+		return x
+	}
+	s := x.Shape()
+	B, C, D, H, W := s[0], s[1]/(p*p*p), s[2], s[3], s[4]
+	return x.Reshape(B, C, p, p, p, D, H, W).Permute(0, 1, 5, 2, 6, 3, 7, 4).Reshape(B, C, D*p, H*p, W*p)
 }
 
 // LoadWeights copies every parameter from st (strict, as nn.LoadParams).
