@@ -348,6 +348,9 @@ func LoadCheckpoint(dev tensor.Device, dir string, ema bool) (*nn.UNet2D, Checkp
 	if err != nil {
 		return nil, info, err
 	}
+	if IsVolumeCheckpoint(dir) {
+		return nil, info, fmt.Errorf("%s holds a 3-D U-Net (%s): sample it with diffuse sample3d", dir, unet.ClassName3D)
+	}
 	sub := unetDir
 	if ema {
 		sub = emaDir

@@ -137,6 +137,8 @@ func findSources(paths []string, outDir string) ([]*modelSource, error) {
 			src.kind = kindSD
 		case isCheckpoint(p):
 			src.kind = kindCheckpoint
+		case ddpm.IsVolumeCheckpoint(p):
+			return nil, fmt.Errorf("-model %s: a 3-D checkpoint; serve serves images (use diffuse sample3d)", p)
 		default:
 			return nil, fmt.Errorf("-model %s: neither a Stable Diffusion folder (no model_index.json) nor a checkpoint of diffuse train", p)
 		}
@@ -182,9 +184,11 @@ func fileExists(path string) bool {
 	return err == nil && !st.IsDir()
 }
 
+// isCheckpoint reports a checkpoint of images (serve has nothing to do
+// with a 3-D one, which discovery passes over).
 func isCheckpoint(dir string) bool {
 	_, err := ddpm.ReadCheckpointInfo(dir)
-	return err == nil
+	return err == nil && !ddpm.IsVolumeCheckpoint(dir)
 }
 
 // weightBytes is the size of the weight files under dir.

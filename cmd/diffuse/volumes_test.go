@@ -66,6 +66,13 @@ func TestTrainShapes3DThenSample3D(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "dragon") {
 		t.Errorf("-class dragon: %v", err)
 	}
+	// The image commands say what to use instead; serve's discovery passes it over.
+	if err := runSample([]string{"-checkpoint", ckpt, "-out", filepath.Join(out, "s.png")}); err == nil || !strings.Contains(err.Error(), "sample3d") {
+		t.Errorf("diffuse sample on a 3-D checkpoint: %v", err)
+	}
+	if srcs, err := findSources(nil, out); err != nil || len(srcs) != 0 {
+		t.Errorf("serve's discovery in %s: %+v %v", out, srcs, err)
+	}
 	if err := runTrain(append(args, "-hflip", "-out", filepath.Join(out, "flip"))); err == nil || !strings.Contains(err.Error(), "hflip") {
 		t.Errorf("-hflip on volumes: %v", err)
 	}
