@@ -22,3 +22,16 @@ func TestConditionParityVulkan(t *testing.T) {
 		t.Errorf("ops ran on the CPU instead of a shader: %v", fb)
 	}
 }
+
+// TestUNet3DParityVulkan runs the UNet3D fixture on the Vulkan device: every
+// 3-D op (Conv3D in its three passes, trilinear upsampling) in a shader; the
+// space-to-depth copies of patch_size may take the CPU's strided copy.
+func TestUNet3DParityVulkan(t *testing.T) {
+	dev := vktest.Device(t)
+	checkUNet3DParity(t, dev)
+	for op := range dev.Fallbacks() {
+		if op != "copy" {
+			t.Errorf("an op ran on the CPU instead of a shader: %v", dev.Fallbacks())
+		}
+	}
+}
