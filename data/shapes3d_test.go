@@ -180,3 +180,76 @@ func TestLoadVoxels(t *testing.T) {
 		t.Errorf("overflowing binvox: %v", err)
 	}
 }
+
+// FuzzLoadVoxels feeds arbitrary bytes to the .npy and .binvox readers:
+// an error or a dataset, never a panic or a huge allocation.
+func FuzzLoadVoxels(f *testing.F) {
+	npy := func(descr, shape string, body []byte) []byte {
+		h := "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }\n"
+		return append(append([]byte("\x93NUMPY\x01\x00"), append([]byte{byte(len(h)), byte(len(h) >> 8)}, h...)...), body...)
+	}
+	f.Add(true, npy("|b1", "(2, 2, 2)", []byte{1, 0, 1, 0, 0, 1, 0, 1}))
+	f.Add(true, npy("<f4", "(1, 2, 2, 2)", make([]byte, 32)))
+	f.Add(true, npy("<f8", "(256, 256, 256)", nil))
+	f.Add(false, []byte("#binvox 1\ndim 2 2 2\ndata\n\x01\x04\x00\x04"))
+	f.Add(false, []byte("#binvox 1\ndim 2 2 2\ndata\n\x01\xff"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, isNPY bool, raw []byte) {
+		path := filepath.Join(dir, "v.binvox")
+		if isNPY {
+			path = filepath.Join(dir, "v.npy")
+		}
+		if err := os.WriteFile(path, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := LoadVoxels(path)
+		if err != nil {
+			return
+		}
+		_, side, _, _ := ds.VolumeShape()
+		v := make([]float32, side*side*side)
+		for i := range ds.Len() {
+			ds.Image(i, v)
+		}
+	})
+}
+
+// TestOccupancyTSDFAgainstSearch: the summed-volume shortcut gives what a
+// full search of every voxel's window gives.
+func TestOccupancyTSDFAgainstSearch(t *testing.T) {
+	side, R := 14, int(math.Ceil(Shape3DTruncation))+1
+	occ := make([]float32, side*side*side)
+	for i := range occ { // two overlapping balls and some noise
+		z, y, x := float64(i/(side*side)), float64(i/side%side), float64(i%side)
+		if sq(x-4)+sq(y-5)+sq(z-6) < 12 || sq(x-9)+sq(y-8)+sq(z-7) < 20 || (i*7919)%53 == 0 {
+			occ[i] = 1
+		}
+	}
+	got := OccupancyTSDF(occ, side)
+	for i := range occ {
+		z, y, x := i/(side*side), i/side%side, i%side
+		me := occ[i] > 0.5
+		best := math.Inf(1)
+		for dz := -R; dz <= R; dz++ {
+			for dy := -R; dy <= R; dy++ {
+				for dx := -R; dx <= R; dx++ {
+					zz, yy, xx := z+dz, y+dy, x+dx
+					other := !me
+					if zz >= 0 && yy >= 0 && xx >= 0 && zz < side && yy < side && xx < side {
+						other = (occ[(zz*side+yy)*side+xx] > 0.5) != me
+					}
+					if other {
+						best = math.Min(best, math.Sqrt(float64(dx*dx+dy*dy+dz*dz)))
+					}
+				}
+			}
+		}
+		want := math.Min(1, (best-0.5)/Shape3DTruncation)
+		if !me {
+			want = -want
+		}
+		if float32(want) != got[i] {
+			t.Fatalf("voxel (%d, %d, %d): %g, want %g", z, y, x, got[i], want)
+		}
+	}
+}

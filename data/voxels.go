@@ -138,27 +138,55 @@ func (v *voxelSet) addFile(path string, label int) error {
 
 // OccupancyTSDF turns an occupancy grid (values > 0.5 inside) into a TSDF
 // like Shapes3D's: for each voxel the distance m to the nearest voxel
-// centre of the other kind (searched within the truncation), the surface
-// taken halfway, v = ±clamp((m - 0.5)/τ, 0, 1), + inside.
+// centre of the other kind (searched within the truncation; outside the
+// grid counts as outside), the surface taken halfway, v = ±clamp((m - 0.5)/τ,
+// 0, 1), + inside. A summed-volume table finds the voxels whose whole
+// search window is of their own kind (they saturate at ±1), so only those
+// near the surface are searched.
 func OccupancyTSDF(occ []float32, side int) []float32 {
 	R := int(math.Ceil(Shape3DTruncation)) + 1
-	out := make([]float32, len(occ))
+	n := side + 1
+	sum := make([]int32, n*n*n) // sum[z][y][x] = inside voxels in [0,z)×[0,y)×[0,x)
+	at := func(z, y, x int) int32 { return sum[(z*n+y)*n+x] }
+	for z := 1; z < n; z++ {
+		for y := 1; y < n; y++ {
+			for x := 1; x < n; x++ {
+				var v int32
+				if occ[((z-1)*side+y-1)*side+x-1] > 0.5 {
+					v = 1
+				}
+				sum[(z*n+y)*n+x] = v + at(z-1, y, x) + at(z, y-1, x) + at(z, y, x-1) -
+					at(z-1, y-1, x) - at(z-1, y, x-1) - at(z, y-1, x-1) + at(z-1, y-1, x-1)
+			}
+		}
+	}
+	box := func(z0, y0, x0, z1, y1, x1 int) int32 { // inside voxels in [z0,z1)×[y0,y1)×[x0,x1)
+		return at(z1, y1, x1) - at(z0, y1, x1) - at(z1, y0, x1) - at(z1, y1, x0) +
+			at(z0, y0, x1) + at(z0, y1, x0) + at(z1, y0, x0) - at(z0, y0, x0)
+	}
 	in := func(z, y, x int) bool { return occ[(z*side+y)*side+x] > 0.5 }
+	out := make([]float32, len(occ))
 	for z := range side {
 		for y := range side {
 			for x := range side {
 				me := in(z, y, x)
+				z0, y0, x0 := max(z-R, 0), max(y-R, 0), max(x-R, 0)
+				z1, y1, x1 := min(z+R+1, side), min(y+R+1, side), min(x+R+1, side)
+				count, full := box(z0, y0, x0, z1, y1, x1), int32((z1-z0)*(y1-y0)*(x1-x0))
+				clipped := z0 != z-R || y0 != y-R || x0 != x-R || z1 != z+R+1 || y1 != y+R+1 || x1 != x+R+1
 				best := math.Inf(1)
-				for dz := -R; dz <= R; dz++ {
-					for dy := -R; dy <= R; dy++ {
-						for dx := -R; dx <= R; dx++ {
-							zz, yy, xx := z+dz, y+dy, x+dx
-							other := !me // outside the grid counts as outside
-							if zz >= 0 && yy >= 0 && xx >= 0 && zz < side && yy < side && xx < side {
-								other = in(zz, yy, xx) != me
-							}
-							if other {
-								best = math.Min(best, math.Sqrt(float64(dx*dx+dy*dy+dz*dz)))
+				if (me && count < full) || (me && clipped) || (!me && count > 0) {
+					for dz := -R; dz <= R; dz++ {
+						for dy := -R; dy <= R; dy++ {
+							for dx := -R; dx <= R; dx++ {
+								zz, yy, xx := z+dz, y+dy, x+dx
+								other := !me // outside the grid counts as outside
+								if zz >= 0 && yy >= 0 && xx >= 0 && zz < side && yy < side && xx < side {
+									other = in(zz, yy, xx) != me
+								}
+								if other {
+									best = math.Min(best, math.Sqrt(float64(dx*dx+dy*dy+dz*dz)))
+								}
 							}
 						}
 					}

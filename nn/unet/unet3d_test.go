@@ -140,3 +140,20 @@ func TestUNet3DSaveLoad(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUNet3DConfig: a config the parser accepts builds (on a device without
+// memory), and nothing in it panics.
+func FuzzUNet3DConfig(f *testing.F) {
+	f.Add([]byte(`{"block_out_channels": [8, 16], "down_block_types": ["DownBlock3D", "AttnDownBlock3D"], "up_block_types": ["AttnUpBlock3D", "UpBlock3D"], "norm_num_groups": 4, "attention_head_dim": 8}`))
+	f.Add([]byte(`{"patch_size": 4, "sample_size": 32}`))
+	f.Add([]byte(`{"block_out_channels": [4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseUNet3DConfig("fuzz", data)
+		if err != nil {
+			return
+		}
+		if _, err := newUNet3D(tensor.ShapesOnly(), cfg, nil); err != nil {
+			t.Fatalf("an accepted config does not build: %v", err)
+		}
+	})
+}
