@@ -48,7 +48,9 @@ var shapesPreview = []string{
 }
 
 // isTextData says whether a -data spec is captioned (text-to-image).
-func isTextData(spec string) bool { return spec == "shapes" || strings.HasPrefix(spec, "shapes:") }
+func isTextData(spec string) bool {
+	return spec == "shapes" || strings.HasPrefix(spec, "shapes:") || spec == "emoji" || strings.HasPrefix(spec, "emoji:")
+}
 
 // textRun holds what runTrain parsed for a text-to-image run.
 type textRun struct {
@@ -60,19 +62,61 @@ type textRun struct {
 	loop         loopSettings
 }
 
-func trainText(r textRun) error {
+// textData is a captioned training set with its tokenizer vocabulary and
+// the prompts of its preview grid.
+type textData struct {
+	ds         data.Captioned
+	vocabulary []string
+	preview    []string
+	what       string
+}
+
+// loadTextData parses shapes[:N] or emoji[:FONT[,EMOJI-TEST]].
+func loadTextData(spec string) (textData, error) {
+	kind, arg, hasArg := strings.Cut(spec, ":")
+	if kind == "emoji" {
+		font, test := data.NotoEmojiFont, data.EmojiTestFile
+		if hasArg {
+			font, test, _ = strings.Cut(arg, ",")
+			if test == "" {
+				test = data.EmojiTestFile
+			}
+		}
+		ds, err := data.LoadEmoji(font, test, data.ShapesSize)
+		if err != nil {
+			return textData{}, fmt.Errorf("-data emoji (apt-get install fonts-noto-color-emoji unicode-data, or emoji:FONT.ttf,emoji-test.txt): %w", err)
+		}
+		td := textData{ds: ds, what: fmt.Sprintf("%d emoji (Noto Color Emoji) with their Unicode names", ds.Len())}
+		for i := range ds.Len() {
+			td.vocabulary = append(td.vocabulary, ds.Caption(i))
+		}
+		for k := range 16 {
+			td.preview = append(td.preview, ds.Caption(k*ds.Len()/16))
+		}
+		return td, nil
+	}
 	n := shapesScenes
-	if _, arg, ok := strings.Cut(r.spec, ":"); ok {
+	if hasArg {
 		v, err := strconv.Atoi(arg)
 		if err != nil || v < 1 || v > 1<<30 {
-			return fmt.Errorf("-data shapes:N: want a number of scenes 1 … 2^30, have %q", arg)
+			return textData{}, fmt.Errorf("-data shapes:N: want a number of scenes 1 … 2^30, have %q", arg)
 		}
 		n = v
 	}
 	ds, err := data.Shapes(n, 1, data.ShapesTrain)
 	if err != nil {
+		return textData{}, err
+	}
+	return textData{ds: ds, vocabulary: shapesVocabulary(), preview: shapesPreview,
+		what: fmt.Sprintf("%d captioned %dx%d scenes (held out: every green triangle)", n, data.ShapesSize, data.ShapesSize)}, nil
+}
+
+func trainText(r textRun) error {
+	td, err := loadTextData(r.spec)
+	if err != nil {
 		return err
 	}
+	ds := td.ds
 	uc, err := unet.ParseConditionConfig("built-in shapes U-Net config", shapesUNetConfig)
 	if r.config != "" {
 		uc, err = unet.LoadConditionConfig(r.config)
@@ -99,7 +143,7 @@ func trainText(r textRun) error {
 		if err != nil {
 			return err
 		}
-		tok := full.Subset(shapesVocabulary(), tcfg.MaxPositionEmbeddings)
+		tok := full.Subset(td.vocabulary, tcfg.MaxPositionEmbeddings)
 		if tr, err = pipeline.NewTrainer(dev, uc, tcfg, tok, r.tc, ds); err != nil {
 			return err
 		}
@@ -107,10 +151,10 @@ func trainText(r textRun) error {
 	if err := os.MkdirAll(r.loop.out, 0o755); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "training a %d-parameter text-conditioned U-Net and a %d-parameter text encoder (vocabulary %d) on %d captioned %dx%d scenes (held out: every green triangle), batch %d, device %s\n",
-		tr.UNet.NumParams(), nn.CountParams(tr.Text.Params()), tr.Tokenizer.VocabSize(), ds.Len(), data.ShapesSize, data.ShapesSize, tr.Config.Batch, dev.Name())
+	fmt.Fprintf(os.Stderr, "training a %d-parameter text-conditioned U-Net and a %d-parameter text encoder (vocabulary %d) on %s, batch %d, device %s\n",
+		tr.UNet.NumParams(), nn.CountParams(tr.Text.Params()), tr.Tokenizer.VocabSize(), td.what, tr.Config.Batch, dev.Name())
 	run := trainRun{step: tr.TrainStep, save: tr.Save, done: &tr.Step, total: &tr.Config.Steps, losses: &tr.Losses,
-		grid: func(path string) error { return textGrid(tr.Pipeline(), path, r.sampleSteps) }}
+		grid: func(path string) error { return textGrid(tr.Pipeline(), path, r.sampleSteps, td.preview) }}
 	return run.loop(r.loop)
 }
 
@@ -126,11 +170,11 @@ func shapesVocabulary() []string {
 
 // textGrid samples the preview prompts (guidance 3) into a 4×4 grid, the
 // prompts in the PNG's parameters text.
-func textGrid(p *pipeline.Pipeline, path string, steps int) error {
+func textGrid(p *pipeline.Pipeline, path string, steps int, prompts []string) error {
 	const scale = 3
 	side := data.ShapesSize*scale + 4
 	img := image.NewRGBA(image.Rect(0, 0, 4*side+4, 4*side+4))
-	for i, prompt := range shapesPreview {
+	for i, prompt := range prompts[:min(len(prompts), 16)] {
 		res, err := p.Generate(pipeline.Options{Prompt: prompt, Steps: steps, Guidance: 3, Sampler: "dpm++2m", Seed: uint64(i),
 			Width: data.ShapesSize, Height: data.ShapesSize, NoWatermark: true, SafetyPolicy: safety.Off})
 		if err != nil {
@@ -140,8 +184,8 @@ func textGrid(p *pipeline.Pipeline, path string, steps int) error {
 		draw.Draw(img, image.Rect(x, y, x+side-4, y+side-4), scaleUp(toRGBA(res.Images[0]), scale), image.Point{}, draw.Src)
 	}
 	prov := newProvenance("txt2img")
-	prov.Model, prov.Sampler, prov.Steps, prov.Guidance, prov.Images = "training", "dpm++2m", steps, 3, len(shapesPreview)
-	params := "prompts, row by row: " + strings.Join(shapesPreview, " | ")
+	prov.Model, prov.Sampler, prov.Steps, prov.Guidance, prov.Images = "training", "dpm++2m", steps, 3, len(prompts)
+	params := "prompts, row by row: " + strings.Join(prompts, " | ")
 	off, none := "off", "none"
 	return writeImage(path, img, params, prov, outputFlags{watermark: &off, noMeta: new(bool), policy: &off, checker: &none})
 }
