@@ -18,11 +18,11 @@ import (
 // 32³ TSDF and names its solid; JudgeVolumes scores samples by class
 // accuracy and by how many mesh into one watertight connected piece.
 //
-//	conv 3×3×3 stride 2 (1→16) → GroupNorm → ReLU      16³
-//	conv 3×3×3 stride 2 (16→32) → GroupNorm → ReLU     8³
-//	conv 3×3×3 stride 2 (32→64) → GroupNorm → ReLU     4³
-//	conv 3×3×3 stride 1 (64→64) → GroupNorm → ReLU     4³
-//	mean over the voxels → linear 64→7
+//	conv 3×3×3 stride 2 (1→32) → GroupNorm → ReLU       16³
+//	conv 3×3×3 stride 2 (32→64) → GroupNorm → ReLU      8³
+//	conv 3×3×3 stride 2 (64→128) → GroupNorm → ReLU     4³
+//	conv 3×3×3 stride 1 (128→128) → GroupNorm → ReLU    4³
+//	mean over the voxels → linear 128→7
 // ---------------------------------------------------------------------------
 
 //go:embed weights/shapes3d-judge-v1.safetensors
@@ -40,7 +40,7 @@ type Shape3DJudge struct {
 func NewShape3DJudge(dev tensor.Device, seed uint64) *Shape3DJudge {
 	r := rand.New(rand.NewPCG(seed, 0x3d1d9e))
 	j := &Shape3DJudge{dev: dev}
-	chans := [5]int{1, 16, 32, 64, 64}
+	chans := [5]int{1, 32, 64, 128, 128}
 	for i := range 4 {
 		stride := 2
 		if i == 3 {
@@ -49,7 +49,7 @@ func NewShape3DJudge(dev tensor.Device, seed uint64) *Shape3DJudge {
 		j.Convs[i] = nn.NewConv3d(dev, r, chans[i], chans[i+1], 3, stride, 1)
 		j.Norms[i] = nn.NewGroupNorm(dev, 8, chans[i+1], 1e-5)
 	}
-	j.FC = nn.NewLinear(dev, r, 64, len(data.Shape3DClasses), true)
+	j.FC = nn.NewLinear(dev, r, chans[4], len(data.Shape3DClasses), true)
 	return j
 }
 
@@ -135,8 +135,9 @@ func (j *Shape3DJudge) Classify(vols [][]float32) (classes []int, probs []float6
 }
 
 // TrainShape3DJudge trains a judge on fresh data.Shapes3D volumes (a new
-// draw every step, so it never sees a volume twice) with AdamW and a cosine
-// decay after a short warm-up, logging through report (may be nil).
+// draw every step, so it never sees a volume twice; half of each batch with
+// Gaussian noise of σ 0.1 added) with AdamW and a cosine decay after a short
+// warm-up, logging through report (may be nil).
 func TrainShape3DJudge(dev tensor.Device, steps, batch int, lr float64, seed uint64, report func(step int, loss float64)) (*Shape3DJudge, error) {
 	j := NewShape3DJudge(dev, seed)
 	ds, err := data.Shapes3D(steps*batch, seed+100, "train")
@@ -147,11 +148,18 @@ func TrainShape3DJudge(dev tensor.Device, steps, batch int, lr float64, seed uin
 	const side = data.Shape3DSize
 	k := len(data.Shape3DClasses)
 	x := make([]float32, batch*side*side*side)
+	noise := rand.New(rand.NewPCG(seed, 0x401e))
 	for step := range steps {
 		onehot := make([]float32, batch*k)
 		for b := range batch {
-			l := ds.Image(step*batch+b, x[b*side*side*side:(b+1)*side*side*side])
+			v := x[b*side*side*side : (b+1)*side*side*side]
+			l := ds.Image(step*batch+b, v)
 			onehot[b*k+l] = 1
+			if b%2 == 1 { // half the batch with mild noise, as samples carry
+				for i := range v {
+					v[i] += float32(0.1 * noise.NormFloat64())
+				}
+			}
 		}
 		warm := 50
 		rate := lr * 0.5 * (1 + math.Cos(math.Pi*float64(step)/float64(steps)))
