@@ -17,7 +17,7 @@ import (
 //	go test ./kernels -run XXX -bench Conv3DPaths -benchtime 3x
 func BenchmarkConv3DPaths(b *testing.B) {
 	shapes := []struct {
-		name           string
+		name          string
 		n, c, f, side int
 	}{{"unet8_32", 16, 32, 32, 8}, {"unet8_64", 16, 64, 64, 8}, {"unet4_128", 16, 128, 128, 4}, {"target32_64", 1, 64, 64, 32}}
 	for _, s := range shapes {
