@@ -30,9 +30,11 @@ func BenchmarkConv3DPaths(b *testing.B) {
 		for _, path := range []string{"winograd", "shifted", "vol2col"} {
 			for _, pass := range []string{"forward", "backward_input", "backward_weight"} {
 				b.Run(fmt.Sprintf("shape=%s/path=%s/pass=%s", s.name, path, pass), func(b *testing.B) {
-					defer func(m, sw int) { winoMinC, shiftMinWidth = m, sw }(winoMinC, shiftMinWidth)
+					defer func(m, sw, mp int) { winoMinC, shiftMinWidth, winograd3DMinPlane = m, sw, mp }(winoMinC, shiftMinWidth, winograd3DMinPlane)
 					d := NewCPU(0)
 					switch path {
+					case "winograd":
+						winograd3DMinPlane = 1
 					case "shifted":
 						winoMinC = 1 << 30
 					case "vol2col":

@@ -103,7 +103,7 @@ func runTrain(args []string) error {
 	dataSpec := fs.String("data", "embedded", "training images: embedded | idx:IMAGES[,LABELS] | folder:DIR | shapes[:N] | emoji[:FONT[,EMOJI-TEST]] (captioned\n"+
 		"scenes: trains a text-to-image pipeline, OUT/checkpoint being its folder; -config is then a UNet2DConditionModel config)\n"+
 		"| shapes3d[:N] | voxels:FILE.npy|FILE.binvox|DIR (volumes: trains a class-conditional UNet3D, -config a UNet3D config;\n"+
-		"default -time 10m, -batch 16; diffuse sample3d makes meshes)")
+		"default -time 10m, -batch 16, -objective sample; diffuse sample3d makes meshes)")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
 	devSpec := deviceFlag(fs)
 	dropout := fs.Float64("dropout", -1, "dropout probability inside the U-Net (default: the config's dropout)")
@@ -163,6 +163,9 @@ func runTrain(args []string) error {
 		}
 		if !flagSet(fs, "batch") {
 			tc.Batch = defaultVolumeBatch
+		}
+		if !flagSet(fs, "objective") {
+			tc.Objective = defaultVolumeObjective
 		}
 		return trainVolumes(volumeRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: *resume, sampleSteps: *sampleSteps,
 			loop: loopSettings{out: *out, start: start, budget: *budget, timed: timed && *budget > 0, ckptEvery: *ckptEvery, sampleEvery: *sampleEvery}})
