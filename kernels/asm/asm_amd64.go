@@ -56,20 +56,6 @@ func SgemmRowsAKernelAVX2(kc int, a *float32, off *int, b *float32, c *float32, 
 //go:noescape
 func SgemmRowsAKernelAVX2Store(kc int, a *float32, off *int, b *float32, c *float32, ldc int)
 
-// SgemmRowsKernelAVX512 adds the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
-// values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
-// with row stride ldc (elements). AVX-512F.
-//
-//go:noescape
-func SgemmRowsKernelAVX512(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-
-// SgemmRowsKernelAVX512Store stores (without reading c) the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
-// values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
-// with row stride ldc (elements). AVX-512F.
-//
-//go:noescape
-func SgemmRowsKernelAVX512Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-
 // ExpAVX2 sets dst[i] = e^src[i] for i < len(src) rounded down to a multiple of 8
 // (the caller finishes the tail). Within 2 ulp of math.Exp on [-87, 88]; saturates outside. AVX2+FMA.
 //

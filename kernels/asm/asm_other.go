@@ -54,16 +54,6 @@ func SgemmRowsKernelAVX2Store(kc int, a, b *float32, off *int, c *float32, ldc i
 	kernelRowsGo(AVX2MR, AVX2NR, kc, a, b, off, c, ldc, true)
 }
 
-// SgemmRowsKernelAVX512 is the plain-Go stand-in of the AVX-512 unpacked-B kernel.
-func SgemmRowsKernelAVX512(kc int, a, b *float32, off *int, c *float32, ldc int) {
-	kernelRowsGo(AVX512MR, AVX512NR, kc, a, b, off, c, ldc, false)
-}
-
-// SgemmRowsKernelAVX512Store is the plain-Go stand-in of the AVX-512 unpacked-B store kernel.
-func SgemmRowsKernelAVX512Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
-	kernelRowsGo(AVX512MR, AVX512NR, kc, a, b, off, c, ldc, true)
-}
-
 // kernelRowsAGo is kernelGo with row i of A at a + off[i].
 func kernelRowsAGo(mr, nr, kc int, a *float32, off *int, b, c *float32, ldc int, store bool) {
 	offs := unsafe.Slice(off, mr)

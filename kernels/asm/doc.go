@@ -2,10 +2,9 @@
 // (a module of its own, so avo stays out of the library's imports):
 //
 //	asm_amd64.s   GEMM micro-kernels: SgemmKernelAVX512 (12×32 tile) and
-//	              SgemmKernelAVX2 (6×16), and the ones that read an
-//	              operand unpacked through row offsets (SgemmRowsKernelAVX512
-//	              and SgemmRowsKernelAVX2 for B, SgemmRowsAKernelAVX2 for
-//	              A), each with a Store
+//	              SgemmKernelAVX2 (6×16), and the AVX2 ones that read an
+//	              operand unpacked through row offsets (SgemmRowsKernelAVX2
+//	              for B, SgemmRowsAKernelAVX2 for A), each with a Store
 //	              variant; PackA6AVX2 (six-row A panels); and the vector
 //	              kernels around them (gen/exp.go, gelu.go, half.go, adam.go,
 //	              softmax.go, pack.go, winograd.go): exp, SiLU and its
