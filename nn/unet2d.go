@@ -199,17 +199,8 @@ func (m *UNet2D) Forward(x *tensor.Tensor, timesteps []float32, labels []int64, 
 	default:
 		return nil, fmt.Errorf("unet2d: %d timesteps for a batch of %d (want 1 or %d)", len(timesteps), B, B)
 	}
-	if m.ClassEmbedding != nil {
-		if len(labels) != B {
-			return nil, fmt.Errorf("unet2d: the model is class-conditional (%d classes); want %d class labels, have %d", *cfg.NumClassEmbeds, B, len(labels))
-		}
-		for i, l := range labels {
-			if l < 0 || l >= int64(*cfg.NumClassEmbeds) {
-				return nil, fmt.Errorf("unet2d: class label %d at %d outside [0, %d)", l, i, *cfg.NumClassEmbeds)
-			}
-		}
-	} else if labels != nil {
-		return nil, fmt.Errorf("unet2d: class labels given to a model without num_class_embeds")
+	if err := CheckClassLabels("unet2d", labels, B, cfg.NumClassEmbeds); err != nil {
+		return nil, err
 	}
 	err = tensor.Catch(func() { out = m.forward(x, timesteps, labels, opt) })
 	return out, err
@@ -323,4 +314,25 @@ func (m *UNet2D) Save(dir string) error {
 		return err
 	}
 	return WriteFileAtomic(filepath.Join(dir, ConfigFile), m.Config.Marshal())
+}
+
+// CheckClassLabels validates a batch of B class labels for a U-Net with
+// numClasses class embeddings (nil: not class-conditional); model names it
+// in the error.
+func CheckClassLabels(model string, labels []int64, B int, numClasses *int) error {
+	if numClasses == nil {
+		if labels != nil {
+			return fmt.Errorf("%s: class labels given to a model without num_class_embeds", model)
+		}
+		return nil
+	}
+	if len(labels) != B {
+		return fmt.Errorf("%s: the model is class-conditional (%d classes); want %d class labels, have %d", model, *numClasses, B, len(labels))
+	}
+	for i, l := range labels {
+		if l < 0 || l >= int64(*numClasses) {
+			return fmt.Errorf("%s: class label %d at %d outside [0, %d)", model, l, i, *numClasses)
+		}
+	}
+	return nil
 }

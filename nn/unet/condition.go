@@ -258,17 +258,8 @@ func (m *Condition) Forward(x *tensor.Tensor, timesteps []float32, ctx *tensor.T
 			return nil, fmt.Errorf("unet: timestep %d is %g", i, t)
 		}
 	}
-	if m.ClassEmbedding != nil {
-		if len(labels) != B {
-			return nil, fmt.Errorf("unet: the model is class-conditional; want %d class labels, have %d", B, len(labels))
-		}
-		for i, l := range labels {
-			if l < 0 || l >= int64(*c.NumClassEmbeds) {
-				return nil, fmt.Errorf("unet: class label %d at %d outside [0, %d)", l, i, *c.NumClassEmbeds)
-			}
-		}
-	} else if labels != nil {
-		return nil, fmt.Errorf("unet: class labels given to a model without num_class_embeds")
+	if err := nn.CheckClassLabels("unet", labels, B, c.NumClassEmbeds); err != nil {
+		return nil, err
 	}
 	err = tensor.Catch(func() { out = m.forward(x, timesteps, ctx, labels, trace) })
 	return out, err

@@ -268,17 +268,8 @@ func (m *UNet3D) Forward(x *tensor.Tensor, timesteps []float32, labels []int64, 
 	default:
 		return nil, fmt.Errorf("unet3d: %d timesteps for a batch of %d (want 1 or %d)", len(timesteps), B, B)
 	}
-	if m.ClassEmbedding != nil {
-		if len(labels) != B {
-			return nil, fmt.Errorf("unet3d: the model is class-conditional (%d classes); want %d class labels, have %d", *cfg.NumClassEmbeds, B, len(labels))
-		}
-		for i, l := range labels {
-			if l < 0 || l >= int64(*cfg.NumClassEmbeds) {
-				return nil, fmt.Errorf("unet3d: class label %d at %d outside [0, %d)", l, i, *cfg.NumClassEmbeds)
-			}
-		}
-	} else if labels != nil {
-		return nil, fmt.Errorf("unet3d: class labels given to a model without num_class_embeds")
+	if err := nn.CheckClassLabels("unet3d", labels, B, cfg.NumClassEmbeds); err != nil {
+		return nil, err
 	}
 	err = tensor.Catch(func() {
 		out = m.forward(x, timesteps, labels)
