@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -18,7 +19,8 @@ import (
 // UNet2DConditionModel. Semantics point by point in
 // shared/reference/sd/unet2d_condition.py; in short:
 //
-//	emb = linear_2(silu(linear_1(t_proj(t))))
+//	emb = linear_2(silu(linear_1(t_proj(t)))) (+ class_embedding(labels))
+//	      (+ add_embedding(text states): addition_embed_type "text")
 //	h = conv_in(x); skips = [h]
 //	down blocks: resnet (+ Transformer2D over the text states) per layer,
 //	             each output pushed; a stride-2 conv except in the last
@@ -34,7 +36,8 @@ type Condition struct {
 	Device         tensor.Device
 	ConvIn         *nn.Conv2d
 	TimeEmbedding  *nn.TimestepEmbedding
-	ClassEmbedding *nn.Embedding // nil without num_class_embeds
+	ClassEmbedding *nn.Embedding      // nil without num_class_embeds
+	AddEmbedding   *TextTimeEmbedding // addition_embed_type "text"; nil without
 	DownBlocks     []*DownBlock
 	Mid            *MidBlock // nil when mid_block_type is null
 	UpBlocks       []*UpBlock
@@ -104,6 +107,9 @@ func newCondition(dev tensor.Device, c ConditionConfig, r *rand.Rand) (*Conditio
 			Linear2: nn.NewLinear(dev, r, temb, temb, true)}}
 	if c.NumClassEmbeds != nil {
 		m.ClassEmbedding = nn.NewEmbedding(dev, r, *c.NumClassEmbeds, temb)
+	}
+	if c.AdditionEmbedType != nil {
+		m.AddEmbedding = newTextTimeEmbedding(dev, r, c.CrossAttentionDim.At(0), temb, c.AdditionEmbedTypeNumHeads)
 	}
 	for i, t := range c.DownBlockTypes {
 		in, out, L := ch[max(i-1, 0)], ch[i], c.LayersPerBlock.At(i)
@@ -177,6 +183,9 @@ func (m *Condition) Params() []nn.Param {
 	m.TimeEmbedding.Collect("time_embedding.", &ps)
 	if m.ClassEmbedding != nil {
 		m.ClassEmbedding.Collect("class_embedding.", &ps)
+	}
+	if m.AddEmbedding != nil {
+		m.AddEmbedding.Collect("add_embedding.", &ps)
 	}
 	for i, b := range m.DownBlocks {
 		collectBlock(fmt.Sprintf("down_blocks.%d.", i), b.Attentions, b.Resnets, b.Downsampler, "downsamplers", &ps)
@@ -283,6 +292,9 @@ func (m *Condition) forward(x *tensor.Tensor, timesteps []float32, ctx *tensor.T
 	if m.ClassEmbedding != nil {
 		emb = tensor.Add(emb, m.ClassEmbedding.Forward(tensor.FromInt64(dev, labels, B)))
 	}
+	if m.AddEmbedding != nil {
+		emb = tensor.Add(emb, m.AddEmbedding.Forward(ctx))
+	}
 	h := m.ConvIn.Forward(x)
 	put := func(name string, t *tensor.Tensor) {
 		if trace != nil {
@@ -356,7 +368,7 @@ func LoadCondition(dev tensor.Device, dir string, storage nn.Storage) (*Conditio
 	if err != nil {
 		return nil, fmt.Errorf("unet: %w", err)
 	}
-	st, err := nn.ReadSafeTensors(weights)
+	st, err := safetensors.Read(weights)
 	if err != nil {
 		return nil, err
 	}

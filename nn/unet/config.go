@@ -39,6 +39,8 @@ type ConditionConfig struct {
 	UseLinearProjection       bool            `json:"use_linear_projection"`
 	UpcastAttention           bool            `json:"upcast_attention"` // precision of fp16 runs only: no effect in float32
 	NumClassEmbeds            *int            `json:"num_class_embeds"`
+	AdditionEmbedType         *string         `json:"addition_embed_type"`           // null, or "text" (TextTimeEmbedding)
+	AdditionEmbedTypeNumHeads int             `json:"addition_embed_type_num_heads"` // its pooling heads
 	TimeEmbeddingDim          *int            `json:"time_embedding_dim"`
 	ConvInKernel              int             `json:"conv_in_kernel"`
 	ConvOutKernel             int             `json:"conv_out_kernel"`
@@ -95,7 +97,7 @@ func DefaultConditionConfig() ConditionConfig {
 		BlockOutChannels: []int{320, 640, 1280, 1280}, LayersPerBlock: PerBlock[int]{One: 2},
 		DownsamplePadding: 1, MidBlockScaleFactor: 1, ActFn: "silu", NormNumGroups: 32, NormEps: 1e-5,
 		CrossAttentionDim: PerBlock[int]{One: 1280}, TransformerLayersPerBlock: PerBlock[int]{One: 1},
-		AttentionHeadDim: PerBlock[int]{One: 8}, ConvInKernel: 3, ConvOutKernel: 3,
+		AttentionHeadDim: PerBlock[int]{One: 8}, ConvInKernel: 3, ConvOutKernel: 3, AdditionEmbedTypeNumHeads: 64,
 	}
 }
 
@@ -103,13 +105,13 @@ func DefaultConditionConfig() ConditionConfig {
 // (as JSON) this package accepts.
 var unsupported = map[string]string{
 	"num_attention_heads": "null", "dual_cross_attention": "false", "class_embed_type": "null",
-	"addition_embed_type": "null", "encoder_hid_dim": "null", "encoder_hid_dim_type": "null",
+	"encoder_hid_dim": "null", "encoder_hid_dim_type": "null",
 	"time_embedding_type": `"positional"`, "time_embedding_act_fn": "null", "timestep_post_act": "null",
 	"time_cond_proj_dim": "null", "attention_type": `"default"`, "class_embeddings_concat": "false",
 	"cross_attention_norm": "null", "resnet_time_scale_shift": `"default"`, "resnet_skip_time_act": "false",
 	"reverse_transformer_layers_per_block": "null", "resnet_out_scale_factor": "1",
 	"mid_block_only_cross_attention": "null", "projection_class_embeddings_input_dim": "null",
-	"addition_time_embed_dim": "null", "addition_embed_type_num_heads": "64",
+	"addition_time_embed_dim": "null",
 }
 
 // Limits that keep a hostile config from exhausting memory before any check.
@@ -212,6 +214,8 @@ func (c ConditionConfig) Validate() error {
 		return fmt.Errorf("field num_class_embeds: want 1 … %d or null, have %d", 1<<20, *c.NumClassEmbeds)
 	case c.TimeEmbeddingDim != nil && !in(*c.TimeEmbeddingDim, 1, 4*maxChannels):
 		return fmt.Errorf("field time_embedding_dim: want 1 … %d or null", 4*maxChannels)
+	case c.AdditionEmbedType != nil && *c.AdditionEmbedType != "text":
+		return fmt.Errorf("field addition_embed_type: want null or \"text\", have %q", *c.AdditionEmbedType)
 	}
 	for field, ok := range map[string]bool{
 		"only_cross_attention": c.OnlyCrossAttention.fits(n), "layers_per_block": c.LayersPerBlock.fits(n),
@@ -248,6 +252,16 @@ func (c ConditionConfig) Validate() error {
 		}
 		if v := c.CrossAttentionDim.At(i); !in(v, 1, maxChannels) {
 			return fmt.Errorf("field cross_attention_dim (block %d) = %d: want 1 … %d", i, v, maxChannels)
+		}
+	}
+	if c.AdditionEmbedType != nil {
+		// diffusers pools text states of width cross_attention_dim (one value).
+		d := c.CrossAttentionDim.At(0)
+		if h := c.AdditionEmbedTypeNumHeads; h < 1 || d%h != 0 {
+			return fmt.Errorf("field addition_embed_type_num_heads = %d: want a number of heads dividing cross_attention_dim (%d)", h, d)
+		}
+		if c.CrossAttentionDim.List != nil && slices.ContainsFunc(c.CrossAttentionDim.List, func(v int) bool { return v != d }) {
+			return fmt.Errorf("field cross_attention_dim: addition_embed_type \"text\" needs one width for every block, have %v", c.CrossAttentionDim.List)
 		}
 	}
 	if c.BlockOutChannels[0] < 2 {
