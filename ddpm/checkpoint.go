@@ -12,8 +12,10 @@ import (
 	"strings"
 
 	"github.com/godiffuse/godiffuse/data"
+	"github.com/godiffuse/godiffuse/internal/atomicfile"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/nn/unet"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -77,7 +79,7 @@ func SaveFolder(dir string, step int, write func(tmp string) error) (err error) 
 	syncDir(tmp)
 	crashPoint("save: state written")
 	// The marker last: from here on dir.tmp is a complete checkpoint.
-	if err := nn.WriteFileAtomic(filepath.Join(tmp, completeFile), []byte(strconv.Itoa(step)+"\n")); err != nil {
+	if err := atomicfile.Write(filepath.Join(tmp, completeFile), []byte(strconv.Itoa(step)+"\n")); err != nil {
 		return err
 	}
 	syncDir(tmp)
@@ -106,7 +108,7 @@ func (tr *Trainer) write(tmp string) error {
 	if err != nil {
 		return err
 	}
-	st = append(st, nn.STTensor{Name: "losses", DType: nn.STF32, Shape: []int{len(tr.Losses)}, F: tr.Losses})
+	st = append(st, safetensors.Tensor{Name: "losses", DType: safetensors.F32, Shape: []int{len(tr.Losses)}, F: tr.Losses})
 	rngState, err := tr.pcg.MarshalBinary()
 	if err != nil {
 		return err
@@ -123,7 +125,7 @@ func (tr *Trainer) write(tmp string) error {
 		"format": "godiffuse-train-state-1", "train_config": string(cfgJSON), "step": strconv.Itoa(tr.Step),
 		"rng": hex.EncodeToString(rngState), "classes": string(classes),
 	}
-	return nn.WriteSafeTensors(filepath.Join(tmp, stateFile), st, meta)
+	return safetensors.Write(filepath.Join(tmp, stateFile), st, meta)
 }
 
 // completeFile marks a checkpoint folder whose every file is written; its
@@ -215,7 +217,7 @@ func completeStep(dir string, legacyOK bool) (int, bool) {
 	if !legacyOK {
 		return 0, false
 	}
-	st, err := nn.ReadSafeTensors(filepath.Join(dir, stateFile))
+	st, err := safetensors.Read(filepath.Join(dir, stateFile))
 	if err != nil {
 		return 0, false
 	}
@@ -282,8 +284,8 @@ type CheckpointInfo struct {
 // NullClass is the learned unconditional label (len(Classes)).
 func (ci *CheckpointInfo) NullClass() int64 { return int64(len(ci.Classes)) }
 
-func readState(dir string) (*nn.SafeTensors, CheckpointInfo, error) {
-	st, err := nn.ReadSafeTensors(filepath.Join(dir, stateFile))
+func readState(dir string) (*safetensors.File, CheckpointInfo, error) {
+	st, err := safetensors.Read(filepath.Join(dir, stateFile))
 	if err != nil {
 		return nil, CheckpointInfo{}, err
 	}
@@ -297,7 +299,7 @@ func readState(dir string) (*nn.SafeTensors, CheckpointInfo, error) {
 
 // parseState reads the run's settings from a training state's metadata,
 // validating each field (before anything is allocated from it).
-func parseState(st *nn.SafeTensors, dir string) (CheckpointInfo, error) {
+func parseState(st *safetensors.File, dir string) (CheckpointInfo, error) {
 	path := st.Path
 	info := CheckpointInfo{Dir: dir}
 	meta := st.Metadata
@@ -434,7 +436,7 @@ func Resume(dev tensor.Device, dir string, ds data.Dataset, steps int) (*Trainer
 		m   Network
 		sub string
 	}{{tr.Model, unetDir}, {tr.EMA, emaDir}} {
-		w, err := nn.ReadSafeTensors(filepath.Join(dir, p.sub, nn.WeightsFile))
+		w, err := safetensors.Read(filepath.Join(dir, p.sub, nn.WeightsFile))
 		if err != nil {
 			return nil, err
 		}

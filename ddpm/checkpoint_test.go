@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/godiffuse/godiffuse/kernels"
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 )
 
 func copyTree(t *testing.T, src, dst string) {
@@ -136,7 +136,7 @@ func FuzzTrainState(f *testing.F) {
 		meta := map[string]string{"format": "godiffuse-train-state-1", "train_config": fmt.Sprintf(good, T),
 			"step": "3", "classes": `["a","b"]`, "rng": "00"}
 		path := filepath.Join(f.TempDir(), "state.safetensors")
-		if err := nn.WriteSafeTensors(path, []nn.STTensor{{Name: "losses", DType: nn.STF32, Shape: []int{1}, F: []float32{1}}}, meta); err != nil {
+		if err := safetensors.Write(path, []safetensors.Tensor{{Name: "losses", DType: safetensors.F32, Shape: []int{1}, F: []float32{1}}}, meta); err != nil {
 			f.Fatal(err)
 		}
 		b, err := os.ReadFile(path)
@@ -146,7 +146,7 @@ func FuzzTrainState(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		st, err := nn.ParseSafeTensors("fuzz", data)
+		st, err := safetensors.Parse("fuzz", data)
 		if err != nil {
 			return
 		}

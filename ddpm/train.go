@@ -10,6 +10,7 @@ import (
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/nn/unet"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -100,7 +101,7 @@ type Network interface {
 	Params() []nn.Param
 	NumParams() int
 	Save(dir string) error
-	LoadWeights(st *nn.SafeTensors) error
+	LoadWeights(st *safetensors.File) error
 }
 
 // Trainer holds everything a run needs; Checkpoint and Resume save and

@@ -9,6 +9,7 @@ import (
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/mesh"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -76,7 +77,7 @@ func (j *Shape3DJudge) Forward(x *tensor.Tensor) *tensor.Tensor {
 
 // LoadShape3DJudge returns the trained judge with its embedded weights.
 func LoadShape3DJudge(dev tensor.Device) (*Shape3DJudge, error) {
-	st, err := nn.ParseSafeTensors("embedded shapes3d judge", shape3DJudgeWeights)
+	st, err := safetensors.Parse("embedded shapes3d judge", shape3DJudgeWeights)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +95,7 @@ func (j *Shape3DJudge) Save(path string, metadata map[string]string) error {
 	if err != nil {
 		return err
 	}
-	return nn.WriteSafeTensors(path, sd, metadata)
+	return safetensors.Write(path, sd, metadata)
 }
 
 // Classify returns each volume's most likely class and its probability;

@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/godiffuse/godiffuse/kernels"
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -119,7 +119,7 @@ const inceptionBNEps = 0.001
 // ignored), strictly: a missing, unexpected or misshapen tensor is an error
 // naming the file and the tensor. dev nil means the CPU.
 func LoadInception(path string, dev tensor.Device) (*Inception, error) {
-	st, err := nn.ReadSafeTensors(path)
+	st, err := safetensors.Read(path)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,7 @@ func LoadInception(path string, dev tensor.Device) (*Inception, error) {
 }
 
 // NewInception builds the network from parsed weights (see LoadInception).
-func NewInception(st *nn.SafeTensors, dev tensor.Device) (*Inception, error) {
+func NewInception(st *safetensors.File, dev tensor.Device) (*Inception, error) {
 	if dev == nil {
 		dev = kernels.CPU()
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/godiffuse/godiffuse/kernels"
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -40,7 +40,7 @@ func TestInceptionParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			io, err := nn.ReadSafeTensors(filepath.Join(dir, "io.safetensors"))
+			io, err := safetensors.Read(filepath.Join(dir, "io.safetensors"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,7 +111,7 @@ func maxDev(got, want []float32) (dev, scale float64) {
 func TestInceptionRejectsBadWeights(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "w.safetensors")
-	if err := nn.WriteSafeTensors(path, []nn.STTensor{{Name: "fc.bias", DType: nn.STF32, Shape: []int{1008}, F: make([]float32, 1008)}}, nil); err != nil {
+	if err := safetensors.Write(path, []safetensors.Tensor{{Name: "fc.bias", DType: safetensors.F32, Shape: []int{1008}, F: make([]float32, 1008)}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := LoadInception(path, nil); err == nil {

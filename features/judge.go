@@ -8,6 +8,7 @@ import (
 
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -83,7 +84,7 @@ func (j *Judge) Forward(x *tensor.Tensor, dropout float32, seed uint64) (feats, 
 
 // LoadJudge returns the trained judge with its embedded weights.
 func LoadJudge(dev tensor.Device) (*Judge, error) {
-	st, err := nn.ParseSafeTensors("embedded "+JudgeName, judgeWeights)
+	st, err := safetensors.Parse("embedded "+JudgeName, judgeWeights)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +97,7 @@ func LoadJudge(dev tensor.Device) (*Judge, error) {
 
 // Load copies weights from a safetensors file (F32 or F16), strictly: every
 // parameter present with its shape, nothing else.
-func (j *Judge) Load(st *nn.SafeTensors) error {
+func (j *Judge) Load(st *safetensors.File) error {
 	ps := j.Params()
 	if len(st.Tensors) != len(ps) {
 		return fmt.Errorf("%s: %d tensors, the judge has %d parameters", st.Path, len(st.Tensors), len(ps))
@@ -118,15 +119,15 @@ func (j *Judge) Load(st *nn.SafeTensors) error {
 // Save writes the weights as F16 (they were checked to lose no accuracy;
 // see cmd/trainjudge).
 func (j *Judge) Save(path string, metadata map[string]string) error {
-	var ts []nn.STTensor
+	var ts []safetensors.Tensor
 	for _, p := range j.Params() {
 		v, err := p.T.Float32s()
 		if err != nil {
 			return err
 		}
-		ts = append(ts, nn.STTensor{Name: p.Name, DType: nn.STF16, Shape: p.T.Shape(), F: v})
+		ts = append(ts, safetensors.Tensor{Name: p.Name, DType: safetensors.F16, Shape: p.T.Shape(), F: v})
 	}
-	return nn.WriteSafeTensors(path, ts, metadata)
+	return safetensors.Write(path, ts, metadata)
 }
 
 // Name implements Extractor.

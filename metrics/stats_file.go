@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 )
 
 // SaveStats writes s as a safetensors file (mu [D] and sigma [D, D] in F64,
@@ -14,15 +14,15 @@ func SaveStats(path string, s *Stats) error {
 		return err
 	}
 	d := s.Dim()
-	return nn.WriteSafeTensors(path, []nn.STTensor{
-		{Name: "mu", DType: nn.STF64, Shape: []int{d}, D: s.Mu},
-		{Name: "sigma", DType: nn.STF64, Shape: []int{d, d}, D: s.Sigma},
+	return safetensors.Write(path, []safetensors.Tensor{
+		{Name: "mu", DType: safetensors.F64, Shape: []int{d}, D: s.Mu},
+		{Name: "sigma", DType: safetensors.F64, Shape: []int{d, d}, D: s.Sigma},
 	}, map[string]string{"format": "godiffuse-stats", "feature": s.Feature, "n": strconv.Itoa(s.N)})
 }
 
 // LoadStats reads statistics written by SaveStats.
 func LoadStats(path string) (*Stats, error) {
-	st, err := nn.ReadSafeTensors(path)
+	st, err := safetensors.Read(path)
 	if err != nil {
 		return nil, err
 	}

@@ -1,9 +1,9 @@
 // Package nn holds the layers and models built on package tensor: Linear,
 // Conv2d, GroupNorm, LayerNorm, Embedding, the U-Net blocks and UNet2D, which
 // is diffusers' UNet2DModel built from its config.json with parameters named
-// by diffusers' state-dict keys. It also reads and writes safetensors files
-// (validated before they are trusted; written atomically) and has the
-// optimizers Adam and AdamW with PyTorch's semantics and gradient clipping.
+// by diffusers' state-dict keys, and the optimizers Adam and AdamW with
+// PyTorch's semantics and gradient clipping. Weights are read and written
+// with package safetensors.
 // Model families live below it: nn/unet (UNet2DConditionModel), nn/vae
 // (AutoencoderKL), nn/clip (CLIP tokenizer and text encoder); they are built
 // from nn's layers and blocks and list their parameters with Collect.
@@ -14,7 +14,5 @@
 //	blocks.go       time projection and embedding, ResnetBlock2D, Attention, down/up/mid blocks
 //	config.go       UNet2DConfig: parsing with diffusers' defaults, validation naming the field
 //	unet2d.go       UNet2D: construction, Forward, loading and saving checkpoints
-//	safetensors.go  the safetensors reader (memory-mapped by mmap_*.go) and streaming writer,
-//	                atomic file writes
 //	optim.go        Adam, AdamW, ClipGradNorm
 package nn

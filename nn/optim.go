@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -118,8 +119,8 @@ func (o *Adam) SetLR(lr float64) { o.Config.LR = lr }
 
 // StateDict returns the optimizer state as safetensors entries:
 // "adam.m.<name>", "adam.v.<name>" and "adam.step.<name>" (I64).
-func (o *Adam) StateDict() ([]STTensor, error) {
-	var out []STTensor
+func (o *Adam) StateDict() ([]safetensors.Tensor, error) {
+	var out []safetensors.Tensor
 	for i, p := range o.Params {
 		if o.m[i] == nil {
 			continue
@@ -134,16 +135,16 @@ func (o *Adam) StateDict() ([]STTensor, error) {
 		}
 		shape := p.T.Shape()
 		out = append(out,
-			STTensor{Name: "adam.m." + p.Name, DType: STF32, Shape: shape, F: m},
-			STTensor{Name: "adam.v." + p.Name, DType: STF32, Shape: shape, F: v},
-			STTensor{Name: "adam.step." + p.Name, DType: STI64, Shape: []int{}, I: []int64{o.steps[i]}})
+			safetensors.Tensor{Name: "adam.m." + p.Name, DType: safetensors.F32, Shape: shape, F: m},
+			safetensors.Tensor{Name: "adam.v." + p.Name, DType: safetensors.F32, Shape: shape, F: v},
+			safetensors.Tensor{Name: "adam.step." + p.Name, DType: safetensors.I64, Shape: []int{}, I: []int64{o.steps[i]}})
 	}
 	return out, nil
 }
 
 // LoadStateDict restores what StateDict wrote; parameters absent from st
 // start fresh.
-func (o *Adam) LoadStateDict(st *SafeTensors) error {
+func (o *Adam) LoadStateDict(st *safetensors.File) error {
 	for i, p := range o.Params {
 		if _, ok := st.Tensors["adam.step."+p.Name]; !ok {
 			o.m[i], o.v[i], o.steps[i] = nil, nil, 0

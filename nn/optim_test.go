@@ -6,6 +6,7 @@ import (
 
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -94,10 +95,10 @@ func TestAdamStateRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := t.TempDir() + "/opt.safetensors"
-	if err := nn.WriteSafeTensors(path, sd, nil); err != nil {
+	if err := safetensors.Write(path, sd, nil); err != nil {
 		t.Fatal(err)
 	}
-	st, err := nn.ReadSafeTensors(path)
+	st, err := safetensors.Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}

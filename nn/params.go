@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -66,7 +67,7 @@ func ParseStorage(s string) (Storage, error) {
 // must be present with the right shape, and no file key may be left over
 // (except those opt.Ignore names). F32, F16, BF16 and F64 tensors are
 // converted to float32. Errors name the file and the tensor.
-func LoadParams(ps []Param, st *SafeTensors, opt LoadOptions) error {
+func LoadParams(ps []Param, st *safetensors.File, opt LoadOptions) error {
 	byName := map[string]string{} // model key -> file key
 	for _, k := range st.Names() {
 		if opt.Ignore != nil && opt.Ignore(k) {
@@ -118,7 +119,7 @@ func LoadParams(ps []Param, st *SafeTensors, opt LoadOptions) error {
 			dev = opt.Device
 		}
 		var err error
-		half := opt.Storage == StoreF16 || (opt.Storage == StoreAsFile && info.DType == STF16)
+		half := opt.Storage == StoreF16 || (opt.Storage == StoreAsFile && info.DType == safetensors.F16)
 		if hd, ok := dev.(tensor.HalfDevice); ok && half && p.Matrix {
 			err = loadHalf(hd, p.T, st, key)
 		} else {
@@ -134,7 +135,7 @@ func LoadParams(ps []Param, st *SafeTensors, opt LoadOptions) error {
 
 // loadFloat fills t (binding it to a new buffer on dev first when it is
 // shapes only) with st's tensor key in float32.
-func loadFloat(dev tensor.Device, t *tensor.Tensor, st *SafeTensors, key string) error {
+func loadFloat(dev tensor.Device, t *tensor.Tensor, st *safetensors.File, key string) error {
 	v, _, err := st.Float32(key)
 	if err != nil {
 		return err
@@ -152,14 +153,14 @@ func loadFloat(dev tensor.Device, t *tensor.Tensor, st *SafeTensors, key string)
 }
 
 // loadHalf binds t to a new half-precision buffer holding st's tensor key.
-func loadHalf(dev tensor.HalfDevice, t *tensor.Tensor, st *SafeTensors, key string) error {
+func loadHalf(dev tensor.HalfDevice, t *tensor.Tensor, st *safetensors.File, key string) error {
 	h, _, err := st.Half(key)
 	if err != nil {
 		return err
 	}
 	for i, v := range h {
 		if v&0x7c00 == 0x7c00 {
-			return fmt.Errorf("value %d is not finite in half precision (%v): load this model in float32", i, F16ToF32(v))
+			return fmt.Errorf("value %d is not finite in half precision (%v): load this model in float32", i, safetensors.F16ToF32(v))
 		}
 	}
 	buf, err := dev.Alloc(tensor.F16, len(h))
@@ -202,14 +203,14 @@ func CountParams(ps []Param) int {
 }
 
 // StateDict downloads every parameter of ps as float32 safetensors entries.
-func StateDict(ps []Param) ([]STTensor, error) {
-	var out []STTensor
+func StateDict(ps []Param) ([]safetensors.Tensor, error) {
+	var out []safetensors.Tensor
 	for _, p := range ps {
 		v, err := p.T.Float32s()
 		if err != nil {
 			return nil, fmt.Errorf("download %s: %w", p.Name, err)
 		}
-		out = append(out, STTensor{Name: p.Name, DType: STF32, Shape: slices.Clone(p.T.Shape()), F: v})
+		out = append(out, safetensors.Tensor{Name: p.Name, DType: safetensors.F32, Shape: slices.Clone(p.T.Shape()), F: v})
 	}
 	return out, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -71,7 +72,7 @@ func checkParity(t *testing.T, dev tensor.Device, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io, err := nn.ReadSafeTensors(filepath.Join(dir, "io.safetensors"))
+	io, err := safetensors.Read(filepath.Join(dir, "io.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}

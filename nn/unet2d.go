@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 
+	"github.com/godiffuse/godiffuse/internal/atomicfile"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -259,7 +261,7 @@ func ConvertLegacyKey(k string) string {
 // LoadWeights copies every parameter from st (strict: every model key must be
 // present with the right shape, and no key may be left over). Legacy
 // attention names are accepted; F32, F16, BF16 and F64 tensors are converted.
-func (m *UNet2D) LoadWeights(st *SafeTensors) error {
+func (m *UNet2D) LoadWeights(st *safetensors.File) error {
 	return LoadParams(m.Params(), st, LoadOptions{Rename: ConvertLegacyKey})
 }
 
@@ -286,7 +288,7 @@ func LoadUNet2DFiles(dev tensor.Device, configPath, weightsPath string) (*UNet2D
 		return nil, fmt.Errorf("%s: %w", configPath, err)
 	}
 	m.Device = dev
-	st, err := ReadSafeTensors(weightsPath)
+	st, err := safetensors.Read(weightsPath)
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +300,7 @@ func LoadUNet2DFiles(dev tensor.Device, configPath, weightsPath string) (*UNet2D
 }
 
 // StateDict downloads every parameter as float32 safetensors entries.
-func (m *UNet2D) StateDict() ([]STTensor, error) { return StateDict(m.Params()) }
+func (m *UNet2D) StateDict() ([]safetensors.Tensor, error) { return StateDict(m.Params()) }
 
 // Save writes dir/config.json and dir/diffusion_pytorch_model.safetensors
 // (float32), each atomically, so diffusers' from_pretrained can read them.
@@ -310,10 +312,10 @@ func (m *UNet2D) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := WriteSafeTensors(filepath.Join(dir, WeightsFile), sd, map[string]string{"format": "pt"}); err != nil {
+	if err := safetensors.Write(filepath.Join(dir, WeightsFile), sd, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(dir, ConfigFile), m.Config.Marshal())
+	return atomicfile.Write(filepath.Join(dir, ConfigFile), m.Config.Marshal())
 }
 
 // CheckClassLabels validates a batch of B class labels for a U-Net with

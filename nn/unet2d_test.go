@@ -11,6 +11,7 @@ import (
 
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -125,10 +126,10 @@ func TestUNetLoadsLegacyAttentionNames(t *testing.T) {
 		t.Fatal("config has no attention")
 	}
 	path := filepath.Join(t.TempDir(), "legacy.safetensors")
-	if err := nn.WriteSafeTensors(path, sd, nil); err != nil {
+	if err := safetensors.Write(path, sd, nil); err != nil {
 		t.Fatal(err)
 	}
-	st, err := nn.ReadSafeTensors(path)
+	st, err := safetensors.Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,12 +150,12 @@ func TestUNetLoadErrorsNameTheProblem(t *testing.T) {
 	m, _ := nn.NewUNet2D(dev, tinyConfig(t), 4)
 	sd, _ := m.StateDict()
 	dir := t.TempDir()
-	write := func(ts []nn.STTensor) *nn.SafeTensors {
+	write := func(ts []safetensors.Tensor) *safetensors.File {
 		p := filepath.Join(dir, "w.safetensors")
-		if err := nn.WriteSafeTensors(p, ts, nil); err != nil {
+		if err := safetensors.Write(p, ts, nil); err != nil {
 			t.Fatal(err)
 		}
-		st, err := nn.ReadSafeTensors(p)
+		st, err := safetensors.Read(p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,14 +167,14 @@ func TestUNetLoadErrorsNameTheProblem(t *testing.T) {
 		t.Errorf("missing tensor: %v", err)
 	}
 	// Wrong shape.
-	bad := append([]nn.STTensor(nil), sd...)
-	bad[0] = nn.STTensor{Name: sd[0].Name, DType: nn.STF32, Shape: []int{len(sd[0].F)}, F: sd[0].F}
+	bad := append([]safetensors.Tensor(nil), sd...)
+	bad[0] = safetensors.Tensor{Name: sd[0].Name, DType: safetensors.F32, Shape: []int{len(sd[0].F)}, F: sd[0].F}
 	err = m.LoadWeights(write(bad))
 	if err == nil || !strings.Contains(err.Error(), "shape") || !strings.Contains(err.Error(), sd[0].Name) {
 		t.Errorf("wrong shape: %v", err)
 	}
 	// Extra tensor.
-	err = m.LoadWeights(write(append(append([]nn.STTensor(nil), sd...), nn.STTensor{Name: "extra.weight", DType: nn.STF32, Shape: []int{1}, F: []float32{1}})))
+	err = m.LoadWeights(write(append(append([]safetensors.Tensor(nil), sd...), safetensors.Tensor{Name: "extra.weight", DType: safetensors.F32, Shape: []int{1}, F: []float32{1}})))
 	if err == nil || !strings.Contains(err.Error(), "extra.weight") {
 		t.Errorf("extra tensor: %v", err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
 	"github.com/godiffuse/godiffuse/kernels"
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -20,7 +20,7 @@ import (
 func TestImg2ImgMatchesReference(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	testdata := filepath.Join(filepath.Dir(file), "..", "testdata")
-	io, err := nn.ReadSafeTensors(filepath.Join(testdata, "sd-img2img", "io.safetensors"))
+	io, err := safetensors.Read(filepath.Join(testdata, "sd-img2img", "io.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestImg2ImgMatchesReference(t *testing.T) {
 }
 
 // fixtureImage is an (H, W, 3) uint8 tensor of a fixture as an opaque image.
-func fixtureImage(t *testing.T, io *nn.SafeTensors, key string) *image.NRGBA {
+func fixtureImage(t *testing.T, io *safetensors.File, key string) *image.NRGBA {
 	t.Helper()
 	u8 := sdfixtures.Uint8(t, io, key)
 	_, shape, _ := io.Uint8(key)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
 	"github.com/godiffuse/godiffuse/kernels"
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -25,7 +25,7 @@ import (
 func TestInpaintMatchesReference(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	testdata := filepath.Join(filepath.Dir(file), "..", "testdata")
-	io, err := nn.ReadSafeTensors(filepath.Join(testdata, "sd-inpaint", "io.safetensors"))
+	io, err := safetensors.Read(filepath.Join(testdata, "sd-inpaint", "io.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -30,7 +31,7 @@ type fixtureRun struct {
 	guidance         float64
 }
 
-func readRun(t *testing.T, io *nn.SafeTensors) fixtureRun {
+func readRun(t *testing.T, io *safetensors.File) fixtureRun {
 	md := io.Metadata
 	r := fixtureRun{prompt: md["prompt"]}
 	var neg *string

@@ -14,9 +14,11 @@ import (
 
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/ddpm"
+	"github.com/godiffuse/godiffuse/internal/atomicfile"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/nn/clip"
 	"github.com/godiffuse/godiffuse/nn/unet"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -226,7 +228,7 @@ func (tr *Trainer) write(tmp string) error {
 		"unet": []string{"diffusers", "UNet2DConditionModel"}, "scheduler": []string{"diffusers", "DDIMScheduler"},
 		"vae": []any{nil, nil}, "safety_checker": []any{nil, nil}, "feature_extractor": []any{nil, nil}, "requires_safety_checker": false}
 	ib, _ := json.MarshalIndent(index, "", "  ")
-	if err := nn.WriteFileAtomic(filepath.Join(tmp, "model_index.json"), ib); err != nil {
+	if err := atomicfile.Write(filepath.Join(tmp, "model_index.json"), ib); err != nil {
 		return err
 	}
 	if err := writeModel(filepath.Join(tmp, "unet"), "diffusion_pytorch_model.safetensors", tr.EMA.Params(), tr.EMA.Config.Marshal()); err != nil {
@@ -248,7 +250,7 @@ func (tr *Trainer) write(tmp string) error {
 	if err := os.MkdirAll(filepath.Join(tmp, "scheduler"), 0o755); err != nil {
 		return err
 	}
-	if err := nn.WriteFileAtomic(filepath.Join(tmp, "scheduler", "scheduler_config.json"), sb); err != nil {
+	if err := atomicfile.Write(filepath.Join(tmp, "scheduler", "scheduler_config.json"), sb); err != nil {
 		return err
 	}
 	st, err := tr.Opt.StateDict()
@@ -262,7 +264,7 @@ func (tr *Trainer) write(tmp string) error {
 	for i := range raw {
 		raw[i].Name = rawPrefix + raw[i].Name
 	}
-	st = append(append(st, raw...), nn.STTensor{Name: "losses", DType: nn.STF32, Shape: []int{len(tr.Losses)}, F: tr.Losses})
+	st = append(append(st, raw...), safetensors.Tensor{Name: "losses", DType: safetensors.F32, Shape: []int{len(tr.Losses)}, F: tr.Losses})
 	rngState, err := tr.pcg.MarshalBinary()
 	if err != nil {
 		return err
@@ -273,7 +275,7 @@ func (tr *Trainer) write(tmp string) error {
 	}
 	meta := map[string]string{"format": "godiffuse-text-train-state-1", "train_config": string(cfg), "step": strconv.Itoa(tr.Step),
 		"rng": hex.EncodeToString(rngState)}
-	return nn.WriteSafeTensors(filepath.Join(tmp, ddpm.StateFile), st, meta)
+	return safetensors.Write(filepath.Join(tmp, ddpm.StateFile), st, meta)
 }
 
 // rawPrefix names the raw (non-EMA) weights in the training state.
@@ -288,10 +290,10 @@ func writeModel(dir, weights string, ps []nn.Param, config []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := nn.WriteSafeTensors(filepath.Join(dir, weights), sd, map[string]string{"format": "pt"}); err != nil {
+	if err := safetensors.Write(filepath.Join(dir, weights), sd, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
-	return nn.WriteFileAtomic(filepath.Join(dir, "config.json"), config)
+	return atomicfile.Write(filepath.Join(dir, "config.json"), config)
 }
 
 // IsTrainedPipeline says whether dir (or what a crash left beside it) is a
@@ -301,7 +303,7 @@ func IsTrainedPipeline(dir string) bool {
 	if err != nil {
 		return false
 	}
-	st, err := nn.ReadSafeTensors(filepath.Join(best, ddpm.StateFile))
+	st, err := safetensors.Read(filepath.Join(best, ddpm.StateFile))
 	if err != nil {
 		return false
 	}
@@ -317,7 +319,7 @@ func Resume(dev tensor.Device, dir string, ds data.Captioned, steps int) (*Train
 		return nil, err
 	}
 	statePath := filepath.Join(best, ddpm.StateFile)
-	st, err := nn.ReadSafeTensors(statePath)
+	st, err := safetensors.Read(statePath)
 	if err != nil {
 		return nil, err
 	}
@@ -363,7 +365,7 @@ func Resume(dev tensor.Device, dir string, ds data.Captioned, steps int) (*Train
 		dir, file string
 		ps        []nn.Param
 	}{{"unet", "diffusion_pytorch_model.safetensors", tr.EMA.Params()}, {"text_encoder", "model.safetensors", tr.TextEMA.Params()}} {
-		ws, err := nn.ReadSafeTensors(filepath.Join(best, part.dir, part.file))
+		ws, err := safetensors.Read(filepath.Join(best, part.dir, part.file))
 		if err != nil {
 			return nil, err
 		}

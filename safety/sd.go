@@ -10,6 +10,7 @@ import (
 
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/nn/clip"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -71,7 +72,7 @@ func LoadSDCheckerWith(dev tensor.Device, dir string, storage nn.Storage) (*SDCh
 	if err != nil {
 		return nil, fmt.Errorf("safety checker: %w", err)
 	}
-	st, err := nn.ReadSafeTensors(weights)
+	st, err := safetensors.Read(weights)
 	if err != nil {
 		return nil, err
 	}

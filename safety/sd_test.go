@@ -13,9 +13,9 @@ import (
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
 	"github.com/godiffuse/godiffuse/kernels"
-	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/nn/clip"
 	"github.com/godiffuse/godiffuse/pipeline"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/safety"
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -59,7 +59,7 @@ func TestSafetyCheckerParity(t *testing.T) {
 	dev := kernels.CPU()
 	for _, dir := range fixtures(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			io, err := nn.ReadSafeTensors(filepath.Join(dir, "io.safetensors"))
+			io, err := safetensors.Read(filepath.Join(dir, "io.safetensors"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
 	"github.com/godiffuse/godiffuse/metrics"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 )
 
 // The test binary doubles as the diffuse command: with asDiffuseEnv set it
@@ -194,21 +195,21 @@ func truncate(t *testing.T, path string, n int64) {
 // its train_config replaced.
 func withStateConfig(t *testing.T, ckpt, field, value string) {
 	path := filepath.Join(ckpt, "train_state.safetensors")
-	st, err := nn.ReadSafeTensors(path)
+	st, err := safetensors.Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ts []nn.STTensor
+	var ts []safetensors.Tensor
 	for _, name := range st.Names() {
-		tt := nn.STTensor{Name: name, DType: st.Tensors[name].DType}
+		tt := safetensors.Tensor{Name: name, DType: st.Tensors[name].DType}
 		var err error
 		switch tt.DType {
-		case nn.STI64:
+		case safetensors.I64:
 			tt.I, tt.Shape, err = st.Int64(name)
-		case nn.STF64:
+		case safetensors.F64:
 			tt.D, tt.Shape, err = st.Float64(name)
 		default:
-			tt.DType = nn.STF32
+			tt.DType = safetensors.F32
 			tt.F, tt.Shape, err = st.Float32(name)
 		}
 		if err != nil {
@@ -228,7 +229,7 @@ func withStateConfig(t *testing.T, ckpt, field, value string) {
 	cfg[field] = json.RawMessage(value)
 	b, _ := json.Marshal(cfg)
 	meta["train_config"] = string(b)
-	if err := nn.WriteSafeTensors(path, ts, meta); err != nil {
+	if err := safetensors.Write(path, ts, meta); err != nil {
 		t.Fatal(err)
 	}
 }

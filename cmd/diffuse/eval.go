@@ -16,6 +16,7 @@ import (
 	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/eval"
 	"github.com/godiffuse/godiffuse/features"
+	"github.com/godiffuse/godiffuse/internal/atomicfile"
 	"github.com/godiffuse/godiffuse/metrics"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/tensor"
@@ -212,7 +213,7 @@ func runEval(args []string) error {
 	printReport(os.Stdout, rep)
 	if *jsonPath != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := nn.WriteFileAtomic(*jsonPath, append(b, '\n')); err != nil {
+		if err := atomicfile.Write(*jsonPath, append(b, '\n')); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "wrote", *jsonPath)

@@ -16,6 +16,7 @@ import (
 	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/pipeline"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/safety"
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -78,7 +79,7 @@ func (f *sdFlags) options(dev tensor.Device) (pipeline.Options, error) {
 		if !ok {
 			return o, fmt.Errorf("-latents %q: want FILE.safetensors:TENSOR", f.latents)
 		}
-		st, err := nn.ReadSafeTensors(path)
+		st, err := safetensors.Read(path)
 		if err != nil {
 			return o, fmt.Errorf("-latents: %w", err)
 		}

@@ -18,8 +18,8 @@ import (
 
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
-	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/pngtext"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/watermark"
 )
 
@@ -85,11 +85,11 @@ func TestSampleRefusesNonFiniteOutput(t *testing.T) {
 	dir := t.TempDir()
 	out, _ := trainTiny(t, dir, "-steps", "1")
 	weights := filepath.Join(out, "checkpoint", "unet_ema", "diffusion_pytorch_model.safetensors")
-	st, err := nn.ReadSafeTensors(weights)
+	st, err := safetensors.Read(weights)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ts []nn.STTensor
+	var ts []safetensors.Tensor
 	for _, name := range st.Names() {
 		v, shape, err := st.Float32(name)
 		if err != nil {
@@ -98,10 +98,10 @@ func TestSampleRefusesNonFiniteOutput(t *testing.T) {
 		for i := range v {
 			v[i] = float32(math.NaN())
 		}
-		ts = append(ts, nn.STTensor{Name: name, DType: nn.STF32, Shape: shape, F: v})
+		ts = append(ts, safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: shape, F: v})
 	}
 	st.Close()
-	if err := nn.WriteSafeTensors(weights, ts, nil); err != nil {
+	if err := safetensors.Write(weights, ts, nil); err != nil {
 		t.Fatal(err)
 	}
 	png := filepath.Join(dir, "nan.png")

@@ -11,7 +11,7 @@ import (
 	"image/png"
 	"math"
 
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/internal/atomicfile"
 )
 
 // toByte maps [-1, 1] to 0…255.
@@ -73,7 +73,7 @@ func writePNG(path string, img image.Image) error {
 	if err := png.Encode(&buf, img); err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return nn.WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.Write(path, buf.Bytes())
 }
 
 // writeGIF writes frames as an animated GIF (delay in 1/100 s), atomically.
@@ -93,5 +93,5 @@ func writeGIF(path string, frames []*image.RGBA, delay int) error {
 	if err := gif.EncodeAll(&buf, anim); err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return nn.WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.Write(path, buf.Bytes())
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/ddpm"
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/internal/atomicfile"
 	"github.com/godiffuse/godiffuse/pipeline"
 )
 
@@ -208,7 +208,7 @@ func runInpaintSD(args []string) error {
 		if err := png.Encode(&buf, img); err != nil {
 			return err
 		}
-		return nn.WriteFileAtomic(f.out, buf.Bytes())
+		return atomicfile.Write(f.out, buf.Bytes())
 	}
 	return generate(&f, "inpaint", func(p *pipeline.Pipeline, o pipeline.Options) (*pipeline.Result, error) {
 		return p.Inpaint(pipeline.InpaintOptions{Options: o, Image: img, Mask: mask, Strength: *strength})

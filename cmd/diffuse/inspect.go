@@ -10,6 +10,7 @@ import (
 	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/pngtext"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -61,12 +62,12 @@ func inspect(w io.Writer, path string) error {
 		for _, part := range []string{"unet", "vae", "text_encoder"} {
 			matches, _ := filepath.Glob(filepath.Join(path, part, "*.safetensors"))
 			for _, m := range matches {
-				sf, err := nn.ReadSafeTensors(m)
+				sf, err := safetensors.Read(m)
 				if err != nil {
 					fmt.Fprintf(w, "  %s: %v\n", part, err)
 					continue
 				}
-				n, dtypes := 0, map[nn.STDType]int{}
+				n, dtypes := 0, map[safetensors.DType]int{}
 				for _, info := range sf.Tensors {
 					c := 1
 					for _, d := range info.Shape {

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/godiffuse/godiffuse/data"
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/internal/atomicfile"
 	"github.com/godiffuse/godiffuse/pngtext"
 	"github.com/godiffuse/godiffuse/safety"
 	"github.com/godiffuse/godiffuse/tensor"
@@ -224,7 +224,7 @@ func writeMarked(path string, img image.Image, params string, prov provenance, o
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return nn.WriteFileAtomic(path, b)
+	return atomicfile.Write(path, b)
 }
 
 // encodeMarked is the PNG file of an image whose watermark (payload, 0 for

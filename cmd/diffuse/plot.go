@@ -13,7 +13,7 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/godiffuse/godiffuse/ddpm"
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/internal/atomicfile"
 )
 
 // savePlots renders plots side by side into one PNG, written atomically.
@@ -29,7 +29,7 @@ func savePlots(path string, width, height vg.Length, plots ...*plot.Plot) error 
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
 		return fmt.Errorf("render %s: %w", path, err)
 	}
-	return nn.WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.Write(path, buf.Bytes())
 }
 
 // lossPlot draws the per-step loss (log scale) and its running mean.

@@ -13,6 +13,7 @@ import (
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/eval"
+	"github.com/godiffuse/godiffuse/internal/atomicfile"
 	"github.com/godiffuse/godiffuse/mesh"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/nn/unet"
@@ -151,7 +152,7 @@ func runSample3D(args []string) error {
 			return err
 		}
 		path := filepath.Join(*out, names[i]+"."+strings.ToLower(*format))
-		if err := nn.WriteFileAtomic(path, buf.Bytes()); err != nil {
+		if err := atomicfile.Write(path, buf.Bytes()); err != nil {
 			return err
 		}
 	}
@@ -248,7 +249,7 @@ func judgeVolumes(dev tensor.Device, vols [][]float32, spec volumeSpec, classes 
 	if err != nil {
 		return err
 	}
-	return nn.WriteFileAtomic(jsonOut, append(b, '\n'))
+	return atomicfile.Write(jsonOut, append(b, '\n'))
 }
 
 // encodeMesh writes m with a provenance note in the format's own comment.

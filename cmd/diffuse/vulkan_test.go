@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/godiffuse/godiffuse/internal/vktest"
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 )
 
 // diffuse train and sample with -device vulkan follow the CPU: the same
@@ -33,7 +33,7 @@ func TestTrainAndSampleOnVulkan(t *testing.T) {
 			"-out", out, "-sample-steps", "1", "-device", d}); err != nil {
 			t.Fatalf("%s: %v", d, err)
 		}
-		st, err := nn.ReadSafeTensors(filepath.Join(out, "checkpoint", "train_state.safetensors"))
+		st, err := safetensors.Read(filepath.Join(out, "checkpoint", "train_state.safetensors"))
 		if err != nil {
 			t.Fatal(err)
 		}

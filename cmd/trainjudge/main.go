@@ -36,6 +36,7 @@ import (
 	"github.com/godiffuse/godiffuse/features"
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -196,7 +197,7 @@ func run(src, out string, epochs, batch int, peak float64, seed uint64) error {
 	if err := j.Save(out, meta); err != nil {
 		return err
 	}
-	st, err := nn.ReadSafeTensors(out)
+	st, err := safetensors.Read(out)
 	if err != nil {
 		return err
 	}

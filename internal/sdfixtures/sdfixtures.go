@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -103,9 +104,9 @@ func Folders(t testing.TB, kind string) []string {
 }
 
 // IO reads dir/io.safetensors.
-func IO(t testing.TB, dir string) *nn.SafeTensors {
+func IO(t testing.TB, dir string) *safetensors.File {
 	t.Helper()
-	st, err := nn.ReadSafeTensors(filepath.Join(dir, "io.safetensors"))
+	st, err := safetensors.Read(filepath.Join(dir, "io.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,10 +114,10 @@ func IO(t testing.TB, dir string) *nn.SafeTensors {
 }
 
 // Has reports whether the io file holds key.
-func Has(st *nn.SafeTensors, key string) bool { _, ok := st.Tensors[key]; return ok }
+func Has(st *safetensors.File, key string) bool { _, ok := st.Tensors[key]; return ok }
 
 // Float32 reads a tensor of the io file.
-func Float32(t testing.TB, st *nn.SafeTensors, key string) ([]float32, []int) {
+func Float32(t testing.TB, st *safetensors.File, key string) ([]float32, []int) {
 	t.Helper()
 	v, shape, err := st.Float32(key)
 	if err != nil {
@@ -126,7 +127,7 @@ func Float32(t testing.TB, st *nn.SafeTensors, key string) ([]float32, []int) {
 }
 
 // Int64 reads an integer tensor of the io file.
-func Int64(t testing.TB, st *nn.SafeTensors, key string) []int64 {
+func Int64(t testing.TB, st *safetensors.File, key string) []int64 {
 	t.Helper()
 	v, _, err := st.Int64(key)
 	if err != nil {
@@ -138,7 +139,7 @@ func Int64(t testing.TB, st *nn.SafeTensors, key string) []int64 {
 // Compare checks got against the io file's key: same shape and
 // max|Δ| ≤ tol·max|ref| (the README's tolerance convention). It returns the
 // measured relative error.
-func Compare(t testing.TB, st *nn.SafeTensors, key string, got *tensor.Tensor, tol float64) float64 {
+func Compare(t testing.TB, st *safetensors.File, key string, got *tensor.Tensor, tol float64) float64 {
 	t.Helper()
 	want, shape := Float32(t, st, key)
 	if got == nil {
@@ -176,7 +177,7 @@ func CompareValues(t testing.TB, key string, got, want []float32, tol float64) f
 }
 
 // Uint8 reads a U8 tensor of the io file.
-func Uint8(t testing.TB, st *nn.SafeTensors, key string) []uint8 {
+func Uint8(t testing.TB, st *safetensors.File, key string) []uint8 {
 	t.Helper()
 	v, _, err := st.Uint8(key)
 	if err != nil {
@@ -187,7 +188,7 @@ func Uint8(t testing.TB, st *nn.SafeTensors, key string) []uint8 {
 
 // CheckGrads compares the gradients the io file lists in its grad_params
 // metadata with the parameters' (by name), and fails when none is checked.
-func CheckGrads(t testing.TB, st *nn.SafeTensors, params []nn.Param, tol float64) {
+func CheckGrads(t testing.TB, st *safetensors.File, params []nn.Param, tol float64) {
 	t.Helper()
 	byName := map[string]nn.Param{}
 	for _, p := range params {

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/internal/atomicfile"
 )
 
 // The byte-level BPE of OpenAI's CLIP (vocab.json and merges.txt of
@@ -129,7 +129,7 @@ func (t *Tokenizer) Save(dir string) error {
 	cb, _ := json.MarshalIndent(cfg, "", "  ")
 	for name, b := range map[string][]byte{"vocab.json": vocab, "merges.txt": []byte(mb.String()),
 		"special_tokens_map.json": sb, "tokenizer_config.json": cb} {
-		if err := nn.WriteFileAtomic(filepath.Join(dir, name), b); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, name), b); err != nil {
 			return err
 		}
 	}

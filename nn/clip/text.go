@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -303,7 +304,7 @@ func LoadTextModel(dev tensor.Device, dir string, storage nn.Storage) (*TextMode
 		return nil, err
 	}
 	m.Device = dev
-	st, err := nn.ReadSafeTensors(weights)
+	st, err := safetensors.Read(weights)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -68,7 +69,7 @@ func checkConditionParity(t *testing.T, dev tensor.Device, dir string, lossTol f
 // reference (diffusers interpolates each upsampler to its skip's size).
 func TestConditionOddSizes(t *testing.T) {
 	dev := kernels.CPU()
-	io, err := nn.ReadSafeTensors(filepath.Join("..", "..", "testdata", "sd-odd", "io.safetensors"))
+	io, err := safetensors.Read(filepath.Join("..", "..", "testdata", "sd-odd", "io.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/godiffuse/godiffuse/internal/atomicfile"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -350,7 +352,7 @@ func unfold(x *tensor.Tensor, p int) *tensor.Tensor {
 }
 
 // LoadWeights copies every parameter from st (strict, as nn.LoadParams).
-func (m *UNet3D) LoadWeights(st *nn.SafeTensors) error {
+func (m *UNet3D) LoadWeights(st *safetensors.File) error {
 	return nn.LoadParams(m.Params(), st, nn.LoadOptions{})
 }
 
@@ -364,10 +366,10 @@ func (m *UNet3D) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := nn.WriteSafeTensors(filepath.Join(dir, nn.WeightsFile), sd, map[string]string{"format": "pt"}); err != nil {
+	if err := safetensors.Write(filepath.Join(dir, nn.WeightsFile), sd, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
-	return nn.WriteFileAtomic(filepath.Join(dir, nn.ConfigFile), m.Config.Marshal())
+	return atomicfile.Write(filepath.Join(dir, nn.ConfigFile), m.Config.Marshal())
 }
 
 // LoadUNet3D loads a folder written by Save (config.json and
@@ -383,7 +385,7 @@ func LoadUNet3D(dev tensor.Device, dir string) (*UNet3D, error) {
 		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
 	m.Device = dev
-	st, err := nn.ReadSafeTensors(filepath.Join(dir, nn.WeightsFile))
+	st, err := safetensors.Read(filepath.Join(dir, nn.WeightsFile))
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/godiffuse/godiffuse/kernels"
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -27,7 +27,7 @@ func checkUNet3DParity(t *testing.T, dev tensor.Device) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io, err := nn.ReadSafeTensors(filepath.Join(dir, "io.safetensors"))
+	io, err := safetensors.Read(filepath.Join(dir, "io.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}

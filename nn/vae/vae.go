@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -355,7 +356,7 @@ func Load(dev tensor.Device, dir string, storage nn.Storage) (*AutoencoderKL, er
 	if err != nil {
 		return nil, fmt.Errorf("vae: %w", err)
 	}
-	st, err := nn.ReadSafeTensors(weights)
+	st, err := safetensors.Read(weights)
 	if err != nil {
 		return nil, err
 	}

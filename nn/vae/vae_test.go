@@ -9,6 +9,7 @@ import (
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -66,12 +67,12 @@ func TestLegacyAttentionNames(t *testing.T) {
 	legacy := t.TempDir()
 	cfg, _ := os.ReadFile(filepath.Join(dir, "config.json"))
 	os.WriteFile(filepath.Join(legacy, "config.json"), cfg, 0o644)
-	st, err := nn.ReadSafeTensors(filepath.Join(dir, "diffusion_pytorch_model.safetensors"))
+	st, err := safetensors.Read(filepath.Join(dir, "diffusion_pytorch_model.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	renamed := 0
-	var ts []nn.STTensor
+	var ts []safetensors.Tensor
 	for _, name := range st.Names() {
 		v, shape, _ := st.Float32(name)
 		for _, pair := range [][2]string{{".to_q.", ".query."}, {".to_k.", ".key."}, {".to_v.", ".value."}, {".to_out.0.", ".proj_attn."}} {
@@ -80,12 +81,12 @@ func TestLegacyAttentionNames(t *testing.T) {
 				renamed++
 			}
 		}
-		ts = append(ts, nn.STTensor{Name: name, DType: nn.STF32, Shape: shape, F: v})
+		ts = append(ts, safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: shape, F: v})
 	}
 	if renamed != 16 {
 		t.Fatalf("renamed %d tensors, want 16 (8 per coder)", renamed)
 	}
-	if err := nn.WriteSafeTensors(filepath.Join(legacy, "diffusion_pytorch_model.safetensors"), ts, nil); err != nil {
+	if err := safetensors.Write(filepath.Join(legacy, "diffusion_pytorch_model.safetensors"), ts, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Load(kernels.CPU(), legacy, nn.StoreF32); err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/godiffuse/godiffuse/nn/clip"
 	"github.com/godiffuse/godiffuse/nn/unet"
 	"github.com/godiffuse/godiffuse/nn/vae"
+	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -34,17 +35,17 @@ func main() {
 	dtype := flag.String("dtype", "F16", "F16 or F32")
 	seed := flag.Uint64("seed", 1, "random seed")
 	flag.Parse()
-	if err := run(*cfgDir, *tokDir, *out, nn.STDType(*dtype), *seed); err != nil {
+	if err := run(*cfgDir, *tokDir, *out, safetensors.DType(*dtype), *seed); err != nil {
 		fmt.Fprintln(os.Stderr, "mkrandom:", err)
 		os.Exit(1)
 	}
 }
 
-func run(cfgDir, tokDir, out string, dt nn.STDType, seed uint64) error {
+func run(cfgDir, tokDir, out string, dt safetensors.DType, seed uint64) error {
 	if out == "" {
 		return fmt.Errorf("-out: give a folder")
 	}
-	if dt != nn.STF16 && dt != nn.STF32 {
+	if dt != safetensors.F16 && dt != safetensors.F32 {
 		return fmt.Errorf("-dtype %s: want F16 or F32", dt)
 	}
 	for _, part := range []string{"", "unet", "vae", "text_encoder", "tokenizer", "scheduler"} {
@@ -70,7 +71,7 @@ func run(cfgDir, tokDir, out string, dt nn.STDType, seed uint64) error {
 	dev := tensor.ShapesOnly()
 	r := rand.New(rand.NewPCG(seed, 7))
 	suffix := ".safetensors"
-	if dt == nn.STF16 {
+	if dt == safetensors.F16 {
 		suffix = ".fp16.safetensors"
 	}
 	ucfg, err := unet.LoadConditionConfig(filepath.Join(out, "unet", "config.json"))
@@ -119,8 +120,8 @@ func run(cfgDir, tokDir, out string, dt nn.STDType, seed uint64) error {
 }
 
 // write streams random values for every parameter of ps into path.
-func write(path string, ps []nn.Param, dt nn.STDType, r *rand.Rand) error {
-	var ts []nn.STTensor
+func write(path string, ps []nn.Param, dt safetensors.DType, r *rand.Rand) error {
+	var ts []safetensors.Tensor
 	for _, p := range ps {
 		shape := p.T.Shape()
 		fill := func(dst []float32) {
@@ -144,9 +145,9 @@ func write(path string, ps []nn.Param, dt nn.STDType, r *rand.Rand) error {
 				}
 			}
 		}
-		ts = append(ts, nn.STTensor{Name: p.Name, DType: dt, Shape: shape, Fill: fill})
+		ts = append(ts, safetensors.Tensor{Name: p.Name, DType: dt, Shape: shape, Fill: fill})
 	}
-	return nn.WriteSafeTensors(path, ts, map[string]string{"format": "pt", "note": "random weights (mkrandom)"})
+	return safetensors.Write(path, ts, map[string]string{"format": "pt", "note": "random weights (mkrandom)"})
 }
 
 func copyFile(src, dst string) error {

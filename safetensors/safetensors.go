@@ -1,4 +1,7 @@
-package nn
+// Package safetensors reads and writes the safetensors format of Hugging
+// Face: validated reading (memory-mapped where the platform allows),
+// atomic writing, and the F16/BF16 conversions.
+package safetensors
 
 import (
 	"bufio"
@@ -9,10 +12,11 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
+
+	"github.com/godiffuse/godiffuse/internal/atomicfile"
 )
 
 // ---------------------------------------------------------------------------
@@ -27,46 +31,46 @@ import (
 // MaxHeaderSize bounds the JSON header (the reference implementation uses 100 MB).
 const MaxHeaderSize = 100 << 20
 
-// STDType is a safetensors element type.
-type STDType string
+// DType is a safetensors element type.
+type DType string
 
 // Element types the reader decodes.
 const (
-	STF32  STDType = "F32"
-	STF16  STDType = "F16"
-	STBF16 STDType = "BF16"
-	STF64  STDType = "F64"
-	STI64  STDType = "I64"
-	STI32  STDType = "I32"
-	STU8   STDType = "U8"
+	F32  DType = "F32"
+	F16  DType = "F16"
+	BF16 DType = "BF16"
+	F64  DType = "F64"
+	I64  DType = "I64"
+	I32  DType = "I32"
+	U8   DType = "U8"
 )
 
-var stSizes = map[STDType]int{STF32: 4, STF16: 2, STBF16: 2, STF64: 8, STI64: 8, STI32: 4, STU8: 1}
+var sizes = map[DType]int{F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1}
 
-// STInfo describes one tensor of a safetensors file.
-type STInfo struct {
+// Info describes one tensor of a safetensors file.
+type Info struct {
 	Name       string
-	DType      STDType
+	DType      DType
 	Shape      []int
 	Begin, End int // byte range inside the data section
 }
 
-// SafeTensors is a parsed, validated safetensors file, memory-mapped where
-// the platform allows (ReadSafeTensors) or held in memory (ParseSafeTensors).
+// File is a parsed, validated safetensors file, memory-mapped where
+// the platform allows (Read) or held in memory (Parse).
 // Every accessor returns a copy, so Close may unmap the file at any time;
-// an unreachable SafeTensors is unmapped by the garbage collector.
-type SafeTensors struct {
+// an unreachable File is unmapped by the garbage collector.
+type File struct {
 	Path     string
 	Metadata map[string]string
-	Tensors  map[string]STInfo
+	Tensors  map[string]Info
 	data     []byte
 	mapping  *fileMapping
 }
 
 type fileMapping struct{ release func() }
 
-// Close unmaps a mapped file; the SafeTensors must not be read afterwards.
-func (f *SafeTensors) Close() {
+// Close unmaps a mapped file; the File must not be read afterwards.
+func (f *File) Close() {
 	if f.mapping != nil && f.mapping.release != nil {
 		f.mapping.release()
 		f.mapping.release = nil
@@ -78,14 +82,14 @@ func (f *SafeTensors) Close() {
 // be read again (they leave the resident set; a later read maps them back).
 // Loaders call it after copying each tensor, so a checkpoint's file pages
 // and the model's memory do not add up.
-func (f *SafeTensors) DropPages(name string) {
+func (f *File) DropPages(name string) {
 	if info, ok := f.Tensors[name]; ok && f.mapping != nil {
 		dropPages(f.data[info.Begin:info.End])
 	}
 }
 
 // Names returns the tensor names in sorted order.
-func (f *SafeTensors) Names() []string {
+func (f *File) Names() []string {
 	names := make([]string, 0, len(f.Tensors))
 	for n := range f.Tensors {
 		names = append(names, n)
@@ -94,8 +98,8 @@ func (f *SafeTensors) Names() []string {
 	return names
 }
 
-// ReadSafeTensors reads and validates path.
-func ReadSafeTensors(path string) (*SafeTensors, error) {
+// Read reads and validates path.
+func Read(path string) (*File, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -112,7 +116,7 @@ func ReadSafeTensors(path string) (*SafeTensors, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	st, err := ParseSafeTensors(path, data)
+	st, err := Parse(path, data)
 	if err != nil {
 		release()
 		return nil, err
@@ -127,9 +131,9 @@ func ReadSafeTensors(path string) (*SafeTensors, error) {
 	return st, nil
 }
 
-// ParseSafeTensors validates an in-memory safetensors file; name is used in
+// Parse validates an in-memory safetensors file; name is used in
 // error messages. The returned value keeps a reference to data.
-func ParseSafeTensors(name string, data []byte) (*SafeTensors, error) {
+func Parse(name string, data []byte) (*File, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s: invalid safetensors: %s", name, fmt.Sprintf(format, args...))
 	}
@@ -150,7 +154,7 @@ func ParseSafeTensors(name string, data []byte) (*SafeTensors, error) {
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, bad("header is not a JSON object")
 	}
-	f := &SafeTensors{Path: name, Tensors: map[string]STInfo{}, data: body}
+	f := &File{Path: name, Tensors: map[string]Info{}, data: body}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -189,11 +193,11 @@ func ParseSafeTensors(name string, data []byte) (*SafeTensors, error) {
 		return nil, bad("trailing bytes after the header object")
 	}
 	// Ranges must not overlap.
-	infos := make([]STInfo, 0, len(f.Tensors))
+	infos := make([]Info, 0, len(f.Tensors))
 	for _, t := range f.Tensors {
 		infos = append(infos, t)
 	}
-	slices.SortFunc(infos, func(a, b STInfo) int {
+	slices.SortFunc(infos, func(a, b Info) int {
 		if a.Begin != b.Begin {
 			return a.Begin - b.Begin
 		}
@@ -207,7 +211,7 @@ func ParseSafeTensors(name string, data []byte) (*SafeTensors, error) {
 	return f, nil
 }
 
-func parseInfo(name string, raw json.RawMessage, bodyLen int) (STInfo, error) {
+func parseInfo(name string, raw json.RawMessage, bodyLen int) (Info, error) {
 	var e struct {
 		DType   *string       `json:"dtype"`
 		Shape   []json.Number `json:"shape"`
@@ -217,26 +221,26 @@ func parseInfo(name string, raw json.RawMessage, bodyLen int) (STInfo, error) {
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&e); err != nil {
-		return STInfo{}, fmt.Errorf("tensor %q: %v", name, err)
+		return Info{}, fmt.Errorf("tensor %q: %v", name, err)
 	}
 	if e.DType == nil || e.Shape == nil || e.Offsets == nil {
-		return STInfo{}, fmt.Errorf("tensor %q: want the fields dtype, shape and data_offsets", name)
+		return Info{}, fmt.Errorf("tensor %q: want the fields dtype, shape and data_offsets", name)
 	}
-	info := STInfo{Name: name, DType: STDType(*e.DType)}
-	size, ok := stSizes[info.DType]
+	info := Info{Name: name, DType: DType(*e.DType)}
+	size, ok := sizes[info.DType]
 	if !ok {
-		return STInfo{}, fmt.Errorf("tensor %q: unsupported dtype %q (want F32, F16, BF16, F64, I64 or I32)", name, *e.DType)
+		return Info{}, fmt.Errorf("tensor %q: unsupported dtype %q (want F32, F16, BF16, F64, I64 or I32)", name, *e.DType)
 	}
 	n := uint64(1)
 	for _, s := range e.Shape {
 		v, err := s.Int64()
 		if err != nil || v < 0 || v > math.MaxInt32 {
-			return STInfo{}, fmt.Errorf("tensor %q: bad dimension %s in shape", name, s)
+			return Info{}, fmt.Errorf("tensor %q: bad dimension %s in shape", name, s)
 		}
 		info.Shape = append(info.Shape, int(v))
 		if n != 0 && v != 0 && uint64(v) > uint64(bodyLen)/n {
 			// More elements than bytes: it cannot fit, and checking first keeps n from overflowing.
-			return STInfo{}, fmt.Errorf("tensor %q: shape %v needs more bytes than the data section has (%d)", name, e.Shape, bodyLen)
+			return Info{}, fmt.Errorf("tensor %q: shape %v needs more bytes than the data section has (%d)", name, e.Shape, bodyLen)
 		}
 		n *= uint64(v)
 	}
@@ -244,22 +248,22 @@ func parseInfo(name string, raw json.RawMessage, bodyLen int) (STInfo, error) {
 		info.Shape = []int{}
 	}
 	if len(e.Offsets) != 2 {
-		return STInfo{}, fmt.Errorf("tensor %q: data_offsets must be [begin, end]", name)
+		return Info{}, fmt.Errorf("tensor %q: data_offsets must be [begin, end]", name)
 	}
 	b, err1 := e.Offsets[0].Int64()
 	en, err2 := e.Offsets[1].Int64()
 	if err1 != nil || err2 != nil || b < 0 || en < b || en > int64(bodyLen) {
-		return STInfo{}, fmt.Errorf("tensor %q: data_offsets [%s, %s] outside the data section of %d bytes", name, e.Offsets[0], e.Offsets[1], bodyLen)
+		return Info{}, fmt.Errorf("tensor %q: data_offsets [%s, %s] outside the data section of %d bytes", name, e.Offsets[0], e.Offsets[1], bodyLen)
 	}
 	info.Begin, info.End = int(b), int(en)
 	if want := n * uint64(size); want != uint64(info.End-info.Begin) {
-		return STInfo{}, fmt.Errorf("tensor %q: shape %v of %s needs %d bytes, data_offsets give %d", name, info.Shape, info.DType, want, info.End-info.Begin)
+		return Info{}, fmt.Errorf("tensor %q: shape %v of %s needs %d bytes, data_offsets give %d", name, info.Shape, info.DType, want, info.End-info.Begin)
 	}
 	return info, nil
 }
 
 // Float32 decodes tensor name (F32, F16, BF16 or F64) to float32.
-func (f *SafeTensors) Float32(name string) ([]float32, []int, error) {
+func (f *File) Float32(name string) ([]float32, []int, error) {
 	info, ok := f.Tensors[name]
 	if !ok {
 		return nil, nil, fmt.Errorf("%s: no tensor %q", f.Path, name)
@@ -267,22 +271,22 @@ func (f *SafeTensors) Float32(name string) ([]float32, []int, error) {
 	raw := f.data[info.Begin:info.End]
 	var out []float32
 	switch info.DType {
-	case STF32:
+	case F32:
 		out = make([]float32, len(raw)/4)
 		for i := range out {
 			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 		}
-	case STF16:
+	case F16:
 		out = make([]float32, len(raw)/2)
 		for i := range out {
 			out[i] = F16ToF32(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
-	case STBF16:
+	case BF16:
 		out = make([]float32, len(raw)/2)
 		for i := range out {
 			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(raw[2*i:])) << 16)
 		}
-	case STF64:
+	case F64:
 		out = make([]float32, len(raw)/8)
 		for i := range out {
 			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:])))
@@ -295,8 +299,8 @@ func (f *SafeTensors) Float32(name string) ([]float32, []int, error) {
 
 // Float64 decodes tensor name (any floating-point dtype) to float64; F64
 // tensors keep every bit.
-func (f *SafeTensors) Float64(name string) ([]float64, []int, error) {
-	if info, ok := f.Tensors[name]; ok && info.DType == STF64 {
+func (f *File) Float64(name string) ([]float64, []int, error) {
+	if info, ok := f.Tensors[name]; ok && info.DType == F64 {
 		raw := f.data[info.Begin:info.End]
 		out := make([]float64, len(raw)/8)
 		for i := range out {
@@ -316,7 +320,7 @@ func (f *SafeTensors) Float64(name string) ([]float64, []int, error) {
 }
 
 // Int64 decodes tensor name (I64 or I32) to int64.
-func (f *SafeTensors) Int64(name string) ([]int64, []int, error) {
+func (f *File) Int64(name string) ([]int64, []int, error) {
 	info, ok := f.Tensors[name]
 	if !ok {
 		return nil, nil, fmt.Errorf("%s: no tensor %q", f.Path, name)
@@ -324,12 +328,12 @@ func (f *SafeTensors) Int64(name string) ([]int64, []int, error) {
 	raw := f.data[info.Begin:info.End]
 	var out []int64
 	switch info.DType {
-	case STI64:
+	case I64:
 		out = make([]int64, len(raw)/8)
 		for i := range out {
 			out[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
 		}
-	case STI32:
+	case I32:
 		out = make([]int64, len(raw)/4)
 		for i := range out {
 			out[i] = int64(int32(binary.LittleEndian.Uint32(raw[4*i:])))
@@ -342,12 +346,12 @@ func (f *SafeTensors) Int64(name string) ([]int64, []int, error) {
 
 // Half returns tensor name as IEEE half-precision bits: F16 as stored, any
 // other float type rounded to nearest even.
-func (f *SafeTensors) Half(name string) ([]uint16, []int, error) {
+func (f *File) Half(name string) ([]uint16, []int, error) {
 	info, ok := f.Tensors[name]
 	if !ok {
 		return nil, nil, fmt.Errorf("%s: no tensor %q", f.Path, name)
 	}
-	if info.DType == STF16 {
+	if info.DType == F16 {
 		raw := f.data[info.Begin:info.End]
 		out := make([]uint16, len(raw)/2)
 		for i := range out {
@@ -367,12 +371,12 @@ func (f *SafeTensors) Half(name string) ([]uint16, []int, error) {
 }
 
 // Uint8 returns tensor name (U8) as bytes (a copy).
-func (f *SafeTensors) Uint8(name string) ([]uint8, []int, error) {
+func (f *File) Uint8(name string) ([]uint8, []int, error) {
 	info, ok := f.Tensors[name]
 	if !ok {
 		return nil, nil, fmt.Errorf("%s: no tensor %q", f.Path, name)
 	}
-	if info.DType != STU8 {
+	if info.DType != U8 {
 		return nil, nil, fmt.Errorf("%s: tensor %q is %s, want U8", f.Path, name, info.DType)
 	}
 	return append([]uint8(nil), f.data[info.Begin:info.End]...), info.Shape, nil
@@ -434,13 +438,13 @@ func F32ToF16(f float32) uint16 {
 	return sign | uint16(r)
 }
 
-// STTensor is one tensor to write: float data (F32, F16 or BF16), float64
+// Tensor is one tensor to write: float data (F32, F16 or BF16), float64
 // data (F64) or int64 data (I64). For a float tensor too large to hold
 // twice, Fill may produce the values instead of F (called once, with a
 // slice of the tensor's size).
-type STTensor struct {
+type Tensor struct {
 	Name  string
-	DType STDType
+	DType DType
 	Shape []int
 	F     []float32
 	D     []float64
@@ -448,12 +452,12 @@ type STTensor struct {
 	Fill  func(dst []float32)
 }
 
-// WriteSafeTensors writes tensors atomically: to a temporary file in the same
+// Write writes tensors atomically: to a temporary file in the same
 // directory, fsynced, then renamed over path. Tensors are laid out in name
 // order and streamed to the file one at a time.
-func WriteSafeTensors(path string, tensors []STTensor, metadata map[string]string) error {
+func Write(path string, tensors []Tensor, metadata map[string]string) error {
 	ts := slices.Clone(tensors)
-	slices.SortFunc(ts, func(a, b STTensor) int { return cmpStr(a.Name, b.Name) })
+	slices.SortFunc(ts, func(a, b Tensor) int { return cmpStr(a.Name, b.Name) })
 	header := map[string]any{}
 	if len(metadata) > 0 {
 		header["__metadata__"] = metadata
@@ -463,8 +467,8 @@ func WriteSafeTensors(path string, tensors []STTensor, metadata map[string]strin
 		if i > 0 && t.Name == ts[i-1].Name {
 			return fmt.Errorf("write %s: tensor %q given twice", path, t.Name)
 		}
-		size, ok := stSizes[t.DType]
-		if !ok || t.DType == STI32 || t.DType == STU8 {
+		size, ok := sizes[t.DType]
+		if !ok || t.DType == I32 || t.DType == U8 {
 			return fmt.Errorf("write %s: tensor %q: cannot write dtype %q", path, t.Name, t.DType)
 		}
 		n := 1
@@ -473,9 +477,9 @@ func WriteSafeTensors(path string, tensors []STTensor, metadata map[string]strin
 		}
 		var have int
 		switch t.DType {
-		case STF64:
+		case F64:
 			have = len(t.D)
-		case STI64:
+		case I64:
 			have = len(t.I)
 		default:
 			have = len(t.F)
@@ -500,16 +504,16 @@ func WriteSafeTensors(path string, tensors []STTensor, metadata map[string]strin
 	for len(hj)%8 != 0 { // pad so the data section starts 8-byte aligned
 		hj = append(hj, ' ')
 	}
-	return writeAtomic(path, func(w io.Writer) error {
+	return atomicfile.WriteWith(path, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 1<<20)
 		binary.Write(bw, binary.LittleEndian, uint64(len(hj)))
 		bw.Write(hj)
 		var buf []byte
 		for _, t := range ts {
 			switch t.DType {
-			case STF64:
+			case F64:
 				binary.Write(bw, binary.LittleEndian, t.D)
-			case STI64:
+			case I64:
 				binary.Write(bw, binary.LittleEndian, t.I)
 			default:
 				v := t.F
@@ -521,15 +525,15 @@ func WriteSafeTensors(path string, tensors []STTensor, metadata map[string]strin
 					v = make([]float32, n)
 					t.Fill(v)
 				}
-				size := stSizes[t.DType]
+				size := sizes[t.DType]
 				buf = slices.Grow(buf[:0], len(v)*size)[:len(v)*size]
 				for i, x := range v {
 					switch t.DType {
-					case STF32:
+					case F32:
 						binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(x))
-					case STF16:
+					case F16:
 						binary.LittleEndian.PutUint16(buf[2*i:], F32ToF16(x))
-					case STBF16:
+					case BF16:
 						binary.LittleEndian.PutUint16(buf[2*i:], f32ToBF16(x))
 					}
 				}
@@ -556,53 +560,4 @@ func cmpStr(a, b string) int {
 		return 1
 	}
 	return 0
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory that is fsynced and renamed, so path always holds either the old
-// or the new content, never a half-written one.
-func WriteFileAtomic(path string, data []byte) error {
-	return writeAtomic(path, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
-// writeAtomic runs write on a temporary file beside path, fsyncs it, renames
-// it over path and fsyncs the directory; on any failure the temporary file
-// is removed and path is untouched.
-func writeAtomic(path string, write func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(name)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := write(tmp); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(name)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(name, path); err != nil {
-		os.Remove(name)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package nn_test
+package safetensors_test
 
 import (
 	"bytes"
@@ -9,23 +9,23 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 )
 
 func TestSafeTensorsRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.safetensors")
-	in := []nn.STTensor{
-		{Name: "a", DType: nn.STF32, Shape: []int{2, 3}, F: []float32{1, -2, 3.5, 0, float32(math.Inf(1)), 1e-30}},
-		{Name: "h", DType: nn.STF16, Shape: []int{4}, F: []float32{1, -0.5, 65504, 5.960464477539063e-08}},
-		{Name: "b", DType: nn.STBF16, Shape: []int{2}, F: []float32{1, -3}},
-		{Name: "i", DType: nn.STI64, Shape: []int{3}, I: []int64{-1, 0, 1 << 40}},
-		{Name: "s", DType: nn.STF32, Shape: []int{}, F: []float32{7}},
-		{Name: "z", DType: nn.STF32, Shape: []int{0, 5}, F: []float32{}},
+	in := []safetensors.Tensor{
+		{Name: "a", DType: safetensors.F32, Shape: []int{2, 3}, F: []float32{1, -2, 3.5, 0, float32(math.Inf(1)), 1e-30}},
+		{Name: "h", DType: safetensors.F16, Shape: []int{4}, F: []float32{1, -0.5, 65504, 5.960464477539063e-08}},
+		{Name: "b", DType: safetensors.BF16, Shape: []int{2}, F: []float32{1, -3}},
+		{Name: "i", DType: safetensors.I64, Shape: []int{3}, I: []int64{-1, 0, 1 << 40}},
+		{Name: "s", DType: safetensors.F32, Shape: []int{}, F: []float32{7}},
+		{Name: "z", DType: safetensors.F32, Shape: []int{0, 5}, F: []float32{}},
 	}
-	if err := nn.WriteSafeTensors(path, in, map[string]string{"k": "v"}); err != nil {
+	if err := safetensors.Write(path, in, map[string]string{"k": "v"}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := nn.ReadSafeTensors(path)
+	st, err := safetensors.Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestSafeTensorsRoundTrip(t *testing.T) {
 		t.Fatalf("metadata %v", st.Metadata)
 	}
 	for _, w := range in {
-		if w.DType == nn.STI64 {
+		if w.DType == safetensors.I64 {
 			got, shape, err := st.Int64(w.Name)
 			if err != nil || len(got) != len(w.I) || len(shape) != len(w.Shape) {
 				t.Fatalf("%s: %v %v %v", w.Name, got, shape, err)
@@ -65,10 +65,10 @@ func TestSafeTensorsRoundTrip(t *testing.T) {
 func TestF16Conversion(t *testing.T) {
 	// Every half-precision bit pattern survives f16 -> f32 -> f16 (NaNs stay NaN).
 	for h := 0; h < 1<<16; h++ {
-		f := nn.F16ToF32(uint16(h))
-		back := nn.F32ToF16(f)
+		f := safetensors.F16ToF32(uint16(h))
+		back := safetensors.F32ToF16(f)
 		if f != f {
-			if nn.F16ToF32(back) == nn.F16ToF32(back) {
+			if safetensors.F16ToF32(back) == safetensors.F16ToF32(back) {
 				t.Fatalf("NaN %#x came back as %#x", h, back)
 			}
 			continue
@@ -78,10 +78,10 @@ func TestF16Conversion(t *testing.T) {
 		}
 	}
 	// Subnormals and rounding.
-	if v := nn.F16ToF32(0x0001); v != 5.960464477539063e-08 {
+	if v := safetensors.F16ToF32(0x0001); v != 5.960464477539063e-08 {
 		t.Fatalf("smallest subnormal = %g", v)
 	}
-	if h := nn.F32ToF16(1 + 1.0/2048); h != 0x3c00 { // halfway between 1 and 1+2⁻¹⁰: ties to even
+	if h := safetensors.F32ToF16(1 + 1.0/2048); h != 0x3c00 { // halfway between 1 and 1+2⁻¹⁰: ties to even
 		t.Fatalf("1+2^-11 -> %#x, want 0x3c00", h)
 	}
 }
@@ -118,7 +118,7 @@ func TestSafeTensorsRejectsBadFiles(t *testing.T) {
 		{"trailing", "trailing bytes", build(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}} x`, body8)},
 	}
 	for _, c := range cases {
-		_, err := nn.ParseSafeTensors("bad.safetensors", c.data)
+		_, err := safetensors.Parse("bad.safetensors", c.data)
 		if err == nil {
 			t.Errorf("%s: accepted", c.name)
 			continue
@@ -129,14 +129,14 @@ func TestSafeTensorsRejectsBadFiles(t *testing.T) {
 	}
 }
 
-// FuzzParseSafeTensors: no input may panic the reader or make it allocate
+// FuzzParse: no input may panic the reader or make it allocate
 // more than the input's size; whatever it accepts must decode.
-func FuzzParseSafeTensors(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	f.Add(build(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"x":"y"}}`, make([]byte, 8)))
 	f.Add(build(`{"h":{"dtype":"F16","shape":[2,2],"data_offsets":[0,8]},"i":{"dtype":"I64","shape":[],"data_offsets":[8,16]}}`, make([]byte, 16)))
 	f.Add(build(`{}`, nil))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		st, err := nn.ParseSafeTensors("fuzz", data)
+		st, err := safetensors.Parse("fuzz", data)
 		if err != nil {
 			return
 		}
@@ -146,11 +146,11 @@ func FuzzParseSafeTensors(f *testing.F) {
 				t.Fatalf("%s: range beyond the input", name)
 			}
 			switch info.DType {
-			case nn.STI64, nn.STI32:
+			case safetensors.I64, safetensors.I32:
 				if _, _, err := st.Int64(name); err != nil {
 					t.Fatal(err)
 				}
-			case nn.STU8:
+			case safetensors.U8:
 				if _, _, err := st.Uint8(name); err != nil {
 					t.Fatal(err)
 				}

@@ -1,27 +1,27 @@
-package nn_test
+package safetensors_test
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
 
-	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/safetensors"
 )
 
 // Writing and reading safetensors: the file is written atomically (a
 // temporary file, fsynced and renamed), and reading maps it.
-func ExampleWriteSafeTensors() {
+func ExampleWrite() {
 	dir, _ := os.MkdirTemp("", "example")
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "weights.safetensors")
-	err := nn.WriteSafeTensors(path, []nn.STTensor{
-		{Name: "w", DType: nn.STF32, Shape: []int{2, 2}, F: []float32{1, 2, 3, 4}},
-		{Name: "h", DType: nn.STF16, Shape: []int{2}, F: []float32{0.5, -1}},
+	err := safetensors.Write(path, []safetensors.Tensor{
+		{Name: "w", DType: safetensors.F32, Shape: []int{2, 2}, F: []float32{1, 2, 3, 4}},
+		{Name: "h", DType: safetensors.F16, Shape: []int{2}, F: []float32{0.5, -1}},
 	}, map[string]string{"format": "pt"})
 	if err != nil {
 		panic(err)
 	}
-	st, err := nn.ReadSafeTensors(path)
+	st, err := safetensors.Read(path)
 	if err != nil {
 		panic(err)
 	}
