@@ -3,11 +3,11 @@ package features
 import (
 	_ "embed"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 
 	"github.com/godiffuse/godiffuse/kernels"
-	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/safetensors"
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -36,13 +36,16 @@ var judgeWeights []byte
 // GroupNorm (8 groups) normalizes each image on its own, so an image's
 // features never depend on the rest of its batch.
 type Judge struct {
-	Convs    [4]*nn.Conv2d
-	Norms    [4]*nn.GroupNorm
-	FC1, FC2 *nn.Linear
-	dev      tensor.Device
+	ConvW, ConvB [4]*tensor.Tensor // conv1…conv4 weight (out, in, 3, 3) and bias
+	NormW, NormB [4]*tensor.Tensor // norm1…norm4 (8 groups)
+	FC1W, FC1B   *tensor.Tensor    // fc1 (128, 3136)
+	FC2W, FC2B   *tensor.Tensor    // fc2 (10, 128)
+	dev          tensor.Device
 }
 
-// NewJudge initialises an untrained judge on dev (nil: the CPU).
+// NewJudge initialises an untrained judge on dev (nil: the CPU) as PyTorch
+// initialises Conv2d, GroupNorm and Linear layers, all parameters needing
+// gradients.
 func NewJudge(dev tensor.Device, seed uint64) *Judge {
 	if dev == nil {
 		dev = kernels.CPU()
@@ -51,24 +54,39 @@ func NewJudge(dev tensor.Device, seed uint64) *Judge {
 	j := &Judge{dev: dev}
 	chans := [5]int{1, 32, 32, 64, 64}
 	for i := range 4 {
-		j.Convs[i] = nn.NewConv2d(dev, r, chans[i], chans[i+1], 3, 1+i%2, tensor.PadAll(1))
-		j.Norms[i] = nn.NewGroupNorm(dev, 8, chans[i+1], 1e-5)
+		bound := 1 / math.Sqrt(float64(chans[i]*9))
+		j.ConvW[i] = tensor.Uniform(dev, r, bound, chans[i+1], chans[i], 3, 3)
+		j.ConvB[i] = tensor.Uniform(dev, r, bound, chans[i+1])
+		j.NormW[i], j.NormB[i] = tensor.Full(dev, 1, chans[i+1]), tensor.Zeros(dev, chans[i+1])
 	}
-	j.FC1 = nn.NewLinear(dev, r, 64*7*7, JudgeFeatureDim, true)
-	j.FC2 = nn.NewLinear(dev, r, JudgeFeatureDim, 10, true)
+	j.FC1W = tensor.Uniform(dev, r, 1/math.Sqrt(64*7*7), JudgeFeatureDim, 64*7*7)
+	j.FC1B = tensor.Uniform(dev, r, 1/math.Sqrt(64*7*7), JudgeFeatureDim)
+	j.FC2W = tensor.Uniform(dev, r, 1/math.Sqrt(JudgeFeatureDim), 10, JudgeFeatureDim)
+	j.FC2B = tensor.Uniform(dev, r, 1/math.Sqrt(JudgeFeatureDim), 10)
+	names, ts := j.Tensors()
+	for i := range names {
+		ts[i].SetRequiresGrad(true)
+	}
 	return j
 }
 
-// Params lists the parameters under their state-dict names.
-func (j *Judge) Params() []nn.Param {
-	var ps []nn.Param
-	for i := range 4 {
-		ps = append(ps, nn.ParamsOf(
-			fmt.Sprintf("conv%d.weight", i+1), j.Convs[i].Weight, fmt.Sprintf("conv%d.bias", i+1), j.Convs[i].Bias,
-			fmt.Sprintf("norm%d.weight", i+1), j.Norms[i].Weight, fmt.Sprintf("norm%d.bias", i+1), j.Norms[i].Bias)...)
+// Tensors lists the parameters and their state-dict names, in the order
+// of the file (and of a training optimizer's state).
+func (j *Judge) Tensors() (names []string, ts []*tensor.Tensor) {
+	add := func(name string, t *tensor.Tensor) {
+		names, ts = append(names, name), append(ts, t)
 	}
-	return append(ps, nn.ParamsOf("fc1.weight", j.FC1.Weight, "fc1.bias", j.FC1.Bias,
-		"fc2.weight", j.FC2.Weight, "fc2.bias", j.FC2.Bias)...)
+	for i := range 4 {
+		add(fmt.Sprintf("conv%d.weight", i+1), j.ConvW[i])
+		add(fmt.Sprintf("conv%d.bias", i+1), j.ConvB[i])
+		add(fmt.Sprintf("norm%d.weight", i+1), j.NormW[i])
+		add(fmt.Sprintf("norm%d.bias", i+1), j.NormB[i])
+	}
+	add("fc1.weight", j.FC1W)
+	add("fc1.bias", j.FC1B)
+	add("fc2.weight", j.FC2W)
+	add("fc2.bias", j.FC2B)
+	return names, ts
 }
 
 // Forward maps x (N, 1, 28, 28) in [-1, 1] to the features (N, 128) and the
@@ -76,10 +94,11 @@ func (j *Judge) Params() []nn.Param {
 func (j *Judge) Forward(x *tensor.Tensor, dropout float32, seed uint64) (feats, logits *tensor.Tensor) {
 	h := x
 	for i := range 4 {
-		h = tensor.ReLU(j.Norms[i].Forward(j.Convs[i].Forward(h)))
+		conv := tensor.Conv2D(h, j.ConvW[i], j.ConvB[i], 1+i%2, tensor.PadAll(1))
+		h = tensor.ReLU(tensor.GroupNorm(conv, 8, j.NormW[i], j.NormB[i], 1e-5))
 	}
-	feats = tensor.ReLU(j.FC1.Forward(h.Reshape(h.Dim(0), -1)))
-	return feats, j.FC2.Forward(tensor.Dropout(feats, dropout, seed))
+	feats = tensor.ReLU(tensor.Linear(h.Reshape(h.Dim(0), -1), j.FC1W, j.FC1B))
+	return feats, tensor.Linear(tensor.Dropout(feats, dropout, seed), j.FC2W, j.FC2B)
 }
 
 // LoadJudge returns the trained judge with its embedded weights.
@@ -98,20 +117,20 @@ func LoadJudge(dev tensor.Device) (*Judge, error) {
 // Load copies weights from a safetensors file (F32 or F16), strictly: every
 // parameter present with its shape, nothing else.
 func (j *Judge) Load(st *safetensors.File) error {
-	ps := j.Params()
-	if len(st.Tensors) != len(ps) {
-		return fmt.Errorf("%s: %d tensors, the judge has %d parameters", st.Path, len(st.Tensors), len(ps))
+	names, ts := j.Tensors()
+	if len(st.Tensors) != len(names) {
+		return fmt.Errorf("%s: %d tensors, the judge has %d parameters", st.Path, len(st.Tensors), len(names))
 	}
-	for _, p := range ps {
-		v, shape, err := st.Float32(p.Name)
+	for i, name := range names {
+		v, shape, err := st.Float32(name)
 		if err != nil {
 			return err
 		}
-		if !slices.Equal(shape, p.T.Shape()) {
-			return fmt.Errorf("%s: tensor %q has shape %v, want %v", st.Path, p.Name, shape, p.T.Shape())
+		if !slices.Equal(shape, ts[i].Shape()) {
+			return fmt.Errorf("%s: tensor %q has shape %v, want %v", st.Path, name, shape, ts[i].Shape())
 		}
-		p.T.CopyFrom(tensor.FromFloat32(j.dev, v, shape...))
-		p.T.SetRequiresGrad(false)
+		ts[i].CopyFrom(tensor.FromFloat32(j.dev, v, shape...))
+		ts[i].SetRequiresGrad(false)
 	}
 	return nil
 }
@@ -119,15 +138,16 @@ func (j *Judge) Load(st *safetensors.File) error {
 // Save writes the weights as F16 (they were checked to lose no accuracy;
 // see cmd/trainjudge).
 func (j *Judge) Save(path string, metadata map[string]string) error {
-	var ts []safetensors.Tensor
-	for _, p := range j.Params() {
-		v, err := p.T.Float32s()
+	var out []safetensors.Tensor
+	names, ts := j.Tensors()
+	for i, name := range names {
+		v, err := ts[i].Float32s()
 		if err != nil {
 			return err
 		}
-		ts = append(ts, safetensors.Tensor{Name: p.Name, DType: safetensors.F16, Shape: p.T.Shape(), F: v})
+		out = append(out, safetensors.Tensor{Name: name, DType: safetensors.F16, Shape: ts[i].Shape(), F: v})
 	}
-	return safetensors.Write(path, ts, metadata)
+	return safetensors.Write(path, out, metadata)
 }
 
 // Name implements Extractor.

@@ -50,15 +50,7 @@ func uniform(dev tensor.Device, r *rand.Rand, bound float64, shape ...int) *tens
 	if r == nil {
 		return tensor.Zeros(dev, shape...).SetRequiresGrad(true)
 	}
-	n := 1
-	for _, s := range shape {
-		n *= s
-	}
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32((2*r.Float64() - 1) * bound)
-	}
-	return tensor.FromFloat32(dev, v, shape...).SetRequiresGrad(true)
+	return tensor.Uniform(dev, r, bound, shape...).SetRequiresGrad(true)
 }
 
 func constant(dev tensor.Device, c float32, shape ...int) *tensor.Tensor {

@@ -11,7 +11,6 @@ import (
 	"golang.org/x/image/draw"
 
 	"github.com/godiffuse/godiffuse/features"
-	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -115,8 +114,6 @@ func (j *JudgeClassifier) Classify(imgs []image.Image) ([][]float64, error) {
 	}
 	var logits []float32
 	err := tensor.Catch(func() {
-		restore := nn.NoGrad(j.Judge.Params())
-		defer restore()
 		_, l := j.Judge.Forward(tensor.FromFloat32(j.Device, pix, len(imgs), 1, side, side), 0, 0)
 		logits = l.MustFloat32s()
 	})

@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 )
@@ -73,6 +74,18 @@ func Full(dev Device, v float32, shape ...int) *Tensor {
 		dev.Fill(t.buf, t.Numel(), v)
 	}
 	return t
+}
+
+// Uniform returns a float32 tensor of draws from U(-bound, bound), in
+// order from r: PyTorch's default initialisation of Linear and Conv
+// weights and biases is bound = 1/√fan_in.
+func Uniform(dev Device, r *rand.Rand, bound float64, shape ...int) *Tensor {
+	checkShape("uniform", shape)
+	v := make([]float32, numel(shape))
+	for i := range v {
+		v[i] = float32((2*r.Float64() - 1) * bound)
+	}
+	return FromFloat32(dev, v, shape...)
 }
 
 // FromFloat32 uploads data as a tensor of the given shape.

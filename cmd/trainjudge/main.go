@@ -142,7 +142,12 @@ func run(src, out string, epochs, batch int, peak float64, seed uint64) error {
 	}
 	dev := kernels.CPU()
 	j := features.NewJudge(dev, seed)
-	opt := nn.NewAdamW(j.Params(), nn.AdamConfig{LR: peak, WeightDecay: 1e-4})
+	var params []nn.Param
+	names, ts := j.Tensors()
+	for i := range names {
+		params = append(params, nn.Param{Name: names[i], T: ts[i]})
+	}
+	opt := nn.NewAdamW(params, nn.AdamConfig{LR: peak, WeightDecay: 1e-4})
 	r := rand.New(rand.NewPCG(seed, 2))
 	n := len(train.labels)
 	perEpoch := n / batch
