@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/godiffuse/godiffuse/kernels/vulkan/internal/vk"
 )
 
 var deviceTypeNames = map[int32]string{0: "other", 1: "integrated", 2: "discrete", 3: "virtual", 4: "cpu"}
@@ -19,8 +21,8 @@ type context struct {
 	device     uintptr
 	queue      uintptr
 	family     uint32
-	memProps   VkPhysicalDeviceMemoryProperties
-	limits     VkPhysicalDeviceLimits
+	memProps   vk.PhysicalDeviceMemoryProperties
+	limits     vk.PhysicalDeviceLimits
 	coopShader string   // the cooperative-matrix GEMM shader enabled on this device ("": none)
 	coopSpec   []uint32 // its specialization constants
 	cacheUUID  [16]uint8
@@ -32,12 +34,12 @@ func newInstance(p *procs, a *arena) (uintptr, error) {
 	if p.createInstance, err = p.instanceProc(a, 0, "vkCreateInstance"); err != nil {
 		return 0, err
 	}
-	app := newIn[VkApplicationInfo](a)
+	app := newIn[vk.ApplicationInfo](a)
 	app.SType = stApplicationInfo
 	app.PApplicationName = a.cstr("godiffuse")
 	app.PEngineName = a.cstr("godiffuse")
 	app.ApiVersion = apiVersion12
-	ci := newIn[VkInstanceCreateInfo](a)
+	ci := newIn[vk.InstanceCreateInfo](a)
 	ci.SType = stInstanceCreateInfo
 	ci.PApplicationInfo = addr(app)
 	if layers := os.Getenv("GODIFFUSE_VULKAN_LAYERS"); layers != "" { // e.g. VK_LAYER_KHRONOS_validation
@@ -91,9 +93,9 @@ func enumerate(p *procs, a *arena, inst uintptr) ([]PhysicalDevice, error) {
 	}
 	var out []PhysicalDevice
 	for i, h := range handles[:*count] {
-		sub := newIn[VkPhysicalDeviceSubgroupProperties](a)
+		sub := newIn[vk.PhysicalDeviceSubgroupProperties](a)
 		sub.SType = stPhysicalDeviceSubgroupProperties
-		props := newIn[VkPhysicalDeviceProperties2](a)
+		props := newIn[vk.PhysicalDeviceProperties2](a)
 		props.SType = stPhysicalDeviceProperties2
 		props.PNext = addr(sub)
 		callVoid(p.getPhysicalDeviceProperties2, h, addr(props))
@@ -117,7 +119,7 @@ func hasExtension(p *procs, a *arena, phys uintptr, name string) bool {
 	if call("vkEnumerateDeviceExtensionProperties", p.enumerateDeviceExtensionProperties, phys, 0, addr(count), 0) != nil {
 		return false
 	}
-	exts := sliceIn[VkExtensionProperties](a, int(*count))
+	exts := sliceIn[vk.ExtensionProperties](a, int(*count))
 	if *count == 0 || call("vkEnumerateDeviceExtensionProperties", p.enumerateDeviceExtensionProperties, phys, 0, addr(count), addrOf(exts)) != nil {
 		return false
 	}
@@ -141,7 +143,7 @@ func coopShapes(p *procs, a *arena, phys uintptr) (shapes []string, frag int) {
 	if call("vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR", p.getCooperativeMatrixProperties, phys, addr(count), 0) != nil {
 		return nil, 0
 	}
-	props := sliceIn[VkCooperativeMatrixPropertiesKHR](a, int(*count))
+	props := sliceIn[vk.CooperativeMatrixPropertiesKHR](a, int(*count))
 	for i := range props {
 		props[i].SType = stCooperativeMatrixPropertiesKHR
 	}
@@ -166,7 +168,7 @@ func hasNVShape(p *procs, a *arena, phys uintptr) bool {
 	if call("vkGetPhysicalDeviceCooperativeMatrixPropertiesNV", p.getCooperativeMatrixPropertiesNV, phys, addr(count), 0) != nil || *count == 0 {
 		return false
 	}
-	props := sliceIn[VkCooperativeMatrixPropertiesNV](a, int(*count))
+	props := sliceIn[vk.CooperativeMatrixPropertiesNV](a, int(*count))
 	for i := range props {
 		props[i].SType = stCooperativeMatrixPropertiesNV
 	}
@@ -246,17 +248,17 @@ func newContext(index int) (*context, error) {
 		}
 	}
 	ph := c.phys.handle
-	props := newIn[VkPhysicalDeviceProperties](a)
+	props := newIn[vk.PhysicalDeviceProperties](a)
 	callVoid(p.getPhysicalDeviceProperties, ph, addr(props))
 	c.limits = props.Limits
 	c.cacheUUID = props.PipelineCacheUUID
-	mp := newIn[VkPhysicalDeviceMemoryProperties](a)
+	mp := newIn[vk.PhysicalDeviceMemoryProperties](a)
 	callVoid(p.getPhysicalDeviceMemoryProperties, ph, addr(mp))
 	c.memProps = *mp
 
 	count := newIn[uint32](a)
 	callVoid(p.getPhysicalDeviceQueueFamilyProperties, ph, addr(count), 0)
-	fams := sliceIn[VkQueueFamilyProperties](a, int(*count))
+	fams := sliceIn[vk.QueueFamilyProperties](a, int(*count))
 	callVoid(p.getPhysicalDeviceQueueFamilyProperties, ph, addr(count), addrOf(fams))
 	c.family = ^uint32(0)
 	for i, f := range fams[:*count] {
@@ -271,12 +273,12 @@ func newContext(index int) (*context, error) {
 
 	prio := newIn[float32](a)
 	*prio = 1
-	qci := newIn[VkDeviceQueueCreateInfo](a)
+	qci := newIn[vk.DeviceQueueCreateInfo](a)
 	qci.SType = stDeviceQueueCreateInfo
 	qci.QueueFamilyIndex = c.family
 	qci.QueueCount = 1
 	qci.PQueuePriorities = addr(prio)
-	dci := newIn[VkDeviceCreateInfo](a)
+	dci := newIn[vk.DeviceCreateInfo](a)
 	dci.SType = stDeviceCreateInfo
 	dci.QueueCreateInfoCount = 1
 	dci.PQueueCreateInfos = addr(qci)
@@ -302,7 +304,7 @@ func newContext(index int) (*context, error) {
 // gemm_coop_khr (VK_KHR_cooperative_matrix, any subgroup size; a workgroup
 // is 4 subgroups) where possible, else gemm_coop (VK_NV_cooperative_matrix,
 // subgroups of 32).
-func (c *context) enableCooperativeMatrix(a *arena, dci *VkDeviceCreateInfo) {
+func (c *context) enableCooperativeMatrix(a *arena, dci *vk.DeviceCreateInfo) {
 	ph, sg := c.phys, c.phys.SubgroupSize
 	khr := ph.khrFrag > 0 && sg > 0 && 4*sg <= int(c.limits.MaxComputeWorkGroupInvocations)
 	nv := ph.CooperativeMatrixNV && sg == 32
@@ -310,11 +312,11 @@ func (c *context) enableCooperativeMatrix(a *arena, dci *VkDeviceCreateInfo) {
 		return
 	}
 	// Query the features; each coop struct is chained only when its extension is there.
-	v12 := newIn[VkPhysicalDeviceVulkan12Features](a)
+	v12 := newIn[vk.PhysicalDeviceVulkan12Features](a)
 	v12.SType = stPhysicalDeviceVulkan12Features
-	cmKHR := newIn[VkPhysicalDeviceCooperativeMatrixFeaturesKHR](a)
+	cmKHR := newIn[vk.PhysicalDeviceCooperativeMatrixFeaturesKHR](a)
 	cmKHR.SType = stPhysicalDeviceCooperativeMatrixFeaturesKHR
-	cmNV := newIn[VkPhysicalDeviceCooperativeMatrixFeaturesNV](a)
+	cmNV := newIn[vk.PhysicalDeviceCooperativeMatrixFeaturesNV](a)
 	cmNV.SType = stPhysicalDeviceCooperativeMatrixFeaturesNV
 	next := &v12.PNext
 	if ph.CooperativeMatrix != nil {
@@ -323,14 +325,14 @@ func (c *context) enableCooperativeMatrix(a *arena, dci *VkDeviceCreateInfo) {
 	if ph.CooperativeMatrixNV {
 		*next = addr(cmNV)
 	}
-	f2 := newIn[VkPhysicalDeviceFeatures2](a)
+	f2 := newIn[vk.PhysicalDeviceFeatures2](a)
 	f2.SType = stPhysicalDeviceFeatures2
 	f2.PNext = addr(v12)
 	callVoid(c.p.getPhysicalDeviceFeatures2, ph.handle, addr(f2))
 	if v12.ShaderFloat16 == 0 || v12.VulkanMemoryModel == 0 {
 		return
 	}
-	on12 := newIn[VkPhysicalDeviceVulkan12Features](a)
+	on12 := newIn[vk.PhysicalDeviceVulkan12Features](a)
 	on12.SType = stPhysicalDeviceVulkan12Features
 	on12.ShaderFloat16 = 1
 	on12.VulkanMemoryModel = 1
@@ -347,7 +349,7 @@ func (c *context) enableCooperativeMatrix(a *arena, dci *VkDeviceCreateInfo) {
 	default:
 		return
 	}
-	on := newIn[VkPhysicalDeviceCooperativeMatrixFeaturesKHR](a) // the NV struct has the same layout (layout_c_test.go)
+	on := newIn[vk.PhysicalDeviceCooperativeMatrixFeaturesKHR](a) // the NV struct has the same layout (layout_c_test.go)
 	on.SType = sType
 	on.CooperativeMatrix = 1
 	on12.PNext = addr(on)

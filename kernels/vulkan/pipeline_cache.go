@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"unsafe"
+
+	"github.com/godiffuse/godiffuse/kernels/vulkan/internal/vk"
 )
 
 // The pipeline cache: drivers compile SPIR-V to machine code when a pipeline
@@ -29,7 +31,7 @@ func (c *context) cachePath() string {
 func (c *context) openPipelineCache() uintptr {
 	a := c.scratch
 	defer a.reset()
-	ci := newIn[VkPipelineCacheCreateInfo](a)
+	ci := newIn[vk.PipelineCacheCreateInfo](a)
 	ci.SType = stPipelineCacheCreateInfo
 	if path := c.cachePath(); path != "" {
 		if data, err := os.ReadFile(path); err == nil && len(data) > 0 && len(data) < 256<<20 {

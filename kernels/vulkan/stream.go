@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"unsafe"
+
+	"github.com/godiffuse/godiffuse/kernels/vulkan/internal/vk"
 )
 
 // vkBuf is a VkBuffer with its own VkDeviceMemory.
@@ -23,7 +25,7 @@ func (c *context) newBuffer(size uint64, want uint32) (*vkBuf, error) {
 	a := c.scratch
 	defer a.reset()
 	size = max(size, 4)
-	ci := newIn[VkBufferCreateInfo](a)
+	ci := newIn[vk.BufferCreateInfo](a)
 	ci.SType = stBufferCreateInfo
 	ci.Size = size
 	ci.Usage = bufferUsageStorage | bufferUsageTransferSrc | bufferUsageTransferDst
@@ -32,14 +34,14 @@ func (c *context) newBuffer(size uint64, want uint32) (*vkBuf, error) {
 		return nil, err
 	}
 	b := &vkBuf{buf: *out, size: size}
-	req := newIn[VkMemoryRequirements](a)
+	req := newIn[vk.MemoryRequirements](a)
 	callVoid(c.p.getBufferMemoryRequirements, c.device, b.buf, addr(req))
 	typ, ok := c.memoryType(req.MemoryTypeBits, want)
 	if !ok {
 		callVoid(c.p.destroyBuffer, c.device, b.buf, 0)
 		return nil, fmt.Errorf("vulkan: %s has no memory type with properties %#x for a buffer", c.phys.Name, want)
 	}
-	ai := newIn[VkMemoryAllocateInfo](a)
+	ai := newIn[vk.MemoryAllocateInfo](a)
 	ai.SType = stMemoryAllocateInfo
 	ai.AllocationSize = req.Size
 	ai.MemoryTypeIndex = typ
@@ -92,7 +94,7 @@ func (c *context) newPipeline(name string, spirv []byte, nbuf int, cache uintptr
 	}
 	p := &pipeline{name: name, nbuf: nbuf, push: maxPush}
 	out := newIn[uintptr](a)
-	sm := newIn[VkShaderModuleCreateInfo](a)
+	sm := newIn[vk.ShaderModuleCreateInfo](a)
 	sm.SType = stShaderModuleCreateInfo
 	sm.CodeSize = uintptr(len(spirv))
 	sm.PCode = a.bytesIn(spirv)
@@ -102,12 +104,12 @@ func (c *context) newPipeline(name string, spirv []byte, nbuf int, cache uintptr
 	module := *out
 	defer callVoid(c.p.destroyShaderModule, c.device, module, 0)
 
-	binds := sliceIn[VkDescriptorSetLayoutBinding](a, nbuf)
+	binds := sliceIn[vk.DescriptorSetLayoutBinding](a, nbuf)
 	for i := range binds {
-		binds[i] = VkDescriptorSetLayoutBinding{Binding: uint32(i), DescriptorType: descriptorTypeStorageBuffer,
+		binds[i] = vk.DescriptorSetLayoutBinding{Binding: uint32(i), DescriptorType: descriptorTypeStorageBuffer,
 			DescriptorCount: 1, StageFlags: shaderStageCompute}
 	}
-	dl := newIn[VkDescriptorSetLayoutCreateInfo](a)
+	dl := newIn[vk.DescriptorSetLayoutCreateInfo](a)
 	dl.SType = stDescriptorSetLayoutCreateInfo
 	dl.BindingCount = uint32(nbuf)
 	dl.PBindings = addrOf(binds)
@@ -115,10 +117,10 @@ func (c *context) newPipeline(name string, spirv []byte, nbuf int, cache uintptr
 		return nil, err
 	}
 	p.setLayout = *out
-	pr := newIn[VkPushConstantRange](a)
+	pr := newIn[vk.PushConstantRange](a)
 	pr.StageFlags = shaderStageCompute
 	pr.Size = maxPush
-	pl := newIn[VkPipelineLayoutCreateInfo](a)
+	pl := newIn[vk.PipelineLayoutCreateInfo](a)
 	pl.SType = stPipelineLayoutCreateInfo
 	pl.SetLayoutCount = 1
 	sl := newIn[uintptr](a)
@@ -131,20 +133,20 @@ func (c *context) newPipeline(name string, spirv []byte, nbuf int, cache uintptr
 		return nil, err
 	}
 	p.layout = *out
-	ci := newIn[VkComputePipelineCreateInfo](a)
+	ci := newIn[vk.ComputePipelineCreateInfo](a)
 	ci.SType = stComputePipelineCreateInfo
 	ci.Stage.SType = stPipelineShaderStageCreateInfo
 	ci.Stage.Stage = shaderStageCompute
 	ci.Stage.Module = module
 	ci.Stage.PName = a.cstr("main")
 	if len(spec) > 0 {
-		entries := sliceIn[VkSpecializationMapEntry](a, len(spec))
+		entries := sliceIn[vk.SpecializationMapEntry](a, len(spec))
 		data := sliceIn[uint32](a, len(spec))
 		for i, v := range spec {
-			entries[i] = VkSpecializationMapEntry{ConstantID: uint32(i), Offset: uint32(4 * i), Size: 4}
+			entries[i] = vk.SpecializationMapEntry{ConstantID: uint32(i), Offset: uint32(4 * i), Size: 4}
 			data[i] = v
 		}
-		si := newIn[VkSpecializationInfo](a)
+		si := newIn[vk.SpecializationInfo](a)
 		si.MapEntryCount = uint32(len(spec))
 		si.PMapEntries = addrOf(entries)
 		si.DataSize = uintptr(4 * len(spec))
@@ -200,7 +202,7 @@ func newStream(c *context) (*stream, error) {
 	sc := c.scratch
 	defer sc.reset()
 	out := newIn[uintptr](sc)
-	cp := newIn[VkCommandPoolCreateInfo](sc)
+	cp := newIn[vk.CommandPoolCreateInfo](sc)
 	cp.SType = stCommandPoolCreateInfo
 	cp.Flags = commandPoolResetBuffer
 	cp.QueueFamilyIndex = c.family
@@ -209,7 +211,7 @@ func newStream(c *context) (*stream, error) {
 		return nil, err
 	}
 	s.cmdPool = *out
-	ca := newIn[VkCommandBufferAllocateInfo](sc)
+	ca := newIn[vk.CommandBufferAllocateInfo](sc)
 	ca.SType = stCommandBufferAllocateInfo
 	ca.CommandPool = s.cmdPool
 	ca.Level = commandBufferLevelPrimary
@@ -219,17 +221,17 @@ func newStream(c *context) (*stream, error) {
 		return nil, err
 	}
 	s.cb = *out
-	fi := newIn[VkFenceCreateInfo](sc)
+	fi := newIn[vk.FenceCreateInfo](sc)
 	fi.SType = stFenceCreateInfo
 	if err := call("vkCreateFence", c.p.createFence, c.device, addr(fi), 0, addr(out)); err != nil {
 		s.destroy()
 		return nil, err
 	}
 	s.fence = *out
-	ps := newIn[VkDescriptorPoolSize](sc)
+	ps := newIn[vk.DescriptorPoolSize](sc)
 	ps.Type = descriptorTypeStorageBuffer
 	ps.DescriptorCount = setsPerSubmit * 8
-	dp := newIn[VkDescriptorPoolCreateInfo](sc)
+	dp := newIn[vk.DescriptorPoolCreateInfo](sc)
 	dp.SType = stDescriptorPoolCreateInfo
 	dp.MaxSets = setsPerSubmit
 	dp.PoolSizeCount = 1
@@ -260,7 +262,7 @@ func (s *stream) begin() error {
 	if s.open {
 		return nil
 	}
-	bi := newIn[VkCommandBufferBeginInfo](s.a)
+	bi := newIn[vk.CommandBufferBeginInfo](s.a)
 	bi.SType = stCommandBufferBeginInfo
 	bi.Flags = commandBufferOneTimeSubmit
 	if err := call("vkBeginCommandBuffer", s.c.p.beginCommandBuffer, s.cb, addr(bi)); err != nil {
@@ -273,7 +275,7 @@ func (s *stream) begin() error {
 // barrier makes every earlier shader or transfer write visible to every
 // later shader, transfer or host access.
 func (s *stream) barrier() {
-	mb := newIn[VkMemoryBarrier](s.a)
+	mb := newIn[vk.MemoryBarrier](s.a)
 	mb.SType = stMemoryBarrier
 	mb.SrcAccessMask = accessShaderWrite | accessTransferWrite
 	mb.DstAccessMask = accessShaderRead | accessShaderWrite | accessTransferRead | accessTransferWrite | accessHostRead
@@ -302,7 +304,7 @@ func (s *stream) dispatch(p *pipeline, bufs []uintptr, push []uint32, gx, gy, gz
 		return err
 	}
 	a := s.a
-	ai := newIn[VkDescriptorSetAllocateInfo](a)
+	ai := newIn[vk.DescriptorSetAllocateInfo](a)
 	ai.SType = stDescriptorSetAllocateInfo
 	ai.DescriptorPool = s.descPool
 	ai.DescriptorSetCount = 1
@@ -314,11 +316,11 @@ func (s *stream) dispatch(p *pipeline, bufs []uintptr, push []uint32, gx, gy, gz
 		return err
 	}
 	s.sets++
-	infos := sliceIn[VkDescriptorBufferInfo](a, len(bufs))
-	writes := sliceIn[VkWriteDescriptorSet](a, len(bufs))
+	infos := sliceIn[vk.DescriptorBufferInfo](a, len(bufs))
+	writes := sliceIn[vk.WriteDescriptorSet](a, len(bufs))
 	for i, b := range bufs {
-		infos[i] = VkDescriptorBufferInfo{Buffer: b, Offset: 0, Range: wholeSize}
-		writes[i] = VkWriteDescriptorSet{SType: stWriteDescriptorSet, DstSet: *set, DstBinding: uint32(i), DescriptorCount: 1,
+		infos[i] = vk.DescriptorBufferInfo{Buffer: b, Offset: 0, Range: wholeSize}
+		writes[i] = vk.WriteDescriptorSet{SType: stWriteDescriptorSet, DstSet: *set, DstBinding: uint32(i), DescriptorCount: 1,
 			DescriptorType: descriptorTypeStorageBuffer, PBufferInfo: addr(&infos[i])}
 	}
 	callVoid(s.c.p.updateDescriptorSets, s.c.device, uintptr(len(writes)), addrOf(writes), 0, 0)
@@ -343,8 +345,8 @@ func (s *stream) copyBuffer(dst, src uintptr, dstOff, srcOff, n uint64) error {
 	if err := s.begin(); err != nil {
 		return err
 	}
-	r := newIn[VkBufferCopy](s.a)
-	*r = VkBufferCopy{SrcOffset: srcOff, DstOffset: dstOff, Size: n}
+	r := newIn[vk.BufferCopy](s.a)
+	*r = vk.BufferCopy{SrcOffset: srcOff, DstOffset: dstOff, Size: n}
 	callVoid(s.c.p.cmdCopyBuffer, s.cb, src, dst, 1, addr(r))
 	s.barrier()
 	s.records++
@@ -377,7 +379,7 @@ func (s *stream) flush() error {
 	if err := call("vkEndCommandBuffer", p.endCommandBuffer, s.cb); err != nil {
 		return err
 	}
-	si := newIn[VkSubmitInfo](s.a)
+	si := newIn[vk.SubmitInfo](s.a)
 	si.SType = stSubmitInfo
 	si.CommandBufferCount = 1
 	cb := newIn[uintptr](s.a)

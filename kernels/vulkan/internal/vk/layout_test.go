@@ -1,6 +1,6 @@
 //go:build !windows
 
-package vulkan
+package vk
 
 import (
 	"reflect"
