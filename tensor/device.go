@@ -17,7 +17,9 @@ package tensor
 //   - All buffers passed to one op belong to that device.
 //   - Unless said otherwise an op overwrites its outputs; "accumulate" ops add.
 //   - Buffers are dense; a Strided names a buffer plus an element offset and
-//     element strides, for the few ops (Copy, Binary) that take views.
+//     element strides, for the few ops (Copy, Binary) that take views. Their
+//     shapes have at most MaxViewRank axes, merged where contiguous
+//     (views.go).
 // ---------------------------------------------------------------------------
 
 // Buffer is a block of device memory holding Len elements of one DType.

@@ -50,7 +50,7 @@ func binary(name string, op BinaryOp, a, b *Tensor) *Tensor {
 	shape := broadcastShapes(name, a.shape, b.shape)
 	out := Empty(a.dev, F32, shape...)
 	if out.Numel() > 0 {
-		a.dev.Binary(op, out.buf, a.broadcastView(shape), b.broadcastView(shape), shape)
+		binaryView(a.dev, op, out.buf, a.broadcastView(shape), b.broadcastView(shape), shape)
 	}
 	return out
 }
@@ -59,7 +59,7 @@ func binary(name string, op BinaryOp, a, b *Tensor) *Tensor {
 func expand(t *Tensor, shape []int) *Tensor {
 	out := Empty(t.dev, F32, shape...)
 	if out.Numel() > 0 {
-		t.dev.Copy(out.strided(), t.broadcastView(shape), shape)
+		copyView(t.dev, out.strided(), t.broadcastView(shape), shape)
 	}
 	return out
 }

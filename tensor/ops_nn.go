@@ -276,7 +276,7 @@ func Concat(axis int, ts ...*Tensor) *Tensor {
 	at := 0
 	for _, t := range ts {
 		if t.Numel() > 0 {
-			out.dev.Copy(out.Narrow(axis, at, t.shape[axis]).strided(), t.strided(), t.shape)
+			copyView(out.dev, out.Narrow(axis, at, t.shape[axis]).strided(), t.strided(), t.shape)
 		}
 		at += t.shape[axis]
 	}

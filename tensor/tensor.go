@@ -240,7 +240,7 @@ func (t *Tensor) Contiguous() *Tensor {
 		fail("contiguous", "strided int64 tensors are not supported")
 	}
 	out := Empty(t.dev, F32, t.shape...)
-	t.dev.Copy(out.strided(), t.strided(), t.shape)
+	copyView(t.dev, out.strided(), t.strided(), t.shape)
 	if t.needsGrad() {
 		out.record("contiguous", func(g *Tensor) { t.accumulate(g) }, t)
 	}
@@ -331,7 +331,7 @@ func (t *Tensor) Narrow(axis, start, length int) *Tensor {
 		full := slices.Clone(t.shape)
 		out.record("narrow", func(g *Tensor) {
 			z := Zeros(g.dev, full...)
-			g.dev.Copy(z.Narrow(axis, start, length).strided(), g.strided(), g.shape)
+			copyView(g.dev, z.Narrow(axis, start, length).strided(), g.strided(), g.shape)
 			t.accumulate(z)
 		}, t)
 	}
@@ -352,7 +352,7 @@ func (t *Tensor) Clone() *Tensor {
 		return FromInt64(t.dev, v, t.shape...)
 	}
 	out := Empty(t.dev, F32, t.shape...)
-	t.dev.Copy(out.strided(), t.strided(), t.shape)
+	copyView(t.dev, out.strided(), t.strided(), t.shape)
 	return out
 }
 
@@ -363,7 +363,7 @@ func (t *Tensor) CopyFrom(src *Tensor) {
 		fail("copy_from", "shapes %v and %v (want equal float32)", t.shape, src.shape)
 	}
 	sameDevice("copy_from", t, src)
-	t.dev.Copy(t.strided(), src.strided(), t.shape)
+	copyView(t.dev, t.strided(), src.strided(), t.shape)
 }
 
 func sameDevice(op string, ts ...*Tensor) {

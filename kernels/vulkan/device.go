@@ -6,10 +6,10 @@
 // simply has no such device).
 //
 // Work is recorded into one command buffer and submitted only when the host
-// needs a result (a download or Synchronize), when the descriptor pool of a
-// submission runs out, or when an op without a shader yet runs on the CPU
-// instead (Fallbacks counts those). Device memory is pooled by size class
-// and recycled when Go drops a buffer.
+// needs a result (a download or Synchronize) or when the descriptor pool of a
+// submission runs out; every op has a shader. A failure while recording is
+// kept and returned by the next sync point, as tensor.Device asks. Device
+// memory is pooled by size class and recycled when Go drops a buffer.
 package vulkan
 
 import (
@@ -18,32 +18,29 @@ import (
 	"math"
 	"os"
 	"runtime"
-	"slices"
 	"sync"
 
-	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/kernels/vulkan/shaders"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
 // Device is one Vulkan device.
 type Device struct {
-	mu        sync.Mutex
-	c         *context
-	s         *stream
-	pipes     map[string]*pipeline
-	cpu       *kernels.Device
-	staging   *vkBuf
-	stageOff  uint64
-	free      map[uint64][]*vkBuf
-	fallbacks map[string]int
-	note      string  // what SelectMatMul chose and why (MatMulNote)
-	dummy     *Buffer // bound where an optional buffer (bias, gamma) is absent
-	sinceGC   uint64  // bytes of device memory created since the last nudge to Go's GC
-	cache     uintptr // VkPipelineCache, saved at Close
-	fp16      bool    // GEMMs through the cooperative-matrix shader (fp16 inputs, fp32 accumulation)
-	newPipes  int     // pipelines created since the cache was last saved
-	closed    bool
+	mu       sync.Mutex
+	c        *context
+	s        *stream
+	pipes    map[string]*pipeline
+	staging  *vkBuf
+	stageOff uint64
+	free     map[uint64][]*vkBuf
+	err      error   // the first failure while recording, returned by the next sync point
+	note     string  // what SelectMatMul chose and why (MatMulNote)
+	dummy    *Buffer // bound where an optional buffer (bias, gamma) is absent
+	sinceGC  uint64  // bytes of device memory created since the last nudge to Go's GC
+	cache    uintptr // VkPipelineCache, saved at Close
+	fp16     bool    // GEMMs through the cooperative-matrix shader (fp16 inputs, fp32 accumulation)
+	newPipes int     // pipelines created since the cache was last saved
+	closed   bool
 }
 
 var _ tensor.Device = (*Device)(nil)
@@ -79,8 +76,8 @@ func New(index int) (*Device, error) {
 		c.destroy()
 		return nil, err
 	}
-	d := &Device{c: c, s: s, pipes: map[string]*pipeline{}, cpu: kernels.NewCPULevel(0, kernels.Generic),
-		free: map[uint64][]*vkBuf{}, fallbacks: map[string]int{}, cache: c.openPipelineCache()}
+	d := &Device{c: c, s: s, pipes: map[string]*pipeline{},
+		free: map[uint64][]*vkBuf{}, cache: c.openPipelineCache()}
 	if d.staging, err = c.newBuffer(stagingSize, memHostVisible|memHostCoherent); err != nil {
 		d.Close()
 		return nil, err
@@ -253,21 +250,17 @@ func (d *Device) Close() error {
 	return err
 }
 
-// Fallbacks reports how many times each op ran on the CPU because it has no
-// shader yet (the conformance test lists them; the goal is none).
-func (d *Device) Fallbacks() map[string]int {
+// record keeps the first failure of an op being recorded (the seam's
+// contract: ops return nothing; the next sync point returns the error).
+func (d *Device) record(op string, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range d.fallbacks {
-		out[k] = v
-	}
-	return out
+	d.recordLocked(op, err)
 }
 
-func check(op string, err error) {
-	if err != nil {
-		panic(&tensor.Error{Op: op, Msg: err.Error()})
+func (d *Device) recordLocked(op string, err error) {
+	if d.err == nil {
+		d.err = &tensor.Error{Op: op, Msg: err.Error()}
 	}
 }
 
@@ -372,6 +365,9 @@ func (d *Device) own(op string, b tensor.Buffer, dt tensor.DType, off, n int) *B
 
 func (d *Device) flushLocked() error {
 	err := d.s.flush()
+	if d.err != nil {
+		err, d.err = d.err, nil
+	}
 	d.stageOff = 0
 	if d.newPipes > 0 { // only in the first steps of a process: save what the driver compiled
 		d.newPipes = 0
@@ -475,21 +471,25 @@ func (d *Device) Synchronize() error {
 	return d.flushLocked()
 }
 
-func (d *Device) pipeline(name string, nbuf int) *pipeline {
+func (d *Device) pipeline(name string, nbuf int) (*pipeline, error) {
 	if p, ok := d.pipes[name]; ok {
-		return p
+		return p, nil
 	}
 	spv, err := shaders.SPIRV(name)
-	check(name, err)
+	if err != nil {
+		return nil, err
+	}
 	var spec []uint32
 	if name == d.c.coopShader {
 		spec = d.c.coopSpec
 	}
 	p, err := d.c.newPipeline(name, spv, nbuf, d.cache, spec)
-	check(name, err)
+	if err != nil {
+		return nil, err
+	}
 	d.pipes[name] = p
 	d.newPipes++
-	return p
+	return p, nil
 }
 
 // grid1 spreads n threads over workgroups of 256 in x (and y beyond the
@@ -506,12 +506,17 @@ func (d *Device) grid1(n int) (int, int) {
 func (d *Device) run(name string, bufs []*Buffer, push []uint32, gx, gy, gz int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	p := d.pipeline(name, len(bufs))
-	hs := make([]uintptr, len(bufs))
-	for i, b := range bufs {
-		hs[i] = b.b.buf
+	p, err := d.pipeline(name, len(bufs))
+	if err == nil {
+		hs := make([]uintptr, len(bufs))
+		for i, b := range bufs {
+			hs[i] = b.b.buf
+		}
+		err = d.s.dispatch(p, hs, push, gx, gy, gz)
 	}
-	check(name, d.s.dispatch(p, hs, push, gx, gy, gz))
+	if err != nil {
+		d.recordLocked(name, err)
+	}
 	for _, b := range bufs {
 		runtime.KeepAlive(b)
 	}
@@ -531,7 +536,9 @@ func (d *Device) Fill(dst tensor.Buffer, n int, v float32) {
 	b := d.f("fill", dst, n)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	check("fill", d.s.fill(b.b.buf, 0, uint64(4*n), f32bits(v)))
+	if err := d.s.fill(b.b.buf, 0, uint64(4*n), f32bits(v)); err != nil {
+		d.recordLocked("fill", err)
+	}
 	runtime.KeepAlive(b)
 }
 
@@ -549,39 +556,6 @@ func (d *Device) UnaryBackward(op tensor.UnaryOp, dx, x, dy tensor.Buffer, n int
 	d.run("unary_backward", []*Buffer{g, xb, gy}, []uint32{uint32(n), uint32(op), f32bits(p.Alpha), f32bits(p.Beta)}, wx, wy, 1)
 }
 
-// collapse merges neighbouring axes that are contiguous in every view, so
-// that most strided ops fit the shaders' 6 axes.
-func collapse(shape []int, strides ...[]int) ([]int, [][]int) {
-	outShape := []int{}
-	out := make([][]int, len(strides))
-	for k := range shape {
-		if shape[k] == 1 {
-			continue
-		}
-		if m := len(outShape) - 1; m >= 0 {
-			mergeable := true
-			for v := range strides {
-				if out[v][m] != strides[v][k]*shape[k] {
-					mergeable = false
-					break
-				}
-			}
-			if mergeable {
-				outShape[m] *= shape[k]
-				for v := range strides {
-					out[v][m] = strides[v][k]
-				}
-				continue
-			}
-		}
-		outShape = append(outShape, shape[k])
-		for v := range strides {
-			out[v] = append(out[v], strides[v][k])
-		}
-	}
-	return outShape, out
-}
-
 func denseStrides(shape []int) []int {
 	s := make([]int, len(shape))
 	acc := 1
@@ -592,19 +566,22 @@ func denseStrides(shape []int) []int {
 	return s
 }
 
-// strided runs the binary shader (op 0–3, or 4 = copy a) with dst a view too.
-func (d *Device) strided(name string, op int, dst, a, b tensor.Strided, shape []int) bool {
+// strided runs the binary shader (op 0–3, or 4 = copy a) with dst a view
+// too, over at most tensor.MaxViewRank axes (package tensor merges and
+// splits views to fit).
+func (d *Device) strided(name string, op int, dst, a, b tensor.Strided, shape []int) {
 	n := 1
 	for _, s := range shape {
 		n *= s
 	}
 	if n == 0 {
-		return true
+		return
 	}
-	cs, st := collapse(shape, dst.Strides, a.Strides, b.Strides)
-	if len(cs) > 6 {
-		return false
+	if len(shape) > tensor.MaxViewRank {
+		d.record(name, fmt.Errorf("a view of %d axes (the shader takes %d)", len(shape), tensor.MaxViewRank))
+		return
 	}
+	cs, st := shape, [][]int{dst.Strides, a.Strides, b.Strides}
 	push := make([]uint32, 30)
 	push[0], push[1], push[2] = uint32(n), uint32(op), uint32(len(cs))
 	push[3], push[4], push[5] = uint32(a.Off), uint32(b.Off), uint32(dst.Off)
@@ -616,7 +593,6 @@ func (d *Device) strided(name string, op int, dst, a, b tensor.Strided, shape []
 	}
 	gx, gy := d.grid1(n)
 	d.run("binary", []*Buffer{dst.Buf.(*Buffer), a.Buf.(*Buffer), b.Buf.(*Buffer)}, push, gx, gy, 1)
-	return true
 }
 
 // Binary implements tensor.Device.
@@ -624,12 +600,7 @@ func (d *Device) Binary(op tensor.BinaryOp, dst tensor.Buffer, a, b tensor.Strid
 	d.own("binary", dst, tensor.F32, 0, 0)
 	d.own("binary", a.Buf, tensor.F32, 0, 0)
 	d.own("binary", b.Buf, tensor.F32, 0, 0)
-	if !d.strided("binary", int(op), tensor.Strided{Buf: dst, Strides: denseStrides(shape)}, a, b, shape) {
-		d.fallback("binary", []tensor.Buffer{dst}, func(bs []tensor.Buffer) {
-			d.cpu.Binary(op, bs[0], tensor.Strided{Buf: bs[1], Off: a.Off, Strides: a.Strides},
-				tensor.Strided{Buf: bs[2], Off: b.Off, Strides: b.Strides}, shape)
-		}, dst, a.Buf, b.Buf)
-	}
+	d.strided("binary", int(op), tensor.Strided{Buf: dst, Strides: denseStrides(shape)}, a, b, shape)
 }
 
 // Copy implements tensor.Device.
@@ -640,12 +611,7 @@ func (d *Device) Copy(dst, src tensor.Strided, shape []int) {
 		shape = []int{1}
 		dst.Strides, src.Strides = []int{1}, []int{1}
 	}
-	if !d.strided("copy", 4, dst, src, src, shape) {
-		d.fallback("copy", []tensor.Buffer{dst.Buf}, func(bs []tensor.Buffer) {
-			d.cpu.Copy(tensor.Strided{Buf: bs[0], Off: dst.Off, Strides: dst.Strides},
-				tensor.Strided{Buf: bs[1], Off: src.Off, Strides: src.Strides}, shape)
-		}, dst.Buf, src.Buf)
-	}
+	d.strided("copy", 4, dst, src, src, shape)
 }
 
 // Reduce implements tensor.Device.
@@ -723,49 +689,4 @@ func (d *Device) AdamStep(param, grad, m, v tensor.Buffer, n int, p tensor.AdamP
 	d.run("adam", []*Buffer{pb, gb, mb, vb}, []uint32{uint32(n), f32bits(p.Beta1), f32bits(p.Beta2), f32bits(p.Eps),
 		f32bits(p.OneMinusBeta1), f32bits(p.OneMinusBeta2), f32bits(p.StepSize), f32bits(p.Bias2Sqrt), f32bits(p.LR),
 		f32bits(p.L2), f32bits(p.DecoupledWD), f32bits(p.GradScale)}, gx, gy, 1)
-}
-
-// fallback runs an op without a shader on the CPU reference kernels: every
-// buffer argument is downloaded, fn runs on CPU copies (in argument order,
-// nil kept nil), and the outputs are uploaded back.
-func (d *Device) fallback(op string, outs []tensor.Buffer, fn func(cpuBufs []tensor.Buffer), args ...tensor.Buffer) {
-	d.mu.Lock()
-	d.fallbacks[op]++
-	d.mu.Unlock()
-	cpuBufs := make([]tensor.Buffer, len(args))
-	for i, a := range args {
-		if a == nil {
-			continue
-		}
-		vb := a.(*Buffer)
-		cb, err := d.cpu.Alloc(vb.dt, vb.n)
-		check(op, err)
-		if vb.dt == tensor.I64 {
-			v := make([]int64, vb.n)
-			check(op, d.DownloadI64(v, vb, 0))
-			check(op, d.cpu.UploadI64(cb, 0, v))
-		} else {
-			v := make([]float32, vb.n)
-			check(op, d.DownloadF32(v, vb, 0))
-			check(op, d.cpu.UploadF32(cb, 0, v))
-		}
-		cpuBufs[i] = cb
-	}
-	fn(cpuBufs)
-	for _, o := range outs {
-		if o == nil {
-			continue
-		}
-		i := slices.Index(args, o)
-		vb := o.(*Buffer)
-		if vb.dt == tensor.I64 {
-			v := make([]int64, vb.n)
-			check(op, d.cpu.DownloadI64(v, cpuBufs[i], 0))
-			check(op, d.UploadI64(vb, 0, v))
-		} else {
-			v := make([]float32, vb.n)
-			check(op, d.cpu.DownloadF32(v, cpuBufs[i], 0))
-			check(op, d.UploadF32(vb, 0, v))
-		}
-	}
 }

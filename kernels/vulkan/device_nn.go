@@ -74,7 +74,10 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 	if db != nil {
 		d.f("conv2d backward weight", db, p.F)
 		tmp, err := d.Alloc(tensor.F32, p.N*p.F)
-		check("conv2d backward weight", err)
+		if err != nil {
+			d.record("conv2d backward weight", err)
+			return
+		}
 		d.Reduce(tensor.ReduceSum, tmp, dy, tensor.ReduceParams{Outer: p.N * p.F, N: p.OH * p.OW, Inner: 1})
 		d.Reduce(tensor.ReduceSum, db, tmp, tensor.ReduceParams{Outer: 1, N: p.N, Inner: p.F})
 	}
@@ -136,7 +139,10 @@ func (d *Device) softmaxBackward(dx, y, dy *Buffer, rows, cols int, scale float3
 func (d *Device) Attention(o, probs, q, k, v tensor.Buffer, p tensor.AttentionParams) {
 	if probs == nil { // inference: the probabilities in a temporary buffer
 		tmp, err := d.Alloc(tensor.F32, p.B*p.Heads*p.Lq*p.Lk)
-		check("attention", err)
+		if err != nil {
+			d.record("attention", err)
+			return
+		}
 		probs = tmp
 	}
 	C := p.Heads * p.D
@@ -163,7 +169,10 @@ func (d *Device) AttentionBackward(dq, dk, dv, do, q, k, v, probs tensor.Buffer,
 	kb, vb := d.f(op, k, p.B*p.Lk*C), d.f(op, v, p.B*p.Lk*C)
 	pb := d.f(op, probs, p.B*p.Heads*p.Lq*p.Lk)
 	tmp, err := d.Alloc(tensor.F32, p.B*p.Heads*p.Lq*p.Lk)
-	check(op, err)
+	if err != nil {
+		d.record(op, err)
+		return
+	}
 	ds := tmp.(*Buffer)
 	qs, ks, ps, pp := p.Lq*C, p.Lk*C, p.Heads*p.Lq*p.Lk, p.Lq*p.Lk
 	batch := func(g gemmArgs, sa0, sb0, sc0, sa1, sb1, sc1 int) gemmArgs {

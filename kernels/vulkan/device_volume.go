@@ -49,7 +49,10 @@ func (d *Device) Conv3DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 	if db != nil {
 		d.f("conv3d backward weight", db, p.F)
 		tmp, err := d.Alloc(tensor.F32, p.N*p.F)
-		check("conv3d backward weight", err)
+		if err != nil {
+			d.record("conv3d backward weight", err)
+			return
+		}
 		d.Reduce(tensor.ReduceSum, tmp, dy, tensor.ReduceParams{Outer: p.N * p.F, N: p.OD * p.OH * p.OW, Inner: 1})
 		d.Reduce(tensor.ReduceSum, db, tmp, tensor.ReduceParams{Outer: 1, N: p.N, Inner: p.F})
 	}

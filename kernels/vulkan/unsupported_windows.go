@@ -25,8 +25,6 @@ func New(index int) (*Device, error) { return nil, errUnsupported }
 // SetMatMulFP16 is unreachable without a device.
 func (d *Device) SetMatMulFP16(on bool) error { return errUnsupported }
 
-// Fallbacks is unreachable without a device.
-func (d *Device) Fallbacks() map[string]int { return nil }
 
 // MatMulNote is unreachable without a device.
 func (d *Device) MatMulNote() string { return "" }
