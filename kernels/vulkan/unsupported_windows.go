@@ -25,6 +25,5 @@ func New(index int) (*Device, error) { return nil, errUnsupported }
 // SetMatMulFP16 is unreachable without a device.
 func (d *Device) SetMatMulFP16(on bool) error { return errUnsupported }
 
-
 // MatMulNote is unreachable without a device.
 func (d *Device) MatMulNote() string { return "" }
