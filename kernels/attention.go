@@ -118,11 +118,6 @@ func (d *Device) Attention(o, probs, q, k, v tensor.Buffer, p tensor.AttentionPa
 	})
 }
 
-// attnTileBytes bounds the score block of the tiled attention: blocks of
-// query rows whose Lk scores fit in a quarter of L2 stay there between the
-// two GEMMs and the softmax. Tests lower it.
-var attnTileBytes = 256 << 10
-
 // attentionTiled is Attention without the probabilities (inference): per
 // (batch, head), blocks of query rows go through S = Scale·Q·Kᵀ, the row
 // softmax and O = S·V in a block of scratch, so the Lq×Lk score matrix is
@@ -148,7 +143,7 @@ const packedMinKeys = 1024
 // attentionBlocks is attentionTiled by one GEMM call per block and product.
 func (d *Device) attentionBlocks(os, qs, ks, vs []float32, p tensor.AttentionParams) {
 	C := p.Heads * p.D
-	rows := max(1, min(p.Lq, attnTileBytes/(4*p.Lk)))
+	rows := max(1, min(p.Lq, d.tune.AttentionTileBytes/(4*p.Lk)))
 	d.forHeads(p.B*p.Heads, rows*p.Lk, func(bh int, s []float32, threads int) {
 		b, h := bh/p.Heads, bh%p.Heads
 		qo, ko := b*p.Lq*C+h*p.D, b*p.Lk*C+h*p.D
@@ -182,7 +177,7 @@ func (d *Device) attentionPacked(mk microKernel, os, qs, ks, vs []float32, p ten
 	vPanels := (p.D + nr - 1) / nr
 	kLen := kPanels * nr * p.D // Kᵀ: D deep, Lk columns
 	vLen := vPanels * nr * p.Lk
-	rows := max(mr, min((p.Lq+mr-1)/mr*mr, attnTileBytes/(4*p.Lk)/mr*mr))
+	rows := max(mr, min((p.Lq+mr-1)/mr*mr, d.tune.AttentionTileBytes/(4*p.Lk)/mr*mr))
 	// per worker: S block, packed Q block, one packed depth block of S
 	blockLen := rows*p.Lk + rows*p.D + rows*min(packKC, p.Lk)
 	heads := p.B * p.Heads

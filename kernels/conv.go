@@ -147,7 +147,7 @@ func (d *Device) forImages(nImg, colLen int, fn func(n int, scratch []float32, t
 // micro-kernels load each row of a 16-column panel from its offset, and the
 // im2col matrix, KH·KW times the image, is never written nor packed. The
 // price is KW-1 wasted output columns per row (j with ox ≥ OW), which is why
-// only outputs at least shiftMinWidth wide take this path.
+// only outputs at least Tuning.ShiftMinWidth wide take this path.
 //
 // The weight gradient, when the im2col matrix is larger than dy (C·KH·KW ≥
 // F), computes dwᵀ = col·dyᵀ with the unpacked-A micro-kernels reading the
@@ -155,17 +155,6 @@ func (d *Device) forImages(nImg, colLen int, fn func(n int, scratch []float32, t
 // same kind of convolution of dy with the weights flipped and C, F swapped
 // (flippedConv), which replaces col2im where dy can be read unpacked.
 // ---------------------------------------------------------------------------
-
-// shiftMinWidth is the narrowest output that takes the shifted-rows path
-// (a 3×3 convolution then wastes at most 2 of 9 columns, which costs less
-// than im2col since B is read unpacked; at 4 wide, measured slower). Tests
-// lower it.
-var shiftMinWidth = 7
-
-func (d *Device) shifted(p tensor.ConvParams) bool {
-	_, packed := d.microKernel()
-	return packed && p.StrideH == 1 && p.StrideW == 1 && !isPointwise(p) && p.OW >= shiftMinWidth
-}
 
 // shiftPlan holds the padded geometry and the row offsets of one convolution.
 type shiftPlan struct {
@@ -228,11 +217,6 @@ func (d *Device) convShifted(ys, xs []float32, wA gemmA, bs []float32, p tensor.
 		}
 	})
 }
-
-// flipMinC is the fewest input channels whose input gradient takes the
-// flipped convolution: with fewer (an RGB conv_in), q's M = C leaves most
-// rows of the 6-row micro-kernel empty. Tests lower it.
-var flipMinC = 16
 
 // flippedConv returns the stride-1 convolution q with q(dy) = the input
 // gradient of p: dx[c, y, x] = Σ_{f,ky,kx} w[f, c, ky, kx]·dy[f, y+PT-ky, x+PL-kx]
@@ -331,16 +315,17 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	defer release()
 	ys, xs, bs := f32(y), f32(x), f32(b)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
-	if d.winograd(p) {
+	path := d.PlanConv2D(p).Forward
+	if path == ConvWinograd {
 		d.convWinograd(ys, xs, ws, bs, p, false)
 		return
 	}
 	wA := d.newGemmA(false, p.F, ckk, ws, ckk) // packed once for all images
-	if d.shifted(p) {
+	if path == ConvShifted {
 		d.convShifted(ys, xs, wA, bs, p)
 		return
 	}
-	point := isPointwise(p)
+	point := path == ConvPointwise
 	colLen := ckk * ohw
 	if point {
 		colLen = 0
@@ -374,35 +359,33 @@ func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParam
 	defer release()
 	dxs, dys := f32(dx), f32(dy)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
-	point := isPointwise(p)
-	mk, _ := d.microKernel()
-	if q, ok := flippedConv(p); ok && !point && p.C >= flipMinC {
-		if d.winograd(q) {
-			d.convWinograd(dxs, dys, ws, nil, q, true)
-			return
-		}
-		// Without Winograd only with dy read unpacked does it beat col2im.
-		if d.shifted(p) && d.shifted(q) && readsBUnpacked(mk, true, q.F, shiftN(q)) {
-			fkk := p.F * p.KH * p.KW
-			wf := make([]float32, p.C*fkk)
-			for f := range p.F {
-				for c := range p.C {
-					src := ws[(f*p.C+c)*p.KH*p.KW:][:p.KH*p.KW]
-					dst := wf[c*fkk+f*p.KH*p.KW:][:p.KH*p.KW]
-					for i, v := range src {
-						dst[len(dst)-1-i] = v // ky, kx → KH-1-ky, KW-1-kx
-					}
+	path := d.PlanConv2D(p).BackwardInput
+	switch path {
+	case ConvFlippedWinograd:
+		q, _ := flippedConv(p)
+		d.convWinograd(dxs, dys, ws, nil, q, true)
+		return
+	case ConvFlippedShifted:
+		q, _ := flippedConv(p)
+		fkk := p.F * p.KH * p.KW
+		wf := make([]float32, p.C*fkk)
+		for f := range p.F {
+			for c := range p.C {
+				src := ws[(f*p.C+c)*p.KH*p.KW:][:p.KH*p.KW]
+				dst := wf[c*fkk+f*p.KH*p.KW:][:p.KH*p.KW]
+				for i, v := range src {
+					dst[len(dst)-1-i] = v // ky, kx → KH-1-ky, KW-1-kx
 				}
 			}
-			d.convShifted(dxs, dys, d.newGemmA(false, p.C, fkk, wf, fkk), nil, q)
-			return
 		}
+		d.convShifted(dxs, dys, d.newGemmA(false, p.C, fkk, wf, fkk), nil, q)
+		return
 	}
 	wT := d.newGemmA(true, ckk, p.F, ws, ckk) // wᵀ, packed once for all images
 	d.forImages(p.N, ckk*ohw, func(n int, col []float32, threads int) {
 		dxn := dxs[n*p.C*hw : (n+1)*p.C*hw]
 		dyn := dys[n*p.F*ohw : (n+1)*p.F*ohw]
-		if point {
+		if path == ConvPointwise {
 			d.sgemmA(threads, wT, hw, operandB{b: dyn, ld: hw}, 0, dxn, hw)
 			return
 		}
@@ -417,13 +400,12 @@ func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParam
 func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.ConvParams) {
 	dws, dbs, xs, dys := f32(dw), f32(db), f32(x), f32(dy)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
-	point := isPointwise(p)
-	switch {
-	case d.winograd(p):
+	switch d.PlanConv2D(p).BackwardWeight {
+	case ConvWinograd:
 		d.convWinogradBackwardWeight(dws, xs, dys, p)
-	case d.shifted(p) && p.C*p.KH*p.KW >= p.F:
+	case ConvShifted:
 		d.convShiftedBackwardWeight(dws, xs, dys, p)
-	case point:
+	case ConvPointwise:
 		d.sumOverImages(dws, p.F*ckk, 0, p.N, ohw, func(n int, acc, _ []float32, threads int, beta float32) {
 			d.sgemm(threads, false, true, p.F, ckk, ohw, 1, dys[n*p.F*ohw:], ohw, xs[n*p.C*hw:], hw, beta, acc, ckk)
 		})

@@ -149,24 +149,19 @@ func (s volShift) rows(p tensor.Conv3DParams, fn func(f, yAt, jAt int)) {
 	}
 }
 
-func (d *Device) shifted3D(p tensor.Conv3DParams) bool {
-	_, packed := d.microKernel()
-	pointwise := p.KD == 1 && p.KH == 1 && p.KW == 1 && p.PadD == 0 && p.PadH == 0 && p.PadW == 0
-	return packed && p.StrideD == 1 && p.StrideH == 1 && p.StrideW == 1 && !pointwise && p.OW >= shiftMinWidth
-}
-
 // Conv3D computes y = conv(x, w) + b (see tensor.Conv3DParams).
 func (d *Device) Conv3D(y, x, w, b tensor.Buffer, p tensor.Conv3DParams) {
 	ws, release := d.floats(w)
 	defer release()
 	ys, xs, bs := f32(y), f32(x), f32(b)
 	k, ohw, odhw, vol := p.C*p.KD*p.KH*p.KW, p.OH*p.OW, p.OD*p.OH*p.OW, p.D*p.H*p.W
-	if d.winograd3D(p) {
+	path := d.PlanConv3D(p).Forward
+	if path == ConvWinograd {
 		d.conv3DWinograd(ys, xs, ws, bs, p, false)
 		return
 	}
 	wA := d.newGemmA(false, p.F, k, ws, k) // packed once for all volumes
-	if d.shifted3D(p) {
+	if path == ConvShifted {
 		s := newVolShift(p)
 		padLen := s.padLen(p.C)
 		d.forImages(p.N, padLen+p.F*s.n, func(n int, scratch []float32, threads int) {
@@ -227,11 +222,12 @@ func (d *Device) Conv3DBackwardInput(dx, dy, w tensor.Buffer, p tensor.Conv3DPar
 	defer release()
 	dxs, dys := f32(dx), f32(dy)
 	k, ohw, odhw, vol := p.C*p.KD*p.KH*p.KW, p.OH*p.OW, p.OD*p.OH*p.OW, p.D*p.H*p.W
-	if d.winograd3D(p) {
+	switch d.PlanConv3D(p).BackwardInput {
+	case ConvWinograd:
 		d.conv3DWinograd(dxs, dys, ws, nil, p, true)
 		return
-	}
-	if q, ok := flippedConv3D(p); ok && d.shifted3D(p) && d.shifted3D(q) {
+	case ConvFlippedShifted:
+		q, _ := flippedConv3D(p)
 		taps := p.KD * p.KH * p.KW
 		fk := p.F * taps
 		wf := make([]float32, p.C*fk)
@@ -269,10 +265,10 @@ func (d *Device) Conv3DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 	dws, dbs, xs, dys := f32(dw), f32(db), f32(x), f32(dy)
 	k, ohw, odhw, vol := p.C*p.KD*p.KH*p.KW, p.OH*p.OW, p.OD*p.OH*p.OW, p.D*p.H*p.W
 	if dws != nil {
-		switch {
-		case d.winograd3D(p):
+		switch d.PlanConv3D(p).BackwardWeight {
+		case ConvWinograd:
 			d.conv3DWinogradBackwardWeight(dws, xs, dys, p)
-		case d.shifted3D(p):
+		case ConvShifted:
 			d.conv3DShiftedBackwardWeight(dws, xs, dys, p)
 		default:
 			planes := colPlanes(p)

@@ -30,16 +30,16 @@ func BenchmarkConv3DPaths(b *testing.B) {
 		for _, path := range []string{"winograd", "shifted", "vol2col"} {
 			for _, pass := range []string{"forward", "backward_input", "backward_weight"} {
 				b.Run(fmt.Sprintf("shape=%s/path=%s/pass=%s", s.name, path, pass), func(b *testing.B) {
-					defer func(m, sw, mp int) { winoMinC, shiftMinWidth, winograd3DMinPlane = m, sw, mp }(winoMinC, shiftMinWidth, winograd3DMinPlane)
-					d := NewCPU(0)
+					tune := DefaultTuning()
 					switch path {
 					case "winograd":
-						winograd3DMinPlane = 1
+						tune.Winograd3DMinPlane = 1
 					case "shifted":
-						winoMinC = 1 << 30
+						tune.WinogradMinC = 1 << 30
 					case "vol2col":
-						winoMinC, shiftMinWidth = 1<<30, 1<<30
+						tune.WinogradMinC, tune.ShiftMinWidth = 1<<30, 1<<30
 					}
+					d := NewCPUTuned(0, DefaultLevel(), tune)
 					xb, wb, yb := &Buffer{dev: d, F: x}, &Buffer{dev: d, F: w}, &Buffer{dev: d, F: y}
 					run := func() {
 						switch pass {

@@ -51,14 +51,16 @@ func TestConv3DAgainstNaive(t *testing.T) {
 	for _, level := range Levels() {
 		t.Run(level.String(), func(t *testing.T) { testConv3D(t, NewCPULevel(2, level)) })
 	}
-	defer func(w, c, m int) { shiftMinWidth, winoMinC, winograd3DMinPlane = w, c, m }(shiftMinWidth, winoMinC, winograd3DMinPlane)
-	shiftMinWidth = 1 // every stride-1 convolution shifted
+	tune := DefaultTuning()
+	tune.ShiftMinWidth = 1 // every stride-1 convolution shifted
 	for _, level := range Levels()[1:] {
-		t.Run(fmt.Sprintf("%s/shifted", level), func(t *testing.T) { testConv3D(t, NewCPULevel(2, level)) })
+		d := NewCPUTuned(2, level, tune)
+		t.Run(fmt.Sprintf("%s/shifted", level), func(t *testing.T) { t.Parallel(); testConv3D(t, d) })
 	}
-	winoMinC, winograd3DMinPlane = 1, 1 // every 3×3×3 stride-1 padding-1 convolution by plane Winograd
+	tune.WinogradMinC, tune.Winograd3DMinPlane = 1, 1 // every 3×3×3 stride-1 padding-1 convolution by plane Winograd
 	for _, level := range Levels()[1:] {
-		t.Run(fmt.Sprintf("%s/winograd", level), func(t *testing.T) { testConv3D(t, NewCPULevel(2, level)) })
+		d := NewCPUTuned(2, level, tune)
+		t.Run(fmt.Sprintf("%s/winograd", level), func(t *testing.T) { t.Parallel(); testConv3D(t, d) })
 	}
 }
 

@@ -19,21 +19,6 @@ import "github.com/godiffuse/godiffuse/tensor"
 // with the planes z of dy.
 // ---------------------------------------------------------------------------
 
-// winograd3DMinPlane is the smallest plane (OH·OW) that takes this path:
-// each call transforms the weights again and the planes of one volume make
-// one batch, which small planes do not pay for (8×8 planes at 32 and 64
-// channels ran 15–40 % slower than shifted rows, the UNet3D's training step
-// 3.5× slower; BenchmarkConv3DPaths). Tests lower it.
-var winograd3DMinPlane = 256
-
-// winograd3D reports whether p takes this path: 3×3×3, stride 1, padding 1,
-// planes of at least winograd3DMinPlane outputs, and a 2-D plane
-// convolution that takes Winograd.
-func (d *Device) winograd3D(p tensor.Conv3DParams) bool {
-	return p.KD == 3 && p.StrideD == 1 && p.PadD == 1 && p.PadH == 1 && p.PadW == 1 &&
-		p.OH*p.OW >= winograd3DMinPlane && d.winograd(planeConv(p))
-}
-
 // planeConv is the 2-D convolution of one plane: a batch of D images.
 func planeConv(p tensor.Conv3DParams) tensor.ConvParams {
 	return tensor.ConvParams{N: p.D, C: p.C, H: p.H, W: p.W, F: p.F, KH: p.KH, KW: p.KW, StrideH: p.StrideH, StrideW: p.StrideW,

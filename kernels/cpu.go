@@ -12,6 +12,7 @@ import (
 type Device struct {
 	threads int
 	level   Level
+	tune    Tuning
 }
 
 var _ tensor.Device = (*Device)(nil)
@@ -22,10 +23,16 @@ func NewCPU(threads int) *Device { return NewCPULevel(threads, DefaultLevel()) }
 
 // NewCPULevel is NewCPU at a given instruction-set level (capped at MaxLevel).
 func NewCPULevel(threads int, level Level) *Device {
+	return NewCPUTuned(threads, level, DefaultTuning())
+}
+
+// NewCPUTuned is NewCPULevel with its own thresholds for the choice of paths
+// (tests force each path with it).
+func NewCPUTuned(threads int, level Level, t Tuning) *Device {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &Device{threads: threads, level: min(level, MaxLevel())}
+	return &Device{threads: threads, level: min(level, MaxLevel()), tune: t}
 }
 
 // Level is the instruction-set level the device's kernels use.

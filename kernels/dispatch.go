@@ -84,13 +84,17 @@ var defaultLevel = sync.OnceValues(func() (Level, string) {
 // microKernel returns the level's micro-kernel (false at the generic level,
 // which has the plain-Go reference GEMM instead).
 func (d *Device) microKernel() (microKernel, bool) {
+	var mk microKernel
 	switch d.level {
 	case AVX512:
-		return kernelAVX512, true
+		mk = kernelAVX512
 	case AVX2:
-		return kernelAVX2, true
+		mk = kernelAVX2
+	default:
+		return microKernel{}, false
 	}
-	return microKernel{}, false
+	mk.tune = &d.tune
+	return mk, true
 }
 
 // gemmA is the A operand of several products: prepacked when the level has

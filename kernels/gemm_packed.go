@@ -34,6 +34,7 @@ type microKernel struct {
 	add, store           func(kc int, a, b, c *float32, ldc int)
 	rowsAdd, rowsStore   func(kc int, a, b *float32, off *int, c *float32, ldc int)
 	rowsAAdd, rowsAStore func(kc int, a *float32, off *int, b, c *float32, ldc int)
+	tune                 *Tuning // the device's thresholds (Device.microKernel sets them)
 }
 
 var (
@@ -45,38 +46,8 @@ var (
 		rowsAAdd: asm.SgemmRowsAKernelAVX2, rowsAStore: asm.SgemmRowsAKernelAVX2Store}
 )
 
-// A product with prepacked A reads B unpacked (the rows kernels) instead of
-// packing it when M ≤ unpackedMaxM or N ≥ unpackedMinN. Packing costs about
-// as much per value of B as the micro-kernels spend on a few dozen flops
-// with it, and B's values are used M times, so packing pays for itself only
-// at large M; with few columns the unpacked reads lose more to cache misses
-// than packing costs (A/B over the U-Net convolutions, bench/RESULTS.md
-// 2026-11-27b). Tests change both to exercise both paths.
-// Without prepacking, B is read unpacked when M ≤ plainUnpackedMaxM, and A
-// (not transposed, α = 1) when N ≤ rowsAMaxN: then A's values are used only
-// ⌈N/16⌉ times, too few to pay for packing them (attention's P·V and dS·K,
-// whose A is the Lq×Lk score matrix and N the head size).
-var (
-	unpackedMaxM      = 128
-	unpackedMinN      = 256
-	plainUnpackedMaxM = 64
-	rowsAMaxN         = 64
-)
-
-// readsBUnpacked reports whether an m×n product (A prepacked or not) reads a
-// non-transposed B through the unpacked-B kernels.
-func readsBUnpacked(mk microKernel, prepacked bool, m, n int) bool {
-	if mk.rowsAdd == nil {
-		return false
-	}
-	if prepacked {
-		return m <= unpackedMaxM || n >= unpackedMinN
-	}
-	return m <= plainUnpackedMaxM
-}
-
 // rowsKC is the depth of one pass of the unpacked-B kernels.
-var rowsKC = 128
+const rowsKC = 128
 
 const (
 	packKC = 256  // depth of a block: a KC×NR panel of B stays in L1/L2 while A panels stream by
@@ -299,7 +270,7 @@ func sgemmPacked(mk microKernel, threads int, transA bool, m, n, k int, alpha fl
 	if m == 0 || n == 0 {
 		return
 	}
-	if mk.rowsAAdd != nil && !transA && alpha == 1 && n <= rowsAMaxN && k > 0 {
+	if gemmPath(mk, m, n, k, transA, ob.trans, alpha, false) == GemmUnpackedA {
 		offA := make([]int, m)
 		for i := range offA {
 			offA[i] = i * lda

@@ -63,17 +63,18 @@ func closeTo(t *testing.T, name string, got, want []float32, tol float64) {
 func TestSgemmAgainstNaive(t *testing.T) {
 	// Each way the packed GEMM can read its operands: the default choice,
 	// both packed, B unpacked (rows kernels), A unpacked (rows-A kernels).
-	defer func(pm, an int) { plainUnpackedMaxM, rowsAMaxN = pm, an }(plainUnpackedMaxM, rowsAMaxN)
+	def := DefaultTuning()
 	for _, mode := range []struct {
 		name   string
 		pm, an int
-	}{{"default", plainUnpackedMaxM, rowsAMaxN}, {"packed", -1, -1}, {"unpackedB", 1 << 30, -1}, {"unpackedA", -1, 1 << 30}} {
-		plainUnpackedMaxM, rowsAMaxN = mode.pm, mode.an
-		t.Run(mode.name, testSgemm)
+	}{{"default", def.PlainUnpackedMaxM, def.RowsAMaxN}, {"packed", -1, -1}, {"unpackedB", 1 << 30, -1}, {"unpackedA", -1, 1 << 30}} {
+		tune := def
+		tune.PlainUnpackedMaxM, tune.RowsAMaxN = mode.pm, mode.an
+		t.Run(mode.name, func(t *testing.T) { t.Parallel(); testSgemm(t, tune) })
 	}
 }
 
-func testSgemm(t *testing.T) {
+func testSgemm(t *testing.T, tune Tuning) {
 	r := rand.New(rand.NewPCG(3, 4))
 	sizes := []int{0, 1, 2, 3, 5, 6, 7, 11, 12, 13, 15, 16, 17, 31, 32, 33, 64, 65, 143, 144, 145, 255, 256, 257, 287, 288, 289, 300, 513}
 	type shape struct{ m, n, k int }
@@ -116,7 +117,7 @@ func testSgemm(t *testing.T) {
 		}
 		for _, level := range Levels() {
 			for _, threads := range []int{1, 2, 3} {
-				d := NewCPULevel(threads, level)
+				d := NewCPUTuned(threads, level, tune)
 				c := append(append([]float32(nil), c0...), make([]float32, guard)...)
 				for i := m * n; i < len(c); i++ {
 					c[i] = 12345
@@ -169,36 +170,37 @@ func TestConvAgainstNaive(t *testing.T) {
 		t.Run(level.String(), func(t *testing.T) { testConv(t, NewCPULevel(2, level)) })
 	}
 	// The same shapes again with every stride-1 convolution on the
-	// shifted-rows path (normally only outputs ≥ shiftMinWidth wide; the
+	// shifted-rows path (normally only outputs ≥ ShiftMinWidth wide; the
 	// input gradient then as a flipped convolution), and with B always
 	// packed and never (the rows kernels).
-	defer func(w, c, m, n, wc, wt int, wa bool) {
-		shiftMinWidth, flipMinC, unpackedMaxM, unpackedMinN, winoMinC, winoTiles, winoAsm = w, c, m, n, wc, wt, wa
-	}(shiftMinWidth, flipMinC, unpackedMaxM, unpackedMinN, winoMinC, winoTiles, winoAsm)
 	// Every 3×3 stride-1 convolution by Winograd, in chunks of one tile row
 	// (chunks then end inside images and at image edges) and of many.
 	// The plain-Go transforms once too.
-	winoMinC, flipMinC = 1, 1
+	wino := DefaultTuning()
+	wino.WinogradMinC, wino.FlipMinC = 1, 1
 	for _, tiles := range []int{1, 64} {
-		winoTiles = tiles
+		wino.WinogradTiles = tiles
 		for _, level := range Levels()[1:] {
-			t.Run(fmt.Sprintf("%s/winograd/tiles=%d", level, tiles), func(t *testing.T) { testConv(t, NewCPULevel(2, level)) })
+			d := NewCPUTuned(2, level, wino)
+			t.Run(fmt.Sprintf("%s/winograd/tiles=%d", level, tiles), func(t *testing.T) { t.Parallel(); testConv(t, d) })
 		}
 	}
-	winoAsm = false
+	wino.WinogradAsm = false
 	for _, level := range Levels()[1:] {
-		t.Run(fmt.Sprintf("%s/winograd/go", level), func(t *testing.T) { testConv(t, NewCPULevel(2, level)) })
+		d := NewCPUTuned(2, level, wino)
+		t.Run(fmt.Sprintf("%s/winograd/go", level), func(t *testing.T) { t.Parallel(); testConv(t, d) })
 	}
-	winoAsm = true
-	winoMinC = 1 << 30
-	shiftMinWidth, flipMinC = 1, 1
+	shifted := DefaultTuning()
+	shifted.WinogradMinC = 1 << 30
+	shifted.ShiftMinWidth, shifted.FlipMinC = 1, 1
 	for _, unpacked := range []bool{false, true} {
-		unpackedMaxM, unpackedMinN = -1, 1<<30
+		shifted.UnpackedMaxM, shifted.UnpackedMinN = -1, 1<<30
 		if unpacked {
-			unpackedMaxM = 1 << 30
+			shifted.UnpackedMaxM = 1 << 30
 		}
 		for _, level := range Levels()[1:] {
-			t.Run(fmt.Sprintf("%s/shifted/unpacked=%v", level, unpacked), func(t *testing.T) { testConv(t, NewCPULevel(2, level)) })
+			d := NewCPUTuned(2, level, shifted)
+			t.Run(fmt.Sprintf("%s/shifted/unpacked=%v", level, unpacked), func(t *testing.T) { t.Parallel(); testConv(t, d) })
 		}
 	}
 }
@@ -306,11 +308,11 @@ func TestAttentionAgainstNaive(t *testing.T) {
 		checkGuard(t, "attention probs", probs, p.B*p.Heads*p.Lq*p.Lk)
 		// Without probs (inference): by blocks of query rows, at every level,
 		// with blocks of one row, of a few rows (a ragged last block) and whole.
-		saved := attnTileBytes
 		for _, tile := range []int{1, 3 * 4 * p.Lk, 1 << 30} {
 			for _, level := range Levels() {
-				attnTileBytes = tile
-				dl := NewCPULevel(2, level)
+				tune := DefaultTuning()
+				tune.AttentionTileBytes = tile
+				dl := NewCPUTuned(2, level, tune)
 				o := withGuard(dl, len(q))
 				dl.Attention(o, nil, &Buffer{dev: dl, F: q}, &Buffer{dev: dl, F: k}, &Buffer{dev: dl, F: v}, p)
 				closeTo(t, fmt.Sprintf("attention without probs, %v, tile %d", level, tile), o.F[:len(q)], want, 1e-5)
@@ -326,7 +328,6 @@ func TestAttentionAgainstNaive(t *testing.T) {
 				}
 			}
 		}
-		attnTileBytes = saved
 	}
 }
 
@@ -531,20 +532,18 @@ func TestLevels(t *testing.T) {
 // With B read unpacked (the rows kernels, depth split in rowsKC passes)
 // the sums are grouped differently: then within 1e-5.
 func TestPrepackedAMatchesPacked(t *testing.T) {
-	defer func(m, n, pm, an int) {
-		unpackedMaxM, unpackedMinN, plainUnpackedMaxM, rowsAMaxN = m, n, pm, an
-	}(unpackedMaxM, unpackedMinN, plainUnpackedMaxM, rowsAMaxN)
-	plainUnpackedMaxM, rowsAMaxN = -1, -1 // the reference: the packed GEMM with nothing unpacked
 	for _, unpacked := range []bool{false, true} {
-		unpackedMaxM, unpackedMinN = -1, 1<<30
+		tune := DefaultTuning()
+		tune.PlainUnpackedMaxM, tune.RowsAMaxN = -1, -1 // the reference: the packed GEMM with nothing unpacked
+		tune.UnpackedMaxM, tune.UnpackedMinN = -1, 1<<30
 		if unpacked {
-			unpackedMaxM = 1 << 30
+			tune.UnpackedMaxM = 1 << 30
 		}
-		t.Run(fmt.Sprintf("unpacked=%v", unpacked), func(t *testing.T) { testPrepacked(t, unpacked) })
+		t.Run(fmt.Sprintf("unpacked=%v", unpacked), func(t *testing.T) { t.Parallel(); testPrepacked(t, unpacked, tune) })
 	}
 }
 
-func testPrepacked(t *testing.T, unpacked bool) {
+func testPrepacked(t *testing.T, unpacked bool, tune Tuning) {
 	r := rand.New(rand.NewPCG(9, 10))
 	sizes := []int{1, 5, 6, 7, 13, 16, 17, 143, 144, 145, 255, 256, 257, 287, 288, 289, 300}
 	for _, level := range Levels() {
@@ -564,7 +563,7 @@ func testPrepacked(t *testing.T, unpacked bool) {
 			}
 			beta := []float32{0, 1}[trial%2]
 			for _, threads := range []int{1, 2} {
-				d := NewCPULevel(threads, level)
+				d := NewCPUTuned(threads, level, tune)
 				want := append([]float32(nil), c0...)
 				d.sgemm(threads, tA, tB, m, n, k, 1, a, lda, b, ldb, beta, want, n)
 				got := append(append([]float32(nil), c0...), make([]float32, guard)...)

@@ -14,12 +14,12 @@ import (
 // MR = 12, NR = 32. The devices are built directly because NewCPULevel
 // caps the level at what the CPU has.
 func TestWideTilesWithGoKernels(t *testing.T) {
-	defer func(c, f int) { winoMinC, flipMinC = c, f }(winoMinC, flipMinC)
 	for _, wino := range []int{16, 1} {
-		winoMinC, flipMinC = wino, 1
+		tune := DefaultTuning()
+		tune.WinogradMinC, tune.FlipMinC = wino, 1
 		for _, level := range []Level{AVX2, AVX512} {
-			d := &Device{threads: 2, level: level}
-			t.Run(fmt.Sprintf("%v/winoMinC=%d", level, wino), func(t *testing.T) { testConv(t, d) })
+			d := &Device{threads: 2, level: level, tune: tune}
+			t.Run(fmt.Sprintf("%v/WinogradMinC=%d", level, wino), func(t *testing.T) { testConv(t, d) })
 		}
 	}
 }

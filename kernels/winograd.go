@@ -40,7 +40,7 @@ import (
 // price of the transforms, which are O(C + F) additions per pixel against
 // the GEMMs' O(C·F).
 //
-// The tiles of all images are processed in chunks of about winoTiles tiles
+// The tiles of all images are processed in chunks of about Tuning.WinogradTiles tiles
 // (whole rows of tiles), so that a chunk's V and M stay in the caches;
 // chunks are spread over goroutines, each with its own scratch. Outputs past
 // an odd OH or OW are computed from zero padding and not written.
@@ -50,27 +50,6 @@ import (
 // ulps of the largest partial sums (TestConvAgainstNaive holds it to the
 // same tolerance as the direct paths).
 // ---------------------------------------------------------------------------
-
-// winoMinC is the fewest input and output channels that take the Winograd
-// path: its GEMMs have depth C and F rows, and below that the transforms
-// cost more than the multiplications they save. Tests lower it.
-var winoMinC = 16
-
-// winoTiles is the number of 2×2 output tiles a chunk aims at, at least:
-// with few channels more, so that a chunk's V and M stay near 1 MiB and the
-// GEMMs are not too short (measured: 64 tiles were slower than 128 at 128
-// and 256 channels, and slower than 256 at 32). Tests lower it.
-var winoTiles = 128
-
-// winoAsm picks the assembly transforms where the level has them; tests
-// turn it off to run the plain-Go ones.
-var winoAsm = true
-
-func (d *Device) winograd(p tensor.ConvParams) bool {
-	_, packed := d.microKernel()
-	return packed && p.KH == 3 && p.KW == 3 && p.StrideH == 1 && p.StrideW == 1 &&
-		p.C >= winoMinC && p.F >= winoMinC
-}
 
 // winoGeom is the tiling of one convolution.
 type winoGeom struct {
@@ -82,16 +61,16 @@ type winoGeom struct {
 	cs, fs int // strides between the 16 matrices of V and of M
 }
 
-func newWinoGeom(p tensor.ConvParams, workers int) winoGeom {
+func newWinoGeom(p tensor.ConvParams, workers, tiles int) winoGeom {
 	g := winoGeom{th: (p.OH + 1) / 2, tw: (p.OW + 1) / 2}
 	g.wp = 16*((g.tw+7)/8) + 2
 	g.rows = p.N * g.th
 	if g.tw == 0 {
 		g.rows = 0 // no output columns: nothing to do
 	}
-	target := winoTiles
-	if winoTiles >= 128 {
-		target = max(winoTiles, 16384/(p.C+p.F))
+	target := tiles
+	if tiles >= 128 {
+		target = max(tiles, 16384/(p.C+p.F))
 	}
 	g.chunk = max(1, min(target/max(g.tw, 1), (g.rows+workers-1)/workers))
 	// The GEMMs run on whole 16-column panels (the columns past a chunk's
@@ -110,7 +89,7 @@ func newWinoGeom(p tensor.ConvParams, workers int) winoGeom {
 // 3×3 convolution by Winograd F(2×2, 3×3); with flipped, w is the weights
 // of the convolution whose input gradient this is (winogradWeights).
 func (d *Device) convWinograd(ys, xs, ws, bs []float32, p tensor.ConvParams, flipped bool) {
-	g := newWinoGeom(p, max(1, d.threads))
+	g := newWinoGeom(p, max(1, d.threads), d.tune.WinogradTiles)
 	if g.rows == 0 {
 		return
 	}
@@ -136,7 +115,7 @@ func (d *Device) convWinograd(ys, xs, ws, bs []float32, p tensor.ConvParams, fli
 	})
 }
 
-func (d *Device) winoSIMD() bool { return winoAsm && d.level >= AVX2 && asm.Available }
+func (d *Device) winoSIMD() bool { return d.tune.WinogradAsm && d.level >= AVX2 && asm.Available }
 
 // winoChunks spreads the chunks of tile rows of g over at most d.threads
 // goroutines, each with scratch floats of its own: worker wk runs fn for
@@ -440,7 +419,7 @@ func winoOutputRow(top, bot, m []float32, ms, tiles int, bias float32) {
 // convolution from x and dy by Winograd F(3×3, 2×2).
 func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.ConvParams) {
 	// Chunks of a size that does not depend on the thread count.
-	g := newWinoGeom(p, 2)
+	g := newWinoGeom(p, 2, d.tune.WinogradTiles)
 	if g.rows == 0 { // no output pixels: no gradient
 		clear(dws[:p.F*p.C*9])
 		return

@@ -1,0 +1,195 @@
+package kernels
+
+import (
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// ---------------------------------------------------------------------------
+// Which path runs for a shape. Every choice among the CPU paths is made in
+// this file, from the device's level (which micro-kernels exist) and its
+// Tuning (the thresholds); the op entry points switch on the plan, and
+// PlanConv2D, PlanConv3D and PlanGemm answer "what runs for this shape?"
+// for anyone who asks. GODIFFUSE_TRACE_PLANS=1 prints the plan of every
+// distinct convolution a process runs, once, to standard error (the plan
+// listing of kernels/README.md was made so).
+// ---------------------------------------------------------------------------
+
+// tracePlans is read once, at start-up.
+var tracePlans = os.Getenv("GODIFFUSE_TRACE_PLANS") != ""
+
+var tracedPlans sync.Map
+
+// trace prints a plan the first time its shape is seen (with tracing on).
+func (d *Device) trace(shape string, plan fmt.Stringer) {
+	if !tracePlans {
+		return
+	}
+	key := d.level.String() + " " + shape
+	if _, seen := tracedPlans.LoadOrStore(key, true); !seen {
+		fmt.Fprintf(os.Stderr, "plan %s: %s\n", key, plan)
+	}
+}
+
+// ConvPath names a way to compute one pass of a convolution.
+type ConvPath int
+
+// Convolution paths.
+const (
+	ConvIm2col          ConvPath = iota // im2col (vol2col) + GEMM; col2im for the input gradient: the reference
+	ConvPointwise                       // 1×1, stride 1, no padding: one GEMM on the image itself
+	ConvShifted                         // shifted rows: the GEMM reads windows of the padded input (conv.go)
+	ConvWinograd                        // Winograd F(2×2, 3×3) (winograd.go; in 3-D by planes, conv3d_winograd.go)
+	ConvFlippedShifted                  // input gradient as a shifted convolution of dy with flipped weights
+	ConvFlippedWinograd                 // input gradient as a Winograd convolution of dy with flipped weights
+)
+
+func (c ConvPath) String() string {
+	return [...]string{"im2col", "pointwise", "shifted", "winograd", "flipped-shifted", "flipped-winograd"}[c]
+}
+
+// ConvPlan is the path of each pass of one convolution.
+type ConvPlan struct {
+	Forward, BackwardInput, BackwardWeight ConvPath
+}
+
+func (p ConvPlan) String() string {
+	return fmt.Sprintf("forward %s, input gradient %s, weight gradient %s", p.Forward, p.BackwardInput, p.BackwardWeight)
+}
+
+// PlanConv2D returns the paths of a 2-D convolution.
+func (d *Device) PlanConv2D(p tensor.ConvParams) ConvPlan {
+	point := isPointwise(p)
+	var pl ConvPlan
+	switch {
+	case d.winograd(p):
+		pl.Forward = ConvWinograd
+	case d.shifted(p):
+		pl.Forward = ConvShifted
+	case point:
+		pl.Forward = ConvPointwise
+	}
+	pl.BackwardInput = ConvIm2col
+	if point {
+		pl.BackwardInput = ConvPointwise
+	}
+	if q, ok := flippedConv(p); ok && !point && p.C >= d.tune.FlipMinC {
+		mk, _ := d.microKernel()
+		switch {
+		case d.winograd(q):
+			pl.BackwardInput = ConvFlippedWinograd
+		// Without Winograd only with dy read unpacked does it beat col2im.
+		case d.shifted(p) && d.shifted(q) && readsBUnpacked(mk, true, q.F, shiftN(q)):
+			pl.BackwardInput = ConvFlippedShifted
+		}
+	}
+	switch {
+	case d.winograd(p):
+		pl.BackwardWeight = ConvWinograd
+	case d.shifted(p) && p.C*p.KH*p.KW >= p.F:
+		pl.BackwardWeight = ConvShifted
+	case point:
+		pl.BackwardWeight = ConvPointwise
+	}
+	d.trace(fmt.Sprintf("conv2d N=%d C=%d %dx%d F=%d k=%dx%d s=%d → %dx%d", p.N, p.C, p.H, p.W, p.F, p.KH, p.KW, p.StrideH, p.OH, p.OW), pl)
+	return pl
+}
+
+// PlanConv3D returns the paths of a 3-D convolution (ConvIm2col is vol2col
+// there, ConvWinograd the plane Winograd).
+func (d *Device) PlanConv3D(p tensor.Conv3DParams) ConvPlan {
+	var pl ConvPlan
+	switch {
+	case d.winograd3D(p):
+		pl = ConvPlan{ConvWinograd, ConvWinograd, ConvWinograd}
+	case d.shifted3D(p):
+		pl.Forward, pl.BackwardWeight = ConvShifted, ConvShifted
+		if q, ok := flippedConv3D(p); ok && d.shifted3D(q) {
+			pl.BackwardInput = ConvFlippedShifted
+		}
+	}
+	d.trace(fmt.Sprintf("conv3d N=%d C=%d %dx%dx%d F=%d k=%dx%dx%d s=%d → %dx%dx%d", p.N, p.C, p.D, p.H, p.W, p.F,
+		p.KD, p.KH, p.KW, p.StrideD, p.OD, p.OH, p.OW), pl)
+	return pl
+}
+
+// winograd reports whether a 2-D convolution takes Winograd F(2×2, 3×3):
+// 3×3, stride 1, at least WinogradMinC channels in and out, on a level
+// with micro-kernels.
+func (d *Device) winograd(p tensor.ConvParams) bool {
+	_, packed := d.microKernel()
+	return packed && p.KH == 3 && p.KW == 3 && p.StrideH == 1 && p.StrideW == 1 &&
+		p.C >= d.tune.WinogradMinC && p.F >= d.tune.WinogradMinC
+}
+
+// shifted reports whether a 2-D convolution takes the shifted rows:
+// stride 1, not pointwise, outputs at least ShiftMinWidth wide.
+func (d *Device) shifted(p tensor.ConvParams) bool {
+	_, packed := d.microKernel()
+	return packed && p.StrideH == 1 && p.StrideW == 1 && !isPointwise(p) && p.OW >= d.tune.ShiftMinWidth
+}
+
+// winograd3D reports whether a 3-D convolution takes the plane Winograd:
+// 3×3×3, stride 1, padding 1, planes of at least Winograd3DMinPlane
+// outputs, and a 2-D plane convolution that takes Winograd.
+func (d *Device) winograd3D(p tensor.Conv3DParams) bool {
+	return p.KD == 3 && p.StrideD == 1 && p.PadD == 1 && p.PadH == 1 && p.PadW == 1 &&
+		p.OH*p.OW >= d.tune.Winograd3DMinPlane && d.winograd(planeConv(p))
+}
+
+// shifted3D is shifted for volumes.
+func (d *Device) shifted3D(p tensor.Conv3DParams) bool {
+	_, packed := d.microKernel()
+	pointwise := p.KD == 1 && p.KH == 1 && p.KW == 1 && p.PadD == 0 && p.PadH == 0 && p.PadW == 0
+	return packed && p.StrideD == 1 && p.StrideH == 1 && p.StrideW == 1 && !pointwise && p.OW >= d.tune.ShiftMinWidth
+}
+
+// GemmPath names a way to run C = α·op(A)·op(B) + β·C.
+type GemmPath int
+
+// GEMM paths.
+const (
+	GemmReference GemmPath = iota // the blocked plain-Go GEMM (generic level)
+	GemmPacked                    // A and B packed into panels for the micro-kernel
+	GemmUnpackedB                 // A packed, B's rows read where they are (rows kernels)
+	GemmUnpackedA                 // A's rows read where they are, B packed (rows-A kernels)
+)
+
+func (g GemmPath) String() string {
+	return [...]string{"reference", "packed", "unpacked-B", "unpacked-A"}[g]
+}
+
+// PlanGemm returns the path of an m×n×k product; prepacked says A is a
+// shared, prepacked operand (a convolution's weights).
+func (d *Device) PlanGemm(m, n, k int, transA, transB bool, alpha float32, prepacked bool) GemmPath {
+	mk, ok := d.microKernel()
+	if !ok {
+		return GemmReference
+	}
+	return gemmPath(mk, m, n, k, transA, transB, alpha, prepacked)
+}
+
+func gemmPath(mk microKernel, m, n, k int, transA, transB bool, alpha float32, prepacked bool) GemmPath {
+	switch {
+	case !prepacked && mk.rowsAAdd != nil && !transA && alpha == 1 && n <= mk.tune.RowsAMaxN && k > 0:
+		return GemmUnpackedA
+	case !transB && readsBUnpacked(mk, prepacked, m, n):
+		return GemmUnpackedB
+	}
+	return GemmPacked
+}
+
+// readsBUnpacked reports whether an m×n product (A prepacked or not) reads a
+// non-transposed B through the unpacked-B kernels (see Tuning).
+func readsBUnpacked(mk microKernel, prepacked bool, m, n int) bool {
+	if mk.rowsAdd == nil {
+		return false
+	}
+	if prepacked {
+		return m <= mk.tune.UnpackedMaxM || n >= mk.tune.UnpackedMinN
+	}
+	return m <= mk.tune.PlainUnpackedMaxM
+}

@@ -1,0 +1,72 @@
+package kernels
+
+import (
+	"testing"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// The planner routes shapes as its rules say, and a device's own Tuning
+// reaches it (the path tests force each path through NewCPUTuned).
+func TestPlans(t *testing.T) {
+	conv := func(c, side, f, k, stride int) tensor.ConvParams {
+		pad := k / 2
+		o := (side+2*pad-k)/stride + 1
+		return tensor.ConvParams{N: 2, C: c, H: side, W: side, F: f, KH: k, KW: k, StrideH: stride, StrideW: stride,
+			PadTop: pad, PadBottom: pad, PadLeft: pad, PadRight: pad, OH: o, OW: o}
+	}
+	for _, level := range Levels() {
+		d := NewCPULevel(1, level)
+		cases := []struct {
+			p    tensor.ConvParams
+			want ConvPlan
+		}{
+			{conv(64, 16, 64, 3, 1), ConvPlan{ConvWinograd, ConvFlippedWinograd, ConvWinograd}},
+			{conv(3, 32, 32, 3, 1), ConvPlan{ConvShifted, ConvIm2col, ConvIm2col}}, // an RGB conv_in: no flipped gradient; C·9 < F
+			{conv(64, 16, 64, 1, 1), ConvPlan{ConvPointwise, ConvPointwise, ConvPointwise}},
+			{conv(64, 16, 64, 3, 2), ConvPlan{ConvIm2col, ConvIm2col, ConvIm2col}},
+			{conv(64, 4, 64, 3, 1), ConvPlan{ConvWinograd, ConvFlippedWinograd, ConvWinograd}},
+			{conv(8, 4, 8, 3, 1), ConvPlan{ConvIm2col, ConvIm2col, ConvIm2col}}, // too few channels for Winograd, too narrow to shift
+		}
+		for _, c := range cases {
+			want := c.want
+			if level == Generic { // no micro-kernels: the reference paths only
+				want = ConvPlan{ConvIm2col, ConvIm2col, ConvIm2col}
+				if isPointwise(c.p) {
+					want = ConvPlan{ConvPointwise, ConvPointwise, ConvPointwise}
+				}
+			}
+			if got := d.PlanConv2D(c.p); got != want {
+				t.Errorf("%v: C=%d %dx%d k=%d s=%d: %v, want %v", level, c.p.C, c.p.H, c.p.W, c.p.KH, c.p.StrideH, got, want)
+			}
+		}
+		if got := d.PlanGemm(64, 64, 64, false, false, 1, false); (level == Generic) != (got == GemmReference) {
+			t.Errorf("%v: a GEMM plans %v", level, got)
+		}
+	}
+	for _, level := range Levels()[1:] {
+		tune := DefaultTuning()
+		tune.WinogradMinC, tune.ShiftMinWidth = 1, 1
+		d := NewCPUTuned(1, level, tune)
+		if got := d.PlanConv2D(conv(8, 4, 8, 3, 1)).Forward; got != ConvWinograd {
+			t.Errorf("%v with WinogradMinC 1: %v, want winograd", level, got)
+		}
+		tune.WinogradMinC = 1 << 30
+		d = NewCPUTuned(1, level, tune)
+		if got := d.PlanConv2D(conv(8, 4, 8, 3, 1)).Forward; got != ConvShifted {
+			t.Errorf("%v with ShiftMinWidth 1: %v, want shifted", level, got)
+		}
+		tune.PlainUnpackedMaxM, tune.RowsAMaxN = -1, -1
+		d = NewCPUTuned(1, level, tune)
+		if got := d.PlanGemm(64, 64, 64, false, false, 1, false); got != GemmPacked {
+			t.Errorf("%v with nothing unpacked: a GEMM plans %v", level, got)
+		}
+		tune.Winograd3DMinPlane, tune.WinogradMinC = 1, 16
+		d = NewCPUTuned(1, level, tune)
+		p3 := tensor.Conv3DParams{N: 1, C: 16, D: 4, H: 4, W: 4, F: 16, KD: 3, KH: 3, KW: 3, StrideD: 1, StrideH: 1, StrideW: 1,
+			PadD: 1, PadH: 1, PadW: 1, OD: 4, OH: 4, OW: 4}
+		if got := d.PlanConv3D(p3); got != (ConvPlan{ConvWinograd, ConvWinograd, ConvWinograd}) {
+			t.Errorf("%v with Winograd3DMinPlane 1: %v", level, got)
+		}
+	}
+}

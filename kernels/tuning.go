@@ -1,0 +1,64 @@
+package kernels
+
+// Tuning holds the thresholds that choose among the CPU paths for a shape;
+// plan.go turns them into decisions. A device owns its Tuning: NewCPU and
+// NewCPULevel take DefaultTuning, and tests build devices with their own
+// (NewCPUTuned) to force each path, instead of changing package state.
+type Tuning struct {
+	// The GEMM (gemm_packed.go). With A prepacked, B is read unpacked (the
+	// rows kernels) instead of packed when M ≤ UnpackedMaxM or
+	// N ≥ UnpackedMinN: packing costs about as much per value of B as the
+	// micro-kernels spend on a few dozen flops with it, and B's values are
+	// used M times, so packing pays only at large M; with few columns the
+	// unpacked reads lose more to cache misses than packing costs (A/B over
+	// the U-Net convolutions, bench/RESULTS.md 2026-11-27b). Without
+	// prepacking, B is read unpacked when M ≤ PlainUnpackedMaxM, and A (not
+	// transposed, α = 1) when N ≤ RowsAMaxN: then A's values are used only
+	// ⌈N/16⌉ times, too few to pay for packing them (attention's P·V and
+	// dS·K, whose A is the Lq×Lk score matrix and N the head size).
+	UnpackedMaxM, UnpackedMinN, PlainUnpackedMaxM, RowsAMaxN int
+
+	// ShiftMinWidth is the narrowest output that takes the shifted-rows
+	// convolution (a 3×3 convolution then wastes at most 2 of 9 columns,
+	// which costs less than im2col since B is read unpacked; at 4 wide,
+	// measured slower).
+	ShiftMinWidth int
+	// FlipMinC is the fewest input channels whose input gradient takes the
+	// flipped convolution: with fewer (an RGB conv_in), its M = C leaves
+	// most rows of the 6-row micro-kernel empty.
+	FlipMinC int
+	// WinogradMinC is the fewest input and output channels that take the
+	// Winograd path: its GEMMs have depth C and F rows, and below that the
+	// transforms cost more than the multiplications they save.
+	WinogradMinC int
+	// WinogradTiles is the number of 2×2 output tiles a Winograd chunk aims
+	// at, at least: with few channels more, so that a chunk's V and M stay
+	// near 1 MiB and the GEMMs are not too short (measured: 64 tiles were
+	// slower than 128 at 128 and 256 channels, and slower than 256 at 32).
+	WinogradTiles int
+	// WinogradAsm picks the assembly transforms where the level has them
+	// (false: the plain-Go ones).
+	WinogradAsm bool
+	// Winograd3DMinPlane is the smallest output plane (OH·OW) of a 3×3×3
+	// convolution that takes the plane Winograd: each call transforms the
+	// weights again and the planes of one volume make one batch, which
+	// small planes do not pay for (8×8 planes at 32 and 64 channels ran
+	// 15–40 % slower than shifted rows, the UNet3D's training step 3.5×
+	// slower; BenchmarkConv3DPaths).
+	Winograd3DMinPlane int
+
+	// AttentionTileBytes bounds the score block of the tiled attention:
+	// blocks of query rows whose Lk scores fit in a quarter of L2 stay there
+	// between the two GEMMs and the softmax.
+	AttentionTileBytes int
+}
+
+// DefaultTuning is the tuning the benchmarks chose.
+func DefaultTuning() Tuning {
+	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
+		ShiftMinWidth: 7, FlipMinC: 16, WinogradMinC: 16, WinogradTiles: 128, WinogradAsm: true,
+		Winograd3DMinPlane: 256, AttentionTileBytes: 256 << 10}
+}
+
+// Tuning returns the device's thresholds.
+func (d *Device) Tuning() Tuning { return d.tune }
