@@ -11,6 +11,8 @@
 //	cpu.go          the Device and Buffer types, memory, strided copy, parallelFor, and
 //	                forSlots (reductions grouped by shape, so results do not depend on the thread count)
 //	dispatch.go     the vector level (cpuid, GODIFFUSE_CPU) and the GEMM entry points per level
+//	tuning.go       Tuning: the thresholds between paths, owned by each Device (NewCPUTuned)
+//	plan.go         which path runs for a shape: PlanConv2D, PlanConv3D, PlanGemm (GODIFFUSE_TRACE_PLANS=1)
 //	elementwise.go  unary, binary (broadcasting), reductions, dropout, Adam step
 //	fastmath.go     fast float32 exp, GELU (erfc fit) and softmax rows above the generic level
 //	gemm.go         MatMul and the reference blocked sgemm
@@ -21,5 +23,7 @@
 //	attention.go    softmax and multi-head attention, forward and backward; inference by
 //	                blocks of query rows with Kᵀ and V packed once per head
 //	half.go         half-precision (F16) weights: widening to float32 per use
+//	conv3d.go       Conv3D: vol2col and shifted rows; conv3d_winograd.go: 3×3×3 by plane Winograd
+//	upsample3d.go   nearest and trilinear ×2 upsampling of volumes
 //	misc.go         nearest upsampling, embedding gather/scatter
 package kernels
