@@ -109,12 +109,12 @@ func (d *Device) Attention(o, probs, q, k, v tensor.Buffer, p tensor.AttentionPa
 		b, h := bh/p.Heads, bh%p.Heads
 		qo, ko, oo := b*p.Lq*C+h*p.D, b*p.Lk*C+h*p.D, b*p.Lq*C+h*p.D
 		P := ps[bh*p.Lq*p.Lk : (bh+1)*p.Lq*p.Lk]
-		d.sgemm(threads, false, true, p.Lq, p.Lk, p.D, p.Scale, qs[qo:], C, ks[ko:], C, 0, P, p.Lk)
+		d.sgemm(threads, gemm{M: p.Lq, N: p.Lk, K: p.D, Alpha: p.Scale, A: qs[qo:], LdA: C, B: operandB{b: ks[ko:], ld: C, trans: true}, C: P, LdC: p.Lk})
 		for i := range p.Lq {
 			row := P[i*p.Lk : (i+1)*p.Lk]
 			d.softmax(row, row)
 		}
-		d.sgemm(threads, false, false, p.Lq, p.D, p.Lk, 1, P, p.Lk, vs[ko:], C, 0, os[oo:], C)
+		d.sgemm(threads, gemm{M: p.Lq, N: p.D, K: p.Lk, Alpha: 1, A: P, LdA: p.Lk, B: operandB{b: vs[ko:], ld: C}, C: os[oo:], LdC: C})
 	})
 }
 
@@ -150,12 +150,12 @@ func (d *Device) attentionBlocks(os, qs, ks, vs []float32, p tensor.AttentionPar
 		for i0 := 0; i0 < p.Lq; i0 += rows {
 			r := min(rows, p.Lq-i0)
 			S := s[:r*p.Lk]
-			d.sgemm(threads, false, true, r, p.Lk, p.D, p.Scale, qs[qo+i0*C:], C, ks[ko:], C, 0, S, p.Lk)
+			d.sgemm(threads, gemm{M: r, N: p.Lk, K: p.D, Alpha: p.Scale, A: qs[qo+i0*C:], LdA: C, B: operandB{b: ks[ko:], ld: C, trans: true}, C: S, LdC: p.Lk})
 			for i := range r {
 				row := S[i*p.Lk : (i+1)*p.Lk]
 				d.softmax(row, row)
 			}
-			d.sgemm(threads, false, false, r, p.D, p.Lk, 1, S, p.Lk, vs[ko:], C, 0, os[qo+i0*C:], C)
+			d.sgemm(threads, gemm{M: r, N: p.D, K: p.Lk, Alpha: 1, A: S, LdA: p.Lk, B: operandB{b: vs[ko:], ld: C}, C: os[qo+i0*C:], LdC: C})
 		}
 	})
 }
@@ -242,7 +242,7 @@ func (d *Device) AttentionBackward(dq, dk, dv, do, q, k, v, probs tensor.Buffer,
 		b, h := bh/p.Heads, bh%p.Heads
 		qo, ko := b*p.Lq*C+h*p.D, b*p.Lk*C+h*p.D
 		P := ps[bh*p.Lq*p.Lk : (bh+1)*p.Lq*p.Lk]
-		d.sgemm(threads, false, true, p.Lq, p.Lk, p.D, 1, dos[qo:], C, vs[ko:], C, 0, dS, p.Lk)
+		d.sgemm(threads, gemm{M: p.Lq, N: p.Lk, K: p.D, Alpha: 1, A: dos[qo:], LdA: C, B: operandB{b: vs[ko:], ld: C, trans: true}, C: dS, LdC: p.Lk})
 		for i := range p.Lq {
 			pr, gr := P[i*p.Lk:(i+1)*p.Lk], dS[i*p.Lk:(i+1)*p.Lk]
 			var s float32
@@ -253,10 +253,10 @@ func (d *Device) AttentionBackward(dq, dk, dv, do, q, k, v, probs tensor.Buffer,
 				gr[j] = pv * (gr[j] - s) * p.Scale
 			}
 		}
-		d.sgemm(threads, false, false, p.Lq, p.D, p.Lk, 1, dS, p.Lk, ks[ko:], C, 0, dqs[qo:], C)
-		d.sgemm(threads, true, false, p.D, p.Lk, p.Lq, 1, qs[qo:], C, dS, p.Lk, 0, tmp, p.Lk)
+		d.sgemm(threads, gemm{M: p.Lq, N: p.D, K: p.Lk, Alpha: 1, A: dS, LdA: p.Lk, B: operandB{b: ks[ko:], ld: C}, C: dqs[qo:], LdC: C})
+		d.sgemm(threads, gemm{M: p.D, N: p.Lk, K: p.Lq, Alpha: 1, TransA: true, A: qs[qo:], LdA: C, B: operandB{b: dS, ld: p.Lk}, C: tmp, LdC: p.Lk})
 		transposeInto(dks[ko:], C, tmp, p.D, p.Lk)
-		d.sgemm(threads, true, false, p.D, p.Lk, p.Lq, 1, dos[qo:], C, P, p.Lk, 0, tmp, p.Lk)
+		d.sgemm(threads, gemm{M: p.D, N: p.Lk, K: p.Lq, Alpha: 1, TransA: true, A: dos[qo:], LdA: C, B: operandB{b: P, ld: p.Lk}, C: tmp, LdC: p.Lk})
 		transposeInto(dvs[ko:], C, tmp, p.D, p.Lk)
 	})
 }

@@ -263,7 +263,7 @@ func (d *Device) convShiftedBackwardWeight(dws, xs, dys []float32, p tensor.Conv
 			sgemmRowsAThreads(mk, threads, ckk, p.F, s.n, xp, s.off, operandB{b: dyp, ld: s.n, trans: true}, beta, acc, p.F)
 			return
 		}
-		d.sgemmB(threads, false, p.F, ckk, s.n, 1, dyp, s.n, operandB{b: xp, trans: true, off: s.off}, beta, acc, ckk)
+		d.sgemm(threads, gemm{M: p.F, N: ckk, K: s.n, Alpha: 1, A: dyp, LdA: s.n, B: operandB{b: xp, trans: true, off: s.off}, Beta: beta, C: acc, LdC: ckk})
 	})
 	if rowsA {
 		for i := range ckk {
@@ -407,12 +407,12 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 		d.convShiftedBackwardWeight(dws, xs, dys, p)
 	case ConvPointwise:
 		d.sumOverImages(dws, p.F*ckk, 0, p.N, ohw, func(n int, acc, _ []float32, threads int, beta float32) {
-			d.sgemm(threads, false, true, p.F, ckk, ohw, 1, dys[n*p.F*ohw:], ohw, xs[n*p.C*hw:], hw, beta, acc, ckk)
+			d.sgemm(threads, gemm{M: p.F, N: ckk, K: ohw, Alpha: 1, A: dys[n*p.F*ohw:], LdA: ohw, B: operandB{b: xs[n*p.C*hw:], ld: hw, trans: true}, Beta: beta, C: acc, LdC: ckk})
 		})
 	default:
 		d.sumOverImages(dws, p.F*ckk, ckk*ohw, p.N, ohw, func(n int, acc, col []float32, threads int, beta float32) {
 			im2col(col, xs[n*p.C*hw:(n+1)*p.C*hw], p)
-			d.sgemm(threads, false, true, p.F, ckk, ohw, 1, dys[n*p.F*ohw:], ohw, col, ohw, beta, acc, ckk)
+			d.sgemm(threads, gemm{M: p.F, N: ckk, K: ohw, Alpha: 1, A: dys[n*p.F*ohw:], LdA: ohw, B: operandB{b: col, ld: ohw, trans: true}, Beta: beta, C: acc, LdC: ckk})
 		})
 	}
 	if dbs != nil {

@@ -279,7 +279,7 @@ func (d *Device) Conv3DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 					z1 := min(z0+planes, p.OD)
 					cols := (z1 - z0) * ohw
 					vol2col(col, xn, p, z0, z1)
-					d.sgemm(threads, false, true, p.F, k, cols, 1, dyn[z0*ohw:], odhw, col, cols, beta, acc, k)
+					d.sgemm(threads, gemm{M: p.F, N: k, K: cols, Alpha: 1, A: dyn[z0*ohw:], LdA: odhw, B: operandB{b: col, ld: cols, trans: true}, Beta: beta, C: acc, LdC: k})
 					beta = 1
 				}
 			})
@@ -321,7 +321,7 @@ func (d *Device) conv3DShiftedBackwardWeight(dws, xs, dys []float32, p tensor.Co
 			sgemmRowsAThreads(mk, threads, k, p.F, s.n, xp, s.off, operandB{b: dyp, ld: s.n, trans: true}, beta, acc, p.F)
 			return
 		}
-		d.sgemmB(threads, false, p.F, k, s.n, 1, dyp, s.n, operandB{b: xp, trans: true, off: s.off}, beta, acc, k)
+		d.sgemm(threads, gemm{M: p.F, N: k, K: s.n, Alpha: 1, A: dyp, LdA: s.n, B: operandB{b: xp, trans: true, off: s.off}, Beta: beta, C: acc, LdC: k})
 	})
 	if rowsA {
 		for i := range k {

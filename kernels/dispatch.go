@@ -122,24 +122,32 @@ func (d *Device) sgemmA(threads int, g gemmA, n int, ob operandB, beta float32, 
 		sgemmPrepacked(g.pre, threads, n, ob, beta, c, ldc)
 		return
 	}
-	d.sgemmB(threads, g.transA, g.m, n, g.k, 1, g.a, g.lda, ob, beta, c, ldc)
+	d.sgemm(threads, gemm{M: g.m, N: n, K: g.k, Alpha: 1, TransA: g.transA, A: g.a, LdA: g.lda, B: ob, Beta: beta, C: c, LdC: ldc})
 }
 
-// sgemm runs C = α·op(A)·op(B) + β·C at the device's level.
-func (d *Device) sgemm(threads int, transA, transB bool, m, n, k int, alpha float32,
-	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	d.sgemmB(threads, transA, m, n, k, alpha, a, lda, operandB{b: b, ld: ldb, trans: transB}, beta, c, ldc)
+// gemm describes one product C = α·op(A)·op(B) + β·C on row-major slices:
+// op(A) is M×K, op(B) K×N and C M×N, each with its leading dimension (row
+// stride). B may be read through row offsets (operandB.off), which needs
+// the packed GEMM.
+type gemm struct {
+	M, N, K     int
+	Alpha, Beta float32
+	TransA      bool
+	A           []float32
+	LdA         int
+	B           operandB
+	C           []float32
+	LdC         int
 }
 
-// sgemmB is sgemm with B as an operandB.
-func (d *Device) sgemmB(threads int, transA bool, m, n, k int, alpha float32,
-	a []float32, lda int, ob operandB, beta float32, c []float32, ldc int) {
+// sgemm runs g at the device's level (the path: PlanGemm).
+func (d *Device) sgemm(threads int, g gemm) {
 	if mk, ok := d.microKernel(); ok {
-		sgemmPacked(mk, threads, transA, m, n, k, alpha, a, lda, ob, beta, c, ldc)
+		sgemmPacked(mk, threads, g)
 		return
 	}
-	if ob.off != nil {
+	if g.B.off != nil {
 		panic("kernels: a B operand with offsets needs the packed GEMM")
 	}
-	Sgemm(threads, transA, ob.trans, m, n, k, alpha, a, lda, ob.b, ob.ld, beta, c, ldc)
+	Sgemm(threads, g.TransA, g.B.trans, g.M, g.N, g.K, g.Alpha, g.A, g.LdA, g.B.b, g.B.ld, g.Beta, g.C, g.LdC)
 }

@@ -31,8 +31,7 @@ func (d *Device) MatMul(c, a, b tensor.Buffer, p tensor.MatMulParams) {
 		ldb = p.K
 	}
 	one := func(i, threads int) {
-		d.sgemm(threads, p.TransA, p.TransB, p.M, p.N, p.K, p.Alpha,
-			as[i*p.StrideA:], lda, bs[i*p.StrideB:], ldb, p.Beta, cs[i*p.StrideC:], p.N)
+		d.sgemm(threads, gemm{M: p.M, N: p.N, K: p.K, Alpha: p.Alpha, TransA: p.TransA, A: as[i*p.StrideA:], LdA: lda, B: operandB{b: bs[i*p.StrideB:], ld: ldb, trans: p.TransB}, Beta: p.Beta, C: cs[i*p.StrideC:], LdC: p.N})
 	}
 	// Many small products: one goroutine per batch range; else parallel GEMMs.
 	if p.Batch >= d.threads && p.M*p.N*p.K < 1<<18 {

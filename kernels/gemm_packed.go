@@ -265,21 +265,21 @@ func packTransposed(panel, b []float32, ob operandB, p0, kc, col0, cols, nr int)
 // mk. With several threads the problem is cut into independent slabs of C,
 // by columns (each thread packs its own B panels and a copy of A) or, when C
 // is too narrow for that, by rows; a slab boundary falls on a tile edge.
-func sgemmPacked(mk microKernel, threads int, transA bool, m, n, k int, alpha float32,
-	a []float32, lda int, ob operandB, beta float32, c []float32, ldc int) {
+func sgemmPacked(mk microKernel, threads int, g gemm) {
+	m, n, k, transA, lda := g.M, g.N, g.K, g.TransA, g.LdA
 	if m == 0 || n == 0 {
 		return
 	}
-	if gemmPath(mk, m, n, k, transA, ob.trans, alpha, false) == GemmUnpackedA {
+	if gemmPath(mk, m, n, k, transA, g.B.trans, g.Alpha, false) == GemmUnpackedA {
 		offA := make([]int, m)
 		for i := range offA {
 			offA[i] = i * lda
 		}
-		sgemmRowsAThreads(mk, threads, m, n, k, a, offA, ob, beta, c, ldc)
+		sgemmRowsAThreads(mk, threads, m, n, k, g.A, offA, g.B, g.Beta, g.C, g.LdC)
 		return
 	}
 	if threads <= 1 || m*n*k < 1<<18 {
-		sgemmLoop(mk, nil, transA, m, n, k, alpha, a, lda, ob, beta, c, ldc)
+		sgemmLoop(mk, nil, g)
 		return
 	}
 	var wg sync.WaitGroup
@@ -288,9 +288,9 @@ func sgemmPacked(mk microKernel, threads int, transA bool, m, n, k int, alpha fl
 		parts := min(threads, nPanels)
 		for t := range parts {
 			j0, j1 := t*nPanels/parts*mk.nr, min(n, (t+1)*nPanels/parts*mk.nr)
-			wg.Go(func() {
-				sgemmLoop(mk, nil, transA, m, j1-j0, k, alpha, a, lda, ob.cols(j0), beta, c[j0:], ldc)
-			})
+			slab := g
+			slab.N, slab.B, slab.C = j1-j0, g.B.cols(j0), g.C[j0:]
+			wg.Go(func() { sgemmLoop(mk, nil, slab) })
 		}
 	} else {
 		parts := min(threads, mPanels)
@@ -300,9 +300,9 @@ func sgemmPacked(mk microKernel, threads int, transA bool, m, n, k int, alpha fl
 			if transA {
 				ao = i0
 			}
-			wg.Go(func() {
-				sgemmLoop(mk, nil, transA, i1-i0, n, k, alpha, a[ao:], lda, ob, beta, c[i0*ldc:], ldc)
-			})
+			slab := g
+			slab.M, slab.A, slab.C = i1-i0, g.A[ao:], g.C[i0*g.LdC:]
+			wg.Go(func() { sgemmLoop(mk, nil, slab) })
 		}
 	}
 	wg.Wait()
@@ -374,7 +374,9 @@ func sgemmPrepacked(pa *prepackedA, threads int, n int, ob operandB, beta float3
 	var wg sync.WaitGroup
 	for t := range parts {
 		j0, j1 := t*nPanels/parts*mk.nr, min(n, (t+1)*nPanels/parts*mk.nr)
-		run := func() { sgemmLoop(mk, pa, false, m, j1-j0, k, 1, nil, 0, ob.cols(j0), beta, c[j0:], ldc) }
+		run := func() {
+			sgemmLoop(mk, pa, gemm{M: m, N: j1 - j0, K: k, Alpha: 1, B: ob.cols(j0), Beta: beta, C: c[j0:], LdC: ldc})
+		}
 		if parts == 1 {
 			run()
 			break
@@ -385,9 +387,9 @@ func sgemmPrepacked(pa *prepackedA, threads int, n int, ob operandB, beta float3
 }
 
 // sgemmLoop is the loop nest; with pa it takes A's blocks from pa instead
-// of packing them (then transA, alpha, a and lda are unused).
-func sgemmLoop(mk microKernel, pa *prepackedA, transA bool, m, n, k int, alpha float32,
-	a []float32, lda int, ob operandB, beta float32, c []float32, ldc int) {
+// of packing them (then g.TransA, g.A and g.LdA are unused and g.Alpha is 1).
+func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
+	transA, m, n, k, alpha, a, lda, ob, beta, c, ldc := g.TransA, g.M, g.N, g.K, g.Alpha, g.A, g.LdA, g.B, g.Beta, g.C, g.LdC
 	if k == 0 || alpha == 0 || (beta != 0 && beta != 1) {
 		scaleC(c, m, n, ldc, beta)
 	}

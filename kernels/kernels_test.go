@@ -122,7 +122,7 @@ func testSgemm(t *testing.T, tune Tuning) {
 				for i := m * n; i < len(c); i++ {
 					c[i] = 12345
 				}
-				d.sgemm(threads, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, n)
+				d.sgemm(threads, gemm{M: m, N: n, K: k, Alpha: alpha, TransA: tA, A: a, LdA: lda, B: operandB{b: b, ld: ldb, trans: tB}, Beta: beta, C: c, LdC: n})
 				name := fmt.Sprintf("sgemm/%s %dx%dx%d tA=%v tB=%v threads=%d", level, m, n, k, tA, tB, threads)
 				closeTo(t, name, c[:m*n], want, 1e-5*float64(k+1))
 				for i := m * n; i < len(c); i++ {
@@ -565,7 +565,7 @@ func testPrepacked(t *testing.T, unpacked bool, tune Tuning) {
 			for _, threads := range []int{1, 2} {
 				d := NewCPUTuned(threads, level, tune)
 				want := append([]float32(nil), c0...)
-				d.sgemm(threads, tA, tB, m, n, k, 1, a, lda, b, ldb, beta, want, n)
+				d.sgemm(threads, gemm{M: m, N: n, K: k, Alpha: 1, TransA: tA, A: a, LdA: lda, B: operandB{b: b, ld: ldb, trans: tB}, Beta: beta, C: want, LdC: n})
 				got := append(append([]float32(nil), c0...), make([]float32, guard)...)
 				d.sgemmA(threads, d.newGemmA(tA, m, k, a, lda), n, operandB{b: b, ld: ldb, trans: tB}, beta, got, n)
 				if unpacked && !tB {

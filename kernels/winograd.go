@@ -448,7 +448,7 @@ func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Con
 		winoInput(v, xs, pad, p, g, r0, r1, simd)
 		winoDy(y, dys, dyRows, p, g, r0, r1, simd)
 		for xi := range 16 {
-			d.sgemm(threads, false, true, p.F, p.C, (r1-r0)*g.tw, 1, y[xi*g.fs:], g.ld, v[xi*g.cs:], g.ld, beta, acc[slot][xi*ws:], p.C)
+			d.sgemm(threads, gemm{M: p.F, N: p.C, K: (r1 - r0) * g.tw, Alpha: 1, A: y[xi*g.fs:], LdA: g.ld, B: operandB{b: v[xi*g.cs:], ld: g.ld, trans: true}, Beta: beta, C: acc[slot][xi*ws:], LdC: p.C})
 		}
 	})
 	for _, b := range bufs {
