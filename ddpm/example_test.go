@@ -67,7 +67,7 @@ func ExampleGuided() {
 	}
 	restore := m.NoGrad()
 	defer restore()
-	s, _ := ddpm.NewSchedule("cosine", 1000)
+	s, _ := ddpm.NewSchedule(ddpm.Cosine, 1000)
 	sm, _ := ddpm.NewDPMPP2M(s, 10)
 	net := func(x *tensor.Tensor, t int, labels []int64) (*tensor.Tensor, error) {
 		return m.Forward(x, []float32{float32(t)}, labels, nil)

@@ -32,7 +32,7 @@ import (
 // exactly by every method.
 func TestInpaintGaussianOracle(t *testing.T) {
 	dev := kernels.NewCPU(2)
-	s, err := NewSchedule("linear", 1000)
+	s, err := NewSchedule(Linear, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestRePaintWalk(t *testing.T) {
 // near its input and refuses strengths outside (0, 1].
 func TestInpaintEverySampler(t *testing.T) {
 	dev := kernels.NewCPU(2)
-	s, _ := NewSchedule("linear", 1000)
+	s, _ := NewSchedule(Linear, 1000)
 	const N = 64
 	r := rand.New(rand.NewPCG(7, 7))
 	img, mask := make([]float32, 2*N), make([]float32, 2*N)

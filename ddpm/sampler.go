@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -136,20 +135,17 @@ func SpacedTimesteps(spacing Spacing, T, n int) ([]int, error) {
 	return ts, nil
 }
 
-// NewSampler builds a sampler by name: "ddpm", "ddim" or "dpm++2m".
-// SamplerNames are the names NewSampler takes.
-var SamplerNames = []string{"ddpm", "ddpm-large", "ddim", "dpm++2m"}
-
-func NewSampler(name string, s *Schedule, steps int, spacing Spacing, eta float64) (Sampler, error) {
-	switch name {
-	case "ddpm":
+// NewSampler builds a sampler of a DDPM checkpoint's schedule.
+func NewSampler(kind SamplerKind, s *Schedule, steps int, spacing Spacing, eta float64) (Sampler, error) {
+	switch kind {
+	case SamplerDDPM:
 		return NewDDPM(s, steps, spacing, FixedSmall)
-	case "ddpm-large":
+	case SamplerDDPMLarge:
 		return NewDDPM(s, steps, spacing, FixedLarge)
-	case "ddim":
+	case SamplerDDIM:
 		return NewDDIM(s, steps, spacing, eta)
-	case "dpm++2m":
+	case SamplerDPMPP2M:
 		return NewDPMPP2M(s, steps)
 	}
-	return nil, fmt.Errorf("unknown sampler %q (want %s)", name, strings.Join(SamplerNames, ", "))
+	return nil, fmt.Errorf("unknown %v", kind)
 }

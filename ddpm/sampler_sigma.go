@@ -46,12 +46,10 @@ type SigmaSampler interface {
 	Step(i int, x, x0 *tensor.Tensor, noise func() *tensor.Tensor) *tensor.Tensor
 }
 
-// SigmaSamplerNames lists the names NewSigmaSampler takes.
-var SigmaSamplerNames = []string{"ddim", "euler", "euler-a", "dpm++2m", "dpm++2m-karras"}
-
-// NewSigmaSampler builds a sampler by name for steps model evaluations with
-// the scheduler settings of c (ᾱ from c.AlphasCumprod).
-func NewSigmaSampler(name string, c SchedulerConfig, steps int) (SigmaSampler, error) {
+// NewSigmaSampler builds a sampler for steps model evaluations with the
+// scheduler settings of c (ᾱ from c.AlphasCumprod; use_karras_sigmas turns
+// Euler and DPM-Solver++ to Karras σs).
+func NewSigmaSampler(kind SigmaSamplerKind, c SchedulerConfig, steps int) (SigmaSampler, error) {
 	T := c.NumTrainTimesteps
 	if steps < 1 || steps > T {
 		return nil, fmt.Errorf("steps: want 1 … %d, have %d", T, steps)
@@ -61,17 +59,17 @@ func NewSigmaSampler(name string, c SchedulerConfig, steps int) (SigmaSampler, e
 	for i, a := range ab {
 		sig[i] = float64(float32(math.Sqrt(float64(float32((1 - a) / a)))))
 	}
-	switch name {
-	case "ddim":
+	switch kind.Or() {
+	case SigmaDDIM:
 		return newDiffusersDDIM(c, ab, steps)
-	case "euler", "euler-karras":
-		return newEuler(c, sig, steps, name == "euler-karras" || c.UseKarrasSigmas, false)
-	case "euler-a", "euler_a", "euler-ancestral":
+	case SigmaEuler, SigmaEulerKarras:
+		return newEuler(c, sig, steps, kind == SigmaEulerKarras || c.UseKarrasSigmas, false)
+	case SigmaEulerAncestral:
 		return newEuler(c, sig, steps, c.UseKarrasSigmas, true)
-	case "dpm++2m", "dpmpp2m", "dpm++2m-karras", "dpmpp2m-karras":
-		return newDPMSolver(c, sig, steps, name == "dpm++2m-karras" || name == "dpmpp2m-karras" || c.UseKarrasSigmas)
+	case SigmaDPMPP2M, SigmaDPMPP2MKarras:
+		return newDPMSolver(c, sig, steps, kind.Or() == SigmaDPMPP2MKarras || c.UseKarrasSigmas)
 	}
-	return nil, fmt.Errorf("unknown sampler %q (want one of %v)", name, SigmaSamplerNames)
+	return nil, fmt.Errorf("unknown %v", kind)
 }
 
 func sigmaOf(ab float64) float64 { return math.Sqrt((1 - ab) / ab) }

@@ -26,7 +26,7 @@ func sd15Scheduler(t *testing.T) SchedulerConfig {
 func TestSigmaSamplerTimesteps(t *testing.T) {
 	c := sd15Scheduler(t)
 	get := func(name string, n int) SigmaSampler {
-		s, err := NewSigmaSampler(name, c, n)
+		s, err := sigmaByName(name, c, n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,10 +59,10 @@ func TestSigmaSamplerTimesteps(t *testing.T) {
 	if kt := k.Timesteps(); kt[0] != 999 || kt[19] != 0 {
 		t.Errorf("karras timesteps: %v", kt)
 	}
-	if _, err := NewSigmaSampler("plms", c, 10); err == nil {
+	if _, err := sigmaByName("plms", c, 10); err == nil {
 		t.Error("an unknown sampler was accepted")
 	}
-	if _, err := NewSigmaSampler("euler", c, 0); err == nil {
+	if _, err := sigmaByName("euler", c, 0); err == nil {
 		t.Error("0 steps accepted")
 	}
 }
@@ -88,7 +88,7 @@ func TestSigmaSamplersOnGaussian(t *testing.T) {
 			if tc.name == "euler-a" {
 				steps = 200
 			}
-			sm, err := NewSigmaSampler(tc.name, c, steps)
+			sm, err := sigmaByName(tc.name, c, steps)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,7 +190,7 @@ func TestSigmaSamplersFollowTheODE(t *testing.T) {
 	}
 	// run samples with steps and compares x after step at (σ = Sigmas()[at+1])
 	run := func(name string, steps, at int) float64 {
-		sm, err := NewSigmaSampler(name, c, steps)
+		sm, err := sigmaByName(name, c, steps)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,9 +268,18 @@ func FuzzSchedulerConfig(f *testing.F) {
 			}
 		}
 		for _, name := range SigmaSamplerNames {
-			if sm, err := NewSigmaSampler(name, c, min(10, c.NumTrainTimesteps)); err == nil && len(sm.Sigmas()) != len(sm.Timesteps())+1 {
+			if sm, err := sigmaByName(name, c, min(10, c.NumTrainTimesteps)); err == nil && len(sm.Sigmas()) != len(sm.Timesteps())+1 {
 				t.Fatalf("%s: %d σ's for %d steps", name, len(sm.Sigmas()), len(sm.Timesteps()))
 			}
 		}
 	})
+}
+
+// sigmaByName is NewSigmaSampler by name, as the command line takes it.
+func sigmaByName(name string, c SchedulerConfig, steps int) (SigmaSampler, error) {
+	k, err := ParseSigmaSampler(name)
+	if err != nil {
+		return nil, err
+	}
+	return NewSigmaSampler(k, c, steps)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/kernels"
@@ -211,7 +212,7 @@ func moments(v []float32) (mu [2]float64, cov [2][2]float64) {
 
 func TestSamplersOnGaussian(t *testing.T) {
 	dev := kernels.NewCPU(2)
-	s, err := NewSchedule("linear", 1000)
+	s, err := NewSchedule(Linear, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +297,7 @@ func TestSamplersOnGaussian(t *testing.T) {
 }
 
 func TestCosineScheduleClosedForm(t *testing.T) {
-	s, err := NewSchedule("cosine", 1000)
+	s, err := NewSchedule(Cosine, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,15 +318,15 @@ func TestCosineScheduleClosedForm(t *testing.T) {
 }
 
 func TestSchedulesClosedForms(t *testing.T) {
-	lin, _ := NewSchedule("linear", 1000)
+	lin, _ := NewSchedule(Linear, 1000)
 	if lin.Betas[0] != 1e-4 || math.Abs(lin.Betas[999]-0.02) > 1e-15 || math.Abs(lin.Betas[500]-(1e-4+(0.02-1e-4)*500/999)) > 1e-15 {
 		t.Fatalf("linear betas %g %g %g", lin.Betas[0], lin.Betas[500], lin.Betas[999])
 	}
-	sl, _ := NewSchedule("scaled_linear", 1000)
+	sl, _ := NewSchedule(ScaledLinear, 1000)
 	if math.Abs(math.Sqrt(sl.Betas[300])-(0.01+(math.Sqrt(0.02)-0.01)*300/999)) > 1e-12 {
 		t.Fatalf("scaled_linear beta %g", sl.Betas[300])
 	}
-	sg, _ := NewSchedule("sigmoid", 1000)
+	sg, _ := NewSchedule(Sigmoid, 1000)
 	if math.Abs(sg.Betas[0]-(1e-4+(0.02-1e-4)/(1+math.Exp(6)))) > 1e-15 {
 		t.Fatalf("sigmoid beta %g", sg.Betas[0])
 	}
@@ -344,8 +345,21 @@ func TestSchedulesClosedForms(t *testing.T) {
 			}
 		}
 	}
-	if _, err := NewSchedule("quadratic", 1000); err == nil {
+	if _, err := ParseBetaSchedule("quadratic"); err == nil {
+		t.Fatal("unknown schedule name accepted")
+	}
+	if _, err := NewSchedule(BetaSchedule(9), 1000); err == nil {
 		t.Fatal("unknown schedule accepted")
+	}
+	for _, name := range append(BetaSchedules, "squaredcos_cap_v2") {
+		var b BetaSchedule
+		if err := b.Set(name); err != nil {
+			t.Fatal(err)
+		}
+		text, _ := b.MarshalText()
+		if want := strings.Replace(name, "squaredcos_cap_v2", "cosine", 1); string(text) != want {
+			t.Errorf("%s reads back as %s", name, text)
+		}
 	}
 }
 

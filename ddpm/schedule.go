@@ -24,47 +24,43 @@ type Schedule struct {
 // MaxTimesteps bounds T (checked before anything is allocated).
 const MaxTimesteps = 100_000
 
-// Schedule names accepted by NewSchedule.
-var ScheduleNames = []string{"linear", "scaled_linear", "cosine", "sigmoid"}
-
-// NewSchedule builds a named schedule of T steps:
+// NewSchedule builds a schedule of T steps:
 //
 //	linear         β from 1e-4 to 0.02, evenly spaced (Ho et al. 2020)
 //	scaled_linear  √β evenly spaced from √1e-4 to √0.02, squared (the latent-diffusion form)
 //	cosine         ᾱ(t) = f(t)/f(0), f(t) = cos²((t/T + s)/(1 + s)·π/2), s = 0.008,
 //	               β_t = min(1 - ᾱ(t+1)/ᾱ(t), 0.999) (Nichol & Dhariwal 2021; diffusers' squaredcos_cap_v2)
 //	sigmoid        β = 1e-4 + (0.02 - 1e-4)·sigmoid(x), x evenly spaced in [-6, 6] (Xu et al., GeoDiff)
-func NewSchedule(name string, T int) (*Schedule, error) {
+func NewSchedule(kind BetaSchedule, T int) (*Schedule, error) {
 	if T < 2 || T > MaxTimesteps {
 		return nil, fmt.Errorf("schedule: want 2 … %d timesteps, have %d", MaxTimesteps, T)
 	}
 	const start, end = 1e-4, 0.02
 	betas := make([]float64, T)
 	lin := func(a, b float64, i int) float64 { return a + (b-a)*float64(i)/float64(T-1) }
-	switch name {
-	case "linear":
+	switch kind {
+	case Linear:
 		for i := range betas {
 			betas[i] = lin(start, end, i)
 		}
-	case "scaled_linear":
+	case ScaledLinear:
 		for i := range betas {
 			v := lin(math.Sqrt(start), math.Sqrt(end), i)
 			betas[i] = v * v
 		}
-	case "cosine", "squaredcos_cap_v2":
-		name = "cosine"
+	case Cosine:
 		for i := range betas {
 			betas[i] = math.Min(1-CosineAlphaBar(float64(i+1)/float64(T))/CosineAlphaBar(float64(i)/float64(T)), 0.999)
 		}
-	case "sigmoid":
+	case Sigmoid:
 		for i := range betas {
 			x := lin(-6, 6, i)
 			betas[i] = start + (end-start)/(1+math.Exp(-x))
 		}
 	default:
-		return nil, fmt.Errorf("schedule: unknown name %q (want one of %v)", name, ScheduleNames)
+		return nil, fmt.Errorf("schedule: unknown %v", kind)
 	}
-	return FromBetas(name, betas), nil
+	return FromBetas(kind.String(), betas), nil
 }
 
 // CosineAlphaBar is f(u) = cos²((u + s)/(1 + s)·π/2) with s = 0.008, u = t/T.

@@ -27,27 +27,27 @@ import (
 
 // TrainConfig holds the hyper-parameters; it is saved with every checkpoint.
 type TrainConfig struct {
-	Steps       int     `json:"steps"`
-	Batch       int     `json:"batch"`
-	LR          float64 `json:"lr"`
-	WarmupSteps int     `json:"warmup_steps"`
-	LRDecay     string  `json:"lr_decay,omitempty"` // after the warm-up: "" or "constant", or "cosine" (to 0 at Steps)
-	WeightDecay float64 `json:"weight_decay"`
-	ClipNorm    float64 `json:"clip_norm"`     // 0: no clipping
-	EMADecay    float64 `json:"ema_decay"`     // the cap; the warm-up is (1+n)/(10+n)
-	CondDrop    float64 `json:"cond_drop"`     // probability of replacing the label by the null class
-	HFlip       bool    `json:"hflip"`         // random horizontal flips
-	Objective   string  `json:"objective"`     // epsilon, v_prediction or sample
-	Schedule    string  `json:"schedule"`      // linear, scaled_linear, cosine, sigmoid
-	T           int     `json:"timesteps"`     // number of diffusion steps
-	MinSNRGamma float64 `json:"min_snr_gamma"` // 0: plain MSE
-	Seed        uint64  `json:"seed"`
+	Steps       int          `json:"steps"`
+	Batch       int          `json:"batch"`
+	LR          float64      `json:"lr"`
+	WarmupSteps int          `json:"warmup_steps"`
+	LRDecay     string       `json:"lr_decay,omitempty"` // after the warm-up: "" or "constant", or "cosine" (to 0 at Steps)
+	WeightDecay float64      `json:"weight_decay"`
+	ClipNorm    float64      `json:"clip_norm"`     // 0: no clipping
+	EMADecay    float64      `json:"ema_decay"`     // the cap; the warm-up is (1+n)/(10+n)
+	CondDrop    float64      `json:"cond_drop"`     // probability of replacing the label by the null class
+	HFlip       bool         `json:"hflip"`         // random horizontal flips
+	Objective   string       `json:"objective"`     // epsilon, v_prediction or sample
+	Schedule    BetaSchedule `json:"schedule"`      // written as its name
+	T           int          `json:"timesteps"`     // number of diffusion steps
+	MinSNRGamma float64      `json:"min_snr_gamma"` // 0: plain MSE
+	Seed        uint64       `json:"seed"`
 }
 
 // DefaultTrainConfig is a reasonable small-model setting.
 func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{Steps: 1000, Batch: 32, LR: 1e-3, WarmupSteps: 50, WeightDecay: 0.01, ClipNorm: 1,
-		EMADecay: 0.999, CondDrop: 0.1, Objective: string(PredictEpsilon), Schedule: "cosine", T: 1000, Seed: 1}
+		EMADecay: 0.999, CondDrop: 0.1, Objective: string(PredictEpsilon), Schedule: Cosine, T: 1000, Seed: 1}
 }
 
 // Validate names the first bad field.

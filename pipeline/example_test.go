@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/pipeline"
 )
@@ -17,7 +18,7 @@ func ExamplePipeline_Generate() {
 		fmt.Println(err)
 		return
 	}
-	res, err := p.Generate(pipeline.Options{Prompt: "a red circle", Steps: 4, Guidance: 5, Sampler: "euler", Seed: 1})
+	res, err := p.Generate(pipeline.Options{Prompt: "a red circle", Steps: 4, Guidance: 5, Sampler: ddpm.SigmaEuler, Seed: 1})
 	if err != nil {
 		fmt.Println(err)
 		return

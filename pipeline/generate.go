@@ -25,10 +25,10 @@ import (
 // Options are the settings of one text-to-image (or image-to-image) run.
 type Options struct {
 	Prompt   string
-	Negative string  // the negative prompt; "" is the empty (unconditional) prompt
-	Steps    int     // model evaluations (default 25)
-	Guidance float64 // classifier-free guidance scale (default 7.5; ≤ 1 runs the prompt alone)
-	Sampler  string  // one of ddpm.SigmaSamplerNames (default dpm++2m-karras)
+	Negative string                // the negative prompt; "" is the empty (unconditional) prompt
+	Steps    int                   // model evaluations (default 25)
+	Guidance float64               // classifier-free guidance scale (default 7.5; ≤ 1 runs the prompt alone)
+	Sampler  ddpm.SigmaSamplerKind // zero: dpm++2m-karras
 	Seed     uint64
 	Width    int // pixels, a multiple of SizeStep, 8 for SD (default DefaultSize)
 	Height   int
@@ -86,9 +86,7 @@ func (p *Pipeline) withDefaults(o Options) (Options, error) {
 	if o.Guidance == 0 {
 		o.Guidance = 7.5
 	}
-	if o.Sampler == "" {
-		o.Sampler = "dpm++2m-karras"
-	}
+	o.Sampler = o.Sampler.Or()
 	if o.Latents != nil && o.Latents.Rank() == 4 && o.Width == 0 && o.Height == 0 { // the size the latents give
 		o.Height, o.Width = o.Latents.Dim(2)*p.ImageFactor(), o.Latents.Dim(3)*p.ImageFactor()
 	}
@@ -354,10 +352,6 @@ func ToImage(decoded *tensor.Tensor) (*image.NRGBA, error) {
 	return im, nil
 }
 
-// samplerLabels are the names A1111-style front-ends write.
-var samplerLabels = map[string]string{"ddim": "DDIM", "euler": "Euler", "euler-a": "Euler a", "dpm++2m": "DPM++ 2M",
-	"dpm++2m-karras": "DPM++ 2M Karras", "euler-karras": "Euler Karras"}
-
 // parameters is the "parameters" text that SD front-ends write into PNGs:
 //
 //	prompt
@@ -369,10 +363,7 @@ func (p *Pipeline) parameters(o Options, seed uint64, i2i *img2img) string {
 	if o.Negative != "" {
 		b.WriteString("\nNegative prompt: " + o.Negative)
 	}
-	label := samplerLabels[o.Sampler]
-	if label == "" {
-		label = o.Sampler
-	}
+	label := o.Sampler.Label()
 	fmt.Fprintf(&b, "\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %d, Size: %dx%d, Model hash: %s, Model: %s",
 		o.Steps, label, o.Guidance, seed, o.Width, o.Height, p.ModelHash(), p.Name)
 	if i2i != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/safetensors"
@@ -36,11 +37,15 @@ func TestImg2ImgMatchesReference(t *testing.T) {
 		return tensor.FromFloat32(dev, v, s...)
 	}
 	md := io.Metadata
+	sampler, err := ddpm.ParseSigmaSampler(md["sampler"])
+	if err != nil {
+		t.Fatal(err)
+	}
 	steps, _ := strconv.Atoi(md["num_inference_steps"])
 	g, _ := strconv.ParseFloat(md["guidance_scale"], 64)
 	strength, _ := strconv.ParseFloat(md["strength"], 64)
 	res, err := p.Img2Img(Img2ImgOptions{Options: Options{Prompt: md["prompt"], Negative: md["negative_prompt"], Steps: steps,
-		Guidance: g, Sampler: md["sampler"]}, Image: img, Strength: strength,
+		Guidance: g, Sampler: sampler}, Image: img, Strength: strength,
 		EncoderNoise: tensorOf("enc_noise"), Noise: tensorOf("noise")})
 	if err != nil {
 		t.Fatal(err)

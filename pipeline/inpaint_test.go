@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/safetensors"
@@ -51,10 +52,14 @@ func TestInpaintMatchesReference(t *testing.T) {
 		return tensor.FromFloat32(dev, v, s...)
 	}
 	md := io.Metadata
+	sampler, err := ddpm.ParseSigmaSampler(md["sampler"])
+	if err != nil {
+		t.Fatal(err)
+	}
 	steps, _ := strconv.Atoi(md["num_inference_steps"])
 	g, _ := strconv.ParseFloat(md["guidance_scale"], 64)
 	opts := InpaintOptions{Options: Options{Prompt: md["prompt"], Negative: md["negative_prompt"], Steps: steps,
-		Guidance: g, Sampler: md["sampler"]}, Image: img, Mask: mask,
+		Guidance: g, Sampler: sampler}, Image: img, Mask: mask,
 		EncoderNoise: tensorOf("enc_noise"), MaskedEncoderNoise: tensorOf("masked_enc_noise"), Noise: tensorOf("noise")}
 	for _, c := range []struct{ name, dir string }{{"legacy", tiny}, {"unet9", inpDir}} {
 		t.Run(c.name, func(t *testing.T) {

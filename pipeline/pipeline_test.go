@@ -91,7 +91,7 @@ func checkPipeline(t *testing.T, dev tensor.Device, dir string) {
 			t.Fatalf("alphas_cumprod[%d] = %v, want %v exactly", i, float32(ab[i]), wantAB[i])
 		}
 	}
-	sm, err := ddpm.NewSigmaSampler("ddim", p.Scheduler, run.steps)
+	sm, err := ddpm.NewSigmaSampler(ddpm.SigmaDDIM, p.Scheduler, run.steps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func checkPipeline(t *testing.T, dev tensor.Device, dir string) {
 	lv, ls := sdfixtures.Float32(t, io, "latents_init")
 	_, imShape := sdfixtures.Float32(t, io, "image")
 	res, err := p.Generate(Options{Prompt: run.prompt, Negative: run.negative, Steps: run.steps, Guidance: run.guidance,
-		Sampler: "ddim", Width: imShape[3], Height: imShape[2], Latents: tensor.FromFloat32(dev, lv, ls...),
+		Sampler: ddpm.SigmaDDIM, Width: imShape[3], Height: imShape[2], Latents: tensor.FromFloat32(dev, lv, ls...),
 		Trace: func(i int, out, x0, latents *tensor.Tensor) {
 			sdfixtures.Compare(t, io, fmt.Sprintf("step/%d/noise_pred", i), out, tolSteps)
 			sdfixtures.Compare(t, io, fmt.Sprintf("step/%d/pred_original_sample", i), x0, tolSteps)
@@ -169,7 +169,7 @@ func TestPipelineHalfWeights(t *testing.T) {
 	lv, ls := sdfixtures.Float32(t, io, "latents_init")
 	_, imShape := sdfixtures.Float32(t, io, "image")
 	res, err := p.Generate(Options{Prompt: run.prompt, Negative: run.negative, Steps: run.steps, Guidance: run.guidance,
-		Sampler: "ddim", Width: imShape[3], Height: imShape[2], Latents: tensor.FromFloat32(dev, lv, ls...)})
+		Sampler: ddpm.SigmaDDIM, Width: imShape[3], Height: imShape[2], Latents: tensor.FromFloat32(dev, lv, ls...)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,8 +72,12 @@ func (f *sdFlags) check() error {
 }
 
 func (f *sdFlags) options(dev tensor.Device) (pipeline.Options, error) {
-	o := pipeline.Options{Prompt: f.prompt, Negative: f.negative, Steps: f.steps, Guidance: f.guidance, Sampler: f.sampler,
+	o := pipeline.Options{Prompt: f.prompt, Negative: f.negative, Steps: f.steps, Guidance: f.guidance,
 		Seed: f.seed, Width: f.width, Height: f.height, N: f.n, ClipSkip: f.clipSkip}
+	var err error
+	if o.Sampler, err = ddpm.ParseSigmaSampler(f.sampler); err != nil {
+		return o, fmt.Errorf("-sampler: %w", err)
+	}
 	if f.latents != "" {
 		path, name, ok := strings.Cut(f.latents, ":")
 		if !ok {
@@ -232,7 +236,7 @@ func generate(f *sdFlags, task string, run func(p *pipeline.Pipeline, o pipeline
 			path = fmt.Sprintf("%s-%04d%s", strings.TrimSuffix(path, ext), i+1, ext)
 		}
 		prov := newProvenance(task)
-		prov.Model, prov.ModelHash, prov.Sampler, prov.Steps, prov.Guidance = p.Name, p.ModelHash(), o.Sampler, o.Steps, o.Guidance
+		prov.Model, prov.ModelHash, prov.Sampler, prov.Steps, prov.Guidance = p.Name, p.ModelHash(), o.Sampler.String(), o.Steps, o.Guidance
 		prov.Seed, prov.Prompt, prov.Negative = o.Seed+uint64(i), o.Prompt, o.Negative
 		prov.Safety = &safetyRecord{Checker: out.Verdict.Checker, Policy: string(policy), Action: out.Action, Flagged: out.Verdict.Flagged,
 			Scores: out.Verdict.Scores, Message: out.Verdict.Message}

@@ -68,7 +68,11 @@ func runNoise(args []string) error {
 	var pix []float32
 	dev := kernels.CPU()
 	for _, name := range names {
-		s, err := ddpm.NewSchedule(strings.TrimSpace(name), *T)
+		kind, err := ddpm.ParseBetaSchedule(strings.TrimSpace(name))
+		if err != nil {
+			return fmt.Errorf("-schedule: %w", err)
+		}
+		s, err := ddpm.NewSchedule(kind, *T)
 		if err != nil {
 			return fmt.Errorf("-schedule: %w", err)
 		}

@@ -93,8 +93,9 @@ func schedulesPlot(path string, T int) error {
 	pb.Title.Text = "β_t (log scale)"
 	pb.Y.Scale = plot.LogScale{}
 	pb.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	for i, name := range ddpm.ScheduleNames {
-		s, err := ddpm.NewSchedule(name, T)
+	for i, name := range ddpm.BetaSchedules {
+		kind, _ := ddpm.ParseBetaSchedule(name)
+		s, err := ddpm.NewSchedule(kind, T)
 		if err != nil {
 			return err
 		}

@@ -48,7 +48,11 @@ func runImages(m *nn.UNet2D, s *ddpm.Schedule, obj ddpm.Objective, spec sampleSp
 	if err != nil {
 		return nil, fmt.Errorf("-spacing: %w", err)
 	}
-	sm, err := ddpm.NewSampler(spec.sampler, s, spec.steps, spacing, spec.eta)
+	kind, err := ddpm.ParseSampler(spec.sampler)
+	if err != nil {
+		return nil, fmt.Errorf("-sampler: %w", err)
+	}
+	sm, err := ddpm.NewSampler(kind, s, spec.steps, spacing, spec.eta)
 	if err != nil {
 		return nil, err
 	}

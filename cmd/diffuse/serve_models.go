@@ -368,7 +368,11 @@ func (b *sdBackend) mergeable(_, _ *genRequest) bool { return false } // the pip
 
 func (b *sdBackend) run(ctx context.Context, reqs []*genRequest, prog progressFunc) ([][]*genImage, error) {
 	r := reqs[0]
-	o := pipeline.Options{Prompt: r.Prompt, Negative: r.Negative, Steps: r.Steps, Guidance: r.Guidance, Sampler: r.Sampler,
+	sampler, err := ddpm.ParseSigmaSampler(r.Sampler)
+	if err != nil {
+		return nil, err
+	}
+	o := pipeline.Options{Prompt: r.Prompt, Negative: r.Negative, Steps: r.Steps, Guidance: r.Guidance, Sampler: sampler,
 		Seed: r.Seed, Width: r.Width, Height: r.Height, N: r.N, SafetyPolicy: b.out.policy,
 		NoWatermark: *b.out.flags.watermark == "off", Context: ctx}
 	var x0 *tensor.Tensor
@@ -378,7 +382,6 @@ func (b *sdBackend) run(ctx context.Context, reqs []*genRequest, prog progressFu
 		prog(img*steps+step, r.N*steps, func() image.Image { return latentPreview(est) })
 	}
 	var res *pipeline.Result
-	var err error
 	switch r.Task {
 	case taskImg2Img:
 		res, err = b.p.Img2Img(pipeline.Img2ImgOptions{Options: o, Image: r.Image, Strength: r.Strength})
@@ -556,7 +559,11 @@ func (b *ckptBackend) run(ctx context.Context, reqs []*genRequest, prog progress
 		}
 		total += r.N
 	}
-	sm, err := ddpm.NewSampler(r0.Sampler, b.ckpt.Schedule, r0.Steps, ddpm.DefaultSpacing, 0)
+	kind, err := ddpm.ParseSampler(r0.Sampler)
+	if err != nil {
+		return nil, err
+	}
+	sm, err := ddpm.NewSampler(kind, b.ckpt.Schedule, r0.Steps, ddpm.DefaultSpacing, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -101,7 +101,8 @@ func runTrain(args []string) error {
 		"class-conditional tiny-mnist model on the embedded 5,000-image Fashion-MNIST slice.")
 	config := fs.String("config", "", "UNet2DModel config.json (default: the built-in tiny-mnist config)")
 	dataSpec := fs.String("data", "embedded", "training images: embedded | idx:IMAGES[,LABELS] | folder:DIR | shapes[:N] | emoji[:FONT[,EMOJI-TEST]] (captioned\n"+
-		"scenes: trains a text-to-image pipeline, OUT/checkpoint being its folder; -config is then a UNet2DConditionModel config)\n"+
+		"scenes: trains a text-to-image pipeline, OUT/checkpoint being its folder; -config is then a UNet2DConditionModel config;\n"+
+		"default -time 10m, -objective sample)\n"+
 		"| shapes3d[:N] | voxels:FILE.npy|FILE.binvox|DIR (volumes: trains a class-conditional UNet3D, -config a UNet3D config;\n"+
 		"default -time 10m, -batch 16, -objective sample; diffuse sample3d makes meshes)")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
@@ -118,7 +119,7 @@ func runTrain(args []string) error {
 	fs.Float64Var(&tc.EMADecay, "ema", tc.EMADecay, "EMA decay cap (the warm-up is (1+n)/(10+n))")
 	fs.Float64Var(&tc.CondDrop, "cond-drop", tc.CondDrop, "probability of training a sample with the null label (for guidance)")
 	fs.BoolVar(&tc.HFlip, "hflip", false, "random horizontal flips")
-	fs.StringVar(&tc.Schedule, "schedule", tc.Schedule, "noise schedule: "+strings.Join(ddpm.ScheduleNames, ", "))
+	fs.Var(&tc.Schedule, "schedule", "noise schedule: "+strings.Join(ddpm.BetaSchedules, ", "))
 	fs.IntVar(&tc.T, "timesteps", tc.T, "diffusion steps T")
 	fs.StringVar(&tc.Objective, "objective", tc.Objective, "epsilon, v_prediction or sample")
 	fs.Float64Var(&tc.MinSNRGamma, "min-snr", tc.MinSNRGamma, "min-SNR-γ loss weighting (0: plain MSE)")
@@ -179,6 +180,9 @@ func runTrain(args []string) error {
 		}
 		if !flagSet(fs, "time") {
 			*budget = defaultTextTime
+		}
+		if !flagSet(fs, "objective") {
+			tc.Objective = defaultTextObjective
 		}
 		return trainText(textRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: *resume, sampleSteps: *sampleSteps,
 			loop: loopSettings{out: *out, start: start, budget: *budget, timed: timed && *budget > 0, ckptEvery: *ckptEvery, sampleEvery: *sampleEvery}})

@@ -195,7 +195,11 @@ func sampleVolumes(m *unet.UNet3D, s *ddpm.Schedule, obj ddpm.Objective, spec vo
 	var out [][]float32
 	for start := 0; start < spec.n; start += chunk {
 		n := min(chunk, spec.n-start)
-		sm, err := ddpm.NewSampler(spec.sampler, s, spec.steps, spacing, spec.eta)
+		kind, err := ddpm.ParseSampler(spec.sampler)
+		if err != nil {
+			return nil, fmt.Errorf("-sampler: %w", err)
+		}
+		sm, err := ddpm.NewSampler(kind, s, spec.steps, spacing, spec.eta)
 		if err != nil {
 			return nil, err
 		}

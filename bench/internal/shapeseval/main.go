@@ -232,7 +232,11 @@ func generate(p *pipeline.Pipeline, captions []string, g float64, steps int, sam
 			})
 			return eps, err
 		}
-		sm, err := ddpm.NewSigmaSampler(sampler, p.Scheduler, steps)
+		kind, err := ddpm.ParseSigmaSampler(sampler)
+		if err != nil {
+			return nil, err
+		}
+		sm, err := ddpm.NewSigmaSampler(kind, p.Scheduler, steps)
 		if err != nil {
 			return nil, err
 		}
