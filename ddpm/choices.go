@@ -212,7 +212,10 @@ func ParseSigmaSampler(name string) (SigmaSamplerKind, error) {
 }
 
 // Set implements flag.Value.
-func (k *SigmaSamplerKind) Set(name string) (err error) { *k, err = ParseSigmaSampler(name); return err }
+func (k *SigmaSamplerKind) Set(name string) (err error) {
+	*k, err = ParseSigmaSampler(name)
+	return err
+}
 
 func enumName(names []string, i int, typ string) string {
 	if i >= 0 && i < len(names) {
@@ -235,4 +238,3 @@ func enumParse(names []string, name, what string) (int, error) {
 	}
 	return 0, fmt.Errorf("unknown %s %q (want one of %s)", what, name, strings.Join(valid, ", "))
 }
-
