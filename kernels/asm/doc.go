@@ -12,8 +12,12 @@
 //	              AdamW, softmax passes, a·x + b, binary ops, the norm
 //	              gradient, the Winograd transforms
 //	asm_amd64.go  their Go declarations
-//	asm_other.go  the same functions in plain Go for other architectures and
-//	              the noasm build tag
+//	asm_other.go  for other architectures and the noasm build tag: plain-Go
+//	              stand-ins of the GEMM micro-kernels and packers (the noasm
+//	              test of package kernels runs its packing and blocking on them
+//	              with the AVX-512 tile sizes), and stubs that panic for the
+//	              vector kernels, which package kernels never calls without
+//	              assembly (its own loops are their specification)
 //
 // `go generate ./kernels/asm` rewrites the first two; CI regenerates them
 // and fails on any difference. The packing and blocking around the kernels
