@@ -81,6 +81,11 @@ var defaultLevel = sync.OnceValues(func() (Level, string) {
 	return l, ""
 })
 
+// simd reports whether the vector kernels of package asm run: at the AVX2
+// level and above, when the assembly is built in. Every vector path asks
+// this (the GEMM asks microKernel).
+func (d *Device) simd() bool { return d.level >= AVX2 && asm.Available }
+
 // microKernel returns the level's micro-kernel (false at the generic level,
 // which has the plain-Go reference GEMM instead).
 func (d *Device) microKernel() (microKernel, bool) {

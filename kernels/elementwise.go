@@ -117,7 +117,7 @@ func (d *Device) UnaryBackward(op tensor.UnaryOp, dx, x, dy tensor.Buffer, n int
 func (d *Device) Binary(op tensor.BinaryOp, dst tensor.Buffer, a, b tensor.Strided, shape []int) {
 	y, as, bs := f32(dst), f32(a.Buf), f32(b.Buf)
 	r := len(shape)
-	simd := d.level >= AVX2 && asm.Available
+	simd := d.simd()
 	dense := make([]int, r)
 	s := 1
 	for i := r - 1; i >= 0; i-- {

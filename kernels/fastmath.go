@@ -54,7 +54,7 @@ func expf(x float32) float32 {
 // asm.ExpAVX2 where the level allows, the rest with expf.
 func (d *Device) expVec(dst, src []float32) {
 	k := 0
-	if d.level >= AVX2 && asm.Available {
+	if d.simd() {
 		asm.ExpAVX2(dst, src)
 		k = len(src) / 8 * 8
 	}
@@ -81,7 +81,7 @@ func (d *Device) unaryFast(op tensor.UnaryOp, y, x []float32) bool {
 	switch op {
 	case tensor.OpSiLU:
 		k := 0
-		if d.level >= AVX2 && asm.Available { // fused: one pass instead of the four below
+		if d.simd() { // fused: one pass instead of the four below
 			asm.SiLUAVX2(y, x)
 			k = len(x) / 8 * 8
 		}
@@ -95,7 +95,7 @@ func (d *Device) unaryFast(op tensor.UnaryOp, y, x []float32) bool {
 		d.expVec(y, x)
 	case tensor.OpGELU:
 		k := 0
-		if d.level >= AVX2 && asm.Available {
+		if d.simd() {
 			asm.GELUAVX2(y, x)
 			k = len(x) / 8 * 8
 		}
@@ -143,7 +143,7 @@ func (d *Device) unaryGradFast(op tensor.UnaryOp, dx, x, dy []float32) bool {
 	switch op {
 	case tensor.OpSiLU: // σ(x)·(1 + x·(1-σ(x)))
 		k := 0
-		if d.level >= AVX2 && asm.Available {
+		if d.simd() {
 			asm.SiLUGradAVX2(dx, x, dy)
 			k = len(x) / 8 * 8
 		}

@@ -40,7 +40,7 @@ func halfToFloat(h uint16) float32 {
 // the level has it.
 func (d *Device) widen(dst []float32, src []uint16) {
 	k := 0
-	if d.level >= AVX2 && asm.Available && hasF16C {
+	if d.simd() && hasF16C {
 		asm.HalfToFloatAVX2(dst, src)
 		k = len(src) / 8 * 8
 	}

@@ -185,7 +185,7 @@ func sumDot64(y, x []float32) (sy, syx float64) {
 // (Go fuses them only when built for GOAMD64=v3 or above).
 func (d *Device) affine(dst, src []float32, a, b float32) {
 	k := 0
-	if d.level >= AVX2 && asm.Available {
+	if d.simd() {
 		asm.AffineAVX2(dst, src, a, b)
 		k = len(src) / 8 * 8
 	}
@@ -199,7 +199,7 @@ func (d *Device) affine(dst, src []float32, a, b float32) {
 func (d *Device) normGradRow(dx, dy, x []float32, k *[4]float32) {
 	dy, x = dy[:len(dx)], x[:len(dx)]
 	j := 0
-	if d.level >= AVX2 && asm.Available {
+	if d.simd() {
 		asm.NormGradAVX2(dx, dy, x, k)
 		j = len(dx) / 8 * 8
 	}

@@ -115,7 +115,7 @@ func (d *Device) convWinograd(ys, xs, ws, bs []float32, p tensor.ConvParams, fli
 	})
 }
 
-func (d *Device) winoSIMD() bool { return d.tune.WinogradAsm && d.level >= AVX2 && asm.Available }
+func (d *Device) winoSIMD() bool { return d.tune.WinogradAsm && d.simd() }
 
 // winoChunks spreads the chunks of tile rows of g over at most d.threads
 // goroutines, each with scratch floats of its own: worker wk runs fn for
