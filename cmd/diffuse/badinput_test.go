@@ -102,13 +102,13 @@ func makeBadInputFiles(t *testing.T) badInputFiles {
 	f := badInputFiles{dir: dir, ckpt: filepath.Join(out, "checkpoint"), pipe: sdfixtures.Folders(t, sdfixtures.Pipeline)[0],
 		imgs: filepath.Join(dir, "imgs"), square: filepath.Join(dir, "square"), empty: filepath.Join(dir, "empty"), corruptDir: filepath.Join(dir, "corrupt"),
 		garbage: filepath.Join(dir, "garbage.txt"), png: filepath.Join(dir, "imgs", "imga.png")}
-	os.MkdirAll(f.empty, 0o755)
-	os.MkdirAll(f.square, 0o755)
+	mkdirAll(t, f.empty)
+	mkdirAll(t, f.square)
 	writeGreyPNG(t, filepath.Join(f.square, "a.png"), 28, 28)
 	writeGreyPNG(t, filepath.Join(f.square, "b.png"), 28, 28)
 	writeImages(t, f.corruptDir, 2)
-	os.WriteFile(filepath.Join(f.corruptDir, "broken.png"), []byte("\x89PNG\r\n\x1a\nnot really"), 0o644)
-	os.WriteFile(f.garbage, []byte("not a picture, not a model\n"), 0o644)
+	writeFile(t, filepath.Join(f.corruptDir, "broken.png"), []byte("\x89PNG\r\n\x1a\nnot really"), 0o644)
+	writeFile(t, f.garbage, []byte("not a picture, not a model\n"), 0o644)
 	return f
 }
 
@@ -337,13 +337,13 @@ func TestBadInput(t *testing.T) {
 	add("-scale 16", "sample", "-checkpoint", f.ckpt, "-scale", "16", "-n", "200000", "-out", "s.png")
 	add("nope", "sample", "-checkpoint", filepath.Join(f.dir, "nope"), "-out", "s.png")
 	add("train_state.safetensors", "sample", "-checkpoint", ckptWith("ck-garbage-state", func(d string) {
-		os.WriteFile(filepath.Join(d, "train_state.safetensors"), []byte("garbage!garbage!"), 0o644)
+		writeFile(t, filepath.Join(d, "train_state.safetensors"), []byte("garbage!garbage!"), 0o644)
 	}), "-out", "s.png")
 	add(nn.WeightsFile, "sample", "-checkpoint", ckptWith("ck-truncated", func(d string) {
 		truncate(t, filepath.Join(d, "unet_ema", nn.WeightsFile), 100)
 	}), "-out", "s.png")
 	add(nn.WeightsFile, "sample", "-checkpoint", ckptWith("ck-huge-header", func(d string) {
-		os.WriteFile(filepath.Join(d, "unet_ema", nn.WeightsFile), []byte("\xff\xff\xff\xff\xff\xff\x00\x00{}"), 0o644)
+		writeFile(t, filepath.Join(d, "unet_ema", nn.WeightsFile), []byte("\xff\xff\xff\xff\xff\xff\x00\x00{}"), 0o644)
 	}), "-out", "s.png")
 	add(nn.WeightsFile, "sample", "-checkpoint", ckptWith("ck-no-weights", func(d string) {
 		os.Remove(filepath.Join(d, "unet_ema", nn.WeightsFile))
@@ -390,7 +390,7 @@ func TestBadInput(t *testing.T) {
 	gen("-out", "-model", f.pipe, "-out", "")
 	gen("model_index.json", "-model", pipeWith("sd-no-index", func(d string) { os.Remove(filepath.Join(d, "model_index.json")) }), "-out", "g.png")
 	gen("model_index.json", "-model", pipeWith("sd-bad-index", func(d string) {
-		os.WriteFile(filepath.Join(d, "model_index.json"), []byte("[1, 2"), 0o644)
+		writeFile(t, filepath.Join(d, "model_index.json"), []byte("[1, 2"), 0o644)
 	}), "-out", "g.png")
 	gen(nn.WeightsFile, "-model", pipeWith("sd-no-unet-weights", func(d string) { os.Remove(weights(d)) }), "-out", "g.png")
 	gen(nn.WeightsFile, "-model", pipeWith("sd-unet-truncated", func(d string) { truncate(t, weights(d), 1000) }), "-out", "g.png")
@@ -400,7 +400,7 @@ func TestBadInput(t *testing.T) {
 	gen("hidden_size", "-model", pipeJSON("sd-text-hidden", "text_encoder/config.json", "hidden_size", "1099511627776"), "-out", "g.png")
 	gen("num_hidden_layers", "-model", pipeJSON("sd-text-layers", "text_encoder/config.json", "num_hidden_layers", "-3"), "-out", "g.png")
 	gen("vocab.json", "-model", pipeWith("sd-vocab", func(d string) {
-		os.WriteFile(filepath.Join(d, "tokenizer", "vocab.json"), []byte(`{"a": "b"`), 0o644)
+		writeFile(t, filepath.Join(d, "tokenizer", "vocab.json"), []byte(`{"a": "b"`), 0o644)
 	}), "-out", "g.png")
 	gen("merges.txt", "-model", pipeWith("sd-merges", func(d string) { os.Remove(filepath.Join(d, "tokenizer", "merges.txt")) }), "-out", "g.png")
 	gen("trained_betas", "-model", pipeJSON("sd-betas", "scheduler/scheduler_config.json", "trained_betas", "[0.5, 2, 0.1]"), "-out", "g.png")
@@ -488,7 +488,7 @@ func TestBadInput(t *testing.T) {
 	add("nowhere", "serve", "-model", filepath.Join(f.dir, "nowhere"))
 	add(f.empty, "serve", "-model", f.empty)
 	add("model_index.json", "serve", "-model", pipeWith("serve-broken-index", func(d string) {
-		os.WriteFile(filepath.Join(d, "model_index.json"), []byte("{not json"), 0o644)
+		writeFile(t, filepath.Join(d, "model_index.json"), []byte("{not json"), 0o644)
 	}))
 
 	add("give one or more images", "detect")
@@ -499,14 +499,14 @@ func TestBadInput(t *testing.T) {
 			_, here, _, _ := runtime.Caller(0)
 			src := filepath.Join(filepath.Dir(here), "..", "..", "testdata", "safety", "tiny-safety")
 			for _, part := range []string{"safety_checker", "feature_extractor"} {
-				os.MkdirAll(filepath.Join(d, part), 0o755)
+				mkdirAll(t, filepath.Join(d, part))
 				entries, _ := os.ReadDir(filepath.Join(src, part))
 				for _, e := range entries {
 					b, _ := os.ReadFile(filepath.Join(src, part, e.Name()))
-					os.WriteFile(filepath.Join(d, part, e.Name()), b, 0o644)
+					writeFile(t, filepath.Join(d, part, e.Name()), b, 0o644)
 				}
 			}
-			os.WriteFile(filepath.Join(d, file), []byte(content), 0o644)
+			writeFile(t, filepath.Join(d, file), []byte(content), 0o644)
 		})
 	}
 	gen("safety_checker/config.json", "-model", withChecker("sd-checker-json", "safety_checker/config.json", "{vision"), "-out", "g.png")
@@ -528,11 +528,11 @@ func TestBadInput(t *testing.T) {
 	add("-real", "eval", "-images", f.square, "-real", "hub:x")
 	add("garbage.txt", "eval", "-images", f.square, "-real", "stats:"+f.garbage)
 	mixed := filepath.Join(f.dir, "mixed")
-	os.MkdirAll(mixed, 0o755)
+	mkdirAll(t, mixed)
 	writeGreyPNG(t, filepath.Join(mixed, "a.png"), 28, 28)
 	writeGreyPNG(t, filepath.Join(mixed, "b.png"), 32, 32)
 	small := filepath.Join(f.dir, "small")
-	os.MkdirAll(small, 0o755)
+	mkdirAll(t, small)
 	writeGreyPNG(t, filepath.Join(small, "a.png"), 16, 16)
 	writeGreyPNG(t, filepath.Join(small, "b.png"), 16, 16)
 	foreign := filepath.Join(f.dir, "inception.stats") // statistics of another feature network

@@ -22,7 +22,7 @@ const fmnistTinyConfig = `{"sample_size": 28, "in_channels": 1, "out_channels": 
 func TestEvalCheckpointAndFolder(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.json")
-	os.WriteFile(cfg, []byte(fmnistTinyConfig), 0o644)
+	writeFile(t, cfg, []byte(fmnistTinyConfig), 0o644)
 	out := filepath.Join(dir, "out")
 	if err := runTrain([]string{"-config", cfg, "-steps", "2", "-batch", "4", "-out", out, "-sample-steps", "1"}); err != nil {
 		t.Fatal(err)

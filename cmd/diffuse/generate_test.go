@@ -424,7 +424,7 @@ func TestSafetyPolicies(t *testing.T) {
 	// The tiny pipeline with a safety_checker/ and feature_extractor/.
 	tiny := sdfixtures.Folders(t, sdfixtures.Pipeline)[0]
 	sd := filepath.Join(dir, "tiny-with-checker")
-	os.MkdirAll(sd, 0o755)
+	mkdirAll(t, sd)
 	entries, _ := os.ReadDir(tiny)
 	for _, e := range entries {
 		os.Symlink(filepath.Join(tiny, e.Name()), filepath.Join(sd, e.Name()))

@@ -11,6 +11,22 @@ import (
 )
 
 // writeImages makes a folder of n small PNGs (alternating bright and dark squares).
+// writeFile and mkdirAll fail the test on an error (a fixture that was not
+// written would make the test pass or fail for the wrong reason).
+func writeFile(t testing.TB, path string, data []byte, perm os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, data, perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mkdirAll(t testing.TB, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func writeImages(t *testing.T, dir string, n int) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -44,7 +60,7 @@ func TestTrainThenSample(t *testing.T) {
 	dir := t.TempDir()
 	writeImages(t, filepath.Join(dir, "imgs"), 6)
 	cfg := filepath.Join(dir, "config.json")
-	os.WriteFile(cfg, []byte(smallConfig), 0o644)
+	writeFile(t, cfg, []byte(smallConfig), 0o644)
 	out := filepath.Join(dir, "out")
 	args := []string{"-config", cfg, "-data", "folder:" + filepath.Join(dir, "imgs"), "-steps", "3", "-batch", "4",
 		"-out", out, "-sample-steps", "2", "-checkpoint-every", "2", "-sample-every", "3"}
@@ -86,9 +102,9 @@ func TestUnknownClassName(t *testing.T) {
 		img = append(img, byte(i*7))
 	}
 	lab := []byte{0, 0, 8, 1, 0, 0, 0, 4, 0, 1, 0, 1}
-	os.WriteFile(filepath.Join(dir, "img.idx"), img, 0o644)
-	os.WriteFile(filepath.Join(dir, "lab.idx"), lab, 0o644)
-	os.WriteFile(cfg, []byte(smallConfig), 0o644)
+	writeFile(t, filepath.Join(dir, "img.idx"), img, 0o644)
+	writeFile(t, filepath.Join(dir, "lab.idx"), lab, 0o644)
+	writeFile(t, cfg, []byte(smallConfig), 0o644)
 	out := filepath.Join(dir, "out")
 	if err := runTrain([]string{"-config", cfg, "-data", "idx:" + filepath.Join(dir, "img.idx") + "," + filepath.Join(dir, "lab.idx"),
 		"-steps", "1", "-batch", "2", "-out", out, "-sample-steps", "1"}); err != nil {

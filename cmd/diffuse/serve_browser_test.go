@@ -105,7 +105,7 @@ func TestServePageInBrowser(t *testing.T) {
 	// Inpainting: upload, paint a stroke, generate.
 	dir := t.TempDir()
 	upload := filepath.Join(dir, "input.png")
-	os.WriteFile(upload, pngOf(testPicture(32, 32, false)), 0o644)
+	writeFile(t, upload, pngOf(testPicture(32, 32, false)), 0o644)
 	var white int
 	err = chromedp.Run(ctx,
 		chromedp.Click(`input[name=task][value=inpaint]`, chromedp.ByQuery),

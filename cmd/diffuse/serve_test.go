@@ -995,8 +995,8 @@ func TestServeOpenAINodeClient(t *testing.T) {
 	ts := startServer(t, func(c *serverConfig) { c.apiKey = "sk-test" })
 	dir := t.TempDir()
 	img, mask := filepath.Join(dir, "image.png"), filepath.Join(dir, "mask.png")
-	os.WriteFile(img, pngOf(testPicture(32, 32, false)), 0o644)
-	os.WriteFile(mask, pngOf(testPicture(32, 32, true)), 0o644)
+	writeFile(t, img, pngOf(testPicture(32, 32, false)), 0o644)
+	writeFile(t, mask, pngOf(testPicture(32, 32, true)), 0o644)
 	cmd := exec.Command(node, filepath.Join("testdata", "openai_client.cjs"))
 	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "BASE_URL="+ts.url, "API_KEY=sk-test", "IMAGE="+img, "MASK="+mask)
 	var stderr bytes.Buffer

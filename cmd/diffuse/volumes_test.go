@@ -22,7 +22,7 @@ const tinyUNet3D = `{"_class_name": "UNet3DModel", "in_channels": 1, "out_channe
 func TestTrainShapes3DThenSample3D(t *testing.T) {
 	out := t.TempDir()
 	cfg := filepath.Join(out, "tiny3d.json")
-	os.WriteFile(cfg, []byte(tinyUNet3D), 0o644)
+	writeFile(t, cfg, []byte(tinyUNet3D), 0o644)
 	args := []string{"-data", "shapes3d:64", "-config", cfg, "-steps", "2", "-batch", "2", "-out", out, "-sample-steps", "1", "-device", "cpu"}
 	if err := runTrain(args); err != nil {
 		t.Fatal(err)

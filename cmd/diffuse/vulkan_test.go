@@ -24,7 +24,7 @@ func TestTrainAndSampleOnVulkan(t *testing.T) {
 	dir := t.TempDir()
 	writeImages(t, filepath.Join(dir, "imgs"), 6)
 	cfg := filepath.Join(dir, "config.json")
-	os.WriteFile(cfg, []byte(smallConfig), 0o644)
+	writeFile(t, cfg, []byte(smallConfig), 0o644)
 	losses := map[string][]float32{}
 	pix := map[string][][]uint8{}
 	for _, d := range []string{"cpu", spec} {
