@@ -11,47 +11,19 @@ import "github.com/godiffuse/godiffuse/tensor"
 //
 // a sum of three 2-D 3×3 convolutions, each of which takes Winograd
 // F(2×2, 3×3) (winograd.go): 2.25× fewer multiplications than the direct
-// form. The volume is laid out plane-major, (D+2, C, H, W) with a zero
-// plane at each end, so that the planes z+kz-1 for z = 0 … D-1 are one
-// contiguous batch of D images: each kz is a single call on a slice of the
-// same buffer. The input gradient is the same sum with the flipped weights
-// and planes z+1-kz; the weight gradient of kz pairs the planes z+kz-1 of x
-// with the planes z of dy.
+// form. The sum is taken in the Winograd domain: every plane of x is
+// transformed once, each output plane's 16 matrices M[ξ] collect the three
+// taps' products U_kz[ξ]·V_{z+kz-1}[ξ], and one output transform follows.
+// The transforms read and write the planes where they lie in the (C, D, H,
+// W) volumes (winoGeom's strides). The input gradient is the same sum with
+// the flipped weights and planes z+1-kz; the weight gradient of kz pairs the
+// planes z+kz-1 of x with the planes z of dy.
 // ---------------------------------------------------------------------------
 
 // planeConv is the 2-D convolution of one plane: a batch of D images.
 func planeConv(p tensor.Conv3DParams) tensor.ConvParams {
 	return tensor.ConvParams{N: p.D, C: p.C, H: p.H, W: p.W, F: p.F, KH: p.KH, KW: p.KW, StrideH: p.StrideH, StrideW: p.StrideW,
 		PadTop: p.PadH, PadBottom: p.PadH, PadLeft: p.PadW, PadRight: p.PadW, OH: p.OH, OW: p.OW}
-}
-
-// toPlanes writes volume v (C, D, H, W) as planes (D+2, C, H, W) with zero
-// planes first and last.
-func toPlanes(dst, v []float32, c, d, hw int) {
-	clear(dst[:c*hw])
-	clear(dst[(d+1)*c*hw:][:c*hw])
-	for ch := range c {
-		for z := range d {
-			copy(dst[((z+1)*c+ch)*hw:][:hw], v[(ch*d+z)*hw:][:hw])
-		}
-	}
-}
-
-// fromPlanes writes planes (D, C, H, W) back as a volume (C, D, H, W),
-// adding bias[c] when bias is not nil.
-func fromPlanes(v, planes []float32, c, d, hw int, bias []float32) {
-	for ch := range c {
-		var b float32
-		if bias != nil {
-			b = bias[ch]
-		}
-		for z := range d {
-			dst, src := v[(ch*d+z)*hw:][:hw], planes[(z*c+ch)*hw:][:hw]
-			for i, x := range src {
-				dst[i] = x + b
-			}
-		}
-	}
 }
 
 // depthSlice returns w[:, :, kz] (F, C, KH, KW) of w (F, C, KD, KH, KW).
@@ -64,11 +36,16 @@ func depthSlice(w []float32, p tensor.Conv3DParams, kz int) []float32 {
 	return out
 }
 
-// conv3DWinograd computes y = conv(x, w) + b (b may be nil) volume by
-// volume; with flipped it computes the input gradient of p instead (x is
-// dy, y is dx, w still p's weights).
+// conv3DWinograd computes y = conv(x, w) + b (b may be nil); with flipped
+// it computes the input gradient of p instead (x is dy, y is dx, w still
+// p's weights). Each input plane is transformed once: a chunk of tile rows
+// sweeps the depth with the transforms of planes z-1, z, z+1 in a ring, and
+// the three depth taps accumulate in the Winograd domain (three GEMMs per
+// ξ, the last two with β = 1) before one output transform per plane. The
+// planes are read and written in place in the (C, D, H, W) volumes.
 func (d *Device) conv3DWinograd(ys, xs, ws, bs []float32, p tensor.Conv3DParams, flipped bool) {
 	q := planeConv(p)
+	q.N = p.N // one image per volume: tile row r is row r mod th of volume r / th
 	inC, outC := p.C, p.F
 	if flipped {
 		q, _ = flippedConv(q)
@@ -76,57 +53,140 @@ func (d *Device) conv3DWinograd(ys, xs, ws, bs []float32, p tensor.Conv3DParams,
 	}
 	hw := p.H * p.W
 	vol := p.D * hw
-	planes := make([]float32, (p.D+2)*inC*hw)
-	acc, tmp := make([]float32, p.D*outC*hw), make([]float32, p.D*outC*hw)
-	slices := [3][]float32{depthSlice(ws, p, 0), depthSlice(ws, p, 1), depthSlice(ws, p, 2)}
-	for n := range p.N {
-		toPlanes(planes, xs[n*inC*vol:][:inC*vol], inC, p.D, hw)
-		for kz := range 3 {
-			first := kz // forward: planes z+kz-1, i.e. padded index z+kz
-			if flipped {
-				first = 2 - kz // input gradient: planes z+1-kz, padded z+2-kz
-			}
-			dst := tmp
-			if kz == 0 {
-				dst = acc
-			}
-			d.convWinograd(dst, planes[first*inC*hw:][:p.D*inC*hw], slices[kz], nil, q, flipped)
-			if kz > 0 {
-				addTo(acc, tmp)
-			}
-		}
-		fromPlanes(ys[n*outC*vol:][:outC*vol], acc, outC, p.D, hw, bs)
+	g := newWinoGeom(q, max(1, d.threads), d.tune.WinogradTiles)
+	if g.rows == 0 {
+		return
 	}
-}
-
-// conv3DWinogradBackwardWeight computes dw = Σ_n Σ_z of the plane weight
-// gradients, kz by kz.
-func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Conv3DParams) {
-	q := planeConv(p)
-	hw := p.H * p.W
-	vol := p.D * hw
-	xPlanes := make([]float32, (p.D+2)*p.C*hw)
-	dyPlanes := make([]float32, (p.D+2)*p.F*hw)
-	taps := p.KH * p.KW
-	part := make([]float32, p.F*p.C*taps)
-	clear(dws[:p.F*p.C*p.KD*taps])
-	for n := range p.N {
-		toPlanes(xPlanes, xs[n*p.C*vol:][:p.C*vol], p.C, p.D, hw)
-		toPlanes(dyPlanes, dys[n*p.F*vol:][:p.F*vol], p.F, p.D, hw)
-		for kz := range 3 {
-			d.convWinogradBackwardWeight(part, xPlanes[kz*p.C*hw:][:p.D*p.C*hw], dyPlanes[p.F*hw:][:p.D*p.F*hw], q)
-			for fc := range p.F * p.C {
-				dst, src := dws[(fc*p.KD+kz)*taps:][:taps], part[fc*taps:][:taps]
-				for i, v := range src {
-					dst[i] += v
+	g.xImg, g.xCh, g.yImg, g.yCh = inC*vol, vol, outC*vol, vol
+	mk, _ := d.microKernel()
+	ulen := winoWeightsLen(mk, q.F, q.C)
+	ubuf := getWino(3 * ulen)
+	defer putWino(ubuf)
+	var us [3][16]gemmA
+	for kz := range 3 {
+		us[kz] = d.winogradWeights(ubuf[kz*ulen:][:ulen], depthSlice(ws, p, kz), q.F, q.C, flipped)
+	}
+	simd := d.winoSIMD()
+	vLen := 16 * g.cs
+	d.winoChunks(g, 3*vLen+16*g.fs+winoPadLen(q, g), func(_ int, buf []float32, threads, r0, r1 int) {
+		m, pad := buf[3*vLen:][:16*g.fs], buf[3*vLen+16*g.fs:]
+		ring := func(z int) []float32 { return buf[(z%3)*vLen:][:vLen] }
+		tiles := (r1 - r0) * g.tw
+		cols := (tiles + 15) &^ 15
+		transform := func(z int) { // plane z of the input into its ring slot
+			v := ring(z)
+			winoInput(v, xs[z*hw:], pad, q, g, r0, r1, simd)
+			for xi := range 16 {
+				for c := range q.C {
+					clear(v[xi*g.cs+c*g.ld+tiles : xi*g.cs+c*g.ld+cols])
 				}
 			}
 		}
-	}
+		transform(0)
+		for z := range p.D {
+			if z+1 < p.D {
+				transform(z + 1)
+			}
+			beta := float32(0)
+			for kz := range 3 {
+				zz := z + kz - 1 // forward: planes z+kz-1
+				if flipped {
+					zz = z + 1 - kz // input gradient: planes z+1-kz
+				}
+				if zz < 0 || zz >= p.D {
+					continue // the zero padding
+				}
+				v := ring(zz)
+				for xi := range 16 {
+					d.sgemmA(threads, us[kz][xi], cols, operandB{b: v[xi*g.cs:], ld: g.ld}, beta, m[xi*g.fs:], g.ld)
+				}
+				beta = 1
+			}
+			winoOutput(ys[z*hw:], m, bs, pad, q, g, r0, r1, simd)
+		}
+	})
 }
 
-func addTo(dst, src []float32) {
-	for i, v := range src {
-		dst[i] += v
+// conv3DWinogradBackwardWeight computes dw by Winograd F(3×3, 2×2) in the
+// planes (winograd.go): dw[:, :, kz] = Σ_z (plane z of dy) ⋆ (plane z+kz-1
+// of x), so each chunk of tile rows sweeps the depth transforming each plane
+// of x and of dy once, and every z adds its three taps' 16 GEMMs to the
+// chunk's slot (a grouping that does not depend on the thread count).
+func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Conv3DParams) {
+	q := planeConv(p)
+	q.N = p.N
+	hw := p.H * p.W
+	vol := p.D * hw
+	g := newWinoGeom(q, 2, d.tune.WinogradTiles) // chunks independent of the thread count
+	if g.rows == 0 {
+		clear(dws[:p.F*p.C*27])
+		return
 	}
+	g.xImg, g.xCh, g.yImg, g.yCh = p.C*vol, vol, p.F*vol, vol
+	simd := d.winoSIMD()
+	ws := p.F*p.C + 16 // stride between the matrices W[kz][ξ] (see winoGeom.cs)
+	chunks := (g.rows + g.chunk - 1) / g.chunk
+	acc := make([][]float32, min(reductionSlots(g.chunk*g.tw), chunks))
+	padLen, vLen := winoPadLen(q, g), 16*g.cs
+	scratch := 3*vLen + 16*g.fs + padLen + 2*g.wp
+	bufs := make([][]float32, min(len(acc), d.threads))
+	d.forSlots(chunks, len(acc), func(wk, slot, ch, threads int) {
+		if bufs[wk] == nil {
+			bufs[wk] = getWino(scratch)
+		}
+		buf := bufs[wk]
+		r0, r1 := ch*g.chunk, min(g.rows, (ch+1)*g.chunk)
+		ring := func(z int) []float32 { return buf[(z%3)*vLen:][:vLen] }
+		y := buf[3*vLen:][:16*g.fs]
+		pad, dyRows := buf[3*vLen+16*g.fs:][:padLen], buf[3*vLen+16*g.fs+padLen:]
+		if acc[slot] == nil {
+			acc[slot] = getWino(3 * 16 * ws)
+			clear(acc[slot])
+		}
+		winoInput(ring(0), xs, pad, q, g, r0, r1, simd)
+		for z := range p.D {
+			if z+1 < p.D {
+				winoInput(ring(z+1), xs[(z+1)*hw:], pad, q, g, r0, r1, simd)
+			}
+			winoDy(y, dys[z*hw:], dyRows, q, g, r0, r1, simd)
+			for kz := range 3 {
+				zz := z + kz - 1
+				if zz < 0 || zz >= p.D {
+					continue // the zero padding
+				}
+				v := ring(zz)
+				for xi := range 16 {
+					d.sgemm(threads, gemm{M: p.F, N: p.C, K: (r1 - r0) * g.tw, Alpha: 1, A: y[xi*g.fs:], LdA: g.ld,
+						B: operandB{b: v[xi*g.cs:], ld: g.ld, trans: true}, Beta: 1, C: acc[slot][(kz*16+xi)*ws:], LdC: p.C})
+				}
+			}
+		}
+	})
+	for _, b := range bufs {
+		if b != nil {
+			putWino(b)
+		}
+	}
+	sum := acc[0]
+	for _, a := range acc[1:] {
+		if a == nil {
+			continue
+		}
+		for i, x := range a {
+			sum[i] += x
+		}
+		putWino(a)
+	}
+	for kz := range 3 {
+		for i := range p.F * p.C {
+			var m [16]float32
+			for xi := range m {
+				m[xi] = sum[(kz*16+xi)*ws+i]
+			}
+			dst := dws[(i*3+kz)*9:][:9:9]
+			winoWeightGrad(dst, &m)
+		}
+	}
+	putWino(sum)
 }
+

@@ -59,10 +59,15 @@ type winoGeom struct {
 	chunk  int // rows of tiles per chunk
 	ld     int // row stride of V and M: a chunk's tiles rounded up to 16, plus 16
 	cs, fs int // strides between the 16 matrices of V and of M
+	// Strides of x and y (dy) between images and between channels: dense
+	// (N, C, H, W) by default; the planes of a volume set their own
+	// (conv3d_winograd.go).
+	xImg, xCh, yImg, yCh int
 }
 
 func newWinoGeom(p tensor.ConvParams, workers, tiles int) winoGeom {
-	g := winoGeom{th: (p.OH + 1) / 2, tw: (p.OW + 1) / 2}
+	g := winoGeom{th: (p.OH + 1) / 2, tw: (p.OW + 1) / 2,
+		xImg: p.C * p.H * p.W, xCh: p.H * p.W, yImg: p.F * p.OH * p.OW, yCh: p.OH * p.OW}
 	g.wp = 16*((g.tw+7)/8) + 2
 	g.rows = p.N * g.th
 	if g.tw == 0 {
@@ -280,7 +285,7 @@ func winoInput(v, xs, pad []float32, p tensor.ConvParams, g winoGeom, r0, r1 int
 		for r := r0; r < r1; {
 			n, ty0 := r/g.th, r%g.th
 			ty1 := min(g.th, ty0+r1-r) // this image's tile rows in the chunk
-			xc := xs[(n*p.C+c)*p.H*p.W:][:p.H*p.W]
+			xc := xs[n*g.xImg+c*g.xCh:][:p.H*p.W]
 			// Padded rows 2·ty0 … 2·ty1+1, each g.wp wide.
 			for py := 2 * ty0; py < 2*ty1+2; py++ {
 				row := pad[(py-2*ty0)*g.wp:][:g.wp]
@@ -345,7 +350,7 @@ func winoOutput(ys, m, bs, scratch []float32, p tensor.ConvParams, g winoGeom, r
 		}
 		for r := r0; r < r1; r++ {
 			n, ty := r/g.th, r%g.th
-			yf := ys[(n*p.F+f)*p.OH*p.OW:][:p.OH*p.OW]
+			yf := ys[n*g.yImg+f*g.yCh:][:p.OH*p.OW]
 			oy := 2 * ty
 			top := yf[oy*p.OW : (oy+1)*p.OW]
 			bot := past // past an odd OH: computed, not kept
@@ -500,7 +505,7 @@ func winoDy(y, dys, rows []float32, p tensor.ConvParams, g winoGeom, r0, r1 int,
 	for f := range p.F {
 		for r := r0; r < r1; r++ {
 			n, ty := r/g.th, r%g.th
-			yf := dys[(n*p.F+f)*p.OH*p.OW:][:p.OH*p.OW]
+			yf := dys[n*g.yImg+f*g.yCh:][:p.OH*p.OW]
 			oy := 2 * ty
 			clear(top[copy(top, yf[oy*p.OW:(oy+1)*p.OW]):])
 			if oy+1 < p.OH {
