@@ -162,21 +162,7 @@ func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.C
 			}
 		}
 	})
-	for _, b := range bufs {
-		if b != nil {
-			putWino(b)
-		}
-	}
-	sum := acc[0]
-	for _, a := range acc[1:] {
-		if a == nil {
-			continue
-		}
-		for i, x := range a {
-			sum[i] += x
-		}
-		putWino(a)
-	}
+	sum := sumSlots(acc, bufs)
 	for kz := range 3 {
 		for i := range p.F * p.C {
 			var m [16]float32

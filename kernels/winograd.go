@@ -456,7 +456,21 @@ func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Con
 			d.sgemm(threads, gemm{M: p.F, N: p.C, K: (r1 - r0) * g.tw, Alpha: 1, A: y[xi*g.fs:], LdA: g.ld, B: operandB{b: v[xi*g.cs:], ld: g.ld, trans: true}, Beta: beta, C: acc[slot][xi*ws:], LdC: p.C})
 		}
 	})
-	for _, b := range bufs {
+	sum := sumSlots(acc, bufs)
+	for i := range p.F * p.C {
+		var m [16]float32
+		for xi := range m {
+			m[xi] = sum[xi*ws+i]
+		}
+		winoWeightGrad(dws[i*9:i*9+9:i*9+9], &m)
+	}
+	putWino(sum)
+}
+
+// sumSlots adds the slots' partial sums in slot order into the first (the
+// others and the workers' scratch go back to the pool) and returns it.
+func sumSlots(acc, scratch [][]float32) []float32 {
+	for _, b := range scratch {
 		if b != nil {
 			putWino(b)
 		}
@@ -471,14 +485,7 @@ func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Con
 		}
 		putWino(a)
 	}
-	for i := range p.F * p.C {
-		var m [16]float32
-		for xi := range m {
-			m[xi] = sum[xi*ws+i]
-		}
-		winoWeightGrad(dws[i*9:i*9+9:i*9+9], &m)
-	}
-	putWino(sum)
+	return sum
 }
 
 // winoWeightGrad sets dw = Ĝᵀ·m·Ĝ (4×4 → 3×3), Ĝᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ -1].
