@@ -8,6 +8,7 @@ package eval
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 
 	"github.com/godiffuse/godiffuse/features"
@@ -125,4 +126,102 @@ func FrechetToNoise(ext features.Extractor, noise []float32, n, c, h, w int, rea
 		return 0, err
 	}
 	return metrics.FrechetDistance(ns, real)
+}
+
+// Images is a set of N images, N×C×H×W values in [-1, 1]; Labels are the
+// classes generated images were asked for (nil: none).
+type Images struct {
+	Pix        []float32
+	N, C, H, W int
+	Labels     []int64
+}
+
+// Real is what generated images are compared with: images (every metric),
+// or saved statistics alone (then KID and precision/recall are skipped).
+type Real struct {
+	Images *Images
+	Stats  *metrics.Stats
+}
+
+// Report is what Evaluate measured.
+type Report struct {
+	// Metrics has the keys of Metrics, and FD_noise with NoiseBaseline.
+	Metrics map[string]float64
+	// RealStats are the real side's feature statistics, to save for later
+	// runs (metrics.SaveStats).
+	RealStats *metrics.Stats
+}
+
+// EvaluateOptions are Options plus what Evaluate does around Metrics.
+type EvaluateOptions struct {
+	Options
+	// NoiseBaseline also measures the Fréchet distance of as many clipped
+	// N(0, 1) images as were generated (NoiseImages from Options.Seed) to
+	// the real side: the baseline a generator must beat.
+	NoiseBaseline bool
+	// Progress (may be nil) sees feature extraction advance: side is
+	// "real", "generated" or "noise".
+	Progress func(side string, done, total int)
+}
+
+// Evaluate compares generated images with the real side through the
+// features of ext: it extracts both sides' features (the real side's only
+// when given as images) and computes Metrics. This is diffuse eval without
+// the command line.
+func Evaluate(ext features.Extractor, gen Images, real Real, o EvaluateOptions) (Report, error) {
+	extract := func(side string, s *Images) (Set, error) {
+		var progress func(int)
+		if o.Progress != nil {
+			progress = func(done int) { o.Progress(side, done, s.N) }
+		}
+		return Extract(ext, s.Pix, s.N, s.C, s.H, s.W, progress)
+	}
+	var rep Report
+	var realFeats *metrics.Features
+	switch {
+	case real.Images != nil:
+		rs, err := extract("real", real.Images)
+		if err != nil {
+			return rep, fmt.Errorf("eval: real images: %w", err)
+		}
+		realFeats = rs.Feats
+		if rep.RealStats, err = metrics.ComputeStats(ext.Name(), realFeats); err != nil {
+			return rep, fmt.Errorf("eval: real images: %w", err)
+		}
+	case real.Stats != nil:
+		if real.Stats.Feature != ext.Name() {
+			return rep, fmt.Errorf("eval: statistics of feature network %q, features of %q", real.Stats.Feature, ext.Name())
+		}
+		rep.RealStats = real.Stats
+	default:
+		return rep, fmt.Errorf("eval: no real side (images or statistics)")
+	}
+	if gen.N < 2 {
+		return rep, fmt.Errorf("eval: %d generated image(s): need at least 2", gen.N)
+	}
+	gs, err := extract("generated", &gen)
+	if err != nil {
+		return rep, fmt.Errorf("eval: generated images: %w", err)
+	}
+	gs.Labels = gen.Labels
+	if rep.Metrics, err = Metrics(gs, ext.Name(), rep.RealStats, realFeats, o.Options); err != nil {
+		return rep, err
+	}
+	if o.NoiseBaseline {
+		noise := NoiseImages(gen.N, gen.C, gen.H, gen.W, o.Seed)
+		if rep.Metrics["FD_noise"], err = FrechetToNoise(ext, noise, gen.N, gen.C, gen.H, gen.W, rep.RealStats); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// NoiseImages draws n clipped N(0, 1) images (n×c×h×w) from seed.
+func NoiseImages(n, c, h, w int, seed uint64) []float32 {
+	pix := make([]float32, n*c*h*w)
+	r := rand.New(rand.NewPCG(seed, 0x6e6f697365))
+	for i := range pix {
+		pix[i] = float32(max(-1, min(1, r.NormFloat64())))
+	}
+	return pix
 }

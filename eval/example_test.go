@@ -7,7 +7,6 @@ import (
 	"github.com/godiffuse/godiffuse/eval"
 	"github.com/godiffuse/godiffuse/features"
 	"github.com/godiffuse/godiffuse/kernels"
-	"github.com/godiffuse/godiffuse/metrics"
 )
 
 // Evaluating a set of images against real ones with the Fashion-MNIST judge:
@@ -34,20 +33,13 @@ func Example() {
 	}
 	genPix, genLabels := images(0, 200)
 	realPix, _ := images(200, 400)
-	gen, err := eval.Extract(judge, genPix, 200, 1, 28, 28, nil)
+	rep, err := eval.Evaluate(judge, eval.Images{Pix: genPix, N: 200, C: 1, H: 28, W: 28, Labels: genLabels},
+		eval.Real{Images: &eval.Images{Pix: realPix, N: 400, C: 1, H: 28, W: 28}},
+		eval.EvaluateOptions{Options: eval.Options{ISSplits: 10, KIDSubsets: 10, KIDSize: 100, PRK: 3, ClassAccuracy: true}})
 	if err != nil {
 		panic(err)
 	}
-	gen.Labels = genLabels
-	real, err := eval.Extract(judge, realPix, 400, 1, 28, 28, nil)
-	if err != nil {
-		panic(err)
-	}
-	stats, _ := metrics.ComputeStats(judge.Name(), real.Feats)
-	m, err := eval.Metrics(gen, judge.Name(), stats, real.Feats, eval.Options{ISSplits: 10, KIDSubsets: 10, KIDSize: 100, PRK: 3, ClassAccuracy: true})
-	if err != nil {
-		panic(err)
-	}
+	m := rep.Metrics
 	fmt.Println(m["class_accuracy"] > 0.9, m["FD"] < 100, m["IS"] > 5, m["precision"] > 0.5)
 	// Output: true true true true
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -38,13 +37,6 @@ type evalSide struct {
 	Steps    int     `json:"steps,omitempty"`
 	Guidance float64 `json:"guidance,omitempty"`
 	Seed     uint64  `json:"seed,omitempty"`
-}
-
-// imageSet is a batch of images in [-1, 1] with optional labels.
-type imageSet struct {
-	pix        []float32
-	n, c, h, w int
-	labels     []int64 // requested classes of generated images, nil otherwise
 }
 
 func runEval(args []string) error {
@@ -118,7 +110,7 @@ func runEval(args []string) error {
 
 	// A folder of generated images is read (and a checkpoint loaded) and
 	// checked before any real features are computed; sampling comes after.
-	var gen *imageSet
+	var gen *eval.Images
 	var model *evalModel
 	if *ckpt != "" {
 		if model, err = loadForEval(dev, *ckpt, !*noEMA, ext); err != nil {
@@ -131,47 +123,33 @@ func runEval(args []string) error {
 			return fmt.Errorf("-images: %w", err)
 		}
 		gen = datasetImages(ds, 0)
-		if err := ext.Accepts(gen.c, gen.h, gen.w); err != nil {
+		if err := ext.Accepts(gen.C, gen.H, gen.W); err != nil {
 			return fmt.Errorf("-images %s: %w", *folder, err)
 		}
-		rep.Generated = evalSide{Source: *folder, N: gen.n}
+		rep.Generated = evalSide{Source: *folder, N: gen.N}
 	}
 
-	// The real side: features, or saved statistics only.
-	var realStats *metrics.Stats
-	var realFeats *metrics.Features
+	// The real side: images, or saved statistics only.
+	var real eval.Real
 	if path, ok := strings.CutPrefix(*realSpec, "stats:"); ok {
-		if realStats, err = metrics.LoadStats(path); err != nil {
+		if real.Stats, err = metrics.LoadStats(path); err != nil {
 			return fmt.Errorf("-real: %w", err)
 		}
-		if realStats.Feature != ext.Name() {
-			return fmt.Errorf("-real %s: statistics of feature network %q, but -features is %q", path, realStats.Feature, ext.Name())
+		if real.Stats.Feature != ext.Name() {
+			return fmt.Errorf("-real %s: statistics of feature network %q, but -features is %q", path, real.Stats.Feature, ext.Name())
 		}
-		rep.Real = evalSide{Source: *realSpec, N: realStats.N}
+		rep.Real = evalSide{Source: *realSpec, N: real.Stats.N}
 	} else {
 		ds, err := loadRealSet(*realSpec, ext)
 		if err != nil {
 			return err
 		}
 		set := datasetImages(ds, *realN)
-		if err := ext.Accepts(set.c, set.h, set.w); err != nil {
+		if err := ext.Accepts(set.C, set.H, set.W); err != nil {
 			return fmt.Errorf("-real %s: %w", *realSpec, err)
 		}
-		rs, err := extractSet(ext, set, "real")
-		if err != nil {
-			return err
-		}
-		realFeats = rs.Feats
-		if realStats, err = metrics.ComputeStats(ext.Name(), realFeats); err != nil {
-			return fmt.Errorf("-real: %w", err)
-		}
-		rep.Real = evalSide{Source: *realSpec, N: set.n}
-		if *saveStats != "" {
-			if err := metrics.SaveStats(*saveStats, realStats); err != nil {
-				return err
-			}
-			fmt.Fprintln(os.Stderr, "wrote", *saveStats)
-		}
+		real.Images = set
+		rep.Real = evalSide{Source: *realSpec, N: set.N}
 	}
 
 	// The generated side: sampled now, or read earlier (above).
@@ -179,35 +157,47 @@ func runEval(args []string) error {
 		if gen, err = model.sample(spec, *batch); err != nil {
 			return err
 		}
-		rep.Generated = evalSide{Source: *ckpt, N: gen.n, Sampler: spec.sampler, Steps: spec.steps, Seed: spec.seed}
-		if gen.labels != nil {
+		rep.Generated = evalSide{Source: *ckpt, N: gen.N, Sampler: spec.sampler, Steps: spec.steps, Seed: spec.seed}
+		if gen.Labels != nil {
 			rep.Generated.Guidance = spec.guidance
 		}
 	}
-	if gen.n < 2 {
-		return fmt.Errorf("%d generated image(s): need at least 2", gen.n)
+	var bar *progress // one progress line per side
+	var barSide string
+	var barStart time.Time
+	res, err := eval.Evaluate(ext, *gen, real, eval.EvaluateOptions{
+		Options: eval.Options{ISSplits: *splits, KIDSubsets: *kidSubsets, KIDSize: *kidSize, PRK: *prK, Seed: spec.seed,
+			ClassAccuracy: ext.Name() == features.JudgeName},
+		NoiseBaseline: *noise,
+		Progress: func(side string, done, total int) {
+			if side != barSide {
+				if bar != nil {
+					bar.finish()
+				}
+				bar, barSide, barStart = newProgress(os.Stderr, 0, total, isTerminal(os.Stderr)), side, time.Now()
+			}
+			bar.update(done, "features of "+side+" images", float64(done)/time.Since(barStart).Seconds(), done == total)
+		}})
+	if bar != nil {
+		bar.finish()
 	}
-	genSet, err := extractSet(ext, gen, "generated")
 	if err != nil {
 		return err
 	}
-	genSet.Labels = gen.labels
-	ms, err := eval.Metrics(genSet, ext.Name(), realStats, realFeats, eval.Options{ISSplits: *splits, KIDSubsets: *kidSubsets,
-		KIDSize: *kidSize, PRK: *prK, Seed: spec.seed, ClassAccuracy: ext.Name() == features.JudgeName})
-	if err != nil {
-		return err
-	}
-	for k, v := range ms {
-		if k == "FD" {
-			k = dim
-		}
-		rep.Metrics[k] = v
-	}
-	if *noise {
-		nz := noiseImages(gen.n, gen.c, gen.h, gen.w, spec.seed)
-		if rep.Metrics[dim+"_noise"], err = eval.FrechetToNoise(ext, nz.pix, nz.n, nz.c, nz.h, nz.w, realStats); err != nil {
+	if *saveStats != "" && real.Images != nil {
+		if err := metrics.SaveStats(*saveStats, res.RealStats); err != nil {
 			return err
 		}
+		fmt.Fprintln(os.Stderr, "wrote", *saveStats)
+	}
+	for k, v := range res.Metrics {
+		switch k {
+		case "FD":
+			k = dim
+		case "FD_noise":
+			k = dim + "_noise"
+		}
+		rep.Metrics[k] = v
 	}
 	rep.Seconds = math.Round(time.Since(start).Seconds()*10) / 10
 	printReport(os.Stdout, rep)
@@ -254,29 +244,18 @@ func channelsFor(ext features.Extractor) int {
 	return 3
 }
 
-func datasetImages(ds data.Dataset, limit int) *imageSet {
+func datasetImages(ds data.Dataset, limit int) *eval.Images {
 	c, h, w := ds.Shape()
 	n := ds.Len()
 	if limit > 0 {
 		n = min(n, limit)
 	}
-	s := &imageSet{pix: make([]float32, n*c*h*w), n: n, c: c, h: h, w: w}
+	s := &eval.Images{Pix: make([]float32, n*c*h*w), N: n, C: c, H: h, W: w}
 	per := c * h * w
 	for i := range n {
-		ds.Image(i, s.pix[i*per:(i+1)*per])
+		ds.Image(i, s.Pix[i*per:(i+1)*per])
 	}
 	return s
-}
-
-// extractSet runs the feature network over a set with a progress line.
-func extractSet(ext features.Extractor, s *imageSet, what string) (eval.Set, error) {
-	bar := newProgress(os.Stderr, 0, s.n, isTerminal(os.Stderr))
-	start := time.Now()
-	set, err := eval.Extract(ext, s.pix, s.n, s.c, s.h, s.w, func(done int) {
-		bar.update(done, "features of "+what+" images", float64(done)/time.Since(start).Seconds(), done == s.n)
-	})
-	bar.finish()
-	return set, err
 }
 
 // evalModel is a checkpoint loaded for sampling.
@@ -306,8 +285,8 @@ func loadForEval(dev tensor.Device, dir string, ema bool, ext features.Extractor
 
 // sample draws spec.n images, batch at a time, cycling through the classes
 // of a class-conditional model; batch i uses seed spec.seed + i·batch.
-func (e *evalModel) sample(spec sampleSpec, batch int) (*imageSet, error) {
-	set := &imageSet{n: spec.n, c: e.c, h: e.h, w: e.w}
+func (e *evalModel) sample(spec sampleSpec, batch int) (*eval.Images, error) {
+	set := &eval.Images{N: spec.n, C: e.c, H: e.h, W: e.w}
 	conditional := len(e.info.Classes) > 0
 	bar := newProgress(os.Stderr, 0, spec.n, isTerminal(os.Stderr))
 	start := time.Now()
@@ -325,24 +304,15 @@ func (e *evalModel) sample(spec sampleSpec, batch int) (*imageSet, error) {
 		if err != nil {
 			return nil, err
 		}
-		set.pix = append(set.pix, pix...)
-		set.labels = append(set.labels, s.labels...)
+		set.Pix = append(set.Pix, pix...)
+		set.Labels = append(set.Labels, s.labels...)
 		bar.update(i+k, "sampling", float64(i+k)/time.Since(start).Seconds(), i+k == spec.n)
 	}
 	bar.finish()
 	if !conditional {
-		set.labels = nil
+		set.Labels = nil
 	}
 	return set, nil
-}
-
-func noiseImages(n, c, h, w int, seed uint64) *imageSet {
-	s := &imageSet{n: n, c: c, h: h, w: w, pix: make([]float32, n*c*h*w)}
-	r := rand.New(rand.NewPCG(seed, 0x6e6f697365))
-	for i := range s.pix {
-		s.pix[i] = float32(max(-1, min(1, r.NormFloat64())))
-	}
-	return s
 }
 
 func printReport(w io.Writer, r *evalReport) {
