@@ -52,32 +52,44 @@ func Conv2D(x, w, b *Tensor, stride int, pad Pad4) *Tensor {
 	if y.Numel() > 0 {
 		x.dev.Conv2D(y.buf, xc.buf, wc.buf, bb, p)
 	}
-	if anyNeedsGrad(xc, wc, b) {
-		xd, wd := xc.Detach(), wc.Detach()
-		y.record("conv2d", func(g *Tensor) {
-			g = g.Contiguous()
-			if xc.needsGrad() {
-				dx := Empty(g.dev, F32, xc.shape...)
-				g.dev.Conv2DBackwardInput(dx.buf, g.buf, wd.buf, p)
-				xc.accumulate(dx)
-			}
-			if wc.needsGrad() || (b != nil && b.needsGrad()) {
-				dw := Empty(g.dev, F32, wc.shape...)
-				var db *Tensor
-				var dbb Buffer
-				if b != nil {
-					db = Empty(g.dev, F32, p.F)
-					dbb = db.buf
-				}
-				g.dev.Conv2DBackwardWeight(dw.buf, dbb, xd.buf, g.buf, p)
-				wc.accumulate(dw)
-				if b != nil {
-					b.accumulate(db)
-				}
-			}
-		}, xc, wc, b)
-	}
+	recordConv("conv2d", y, xc, wc, b, p.F,
+		func(dx, dy, w Buffer) { y.dev.Conv2DBackwardInput(dx, dy, w, p) },
+		func(dw, db, x, dy Buffer) { y.dev.Conv2DBackwardWeight(dw, db, x, dy, p) })
 	return y
+}
+
+// recordConv records the backward pass of a convolution y = conv(xc, wc) + b
+// (b may be nil; f output channels) through the device's two gradient
+// passes: the input gradient, and the weight gradient with the bias's.
+func recordConv(name string, y, xc, wc, b *Tensor, f int, backInput func(dx, dy, w Buffer), backWeight func(dw, db, x, dy Buffer)) {
+	if !anyNeedsGrad(xc, wc, b) {
+		return
+	}
+	xd, wd := xc.Detach(), wc.Detach()
+	y.record(name, func(g *Tensor) {
+		g = g.Contiguous()
+		if xc.needsGrad() {
+			dx := Empty(g.dev, F32, xc.shape...)
+			if dx.Numel() > 0 {
+				backInput(dx.buf, g.buf, wd.buf)
+			}
+			xc.accumulate(dx)
+		}
+		if wc.needsGrad() || (b != nil && b.needsGrad()) {
+			dw := Empty(g.dev, F32, wc.shape...)
+			var db *Tensor
+			var dbb Buffer
+			if b != nil {
+				db = Empty(g.dev, F32, f)
+				dbb = db.buf
+			}
+			backWeight(dw.buf, dbb, xd.buf, g.buf)
+			wc.accumulate(dw)
+			if b != nil {
+				b.accumulate(db)
+			}
+		}
+	}, xc, wc, b)
 }
 
 // norm runs the shared GroupNorm/LayerNorm kernel.

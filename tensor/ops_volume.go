@@ -42,33 +42,9 @@ func Conv3D(x, w, b *Tensor, stride, pad int) *Tensor {
 	if y.Numel() > 0 {
 		x.dev.Conv3D(y.buf, xc.buf, wc.buf, bb, p)
 	}
-	if anyNeedsGrad(xc, wc, b) {
-		xd, wd := xc.Detach(), wc.Detach()
-		y.record("conv3d", func(g *Tensor) {
-			g = g.Contiguous()
-			if xc.needsGrad() {
-				dx := Empty(g.dev, F32, xc.shape...)
-				if dx.Numel() > 0 {
-					g.dev.Conv3DBackwardInput(dx.buf, g.buf, wd.buf, p)
-				}
-				xc.accumulate(dx)
-			}
-			if wc.needsGrad() || (b != nil && b.needsGrad()) {
-				dw := Empty(g.dev, F32, wc.shape...)
-				var db *Tensor
-				var dbb Buffer
-				if b != nil {
-					db = Empty(g.dev, F32, p.F)
-					dbb = db.buf
-				}
-				g.dev.Conv3DBackwardWeight(dw.buf, dbb, xd.buf, g.buf, p)
-				wc.accumulate(dw)
-				if b != nil {
-					b.accumulate(db)
-				}
-			}
-		}, xc, wc, b)
-	}
+	recordConv("conv3d", y, xc, wc, b, p.F,
+		func(dx, dy, w Buffer) { y.dev.Conv3DBackwardInput(dx, dy, w, p) },
+		func(dw, db, x, dy Buffer) { y.dev.Conv3DBackwardWeight(dw, db, x, dy, p) })
 	return y
 }
 
