@@ -353,3 +353,28 @@ func itoa(i int) string {
 	}
 	return itoa(i/10) + string(rune('0'+i%10))
 }
+
+// UpResnetChannels returns the input channels of the layers ResNet blocks
+// of up block i (counted from the bottom) of a U-Net whose down blocks have
+// blockOut channels, as diffusers builds them: each block takes the
+// previous output concatenated with one skip from the down path, the first
+// after the lower block's output, the last with the skip of the next block
+// up. Every one of them outputs blockOut's channel count of that level.
+func UpResnetChannels(blockOut []int, i, layers int) (in []int, out int) {
+	n := len(blockOut)
+	level := n - 1 - i // the block's index in the down order
+	out = blockOut[level]
+	prev, skipIn := blockOut[min(level+1, n-1)], blockOut[max(level-1, 0)]
+	for j := range layers {
+		resIn, skip := out, out
+		if j == 0 {
+			resIn = prev
+		}
+		if j == layers-1 {
+			skip = skipIn
+		}
+		in = append(in, resIn+skip)
+	}
+	return in, out
+}
+

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 
 	"github.com/godiffuse/godiffuse/internal/atomicfile"
 	"github.com/godiffuse/godiffuse/safetensors"
@@ -111,20 +110,11 @@ func newUNet2D(dev tensor.Device, cfg UNet2DConfig, r *rand.Rand) (*UNet2D, erro
 		mid.Resnets[1] = newResnet(dev, r, c, c, temb, g, eps, cfg.ActFn, s, scaleShift, drop)
 		m.MidBlock = mid
 	}
-	rev := slices.Clone(ch)
-	slices.Reverse(rev)
 	for i, t := range cfg.UpBlockTypes {
-		cin, prev, out := rev[min(i+1, n-1)], rev[max(i-1, 0)], rev[i]
+		ins, out := UpResnetChannels(ch, i, L+1)
 		b := &UpBlock2D{}
-		for j := range L + 1 {
-			resIn, skip := out, out
-			if j == 0 {
-				resIn = prev
-			}
-			if j == L {
-				skip = cin
-			}
-			b.Resnets = append(b.Resnets, newResnet(dev, r, resIn+skip, out, temb, g, eps, cfg.ActFn, 1, scaleShift, drop))
+		for _, in := range ins {
+			b.Resnets = append(b.Resnets, newResnet(dev, r, in, out, temb, g, eps, cfg.ActFn, 1, scaleShift, drop))
 		}
 		if blockType(t) == "AttnUpBlock2D" {
 			for range L + 1 {

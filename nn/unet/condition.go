@@ -148,23 +148,16 @@ func newCondition(dev tensor.Device, c ConditionConfig, r *rand.Rand) (*Conditio
 	}
 	for i, t := range c.UpBlockTypes {
 		ri := n - 1 - i // the block's index in the down order
-		out, prev, skipIn := ch[ri], ch[min(ri+1, n-1)], ch[max(ri-1, 0)]
 		L := c.LayersPerBlock.At(ri) + 1
+		ins, out := nn.UpResnetChannels(ch, i, L)
 		b := &UpBlock{}
 		if blockType(t) == "CrossAttnUpBlock2D" {
 			for range L {
 				b.Attentions = append(b.Attentions, transformer(out, ri, c.TransformerLayersPerBlock.At(ri), c.OnlyCrossAttention.At(ri)))
 			}
 		}
-		for j := range L {
-			resIn, skip := out, out
-			if j == 0 {
-				resIn = prev
-			}
-			if j == L-1 {
-				skip = skipIn
-			}
-			b.Resnets = append(b.Resnets, resnet(resIn+skip, out, 1))
+		for _, in := range ins {
+			b.Resnets = append(b.Resnets, resnet(in, out, 1))
 		}
 		if i < n-1 {
 			b.Upsampler = nn.NewConv2d(dev, r, out, out, 3, 1, tensor.PadAll(1))

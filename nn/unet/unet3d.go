@@ -163,20 +163,11 @@ func newUNet3D(dev tensor.Device, cfg UNet3DConfig, r *rand.Rand) (*UNet3D, erro
 		}
 		m.MidResnets[1] = newResnet3D(dev, r, c, c, temb, g, eps)
 	}
-	rev := slices.Clone(ch)
-	slices.Reverse(rev)
 	for i, t := range cfg.UpBlockTypes {
-		cin, prev, out := rev[min(i+1, n-1)], rev[max(i-1, 0)], rev[i]
+		ins, out := nn.UpResnetChannels(ch, i, L+1)
 		b := &Block3D{}
-		for j := range L + 1 {
-			resIn, skip := out, out
-			if j == 0 {
-				resIn = prev
-			}
-			if j == L {
-				skip = cin
-			}
-			b.Resnets = append(b.Resnets, newResnet3D(dev, r, resIn+skip, out, temb, g, eps))
+		for _, in := range ins {
+			b.Resnets = append(b.Resnets, newResnet3D(dev, r, in, out, temb, g, eps))
 		}
 		if t == "AttnUpBlock3D" {
 			for range L + 1 {
