@@ -175,4 +175,3 @@ func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.C
 	}
 	putWino(sum)
 }
-

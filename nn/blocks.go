@@ -377,4 +377,3 @@ func UpResnetChannels(blockOut []int, i, layers int) (in []int, out int) {
 	}
 	return in, out
 }
-
