@@ -40,11 +40,12 @@ type Tuning struct {
 	// (false: the plain-Go ones).
 	WinogradAsm bool
 	// Winograd3DMinPlane is the smallest output plane (OH·OW) of a 3×3×3
-	// convolution that takes the plane Winograd: each call transforms the
-	// weights again and the planes of one volume make one batch, which
-	// small planes do not pay for (8×8 planes at 32 and 64 channels ran
-	// 15–40 % slower than shifted rows, the UNet3D's training step 3.5×
-	// slower; BenchmarkConv3DPaths).
+	// convolution that takes the plane Winograd. With the depth taps summed
+	// in the Winograd domain (each plane transformed once) it beats shifted
+	// rows from 4×4 planes up: 8³ at 64 channels 42 against 95 ms for the
+	// three passes, 4³ at 128 channels 28 against 66 (vol2col there, the
+	// planes being too narrow to shift), 8³ at 32 channels 37 against 40
+	// (BenchmarkConv3DPaths, bench/RESULTS.md 2026-12-03 morning).
 	Winograd3DMinPlane int
 
 	// AttentionTileBytes bounds the score block of the tiled attention:
@@ -57,7 +58,7 @@ type Tuning struct {
 func DefaultTuning() Tuning {
 	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
 		ShiftMinWidth: 7, FlipMinC: 16, WinogradMinC: 16, WinogradTiles: 128, WinogradAsm: true,
-		Winograd3DMinPlane: 256, AttentionTileBytes: 256 << 10}
+		Winograd3DMinPlane: 16, AttentionTileBytes: 256 << 10}
 }
 
 // Tuning returns the device's thresholds.
