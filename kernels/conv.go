@@ -317,7 +317,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
 	path := d.PlanConv2D(p).Forward
 	if path == ConvWinograd {
-		d.convWinograd(ys, xs, ws, bs, p, false)
+		d.convWinograd(ys, xs, w, ws, bs, p, false)
 		return
 	}
 	wA := d.newGemmA(false, p.F, ckk, ws, ckk) // packed once for all images
@@ -363,7 +363,7 @@ func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParam
 	switch path {
 	case ConvFlippedWinograd:
 		q, _ := flippedConv(p)
-		d.convWinograd(dxs, dys, ws, nil, q, true)
+		d.convWinograd(dxs, dys, w, ws, nil, q, true)
 		return
 	case ConvFlippedShifted:
 		q, _ := flippedConv(p)

@@ -157,7 +157,7 @@ func (d *Device) Conv3D(y, x, w, b tensor.Buffer, p tensor.Conv3DParams) {
 	k, ohw, odhw, vol := p.C*p.KD*p.KH*p.KW, p.OH*p.OW, p.OD*p.OH*p.OW, p.D*p.H*p.W
 	path := d.PlanConv3D(p).Forward
 	if path == ConvWinograd {
-		d.conv3DWinograd(ys, xs, ws, bs, p, false)
+		d.conv3DWinograd(ys, xs, w, ws, bs, p, false)
 		return
 	}
 	wA := d.newGemmA(false, p.F, k, ws, k) // packed once for all volumes
@@ -224,7 +224,7 @@ func (d *Device) Conv3DBackwardInput(dx, dy, w tensor.Buffer, p tensor.Conv3DPar
 	k, ohw, odhw, vol := p.C*p.KD*p.KH*p.KW, p.OH*p.OW, p.OD*p.OH*p.OW, p.D*p.H*p.W
 	switch d.PlanConv3D(p).BackwardInput {
 	case ConvWinograd:
-		d.conv3DWinograd(dxs, dys, ws, nil, p, true)
+		d.conv3DWinograd(dxs, dys, w, ws, nil, p, true)
 		return
 	case ConvFlippedShifted:
 		q, _ := flippedConv3D(p)

@@ -43,7 +43,7 @@ func depthSlice(w []float32, p tensor.Conv3DParams, kz int) []float32 {
 // the three depth taps accumulate in the Winograd domain (three GEMMs per
 // ξ, the last two with β = 1) before one output transform per plane. The
 // planes are read and written in place in the (C, D, H, W) volumes.
-func (d *Device) conv3DWinograd(ys, xs, ws, bs []float32, p tensor.Conv3DParams, flipped bool) {
+func (d *Device) conv3DWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float32, p tensor.Conv3DParams, flipped bool) {
 	q := planeConv(p)
 	q.N = p.N // one image per volume: tile row r is row r mod th of volume r / th
 	inC, outC := p.C, p.F
@@ -58,13 +58,11 @@ func (d *Device) conv3DWinograd(ys, xs, ws, bs []float32, p tensor.Conv3DParams,
 		return
 	}
 	g.xImg, g.xCh, g.yImg, g.yCh = inC*vol, vol, outC*vol, vol
-	mk, _ := d.microKernel()
-	ulen := winoWeightsLen(mk, q.F, q.C)
-	ubuf := getWino(3 * ulen)
-	defer putWino(ubuf)
 	var us [3][16]gemmA
 	for kz := range 3 {
-		us[kz] = d.winogradWeights(ubuf[kz*ulen:][:ulen], depthSlice(ws, p, kz), q.F, q.C, flipped)
+		var release func()
+		us[kz], release = d.winogradWeightsOf(w, ws, q.F, q.C, flipped, kz, func() []float32 { return depthSlice(ws, p, kz) })
+		defer release()
 	}
 	simd := d.winoSIMD()
 	vLen := 16 * g.cs

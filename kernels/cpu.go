@@ -13,6 +13,7 @@ type Device struct {
 	threads int
 	level   Level
 	tune    Tuning
+	weights *weightCache // prepared weights kept across calls (nil: none)
 }
 
 var _ tensor.Device = (*Device)(nil)
@@ -32,7 +33,7 @@ func NewCPUTuned(threads int, level Level, t Tuning) *Device {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &Device{threads: threads, level: min(level, MaxLevel()), tune: t}
+	return &Device{threads: threads, level: min(level, MaxLevel()), tune: t, weights: newWeightCache()}
 }
 
 // Level is the instruction-set level the device's kernels use.

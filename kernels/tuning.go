@@ -48,6 +48,11 @@ type Tuning struct {
 	// (BenchmarkConv3DPaths, bench/RESULTS.md 2026-12-03 morning).
 	Winograd3DMinPlane int
 
+	// WeightCacheMiB bounds the memory of the prepared (Winograd-transformed)
+	// weights a device keeps across calls while their contents do not
+	// change, as in sampling (weightcache.go); 0 turns the cache off.
+	WeightCacheMiB int
+
 	// AttentionTileBytes bounds the score block of the tiled attention:
 	// blocks of query rows whose Lk scores fit in a quarter of L2 stay there
 	// between the two GEMMs and the softmax.
@@ -58,7 +63,7 @@ type Tuning struct {
 func DefaultTuning() Tuning {
 	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
 		ShiftMinWidth: 7, FlipMinC: 16, WinogradMinC: 16, WinogradTiles: 128, WinogradAsm: true,
-		Winograd3DMinPlane: 16, AttentionTileBytes: 256 << 10}
+		Winograd3DMinPlane: 16, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10}
 }
 
 // Tuning returns the device's thresholds.

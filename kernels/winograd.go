@@ -93,15 +93,14 @@ func newWinoGeom(p tensor.ConvParams, workers, tiles int) winoGeom {
 // convWinograd computes y = conv(x, w) + b (b may be nil) for a stride-1
 // 3×3 convolution by Winograd F(2×2, 3×3); with flipped, w is the weights
 // of the convolution whose input gradient this is (winogradWeights).
-func (d *Device) convWinograd(ys, xs, ws, bs []float32, p tensor.ConvParams, flipped bool) {
+// w is the buffer of ws, the key of the prepared weights (weightcache.go).
+func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float32, p tensor.ConvParams, flipped bool) {
 	g := newWinoGeom(p, max(1, d.threads), d.tune.WinogradTiles)
 	if g.rows == 0 {
 		return
 	}
-	mk, _ := d.microKernel()
-	ubuf := getWino(winoWeightsLen(mk, p.F, p.C))
-	defer putWino(ubuf)
-	us := d.winogradWeights(ubuf, ws, p.F, p.C, flipped)
+	us, release := d.winogradWeightsOf(w, ws, p.F, p.C, flipped, 0, func() []float32 { return ws })
+	defer release()
 	simd := d.winoSIMD()
 	d.winoChunks(g, 16*g.cs+16*g.fs+winoPadLen(p, g), func(_ int, buf []float32, threads, r0, r1 int) {
 		v, m, rowBuf := buf[:16*g.cs], buf[16*g.cs:16*(g.cs+g.fs)], buf[16*(g.cs+g.fs):]
@@ -195,6 +194,22 @@ func (d *Device) winogradWeights(buf, w []float32, f, c int, flipped bool) [16]g
 }
 
 func winoWeightsLen(mk microKernel, f, c int) int { return 16 * (prepackedLen(mk, f, c) + 16) }
+
+// winogradWeightsOf is winogradWeights of the kernels that kernel returns
+// (w's 3×3 kernels, or those of one depth tap of w's 3×3×3 ones), kept
+// across calls while w's contents do not change (weightcache.go); release
+// hands back the storage of a transform that was not kept.
+func (d *Device) winogradWeightsOf(w tensor.Buffer, ws []float32, f, c int, flipped bool, slice int,
+	kernel func() []float32) (us [16]gemmA, release func()) {
+	mk, _ := d.microKernel()
+	form := formWinograd
+	if flipped {
+		form = formWinogradFlipped
+	}
+	return d.preparedWeights(w, ws, form, slice, f, c, winoWeightsLen(mk, f, c), func(buf []float32) [16]gemmA {
+		return d.winogradWeights(buf, kernel(), f, c, flipped)
+	})
+}
 
 // winoScratch keeps the large scratch of the Winograd path (transformed
 // weights, V and M) from one call to the next. Fresh memory costs a page

@@ -1,0 +1,124 @@
+package kernels
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// TestWeightCache runs a Winograd convolution as a sampler does (the same
+// weights call after call) and as training does (weights changed between
+// calls), and checks that every output equals the uncached device's bit for
+// bit, that unchanged weights are kept from their second call on, that
+// changed ones are never served stale, and that a buffer's entries go when
+// the buffer is collected.
+func TestWeightCache(t *testing.T) {
+	if MaxLevel() == Generic {
+		t.Skip("the Winograd path needs a packed GEMM level")
+	}
+	p := tensor.ConvParams{N: 2, C: 24, H: 12, W: 10, F: 20, KH: 3, KW: 3, StrideH: 1, StrideW: 1,
+		PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1, OH: 12, OW: 10}
+	off := DefaultTuning()
+	off.WeightCacheMiB = 0
+	plain, cached := NewCPUTuned(2, MaxLevel(), off), NewCPUTuned(2, MaxLevel(), DefaultTuning())
+	if cached.PlanConv2D(p).Forward != ConvWinograd || cached.PlanConv2D(p).BackwardInput != ConvFlippedWinograd {
+		t.Fatalf("test shape %+v does not take the Winograd paths: %+v", p, cached.PlanConv2D(p))
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	x, b := randSlice(r, p.N*p.C*p.H*p.W), randSlice(r, p.F)
+	w := &Buffer{dev: cached, F: randSlice(r, p.F*p.C*9)}
+	run := func(d *Device) (y, dx []float32) {
+		yb := &Buffer{dev: d, F: make([]float32, p.N*p.F*p.OH*p.OW)}
+		dxb := &Buffer{dev: d, F: make([]float32, len(x))}
+		d.Conv2D(yb, &Buffer{dev: d, F: x}, w, &Buffer{dev: d, F: b}, p)
+		d.Conv2DBackwardInput(dxb, yb, w, p)
+		return yb.F, dxb.F
+	}
+	check := func(what string) {
+		t.Helper()
+		y0, dx0 := run(plain)
+		y1, dx1 := run(cached)
+		if !slices.Equal(y0, y1) || !slices.Equal(dx0, dx1) {
+			t.Fatalf("%s: the cached device's output differs from the uncached one", what)
+		}
+	}
+	check("first call")
+	if n := cached.CachedWeightBytes(); n != 0 {
+		t.Fatalf("first call: %d bytes kept, want none before a second call", n)
+	}
+	check("second call")
+	kept := cached.CachedWeightBytes()
+	if kept == 0 {
+		t.Fatal("second call with unchanged weights: nothing kept")
+	}
+	check("third call (from the cache)")
+	for i := range w.F { // an optimizer step
+		w.F[i] *= 0.9
+	}
+	check("after the weights changed")
+	if n := cached.CachedWeightBytes(); n != 0 {
+		t.Fatalf("after the weights changed: %d bytes still kept", n)
+	}
+	w.F[7] += 1 // a second change: the buffer is volatile from now on
+	check("after a second change")
+	check("unchanged again, but volatile")
+	if n := cached.CachedWeightBytes(); n != 0 {
+		t.Fatalf("volatile weights: %d bytes kept", n)
+	}
+
+	// A fresh buffer is kept again, and dropped when it is collected.
+	w = &Buffer{dev: cached, F: randSlice(r, p.F*p.C*9)}
+	check("new buffer")
+	check("new buffer, second call")
+	if cached.CachedWeightBytes() != kept {
+		t.Fatalf("new buffer: %d bytes kept, want %d", cached.CachedWeightBytes(), kept)
+	}
+	w = nil
+	deadline := time.Now().Add(10 * time.Second)
+	for cached.CachedWeightBytes() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still kept 10 s after the buffer became unreachable", cached.CachedWeightBytes())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestWeightCache3D checks the depth taps of a 3×3×3 Winograd convolution
+// kept across calls against the uncached device, and the budget.
+func TestWeightCache3D(t *testing.T) {
+	if MaxLevel() == Generic {
+		t.Skip("the Winograd path needs a packed GEMM level")
+	}
+	p := tensor.Conv3DParams{N: 1, C: 16, D: 5, H: 6, W: 6, F: 16, KD: 3, KH: 3, KW: 3, StrideD: 1, StrideH: 1, StrideW: 1,
+		PadD: 1, PadH: 1, PadW: 1, OD: 5, OH: 6, OW: 6}
+	off := DefaultTuning()
+	off.WeightCacheMiB = 0
+	plain, cached := NewCPUTuned(2, MaxLevel(), off), NewCPUTuned(2, MaxLevel(), DefaultTuning())
+	if cached.PlanConv3D(p).Forward != ConvWinograd {
+		t.Fatalf("test shape %+v does not take the Winograd path: %+v", p, cached.PlanConv3D(p))
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	x := randSlice(r, p.C*p.D*p.H*p.W)
+	w := &Buffer{dev: cached, F: randSlice(r, p.F*p.C*27)}
+	run := func(d *Device) []float32 {
+		y := &Buffer{dev: d, F: make([]float32, p.F*p.OD*p.OH*p.OW)}
+		d.Conv3D(y, &Buffer{dev: d, F: x}, w, nil, p)
+		return y.F
+	}
+	for call := range 3 {
+		if !slices.Equal(run(plain), run(cached)) {
+			t.Fatalf("call %d: the cached device's output differs from the uncached one", call)
+		}
+	}
+	if cached.CachedWeightBytes() == 0 {
+		t.Fatal("unchanged 3-D weights were not kept")
+	}
+	if plain.CachedWeightBytes() != 0 {
+		t.Fatal("WeightCacheMiB 0 kept weights")
+	}
+}
