@@ -36,12 +36,23 @@ func randn(r *rand.Rand, n int) []float32 {
 	return v
 }
 
+// TestKernelLevel names the vector level the CPU kernels run at here
+// (scripts/compare_torch.sh prints it above its figures).
+func TestKernelLevel(t *testing.T) { t.Logf("kernel level %s", kernels.CPU().Level()) }
+
+// BenchmarkUNet times the reference U-Nets as torch_bench.py and
+// ort_bench.js do: the training batch forward and train, and batch-1
+// forward (the latency of interactive sampling).
 func BenchmarkUNet(b *testing.B) {
 	for _, c := range []struct {
 		config string
 		batch  int
-	}{{"tiny-mnist", 64}, {"ddpm-cifar10-32", 8}} {
-		for _, mode := range []string{"forward", "train"} {
+		modes  []string
+	}{
+		{"tiny-mnist", 64, []string{"forward", "train"}}, {"tiny-mnist", 1, []string{"forward"}},
+		{"ddpm-cifar10-32", 8, []string{"forward", "train"}}, {"ddpm-cifar10-32", 1, []string{"forward"}},
+	} {
+		for _, mode := range c.modes {
 			b.Run(fmt.Sprintf("config=%s/mode=%s/batch=%d", c.config, mode, c.batch), func(b *testing.B) {
 				benchUNet(b, c.config, mode, c.batch)
 			})

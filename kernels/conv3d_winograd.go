@@ -126,7 +126,9 @@ func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.C
 	chunks := (g.rows + g.chunk - 1) / g.chunk
 	acc := make([][]float32, min(reductionSlots(g.chunk*g.tw), chunks))
 	padLen, vLen := winoPadLen(q, g), 16*g.cs
-	scratch := 3*vLen + 16*g.fs + padLen + 2*g.wp
+	mk, _ := d.microKernel()
+	aLen := prepackedLen(mk, p.F, g.chunk*g.tw)
+	scratch := 3*vLen + 16*g.fs + padLen + 2*g.wp + aLen
 	bufs := make([][]float32, min(len(acc), d.threads))
 	d.forSlots(chunks, len(acc), func(wk, slot, ch, threads int) {
 		if bufs[wk] == nil {
@@ -136,7 +138,8 @@ func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.C
 		r0, r1 := ch*g.chunk, min(g.rows, (ch+1)*g.chunk)
 		ring := func(z int) []float32 { return buf[(z%3)*vLen:][:vLen] }
 		y := buf[3*vLen:][:16*g.fs]
-		pad, dyRows := buf[3*vLen+16*g.fs:][:padLen], buf[3*vLen+16*g.fs+padLen:]
+		pad, dyRows := buf[3*vLen+16*g.fs:][:padLen], buf[3*vLen+16*g.fs+padLen:][:2*g.wp]
+		aBuf := buf[3*vLen+16*g.fs+padLen+2*g.wp:][:aLen]
 		if acc[slot] == nil {
 			acc[slot] = getWino(3 * 16 * ws)
 			clear(acc[slot])
@@ -147,15 +150,15 @@ func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.C
 				winoInput(ring(z+1), xs[(z+1)*hw:], pad, q, g, r0, r1, simd)
 			}
 			winoDy(y, dys[z*hw:], dyRows, q, g, r0, r1, simd)
-			for kz := range 3 {
-				zz := z + kz - 1
-				if zz < 0 || zz >= p.D {
-					continue // the zero padding
-				}
-				v := ring(zz)
-				for xi := range 16 {
-					d.sgemm(threads, gemm{M: p.F, N: p.C, K: (r1 - r0) * g.tw, Alpha: 1, A: y[xi*g.fs:], LdA: g.ld,
-						B: operandB{b: v[xi*g.cs:], ld: g.ld, trans: true}, Beta: 1, C: acc[slot][(kz*16+xi)*ws:], LdC: p.C})
+			k := (r1 - r0) * g.tw
+			for xi := range 16 { // each Y[ξ] packed once for its three taps
+				a := gemmA{pre: prepackAIn(mk, false, p.F, k, 1, y[xi*g.fs:], g.ld, aBuf), m: p.F, k: k}
+				for kz := range 3 {
+					zz := z + kz - 1
+					if zz < 0 || zz >= p.D {
+						continue // the zero padding
+					}
+					d.sgemmA(threads, a, p.C, operandB{b: ring(zz)[xi*g.cs:], ld: g.ld, trans: true}, 1, acc[slot][(kz*16+xi)*ws:], p.C)
 				}
 			}
 		}

@@ -322,7 +322,12 @@ type prepackedA struct {
 }
 
 func prepackA(mk microKernel, transA bool, m, k int, alpha float32, a []float32, lda int) *prepackedA {
-	pa := newPrepackedA(mk, m, k)
+	return prepackAIn(mk, transA, m, k, alpha, a, lda, make([]float32, prepackedLen(mk, m, k)))
+}
+
+// prepackAIn is prepackA with the blocks cut from buf (prepackedLen floats).
+func prepackAIn(mk microKernel, transA bool, m, k int, alpha float32, a []float32, lda int, buf []float32) *prepackedA {
+	pa := prepackedIn(mk, m, k, buf)
 	for pc := 0; pc < k; pc += packKC {
 		kc := min(packKC, k-pc)
 		for ic := 0; ic < m; ic += packMC {

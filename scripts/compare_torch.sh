@@ -1,41 +1,129 @@
 #!/usr/bin/env bash
-# Same-run comparison of issue 4's targets with the anchors on this machine:
-# SGEMM ours → OpenBLAS (2 threads, 1 thread) and the AVX2 FMA ceiling → ours;
-# for each U-Net case ours → PyTorch → ours; then the peak RSS of the
-# ddpm-cifar10-32 train step at batch 8 (ours with GOGC=15, as `diffuse train`
-# sets it). Needs ../shared/anchors, python3-torch and python3-numpy
-# (apt-get install -y python3-torch python3-numpy libopenblas0-pthread), gcc.
+# Same-run comparison of the CPU speed targets (issues 4 and 17) with the
+# anchors in ../shared/anchors on this machine, printed as ratios at the end:
+#
+#   SGEMM, 2 threads, n = 512 … 2048      ours / OpenBLAS                target ≥ 1.0
+#   SGEMM, 1 thread, n = 1024             ours / FMA ceiling of one core target ≥ 0.90
+#   U-Net forward (b64/b8 and batch 1)    ours / ONNX Runtime, / PyTorch target ≥ 1.0 (ORT)
+#   U-Net train step (b64/b8)             ours / PyTorch                 target ≥ 1.5
+#   peak RSS, cifar train step b8         ours (GOGC=15) / PyTorch       target ≤ 1.0
+#
+# Every anchor runs between two runs of ours (ours → anchor → ours) and the
+# ratio takes the mean of the two. The CPU, its family/model and the vector
+# level our kernels dispatch to come first. Where the CPU has AVX-512 and
+# the environment sets no OPENBLAS_CORETYPE, the PyTorch and NumPy anchors
+# run with OPENBLAS_CORETYPE=SkylakeX (Debian's OpenBLAS 0.3.21 misdetects
+# newer Xeons and is then ~4× slow; see ../shared/anchors/README.md); the
+# FMA ceiling is measured at the widest level the CPU has.
+#
+# Needs ../shared/anchors, python3-torch, python3-numpy, libopenblas0-pthread,
+# gcc, node and npm (ONNX Runtime is installed on first use with
+# `npm install --ignore-scripts onnxruntime-node@1.30.0` into
+# ~/.cache/godiffuse/ort; without npm the ONNX Runtime rows are skipped).
 #
 #   bash scripts/compare_torch.sh [ITERS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 iters=${1:-5}
 anchors=$(cd .. && pwd)/shared/anchors
-bin=$(mktemp -d)/bench.test
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+bin=$scratch/bench.test
+log=$scratch/log
 go test -c -o "$bin" ./bench
+
+# --- the machine ---------------------------------------------------------
+cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+fam=$(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
+mod=$(grep -m1 '^model\s*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
+level=$(cd bench && "$bin" -test.run '^TestKernelLevel$' -test.v | awk '/kernel level/ {print $NF}')
+echo "# CPU: $cpu (family $fam, model $mod), $(nproc) cores; our kernels: ${level:-?}"
+anchor_env=()
+if grep -q -m1 avx512f /proc/cpuinfo; then
+	if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+		anchor_env=(OPENBLAS_CORETYPE=SkylakeX)
+		echo "# AVX-512 CPU: PyTorch and NumPy anchors run with OPENBLAS_CORETYPE=SkylakeX"
+	fi
+	gcc -O2 -mavx512f -mfma -o "$scratch/fma" "$anchors/fma_peak.c"
+else
+	gcc -O2 -mavx2 -mfma -o "$scratch/fma" bench/anchors/fma_peak_avx2.c
+fi
+echo "# ITERS=$iters; $(date -u +%Y-%m-%dT%H:%MZ)"
+
+ort_dir=$HOME/.cache/godiffuse/ort
+if [ ! -d "$ort_dir/node_modules/onnxruntime-node" ] && command -v npm >/dev/null; then
+	mkdir -p "$ort_dir"
+	(cd "$ort_dir" && npm install --silent --ignore-scripts onnxruntime-node@1.30.0 >/dev/null 2>&1) || echo "# npm install onnxruntime-node failed: no ONNX Runtime rows"
+fi
+have_ort=false
+[ -d "$ort_dir/node_modules/onnxruntime-node" ] && command -v node >/dev/null && have_ort=true
+
+# --- the runners: each prints "WHO CASE VALUE UNIT" ------------------------
 ours() { # config mode batch [env...]
 	(cd bench && env "${@:4}" "$bin" -test.run XXX -test.bench "UNet\$/config=$1/mode=$2/batch=$3\$" -test.benchtime "${iters}x" |
-		awk -v c="$1 $2 $3" '/^Benchmark/ {for (i = 1; i <= NF; i++) if ($(i+1) == "img/s") s = $i; else if ($(i+1) == "peak-RSS-MiB") r = $i; print "ours", c, s, "img/s", r ? r " MiB" : ""}')
+		awk -v c="$1/$2/b$3" '/^Benchmark/ {for (i = 1; i <= NF; i++) if ($(i+1) == "img/s") s = $i; else if ($(i+1) == "peak-RSS-MiB") r = $i
+			print "ours", c, s, "img/s"; if (r) print "ours-rss", c, r, "MiB"}')
 }
 torch() { # config mode batch
-	/usr/bin/time -f "%M" -o /tmp/torch_rss /usr/bin/python3 "$anchors/torch_bench.py" "$1" "$2" "$3" "$iters" |
-		awk -v c="$1 $2 $3" '{split($NF, a, "="); print "torch", c, a[2], "img/s"}'
-	echo "torch $1 $2 $3 peak $(($(cat /tmp/torch_rss) / 1024)) MiB"
+	env "${anchor_env[@]}" /usr/bin/time -f "%M" -o "$scratch/torch_rss" /usr/bin/python3 "$anchors/torch_bench.py" "$1" "$2" "$3" "$iters" |
+		awk -v c="$1/$2/b$3" '{split($NF, a, "="); print "torch", c, a[2], "img/s"}'
+	[ "$2" = train ] && echo "torch-rss $1/$2/b$3 $(($(cat "$scratch/torch_rss") / 1024)) MiB"
+	return 0
+}
+ort() { # config batch
+	$have_ort || return 0
+	local model=$scratch/$1-b$2.onnx
+	[ -f "$model" ] || /usr/bin/python3 "$anchors/export_onnx.py" "$1" "$2" "$model" >/dev/null 2>&1
+	NODE_PATH=$ort_dir/node_modules node "$anchors/ort_bench.js" "$model" "../shared/reference/$1.json" "$2" "$((iters * 4))" "$(nproc)" |
+		awk -v c="$1/forward/b$2" '{split($NF, a, "="); print "ort", c, a[2], "img/s"}'
 }
 sgemm() {
-	(cd bench && "$bin" -test.run XXX -test.bench 'Sgemm$' -test.benchtime 2s | awk '/^Benchmark/ {print "ours", $1, $(NF-1), "GFLOP/s"}')
+	(cd bench && "$bin" -test.run XXX -test.bench 'Sgemm$' -test.benchtime 2s |
+		awk '/^Benchmark/ {n = $1; sub(/^BenchmarkSgemm\//, "", n); sub(/-[0-9]+$/, "", n); print "ours", "sgemm/" n, $(NF-1), "GFLOP/s"}')
 }
-sgemm
-env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 "$anchors/gemm_anchor.py" 2 | sed 's/^/openblas 2 threads /'
-OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$anchors/gemm_anchor.py" 1 | grep n=1024 | sed 's/^/openblas 1 thread /'
-if command -v gcc >/dev/null; then
-	gcc -O2 -mavx2 -mfma -o "$(dirname "$bin")/fma" bench/anchors/fma_peak_avx2.c && "$(dirname "$bin")/fma"
-fi
-sgemm
-for c in "tiny-mnist forward 64" "tiny-mnist train 64" "ddpm-cifar10-32 forward 8" "ddpm-cifar10-32 train 8"; do
-	ours $c
-	torch $c
-	ours $c
-done
-echo "# peak RSS of the cifar train step, ours with GOGC=15 (diffuse train's default), alone in its process"
-ours ddpm-cifar10-32 train 8 GOGC=15
+
+{
+	sgemm
+	env "${anchor_env[@]}" /usr/bin/python3 "$anchors/gemm_anchor.py" 2 | awk '/^numpy/ {sub(/:$/, "", $3); print "openblas", "sgemm/" $3, $4, "GFLOP/s"}'
+	env "${anchor_env[@]}" OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$anchors/gemm_anchor.py" 1 |
+		awk '/^numpy sgemm n=1024/ {print "openblas", "sgemm/n=1024/threads=1", $4, "GFLOP/s"}'
+	"$scratch/fma" | awk '{print "ceiling", "sgemm/n=1024/threads=1", $3, "GFLOP/s"}'
+	sgemm
+	for c in "tiny-mnist forward 64" "tiny-mnist forward 1" "ddpm-cifar10-32 forward 8" "ddpm-cifar10-32 forward 1"; do
+		set -- $c
+		ours "$@"
+		ort "$1" "$3"
+		torch "$@"
+		ours "$@"
+	done
+	for c in "tiny-mnist train 64" "ddpm-cifar10-32 train 8"; do
+		set -- $c
+		ours "$@"
+		torch "$@"
+		ours "$@"
+	done
+	# peak RSS of the cifar train step: ours alone in its process with GOGC=15 (diffuse train's default)
+	ours ddpm-cifar10-32 train 8 GOGC=15 | grep rss | sed 's/^ours-rss/ours-rss-gogc15/'
+} | tee "$log"
+
+echo
+echo "| case | ours | anchor | ratio | target |"
+echo "| --- | --- | --- | --- | --- |"
+awk '
+	{ key = $1 SUBSEP $2; sum[key] += $3; cnt[key]++; unit[$2] = $4; if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 } }
+	function mean(w, c) { return cnt[w, c] ? sum[w, c] / cnt[w, c] : 0 }
+	function row(c, a, label, target,   o, v) {
+		o = mean("ours", c); v = mean(a, c)
+		if (o > 0 && v > 0) printf "| %s | %.1f %s | %s %.1f | %.2f× | %s |\n", c, o, unit[c], label, v, o / v, target
+	}
+	END {
+		for (i = 1; i <= n; i++) {
+			c = order[i]
+			if (c ~ /^sgemm\/n=(512|1024|2048)$/) row(c, "openblas", "OpenBLAS", "≥ 1.0")
+			else if (c ~ /threads=1/) { row(c, "ceiling", "FMA ceiling", "≥ 0.90"); row(c, "openblas", "OpenBLAS 1 thread", "") }
+			else if (c ~ /forward/) { row(c, "ort", "ONNX Runtime", "≥ 1.0"); row(c, "torch", "PyTorch", "") }
+			else if (c ~ /train/) row(c, "torch", "PyTorch", "≥ 1.5")
+		}
+		o = mean("ours-rss-gogc15", "ddpm-cifar10-32/train/b8"); v = mean("torch-rss", "ddpm-cifar10-32/train/b8")
+		if (o > 0 && v > 0) printf "| peak RSS, cifar train b8 (MiB) | %.0f | PyTorch %.0f | %.2f× | ≤ 1.0 |\n", o, v, o / v
+	}' "$log"
