@@ -105,6 +105,20 @@ func packA(dst, a []float32, lda int, transA bool, m, i0, mc, p0, kc, mr int, al
 			}
 			continue
 		}
+		if rows == mr && mr == 12 && alpha == 1 && asm.Available { // whole AVX-512 panel: rows 0–7 and 4–11 by 8×8 transposes
+			blocks := kc / 8
+			if blocks > 0 {
+				asm.PackBT8AVX2(&panel[0], mr, &a[row0*lda+p0], lda, blocks)
+				asm.PackBT8AVX2(&panel[4], mr, &a[(row0+4)*lda+p0], lda, blocks)
+			}
+			for r := range mr {
+				src := a[(row0+r)*lda+p0:][:kc]
+				for p := 8 * blocks; p < kc; p++ {
+					panel[p*mr+r] = src[p]
+				}
+			}
+			continue
+		}
 		if rows == mr && mr%6 == 0 { // whole panel: six rows at a time, six consecutive stores per p
 			for r := 0; r < mr; r += 6 {
 				s0 := a[(row0+r)*lda+p0:][:kc]

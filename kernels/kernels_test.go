@@ -634,38 +634,40 @@ func TestPackAAgainstLoop(t *testing.T) {
 		for _, extra := range []int{0, 3, 1024} {
 			for _, transA := range []bool{false, true} {
 				for _, alpha := range []float32{1, 0.75} {
-					const m, mr = 15, 6 // two whole panels and one of three rows
-					lda := kc + 2 + extra
-					if transA { // A stored (kc+2)×lda: row i of op(A) is column i
-						lda = m + extra
-					}
-					a := randSlice(r, (m+kc+2)*lda)
-					at := func(row, p int) float32 { return a[row*lda+2+p] }
-					if transA {
-						at = func(row, p int) float32 { return a[(2+p)*lda+row] }
-					}
-					panels := (m + mr - 1) / mr
-					dst := make([]float32, panels*mr*kc+guard)
-					for i := range dst {
-						dst[i] = 12345
-					}
-					packA(dst, a, lda, transA, m, 0, m, 2, kc, mr, alpha)
-					for ip := range panels {
-						for p := range kc {
-							for rr := range mr {
-								var want float32
-								if row := ip*mr + rr; row < m {
-									want = alpha * at(row, p)
-								}
-								if got := dst[ip*mr*kc+p*mr+rr]; got != want {
-									t.Fatalf("kc=%d lda=%d transA=%v: panel %d step %d row %d = %g, want %g", kc, lda, transA, ip, p, rr, got, want)
+					for _, mr := range []int{6, 12} { // the AVX2 and AVX-512 panels
+						m := 2*mr + 3 // two whole panels and one of three rows
+						lda := kc + 2 + extra
+						if transA { // A stored (kc+2)×lda: row i of op(A) is column i
+							lda = m + extra
+						}
+						a := randSlice(r, (m+kc+2)*lda)
+						at := func(row, p int) float32 { return a[row*lda+2+p] }
+						if transA {
+							at = func(row, p int) float32 { return a[(2+p)*lda+row] }
+						}
+						panels := (m + mr - 1) / mr
+						dst := make([]float32, panels*mr*kc+guard)
+						for i := range dst {
+							dst[i] = 12345
+						}
+						packA(dst, a, lda, transA, m, 0, m, 2, kc, mr, alpha)
+						for ip := range panels {
+							for p := range kc {
+								for rr := range mr {
+									var want float32
+									if row := ip*mr + rr; row < m {
+										want = alpha * at(row, p)
+									}
+									if got := dst[ip*mr*kc+p*mr+rr]; got != want {
+										t.Fatalf("kc=%d lda=%d transA=%v mr=%d: panel %d step %d row %d = %g, want %g", kc, lda, transA, mr, ip, p, rr, got, want)
+									}
 								}
 							}
 						}
-					}
-					for i := panels * mr * kc; i < len(dst); i++ {
-						if dst[i] != 12345 {
-							t.Fatalf("kc=%d lda=%d transA=%v: wrote past the panels", kc, lda, transA)
+						for i := panels * mr * kc; i < len(dst); i++ {
+							if dst[i] != 12345 {
+								t.Fatalf("kc=%d lda=%d transA=%v: wrote past the panels", kc, lda, transA)
+							}
 						}
 					}
 				}
