@@ -1,6 +1,10 @@
 package kernels
 
-import "github.com/godiffuse/godiffuse/tensor"
+import (
+	"sync"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
 
 // ---------------------------------------------------------------------------
 // Conv3D by vol2col + GEMM, the 3-D twin of conv.go.
@@ -43,53 +47,84 @@ func colPlanes(p tensor.Conv3DParams) int {
 }
 
 // vol2col fills col (C·KD·KH·KW × (z1-z0)·OH·OW) from one volume x
-// (C × D × H × W), for output planes z0 ≤ oz < z1.
-func vol2col(col, x []float32, p tensor.Conv3DParams, z0, z1 int) {
-	volTaps(col, x, p, z0, z1, false)
+// (C × D × H × W), for output planes z0 ≤ oz < z1, the channels split over
+// threads goroutines.
+func vol2col(threads int, col, x []float32, p tensor.Conv3DParams, z0, z1 int) {
+	volTapsThreads(threads, col, x, p, z0, z1, false)
 }
 
 // col2vol adds col, laid out as vol2col writes it, into one volume dx.
-func col2vol(dx, col []float32, p tensor.Conv3DParams, z0, z1 int) {
-	volTaps(col, dx, p, z0, z1, true)
+func col2vol(threads int, dx, col []float32, p tensor.Conv3DParams, z0, z1 int) {
+	volTapsThreads(threads, col, dx, p, z0, z1, true)
+}
+
+// volTapsThreads runs volTaps on channel ranges in parallel: channels touch
+// disjoint rows of col and disjoint voxels of x.
+func volTapsThreads(threads int, col, x []float32, p tensor.Conv3DParams, z0, z1 int, add bool) {
+	parts := max(1, min(threads, p.C))
+	if parts == 1 {
+		volTaps(col, x, p, z0, z1, add, 0, p.C)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Go(func() { volTaps(col, x, p, z0, z1, add, i*p.C/parts, (i+1)*p.C/parts) })
+	}
+	wg.Wait()
 }
 
 // volTaps walks every (row, column) of the column matrix with the voxel it
 // names: it copies the voxel into col, or, when add, adds col into the voxel.
-func volTaps(col, x []float32, p tensor.Conv3DParams, z0, z1 int, add bool) {
+// Per kernel column kx the outputs whose input column lies inside the
+// volume are one range (oxRange), so the inner loops run without tests.
+// It covers the channels c0 ≤ c < c1.
+func volTaps(col, x []float32, p tensor.Conv3DParams, z0, z1 int, add bool, c0, c1 int) {
 	ohw := p.OH * p.OW
 	cols := (z1 - z0) * ohw
-	r := 0
-	for c := range p.C {
+	plane := tensor.ConvParams{W: p.W, KW: p.KW, StrideW: p.StrideW, PadLeft: p.PadW, OW: p.OW}
+	sw := p.StrideW
+	r := c0 * p.KD * p.KH * p.KW
+	for c := c0; c < c1; c++ {
 		xc := x[c*p.D*p.H*p.W:][:p.D*p.H*p.W]
 		for kz := range p.KD {
 			for ky := range p.KH {
 				for kx := range p.KW {
 					row := col[r*cols:][:cols]
 					r++
+					lo, hi := oxRange(plane, kx)
 					for oz := z0; oz < z1; oz++ {
-						plane := row[(oz-z0)*ohw:][:ohw]
 						iz := oz*p.StrideD + kz - p.PadD
 						for oy := range p.OH {
-							dst := plane[oy*p.OW:][:p.OW]
+							dst := row[(oz-z0)*ohw+oy*p.OW:][:p.OW]
 							iy := oy*p.StrideH + ky - p.PadH
-							if iz < 0 || iz >= p.D || iy < 0 || iy >= p.H {
+							if iz < 0 || iz >= p.D || iy < 0 || iy >= p.H || lo >= hi {
 								if !add {
 									clear(dst)
 								}
 								continue
 							}
-							src := xc[(iz*p.H+iy)*p.W:][:p.W]
-							for ox := range dst {
-								ix := ox*p.StrideW + kx - p.PadW
-								switch {
-								case ix < 0 || ix >= p.W:
-									if !add {
-										dst[ox] = 0
+							// Input column of output column lo, and the inputs read.
+							ix0 := lo*sw + kx - p.PadW
+							src := xc[(iz*p.H+iy)*p.W+ix0:][:(hi-lo-1)*sw+1]
+							in := dst[lo:hi]
+							switch {
+							case add && sw == 1:
+								for i, v := range in {
+									src[i] += v
+								}
+							case add:
+								for i, v := range in {
+									src[i*sw] += v
+								}
+							default:
+								clear(dst[:lo])
+								clear(dst[hi:])
+								if sw == 1 {
+									copy(in, src)
+								} else {
+									for i := range in {
+										in[i] = src[i*sw]
 									}
-								case add:
-									src[ix] += dst[ox]
-								default:
-									dst[ox] = src[ix]
 								}
 							}
 						}
@@ -100,22 +135,36 @@ func volTaps(col, x []float32, p tensor.Conv3DParams, z0, z1 int, add bool) {
 	}
 }
 
-// volShift is the padded geometry and row offsets of a stride-1 convolution.
+// volShift is the geometry and row offsets of a convolution on the
+// shifted-rows path. With stride s > 1 along an axis, the padded volume is
+// stored as s phases along it (the even and the odd planes, rows, columns
+// for s = 2), each ⌈Dp/s⌉ long: the voxel z of the padded volume is z mod s's
+// phase at z div s. Tap kz of output oz reads padded voxel oz·s + kz, i.e.
+// phase kz mod s at oz + kz div s: a stride-1 read within one phase, so
+// that row (c, kz, ky, kx) of the column matrix is again the phase volume
+// read from one offset, and the GEMM takes B straight from it. Outputs are
+// numbered j = oz·Hq·Wq + oy·Wq + ox over the phase grid; those past OH or
+// OW are computed and dropped. With stride 1 there is one phase and this is
+// the plain padded volume.
 type volShift struct {
-	dp, hp, wp int
-	n          int   // output positions j: (OD-1)·Hp·Wp + (OH-1)·Wp + OW
+	sd, sh, sw int   // strides: phases per axis
+	dq, hq, wq int   // a phase's extent: ⌈Dp/sd⌉, ⌈Hp/sh⌉, ⌈Wp/sw⌉
+	n          int   // output positions j: (OD-1)·Hq·Wq + (OH-1)·Wq + OW
 	off        []int // per row of the column matrix
 }
 
 func newVolShift(p tensor.Conv3DParams) volShift {
-	s := volShift{dp: p.D + 2*p.PadD, hp: p.H + 2*p.PadH, wp: p.W + 2*p.PadW}
-	s.n = (p.OD-1)*s.hp*s.wp + (p.OH-1)*s.wp + p.OW
+	s := volShift{sd: p.StrideD, sh: p.StrideH, sw: p.StrideW}
+	s.dq = (p.D + 2*p.PadD + s.sd - 1) / s.sd
+	s.hq = (p.H + 2*p.PadH + s.sh - 1) / s.sh
+	s.wq = (p.W + 2*p.PadW + s.sw - 1) / s.sw
+	s.n = (p.OD-1)*s.hq*s.wq + (p.OH-1)*s.wq + p.OW
 	s.off = make([]int, 0, p.C*p.KD*p.KH*p.KW)
 	for c := range p.C {
 		for kz := range p.KD {
 			for ky := range p.KH {
 				for kx := range p.KW {
-					s.off = append(s.off, ((c*s.dp+kz)*s.hp+ky)*s.wp+kx)
+					s.off = append(s.off, s.at(c, kz, ky, kx))
 				}
 			}
 		}
@@ -123,15 +172,36 @@ func newVolShift(p tensor.Conv3DParams) volShift {
 	return s
 }
 
-func (s volShift) padLen(c int) int { return c * s.dp * s.hp * s.wp }
+// at is where padded voxel (z, y, x) of channel c lies in the phase layout.
+func (s volShift) at(c, z, y, x int) int {
+	phase := ((c*s.sd+z%s.sd)*s.sh+y%s.sh)*s.sw + x%s.sw
+	return ((phase*s.dq+z/s.sd)*s.hq+y/s.sh)*s.wq + x/s.sw
+}
 
-// pad writes volume x (C × D × H × W) into xp (C × Dp × Hp × Wp) with zero borders.
+func (s volShift) padLen(c int) int { return c * s.sd * s.sh * s.sw * s.dq * s.hq * s.wq }
+
+// pad writes volume x (C × D × H × W) into xp in the phase layout, with
+// zero borders.
 func (s volShift) pad(xp, x []float32, p tensor.Conv3DParams) {
 	clear(xp[:s.padLen(p.C)])
 	for c := range p.C {
 		for z := range p.D {
 			for y := range p.H {
-				copy(xp[((c*s.dp+z+p.PadD)*s.hp+y+p.PadH)*s.wp+p.PadW:][:p.W], x[((c*p.D+z)*p.H+y)*p.W:][:p.W])
+				src := x[((c*p.D+z)*p.H+y)*p.W:][:p.W]
+				if s.sw == 1 {
+					copy(xp[s.at(c, z+p.PadD, y+p.PadH, p.PadW):][:p.W], src)
+					continue
+				}
+				for ph := range s.sw { // the columns x ≡ ph (mod sw) of the padded row
+					x0 := (ph - p.PadW%s.sw + s.sw) % s.sw // first source column in this phase
+					if x0 >= p.W {
+						continue
+					}
+					dst := xp[s.at(c, z+p.PadD, y+p.PadH, x0+p.PadW):]
+					for i, k := 0, x0; k < p.W; i, k = i+1, k+s.sw {
+						dst[i] = src[k]
+					}
+				}
 			}
 		}
 	}
@@ -143,7 +213,7 @@ func (s volShift) rows(p tensor.Conv3DParams, fn func(f, yAt, jAt int)) {
 	for f := range p.F {
 		for oz := range p.OD {
 			for oy := range p.OH {
-				fn(f, ((f*p.OD+oz)*p.OH+oy)*p.OW, f*s.n+oz*s.hp*s.wp+oy*s.wp)
+				fn(f, ((f*p.OD+oz)*p.OH+oy)*p.OW, f*s.n+oz*s.hq*s.wq+oy*s.wq)
 			}
 		}
 	}
@@ -189,7 +259,7 @@ func (d *Device) Conv3D(y, x, w, b tensor.Buffer, p tensor.Conv3DParams) {
 		for z0 := 0; z0 < p.OD; z0 += planes {
 			z1 := min(z0+planes, p.OD)
 			cols := (z1 - z0) * ohw
-			vol2col(col, xn, p, z0, z1)
+			vol2col(threads, col, xn, p, z0, z1)
 			d.sgemmA(threads, wA, cols, operandB{b: col, ld: cols}, 0, yn[z0*ohw:], odhw)
 		}
 		if bs != nil {
@@ -254,7 +324,7 @@ func (d *Device) Conv3DBackwardInput(dx, dy, w tensor.Buffer, p tensor.Conv3DPar
 			z1 := min(z0+planes, p.OD)
 			cols := (z1 - z0) * ohw
 			d.sgemmA(threads, wT, cols, operandB{b: dyn[z0*ohw:], ld: odhw}, 0, col, cols)
-			col2vol(dxn, col, p, z0, z1)
+			col2vol(threads, dxn, col, p, z0, z1)
 		}
 	})
 }
@@ -278,7 +348,7 @@ func (d *Device) Conv3DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 				for z0 := 0; z0 < p.OD; z0 += planes {
 					z1 := min(z0+planes, p.OD)
 					cols := (z1 - z0) * ohw
-					vol2col(col, xn, p, z0, z1)
+					vol2col(threads, col, xn, p, z0, z1)
 					d.sgemm(threads, gemm{M: p.F, N: k, K: cols, Alpha: 1, A: dyn[z0*ohw:], LdA: odhw, B: operandB{b: col, ld: cols, trans: true}, Beta: beta, C: acc, LdC: k})
 					beta = 1
 				}

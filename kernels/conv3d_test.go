@@ -66,7 +66,7 @@ func TestConv3DAgainstNaive(t *testing.T) {
 
 func testConv3D(t *testing.T, d *Device) {
 	r := rand.New(rand.NewPCG(3, 3))
-	for trial := range 40 {
+	for trial := range 48 {
 		s := 1 + r.IntN(2)
 		p := tensor.Conv3DParams{N: 1 + r.IntN(3), C: 1 + r.IntN(4), D: 1 + r.IntN(6), H: 1 + r.IntN(6), W: 1 + r.IntN(9),
 			F: 1 + r.IntN(5), KD: 1 + r.IntN(3), KH: 1 + r.IntN(3), KW: 1 + r.IntN(3), StrideD: s, StrideH: s, StrideW: s,
@@ -79,10 +79,15 @@ func testConv3D(t *testing.T, d *Device) {
 			p.C, p.F, p.D, p.H, p.W = 10+trial%5, 17+trial%13, 3+trial%3, 5, 6+trial%7
 			p.KD, p.KH, p.KW, p.PadD, p.PadH, p.PadW = 3, 3, 3, 1, 1, 1
 		}
+		if trial >= 40 { // a stride per axis (1 to 3), odd and even sizes: the phases of the shifted path
+			p.StrideD, p.StrideH, p.StrideW = 1+trial%2, 1+trial/2%3, 1+trial/3%3
+			p.D, p.H, p.W = 4+trial%3, 5+trial%4, 9+trial%5
+			p.PadD, p.PadH, p.PadW = trial%2, 1, 1+trial%2
+		}
 		if p.D+2*p.PadD < p.KD || p.H+2*p.PadH < p.KH || p.W+2*p.PadW < p.KW {
 			continue
 		}
-		p.OD, p.OH, p.OW = (p.D+2*p.PadD-p.KD)/s+1, (p.H+2*p.PadH-p.KH)/s+1, (p.W+2*p.PadW-p.KW)/s+1
+		p.OD, p.OH, p.OW = (p.D+2*p.PadD-p.KD)/p.StrideD+1, (p.H+2*p.PadH-p.KH)/p.StrideH+1, (p.W+2*p.PadW-p.KW)/p.StrideW+1
 		x, w, b := randSlice(r, p.N*p.C*p.D*p.H*p.W), randSlice(r, p.F*p.C*p.KD*p.KH*p.KW), randSlice(r, p.F)
 		want := naiveConv3D(x, w, b, p)
 		xb, wb := &Buffer{dev: d, F: x}, &Buffer{dev: d, F: w}

@@ -140,11 +140,13 @@ func (d *Device) winograd3D(p tensor.Conv3DParams) bool {
 		p.OH*p.OW >= d.tune.Winograd3DMinPlane && d.winograd(planeConv(p))
 }
 
-// shifted3D is shifted for volumes.
+// shifted3D is shifted for volumes, at any stride: with stride 2 the padded
+// volume is split into its even and odd phases (newVolShift), in which
+// every tap is again a stride-1 read.
 func (d *Device) shifted3D(p tensor.Conv3DParams) bool {
 	_, packed := d.microKernel()
 	pointwise := p.KD == 1 && p.KH == 1 && p.KW == 1 && p.PadD == 0 && p.PadH == 0 && p.PadW == 0
-	return packed && p.StrideD == 1 && p.StrideH == 1 && p.StrideW == 1 && !pointwise && p.OW >= d.tune.ShiftMinWidth
+	return packed && !pointwise && p.OW >= d.tune.ShiftMinWidth
 }
 
 // GemmPath names a way to run C = α·op(A)·op(B) + β·C.
