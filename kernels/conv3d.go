@@ -192,11 +192,7 @@ func (s volShift) pad(xp, x []float32, p tensor.Conv3DParams) {
 					copy(xp[s.at(c, z+p.PadD, y+p.PadH, p.PadW):][:p.W], src)
 					continue
 				}
-				for ph := range s.sw { // the columns x ≡ ph (mod sw) of the padded row
-					x0 := (ph - p.PadW%s.sw + s.sw) % s.sw // first source column in this phase
-					if x0 >= p.W {
-						continue
-					}
+				for x0 := range min(s.sw, p.W) { // the columns x0, x0 + sw, …: one phase
 					dst := xp[s.at(c, z+p.PadD, y+p.PadH, x0+p.PadW):]
 					for i, k := 0, x0; k < p.W; i, k = i+1, k+s.sw {
 						dst[i] = src[k]
