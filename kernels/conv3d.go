@@ -181,26 +181,58 @@ func (s volShift) at(c, z, y, x int) int {
 func (s volShift) padLen(c int) int { return c * s.sd * s.sh * s.sw * s.dq * s.hq * s.wq }
 
 // pad writes volume x (C × D × H × W) into xp in the phase layout, with
-// zero borders.
-func (s volShift) pad(xp, x []float32, p tensor.Conv3DParams) {
-	clear(xp[:s.padLen(p.C)])
-	for c := range p.C {
-		for z := range p.D {
-			for y := range p.H {
-				src := x[((c*p.D+z)*p.H+y)*p.W:][:p.W]
-				if s.sw == 1 {
-					copy(xp[s.at(c, z+p.PadD, y+p.PadH, p.PadW):][:p.W], src)
-					continue
-				}
-				for x0 := range min(s.sw, p.W) { // the columns x0, x0 + sw, …: one phase
-					dst := xp[s.at(c, z+p.PadD, y+p.PadH, x0+p.PadW):]
-					for i, k := 0, x0; k < p.W; i, k = i+1, k+s.sw {
-						dst[i] = src[k]
+// zero borders, the channels split over threads goroutines.
+func (s volShift) pad(threads int, xp, x []float32, p tensor.Conv3DParams) {
+	s.copyChannels(threads, xp, x, p, false)
+}
+
+// unpad copies the inside of the phase volume xp out to x (C × D × H × W).
+func (s volShift) unpad(threads int, x, xp []float32, p tensor.Conv3DParams) {
+	s.copyChannels(threads, xp, x, p, true)
+}
+
+// copyChannels copies between x and the phase volume xp (out: xp → x, else
+// x → xp with the borders cleared), the channels split over threads.
+func (s volShift) copyChannels(threads int, xp, x []float32, p tensor.Conv3DParams, out bool) {
+	parts := max(1, min(threads, p.C))
+	one := func(c0, c1 int) {
+		if !out {
+			clear(xp[s.padLen(c0):s.padLen(c1)])
+		}
+		for c := c0; c < c1; c++ {
+			for z := range p.D {
+				for y := range p.H {
+					row := x[((c*p.D+z)*p.H+y)*p.W:][:p.W]
+					for x0 := range min(s.sw, p.W) { // the columns x0, x0 + sw, …: one phase
+						ph := xp[s.at(c, z+p.PadD, y+p.PadH, x0+p.PadW):]
+						switch {
+						case s.sw == 1 && out:
+							copy(row, ph[:p.W])
+						case s.sw == 1:
+							copy(ph[:p.W], row)
+						case out:
+							for i, k := 0, x0; k < p.W; i, k = i+1, k+s.sw {
+								row[k] = ph[i]
+							}
+						default:
+							for i, k := 0, x0; k < p.W; i, k = i+1, k+s.sw {
+								ph[i] = row[k]
+							}
+						}
 					}
 				}
 			}
 		}
 	}
+	if parts == 1 {
+		one(0, p.C)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Go(func() { one(i*p.C/parts, (i+1)*p.C/parts) })
+	}
+	wg.Wait()
 }
 
 // rows visits every output row (f, oz, oy): its place in y and in the
@@ -232,7 +264,7 @@ func (d *Device) Conv3D(y, x, w, b tensor.Buffer, p tensor.Conv3DParams) {
 		padLen := s.padLen(p.C)
 		d.forImages(p.N, padLen+p.F*s.n, func(n int, scratch []float32, threads int) {
 			xp, out := scratch[:padLen], scratch[padLen:]
-			s.pad(xp, xs[n*p.C*vol:][:p.C*vol], p)
+			s.pad(threads, xp, xs[n*p.C*vol:][:p.C*vol], p)
 			d.sgemmA(threads, wA, s.n, operandB{b: xp, off: s.off}, 0, out, s.n)
 			yn := ys[n*p.F*odhw:][:p.F*odhw]
 			s.rows(p, func(f, yAt, jAt int) {
@@ -309,6 +341,9 @@ func (d *Device) Conv3DBackwardInput(dx, dy, w tensor.Buffer, p tensor.Conv3DPar
 		tmp := &Buffer{dev: d, dt: tensor.F32, F: wf}
 		d.Conv3D(dx, dy, tmp, nil, q)
 		return
+	case ConvShifted:
+		d.conv3DShiftedBackwardInput(dxs, dys, ws, p)
+		return
 	}
 	wT := d.newGemmA(true, k, p.F, ws, k) // wᵀ, packed once for all volumes
 	planes := colPlanes(p)
@@ -364,6 +399,45 @@ func (d *Device) Conv3DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 	}
 }
 
+// conv3DShiftedBackwardInput computes dx on the shifted rows, the transpose
+// of the forward's reads: dy spread to the shifted-rows layout (F × n, zeros
+// at the dropped positions), dcol = wᵀ·dy for a block of channels at a time
+// (their rows (c, kz, ky, kx)), each row of dcol added where the forward
+// read it, at its offset into the phase volume, and the phase volume's
+// inside copied out to dx. It serves strides the flipped convolution cannot.
+func (d *Device) conv3DShiftedBackwardInput(dxs, dys, ws []float32, p tensor.Conv3DParams) {
+	s := newVolShift(p)
+	taps := p.KD * p.KH * p.KW
+	k, odhw, vol, padLen := p.C*taps, p.OD*p.OH*p.OW, p.D*p.H*p.W, s.padLen(p.C)
+	block := max(1, min(p.C, (1<<20)/(taps*s.n))) // channels per dcol block: ~4 MB
+	simd := d.simd()
+	d.forImages(p.N, padLen+p.F*s.n+block*taps*s.n, func(n int, scratch []float32, threads int) {
+		xp, dyp, col := scratch[:padLen], scratch[padLen:][:p.F*s.n], scratch[padLen+p.F*s.n:]
+		clear(dyp)
+		dyn := dys[n*p.F*odhw:][:p.F*odhw]
+		s.rows(p, func(_, yAt, jAt int) { copy(dyp[jAt:][:p.OW], dyn[yAt:][:p.OW]) })
+		clear(xp)
+		for c0 := 0; c0 < p.C; c0 += block {
+			c1 := min(p.C, c0+block)
+			rows := (c1 - c0) * taps
+			d.sgemm(threads, gemm{M: rows, N: s.n, K: p.F, Alpha: 1, TransA: true, A: ws[c0*taps:], LdA: k,
+				B: operandB{b: dyp, ld: s.n}, C: col, LdC: s.n})
+			parts := max(1, min(threads, c1-c0)) // channels add into disjoint phase volumes
+			var wg sync.WaitGroup
+			for i := range parts {
+				wg.Go(func() {
+					for r := (c1 - c0) * i / parts * taps; r < (c1-c0)*(i+1)/parts*taps; r++ {
+						dst := xp[s.off[c0*taps+r]:][:s.n]
+						binaryRow(simd, tensor.OpAdd, dst, dst, col[r*s.n:][:s.n])
+					}
+				})
+			}
+			wg.Wait()
+		}
+		s.unpad(threads, dxs[n*p.C*vol:][:p.C*vol], xp, p)
+	})
+}
+
 // conv3DShiftedBackwardWeight computes dw = Σ_n dy_n·col_nᵀ with col_n read
 // from the padded volume and dy_n spread to the shifted-rows layout (zeros
 // at the dropped positions); as dwᵀ = col_n·dy_nᵀ where the level has the
@@ -379,7 +453,7 @@ func (d *Device) conv3DShiftedBackwardWeight(dws, xs, dys []float32, p tensor.Co
 	}
 	d.sumOverImages(dst, p.F*k, padLen+p.F*s.n, p.N, odhw, func(n int, acc, scratch []float32, threads int, beta float32) {
 		xp, dyp := scratch[:padLen], scratch[padLen:]
-		s.pad(xp, xs[n*p.C*vol:][:p.C*vol], p)
+		s.pad(threads, xp, xs[n*p.C*vol:][:p.C*vol], p)
 		clear(dyp)
 		dyn := dys[n*p.F*odhw:][:p.F*odhw]
 		s.rows(p, func(_, yAt, jAt int) { copy(dyp[jAt:][:p.OW], dyn[yAt:][:p.OW]) })

@@ -106,7 +106,9 @@ func (d *Device) PlanConv3D(p tensor.Conv3DParams) ConvPlan {
 	case d.winograd3D(p):
 		pl = ConvPlan{ConvWinograd, ConvWinograd, ConvWinograd}
 	case d.shifted3D(p):
-		pl.Forward, pl.BackwardWeight = ConvShifted, ConvShifted
+		// The input gradient as a convolution of dy where it is one (stride 1),
+		// else wᵀ·dy added row by row into the phases (conv3DShiftedBackwardInput).
+		pl = ConvPlan{ConvShifted, ConvShifted, ConvShifted}
 		if q, ok := flippedConv3D(p); ok && d.shifted3D(q) {
 			pl.BackwardInput = ConvFlippedShifted
 		}
