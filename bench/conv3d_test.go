@@ -30,7 +30,11 @@ func BenchmarkConv3d(b *testing.B) {
 	for _, s := range shapes {
 		for _, pass := range []string{"forward", "backward_input", "backward_weight"} {
 			b.Run(fmt.Sprintf("shape=%s/pass=%s", s.name, pass), func(b *testing.B) {
-				d := kernels.NewCPU(0)
+				// Without the weight cache: in training the weights change
+				// between passes, and torch's conv3d keeps nothing either.
+				tune := kernels.DefaultTuning()
+				tune.WeightCacheMiB = 0
+				d := kernels.NewCPUTuned(0, kernels.DefaultLevel(), tune)
 				r := rand.New(rand.NewPCG(3, 3))
 				o := (s.dhw+2-3)/s.s + 1
 				p := tensor.Conv3DParams{N: s.batch, C: s.c, D: s.dhw, H: s.dhw, W: s.dhw, F: s.f, KD: 3, KH: 3, KW: 3,

@@ -55,7 +55,11 @@ func BenchmarkConv2d(b *testing.B) {
 		for _, pass := range []string{"forward", "backward_input", "backward_weight"} {
 			for _, l := range levels {
 				b.Run(fmt.Sprintf("shape=%s/pass=%s/level=%s", s.name, pass, l), func(b *testing.B) {
-					convOnDevice(b, kernels.NewCPULevel(0, l), s, pass)
+					// Without the weight cache, as in training (the weights
+					// change between passes).
+					tune := kernels.DefaultTuning()
+					tune.WeightCacheMiB = 0
+					convOnDevice(b, kernels.NewCPUTuned(0, l, tune), s, pass)
 				})
 			}
 		}
