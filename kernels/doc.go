@@ -19,11 +19,13 @@
 //	gemm_packed.go  the packed GEMM (GotoBLAS structure) around the SIMD micro-kernels
 //	conv.go         Conv2D forward and both backward passes (im2col, shifted rows, 1×1)
 //	winograd.go     Winograd F(2×2, 3×3) for the stride-1 3×3 convolutions, all three passes
+//	weightcache.go  transformed weights kept across calls while their contents do not change
 //	norm.go         group/layer normalization and its backward
 //	attention.go    softmax and multi-head attention, forward and backward; inference by
 //	                blocks of query rows with Kᵀ and V packed once per head
 //	half.go         half-precision (F16) weights: widening to float32 per use
-//	conv3d.go       Conv3D: vol2col and shifted rows; conv3d_winograd.go: 3×3×3 by plane Winograd
+//	conv3d.go       Conv3D: vol2col and shifted rows (strided ones over the volume's phases);
+//	                conv3d_winograd.go: 3×3×3 by plane Winograd
 //	upsample3d.go   nearest and trilinear ×2 upsampling of volumes
 //	misc.go         nearest upsampling, embedding gather/scatter
 package kernels
