@@ -316,6 +316,11 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	ys, xs, bs := f32(y), f32(x), f32(b)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
 	path := d.PlanConv2D(p).Forward
+	if path == ConvPhases {
+		q, _ := as3D(p)
+		d.Conv3D(y, x, w, b, q)
+		return
+	}
 	if path == ConvWinograd {
 		d.convWinograd(ys, xs, w, ws, bs, p, false)
 		return
@@ -361,6 +366,10 @@ func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParam
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
 	path := d.PlanConv2D(p).BackwardInput
 	switch path {
+	case ConvPhases:
+		q, _ := as3D(p)
+		d.Conv3DBackwardInput(dx, dy, w, q)
+		return
 	case ConvFlippedWinograd:
 		q, _ := flippedConv(p)
 		d.convWinograd(dxs, dys, w, ws, nil, q, true)
@@ -401,6 +410,10 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 	dws, dbs, xs, dys := f32(dw), f32(db), f32(x), f32(dy)
 	ckk, ohw, hw := p.C*p.KH*p.KW, p.OH*p.OW, p.H*p.W
 	switch d.PlanConv2D(p).BackwardWeight {
+	case ConvPhases:
+		q, _ := as3D(p)
+		d.Conv3DBackwardWeight(dw, db, x, dy, q)
+		return
 	case ConvWinograd:
 		d.convWinogradBackwardWeight(dws, xs, dys, p)
 	case ConvShifted:

@@ -24,7 +24,7 @@ func TestPlans(t *testing.T) {
 			{conv(64, 16, 64, 3, 1), ConvPlan{ConvWinograd, ConvFlippedWinograd, ConvWinograd}},
 			{conv(3, 32, 32, 3, 1), ConvPlan{ConvShifted, ConvIm2col, ConvIm2col}}, // an RGB conv_in: no flipped gradient; C·9 < F
 			{conv(64, 16, 64, 1, 1), ConvPlan{ConvPointwise, ConvPointwise, ConvPointwise}},
-			{conv(64, 16, 64, 3, 2), ConvPlan{ConvIm2col, ConvIm2col, ConvIm2col}},
+			{conv(64, 16, 64, 3, 2), ConvPlan{ConvPhases, ConvIm2col, ConvPhases}}, // a downsampler: over the phases
 			{conv(64, 4, 64, 3, 1), ConvPlan{ConvWinograd, ConvFlippedWinograd, ConvWinograd}},
 			{conv(8, 4, 8, 3, 1), ConvPlan{ConvIm2col, ConvIm2col, ConvIm2col}}, // too few channels for Winograd, too narrow to shift
 		}
