@@ -22,8 +22,24 @@ func Write(path string, data []byte) error {
 
 // WriteWith runs write on a temporary file beside path, fsyncs it, renames
 // it over path and fsyncs the directory; on any failure the temporary file
-// is removed and path is untouched.
+// is removed and path is untouched. A path that exists and is not a regular
+// file (/dev/null, /dev/stdout, a named pipe) is written to directly:
+// renaming over it would replace the device with a file.
 func WriteWith(path string, write func(io.Writer) error) error {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		if err := write(f); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		return nil
+	}
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
