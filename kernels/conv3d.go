@@ -192,47 +192,81 @@ func (s volShift) unpad(threads int, x, xp []float32, p tensor.Conv3DParams) {
 }
 
 // copyChannels copies between x and the phase volume xp (out: xp → x, else
-// x → xp with the borders cleared), the channels split over threads.
+// x → xp, every cell of xp written once, the borders with zeros), the
+// channels split over threads.
 func (s volShift) copyChannels(threads int, xp, x []float32, p tensor.Conv3DParams, out bool) {
+	one := s.padChannels
+	if out {
+		one = s.unpadChannels
+	}
 	parts := max(1, min(threads, p.C))
-	one := func(c0, c1 int) {
-		if !out {
-			clear(xp[s.padLen(c0):s.padLen(c1)])
-		}
-		for c := c0; c < c1; c++ {
-			for z := range p.D {
-				for y := range p.H {
-					row := x[((c*p.D+z)*p.H+y)*p.W:][:p.W]
-					for x0 := range min(s.sw, p.W) { // the columns x0, x0 + sw, …: one phase
-						ph := xp[s.at(c, z+p.PadD, y+p.PadH, x0+p.PadW):]
-						switch {
-						case s.sw == 1 && out:
-							copy(row, ph[:p.W])
-						case s.sw == 1:
-							copy(ph[:p.W], row)
-						case out:
-							for i, k := 0, x0; k < p.W; i, k = i+1, k+s.sw {
-								row[k] = ph[i]
-							}
-						default:
-							for i, k := 0, x0; k < p.W; i, k = i+1, k+s.sw {
-								ph[i] = row[k]
-							}
-						}
+	if parts == 1 {
+		one(xp, x, p, 0, p.C)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Go(func() { one(xp, x, p, i*p.C/parts, (i+1)*p.C/parts) })
+	}
+	wg.Wait()
+}
+
+// padChannels writes the phase rows of channels c0 ≤ c < c1 of xp from x.
+func (s volShift) padChannels(xp, x []float32, p tensor.Conv3DParams, c0, c1 int) {
+	plane := s.dq * s.hq * s.wq
+	for c := c0; c < c1; c++ {
+		for ph := range s.sd * s.sh * s.sw {
+			rz, ry, rx := ph/(s.sh*s.sw), ph/s.sw%s.sh, ph%s.sw
+			// The columns ix of a phase row whose source column ix·sw + rx - PadW is inside.
+			lo := max(0, (p.PadW-rx+s.sw-1)/s.sw)
+			hi := min(s.wq, (p.W+p.PadW-rx+s.sw-1)/s.sw)
+			base := xp[(c*s.sd*s.sh*s.sw+ph)*plane:][:plane]
+			for iz := range s.dq {
+				z := iz*s.sd + rz - p.PadD
+				for iy := range s.hq {
+					dst := base[(iz*s.hq+iy)*s.wq:][:s.wq]
+					y := iy*s.sh + ry - p.PadH
+					if z < 0 || z >= p.D || y < 0 || y >= p.H || lo >= hi {
+						clear(dst)
+						continue
+					}
+					src := x[((c*p.D+z)*p.H+y)*p.W:][:p.W]
+					clear(dst[:lo])
+					clear(dst[hi:])
+					x0 := lo*s.sw + rx - p.PadW
+					if s.sw == 1 {
+						copy(dst[lo:hi], src[x0:])
+						continue
+					}
+					in := src[x0:][:(hi-lo-1)*s.sw+1]
+					for i := range dst[lo:hi] {
+						dst[lo+i] = in[i*s.sw]
 					}
 				}
 			}
 		}
 	}
-	if parts == 1 {
-		one(0, p.C)
-		return
+}
+
+// unpadChannels copies the inside of channels c0 ≤ c < c1 of xp out to x.
+func (s volShift) unpadChannels(xp, x []float32, p tensor.Conv3DParams, c0, c1 int) {
+	for c := c0; c < c1; c++ {
+		for z := range p.D {
+			for y := range p.H {
+				row := x[((c*p.D+z)*p.H+y)*p.W:][:p.W]
+				for x0 := range min(s.sw, p.W) { // the columns x0, x0 + sw, …: one phase
+					ph := xp[s.at(c, z+p.PadD, y+p.PadH, x0+p.PadW):]
+					if s.sw == 1 {
+						copy(row, ph[:p.W])
+						continue
+					}
+					for i, k := 0, x0; k < p.W; i, k = i+1, k+s.sw {
+						row[k] = ph[i]
+					}
+				}
+			}
+		}
 	}
-	var wg sync.WaitGroup
-	for i := range parts {
-		wg.Go(func() { one(i*p.C/parts, (i+1)*p.C/parts) })
-	}
-	wg.Wait()
 }
 
 // rows visits every output row (f, oz, oy): its place in y and in the
