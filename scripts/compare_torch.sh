@@ -110,7 +110,7 @@ echo
 echo "| case | ours | anchor | ratio | target |"
 echo "| --- | --- | --- | --- | --- |"
 awk '
-	{ key = $1 SUBSEP $2; sum[key] += $3; cnt[key]++; unit[$2] = $4; if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 } }
+	{ key = $1 SUBSEP $2; sum[key] += $3; cnt[key]++; if ($1 !~ /rss/) unit[$2] = $4; if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 } }
 	function mean(w, c) { return cnt[w, c] ? sum[w, c] / cnt[w, c] : 0 }
 	function row(c, a, label, target,   o, v) {
 		o = mean("ours", c); v = mean(a, c)
