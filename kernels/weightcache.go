@@ -27,7 +27,8 @@ import (
 // a buffer is marked volatile and is no longer hashed either. Entries are
 // keyed by a weak pointer to the buffer and dropped when it is collected.
 // Tuning.WeightCacheMiB bounds the memory; past it, weights are transformed
-// per call as before.
+// per call as before. Half-precision (F16) weights are never kept: they were
+// chosen to save memory, and their transforms are float32.
 // ---------------------------------------------------------------------------
 
 // weightForm names a prepared form of a weight buffer.
@@ -86,7 +87,9 @@ func (d *Device) preparedWeights(w tensor.Buffer, ws []float32, form weightForm,
 	}
 	cache, cb := d.weights, asBuffer(w)
 	budget := 4 * n
-	if cache == nil || cb == nil || budget > d.tune.WeightCacheMiB<<20 {
+	// Half-precision weights were chosen to save memory: their float32
+	// transforms are not kept.
+	if cache == nil || cb == nil || cb.dt == tensor.F16 || budget > d.tune.WeightCacheMiB<<20 {
 		return fresh()
 	}
 	key := weightKey{buf: weak.Make(cb), form: form, slice: slice, f: f, c: c}

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -77,6 +78,7 @@ func TestWeightCache(t *testing.T) {
 	if cached.CachedWeightBytes() != kept {
 		t.Fatalf("new buffer: %d bytes kept, want %d", cached.CachedWeightBytes(), kept)
 	}
+	runtime.KeepAlive(w) // w is read last by check, above: without this it may be collected before the count
 	w = nil
 	deadline := time.Now().Add(10 * time.Second)
 	for cached.CachedWeightBytes() != 0 {
@@ -117,6 +119,27 @@ func TestWeightCache3D(t *testing.T) {
 	}
 	if cached.CachedWeightBytes() == 0 {
 		t.Fatal("unchanged 3-D weights were not kept")
+	}
+
+	// Half-precision weights are never kept (they were chosen to save memory).
+	half := NewCPUTuned(2, MaxLevel(), DefaultTuning())
+	hb, err := half.Alloc(tensor.F16, len(w.F))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bits := make([]uint16, len(w.F))
+	for i, v := range w.F {
+		bits[i] = uint16(i%0x7800) ^ uint16(math.Float32bits(v)>>31)<<15 // finite values
+	}
+	if err := half.UploadF16(hb, 0, bits); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		y := &Buffer{dev: half, F: make([]float32, p.F*p.OD*p.OH*p.OW)}
+		half.Conv3D(y, &Buffer{dev: half, F: x}, hb, nil, p)
+	}
+	if n := half.CachedWeightBytes(); n != 0 {
+		t.Fatalf("F16 weights: %d bytes kept", n)
 	}
 	if plain.CachedWeightBytes() != 0 {
 		t.Fatal("WeightCacheMiB 0 kept weights")
