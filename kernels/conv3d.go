@@ -1,10 +1,6 @@
 package kernels
 
-import (
-	"sync"
-
-	"github.com/godiffuse/godiffuse/tensor"
-)
+import "github.com/godiffuse/godiffuse/tensor"
 
 // ---------------------------------------------------------------------------
 // Conv3D by vol2col + GEMM, the 3-D twin of conv.go.
@@ -61,16 +57,7 @@ func col2vol(threads int, dx, col []float32, p tensor.Conv3DParams, z0, z1 int) 
 // volTapsThreads runs volTaps on channel ranges in parallel: channels touch
 // disjoint rows of col and disjoint voxels of x.
 func volTapsThreads(threads int, col, x []float32, p tensor.Conv3DParams, z0, z1 int, add bool) {
-	parts := max(1, min(threads, p.C))
-	if parts == 1 {
-		volTaps(col, x, p, z0, z1, add, 0, p.C)
-		return
-	}
-	var wg sync.WaitGroup
-	for i := range parts {
-		wg.Go(func() { volTaps(col, x, p, z0, z1, add, i*p.C/parts, (i+1)*p.C/parts) })
-	}
-	wg.Wait()
+	inParts(threads, p.C, 1, func(c0, c1 int) { volTaps(col, x, p, z0, z1, add, c0, c1) })
 }
 
 // volTaps walks every (row, column) of the column matrix with the voxel it
@@ -199,16 +186,7 @@ func (s volShift) copyChannels(threads int, xp, x []float32, p tensor.Conv3DPara
 	if out {
 		one = s.unpadChannels
 	}
-	parts := max(1, min(threads, p.C))
-	if parts == 1 {
-		one(xp, x, p, 0, p.C)
-		return
-	}
-	var wg sync.WaitGroup
-	for i := range parts {
-		wg.Go(func() { one(xp, x, p, i*p.C/parts, (i+1)*p.C/parts) })
-	}
-	wg.Wait()
+	inParts(threads, p.C, 1, func(c0, c1 int) { one(xp, x, p, c0, c1) })
 }
 
 // padChannels writes the phase rows of channels c0 ≤ c < c1 of xp from x.
@@ -456,17 +434,12 @@ func (d *Device) conv3DShiftedBackwardInput(dxs, dys, ws []float32, p tensor.Con
 			rows := (c1 - c0) * taps
 			d.sgemm(threads, gemm{M: rows, N: s.n, K: p.F, Alpha: 1, TransA: true, A: ws[c0*taps:], LdA: k,
 				B: operandB{b: dyp, ld: s.n}, C: col, LdC: s.n})
-			parts := max(1, min(threads, c1-c0)) // channels add into disjoint phase volumes
-			var wg sync.WaitGroup
-			for i := range parts {
-				wg.Go(func() {
-					for r := (c1 - c0) * i / parts * taps; r < (c1-c0)*(i+1)/parts*taps; r++ {
-						dst := xp[s.off[c0*taps+r]:][:s.n]
-						binaryRow(simd, tensor.OpAdd, dst, dst, col[r*s.n:][:s.n])
-					}
-				})
-			}
-			wg.Wait()
+			inParts(threads, c1-c0, 1, func(lo, hi int) { // channels add into disjoint phase volumes
+				for r := lo * taps; r < hi*taps; r++ {
+					dst := xp[s.off[c0*taps+r]:][:s.n]
+					binaryRow(simd, tensor.OpAdd, dst, dst, col[r*s.n:][:s.n])
+				}
+			})
 		}
 		s.unpad(threads, dxs[n*p.C*vol:][:p.C*vol], xp, p)
 	})

@@ -275,11 +275,15 @@ func (d *Device) forSlots(n, slots int, fn func(wk, slot, item, threads int)) in
 
 // parallelFor splits [0, n) into at most threads contiguous chunks of at least
 // grain items and runs fn on each concurrently.
-func (d *Device) parallelFor(n, grain int, fn func(lo, hi int)) {
+func (d *Device) parallelFor(n, grain int, fn func(lo, hi int)) { inParts(d.threads, n, grain, fn) }
+
+// inParts is parallelFor on a given number of threads (those a caller's
+// share of the device leaves it).
+func inParts(threads, n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
 	}
-	parts := min(d.threads, max(1, n/max(grain, 1)))
+	parts := min(threads, max(1, n/max(grain, 1)))
 	if parts <= 1 {
 		fn(0, n)
 		return
