@@ -58,12 +58,8 @@ func (d *Device) conv3DWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []floa
 		return
 	}
 	g.xImg, g.xCh, g.yImg, g.yCh = inC*vol, vol, outC*vol, vol
-	var us [3][16]gemmA
-	for kz := range 3 {
-		var release func()
-		us[kz], release = d.winogradWeightsOf(w, ws, q.F, q.C, flipped, kz, func() []float32 { return depthSlice(ws, p, kz) })
-		defer release()
-	}
+	us, release := d.winogradWeightsOf(w, ws, q.F, q.C, flipped, 3, func(kz int) []float32 { return depthSlice(ws, p, kz) })
+	defer release()
 	simd := d.winoSIMD()
 	vLen := 16 * g.cs
 	d.winoChunks(g, 3*vLen+16*g.fs+winoPadLen(q, g), func(_ int, buf []float32, threads, r0, r1 int) {

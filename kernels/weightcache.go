@@ -40,18 +40,17 @@ const (
 )
 
 type weightKey struct {
-	buf   weak.Pointer[Buffer]
-	form  weightForm
-	slice int // the depth tap kz of a 3×3×3 kernel (0 for 2-D)
-	f, c  int // the prepared matrices' rows and columns
+	buf  weak.Pointer[Buffer]
+	form weightForm
+	f, c int // the prepared matrices' rows and columns
 }
 
 type weightEntry struct {
 	hash     uint64
-	changes  int  // how often the contents changed between calls
-	volatile bool // changed twice: not cached, not hashed any more
-	us       [16]gemmA
-	buf      []float32 // us's storage; nil until cached
+	changes  int         // how often the contents changed between calls
+	volatile bool        // changed twice: not cached, not hashed any more
+	us       [][16]gemmA // one set per depth tap (one for 2-D kernels)
+	buf      []float32   // us's storage; nil until cached
 }
 
 type weightCache struct {
@@ -75,13 +74,13 @@ func (c *weightCache) drop(k weightKey) {
 	}
 }
 
-// preparedWeights returns the 16 packed matrices of ws (the floats of the
-// buffer w) in the given form, made by prepare into a buffer of n floats:
-// the kept ones when the cache holds them for these contents, else fresh
-// ones in scratch that release hands back.
-func (d *Device) preparedWeights(w tensor.Buffer, ws []float32, form weightForm, slice, f, c, n int,
-	prepare func(buf []float32) [16]gemmA) (us [16]gemmA, release func()) {
-	fresh := func() ([16]gemmA, func()) {
+// preparedWeights returns the packed matrices of ws (the floats of the
+// buffer w) in the given form, 16 per depth tap, made by prepare into a
+// buffer of n floats: the kept ones when the cache holds them for these
+// contents, else fresh ones in scratch that release hands back.
+func (d *Device) preparedWeights(w tensor.Buffer, ws []float32, form weightForm, f, c, n int,
+	prepare func(buf []float32) [][16]gemmA) (us [][16]gemmA, release func()) {
+	fresh := func() ([][16]gemmA, func()) {
 		buf := getWino(n)
 		return prepare(buf), func() { putWino(buf) }
 	}
@@ -92,7 +91,7 @@ func (d *Device) preparedWeights(w tensor.Buffer, ws []float32, form weightForm,
 	if cache == nil || cb == nil || cb.dt == tensor.F16 || budget > d.tune.WeightCacheMiB<<20 {
 		return fresh()
 	}
-	key := weightKey{buf: weak.Make(cb), form: form, slice: slice, f: f, c: c}
+	key := weightKey{buf: weak.Make(cb), form: form, f: f, c: c}
 	cache.mu.Lock()
 	e := cache.entries[key]
 	if e != nil && e.volatile {
@@ -114,7 +113,7 @@ func (d *Device) preparedWeights(w tensor.Buffer, ws []float32, form weightForm,
 		e.changes++
 		e.volatile = e.changes >= 2
 		cache.bytes -= 4 * len(e.buf)
-		e.buf, e.us = nil, [16]gemmA{}
+		e.buf, e.us = nil, nil
 		cache.mu.Unlock()
 		return fresh()
 	case e.buf != nil: // kept

@@ -99,8 +99,9 @@ func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float3
 	if g.rows == 0 {
 		return
 	}
-	us, release := d.winogradWeightsOf(w, ws, p.F, p.C, flipped, 0, func() []float32 { return ws })
+	prepared, release := d.winogradWeightsOf(w, ws, p.F, p.C, flipped, 1, func(int) []float32 { return ws })
 	defer release()
+	us := prepared[0]
 	simd := d.winoSIMD()
 	d.winoChunks(g, 16*g.cs+16*g.fs+winoPadLen(p, g), func(_ int, buf []float32, threads, r0, r1 int) {
 		v, m, rowBuf := buf[:16*g.cs], buf[16*g.cs:16*(g.cs+g.fs)], buf[16*(g.cs+g.fs):]
@@ -195,19 +196,24 @@ func (d *Device) winogradWeights(buf, w []float32, f, c int, flipped bool) [16]g
 
 func winoWeightsLen(mk microKernel, f, c int) int { return 16 * (prepackedLen(mk, f, c) + 16) }
 
-// winogradWeightsOf is winogradWeights of the kernels that kernel returns
-// (w's 3×3 kernels, or those of one depth tap of w's 3×3×3 ones), kept
-// across calls while w's contents do not change (weightcache.go); release
-// hands back the storage of a transform that was not kept.
-func (d *Device) winogradWeightsOf(w tensor.Buffer, ws []float32, f, c int, flipped bool, slice int,
-	kernel func() []float32) (us [16]gemmA, release func()) {
+// winogradWeightsOf is winogradWeights of each of the taps kernel(t)
+// returns (w's 3×3 kernels; or, t < 3, the depth taps of w's 3×3×3 ones),
+// kept across calls while w's contents do not change (weightcache.go);
+// release hands back the storage of a transform that was not kept.
+func (d *Device) winogradWeightsOf(w tensor.Buffer, ws []float32, f, c int, flipped bool, taps int,
+	kernel func(t int) []float32) (us [][16]gemmA, release func()) {
 	mk, _ := d.microKernel()
 	form := formWinograd
 	if flipped {
 		form = formWinogradFlipped
 	}
-	return d.preparedWeights(w, ws, form, slice, f, c, winoWeightsLen(mk, f, c), func(buf []float32) [16]gemmA {
-		return d.winogradWeights(buf, kernel(), f, c, flipped)
+	n := winoWeightsLen(mk, f, c)
+	return d.preparedWeights(w, ws, form, f, c, taps*n, func(buf []float32) [][16]gemmA {
+		us := make([][16]gemmA, taps)
+		for t := range us {
+			us[t] = d.winogradWeights(buf[t*n:][:n], kernel(t), f, c, flipped)
+		}
+		return us
 	})
 }
 
