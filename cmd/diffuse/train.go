@@ -42,25 +42,31 @@ func trainDefaults() ddpm.TrainConfig {
 
 // stepBudget turns a time budget into a step count: after a few steps it
 // measures their speed and fixes the total so that training, the final
-// save and the sample grid end within the budget; if the machine slows
-// down later, training stops at the deadline.
+// save and the sample grid end within the budget. The speed is measured
+// again every tenth of the budget over all steps since the first timed
+// one, and the total raised when the machine turned out faster than the
+// first steps said (another process may have run during them); if it
+// slows down instead, training stops at the deadline.
 type stepBudget struct {
 	start    time.Time
 	budget   time.Duration
 	first    int // the step training started from
 	t0       time.Time
-	rate     float64 // steps per second, once measured
-	fixed    bool
+	rate     float64 // steps per second, last measured
+	total    int     // the total last returned
+	recheck  time.Time
 	announce bool
 	now      func() time.Time
 }
 
 // Steps timed to estimate the speed (after skipWarm steps whose first
-// allocations are slow), and the time kept for the save and the grid.
+// allocations are slow), the time kept for the save and the grid, and how
+// often the speed is measured again (in parts of the budget).
 const (
-	skipWarm   = 3
-	timedSteps = 12
-	finishTime = 12 * time.Second
+	skipWarm     = 3
+	timedSteps   = 12
+	finishTime   = 12 * time.Second
+	recheckParts = 10
 )
 
 func newStepBudget(start time.Time, budget time.Duration, first int) *stepBudget {
@@ -68,22 +74,27 @@ func newStepBudget(start time.Time, budget time.Duration, first int) *stepBudget
 }
 
 // after is called after each step: it returns the new total and true when
-// the total changes (once measured, or at the deadline).
+// the total changes (once measured, raised when faster, or at the deadline).
 func (b *stepBudget) after(step int) (int, bool) {
 	done := step - b.first
 	now := b.now()
 	deadline := b.start.Add(b.budget - finishTime)
+	if now.After(deadline) {
+		b.total = step
+		return step, true
+	}
 	switch {
 	case done == skipWarm:
 		b.t0 = now
-	case done == skipWarm+timedSteps && !b.fixed:
-		b.rate = float64(timedSteps) / now.Sub(b.t0).Seconds()
-		b.fixed = true
-		left := max(0, deadline.Sub(now).Seconds())
-		return step + int(left*b.rate), true
-	}
-	if now.After(deadline) {
-		return step, true
+	case done == skipWarm+timedSteps && b.total == 0,
+		b.total > 0 && !now.Before(b.recheck):
+		b.rate = float64(done-skipWarm) / now.Sub(b.t0).Seconds()
+		b.recheck = now.Add(b.budget / recheckParts)
+		total := step + int(deadline.Sub(now).Seconds()*b.rate)
+		if total > b.total {
+			b.total = total
+			return total, true
+		}
 	}
 	return 0, false
 }
@@ -293,6 +304,9 @@ func (r trainRun) loop(o loopSettings) error {
 				case steps < *r.total:
 					bar.finish()
 					fmt.Fprintf(os.Stderr, "note: the machine slowed down; the time budget ends training at step %d of %d\n", steps, *r.total)
+				default:
+					bar.finish()
+					fmt.Fprintf(os.Stderr, "note: %.2f steps/s on average now; the time budget allows %d steps (was %d)\n", clock.rate, steps, *r.total)
 				}
 				*r.total, bar.total = steps, steps
 			}

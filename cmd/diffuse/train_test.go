@@ -37,29 +37,48 @@ func TestDefaultTrainingSmoke(t *testing.T) {
 }
 
 // TestStepBudget: the time budget fixes the step count from the speed of
-// the timed steps so that training ends finishTime before the budget, and
-// cuts training at that point when the machine slows down.
+// the timed steps so that training ends finishTime before the budget,
+// raises it when later steps run faster (the first ones shared the machine),
+// never lowers it before the deadline, and cuts training at the deadline.
 func TestStepBudget(t *testing.T) {
 	start := time.Unix(1000, 0)
 	now := start
 	b := newStepBudget(start, 5*time.Minute, 100)
 	b.now = func() time.Time { return now }
-	total := 0
-	for step := 101; step <= 100+skipWarm+timedSteps; step++ {
-		now = now.Add(500 * time.Millisecond) // 2 steps/s
-		if n, ok := b.after(step); ok {
-			total = n
+	total, changes := 0, 0
+	step := 100
+	run := func(n int, each time.Duration) {
+		for range n {
+			step++
+			now = now.Add(each)
+			if n, ok := b.after(step); ok {
+				total = n
+				changes++
+			}
 		}
 	}
+	run(skipWarm+timedSteps, 500*time.Millisecond) // 2 steps/s
 	// At the measurement 7.5 s have passed; 300 − 12 − 7.5 s are left at 2 steps/s.
-	if want := 100 + skipWarm + timedSteps + int((300-finishTime.Seconds()-7.5)*2); total != want || b.rate != 2 {
-		t.Fatalf("total %d at %.2f steps/s, want %d at 2", total, b.rate, want)
+	if want := 100 + skipWarm + timedSteps + int((300-finishTime.Seconds()-7.5)*2); total != want || b.rate != 2 || changes != 1 {
+		t.Fatalf("total %d at %.2f steps/s after %d changes, want %d at 2 after 1", total, b.rate, changes, want)
 	}
-	if _, ok := b.after(200); ok {
-		t.Error("the total changed again before the deadline")
+	// Slower for a while: no change before the deadline.
+	run(20, time.Second)
+	if changes != 1 {
+		t.Errorf("the total changed to %d while the machine was slower", total)
+	}
+	// Then five times as fast for a minute: raised (at most once per tenth
+	// of the budget), from the average speed since the first timed step.
+	first := total
+	run(300, 200*time.Millisecond)
+	if changes < 2 || changes > 3 || total <= first {
+		t.Fatalf("after faster steps: total %d (was %d), %d changes; want it raised once or twice", total, first, changes)
+	}
+	if avg := float64(step-100-skipWarm) / (now.Sub(start).Seconds() - 1.5); b.rate > avg+0.01 || b.rate < 2 {
+		t.Errorf("re-measured %.3f steps/s; the average is %.3f now and was 2 at first", b.rate, avg)
 	}
 	now = start.Add(5*time.Minute - finishTime + time.Second)
-	if n, ok := b.after(300); !ok || n != 300 {
+	if n, ok := b.after(step + 1); !ok || n != step+1 {
 		t.Errorf("past the deadline: %d %v, want the current step", n, ok)
 	}
 }
