@@ -65,6 +65,8 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 	}
 	for _, c := range append([]breakage{
 		{"no model_index.json", func(dir string) { os.Remove(filepath.Join(dir, "model_index.json")) }, "not a diffusers pipeline folder"},
+		{"suggested guidance out of range", edit("model_index.json", `{`, `{"_godiffuse_sampling": {"guidance_scale": -2},`), "_godiffuse_sampling.guidance_scale -2: want 0 … 100"},
+		{"suggested steps not a number", edit("model_index.json", `{`, `{"_godiffuse_sampling": {"num_inference_steps": "many"},`), "_godiffuse_sampling: want {"},
 		{"SDXL", edit("model_index.json", `"StableDiffusionPipeline"`, `"StableDiffusionXLPipeline"`), "StableDiffusionXLPipeline is not supported"},
 		{"not SD", edit("model_index.json", `"StableDiffusionPipeline"`, `"KandinskyPipeline"`), "not a Stable Diffusion pipeline"},
 		{"missing vae folder", func(dir string) { os.RemoveAll(filepath.Join(dir, "vae")) }, "vae/ folder is missing"},

@@ -101,6 +101,9 @@ func TestTextTrainerResumesExactlyAndLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if p.Suggested != TrainedSuggested {
+		t.Errorf("suggested %+v, want %+v", p.Suggested, TrainedSuggested)
+	}
 	if p.VAE != nil || p.ImageFactor() != 1 || p.DefaultSize() != 32 {
 		t.Fatalf("loaded as vae %v, factor %d, size %d", p.VAE != nil, p.ImageFactor(), p.DefaultSize())
 	}

@@ -29,14 +29,17 @@ type sdFlags struct {
 	seed                                                    uint64
 	device                                                  deviceFlags
 	output                                                  outputFlags
+	set                                                     func(name string) bool // whether the command line set a flag
 }
 
 func addSDFlags(fs *flag.FlagSet, f *sdFlags) {
 	fs.StringVar(&f.model, "model", "", "a diffusers Stable Diffusion folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)")
 	fs.StringVar(&f.prompt, "prompt", "", "what to draw")
 	fs.StringVar(&f.negative, "negative", "", "negative prompt (what to steer away from)")
-	fs.IntVar(&f.steps, "steps", 25, "model evaluations")
-	fs.Float64Var(&f.guidance, "guidance", 7.5, "classifier-free guidance scale (≤ 1: the prompt alone, one pass per step)")
+	fs.IntVar(&f.steps, "steps", 25, "model evaluations (default: the folder's suggestion if it has one, else 25)")
+	fs.Float64Var(&f.guidance, "guidance", 7.5, "classifier-free guidance scale (≤ 1: the prompt alone, one pass per step)\n"+
+		"(default: the folder's suggestion if it has one, as folders diffuse train writes do, else 7.5)")
+	f.set = func(name string) bool { return flagSet(fs, name) }
 	fs.StringVar(&f.sampler, "sampler", "dpm++2m-karras", strings.Join(ddpm.SigmaSamplerNames, ", "))
 	fs.Uint64Var(&f.seed, "seed", 0, "seed of the noise; image i uses seed+i")
 	fs.IntVar(&f.width, "width", 0, "image width in pixels, a multiple of 8 (default: the model's, 512 for SD 1.5)")
@@ -69,6 +72,23 @@ func (f *sdFlags) check() error {
 		return err
 	}
 	return checkOutputs("-out", f.out)
+}
+
+// takeSuggested uses the folder's suggested guidance and steps where the
+// command line gave none, and says so.
+func (f *sdFlags) takeSuggested(s pipeline.Suggested) {
+	var took []string
+	if s.Guidance > 0 && !f.set("guidance") {
+		f.guidance = s.Guidance
+		took = append(took, fmt.Sprintf("guidance %g", s.Guidance))
+	}
+	if s.Steps > 0 && !f.set("steps") {
+		f.steps = s.Steps
+		took = append(took, fmt.Sprintf("%d steps", s.Steps))
+	}
+	if len(took) > 0 {
+		fmt.Fprintf(os.Stderr, "note: %s, as the folder suggests (-guidance and -steps override it)\n", strings.Join(took, " and "))
+	}
 }
 
 func (f *sdFlags) options(dev tensor.Device) (pipeline.Options, error) {
@@ -186,6 +206,7 @@ func generate(f *sdFlags, task string, run func(p *pipeline.Pipeline, o pipeline
 	for _, n := range p.Notes {
 		fmt.Fprintln(os.Stderr, "note:", n)
 	}
+	f.takeSuggested(p.Suggested)
 	o, err := f.options(dev)
 	if err != nil {
 		return err

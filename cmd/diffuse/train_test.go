@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/device"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/pngtext"
 )
 
 // TestDefaultTrainingSmoke: the README's main command with its defaults
@@ -135,12 +137,19 @@ func TestTrainShapesThenGenerateAndServe(t *testing.T) {
 	if info, err := os.ReadFile(filepath.Join(out, "checkpoint", "COMPLETE")); err != nil || string(info) != "3\n" {
 		t.Errorf("after resuming: COMPLETE %q %v", info, err)
 	}
+	// The folder suggests guidance 3 (and 20 steps, overridden here).
 	img := filepath.Join(out, "red.png")
 	if err := runGenerate([]string{"-model", filepath.Join(out, "checkpoint"), "-prompt", "a red circle", "-steps", "2", "-out", img, "-device", "cpu"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(img); err != nil {
+	f, err := os.Open(img)
+	if err != nil {
 		t.Fatal(err)
+	}
+	chunks, err := pngtext.Read(f)
+	f.Close()
+	if err != nil || len(chunks) == 0 || !strings.Contains(chunks[0].Value, "Steps: 2, ") || !strings.Contains(chunks[0].Value, "CFG scale: 3, ") {
+		t.Errorf("parameters %q (%v): want the command line's 2 steps and the folder's guidance 3", chunks, err)
 	}
 	srcs, err := findSources(nil, out)
 	if err != nil || len(srcs) != 1 || srcs[0].kind != kindSD {
