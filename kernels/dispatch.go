@@ -86,6 +86,28 @@ var defaultLevel = sync.OnceValues(func() (Level, string) {
 // this (the GEMM asks microKernel).
 func (d *Device) simd() bool { return d.level >= AVX2 && asm.Available }
 
+// wide reports whether the 16-lane AVX-512 forms of the elementwise vector
+// kernels run (they give the bits of the 8-lane AVX2 forms lane by lane;
+// only sums over lanes differ in their order).
+func (d *Device) wide() bool { return d.level >= AVX512 && asm.Available }
+
+// vecSplit runs a vector kernel on the longest prefix of n elements it
+// covers: the AVX-512 form (wide, from 0) on a multiple of 16, then the
+// AVX2 form (narrow, from the given offset) on a multiple of 8 of what is
+// left; it returns the prefix length, where the caller's scalar tail starts.
+func (d *Device) vecSplit(n int, wide func(), narrow func(lo int)) int {
+	k := 0
+	if d.wide() {
+		wide()
+		k = n / 16 * 16
+	}
+	if d.simd() && n-k >= 8 {
+		narrow(k)
+		k = n / 8 * 8
+	}
+	return k
+}
+
 // microKernel returns the level's micro-kernel (false at the generic level,
 // which has the plain-Go reference GEMM instead).
 func (d *Device) microKernel() (microKernel, bool) {

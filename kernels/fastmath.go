@@ -53,11 +53,7 @@ func expf(x float32) float32 {
 // expVec sets dst[i] = e^src[i] (dst may be src): eight lanes at a time with
 // asm.ExpAVX2 where the level allows, the rest with expf.
 func (d *Device) expVec(dst, src []float32) {
-	k := 0
-	if d.simd() {
-		asm.ExpAVX2(dst, src)
-		k = len(src) / 8 * 8
-	}
+	k := d.vecSplit(len(src), func() { asm.ExpAVX512(dst, src) }, func(lo int) { asm.ExpAVX2(dst[lo:], src[lo:]) })
 	for i := k; i < len(src); i++ {
 		dst[i] = expf(src[i])
 	}
@@ -80,11 +76,8 @@ func (d *Device) sigmoidVec(dst, src []float32) {
 func (d *Device) unaryFast(op tensor.UnaryOp, y, x []float32) bool {
 	switch op {
 	case tensor.OpSiLU:
-		k := 0
-		if d.simd() { // fused: one pass instead of the four below
-			asm.SiLUAVX2(y, x)
-			k = len(x) / 8 * 8
-		}
+		// fused: one pass instead of the four below
+		k := d.vecSplit(len(x), func() { asm.SiLUAVX512(y, x) }, func(lo int) { asm.SiLUAVX2(y[lo:], x[lo:]) })
 		y, x := y[k:len(x)], x[k:]
 		for i, v := range x { // σ(x)·x, value by value: y may be x
 			y[i] = 1 / (1 + expf(-v)) * v
@@ -142,11 +135,7 @@ func normCDF(x float32) float32 { return 0.5 * erfcf(-x*(1/math.Sqrt2)) }
 func (d *Device) unaryGradFast(op tensor.UnaryOp, dx, x, dy []float32) bool {
 	switch op {
 	case tensor.OpSiLU: // σ(x)·(1 + x·(1-σ(x)))
-		k := 0
-		if d.simd() {
-			asm.SiLUGradAVX2(dx, x, dy)
-			k = len(x) / 8 * 8
-		}
+		k := d.vecSplit(len(x), func() { asm.SiLUGradAVX512(dx, x, dy) }, func(lo int) { asm.SiLUGradAVX2(dx[lo:], x[lo:], dy[lo:]) })
 		dx, x, dy := dx[k:len(x)], x[k:], dy[k:]
 		d.sigmoidVec(dx, x)
 		for i, s := range dx {
@@ -174,23 +163,24 @@ func (d *Device) unaryGradFast(op tensor.UnaryOp, dx, x, dy []float32) bool {
 }
 
 // softmaxRowFast is softmaxRow in three vector passes (above the generic
-// level, where the assembly kernels are always there): the maximum, e^(x−m)
-// with its float32 sum, and the scaling by 1/sum; expf and scalar loops
-// finish the tails.
+// level, where the assembly kernels are always there; 16 lanes at AVX-512):
+// the maximum, e^(x−m) with its float32 sum, and the scaling by 1/sum; expf
+// and scalar loops finish the tails.
 func (d *Device) softmaxRowFast(y, x []float32) {
 	y = y[:len(x)]
-	k := len(x) / 8 * 8
-	m := asm.MaxAVX2(x)
+	m := float32(math.Inf(-1))
+	k := d.vecSplit(len(x), func() { m = asm.MaxAVX512(x) }, func(lo int) { m = max(m, asm.MaxAVX2(x[lo:])) })
 	for _, v := range x[k:] {
 		m = max(m, v)
 	}
-	s := asm.ExpShiftSumAVX2(y, x, m)
+	var s float32
+	d.vecSplit(len(x), func() { s = asm.ExpShiftSumAVX512(y, x, m) }, func(lo int) { s += asm.ExpShiftSumAVX2(y[lo:], x[lo:], m) })
 	for i := k; i < len(x); i++ {
 		y[i] = expf(x[i] - m)
 		s += y[i]
 	}
 	inv := 1 / s
-	asm.ScaleAVX2(y, inv)
+	d.vecSplit(len(y), func() { asm.ScaleAVX512(y, inv) }, func(lo int) { asm.ScaleAVX2(y[lo:], inv) })
 	for i := k; i < len(y); i++ {
 		y[i] *= inv
 	}

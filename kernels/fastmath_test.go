@@ -88,7 +88,7 @@ func TestFastUnaryAgainstReference(t *testing.T) {
 			}
 		}
 		// Softmax rows of awkward lengths.
-		for _, cols := range []int{1, 2, 7, 8, 9, 16, 17, 49, 196, 257} {
+		for _, cols := range []int{1, 2, 7, 8, 9, 16, 17, 24, 31, 32, 33, 49, 196, 257} {
 			rows := 5
 			xs := randSlice(r, rows*cols)
 			for i := range xs[:cols] { // a first row of large logits: the max shift matters
@@ -140,7 +140,14 @@ func TestFusedSiLUMatchesUnfused(t *testing.T) {
 	if MaxLevel() < AVX2 {
 		t.Skip("no AVX2 here")
 	}
-	d := NewCPULevel(1, AVX2)
+	for _, level := range Levels()[AVX2:] {
+		t.Run(level.String(), func(t *testing.T) { testFusedSiLU(t, NewCPULevel(1, level)) })
+	}
+}
+
+// testFusedSiLU is TestFusedSiLUMatchesUnfused at one level (AVX-512: the
+// 16-lane kernels, then the 8-lane ones and the scalar tail).
+func testFusedSiLU(t *testing.T, d *Device) {
 	r := rand.New(rand.NewPCG(11, 11))
 	for _, n := range append(rangeN(41), 4099) {
 		x, dy := randSlice(r, n), randSlice(r, n)

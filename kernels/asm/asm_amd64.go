@@ -62,6 +62,12 @@ func SgemmRowsAKernelAVX2Store(kc int, a *float32, off *int, b *float32, c *floa
 //go:noescape
 func ExpAVX2(dst []float32, src []float32)
 
+// ExpAVX512 sets dst[i] = e^src[i] for i < len(src) rounded down to a multiple of 16
+// (the caller finishes the tail). Within 2 ulp of math.Exp on [-87, 88]; saturates outside. AVX-512F.
+//
+//go:noescape
+func ExpAVX512(dst []float32, src []float32)
+
 // SiLUAVX2 sets dst[i] = src[i]·σ(src[i]) for i < len(src) rounded down to a multiple of 8
 // (the caller finishes the tail), σ(x) = 1/(1 + e^-x) with ExpAVX2's exp. AVX2+FMA.
 //
@@ -73,6 +79,18 @@ func SiLUAVX2(dst []float32, src []float32)
 //
 //go:noescape
 func SiLUGradAVX2(dx []float32, x []float32, dy []float32)
+
+// SiLUAVX512 sets dst[i] = src[i]·σ(src[i]) for i < len(src) rounded down to a multiple of 16
+// (the caller finishes the tail), σ(x) = 1/(1 + e^-x) with ExpAVX2's exp. AVX-512F.
+//
+//go:noescape
+func SiLUAVX512(dst []float32, src []float32)
+
+// SiLUGradAVX512 sets dx[i] = dy[i]·σ·(1 + x[i]·(1 − σ)), σ = σ(x[i]), for i < len(x) rounded
+// down to a multiple of 16 (the caller finishes the tail). AVX-512F.
+//
+//go:noescape
+func SiLUGradAVX512(dx []float32, x []float32, dy []float32)
 
 // GELUAVX2 sets dst[i] = src[i]·Φ(src[i]) (the erf GELU) for i < len(src) rounded down to a multiple
 // of 8 (the caller finishes the tail), Φ from an erfc fit and ExpAVX2's exp. AVX2+FMA.
@@ -121,6 +139,23 @@ func ExpShiftSumAVX2(y []float32, x []float32, m float32) float32
 //
 //go:noescape
 func ScaleAVX2(y []float32, s float32)
+
+// MaxAVX512 returns the largest of x[i] for i < len(x) rounded down to a multiple of 16
+// (−Inf when that is none). AVX-512F.
+//
+//go:noescape
+func MaxAVX512(x []float32) float32
+
+// ExpShiftSumAVX512 sets y[i] = e^(x[i]−m) for i < len(x) rounded down to a multiple of 16 and
+// returns their sum (ExpAVX2's exp; y may be x). AVX-512F.
+//
+//go:noescape
+func ExpShiftSumAVX512(y []float32, x []float32, m float32) float32
+
+// ScaleAVX512 sets y[i] *= s for i < len(y) rounded down to a multiple of 16. AVX-512F.
+//
+//go:noescape
+func ScaleAVX512(y []float32, s float32)
 
 // AffineAVX2 sets dst[i] = src[i]·a + b (rounded after the product, as Go does) for i < len(src)
 // rounded down to a multiple of 8 (the caller finishes the tail; dst may be src). AVX.

@@ -1959,9 +1959,9 @@ TEXT ·ExpAVX2(SB), NOSPLIT, $0-48
 	MOVQ         dst_base+0(FP), CX
 	MOVQ         src_len+32(FP), DX
 	SHRQ         $0x03, DX
-	JZ           exp_done
+	JZ           expavx2_done
 
-exp_loop:
+expavx2_loop:
 	VMOVUPS (AX), Y6
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
@@ -2005,9 +2005,75 @@ exp_loop:
 	ADDQ      $0x20, AX
 	ADDQ      $0x20, CX
 	DECQ      DX
-	JNZ       exp_loop
+	JNZ       expavx2_loop
 
-exp_done:
+expavx2_done:
+	VZEROUPPER
+	RET
+
+// func ExpAVX512(dst []float32, src []float32)
+// Requires: AVX, AVX512F
+TEXT ·ExpAVX512(SB), NOSPLIT, $0-48
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Z0
+	VBROADCASTSS expconsts<>+4(SB), Z1
+	VBROADCASTSS expconsts<>+8(SB), Z2
+	VBROADCASTSS expconsts<>+12(SB), Z3
+	VBROADCASTSS expconsts<>+16(SB), Z4
+	VPBROADCASTD expconsts<>+48(SB), Z5
+	MOVQ         src_base+24(FP), AX
+	MOVQ         dst_base+0(FP), CX
+	MOVQ         src_len+32(FP), DX
+	SHRQ         $0x04, DX
+	JZ           expavx512_done
+
+expavx512_loop:
+	VMOVUPS (AX), Z6
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z6, Z0, Z6
+	VMINPS Z6, Z1, Z6
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z2, Z6, Z7
+	VRNDSCALEPS  $0x00, Z7, Z7
+	VFNMADD231PS Z7, Z3, Z6
+	VFNMADD231PS Z7, Z4, Z6
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z8
+	VBROADCASTSS expconsts<>+24(SB), Z9
+	VFMADD213PS  Z9, Z6, Z8
+	VBROADCASTSS expconsts<>+28(SB), Z9
+	VFMADD213PS  Z9, Z6, Z8
+	VBROADCASTSS expconsts<>+32(SB), Z9
+	VFMADD213PS  Z9, Z6, Z8
+	VBROADCASTSS expconsts<>+36(SB), Z9
+	VFMADD213PS  Z9, Z6, Z8
+	VBROADCASTSS expconsts<>+40(SB), Z9
+	VFMADD213PS  Z9, Z6, Z8
+	VBROADCASTSS expconsts<>+44(SB), Z9
+	VFMADD213PS  Z9, Z6, Z8
+	VBROADCASTSS expconsts<>+44(SB), Z9
+	VFMADD213PS  Z9, Z6, Z8
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ Z7, Z6
+	VPSRAD    $0x01, Z6, Z7
+	VPSUBD    Z7, Z6, Z6
+	VPADDD    Z5, Z7, Z7
+	VPSLLD    $0x17, Z7, Z7
+	VPADDD    Z5, Z6, Z6
+	VPSLLD    $0x17, Z6, Z6
+	VMULPS    Z7, Z8, Z8
+	VMULPS    Z6, Z8, Z8
+	VMOVUPS   Z8, (CX)
+	ADDQ      $0x40, AX
+	ADDQ      $0x40, CX
+	DECQ      DX
+	JNZ       expavx512_loop
+
+expavx512_done:
 	VZEROUPPER
 	RET
 
@@ -2025,9 +2091,9 @@ TEXT ·SiLUAVX2(SB), NOSPLIT, $0-48
 	MOVQ         dst_base+0(FP), CX
 	MOVQ         src_len+32(FP), DX
 	SHRQ         $0x03, DX
-	JZ           silu_done
+	JZ           siluavx2_done
 
-silu_loop:
+siluavx2_loop:
 	VMOVUPS (AX), Y6
 
 	// σ(x) = 1/(1 + e^-x)
@@ -2079,9 +2145,9 @@ silu_loop:
 	ADDQ         $0x20, AX
 	ADDQ         $0x20, CX
 	DECQ         DX
-	JNZ          silu_loop
+	JNZ          siluavx2_loop
 
-silu_done:
+siluavx2_done:
 	VZEROUPPER
 	RET
 
@@ -2100,9 +2166,9 @@ TEXT ·SiLUGradAVX2(SB), NOSPLIT, $0-72
 	MOVQ         dx_base+0(FP), DX
 	MOVQ         x_len+32(FP), BX
 	SHRQ         $0x03, BX
-	JZ           silugrad_done
+	JZ           silugradavx2_done
 
-silugrad_loop:
+silugradavx2_loop:
 	VMOVUPS (AX), Y6
 
 	// σ(x) = 1/(1 + e^-x)
@@ -2162,9 +2228,166 @@ silugrad_loop:
 	ADDQ         $0x20, CX
 	ADDQ         $0x20, DX
 	DECQ         BX
-	JNZ          silugrad_loop
+	JNZ          silugradavx2_loop
 
-silugrad_done:
+silugradavx2_done:
+	VZEROUPPER
+	RET
+
+// func SiLUAVX512(dst []float32, src []float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·SiLUAVX512(SB), NOSPLIT, $0-48
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Z0
+	VBROADCASTSS expconsts<>+4(SB), Z1
+	VBROADCASTSS expconsts<>+8(SB), Z2
+	VBROADCASTSS expconsts<>+12(SB), Z3
+	VBROADCASTSS expconsts<>+16(SB), Z4
+	VPBROADCASTD expconsts<>+48(SB), Z5
+	MOVQ         src_base+24(FP), AX
+	MOVQ         dst_base+0(FP), CX
+	MOVQ         src_len+32(FP), DX
+	SHRQ         $0x04, DX
+	JZ           siluavx512_done
+
+siluavx512_loop:
+	VMOVUPS (AX), Z6
+
+	// σ(x) = 1/(1 + e^-x)
+	VXORPS Z7, Z7, Z7
+	VSUBPS Z6, Z7, Z7
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z7, Z0, Z7
+	VMINPS Z7, Z1, Z7
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z2, Z7, Z8
+	VRNDSCALEPS  $0x00, Z8, Z8
+	VFNMADD231PS Z8, Z3, Z7
+	VFNMADD231PS Z8, Z4, Z7
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z9
+	VBROADCASTSS expconsts<>+24(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+28(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+32(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+36(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+40(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+44(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+44(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ    Z8, Z7
+	VPSRAD       $0x01, Z7, Z8
+	VPSUBD       Z8, Z7, Z7
+	VPADDD       Z5, Z8, Z8
+	VPSLLD       $0x17, Z8, Z8
+	VPADDD       Z5, Z7, Z7
+	VPSLLD       $0x17, Z7, Z7
+	VMULPS       Z8, Z9, Z9
+	VMULPS       Z7, Z9, Z9
+	VBROADCASTSS expconsts<>+44(SB), Z7
+	VADDPS       Z7, Z9, Z9
+	VDIVPS       Z9, Z7, Z9
+	VMULPS       Z6, Z9, Z9
+	VMOVUPS      Z9, (CX)
+	ADDQ         $0x40, AX
+	ADDQ         $0x40, CX
+	DECQ         DX
+	JNZ          siluavx512_loop
+
+siluavx512_done:
+	VZEROUPPER
+	RET
+
+// func SiLUGradAVX512(dx []float32, x []float32, dy []float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·SiLUGradAVX512(SB), NOSPLIT, $0-72
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Z0
+	VBROADCASTSS expconsts<>+4(SB), Z1
+	VBROADCASTSS expconsts<>+8(SB), Z2
+	VBROADCASTSS expconsts<>+12(SB), Z3
+	VBROADCASTSS expconsts<>+16(SB), Z4
+	VPBROADCASTD expconsts<>+48(SB), Z5
+	MOVQ         x_base+24(FP), AX
+	MOVQ         dy_base+48(FP), CX
+	MOVQ         dx_base+0(FP), DX
+	MOVQ         x_len+32(FP), BX
+	SHRQ         $0x04, BX
+	JZ           silugradavx512_done
+
+silugradavx512_loop:
+	VMOVUPS (AX), Z6
+
+	// σ(x) = 1/(1 + e^-x)
+	VXORPS Z7, Z7, Z7
+	VSUBPS Z6, Z7, Z7
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z7, Z0, Z7
+	VMINPS Z7, Z1, Z7
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z2, Z7, Z8
+	VRNDSCALEPS  $0x00, Z8, Z8
+	VFNMADD231PS Z8, Z3, Z7
+	VFNMADD231PS Z8, Z4, Z7
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z9
+	VBROADCASTSS expconsts<>+24(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+28(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+32(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+36(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+40(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+44(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+44(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ    Z8, Z7
+	VPSRAD       $0x01, Z7, Z8
+	VPSUBD       Z8, Z7, Z7
+	VPADDD       Z5, Z8, Z8
+	VPSLLD       $0x17, Z8, Z8
+	VPADDD       Z5, Z7, Z7
+	VPSLLD       $0x17, Z7, Z7
+	VMULPS       Z8, Z9, Z9
+	VMULPS       Z7, Z9, Z9
+	VBROADCASTSS expconsts<>+44(SB), Z7
+	VADDPS       Z7, Z9, Z9
+	VDIVPS       Z9, Z7, Z9
+
+	// dx = (dy·σ)·(1 + x·(1 − σ))
+	VBROADCASTSS expconsts<>+44(SB), Z8
+	VSUBPS       Z9, Z8, Z7
+	VMULPS       Z7, Z6, Z7
+	VADDPS       Z7, Z8, Z7
+	VMULPS       (CX), Z9, Z9
+	VMULPS       Z7, Z9, Z9
+	VMOVUPS      Z9, (DX)
+	ADDQ         $0x40, AX
+	ADDQ         $0x40, CX
+	ADDQ         $0x40, DX
+	DECQ         BX
+	JNZ          silugradavx512_loop
+
+silugradavx512_done:
 	VZEROUPPER
 	RET
 
@@ -2527,15 +2750,15 @@ TEXT ·MaxAVX2(SB), NOSPLIT, $0-28
 	MOVD         DX, X0
 	VBROADCASTSS X0, Y0
 	SHRQ         $0x03, CX
-	JZ           max_done
+	JZ           maxavx2_done
 
-max_loop:
+maxavx2_loop:
 	VMAXPS (AX), Y0, Y0
 	ADDQ   $0x20, AX
 	DECQ   CX
-	JNZ    max_loop
+	JNZ    maxavx2_loop
 
-max_done:
+maxavx2_done:
 	VEXTRACTF128 $0x01, Y0, X1
 	VMAXPS       X1, X0, X0
 	VMOVHLPS     X0, X0, X1
@@ -2563,9 +2786,9 @@ TEXT ·ExpShiftSumAVX2(SB), NOSPLIT, $0-60
 	VBROADCASTSS X6, Y6
 	VXORPS       Y7, Y7, Y7
 	SHRQ         $0x03, DX
-	JZ           expsum_done
+	JZ           expshiftsumavx2_done
 
-expsum_loop:
+expshiftsumavx2_loop:
 	VMOVUPS (CX), Y8
 	VSUBPS  Y6, Y8, Y8
 
@@ -2611,9 +2834,9 @@ expsum_loop:
 	ADDQ      $0x20, CX
 	ADDQ      $0x20, AX
 	DECQ      DX
-	JNZ       expsum_loop
+	JNZ       expshiftsumavx2_loop
 
-expsum_done:
+expshiftsumavx2_done:
 	VEXTRACTF128 $0x01, Y7, X0
 	VADDPS       X0, X7, X0
 	VMOVHLPS     X0, X0, X1
@@ -2632,16 +2855,147 @@ TEXT ·ScaleAVX2(SB), NOSPLIT, $0-28
 	MOVQ         y_base+0(FP), AX
 	MOVQ         y_len+8(FP), CX
 	SHRQ         $0x03, CX
-	JZ           scale_done
+	JZ           scaleavx2_done
 
-scale_loop:
+scaleavx2_loop:
 	VMULPS  (AX), Y0, Y1
 	VMOVUPS Y1, (AX)
 	ADDQ    $0x20, AX
 	DECQ    CX
-	JNZ     scale_loop
+	JNZ     scaleavx2_loop
 
-scale_done:
+scaleavx2_done:
+	VZEROUPPER
+	RET
+
+// func MaxAVX512(x []float32) float32
+// Requires: AVX, AVX512F, SSE, SSE2
+TEXT ·MaxAVX512(SB), NOSPLIT, $0-28
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	MOVL         $0xff800000, DX
+	MOVD         DX, X0
+	VBROADCASTSS X0, Z0
+	SHRQ         $0x04, CX
+	JZ           maxavx512_done
+
+maxavx512_loop:
+	VMAXPS (AX), Z0, Z0
+	ADDQ   $0x40, AX
+	DECQ   CX
+	JNZ    maxavx512_loop
+
+maxavx512_done:
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VMAXPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VMAXPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VMAXPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VMAXPS        X1, X0, X0
+	MOVSS         X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func ExpShiftSumAVX512(y []float32, x []float32, m float32) float32
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·ExpShiftSumAVX512(SB), NOSPLIT, $0-60
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Z0
+	VBROADCASTSS expconsts<>+4(SB), Z1
+	VBROADCASTSS expconsts<>+8(SB), Z2
+	VBROADCASTSS expconsts<>+12(SB), Z3
+	VBROADCASTSS expconsts<>+16(SB), Z4
+	VPBROADCASTD expconsts<>+48(SB), Z5
+	MOVQ         y_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         x_len+32(FP), DX
+	MOVSS        m+48(FP), X6
+	VBROADCASTSS X6, Z6
+	VXORPS       Z7, Z7, Z7
+	SHRQ         $0x04, DX
+	JZ           expshiftsumavx512_done
+
+expshiftsumavx512_loop:
+	VMOVUPS (CX), Z8
+	VSUBPS  Z6, Z8, Z8
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z8, Z0, Z8
+	VMINPS Z8, Z1, Z8
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z2, Z8, Z9
+	VRNDSCALEPS  $0x00, Z9, Z9
+	VFNMADD231PS Z9, Z3, Z8
+	VFNMADD231PS Z9, Z4, Z8
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z10
+	VBROADCASTSS expconsts<>+24(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
+	VBROADCASTSS expconsts<>+28(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
+	VBROADCASTSS expconsts<>+32(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
+	VBROADCASTSS expconsts<>+36(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
+	VBROADCASTSS expconsts<>+40(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
+	VBROADCASTSS expconsts<>+44(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
+	VBROADCASTSS expconsts<>+44(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ Z9, Z8
+	VPSRAD    $0x01, Z8, Z9
+	VPSUBD    Z9, Z8, Z8
+	VPADDD    Z5, Z9, Z9
+	VPSLLD    $0x17, Z9, Z9
+	VPADDD    Z5, Z8, Z8
+	VPSLLD    $0x17, Z8, Z8
+	VMULPS    Z9, Z10, Z10
+	VMULPS    Z8, Z10, Z10
+	VMOVUPS   Z10, (AX)
+	VADDPS    Z10, Z7, Z7
+	ADDQ      $0x40, CX
+	ADDQ      $0x40, AX
+	DECQ      DX
+	JNZ       expshiftsumavx512_loop
+
+expshiftsumavx512_done:
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDPS        X1, X0, X0
+	MOVSS         X0, ret+56(FP)
+	VZEROUPPER
+	RET
+
+// func ScaleAVX512(y []float32, s float32)
+// Requires: AVX, AVX512F, SSE
+TEXT ·ScaleAVX512(SB), NOSPLIT, $0-28
+	MOVSS        s+24(FP), X0
+	VBROADCASTSS X0, Z0
+	MOVQ         y_base+0(FP), AX
+	MOVQ         y_len+8(FP), CX
+	SHRQ         $0x04, CX
+	JZ           scaleavx512_done
+
+scaleavx512_loop:
+	VMULPS  (AX), Z0, Z1
+	VMOVUPS Z1, (AX)
+	ADDQ    $0x40, AX
+	DECQ    CX
+	JNZ     scaleavx512_loop
+
+scaleavx512_done:
 	VZEROUPPER
 	RET
 

@@ -226,3 +226,29 @@ func GELUAVX2(dst, src []float32) {
 func HalfToFloatAVX2(dst []float32, src []uint16) {
 	unreachable("HalfToFloatAVX2")
 }
+
+func ExpAVX512(dst, src []float32) {
+	unreachable("ExpAVX512")
+}
+
+func SiLUAVX512(dst, src []float32) {
+	unreachable("SiLUAVX512")
+}
+
+func SiLUGradAVX512(dx, x, dy []float32) {
+	unreachable("SiLUGradAVX512")
+}
+
+func MaxAVX512(x []float32) float32 {
+	unreachable("MaxAVX512")
+	return 0
+}
+
+func ExpShiftSumAVX512(y, x []float32, m float32) float32 {
+	unreachable("ExpShiftSumAVX512")
+	return 0
+}
+
+func ScaleAVX512(y []float32, s float32) {
+	unreachable("ScaleAVX512")
+}

@@ -8,7 +8,8 @@
 //	              variant; PackA6AVX2 (six-row A panels); and the vector
 //	              kernels around them (gen/exp.go, gelu.go, half.go, adam.go,
 //	              softmax.go, pack.go, winograd.go): exp, SiLU and its
-//	              gradient, the erf GELU, half → float32 widening (F16C),
+//	              gradient and the softmax passes also in 16-lane AVX-512
+//	              forms, the erf GELU, half → float32 widening (F16C),
 //	              AdamW, softmax passes, a·x + b, binary ops, the norm
 //	              gradient, the Winograd transforms
 //	asm_amd64.go  their Go declarations

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"math"
+	"strings"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -38,12 +40,20 @@ func expConst(i int) Mem { return expData.Offset(4 * i) }
 // expOne is the address of the constant 1.0.
 func expOne() Mem { return expConst(len(expVals) - 1) }
 
-// expRegs holds the constants the exp keeps in registers.
-type expRegs struct{ lo, hi, log2e, ln2hi, ln2lo, bias VecVirtual }
+// expRegs holds the constants the exp keeps in registers, and the width of
+// its vectors: eight lanes (YMM, AVX2) or sixteen (ZMM, AVX-512F).
+type expRegs struct {
+	lo, hi, log2e, ln2hi, ln2lo, bias VecVirtual
+	vec                               func() VecVirtual
+	zmm                               bool
+}
 
-func loadExpRegs() expRegs {
+func loadExpRegs() expRegs { return loadExpRegsOf(YMM, false) }
+
+// loadExpRegsOf is loadExpRegs for vectors made by vec (zmm: ZMM).
+func loadExpRegsOf(vec func() VecVirtual, zmm bool) expRegs {
 	Comment("Constants of the exp that stay in registers.")
-	e := expRegs{YMM(), YMM(), YMM(), YMM(), YMM(), YMM()}
+	e := expRegs{vec(), vec(), vec(), vec(), vec(), vec(), vec, zmm}
 	VBROADCASTSS(expConst(0), e.lo)
 	VBROADCASTSS(expConst(1), e.hi)
 	VBROADCASTSS(expConst(2), e.log2e)
@@ -53,15 +63,21 @@ func loadExpRegs() expRegs {
 	return e
 }
 
-// exp emits p = e^t for the eight lanes of t (t is overwritten) and returns p.
+// exp emits p = e^t for the lanes of t (t is overwritten) and returns p.
+// Both widths run the same operations on every lane (VRNDSCALEPS with
+// immediate 0 rounds as VROUNDPS does), so they give the same bits.
 func (e expRegs) exp(t VecVirtual) VecVirtual {
-	nf, p, k := YMM(), YMM(), YMM()
+	nf, p, k := e.vec(), e.vec(), e.vec()
 	Comment("Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).")
 	VMAXPS(t, e.lo, t)
 	VMINPS(t, e.hi, t)
 	Comment("n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).")
 	VMULPS(e.log2e, t, nf)
-	VROUNDPS(U8(0), nf, nf)
+	if e.zmm {
+		VRNDSCALEPS(U8(0), nf, nf)
+	} else {
+		VROUNDPS(U8(0), nf, nf)
+	}
 	VFNMADD231PS(nf, e.ln2hi, t)
 	VFNMADD231PS(nf, e.ln2lo, t)
 	Comment("p = Σ r^k/k!, Horner from 1/7!.")
@@ -73,7 +89,7 @@ func (e expRegs) exp(t VecVirtual) VecVirtual {
 	VBROADCASTSS(expOne(), k)
 	VFMADD213PS(k, t, p)
 	Comment("Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.")
-	ni, n1 := YMM(), YMM()
+	ni, n1 := e.vec(), e.vec()
 	VCVTPS2DQ(nf, ni)
 	VPSRAD(U8(1), ni, n1)
 	VPSUBD(n1, ni, ni)
@@ -86,9 +102,9 @@ func (e expRegs) exp(t VecVirtual) VecVirtual {
 	return p
 }
 
-// sigmoid emits s = 1/(1 + e^-x) for the eight lanes of x (x is kept).
+// sigmoid emits s = 1/(1 + e^-x) for the lanes of x (x is kept).
 func (e expRegs) sigmoid(x VecVirtual) VecVirtual {
-	t, one := YMM(), YMM()
+	t, one := e.vec(), e.vec()
 	Comment("σ(x) = 1/(1 + e^-x)")
 	VXORPS(t, t, t)
 	VSUBPS(x, t, t)
@@ -102,17 +118,23 @@ func (e expRegs) sigmoid(x VecVirtual) VecVirtual {
 // elementwise emits the loop of a kernel over len(first) rounded down to a
 // multiple of 8 of the given slices; body gets the current pointers.
 func elementwise(name string, params []string, body func(ptrs []GPVirtual)) {
+	elementwiseLanes(name, params, 8, body)
+}
+
+// elementwiseLanes is elementwise with vectors of 8 or 16 float32 lanes.
+func elementwiseLanes(name string, params []string, lanes int, body func(ptrs []GPVirtual)) {
 	ptrs := make([]GPVirtual, len(params))
 	for i, p := range params {
 		ptrs[i] = Load(Param(p).Base(), GP64()).(GPVirtual)
 	}
 	n := Load(Param(params[0]).Len(), GP64())
-	SHRQ(U8(3), n)
+	shift := map[int]uint8{8: 3, 16: 4}[lanes]
+	SHRQ(U8(shift), n)
 	JZ(LabelRef(name + "_done"))
 	Label(name + "_loop")
 	body(ptrs)
 	for _, p := range ptrs {
-		ADDQ(U8(32), p)
+		ADDQ(U8(4*lanes), p)
 	}
 	DECQ(n)
 	JNZ(LabelRef(name + "_loop"))
@@ -121,52 +143,75 @@ func elementwise(name string, params []string, body func(ptrs []GPVirtual)) {
 	RET()
 }
 
+// isa names a vector width the exp kernels come in: the suffix of their
+// names, the instruction sets they need, and the lanes of a register.
+type isa struct {
+	suffix, needs string
+	lanes         int
+	vec           func() VecVirtual
+	zmm           bool
+}
+
+var (
+	isaAVX2   = isa{"AVX2", "AVX2+FMA", 8, YMM, false}
+	isaAVX512 = isa{"AVX512", "AVX-512F", 16, ZMM, true}
+)
+
+func (a isa) expRegs() expRegs { return loadExpRegsOf(a.vec, a.zmm) }
+
 func generateExp() {
-	TEXT("ExpAVX2", NOSPLIT, "func(dst, src []float32)")
-	Pragma("noescape")
-	Doc("ExpAVX2 sets dst[i] = e^src[i] for i < len(src) rounded down to a multiple of 8",
-		"(the caller finishes the tail). Within 2 ulp of math.Exp on [-87, 88]; saturates outside. AVX2+FMA.")
-	e := loadExpRegs()
-	elementwise("exp", []string{"src", "dst"}, func(p []GPVirtual) {
-		t := YMM()
-		VMOVUPS(Mem{Base: p[0]}, t)
-		VMOVUPS(e.exp(t), Mem{Base: p[1]})
-	})
+	for _, a := range []isa{isaAVX2, isaAVX512} {
+		name := "Exp" + a.suffix
+		TEXT(name, NOSPLIT, "func(dst, src []float32)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s sets dst[i] = e^src[i] for i < len(src) rounded down to a multiple of %d", name, a.lanes),
+			"(the caller finishes the tail). Within 2 ulp of math.Exp on [-87, 88]; saturates outside. "+a.needs+".")
+		e := a.expRegs()
+		elementwiseLanes(strings.ToLower(name), []string{"src", "dst"}, a.lanes, func(p []GPVirtual) {
+			t := a.vec()
+			VMOVUPS(Mem{Base: p[0]}, t)
+			VMOVUPS(e.exp(t), Mem{Base: p[1]})
+		})
+	}
 }
 
 // generateSiLU writes the fused SiLU kernels: one pass instead of four
 // (negate, exp, 1/(1+e), multiply), with the operations of that sequence in
 // the same order, so the results keep the same bits.
 func generateSiLU() {
-	TEXT("SiLUAVX2", NOSPLIT, "func(dst, src []float32)")
-	Pragma("noescape")
-	Doc("SiLUAVX2 sets dst[i] = src[i]·σ(src[i]) for i < len(src) rounded down to a multiple of 8",
-		"(the caller finishes the tail), σ(x) = 1/(1 + e^-x) with ExpAVX2's exp. AVX2+FMA.")
-	e := loadExpRegs()
-	elementwise("silu", []string{"src", "dst"}, func(p []GPVirtual) {
-		x := YMM()
-		VMOVUPS(Mem{Base: p[0]}, x)
-		s := e.sigmoid(x)
-		VMULPS(x, s, s)
-		VMOVUPS(s, Mem{Base: p[1]})
-	})
+	for _, a := range []isa{isaAVX2, isaAVX512} {
+		name := "SiLU" + a.suffix
+		TEXT(name, NOSPLIT, "func(dst, src []float32)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s sets dst[i] = src[i]·σ(src[i]) for i < len(src) rounded down to a multiple of %d", name, a.lanes),
+			"(the caller finishes the tail), σ(x) = 1/(1 + e^-x) with ExpAVX2's exp. "+a.needs+".")
+		e := a.expRegs()
+		elementwiseLanes(strings.ToLower(name), []string{"src", "dst"}, a.lanes, func(p []GPVirtual) {
+			x := a.vec()
+			VMOVUPS(Mem{Base: p[0]}, x)
+			s := e.sigmoid(x)
+			VMULPS(x, s, s)
+			VMOVUPS(s, Mem{Base: p[1]})
+		})
 
-	TEXT("SiLUGradAVX2", NOSPLIT, "func(dx, x, dy []float32)")
-	Pragma("noescape")
-	Doc("SiLUGradAVX2 sets dx[i] = dy[i]·σ·(1 + x[i]·(1 − σ)), σ = σ(x[i]), for i < len(x) rounded",
-		"down to a multiple of 8 (the caller finishes the tail). AVX2+FMA.")
-	e = loadExpRegs()
-	elementwise("silugrad", []string{"x", "dy", "dx"}, func(p []GPVirtual) {
-		x, a, one := YMM(), YMM(), YMM()
-		VMOVUPS(Mem{Base: p[0]}, x)
-		s := e.sigmoid(x)
-		Comment("dx = (dy·σ)·(1 + x·(1 − σ))")
-		VBROADCASTSS(expOne(), one)
-		VSUBPS(s, one, a)
-		VMULPS(a, x, a)
-		VADDPS(a, one, a)
-		VMULPS(Mem{Base: p[1]}, s, s)
-		VMULPS(a, s, s)
-		VMOVUPS(s, Mem{Base: p[2]})
-	})
+		name = "SiLUGrad" + a.suffix
+		TEXT(name, NOSPLIT, "func(dx, x, dy []float32)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s sets dx[i] = dy[i]·σ·(1 + x[i]·(1 − σ)), σ = σ(x[i]), for i < len(x) rounded", name),
+			fmt.Sprintf("down to a multiple of %d (the caller finishes the tail). %s.", a.lanes, a.needs))
+		e = a.expRegs()
+		elementwiseLanes(strings.ToLower(name), []string{"x", "dy", "dx"}, a.lanes, func(p []GPVirtual) {
+			x, g, one := a.vec(), a.vec(), a.vec()
+			VMOVUPS(Mem{Base: p[0]}, x)
+			s := e.sigmoid(x)
+			Comment("dx = (dy·σ)·(1 + x·(1 − σ))")
+			VBROADCASTSS(expOne(), one)
+			VSUBPS(s, one, g)
+			VMULPS(g, x, g)
+			VADDPS(g, one, g)
+			VMULPS(Mem{Base: p[1]}, s, s)
+			VMULPS(g, s, s)
+			VMOVUPS(s, Mem{Base: p[2]})
+		})
+	}
 }

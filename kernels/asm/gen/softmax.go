@@ -1,93 +1,110 @@
 package main
 
 import (
+	"fmt"
 	"math"
+	"strings"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-// The three passes of a softmax row, eight lanes at a time: the maximum,
-// y = e^(x−m) with the running sum (the exp of ExpAVX2), and the scaling by
-// 1/sum. Each covers len rounded down to a multiple of 8; the caller
-// finishes the tails.
+// The three passes of a softmax row, eight (AVX2) or sixteen (AVX-512)
+// lanes at a time: the maximum, y = e^(x−m) with the running sum (the exp
+// of ExpAVX2), and the scaling by 1/sum. Each covers len rounded down to a
+// multiple of the lanes; the caller finishes the tails.
 func generateSoftmax() {
-	// reduce folds the eight lanes of v with op into the low lane of a new register.
-	reduce := func(v VecVirtual, op func(a, b, dst Op)) VecVirtual {
+	// reduce folds the lanes of v with op into the low lane of a new register.
+	reduce := func(a isa, v VecVirtual, op func(a, b, dst Op)) VecVirtual {
+		y := v
+		if a.zmm {
+			hi := YMM()
+			VEXTRACTF64X4(U8(1), v, hi)
+			y = YMM()
+			op(hi, v.AsY(), y)
+		}
 		hi, s, t := XMM(), XMM(), XMM()
-		VEXTRACTF128(U8(1), v, hi)
-		op(hi, v.AsX(), s)
+		VEXTRACTF128(U8(1), y, hi)
+		op(hi, y.AsX(), s)
 		VMOVHLPS(s, s, t)
 		op(t, s, s)
 		VMOVSHDUP(s, t)
 		op(t, s, s)
 		return s
 	}
+	for _, a := range []isa{isaAVX2, isaAVX512} {
+		shift, bytes := map[int]uint8{8: 3, 16: 4}[a.lanes], 4*a.lanes
+		name := "Max" + a.suffix
+		TEXT(name, NOSPLIT, "func(x []float32) float32")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s returns the largest of x[i] for i < len(x) rounded down to a multiple of %d", name, a.lanes),
+			fmt.Sprintf("(−Inf when that is none). %s.", map[bool]string{false: "AVX2", true: "AVX-512F"}[a.zmm]))
+		x := Load(Param("x").Base(), GP64())
+		n := Load(Param("x").Len(), GP64())
+		m := a.vec()
+		inf := GP32()
+		MOVL(U32(math.Float32bits(float32(math.Inf(-1)))), inf)
+		t := XMM()
+		MOVD(inf, t)
+		VBROADCASTSS(t, m)
+		SHRQ(U8(shift), n)
+		lbl := strings.ToLower(name)
+		JZ(LabelRef(lbl + "_done"))
+		Label(lbl + "_loop")
+		VMAXPS(Mem{Base: x}, m, m)
+		ADDQ(U8(bytes), x)
+		DECQ(n)
+		JNZ(LabelRef(lbl + "_loop"))
+		Label(lbl + "_done")
+		Store(reduce(a, m, func(a, b, dst Op) { VMAXPS(a, b, dst) }), ReturnIndex(0))
+		VZEROUPPER()
+		RET()
 
-	TEXT("MaxAVX2", NOSPLIT, "func(x []float32) float32")
-	Pragma("noescape")
-	Doc("MaxAVX2 returns the largest of x[i] for i < len(x) rounded down to a multiple of 8",
-		"(−Inf when that is none). AVX2.")
-	x := Load(Param("x").Base(), GP64())
-	n := Load(Param("x").Len(), GP64())
-	m := YMM()
-	inf := GP32()
-	MOVL(U32(math.Float32bits(float32(math.Inf(-1)))), inf)
-	t := XMM()
-	MOVD(inf, t)
-	VBROADCASTSS(t, m)
-	SHRQ(U8(3), n)
-	JZ(LabelRef("max_done"))
-	Label("max_loop")
-	VMAXPS(Mem{Base: x}, m, m)
-	ADDQ(U8(32), x)
-	DECQ(n)
-	JNZ(LabelRef("max_loop"))
-	Label("max_done")
-	Store(reduce(m, func(a, b, dst Op) { VMAXPS(a, b, dst) }), ReturnIndex(0))
-	VZEROUPPER()
-	RET()
+		name = "ExpShiftSum" + a.suffix
+		TEXT(name, NOSPLIT, "func(y, x []float32, m float32) float32")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s sets y[i] = e^(x[i]−m) for i < len(x) rounded down to a multiple of %d and", name, a.lanes),
+			"returns their sum (ExpAVX2's exp; y may be x). "+a.needs+".")
+		e := a.expRegs()
+		y := Load(Param("y").Base(), GP64())
+		x = Load(Param("x").Base(), GP64())
+		n = Load(Param("x").Len(), GP64())
+		mv, sum := a.vec(), a.vec()
+		VBROADCASTSS(Load(Param("m"), XMM()), mv)
+		VXORPS(sum, sum, sum)
+		SHRQ(U8(shift), n)
+		lbl = strings.ToLower(name)
+		JZ(LabelRef(lbl + "_done"))
+		Label(lbl + "_loop")
+		v := a.vec()
+		VMOVUPS(Mem{Base: x}, v)
+		VSUBPS(mv, v, v)
+		p := e.exp(v)
+		VMOVUPS(p, Mem{Base: y})
+		VADDPS(p, sum, sum)
+		ADDQ(U8(bytes), x)
+		ADDQ(U8(bytes), y)
+		DECQ(n)
+		JNZ(LabelRef(lbl + "_loop"))
+		Label(lbl + "_done")
+		Store(reduce(a, sum, func(a, b, dst Op) { VADDPS(a, b, dst) }), ReturnIndex(0))
+		VZEROUPPER()
+		RET()
 
-	TEXT("ExpShiftSumAVX2", NOSPLIT, "func(y, x []float32, m float32) float32")
-	Pragma("noescape")
-	Doc("ExpShiftSumAVX2 sets y[i] = e^(x[i]−m) for i < len(x) rounded down to a multiple of 8 and",
-		"returns their sum (ExpAVX2's exp; y may be x). AVX2+FMA.")
-	e := loadExpRegs()
-	y := Load(Param("y").Base(), GP64())
-	x = Load(Param("x").Base(), GP64())
-	n = Load(Param("x").Len(), GP64())
-	mv, sum := YMM(), YMM()
-	VBROADCASTSS(Load(Param("m"), XMM()), mv)
-	VXORPS(sum, sum, sum)
-	SHRQ(U8(3), n)
-	JZ(LabelRef("expsum_done"))
-	Label("expsum_loop")
-	v := YMM()
-	VMOVUPS(Mem{Base: x}, v)
-	VSUBPS(mv, v, v)
-	p := e.exp(v)
-	VMOVUPS(p, Mem{Base: y})
-	VADDPS(p, sum, sum)
-	ADDQ(U8(32), x)
-	ADDQ(U8(32), y)
-	DECQ(n)
-	JNZ(LabelRef("expsum_loop"))
-	Label("expsum_done")
-	Store(reduce(sum, func(a, b, dst Op) { VADDPS(a, b, dst) }), ReturnIndex(0))
-	VZEROUPPER()
-	RET()
-
-	TEXT("ScaleAVX2", NOSPLIT, "func(y []float32, s float32)")
-	Pragma("noescape")
-	Doc("ScaleAVX2 sets y[i] *= s for i < len(y) rounded down to a multiple of 8. AVX2.")
-	sv := YMM()
-	VBROADCASTSS(Load(Param("s"), XMM()), sv)
-	elementwise("scale", []string{"y"}, func(ptr []GPVirtual) {
-		w := YMM()
-		VMULPS(Mem{Base: ptr[0]}, sv, w)
-		VMOVUPS(w, Mem{Base: ptr[0]})
-	})
+		name = "Scale" + a.suffix
+		TEXT(name, NOSPLIT, "func(y []float32, s float32)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s sets y[i] *= s for i < len(y) rounded down to a multiple of %d. %s.", name, a.lanes,
+			map[bool]string{false: "AVX2", true: "AVX-512F"}[a.zmm]))
+		sv := a.vec()
+		VBROADCASTSS(Load(Param("s"), XMM()), sv)
+		elementwiseLanes(strings.ToLower(name), []string{"y"}, a.lanes, func(ptr []GPVirtual) {
+			w := a.vec()
+			VMULPS(Mem{Base: ptr[0]}, sv, w)
+			VMOVUPS(w, Mem{Base: ptr[0]})
+		})
+	}
 }
 
 // generateAffine writes AffineAVX2, the per-channel a·x + b of the
