@@ -13,14 +13,15 @@ import (
 // the plain-Go specification; avx2: 8 lanes; avx512: 16 lanes, then 8,
 // then the scalar tail): softmax rows of tiny-mnist's 14×14 attention (196
 // keys) and of SD's 64×64 one (4,096), SiLU forward and backward, and the
-// GroupNorm affine pass, in million values per second.
+// GroupNorm affine pass and the whole GroupNorm (statistics, then the
+// affine pass), in million values per second.
 //
 //	go test ./kernels -run XXX -bench VectorKernels
 func BenchmarkVectorKernels(b *testing.B) {
 	r := rand.New(rand.NewPCG(3, 3))
 	const n = 1 << 16
 	x, dy := randSlice(r, n), randSlice(r, n)
-	y := make([]float32, n)
+	y, stats := make([]float32, n), make([]float32, 32)
 	for _, level := range Levels() {
 		d := NewCPULevel(1, level)
 		for _, c := range []struct {
@@ -38,6 +39,10 @@ func BenchmarkVectorKernels(b *testing.B) {
 				d.UnaryBackward(tensor.OpSiLU, &Buffer{dev: d, F: y}, &Buffer{dev: d, F: x}, &Buffer{dev: d, F: dy}, n, tensor.UnaryParams{})
 			}},
 			{"affine", func() { d.affine(y, x, 1.5, 0.25) }},
+			{"group-norm", func() { // 32 channels of 28×28 in 8 groups, as tiny-mnist's first level
+				p := tensor.NormParams{N: n / (32 * 784), G: 8, CG: 4, S: 784, Eps: 1e-5}
+				d.Norm(&Buffer{dev: d, F: y}, &Buffer{dev: d, F: stats}, &Buffer{dev: d, F: stats[16:]}, &Buffer{dev: d, F: x}, nil, nil, p)
+			}},
 		} {
 			b.Run(fmt.Sprintf("op=%s/level=%s", c.name, level), func(b *testing.B) {
 				for b.Loop() {

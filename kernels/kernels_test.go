@@ -331,39 +331,87 @@ func TestAttentionAgainstNaive(t *testing.T) {
 	}
 }
 
+// TestGroupNormAgainstNaive checks the forward normalization at every level
+// against the two-pass formulas in float64, on groups of awkward sizes and
+// on groups whose mean is far from 0 (3 ± 2, 50 ± 1; the one-pass
+// statistics shift by a value of the
+// group first; TestMoments checks that on far larger means).
 func TestGroupNormAgainstNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(10, 11))
-	d := NewCPU(2)
-	p := tensor.NormParams{N: 3, G: 4, CG: 3, S: 10, Eps: 1e-6}
-	C := p.G * p.CG
-	x, g, b := randSlice(r, p.N*C*p.S), randSlice(r, C), randSlice(r, C)
-	for i := range x {
-		x[i] = 3 + 2*x[i] // a mean far from 0 tests the two-pass variance
+	for _, level := range Levels() {
+		d := NewCPULevel(2, level)
+		for _, c := range []struct {
+			p             tensor.NormParams
+			offset, scale float32
+		}{
+			{tensor.NormParams{N: 3, G: 4, CG: 3, S: 10, Eps: 1e-6}, 3, 2},
+			{tensor.NormParams{N: 2, G: 2, CG: 5, S: 37, Eps: 1e-6}, 50, 1},
+			{tensor.NormParams{N: 1, G: 8, CG: 6, S: 196, Eps: 1e-5}, -0.5, 0.01},
+		} {
+			p := c.p
+			C := p.G * p.CG
+			x, g, b := randSlice(r, p.N*C*p.S), randSlice(r, C), randSlice(r, C)
+			for i := range x {
+				x[i] = c.offset + c.scale*x[i]
+			}
+			want := make([]float32, len(x))
+			for n := range p.N {
+				for gr := range p.G {
+					lo, hi := (n*C+gr*p.CG)*p.S, (n*C+(gr+1)*p.CG)*p.S
+					var s, ss float64
+					for _, v := range x[lo:hi] {
+						s += float64(v)
+					}
+					mu := s / float64(hi-lo)
+					for _, v := range x[lo:hi] {
+						ss += (float64(v) - mu) * (float64(v) - mu)
+					}
+					rstd := 1 / math.Sqrt(ss/float64(hi-lo)+float64(p.Eps))
+					for i := lo; i < hi; i++ {
+						c := (i / p.S) % C
+						want[i] = float32((float64(x[i])-mu)*rstd*float64(g[c]) + float64(b[c]))
+					}
+				}
+			}
+			y := withGuard(d, len(x))
+			mean, rstd := withGuard(d, p.N*p.G), withGuard(d, p.N*p.G)
+			d.Norm(y, mean, rstd, &Buffer{dev: d, F: x}, &Buffer{dev: d, F: g}, &Buffer{dev: d, F: b}, p)
+			name := fmt.Sprintf("group_norm/%s/mean %g", level, c.offset)
+			closeTo(t, name, y.F[:len(x)], want, 1e-5)
+			checkGuard(t, name, y, len(x))
+		}
 	}
-	want := make([]float32, len(x))
-	for n := range p.N {
-		for gr := range p.G {
-			lo, hi := (n*C+gr*p.CG)*p.S, (n*C+(gr+1)*p.CG)*p.S
-			var s, ss float64
-			for _, v := range x[lo:hi] {
-				s += float64(v)
-			}
-			mu := s / float64(hi-lo)
-			for _, v := range x[lo:hi] {
-				ss += (float64(v) - mu) * (float64(v) - mu)
-			}
-			rstd := 1 / math.Sqrt(ss/float64(hi-lo)+float64(p.Eps))
-			for i := lo; i < hi; i++ {
-				c := (i / p.S) % C
-				want[i] = float32((float64(x[i])-mu)*rstd*float64(g[c]) + float64(b[c]))
+}
+
+// TestMoments checks the one-pass statistics at every level against two
+// passes in float64, on every length 1…40 and a long one, with means up to
+// 10⁶ times the spread (where Σx² − (Σx)²/n in float64 would keep about
+// four digits of the variance).
+func TestMoments(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 13))
+	for _, level := range Levels() {
+		d := NewCPULevel(1, level)
+		for _, offset := range []float32{0, 3, 1e4, 1e6} {
+			for _, n := range append(rangeN(41)[1:], 4099) {
+				x := randSlice(r, n)
+				for i := range x {
+					x[i] = offset + x[i]
+				}
+				var s, ss float64
+				for _, v := range x {
+					s += float64(v)
+				}
+				mu := s / float64(n)
+				for _, v := range x {
+					ss += (float64(v) - mu) * (float64(v) - mu)
+				}
+				mean, variance := d.moments64(x)
+				if math.Abs(mean-mu) > 1e-12*(1+math.Abs(mu)) || math.Abs(variance-ss/float64(n)) > 1e-9*(ss/float64(n))+1e-300 {
+					t.Fatalf("%s n=%d mean %g: moments %g, %g; two passes %g, %g", level, n, offset, mean, variance, mu, ss/float64(n))
+				}
 			}
 		}
 	}
-	y := withGuard(d, len(x))
-	mean, rstd := withGuard(d, p.N*p.G), withGuard(d, p.N*p.G)
-	d.Norm(y, mean, rstd, &Buffer{dev: d, F: x}, &Buffer{dev: d, F: g}, &Buffer{dev: d, F: b}, p)
-	closeTo(t, "group_norm", y.F[:len(x)], want, 1e-5)
-	checkGuard(t, "group_norm", y, len(x))
 }
 
 // TestGroupNormBackwardAgainstNaive checks dx, dγ and dβ against the

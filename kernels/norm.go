@@ -18,7 +18,8 @@ import (
 //
 //	dx = rstd·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)),  dγ[c] = Σ dy·x̂,  dβ[c] = Σ dy
 //
-// Statistics are accumulated in float64.
+// Statistics are accumulated in float64, the forward ones in one pass
+// (moments64).
 // ---------------------------------------------------------------------------
 
 // Norm implements tensor.Device.
@@ -28,8 +29,8 @@ func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.Norm
 	d.parallelFor(p.N*p.G, max(1, elemGrain/max(gsize, 1)), func(lo, hi int) {
 		for ng := lo; ng < hi; ng++ {
 			xg := xs[ng*gsize : (ng+1)*gsize]
-			mu := sum64(xg) / float64(gsize)
-			r := 1 / math.Sqrt(sumSqDev64(xg, mu)/float64(gsize)+float64(p.Eps))
+			mu, variance := d.moments64(xg)
+			r := 1 / math.Sqrt(variance+float64(p.Eps))
 			ms[ng], rs[ng] = float32(mu), float32(r)
 			g := ng % p.G
 			yg := ys[ng*gsize : (ng+1)*gsize]
@@ -143,23 +144,43 @@ func sum64(x []float32) float64 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// sumSqDev64 is Σ(x − mu)² in float64, four chains.
-func sumSqDev64(x []float32, mu float64) float64 {
-	var s0, s1, s2, s3 float64
+// moments64 returns the mean and the biased variance of x (not empty) in
+// float64, in one pass over the values shifted by the first one: with
+// d = x − x₀, mean = x₀ + Σd/n and var = (Σd² − (Σd)²/n)/n. The shift keeps
+// the two sums from cancelling as Σx² − (Σx)²/n does when the mean is large
+// against the spread (x₀ is one of the values, so d is of the spread's
+// size). The assembly takes eight values at a time, momentsGo the rest.
+func (d *Device) moments64(x []float32) (mean, variance float64) {
+	k := float64(x[0])
+	var s, ss float64
+	i := 0
+	if d.simd() {
+		s, ss = asm.MomentsAVX2(x, k)
+		i = len(x) / 8 * 8
+	}
+	ts, tss := momentsGo(x[i:], k)
+	s, ss = s+ts, ss+tss
+	n := float64(len(x))
+	return k + s/n, max(0, ss-s*s/n) / n
+}
+
+// momentsGo is MomentsAVX2 in Go, four chains of each sum: Σ(x − k) and
+// Σ(x − k)² in float64.
+func momentsGo(x []float32, k float64) (s, ss float64) {
+	var s0, s1, s2, s3, q0, q1, q2, q3 float64
 	i := 0
 	for ; i+4 <= len(x); i += 4 {
 		v := x[i : i+4 : i+4]
-		d0, d1, d2, d3 := float64(v[0])-mu, float64(v[1])-mu, float64(v[2])-mu, float64(v[3])-mu
-		s0 += d0 * d0
-		s1 += d1 * d1
-		s2 += d2 * d2
-		s3 += d3 * d3
+		d0, d1, d2, d3 := float64(v[0])-k, float64(v[1])-k, float64(v[2])-k, float64(v[3])-k
+		s0, s1, s2, s3 = s0+d0, s1+d1, s2+d2, s3+d3
+		q0, q1, q2, q3 = q0+d0*d0, q1+d1*d1, q2+d2*d2, q3+d3*d3
 	}
 	for ; i < len(x); i++ {
-		d := float64(x[i]) - mu
-		s0 += d * d
+		d := float64(x[i]) - k
+		s0 += d
+		q0 += d * d
 	}
-	return (s0 + s1) + (s2 + s3)
+	return (s0 + s1) + (s2 + s3), (q0 + q1) + (q2 + q3)
 }
 
 // sumDot64 returns Σy and Σy·x in float64, two chains each.

@@ -3254,6 +3254,49 @@ normgrad_done:
 	VZEROUPPER
 	RET
 
+// func MomentsAVX2(x []float32, k float64) (s float64, ss float64)
+// Requires: AVX, AVX2, FMA3, SSE2
+TEXT ·MomentsAVX2(SB), NOSPLIT, $0-48
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	MOVSD        k+24(FP), X0
+	VBROADCASTSD X0, Y0
+	VXORPD       Y1, Y1, Y1
+	VXORPD       Y2, Y2, Y2
+	VXORPD       Y3, Y3, Y3
+	VXORPD       Y4, Y4, Y4
+	SHRQ         $0x03, CX
+	JZ           moments_done
+
+moments_loop:
+	VCVTPS2PD   (AX), Y5
+	VCVTPS2PD   16(AX), Y6
+	VSUBPD      Y0, Y5, Y5
+	VSUBPD      Y0, Y6, Y6
+	VADDPD      Y5, Y1, Y1
+	VADDPD      Y6, Y2, Y2
+	VFMADD231PD Y5, Y5, Y3
+	VFMADD231PD Y6, Y6, Y4
+	ADDQ        $0x20, AX
+	DECQ        CX
+	JNZ         moments_loop
+
+moments_done:
+	VADDPD       Y2, Y1, Y1
+	VADDPD       Y4, Y3, Y3
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPD       X0, X1, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, s+32(FP)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPD       X0, X3, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, ss+40(FP)
+	VZEROUPPER
+	RET
+
 // func WinoInputAVX2(v *float32, vs int, in *float32, ins int, blocks int)
 // Requires: AVX, AVX2
 TEXT ·WinoInputAVX2(SB), NOSPLIT, $0-40

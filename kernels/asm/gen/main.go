@@ -74,6 +74,7 @@ func main() {
 	generateAffine()
 	generateBinary()
 	generateNormGrad()
+	generateMoments()
 	generateWinoInput()
 	generateWinoOutput()
 	generateWinoDy()
