@@ -14,7 +14,7 @@ import (
 // then the scalar tail): softmax rows of tiny-mnist's 14×14 attention (196
 // keys) and of SD's 64×64 one (4,096), SiLU forward and backward, and the
 // GroupNorm affine pass and the whole GroupNorm (statistics, then the
-// affine pass), in million values per second.
+// affine pass) and its backward pass, in million values per second.
 //
 //	go test ./kernels -run XXX -bench VectorKernels
 func BenchmarkVectorKernels(b *testing.B) {
@@ -42,6 +42,10 @@ func BenchmarkVectorKernels(b *testing.B) {
 			{"group-norm", func() { // 32 channels of 28×28 in 8 groups, as tiny-mnist's first level
 				p := tensor.NormParams{N: n / (32 * 784), G: 8, CG: 4, S: 784, Eps: 1e-5}
 				d.Norm(&Buffer{dev: d, F: y}, &Buffer{dev: d, F: stats}, &Buffer{dev: d, F: stats[16:]}, &Buffer{dev: d, F: x}, nil, nil, p)
+			}},
+			{"group-norm-backward", func() {
+				p := tensor.NormParams{N: n / (32 * 784), G: 8, CG: 4, S: 784, Eps: 1e-5}
+				d.NormBackward(&Buffer{dev: d, F: y}, nil, nil, &Buffer{dev: d, F: dy}, &Buffer{dev: d, F: x}, &Buffer{dev: d, F: stats}, &Buffer{dev: d, F: stats[16:]}, nil, p)
 			}},
 		} {
 			b.Run(fmt.Sprintf("op=%s/level=%s", c.name, level), func(b *testing.B) {

@@ -419,7 +419,12 @@ func TestMoments(t *testing.T) {
 // whose mean is far from 0 and on a layer-norm shape (S = 1).
 func TestGroupNormBackwardAgainstNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(14, 15))
-	d := NewCPU(2)
+	for _, level := range Levels() {
+		testGroupNormBackward(t, r, NewCPULevel(2, level))
+	}
+}
+
+func testGroupNormBackward(t *testing.T, r *rand.Rand, d *Device) {
 	for _, p := range []tensor.NormParams{{N: 3, G: 4, CG: 3, S: 37, Eps: 1e-6}, {N: 5, G: 1, CG: 24, S: 1, Eps: 1e-5}, {N: 2, G: 8, CG: 4, S: 196, Eps: 1e-6}} {
 		for _, withGamma := range []bool{true, false} {
 			C := p.G * p.CG
@@ -475,9 +480,9 @@ func TestGroupNormBackwardAgainstNaive(t *testing.T) {
 				}
 				return out
 			}
-			closeTo(t, "group_norm dx", dx.F[:len(x)], wantDx, 1e-5)
-			closeTo(t, "group_norm dγ", dg.F[:C], toF32(wantDg), 1e-5)
-			closeTo(t, "group_norm dβ", db.F[:C], toF32(wantDb), 1e-5)
+			closeTo(t, "group_norm dx/"+d.level.String(), dx.F[:len(x)], wantDx, 1e-5)
+			closeTo(t, "group_norm dγ/"+d.level.String(), dg.F[:C], toF32(wantDg), 1e-5)
+			closeTo(t, "group_norm dβ/"+d.level.String(), db.F[:C], toF32(wantDb), 1e-5)
 			checkGuard(t, "group_norm dx", dx, len(x))
 			checkGuard(t, "group_norm dγ", dg, C)
 			checkGuard(t, "group_norm dβ", db, C)

@@ -219,6 +219,12 @@ func NormGradAVX2(dx []float32, dy []float32, x []float32, k *[4]float32)
 //go:noescape
 func MomentsAVX2(x []float32, k float64) (s float64, ss float64)
 
+// SumDotAVX2 returns Σy[i] and Σy[i]·x[i] in float64 for i < len(y) rounded down to a multiple
+// of 8 (the caller adds the tail; x is at least as long). AVX2+FMA.
+//
+//go:noescape
+func SumDotAVX2(y []float32, x []float32) (sy float64, syx float64)
+
 // WinoInputAVX2 transforms 8·blocks input tiles of one tile row: with the four padded input
 // rows d_a = in + a·ins (a < 4, each 16·blocks + 2 values) it sets, for tile t and ξ = 4η + ν,
 // v[ξ·vs + t] = (Bᵀ·d·B)[η][ν] over d_a[2t … 2t+3]. Strides in elements. AVX2.

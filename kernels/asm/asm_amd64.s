@@ -3297,6 +3297,49 @@ moments_done:
 	VZEROUPPER
 	RET
 
+// func SumDotAVX2(y []float32, x []float32) (sy float64, syx float64)
+// Requires: AVX, FMA3, SSE2
+TEXT ·SumDotAVX2(SB), NOSPLIT, $0-64
+	MOVQ   y_base+0(FP), AX
+	MOVQ   x_base+24(FP), CX
+	MOVQ   y_len+8(FP), DX
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	SHRQ   $0x03, DX
+	JZ     sumdot_done
+
+sumdot_loop:
+	VCVTPS2PD   (AX), Y4
+	VCVTPS2PD   16(AX), Y5
+	VCVTPS2PD   (CX), Y6
+	VCVTPS2PD   16(CX), Y7
+	VADDPD      Y4, Y0, Y0
+	VADDPD      Y5, Y1, Y1
+	VFMADD231PD Y6, Y4, Y2
+	VFMADD231PD Y7, Y5, Y3
+	ADDQ        $0x20, AX
+	ADDQ        $0x20, CX
+	DECQ        DX
+	JNZ         sumdot_loop
+
+sumdot_done:
+	VADDPD       Y1, Y0, Y0
+	VADDPD       Y3, Y2, Y2
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, sy+48(FP)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPD       X0, X2, X0
+	VUNPCKHPD    X0, X0, X1
+	VADDSD       X1, X0, X0
+	MOVSD        X0, syx+56(FP)
+	VZEROUPPER
+	RET
+
 // func WinoInputAVX2(v *float32, vs int, in *float32, ins int, blocks int)
 // Requires: AVX, AVX2
 TEXT ·WinoInputAVX2(SB), NOSPLIT, $0-40

@@ -257,3 +257,8 @@ func MomentsAVX2(x []float32, k float64) (s, ss float64) {
 	unreachable("MomentsAVX2")
 	return 0, 0
 }
+
+func SumDotAVX2(y, x []float32) (sy, syx float64) {
+	unreachable("SumDotAVX2")
+	return 0, 0
+}

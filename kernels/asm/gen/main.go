@@ -75,6 +75,7 @@ func main() {
 	generateBinary()
 	generateNormGrad()
 	generateMoments()
+	generateSumDot()
 	generateWinoInput()
 	generateWinoOutput()
 	generateWinoDy()
