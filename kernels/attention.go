@@ -71,9 +71,10 @@ func axpy(alpha float32, x, y []float32) {
 	}
 }
 
-// forHeads runs fn for every (batch, head) pair: spread over goroutines with
-// single-threaded GEMMs when there are enough pairs, else one pair at a time
-// with parallel GEMMs. scratch is a per-goroutine slice of n floats.
+// forHeads runs fn for every (batch, head) pair (or other item of work):
+// spread over goroutines with single-threaded GEMMs when there are enough
+// pairs, else one pair at a time with parallel GEMMs. scratch is a
+// per-goroutine slice of n floats.
 func (d *Device) forHeads(pairs, n int, fn func(bh int, scratch []float32, threads int)) {
 	if pairs >= d.threads {
 		d.parallelFor(pairs, 1, func(lo, hi int) {
@@ -141,22 +142,31 @@ func (d *Device) attentionTiled(os, qs, ks, vs []float32, p tensor.AttentionPara
 const packedMinKeys = 1024
 
 // attentionBlocks is attentionTiled by one GEMM call per block and product.
+// The (batch, head, block of query rows) items are spread over the threads;
+// with few heads (batch 1) the blocks are made smaller so that there are at
+// least four items per thread (three heads on two threads would leave one
+// idle a third of the time).
 func (d *Device) attentionBlocks(os, qs, ks, vs []float32, p tensor.AttentionParams) {
 	C := p.Heads * p.D
+	pairs := p.B * p.Heads
 	rows := max(1, min(p.Lq, d.tune.AttentionTileBytes/(4*p.Lk)))
-	d.forHeads(p.B*p.Heads, rows*p.Lk, func(bh int, s []float32, threads int) {
+	if blocks := (p.Lq + rows - 1) / rows; pairs*blocks < 4*d.threads {
+		blocks = min(p.Lq, (4*d.threads+pairs-1)/pairs)
+		rows = (p.Lq + blocks - 1) / blocks
+	}
+	blocks := (p.Lq + rows - 1) / rows
+	d.forHeads(pairs*blocks, rows*p.Lk, func(item int, s []float32, threads int) {
+		bh, i0 := item/blocks, item%blocks*rows
 		b, h := bh/p.Heads, bh%p.Heads
 		qo, ko := b*p.Lq*C+h*p.D, b*p.Lk*C+h*p.D
-		for i0 := 0; i0 < p.Lq; i0 += rows {
-			r := min(rows, p.Lq-i0)
-			S := s[:r*p.Lk]
-			d.sgemm(threads, gemm{M: r, N: p.Lk, K: p.D, Alpha: p.Scale, A: qs[qo+i0*C:], LdA: C, B: operandB{b: ks[ko:], ld: C, trans: true}, C: S, LdC: p.Lk})
-			for i := range r {
-				row := S[i*p.Lk : (i+1)*p.Lk]
-				d.softmax(row, row)
-			}
-			d.sgemm(threads, gemm{M: r, N: p.D, K: p.Lk, Alpha: 1, A: S, LdA: p.Lk, B: operandB{b: vs[ko:], ld: C}, C: os[qo+i0*C:], LdC: C})
+		r := min(rows, p.Lq-i0)
+		S := s[:r*p.Lk]
+		d.sgemm(threads, gemm{M: r, N: p.Lk, K: p.D, Alpha: p.Scale, A: qs[qo+i0*C:], LdA: C, B: operandB{b: ks[ko:], ld: C, trans: true}, C: S, LdC: p.Lk})
+		for i := range r {
+			row := S[i*p.Lk : (i+1)*p.Lk]
+			d.softmax(row, row)
 		}
+		d.sgemm(threads, gemm{M: r, N: p.D, K: p.Lk, Alpha: 1, A: S, LdA: p.Lk, B: operandB{b: vs[ko:], ld: C}, C: os[qo+i0*C:], LdC: C})
 	})
 }
 
