@@ -177,7 +177,7 @@ func TestConvAgainstNaive(t *testing.T) {
 	// (chunks then end inside images and at image edges) and of many.
 	// The plain-Go transforms once too.
 	wino := DefaultTuning()
-	wino.WinogradMinC, wino.FlipMinC = 1, 1
+	wino.WinogradMinC, wino.FlipMinC, wino.WinogradMinTiles, wino.WinogradMinTileChannels = 1, 1, 0, 0
 	for _, tiles := range []int{1, 64} {
 		wino.WinogradTiles = tiles
 		for _, level := range Levels()[1:] {

@@ -77,7 +77,7 @@ func (d *Device) PlanConv2D(p tensor.ConvParams) ConvPlan {
 	point := isPointwise(p)
 	var pl ConvPlan
 	switch {
-	case d.winograd(p):
+	case d.winograd2D(p):
 		pl.Forward = ConvWinograd
 	case d.shifted(p):
 		pl.Forward = ConvShifted
@@ -91,7 +91,7 @@ func (d *Device) PlanConv2D(p tensor.ConvParams) ConvPlan {
 	if q, ok := flippedConv(p); ok && !point && p.C >= d.tune.FlipMinC {
 		mk, _ := d.microKernel()
 		switch {
-		case d.winograd(q):
+		case d.winograd2D(q):
 			pl.BackwardInput = ConvFlippedWinograd
 		// Without Winograd only with dy read unpacked does it beat col2im.
 		case d.shifted(p) && d.shifted(q) && readsBUnpacked(mk, true, q.F, shiftN(q)):
@@ -99,7 +99,7 @@ func (d *Device) PlanConv2D(p tensor.ConvParams) ConvPlan {
 		}
 	}
 	switch {
-	case d.winograd(p):
+	case d.winograd2D(p):
 		pl.BackwardWeight = ConvWinograd
 	case d.shifted(p) && p.C*p.KH*p.KW >= p.F:
 		pl.BackwardWeight = ConvShifted
@@ -137,6 +137,14 @@ func (d *Device) winograd(p tensor.ConvParams) bool {
 	_, packed := d.microKernel()
 	return packed && p.KH == 3 && p.KW == 3 && p.StrideH == 1 && p.StrideW == 1 &&
 		p.C >= d.tune.WinogradMinC && p.F >= d.tune.WinogradMinC
+}
+
+// winograd2D is winograd for a 2-D convolution of its own (not a plane of a
+// 3-D one): with few output tiles over the whole batch the transforms and
+// the sixteen short GEMMs cost more than the multiplications they save.
+func (d *Device) winograd2D(p tensor.ConvParams) bool {
+	tiles := p.N * ((p.OH + 1) / 2) * ((p.OW + 1) / 2)
+	return d.winograd(p) && tiles >= d.tune.WinogradMinTiles && tiles*p.C >= d.tune.WinogradMinTileChannels
 }
 
 // shifted reports whether a 2-D convolution takes the shifted rows:

@@ -24,9 +24,10 @@ func TestPlans(t *testing.T) {
 			{conv(64, 16, 64, 3, 1), ConvPlan{ConvWinograd, ConvFlippedWinograd, ConvWinograd}},
 			{conv(3, 32, 32, 3, 1), ConvPlan{ConvShifted, ConvIm2col, ConvIm2col}}, // an RGB conv_in: no flipped gradient; C·9 < F
 			{conv(64, 16, 64, 1, 1), ConvPlan{ConvPointwise, ConvPointwise, ConvPointwise}},
-			{conv(64, 16, 64, 3, 2), ConvPlan{ConvPhases, ConvIm2col, ConvPhases}}, // a downsampler: over the phases
-			{conv(64, 4, 64, 3, 1), ConvPlan{ConvWinograd, ConvFlippedWinograd, ConvWinograd}},
-			{conv(8, 4, 8, 3, 1), ConvPlan{ConvIm2col, ConvIm2col, ConvIm2col}}, // too few channels for Winograd, too narrow to shift
+			{conv(64, 16, 64, 3, 2), ConvPlan{ConvPhases, ConvIm2col, ConvPhases}},              // a downsampler: over the phases
+			{conv(64, 10, 64, 3, 1), ConvPlan{ConvWinograd, ConvFlippedWinograd, ConvWinograd}}, // 50 tiles of 64 channels
+			{conv(64, 4, 64, 3, 1), ConvPlan{ConvIm2col, ConvIm2col, ConvIm2col}},               // 8 tiles: too few for Winograd, too narrow to shift
+			{conv(8, 4, 8, 3, 1), ConvPlan{ConvIm2col, ConvIm2col, ConvIm2col}},                 // too few channels for Winograd, too narrow to shift
 		}
 		for _, c := range cases {
 			want := c.want
@@ -40,13 +41,17 @@ func TestPlans(t *testing.T) {
 				t.Errorf("%v: C=%d %dx%d k=%d s=%d: %v, want %v", level, c.p.C, c.p.H, c.p.W, c.p.KH, c.p.StrideH, got, want)
 			}
 		}
+		// Two 7×7 images of 48 channels (32 tiles, 1,536 tile-channels): shifted rows, not Winograd.
+		if got := d.PlanConv2D(conv(48, 7, 48, 3, 1)).Forward; level != Generic && got != ConvShifted {
+			t.Errorf("%v: C=48 7x7 batch 2: forward %v, want shifted", level, got)
+		}
 		if got := d.PlanGemm(64, 64, 64, false, false, 1, false); (level == Generic) != (got == GemmReference) {
 			t.Errorf("%v: a GEMM plans %v", level, got)
 		}
 	}
 	for _, level := range Levels()[1:] {
 		tune := DefaultTuning()
-		tune.WinogradMinC, tune.ShiftMinWidth = 1, 1
+		tune.WinogradMinC, tune.ShiftMinWidth, tune.WinogradMinTiles, tune.WinogradMinTileChannels = 1, 1, 0, 0
 		d := NewCPUTuned(1, level, tune)
 		if got := d.PlanConv2D(conv(8, 4, 8, 3, 1)).Forward; got != ConvWinograd {
 			t.Errorf("%v with WinogradMinC 1: %v, want winograd", level, got)

@@ -17,6 +17,9 @@ func TestWideTilesWithGoKernels(t *testing.T) {
 	for _, wino := range []int{16, 1} {
 		tune := DefaultTuning()
 		tune.WinogradMinC, tune.FlipMinC = wino, 1
+		if wino == 1 {
+			tune.WinogradMinTiles, tune.WinogradMinTileChannels = 0, 0
+		}
 		for _, level := range []Level{AVX2, AVX512} {
 			d := &Device{threads: 2, level: level, tune: tune}
 			t.Run(fmt.Sprintf("%v/WinogradMinC=%d", level, wino), func(t *testing.T) { testConv(t, d) })

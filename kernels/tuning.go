@@ -31,6 +31,15 @@ type Tuning struct {
 	// Winograd path: its GEMMs have depth C and F rows, and below that the
 	// transforms cost more than the multiplications they save.
 	WinogradMinC int
+	// WinogradMinTiles and WinogradMinTileChannels are the fewest 2×2 output
+	// tiles over the batch, and tiles × input channels, of a 2-D convolution
+	// that takes the Winograd path. Batch-1 forward passes, one thread per
+	// path interleaved (bench/RESULTS.md 2026-12-03 afternoon): shifted rows
+	// or im2col were 2× faster at 48 channels of 7×7 (16 tiles), 1.3× at two
+	// such images (32 tiles, 1,536), 1.2× at 320 channels of 8×8 (16 tiles),
+	// 2× at 256 of 4×4; Winograd stayed ahead at four 7×7 images (64 tiles,
+	// 3,072), eight 4×4 at 256 channels (32 tiles, 8,192) and 28×28.
+	WinogradMinTiles, WinogradMinTileChannels int
 	// WinogradTiles is the number of 2×2 output tiles a Winograd chunk aims
 	// at, at least: with few channels more, so that a chunk's V and M stay
 	// near 1 MiB and the GEMMs are not too short (measured: 64 tiles were
@@ -62,7 +71,8 @@ type Tuning struct {
 // DefaultTuning is the tuning the benchmarks chose.
 func DefaultTuning() Tuning {
 	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
-		ShiftMinWidth: 7, FlipMinC: 16, WinogradMinC: 16, WinogradTiles: 128, WinogradAsm: true,
+		ShiftMinWidth: 7, FlipMinC: 16, WinogradMinC: 16, WinogradMinTiles: 24, WinogradMinTileChannels: 2400,
+		WinogradTiles: 128, WinogradAsm: true,
 		Winograd3DMinPlane: 16, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10}
 }
 

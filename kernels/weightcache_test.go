@@ -23,9 +23,11 @@ func TestWeightCache(t *testing.T) {
 	}
 	p := tensor.ConvParams{N: 2, C: 24, H: 12, W: 10, F: 20, KH: 3, KW: 3, StrideH: 1, StrideW: 1,
 		PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1, OH: 12, OW: 10}
-	off := DefaultTuning()
+	on := DefaultTuning()
+	on.WinogradMinTiles, on.WinogradMinTileChannels = 0, 0 // a small shape on the Winograd paths
+	off := on
 	off.WeightCacheMiB = 0
-	plain, cached := NewCPUTuned(2, MaxLevel(), off), NewCPUTuned(2, MaxLevel(), DefaultTuning())
+	plain, cached := NewCPUTuned(2, MaxLevel(), off), NewCPUTuned(2, MaxLevel(), on)
 	if cached.PlanConv2D(p).Forward != ConvWinograd || cached.PlanConv2D(p).BackwardInput != ConvFlippedWinograd {
 		t.Fatalf("test shape %+v does not take the Winograd paths: %+v", p, cached.PlanConv2D(p))
 	}
