@@ -188,8 +188,8 @@ func (d *Device) attentionPacked(mk microKernel, os, qs, ks, vs []float32, p ten
 	kLen := kPanels * nr * p.D // Kᵀ: D deep, Lk columns
 	vLen := vPanels * nr * p.Lk
 	rows := max(mr, min((p.Lq+mr-1)/mr*mr, d.tune.AttentionTileBytes/(4*p.Lk)/mr*mr))
-	// per worker: S block, packed Q block, one packed depth block of S
-	blockLen := rows*p.Lk + rows*p.D + rows*min(packKC, p.Lk)
+	// per worker: S block, packed Q block, one packed depth block of S, a tile
+	blockLen := rows*p.Lk + rows*p.D + rows*min(packKC, p.Lk) + tileLen
 	heads := p.B * p.Heads
 	kv := make([]float32, heads*(kLen+vLen))
 	// pack every head's Kᵀ and V (independent: spread over the threads)
@@ -210,9 +210,10 @@ func (d *Device) attentionPacked(mk microKernel, os, qs, ks, vs []float32, p ten
 		qo := b*p.Lq*C + h*p.D
 		kp, vp := kv[bh*(kLen+vLen):][:kLen], kv[bh*(kLen+vLen)+kLen:][:vLen]
 		r := min(rows, p.Lq-i0)
-		S, qp, sp := scratch[:r*p.Lk], scratch[rows*p.Lk:][:rows*p.D], scratch[rows*p.Lk+rows*p.D:]
+		S, qp, sp := scratch[:r*p.Lk], scratch[rows*p.Lk:][:rows*p.D], scratch[rows*p.Lk+rows*p.D:][:rows*min(packKC, p.Lk)]
+		tile := scratch[len(scratch)-tileLen:]
 		packA(qp, qs[qo:], C, false, p.Lq, i0, r, 0, p.D, mr, p.Scale)
-		runTiles(mk, true, qp, kp, S, p.Lk, 0, 0, r, p.Lk, p.D)
+		runTiles(mk, true, qp, kp, S, p.Lk, 0, 0, r, p.Lk, p.D, tile)
 		for i := range r {
 			row := S[i*p.Lk : (i+1)*p.Lk]
 			d.softmax(row, row)
@@ -221,7 +222,7 @@ func (d *Device) attentionPacked(mk microKernel, os, qs, ks, vs []float32, p ten
 		for pc := 0; pc < p.Lk; pc += packKC {
 			kc := min(packKC, p.Lk-pc)
 			packA(sp, S, p.Lk, false, r, 0, r, pc, kc, mr, 1)
-			runTiles(mk, pc == 0, sp, vp[pc*vPanels*nr:], out, C, 0, 0, r, p.D, kc)
+			runTiles(mk, pc == 0, sp, vp[pc*vPanels*nr:], out, C, 0, 0, r, p.D, kc, tile)
 		}
 	}
 	blocks := (p.Lq + rows - 1) / rows

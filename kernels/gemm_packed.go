@@ -49,6 +49,9 @@ var (
 // rowsKC is the depth of one pass of the unpacked-B kernels.
 const rowsKC = 128
 
+// tileLen is the scratch of one micro-kernel tile at the widest level.
+const tileLen = asm.AVX512MR * asm.AVX512NR
+
 const (
 	packKC = 256  // depth of a block: a KC×NR panel of B stays in L1/L2 while A panels stream by
 	packMC = 288  // rows of A per block (a multiple of both MRs; 288×256 floats = 288 KiB of the 1 MiB L2)
@@ -421,9 +424,9 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 	ncMax := min(packNC, (n+nr-1)/nr*nr)
 	kcMax := min(packKC, k)
 	mcMax := min(packMC, (m+mr-1)/mr*mr)
-	bbuf := getBuf(kcMax * ncMax)
+	bbuf := getBuf(kcMax*ncMax + tileLen)
 	defer packPool.Put(bbuf)
-	bp := *bbuf
+	bp, tile := (*bbuf)[:kcMax*ncMax], (*bbuf)[kcMax*ncMax:]
 	var ap []float32
 	if pa == nil {
 		abuf := getBuf(kcMax * mcMax)
@@ -458,9 +461,9 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 				for ic := 0; ic < m; ic += packMC {
 					mc := min(packMC, m-ic)
 					blk := aBlock(pc, kc, ic, mc)
-					runTilesRows(mk, overwrite && pc == 0, blk, ob, pc, c, ldc, ic, jc, mc, full, kc)
+					runTilesRows(mk, overwrite && pc == 0, blk, ob, pc, c, ldc, ic, jc, mc, full, kc, tile)
 					if full < nc {
-						runTiles(mk, overwrite && pc == 0, blk, bp, c, ldc, ic, jc+full, mc, nc-full, kc)
+						runTiles(mk, overwrite && pc == 0, blk, bp, c, ldc, ic, jc+full, mc, nc-full, kc, tile)
 					}
 				}
 				continue
@@ -469,7 +472,7 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 			for ic := 0; ic < m; ic += packMC {
 				mc := min(packMC, m-ic)
 				blk := aBlock(pc, kc, ic, mc)
-				runTiles(mk, overwrite && pc == 0, blk, bp, c, ldc, ic, jc, mc, nc, kc)
+				runTiles(mk, overwrite && pc == 0, blk, bp, c, ldc, ic, jc, mc, nc, kc, tile)
 			}
 		}
 	}
@@ -479,9 +482,8 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 // row p of the panel at column j starts at ob.b[ob.off[pc+p] + j]. The depth
 // is taken rowsKC at a time so that the rows of one B panel (two cache lines
 // each when unaligned) stay in L1 while the A panels stream past them.
-func runTilesRows(mk microKernel, store bool, ap []float32, ob operandB, pc int, c []float32, ldc, ic, jc, mc, nc, kc int) {
+func runTilesRows(mk microKernel, store bool, ap []float32, ob operandB, pc int, c []float32, ldc, ic, jc, mc, nc, kc int, tile []float32) {
 	mr, nr := mk.mr, mk.nr
-	var tile [asm.AVX512MR * asm.AVX512NR]float32
 	for jp := range nc / nr {
 		b := &ob.b[jc+jp*nr]
 		for p0 := 0; p0 < kc; p0 += rowsKC {
@@ -612,15 +614,16 @@ func scaleC(c []float32, m, n, ldc int, beta float32) {
 }
 
 // runTiles applies the micro-kernel to every MR×NR tile of one packed block
-// (overwriting C when store, else adding). The B panel stays hot in L1 while
+// (overwriting C when store, else adding); partial tiles at the edges go
+// through tile (tileLen floats of the caller's scratch: an array here
+// escaped through the func values and cost an allocation per call). The B panel stays hot in L1 while
 // the A panels stream past it.
-func runTiles(mk microKernel, store bool, ap, bp, c []float32, ldc, ic, jc, mc, nc, kc int) {
+func runTiles(mk microKernel, store bool, ap, bp, c []float32, ldc, ic, jc, mc, nc, kc int, tile []float32) {
 	fn := mk.add
 	if store {
 		fn = mk.store
 	}
 	mr, nr := mk.mr, mk.nr
-	var tile [asm.AVX512MR * asm.AVX512NR]float32
 	for jp := range (nc + nr - 1) / nr {
 		cols := min(nr, nc-jp*nr)
 		for ip := range (mc + mr - 1) / mr {
