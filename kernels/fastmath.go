@@ -50,8 +50,9 @@ func expf(x float32) float32 {
 	return p * math.Float32frombits(uint32(n1+127)<<23) * math.Float32frombits(uint32(n2+127)<<23)
 }
 
-// expVec sets dst[i] = e^src[i] (dst may be src): eight lanes at a time with
-// asm.ExpAVX2 where the level allows, the rest with expf.
+// expVec sets dst[i] = e^src[i] (dst may be src): sixteen lanes at a time
+// with asm.ExpAVX512 and eight with asm.ExpAVX2 where the level allows
+// (vecSplit), the rest with expf.
 func (d *Device) expVec(dst, src []float32) {
 	k := d.vecSplit(len(src), func() { asm.ExpAVX512(dst, src) }, func(lo int) { asm.ExpAVX2(dst[lo:], src[lo:]) })
 	for i := k; i < len(src); i++ {
