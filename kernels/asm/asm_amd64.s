@@ -3257,10 +3257,10 @@ normgrad_done:
 // func MomentsAVX2(x []float32, k float64) (s float64, ss float64)
 // Requires: AVX, AVX2, FMA3, SSE2
 TEXT ·MomentsAVX2(SB), NOSPLIT, $0-48
-	MOVQ         x_base+0(FP), AX
-	MOVQ         x_len+8(FP), CX
 	MOVSD        k+24(FP), X0
 	VBROADCASTSD X0, Y0
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
 	VXORPD       Y1, Y1, Y1
 	VXORPD       Y2, Y2, Y2
 	VXORPD       Y3, Y3, Y3
@@ -3270,13 +3270,13 @@ TEXT ·MomentsAVX2(SB), NOSPLIT, $0-48
 
 moments_loop:
 	VCVTPS2PD   (AX), Y5
-	VCVTPS2PD   16(AX), Y6
 	VSUBPD      Y0, Y5, Y5
-	VSUBPD      Y0, Y6, Y6
 	VADDPD      Y5, Y1, Y1
-	VADDPD      Y6, Y2, Y2
 	VFMADD231PD Y5, Y5, Y3
-	VFMADD231PD Y6, Y6, Y4
+	VCVTPS2PD   16(AX), Y5
+	VSUBPD      Y0, Y5, Y5
+	VADDPD      Y5, Y2, Y2
+	VFMADD231PD Y5, Y5, Y4
 	ADDQ        $0x20, AX
 	DECQ        CX
 	JNZ         moments_loop
@@ -3312,13 +3312,13 @@ TEXT ·SumDotAVX2(SB), NOSPLIT, $0-64
 
 sumdot_loop:
 	VCVTPS2PD   (AX), Y4
-	VCVTPS2PD   16(AX), Y5
-	VCVTPS2PD   (CX), Y6
-	VCVTPS2PD   16(CX), Y7
+	VCVTPS2PD   (CX), Y5
 	VADDPD      Y4, Y0, Y0
-	VADDPD      Y5, Y1, Y1
-	VFMADD231PD Y6, Y4, Y2
-	VFMADD231PD Y7, Y5, Y3
+	VFMADD231PD Y5, Y4, Y2
+	VCVTPS2PD   16(AX), Y4
+	VCVTPS2PD   16(CX), Y5
+	VADDPD      Y4, Y1, Y1
+	VFMADD231PD Y5, Y4, Y3
 	ADDQ        $0x20, AX
 	ADDQ        $0x20, CX
 	DECQ        DX

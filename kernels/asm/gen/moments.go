@@ -8,44 +8,23 @@ import (
 
 // generateMoments writes MomentsAVX2, the one pass of the normalization
 // statistics: with d = x − k in float64 (k a value near the mean, so that
-// the sums do not cancel), Σd and Σd². Eight values per iteration: two
-// halves of four widened to float64, each half with its own accumulators
-// (four chains of four lanes in all).
+// the sums do not cancel), Σd and Σd².
 func generateMoments() {
 	TEXT("MomentsAVX2", NOSPLIT, "func(x []float32, k float64) (s, ss float64)")
 	Pragma("noescape")
 	Doc("MomentsAVX2 returns Σ(x[i] − k) and Σ(x[i] − k)² in float64 for i < len(x) rounded down to a",
 		"multiple of 8 (the caller adds the tail). AVX2+FMA.")
-	x := Load(Param("x").Base(), GP64())
-	n := Load(Param("x").Len(), GP64())
 	kv := YMM()
 	VBROADCASTSD(Load(Param("k"), XMM()), kv)
-	s0, s1, q0, q1 := YMM(), YMM(), YMM(), YMM()
-	for _, r := range []VecVirtual{s0, s1, q0, q1} {
-		VXORPD(r, r, r)
-	}
-	SHRQ(U8(3), n)
-	JZ(LabelRef("moments_done"))
-	Label("moments_loop")
-	a, b := YMM(), YMM()
-	VCVTPS2PD(Mem{Base: x}, a)
-	VCVTPS2PD(Mem{Base: x, Disp: 16}, b)
-	VSUBPD(kv, a, a)
-	VSUBPD(kv, b, b)
-	VADDPD(a, s0, s0)
-	VADDPD(b, s1, s1)
-	VFMADD231PD(a, a, q0)
-	VFMADD231PD(b, b, q1)
-	ADDQ(U8(32), x)
-	DECQ(n)
-	JNZ(LabelRef("moments_loop"))
-	Label("moments_done")
-	VADDPD(s1, s0, s0)
-	VADDPD(q1, q0, q0)
-	Store(reduce4(s0), ReturnIndex(0))
-	Store(reduce4(q0), ReturnIndex(1))
-	VZEROUPPER()
-	RET()
+	pairedSums("moments", []string{"x"}, func(p []GPVirtual, s, q [2]VecVirtual) {
+		for h := range 2 {
+			d := YMM()
+			VCVTPS2PD(Mem{Base: p[0], Disp: 16 * h}, d)
+			VSUBPD(kv, d, d)
+			VADDPD(d, s[h], s[h])
+			VFMADD231PD(d, d, q[h])
+		}
+	})
 }
 
 // generateSumDot writes SumDotAVX2, the sums of the normalizations'
@@ -56,34 +35,46 @@ func generateSumDot() {
 	Pragma("noescape")
 	Doc("SumDotAVX2 returns Σy[i] and Σy[i]·x[i] in float64 for i < len(y) rounded down to a multiple",
 		"of 8 (the caller adds the tail; x is at least as long). AVX2+FMA.")
-	y := Load(Param("y").Base(), GP64())
-	x := Load(Param("x").Base(), GP64())
-	n := Load(Param("y").Len(), GP64())
-	s0, s1, q0, q1 := YMM(), YMM(), YMM(), YMM()
-	for _, r := range []VecVirtual{s0, s1, q0, q1} {
+	pairedSums("sumdot", []string{"y", "x"}, func(p []GPVirtual, s, q [2]VecVirtual) {
+		for h := range 2 {
+			a, u := YMM(), YMM()
+			VCVTPS2PD(Mem{Base: p[0], Disp: 16 * h}, a)
+			VCVTPS2PD(Mem{Base: p[1], Disp: 16 * h}, u)
+			VADDPD(a, s[h], s[h])
+			VFMADD231PD(u, a, q[h])
+		}
+	})
+}
+
+// pairedSums emits the loop of a kernel that returns two float64 sums over
+// the float32 slices params, len(first) rounded down to 8 values: body adds
+// eight values' worth, as two halves of four widened to float64, each half
+// into its own accumulators s[h] and q[h] (four chains of four lanes in
+// all); the halves are then added and each sum folded to one value.
+func pairedSums(name string, params []string, body func(p []GPVirtual, s, q [2]VecVirtual)) {
+	ptrs := make([]GPVirtual, len(params))
+	for i, p := range params {
+		ptrs[i] = Load(Param(p).Base(), GP64()).(GPVirtual)
+	}
+	n := Load(Param(params[0]).Len(), GP64())
+	s, q := [2]VecVirtual{YMM(), YMM()}, [2]VecVirtual{YMM(), YMM()}
+	for _, r := range []VecVirtual{s[0], s[1], q[0], q[1]} {
 		VXORPD(r, r, r)
 	}
 	SHRQ(U8(3), n)
-	JZ(LabelRef("sumdot_done"))
-	Label("sumdot_loop")
-	a, b, u, v := YMM(), YMM(), YMM(), YMM()
-	VCVTPS2PD(Mem{Base: y}, a)
-	VCVTPS2PD(Mem{Base: y, Disp: 16}, b)
-	VCVTPS2PD(Mem{Base: x}, u)
-	VCVTPS2PD(Mem{Base: x, Disp: 16}, v)
-	VADDPD(a, s0, s0)
-	VADDPD(b, s1, s1)
-	VFMADD231PD(u, a, q0)
-	VFMADD231PD(v, b, q1)
-	ADDQ(U8(32), y)
-	ADDQ(U8(32), x)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	body(ptrs, s, q)
+	for _, p := range ptrs {
+		ADDQ(U8(32), p)
+	}
 	DECQ(n)
-	JNZ(LabelRef("sumdot_loop"))
-	Label("sumdot_done")
-	VADDPD(s1, s0, s0)
-	VADDPD(q1, q0, q0)
-	Store(reduce4(s0), ReturnIndex(0))
-	Store(reduce4(q0), ReturnIndex(1))
+	JNZ(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	VADDPD(s[1], s[0], s[0])
+	VADDPD(q[1], q[0], q[0])
+	Store(reduce4(s[0]), ReturnIndex(0))
+	Store(reduce4(q[0]), ReturnIndex(1))
 	VZEROUPPER()
 	RET()
 }
