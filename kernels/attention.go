@@ -150,9 +150,9 @@ func (d *Device) attentionBlocks(os, qs, ks, vs []float32, p tensor.AttentionPar
 	C := p.Heads * p.D
 	pairs := p.B * p.Heads
 	rows := max(1, min(p.Lq, d.tune.AttentionTileBytes/(4*p.Lk)))
-	if blocks := (p.Lq + rows - 1) / rows; pairs*blocks < 4*d.threads {
-		blocks = min(p.Lq, (4*d.threads+pairs-1)/pairs)
-		rows = (p.Lq + blocks - 1) / blocks
+	if pairs*((p.Lq+rows-1)/rows) < 4*d.threads { // too few items: smaller blocks
+		want := min(p.Lq, (4*d.threads+pairs-1)/pairs)
+		rows = (p.Lq + want - 1) / want
 	}
 	blocks := (p.Lq + rows - 1) / rows
 	d.forHeads(pairs*blocks, rows*p.Lk, func(item int, s []float32, threads int) {

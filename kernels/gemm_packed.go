@@ -614,10 +614,10 @@ func scaleC(c []float32, m, n, ldc int, beta float32) {
 }
 
 // runTiles applies the micro-kernel to every MR×NR tile of one packed block
-// (overwriting C when store, else adding); partial tiles at the edges go
-// through tile (tileLen floats of the caller's scratch: an array here
-// escaped through the func values and cost an allocation per call). The B panel stays hot in L1 while
-// the A panels stream past it.
+// (overwriting C when store, else adding). The B panel stays hot in L1 while
+// the A panels stream past it. Partial tiles at the edges go through tile,
+// tileLen floats of the caller's scratch (an array here escaped through the
+// micro-kernel func values and cost an allocation per call).
 func runTiles(mk microKernel, store bool, ap, bp, c []float32, ldc, ic, jc, mc, nc, kc int, tile []float32) {
 	fn := mk.add
 	if store {

@@ -2744,11 +2744,11 @@ packbt8_done:
 // func MaxAVX2(x []float32) float32
 // Requires: AVX, AVX2, SSE, SSE2
 TEXT ·MaxAVX2(SB), NOSPLIT, $0-28
+	MOVL         $0xff800000, AX
+	MOVD         AX, X0
+	VBROADCASTSS X0, Y0
 	MOVQ         x_base+0(FP), AX
 	MOVQ         x_len+8(FP), CX
-	MOVL         $0xff800000, DX
-	MOVD         DX, X0
-	VBROADCASTSS X0, Y0
 	SHRQ         $0x03, CX
 	JZ           maxavx2_done
 
@@ -2779,17 +2779,17 @@ TEXT ·ExpShiftSumAVX2(SB), NOSPLIT, $0-60
 	VBROADCASTSS expconsts<>+12(SB), Y3
 	VBROADCASTSS expconsts<>+16(SB), Y4
 	VPBROADCASTD expconsts<>+48(SB), Y5
-	MOVQ         y_base+0(FP), AX
-	MOVQ         x_base+24(FP), CX
-	MOVQ         x_len+32(FP), DX
 	MOVSS        m+48(FP), X6
 	VBROADCASTSS X6, Y6
 	VXORPS       Y7, Y7, Y7
+	MOVQ         x_base+24(FP), AX
+	MOVQ         y_base+0(FP), CX
+	MOVQ         x_len+32(FP), DX
 	SHRQ         $0x03, DX
 	JZ           expshiftsumavx2_done
 
 expshiftsumavx2_loop:
-	VMOVUPS (CX), Y8
+	VMOVUPS (AX), Y8
 	VSUBPS  Y6, Y8, Y8
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
@@ -2829,10 +2829,10 @@ expshiftsumavx2_loop:
 	VPSLLD    $0x17, Y8, Y8
 	VMULPS    Y9, Y10, Y10
 	VMULPS    Y8, Y10, Y10
-	VMOVUPS   Y10, (AX)
+	VMOVUPS   Y10, (CX)
 	VADDPS    Y10, Y7, Y7
-	ADDQ      $0x20, CX
 	ADDQ      $0x20, AX
+	ADDQ      $0x20, CX
 	DECQ      DX
 	JNZ       expshiftsumavx2_loop
 
@@ -2871,11 +2871,11 @@ scaleavx2_done:
 // func MaxAVX512(x []float32) float32
 // Requires: AVX, AVX512F, SSE, SSE2
 TEXT ·MaxAVX512(SB), NOSPLIT, $0-28
+	MOVL         $0xff800000, AX
+	MOVD         AX, X0
+	VBROADCASTSS X0, Z0
 	MOVQ         x_base+0(FP), AX
 	MOVQ         x_len+8(FP), CX
-	MOVL         $0xff800000, DX
-	MOVD         DX, X0
-	VBROADCASTSS X0, Z0
 	SHRQ         $0x04, CX
 	JZ           maxavx512_done
 
@@ -2908,17 +2908,17 @@ TEXT ·ExpShiftSumAVX512(SB), NOSPLIT, $0-60
 	VBROADCASTSS expconsts<>+12(SB), Z3
 	VBROADCASTSS expconsts<>+16(SB), Z4
 	VPBROADCASTD expconsts<>+48(SB), Z5
-	MOVQ         y_base+0(FP), AX
-	MOVQ         x_base+24(FP), CX
-	MOVQ         x_len+32(FP), DX
 	MOVSS        m+48(FP), X6
 	VBROADCASTSS X6, Z6
 	VXORPS       Z7, Z7, Z7
+	MOVQ         x_base+24(FP), AX
+	MOVQ         y_base+0(FP), CX
+	MOVQ         x_len+32(FP), DX
 	SHRQ         $0x04, DX
 	JZ           expshiftsumavx512_done
 
 expshiftsumavx512_loop:
-	VMOVUPS (CX), Z8
+	VMOVUPS (AX), Z8
 	VSUBPS  Z6, Z8, Z8
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
@@ -2958,10 +2958,10 @@ expshiftsumavx512_loop:
 	VPSLLD    $0x17, Z8, Z8
 	VMULPS    Z9, Z10, Z10
 	VMULPS    Z8, Z10, Z10
-	VMOVUPS   Z10, (AX)
+	VMOVUPS   Z10, (CX)
 	VADDPS    Z10, Z7, Z7
-	ADDQ      $0x40, CX
 	ADDQ      $0x40, AX
+	ADDQ      $0x40, CX
 	DECQ      DX
 	JNZ       expshiftsumavx512_loop
 
@@ -3259,12 +3259,12 @@ normgrad_done:
 TEXT ·MomentsAVX2(SB), NOSPLIT, $0-48
 	MOVSD        k+24(FP), X0
 	VBROADCASTSD X0, Y0
-	MOVQ         x_base+0(FP), AX
-	MOVQ         x_len+8(FP), CX
 	VXORPD       Y1, Y1, Y1
 	VXORPD       Y2, Y2, Y2
 	VXORPD       Y3, Y3, Y3
 	VXORPD       Y4, Y4, Y4
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
 	SHRQ         $0x03, CX
 	JZ           moments_done
 
@@ -3300,13 +3300,13 @@ moments_done:
 // func SumDotAVX2(y []float32, x []float32) (sy float64, syx float64)
 // Requires: AVX, FMA3, SSE2
 TEXT ·SumDotAVX2(SB), NOSPLIT, $0-64
-	MOVQ   y_base+0(FP), AX
-	MOVQ   x_base+24(FP), CX
-	MOVQ   y_len+8(FP), DX
 	VXORPD Y0, Y0, Y0
 	VXORPD Y1, Y1, Y1
 	VXORPD Y2, Y2, Y2
 	VXORPD Y3, Y3, Y3
+	MOVQ   y_base+0(FP), AX
+	MOVQ   x_base+24(FP), CX
+	MOVQ   y_len+8(FP), DX
 	SHRQ   $0x03, DX
 	JZ     sumdot_done
 

@@ -123,13 +123,21 @@ func elementwise(name string, params []string, body func(ptrs []GPVirtual)) {
 
 // elementwiseLanes is elementwise with vectors of 8 or 16 float32 lanes.
 func elementwiseLanes(name string, params []string, lanes int, body func(ptrs []GPVirtual)) {
+	vecLoop(name, params, lanes, body)
+	VZEROUPPER()
+	RET()
+}
+
+// vecLoop emits a loop over len(first) rounded down to a multiple of lanes
+// values of the float32 slices params: body gets their current pointers
+// and handles lanes values of each; the caller emits what follows the loop.
+func vecLoop(name string, params []string, lanes int, body func(ptrs []GPVirtual)) {
 	ptrs := make([]GPVirtual, len(params))
 	for i, p := range params {
 		ptrs[i] = Load(Param(p).Base(), GP64()).(GPVirtual)
 	}
 	n := Load(Param(params[0]).Len(), GP64())
-	shift := map[int]uint8{8: 3, 16: 4}[lanes]
-	SHRQ(U8(shift), n)
+	SHRQ(U8(map[int]uint8{8: 3, 16: 4}[lanes]), n)
 	JZ(LabelRef(name + "_done"))
 	Label(name + "_loop")
 	body(ptrs)
@@ -139,8 +147,6 @@ func elementwiseLanes(name string, params []string, lanes int, body func(ptrs []
 	DECQ(n)
 	JNZ(LabelRef(name + "_loop"))
 	Label(name + "_done")
-	VZEROUPPER()
-	RET()
 }
 
 // isa names a vector width the exp kernels come in: the suffix of their

@@ -52,25 +52,11 @@ func generateSumDot() {
 // into its own accumulators s[h] and q[h] (four chains of four lanes in
 // all); the halves are then added and each sum folded to one value.
 func pairedSums(name string, params []string, body func(p []GPVirtual, s, q [2]VecVirtual)) {
-	ptrs := make([]GPVirtual, len(params))
-	for i, p := range params {
-		ptrs[i] = Load(Param(p).Base(), GP64()).(GPVirtual)
-	}
-	n := Load(Param(params[0]).Len(), GP64())
 	s, q := [2]VecVirtual{YMM(), YMM()}, [2]VecVirtual{YMM(), YMM()}
 	for _, r := range []VecVirtual{s[0], s[1], q[0], q[1]} {
 		VXORPD(r, r, r)
 	}
-	SHRQ(U8(3), n)
-	JZ(LabelRef(name + "_done"))
-	Label(name + "_loop")
-	body(ptrs, s, q)
-	for _, p := range ptrs {
-		ADDQ(U8(32), p)
-	}
-	DECQ(n)
-	JNZ(LabelRef(name + "_loop"))
-	Label(name + "_done")
+	vecLoop(name, params, 8, func(p []GPVirtual) { body(p, s, q) })
 	VADDPD(s[1], s[0], s[0])
 	VADDPD(q[1], q[0], q[0])
 	Store(reduce4(s[0]), ReturnIndex(0))
