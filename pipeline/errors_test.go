@@ -93,3 +93,25 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		})
 	}
 }
+
+// FuzzReadSuggested: whatever model_index.json holds under
+// _godiffuse_sampling, reading it never panics, and what it accepts is in
+// range (a guidance 0 … 100, steps 0 … MaxSteps; 0 suggests nothing).
+func FuzzReadSuggested(f *testing.F) {
+	for _, seed := range []string{`{"guidance_scale": 3, "num_inference_steps": 20}`, `{}`, `null`, `{"guidance_scale": -1}`,
+		`{"guidance_scale": 1e400}`, `{"num_inference_steps": 1.5}`, `[3, 20]`, `"3"`, `{"guidance_scale": "NaN"}`, ``} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		s, err := readSuggested("model_index.json", raw)
+		if err != nil {
+			if !strings.Contains(err.Error(), "model_index.json") {
+				t.Errorf("error %q does not name the file", err)
+			}
+			return
+		}
+		if !(s.Guidance >= 0 && s.Guidance <= 100) || s.Steps < 0 || s.Steps > MaxSteps {
+			t.Errorf("accepted %+v from %q", s, raw)
+		}
+	})
+}
