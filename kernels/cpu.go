@@ -289,9 +289,10 @@ func inParts(threads, n, grain int, fn func(lo, hi int)) {
 		return
 	}
 	var wg sync.WaitGroup
-	for p := range parts {
+	for p := 1; p < parts; p++ {
 		lo, hi := p*n/parts, (p+1)*n/parts
 		wg.Go(func() { fn(lo, hi) })
 	}
+	fn(0, n/parts) // the first part on the calling goroutine
 	wg.Wait()
 }

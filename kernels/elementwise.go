@@ -252,22 +252,54 @@ func binaryRowScalar(simd bool, op tensor.BinaryOp, y, a []float32, b float32) {
 //	dst[o, i] = Σ_n x[o, n, i]²        (sum of squares)
 func (d *Device) Reduce(op tensor.ReduceOp, dst, x tensor.Buffer, p tensor.ReduceParams) {
 	y, xs := f32(dst), f32(x)
-	d.parallelFor(p.Outer*p.Inner, max(1, elemGrain/max(p.N, 1)), func(lo, hi int) {
-		for oi := lo; oi < hi; oi++ {
-			o, i := oi/p.Inner, oi%p.Inner
-			base := o*p.N*p.Inner + i
-			var s float64
-			for n := range p.N {
-				v := float64(xs[base+n*p.Inner])
-				if op == tensor.ReduceSumSquares {
-					v *= v
+	square := op == tensor.ReduceSumSquares
+	finish := func(s float64) float32 {
+		if op == tensor.ReduceMean && p.N > 0 {
+			s /= float64(p.N)
+		}
+		return float32(s)
+	}
+	if p.Inner == 1 { // rows: one sum per row
+		d.parallelFor(p.Outer, max(1, elemGrain/max(p.N, 1)), func(lo, hi int) {
+			for o := lo; o < hi; o++ {
+				var s float64
+				for _, v := range xs[o*p.N : (o+1)*p.N] {
+					if square {
+						s += float64(v) * float64(v)
+					} else {
+						s += float64(v)
+					}
 				}
-				s += v
+				y[o] = finish(s)
 			}
-			if op == tensor.ReduceMean && p.N > 0 {
-				s /= float64(p.N)
+		})
+		return
+	}
+	// Columns: each sum adds its N values in order as above, but a span of
+	// up to reduceSpan neighbouring sums advances together, row by row, so
+	// the reads are contiguous instead of one stride of Inner per value.
+	const reduceSpan = 256
+	spans := (p.Inner + reduceSpan - 1) / reduceSpan
+	d.parallelFor(p.Outer*spans, max(1, elemGrain/max(p.N*min(p.Inner, reduceSpan), 1)), func(lo, hi int) {
+		var acc [reduceSpan]float64
+		for item := lo; item < hi; item++ {
+			o, i0 := item/spans, item%spans*reduceSpan
+			w := min(reduceSpan, p.Inner-i0)
+			sums := acc[:w]
+			clear(sums)
+			for n := range p.N {
+				base := (o*p.N+n)*p.Inner + i0
+				for i, v := range xs[base : base+w] {
+					if square {
+						sums[i] += float64(v) * float64(v)
+					} else {
+						sums[i] += float64(v)
+					}
+				}
 			}
-			y[oi] = float32(s)
+			for i, s := range sums {
+				y[o*p.Inner+i0+i] = finish(s)
+			}
 		}
 	})
 }

@@ -88,11 +88,7 @@ func (d *Device) unaryFast(op tensor.UnaryOp, y, x []float32) bool {
 	case tensor.OpExp:
 		d.expVec(y, x)
 	case tensor.OpGELU:
-		k := 0
-		if d.simd() {
-			asm.GELUAVX2(y, x)
-			k = len(x) / 8 * 8
-		}
+		k := d.vecSplit(len(x), func() { asm.GELUAVX512(y, x) }, func(lo int) { asm.GELUAVX2(y[lo:], x[lo:]) })
 		for i := k; i < len(x); i++ { // y may be x
 			y[i] = x[i] * normCDF(x[i])
 		}
@@ -154,7 +150,9 @@ func (d *Device) unaryGradFast(op tensor.UnaryOp, dx, x, dy []float32) bool {
 		}
 	case tensor.OpGELU: // Φ(x) + x·φ(x)
 		const invSqrt2Pi = 0.3989422804014327
-		for i, v := range x {
+		k := d.vecSplit(len(x), func() { asm.GELUGradAVX512(dx, x, dy) }, func(lo int) { asm.GELUGradAVX2(dx[lo:], x[lo:], dy[lo:]) })
+		for i := k; i < len(x); i++ {
+			v := x[i]
 			dx[i] = dy[i] * (normCDF(v) + v*invSqrt2Pi*expf(-0.5*v*v))
 		}
 	default:

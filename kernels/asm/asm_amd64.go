@@ -92,11 +92,29 @@ func SiLUAVX512(dst []float32, src []float32)
 //go:noescape
 func SiLUGradAVX512(dx []float32, x []float32, dy []float32)
 
-// GELUAVX2 sets dst[i] = src[i]·Φ(src[i]) (the erf GELU) for i < len(src) rounded down to a multiple
-// of 8 (the caller finishes the tail), Φ from an erfc fit and ExpAVX2's exp. AVX2+FMA.
+// GELUAVX2 sets dst[i] = src[i]·Φ(src[i]) (the erf GELU) for i < len(src) rounded down to a
+// multiple of 8 (the caller finishes the tail), Φ from an erfc fit and ExpAVX2's exp. AVX2+FMA.
 //
 //go:noescape
 func GELUAVX2(dst []float32, src []float32)
+
+// GELUGradAVX2 sets dx[i] = dy[i]·(Φ(x[i]) + x[i]·φ(x[i])) for i < len(x) rounded down to a
+// multiple of 8 (the caller finishes the tail); Φ as in GELUAVX2, φ(x) = e^(−x²/2)/√(2π). AVX2+FMA.
+//
+//go:noescape
+func GELUGradAVX2(dx []float32, x []float32, dy []float32)
+
+// GELUAVX512 sets dst[i] = src[i]·Φ(src[i]) (the erf GELU) for i < len(src) rounded down to a
+// multiple of 16 (the caller finishes the tail), Φ from an erfc fit and ExpAVX2's exp. AVX-512F.
+//
+//go:noescape
+func GELUAVX512(dst []float32, src []float32)
+
+// GELUGradAVX512 sets dx[i] = dy[i]·(Φ(x[i]) + x[i]·φ(x[i])) for i < len(x) rounded down to a
+// multiple of 16 (the caller finishes the tail); Φ as in GELUAVX512, φ(x) = e^(−x²/2)/√(2π). AVX-512F.
+//
+//go:noescape
+func GELUGradAVX512(dx []float32, x []float32, dy []float32)
 
 // HalfToFloatAVX2 sets dst[i] to the float32 value of the half-precision bits src[i], for i < len(src)
 // rounded down to a multiple of 8 (the caller finishes the tail). F16C.

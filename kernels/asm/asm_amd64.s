@@ -2235,7 +2235,7 @@ silugradavx2_done:
 	RET
 
 // func SiLUAVX512(dst []float32, src []float32)
-// Requires: AVX, AVX512DQ, AVX512F
+// Requires: AVX, AVX512F
 TEXT ·SiLUAVX512(SB), NOSPLIT, $0-48
 	// Constants of the exp that stay in registers.
 	VBROADCASTSS expconsts<>+0(SB), Z0
@@ -2254,7 +2254,7 @@ siluavx512_loop:
 	VMOVUPS (AX), Z6
 
 	// σ(x) = 1/(1 + e^-x)
-	VXORPS Z7, Z7, Z7
+	VPXORD Z7, Z7, Z7
 	VSUBPS Z6, Z7, Z7
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
@@ -2285,18 +2285,18 @@ siluavx512_loop:
 	VFMADD213PS  Z10, Z7, Z9
 
 	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
-	VCVTPS2DQ    Z8, Z7
-	VPSRAD       $0x01, Z7, Z8
-	VPSUBD       Z8, Z7, Z7
+	VCVTPS2DQ    Z8, Z8
+	VPSRAD       $0x01, Z8, Z10
+	VPSUBD       Z10, Z8, Z8
+	VPADDD       Z5, Z10, Z10
+	VPSLLD       $0x17, Z10, Z10
 	VPADDD       Z5, Z8, Z8
 	VPSLLD       $0x17, Z8, Z8
-	VPADDD       Z5, Z7, Z7
-	VPSLLD       $0x17, Z7, Z7
+	VMULPS       Z10, Z9, Z9
 	VMULPS       Z8, Z9, Z9
-	VMULPS       Z7, Z9, Z9
-	VBROADCASTSS expconsts<>+44(SB), Z7
-	VADDPS       Z7, Z9, Z9
-	VDIVPS       Z9, Z7, Z9
+	VBROADCASTSS expconsts<>+44(SB), Z8
+	VADDPS       Z8, Z9, Z9
+	VDIVPS       Z9, Z8, Z9
 	VMULPS       Z6, Z9, Z9
 	VMOVUPS      Z9, (CX)
 	ADDQ         $0x40, AX
@@ -2309,7 +2309,7 @@ siluavx512_done:
 	RET
 
 // func SiLUGradAVX512(dx []float32, x []float32, dy []float32)
-// Requires: AVX, AVX512DQ, AVX512F
+// Requires: AVX, AVX512F
 TEXT ·SiLUGradAVX512(SB), NOSPLIT, $0-72
 	// Constants of the exp that stay in registers.
 	VBROADCASTSS expconsts<>+0(SB), Z0
@@ -2329,58 +2329,58 @@ silugradavx512_loop:
 	VMOVUPS (AX), Z6
 
 	// σ(x) = 1/(1 + e^-x)
-	VXORPS Z7, Z7, Z7
-	VSUBPS Z6, Z7, Z7
+	VPXORD Z9, Z9, Z9
+	VSUBPS Z6, Z9, Z9
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
-	VMAXPS Z7, Z0, Z7
-	VMINPS Z7, Z1, Z7
+	VMAXPS Z9, Z0, Z9
+	VMINPS Z9, Z1, Z9
 
 	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
-	VMULPS       Z2, Z7, Z8
-	VRNDSCALEPS  $0x00, Z8, Z8
-	VFNMADD231PS Z8, Z3, Z7
-	VFNMADD231PS Z8, Z4, Z7
+	VMULPS       Z2, Z9, Z7
+	VRNDSCALEPS  $0x00, Z7, Z7
+	VFNMADD231PS Z7, Z3, Z9
+	VFNMADD231PS Z7, Z4, Z9
 
 	// p = Σ r^k/k!, Horner from 1/7!.
-	VBROADCASTSS expconsts<>+20(SB), Z9
-	VBROADCASTSS expconsts<>+24(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+28(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+32(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+36(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+40(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+44(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+44(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+20(SB), Z10
+	VBROADCASTSS expconsts<>+24(SB), Z8
+	VFMADD213PS  Z8, Z9, Z10
+	VBROADCASTSS expconsts<>+28(SB), Z8
+	VFMADD213PS  Z8, Z9, Z10
+	VBROADCASTSS expconsts<>+32(SB), Z8
+	VFMADD213PS  Z8, Z9, Z10
+	VBROADCASTSS expconsts<>+36(SB), Z8
+	VFMADD213PS  Z8, Z9, Z10
+	VBROADCASTSS expconsts<>+40(SB), Z8
+	VFMADD213PS  Z8, Z9, Z10
+	VBROADCASTSS expconsts<>+44(SB), Z8
+	VFMADD213PS  Z8, Z9, Z10
+	VBROADCASTSS expconsts<>+44(SB), Z8
+	VFMADD213PS  Z8, Z9, Z10
 
 	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
-	VCVTPS2DQ    Z8, Z7
+	VCVTPS2DQ    Z7, Z7
 	VPSRAD       $0x01, Z7, Z8
 	VPSUBD       Z8, Z7, Z7
 	VPADDD       Z5, Z8, Z8
 	VPSLLD       $0x17, Z8, Z8
 	VPADDD       Z5, Z7, Z7
 	VPSLLD       $0x17, Z7, Z7
-	VMULPS       Z8, Z9, Z9
-	VMULPS       Z7, Z9, Z9
+	VMULPS       Z8, Z10, Z10
+	VMULPS       Z7, Z10, Z10
 	VBROADCASTSS expconsts<>+44(SB), Z7
-	VADDPS       Z7, Z9, Z9
-	VDIVPS       Z9, Z7, Z9
+	VADDPS       Z7, Z10, Z10
+	VDIVPS       Z10, Z7, Z10
 
 	// dx = (dy·σ)·(1 + x·(1 − σ))
 	VBROADCASTSS expconsts<>+44(SB), Z8
-	VSUBPS       Z9, Z8, Z7
+	VSUBPS       Z10, Z8, Z7
 	VMULPS       Z7, Z6, Z7
 	VADDPS       Z7, Z8, Z7
-	VMULPS       (CX), Z9, Z9
-	VMULPS       Z7, Z9, Z9
-	VMOVUPS      Z9, (DX)
+	VMULPS       (CX), Z10, Z10
+	VMULPS       Z7, Z10, Z10
+	VMOVUPS      Z10, (DX)
 	ADDQ         $0x40, AX
 	ADDQ         $0x40, CX
 	ADDQ         $0x40, DX
@@ -2405,7 +2405,9 @@ DATA geluconsts<>+40(SB)/4, $0xbf3504f3
 DATA geluconsts<>+44(SB)/4, $0x3f000000
 DATA geluconsts<>+48(SB)/4, $0x40000000
 DATA geluconsts<>+52(SB)/4, $0x7fffffff
-GLOBL geluconsts<>(SB), RODATA|NOPTR, $56
+DATA geluconsts<>+56(SB)/4, $0xbf000000
+DATA geluconsts<>+60(SB)/4, $0x3ecc422a
+GLOBL geluconsts<>(SB), RODATA|NOPTR, $64
 
 // func GELUAVX2(dst []float32, src []float32)
 // Requires: AVX, AVX2, FMA3
@@ -2421,9 +2423,9 @@ TEXT ·GELUAVX2(SB), NOSPLIT, $0-48
 	MOVQ         dst_base+0(FP), CX
 	MOVQ         src_len+32(FP), DX
 	SHRQ         $0x03, DX
-	JZ           gelu_done
+	JZ           geluavx2_done
 
-gelu_loop:
+geluavx2_loop:
 	VMOVUPS (AX), Y6
 
 	// z = −x/√2, a = |z|, t = 1/(1 + a/2)
@@ -2498,7 +2500,7 @@ gelu_loop:
 	VMULPS    Y8, Y10, Y10
 	VMULPS    Y9, Y10, Y10
 
-	// erfc(z) = 2 − erfc(|z|) where z < 0; Φ = erfc/2; y = x·Φ
+	// erfc(z) = 2 − erfc(|z|) where z < 0; Φ = erfc/2
 	VBROADCASTSS geluconsts<>+48(SB), Y8
 	VSUBPS       Y10, Y8, Y8
 	VXORPS       Y9, Y9, Y9
@@ -2510,9 +2512,432 @@ gelu_loop:
 	ADDQ         $0x20, AX
 	ADDQ         $0x20, CX
 	DECQ         DX
-	JNZ          gelu_loop
+	JNZ          geluavx2_loop
 
-gelu_done:
+geluavx2_done:
+	VZEROUPPER
+	RET
+
+// func GELUGradAVX2(dx []float32, x []float32, dy []float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·GELUGradAVX2(SB), NOSPLIT, $0-72
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Y0
+	VBROADCASTSS expconsts<>+4(SB), Y1
+	VBROADCASTSS expconsts<>+8(SB), Y2
+	VBROADCASTSS expconsts<>+12(SB), Y3
+	VBROADCASTSS expconsts<>+16(SB), Y4
+	VPBROADCASTD expconsts<>+48(SB), Y5
+	MOVQ         x_base+24(FP), AX
+	MOVQ         dy_base+48(FP), CX
+	MOVQ         dx_base+0(FP), DX
+	MOVQ         x_len+32(FP), BX
+	SHRQ         $0x03, BX
+	JZ           gelugradavx2_done
+
+gelugradavx2_loop:
+	VMOVUPS (AX), Y6
+
+	// z = −x/√2, a = |z|, t = 1/(1 + a/2)
+	VBROADCASTSS geluconsts<>+40(SB), Y12
+	VMULPS       Y12, Y6, Y7
+	VBROADCASTSS geluconsts<>+52(SB), Y12
+	VANDPS       Y12, Y7, Y8
+	VBROADCASTSS geluconsts<>+44(SB), Y10
+	VBROADCASTSS expconsts<>+44(SB), Y11
+	VMOVAPS      Y11, Y9
+	VFMADD231PS  Y10, Y8, Y9
+	VDIVPS       Y9, Y11, Y9
+
+	// P(t) by Horner; then the exponent −a² + P(t)
+	VBROADCASTSS geluconsts<>+0(SB), Y11
+	VBROADCASTSS geluconsts<>+4(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VBROADCASTSS geluconsts<>+8(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VBROADCASTSS geluconsts<>+12(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VBROADCASTSS geluconsts<>+16(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VBROADCASTSS geluconsts<>+20(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VBROADCASTSS geluconsts<>+24(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VBROADCASTSS geluconsts<>+28(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VBROADCASTSS geluconsts<>+32(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VBROADCASTSS geluconsts<>+36(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VFNMADD231PS Y8, Y8, Y11
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Y11, Y0, Y11
+	VMINPS Y11, Y1, Y11
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Y2, Y11, Y12
+	VROUNDPS     $0x00, Y12, Y12
+	VFNMADD231PS Y12, Y3, Y11
+	VFNMADD231PS Y12, Y4, Y11
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Y8
+	VBROADCASTSS expconsts<>+24(SB), Y13
+	VFMADD213PS  Y13, Y11, Y8
+	VBROADCASTSS expconsts<>+28(SB), Y13
+	VFMADD213PS  Y13, Y11, Y8
+	VBROADCASTSS expconsts<>+32(SB), Y13
+	VFMADD213PS  Y13, Y11, Y8
+	VBROADCASTSS expconsts<>+36(SB), Y13
+	VFMADD213PS  Y13, Y11, Y8
+	VBROADCASTSS expconsts<>+40(SB), Y13
+	VFMADD213PS  Y13, Y11, Y8
+	VBROADCASTSS expconsts<>+44(SB), Y13
+	VFMADD213PS  Y13, Y11, Y8
+	VBROADCASTSS expconsts<>+44(SB), Y13
+	VFMADD213PS  Y13, Y11, Y8
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ Y12, Y11
+	VPSRAD    $0x01, Y11, Y12
+	VPSUBD    Y12, Y11, Y11
+	VPADDD    Y5, Y12, Y12
+	VPSLLD    $0x17, Y12, Y12
+	VPADDD    Y5, Y11, Y11
+	VPSLLD    $0x17, Y11, Y11
+	VMULPS    Y12, Y8, Y8
+	VMULPS    Y11, Y8, Y8
+	VMULPS    Y9, Y8, Y8
+
+	// erfc(z) = 2 − erfc(|z|) where z < 0; Φ = erfc/2
+	VBROADCASTSS geluconsts<>+48(SB), Y9
+	VSUBPS       Y8, Y9, Y9
+	VXORPS       Y11, Y11, Y11
+	VCMPPS       $0x01, Y11, Y7, Y11
+	VBLENDVPS    Y11, Y9, Y8, Y8
+	VMULPS       Y10, Y8, Y8
+
+	// φ(x)·x = (x/√(2π))·e^(−x²/2); dx = dy·(Φ + x·φ)
+	VBROADCASTSS geluconsts<>+56(SB), Y7
+	VMULPS       Y6, Y7, Y7
+	VMULPS       Y6, Y7, Y7
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Y7, Y0, Y7
+	VMINPS Y7, Y1, Y7
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Y2, Y7, Y9
+	VROUNDPS     $0x00, Y9, Y9
+	VFNMADD231PS Y9, Y3, Y7
+	VFNMADD231PS Y9, Y4, Y7
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Y10
+	VBROADCASTSS expconsts<>+24(SB), Y11
+	VFMADD213PS  Y11, Y7, Y10
+	VBROADCASTSS expconsts<>+28(SB), Y11
+	VFMADD213PS  Y11, Y7, Y10
+	VBROADCASTSS expconsts<>+32(SB), Y11
+	VFMADD213PS  Y11, Y7, Y10
+	VBROADCASTSS expconsts<>+36(SB), Y11
+	VFMADD213PS  Y11, Y7, Y10
+	VBROADCASTSS expconsts<>+40(SB), Y11
+	VFMADD213PS  Y11, Y7, Y10
+	VBROADCASTSS expconsts<>+44(SB), Y11
+	VFMADD213PS  Y11, Y7, Y10
+	VBROADCASTSS expconsts<>+44(SB), Y11
+	VFMADD213PS  Y11, Y7, Y10
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ    Y9, Y7
+	VPSRAD       $0x01, Y7, Y9
+	VPSUBD       Y9, Y7, Y7
+	VPADDD       Y5, Y9, Y9
+	VPSLLD       $0x17, Y9, Y9
+	VPADDD       Y5, Y7, Y7
+	VPSLLD       $0x17, Y7, Y7
+	VMULPS       Y9, Y10, Y10
+	VMULPS       Y7, Y10, Y10
+	VBROADCASTSS geluconsts<>+60(SB), Y7
+	VMULPS       Y7, Y6, Y7
+	VFMADD213PS  Y8, Y7, Y10
+	VMULPS       (CX), Y10, Y10
+	VMOVUPS      Y10, (DX)
+	ADDQ         $0x20, AX
+	ADDQ         $0x20, CX
+	ADDQ         $0x20, DX
+	DECQ         BX
+	JNZ          gelugradavx2_loop
+
+gelugradavx2_done:
+	VZEROUPPER
+	RET
+
+// func GELUAVX512(dst []float32, src []float32)
+// Requires: AVX, AVX512F
+TEXT ·GELUAVX512(SB), NOSPLIT, $0-48
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Z0
+	VBROADCASTSS expconsts<>+4(SB), Z1
+	VBROADCASTSS expconsts<>+8(SB), Z2
+	VBROADCASTSS expconsts<>+12(SB), Z3
+	VBROADCASTSS expconsts<>+16(SB), Z4
+	VPBROADCASTD expconsts<>+48(SB), Z5
+	MOVQ         src_base+24(FP), AX
+	MOVQ         dst_base+0(FP), CX
+	MOVQ         src_len+32(FP), DX
+	SHRQ         $0x04, DX
+	JZ           geluavx512_done
+
+geluavx512_loop:
+	VMOVUPS (AX), Z6
+
+	// z = −x/√2, a = |z|, t = 1/(1 + a/2)
+	VBROADCASTSS geluconsts<>+40(SB), Z10
+	VMULPS       Z10, Z6, Z7
+	VBROADCASTSS geluconsts<>+52(SB), Z10
+	VPANDD       Z10, Z7, Z8
+	VBROADCASTSS geluconsts<>+44(SB), Z11
+	VBROADCASTSS expconsts<>+44(SB), Z10
+	VMOVAPS      Z10, Z9
+	VFMADD231PS  Z11, Z8, Z9
+	VDIVPS       Z9, Z10, Z9
+
+	// P(t) by Horner; then the exponent −a² + P(t)
+	VBROADCASTSS geluconsts<>+0(SB), Z12
+	VBROADCASTSS geluconsts<>+4(SB), Z10
+	VFMADD213PS  Z10, Z9, Z12
+	VBROADCASTSS geluconsts<>+8(SB), Z10
+	VFMADD213PS  Z10, Z9, Z12
+	VBROADCASTSS geluconsts<>+12(SB), Z10
+	VFMADD213PS  Z10, Z9, Z12
+	VBROADCASTSS geluconsts<>+16(SB), Z10
+	VFMADD213PS  Z10, Z9, Z12
+	VBROADCASTSS geluconsts<>+20(SB), Z10
+	VFMADD213PS  Z10, Z9, Z12
+	VBROADCASTSS geluconsts<>+24(SB), Z10
+	VFMADD213PS  Z10, Z9, Z12
+	VBROADCASTSS geluconsts<>+28(SB), Z10
+	VFMADD213PS  Z10, Z9, Z12
+	VBROADCASTSS geluconsts<>+32(SB), Z10
+	VFMADD213PS  Z10, Z9, Z12
+	VBROADCASTSS geluconsts<>+36(SB), Z10
+	VFMADD213PS  Z10, Z9, Z12
+	VFNMADD231PS Z8, Z8, Z12
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z12, Z0, Z12
+	VMINPS Z12, Z1, Z12
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z2, Z12, Z8
+	VRNDSCALEPS  $0x00, Z8, Z8
+	VFNMADD231PS Z8, Z3, Z12
+	VFNMADD231PS Z8, Z4, Z12
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z10
+	VBROADCASTSS expconsts<>+24(SB), Z14
+	VFMADD213PS  Z14, Z12, Z10
+	VBROADCASTSS expconsts<>+28(SB), Z14
+	VFMADD213PS  Z14, Z12, Z10
+	VBROADCASTSS expconsts<>+32(SB), Z14
+	VFMADD213PS  Z14, Z12, Z10
+	VBROADCASTSS expconsts<>+36(SB), Z14
+	VFMADD213PS  Z14, Z12, Z10
+	VBROADCASTSS expconsts<>+40(SB), Z14
+	VFMADD213PS  Z14, Z12, Z10
+	VBROADCASTSS expconsts<>+44(SB), Z14
+	VFMADD213PS  Z14, Z12, Z10
+	VBROADCASTSS expconsts<>+44(SB), Z14
+	VFMADD213PS  Z14, Z12, Z10
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ Z8, Z8
+	VPSRAD    $0x01, Z8, Z12
+	VPSUBD    Z12, Z8, Z8
+	VPADDD    Z5, Z12, Z12
+	VPSLLD    $0x17, Z12, Z12
+	VPADDD    Z5, Z8, Z8
+	VPSLLD    $0x17, Z8, Z8
+	VMULPS    Z12, Z10, Z10
+	VMULPS    Z8, Z10, Z10
+	VMULPS    Z9, Z10, Z10
+
+	// erfc(z) = 2 − erfc(|z|) where z < 0; Φ = erfc/2
+	VBROADCASTSS geluconsts<>+48(SB), Z8
+	VSUBPS       Z10, Z8, Z8
+	VPXORD       Z13, Z13, Z13
+	VCMPPS       $0x01, Z13, Z7, K1
+	VBLENDMPS    Z8, Z10, K1, Z10
+	VMULPS       Z11, Z10, Z10
+	VMULPS       Z6, Z10, Z10
+	VMOVUPS      Z10, (CX)
+	ADDQ         $0x40, AX
+	ADDQ         $0x40, CX
+	DECQ         DX
+	JNZ          geluavx512_loop
+
+geluavx512_done:
+	VZEROUPPER
+	RET
+
+// func GELUGradAVX512(dx []float32, x []float32, dy []float32)
+// Requires: AVX, AVX512F
+TEXT ·GELUGradAVX512(SB), NOSPLIT, $0-72
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Z0
+	VBROADCASTSS expconsts<>+4(SB), Z1
+	VBROADCASTSS expconsts<>+8(SB), Z2
+	VBROADCASTSS expconsts<>+12(SB), Z3
+	VBROADCASTSS expconsts<>+16(SB), Z4
+	VPBROADCASTD expconsts<>+48(SB), Z5
+	MOVQ         x_base+24(FP), AX
+	MOVQ         dy_base+48(FP), CX
+	MOVQ         dx_base+0(FP), DX
+	MOVQ         x_len+32(FP), BX
+	SHRQ         $0x04, BX
+	JZ           gelugradavx512_done
+
+gelugradavx512_loop:
+	VMOVUPS (AX), Z6
+
+	// z = −x/√2, a = |z|, t = 1/(1 + a/2)
+	VBROADCASTSS geluconsts<>+40(SB), Z13
+	VMULPS       Z13, Z6, Z7
+	VBROADCASTSS geluconsts<>+52(SB), Z13
+	VPANDD       Z13, Z7, Z8
+	VBROADCASTSS geluconsts<>+44(SB), Z11
+	VBROADCASTSS expconsts<>+44(SB), Z12
+	VMOVAPS      Z12, Z10
+	VFMADD231PS  Z11, Z8, Z10
+	VDIVPS       Z10, Z12, Z10
+
+	// P(t) by Horner; then the exponent −a² + P(t)
+	VBROADCASTSS geluconsts<>+0(SB), Z12
+	VBROADCASTSS geluconsts<>+4(SB), Z13
+	VFMADD213PS  Z13, Z10, Z12
+	VBROADCASTSS geluconsts<>+8(SB), Z13
+	VFMADD213PS  Z13, Z10, Z12
+	VBROADCASTSS geluconsts<>+12(SB), Z13
+	VFMADD213PS  Z13, Z10, Z12
+	VBROADCASTSS geluconsts<>+16(SB), Z13
+	VFMADD213PS  Z13, Z10, Z12
+	VBROADCASTSS geluconsts<>+20(SB), Z13
+	VFMADD213PS  Z13, Z10, Z12
+	VBROADCASTSS geluconsts<>+24(SB), Z13
+	VFMADD213PS  Z13, Z10, Z12
+	VBROADCASTSS geluconsts<>+28(SB), Z13
+	VFMADD213PS  Z13, Z10, Z12
+	VBROADCASTSS geluconsts<>+32(SB), Z13
+	VFMADD213PS  Z13, Z10, Z12
+	VBROADCASTSS geluconsts<>+36(SB), Z13
+	VFMADD213PS  Z13, Z10, Z12
+	VFNMADD231PS Z8, Z8, Z12
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z12, Z0, Z12
+	VMINPS Z12, Z1, Z12
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z2, Z12, Z13
+	VRNDSCALEPS  $0x00, Z13, Z13
+	VFNMADD231PS Z13, Z3, Z12
+	VFNMADD231PS Z13, Z4, Z12
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z8
+	VBROADCASTSS expconsts<>+24(SB), Z14
+	VFMADD213PS  Z14, Z12, Z8
+	VBROADCASTSS expconsts<>+28(SB), Z14
+	VFMADD213PS  Z14, Z12, Z8
+	VBROADCASTSS expconsts<>+32(SB), Z14
+	VFMADD213PS  Z14, Z12, Z8
+	VBROADCASTSS expconsts<>+36(SB), Z14
+	VFMADD213PS  Z14, Z12, Z8
+	VBROADCASTSS expconsts<>+40(SB), Z14
+	VFMADD213PS  Z14, Z12, Z8
+	VBROADCASTSS expconsts<>+44(SB), Z14
+	VFMADD213PS  Z14, Z12, Z8
+	VBROADCASTSS expconsts<>+44(SB), Z14
+	VFMADD213PS  Z14, Z12, Z8
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ Z13, Z12
+	VPSRAD    $0x01, Z12, Z13
+	VPSUBD    Z13, Z12, Z12
+	VPADDD    Z5, Z13, Z13
+	VPSLLD    $0x17, Z13, Z13
+	VPADDD    Z5, Z12, Z12
+	VPSLLD    $0x17, Z12, Z12
+	VMULPS    Z13, Z8, Z8
+	VMULPS    Z12, Z8, Z8
+	VMULPS    Z10, Z8, Z8
+
+	// erfc(z) = 2 − erfc(|z|) where z < 0; Φ = erfc/2
+	VBROADCASTSS geluconsts<>+48(SB), Z10
+	VSUBPS       Z8, Z10, Z10
+	VPXORD       Z9, Z9, Z9
+	VCMPPS       $0x01, Z9, Z7, K1
+	VBLENDMPS    Z10, Z8, K1, Z8
+	VMULPS       Z11, Z8, Z8
+
+	// φ(x)·x = (x/√(2π))·e^(−x²/2); dx = dy·(Φ + x·φ)
+	VBROADCASTSS geluconsts<>+56(SB), Z7
+	VMULPS       Z6, Z7, Z7
+	VMULPS       Z6, Z7, Z7
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z7, Z0, Z7
+	VMINPS Z7, Z1, Z7
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z2, Z7, Z10
+	VRNDSCALEPS  $0x00, Z10, Z10
+	VFNMADD231PS Z10, Z3, Z7
+	VFNMADD231PS Z10, Z4, Z7
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z11
+	VBROADCASTSS expconsts<>+24(SB), Z12
+	VFMADD213PS  Z12, Z7, Z11
+	VBROADCASTSS expconsts<>+28(SB), Z12
+	VFMADD213PS  Z12, Z7, Z11
+	VBROADCASTSS expconsts<>+32(SB), Z12
+	VFMADD213PS  Z12, Z7, Z11
+	VBROADCASTSS expconsts<>+36(SB), Z12
+	VFMADD213PS  Z12, Z7, Z11
+	VBROADCASTSS expconsts<>+40(SB), Z12
+	VFMADD213PS  Z12, Z7, Z11
+	VBROADCASTSS expconsts<>+44(SB), Z12
+	VFMADD213PS  Z12, Z7, Z11
+	VBROADCASTSS expconsts<>+44(SB), Z12
+	VFMADD213PS  Z12, Z7, Z11
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ    Z10, Z7
+	VPSRAD       $0x01, Z7, Z10
+	VPSUBD       Z10, Z7, Z7
+	VPADDD       Z5, Z10, Z10
+	VPSLLD       $0x17, Z10, Z10
+	VPADDD       Z5, Z7, Z7
+	VPSLLD       $0x17, Z7, Z7
+	VMULPS       Z10, Z11, Z11
+	VMULPS       Z7, Z11, Z11
+	VBROADCASTSS geluconsts<>+60(SB), Z7
+	VMULPS       Z7, Z6, Z7
+	VFMADD213PS  Z8, Z7, Z11
+	VMULPS       (CX), Z11, Z11
+	VMOVUPS      Z11, (DX)
+	ADDQ         $0x40, AX
+	ADDQ         $0x40, CX
+	ADDQ         $0x40, DX
+	DECQ         BX
+	JNZ          gelugradavx512_loop
+
+gelugradavx512_done:
 	VZEROUPPER
 	RET
 
@@ -2899,7 +3324,7 @@ maxavx512_done:
 	RET
 
 // func ExpShiftSumAVX512(y []float32, x []float32, m float32) float32
-// Requires: AVX, AVX512DQ, AVX512F, SSE
+// Requires: AVX, AVX512F, SSE
 TEXT ·ExpShiftSumAVX512(SB), NOSPLIT, $0-60
 	// Constants of the exp that stay in registers.
 	VBROADCASTSS expconsts<>+0(SB), Z0
@@ -2910,7 +3335,7 @@ TEXT ·ExpShiftSumAVX512(SB), NOSPLIT, $0-60
 	VPBROADCASTD expconsts<>+48(SB), Z5
 	MOVSS        m+48(FP), X6
 	VBROADCASTSS X6, Z6
-	VXORPS       Z7, Z7, Z7
+	VPXORD       Z7, Z7, Z7
 	MOVQ         x_base+24(FP), AX
 	MOVQ         y_base+0(FP), CX
 	MOVQ         x_len+32(FP), DX

@@ -223,6 +223,18 @@ func GELUAVX2(dst, src []float32) {
 	unreachable("GELUAVX2")
 }
 
+func GELUGradAVX2(dx, x, dy []float32) {
+	unreachable("GELUGradAVX2")
+}
+
+func GELUAVX512(dst, src []float32) {
+	unreachable("GELUAVX512")
+}
+
+func GELUGradAVX512(dx, x, dy []float32) {
+	unreachable("GELUGradAVX512")
+}
+
 func HalfToFloatAVX2(dst []float32, src []uint16) {
 	unreachable("HalfToFloatAVX2")
 }

@@ -102,11 +102,21 @@ func (e expRegs) exp(t VecVirtual) VecVirtual {
 	return p
 }
 
+// zeroVec emits v = 0: VXORPS, or VPXORD on ZMM (VXORPS there needs
+// AVX-512DQ, and the AVX-512 kernels ask only for AVX-512F).
+func zeroVec(v VecVirtual, zmm bool) {
+	if zmm {
+		VPXORD(v, v, v)
+	} else {
+		VXORPS(v, v, v)
+	}
+}
+
 // sigmoid emits s = 1/(1 + e^-x) for the lanes of x (x is kept).
 func (e expRegs) sigmoid(x VecVirtual) VecVirtual {
 	t, one := e.vec(), e.vec()
 	Comment("σ(x) = 1/(1 + e^-x)")
-	VXORPS(t, t, t)
+	zeroVec(t, e.zmm)
 	VSUBPS(x, t, t)
 	p := e.exp(t)
 	VBROADCASTSS(expOne(), one)

@@ -60,7 +60,7 @@ func generateSoftmax() {
 		e := a.expRegs()
 		mv, sum := a.vec(), a.vec()
 		VBROADCASTSS(Load(Param("m"), XMM()), mv)
-		VXORPS(sum, sum, sum)
+		zeroVec(sum, a.zmm)
 		vecLoop(strings.ToLower(name), []string{"x", "y"}, a.lanes, func(p []GPVirtual) {
 			v := a.vec()
 			VMOVUPS(Mem{Base: p[0]}, v)
