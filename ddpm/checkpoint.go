@@ -320,7 +320,7 @@ func parseState(st *safetensors.File, dir string) (CheckpointInfo, error) {
 		return info, fmt.Errorf("%s: metadata field classes: %v", path, err)
 	}
 	info.Objective, _ = ParseObjective(info.Config.Objective)
-	info.Schedule, _ = NewSchedule(info.Config.Schedule, info.Config.T)
+	info.Schedule, _ = info.Config.NoiseSchedule()
 	return info, nil
 }
 

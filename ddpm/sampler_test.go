@@ -389,3 +389,39 @@ func TestSpacedTimesteps(t *testing.T) {
 		t.Error("SpacedTimesteps took the default spacing (a sampler resolves it first)")
 	}
 }
+
+// TestShiftSNR: the shifted schedule's SNR is the original's divided by k
+// at every t, its ᾱ falls monotonically, and k = 1 changes nothing.
+func TestShiftSNR(t *testing.T) {
+	for _, kind := range []BetaSchedule{Cosine, Linear} {
+		s, _ := NewSchedule(kind, 1000)
+		for _, k := range []float64{1, 4, 32} {
+			sh := s.ShiftSNR(k)
+			for i := range s.T {
+				want := s.SNR(i) / k
+				if got := sh.SNR(i); math.Abs(got-want) > 1e-9*want {
+					t.Fatalf("%s k=%g: SNR(%d) = %g, want %g", kind, k, i, got, want)
+				}
+				if sh.Betas[i] <= 0 || sh.Betas[i] >= 1 {
+					t.Fatalf("%s k=%g: β[%d] = %g", kind, k, i, sh.Betas[i])
+				}
+			}
+		}
+	}
+	tc := DefaultTrainConfig()
+	tc.SNRShift = 32
+	if err := tc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := tc.NoiseSchedule()
+	base, _ := NewSchedule(tc.Schedule, tc.T)
+	if got, want := s.SNR(500), base.SNR(500)/32; math.Abs(got-want) > 1e-9*want {
+		t.Fatalf("NoiseSchedule: SNR(500) = %g, want %g", got, want)
+	}
+	for _, bad := range []float64{-1, 1e-4, 1e7, math.NaN(), math.Inf(1)} {
+		tc.SNRShift = bad
+		if err := tc.Validate(); err == nil || !strings.Contains(err.Error(), "snr-shift") {
+			t.Fatalf("snr-shift %g: error %v", bad, err)
+		}
+	}
+}

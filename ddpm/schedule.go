@@ -109,5 +109,24 @@ func (s *Schedule) stepAlphaBars(steps []int, i int) (abT, abNext float64, next 
 	return s.AlphaBar(steps[i]), s.AlphaBar(next), next
 }
 
+// ShiftSNR returns the schedule whose every SNR is this one's divided by k:
+// ᾱ'_t = ᾱ_t/(ᾱ_t + k·(1 − ᾱ_t)), β'_t = 1 − ᾱ'_t/ᾱ'_{t−1}. This is the
+// shifted schedule of Hoogeboom et al. 2023 ("simple diffusion", log SNR
+// moved by −log k): a schedule made for 32×32 images leaves the coarse
+// structure of a larger signal (a 32³ volume holds 32 times the values)
+// nearly intact up to high t, so training and sampling see little of the
+// noise levels where that structure is decided; dividing the SNR by the
+// ratio of sizes gives them their share back.
+func (s *Schedule) ShiftSNR(k float64) *Schedule {
+	betas := make([]float64, s.T)
+	prev := 1.0
+	for t, ab := range s.AlphasCumprod {
+		shifted := ab / (ab + k*(1-ab))
+		betas[t] = 1 - shifted/prev
+		prev = shifted
+	}
+	return FromBetas(fmt.Sprintf("%s, SNR/%g", s.Name, k), betas)
+}
+
 // SNR is ᾱ_t/(1-ᾱ_t).
 func (s *Schedule) SNR(t int) float64 { return s.AlphasCumprod[t] / (1 - s.AlphasCumprod[t]) }

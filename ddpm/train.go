@@ -33,14 +33,15 @@ type TrainConfig struct {
 	WarmupSteps int          `json:"warmup_steps"`
 	LRDecay     string       `json:"lr_decay,omitempty"` // after the warm-up: "" or "constant", or "cosine" (to 0 at Steps)
 	WeightDecay float64      `json:"weight_decay"`
-	ClipNorm    float64      `json:"clip_norm"`     // 0: no clipping
-	EMADecay    float64      `json:"ema_decay"`     // the cap; the warm-up is (1+n)/(10+n)
-	CondDrop    float64      `json:"cond_drop"`     // probability of replacing the label by the null class
-	HFlip       bool         `json:"hflip"`         // random horizontal flips
-	Objective   string       `json:"objective"`     // epsilon, v_prediction or sample
-	Schedule    BetaSchedule `json:"schedule"`      // written as its name
-	T           int          `json:"timesteps"`     // number of diffusion steps
-	MinSNRGamma float64      `json:"min_snr_gamma"` // 0: plain MSE
+	ClipNorm    float64      `json:"clip_norm"`           // 0: no clipping
+	EMADecay    float64      `json:"ema_decay"`           // the cap; the warm-up is (1+n)/(10+n)
+	CondDrop    float64      `json:"cond_drop"`           // probability of replacing the label by the null class
+	HFlip       bool         `json:"hflip"`               // random horizontal flips
+	Objective   string       `json:"objective"`           // epsilon, v_prediction or sample
+	Schedule    BetaSchedule `json:"schedule"`            // written as its name
+	T           int          `json:"timesteps"`           // number of diffusion steps
+	MinSNRGamma float64      `json:"min_snr_gamma"`       // 0: plain MSE
+	SNRShift    float64      `json:"snr_shift,omitempty"` // divide the schedule's every SNR by this (0 or 1: as named); Schedule.ShiftSNR
 	Seed        uint64       `json:"seed"`
 }
 
@@ -77,6 +78,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("min-snr: want a finite value ≥ 0 (0: off), have %g", c.MinSNRGamma)
 	case c.T < 2 || c.T > MaxTimesteps:
 		return fmt.Errorf("timesteps: want 2 … %d, have %d", MaxTimesteps, c.T)
+	case c.SNRShift != 0 && !(c.SNRShift >= MinSNRShift && c.SNRShift <= MaxSNRShift):
+		return fmt.Errorf("snr-shift: want 0 (none) or %g … %g, have %g", MinSNRShift, MaxSNRShift, c.SNRShift)
 	}
 	if _, err := ParseObjective(c.Objective); err != nil {
 		return fmt.Errorf("objective: %w", err)
@@ -87,10 +90,22 @@ func (c TrainConfig) Validate() error {
 	return nil
 }
 
+// NoiseSchedule is the schedule the run trains and samples with: Schedule
+// of T steps, its SNR divided by SNRShift when that is set.
+func (c TrainConfig) NoiseSchedule() (*Schedule, error) {
+	s, err := NewSchedule(c.Schedule, c.T)
+	if err != nil || c.SNRShift == 0 || c.SNRShift == 1 {
+		return s, err
+	}
+	return s.ShiftSNR(c.SNRShift), nil
+}
+
 // Bounds of a training run's settings.
 const (
 	MaxTrainSteps = 100_000_000
 	MaxBatch      = 65536
+	// The range of SNRShift (besides 0).
+	MinSNRShift, MaxSNRShift = 1e-3, 1e6
 )
 
 // Network is the U-Net a Trainer trains: an *nn.UNet2D, or a *unet.UNet3D
@@ -186,7 +201,7 @@ func numClassEmbeds(ds data.Dataset) *int {
 
 func newTrainer(dev tensor.Device, m, ema Network, tc TrainConfig, ds data.Dataset) *Trainer {
 	nn.NoGrad(ema.Params())
-	s, _ := NewSchedule(tc.Schedule, tc.T)
+	s, _ := tc.NoiseSchedule()
 	obj, _ := ParseObjective(tc.Objective)
 	pcg := rand.NewPCG(tc.Seed, 0xd1ff05e)
 	return &Trainer{Config: tc, Model: m, EMA: ema, Schedule: s, Objective: obj, Data: ds, Classes: ds.Classes(), dev: dev,

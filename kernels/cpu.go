@@ -188,16 +188,29 @@ func (d *Device) Copy(dst, src tensor.Strided, shape []int) {
 		dx[dst.Off] = sx[src.Off]
 		return
 	}
-	forEachRow(shape, [][]int{dst.Strides, src.Strides}, []int{dst.Off, src.Off}, func(offs []int, n int) {
-		ds, ss := dst.Strides[len(shape)-1], src.Strides[len(shape)-1]
-		do, so := offs[0], offs[1]
-		if ds == 1 && ss == 1 {
-			copy(dx[do:do+n], sx[so:so+n])
-			return
-		}
-		for i := range n {
-			dx[do+i*ds] = sx[so+i*ss]
-		}
+	ds, ss := dst.Strides, src.Strides
+	for len(shape) > 1 && shape[0] == 1 { // leading axes of one move nothing
+		shape, ds, ss = shape[1:], ds[1:], ss[1:]
+	}
+	// Parts of the first axis on the threads (rows of the last axis when it is the only one).
+	rowLen := 1
+	for _, s := range shape[1:] {
+		rowLen *= s
+	}
+	d.parallelFor(shape[0], max(1, elemGrain/max(rowLen, 1)), func(lo, hi int) {
+		part := append([]int{hi - lo}, shape[1:]...)
+		base := []int{dst.Off + lo*ds[0], src.Off + lo*ss[0]}
+		forEachRow(part, [][]int{ds, ss}, base, func(offs []int, n int) {
+			dl, sl := ds[len(part)-1], ss[len(part)-1]
+			do, so := offs[0], offs[1]
+			if dl == 1 && sl == 1 {
+				copy(dx[do:do+n], sx[so:so+n])
+				return
+			}
+			for i := range n {
+				dx[do+i*dl] = sx[so+i*sl]
+			}
+		})
 	})
 }
 

@@ -93,7 +93,7 @@ func NewTrainer(dev tensor.Device, uc unet.ConditionConfig, tcfg clip.TextConfig
 	}
 	textEMA, _ := clip.NewTextModel(dev, tcfg, rand.New(rand.NewPCG(tc.Seed, 0x7e47)))
 	textEMA.NoGrad()
-	s, _ := ddpm.NewSchedule(tc.Schedule, tc.T)
+	s, _ := tc.NoiseSchedule()
 	obj, _ := ddpm.ParseObjective(tc.Objective)
 	pcg := rand.NewPCG(tc.Seed, 0x7e87)
 	tr := &Trainer{Config: tc, UNet: m, EMA: ema, Text: text, TextEMA: textEMA, Tokenizer: tok, Schedule: s, Objective: obj,

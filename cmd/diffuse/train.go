@@ -134,6 +134,7 @@ func runTrain(args []string) error {
 	fs.IntVar(&tc.T, "timesteps", tc.T, "diffusion steps T")
 	fs.StringVar(&tc.Objective, "objective", tc.Objective, "epsilon, v_prediction or sample")
 	fs.Float64Var(&tc.MinSNRGamma, "min-snr", tc.MinSNRGamma, "min-SNR-γ loss weighting (0: plain MSE)")
+	fs.Float64Var(&tc.SNRShift, "snr-shift", 0, "divide the schedule's SNR by this at every step (0: none; e.g. 32 for 32³ volumes against the\n32×32 images the schedules were made for: Hoogeboom et al. 2023's shifted schedule)")
 	fs.Uint64Var(&tc.Seed, "seed", tc.Seed, "seed of every random choice")
 	out := fs.String("out", "out", "output folder")
 	resume := fs.Bool("resume", false, "continue from OUT/checkpoint")
@@ -247,7 +248,7 @@ func runTrain(args []string) error {
 	}
 	c, h, w := ds.Shape()
 	fmt.Fprintf(os.Stderr, "training %d-parameter U-Net on %d images (%dx%dx%d, %d classes), %d steps of batch %d, %s schedule, %s objective, device %s\n",
-		tr.Model.NumParams(), ds.Len(), c, h, w, len(tr.Classes), tr.Config.Steps, tr.Config.Batch, tr.Config.Schedule, tr.Config.Objective, dev.Name())
+		tr.Model.NumParams(), ds.Len(), c, h, w, len(tr.Classes), tr.Config.Steps, tr.Config.Batch, tr.Schedule.Name, tr.Config.Objective, dev.Name())
 	run := trainRun{step: tr.TrainStep, save: tr.Save, done: &tr.Step, total: &tr.Config.Steps, losses: &tr.Losses,
 		grid: func(path string) error { return previewGrid(tr, path, *sampleSteps) }}
 	return run.loop(loopSettings{out: *out, start: start, budget: *budget, timed: timed, ckptEvery: *ckptEvery, sampleEvery: *sampleEvery})

@@ -122,7 +122,7 @@ func trainVolumes(r volumeRun) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "training a %d-parameter UNet3D on %d volumes (%d³, %d classes), batch %d, %s schedule, %s objective, device %s\n",
-		tr.Model.NumParams(), ds.Len(), side, len(tr.Classes), tr.Config.Batch, tr.Config.Schedule, tr.Config.Objective, dev.Name())
+		tr.Model.NumParams(), ds.Len(), side, len(tr.Classes), tr.Config.Batch, tr.Schedule.Name, tr.Config.Objective, dev.Name())
 	run := trainRun{step: tr.TrainStep, save: tr.Save, done: &tr.Step, total: &tr.Config.Steps, losses: &tr.Losses,
 		grid: func(path string) error { return volumePreviewGrid(tr, path, r.sampleSteps) }}
 	return run.loop(r.loop)

@@ -51,6 +51,7 @@ func main() {
 	batch := flag.Int("batch", 50, "images at once")
 	gridPath := flag.String("grid", "", "write a grid of the first 8 images per category (at the best guidance) here")
 	seed := flag.Uint64("seed", 1000, "seed of the evaluation captions (not the training data's 1)")
+	why := flag.Bool("why", false, "also print, per category and guidance, which claim failed first (colour, shape, size, count, relation)")
 	flag.Parse()
 	dev, _, err := device.Select("cpu")
 	if err != nil {
@@ -85,6 +86,7 @@ func main() {
 			}
 			ok := 0
 			var pass []bool
+			failed := map[string]int{}
 			for i, img := range imgs {
 				j, err := eval.JudgeShapes(img, data.ShapesSize, data.ShapesSize, c.captions[i])
 				if err != nil {
@@ -94,6 +96,10 @@ func main() {
 				if j.Pass {
 					ok++
 				}
+				failed[firstFailure(j)]++
+			}
+			if *why {
+				fmt.Fprintf(os.Stderr, "%s, guidance %g: first failed claim %v\n", c.name, g, failed)
 			}
 			results[c.name] = append(results[c.name], cell{imgs, pass})
 			row = append(row, fmt.Sprintf("%.1f %%", 100*float64(ok)/float64(len(imgs))))
@@ -132,6 +138,31 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "wrote %s (guidance %g; a green frame: the judge passed it)\n", *gridPath, guidances[best])
 	}
+}
+
+// firstFailure names the kind of a judgement's first failed claim ("" when
+// it passed): the colour is missing, the colour is there but not in the
+// shape, the size is wrong, the count or the relation is wrong.
+func firstFailure(j eval.ShapeJudgement) string {
+	for _, c := range j.Claims {
+		if c.OK {
+			continue
+		}
+		w := strings.Fields(c.Claim)
+		switch {
+		case strings.HasSuffix(c.Claim, " present") && len(w) == 2:
+			return "colour"
+		case strings.HasSuffix(c.Claim, " present") && len(w) == 3:
+			return "shape"
+		case strings.HasSuffix(c.Claim, " present"):
+			return "size"
+		case strings.Contains(c.Claim, "found"):
+			return "count"
+		default:
+			return "relation"
+		}
+	}
+	return "passed"
 }
 
 func joinF(v []float64, sep, format string) string {
