@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -13,9 +14,16 @@ import (
 )
 
 // BenchmarkTextTrain times the step of `diffuse train -data shapes` with its
-// built-in configs (the text-conditioned U-Net and text encoder, batch 32,
-// x0-prediction): the step issue 19's quick run repeats for ten minutes.
+// built-in configs (the text-conditioned U-Net and text encoder,
+// x0-prediction) at three batch sizes: the step issue 19's quick run
+// repeats for ten minutes.
 func BenchmarkTextTrain(b *testing.B) {
+	for _, batch := range []int{8, 16, 32} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchTextTrain(b, batch) })
+	}
+}
+
+func benchTextTrain(b *testing.B, batch int) {
 	ub, err := os.ReadFile("../cmd/diffuse/configs/shapes-unet.json")
 	if err != nil {
 		b.Fatal(err)
@@ -45,7 +53,7 @@ func BenchmarkTextTrain(b *testing.B) {
 		words = append(words, ds.Caption(i))
 	}
 	tc := ddpm.DefaultTrainConfig()
-	tc.Objective, tc.MinSNRGamma, tc.Steps = string(ddpm.PredictX0), 5, 1<<20
+	tc.Objective, tc.MinSNRGamma, tc.Steps, tc.Batch = string(ddpm.PredictX0), 5, 1<<20, batch
 	tr, err := pipeline.NewTrainer(kernels.CPU(), uc, tcfg, full.Subset(words, tcfg.MaxPositionEmbeddings), tc, ds)
 	if err != nil {
 		b.Fatal(err)

@@ -12,9 +12,9 @@ import (
 // U-Net's non-GEMM time on one thread, at every level the CPU has (generic:
 // the plain-Go specification; avx2: 8 lanes; avx512: 16 lanes, then 8,
 // then the scalar tail): softmax rows of tiny-mnist's 14×14 attention (196
-// keys) and of SD's 64×64 one (4,096), SiLU forward and backward, and the
-// GroupNorm affine pass and the whole GroupNorm (statistics, then the
-// affine pass) and its backward pass, in million values per second.
+// keys) and of SD's 64×64 one (4,096), SiLU and GELU forward and backward,
+// and the GroupNorm affine pass and the whole GroupNorm (statistics, then
+// the affine pass) and its backward pass, in million values per second.
 //
 //	go test ./kernels -run XXX -bench VectorKernels
 func BenchmarkVectorKernels(b *testing.B) {
@@ -37,6 +37,10 @@ func BenchmarkVectorKernels(b *testing.B) {
 			{"silu", func() { d.Unary(tensor.OpSiLU, &Buffer{dev: d, F: y}, &Buffer{dev: d, F: x}, n, tensor.UnaryParams{}) }},
 			{"silu-grad", func() {
 				d.UnaryBackward(tensor.OpSiLU, &Buffer{dev: d, F: y}, &Buffer{dev: d, F: x}, &Buffer{dev: d, F: dy}, n, tensor.UnaryParams{})
+			}},
+			{"gelu", func() { d.Unary(tensor.OpGELU, &Buffer{dev: d, F: y}, &Buffer{dev: d, F: x}, n, tensor.UnaryParams{}) }},
+			{"gelu-grad", func() {
+				d.UnaryBackward(tensor.OpGELU, &Buffer{dev: d, F: y}, &Buffer{dev: d, F: x}, &Buffer{dev: d, F: dy}, n, tensor.UnaryParams{})
 			}},
 			{"affine", func() { d.affine(y, x, 1.5, 0.25) }},
 			{"group-norm", func() { // 32 channels of 28×28 in 8 groups, as tiny-mnist's first level

@@ -113,7 +113,7 @@ func runTrain(args []string) error {
 	config := fs.String("config", "", "UNet2DModel config.json (default: the built-in tiny-mnist config)")
 	dataSpec := fs.String("data", "embedded", "training images: embedded | idx:IMAGES[,LABELS] | folder:DIR | shapes[:N] | emoji[:FONT[,EMOJI-TEST]] (captioned\n"+
 		"scenes: trains a text-to-image pipeline, OUT/checkpoint being its folder; -config is then a UNet2DConditionModel config;\n"+
-		"default -time 10m, -objective sample)\n"+
+		"default -time 10m, -batch 16, -objective sample)\n"+
 		"| shapes3d[:N] | voxels:FILE.npy|FILE.binvox|DIR (volumes: trains a class-conditional UNet3D, -config a UNet3D config;\n"+
 		"default -time 10m, -batch 16, -objective sample; diffuse sample3d makes meshes)")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
@@ -192,6 +192,9 @@ func runTrain(args []string) error {
 		}
 		if !flagSet(fs, "time") {
 			*budget = defaultTextTime
+		}
+		if !flagSet(fs, "batch") {
+			tc.Batch = defaultTextBatch
 		}
 		if !flagSet(fs, "objective") {
 			tc.Objective = defaultTextObjective
