@@ -32,6 +32,7 @@ type FoundShape struct {
 // ShapeClaim is one checked claim of a caption.
 type ShapeClaim struct {
 	Claim string
+	Kind  string // what it checks: colour, shape, size, count or relation
 	OK    bool
 }
 
@@ -169,7 +170,7 @@ func JudgeShapes(pix []float32, h, w int, caption string) (ShapeJudgement, error
 		return ShapeJudgement{}, err
 	}
 	j := ShapeJudgement{Kind: q.Kind, Found: FindShapes(pix, h, w)}
-	claim := func(text string, ok bool) { j.Claims = append(j.Claims, ShapeClaim{text, ok}) }
+	claim := func(kind, text string, ok bool) { j.Claims = append(j.Claims, ShapeClaim{text, kind, ok}) }
 	// best is the largest found object a spec names, other than skip.
 	best := func(s data.ShapeSpec, skip int) int {
 		k := -1
@@ -182,12 +183,12 @@ func JudgeShapes(pix []float32, h, w int, caption string) (ShapeJudgement, error
 	}
 	object := func(s data.ShapeSpec, skip int) int {
 		colour := slices.ContainsFunc(j.Found, func(f FoundShape) bool { return f.Colour == s.Colour })
-		claim(s.Colour+" present", colour)
+		claim("colour", s.Colour+" present", colour)
 		k := best(data.ShapeSpec{Shape: s.Shape, Colour: s.Colour}, skip)
-		claim(s.Colour+" "+s.Shape+" present", k >= 0)
+		claim("shape", s.Colour+" "+s.Shape+" present", k >= 0)
 		if s.Size != "" {
 			k = best(s, skip)
-			claim(s.Size+" "+s.Colour+" "+s.Shape+" present", k >= 0)
+			claim("size", s.Size+" "+s.Colour+" "+s.Shape+" present", k >= 0)
 		}
 		return k
 	}
@@ -204,7 +205,7 @@ func JudgeShapes(pix []float32, h, w int, caption string) (ShapeJudgement, error
 				n++
 			}
 		}
-		claim(fmt.Sprintf("%d %s %ss (found %d)", q.Count, q.Objects[0].Colour, q.Objects[0].Shape, n), n == q.Count)
+		claim("count", fmt.Sprintf("%d %s %ss (found %d)", q.Count, q.Objects[0].Colour, q.Objects[0].Shape, n), n == q.Count)
 	case "position":
 		a := object(q.Objects[0], -1)
 		b := object(q.Objects[1], a)
@@ -222,7 +223,7 @@ func JudgeShapes(pix []float32, h, w int, caption string) (ShapeJudgement, error
 				ok = dy < 0 && -dy > math.Abs(dx)
 			}
 		}
-		claim(q.Relation, ok)
+		claim("relation", q.Relation, ok)
 	}
 	j.Pass = !slices.ContainsFunc(j.Claims, func(c ShapeClaim) bool { return !c.OK })
 	return j, nil

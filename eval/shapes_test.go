@@ -2,6 +2,7 @@ package eval
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/data"
@@ -40,15 +41,17 @@ func TestShapesJudgeOnDatasetImages(t *testing.T) {
 	}
 	// Wrong captions fail: another colour, shape, count or relation.
 	rng := rand.New(rand.NewPCG(1, 2))
-	wrong := map[string]string{
-		"a red circle":                               "a blue circle",
-		"a large blue square":                        "a large blue triangle",
-		"two yellow triangles":                       "three yellow triangles",
-		"a red circle to the left of a white square": "a red circle to the right of a white square",
-		"a purple square and a green circle":         "a purple square and a red circle",
-		"a small white triangle":                     "a large white triangle",
+	// Each wrong caption's first failed claim checks what was changed.
+	wrong := map[string][2]string{
+		"a red circle":                               {"a blue circle", "colour"},
+		"a large blue square":                        {"a large blue triangle", "shape"},
+		"two yellow triangles":                       {"three yellow triangles", "count"},
+		"a red circle to the left of a white square": {"a red circle to the right of a white square", "relation"},
+		"a purple square and a green circle":         {"a purple square and a red circle", "colour"},
+		"a small white triangle":                     {"a large white triangle", "size"},
 	}
-	for right, bad := range wrong {
+	for right, w := range wrong {
+		bad, kind := w[0], w[1]
 		q, err := data.ParseShapeCaption(right)
 		if err != nil {
 			t.Fatal(err)
@@ -62,8 +65,12 @@ func TestShapesJudgeOnDatasetImages(t *testing.T) {
 			if j, _ := JudgeShapes(pix, 32, 32, right); !j.Pass {
 				t.Errorf("%q: the right caption failed: %+v", right, j.Claims)
 			}
-			if j, _ := JudgeShapes(pix, 32, 32, bad); j.Pass {
+			j, _ := JudgeShapes(pix, 32, 32, bad)
+			if j.Pass {
 				t.Errorf("image of %q passed as %q", right, bad)
+			}
+			if first := slices.IndexFunc(j.Claims, func(c ShapeClaim) bool { return !c.OK }); first >= 0 && j.Claims[first].Kind != kind {
+				t.Errorf("image of %q judged as %q: first failed claim %+v, want kind %s", right, bad, j.Claims[first], kind)
 			}
 		}
 	}

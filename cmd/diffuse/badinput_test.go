@@ -273,7 +273,8 @@ func TestBadInput(t *testing.T) {
 	for _, c := range [][2]string{
 		{"-steps", "-3"}, {"-batch", "0"}, {"-batch", "100000000"}, {"-lr", "NaN"}, {"-lr", "Inf"}, {"-lr", "-1"},
 		{"-ema", "NaN"}, {"-ema", "1.5"}, {"-ema", "-0.1"}, {"-cond-drop", "NaN"}, {"-cond-drop", "1.5"},
-		{"-clip", "NaN"}, {"-clip", "-1"}, {"-min-snr", "NaN"}, {"-min-snr", "-1"}, {"-weight-decay", "NaN"},
+		{"-clip", "NaN"}, {"-clip", "-1"}, {"-min-snr", "NaN"}, {"-min-snr", "-1"}, {"-snr-shift", "NaN"}, {"-snr-shift", "-2"},
+		{"-snr-shift", "1e9"}, {"-weight-decay", "NaN"},
 		{"-weight-decay", "-1"}, {"-dropout", "NaN"}, {"-dropout", "1"}, {"-timesteps", "1000000000000"},
 		{"-timesteps", "0"}, {"-warmup", "-1"}, {"-schedule", "quadratic"}, {"-objective", "score"},
 		{"-size", "-1"}, {"-size", "100000"}, {"-checkpoint-every", "-1"}, {"-sample-every", "-1"}, {"-sample-steps", "-1"},

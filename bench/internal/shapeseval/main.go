@@ -140,26 +140,12 @@ func main() {
 	}
 }
 
-// firstFailure names the kind of a judgement's first failed claim ("" when
-// it passed): the colour is missing, the colour is there but not in the
-// shape, the size is wrong, the count or the relation is wrong.
+// firstFailure names what a judgement's first failed claim checks
+// ("passed" when none failed).
 func firstFailure(j eval.ShapeJudgement) string {
 	for _, c := range j.Claims {
-		if c.OK {
-			continue
-		}
-		w := strings.Fields(c.Claim)
-		switch {
-		case strings.HasSuffix(c.Claim, " present") && len(w) == 2:
-			return "colour"
-		case strings.HasSuffix(c.Claim, " present") && len(w) == 3:
-			return "shape"
-		case strings.HasSuffix(c.Claim, " present"):
-			return "size"
-		case strings.Contains(c.Claim, "found"):
-			return "count"
-		default:
-			return "relation"
+		if !c.OK {
+			return c.Kind
 		}
 	}
 	return "passed"

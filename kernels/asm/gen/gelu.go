@@ -22,19 +22,20 @@ import (
 // −a² + P is one fused multiply-add here (two roundings in the scalar code),
 // so results may differ from the scalar tail by an ulp.
 
-var erfcCoefs = []float32{0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806, 0.09678418,
+var erfcCoefs = [numErfcCoefs]float32{0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806, 0.09678418,
 	0.37409196, 1.00002368, -1.26551223}
 
 var geluData Mem
 
-// The constants after the coefficients, by index.
+// The constant block: P's coefficients, then these, by index.
 const (
-	geluNegInvSqrt2 = iota + 10 // −1/√2 (after the ten coefficients)
-	geluHalf                    // 0.5
-	geluTwo                     // 2
-	geluAbsMask                 // 0x7fffffff
-	geluNegHalf                 // −0.5
-	geluInvSqrt2Pi              // 1/√(2π)
+	numErfcCoefs    = 10
+	geluNegInvSqrt2 = iota + numErfcCoefs - 1 // −1/√2
+	geluHalf                                  // 0.5
+	geluTwo                                   // 2
+	geluAbsMask                               // 0x7fffffff
+	geluNegHalf                               // −0.5
+	geluInvSqrt2Pi                            // 1/√(2π)
 )
 
 func declareGELUConsts() {
@@ -42,15 +43,11 @@ func declareGELUConsts() {
 	for i, v := range erfcCoefs {
 		DATA(4*i, U32(math.Float32bits(v)))
 	}
-	for i, bits := range []uint32{
-		geluNegInvSqrt2 - 10: math.Float32bits(float32(-1 / math.Sqrt2)),
-		geluHalf - 10:        math.Float32bits(0.5),
-		geluTwo - 10:         math.Float32bits(2),
-		geluAbsMask - 10:     0x7fffffff,
-		geluNegHalf - 10:     math.Float32bits(-0.5),
-		geluInvSqrt2Pi - 10:  math.Float32bits(float32(1 / math.Sqrt(2*math.Pi))),
+	for i, bits := range []uint32{ // in the order of the constants above
+		math.Float32bits(float32(-1 / math.Sqrt2)), math.Float32bits(0.5), math.Float32bits(2), 0x7fffffff,
+		math.Float32bits(-0.5), math.Float32bits(float32(1 / math.Sqrt(2*math.Pi))),
 	} {
-		DATA(4*(10+i), U32(bits))
+		DATA(4*(geluNegInvSqrt2+i), U32(bits))
 	}
 }
 
@@ -89,13 +86,12 @@ func (a isa) phi(e expRegs, x VecVirtual) VecVirtual {
 	two, zero := a.vec(), a.vec()
 	VBROADCASTSS(geluConst(geluTwo), two)
 	VSUBPS(r, two, two)
+	zeroVec(zero, a.zmm)
 	if a.zmm {
 		neg := K()
-		zeroVec(zero, true)
 		VCMPPS(U8(1), zero, z, neg) // z < 0
 		VBLENDMPS(two, r, neg, r)
 	} else {
-		VXORPS(zero, zero, zero)
 		VCMPPS(U8(1), zero, z, zero) // z < 0
 		VBLENDVPS(zero, two, r, r)
 	}
