@@ -39,7 +39,8 @@ type microKernel struct {
 
 var (
 	kernelAVX512 = microKernel{name: "avx512", mr: asm.AVX512MR, nr: asm.AVX512NR,
-		add: asm.SgemmKernelAVX512, store: asm.SgemmKernelAVX512Store}
+		add: asm.SgemmKernelAVX512, store: asm.SgemmKernelAVX512Store,
+		rowsAdd: asm.SgemmRowsKernelAVX512, rowsStore: asm.SgemmRowsKernelAVX512Store}
 	kernelAVX2 = microKernel{name: "avx2", mr: asm.AVX2MR, nr: asm.AVX2NR,
 		add: asm.SgemmKernelAVX2, store: asm.SgemmKernelAVX2Store,
 		rowsAdd: asm.SgemmRowsKernelAVX2, rowsStore: asm.SgemmRowsKernelAVX2Store,

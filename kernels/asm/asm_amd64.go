@@ -28,6 +28,20 @@ func SgemmKernelAVX2(kc int, a *float32, b *float32, c *float32, ldc int)
 //go:noescape
 func SgemmKernelAVX2Store(kc int, a *float32, b *float32, c *float32, ldc int)
 
+// SgemmRowsKernelAVX512 adds the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
+// values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmRowsKernelAVX512(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512Store stores (without reading c) the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
+// values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmRowsKernelAVX512Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
 // SgemmRowsKernelAVX2 adds the product of a packed 6×kc panel a and the kc×16 block of B whose row p is the 16
 // values from b + off[p] (elements; B is never packed) to the 6×16 tile of row-major c
 // with row stride ldc (elements). AVX2+FMA.

@@ -43,6 +43,16 @@ func kernelRowsGo(mr, nr, kc int, a, b *float32, off *int, c *float32, ldc int, 
 	kernelGo(mr, nr, kc, a, &bs[0], c, ldc, store)
 }
 
+// SgemmRowsKernelAVX512 is the plain-Go stand-in of the AVX-512 unpacked-B kernel.
+func SgemmRowsKernelAVX512(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsGo(AVX512MR, AVX512NR, kc, a, b, off, c, ldc, false)
+}
+
+// SgemmRowsKernelAVX512Store is the plain-Go stand-in of the AVX-512 unpacked-B store kernel.
+func SgemmRowsKernelAVX512Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsGo(AVX512MR, AVX512NR, kc, a, b, off, c, ldc, true)
+}
+
 // SgemmRowsKernelAVX2 is the plain-Go stand-in of the unpacked-B kernel.
 func SgemmRowsKernelAVX2(kc int, a, b *float32, off *int, c *float32, ldc int) {
 	kernelRowsGo(AVX2MR, AVX2NR, kc, a, b, off, c, ldc, false)

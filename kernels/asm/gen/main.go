@@ -50,13 +50,18 @@ func main() {
 		k.store = true
 		generate(k)
 	}
-	// The unpacked-B (row offsets) kernels, AVX2 only: this machine has no
-	// AVX-512 to test an AVX-512 twin on.
-	rows := kernel{name: "SgemmRowsKernelAVX2", rows: true, isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM}
-	generate(rows)
-	rows.name += "Store"
-	rows.store = true
-	generate(rows)
+	// The unpacked-B (row offsets) kernels at both widths.
+	for _, rows := range []kernel{
+		{name: "SgemmRowsKernelAVX512", rows: true, isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
+		{name: "SgemmRowsKernelAVX2", rows: true, isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
+	} {
+		generate(rows)
+		rows.name += "Store"
+		rows.store = true
+		generate(rows)
+	}
+	// The unpacked-A kernels, AVX2 only: at 12 rows the AVX-512 tile's row
+	// offsets would need more general registers than amd64 has.
 	rowsA := kernel{name: "SgemmRowsAKernelAVX2", rowsA: true, isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM}
 	generate(rowsA)
 	rowsA.name += "Store"
