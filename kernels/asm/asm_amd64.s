@@ -3744,14 +3744,13 @@ adam_done:
 	RET
 
 // func PackA6AVX2(dst *float32, a *float32, lda int, blocks int, alpha float32)
-// Requires: AVX, AVX2, SSE
+// Requires: AVX
 TEXT ·PackA6AVX2(SB), NOSPLIT, $0-36
 	MOVQ         dst+0(FP), AX
 	MOVQ         a+8(FP), CX
 	MOVQ         lda+16(FP), DX
 	MOVQ         blocks+24(FP), BX
-	MOVSS        alpha+32(FP), X0
-	VBROADCASTSS X0, Y0
+	VBROADCASTSS alpha+32(FP), Y0
 	SHLQ         $0x02, DX
 	LEAQ         (CX)(DX*2), SI
 	ADDQ         DX, SI
@@ -3885,10 +3884,10 @@ packbt8_done:
 	RET
 
 // func MaxAVX2(x []float32) float32
-// Requires: AVX, AVX2, SSE, SSE2
+// Requires: AVX, AVX2
 TEXT ·MaxAVX2(SB), NOSPLIT, $0-28
 	MOVL         $0xff800000, AX
-	MOVD         AX, X0
+	VMOVD        AX, X0
 	VBROADCASTSS X0, Y0
 	MOVQ         x_base+0(FP), AX
 	MOVQ         x_len+8(FP), CX
@@ -3908,12 +3907,12 @@ maxavx2_done:
 	VMAXPS       X1, X0, X0
 	VMOVSHDUP    X0, X1
 	VMAXPS       X1, X0, X0
-	MOVSS        X0, ret+24(FP)
+	VMOVSS       X0, ret+24(FP)
 	VZEROUPPER
 	RET
 
 // func ExpShiftSumAVX2(y []float32, x []float32, m float32) float32
-// Requires: AVX, AVX2, FMA3, SSE
+// Requires: AVX, AVX2, FMA3
 TEXT ·ExpShiftSumAVX2(SB), NOSPLIT, $0-60
 	// Constants of the exp that stay in registers.
 	VBROADCASTSS expconsts<>+0(SB), Y0
@@ -3922,8 +3921,7 @@ TEXT ·ExpShiftSumAVX2(SB), NOSPLIT, $0-60
 	VBROADCASTSS expconsts<>+12(SB), Y3
 	VBROADCASTSS expconsts<>+16(SB), Y4
 	VPBROADCASTD expconsts<>+48(SB), Y5
-	MOVSS        m+48(FP), X6
-	VBROADCASTSS X6, Y6
+	VBROADCASTSS m+48(FP), Y6
 	VXORPS       Y7, Y7, Y7
 	MOVQ         x_base+24(FP), AX
 	MOVQ         y_base+0(FP), CX
@@ -3986,15 +3984,14 @@ expshiftsumavx2_done:
 	VADDPS       X1, X0, X0
 	VMOVSHDUP    X0, X1
 	VADDPS       X1, X0, X0
-	MOVSS        X0, ret+56(FP)
+	VMOVSS       X0, ret+56(FP)
 	VZEROUPPER
 	RET
 
 // func ScaleAVX2(y []float32, s float32)
-// Requires: AVX, AVX2, SSE
+// Requires: AVX
 TEXT ·ScaleAVX2(SB), NOSPLIT, $0-28
-	MOVSS        s+24(FP), X0
-	VBROADCASTSS X0, Y0
+	VBROADCASTSS s+24(FP), Y0
 	MOVQ         y_base+0(FP), AX
 	MOVQ         y_len+8(FP), CX
 	SHRQ         $0x03, CX
@@ -4012,10 +4009,10 @@ scaleavx2_done:
 	RET
 
 // func MaxAVX512(x []float32) float32
-// Requires: AVX, AVX512F, SSE, SSE2
+// Requires: AVX, AVX512F
 TEXT ·MaxAVX512(SB), NOSPLIT, $0-28
 	MOVL         $0xff800000, AX
-	MOVD         AX, X0
+	VMOVD        AX, X0
 	VBROADCASTSS X0, Z0
 	MOVQ         x_base+0(FP), AX
 	MOVQ         x_len+8(FP), CX
@@ -4037,12 +4034,12 @@ maxavx512_done:
 	VMAXPS        X1, X0, X0
 	VMOVSHDUP     X0, X1
 	VMAXPS        X1, X0, X0
-	MOVSS         X0, ret+24(FP)
+	VMOVSS        X0, ret+24(FP)
 	VZEROUPPER
 	RET
 
 // func ExpShiftSumAVX512(y []float32, x []float32, m float32) float32
-// Requires: AVX, AVX512F, SSE
+// Requires: AVX, AVX512F
 TEXT ·ExpShiftSumAVX512(SB), NOSPLIT, $0-60
 	// Constants of the exp that stay in registers.
 	VBROADCASTSS expconsts<>+0(SB), Z0
@@ -4051,8 +4048,7 @@ TEXT ·ExpShiftSumAVX512(SB), NOSPLIT, $0-60
 	VBROADCASTSS expconsts<>+12(SB), Z3
 	VBROADCASTSS expconsts<>+16(SB), Z4
 	VPBROADCASTD expconsts<>+48(SB), Z5
-	MOVSS        m+48(FP), X6
-	VBROADCASTSS X6, Z6
+	VBROADCASTSS m+48(FP), Z6
 	VPXORD       Z7, Z7, Z7
 	MOVQ         x_base+24(FP), AX
 	MOVQ         y_base+0(FP), CX
@@ -4117,15 +4113,14 @@ expshiftsumavx512_done:
 	VADDPS        X1, X0, X0
 	VMOVSHDUP     X0, X1
 	VADDPS        X1, X0, X0
-	MOVSS         X0, ret+56(FP)
+	VMOVSS        X0, ret+56(FP)
 	VZEROUPPER
 	RET
 
 // func ScaleAVX512(y []float32, s float32)
-// Requires: AVX, AVX512F, SSE
+// Requires: AVX, AVX512F
 TEXT ·ScaleAVX512(SB), NOSPLIT, $0-28
-	MOVSS        s+24(FP), X0
-	VBROADCASTSS X0, Z0
+	VBROADCASTSS s+24(FP), Z0
 	MOVQ         y_base+0(FP), AX
 	MOVQ         y_len+8(FP), CX
 	SHRQ         $0x04, CX
@@ -4143,12 +4138,10 @@ scaleavx512_done:
 	RET
 
 // func AffineAVX2(dst []float32, src []float32, a float32, b float32)
-// Requires: AVX, AVX2, SSE
+// Requires: AVX
 TEXT ·AffineAVX2(SB), NOSPLIT, $0-56
-	MOVSS        a+48(FP), X0
-	VBROADCASTSS X0, Y0
-	MOVSS        b+52(FP), X1
-	VBROADCASTSS X1, Y1
+	VBROADCASTSS a+48(FP), Y0
+	VBROADCASTSS b+52(FP), Y1
 	MOVQ         src_base+24(FP), AX
 	MOVQ         dst_base+0(FP), CX
 	MOVQ         src_len+32(FP), DX
@@ -4194,10 +4187,9 @@ Add_vv_done:
 	RET
 
 // func AddScalarAVX2(y []float32, a []float32, b float32)
-// Requires: AVX, AVX2, SSE
+// Requires: AVX
 TEXT ·AddScalarAVX2(SB), NOSPLIT, $0-52
-	MOVSS        b+48(FP), X0
-	VBROADCASTSS X0, Y0
+	VBROADCASTSS b+48(FP), Y0
 	MOVQ         y_base+0(FP), AX
 	MOVQ         a_base+24(FP), CX
 	MOVQ         y_len+8(FP), DX
@@ -4243,10 +4235,9 @@ Sub_vv_done:
 	RET
 
 // func SubScalarAVX2(y []float32, a []float32, b float32)
-// Requires: AVX, AVX2, SSE
+// Requires: AVX
 TEXT ·SubScalarAVX2(SB), NOSPLIT, $0-52
-	MOVSS        b+48(FP), X0
-	VBROADCASTSS X0, Y0
+	VBROADCASTSS b+48(FP), Y0
 	MOVQ         y_base+0(FP), AX
 	MOVQ         a_base+24(FP), CX
 	MOVQ         y_len+8(FP), DX
@@ -4292,10 +4283,9 @@ Mul_vv_done:
 	RET
 
 // func MulScalarAVX2(y []float32, a []float32, b float32)
-// Requires: AVX, AVX2, SSE
+// Requires: AVX
 TEXT ·MulScalarAVX2(SB), NOSPLIT, $0-52
-	MOVSS        b+48(FP), X0
-	VBROADCASTSS X0, Y0
+	VBROADCASTSS b+48(FP), Y0
 	MOVQ         y_base+0(FP), AX
 	MOVQ         a_base+24(FP), CX
 	MOVQ         y_len+8(FP), DX
@@ -4341,10 +4331,9 @@ Div_vv_done:
 	RET
 
 // func DivScalarAVX2(y []float32, a []float32, b float32)
-// Requires: AVX, AVX2, SSE
+// Requires: AVX
 TEXT ·DivScalarAVX2(SB), NOSPLIT, $0-52
-	MOVSS        b+48(FP), X0
-	VBROADCASTSS X0, Y0
+	VBROADCASTSS b+48(FP), Y0
 	MOVQ         y_base+0(FP), AX
 	MOVQ         a_base+24(FP), CX
 	MOVQ         y_len+8(FP), DX
@@ -4398,10 +4387,9 @@ normgrad_done:
 	RET
 
 // func MomentsAVX2(x []float32, k float64) (s float64, ss float64)
-// Requires: AVX, AVX2, FMA3, SSE2
+// Requires: AVX, FMA3
 TEXT ·MomentsAVX2(SB), NOSPLIT, $0-48
-	MOVSD        k+24(FP), X0
-	VBROADCASTSD X0, Y0
+	VBROADCASTSD k+24(FP), Y0
 	VXORPD       Y1, Y1, Y1
 	VXORPD       Y2, Y2, Y2
 	VXORPD       Y3, Y3, Y3
@@ -4431,17 +4419,17 @@ moments_done:
 	VADDPD       X0, X1, X0
 	VUNPCKHPD    X0, X0, X1
 	VADDSD       X1, X0, X0
-	MOVSD        X0, s+32(FP)
+	VMOVSD       X0, s+32(FP)
 	VEXTRACTF128 $0x01, Y3, X0
 	VADDPD       X0, X3, X0
 	VUNPCKHPD    X0, X0, X1
 	VADDSD       X1, X0, X0
-	MOVSD        X0, ss+40(FP)
+	VMOVSD       X0, ss+40(FP)
 	VZEROUPPER
 	RET
 
 // func SumDotAVX2(y []float32, x []float32) (sy float64, syx float64)
-// Requires: AVX, FMA3, SSE2
+// Requires: AVX, FMA3
 TEXT ·SumDotAVX2(SB), NOSPLIT, $0-64
 	VXORPD Y0, Y0, Y0
 	VXORPD Y1, Y1, Y1
@@ -4474,12 +4462,12 @@ sumdot_done:
 	VADDPD       X1, X0, X0
 	VUNPCKHPD    X0, X0, X1
 	VADDSD       X1, X0, X0
-	MOVSD        X0, sy+48(FP)
+	VMOVSD       X0, sy+48(FP)
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPD       X0, X2, X0
 	VUNPCKHPD    X0, X0, X1
 	VADDSD       X1, X0, X0
-	MOVSD        X0, syx+56(FP)
+	VMOVSD       X0, syx+56(FP)
 	VZEROUPPER
 	RET
 
@@ -4641,15 +4629,14 @@ winoin_done:
 	RET
 
 // func WinoOutputAVX2(top *float32, bot *float32, m *float32, ms int, blocks int, bias float32)
-// Requires: AVX, AVX2, SSE
+// Requires: AVX
 TEXT ·WinoOutputAVX2(SB), NOSPLIT, $0-44
 	MOVQ         top+0(FP), AX
 	MOVQ         bot+8(FP), CX
 	MOVQ         m+16(FP), DX
 	MOVQ         ms+24(FP), BX
 	MOVQ         blocks+32(FP), SI
-	MOVSS        bias+40(FP), X0
-	VBROADCASTSS X0, Y0
+	VBROADCASTSS bias+40(FP), Y0
 	SHLQ         $0x02, BX
 	MOVQ         BX, DI
 	SHLQ         $0x02, DI

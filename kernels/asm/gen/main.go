@@ -22,6 +22,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/mmcloughlin/avo/gotypes"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -246,4 +248,19 @@ func generate(k kernel) {
 	}
 	VZEROUPPER()
 	RET()
+}
+
+// paramMem is the stack address of a scalar argument or result. The kernels
+// move floats in and out with VEX instructions only (VBROADCASTSS, VMOVSS,
+// VMOVSD): avo's Load and Store would emit legacy-SSE MOVSS/MOVSD, and a
+// legacy-SSE instruction while the upper halves of the vector registers are
+// dirty costs a state transition on some CPUs — about 300 ns per call of
+// ExpShiftSumAVX512 on the 2-vCPU Xeon of bench/RESULTS.md (2026-12-03,
+// last session), three times the kernel's own time on a 196-key softmax row.
+func paramMem(c gotypes.Component) Mem {
+	b, err := c.Resolve()
+	if err != nil {
+		panic(err)
+	}
+	return b.Addr
 }

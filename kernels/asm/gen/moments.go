@@ -15,7 +15,7 @@ func generateMoments() {
 	Doc("MomentsAVX2 returns Σ(x[i] − k) and Σ(x[i] − k)² in float64 for i < len(x) rounded down to a",
 		"multiple of 8 (the caller adds the tail). AVX2+FMA.")
 	kv := YMM()
-	VBROADCASTSD(Load(Param("k"), XMM()), kv)
+	VBROADCASTSD(paramMem(Param("k")), kv)
 	pairedSums("moments", []string{"x"}, func(p []GPVirtual, s, q [2]VecVirtual) {
 		for h := range 2 {
 			d := YMM()
@@ -59,8 +59,8 @@ func pairedSums(name string, params []string, body func(p []GPVirtual, s, q [2]V
 	vecLoop(name, params, 8, func(p []GPVirtual) { body(p, s, q) })
 	VADDPD(s[1], s[0], s[0])
 	VADDPD(q[1], q[0], q[0])
-	Store(reduce4(s[0]), ReturnIndex(0))
-	Store(reduce4(q[0]), ReturnIndex(1))
+	VMOVSD(reduce4(s[0]), paramMem(ReturnIndex(0)))
+	VMOVSD(reduce4(q[0]), paramMem(ReturnIndex(1)))
 	VZEROUPPER()
 	RET()
 }

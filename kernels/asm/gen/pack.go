@@ -24,7 +24,7 @@ func generatePackA6() {
 	lda := Load(Param("lda"), GP64())
 	n := Load(Param("blocks"), GP64())
 	alpha := YMM()
-	VBROADCASTSS(Load(Param("alpha"), XMM()), alpha)
+	VBROADCASTSS(paramMem(Param("alpha")), alpha)
 	SHLQ(U8(2), lda) // bytes
 	a3 := GP64()     // row 3
 	LEAQ(Mem{Base: a0, Index: lda, Scale: 2}, a3)

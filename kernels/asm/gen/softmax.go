@@ -43,12 +43,12 @@ func generateSoftmax() {
 		inf := GP32()
 		MOVL(U32(math.Float32bits(float32(math.Inf(-1)))), inf)
 		t := XMM()
-		MOVD(inf, t)
+		VMOVD(inf, t)
 		VBROADCASTSS(t, m)
 		vecLoop(strings.ToLower(name), []string{"x"}, a.lanes, func(p []GPVirtual) {
 			VMAXPS(Mem{Base: p[0]}, m, m)
 		})
-		Store(reduce(a, m, func(a, b, dst Op) { VMAXPS(a, b, dst) }), ReturnIndex(0))
+		VMOVSS(reduce(a, m, func(a, b, dst Op) { VMAXPS(a, b, dst) }), paramMem(ReturnIndex(0)))
 		VZEROUPPER()
 		RET()
 
@@ -59,7 +59,7 @@ func generateSoftmax() {
 			"returns their sum (ExpAVX2's exp; y may be x). "+a.needs+".")
 		e := a.expRegs()
 		mv, sum := a.vec(), a.vec()
-		VBROADCASTSS(Load(Param("m"), XMM()), mv)
+		VBROADCASTSS(paramMem(Param("m")), mv)
 		zeroVec(sum, a.zmm)
 		vecLoop(strings.ToLower(name), []string{"x", "y"}, a.lanes, func(p []GPVirtual) {
 			v := a.vec()
@@ -69,7 +69,7 @@ func generateSoftmax() {
 			VMOVUPS(ev, Mem{Base: p[1]})
 			VADDPS(ev, sum, sum)
 		})
-		Store(reduce(a, sum, func(a, b, dst Op) { VADDPS(a, b, dst) }), ReturnIndex(0))
+		VMOVSS(reduce(a, sum, func(a, b, dst Op) { VADDPS(a, b, dst) }), paramMem(ReturnIndex(0)))
 		VZEROUPPER()
 		RET()
 
@@ -79,7 +79,7 @@ func generateSoftmax() {
 		Doc(fmt.Sprintf("%s sets y[i] *= s for i < len(y) rounded down to a multiple of %d. %s.", name, a.lanes,
 			map[bool]string{false: "AVX2", true: "AVX-512F"}[a.zmm]))
 		sv := a.vec()
-		VBROADCASTSS(Load(Param("s"), XMM()), sv)
+		VBROADCASTSS(paramMem(Param("s")), sv)
 		elementwiseLanes(strings.ToLower(name), []string{"y"}, a.lanes, func(ptr []GPVirtual) {
 			w := a.vec()
 			VMULPS(Mem{Base: ptr[0]}, sv, w)
@@ -98,8 +98,8 @@ func generateAffine() {
 	Doc("AffineAVX2 sets dst[i] = src[i]·a + b (rounded after the product, as Go does) for i < len(src)",
 		"rounded down to a multiple of 8 (the caller finishes the tail; dst may be src). AVX.")
 	av, bv := YMM(), YMM()
-	VBROADCASTSS(Load(Param("a"), XMM()), av)
-	VBROADCASTSS(Load(Param("b"), XMM()), bv)
+	VBROADCASTSS(paramMem(Param("a")), av)
+	VBROADCASTSS(paramMem(Param("b")), bv)
 	elementwise("affine", []string{"src", "dst"}, func(ptr []GPVirtual) {
 		w := YMM()
 		VMULPS(Mem{Base: ptr[0]}, av, w)
@@ -135,7 +135,7 @@ func generateBinary() {
 		Pragma("noescape")
 		Doc(name + " is " + op.name + "AVX2 with b one value for every i.")
 		bv := YMM()
-		VBROADCASTSS(Load(Param("b"), XMM()), bv)
+		VBROADCASTSS(paramMem(Param("b")), bv)
 		elementwise(op.name+"_vs", []string{"y", "a"}, func(p []GPVirtual) {
 			v := YMM()
 			VMOVUPS(Mem{Base: p[1]}, v)

@@ -129,7 +129,7 @@ func generateWinoOutput() {
 	ms := Load(Param("ms"), GP64())
 	n := Load(Param("blocks"), GP64())
 	bias := YMM()
-	VBROADCASTSS(Load(Param("bias"), XMM()), bias)
+	VBROADCASTSS(paramMem(Param("bias")), bias)
 	mr, ms3 := sixteen(m, ms)
 	TESTQ(n, n)
 	JZ(LabelRef("winoout_done"))
