@@ -151,13 +151,13 @@ func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
 		h = tensor.Add(tensor.Mul(b.Norm2.Forward(h), tensor.AddScalar(parts[0], 1)), parts[1])
 	default:
 		e := b.TimeEmbProj.Forward(tensor.Activation(b.Act, emb))
-		h = b.Norm2.Forward(tensor.Add(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1)))
+		h = b.Norm2.Forward(tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1))) // h: conv1's fresh output
 	}
 	h = b.Conv2.Forward(c.dropout(tensor.ActivationInPlace(b.Act, h), b.DropoutP)) // h: a fresh norm (or scale-shift) output
 	if b.ConvShortcut != nil {
 		x = b.ConvShortcut.Forward(x)
 	}
-	out := tensor.Add(x, h)
+	out := tensor.AddInPlace(h, x) // h: conv2's fresh output
 	if b.OutputScale != 1 {
 		out = tensor.Scale(out, 1/b.OutputScale)
 	}

@@ -58,3 +58,60 @@ func TestActivationInPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestAddInPlace checks that AddInPlace adds into a dense tensor without
+// gradients (Add's bits, b broadcast as a ResNet block's time embedding, at
+// every CPU level) and leaves views, a that would have to grow, and tensors
+// in a gradient's path to Add.
+func TestAddInPlace(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	rnd := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = 4*r.Float32() - 2
+		}
+		return v
+	}
+	for _, level := range kernels.Levels() {
+		dev := kernels.NewCPULevel(2, level)
+		for _, bShape := range [][]int{{2, 3, 5, 7}, {2, 3, 1, 1}, {7}, {1}} {
+			av, bv := rnd(2*3*5*7), rnd(numelOf(bShape))
+			b := FromFloat32(dev, bv, bShape...)
+			want := Add(FromFloat32(dev, av, 2, 3, 5, 7), b).MustFloat32s()
+			a := FromFloat32(dev, av, 2, 3, 5, 7)
+			if y := AddInPlace(a, b); y != a {
+				t.Fatalf("%v b %v: a dense tensor without gradients was not added into", level, bShape)
+			}
+			if got := a.MustFloat32s(); !slices.Equal(got, want) {
+				t.Fatalf("%v b %v: in place differs from Add", level, bShape)
+			}
+		}
+	}
+	x := FromFloat32(cpu, []float32{1, 2, 3, 4}, 2, 2)
+	if y := AddInPlace(x.Transpose(0, 1), x); !slices.Equal(x.MustFloat32s(), []float32{1, 2, 3, 4}) ||
+		!slices.Equal(y.MustFloat32s(), []float32{2, 5, 5, 8}) {
+		t.Fatal("a transposed view was added into, or the sum is wrong")
+	}
+	small := FromFloat32(cpu, []float32{1, 2}, 2)
+	if y := AddInPlace(small, x); y == small || !slices.Equal(y.Shape(), []int{2, 2}) {
+		t.Fatal("a tensor smaller than the sum was added into")
+	}
+	w := FromFloat32(cpu, []float32{1, 2}, 2).SetRequiresGrad(true)
+	h := Scale(w, 3)
+	if y := AddInPlace(h, small); y == h {
+		t.Fatal("a tensor on a gradient's path was added into")
+	} else {
+		Sum(y).Backward()
+	}
+	if g := w.Grad().MustFloat32s(); !slices.Equal(g, []float32{3, 3}) {
+		t.Fatalf("gradient through AddInPlace: %v, want [3 3]", g)
+	}
+}
+
+func numelOf(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}

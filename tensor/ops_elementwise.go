@@ -104,6 +104,24 @@ func Add(a, b *Tensor) *Tensor {
 	return out
 }
 
+// AddInPlace adds b, broadcast to a's shape, into a and returns a, when no
+// gradient flows through either and a is a dense float32 tensor: in
+// inference a residual sum then reuses the fresh output of the layer before
+// it instead of allocating (and clearing) another tensor of its size.
+// Otherwise it returns Add(a, b). The caller must own a: nothing else may
+// read it afterwards. a + b and b + a are the same float32, so either
+// operand order gives Add's bits.
+func AddInPlace(a, b *Tensor) *Tensor {
+	if anyNeedsGrad(a, b) || a.dtype != F32 || b.dtype != F32 || !a.IsDense() || a.dev != b.dev ||
+		!slices.Equal(broadcastShapes("add", a.shape, b.shape), a.shape) {
+		return Add(a, b)
+	}
+	if a.Numel() > 0 {
+		binaryView(a.dev, OpAdd, a.buf, a.broadcastView(a.shape), b.broadcastView(a.shape), a.shape)
+	}
+	return a
+}
+
 // Sub returns a - b (broadcasting).
 func Sub(a, b *Tensor) *Tensor {
 	out := binary("sub", OpSub, a, b)

@@ -249,9 +249,9 @@ func causalMask(dev tensor.Device, L int) *tensor.Tensor {
 }
 
 func (l *EncoderLayer) forward(x, mask *tensor.Tensor) *tensor.Tensor {
-	x = tensor.Add(x, l.Out.Forward(maskedAttention(l.LayerNorm1.Forward(x), l.Q, l.K, l.V, l.Heads, mask)))
+	x = tensor.AddInPlace(l.Out.Forward(maskedAttention(l.LayerNorm1.Forward(x), l.Q, l.K, l.V, l.Heads, mask)), x)
 	h := l.FC1.Forward(l.LayerNorm2.Forward(x))
-	return tensor.Add(x, l.FC2.Forward(activation(l.Act, h)))
+	return tensor.AddInPlace(l.FC2.Forward(activation(l.Act, h)), x)
 }
 
 // maskedAttention is multi-head self-attention with an additive (L, L) mask

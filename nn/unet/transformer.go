@@ -116,9 +116,10 @@ func (b *TransformerBlock) Forward(h, ctx *tensor.Tensor) *tensor.Tensor {
 	if b.OnlyCross {
 		selfCtx = ctx
 	}
-	h = tensor.Add(b.Attn1.Forward(b.Norm1.Forward(h), selfCtx), h)
-	h = tensor.Add(b.Attn2.Forward(b.Norm2.Forward(h), ctx), h)
-	return tensor.Add(b.FFOut.Forward(geglu(b.FFProj.Forward(b.Norm3.Forward(h)))), h)
+	// Each residual sum goes into the sublayer's fresh output.
+	h = tensor.AddInPlace(b.Attn1.Forward(b.Norm1.Forward(h), selfCtx), h)
+	h = tensor.AddInPlace(b.Attn2.Forward(b.Norm2.Forward(h), ctx), h)
+	return tensor.AddInPlace(b.FFOut.Forward(geglu(b.FFProj.Forward(b.Norm3.Forward(h)))), h)
 }
 
 // geglu splits p (…, 2n) into value and gate halves: value·gelu(gate).

@@ -82,14 +82,14 @@ func newResnet3D(dev tensor.Device, r *rand.Rand, in, out, temb, groups int, eps
 
 // Forward runs the block on x (B, C, D, H, W) with emb (B, temb).
 func (b *ResnetBlock3D) Forward(x, emb *tensor.Tensor) *tensor.Tensor {
-	h := b.Conv1.Forward(tensor.SiLU(b.Norm1.Forward(x)))
+	h := b.Conv1.Forward(tensor.ActivationInPlace("silu", b.Norm1.Forward(x)))
 	e := b.TimeEmbProj.Forward(tensor.SiLU(emb))
-	h = b.Norm2.Forward(tensor.Add(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1, 1)))
-	h = b.Conv2.Forward(tensor.SiLU(h))
+	h = b.Norm2.Forward(tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1, 1))) // h: conv1's fresh output
+	h = b.Conv2.Forward(tensor.ActivationInPlace("silu", h))                          // h: a fresh norm output
 	if b.ConvShortcut != nil {
 		x = b.ConvShortcut.Forward(x)
 	}
-	return tensor.Add(x, h)
+	return tensor.AddInPlace(h, x) // h: conv2's fresh output
 }
 
 func (b *ResnetBlock3D) Collect(prefix string, ps *nn.ParamList) {
