@@ -109,16 +109,26 @@ func packA(dst, a []float32, lda int, transA bool, m, i0, mc, p0, kc, mr int, al
 			}
 			continue
 		}
-		if rows == mr && mr == 12 && alpha == 1 && asm.Available { // whole AVX-512 panel: rows 0–7 and 4–11 by 8×8 transposes
+		if rows >= 8 && mr == 12 && alpha == 1 && asm.Available {
+			// An AVX-512 panel of 8–12 rows: rows 0–7 and rows−8 … rows−1
+			// by 8×8 transposes (they overlap unless rows is 8 or 16), the
+			// rows past the edge cleared (F = 32 leaves an 8-row last panel).
 			blocks := kc / 8
 			if blocks > 0 {
 				asm.PackBT8AVX2(&panel[0], mr, &a[row0*lda+p0], lda, blocks)
-				asm.PackBT8AVX2(&panel[4], mr, &a[(row0+4)*lda+p0], lda, blocks)
+				if rows > 8 {
+					asm.PackBT8AVX2(&panel[rows-8], mr, &a[(row0+rows-8)*lda+p0], lda, blocks)
+				}
 			}
-			for r := range mr {
+			for r := range rows {
 				src := a[(row0+r)*lda+p0:][:kc]
 				for p := 8 * blocks; p < kc; p++ {
 					panel[p*mr+r] = src[p]
+				}
+			}
+			if rows < mr {
+				for p := range kc {
+					clear(panel[p*mr+rows : (p+1)*mr])
 				}
 			}
 			continue

@@ -687,8 +687,9 @@ func TestPackAAgainstLoop(t *testing.T) {
 		for _, extra := range []int{0, 3, 1024} {
 			for _, transA := range []bool{false, true} {
 				for _, alpha := range []float32{1, 0.75} {
-					for _, mr := range []int{6, 12} { // the AVX2 and AVX-512 panels
-						m := 2*mr + 3 // two whole panels and one of three rows
+					for _, shape := range [][2]int{{6, 3}, {6, 5}, {12, 3}, {12, 8}, {12, 9}, {12, 11}} { // the AVX2 and AVX-512 panels
+						mr := shape[0]
+						m := 2*mr + shape[1] // two whole panels and a partial one
 						lda := kc + 2 + extra
 						if transA { // A stored (kc+2)×lda: row i of op(A) is column i
 							lda = m + extra
