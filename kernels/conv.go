@@ -325,7 +325,8 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 		d.convWinograd(ys, xs, w, ws, bs, p, false)
 		return
 	}
-	wA := d.newGemmA(false, p.F, ckk, ws, ckk) // packed once for all images
+	wA, releaseW := d.packedWeightsOf(w, ws, p.F, ckk) // packed once for all images, or kept from the last call
+	defer releaseW()
 	if path == ConvShifted {
 		d.convShifted(ys, xs, wA, bs, p)
 		return

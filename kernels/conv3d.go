@@ -270,7 +270,8 @@ func (d *Device) Conv3D(y, x, w, b tensor.Buffer, p tensor.Conv3DParams) {
 		d.conv3DWinograd(ys, xs, w, ws, bs, p, false)
 		return
 	}
-	wA := d.newGemmA(false, p.F, k, ws, k) // packed once for all volumes
+	wA, releaseW := d.packedWeightsOf(w, ws, p.F, k) // packed once for all volumes, or kept from the last call
+	defer releaseW()
 	if path == ConvShifted {
 		s := newVolShift(p)
 		padLen := s.padLen(p.C)

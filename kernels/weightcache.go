@@ -16,8 +16,11 @@ import (
 // A sampler runs the same network 20–50 times with the same weights, and
 // every convolution on the Winograd path transforms its weights into the 16
 // packed matrices U[ξ] each time: at batch 1 that transform was a quarter
-// of tiny-mnist's forward time (bench/RESULTS.md, 2026-12-03). The cache
-// keeps the transformed form of a weight buffer from one call to the next.
+// of tiny-mnist's forward time (bench/RESULTS.md, 2026-12-03). The other
+// forward paths pack their weight matrix into the micro-kernel's panels,
+// which was a fifth of ddpm-cifar10-32's batch-1 forward (2026-12-03,
+// late). The cache keeps either form of a weight buffer from one call to
+// the next.
 //
 // Staleness is ruled out by content, not by trust: each call hashes the
 // weights (maphash, ~1 % of a batch-1 forward) and uses the kept form only
@@ -37,6 +40,7 @@ type weightForm uint8
 const (
 	formWinograd        weightForm = iota // U[ξ] of a 3×3 kernel
 	formWinogradFlipped                   // U[ξ] of the flipped kernel (input gradient)
+	formPacked                            // the F×(C·kernel) matrix in the GEMM's panels (other forward paths)
 )
 
 type weightKey struct {
@@ -47,10 +51,10 @@ type weightKey struct {
 
 type weightEntry struct {
 	hash     uint64
-	changes  int         // how often the contents changed between calls
-	volatile bool        // changed twice: not cached, not hashed any more
-	us       [][16]gemmA // one set per depth tap (one for 2-D kernels)
-	buf      []float32   // us's storage; nil until cached
+	changes  int       // how often the contents changed between calls
+	volatile bool      // changed twice: not cached, not hashed any more
+	prepared any       // what prepare made: [][16]gemmA (Winograd) or *prepackedA
+	buf      []float32 // prepared's storage; nil until cached
 }
 
 type weightCache struct {
@@ -74,13 +78,13 @@ func (c *weightCache) drop(k weightKey) {
 	}
 }
 
-// preparedWeights returns the packed matrices of ws (the floats of the
-// buffer w) in the given form, 16 per depth tap, made by prepare into a
-// buffer of n floats: the kept ones when the cache holds them for these
-// contents, else fresh ones in scratch that release hands back.
-func (d *Device) preparedWeights(w tensor.Buffer, ws []float32, form weightForm, f, c, n int,
-	prepare func(buf []float32) [][16]gemmA) (us [][16]gemmA, release func()) {
-	fresh := func() ([][16]gemmA, func()) {
+// preparedWeights returns the prepared form of ws (the floats of the buffer
+// w), made by prepare into a buffer of n floats: the kept one when the cache
+// holds it for these contents, else a fresh one in scratch that release
+// hands back.
+func preparedWeights[T any](d *Device, w tensor.Buffer, ws []float32, form weightForm, f, c, n int,
+	prepare func(buf []float32) T) (prepared T, release func()) {
+	fresh := func() (T, func()) {
 		buf := getWino(n)
 		return prepare(buf), func() { putWino(buf) }
 	}
@@ -113,13 +117,13 @@ func (d *Device) preparedWeights(w tensor.Buffer, ws []float32, form weightForm,
 		e.changes++
 		e.volatile = e.changes >= 2
 		cache.bytes -= 4 * len(e.buf)
-		e.buf, e.us = nil, nil
+		e.buf, e.prepared = nil, nil
 		cache.mu.Unlock()
 		return fresh()
 	case e.buf != nil: // kept
-		us = e.us
+		prepared = e.prepared.(T)
 		cache.mu.Unlock()
-		return us, func() {}
+		return prepared, func() {}
 	case cache.bytes+budget > d.tune.WeightCacheMiB<<20: // unchanged, but no room
 		cache.mu.Unlock()
 		return fresh()
@@ -127,15 +131,29 @@ func (d *Device) preparedWeights(w tensor.Buffer, ws []float32, form weightForm,
 	cache.bytes += budget // unchanged since the last call: keep this one
 	cache.mu.Unlock()
 	buf := make([]float32, n)
-	us = prepare(buf)
+	prepared = prepare(buf)
 	cache.mu.Lock()
 	if e2 := cache.entries[key]; e2 == e && e.hash == h && e.buf == nil {
-		e.buf, e.us = buf, us
+		e.buf, e.prepared = buf, prepared
 	} else {
 		cache.bytes -= budget
 	}
 	cache.mu.Unlock()
-	return us, func() {}
+	return prepared, func() {}
+}
+
+// packedWeightsOf is the row-major m×k weight matrix ws (of buffer w) as
+// the shared A operand of a GEMM, packed once per call, or kept across calls
+// while w's contents do not change; release hands back what was not kept.
+func (d *Device) packedWeightsOf(w tensor.Buffer, ws []float32, m, k int) (wA gemmA, release func()) {
+	mk, ok := d.microKernel()
+	if !ok {
+		return d.newGemmA(false, m, k, ws, k), func() {}
+	}
+	pa, release := preparedWeights(d, w, ws, formPacked, m, k, prepackedLen(mk, m, k), func(buf []float32) *prepackedA {
+		return prepackAIn(mk, false, m, k, 1, ws, k, buf)
+	})
+	return gemmA{m: m, k: k, a: ws, lda: k, pre: pa}, release
 }
 
 // CachedWeightBytes is the memory the device's weight cache holds.

@@ -11,29 +11,49 @@ import (
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
-// TestWeightCache runs a Winograd convolution as a sampler does (the same
-// weights call after call) and as training does (weights changed between
-// calls), and checks that every output equals the uncached device's bit for
-// bit, that unchanged weights are kept from their second call on, that
-// changed ones are never served stale, and that a buffer's entries go when
-// the buffer is collected.
+// TestWeightCache runs a convolution as a sampler does (the same weights
+// call after call) and as training does (weights changed between calls), on
+// the Winograd path (transformed weights kept) and on the shifted-rows and
+// 1×1 paths (packed weight panels kept), and checks that every output equals
+// the uncached device's bit for bit, that unchanged weights are kept from
+// their second call on, that changed ones are never served stale, and that
+// a buffer's entries go when the buffer is collected.
 func TestWeightCache(t *testing.T) {
 	if MaxLevel() == Generic {
-		t.Skip("the Winograd path needs a packed GEMM level")
+		t.Skip("the prepared forms need a packed GEMM level")
 	}
-	p := tensor.ConvParams{N: 2, C: 24, H: 12, W: 10, F: 20, KH: 3, KW: 3, StrideH: 1, StrideW: 1,
-		PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1, OH: 12, OW: 10}
-	on := DefaultTuning()
-	on.WinogradMinTiles, on.WinogradMinTileChannels = 0, 0 // a small shape on the Winograd paths
+	conv := func(k, pad int) tensor.ConvParams {
+		return tensor.ConvParams{N: 2, C: 24, H: 12, W: 10, F: 20, KH: k, KW: k, StrideH: 1, StrideW: 1,
+			PadTop: pad, PadBottom: pad, PadLeft: pad, PadRight: pad, OH: 12, OW: 10}
+	}
+	winograd := DefaultTuning()
+	winograd.WinogradMinTiles, winograd.WinogradMinTileChannels = 0, 0 // a small shape on the Winograd paths
+	shifted := DefaultTuning()
+	shifted.WinogradMinC = 1 << 30
+	for _, c := range []struct {
+		name string
+		p    tensor.ConvParams
+		on   Tuning
+		plan ConvPlan
+	}{
+		{"winograd", conv(3, 1), winograd, ConvPlan{ConvWinograd, ConvFlippedWinograd, ConvWinograd}},
+		{"shifted", conv(3, 1), shifted, ConvPlan{ConvShifted, ConvFlippedShifted, ConvShifted}},
+		{"pointwise", conv(1, 0), shifted, ConvPlan{ConvPointwise, ConvPointwise, ConvPointwise}},
+	} {
+		t.Run(c.name, func(t *testing.T) { testWeightCache(t, c.p, c.on, c.plan) })
+	}
+}
+
+func testWeightCache(t *testing.T, p tensor.ConvParams, on Tuning, plan ConvPlan) {
 	off := on
 	off.WeightCacheMiB = 0
 	plain, cached := NewCPUTuned(2, MaxLevel(), off), NewCPUTuned(2, MaxLevel(), on)
-	if cached.PlanConv2D(p).Forward != ConvWinograd || cached.PlanConv2D(p).BackwardInput != ConvFlippedWinograd {
-		t.Fatalf("test shape %+v does not take the Winograd paths: %+v", p, cached.PlanConv2D(p))
+	if got := cached.PlanConv2D(p); got != plan {
+		t.Fatalf("test shape %+v plans %v, want %v", p, got, plan)
 	}
 	r := rand.New(rand.NewPCG(3, 4))
 	x, b := randSlice(r, p.N*p.C*p.H*p.W), randSlice(r, p.F)
-	w := &Buffer{dev: cached, F: randSlice(r, p.F*p.C*9)}
+	w := &Buffer{dev: cached, F: randSlice(r, p.F*p.C*p.KH*p.KW)}
 	run := func(d *Device) (y, dx []float32) {
 		yb := &Buffer{dev: d, F: make([]float32, p.N*p.F*p.OH*p.OW)}
 		dxb := &Buffer{dev: d, F: make([]float32, len(x))}
@@ -74,7 +94,7 @@ func TestWeightCache(t *testing.T) {
 	}
 
 	// A fresh buffer is kept again, and dropped when it is collected.
-	w = &Buffer{dev: cached, F: randSlice(r, p.F*p.C*9)}
+	w = &Buffer{dev: cached, F: randSlice(r, p.F*p.C*p.KH*p.KW)}
 	check("new buffer")
 	check("new buffer, second call")
 	if cached.CachedWeightBytes() != kept {

@@ -208,7 +208,7 @@ func (d *Device) winogradWeightsOf(w tensor.Buffer, ws []float32, f, c int, flip
 		form = formWinogradFlipped
 	}
 	n := winoWeightsLen(mk, f, c)
-	return d.preparedWeights(w, ws, form, f, c, taps*n, func(buf []float32) [][16]gemmA {
+	return preparedWeights(d, w, ws, form, f, c, taps*n, func(buf []float32) [][16]gemmA {
 		us := make([][16]gemmA, taps)
 		for t := range us {
 			us[t] = d.winogradWeights(buf[t*n:][:n], kernel(t), f, c, flipped)
