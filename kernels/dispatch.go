@@ -165,6 +165,10 @@ type gemm struct {
 	B           operandB
 	C           []float32
 	LdC         int
+	// PlanM, when not 0, is the M of the whole product this is a slab of
+	// rows of: the path (B packed or read in place) is chosen for it, so
+	// that every thread count groups the sums the same way.
+	PlanM int
 }
 
 // sgemm runs g at the device's level (the path: PlanGemm).

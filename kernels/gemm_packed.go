@@ -329,7 +329,7 @@ func sgemmPacked(mk microKernel, threads int, g gemm) {
 				ao = i0
 			}
 			slab := g
-			slab.M, slab.A, slab.C = i1-i0, g.A[ao:], g.C[i0*g.LdC:]
+			slab.M, slab.A, slab.C, slab.PlanM = i1-i0, g.A[ao:], g.C[i0*g.LdC:], m
 			wg.Go(func() { sgemmLoop(mk, nil, slab) })
 		}
 	}
@@ -392,19 +392,47 @@ func prepackedIn(mk microKernel, m, k int, buf []float32) *prepackedA {
 	return pa
 }
 
+// rowSlab is rows [i0, i1) of a prepackedA of one row block (m ≤ packMC),
+// i0 a multiple of mr: a view of the same panels.
+func (pa *prepackedA) rowSlab(i0, i1 int) *prepackedA {
+	mr := pa.mk.mr
+	s := &prepackedA{mk: pa.mk, m: i1 - i0, k: pa.k, icBlocks: 1}
+	for pc := 0; pc < pa.k; pc += packKC {
+		kc := min(packKC, pa.k-pc)
+		s.blocks = append(s.blocks, pa.blocks[pc/packKC][i0/mr*mr*kc:(i1+mr-1)/mr*mr*kc])
+	}
+	return s
+}
+
 // sgemmPrepacked is sgemmPacked with A packed beforehand; threads split C
-// by columns (A's blocks are shared read-only).
+// by columns (A's blocks are shared read-only), or by rows when C has fewer
+// column panels than threads (the 4×4 and 8×8 levels of a batch-1 U-Net).
 func sgemmPrepacked(pa *prepackedA, threads int, n int, ob operandB, beta float32, c []float32, ldc int) {
 	mk, m, k := pa.mk, pa.m, pa.k
 	if m == 0 || n == 0 {
 		return
 	}
-	nPanels := (n + mk.nr - 1) / mk.nr
+	nPanels, mPanels := (n+mk.nr-1)/mk.nr, (m+mk.mr-1)/mk.mr
 	parts := max(1, min(threads, nPanels))
 	if m*n*k < 1<<18 {
 		parts = 1
 	}
 	var wg sync.WaitGroup
+	if rows := min(threads, mPanels); rows > parts && pa.icBlocks == 1 && m*n*k >= 1<<18 {
+		for t := rows - 1; t >= 0; t-- { // part 0 last, on the calling goroutine
+			i0, i1 := t*mPanels/rows*mk.mr, min(m, (t+1)*mPanels/rows*mk.mr)
+			run := func() {
+				sgemmLoop(mk, pa.rowSlab(i0, i1), gemm{M: i1 - i0, N: n, K: k, Alpha: 1, B: ob, Beta: beta, C: c[i0*ldc:], LdC: ldc, PlanM: m})
+			}
+			if t == 0 {
+				run()
+				break
+			}
+			wg.Go(run)
+		}
+		wg.Wait()
+		return
+	}
 	for t := range parts {
 		j0, j1 := t*nPanels/parts*mk.nr, min(n, (t+1)*nPanels/parts*mk.nr)
 		run := func() {
@@ -452,7 +480,11 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 		packA(ap, a, lda, transA, m, ic, mc, pc, kc, mr, alpha)
 		return ap
 	}
-	unpacked := !ob.trans && readsBUnpacked(mk, pa != nil, m, n)
+	planM := m
+	if g.PlanM > 0 {
+		planM = g.PlanM
+	}
+	unpacked := !ob.trans && readsBUnpacked(mk, pa != nil, planM, n)
 	if unpacked && ob.off == nil {
 		ob.off = make([]int, k)
 		for p := range ob.off {

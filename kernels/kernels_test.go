@@ -615,7 +615,8 @@ func testPrepacked(t *testing.T, unpacked bool, tune Tuning) {
 				ldb = k
 			}
 			beta := []float32{0, 1}[trial%2]
-			for _, threads := range []int{1, 2} {
+			var first []float32 // threads = 1: every thread count must give its bits
+			for _, threads := range []int{1, 2, 3} {
 				d := NewCPUTuned(threads, level, tune)
 				want := append([]float32(nil), c0...)
 				d.sgemm(threads, gemm{M: m, N: n, K: k, Alpha: 1, TransA: tA, A: a, LdA: lda, B: operandB{b: b, ld: ldb, trans: tB}, Beta: beta, C: want, LdC: n})
@@ -634,6 +635,11 @@ func testPrepacked(t *testing.T, unpacked bool, tune Tuning) {
 					if got[i] != 0 {
 						t.Fatalf("%s: wrote past C", level)
 					}
+				}
+				if first == nil {
+					first = got[:m*n]
+				} else if !slices.Equal(got[:m*n], first) {
+					t.Fatalf("%s %dx%dx%d tA=%v tB=%v: %d threads differ from one", level, m, n, k, tA, tB, threads)
 				}
 			}
 		}
