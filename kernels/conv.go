@@ -116,18 +116,20 @@ func col2im(dx, col []float32, p tensor.ConvParams) {
 func (d *Device) forImages(nImg, colLen int, fn func(n int, scratch []float32, threads int)) {
 	workers := min(d.threads, nImg)
 	if workers <= 1 {
-		scratch := make([]float32, colLen)
+		buf := getBuf(colLen)
+		defer packPool.Put(buf)
 		for n := range nImg {
-			fn(n, scratch, d.threads)
+			fn(n, *buf, d.threads)
 		}
 		return
 	}
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			scratch := make([]float32, colLen)
+			buf := getBuf(colLen)
+			defer packPool.Put(buf)
 			for n := w; n < nImg; n += workers {
-				fn(n, scratch, 1)
+				fn(n, *buf, 1)
 			}
 		})
 	}
