@@ -93,10 +93,31 @@ func (d *Device) Unary(op tensor.UnaryOp, dst, x tensor.Buffer, n int, p tensor.
 		if d.level > Generic && d.unaryFast(op, y[lo:hi], xs[lo:hi]) {
 			return
 		}
+		if op == tensor.OpAffine && d.level > Generic && d.affineExact(y[lo:hi], xs[lo:hi], p) {
+			return
+		}
 		for i := lo; i < hi; i++ {
 			y[i] = float32(unaryF(op, float64(xs[i]), p))
 		}
 	})
+}
+
+// affineExact runs the two common affine maps, α·x + 0 (Scale, e.g. of every
+// gradient by the clip factor) and 1·x + β (AddScalar), as a float32
+// product and then a float32 sum (Device.affine), which gives the float64
+// reference's values for these two: α·x is exact in float64, so one
+// rounding of it is float32's product; a sum of two float32 values is exact
+// in float64 when their exponents differ by at most 29, and otherwise the
+// smaller is far below half an ulp of the larger either way. Only the sign
+// of a zero can differ: a product that underflows to zero is −0 + 0 = +0
+// here, where the reference rounds −tiny to −0. Other maps report false
+// (the float64 sum would round twice).
+func (d *Device) affineExact(y, x []float32, p tensor.UnaryParams) bool {
+	if p.Beta != 0 && p.Alpha != 1 {
+		return false
+	}
+	d.affine(y, x, p.Alpha, p.Beta)
+	return true
 }
 
 // UnaryBackward computes dx[i] = dy[i]·op'(x[i]) for i < n.

@@ -752,13 +752,53 @@ func TestAffineLevels(t *testing.T) {
 			}
 			d.affine(dst[:n], src, a, b)
 			for i, v := range src {
-				if want := v*a + b; dst[i] != want {
+				if want := float32(v*a) + b; dst[i] != want {
 					t.Fatalf("%s n=%d: [%d] = %g, want %g", level, n, i, dst[i], want)
 				}
 			}
 			for _, v := range dst[n:] {
 				if v != 12345 {
 					t.Fatalf("%s n=%d: wrote past dst", level, n)
+				}
+			}
+		}
+	}
+}
+
+// TestScaleAddScalarValues checks that Scale (α·x + 0) and AddScalar (x + β),
+// which the levels above generic run as float32 operations, give the
+// float64 reference's values (==, so a zero's sign aside; NaN as NaN) on
+// inputs that probe the argument: signed zeros, subnormals and products
+// that underflow, exponents far apart, overflow, infinities.
+func TestScaleAddScalarValues(t *testing.T) {
+	inf := float32(math.Inf(1))
+	xs := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 1.5, 3e38, -3e38, 1e-38, 1e-45, -1e-45, 7e-42,
+		1 << 30, 1.0000001, 0.99999994, 123456.789, -2.5e-20, inf, -inf, float32(math.NaN())}
+	r := rand.New(rand.NewPCG(17, 18))
+	for range 45 {
+		xs = append(xs, float32(r.NormFloat64()*math.Pow(10, float64(r.IntN(60)-30))))
+	}
+	var params []tensor.UnaryParams
+	for _, a := range []float32{1, -1, 0.5, 3, 1e30, 1e-30, 0, float32(math.Copysign(0, -1)), 0.3333333, inf} {
+		params = append(params, tensor.UnaryParams{Alpha: a}) // Scale
+	}
+	for _, b := range []float32{0, float32(math.Copysign(0, -1)), 1, -1, 1e-30, 1e30, 3e38, 1e-45, 0.1, -inf} {
+		params = append(params, tensor.UnaryParams{Alpha: 1, Beta: b}) // AddScalar
+	}
+	ref := NewCPULevel(1, Generic)
+	for _, level := range Levels()[1:] {
+		d := NewCPULevel(2, level)
+		for _, p := range params {
+			want, got := make([]float32, len(xs)), make([]float32, len(xs))
+			ref.Unary(tensor.OpAffine, &Buffer{dev: ref, F: want}, &Buffer{dev: ref, F: xs}, len(xs), p)
+			d.Unary(tensor.OpAffine, &Buffer{dev: d, F: got}, &Buffer{dev: d, F: xs}, len(xs), p)
+			for i := range xs {
+				w, g := want[i], got[i]
+				if w != w && g != g {
+					continue
+				}
+				if w != g {
+					t.Fatalf("%s α=%g β=%g x=%g: %g (%#x), reference %g (%#x)", level, p.Alpha, p.Beta, xs[i], g, math.Float32bits(g), w, math.Float32bits(w))
 				}
 			}
 		}

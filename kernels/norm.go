@@ -217,7 +217,7 @@ func (d *Device) affine(dst, src []float32, a, b float32) {
 		k = len(src) / 8 * 8
 	}
 	for i := k; i < len(src); i++ {
-		dst[i] = src[i]*a + b
+		dst[i] = float32(src[i]*a) + b // the conversion keeps the product rounded (no fused multiply-add)
 	}
 }
 
