@@ -93,7 +93,7 @@ func (d *Device) Unary(op tensor.UnaryOp, dst, x tensor.Buffer, n int, p tensor.
 		if d.level > Generic && d.unaryFast(op, y[lo:hi], xs[lo:hi]) {
 			return
 		}
-		if op == tensor.OpAffine && d.level > Generic && d.affineExact(y[lo:hi], xs[lo:hi], p) {
+		if op == tensor.OpAffine && d.level > Generic && d.scaleOrShift(y[lo:hi], xs[lo:hi], p) {
 			return
 		}
 		for i := lo; i < hi; i++ {
@@ -102,7 +102,7 @@ func (d *Device) Unary(op tensor.UnaryOp, dst, x tensor.Buffer, n int, p tensor.
 	})
 }
 
-// affineExact runs the two common affine maps, α·x + 0 (Scale, e.g. of every
+// scaleOrShift runs the two common affine maps, α·x + 0 (Scale, e.g. of every
 // gradient by the clip factor) and 1·x + β (AddScalar), as a float32
 // product and then a float32 sum (Device.affine), which gives the float64
 // reference's values for these two: α·x is exact in float64, so one
@@ -112,7 +112,7 @@ func (d *Device) Unary(op tensor.UnaryOp, dst, x tensor.Buffer, n int, p tensor.
 // of a zero can differ: a product that underflows to zero is −0 + 0 = +0
 // here, where the reference rounds −tiny to −0. Other maps report false
 // (the float64 sum would round twice).
-func (d *Device) affineExact(y, x []float32, p tensor.UnaryParams) bool {
+func (d *Device) scaleOrShift(y, x []float32, p tensor.UnaryParams) bool {
 	if p.Beta != 0 && p.Alpha != 1 {
 		return false
 	}

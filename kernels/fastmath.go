@@ -167,7 +167,9 @@ func (d *Device) unaryGradFast(op tensor.UnaryOp, dx, x, dy []float32) bool {
 // last len(x) mod lanes values go through the same kernels once more, padded
 // to a whole vector with −Inf (e^−Inf = 0 adds nothing to the sum): a
 // 196-key row of tiny-mnist's attention has a 4-value tail, which cost as
-// much as a quarter of the row in scalar expf.
+// much as a quarter of the row in scalar expf. The kernels are called
+// directly at each width: through function values their arguments would
+// escape, and the tail arrays move to the heap (measured 35 % slower).
 func (d *Device) softmaxRowFast(y, x []float32) {
 	y = y[:len(x)]
 	lanes := 8

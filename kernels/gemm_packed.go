@@ -413,38 +413,20 @@ func sgemmPrepacked(pa *prepackedA, threads int, n int, ob operandB, beta float3
 		return
 	}
 	nPanels, mPanels := (n+mk.nr-1)/mk.nr, (m+mk.mr-1)/mk.mr
-	parts := max(1, min(threads, nPanels))
 	if m*n*k < 1<<18 {
-		parts = 1
+		threads = 1
 	}
-	var wg sync.WaitGroup
-	if rows := min(threads, mPanels); rows > parts && pa.icBlocks == 1 && m*n*k >= 1<<18 {
-		for t := rows - 1; t >= 0; t-- { // part 0 last, on the calling goroutine
-			i0, i1 := t*mPanels/rows*mk.mr, min(m, (t+1)*mPanels/rows*mk.mr)
-			run := func() {
-				sgemmLoop(mk, pa.rowSlab(i0, i1), gemm{M: i1 - i0, N: n, K: k, Alpha: 1, B: ob, Beta: beta, C: c[i0*ldc:], LdC: ldc, PlanM: m})
-			}
-			if t == 0 {
-				run()
-				break
-			}
-			wg.Go(run)
-		}
-		wg.Wait()
+	if threads > nPanels && mPanels > nPanels && pa.icBlocks == 1 {
+		inParts(threads, mPanels, 1, func(lo, hi int) {
+			i0, i1 := lo*mk.mr, min(m, hi*mk.mr)
+			sgemmLoop(mk, pa.rowSlab(i0, i1), gemm{M: i1 - i0, N: n, K: k, Alpha: 1, B: ob, Beta: beta, C: c[i0*ldc:], LdC: ldc, PlanM: m})
+		})
 		return
 	}
-	for t := range parts {
-		j0, j1 := t*nPanels/parts*mk.nr, min(n, (t+1)*nPanels/parts*mk.nr)
-		run := func() {
-			sgemmLoop(mk, pa, gemm{M: m, N: j1 - j0, K: k, Alpha: 1, B: ob.cols(j0), Beta: beta, C: c[j0:], LdC: ldc})
-		}
-		if parts == 1 {
-			run()
-			break
-		}
-		wg.Go(run)
-	}
-	wg.Wait()
+	inParts(threads, nPanels, 1, func(lo, hi int) {
+		j0, j1 := lo*mk.nr, min(n, hi*mk.nr)
+		sgemmLoop(mk, pa, gemm{M: m, N: j1 - j0, K: k, Alpha: 1, B: ob.cols(j0), Beta: beta, C: c[j0:], LdC: ldc})
+	})
 }
 
 // sgemmLoop is the loop nest; with pa it takes A's blocks from pa instead

@@ -23,7 +23,7 @@ import (
 // the next.
 //
 // Staleness is ruled out by content, not by trust: each call hashes the
-// weights (maphash, ~1 % of a batch-1 forward) and uses the kept form only
+// weights (maphash over the threads, hashFloats) and uses the kept form only
 // if the hash is the one it was made from. A buffer is cached on its second
 // call with unchanged contents, so a training step — whose optimizer
 // changes every weight between calls — allocates nothing; after two changes

@@ -256,7 +256,7 @@ func generate(k kernel) {
 // legacy-SSE instruction while the upper halves of the vector registers are
 // dirty costs a state transition on some CPUs — about 300 ns per call of
 // ExpShiftSumAVX512 on the 2-vCPU Xeon of bench/RESULTS.md (2026-12-03,
-// last session), three times the kernel's own time on a 196-key softmax row.
+// late), three times the kernel's own time on a 196-key softmax row.
 func paramMem(c gotypes.Component) Mem {
 	b, err := c.Resolve()
 	if err != nil {
