@@ -10,10 +10,11 @@ import (
 
 // Device is the CPU device. Its zero value is not usable; use NewCPU or CPU.
 type Device struct {
-	threads int
-	level   Level
-	tune    Tuning
-	weights *weightCache // prepared weights kept across calls (nil: none)
+	threads  int
+	level    Level
+	tune     Tuning
+	weights  *weightCache // prepared weights kept across calls (nil: none)
+	recycled recycler     // arrays of released buffers (tensor.Release)
 }
 
 var _ tensor.Device = (*Device)(nil)
@@ -52,11 +53,12 @@ func (d *Device) Threads() int { return d.threads }
 
 // Buffer is CPU memory: a float32, an int64 or a half-precision (bits) slice.
 type Buffer struct {
-	dev *Device
-	dt  tensor.DType
-	F   []float32
-	I   []int64
-	H   []uint16
+	dev      *Device
+	dt       tensor.DType
+	F        []float32
+	I        []int64
+	H        []uint16
+	released bool // handed back by tensor.Release: F is gone
 }
 
 // Device implements tensor.Buffer.
@@ -84,6 +86,9 @@ func f32(b tensor.Buffer) []float32 {
 		return nil
 	}
 	cb := b.(*Buffer)
+	if cb.released {
+		panic(&tensor.Error{Op: "use", Msg: "a tensor (or a view of it) was read after tensor.Release handed its buffer back"})
+	}
 	if cb.dt == tensor.F16 {
 		panic("kernels: internal error: an F16 buffer reached an op that reads float32 only")
 	}
@@ -100,7 +105,7 @@ func (d *Device) Alloc(dt tensor.DType, n int) (tensor.Buffer, error) {
 	b := &Buffer{dev: d, dt: dt}
 	switch dt {
 	case tensor.F32:
-		b.F = make([]float32, n)
+		b.F = d.allocF32(n)
 	case tensor.I64:
 		b.I = make([]int64, n)
 	case tensor.F16:

@@ -29,6 +29,9 @@ const guard = 7
 // withGuard returns a buffer of n+guard floats whose tail is a sentinel.
 func withGuard(d *Device, n int) *Buffer {
 	b, _ := d.Alloc(tensor.F32, n+guard)
+	for i := range n {
+		b.(*Buffer).F[i] = float32(math.NaN())
+	}
 	for i := n; i < n+guard; i++ {
 		b.(*Buffer).F[i] = 12345
 	}

@@ -12,12 +12,22 @@ import (
 // semantics refer to shared/reference/unet2d.py's docstring.
 // ---------------------------------------------------------------------------
 
-// fwd carries per-call state through a forward pass: whether dropout is on
-// and a counter that gives every dropout site its own seed.
+// fwd carries per-call state through a forward pass: whether dropout is on,
+// a counter that gives every dropout site its own seed, and whether the
+// caller keeps intermediates (a trace), which then are not released.
 type fwd struct {
 	train bool
 	seed  uint64
 	n     uint64
+	keep  bool
+}
+
+// release hands intermediates this forward made and no longer reads back to
+// the device (tensor.Release: a no-op for anything recorded for backward).
+func (c *fwd) release(ts ...*tensor.Tensor) {
+	if !c.keep {
+		tensor.Release(ts...)
+	}
 }
 
 func (c *fwd) dropout(x *tensor.Tensor, p float32) *tensor.Tensor {
@@ -140,24 +150,38 @@ func (b *ResnetBlock2D) Forward(x, emb *tensor.Tensor) *tensor.Tensor {
 }
 
 func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
-	h := b.Conv1.Forward(tensor.ActivationInPlace(b.Act, b.Norm1.Forward(x)))
+	// In inference every intermediate below is this block's own and read
+	// once: each is released after the layer that reads it (tensor.Release
+	// leaves anything recorded for backward alone).
+	n := tensor.ActivationInPlace(b.Act, b.Norm1.Forward(x))
+	h := b.Conv1.Forward(n)
+	c.release(n)
 	switch {
 	case b.TimeEmbProj == nil:
-		h = b.Norm2.Forward(h)
+		n = b.Norm2.Forward(h)
 	case b.ScaleShift:
 		e := b.TimeEmbProj.Forward(tensor.Activation(b.Act, emb))
 		e = e.Reshape(e.Dim(0), e.Dim(1), 1, 1)
 		parts := tensor.Split(e, 1, b.OutChans, b.OutChans)
-		h = tensor.Add(tensor.Mul(b.Norm2.Forward(h), tensor.AddScalar(parts[0], 1)), parts[1])
+		norm := b.Norm2.Forward(h)
+		n = tensor.Add(tensor.Mul(norm, tensor.AddScalar(parts[0], 1)), parts[1])
+		c.release(norm)
 	default:
 		e := b.TimeEmbProj.Forward(tensor.Activation(b.Act, emb))
-		h = b.Norm2.Forward(tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1))) // h: conv1's fresh output
+		n = b.Norm2.Forward(tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1))) // h: conv1's fresh output
 	}
-	h = b.Conv2.Forward(c.dropout(tensor.ActivationInPlace(b.Act, h), b.DropoutP)) // h: a fresh norm (or scale-shift) output
+	c.release(h)
+	n = tensor.ActivationInPlace(b.Act, n) // n: a fresh norm (or scale-shift) output
+	h = b.Conv2.Forward(c.dropout(n, b.DropoutP))
+	c.release(n)
+	skip := x
 	if b.ConvShortcut != nil {
-		x = b.ConvShortcut.Forward(x)
+		skip = b.ConvShortcut.Forward(x)
 	}
-	out := tensor.AddInPlace(h, x) // h: conv2's fresh output
+	out := tensor.AddInPlace(h, skip) // h: conv2's fresh output
+	if skip != x {
+		c.release(skip)
+	}
 	if b.OutputScale != 1 {
 		out = tensor.Scale(out, 1/b.OutputScale)
 	}
@@ -217,11 +241,26 @@ func (a *Attention) forward(c *fwd, x *tensor.Tensor) *tensor.Tensor {
 	if a.GroupNorm != nil {
 		h = a.GroupNorm.Forward(x)
 	}
-	tok := h.Reshape(B, C, H*W).Transpose(1, 2) // (B, L, C), token = y·W + x
-	o := tensor.Attention(a.ToQ.Forward(tok), a.ToK.Forward(tok), a.ToV.Forward(tok), a.Heads)
-	o = c.dropout(a.ToOut.Forward(o), a.DropoutP)
-	o = o.Transpose(1, 2).Reshape(B, C, H, W)
-	out := tensor.Add(o, x)
+	// (B, L, C), token = y·W + x: laid out once for the three projections.
+	// In inference the intermediates are released once read (Release), all
+	// but a view of x (no group norm, and tokens already dense).
+	tok := h.Reshape(B, C, H*W).Transpose(1, 2).Contiguous()
+	q, k, v := a.ToQ.Forward(tok), a.ToK.Forward(tok), a.ToV.Forward(tok)
+	if !tok.Aliases(x) {
+		c.release(tok)
+	}
+	if h != x {
+		c.release(h)
+	}
+	o := tensor.Attention(q, k, v, a.Heads)
+	c.release(q, k, v)
+	p := c.dropout(a.ToOut.Forward(o), a.DropoutP)
+	c.release(o)
+	img := p.Transpose(1, 2).Reshape(B, C, H, W) // a copy, or p itself when already dense
+	out := tensor.AddInPlace(img, x)
+	if !img.Aliases(p) {
+		c.release(p)
+	}
 	if a.Rescale != 1 {
 		out = tensor.Scale(out, 1/a.Rescale)
 	}
@@ -302,13 +341,19 @@ func (b *UpBlock2D) forward(c *fwd, h, emb *tensor.Tensor, skips []*tensor.Tenso
 	for i, r := range b.Resnets {
 		skip := skips[len(skips)-1]
 		skips = skips[:len(skips)-1]
-		h = r.forward(c, tensor.Concat(1, h, skip), emb)
+		cat := tensor.Concat(1, h, skip)
+		c.release(h, skip) // both made in this forward and read only here
+		h = r.forward(c, cat, emb)
+		c.release(cat)
 		if b.Attentions != nil {
 			h = b.Attentions[i].forward(c, h)
 		}
 	}
 	if b.Upsampler != nil {
-		h = b.Upsampler.Conv.Forward(tensor.Upsample2x(h))
+		up := tensor.Upsample2x(h)
+		c.release(h)
+		h = b.Upsampler.Conv.Forward(up)
+		c.release(up)
 	}
 	return h, skips
 }

@@ -200,7 +200,7 @@ func (m *UNet2D) Forward(x *tensor.Tensor, timesteps []float32, labels []int64, 
 
 func (m *UNet2D) forward(x *tensor.Tensor, timesteps []float32, labels []int64, opt *ForwardOptions) *tensor.Tensor {
 	cfg, dev := m.Config, m.Device
-	c := &fwd{train: opt.Train, seed: opt.Seed}
+	c := &fwd{train: opt.Train, seed: opt.Seed, keep: opt.Trace != nil}
 	B, C0 := x.Dim(0), cfg.BlockOutChannels[0]
 	if cfg.CenterInputSample {
 		x = tensor.Affine(x, 2, -1)
@@ -225,7 +225,11 @@ func (m *UNet2D) forward(x *tensor.Tensor, timesteps []float32, labels []int64, 
 	for _, b := range m.UpBlocks {
 		h, skips = b.forward(c, h, emb, skips)
 	}
-	return m.ConvOut.Forward(tensor.ActivationInPlace("silu", m.ConvNormOut.Forward(h)))
+	n := tensor.ActivationInPlace("silu", m.ConvNormOut.Forward(h))
+	c.release(h)
+	out := m.ConvOut.Forward(n)
+	c.release(n)
+	return out
 }
 
 // NoGrad turns off gradients for every parameter, so forward passes record

@@ -1,6 +1,7 @@
 package nn_test
 
 import (
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -371,4 +372,56 @@ func FuzzUNet2DConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReleasedIntermediatesKeepOutputs: in inference the blocks release
+// their intermediates and later layers reuse the buffers uncleared
+// (tensor.Release, emptyOut); every output must keep the bits of a forward
+// that releases nothing (a traced one), pass after pass, with the device's
+// free lists warm.
+func TestReleasedIntermediatesKeepOutputs(t *testing.T) {
+	for _, name := range []string{"tiny-mnist", "ddpm-cifar10-32"} {
+		cfg, err := nn.LoadUNet2DConfig("../testdata/configs/" + name + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name != "tiny-mnist" { // fewer channels: the same blocks, a quicker test
+			cfg.BlockOutChannels = []int{32, 32, 64, 64}
+		}
+		dev := kernels.NewCPU(2)
+		m, err := nn.NewUNet2D(dev, cfg, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		restore := m.NoGrad()
+		h, w, _ := m.Config.SampleHW()
+		x := tensor.FromFloat32(dev, randomValues(2*m.Config.InChannels*h*w, 9), 2, m.Config.InChannels, h, w)
+		var labels []int64
+		if m.ClassEmbedding != nil {
+			labels = []int64{1, 2}
+		}
+		run := func(opt *nn.ForwardOptions) []float32 {
+			out, err := m.Forward(x, []float32{321}, labels, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out.MustFloat32s()
+		}
+		want := run(&nn.ForwardOptions{Trace: map[string]*tensor.Tensor{}})
+		for pass := range 3 {
+			if got := run(nil); !slices.Equal(got, want) {
+				t.Fatalf("%s, pass %d: output differs from the forward that released nothing", name, pass)
+			}
+		}
+		restore()
+	}
+}
+
+func randomValues(n int, seed uint64) []float32 {
+	r := rand.New(rand.NewPCG(seed, 1))
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
 }

@@ -134,6 +134,19 @@ type Device interface {
 	AdamStep(param, grad, m, v Buffer, n int, p AdamParams)
 }
 
+// Recycler is a Device that takes back the buffer of a released tensor
+// (Release) for a later Alloc of the same length, which must still return
+// it zero-filled. A device without it lets the collector free the buffer.
+type Recycler interface {
+	Recycle(b Buffer)
+}
+
+// DirtyAllocator is a Device that can hand out a float32 buffer without
+// clearing it (a recycled one), for an op that writes every element.
+type DirtyAllocator interface {
+	AllocDirty(n int) Buffer
+}
+
 // UnaryOp names an elementwise function.
 type UnaryOp int
 

@@ -115,3 +115,31 @@ func numelOf(shape []int) int {
 	}
 	return n
 }
+
+// TestReleaseLeavesWhatItMustNot: Release hands back a plain intermediate's
+// buffer (a later use of it fails loudly) but never a parameter's, a
+// paused parameter's, a recorded tensor's or a partial view's.
+func TestReleaseLeavesWhatItMustNot(t *testing.T) {
+	dev := kernels.NewCPU(2)
+	const n = 1 << 15
+	fresh := func() *Tensor { return Full(dev, 1.5, 2, n/2) }
+	param := fresh().SetRequiresGrad(true)
+	paused := fresh().SetRequiresGrad(true)
+	paused.PauseGrad()
+	recorded := Scale(fresh().SetRequiresGrad(true), 2)
+	whole := fresh()
+	part := whole.Narrow(0, 1, 1)
+	Release(param, paused, recorded, part, nil)
+	for name, x := range map[string]*Tensor{"parameter": param, "paused parameter": paused, "recorded": recorded, "part of a buffer": part} {
+		if _, err := x.Float32s(); err != nil {
+			t.Fatalf("%s: released (%v)", name, err)
+		}
+	}
+	if v := whole.MustFloat32s(); v[0] != 1.5 {
+		t.Fatalf("releasing a partial view changed its base: %g", v[0])
+	}
+	Release(whole)
+	if err := Catch(func() { Scale(whole, 2) }); err == nil {
+		t.Fatal("an op on a released tensor did not fail")
+	}
+}

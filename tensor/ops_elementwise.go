@@ -48,7 +48,7 @@ func binary(name string, op BinaryOp, a, b *Tensor) *Tensor {
 	wantF32(name, a, b)
 	sameDevice(name, a, b)
 	shape := broadcastShapes(name, a.shape, b.shape)
-	out := Empty(a.dev, F32, shape...)
+	out := emptyOut(a.dev, shape...)
 	if out.Numel() > 0 {
 		binaryView(a.dev, op, out.buf, a.broadcastView(shape), b.broadcastView(shape), shape)
 	}
@@ -178,7 +178,7 @@ func Div(a, b *Tensor) *Tensor {
 func unary(op UnaryOp, x *Tensor, p UnaryParams) *Tensor {
 	wantF32(op.String(), x)
 	xc := x.Contiguous()
-	out := Empty(x.dev, F32, x.shape...)
+	out := emptyOut(x.dev, x.shape...)
 	if n := out.Numel(); n > 0 {
 		x.dev.Unary(op, out.buf, xc.buf, n, p)
 	}

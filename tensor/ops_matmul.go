@@ -9,6 +9,9 @@ import "slices"
 // gemm issues C = op(A)·op(B) into a new (batch, M, N) tensor; a and b are dense.
 func gemm(a, b *Tensor, p MatMulParams) *Tensor {
 	c := Empty(a.dev, F32, p.Batch, p.M, p.N)
+	if p.K > 0 { // the product overwrites C (β = 0)
+		c = emptyOut(a.dev, p.Batch, p.M, p.N)
+	}
 	if p.Batch*p.M*p.N > 0 {
 		p.Alpha, p.StrideC = 1, p.M*p.N
 		a.dev.MatMul(c.buf, a.buf, b.buf, p)

@@ -44,7 +44,7 @@ func Conv2D(x, w, b *Tensor, stride int, pad Pad4) *Tensor {
 		fail("conv2d", "kernel %dx%d larger than padded input %v", p.KH, p.KW, x.shape)
 	}
 	xc, wc := x.Contiguous(), w.Contiguous()
-	y := Empty(x.dev, F32, p.N, p.F, p.OH, p.OW)
+	y := emptyOut(x.dev, p.N, p.F, p.OH, p.OW)
 	var bb Buffer
 	if b != nil {
 		bb = b.Contiguous().buf
@@ -97,7 +97,7 @@ func norm(name string, x, gamma, beta *Tensor, p NormParams) *Tensor {
 	wantF32(name, x, gamma, beta)
 	sameDevice(name, x, gamma, beta)
 	xc := x.Contiguous()
-	y := Empty(x.dev, F32, x.shape...)
+	y := emptyOut(x.dev, x.shape...)
 	mean, rstd := Empty(x.dev, F32, p.N*p.G), Empty(x.dev, F32, p.N*p.G)
 	var gb, bb Buffer
 	if gamma != nil {
@@ -178,7 +178,7 @@ func Softmax(x *Tensor) *Tensor {
 	}
 	xc := x.Contiguous()
 	p := SoftmaxParams{Rows: x.Numel() / max(x.Dim(-1), 1), Cols: x.Dim(-1)}
-	y := Empty(x.dev, F32, x.shape...)
+	y := emptyOut(x.dev, x.shape...)
 	if y.Numel() > 0 {
 		x.dev.Softmax(y.buf, xc.buf, p)
 	}
@@ -211,7 +211,7 @@ func Attention(q, k, v *Tensor, heads int) *Tensor {
 	d := q.Dim(2) / heads
 	p := AttentionParams{B: q.Dim(0), Heads: heads, Lq: q.Dim(1), Lk: k.Dim(1), D: d, Scale: float32(1 / math.Sqrt(float64(d)))}
 	qc, kc, vc := q.Contiguous(), k.Contiguous(), v.Contiguous()
-	o := Empty(q.dev, F32, q.shape...)
+	o := emptyOut(q.dev, q.shape...)
 	grad := anyNeedsGrad(qc, kc, vc)
 	var probs *Tensor
 	var pb Buffer // nil without a gradient to take: the device may then work in tiles
@@ -246,7 +246,7 @@ func Upsample2x(x *Tensor) *Tensor {
 	}
 	p := UpsampleParams{N: x.Dim(0), C: x.Dim(1), H: x.Dim(2), W: x.Dim(3)}
 	xc := x.Contiguous()
-	y := Empty(x.dev, F32, p.N, p.C, 2*p.H, 2*p.W)
+	y := emptyOut(x.dev, p.N, p.C, 2*p.H, 2*p.W)
 	if y.Numel() > 0 {
 		x.dev.Upsample2x(y.buf, xc.buf, p)
 	}
@@ -284,7 +284,7 @@ func Concat(axis int, ts ...*Tensor) *Tensor {
 		}
 		shape[axis] += t.shape[axis]
 	}
-	out := Empty(ts[0].dev, F32, shape...)
+	out := emptyOut(ts[0].dev, shape...)
 	at := 0
 	for _, t := range ts {
 		if t.Numel() > 0 {

@@ -34,7 +34,7 @@ func Conv3D(x, w, b *Tensor, stride, pad int) *Tensor {
 	p.OH = (p.H+2*pad-p.KH)/stride + 1
 	p.OW = (p.W+2*pad-p.KW)/stride + 1
 	xc, wc := x.Contiguous(), w.Contiguous()
-	y := Empty(x.dev, F32, p.N, p.F, p.OD, p.OH, p.OW)
+	y := emptyOut(x.dev, p.N, p.F, p.OD, p.OH, p.OW)
 	var bb Buffer
 	if b != nil {
 		bb = b.Contiguous().buf
@@ -60,7 +60,7 @@ func Upsample3D(x *Tensor, mode Interpolation) *Tensor {
 	}
 	p := Upsample3DParams{N: x.Dim(0), C: x.Dim(1), D: x.Dim(2), H: x.Dim(3), W: x.Dim(4), Mode: mode}
 	xc := x.Contiguous()
-	y := Empty(x.dev, F32, p.N, p.C, 2*p.D, 2*p.H, 2*p.W)
+	y := emptyOut(x.dev, p.N, p.C, 2*p.D, 2*p.H, 2*p.W)
 	if y.Numel() > 0 {
 		x.dev.Upsample3D(y.buf, xc.buf, p)
 	}

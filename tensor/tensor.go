@@ -64,6 +64,45 @@ func Empty(dev Device, dt DType, shape ...int) *Tensor {
 	return &Tensor{dev: dev, buf: buf, dtype: dt, shape: slices.Clone(shape), strides: denseStrides(shape)}
 }
 
+// Release hands the buffers of tensors the caller is done with back to
+// their device, whose next allocation of the same length reuses them: in
+// inference a module releases the intermediates it made (a normalization's
+// output once the convolution after it has read it), which spares the
+// allocator's clearing on one goroutine and the collector's work. The
+// caller promises that neither t nor any view of it is read again; a view
+// that is, fails. Tensors that carry gradient state (parameters, anything
+// recorded for backward), views into part of a buffer, nil tensors and
+// devices that do not recycle are left alone, so a training step's graph
+// is never touched.
+func Release(ts ...*Tensor) {
+	for _, t := range ts {
+		if t == nil || t.needsGrad() || t.requiresGrad || t.off != 0 || t.dtype != F32 || t.Numel() != t.buf.Len() {
+			continue
+		}
+		if r, ok := t.dev.(Recycler); ok {
+			r.Recycle(t.buf)
+		}
+	}
+}
+
+// Aliases reports whether t and u view the same buffer (one may be a view
+// of the other), which Release's caller checks before handing back a
+// tensor that might be a view of one it does not own.
+func (t *Tensor) Aliases(u *Tensor) bool { return t.buf == u.buf }
+
+// emptyOut allocates the float32 output of an op whose kernel writes every
+// element: from a device that can (DirtyAllocator), a recycled buffer that
+// is not cleared first; otherwise as Empty. Each op that uses it has a
+// kernel test that fills the output with NaN first (kernels' withGuard).
+func emptyOut(dev Device, shape ...int) *Tensor {
+	d, ok := dev.(DirtyAllocator)
+	if !ok {
+		return Empty(dev, F32, shape...)
+	}
+	checkShape("alloc", shape)
+	return &Tensor{dev: dev, buf: d.AllocDirty(numel(shape)), dtype: F32, shape: slices.Clone(shape), strides: denseStrides(shape)}
+}
+
 // Zeros returns a float32 tensor of zeros.
 func Zeros(dev Device, shape ...int) *Tensor { return Empty(dev, F32, shape...) }
 
@@ -239,7 +278,7 @@ func (t *Tensor) Contiguous() *Tensor {
 	if t.dtype != F32 {
 		fail("contiguous", "strided int64 tensors are not supported")
 	}
-	out := Empty(t.dev, F32, t.shape...)
+	out := emptyOut(t.dev, t.shape...)
 	copyView(t.dev, out.strided(), t.strided(), t.shape)
 	if t.needsGrad() {
 		out.record("contiguous", func(g *Tensor) { t.accumulate(g) }, t)
