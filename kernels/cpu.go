@@ -34,7 +34,8 @@ func NewCPUTuned(threads int, level Level, t Tuning) *Device {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &Device{threads: threads, level: min(level, MaxLevel()), tune: t, weights: newWeightCache()}
+	return &Device{threads: threads, level: min(level, MaxLevel()), tune: t, weights: newWeightCache(),
+		recycled: recycler{minLen: t.RecycleMinLen, poison: t.PoisonRecycled}}
 }
 
 // Level is the instruction-set level the device's kernels use.

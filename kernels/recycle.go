@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"math"
 	"sync"
 
 	"github.com/godiffuse/godiffuse/tensor"
@@ -16,27 +17,28 @@ import (
 // intermediate is dead hands it back with tensor.Release; the next Alloc of
 // the same length takes its array and clears it over the threads, or, for
 // an op whose kernel writes every element, takes it as it is. Buffers
-// of fewer than recycleMinLen values are left to the collector (cheap to
+// shorter than Tuning.RecycleMinLen are left to the collector (cheap to
 // allocate), and the free lists are bounded, so a run whose lengths change
 // (another model, another batch) leaves at most recycleMaxBytes behind.
 // ---------------------------------------------------------------------------
 
 const (
-	recycleMinLen   = 16 << 10  // values: 64 KiB
 	recyclePerLen   = 8         // arrays kept per length
 	recycleMaxBytes = 256 << 20 // in all
 )
 
 type recycler struct {
-	mu    sync.Mutex
-	free  map[int][][]float32
-	bytes int
+	mu     sync.Mutex
+	minLen int  // Tuning.RecycleMinLen
+	poison bool // Tuning.PoisonRecycled
+	free   map[int][][]float32
+	bytes  int
 }
 
 // put keeps f for a later take, unless the lists are full.
 func (r *recycler) put(f []float32) {
 	n := len(f)
-	if n < recycleMinLen {
+	if n == 0 || n < r.minLen {
 		return
 	}
 	r.mu.Lock()
@@ -53,19 +55,26 @@ func (r *recycler) put(f []float32) {
 
 // take returns a kept array of exactly n values (not cleared), or nil.
 func (r *recycler) take(n int) []float32 {
-	if n < recycleMinLen {
+	if n == 0 || n < r.minLen {
 		return nil
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	l := r.free[n]
 	if len(l) == 0 {
+		r.mu.Unlock()
 		return nil
 	}
 	f := l[len(l)-1]
 	l[len(l)-1] = nil
 	r.free[n] = l[:len(l)-1]
 	r.bytes -= 4 * n
+	r.mu.Unlock()
+	if r.poison {
+		nan := float32(math.NaN())
+		for i := range f {
+			f[i] = nan
+		}
+	}
 	return f
 }
 
@@ -101,4 +110,13 @@ func (d *Device) allocF32(n int) []float32 {
 	}
 	d.parallelFor(n, elemGrain, func(lo, hi int) { clear(f[lo:hi]) })
 	return f
+}
+
+// PoisonedCPU is NewCPU for tests of code that releases tensors: it
+// recycles buffers of every length and fills each reused array with NaN
+// before handing it out (Tuning.PoisonRecycled).
+func PoisonedCPU(threads int) *Device {
+	t := DefaultTuning()
+	t.RecycleMinLen, t.PoisonRecycled = 1, true
+	return NewCPUTuned(threads, DefaultLevel(), t)
 }

@@ -11,7 +11,7 @@ import (
 // the released buffer itself is emptied, and the free lists stay bounded.
 func TestRecycle(t *testing.T) {
 	d := NewCPU(2)
-	n := recycleMinLen + 3
+	n := DefaultTuning().RecycleMinLen + 3
 	b, _ := d.Alloc(tensor.F32, n)
 	f := b.(*Buffer).F
 	for i := range f {
@@ -41,7 +41,7 @@ func TestRecycle(t *testing.T) {
 	small, _ := d.Alloc(tensor.F32, 100)
 	d.Recycle(small)
 	if d.recycled.bytes != 0 {
-		t.Fatalf("a %d-value buffer was kept (below recycleMinLen)", 100)
+		t.Fatalf("a %d-value buffer was kept (below RecycleMinLen)", 100)
 	}
 	for range recyclePerLen + 3 {
 		b, _ := d.Alloc(tensor.F32, n)

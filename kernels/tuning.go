@@ -66,6 +66,14 @@ type Tuning struct {
 	// blocks of query rows whose Lk scores fit in a quarter of L2 stay there
 	// between the two GEMMs and the softmax.
 	AttentionTileBytes int
+
+	// RecycleMinLen is the shortest float32 buffer that tensor.Release hands
+	// back for reuse (recycle.go); shorter ones are cheap to allocate and
+	// left to the collector. PoisonRecycled fills every reused array with
+	// NaN before it is handed out (tests: an op that read an uncleared
+	// output, or a stale view, shows).
+	RecycleMinLen  int
+	PoisonRecycled bool
 }
 
 // DefaultTuning is the tuning the benchmarks chose.
@@ -73,7 +81,7 @@ func DefaultTuning() Tuning {
 	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
 		ShiftMinWidth: 7, FlipMinC: 16, WinogradMinC: 16, WinogradMinTiles: 24, WinogradMinTileChannels: 2400,
 		WinogradTiles: 128, WinogradAsm: true,
-		Winograd3DMinPlane: 16, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10}
+		Winograd3DMinPlane: 16, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 16 << 10}
 }
 
 // Tuning returns the device's thresholds.

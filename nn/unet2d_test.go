@@ -378,7 +378,9 @@ func FuzzUNet2DConfig(f *testing.F) {
 // their intermediates and later layers reuse the buffers uncleared
 // (tensor.Release, emptyOut); every output must keep the bits of a forward
 // that releases nothing (a traced one), pass after pass, with the device's
-// free lists warm.
+// free lists warm — on a device that recycles every length and fills each
+// reused array with NaN first (PoisonRecycled), so an op that reads an
+// uncleared output or a released tensor shows.
 func TestReleasedIntermediatesKeepOutputs(t *testing.T) {
 	for _, name := range []string{"tiny-mnist", "ddpm-cifar10-32"} {
 		cfg, err := nn.LoadUNet2DConfig("../testdata/configs/" + name + ".json")
@@ -388,7 +390,7 @@ func TestReleasedIntermediatesKeepOutputs(t *testing.T) {
 		if name != "tiny-mnist" { // fewer channels: the same blocks, a quicker test
 			cfg.BlockOutChannels = []int{32, 32, 64, 64}
 		}
-		dev := kernels.NewCPU(2)
+		dev := kernels.PoisonedCPU(2)
 		m, err := nn.NewUNet2D(dev, cfg, 5)
 		if err != nil {
 			t.Fatal(err)

@@ -297,12 +297,21 @@ func (m *Condition) forward(x *tensor.Tensor, timesteps []float32, ctx *tensor.T
 	put("t_proj", tProj)
 	put("emb", emb)
 	put("conv_in", h)
+	// In inference what has been read and is not a skip is released
+	// (tensor.Release), unless a trace keeps the intermediates.
+	release := func(ts ...*tensor.Tensor) {
+		if trace == nil {
+			tensor.Release(ts...)
+		}
+	}
 	skips := []*tensor.Tensor{h}
 	for i, b := range m.DownBlocks {
 		for j, r := range b.Resnets {
 			h = r.Forward(h, emb)
 			if b.Attentions != nil {
-				h = b.Attentions[j].Forward(h, ctx)
+				next := b.Attentions[j].Forward(h, ctx)
+				release(h)
+				h = next
 			}
 			skips = append(skips, h)
 		}
@@ -313,9 +322,13 @@ func (m *Condition) forward(x *tensor.Tensor, timesteps []float32, ctx *tensor.T
 		put(fmt.Sprintf("down/%d", i), h)
 	}
 	if m.Mid != nil {
-		h = m.Mid.Resnets[0].Forward(h, emb)
+		r := m.Mid.Resnets[0].Forward(h, emb)
+		h = r
 		if m.Mid.Attention != nil {
-			h = m.Mid.Resnets[1].Forward(m.Mid.Attention.Forward(h, ctx), emb)
+			a := m.Mid.Attention.Forward(r, ctx)
+			release(r)
+			h = m.Mid.Resnets[1].Forward(a, emb)
+			release(a)
 		}
 	}
 	put("mid", h)
@@ -323,24 +336,36 @@ func (m *Condition) forward(x *tensor.Tensor, timesteps []float32, ctx *tensor.T
 		for j, r := range b.Resnets {
 			skip := skips[len(skips)-1]
 			skips = skips[:len(skips)-1]
-			h = r.Forward(tensor.Concat(1, h, skip), emb)
+			cat := tensor.Concat(1, h, skip)
+			release(h, skip)
+			h = r.Forward(cat, emb)
+			release(cat)
 			if b.Attentions != nil {
-				h = b.Attentions[j].Forward(h, ctx)
+				next := b.Attentions[j].Forward(h, ctx)
+				release(h)
+				h = next
 			}
 		}
 		if b.Upsampler != nil {
 			// Nearest ×2, cut to the next skip's size: for a side that did not
 			// halve evenly (the stride-2 convolutions round up) this is exactly
 			// diffusers' interpolation to that size (⌊i·h/(2h−1)⌋ = ⌊i/2⌋).
-			up := tensor.Upsample2x(h)
+			full := tensor.Upsample2x(h)
+			release(h)
+			up := full
 			if next := skips[len(skips)-1]; next.Dim(2) != up.Dim(2) || next.Dim(3) != up.Dim(3) {
 				up = up.Narrow(2, 0, next.Dim(2)).Narrow(3, 0, next.Dim(3))
 			}
 			h = b.Upsampler.Forward(up)
+			release(full)
 		}
 		put(fmt.Sprintf("up/%d", i), h)
 	}
-	return m.ConvOut.Forward(tensor.ActivationInPlace("silu", m.ConvNormOut.Forward(h)))
+	n := tensor.ActivationInPlace("silu", m.ConvNormOut.Forward(h))
+	release(h)
+	out := m.ConvOut.Forward(n)
+	release(n)
+	return out
 }
 
 // Weights file names inside a diffusers model folder.

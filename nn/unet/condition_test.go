@@ -3,6 +3,7 @@ package unet
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
@@ -91,5 +92,44 @@ func TestConditionOddSizes(t *testing.T) {
 			t.Fatalf("%v: %v", xs, err)
 		}
 		sdfixtures.Compare(t, io, key("out"), out, tolAct)
+	}
+}
+
+// TestConditionReleasedIntermediates: in inference the blocks release their
+// intermediates and later layers reuse the buffers uncleared; every fixture
+// model (linear and convolutional projections) still matches the reference,
+// with the same bits pass after pass as the free lists warm up (on a device
+// that recycles every length and fills reused arrays with NaN first).
+func TestConditionReleasedIntermediates(t *testing.T) {
+	for _, dir := range sdfixtures.Folders(t, sdfixtures.UNet) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			dev := kernels.PoisonedCPU(2)
+			m, err := LoadCondition(dev, dir, nn.StoreF32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.NoGrad()()
+			io := sdfixtures.IO(t, dir)
+			xv, xs := sdfixtures.Float32(t, io, "x")
+			cv, cs := sdfixtures.Float32(t, io, "encoder_hidden_states")
+			var ts []float32
+			for _, v := range sdfixtures.Int64(t, io, "t") {
+				ts = append(ts, float32(v))
+			}
+			var first []float32
+			for pass := range 3 {
+				out, err := m.Forward(tensor.FromFloat32(dev, xv, xs...), ts, tensor.FromFloat32(dev, cv, cs...), nil, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sdfixtures.Compare(t, io, "out", out, tolAct)
+				got := out.MustFloat32s()
+				if pass == 0 {
+					first = got
+				} else if !slices.Equal(got, first) {
+					t.Fatalf("pass %d: output differs from the first pass", pass)
+				}
+			}
+		})
 	}
 }

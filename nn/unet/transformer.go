@@ -86,28 +86,42 @@ func newCrossAttention(dev tensor.Device, r *rand.Rand, dim, ctxDim, heads, head
 
 // Forward runs the transformer on x (B, C, H, W) with context (B, L, D_ctx).
 func (t *Transformer2D) Forward(x, ctx *tensor.Tensor) *tensor.Tensor {
+	// In inference every intermediate below is this block's own and is
+	// released once read (tensor.Release: a no-op in training).
 	B, H, W := x.Dim(0), x.Dim(2), x.Dim(3)
-	h := t.Norm.Forward(x)
-	toTokens := func(h *tensor.Tensor) *tensor.Tensor { // (B, C', H, W) → (B, H·W, C')
+	n := t.Norm.Forward(x)
+	toTokens := func(h *tensor.Tensor) *tensor.Tensor { // (B, C', H, W) → (B, H·W, C'), a view
 		return h.Reshape(B, h.Dim(1), H*W).Transpose(1, 2)
 	}
+	var h *tensor.Tensor
 	if t.ProjInConv != nil {
-		h = toTokens(t.ProjInConv.Forward(h))
+		h = toTokens(t.ProjInConv.Forward(n))
 	} else {
-		h = t.ProjInLinear.Forward(toTokens(h))
+		h = t.ProjInLinear.Forward(toTokens(n))
 	}
+	tensor.Release(n)
 	for _, b := range t.Blocks {
-		h = b.Forward(h, ctx)
+		next := b.Forward(h, ctx)
+		tensor.Release(h) // the whole of a buffer, whether h is tokens or a view of them
+		h = next
 	}
-	fromTokens := func(h *tensor.Tensor) *tensor.Tensor { // (B, H·W, C') → (B, C', H, W)
+	fromTokens := func(h *tensor.Tensor) *tensor.Tensor { // (B, H·W, C') → (B, C', H, W), a copy
 		return h.Transpose(1, 2).Reshape(B, h.Dim(2), H, W)
 	}
+	var out *tensor.Tensor
 	if t.ProjOutLinear != nil {
-		h = fromTokens(t.ProjOutLinear.Forward(h))
+		p := t.ProjOutLinear.Forward(h)
+		out = fromTokens(p)
+		if !out.Aliases(p) { // a view when the tokens were already dense (one pixel)
+			tensor.Release(p)
+		}
 	} else {
-		h = t.ProjOutConv.Forward(fromTokens(h))
+		img := fromTokens(h)
+		out = t.ProjOutConv.Forward(img)
+		tensor.Release(img)
 	}
-	return tensor.Add(h, x)
+	tensor.Release(h)
+	return tensor.AddInPlace(out, x) // out: a fresh projection (or copy)
 }
 
 // Forward runs the block on tokens h (B, L, D).
@@ -116,17 +130,38 @@ func (b *TransformerBlock) Forward(h, ctx *tensor.Tensor) *tensor.Tensor {
 	if b.OnlyCross {
 		selfCtx = ctx
 	}
-	// Each residual sum goes into the sublayer's fresh output.
-	h = tensor.AddInPlace(b.Attn1.Forward(b.Norm1.Forward(h), selfCtx), h)
-	h = tensor.AddInPlace(b.Attn2.Forward(b.Norm2.Forward(h), ctx), h)
-	return tensor.AddInPlace(b.FFOut.Forward(geglu(b.FFProj.Forward(b.Norm3.Forward(h)))), h)
+	// Each residual sum goes into the sublayer's fresh output; in inference
+	// each normalized input is released once its sublayer has read it, and
+	// each sum once the next has (never h, the caller's).
+	n := b.Norm1.Forward(h)
+	a := b.Attn1.Forward(n, selfCtx)
+	tensor.Release(n)
+	h1 := tensor.AddInPlace(a, h)
+	n = b.Norm2.Forward(h1)
+	a = b.Attn2.Forward(n, ctx)
+	tensor.Release(n)
+	h2 := tensor.AddInPlace(a, h1)
+	tensor.Release(h1)
+	n = b.Norm3.Forward(h2)
+	p := b.FFProj.Forward(n)
+	tensor.Release(n)
+	g := geglu(p)
+	tensor.Release(p)
+	f := b.FFOut.Forward(g)
+	tensor.Release(g)
+	out := tensor.AddInPlace(f, h2)
+	tensor.Release(h2)
+	return out
 }
 
 // geglu splits p (…, 2n) into value and gate halves: value·gelu(gate).
 func geglu(p *tensor.Tensor) *tensor.Tensor {
 	n := p.Dim(-1) / 2
 	parts := tensor.Split(p, -1, n, n)
-	return tensor.Mul(parts[0], tensor.GELU(parts[1]))
+	gate := tensor.GELU(parts[1])
+	out := tensor.Mul(parts[0], gate)
+	tensor.Release(gate)
+	return out
 }
 
 // Forward attends from x (B, Lq, D) to ctx (B, Lk, D_ctx), or to x itself
@@ -135,7 +170,12 @@ func (a *CrossAttention) Forward(x, ctx *tensor.Tensor) *tensor.Tensor {
 	if ctx == nil {
 		ctx = x
 	}
-	return a.ToOut.Forward(tensor.Attention(a.ToQ.Forward(x), a.ToK.Forward(ctx), a.ToV.Forward(ctx), a.Heads))
+	q, k, v := a.ToQ.Forward(x), a.ToK.Forward(ctx), a.ToV.Forward(ctx)
+	o := tensor.Attention(q, k, v, a.Heads)
+	tensor.Release(q, k, v)
+	out := a.ToOut.Forward(o)
+	tensor.Release(o)
+	return out
 }
 
 // Collect adds the parameters under diffusers' names.
