@@ -107,7 +107,7 @@ func benchUNetOn(b *testing.B, dev tensor.Device, config, mode string, batch int
 			b.Fatal(err)
 		}
 		opt.ZeroGrad()
-		if err := tensor.Catch(func() { tensor.MSELoss(out, target).Backward() }); err != nil {
+		if err := tensor.Catch(func() { tensor.MSELoss(out, target).BackwardRelease() }); err != nil {
 			b.Fatal(err)
 		}
 		if err := opt.Step(); err != nil {

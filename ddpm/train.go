@@ -348,7 +348,7 @@ func (tr *Trainer) lossStep(bt trainBatch) (StepInfo, error) {
 		return info, fmt.Errorf("%w (%g); the weights were not updated", ErrNonFinite, info.Loss)
 	}
 	tr.Opt.ZeroGrad()
-	if err := tensor.Catch(loss.Backward); err != nil {
+	if err := tensor.Catch(loss.BackwardRelease); err != nil {
 		return info, err
 	}
 	if tc.ClipNorm > 0 {
@@ -376,7 +376,10 @@ func (tr *Trainer) updateEMA() {
 	d := EMADecayAt(tr.Config.EMADecay, tr.Step)
 	ps, es := tr.Model.Params(), tr.EMA.Params()
 	for i := range ps {
-		es[i].T.CopyFrom(tensor.Add(tensor.Scale(es[i].T, float32(d)), tensor.Scale(ps[i].T.Detach(), float32(1-d))))
+		a, b := tensor.Scale(es[i].T, float32(d)), tensor.Scale(ps[i].T.Detach(), float32(1-d))
+		sum := tensor.Add(a, b)
+		es[i].T.CopyFrom(sum)
+		tensor.Release(a, b, sum)
 	}
 }
 

@@ -16,41 +16,31 @@ import (
 // collector finds them dead only later. A module that knows an
 // intermediate is dead hands it back with tensor.Release; the next Alloc of
 // the same length takes its array and clears it over the threads, or, for
-// an op whose kernel writes every element, takes it as it is. Buffers
-// shorter than Tuning.RecycleMinLen are left to the collector (cheap to
-// allocate), and the free lists are bounded, so a run whose lengths change
-// (another model, another batch) leaves at most recycleMaxBytes behind.
+// an op whose kernel writes every element, takes it as it is. A training
+// step hands back its whole graph's activations once backward is done
+// (Tensor.BackwardRelease), and the next step's forward, which allocates
+// the same lengths in the same order, takes them. Buffers shorter than
+// Tuning.RecycleMinLen are left to the collector (cheap to allocate).
 // ---------------------------------------------------------------------------
 
-const (
-	recyclePerLen   = 8         // arrays kept per length
-	recycleMaxBytes = 256 << 20 // in all
-)
-
+// recycler keeps released arrays in a sync.Pool per length: the collector
+// empties the pools (over two cycles), so arrays no allocation asks for
+// again — another model's, another batch size's — go back to the heap as
+// they would have without recycling.
 type recycler struct {
-	mu     sync.Mutex
 	minLen int  // Tuning.RecycleMinLen
 	poison bool // Tuning.PoisonRecycled
-	free   map[int][][]float32
-	bytes  int
+	pools  sync.Map
 }
 
-// put keeps f for a later take, unless the lists are full.
+// put keeps f for a later take.
 func (r *recycler) put(f []float32) {
 	n := len(f)
 	if n == 0 || n < r.minLen {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.free[n]) >= recyclePerLen || r.bytes+4*n > recycleMaxBytes {
-		return
-	}
-	if r.free == nil {
-		r.free = map[int][][]float32{}
-	}
-	r.free[n] = append(r.free[n], f)
-	r.bytes += 4 * n
+	p, _ := r.pools.LoadOrStore(n, &sync.Pool{})
+	p.(*sync.Pool).Put(&f)
 }
 
 // take returns a kept array of exactly n values (not cleared), or nil.
@@ -58,17 +48,15 @@ func (r *recycler) take(n int) []float32 {
 	if n == 0 || n < r.minLen {
 		return nil
 	}
-	r.mu.Lock()
-	l := r.free[n]
-	if len(l) == 0 {
-		r.mu.Unlock()
+	p, ok := r.pools.Load(n)
+	if !ok {
 		return nil
 	}
-	f := l[len(l)-1]
-	l[len(l)-1] = nil
-	r.free[n] = l[:len(l)-1]
-	r.bytes -= 4 * n
-	r.mu.Unlock()
+	fp, _ := p.(*sync.Pool).Get().(*[]float32)
+	if fp == nil {
+		return nil
+	}
+	f := *fp
 	if r.poison {
 		nan := float32(math.NaN())
 		for i := range f {

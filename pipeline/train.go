@@ -175,7 +175,7 @@ func (tr *Trainer) TrainStep() (ddpm.StepInfo, error) {
 		return info, fmt.Errorf("step %d: %w (%g); the weights were not updated", tr.Step+1, ddpm.ErrNonFinite, info.Loss)
 	}
 	tr.Opt.ZeroGrad()
-	if err := tensor.Catch(loss.Backward); err != nil {
+	if err := tensor.Catch(loss.BackwardRelease); err != nil {
 		return info, err
 	}
 	if tc.ClipNorm > 0 {
@@ -191,7 +191,10 @@ func (tr *Trainer) TrainStep() (ddpm.StepInfo, error) {
 	if err := tensor.Catch(func() {
 		ps, es := tr.params(), tr.emaParams()
 		for i := range ps {
-			es[i].T.CopyFrom(tensor.Add(tensor.Scale(es[i].T, float32(d)), tensor.Scale(ps[i].T.Detach(), float32(1-d))))
+			a, b := tensor.Scale(es[i].T, float32(d)), tensor.Scale(ps[i].T.Detach(), float32(1-d))
+			sum := tensor.Add(a, b)
+			es[i].T.CopyFrom(sum)
+			tensor.Release(a, b, sum)
 		}
 	}); err != nil {
 		return info, err

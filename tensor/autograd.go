@@ -99,8 +99,24 @@ func (t *Tensor) Backward() {
 	t.BackwardWith(Full(t.dev, 1, t.shape...))
 }
 
+// BackwardRelease is Backward for a training step that reads nothing of
+// the graph afterwards but t and the leaves' gradients: once the pass is
+// done it hands the buffers of the graph's intermediate tensors (the
+// activations saved for backward) back to the device (Release), where the
+// next step's forward finds them instead of fresh memory that must be
+// cleared. Buffers that a leaf shares (a view of a parameter) and t's own
+// are kept.
+func (t *Tensor) BackwardRelease() {
+	if t.Numel() != 1 {
+		fail("backward", "called on a tensor of shape %v; want one element", t.shape)
+	}
+	t.backward(Full(t.dev, 1, t.shape...), true)
+}
+
 // BackwardWith runs the backward pass seeded with gradient g (same shape as t).
-func (t *Tensor) BackwardWith(g *Tensor) {
+func (t *Tensor) BackwardWith(g *Tensor) { t.backward(g, false) }
+
+func (t *Tensor) backward(g *Tensor, release bool) {
 	if !t.needsGrad() {
 		fail("backward", "tensor does not require a gradient (no parameter took part)")
 	}
@@ -133,15 +149,31 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 	// (order[i], x's node with the inputs its closure saved, x's gradient),
 	// so activations become garbage as the pass moves down the network, as
 	// PyTorch frees saved tensors, instead of all living until the end.
+	var inter []*Tensor       // with release: the intermediates, to hand back
+	kept := map[Buffer]bool{} // with release: buffers a leaf or t holds
+	if release {
+		kept[t.buf] = true
+	}
 	for i := len(order) - 1; i >= 0; i-- {
 		x := order[i]
 		order[i] = nil
 		if x.node == nil {
+			if release {
+				kept[x.buf] = true
+			}
 			continue // a leaf: keeps its gradient
 		}
 		if x.grad != nil {
 			x.node.backward(x.grad)
 		}
 		x.grad, x.node = nil, nil
+		if release && x != t {
+			inter = append(inter, x)
+		}
+	}
+	for _, x := range inter {
+		if !kept[x.buf] {
+			Release(x)
+		}
 	}
 }

@@ -143,3 +143,39 @@ func TestReleaseLeavesWhatItMustNot(t *testing.T) {
 		t.Fatal("an op on a released tensor did not fail")
 	}
 }
+
+// TestBackwardReleaseKeepsLeaves: BackwardRelease hands back the graph's
+// intermediates but not a parameter that an intermediate views (a
+// reshaped weight), nor the loss, and the gradients are Backward's.
+func TestBackwardReleaseKeepsLeaves(t *testing.T) {
+	dev := kernels.PoisonedCPU(2)
+	r := rand.New(rand.NewPCG(3, 4))
+	vals := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		return v
+	}
+	wv, xv := vals(64*64), vals(8*64)
+	run := func(release bool) (loss float32, grad, w []float32) {
+		wt := FromFloat32(dev, wv, 64*64).SetRequiresGrad(true)
+		x := FromFloat32(dev, xv, 8, 64)
+		h := SiLU(MatMul(x, wt.Reshape(64, 64))) // the reshape is an intermediate on wt's buffer
+		l := MSELoss(h, Zeros(dev, 8, 64))
+		if release {
+			l.BackwardRelease()
+		} else {
+			l.Backward()
+		}
+		return l.MustFloat32s()[0], wt.Grad().MustFloat32s(), wt.MustFloat32s()
+	}
+	l0, g0, _ := run(false)
+	l1, g1, w1 := run(true)
+	if l1 != l0 || !slices.Equal(g1, g0) {
+		t.Fatal("BackwardRelease: loss or gradient differs from Backward's")
+	}
+	if !slices.Equal(w1, wv) {
+		t.Fatal("BackwardRelease handed back a parameter's buffer (viewed by a reshape in the graph)")
+	}
+}
