@@ -100,12 +100,12 @@ func (t *Tensor) Backward() {
 }
 
 // BackwardRelease is Backward for a training step that reads nothing of
-// the graph afterwards but t and the leaves' gradients: once the pass is
-// done it hands the buffers of the graph's intermediate tensors (the
-// activations saved for backward) back to the device (Release), where the
-// next step's forward finds them instead of fresh memory that must be
-// cleared. Buffers that a leaf shares (a view of a parameter) and t's own
-// are kept.
+// the graph afterwards but t and the leaves' gradients: as the pass moves
+// down the network it hands the buffers of the graph's intermediate tensors
+// (the activations saved for backward) back to the device (Release), where
+// the gradients further down and the next step's forward find them instead
+// of fresh memory that must be cleared. Buffers that a leaf shares (a view
+// of a parameter) and t's own are kept.
 func (t *Tensor) BackwardRelease() {
 	if t.Numel() != 1 {
 		fail("backward", "called on a tensor of shape %v; want one element", t.shape)
@@ -149,18 +149,25 @@ func (t *Tensor) backward(g *Tensor, release bool) {
 	// (order[i], x's node with the inputs its closure saved, x's gradient),
 	// so activations become garbage as the pass moves down the network, as
 	// PyTorch frees saved tensors, instead of all living until the end.
-	var inter []*Tensor       // with release: the intermediates, to hand back
-	kept := map[Buffer]bool{} // with release: buffers a leaf or t holds
+	// With release, a buffer goes back to the device as soon as every graph
+	// tensor on it (an activation and its views) has run its backward: all
+	// their consumers ran before them, so nothing reads it again, and the
+	// gradients allocated further down the pass reuse it.
+	var pending map[Buffer]int // with release: graph tensors per buffer not yet done
 	if release {
-		kept[t.buf] = true
+		pending = map[Buffer]int{}
+		for _, x := range order {
+			if x.node == nil || x == t {
+				pending[x.buf] = -1 << 30 // a leaf's or t's: kept
+			} else {
+				pending[x.buf]++
+			}
+		}
 	}
 	for i := len(order) - 1; i >= 0; i-- {
 		x := order[i]
 		order[i] = nil
 		if x.node == nil {
-			if release {
-				kept[x.buf] = true
-			}
 			continue // a leaf: keeps its gradient
 		}
 		if x.grad != nil {
@@ -168,12 +175,11 @@ func (t *Tensor) backward(g *Tensor, release bool) {
 		}
 		x.grad, x.node = nil, nil
 		if release && x != t {
-			inter = append(inter, x)
-		}
-	}
-	for _, x := range inter {
-		if !kept[x.buf] {
-			Release(x)
+			if pending[x.buf]--; pending[x.buf] == 0 {
+				if r, ok := x.dev.(Recycler); ok && x.dtype == F32 {
+					r.Recycle(x.buf)
+				}
+			}
 		}
 	}
 }
