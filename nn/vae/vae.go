@@ -272,33 +272,43 @@ func (cd *Coder) collect(prefix string, ps *nn.ParamList) {
 	cd.ConvOut.Collect(prefix+"conv_out.", ps)
 }
 
-func (cd *Coder) forward(h *tensor.Tensor) *tensor.Tensor {
-	h = cd.ConvIn.Forward(h)
+func (cd *Coder) forward(x *tensor.Tensor) *tensor.Tensor {
+	// Each layer's output replaces h; in inference the one it replaces (never
+	// x, the caller's) goes back to the device (tensor.Release), which at
+	// 512×512 spares clearing 134 MB per decoder activation.
+	h := cd.ConvIn.Forward(x)
+	next := func(out *tensor.Tensor) {
+		tensor.Release(h)
+		h = out
+	}
 	mid := func() {
-		h = cd.MidResnets[0].Forward(h, nil)
+		next(cd.MidResnets[0].Forward(h, nil))
 		if cd.MidAttn != nil {
-			h = cd.MidAttn.Forward(h)
+			next(cd.MidAttn.Forward(h))
 		}
-		h = cd.MidResnets[1].Forward(h, nil)
+		next(cd.MidResnets[1].Forward(h, nil))
 	}
 	if cd.decoder {
 		mid()
 	}
 	for _, b := range cd.Blocks {
 		for _, r := range b.Resnets {
-			h = r.Forward(h, nil)
+			next(r.Forward(h, nil))
 		}
 		if b.Resample != nil {
 			if cd.decoder {
-				h = tensor.Upsample2x(h)
+				next(tensor.Upsample2x(h))
 			}
-			h = b.Resample.Forward(h)
+			next(b.Resample.Forward(h))
 		}
 	}
 	if !cd.decoder {
 		mid()
 	}
-	return cd.ConvOut.Forward(tensor.ActivationInPlace("silu", cd.ConvNormOut.Forward(h)))
+	next(tensor.ActivationInPlace("silu", cd.ConvNormOut.Forward(h)))
+	out := cd.ConvOut.Forward(h)
+	tensor.Release(h)
+	return out
 }
 
 // DownFactor is the ratio of image to latent size, 2^(blocks−1).
@@ -314,7 +324,9 @@ func (v *AutoencoderKL) Encode(x *tensor.Tensor) (mean, logvar *tensor.Tensor, e
 	err = tensor.Catch(func() {
 		h := v.Encoder.forward(x)
 		if v.QuantConv != nil {
-			h = v.QuantConv.Forward(h)
+			q := v.QuantConv.Forward(h)
+			tensor.Release(h)
+			h = q
 		}
 		L := v.Config.LatentChannels
 		parts := tensor.Split(h, 1, L, L)
@@ -329,10 +341,13 @@ func (v *AutoencoderKL) Decode(z *tensor.Tensor) (img *tensor.Tensor, err error)
 		return nil, fmt.Errorf("vae: latents %v, want (B, %d, h, w)", z.Shape(), v.Config.LatentChannels)
 	}
 	err = tensor.Catch(func() {
-		if v.PostQuantConv != nil {
-			z = v.PostQuantConv.Forward(z)
+		if v.PostQuantConv == nil {
+			img = v.Decoder.forward(z)
+			return
 		}
-		img = v.Decoder.forward(z)
+		pq := v.PostQuantConv.Forward(z)
+		img = v.Decoder.forward(pq)
+		tensor.Release(pq)
 	})
 	return img, err
 }

@@ -93,3 +93,36 @@ func TestLegacyAttentionNames(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestVAEReleasedIntermediates: in inference encoder and decoder release
+// each activation once the next layer has read it; on a device that
+// recycles every length and fills reused arrays with NaN first, the
+// outputs still match the reference, twice over.
+func TestVAEReleasedIntermediates(t *testing.T) {
+	for _, dir := range sdfixtures.Folders(t, sdfixtures.VAE) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			dev := kernels.PoisonedCPU(2)
+			v, err := Load(dev, dir, nn.StoreF32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer v.NoGrad()()
+			io := sdfixtures.IO(t, dir)
+			xv, xs := sdfixtures.Float32(t, io, "x")
+			zv, zs := sdfixtures.Float32(t, io, "z")
+			for range 2 {
+				mean, logvar, err := v.Encode(tensor.FromFloat32(dev, xv, xs...))
+				if err != nil {
+					t.Fatal(err)
+				}
+				sdfixtures.Compare(t, io, "mean", mean, tolAct)
+				sdfixtures.Compare(t, io, "logvar", logvar, tolAct)
+				dz, err := v.Decode(tensor.FromFloat32(dev, zv, zs...))
+				if err != nil {
+					t.Fatal(err)
+				}
+				sdfixtures.Compare(t, io, "decoded_z", dz, tolAct)
+			}
+		})
+	}
+}
