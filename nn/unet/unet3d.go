@@ -81,15 +81,26 @@ func newResnet3D(dev tensor.Device, r *rand.Rand, in, out, temb, groups int, eps
 }
 
 // Forward runs the block on x (B, C, D, H, W) with emb (B, temb).
+// In inference each intermediate is released once read (tensor.Release).
 func (b *ResnetBlock3D) Forward(x, emb *tensor.Tensor) *tensor.Tensor {
-	h := b.Conv1.Forward(tensor.ActivationInPlace("silu", b.Norm1.Forward(x)))
+	n := tensor.ActivationInPlace("silu", b.Norm1.Forward(x))
+	h := b.Conv1.Forward(n)
+	tensor.Release(n)
 	e := b.TimeEmbProj.Forward(tensor.SiLU(emb))
-	h = b.Norm2.Forward(tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1, 1))) // h: conv1's fresh output
-	h = b.Conv2.Forward(tensor.ActivationInPlace("silu", h))                          // h: a fresh norm output
+	n = b.Norm2.Forward(tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1, 1))) // h: conv1's fresh output
+	tensor.Release(h)
+	n = tensor.ActivationInPlace("silu", n) // n: a fresh norm output
+	h = b.Conv2.Forward(n)
+	tensor.Release(n)
+	skip := x
 	if b.ConvShortcut != nil {
-		x = b.ConvShortcut.Forward(x)
+		skip = b.ConvShortcut.Forward(x)
 	}
-	return tensor.AddInPlace(h, x) // h: conv2's fresh output
+	out := tensor.AddInPlace(h, skip) // h: conv2's fresh output
+	if skip != x {
+		tensor.Release(skip)
+	}
+	return out
 }
 
 func (b *ResnetBlock3D) Collect(prefix string, ps *nn.ParamList) {
@@ -279,13 +290,23 @@ func (m *UNet3D) forward(x *tensor.Tensor, timesteps []float32, labels []int64) 
 	if m.ClassEmbedding != nil {
 		emb = tensor.Add(emb, m.ClassEmbedding.Forward(tensor.FromInt64(dev, labels, B)))
 	}
-	h := m.ConvIn.Forward(fold(x, cfg.PatchSize))
+	in := fold(x, cfg.PatchSize)
+	h := m.ConvIn.Forward(in)
+	if in != x {
+		tensor.Release(in)
+	}
+	// In inference what has been read and is not a skip is released
+	// (tensor.Release: a no-op in training).
+	then := func(out *tensor.Tensor) {
+		tensor.Release(h)
+		h = out
+	}
 	skips := []*tensor.Tensor{h}
 	for _, b := range m.DownBlocks {
 		for i, r := range b.Resnets {
 			h = r.Forward(h, emb)
 			if b.Attentions != nil {
-				h = attend(b.Attentions[i], h)
+				then(attend(b.Attentions[i], h))
 			}
 			skips = append(skips, h)
 		}
@@ -297,9 +318,9 @@ func (m *UNet3D) forward(x *tensor.Tensor, timesteps []float32, labels []int64) 
 	if m.MidResnets != nil {
 		h = m.MidResnets[0].Forward(h, emb)
 		if m.MidAttention != nil {
-			h = attend(m.MidAttention, h)
+			then(attend(m.MidAttention, h))
 		}
-		h = m.MidResnets[1].Forward(h, emb)
+		then(m.MidResnets[1].Forward(h, emb))
 	}
 	mode := tensor.Nearest
 	if cfg.UpsampleInterpolation == "trilinear" {
@@ -309,16 +330,26 @@ func (m *UNet3D) forward(x *tensor.Tensor, timesteps []float32, labels []int64) 
 		for i, r := range b.Resnets {
 			skip := skips[len(skips)-1]
 			skips = skips[:len(skips)-1]
-			h = r.Forward(tensor.Concat(1, h, skip), emb)
+			then(tensor.Concat(1, h, skip))
+			tensor.Release(skip)
+			then(r.Forward(h, emb))
 			if b.Attentions != nil {
-				h = attend(b.Attentions[i], h)
+				then(attend(b.Attentions[i], h))
 			}
 		}
 		if b.Resample != nil {
-			h = b.Resample.Forward(tensor.Upsample3D(h, mode))
+			then(tensor.Upsample3D(h, mode))
+			then(b.Resample.Forward(h))
 		}
 	}
-	return unfold(m.ConvOut.Forward(tensor.SiLU(m.ConvNormOut.Forward(h))), cfg.PatchSize)
+	then(tensor.ActivationInPlace("silu", m.ConvNormOut.Forward(h)))
+	out := m.ConvOut.Forward(h)
+	tensor.Release(h)
+	if y := unfold(out, cfg.PatchSize); y != out {
+		tensor.Release(out)
+		return y
+	}
+	return out
 }
 
 // fold is space-to-depth: (B, C, D, H, W) → (B, C·p³, D/p, H/p, W/p), the
