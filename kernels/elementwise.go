@@ -89,17 +89,20 @@ func unaryGrad(op tensor.UnaryOp, x float64, p tensor.UnaryParams) float64 {
 // Unary computes dst[i] = op(x[i]) for i < n (in float64, rounded once).
 func (d *Device) Unary(op tensor.UnaryOp, dst, x tensor.Buffer, n int, p tensor.UnaryParams) {
 	y, xs := f32(dst)[:n], f32(x)[:n]
-	d.parallelFor(n, elemGrain, func(lo, hi int) {
-		if d.level > Generic && d.unaryFast(op, y[lo:hi], xs[lo:hi]) {
-			return
-		}
-		if op == tensor.OpAffine && d.level > Generic && d.scaleOrShift(y[lo:hi], xs[lo:hi], p) {
-			return
-		}
-		for i := lo; i < hi; i++ {
-			y[i] = float32(unaryF(op, float64(xs[i]), p))
-		}
-	})
+	d.parallelFor(n, elemGrain, func(lo, hi int) { d.unaryRange(op, y[lo:hi], xs[lo:hi], p) })
+}
+
+// unaryRange is Unary on one goroutine: y[i] = op(x[i]).
+func (d *Device) unaryRange(op tensor.UnaryOp, y, x []float32, p tensor.UnaryParams) {
+	if d.level > Generic && d.unaryFast(op, y, x) {
+		return
+	}
+	if op == tensor.OpAffine && d.level > Generic && d.scaleOrShift(y, x, p) {
+		return
+	}
+	for i := range y {
+		y[i] = float32(unaryF(op, float64(x[i]), p))
+	}
 }
 
 // scaleOrShift runs the two common affine maps, α·x + 0 (Scale, e.g. of every

@@ -55,6 +55,9 @@ func expf(x float32) float32 {
 // (vecSplit), the rest with expf.
 func (d *Device) expVec(dst, src []float32) {
 	k := d.vecSplit(len(src), func() { asm.ExpAVX512(dst, src) }, func(lo int) { asm.ExpAVX2(dst[lo:], src[lo:]) })
+	if d.vecTail(dst[k:len(src)], src[k:], asm.ExpAVX2) {
+		return
+	}
 	for i := k; i < len(src); i++ {
 		dst[i] = expf(src[i])
 	}
@@ -80,6 +83,9 @@ func (d *Device) unaryFast(op tensor.UnaryOp, y, x []float32) bool {
 		// fused: one pass instead of the four below
 		k := d.vecSplit(len(x), func() { asm.SiLUAVX512(y, x) }, func(lo int) { asm.SiLUAVX2(y[lo:], x[lo:]) })
 		y, x := y[k:len(x)], x[k:]
+		if d.vecTail(y, x, asm.SiLUAVX2) {
+			break
+		}
 		for i, v := range x { // σ(x)·x, value by value: y may be x
 			y[i] = 1 / (1 + expf(-v)) * v
 		}
@@ -89,12 +95,35 @@ func (d *Device) unaryFast(op tensor.UnaryOp, y, x []float32) bool {
 		d.expVec(y, x)
 	case tensor.OpGELU:
 		k := d.vecSplit(len(x), func() { asm.GELUAVX512(y, x) }, func(lo int) { asm.GELUAVX2(y[lo:], x[lo:]) })
-		for i := k; i < len(x); i++ { // y may be x
+		y, x := y[k:len(x)], x[k:]
+		if d.vecTail(y, x, asm.GELUAVX2) {
+			break
+		}
+		for i := range x { // y may be x
 			y[i] = x[i] * normCDF(x[i])
 		}
 	default:
 		return false
 	}
+	return true
+}
+
+// vecTail runs the last (fewer than 8) values of a SIMD pass through the
+// 8-lane kernel too, zero-padded, so that every value comes from the same
+// arithmetic wherever a range happens to end: a thread's part of a tensor,
+// or a row of a normalization with its activation fused. It reports false
+// at the generic level (no SIMD: the caller's scalar loop does them all).
+func (d *Device) vecTail(y, x []float32, kernel8 func(y, x []float32)) bool {
+	if len(x) == 0 {
+		return true
+	}
+	if !d.simd() || len(x) >= 8 {
+		return false
+	}
+	var buf [8]float32
+	n := copy(buf[:], x)
+	kernel8(buf[:], buf[:])
+	copy(y, buf[:n])
 	return true
 }
 

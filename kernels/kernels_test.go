@@ -382,6 +382,21 @@ func TestGroupNormAgainstNaive(t *testing.T) {
 			name := fmt.Sprintf("group_norm/%s/mean %g", level, c.offset)
 			closeTo(t, name, y.F[:len(x)], want, 1e-5)
 			checkGuard(t, name, y, len(x))
+			// With the activation fused (Activate): the bits of Norm, then Unary.
+			for _, op := range []tensor.UnaryOp{tensor.OpSiLU, tensor.OpGELU} {
+				sep := withGuard(d, len(x))
+				d.Unary(op, sep, y, len(x), tensor.UnaryParams{})
+				fused := withGuard(d, len(x))
+				pa := p
+				pa.Activate, pa.Act = true, op
+				d.Norm(fused, mean, rstd, &Buffer{dev: d, F: x}, &Buffer{dev: d, F: g}, &Buffer{dev: d, F: b}, pa)
+				for i := range x {
+					if math.Float32bits(fused.F[i]) != math.Float32bits(sep.F[i]) {
+						t.Fatalf("%s with %s fused: value %d is %g, norm then %s gives %g", name, op, i, fused.F[i], op, sep.F[i])
+					}
+				}
+				checkGuard(t, name+" fused", fused, len(x))
+			}
 		}
 	}
 }

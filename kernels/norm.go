@@ -51,11 +51,18 @@ func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.Norm
 					a, b := coefs(g*p.CG + cg)
 					yg[cg] = xv*a + b
 				}
+				if p.Activate {
+					d.unaryRange(p.Act, yg, yg, tensor.UnaryParams{})
+				}
 				continue
 			}
 			for cg := range p.CG {
 				a, b := coefs(g*p.CG + cg)
-				d.affine(yg[cg*p.S:(cg+1)*p.S], xg[cg*p.S:(cg+1)*p.S], a, b)
+				row := yg[cg*p.S : (cg+1)*p.S]
+				d.affine(row, xg[cg*p.S:(cg+1)*p.S], a, b)
+				if p.Activate { // while the row is in cache
+					d.unaryRange(p.Act, row, row, tensor.UnaryParams{})
+				}
 			}
 		}
 	})

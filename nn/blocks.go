@@ -153,25 +153,24 @@ func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
 	// In inference every intermediate below is this block's own and read
 	// once: each is released after the layer that reads it (tensor.Release
 	// leaves anything recorded for backward alone).
-	n := tensor.ActivationInPlace(b.Act, b.Norm1.Forward(x))
+	n := b.Norm1.ForwardAct(x, b.Act)
 	h := b.Conv1.Forward(n)
 	c.release(n)
 	switch {
 	case b.TimeEmbProj == nil:
-		n = b.Norm2.Forward(h)
+		n = b.Norm2.ForwardAct(h, b.Act)
 	case b.ScaleShift:
 		e := b.TimeEmbProj.Forward(tensor.Activation(b.Act, emb))
 		e = e.Reshape(e.Dim(0), e.Dim(1), 1, 1)
 		parts := tensor.Split(e, 1, b.OutChans, b.OutChans)
 		norm := b.Norm2.Forward(h)
-		n = tensor.Add(tensor.Mul(norm, tensor.AddScalar(parts[0], 1)), parts[1])
+		n = tensor.ActivationInPlace(b.Act, tensor.Add(tensor.Mul(norm, tensor.AddScalar(parts[0], 1)), parts[1]))
 		c.release(norm)
 	default:
 		e := b.TimeEmbProj.Forward(tensor.Activation(b.Act, emb))
-		n = b.Norm2.Forward(tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1))) // h: conv1's fresh output
+		n = b.Norm2.ForwardAct(tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1)), b.Act) // h: conv1's fresh output
 	}
 	c.release(h)
-	n = tensor.ActivationInPlace(b.Act, n) // n: a fresh norm (or scale-shift) output
 	h = b.Conv2.Forward(c.dropout(n, b.DropoutP))
 	c.release(n)
 	skip := x

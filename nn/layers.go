@@ -120,6 +120,12 @@ func (g *GroupNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return tensor.GroupNorm(x, g.Groups, g.Weight, g.Bias, g.Eps)
 }
 
+// ForwardAct is the activation act (silu, gelu, …) of Forward(x), in one
+// pass over the tensor in inference (tensor.GroupNormAct).
+func (g *GroupNorm) ForwardAct(x *tensor.Tensor, act string) *tensor.Tensor {
+	return tensor.GroupNormAct(x, g.Groups, g.Weight, g.Bias, g.Eps, act)
+}
+
 func (g *GroupNorm) Collect(prefix string, ps *ParamList) {
 	ps.Add(prefix, "weight", g.Weight)
 	ps.Add(prefix, "bias", g.Bias)

@@ -225,7 +225,7 @@ func (m *UNet2D) forward(x *tensor.Tensor, timesteps []float32, labels []int64, 
 	for _, b := range m.UpBlocks {
 		h, skips = b.forward(c, h, emb, skips)
 	}
-	n := tensor.ActivationInPlace("silu", m.ConvNormOut.Forward(h))
+	n := m.ConvNormOut.ForwardAct(h, "silu")
 	c.release(h)
 	out := m.ConvOut.Forward(n)
 	c.release(n)

@@ -273,10 +273,14 @@ type Upsample3DParams struct {
 //	y = (x - mean)·rstd·gamma[c] + beta[c],   rstd = 1/√(var + Eps)
 //
 // GroupNorm on NCHW is (N, groups, C/groups, H·W); LayerNorm over the last
-// axis D of R rows is (R, 1, D, 1). gamma and beta may be nil.
+// axis D of R rows is (R, 1, D, 1). gamma and beta may be nil. With
+// Activate, y is then Act(y), in the same pass (inference: a norm and its
+// activation read and write the tensor once; no backward is defined).
 type NormParams struct {
 	N, G, CG, S int
 	Eps         float32
+	Activate    bool
+	Act         UnaryOp
 }
 
 // SoftmaxParams describes a dense (Rows, Cols) array, softmax over Cols.

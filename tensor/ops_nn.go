@@ -156,6 +156,23 @@ func GroupNorm(x *Tensor, groups int, gamma, beta *Tensor, eps float32) *Tensor 
 	return norm("group_norm", x, gamma, beta, NormParams{N: x.Dim(0), G: groups, CG: c / groups, S: numel(x.shape[2:]), Eps: eps})
 }
 
+// GroupNormAct is Activation(act, GroupNorm(x, …)): in inference in one pass
+// over the tensor (NormParams.Activate), with the same values; when a
+// gradient flows, the two ops recorded one after the other.
+func GroupNormAct(x *Tensor, groups int, gamma, beta *Tensor, eps float32, act string) *Tensor {
+	op := activationOp(act)
+	if anyNeedsGrad(x, gamma, beta) || x.Rank() < 2 || groups < 1 || x.Dim(1)%groups != 0 {
+		return ActivationInPlace(act, GroupNorm(x, groups, gamma, beta, eps))
+	}
+	c := x.Dim(1)
+	for _, t := range []*Tensor{gamma, beta} {
+		if t != nil && (t.Rank() != 1 || t.Dim(0) != c) {
+			fail("group_norm", "affine parameter %v for %d channels", t.shape, c)
+		}
+	}
+	return norm("group_norm", x, gamma, beta, NormParams{N: x.Dim(0), G: groups, CG: c / groups, S: numel(x.shape[2:]), Eps: eps, Activate: true, Act: op})
+}
+
 // LayerNorm normalizes over the last axis (D); gamma and beta are (D) or nil.
 func LayerNorm(x, gamma, beta *Tensor, eps float32) *Tensor {
 	if x.Rank() < 1 {

@@ -73,7 +73,9 @@ func Empty(dev Device, dt DType, shape ...int) *Tensor {
 // that is, fails. Tensors that carry gradient state (parameters, anything
 // recorded for backward), views into part of a buffer, nil tensors and
 // devices that do not recycle are left alone, so a training step's graph
-// is never touched.
+// is never touched — all but a tensor without gradient that a recorded op
+// has read (a model's input, which a convolution's backward reads again):
+// the caller must not release that while the graph lives.
 func Release(ts ...*Tensor) {
 	for _, t := range ts {
 		if t == nil || t.needsGrad() || t.requiresGrad || t.off != 0 || t.dtype != F32 || t.Numel() != t.buf.Len() {

@@ -93,6 +93,9 @@ func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.Norm
 	gx, gy := d.grid2(p.N * p.G)
 	d.run("norm", []*Buffer{yb, mb, rb, xb, gb, bb}, []uint32{uint32(p.N), uint32(p.G), uint32(p.CG), uint32(p.S),
 		f32bits(p.Eps), hg, hb}, gx, gy, 1)
+	if p.Activate { // a second dispatch over y (the CPU device fuses it)
+		d.Unary(p.Act, y, y, n, tensor.UnaryParams{})
+	}
 }
 
 // NormBackward implements tensor.Device.

@@ -361,7 +361,7 @@ func (m *Condition) forward(x *tensor.Tensor, timesteps []float32, ctx *tensor.T
 		}
 		put(fmt.Sprintf("up/%d", i), h)
 	}
-	n := tensor.ActivationInPlace("silu", m.ConvNormOut.Forward(h))
+	n := m.ConvNormOut.ForwardAct(h, "silu")
 	release(h)
 	out := m.ConvOut.Forward(n)
 	release(n)

@@ -83,13 +83,12 @@ func newResnet3D(dev tensor.Device, r *rand.Rand, in, out, temb, groups int, eps
 // Forward runs the block on x (B, C, D, H, W) with emb (B, temb).
 // In inference each intermediate is released once read (tensor.Release).
 func (b *ResnetBlock3D) Forward(x, emb *tensor.Tensor) *tensor.Tensor {
-	n := tensor.ActivationInPlace("silu", b.Norm1.Forward(x))
+	n := b.Norm1.ForwardAct(x, "silu")
 	h := b.Conv1.Forward(n)
 	tensor.Release(n)
 	e := b.TimeEmbProj.Forward(tensor.SiLU(emb))
-	n = b.Norm2.Forward(tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1, 1))) // h: conv1's fresh output
+	n = b.Norm2.ForwardAct(tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1, 1)), "silu") // h: conv1's fresh output
 	tensor.Release(h)
-	n = tensor.ActivationInPlace("silu", n) // n: a fresh norm output
 	h = b.Conv2.Forward(n)
 	tensor.Release(n)
 	skip := x
@@ -292,7 +291,7 @@ func (m *UNet3D) forward(x *tensor.Tensor, timesteps []float32, labels []int64) 
 	}
 	in := fold(x, cfg.PatchSize)
 	h := m.ConvIn.Forward(in)
-	if in != x {
+	if in != x && !h.RequiresGrad() { // in training conv_in's backward reads its input
 		tensor.Release(in)
 	}
 	// In inference what has been read and is not a skip is released
@@ -342,7 +341,7 @@ func (m *UNet3D) forward(x *tensor.Tensor, timesteps []float32, labels []int64) 
 			then(b.Resample.Forward(h))
 		}
 	}
-	then(tensor.ActivationInPlace("silu", m.ConvNormOut.Forward(h)))
+	then(m.ConvNormOut.ForwardAct(h, "silu"))
 	out := m.ConvOut.Forward(h)
 	tensor.Release(h)
 	if y := unfold(out, cfg.PatchSize); y != out {

@@ -305,7 +305,7 @@ func (cd *Coder) forward(x *tensor.Tensor) *tensor.Tensor {
 	if !cd.decoder {
 		mid()
 	}
-	next(tensor.ActivationInPlace("silu", cd.ConvNormOut.Forward(h)))
+	next(cd.ConvNormOut.ForwardAct(h, "silu"))
 	out := cd.ConvOut.Forward(h)
 	tensor.Release(h)
 	return out
