@@ -340,3 +340,35 @@ func TestAttentionInferenceMatchesCPU(t *testing.T) {
 		t.Errorf("attention without gradients: normalized error %.3g against the CPU (tolerance 1e-5)", e)
 	}
 }
+
+// TestNormActivation: a group norm with its activation fused
+// (NormParams.Activate, inference only, so outside the gradient table
+// above) against the reference, for SiLU and GELU.
+func TestNormActivation(t *testing.T) {
+	vk := testDevice(t)
+	ref := kernels.NewCPULevel(1, kernels.Generic)
+	r := rand.New(rand.NewPCG(13, 14))
+	c := opCase{"group_norm_act", 1e-5, []input{in(-1, 2, 2, 8, 5, 3), in(0.5, 1.5, 8), in(-0.5, 0.5, 8)}, nil}
+	data, _ := c.inputs(r)
+	for _, act := range []string{"silu", "gelu"} {
+		run := func(dev Device) (out []float32, err error) {
+			err = Catch(func() {
+				x := FromFloat32(dev, data[0], c.in[0].shape...)
+				g, b := FromFloat32(dev, data[1], 8), FromFloat32(dev, data[2], 8)
+				out = GroupNormAct(x, 4, g, b, 1e-5, act).MustFloat32s()
+			})
+			return
+		}
+		want, err := run(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := run(vk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := normErr(got, want); e > c.tol {
+			t.Errorf("%s: normalized error %.2g > %.0g", act, e, c.tol)
+		}
+	}
+}
