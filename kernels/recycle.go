@@ -17,9 +17,10 @@ import (
 // intermediate is dead hands it back with tensor.Release; the next Alloc of
 // the same length takes its array and clears it over the threads, or, for
 // an op whose kernel writes every element, takes it as it is. A training
-// step hands back its whole graph's activations once backward is done
-// (Tensor.BackwardRelease), and the next step's forward, which allocates
-// the same lengths in the same order, takes them. Buffers shorter than
+// step hands back each activation as soon as backward is past it
+// (Tensor.BackwardRelease), where the gradients further down and the next
+// step's forward, which allocates the same lengths in the same order, take
+// them. Buffers shorter than
 // Tuning.RecycleMinLen are left to the collector (cheap to allocate).
 // ---------------------------------------------------------------------------
 
@@ -66,7 +67,7 @@ func (r *recycler) take(n int) []float32 {
 	return f
 }
 
-// Recycle implements tensor.Recycler: b's array goes to the free lists and
+// Recycle implements tensor.Recycler: b's array goes to its length's pool and
 // b is emptied, so a stale view of it fails loudly instead of reading
 // another tensor's values.
 func (d *Device) Recycle(b tensor.Buffer) {
