@@ -373,12 +373,16 @@ func EMADecayAt(cap float64, n int) float64 {
 
 // updateEMA sets ema ← d·ema + (1-d)·θ.
 func (tr *Trainer) updateEMA() {
-	d := EMADecayAt(tr.Config.EMADecay, tr.Step)
-	ps, es := tr.Model.Params(), tr.EMA.Params()
-	for i := range ps {
-		a, b := tensor.Scale(es[i].T, float32(d)), tensor.Scale(ps[i].T.Detach(), float32(1-d))
+	UpdateEMA(tr.EMA.Params(), tr.Model.Params(), EMADecayAt(tr.Config.EMADecay, tr.Step))
+}
+
+// UpdateEMA sets each ema[i] ← d·ema[i] + (1-d)·params[i] (the two lists in
+// the same order), releasing its temporaries (tensor.Release).
+func UpdateEMA(ema, params []nn.Param, d float64) {
+	for i := range params {
+		a, b := tensor.Scale(ema[i].T, float32(d)), tensor.Scale(params[i].T.Detach(), float32(1-d))
 		sum := tensor.Add(a, b)
-		es[i].T.CopyFrom(sum)
+		ema[i].T.CopyFrom(sum)
 		tensor.Release(a, b, sum)
 	}
 }

@@ -188,15 +188,7 @@ func (tr *Trainer) TrainStep() (ddpm.StepInfo, error) {
 	}
 	tr.Opt.ZeroGrad()
 	d := ddpm.EMADecayAt(tc.EMADecay, tr.Step)
-	if err := tensor.Catch(func() {
-		ps, es := tr.params(), tr.emaParams()
-		for i := range ps {
-			a, b := tensor.Scale(es[i].T, float32(d)), tensor.Scale(ps[i].T.Detach(), float32(1-d))
-			sum := tensor.Add(a, b)
-			es[i].T.CopyFrom(sum)
-			tensor.Release(a, b, sum)
-		}
-	}); err != nil {
+	if err := tensor.Catch(func() { ddpm.UpdateEMA(tr.emaParams(), tr.params(), d) }); err != nil {
 		return info, err
 	}
 	tr.Step++

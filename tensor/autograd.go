@@ -176,7 +176,7 @@ func (t *Tensor) backward(g *Tensor, release bool) {
 		x.grad, x.node = nil, nil
 		if release && x != t {
 			if pending[x.buf]--; pending[x.buf] == 0 {
-				if r, ok := x.dev.(Recycler); ok && x.dtype == F32 {
+				if r, ok := x.dev.(Recycler); ok {
 					r.Recycle(x.buf)
 				}
 			}

@@ -8,9 +8,11 @@ import "slices"
 
 // gemm issues C = op(A)·op(B) into a new (batch, M, N) tensor; a and b are dense.
 func gemm(a, b *Tensor, p MatMulParams) *Tensor {
-	c := Empty(a.dev, F32, p.Batch, p.M, p.N)
+	var c *Tensor
 	if p.K > 0 { // the product overwrites C (β = 0)
 		c = emptyOut(a.dev, p.Batch, p.M, p.N)
+	} else { // nothing to sum: C stays the zeros it is allocated as
+		c = Empty(a.dev, F32, p.Batch, p.M, p.N)
 	}
 	if p.Batch*p.M*p.N > 0 {
 		p.Alpha, p.StrideC = 1, p.M*p.N

@@ -144,6 +144,25 @@ func norm(name string, x, gamma, beta *Tensor, p NormParams) *Tensor {
 // GroupNorm is torch.nn.functional.group_norm: x is (N, C, ...), statistics
 // per (sample, group) with the biased variance; gamma and beta are (C) or nil.
 func GroupNorm(x *Tensor, groups int, gamma, beta *Tensor, eps float32) *Tensor {
+	return norm("group_norm", x, gamma, beta, groupNormParams(x, groups, gamma, beta, eps))
+}
+
+// GroupNormAct is Activation(act, GroupNorm(x, …)): in inference in one pass
+// over the tensor (NormParams.Activate), with the same values; when a
+// gradient flows, the two ops recorded one after the other.
+func GroupNormAct(x *Tensor, groups int, gamma, beta *Tensor, eps float32, act string) *Tensor {
+	op := activationOp(act)
+	if anyNeedsGrad(x, gamma, beta) {
+		return ActivationInPlace(act, GroupNorm(x, groups, gamma, beta, eps))
+	}
+	p := groupNormParams(x, groups, gamma, beta, eps)
+	p.Activate, p.Act = true, op
+	return norm("group_norm", x, gamma, beta, p)
+}
+
+// groupNormParams checks a group norm's operands and lays x out as (N,
+// groups, C/groups, spatial).
+func groupNormParams(x *Tensor, groups int, gamma, beta *Tensor, eps float32) NormParams {
 	if x.Rank() < 2 || groups < 1 || x.Dim(1)%groups != 0 {
 		fail("group_norm", "%d groups for input %v (want (N, C, ...) with C divisible by groups)", groups, x.shape)
 	}
@@ -153,24 +172,7 @@ func GroupNorm(x *Tensor, groups int, gamma, beta *Tensor, eps float32) *Tensor 
 			fail("group_norm", "affine parameter %v for %d channels", t.shape, c)
 		}
 	}
-	return norm("group_norm", x, gamma, beta, NormParams{N: x.Dim(0), G: groups, CG: c / groups, S: numel(x.shape[2:]), Eps: eps})
-}
-
-// GroupNormAct is Activation(act, GroupNorm(x, …)): in inference in one pass
-// over the tensor (NormParams.Activate), with the same values; when a
-// gradient flows, the two ops recorded one after the other.
-func GroupNormAct(x *Tensor, groups int, gamma, beta *Tensor, eps float32, act string) *Tensor {
-	op := activationOp(act)
-	if anyNeedsGrad(x, gamma, beta) || x.Rank() < 2 || groups < 1 || x.Dim(1)%groups != 0 {
-		return ActivationInPlace(act, GroupNorm(x, groups, gamma, beta, eps))
-	}
-	c := x.Dim(1)
-	for _, t := range []*Tensor{gamma, beta} {
-		if t != nil && (t.Rank() != 1 || t.Dim(0) != c) {
-			fail("group_norm", "affine parameter %v for %d channels", t.shape, c)
-		}
-	}
-	return norm("group_norm", x, gamma, beta, NormParams{N: x.Dim(0), G: groups, CG: c / groups, S: numel(x.shape[2:]), Eps: eps, Activate: true, Act: op})
+	return NormParams{N: x.Dim(0), G: groups, CG: c / groups, S: numel(x.shape[2:]), Eps: eps}
 }
 
 // LayerNorm normalizes over the last axis (D); gamma and beta are (D) or nil.

@@ -78,7 +78,7 @@ func Empty(dev Device, dt DType, shape ...int) *Tensor {
 // the caller must not release that while the graph lives.
 func Release(ts ...*Tensor) {
 	for _, t := range ts {
-		if t == nil || t.needsGrad() || t.requiresGrad || t.off != 0 || t.dtype != F32 || t.Numel() != t.buf.Len() {
+		if t == nil || t.requiresGrad || t.node != nil || t.off != 0 || t.dtype != F32 || t.Numel() != t.buf.Len() {
 			continue
 		}
 		if r, ok := t.dev.(Recycler); ok {
