@@ -343,10 +343,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 		beta := float32(0)
 		if bs != nil {
 			for f := range p.F {
-				row := yn[f*ohw : (f+1)*ohw]
-				for i := range row {
-					row[i] = bs[f]
-				}
+				fillF32(yn[f*ohw:(f+1)*ohw], bs[f])
 			}
 			beta = 1
 		}

@@ -304,11 +304,10 @@ func (d *Device) Conv3D(y, x, w, b tensor.Buffer, p tensor.Conv3DParams) {
 			d.sgemmA(threads, wA, cols, operandB{b: col, ld: cols}, 0, yn[z0*ohw:], odhw)
 		}
 		if bs != nil {
+			simd := d.simd()
 			for f := range p.F {
 				row := yn[f*odhw:][:odhw]
-				for i := range row {
-					row[i] += bs[f]
-				}
+				binaryRowScalar(simd, tensor.OpAdd, row, row, bs[f])
 			}
 		}
 	})
