@@ -1,10 +1,6 @@
 package kernels
 
-import (
-	"sync"
-
-	"github.com/godiffuse/godiffuse/tensor"
-)
+import "github.com/godiffuse/godiffuse/tensor"
 
 // ---------------------------------------------------------------------------
 // Conv2D by im2col + GEMM.
@@ -123,17 +119,13 @@ func (d *Device) forImages(nImg, colLen int, fn func(n int, scratch []float32, t
 		}
 		return
 	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			buf := getBuf(colLen)
-			defer packPool.Put(buf)
-			for n := w; n < nImg; n += workers {
-				fn(n, *buf, 1)
-			}
-		})
-	}
-	wg.Wait()
+	runParts(workers, func(w int) {
+		buf := getBuf(colLen)
+		defer packPool.Put(buf)
+		for n := w; n < nImg; n += workers {
+			fn(n, *buf, 1)
+		}
+	})
 }
 
 // ---------------------------------------------------------------------------

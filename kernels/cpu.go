@@ -287,17 +287,13 @@ func (d *Device) forSlots(n, slots int, fn func(wk, slot, item, threads int)) in
 	slots = max(1, min(slots, n))
 	workers := max(1, min(d.threads, slots))
 	threads := max(1, d.threads/workers)
-	var wg sync.WaitGroup
-	for wk := range workers {
-		wg.Go(func() {
-			for slot := wk; slot < slots; slot += workers {
-				for i := slot; i < n; i += slots {
-					fn(wk, slot, i, threads)
-				}
+	runParts(workers, func(wk int) {
+		for slot := wk; slot < slots; slot += workers {
+			for i := slot; i < n; i += slots {
+				fn(wk, slot, i, threads)
 			}
-		})
-	}
-	wg.Wait()
+		}
+	})
 	return workers
 }
 
@@ -316,11 +312,5 @@ func inParts(threads, n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	var wg sync.WaitGroup
-	for p := 1; p < parts; p++ {
-		lo, hi := p*n/parts, (p+1)*n/parts
-		wg.Go(func() { fn(lo, hi) })
-	}
-	fn(0, n/parts) // the first part on the calling goroutine
-	wg.Wait()
+	runParts(parts, func(p int) { fn(p*n/parts, (p+1)*n/parts) })
 }

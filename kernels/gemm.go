@@ -129,12 +129,7 @@ func Sgemm(threads int, transA, transB bool, m, n, k int, alpha float32,
 		work(0, m)
 		return
 	}
-	var wg sync.WaitGroup
-	for t := range parts {
-		lo, hi := t*m/parts, (t+1)*m/parts
-		wg.Go(func() { work(lo, hi) })
-	}
-	wg.Wait()
+	runParts(parts, func(t int) { work(t*m/parts, (t+1)*m/parts) })
 }
 
 // SgemmNaive is the definition with no tricks: C = α·A·B + β·C, row-major,

@@ -310,30 +310,28 @@ func sgemmPacked(mk microKernel, threads int, g gemm) {
 		sgemmLoop(mk, nil, g)
 		return
 	}
-	var wg sync.WaitGroup
 	nPanels, mPanels := (n+mk.nr-1)/mk.nr, (m+mk.mr-1)/mk.mr
 	if nPanels >= 2*threads || nPanels >= mPanels {
 		parts := min(threads, nPanels)
-		for t := range parts {
+		runParts(parts, func(t int) {
 			j0, j1 := t*nPanels/parts*mk.nr, min(n, (t+1)*nPanels/parts*mk.nr)
 			slab := g
 			slab.N, slab.B, slab.C = j1-j0, g.B.cols(j0), g.C[j0:]
-			wg.Go(func() { sgemmLoop(mk, nil, slab) })
-		}
-	} else {
-		parts := min(threads, mPanels)
-		for t := range parts {
-			i0, i1 := t*mPanels/parts*mk.mr, min(m, (t+1)*mPanels/parts*mk.mr)
-			ao := i0 * lda // row i0 of op(A)
-			if transA {
-				ao = i0
-			}
-			slab := g
-			slab.M, slab.A, slab.C, slab.PlanM = i1-i0, g.A[ao:], g.C[i0*g.LdC:], m
-			wg.Go(func() { sgemmLoop(mk, nil, slab) })
-		}
+			sgemmLoop(mk, nil, slab)
+		})
+		return
 	}
-	wg.Wait()
+	parts := min(threads, mPanels)
+	runParts(parts, func(t int) {
+		i0, i1 := t*mPanels/parts*mk.mr, min(m, (t+1)*mPanels/parts*mk.mr)
+		ao := i0 * lda // row i0 of op(A)
+		if transA {
+			ao = i0
+		}
+		slab := g
+		slab.M, slab.A, slab.C, slab.PlanM = i1-i0, g.A[ao:], g.C[i0*g.LdC:], m
+		sgemmLoop(mk, nil, slab)
+	})
 }
 
 // prepackedA is α·op(A) packed once, block by block, for many products with
@@ -602,12 +600,10 @@ func sgemmRowsAThreads(mk microKernel, threads, m, n, k int, a []float32, offA [
 		sgemmRowsA(mk, m, n, k, a, offA, ob, beta, c, ldc)
 		return
 	}
-	var wg sync.WaitGroup
-	for t := range parts {
+	runParts(parts, func(t int) {
 		i0, i1 := t*panels/parts*mk.mr, min(m, (t+1)*panels/parts*mk.mr)
-		wg.Go(func() { sgemmRowsA(mk, i1-i0, n, k, a, offA[i0:i1], ob, beta, c[i0*ldc:], ldc) })
-	}
-	wg.Wait()
+		sgemmRowsA(mk, i1-i0, n, k, a, offA[i0:i1], ob, beta, c[i0*ldc:], ldc)
+	})
 }
 
 // mergeTile writes the rows×cols corner of the scratch tile t (row stride

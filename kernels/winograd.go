@@ -130,18 +130,14 @@ func (d *Device) winoChunks(g winoGeom, scratch int, fn func(wk int, buf []float
 	chunks := (g.rows + g.chunk - 1) / g.chunk
 	workers := max(1, min(d.threads, chunks))
 	threads := max(1, d.threads/workers)
-	var wg sync.WaitGroup
-	for wk := range workers {
-		wg.Go(func() {
-			buf := getWino(scratch)
-			defer putWino(buf)
-			for ch := wk; ch < chunks; ch += workers {
-				r0 := ch * g.chunk
-				fn(wk, buf, threads, r0, min(g.rows, r0+g.chunk))
-			}
-		})
-	}
-	wg.Wait()
+	runParts(workers, func(wk int) {
+		buf := getWino(scratch)
+		defer putWino(buf)
+		for ch := wk; ch < chunks; ch += workers {
+			r0 := ch * g.chunk
+			fn(wk, buf, threads, r0, min(g.rows, r0+g.chunk))
+		}
+	})
 }
 
 // winogradWeights returns the 16 matrices U[ξ] (F×C, U[ξ][f][c] = (G·w[f,c]·Gᵀ)[ξ]),
@@ -166,31 +162,27 @@ func (d *Device) winogradWeights(buf, w []float32, f, c int, flipped bool) [16]g
 	mr := mk.mr
 	panels := (f + mr - 1) / mr
 	parts := max(1, min(d.threads, panels))
-	var wg sync.WaitGroup
-	for part := range parts {
-		wg.Go(func() {
-			for ip := part * panels / parts; ip < (part+1)*panels/parts; ip++ {
-				f0 := ip * mr
-				for pc := 0; pc < c; pc += packKC {
-					kc := min(packKC, c-pc)
-					var dst [16][]float32 // this panel's kc×mr values in each U[ξ]
-					for xi, pa := range pas {
-						blk := pa.blocks[pc/packKC*pa.icBlocks+f0/packMC]
-						dst[xi] = blk[(f0%packMC)*kc : (f0%packMC+mr)*kc]
-					}
-					winoWeightPanel(&dst, w, f, c, f0, min(mr, f-f0), mr, pc, kc, flipped)
-					for r := f - f0; r < mr; r++ { // rows past F: zero
-						for xi := range dst {
-							for p := range kc {
-								dst[xi][p*mr+r] = 0
-							}
+	runParts(parts, func(part int) {
+		for ip := part * panels / parts; ip < (part+1)*panels/parts; ip++ {
+			f0 := ip * mr
+			for pc := 0; pc < c; pc += packKC {
+				kc := min(packKC, c-pc)
+				var dst [16][]float32 // this panel's kc×mr values in each U[ξ]
+				for xi, pa := range pas {
+					blk := pa.blocks[pc/packKC*pa.icBlocks+f0/packMC]
+					dst[xi] = blk[(f0%packMC)*kc : (f0%packMC+mr)*kc]
+				}
+				winoWeightPanel(&dst, w, f, c, f0, min(mr, f-f0), mr, pc, kc, flipped)
+				for r := f - f0; r < mr; r++ { // rows past F: zero
+					for xi := range dst {
+						for p := range kc {
+							dst[xi][p*mr+r] = 0
 						}
 					}
 				}
 			}
-		})
-	}
-	wg.Wait()
+		}
+	})
 	return us
 }
 
