@@ -16,8 +16,9 @@ import (
 // cores had nothing to do between two sections, the runtime had parked their
 // threads, and waking one is a futex call whose latency on these virtual
 // machines is tens of microseconds — as long as many whole operations of a
-// batch-1 forward: tiny-mnist at batch 1 ran slower on two threads than on
-// one (bench/RESULTS.md, 2026-12-03 "Zen 5"). The team's goroutines instead
+// batch-1 forward: tiny-mnist at batch 1 ran no faster on two threads than
+// on one, and 27–34 % faster with the team (bench/RESULTS.md, 2026-12-03,
+// AMD Zen 5). The team's goroutines instead
 // spin for teamSpin after each part, so a section that follows soon finds
 // them awake; then they sleep on a channel until a caller wakes them.
 //
