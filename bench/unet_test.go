@@ -89,6 +89,9 @@ func benchUNetOn(b *testing.B, dev tensor.Device, config, mode string, batch int
 	}
 	target := tensor.FromFloat32(dev, randn(r, batch*cfg.OutChannels*h*w), batch, cfg.OutChannels, h, w)
 	opt := nn.NewAdam(m.Params(), nn.AdamConfig{LR: 2e-4})
+	if mode == "forward" { // as a sampler runs it
+		defer nn.Freeze(m.Params())()
+	}
 	step := func() {
 		if mode == "forward" {
 			restore := m.NoGrad()

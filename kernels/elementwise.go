@@ -88,7 +88,7 @@ func unaryGrad(op tensor.UnaryOp, x float64, p tensor.UnaryParams) float64 {
 
 // Unary computes dst[i] = op(x[i]) for i < n (in float64, rounded once).
 func (d *Device) Unary(op tensor.UnaryOp, dst, x tensor.Buffer, n int, p tensor.UnaryParams) {
-	y, xs := f32(dst)[:n], f32(x)[:n]
+	y, xs := w32(dst)[:n], f32(x)[:n]
 	d.parallelFor(n, elemGrain, func(lo, hi int) { d.unaryRange(op, y[lo:hi], xs[lo:hi], p) })
 }
 
@@ -139,7 +139,7 @@ func (d *Device) UnaryBackward(op tensor.UnaryOp, dx, x, dy tensor.Buffer, n int
 // Binary computes dst[i] = a[i] op b[i] over shape; dst is dense and a, b are
 // strided views (stride 0 broadcasts).
 func (d *Device) Binary(op tensor.BinaryOp, dst tensor.Buffer, a, b tensor.Strided, shape []int) {
-	y, as, bs := f32(dst), f32(a.Buf), f32(b.Buf)
+	y, as, bs := w32(dst), f32(a.Buf), f32(b.Buf)
 	r := len(shape)
 	simd := d.simd()
 	dense := make([]int, r)
@@ -357,7 +357,7 @@ func (d *Device) Dropout(dst, x tensor.Buffer, n int, p tensor.DropoutParams) {
 // AdamStep updates param, m and v in place; see tensor.AdamParams for the
 // formula. Arithmetic in float32, in the order PyTorch's single-tensor Adam uses.
 func (d *Device) AdamStep(param, grad, m, v tensor.Buffer, n int, p tensor.AdamParams) {
-	ps, gs, ms, vs := f32(param)[:n], f32(grad)[:n], f32(m)[:n], f32(v)[:n]
+	ps, gs, ms, vs := w32(param)[:n], f32(grad)[:n], w32(m)[:n], w32(v)[:n]
 	// The AVX2 kernel does the AdamW form (no L2 term) with the same
 	// operations in the same order: the same bits as the loop below.
 	simd := d.level >= AVX2 && p.L2 == 0

@@ -27,7 +27,11 @@ import (
 // if the hash is the one it was made from. A buffer is cached on its second
 // call with unchanged contents, so a training step — whose optimizer
 // changes every weight between calls — allocates nothing; after two changes
-// a buffer is marked volatile and is no longer hashed either. Entries are
+// a buffer is marked volatile and is no longer hashed either. The one
+// exception is a frozen buffer (tensor.Freeze, which samplers use): its
+// contents are hashed once per freeze and its form kept from the first
+// call, since writing it fails until it is thawed. Hashing at every call
+// was 7 % of a batch-1 forward (bench/RESULTS.md, 2026-12-03, AMD Zen 5). Entries are
 // keyed by a weak pointer to the buffer and dropped when it is collected.
 // Tuning.WeightCacheMiB bounds the memory; past it, weights are transformed
 // per call as before. Half-precision (F16) weights are never kept: they were
@@ -52,7 +56,8 @@ type weightKey struct {
 type weightEntry struct {
 	hash     uint64
 	changes  int       // how often the contents changed between calls
-	volatile bool      // changed twice: not cached, not hashed any more
+	volatile bool      // changed twice: not cached, not hashed any more (unless frozen)
+	checked  uint64    // the freeze (Buffer.frozenGen) under which hash was last checked
 	prepared any       // what prepare made: [][16]gemmA (Winograd) or *prepackedA
 	buf      []float32 // prepared's storage; nil until cached
 }
@@ -96,9 +101,15 @@ func preparedWeights[T any](d *Device, w tensor.Buffer, ws []float32, form weigh
 		return fresh()
 	}
 	key := weightKey{buf: weak.Make(cb), form: form, f: f, c: c}
+	gen := cb.freezeGen() // frozen (tensor.Freeze): contents checked once per freeze
 	cache.mu.Lock()
 	e := cache.entries[key]
-	if e != nil && e.volatile {
+	if e != nil && gen != 0 && e.checked == gen && e.buf != nil {
+		prepared = e.prepared.(T)
+		cache.mu.Unlock()
+		return prepared, func() {}
+	}
+	if e != nil && e.volatile && gen == 0 {
 		cache.mu.Unlock()
 		return fresh()
 	}
@@ -107,34 +118,41 @@ func preparedWeights[T any](d *Device, w tensor.Buffer, ws []float32, form weigh
 	h := d.hashFloats(cache.seed, ws)
 	cache.mu.Lock()
 	switch e = cache.entries[key]; {
-	case e == nil: // first call: remember the contents only
-		cache.entries[key] = &weightEntry{hash: h}
+	case e == nil: // first call: remember the contents (and keep the form only if frozen)
+		e = &weightEntry{hash: h}
+		cache.entries[key] = e
 		runtime.AddCleanup(cb, cache.drop, key)
-		cache.mu.Unlock()
-		return fresh()
+		if gen == 0 {
+			cache.mu.Unlock()
+			return fresh()
+		}
 	case e.hash != h: // changed since: forget the kept form
 		e.hash = h
 		e.changes++
 		e.volatile = e.changes >= 2
 		cache.bytes -= 4 * len(e.buf)
 		e.buf, e.prepared = nil, nil
-		cache.mu.Unlock()
-		return fresh()
+		if gen == 0 {
+			cache.mu.Unlock()
+			return fresh()
+		}
 	case e.buf != nil: // kept
+		e.checked = gen
 		prepared = e.prepared.(T)
 		cache.mu.Unlock()
 		return prepared, func() {}
-	case cache.bytes+budget > d.tune.WeightCacheMiB<<20: // unchanged, but no room
+	}
+	if cache.bytes+budget > d.tune.WeightCacheMiB<<20 { // unchanged (or frozen), but no room
 		cache.mu.Unlock()
 		return fresh()
 	}
-	cache.bytes += budget // unchanged since the last call: keep this one
+	cache.bytes += budget // unchanged since the last call, or frozen: keep this one
 	cache.mu.Unlock()
 	buf := make([]float32, n)
 	prepared = prepare(buf)
 	cache.mu.Lock()
 	if e2 := cache.entries[key]; e2 == e && e.hash == h && e.buf == nil {
-		e.buf, e.prepared = buf, prepared
+		e.buf, e.prepared, e.checked = buf, prepared, gen
 	} else {
 		cache.bytes -= budget
 	}

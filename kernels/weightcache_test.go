@@ -167,3 +167,75 @@ func TestWeightCache3D(t *testing.T) {
 		t.Fatal("WeightCacheMiB 0 kept weights")
 	}
 }
+
+// TestWeightCacheFrozen checks frozen weights (tensor.Freeze): kept from the
+// first call, used again without looking at their contents while frozen
+// (a write that bypasses the device is not seen — what the freeze promises
+// away), checked again after the thaw; device writes into them fail.
+func TestWeightCacheFrozen(t *testing.T) {
+	if MaxLevel() == Generic {
+		t.Skip("the prepared forms need a packed GEMM level")
+	}
+	p := tensor.ConvParams{N: 1, C: 24, H: 12, W: 10, F: 20, KH: 3, KW: 3, StrideH: 1, StrideW: 1,
+		PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1, OH: 12, OW: 10}
+	on := DefaultTuning()
+	on.WinogradMinTiles, on.WinogradMinTileChannels = 0, 0
+	off := on
+	off.WeightCacheMiB = 0
+	plain, cached := NewCPUTuned(2, MaxLevel(), off), NewCPUTuned(2, MaxLevel(), on)
+	r := rand.New(rand.NewPCG(7, 8))
+	x := randSlice(r, p.N*p.C*p.H*p.W)
+	w := &Buffer{dev: cached, F: randSlice(r, p.F*p.C*9)}
+	run := func(d *Device) []float32 {
+		y := &Buffer{dev: d, F: make([]float32, p.N*p.F*p.OH*p.OW)}
+		d.Conv2D(y, &Buffer{dev: d, F: x}, w, nil, p)
+		return y.F
+	}
+	w.F[0] += 1 // two changes seen unfrozen: volatile, which a freeze overrides
+	run(cached)
+	w.F[0] += 1
+	run(cached)
+	w.F[0] += 1
+	run(cached)
+
+	w.Freeze()
+	want := run(plain)
+	if !slices.Equal(run(cached), want) {
+		t.Fatal("first frozen call differs from the uncached device")
+	}
+	if cached.CachedWeightBytes() == 0 {
+		t.Fatal("frozen weights were not kept on their first call")
+	}
+	w.F[5] += 1 // behind the device's back: the kept form is used unchecked
+	if !slices.Equal(run(cached), want) {
+		t.Fatal("frozen weights were checked again (or not kept)")
+	}
+	for name, write := range map[string]func(){
+		"Fill": func() { cached.Fill(w, 4, 0) },
+		"Copy": func() {
+			cached.Copy(tensor.Strided{Buf: w, Strides: []int{1}}, tensor.Strided{Buf: &Buffer{dev: cached, F: make([]float32, 4)}, Strides: []int{1}}, []int{4})
+		},
+		"AdamStep": func() {
+			z := func() tensor.Buffer { return &Buffer{dev: cached, F: make([]float32, len(w.F))} }
+			cached.AdamStep(w, z(), z(), z(), len(w.F), tensor.AdamParams{})
+		},
+	} {
+		if err := tensor.Catch(write); err == nil {
+			t.Errorf("%s into a frozen buffer: no error", name)
+		}
+	}
+	if err := cached.UploadF32(w, 0, []float32{1}); err == nil {
+		t.Error("UploadF32 into a frozen buffer: no error")
+	}
+
+	w.Freeze() // nested: one thaw leaves it frozen
+	w.Thaw()
+	if tensor.Catch(func() { cached.Fill(w, 1, 0) }) == nil {
+		t.Fatal("a buffer frozen twice and thawed once could be written")
+	}
+	w.Thaw()
+	if !slices.Equal(run(cached), run(plain)) {
+		t.Fatal("after the thaw, the changed weights were served stale")
+	}
+	cached.Fill(w, 1, 2) // writable again
+}

@@ -193,6 +193,18 @@ func NoGrad(ps []Param) (restore func()) {
 	}
 }
 
+// Freeze marks the weights of ps unchanging until thaw (tensor.Freeze), as
+// a sampler's loop does around its model calls: the device then keeps its
+// prepared forms of them (packed, Winograd-transformed) without checking
+// their contents at every call, and writing one fails until thaw.
+func Freeze(ps []Param) (thaw func()) {
+	ts := make([]*tensor.Tensor, len(ps))
+	for i, p := range ps {
+		ts[i] = p.T
+	}
+	return tensor.Freeze(ts...)
+}
+
 // CountParams is the number of scalars in ps.
 func CountParams(ps []Param) int {
 	n := 0

@@ -187,6 +187,7 @@ func (p *Pipeline) run(o Options, i2i *img2img) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer p.freeze()()
 	res := &Result{}
 	cond, truncated, err := p.EncodePrompt(o.Prompt, o.ClipSkip)
 	if err != nil {

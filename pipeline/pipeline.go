@@ -205,6 +205,16 @@ func checkClass(path, class string) error {
 }
 
 // check that the parts fit together.
+// freeze marks the weights of every model of p unchanging until thaw, for
+// one run (nn.Freeze).
+func (p *Pipeline) freeze() (thaw func()) {
+	ps := append(p.UNet.Params(), p.TextEncoder.Params()...)
+	if p.VAE != nil {
+		ps = append(ps, p.VAE.Params()...)
+	}
+	return nn.Freeze(ps)
+}
+
 func (p *Pipeline) check() error {
 	ctx, te := p.UNet.Config.CrossAttentionDim.At(0), p.TextEncoder.Config.HiddenSize
 	if ctx != te {

@@ -141,6 +141,16 @@ type Recycler interface {
 	Recycle(b Buffer)
 }
 
+// FreezableBuffer is a Buffer whose device can be told that its contents
+// will not change for a while (Freeze), so that forms it prepares from them
+// — packed or transformed weights — are used again without checking the
+// contents first. Writing a frozen buffer fails.
+type FreezableBuffer interface {
+	Buffer
+	Freeze()
+	Thaw()
+}
+
 // DirtyAllocator is a Device that can hand out a float32 buffer without
 // clearing it (a recycled one), for an op that writes every element.
 type DirtyAllocator interface {

@@ -44,6 +44,7 @@ func sampleImages(m *nn.UNet2D, s *ddpm.Schedule, obj ddpm.Objective, spec sampl
 func runImages(m *nn.UNet2D, s *ddpm.Schedule, obj ddpm.Objective, spec sampleSpec, onStep func(i int, x []float32), run runner) ([]float32, error) {
 	restore := m.NoGrad()
 	defer restore()
+	defer nn.Freeze(m.Params())()
 	spacing, err := ddpm.ParseSpacing(spec.spacing)
 	if err != nil {
 		return nil, fmt.Errorf("-spacing: %w", err)

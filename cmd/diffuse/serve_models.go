@@ -537,6 +537,7 @@ func (b *ckptBackend) run(ctx context.Context, reqs []*genRequest, prog progress
 	defer b.mu.Unlock()
 	restore := b.m.NoGrad()
 	defer restore()
+	defer nn.Freeze(b.m.Params())()
 	c, h, w, dev := b.c, b.h, b.w, b.m.Device
 	r0 := reqs[0]
 	// Image i of a request starts from noise drawn from seed+i, so it does

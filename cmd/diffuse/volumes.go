@@ -20,6 +20,7 @@ import (
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/mesh"
+	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/nn/unet"
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -180,6 +181,7 @@ type volumeSpec struct {
 func sampleVolumes(m *unet.UNet3D, s *ddpm.Schedule, obj ddpm.Objective, spec volumeSpec) ([][]float32, error) {
 	restore := m.NoGrad()
 	defer restore()
+	defer nn.Freeze(m.Params())()
 	side := m.Config.SampleSize
 	if side == 0 {
 		return nil, fmt.Errorf("the model config has no sample_size")
