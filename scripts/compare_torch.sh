@@ -43,6 +43,10 @@ if grep -q -m1 avx512f /proc/cpuinfo; then
 	if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
 		anchor_env=(OPENBLAS_CORETYPE=SkylakeX)
 		echo "# AVX-512 CPU: PyTorch and NumPy anchors run with OPENBLAS_CORETYPE=SkylakeX"
+	else
+		# Some machines set it for every process (Haswell, i.e. AVX2 kernels,
+		# was seen on an AVX-512 Zen 5): say so, since it halves OpenBLAS there.
+		echo "# AVX-512 CPU: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE from the environment is kept (unset it for SkylakeX)"
 	fi
 	gcc -O2 -mavx512f -mfma -o "$scratch/fma" "$anchors/fma_peak.c"
 else
