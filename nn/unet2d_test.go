@@ -245,7 +245,10 @@ func TestNoGradKeepsMemoryFlat(t *testing.T) {
 			after5 = heap()
 		}
 	}
-	if end := heap(); end > after5+1<<20 {
+	// The kernels keep a few scratch buffers of ~1 MiB across calls, and
+	// which ones depends on how the threads interleaved (seen: ±1.1 MB
+	// between runs); a graph kept per step would add megabytes every step.
+	if end := heap(); end > after5+4<<20 {
 		t.Fatalf("live heap grew from %d to %d bytes over 25 steps", after5, end)
 	}
 }
