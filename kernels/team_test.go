@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -46,4 +47,23 @@ func TestRunParts(t *testing.T) {
 
 	time.Sleep(3 * teamSpin) // the members are asleep now
 	check(5)
+}
+
+// TestRunPartsOneProcessor: with GOMAXPROCS lowered to 1 after the team
+// started, a member spinning for its next part must not hold the only
+// processor (that cost teamSpin per section: 20,000 sections ≥ 4 s). A
+// liveness bound, not a speed target: the sections take milliseconds.
+func TestRunPartsOneProcessor(t *testing.T) {
+	if len(teamMembers()) == 0 {
+		t.Skip("GOMAXPROCS 1: no team")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var n atomic.Int64
+	start := time.Now()
+	for range 20000 {
+		runParts(2, func(int) { n.Add(1) })
+	}
+	if el := time.Since(start); el > 2*time.Second || n.Load() != 40000 {
+		t.Fatalf("20,000 two-part sections on one processor: %v, %d parts run", el, n.Load())
+	}
 }
