@@ -133,11 +133,16 @@ func (d *Device) PlanConv3D(p tensor.Conv3DParams) ConvPlan {
 			pl.BackwardInput = ConvFlippedShifted
 		}
 	}
+	d.traceConv3D(p, pl)
+	return pl
+}
+
+// traceConv3D is traceConv2D for a 3-D plan.
+func (d *Device) traceConv3D(p tensor.Conv3DParams, pl ConvPlan) {
 	if tracePlans {
 		d.trace(fmt.Sprintf("conv3d N=%d C=%d %dx%dx%d F=%d k=%dx%dx%d s=%d → %dx%dx%d", p.N, p.C, p.D, p.H, p.W, p.F,
 			p.KD, p.KH, p.KW, p.StrideD, p.OD, p.OH, p.OW), pl)
 	}
-	return pl
 }
 
 // winograd reports whether a 2-D convolution takes Winograd F(2×2, 3×3):

@@ -18,9 +18,9 @@ import (
 // machines is tens of microseconds — as long as many whole operations of a
 // batch-1 forward: tiny-mnist at batch 1 ran no faster on two threads than
 // on one, and 27–34 % faster with the team (bench/RESULTS.md, 2026-12-03,
-// AMD Zen 5). The team's goroutines instead
-// spin for teamSpin after each part, so a section that follows soon finds
-// them awake; then they sleep on a channel until a caller wakes them.
+// AMD Zen 5). The team's goroutines instead spin for teamSpin after each
+// part, so a section that follows soon finds them awake; then they sleep on
+// a channel until a caller wakes them.
 //
 // A part goes to a member that is waiting (spinning or asleep); when every
 // member is busy (nested sections, concurrent inference) it goes to a new
@@ -55,7 +55,8 @@ var team struct {
 }
 
 // teamMembers starts the team on first use: one member per processor
-// beyond the caller's.
+// beyond the caller's, at the GOMAXPROCS of that moment (raised later, the
+// extra parts go to new goroutines; lowered, the members yield, see await).
 func teamMembers() []*teamMember {
 	team.once.Do(func() {
 		for range runtime.GOMAXPROCS(0) - 1 {

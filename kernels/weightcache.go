@@ -31,8 +31,9 @@ import (
 // exception is a frozen buffer (tensor.Freeze, which samplers use): its
 // contents are hashed once per freeze and its form kept from the first
 // call, since writing it fails until it is thawed. Hashing at every call
-// was 7 % of a batch-1 forward (bench/RESULTS.md, 2026-12-03, AMD Zen 5). Entries are
-// keyed by a weak pointer to the buffer and dropped when it is collected.
+// was 7 % of a batch-1 forward (bench/RESULTS.md, 2026-12-03, AMD Zen 5).
+// Entries are keyed by a weak pointer to the buffer and dropped when it is
+// collected.
 // Tuning.WeightCacheMiB bounds the memory; past it, weights are transformed
 // per call as before. Half-precision (F16) weights are never kept: they were
 // chosen to save memory, and their transforms are float32.

@@ -93,9 +93,10 @@ func Release(ts ...*Tensor) {
 // of weights across calls (the CPU's packed and Winograd-transformed
 // weights) then uses them again without hashing the weights at every call,
 // which was 7 % of a batch-1 forward. Writing a frozen tensor in place
-// (Copy into it, an optimizer step, an upload) fails with an *Error until
-// thaw; thaw may be called more than once. Freezing the same tensor twice
-// needs both thaws... no: the last thaw of any freeze thaws it.
+// fails until thaw: an op (Copy into it, an optimizer step, an in-place
+// add) panics with an *Error, an upload returns an error. Freezes nest: a
+// tensor frozen twice stays frozen until both thaws ran; calling one thaw
+// again does nothing.
 func Freeze(ts ...*Tensor) (thaw func()) {
 	var bufs []FreezableBuffer
 	for _, t := range ts {
