@@ -404,11 +404,11 @@ func resumeTrainer(dev tensor.Device, cfgPath string, tc TrainConfig, ds data.Da
 }
 
 // Resume restores a trainer from a checkpoint folder so that training
-// continues exactly; ds must be the dataset the run was started on, and
-// steps (when > 0) replaces the total step count. What a crash during a
-// save left behind is recovered first (the newest complete folder is moved
-// into place).
-func Resume(dev tensor.Device, dir string, ds data.Dataset, steps int) (*Trainer, error) {
+// continues exactly; ds must be the dataset the run was started on, and ch
+// (the new total step count, a new rate or decay) is applied to the saved
+// configuration. What a crash during a save left behind is recovered first
+// (the newest complete folder is moved into place).
+func Resume(dev tensor.Device, dir string, ds data.Dataset, ch ResumeChanges) (*Trainer, error) {
 	if err := recoverCheckpoint(dir); err != nil { // finish what a crash interrupted
 		return nil, fmt.Errorf("%s: recovering after a crash: %w", dir, err)
 	}
@@ -421,9 +421,9 @@ func Resume(dev tensor.Device, dir string, ds data.Dataset, steps int) (*Trainer
 		return nil, err
 	}
 	defer st.Close()
-	tc := info.Config
-	if steps > 0 {
-		tc.Steps = steps
+	tc, err := ch.Apply(info.Config, info.Step)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	if !slices.Equal(ds.Classes(), info.Classes) {
 		return nil, fmt.Errorf("%s: trained on classes %q, the dataset has %q", dir, info.Classes, ds.Classes())

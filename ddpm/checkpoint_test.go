@@ -92,7 +92,7 @@ func TestCheckpointSurvivesEveryCrashPoint(t *testing.T) {
 			if got := stepOf(t, info.Dir); got != c.step {
 				t.Fatalf("loading found step %d (%s), want %d", got, info.Dir, c.step)
 			}
-			resumed, err := Resume(dev, dir, handful(t), 0)
+			resumed, err := Resume(dev, dir, handful(t), ResumeChanges{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -61,7 +61,7 @@ func crashChild(t testing.TB, dir string, hook func(point string)) error {
 	dev := kernels.CPU()
 	crashHook = hook
 	defer func() { crashHook = nil }()
-	tr, err := Resume(dev, dir, handful(t), 0)
+	tr, err := Resume(dev, dir, handful(t), ResumeChanges{})
 	if err != nil {
 		if _, ferr := findCheckpoint(dir); ferr == nil {
 			return err // a checkpoint is there and did not load

@@ -31,7 +31,8 @@ type TrainConfig struct {
 	Batch       int          `json:"batch"`
 	LR          float64      `json:"lr"`
 	WarmupSteps int          `json:"warmup_steps"`
-	LRDecay     string       `json:"lr_decay,omitempty"` // after the warm-up: "" or "constant", or "cosine" (to 0 at Steps)
+	LRDecay     string       `json:"lr_decay,omitempty"`       // after the warm-up: "" or "constant", or "cosine" (to 0 at Steps)
+	DecayStart  int          `json:"lr_decay_start,omitempty"` // the cosine starts here (0: at the end of the warm-up); set when a resumed run turns the decay on
 	WeightDecay float64      `json:"weight_decay"`
 	ClipNorm    float64      `json:"clip_norm"`           // 0: no clipping
 	EMADecay    float64      `json:"ema_decay"`           // the cap; the warm-up is (1+n)/(10+n)
@@ -68,6 +69,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("weight-decay: want a finite value ≥ 0, have %g", c.WeightDecay)
 	case c.LRDecay != "" && c.LRDecay != LRConstant && c.LRDecay != LRCosine:
 		return fmt.Errorf("lr-decay: want %s or %s, have %q", LRConstant, LRCosine, c.LRDecay)
+	case c.DecayStart < 0 || c.DecayStart > MaxTrainSteps:
+		return fmt.Errorf("lr_decay_start: want 0 … %d, have %d", MaxTrainSteps, c.DecayStart)
 	case !(c.EMADecay >= 0 && c.EMADecay < 1):
 		return fmt.Errorf("ema: want 0 ≤ decay < 1, have %g", c.EMADecay)
 	case !(c.CondDrop >= 0 && c.CondDrop < 1):
@@ -289,16 +292,49 @@ func (tr *Trainer) sampleBatch() trainBatch {
 // (constant) or follows half a cosine down to zero at the last step.
 func (tr *Trainer) learningRate() float64 { return LearningRate(tr.Config, tr.Step) }
 
-// LearningRate is the rate of the step after `step` steps under tc.
+// LearningRate is the rate of the step after `step` steps under tc: a
+// linear warm-up, then the peak, which the cosine decay (when on) takes
+// down to zero between max(WarmupSteps, DecayStart) and Steps.
 func LearningRate(tc TrainConfig, step int) float64 {
 	if tc.WarmupSteps > 0 && step < tc.WarmupSteps {
 		return tc.LR * float64(step+1) / float64(tc.WarmupSteps)
 	}
-	if tc.LRDecay == LRCosine && tc.Steps > tc.WarmupSteps {
-		f := float64(step-tc.WarmupSteps) / float64(tc.Steps-tc.WarmupSteps)
+	from := max(tc.WarmupSteps, tc.DecayStart)
+	if tc.LRDecay == LRCosine && tc.Steps > from && step >= from {
+		f := float64(step-from) / float64(tc.Steps-from)
 		return tc.LR * 0.5 * (1 + math.Cos(math.Pi*min(f, 1)))
 	}
 	return tc.LR
+}
+
+// ResumeChanges are what a resumed run may do differently from the saved
+// configuration; a zero field keeps the saved value. Without changes a
+// resumed run continues exactly as the uninterrupted one would.
+type ResumeChanges struct {
+	Steps   int     // the new total step count
+	LR      float64 // the peak learning rate from here on
+	LRDecay string  // constant or cosine; turned on at a resume, the cosine runs from that step to Steps
+}
+
+// Apply returns tc, saved at step `step`, with the changes made.
+func (ch ResumeChanges) Apply(tc TrainConfig, step int) (TrainConfig, error) {
+	if ch.Steps > 0 {
+		tc.Steps = ch.Steps
+	}
+	if ch.LR != 0 {
+		tc.LR = ch.LR
+	}
+	switch {
+	case ch.LRDecay == "" || ch.LRDecay == tc.LRDecay:
+	case ch.LRDecay == LRCosine:
+		tc.LRDecay, tc.DecayStart = LRCosine, step
+	default:
+		tc.LRDecay, tc.DecayStart = ch.LRDecay, 0
+	}
+	if err := tc.Validate(); err != nil {
+		return tc, fmt.Errorf("resuming at step %d: %w", step, err)
+	}
+	return tc, nil
 }
 
 // Learning-rate decays after the warm-up (TrainConfig.LRDecay).

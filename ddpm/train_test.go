@@ -102,7 +102,7 @@ func TestResumeIsExact(t *testing.T) {
 	if err := first.Save(dir); err != nil {
 		t.Fatal(err)
 	}
-	resumed, err := Resume(dev, dir, handful(t), 0)
+	resumed, err := Resume(dev, dir, handful(t), ResumeChanges{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,5 +196,44 @@ func TestTrainingIndependentOfThreads(t *testing.T) {
 		} else if !slices.Equal(got, want) {
 			t.Fatalf("weights after 3 steps on %d threads differ from 1 thread's", threads)
 		}
+	}
+}
+
+// TestLearningRateDecayAtResume: the cosine runs from the end of the warm-up
+// when the run starts with it, and from the resume step when a resumed
+// run turns it on; constant and unchanged runs keep their rate.
+func TestLearningRateDecayAtResume(t *testing.T) {
+	tc := DefaultTrainConfig()
+	tc.Steps, tc.WarmupSteps, tc.LR = 1000, 100, 1e-3
+	near := func(what string, have, want float64) {
+		t.Helper()
+		if math.Abs(have-want) > 1e-12 {
+			t.Fatalf("%s: rate %g, want %g", what, have, want)
+		}
+	}
+	near("warm-up", LearningRate(tc, 49), 0.5e-3)
+	near("constant", LearningRate(tc, 900), 1e-3)
+	tc.LRDecay = LRCosine
+	near("cosine half-way", LearningRate(tc, 550), 0.5e-3)
+	near("cosine end", LearningRate(tc, 1000), 0)
+
+	tc.LRDecay = LRConstant
+	same, err := ResumeChanges{}.Apply(tc, 600)
+	if err != nil || same != tc {
+		t.Fatalf("no changes: %+v, %v; want the saved configuration", same, err)
+	}
+	cos, err := ResumeChanges{Steps: 1600, LR: 2e-3, LRDecay: LRCosine}.Apply(tc, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near("resumed, first step", LearningRate(cos, 600), 2e-3)
+	near("resumed, half-way", LearningRate(cos, 1100), 1e-3)
+	near("resumed, end", LearningRate(cos, 1600), 0)
+	back, err := ResumeChanges{LRDecay: LRConstant}.Apply(cos, 1200)
+	if err != nil || back.DecayStart != 0 || LearningRate(back, 1300) != 2e-3 {
+		t.Fatalf("cosine turned off: %+v, %v", back, err)
+	}
+	if _, err := (ResumeChanges{LRDecay: "linear"}).Apply(tc, 600); err == nil {
+		t.Fatal("an unknown decay was accepted")
 	}
 }

@@ -316,7 +316,7 @@ func IsTrainedPipeline(dir string) bool {
 
 // Resume continues a Trainer.Save folder exactly (steps is the new total)
 // on the dataset it was trained on.
-func Resume(dev tensor.Device, dir string, ds data.Captioned, steps int) (*Trainer, error) {
+func Resume(dev tensor.Device, dir string, ds data.Captioned, ch ddpm.ResumeChanges) (*Trainer, error) {
 	best, err := ddpm.FindCheckpointFolder(dir)
 	if err != nil {
 		return nil, err
@@ -338,7 +338,9 @@ func Resume(dev tensor.Device, dir string, ds data.Captioned, steps int) (*Train
 	if err != nil || step < 0 {
 		return nil, fmt.Errorf("%s: metadata field step %q: want a whole number ≥ 0", statePath, st.Metadata["step"])
 	}
-	tc.Steps = steps
+	if tc, err = ch.Apply(tc, step); err != nil {
+		return nil, fmt.Errorf("%s: %w", statePath, err)
+	}
 	uc, err := unet.LoadConditionConfig(filepath.Join(best, "unet", "config.json"))
 	if err != nil {
 		return nil, err

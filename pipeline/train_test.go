@@ -79,7 +79,7 @@ func TestTextTrainerResumesExactlyAndLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	ds := first.Data
-	resumed, err := Resume(first.UNet.Device, filepath.Join(dir, "resumed"), ds, 5)
+	resumed, err := Resume(first.UNet.Device, filepath.Join(dir, "resumed"), ds, ddpm.ResumeChanges{Steps: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -137,7 +137,8 @@ func runTrain(args []string) error {
 	fs.Float64Var(&tc.SNRShift, "snr-shift", 0, "divide the schedule's SNR by this at every step (0: none; e.g. 32 for 32³ volumes against the\n32×32 images the schedules were made for: Hoogeboom et al. 2023's shifted schedule)")
 	fs.Uint64Var(&tc.Seed, "seed", tc.Seed, "seed of every random choice")
 	out := fs.String("out", "out", "output folder")
-	resume := fs.Bool("resume", false, "continue from OUT/checkpoint")
+	resume := fs.Bool("resume", false, "continue from OUT/checkpoint with its settings; -steps (the new total), -lr and -lr-decay\n"+
+		"(cosine from the resume step to the last) may change")
 	ckptEvery := fs.Int("checkpoint-every", 50, "write OUT/checkpoint every N steps (0: only at the end)")
 	sampleEvery := fs.Int("sample-every", 0, "write OUT/samples/step_N.png every N steps (0: only OUT/samples.png at the end)")
 	sampleSteps := fs.Int("sample-steps", defaultSampleSteps, "sampler steps for the sample grids (the grids use diffuse sample's defaults)")
@@ -165,6 +166,14 @@ func runTrain(args []string) error {
 	if err := tc.Validate(); err != nil && !*resume {
 		return fmt.Errorf("-%w", err)
 	}
+	// A resumed run keeps the checkpoint's configuration but for these.
+	changes := ddpm.ResumeChanges{Steps: tc.Steps}
+	if flagSet(fs, "lr") {
+		changes.LR = tc.LR
+	}
+	if flagSet(fs, "lr-decay") {
+		changes.LRDecay = tc.LRDecay
+	}
 
 	if isVolumeData(*dataSpec) {
 		switch {
@@ -180,7 +189,7 @@ func runTrain(args []string) error {
 		if !flagSet(fs, "objective") {
 			tc.Objective = defaultVolumeObjective
 		}
-		return trainVolumes(volumeRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: *resume, sampleSteps: *sampleSteps,
+		return trainVolumes(volumeRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: *resume, changes: changes, sampleSteps: *sampleSteps,
 			loop: loopSettings{out: *out, start: start, budget: *budget, timed: timed && *budget > 0, ckptEvery: *ckptEvery, sampleEvery: *sampleEvery}})
 	}
 	if isTextData(*dataSpec) {
@@ -199,7 +208,7 @@ func runTrain(args []string) error {
 		if !flagSet(fs, "objective") {
 			tc.Objective = defaultTextObjective
 		}
-		return trainText(textRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: *resume, sampleSteps: *sampleSteps,
+		return trainText(textRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: *resume, changes: changes, sampleSteps: *sampleSteps,
 			loop: loopSettings{out: *out, start: start, budget: *budget, timed: timed && *budget > 0, ckptEvery: *ckptEvery, sampleEvery: *sampleEvery}})
 	}
 	var cfg nn.UNet2DConfig
@@ -238,7 +247,7 @@ func runTrain(args []string) error {
 	ckpt := filepath.Join(*out, "checkpoint")
 	var tr *ddpm.Trainer
 	if *resume {
-		if tr, err = ddpm.Resume(dev, ckpt, ds, tc.Steps); err != nil {
+		if tr, err = ddpm.Resume(dev, ckpt, ds, changes); err != nil {
 			return err
 		}
 	} else {

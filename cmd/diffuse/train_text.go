@@ -70,6 +70,7 @@ type textRun struct {
 	tc           ddpm.TrainConfig
 	device       deviceFlags
 	resume       bool
+	changes      ddpm.ResumeChanges // what the resumed run changes
 	sampleSteps  int
 	loop         loopSettings
 }
@@ -147,7 +148,7 @@ func trainText(r textRun) error {
 	ckpt := filepath.Join(r.loop.out, "checkpoint")
 	var tr *pipeline.Trainer
 	if r.resume {
-		if tr, err = pipeline.Resume(dev, ckpt, ds, r.tc.Steps); err != nil {
+		if tr, err = pipeline.Resume(dev, ckpt, ds, r.changes); err != nil {
 			return err
 		}
 	} else {

@@ -81,6 +81,7 @@ type volumeRun struct {
 	tc           ddpm.TrainConfig
 	device       deviceFlags
 	resume       bool
+	changes      ddpm.ResumeChanges // what the resumed run changes
 	sampleSteps  int
 	loop         loopSettings
 }
@@ -112,7 +113,7 @@ func trainVolumes(r volumeRun) error {
 	ckpt := filepath.Join(r.loop.out, "checkpoint")
 	var tr *ddpm.Trainer
 	if r.resume {
-		tr, err = ddpm.Resume(dev, ckpt, ds, r.tc.Steps)
+		tr, err = ddpm.Resume(dev, ckpt, ds, r.changes)
 	} else {
 		tr, err = ddpm.NewVolumeTrainer(dev, cfg, r.tc, ds)
 	}
