@@ -22,9 +22,15 @@ import (
 // part, so a section that follows soon finds them awake; then they sleep on
 // a channel until a caller wakes them.
 //
-// A part goes to a member that is waiting (spinning or asleep); when every
-// member is busy (nested sections, concurrent inference) it goes to a new
-// goroutine as before, so no caller ever waits for a member.
+// A section's parts are not dealt out: the caller and the members it woke
+// claim them one after another from a counter. So when a member is slow to
+// start (still waking, or its thread descheduled because another process
+// wants the core) the caller takes its part instead of waiting for it — with
+// a one-thread job beside a two-thread training run, static parts made every
+// section wait out the descheduled thread's time slice, and the run went
+// 4× slower (bench/RESULTS.md, 2026-12-04). Which goroutine runs a part
+// changes nothing in its result. When every member is busy (nested
+// sections, concurrent inference) new goroutines join the section as before.
 // ---------------------------------------------------------------------------
 
 // teamSpin is how long a member stays awake after its part, waiting for
@@ -33,11 +39,31 @@ const teamSpin = 200 * time.Microsecond
 
 type teamMember struct {
 	state atomic.Uint32
-	job   func(part int)
-	part  int
-	left  *atomic.Int32 // parts of the section still running
+	sec   *section // the section it was given
 	wake  chan struct{}
 	_     [64]byte // its own cache line: callers poll state
+}
+
+// section is one runParts call.
+type section struct {
+	fn    func(part int)
+	parts int32
+	next  atomic.Int32 // the first part not yet claimed
+	done  atomic.Int32 // parts finished
+}
+
+// claim returns the next unclaimed part; false when none is left.
+func (s *section) claim() (int, bool) {
+	p := s.next.Add(1) - 1
+	return int(p), p < s.parts
+}
+
+// runClaimed runs parts until none is left to claim.
+func (s *section) runClaimed() {
+	for p, ok := s.claim(); ok; p, ok = s.claim() {
+		s.fn(p)
+		s.done.Add(1)
+	}
 }
 
 // A member's states. Only a caller moves it from waiting or asleep to
@@ -72,11 +98,25 @@ func teamMembers() []*teamMember {
 func (m *teamMember) run() {
 	for {
 		m.await()
-		job, part, left := m.job, m.part, m.left
-		m.job, m.left = nil, nil
-		job(part)
-		m.state.Store(memberWaiting) // claimable before the caller sees the section end
-		left.Add(-1)
+		s := m.sec
+		m.sec = nil
+		released := false
+		for p, ok := s.claim(); ok; p, ok = s.claim() {
+			s.fn(p)
+			if s.next.Load() >= s.parts {
+				// Its last part: claimable again before the caller sees
+				// the section end.
+				m.state.Store(memberWaiting)
+				released = true
+			}
+			s.done.Add(1)
+			if released {
+				break
+			}
+		}
+		if !released {
+			m.state.Store(memberWaiting)
+		}
 	}
 }
 
@@ -104,8 +144,8 @@ func (m *teamMember) await() {
 	}
 }
 
-// give hands part to m if m is waiting or asleep.
-func (m *teamMember) give(job func(int), part int, left *atomic.Int32) bool {
+// give hands section s to m if m is waiting or asleep.
+func (m *teamMember) give(s *section) bool {
 	asleep := false
 	if !m.state.CompareAndSwap(memberWaiting, memberClaimed) {
 		if !m.state.CompareAndSwap(memberAsleep, memberClaimed) {
@@ -113,7 +153,7 @@ func (m *teamMember) give(job func(int), part int, left *atomic.Int32) bool {
 		}
 		asleep = true
 	}
-	m.job, m.part, m.left = job, part, left
+	m.sec = s
 	m.state.Store(memberReady)
 	if asleep {
 		m.wake <- struct{}{}
@@ -122,8 +162,9 @@ func (m *teamMember) give(job func(int), part int, left *atomic.Int32) bool {
 }
 
 // runParts runs fn(0), …, fn(parts-1) concurrently and returns when all
-// have returned: part 0 on the calling goroutine, the others on waiting
-// team members, or on new goroutines when none is waiting.
+// have returned: on the calling goroutine and on up to parts-1 waiting team
+// members (or new goroutines when none is waiting), each claiming the next
+// part until none is left.
 func runParts(parts int, fn func(part int)) {
 	if parts <= 1 {
 		if parts == 1 {
@@ -131,26 +172,24 @@ func runParts(parts int, fn func(part int)) {
 		}
 		return
 	}
-	left := new(atomic.Int32)
-	left.Store(int32(parts - 1))
-	members, next := teamMembers(), 0
-	for p := 1; p < parts; p++ {
-		given := false
-		for ; next < len(members) && !given; next++ {
-			given = members[next].give(fn, p, left)
+	s := &section{fn: fn, parts: int32(parts)}
+	helpers := 0
+	for _, m := range teamMembers() {
+		if helpers == parts-1 {
+			break
 		}
-		if !given {
-			go func() {
-				fn(p)
-				left.Add(-1)
-			}()
+		if m.give(s) {
+			helpers++
 		}
 	}
-	fn(0)
-	// The other parts were started with this one and take about as long:
-	// spin briefly, then yield the processor (a part on a new goroutine may
-	// need it) until they are done.
-	for i := 0; left.Load() > 0; i++ {
+	for ; helpers < parts-1; helpers++ {
+		go s.runClaimed()
+	}
+	s.runClaimed()
+	// The parts still running were claimed about when this goroutine's last
+	// one was: spin briefly, then yield the processor (a part on a new
+	// goroutine may need it) until they are done.
+	for i := 0; s.done.Load() < s.parts; i++ {
 		if i > 1024 {
 			runtime.Gosched()
 		}
