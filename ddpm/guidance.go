@@ -68,3 +68,22 @@ func sampleStd(x *tensor.Tensor) *tensor.Tensor {
 	v := tensor.Scale(tensor.SumAxis(tensor.Square(dev), 1, true), 1/float32(max(n-1, 1)))
 	return tensor.Sqrt(v).Reshape(B, 1, 1, 1)
 }
+
+// GuidanceInterval guides only part of the way: guided runs while the
+// timestep t lies in [lo·T, hi·T] (T the schedule's steps, 0 ≤ lo ≤ hi ≤ 1)
+// and plain elsewhere — guidance in a limited interval (Kynkäänniemi et
+// al. 2024), which leaves the noisiest steps, where guidance pushes every
+// sample towards one layout, and the last ones, where it adds little but
+// over-sharpening, to the conditional model (plain = Guided at scale 1).
+// lo = 0, hi = 1 is guided throughout.
+func GuidanceInterval(guided, plain Model, T int, lo, hi float64) Model {
+	if lo <= 0 && hi >= 1 {
+		return guided
+	}
+	return func(x *tensor.Tensor, t int) (*tensor.Tensor, error) {
+		if f := float64(t) / float64(T); f >= lo && f <= hi {
+			return guided(x, t)
+		}
+		return plain(x, t)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -423,5 +424,33 @@ func TestShiftSNR(t *testing.T) {
 		if err := tc.Validate(); err == nil || !strings.Contains(err.Error(), "snr-shift") {
 			t.Fatalf("snr-shift %g: error %v", bad, err)
 		}
+	}
+}
+
+// TestGuidanceInterval: the guided model runs exactly on the timesteps
+// inside the interval, the plain one elsewhere.
+func TestGuidanceInterval(t *testing.T) {
+	dev := kernels.NewCPU(1)
+	const T = 1000
+	var guidedAt, plainAt []int
+	guided := func(x *tensor.Tensor, t int) (*tensor.Tensor, error) { guidedAt = append(guidedAt, t); return x, nil }
+	plain := func(x *tensor.Tensor, t int) (*tensor.Tensor, error) { plainAt = append(plainAt, t); return x, nil }
+	x := tensor.FromFloat32(dev, []float32{1}, 1, 1, 1, 1)
+	m := GuidanceInterval(guided, plain, T, 0.2, 0.7)
+	for _, ts := range []int{999, 700, 699, 200, 199, 0} {
+		if _, err := m(x, ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(guidedAt, []int{700, 699, 200}) || !slices.Equal(plainAt, []int{999, 199, 0}) {
+		t.Fatalf("guided at %v, plain at %v", guidedAt, plainAt)
+	}
+	guidedAt = nil
+	all := GuidanceInterval(guided, plain, T, 0, 1)
+	for _, ts := range []int{999, 0} {
+		all(x, ts)
+	}
+	if len(guidedAt) != 2 {
+		t.Fatalf("interval 0,1 guided %v, want every step", guidedAt)
 	}
 }

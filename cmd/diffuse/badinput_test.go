@@ -298,6 +298,7 @@ func TestBadInput(t *testing.T) {
 	add("-format", "sample3d", "-format", "fbx")
 	add("-level", "sample3d", "-level", "1")
 	add("-guidance", "sample3d", "-guidance", "NaN")
+	add("-guidance-interval", "sample3d", "-guidance-interval", "-1,0.5")
 	add("-data", "train", "-data", "hub:cifar", "-out", "run")
 	add(f.empty, "train", "-data", "folder:"+f.empty, "-out", "run")
 	add("broken.png", "train", "-data", "folder:"+f.corruptDir, "-size", "8", "-out", "run")
@@ -331,7 +332,7 @@ func TestBadInput(t *testing.T) {
 		{"-n", "-1"}, {"-n", "100000000"}, {"-batch", "100000000"}, {"-steps", "1000000000"}, {"-steps", "-1"},
 		{"-guidance", "NaN"}, {"-guidance", "Inf"}, {"-eta", "NaN"}, {"-eta", "-5"}, {"-clip", "NaN"},
 		{"-rescale", "2"}, {"-sampler", "plms"}, {"-spacing", "random"}, {"-scale", "0"}, {"-scale", "100000"},
-		{"-class", "giraffe"},
+		{"-class", "giraffe"}, {"-guidance-interval", "0.8,0.2"}, {"-guidance-interval", "0.1"},
 	} {
 		add(c[0], "sample", "-checkpoint", f.ckpt, c[0], c[1], "-out", "s.png")
 	}

@@ -28,8 +28,36 @@ type sampleSpec struct {
 	null     int64
 	guidance float64
 	rescale  float64
+	interval intervalFlag // the timesteps (fractions of T) guided; nil: all
 	clip     float32
 }
+
+// intervalFlag is -guidance-interval LO,HI.
+type intervalFlag *[2]float64
+
+// guided is spec's model for labels: net with classifier-free guidance at
+// spec's scale and rescale, over spec's interval of the schedule's T steps.
+func (spec sampleSpec) guided(net ddpm.Conditional, labels []int64, T int) ddpm.Model {
+	g := ddpm.Guided(net, labels, spec.null, spec.guidance, spec.rescale)
+	if spec.interval == nil {
+		return g
+	}
+	return ddpm.GuidanceInterval(g, ddpm.Guided(net, labels, spec.null, 1, 0), T, spec.interval[0], spec.interval[1])
+}
+
+// parseInterval reads -guidance-interval: "LO,HI" with 0 ≤ LO ≤ HI ≤ 1.
+func parseInterval(s string) (intervalFlag, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var lo, hi float64
+	if n, err := fmt.Sscanf(s, "%g,%g", &lo, &hi); err != nil || n != 2 || !(lo >= 0 && lo <= hi && hi <= 1) {
+		return nil, fmt.Errorf("-guidance-interval %q: want LO,HI with 0 ≤ LO ≤ HI ≤ 1 (fractions of the schedule's timesteps)", s)
+	}
+	return &[2]float64{lo, hi}, nil
+}
+
+const intervalUsage = "guide only timesteps t with LO ≤ t/T ≤ HI (e.g. 0.1,0.7; default: all): guidance in a limited interval"
 
 // runner runs a sampler from x_T: ddpm.Sample, or a variant (inpainting).
 type runner func(s *ddpm.Schedule, sm ddpm.Sampler, model ddpm.Model, xT *tensor.Tensor, rng *rand.Rand, opt ddpm.SampleOptions) (*tensor.Tensor, error)
@@ -69,7 +97,7 @@ func runImages(m *nn.UNet2D, s *ddpm.Schedule, obj ddpm.Objective, spec sampleSp
 	}
 	var model ddpm.Model
 	if spec.labels != nil {
-		model = ddpm.Guided(net, spec.labels, spec.null, spec.guidance, spec.rescale)
+		model = spec.guided(net, spec.labels, s.T)
 	} else {
 		model = func(x *tensor.Tensor, t int) (*tensor.Tensor, error) { return net(x, t, nil) }
 	}
@@ -171,6 +199,10 @@ func samplerFlags(fs *flag.FlagSet, spec *sampleSpec) {
 	fs.Uint64Var(&spec.seed, "seed", 0, "seed of the initial noise (and of DDPM's noise)")
 	fs.Float64Var(&spec.guidance, "guidance", defaultGuidance, "classifier-free guidance scale (1: conditional only, 0: unconditional)")
 	fs.Float64Var(&spec.rescale, "rescale", 0, "guidance rescale φ (0: off, 0.7 is usual)")
+	fs.Func("guidance-interval", intervalUsage, func(v string) (err error) {
+		spec.interval, err = parseInterval(v)
+		return err
+	})
 }
 
 func runSample(args []string) error {

@@ -38,6 +38,7 @@ func runSample3D(args []string) error {
 	steps := fs.Int("steps", defaultSampleSteps, "sampler steps")
 	sampler := fs.String("sampler", defaultSampler, "sampler: "+strings.Join(ddpm.SamplerNames, ", "))
 	guidance := fs.Float64("guidance", defaultGuidance, "classifier-free guidance scale (1: none)")
+	interval := fs.String("guidance-interval", "", intervalUsage)
 	seed := fs.Uint64("seed", 0, "seed of the noise")
 	level := fs.Float64("level", 0, "iso-level of the surface in the TSDF (−1 … 1; 0: the surface the model was trained on)")
 	raw := fs.Bool("raw", false, "sample the raw weights instead of the EMA")
@@ -57,6 +58,10 @@ func runSample3D(args []string) error {
 		return fmt.Errorf("-guidance: want 0 … 100, have %g", *guidance)
 	case !(*level > -1 && *level < 1):
 		return fmt.Errorf("-level: want a value strictly between -1 and 1, have %g", *level)
+	}
+	guided, err := parseInterval(*interval)
+	if err != nil {
+		return err
 	}
 	fmtOK := *format == "none"
 	for _, f := range mesh.Formats {
@@ -84,7 +89,7 @@ func runSample3D(args []string) error {
 	if err != nil {
 		return err
 	}
-	spec := volumeSpec{sampleSpec: sampleSpec{sampler: *sampler, steps: *steps, n: *n, seed: *seed, guidance: *guidance, clip: 1, null: info.NullClass()}}
+	spec := volumeSpec{sampleSpec: sampleSpec{sampler: *sampler, steps: *steps, n: *n, seed: *seed, guidance: *guidance, interval: guided, clip: 1, null: info.NullClass()}}
 	var names []string
 	switch {
 	case len(info.Classes) == 0:

@@ -213,7 +213,7 @@ func sampleVolumes(m *unet.UNet3D, s *ddpm.Schedule, obj ddpm.Objective, spec vo
 		}
 		model := func(x *tensor.Tensor, t int) (*tensor.Tensor, error) { return net(x, t, nil) }
 		if spec.labels != nil {
-			model = ddpm.Guided(net, spec.labels[start:start+n], spec.null, spec.guidance, spec.rescale)
+			model = spec.guided(net, spec.labels[start:start+n], s.T)
 		}
 		x, err := ddpm.Sample(s, sm, model, xT, rng, ddpm.SampleOptions{Objective: obj, Clip: spec.clip})
 		if err != nil {
