@@ -38,6 +38,7 @@ type provenance struct {
 	Sampler   string         `json:"sampler"`
 	Steps     int            `json:"steps"`
 	Guidance  float64        `json:"guidance"`
+	Interval  *[2]float64    `json:"guidance_interval,omitempty"` // the fractions of T guided, when not all
 	Seed      uint64         `json:"seed"`
 	Prompt    string         `json:"prompt,omitempty"`
 	Negative  string         `json:"negative_prompt,omitempty"`

@@ -57,6 +57,14 @@ func parseInterval(s string) (intervalFlag, error) {
 	return &[2]float64{lo, hi}, nil
 }
 
+// intervalNote says which timesteps were guided, when not all.
+func intervalNote(iv intervalFlag) string {
+	if iv == nil {
+		return ""
+	}
+	return fmt.Sprintf(" on t/T in [%g, %g]", iv[0], iv[1])
+}
+
 const intervalUsage = "guide only timesteps t with LO ≤ t/T ≤ HI (e.g. 0.1,0.7; default: all): guidance in a limited interval"
 
 // runner runs a sampler from x_T: ddpm.Sample, or a variant (inpainting).
@@ -310,6 +318,7 @@ func runSample(args []string) error {
 	prov := newProvenance("sample")
 	prov.Model, prov.ModelHash = filepath.Base(filepath.Clean(*ckpt)), fileHash(filepath.Join(info.Dir, "unet_ema", nn.WeightsFile))
 	prov.Sampler, prov.Steps, prov.Guidance, prov.Seed, prov.Class = spec.sampler, spec.steps, spec.guidance, spec.seed, *class
+	prov.Interval = spec.interval
 	nWithheld := 0
 	for _, w := range withheld {
 		if w {

@@ -152,7 +152,7 @@ func runSample3D(args []string) error {
 		}
 		var buf bytes.Buffer
 		// Provenance first: a comment line (OBJ, PLY) or the STL header.
-		note := fmt.Sprintf("godiffuse %s sample3d: model %s [%s], %s, seed %d, %s %d steps, guidance %g", version(), model, hash, names[i], *seed, *sampler, *steps, *guidance)
+		note := fmt.Sprintf("godiffuse %s sample3d: model %s [%s], %s, seed %d, %s %d steps, guidance %g%s", version(), model, hash, names[i], *seed, *sampler, *steps, *guidance, intervalNote(guided))
 		if err := encodeMesh(&buf, msh.Transformed(2/float32(side), [3]float32{-half * 2 / float32(side), -half * 2 / float32(side), -half * 2 / float32(side)}), *format, note); err != nil {
 			return err
 		}
@@ -171,6 +171,7 @@ func runSample3D(args []string) error {
 	}
 	prov := newProvenance("sample3d")
 	prov.Model, prov.ModelHash, prov.Sampler, prov.Steps, prov.Guidance, prov.Seed, prov.Images = model, hash, *sampler, *steps, *guidance, *seed, len(vols)
+	prov.Interval = guided
 	prov.Class = *class
 	on, off, none := "on", "off", "none"
 	marks := outputFlags{policy: &off, checker: &none, watermark: &on, noMeta: new(bool)}
