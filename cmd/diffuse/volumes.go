@@ -137,7 +137,8 @@ func volumePreviewGrid(tr *ddpm.Trainer, path string, steps int) error {
 	if !ok {
 		return fmt.Errorf("the volume preview needs a UNet3D")
 	}
-	spec := volumeSpec{sampleSpec: sampleSpec{sampler: defaultSampler, steps: steps, n: 8, guidance: defaultGuidance, clip: 1}}
+	interval, _ := parseInterval(defaultVolumeInterval)
+	spec := volumeSpec{sampleSpec: sampleSpec{sampler: defaultSampler, steps: steps, n: 8, guidance: defaultGuidance, interval: interval, clip: 1}}
 	var names []string
 	if tr.Conditional() {
 		spec.n, spec.null = len(tr.Classes), tr.NullClass()
