@@ -167,12 +167,15 @@ func runTrain(args []string) error {
 		return fmt.Errorf("-%w", err)
 	}
 	// A resumed run keeps the checkpoint's configuration but for these.
-	changes := ddpm.ResumeChanges{Steps: tc.Steps}
-	if flagSet(fs, "lr") {
-		changes.LR = tc.LR
-	}
-	if flagSet(fs, "lr-decay") {
-		changes.LRDecay = tc.LRDecay
+	var changes *ddpm.ResumeChanges
+	if *resume {
+		changes = &ddpm.ResumeChanges{Steps: tc.Steps}
+		if flagSet(fs, "lr") {
+			changes.LR = tc.LR
+		}
+		if flagSet(fs, "lr-decay") {
+			changes.LRDecay = tc.LRDecay
+		}
 	}
 
 	if isVolumeData(*dataSpec) {
@@ -189,7 +192,7 @@ func runTrain(args []string) error {
 		if !flagSet(fs, "objective") {
 			tc.Objective = defaultVolumeObjective
 		}
-		return trainVolumes(volumeRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: *resume, changes: changes, sampleSteps: *sampleSteps,
+		return trainVolumes(volumeRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: changes, sampleSteps: *sampleSteps,
 			loop: loopSettings{out: *out, start: start, budget: *budget, timed: timed && *budget > 0, ckptEvery: *ckptEvery, sampleEvery: *sampleEvery}})
 	}
 	if isTextData(*dataSpec) {
@@ -208,7 +211,7 @@ func runTrain(args []string) error {
 		if !flagSet(fs, "objective") {
 			tc.Objective = defaultTextObjective
 		}
-		return trainText(textRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: *resume, changes: changes, sampleSteps: *sampleSteps,
+		return trainText(textRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: changes, sampleSteps: *sampleSteps,
 			loop: loopSettings{out: *out, start: start, budget: *budget, timed: timed && *budget > 0, ckptEvery: *ckptEvery, sampleEvery: *sampleEvery}})
 	}
 	var cfg nn.UNet2DConfig
@@ -247,7 +250,7 @@ func runTrain(args []string) error {
 	ckpt := filepath.Join(*out, "checkpoint")
 	var tr *ddpm.Trainer
 	if *resume {
-		if tr, err = ddpm.Resume(dev, ckpt, ds, changes); err != nil {
+		if tr, err = ddpm.Resume(dev, ckpt, ds, *changes); err != nil {
 			return err
 		}
 	} else {

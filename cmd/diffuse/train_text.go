@@ -69,8 +69,7 @@ type textRun struct {
 	spec, config string
 	tc           ddpm.TrainConfig
 	device       deviceFlags
-	resume       bool
-	changes      ddpm.ResumeChanges // what the resumed run changes
+	resume       *ddpm.ResumeChanges // continue OUT/checkpoint with these changes; nil: a new run
 	sampleSteps  int
 	loop         loopSettings
 }
@@ -147,8 +146,8 @@ func trainText(r textRun) error {
 	}
 	ckpt := filepath.Join(r.loop.out, "checkpoint")
 	var tr *pipeline.Trainer
-	if r.resume {
-		if tr, err = pipeline.Resume(dev, ckpt, ds, r.changes); err != nil {
+	if r.resume != nil {
+		if tr, err = pipeline.Resume(dev, ckpt, ds, *r.resume); err != nil {
 			return err
 		}
 	} else {

@@ -80,8 +80,7 @@ type volumeRun struct {
 	spec, config string
 	tc           ddpm.TrainConfig
 	device       deviceFlags
-	resume       bool
-	changes      ddpm.ResumeChanges // what the resumed run changes
+	resume       *ddpm.ResumeChanges // continue OUT/checkpoint with these changes; nil: a new run
 	sampleSteps  int
 	loop         loopSettings
 }
@@ -112,8 +111,8 @@ func trainVolumes(r volumeRun) error {
 	}
 	ckpt := filepath.Join(r.loop.out, "checkpoint")
 	var tr *ddpm.Trainer
-	if r.resume {
-		tr, err = ddpm.Resume(dev, ckpt, ds, r.changes)
+	if r.resume != nil {
+		tr, err = ddpm.Resume(dev, ckpt, ds, *r.resume)
 	} else {
 		tr, err = ddpm.NewVolumeTrainer(dev, cfg, r.tc, ds)
 	}
