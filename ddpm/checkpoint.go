@@ -324,6 +324,27 @@ func parseState(st *safetensors.File, dir string) (CheckpointInfo, error) {
 	return info, nil
 }
 
+// SavedTrainConfig reads the training configuration saved in a checkpoint
+// folder of any kind (a U-Net's or a text-to-image pipeline's), or in the
+// newest complete one a crash left beside it, without loading weights or
+// validating the rest.
+func SavedTrainConfig(dir string) (TrainConfig, error) {
+	var tc TrainConfig
+	dir, err := findCheckpoint(dir)
+	if err != nil {
+		return tc, err
+	}
+	st, err := safetensors.Read(filepath.Join(dir, stateFile))
+	if err != nil {
+		return tc, err
+	}
+	defer st.Close()
+	if err := json.Unmarshal([]byte(st.Metadata["train_config"]), &tc); err != nil {
+		return tc, fmt.Errorf("%s: metadata field train_config: %v", st.Path, err)
+	}
+	return tc, nil
+}
+
 // ReadCheckpointInfo reads what a checkpoint folder (or the newest complete
 // one a crash left beside it) says about its run, without loading weights.
 func ReadCheckpointInfo(dir string) (CheckpointInfo, error) {
@@ -426,7 +447,7 @@ func Resume(dev tensor.Device, dir string, ds data.Dataset, ch ResumeChanges) (*
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	if !slices.Equal(ds.Classes(), info.Classes) {
-		return nil, fmt.Errorf("%s: trained on classes %q, the dataset has %q", dir, info.Classes, ds.Classes())
+		return nil, fmt.Errorf("%s: trained on classes %q, the dataset has %q (give -data as the run was started)", dir, info.Classes, ds.Classes())
 	}
 	tr, err := resumeTrainer(dev, filepath.Join(dir, unetDir, nn.ConfigFile), tc, ds)
 	if err != nil {

@@ -44,6 +44,9 @@ type TrainConfig struct {
 	MinSNRGamma float64      `json:"min_snr_gamma"`       // 0: plain MSE
 	SNRShift    float64      `json:"snr_shift,omitempty"` // divide the schedule's every SNR by this (0 or 1: as named); Schedule.ShiftSNR
 	Seed        uint64       `json:"seed"`
+	// Data is what the run trains on as diffuse train's -data names it
+	// ("shapes3d", "folder:DIR"); a resumed run without -data reads it back.
+	Data string `json:"data,omitempty"`
 }
 
 // DefaultTrainConfig is a reasonable small-model setting.
@@ -314,6 +317,7 @@ type ResumeChanges struct {
 	Steps   int     // the new total step count
 	LR      float64 // the peak learning rate from here on
 	LRDecay string  // constant or cosine; turned on at a resume, the cosine runs from that step to Steps
+	Data    string  // the data's name when given again (a folder moved); "": as saved
 }
 
 // Apply returns tc, saved at step `step`, with the changes made.
@@ -323,6 +327,9 @@ func (ch ResumeChanges) Apply(tc TrainConfig, step int) (TrainConfig, error) {
 	}
 	if ch.LR != 0 {
 		tc.LR = ch.LR
+	}
+	if ch.Data != "" {
+		tc.Data = ch.Data
 	}
 	switch {
 	case ch.LRDecay == "" || ch.LRDecay == tc.LRDecay:

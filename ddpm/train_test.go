@@ -233,6 +233,13 @@ func TestLearningRateDecayAtResume(t *testing.T) {
 	if err != nil || back.DecayStart != 0 || LearningRate(back, 1300) != 2e-3 {
 		t.Fatalf("cosine turned off: %+v, %v", back, err)
 	}
+	tc.Data = "folder:old"
+	if moved, err := (ResumeChanges{Data: "folder:new"}).Apply(tc, 600); err != nil || moved.Data != "folder:new" {
+		t.Fatalf("data given again: %q, %v", moved.Data, err)
+	}
+	if kept, _ := (ResumeChanges{}).Apply(tc, 600); kept.Data != "folder:old" {
+		t.Fatalf("data not given: %q, want the saved one", kept.Data)
+	}
 	if _, err := (ResumeChanges{LRDecay: "linear"}).Apply(tc, 600); err == nil {
 		t.Fatal("an unknown decay was accepted")
 	}

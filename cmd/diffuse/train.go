@@ -115,7 +115,8 @@ func runTrain(args []string) error {
 		"scenes: trains a text-to-image pipeline, OUT/checkpoint being its folder; -config is then a UNet2DConditionModel config;\n"+
 		"default -time 10m, -batch 16, -objective sample)\n"+
 		"| shapes3d[:N] | voxels:FILE.npy|FILE.binvox|DIR (volumes: trains a class-conditional UNet3D, -config a UNet3D config;\n"+
-		"default -time 10m, -batch 16, -objective sample; diffuse sample3d makes meshes)")
+		"default -time 10m, -batch 16, -objective sample, -snr-shift 8, -min-snr 0, -ema 0.999, -lr-decay cosine;\n"+
+		"diffuse sample3d makes meshes)")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
 	devSpec := deviceFlag(fs)
 	dropout := fs.Float64("dropout", -1, "dropout probability inside the U-Net (default: the config's dropout)")
@@ -134,10 +135,10 @@ func runTrain(args []string) error {
 	fs.IntVar(&tc.T, "timesteps", tc.T, "diffusion steps T")
 	fs.StringVar(&tc.Objective, "objective", tc.Objective, "epsilon, v_prediction or sample")
 	fs.Float64Var(&tc.MinSNRGamma, "min-snr", tc.MinSNRGamma, "min-SNR-γ loss weighting (0: plain MSE)")
-	fs.Float64Var(&tc.SNRShift, "snr-shift", 0, "divide the schedule's SNR by this at every step (0: none; e.g. 32 for 32³ volumes against the\n32×32 images the schedules were made for: Hoogeboom et al. 2023's shifted schedule)")
+	fs.Float64Var(&tc.SNRShift, "snr-shift", 0, "divide the schedule's SNR by this at every step (0: none; volumes: 8, for 32³ volumes against the\n32×32 images the schedules were made for: Hoogeboom et al. 2023's shifted schedule)")
 	fs.Uint64Var(&tc.Seed, "seed", tc.Seed, "seed of every random choice")
 	out := fs.String("out", "out", "output folder")
-	resume := fs.Bool("resume", false, "continue from OUT/checkpoint with its settings; -steps (the new total), -lr and -lr-decay\n"+
+	resume := fs.Bool("resume", false, "continue from OUT/checkpoint with its settings and data; -steps (the new total), -lr and -lr-decay\n"+
 		"(cosine from the resume step to the last) may change")
 	ckptEvery := fs.Int("checkpoint-every", 50, "write OUT/checkpoint every N steps (0: only at the end)")
 	sampleEvery := fs.Int("sample-every", 0, "write OUT/samples/step_N.png every N steps (0: only OUT/samples.png at the end)")
@@ -166,6 +167,14 @@ func runTrain(args []string) error {
 	if err := tc.Validate(); err != nil && !*resume {
 		return fmt.Errorf("-%w", err)
 	}
+	if *resume && !flagSet(fs, "data") {
+		// The run's data as it was named at the start (checkpoints from before
+		// the field was saved need -data again).
+		if saved, err := ddpm.SavedTrainConfig(filepath.Join(*out, "checkpoint")); err == nil && saved.Data != "" {
+			*dataSpec = saved.Data
+		}
+	}
+	tc.Data = *dataSpec
 	// A resumed run keeps the checkpoint's configuration but for these.
 	var changes *ddpm.ResumeChanges
 	if *resume {
@@ -175,6 +184,9 @@ func runTrain(args []string) error {
 		}
 		if flagSet(fs, "lr-decay") {
 			changes.LRDecay = tc.LRDecay
+		}
+		if flagSet(fs, "data") {
+			changes.Data = *dataSpec
 		}
 	}
 
@@ -191,6 +203,18 @@ func runTrain(args []string) error {
 		}
 		if !flagSet(fs, "objective") {
 			tc.Objective = defaultVolumeObjective
+		}
+		if !flagSet(fs, "snr-shift") {
+			tc.SNRShift = defaultVolumeSNRShift
+		}
+		if !flagSet(fs, "min-snr") {
+			tc.MinSNRGamma = 0
+		}
+		if !flagSet(fs, "ema") {
+			tc.EMADecay = defaultVolumeEMA
+		}
+		if !flagSet(fs, "lr-decay") {
+			tc.LRDecay = ddpm.LRCosine
 		}
 		return trainVolumes(volumeRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: changes, sampleSteps: *sampleSteps,
 			loop: loopSettings{out: *out, start: start, budget: *budget, timed: timed && *budget > 0, ckptEvery: *ckptEvery, sampleEvery: *sampleEvery}})

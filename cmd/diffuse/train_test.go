@@ -32,7 +32,7 @@ func TestDefaultTrainingSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := trainDefaults()
-	want.Steps = 2
+	want.Steps, want.Data = 2, "embedded"
 	if info.Config != want {
 		t.Errorf("saved config %+v, want the defaults %+v", info.Config, want)
 	}
@@ -131,7 +131,7 @@ func TestTrainShapesThenGenerateAndServe(t *testing.T) {
 	if err := runTrain(args); err != nil {
 		t.Fatal(err)
 	}
-	if err := runTrain(append(args, "-resume", "-steps", "3")); err != nil {
+	if err := runTrain([]string{"-resume", "-steps", "3", "-out", out, "-sample-steps", "1", "-device", "cpu"}); err != nil {
 		t.Fatal(err)
 	}
 	if info, err := os.ReadFile(filepath.Join(out, "checkpoint", "COMPLETE")); err != nil || string(info) != "3\n" {
