@@ -306,13 +306,13 @@ func parseState(st *safetensors.File, dir string) (CheckpointInfo, error) {
 	if meta["format"] != "godiffuse-train-state-1" {
 		return info, fmt.Errorf("%s: metadata field format is %q, want godiffuse-train-state-1", path, meta["format"])
 	}
-	if err := json.Unmarshal([]byte(meta["train_config"]), &info.Config); err != nil {
-		return info, fmt.Errorf("%s: metadata field train_config: %v", path, err)
+	var err error
+	if info.Config, err = StateTrainConfig(st); err != nil {
+		return info, err
 	}
 	if err := info.Config.Validate(); err != nil {
 		return info, fmt.Errorf("%s: metadata field train_config: %v", path, err)
 	}
-	var err error
 	if info.Step, err = strconv.Atoi(meta["step"]); err != nil || info.Step < 0 {
 		return info, fmt.Errorf("%s: metadata field step %q: want a count ≥ 0", path, meta["step"])
 	}
@@ -339,6 +339,13 @@ func SavedTrainConfig(dir string) (TrainConfig, error) {
 		return tc, err
 	}
 	defer st.Close()
+	return StateTrainConfig(st)
+}
+
+// StateTrainConfig reads the configuration a training state's metadata
+// holds (field train_config), unvalidated.
+func StateTrainConfig(st *safetensors.File) (TrainConfig, error) {
+	var tc TrainConfig
 	if err := json.Unmarshal([]byte(st.Metadata["train_config"]), &tc); err != nil {
 		return tc, fmt.Errorf("%s: metadata field train_config: %v", st.Path, err)
 	}

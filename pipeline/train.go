@@ -330,9 +330,9 @@ func Resume(dev tensor.Device, dir string, ds data.Captioned, ch ddpm.ResumeChan
 	if f := st.Metadata["format"]; f != "godiffuse-text-train-state-1" {
 		return nil, fmt.Errorf("%s: format %q: not the state of a text-to-image training run", statePath, f)
 	}
-	var tc ddpm.TrainConfig
-	if err := json.Unmarshal([]byte(st.Metadata["train_config"]), &tc); err != nil {
-		return nil, fmt.Errorf("%s: metadata field train_config: %v", statePath, err)
+	tc, err := ddpm.StateTrainConfig(st)
+	if err != nil {
+		return nil, err
 	}
 	step, err := strconv.Atoi(st.Metadata["step"])
 	if err != nil || step < 0 {

@@ -326,6 +326,7 @@ func TestBadInput(t *testing.T) {
 		add(c[2], "train", "-data", data, "-config", f.config(t, c[0], c[1]), "-out", "run")
 	}
 	add("checkpoint", "train", "-data", data, "-resume", "-out", f.empty)
+	add("not a checkpoint", "train", "-resume", "-out", f.empty) // no -data: nothing saved to read it from
 
 	// sample: flags and checkpoints.
 	for _, c := range [][2]string{

@@ -203,7 +203,7 @@ const (
 // bench/RESULTS.md 2026-12-04) it raised the judge's class accuracy at
 // guidance 4 from 67.3 to 86.0 % on a seed the interval was not chosen on:
 // guidance in the last steps carved the cubes into lumpy stars.
-const defaultVolumeInterval = "0.3,0.8"
+var defaultVolumeInterval = [2]float64{0.3, 0.8}
 
 // samplerFlags adds the flags that choose how to sample (sample and eval).
 func samplerFlags(fs *flag.FlagSet, spec *sampleSpec) {

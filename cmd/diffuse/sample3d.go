@@ -38,7 +38,7 @@ func runSample3D(args []string) error {
 	steps := fs.Int("steps", defaultSampleSteps, "sampler steps")
 	sampler := fs.String("sampler", defaultSampler, "sampler: "+strings.Join(ddpm.SamplerNames, ", "))
 	guidance := fs.Float64("guidance", defaultGuidance, "classifier-free guidance scale (1: none)")
-	interval := fs.String("guidance-interval", defaultVolumeInterval, intervalUsage)
+	interval := fs.String("guidance-interval", fmt.Sprintf("%g,%g", defaultVolumeInterval[0], defaultVolumeInterval[1]), intervalUsage)
 	seed := fs.Uint64("seed", 0, "seed of the noise")
 	level := fs.Float64("level", 0, "iso-level of the surface in the TSDF (−1 … 1; 0: the surface the model was trained on)")
 	raw := fs.Bool("raw", false, "sample the raw weights instead of the EMA")

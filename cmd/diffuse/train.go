@@ -198,24 +198,7 @@ func runTrain(args []string) error {
 		if !flagSet(fs, "time") {
 			*budget = defaultVolumeTime
 		}
-		if !flagSet(fs, "batch") {
-			tc.Batch = defaultVolumeBatch
-		}
-		if !flagSet(fs, "objective") {
-			tc.Objective = defaultVolumeObjective
-		}
-		if !flagSet(fs, "snr-shift") {
-			tc.SNRShift = defaultVolumeSNRShift
-		}
-		if !flagSet(fs, "min-snr") {
-			tc.MinSNRGamma = 0
-		}
-		if !flagSet(fs, "ema") {
-			tc.EMADecay = defaultVolumeEMA
-		}
-		if !flagSet(fs, "lr-decay") {
-			tc.LRDecay = ddpm.LRCosine
-		}
+		volumeDefaults(&tc, func(name string) bool { return flagSet(fs, name) })
 		return trainVolumes(volumeRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: changes, sampleSteps: *sampleSteps,
 			loop: loopSettings{out: *out, start: start, budget: *budget, timed: timed && *budget > 0, ckptEvery: *ckptEvery, sampleEvery: *sampleEvery}})
 	}

@@ -59,6 +59,29 @@ const (
 	defaultVolumeEMA      = 0.999
 )
 
+// volumeDefaults sets the volume defaults of every setting the command
+// line left alone (set says which it gave).
+func volumeDefaults(tc *ddpm.TrainConfig, set func(flag string) bool) {
+	if !set("batch") {
+		tc.Batch = defaultVolumeBatch
+	}
+	if !set("objective") {
+		tc.Objective = defaultVolumeObjective
+	}
+	if !set("snr-shift") {
+		tc.SNRShift = defaultVolumeSNRShift
+	}
+	if !set("min-snr") {
+		tc.MinSNRGamma = 0
+	}
+	if !set("ema") {
+		tc.EMADecay = defaultVolumeEMA
+	}
+	if !set("lr-decay") {
+		tc.LRDecay = ddpm.LRCosine
+	}
+}
+
 // isVolumeData says whether a -data spec names volumes.
 func isVolumeData(spec string) bool {
 	return spec == "shapes3d" || strings.HasPrefix(spec, "shapes3d:") || strings.HasPrefix(spec, "voxels:")
@@ -145,8 +168,8 @@ func volumePreviewGrid(tr *ddpm.Trainer, path string, steps int) error {
 	if !ok {
 		return fmt.Errorf("the volume preview needs a UNet3D")
 	}
-	interval, _ := parseInterval(defaultVolumeInterval)
-	spec := volumeSpec{sampleSpec: sampleSpec{sampler: defaultSampler, steps: steps, n: 8, guidance: defaultGuidance, interval: interval, clip: 1}}
+	interval := defaultVolumeInterval
+	spec := volumeSpec{sampleSpec: sampleSpec{sampler: defaultSampler, steps: steps, n: 8, guidance: defaultGuidance, interval: &interval, clip: 1}}
 	var names []string
 	if tr.Conditional() {
 		spec.n, spec.null = len(tr.Classes), tr.NullClass()
