@@ -98,25 +98,72 @@ func (d *Device) forHeads(pairs, n int, fn func(bh int, scratch []float32, threa
 //	P_h = softmax_rows(Scale·Q_h·K_hᵀ)  (stored in probs[b, h]),   O_h = P_h·V_h
 //
 // Both products are GEMMs on the strided head slices; the plainest form of
-// the same math is naiveAttention in the tests.
+// the same math is naiveAttention in the tests. Channel-major tensors hold
+// Q_hᵀ (D×Lq, row stride Lq) instead: the products then read them as the
+// transposed operands, and O_hᵀ = V_hᵀ·P_hᵀ is written as it lies.
 func (d *Device) Attention(o, probs, q, k, v tensor.Buffer, p tensor.AttentionParams) {
 	if probs == nil {
 		d.attentionTiled(f32(o), f32(q), f32(k), f32(v), p)
 		return
 	}
 	os, ps, qs, ks, vs := f32(o), f32(probs), f32(q), f32(k), f32(v)
-	C := p.Heads * p.D
-	d.forHeads(p.B*p.Heads, 0, func(bh int, _ []float32, threads int) {
-		b, h := bh/p.Heads, bh%p.Heads
-		qo, ko, oo := b*p.Lq*C+h*p.D, b*p.Lk*C+h*p.D, b*p.Lq*C+h*p.D
+	d.forHeads(p.B*p.Heads, valuesLen(p, p.Lq), func(bh int, tmp []float32, threads int) {
+		qo, ko := headOffsets(p, bh)
 		P := ps[bh*p.Lq*p.Lk : (bh+1)*p.Lq*p.Lk]
-		d.sgemm(threads, gemm{M: p.Lq, N: p.Lk, K: p.D, Alpha: p.Scale, A: qs[qo:], LdA: C, B: operandB{b: ks[ko:], ld: C, trans: true}, C: P, LdC: p.Lk})
+		d.sgemm(threads, scoresGemm(p, qs[qo:], ks[ko:], 0, p.Lq, P))
 		for i := range p.Lq {
 			row := P[i*p.Lk : (i+1)*p.Lk]
 			d.softmax(row, row)
 		}
-		d.sgemm(threads, gemm{M: p.Lq, N: p.D, K: p.Lk, Alpha: 1, A: P, LdA: p.Lk, B: operandB{b: vs[ko:], ld: C}, C: os[oo:], LdC: C})
+		d.values(threads, p, P, vs[ko:], 0, p.Lq, os[qo:], tmp)
 	})
+}
+
+// headOffsets returns where head bh (= b·Heads + h) starts in q and o and
+// in k and v.
+func headOffsets(p tensor.AttentionParams, bh int) (qo, ko int) {
+	if p.ChannelMajor {
+		return bh * p.D * p.Lq, bh * p.D * p.Lk
+	}
+	b, h := bh/p.Heads, bh%p.Heads
+	C := p.Heads * p.D
+	return b*p.Lq*C + h*p.D, b*p.Lk*C + h*p.D
+}
+
+// scoresGemm is S = Scale·Q_h[i0:i0+rows]·K_hᵀ into the rows×Lk matrix s,
+// q and k starting at the head.
+func scoresGemm(p tensor.AttentionParams, q, k []float32, i0, rows int, s []float32) gemm {
+	if p.ChannelMajor { // Q_hᵀ and K_hᵀ are stored: A transposed, B as it lies
+		return gemm{M: rows, N: p.Lk, K: p.D, Alpha: p.Scale, TransA: true, A: q[i0:], LdA: p.Lq,
+			B: operandB{b: k, ld: p.Lk}, C: s, LdC: p.Lk}
+	}
+	C := p.Heads * p.D
+	return gemm{M: rows, N: p.Lk, K: p.D, Alpha: p.Scale, A: q[i0*C:], LdA: C,
+		B: operandB{b: k, ld: C, trans: true}, C: s, LdC: p.Lk}
+}
+
+// values computes O_h[i0:i0+rows] = S·V_h for the rows×Lk probabilities s,
+// o and v starting at the head. Channel-major, where O_hᵀ's columns i0…
+// are to be written, the product goes token-major into tmp (rows·D floats)
+// and is transposed into place: V_hᵀ·Sᵀ instead would pack all of S
+// transposed, which measured slower with heads of 16 channels.
+func (d *Device) values(threads int, p tensor.AttentionParams, s, v []float32, i0, rows int, o, tmp []float32) {
+	if p.ChannelMajor {
+		d.sgemm(threads, gemm{M: rows, N: p.D, K: p.Lk, Alpha: 1, A: s, LdA: p.Lk,
+			B: operandB{b: v, ld: p.Lk, trans: true}, C: tmp, LdC: p.D})
+		transposeInto(o[i0:], p.Lq, tmp, rows, p.D)
+		return
+	}
+	C := p.Heads * p.D
+	d.sgemm(threads, gemm{M: rows, N: p.D, K: p.Lk, Alpha: 1, A: s, LdA: p.Lk, B: operandB{b: v, ld: C}, C: o[i0*C:], LdC: C})
+}
+
+// valuesLen is the scratch values needs for rows query rows.
+func valuesLen(p tensor.AttentionParams, rows int) int {
+	if p.ChannelMajor {
+		return rows * p.D
+	}
+	return 0
 }
 
 // attentionTiled is Attention without the probabilities (inference): per
@@ -147,7 +194,6 @@ const packedMinKeys = 1024
 // least four items per thread (three heads on two threads would leave one
 // idle a third of the time).
 func (d *Device) attentionBlocks(os, qs, ks, vs []float32, p tensor.AttentionParams) {
-	C := p.Heads * p.D
 	pairs := p.B * p.Heads
 	rows := max(1, min(p.Lq, d.tune.AttentionTileBytes/(4*p.Lk)))
 	if pairs*((p.Lq+rows-1)/rows) < 4*d.threads { // too few items: smaller blocks
@@ -155,18 +201,17 @@ func (d *Device) attentionBlocks(os, qs, ks, vs []float32, p tensor.AttentionPar
 		rows = (p.Lq + want - 1) / want
 	}
 	blocks := (p.Lq + rows - 1) / rows
-	d.forHeads(pairs*blocks, rows*p.Lk, func(item int, s []float32, threads int) {
+	d.forHeads(pairs*blocks, rows*p.Lk+valuesLen(p, rows), func(item int, s []float32, threads int) {
 		bh, i0 := item/blocks, item%blocks*rows
-		b, h := bh/p.Heads, bh%p.Heads
-		qo, ko := b*p.Lq*C+h*p.D, b*p.Lk*C+h*p.D
+		qo, ko := headOffsets(p, bh)
 		r := min(rows, p.Lq-i0)
 		S := s[:r*p.Lk]
-		d.sgemm(threads, gemm{M: r, N: p.Lk, K: p.D, Alpha: p.Scale, A: qs[qo+i0*C:], LdA: C, B: operandB{b: ks[ko:], ld: C, trans: true}, C: S, LdC: p.Lk})
+		d.sgemm(threads, scoresGemm(p, qs[qo:], ks[ko:], i0, r, S))
 		for i := range r {
 			row := S[i*p.Lk : (i+1)*p.Lk]
 			d.softmax(row, row)
 		}
-		d.sgemm(threads, gemm{M: r, N: p.D, K: p.Lk, Alpha: 1, A: S, LdA: p.Lk, B: operandB{b: vs[ko:], ld: C}, C: os[qo+i0*C:], LdC: C})
+		d.values(threads, p, S, vs[ko:], i0, r, os[qo:], s[rows*p.Lk:])
 	})
 }
 
@@ -183,46 +228,65 @@ func (d *Device) attentionBlocks(os, qs, ks, vs []float32, p tensor.AttentionPar
 func (d *Device) attentionPacked(mk microKernel, os, qs, ks, vs []float32, p tensor.AttentionParams) {
 	C := p.Heads * p.D
 	mr, nr := mk.mr, mk.nr
+	// How Kᵀ, V and Q are read; channel-major heads are stored transposed.
+	kT, v, lq, qT := operandB{ld: C, trans: true}, operandB{ld: C}, C, false
+	if p.ChannelMajor {
+		kT, v, lq, qT = operandB{ld: p.Lk}, operandB{ld: p.Lk, trans: true}, p.Lq, true
+	}
 	kPanels := (p.Lk + nr - 1) / nr
 	vPanels := (p.D + nr - 1) / nr
 	kLen := kPanels * nr * p.D // Kᵀ: D deep, Lk columns
 	vLen := vPanels * nr * p.Lk
 	rows := max(mr, min((p.Lq+mr-1)/mr*mr, d.tune.AttentionTileBytes/(4*p.Lk)/mr*mr))
-	// per worker: S block, packed Q block, one packed depth block of S, a tile
-	blockLen := rows*p.Lk + rows*p.D + rows*min(packKC, p.Lk) + tileLen
+	// per worker: S block, packed Q block, one packed depth block of S, a
+	// tile and, channel-major, the O block before it is transposed into place
+	oLen := 0
+	if p.ChannelMajor {
+		oLen = rows * p.D
+	}
+	blockLen := rows*p.Lk + rows*p.D + rows*min(packKC, p.Lk) + oLen + tileLen
 	heads := p.B * p.Heads
 	kv := make([]float32, heads*(kLen+vLen))
 	// pack every head's Kᵀ and V (independent: spread over the threads)
 	d.parallelFor(heads, 1, func(lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
-			b, h := bh/p.Heads, bh%p.Heads
-			ko := b*p.Lk*C + h*p.D
+			_, ko := headOffsets(p, bh)
 			kp, vp := kv[bh*(kLen+vLen):][:kLen], kv[bh*(kLen+vLen)+kLen:][:vLen]
-			packB(kp, operandB{b: ks[ko:], ld: C, trans: true}, 0, p.D, 0, p.Lk, nr)
+			kT, v := kT, v
+			kT.b, v.b = ks[ko:], vs[ko:]
+			packB(kp, kT, 0, p.D, 0, p.Lk, nr)
 			for pc := 0; pc < p.Lk; pc += packKC {
 				kc := min(packKC, p.Lk-pc)
-				packB(vp[pc*vPanels*nr:], operandB{b: vs[ko:], ld: C}, pc, kc, 0, p.D, nr)
+				packB(vp[pc*vPanels*nr:], v, pc, kc, 0, p.D, nr)
 			}
 		}
 	})
 	block := func(bh, i0 int, scratch []float32) {
-		b, h := bh/p.Heads, bh%p.Heads
-		qo := b*p.Lq*C + h*p.D
+		qo, _ := headOffsets(p, bh)
 		kp, vp := kv[bh*(kLen+vLen):][:kLen], kv[bh*(kLen+vLen)+kLen:][:vLen]
 		r := min(rows, p.Lq-i0)
 		S, qp, sp := scratch[:r*p.Lk], scratch[rows*p.Lk:][:rows*p.D], scratch[rows*p.Lk+rows*p.D:][:rows*min(packKC, p.Lk)]
 		tile := scratch[len(scratch)-tileLen:]
-		packA(qp, qs[qo:], C, false, p.Lq, i0, r, 0, p.D, mr, p.Scale)
+		packA(qp, qs[qo:], lq, qT, p.Lq, i0, r, 0, p.D, mr, p.Scale)
 		runTiles(mk, true, qp, kp, S, p.Lk, 0, 0, r, p.Lk, p.D, tile)
 		for i := range r {
 			row := S[i*p.Lk : (i+1)*p.Lk]
 			d.softmax(row, row)
 		}
-		out := os[qo+i0*C:]
+		var out []float32 // O_blk, r×D of row stride ldo
+		ldo := C
+		if p.ChannelMajor {
+			out, ldo = scratch[len(scratch)-tileLen-oLen:][:r*p.D], p.D
+		} else {
+			out = os[qo+i0*C:]
+		}
 		for pc := 0; pc < p.Lk; pc += packKC {
 			kc := min(packKC, p.Lk-pc)
 			packA(sp, S, p.Lk, false, r, 0, r, pc, kc, mr, 1)
-			runTiles(mk, pc == 0, sp, vp[pc*vPanels*nr:], out, C, 0, 0, r, p.D, kc, tile)
+			runTiles(mk, pc == 0, sp, vp[pc*vPanels*nr:], out, ldo, 0, 0, r, p.D, kc, tile)
+		}
+		if p.ChannelMajor {
+			transposeInto(os[qo+i0:], p.Lq, out, r, p.D)
 		}
 	}
 	blocks := (p.Lq + rows - 1) / rows
@@ -240,20 +304,26 @@ func (d *Device) attentionPacked(mk microKernel, os, qs, ks, vs []float32, p ten
 //	dP = dO·Vᵀ,   dS = P ⊙ (dP - rowsum(P ⊙ dP)),
 //	dQ = Scale·dS·K,   dK = Scale·dSᵀ·Q,   dV = Pᵀ·dO
 //
-// Each (batch, head) owns disjoint channels of dq, dk, dv. dK and dV are
-// computed transposed (dKᵀ = Scale·Qᵀ·dS, dVᵀ = dOᵀ·P) and then transposed
-// into place: that way the Lq×Lk matrices are read row by row, unpacked,
-// instead of packed transposed (the D×Lk results are small).
+// Each (batch, head) owns disjoint channels of dq, dk, dv. Token-major, dK
+// and dV are computed transposed (dKᵀ = Scale·Qᵀ·dS, dVᵀ = dOᵀ·P) and then
+// transposed into place: that way the Lq×Lk matrices are read row by row,
+// unpacked, instead of packed transposed (the D×Lk results are small).
+// Channel-major, the transposed dK and dV are the layout itself, and dQ is
+// transposed into place.
 func (d *Device) AttentionBackward(dq, dk, dv, do, q, k, v, probs tensor.Buffer, p tensor.AttentionParams) {
 	dqs, dks, dvs, dos := f32(dq), f32(dk), f32(dv), f32(do)
 	qs, ks, vs, ps := f32(q), f32(k), f32(v), f32(probs)
 	C := p.Heads * p.D
-	d.forHeads(p.B*p.Heads, p.Lq*p.Lk+p.D*p.Lk, func(bh int, scratch []float32, threads int) {
+	tmpLen := p.D * max(p.Lk, p.Lq)
+	d.forHeads(p.B*p.Heads, p.Lq*p.Lk+tmpLen, func(bh int, scratch []float32, threads int) {
 		dS, tmp := scratch[:p.Lq*p.Lk], scratch[p.Lq*p.Lk:]
-		b, h := bh/p.Heads, bh%p.Heads
-		qo, ko := b*p.Lq*C+h*p.D, b*p.Lk*C+h*p.D
+		qo, ko := headOffsets(p, bh)
 		P := ps[bh*p.Lq*p.Lk : (bh+1)*p.Lq*p.Lk]
-		d.sgemm(threads, gemm{M: p.Lq, N: p.Lk, K: p.D, Alpha: 1, A: dos[qo:], LdA: C, B: operandB{b: vs[ko:], ld: C, trans: true}, C: dS, LdC: p.Lk})
+		if p.ChannelMajor {
+			d.sgemm(threads, gemm{M: p.Lq, N: p.Lk, K: p.D, Alpha: 1, TransA: true, A: dos[qo:], LdA: p.Lq, B: operandB{b: vs[ko:], ld: p.Lk}, C: dS, LdC: p.Lk})
+		} else {
+			d.sgemm(threads, gemm{M: p.Lq, N: p.Lk, K: p.D, Alpha: 1, A: dos[qo:], LdA: C, B: operandB{b: vs[ko:], ld: C, trans: true}, C: dS, LdC: p.Lk})
+		}
 		for i := range p.Lq {
 			pr, gr := P[i*p.Lk:(i+1)*p.Lk], dS[i*p.Lk:(i+1)*p.Lk]
 			var s float32
@@ -263,6 +333,14 @@ func (d *Device) AttentionBackward(dq, dk, dv, do, q, k, v, probs tensor.Buffer,
 			for j, pv := range pr {
 				gr[j] = pv * (gr[j] - s) * p.Scale
 			}
+		}
+		if p.ChannelMajor {
+			// dQ token-major, then transposed (as O in values)
+			d.sgemm(threads, gemm{M: p.Lq, N: p.D, K: p.Lk, Alpha: 1, A: dS, LdA: p.Lk, B: operandB{b: ks[ko:], ld: p.Lk, trans: true}, C: tmp, LdC: p.D})
+			transposeInto(dqs[qo:], p.Lq, tmp, p.Lq, p.D)
+			d.sgemm(threads, gemm{M: p.D, N: p.Lk, K: p.Lq, Alpha: 1, A: qs[qo:], LdA: p.Lq, B: operandB{b: dS, ld: p.Lk}, C: dks[ko:], LdC: p.Lk})
+			d.sgemm(threads, gemm{M: p.D, N: p.Lk, K: p.Lq, Alpha: 1, A: dos[qo:], LdA: p.Lq, B: operandB{b: P, ld: p.Lk}, C: dvs[ko:], LdC: p.Lk})
+			return
 		}
 		d.sgemm(threads, gemm{M: p.Lq, N: p.D, K: p.Lk, Alpha: 1, A: dS, LdA: p.Lk, B: operandB{b: ks[ko:], ld: C}, C: dqs[qo:], LdC: C})
 		d.sgemm(threads, gemm{M: p.D, N: p.Lk, K: p.Lq, Alpha: 1, TransA: true, A: qs[qo:], LdA: C, B: operandB{b: dS, ld: p.Lk}, C: tmp, LdC: p.Lk})

@@ -304,34 +304,58 @@ func TestAttentionAgainstNaive(t *testing.T) {
 				}
 			}
 		}
-		o, probs := withGuard(d, len(q)), withGuard(d, p.B*p.Heads*p.Lq*p.Lk)
-		d.Attention(o, probs, &Buffer{dev: d, F: q}, &Buffer{dev: d, F: k}, &Buffer{dev: d, F: v}, p)
-		closeTo(t, "attention", o.F[:len(q)], want, 1e-5)
-		checkGuard(t, "attention", o, len(q))
-		checkGuard(t, "attention probs", probs, p.B*p.Heads*p.Lq*p.Lk)
-		// Without probs (inference): by blocks of query rows, at every level,
-		// with blocks of one row, of a few rows (a ragged last block) and whole.
-		for _, tile := range []int{1, 3 * 4 * p.Lk, 1 << 30} {
-			for _, level := range Levels() {
-				tune := DefaultTuning()
-				tune.AttentionTileBytes = tile
-				dl := NewCPUTuned(2, level, tune)
-				o := withGuard(dl, len(q))
-				dl.Attention(o, nil, &Buffer{dev: dl, F: q}, &Buffer{dev: dl, F: k}, &Buffer{dev: dl, F: v}, p)
-				closeTo(t, fmt.Sprintf("attention without probs, %v, tile %d", level, tile), o.F[:len(q)], want, 1e-5)
-				checkGuard(t, "attention without probs", o, len(q))
-				if mk, ok := dl.microKernel(); ok { // the packed path whatever the number of keys
-					op := make([]float32, len(q)+1)
-					op[len(q)] = 42
-					dl.attentionPacked(mk, op[:len(q)], q, k, v, p)
-					closeTo(t, fmt.Sprintf("packed attention, %v, tile %d", level, tile), op[:len(q)], want, 1e-5)
-					if op[len(q)] != 42 {
-						t.Fatalf("packed attention wrote past its output")
+		// Token-major as computed, then channel-major: (B, C, L), every
+		// tensor transposed per batch, the result transposed back.
+		for _, cm := range []bool{false, true} {
+			p.ChannelMajor = cm
+			q, k, v, want := q, k, v, want
+			if cm {
+				q, k, v = transposed(q, p.B, p.Lq, C), transposed(k, p.B, p.Lk, C), transposed(v, p.B, p.Lk, C)
+				want = transposed(want, p.B, p.Lq, C)
+			}
+			name := fmt.Sprintf("attention %+v", p)
+			o, probs := withGuard(d, len(q)), withGuard(d, p.B*p.Heads*p.Lq*p.Lk)
+			d.Attention(o, probs, &Buffer{dev: d, F: q}, &Buffer{dev: d, F: k}, &Buffer{dev: d, F: v}, p)
+			closeTo(t, name, o.F[:len(q)], want, 1e-5)
+			checkGuard(t, name, o, len(q))
+			checkGuard(t, name+" probs", probs, p.B*p.Heads*p.Lq*p.Lk)
+			// Without probs (inference): by blocks of query rows, at every level,
+			// with blocks of one row, of a few rows (a ragged last block) and whole.
+			for _, tile := range []int{1, 3 * 4 * p.Lk, 1 << 30} {
+				for _, level := range Levels() {
+					tune := DefaultTuning()
+					tune.AttentionTileBytes = tile
+					dl := NewCPUTuned(2, level, tune)
+					o := withGuard(dl, len(q))
+					dl.Attention(o, nil, &Buffer{dev: dl, F: q}, &Buffer{dev: dl, F: k}, &Buffer{dev: dl, F: v}, p)
+					closeTo(t, fmt.Sprintf("%s without probs, %v, tile %d", name, level, tile), o.F[:len(q)], want, 1e-5)
+					checkGuard(t, name+" without probs", o, len(q))
+					if mk, ok := dl.microKernel(); ok { // the packed path whatever the number of keys
+						op := make([]float32, len(q)+1)
+						op[len(q)] = 42
+						dl.attentionPacked(mk, op[:len(q)], q, k, v, p)
+						closeTo(t, fmt.Sprintf("packed %s, %v, tile %d", name, level, tile), op[:len(q)], want, 1e-5)
+						if op[len(q)] != 42 {
+							t.Fatalf("packed %s wrote past its output", name)
+						}
 					}
 				}
 			}
 		}
 	}
+}
+
+// transposed returns the (B, C, L) form of the (B, L, C) array x.
+func transposed(x []float32, b, l, c int) []float32 {
+	out := make([]float32, len(x))
+	for n := range b {
+		for i := range l {
+			for j := range c {
+				out[(n*c+j)*l+i] = x[(n*l+i)*c+j]
+			}
+		}
+	}
+	return out
 }
 
 // TestGroupNormAgainstNaive checks the forward normalization at every level

@@ -202,7 +202,7 @@ func (b *ResnetBlock2D) Collect(prefix string, ps *ParamList) {
 
 // Attention is diffusers' spatial self-attention block (semantics 5):
 //
-//	out = (to_out(MHA(to_q(h), to_k(h), to_v(h))) + x) / Rescale,   h = group_norm(x) as tokens
+//	out = (to_out(MHA(to_q(h), to_k(h), to_v(h))) + x) / Rescale,   h = group_norm(x), its pixels the tokens
 type Attention struct {
 	GroupNorm            *GroupNorm // nil in a scale_shift mid block without attn_norm_num_groups
 	ToQ, ToK, ToV, ToOut *Linear
@@ -235,35 +235,36 @@ func newAttention(dev tensor.Device, r *rand.Rand, c, headDim, groups int, eps, 
 func (a *Attention) Forward(x *tensor.Tensor) *tensor.Tensor { return a.forward(&fwd{}, x) }
 
 func (a *Attention) forward(c *fwd, x *tensor.Tensor) *tensor.Tensor {
-	B, C, H, W := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
+	B, H, W := x.Dim(0), x.Dim(2), x.Dim(3)
 	h := x
 	if a.GroupNorm != nil {
 		h = a.GroupNorm.Forward(x)
 	}
-	// (B, L, C), token = y·W + x: laid out once for the three projections.
-	// In inference the intermediates are released once read (Release), all
-	// but a view of x (no group norm, and tokens already dense).
-	tok := h.Reshape(B, C, H*W).Transpose(1, 2).Contiguous()
-	q, k, v := a.ToQ.Forward(tok), a.ToK.Forward(tok), a.ToV.Forward(tok)
-	if !tok.Aliases(x) {
-		c.release(tok)
-	}
+	// The image's pixels are its tokens, channel-major: the projections are
+	// 1×1 convolutions of it and the attention runs on (B, channels, H·W),
+	// so that nothing is transposed on the way in or out. In inference the
+	// intermediates are released once read (Release).
+	tokens := func(t *tensor.Tensor) *tensor.Tensor { return t.Reshape(B, t.Dim(1), H*W) }
+	q, k, v := pointwise(a.ToQ, h), pointwise(a.ToK, h), pointwise(a.ToV, h)
 	if h != x {
 		c.release(h)
 	}
-	o := tensor.Attention(q, k, v, a.Heads)
+	o := tensor.AttentionChannels(tokens(q), tokens(k), tokens(v), a.Heads)
 	c.release(q, k, v)
-	p := c.dropout(a.ToOut.Forward(o), a.DropoutP)
+	p := pointwise(a.ToOut, o.Reshape(B, o.Dim(1), H, W))
 	c.release(o)
-	img := p.Transpose(1, 2).Reshape(B, C, H, W) // a copy, or p itself when already dense
-	out := tensor.AddInPlace(img, x)
-	if !img.Aliases(p) {
-		c.release(p)
-	}
+	out := tensor.AddInPlace(c.dropout(p, a.DropoutP), x)
 	if a.Rescale != 1 {
 		out = tensor.Scale(out, 1/a.Rescale)
 	}
 	return out
+}
+
+// pointwise applies the linear layer l to every pixel of the image x
+// (B, in, H, W): a 1×1 convolution with l's weights.
+func pointwise(l *Linear, x *tensor.Tensor) *tensor.Tensor {
+	w := l.Weight.Reshape(l.Weight.Dim(0), l.Weight.Dim(1), 1, 1)
+	return tensor.Conv2D(x, w, l.Bias, 1, tensor.PadAll(0))
 }
 
 func (a *Attention) Collect(prefix string, ps *ParamList) {

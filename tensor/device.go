@@ -299,11 +299,15 @@ type SoftmaxParams struct{ Rows, Cols int }
 // AttentionParams describes multi-head attention on token-major tensors:
 // q is (B, Lq, Heads·D), k and v are (B, Lk, Heads·D), o is (B, Lq, Heads·D)
 // and probs is (B, Heads, Lq, Lk). Head h owns channels [h·D, (h+1)·D).
+// With ChannelMajor, q, k, v and o are laid out channel-major instead,
+// (B, Heads·D, L), as the NCHW images of a U-Net's attention block are;
+// probs keeps its layout.
 //
 //	probs = softmax(q_h·k_hᵀ·Scale) over keys,   o_h = probs·v_h
 type AttentionParams struct {
 	B, Heads, Lq, Lk, D int
 	Scale               float32
+	ChannelMajor        bool
 }
 
 // UpsampleParams describes NCHW input (N, C, H, W); the output is (N, C, 2H, 2W).

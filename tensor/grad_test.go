@@ -157,6 +157,7 @@ func TestGradients(t *testing.T) {
 		{"layer_norm", func(in []*Tensor) *Tensor { return LayerNorm(in[0], in[1], in[2], 1e-5) }, []*Tensor{randT(r, -1, 2, 3, 6), randT(r, 0.5, 1.5, 6), randT(r, -0.5, 0.5, 6)}},
 		{"softmax", func(in []*Tensor) *Tensor { return Softmax(in[0]) }, []*Tensor{randT(r, -2, 2, 3, 5)}},
 		{"attention/2heads", func(in []*Tensor) *Tensor { return Attention(in[0], in[1], in[2], 2) }, []*Tensor{randT(r, -1, 1, 2, 3, 4), randT(r, -1, 1, 2, 5, 4), randT(r, -1, 1, 2, 5, 4)}},
+		{"attention/channel_major", func(in []*Tensor) *Tensor { return AttentionChannels(in[0], in[1], in[2], 2) }, []*Tensor{randT(r, -1, 1, 2, 4, 3), randT(r, -1, 1, 2, 4, 5), randT(r, -1, 1, 2, 4, 5)}},
 		{"upsample2x", func(in []*Tensor) *Tensor { return Upsample2x(in[0]) }, []*Tensor{randT(r, -1, 1, 2, 2, 3, 2)}},
 		{"concat", func(in []*Tensor) *Tensor { return Concat(1, in[0], in[1]) }, []*Tensor{randT(r, -1, 1, 2, 3, 2), randT(r, -1, 1, 2, 1, 2)}},
 		{"split+mul", func(in []*Tensor) *Tensor {

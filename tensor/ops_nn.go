@@ -221,14 +221,33 @@ func Softmax(x *Tensor) *Tensor {
 //
 //	o_h = softmax(q_h·k_hᵀ/√D)·v_h
 func Attention(q, k, v *Tensor, heads int) *Tensor {
-	wantF32("attention", q, k, v)
-	sameDevice("attention", q, k, v)
-	if q.Rank() != 3 || k.Rank() != 3 || !slices.Equal(k.shape, v.shape) || q.Dim(0) != k.Dim(0) ||
-		q.Dim(2) != k.Dim(2) || heads < 1 || q.Dim(2)%heads != 0 {
-		fail("attention", "q %v, k %v, v %v with %d heads (want (B, L, heads·D) each)", q.shape, k.shape, v.shape, heads)
+	return attention("attention", q, k, v, heads, false)
+}
+
+// AttentionChannels is Attention on channel-major tensors, the layout of
+// an NCHW image viewed as (B, C, H·W): q is (B, heads·D, Lq), k and v are
+// (B, heads·D, Lk), the result (B, heads·D, Lq). A U-Net's attention block
+// runs on its image this way with no transposes in or out.
+func AttentionChannels(q, k, v *Tensor, heads int) *Tensor {
+	return attention("attention_channels", q, k, v, heads, true)
+}
+
+func attention(op string, q, k, v *Tensor, heads int, channelMajor bool) *Tensor {
+	wantF32(op, q, k, v)
+	sameDevice(op, q, k, v)
+	c, lq, lk := 2, 1, 1 // the axes of channels and of tokens
+	want := "(B, L, heads·D) each"
+	if channelMajor {
+		c, lq, lk = 1, 2, 2
+		want = "(B, heads·D, L) each"
 	}
-	d := q.Dim(2) / heads
-	p := AttentionParams{B: q.Dim(0), Heads: heads, Lq: q.Dim(1), Lk: k.Dim(1), D: d, Scale: float32(1 / math.Sqrt(float64(d)))}
+	if q.Rank() != 3 || k.Rank() != 3 || !slices.Equal(k.shape, v.shape) || q.Dim(0) != k.Dim(0) ||
+		q.Dim(c) != k.Dim(c) || heads < 1 || q.Dim(c)%heads != 0 {
+		fail(op, "q %v, k %v, v %v with %d heads (want %s)", q.shape, k.shape, v.shape, heads, want)
+	}
+	d := q.Dim(c) / heads
+	p := AttentionParams{B: q.Dim(0), Heads: heads, Lq: q.Dim(lq), Lk: k.Dim(lk), D: d,
+		Scale: float32(1 / math.Sqrt(float64(d))), ChannelMajor: channelMajor}
 	qc, kc, vc := q.Contiguous(), k.Contiguous(), v.Contiguous()
 	o := emptyOut(q.dev, q.shape...)
 	grad := anyNeedsGrad(qc, kc, vc)
@@ -243,7 +262,7 @@ func Attention(q, k, v *Tensor, heads int) *Tensor {
 	}
 	if grad {
 		qd, kd, vd := qc.Detach(), kc.Detach(), vc.Detach()
-		o.record("attention", func(g *Tensor) {
+		o.record(op, func(g *Tensor) {
 			g = g.Contiguous()
 			dq, dk, dv := Empty(g.dev, F32, qd.shape...), Empty(g.dev, F32, kd.shape...), Empty(g.dev, F32, vd.shape...)
 			if g.Numel() > 0 && p.Lk > 0 {

@@ -105,6 +105,8 @@ func conformanceCases() []opCase {
 			func(_ Device, x []*Tensor) *Tensor { return Attention(x[0], x[1], x[2], 1) }},
 		{"attention/2heads", 1e-5, []input{in(-1, 1, 2, 7, 8), in(-1, 1, 2, 9, 8), in(-1, 1, 2, 9, 8)},
 			func(_ Device, x []*Tensor) *Tensor { return Attention(x[0], x[1], x[2], 2) }},
+		{"attention/channel_major", 1e-5, []input{in(-1, 1, 2, 8, 7), in(-1, 1, 2, 8, 9), in(-1, 1, 2, 8, 9)},
+			func(_ Device, x []*Tensor) *Tensor { return AttentionChannels(x[0], x[1], x[2], 2) }},
 		{"upsample2x", 1e-6, []input{in(-1, 1, 2, 3, 5, 4)}, func(_ Device, x []*Tensor) *Tensor { return Upsample2x(x[0]) }},
 		{"concat", 1e-6, []input{in(-1, 1, 2, 3, 5), in(-1, 1, 2, 1, 5)}, func(_ Device, x []*Tensor) *Tensor { return Concat(1, x[0], x[1]) }},
 		{"split+narrow", 1e-6, []input{in(-1, 1, 2, 5, 7)}, func(_ Device, x []*Tensor) *Tensor {

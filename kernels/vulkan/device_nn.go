@@ -153,9 +153,17 @@ func (d *Device) Attention(o, probs, q, k, v tensor.Buffer, p tensor.AttentionPa
 	kb, vb := d.f("attention", k, p.B*p.Lk*C), d.f("attention", v, p.B*p.Lk*C)
 	pb := d.f("attention", probs, p.B*p.Heads*p.Lq*p.Lk)
 	qs, ks, ps := p.Lq*C, p.Lk*C, p.Heads*p.Lq*p.Lk
+	gx, gy := d.grid2(p.B * p.Heads * p.Lq)
+	if p.ChannelMajor { // heads stored transposed: Q_hᵀ, K_hᵀ, V_hᵀ; O_hᵀ = V_hᵀ·Pᵀ
+		d.gemm(pb, qb, kb, gemmArgs{M: p.Lq, N: p.Lk, K: p.D, TransA: true, Alpha: p.Scale, LdA: p.Lq, LdB: p.Lk, LdC: p.Lk,
+			Outer: p.B, Inner: p.Heads, SA0: qs, SB0: ks, SC0: ps, SA1: p.D * p.Lq, SB1: p.D * p.Lk, SC1: p.Lq * p.Lk})
+		d.run("softmax", []*Buffer{pb, pb}, []uint32{uint32(p.B * p.Heads * p.Lq), uint32(p.Lk)}, gx, gy, 1)
+		d.gemm(ob, vb, pb, gemmArgs{M: p.D, N: p.Lq, K: p.Lk, TransB: true, Alpha: 1, LdA: p.Lk, LdB: p.Lk, LdC: p.Lq,
+			Outer: p.B, Inner: p.Heads, SA0: ks, SB0: ps, SC0: qs, SA1: p.D * p.Lk, SB1: p.Lq * p.Lk, SC1: p.D * p.Lq})
+		return
+	}
 	d.gemm(pb, qb, kb, gemmArgs{M: p.Lq, N: p.Lk, K: p.D, TransB: true, Alpha: p.Scale, LdA: C, LdB: C, LdC: p.Lk,
 		Outer: p.B, Inner: p.Heads, SA0: qs, SB0: ks, SC0: ps, SA1: p.D, SB1: p.D, SC1: p.Lq * p.Lk})
-	gx, gy := d.grid2(p.B * p.Heads * p.Lq)
 	d.run("softmax", []*Buffer{pb, pb}, []uint32{uint32(p.B * p.Heads * p.Lq), uint32(p.Lk)}, gx, gy, 1)
 	d.gemm(ob, pb, vb, gemmArgs{M: p.Lq, N: p.D, K: p.Lk, Alpha: 1, LdA: p.Lk, LdB: C, LdC: C,
 		Outer: p.B, Inner: p.Heads, SA0: ps, SB0: ks, SC0: qs, SA1: p.Lq * p.Lk, SB1: p.D, SC1: p.D})
@@ -182,6 +190,15 @@ func (d *Device) AttentionBackward(dq, dk, dv, do, q, k, v, probs tensor.Buffer,
 		g.Alpha, g.Outer, g.Inner = 1, p.B, p.Heads
 		g.SA0, g.SB0, g.SC0, g.SA1, g.SB1, g.SC1 = sa0, sb0, sc0, sa1, sb1, sc1
 		return g
+	}
+	if p.ChannelMajor { // see Attention: dQᵀ = Kᵀ·dSᵀ, dKᵀ = Qᵀ·dS, dVᵀ = dOᵀ·P (dS carries Scale)
+		dq1, dk1 := p.D*p.Lq, p.D*p.Lk
+		d.gemm(ds, dob, vb, batch(gemmArgs{M: p.Lq, N: p.Lk, K: p.D, TransA: true, LdA: p.Lq, LdB: p.Lk, LdC: p.Lk}, qs, ks, ps, dq1, dk1, pp))
+		d.softmaxBackward(ds, pb, ds, p.B*p.Heads*p.Lq, p.Lk, p.Scale)
+		d.gemm(dqb, kb, ds, batch(gemmArgs{M: p.D, N: p.Lq, K: p.Lk, TransB: true, LdA: p.Lk, LdB: p.Lk, LdC: p.Lq}, ks, ps, qs, dk1, pp, dq1))
+		d.gemm(dkb, qb, ds, batch(gemmArgs{M: p.D, N: p.Lk, K: p.Lq, LdA: p.Lq, LdB: p.Lk, LdC: p.Lk}, qs, ps, ks, dq1, pp, dk1))
+		d.gemm(dvb, dob, pb, batch(gemmArgs{M: p.D, N: p.Lk, K: p.Lq, LdA: p.Lq, LdB: p.Lk, LdC: p.Lk}, qs, ps, ks, dq1, pp, dk1))
+		return
 	}
 	d.gemm(ds, dob, vb, batch(gemmArgs{M: p.Lq, N: p.Lk, K: p.D, TransB: true, LdA: C, LdB: C, LdC: p.Lk}, qs, ks, ps, p.D, p.D, pp))
 	d.softmaxBackward(ds, pb, ds, p.B*p.Heads*p.Lq, p.Lk, p.Scale)
