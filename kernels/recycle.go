@@ -21,7 +21,7 @@ import (
 // (Tensor.BackwardRelease), where the gradients further down and the next
 // step's forward, which allocates the same lengths in the same order, take
 // them. Buffers shorter than
-// Tuning.RecycleMinLen are left to the collector (cheap to allocate).
+// Tuning.RecycleMinLen are left to the collector.
 // ---------------------------------------------------------------------------
 
 // recycler keeps released arrays in a sync.Pool per length: the collector

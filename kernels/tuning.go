@@ -68,8 +68,12 @@ type Tuning struct {
 	AttentionTileBytes int
 
 	// RecycleMinLen is the shortest float32 buffer that tensor.Release hands
-	// back for reuse (recycle.go); shorter ones are cheap to allocate and
-	// left to the collector. PoisonRecycled fills every reused array with
+	// back for reuse (recycle.go); shorter ones are left to the collector.
+	// 1,024 rather than 16 Ki: a batch-1 forward's activations (14×14×48 =
+	// 9,408 values in tiny-mnist) then come back warm in the cache instead of
+	// as fresh, cleared memory (tiny-mnist batch 1 +6 % in three A/B rounds
+	// on Zen 5, other cases unchanged; bench/RESULTS.md, 2026-12-04).
+	// PoisonRecycled fills every reused array with
 	// NaN before it is handed out (tests: an op that read an uncleared
 	// output, or a stale view, shows).
 	RecycleMinLen  int
@@ -81,7 +85,7 @@ func DefaultTuning() Tuning {
 	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
 		ShiftMinWidth: 7, FlipMinC: 16, WinogradMinC: 16, WinogradMinTiles: 24, WinogradMinTileChannels: 2400,
 		WinogradTiles: 128, WinogradAsm: true,
-		Winograd3DMinPlane: 16, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 16 << 10}
+		Winograd3DMinPlane: 16, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 1 << 10}
 }
 
 // Tuning returns the device's thresholds.
