@@ -74,20 +74,22 @@ func axpy(alpha float32, x, y []float32) {
 // forHeads runs fn for every (batch, head) pair (or other item of work):
 // spread over goroutines with single-threaded GEMMs when there are enough
 // pairs, else one pair at a time with parallel GEMMs. scratch is a
-// per-goroutine slice of n floats.
+// per-goroutine slice of n floats, contents undefined (getScratch).
 func (d *Device) forHeads(pairs, n int, fn func(bh int, scratch []float32, threads int)) {
 	if pairs >= d.threads {
 		d.parallelFor(pairs, 1, func(lo, hi int) {
-			scratch := make([]float32, n)
+			s := getScratch(n)
+			defer putScratch(s)
 			for bh := lo; bh < hi; bh++ {
-				fn(bh, scratch, 1)
+				fn(bh, s, 1)
 			}
 		})
 		return
 	}
-	scratch := make([]float32, n)
+	s := getScratch(n)
+	defer putScratch(s)
 	for bh := range pairs {
-		fn(bh, scratch, d.threads)
+		fn(bh, s, d.threads)
 	}
 }
 

@@ -282,7 +282,7 @@ func (d *Device) sumOverImages(dst []float32, size, scratchLen, nImg, k int, fn 
 		return
 	}
 	for s := 1; s < slots; s++ {
-		partial[s] = getWino(size) // overwritten by the slot's first image
+		partial[s] = getScratch(size) // overwritten by the slot's first image
 	}
 	scratch := make([][]float32, min(slots, d.threads))
 	d.forSlots(nImg, slots, func(wk, slot, n, threads int) {
@@ -299,7 +299,7 @@ func (d *Device) sumOverImages(dst []float32, size, scratchLen, nImg, k int, fn 
 		for i, v := range acc {
 			dst[i] += v
 		}
-		putWino(acc)
+		putScratch(acc)
 	}
 }
 

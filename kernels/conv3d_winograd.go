@@ -128,7 +128,7 @@ func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.C
 	bufs := make([][]float32, min(len(acc), d.threads))
 	d.forSlots(chunks, len(acc), func(wk, slot, ch, threads int) {
 		if bufs[wk] == nil {
-			bufs[wk] = getWino(scratch)
+			bufs[wk] = getScratch(scratch)
 		}
 		buf := bufs[wk]
 		r0, r1 := ch*g.chunk, min(g.rows, (ch+1)*g.chunk)
@@ -137,7 +137,7 @@ func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.C
 		pad, dyRows := buf[3*vLen+16*g.fs:][:padLen], buf[3*vLen+16*g.fs+padLen:][:2*g.wp]
 		aBuf := buf[3*vLen+16*g.fs+padLen+2*g.wp:][:aLen]
 		if acc[slot] == nil {
-			acc[slot] = getWino(3 * 16 * ws)
+			acc[slot] = getScratch(3 * 16 * ws)
 			clear(acc[slot])
 		}
 		winoInput(ring(0), xs, pad, q, g, r0, r1, simd)
@@ -170,5 +170,5 @@ func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.C
 			winoWeightGrad(dst, &m)
 		}
 	}
-	putWino(sum)
+	putScratch(sum)
 }

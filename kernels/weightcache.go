@@ -91,8 +91,8 @@ func (c *weightCache) drop(k weightKey) {
 func preparedWeights[T any](d *Device, w tensor.Buffer, ws []float32, form weightForm, f, c, n int,
 	prepare func(buf []float32) T) (prepared T, release func()) {
 	fresh := func() (T, func()) {
-		buf := getWino(n)
-		return prepare(buf), func() { putWino(buf) }
+		buf := getScratch(n)
+		return prepare(buf), func() { putScratch(buf) }
 	}
 	cache, cb := d.weights, asBuffer(w)
 	budget := 4 * n

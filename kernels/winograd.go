@@ -1,9 +1,6 @@
 package kernels
 
 import (
-	"slices"
-	"sync"
-
 	"github.com/godiffuse/godiffuse/kernels/asm"
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -131,8 +128,8 @@ func (d *Device) winoChunks(g winoGeom, scratch int, fn func(wk int, buf []float
 	workers := max(1, min(d.threads, chunks))
 	threads := max(1, d.threads/workers)
 	runParts(workers, func(wk int) {
-		buf := getWino(scratch)
-		defer putWino(buf)
+		buf := getScratch(scratch)
+		defer putScratch(buf)
 		for ch := wk; ch < chunks; ch += workers {
 			r0 := ch * g.chunk
 			fn(wk, buf, threads, r0, min(g.rows, r0+g.chunk))
@@ -207,52 +204,6 @@ func (d *Device) winogradWeightsOf(w tensor.Buffer, ws []float32, f, c int, flip
 		}
 		return us
 	})
-}
-
-// winoScratch keeps the large scratch of the Winograd path (transformed
-// weights, V and M) from one call to the next. Fresh memory costs a page
-// fault per 4 KiB on first touch, which measured as much as the weight
-// transform itself; a sync.Pool is emptied by every garbage collection,
-// which a training step runs many of. At most winoKeep buffers are kept.
-var winoScratch struct {
-	sync.Mutex
-	free [][]float32
-}
-
-const winoKeep = 4
-
-// getWino returns a buffer of n floats (contents undefined).
-func getWino(n int) []float32 {
-	winoScratch.Lock()
-	defer winoScratch.Unlock()
-	best := -1
-	for i, b := range winoScratch.free {
-		if cap(b) >= n && (best < 0 || cap(b) < cap(winoScratch.free[best])) {
-			best = i
-		}
-	}
-	if best < 0 {
-		return make([]float32, n)
-	}
-	b := winoScratch.free[best]
-	winoScratch.free = slices.Delete(winoScratch.free, best, best+1)
-	return b[:n]
-}
-
-// putWino hands a buffer back; beyond winoKeep the smallest is dropped.
-func putWino(b []float32) {
-	winoScratch.Lock()
-	defer winoScratch.Unlock()
-	winoScratch.free = append(winoScratch.free, b)
-	if len(winoScratch.free) > winoKeep {
-		small := 0
-		for i, f := range winoScratch.free {
-			if cap(f) < cap(winoScratch.free[small]) {
-				small = i
-			}
-		}
-		winoScratch.free = slices.Delete(winoScratch.free, small, small+1)
-	}
 }
 
 // winoWeightPanel writes G·g·Gᵀ of the kernels of rows f0…f0+rows-1 and
@@ -453,7 +404,7 @@ func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Con
 	bufs := make([][]float32, min(len(acc), d.threads))
 	d.forSlots(chunks, len(acc), func(wk, slot, ch, threads int) {
 		if bufs[wk] == nil {
-			bufs[wk] = getWino(scratch)
+			bufs[wk] = getScratch(scratch)
 		}
 		buf := bufs[wk]
 		r0, r1 := ch*g.chunk, min(g.rows, (ch+1)*g.chunk)
@@ -461,7 +412,7 @@ func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Con
 		pad, dyRows := buf[16*(g.cs+g.fs):][:padLen], buf[16*(g.cs+g.fs)+padLen:]
 		beta := float32(1)
 		if acc[slot] == nil { // the slot's first chunk overwrites
-			acc[slot], beta = getWino(16*ws), 0
+			acc[slot], beta = getScratch(16*ws), 0
 		}
 		winoInput(v, xs, pad, p, g, r0, r1, simd)
 		winoDy(y, dys, dyRows, p, g, r0, r1, simd)
@@ -477,7 +428,7 @@ func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Con
 		}
 		winoWeightGrad(dws[i*9:i*9+9:i*9+9], &m)
 	}
-	putWino(sum)
+	putScratch(sum)
 }
 
 // sumSlots adds the slots' partial sums in slot order into the first (the
@@ -485,7 +436,7 @@ func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Con
 func sumSlots(acc, scratch [][]float32) []float32 {
 	for _, b := range scratch {
 		if b != nil {
-			putWino(b)
+			putScratch(b)
 		}
 	}
 	sum := acc[0]
@@ -496,7 +447,7 @@ func sumSlots(acc, scratch [][]float32) []float32 {
 		for i, x := range a {
 			sum[i] += x
 		}
-		putWino(a)
+		putScratch(a)
 	}
 	return sum
 }

@@ -9,7 +9,9 @@
 #   peak RSS, cifar train step b8         ours (GOGC=15) / PyTorch       target ≤ 1.0
 #
 # Every anchor runs between two runs of ours (ours → anchor → ours) and the
-# ratio takes the mean of the two. The CPU, its family/model and the vector
+# ratio takes the mean of the two. Each runner's figure is its median call
+# (torch_bench.py and ort_bench.js report the median; ours is BenchmarkUNet's
+# median-img/s, its mean img/s counting garbage collections and slow spells). The CPU, its family/model and the vector
 # level our kernels dispatch to come first. Where the CPU has AVX-512 and
 # the environment sets no OPENBLAS_CORETYPE, the PyTorch and NumPy anchors
 # run with OPENBLAS_CORETYPE=SkylakeX (Debian's OpenBLAS 0.3.21 misdetects
@@ -68,7 +70,7 @@ have_ort=false
 n_iters() { [ "$1" = 1 ] && echo $((iters * 4)) || echo "$iters"; }
 ours() { # config mode batch [env...]
 	(cd bench && env "${@:4}" "$bin" -test.run XXX -test.bench "UNet\$/config=$1/mode=$2/batch=$3\$" -test.benchtime "$(n_iters "$3")x" |
-		awk -v c="$1/$2/b$3" '/^Benchmark/ {for (i = 1; i <= NF; i++) if ($(i+1) == "img/s") s = $i; else if ($(i+1) == "peak-RSS-MiB") r = $i
+		awk -v c="$1/$2/b$3" '/^Benchmark/ {for (i = 1; i <= NF; i++) if ($(i+1) == "median-img/s") s = $i; else if ($(i+1) == "peak-RSS-MiB") r = $i
 			print "ours", c, s, "img/s"; if (r) print "ours-rss", c, r, "MiB"}')
 }
 torch() { # config mode batch
