@@ -245,6 +245,10 @@ func gRow(d [][]float32, i int, x0, x1, x2 float32) {
 // counting the chunk's tiles row by row. pad holds winoPadLen floats: the
 // padded rows of one channel of one image that the chunk reads.
 func winoInput(v, xs, pad []float32, p tensor.ConvParams, g winoGeom, r0, r1 int, simd bool) {
+	// The padding columns of every row are cleared once for the whole
+	// chunk: the rows below only ever write their interior (three runtime
+	// calls per 28-value row had cost more than the transform itself).
+	clear(pad[:min(len(pad), (2*(r1-r0)+2)*g.wp)])
 	for c := range p.C {
 		for r := r0; r < r1; {
 			n, ty0 := r/g.th, r%g.th
@@ -258,9 +262,7 @@ func winoInput(v, xs, pad []float32, p tensor.ConvParams, g winoGeom, r0, r1 int
 					clear(row)
 					continue
 				}
-				clear(row[:p.PadLeft])
 				copy(row[p.PadLeft:], xc[iy*p.W:(iy+1)*p.W])
-				clear(row[p.PadLeft+p.W:])
 			}
 			for ty := ty0; ty < ty1; ty++ {
 				in := pad[2*(ty-ty0)*g.wp:]
