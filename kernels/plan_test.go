@@ -26,8 +26,9 @@ func TestPlans(t *testing.T) {
 			{conv(64, 16, 64, 1, 1), ConvPlan{ConvPointwise, ConvPointwise, ConvPointwise}},
 			{conv(64, 16, 64, 3, 2), ConvPlan{ConvPhases, ConvIm2col, ConvPhases}},              // a downsampler: over the phases
 			{conv(64, 10, 64, 3, 1), ConvPlan{ConvWinograd, ConvFlippedWinograd, ConvWinograd}}, // 50 tiles of 64 channels
-			{conv(64, 4, 64, 3, 1), ConvPlan{ConvIm2col, ConvIm2col, ConvIm2col}},               // 8 tiles: too few for Winograd, too narrow to shift
-			{conv(8, 4, 8, 3, 1), ConvPlan{ConvIm2col, ConvIm2col, ConvIm2col}},                 // too few channels for Winograd, too narrow to shift
+			{conv(64, 4, 64, 3, 1), ConvPlan{ConvShifted, ConvFlippedShifted, ConvShifted}},     // 8 tiles: too few for Winograd; 4 wide shifts
+			{conv(8, 4, 8, 3, 1), ConvPlan{ConvShifted, ConvIm2col, ConvShifted}},               // too few channels for Winograd or a flipped gradient
+			{conv(64, 3, 64, 3, 1), ConvPlan{ConvIm2col, ConvIm2col, ConvIm2col}},               // too few tiles for Winograd, too narrow to shift
 		}
 		for _, c := range cases {
 			want := c.want

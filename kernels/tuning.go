@@ -19,9 +19,12 @@ type Tuning struct {
 	UnpackedMaxM, UnpackedMinN, PlainUnpackedMaxM, RowsAMaxN int
 
 	// ShiftMinWidth is the narrowest output that takes the shifted-rows
-	// convolution (a 3×3 convolution then wastes at most 2 of 9 columns,
-	// which costs less than im2col since B is read unpacked; at 4 wide,
-	// measured slower).
+	// convolution (a 3×3 convolution then wastes at most 2 of 6 columns,
+	// which costs less than im2col since B is read unpacked). 4 since
+	// 2026-12-04: on Zen 5 with frozen weights, a batch-1 4×4 convolution
+	// of 256 or 512 channels (ddpm-cifar10-32's middle) ran 1.7–1.8× faster
+	// shifted than by im2col, its gradients as fast or faster; the Xeon of
+	// 2026-12-03 had measured 4 wide slower (weights packed at every call).
 	ShiftMinWidth int
 	// FlipMinC is the fewest input channels whose input gradient takes the
 	// flipped convolution: with fewer (an RGB conv_in), its M = C leaves
@@ -38,7 +41,10 @@ type Tuning struct {
 	// or im2col were 2× faster at 48 channels of 7×7 (16 tiles), 1.3× at two
 	// such images (32 tiles, 1,536), 1.2× at 320 channels of 8×8 (16 tiles),
 	// 2× at 256 of 4×4; Winograd stayed ahead at four 7×7 images (64 tiles,
-	// 3,072), eight 4×4 at 256 channels (32 tiles, 8,192) and 28×28.
+	// 3,072), eight 4×4 at 256 channels (32 tiles, 8,192) and 28×28. On
+	// Zen 5 with frozen weights (2026-12-04) Winograd was 1.15–1.2× faster
+	// at 256 and 512 channels of 8×8 (16 tiles), so 16 tiles now take it
+	// when tiles × channels reach 2,400 (48 channels of 7×7 still do not).
 	WinogradMinTiles, WinogradMinTileChannels int
 	// WinogradTiles is the number of 2×2 output tiles a Winograd chunk aims
 	// at, at least: with few channels more, so that a chunk's V and M stay
@@ -83,7 +89,7 @@ type Tuning struct {
 // DefaultTuning is the tuning the benchmarks chose.
 func DefaultTuning() Tuning {
 	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
-		ShiftMinWidth: 7, FlipMinC: 16, WinogradMinC: 16, WinogradMinTiles: 24, WinogradMinTileChannels: 2400,
+		ShiftMinWidth: 4, FlipMinC: 16, WinogradMinC: 16, WinogradMinTiles: 16, WinogradMinTileChannels: 2400,
 		WinogradTiles: 128, WinogradAsm: true,
 		Winograd3DMinPlane: 16, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 1 << 10}
 }
