@@ -62,8 +62,11 @@ func BenchmarkUNet(b *testing.B) {
 	}
 }
 
+// benchUNet runs on a device of its own made at the GOMAXPROCS of the
+// moment, so that `-cpu 1,2` times one and two threads: kernels.CPU() is
+// made once per process, at the first benchmark's GOMAXPROCS.
 func benchUNet(b *testing.B, config, mode string, batch int) {
-	benchUNetOn(b, kernels.CPU(), config, mode, batch)
+	benchUNetOn(b, kernels.NewCPU(0), config, mode, batch)
 }
 
 func benchUNetOn(b *testing.B, dev tensor.Device, config, mode string, batch int) {
