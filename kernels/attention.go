@@ -242,10 +242,7 @@ func (d *Device) attentionPacked(mk microKernel, os, qs, ks, vs []float32, p ten
 	rows := max(mr, min((p.Lq+mr-1)/mr*mr, d.tune.AttentionTileBytes/(4*p.Lk)/mr*mr))
 	// per worker: S block, packed Q block, one packed depth block of S, a
 	// tile and, channel-major, the O block before it is transposed into place
-	oLen := 0
-	if p.ChannelMajor {
-		oLen = rows * p.D
-	}
+	oLen := valuesLen(p, rows)
 	blockLen := rows*p.Lk + rows*p.D + rows*min(packKC, p.Lk) + oLen + tileLen
 	heads := p.B * p.Heads
 	kv := make([]float32, heads*(kLen+vLen))
@@ -254,12 +251,12 @@ func (d *Device) attentionPacked(mk microKernel, os, qs, ks, vs []float32, p ten
 		for bh := lo; bh < hi; bh++ {
 			_, ko := headOffsets(p, bh)
 			kp, vp := kv[bh*(kLen+vLen):][:kLen], kv[bh*(kLen+vLen)+kLen:][:vLen]
-			kT, v := kT, v
-			kT.b, v.b = ks[ko:], vs[ko:]
-			packB(kp, kT, 0, p.D, 0, p.Lk, nr)
+			kh, vh := kT, v // this head's
+			kh.b, vh.b = ks[ko:], vs[ko:]
+			packB(kp, kh, 0, p.D, 0, p.Lk, nr)
 			for pc := 0; pc < p.Lk; pc += packKC {
 				kc := min(packKC, p.Lk-pc)
-				packB(vp[pc*vPanels*nr:], v, pc, kc, 0, p.D, nr)
+				packB(vp[pc*vPanels*nr:], vh, pc, kc, 0, p.D, nr)
 			}
 		}
 	})
