@@ -3,6 +3,7 @@ package tensor_test
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/kernels"
@@ -192,4 +193,23 @@ func TestReshapeErrors(t *testing.T) {
 		t.Fatal("non-broadcastable add did not fail")
 	}
 	_ = err.Error()
+	// Attention whose channels do not agree, in either layout: an error that
+	// names the op and the layout it wants, not a panic in the kernel.
+	for _, c := range []struct {
+		name, want string
+		f          func() *Tensor
+	}{
+		{"attention", "(B, L, heads·D)", func() *Tensor { return Attention(Zeros(cpu, 1, 5, 8), Zeros(cpu, 1, 7, 6), Zeros(cpu, 1, 7, 6), 2) }},
+		{"attention_channels", "(B, heads·D, L)", func() *Tensor {
+			return AttentionChannels(Zeros(cpu, 1, 8, 5), Zeros(cpu, 1, 6, 7), Zeros(cpu, 1, 6, 7), 2)
+		}},
+		{"attention_channels", "(B, heads·D, L)", func() *Tensor {
+			return AttentionChannels(Zeros(cpu, 1, 9, 5), Zeros(cpu, 1, 9, 7), Zeros(cpu, 1, 9, 7), 2)
+		}},
+	} {
+		err := Catch(func() { c.f() })
+		if err == nil || !strings.Contains(err.Error(), c.name) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s with mismatched shapes: error %v, want one naming %q and %q", c.name, err, c.name, c.want)
+		}
+	}
 }
