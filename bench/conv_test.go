@@ -98,3 +98,33 @@ func convOnDevice(b *testing.B, d tensor.Device, s convShape, pass string) {
 	flops := 2.0 * float64(s.batch*s.f*oh*oh*s.c*s.k*s.k)
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
+
+// BenchmarkConv2dWinograd times the stride-1 3×3 layers of unetConvs by
+// Winograd F(2×2, 3×3) and F(4×4, 3×3), forward (weights kept, as in
+// sampling) and input gradient, in effective GFLOP/s as BenchmarkConv2d.
+//
+//	go test ./bench -run XXX -bench 'Conv2dWinograd/shape=tiny' -benchtime 20x
+func BenchmarkConv2dWinograd(b *testing.B) {
+	for _, s := range unetConvs {
+		if s.k != 3 || s.s != 1 {
+			continue
+		}
+		for _, pass := range []string{"forward", "backward_input"} {
+			for _, tile := range []int{2, 4} {
+				b.Run(fmt.Sprintf("shape=%s/pass=%s/tile=%d", s.name, pass, tile), func(b *testing.B) {
+					tune := kernels.DefaultTuning()
+					tune.Winograd4MinSide = 1 << 30
+					if tile == 4 {
+						tune.Winograd4MinSide = 0
+					}
+					d := kernels.NewCPUTuned(0, kernels.MaxLevel(), tune)
+					if pl := d.PlanConv2D(tensor.ConvParams{N: s.batch, C: s.c, F: s.f, H: s.hw, W: s.hw, OH: s.hw, OW: s.hw,
+						KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1}); pl.Forward != kernels.ConvWinograd {
+						b.Skipf("planned %v", pl.Forward)
+					}
+					convOnDevice(b, d, s, pass)
+				})
+			}
+		}
+	}
+}

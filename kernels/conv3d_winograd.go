@@ -53,7 +53,7 @@ func (d *Device) conv3DWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []floa
 	}
 	hw := p.H * p.W
 	vol := p.D * hw
-	g := newWinoGeom(q, max(1, d.threads), d.tune.WinogradTiles)
+	g := newWinoGeom(q, max(1, d.threads), d.tune.WinogradTiles, 2)
 	if g.rows == 0 {
 		return
 	}
@@ -111,7 +111,7 @@ func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.C
 	q.N = p.N
 	hw := p.H * p.W
 	vol := p.D * hw
-	g := newWinoGeom(q, 2, d.tune.WinogradTiles) // chunks independent of the thread count
+	g := newWinoGeom(q, 2, d.tune.WinogradTiles, 2) // chunks independent of the thread count
 	if g.rows == 0 {
 		clear(dws[:p.F*p.C*27])
 		return

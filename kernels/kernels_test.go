@@ -181,6 +181,7 @@ func TestConvAgainstNaive(t *testing.T) {
 	// The plain-Go transforms once too.
 	wino := DefaultTuning()
 	wino.WinogradMinC, wino.FlipMinC, wino.WinogradMinTiles, wino.WinogradMinTileChannels = 1, 1, 0, 0
+	wino.Winograd4MinSide = 1 << 30 // F(2×2, 3×3) here, F(4×4, 3×3) below
 	for _, tiles := range []int{1, 64} {
 		wino.WinogradTiles = tiles
 		for _, level := range Levels()[1:] {
@@ -192,6 +193,14 @@ func TestConvAgainstNaive(t *testing.T) {
 	for _, level := range Levels()[1:] {
 		d := NewCPUTuned(2, level, wino)
 		t.Run(fmt.Sprintf("%s/winograd/go", level), func(t *testing.T) { t.Parallel(); testConv(t, d) })
+	}
+	wino.Winograd4MinSide = 0 // F(4×4, 3×3), its transforms in Go and in assembly
+	for _, asm := range []bool{false, true} {
+		wino.WinogradAsm = asm
+		for _, level := range Levels()[1:] {
+			d := NewCPUTuned(2, level, wino)
+			t.Run(fmt.Sprintf("%s/winograd4/asm=%v", level, asm), func(t *testing.T) { t.Parallel(); testConv(t, d) })
+		}
 	}
 	shifted := DefaultTuning()
 	shifted.WinogradMinC = 1 << 30

@@ -169,6 +169,24 @@ func (d *Device) shifted(p tensor.ConvParams) bool {
 	return packed && p.StrideH == 1 && p.StrideW == 1 && !isPointwise(p) && p.OW >= d.tune.ShiftMinWidth
 }
 
+// winogradTile is the output tile side of a 2-D Winograd convolution: 4
+// (F(4×4, 3×3)) or 2 (F(2×2, 3×3)); see Tuning.Winograd4MinSide.
+func (d *Device) winogradTile(p tensor.ConvParams) int {
+	up := func(n, m int) int { return (n + m - 1) / m * m }
+	tiles := p.N * up(p.OH, 4) * up(p.OW, 4) / 16
+	switch {
+	case d.tune.Winograd4MinSide == 0:
+		return 4
+	case min(p.OH, p.OW) < d.tune.Winograd4MinSide:
+		return 2
+	case 100*up(p.OH, 4)*up(p.OW, 4) > 115*up(p.OH, 2)*up(p.OW, 2):
+		return 2 // 4×4 tiles past the edges compute too much
+	case 36*p.C*p.F*4 > d.tune.Winograd4WeightKiB<<10 && tiles < d.tune.Winograd4MinTiles:
+		return 2 // large weights streamed for few tiles, or transformed for few
+	}
+	return 4
+}
+
 // winograd3D reports whether a 3-D convolution takes the plane Winograd:
 // 3×3×3, stride 1, padding 1, planes of at least Winograd3DMinPlane
 // outputs, and a 2-D plane convolution that takes Winograd.

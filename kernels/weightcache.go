@@ -46,6 +46,8 @@ const (
 	formWinograd        weightForm = iota // U[ξ] of a 3×3 kernel
 	formWinogradFlipped                   // U[ξ] of the flipped kernel (input gradient)
 	formPacked                            // the F×(C·kernel) matrix in the GEMM's panels (other forward paths)
+	formWinograd4                         // U[ξ] of F(4×4, 3×3)
+	formWinograd4Flipped
 )
 
 type weightKey struct {

@@ -48,24 +48,27 @@ import (
 // same tolerance as the direct paths).
 // ---------------------------------------------------------------------------
 
-// winoGeom is the tiling of one convolution.
+// winoGeom is the tiling of one convolution into m×m output tiles (m = 2:
+// F(2×2, 3×3) here; m = 4: F(4×4, 3×3), winograd4.go).
 type winoGeom struct {
-	th, tw int // tiles per image: ⌈OH/2⌉ × ⌈OW/2⌉
+	m      int // output tile side; input tiles are m+2 square, n = (m+2)² matrices
+	n      int
+	th, tw int // tiles per image: ⌈OH/m⌉ × ⌈OW/m⌉
 	wp     int // width of a padded input row: room for ⌈tw/8⌉ blocks of 8 tiles
 	rows   int // rows of tiles in all: N·th
 	chunk  int // rows of tiles per chunk
 	ld     int // row stride of V and M: a chunk's tiles rounded up to 16, plus 16
-	cs, fs int // strides between the 16 matrices of V and of M
+	cs, fs int // strides between the n matrices of V and of M
 	// Strides of x and y (dy) between images and between channels: dense
 	// (N, C, H, W) by default; the planes of a volume set their own
 	// (conv3d_winograd.go).
 	xImg, xCh, yImg, yCh int
 }
 
-func newWinoGeom(p tensor.ConvParams, workers, tiles int) winoGeom {
-	g := winoGeom{th: (p.OH + 1) / 2, tw: (p.OW + 1) / 2,
+func newWinoGeom(p tensor.ConvParams, workers, tiles, m int) winoGeom {
+	g := winoGeom{m: m, n: (m + 2) * (m + 2), th: (p.OH + m - 1) / m, tw: (p.OW + m - 1) / m,
 		xImg: p.C * p.H * p.W, xCh: p.H * p.W, yImg: p.F * p.OH * p.OW, yCh: p.OH * p.OW}
-	g.wp = 16*((g.tw+7)/8) + 2
+	g.wp = 8*m*((g.tw+7)/8) + m
 	g.rows = p.N * g.th
 	if g.tw == 0 {
 		g.rows = 0 // no output columns: nothing to do
@@ -81,7 +84,7 @@ func newWinoGeom(p tensor.ConvParams, workers, tiles int) winoGeom {
 	// into the next one (written later) or, after the last row, into the 16
 	// spare columns.
 	g.ld = (g.chunk*g.tw+15)&^15 + 16
-	// One cache line more than the matrix, so that the 16 streams of a
+	// One cache line more than the matrix, so that the streams of a
 	// transform do not share cache sets when C·ld is a multiple of 4 KiB.
 	g.cs, g.fs = p.C*g.ld+16, p.F*g.ld+16
 	return g
@@ -92,7 +95,11 @@ func newWinoGeom(p tensor.ConvParams, workers, tiles int) winoGeom {
 // of the convolution whose input gradient this is (winogradWeights).
 // w is the buffer of ws, the key of the prepared weights (weightcache.go).
 func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float32, p tensor.ConvParams, flipped bool) {
-	g := newWinoGeom(p, max(1, d.threads), d.tune.WinogradTiles)
+	if d.winogradTile(p) == 4 {
+		d.convWinograd4(ys, xs, w, ws, bs, p, flipped)
+		return
+	}
+	g := newWinoGeom(p, max(1, d.threads), d.tune.WinogradTiles, 2)
 	if g.rows == 0 {
 		return
 	}
@@ -145,31 +152,45 @@ func (d *Device) winoChunks(g winoGeom, scratch int, fn func(wk int, buf []float
 // 180° (w is then C×F×3×3): the weights of the input gradient as a
 // convolution (see flippedConv). buf holds winoWeightsLen floats.
 func (d *Device) winogradWeights(buf, w []float32, f, c int, flipped bool) [16]gemmA {
-	var us [16]gemmA
+	return [16]gemmA(d.winoWeightsPacked(buf, w, f, c, flipped, 16, winoWeightPanel))
+}
+
+// winoWeightPanelFunc writes the transformed kernels of rows f0…f0+rows-1
+// and columns pc…pc+kc-1 into one kc×mr panel of each matrix U[ξ]
+// (dst[ξ][p·mr + r]).
+type winoWeightPanelFunc func(dst [][]float32, w []float32, f, c, f0, rows, mr, pc, kc int, flipped bool)
+
+// winoWeightsPacked returns the n matrices U[ξ] (F×C) that panel computes,
+// written straight into the GEMM's packed layout (the transform is as
+// cheap as a copy, and a separate pack would read and write U once more),
+// the work split over the device's threads. buf holds n·(prepackedLen + 16)
+// floats.
+func (d *Device) winoWeightsPacked(buf, w []float32, f, c int, flipped bool, n int, panel winoWeightPanelFunc) []gemmA {
+	us := make([]gemmA, n)
 	mk, ok := d.microKernel()
 	if !ok { // not reached: Winograd runs only where the level packs
 		panic("kernels: Winograd weights without a packed GEMM")
 	}
-	var pas [16]*prepackedA
-	n := prepackedLen(mk, f, c) + 16 // a cache line apart (see winoGeom.cs)
+	pas := make([]*prepackedA, n)
+	stride := prepackedLen(mk, f, c) + 16 // a cache line apart (see winoGeom.cs)
 	for xi := range pas {
-		pas[xi] = prepackedIn(mk, f, c, buf[xi*n:])
+		pas[xi] = prepackedIn(mk, f, c, buf[xi*stride:])
 		us[xi] = gemmA{pre: pas[xi], m: f, k: c}
 	}
 	mr := mk.mr
 	panels := (f + mr - 1) / mr
 	parts := max(1, min(d.threads, panels))
 	runParts(parts, func(part int) {
+		dst := make([][]float32, n) // this panel's kc×mr values in each U[ξ]
 		for ip := part * panels / parts; ip < (part+1)*panels/parts; ip++ {
 			f0 := ip * mr
 			for pc := 0; pc < c; pc += packKC {
 				kc := min(packKC, c-pc)
-				var dst [16][]float32 // this panel's kc×mr values in each U[ξ]
 				for xi, pa := range pas {
 					blk := pa.blocks[pc/packKC*pa.icBlocks+f0/packMC]
 					dst[xi] = blk[(f0%packMC)*kc : (f0%packMC+mr)*kc]
 				}
-				winoWeightPanel(&dst, w, f, c, f0, min(mr, f-f0), mr, pc, kc, flipped)
+				panel(dst, w, f, c, f0, min(mr, f-f0), mr, pc, kc, flipped)
 				for r := f - f0; r < mr; r++ { // rows past F: zero
 					for xi := range dst {
 						for p := range kc {
@@ -183,7 +204,7 @@ func (d *Device) winogradWeights(buf, w []float32, f, c int, flipped bool) [16]g
 	return us
 }
 
-func winoWeightsLen(mk microKernel, f, c int) int { return 16 * (prepackedLen(mk, f, c) + 16) }
+func winoWeightsLen(mk microKernel, f, c, n int) int { return n * (prepackedLen(mk, f, c) + 16) }
 
 // winogradWeightsOf is winogradWeights of each of the taps kernel(t)
 // returns (w's 3×3 kernels; or, t < 3, the depth taps of w's 3×3×3 ones),
@@ -196,7 +217,7 @@ func (d *Device) winogradWeightsOf(w tensor.Buffer, ws []float32, f, c int, flip
 	if flipped {
 		form = formWinogradFlipped
 	}
-	n := winoWeightsLen(mk, f, c)
+	n := winoWeightsLen(mk, f, c, 16)
 	return preparedWeights(d, w, ws, form, f, c, taps*n, func(buf []float32) [][16]gemmA {
 		us := make([][16]gemmA, taps)
 		for t := range us {
@@ -209,7 +230,7 @@ func (d *Device) winogradWeightsOf(w tensor.Buffer, ws []float32, f, c int, flip
 // winoWeightPanel writes G·g·Gᵀ of the kernels of rows f0…f0+rows-1 and
 // columns pc…pc+kc-1 into one kc×mr panel of each U[ξ] (dst[ξ][p·mr + r]),
 // in the loop order of the writes: for each p the rows' values are adjacent.
-func winoWeightPanel(dst *[16][]float32, w []float32, f, c, f0, rows, mr, pc, kc int, flipped bool) {
+func winoWeightPanel(dst [][]float32, w []float32, f, c, f0, rows, mr, pc, kc int, flipped bool) {
 	for p := range kc {
 		for r := range rows {
 			// The kernel's rows a, b, c (ky = 0, 1, 2), rotated by 180° when flipped.
@@ -390,7 +411,7 @@ func winoOutputRow(top, bot, m []float32, ms, tiles int, bias float32) {
 // convolution from x and dy by Winograd F(3×3, 2×2).
 func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.ConvParams) {
 	// Chunks of a size that does not depend on the thread count.
-	g := newWinoGeom(p, 2, d.tune.WinogradTiles)
+	g := newWinoGeom(p, 2, d.tune.WinogradTiles, 2)
 	if g.rows == 0 { // no output pixels: no gradient
 		clear(dws[:p.F*p.C*9])
 		return

@@ -277,3 +277,18 @@ func WinoOutputAVX2(top *float32, bot *float32, m *float32, ms int, blocks int, 
 //
 //go:noescape
 func WinoDyAVX2(y *float32, ys int, top *float32, bot *float32, blocks int)
+
+// WinoInput4AVX2 transforms 8·blocks input tiles of one tile row for Winograd F(4×4, 3×3):
+// with the six padded input rows d_a = in + a·ins (a < 6, each 32·blocks + 4 values) it sets,
+// for tile t and ξ = 6η + ν, v[ξ·vs + t] = (Bᵀ·d·B)[η][ν] over d_a[4t … 4t+5]. Strides in
+// elements. AVX2.
+//
+//go:noescape
+func WinoInput4AVX2(v *float32, vs int, in *float32, ins int, blocks int)
+
+// WinoOutput4AVX2 writes the output tiles of one tile row for Winograd F(4×4, 3×3): with
+// Y = Aᵀ·M·A + bias, M[η][ν] = m[(6η + ν)·ms + t] (ms in elements), it sets y_i[4t + j] = Y[i][j]
+// for i, j < 4 and 4t + j < cols, eight tiles at a time (the last block's stores masked). AVX2.
+//
+//go:noescape
+func WinoOutput4AVX2(y0 *float32, y1 *float32, y2 *float32, y3 *float32, m *float32, ms int, cols int, bias float32)

@@ -4782,3 +4782,1574 @@ winody_loop:
 winody_done:
 	VZEROUPPER
 	RET
+
+DATA wino4consts<>+0(SB)/4, $0x40000000
+DATA wino4consts<>+4(SB)/4, $0x40000000
+DATA wino4consts<>+8(SB)/4, $0x40000000
+DATA wino4consts<>+12(SB)/4, $0x40000000
+DATA wino4consts<>+16(SB)/4, $0x40000000
+DATA wino4consts<>+20(SB)/4, $0x40000000
+DATA wino4consts<>+24(SB)/4, $0x40000000
+DATA wino4consts<>+28(SB)/4, $0x40000000
+DATA wino4consts<>+32(SB)/4, $0x40800000
+DATA wino4consts<>+36(SB)/4, $0x40800000
+DATA wino4consts<>+40(SB)/4, $0x40800000
+DATA wino4consts<>+44(SB)/4, $0x40800000
+DATA wino4consts<>+48(SB)/4, $0x40800000
+DATA wino4consts<>+52(SB)/4, $0x40800000
+DATA wino4consts<>+56(SB)/4, $0x40800000
+DATA wino4consts<>+60(SB)/4, $0x40800000
+DATA wino4consts<>+64(SB)/4, $0x40a00000
+DATA wino4consts<>+68(SB)/4, $0x40a00000
+DATA wino4consts<>+72(SB)/4, $0x40a00000
+DATA wino4consts<>+76(SB)/4, $0x40a00000
+DATA wino4consts<>+80(SB)/4, $0x40a00000
+DATA wino4consts<>+84(SB)/4, $0x40a00000
+DATA wino4consts<>+88(SB)/4, $0x40a00000
+DATA wino4consts<>+92(SB)/4, $0x40a00000
+DATA wino4consts<>+96(SB)/4, $0x41000000
+DATA wino4consts<>+100(SB)/4, $0x41000000
+DATA wino4consts<>+104(SB)/4, $0x41000000
+DATA wino4consts<>+108(SB)/4, $0x41000000
+DATA wino4consts<>+112(SB)/4, $0x41000000
+DATA wino4consts<>+116(SB)/4, $0x41000000
+DATA wino4consts<>+120(SB)/4, $0x41000000
+DATA wino4consts<>+124(SB)/4, $0x41000000
+DATA wino4consts<>+128(SB)/4, $0x00000000
+DATA wino4consts<>+132(SB)/4, $0x00000002
+DATA wino4consts<>+136(SB)/4, $0x00000004
+DATA wino4consts<>+140(SB)/4, $0x00000006
+DATA wino4consts<>+144(SB)/4, $0x00000001
+DATA wino4consts<>+148(SB)/4, $0x00000003
+DATA wino4consts<>+152(SB)/4, $0x00000005
+DATA wino4consts<>+156(SB)/4, $0x00000007
+DATA wino4consts<>+160(SB)/4, $0x00000000
+DATA wino4consts<>+164(SB)/4, $0x00000004
+DATA wino4consts<>+168(SB)/4, $0x00000001
+DATA wino4consts<>+172(SB)/4, $0x00000005
+DATA wino4consts<>+176(SB)/4, $0x00000002
+DATA wino4consts<>+180(SB)/4, $0x00000006
+DATA wino4consts<>+184(SB)/4, $0x00000003
+DATA wino4consts<>+188(SB)/4, $0x00000007
+DATA wino4consts<>+192(SB)/4, $0xffffffff
+DATA wino4consts<>+196(SB)/4, $0xffffffff
+DATA wino4consts<>+200(SB)/4, $0xffffffff
+DATA wino4consts<>+204(SB)/4, $0xffffffff
+DATA wino4consts<>+208(SB)/4, $0xffffffff
+DATA wino4consts<>+212(SB)/4, $0xffffffff
+DATA wino4consts<>+216(SB)/4, $0xffffffff
+DATA wino4consts<>+220(SB)/4, $0xffffffff
+DATA wino4consts<>+224(SB)/4, $0x00000000
+DATA wino4consts<>+228(SB)/4, $0x00000000
+DATA wino4consts<>+232(SB)/4, $0x00000000
+DATA wino4consts<>+236(SB)/4, $0x00000000
+DATA wino4consts<>+240(SB)/4, $0x00000000
+DATA wino4consts<>+244(SB)/4, $0x00000000
+DATA wino4consts<>+248(SB)/4, $0x00000000
+DATA wino4consts<>+252(SB)/4, $0x00000000
+GLOBL wino4consts<>(SB), RODATA|NOPTR, $256
+
+// func WinoInput4AVX2(v *float32, vs int, in *float32, ins int, blocks int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·WinoInput4AVX2(SB), NOSPLIT, $0-40
+	MOVQ    v+0(FP), AX
+	MOVQ    vs+8(FP), CX
+	MOVQ    in+16(FP), DX
+	MOVQ    ins+24(FP), BX
+	MOVQ    blocks+32(FP), SI
+	SHLQ    $0x02, BX
+	SHLQ    $0x02, CX
+	LEAQ    (BX)(BX*2), DI
+	LEAQ    (BX)(BX*4), R8
+	LEAQ    (CX)(CX*2), R9
+	LEAQ    (CX)(CX*4), R10
+	VMOVDQU wino4consts<>+160(SB), Y0
+	TESTQ   SI, SI
+	JZ      wino4in_done
+
+wino4in_loop:
+	MOVQ AX, R11
+
+	// Row η of Bᵀ·d at columns 8k (k < 4), transposed: columns 4t…4t+3 of the tiles;
+	// then at 8k + 4: columns 4t+4, 4t+5.
+	VMOVUPS      (DX)(BX*4), Y1
+	VMOVUPS      (DX), Y2
+	VFMADD231PS  wino4consts<>+32(SB), Y2, Y1
+	VMOVUPS      (DX)(BX*2), Y2
+	VFNMADD231PS wino4consts<>+64(SB), Y2, Y1
+	VMOVUPS      32(DX)(BX*4), Y2
+	VMOVUPS      32(DX), Y3
+	VFMADD231PS  wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS      32(DX)(BX*2), Y3
+	VFNMADD231PS wino4consts<>+64(SB), Y3, Y2
+	VMOVUPS      64(DX)(BX*4), Y3
+	VMOVUPS      64(DX), Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y4, Y3
+	VMOVUPS      64(DX)(BX*2), Y4
+	VFNMADD231PS wino4consts<>+64(SB), Y4, Y3
+	VMOVUPS      96(DX)(BX*4), Y4
+	VMOVUPS      96(DX), Y5
+	VFMADD231PS  wino4consts<>+32(SB), Y5, Y4
+	VMOVUPS      96(DX)(BX*2), Y5
+	VFNMADD231PS wino4consts<>+64(SB), Y5, Y4
+	VUNPCKLPS    Y2, Y1, Y5
+	VUNPCKLPS    Y4, Y3, Y6
+	VUNPCKLPD    Y6, Y5, Y7
+	VUNPCKHPD    Y6, Y5, Y5
+	VUNPCKHPS    Y2, Y1, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VUNPCKLPD    Y2, Y1, Y3
+	VUNPCKHPD    Y2, Y1, Y1
+	VMOVUPS      16(DX)(BX*4), Y2
+	VMOVUPS      16(DX), Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y4, Y2
+	VMOVUPS      16(DX)(BX*2), Y4
+	VFNMADD231PS wino4consts<>+64(SB), Y4, Y2
+	VMOVUPS      48(DX)(BX*4), Y4
+	VMOVUPS      48(DX), Y6
+	VFMADD231PS  wino4consts<>+32(SB), Y6, Y4
+	VMOVUPS      48(DX)(BX*2), Y6
+	VFNMADD231PS wino4consts<>+64(SB), Y6, Y4
+	VMOVUPS      80(DX)(BX*4), Y6
+	VMOVUPS      80(DX), Y8
+	VFMADD231PS  wino4consts<>+32(SB), Y8, Y6
+	VMOVUPS      80(DX)(BX*2), Y8
+	VFNMADD231PS wino4consts<>+64(SB), Y8, Y6
+	VMOVUPS      112(DX)(BX*4), Y8
+	VMOVUPS      112(DX), Y9
+	VFMADD231PS  wino4consts<>+32(SB), Y9, Y8
+	VMOVUPS      112(DX)(BX*2), Y9
+	VFNMADD231PS wino4consts<>+64(SB), Y9, Y8
+	VUNPCKLPS    Y4, Y2, Y2
+	VUNPCKLPS    Y8, Y6, Y4
+	VUNPCKLPD    Y4, Y2, Y6
+	VUNPCKHPD    Y4, Y2, Y2
+
+	// B along x; the tiles back in order; stored.
+	VMOVUPS      Y6, Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y7, Y4
+	VFNMADD231PS wino4consts<>+64(SB), Y3, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)
+	VMOVUPS      Y5, Y7
+	VADDPS       Y3, Y7, Y7
+	VMOVUPS      Y1, Y4
+	VADDPS       Y6, Y4, Y4
+	VFNMADD231PS wino4consts<>+32(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(CX*1)
+	VMOVUPS      Y5, Y7
+	VSUBPS       Y3, Y7, Y7
+	VMOVUPS      Y6, Y4
+	VSUBPS       Y1, Y4, Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(CX*2)
+	VMOVUPS      Y1, Y7
+	VSUBPS       Y5, Y7, Y7
+	VMOVUPS      Y6, Y4
+	VSUBPS       Y3, Y4, Y4
+	VFMADD231PS  wino4consts<>+0(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(R9*1)
+	VMOVUPS      Y1, Y4
+	VSUBPS       Y5, Y4, Y4
+	VMOVUPS      Y6, Y6
+	VSUBPS       Y3, Y6, Y6
+	VFNMADD231PS wino4consts<>+0(SB), Y4, Y6
+	VPERMPS      Y6, Y0, Y6
+	VMOVUPS      Y6, (R11)(CX*4)
+	VMOVUPS      Y2, Y2
+	VFMADD231PS  wino4consts<>+32(SB), Y5, Y2
+	VFNMADD231PS wino4consts<>+64(SB), Y1, Y2
+	VPERMPS      Y2, Y0, Y2
+	VMOVUPS      Y2, (R11)(R10*1)
+	ADDQ         R9, R11
+	ADDQ         R9, R11
+
+	// Row η of Bᵀ·d at columns 8k (k < 4), transposed: columns 4t…4t+3 of the tiles;
+	// then at 8k + 4: columns 4t+4, 4t+5.
+	VMOVUPS      (DX)(BX*1), Y2
+	VADDPS       (DX)(BX*2), Y2, Y2
+	VMOVUPS      (DX)(DI*1), Y1
+	VADDPS       (DX)(BX*4), Y1, Y1
+	VFNMADD231PS wino4consts<>+32(SB), Y2, Y1
+	VMOVUPS      32(DX)(BX*1), Y3
+	VADDPS       32(DX)(BX*2), Y3, Y3
+	VMOVUPS      32(DX)(DI*1), Y2
+	VADDPS       32(DX)(BX*4), Y2, Y2
+	VFNMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS      64(DX)(BX*1), Y4
+	VADDPS       64(DX)(BX*2), Y4, Y4
+	VMOVUPS      64(DX)(DI*1), Y3
+	VADDPS       64(DX)(BX*4), Y3, Y3
+	VFNMADD231PS wino4consts<>+32(SB), Y4, Y3
+	VMOVUPS      96(DX)(BX*1), Y5
+	VADDPS       96(DX)(BX*2), Y5, Y5
+	VMOVUPS      96(DX)(DI*1), Y4
+	VADDPS       96(DX)(BX*4), Y4, Y4
+	VFNMADD231PS wino4consts<>+32(SB), Y5, Y4
+	VUNPCKLPS    Y2, Y1, Y5
+	VUNPCKLPS    Y4, Y3, Y6
+	VUNPCKLPD    Y6, Y5, Y7
+	VUNPCKHPD    Y6, Y5, Y5
+	VUNPCKHPS    Y2, Y1, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VUNPCKLPD    Y2, Y1, Y3
+	VUNPCKHPD    Y2, Y1, Y1
+	VMOVUPS      16(DX)(BX*1), Y4
+	VADDPS       16(DX)(BX*2), Y4, Y4
+	VMOVUPS      16(DX)(DI*1), Y2
+	VADDPS       16(DX)(BX*4), Y2, Y2
+	VFNMADD231PS wino4consts<>+32(SB), Y4, Y2
+	VMOVUPS      48(DX)(BX*1), Y6
+	VADDPS       48(DX)(BX*2), Y6, Y6
+	VMOVUPS      48(DX)(DI*1), Y4
+	VADDPS       48(DX)(BX*4), Y4, Y4
+	VFNMADD231PS wino4consts<>+32(SB), Y6, Y4
+	VMOVUPS      80(DX)(BX*1), Y8
+	VADDPS       80(DX)(BX*2), Y8, Y8
+	VMOVUPS      80(DX)(DI*1), Y6
+	VADDPS       80(DX)(BX*4), Y6, Y6
+	VFNMADD231PS wino4consts<>+32(SB), Y8, Y6
+	VMOVUPS      112(DX)(BX*1), Y9
+	VADDPS       112(DX)(BX*2), Y9, Y9
+	VMOVUPS      112(DX)(DI*1), Y8
+	VADDPS       112(DX)(BX*4), Y8, Y8
+	VFNMADD231PS wino4consts<>+32(SB), Y9, Y8
+	VUNPCKLPS    Y4, Y2, Y2
+	VUNPCKLPS    Y8, Y6, Y4
+	VUNPCKLPD    Y4, Y2, Y6
+	VUNPCKHPD    Y4, Y2, Y2
+
+	// B along x; the tiles back in order; stored.
+	VMOVUPS      Y6, Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y7, Y4
+	VFNMADD231PS wino4consts<>+64(SB), Y3, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)
+	VMOVUPS      Y5, Y7
+	VADDPS       Y3, Y7, Y7
+	VMOVUPS      Y1, Y4
+	VADDPS       Y6, Y4, Y4
+	VFNMADD231PS wino4consts<>+32(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(CX*1)
+	VMOVUPS      Y5, Y7
+	VSUBPS       Y3, Y7, Y7
+	VMOVUPS      Y6, Y4
+	VSUBPS       Y1, Y4, Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(CX*2)
+	VMOVUPS      Y1, Y7
+	VSUBPS       Y5, Y7, Y7
+	VMOVUPS      Y6, Y4
+	VSUBPS       Y3, Y4, Y4
+	VFMADD231PS  wino4consts<>+0(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(R9*1)
+	VMOVUPS      Y1, Y4
+	VSUBPS       Y5, Y4, Y4
+	VMOVUPS      Y6, Y6
+	VSUBPS       Y3, Y6, Y6
+	VFNMADD231PS wino4consts<>+0(SB), Y4, Y6
+	VPERMPS      Y6, Y0, Y6
+	VMOVUPS      Y6, (R11)(CX*4)
+	VMOVUPS      Y2, Y2
+	VFMADD231PS  wino4consts<>+32(SB), Y5, Y2
+	VFNMADD231PS wino4consts<>+64(SB), Y1, Y2
+	VPERMPS      Y2, Y0, Y2
+	VMOVUPS      Y2, (R11)(R10*1)
+	ADDQ         R9, R11
+	ADDQ         R9, R11
+
+	// Row η of Bᵀ·d at columns 8k (k < 4), transposed: columns 4t…4t+3 of the tiles;
+	// then at 8k + 4: columns 4t+4, 4t+5.
+	VMOVUPS     (DX)(BX*1), Y2
+	VSUBPS      (DX)(BX*2), Y2, Y2
+	VMOVUPS     (DX)(BX*4), Y1
+	VSUBPS      (DX)(DI*1), Y1, Y1
+	VFMADD231PS wino4consts<>+32(SB), Y2, Y1
+	VMOVUPS     32(DX)(BX*1), Y3
+	VSUBPS      32(DX)(BX*2), Y3, Y3
+	VMOVUPS     32(DX)(BX*4), Y2
+	VSUBPS      32(DX)(DI*1), Y2, Y2
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     64(DX)(BX*1), Y4
+	VSUBPS      64(DX)(BX*2), Y4, Y4
+	VMOVUPS     64(DX)(BX*4), Y3
+	VSUBPS      64(DX)(DI*1), Y3, Y3
+	VFMADD231PS wino4consts<>+32(SB), Y4, Y3
+	VMOVUPS     96(DX)(BX*1), Y5
+	VSUBPS      96(DX)(BX*2), Y5, Y5
+	VMOVUPS     96(DX)(BX*4), Y4
+	VSUBPS      96(DX)(DI*1), Y4, Y4
+	VFMADD231PS wino4consts<>+32(SB), Y5, Y4
+	VUNPCKLPS   Y2, Y1, Y5
+	VUNPCKLPS   Y4, Y3, Y6
+	VUNPCKLPD   Y6, Y5, Y7
+	VUNPCKHPD   Y6, Y5, Y5
+	VUNPCKHPS   Y2, Y1, Y1
+	VUNPCKHPS   Y4, Y3, Y2
+	VUNPCKLPD   Y2, Y1, Y3
+	VUNPCKHPD   Y2, Y1, Y1
+	VMOVUPS     16(DX)(BX*1), Y4
+	VSUBPS      16(DX)(BX*2), Y4, Y4
+	VMOVUPS     16(DX)(BX*4), Y2
+	VSUBPS      16(DX)(DI*1), Y2, Y2
+	VFMADD231PS wino4consts<>+32(SB), Y4, Y2
+	VMOVUPS     48(DX)(BX*1), Y6
+	VSUBPS      48(DX)(BX*2), Y6, Y6
+	VMOVUPS     48(DX)(BX*4), Y4
+	VSUBPS      48(DX)(DI*1), Y4, Y4
+	VFMADD231PS wino4consts<>+32(SB), Y6, Y4
+	VMOVUPS     80(DX)(BX*1), Y8
+	VSUBPS      80(DX)(BX*2), Y8, Y8
+	VMOVUPS     80(DX)(BX*4), Y6
+	VSUBPS      80(DX)(DI*1), Y6, Y6
+	VFMADD231PS wino4consts<>+32(SB), Y8, Y6
+	VMOVUPS     112(DX)(BX*1), Y9
+	VSUBPS      112(DX)(BX*2), Y9, Y9
+	VMOVUPS     112(DX)(BX*4), Y8
+	VSUBPS      112(DX)(DI*1), Y8, Y8
+	VFMADD231PS wino4consts<>+32(SB), Y9, Y8
+	VUNPCKLPS   Y4, Y2, Y2
+	VUNPCKLPS   Y8, Y6, Y4
+	VUNPCKLPD   Y4, Y2, Y6
+	VUNPCKHPD   Y4, Y2, Y2
+
+	// B along x; the tiles back in order; stored.
+	VMOVUPS      Y6, Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y7, Y4
+	VFNMADD231PS wino4consts<>+64(SB), Y3, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)
+	VMOVUPS      Y5, Y7
+	VADDPS       Y3, Y7, Y7
+	VMOVUPS      Y1, Y4
+	VADDPS       Y6, Y4, Y4
+	VFNMADD231PS wino4consts<>+32(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(CX*1)
+	VMOVUPS      Y5, Y7
+	VSUBPS       Y3, Y7, Y7
+	VMOVUPS      Y6, Y4
+	VSUBPS       Y1, Y4, Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(CX*2)
+	VMOVUPS      Y1, Y7
+	VSUBPS       Y5, Y7, Y7
+	VMOVUPS      Y6, Y4
+	VSUBPS       Y3, Y4, Y4
+	VFMADD231PS  wino4consts<>+0(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(R9*1)
+	VMOVUPS      Y1, Y4
+	VSUBPS       Y5, Y4, Y4
+	VMOVUPS      Y6, Y6
+	VSUBPS       Y3, Y6, Y6
+	VFNMADD231PS wino4consts<>+0(SB), Y4, Y6
+	VPERMPS      Y6, Y0, Y6
+	VMOVUPS      Y6, (R11)(CX*4)
+	VMOVUPS      Y2, Y2
+	VFMADD231PS  wino4consts<>+32(SB), Y5, Y2
+	VFNMADD231PS wino4consts<>+64(SB), Y1, Y2
+	VPERMPS      Y2, Y0, Y2
+	VMOVUPS      Y2, (R11)(R10*1)
+	ADDQ         R9, R11
+	ADDQ         R9, R11
+
+	// Row η of Bᵀ·d at columns 8k (k < 4), transposed: columns 4t…4t+3 of the tiles;
+	// then at 8k + 4: columns 4t+4, 4t+5.
+	VMOVUPS     (DX)(DI*1), Y2
+	VSUBPS      (DX)(BX*1), Y2, Y2
+	VMOVUPS     (DX)(BX*4), Y1
+	VSUBPS      (DX)(BX*2), Y1, Y1
+	VFMADD231PS wino4consts<>+0(SB), Y2, Y1
+	VMOVUPS     32(DX)(DI*1), Y3
+	VSUBPS      32(DX)(BX*1), Y3, Y3
+	VMOVUPS     32(DX)(BX*4), Y2
+	VSUBPS      32(DX)(BX*2), Y2, Y2
+	VFMADD231PS wino4consts<>+0(SB), Y3, Y2
+	VMOVUPS     64(DX)(DI*1), Y4
+	VSUBPS      64(DX)(BX*1), Y4, Y4
+	VMOVUPS     64(DX)(BX*4), Y3
+	VSUBPS      64(DX)(BX*2), Y3, Y3
+	VFMADD231PS wino4consts<>+0(SB), Y4, Y3
+	VMOVUPS     96(DX)(DI*1), Y5
+	VSUBPS      96(DX)(BX*1), Y5, Y5
+	VMOVUPS     96(DX)(BX*4), Y4
+	VSUBPS      96(DX)(BX*2), Y4, Y4
+	VFMADD231PS wino4consts<>+0(SB), Y5, Y4
+	VUNPCKLPS   Y2, Y1, Y5
+	VUNPCKLPS   Y4, Y3, Y6
+	VUNPCKLPD   Y6, Y5, Y7
+	VUNPCKHPD   Y6, Y5, Y5
+	VUNPCKHPS   Y2, Y1, Y1
+	VUNPCKHPS   Y4, Y3, Y2
+	VUNPCKLPD   Y2, Y1, Y3
+	VUNPCKHPD   Y2, Y1, Y1
+	VMOVUPS     16(DX)(DI*1), Y4
+	VSUBPS      16(DX)(BX*1), Y4, Y4
+	VMOVUPS     16(DX)(BX*4), Y2
+	VSUBPS      16(DX)(BX*2), Y2, Y2
+	VFMADD231PS wino4consts<>+0(SB), Y4, Y2
+	VMOVUPS     48(DX)(DI*1), Y6
+	VSUBPS      48(DX)(BX*1), Y6, Y6
+	VMOVUPS     48(DX)(BX*4), Y4
+	VSUBPS      48(DX)(BX*2), Y4, Y4
+	VFMADD231PS wino4consts<>+0(SB), Y6, Y4
+	VMOVUPS     80(DX)(DI*1), Y8
+	VSUBPS      80(DX)(BX*1), Y8, Y8
+	VMOVUPS     80(DX)(BX*4), Y6
+	VSUBPS      80(DX)(BX*2), Y6, Y6
+	VFMADD231PS wino4consts<>+0(SB), Y8, Y6
+	VMOVUPS     112(DX)(DI*1), Y9
+	VSUBPS      112(DX)(BX*1), Y9, Y9
+	VMOVUPS     112(DX)(BX*4), Y8
+	VSUBPS      112(DX)(BX*2), Y8, Y8
+	VFMADD231PS wino4consts<>+0(SB), Y9, Y8
+	VUNPCKLPS   Y4, Y2, Y2
+	VUNPCKLPS   Y8, Y6, Y4
+	VUNPCKLPD   Y4, Y2, Y6
+	VUNPCKHPD   Y4, Y2, Y2
+
+	// B along x; the tiles back in order; stored.
+	VMOVUPS      Y6, Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y7, Y4
+	VFNMADD231PS wino4consts<>+64(SB), Y3, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)
+	VMOVUPS      Y5, Y7
+	VADDPS       Y3, Y7, Y7
+	VMOVUPS      Y1, Y4
+	VADDPS       Y6, Y4, Y4
+	VFNMADD231PS wino4consts<>+32(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(CX*1)
+	VMOVUPS      Y5, Y7
+	VSUBPS       Y3, Y7, Y7
+	VMOVUPS      Y6, Y4
+	VSUBPS       Y1, Y4, Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(CX*2)
+	VMOVUPS      Y1, Y7
+	VSUBPS       Y5, Y7, Y7
+	VMOVUPS      Y6, Y4
+	VSUBPS       Y3, Y4, Y4
+	VFMADD231PS  wino4consts<>+0(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(R9*1)
+	VMOVUPS      Y1, Y4
+	VSUBPS       Y5, Y4, Y4
+	VMOVUPS      Y6, Y6
+	VSUBPS       Y3, Y6, Y6
+	VFNMADD231PS wino4consts<>+0(SB), Y4, Y6
+	VPERMPS      Y6, Y0, Y6
+	VMOVUPS      Y6, (R11)(CX*4)
+	VMOVUPS      Y2, Y2
+	VFMADD231PS  wino4consts<>+32(SB), Y5, Y2
+	VFNMADD231PS wino4consts<>+64(SB), Y1, Y2
+	VPERMPS      Y2, Y0, Y2
+	VMOVUPS      Y2, (R11)(R10*1)
+	ADDQ         R9, R11
+	ADDQ         R9, R11
+
+	// Row η of Bᵀ·d at columns 8k (k < 4), transposed: columns 4t…4t+3 of the tiles;
+	// then at 8k + 4: columns 4t+4, 4t+5.
+	VMOVUPS      (DX)(DI*1), Y2
+	VSUBPS       (DX)(BX*1), Y2, Y2
+	VMOVUPS      (DX)(BX*4), Y1
+	VSUBPS       (DX)(BX*2), Y1, Y1
+	VFNMADD231PS wino4consts<>+0(SB), Y2, Y1
+	VMOVUPS      32(DX)(DI*1), Y3
+	VSUBPS       32(DX)(BX*1), Y3, Y3
+	VMOVUPS      32(DX)(BX*4), Y2
+	VSUBPS       32(DX)(BX*2), Y2, Y2
+	VFNMADD231PS wino4consts<>+0(SB), Y3, Y2
+	VMOVUPS      64(DX)(DI*1), Y4
+	VSUBPS       64(DX)(BX*1), Y4, Y4
+	VMOVUPS      64(DX)(BX*4), Y3
+	VSUBPS       64(DX)(BX*2), Y3, Y3
+	VFNMADD231PS wino4consts<>+0(SB), Y4, Y3
+	VMOVUPS      96(DX)(DI*1), Y5
+	VSUBPS       96(DX)(BX*1), Y5, Y5
+	VMOVUPS      96(DX)(BX*4), Y4
+	VSUBPS       96(DX)(BX*2), Y4, Y4
+	VFNMADD231PS wino4consts<>+0(SB), Y5, Y4
+	VUNPCKLPS    Y2, Y1, Y5
+	VUNPCKLPS    Y4, Y3, Y6
+	VUNPCKLPD    Y6, Y5, Y7
+	VUNPCKHPD    Y6, Y5, Y5
+	VUNPCKHPS    Y2, Y1, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VUNPCKLPD    Y2, Y1, Y3
+	VUNPCKHPD    Y2, Y1, Y1
+	VMOVUPS      16(DX)(DI*1), Y4
+	VSUBPS       16(DX)(BX*1), Y4, Y4
+	VMOVUPS      16(DX)(BX*4), Y2
+	VSUBPS       16(DX)(BX*2), Y2, Y2
+	VFNMADD231PS wino4consts<>+0(SB), Y4, Y2
+	VMOVUPS      48(DX)(DI*1), Y6
+	VSUBPS       48(DX)(BX*1), Y6, Y6
+	VMOVUPS      48(DX)(BX*4), Y4
+	VSUBPS       48(DX)(BX*2), Y4, Y4
+	VFNMADD231PS wino4consts<>+0(SB), Y6, Y4
+	VMOVUPS      80(DX)(DI*1), Y8
+	VSUBPS       80(DX)(BX*1), Y8, Y8
+	VMOVUPS      80(DX)(BX*4), Y6
+	VSUBPS       80(DX)(BX*2), Y6, Y6
+	VFNMADD231PS wino4consts<>+0(SB), Y8, Y6
+	VMOVUPS      112(DX)(DI*1), Y9
+	VSUBPS       112(DX)(BX*1), Y9, Y9
+	VMOVUPS      112(DX)(BX*4), Y8
+	VSUBPS       112(DX)(BX*2), Y8, Y8
+	VFNMADD231PS wino4consts<>+0(SB), Y9, Y8
+	VUNPCKLPS    Y4, Y2, Y2
+	VUNPCKLPS    Y8, Y6, Y4
+	VUNPCKLPD    Y4, Y2, Y6
+	VUNPCKHPD    Y4, Y2, Y2
+
+	// B along x; the tiles back in order; stored.
+	VMOVUPS      Y6, Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y7, Y4
+	VFNMADD231PS wino4consts<>+64(SB), Y3, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)
+	VMOVUPS      Y5, Y7
+	VADDPS       Y3, Y7, Y7
+	VMOVUPS      Y1, Y4
+	VADDPS       Y6, Y4, Y4
+	VFNMADD231PS wino4consts<>+32(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(CX*1)
+	VMOVUPS      Y5, Y7
+	VSUBPS       Y3, Y7, Y7
+	VMOVUPS      Y6, Y4
+	VSUBPS       Y1, Y4, Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(CX*2)
+	VMOVUPS      Y1, Y7
+	VSUBPS       Y5, Y7, Y7
+	VMOVUPS      Y6, Y4
+	VSUBPS       Y3, Y4, Y4
+	VFMADD231PS  wino4consts<>+0(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(R9*1)
+	VMOVUPS      Y1, Y4
+	VSUBPS       Y5, Y4, Y4
+	VMOVUPS      Y6, Y6
+	VSUBPS       Y3, Y6, Y6
+	VFNMADD231PS wino4consts<>+0(SB), Y4, Y6
+	VPERMPS      Y6, Y0, Y6
+	VMOVUPS      Y6, (R11)(CX*4)
+	VMOVUPS      Y2, Y2
+	VFMADD231PS  wino4consts<>+32(SB), Y5, Y2
+	VFNMADD231PS wino4consts<>+64(SB), Y1, Y2
+	VPERMPS      Y2, Y0, Y2
+	VMOVUPS      Y2, (R11)(R10*1)
+	ADDQ         R9, R11
+	ADDQ         R9, R11
+
+	// Row η of Bᵀ·d at columns 8k (k < 4), transposed: columns 4t…4t+3 of the tiles;
+	// then at 8k + 4: columns 4t+4, 4t+5.
+	VMOVUPS      (DX)(R8*1), Y1
+	VMOVUPS      (DX)(BX*1), Y2
+	VFMADD231PS  wino4consts<>+32(SB), Y2, Y1
+	VMOVUPS      (DX)(DI*1), Y2
+	VFNMADD231PS wino4consts<>+64(SB), Y2, Y1
+	VMOVUPS      32(DX)(R8*1), Y2
+	VMOVUPS      32(DX)(BX*1), Y3
+	VFMADD231PS  wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS      32(DX)(DI*1), Y3
+	VFNMADD231PS wino4consts<>+64(SB), Y3, Y2
+	VMOVUPS      64(DX)(R8*1), Y3
+	VMOVUPS      64(DX)(BX*1), Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y4, Y3
+	VMOVUPS      64(DX)(DI*1), Y4
+	VFNMADD231PS wino4consts<>+64(SB), Y4, Y3
+	VMOVUPS      96(DX)(R8*1), Y4
+	VMOVUPS      96(DX)(BX*1), Y5
+	VFMADD231PS  wino4consts<>+32(SB), Y5, Y4
+	VMOVUPS      96(DX)(DI*1), Y5
+	VFNMADD231PS wino4consts<>+64(SB), Y5, Y4
+	VUNPCKLPS    Y2, Y1, Y5
+	VUNPCKLPS    Y4, Y3, Y6
+	VUNPCKLPD    Y6, Y5, Y7
+	VUNPCKHPD    Y6, Y5, Y5
+	VUNPCKHPS    Y2, Y1, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VUNPCKLPD    Y2, Y1, Y3
+	VUNPCKHPD    Y2, Y1, Y1
+	VMOVUPS      16(DX)(R8*1), Y2
+	VMOVUPS      16(DX)(BX*1), Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y4, Y2
+	VMOVUPS      16(DX)(DI*1), Y4
+	VFNMADD231PS wino4consts<>+64(SB), Y4, Y2
+	VMOVUPS      48(DX)(R8*1), Y4
+	VMOVUPS      48(DX)(BX*1), Y6
+	VFMADD231PS  wino4consts<>+32(SB), Y6, Y4
+	VMOVUPS      48(DX)(DI*1), Y6
+	VFNMADD231PS wino4consts<>+64(SB), Y6, Y4
+	VMOVUPS      80(DX)(R8*1), Y6
+	VMOVUPS      80(DX)(BX*1), Y8
+	VFMADD231PS  wino4consts<>+32(SB), Y8, Y6
+	VMOVUPS      80(DX)(DI*1), Y8
+	VFNMADD231PS wino4consts<>+64(SB), Y8, Y6
+	VMOVUPS      112(DX)(R8*1), Y8
+	VMOVUPS      112(DX)(BX*1), Y9
+	VFMADD231PS  wino4consts<>+32(SB), Y9, Y8
+	VMOVUPS      112(DX)(DI*1), Y9
+	VFNMADD231PS wino4consts<>+64(SB), Y9, Y8
+	VUNPCKLPS    Y4, Y2, Y2
+	VUNPCKLPS    Y8, Y6, Y4
+	VUNPCKLPD    Y4, Y2, Y6
+	VUNPCKHPD    Y4, Y2, Y2
+
+	// B along x; the tiles back in order; stored.
+	VMOVUPS      Y6, Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y7, Y4
+	VFNMADD231PS wino4consts<>+64(SB), Y3, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)
+	VMOVUPS      Y5, Y7
+	VADDPS       Y3, Y7, Y7
+	VMOVUPS      Y1, Y4
+	VADDPS       Y6, Y4, Y4
+	VFNMADD231PS wino4consts<>+32(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(CX*1)
+	VMOVUPS      Y5, Y7
+	VSUBPS       Y3, Y7, Y7
+	VMOVUPS      Y6, Y4
+	VSUBPS       Y1, Y4, Y4
+	VFMADD231PS  wino4consts<>+32(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(CX*2)
+	VMOVUPS      Y1, Y7
+	VSUBPS       Y5, Y7, Y7
+	VMOVUPS      Y6, Y4
+	VSUBPS       Y3, Y4, Y4
+	VFMADD231PS  wino4consts<>+0(SB), Y7, Y4
+	VPERMPS      Y4, Y0, Y4
+	VMOVUPS      Y4, (R11)(R9*1)
+	VMOVUPS      Y1, Y4
+	VSUBPS       Y5, Y4, Y4
+	VMOVUPS      Y6, Y6
+	VSUBPS       Y3, Y6, Y6
+	VFNMADD231PS wino4consts<>+0(SB), Y4, Y6
+	VPERMPS      Y6, Y0, Y6
+	VMOVUPS      Y6, (R11)(CX*4)
+	VMOVUPS      Y2, Y2
+	VFMADD231PS  wino4consts<>+32(SB), Y5, Y2
+	VFNMADD231PS wino4consts<>+64(SB), Y1, Y2
+	VPERMPS      Y2, Y0, Y2
+	VMOVUPS      Y2, (R11)(R10*1)
+	ADDQ         $0x00000080, DX
+	ADDQ         $0x00000020, AX
+	DECQ         SI
+	JNZ          wino4in_loop
+
+wino4in_done:
+	VZEROUPPER
+	RET
+
+// func WinoOutput4AVX2(y0 *float32, y1 *float32, y2 *float32, y3 *float32, m *float32, ms int, cols int, bias float32)
+// Requires: AVX, AVX2, CMOV, FMA3
+TEXT ·WinoOutput4AVX2(SB), NOSPLIT, $0-60
+	MOVQ         y0+0(FP), AX
+	MOVQ         y1+8(FP), CX
+	MOVQ         y2+16(FP), DX
+	MOVQ         y3+24(FP), BX
+	MOVQ         m+32(FP), SI
+	MOVQ         ms+40(FP), DI
+	MOVQ         cols+48(FP), R8
+	VBROADCASTSS bias+56(FP), Y0
+	VMOVDQU      wino4consts<>+128(SB), Y1
+	SHLQ         $0x02, DI
+	LEAQ         (DI)(DI*2), R9
+	ADDQ         R9, R9
+	LEAQ         (R9)(R9*2), R10
+	LEAQ         (R9)(R9*4), R11
+	CMPQ         R8, $0x00000020
+	JLT          wino4out_tail
+
+wino4out_loop:
+	// Row i of Aᵀ·M, column by column; then A along x, plus the bias.
+	MOVQ        SI, R12
+	VMOVUPS     (R12)(R9*1), Y2
+	VADDPS      (R12), Y2, Y2
+	VADDPS      (R12)(R9*2), Y2, Y2
+	VADDPS      (R12)(R10*1), Y2, Y2
+	VADDPS      (R12)(R9*4), Y2, Y2
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y3
+	VADDPS      (R12), Y3, Y3
+	VADDPS      (R12)(R9*2), Y3, Y3
+	VADDPS      (R12)(R10*1), Y3, Y3
+	VADDPS      (R12)(R9*4), Y3, Y3
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y4
+	VADDPS      (R12), Y4, Y4
+	VADDPS      (R12)(R9*2), Y4, Y4
+	VADDPS      (R12)(R10*1), Y4, Y4
+	VADDPS      (R12)(R9*4), Y4, Y4
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y5
+	VADDPS      (R12), Y5, Y5
+	VADDPS      (R12)(R9*2), Y5, Y5
+	VADDPS      (R12)(R10*1), Y5, Y5
+	VADDPS      (R12)(R9*4), Y5, Y5
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y6
+	VADDPS      (R12), Y6, Y6
+	VADDPS      (R12)(R9*2), Y6, Y6
+	VADDPS      (R12)(R10*1), Y6, Y6
+	VADDPS      (R12)(R9*4), Y6, Y6
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y7
+	VADDPS      (R12), Y7, Y7
+	VADDPS      (R12)(R9*2), Y7, Y7
+	VADDPS      (R12)(R10*1), Y7, Y7
+	VADDPS      (R12)(R9*4), Y7, Y7
+	VMOVUPS     Y3, Y8
+	VADDPS      Y2, Y8, Y8
+	VADDPS      Y4, Y8, Y8
+	VADDPS      Y5, Y8, Y8
+	VADDPS      Y6, Y8, Y8
+	VADDPS      Y0, Y8, Y8
+	VPERMPS     Y8, Y1, Y8
+	VMOVUPS     Y3, Y2
+	VSUBPS      Y4, Y2, Y2
+	VMOVUPS     Y5, Y9
+	VSUBPS      Y6, Y9, Y9
+	VFMADD231PS wino4consts<>+0(SB), Y9, Y2
+	VADDPS      Y0, Y2, Y2
+	VPERMPS     Y2, Y1, Y2
+	VMOVUPS     Y3, Y9
+	VADDPS      Y4, Y9, Y9
+	VMOVUPS     Y5, Y10
+	VADDPS      Y6, Y10, Y10
+	VFMADD231PS wino4consts<>+32(SB), Y10, Y9
+	VADDPS      Y0, Y9, Y9
+	VPERMPS     Y9, Y1, Y9
+	VMOVUPS     Y3, Y3
+	VSUBPS      Y4, Y3, Y3
+	VADDPS      Y7, Y3, Y3
+	VMOVUPS     Y5, Y4
+	VSUBPS      Y6, Y4, Y4
+	VFMADD231PS wino4consts<>+96(SB), Y4, Y3
+	VADDPS      Y0, Y3, Y3
+	VPERMPS     Y3, Y1, Y3
+
+	// Transposed, each vector holds two tiles' four values: columns 8k … 8k+7.
+	VUNPCKLPS Y2, Y8, Y4
+	VUNPCKLPS Y3, Y9, Y5
+	VUNPCKLPD Y5, Y4, Y6
+	VUNPCKHPD Y5, Y4, Y4
+	VUNPCKHPS Y2, Y8, Y2
+	VUNPCKHPS Y3, Y9, Y3
+	VUNPCKLPD Y3, Y2, Y5
+	VUNPCKHPD Y3, Y2, Y2
+	VMOVUPS   Y6, (AX)
+	VMOVUPS   Y4, 32(AX)
+	VMOVUPS   Y5, 64(AX)
+	VMOVUPS   Y2, 96(AX)
+
+	// Row i of Aᵀ·M, column by column; then A along x, plus the bias.
+	MOVQ        SI, R12
+	VMOVUPS     (R12)(R9*1), Y2
+	VSUBPS      (R12)(R9*2), Y2, Y2
+	VMOVUPS     (R12)(R10*1), Y3
+	VSUBPS      (R12)(R9*4), Y3, Y3
+	VFMADD231PS wino4consts<>+0(SB), Y3, Y2
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y3
+	VSUBPS      (R12)(R9*2), Y3, Y3
+	VMOVUPS     (R12)(R10*1), Y4
+	VSUBPS      (R12)(R9*4), Y4, Y4
+	VFMADD231PS wino4consts<>+0(SB), Y4, Y3
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y4
+	VSUBPS      (R12)(R9*2), Y4, Y4
+	VMOVUPS     (R12)(R10*1), Y5
+	VSUBPS      (R12)(R9*4), Y5, Y5
+	VFMADD231PS wino4consts<>+0(SB), Y5, Y4
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y5
+	VSUBPS      (R12)(R9*2), Y5, Y5
+	VMOVUPS     (R12)(R10*1), Y6
+	VSUBPS      (R12)(R9*4), Y6, Y6
+	VFMADD231PS wino4consts<>+0(SB), Y6, Y5
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y6
+	VSUBPS      (R12)(R9*2), Y6, Y6
+	VMOVUPS     (R12)(R10*1), Y7
+	VSUBPS      (R12)(R9*4), Y7, Y7
+	VFMADD231PS wino4consts<>+0(SB), Y7, Y6
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y7
+	VSUBPS      (R12)(R9*2), Y7, Y7
+	VMOVUPS     (R12)(R10*1), Y8
+	VSUBPS      (R12)(R9*4), Y8, Y8
+	VFMADD231PS wino4consts<>+0(SB), Y8, Y7
+	VMOVUPS     Y3, Y8
+	VADDPS      Y2, Y8, Y8
+	VADDPS      Y4, Y8, Y8
+	VADDPS      Y5, Y8, Y8
+	VADDPS      Y6, Y8, Y8
+	VADDPS      Y0, Y8, Y8
+	VPERMPS     Y8, Y1, Y8
+	VMOVUPS     Y3, Y2
+	VSUBPS      Y4, Y2, Y2
+	VMOVUPS     Y5, Y9
+	VSUBPS      Y6, Y9, Y9
+	VFMADD231PS wino4consts<>+0(SB), Y9, Y2
+	VADDPS      Y0, Y2, Y2
+	VPERMPS     Y2, Y1, Y2
+	VMOVUPS     Y3, Y9
+	VADDPS      Y4, Y9, Y9
+	VMOVUPS     Y5, Y10
+	VADDPS      Y6, Y10, Y10
+	VFMADD231PS wino4consts<>+32(SB), Y10, Y9
+	VADDPS      Y0, Y9, Y9
+	VPERMPS     Y9, Y1, Y9
+	VMOVUPS     Y3, Y3
+	VSUBPS      Y4, Y3, Y3
+	VADDPS      Y7, Y3, Y3
+	VMOVUPS     Y5, Y4
+	VSUBPS      Y6, Y4, Y4
+	VFMADD231PS wino4consts<>+96(SB), Y4, Y3
+	VADDPS      Y0, Y3, Y3
+	VPERMPS     Y3, Y1, Y3
+
+	// Transposed, each vector holds two tiles' four values: columns 8k … 8k+7.
+	VUNPCKLPS Y2, Y8, Y4
+	VUNPCKLPS Y3, Y9, Y5
+	VUNPCKLPD Y5, Y4, Y6
+	VUNPCKHPD Y5, Y4, Y4
+	VUNPCKHPS Y2, Y8, Y2
+	VUNPCKHPS Y3, Y9, Y3
+	VUNPCKLPD Y3, Y2, Y5
+	VUNPCKHPD Y3, Y2, Y2
+	VMOVUPS   Y6, (CX)
+	VMOVUPS   Y4, 32(CX)
+	VMOVUPS   Y5, 64(CX)
+	VMOVUPS   Y2, 96(CX)
+
+	// Row i of Aᵀ·M, column by column; then A along x, plus the bias.
+	MOVQ        SI, R12
+	VMOVUPS     (R12)(R9*1), Y2
+	VADDPS      (R12)(R9*2), Y2, Y2
+	VMOVUPS     (R12)(R10*1), Y3
+	VADDPS      (R12)(R9*4), Y3, Y3
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y3
+	VADDPS      (R12)(R9*2), Y3, Y3
+	VMOVUPS     (R12)(R10*1), Y4
+	VADDPS      (R12)(R9*4), Y4, Y4
+	VFMADD231PS wino4consts<>+32(SB), Y4, Y3
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y4
+	VADDPS      (R12)(R9*2), Y4, Y4
+	VMOVUPS     (R12)(R10*1), Y5
+	VADDPS      (R12)(R9*4), Y5, Y5
+	VFMADD231PS wino4consts<>+32(SB), Y5, Y4
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y5
+	VADDPS      (R12)(R9*2), Y5, Y5
+	VMOVUPS     (R12)(R10*1), Y6
+	VADDPS      (R12)(R9*4), Y6, Y6
+	VFMADD231PS wino4consts<>+32(SB), Y6, Y5
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y6
+	VADDPS      (R12)(R9*2), Y6, Y6
+	VMOVUPS     (R12)(R10*1), Y7
+	VADDPS      (R12)(R9*4), Y7, Y7
+	VFMADD231PS wino4consts<>+32(SB), Y7, Y6
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y7
+	VADDPS      (R12)(R9*2), Y7, Y7
+	VMOVUPS     (R12)(R10*1), Y8
+	VADDPS      (R12)(R9*4), Y8, Y8
+	VFMADD231PS wino4consts<>+32(SB), Y8, Y7
+	VMOVUPS     Y3, Y8
+	VADDPS      Y2, Y8, Y8
+	VADDPS      Y4, Y8, Y8
+	VADDPS      Y5, Y8, Y8
+	VADDPS      Y6, Y8, Y8
+	VADDPS      Y0, Y8, Y8
+	VPERMPS     Y8, Y1, Y8
+	VMOVUPS     Y3, Y2
+	VSUBPS      Y4, Y2, Y2
+	VMOVUPS     Y5, Y9
+	VSUBPS      Y6, Y9, Y9
+	VFMADD231PS wino4consts<>+0(SB), Y9, Y2
+	VADDPS      Y0, Y2, Y2
+	VPERMPS     Y2, Y1, Y2
+	VMOVUPS     Y3, Y9
+	VADDPS      Y4, Y9, Y9
+	VMOVUPS     Y5, Y10
+	VADDPS      Y6, Y10, Y10
+	VFMADD231PS wino4consts<>+32(SB), Y10, Y9
+	VADDPS      Y0, Y9, Y9
+	VPERMPS     Y9, Y1, Y9
+	VMOVUPS     Y3, Y3
+	VSUBPS      Y4, Y3, Y3
+	VADDPS      Y7, Y3, Y3
+	VMOVUPS     Y5, Y4
+	VSUBPS      Y6, Y4, Y4
+	VFMADD231PS wino4consts<>+96(SB), Y4, Y3
+	VADDPS      Y0, Y3, Y3
+	VPERMPS     Y3, Y1, Y3
+
+	// Transposed, each vector holds two tiles' four values: columns 8k … 8k+7.
+	VUNPCKLPS Y2, Y8, Y4
+	VUNPCKLPS Y3, Y9, Y5
+	VUNPCKLPD Y5, Y4, Y6
+	VUNPCKHPD Y5, Y4, Y4
+	VUNPCKHPS Y2, Y8, Y2
+	VUNPCKHPS Y3, Y9, Y3
+	VUNPCKLPD Y3, Y2, Y5
+	VUNPCKHPD Y3, Y2, Y2
+	VMOVUPS   Y6, (DX)
+	VMOVUPS   Y4, 32(DX)
+	VMOVUPS   Y5, 64(DX)
+	VMOVUPS   Y2, 96(DX)
+
+	// Row i of Aᵀ·M, column by column; then A along x, plus the bias.
+	MOVQ        SI, R12
+	VMOVUPS     (R12)(R9*1), Y2
+	VSUBPS      (R12)(R9*2), Y2, Y2
+	VADDPS      (R12)(R11*1), Y2, Y2
+	VMOVUPS     (R12)(R10*1), Y3
+	VSUBPS      (R12)(R9*4), Y3, Y3
+	VFMADD231PS wino4consts<>+96(SB), Y3, Y2
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y3
+	VSUBPS      (R12)(R9*2), Y3, Y3
+	VADDPS      (R12)(R11*1), Y3, Y3
+	VMOVUPS     (R12)(R10*1), Y4
+	VSUBPS      (R12)(R9*4), Y4, Y4
+	VFMADD231PS wino4consts<>+96(SB), Y4, Y3
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y4
+	VSUBPS      (R12)(R9*2), Y4, Y4
+	VADDPS      (R12)(R11*1), Y4, Y4
+	VMOVUPS     (R12)(R10*1), Y5
+	VSUBPS      (R12)(R9*4), Y5, Y5
+	VFMADD231PS wino4consts<>+96(SB), Y5, Y4
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y5
+	VSUBPS      (R12)(R9*2), Y5, Y5
+	VADDPS      (R12)(R11*1), Y5, Y5
+	VMOVUPS     (R12)(R10*1), Y6
+	VSUBPS      (R12)(R9*4), Y6, Y6
+	VFMADD231PS wino4consts<>+96(SB), Y6, Y5
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y6
+	VSUBPS      (R12)(R9*2), Y6, Y6
+	VADDPS      (R12)(R11*1), Y6, Y6
+	VMOVUPS     (R12)(R10*1), Y7
+	VSUBPS      (R12)(R9*4), Y7, Y7
+	VFMADD231PS wino4consts<>+96(SB), Y7, Y6
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y7
+	VSUBPS      (R12)(R9*2), Y7, Y7
+	VADDPS      (R12)(R11*1), Y7, Y7
+	VMOVUPS     (R12)(R10*1), Y8
+	VSUBPS      (R12)(R9*4), Y8, Y8
+	VFMADD231PS wino4consts<>+96(SB), Y8, Y7
+	VMOVUPS     Y3, Y8
+	VADDPS      Y2, Y8, Y8
+	VADDPS      Y4, Y8, Y8
+	VADDPS      Y5, Y8, Y8
+	VADDPS      Y6, Y8, Y8
+	VADDPS      Y0, Y8, Y8
+	VPERMPS     Y8, Y1, Y8
+	VMOVUPS     Y3, Y2
+	VSUBPS      Y4, Y2, Y2
+	VMOVUPS     Y5, Y9
+	VSUBPS      Y6, Y9, Y9
+	VFMADD231PS wino4consts<>+0(SB), Y9, Y2
+	VADDPS      Y0, Y2, Y2
+	VPERMPS     Y2, Y1, Y2
+	VMOVUPS     Y3, Y9
+	VADDPS      Y4, Y9, Y9
+	VMOVUPS     Y5, Y10
+	VADDPS      Y6, Y10, Y10
+	VFMADD231PS wino4consts<>+32(SB), Y10, Y9
+	VADDPS      Y0, Y9, Y9
+	VPERMPS     Y9, Y1, Y9
+	VMOVUPS     Y3, Y3
+	VSUBPS      Y4, Y3, Y3
+	VADDPS      Y7, Y3, Y3
+	VMOVUPS     Y5, Y4
+	VSUBPS      Y6, Y4, Y4
+	VFMADD231PS wino4consts<>+96(SB), Y4, Y3
+	VADDPS      Y0, Y3, Y3
+	VPERMPS     Y3, Y1, Y3
+
+	// Transposed, each vector holds two tiles' four values: columns 8k … 8k+7.
+	VUNPCKLPS Y2, Y8, Y4
+	VUNPCKLPS Y3, Y9, Y5
+	VUNPCKLPD Y5, Y4, Y6
+	VUNPCKHPD Y5, Y4, Y4
+	VUNPCKHPS Y2, Y8, Y2
+	VUNPCKHPS Y3, Y9, Y3
+	VUNPCKLPD Y3, Y2, Y5
+	VUNPCKHPD Y3, Y2, Y2
+	VMOVUPS   Y6, (BX)
+	VMOVUPS   Y4, 32(BX)
+	VMOVUPS   Y5, 64(BX)
+	VMOVUPS   Y2, 96(BX)
+	ADDQ      $0x00000020, SI
+	ADDQ      $0x00000080, AX
+	ADDQ      $0x00000080, CX
+	ADDQ      $0x00000080, DX
+	ADDQ      $0x00000080, BX
+	SUBQ      $0x00000020, R8
+	CMPQ      R8, $0x00000020
+	JGE       wino4out_loop
+
+wino4out_tail:
+	TESTQ R8, R8
+	JZ    wino4out_done
+
+	// The last, partial block: vector k stores min(max(cols - 8k, 0), 8) lanes.
+	LEAQ    wino4consts<>+192(SB), R12
+	MOVQ    R8, R13
+	SUBQ    $0x00000000, R13
+	XORQ    R14, R14
+	CMPQ    R13, R14
+	CMOVQLT R14, R13
+	MOVQ    $0x00000008, R14
+	CMPQ    R13, R14
+	CMOVQGT R14, R13
+	NEGQ    R13
+	VMOVDQU 32(R12)(R13*4), Y2
+	MOVQ    R8, R13
+	SUBQ    $0x00000008, R13
+	XORQ    R14, R14
+	CMPQ    R13, R14
+	CMOVQLT R14, R13
+	MOVQ    $0x00000008, R14
+	CMPQ    R13, R14
+	CMOVQGT R14, R13
+	NEGQ    R13
+	VMOVDQU 32(R12)(R13*4), Y3
+	MOVQ    R8, R13
+	SUBQ    $0x00000010, R13
+	XORQ    R14, R14
+	CMPQ    R13, R14
+	CMOVQLT R14, R13
+	MOVQ    $0x00000008, R14
+	CMPQ    R13, R14
+	CMOVQGT R14, R13
+	NEGQ    R13
+	VMOVDQU 32(R12)(R13*4), Y4
+	MOVQ    R8, R13
+	SUBQ    $0x00000018, R13
+	XORQ    R14, R14
+	CMPQ    R13, R14
+	CMOVQLT R14, R13
+	MOVQ    $0x00000008, R14
+	CMPQ    R13, R14
+	CMOVQGT R14, R13
+	NEGQ    R13
+	VMOVDQU 32(R12)(R13*4), Y5
+
+	// Row i of Aᵀ·M, column by column; then A along x, plus the bias.
+	MOVQ        SI, R12
+	VMOVUPS     (R12)(R9*1), Y6
+	VADDPS      (R12), Y6, Y6
+	VADDPS      (R12)(R9*2), Y6, Y6
+	VADDPS      (R12)(R10*1), Y6, Y6
+	VADDPS      (R12)(R9*4), Y6, Y6
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y7
+	VADDPS      (R12), Y7, Y7
+	VADDPS      (R12)(R9*2), Y7, Y7
+	VADDPS      (R12)(R10*1), Y7, Y7
+	VADDPS      (R12)(R9*4), Y7, Y7
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y8
+	VADDPS      (R12), Y8, Y8
+	VADDPS      (R12)(R9*2), Y8, Y8
+	VADDPS      (R12)(R10*1), Y8, Y8
+	VADDPS      (R12)(R9*4), Y8, Y8
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y9
+	VADDPS      (R12), Y9, Y9
+	VADDPS      (R12)(R9*2), Y9, Y9
+	VADDPS      (R12)(R10*1), Y9, Y9
+	VADDPS      (R12)(R9*4), Y9, Y9
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y10
+	VADDPS      (R12), Y10, Y10
+	VADDPS      (R12)(R9*2), Y10, Y10
+	VADDPS      (R12)(R10*1), Y10, Y10
+	VADDPS      (R12)(R9*4), Y10, Y10
+	ADDQ        DI, R12
+	VMOVUPS     (R12)(R9*1), Y11
+	VADDPS      (R12), Y11, Y11
+	VADDPS      (R12)(R9*2), Y11, Y11
+	VADDPS      (R12)(R10*1), Y11, Y11
+	VADDPS      (R12)(R9*4), Y11, Y11
+	VMOVUPS     Y7, Y12
+	VADDPS      Y6, Y12, Y12
+	VADDPS      Y8, Y12, Y12
+	VADDPS      Y9, Y12, Y12
+	VADDPS      Y10, Y12, Y12
+	VADDPS      Y0, Y12, Y12
+	VPERMPS     Y12, Y1, Y12
+	VMOVUPS     Y7, Y6
+	VSUBPS      Y8, Y6, Y6
+	VMOVUPS     Y9, Y13
+	VSUBPS      Y10, Y13, Y13
+	VFMADD231PS wino4consts<>+0(SB), Y13, Y6
+	VADDPS      Y0, Y6, Y6
+	VPERMPS     Y6, Y1, Y6
+	VMOVUPS     Y7, Y13
+	VADDPS      Y8, Y13, Y13
+	VMOVUPS     Y9, Y14
+	VADDPS      Y10, Y14, Y14
+	VFMADD231PS wino4consts<>+32(SB), Y14, Y13
+	VADDPS      Y0, Y13, Y13
+	VPERMPS     Y13, Y1, Y13
+	VMOVUPS     Y7, Y7
+	VSUBPS      Y8, Y7, Y7
+	VADDPS      Y11, Y7, Y7
+	VMOVUPS     Y9, Y8
+	VSUBPS      Y10, Y8, Y8
+	VFMADD231PS wino4consts<>+96(SB), Y8, Y7
+	VADDPS      Y0, Y7, Y7
+	VPERMPS     Y7, Y1, Y7
+
+	// Transposed, each vector holds two tiles' four values: columns 8k … 8k+7.
+	VUNPCKLPS  Y6, Y12, Y8
+	VUNPCKLPS  Y7, Y13, Y9
+	VUNPCKLPD  Y9, Y8, Y10
+	VUNPCKHPD  Y9, Y8, Y8
+	VUNPCKHPS  Y6, Y12, Y6
+	VUNPCKHPS  Y7, Y13, Y7
+	VUNPCKLPD  Y7, Y6, Y9
+	VUNPCKHPD  Y7, Y6, Y6
+	CMPQ       R8, $0x00000008
+	JGE        wino4out_whole_0_0
+	CMPQ       R8, $0x00000000
+	JLE        wino4out_next_0_0
+	VMASKMOVPS Y10, Y2, (AX)
+	JMP        wino4out_next_0_0
+
+wino4out_whole_0_0:
+	VMOVUPS Y10, (AX)
+
+wino4out_next_0_0:
+	CMPQ       R8, $0x00000010
+	JGE        wino4out_whole_0_1
+	CMPQ       R8, $0x00000008
+	JLE        wino4out_next_0_1
+	VMASKMOVPS Y8, Y3, 32(AX)
+	JMP        wino4out_next_0_1
+
+wino4out_whole_0_1:
+	VMOVUPS Y8, 32(AX)
+
+wino4out_next_0_1:
+	CMPQ       R8, $0x00000018
+	JGE        wino4out_whole_0_2
+	CMPQ       R8, $0x00000010
+	JLE        wino4out_next_0_2
+	VMASKMOVPS Y9, Y4, 64(AX)
+	JMP        wino4out_next_0_2
+
+wino4out_whole_0_2:
+	VMOVUPS Y9, 64(AX)
+
+wino4out_next_0_2:
+	CMPQ       R8, $0x00000020
+	JGE        wino4out_whole_0_3
+	CMPQ       R8, $0x00000018
+	JLE        wino4out_next_0_3
+	VMASKMOVPS Y6, Y5, 96(AX)
+	JMP        wino4out_next_0_3
+
+wino4out_whole_0_3:
+	VMOVUPS Y6, 96(AX)
+
+wino4out_next_0_3:
+	// Row i of Aᵀ·M, column by column; then A along x, plus the bias.
+	MOVQ        SI, AX
+	VMOVUPS     (AX)(R9*1), Y6
+	VSUBPS      (AX)(R9*2), Y6, Y6
+	VMOVUPS     (AX)(R10*1), Y7
+	VSUBPS      (AX)(R9*4), Y7, Y7
+	VFMADD231PS wino4consts<>+0(SB), Y7, Y6
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y7
+	VSUBPS      (AX)(R9*2), Y7, Y7
+	VMOVUPS     (AX)(R10*1), Y8
+	VSUBPS      (AX)(R9*4), Y8, Y8
+	VFMADD231PS wino4consts<>+0(SB), Y8, Y7
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y8
+	VSUBPS      (AX)(R9*2), Y8, Y8
+	VMOVUPS     (AX)(R10*1), Y9
+	VSUBPS      (AX)(R9*4), Y9, Y9
+	VFMADD231PS wino4consts<>+0(SB), Y9, Y8
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y9
+	VSUBPS      (AX)(R9*2), Y9, Y9
+	VMOVUPS     (AX)(R10*1), Y10
+	VSUBPS      (AX)(R9*4), Y10, Y10
+	VFMADD231PS wino4consts<>+0(SB), Y10, Y9
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y10
+	VSUBPS      (AX)(R9*2), Y10, Y10
+	VMOVUPS     (AX)(R10*1), Y11
+	VSUBPS      (AX)(R9*4), Y11, Y11
+	VFMADD231PS wino4consts<>+0(SB), Y11, Y10
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y11
+	VSUBPS      (AX)(R9*2), Y11, Y11
+	VMOVUPS     (AX)(R10*1), Y12
+	VSUBPS      (AX)(R9*4), Y12, Y12
+	VFMADD231PS wino4consts<>+0(SB), Y12, Y11
+	VMOVUPS     Y7, Y12
+	VADDPS      Y6, Y12, Y12
+	VADDPS      Y8, Y12, Y12
+	VADDPS      Y9, Y12, Y12
+	VADDPS      Y10, Y12, Y12
+	VADDPS      Y0, Y12, Y12
+	VPERMPS     Y12, Y1, Y12
+	VMOVUPS     Y7, Y6
+	VSUBPS      Y8, Y6, Y6
+	VMOVUPS     Y9, Y13
+	VSUBPS      Y10, Y13, Y13
+	VFMADD231PS wino4consts<>+0(SB), Y13, Y6
+	VADDPS      Y0, Y6, Y6
+	VPERMPS     Y6, Y1, Y6
+	VMOVUPS     Y7, Y13
+	VADDPS      Y8, Y13, Y13
+	VMOVUPS     Y9, Y14
+	VADDPS      Y10, Y14, Y14
+	VFMADD231PS wino4consts<>+32(SB), Y14, Y13
+	VADDPS      Y0, Y13, Y13
+	VPERMPS     Y13, Y1, Y13
+	VMOVUPS     Y7, Y7
+	VSUBPS      Y8, Y7, Y7
+	VADDPS      Y11, Y7, Y7
+	VMOVUPS     Y9, Y8
+	VSUBPS      Y10, Y8, Y8
+	VFMADD231PS wino4consts<>+96(SB), Y8, Y7
+	VADDPS      Y0, Y7, Y7
+	VPERMPS     Y7, Y1, Y7
+
+	// Transposed, each vector holds two tiles' four values: columns 8k … 8k+7.
+	VUNPCKLPS  Y6, Y12, Y8
+	VUNPCKLPS  Y7, Y13, Y9
+	VUNPCKLPD  Y9, Y8, Y10
+	VUNPCKHPD  Y9, Y8, Y8
+	VUNPCKHPS  Y6, Y12, Y6
+	VUNPCKHPS  Y7, Y13, Y7
+	VUNPCKLPD  Y7, Y6, Y9
+	VUNPCKHPD  Y7, Y6, Y6
+	CMPQ       R8, $0x00000008
+	JGE        wino4out_whole_1_0
+	CMPQ       R8, $0x00000000
+	JLE        wino4out_next_1_0
+	VMASKMOVPS Y10, Y2, (CX)
+	JMP        wino4out_next_1_0
+
+wino4out_whole_1_0:
+	VMOVUPS Y10, (CX)
+
+wino4out_next_1_0:
+	CMPQ       R8, $0x00000010
+	JGE        wino4out_whole_1_1
+	CMPQ       R8, $0x00000008
+	JLE        wino4out_next_1_1
+	VMASKMOVPS Y8, Y3, 32(CX)
+	JMP        wino4out_next_1_1
+
+wino4out_whole_1_1:
+	VMOVUPS Y8, 32(CX)
+
+wino4out_next_1_1:
+	CMPQ       R8, $0x00000018
+	JGE        wino4out_whole_1_2
+	CMPQ       R8, $0x00000010
+	JLE        wino4out_next_1_2
+	VMASKMOVPS Y9, Y4, 64(CX)
+	JMP        wino4out_next_1_2
+
+wino4out_whole_1_2:
+	VMOVUPS Y9, 64(CX)
+
+wino4out_next_1_2:
+	CMPQ       R8, $0x00000020
+	JGE        wino4out_whole_1_3
+	CMPQ       R8, $0x00000018
+	JLE        wino4out_next_1_3
+	VMASKMOVPS Y6, Y5, 96(CX)
+	JMP        wino4out_next_1_3
+
+wino4out_whole_1_3:
+	VMOVUPS Y6, 96(CX)
+
+wino4out_next_1_3:
+	// Row i of Aᵀ·M, column by column; then A along x, plus the bias.
+	MOVQ        SI, AX
+	VMOVUPS     (AX)(R9*1), Y6
+	VADDPS      (AX)(R9*2), Y6, Y6
+	VMOVUPS     (AX)(R10*1), Y7
+	VADDPS      (AX)(R9*4), Y7, Y7
+	VFMADD231PS wino4consts<>+32(SB), Y7, Y6
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y7
+	VADDPS      (AX)(R9*2), Y7, Y7
+	VMOVUPS     (AX)(R10*1), Y8
+	VADDPS      (AX)(R9*4), Y8, Y8
+	VFMADD231PS wino4consts<>+32(SB), Y8, Y7
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y8
+	VADDPS      (AX)(R9*2), Y8, Y8
+	VMOVUPS     (AX)(R10*1), Y9
+	VADDPS      (AX)(R9*4), Y9, Y9
+	VFMADD231PS wino4consts<>+32(SB), Y9, Y8
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y9
+	VADDPS      (AX)(R9*2), Y9, Y9
+	VMOVUPS     (AX)(R10*1), Y10
+	VADDPS      (AX)(R9*4), Y10, Y10
+	VFMADD231PS wino4consts<>+32(SB), Y10, Y9
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y10
+	VADDPS      (AX)(R9*2), Y10, Y10
+	VMOVUPS     (AX)(R10*1), Y11
+	VADDPS      (AX)(R9*4), Y11, Y11
+	VFMADD231PS wino4consts<>+32(SB), Y11, Y10
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y11
+	VADDPS      (AX)(R9*2), Y11, Y11
+	VMOVUPS     (AX)(R10*1), Y12
+	VADDPS      (AX)(R9*4), Y12, Y12
+	VFMADD231PS wino4consts<>+32(SB), Y12, Y11
+	VMOVUPS     Y7, Y12
+	VADDPS      Y6, Y12, Y12
+	VADDPS      Y8, Y12, Y12
+	VADDPS      Y9, Y12, Y12
+	VADDPS      Y10, Y12, Y12
+	VADDPS      Y0, Y12, Y12
+	VPERMPS     Y12, Y1, Y12
+	VMOVUPS     Y7, Y6
+	VSUBPS      Y8, Y6, Y6
+	VMOVUPS     Y9, Y13
+	VSUBPS      Y10, Y13, Y13
+	VFMADD231PS wino4consts<>+0(SB), Y13, Y6
+	VADDPS      Y0, Y6, Y6
+	VPERMPS     Y6, Y1, Y6
+	VMOVUPS     Y7, Y13
+	VADDPS      Y8, Y13, Y13
+	VMOVUPS     Y9, Y14
+	VADDPS      Y10, Y14, Y14
+	VFMADD231PS wino4consts<>+32(SB), Y14, Y13
+	VADDPS      Y0, Y13, Y13
+	VPERMPS     Y13, Y1, Y13
+	VMOVUPS     Y7, Y7
+	VSUBPS      Y8, Y7, Y7
+	VADDPS      Y11, Y7, Y7
+	VMOVUPS     Y9, Y8
+	VSUBPS      Y10, Y8, Y8
+	VFMADD231PS wino4consts<>+96(SB), Y8, Y7
+	VADDPS      Y0, Y7, Y7
+	VPERMPS     Y7, Y1, Y7
+
+	// Transposed, each vector holds two tiles' four values: columns 8k … 8k+7.
+	VUNPCKLPS  Y6, Y12, Y8
+	VUNPCKLPS  Y7, Y13, Y9
+	VUNPCKLPD  Y9, Y8, Y10
+	VUNPCKHPD  Y9, Y8, Y8
+	VUNPCKHPS  Y6, Y12, Y6
+	VUNPCKHPS  Y7, Y13, Y7
+	VUNPCKLPD  Y7, Y6, Y9
+	VUNPCKHPD  Y7, Y6, Y6
+	CMPQ       R8, $0x00000008
+	JGE        wino4out_whole_2_0
+	CMPQ       R8, $0x00000000
+	JLE        wino4out_next_2_0
+	VMASKMOVPS Y10, Y2, (DX)
+	JMP        wino4out_next_2_0
+
+wino4out_whole_2_0:
+	VMOVUPS Y10, (DX)
+
+wino4out_next_2_0:
+	CMPQ       R8, $0x00000010
+	JGE        wino4out_whole_2_1
+	CMPQ       R8, $0x00000008
+	JLE        wino4out_next_2_1
+	VMASKMOVPS Y8, Y3, 32(DX)
+	JMP        wino4out_next_2_1
+
+wino4out_whole_2_1:
+	VMOVUPS Y8, 32(DX)
+
+wino4out_next_2_1:
+	CMPQ       R8, $0x00000018
+	JGE        wino4out_whole_2_2
+	CMPQ       R8, $0x00000010
+	JLE        wino4out_next_2_2
+	VMASKMOVPS Y9, Y4, 64(DX)
+	JMP        wino4out_next_2_2
+
+wino4out_whole_2_2:
+	VMOVUPS Y9, 64(DX)
+
+wino4out_next_2_2:
+	CMPQ       R8, $0x00000020
+	JGE        wino4out_whole_2_3
+	CMPQ       R8, $0x00000018
+	JLE        wino4out_next_2_3
+	VMASKMOVPS Y6, Y5, 96(DX)
+	JMP        wino4out_next_2_3
+
+wino4out_whole_2_3:
+	VMOVUPS Y6, 96(DX)
+
+wino4out_next_2_3:
+	// Row i of Aᵀ·M, column by column; then A along x, plus the bias.
+	MOVQ        SI, AX
+	VMOVUPS     (AX)(R9*1), Y6
+	VSUBPS      (AX)(R9*2), Y6, Y6
+	VADDPS      (AX)(R11*1), Y6, Y6
+	VMOVUPS     (AX)(R10*1), Y7
+	VSUBPS      (AX)(R9*4), Y7, Y7
+	VFMADD231PS wino4consts<>+96(SB), Y7, Y6
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y7
+	VSUBPS      (AX)(R9*2), Y7, Y7
+	VADDPS      (AX)(R11*1), Y7, Y7
+	VMOVUPS     (AX)(R10*1), Y8
+	VSUBPS      (AX)(R9*4), Y8, Y8
+	VFMADD231PS wino4consts<>+96(SB), Y8, Y7
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y8
+	VSUBPS      (AX)(R9*2), Y8, Y8
+	VADDPS      (AX)(R11*1), Y8, Y8
+	VMOVUPS     (AX)(R10*1), Y9
+	VSUBPS      (AX)(R9*4), Y9, Y9
+	VFMADD231PS wino4consts<>+96(SB), Y9, Y8
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y9
+	VSUBPS      (AX)(R9*2), Y9, Y9
+	VADDPS      (AX)(R11*1), Y9, Y9
+	VMOVUPS     (AX)(R10*1), Y10
+	VSUBPS      (AX)(R9*4), Y10, Y10
+	VFMADD231PS wino4consts<>+96(SB), Y10, Y9
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y10
+	VSUBPS      (AX)(R9*2), Y10, Y10
+	VADDPS      (AX)(R11*1), Y10, Y10
+	VMOVUPS     (AX)(R10*1), Y11
+	VSUBPS      (AX)(R9*4), Y11, Y11
+	VFMADD231PS wino4consts<>+96(SB), Y11, Y10
+	ADDQ        DI, AX
+	VMOVUPS     (AX)(R9*1), Y11
+	VSUBPS      (AX)(R9*2), Y11, Y11
+	VADDPS      (AX)(R11*1), Y11, Y11
+	VMOVUPS     (AX)(R10*1), Y12
+	VSUBPS      (AX)(R9*4), Y12, Y12
+	VFMADD231PS wino4consts<>+96(SB), Y12, Y11
+	VMOVUPS     Y7, Y12
+	VADDPS      Y6, Y12, Y12
+	VADDPS      Y8, Y12, Y12
+	VADDPS      Y9, Y12, Y12
+	VADDPS      Y10, Y12, Y12
+	VADDPS      Y0, Y12, Y12
+	VPERMPS     Y12, Y1, Y12
+	VMOVUPS     Y7, Y6
+	VSUBPS      Y8, Y6, Y6
+	VMOVUPS     Y9, Y13
+	VSUBPS      Y10, Y13, Y13
+	VFMADD231PS wino4consts<>+0(SB), Y13, Y6
+	VADDPS      Y0, Y6, Y6
+	VPERMPS     Y6, Y1, Y6
+	VMOVUPS     Y7, Y13
+	VADDPS      Y8, Y13, Y13
+	VMOVUPS     Y9, Y14
+	VADDPS      Y10, Y14, Y14
+	VFMADD231PS wino4consts<>+32(SB), Y14, Y13
+	VADDPS      Y0, Y13, Y13
+	VPERMPS     Y13, Y1, Y13
+	VMOVUPS     Y7, Y7
+	VSUBPS      Y8, Y7, Y7
+	VADDPS      Y11, Y7, Y7
+	VMOVUPS     Y9, Y8
+	VSUBPS      Y10, Y8, Y8
+	VFMADD231PS wino4consts<>+96(SB), Y8, Y7
+	VADDPS      Y0, Y7, Y7
+	VPERMPS     Y7, Y1, Y7
+
+	// Transposed, each vector holds two tiles' four values: columns 8k … 8k+7.
+	VUNPCKLPS  Y6, Y12, Y0
+	VUNPCKLPS  Y7, Y13, Y1
+	VUNPCKLPD  Y1, Y0, Y8
+	VUNPCKHPD  Y1, Y0, Y0
+	VUNPCKHPS  Y6, Y12, Y1
+	VUNPCKHPS  Y7, Y13, Y6
+	VUNPCKLPD  Y6, Y1, Y7
+	VUNPCKHPD  Y6, Y1, Y1
+	CMPQ       R8, $0x00000008
+	JGE        wino4out_whole_3_0
+	CMPQ       R8, $0x00000000
+	JLE        wino4out_next_3_0
+	VMASKMOVPS Y8, Y2, (BX)
+	JMP        wino4out_next_3_0
+
+wino4out_whole_3_0:
+	VMOVUPS Y8, (BX)
+
+wino4out_next_3_0:
+	CMPQ       R8, $0x00000010
+	JGE        wino4out_whole_3_1
+	CMPQ       R8, $0x00000008
+	JLE        wino4out_next_3_1
+	VMASKMOVPS Y0, Y3, 32(BX)
+	JMP        wino4out_next_3_1
+
+wino4out_whole_3_1:
+	VMOVUPS Y0, 32(BX)
+
+wino4out_next_3_1:
+	CMPQ       R8, $0x00000018
+	JGE        wino4out_whole_3_2
+	CMPQ       R8, $0x00000010
+	JLE        wino4out_next_3_2
+	VMASKMOVPS Y7, Y4, 64(BX)
+	JMP        wino4out_next_3_2
+
+wino4out_whole_3_2:
+	VMOVUPS Y7, 64(BX)
+
+wino4out_next_3_2:
+	CMPQ       R8, $0x00000020
+	JGE        wino4out_whole_3_3
+	CMPQ       R8, $0x00000018
+	JLE        wino4out_next_3_3
+	VMASKMOVPS Y1, Y5, 96(BX)
+	JMP        wino4out_next_3_3
+
+wino4out_whole_3_3:
+	VMOVUPS Y1, 96(BX)
+
+wino4out_next_3_3:
+wino4out_done:
+	VZEROUPPER
+	RET

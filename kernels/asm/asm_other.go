@@ -284,3 +284,11 @@ func SumDotAVX2(y, x []float32) (sy, syx float64) {
 	unreachable("SumDotAVX2")
 	return 0, 0
 }
+
+func WinoInput4AVX2(v *float32, vs int, in *float32, ins int, blocks int) {
+	unreachable("WinoInput4AVX2")
+}
+
+func WinoOutput4AVX2(y0, y1, y2, y3, m *float32, ms int, cols int, bias float32) {
+	unreachable("WinoOutput4AVX2")
+}

@@ -86,6 +86,9 @@ func main() {
 	generateWinoInput()
 	generateWinoOutput()
 	generateWinoDy()
+	declareWino4Consts()
+	generateWinoInput4()
+	generateWinoOutput4()
 	Generate()
 }
 

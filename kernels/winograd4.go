@@ -1,0 +1,244 @@
+package kernels
+
+import (
+	"github.com/godiffuse/godiffuse/kernels/asm"
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// ---------------------------------------------------------------------------
+// Winograd F(4×4, 3×3): four outputs of a 3-tap correlation from six inputs
+// with six multiplications (Lavin & Gray, 2015, interpolating at 0, ±1, ±2
+// and ∞). As in F(2×2, 3×3) (winograd.go), Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A,
+// now with a 6×6 input tile d, a 4×4 output tile and
+//
+//	Bᵀ = | 4  0 -5  0  1  0 |   G = |  ¼     0     0  |   Aᵀ = | 1  1  1  1  1  0 |
+//	     | 0 -4 -4  1  1  0 |       | -⅙    -⅙    -⅙  |        | 0  1 -1  2 -2  0 |
+//	     | 0  4 -4 -1  1  0 |       | -⅙     ⅙    -⅙  |        | 0  1  1  4  4  0 |
+//	     | 0 -2 -1  2  1  0 |       | 1/24  1/12  1/6 |        | 0  1 -1  8 -8  1 |
+//	     | 0  2 -1 -2  1  0 |       | 1/24 -1/12  1/6 |
+//	     | 0  4  0 -5  0  1 |       |  0     0     1  |
+//
+// 36 GEMMs of depth C per 16 outputs instead of 16 per 4: 2.25 multiply-adds
+// per output, channel and filter against 4 for F(2×2, 3×3) and 9 done
+// directly, and the transformed tiles V and products M, which stream
+// through memory, shrink in the same ratio. The price is accuracy: the
+// transforms multiply by up to 8 and the weights by ⅙ and 1/24, so the
+// rounding error grows about tenfold against F(2×2, 3×3) (still ~1e-6 of
+// the largest partial sums; TestConvAgainstNaive).
+//
+// Used for the forward pass and the input gradient (a flipped convolution)
+// of outputs at least Tuning.Winograd4MinSide high and wide (winogradTile);
+// the weight gradient stays F(3×3, 2×2).
+// ---------------------------------------------------------------------------
+
+// convWinograd4 is convWinograd by F(4×4, 3×3).
+func (d *Device) convWinograd4(ys, xs []float32, w tensor.Buffer, ws, bs []float32, p tensor.ConvParams, flipped bool) {
+	g := newWinoGeom(p, max(1, d.threads), d.tune.WinogradTiles, 4)
+	if g.rows == 0 {
+		return
+	}
+	mk, _ := d.microKernel()
+	form := formWinograd4
+	if flipped {
+		form = formWinograd4Flipped
+	}
+	us, release := preparedWeights(d, w, ws, form, p.F, p.C, winoWeightsLen(mk, p.F, p.C, 36), func(buf []float32) []gemmA {
+		return d.winoWeightsPacked(buf, ws, p.F, p.C, flipped, 36, winoWeight4Panel)
+	})
+	defer release()
+	simd := d.winoSIMD()
+	d.winoChunks(g, 36*g.cs+36*g.fs+winoPad4Len(p, g), func(_ int, buf []float32, threads, r0, r1 int) {
+		v, m, pad := buf[:36*g.cs], buf[36*g.cs:36*(g.cs+g.fs)], buf[36*(g.cs+g.fs):]
+		tiles := (r1 - r0) * g.tw
+		winoInput4(v, xs, pad, p, g, r0, r1, simd)
+		cols := (tiles + 15) &^ 15
+		for xi := range 36 {
+			for c := range p.C {
+				clear(v[xi*g.cs+c*g.ld+tiles : xi*g.cs+c*g.ld+cols])
+			}
+			d.sgemmA(threads, us[xi], cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs:], g.ld)
+		}
+		winoOutput4(ys, m, bs, pad, p, g, r0, r1, simd)
+	})
+}
+
+// winoPad4Len is the scratch winoInput4 and winoOutput4 need.
+func winoPad4Len(p tensor.ConvParams, g winoGeom) int { return max((4*g.chunk+2)*g.wp, 16+p.OW) }
+
+// winoWeight4Panel is winoWeightPanel for F(4×4, 3×3): G·g·Gᵀ into the 36
+// matrices U[6η + ν].
+func winoWeight4Panel(dst [][]float32, w []float32, f, c, f0, rows, mr, pc, kc int, flipped bool) {
+	for p := range kc {
+		for r := range rows {
+			var k [9]float32 // the kernel, rotated by 180° when flipped
+			if flipped {
+				g := w[((pc+p)*f+f0+r)*9:][:9:9]
+				for i := range k {
+					k[i] = g[8-i]
+				}
+			} else {
+				k = [9]float32(w[((f0+r)*c+pc+p)*9:][:9])
+			}
+			// G along y, column by column, then G along x, row by row.
+			var gy [6][3]float32
+			for x := range 3 {
+				for eta, u := range gVec6(k[x], k[3+x], k[6+x]) {
+					gy[eta][x] = u
+				}
+			}
+			i := p*mr + r
+			for eta, row := range gy {
+				col := gVec6(row[0], row[1], row[2])
+				for nu, u := range col {
+					dst[6*eta+nu][i] = u
+				}
+			}
+		}
+	}
+}
+
+// gVec6 is G·(g0, g1, g2) (by multiplications: a division by 6 or 24
+// takes several times as long).
+func gVec6(g0, g1, g2 float32) [6]float32 {
+	const sixth, twentyFourth = 1.0 / 6, 1.0 / 24
+	even, odd := g0+g2, g1
+	return [6]float32{
+		0.25 * g0,
+		-sixth * (even + odd),
+		-sixth * (even - odd),
+		twentyFourth * (g0 + 4*g2 + 2*g1),
+		twentyFourth * (g0 + 4*g2 - 2*g1),
+		g2,
+	}
+}
+
+// winoInput4 is winoInput for F(4×4, 3×3): V[ξ][c][t] = (Bᵀ·d·B)[ξ], ξ = 6η + ν.
+func winoInput4(v, xs, pad []float32, p tensor.ConvParams, g winoGeom, r0, r1 int, simd bool) {
+	// Padding columns cleared once for the chunk, as in winoInput.
+	clear(pad[:min(len(pad), (4*(r1-r0)+2)*g.wp)])
+	for c := range p.C {
+		for r := r0; r < r1; {
+			n, ty0 := r/g.th, r%g.th
+			ty1 := min(g.th, ty0+r1-r) // this image's tile rows in the chunk
+			xc := xs[n*g.xImg+c*g.xCh:][:p.H*p.W]
+			// Padded rows 4·ty0 … 4·ty1+1, each g.wp wide.
+			for py := 4 * ty0; py < 4*ty1+2; py++ {
+				row := pad[(py-4*ty0)*g.wp:][:g.wp]
+				iy := py - p.PadTop
+				if iy < 0 || iy >= p.H {
+					clear(row)
+					continue
+				}
+				copy(row[p.PadLeft:], xc[iy*p.W:(iy+1)*p.W])
+			}
+			for ty := ty0; ty < ty1; ty++ {
+				in := pad[4*(ty-ty0)*g.wp:]
+				vt := v[c*g.ld+(r+ty-ty0-r0)*g.tw:]
+				if simd {
+					asm.WinoInput4AVX2(&vt[0], g.cs, &in[0], g.wp, (g.tw+7)/8)
+				} else {
+					winoInput4Row(vt, g.cs, in, g.wp, g.tw)
+				}
+			}
+			r += ty1 - ty0
+		}
+	}
+}
+
+// bVec6 is Bᵀ·(d0 … d5).
+func bVec6(d0, d1, d2, d3, d4, d5 float32) [6]float32 {
+	return [6]float32{
+		4*d0 - 5*d2 + d4,
+		d3 + d4 - 4*(d1+d2),
+		d4 - d3 + 4*(d1-d2),
+		d4 - d2 + 2*(d3-d1),
+		d4 - d2 - 2*(d3-d1),
+		4*d1 - 5*d3 + d5,
+	}
+}
+
+// winoInput4Row is the plain-Go WinoInput4AVX2 for any number of tiles:
+// with the padded input rows d_a = in[a·ins:] (a < 6) it sets
+// v[ξ·vs + t] = (Bᵀ·d·B)[ξ] over columns 4t…4t+5, ξ = 6η + ν.
+func winoInput4Row(v []float32, vs int, in []float32, ins, tiles int) {
+	for t := range tiles {
+		var bd [6][6]float32 // Bᵀ·d: rows η, the tile's six columns
+		for j := range 6 {
+			x := 4*t + j
+			col := bVec6(in[x], in[ins+x], in[2*ins+x], in[3*ins+x], in[4*ins+x], in[5*ins+x])
+			for eta := range 6 {
+				bd[eta][j] = col[eta]
+			}
+		}
+		for eta, q := range bd {
+			for nu, x := range bVec6(q[0], q[1], q[2], q[3], q[4], q[5]) {
+				v[(6*eta+nu)*vs+t] = x
+			}
+		}
+	}
+}
+
+// aVec4 is Aᵀ·(m0 … m5).
+func aVec4(m0, m1, m2, m3, m4, m5 float32) [4]float32 {
+	a, b, c, e := m1+m2, m1-m2, m3+m4, m3-m4
+	return [4]float32{m0 + a + c, b + 2*e, a + 4*c, b + 8*e + m5}
+}
+
+// winoOutput4 is winoOutput for F(4×4, 3×3): the output tiles Aᵀ·M·A
+// (+ bias) of the tile rows [r0, r1), leaving out rows and columns past OH
+// and OW. scratch holds 16 + OW floats.
+func winoOutput4(ys, m, bs, scratch []float32, p tensor.ConvParams, g winoGeom, r0, r1 int, simd bool) {
+	tail, past := scratch[:16], scratch[16:16+p.OW]
+	for f := range p.F {
+		var bias float32
+		if bs != nil {
+			bias = bs[f]
+		}
+		for r := r0; r < r1; r++ {
+			n, ty := r/g.th, r%g.th
+			yf := ys[n*g.yImg+f*g.yCh:][:p.OH*p.OW]
+			var out [4][]float32
+			for i := range out {
+				out[i] = past // past OH: computed, not kept
+				if oy := 4*ty + i; oy < p.OH {
+					out[i] = yf[oy*p.OW : (oy+1)*p.OW]
+				}
+			}
+			mt := m[f*g.ld+(r-r0)*g.tw:]
+			if simd {
+				asm.WinoOutput4AVX2(&out[0][0], &out[1][0], &out[2][0], &out[3][0], &mt[0], g.fs, p.OW, bias)
+				continue
+			}
+			// Whole tiles, then the part of a tile left at the right edge.
+			whole := p.OW / 4
+			winoOutput4Row(out, mt, g.fs, whole, bias)
+			if done := 4 * whole; done < p.OW {
+				rows := [4][]float32{tail[:4], tail[4:8], tail[8:12], tail[12:16]}
+				winoOutput4Row(rows, mt[whole:], g.fs, 1, bias)
+				for i := range out {
+					copy(out[i][done:], rows[i][:p.OW-done])
+				}
+			}
+		}
+	}
+}
+
+// winoOutput4Row is the plain-Go WinoOutput4AVX2 for any number of tiles:
+// with M[η][ν] = m[(6η + ν)·ms + t] it sets out[i][4t + j] = Y[i][j],
+// Y = Aᵀ·M·A + bias.
+func winoOutput4Row(out [4][]float32, m []float32, ms, tiles int, bias float32) {
+	for t := range tiles {
+		var s [4][6]float32 // Aᵀ·M: rows i, the tile's six columns
+		for nu := range 6 {
+			col := aVec4(m[nu*ms+t], m[(6+nu)*ms+t], m[(12+nu)*ms+t], m[(18+nu)*ms+t], m[(24+nu)*ms+t], m[(30+nu)*ms+t])
+			for i := range 4 {
+				s[i][nu] = col[i]
+			}
+		}
+		for i, q := range s {
+			for j, y := range aVec4(q[0], q[1], q[2], q[3], q[4], q[5]) {
+				out[i][4*t+j] = y + bias
+			}
+		}
+	}
+}

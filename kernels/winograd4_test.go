@@ -1,0 +1,82 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
+
+// TestWinograd4AgainstNaive holds F(4×4, 3×3), its assembly transforms and
+// the plain-Go ones, to the direct convolution on images wide enough for
+// whole 8-tile blocks and a partial one, odd sizes, both paddings, and
+// chunks of one tile row and of many. The input gradient (a flipped
+// convolution) is checked against the forward by the adjoint identity.
+func TestWinograd4AgainstNaive(t *testing.T) {
+	shapes := []tensor.ConvParams{
+		{N: 2, C: 5, F: 7, H: 37, W: 70, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1},
+		{N: 1, C: 3, F: 2, H: 9, W: 33, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1},
+		{N: 3, C: 17, F: 33, H: 7, W: 7, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1},
+		{N: 1, C: 4, F: 5, H: 35, W: 66}, // no padding: OW = 64, two whole blocks
+		{N: 2, C: 8, F: 3, H: 4, W: 3, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1},
+		{N: 1, C: 300, F: 20, H: 6, W: 5, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1}, // past a depth block
+	}
+	tune := DefaultTuning()
+	tune.Winograd4MinSide = 0
+	tune.WinogradMinC, tune.FlipMinC, tune.WinogradMinTiles, tune.WinogradMinTileChannels = 1, 1, 0, 0
+	for _, asm := range []bool{true, false} {
+		for _, tiles := range []int{1, 256} {
+			tune.WinogradAsm, tune.WinogradTiles = asm, tiles
+			for _, level := range Levels()[1:] {
+				d := NewCPUTuned(2, level, tune)
+				t.Run(fmt.Sprintf("%s/asm=%v/tiles=%d", level, asm, tiles), func(t *testing.T) {
+					r := rand.New(rand.NewPCG(41, 42))
+					for _, p := range shapes {
+						p.KH, p.KW, p.StrideH, p.StrideW = 3, 3, 1, 1
+						p.OH, p.OW = p.H+p.PadTop+p.PadBottom-2, p.W+p.PadLeft+p.PadRight-2
+						if got := d.PlanConv2D(p).Forward; got != ConvWinograd {
+							t.Fatalf("%+v: planned %v, not Winograd", p, got)
+						}
+						x, w, b := randSlice(r, p.N*p.C*p.H*p.W), randSlice(r, p.F*p.C*9), randSlice(r, p.F)
+						want := naiveConv(x, w, b, p)
+						xb, wb := &Buffer{dev: d, F: x}, &Buffer{dev: d, F: w}
+						y := withGuard(d, len(want))
+						d.Conv2D(y, xb, wb, &Buffer{dev: d, F: b}, p)
+						checkGuard(t, "winograd4", y, len(want))
+						closeTo(t, fmt.Sprintf("winograd4 %+v", p), y.F[:len(want)], want, 1e-5)
+
+						g := randSlice(r, len(want))
+						dx := withGuard(d, len(x))
+						d.Conv2DBackwardInput(dx, &Buffer{dev: d, F: g}, wb, p)
+						checkGuard(t, "winograd4 backward input", dx, len(x))
+						adjoint(t, x, dx.F[:len(x)], g, naiveConv(x, w, nil, p))
+					}
+				})
+			}
+		}
+	}
+}
+
+// adjoint checks <conv(x), g> = <x, convᵀ(g)>.
+func adjoint(t *testing.T, x, dx, g, y []float32) {
+	t.Helper()
+	var lhs, rhs, scale float64
+	for i := range g {
+		lhs += float64(g[i]) * float64(y[i])
+		scale += abs64(float64(g[i]) * float64(y[i]))
+	}
+	for i := range x {
+		rhs += float64(x[i]) * float64(dx[i])
+	}
+	if abs64(lhs-rhs) > 1e-5*(1+scale) {
+		t.Fatalf("backward input: <y,g> = %g but <x,dx> = %g", lhs, rhs)
+	}
+}
+
+func abs64(v float64) float64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
