@@ -117,6 +117,7 @@ func runTrain(args []string) error {
 		"| shapes3d[:N] | voxels:FILE.npy|FILE.binvox|DIR (volumes: trains a class-conditional UNet3D, -config a UNet3D config;\n"+
 		"default -time 10m, -batch 16, -objective sample, -snr-shift 8, -min-snr 0, -ema 0.999, -lr-decay cosine;\n"+
 		"diffuse sample3d makes meshes)")
+	textConfig := fs.String("text-config", "", "with captioned -data: the text encoder's CLIPTextModel config.json (default: the built-in one)")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
 	devSpec := deviceFlag(fs)
 	dropout := fs.Float64("dropout", -1, "dropout probability inside the U-Net (default: the config's dropout)")
@@ -192,8 +193,8 @@ func runTrain(args []string) error {
 
 	if isVolumeData(*dataSpec) {
 		switch {
-		case *size != 0 || *dropout >= 0:
-			return fmt.Errorf("-size and -dropout do not apply to volumes")
+		case *size != 0 || *dropout >= 0 || *textConfig != "":
+			return fmt.Errorf("-size, -dropout and -text-config do not apply to volumes")
 		}
 		if !flagSet(fs, "time") {
 			*budget = defaultVolumeTime
@@ -218,8 +219,11 @@ func runTrain(args []string) error {
 		if !flagSet(fs, "objective") {
 			tc.Objective = defaultTextObjective
 		}
-		return trainText(textRun{spec: *dataSpec, config: *config, tc: tc, device: devSpec, resume: changes, sampleSteps: *sampleSteps,
+		return trainText(textRun{spec: *dataSpec, config: *config, textConfig: *textConfig, tc: tc, device: devSpec, resume: changes, sampleSteps: *sampleSteps,
 			loop: loopSettings{out: *out, start: start, budget: *budget, timed: timed && *budget > 0, ckptEvery: *ckptEvery, sampleEvery: *sampleEvery}})
+	}
+	if *textConfig != "" {
+		return fmt.Errorf("-text-config applies to captioned -data (shapes, emoji) only")
 	}
 	var cfg nn.UNet2DConfig
 	var err error

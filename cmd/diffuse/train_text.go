@@ -67,6 +67,7 @@ func isTextData(spec string) bool {
 // textRun holds what runTrain parsed for a text-to-image run.
 type textRun struct {
 	spec, config string
+	textConfig   string // the text encoder's config.json; "": shapesTextConfig
 	tc           ddpm.TrainConfig
 	device       deviceFlags
 	resume       *ddpm.ResumeChanges // continue OUT/checkpoint with these changes; nil: a new run
@@ -137,6 +138,12 @@ func trainText(r textRun) error {
 		return err
 	}
 	tcfg, err := clip.ParseTextConfig("built-in shapes text encoder config", shapesTextConfig)
+	if r.textConfig != "" {
+		var b []byte
+		if b, err = os.ReadFile(r.textConfig); err == nil {
+			tcfg, err = clip.ParseTextConfig(r.textConfig, b)
+		}
+	}
 	if err != nil {
 		return err
 	}
