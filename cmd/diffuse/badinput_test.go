@@ -477,6 +477,10 @@ func TestBadInput(t *testing.T) {
 	add("in/out_channels", "train", "-data", "shapes", "-config", f.file(t, "grey-cond.json",
 		`{"sample_size": 32, "in_channels": 1, "out_channels": 1, "cross_attention_dim": 64}`), "-out", "run")
 	add("checkpoint", "train", "-data", "shapes", "-resume", "-out", f.empty)
+	add("-text-config", "train", "-data", data, "-text-config", f.file(t, "text.json", "{}"), "-out", "run")
+	add("text-not-json.json", "train", "-data", "shapes", "-text-config", f.file(t, "text-not-json.json", "{hidden_size"), "-out", "run")
+	add("hidden_size 128", "train", "-data", "shapes", "-text-config", f.file(t, "text128.json",
+		`{"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 1, "num_attention_heads": 4, "max_position_embeddings": 24}`), "-out", "run")
 
 	// serve: flags and models (every case fails before it listens).
 	add("-queue", "serve", "-model", f.ckpt, "-queue", "0")
