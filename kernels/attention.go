@@ -267,7 +267,7 @@ func (d *Device) attentionPacked(mk microKernel, os, qs, ks, vs []float32, p ten
 		S, qp, sp := scratch[:r*p.Lk], scratch[rows*p.Lk:][:rows*p.D], scratch[rows*p.Lk+rows*p.D:][:rows*min(packKC, p.Lk)]
 		tile := scratch[len(scratch)-tileLen:]
 		packA(qp, qs[qo:], lq, qT, p.Lq, i0, r, 0, p.D, mr, p.Scale)
-		runTiles(mk, true, qp, kp, S, p.Lk, 0, 0, r, p.Lk, p.D, tile)
+		runTiles(mk, true, nil, qp, kp, S, p.Lk, 0, 0, r, p.Lk, p.D, tile)
 		for i := range r {
 			row := S[i*p.Lk : (i+1)*p.Lk]
 			d.softmax(row, row)
@@ -282,7 +282,7 @@ func (d *Device) attentionPacked(mk microKernel, os, qs, ks, vs []float32, p ten
 		for pc := 0; pc < p.Lk; pc += packKC {
 			kc := min(packKC, p.Lk-pc)
 			packA(sp, S, p.Lk, false, r, 0, r, pc, kc, mr, 1)
-			runTiles(mk, pc == 0, sp, vp[pc*vPanels*nr:], out, ldo, 0, 0, r, p.D, kc, tile)
+			runTiles(mk, pc == 0, nil, sp, vp[pc*vPanels*nr:], out, ldo, 0, 0, r, p.D, kc, tile)
 		}
 		if p.ChannelMajor {
 			transposeInto(os[qo+i0:], p.Lq, out, r, p.D)

@@ -332,19 +332,12 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	}
 	d.forImages(p.N, colLen, func(n int, col []float32, threads int) {
 		yn := ys[n*p.F*ohw : (n+1)*p.F*ohw]
-		beta := float32(0)
-		if bs != nil {
-			for f := range p.F {
-				fillF32(yn[f*ohw:(f+1)*ohw], bs[f])
-			}
-			beta = 1
-		}
 		src := xs[n*p.C*hw : (n+1)*p.C*hw]
 		if !point {
 			im2col(col, src, p)
 			src = col
 		}
-		d.sgemmA(threads, wA, ohw, operandB{b: src, ld: ohw}, beta, yn, ohw)
+		d.sgemmABias(threads, wA, ohw, operandB{b: src, ld: ohw}, 0, bs, yn, ohw)
 	})
 }
 

@@ -145,17 +145,18 @@ func (d *Device) newGemmA(transA bool, m, k int, a []float32, lda int) gemmA {
 // sgemmA runs C = A·op(B) + β·C with a shared A (α = 1). B with offsets
 // (operandB.off) needs the packed GEMM.
 func (d *Device) sgemmA(threads int, g gemmA, n int, ob operandB, beta float32, c []float32, ldc int) {
-	if g.pre != nil {
-		sgemmPrepacked(g.pre, threads, n, ob, beta, c, ldc)
-		return
-	}
-	d.sgemm(threads, gemm{M: g.m, N: n, K: g.k, Alpha: 1, TransA: g.transA, A: g.a, LdA: g.lda, B: ob, Beta: beta, C: c, LdC: ldc})
+	d.sgemmABias(threads, g, n, ob, beta, nil, c, ldc)
 }
 
-// gemm describes one product C = α·op(A)·op(B) + β·C on row-major slices:
-// op(A) is M×K, op(B) K×N and C M×N, each with its leading dimension (row
-// stride). B may be read through row offsets (operandB.off), which needs
-// the packed GEMM.
+// sgemmABias is sgemmA plus a bias per row of C (nil: none; β must be 0).
+func (d *Device) sgemmABias(threads int, g gemmA, n int, ob operandB, beta float32, bias, c []float32, ldc int) {
+	if g.pre != nil {
+		sgemmPrepacked(g.pre, threads, n, ob, beta, bias, c, ldc)
+		return
+	}
+	d.sgemm(threads, gemm{M: g.m, N: n, K: g.k, Alpha: 1, TransA: g.transA, A: g.a, LdA: g.lda, B: ob, Beta: beta, Bias: bias, C: c, LdC: ldc})
+}
+
 type gemm struct {
 	M, N, K     int
 	Alpha, Beta float32
@@ -169,6 +170,21 @@ type gemm struct {
 	// rows of: the path (B packed or read in place) is chosen for it, so
 	// that every thread count groups the sums the same way.
 	PlanM int
+	// Bias, when not nil, is added to row i of C (M values): with Beta 0,
+	// C = α·A·op(B) + Bias, the bias the micro-kernels' first values.
+	Bias []float32
+}
+
+// biasByFill turns a bias into C's prior contents (each row filled with its
+// bias, then β = 1), for the paths whose kernels take no bias.
+func (g *gemm) biasByFill() {
+	if g.Bias == nil {
+		return
+	}
+	for i, v := range g.Bias[:g.M] {
+		fillF32(g.C[i*g.LdC:i*g.LdC+g.N], v)
+	}
+	g.Beta, g.Bias = 1, nil
 }
 
 // sgemm runs g at the device's level (the path: PlanGemm).
@@ -180,5 +196,6 @@ func (d *Device) sgemm(threads int, g gemm) {
 	if g.B.off != nil {
 		panic("kernels: a B operand with offsets needs the packed GEMM")
 	}
+	g.biasByFill()
 	Sgemm(threads, g.TransA, g.B.trans, g.M, g.N, g.K, g.Alpha, g.A, g.LdA, g.B.b, g.B.ld, g.Beta, g.C, g.LdC)
 }

@@ -32,18 +32,20 @@ type microKernel struct {
 	name                 string
 	mr, nr               int
 	add, store           func(kc int, a, b, c *float32, ldc int)
+	storeBias            func(kc int, a, b, c *float32, ldc int, bias *float32)
 	rowsAdd, rowsStore   func(kc int, a, b *float32, off *int, c *float32, ldc int)
+	rowsStoreBias        func(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32)
 	rowsAAdd, rowsAStore func(kc int, a *float32, off *int, b, c *float32, ldc int)
 	tune                 *Tuning // the device's thresholds (Device.microKernel sets them)
 }
 
 var (
 	kernelAVX512 = microKernel{name: "avx512", mr: asm.AVX512MR, nr: asm.AVX512NR,
-		add: asm.SgemmKernelAVX512, store: asm.SgemmKernelAVX512Store,
-		rowsAdd: asm.SgemmRowsKernelAVX512, rowsStore: asm.SgemmRowsKernelAVX512Store}
+		add: asm.SgemmKernelAVX512, store: asm.SgemmKernelAVX512Store, storeBias: asm.SgemmKernelAVX512Bias,
+		rowsAdd: asm.SgemmRowsKernelAVX512, rowsStore: asm.SgemmRowsKernelAVX512Store, rowsStoreBias: asm.SgemmRowsKernelAVX512Bias}
 	kernelAVX2 = microKernel{name: "avx2", mr: asm.AVX2MR, nr: asm.AVX2NR,
-		add: asm.SgemmKernelAVX2, store: asm.SgemmKernelAVX2Store,
-		rowsAdd: asm.SgemmRowsKernelAVX2, rowsStore: asm.SgemmRowsKernelAVX2Store,
+		add: asm.SgemmKernelAVX2, store: asm.SgemmKernelAVX2Store, storeBias: asm.SgemmKernelAVX2Bias,
+		rowsAdd: asm.SgemmRowsKernelAVX2, rowsStore: asm.SgemmRowsKernelAVX2Store, rowsStoreBias: asm.SgemmRowsKernelAVX2Bias,
 		rowsAAdd: asm.SgemmRowsAKernelAVX2, rowsAStore: asm.SgemmRowsAKernelAVX2Store}
 )
 
@@ -299,6 +301,7 @@ func sgemmPacked(mk microKernel, threads int, g gemm) {
 		return
 	}
 	if gemmPath(mk, m, n, k, transA, g.B.trans, g.Alpha, false) == GemmUnpackedA {
+		g.biasByFill()
 		offA := make([]int, m)
 		for i := range offA {
 			offA[i] = i * lda
@@ -330,6 +333,9 @@ func sgemmPacked(mk microKernel, threads int, g gemm) {
 		}
 		slab := g
 		slab.M, slab.A, slab.C, slab.PlanM = i1-i0, g.A[ao:], g.C[i0*g.LdC:], m
+		if g.Bias != nil {
+			slab.Bias = g.Bias[i0:i1]
+		}
 		sgemmLoop(mk, nil, slab)
 	})
 }
@@ -405,7 +411,8 @@ func (pa *prepackedA) rowSlab(i0, i1 int) *prepackedA {
 // sgemmPrepacked is sgemmPacked with A packed beforehand; threads split C
 // by columns (A's blocks are shared read-only), or by rows when C has fewer
 // column panels than threads (the 4×4 and 8×8 levels of a batch-1 U-Net).
-func sgemmPrepacked(pa *prepackedA, threads int, n int, ob operandB, beta float32, c []float32, ldc int) {
+// bias, when not nil (β must then be 0), is added to each row of C.
+func sgemmPrepacked(pa *prepackedA, threads int, n int, ob operandB, beta float32, bias, c []float32, ldc int) {
 	mk, m, k := pa.mk, pa.m, pa.k
 	if m == 0 || n == 0 {
 		return
@@ -417,19 +424,26 @@ func sgemmPrepacked(pa *prepackedA, threads int, n int, ob operandB, beta float3
 	if threads > nPanels && mPanels > nPanels && pa.icBlocks == 1 {
 		inParts(threads, mPanels, 1, func(lo, hi int) {
 			i0, i1 := lo*mk.mr, min(m, hi*mk.mr)
-			sgemmLoop(mk, pa.rowSlab(i0, i1), gemm{M: i1 - i0, N: n, K: k, Alpha: 1, B: ob, Beta: beta, C: c[i0*ldc:], LdC: ldc, PlanM: m})
+			g := gemm{M: i1 - i0, N: n, K: k, Alpha: 1, B: ob, Beta: beta, C: c[i0*ldc:], LdC: ldc, PlanM: m}
+			if bias != nil {
+				g.Bias = bias[i0:i1]
+			}
+			sgemmLoop(mk, pa.rowSlab(i0, i1), g)
 		})
 		return
 	}
 	inParts(threads, nPanels, 1, func(lo, hi int) {
 		j0, j1 := lo*mk.nr, min(n, hi*mk.nr)
-		sgemmLoop(mk, pa, gemm{M: m, N: j1 - j0, K: k, Alpha: 1, B: ob.cols(j0), Beta: beta, C: c[j0:], LdC: ldc})
+		sgemmLoop(mk, pa, gemm{M: m, N: j1 - j0, K: k, Alpha: 1, B: ob.cols(j0), Beta: beta, Bias: bias, C: c[j0:], LdC: ldc})
 	})
 }
 
 // sgemmLoop is the loop nest; with pa it takes A's blocks from pa instead
 // of packing them (then g.TransA, g.A and g.LdA are unused and g.Alpha is 1).
 func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
+	if g.K == 0 || g.Alpha == 0 {
+		g.biasByFill()
+	}
 	transA, m, n, k, alpha, a, lda, ob, beta, c, ldc := g.TransA, g.M, g.N, g.K, g.Alpha, g.A, g.LdA, g.B, g.Beta, g.C, g.LdC
 	if k == 0 || alpha == 0 || (beta != 0 && beta != 1) {
 		scaleC(c, m, n, ldc, beta)
@@ -437,8 +451,16 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 	if k == 0 || alpha == 0 {
 		return
 	}
-	// With β = 0 the first depth block overwrites C, so C is never cleared or read.
+	// With β = 0 the first depth block overwrites C (plus the bias), so C
+	// is never cleared or read.
 	overwrite := beta == 0
+	// rowBias is the bias of rows [ic, ic+mc) for the first depth block.
+	rowBias := func(pc, ic, mc int) []float32 {
+		if g.Bias == nil || pc != 0 {
+			return nil
+		}
+		return g.Bias[ic : ic+mc]
+	}
 	mr, nr := mk.mr, mk.nr
 	ncMax := min(packNC, (n+nr-1)/nr*nr)
 	kcMax := min(packKC, k)
@@ -484,9 +506,9 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 				for ic := 0; ic < m; ic += packMC {
 					mc := min(packMC, m-ic)
 					blk := aBlock(pc, kc, ic, mc)
-					runTilesRows(mk, overwrite && pc == 0, blk, ob, pc, c, ldc, ic, jc, mc, full, kc, tile)
+					runTilesRows(mk, overwrite && pc == 0, rowBias(pc, ic, mc), blk, ob, pc, c, ldc, ic, jc, mc, full, kc, tile)
 					if full < nc {
-						runTiles(mk, overwrite && pc == 0, blk, bp, c, ldc, ic, jc+full, mc, nc-full, kc, tile)
+						runTiles(mk, overwrite && pc == 0, rowBias(pc, ic, mc), blk, bp, c, ldc, ic, jc+full, mc, nc-full, kc, tile)
 					}
 				}
 				continue
@@ -495,7 +517,7 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 			for ic := 0; ic < m; ic += packMC {
 				mc := min(packMC, m-ic)
 				blk := aBlock(pc, kc, ic, mc)
-				runTiles(mk, overwrite && pc == 0, blk, bp, c, ldc, ic, jc, mc, nc, kc, tile)
+				runTiles(mk, overwrite && pc == 0, rowBias(pc, ic, mc), blk, bp, c, ldc, ic, jc, mc, nc, kc, tile)
 			}
 		}
 	}
@@ -505,31 +527,42 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 // row p of the panel at column j starts at ob.b[ob.off[pc+p] + j]. The depth
 // is taken rowsKC at a time so that the rows of one B panel (two cache lines
 // each when unaligned) stay in L1 while the A panels stream past them.
-func runTilesRows(mk microKernel, store bool, ap []float32, ob operandB, pc int, c []float32, ldc, ic, jc, mc, nc, kc int, tile []float32) {
+func runTilesRows(mk microKernel, store bool, bias, ap []float32, ob operandB, pc int, c []float32, ldc, ic, jc, mc, nc, kc int, tile []float32) {
 	mr, nr := mk.mr, mk.nr
 	for jp := range nc / nr {
 		b := &ob.b[jc+jp*nr]
 		for p0 := 0; p0 < kc; p0 += rowsKC {
 			ks := min(rowsKC, kc-p0)
-			fn := mk.rowsAdd
-			if store && p0 == 0 {
-				fn = mk.rowsStore
-			}
+			first := store && p0 == 0
 			off := &ob.off[pc+p0]
 			for ip := range (mc + mr - 1) / mr {
 				rows := min(mr, mc-ip*mr)
 				pa := &ap[ip*mr*kc+p0*mr] // panels are p-major: depth p0 on is contiguous
 				ci := (ic+ip*mr)*ldc + jc + jp*nr
-				if rows == mr {
-					fn(ks, pa, b, off, &c[ci], ldc)
-					continue
+				switch {
+				case rows < mr:
+					t := tile[:mr*nr]
+					mk.rowsStore(ks, pa, b, off, &t[0], nr)
+					mergeTile(c[ci:], ldc, t, nr, rows, nr, first, tileBias(bias, ip*mr, rows, first))
+				case first && bias != nil:
+					mk.rowsStoreBias(ks, pa, b, off, &c[ci], ldc, &bias[ip*mr])
+				case first:
+					mk.rowsStore(ks, pa, b, off, &c[ci], ldc)
+				default:
+					mk.rowsAdd(ks, pa, b, off, &c[ci], ldc)
 				}
-				t := tile[:mr*nr]
-				mk.rowsStore(ks, pa, b, off, &t[0], nr)
-				mergeTile(c[ci:], ldc, t, nr, rows, nr, store && p0 == 0)
 			}
 		}
 	}
+}
+
+// tileBias is the bias of a partial tile's rows [i0, i0+rows) when its
+// values are stored (nil otherwise).
+func tileBias(bias []float32, i0, rows int, store bool) []float32 {
+	if !store || bias == nil {
+		return nil
+	}
+	return bias[i0 : i0+rows]
 }
 
 // sgemmRowsA computes C = A·op(B) + β·C on one goroutine with A read
@@ -581,7 +614,7 @@ func sgemmRowsA(mk microKernel, m, n, k int, a []float32, offA []int, ob operand
 					}
 					t := tile[:mr*nr]
 					mk.rowsAStore(kc, &a[0], &offs[0], pb, &t[0], nr)
-					mergeTile(c[ci:], ldc, t, nr, rows, cols, store)
+					mergeTile(c[ci:], ldc, t, nr, rows, cols, store, nil)
 				}
 			}
 		}
@@ -608,9 +641,15 @@ func sgemmRowsAThreads(mk microKernel, threads, m, n, k int, a []float32, offA [
 
 // mergeTile writes the rows×cols corner of the scratch tile t (row stride
 // nr) into c (row stride ldc): copied when store, else added.
-func mergeTile(c []float32, ldc int, t []float32, nr, rows, cols int, store bool) {
+func mergeTile(c []float32, ldc int, t []float32, nr, rows, cols int, store bool, bias []float32) {
 	for r := range rows {
 		dst := c[r*ldc : r*ldc+cols]
+		if store && bias != nil {
+			for j := range dst {
+				dst[j] = t[r*nr+j] + bias[r]
+			}
+			continue
+		}
 		if store {
 			copy(dst, t[r*nr:r*nr+cols])
 			continue
@@ -639,7 +678,7 @@ func scaleC(c []float32, m, n, ldc int, beta float32) {
 // the A panels stream past it. Partial tiles at the edges go through tile,
 // tileLen floats of the caller's scratch (an array here escaped through the
 // micro-kernel func values and cost an allocation per call).
-func runTiles(mk microKernel, store bool, ap, bp, c []float32, ldc, ic, jc, mc, nc, kc int, tile []float32) {
+func runTiles(mk microKernel, store bool, bias, ap, bp, c []float32, ldc, ic, jc, mc, nc, kc int, tile []float32) {
 	fn := mk.add
 	if store {
 		fn = mk.store
@@ -651,13 +690,16 @@ func runTiles(mk microKernel, store bool, ap, bp, c []float32, ldc, ic, jc, mc, 
 			rows := min(mr, mc-ip*mr)
 			pa, pb := &ap[ip*mr*kc], &bp[jp*nr*kc]
 			ci := (ic+ip*mr)*ldc + jc + jp*nr
-			if rows == mr && cols == nr {
+			switch {
+			case rows < mr || cols < nr:
+				t := tile[:mr*nr]
+				mk.store(kc, pa, pb, &t[0], nr)
+				mergeTile(c[ci:], ldc, t, nr, rows, cols, store, tileBias(bias, ip*mr, rows, store))
+			case store && bias != nil:
+				mk.storeBias(kc, pa, pb, &c[ci], ldc, &bias[ip*mr])
+			default:
 				fn(kc, pa, pb, &c[ci], ldc)
-				continue
 			}
-			t := tile[:mr*nr]
-			mk.store(kc, pa, pb, &t[0], nr)
-			mergeTile(c[ci:], ldc, t, nr, rows, cols, store)
 		}
 	}
 }

@@ -94,10 +94,17 @@ func testSgemm(t *testing.T, tune Tuning) {
 		if trial%5 < 2 {
 			alpha = 1 // the unpacked-A path needs α = 1
 		}
+		var bias []float32 // a bias per row (only with β = 0) on every other such trial
+		if beta == 0 && trial%6 == 0 {
+			bias = randSlice(r, m)
+		}
 		want := make([]float32, m*n)
 		for i := range m {
 			for j := range n {
 				var s float64
+				if bias != nil {
+					s = float64(bias[i]) / float64(alpha)
+				}
 				for p := range k {
 					av, bv := a[i*k+p], b[p*n+j]
 					if tA {
@@ -125,8 +132,8 @@ func testSgemm(t *testing.T, tune Tuning) {
 				for i := m * n; i < len(c); i++ {
 					c[i] = 12345
 				}
-				d.sgemm(threads, gemm{M: m, N: n, K: k, Alpha: alpha, TransA: tA, A: a, LdA: lda, B: operandB{b: b, ld: ldb, trans: tB}, Beta: beta, C: c, LdC: n})
-				name := fmt.Sprintf("sgemm/%s %dx%dx%d tA=%v tB=%v threads=%d", level, m, n, k, tA, tB, threads)
+				d.sgemm(threads, gemm{M: m, N: n, K: k, Alpha: alpha, TransA: tA, A: a, LdA: lda, B: operandB{b: b, ld: ldb, trans: tB}, Beta: beta, Bias: bias, C: c, LdC: n})
+				name := fmt.Sprintf("sgemm/%s %dx%dx%d tA=%v tB=%v threads=%d bias=%v", level, m, n, k, tA, tB, threads, bias != nil)
 				closeTo(t, name, c[:m*n], want, 1e-5*float64(k+1))
 				for i := m * n; i < len(c); i++ {
 					if c[i] != 12345 {

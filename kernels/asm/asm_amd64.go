@@ -16,6 +16,13 @@ func SgemmKernelAVX512(kc int, a *float32, b *float32, c *float32, ldc int)
 //go:noescape
 func SgemmKernelAVX512Store(kc int, a *float32, b *float32, c *float32, ldc int)
 
+// SgemmKernelAVX512Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a
+// and a packed kc×32 panel b in row i of the 12×32 tile of row-major c with row stride ldc
+// (elements). AVX-512F.
+//
+//go:noescape
+func SgemmKernelAVX512Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
 // SgemmKernelAVX2 adds the product of a packed 6×kc panel a and a packed kc×16 panel b
 // to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
 //
@@ -27,6 +34,13 @@ func SgemmKernelAVX2(kc int, a *float32, b *float32, c *float32, ldc int)
 //
 //go:noescape
 func SgemmKernelAVX2Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX2Bias stores (without reading c) bias[i] plus the product of a packed 6×kc panel a
+// and a packed kc×16 panel b in row i of the 6×16 tile of row-major c with row stride ldc
+// (elements). AVX2+FMA.
+//
+//go:noescape
+func SgemmKernelAVX2Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
 
 // SgemmRowsKernelAVX512 adds the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
 // values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
@@ -42,6 +56,13 @@ func SgemmRowsKernelAVX512(kc int, a *float32, b *float32, off *int, c *float32,
 //go:noescape
 func SgemmRowsKernelAVX512Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
 
+// SgemmRowsKernelAVX512Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a and the
+// kc×32 block of B whose row p is the 32 values from b + off[p] (elements; B is never packed)
+// in row i of the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmRowsKernelAVX512Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+
 // SgemmRowsKernelAVX2 adds the product of a packed 6×kc panel a and the kc×16 block of B whose row p is the 16
 // values from b + off[p] (elements; B is never packed) to the 6×16 tile of row-major c
 // with row stride ldc (elements). AVX2+FMA.
@@ -55,6 +76,13 @@ func SgemmRowsKernelAVX2(kc int, a *float32, b *float32, off *int, c *float32, l
 //
 //go:noescape
 func SgemmRowsKernelAVX2Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX2Bias stores (without reading c) bias[i] plus the product of a packed 6×kc panel a and the
+// kc×16 block of B whose row p is the 16 values from b + off[p] (elements; B is never packed)
+// in row i of the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
+//
+//go:noescape
+func SgemmRowsKernelAVX2Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
 
 // SgemmRowsAKernelAVX2 adds the product of the 6×kc block of A whose row i is the kc values from a + off[i]
 // (elements; A is never packed) and a packed kc×16 panel b to the 6×16 tile of row-major c

@@ -292,3 +292,37 @@ func WinoInput4AVX2(v *float32, vs int, in *float32, ins int, blocks int) {
 func WinoOutput4AVX2(y0, y1, y2, y3, m *float32, ms int, cols int, bias float32) {
 	unreachable("WinoOutput4AVX2")
 }
+
+// addRowBias adds bias[i] to row i of an mr×nr tile of c.
+func addRowBias(mr, nr int, c *float32, ldc int, bias *float32) {
+	cs, bs := unsafe.Slice(c, (mr-1)*ldc+nr), unsafe.Slice(bias, mr)
+	for i, v := range bs {
+		for j := range nr {
+			cs[i*ldc+j] += v
+		}
+	}
+}
+
+// SgemmKernelAVX512Bias is the plain-Go stand-in of the store kernel with a bias per row.
+func SgemmKernelAVX512Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
+	kernelGo(AVX512MR, AVX512NR, kc, a, b, c, ldc, true)
+	addRowBias(AVX512MR, AVX512NR, c, ldc, bias)
+}
+
+// SgemmKernelAVX2Bias is the plain-Go stand-in of the store kernel with a bias per row.
+func SgemmKernelAVX2Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
+	kernelGo(AVX2MR, AVX2NR, kc, a, b, c, ldc, true)
+	addRowBias(AVX2MR, AVX2NR, c, ldc, bias)
+}
+
+// SgemmRowsKernelAVX512Bias is the plain-Go stand-in of the unpacked-B store kernel with a bias per row.
+func SgemmRowsKernelAVX512Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
+	kernelRowsGo(AVX512MR, AVX512NR, kc, a, b, off, c, ldc, true)
+	addRowBias(AVX512MR, AVX512NR, c, ldc, bias)
+}
+
+// SgemmRowsKernelAVX2Bias is the plain-Go stand-in of the unpacked-B store kernel with a bias per row.
+func SgemmRowsKernelAVX2Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
+	kernelRowsGo(AVX2MR, AVX2NR, kc, a, b, off, c, ldc, true)
+	addRowBias(AVX2MR, AVX2NR, c, ldc, bias)
+}

@@ -33,6 +33,7 @@ import (
 type kernel struct {
 	name   string
 	store  bool // C = A·B instead of C += A·B (no load of C)
+	bias   bool // with store: C = A·B + bias[i] in row i (bias: mr values)
 	rows   bool // B unpacked: row p of the kc×NR panel starts at b + off[p] (elements)
 	rowsA  bool // A unpacked: row i of the MR×kc panel starts at a + off[i] (elements)
 	isa    string
@@ -43,24 +44,20 @@ type kernel struct {
 
 func main() {
 	ConstraintExpr("amd64,!noasm")
+	// Packed and unpacked-B (row offsets) kernels at both widths, each
+	// adding to C, storing, and storing with a bias per row.
 	for _, k := range []kernel{
 		{name: "SgemmKernelAVX512", isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
 		{name: "SgemmKernelAVX2", isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
-	} {
-		generate(k)
-		k.name += "Store"
-		k.store = true
-		generate(k)
-	}
-	// The unpacked-B (row offsets) kernels at both widths.
-	for _, rows := range []kernel{
 		{name: "SgemmRowsKernelAVX512", rows: true, isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
 		{name: "SgemmRowsKernelAVX2", rows: true, isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
 	} {
-		generate(rows)
-		rows.name += "Store"
-		rows.store = true
-		generate(rows)
+		generate(k)
+		name := k.name
+		k.name, k.store = name+"Store", true
+		generate(k)
+		k.name, k.bias = name+"Bias", true
+		generate(k)
 	}
 	// The unpacked-A kernels, AVX2 only: at 12 rows the AVX-512 tile's row
 	// offsets would need more general registers than amd64 has.
@@ -104,6 +101,18 @@ func generate(k kernel) {
 		Doc(fmt.Sprintf("%s %s the %d×kc block of A whose row i is the kc values from a + off[i]", k.name, verb, k.mr),
 			fmt.Sprintf("(elements; A is never packed) and a packed kc×%d panel b to the %d×%d tile of row-major c", k.nr, k.mr, k.nr),
 			fmt.Sprintf("with row stride ldc (elements). %s.", k.isa))
+	case k.rows && k.bias:
+		TEXT(k.name, NOSPLIT, "func(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s stores (without reading c) bias[i] plus the product of a packed %d×kc panel a and the", k.name, k.mr),
+			fmt.Sprintf("kc×%d block of B whose row p is the %d values from b + off[p] (elements; B is never packed)", k.nr, k.nr),
+			fmt.Sprintf("in row i of the %d×%d tile of row-major c with row stride ldc (elements). %s.", k.mr, k.nr, k.isa))
+	case k.bias:
+		TEXT(k.name, NOSPLIT, "func(kc int, a, b, c *float32, ldc int, bias *float32)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s stores (without reading c) bias[i] plus the product of a packed %d×kc panel a", k.name, k.mr),
+			fmt.Sprintf("and a packed kc×%d panel b in row i of the %d×%d tile of row-major c with row stride ldc", k.nr, k.mr, k.nr),
+			fmt.Sprintf("(elements). %s.", k.isa))
 	case k.rows:
 		TEXT(k.name, NOSPLIT, "func(kc int, a, b *float32, off *int, c *float32, ldc int)")
 		Pragma("noescape")
@@ -152,15 +161,26 @@ func generate(k kernel) {
 		}
 	}
 
-	Comment(fmt.Sprintf("The %d×%d tile of C lives in %d accumulators, zeroed here.", k.mr, k.nr, k.mr*nv))
 	acc := make([][]VecVirtual, k.mr)
+	var bias Register
+	if k.bias {
+		Comment(fmt.Sprintf("The %d×%d tile of C lives in %d accumulators, each row starting at its bias.", k.mr, k.nr, k.mr*nv))
+		bias = Load(Param("bias"), GP64())
+	} else {
+		Comment(fmt.Sprintf("The %d×%d tile of C lives in %d accumulators, zeroed here.", k.mr, k.nr, k.mr*nv))
+	}
 	for i := range acc {
 		acc[i] = make([]VecVirtual, nv)
 		for j := range acc[i] {
 			acc[i][j] = k.vec()
-			if k.lanes == 16 {
+			switch {
+			case k.bias && j == 0:
+				VBROADCASTSS(Mem{Base: bias, Disp: 4 * i}, acc[i][0])
+			case k.bias:
+				VMOVAPS(acc[i][0], acc[i][j])
+			case k.lanes == 16:
 				VPXORD(acc[i][j], acc[i][j], acc[i][j]) // AVX-512F (VXORPS on ZMM would need DQ)
-			} else {
+			default:
 				VXORPS(acc[i][j], acc[i][j], acc[i][j])
 			}
 		}
