@@ -55,18 +55,18 @@ type Tuning struct {
 	// 2-D Winograd convolution (forward or input gradient) takes F(4×4, 3×3)
 	// instead of F(2×2, 3×3) (winograd4.go), unless rounding the output up
 	// to whole 4×4 tiles computes 15 % more than 2×2 tiles do (14×14:
-	// 16×16), and unless its transformed weights (36·C·F floats) are over
-	// Winograd4WeightKiB and there are fewer than Winograd4MinTiles tiles
-	// in all. Measured on Zen 5 (2026-12-04): with the weights kept
-	// (sampling) F(4×4, 3×3) was 1.35–1.6× as fast at 28×28 and 32
-	// channels, 1.4× at 32×32 and 128, 1.2× at 16×16 and 256; at 14×14
-	// and at 8×8 and smaller slower (whole blocks of 8 tiles in the
-	// transforms, most of them past the row). With weights transformed at
-	// every call (training), 256 channels at 16×16, batch 8 (128 tiles),
-	// ran at half the speed; at batch 1 the 2.4 MB of a 128-channel
-	// layer's weights, streamed once per 32 tiles, made ddpm-cifar10-32
-	// 1.3× slower. 0: every 2-D Winograd convolution by F(4×4, 3×3) (the
-	// tests).
+	// 16×16). Past Winograd4WeightKiB of transformed weights (36·C·F
+	// floats) it takes F(4×4, 3×3) only for frozen weights (transformed once,
+	// kept) and at least Winograd4MinTiles 4×4 tiles in all. Measured on Zen 5
+	// (2026-12-04), frozen weights: F(4×4, 3×3) 1.35–1.6× as fast at 28×28
+	// and 32 channels, 1.4× at 32×32 and 128 (batch 8), 1.2× at 16×16 and
+	// 256 (batch 8, 128 tiles); slower at 14×14 and at 8×8 and below (whole
+	// blocks of 8 tiles in the transforms, most past the row), and at batch
+	// 1 with 128 channels at 32×32 (2.4 MB of weights streamed for 64
+	// tiles: ddpm-cifar10-32 1.3× slower). Weights transformed at every
+	// call (training): 0.5× at 16×16 and 256 channels, batch 8; +3–5 % at
+	// 32×32 and batch 8. 0: every 2-D Winograd convolution by F(4×4, 3×3)
+	// (the tests).
 	Winograd4MinSide, Winograd4WeightKiB, Winograd4MinTiles int
 	// WinogradAsm picks the assembly transforms where the level has them
 	// (false: the plain-Go ones).
@@ -107,7 +107,7 @@ type Tuning struct {
 func DefaultTuning() Tuning {
 	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
 		ShiftMinWidth: 4, FlipMinC: 16, WinogradMinC: 16, WinogradMinTiles: 16, WinogradMinTileChannels: 2400,
-		WinogradTiles: 128, WinogradAsm: true, Winograd4MinSide: 16, Winograd4WeightKiB: 512, Winograd4MinTiles: 256,
+		WinogradTiles: 128, WinogradAsm: true, Winograd4MinSide: 16, Winograd4WeightKiB: 512, Winograd4MinTiles: 128,
 		Winograd3DMinPlane: 16, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 1 << 10}
 }
 

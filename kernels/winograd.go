@@ -95,7 +95,7 @@ func newWinoGeom(p tensor.ConvParams, workers, tiles, m int) winoGeom {
 // of the convolution whose input gradient this is (winogradWeights).
 // w is the buffer of ws, the key of the prepared weights (weightcache.go).
 func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float32, p tensor.ConvParams, flipped bool) {
-	if d.winogradTile(p) == 4 {
+	if cb := asBuffer(w); d.winogradTile(p, cb != nil && cb.freezeGen() != 0) == 4 {
 		d.convWinograd4(ys, xs, w, ws, bs, p, flipped)
 		return
 	}
