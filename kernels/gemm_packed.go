@@ -63,6 +63,18 @@ const (
 
 var packPool = sync.Pool{New: func() any { return new([]float32) }}
 
+// offsetPool holds the row offsets of a B read in place (sgemmLoop).
+var offsetPool = sync.Pool{New: func() any { return new([]int) }}
+
+func getOffsets(n int) *[]int {
+	p := offsetPool.Get().(*[]int)
+	if cap(*p) < n {
+		*p = make([]int, n)
+	}
+	*p = (*p)[:n]
+	return p
+}
+
 func getBuf(n int) *[]float32 {
 	p := packPool.Get().(*[]float32)
 	if cap(*p) < n {
@@ -418,8 +430,11 @@ func sgemmPrepacked(pa *prepackedA, threads int, n int, ob operandB, beta float3
 		return
 	}
 	nPanels, mPanels := (n+mk.nr-1)/mk.nr, (m+mk.mr-1)/mk.mr
-	if m*n*k < 1<<18 {
-		threads = 1
+	if m*n*k < 1<<18 || threads <= 1 {
+		// One goroutine, without the closures below (an allocation each,
+		// hundreds per batch-1 forward).
+		sgemmLoop(mk, pa, gemm{M: m, N: n, K: k, Alpha: 1, B: ob, Beta: beta, Bias: bias, C: c, LdC: ldc})
+		return
 	}
 	if threads > nPanels && mPanels > nPanels && pa.icBlocks == 1 {
 		inParts(threads, mPanels, 1, func(lo, hi int) {
@@ -488,7 +503,9 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 	}
 	unpacked := !ob.trans && readsBUnpacked(mk, pa != nil, planM, n)
 	if unpacked && ob.off == nil {
-		ob.off = make([]int, k)
+		offs := getOffsets(k)
+		defer offsetPool.Put(offs)
+		ob.off = *offs
 		for p := range ob.off {
 			ob.off[p] = p * ob.ld
 		}
