@@ -307,7 +307,9 @@ func (b *DownBlock2D) forward(c *fwd, h, emb *tensor.Tensor, skips []*tensor.Ten
 	for i, r := range b.Resnets {
 		h = r.forward(c, h, emb)
 		if b.Attentions != nil {
-			h = b.Attentions[i].forward(c, h)
+			a := b.Attentions[i].forward(c, h)
+			c.release(h) // the resnet's output, read only by the attention
+			h = a
 		}
 		skips = append(skips, h)
 	}
@@ -346,7 +348,9 @@ func (b *UpBlock2D) forward(c *fwd, h, emb *tensor.Tensor, skips []*tensor.Tenso
 		h = r.forward(c, cat, emb)
 		c.release(cat)
 		if b.Attentions != nil {
-			h = b.Attentions[i].forward(c, h)
+			a := b.Attentions[i].forward(c, h)
+			c.release(h)
+			h = a
 		}
 	}
 	if b.Upsampler != nil {
@@ -377,11 +381,15 @@ type UNetMidBlock2D struct {
 }
 
 func (b *UNetMidBlock2D) forward(c *fwd, h, emb *tensor.Tensor) *tensor.Tensor {
-	h = b.Resnets[0].forward(c, h, emb)
+	h = b.Resnets[0].forward(c, h, emb) // its input is a skip too: kept
 	if b.Attention != nil {
-		h = b.Attention.forward(c, h)
+		a := b.Attention.forward(c, h)
+		c.release(h)
+		h = a
 	}
-	return b.Resnets[1].forward(c, h, emb)
+	out := b.Resnets[1].forward(c, h, emb)
+	c.release(h)
+	return out
 }
 
 func (b *UNetMidBlock2D) Collect(prefix string, ps *ParamList) {
