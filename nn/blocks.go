@@ -182,7 +182,9 @@ func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
 		c.release(skip)
 	}
 	if b.OutputScale != 1 {
-		out = tensor.Scale(out, 1/b.OutputScale)
+		scaled := tensor.Scale(out, 1/b.OutputScale)
+		c.release(out) // conv2's array: this block's own
+		out = scaled
 	}
 	return out
 }
@@ -255,7 +257,9 @@ func (a *Attention) forward(c *fwd, x *tensor.Tensor) *tensor.Tensor {
 	c.release(o)
 	out := tensor.AddInPlace(c.dropout(p, a.DropoutP), x)
 	if a.Rescale != 1 {
-		out = tensor.Scale(out, 1/a.Rescale)
+		scaled := tensor.Scale(out, 1/a.Rescale)
+		c.release(out) // p's array: this block's own
+		out = scaled
 	}
 	return out
 }
