@@ -314,17 +314,27 @@ func sgemmPacked(mk microKernel, threads int, g gemm) {
 	}
 	if gemmPath(mk, m, n, k, transA, g.B.trans, g.Alpha, false) == GemmUnpackedA {
 		g.biasByFill()
-		offA := make([]int, m)
+		offs := getOffsets(m)
+		offA := *offs
 		for i := range offA {
 			offA[i] = i * lda
 		}
 		sgemmRowsAThreads(mk, threads, m, n, k, g.A, offA, g.B, g.Beta, g.C, g.LdC)
+		offsetPool.Put(offs)
 		return
 	}
 	if threads <= 1 || m*n*k < 1<<18 {
 		sgemmLoop(mk, nil, g)
 		return
 	}
+	sgemmPackedParts(mk, threads, g)
+}
+
+// sgemmPackedParts is sgemmPacked's split over threads, a function of its
+// own so that the closures' capture of g costs the one-goroutine calls
+// nothing (g escaped to the heap at every call, 16 KB per batch-1 forward).
+func sgemmPackedParts(mk microKernel, threads int, g gemm) {
+	m, n, transA, lda := g.M, g.N, g.TransA, g.LdA
 	nPanels, mPanels := (n+mk.nr-1)/mk.nr, (m+mk.mr-1)/mk.mr
 	if nPanels >= 2*threads || nPanels >= mPanels {
 		parts := min(threads, nPanels)

@@ -52,9 +52,11 @@ func Conv2D(x, w, b *Tensor, stride int, pad Pad4) *Tensor {
 	if y.Numel() > 0 {
 		x.dev.Conv2D(y.buf, xc.buf, wc.buf, bb, p)
 	}
-	recordConv("conv2d", y, xc, wc, b, p.F,
-		func(dx, dy, w Buffer) { y.dev.Conv2DBackwardInput(dx, dy, w, p) },
-		func(dw, db, x, dy Buffer) { y.dev.Conv2DBackwardWeight(dw, db, x, dy, p) })
+	if anyNeedsGrad(xc, wc, b) { // the closures only then: two allocations per call otherwise
+		recordConv("conv2d", y, xc, wc, b, p.F,
+			func(dx, dy, w Buffer) { y.dev.Conv2DBackwardInput(dx, dy, w, p) },
+			func(dw, db, x, dy Buffer) { y.dev.Conv2DBackwardWeight(dw, db, x, dy, p) })
+	}
 	return y
 }
 
