@@ -157,6 +157,10 @@ func (d *Device) sgemmABias(threads int, g gemmA, n int, ob operandB, beta float
 	d.sgemm(threads, gemm{M: g.m, N: n, K: g.k, Alpha: 1, TransA: g.transA, A: g.a, LdA: g.lda, B: ob, Beta: beta, Bias: bias, C: c, LdC: ldc})
 }
 
+// gemm describes one product C = α·op(A)·op(B) + β·C on row-major slices:
+// op(A) is M×K, op(B) K×N and C M×N, each with its leading dimension (row
+// stride). B may be read through row offsets (operandB.off), which needs
+// the packed GEMM.
 type gemm struct {
 	M, N, K     int
 	Alpha, Beta float32

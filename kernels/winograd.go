@@ -51,8 +51,7 @@ import (
 // winoGeom is the tiling of one convolution into m×m output tiles (m = 2:
 // F(2×2, 3×3) here; m = 4: F(4×4, 3×3), winograd4.go).
 type winoGeom struct {
-	m      int // output tile side; input tiles are m+2 square, n = (m+2)² matrices
-	n      int
+	m      int // output tile side; input tiles are (m+2)×(m+2), (m+2)² matrices
 	th, tw int // tiles per image: ⌈OH/m⌉ × ⌈OW/m⌉
 	wp     int // width of a padded input row: room for ⌈tw/8⌉ blocks of 8 tiles
 	rows   int // rows of tiles in all: N·th
@@ -66,7 +65,7 @@ type winoGeom struct {
 }
 
 func newWinoGeom(p tensor.ConvParams, workers, tiles, m int) winoGeom {
-	g := winoGeom{m: m, n: (m + 2) * (m + 2), th: (p.OH + m - 1) / m, tw: (p.OW + m - 1) / m,
+	g := winoGeom{m: m, th: (p.OH + m - 1) / m, tw: (p.OW + m - 1) / m,
 		xImg: p.C * p.H * p.W, xCh: p.H * p.W, yImg: p.F * p.OH * p.OW, yCh: p.OH * p.OW}
 	g.wp = 8*m*((g.tw+7)/8) + m
 	g.rows = p.N * g.th
@@ -91,36 +90,45 @@ func newWinoGeom(p tensor.ConvParams, workers, tiles, m int) winoGeom {
 }
 
 // convWinograd computes y = conv(x, w) + b (b may be nil) for a stride-1
-// 3×3 convolution by Winograd F(2×2, 3×3); with flipped, w is the weights
-// of the convolution whose input gradient this is (winogradWeights).
+// 3×3 convolution by Winograd F(2×2, 3×3), or F(4×4, 3×3) where
+// winogradTile says (winograd4.go); with flipped, w is the weights of the
+// convolution whose input gradient this is (winogradWeights).
 // w is the buffer of ws, the key of the prepared weights (weightcache.go).
 func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float32, p tensor.ConvParams, flipped bool) {
-	if cb := asBuffer(w); d.winogradTile(p, cb != nil && cb.freezeGen() != 0) == 4 {
-		d.convWinograd4(ys, xs, w, ws, bs, p, flipped)
-		return
-	}
-	g := newWinoGeom(p, max(1, d.threads), d.tune.WinogradTiles, 2)
+	cb := asBuffer(w)
+	tile := d.winogradTile(p, cb != nil && cb.freezeGen() != 0)
+	g := newWinoGeom(p, max(1, d.threads), d.tune.WinogradTiles, tile)
 	if g.rows == 0 {
 		return
 	}
-	prepared, release := d.winogradWeightsOf(w, ws, p.F, p.C, flipped, 1, func(int) []float32 { return ws })
-	defer release()
-	us := prepared[0]
+	var us []gemmA // U[ξ], one per position of the input tile
+	if tile == 4 {
+		prepared, release := d.winograd4WeightsOf(w, ws, p.F, p.C, flipped)
+		defer release()
+		us = prepared
+	} else {
+		prepared, release := d.winogradWeightsOf(w, ws, p.F, p.C, flipped, 1, func(int) []float32 { return ws })
+		defer release()
+		us = prepared[0][:]
+	}
+	n := len(us)
 	simd := d.winoSIMD()
-	d.winoChunks(g, 16*g.cs+16*g.fs+winoPadLen(p, g), func(_ int, buf []float32, threads, r0, r1 int) {
-		v, m, rowBuf := buf[:16*g.cs], buf[16*g.cs:16*(g.cs+g.fs)], buf[16*(g.cs+g.fs):]
+	d.winoChunks(g, n*g.cs+n*g.fs+winoPadLen(p, g), func(_ int, buf []float32, threads, r0, r1 int) {
+		v, m, rowBuf := buf[:n*g.cs], buf[n*g.cs:n*(g.cs+g.fs)], buf[n*(g.cs+g.fs):]
 		tiles := (r1 - r0) * g.tw
 		winoInput(v, xs, rowBuf, p, g, r0, r1, simd)
 		cols := (tiles + 15) &^ 15
-		for xi := range 16 {
+		for xi := range n {
 			for c := range p.C {
-				for i := xi*g.cs + c*g.ld + tiles; i < xi*g.cs+c*g.ld+cols; i++ {
-					v[i] = 0
-				}
+				clear(v[xi*g.cs+c*g.ld+tiles : xi*g.cs+c*g.ld+cols])
 			}
 			d.sgemmA(threads, us[xi], cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs:], g.ld)
 		}
-		winoOutput(ys, m, bs, rowBuf, p, g, r0, r1, simd)
+		if tile == 4 {
+			winoOutput4(ys, m, bs, rowBuf, p, g, r0, r1, simd)
+		} else {
+			winoOutput(ys, m, bs, rowBuf, p, g, r0, r1, simd)
+		}
 	})
 }
 
@@ -266,18 +274,19 @@ func gRow(d [][]float32, i int, x0, x1, x2 float32) {
 // counting the chunk's tiles row by row. pad holds winoPadLen floats: the
 // padded rows of one channel of one image that the chunk reads.
 func winoInput(v, xs, pad []float32, p tensor.ConvParams, g winoGeom, r0, r1 int, simd bool) {
+	m := g.m // output tile side: a tile row reads m+2 padded rows, m further on than the last
 	// The padding columns of every row are cleared once for the whole
 	// chunk: the rows below only ever write their interior (three runtime
 	// calls per 28-value row had cost more than the transform itself).
-	clear(pad[:min(len(pad), (2*(r1-r0)+2)*g.wp)])
+	clear(pad[:min(len(pad), (m*(r1-r0)+2)*g.wp)])
 	for c := range p.C {
 		for r := r0; r < r1; {
 			n, ty0 := r/g.th, r%g.th
 			ty1 := min(g.th, ty0+r1-r) // this image's tile rows in the chunk
 			xc := xs[n*g.xImg+c*g.xCh:][:p.H*p.W]
-			// Padded rows 2·ty0 … 2·ty1+1, each g.wp wide.
-			for py := 2 * ty0; py < 2*ty1+2; py++ {
-				row := pad[(py-2*ty0)*g.wp:][:g.wp]
+			// Padded rows m·ty0 … m·ty1+1, each g.wp wide.
+			for py := m * ty0; py < m*ty1+2; py++ {
+				row := pad[(py-m*ty0)*g.wp:][:g.wp]
 				iy := py - p.PadTop
 				if iy < 0 || iy >= p.H {
 					clear(row)
@@ -286,21 +295,31 @@ func winoInput(v, xs, pad []float32, p tensor.ConvParams, g winoGeom, r0, r1 int
 				copy(row[p.PadLeft:], xc[iy*p.W:(iy+1)*p.W])
 			}
 			for ty := ty0; ty < ty1; ty++ {
-				in := pad[2*(ty-ty0)*g.wp:]
-				vt := v[c*g.ld+(r+ty-ty0-r0)*g.tw:]
-				if simd {
-					asm.WinoInputAVX2(&vt[0], g.cs, &in[0], g.wp, (g.tw+7)/8)
-				} else {
-					winoInputRow(vt, g.cs, in, g.wp, g.tw)
-				}
+				winoInputTiles(v[c*g.ld+(r+ty-ty0-r0)*g.tw:], pad[m*(ty-ty0)*g.wp:], g, simd)
 			}
 			r += ty1 - ty0
 		}
 	}
 }
 
-// winoPadLen is the scratch winoInput and winoOutput need.
-func winoPadLen(p tensor.ConvParams, g winoGeom) int { return max((2*g.chunk+2)*g.wp, 32+p.OW) }
+// winoInputTiles transforms the g.tw input tiles of one tile row whose
+// padded rows start at in (g.wp apart) into v (matrices g.cs apart).
+func winoInputTiles(v, in []float32, g winoGeom, simd bool) {
+	blocks := (g.tw + 7) / 8
+	switch {
+	case g.m == 4 && simd:
+		asm.WinoInput4AVX2(&v[0], g.cs, &in[0], g.wp, blocks)
+	case g.m == 4:
+		winoInput4Row(v, g.cs, in, g.wp, g.tw)
+	case simd:
+		asm.WinoInputAVX2(&v[0], g.cs, &in[0], g.wp, blocks)
+	default:
+		winoInputRow(v, g.cs, in, g.wp, g.tw)
+	}
+}
+
+// winoPadLen is the scratch winoInput and winoOutput (winoOutput4) need.
+func winoPadLen(p tensor.ConvParams, g winoGeom) int { return max((g.m*g.chunk+2)*g.wp, 32+p.OW) }
 
 // winoInputRow is the plain-Go WinoInputAVX2 for any number of tiles: with
 // the padded input rows d_a = in[a·ins:] it sets v[ξ·vs + t] = (Bᵀ·d·B)[ξ]

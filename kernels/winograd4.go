@@ -31,39 +31,18 @@ import (
 // the weight gradient stays F(3×3, 2×2).
 // ---------------------------------------------------------------------------
 
-// convWinograd4 is convWinograd by F(4×4, 3×3).
-func (d *Device) convWinograd4(ys, xs []float32, w tensor.Buffer, ws, bs []float32, p tensor.ConvParams, flipped bool) {
-	g := newWinoGeom(p, max(1, d.threads), d.tune.WinogradTiles, 4)
-	if g.rows == 0 {
-		return
-	}
+// winograd4WeightsOf is winogradWeightsOf for F(4×4, 3×3): the 36 matrices
+// U[6η + ν], kept across calls while w does not change (weightcache.go).
+func (d *Device) winograd4WeightsOf(w tensor.Buffer, ws []float32, f, c int, flipped bool) (us []gemmA, release func()) {
 	mk, _ := d.microKernel()
 	form := formWinograd4
 	if flipped {
 		form = formWinograd4Flipped
 	}
-	us, release := preparedWeights(d, w, ws, form, p.F, p.C, winoWeightsLen(mk, p.F, p.C, 36), func(buf []float32) []gemmA {
-		return d.winoWeightsPacked(buf, ws, p.F, p.C, flipped, 36, winoWeight4Panel)
-	})
-	defer release()
-	simd := d.winoSIMD()
-	d.winoChunks(g, 36*g.cs+36*g.fs+winoPad4Len(p, g), func(_ int, buf []float32, threads, r0, r1 int) {
-		v, m, pad := buf[:36*g.cs], buf[36*g.cs:36*(g.cs+g.fs)], buf[36*(g.cs+g.fs):]
-		tiles := (r1 - r0) * g.tw
-		winoInput4(v, xs, pad, p, g, r0, r1, simd)
-		cols := (tiles + 15) &^ 15
-		for xi := range 36 {
-			for c := range p.C {
-				clear(v[xi*g.cs+c*g.ld+tiles : xi*g.cs+c*g.ld+cols])
-			}
-			d.sgemmA(threads, us[xi], cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs:], g.ld)
-		}
-		winoOutput4(ys, m, bs, pad, p, g, r0, r1, simd)
+	return preparedWeights(d, w, ws, form, f, c, winoWeightsLen(mk, f, c, 36), func(buf []float32) []gemmA {
+		return d.winoWeightsPacked(buf, ws, f, c, flipped, 36, winoWeight4Panel)
 	})
 }
-
-// winoPad4Len is the scratch winoInput4 and winoOutput4 need.
-func winoPad4Len(p tensor.ConvParams, g winoGeom) int { return max((4*g.chunk+2)*g.wp, 16+p.OW) }
 
 // winoWeight4Panel is winoWeightPanel for F(4×4, 3×3): G·g·Gᵀ into the 36
 // matrices U[6η + ν].
@@ -109,39 +88,6 @@ func gVec6(g0, g1, g2 float32) [6]float32 {
 		twentyFourth * (g0 + 4*g2 + 2*g1),
 		twentyFourth * (g0 + 4*g2 - 2*g1),
 		g2,
-	}
-}
-
-// winoInput4 is winoInput for F(4×4, 3×3): V[ξ][c][t] = (Bᵀ·d·B)[ξ], ξ = 6η + ν.
-func winoInput4(v, xs, pad []float32, p tensor.ConvParams, g winoGeom, r0, r1 int, simd bool) {
-	// Padding columns cleared once for the chunk, as in winoInput.
-	clear(pad[:min(len(pad), (4*(r1-r0)+2)*g.wp)])
-	for c := range p.C {
-		for r := r0; r < r1; {
-			n, ty0 := r/g.th, r%g.th
-			ty1 := min(g.th, ty0+r1-r) // this image's tile rows in the chunk
-			xc := xs[n*g.xImg+c*g.xCh:][:p.H*p.W]
-			// Padded rows 4·ty0 … 4·ty1+1, each g.wp wide.
-			for py := 4 * ty0; py < 4*ty1+2; py++ {
-				row := pad[(py-4*ty0)*g.wp:][:g.wp]
-				iy := py - p.PadTop
-				if iy < 0 || iy >= p.H {
-					clear(row)
-					continue
-				}
-				copy(row[p.PadLeft:], xc[iy*p.W:(iy+1)*p.W])
-			}
-			for ty := ty0; ty < ty1; ty++ {
-				in := pad[4*(ty-ty0)*g.wp:]
-				vt := v[c*g.ld+(r+ty-ty0-r0)*g.tw:]
-				if simd {
-					asm.WinoInput4AVX2(&vt[0], g.cs, &in[0], g.wp, (g.tw+7)/8)
-				} else {
-					winoInput4Row(vt, g.cs, in, g.wp, g.tw)
-				}
-			}
-			r += ty1 - ty0
-		}
 	}
 }
 

@@ -52,7 +52,7 @@ func Conv2D(x, w, b *Tensor, stride int, pad Pad4) *Tensor {
 	if y.Numel() > 0 {
 		x.dev.Conv2D(y.buf, xc.buf, wc.buf, bb, p)
 	}
-	if anyNeedsGrad(xc, wc, b) { // the closures only then: two allocations per call otherwise
+	if anyNeedsGrad(xc, wc, b) {
 		recordConv("conv2d", y, xc, wc, b, p.F,
 			func(dx, dy, w Buffer) { y.dev.Conv2DBackwardInput(dx, dy, w, p) },
 			func(dw, db, x, dy Buffer) { y.dev.Conv2DBackwardWeight(dw, db, x, dy, p) })
@@ -63,10 +63,9 @@ func Conv2D(x, w, b *Tensor, stride int, pad Pad4) *Tensor {
 // recordConv records the backward pass of a convolution y = conv(xc, wc) + b
 // (b may be nil; f output channels) through the device's two gradient
 // passes: the input gradient, and the weight gradient with the bias's.
+// Callers call it only when a gradient is wanted (anyNeedsGrad), so that a
+// forward without gradients does not build the two closures.
 func recordConv(name string, y, xc, wc, b *Tensor, f int, backInput func(dx, dy, w Buffer), backWeight func(dw, db, x, dy Buffer)) {
-	if !anyNeedsGrad(xc, wc, b) {
-		return
-	}
 	xd, wd := xc.Detach(), wc.Detach()
 	y.record(name, func(g *Tensor) {
 		g = g.Contiguous()

@@ -42,9 +42,11 @@ func Conv3D(x, w, b *Tensor, stride, pad int) *Tensor {
 	if y.Numel() > 0 {
 		x.dev.Conv3D(y.buf, xc.buf, wc.buf, bb, p)
 	}
-	recordConv("conv3d", y, xc, wc, b, p.F,
-		func(dx, dy, w Buffer) { y.dev.Conv3DBackwardInput(dx, dy, w, p) },
-		func(dw, db, x, dy Buffer) { y.dev.Conv3DBackwardWeight(dw, db, x, dy, p) })
+	if anyNeedsGrad(xc, wc, b) {
+		recordConv("conv3d", y, xc, wc, b, p.F,
+			func(dx, dy, w Buffer) { y.dev.Conv3DBackwardInput(dx, dy, w, p) },
+			func(dw, db, x, dy Buffer) { y.dev.Conv3DBackwardWeight(dw, db, x, dy, p) })
+	}
 	return y
 }
 
