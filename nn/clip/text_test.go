@@ -2,6 +2,7 @@ package clip
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -52,4 +53,30 @@ func checkTextParity(t *testing.T, dev tensor.Device, dir string) {
 	sdfixtures.Compare(t, io, "loss", loss, tolLoss)
 	loss.Backward()
 	sdfixtures.CheckGrads(t, io, m.Params(), tolGrad)
+}
+
+// FuzzTextConfig: no text_encoder/config.json (from a downloaded folder or
+// diffuse train -text-config) may panic the parser or the model
+// construction (on the shapes-only device: no memory).
+func FuzzTextConfig(f *testing.F) {
+	for _, file := range []string{"cmd/diffuse/configs/shapes-text.json", "bench/configs/shapes-text-128x4.json"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", file))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"hidden_size": 64, "num_attention_heads": 5}`))
+	f.Add([]byte(`{"hidden_size": 16384, "intermediate_size": 131072, "num_hidden_layers": 256, "vocab_size": 1048576}`))
+	f.Add([]byte(`{"hidden_act": "relu"}`))
+	f.Add([]byte(`{"layer_norm_eps": -1, "max_position_embeddings": 0}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseTextConfig("fuzz", data)
+		if err != nil {
+			return
+		}
+		if _, err := NewTextModel(tensor.ShapesOnly(), cfg, nil); err != nil {
+			t.Fatalf("an accepted config does not build: %v", err)
+		}
+	})
 }
