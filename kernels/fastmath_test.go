@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/godiffuse/godiffuse/kernels/asm"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -105,12 +106,14 @@ func TestFastUnaryAgainstReference(t *testing.T) {
 }
 
 // TestExpVecAgainstMathExp checks the vector exp (asm.ExpAVX2 plus the expf
-// tail) on every length 0…40 and across [-87, 88], with guard cells.
+// tail) on every length 0…40 (one vector at a time), on lengths that take
+// the kernels' several-vectors-a-step loop (64…) and across [-87, 88], with
+// guard cells.
 func TestExpVecAgainstMathExp(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 9))
 	for _, level := range Levels() {
 		d := NewCPULevel(1, level)
-		for n := range 41 {
+		for _, n := range append(rangeN(41), 64, 67, 100, 133) {
 			x := make([]float32, n)
 			for i := range x {
 				x[i] = -87 + 175*r.Float32()
@@ -180,4 +183,56 @@ func rangeN(n int) []int {
 		out[i] = i
 	}
 	return out
+}
+
+// TestExpSameBitsAtEveryWidth checks that the 16-lane exp (its 2^n scaling
+// one VSCALEFPS) gives the bits of the 8-lane one (two exact-then-rounding
+// multiplies) across the whole clamped range: the subnormal results below
+// e^−87.3, the overflow past e^88.7, ±Inf and NaN. (The scalar expf rounds
+// n halfway cases up and flushes below −103.97 to 0: not the same bits.)
+func TestExpSameBitsAtEveryWidth(t *testing.T) {
+	if MaxLevel() < AVX512 {
+		t.Skip("no AVX-512 here")
+	}
+	x := []float32{float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), -87.33655, 88.72283, 88.7229,
+		float32(math.NaN())}
+	for v := -110.0; v < 95; v += 0.00731 {
+		x = append(x, float32(v))
+	}
+	x = x[:len(x)/16*16] // whole vectors: no scalar tail
+	y8, y16 := make([]float32, len(x)), make([]float32, len(x))
+	asm.ExpAVX2(y8, x)
+	asm.ExpAVX512(y16, x)
+	for i := range x {
+		if math.Float32bits(y16[i]) != math.Float32bits(y8[i]) {
+			t.Fatalf("exp(%g): 16 lanes %g (%#x), 8 lanes %g (%#x)", x[i], y16[i], math.Float32bits(y16[i]), y8[i], math.Float32bits(y8[i]))
+		}
+	}
+}
+
+// TestAffineSiLUMatchesUnfused checks that a normalization's fused affine map
+// and SiLU (one vector pass) gives the bits of affine then SiLU, at every
+// level, on every length 0…40 and on lengths past several vectors.
+func TestAffineSiLUMatchesUnfused(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 21))
+	for _, level := range Levels() {
+		d := NewCPULevel(1, level)
+		for _, n := range append(rangeN(41), 64, 67, 133, 4099) {
+			x := randSlice(r, n)
+			a, b := 3*r.Float32()-1.5, 2*r.Float32()-1
+			if n > 3 {
+				x[0], x[1], x[2] = 40, -40, 0 // σ saturating both ways
+			}
+			got, want := withGuard(d, n), make([]float32, n)
+			d.affineSiLU(got.F[:n], x, a, b)
+			checkGuard(t, "affineSiLU", got, n)
+			d.affine(want, x, a, b)
+			d.unaryRange(tensor.OpSiLU, want, want, tensor.UnaryParams{})
+			for i := range want {
+				if math.Float32bits(got.F[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s n=%d x=%g a=%g b=%g: fused %g, affine then SiLU %g", level, n, x[i], a, b, got.F[i], want[i])
+				}
+			}
+		}
+	}
 }

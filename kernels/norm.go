@@ -58,8 +58,12 @@ func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.Norm
 			}
 			for cg := range p.CG {
 				a, b := coefs(g*p.CG + cg)
-				row := yg[cg*p.S : (cg+1)*p.S]
-				d.affine(row, xg[cg*p.S:(cg+1)*p.S], a, b)
+				row, xrow := yg[cg*p.S:(cg+1)*p.S], xg[cg*p.S:(cg+1)*p.S]
+				if p.Activate && p.Act == tensor.OpSiLU {
+					d.affineSiLU(row, xrow, a, b)
+					continue
+				}
+				d.affine(row, xrow, a, b)
 				if p.Activate { // while the row is in cache
 					d.unaryRange(p.Act, row, row, tensor.UnaryParams{})
 				}
@@ -156,14 +160,19 @@ func sum64(x []float32) float64 {
 // d = x − x₀, mean = x₀ + Σd/n and var = (Σd² − (Σd)²/n)/n. The shift keeps
 // the two sums from cancelling as Σx² − (Σx)²/n does when the mean is large
 // against the spread (x₀ is one of the values, so d is of the spread's
-// size). The assembly takes eight values at a time, momentsGo the rest.
+// size). The assembly takes 32 (AVX-512) or 16 (AVX2) values at a time,
+// momentsGo the rest.
 func (d *Device) moments64(x []float32) (mean, variance float64) {
 	k := float64(x[0])
 	var s, ss float64
 	i := 0
-	if d.simd() {
+	switch {
+	case d.wide():
+		s, ss = asm.MomentsAVX512(x, k)
+		i = len(x) / 32 * 32
+	case d.simd():
 		s, ss = asm.MomentsAVX2(x, k)
-		i = len(x) / 8 * 8
+		i = len(x) / 16 * 16
 	}
 	ts, tss := momentsGo(x[i:], k)
 	s, ss = s+ts, ss+tss
@@ -171,8 +180,8 @@ func (d *Device) moments64(x []float32) (mean, variance float64) {
 	return k + s/n, max(0, ss-s*s/n) / n
 }
 
-// momentsGo is MomentsAVX2 in Go, four chains of each sum: Σ(x − k) and
-// Σ(x − k)² in float64.
+// momentsGo is the plain-Go form of MomentsAVX2, four chains of each sum:
+// Σ(x − k) and Σ(x − k)² in float64.
 func momentsGo(x []float32, k float64) (s, ss float64) {
 	var s0, s1, s2, s3, q0, q1, q2, q3 float64
 	i := 0
@@ -190,14 +199,18 @@ func momentsGo(x []float32, k float64) (s, ss float64) {
 	return (s0 + s1) + (s2 + s3), (q0 + q1) + (q2 + q3)
 }
 
-// sumDot64 returns Σy and Σy·x in float64: SumDotAVX2 eight values at a
-// time, then two chains each.
+// sumDot64 returns Σy and Σy·x in float64: SumDotAVX512 32 values at a
+// time or SumDotAVX2 16, then two chains each.
 func (d *Device) sumDot64(y, x []float32) (sy, syx float64) {
 	x = x[:len(y)]
 	i := 0
-	if d.simd() {
+	switch {
+	case d.wide():
+		sy, syx = asm.SumDotAVX512(y, x)
+		i = len(y) / 32 * 32
+	case d.simd():
 		sy, syx = asm.SumDotAVX2(y, x)
-		i = len(y) / 8 * 8
+		i = len(y) / 16 * 16
 	}
 	var a0, a1, b0, b1 float64
 	for ; i+2 <= len(y); i += 2 {
@@ -226,6 +239,15 @@ func (d *Device) affine(dst, src []float32, a, b float32) {
 	for i := k; i < len(src); i++ {
 		dst[i] = float32(src[i]*a) + b // the conversion keeps the product rounded (no fused multiply-add)
 	}
+}
+
+// affineSiLU is affine then the SiLU of the result, in one vector pass where
+// the level has one (AffineSiLUAVX512, AffineSiLUAVX2: the same bits).
+func (d *Device) affineSiLU(dst, src []float32, a, b float32) {
+	k := d.vecSplit(len(src), func() { asm.AffineSiLUAVX512(dst, src, a, b) }, func(lo int) { asm.AffineSiLUAVX2(dst[lo:], src[lo:], a, b) })
+	tail := dst[k:len(src)]
+	d.affine(tail, src[k:], a, b)
+	d.unaryRange(tensor.OpSiLU, tail, tail, tensor.UnaryParams{})
 }
 
 // normGradRow sets dx[i] = a·dy[i] + b·(x[i] − mean) + c, k = {a, b, c, mean},

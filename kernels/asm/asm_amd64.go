@@ -116,6 +116,13 @@ func ExpAVX512(dst []float32, src []float32)
 //go:noescape
 func SiLUAVX2(dst []float32, src []float32)
 
+// AffineSiLUAVX2 sets dst[i] = y·σ(y), y = src[i]·a + b, for i < len(src) rounded down to a multiple
+// of 8 (the caller finishes the tail; dst may be src): a normalization's affine map and SiLU
+// in one pass, with the bits of AffineAVX2 then SiLUAVX2. AVX2+FMA.
+//
+//go:noescape
+func AffineSiLUAVX2(dst []float32, src []float32, a float32, b float32)
+
 // SiLUGradAVX2 sets dx[i] = dy[i]·σ·(1 + x[i]·(1 − σ)), σ = σ(x[i]), for i < len(x) rounded
 // down to a multiple of 8 (the caller finishes the tail). AVX2+FMA.
 //
@@ -127,6 +134,13 @@ func SiLUGradAVX2(dx []float32, x []float32, dy []float32)
 //
 //go:noescape
 func SiLUAVX512(dst []float32, src []float32)
+
+// AffineSiLUAVX512 sets dst[i] = y·σ(y), y = src[i]·a + b, for i < len(src) rounded down to a multiple
+// of 16 (the caller finishes the tail; dst may be src): a normalization's affine map and SiLU
+// in one pass, with the bits of AffineAVX2 then SiLUAVX512. AVX-512F.
+//
+//go:noescape
+func AffineSiLUAVX512(dst []float32, src []float32, a float32, b float32)
 
 // SiLUGradAVX512 sets dx[i] = dy[i]·σ·(1 + x[i]·(1 − σ)), σ = σ(x[i]), for i < len(x) rounded
 // down to a multiple of 16 (the caller finishes the tail). AVX-512F.
@@ -274,16 +288,28 @@ func DivScalarAVX2(y []float32, a []float32, b float32)
 func NormGradAVX2(dx []float32, dy []float32, x []float32, k *[4]float32)
 
 // MomentsAVX2 returns Σ(x[i] − k) and Σ(x[i] − k)² in float64 for i < len(x) rounded down to a
-// multiple of 8 (the caller adds the tail). AVX2+FMA.
+// multiple of 16 (the caller adds the tail). AVX2+FMA.
 //
 //go:noescape
 func MomentsAVX2(x []float32, k float64) (s float64, ss float64)
 
+// MomentsAVX512 returns Σ(x[i] − k) and Σ(x[i] − k)² in float64 for i < len(x) rounded down to a
+// multiple of 32 (the caller adds the tail). AVX-512F.
+//
+//go:noescape
+func MomentsAVX512(x []float32, k float64) (s float64, ss float64)
+
 // SumDotAVX2 returns Σy[i] and Σy[i]·x[i] in float64 for i < len(y) rounded down to a multiple
-// of 8 (the caller adds the tail; x is at least as long). AVX2+FMA.
+// of 16 (the caller adds the tail; x is at least as long). AVX2+FMA.
 //
 //go:noescape
 func SumDotAVX2(y []float32, x []float32) (sy float64, syx float64)
+
+// SumDotAVX512 returns Σy[i] and Σy[i]·x[i] in float64 for i < len(y) rounded down to a multiple
+// of 32 (the caller adds the tail; x is at least as long). AVX-512F.
+//
+//go:noescape
+func SumDotAVX512(y []float32, x []float32) (sy float64, syx float64)
 
 // WinoInputAVX2 transforms 8·blocks input tiles of one tile row: with the four padded input
 // rows d_a = in + a·ins (a < 4, each 16·blocks + 2 values) it sets, for tile t and ξ = 4η + ν,

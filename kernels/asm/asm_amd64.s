@@ -3757,9 +3757,83 @@ TEXT ·ExpAVX2(SB), NOSPLIT, $0-48
 	MOVQ         dst_base+0(FP), CX
 	MOVQ         src_len+32(FP), DX
 	SHRQ         $0x03, DX
-	JZ           expavx2_done
 
-expavx2_loop:
+expavx2_wide:
+	CMPQ    DX, $0x00000002
+	JB      expavx2_one
+	VMOVUPS (AX), Y6
+	VMOVUPS 32(AX), Y7
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Y6, Y0, Y6
+	VMAXPS Y7, Y0, Y7
+	VMINPS Y6, Y1, Y6
+	VMINPS Y7, Y1, Y7
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Y2, Y6, Y8
+	VMULPS       Y2, Y7, Y9
+	VROUNDPS     $0x00, Y8, Y8
+	VROUNDPS     $0x00, Y9, Y9
+	VFNMADD231PS Y8, Y3, Y6
+	VFNMADD231PS Y9, Y3, Y7
+	VFNMADD231PS Y8, Y4, Y6
+	VFNMADD231PS Y9, Y4, Y7
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Y10
+	VBROADCASTSS expconsts<>+20(SB), Y11
+	VBROADCASTSS expconsts<>+24(SB), Y12
+	VFMADD213PS  Y12, Y6, Y10
+	VFMADD213PS  Y12, Y7, Y11
+	VBROADCASTSS expconsts<>+28(SB), Y12
+	VFMADD213PS  Y12, Y6, Y10
+	VFMADD213PS  Y12, Y7, Y11
+	VBROADCASTSS expconsts<>+32(SB), Y12
+	VFMADD213PS  Y12, Y6, Y10
+	VFMADD213PS  Y12, Y7, Y11
+	VBROADCASTSS expconsts<>+36(SB), Y12
+	VFMADD213PS  Y12, Y6, Y10
+	VFMADD213PS  Y12, Y7, Y11
+	VBROADCASTSS expconsts<>+40(SB), Y12
+	VFMADD213PS  Y12, Y6, Y10
+	VFMADD213PS  Y12, Y7, Y11
+	VBROADCASTSS expconsts<>+44(SB), Y12
+	VFMADD213PS  Y12, Y6, Y10
+	VFMADD213PS  Y12, Y7, Y11
+	VBROADCASTSS expconsts<>+44(SB), Y12
+	VFMADD213PS  Y12, Y6, Y10
+	VFMADD213PS  Y12, Y7, Y11
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ Y8, Y6
+	VCVTPS2DQ Y9, Y7
+	VPSRAD    $0x01, Y6, Y8
+	VPSRAD    $0x01, Y7, Y9
+	VPSUBD    Y8, Y6, Y6
+	VPSUBD    Y9, Y7, Y7
+	VPADDD    Y5, Y8, Y8
+	VPADDD    Y5, Y9, Y9
+	VPSLLD    $0x17, Y8, Y8
+	VPSLLD    $0x17, Y9, Y9
+	VPADDD    Y5, Y6, Y6
+	VPADDD    Y5, Y7, Y7
+	VPSLLD    $0x17, Y6, Y6
+	VPSLLD    $0x17, Y7, Y7
+	VMULPS    Y8, Y10, Y10
+	VMULPS    Y9, Y11, Y11
+	VMULPS    Y6, Y10, Y10
+	VMULPS    Y7, Y11, Y11
+	VMOVUPS   Y10, (CX)
+	VMOVUPS   Y11, 32(CX)
+	ADDQ      $0x00000040, AX
+	ADDQ      $0x00000040, CX
+	SUBQ      $0x00000002, DX
+	JMP       expavx2_wide
+
+expavx2_one:
+	TESTQ   DX, DX
+	JZ      expavx2_done
 	VMOVUPS (AX), Y6
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
@@ -3803,7 +3877,7 @@ expavx2_loop:
 	ADDQ      $0x20, AX
 	ADDQ      $0x20, CX
 	DECQ      DX
-	JNZ       expavx2_loop
+	JMP       expavx2_one
 
 expavx2_done:
 	VZEROUPPER
@@ -3823,53 +3897,137 @@ TEXT ·ExpAVX512(SB), NOSPLIT, $0-48
 	MOVQ         dst_base+0(FP), CX
 	MOVQ         src_len+32(FP), DX
 	SHRQ         $0x04, DX
-	JZ           expavx512_done
 
-expavx512_loop:
-	VMOVUPS (AX), Z6
+expavx512_wide:
+	CMPQ    DX, $0x00000004
+	JB      expavx512_one
+	VMOVUPS (AX), Z5
+	VMOVUPS 64(AX), Z6
+	VMOVUPS 128(AX), Z7
+	VMOVUPS 192(AX), Z8
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z5, Z0, Z5
 	VMAXPS Z6, Z0, Z6
+	VMAXPS Z7, Z0, Z7
+	VMAXPS Z8, Z0, Z8
+	VMINPS Z5, Z1, Z5
 	VMINPS Z6, Z1, Z6
+	VMINPS Z7, Z1, Z7
+	VMINPS Z8, Z1, Z8
 
 	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
-	VMULPS       Z2, Z6, Z7
-	VRNDSCALEPS  $0x00, Z7, Z7
-	VFNMADD231PS Z7, Z3, Z6
-	VFNMADD231PS Z7, Z4, Z6
+	VMULPS       Z2, Z5, Z9
+	VMULPS       Z2, Z6, Z10
+	VMULPS       Z2, Z7, Z11
+	VMULPS       Z2, Z8, Z12
+	VRNDSCALEPS  $0x00, Z9, Z9
+	VRNDSCALEPS  $0x00, Z10, Z10
+	VRNDSCALEPS  $0x00, Z11, Z11
+	VRNDSCALEPS  $0x00, Z12, Z12
+	VFNMADD231PS Z9, Z3, Z5
+	VFNMADD231PS Z10, Z3, Z6
+	VFNMADD231PS Z11, Z3, Z7
+	VFNMADD231PS Z12, Z3, Z8
+	VFNMADD231PS Z9, Z4, Z5
+	VFNMADD231PS Z10, Z4, Z6
+	VFNMADD231PS Z11, Z4, Z7
+	VFNMADD231PS Z12, Z4, Z8
 
 	// p = Σ r^k/k!, Horner from 1/7!.
-	VBROADCASTSS expconsts<>+20(SB), Z8
-	VBROADCASTSS expconsts<>+24(SB), Z9
-	VFMADD213PS  Z9, Z6, Z8
-	VBROADCASTSS expconsts<>+28(SB), Z9
-	VFMADD213PS  Z9, Z6, Z8
-	VBROADCASTSS expconsts<>+32(SB), Z9
-	VFMADD213PS  Z9, Z6, Z8
-	VBROADCASTSS expconsts<>+36(SB), Z9
-	VFMADD213PS  Z9, Z6, Z8
-	VBROADCASTSS expconsts<>+40(SB), Z9
-	VFMADD213PS  Z9, Z6, Z8
-	VBROADCASTSS expconsts<>+44(SB), Z9
-	VFMADD213PS  Z9, Z6, Z8
-	VBROADCASTSS expconsts<>+44(SB), Z9
-	VFMADD213PS  Z9, Z6, Z8
+	VBROADCASTSS expconsts<>+20(SB), Z13
+	VBROADCASTSS expconsts<>+20(SB), Z14
+	VBROADCASTSS expconsts<>+20(SB), Z15
+	VBROADCASTSS expconsts<>+20(SB), Z16
+	VBROADCASTSS expconsts<>+24(SB), Z17
+	VFMADD213PS  Z17, Z5, Z13
+	VFMADD213PS  Z17, Z6, Z14
+	VFMADD213PS  Z17, Z7, Z15
+	VFMADD213PS  Z17, Z8, Z16
+	VBROADCASTSS expconsts<>+28(SB), Z17
+	VFMADD213PS  Z17, Z5, Z13
+	VFMADD213PS  Z17, Z6, Z14
+	VFMADD213PS  Z17, Z7, Z15
+	VFMADD213PS  Z17, Z8, Z16
+	VBROADCASTSS expconsts<>+32(SB), Z17
+	VFMADD213PS  Z17, Z5, Z13
+	VFMADD213PS  Z17, Z6, Z14
+	VFMADD213PS  Z17, Z7, Z15
+	VFMADD213PS  Z17, Z8, Z16
+	VBROADCASTSS expconsts<>+36(SB), Z17
+	VFMADD213PS  Z17, Z5, Z13
+	VFMADD213PS  Z17, Z6, Z14
+	VFMADD213PS  Z17, Z7, Z15
+	VFMADD213PS  Z17, Z8, Z16
+	VBROADCASTSS expconsts<>+40(SB), Z17
+	VFMADD213PS  Z17, Z5, Z13
+	VFMADD213PS  Z17, Z6, Z14
+	VFMADD213PS  Z17, Z7, Z15
+	VFMADD213PS  Z17, Z8, Z16
+	VBROADCASTSS expconsts<>+44(SB), Z17
+	VFMADD213PS  Z17, Z5, Z13
+	VFMADD213PS  Z17, Z6, Z14
+	VFMADD213PS  Z17, Z7, Z15
+	VFMADD213PS  Z17, Z8, Z16
+	VBROADCASTSS expconsts<>+44(SB), Z17
+	VFMADD213PS  Z17, Z5, Z13
+	VFMADD213PS  Z17, Z6, Z14
+	VFMADD213PS  Z17, Z7, Z15
+	VFMADD213PS  Z17, Z8, Z16
 
-	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
-	VCVTPS2DQ Z7, Z6
-	VPSRAD    $0x01, Z6, Z7
-	VPSUBD    Z7, Z6, Z6
-	VPADDD    Z5, Z7, Z7
-	VPSLLD    $0x17, Z7, Z7
-	VPADDD    Z5, Z6, Z6
-	VPSLLD    $0x17, Z6, Z6
-	VMULPS    Z7, Z8, Z8
-	VMULPS    Z6, Z8, Z8
-	VMOVUPS   Z8, (CX)
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS Z9, Z13, Z13
+	VSCALEFPS Z10, Z14, Z14
+	VSCALEFPS Z11, Z15, Z15
+	VSCALEFPS Z12, Z16, Z16
+	VMOVUPS   Z13, (CX)
+	VMOVUPS   Z14, 64(CX)
+	VMOVUPS   Z15, 128(CX)
+	VMOVUPS   Z16, 192(CX)
+	ADDQ      $0x00000100, AX
+	ADDQ      $0x00000100, CX
+	SUBQ      $0x00000004, DX
+	JMP       expavx512_wide
+
+expavx512_one:
+	TESTQ   DX, DX
+	JZ      expavx512_done
+	VMOVUPS (AX), Z5
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z5, Z0, Z5
+	VMINPS Z5, Z1, Z5
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z2, Z5, Z6
+	VRNDSCALEPS  $0x00, Z6, Z6
+	VFNMADD231PS Z6, Z3, Z5
+	VFNMADD231PS Z6, Z4, Z5
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z7
+	VBROADCASTSS expconsts<>+24(SB), Z8
+	VFMADD213PS  Z8, Z5, Z7
+	VBROADCASTSS expconsts<>+28(SB), Z8
+	VFMADD213PS  Z8, Z5, Z7
+	VBROADCASTSS expconsts<>+32(SB), Z8
+	VFMADD213PS  Z8, Z5, Z7
+	VBROADCASTSS expconsts<>+36(SB), Z8
+	VFMADD213PS  Z8, Z5, Z7
+	VBROADCASTSS expconsts<>+40(SB), Z8
+	VFMADD213PS  Z8, Z5, Z7
+	VBROADCASTSS expconsts<>+44(SB), Z8
+	VFMADD213PS  Z8, Z5, Z7
+	VBROADCASTSS expconsts<>+44(SB), Z8
+	VFMADD213PS  Z8, Z5, Z7
+
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS Z6, Z7, Z7
+	VMOVUPS   Z7, (CX)
 	ADDQ      $0x40, AX
 	ADDQ      $0x40, CX
 	DECQ      DX
-	JNZ       expavx512_loop
+	JMP       expavx512_one
 
 expavx512_done:
 	VZEROUPPER
@@ -3889,9 +4047,96 @@ TEXT ·SiLUAVX2(SB), NOSPLIT, $0-48
 	MOVQ         dst_base+0(FP), CX
 	MOVQ         src_len+32(FP), DX
 	SHRQ         $0x03, DX
-	JZ           siluavx2_done
 
-siluavx2_loop:
+siluavx2_wide:
+	CMPQ    DX, $0x00000002
+	JB      siluavx2_one
+	VMOVUPS (AX), Y6
+	VMOVUPS 32(AX), Y7
+
+	// σ(x) = 1/(1 + e^-x)
+	VXORPS Y8, Y8, Y8
+	VSUBPS Y6, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VSUBPS Y7, Y9, Y9
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Y8, Y0, Y8
+	VMAXPS Y9, Y0, Y9
+	VMINPS Y8, Y1, Y8
+	VMINPS Y9, Y1, Y9
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Y2, Y8, Y10
+	VMULPS       Y2, Y9, Y11
+	VROUNDPS     $0x00, Y10, Y10
+	VROUNDPS     $0x00, Y11, Y11
+	VFNMADD231PS Y10, Y3, Y8
+	VFNMADD231PS Y11, Y3, Y9
+	VFNMADD231PS Y10, Y4, Y8
+	VFNMADD231PS Y11, Y4, Y9
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Y12
+	VBROADCASTSS expconsts<>+20(SB), Y13
+	VBROADCASTSS expconsts<>+24(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+28(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+32(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+36(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+40(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+44(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+44(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ    Y10, Y8
+	VCVTPS2DQ    Y11, Y9
+	VPSRAD       $0x01, Y8, Y10
+	VPSRAD       $0x01, Y9, Y11
+	VPSUBD       Y10, Y8, Y8
+	VPSUBD       Y11, Y9, Y9
+	VPADDD       Y5, Y10, Y10
+	VPADDD       Y5, Y11, Y11
+	VPSLLD       $0x17, Y10, Y10
+	VPSLLD       $0x17, Y11, Y11
+	VPADDD       Y5, Y8, Y8
+	VPADDD       Y5, Y9, Y9
+	VPSLLD       $0x17, Y8, Y8
+	VPSLLD       $0x17, Y9, Y9
+	VMULPS       Y10, Y12, Y12
+	VMULPS       Y11, Y13, Y13
+	VMULPS       Y8, Y12, Y12
+	VMULPS       Y9, Y13, Y13
+	VBROADCASTSS expconsts<>+44(SB), Y8
+	VADDPS       Y8, Y12, Y12
+	VADDPS       Y8, Y13, Y13
+	VDIVPS       Y12, Y8, Y12
+	VDIVPS       Y13, Y8, Y13
+	VMULPS       Y6, Y12, Y12
+	VMOVUPS      Y12, (CX)
+	VMULPS       Y7, Y13, Y13
+	VMOVUPS      Y13, 32(CX)
+	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000040, CX
+	SUBQ         $0x00000002, DX
+	JMP          siluavx2_wide
+
+siluavx2_one:
+	TESTQ   DX, DX
+	JZ      siluavx2_done
 	VMOVUPS (AX), Y6
 
 	// σ(x) = 1/(1 + e^-x)
@@ -3943,9 +4188,175 @@ siluavx2_loop:
 	ADDQ         $0x20, AX
 	ADDQ         $0x20, CX
 	DECQ         DX
-	JNZ          siluavx2_loop
+	JMP          siluavx2_one
 
 siluavx2_done:
+	VZEROUPPER
+	RET
+
+// func AffineSiLUAVX2(dst []float32, src []float32, a float32, b float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·AffineSiLUAVX2(SB), NOSPLIT, $0-56
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Y0
+	VBROADCASTSS expconsts<>+4(SB), Y1
+	VBROADCASTSS expconsts<>+8(SB), Y2
+	VBROADCASTSS expconsts<>+12(SB), Y3
+	VBROADCASTSS expconsts<>+16(SB), Y4
+	VPBROADCASTD expconsts<>+48(SB), Y5
+	VBROADCASTSS a+48(FP), Y6
+	VBROADCASTSS b+52(FP), Y7
+	MOVQ         src_base+24(FP), AX
+	MOVQ         dst_base+0(FP), CX
+	MOVQ         src_len+32(FP), DX
+	SHRQ         $0x03, DX
+
+affinesiluavx2_wide:
+	CMPQ   DX, $0x00000002
+	JB     affinesiluavx2_one
+	VMULPS (AX), Y6, Y8
+	VADDPS Y7, Y8, Y8
+	VMULPS 32(AX), Y6, Y9
+	VADDPS Y7, Y9, Y9
+
+	// σ(x) = 1/(1 + e^-x)
+	VXORPS Y10, Y10, Y10
+	VSUBPS Y8, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VSUBPS Y9, Y11, Y11
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Y10, Y0, Y10
+	VMAXPS Y11, Y0, Y11
+	VMINPS Y10, Y1, Y10
+	VMINPS Y11, Y1, Y11
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Y2, Y10, Y12
+	VMULPS       Y2, Y11, Y13
+	VROUNDPS     $0x00, Y12, Y12
+	VROUNDPS     $0x00, Y13, Y13
+	VFNMADD231PS Y12, Y3, Y10
+	VFNMADD231PS Y13, Y3, Y11
+	VFNMADD231PS Y12, Y4, Y10
+	VFNMADD231PS Y13, Y4, Y11
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Y14
+	VBROADCASTSS expconsts<>+20(SB), Y15
+	VBROADCASTSS expconsts<>+24(SB), Y16
+	VFMADD213PS  Y16, Y10, Y14
+	VFMADD213PS  Y16, Y11, Y15
+	VBROADCASTSS expconsts<>+28(SB), Y16
+	VFMADD213PS  Y16, Y10, Y14
+	VFMADD213PS  Y16, Y11, Y15
+	VBROADCASTSS expconsts<>+32(SB), Y16
+	VFMADD213PS  Y16, Y10, Y14
+	VFMADD213PS  Y16, Y11, Y15
+	VBROADCASTSS expconsts<>+36(SB), Y16
+	VFMADD213PS  Y16, Y10, Y14
+	VFMADD213PS  Y16, Y11, Y15
+	VBROADCASTSS expconsts<>+40(SB), Y16
+	VFMADD213PS  Y16, Y10, Y14
+	VFMADD213PS  Y16, Y11, Y15
+	VBROADCASTSS expconsts<>+44(SB), Y16
+	VFMADD213PS  Y16, Y10, Y14
+	VFMADD213PS  Y16, Y11, Y15
+	VBROADCASTSS expconsts<>+44(SB), Y16
+	VFMADD213PS  Y16, Y10, Y14
+	VFMADD213PS  Y16, Y11, Y15
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ    Y12, Y10
+	VCVTPS2DQ    Y13, Y11
+	VPSRAD       $0x01, Y10, Y12
+	VPSRAD       $0x01, Y11, Y13
+	VPSUBD       Y12, Y10, Y10
+	VPSUBD       Y13, Y11, Y11
+	VPADDD       Y5, Y12, Y12
+	VPADDD       Y5, Y13, Y13
+	VPSLLD       $0x17, Y12, Y12
+	VPSLLD       $0x17, Y13, Y13
+	VPADDD       Y5, Y10, Y10
+	VPADDD       Y5, Y11, Y11
+	VPSLLD       $0x17, Y10, Y10
+	VPSLLD       $0x17, Y11, Y11
+	VMULPS       Y12, Y14, Y14
+	VMULPS       Y13, Y15, Y15
+	VMULPS       Y10, Y14, Y14
+	VMULPS       Y11, Y15, Y15
+	VBROADCASTSS expconsts<>+44(SB), Y10
+	VADDPS       Y10, Y14, Y14
+	VADDPS       Y10, Y15, Y15
+	VDIVPS       Y14, Y10, Y14
+	VDIVPS       Y15, Y10, Y15
+	VMULPS       Y8, Y14, Y14
+	VMOVUPS      Y14, (CX)
+	VMULPS       Y9, Y15, Y15
+	VMOVUPS      Y15, 32(CX)
+	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000040, CX
+	SUBQ         $0x00000002, DX
+	JMP          affinesiluavx2_wide
+
+affinesiluavx2_one:
+	TESTQ  DX, DX
+	JZ     affinesiluavx2_done
+	VMULPS (AX), Y6, Y8
+	VADDPS Y7, Y8, Y8
+
+	// σ(x) = 1/(1 + e^-x)
+	VXORPS Y9, Y9, Y9
+	VSUBPS Y8, Y9, Y9
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Y9, Y0, Y9
+	VMINPS Y9, Y1, Y9
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Y2, Y9, Y10
+	VROUNDPS     $0x00, Y10, Y10
+	VFNMADD231PS Y10, Y3, Y9
+	VFNMADD231PS Y10, Y4, Y9
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Y11
+	VBROADCASTSS expconsts<>+24(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VBROADCASTSS expconsts<>+28(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VBROADCASTSS expconsts<>+32(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VBROADCASTSS expconsts<>+36(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VBROADCASTSS expconsts<>+40(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VBROADCASTSS expconsts<>+44(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+	VBROADCASTSS expconsts<>+44(SB), Y12
+	VFMADD213PS  Y12, Y9, Y11
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ    Y10, Y9
+	VPSRAD       $0x01, Y9, Y10
+	VPSUBD       Y10, Y9, Y9
+	VPADDD       Y5, Y10, Y10
+	VPSLLD       $0x17, Y10, Y10
+	VPADDD       Y5, Y9, Y9
+	VPSLLD       $0x17, Y9, Y9
+	VMULPS       Y10, Y11, Y11
+	VMULPS       Y9, Y11, Y11
+	VBROADCASTSS expconsts<>+44(SB), Y9
+	VADDPS       Y9, Y11, Y11
+	VDIVPS       Y11, Y9, Y11
+	VMULPS       Y8, Y11, Y11
+	VMOVUPS      Y11, (CX)
+	ADDQ         $0x20, AX
+	ADDQ         $0x20, CX
+	DECQ         DX
+	JMP          affinesiluavx2_one
+
+affinesiluavx2_done:
 	VZEROUPPER
 	RET
 
@@ -3964,9 +4375,108 @@ TEXT ·SiLUGradAVX2(SB), NOSPLIT, $0-72
 	MOVQ         dx_base+0(FP), DX
 	MOVQ         x_len+32(FP), BX
 	SHRQ         $0x03, BX
-	JZ           silugradavx2_done
 
-silugradavx2_loop:
+silugradavx2_wide:
+	CMPQ    BX, $0x00000002
+	JB      silugradavx2_one
+	VMOVUPS (AX), Y6
+	VMOVUPS 32(AX), Y7
+
+	// σ(x) = 1/(1 + e^-x)
+	VXORPS Y8, Y8, Y8
+	VSUBPS Y6, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VSUBPS Y7, Y9, Y9
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Y8, Y0, Y8
+	VMAXPS Y9, Y0, Y9
+	VMINPS Y8, Y1, Y8
+	VMINPS Y9, Y1, Y9
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Y2, Y8, Y10
+	VMULPS       Y2, Y9, Y11
+	VROUNDPS     $0x00, Y10, Y10
+	VROUNDPS     $0x00, Y11, Y11
+	VFNMADD231PS Y10, Y3, Y8
+	VFNMADD231PS Y11, Y3, Y9
+	VFNMADD231PS Y10, Y4, Y8
+	VFNMADD231PS Y11, Y4, Y9
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Y12
+	VBROADCASTSS expconsts<>+20(SB), Y13
+	VBROADCASTSS expconsts<>+24(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+28(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+32(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+36(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+40(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+44(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+44(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ    Y10, Y8
+	VCVTPS2DQ    Y11, Y9
+	VPSRAD       $0x01, Y8, Y10
+	VPSRAD       $0x01, Y9, Y11
+	VPSUBD       Y10, Y8, Y8
+	VPSUBD       Y11, Y9, Y9
+	VPADDD       Y5, Y10, Y10
+	VPADDD       Y5, Y11, Y11
+	VPSLLD       $0x17, Y10, Y10
+	VPSLLD       $0x17, Y11, Y11
+	VPADDD       Y5, Y8, Y8
+	VPADDD       Y5, Y9, Y9
+	VPSLLD       $0x17, Y8, Y8
+	VPSLLD       $0x17, Y9, Y9
+	VMULPS       Y10, Y12, Y12
+	VMULPS       Y11, Y13, Y13
+	VMULPS       Y8, Y12, Y12
+	VMULPS       Y9, Y13, Y13
+	VBROADCASTSS expconsts<>+44(SB), Y8
+	VADDPS       Y8, Y12, Y12
+	VADDPS       Y8, Y13, Y13
+	VDIVPS       Y12, Y8, Y12
+	VDIVPS       Y13, Y8, Y13
+
+	// dx = (dy·σ)·(1 + x·(1 − σ))
+	VBROADCASTSS expconsts<>+44(SB), Y8
+	VSUBPS       Y12, Y8, Y9
+	VMULPS       Y9, Y6, Y9
+	VADDPS       Y9, Y8, Y9
+	VMULPS       (CX), Y12, Y12
+	VMULPS       Y9, Y12, Y12
+	VMOVUPS      Y12, (DX)
+	VSUBPS       Y13, Y8, Y6
+	VMULPS       Y6, Y7, Y6
+	VADDPS       Y6, Y8, Y6
+	VMULPS       32(CX), Y13, Y13
+	VMULPS       Y6, Y13, Y13
+	VMOVUPS      Y13, 32(DX)
+	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000040, DX
+	SUBQ         $0x00000002, BX
+	JMP          silugradavx2_wide
+
+silugradavx2_one:
+	TESTQ   BX, BX
+	JZ      silugradavx2_done
 	VMOVUPS (AX), Y6
 
 	// σ(x) = 1/(1 + e^-x)
@@ -4015,18 +4525,18 @@ silugradavx2_loop:
 	VDIVPS       Y9, Y7, Y9
 
 	// dx = (dy·σ)·(1 + x·(1 − σ))
-	VBROADCASTSS expconsts<>+44(SB), Y8
-	VSUBPS       Y9, Y8, Y7
-	VMULPS       Y7, Y6, Y7
-	VADDPS       Y7, Y8, Y7
+	VBROADCASTSS expconsts<>+44(SB), Y7
+	VSUBPS       Y9, Y7, Y8
+	VMULPS       Y8, Y6, Y8
+	VADDPS       Y8, Y7, Y8
 	VMULPS       (CX), Y9, Y9
-	VMULPS       Y7, Y9, Y9
+	VMULPS       Y8, Y9, Y9
 	VMOVUPS      Y9, (DX)
 	ADDQ         $0x20, AX
 	ADDQ         $0x20, CX
 	ADDQ         $0x20, DX
 	DECQ         BX
-	JNZ          silugradavx2_loop
+	JMP          silugradavx2_one
 
 silugradavx2_done:
 	VZEROUPPER
@@ -4046,63 +4556,358 @@ TEXT ·SiLUAVX512(SB), NOSPLIT, $0-48
 	MOVQ         dst_base+0(FP), CX
 	MOVQ         src_len+32(FP), DX
 	SHRQ         $0x04, DX
-	JZ           siluavx512_done
 
-siluavx512_loop:
-	VMOVUPS (AX), Z6
+siluavx512_wide:
+	CMPQ    DX, $0x00000004
+	JB      siluavx512_one
+	VMOVUPS (AX), Z5
+	VMOVUPS 64(AX), Z11
+	VMOVUPS 128(AX), Z12
+	VMOVUPS 192(AX), Z13
 
 	// σ(x) = 1/(1 + e^-x)
+	VPXORD Z6, Z6, Z6
+	VSUBPS Z5, Z6, Z6
 	VPXORD Z7, Z7, Z7
-	VSUBPS Z6, Z7, Z7
+	VSUBPS Z11, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VSUBPS Z12, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VSUBPS Z13, Z9, Z9
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z6, Z0, Z6
 	VMAXPS Z7, Z0, Z7
+	VMAXPS Z8, Z0, Z8
+	VMAXPS Z9, Z0, Z9
+	VMINPS Z6, Z1, Z6
 	VMINPS Z7, Z1, Z7
+	VMINPS Z8, Z1, Z8
+	VMINPS Z9, Z1, Z9
 
 	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
-	VMULPS       Z2, Z7, Z8
-	VRNDSCALEPS  $0x00, Z8, Z8
-	VFNMADD231PS Z8, Z3, Z7
-	VFNMADD231PS Z8, Z4, Z7
+	VMULPS       Z2, Z6, Z14
+	VMULPS       Z2, Z7, Z15
+	VMULPS       Z2, Z8, Z16
+	VMULPS       Z2, Z9, Z17
+	VRNDSCALEPS  $0x00, Z14, Z14
+	VRNDSCALEPS  $0x00, Z15, Z15
+	VRNDSCALEPS  $0x00, Z16, Z16
+	VRNDSCALEPS  $0x00, Z17, Z17
+	VFNMADD231PS Z14, Z3, Z6
+	VFNMADD231PS Z15, Z3, Z7
+	VFNMADD231PS Z16, Z3, Z8
+	VFNMADD231PS Z17, Z3, Z9
+	VFNMADD231PS Z14, Z4, Z6
+	VFNMADD231PS Z15, Z4, Z7
+	VFNMADD231PS Z16, Z4, Z8
+	VFNMADD231PS Z17, Z4, Z9
 
 	// p = Σ r^k/k!, Horner from 1/7!.
-	VBROADCASTSS expconsts<>+20(SB), Z9
-	VBROADCASTSS expconsts<>+24(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+28(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+32(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+36(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+40(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+44(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+44(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+20(SB), Z18
+	VBROADCASTSS expconsts<>+20(SB), Z19
+	VBROADCASTSS expconsts<>+20(SB), Z20
+	VBROADCASTSS expconsts<>+20(SB), Z21
+	VBROADCASTSS expconsts<>+24(SB), Z22
+	VFMADD213PS  Z22, Z6, Z18
+	VFMADD213PS  Z22, Z7, Z19
+	VFMADD213PS  Z22, Z8, Z20
+	VFMADD213PS  Z22, Z9, Z21
+	VBROADCASTSS expconsts<>+28(SB), Z22
+	VFMADD213PS  Z22, Z6, Z18
+	VFMADD213PS  Z22, Z7, Z19
+	VFMADD213PS  Z22, Z8, Z20
+	VFMADD213PS  Z22, Z9, Z21
+	VBROADCASTSS expconsts<>+32(SB), Z22
+	VFMADD213PS  Z22, Z6, Z18
+	VFMADD213PS  Z22, Z7, Z19
+	VFMADD213PS  Z22, Z8, Z20
+	VFMADD213PS  Z22, Z9, Z21
+	VBROADCASTSS expconsts<>+36(SB), Z22
+	VFMADD213PS  Z22, Z6, Z18
+	VFMADD213PS  Z22, Z7, Z19
+	VFMADD213PS  Z22, Z8, Z20
+	VFMADD213PS  Z22, Z9, Z21
+	VBROADCASTSS expconsts<>+40(SB), Z22
+	VFMADD213PS  Z22, Z6, Z18
+	VFMADD213PS  Z22, Z7, Z19
+	VFMADD213PS  Z22, Z8, Z20
+	VFMADD213PS  Z22, Z9, Z21
+	VBROADCASTSS expconsts<>+44(SB), Z22
+	VFMADD213PS  Z22, Z6, Z18
+	VFMADD213PS  Z22, Z7, Z19
+	VFMADD213PS  Z22, Z8, Z20
+	VFMADD213PS  Z22, Z9, Z21
+	VBROADCASTSS expconsts<>+44(SB), Z22
+	VFMADD213PS  Z22, Z6, Z18
+	VFMADD213PS  Z22, Z7, Z19
+	VFMADD213PS  Z22, Z8, Z20
+	VFMADD213PS  Z22, Z9, Z21
 
-	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
-	VCVTPS2DQ    Z8, Z8
-	VPSRAD       $0x01, Z8, Z10
-	VPSUBD       Z10, Z8, Z8
-	VPADDD       Z5, Z10, Z10
-	VPSLLD       $0x17, Z10, Z10
-	VPADDD       Z5, Z8, Z8
-	VPSLLD       $0x17, Z8, Z8
-	VMULPS       Z10, Z9, Z9
-	VMULPS       Z8, Z9, Z9
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS    Z14, Z18, Z18
+	VSCALEFPS    Z15, Z19, Z19
+	VSCALEFPS    Z16, Z20, Z20
+	VSCALEFPS    Z17, Z21, Z21
+	VBROADCASTSS expconsts<>+44(SB), Z14
+	VADDPS       Z14, Z18, Z18
+	VADDPS       Z14, Z19, Z19
+	VADDPS       Z14, Z20, Z20
+	VADDPS       Z14, Z21, Z21
+	VDIVPS       Z18, Z14, Z18
+	VDIVPS       Z19, Z14, Z19
+	VDIVPS       Z20, Z14, Z20
+	VDIVPS       Z21, Z14, Z21
+	VMULPS       Z5, Z18, Z18
+	VMOVUPS      Z18, (CX)
+	VMULPS       Z11, Z19, Z19
+	VMOVUPS      Z19, 64(CX)
+	VMULPS       Z12, Z20, Z20
+	VMOVUPS      Z20, 128(CX)
+	VMULPS       Z13, Z21, Z21
+	VMOVUPS      Z21, 192(CX)
+	ADDQ         $0x00000100, AX
+	ADDQ         $0x00000100, CX
+	SUBQ         $0x00000004, DX
+	JMP          siluavx512_wide
+
+siluavx512_one:
+	TESTQ   DX, DX
+	JZ      siluavx512_done
+	VMOVUPS (AX), Z5
+
+	// σ(x) = 1/(1 + e^-x)
+	VPXORD Z10, Z10, Z10
+	VSUBPS Z5, Z10, Z10
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z10, Z0, Z10
+	VMINPS Z10, Z1, Z10
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z2, Z10, Z6
+	VRNDSCALEPS  $0x00, Z6, Z6
+	VFNMADD231PS Z6, Z3, Z10
+	VFNMADD231PS Z6, Z4, Z10
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z7
+	VBROADCASTSS expconsts<>+24(SB), Z8
+	VFMADD213PS  Z8, Z10, Z7
+	VBROADCASTSS expconsts<>+28(SB), Z8
+	VFMADD213PS  Z8, Z10, Z7
+	VBROADCASTSS expconsts<>+32(SB), Z8
+	VFMADD213PS  Z8, Z10, Z7
+	VBROADCASTSS expconsts<>+36(SB), Z8
+	VFMADD213PS  Z8, Z10, Z7
+	VBROADCASTSS expconsts<>+40(SB), Z8
+	VFMADD213PS  Z8, Z10, Z7
 	VBROADCASTSS expconsts<>+44(SB), Z8
-	VADDPS       Z8, Z9, Z9
-	VDIVPS       Z9, Z8, Z9
-	VMULPS       Z6, Z9, Z9
-	VMOVUPS      Z9, (CX)
+	VFMADD213PS  Z8, Z10, Z7
+	VBROADCASTSS expconsts<>+44(SB), Z8
+	VFMADD213PS  Z8, Z10, Z7
+
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS    Z6, Z7, Z7
+	VBROADCASTSS expconsts<>+44(SB), Z6
+	VADDPS       Z6, Z7, Z7
+	VDIVPS       Z7, Z6, Z7
+	VMULPS       Z5, Z7, Z7
+	VMOVUPS      Z7, (CX)
 	ADDQ         $0x40, AX
 	ADDQ         $0x40, CX
 	DECQ         DX
-	JNZ          siluavx512_loop
+	JMP          siluavx512_one
 
 siluavx512_done:
+	VZEROUPPER
+	RET
+
+// func AffineSiLUAVX512(dst []float32, src []float32, a float32, b float32)
+// Requires: AVX, AVX512F
+TEXT ·AffineSiLUAVX512(SB), NOSPLIT, $0-56
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Z0
+	VBROADCASTSS expconsts<>+4(SB), Z1
+	VBROADCASTSS expconsts<>+8(SB), Z2
+	VBROADCASTSS expconsts<>+12(SB), Z3
+	VBROADCASTSS expconsts<>+16(SB), Z4
+	VPBROADCASTD expconsts<>+48(SB), Z5
+	VBROADCASTSS a+48(FP), Z5
+	VBROADCASTSS b+52(FP), Z11
+	MOVQ         src_base+24(FP), AX
+	MOVQ         dst_base+0(FP), CX
+	MOVQ         src_len+32(FP), DX
+	SHRQ         $0x04, DX
+
+affinesiluavx512_wide:
+	CMPQ   DX, $0x00000004
+	JB     affinesiluavx512_one
+	VMULPS (AX), Z5, Z12
+	VADDPS Z11, Z12, Z12
+	VMULPS 64(AX), Z5, Z13
+	VADDPS Z11, Z13, Z13
+	VMULPS 128(AX), Z5, Z14
+	VADDPS Z11, Z14, Z14
+	VMULPS 192(AX), Z5, Z15
+	VADDPS Z11, Z15, Z15
+
+	// σ(x) = 1/(1 + e^-x)
+	VPXORD Z6, Z6, Z6
+	VSUBPS Z12, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VSUBPS Z13, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VSUBPS Z14, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VSUBPS Z15, Z9, Z9
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z6, Z0, Z6
+	VMAXPS Z7, Z0, Z7
+	VMAXPS Z8, Z0, Z8
+	VMAXPS Z9, Z0, Z9
+	VMINPS Z6, Z1, Z6
+	VMINPS Z7, Z1, Z7
+	VMINPS Z8, Z1, Z8
+	VMINPS Z9, Z1, Z9
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z2, Z6, Z16
+	VMULPS       Z2, Z7, Z17
+	VMULPS       Z2, Z8, Z18
+	VMULPS       Z2, Z9, Z19
+	VRNDSCALEPS  $0x00, Z16, Z16
+	VRNDSCALEPS  $0x00, Z17, Z17
+	VRNDSCALEPS  $0x00, Z18, Z18
+	VRNDSCALEPS  $0x00, Z19, Z19
+	VFNMADD231PS Z16, Z3, Z6
+	VFNMADD231PS Z17, Z3, Z7
+	VFNMADD231PS Z18, Z3, Z8
+	VFNMADD231PS Z19, Z3, Z9
+	VFNMADD231PS Z16, Z4, Z6
+	VFNMADD231PS Z17, Z4, Z7
+	VFNMADD231PS Z18, Z4, Z8
+	VFNMADD231PS Z19, Z4, Z9
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z20
+	VBROADCASTSS expconsts<>+20(SB), Z21
+	VBROADCASTSS expconsts<>+20(SB), Z22
+	VBROADCASTSS expconsts<>+20(SB), Z23
+	VBROADCASTSS expconsts<>+24(SB), Z24
+	VFMADD213PS  Z24, Z6, Z20
+	VFMADD213PS  Z24, Z7, Z21
+	VFMADD213PS  Z24, Z8, Z22
+	VFMADD213PS  Z24, Z9, Z23
+	VBROADCASTSS expconsts<>+28(SB), Z24
+	VFMADD213PS  Z24, Z6, Z20
+	VFMADD213PS  Z24, Z7, Z21
+	VFMADD213PS  Z24, Z8, Z22
+	VFMADD213PS  Z24, Z9, Z23
+	VBROADCASTSS expconsts<>+32(SB), Z24
+	VFMADD213PS  Z24, Z6, Z20
+	VFMADD213PS  Z24, Z7, Z21
+	VFMADD213PS  Z24, Z8, Z22
+	VFMADD213PS  Z24, Z9, Z23
+	VBROADCASTSS expconsts<>+36(SB), Z24
+	VFMADD213PS  Z24, Z6, Z20
+	VFMADD213PS  Z24, Z7, Z21
+	VFMADD213PS  Z24, Z8, Z22
+	VFMADD213PS  Z24, Z9, Z23
+	VBROADCASTSS expconsts<>+40(SB), Z24
+	VFMADD213PS  Z24, Z6, Z20
+	VFMADD213PS  Z24, Z7, Z21
+	VFMADD213PS  Z24, Z8, Z22
+	VFMADD213PS  Z24, Z9, Z23
+	VBROADCASTSS expconsts<>+44(SB), Z24
+	VFMADD213PS  Z24, Z6, Z20
+	VFMADD213PS  Z24, Z7, Z21
+	VFMADD213PS  Z24, Z8, Z22
+	VFMADD213PS  Z24, Z9, Z23
+	VBROADCASTSS expconsts<>+44(SB), Z24
+	VFMADD213PS  Z24, Z6, Z20
+	VFMADD213PS  Z24, Z7, Z21
+	VFMADD213PS  Z24, Z8, Z22
+	VFMADD213PS  Z24, Z9, Z23
+
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS    Z16, Z20, Z20
+	VSCALEFPS    Z17, Z21, Z21
+	VSCALEFPS    Z18, Z22, Z22
+	VSCALEFPS    Z19, Z23, Z23
+	VBROADCASTSS expconsts<>+44(SB), Z16
+	VADDPS       Z16, Z20, Z20
+	VADDPS       Z16, Z21, Z21
+	VADDPS       Z16, Z22, Z22
+	VADDPS       Z16, Z23, Z23
+	VDIVPS       Z20, Z16, Z20
+	VDIVPS       Z21, Z16, Z21
+	VDIVPS       Z22, Z16, Z22
+	VDIVPS       Z23, Z16, Z23
+	VMULPS       Z12, Z20, Z20
+	VMOVUPS      Z20, (CX)
+	VMULPS       Z13, Z21, Z21
+	VMOVUPS      Z21, 64(CX)
+	VMULPS       Z14, Z22, Z22
+	VMOVUPS      Z22, 128(CX)
+	VMULPS       Z15, Z23, Z23
+	VMOVUPS      Z23, 192(CX)
+	ADDQ         $0x00000100, AX
+	ADDQ         $0x00000100, CX
+	SUBQ         $0x00000004, DX
+	JMP          affinesiluavx512_wide
+
+affinesiluavx512_one:
+	TESTQ  DX, DX
+	JZ     affinesiluavx512_done
+	VMULPS (AX), Z5, Z6
+	VADDPS Z11, Z6, Z6
+
+	// σ(x) = 1/(1 + e^-x)
+	VPXORD Z10, Z10, Z10
+	VSUBPS Z6, Z10, Z10
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z10, Z0, Z10
+	VMINPS Z10, Z1, Z10
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z2, Z10, Z7
+	VRNDSCALEPS  $0x00, Z7, Z7
+	VFNMADD231PS Z7, Z3, Z10
+	VFNMADD231PS Z7, Z4, Z10
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z8
+	VBROADCASTSS expconsts<>+24(SB), Z9
+	VFMADD213PS  Z9, Z10, Z8
+	VBROADCASTSS expconsts<>+28(SB), Z9
+	VFMADD213PS  Z9, Z10, Z8
+	VBROADCASTSS expconsts<>+32(SB), Z9
+	VFMADD213PS  Z9, Z10, Z8
+	VBROADCASTSS expconsts<>+36(SB), Z9
+	VFMADD213PS  Z9, Z10, Z8
+	VBROADCASTSS expconsts<>+40(SB), Z9
+	VFMADD213PS  Z9, Z10, Z8
+	VBROADCASTSS expconsts<>+44(SB), Z9
+	VFMADD213PS  Z9, Z10, Z8
+	VBROADCASTSS expconsts<>+44(SB), Z9
+	VFMADD213PS  Z9, Z10, Z8
+
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS    Z7, Z8, Z8
+	VBROADCASTSS expconsts<>+44(SB), Z7
+	VADDPS       Z7, Z8, Z8
+	VDIVPS       Z8, Z7, Z8
+	VMULPS       Z6, Z8, Z8
+	VMOVUPS      Z8, (CX)
+	ADDQ         $0x40, AX
+	ADDQ         $0x40, CX
+	DECQ         DX
+	JMP          affinesiluavx512_one
+
+affinesiluavx512_done:
 	VZEROUPPER
 	RET
 
@@ -4121,69 +4926,196 @@ TEXT ·SiLUGradAVX512(SB), NOSPLIT, $0-72
 	MOVQ         dx_base+0(FP), DX
 	MOVQ         x_len+32(FP), BX
 	SHRQ         $0x04, BX
-	JZ           silugradavx512_done
 
-silugradavx512_loop:
-	VMOVUPS (AX), Z6
+silugradavx512_wide:
+	CMPQ    BX, $0x00000004
+	JB      silugradavx512_one
+	VMOVUPS (AX), Z5
+	VMOVUPS 64(AX), Z11
+	VMOVUPS 128(AX), Z12
+	VMOVUPS 192(AX), Z13
 
 	// σ(x) = 1/(1 + e^-x)
+	VPXORD Z6, Z6, Z6
+	VSUBPS Z5, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VSUBPS Z11, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VSUBPS Z12, Z8, Z8
 	VPXORD Z9, Z9, Z9
-	VSUBPS Z6, Z9, Z9
+	VSUBPS Z13, Z9, Z9
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z6, Z0, Z6
+	VMAXPS Z7, Z0, Z7
+	VMAXPS Z8, Z0, Z8
 	VMAXPS Z9, Z0, Z9
+	VMINPS Z6, Z1, Z6
+	VMINPS Z7, Z1, Z7
+	VMINPS Z8, Z1, Z8
 	VMINPS Z9, Z1, Z9
 
 	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
-	VMULPS       Z2, Z9, Z7
-	VRNDSCALEPS  $0x00, Z7, Z7
-	VFNMADD231PS Z7, Z3, Z9
-	VFNMADD231PS Z7, Z4, Z9
+	VMULPS       Z2, Z6, Z14
+	VMULPS       Z2, Z7, Z15
+	VMULPS       Z2, Z8, Z16
+	VMULPS       Z2, Z9, Z17
+	VRNDSCALEPS  $0x00, Z14, Z14
+	VRNDSCALEPS  $0x00, Z15, Z15
+	VRNDSCALEPS  $0x00, Z16, Z16
+	VRNDSCALEPS  $0x00, Z17, Z17
+	VFNMADD231PS Z14, Z3, Z6
+	VFNMADD231PS Z15, Z3, Z7
+	VFNMADD231PS Z16, Z3, Z8
+	VFNMADD231PS Z17, Z3, Z9
+	VFNMADD231PS Z14, Z4, Z6
+	VFNMADD231PS Z15, Z4, Z7
+	VFNMADD231PS Z16, Z4, Z8
+	VFNMADD231PS Z17, Z4, Z9
 
 	// p = Σ r^k/k!, Horner from 1/7!.
-	VBROADCASTSS expconsts<>+20(SB), Z10
-	VBROADCASTSS expconsts<>+24(SB), Z8
-	VFMADD213PS  Z8, Z9, Z10
-	VBROADCASTSS expconsts<>+28(SB), Z8
-	VFMADD213PS  Z8, Z9, Z10
-	VBROADCASTSS expconsts<>+32(SB), Z8
-	VFMADD213PS  Z8, Z9, Z10
-	VBROADCASTSS expconsts<>+36(SB), Z8
-	VFMADD213PS  Z8, Z9, Z10
-	VBROADCASTSS expconsts<>+40(SB), Z8
-	VFMADD213PS  Z8, Z9, Z10
-	VBROADCASTSS expconsts<>+44(SB), Z8
-	VFMADD213PS  Z8, Z9, Z10
-	VBROADCASTSS expconsts<>+44(SB), Z8
-	VFMADD213PS  Z8, Z9, Z10
+	VBROADCASTSS expconsts<>+20(SB), Z18
+	VBROADCASTSS expconsts<>+20(SB), Z19
+	VBROADCASTSS expconsts<>+20(SB), Z20
+	VBROADCASTSS expconsts<>+20(SB), Z21
+	VBROADCASTSS expconsts<>+24(SB), Z22
+	VFMADD213PS  Z22, Z6, Z18
+	VFMADD213PS  Z22, Z7, Z19
+	VFMADD213PS  Z22, Z8, Z20
+	VFMADD213PS  Z22, Z9, Z21
+	VBROADCASTSS expconsts<>+28(SB), Z22
+	VFMADD213PS  Z22, Z6, Z18
+	VFMADD213PS  Z22, Z7, Z19
+	VFMADD213PS  Z22, Z8, Z20
+	VFMADD213PS  Z22, Z9, Z21
+	VBROADCASTSS expconsts<>+32(SB), Z22
+	VFMADD213PS  Z22, Z6, Z18
+	VFMADD213PS  Z22, Z7, Z19
+	VFMADD213PS  Z22, Z8, Z20
+	VFMADD213PS  Z22, Z9, Z21
+	VBROADCASTSS expconsts<>+36(SB), Z22
+	VFMADD213PS  Z22, Z6, Z18
+	VFMADD213PS  Z22, Z7, Z19
+	VFMADD213PS  Z22, Z8, Z20
+	VFMADD213PS  Z22, Z9, Z21
+	VBROADCASTSS expconsts<>+40(SB), Z22
+	VFMADD213PS  Z22, Z6, Z18
+	VFMADD213PS  Z22, Z7, Z19
+	VFMADD213PS  Z22, Z8, Z20
+	VFMADD213PS  Z22, Z9, Z21
+	VBROADCASTSS expconsts<>+44(SB), Z22
+	VFMADD213PS  Z22, Z6, Z18
+	VFMADD213PS  Z22, Z7, Z19
+	VFMADD213PS  Z22, Z8, Z20
+	VFMADD213PS  Z22, Z9, Z21
+	VBROADCASTSS expconsts<>+44(SB), Z22
+	VFMADD213PS  Z22, Z6, Z18
+	VFMADD213PS  Z22, Z7, Z19
+	VFMADD213PS  Z22, Z8, Z20
+	VFMADD213PS  Z22, Z9, Z21
 
-	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
-	VCVTPS2DQ    Z7, Z7
-	VPSRAD       $0x01, Z7, Z8
-	VPSUBD       Z8, Z7, Z7
-	VPADDD       Z5, Z8, Z8
-	VPSLLD       $0x17, Z8, Z8
-	VPADDD       Z5, Z7, Z7
-	VPSLLD       $0x17, Z7, Z7
-	VMULPS       Z8, Z10, Z10
-	VMULPS       Z7, Z10, Z10
-	VBROADCASTSS expconsts<>+44(SB), Z7
-	VADDPS       Z7, Z10, Z10
-	VDIVPS       Z10, Z7, Z10
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS    Z14, Z18, Z18
+	VSCALEFPS    Z15, Z19, Z19
+	VSCALEFPS    Z16, Z20, Z20
+	VSCALEFPS    Z17, Z21, Z21
+	VBROADCASTSS expconsts<>+44(SB), Z14
+	VADDPS       Z14, Z18, Z18
+	VADDPS       Z14, Z19, Z19
+	VADDPS       Z14, Z20, Z20
+	VADDPS       Z14, Z21, Z21
+	VDIVPS       Z18, Z14, Z18
+	VDIVPS       Z19, Z14, Z19
+	VDIVPS       Z20, Z14, Z20
+	VDIVPS       Z21, Z14, Z21
 
 	// dx = (dy·σ)·(1 + x·(1 − σ))
+	VBROADCASTSS expconsts<>+44(SB), Z14
+	VSUBPS       Z18, Z14, Z15
+	VMULPS       Z15, Z5, Z15
+	VADDPS       Z15, Z14, Z15
+	VMULPS       (CX), Z18, Z18
+	VMULPS       Z15, Z18, Z18
+	VMOVUPS      Z18, (DX)
+	VSUBPS       Z19, Z14, Z5
+	VMULPS       Z5, Z11, Z5
+	VADDPS       Z5, Z14, Z5
+	VMULPS       64(CX), Z19, Z19
+	VMULPS       Z5, Z19, Z19
+	VMOVUPS      Z19, 64(DX)
+	VSUBPS       Z20, Z14, Z5
+	VMULPS       Z5, Z12, Z5
+	VADDPS       Z5, Z14, Z5
+	VMULPS       128(CX), Z20, Z20
+	VMULPS       Z5, Z20, Z20
+	VMOVUPS      Z20, 128(DX)
+	VSUBPS       Z21, Z14, Z5
+	VMULPS       Z5, Z13, Z5
+	VADDPS       Z5, Z14, Z5
+	VMULPS       192(CX), Z21, Z21
+	VMULPS       Z5, Z21, Z21
+	VMOVUPS      Z21, 192(DX)
+	ADDQ         $0x00000100, AX
+	ADDQ         $0x00000100, CX
+	ADDQ         $0x00000100, DX
+	SUBQ         $0x00000004, BX
+	JMP          silugradavx512_wide
+
+silugradavx512_one:
+	TESTQ   BX, BX
+	JZ      silugradavx512_done
+	VMOVUPS (AX), Z5
+
+	// σ(x) = 1/(1 + e^-x)
+	VPXORD Z10, Z10, Z10
+	VSUBPS Z5, Z10, Z10
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z10, Z0, Z10
+	VMINPS Z10, Z1, Z10
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z2, Z10, Z6
+	VRNDSCALEPS  $0x00, Z6, Z6
+	VFNMADD231PS Z6, Z3, Z10
+	VFNMADD231PS Z6, Z4, Z10
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z7
+	VBROADCASTSS expconsts<>+24(SB), Z8
+	VFMADD213PS  Z8, Z10, Z7
+	VBROADCASTSS expconsts<>+28(SB), Z8
+	VFMADD213PS  Z8, Z10, Z7
+	VBROADCASTSS expconsts<>+32(SB), Z8
+	VFMADD213PS  Z8, Z10, Z7
+	VBROADCASTSS expconsts<>+36(SB), Z8
+	VFMADD213PS  Z8, Z10, Z7
+	VBROADCASTSS expconsts<>+40(SB), Z8
+	VFMADD213PS  Z8, Z10, Z7
 	VBROADCASTSS expconsts<>+44(SB), Z8
-	VSUBPS       Z10, Z8, Z7
-	VMULPS       Z7, Z6, Z7
-	VADDPS       Z7, Z8, Z7
-	VMULPS       (CX), Z10, Z10
-	VMULPS       Z7, Z10, Z10
-	VMOVUPS      Z10, (DX)
+	VFMADD213PS  Z8, Z10, Z7
+	VBROADCASTSS expconsts<>+44(SB), Z8
+	VFMADD213PS  Z8, Z10, Z7
+
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS    Z6, Z7, Z7
+	VBROADCASTSS expconsts<>+44(SB), Z6
+	VADDPS       Z6, Z7, Z7
+	VDIVPS       Z7, Z6, Z7
+
+	// dx = (dy·σ)·(1 + x·(1 − σ))
+	VBROADCASTSS expconsts<>+44(SB), Z6
+	VSUBPS       Z7, Z6, Z8
+	VMULPS       Z8, Z5, Z8
+	VADDPS       Z8, Z6, Z8
+	VMULPS       (CX), Z7, Z7
+	VMULPS       Z8, Z7, Z7
+	VMOVUPS      Z7, (DX)
 	ADDQ         $0x40, AX
 	ADDQ         $0x40, CX
 	ADDQ         $0x40, DX
 	DECQ         BX
-	JNZ          silugradavx512_loop
+	JMP          silugradavx512_one
 
 silugradavx512_done:
 	VZEROUPPER
@@ -4490,11 +5422,11 @@ TEXT ·GELUAVX512(SB), NOSPLIT, $0-48
 	JZ           geluavx512_done
 
 geluavx512_loop:
-	VMOVUPS (AX), Z6
+	VMOVUPS (AX), Z5
 
 	// z = −x/√2, a = |z|, t = 1/(1 + a/2)
 	VBROADCASTSS geluconsts<>+40(SB), Z10
-	VMULPS       Z10, Z6, Z7
+	VMULPS       Z10, Z5, Z7
 	VBROADCASTSS geluconsts<>+52(SB), Z10
 	VPANDD       Z10, Z7, Z8
 	VBROADCASTSS geluconsts<>+44(SB), Z11
@@ -4537,41 +5469,33 @@ geluavx512_loop:
 
 	// p = Σ r^k/k!, Horner from 1/7!.
 	VBROADCASTSS expconsts<>+20(SB), Z10
-	VBROADCASTSS expconsts<>+24(SB), Z14
-	VFMADD213PS  Z14, Z12, Z10
-	VBROADCASTSS expconsts<>+28(SB), Z14
-	VFMADD213PS  Z14, Z12, Z10
-	VBROADCASTSS expconsts<>+32(SB), Z14
-	VFMADD213PS  Z14, Z12, Z10
-	VBROADCASTSS expconsts<>+36(SB), Z14
-	VFMADD213PS  Z14, Z12, Z10
-	VBROADCASTSS expconsts<>+40(SB), Z14
-	VFMADD213PS  Z14, Z12, Z10
-	VBROADCASTSS expconsts<>+44(SB), Z14
-	VFMADD213PS  Z14, Z12, Z10
-	VBROADCASTSS expconsts<>+44(SB), Z14
-	VFMADD213PS  Z14, Z12, Z10
+	VBROADCASTSS expconsts<>+24(SB), Z13
+	VFMADD213PS  Z13, Z12, Z10
+	VBROADCASTSS expconsts<>+28(SB), Z13
+	VFMADD213PS  Z13, Z12, Z10
+	VBROADCASTSS expconsts<>+32(SB), Z13
+	VFMADD213PS  Z13, Z12, Z10
+	VBROADCASTSS expconsts<>+36(SB), Z13
+	VFMADD213PS  Z13, Z12, Z10
+	VBROADCASTSS expconsts<>+40(SB), Z13
+	VFMADD213PS  Z13, Z12, Z10
+	VBROADCASTSS expconsts<>+44(SB), Z13
+	VFMADD213PS  Z13, Z12, Z10
+	VBROADCASTSS expconsts<>+44(SB), Z13
+	VFMADD213PS  Z13, Z12, Z10
 
-	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
-	VCVTPS2DQ Z8, Z8
-	VPSRAD    $0x01, Z8, Z12
-	VPSUBD    Z12, Z8, Z8
-	VPADDD    Z5, Z12, Z12
-	VPSLLD    $0x17, Z12, Z12
-	VPADDD    Z5, Z8, Z8
-	VPSLLD    $0x17, Z8, Z8
-	VMULPS    Z12, Z10, Z10
-	VMULPS    Z8, Z10, Z10
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS Z8, Z10, Z10
 	VMULPS    Z9, Z10, Z10
 
 	// erfc(z) = 2 − erfc(|z|) where z < 0; Φ = erfc/2
 	VBROADCASTSS geluconsts<>+48(SB), Z8
 	VSUBPS       Z10, Z8, Z8
-	VPXORD       Z13, Z13, Z13
-	VCMPPS       $0x01, Z13, Z7, K1
+	VPXORD       Z6, Z6, Z6
+	VCMPPS       $0x01, Z6, Z7, K1
 	VBLENDMPS    Z8, Z10, K1, Z10
 	VMULPS       Z11, Z10, Z10
-	VMULPS       Z6, Z10, Z10
+	VMULPS       Z5, Z10, Z10
 	VMOVUPS      Z10, (CX)
 	ADDQ         $0x40, AX
 	ADDQ         $0x40, CX
@@ -4600,135 +5524,119 @@ TEXT ·GELUGradAVX512(SB), NOSPLIT, $0-72
 	JZ           gelugradavx512_done
 
 gelugradavx512_loop:
-	VMOVUPS (AX), Z6
+	VMOVUPS (AX), Z5
 
 	// z = −x/√2, a = |z|, t = 1/(1 + a/2)
-	VBROADCASTSS geluconsts<>+40(SB), Z13
-	VMULPS       Z13, Z6, Z7
-	VBROADCASTSS geluconsts<>+52(SB), Z13
-	VPANDD       Z13, Z7, Z8
-	VBROADCASTSS geluconsts<>+44(SB), Z11
-	VBROADCASTSS expconsts<>+44(SB), Z12
-	VMOVAPS      Z12, Z10
-	VFMADD231PS  Z11, Z8, Z10
-	VDIVPS       Z10, Z12, Z10
+	VBROADCASTSS geluconsts<>+40(SB), Z12
+	VMULPS       Z12, Z5, Z7
+	VBROADCASTSS geluconsts<>+52(SB), Z12
+	VPANDD       Z12, Z7, Z8
+	VBROADCASTSS geluconsts<>+44(SB), Z10
+	VBROADCASTSS expconsts<>+44(SB), Z11
+	VMOVAPS      Z11, Z9
+	VFMADD231PS  Z10, Z8, Z9
+	VDIVPS       Z9, Z11, Z9
 
 	// P(t) by Horner; then the exponent −a² + P(t)
-	VBROADCASTSS geluconsts<>+0(SB), Z12
-	VBROADCASTSS geluconsts<>+4(SB), Z13
-	VFMADD213PS  Z13, Z10, Z12
-	VBROADCASTSS geluconsts<>+8(SB), Z13
-	VFMADD213PS  Z13, Z10, Z12
-	VBROADCASTSS geluconsts<>+12(SB), Z13
-	VFMADD213PS  Z13, Z10, Z12
-	VBROADCASTSS geluconsts<>+16(SB), Z13
-	VFMADD213PS  Z13, Z10, Z12
-	VBROADCASTSS geluconsts<>+20(SB), Z13
-	VFMADD213PS  Z13, Z10, Z12
-	VBROADCASTSS geluconsts<>+24(SB), Z13
-	VFMADD213PS  Z13, Z10, Z12
-	VBROADCASTSS geluconsts<>+28(SB), Z13
-	VFMADD213PS  Z13, Z10, Z12
-	VBROADCASTSS geluconsts<>+32(SB), Z13
-	VFMADD213PS  Z13, Z10, Z12
-	VBROADCASTSS geluconsts<>+36(SB), Z13
-	VFMADD213PS  Z13, Z10, Z12
-	VFNMADD231PS Z8, Z8, Z12
+	VBROADCASTSS geluconsts<>+0(SB), Z11
+	VBROADCASTSS geluconsts<>+4(SB), Z12
+	VFMADD213PS  Z12, Z9, Z11
+	VBROADCASTSS geluconsts<>+8(SB), Z12
+	VFMADD213PS  Z12, Z9, Z11
+	VBROADCASTSS geluconsts<>+12(SB), Z12
+	VFMADD213PS  Z12, Z9, Z11
+	VBROADCASTSS geluconsts<>+16(SB), Z12
+	VFMADD213PS  Z12, Z9, Z11
+	VBROADCASTSS geluconsts<>+20(SB), Z12
+	VFMADD213PS  Z12, Z9, Z11
+	VBROADCASTSS geluconsts<>+24(SB), Z12
+	VFMADD213PS  Z12, Z9, Z11
+	VBROADCASTSS geluconsts<>+28(SB), Z12
+	VFMADD213PS  Z12, Z9, Z11
+	VBROADCASTSS geluconsts<>+32(SB), Z12
+	VFMADD213PS  Z12, Z9, Z11
+	VBROADCASTSS geluconsts<>+36(SB), Z12
+	VFMADD213PS  Z12, Z9, Z11
+	VFNMADD231PS Z8, Z8, Z11
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
-	VMAXPS Z12, Z0, Z12
-	VMINPS Z12, Z1, Z12
+	VMAXPS Z11, Z0, Z11
+	VMINPS Z11, Z1, Z11
 
 	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
-	VMULPS       Z2, Z12, Z13
-	VRNDSCALEPS  $0x00, Z13, Z13
-	VFNMADD231PS Z13, Z3, Z12
-	VFNMADD231PS Z13, Z4, Z12
+	VMULPS       Z2, Z11, Z12
+	VRNDSCALEPS  $0x00, Z12, Z12
+	VFNMADD231PS Z12, Z3, Z11
+	VFNMADD231PS Z12, Z4, Z11
 
 	// p = Σ r^k/k!, Horner from 1/7!.
 	VBROADCASTSS expconsts<>+20(SB), Z8
-	VBROADCASTSS expconsts<>+24(SB), Z14
-	VFMADD213PS  Z14, Z12, Z8
-	VBROADCASTSS expconsts<>+28(SB), Z14
-	VFMADD213PS  Z14, Z12, Z8
-	VBROADCASTSS expconsts<>+32(SB), Z14
-	VFMADD213PS  Z14, Z12, Z8
-	VBROADCASTSS expconsts<>+36(SB), Z14
-	VFMADD213PS  Z14, Z12, Z8
-	VBROADCASTSS expconsts<>+40(SB), Z14
-	VFMADD213PS  Z14, Z12, Z8
-	VBROADCASTSS expconsts<>+44(SB), Z14
-	VFMADD213PS  Z14, Z12, Z8
-	VBROADCASTSS expconsts<>+44(SB), Z14
-	VFMADD213PS  Z14, Z12, Z8
+	VBROADCASTSS expconsts<>+24(SB), Z13
+	VFMADD213PS  Z13, Z11, Z8
+	VBROADCASTSS expconsts<>+28(SB), Z13
+	VFMADD213PS  Z13, Z11, Z8
+	VBROADCASTSS expconsts<>+32(SB), Z13
+	VFMADD213PS  Z13, Z11, Z8
+	VBROADCASTSS expconsts<>+36(SB), Z13
+	VFMADD213PS  Z13, Z11, Z8
+	VBROADCASTSS expconsts<>+40(SB), Z13
+	VFMADD213PS  Z13, Z11, Z8
+	VBROADCASTSS expconsts<>+44(SB), Z13
+	VFMADD213PS  Z13, Z11, Z8
+	VBROADCASTSS expconsts<>+44(SB), Z13
+	VFMADD213PS  Z13, Z11, Z8
 
-	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
-	VCVTPS2DQ Z13, Z12
-	VPSRAD    $0x01, Z12, Z13
-	VPSUBD    Z13, Z12, Z12
-	VPADDD    Z5, Z13, Z13
-	VPSLLD    $0x17, Z13, Z13
-	VPADDD    Z5, Z12, Z12
-	VPSLLD    $0x17, Z12, Z12
-	VMULPS    Z13, Z8, Z8
-	VMULPS    Z12, Z8, Z8
-	VMULPS    Z10, Z8, Z8
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS Z12, Z8, Z8
+	VMULPS    Z9, Z8, Z8
 
 	// erfc(z) = 2 − erfc(|z|) where z < 0; Φ = erfc/2
-	VBROADCASTSS geluconsts<>+48(SB), Z10
-	VSUBPS       Z8, Z10, Z10
-	VPXORD       Z9, Z9, Z9
-	VCMPPS       $0x01, Z9, Z7, K1
-	VBLENDMPS    Z10, Z8, K1, Z8
-	VMULPS       Z11, Z8, Z8
+	VBROADCASTSS geluconsts<>+48(SB), Z9
+	VSUBPS       Z8, Z9, Z9
+	VPXORD       Z6, Z6, Z6
+	VCMPPS       $0x01, Z6, Z7, K1
+	VBLENDMPS    Z9, Z8, K1, Z8
+	VMULPS       Z10, Z8, Z8
 
 	// φ(x)·x = (x/√(2π))·e^(−x²/2); dx = dy·(Φ + x·φ)
 	VBROADCASTSS geluconsts<>+56(SB), Z7
-	VMULPS       Z6, Z7, Z7
-	VMULPS       Z6, Z7, Z7
+	VMULPS       Z5, Z7, Z7
+	VMULPS       Z5, Z7, Z7
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
 	VMAXPS Z7, Z0, Z7
 	VMINPS Z7, Z1, Z7
 
 	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
-	VMULPS       Z2, Z7, Z10
-	VRNDSCALEPS  $0x00, Z10, Z10
-	VFNMADD231PS Z10, Z3, Z7
-	VFNMADD231PS Z10, Z4, Z7
+	VMULPS       Z2, Z7, Z9
+	VRNDSCALEPS  $0x00, Z9, Z9
+	VFNMADD231PS Z9, Z3, Z7
+	VFNMADD231PS Z9, Z4, Z7
 
 	// p = Σ r^k/k!, Horner from 1/7!.
-	VBROADCASTSS expconsts<>+20(SB), Z11
-	VBROADCASTSS expconsts<>+24(SB), Z12
-	VFMADD213PS  Z12, Z7, Z11
-	VBROADCASTSS expconsts<>+28(SB), Z12
-	VFMADD213PS  Z12, Z7, Z11
-	VBROADCASTSS expconsts<>+32(SB), Z12
-	VFMADD213PS  Z12, Z7, Z11
-	VBROADCASTSS expconsts<>+36(SB), Z12
-	VFMADD213PS  Z12, Z7, Z11
-	VBROADCASTSS expconsts<>+40(SB), Z12
-	VFMADD213PS  Z12, Z7, Z11
-	VBROADCASTSS expconsts<>+44(SB), Z12
-	VFMADD213PS  Z12, Z7, Z11
-	VBROADCASTSS expconsts<>+44(SB), Z12
-	VFMADD213PS  Z12, Z7, Z11
+	VBROADCASTSS expconsts<>+20(SB), Z10
+	VBROADCASTSS expconsts<>+24(SB), Z11
+	VFMADD213PS  Z11, Z7, Z10
+	VBROADCASTSS expconsts<>+28(SB), Z11
+	VFMADD213PS  Z11, Z7, Z10
+	VBROADCASTSS expconsts<>+32(SB), Z11
+	VFMADD213PS  Z11, Z7, Z10
+	VBROADCASTSS expconsts<>+36(SB), Z11
+	VFMADD213PS  Z11, Z7, Z10
+	VBROADCASTSS expconsts<>+40(SB), Z11
+	VFMADD213PS  Z11, Z7, Z10
+	VBROADCASTSS expconsts<>+44(SB), Z11
+	VFMADD213PS  Z11, Z7, Z10
+	VBROADCASTSS expconsts<>+44(SB), Z11
+	VFMADD213PS  Z11, Z7, Z10
 
-	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
-	VCVTPS2DQ    Z10, Z7
-	VPSRAD       $0x01, Z7, Z10
-	VPSUBD       Z10, Z7, Z7
-	VPADDD       Z5, Z10, Z10
-	VPSLLD       $0x17, Z10, Z10
-	VPADDD       Z5, Z7, Z7
-	VPSLLD       $0x17, Z7, Z7
-	VMULPS       Z10, Z11, Z11
-	VMULPS       Z7, Z11, Z11
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS    Z9, Z10, Z10
 	VBROADCASTSS geluconsts<>+60(SB), Z7
-	VMULPS       Z7, Z6, Z7
-	VFMADD213PS  Z8, Z7, Z11
-	VMULPS       (CX), Z11, Z11
-	VMOVUPS      Z11, (DX)
+	VMULPS       Z7, Z5, Z7
+	VFMADD213PS  Z8, Z7, Z10
+	VMULPS       (CX), Z10, Z10
+	VMOVUPS      Z10, (DX)
 	ADDQ         $0x40, AX
 	ADDQ         $0x40, CX
 	ADDQ         $0x40, DX
@@ -5007,9 +5915,87 @@ TEXT ·ExpShiftSumAVX2(SB), NOSPLIT, $0-60
 	MOVQ         y_base+0(FP), CX
 	MOVQ         x_len+32(FP), DX
 	SHRQ         $0x03, DX
-	JZ           expshiftsumavx2_done
 
-expshiftsumavx2_loop:
+expshiftsumavx2_wide:
+	CMPQ    DX, $0x00000002
+	JB      expshiftsumavx2_one
+	VMOVUPS (AX), Y8
+	VSUBPS  Y6, Y8, Y8
+	VMOVUPS 32(AX), Y9
+	VSUBPS  Y6, Y9, Y9
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Y8, Y0, Y8
+	VMAXPS Y9, Y0, Y9
+	VMINPS Y8, Y1, Y8
+	VMINPS Y9, Y1, Y9
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Y2, Y8, Y10
+	VMULPS       Y2, Y9, Y11
+	VROUNDPS     $0x00, Y10, Y10
+	VROUNDPS     $0x00, Y11, Y11
+	VFNMADD231PS Y10, Y3, Y8
+	VFNMADD231PS Y11, Y3, Y9
+	VFNMADD231PS Y10, Y4, Y8
+	VFNMADD231PS Y11, Y4, Y9
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Y12
+	VBROADCASTSS expconsts<>+20(SB), Y13
+	VBROADCASTSS expconsts<>+24(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+28(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+32(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+36(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+40(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+44(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+44(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ Y10, Y8
+	VCVTPS2DQ Y11, Y9
+	VPSRAD    $0x01, Y8, Y10
+	VPSRAD    $0x01, Y9, Y11
+	VPSUBD    Y10, Y8, Y8
+	VPSUBD    Y11, Y9, Y9
+	VPADDD    Y5, Y10, Y10
+	VPADDD    Y5, Y11, Y11
+	VPSLLD    $0x17, Y10, Y10
+	VPSLLD    $0x17, Y11, Y11
+	VPADDD    Y5, Y8, Y8
+	VPADDD    Y5, Y9, Y9
+	VPSLLD    $0x17, Y8, Y8
+	VPSLLD    $0x17, Y9, Y9
+	VMULPS    Y10, Y12, Y12
+	VMULPS    Y11, Y13, Y13
+	VMULPS    Y8, Y12, Y12
+	VMULPS    Y9, Y13, Y13
+	VMOVUPS   Y12, (CX)
+	VADDPS    Y12, Y7, Y7
+	VMOVUPS   Y13, 32(CX)
+	VADDPS    Y13, Y7, Y7
+	ADDQ      $0x00000040, AX
+	ADDQ      $0x00000040, CX
+	SUBQ      $0x00000002, DX
+	JMP       expshiftsumavx2_wide
+
+expshiftsumavx2_one:
+	TESTQ   DX, DX
+	JZ      expshiftsumavx2_done
 	VMOVUPS (AX), Y8
 	VSUBPS  Y6, Y8, Y8
 
@@ -5055,7 +6041,7 @@ expshiftsumavx2_loop:
 	ADDQ      $0x20, AX
 	ADDQ      $0x20, CX
 	DECQ      DX
-	JNZ       expshiftsumavx2_loop
+	JMP       expshiftsumavx2_one
 
 expshiftsumavx2_done:
 	VEXTRACTF128 $0x01, Y7, X0
@@ -5128,65 +6114,157 @@ TEXT ·ExpShiftSumAVX512(SB), NOSPLIT, $0-60
 	VBROADCASTSS expconsts<>+12(SB), Z3
 	VBROADCASTSS expconsts<>+16(SB), Z4
 	VPBROADCASTD expconsts<>+48(SB), Z5
-	VBROADCASTSS m+48(FP), Z6
-	VPXORD       Z7, Z7, Z7
+	VBROADCASTSS m+48(FP), Z5
+	VPXORD       Z6, Z6, Z6
 	MOVQ         x_base+24(FP), AX
 	MOVQ         y_base+0(FP), CX
 	MOVQ         x_len+32(FP), DX
 	SHRQ         $0x04, DX
-	JZ           expshiftsumavx512_done
 
-expshiftsumavx512_loop:
-	VMOVUPS (AX), Z8
-	VSUBPS  Z6, Z8, Z8
+expshiftsumavx512_wide:
+	CMPQ    DX, $0x00000004
+	JB      expshiftsumavx512_one
+	VMOVUPS (AX), Z7
+	VSUBPS  Z5, Z7, Z7
+	VMOVUPS 64(AX), Z8
+	VSUBPS  Z5, Z8, Z8
+	VMOVUPS 128(AX), Z9
+	VSUBPS  Z5, Z9, Z9
+	VMOVUPS 192(AX), Z10
+	VSUBPS  Z5, Z10, Z10
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z7, Z0, Z7
 	VMAXPS Z8, Z0, Z8
+	VMAXPS Z9, Z0, Z9
+	VMAXPS Z10, Z0, Z10
+	VMINPS Z7, Z1, Z7
 	VMINPS Z8, Z1, Z8
+	VMINPS Z9, Z1, Z9
+	VMINPS Z10, Z1, Z10
 
 	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
-	VMULPS       Z2, Z8, Z9
-	VRNDSCALEPS  $0x00, Z9, Z9
-	VFNMADD231PS Z9, Z3, Z8
-	VFNMADD231PS Z9, Z4, Z8
+	VMULPS       Z2, Z7, Z11
+	VMULPS       Z2, Z8, Z12
+	VMULPS       Z2, Z9, Z13
+	VMULPS       Z2, Z10, Z14
+	VRNDSCALEPS  $0x00, Z11, Z11
+	VRNDSCALEPS  $0x00, Z12, Z12
+	VRNDSCALEPS  $0x00, Z13, Z13
+	VRNDSCALEPS  $0x00, Z14, Z14
+	VFNMADD231PS Z11, Z3, Z7
+	VFNMADD231PS Z12, Z3, Z8
+	VFNMADD231PS Z13, Z3, Z9
+	VFNMADD231PS Z14, Z3, Z10
+	VFNMADD231PS Z11, Z4, Z7
+	VFNMADD231PS Z12, Z4, Z8
+	VFNMADD231PS Z13, Z4, Z9
+	VFNMADD231PS Z14, Z4, Z10
 
 	// p = Σ r^k/k!, Horner from 1/7!.
-	VBROADCASTSS expconsts<>+20(SB), Z10
-	VBROADCASTSS expconsts<>+24(SB), Z11
-	VFMADD213PS  Z11, Z8, Z10
-	VBROADCASTSS expconsts<>+28(SB), Z11
-	VFMADD213PS  Z11, Z8, Z10
-	VBROADCASTSS expconsts<>+32(SB), Z11
-	VFMADD213PS  Z11, Z8, Z10
-	VBROADCASTSS expconsts<>+36(SB), Z11
-	VFMADD213PS  Z11, Z8, Z10
-	VBROADCASTSS expconsts<>+40(SB), Z11
-	VFMADD213PS  Z11, Z8, Z10
-	VBROADCASTSS expconsts<>+44(SB), Z11
-	VFMADD213PS  Z11, Z8, Z10
-	VBROADCASTSS expconsts<>+44(SB), Z11
-	VFMADD213PS  Z11, Z8, Z10
+	VBROADCASTSS expconsts<>+20(SB), Z15
+	VBROADCASTSS expconsts<>+20(SB), Z16
+	VBROADCASTSS expconsts<>+20(SB), Z17
+	VBROADCASTSS expconsts<>+20(SB), Z18
+	VBROADCASTSS expconsts<>+24(SB), Z19
+	VFMADD213PS  Z19, Z7, Z15
+	VFMADD213PS  Z19, Z8, Z16
+	VFMADD213PS  Z19, Z9, Z17
+	VFMADD213PS  Z19, Z10, Z18
+	VBROADCASTSS expconsts<>+28(SB), Z19
+	VFMADD213PS  Z19, Z7, Z15
+	VFMADD213PS  Z19, Z8, Z16
+	VFMADD213PS  Z19, Z9, Z17
+	VFMADD213PS  Z19, Z10, Z18
+	VBROADCASTSS expconsts<>+32(SB), Z19
+	VFMADD213PS  Z19, Z7, Z15
+	VFMADD213PS  Z19, Z8, Z16
+	VFMADD213PS  Z19, Z9, Z17
+	VFMADD213PS  Z19, Z10, Z18
+	VBROADCASTSS expconsts<>+36(SB), Z19
+	VFMADD213PS  Z19, Z7, Z15
+	VFMADD213PS  Z19, Z8, Z16
+	VFMADD213PS  Z19, Z9, Z17
+	VFMADD213PS  Z19, Z10, Z18
+	VBROADCASTSS expconsts<>+40(SB), Z19
+	VFMADD213PS  Z19, Z7, Z15
+	VFMADD213PS  Z19, Z8, Z16
+	VFMADD213PS  Z19, Z9, Z17
+	VFMADD213PS  Z19, Z10, Z18
+	VBROADCASTSS expconsts<>+44(SB), Z19
+	VFMADD213PS  Z19, Z7, Z15
+	VFMADD213PS  Z19, Z8, Z16
+	VFMADD213PS  Z19, Z9, Z17
+	VFMADD213PS  Z19, Z10, Z18
+	VBROADCASTSS expconsts<>+44(SB), Z19
+	VFMADD213PS  Z19, Z7, Z15
+	VFMADD213PS  Z19, Z8, Z16
+	VFMADD213PS  Z19, Z9, Z17
+	VFMADD213PS  Z19, Z10, Z18
 
-	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
-	VCVTPS2DQ Z9, Z8
-	VPSRAD    $0x01, Z8, Z9
-	VPSUBD    Z9, Z8, Z8
-	VPADDD    Z5, Z9, Z9
-	VPSLLD    $0x17, Z9, Z9
-	VPADDD    Z5, Z8, Z8
-	VPSLLD    $0x17, Z8, Z8
-	VMULPS    Z9, Z10, Z10
-	VMULPS    Z8, Z10, Z10
-	VMOVUPS   Z10, (CX)
-	VADDPS    Z10, Z7, Z7
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS Z11, Z15, Z15
+	VSCALEFPS Z12, Z16, Z16
+	VSCALEFPS Z13, Z17, Z17
+	VSCALEFPS Z14, Z18, Z18
+	VMOVUPS   Z15, (CX)
+	VADDPS    Z15, Z6, Z6
+	VMOVUPS   Z16, 64(CX)
+	VADDPS    Z16, Z6, Z6
+	VMOVUPS   Z17, 128(CX)
+	VADDPS    Z17, Z6, Z6
+	VMOVUPS   Z18, 192(CX)
+	VADDPS    Z18, Z6, Z6
+	ADDQ      $0x00000100, AX
+	ADDQ      $0x00000100, CX
+	SUBQ      $0x00000004, DX
+	JMP       expshiftsumavx512_wide
+
+expshiftsumavx512_one:
+	TESTQ   DX, DX
+	JZ      expshiftsumavx512_done
+	VMOVUPS (AX), Z7
+	VSUBPS  Z5, Z7, Z7
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z7, Z0, Z7
+	VMINPS Z7, Z1, Z7
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z2, Z7, Z8
+	VRNDSCALEPS  $0x00, Z8, Z8
+	VFNMADD231PS Z8, Z3, Z7
+	VFNMADD231PS Z8, Z4, Z7
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z9
+	VBROADCASTSS expconsts<>+24(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+28(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+32(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+36(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+40(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+44(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+44(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS Z8, Z9, Z9
+	VMOVUPS   Z9, (CX)
+	VADDPS    Z9, Z6, Z6
 	ADDQ      $0x40, AX
 	ADDQ      $0x40, CX
 	DECQ      DX
-	JNZ       expshiftsumavx512_loop
+	JMP       expshiftsumavx512_one
 
 expshiftsumavx512_done:
-	VEXTRACTF64X4 $0x01, Z7, Y0
-	VADDPS        Y0, Y7, Y0
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
 	VMOVHLPS      X0, X0, X1
@@ -5470,84 +6548,241 @@ normgrad_done:
 // Requires: AVX, FMA3
 TEXT ·MomentsAVX2(SB), NOSPLIT, $0-48
 	VBROADCASTSD k+24(FP), Y0
-	VXORPD       Y1, Y1, Y1
-	VXORPD       Y2, Y2, Y2
-	VXORPD       Y3, Y3, Y3
-	VXORPD       Y4, Y4, Y4
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
 	MOVQ         x_base+0(FP), AX
 	MOVQ         x_len+8(FP), CX
-	SHRQ         $0x03, CX
-	JZ           moments_done
+	SHRQ         $0x04, CX
+	JZ           momentsavx2_done
 
-moments_loop:
-	VCVTPS2PD   (AX), Y5
-	VSUBPD      Y0, Y5, Y5
-	VADDPD      Y5, Y1, Y1
-	VFMADD231PD Y5, Y5, Y3
-	VCVTPS2PD   16(AX), Y5
-	VSUBPD      Y0, Y5, Y5
-	VADDPD      Y5, Y2, Y2
-	VFMADD231PD Y5, Y5, Y4
-	ADDQ        $0x20, AX
+momentsavx2_loop:
+	VCVTPS2PD   (AX), Y9
+	VSUBPD      Y0, Y9, Y9
+	VADDPD      Y9, Y1, Y1
+	VFMADD231PD Y9, Y9, Y2
+	VCVTPS2PD   16(AX), Y9
+	VSUBPD      Y0, Y9, Y9
+	VADDPD      Y9, Y3, Y3
+	VFMADD231PD Y9, Y9, Y4
+	VCVTPS2PD   32(AX), Y9
+	VSUBPD      Y0, Y9, Y9
+	VADDPD      Y9, Y5, Y5
+	VFMADD231PD Y9, Y9, Y6
+	VCVTPS2PD   48(AX), Y9
+	VSUBPD      Y0, Y9, Y9
+	VADDPD      Y9, Y7, Y7
+	VFMADD231PD Y9, Y9, Y8
+	ADDQ        $0x00000040, AX
 	DECQ        CX
-	JNZ         moments_loop
+	JNZ         momentsavx2_loop
 
-moments_done:
-	VADDPD       Y2, Y1, Y1
-	VADDPD       Y4, Y3, Y3
+momentsavx2_done:
+	VADDPD       Y3, Y1, Y1
+	VADDPD       Y7, Y5, Y5
+	VADDPD       Y5, Y1, Y1
+	VADDPD       Y4, Y2, Y2
+	VADDPD       Y8, Y6, Y6
+	VADDPD       Y6, Y2, Y2
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPD       X0, X1, X0
 	VUNPCKHPD    X0, X0, X1
 	VADDSD       X1, X0, X0
 	VMOVSD       X0, s+32(FP)
-	VEXTRACTF128 $0x01, Y3, X0
-	VADDPD       X0, X3, X0
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPD       X0, X2, X0
 	VUNPCKHPD    X0, X0, X1
 	VADDSD       X1, X0, X0
 	VMOVSD       X0, ss+40(FP)
 	VZEROUPPER
 	RET
 
+// func MomentsAVX512(x []float32, k float64) (s float64, ss float64)
+// Requires: AVX, AVX512F
+TEXT ·MomentsAVX512(SB), NOSPLIT, $0-48
+	VBROADCASTSD k+24(FP), Z0
+	VPXORD       Z1, Z1, Z1
+	VPXORD       Z2, Z2, Z2
+	VPXORD       Z3, Z3, Z3
+	VPXORD       Z4, Z4, Z4
+	VPXORD       Z5, Z5, Z5
+	VPXORD       Z6, Z6, Z6
+	VPXORD       Z7, Z7, Z7
+	VPXORD       Z8, Z8, Z8
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	SHRQ         $0x05, CX
+	JZ           momentsavx512_done
+
+momentsavx512_loop:
+	VCVTPS2PD   (AX), Z9
+	VSUBPD      Z0, Z9, Z9
+	VADDPD      Z9, Z1, Z1
+	VFMADD231PD Z9, Z9, Z2
+	VCVTPS2PD   32(AX), Z9
+	VSUBPD      Z0, Z9, Z9
+	VADDPD      Z9, Z3, Z3
+	VFMADD231PD Z9, Z9, Z4
+	VCVTPS2PD   64(AX), Z9
+	VSUBPD      Z0, Z9, Z9
+	VADDPD      Z9, Z5, Z5
+	VFMADD231PD Z9, Z9, Z6
+	VCVTPS2PD   96(AX), Z9
+	VSUBPD      Z0, Z9, Z9
+	VADDPD      Z9, Z7, Z7
+	VFMADD231PD Z9, Z9, Z8
+	ADDQ        $0x00000080, AX
+	DECQ        CX
+	JNZ         momentsavx512_loop
+
+momentsavx512_done:
+	VADDPD        Z3, Z1, Z1
+	VADDPD        Z7, Z5, Z5
+	VADDPD        Z5, Z1, Z1
+	VADDPD        Z4, Z2, Z2
+	VADDPD        Z8, Z6, Z6
+	VADDPD        Z6, Z2, Z2
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPD        Y0, Y1, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	VMOVSD        X0, s+32(FP)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPD        Y0, Y2, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	VMOVSD        X0, ss+40(FP)
+	VZEROUPPER
+	RET
+
 // func SumDotAVX2(y []float32, x []float32) (sy float64, syx float64)
 // Requires: AVX, FMA3
 TEXT ·SumDotAVX2(SB), NOSPLIT, $0-64
-	VXORPD Y0, Y0, Y0
-	VXORPD Y1, Y1, Y1
-	VXORPD Y2, Y2, Y2
-	VXORPD Y3, Y3, Y3
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
 	MOVQ   y_base+0(FP), AX
 	MOVQ   x_base+24(FP), CX
 	MOVQ   y_len+8(FP), DX
-	SHRQ   $0x03, DX
-	JZ     sumdot_done
+	SHRQ   $0x04, DX
+	JZ     sumdotavx2_done
 
-sumdot_loop:
-	VCVTPS2PD   (AX), Y4
-	VCVTPS2PD   (CX), Y5
-	VADDPD      Y4, Y0, Y0
-	VFMADD231PD Y5, Y4, Y2
-	VCVTPS2PD   16(AX), Y4
-	VCVTPS2PD   16(CX), Y5
-	VADDPD      Y4, Y1, Y1
-	VFMADD231PD Y5, Y4, Y3
-	ADDQ        $0x20, AX
-	ADDQ        $0x20, CX
+sumdotavx2_loop:
+	VCVTPS2PD   (AX), Y8
+	VCVTPS2PD   (CX), Y9
+	VADDPD      Y8, Y0, Y0
+	VFMADD231PD Y9, Y8, Y1
+	VCVTPS2PD   16(AX), Y8
+	VCVTPS2PD   16(CX), Y9
+	VADDPD      Y8, Y2, Y2
+	VFMADD231PD Y9, Y8, Y3
+	VCVTPS2PD   32(AX), Y8
+	VCVTPS2PD   32(CX), Y9
+	VADDPD      Y8, Y4, Y4
+	VFMADD231PD Y9, Y8, Y5
+	VCVTPS2PD   48(AX), Y8
+	VCVTPS2PD   48(CX), Y9
+	VADDPD      Y8, Y6, Y6
+	VFMADD231PD Y9, Y8, Y7
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
 	DECQ        DX
-	JNZ         sumdot_loop
+	JNZ         sumdotavx2_loop
 
-sumdot_done:
-	VADDPD       Y1, Y0, Y0
-	VADDPD       Y3, Y2, Y2
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPD       X1, X0, X0
-	VUNPCKHPD    X0, X0, X1
-	VADDSD       X1, X0, X0
+sumdotavx2_done:
+	VADDPD       Y2, Y0, Y0
+	VADDPD       Y6, Y4, Y4
+	VADDPD       Y4, Y0, Y0
+	VADDPD       Y3, Y1, Y1
+	VADDPD       Y7, Y5, Y5
+	VADDPD       Y5, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPD       X2, X0, X0
+	VUNPCKHPD    X0, X0, X2
+	VADDSD       X2, X0, X0
 	VMOVSD       X0, sy+48(FP)
-	VEXTRACTF128 $0x01, Y2, X0
-	VADDPD       X0, X2, X0
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPD       X0, X1, X0
 	VUNPCKHPD    X0, X0, X1
 	VADDSD       X1, X0, X0
 	VMOVSD       X0, syx+56(FP)
+	VZEROUPPER
+	RET
+
+// func SumDotAVX512(y []float32, x []float32) (sy float64, syx float64)
+// Requires: AVX, AVX512F
+TEXT ·SumDotAVX512(SB), NOSPLIT, $0-64
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ   y_base+0(FP), AX
+	MOVQ   x_base+24(FP), CX
+	MOVQ   y_len+8(FP), DX
+	SHRQ   $0x05, DX
+	JZ     sumdotavx512_done
+
+sumdotavx512_loop:
+	VCVTPS2PD   (AX), Z8
+	VCVTPS2PD   (CX), Z9
+	VADDPD      Z8, Z0, Z0
+	VFMADD231PD Z9, Z8, Z1
+	VCVTPS2PD   32(AX), Z8
+	VCVTPS2PD   32(CX), Z9
+	VADDPD      Z8, Z2, Z2
+	VFMADD231PD Z9, Z8, Z3
+	VCVTPS2PD   64(AX), Z8
+	VCVTPS2PD   64(CX), Z9
+	VADDPD      Z8, Z4, Z4
+	VFMADD231PD Z9, Z8, Z5
+	VCVTPS2PD   96(AX), Z8
+	VCVTPS2PD   96(CX), Z9
+	VADDPD      Z8, Z6, Z6
+	VFMADD231PD Z9, Z8, Z7
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	DECQ        DX
+	JNZ         sumdotavx512_loop
+
+sumdotavx512_done:
+	VADDPD        Z2, Z0, Z0
+	VADDPD        Z6, Z4, Z4
+	VADDPD        Z4, Z0, Z0
+	VADDPD        Z3, Z1, Z1
+	VADDPD        Z7, Z5, Z5
+	VADDPD        Z5, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPD        Y2, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X2
+	VADDPD        X2, X0, X0
+	VUNPCKHPD     X0, X0, X2
+	VADDSD        X2, X0, X0
+	VMOVSD        X0, sy+48(FP)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPD        Y0, Y1, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	VMOVSD        X0, syx+56(FP)
 	VZEROUPPER
 	RET
 

@@ -64,42 +64,75 @@ func loadExpRegsOf(vec func() VecVirtual, zmm bool) expRegs {
 }
 
 // exp emits p = e^t for the lanes of t (t is overwritten) and returns p.
+func (e expRegs) exp(t VecVirtual) VecVirtual { return e.expN([]VecVirtual{t})[0] }
+
+// expN emits p = e^t for every vector of ts (overwritten) and returns the
+// ps. The vectors go through each step together: one vector's exp is a
+// chain of ~20 dependent operations, longer than the scheduler can cover
+// with the next iteration's, so independent chains side by side keep the
+// units busy. Each constant is broadcast once per step for all of them.
 // Both widths run the same operations on every lane (VRNDSCALEPS with
 // immediate 0 rounds as VROUNDPS does), so they give the same bits.
-func (e expRegs) exp(t VecVirtual) VecVirtual {
-	nf, p, k := e.vec(), e.vec(), e.vec()
+func (e expRegs) expN(ts []VecVirtual) []VecVirtual {
+	each := func(f func(i int)) {
+		for i := range ts {
+			f(i)
+		}
+	}
+	nf, p := e.vecs(len(ts)), e.vecs(len(ts))
+	k := e.vec()
 	Comment("Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).")
-	VMAXPS(t, e.lo, t)
-	VMINPS(t, e.hi, t)
+	each(func(i int) { VMAXPS(ts[i], e.lo, ts[i]) })
+	each(func(i int) { VMINPS(ts[i], e.hi, ts[i]) })
 	Comment("n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).")
-	VMULPS(e.log2e, t, nf)
-	if e.zmm {
-		VRNDSCALEPS(U8(0), nf, nf)
-	} else {
-		VROUNDPS(U8(0), nf, nf)
-	}
-	VFNMADD231PS(nf, e.ln2hi, t)
-	VFNMADD231PS(nf, e.ln2lo, t)
+	each(func(i int) { VMULPS(e.log2e, ts[i], nf[i]) })
+	each(func(i int) {
+		if e.zmm {
+			VRNDSCALEPS(U8(0), nf[i], nf[i])
+		} else {
+			VROUNDPS(U8(0), nf[i], nf[i])
+		}
+	})
+	each(func(i int) { VFNMADD231PS(nf[i], e.ln2hi, ts[i]) })
+	each(func(i int) { VFNMADD231PS(nf[i], e.ln2lo, ts[i]) })
 	Comment("p = Σ r^k/k!, Horner from 1/7!.")
-	VBROADCASTSS(expConst(5), p)
-	for i := 6; i < len(expVals); i++ {
-		VBROADCASTSS(expConst(i), k)
-		VFMADD213PS(k, t, p)
+	each(func(i int) { VBROADCASTSS(expConst(5), p[i]) })
+	for c := 6; c <= len(expVals); c++ {
+		if c < len(expVals) {
+			VBROADCASTSS(expConst(c), k)
+		} else {
+			VBROADCASTSS(expOne(), k)
+		}
+		each(func(i int) { VFMADD213PS(k, ts[i], p[i]) })
 	}
-	VBROADCASTSS(expOne(), k)
-	VFMADD213PS(k, t, p)
+	if e.zmm {
+		// p·2^n rounded once, as the two exact-then-rounding multiplies
+		// below give it (subnormal results, and n = 128, included).
+		Comment("Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).")
+		each(func(i int) { VSCALEFPS(nf[i], p[i], p[i]) })
+		return p
+	}
 	Comment("Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.")
-	ni, n1 := e.vec(), e.vec()
-	VCVTPS2DQ(nf, ni)
-	VPSRAD(U8(1), ni, n1)
-	VPSUBD(n1, ni, ni)
-	VPADDD(e.bias, n1, n1)
-	VPSLLD(U8(23), n1, n1)
-	VPADDD(e.bias, ni, ni)
-	VPSLLD(U8(23), ni, ni)
-	VMULPS(n1, p, p)
-	VMULPS(ni, p, p)
+	ni, n1 := e.vecs(len(ts)), e.vecs(len(ts))
+	each(func(i int) { VCVTPS2DQ(nf[i], ni[i]) })
+	each(func(i int) { VPSRAD(U8(1), ni[i], n1[i]) })
+	each(func(i int) { VPSUBD(n1[i], ni[i], ni[i]) })
+	each(func(i int) { VPADDD(e.bias, n1[i], n1[i]) })
+	each(func(i int) { VPSLLD(U8(23), n1[i], n1[i]) })
+	each(func(i int) { VPADDD(e.bias, ni[i], ni[i]) })
+	each(func(i int) { VPSLLD(U8(23), ni[i], ni[i]) })
+	each(func(i int) { VMULPS(n1[i], p[i], p[i]) })
+	each(func(i int) { VMULPS(ni[i], p[i], p[i]) })
 	return p
+}
+
+// vecs returns n new vector registers of e's width.
+func (e expRegs) vecs(n int) []VecVirtual {
+	v := make([]VecVirtual, n)
+	for i := range v {
+		v[i] = e.vec()
+	}
+	return v
 }
 
 // zeroVec emits v = 0: VXORPS, or VPXORD on ZMM (VXORPS there needs
@@ -112,17 +145,24 @@ func zeroVec(v VecVirtual, zmm bool) {
 	}
 }
 
-// sigmoid emits s = 1/(1 + e^-x) for the lanes of x (x is kept).
-func (e expRegs) sigmoid(x VecVirtual) VecVirtual {
-	t, one := e.vec(), e.vec()
+// sigmoidN emits s = 1/(1 + e^-x) for the lanes of each x (the xs are kept).
+func (e expRegs) sigmoidN(xs []VecVirtual) []VecVirtual {
+	ts := e.vecs(len(xs))
 	Comment("σ(x) = 1/(1 + e^-x)")
-	zeroVec(t, e.zmm)
-	VSUBPS(x, t, t)
-	p := e.exp(t)
+	for i, x := range xs {
+		zeroVec(ts[i], e.zmm)
+		VSUBPS(x, ts[i], ts[i])
+	}
+	ps := e.expN(ts)
+	one := e.vec()
 	VBROADCASTSS(expOne(), one)
-	VADDPS(one, p, p)
-	VDIVPS(p, one, p)
-	return p
+	for _, p := range ps {
+		VADDPS(one, p, p)
+	}
+	for _, p := range ps {
+		VDIVPS(p, one, p)
+	}
+	return ps
 }
 
 // elementwise emits the loop of a kernel over len(first) rounded down to a
@@ -159,6 +199,42 @@ func vecLoop(name string, params []string, lanes int, body func(ptrs []GPVirtual
 	Label(name + "_done")
 }
 
+// vecLoopN is vecLoop handling unroll vectors of each slice per iteration
+// while that many are left, then one at a time: body(ptrs, k) handles k
+// vectors at each pointer, vector j at byte offset 4·lanes·j.
+func vecLoopN(name string, params []string, lanes, unroll int, body func(ptrs []GPVirtual, k int)) {
+	ptrs := make([]GPVirtual, len(params))
+	for i, p := range params {
+		ptrs[i] = Load(Param(p).Base(), GP64()).(GPVirtual)
+	}
+	n := Load(Param(params[0]).Len(), GP64())
+	SHRQ(U8(map[int]uint8{8: 3, 16: 4}[lanes]), n)
+	if unroll > 1 {
+		Label(name + "_wide")
+		CMPQ(n, U32(unroll))
+		JB(LabelRef(name + "_one"))
+		body(ptrs, unroll)
+		for _, p := range ptrs {
+			ADDQ(U32(4*lanes*unroll), p)
+		}
+		SUBQ(U32(unroll), n)
+		JMP(LabelRef(name + "_wide"))
+	}
+	Label(name + "_one")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	body(ptrs, 1)
+	for _, p := range ptrs {
+		ADDQ(U8(4*lanes), p)
+	}
+	DECQ(n)
+	JMP(LabelRef(name + "_one"))
+	Label(name + "_done")
+}
+
+// vecAt is vector j of the slice at p.
+func vecAt(p GPVirtual, lanes, j int) Mem { return Mem{Base: p, Disp: 4 * lanes * j} }
+
 // isa names a vector width the exp kernels come in: the suffix of their
 // names, the instruction sets they need, and the lanes of a register.
 type isa struct {
@@ -166,11 +242,14 @@ type isa struct {
 	lanes         int
 	vec           func() VecVirtual
 	zmm           bool
+	// expChains is how many vectors the exp-based kernels carry through
+	// each step side by side (expN): as many as the registers hold.
+	expChains int
 }
 
 var (
-	isaAVX2   = isa{"AVX2", "AVX2+FMA", 8, YMM, false}
-	isaAVX512 = isa{"AVX512", "AVX-512F", 16, ZMM, true}
+	isaAVX2   = isa{"AVX2", "AVX2+FMA", 8, YMM, false, 2}
+	isaAVX512 = isa{"AVX512", "AVX-512F", 16, ZMM, true, 4}
 )
 
 func (a isa) expRegs() expRegs { return loadExpRegsOf(a.vec, a.zmm) }
@@ -183,11 +262,17 @@ func generateExp() {
 		Doc(fmt.Sprintf("%s sets dst[i] = e^src[i] for i < len(src) rounded down to a multiple of %d", name, a.lanes),
 			"(the caller finishes the tail). Within 2 ulp of math.Exp on [-87, 88]; saturates outside. "+a.needs+".")
 		e := a.expRegs()
-		elementwiseLanes(strings.ToLower(name), []string{"src", "dst"}, a.lanes, func(p []GPVirtual) {
-			t := a.vec()
-			VMOVUPS(Mem{Base: p[0]}, t)
-			VMOVUPS(e.exp(t), Mem{Base: p[1]})
+		vecLoopN(strings.ToLower(name), []string{"src", "dst"}, a.lanes, a.expChains, func(p []GPVirtual, k int) {
+			ts := e.vecs(k)
+			for j, t := range ts {
+				VMOVUPS(vecAt(p[0], a.lanes, j), t)
+			}
+			for j, v := range e.expN(ts) {
+				VMOVUPS(v, vecAt(p[1], a.lanes, j))
+			}
 		})
+		VZEROUPPER()
+		RET()
 	}
 }
 
@@ -202,13 +287,42 @@ func generateSiLU() {
 		Doc(fmt.Sprintf("%s sets dst[i] = src[i]·σ(src[i]) for i < len(src) rounded down to a multiple of %d", name, a.lanes),
 			"(the caller finishes the tail), σ(x) = 1/(1 + e^-x) with ExpAVX2's exp. "+a.needs+".")
 		e := a.expRegs()
-		elementwiseLanes(strings.ToLower(name), []string{"src", "dst"}, a.lanes, func(p []GPVirtual) {
-			x := a.vec()
-			VMOVUPS(Mem{Base: p[0]}, x)
-			s := e.sigmoid(x)
-			VMULPS(x, s, s)
-			VMOVUPS(s, Mem{Base: p[1]})
+		vecLoopN(strings.ToLower(name), []string{"src", "dst"}, a.lanes, a.expChains, func(p []GPVirtual, k int) {
+			xs := e.vecs(k)
+			for j, x := range xs {
+				VMOVUPS(vecAt(p[0], a.lanes, j), x)
+			}
+			for j, s := range e.sigmoidN(xs) {
+				VMULPS(xs[j], s, s)
+				VMOVUPS(s, vecAt(p[1], a.lanes, j))
+			}
 		})
+		VZEROUPPER()
+		RET()
+
+		name = "AffineSiLU" + a.suffix
+		TEXT(name, NOSPLIT, "func(dst, src []float32, a, b float32)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s sets dst[i] = y·σ(y), y = src[i]·a + b, for i < len(src) rounded down to a multiple", name),
+			fmt.Sprintf("of %d (the caller finishes the tail; dst may be src): a normalization's affine map and SiLU", a.lanes),
+			"in one pass, with the bits of AffineAVX2 then "+"SiLU"+a.suffix+". "+a.needs+".")
+		e = a.expRegs()
+		av, bv := a.vec(), a.vec()
+		VBROADCASTSS(paramMem(Param("a")), av)
+		VBROADCASTSS(paramMem(Param("b")), bv)
+		vecLoopN(strings.ToLower(name), []string{"src", "dst"}, a.lanes, a.expChains, func(p []GPVirtual, k int) {
+			xs := e.vecs(k)
+			for j, x := range xs {
+				VMULPS(vecAt(p[0], a.lanes, j), av, x)
+				VADDPS(bv, x, x)
+			}
+			for j, s := range e.sigmoidN(xs) {
+				VMULPS(xs[j], s, s)
+				VMOVUPS(s, vecAt(p[1], a.lanes, j))
+			}
+		})
+		VZEROUPPER()
+		RET()
 
 		name = "SiLUGrad" + a.suffix
 		TEXT(name, NOSPLIT, "func(dx, x, dy []float32)")
@@ -216,18 +330,26 @@ func generateSiLU() {
 		Doc(fmt.Sprintf("%s sets dx[i] = dy[i]·σ·(1 + x[i]·(1 − σ)), σ = σ(x[i]), for i < len(x) rounded", name),
 			fmt.Sprintf("down to a multiple of %d (the caller finishes the tail). %s.", a.lanes, a.needs))
 		e = a.expRegs()
-		elementwiseLanes(strings.ToLower(name), []string{"x", "dy", "dx"}, a.lanes, func(p []GPVirtual) {
-			x, g, one := a.vec(), a.vec(), a.vec()
-			VMOVUPS(Mem{Base: p[0]}, x)
-			s := e.sigmoid(x)
+		vecLoopN(strings.ToLower(name), []string{"x", "dy", "dx"}, a.lanes, a.expChains, func(p []GPVirtual, k int) {
+			xs := e.vecs(k)
+			for j, x := range xs {
+				VMOVUPS(vecAt(p[0], a.lanes, j), x)
+			}
+			ss := e.sigmoidN(xs)
 			Comment("dx = (dy·σ)·(1 + x·(1 − σ))")
+			one := a.vec()
 			VBROADCASTSS(expOne(), one)
-			VSUBPS(s, one, g)
-			VMULPS(g, x, g)
-			VADDPS(g, one, g)
-			VMULPS(Mem{Base: p[1]}, s, s)
-			VMULPS(g, s, s)
-			VMOVUPS(s, Mem{Base: p[2]})
+			for j, s := range ss {
+				g := a.vec()
+				VSUBPS(s, one, g)
+				VMULPS(g, xs[j], g)
+				VADDPS(g, one, g)
+				VMULPS(vecAt(p[1], a.lanes, j), s, s)
+				VMULPS(g, s, s)
+				VMOVUPS(s, vecAt(p[2], a.lanes, j))
+			}
 		})
+		VZEROUPPER()
+		RET()
 	}
 }

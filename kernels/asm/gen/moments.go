@@ -1,66 +1,109 @@
 package main
 
 import (
+	"fmt"
+	"math/bits"
+	"strings"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-// generateMoments writes MomentsAVX2, the one pass of the normalization
-// statistics: with d = x − k in float64 (k a value near the mean, so that
-// the sums do not cancel), Σd and Σd².
+// generateMoments writes MomentsAVX2 and MomentsAVX512, the one pass of the
+// normalization statistics: with d = x − k in float64 (k a value near the
+// mean, so that the sums do not cancel), Σd and Σd².
 func generateMoments() {
-	TEXT("MomentsAVX2", NOSPLIT, "func(x []float32, k float64) (s, ss float64)")
-	Pragma("noescape")
-	Doc("MomentsAVX2 returns Σ(x[i] − k) and Σ(x[i] − k)² in float64 for i < len(x) rounded down to a",
-		"multiple of 8 (the caller adds the tail). AVX2+FMA.")
-	kv := YMM()
-	VBROADCASTSD(paramMem(Param("k")), kv)
-	pairedSums("moments", []string{"x"}, func(p []GPVirtual, s, q [2]VecVirtual) {
-		for h := range 2 {
-			d := YMM()
-			VCVTPS2PD(Mem{Base: p[0], Disp: 16 * h}, d)
+	for _, a := range []isa{isaAVX2, isaAVX512} {
+		name := "Moments" + a.suffix
+		TEXT(name, NOSPLIT, "func(x []float32, k float64) (s, ss float64)")
+		Pragma("noescape")
+		Doc(name+" returns Σ(x[i] − k) and Σ(x[i] − k)² in float64 for i < len(x) rounded down to a",
+			fmt.Sprintf("multiple of %d (the caller adds the tail). %s.", sumChains*a.lanes/2, a.needs))
+		kv := a.vec()
+		VBROADCASTSD(paramMem(Param("k")), kv)
+		pairedSums(strings.ToLower(name), []string{"x"}, a, func(p []GPVirtual, off int, s, q VecVirtual) {
+			d := a.vec()
+			VCVTPS2PD(Mem{Base: p[0], Disp: off}, d)
 			VSUBPD(kv, d, d)
-			VADDPD(d, s[h], s[h])
-			VFMADD231PD(d, d, q[h])
-		}
-	})
-}
-
-// generateSumDot writes SumDotAVX2, the sums of the normalizations'
-// backward pass for one row: Σy and Σy·x in float64 (a product of two
-// float32s is exact there, so the fused multiply-add rounds only the sum).
-func generateSumDot() {
-	TEXT("SumDotAVX2", NOSPLIT, "func(y, x []float32) (sy, syx float64)")
-	Pragma("noescape")
-	Doc("SumDotAVX2 returns Σy[i] and Σy[i]·x[i] in float64 for i < len(y) rounded down to a multiple",
-		"of 8 (the caller adds the tail; x is at least as long). AVX2+FMA.")
-	pairedSums("sumdot", []string{"y", "x"}, func(p []GPVirtual, s, q [2]VecVirtual) {
-		for h := range 2 {
-			a, u := YMM(), YMM()
-			VCVTPS2PD(Mem{Base: p[0], Disp: 16 * h}, a)
-			VCVTPS2PD(Mem{Base: p[1], Disp: 16 * h}, u)
-			VADDPD(a, s[h], s[h])
-			VFMADD231PD(u, a, q[h])
-		}
-	})
-}
-
-// pairedSums emits the loop of a kernel that returns two float64 sums over
-// the float32 slices params, len(first) rounded down to 8 values: body adds
-// eight values' worth, as two halves of four widened to float64, each half
-// into its own accumulators s[h] and q[h] (four chains of four lanes in
-// all); the halves are then added and each sum folded to one value.
-func pairedSums(name string, params []string, body func(p []GPVirtual, s, q [2]VecVirtual)) {
-	s, q := [2]VecVirtual{YMM(), YMM()}, [2]VecVirtual{YMM(), YMM()}
-	for _, r := range []VecVirtual{s[0], s[1], q[0], q[1]} {
-		VXORPD(r, r, r)
+			VADDPD(d, s, s)
+			VFMADD231PD(d, d, q)
+		})
 	}
-	vecLoop(name, params, 8, func(p []GPVirtual) { body(p, s, q) })
-	VADDPD(s[1], s[0], s[0])
-	VADDPD(q[1], q[0], q[0])
-	VMOVSD(reduce4(s[0]), paramMem(ReturnIndex(0)))
-	VMOVSD(reduce4(q[0]), paramMem(ReturnIndex(1)))
+}
+
+// generateSumDot writes SumDotAVX2 and SumDotAVX512, the sums of the
+// normalizations' backward pass for one row: Σy and Σy·x in float64 (a
+// product of two float32s is exact there, so the fused multiply-add rounds
+// only the sum).
+func generateSumDot() {
+	for _, a := range []isa{isaAVX2, isaAVX512} {
+		name := "SumDot" + a.suffix
+		TEXT(name, NOSPLIT, "func(y, x []float32) (sy, syx float64)")
+		Pragma("noescape")
+		Doc(name+" returns Σy[i] and Σy[i]·x[i] in float64 for i < len(y) rounded down to a multiple",
+			fmt.Sprintf("of %d (the caller adds the tail; x is at least as long). %s.", sumChains*a.lanes/2, a.needs))
+		pairedSums(strings.ToLower(name), []string{"y", "x"}, a, func(p []GPVirtual, off int, s, q VecVirtual) {
+			y, x := a.vec(), a.vec()
+			VCVTPS2PD(Mem{Base: p[0], Disp: off}, y)
+			VCVTPS2PD(Mem{Base: p[1], Disp: off}, x)
+			VADDPD(y, s, s)
+			VFMADD231PD(x, y, q)
+		})
+	}
+}
+
+// sumChains is how many accumulators each float64 sum of pairedSums keeps:
+// an add's latency is 3–4 cycles, so one chain per sum would wait on itself.
+const sumChains = 4
+
+// pairedSums emits a kernel that returns two float64 sums over the float32
+// slices params, len(first) rounded down to a whole step: each step widens
+// sumChains groups of lanes/2 values to float64 (a YMM of four, or a ZMM of
+// eight) and body adds group j, at byte offset off, into its own
+// accumulators s and q. The chains are then added pairwise and each sum
+// folded to one value.
+func pairedSums(name string, params []string, a isa, body func(p []GPVirtual, off int, s, q VecVirtual)) {
+	var s, q [sumChains]VecVirtual
+	for j := range sumChains {
+		s[j], q[j] = a.vec(), a.vec()
+		zeroVec(s[j], a.zmm)
+		zeroVec(q[j], a.zmm)
+	}
+	group := a.lanes / 2 // float32 values per widened vector
+	ptrs := make([]GPVirtual, len(params))
+	for i, p := range params {
+		ptrs[i] = Load(Param(p).Base(), GP64()).(GPVirtual)
+	}
+	n := Load(Param(params[0]).Len(), GP64())
+	SHRQ(U8(bits.TrailingZeros(uint(sumChains*group))), n)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	for j := range sumChains {
+		body(ptrs, 4*group*j, s[j], q[j])
+	}
+	for _, p := range ptrs {
+		ADDQ(U32(4*group*sumChains), p)
+	}
+	DECQ(n)
+	JNZ(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	for _, acc := range [][sumChains]VecVirtual{s, q} {
+		VADDPD(acc[1], acc[0], acc[0])
+		VADDPD(acc[3], acc[2], acc[2])
+		VADDPD(acc[2], acc[0], acc[0])
+	}
+	fold := func(v VecVirtual) VecVirtual {
+		if a.zmm {
+			hi, y := YMM(), YMM()
+			VEXTRACTF64X4(U8(1), v, hi)
+			VADDPD(hi, v.AsY(), y)
+			v = y
+		}
+		return reduce4(v)
+	}
+	VMOVSD(fold(s[0]), paramMem(ReturnIndex(0)))
+	VMOVSD(fold(q[0]), paramMem(ReturnIndex(1)))
 	VZEROUPPER()
 	RET()
 }

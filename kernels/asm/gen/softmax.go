@@ -61,13 +61,16 @@ func generateSoftmax() {
 		mv, sum := a.vec(), a.vec()
 		VBROADCASTSS(paramMem(Param("m")), mv)
 		zeroVec(sum, a.zmm)
-		vecLoop(strings.ToLower(name), []string{"x", "y"}, a.lanes, func(p []GPVirtual) {
-			v := a.vec()
-			VMOVUPS(Mem{Base: p[0]}, v)
-			VSUBPS(mv, v, v)
-			ev := e.exp(v)
-			VMOVUPS(ev, Mem{Base: p[1]})
-			VADDPS(ev, sum, sum)
+		vecLoopN(strings.ToLower(name), []string{"x", "y"}, a.lanes, a.expChains, func(p []GPVirtual, k int) {
+			vs := e.vecs(k)
+			for j, v := range vs {
+				VMOVUPS(vecAt(p[0], a.lanes, j), v)
+				VSUBPS(mv, v, v)
+			}
+			for j, ev := range e.expN(vs) {
+				VMOVUPS(ev, vecAt(p[1], a.lanes, j))
+				VADDPS(ev, sum, sum) // in the order of the values, as one at a time
+			}
 		})
 		VMOVSS(reduce(a, sum, func(a, b, dst Op) { VADDPS(a, b, dst) }), paramMem(ReturnIndex(0)))
 		VZEROUPPER()
