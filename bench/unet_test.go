@@ -94,13 +94,12 @@ func benchUNetOn(b *testing.B, dev tensor.Device, config, mode string, batch int
 	}
 	target := tensor.FromFloat32(dev, randn(r, batch*cfg.OutChannels*h*w), batch, cfg.OutChannels, h, w)
 	opt := nn.NewAdam(m.Params(), nn.AdamConfig{LR: 2e-4})
-	if mode == "forward" { // as a sampler runs it
+	if mode == "forward" { // as a sampler runs it: weights frozen, no gradients, for all its steps
 		defer nn.Freeze(m.Params())()
+		defer m.NoGrad()()
 	}
 	step := func() {
 		if mode == "forward" {
-			restore := m.NoGrad()
-			defer restore()
 			out, err := m.Forward(x, ts, labels, nil)
 			if err != nil {
 				b.Fatal(err)

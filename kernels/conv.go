@@ -1,6 +1,10 @@
 package kernels
 
-import "github.com/godiffuse/godiffuse/tensor"
+import (
+	"sync"
+
+	"github.com/godiffuse/godiffuse/tensor"
+)
 
 // ---------------------------------------------------------------------------
 // Conv2D by im2col + GEMM.
@@ -107,21 +111,35 @@ func col2im(dx, col []float32, p tensor.ConvParams) {
 	}
 }
 
+// colPool holds the per-image column buffers of forImages: sized by the
+// layer and the batch (a training step's are tens of MB), so the collector
+// may take them back, unlike the bounded arrays of packArrays.
+var colPool = sync.Pool{New: func() any { return new([]float32) }}
+
+func getCol(n int) *[]float32 {
+	p := colPool.Get().(*[]float32)
+	if cap(*p) < n {
+		*p = make([]float32, n)
+	}
+	*p = (*p)[:n]
+	return p
+}
+
 // forImages runs fn(n, scratch, threads) for every image, spreading images
 // over goroutines; scratch is a per-goroutine slice of colLen floats.
 func (d *Device) forImages(nImg, colLen int, fn func(n int, scratch []float32, threads int)) {
 	workers := min(d.threads, nImg)
 	if workers <= 1 {
-		buf := getBuf(colLen)
-		defer packPool.Put(buf)
+		buf := getCol(colLen)
+		defer colPool.Put(buf)
 		for n := range nImg {
 			fn(n, *buf, d.threads)
 		}
 		return
 	}
 	runParts(workers, func(w int) {
-		buf := getBuf(colLen)
-		defer packPool.Put(buf)
+		buf := getCol(colLen)
+		defer colPool.Put(buf)
 		for n := w; n < nImg; n += workers {
 			fn(n, *buf, 1)
 		}

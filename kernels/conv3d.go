@@ -138,15 +138,18 @@ type volShift struct {
 	dq, hq, wq int   // a phase's extent: ⌈Dp/sd⌉, ⌈Hp/sh⌉, ⌈Wp/sw⌉
 	n          int   // output positions j: (OD-1)·Hq·Wq + (OH-1)·Wq + OW
 	off        []int // per row of the column matrix
+	offs       *[]int
 }
 
+// newVolShift plans p's phases; release hands its offsets back to the pool.
 func newVolShift(p tensor.Conv3DParams) volShift {
 	s := volShift{sd: p.StrideD, sh: p.StrideH, sw: p.StrideW}
 	s.dq = (p.D + 2*p.PadD + s.sd - 1) / s.sd
 	s.hq = (p.H + 2*p.PadH + s.sh - 1) / s.sh
 	s.wq = (p.W + 2*p.PadW + s.sw - 1) / s.sw
 	s.n = (p.OD-1)*s.hq*s.wq + (p.OH-1)*s.wq + p.OW
-	s.off = make([]int, 0, p.C*p.KD*p.KH*p.KW)
+	s.offs = getOffsets(p.C * p.KD * p.KH * p.KW)
+	s.off = (*s.offs)[:0]
 	for c := range p.C {
 		for kz := range p.KD {
 			for ky := range p.KH {
@@ -158,6 +161,8 @@ func newVolShift(p tensor.Conv3DParams) volShift {
 	}
 	return s
 }
+
+func (s volShift) release() { offsetPool.Put(s.offs) }
 
 // at is where padded voxel (z, y, x) of channel c lies in the phase layout.
 func (s volShift) at(c, z, y, x int) int {
@@ -274,6 +279,7 @@ func (d *Device) Conv3D(y, x, w, b tensor.Buffer, p tensor.Conv3DParams) {
 	defer releaseW()
 	if path == ConvShifted {
 		s := newVolShift(p)
+		defer s.release()
 		padLen := s.padLen(p.C)
 		d.forImages(p.N, padLen+p.F*s.n, func(n int, scratch []float32, threads int) {
 			xp, out := scratch[:padLen], scratch[padLen:]
@@ -419,6 +425,7 @@ func (d *Device) Conv3DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 // inside copied out to dx. It serves strides the flipped convolution cannot.
 func (d *Device) conv3DShiftedBackwardInput(dxs, dys, ws []float32, p tensor.Conv3DParams) {
 	s := newVolShift(p)
+	defer s.release()
 	taps := p.KD * p.KH * p.KW
 	k, odhw, vol, padLen := p.C*taps, p.OD*p.OH*p.OW, p.D*p.H*p.W, s.padLen(p.C)
 	block := max(1, min(p.C, (1<<20)/(taps*s.n))) // channels per dcol block: ~4 MB
@@ -451,6 +458,7 @@ func (d *Device) conv3DShiftedBackwardInput(dxs, dys, ws []float32, p tensor.Con
 // unpacked-A kernels (see convShiftedBackwardWeight).
 func (d *Device) conv3DShiftedBackwardWeight(dws, xs, dys []float32, p tensor.Conv3DParams) {
 	s := newVolShift(p)
+	defer s.release()
 	k, odhw, vol, padLen := p.C*p.KD*p.KH*p.KW, p.OD*p.OH*p.OW, p.D*p.H*p.W, s.padLen(p.C)
 	mk, _ := d.microKernel()
 	rowsA := mk.rowsAAdd != nil

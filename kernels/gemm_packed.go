@@ -61,24 +61,14 @@ const (
 	packNC = 3072 // columns of B per block (a multiple of both NRs)
 )
 
-var packPool = sync.Pool{New: func() any { return new([]float32) }}
-
-// offsetPool holds the row offsets of a B read in place (sgemmLoop).
+// offsetPool holds row offsets: of a B read in place (sgemmLoop), of a
+// shifted-rows plan's rows.
 var offsetPool = sync.Pool{New: func() any { return new([]int) }}
 
 func getOffsets(n int) *[]int {
 	p := offsetPool.Get().(*[]int)
 	if cap(*p) < n {
 		*p = make([]int, n)
-	}
-	*p = (*p)[:n]
-	return p
-}
-
-func getBuf(n int) *[]float32 {
-	p := packPool.Get().(*[]float32)
-	if cap(*p) < n {
-		*p = make([]float32, n)
 	}
 	*p = (*p)[:n]
 	return p
@@ -490,14 +480,13 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 	ncMax := min(packNC, (n+nr-1)/nr*nr)
 	kcMax := min(packKC, k)
 	mcMax := min(packMC, (m+mr-1)/mr*mr)
-	bbuf := getBuf(kcMax*ncMax + tileLen)
-	defer packPool.Put(bbuf)
-	bp, tile := (*bbuf)[:kcMax*ncMax], (*bbuf)[kcMax*ncMax:]
+	bbuf := packArrays.get(kcMax*ncMax + tileLen)
+	defer packArrays.put(bbuf)
+	bp, tile := bbuf[:kcMax*ncMax], bbuf[kcMax*ncMax:]
 	var ap []float32
 	if pa == nil {
-		abuf := getBuf(kcMax * mcMax)
-		defer packPool.Put(abuf)
-		ap = *abuf
+		ap = packArrays.get(kcMax * mcMax)
+		defer packArrays.put(ap)
 	}
 	// aBlock is the packed MC×KC block of A at (ic, pc): prepacked, or packed now.
 	aBlock := func(pc, kc, ic, mc int) []float32 {
@@ -611,9 +600,8 @@ func sgemmRowsA(mk microKernel, m, n, k int, a []float32, offA []int, ob operand
 	mr, nr := mk.mr, mk.nr
 	ncMax := min(packNC, (n+nr-1)/nr*nr)
 	kcMax := min(packKC, k)
-	bbuf := getBuf(kcMax * ncMax)
-	defer packPool.Put(bbuf)
-	bp := *bbuf
+	bp := packArrays.get(kcMax * ncMax)
+	defer packArrays.put(bp)
 	var offs [asm.AVX512MR]int
 	var tile [asm.AVX512MR * asm.AVX512NR]float32
 	for jc := 0; jc < n; jc += packNC {

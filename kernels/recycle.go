@@ -41,7 +41,10 @@ func (r *recycler) put(f []float32) {
 	if n == 0 || n < r.minLen {
 		return
 	}
-	p, _ := r.pools.LoadOrStore(n, &sync.Pool{})
+	p, ok := r.pools.Load(n)
+	if !ok { // LoadOrStore alone would allocate a pool at every call
+		p, _ = r.pools.LoadOrStore(n, &sync.Pool{})
+	}
 	p.(*sync.Pool).Put(&f)
 }
 
@@ -111,51 +114,64 @@ func PoisonedCPU(threads int) *Device {
 	return NewCPUTuned(threads, DefaultLevel(), t)
 }
 
-// scratchArrays keeps the large scratch arrays of the kernels (Winograd's
-// transformed weights, V and M; the attention's score blocks; partial sums)
-// from one call to the next. Fresh memory costs a page fault per 4 KiB on
-// first touch, which measured as much as the Winograd weight transform
-// itself — and about 10 µs a fault on the Zen 5 virtual machine of
-// 2026-12-04, where a tiny-mnist batch-1 forward that faulted 250 times took
-// 6.5 ms instead of 4. A sync.Pool is emptied by every garbage collection,
-// which a training step runs many of. At most scratchKeep arrays are kept.
-var scratchArrays struct {
+// arrayList keeps arrays from one call to the next: the large scratch
+// arrays of the kernels (Winograd's transformed weights, V and M; the
+// attention's score blocks; partial sums) and the GEMMs' packed blocks.
+// Fresh memory costs a page fault per 4 KiB on first touch, which measured
+// as much as the Winograd weight transform itself — and about 10 µs a fault
+// on the Zen 5 virtual machine of 2026-12-04, where a tiny-mnist batch-1
+// forward that faulted 250 times took 6.5 ms instead of 4. A sync.Pool is
+// emptied by every garbage collection, which a training step runs many of
+// (the packed blocks, in one, came back as 872 KB of fresh memory after each
+// collection of a batch-1 sampling run). At most keep arrays are kept.
+type arrayList struct {
 	sync.Mutex
 	free [][]float32
+	keep int
 }
 
-const scratchKeep = 6
+var (
+	scratchArrays = arrayList{keep: 6}
+	packArrays    = arrayList{keep: 8} // a few per thread: an A and a B block each
+)
 
-// getScratch returns an array of n floats (contents undefined).
-func getScratch(n int) []float32 {
-	scratchArrays.Lock()
-	defer scratchArrays.Unlock()
+// getScratch returns a scratch array of n floats (contents undefined).
+func getScratch(n int) []float32 { return scratchArrays.get(n) }
+
+// putScratch hands a scratch array back.
+func putScratch(b []float32) { scratchArrays.put(b) }
+
+// get returns the smallest kept array that holds n floats, or a new one
+// (contents undefined).
+func (l *arrayList) get(n int) []float32 {
+	l.Lock()
+	defer l.Unlock()
 	best := -1
-	for i, b := range scratchArrays.free {
-		if cap(b) >= n && (best < 0 || cap(b) < cap(scratchArrays.free[best])) {
+	for i, b := range l.free {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(l.free[best])) {
 			best = i
 		}
 	}
 	if best < 0 {
 		return make([]float32, n)
 	}
-	b := scratchArrays.free[best]
-	scratchArrays.free = slices.Delete(scratchArrays.free, best, best+1)
+	b := l.free[best]
+	l.free = slices.Delete(l.free, best, best+1)
 	return b[:n]
 }
 
-// putScratch hands an array back; beyond scratchKeep the smallest is dropped.
-func putScratch(b []float32) {
-	scratchArrays.Lock()
-	defer scratchArrays.Unlock()
-	scratchArrays.free = append(scratchArrays.free, b)
-	if len(scratchArrays.free) > scratchKeep {
+// put hands an array back; beyond keep the smallest is dropped.
+func (l *arrayList) put(b []float32) {
+	l.Lock()
+	defer l.Unlock()
+	l.free = append(l.free, b)
+	if len(l.free) > l.keep {
 		small := 0
-		for i, f := range scratchArrays.free {
-			if cap(f) < cap(scratchArrays.free[small]) {
+		for i, f := range l.free {
+			if cap(f) < cap(l.free[small]) {
 				small = i
 			}
 		}
-		scratchArrays.free = slices.Delete(scratchArrays.free, small, small+1)
+		l.free = slices.Delete(l.free, small, small+1)
 	}
 }

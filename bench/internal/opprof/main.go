@@ -66,7 +66,11 @@ func (t *timed) MatMul(c, a, b tensor.Buffer, p tensor.MatMulParams) {
 }
 
 func (t *timed) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
-	defer t.add(fmt.Sprintf("Conv2D %dx%d %d→%d at %dx%d", p.KH, p.KW, p.C, p.F, p.H, p.W), time.Now())
+	kind := fmt.Sprintf("Conv2D %dx%d %d→%d at %dx%d", p.KH, p.KW, p.C, p.F, p.H, p.W)
+	if p.StrideH != 1 || p.StrideW != 1 {
+		kind += fmt.Sprintf(" stride %d", p.StrideH)
+	}
+	defer t.add(kind, time.Now())
 	t.Device.Conv2D(y, x, w, b, p)
 }
 
