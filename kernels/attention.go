@@ -245,7 +245,8 @@ func (d *Device) attentionPacked(mk microKernel, os, qs, ks, vs []float32, p ten
 	oLen := valuesLen(p, rows)
 	blockLen := rows*p.Lk + rows*p.D + rows*min(packKC, p.Lk) + oLen + tileLen
 	heads := p.B * p.Heads
-	kv := make([]float32, heads*(kLen+vLen))
+	kv := getScratch(heads * (kLen + vLen)) // every value written by packB
+	defer putScratch(kv)
 	// pack every head's Kᵀ and V (independent: spread over the threads)
 	d.parallelFor(heads, 1, func(lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
@@ -290,7 +291,8 @@ func (d *Device) attentionPacked(mk microKernel, os, qs, ks, vs []float32, p ten
 	}
 	blocks := (p.Lq + rows - 1) / rows
 	d.parallelFor(heads*blocks, 1, func(lo, hi int) {
-		scratch := make([]float32, blockLen)
+		scratch := getScratch(blockLen)
+		defer putScratch(scratch)
 		for j := lo; j < hi; j++ {
 			block(j/blocks, j%blocks*rows, scratch)
 		}
