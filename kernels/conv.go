@@ -217,18 +217,11 @@ func (d *Device) convShifted(ys, xs []float32, wA gemmA, bs []float32, p tensor.
 	d.forImages(p.N, padLen+p.F*s.n, func(n int, scratch []float32, threads int) {
 		xp, out := scratch[:padLen], scratch[padLen:]
 		s.pad(xp, xs[n*chw:(n+1)*chw], p)
-		d.sgemmA(threads, wA, s.n, operandB{b: xp, off: s.off}, 0, out, s.n)
+		d.sgemmABias(threads, wA, s.n, operandB{b: xp, off: s.off}, 0, bs, out, s.n) // the bias as the tiles' first values
 		yn := ys[n*p.F*ohw : (n+1)*p.F*ohw]
 		for f := range p.F {
-			var bias float32
-			if bs != nil {
-				bias = bs[f]
-			}
 			for oy := range p.OH {
-				dst, src := yn[(f*p.OH+oy)*p.OW:][:p.OW], out[f*s.n+oy*s.wp:][:p.OW]
-				for i, v := range src {
-					dst[i] = v + bias
-				}
+				copy(yn[(f*p.OH+oy)*p.OW:][:p.OW], out[f*s.n+oy*s.wp:][:p.OW])
 			}
 		}
 	})
