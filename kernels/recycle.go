@@ -122,8 +122,8 @@ func PoisonedCPU(threads int) *Device {
 // on the Zen 5 virtual machine of 2026-12-04, where a tiny-mnist batch-1
 // forward that faulted 250 times took 6.5 ms instead of 4. A sync.Pool is
 // emptied by every garbage collection, which a training step runs many of
-// (the packed blocks, in one, came back as 872 KB of fresh memory after each
-// collection of a batch-1 sampling run). At most keep arrays are kept.
+// (and after each one, a batch-1 sampling step took its GEMMs' packed
+// blocks, 872 KB, from fresh memory again). At most keep arrays are kept.
 type arrayList struct {
 	sync.Mutex
 	free [][]float32
