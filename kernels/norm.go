@@ -160,19 +160,20 @@ func sum64(x []float32) float64 {
 // d = x − x₀, mean = x₀ + Σd/n and var = (Σd² − (Σd)²/n)/n. The shift keeps
 // the two sums from cancelling as Σx² − (Σx)²/n does when the mean is large
 // against the spread (x₀ is one of the values, so d is of the spread's
-// size). The assembly takes 32 (AVX-512) or 16 (AVX2) values at a time,
+// size). The assembly takes 32 (AVX-512), then 16 (AVX2) values at a time,
 // momentsGo the rest.
 func (d *Device) moments64(x []float32) (mean, variance float64) {
 	k := float64(x[0])
 	var s, ss float64
 	i := 0
-	switch {
-	case d.wide():
+	if d.wide() {
 		s, ss = asm.MomentsAVX512(x, k)
 		i = len(x) / 32 * 32
-	case d.simd():
-		s, ss = asm.MomentsAVX2(x, k)
-		i = len(x) / 16 * 16
+	}
+	if d.simd() && len(x)-i >= 16 { // a 16-value row of a 4×4 image has no 32 for the wide form
+		ts, tss := asm.MomentsAVX2(x[i:], k)
+		s, ss = s+ts, ss+tss
+		i += (len(x) - i) / 16 * 16
 	}
 	ts, tss := momentsGo(x[i:], k)
 	s, ss = s+ts, ss+tss
@@ -200,17 +201,18 @@ func momentsGo(x []float32, k float64) (s, ss float64) {
 }
 
 // sumDot64 returns Σy and Σy·x in float64: SumDotAVX512 32 values at a
-// time or SumDotAVX2 16, then two chains each.
+// time, then SumDotAVX2 16, then two chains each.
 func (d *Device) sumDot64(y, x []float32) (sy, syx float64) {
 	x = x[:len(y)]
 	i := 0
-	switch {
-	case d.wide():
+	if d.wide() {
 		sy, syx = asm.SumDotAVX512(y, x)
 		i = len(y) / 32 * 32
-	case d.simd():
-		sy, syx = asm.SumDotAVX2(y, x)
-		i = len(y) / 16 * 16
+	}
+	if d.simd() && len(y)-i >= 16 {
+		ty, tyx := asm.SumDotAVX2(y[i:], x[i:])
+		sy, syx = sy+ty, syx+tyx
+		i += (len(y) - i) / 16 * 16
 	}
 	var a0, a1, b0, b1 float64
 	for ; i+2 <= len(y); i += 2 {
