@@ -279,6 +279,24 @@ func generateExp() {
 // generateSiLU writes the fused SiLU kernels: one pass instead of four
 // (negate, exp, 1/(1+e), multiply), with the operations of that sequence in
 // the same order, so the results keep the same bits.
+// siluLoop emits the body and return of a kernel func(dst, src …) that
+// stores x·σ(x) to dst, x being what load puts in a register from a vector
+// of src.
+func siluLoop(name string, a isa, e expRegs, load func(m Mem, x VecVirtual)) {
+	vecLoopN(strings.ToLower(name), []string{"src", "dst"}, a.lanes, a.expChains, func(p []GPVirtual, k int) {
+		xs := e.vecs(k)
+		for j, x := range xs {
+			load(vecAt(p[0], a.lanes, j), x)
+		}
+		for j, s := range e.sigmoidN(xs) {
+			VMULPS(xs[j], s, s)
+			VMOVUPS(s, vecAt(p[1], a.lanes, j))
+		}
+	})
+	VZEROUPPER()
+	RET()
+}
+
 func generateSiLU() {
 	for _, a := range []isa{isaAVX2, isaAVX512} {
 		name := "SiLU" + a.suffix
@@ -287,18 +305,7 @@ func generateSiLU() {
 		Doc(fmt.Sprintf("%s sets dst[i] = src[i]·σ(src[i]) for i < len(src) rounded down to a multiple of %d", name, a.lanes),
 			"(the caller finishes the tail), σ(x) = 1/(1 + e^-x) with ExpAVX2's exp. "+a.needs+".")
 		e := a.expRegs()
-		vecLoopN(strings.ToLower(name), []string{"src", "dst"}, a.lanes, a.expChains, func(p []GPVirtual, k int) {
-			xs := e.vecs(k)
-			for j, x := range xs {
-				VMOVUPS(vecAt(p[0], a.lanes, j), x)
-			}
-			for j, s := range e.sigmoidN(xs) {
-				VMULPS(xs[j], s, s)
-				VMOVUPS(s, vecAt(p[1], a.lanes, j))
-			}
-		})
-		VZEROUPPER()
-		RET()
+		siluLoop(name, a, e, func(m Mem, x VecVirtual) { VMOVUPS(m, x) })
 
 		name = "AffineSiLU" + a.suffix
 		TEXT(name, NOSPLIT, "func(dst, src []float32, a, b float32)")
@@ -310,19 +317,10 @@ func generateSiLU() {
 		av, bv := a.vec(), a.vec()
 		VBROADCASTSS(paramMem(Param("a")), av)
 		VBROADCASTSS(paramMem(Param("b")), bv)
-		vecLoopN(strings.ToLower(name), []string{"src", "dst"}, a.lanes, a.expChains, func(p []GPVirtual, k int) {
-			xs := e.vecs(k)
-			for j, x := range xs {
-				VMULPS(vecAt(p[0], a.lanes, j), av, x)
-				VADDPS(bv, x, x)
-			}
-			for j, s := range e.sigmoidN(xs) {
-				VMULPS(xs[j], s, s)
-				VMOVUPS(s, vecAt(p[1], a.lanes, j))
-			}
+		siluLoop(name, a, e, func(m Mem, x VecVirtual) {
+			VMULPS(m, av, x)
+			VADDPS(bv, x, x)
 		})
-		VZEROUPPER()
-		RET()
 
 		name = "SiLUGrad" + a.suffix
 		TEXT(name, NOSPLIT, "func(dx, x, dy []float32)")
