@@ -285,6 +285,24 @@ func SumDotAVX2(y, x []float32) (sy, syx float64) {
 	return 0, 0
 }
 
+func MomentsAVX512(x []float32, k float64) (s, ss float64) {
+	unreachable("MomentsAVX512")
+	return 0, 0
+}
+
+func SumDotAVX512(y, x []float32) (sy, syx float64) {
+	unreachable("SumDotAVX512")
+	return 0, 0
+}
+
+func AffineSiLUAVX2(dst, src []float32, a, b float32) {
+	unreachable("AffineSiLUAVX2")
+}
+
+func AffineSiLUAVX512(dst, src []float32, a, b float32) {
+	unreachable("AffineSiLUAVX512")
+}
+
 func WinoInput4AVX2(v *float32, vs int, in *float32, ins int, blocks int) {
 	unreachable("WinoInput4AVX2")
 }
