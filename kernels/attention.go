@@ -187,7 +187,11 @@ func (d *Device) attentionTiled(os, qs, ks, vs []float32, p tensor.AttentionPara
 // (BenchmarkAttentionInference, 2-core Xeon, AVX-512): SD's 64×64
 // self-attention (4,096 keys) 2.45 → 1.28 s, 32×32 (1,024) 133 → 85 ms,
 // 16×16 (256) 13.4 vs 13.6 ms; with 77 to 256 keys (cross-attention,
-// tiny-mnist, ddpm-cifar10-32) the per-block GEMMs were 1.6× faster.
+// tiny-mnist, ddpm-cifar10-32) the per-block GEMMs were 1.6× faster then,
+// when the packed path still took fresh memory at every call. Since
+// (2026-12-04, Zen 5, two threads): tiny-mnist's heads at batch 64 4.7 ms
+// per block against 5.0 packed, ddpm-cifar10-32's at batch 8 1.93 against
+// 2.01 ms, tiny-mnist at batch 1 98 against 92 µs: close, so left as is.
 const packedMinKeys = 1024
 
 // attentionBlocks is attentionTiled by one GEMM call per block and product.
