@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -132,7 +133,8 @@ type arrayList struct {
 
 var (
 	scratchArrays = arrayList{keep: 6}
-	packArrays    = arrayList{keep: 8} // a few per thread: an A and a B block each
+	// an A and a B block per goroutine of a GEMM, and a few for nested calls
+	packArrays = arrayList{keep: 4 + 2*runtime.NumCPU()}
 )
 
 // getScratch returns a scratch array of n floats (contents undefined).
