@@ -96,7 +96,7 @@ func (d *Device) conv3DWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []floa
 				}
 				beta = 1
 			}
-			winoOutput(ys[z*hw:], m, bs, pad, q, g, r0, r1, simd)
+			winoOutput(ys[z*hw:], m, bs, pad, q, g, r0, r1, 0, q.F, simd)
 		}
 	})
 }

@@ -27,6 +27,8 @@ func TestResultsIndependentOfThreads(t *testing.T) {
 		conv(11, 16, 8, 1, 1, 9, 7),    // pointwise
 		conv(11, 8, 16, 3, 2, 13, 12),  // strided: im2col
 		conv(2, 32, 32, 3, 1, 64, 64),  // Winograd, one image of many chunks
+		conv(1, 160, 40, 3, 1, 8, 8),   // Winograd F(2×2), 16 tiles: split by output channels
+		conv(1, 64, 40, 3, 1, 16, 16),  // Winograd F(4×4), 16 tiles: split by output channels
 	}
 	r := rand.New(rand.NewPCG(9, 9))
 	for _, level := range Levels() {

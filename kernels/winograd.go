@@ -113,6 +113,10 @@ func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float3
 	}
 	n := len(us)
 	simd := d.winoSIMD()
+	if parts := d.winoRowParts(us[0], g); parts > 1 {
+		d.convWinogradByRows(ys, xs, bs, us, p, newWinoGeom(p, 1, g.rows*g.tw, tile), tile, parts) // one chunk of every tile
+		return
+	}
 	d.winoChunks(g, n*g.cs+n*g.fs+winoPadLen(p, g), func(_ int, buf []float32, threads, r0, r1 int) {
 		v, m, rowBuf := buf[:n*g.cs], buf[n*g.cs:n*(g.cs+g.fs)], buf[n*(g.cs+g.fs):]
 		tiles := (r1 - r0) * g.tw
@@ -125,9 +129,62 @@ func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float3
 			d.sgemmA(threads, us[xi], cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs:], g.ld)
 		}
 		if tile == 4 {
-			winoOutput4(ys, m, bs, rowBuf, p, g, r0, r1, simd)
+			winoOutput4(ys, m, bs, rowBuf, p, g, r0, r1, 0, p.F, simd)
 		} else {
-			winoOutput(ys, m, bs, rowBuf, p, g, r0, r1, simd)
+			winoOutput(ys, m, bs, rowBuf, p, g, r0, r1, 0, p.F, simd)
+		}
+	})
+}
+
+// winoRowParts is how many threads split a convolution by output channels
+// (rows of the U[ξ]) instead of by tiles: 1 (no such split) unless a split
+// by tiles would leave each thread less than one 16-column panel of them
+// and there are more output channels than tiles. At batch 1 the 8×8 level
+// of a U-Net has 16 tiles against 256 channels, and a split by tiles had
+// every thread stream all 16 U[ξ] for 8 columns each: ddpm-cifar10-32's
+// 256-channel 8×8 convolutions ran 0.95× as fast on two threads as on one,
+// and 1.5× as fast split by channels; at 16×16 (64 tiles) the split by
+// tiles stays 1.1× ahead (BenchmarkWinogradBatch1, bench/RESULTS.md
+// 2026-12-04 afternoon).
+func (d *Device) winoRowParts(u gemmA, g winoGeom) int {
+	pa := u.pre
+	tiles := g.rows * g.tw
+	if d.threads <= 1 || pa == nil || pa.icBlocks != 1 || tiles >= 16*d.threads || tiles >= u.m {
+		return 1
+	}
+	return min(d.threads, (u.m+pa.mk.mr-1)/pa.mk.mr/2)
+}
+
+// convWinogradByRows is convWinograd for tiles that fit one chunk, on parts
+// threads that each own a band of output channels: the input transform
+// once, then each thread's rows of every GEMM M[ξ] = U[ξ]·V[ξ] and the
+// output transform of its channels, so that what a thread writes into M it
+// reads back itself.
+func (d *Device) convWinogradByRows(ys, xs, bs []float32, us []gemmA, p tensor.ConvParams, g winoGeom, tile, parts int) {
+	n, mr := len(us), us[0].pre.mk.mr
+	buf := getScratch(n*g.cs + n*g.fs + winoPadLen(p, g))
+	defer putScratch(buf)
+	v, m, rowBuf := buf[:n*g.cs], buf[n*g.cs:n*(g.cs+g.fs)], buf[n*(g.cs+g.fs):]
+	tiles := g.rows * g.tw
+	winoInput(v, xs, rowBuf, p, g, 0, g.rows, d.winoSIMD())
+	cols := (tiles + 15) &^ 15
+	for xi := range n {
+		for c := range p.C {
+			clear(v[xi*g.cs+c*g.ld+tiles : xi*g.cs+c*g.ld+cols])
+		}
+	}
+	panels := (p.F + mr - 1) / mr
+	runParts(parts, func(t int) {
+		f0, f1 := t*panels/parts*mr, min(p.F, (t+1)*panels/parts*mr)
+		for xi := range n {
+			sgemmPrepacked(us[xi].pre.rowSlab(f0, f1), 1, cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, nil, m[xi*g.fs+f0*g.ld:], g.ld)
+		}
+		scratch := getScratch(32 + p.OW)
+		defer putScratch(scratch)
+		if tile == 4 {
+			winoOutput4(ys, m, bs, scratch, p, g, 0, g.rows, f0, f1, d.winoSIMD())
+		} else {
+			winoOutput(ys, m, bs, scratch, p, g, 0, g.rows, f0, f1, d.winoSIMD())
 		}
 	})
 }
@@ -347,9 +404,9 @@ func winoInputRow(v []float32, vs int, in []float32, ins, tiles int) {
 // winoOutput writes the output tiles Aᵀ·M·A (+ bias) of the tile rows
 // [r0, r1) into y, leaving out the row and column past an odd OH, OW.
 // scratch holds 32 + OW floats.
-func winoOutput(ys, m, bs, scratch []float32, p tensor.ConvParams, g winoGeom, r0, r1 int, simd bool) {
+func winoOutput(ys, m, bs, scratch []float32, p tensor.ConvParams, g winoGeom, r0, r1, f0, f1 int, simd bool) {
 	tailTop, tailBot, past := scratch[:16], scratch[16:32], scratch[32:32+p.OW]
-	for f := range p.F {
+	for f := f0; f < f1; f++ {
 		var bias float32
 		if bs != nil {
 			bias = bs[f]

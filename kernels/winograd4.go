@@ -133,9 +133,9 @@ func aVec4(m0, m1, m2, m3, m4, m5 float32) [4]float32 {
 // winoOutput4 is winoOutput for F(4×4, 3×3): the output tiles Aᵀ·M·A
 // (+ bias) of the tile rows [r0, r1), leaving out rows and columns past OH
 // and OW. scratch holds 16 + OW floats.
-func winoOutput4(ys, m, bs, scratch []float32, p tensor.ConvParams, g winoGeom, r0, r1 int, simd bool) {
+func winoOutput4(ys, m, bs, scratch []float32, p tensor.ConvParams, g winoGeom, r0, r1, f0, f1 int, simd bool) {
 	tail, past := scratch[:16], scratch[16:16+p.OW]
-	for f := range p.F {
+	for f := f0; f < f1; f++ {
 		var bias float32
 		if bs != nil {
 			bias = bs[f]
