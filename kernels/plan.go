@@ -159,7 +159,8 @@ func (d *Device) winograd(p tensor.ConvParams) bool {
 // the sixteen short GEMMs cost more than the multiplications they save.
 func (d *Device) winograd2D(p tensor.ConvParams) bool {
 	tiles := p.N * ((p.OH + 1) / 2) * ((p.OW + 1) / 2)
-	return d.winograd(p) && tiles >= d.tune.WinogradMinTiles && tiles*p.C >= d.tune.WinogradMinTileChannels
+	return d.winograd(p) && tiles >= d.tune.WinogradMinTiles &&
+		(tiles*p.C >= d.tune.WinogradMinTileChannels || tiles >= d.tune.WinogradEnoughTiles)
 }
 
 // shifted reports whether a 2-D convolution takes the shifted rows:

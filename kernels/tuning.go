@@ -45,7 +45,11 @@ type Tuning struct {
 	// Zen 5 with frozen weights (2026-12-04) Winograd was 1.15–1.2× faster
 	// at 256 and 512 channels of 8×8 (16 tiles), so 16 tiles now take it
 	// when tiles × channels reach 2,400 (48 channels of 7×7 still do not).
-	WinogradMinTiles, WinogradMinTileChannels int
+	// WinogradEnoughTiles tiles take it whatever the channels: one 14×14
+	// image (49 tiles) at 48 channels ran 1.35× faster by Winograd than by
+	// shifted rows, at 32 in and 48 out 1.27× (Zen 5, frozen weights,
+	// 2026-12-04 afternoon), where tiles × channels fell short of 2,400.
+	WinogradMinTiles, WinogradMinTileChannels, WinogradEnoughTiles int
 	// WinogradTiles is the number of 2×2 output tiles a Winograd chunk aims
 	// at, at least: with few channels more, so that a chunk's V and M stay
 	// near 1 MiB and the GEMMs are not too short (measured: 64 tiles were
@@ -106,7 +110,7 @@ type Tuning struct {
 // DefaultTuning is the tuning the benchmarks chose.
 func DefaultTuning() Tuning {
 	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
-		ShiftMinWidth: 4, FlipMinC: 16, WinogradMinC: 16, WinogradMinTiles: 16, WinogradMinTileChannels: 2400,
+		ShiftMinWidth: 4, FlipMinC: 16, WinogradMinC: 16, WinogradMinTiles: 16, WinogradMinTileChannels: 2400, WinogradEnoughTiles: 48,
 		WinogradTiles: 128, WinogradAsm: true, Winograd4MinSide: 16, Winograd4WeightKiB: 512, Winograd4MinTiles: 128,
 		Winograd3DMinPlane: 16, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 1 << 10}
 }
