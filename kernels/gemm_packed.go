@@ -36,13 +36,33 @@ type microKernel struct {
 	rowsAdd, rowsStore   func(kc int, a, b *float32, off *int, c *float32, ldc int)
 	rowsStoreBias        func(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32)
 	rowsAAdd, rowsAStore func(kc int, a *float32, off *int, b, c *float32, ldc int)
-	tune                 *Tuning // the device's thresholds (Device.microKernel sets them)
+	// narrow, where the level has one, is the same kernel one vector wide
+	// (the same mr, so that prepacked A serves both): products of at most
+	// narrow.nr columns take it instead of computing a full tile of which
+	// half is thrown away.
+	narrow *microKernel
+	tune   *Tuning // the device's thresholds (Device.microKernel sets them)
+}
+
+// forColumns returns the kernel for a product of n columns: the narrow one
+// where n fits it.
+func (mk microKernel) forColumns(n int) microKernel {
+	if mk.narrow == nil || n > mk.narrow.nr {
+		return mk
+	}
+	nk := *mk.narrow
+	nk.tune = mk.tune
+	return nk
 }
 
 var (
 	kernelAVX512 = microKernel{name: "avx512", mr: asm.AVX512MR, nr: asm.AVX512NR,
 		add: asm.SgemmKernelAVX512, store: asm.SgemmKernelAVX512Store, storeBias: asm.SgemmKernelAVX512Bias,
-		rowsAdd: asm.SgemmRowsKernelAVX512, rowsStore: asm.SgemmRowsKernelAVX512Store, rowsStoreBias: asm.SgemmRowsKernelAVX512Bias}
+		rowsAdd: asm.SgemmRowsKernelAVX512, rowsStore: asm.SgemmRowsKernelAVX512Store, rowsStoreBias: asm.SgemmRowsKernelAVX512Bias,
+		narrow: &kernelAVX512Narrow}
+	kernelAVX512Narrow = microKernel{name: "avx512-narrow", mr: asm.AVX512MR, nr: asm.AVX512NarrowNR,
+		add: asm.SgemmKernelAVX512N16, store: asm.SgemmKernelAVX512N16Store, storeBias: asm.SgemmKernelAVX512N16Bias,
+		rowsAdd: asm.SgemmRowsKernelAVX512N16, rowsStore: asm.SgemmRowsKernelAVX512N16Store, rowsStoreBias: asm.SgemmRowsKernelAVX512N16Bias}
 	kernelAVX2 = microKernel{name: "avx2", mr: asm.AVX2MR, nr: asm.AVX2NR,
 		add: asm.SgemmKernelAVX2, store: asm.SgemmKernelAVX2Store, storeBias: asm.SgemmKernelAVX2Bias,
 		rowsAdd: asm.SgemmRowsKernelAVX2, rowsStore: asm.SgemmRowsKernelAVX2Store, rowsStoreBias: asm.SgemmRowsKernelAVX2Bias,
@@ -456,6 +476,7 @@ func sgemmPrepacked(pa *prepackedA, threads int, n int, ob operandB, beta float3
 // sgemmLoop is the loop nest; with pa it takes A's blocks from pa instead
 // of packing them (then g.TransA, g.A and g.LdA are unused and g.Alpha is 1).
 func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
+	mk = mk.forColumns(g.N)
 	if g.K == 0 || g.Alpha == 0 {
 		g.biasByFill()
 	}

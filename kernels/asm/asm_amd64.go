@@ -84,6 +84,46 @@ func SgemmRowsKernelAVX2Store(kc int, a *float32, b *float32, off *int, c *float
 //go:noescape
 func SgemmRowsKernelAVX2Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
 
+// SgemmKernelAVX512N16 adds the product of a packed 12×kc panel a and a packed kc×16 panel b
+// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmKernelAVX512N16(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512N16Store stores (without reading c) the product of a packed 12×kc panel a and a packed kc×16 panel b
+// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmKernelAVX512N16Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512N16Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a
+// and a packed kc×16 panel b in row i of the 12×16 tile of row-major c with row stride ldc
+// (elements). AVX-512F.
+//
+//go:noescape
+func SgemmKernelAVX512N16Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmRowsKernelAVX512N16 adds the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512N16Store stores (without reading c) the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512N16Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a and the
+// kc×16 block of B whose row p is the 16 values from b + off[p] (elements; B is never packed)
+// in row i of the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+
 // SgemmRowsAKernelAVX2 adds the product of the 6×kc block of A whose row i is the kc values from a + off[i]
 // (elements; A is never packed) and a packed kc×16 panel b to the 6×16 tile of row-major c
 // with row stride ldc (elements). AVX2+FMA.

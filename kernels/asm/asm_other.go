@@ -344,3 +344,35 @@ func SgemmRowsKernelAVX2Bias(kc int, a, b *float32, off *int, c *float32, ldc in
 	kernelRowsGo(AVX2MR, AVX2NR, kc, a, b, off, c, ldc, true)
 	addRowBias(AVX2MR, AVX2NR, c, ldc, bias)
 }
+
+// SgemmKernelAVX512N16 is the plain-Go stand-in of the narrow AVX-512 kernel.
+func SgemmKernelAVX512N16(kc int, a, b, c *float32, ldc int) {
+	kernelGo(AVX512MR, AVX512NarrowNR, kc, a, b, c, ldc, false)
+}
+
+// SgemmKernelAVX512N16Store is the plain-Go stand-in of the narrow AVX-512 store kernel.
+func SgemmKernelAVX512N16Store(kc int, a, b, c *float32, ldc int) {
+	kernelGo(AVX512MR, AVX512NarrowNR, kc, a, b, c, ldc, true)
+}
+
+// SgemmKernelAVX512N16Bias is the plain-Go stand-in of the narrow AVX-512 store kernel with a bias per row.
+func SgemmKernelAVX512N16Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
+	kernelGo(AVX512MR, AVX512NarrowNR, kc, a, b, c, ldc, true)
+	addRowBias(AVX512MR, AVX512NarrowNR, c, ldc, bias)
+}
+
+// SgemmRowsKernelAVX512N16 is the plain-Go stand-in of the narrow AVX-512 unpacked-B kernel.
+func SgemmRowsKernelAVX512N16(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsGo(AVX512MR, AVX512NarrowNR, kc, a, b, off, c, ldc, false)
+}
+
+// SgemmRowsKernelAVX512N16Store is the plain-Go stand-in of the narrow AVX-512 unpacked-B store kernel.
+func SgemmRowsKernelAVX512N16Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsGo(AVX512MR, AVX512NarrowNR, kc, a, b, off, c, ldc, true)
+}
+
+// SgemmRowsKernelAVX512N16Bias is the plain-Go stand-in of the narrow AVX-512 unpacked-B store kernel with a bias per row.
+func SgemmRowsKernelAVX512N16Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
+	kernelRowsGo(AVX512MR, AVX512NarrowNR, kc, a, b, off, c, ldc, true)
+	addRowBias(AVX512MR, AVX512NarrowNR, c, ldc, bias)
+}

@@ -30,5 +30,6 @@ package asm
 // Tile sizes of the kernels (rows × columns of C).
 const (
 	AVX512MR, AVX512NR = 12, 32
+	AVX512NarrowNR     = 16 // the N16 kernels: AVX512MR × 16
 	AVX2MR, AVX2NR     = 6, 16
 )

@@ -51,6 +51,11 @@ func main() {
 		{name: "SgemmKernelAVX2", isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
 		{name: "SgemmRowsKernelAVX512", rows: true, isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
 		{name: "SgemmRowsKernelAVX2", rows: true, isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
+		// The narrow AVX-512 tile, one vector wide, for products of at most
+		// 16 columns (a head of 16 channels, the 16 tiles of an 8×8 image):
+		// the full tile would compute as many columns again and throw them away.
+		{name: "SgemmKernelAVX512N16", isa: "AVX-512F", mr: 12, nr: 16, lanes: 16, vec: ZMM},
+		{name: "SgemmRowsKernelAVX512N16", rows: true, isa: "AVX-512F", mr: 12, nr: 16, lanes: 16, vec: ZMM},
 	} {
 		generate(k)
 		name := k.name
