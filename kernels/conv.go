@@ -337,14 +337,18 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	}
 	wA, releaseW := d.packedWeightsOf(w, ws, p.F, ckk) // packed once for all images, or kept from the last call
 	defer releaseW()
-	if path == ConvShifted {
-		d.convShifted(ys, xs, wA, bs, p)
-		return
-	}
 	point := path == ConvPointwise
 	colLen := ckk * ohw
 	if point {
 		colLen = 0
+	}
+	if parts := d.convRowParts(wA, p, path); parts > 1 {
+		d.convByRows(ys, xs, wA, bs, p, path, parts)
+		return
+	}
+	if path == ConvShifted {
+		d.convShifted(ys, xs, wA, bs, p)
+		return
 	}
 	d.forImages(p.N, colLen, func(n int, col []float32, threads int) {
 		yn := ys[n*p.F*ohw : (n+1)*p.F*ohw]
@@ -441,4 +445,74 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 			}
 		})
 	}
+}
+
+// convRowParts is how many threads split a one-image forward convolution by
+// output channels (rows of the weights) instead of by columns: 1 (no such
+// split) unless its columns are too few to give every thread two panels.
+// Then a split by columns leaves threads idle or with a sliver each, and
+// every thread streams all the weights for it; split by rows, each streams
+// its share, and builds its own copy of the (small) column operand instead
+// of reading the one another core wrote: ddpm-cifar10-32's 256-channel 4×4
+// convolutions at batch 1 (im2col, 16 columns) ran 1.25× slower on two
+// threads than on one split by columns (bench/RESULTS.md, 2026-12-04
+// afternoon).
+func (d *Device) convRowParts(wA gemmA, p tensor.ConvParams, path ConvPath) int {
+	pa := wA.pre
+	if d.threads <= 1 || p.N != 1 || pa == nil || pa.icBlocks != 1 {
+		return 1
+	}
+	n := p.OH * p.OW
+	if path == ConvShifted {
+		n = shiftN(p)
+	}
+	if (n+pa.mk.nr-1)/pa.mk.nr >= 2*d.threads {
+		return 1
+	}
+	return min(d.threads, (p.F+pa.mk.mr-1)/pa.mk.mr/2)
+}
+
+// convByRows runs a one-image convolution on parts threads that each own a
+// band of output channels, from building the column operand (im2col, or the
+// padded image of the shifted rows; the image itself when pointwise) to
+// writing their channels of y.
+func (d *Device) convByRows(ys, xs []float32, wA gemmA, bs []float32, p tensor.ConvParams, path ConvPath, parts int) {
+	mr := wA.pre.mk.mr
+	panels := (p.F + mr - 1) / mr
+	ohw := p.OH * p.OW
+	var s shiftPlan
+	if path == ConvShifted {
+		var release func()
+		s, release = newShiftPlan(p)
+		defer release()
+	}
+	runParts(parts, func(t int) {
+		f0, f1 := t*panels/parts*mr, min(p.F, (t+1)*panels/parts*mr)
+		pa := wA.pre.rowSlab(f0, f1)
+		var bias []float32
+		if bs != nil {
+			bias = bs[f0:f1]
+		}
+		switch path {
+		case ConvPointwise:
+			sgemmPrepacked(pa, 1, ohw, operandB{b: xs, ld: ohw}, 0, bias, ys[f0*ohw:], ohw)
+		case ConvShifted:
+			padLen := p.C * s.hp * s.wp
+			buf := getCol(padLen + (f1-f0)*s.n)
+			defer colPool.Put(buf)
+			xp, out := (*buf)[:padLen], (*buf)[padLen:]
+			s.pad(xp, xs, p)
+			sgemmPrepacked(pa, 1, s.n, operandB{b: xp, off: s.off}, 0, bias, out, s.n)
+			for f := f0; f < f1; f++ {
+				for oy := range p.OH {
+					copy(ys[(f*p.OH+oy)*p.OW:][:p.OW], out[(f-f0)*s.n+oy*s.wp:][:p.OW])
+				}
+			}
+		default:
+			buf := getCol(p.C * p.KH * p.KW * ohw)
+			defer colPool.Put(buf)
+			im2col(*buf, xs, p)
+			sgemmPrepacked(pa, 1, ohw, operandB{b: *buf, ld: ohw}, 0, bias, ys[f0*ohw:], ohw)
+		}
+	})
 }

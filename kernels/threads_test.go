@@ -29,6 +29,9 @@ func TestResultsIndependentOfThreads(t *testing.T) {
 		conv(2, 32, 32, 3, 1, 64, 64),  // Winograd, one image of many chunks
 		conv(1, 160, 40, 3, 1, 8, 8),   // Winograd F(2×2), 16 tiles: split by output channels
 		conv(1, 64, 40, 3, 1, 16, 16),  // Winograd F(4×4), 16 tiles: split by output channels
+		conv(1, 64, 40, 3, 1, 4, 4),    // one 4×4 image: im2col (narrow at AVX-512) split by output channels
+		conv(1, 16, 40, 1, 1, 4, 4),    // pointwise, 16 columns: split by output channels
+		conv(1, 16, 40, 3, 1, 7, 7),    // shifted rows, 61 columns: split by output channels
 	}
 	r := rand.New(rand.NewPCG(9, 9))
 	for _, level := range Levels() {
