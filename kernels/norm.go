@@ -56,6 +56,19 @@ func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.Norm
 				}
 				continue
 			}
+			if p.Activate && p.S < normShortRow {
+				// Short rows (the 7×7 and 14×14 levels): the affine map row
+				// by row, then the activation over the whole group at once
+				// (the same values: TestAffineSiLUMatchesUnfused), instead
+				// of a fused call per row whose vector loop hardly starts
+				// before its tail.
+				for cg := range p.CG {
+					a, b := coefs(g*p.CG + cg)
+					d.affine(yg[cg*p.S:(cg+1)*p.S], xg[cg*p.S:(cg+1)*p.S], a, b)
+				}
+				d.unaryRange(p.Act, yg, yg, tensor.UnaryParams{})
+				continue
+			}
 			for cg := range p.CG {
 				a, b := coefs(g*p.CG + cg)
 				row, xrow := yg[cg*p.S:(cg+1)*p.S], xg[cg*p.S:(cg+1)*p.S]
@@ -71,6 +84,12 @@ func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.Norm
 		}
 	})
 }
+
+// normShortRow is the row length below which Norm applies its activation
+// to a whole group at once rather than row by row (one 48-channel 7×7 group
+// norm with SiLU on one thread: 4.4 → 1.8 µs, 14×14 6.4 → 3.5 µs; Zen 5,
+// 2026-12-04 afternoon).
+const normShortRow = 256
 
 // NormBackward implements tensor.Device. Every sum it needs comes from two
 // sums per (image, channel) row, Σdy and Σdy·x (float64; a product of two
