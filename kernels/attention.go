@@ -206,6 +206,12 @@ func (d *Device) attentionBlocks(os, qs, ks, vs []float32, p tensor.AttentionPar
 		want := min(p.Lq, (4*d.threads+pairs-1)/pairs)
 		rows = (p.Lq + want - 1) / want
 	}
+	if mk, ok := d.microKernel(); ok && rows > mk.mr {
+		// Whole panels of the micro-kernel's rows: only a head's last block
+		// then packs a partial one (66-row blocks had packed a 6-row panel
+		// each).
+		rows = min(p.Lq, (rows+mk.mr-1)/mk.mr*mk.mr)
+	}
 	blocks := (p.Lq + rows - 1) / rows
 	d.forHeads(pairs*blocks, rows*p.Lk+valuesLen(p, rows), func(item int, s []float32, threads int) {
 		bh, i0 := item/blocks, item%blocks*rows

@@ -173,17 +173,15 @@ func packA(dst, a []float32, lda int, transA bool, m, i0, mc, p0, kc, mr int, al
 			}
 			continue
 		}
-		for r := range mr {
-			if r >= rows {
-				for p := range kc {
-					panel[p*mr+r] = 0
-				}
-				continue
+		// A partial panel of few rows: depth by depth, so that each step
+		// writes its mr values (the rows past the edge cleared) together.
+		base := row0*lda + p0
+		for p := range kc {
+			out := panel[p*mr : (p+1)*mr]
+			for r := range rows {
+				out[r] = alpha * a[base+r*lda+p]
 			}
-			src := a[(row0+r)*lda+p0 : (row0+r)*lda+p0+kc]
-			for p, v := range src {
-				panel[p*mr+r] = alpha * v
-			}
+			clear(out[rows:])
 		}
 	}
 }
