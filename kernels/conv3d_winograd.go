@@ -62,7 +62,7 @@ func (d *Device) conv3DWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []floa
 	defer release()
 	simd := d.winoSIMD()
 	vLen := 16 * g.cs
-	d.winoChunks(g, 3*vLen+16*g.fs+winoPadLen(q, g), func(_ int, buf []float32, threads, r0, r1 int) {
+	d.winoChunks(g, d.threads, 3*vLen+16*g.fs+winoPadLen(q, g), func(_ int, buf []float32, threads, r0, r1 int) {
 		m, pad := buf[3*vLen:][:16*g.fs], buf[3*vLen+16*g.fs:]
 		ring := func(z int) []float32 { return buf[(z%3)*vLen:][:vLen] }
 		tiles := (r1 - r0) * g.tw

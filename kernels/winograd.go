@@ -97,7 +97,11 @@ func newWinoGeom(p tensor.ConvParams, workers, tiles, m int) winoGeom {
 func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float32, p tensor.ConvParams, flipped bool) {
 	cb := asBuffer(w)
 	tile := d.winogradTile(p, cb != nil && cb.freezeGen() != 0)
-	g := newWinoGeom(p, max(1, d.threads), d.tune.WinogradTiles, tile)
+	threads := max(1, d.threads)
+	if tiles := p.N * ((p.OH + tile - 1) / tile) * ((p.OW + tile - 1) / tile); (tile+2)*(tile+2)*p.F*p.C*tiles < winoMinParallelMACs {
+		threads = 1
+	}
+	g := newWinoGeom(p, threads, d.tune.WinogradTiles, tile)
 	if g.rows == 0 {
 		return
 	}
@@ -113,11 +117,11 @@ func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float3
 	}
 	n := len(us)
 	simd := d.winoSIMD()
-	if parts := d.winoRowParts(us[0], g); parts > 1 {
+	if parts := d.winoRowParts(us[0], g, threads); parts > 1 {
 		d.convWinogradByRows(ys, xs, bs, us, p, newWinoGeom(p, 1, g.rows*g.tw, tile), tile, parts) // one chunk of every tile
 		return
 	}
-	d.winoChunks(g, n*g.cs+n*g.fs+winoPadLen(p, g), func(_ int, buf []float32, threads, r0, r1 int) {
+	d.winoChunks(g, threads, n*g.cs+n*g.fs+winoPadLen(p, g), func(_ int, buf []float32, threads, r0, r1 int) {
 		v, m, rowBuf := buf[:n*g.cs], buf[n*g.cs:n*(g.cs+g.fs)], buf[n*(g.cs+g.fs):]
 		tiles := (r1 - r0) * g.tw
 		winoInput(v, xs, rowBuf, p, g, r0, r1, simd)
@@ -146,14 +150,23 @@ func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float3
 // and 1.5× as fast split by channels; at 16×16 (64 tiles) the split by
 // tiles stays 1.1× ahead (BenchmarkWinogradBatch1, bench/RESULTS.md
 // 2026-12-04 afternoon).
-func (d *Device) winoRowParts(u gemmA, g winoGeom) int {
+func (d *Device) winoRowParts(u gemmA, g winoGeom, threads int) int {
 	pa := u.pre
 	tiles := g.rows * g.tw
-	if d.threads <= 1 || pa == nil || pa.icBlocks != 1 || tiles >= 16*d.threads || tiles >= u.m {
+	if threads <= 1 || pa == nil || pa.icBlocks != 1 || tiles >= 16*threads || tiles >= u.m {
 		return 1
 	}
-	return min(d.threads, (u.m+pa.mk.mr-1)/pa.mk.mr/2)
+	return min(threads, (u.m+pa.mk.mr-1)/pa.mk.mr/2)
 }
+
+// winoMinParallelMACs is the fewest multiply-adds in the GEMMs of a Winograd
+// convolution that run on more than one thread: below, the sections' waits
+// and one core reading what the other wrote cost more than the halved
+// products save (one 7×7 image of 48 channels, 0.6 M: 19 µs on one thread,
+// 45 on two; 14×14 at 48, 2.4 M, and 28×28 at 32 by F(4×4, 3×3), 2.4 M:
+// no faster on two; 96 → 48 channels at 14×14, 4.7 M: 1.2× on two; Zen 5,
+// 2026-12-04 afternoon).
+const winoMinParallelMACs = 3 << 20
 
 // convWinogradByRows is convWinograd for tiles that fit one chunk, on parts
 // threads that each own a band of output channels: the input transform
@@ -191,14 +204,14 @@ func (d *Device) convWinogradByRows(ys, xs, bs []float32, us []gemmA, p tensor.C
 
 func (d *Device) winoSIMD() bool { return d.tune.WinogradAsm && d.simd() }
 
-// winoChunks spreads the chunks of tile rows of g over at most d.threads
+// winoChunks spreads the chunks of tile rows of g over at most threads
 // goroutines, each with scratch floats of its own: worker wk runs fn for
 // chunks wk, wk + workers, … in order, its GEMMs on the given number of
 // threads. Every worker gets at least one chunk.
-func (d *Device) winoChunks(g winoGeom, scratch int, fn func(wk int, buf []float32, threads, r0, r1 int)) {
+func (d *Device) winoChunks(g winoGeom, threads, scratch int, fn func(wk int, buf []float32, threads, r0, r1 int)) {
 	chunks := (g.rows + g.chunk - 1) / g.chunk
-	workers := max(1, min(d.threads, chunks))
-	threads := max(1, d.threads/workers)
+	workers := max(1, min(threads, chunks))
+	threads = max(1, threads/workers)
 	runParts(workers, func(wk int) {
 		buf := getScratch(scratch)
 		defer putScratch(buf)
