@@ -141,19 +141,21 @@ func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float3
 }
 
 // winoRowParts is how many threads split a convolution by output channels
-// (rows of the U[ξ]) instead of by tiles: 1 (no such split) unless a split
-// by tiles would leave each thread less than one 16-column panel of them
-// and there are more output channels than tiles. At batch 1 the 8×8 level
-// of a U-Net has 16 tiles against 256 channels, and a split by tiles had
-// every thread stream all 16 U[ξ] for 8 columns each: ddpm-cifar10-32's
-// 256-channel 8×8 convolutions ran 0.95× as fast on two threads as on one,
-// and 1.5× as fast split by channels; at 16×16 (64 tiles) the split by
-// tiles stays 1.1× ahead (BenchmarkWinogradBatch1, bench/RESULTS.md
-// 2026-12-04 afternoon).
+// (rows of the U[ξ]) instead of by tiles: 1 (no such split) unless there
+// are fewer than 48 tiles per thread and more output channels than tiles.
+// Split by tiles, every thread streams all the U[ξ] for its few columns; at
+// batch 1 the 8×8 level of a U-Net has 16 tiles against 256 channels, and
+// ddpm-cifar10-32's 256-channel 8×8 convolutions ran 0.95× as fast on two
+// threads as on one, 1.5× split by channels (BenchmarkWinogradBatch1). At
+// 16×16 (64 tiles) the split by tiles is 1.1× faster alone, with the
+// weights in the L3 cache, but in the network they come from memory (the
+// model's 143 MB do not stay cached) and the split by channels, streaming
+// half of them per thread, made the batch-1 forward 1–5 % faster
+// (bench/RESULTS.md, 2026-12-04 afternoon).
 func (d *Device) winoRowParts(u gemmA, g winoGeom, threads int) int {
 	pa := u.pre
 	tiles := g.rows * g.tw
-	if threads <= 1 || pa == nil || pa.icBlocks != 1 || tiles >= 16*threads || tiles >= u.m {
+	if threads <= 1 || pa == nil || pa.icBlocks != 1 || tiles >= 48*threads || tiles >= u.m {
 		return 1
 	}
 	return min(threads, (u.m+pa.mk.mr-1)/pa.mk.mr/2)
