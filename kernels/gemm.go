@@ -30,6 +30,17 @@ func (d *Device) MatMul(c, a, b tensor.Buffer, p tensor.MatMulParams) {
 	if p.TransB {
 		ldb = p.K
 	}
+	if p.Batch == 1 && p.M == 1 && p.TransB && p.Alpha == 1 && p.Beta == 0 && !p.TransA {
+		// A vector times a weight matrix stored N×K (a Linear layer at
+		// batch 1): c = W·a, with W as the A operand, packed once and kept
+		// while its contents do not change (the weight cache), instead of
+		// packed as B at every call (two thirds of the time of
+		// ddpm-cifar10-32's 24 such products at batch 1).
+		wA, release := d.packedWeightsOf(b, bs, p.N, p.K)
+		defer release()
+		d.sgemmABias(d.threads, wA, 1, operandB{b: as, ld: 1}, 0, nil, cs, 1)
+		return
+	}
 	one := func(i, threads int) {
 		d.sgemm(threads, gemm{M: p.M, N: p.N, K: p.K, Alpha: p.Alpha, TransA: p.TransA, A: as[i*p.StrideA:], LdA: lda, B: operandB{b: bs[i*p.StrideB:], ld: ldb, trans: p.TransB}, Beta: p.Beta, C: cs[i*p.StrideC:], LdC: p.N})
 	}

@@ -1043,3 +1043,40 @@ func TestConvEmptyShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestMatMulVectorTimesWeights: a 1×K row times an N×K matrix stored
+// transposed (a Linear layer at batch 1) takes the matrix as the packed,
+// kept operand; at every level it matches the plain sum, on the first call,
+// on a repeat (the kept form) and after the matrix changes.
+func TestMatMulVectorTimesWeights(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, level := range Levels() {
+		for _, sh := range [][2]int{{1, 1}, {5, 7}, {13, 300}, {256, 512}, {289, 33}} {
+			n, k := sh[0], sh[1]
+			d := NewCPULevel(2, level)
+			a, w := randSlice(r, k), randSlice(r, n*k)
+			wb := &Buffer{dev: d, F: w}
+			p := tensor.MatMulParams{Batch: 1, M: 1, N: n, K: k, TransB: true, Alpha: 1}
+			for round := range 3 {
+				if round == 2 {
+					for i := range w {
+						w[i] = -w[i] + 0.25
+					}
+				}
+				want := make([]float32, n)
+				for j := range n {
+					var s float64
+					for q := range k {
+						s += float64(a[q]) * float64(w[j*k+q])
+					}
+					want[j] = float32(s)
+				}
+				c := withGuard(d, n)
+				d.MatMul(c, &Buffer{dev: d, F: a}, wb, p)
+				name := fmt.Sprintf("matmul 1x%d·(%dx%d)ᵀ %s round %d", k, n, k, level, round)
+				closeTo(t, name, c.F[:n], want, 1e-5*float64(k+1))
+				checkGuard(t, name, c, n)
+			}
+		}
+	}
+}
