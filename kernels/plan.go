@@ -160,7 +160,7 @@ func (d *Device) winograd(p tensor.ConvParams) bool {
 func (d *Device) winograd2D(p tensor.ConvParams) bool {
 	tiles := p.N * ((p.OH + 1) / 2) * ((p.OW + 1) / 2)
 	return d.winograd(p) && tiles >= d.tune.WinogradMinTiles &&
-		(tiles*p.C >= d.tune.WinogradMinTileChannels || tiles >= d.tune.WinogradEnoughTiles)
+		(tiles*p.C >= d.tune.WinogradMinTileChannels || tiles >= d.tune.WinogradEnoughTiles || p.N == 1 && d.narrowTiles(tiles))
 }
 
 // shifted reports whether a 2-D convolution takes the shifted rows:
@@ -168,6 +168,17 @@ func (d *Device) winograd2D(p tensor.ConvParams) bool {
 func (d *Device) shifted(p tensor.ConvParams) bool {
 	_, packed := d.microKernel()
 	return packed && p.StrideH == 1 && p.StrideW == 1 && !isPointwise(p) && p.OW >= d.tune.ShiftMinWidth
+}
+
+// narrowTiles reports whether one image's Winograd tiles fill the narrow
+// micro-kernel's columns exactly (16 tiles: a 7×7 or 8×8 image), where the
+// shifted rows would compute two wide panels for 61 or 78 columns: one
+// 48-channel 7×7 image 22 → 20 µs on one thread, 96 → 48 channels 45 → 32 µs
+// (Zen 5, 2026-12-04 afternoon). Two such images stay on the shifted rows,
+// one per thread (28 against 33 µs).
+func (d *Device) narrowTiles(tiles int) bool {
+	mk, ok := d.microKernel()
+	return ok && mk.narrow != nil && tiles == mk.narrow.nr
 }
 
 // narrowIm2col reports whether an image's outputs fit the narrow
