@@ -66,10 +66,14 @@ func (p ConvPlan) String() string {
 
 // PlanConv2D returns the paths of a 2-D convolution.
 func (d *Device) PlanConv2D(p tensor.ConvParams) ConvPlan {
-	if q, ok := as3D(p); ok && (p.StrideH > 1 || p.StrideW > 1) && d.shifted3D(q) {
+	if q, ok := as3D(p); ok && (p.StrideH > 1 || p.StrideW > 1) && d.shifted3D(q) && p.N > 1 {
 		// The input gradient keeps col2im: adding wᵀ·dy into the phases
 		// measured slower in 2-D (cifar's downsampler 29–32 against 36–44
-		// GFLOP/s), while the forward and weight passes gained.
+		// GFLOP/s), while the forward and weight passes gained. One image
+		// takes im2col, by bands of rows on several threads (im2colBands):
+		// ddpm-cifar10-32's 256-channel downsamplers at batch 1 ran 1.3–2×
+		// faster so, the 32-channel 28×28 one as fast (Zen 5, frozen
+		// weights, 2026-12-04 afternoon).
 		pl := ConvPlan{ConvPhases, ConvIm2col, ConvPhases}
 		d.traceConv2D(p, pl)
 		return pl

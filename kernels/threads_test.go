@@ -32,6 +32,7 @@ func TestResultsIndependentOfThreads(t *testing.T) {
 		conv(1, 64, 40, 3, 1, 4, 4),    // one 4×4 image: im2col (narrow at AVX-512) split by output channels
 		conv(1, 16, 40, 1, 1, 4, 4),    // pointwise, 16 columns: split by output channels
 		conv(1, 16, 40, 3, 1, 7, 7),    // shifted rows, 61 columns: split by output channels
+		conv(1, 8, 16, 3, 2, 13, 12),   // one strided image: im2col by bands of output rows
 	}
 	r := rand.New(rand.NewPCG(9, 9))
 	for _, level := range Levels() {
