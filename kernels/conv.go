@@ -346,6 +346,10 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	if point {
 		colLen = 0
 	}
+	if d.threads > 1 && p.N == 1 && p.F*ckk*ohw < d.tune.MinParallelMACs {
+		d.convOneThread(ys, xs, wA, bs, p, path)
+		return
+	}
 	if parts := d.convRowParts(wA, p, path); parts > 1 {
 		d.convByRows(ys, xs, wA, bs, p, path, parts)
 		return
@@ -554,4 +558,33 @@ func (d *Device) im2colBands(ys, xs []float32, wA gemmA, bs []float32, p tensor.
 		im2colPlanes(*buf, xs[lo*p.W:], q, p.H*p.W)
 		sgemmPrepacked(wA.pre, 1, n, operandB{b: *buf, ld: n}, 0, bs, ys[r0*p.OW:], ohw)
 	})
+}
+
+// convOneThread runs a one-image convolution of fewer than
+// Tuning.MinParallelMACs multiply-adds on the calling goroutine.
+func (d *Device) convOneThread(ys, xs []float32, wA gemmA, bs []float32, p tensor.ConvParams, path ConvPath) {
+	ohw := p.OH * p.OW
+	switch path {
+	case ConvPointwise:
+		d.sgemmABias(1, wA, ohw, operandB{b: xs, ld: ohw}, 0, bs, ys, ohw)
+	case ConvShifted:
+		s, release := newShiftPlan(p)
+		defer release()
+		padLen := p.C * s.hp * s.wp
+		buf := getCol(padLen + p.F*s.n)
+		defer colPool.Put(buf)
+		xp, out := (*buf)[:padLen], (*buf)[padLen:]
+		s.pad(xp, xs, p)
+		d.sgemmABias(1, wA, s.n, operandB{b: xp, off: s.off}, 0, bs, out, s.n)
+		for f := range p.F {
+			for oy := range p.OH {
+				copy(ys[(f*p.OH+oy)*p.OW:][:p.OW], out[f*s.n+oy*s.wp:][:p.OW])
+			}
+		}
+	default:
+		buf := getCol(p.C * p.KH * p.KW * ohw)
+		defer colPool.Put(buf)
+		im2col(*buf, xs, p)
+		d.sgemmABias(1, wA, ohw, operandB{b: *buf, ld: ohw}, 0, bs, ys, ohw)
+	}
 }

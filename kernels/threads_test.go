@@ -41,8 +41,16 @@ func TestResultsIndependentOfThreads(t *testing.T) {
 			w := randSlice(r, p.F*p.C*p.KH*p.KW)
 			dy := randSlice(r, p.N*p.F*p.OH*p.OW)
 			var want [3][]float32
-			for _, threads := range []int{1, 2, 3, 8} {
-				d := NewCPULevel(threads, level)
+			// threads 1, 2, 3, 8 at the default tuning, then 2 and 8 with every
+			// one-image convolution split however small (the split paths).
+			split := DefaultTuning()
+			split.MinParallelMACs = 0
+			for run, threads := range []int{1, 2, 3, 8, 2, 8} {
+				tune := DefaultTuning()
+				if run >= 4 {
+					tune = split
+				}
+				d := NewCPUTuned(threads, level, tune)
 				y := &Buffer{dev: d, F: make([]float32, len(dy))}
 				dx := &Buffer{dev: d, F: make([]float32, len(x))}
 				dw := &Buffer{dev: d, F: make([]float32, len(w))}

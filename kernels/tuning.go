@@ -84,6 +84,19 @@ type Tuning struct {
 	// (BenchmarkConv3DPaths, bench/RESULTS.md 2026-12-03 morning).
 	Winograd3DMinPlane int
 
+	// MinParallelMACs is the fewest multiply-adds of a one-image forward
+	// convolution (for Winograd: those of its GEMMs) that runs on more than
+	// one thread: below, the sections' waits and one core reading what the
+	// other wrote (10–15 ns a cache line here) cost more than the halved
+	// products save. One 7×7 image of 48 channels by Winograd (0.6 M): 19 µs
+	// on one thread, 45 on two; 14×14 at 48 channels (2.4 M) and 28×28 at 32
+	// by F(4×4, 3×3) (2.4 M): no faster on two; 96 → 48 channels at 14×14
+	// (4.7 M): 1.2× on two. With the shifted, pointwise and im2col paths
+	// below it too, tiny-mnist's batch-1 forward on two threads ran 1–3 %
+	// faster (eight A/B rounds; Zen 5, 2026-12-04 afternoon). 0: every
+	// convolution that can split does (the tests of the split paths).
+	MinParallelMACs int
+
 	// WeightCacheMiB bounds the memory of the prepared (Winograd-transformed)
 	// weights a device keeps across calls while their contents do not
 	// change, as in sampling (weightcache.go); 0 turns the cache off.
@@ -112,7 +125,7 @@ func DefaultTuning() Tuning {
 	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
 		ShiftMinWidth: 4, FlipMinC: 16, WinogradMinC: 16, WinogradMinTiles: 16, WinogradMinTileChannels: 2400, WinogradEnoughTiles: 48,
 		WinogradTiles: 128, WinogradAsm: true, Winograd4MinSide: 16, Winograd4WeightKiB: 512, Winograd4MinTiles: 128,
-		Winograd3DMinPlane: 16, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 1 << 10}
+		Winograd3DMinPlane: 16, MinParallelMACs: 3 << 20, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 1 << 10}
 }
 
 // Tuning returns the device's thresholds.

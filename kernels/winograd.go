@@ -98,7 +98,7 @@ func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float3
 	cb := asBuffer(w)
 	tile := d.winogradTile(p, cb != nil && cb.freezeGen() != 0)
 	threads := max(1, d.threads)
-	if tiles := p.N * ((p.OH + tile - 1) / tile) * ((p.OW + tile - 1) / tile); (tile+2)*(tile+2)*p.F*p.C*tiles < winoMinParallelMACs {
+	if tiles := p.N * ((p.OH + tile - 1) / tile) * ((p.OW + tile - 1) / tile); (tile+2)*(tile+2)*p.F*p.C*tiles < d.tune.MinParallelMACs {
 		threads = 1
 	}
 	g := newWinoGeom(p, threads, d.tune.WinogradTiles, tile)
@@ -160,15 +160,6 @@ func (d *Device) winoRowParts(u gemmA, g winoGeom, threads int) int {
 	}
 	return min(threads, (u.m+pa.mk.mr-1)/pa.mk.mr/2)
 }
-
-// winoMinParallelMACs is the fewest multiply-adds in the GEMMs of a Winograd
-// convolution that run on more than one thread: below, the sections' waits
-// and one core reading what the other wrote cost more than the halved
-// products save (one 7×7 image of 48 channels, 0.6 M: 19 µs on one thread,
-// 45 on two; 14×14 at 48, 2.4 M, and 28×28 at 32 by F(4×4, 3×3), 2.4 M:
-// no faster on two; 96 → 48 channels at 14×14, 4.7 M: 1.2× on two; Zen 5,
-// 2026-12-04 afternoon).
-const winoMinParallelMACs = 3 << 20
 
 // convWinogradByRows is convWinograd for tiles that fit one chunk, on parts
 // threads that each own a band of output channels: the input transform
