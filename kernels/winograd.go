@@ -162,10 +162,10 @@ func (d *Device) winoRowParts(u gemmA, g winoGeom, threads int) int {
 }
 
 // convWinogradByRows is convWinograd for tiles that fit one chunk, on parts
-// threads that each own a band of output channels: the input transform
-// once, then each thread's rows of every GEMM M[ξ] = U[ξ]·V[ξ] and the
-// output transform of its channels, so that what a thread writes into M it
-// reads back itself.
+// threads that each own a band of output channels: each transforms the
+// input into its own V, computes its rows of every GEMM M[ξ] = U[ξ]·V[ξ]
+// and the output transform of its channels, so that every thread reads
+// only what it wrote (and the input).
 func (d *Device) convWinogradByRows(ys, xs, bs []float32, us []gemmA, p tensor.ConvParams, g winoGeom, tile, parts int) {
 	n, mr := len(us), us[0].pre.mk.mr
 	tiles := g.rows * g.tw
