@@ -347,7 +347,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 		colLen = 0
 	}
 	if d.threads > 1 && p.N == 1 && p.F*ckk*ohw < d.tune.MinParallelMACs {
-		d.convOneThread(ys, xs, wA, bs, p, path)
+		d.convImageRows(ys, xs, wA, bs, p, path, 0, p.F) // on one thread: see Tuning.MinParallelMACs
 		return
 	}
 	if parts := d.convRowParts(wA, p, path); parts > 1 {
@@ -485,48 +485,50 @@ func (d *Device) convRowParts(wA gemmA, p tensor.ConvParams, path ConvPath) int 
 }
 
 // convByRows runs a one-image convolution on parts threads that each own a
-// band of output channels, from building the column operand (im2col, or the
-// padded image of the shifted rows; the image itself when pointwise) to
-// writing their channels of y.
+// band of output channels, from building the column operand to writing
+// their channels of y (convImageRows).
 func (d *Device) convByRows(ys, xs []float32, wA gemmA, bs []float32, p tensor.ConvParams, path ConvPath, parts int) {
 	mr := wA.pre.mk.mr
 	panels := (p.F + mr - 1) / mr
-	ohw := p.OH * p.OW
-	var s shiftPlan
-	if path == ConvShifted {
-		var release func()
-		s, release = newShiftPlan(p)
-		defer release()
-	}
 	runParts(parts, func(t int) {
-		f0, f1 := t*panels/parts*mr, min(p.F, (t+1)*panels/parts*mr)
-		pa := wA.pre.rowSlab(f0, f1)
-		var bias []float32
-		if bs != nil {
-			bias = bs[f0:f1]
-		}
-		switch path {
-		case ConvPointwise:
-			sgemmPrepacked(pa, 1, ohw, operandB{b: xs, ld: ohw}, 0, bias, ys[f0*ohw:], ohw)
-		case ConvShifted:
-			padLen := p.C * s.hp * s.wp
-			buf := getCol(padLen + (f1-f0)*s.n)
-			defer colPool.Put(buf)
-			xp, out := (*buf)[:padLen], (*buf)[padLen:]
-			s.pad(xp, xs, p)
-			sgemmPrepacked(pa, 1, s.n, operandB{b: xp, off: s.off}, 0, bias, out, s.n)
-			for f := f0; f < f1; f++ {
-				for oy := range p.OH {
-					copy(ys[(f*p.OH+oy)*p.OW:][:p.OW], out[(f-f0)*s.n+oy*s.wp:][:p.OW])
-				}
-			}
-		default:
-			buf := getCol(p.C * p.KH * p.KW * ohw)
-			defer colPool.Put(buf)
-			im2col(*buf, xs, p)
-			sgemmPrepacked(pa, 1, ohw, operandB{b: *buf, ld: ohw}, 0, bias, ys[f0*ohw:], ohw)
-		}
+		d.convImageRows(ys, xs, wA, bs, p, path, t*panels/parts*mr, min(p.F, (t+1)*panels/parts*mr))
 	})
+}
+
+// convImageRows computes output channels [f0, f1) of a one-image
+// convolution on the calling goroutine: it builds the column operand
+// itself (im2col, or the padded image of the shifted rows; the image itself
+// when pointwise) and writes those channels of y.
+func (d *Device) convImageRows(ys, xs []float32, wA gemmA, bs []float32, p tensor.ConvParams, path ConvPath, f0, f1 int) {
+	ohw := p.OH * p.OW
+	w := wA.rows(f0, f1)
+	var bias []float32
+	if bs != nil {
+		bias = bs[f0:f1]
+	}
+	switch path {
+	case ConvPointwise:
+		d.sgemmABias(1, w, ohw, operandB{b: xs, ld: ohw}, 0, bias, ys[f0*ohw:], ohw)
+	case ConvShifted:
+		s, release := newShiftPlan(p)
+		defer release()
+		padLen := p.C * s.hp * s.wp
+		buf := getCol(padLen + (f1-f0)*s.n)
+		defer colPool.Put(buf)
+		xp, out := (*buf)[:padLen], (*buf)[padLen:]
+		s.pad(xp, xs, p)
+		d.sgemmABias(1, w, s.n, operandB{b: xp, off: s.off}, 0, bias, out, s.n)
+		for f := f0; f < f1; f++ {
+			for oy := range p.OH {
+				copy(ys[(f*p.OH+oy)*p.OW:][:p.OW], out[(f-f0)*s.n+oy*s.wp:][:p.OW])
+			}
+		}
+	default:
+		buf := getCol(p.C * p.KH * p.KW * ohw)
+		defer colPool.Put(buf)
+		im2col(*buf, xs, p)
+		d.sgemmABias(1, w, ohw, operandB{b: *buf, ld: ohw}, 0, bias, ys[f0*ohw:], ohw)
+	}
 }
 
 // rowBand is the convolution of output rows [r0, r1) of one image: the
@@ -558,33 +560,4 @@ func (d *Device) im2colBands(ys, xs []float32, wA gemmA, bs []float32, p tensor.
 		im2colPlanes(*buf, xs[lo*p.W:], q, p.H*p.W)
 		sgemmPrepacked(wA.pre, 1, n, operandB{b: *buf, ld: n}, 0, bs, ys[r0*p.OW:], ohw)
 	})
-}
-
-// convOneThread runs a one-image convolution of fewer than
-// Tuning.MinParallelMACs multiply-adds on the calling goroutine.
-func (d *Device) convOneThread(ys, xs []float32, wA gemmA, bs []float32, p tensor.ConvParams, path ConvPath) {
-	ohw := p.OH * p.OW
-	switch path {
-	case ConvPointwise:
-		d.sgemmABias(1, wA, ohw, operandB{b: xs, ld: ohw}, 0, bs, ys, ohw)
-	case ConvShifted:
-		s, release := newShiftPlan(p)
-		defer release()
-		padLen := p.C * s.hp * s.wp
-		buf := getCol(padLen + p.F*s.n)
-		defer colPool.Put(buf)
-		xp, out := (*buf)[:padLen], (*buf)[padLen:]
-		s.pad(xp, xs, p)
-		d.sgemmABias(1, wA, s.n, operandB{b: xp, off: s.off}, 0, bs, out, s.n)
-		for f := range p.F {
-			for oy := range p.OH {
-				copy(ys[(f*p.OH+oy)*p.OW:][:p.OW], out[f*s.n+oy*s.wp:][:p.OW])
-			}
-		}
-	default:
-		buf := getCol(p.C * p.KH * p.KW * ohw)
-		defer colPool.Put(buf)
-		im2col(*buf, xs, p)
-		d.sgemmABias(1, wA, ohw, operandB{b: *buf, ld: ohw}, 0, bs, ys, ohw)
-	}
 }

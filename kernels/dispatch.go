@@ -142,6 +142,25 @@ func (d *Device) newGemmA(transA bool, m, k int, a []float32, lda int) gemmA {
 	return g
 }
 
+// rows is rows [i0, i1) of g (prepacked: i0 a multiple of the panel
+// height, one row block; see prepackedA.rowSlab); all of them is g itself.
+func (g gemmA) rows(i0, i1 int) gemmA {
+	if i0 == 0 && i1 == g.m {
+		return g
+	}
+	s := g
+	s.m = i1 - i0
+	switch {
+	case g.pre != nil:
+		s.pre = g.pre.rowSlab(i0, i1)
+	case g.transA:
+		s.a = g.a[i0:]
+	default:
+		s.a = g.a[i0*g.lda:]
+	}
+	return s
+}
+
 // sgemmA runs C = A·op(B) + β·C with a shared A (α = 1). B with offsets
 // (operandB.off) needs the packed GEMM.
 func (d *Device) sgemmA(threads int, g gemmA, n int, ob operandB, beta float32, c []float32, ldc int) {

@@ -116,28 +116,37 @@ func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float3
 		us = prepared[0][:]
 	}
 	n := len(us)
-	simd := d.winoSIMD()
 	if parts := d.winoRowParts(us[0], g, threads); parts > 1 {
-		d.convWinogradByRows(ys, xs, bs, us, p, newWinoGeom(p, 1, g.rows*g.tw, tile), tile, parts) // one chunk of every tile
+		d.convWinogradByRows(ys, xs, bs, us, p, newWinoGeom(p, 1, g.rows*g.tw, tile), parts) // one chunk of every tile
 		return
 	}
 	d.winoChunks(g, threads, n*g.cs+n*g.fs+winoPadLen(p, g), func(_ int, buf []float32, threads, r0, r1 int) {
-		v, m, rowBuf := buf[:n*g.cs], buf[n*g.cs:n*(g.cs+g.fs)], buf[n*(g.cs+g.fs):]
-		tiles := (r1 - r0) * g.tw
-		winoInput(v, xs, rowBuf, p, g, r0, r1, simd)
-		cols := (tiles + 15) &^ 15
-		for xi := range n {
-			for c := range p.C {
-				clear(v[xi*g.cs+c*g.ld+tiles : xi*g.cs+c*g.ld+cols])
-			}
-			d.sgemmA(threads, us[xi], cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs:], g.ld)
-		}
-		if tile == 4 {
-			winoOutput4(ys, m, bs, rowBuf, p, g, r0, r1, 0, p.F, simd)
-		} else {
-			winoOutput(ys, m, bs, rowBuf, p, g, r0, r1, 0, p.F, simd)
-		}
+		d.winoChunk(buf, ys, xs, bs, us, p, g, r0, r1, 0, p.F, threads)
 	})
+}
+
+// winoChunk runs the tile rows [r0, r1) of a Winograd convolution (one
+// chunk) for the output channels [f0, f1) in buf (n·(g.cs + g.fs) +
+// winoPadLen floats for n = len(us)):
+// the input transform into V, the rows of every GEMM M[ξ] = U[ξ]·V[ξ] on
+// threads, and the output transform of those channels.
+func (d *Device) winoChunk(buf, ys, xs, bs []float32, us []gemmA, p tensor.ConvParams, g winoGeom, r0, r1, f0, f1, threads int) {
+	n, simd := len(us), d.winoSIMD()
+	v, m, rowBuf := buf[:n*g.cs], buf[n*g.cs:n*(g.cs+g.fs)], buf[n*(g.cs+g.fs):]
+	tiles := (r1 - r0) * g.tw
+	winoInput(v, xs, rowBuf, p, g, r0, r1, simd)
+	cols := (tiles + 15) &^ 15
+	for xi := range n {
+		for c := range p.C {
+			clear(v[xi*g.cs+c*g.ld+tiles : xi*g.cs+c*g.ld+cols])
+		}
+		d.sgemmA(threads, us[xi].rows(f0, f1), cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs+f0*g.ld:], g.ld)
+	}
+	if g.m == 4 {
+		winoOutput4(ys, m, bs, rowBuf, p, g, r0, r1, f0, f1, simd)
+	} else {
+		winoOutput(ys, m, bs, rowBuf, p, g, r0, r1, f0, f1, simd)
+	}
 }
 
 // winoRowParts is how many threads split a convolution by output channels
@@ -162,37 +171,17 @@ func (d *Device) winoRowParts(u gemmA, g winoGeom, threads int) int {
 }
 
 // convWinogradByRows is convWinograd for tiles that fit one chunk, on parts
-// threads that each own a band of output channels: each transforms the
-// input into its own V, computes its rows of every GEMM M[ξ] = U[ξ]·V[ξ]
-// and the output transform of its channels, so that every thread reads
-// only what it wrote (and the input).
-func (d *Device) convWinogradByRows(ys, xs, bs []float32, us []gemmA, p tensor.ConvParams, g winoGeom, tile, parts int) {
-	n, mr := len(us), us[0].pre.mk.mr
-	tiles := g.rows * g.tw
-	cols := (tiles + 15) &^ 15
+// threads that each own a band of output channels and run the whole chunk
+// for them (winoChunk): each transforms the input into its own V, so that
+// every thread reads only what it wrote (and the input).
+func (d *Device) convWinogradByRows(ys, xs, bs []float32, us []gemmA, p tensor.ConvParams, g winoGeom, parts int) {
+	mr := us[0].pre.mk.mr
 	panels := (p.F + mr - 1) / mr
-	simd := d.winoSIMD()
+	n := len(us)
 	runParts(parts, func(t int) {
-		f0, f1 := t*panels/parts*mr, min(p.F, (t+1)*panels/parts*mr)
-		// Each thread transforms the input itself: the V[ξ] of a 512-channel
-		// 8×8 image are 0.5 MB, which the other core would read line by line
-		// from this one's cache (~10 ns a line); the transform is cheaper.
-		buf := getScratch(n*g.cs + n*g.fs + winoPadLen(p, g)) // the pad rows serve the output transform after
+		buf := getScratch(n*g.cs + n*g.fs + winoPadLen(p, g))
 		defer putScratch(buf)
-		v, m := buf[:n*g.cs], buf[n*g.cs:n*(g.cs+g.fs)]
-		rowBuf := buf[n*(g.cs+g.fs):]
-		winoInput(v, xs, rowBuf, p, g, 0, g.rows, simd)
-		for xi := range n {
-			for c := range p.C {
-				clear(v[xi*g.cs+c*g.ld+tiles : xi*g.cs+c*g.ld+cols])
-			}
-			sgemmPrepacked(us[xi].pre.rowSlab(f0, f1), 1, cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, nil, m[xi*g.fs+f0*g.ld:], g.ld)
-		}
-		if tile == 4 {
-			winoOutput4(ys, m, bs, rowBuf, p, g, 0, g.rows, f0, f1, simd)
-		} else {
-			winoOutput(ys, m, bs, rowBuf, p, g, 0, g.rows, f0, f1, simd)
-		}
+		d.winoChunk(buf, ys, xs, bs, us, p, g, 0, g.rows, t*panels/parts*mr, min(p.F, (t+1)*panels/parts*mr), 1)
 	})
 }
 
