@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -164,12 +165,70 @@ const (
 	ShapesAll     = "all"
 )
 
+// ShapeMix weighs the kinds of caption, in the order of ShapeKinds; nil
+// draws them alike.
+type ShapeMix []float64
+
+// ParseShapeMix reads KIND=W pairs ("position=3"): each named kind weighs
+// W, every other kind 1.
+func ParseShapeMix(pairs []string) (ShapeMix, error) {
+	mix := ShapeMix{1, 1, 1, 1}
+	for _, p := range pairs {
+		kind, w, _ := strings.Cut(p, "=")
+		k := slices.Index(ShapeKinds, kind)
+		v, err := strconv.ParseFloat(w, 64)
+		if k < 0 || err != nil || !(v >= 0 && v <= 1000) {
+			return nil, fmt.Errorf("shapes mix %q: want KIND=WEIGHT, KIND one of %s and WEIGHT 0 … 1000", p, strings.Join(ShapeKinds, ", "))
+		}
+		mix[k] = v
+	}
+	if slices.Max(mix) == 0 {
+		return nil, fmt.Errorf("shapes mix %s: every weight is 0", strings.Join(pairs, ","))
+	}
+	return mix, nil
+}
+
+// String says the mix as "; kinds weighed single 1, two 1, …" ("" for nil).
+func (m ShapeMix) String() string {
+	if m == nil {
+		return ""
+	}
+	var parts []string
+	for k, w := range m {
+		parts = append(parts, fmt.Sprintf("%s %g", ShapeKinds[k], w))
+	}
+	return "; kinds weighed " + strings.Join(parts, ", ")
+}
+
+// draw picks a kind of caption.
+func (m ShapeMix) draw(rng *rand.Rand) string {
+	if m == nil {
+		return ShapeKinds[rng.IntN(len(ShapeKinds))]
+	}
+	var total float64
+	for _, w := range m {
+		total += w
+	}
+	u := rng.Float64() * total
+	for k, w := range m {
+		if u < w {
+			return ShapeKinds[k]
+		}
+		u -= w
+	}
+	return ShapeKinds[slices.IndexFunc(m, func(w float64) bool { return w > 0 })] // u rounded up to total
+}
+
 // NewShapeScene draws scene i of a seeded stream; split picks which scenes
 // are kept (the i-th scene of a split is the i-th kept draw of its stream).
 func NewShapeScene(seed uint64, i int, split string) ShapeScene {
+	return newShapeScene(seed, i, split, nil)
+}
+
+func newShapeScene(seed uint64, i int, split string, mix ShapeMix) ShapeScene {
 	rng := rand.New(rand.NewPCG(seed, uint64(i)*0x9e3779b97f4a7c15+1))
 	for {
-		sc := drawScene(rng)
+		sc := drawScene(rng, mix)
 		held := slices.ContainsFunc(sc.Objects, func(o ShapeObject) bool { return IsHeldOutShape(ShapeSpec{o.Shape, o.Colour, o.Size}) })
 		if split == ShapesAll || (split == ShapesHeldOut) == held {
 			return sc
@@ -188,7 +247,7 @@ func SceneFor(q ShapeQuery, rng *rand.Rand) ShapeScene {
 	}
 }
 
-func drawScene(rng *rand.Rand) ShapeScene {
+func drawScene(rng *rand.Rand, mix ShapeMix) ShapeScene {
 	pick := func(list []string) string { return list[rng.IntN(len(list))] }
 	spec := func(withSize bool) ShapeSpec {
 		s := ShapeSpec{Shape: pick(ShapeNames), Colour: pick(ShapeColours)}
@@ -198,7 +257,7 @@ func drawScene(rng *rand.Rand) ShapeScene {
 		return s
 	}
 	var q ShapeQuery
-	switch kind := ShapeKinds[rng.IntN(len(ShapeKinds))]; kind {
+	switch kind := mix.draw(rng); kind {
 	case "single":
 		q = ShapeQuery{Kind: kind, Objects: []ShapeSpec{spec(rng.IntN(2) == 0)}}
 	case "two", "position":
@@ -334,23 +393,32 @@ type shapes struct {
 	n     int
 	seed  uint64
 	split string
+	mix   ShapeMix
 }
 
 // Shapes returns n captioned scenes of a split, drawn from seed.
 func Shapes(n int, seed uint64, split string) (Captioned, error) {
+	return ShapesMixed(n, seed, split, nil)
+}
+
+// ShapesMixed is Shapes with the kinds of caption weighed by mix.
+func ShapesMixed(n int, seed uint64, split string, mix ShapeMix) (Captioned, error) {
 	if n < 1 || n > 1<<30 {
 		return nil, fmt.Errorf("shapes: n %d: want 1 … 2^30", n)
 	}
 	if split != ShapesTrain && split != ShapesHeldOut && split != ShapesAll {
 		return nil, fmt.Errorf("shapes: split %q: want %s, %s or %s", split, ShapesTrain, ShapesHeldOut, ShapesAll)
 	}
-	return &shapes{n: n, seed: seed, split: split}, nil
+	if mix != nil && len(mix) != len(ShapeKinds) {
+		return nil, fmt.Errorf("shapes: mix of %d weights: want one per kind (%s)", len(mix), strings.Join(ShapeKinds, ", "))
+	}
+	return &shapes{n: n, seed: seed, split: split, mix: mix}, nil
 }
 
 func (s *shapes) Len() int               { return s.n }
 func (s *shapes) Shape() (int, int, int) { return 3, ShapesSize, ShapesSize }
 func (s *shapes) Classes() []string      { return nil }
-func (s *shapes) Scene(i int) ShapeScene { return NewShapeScene(s.seed, i, s.split) }
+func (s *shapes) Scene(i int) ShapeScene { return newShapeScene(s.seed, i, s.split, s.mix) }
 func (s *shapes) Caption(i int) string   { return s.Scene(i).Caption }
 func (s *shapes) Image(i int, dst []float32) int {
 	for k, b := range s.Scene(i).Render() {

@@ -72,3 +72,29 @@ func FuzzParseShapeCaption(f *testing.F) {
 		}
 	})
 }
+
+// TestShapeMix: a mix weighs the kinds of caption as asked, and bad mixes
+// fail naming what was expected.
+func TestShapeMix(t *testing.T) {
+	mix, err := ParseShapeMix([]string{"position=3", "counting=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := ShapesMixed(4000, 5, ShapesTrain, mix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for i := range ds.Len() {
+		kinds[ds.(*shapes).Scene(i).Kind]++
+	}
+	// Expected shares: single 1/5, two 1/5, counting 0, position 3/5.
+	if kinds["counting"] != 0 || kinds["position"] < 2200 || kinds["position"] > 2600 || kinds["single"] < 650 || kinds["single"] > 950 {
+		t.Errorf("kinds %v, want about 800 single, 800 two, 0 counting, 2400 position", kinds)
+	}
+	for _, bad := range [][]string{{"position"}, {"where=2"}, {"position=-1"}, {"single=0", "two=0", "counting=0", "position=0"}} {
+		if _, err := ParseShapeMix(bad); err == nil {
+			t.Errorf("mix %q accepted", bad)
+		}
+	}
+}

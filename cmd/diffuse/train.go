@@ -111,8 +111,8 @@ func runTrain(args []string) error {
 		"unet_ema/ plus the training state), OUT/loss.png and OUT/samples.png. With no flags it trains the\n"+
 		"class-conditional tiny-mnist model on the embedded 5,000-image Fashion-MNIST slice.")
 	config := fs.String("config", "", "UNet2DModel config.json (default: the built-in tiny-mnist config)")
-	dataSpec := fs.String("data", "embedded", "training images: embedded | idx:IMAGES[,LABELS] | folder:DIR | shapes[:N] | emoji[:FONT[,EMOJI-TEST]] (captioned\n"+
-		"scenes: trains a text-to-image pipeline, OUT/checkpoint being its folder; -config is then a UNet2DConditionModel config;\n"+
+	dataSpec := fs.String("data", "embedded", "training images: embedded | idx:IMAGES[,LABELS] | folder:DIR | shapes[:N][,KIND=WEIGHT…] | emoji[:FONT[,EMOJI-TEST]]\n"+
+		"(captioned scenes; shapes:100000,position=3 draws position captions three times as often as each other kind: trains a text-to-image pipeline, OUT/checkpoint being its folder; -config is then a UNet2DConditionModel config;\n"+
 		"default -time 10m, -batch 16, -objective sample)\n"+
 		"| shapes3d[:N] | voxels:FILE.npy|FILE.binvox|DIR (volumes: trains a class-conditional UNet3D, -config a UNet3D config;\n"+
 		"default -time 10m, -batch 16, -objective sample, -snr-shift 8, -min-snr 0, -ema 0.999, -lr-decay cosine;\n"+

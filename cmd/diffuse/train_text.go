@@ -84,7 +84,7 @@ type textData struct {
 	what       string
 }
 
-// loadTextData parses shapes[:N] or emoji[:FONT[,EMOJI-TEST]].
+// loadTextData parses shapes[:N][,KIND=WEIGHT…] or emoji[:FONT[,EMOJI-TEST]].
 func loadTextData(spec string) (textData, error) {
 	kind, arg, hasArg := strings.Cut(spec, ":")
 	if kind == "emoji" {
@@ -108,20 +108,31 @@ func loadTextData(spec string) (textData, error) {
 		}
 		return td, nil
 	}
-	n := shapesScenes
+	n, mixPairs := shapesScenes, []string(nil)
 	if hasArg {
-		v, err := strconv.Atoi(arg)
-		if err != nil || v < 1 || v > 1<<30 {
-			return textData{}, fmt.Errorf("-data shapes:N: want a number of scenes 1 … 2^30, have %q", arg)
+		parts := strings.Split(arg, ",")
+		if !strings.Contains(parts[0], "=") {
+			v, err := strconv.Atoi(parts[0])
+			if err != nil || v < 1 || v > 1<<30 {
+				return textData{}, fmt.Errorf("-data shapes:N: want a number of scenes 1 … 2^30, have %q", parts[0])
+			}
+			n, parts = v, parts[1:]
 		}
-		n = v
+		mixPairs = parts
 	}
-	ds, err := data.Shapes(n, 1, data.ShapesTrain)
+	var mix data.ShapeMix
+	if len(mixPairs) > 0 {
+		var err error
+		if mix, err = data.ParseShapeMix(mixPairs); err != nil {
+			return textData{}, fmt.Errorf("-data %s: %w", spec, err)
+		}
+	}
+	ds, err := data.ShapesMixed(n, 1, data.ShapesTrain, mix)
 	if err != nil {
 		return textData{}, err
 	}
 	return textData{ds: ds, vocabulary: shapesVocabulary(), preview: shapesPreview,
-		what: fmt.Sprintf("%d captioned %dx%d scenes (held out: every green triangle)", n, data.ShapesSize, data.ShapesSize)}, nil
+		what: fmt.Sprintf("%d captioned %dx%d scenes (held out: every green triangle%s)", n, data.ShapesSize, data.ShapesSize, mix)}, nil
 }
 
 func trainText(r textRun) error {

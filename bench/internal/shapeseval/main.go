@@ -18,6 +18,7 @@ import (
 	"image/draw"
 	"image/png"
 	"log"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -87,6 +88,7 @@ func main() {
 			ok := 0
 			var pass []bool
 			failed := map[string]int{}
+			drawn := map[string]int{} // position captions whose relation failed: asked → drawn
 			for i, img := range imgs {
 				j, err := eval.JudgeShapes(img, data.ShapesSize, data.ShapesSize, c.captions[i])
 				if err != nil {
@@ -97,9 +99,15 @@ func main() {
 					ok++
 				}
 				failed[firstFailure(j)]++
+				if *why && firstFailure(j) == "relation" {
+					drawn[drawnRelation(j, c.captions[i])]++
+				}
 			}
 			if *why {
 				fmt.Fprintf(os.Stderr, "%s, guidance %g: first failed claim %v\n", c.name, g, failed)
+				if len(drawn) > 0 {
+					fmt.Fprintf(os.Stderr, "%s, guidance %g: wrong relations, asked → drawn: %v\n", c.name, g, drawn)
+				}
 			}
 			results[c.name] = append(results[c.name], cell{imgs, pass})
 			row = append(row, fmt.Sprintf("%.1f %%", 100*float64(ok)/float64(len(imgs))))
@@ -149,6 +157,45 @@ func firstFailure(j eval.ShapeJudgement) string {
 		}
 	}
 	return "passed"
+}
+
+// drawnRelation says, for a position caption whose objects were both found,
+// which relation the picture shows instead ("asked → drawn": mirrored
+// when the order of the objects was lost, crossed when the axis was).
+func drawnRelation(j eval.ShapeJudgement, caption string) string {
+	q, err := data.ParseShapeCaption(caption)
+	if err != nil || q.Kind != "position" {
+		return "?"
+	}
+	largest := func(s data.ShapeSpec, skip int) int {
+		k := -1
+		for i, f := range j.Found {
+			if i != skip && f.Colour == s.Colour && f.Shape == s.Shape && (k < 0 || f.Area > j.Found[k].Area) {
+				k = i
+			}
+		}
+		return k
+	}
+	a := largest(q.Objects[0], -1)
+	b := largest(q.Objects[1], a)
+	if a < 0 || b < 0 {
+		return "?"
+	}
+	dx, dy := j.Found[b].X-j.Found[a].X, j.Found[b].Y-j.Found[a].Y
+	rel := "below"
+	switch {
+	case dx > math.Abs(dy):
+		rel = "to the left of"
+	case -dx > math.Abs(dy):
+		rel = "to the right of"
+	case dy > math.Abs(dx):
+		rel = "above"
+	}
+	kind := "crossed"
+	if map[string]string{"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}[q.Relation] == rel {
+		kind = "mirrored"
+	}
+	return kind
 }
 
 func joinF(v []float64, sep, format string) string {
