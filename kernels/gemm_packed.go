@@ -75,6 +75,12 @@ const rowsKC = 128
 // tileLen is the scratch of one micro-kernel tile at the widest level.
 const tileLen = asm.AVX512MR * asm.AVX512NR
 
+// tiles keeps the edge-tile scratch of the GEMMs: a sync.Pool, local to
+// each processor, so that threads running GEMMs side by side take no
+// shared lock for it (1.5 KB a tile; one lost to a garbage collection
+// costs nothing to make again).
+var tiles = sync.Pool{New: func() any { return new([tileLen]float32) }}
+
 const (
 	packKC = 256  // depth of a block: a KC×NR panel of B stays in L1/L2 while A panels stream by
 	packMC = 288  // rows of A per block (a multiple of both MRs; 288×256 floats = 288 KiB of the 1 MiB L2)
@@ -499,9 +505,24 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 	ncMax := min(packNC, (n+nr-1)/nr*nr)
 	kcMax := min(packKC, k)
 	mcMax := min(packMC, (m+mr-1)/mr*mr)
-	bbuf := packArrays.get(kcMax*ncMax + tileLen)
-	defer packArrays.put(bbuf)
-	bp, tile := bbuf[:kcMax*ncMax], bbuf[kcMax*ncMax:]
+	// B's block is taken only where B is packed: a product that reads B
+	// unpacked in whole panels (Winograd's at batch 1) then touches no lock
+	// shared with the other threads.
+	var bp []float32
+	packBlock := func() []float32 {
+		if bp == nil {
+			bp = packArrays.get(kcMax * ncMax)
+		}
+		return bp
+	}
+	defer func() {
+		if bp != nil {
+			packArrays.put(bp)
+		}
+	}()
+	tp := tiles.Get().(*[tileLen]float32)
+	defer tiles.Put(tp)
+	tile := tp[:]
 	var ap []float32
 	if pa == nil {
 		ap = packArrays.get(kcMax * mcMax)
@@ -536,7 +557,7 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 				// Whole panels read B where it is; only a last partial panel is packed.
 				full := nc / nr * nr
 				if full < nc {
-					packB(bp, ob, pc, kc, jc+full, nc-full, nr)
+					packB(packBlock(), ob, pc, kc, jc+full, nc-full, nr)
 				}
 				for ic := 0; ic < m; ic += packMC {
 					mc := min(packMC, m-ic)
@@ -548,7 +569,7 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 				}
 				continue
 			}
-			packB(bp, ob, pc, kc, jc, nc, nr)
+			packB(packBlock(), ob, pc, kc, jc, nc, nr)
 			for ic := 0; ic < m; ic += packMC {
 				mc := min(packMC, m-ic)
 				blk := aBlock(pc, kc, ic, mc)
