@@ -335,8 +335,12 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 		d.Conv3D(y, x, w, b, q)
 		return
 	}
-	if path == ConvWinograd {
+	switch path {
+	case ConvWinograd:
 		d.convWinograd(ys, xs, w, ws, bs, p, false)
+		return
+	case ConvDirect:
+		d.convDirect(ys, xs, w, ws, bs, p)
 		return
 	}
 	wA, releaseW := d.packedWeightsOf(w, ws, p.F, ckk) // packed once for all images, or kept from the last call

@@ -19,6 +19,7 @@
 //	gemm_packed.go  the packed GEMM (GotoBLAS structure) around the SIMD micro-kernels
 //	conv.go         Conv2D forward and both backward passes (im2col, shifted rows, 1×1)
 //	winograd.go     Winograd F(2×2, 3×3) for the stride-1 3×3 convolutions, all three passes
+//	direct.go       a direct 3×3 kernel for images of at most 7×7 at AVX-512 (16 output channels per vector)
 //	weightcache.go  transformed weights kept across calls while their contents do not change
 //	norm.go         group/layer normalization and its backward
 //	attention.go    softmax and multi-head attention, forward and backward; inference by

@@ -49,10 +49,11 @@ const (
 	// 3-D one of depth 1, whose shifted rows read the image's phases
 	// (conv3d.go, volShift).
 	ConvPhases
+	ConvDirect // a direct 3×3 kernel, 16 output channels in a vector's lanes (direct.go)
 )
 
 func (c ConvPath) String() string {
-	return [...]string{"im2col", "pointwise", "shifted", "winograd", "flipped-shifted", "flipped-winograd", "phases"}[c]
+	return [...]string{"im2col", "pointwise", "shifted", "winograd", "flipped-shifted", "flipped-winograd", "phases", "direct"}[c]
 }
 
 // ConvPlan is the path of each pass of one convolution.
@@ -81,6 +82,8 @@ func (d *Device) PlanConv2D(p tensor.ConvParams) ConvPlan {
 	point := isPointwise(p)
 	var pl ConvPlan
 	switch {
+	case d.direct(p):
+		pl.Forward = ConvDirect
 	case d.winograd2D(p):
 		pl.Forward = ConvWinograd
 	case d.shifted(p) && !d.narrowIm2col(p):

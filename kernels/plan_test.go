@@ -3,6 +3,7 @@ package kernels
 import (
 	"testing"
 
+	"github.com/godiffuse/godiffuse/kernels/asm"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -35,6 +36,9 @@ func TestPlans(t *testing.T) {
 			if d.narrowIm2col(c.p) && want.Forward == ConvShifted { // 16 outputs fit the narrow AVX-512 tile
 				want.Forward = ConvIm2col
 			}
+			if _, ok := directKernels[c.p.OW]; ok && level == AVX512 && c.p.KH == 3 && c.p.StrideH == 1 && asm.Available { // two 4×4 images: the direct kernel
+				want.Forward = ConvDirect
+			}
 			if level == Generic { // no micro-kernels: the reference paths only
 				want = ConvPlan{ConvIm2col, ConvIm2col, ConvIm2col}
 				if isPointwise(c.p) {
@@ -45,9 +49,19 @@ func TestPlans(t *testing.T) {
 				t.Errorf("%v: C=%d %dx%d k=%d s=%d: %v, want %v", level, c.p.C, c.p.H, c.p.W, c.p.KH, c.p.StrideH, got, want)
 			}
 		}
-		// Two 7×7 images of 48 channels (32 tiles, 1,536 tile-channels): shifted rows, not Winograd.
-		if got := d.PlanConv2D(conv(48, 7, 48, 3, 1)).Forward; level != Generic && got != ConvShifted {
-			t.Errorf("%v: C=48 7x7 batch 2: forward %v, want shifted", level, got)
+		// Two 7×7 images of 48 channels (32 tiles, 1,536 tile-channels): shifted rows, not Winograd;
+		// the direct kernel at AVX-512; never for three such images.
+		want := ConvShifted
+		if level == AVX512 && asm.Available {
+			want = ConvDirect
+		}
+		if got := d.PlanConv2D(conv(48, 7, 48, 3, 1)).Forward; level != Generic && got != want {
+			t.Errorf("%v: C=48 7x7 batch 2: forward %v, want %v", level, got, want)
+		}
+		three := conv(48, 7, 48, 3, 1)
+		three.N = 3
+		if got := d.PlanConv2D(three).Forward; got == ConvDirect {
+			t.Errorf("%v: C=48 7x7 batch 3: forward %v", level, got)
 		}
 		if got := d.PlanGemm(64, 64, 64, false, false, 1, false); (level == Generic) != (got == GemmReference) {
 			t.Errorf("%v: a GEMM plans %v", level, got)
@@ -56,6 +70,7 @@ func TestPlans(t *testing.T) {
 	for _, level := range Levels()[1:] {
 		tune := DefaultTuning()
 		tune.WinogradMinC, tune.ShiftMinWidth, tune.WinogradMinTiles, tune.WinogradMinTileChannels = 1, 1, 0, 0
+		tune.DirectMaxPixels = 0
 		d := NewCPUTuned(1, level, tune)
 		if got := d.PlanConv2D(conv(8, 4, 8, 3, 1)).Forward; got != ConvWinograd {
 			t.Errorf("%v with WinogradMinC 1: %v, want winograd", level, got)

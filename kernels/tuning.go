@@ -97,6 +97,12 @@ type Tuning struct {
 	// convolution that can split does (the tests of the split paths).
 	MinParallelMACs int
 
+	// DirectMaxPixels is the most output pixels of an image (and half the
+	// most of the batch) of a 3×3 "same" convolution that takes the direct
+	// kernel at AVX-512 (direct.go), where one exists for its width; 0:
+	// never.
+	DirectMaxPixels int
+
 	// WeightCacheMiB bounds the memory of the prepared (Winograd-transformed)
 	// weights a device keeps across calls while their contents do not
 	// change, as in sampling (weightcache.go); 0 turns the cache off.
@@ -125,7 +131,7 @@ func DefaultTuning() Tuning {
 	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
 		ShiftMinWidth: 4, FlipMinC: 16, WinogradMinC: 16, WinogradMinTiles: 16, WinogradMinTileChannels: 2400, WinogradEnoughTiles: 48,
 		WinogradTiles: 128, WinogradAsm: true, Winograd4MinSide: 16, Winograd4WeightKiB: 512, Winograd4MinTiles: 128,
-		Winograd3DMinPlane: 16, MinParallelMACs: 3 << 20, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 1 << 10}
+		Winograd3DMinPlane: 16, MinParallelMACs: 3 << 20, DirectMaxPixels: 49, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 1 << 10}
 }
 
 // Tuning returns the device's thresholds.

@@ -48,6 +48,7 @@ const (
 	formPacked                            // the F×(C·kernel) matrix in the GEMM's panels (other forward paths)
 	formWinograd4                         // U[ξ] of F(4×4, 3×3)
 	formWinograd4Flipped
+	formDirect // [⌈F/16⌉][C][9][16] for the direct 3×3 kernel (direct.go)
 )
 
 type weightKey struct {

@@ -386,3 +386,27 @@ func WinoInput4AVX2(v *float32, vs int, in *float32, ins int, blocks int)
 //
 //go:noescape
 func WinoOutput4AVX2(y0 *float32, y1 *float32, y2 *float32, y3 *float32, m *float32, ms int, cols int, bias float32)
+
+// ConvDirect3x3AVX512W4R4 computes 16 output channels of a 4×4 tile of a 3×3 convolution and stores
+// lanes (a mask) of them in the first rows rows of y, lane j from y + ys[j] (elements):
+// y[ys[j] + r·width + px] = bias[j] + Σ_ch Σ_ky,kx w[ch][3ky+kx][j] · x[ch·cs + (r+ky)·rs + px + kx] for c
+// input channels of the zero-padded image at x (row stride rs, channel stride cs, in elements). AVX-512F.
+//
+//go:noescape
+func ConvDirect3x3AVX512W4R4(x *float32, rs int, cs int, c int, w *float32, bias *float32, y *float32, ys *int32, lanes uint16, rows int)
+
+// ConvDirect3x3AVX512W7R4 computes 16 output channels of a 4×7 tile of a 3×3 convolution and stores
+// lanes (a mask) of them in the first rows rows of y, lane j from y + ys[j] (elements):
+// y[ys[j] + r·width + px] = bias[j] + Σ_ch Σ_ky,kx w[ch][3ky+kx][j] · x[ch·cs + (r+ky)·rs + px + kx] for c
+// input channels of the zero-padded image at x (row stride rs, channel stride cs, in elements). AVX-512F.
+//
+//go:noescape
+func ConvDirect3x3AVX512W7R4(x *float32, rs int, cs int, c int, w *float32, bias *float32, y *float32, ys *int32, lanes uint16, rows int)
+
+// ConvDirect3x3AVX512W7R3 computes 16 output channels of a 3×7 tile of a 3×3 convolution and stores
+// lanes (a mask) of them in the first rows rows of y, lane j from y + ys[j] (elements):
+// y[ys[j] + r·width + px] = bias[j] + Σ_ch Σ_ky,kx w[ch][3ky+kx][j] · x[ch·cs + (r+ky)·rs + px + kx] for c
+// input channels of the zero-padded image at x (row stride rs, channel stride cs, in elements). AVX-512F.
+//
+//go:noescape
+func ConvDirect3x3AVX512W7R3(x *float32, rs int, cs int, c int, w *float32, bias *float32, y *float32, ys *int32, lanes uint16, rows int)

@@ -376,3 +376,44 @@ func SgemmRowsKernelAVX512N16Bias(kc int, a, b *float32, off *int, c *float32, l
 	kernelRowsGo(AVX512MR, AVX512NarrowNR, kc, a, b, off, c, ldc, true)
 	addRowBias(AVX512MR, AVX512NarrowNR, c, ldc, bias)
 }
+
+// convDirectGo is the plain-Go stand-in of the direct 3×3 kernels: 16
+// output channels of a rows × width tile (see ConvDirect3x3AVX512W7R4).
+func convDirectGo(width, rows int, x *float32, rs, cs, c int, w, bias, y *float32, ys *int32, lanes uint16, valid int) {
+	xs := unsafe.Slice(x, max(0, c-1)*cs+(rows+1)*rs+width+2)
+	ws := unsafe.Slice(w, c*9*16)
+	bs := unsafe.Slice(bias, 16)
+	offs := unsafe.Slice(ys, 16)
+	for j := range 16 {
+		if lanes&(1<<j) == 0 {
+			continue
+		}
+		yj := unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(y), 4*int(offs[j]))), min(rows, valid)*width)
+		for r := range min(rows, valid) {
+			for px := range width {
+				s := bs[j]
+				for ch := range c {
+					for t := range 9 {
+						s += ws[(ch*9+t)*16+j] * xs[ch*cs+(r+t/3)*rs+px+t%3]
+					}
+				}
+				yj[r*width+px] = s
+			}
+		}
+	}
+}
+
+// ConvDirect3x3AVX512W4R4 is the plain-Go stand-in of the direct 3×3 kernel of a 4×4 tile.
+func ConvDirect3x3AVX512W4R4(x *float32, rs, cs, c int, w, bias, y *float32, ys *int32, lanes uint16, rows int) {
+	convDirectGo(4, 4, x, rs, cs, c, w, bias, y, ys, lanes, rows)
+}
+
+// ConvDirect3x3AVX512W7R4 is the plain-Go stand-in of the direct 3×3 kernel of a 4×7 tile.
+func ConvDirect3x3AVX512W7R4(x *float32, rs, cs, c int, w, bias, y *float32, ys *int32, lanes uint16, rows int) {
+	convDirectGo(7, 4, x, rs, cs, c, w, bias, y, ys, lanes, rows)
+}
+
+// ConvDirect3x3AVX512W7R3 is the plain-Go stand-in of the direct 3×3 kernel of a 3×7 tile.
+func ConvDirect3x3AVX512W7R3(x *float32, rs, cs, c int, w, bias, y *float32, ys *int32, lanes uint16, rows int) {
+	convDirectGo(7, 3, x, rs, cs, c, w, bias, y, ys, lanes, rows)
+}

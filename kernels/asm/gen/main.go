@@ -91,6 +91,7 @@ func main() {
 	declareWino4Consts()
 	generateWinoInput4()
 	generateWinoOutput4()
+	generateConvDirect()
 	Generate()
 }
 
