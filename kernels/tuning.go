@@ -89,12 +89,15 @@ type Tuning struct {
 	// one thread: below, the sections' waits and one core reading what the
 	// other wrote (10–15 ns a cache line here) cost more than the halved
 	// products save. One 7×7 image of 48 channels by Winograd (0.6 M): 19 µs
-	// on one thread, 45 on two; 14×14 at 48 channels (2.4 M) and 28×28 at 32
-	// by F(4×4, 3×3) (2.4 M): no faster on two; 96 → 48 channels at 14×14
-	// (4.7 M): 1.2× on two. With the shifted, pointwise and im2col paths
-	// below it too, tiny-mnist's batch-1 forward on two threads ran 1–3 %
-	// faster (eight A/B rounds; Zen 5, 2026-12-04 afternoon). 0: every
-	// convolution that can split does (the tests of the split paths).
+	// on one thread, 45 on two. It was 3 M while every GEMM call took a
+	// shared lock (bench/RESULTS.md, 2026-12-04 evening): without it, 32→32
+	// at 28×28 by F(4×4, 3×3) (1.8 M) runs 63–67 µs on two threads against
+	// 76–86 on one, 48→48 at 14×14 (1.8 M) 46 against 49–60, 80→48 at 14×14
+	// (3.0 M) 69–71 against 81–91, while 32→48 at 14×14 (1.2 M) stays faster
+	// on one (35–37 against 39); tiny-mnist's batch-1 forward on two threads
+	// ran 333–344 img/s at 1.5 M against 308–333 at 3 M (six A/B rounds)
+	// and the same at 1 M, slower at 2 M (Zen 5). 0: every convolution that
+	// can split does (the tests of the split paths).
 	MinParallelMACs int
 
 	// DirectMaxPixels is the most output pixels of an image (and half the
@@ -131,7 +134,7 @@ func DefaultTuning() Tuning {
 	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
 		ShiftMinWidth: 4, FlipMinC: 16, WinogradMinC: 16, WinogradMinTiles: 16, WinogradMinTileChannels: 2400, WinogradEnoughTiles: 48,
 		WinogradTiles: 128, WinogradAsm: true, Winograd4MinSide: 16, Winograd4WeightKiB: 512, Winograd4MinTiles: 128,
-		Winograd3DMinPlane: 16, MinParallelMACs: 3 << 20, DirectMaxPixels: 49, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 1 << 10}
+		Winograd3DMinPlane: 16, MinParallelMACs: 3 << 19, DirectMaxPixels: 49, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 1 << 10}
 }
 
 // Tuning returns the device's thresholds.
