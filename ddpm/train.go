@@ -47,6 +47,9 @@ type TrainConfig struct {
 	// Data is what the run trains on as diffuse train's -data names it
 	// ("shapes3d", "folder:DIR"); a resumed run without -data reads it back.
 	Data string `json:"data,omitempty"`
+	// FreezeText keeps a text-to-image run's text encoder at its random
+	// initialization: only the U-Net trains (captioned data only).
+	FreezeText bool `json:"freeze_text,omitempty"`
 }
 
 // DefaultTrainConfig is a reasonable small-model setting.

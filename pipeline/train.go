@@ -96,16 +96,31 @@ func NewTrainer(dev tensor.Device, uc unet.ConditionConfig, tcfg clip.TextConfig
 	s, _ := tc.NoiseSchedule()
 	obj, _ := ddpm.ParseObjective(tc.Objective)
 	pcg := rand.NewPCG(tc.Seed, 0x7e87)
+	if tc.FreezeText {
+		text.NoGrad()
+	}
 	tr := &Trainer{Config: tc, UNet: m, EMA: ema, Text: text, TextEMA: textEMA, Tokenizer: tok, Schedule: s, Objective: obj,
 		Data: ds, pcg: pcg, rng: rand.New(pcg)}
 	tr.Opt = nn.NewAdamW(tr.params(), nn.AdamConfig{LR: tc.LR, WeightDecay: tc.WeightDecay})
 	return tr, nil
 }
 
-// params are the trained parameters: the U-Net's, then the text encoder's.
-func (tr *Trainer) params() []nn.Param { return append(tr.UNet.Params(), tr.Text.Params()...) }
+// params are the trained parameters: the U-Net's, then the text encoder's
+// (unless it is frozen: then it stays as initialized, and so does its EMA
+// copy, made from the same seed).
+func (tr *Trainer) params() []nn.Param {
+	if tr.Config.FreezeText {
+		return tr.UNet.Params()
+	}
+	return append(tr.UNet.Params(), tr.Text.Params()...)
+}
 
-func (tr *Trainer) emaParams() []nn.Param { return append(tr.EMA.Params(), tr.TextEMA.Params()...) }
+func (tr *Trainer) emaParams() []nn.Param {
+	if tr.Config.FreezeText {
+		return tr.EMA.Params()
+	}
+	return append(tr.EMA.Params(), tr.TextEMA.Params()...)
+}
 
 // TrainStep runs one optimization step.
 func (tr *Trainer) TrainStep() (ddpm.StepInfo, error) {

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/data"
 	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/device"
+	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/nn/clip"
 	"github.com/godiffuse/godiffuse/nn/unet"
 )
@@ -21,7 +23,7 @@ const testTextEncoder = `{"hidden_size": 32, "intermediate_size": 64, "num_hidde
  "max_position_embeddings": 24, "projection_dim": 32}`
 
 // newTestTrainer is a tiny text-to-image trainer on the shapes data.
-func newTestTrainer(t *testing.T, steps int) *Trainer {
+func newTestTrainer(t *testing.T, steps int, change ...func(*ddpm.TrainConfig)) *Trainer {
 	t.Helper()
 	dev, _, err := device.SelectThreads("cpu", 0)
 	if err != nil {
@@ -49,6 +51,9 @@ func newTestTrainer(t *testing.T, steps int) *Trainer {
 	}
 	tc := ddpm.DefaultTrainConfig()
 	tc.Steps, tc.Batch, tc.WarmupSteps = steps, 2, 2
+	for _, c := range change {
+		c(&tc)
+	}
 	tr, err := NewTrainer(dev, uc, tcfg, full.Subset(captions, 24), tc, ds)
 	if err != nil {
 		t.Fatal(err)
@@ -113,5 +118,59 @@ func TestTextTrainerResumesExactlyAndLoads(t *testing.T) {
 	}
 	if b := res.Images[0].Bounds(); b.Dx() != 32 || b.Dy() != 32 {
 		t.Errorf("image %v", b)
+	}
+}
+
+// TestTextTrainerFrozenText: with FreezeText the text encoder (and its EMA
+// copy, the one saved) keeps its initial weights while the U-Net trains, and
+// a resumed run keeps it frozen.
+func TestTextTrainerFrozenText(t *testing.T) {
+	tr := newTestTrainer(t, 4, func(tc *ddpm.TrainConfig) { tc.FreezeText = true })
+	snapshot := func(ps []nn.Param) [][]float32 {
+		var out [][]float32
+		for _, p := range ps {
+			v, err := p.T.Float32s()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, v)
+		}
+		return out
+	}
+	text0, unet0 := snapshot(tr.TextEMA.Params()), snapshot(tr.UNet.Params())
+	for tr.Step < 2 {
+		if _, err := tr.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "frozen")
+	if err := tr.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	resumed, err := Resume(tr.UNet.Device, dir, tr.Data, ddpm.ResumeChanges{Steps: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resumed.Config.FreezeText {
+		t.Fatal("the resumed run forgot FreezeText")
+	}
+	for resumed.Step < 4 {
+		if _, err := resumed.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range []*clip.TextModel{resumed.Text, resumed.TextEMA} {
+		for i, v := range snapshot(m.Params()) {
+			if !slices.Equal(v, text0[i]) {
+				t.Fatalf("text parameter %s changed", m.Params()[i].Name)
+			}
+		}
+	}
+	changed := false
+	for i, v := range snapshot(resumed.UNet.Params()) {
+		changed = changed || !slices.Equal(v, unet0[i])
+	}
+	if !changed {
+		t.Error("the U-Net did not train")
 	}
 }

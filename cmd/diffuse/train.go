@@ -118,6 +118,7 @@ func runTrain(args []string) error {
 		"default -time 10m, -batch 16, -objective sample, -snr-shift 8, -min-snr 0, -ema 0.999, -lr-decay cosine;\n"+
 		"diffuse sample3d makes meshes)")
 	textConfig := fs.String("text-config", "", "with captioned -data: the text encoder's CLIPTextModel config.json (default: the built-in one)")
+	freezeText := fs.Bool("freeze-text", false, "with captioned -data: keep the text encoder at its random initialization; only the U-Net trains")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
 	devSpec := deviceFlag(fs)
 	dropout := fs.Float64("dropout", -1, "dropout probability inside the U-Net (default: the config's dropout)")
@@ -191,6 +192,10 @@ func runTrain(args []string) error {
 		}
 	}
 
+	if *freezeText && (!isTextData(*dataSpec) || *resume) {
+		return fmt.Errorf("-freeze-text applies to a new run on captioned -data (shapes, emoji); a resumed run keeps its setting")
+	}
+	tc.FreezeText = *freezeText
 	if isVolumeData(*dataSpec) {
 		switch {
 		case *size != 0 || *dropout >= 0 || *textConfig != "":
