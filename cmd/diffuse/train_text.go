@@ -181,8 +181,12 @@ func trainText(r textRun) error {
 	if err := os.MkdirAll(r.loop.out, 0o755); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "training a %d-parameter text-conditioned U-Net and a %d-parameter text encoder (vocabulary %d) on %s, batch %d, device %s\n",
-		tr.UNet.NumParams(), nn.CountParams(tr.Text.Params()), tr.Tokenizer.VocabSize(), td.what, tr.Config.Batch, dev.Name())
+	text := "a"
+	if tr.Config.FreezeText {
+		text = "with a frozen (randomly initialized)"
+	}
+	fmt.Fprintf(os.Stderr, "training a %d-parameter text-conditioned U-Net %s %d-parameter text encoder (vocabulary %d) on %s, batch %d, device %s\n",
+		tr.UNet.NumParams(), text, nn.CountParams(tr.Text.Params()), tr.Tokenizer.VocabSize(), td.what, tr.Config.Batch, dev.Name())
 	run := trainRun{step: tr.TrainStep, save: tr.Save, done: &tr.Step, total: &tr.Config.Steps, losses: &tr.Losses,
 		grid: func(path string) error { return textGrid(tr.Pipeline(), path, r.sampleSteps, td.preview) }}
 	return run.loop(r.loop)
