@@ -181,7 +181,7 @@ func trainText(r textRun) error {
 	if err := os.MkdirAll(r.loop.out, 0o755); err != nil {
 		return err
 	}
-	text := "a"
+	text := "and a"
 	if tr.Config.FreezeText {
 		text = "with a frozen (randomly initialized)"
 	}
