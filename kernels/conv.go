@@ -350,8 +350,8 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	if point {
 		colLen = 0
 	}
-	if d.threads > 1 && p.N == 1 && p.F*ckk*ohw < d.tune.MinParallelMACs {
-		d.convImageRows(ys, xs, wA, bs, p, path, 0, p.F) // on one thread: see Tuning.MinParallelMACs
+	if d.threads > 1 && p.N == 1 && d.oneThread(p.F*ckk*ohw) {
+		d.convImageRows(ys, xs, wA, bs, p, path, 0, p.F)
 		return
 	}
 	if parts := d.convRowParts(wA, p, path); parts > 1 {

@@ -129,7 +129,7 @@ func (d *Device) convDirect(ys, xs []float32, w tensor.Buffer, ws, bs []float32,
 
 	units := p.N * blocks * len(tiles)
 	parts := min(max(1, d.threads), units)
-	if p.N*p.F*p.C*9*ohw < d.tune.MinParallelMACs {
+	if d.oneThread(p.N * p.F * p.C * 9 * ohw) {
 		parts = 1
 	}
 	runParts(parts, func(part int) {

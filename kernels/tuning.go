@@ -84,9 +84,10 @@ type Tuning struct {
 	// (BenchmarkConv3DPaths, bench/RESULTS.md 2026-12-03 morning).
 	Winograd3DMinPlane int
 
-	// MinParallelMACs is the fewest multiply-adds of a one-image forward
-	// convolution (for Winograd: those of its GEMMs) that runs on more than
-	// one thread: below, the sections' waits and one core reading what the
+	// MinParallelMACs is the fewest multiply-adds of a forward convolution
+	// of one image (Winograd and the direct kernel: of the batch; for
+	// Winograd those of its GEMMs) that runs on more than one thread
+	// (Device.oneThread): below, the sections' waits and one core reading what the
 	// other wrote (10–15 ns a cache line here) cost more than the halved
 	// products save. One 7×7 image of 48 channels by Winograd (0.6 M): 19 µs
 	// on one thread, 45 on two. It was 3 M while every GEMM call took a

@@ -98,7 +98,7 @@ func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float3
 	cb := asBuffer(w)
 	tile := d.winogradTile(p, cb != nil && cb.freezeGen() != 0)
 	threads := max(1, d.threads)
-	if tiles := p.N * ((p.OH + tile - 1) / tile) * ((p.OW + tile - 1) / tile); (tile+2)*(tile+2)*p.F*p.C*tiles < d.tune.MinParallelMACs {
+	if tiles := p.N * ((p.OH + tile - 1) / tile) * ((p.OW + tile - 1) / tile); d.oneThread((tile + 2) * (tile + 2) * p.F * p.C * tiles) {
 		threads = 1
 	}
 	g := newWinoGeom(p, threads, d.tune.WinogradTiles, tile)
