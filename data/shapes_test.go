@@ -2,6 +2,7 @@ package data
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -97,4 +98,26 @@ func TestShapeMix(t *testing.T) {
 			t.Errorf("mix %q accepted", bad)
 		}
 	}
+}
+
+// FuzzParseShapeMix: any -data shapes:…,KIND=WEIGHT list either fails or
+// gives one finite weight in [0, 1000] per kind, not all zero.
+func FuzzParseShapeMix(f *testing.F) {
+	for _, s := range []string{"position=3", "single=0,two=2", "position=NaN", "counting=1e9", "=", "position=3,position=0", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		mix, err := ParseShapeMix(strings.Split(s, ","))
+		if err != nil {
+			return
+		}
+		if len(mix) != len(ShapeKinds) || slices.Max(mix) <= 0 {
+			t.Fatalf("%q: mix %v", s, mix)
+		}
+		for _, w := range mix {
+			if !(w >= 0 && w <= 1000) {
+				t.Fatalf("%q: weight %g", s, w)
+			}
+		}
+	})
 }
