@@ -24,9 +24,24 @@ import (
 // process, -bench 'SD/part=unet', to read a part's own peak).
 //
 //	go test ./bench -run XXX -bench 'SD/part=unet' -benchtime 2x -timeout 30m
-func BenchmarkSD(b *testing.B) {
+func BenchmarkSD(b *testing.B) { benchSDOn(b, kernels.CPU()) }
+
+// BenchmarkSDVulkan is BenchmarkSD on the Vulkan device (a GPU; lavapipe
+// skips, see gpu). A 25-step 512×512 txt2img with guidance costs
+// 25 × unet + vae + text.
+// Each GEMM path in turn, as BenchmarkUNetVulkan.
+func BenchmarkSDVulkan(b *testing.B) {
+	dev := gpu(b)
+	for _, mm := range matMulPaths {
+		b.Run("matmul="+mm, func(b *testing.B) {
+			defer useMatMul(b, dev, mm)()
+			benchSDOn(b, dev)
+		})
+	}
+}
+
+func benchSDOn(b *testing.B, dev tensor.Device) {
 	dir := filepath.Join("..", "testdata", "sd-configs", "sd15")
-	dev := kernels.CPU()
 	r := rand.New(rand.NewPCG(1, 2))
 	b.Run("part=unet", func(b *testing.B) {
 		cfg, err := unet.LoadConditionConfig(filepath.Join(dir, "unet", "config.json"))

@@ -46,7 +46,9 @@ func BenchmarkSgemmVulkan(b *testing.B) {
 
 // BenchmarkUNetVulkan is BenchmarkUNet on the Vulkan device, with the
 // batch the GPU target is stated at (ddpm-cifar10-32, 128) and the CPU
-// targets' batches for comparison.
+// targets' batches for comparison; each GEMM path (matmul=fp32, the
+// shader the tests check, and matmul=fp16coop, the cooperative-matrix one
+// auto picks on GPUs that have it) in turn.
 func BenchmarkUNetVulkan(b *testing.B) {
 	dev := gpu(b)
 	for _, c := range []struct {
@@ -54,9 +56,24 @@ func BenchmarkUNetVulkan(b *testing.B) {
 		batch  int
 	}{{"tiny-mnist", 64}, {"ddpm-cifar10-32", 8}, {"ddpm-cifar10-32", 128}} {
 		for _, mode := range []string{"forward", "train"} {
-			b.Run(fmt.Sprintf("config=%s/mode=%s/batch=%d", c.config, mode, c.batch), func(b *testing.B) {
-				benchUNetOn(b, dev, c.config, mode, c.batch)
-			})
+			for _, mm := range matMulPaths {
+				b.Run(fmt.Sprintf("config=%s/mode=%s/batch=%d/matmul=%s", c.config, mode, c.batch, mm), func(b *testing.B) {
+					defer useMatMul(b, dev, mm)()
+					benchUNetOn(b, dev, c.config, mode, c.batch)
+				})
+			}
 		}
 	}
+}
+
+// matMulPaths names the Vulkan GEMM paths the GPU benchmarks run in turn.
+var matMulPaths = []string{"fp32", "fp16coop"}
+
+// useMatMul puts dev's GEMMs on path (skipping b where the device lacks
+// it) and returns the function that puts them back on fp32.
+func useMatMul(b *testing.B, dev *vulkan.Device, path string) func() {
+	if err := dev.SetMatMulFP16(path == "fp16coop"); err != nil {
+		b.Skip(err)
+	}
+	return func() { dev.SetMatMulFP16(false) }
 }

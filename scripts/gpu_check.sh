@@ -2,44 +2,79 @@
 # The Vulkan checks on a real GPU, in two halves.
 #
 # Here (a machine with Go):   bash scripts/gpu_check.sh build
-#   builds static test binaries (CGO_ENABLED=0) into .devbin/ and downloads
-#   Debian's Vulkan loader into .gl/ (both ignored by git; see .git/info/exclude).
+#   builds static, stripped test binaries (CGO_ENABLED=0) and packs them with
+#   the test data they read into .devbin/bundle.tar.xz, and downloads
+#   Debian's Vulkan loader into .gl/ (both ignored by git; see
+#   .git/info/exclude). The device tool sends at most 64 MiB of working tree:
+#   testdata/ travels inside the bundle, compressed, so move the checkout's
+#   own testdata/ aside for the call (the build step prints how).
 # There (the GPU machine, with .devbin and .gl carried):   bash scripts/gpu_check.sh run
-#   unpacks the loader, runs the conformance table and the UNet parity on the
-#   GPU, then the benchmarks, and prints a short table.
-set -euo pipefail
+#   unpacks the loader and the bundle, then runs, each step under its own
+#   time limit and logged into $OUT: the Vulkan package's tests (conformance,
+#   cooperative-matrix GEMM), the SGEMM, U-Net and Stable Diffusion
+#   benchmarks on both GEMM paths, and the parity tests of every model on the
+#   GPU.
+set -uo pipefail
 cd "$(dirname "$0")/.."
+pkgs="kernels/vulkan bench nn nn/unet nn/vae nn/clip pipeline"
 case "${1:-}" in
 build)
-	mkdir -p .devbin .gl
-	grep -qx '/.devbin/' .git/info/exclude || echo /.devbin/ >>.git/info/exclude
+	set -e
+	mkdir -p .devbin/bin .gl
+	grep -qx '/.devbin/' .git/info/exclude 2>/dev/null || echo /.devbin/ >>.git/info/exclude
 	grep -qx '/.gl/' .git/info/exclude || echo /.gl/ >>.git/info/exclude
-	for p in kernels/vulkan nn bench; do
-		CGO_ENABLED=0 go test -c -o .devbin/$(basename $p).test ./$p
+	for p in $pkgs; do
+		CGO_ENABLED=0 go test -c -ldflags='-s -w' -o ".devbin/bin/$(echo $p | tr / _).test" "./$p"
 	done
-	mkdir -p testdata && cp -r testdata .devbin/ 2>/dev/null || true
+	tar c .devbin/bin testdata/fixtures testdata/sd testdata/configs testdata/sd-configs |
+		xz -6 -T0 >.devbin/bundle.tar.xz
+	rm -r .devbin/bin
 	if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
 		o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
 		mkdir -p /tmp/amd64/partial
 		apt-get $o update -qq && (cd .gl && apt-get $o download libvulkan1)
 	fi
 	ls -la .devbin .gl
+	echo "for the call: mv testdata /tmp/testdata.aside; (call, carry .devbin and .gl); mv /tmp/testdata.aside testdata"
 	;;
 run)
+	out=${OUT:-/tmp}
 	for f in .gl/*.deb; do dpkg -x "$f" /; done
 	ldconfig
 	if ! ls /usr/share/vulkan/icd.d/*nvidia* /etc/vulkan/icd.d/*nvidia* >/dev/null 2>&1; then
 		export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 	fi
-	export GODIFFUSE_REQUIRE_VULKAN=1
-	out=${OUT:-/tmp}
-	(cd kernels/vulkan && ../../.devbin/vulkan.test -test.run 'Devices|Conformance|Adam|Cooperative|ChooseMatMul' -test.v 2>&1) | tee "$out/conformance.log" | grep -E "device|chose|self-check|^\s+[a-z].*e[-+]|PASS|FAIL" || true
-	(cd nn && ../.devbin/nn.test -test.run ParityVulkan -test.v 2>&1) | tee "$out/parity.log" | grep -E "^(---|    ---)|FAIL" || true
-	# (go test splits -bench at '/' before matching, so fp32 and fp16coop need two patterns)
-	for pat in 'SgemmVulkan/n=(2048|4096|8192)$' 'SgemmVulkan/fp16coop/n=(2048|4096|8192)$'; do
-		(cd bench && ../.devbin/bench.test -test.run XXX -test.bench "$pat" -test.benchtime 10x 2>&1) | tee -a "$out/sgemm.log" | grep -E "Benchmark|FAIL" || true
-	done
-	(cd bench && ../.devbin/bench.test -test.run XXX -test.bench 'UNetVulkan/config=ddpm-cifar10-32/mode=(forward|train)/batch=128$' -test.benchtime 10x 2>&1) | tee "$out/unet.log" | grep -E "Benchmark|FAIL" || true
+	tar xJf .devbin/bundle.tar.xz
+	bin=$PWD/.devbin/bin
+	export GODIFFUSE_REQUIRE_VULKAN=1 GODIFFUSE_REQUIRE_COOP=1 GODIFFUSE_SD_FIXTURES=$PWD/testdata/sd
+	{
+		date -u
+		nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+		nproc
+	} >"$out/env.log" 2>&1
+	cat "$out/env.log"
+	step() { # step SECONDS LOG DIR BINARY ARGS...: one binary run under a limit, appended to LOG
+		local limit=$1 log=$2 dir=$3 exe=$4
+		shift 4
+		echo "== $exe $*" >>"$out/$log"
+		(cd "$dir" && timeout "$limit" "$bin/$exe" "$@" >>"$out/$log" 2>&1)
+		echo "== rc=$? after ${SECONDS}s: $exe $*" | tee -a "$out/$log"
+	}
+	step 90 vulkan.log kernels/vulkan kernels_vulkan.test -test.v -test.count=1
+	grep -E "^(--- |ok|FAIL|PASS)|chose|self-check|device" "$out/vulkan.log" | head -40
+	step 90 bench.log bench bench.test -test.run XXX -test.bench 'SgemmVulkan/n=(1024|2048|4096|8192)$' -test.benchtime 10x
+	step 60 bench.log bench bench.test -test.run XXX -test.bench 'SgemmVulkan/fp16coop/n=(2048|4096|8192)$' -test.benchtime 10x
+	step 120 bench.log bench bench.test -test.run XXX -test.bench 'UNetVulkan/config=ddpm-cifar10-32/mode=(forward|train)/batch=128/' -test.benchtime 10x
+	step 150 bench.log bench bench.test -test.run XXX -test.bench 'SDVulkan/' -test.benchtime 3x
+	grep -E "^Benchmark|FAIL|panic" "$out/bench.log"
+	# The parity tests side by side (each is short on a GPU; one limit for all).
+	step 90 nn.log nn nn.test -test.run ParityVulkan -test.v &
+	step 90 unet.log nn/unet nn_unet.test -test.run ParityVulkan -test.v &
+	step 90 vae.log nn/vae nn_vae.test -test.run ParityVulkan -test.v &
+	step 90 clip.log nn/clip nn_clip.test -test.run ParityVulkan -test.v &
+	step 90 pipeline.log pipeline pipeline.test -test.run ParityVulkan -test.v &
+	wait
+	grep -hE "^(--- |    --- |ok|FAIL|PASS)" "$out"/{nn,unet,vae,clip,pipeline}.log
 	;;
 *)
 	echo "usage: bash scripts/gpu_check.sh build|run" >&2
