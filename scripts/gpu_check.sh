@@ -29,10 +29,13 @@ build)
 	tar c .devbin/bin testdata/fixtures testdata/sd testdata/configs testdata/sd-configs |
 		xz -6 -T0 >.devbin/bundle.tar.xz
 	rm -r .devbin/bin
-	if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
+	# The loader, and libglvnd: NVIDIA's Vulkan driver is libGLX_nvidia.so.0,
+	# which the loader cannot open without libGLdispatch (vkCreateInstance
+	# then says VK_ERROR_INCOMPATIBLE_DRIVER).
+	if ! ls .gl/libglvnd0_*.deb >/dev/null 2>&1; then
 		o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
 		mkdir -p /tmp/amd64/partial
-		apt-get $o update -qq && (cd .gl && apt-get $o download libvulkan1)
+		apt-get $o update -qq && (cd .gl && apt-get $o download libvulkan1 libglvnd0 libglx0 libgl1 libegl1 libopengl0 libgles2)
 	fi
 	ls -la .devbin .gl
 	echo "for the call: mv testdata /tmp/testdata.aside; (call, carry .devbin and .gl); mv /tmp/testdata.aside testdata"
