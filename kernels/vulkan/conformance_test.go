@@ -82,6 +82,13 @@ func conformanceCases() []opCase {
 			func(_ Device, x []*Tensor) *Tensor { return Conv2D(x[0], x[1], x[2], 2, PadAll(1)) }},
 		{"conv2d/big_tiles", 1e-5, []input{in(-1, 1, 2, 129, 12, 12), in(-1, 1, 130, 129, 3, 3), in(-1, 1, 130)},
 			func(_ Device, x []*Tensor) *Tensor { return Conv2D(x[0], x[1], x[2], 1, PadAll(1)) }},
+		// The weight gradient's K (batch × pixels) split over the grid:
+		// 3 slices of 1072, 1072 and 1056 on the 64-tile shader, 2 on the
+		// 128-tile one.
+		{"conv2d/split_k", 1e-5, []input{in(-1, 1, 2, 3, 40, 40), in(-1, 1, 5, 3, 3, 3), in(-1, 1, 5)},
+			func(_ Device, x []*Tensor) *Tensor { return Conv2D(x[0], x[1], x[2], 1, PadAll(1)) }},
+		{"conv2d/split_k_big_tiles", 1e-5, []input{in(-1, 1, 1, 15, 48, 48), in(-1, 1, 130, 15, 3, 3)},
+			func(_ Device, x []*Tensor) *Tensor { return Conv2D(x[0], x[1], nil, 1, PadAll(1)) }},
 		{"conv2d/3x3s1p1_nobias", 1e-5, []input{in(-1, 1, 1, 4, 12, 12), in(-1, 1, 65, 4, 3, 3)},
 			func(_ Device, x []*Tensor) *Tensor { return Conv2D(x[0], x[1], nil, 1, PadAll(1)) }},
 		{"conv3d/3x3x3s1p1", 1e-5, []input{in(-1, 1, 2, 3, 5, 6, 7), in(-1, 1, 5, 3, 3, 3, 3), in(-1, 1, 5)},
@@ -140,7 +147,7 @@ func (c opCase) inputs(r *rand.Rand) (data [][]float32, rw []float32) {
 			data[i][k] = v
 		}
 	}
-	rw = make([]float32, 1<<16)
+	rw = make([]float32, 1<<19)
 	for i := range rw {
 		rw[i] = 2*r.Float32() - 1
 	}

@@ -37,10 +37,35 @@ func tiled(name string, m, n int) (string, int, int) {
 	return name, (n + 63) / 64, (m + 63) / 64
 }
 
-func convPush(p tensor.ConvParams, hasBias uint32) []uint32 {
+// convPush is conv.comp's push constants; kChunk is the K slice of one
+// grid z of the weight gradient (0 for the other two).
+func convPush(p tensor.ConvParams, hasBias uint32, kChunk int) []uint32 {
 	return []uint32{uint32(p.N), uint32(p.C), uint32(p.H), uint32(p.W), uint32(p.F), uint32(p.KH), uint32(p.KW),
-		uint32(p.StrideH), uint32(p.StrideW), uint32(p.PadTop), uint32(p.PadLeft), uint32(p.OH), uint32(p.OW), hasBias}
+		uint32(p.StrideH), uint32(p.StrideW), uint32(p.PadTop), uint32(p.PadLeft), uint32(p.OH), uint32(p.OW), hasBias,
+		uint32(kChunk)}
 }
+
+// splitK divides a GEMM's K into slices, one per grid z, when its tiles
+// alone would leave a GPU mostly idle (a weight gradient: dw is small, K is
+// batch × pixels): enough slices for splitKGroups workgroups in all, each
+// slice at least splitKMin long and a multiple of 16 (the tiles' K step).
+// It returns the slice count and length (1 and k: no split).
+func splitK(tiles, k int) (slices, chunk int) {
+	slices = min((splitKGroups+tiles-1)/tiles, k/splitKMin)
+	if slices <= 1 {
+		return 1, k
+	}
+	chunk = ((k+slices-1)/slices + 15) / 16 * 16
+	return (k + chunk - 1) / chunk, chunk
+}
+
+const (
+	// splitKGroups is the workgroups a split-K product aims at: a few per
+	// multiprocessor of a large GPU (an H200 has 132).
+	splitKGroups = 512
+	// splitKMin is the shortest K slice worth its partial sum.
+	splitKMin = 1024
+)
 
 // Conv2D implements tensor.Device as an implicit GEMM per image.
 func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
@@ -49,7 +74,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	wb := d.f("conv2d", w, p.F*p.C*p.KH*p.KW)
 	bb, has := d.orDummy("conv2d", b, p.F)
 	name, gx, gy := tiled("conv", p.F, p.OH*p.OW)
-	d.run(name, []*Buffer{yb, wb, xb, bb}, convPush(p, has), gx, gy, p.N)
+	d.run(name, []*Buffer{yb, wb, xb, bb}, convPush(p, has, 0), gx, gy, p.N)
 }
 
 // Conv2DBackwardInput implements tensor.Device.
@@ -58,18 +83,31 @@ func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParam
 	dyb := d.f("conv2d backward input", dy, p.N*p.F*p.OH*p.OW)
 	wb := d.f("conv2d backward input", w, p.F*p.C*p.KH*p.KW)
 	name, gx, gy := tiled("conv_backward_input", p.C, p.H*p.W)
-	d.run(name, []*Buffer{dxb, wb, dyb, d.dummy}, convPush(p, 0), gx, gy, p.N)
+	d.run(name, []*Buffer{dxb, wb, dyb, d.dummy}, convPush(p, 0, 0), gx, gy, p.N)
 }
 
 // Conv2DBackwardWeight implements tensor.Device: dw as one GEMM over all
-// images, db as two reductions of dy.
+// images (split-K into partial sums, then their sum, where dw alone is too
+// few tiles for the GPU), db as two reductions of dy.
 func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.ConvParams) {
 	xb := d.f("conv2d backward weight", x, p.N*p.C*p.H*p.W)
 	dyb := d.f("conv2d backward weight", dy, p.N*p.F*p.OH*p.OW)
 	if dw != nil {
-		dwb := d.f("conv2d backward weight", dw, p.F*p.C*p.KH*p.KW)
+		size := p.F * p.C * p.KH * p.KW
+		dwb := d.f("conv2d backward weight", dw, size)
 		name, gx, gy := tiled("conv_backward_weight", p.F, p.C*p.KH*p.KW)
-		d.run(name, []*Buffer{dwb, dyb, xb, d.dummy}, convPush(p, 0), gx, gy, 1)
+		slices, chunk := splitK(gx*gy, p.N*p.OH*p.OW)
+		if slices == 1 {
+			d.run(name, []*Buffer{dwb, dyb, xb, d.dummy}, convPush(p, 0, chunk), gx, gy, 1)
+		} else {
+			parts, err := d.Alloc(tensor.F32, slices*size)
+			if err != nil {
+				d.record("conv2d backward weight", err)
+				return
+			}
+			d.run(name, []*Buffer{d.f("conv2d backward weight", parts, slices*size), dyb, xb, d.dummy}, convPush(p, 0, chunk), gx, gy, slices)
+			d.Reduce(tensor.ReduceSum, dw, parts, tensor.ReduceParams{Outer: 1, N: slices, Inner: size})
+		}
 	}
 	if db != nil {
 		d.f("conv2d backward weight", db, p.F)

@@ -21,9 +21,9 @@ layout(std430, binding = 3) readonly buffer Bias_ { float bias[]; };
 // Convolution geometry (tensor.ConvParams).
 layout(push_constant) uniform P {
     uint N; uint C; uint H; uint W; uint F; uint KH; uint KW; uint SH; uint SW; uint PT; uint PL; uint OH; uint OW;
-    uint hasBias;
+    uint hasBias; uint kChunk;
 } p;
-uint img;
+uint img;  // grid z: the image, or the K slice of CONV_BACKWARD_WEIGHT
 void setBatch(uint z) { img = z; }
 // The input pixel of (c, kh, kw) for output pixel (oh, ow) of image n, or 0.
 float xAt(uint n, uint ckk, uint ohw) {
@@ -68,8 +68,14 @@ float loadB(uint k, uint n) {  // dy at the output pixel that input pixel n meet
 void store(uint m, uint n, float v) { c[(img * p.C + m) * N() + n] = v; }
 
 #elif defined(CONV_BACKWARD_WEIGHT)
-// a = dy (N, F, OH, OW), b = x; C = dw (F, C·KH·KW). K runs over (n, oh, ow).
+// a = dy (N, F, OH, OW), b = x; C = dw (F, C·KH·KW). K runs over (n, oh, ow),
+// so long (batch × pixels) against a small dw that one grid would leave
+// most of a GPU idle: split-K, grid z = slice z of kChunk values of K, each
+// writing its partial dw at slice z of C (the caller sums the slices).
+#define SPLIT_K
 uint M() { return p.F; } uint N() { return p.C * p.KH * p.KW; } uint K() { return p.N * p.OH * p.OW; }
+uint kLo() { return img * p.kChunk; }
+uint kHi() { return min(K(), kLo() + p.kChunk); }
 bool aKFast() { return true; }
 bool bKFast() { return true; }
 float loadA(uint m, uint k) {
@@ -80,7 +86,7 @@ float loadB(uint k, uint col) {
     uint n = k / (p.OH * p.OW), s = k % (p.OH * p.OW);
     return xAt(n, col, s);
 }
-void store(uint m, uint n, float v) { c[m * N() + n] = v; }
+void store(uint m, uint n, float v) { c[(img * p.F + m) * N() + n] = v; }
 #endif
 
 #include "gemm_tile.glsl"
