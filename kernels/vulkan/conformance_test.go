@@ -67,6 +67,10 @@ func conformanceCases() []opCase {
 		{"matmul/odd", 1e-5, []input{in(-1, 1, 67, 130), in(-1, 1, 130, 45)}, func(_ Device, x []*Tensor) *Tensor { return MatMul(x[0], x[1]) }},
 		{"matmul/tile±1", 1e-5, []input{in(-1, 1, 65, 17), in(-1, 1, 17, 63)}, func(_ Device, x []*Tensor) *Tensor { return MatMul(x[0], x[1]) }},
 		{"matmul/big_tiles", 1e-5, []input{in(-1, 1, 130, 70), in(-1, 1, 70, 200)}, func(_ Device, x []*Tensor) *Tensor { return MatMul(x[0], x[1]) }},
+		// Split-K: the product itself (K 2500), and a weight gradient xᵀ·dy
+		// through a transposed A (K 2100).
+		{"matmul/split_k", 1e-5, []input{in(-1, 1, 20, 2500), in(-1, 1, 2500, 30)}, func(_ Device, x []*Tensor) *Tensor { return MatMul(x[0], x[1]) }},
+		{"matmul/split_k_weight_grad", 1e-5, []input{in(-1, 1, 2100, 33), in(-1, 1, 33, 40)}, func(_ Device, x []*Tensor) *Tensor { return MatMul(x[0], x[1]) }},
 		{"matmul/k1", 1e-5, []input{in(-1, 1, 5, 1), in(-1, 1, 1, 70)}, func(_ Device, x []*Tensor) *Tensor { return MatMul(x[0], x[1]) }},
 		{"matmul/batched", 1e-5, []input{in(-1, 1, 3, 33, 20), in(-1, 1, 3, 20, 9)}, func(_ Device, x []*Tensor) *Tensor { return MatMul(x[0], x[1]) }},
 		{"matmul/shared_b", 1e-5, []input{in(-1, 1, 2, 13, 21), in(-1, 1, 21, 8)}, func(_ Device, x []*Tensor) *Tensor { return MatMul(x[0], x[1]) }},
