@@ -63,19 +63,19 @@ run)
 		(cd "$dir" && timeout "$limit" "$bin/$exe" "$@" >>"$out/$log" 2>&1)
 		echo "== rc=$? after ${SECONDS}s: $exe $*" | tee -a "$out/$log"
 	}
-	step 90 vulkan.log kernels/vulkan kernels_vulkan.test -test.v -test.count=1
+	step 60 vulkan.log kernels/vulkan kernels_vulkan.test -test.v -test.count=1
 	grep -E "^(--- |ok|FAIL|PASS)|chose|self-check|device" "$out/vulkan.log" | head -40
 	step 90 bench.log bench bench.test -test.run XXX -test.bench 'SgemmVulkan/n=(1024|2048|4096|8192)$' -test.benchtime 10x
 	step 60 bench.log bench bench.test -test.run XXX -test.bench 'SgemmVulkan/fp16coop/n=(2048|4096|8192)$' -test.benchtime 10x
-	step 120 bench.log bench bench.test -test.run XXX -test.bench 'UNetVulkan/config=ddpm-cifar10-32/mode=(forward|train)/batch=128/' -test.benchtime 10x
-	step 150 bench.log bench bench.test -test.run XXX -test.bench 'SDVulkan/' -test.benchtime 3x
+	step 150 bench.log bench bench.test -test.run XXX -test.bench 'UNetVulkan/config=ddpm-cifar10-32/mode=(forward|train)/batch=(8|128)/' -test.benchtime 10x
+	step 120 bench.log bench bench.test -test.run XXX -test.bench 'SDVulkan/' -test.benchtime 3x
 	grep -E "^Benchmark|FAIL|panic" "$out/bench.log"
 	# The parity tests side by side (each is short on a GPU; one limit for all).
-	step 90 nn.log nn nn.test -test.run ParityVulkan -test.v &
-	step 90 unet.log nn/unet nn_unet.test -test.run ParityVulkan -test.v &
-	step 90 vae.log nn/vae nn_vae.test -test.run ParityVulkan -test.v &
-	step 90 clip.log nn/clip nn_clip.test -test.run ParityVulkan -test.v &
-	step 90 pipeline.log pipeline pipeline.test -test.run ParityVulkan -test.v &
+	step 60 nn.log nn nn.test -test.run ParityVulkan -test.v &
+	step 60 unet.log nn/unet nn_unet.test -test.run ParityVulkan -test.v &
+	step 60 vae.log nn/vae nn_vae.test -test.run ParityVulkan -test.v &
+	step 60 clip.log nn/clip nn_clip.test -test.run ParityVulkan -test.v &
+	step 60 pipeline.log pipeline pipeline.test -test.run ParityVulkan -test.v &
 	wait
 	grep -hE "^(--- |    --- |ok|FAIL|PASS)" "$out"/{nn,unet,vae,clip,pipeline}.log
 	;;
