@@ -47,8 +47,8 @@ func BenchmarkSgemmVulkan(b *testing.B) {
 // BenchmarkUNetVulkan is BenchmarkUNet on the Vulkan device, with the
 // batch the GPU target is stated at (ddpm-cifar10-32, 128) and the CPU
 // targets' batches for comparison; each GEMM path (matmul=fp32, the
-// shader the tests check, and matmul=fp16coop, the cooperative-matrix one
-// auto picks on GPUs that have it) in turn.
+// default, and matmul=fp16coop, the cooperative-matrix one that
+// GODIFFUSE_VULKAN_MATMUL=fp16 takes) in turn.
 func BenchmarkUNetVulkan(b *testing.B) {
 	dev := gpu(b)
 	for _, c := range []struct {

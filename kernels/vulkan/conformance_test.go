@@ -301,32 +301,29 @@ func TestCooperativeMatrixGEMM(t *testing.T) {
 
 // TestChooseMatMul checks GODIFFUSE_VULKAN_MATMUL's values on the test
 // device: a bad value and a demand the device cannot meet are errors; auto
-// takes the fp16 path only where the start-up self-check passes.
+// stays fp32; fp16 takes the cooperative-matrix path after its self-check.
 func TestChooseMatMul(t *testing.T) {
 	vk := testDevice(t)
 	defer vk.SetMatMulFP16(false)
 	if err := vk.SelectMatMul("fp8"); err == nil || !strings.Contains(err.Error(), "GODIFFUSE_VULKAN_MATMUL") {
 		t.Errorf("fp8: error %v, want one naming GODIFFUSE_VULKAN_MATMUL", err)
 	}
-	if err := vk.SelectMatMul("fp32"); err != nil || vk.MatMulFP16() {
-		t.Errorf("fp32: error %v, fp16 %v", err, vk.MatMulFP16())
-	}
-	if err := vk.SelectMatMul("auto"); err != nil {
-		t.Fatalf("auto: %v", err)
-	}
-	if !vk.CooperativeMatrix() {
-		if vk.MatMulFP16() {
-			t.Error("auto chose fp16 on a device without cooperative matrices")
+	for _, mode := range []string{"fp32", "auto", ""} {
+		if err := vk.SelectMatMul(mode); err != nil || vk.MatMulFP16() {
+			t.Errorf("%q: error %v, fp16 %v", mode, err, vk.MatMulFP16())
 		}
-		if err := vk.SelectMatMul("fp16"); err == nil {
-			t.Error("fp16 on a device without cooperative matrices: no error")
+	}
+	err := vk.SelectMatMul("fp16")
+	if !vk.CooperativeMatrix() {
+		if err == nil || vk.MatMulFP16() {
+			t.Errorf("fp16 on a device without cooperative matrices: error %v, fp16 %v", err, vk.MatMulFP16())
 		}
 		return
 	}
-	e, err := vk.CheckFP16()
-	t.Logf("self-check: normalized error %.2e (bound %.0e), auto chose fp16: %v", e, vulkan.FP16Tolerance, vk.MatMulFP16())
-	if err != nil || e > vulkan.FP16Tolerance || !vk.MatMulFP16() {
-		t.Errorf("cooperative-matrix self-check: error %v, normalized error %.3g, fp16 %v", err, e, vk.MatMulFP16())
+	e, cerr := vk.CheckFP16()
+	t.Logf("self-check: normalized error %.2e (bound %.0e)", e, vulkan.FP16Tolerance)
+	if err != nil || cerr != nil || e > vulkan.FP16Tolerance || !vk.MatMulFP16() {
+		t.Errorf("fp16: error %v, self-check error %v, normalized error %.3g, fp16 %v", err, cerr, e, vk.MatMulFP16())
 	}
 }
 
