@@ -64,7 +64,7 @@ func benchSDOn(b *testing.B, dev tensor.Device) {
 				b.Fatal(err)
 			}
 		}
-		timeRuns(b, run)
+		timeRuns(b, dev, run)
 	})
 	b.Run("part=vae", func(b *testing.B) {
 		raw, err := os.ReadFile(filepath.Join(dir, "vae", "config.json"))
@@ -81,7 +81,7 @@ func benchSDOn(b *testing.B, dev tensor.Device) {
 		}
 		defer v.NoGrad()()
 		z := tensor.FromFloat32(dev, randn(r, 4*64*64), 1, 4, 64, 64)
-		timeRuns(b, func() {
+		timeRuns(b, dev, func() {
 			img, err := v.Decode(z)
 			if err != nil {
 				b.Fatal(err)
@@ -112,7 +112,7 @@ func benchSDOn(b *testing.B, dev tensor.Device) {
 		a, _ := tok.Tokenize("a photograph of an astronaut riding a horse")
 		e, _ := tok.Tokenize("")
 		ids := append(a, e...)
-		timeRuns(b, func() {
+		timeRuns(b, dev, func() {
 			out, err := m.Forward(ids, 2)
 			if err != nil {
 				b.Fatal(err)
@@ -125,8 +125,10 @@ func benchSDOn(b *testing.B, dev tensor.Device) {
 }
 
 // timeRuns runs fn once untimed (warm-up), then b.N times, and reports
-// seconds per run and the peak RSS.
-func timeRuns(b *testing.B, fn func()) {
+// seconds per run and the peak RSS (and, on a GPU, logs a profile; see
+// logGPUProfile).
+func timeRuns(b *testing.B, dev tensor.Device, fn func()) {
+	defer logGPUProfile(b, dev, fn)
 	fn()
 	b.ResetTimer()
 	for range b.N {

@@ -146,4 +146,5 @@ func benchUNetOn(b *testing.B, dev tensor.Device, config, mode string, batch int
 	if mode == "train" {
 		b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
 	}
+	logGPUProfile(b, dev, step)
 }

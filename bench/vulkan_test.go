@@ -2,11 +2,16 @@ package bench
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/godiffuse/godiffuse/internal/vktest"
 	"github.com/godiffuse/godiffuse/kernels/vulkan"
+	"github.com/godiffuse/godiffuse/tensor"
 )
 
 // gpu returns the Vulkan device for a benchmark. A CPU implementation such
@@ -77,3 +82,53 @@ func useMatMul(b *testing.B, dev *vulkan.Device, path string) func() {
 	}
 	return func() { dev.SetMatMulFP16(false) }
 }
+
+// logGPUProfile runs step once more with the Vulkan device's per-dispatch
+// profile on and prints its heaviest entries and the totals per shader, when
+// GODIFFUSE_VULKAN_PROFILE=1 and dev is a Vulkan device. Each dispatch is
+// then submitted and waited for alone (see vulkan.Device.SetProfile): the
+// sum exceeds the step's time by that overhead.
+func logGPUProfile(b *testing.B, dev tensor.Device, step func()) {
+	vk, ok := dev.(*vulkan.Device)
+	if !ok || os.Getenv("GODIFFUSE_VULKAN_PROFILE") != "1" {
+		return
+	}
+	b.StopTimer()
+	if err := vk.SetProfile(true); err != nil {
+		b.Fatal(err)
+	}
+	step()
+	entries := vk.Profile()
+	if err := vk.SetProfile(false); err != nil {
+		b.Fatal(err)
+	}
+	var total time.Duration
+	calls := 0
+	byShader := map[string]*vulkan.ProfileEntry{}
+	for _, e := range entries {
+		total += e.Time
+		calls += e.Calls
+		s := byShader[e.Shader]
+		if s == nil {
+			s = &vulkan.ProfileEntry{Shader: e.Shader}
+			byShader[e.Shader] = s
+		}
+		s.Calls += e.Calls
+		s.Time += e.Time
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "  %d dispatches, %.1f ms (each submitted alone)\nper shader:\n", calls, ms(total))
+	shaders := slices.SortedFunc(maps.Values(byShader), func(a, b *vulkan.ProfileEntry) int { return int(b.Time - a.Time) })
+	for _, s := range shaders {
+		fmt.Fprintf(&sb, "  %-28s %5d calls %8.2f ms %5.1f %%\n", s.Shader, s.Calls, ms(s.Time), 100*float64(s.Time)/float64(total))
+	}
+	sb.WriteString("heaviest dispatches (shader, grid):\n")
+	for _, e := range entries[:min(25, len(entries))] {
+		fmt.Fprintf(&sb, "  %-28s %4d×%4d×%4d %5d calls %8.2f ms %7.1f µs/call\n", e.Shader, e.Grid[0], e.Grid[1], e.Grid[2],
+			e.Calls, ms(e.Time), float64(e.Time.Microseconds())/float64(e.Calls))
+	}
+	// Printed, not logged: go test cuts a benchmark's log to ten lines.
+	fmt.Printf("%s profile:\n%s", b.Name(), sb.String())
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }

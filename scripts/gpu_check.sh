@@ -8,12 +8,12 @@
 #   .git/info/exclude). The device tool sends at most 64 MiB of working tree:
 #   testdata/ travels inside the bundle, compressed, so move the checkout's
 #   own testdata/ aside for the call (the build step prints how).
-# There (the GPU machine, with .devbin and .gl carried):   bash scripts/gpu_check.sh run
+# There (the GPU machine, with .devbin and .gl carried):   bash scripts/gpu_check.sh run|profile
 #   unpacks the loader and the bundle, then runs, each step under its own
 #   time limit and logged into $OUT: the Vulkan package's tests (conformance,
 #   cooperative-matrix GEMM), the SGEMM, U-Net and Stable Diffusion
 #   benchmarks on both GEMM paths, and the parity tests of every model on the
-#   GPU.
+#   GPU. profile: the U-Net and SD benchmarks with the per-dispatch profile.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 pkgs="kernels/vulkan bench nn nn/unet nn/vae nn/clip pipeline"
@@ -40,7 +40,7 @@ build)
 	ls -la .devbin .gl
 	echo "for the call: mv testdata /tmp/testdata.aside; (call, carry .devbin and .gl); mv /tmp/testdata.aside testdata"
 	;;
-run)
+run | profile)
 	out=${OUT:-/tmp}
 	for f in .gl/*.deb; do dpkg -x "$f" /; done
 	ldconfig
@@ -63,6 +63,13 @@ run)
 		(cd "$dir" && timeout "$limit" "$bin/$exe" "$@" >>"$out/$log" 2>&1)
 		echo "== rc=$? after ${SECONDS}s: $exe $*" | tee -a "$out/$log"
 	}
+	if [ "$1" = profile ]; then # where a step's time goes: per-shader tables (bench/vulkan_test.go, logGPUProfile)
+		export GODIFFUSE_VULKAN_PROFILE=1
+		step 150 profile.log bench bench.test -test.run XXX -test.bench 'UNetVulkan/config=ddpm-cifar10-32/mode=(forward|train)/batch=128/matmul=fp32' -test.benchtime 2x
+		step 120 profile.log bench bench.test -test.run XXX -test.bench 'SDVulkan/matmul=fp32/part=(unet|vae)' -test.benchtime 1x
+		grep -E "^Benchmark|^  [a-z]|FAIL|panic" "$out/profile.log" | head -80
+		exit 0
+	fi
 	step 60 vulkan.log kernels/vulkan kernels_vulkan.test -test.v -test.count=1
 	grep -E "^(--- |ok|FAIL|PASS)|chose|self-check|device" "$out/vulkan.log" | head -40
 	step 90 bench.log bench bench.test -test.run XXX -test.bench 'SgemmVulkan/n=(1024|2048|4096|8192)$' -test.benchtime 10x
@@ -80,7 +87,7 @@ run)
 	grep -hE "^(--- |    --- |ok|FAIL|PASS)" "$out"/{nn,unet,vae,clip,pipeline}.log
 	;;
 *)
-	echo "usage: bash scripts/gpu_check.sh build|run" >&2
+	echo "usage: bash scripts/gpu_check.sh build|run|profile" >&2
 	exit 2
 	;;
 esac

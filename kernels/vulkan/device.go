@@ -51,6 +51,7 @@ type Device struct {
 	fp16     bool    // GEMMs through the cooperative-matrix shader (fp16 inputs, fp32 accumulation)
 	newPipes int     // pipelines created since the cache was last saved
 	closed   bool
+	prof     map[string]*ProfileEntry // per-dispatch timings while profiling (SetProfile)
 }
 
 var _ tensor.Device = (*Device)(nil)
@@ -197,7 +198,11 @@ func (d *Device) run(name string, bufs []*Buffer, push []uint32, gx, gy, gz int)
 		for i, b := range bufs {
 			hs[i] = b.b.buf
 		}
-		err = d.s.dispatch(p, hs, push, gx, gy, gz)
+		if d.prof != nil {
+			err = d.timeDispatch(p, name, hs, push, gx, gy, gz)
+		} else {
+			err = d.s.dispatch(p, hs, push, gx, gy, gz)
+		}
 	}
 	if err != nil {
 		d.recordLocked(name, err)

@@ -27,3 +27,9 @@ func (d *Device) SetMatMulFP16(on bool) error { return errUnsupported }
 
 // MatMulNote is unreachable without a device.
 func (d *Device) MatMulNote() string { return "" }
+
+// SetProfile is unreachable without a device.
+func (d *Device) SetProfile(on bool) error { return errUnsupported }
+
+// Profile is unreachable without a device.
+func (d *Device) Profile() []ProfileEntry { return nil }
