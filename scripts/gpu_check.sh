@@ -65,7 +65,7 @@ run | profile)
 	}
 	if [ "$1" = profile ]; then # where a step's time goes: per-shader tables (bench/vulkan_test.go, logGPUProfile)
 		export GODIFFUSE_VULKAN_PROFILE=1
-		step 150 profile.log bench bench.test -test.run XXX -test.bench 'UNetVulkan/config=ddpm-cifar10-32/mode=(forward|train)/batch=128/matmul=fp32' -test.benchtime 2x
+		step 150 profile.log bench bench.test -test.run XXX -test.bench 'UNetVulkan/config=ddpm-cifar10-32/mode=(forward|train)/batch=128/matmul=fp32' -test.benchtime 1x
 		step 120 profile.log bench bench.test -test.run XXX -test.bench 'SDVulkan/matmul=fp32/part=(unet|vae)' -test.benchtime 1x
 		grep -E "^Benchmark|^  [a-z]|FAIL|panic" "$out/profile.log" | head -80
 		exit 0
