@@ -109,6 +109,9 @@ func conformanceCases() []opCase {
 			func(_ Device, x []*Tensor) *Tensor { return GroupNorm(x[0], 3, nil, nil, 1e-6) }},
 		{"group_norm", 1e-5, []input{in(-1, 2, 2, 8, 5, 3), in(0.5, 1.5, 8), in(-0.5, 0.5, 8)},
 			func(_ Device, x []*Tensor) *Tensor { return GroupNorm(x[0], 4, x[1], x[2], 1e-5) }},
+		// Split over parts (normSplit): 2 groups of 4·64·64 values, 2 parts each.
+		{"group_norm/split", 1e-5, []input{in(-1, 2, 1, 8, 64, 64), in(0.5, 1.5, 8), in(-0.5, 0.5, 8)},
+			func(_ Device, x []*Tensor) *Tensor { return GroupNorm(x[0], 2, x[1], x[2], 1e-5) }},
 		{"layer_norm", 1e-5, []input{in(-1, 2, 5, 24), in(0.5, 1.5, 24), in(-0.5, 0.5, 24)},
 			func(_ Device, x []*Tensor) *Tensor { return LayerNorm(x[0], x[1], x[2], 1e-5) }},
 		{"softmax", 1e-5, []input{in(-4, 4, 6, 37)}, func(_ Device, x []*Tensor) *Tensor { return Softmax(x[0]) }},

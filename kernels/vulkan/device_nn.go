@@ -121,6 +121,24 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 	}
 }
 
+// normSplit divides each of groups normalization groups of size values
+// into parts for as many workgroups (norm_stats, norm_apply) when the groups
+// alone would leave a GPU mostly idle: enough parts for about splitKGroups
+// workgroups, each at least normPartMin values. It returns 1, size for no
+// split.
+func normSplit(groups, size int) (parts, chunk int) {
+	parts = min((splitKGroups+groups-1)/groups, size/normPartMin)
+	if parts <= 1 {
+		return 1, size
+	}
+	chunk = (size + parts - 1) / parts
+	return (size + chunk - 1) / chunk, chunk
+}
+
+// normPartMin is the fewest values a part of a split normalization group
+// takes (32 per thread).
+const normPartMin = 8192
+
 // Norm implements tensor.Device.
 func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.NormParams) {
 	n := p.N * p.G * p.CG * p.S
@@ -128,9 +146,21 @@ func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.Norm
 	mb, rb := d.f("norm", mean, p.N*p.G), d.f("norm", rstd, p.N*p.G)
 	gb, hg := d.orDummy("norm", gamma, p.G*p.CG)
 	bb, hb := d.orDummy("norm", beta, p.G*p.CG)
-	gx, gy := d.grid2(p.N * p.G)
-	d.run("norm", []*Buffer{yb, mb, rb, xb, gb, bb}, []uint32{uint32(p.N), uint32(p.G), uint32(p.CG), uint32(p.S),
-		f32bits(p.Eps), hg, hb}, gx, gy, 1)
+	push := []uint32{uint32(p.N), uint32(p.G), uint32(p.CG), uint32(p.S), f32bits(p.Eps), hg, hb}
+	if parts, chunk := normSplit(p.N*p.G, p.CG*p.S); parts > 1 && p.N*p.G <= int(d.c.limits.MaxComputeWorkGroupCount[1]) {
+		pieces, err := d.Alloc(tensor.F32, 2*parts*p.N*p.G)
+		if err != nil {
+			d.record("norm", err)
+			return
+		}
+		pb := d.f("norm", pieces, 2*parts*p.N*p.G)
+		d.run("norm_stats", []*Buffer{pb, xb}, []uint32{uint32(p.N), uint32(p.G), uint32(p.CG), uint32(p.S),
+			uint32(parts), uint32(chunk)}, parts, p.N*p.G, 1)
+		d.run("norm_apply", []*Buffer{yb, mb, rb, xb, gb, bb, pb}, append(push, uint32(parts), uint32(chunk)), parts, p.N*p.G, 1)
+	} else {
+		gx, gy := d.grid2(p.N * p.G)
+		d.run("norm", []*Buffer{yb, mb, rb, xb, gb, bb}, push, gx, gy, 1)
+	}
 	if p.Activate { // a second dispatch over y (the CPU device fuses it)
 		d.Unary(p.Act, y, y, n, tensor.UnaryParams{})
 	}

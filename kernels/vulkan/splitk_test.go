@@ -20,3 +20,20 @@ func TestSplitK(t *testing.T) {
 		}
 	}
 }
+
+// TestNormSplit checks the parts of a split normalization group: they
+// cover the group exactly and none is empty.
+func TestNormSplit(t *testing.T) {
+	for _, c := range []struct{ groups, size int }{{2, 16384}, {32, 1 << 20}, {32, 4 << 20}, {4096, 256}, {1, 8191}, {1, 100000}, {600, 1 << 20}} {
+		parts, chunk := normSplit(c.groups, c.size)
+		if parts == 1 {
+			if chunk != c.size {
+				t.Errorf("normSplit(%d, %d) = 1, %d: want the whole group", c.groups, c.size, chunk)
+			}
+			continue
+		}
+		if chunk < normPartMin/2 || (parts-1)*chunk >= c.size || parts*chunk < c.size {
+			t.Errorf("normSplit(%d, %d) = %d parts of %d", c.groups, c.size, parts, chunk)
+		}
+	}
+}

@@ -1,10 +1,12 @@
 #version 450
 // Group and layer normalization, the GPU twin of kernels/norm.go: x is
 // viewed as (N, G, CG, S); statistics per (n, g) over CG·S values (biased
-// variance, two passes), channel c = g·CG + cg. Compiled with -DNORM,
-// -DNORM_BACKWARD (dx, one workgroup per group) or -DNORM_BACKWARD_PARAMS
-// (dγ and dβ, one workgroup per channel). gamma/beta absent: flags are 0 and
-// a dummy buffer is bound.
+// variance, two passes), channel c = g·CG + cg. Compiled with -DNORM (one
+// workgroup per group), -DNORM_STATS and -DNORM_APPLY (the same split over
+// `parts` workgroups per group, for few large groups: a VAE's 32 groups of
+// a million values), -DNORM_BACKWARD (dx, one workgroup per group) or
+// -DNORM_BACKWARD_PARAMS (dγ and dβ, one workgroup per channel).
+// gamma/beta absent: flags are 0 and a dummy buffer is bound.
 
 layout(local_size_x = 256) in;
 
@@ -49,6 +51,67 @@ void main() {
     if (t == 0u) { mean[ng] = mu; rstd[ng] = r; }
     uint g = ng % p.G;
     for (uint i = t; i < size; i += 256u) {
+        uint c = g * p.CG + i / p.S;
+        float scale = r, shift = -mu * r;
+        if (p.hasGamma != 0u) { scale *= gamma[c]; shift *= gamma[c]; }
+        if (p.hasBeta != 0u) shift += beta[c];
+        y[base + i] = x[base + i] * scale + shift;
+    }
+}
+
+#elif defined(NORM_STATS)
+// Workgroup (part, ng): the count-weighted pieces of chunk `part` of group
+// ng, its mean and Σ(x − mean)² (two passes over the chunk), for NORM_APPLY
+// to combine (Chan et al.'s pairwise update).
+layout(std430, binding = 0) writeonly buffer PART { float part[]; };
+layout(std430, binding = 1) readonly buffer X { float x[]; };
+layout(push_constant) uniform P { uint N; uint G; uint CG; uint S; uint parts; uint chunk; } p;
+void main() {
+    uint pt = gl_WorkGroupID.x, ng = gl_WorkGroupID.y;
+    uint t = gl_LocalInvocationID.x, size = p.CG * p.S, base = ng * size;
+    uint lo = pt * p.chunk, hi = min(size, lo + p.chunk);
+    float s = 0.0;
+    for (uint i = lo + t; i < hi; i += 256u) s += x[base + i];
+    red[t] = s; red2[t] = 0.0;
+    float mu = reduce2().x / float(hi - lo);
+    float ss = 0.0;
+    for (uint i = lo + t; i < hi; i += 256u) { float d = x[base + i] - mu; ss += d * d; }
+    red[t] = ss; red2[t] = 0.0;
+    float m2 = reduce2().x;
+    if (t == 0u) { part[2u * (ng * p.parts + pt)] = mu; part[2u * (ng * p.parts + pt) + 1u] = m2; }
+}
+
+#elif defined(NORM_APPLY)
+// Workgroup (part, ng): combines the group's NORM_STATS pieces into its
+// mean and 1/σ (part 0 stores them) and normalizes chunk `part`.
+layout(std430, binding = 0) writeonly buffer Y { float y[]; };
+layout(std430, binding = 1) writeonly buffer MEAN { float mean[]; };
+layout(std430, binding = 2) writeonly buffer RSTD { float rstd[]; };
+layout(std430, binding = 3) readonly buffer X { float x[]; };
+layout(std430, binding = 4) readonly buffer GAMMA { float gamma[]; };
+layout(std430, binding = 5) readonly buffer BETA { float beta[]; };
+layout(std430, binding = 6) readonly buffer PART { float part[]; };
+layout(push_constant) uniform P { uint N; uint G; uint CG; uint S; float eps; uint hasGamma; uint hasBeta; uint parts; uint chunk; } p;
+void main() {
+    uint pt = gl_WorkGroupID.x, ng = gl_WorkGroupID.y;
+    uint t = gl_LocalInvocationID.x, size = p.CG * p.S, base = ng * size;
+    float mu = 0.0;
+    for (uint j = 0u; j < p.parts; j++) {
+        float n = float(min(size, (j + 1u) * p.chunk) - j * p.chunk);
+        mu += n * part[2u * (ng * p.parts + j)];
+    }
+    mu /= float(size);
+    float m2 = 0.0;
+    for (uint j = 0u; j < p.parts; j++) {
+        float n = float(min(size, (j + 1u) * p.chunk) - j * p.chunk);
+        float d = part[2u * (ng * p.parts + j)] - mu;
+        m2 += part[2u * (ng * p.parts + j) + 1u] + n * d * d;
+    }
+    float r = 1.0 / sqrt(m2 / float(size) + p.eps);
+    if (pt == 0u && t == 0u) { mean[ng] = mu; rstd[ng] = r; }
+    uint g = ng % p.G;
+    uint lo = pt * p.chunk, hi = min(size, lo + p.chunk);
+    for (uint i = lo + t; i < hi; i += 256u) {
         uint c = g * p.CG + i / p.S;
         float scale = r, shift = -mu * r;
         if (p.hasGamma != 0u) { scale *= gamma[c]; shift *= gamma[c]; }
