@@ -84,7 +84,8 @@ run | profile)
 	step 60 clip.log nn/clip nn_clip.test -test.run ParityVulkan -test.v &
 	step 60 pipeline.log pipeline pipeline.test -test.run ParityVulkan -test.v &
 	wait
-	grep -hE "^(--- |    --- |ok|FAIL|PASS)" "$out"/{nn,unet,vae,clip,pipeline}.log
+	cat "$out"/{nn,unet,vae,clip,pipeline}.log >"$out/parity.log" && rm "$out"/{nn,unet,vae,clip,pipeline}.log
+	grep -hE "^(--- |    --- |ok|FAIL|PASS)" "$out/parity.log"
 	;;
 *)
 	echo "usage: bash scripts/gpu_check.sh build|run|profile" >&2

@@ -93,6 +93,12 @@ func conformanceCases() []opCase {
 			func(_ Device, x []*Tensor) *Tensor { return Conv2D(x[0], x[1], x[2], 1, PadAll(1)) }},
 		{"conv2d/split_k_big_tiles", 1e-5, []input{in(-1, 1, 1, 15, 48, 48), in(-1, 1, 130, 15, 3, 3)},
 			func(_ Device, x []*Tensor) *Tensor { return Conv2D(x[0], x[1], nil, 1, PadAll(1)) }},
+		// Split-K in the forward pass (K = 240·9, with the bias) and in the
+		// input gradient (K = 240·9) of small images.
+		{"conv2d/split_k_forward", 1e-5, []input{in(-1, 1, 1, 240, 5, 6), in(-1, 1, 70, 240, 3, 3), in(-1, 1, 70)},
+			func(_ Device, x []*Tensor) *Tensor { return Conv2D(x[0], x[1], x[2], 1, PadAll(1)) }},
+		{"conv2d/split_k_input_grad", 1e-5, []input{in(-1, 1, 2, 70, 5, 6), in(-1, 1, 240, 70, 3, 3), in(-1, 1, 240)},
+			func(_ Device, x []*Tensor) *Tensor { return Conv2D(x[0], x[1], x[2], 1, PadAll(1)) }},
 		{"conv2d/3x3s1p1_nobias", 1e-5, []input{in(-1, 1, 1, 4, 12, 12), in(-1, 1, 65, 4, 3, 3)},
 			func(_ Device, x []*Tensor) *Tensor { return Conv2D(x[0], x[1], nil, 1, PadAll(1)) }},
 		{"conv3d/3x3x3s1p1", 1e-5, []input{in(-1, 1, 2, 3, 5, 6, 7), in(-1, 1, 5, 3, 3, 3, 3), in(-1, 1, 5)},

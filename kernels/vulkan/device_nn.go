@@ -74,7 +74,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	wb := d.f("conv2d", w, p.F*p.C*p.KH*p.KW)
 	bb, has := d.orDummy("conv2d", b, p.F)
 	name, gx, gy := tiled("conv", p.F, p.OH*p.OW)
-	d.run(name, []*Buffer{yb, wb, xb, bb}, convPush(p, has, 0), gx, gy, p.N)
+	d.convSplitK("conv2d", name, yb, []*Buffer{wb, xb, bb}, convPush(p, has, 0), gx, gy, p.N, p.C*p.KH*p.KW, p.N*p.F*p.OH*p.OW)
 }
 
 // Conv2DBackwardInput implements tensor.Device.
@@ -83,7 +83,29 @@ func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParam
 	dyb := d.f("conv2d backward input", dy, p.N*p.F*p.OH*p.OW)
 	wb := d.f("conv2d backward input", w, p.F*p.C*p.KH*p.KW)
 	name, gx, gy := tiled("conv_backward_input", p.C, p.H*p.W)
-	d.run(name, []*Buffer{dxb, wb, dyb, d.dummy}, convPush(p, 0, 0), gx, gy, p.N)
+	d.convSplitK("conv2d backward input", name, dxb, []*Buffer{wb, dyb, d.dummy}, convPush(p, 0, 0), gx, gy, p.N, p.F*p.KH*p.KW, p.N*p.C*p.H*p.W)
+}
+
+// convSplitK runs a per-image implicit-GEMM convolution pass (grid gx × gy
+// × images) into out (size values) with the operands in, split over K
+// (splitK) where the grid alone would leave a GPU mostly idle: the slices'
+// partial outputs go to a scratch buffer and the reduce shader sums them
+// into out. push ends with kChunk, set here.
+func (d *Device) convSplitK(op, name string, out *Buffer, in []*Buffer, push []uint32, gx, gy, images, k, size int) {
+	slices, chunk := splitK(gx*gy*images, k)
+	if slices == 1 {
+		d.run(name, append([]*Buffer{out}, in...), push, gx, gy, images)
+		return
+	}
+	parts, err := d.Alloc(tensor.F32, slices*size)
+	if err != nil {
+		d.record(op, err)
+		return
+	}
+	pb := d.f(op, parts, slices*size)
+	push[len(push)-1] = uint32(chunk)
+	d.run(name, append([]*Buffer{pb}, in...), push, gx, gy, images*slices)
+	d.Reduce(tensor.ReduceSum, out, pb, tensor.ReduceParams{Outer: 1, N: slices, Inner: size})
 }
 
 // Conv2DBackwardWeight implements tensor.Device: dw as one GEMM over all

@@ -23,8 +23,17 @@ layout(push_constant) uniform P {
     uint N; uint C; uint H; uint W; uint F; uint KH; uint KW; uint SH; uint SW; uint PT; uint PL; uint OH; uint OW;
     uint hasBias; uint kChunk;
 } p;
-uint img;  // grid z: the image, or the K slice of CONV_BACKWARD_WEIGHT
-void setBatch(uint z) { img = z; }
+// Split-K (kChunk ≠ 0): slice s of K, kChunk values long, is summed by the
+// workgroups of grid z = image · slices + s into a partial result at slice s
+// of C (C then holds slices × the output; the caller sums them; the bias
+// goes into slice 0 only). CONV_BACKWARD_WEIGHT runs over all images at
+// once: its grid z is the slice alone.
+#define SPLIT_K
+uint img, slice;
+uint K();
+uint slices() { return p.kChunk == 0u ? 1u : (K() + p.kChunk - 1u) / p.kChunk; }
+uint kLo() { return slice * p.kChunk; }
+uint kHi() { return p.kChunk == 0u ? K() : min(K(), kLo() + p.kChunk); }
 // The input pixel of (c, kh, kw) for output pixel (oh, ow) of image n, or 0.
 float xAt(uint n, uint ckk, uint ohw) {
     uint c = ckk / (p.KH * p.KW), r = ckk % (p.KH * p.KW);
@@ -38,18 +47,20 @@ float xAt(uint n, uint ckk, uint ohw) {
 #if defined(CONV)
 // a = w (F, C·KH·KW), b = x, bias.
 uint M() { return p.F; } uint N() { return p.OH * p.OW; } uint K() { return p.C * p.KH * p.KW; }
+void setBatch(uint z) { img = z / slices(); slice = z % slices(); }
 bool aKFast() { return true; }
 bool bKFast() { return false; }
 float loadA(uint m, uint k) { return a[m * K() + k]; }
 float loadB(uint k, uint n) { return xAt(img, k, n); }
 void store(uint m, uint n, float v) {
-    if (p.hasBias != 0u) v += bias[m];
-    c[(img * p.F + m) * N() + n] = v;
+    if (p.hasBias != 0u && slice == 0u) v += bias[m];
+    c[((slice * p.N + img) * p.F + m) * N() + n] = v;
 }
 
 #elif defined(CONV_BACKWARD_INPUT)
 // a = w (F, C, KH, KW), b = dy (N, F, OH, OW); C = dx (N, C, H, W).
 uint M() { return p.C; } uint N() { return p.H * p.W; } uint K() { return p.F * p.KH * p.KW; }
+void setBatch(uint z) { img = z / slices(); slice = z % slices(); }
 bool aKFast() { return false; }
 bool bKFast() { return false; }
 float loadA(uint m, uint k) {  // wᵀ: row c, column (f, kh, kw)
@@ -65,17 +76,15 @@ float loadB(uint k, uint n) {  // dy at the output pixel that input pixel n meet
     if (oh >= p.OH || ow >= p.OW) return 0.0;
     return b[((img * p.F + f) * p.OH + oh) * p.OW + ow];
 }
-void store(uint m, uint n, float v) { c[(img * p.C + m) * N() + n] = v; }
+void store(uint m, uint n, float v) { c[((slice * p.N + img) * p.C + m) * N() + n] = v; }
 
 #elif defined(CONV_BACKWARD_WEIGHT)
 // a = dy (N, F, OH, OW), b = x; C = dw (F, C·KH·KW). K runs over (n, oh, ow),
 // so long (batch × pixels) against a small dw that one grid would leave
 // most of a GPU idle: split-K, grid z = slice z of kChunk values of K, each
 // writing its partial dw at slice z of C (the caller sums the slices).
-#define SPLIT_K
 uint M() { return p.F; } uint N() { return p.C * p.KH * p.KW; } uint K() { return p.N * p.OH * p.OW; }
-uint kLo() { return img * p.kChunk; }
-uint kHi() { return min(K(), kLo() + p.kChunk); }
+void setBatch(uint z) { img = 0u; slice = z; }
 bool aKFast() { return true; }
 bool bKFast() { return true; }
 float loadA(uint m, uint k) {
@@ -86,7 +95,7 @@ float loadB(uint k, uint col) {
     uint n = k / (p.OH * p.OW), s = k % (p.OH * p.OW);
     return xAt(n, col, s);
 }
-void store(uint m, uint n, float v) { c[(img * p.F + m) * N() + n] = v; }
+void store(uint m, uint n, float v) { c[(slice * p.F + m) * N() + n] = v; }
 #endif
 
 #include "gemm_tile.glsl"
