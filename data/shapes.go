@@ -99,6 +99,51 @@ func (q ShapeQuery) Caption() string {
 
 var numberWords = map[int]string{2: "two", 3: "three"}
 
+// Contrast returns a caption that differs from q in what its kind is about
+// (a hard negative for contrastive training): position, the opposite
+// relation; two objects, their colours swapped (the attribute binding), or
+// one colour changed where they share it; counting, the other count;
+// single, another colour or shape. false when the result would hold a
+// held-out combination (IsHeldOutShape): draw again or skip.
+func (q ShapeQuery) Contrast(rng *rand.Rand) (ShapeQuery, bool) {
+	c := ShapeQuery{Kind: q.Kind, Count: q.Count, Relation: q.Relation, Objects: slices.Clone(q.Objects)}
+	other := func(list []string, not string) string {
+		for {
+			if v := list[rng.IntN(len(list))]; v != not {
+				return v
+			}
+		}
+	}
+	switch q.Kind {
+	case "position":
+		c.Relation = map[string]string{"to the left of": "to the right of", "to the right of": "to the left of",
+			"above": "below", "below": "above"}[q.Relation]
+	case "two":
+		if a, b := c.Objects[0], c.Objects[1]; a.Colour != b.Colour && a.Shape != b.Shape {
+			c.Objects[0].Colour, c.Objects[1].Colour = b.Colour, a.Colour
+		} else {
+			c.Objects[1].Colour = other(ShapeColours, b.Colour)
+		}
+	case "counting":
+		c.Count = 5 - q.Count
+	default:
+		if rng.IntN(2) == 0 {
+			c.Objects[0].Colour = other(ShapeColours, q.Objects[0].Colour)
+		} else {
+			c.Objects[0].Shape = other(ShapeNames, q.Objects[0].Shape)
+		}
+	}
+	for _, o := range c.Objects {
+		if IsHeldOutShape(o) {
+			return c, false
+		}
+	}
+	if c.Kind == "two" && c.Objects[0].Shape == c.Objects[1].Shape && c.Objects[0].Colour == c.Objects[1].Colour {
+		return c, false
+	}
+	return c, true
+}
+
 // ParseShapeCaption reads a caption of the four templates.
 func ParseShapeCaption(caption string) (ShapeQuery, error) {
 	c := strings.ToLower(strings.TrimSpace(caption))

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -120,4 +121,39 @@ func FuzzParseShapeMix(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestShapeContrast checks the hard negatives: each differs from its
+// caption, parses back, never holds a held-out object, and a scene drawn
+// for it fits it.
+func TestShapeContrast(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 400 {
+		sc := NewShapeScene(7, i, ShapesTrain)
+		q, err := ParseShapeCaption(sc.Caption)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, ok := q.Contrast(rng)
+		if !ok {
+			continue
+		}
+		if c.Caption() == q.Caption() {
+			t.Fatalf("%q: the contrast is the same caption", sc.Caption)
+		}
+		if back, err := ParseShapeCaption(c.Caption()); err != nil || back.Caption() != c.Caption() {
+			t.Fatalf("%q → %q: does not parse back (%v)", sc.Caption, c.Caption(), err)
+		}
+		for _, o := range c.Objects {
+			if IsHeldOutShape(o) {
+				t.Fatalf("%q → %q holds a held-out object", sc.Caption, c.Caption())
+			}
+		}
+		if q.Kind == "position" && c.Relation == q.Relation {
+			t.Fatalf("%q → %q: same relation", sc.Caption, c.Caption())
+		}
+		if got := SceneFor(c, rng); got.Caption != c.Caption() {
+			t.Fatalf("scene for %q has caption %q", c.Caption(), got.Caption)
+		}
+	}
 }

@@ -50,6 +50,10 @@ type TrainConfig struct {
 	// FreezeText keeps a text-to-image run's text encoder at its random
 	// initialization: only the U-Net trains (captioned data only).
 	FreezeText bool `json:"freeze_text,omitempty"`
+	// PretrainText is the steps of contrastive pre-training the frozen text
+	// encoder had before the U-Net trained (pipeline.Trainer.PretrainText;
+	// shapes data); 0 for none.
+	PretrainText int `json:"pretrain_text,omitempty"`
 }
 
 // DefaultTrainConfig is a reasonable small-model setting.
@@ -87,6 +91,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("min-snr: want a finite value ≥ 0 (0: off), have %g", c.MinSNRGamma)
 	case c.T < 2 || c.T > MaxTimesteps:
 		return fmt.Errorf("timesteps: want 2 … %d, have %d", MaxTimesteps, c.T)
+	case c.PretrainText < 0 || c.PretrainText > MaxTrainSteps || (c.PretrainText > 0 && !c.FreezeText):
+		return fmt.Errorf("pretrain_text: want 0 … %d steps, and freeze_text with any; have %d (freeze_text %v)", MaxTrainSteps, c.PretrainText, c.FreezeText)
 	case c.SNRShift != 0 && !(c.SNRShift >= MinSNRShift && c.SNRShift <= MaxSNRShift):
 		return fmt.Errorf("snr-shift: want 0 (none) or %g … %g, have %g", MinSNRShift, MaxSNRShift, c.SNRShift)
 	}

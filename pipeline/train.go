@@ -395,6 +395,13 @@ func Resume(dev tensor.Device, dir string, ds data.Captioned, ch ddpm.ResumeChan
 			return nil, err
 		}
 	}
+	if tc.FreezeText {
+		// A frozen encoder is not among the raw weights: it is the saved
+		// one (pre-trained, or as initialized).
+		if err := tensor.Catch(func() { ddpm.UpdateEMA(tr.Text.Params(), tr.TextEMA.Params(), 0) }); err != nil {
+			return nil, err
+		}
+	}
 	if err := tr.Opt.LoadStateDict(st); err != nil {
 		return nil, fmt.Errorf("%s: %w", statePath, err)
 	}

@@ -174,3 +174,56 @@ func TestTextTrainerFrozenText(t *testing.T) {
 		t.Error("the U-Net did not train")
 	}
 }
+
+// TestPretrainText: the contrastive pre-training changes the frozen text
+// encoder, leaves its EMA copy equal to it and its gradients paused, the
+// U-Net trains after it, a resumed run gets the pre-trained encoder back,
+// and it refuses an encoder that is not frozen.
+func TestPretrainText(t *testing.T) {
+	tr := newTestTrainer(t, 3, func(tc *ddpm.TrainConfig) { tc.FreezeText, tc.PretrainText = true, 3 })
+	before, _ := tr.Text.Params()[0].T.Float32s()
+	var infos []PretrainInfo
+	if err := tr.PretrainText(3, 3, 1e-3, func(i PretrainInfo) { infos = append(infos, i) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 3 || infos[2].Step != 3 || !(infos[0].Loss > 0) || infos[0].Accuracy < 0 || infos[0].HardWins > 1 {
+		t.Fatalf("progress: %+v", infos)
+	}
+	after, _ := tr.Text.Params()[0].T.Float32s()
+	if slices.Equal(before, after) {
+		t.Fatal("the text encoder did not change")
+	}
+	for i, p := range tr.Text.Params() {
+		a, _ := p.T.Float32s()
+		b, _ := tr.TextEMA.Params()[i].T.Float32s()
+		if !slices.Equal(a, b) {
+			t.Fatalf("text parameter %s: the EMA copy differs", p.Name)
+		}
+	}
+	for tr.Step < 2 {
+		if _, err := tr.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if now, _ := tr.Text.Params()[0].T.Float32s(); !slices.Equal(now, after) {
+		t.Fatal("the U-Net's steps changed the frozen encoder")
+	}
+	dir := filepath.Join(t.TempDir(), "pretrained")
+	if err := tr.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	resumed, err := Resume(tr.UNet.Device, dir, tr.Data, ddpm.ResumeChanges{Steps: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := resumed.Text.Params()[0].T.Float32s(); !slices.Equal(got, after) {
+		t.Fatal("the resumed run's text encoder is not the pre-trained one")
+	}
+	if _, err := resumed.TrainStep(); err != nil {
+		t.Fatal(err)
+	}
+	joint := newTestTrainer(t, 3)
+	if err := joint.PretrainText(1, 2, 1e-3, nil); err == nil {
+		t.Fatal("pre-training an encoder that is not frozen: no error")
+	}
+}

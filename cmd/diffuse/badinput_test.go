@@ -474,6 +474,8 @@ func TestBadInput(t *testing.T) {
 	add("shapes mix", "train", "-data", "shapes:100,where=2", "-out", "run")
 	add("shapes mix", "train", "-data", "shapes:position=-1", "-out", "run")
 	add("-freeze-text", "train", "-data", data, "-freeze-text", "-out", "run")
+	add("-pretrain-text", "train", "-data", data, "-pretrain-text", "100", "-out", "run")
+	add("-pretrain-text", "train", "-data", "shapes", "-pretrain-text", "-5", "-out", "run")
 	add("-hflip", "train", "-data", "shapes", "-hflip", "-out", "run")
 	add("-size and -dropout", "train", "-data", "shapes", "-size", "8", "-out", "run")
 	add("not-json.json", "train", "-data", "shapes", "-config", f.file(t, "not-json.json", "{sample_size: 8"), "-out", "run")

@@ -119,6 +119,9 @@ func runTrain(args []string) error {
 		"diffuse sample3d makes meshes)")
 	textConfig := fs.String("text-config", "", "with captioned -data: the text encoder's CLIPTextModel config.json (default: the built-in one)")
 	freezeText := fs.Bool("freeze-text", false, "with captioned -data: keep the text encoder at its random initialization; only the U-Net trains")
+	pretrainText := fs.Int("pretrain-text", 0, "with -data shapes: first train the text encoder for this many steps contrastively (CLIP's loss against a small\n"+
+		"image encoder, each scene beside a hard negative: the opposite relation, swapped colours, the other count), then freeze it\n"+
+		"(implies -freeze-text) and train the U-Net against it")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
 	devSpec := deviceFlag(fs)
 	dropout := fs.Float64("dropout", -1, "dropout probability inside the U-Net (default: the config's dropout)")
@@ -195,7 +198,11 @@ func runTrain(args []string) error {
 	if *freezeText && (!isTextData(*dataSpec) || *resume) {
 		return fmt.Errorf("-freeze-text applies to a new run on captioned -data (shapes, emoji); a resumed run keeps its setting")
 	}
-	tc.FreezeText = *freezeText
+	if *pretrainText != 0 && (!strings.HasPrefix(*dataSpec, "shapes") || strings.HasPrefix(*dataSpec, "shapes3d") || *resume || *pretrainText < 0) {
+		return fmt.Errorf("-pretrain-text %d: want a count of steps ≥ 0 for a new run on -data shapes (its scenes make the hard negatives); a resumed run keeps its encoder", *pretrainText)
+	}
+	tc.FreezeText = *freezeText || *pretrainText > 0
+	tc.PretrainText = *pretrainText
 	if isVolumeData(*dataSpec) {
 		switch {
 		case *size != 0 || *dropout >= 0 || *textConfig != "":

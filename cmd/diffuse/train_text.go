@@ -177,12 +177,20 @@ func trainText(r textRun) error {
 		if tr, err = pipeline.NewTrainer(dev, uc, tcfg, tok, r.tc, ds); err != nil {
 			return err
 		}
+		if n := tr.Config.PretrainText; n > 0 {
+			if err := pretrainText(tr, n); err != nil {
+				return err
+			}
+		}
 	}
 	if err := os.MkdirAll(r.loop.out, 0o755); err != nil {
 		return err
 	}
 	text := "and a"
-	if tr.Config.FreezeText {
+	switch {
+	case tr.Config.PretrainText > 0:
+		text = fmt.Sprintf("with a frozen (contrastively pre-trained for %d steps)", tr.Config.PretrainText)
+	case tr.Config.FreezeText:
 		text = "with a frozen (randomly initialized)"
 	}
 	fmt.Fprintf(os.Stderr, "training a %d-parameter text-conditioned U-Net %s %d-parameter text encoder (vocabulary %d) on %s, batch %d, device %s\n",
@@ -190,6 +198,29 @@ func trainText(r textRun) error {
 	run := trainRun{step: tr.TrainStep, save: tr.Save, done: &tr.Step, total: &tr.Config.Steps, losses: &tr.Losses,
 		grid: func(path string) error { return textGrid(tr.Pipeline(), path, r.sampleSteps, td.preview) }}
 	return run.loop(r.loop)
+}
+
+// pretrainLR is the contrastive pre-training's learning rate (after a
+// warm-up over its first tenth).
+const pretrainLR = 5e-4
+
+// pretrainText runs the contrastive pre-training of tr's text encoder
+// (pairs of tr's batch size: 2·batch captions a step), reporting on stderr
+// every 50 steps and at the end.
+func pretrainText(tr *pipeline.Trainer, steps int) error {
+	fmt.Fprintf(os.Stderr, "pre-training the %d-parameter text encoder contrastively: %d steps of %d captions (each scene and its hard negative)\n",
+		nn.CountParams(tr.Text.Params()), steps, 2*tr.Config.Batch)
+	start := time.Now()
+	var loss, acc, hard float64
+	var k int
+	return tr.PretrainText(steps, tr.Config.Batch, pretrainLR, func(info pipeline.PretrainInfo) {
+		loss, acc, hard, k = loss+float64(info.Loss), acc+float64(info.Accuracy), hard+float64(info.HardWins), k+1
+		if info.Step%50 == 0 || info.Step == steps {
+			fmt.Fprintf(os.Stderr, "text pre-training %d/%d: loss %.3f, picks its own picture %.1f %%, beats its hard negative %.1f %% (mean of the last %d steps), %s\n",
+				info.Step, steps, loss/float64(k), 100*acc/float64(k), 100*hard/float64(k), k, time.Since(start).Round(time.Second))
+			loss, acc, hard, k = 0, 0, 0, 0
+		}
+	})
 }
 
 // shapesVocabulary are texts that hold every word of the shapes captions.
