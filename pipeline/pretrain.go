@@ -37,7 +37,10 @@ type PretrainInfo struct {
 	Loss     float32 // the symmetric cross-entropy
 	Accuracy float32 // captions whose own picture scores highest in the batch
 	HardWins float32 // captions that score their picture above their hard negative's
-	Duration time.Duration
+	// HardWinsByKind is HardWins per caption kind of the pair's scene
+	// (single, two, counting, position), for the kinds in this batch.
+	HardWinsByKind map[string]float32
+	Duration       time.Duration
 }
 
 // pretrainScale is the logits' scale (CLIP learns it from 1/0.07).
@@ -134,8 +137,10 @@ func (tr *Trainer) PretrainText(steps, pairs int, lr float64, progress func(Pret
 		start := time.Now()
 		x := make([]float32, B*n)
 		captions := make([]string, B)
+		kinds := make([]string, pairs)
 		for p := range pairs {
 			sc := src.Scene(rng.IntN(tr.Data.Len()))
+			kinds[p] = sc.Kind
 			neg := sc
 			if q, err := data.ParseShapeCaption(sc.Caption); err == nil {
 				for range 8 {
@@ -200,6 +205,7 @@ func (tr *Trainer) PretrainText(steps, pairs int, lr float64, progress func(Pret
 		}
 		opt.ZeroGrad()
 		var right, wins int
+		kindWins, kindAll := map[string]int{}, map[string]int{}
 		for i := range B {
 			row := logits[i*B : (i+1)*B]
 			best := 0
@@ -211,11 +217,17 @@ func (tr *Trainer) PretrainText(steps, pairs int, lr float64, progress func(Pret
 			if best == i {
 				right++
 			}
+			kindAll[kinds[i/2]]++
 			if row[i] > row[i^1] { // the pair's other member
 				wins++
+				kindWins[kinds[i/2]]++
 			}
 		}
 		info.Accuracy, info.HardWins = float32(right)/float32(B), float32(wins)/float32(B)
+		info.HardWinsByKind = map[string]float32{}
+		for k, n := range kindAll {
+			info.HardWinsByKind[k] = float32(kindWins[k]) / float32(n)
+		}
 		info.Duration = time.Since(start)
 		if progress != nil {
 			progress(info)

@@ -213,12 +213,27 @@ func pretrainText(tr *pipeline.Trainer, steps int) error {
 	start := time.Now()
 	var loss, acc, hard float64
 	var k int
+	byKind, kindSteps := map[string]float64{}, map[string]int{}
 	return tr.PretrainText(steps, tr.Config.Batch, pretrainLR, func(info pipeline.PretrainInfo) {
 		loss, acc, hard, k = loss+float64(info.Loss), acc+float64(info.Accuracy), hard+float64(info.HardWins), k+1
+		for kind, w := range info.HardWinsByKind {
+			byKind[kind] += float64(w)
+			kindSteps[kind]++
+		}
 		if info.Step%50 == 0 || info.Step == steps {
 			fmt.Fprintf(os.Stderr, "text pre-training %d/%d: loss %.3f, picks its own picture %.1f %%, beats its hard negative %.1f %% (mean of the last %d steps), %s\n",
 				info.Step, steps, loss/float64(k), 100*acc/float64(k), 100*hard/float64(k), k, time.Since(start).Round(time.Second))
 			loss, acc, hard, k = 0, 0, 0, 0
+		}
+		if info.Step%500 == 0 || info.Step == steps {
+			var parts []string
+			for _, kind := range data.ShapeKinds {
+				if n := kindSteps[kind]; n > 0 {
+					parts = append(parts, fmt.Sprintf("%s %.1f %%", kind, 100*byKind[kind]/float64(n)))
+				}
+			}
+			fmt.Fprintf(os.Stderr, "  beats its hard negative, by kind over the last 500 steps: %s\n", strings.Join(parts, ", "))
+			byKind, kindSteps = map[string]float64{}, map[string]int{}
 		}
 	})
 }
