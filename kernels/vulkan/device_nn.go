@@ -38,7 +38,7 @@ func tiled(name string, m, n int) (string, int, int) {
 }
 
 // convPush is conv.comp's push constants; kChunk is the K slice of one
-// grid z of the weight gradient (0 for the other two).
+// grid z under split-K (0: whole K; runSplitK sets it).
 func convPush(p tensor.ConvParams, hasBias uint32, kChunk int) []uint32 {
 	return []uint32{uint32(p.N), uint32(p.C), uint32(p.H), uint32(p.W), uint32(p.F), uint32(p.KH), uint32(p.KW),
 		uint32(p.StrideH), uint32(p.StrideW), uint32(p.PadTop), uint32(p.PadLeft), uint32(p.OH), uint32(p.OW), hasBias,
@@ -80,7 +80,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	wb := d.f("conv2d", w, p.F*p.C*p.KH*p.KW)
 	bb, has := d.orDummy("conv2d", b, p.F)
 	name, gx, gy := tiled("conv", p.F, p.OH*p.OW)
-	d.convSplitK("conv2d", name, yb, []*Buffer{wb, xb, bb}, convPush(p, has, 0), gx, gy, p.N, p.C*p.KH*p.KW, p.N*p.F*p.OH*p.OW)
+	d.runSplitK("conv2d", name, yb, []*Buffer{wb, xb, bb}, convPush(p, has, 0), gx, gy, p.N, p.C*p.KH*p.KW, p.N*p.F*p.OH*p.OW)
 }
 
 // Conv2DBackwardInput implements tensor.Device.
@@ -89,18 +89,19 @@ func (d *Device) Conv2DBackwardInput(dx, dy, w tensor.Buffer, p tensor.ConvParam
 	dyb := d.f("conv2d backward input", dy, p.N*p.F*p.OH*p.OW)
 	wb := d.f("conv2d backward input", w, p.F*p.C*p.KH*p.KW)
 	name, gx, gy := tiled("conv_backward_input", p.C, p.H*p.W)
-	d.convSplitK("conv2d backward input", name, dxb, []*Buffer{wb, dyb, d.dummy}, convPush(p, 0, 0), gx, gy, p.N, p.F*p.KH*p.KW, p.N*p.C*p.H*p.W)
+	d.runSplitK("conv2d backward input", name, dxb, []*Buffer{wb, dyb, d.dummy}, convPush(p, 0, 0), gx, gy, p.N, p.F*p.KH*p.KW, p.N*p.C*p.H*p.W)
 }
 
-// convSplitK runs a per-image implicit-GEMM convolution pass (grid gx × gy
-// × images) into out (size values) with the operands in, split over K
-// (splitK) where the grid alone would leave a GPU mostly idle: the slices'
-// partial outputs go to a scratch buffer and the reduce shader sums them
-// into out. push ends with kChunk, set here.
-func (d *Device) convSplitK(op, name string, out *Buffer, in []*Buffer, push []uint32, gx, gy, images, k, size int) {
-	slices, chunk := splitK(gx*gy*images, k)
+// runSplitK runs an implicit-GEMM pass (gemm.comp or conv.comp: grid
+// gx × gy × z) into out (size values) with the operands in, split over K
+// (splitK) where the grid alone would leave a GPU mostly idle: grid z then
+// runs z × slices, the slices' partial outputs go to a scratch buffer and
+// the reduce shader sums them into out. push ends with kChunk (0: whole K),
+// set here.
+func (d *Device) runSplitK(op, name string, out *Buffer, in []*Buffer, push []uint32, gx, gy, z, k, size int) {
+	slices, chunk := splitK(gx*gy*z, k)
 	if slices == 1 {
-		d.run(name, append([]*Buffer{out}, in...), push, gx, gy, images)
+		d.run(name, append([]*Buffer{out}, in...), push, gx, gy, z)
 		return
 	}
 	parts, err := d.Alloc(tensor.F32, slices*size)
@@ -110,7 +111,7 @@ func (d *Device) convSplitK(op, name string, out *Buffer, in []*Buffer, push []u
 	}
 	pb := d.f(op, parts, slices*size)
 	push[len(push)-1] = uint32(chunk)
-	d.run(name, append([]*Buffer{pb}, in...), push, gx, gy, images*slices)
+	d.run(name, append([]*Buffer{pb}, in...), push, gx, gy, z*slices)
 	d.Reduce(tensor.ReduceSum, out, pb, tensor.ReduceParams{Outer: 1, N: slices, Inner: size})
 }
 
@@ -124,18 +125,7 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 		size := p.F * p.C * p.KH * p.KW
 		dwb := d.f("conv2d backward weight", dw, size)
 		name, gx, gy := tiled("conv_backward_weight", p.F, p.C*p.KH*p.KW)
-		slices, chunk := splitK(gx*gy, p.N*p.OH*p.OW)
-		if slices == 1 {
-			d.run(name, []*Buffer{dwb, dyb, xb, d.dummy}, convPush(p, 0, chunk), gx, gy, 1)
-		} else {
-			parts, err := d.Alloc(tensor.F32, slices*size)
-			if err != nil {
-				d.record("conv2d backward weight", err)
-				return
-			}
-			d.run(name, []*Buffer{d.f("conv2d backward weight", parts, slices*size), dyb, xb, d.dummy}, convPush(p, 0, chunk), gx, gy, slices)
-			d.Reduce(tensor.ReduceSum, dw, parts, tensor.ReduceParams{Outer: 1, N: slices, Inner: size})
-		}
+		d.runSplitK("conv2d backward weight", name, dwb, []*Buffer{dyb, xb, d.dummy}, convPush(p, 0, 0), gx, gy, 1, p.N*p.OH*p.OW, size)
 	}
 	if db != nil {
 		d.f("conv2d backward weight", db, p.F)

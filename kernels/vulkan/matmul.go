@@ -182,21 +182,12 @@ func (d *Device) gemm(c, a, b *Buffer, g gemmArgs) {
 	// One product of few tiles and a long K (a weight gradient, xᵀ·dy over
 	// batch × tokens): split K over the grid into partial products, then
 	// sum them into C (fp32 path, C whole from its start and overwritten).
+	push = append(push, 0) // kChunk
 	if !d.fp16 && g.Outer*g.Inner == 1 && g.Beta == 0 && g.LdC == g.N && g.OffC == 0 {
-		if slices, chunk := splitK(gx*gy, g.K); slices > 1 {
-			size := g.M * g.N
-			parts, err := d.Alloc(tensor.F32, slices*size)
-			if err != nil {
-				d.record("matmul", err)
-				return
-			}
-			pb := d.f("matmul", parts, slices*size)
-			d.run(name, []*Buffer{pb, a, b, d.dummy}, append(push, uint32(chunk)), gx, gy, slices)
-			d.Reduce(tensor.ReduceSum, c, pb, tensor.ReduceParams{Outer: 1, N: slices, Inner: size})
-			return
-		}
+		d.runSplitK("matmul", name, c, []*Buffer{a, b, d.dummy}, push, gx, gy, 1, g.K, g.M*g.N)
+		return
 	}
-	d.run(name, []*Buffer{c, a, b, d.dummy}, append(push, 0), gx, gy, g.Outer*g.Inner)
+	d.run(name, []*Buffer{c, a, b, d.dummy}, push, gx, gy, g.Outer*g.Inner)
 }
 
 func b2u(b bool) uint32 {

@@ -32,9 +32,24 @@ uint kHi() { return K(); }
 #define TM 128
 #define TN 128
 #define TK 16
-#define LOADS (TM * TK / 256)
 #define PAD 1
+#else
+#define TM 64
+#define TN 64
+#define TK 16
+#define MT 4
+#endif
+#define LOADS (TM * TK / 256)
 
+// slot is element l of thread tid's share of a K slice: row m and k ka of
+// op(A), column n and k kb of op(B), walking memory contiguously.
+void slot(uint tid, uint l, bool akf, bool bkf, out uint m, out uint ka, out uint n, out uint kb) {
+    uint idx = tid + l * 256u;
+    if (akf) { m = idx / TK; ka = idx % TK; } else { m = idx % TM; ka = idx / TM; }
+    if (bkf) { n = idx / TK; kb = idx % TK; } else { n = idx % TN; kb = idx / TN; }
+}
+
+#ifdef BIG
 shared vec4 As[TK][TM / 4 + PAD];
 shared vec4 Bs[TK][TN / 4 + PAD];
 
@@ -51,17 +66,15 @@ void main() {
     // Element l of this thread's share of a slice: (m or n, kk).
     float pa[LOADS], pb[LOADS];
     [[unroll]] for (uint l = 0u; l < LOADS; l++) {
-        uint idx = tid + l * 256u, m, n, ka, kb;
-        if (akf) { m = idx / TK; ka = idx % TK; } else { m = idx % TM; ka = idx / TM; }
-        if (bkf) { n = idx / TK; kb = idx % TK; } else { n = idx % TN; kb = idx / TN; }
+        uint m, ka, n, kb;
+        slot(tid, l, akf, bkf, m, ka, n, kb);
         pa[l] = (row0 + m < M_ && lo + ka < hi) ? loadA(row0 + m, lo + ka) : 0.0;
         pb[l] = (col0 + n < N_ && lo + kb < hi) ? loadB(lo + kb, col0 + n) : 0.0;
     }
     for (uint k0 = lo; k0 < hi; k0 += TK) {
         [[unroll]] for (uint l = 0u; l < LOADS; l++) {
-            uint idx = tid + l * 256u, m, n, ka, kb;
-            if (akf) { m = idx / TK; ka = idx % TK; } else { m = idx % TM; ka = idx / TM; }
-            if (bkf) { n = idx / TK; kb = idx % TK; } else { n = idx % TN; kb = idx / TN; }
+            uint m, ka, n, kb;
+            slot(tid, l, akf, bkf, m, ka, n, kb);
             As[ka][m >> 2][m & 3u] = pa[l];
             Bs[kb][n >> 2][n & 3u] = pb[l];
         }
@@ -69,9 +82,8 @@ void main() {
         uint k1 = k0 + TK;
         if (k1 < hi) {
             [[unroll]] for (uint l = 0u; l < LOADS; l++) {
-                uint idx = tid + l * 256u, m, n, ka, kb;
-                if (akf) { m = idx / TK; ka = idx % TK; } else { m = idx % TM; ka = idx / TM; }
-                if (bkf) { n = idx / TK; kb = idx % TK; } else { n = idx % TN; kb = idx / TN; }
+                uint m, ka, n, kb;
+                slot(tid, l, akf, bkf, m, ka, n, kb);
                 pa[l] = (row0 + m < M_ && k1 + ka < hi) ? loadA(row0 + m, k1 + ka) : 0.0;
                 pb[l] = (col0 + n < N_ && k1 + kb < hi) ? loadB(k1 + kb, col0 + n) : 0.0;
             }
@@ -97,12 +109,6 @@ void main() {
 }
 
 #else
-#define TM 64
-#define TN 64
-#define TK 16
-#define MT 4
-#define LOADS (TM * TK / 256)
-
 shared float As[TK][TM];
 shared float Bs[TK][TN];
 
@@ -118,13 +124,10 @@ void main() {
 
     for (uint k0 = lo; k0 < hi; k0 += TK) {
         [[unroll]] for (uint l = 0u; l < LOADS; l++) {
-            uint idx = tid + l * 256u;  // 0 … TM·TK-1 (= TK·TN-1)
-            uint m, kk;
-            if (akf) { m = idx / TK; kk = idx % TK; } else { m = idx % TM; kk = idx / TM; }
-            As[kk][m] = (row0 + m < M_ && k0 + kk < hi) ? loadA(row0 + m, k0 + kk) : 0.0;
-            uint n;
-            if (bkf) { n = idx / TK; kk = idx % TK; } else { n = idx % TN; kk = idx / TN; }
-            Bs[kk][n] = (col0 + n < N_ && k0 + kk < hi) ? loadB(k0 + kk, col0 + n) : 0.0;
+            uint m, ka, n, kb;
+            slot(tid, l, akf, bkf, m, ka, n, kb);
+            As[ka][m] = (row0 + m < M_ && k0 + ka < hi) ? loadA(row0 + m, k0 + ka) : 0.0;
+            Bs[kb][n] = (col0 + n < N_ && k0 + kb < hi) ? loadB(k0 + kb, col0 + n) : 0.0;
         }
         barrier();
         [[unroll]] for (uint kk = 0u; kk < TK; kk++) {
