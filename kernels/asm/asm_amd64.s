@@ -5,7 +5,7 @@
 #include "textflag.h"
 
 // func SgemmKernelAVX512(kc int, a *float32, b *float32, c *float32, ldc int)
-// Requires: AVX, AVX512F, MMX+
+// Requires: AVX, AVX512F, CMOV, MMX+
 TEXT ·SgemmKernelAVX512(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -64,6 +64,12 @@ TEXT ·SgemmKernelAVX512(SB), NOSPLIT, $0-40
 	PREFETCHT0 (DI)
 	PREFETCHT0 64(DI)
 	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	MOVQ       DI, R8
+	MOVQ       DI, R10
+	MOVQ       SI, R9
+	IMUL3Q     $0x0c, R9, R9
+	ADDQ       DI, R9
 
 	// The 12×32 tile of C lives in 24 accumulators, zeroed here.
 	VPXORD Z0, Z0, Z0
@@ -251,6 +257,12 @@ SgemmKernelAVX512_loop4:
 	VBROADCASTSS 188(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
+	PREFETCHT0   (R8)
+	PREFETCHT0   64(R8)
+	PREFETCHT0   124(R8)
+	ADDQ         SI, R8
+	CMPQ         R8, R9
+	CMOVQEQ      R10, R8
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x00000200, DX
 	DECQ         DI
@@ -370,7 +382,7 @@ SgemmKernelAVX512_store:
 	RET
 
 // func SgemmKernelAVX512Store(kc int, a *float32, b *float32, c *float32, ldc int)
-// Requires: AVX, AVX512F, MMX+
+// Requires: AVX, AVX512F, CMOV, MMX+
 TEXT ·SgemmKernelAVX512Store(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -429,6 +441,12 @@ TEXT ·SgemmKernelAVX512Store(SB), NOSPLIT, $0-40
 	PREFETCHT0 (DI)
 	PREFETCHT0 64(DI)
 	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	MOVQ       DI, R8
+	MOVQ       DI, R10
+	MOVQ       SI, R9
+	IMUL3Q     $0x0c, R9, R9
+	ADDQ       DI, R9
 
 	// The 12×32 tile of C lives in 24 accumulators, zeroed here.
 	VPXORD Z0, Z0, Z0
@@ -616,6 +634,12 @@ SgemmKernelAVX512Store_loop4:
 	VBROADCASTSS 188(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
+	PREFETCHT0   (R8)
+	PREFETCHT0   64(R8)
+	PREFETCHT0   124(R8)
+	ADDQ         SI, R8
+	CMPQ         R8, R9
+	CMOVQEQ      R10, R8
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x00000200, DX
 	DECQ         DI
@@ -711,7 +735,7 @@ SgemmKernelAVX512Store_store:
 	RET
 
 // func SgemmKernelAVX512Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
-// Requires: AVX, AVX512F, MMX+
+// Requires: AVX, AVX512F, CMOV, MMX+
 TEXT ·SgemmKernelAVX512Bias(SB), NOSPLIT, $0-48
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -770,6 +794,12 @@ TEXT ·SgemmKernelAVX512Bias(SB), NOSPLIT, $0-48
 	PREFETCHT0 (DI)
 	PREFETCHT0 64(DI)
 	PREFETCHT0 124(DI)
+	ADDQ       SI, DI
+	MOVQ       DI, R8
+	MOVQ       DI, R10
+	MOVQ       SI, R9
+	IMUL3Q     $0x0c, R9, R9
+	ADDQ       DI, R9
 
 	// The 12×32 tile of C lives in 24 accumulators, each row starting at its bias.
 	MOVQ         bias+40(FP), DI
@@ -958,6 +988,12 @@ SgemmKernelAVX512Bias_loop4:
 	VBROADCASTSS 188(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
+	PREFETCHT0   (R8)
+	PREFETCHT0   64(R8)
+	PREFETCHT0   124(R8)
+	ADDQ         SI, R8
+	CMPQ         R8, R9
+	CMOVQEQ      R10, R8
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x00000200, DX
 	DECQ         DI
@@ -1053,7 +1089,7 @@ SgemmKernelAVX512Bias_store:
 	RET
 
 // func SgemmKernelAVX2(kc int, a *float32, b *float32, c *float32, ldc int)
-// Requires: AVX, FMA3, MMX+
+// Requires: AVX, CMOV, FMA3, MMX+
 TEXT ·SgemmKernelAVX2(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -1082,6 +1118,12 @@ TEXT ·SgemmKernelAVX2(SB), NOSPLIT, $0-40
 	ADDQ       SI, DI
 	PREFETCHT0 (DI)
 	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	MOVQ       DI, R8
+	MOVQ       DI, R10
+	MOVQ       SI, R9
+	IMUL3Q     $0x06, R9, R9
+	ADDQ       DI, R9
 
 	// The 6×16 tile of C lives in 12 accumulators, zeroed here.
 	VXORPS Y0, Y0, Y0
@@ -1185,6 +1227,11 @@ SgemmKernelAVX2_loop4:
 	VBROADCASTSS 92(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
+	PREFETCHT0   (R8)
+	PREFETCHT0   60(R8)
+	ADDQ         SI, R8
+	CMPQ         R8, R9
+	CMOVQEQ      R10, R8
 	ADDQ         $0x00000060, CX
 	ADDQ         $0x00000100, DX
 	DECQ         DI
@@ -1256,7 +1303,7 @@ SgemmKernelAVX2_store:
 	RET
 
 // func SgemmKernelAVX2Store(kc int, a *float32, b *float32, c *float32, ldc int)
-// Requires: AVX, FMA3, MMX+
+// Requires: AVX, CMOV, FMA3, MMX+
 TEXT ·SgemmKernelAVX2Store(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -1285,6 +1332,12 @@ TEXT ·SgemmKernelAVX2Store(SB), NOSPLIT, $0-40
 	ADDQ       SI, DI
 	PREFETCHT0 (DI)
 	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	MOVQ       DI, R8
+	MOVQ       DI, R10
+	MOVQ       SI, R9
+	IMUL3Q     $0x06, R9, R9
+	ADDQ       DI, R9
 
 	// The 6×16 tile of C lives in 12 accumulators, zeroed here.
 	VXORPS Y0, Y0, Y0
@@ -1388,6 +1441,11 @@ SgemmKernelAVX2Store_loop4:
 	VBROADCASTSS 92(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
+	PREFETCHT0   (R8)
+	PREFETCHT0   60(R8)
+	ADDQ         SI, R8
+	CMPQ         R8, R9
+	CMOVQEQ      R10, R8
 	ADDQ         $0x00000060, CX
 	ADDQ         $0x00000100, DX
 	DECQ         DI
@@ -1447,7 +1505,7 @@ SgemmKernelAVX2Store_store:
 	RET
 
 // func SgemmKernelAVX2Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
-// Requires: AVX, FMA3, MMX+
+// Requires: AVX, CMOV, FMA3, MMX+
 TEXT ·SgemmKernelAVX2Bias(SB), NOSPLIT, $0-48
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -1476,6 +1534,12 @@ TEXT ·SgemmKernelAVX2Bias(SB), NOSPLIT, $0-48
 	ADDQ       SI, DI
 	PREFETCHT0 (DI)
 	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	MOVQ       DI, R8
+	MOVQ       DI, R10
+	MOVQ       SI, R9
+	IMUL3Q     $0x06, R9, R9
+	ADDQ       DI, R9
 
 	// The 6×16 tile of C lives in 12 accumulators, each row starting at its bias.
 	MOVQ         bias+40(FP), DI
@@ -1580,6 +1644,11 @@ SgemmKernelAVX2Bias_loop4:
 	VBROADCASTSS 92(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
+	PREFETCHT0   (R8)
+	PREFETCHT0   60(R8)
+	ADDQ         SI, R8
+	CMPQ         R8, R9
+	CMOVQEQ      R10, R8
 	ADDQ         $0x00000060, CX
 	ADDQ         $0x00000100, DX
 	DECQ         DI
@@ -1639,7 +1708,7 @@ SgemmKernelAVX2Bias_store:
 	RET
 
 // func SgemmRowsKernelAVX512(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-// Requires: AVX, AVX512F, MMX+
+// Requires: AVX, AVX512F, CMOV, MMX+
 TEXT ·SgemmRowsKernelAVX512(SB), NOSPLIT, $0-48
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -1699,6 +1768,12 @@ TEXT ·SgemmRowsKernelAVX512(SB), NOSPLIT, $0-48
 	PREFETCHT0 (R8)
 	PREFETCHT0 64(R8)
 	PREFETCHT0 124(R8)
+	ADDQ       DI, R8
+	MOVQ       R8, R9
+	MOVQ       R8, R11
+	MOVQ       DI, R10
+	IMUL3Q     $0x0c, R10, R10
+	ADDQ       R8, R10
 
 	// The 12×32 tile of C lives in 24 accumulators, zeroed here.
 	VPXORD Z0, Z0, Z0
@@ -1734,9 +1809,9 @@ TEXT ·SgemmRowsKernelAVX512(SB), NOSPLIT, $0-48
 	JZ   SgemmRowsKernelAVX512_tail
 
 SgemmRowsKernelAVX512_loop4:
-	MOVQ         (BX), R9
-	VMOVUPS      (DX)(R9*4), Z24
-	VMOVUPS      64(DX)(R9*4), Z25
+	MOVQ         (BX), R12
+	VMOVUPS      (DX)(R12*4), Z24
+	VMOVUPS      64(DX)(R12*4), Z25
 	VBROADCASTSS (CX), Z26
 	VFMADD231PS  Z24, Z26, Z0
 	VFMADD231PS  Z25, Z26, Z1
@@ -1773,9 +1848,9 @@ SgemmRowsKernelAVX512_loop4:
 	VBROADCASTSS 44(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
-	MOVQ         8(BX), R9
-	VMOVUPS      (DX)(R9*4), Z24
-	VMOVUPS      64(DX)(R9*4), Z25
+	MOVQ         8(BX), R12
+	VMOVUPS      (DX)(R12*4), Z24
+	VMOVUPS      64(DX)(R12*4), Z25
 	VBROADCASTSS 48(CX), Z26
 	VFMADD231PS  Z24, Z26, Z0
 	VFMADD231PS  Z25, Z26, Z1
@@ -1812,9 +1887,9 @@ SgemmRowsKernelAVX512_loop4:
 	VBROADCASTSS 92(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
-	MOVQ         16(BX), R9
-	VMOVUPS      (DX)(R9*4), Z24
-	VMOVUPS      64(DX)(R9*4), Z25
+	MOVQ         16(BX), R12
+	VMOVUPS      (DX)(R12*4), Z24
+	VMOVUPS      64(DX)(R12*4), Z25
 	VBROADCASTSS 96(CX), Z26
 	VFMADD231PS  Z24, Z26, Z0
 	VFMADD231PS  Z25, Z26, Z1
@@ -1851,9 +1926,9 @@ SgemmRowsKernelAVX512_loop4:
 	VBROADCASTSS 140(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
-	MOVQ         24(BX), R9
-	VMOVUPS      (DX)(R9*4), Z24
-	VMOVUPS      64(DX)(R9*4), Z25
+	MOVQ         24(BX), R12
+	VMOVUPS      (DX)(R12*4), Z24
+	VMOVUPS      64(DX)(R12*4), Z25
 	VBROADCASTSS 144(CX), Z26
 	VFMADD231PS  Z24, Z26, Z0
 	VFMADD231PS  Z25, Z26, Z1
@@ -1890,6 +1965,12 @@ SgemmRowsKernelAVX512_loop4:
 	VBROADCASTSS 188(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
+	PREFETCHT0   (R9)
+	PREFETCHT0   64(R9)
+	PREFETCHT0   124(R9)
+	ADDQ         DI, R9
+	CMPQ         R9, R10
+	CMOVQEQ      R11, R9
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x00000020, BX
 	DECQ         R8
@@ -2010,7 +2091,7 @@ SgemmRowsKernelAVX512_store:
 	RET
 
 // func SgemmRowsKernelAVX512Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-// Requires: AVX, AVX512F, MMX+
+// Requires: AVX, AVX512F, CMOV, MMX+
 TEXT ·SgemmRowsKernelAVX512Store(SB), NOSPLIT, $0-48
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -2070,6 +2151,12 @@ TEXT ·SgemmRowsKernelAVX512Store(SB), NOSPLIT, $0-48
 	PREFETCHT0 (R8)
 	PREFETCHT0 64(R8)
 	PREFETCHT0 124(R8)
+	ADDQ       DI, R8
+	MOVQ       R8, R9
+	MOVQ       R8, R11
+	MOVQ       DI, R10
+	IMUL3Q     $0x0c, R10, R10
+	ADDQ       R8, R10
 
 	// The 12×32 tile of C lives in 24 accumulators, zeroed here.
 	VPXORD Z0, Z0, Z0
@@ -2105,9 +2192,9 @@ TEXT ·SgemmRowsKernelAVX512Store(SB), NOSPLIT, $0-48
 	JZ   SgemmRowsKernelAVX512Store_tail
 
 SgemmRowsKernelAVX512Store_loop4:
-	MOVQ         (BX), R9
-	VMOVUPS      (DX)(R9*4), Z24
-	VMOVUPS      64(DX)(R9*4), Z25
+	MOVQ         (BX), R12
+	VMOVUPS      (DX)(R12*4), Z24
+	VMOVUPS      64(DX)(R12*4), Z25
 	VBROADCASTSS (CX), Z26
 	VFMADD231PS  Z24, Z26, Z0
 	VFMADD231PS  Z25, Z26, Z1
@@ -2144,9 +2231,9 @@ SgemmRowsKernelAVX512Store_loop4:
 	VBROADCASTSS 44(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
-	MOVQ         8(BX), R9
-	VMOVUPS      (DX)(R9*4), Z24
-	VMOVUPS      64(DX)(R9*4), Z25
+	MOVQ         8(BX), R12
+	VMOVUPS      (DX)(R12*4), Z24
+	VMOVUPS      64(DX)(R12*4), Z25
 	VBROADCASTSS 48(CX), Z26
 	VFMADD231PS  Z24, Z26, Z0
 	VFMADD231PS  Z25, Z26, Z1
@@ -2183,9 +2270,9 @@ SgemmRowsKernelAVX512Store_loop4:
 	VBROADCASTSS 92(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
-	MOVQ         16(BX), R9
-	VMOVUPS      (DX)(R9*4), Z24
-	VMOVUPS      64(DX)(R9*4), Z25
+	MOVQ         16(BX), R12
+	VMOVUPS      (DX)(R12*4), Z24
+	VMOVUPS      64(DX)(R12*4), Z25
 	VBROADCASTSS 96(CX), Z26
 	VFMADD231PS  Z24, Z26, Z0
 	VFMADD231PS  Z25, Z26, Z1
@@ -2222,9 +2309,9 @@ SgemmRowsKernelAVX512Store_loop4:
 	VBROADCASTSS 140(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
-	MOVQ         24(BX), R9
-	VMOVUPS      (DX)(R9*4), Z24
-	VMOVUPS      64(DX)(R9*4), Z25
+	MOVQ         24(BX), R12
+	VMOVUPS      (DX)(R12*4), Z24
+	VMOVUPS      64(DX)(R12*4), Z25
 	VBROADCASTSS 144(CX), Z26
 	VFMADD231PS  Z24, Z26, Z0
 	VFMADD231PS  Z25, Z26, Z1
@@ -2261,6 +2348,12 @@ SgemmRowsKernelAVX512Store_loop4:
 	VBROADCASTSS 188(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
+	PREFETCHT0   (R9)
+	PREFETCHT0   64(R9)
+	PREFETCHT0   124(R9)
+	ADDQ         DI, R9
+	CMPQ         R9, R10
+	CMOVQEQ      R11, R9
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x00000020, BX
 	DECQ         R8
@@ -2357,7 +2450,7 @@ SgemmRowsKernelAVX512Store_store:
 	RET
 
 // func SgemmRowsKernelAVX512Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
-// Requires: AVX, AVX512F, MMX+
+// Requires: AVX, AVX512F, CMOV, MMX+
 TEXT ·SgemmRowsKernelAVX512Bias(SB), NOSPLIT, $0-56
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -2417,6 +2510,12 @@ TEXT ·SgemmRowsKernelAVX512Bias(SB), NOSPLIT, $0-56
 	PREFETCHT0 (R8)
 	PREFETCHT0 64(R8)
 	PREFETCHT0 124(R8)
+	ADDQ       DI, R8
+	MOVQ       R8, R9
+	MOVQ       R8, R11
+	MOVQ       DI, R10
+	IMUL3Q     $0x0c, R10, R10
+	ADDQ       R8, R10
 
 	// The 12×32 tile of C lives in 24 accumulators, each row starting at its bias.
 	MOVQ         bias+48(FP), R8
@@ -2453,9 +2552,9 @@ TEXT ·SgemmRowsKernelAVX512Bias(SB), NOSPLIT, $0-56
 	JZ   SgemmRowsKernelAVX512Bias_tail
 
 SgemmRowsKernelAVX512Bias_loop4:
-	MOVQ         (BX), R9
-	VMOVUPS      (DX)(R9*4), Z24
-	VMOVUPS      64(DX)(R9*4), Z25
+	MOVQ         (BX), R12
+	VMOVUPS      (DX)(R12*4), Z24
+	VMOVUPS      64(DX)(R12*4), Z25
 	VBROADCASTSS (CX), Z26
 	VFMADD231PS  Z24, Z26, Z0
 	VFMADD231PS  Z25, Z26, Z1
@@ -2492,9 +2591,9 @@ SgemmRowsKernelAVX512Bias_loop4:
 	VBROADCASTSS 44(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
-	MOVQ         8(BX), R9
-	VMOVUPS      (DX)(R9*4), Z24
-	VMOVUPS      64(DX)(R9*4), Z25
+	MOVQ         8(BX), R12
+	VMOVUPS      (DX)(R12*4), Z24
+	VMOVUPS      64(DX)(R12*4), Z25
 	VBROADCASTSS 48(CX), Z26
 	VFMADD231PS  Z24, Z26, Z0
 	VFMADD231PS  Z25, Z26, Z1
@@ -2531,9 +2630,9 @@ SgemmRowsKernelAVX512Bias_loop4:
 	VBROADCASTSS 92(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
-	MOVQ         16(BX), R9
-	VMOVUPS      (DX)(R9*4), Z24
-	VMOVUPS      64(DX)(R9*4), Z25
+	MOVQ         16(BX), R12
+	VMOVUPS      (DX)(R12*4), Z24
+	VMOVUPS      64(DX)(R12*4), Z25
 	VBROADCASTSS 96(CX), Z26
 	VFMADD231PS  Z24, Z26, Z0
 	VFMADD231PS  Z25, Z26, Z1
@@ -2570,9 +2669,9 @@ SgemmRowsKernelAVX512Bias_loop4:
 	VBROADCASTSS 140(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
-	MOVQ         24(BX), R9
-	VMOVUPS      (DX)(R9*4), Z24
-	VMOVUPS      64(DX)(R9*4), Z25
+	MOVQ         24(BX), R12
+	VMOVUPS      (DX)(R12*4), Z24
+	VMOVUPS      64(DX)(R12*4), Z25
 	VBROADCASTSS 144(CX), Z26
 	VFMADD231PS  Z24, Z26, Z0
 	VFMADD231PS  Z25, Z26, Z1
@@ -2609,6 +2708,12 @@ SgemmRowsKernelAVX512Bias_loop4:
 	VBROADCASTSS 188(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
+	PREFETCHT0   (R9)
+	PREFETCHT0   64(R9)
+	PREFETCHT0   124(R9)
+	ADDQ         DI, R9
+	CMPQ         R9, R10
+	CMOVQEQ      R11, R9
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x00000020, BX
 	DECQ         R8
@@ -2705,7 +2810,7 @@ SgemmRowsKernelAVX512Bias_store:
 	RET
 
 // func SgemmRowsKernelAVX2(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-// Requires: AVX, FMA3, MMX+
+// Requires: AVX, CMOV, FMA3, MMX+
 TEXT ·SgemmRowsKernelAVX2(SB), NOSPLIT, $0-48
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -2735,6 +2840,12 @@ TEXT ·SgemmRowsKernelAVX2(SB), NOSPLIT, $0-48
 	ADDQ       DI, R8
 	PREFETCHT0 (R8)
 	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	MOVQ       R8, R9
+	MOVQ       R8, R11
+	MOVQ       DI, R10
+	IMUL3Q     $0x06, R10, R10
+	ADDQ       R8, R10
 
 	// The 6×16 tile of C lives in 12 accumulators, zeroed here.
 	VXORPS Y0, Y0, Y0
@@ -2758,9 +2869,9 @@ TEXT ·SgemmRowsKernelAVX2(SB), NOSPLIT, $0-48
 	JZ   SgemmRowsKernelAVX2_tail
 
 SgemmRowsKernelAVX2_loop4:
-	MOVQ         (BX), R9
-	VMOVUPS      (DX)(R9*4), Y12
-	VMOVUPS      32(DX)(R9*4), Y13
+	MOVQ         (BX), R12
+	VMOVUPS      (DX)(R12*4), Y12
+	VMOVUPS      32(DX)(R12*4), Y13
 	VBROADCASTSS (CX), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -2779,9 +2890,9 @@ SgemmRowsKernelAVX2_loop4:
 	VBROADCASTSS 20(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	MOVQ         8(BX), R9
-	VMOVUPS      (DX)(R9*4), Y12
-	VMOVUPS      32(DX)(R9*4), Y13
+	MOVQ         8(BX), R12
+	VMOVUPS      (DX)(R12*4), Y12
+	VMOVUPS      32(DX)(R12*4), Y13
 	VBROADCASTSS 24(CX), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -2800,9 +2911,9 @@ SgemmRowsKernelAVX2_loop4:
 	VBROADCASTSS 44(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	MOVQ         16(BX), R9
-	VMOVUPS      (DX)(R9*4), Y12
-	VMOVUPS      32(DX)(R9*4), Y13
+	MOVQ         16(BX), R12
+	VMOVUPS      (DX)(R12*4), Y12
+	VMOVUPS      32(DX)(R12*4), Y13
 	VBROADCASTSS 48(CX), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -2821,9 +2932,9 @@ SgemmRowsKernelAVX2_loop4:
 	VBROADCASTSS 68(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	MOVQ         24(BX), R9
-	VMOVUPS      (DX)(R9*4), Y12
-	VMOVUPS      32(DX)(R9*4), Y13
+	MOVQ         24(BX), R12
+	VMOVUPS      (DX)(R12*4), Y12
+	VMOVUPS      32(DX)(R12*4), Y13
 	VBROADCASTSS 72(CX), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -2842,6 +2953,11 @@ SgemmRowsKernelAVX2_loop4:
 	VBROADCASTSS 92(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
+	PREFETCHT0   (R9)
+	PREFETCHT0   60(R9)
+	ADDQ         DI, R9
+	CMPQ         R9, R10
+	CMOVQEQ      R11, R9
 	ADDQ         $0x00000060, CX
 	ADDQ         $0x00000020, BX
 	DECQ         R8
@@ -2914,7 +3030,7 @@ SgemmRowsKernelAVX2_store:
 	RET
 
 // func SgemmRowsKernelAVX2Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-// Requires: AVX, FMA3, MMX+
+// Requires: AVX, CMOV, FMA3, MMX+
 TEXT ·SgemmRowsKernelAVX2Store(SB), NOSPLIT, $0-48
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -2944,6 +3060,12 @@ TEXT ·SgemmRowsKernelAVX2Store(SB), NOSPLIT, $0-48
 	ADDQ       DI, R8
 	PREFETCHT0 (R8)
 	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	MOVQ       R8, R9
+	MOVQ       R8, R11
+	MOVQ       DI, R10
+	IMUL3Q     $0x06, R10, R10
+	ADDQ       R8, R10
 
 	// The 6×16 tile of C lives in 12 accumulators, zeroed here.
 	VXORPS Y0, Y0, Y0
@@ -2967,9 +3089,9 @@ TEXT ·SgemmRowsKernelAVX2Store(SB), NOSPLIT, $0-48
 	JZ   SgemmRowsKernelAVX2Store_tail
 
 SgemmRowsKernelAVX2Store_loop4:
-	MOVQ         (BX), R9
-	VMOVUPS      (DX)(R9*4), Y12
-	VMOVUPS      32(DX)(R9*4), Y13
+	MOVQ         (BX), R12
+	VMOVUPS      (DX)(R12*4), Y12
+	VMOVUPS      32(DX)(R12*4), Y13
 	VBROADCASTSS (CX), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -2988,9 +3110,9 @@ SgemmRowsKernelAVX2Store_loop4:
 	VBROADCASTSS 20(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	MOVQ         8(BX), R9
-	VMOVUPS      (DX)(R9*4), Y12
-	VMOVUPS      32(DX)(R9*4), Y13
+	MOVQ         8(BX), R12
+	VMOVUPS      (DX)(R12*4), Y12
+	VMOVUPS      32(DX)(R12*4), Y13
 	VBROADCASTSS 24(CX), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -3009,9 +3131,9 @@ SgemmRowsKernelAVX2Store_loop4:
 	VBROADCASTSS 44(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	MOVQ         16(BX), R9
-	VMOVUPS      (DX)(R9*4), Y12
-	VMOVUPS      32(DX)(R9*4), Y13
+	MOVQ         16(BX), R12
+	VMOVUPS      (DX)(R12*4), Y12
+	VMOVUPS      32(DX)(R12*4), Y13
 	VBROADCASTSS 48(CX), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -3030,9 +3152,9 @@ SgemmRowsKernelAVX2Store_loop4:
 	VBROADCASTSS 68(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	MOVQ         24(BX), R9
-	VMOVUPS      (DX)(R9*4), Y12
-	VMOVUPS      32(DX)(R9*4), Y13
+	MOVQ         24(BX), R12
+	VMOVUPS      (DX)(R12*4), Y12
+	VMOVUPS      32(DX)(R12*4), Y13
 	VBROADCASTSS 72(CX), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -3051,6 +3173,11 @@ SgemmRowsKernelAVX2Store_loop4:
 	VBROADCASTSS 92(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
+	PREFETCHT0   (R9)
+	PREFETCHT0   60(R9)
+	ADDQ         DI, R9
+	CMPQ         R9, R10
+	CMOVQEQ      R11, R9
 	ADDQ         $0x00000060, CX
 	ADDQ         $0x00000020, BX
 	DECQ         R8
@@ -3111,7 +3238,7 @@ SgemmRowsKernelAVX2Store_store:
 	RET
 
 // func SgemmRowsKernelAVX2Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
-// Requires: AVX, FMA3, MMX+
+// Requires: AVX, CMOV, FMA3, MMX+
 TEXT ·SgemmRowsKernelAVX2Bias(SB), NOSPLIT, $0-56
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -3141,6 +3268,12 @@ TEXT ·SgemmRowsKernelAVX2Bias(SB), NOSPLIT, $0-56
 	ADDQ       DI, R8
 	PREFETCHT0 (R8)
 	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	MOVQ       R8, R9
+	MOVQ       R8, R11
+	MOVQ       DI, R10
+	IMUL3Q     $0x06, R10, R10
+	ADDQ       R8, R10
 
 	// The 6×16 tile of C lives in 12 accumulators, each row starting at its bias.
 	MOVQ         bias+48(FP), R8
@@ -3165,9 +3298,9 @@ TEXT ·SgemmRowsKernelAVX2Bias(SB), NOSPLIT, $0-56
 	JZ   SgemmRowsKernelAVX2Bias_tail
 
 SgemmRowsKernelAVX2Bias_loop4:
-	MOVQ         (BX), R9
-	VMOVUPS      (DX)(R9*4), Y12
-	VMOVUPS      32(DX)(R9*4), Y13
+	MOVQ         (BX), R12
+	VMOVUPS      (DX)(R12*4), Y12
+	VMOVUPS      32(DX)(R12*4), Y13
 	VBROADCASTSS (CX), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -3186,9 +3319,9 @@ SgemmRowsKernelAVX2Bias_loop4:
 	VBROADCASTSS 20(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	MOVQ         8(BX), R9
-	VMOVUPS      (DX)(R9*4), Y12
-	VMOVUPS      32(DX)(R9*4), Y13
+	MOVQ         8(BX), R12
+	VMOVUPS      (DX)(R12*4), Y12
+	VMOVUPS      32(DX)(R12*4), Y13
 	VBROADCASTSS 24(CX), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -3207,9 +3340,9 @@ SgemmRowsKernelAVX2Bias_loop4:
 	VBROADCASTSS 44(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	MOVQ         16(BX), R9
-	VMOVUPS      (DX)(R9*4), Y12
-	VMOVUPS      32(DX)(R9*4), Y13
+	MOVQ         16(BX), R12
+	VMOVUPS      (DX)(R12*4), Y12
+	VMOVUPS      32(DX)(R12*4), Y13
 	VBROADCASTSS 48(CX), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -3228,9 +3361,9 @@ SgemmRowsKernelAVX2Bias_loop4:
 	VBROADCASTSS 68(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	MOVQ         24(BX), R9
-	VMOVUPS      (DX)(R9*4), Y12
-	VMOVUPS      32(DX)(R9*4), Y13
+	MOVQ         24(BX), R12
+	VMOVUPS      (DX)(R12*4), Y12
+	VMOVUPS      32(DX)(R12*4), Y13
 	VBROADCASTSS 72(CX), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -3249,6 +3382,11 @@ SgemmRowsKernelAVX2Bias_loop4:
 	VBROADCASTSS 92(CX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
+	PREFETCHT0   (R9)
+	PREFETCHT0   60(R9)
+	ADDQ         DI, R9
+	CMPQ         R9, R10
+	CMOVQEQ      R11, R9
 	ADDQ         $0x00000060, CX
 	ADDQ         $0x00000020, BX
 	DECQ         R8
@@ -3309,7 +3447,7 @@ SgemmRowsKernelAVX2Bias_store:
 	RET
 
 // func SgemmKernelAVX512N16(kc int, a *float32, b *float32, c *float32, ldc int)
-// Requires: AVX, AVX512F, MMX+
+// Requires: AVX, AVX512F, CMOV, MMX+
 TEXT ·SgemmKernelAVX512N16(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -3356,6 +3494,12 @@ TEXT ·SgemmKernelAVX512N16(SB), NOSPLIT, $0-40
 	ADDQ       SI, DI
 	PREFETCHT0 (DI)
 	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	MOVQ       DI, R8
+	MOVQ       DI, R10
+	MOVQ       SI, R9
+	IMUL3Q     $0x0c, R9, R9
+	ADDQ       DI, R9
 
 	// The 12×16 tile of C lives in 12 accumulators, zeroed here.
 	VPXORD Z0, Z0, Z0
@@ -3479,6 +3623,11 @@ SgemmKernelAVX512N16_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 188(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
+	PREFETCHT0   (R8)
+	PREFETCHT0   60(R8)
+	ADDQ         SI, R8
+	CMPQ         R8, R9
+	CMOVQEQ      R10, R8
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x00000100, DX
 	DECQ         DI
@@ -3561,7 +3710,7 @@ SgemmKernelAVX512N16_store:
 	RET
 
 // func SgemmKernelAVX512N16Store(kc int, a *float32, b *float32, c *float32, ldc int)
-// Requires: AVX, AVX512F, MMX+
+// Requires: AVX, AVX512F, CMOV, MMX+
 TEXT ·SgemmKernelAVX512N16Store(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -3608,6 +3757,12 @@ TEXT ·SgemmKernelAVX512N16Store(SB), NOSPLIT, $0-40
 	ADDQ       SI, DI
 	PREFETCHT0 (DI)
 	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	MOVQ       DI, R8
+	MOVQ       DI, R10
+	MOVQ       SI, R9
+	IMUL3Q     $0x0c, R9, R9
+	ADDQ       DI, R9
 
 	// The 12×16 tile of C lives in 12 accumulators, zeroed here.
 	VPXORD Z0, Z0, Z0
@@ -3731,6 +3886,11 @@ SgemmKernelAVX512N16Store_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 188(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
+	PREFETCHT0   (R8)
+	PREFETCHT0   60(R8)
+	ADDQ         SI, R8
+	CMPQ         R8, R9
+	CMOVQEQ      R10, R8
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x00000100, DX
 	DECQ         DI
@@ -3801,7 +3961,7 @@ SgemmKernelAVX512N16Store_store:
 	RET
 
 // func SgemmKernelAVX512N16Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
-// Requires: AVX, AVX512F, MMX+
+// Requires: AVX, AVX512F, CMOV, MMX+
 TEXT ·SgemmKernelAVX512N16Bias(SB), NOSPLIT, $0-48
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -3848,6 +4008,12 @@ TEXT ·SgemmKernelAVX512N16Bias(SB), NOSPLIT, $0-48
 	ADDQ       SI, DI
 	PREFETCHT0 (DI)
 	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	MOVQ       DI, R8
+	MOVQ       DI, R10
+	MOVQ       SI, R9
+	IMUL3Q     $0x0c, R9, R9
+	ADDQ       DI, R9
 
 	// The 12×16 tile of C lives in 12 accumulators, each row starting at its bias.
 	MOVQ         bias+40(FP), DI
@@ -3972,6 +4138,11 @@ SgemmKernelAVX512N16Bias_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 188(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
+	PREFETCHT0   (R8)
+	PREFETCHT0   60(R8)
+	ADDQ         SI, R8
+	CMPQ         R8, R9
+	CMOVQEQ      R10, R8
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x00000100, DX
 	DECQ         DI
@@ -4042,7 +4213,7 @@ SgemmKernelAVX512N16Bias_store:
 	RET
 
 // func SgemmRowsKernelAVX512N16(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-// Requires: AVX, AVX512F, MMX+
+// Requires: AVX, AVX512F, CMOV, MMX+
 TEXT ·SgemmRowsKernelAVX512N16(SB), NOSPLIT, $0-48
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -4090,6 +4261,12 @@ TEXT ·SgemmRowsKernelAVX512N16(SB), NOSPLIT, $0-48
 	ADDQ       DI, R8
 	PREFETCHT0 (R8)
 	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	MOVQ       R8, R9
+	MOVQ       R8, R11
+	MOVQ       DI, R10
+	IMUL3Q     $0x0c, R10, R10
+	ADDQ       R8, R10
 
 	// The 12×16 tile of C lives in 12 accumulators, zeroed here.
 	VPXORD Z0, Z0, Z0
@@ -4113,8 +4290,8 @@ TEXT ·SgemmRowsKernelAVX512N16(SB), NOSPLIT, $0-48
 	JZ   SgemmRowsKernelAVX512N16_tail
 
 SgemmRowsKernelAVX512N16_loop4:
-	MOVQ         (BX), R9
-	VMOVUPS      (DX)(R9*4), Z12
+	MOVQ         (BX), R12
+	VMOVUPS      (DX)(R12*4), Z12
 	VBROADCASTSS (CX), Z13
 	VFMADD231PS  Z12, Z13, Z0
 	VBROADCASTSS 4(CX), Z13
@@ -4139,8 +4316,8 @@ SgemmRowsKernelAVX512N16_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 44(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
-	MOVQ         8(BX), R9
-	VMOVUPS      (DX)(R9*4), Z12
+	MOVQ         8(BX), R12
+	VMOVUPS      (DX)(R12*4), Z12
 	VBROADCASTSS 48(CX), Z13
 	VFMADD231PS  Z12, Z13, Z0
 	VBROADCASTSS 52(CX), Z13
@@ -4165,8 +4342,8 @@ SgemmRowsKernelAVX512N16_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 92(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
-	MOVQ         16(BX), R9
-	VMOVUPS      (DX)(R9*4), Z12
+	MOVQ         16(BX), R12
+	VMOVUPS      (DX)(R12*4), Z12
 	VBROADCASTSS 96(CX), Z13
 	VFMADD231PS  Z12, Z13, Z0
 	VBROADCASTSS 100(CX), Z13
@@ -4191,8 +4368,8 @@ SgemmRowsKernelAVX512N16_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 140(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
-	MOVQ         24(BX), R9
-	VMOVUPS      (DX)(R9*4), Z12
+	MOVQ         24(BX), R12
+	VMOVUPS      (DX)(R12*4), Z12
 	VBROADCASTSS 144(CX), Z13
 	VFMADD231PS  Z12, Z13, Z0
 	VBROADCASTSS 148(CX), Z13
@@ -4217,6 +4394,11 @@ SgemmRowsKernelAVX512N16_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 188(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
+	PREFETCHT0   (R9)
+	PREFETCHT0   60(R9)
+	ADDQ         DI, R9
+	CMPQ         R9, R10
+	CMOVQEQ      R11, R9
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x00000020, BX
 	DECQ         R8
@@ -4300,7 +4482,7 @@ SgemmRowsKernelAVX512N16_store:
 	RET
 
 // func SgemmRowsKernelAVX512N16Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-// Requires: AVX, AVX512F, MMX+
+// Requires: AVX, AVX512F, CMOV, MMX+
 TEXT ·SgemmRowsKernelAVX512N16Store(SB), NOSPLIT, $0-48
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -4348,6 +4530,12 @@ TEXT ·SgemmRowsKernelAVX512N16Store(SB), NOSPLIT, $0-48
 	ADDQ       DI, R8
 	PREFETCHT0 (R8)
 	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	MOVQ       R8, R9
+	MOVQ       R8, R11
+	MOVQ       DI, R10
+	IMUL3Q     $0x0c, R10, R10
+	ADDQ       R8, R10
 
 	// The 12×16 tile of C lives in 12 accumulators, zeroed here.
 	VPXORD Z0, Z0, Z0
@@ -4371,8 +4559,8 @@ TEXT ·SgemmRowsKernelAVX512N16Store(SB), NOSPLIT, $0-48
 	JZ   SgemmRowsKernelAVX512N16Store_tail
 
 SgemmRowsKernelAVX512N16Store_loop4:
-	MOVQ         (BX), R9
-	VMOVUPS      (DX)(R9*4), Z12
+	MOVQ         (BX), R12
+	VMOVUPS      (DX)(R12*4), Z12
 	VBROADCASTSS (CX), Z13
 	VFMADD231PS  Z12, Z13, Z0
 	VBROADCASTSS 4(CX), Z13
@@ -4397,8 +4585,8 @@ SgemmRowsKernelAVX512N16Store_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 44(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
-	MOVQ         8(BX), R9
-	VMOVUPS      (DX)(R9*4), Z12
+	MOVQ         8(BX), R12
+	VMOVUPS      (DX)(R12*4), Z12
 	VBROADCASTSS 48(CX), Z13
 	VFMADD231PS  Z12, Z13, Z0
 	VBROADCASTSS 52(CX), Z13
@@ -4423,8 +4611,8 @@ SgemmRowsKernelAVX512N16Store_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 92(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
-	MOVQ         16(BX), R9
-	VMOVUPS      (DX)(R9*4), Z12
+	MOVQ         16(BX), R12
+	VMOVUPS      (DX)(R12*4), Z12
 	VBROADCASTSS 96(CX), Z13
 	VFMADD231PS  Z12, Z13, Z0
 	VBROADCASTSS 100(CX), Z13
@@ -4449,8 +4637,8 @@ SgemmRowsKernelAVX512N16Store_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 140(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
-	MOVQ         24(BX), R9
-	VMOVUPS      (DX)(R9*4), Z12
+	MOVQ         24(BX), R12
+	VMOVUPS      (DX)(R12*4), Z12
 	VBROADCASTSS 144(CX), Z13
 	VFMADD231PS  Z12, Z13, Z0
 	VBROADCASTSS 148(CX), Z13
@@ -4475,6 +4663,11 @@ SgemmRowsKernelAVX512N16Store_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 188(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
+	PREFETCHT0   (R9)
+	PREFETCHT0   60(R9)
+	ADDQ         DI, R9
+	CMPQ         R9, R10
+	CMOVQEQ      R11, R9
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x00000020, BX
 	DECQ         R8
@@ -4546,7 +4739,7 @@ SgemmRowsKernelAVX512N16Store_store:
 	RET
 
 // func SgemmRowsKernelAVX512N16Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
-// Requires: AVX, AVX512F, MMX+
+// Requires: AVX, AVX512F, CMOV, MMX+
 TEXT ·SgemmRowsKernelAVX512N16Bias(SB), NOSPLIT, $0-56
 	MOVQ kc+0(FP), AX
 	MOVQ a+8(FP), CX
@@ -4594,6 +4787,12 @@ TEXT ·SgemmRowsKernelAVX512N16Bias(SB), NOSPLIT, $0-56
 	ADDQ       DI, R8
 	PREFETCHT0 (R8)
 	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	MOVQ       R8, R9
+	MOVQ       R8, R11
+	MOVQ       DI, R10
+	IMUL3Q     $0x0c, R10, R10
+	ADDQ       R8, R10
 
 	// The 12×16 tile of C lives in 12 accumulators, each row starting at its bias.
 	MOVQ         bias+48(FP), R8
@@ -4618,8 +4817,8 @@ TEXT ·SgemmRowsKernelAVX512N16Bias(SB), NOSPLIT, $0-56
 	JZ   SgemmRowsKernelAVX512N16Bias_tail
 
 SgemmRowsKernelAVX512N16Bias_loop4:
-	MOVQ         (BX), R9
-	VMOVUPS      (DX)(R9*4), Z12
+	MOVQ         (BX), R12
+	VMOVUPS      (DX)(R12*4), Z12
 	VBROADCASTSS (CX), Z13
 	VFMADD231PS  Z12, Z13, Z0
 	VBROADCASTSS 4(CX), Z13
@@ -4644,8 +4843,8 @@ SgemmRowsKernelAVX512N16Bias_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 44(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
-	MOVQ         8(BX), R9
-	VMOVUPS      (DX)(R9*4), Z12
+	MOVQ         8(BX), R12
+	VMOVUPS      (DX)(R12*4), Z12
 	VBROADCASTSS 48(CX), Z13
 	VFMADD231PS  Z12, Z13, Z0
 	VBROADCASTSS 52(CX), Z13
@@ -4670,8 +4869,8 @@ SgemmRowsKernelAVX512N16Bias_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 92(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
-	MOVQ         16(BX), R9
-	VMOVUPS      (DX)(R9*4), Z12
+	MOVQ         16(BX), R12
+	VMOVUPS      (DX)(R12*4), Z12
 	VBROADCASTSS 96(CX), Z13
 	VFMADD231PS  Z12, Z13, Z0
 	VBROADCASTSS 100(CX), Z13
@@ -4696,8 +4895,8 @@ SgemmRowsKernelAVX512N16Bias_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 140(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
-	MOVQ         24(BX), R9
-	VMOVUPS      (DX)(R9*4), Z12
+	MOVQ         24(BX), R12
+	VMOVUPS      (DX)(R12*4), Z12
 	VBROADCASTSS 144(CX), Z13
 	VFMADD231PS  Z12, Z13, Z0
 	VBROADCASTSS 148(CX), Z13
@@ -4722,6 +4921,11 @@ SgemmRowsKernelAVX512N16Bias_loop4:
 	VFMADD231PS  Z12, Z13, Z10
 	VBROADCASTSS 188(CX), Z13
 	VFMADD231PS  Z12, Z13, Z11
+	PREFETCHT0   (R9)
+	PREFETCHT0   60(R9)
+	ADDQ         DI, R9
+	CMPQ         R9, R10
+	CMOVQEQ      R11, R9
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x00000020, BX
 	DECQ         R8

@@ -167,6 +167,24 @@ func generate(k kernel) {
 		}
 	}
 
+	// The next tile down (rows mr … 2mr−1 from c) is what runTiles hands
+	// the next call: one of its rows is prefetched per iteration of the main
+	// loop, pn cycling through its mr rows. C's tiles were the loop's one
+	// cost beyond the multiply-adds (the same loop on one tile of C ran 8 %
+	// faster); spread like this the next tile arrives in time, where a
+	// second burst at the start measured slower (bench/RESULTS.md,
+	// 2026-12-04 late). The unpacked-A kernels have no registers left for it.
+	var pn, pend, pstart Register
+	if !k.rowsA {
+		pn, pend, pstart = GP64(), GP64(), GP64()
+		ADDQ(ldc, pc)
+		MOVQ(pc, pn)
+		MOVQ(pc, pstart)
+		MOVQ(ldc, pend)
+		IMUL3Q(U8(byte(k.mr)), pend, pend)
+		ADDQ(pc, pend)
+	}
+
 	acc := make([][]VecVirtual, k.mr)
 	var bias Register
 	if k.bias {
@@ -240,6 +258,15 @@ func generate(k kernel) {
 	}
 	for u := range unroll {
 		step(aStep*u, bStep*u)
+	}
+	if !k.rowsA {
+		for off := 0; off < 4*k.nr; off += 64 {
+			PREFETCHT0(Mem{Base: pn, Disp: off})
+		}
+		PREFETCHT0(Mem{Base: pn, Disp: 4*k.nr - 4})
+		ADDQ(ldc, pn)
+		CMPQ(pn, pend)
+		CMOVQEQ(pstart, pn)
 	}
 	ADDQ(U32(aStep*unroll), a)
 	ADDQ(U32(bStep*unroll), bPtr)
