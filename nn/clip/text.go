@@ -20,6 +20,7 @@ import (
 //
 //	x = token_embedding[ids] + position_embedding[0..L)              (B, L, D)
 //	each layer (pre-LN):  x += out_proj(causal_attn(layer_norm1(x)))
+//	                      (attention without the mask when Bidirectional)
 //	                      x += fc2(act(fc1(layer_norm2(x))))
 //	last_hidden_state = final_layer_norm(x)
 //	pooled = last_hidden_state at argmax(ids) (legacy eos_token_id 2) or at
@@ -41,6 +42,11 @@ type TextConfig struct {
 	BosTokenID            int      `json:"bos_token_id"`
 	EosTokenID            int      `json:"eos_token_id"`
 	PadTokenID            int      `json:"pad_token_id"`
+	// Bidirectional drops the causal mask: every token attends to every
+	// other, so a caption's first words know the words after them. Not in
+	// transformers (which always masks, and ignores the key): it is for
+	// encoders trained here from scratch (bench/configs/shapes-text-bidirectional.json).
+	Bidirectional bool `json:"_godiffuse_bidirectional,omitempty"`
 }
 
 // DefaultTextConfig is transformers' CLIPTextConfig default.
@@ -204,7 +210,10 @@ func (m *TextModel) forward(ids []int64, B, L int) *TextOutput {
 	dev, c := m.Device, m.Config
 	x := m.TokenEmbedding.Forward(tensor.FromInt64(dev, ids, B, L))
 	x = tensor.Add(x, m.PositionEmbedding.Weight.Narrow(0, 0, L))
-	mask := causalMask(dev, L)
+	var mask *tensor.Tensor
+	if !c.Bidirectional {
+		mask = causalMask(dev, L)
+	}
 	out := &TextOutput{Hidden: []*tensor.Tensor{x}}
 	for _, l := range m.Layers {
 		x = l.forward(x, mask)

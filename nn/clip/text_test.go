@@ -2,6 +2,7 @@ package clip
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -79,4 +80,44 @@ func FuzzTextConfig(f *testing.F) {
 			t.Fatalf("an accepted config does not build: %v", err)
 		}
 	})
+}
+
+// TestBidirectional: with the causal mask a token's state ignores the words
+// after it; without it (_godiffuse_bidirectional) the first token's state
+// changes when a later word does.
+func TestBidirectional(t *testing.T) {
+	dev := kernels.CPU()
+	c, err := ParseTextConfig("test", []byte(`{"vocab_size": 16, "hidden_size": 8, "intermediate_size": 16,
+		"num_hidden_layers": 2, "num_attention_heads": 2, "max_position_embeddings": 4, "eos_token_id": 15,
+		"_godiffuse_bidirectional": true}`))
+	if err != nil || !c.Bidirectional {
+		t.Fatalf("config: %+v, %v", c, err)
+	}
+	for _, bidirectional := range []bool{false, true} {
+		c.Bidirectional = bidirectional
+		m, err := NewTextModel(dev, c, rand.New(rand.NewPCG(1, 2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := func(ids ...int64) []float32 {
+			out, err := m.Forward(ids, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := out.LastHidden.Float32s()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v[:c.HiddenSize]
+		}
+		a, b := first(3, 4, 5, 15), first(3, 4, 9, 15)
+		same := true
+		for i := range a {
+			same = same && a[i] == b[i]
+		}
+		if same == bidirectional {
+			t.Errorf("bidirectional %v: the first token's state %s when the third word changes", bidirectional,
+				map[bool]string{true: "stays", false: "changes"}[same])
+		}
+	}
 }
