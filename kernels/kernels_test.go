@@ -955,18 +955,25 @@ func TestWinoTransformsLevels(t *testing.T) {
 			t.Fatalf("WinoInputAVX2, %d blocks: differs from winoInputRow", blocks)
 		}
 
+		// Every row width the blocks cover, odd and even, whole blocks and
+		// a partial last one (masked stores): nothing past cols is written.
 		ms := tiles + r.IntN(9)
 		m := randSlice(r, 16*ms)
 		bias := r.Float32()
-		top, bot := make([]float32, 2*tiles+guard), make([]float32, 2*tiles+guard)
-		wantTop, wantBot := make([]float32, 2*tiles+guard), make([]float32, 2*tiles+guard)
-		for i := range top {
-			top[i], bot[i], wantTop[i], wantBot[i] = 12345, 12345, 12345, 12345
-		}
-		asm.WinoOutputAVX2(&top[0], &bot[0], &m[0], ms, blocks, bias)
-		winoOutputRow(wantTop, wantBot, m, ms, tiles, bias)
-		if !slices.Equal(top, wantTop) || !slices.Equal(bot, wantBot) {
-			t.Fatalf("WinoOutputAVX2, %d blocks: differs from winoOutputRow", blocks)
+		for cols := 2*tiles - 15; cols <= 2*tiles; cols++ {
+			top, bot := make([]float32, 2*tiles+guard), make([]float32, 2*tiles+guard)
+			wantTop, wantBot := make([]float32, 2*tiles+guard), make([]float32, 2*tiles+guard)
+			for i := range top {
+				top[i], bot[i], wantTop[i], wantBot[i] = 12345, 12345, 12345, 12345
+			}
+			asm.WinoOutputAVX2(&top[0], &bot[0], &m[0], ms, cols, bias)
+			winoOutputRow(wantTop, wantBot, m, ms, tiles, bias)
+			for i := cols; i < len(wantTop); i++ {
+				wantTop[i], wantBot[i] = 12345, 12345
+			}
+			if !slices.Equal(top, wantTop) || !slices.Equal(bot, wantBot) {
+				t.Fatalf("WinoOutputAVX2, %d columns: differs from winoOutputRow", cols)
+			}
 		}
 
 		dyTop, dyBot := randSlice(r, 2*tiles), randSlice(r, 2*tiles)

@@ -427,17 +427,7 @@ func winoOutput(ys, m, bs, scratch []float32, p tensor.ConvParams, g winoGeom, r
 				}
 				continue
 			}
-			// Blocks of 8 tiles that fit the row, then one more block
-			// into scratch for the rest.
-			blocks := p.OW / 16
-			if blocks > 0 {
-				asm.WinoOutputAVX2(&top[0], &bot[0], &mt[0], g.fs, blocks, bias)
-			}
-			if done := 16 * blocks; done < p.OW {
-				asm.WinoOutputAVX2(&tailTop[0], &tailBot[0], &mt[8*blocks], g.fs, 1, bias)
-				copy(top[done:], tailTop)
-				copy(bot[done:], tailBot)
-			}
+			asm.WinoOutputAVX2(&top[0], &bot[0], &mt[0], g.fs, p.OW, bias)
 		}
 	}
 }

@@ -358,12 +358,13 @@ func SumDotAVX512(y []float32, x []float32) (sy float64, syx float64)
 //go:noescape
 func WinoInputAVX2(v *float32, vs int, in *float32, ins int, blocks int)
 
-// WinoOutputAVX2 writes 8·blocks output tiles of one tile row: with Y = Aᵀ·M·A + bias,
+// WinoOutputAVX2 writes the output tiles of one tile row: with Y = Aᵀ·M·A + bias,
 // M[η][ν] = m[(4η + ν)·ms + t] (ms in elements), it sets top[2t + j] = Y[0][j] and
-// bot[2t + j] = Y[1][j] for j < 2, t < 8·blocks. AVX2.
+// bot[2t + j] = Y[1][j] for j < 2 and 2t + j < cols, eight tiles at a time (the last
+// block's stores masked; it reads M for all eight tiles). AVX2.
 //
 //go:noescape
-func WinoOutputAVX2(top *float32, bot *float32, m *float32, ms int, blocks int, bias float32)
+func WinoOutputAVX2(top *float32, bot *float32, m *float32, ms int, cols int, bias float32)
 
 // WinoDyAVX2 transforms 8·blocks output-gradient tiles of one tile row for the weight
 // gradient: with the tile's rows e = top[2t…2t+1], o = bot[2t…2t+1] it sets, for ξ = 4η + ν,

@@ -8474,6 +8474,72 @@ sumdotavx512_done:
 	VZEROUPPER
 	RET
 
+DATA wino4consts<>+0(SB)/4, $0x40000000
+DATA wino4consts<>+4(SB)/4, $0x40000000
+DATA wino4consts<>+8(SB)/4, $0x40000000
+DATA wino4consts<>+12(SB)/4, $0x40000000
+DATA wino4consts<>+16(SB)/4, $0x40000000
+DATA wino4consts<>+20(SB)/4, $0x40000000
+DATA wino4consts<>+24(SB)/4, $0x40000000
+DATA wino4consts<>+28(SB)/4, $0x40000000
+DATA wino4consts<>+32(SB)/4, $0x40800000
+DATA wino4consts<>+36(SB)/4, $0x40800000
+DATA wino4consts<>+40(SB)/4, $0x40800000
+DATA wino4consts<>+44(SB)/4, $0x40800000
+DATA wino4consts<>+48(SB)/4, $0x40800000
+DATA wino4consts<>+52(SB)/4, $0x40800000
+DATA wino4consts<>+56(SB)/4, $0x40800000
+DATA wino4consts<>+60(SB)/4, $0x40800000
+DATA wino4consts<>+64(SB)/4, $0x40a00000
+DATA wino4consts<>+68(SB)/4, $0x40a00000
+DATA wino4consts<>+72(SB)/4, $0x40a00000
+DATA wino4consts<>+76(SB)/4, $0x40a00000
+DATA wino4consts<>+80(SB)/4, $0x40a00000
+DATA wino4consts<>+84(SB)/4, $0x40a00000
+DATA wino4consts<>+88(SB)/4, $0x40a00000
+DATA wino4consts<>+92(SB)/4, $0x40a00000
+DATA wino4consts<>+96(SB)/4, $0x41000000
+DATA wino4consts<>+100(SB)/4, $0x41000000
+DATA wino4consts<>+104(SB)/4, $0x41000000
+DATA wino4consts<>+108(SB)/4, $0x41000000
+DATA wino4consts<>+112(SB)/4, $0x41000000
+DATA wino4consts<>+116(SB)/4, $0x41000000
+DATA wino4consts<>+120(SB)/4, $0x41000000
+DATA wino4consts<>+124(SB)/4, $0x41000000
+DATA wino4consts<>+128(SB)/4, $0x00000000
+DATA wino4consts<>+132(SB)/4, $0x00000002
+DATA wino4consts<>+136(SB)/4, $0x00000004
+DATA wino4consts<>+140(SB)/4, $0x00000006
+DATA wino4consts<>+144(SB)/4, $0x00000001
+DATA wino4consts<>+148(SB)/4, $0x00000003
+DATA wino4consts<>+152(SB)/4, $0x00000005
+DATA wino4consts<>+156(SB)/4, $0x00000007
+DATA wino4consts<>+160(SB)/4, $0x00000000
+DATA wino4consts<>+164(SB)/4, $0x00000004
+DATA wino4consts<>+168(SB)/4, $0x00000001
+DATA wino4consts<>+172(SB)/4, $0x00000005
+DATA wino4consts<>+176(SB)/4, $0x00000002
+DATA wino4consts<>+180(SB)/4, $0x00000006
+DATA wino4consts<>+184(SB)/4, $0x00000003
+DATA wino4consts<>+188(SB)/4, $0x00000007
+DATA wino4consts<>+192(SB)/4, $0xffffffff
+DATA wino4consts<>+196(SB)/4, $0xffffffff
+DATA wino4consts<>+200(SB)/4, $0xffffffff
+DATA wino4consts<>+204(SB)/4, $0xffffffff
+DATA wino4consts<>+208(SB)/4, $0xffffffff
+DATA wino4consts<>+212(SB)/4, $0xffffffff
+DATA wino4consts<>+216(SB)/4, $0xffffffff
+DATA wino4consts<>+220(SB)/4, $0xffffffff
+DATA wino4consts<>+224(SB)/4, $0x00000000
+DATA wino4consts<>+228(SB)/4, $0x00000000
+DATA wino4consts<>+232(SB)/4, $0x00000000
+DATA wino4consts<>+236(SB)/4, $0x00000000
+DATA wino4consts<>+240(SB)/4, $0x00000000
+DATA wino4consts<>+244(SB)/4, $0x00000000
+DATA wino4consts<>+248(SB)/4, $0x00000000
+DATA wino4consts<>+252(SB)/4, $0x00000000
+GLOBL wino4consts<>(SB), RODATA|NOPTR, $256
+
 // func WinoInputAVX2(v *float32, vs int, in *float32, ins int, blocks int)
 // Requires: AVX, AVX2
 TEXT ·WinoInputAVX2(SB), NOSPLIT, $0-40
@@ -8631,14 +8697,14 @@ winoin_done:
 	VZEROUPPER
 	RET
 
-// func WinoOutputAVX2(top *float32, bot *float32, m *float32, ms int, blocks int, bias float32)
-// Requires: AVX
+// func WinoOutputAVX2(top *float32, bot *float32, m *float32, ms int, cols int, bias float32)
+// Requires: AVX, CMOV
 TEXT ·WinoOutputAVX2(SB), NOSPLIT, $0-44
 	MOVQ         top+0(FP), AX
 	MOVQ         bot+8(FP), CX
 	MOVQ         m+16(FP), DX
 	MOVQ         ms+24(FP), BX
-	MOVQ         blocks+32(FP), SI
+	MOVQ         cols+32(FP), SI
 	VBROADCASTSS bias+40(FP), Y0
 	SHLQ         $0x02, BX
 	MOVQ         BX, DI
@@ -8647,8 +8713,8 @@ TEXT ·WinoOutputAVX2(SB), NOSPLIT, $0-44
 	LEAQ         (R8)(DI*1), R9
 	LEAQ         (R9)(DI*1), DI
 	LEAQ         (BX)(BX*2), R10
-	TESTQ        SI, SI
-	JZ           winoout_done
+	CMPQ         SI, $0x00000010
+	JLT          winoout_tail
 
 winoout_loop:
 	// Aᵀ along y: s0[ν] = M[0][ν] + M[1][ν] + M[2][ν], s1[ν] = M[1][ν] - M[2][ν] - M[3][ν].
@@ -8673,7 +8739,7 @@ winoout_loop:
 	VSUBPS  (R9)(R10*1), Y8, Y8
 	VSUBPS  (DI)(R10*1), Y8, Y8
 
-	// A along x, plus the bias; then the two columns of each tile interleaved and stored.
+	// A along x, plus the bias; then the two columns of each tile interleaved.
 	VADDPS     Y3, Y1, Y1
 	VADDPS     Y5, Y1, Y1
 	VADDPS     Y0, Y1, Y1
@@ -8683,9 +8749,9 @@ winoout_loop:
 	VUNPCKLPS  Y3, Y1, Y5
 	VUNPCKHPS  Y3, Y1, Y1
 	VPERM2F128 $0x20, Y1, Y5, Y3
+	VPERM2F128 $0x31, Y1, Y5, Y1
 	VMOVUPS    Y3, (AX)
-	VPERM2F128 $0x31, Y1, Y5, Y3
-	VMOVUPS    Y3, 32(AX)
+	VMOVUPS    Y1, 32(AX)
 	VADDPS     Y4, Y2, Y1
 	VADDPS     Y6, Y1, Y1
 	VADDPS     Y0, Y1, Y1
@@ -8695,18 +8761,133 @@ winoout_loop:
 	VUNPCKLPS  Y2, Y1, Y3
 	VUNPCKHPS  Y2, Y1, Y1
 	VPERM2F128 $0x20, Y1, Y3, Y2
+	VPERM2F128 $0x31, Y1, Y3, Y1
 	VMOVUPS    Y2, (CX)
-	VPERM2F128 $0x31, Y1, Y3, Y2
-	VMOVUPS    Y2, 32(CX)
+	VMOVUPS    Y1, 32(CX)
 	ADDQ       $0x00000020, DX
 	ADDQ       $0x00000020, R8
 	ADDQ       $0x00000020, R9
 	ADDQ       $0x00000020, DI
 	ADDQ       $0x00000040, AX
 	ADDQ       $0x00000040, CX
-	DECQ       SI
-	JNZ        winoout_loop
+	SUBQ       $0x00000010, SI
+	CMPQ       SI, $0x00000010
+	JGE        winoout_loop
 
+winoout_tail:
+	TESTQ SI, SI
+	JZ    winoout_done
+
+	// The last, partial block: vector k stores min(max(cols - 8k, 0), 8) lanes.
+	LEAQ    wino4consts<>+192(SB), R11
+	MOVQ    SI, R12
+	SUBQ    $0x00000000, R12
+	XORQ    R13, R13
+	CMPQ    R12, R13
+	CMOVQLT R13, R12
+	MOVQ    $0x00000008, R13
+	CMPQ    R12, R13
+	CMOVQGT R13, R12
+	NEGQ    R12
+	VMOVDQU 32(R11)(R12*4), Y1
+	MOVQ    SI, R12
+	SUBQ    $0x00000008, R12
+	XORQ    R13, R13
+	CMPQ    R12, R13
+	CMOVQLT R13, R12
+	MOVQ    $0x00000008, R13
+	CMPQ    R12, R13
+	CMOVQGT R13, R12
+	NEGQ    R12
+	VMOVDQU 32(R11)(R12*4), Y2
+
+	// Aᵀ along y: s0[ν] = M[0][ν] + M[1][ν] + M[2][ν], s1[ν] = M[1][ν] - M[2][ν] - M[3][ν].
+	VMOVUPS (R8), Y4
+	VADDPS  (DX), Y4, Y3
+	VADDPS  (R9), Y3, Y3
+	VSUBPS  (R9), Y4, Y4
+	VSUBPS  (DI), Y4, Y4
+	VMOVUPS (R8)(BX*1), Y6
+	VADDPS  (DX)(BX*1), Y6, Y5
+	VADDPS  (R9)(BX*1), Y5, Y5
+	VSUBPS  (R9)(BX*1), Y6, Y6
+	VSUBPS  (DI)(BX*1), Y6, Y6
+	VMOVUPS (R8)(BX*2), Y8
+	VADDPS  (DX)(BX*2), Y8, Y7
+	VADDPS  (R9)(BX*2), Y7, Y7
+	VSUBPS  (R9)(BX*2), Y8, Y8
+	VSUBPS  (DI)(BX*2), Y8, Y8
+	VMOVUPS (R8)(R10*1), Y10
+	VADDPS  (DX)(R10*1), Y10, Y9
+	VADDPS  (R9)(R10*1), Y9, Y9
+	VSUBPS  (R9)(R10*1), Y10, Y10
+	VSUBPS  (DI)(R10*1), Y10, Y10
+
+	// A along x, plus the bias; then the two columns of each tile interleaved.
+	VADDPS     Y5, Y3, Y3
+	VADDPS     Y7, Y3, Y3
+	VADDPS     Y0, Y3, Y3
+	VSUBPS     Y7, Y5, Y5
+	VSUBPS     Y9, Y5, Y5
+	VADDPS     Y0, Y5, Y5
+	VUNPCKLPS  Y5, Y3, Y7
+	VUNPCKHPS  Y5, Y3, Y3
+	VPERM2F128 $0x20, Y3, Y7, Y5
+	VPERM2F128 $0x31, Y3, Y7, Y3
+	CMPQ       SI, $0x00000008
+	JGE        winoout_whole_0_0
+	CMPQ       SI, $0x00000000
+	JLE        winoout_next_0_0
+	VMASKMOVPS Y5, Y1, (AX)
+	JMP        winoout_next_0_0
+
+winoout_whole_0_0:
+	VMOVUPS Y5, (AX)
+
+winoout_next_0_0:
+	CMPQ       SI, $0x00000010
+	JGE        winoout_whole_0_1
+	CMPQ       SI, $0x00000008
+	JLE        winoout_next_0_1
+	VMASKMOVPS Y3, Y2, 32(AX)
+	JMP        winoout_next_0_1
+
+winoout_whole_0_1:
+	VMOVUPS Y3, 32(AX)
+
+winoout_next_0_1:
+	VADDPS     Y6, Y4, Y3
+	VADDPS     Y8, Y3, Y3
+	VADDPS     Y0, Y3, Y3
+	VSUBPS     Y8, Y6, Y4
+	VSUBPS     Y10, Y4, Y4
+	VADDPS     Y0, Y4, Y4
+	VUNPCKLPS  Y4, Y3, Y0
+	VUNPCKHPS  Y4, Y3, Y3
+	VPERM2F128 $0x20, Y3, Y0, Y4
+	VPERM2F128 $0x31, Y3, Y0, Y0
+	CMPQ       SI, $0x00000008
+	JGE        winoout_whole_1_0
+	CMPQ       SI, $0x00000000
+	JLE        winoout_next_1_0
+	VMASKMOVPS Y4, Y1, (CX)
+	JMP        winoout_next_1_0
+
+winoout_whole_1_0:
+	VMOVUPS Y4, (CX)
+
+winoout_next_1_0:
+	CMPQ       SI, $0x00000010
+	JGE        winoout_whole_1_1
+	CMPQ       SI, $0x00000008
+	JLE        winoout_next_1_1
+	VMASKMOVPS Y0, Y2, 32(CX)
+	JMP        winoout_next_1_1
+
+winoout_whole_1_1:
+	VMOVUPS Y0, 32(CX)
+
+winoout_next_1_1:
 winoout_done:
 	VZEROUPPER
 	RET
@@ -8785,72 +8966,6 @@ winody_loop:
 winody_done:
 	VZEROUPPER
 	RET
-
-DATA wino4consts<>+0(SB)/4, $0x40000000
-DATA wino4consts<>+4(SB)/4, $0x40000000
-DATA wino4consts<>+8(SB)/4, $0x40000000
-DATA wino4consts<>+12(SB)/4, $0x40000000
-DATA wino4consts<>+16(SB)/4, $0x40000000
-DATA wino4consts<>+20(SB)/4, $0x40000000
-DATA wino4consts<>+24(SB)/4, $0x40000000
-DATA wino4consts<>+28(SB)/4, $0x40000000
-DATA wino4consts<>+32(SB)/4, $0x40800000
-DATA wino4consts<>+36(SB)/4, $0x40800000
-DATA wino4consts<>+40(SB)/4, $0x40800000
-DATA wino4consts<>+44(SB)/4, $0x40800000
-DATA wino4consts<>+48(SB)/4, $0x40800000
-DATA wino4consts<>+52(SB)/4, $0x40800000
-DATA wino4consts<>+56(SB)/4, $0x40800000
-DATA wino4consts<>+60(SB)/4, $0x40800000
-DATA wino4consts<>+64(SB)/4, $0x40a00000
-DATA wino4consts<>+68(SB)/4, $0x40a00000
-DATA wino4consts<>+72(SB)/4, $0x40a00000
-DATA wino4consts<>+76(SB)/4, $0x40a00000
-DATA wino4consts<>+80(SB)/4, $0x40a00000
-DATA wino4consts<>+84(SB)/4, $0x40a00000
-DATA wino4consts<>+88(SB)/4, $0x40a00000
-DATA wino4consts<>+92(SB)/4, $0x40a00000
-DATA wino4consts<>+96(SB)/4, $0x41000000
-DATA wino4consts<>+100(SB)/4, $0x41000000
-DATA wino4consts<>+104(SB)/4, $0x41000000
-DATA wino4consts<>+108(SB)/4, $0x41000000
-DATA wino4consts<>+112(SB)/4, $0x41000000
-DATA wino4consts<>+116(SB)/4, $0x41000000
-DATA wino4consts<>+120(SB)/4, $0x41000000
-DATA wino4consts<>+124(SB)/4, $0x41000000
-DATA wino4consts<>+128(SB)/4, $0x00000000
-DATA wino4consts<>+132(SB)/4, $0x00000002
-DATA wino4consts<>+136(SB)/4, $0x00000004
-DATA wino4consts<>+140(SB)/4, $0x00000006
-DATA wino4consts<>+144(SB)/4, $0x00000001
-DATA wino4consts<>+148(SB)/4, $0x00000003
-DATA wino4consts<>+152(SB)/4, $0x00000005
-DATA wino4consts<>+156(SB)/4, $0x00000007
-DATA wino4consts<>+160(SB)/4, $0x00000000
-DATA wino4consts<>+164(SB)/4, $0x00000004
-DATA wino4consts<>+168(SB)/4, $0x00000001
-DATA wino4consts<>+172(SB)/4, $0x00000005
-DATA wino4consts<>+176(SB)/4, $0x00000002
-DATA wino4consts<>+180(SB)/4, $0x00000006
-DATA wino4consts<>+184(SB)/4, $0x00000003
-DATA wino4consts<>+188(SB)/4, $0x00000007
-DATA wino4consts<>+192(SB)/4, $0xffffffff
-DATA wino4consts<>+196(SB)/4, $0xffffffff
-DATA wino4consts<>+200(SB)/4, $0xffffffff
-DATA wino4consts<>+204(SB)/4, $0xffffffff
-DATA wino4consts<>+208(SB)/4, $0xffffffff
-DATA wino4consts<>+212(SB)/4, $0xffffffff
-DATA wino4consts<>+216(SB)/4, $0xffffffff
-DATA wino4consts<>+220(SB)/4, $0xffffffff
-DATA wino4consts<>+224(SB)/4, $0x00000000
-DATA wino4consts<>+228(SB)/4, $0x00000000
-DATA wino4consts<>+232(SB)/4, $0x00000000
-DATA wino4consts<>+236(SB)/4, $0x00000000
-DATA wino4consts<>+240(SB)/4, $0x00000000
-DATA wino4consts<>+244(SB)/4, $0x00000000
-DATA wino4consts<>+248(SB)/4, $0x00000000
-DATA wino4consts<>+252(SB)/4, $0x00000000
-GLOBL wino4consts<>(SB), RODATA|NOPTR, $256
 
 // func WinoInput4AVX2(v *float32, vs int, in *float32, ins int, blocks int)
 // Requires: AVX, AVX2, FMA3

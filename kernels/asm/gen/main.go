@@ -85,10 +85,10 @@ func main() {
 	generateNormGrad()
 	generateMoments()
 	generateSumDot()
+	declareWino4Consts() // the F(4×4) constants; the F(2×2) output transform takes its store masks too
 	generateWinoInput()
 	generateWinoOutput()
 	generateWinoDy()
-	declareWino4Consts()
 	generateWinoInput4()
 	generateWinoOutput4()
 	generateConvDirect()

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
@@ -118,63 +120,109 @@ func generateWinoInput() {
 }
 
 func generateWinoOutput() {
-	TEXT("WinoOutputAVX2", NOSPLIT, "func(top, bot, m *float32, ms int, blocks int, bias float32)")
+	TEXT("WinoOutputAVX2", NOSPLIT, "func(top, bot, m *float32, ms int, cols int, bias float32)")
 	Pragma("noescape")
-	Doc("WinoOutputAVX2 writes 8·blocks output tiles of one tile row: with Y = Aᵀ·M·A + bias,",
+	Doc("WinoOutputAVX2 writes the output tiles of one tile row: with Y = Aᵀ·M·A + bias,",
 		"M[η][ν] = m[(4η + ν)·ms + t] (ms in elements), it sets top[2t + j] = Y[0][j] and",
-		"bot[2t + j] = Y[1][j] for j < 2, t < 8·blocks. AVX2.")
+		"bot[2t + j] = Y[1][j] for j < 2 and 2t + j < cols, eight tiles at a time (the last",
+		"block's stores masked; it reads M for all eight tiles). AVX2.")
 	top := Load(Param("top"), GP64())
 	bot := Load(Param("bot"), GP64())
 	m := Load(Param("m"), GP64())
 	ms := Load(Param("ms"), GP64())
-	n := Load(Param("blocks"), GP64())
+	n := Load(Param("cols"), GP64())
 	bias := YMM()
 	VBROADCASTSS(paramMem(Param("bias")), bias)
 	mr, ms3 := sixteen(m, ms)
-	TESTQ(n, n)
-	JZ(LabelRef("winoout_done"))
 
-	Label("winoout_loop")
-	Comment("Aᵀ along y: s0[ν] = M[0][ν] + M[1][ν] + M[2][ν], s1[ν] = M[1][ν] - M[2][ν] - M[3][ν].")
-	var s0, s1 [4]reg.VecVirtual
-	for nu := range 4 {
-		at := func(eta int) Mem { return nth(mr[eta], nu, ms, ms3) }
-		s0[nu], s1[nu] = YMM(), YMM()
-		VMOVUPS(at(1), s1[nu])
-		VADDPS(at(0), s1[nu], s0[nu]) // M0 + M1 (the same sum as M1 + M0)
-		VADDPS(at(2), s0[nu], s0[nu])
-		VSUBPS(at(2), s1[nu], s1[nu])
-		VSUBPS(at(3), s1[nu], s1[nu])
-	}
-	Comment("A along x, plus the bias; then the two columns of each tile interleaved and stored.")
-	for i, s := range [2][4]reg.VecVirtual{s0, s1} {
-		y0, y1 := YMM(), YMM()
-		VADDPS(s[1], s[0], y0)
-		VADDPS(s[2], y0, y0)
-		VADDPS(bias, y0, y0)
-		VSUBPS(s[2], s[1], y1)
-		VSUBPS(s[3], y1, y1)
-		VADDPS(bias, y1, y1)
-		lo, hi := YMM(), YMM()
-		VUNPCKLPS(y1, y0, lo)
-		VUNPCKHPS(y1, y0, hi)
-		out := top
-		if i == 1 {
-			out = bot
+	// block computes eight tiles and hands row i's two vectors (columns
+	// 8k … 8k+7 of top, i = 0, or bot) to store.
+	block := func(store func(i, k int, x reg.VecVirtual)) {
+		Comment("Aᵀ along y: s0[ν] = M[0][ν] + M[1][ν] + M[2][ν], s1[ν] = M[1][ν] - M[2][ν] - M[3][ν].")
+		var s0, s1 [4]reg.VecVirtual
+		for nu := range 4 {
+			at := func(eta int) Mem { return nth(mr[eta], nu, ms, ms3) }
+			s0[nu], s1[nu] = YMM(), YMM()
+			VMOVUPS(at(1), s1[nu])
+			VADDPS(at(0), s1[nu], s0[nu]) // M0 + M1 (the same sum as M1 + M0)
+			VADDPS(at(2), s0[nu], s0[nu])
+			VSUBPS(at(2), s1[nu], s1[nu])
+			VSUBPS(at(3), s1[nu], s1[nu])
 		}
-		o := YMM()
-		VPERM2F128(U8(0x20), hi, lo, o)
-		VMOVUPS(o, Mem{Base: out})
-		VPERM2F128(U8(0x31), hi, lo, o)
-		VMOVUPS(o, Mem{Base: out, Disp: 32})
+		Comment("A along x, plus the bias; then the two columns of each tile interleaved.")
+		for i, s := range [2][4]reg.VecVirtual{s0, s1} {
+			y0, y1 := YMM(), YMM()
+			VADDPS(s[1], s[0], y0)
+			VADDPS(s[2], y0, y0)
+			VADDPS(bias, y0, y0)
+			VSUBPS(s[2], s[1], y1)
+			VSUBPS(s[3], y1, y1)
+			VADDPS(bias, y1, y1)
+			lo, hi := YMM(), YMM()
+			VUNPCKLPS(y1, y0, lo)
+			VUNPCKHPS(y1, y0, hi)
+			o0, o1 := YMM(), YMM()
+			VPERM2F128(U8(0x20), hi, lo, o0)
+			VPERM2F128(U8(0x31), hi, lo, o1)
+			store(i, 0, o0)
+			store(i, 1, o1)
+		}
 	}
+	out := func(i int) reg.Register {
+		if i == 1 {
+			return bot
+		}
+		return top
+	}
+	CMPQ(n, U32(16))
+	JLT(LabelRef("winoout_tail"))
+	Label("winoout_loop")
+	block(func(i, k int, x reg.VecVirtual) { VMOVUPS(x, Mem{Base: out(i), Disp: 32 * k}) })
 	for i := range 4 {
 		ADDQ(U32(32), mr[i])
 	}
 	ADDQ(U32(64), top)
 	ADDQ(U32(64), bot)
-	DECQ(n)
-	JNZ(LabelRef("winoout_loop"))
+	SUBQ(U32(16), n)
+	CMPQ(n, U32(16))
+	JGE(LabelRef("winoout_loop"))
+
+	Label("winoout_tail")
+	TESTQ(n, n)
+	JZ(LabelRef("winoout_done"))
+	Comment("The last, partial block: vector k stores min(max(cols - 8k, 0), 8) lanes.")
+	masks := GP64()
+	LEAQ(wino4Const(wino4Mask), masks)
+	var mask [2]reg.VecVirtual
+	for k := range mask {
+		t, lim := GP64(), GP64()
+		MOVQ(n, t)
+		SUBQ(U32(8*k), t)
+		XORQ(lim, lim)
+		CMPQ(t, lim)
+		CMOVQLT(lim, t)
+		MOVQ(U32(8), lim)
+		CMPQ(t, lim)
+		CMOVQGT(lim, t)
+		NEGQ(t) // the mask starts 8 - lanes values into the table
+		mask[k] = YMM()
+		VMOVDQU(Mem{Base: masks, Index: t, Scale: 4, Disp: 32}, mask[k])
+	}
+	block(func(i, k int, x reg.VecVirtual) {
+		// A whole vector stored plainly (masked stores are slow on AMD's
+		// cores), a partial one masked, one past the end not at all.
+		at := Mem{Base: out(i), Disp: 32 * k}
+		whole, skip := fmt.Sprintf("winoout_whole_%d_%d", i, k), fmt.Sprintf("winoout_next_%d_%d", i, k)
+		CMPQ(n, U32(8*(k+1)))
+		JGE(LabelRef(whole))
+		CMPQ(n, U32(8*k))
+		JLE(LabelRef(skip))
+		VMASKMOVPS(x, mask[k], at)
+		JMP(LabelRef(skip))
+		Label(whole)
+		VMOVUPS(x, at)
+		Label(skip)
+	})
 	Label("winoout_done")
 	VZEROUPPER()
 	RET()
