@@ -2,7 +2,9 @@
 // tells apart in position captions: the mean cosine similarity of the pooled
 // state, and of all token states, between "A rel B" and the caption of the
 // same picture ("B inverse-rel A"), of the mirrored picture ("B rel A", "A
-// inverse-rel B"), of the other axis, and of other objects:
+// inverse-rel B"), of the other axis, and of other objects; and of the first
+// object's own tokens ("a red circle" in both captions: the same text, whose
+// states a causal encoder computes before it reaches the relation):
 //
 //	go run ./bench/internal/textprobe -model out/checkpoint
 package main
@@ -55,7 +57,18 @@ func main() {
 		return ab / math.Sqrt(aa*bb)
 	}
 	inverse := map[string]string{"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}
-	var sums [5][2]float64
+	// lead is the number of leading token states of "A rel B" that encode
+	// "a <colour> <shape>" with the start token.
+	lead := func(a data.ShapeSpec) int {
+		ids, _ := p.Tokenizer.Tokenize(data.ShapeQuery{Kind: "single", Objects: []data.ShapeSpec{a}}.Caption())
+		n := 0
+		for n < len(ids) && ids[n] != int64(p.TextEncoder.Config.EosTokenID) {
+			n++
+		}
+		return n
+	}
+	width := p.TextEncoder.Config.HiddenSize
+	var sums [5][3]float64
 	crossAxis := map[string]string{"to the left of": "above", "to the right of": "below", "above": "to the left of", "below": "to the right of"}
 	n := 0
 	objs := []data.ShapeSpec{}
@@ -81,15 +94,18 @@ func main() {
 			other, otherAll := enc(cap(a, inverse[rel], b))                  // the mirrored picture, objects in place
 			cross, crossAll := enc(cap(a, crossAxis[rel], b))                // the other axis
 			objects, objectsAll := enc(cap(b, rel, objs[(i*5+1)%len(objs)])) // other objects, same relation
+			first := lead(a) * width
 			for k, v := range [][2][]float32{{same, sameAll}, {swap, swapAll}, {other, otherAll}, {cross, crossAll}, {objects, objectsAll}} {
 				sums[k][0] += cos(base, v[0])
 				sums[k][1] += cos(baseAll, v[1])
+				sums[k][2] += cos(baseAll[:first], v[1][:first])
 			}
 			n++
 		}
 	}
 	for k, name := range []string{"same picture (B inverse-relation A)", "mirrored (B relation A)", "mirrored (A inverse-relation B)",
 		"other axis (A crossed-relation B)", "other objects, same relation"} {
-		fmt.Printf("%-40s pooled cos %.3f   all tokens cos %.3f\n", name, sums[k][0]/float64(n), sums[k][1]/float64(n))
+		fmt.Printf("%-40s pooled cos %.3f   all tokens cos %.3f   first object's tokens cos %.3f\n", name,
+			sums[k][0]/float64(n), sums[k][1]/float64(n), sums[k][2]/float64(n))
 	}
 }
