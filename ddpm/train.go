@@ -50,9 +50,10 @@ type TrainConfig struct {
 	// FreezeText keeps a text-to-image run's text encoder at its random
 	// initialization: only the U-Net trains (captioned data only).
 	FreezeText bool `json:"freeze_text,omitempty"`
-	// PretrainText is the steps of contrastive pre-training the frozen text
+	// PretrainText is the steps of contrastive pre-training the text
 	// encoder had before the U-Net trained (pipeline.Trainer.PretrainText;
-	// shapes data); 0 for none.
+	// shapes data); 0 for none. With FreezeText it then stays as
+	// pre-trained, without it it trains on with the U-Net.
 	PretrainText int `json:"pretrain_text,omitempty"`
 }
 
@@ -91,8 +92,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("min-snr: want a finite value ≥ 0 (0: off), have %g", c.MinSNRGamma)
 	case c.T < 2 || c.T > MaxTimesteps:
 		return fmt.Errorf("timesteps: want 2 … %d, have %d", MaxTimesteps, c.T)
-	case c.PretrainText < 0 || c.PretrainText > MaxTrainSteps || (c.PretrainText > 0 && !c.FreezeText):
-		return fmt.Errorf("pretrain_text: want 0 … %d steps, and freeze_text with any; have %d (freeze_text %v)", MaxTrainSteps, c.PretrainText, c.FreezeText)
+	case c.PretrainText < 0 || c.PretrainText > MaxTrainSteps:
+		return fmt.Errorf("pretrain_text: want 0 … %d steps, have %d", MaxTrainSteps, c.PretrainText)
 	case c.SNRShift != 0 && !(c.SNRShift >= MinSNRShift && c.SNRShift <= MaxSNRShift):
 		return fmt.Errorf("snr-shift: want 0 (none) or %g … %g, have %g", MinSNRShift, MaxSNRShift, c.SNRShift)
 	}

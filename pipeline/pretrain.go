@@ -96,17 +96,14 @@ func normalizeRows(x *tensor.Tensor) *tensor.Tensor {
 // PretrainText trains the text encoder contrastively for steps steps of
 // pairs scenes and their hard negatives (2·pairs captions a batch), then
 // copies it into the EMA encoder that the checkpoint saves. It needs shapes
-// data and a trainer whose text encoder is frozen for the U-Net
-// (TrainConfig.FreezeText); its draws come from their own generator, so the
+// data; the encoder then stays frozen for the U-Net (TrainConfig.FreezeText)
+// or trains on with it. Its draws come from their own generator, so the
 // U-Net's training draws are those of a run without it. progress, if not
 // nil, sees every step.
 func (tr *Trainer) PretrainText(steps, pairs int, lr float64, progress func(PretrainInfo)) error {
 	src, ok := tr.Data.(sceneSource)
 	if !ok {
 		return fmt.Errorf("text pre-training needs the shapes data (its scenes make the hard negatives)")
-	}
-	if !tr.Config.FreezeText {
-		return fmt.Errorf("text pre-training is for a frozen text encoder (freeze_text): the U-Net would otherwise train it on")
 	}
 	if steps < 1 || pairs < 2 {
 		return fmt.Errorf("text pre-training: %d steps of %d pairs; want at least 1 and 2", steps, pairs)
@@ -116,16 +113,18 @@ func (tr *Trainer) PretrainText(steps, pairs int, lr float64, progress func(Pret
 	n := c * h * w
 	rng := rand.New(rand.NewPCG(tr.Config.Seed, 0xc11b))
 	img := newImageEncoder(dev, rng, h, tr.Text.Config.HiddenSize)
-	// The frozen encoder's gradients are paused (NewTrainer): resume them
-	// for this, pause them again after.
-	for _, p := range tr.Text.Params() {
-		p.T.ResumeGrad()
-	}
-	defer func() {
+	if tr.Config.FreezeText {
+		// The frozen encoder's gradients are paused (NewTrainer): resume
+		// them for this, pause them again after.
 		for _, p := range tr.Text.Params() {
-			p.T.PauseGrad()
+			p.T.ResumeGrad()
 		}
-	}()
+		defer func() {
+			for _, p := range tr.Text.Params() {
+				p.T.PauseGrad()
+			}
+		}()
+	}
 	params := append(append([]nn.Param{}, tr.Text.Params()...), img.params()...)
 	opt := nn.NewAdamW(params, nn.AdamConfig{LR: lr, WeightDecay: 0.01})
 	B := 2 * pairs

@@ -222,8 +222,16 @@ func TestPretrainText(t *testing.T) {
 	if _, err := resumed.TrainStep(); err != nil {
 		t.Fatal(err)
 	}
-	joint := newTestTrainer(t, 3)
-	if err := joint.PretrainText(1, 2, 1e-3, nil); err == nil {
-		t.Fatal("pre-training an encoder that is not frozen: no error")
+	// Pre-trained, then trained on with the U-Net (freeze_text false).
+	joint := newTestTrainer(t, 3, func(tc *ddpm.TrainConfig) { tc.PretrainText = 2 })
+	if err := joint.PretrainText(2, 2, 1e-3, nil); err != nil {
+		t.Fatal(err)
+	}
+	pre, _ := joint.Text.Params()[0].T.Float32s()
+	if _, err := joint.TrainStep(); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := joint.Text.Params()[0].T.Float32s(); slices.Equal(now, pre) {
+		t.Fatal("the U-Net's step left an encoder that trains on unchanged")
 	}
 }

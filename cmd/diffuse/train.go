@@ -121,7 +121,7 @@ func runTrain(args []string) error {
 	freezeText := fs.Bool("freeze-text", false, "with captioned -data: keep the text encoder at its random initialization; only the U-Net trains")
 	pretrainText := fs.Int("pretrain-text", 0, "with -data shapes: first train the text encoder for this many steps contrastively (CLIP's loss against a small\n"+
 		"image encoder, each scene beside a hard negative: the opposite relation, swapped colours, the other count), then freeze it\n"+
-		"(implies -freeze-text) and train the U-Net against it")
+		"(implies -freeze-text unless -freeze-text=false is given: then it trains on with the U-Net) and train the U-Net against it")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
 	devSpec := deviceFlag(fs)
 	dropout := fs.Float64("dropout", -1, "dropout probability inside the U-Net (default: the config's dropout)")
@@ -201,7 +201,11 @@ func runTrain(args []string) error {
 	if *pretrainText != 0 && (!strings.HasPrefix(*dataSpec, "shapes") || strings.HasPrefix(*dataSpec, "shapes3d") || *resume || *pretrainText < 0) {
 		return fmt.Errorf("-pretrain-text %d: want a count of steps ≥ 0 for a new run on -data shapes (its scenes make the hard negatives); a resumed run keeps its encoder", *pretrainText)
 	}
-	tc.FreezeText = *freezeText || *pretrainText > 0
+	// -pretrain-text freezes the encoder unless -freeze-text=false says
+	// to train it on with the U-Net.
+	freezeGiven := false
+	fs.Visit(func(f *flag.Flag) { freezeGiven = freezeGiven || f.Name == "freeze-text" })
+	tc.FreezeText = *freezeText || (*pretrainText > 0 && !freezeGiven)
 	tc.PretrainText = *pretrainText
 	if isVolumeData(*dataSpec) {
 		switch {

@@ -188,8 +188,10 @@ func trainText(r textRun) error {
 	}
 	text := "and a"
 	switch {
-	case tr.Config.PretrainText > 0:
+	case tr.Config.PretrainText > 0 && tr.Config.FreezeText:
 		text = fmt.Sprintf("with a frozen (contrastively pre-trained for %d steps)", tr.Config.PretrainText)
+	case tr.Config.PretrainText > 0:
+		text = fmt.Sprintf("and a (contrastively pre-trained for %d steps, now training on)", tr.Config.PretrainText)
 	case tr.Config.FreezeText:
 		text = "with a frozen (randomly initialized)"
 	}
