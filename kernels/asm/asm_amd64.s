@@ -8835,27 +8835,27 @@ winoout_tail:
 	VPERM2F128 $0x20, Y3, Y7, Y5
 	VPERM2F128 $0x31, Y3, Y7, Y3
 	CMPQ       SI, $0x00000008
-	JGE        winoout_whole_0_0
+	JGE        winoout_0_0_whole
 	CMPQ       SI, $0x00000000
-	JLE        winoout_next_0_0
+	JLE        winoout_0_0_next
 	VMASKMOVPS Y5, Y1, (AX)
-	JMP        winoout_next_0_0
+	JMP        winoout_0_0_next
 
-winoout_whole_0_0:
+winoout_0_0_whole:
 	VMOVUPS Y5, (AX)
 
-winoout_next_0_0:
+winoout_0_0_next:
 	CMPQ       SI, $0x00000010
-	JGE        winoout_whole_0_1
+	JGE        winoout_0_1_whole
 	CMPQ       SI, $0x00000008
-	JLE        winoout_next_0_1
+	JLE        winoout_0_1_next
 	VMASKMOVPS Y3, Y2, 32(AX)
-	JMP        winoout_next_0_1
+	JMP        winoout_0_1_next
 
-winoout_whole_0_1:
+winoout_0_1_whole:
 	VMOVUPS Y3, 32(AX)
 
-winoout_next_0_1:
+winoout_0_1_next:
 	VADDPS     Y6, Y4, Y3
 	VADDPS     Y8, Y3, Y3
 	VADDPS     Y0, Y3, Y3
@@ -8867,27 +8867,27 @@ winoout_next_0_1:
 	VPERM2F128 $0x20, Y3, Y0, Y4
 	VPERM2F128 $0x31, Y3, Y0, Y0
 	CMPQ       SI, $0x00000008
-	JGE        winoout_whole_1_0
+	JGE        winoout_1_0_whole
 	CMPQ       SI, $0x00000000
-	JLE        winoout_next_1_0
+	JLE        winoout_1_0_next
 	VMASKMOVPS Y4, Y1, (CX)
-	JMP        winoout_next_1_0
+	JMP        winoout_1_0_next
 
-winoout_whole_1_0:
+winoout_1_0_whole:
 	VMOVUPS Y4, (CX)
 
-winoout_next_1_0:
+winoout_1_0_next:
 	CMPQ       SI, $0x00000010
-	JGE        winoout_whole_1_1
+	JGE        winoout_1_1_whole
 	CMPQ       SI, $0x00000008
-	JLE        winoout_next_1_1
+	JLE        winoout_1_1_next
 	VMASKMOVPS Y0, Y2, 32(CX)
-	JMP        winoout_next_1_1
+	JMP        winoout_1_1_next
 
-winoout_whole_1_1:
+winoout_1_1_whole:
 	VMOVUPS Y0, 32(CX)
 
-winoout_next_1_1:
+winoout_1_1_next:
 winoout_done:
 	VZEROUPPER
 	RET
@@ -10059,49 +10059,49 @@ wino4out_tail:
 	VUNPCKLPD  Y7, Y6, Y9
 	VUNPCKHPD  Y7, Y6, Y6
 	CMPQ       R8, $0x00000008
-	JGE        wino4out_whole_0_0
+	JGE        wino4out_0_0_whole
 	CMPQ       R8, $0x00000000
-	JLE        wino4out_next_0_0
+	JLE        wino4out_0_0_next
 	VMASKMOVPS Y10, Y2, (AX)
-	JMP        wino4out_next_0_0
+	JMP        wino4out_0_0_next
 
-wino4out_whole_0_0:
+wino4out_0_0_whole:
 	VMOVUPS Y10, (AX)
 
-wino4out_next_0_0:
+wino4out_0_0_next:
 	CMPQ       R8, $0x00000010
-	JGE        wino4out_whole_0_1
+	JGE        wino4out_0_1_whole
 	CMPQ       R8, $0x00000008
-	JLE        wino4out_next_0_1
+	JLE        wino4out_0_1_next
 	VMASKMOVPS Y8, Y3, 32(AX)
-	JMP        wino4out_next_0_1
+	JMP        wino4out_0_1_next
 
-wino4out_whole_0_1:
+wino4out_0_1_whole:
 	VMOVUPS Y8, 32(AX)
 
-wino4out_next_0_1:
+wino4out_0_1_next:
 	CMPQ       R8, $0x00000018
-	JGE        wino4out_whole_0_2
+	JGE        wino4out_0_2_whole
 	CMPQ       R8, $0x00000010
-	JLE        wino4out_next_0_2
+	JLE        wino4out_0_2_next
 	VMASKMOVPS Y9, Y4, 64(AX)
-	JMP        wino4out_next_0_2
+	JMP        wino4out_0_2_next
 
-wino4out_whole_0_2:
+wino4out_0_2_whole:
 	VMOVUPS Y9, 64(AX)
 
-wino4out_next_0_2:
+wino4out_0_2_next:
 	CMPQ       R8, $0x00000020
-	JGE        wino4out_whole_0_3
+	JGE        wino4out_0_3_whole
 	CMPQ       R8, $0x00000018
-	JLE        wino4out_next_0_3
+	JLE        wino4out_0_3_next
 	VMASKMOVPS Y6, Y5, 96(AX)
-	JMP        wino4out_next_0_3
+	JMP        wino4out_0_3_next
 
-wino4out_whole_0_3:
+wino4out_0_3_whole:
 	VMOVUPS Y6, 96(AX)
 
-wino4out_next_0_3:
+wino4out_0_3_next:
 	// Row i of Aᵀ·M, column by column; then A along x, plus the bias.
 	MOVQ        SI, AX
 	VMOVUPS     (AX)(R9*1), Y6
@@ -10179,49 +10179,49 @@ wino4out_next_0_3:
 	VUNPCKLPD  Y7, Y6, Y9
 	VUNPCKHPD  Y7, Y6, Y6
 	CMPQ       R8, $0x00000008
-	JGE        wino4out_whole_1_0
+	JGE        wino4out_1_0_whole
 	CMPQ       R8, $0x00000000
-	JLE        wino4out_next_1_0
+	JLE        wino4out_1_0_next
 	VMASKMOVPS Y10, Y2, (CX)
-	JMP        wino4out_next_1_0
+	JMP        wino4out_1_0_next
 
-wino4out_whole_1_0:
+wino4out_1_0_whole:
 	VMOVUPS Y10, (CX)
 
-wino4out_next_1_0:
+wino4out_1_0_next:
 	CMPQ       R8, $0x00000010
-	JGE        wino4out_whole_1_1
+	JGE        wino4out_1_1_whole
 	CMPQ       R8, $0x00000008
-	JLE        wino4out_next_1_1
+	JLE        wino4out_1_1_next
 	VMASKMOVPS Y8, Y3, 32(CX)
-	JMP        wino4out_next_1_1
+	JMP        wino4out_1_1_next
 
-wino4out_whole_1_1:
+wino4out_1_1_whole:
 	VMOVUPS Y8, 32(CX)
 
-wino4out_next_1_1:
+wino4out_1_1_next:
 	CMPQ       R8, $0x00000018
-	JGE        wino4out_whole_1_2
+	JGE        wino4out_1_2_whole
 	CMPQ       R8, $0x00000010
-	JLE        wino4out_next_1_2
+	JLE        wino4out_1_2_next
 	VMASKMOVPS Y9, Y4, 64(CX)
-	JMP        wino4out_next_1_2
+	JMP        wino4out_1_2_next
 
-wino4out_whole_1_2:
+wino4out_1_2_whole:
 	VMOVUPS Y9, 64(CX)
 
-wino4out_next_1_2:
+wino4out_1_2_next:
 	CMPQ       R8, $0x00000020
-	JGE        wino4out_whole_1_3
+	JGE        wino4out_1_3_whole
 	CMPQ       R8, $0x00000018
-	JLE        wino4out_next_1_3
+	JLE        wino4out_1_3_next
 	VMASKMOVPS Y6, Y5, 96(CX)
-	JMP        wino4out_next_1_3
+	JMP        wino4out_1_3_next
 
-wino4out_whole_1_3:
+wino4out_1_3_whole:
 	VMOVUPS Y6, 96(CX)
 
-wino4out_next_1_3:
+wino4out_1_3_next:
 	// Row i of Aᵀ·M, column by column; then A along x, plus the bias.
 	MOVQ        SI, AX
 	VMOVUPS     (AX)(R9*1), Y6
@@ -10299,49 +10299,49 @@ wino4out_next_1_3:
 	VUNPCKLPD  Y7, Y6, Y9
 	VUNPCKHPD  Y7, Y6, Y6
 	CMPQ       R8, $0x00000008
-	JGE        wino4out_whole_2_0
+	JGE        wino4out_2_0_whole
 	CMPQ       R8, $0x00000000
-	JLE        wino4out_next_2_0
+	JLE        wino4out_2_0_next
 	VMASKMOVPS Y10, Y2, (DX)
-	JMP        wino4out_next_2_0
+	JMP        wino4out_2_0_next
 
-wino4out_whole_2_0:
+wino4out_2_0_whole:
 	VMOVUPS Y10, (DX)
 
-wino4out_next_2_0:
+wino4out_2_0_next:
 	CMPQ       R8, $0x00000010
-	JGE        wino4out_whole_2_1
+	JGE        wino4out_2_1_whole
 	CMPQ       R8, $0x00000008
-	JLE        wino4out_next_2_1
+	JLE        wino4out_2_1_next
 	VMASKMOVPS Y8, Y3, 32(DX)
-	JMP        wino4out_next_2_1
+	JMP        wino4out_2_1_next
 
-wino4out_whole_2_1:
+wino4out_2_1_whole:
 	VMOVUPS Y8, 32(DX)
 
-wino4out_next_2_1:
+wino4out_2_1_next:
 	CMPQ       R8, $0x00000018
-	JGE        wino4out_whole_2_2
+	JGE        wino4out_2_2_whole
 	CMPQ       R8, $0x00000010
-	JLE        wino4out_next_2_2
+	JLE        wino4out_2_2_next
 	VMASKMOVPS Y9, Y4, 64(DX)
-	JMP        wino4out_next_2_2
+	JMP        wino4out_2_2_next
 
-wino4out_whole_2_2:
+wino4out_2_2_whole:
 	VMOVUPS Y9, 64(DX)
 
-wino4out_next_2_2:
+wino4out_2_2_next:
 	CMPQ       R8, $0x00000020
-	JGE        wino4out_whole_2_3
+	JGE        wino4out_2_3_whole
 	CMPQ       R8, $0x00000018
-	JLE        wino4out_next_2_3
+	JLE        wino4out_2_3_next
 	VMASKMOVPS Y6, Y5, 96(DX)
-	JMP        wino4out_next_2_3
+	JMP        wino4out_2_3_next
 
-wino4out_whole_2_3:
+wino4out_2_3_whole:
 	VMOVUPS Y6, 96(DX)
 
-wino4out_next_2_3:
+wino4out_2_3_next:
 	// Row i of Aᵀ·M, column by column; then A along x, plus the bias.
 	MOVQ        SI, AX
 	VMOVUPS     (AX)(R9*1), Y6
@@ -10425,49 +10425,49 @@ wino4out_next_2_3:
 	VUNPCKLPD  Y6, Y1, Y7
 	VUNPCKHPD  Y6, Y1, Y1
 	CMPQ       R8, $0x00000008
-	JGE        wino4out_whole_3_0
+	JGE        wino4out_3_0_whole
 	CMPQ       R8, $0x00000000
-	JLE        wino4out_next_3_0
+	JLE        wino4out_3_0_next
 	VMASKMOVPS Y8, Y2, (BX)
-	JMP        wino4out_next_3_0
+	JMP        wino4out_3_0_next
 
-wino4out_whole_3_0:
+wino4out_3_0_whole:
 	VMOVUPS Y8, (BX)
 
-wino4out_next_3_0:
+wino4out_3_0_next:
 	CMPQ       R8, $0x00000010
-	JGE        wino4out_whole_3_1
+	JGE        wino4out_3_1_whole
 	CMPQ       R8, $0x00000008
-	JLE        wino4out_next_3_1
+	JLE        wino4out_3_1_next
 	VMASKMOVPS Y0, Y3, 32(BX)
-	JMP        wino4out_next_3_1
+	JMP        wino4out_3_1_next
 
-wino4out_whole_3_1:
+wino4out_3_1_whole:
 	VMOVUPS Y0, 32(BX)
 
-wino4out_next_3_1:
+wino4out_3_1_next:
 	CMPQ       R8, $0x00000018
-	JGE        wino4out_whole_3_2
+	JGE        wino4out_3_2_whole
 	CMPQ       R8, $0x00000010
-	JLE        wino4out_next_3_2
+	JLE        wino4out_3_2_next
 	VMASKMOVPS Y7, Y4, 64(BX)
-	JMP        wino4out_next_3_2
+	JMP        wino4out_3_2_next
 
-wino4out_whole_3_2:
+wino4out_3_2_whole:
 	VMOVUPS Y7, 64(BX)
 
-wino4out_next_3_2:
+wino4out_3_2_next:
 	CMPQ       R8, $0x00000020
-	JGE        wino4out_whole_3_3
+	JGE        wino4out_3_3_whole
 	CMPQ       R8, $0x00000018
-	JLE        wino4out_next_3_3
+	JLE        wino4out_3_3_next
 	VMASKMOVPS Y1, Y5, 96(BX)
-	JMP        wino4out_next_3_3
+	JMP        wino4out_3_3_next
 
-wino4out_whole_3_3:
+wino4out_3_3_whole:
 	VMOVUPS Y1, 96(BX)
 
-wino4out_next_3_3:
+wino4out_3_3_next:
 wino4out_done:
 	VZEROUPPER
 	RET

@@ -190,38 +190,9 @@ func generateWinoOutput() {
 	Label("winoout_tail")
 	TESTQ(n, n)
 	JZ(LabelRef("winoout_done"))
-	Comment("The last, partial block: vector k stores min(max(cols - 8k, 0), 8) lanes.")
-	masks := GP64()
-	LEAQ(wino4Const(wino4Mask), masks)
-	var mask [2]reg.VecVirtual
-	for k := range mask {
-		t, lim := GP64(), GP64()
-		MOVQ(n, t)
-		SUBQ(U32(8*k), t)
-		XORQ(lim, lim)
-		CMPQ(t, lim)
-		CMOVQLT(lim, t)
-		MOVQ(U32(8), lim)
-		CMPQ(t, lim)
-		CMOVQGT(lim, t)
-		NEGQ(t) // the mask starts 8 - lanes values into the table
-		mask[k] = YMM()
-		VMOVDQU(Mem{Base: masks, Index: t, Scale: 4, Disp: 32}, mask[k])
-	}
+	mask := tailMasks(n, 2)
 	block(func(i, k int, x reg.VecVirtual) {
-		// A whole vector stored plainly (masked stores are slow on AMD's
-		// cores), a partial one masked, one past the end not at all.
-		at := Mem{Base: out(i), Disp: 32 * k}
-		whole, skip := fmt.Sprintf("winoout_whole_%d_%d", i, k), fmt.Sprintf("winoout_next_%d_%d", i, k)
-		CMPQ(n, U32(8*(k+1)))
-		JGE(LabelRef(whole))
-		CMPQ(n, U32(8*k))
-		JLE(LabelRef(skip))
-		VMASKMOVPS(x, mask[k], at)
-		JMP(LabelRef(skip))
-		Label(whole)
-		VMOVUPS(x, at)
-		Label(skip)
+		storeTail(n, k, mask[k], x, Mem{Base: out(i), Disp: 32 * k}, fmt.Sprintf("winoout_%d_%d", i, k))
 	})
 	Label("winoout_done")
 	VZEROUPPER()

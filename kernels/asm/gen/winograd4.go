@@ -312,10 +312,23 @@ func generateWinoOutput4() {
 	Label("wino4out_tail")
 	TESTQ(n, n)
 	JZ(LabelRef("wino4out_done"))
+	mask := tailMasks(n, 4)
+	block(func(i, k int, x reg.VecVirtual) {
+		storeTail(n, k, mask[k], x, Mem{Base: y[i], Disp: 32 * k}, fmt.Sprintf("wino4out_%d_%d", i, k))
+	})
+	Label("wino4out_done")
+	VZEROUPPER()
+	RET()
+}
+
+// tailMasks loads the store masks of a partial last block of vectors
+// eight floats wide, n (a register) being the columns left: vector k stores
+// min(max(n - 8k, 0), 8) lanes.
+func tailMasks(n reg.Register, vectors int) []reg.VecVirtual {
 	Comment("The last, partial block: vector k stores min(max(cols - 8k, 0), 8) lanes.")
 	masks := GP64()
 	LEAQ(wino4Const(wino4Mask), masks)
-	var mask [4]reg.VecVirtual
+	mask := make([]reg.VecVirtual, vectors)
 	for k := range mask {
 		t, lim := GP64(), GP64()
 		MOVQ(n, t)
@@ -330,22 +343,21 @@ func generateWinoOutput4() {
 		mask[k] = YMM()
 		VMOVDQU(Mem{Base: masks, Index: t, Scale: 4, Disp: 32}, mask[k])
 	}
-	block(func(i, k int, x reg.VecVirtual) {
-		// A whole vector stored plainly (masked stores are slow on AMD's
-		// cores), a partial one masked, one past the end not at all.
-		at := Mem{Base: y[i], Disp: 32 * k}
-		whole, skip := fmt.Sprintf("wino4out_whole_%d_%d", i, k), fmt.Sprintf("wino4out_next_%d_%d", i, k)
-		CMPQ(n, U32(8*(k+1)))
-		JGE(LabelRef(whole))
-		CMPQ(n, U32(8*k))
-		JLE(LabelRef(skip))
-		VMASKMOVPS(x, mask[k], at)
-		JMP(LabelRef(skip))
-		Label(whole)
-		VMOVUPS(x, at)
-		Label(skip)
-	})
-	Label("wino4out_done")
-	VZEROUPPER()
-	RET()
+	return mask
+}
+
+// storeTail stores vector k of a partial last block at at: whole plainly
+// (masked stores are slow on AMD's cores), partial masked, past the end
+// not at all; label names the jump targets.
+func storeTail(n reg.Register, k int, mask, x reg.VecVirtual, at Mem, label string) {
+	whole, skip := label+"_whole", label+"_next"
+	CMPQ(n, U32(8*(k+1)))
+	JGE(LabelRef(whole))
+	CMPQ(n, U32(8*k))
+	JLE(LabelRef(skip))
+	VMASKMOVPS(x, mask, at)
+	JMP(LabelRef(skip))
+	Label(whole)
+	VMOVUPS(x, at)
+	Label(skip)
 }
