@@ -28,6 +28,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 iters=${1:-5}
 anchors=$(cd .. && pwd)/shared/anchors
+# The anchors' Python side, checked first (a fresh machine lacks it, and the
+# script would otherwise stop with a traceback after our own SGEMM rows).
+if ! /usr/bin/python3 -c 'import numpy, torch' 2>/dev/null; then
+	echo "compare_torch.sh: the anchors need NumPy and PyTorch: apt-get install -y python3-torch python3-numpy libopenblas0-pthread" >&2
+	exit 1
+fi
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 bin=$scratch/bench.test
