@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
@@ -174,25 +172,12 @@ func generateWinoOutput() {
 		}
 		return top
 	}
-	CMPQ(n, U32(16))
-	JLT(LabelRef("winoout_tail"))
-	Label("winoout_loop")
-	block(func(i, k int, x reg.VecVirtual) { VMOVUPS(x, Mem{Base: out(i), Disp: 32 * k}) })
-	for i := range 4 {
-		ADDQ(U32(32), mr[i])
-	}
-	ADDQ(U32(64), top)
-	ADDQ(U32(64), bot)
-	SUBQ(U32(16), n)
-	CMPQ(n, U32(16))
-	JGE(LabelRef("winoout_loop"))
-
-	Label("winoout_tail")
-	TESTQ(n, n)
-	JZ(LabelRef("winoout_done"))
-	mask := tailMasks(n, 2)
-	block(func(i, k int, x reg.VecVirtual) {
-		storeTail(n, k, mask[k], x, Mem{Base: out(i), Disp: 32 * k}, fmt.Sprintf("winoout_%d_%d", i, k))
+	blockedRow("winoout", n, 16, 2, block, func(i, k int) Mem { return Mem{Base: out(i), Disp: 32 * k} }, func() {
+		for i := range 4 {
+			ADDQ(U32(32), mr[i])
+		}
+		ADDQ(U32(64), top)
+		ADDQ(U32(64), bot)
 	})
 	Label("winoout_done")
 	VZEROUPPER()

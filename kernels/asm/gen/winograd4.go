@@ -297,28 +297,40 @@ func generateWinoOutput4() {
 			}
 		}
 	}
-	CMPQ(n, U32(32))
-	JLT(LabelRef("wino4out_tail"))
-	Label("wino4out_loop")
-	block(func(i, k int, x reg.VecVirtual) { VMOVUPS(x, Mem{Base: y[i], Disp: 32 * k}) })
-	ADDQ(U32(32), m)
-	for i := range y {
-		ADDQ(U32(128), y[i])
-	}
-	SUBQ(U32(32), n)
-	CMPQ(n, U32(32))
-	JGE(LabelRef("wino4out_loop"))
-
-	Label("wino4out_tail")
-	TESTQ(n, n)
-	JZ(LabelRef("wino4out_done"))
-	mask := tailMasks(n, 4)
-	block(func(i, k int, x reg.VecVirtual) {
-		storeTail(n, k, mask[k], x, Mem{Base: y[i], Disp: 32 * k}, fmt.Sprintf("wino4out_%d_%d", i, k))
+	blockedRow("wino4out", n, 32, 4, block, func(i, k int) Mem { return Mem{Base: y[i], Disp: 32 * k} }, func() {
+		ADDQ(U32(32), m)
+		for i := range y {
+			ADDQ(U32(128), y[i])
+		}
 	})
 	Label("wino4out_done")
 	VZEROUPPER()
 	RET()
+}
+
+// blockedRow emits an output transform's loop over one row: block (which
+// hands each of its vectors k of output row i to a store) while n, the
+// columns left, is at least cols, stored plainly at at(i, k), then advance;
+// then one last block for the 1 … cols−1 columns left, its stores masked
+// (vectors: vectors per output row of a block). It ends at label_done.
+func blockedRow(label string, n reg.Register, cols, vectors int, block func(store func(i, k int, x reg.VecVirtual)),
+	at func(i, k int) Mem, advance func()) {
+	CMPQ(n, U32(cols))
+	JLT(LabelRef(label + "_tail"))
+	Label(label + "_loop")
+	block(func(i, k int, x reg.VecVirtual) { VMOVUPS(x, at(i, k)) })
+	advance()
+	SUBQ(U32(cols), n)
+	CMPQ(n, U32(cols))
+	JGE(LabelRef(label + "_loop"))
+
+	Label(label + "_tail")
+	TESTQ(n, n)
+	JZ(LabelRef(label + "_done"))
+	mask := tailMasks(n, vectors)
+	block(func(i, k int, x reg.VecVirtual) {
+		storeTail(n, k, mask[k], x, at(i, k), fmt.Sprintf("%s_%d_%d", label, i, k))
+	})
 }
 
 // tailMasks loads the store masks of a partial last block of vectors
