@@ -476,6 +476,7 @@ func TestBadInput(t *testing.T) {
 	add("-freeze-text", "train", "-data", data, "-freeze-text", "-out", "run")
 	add("-pretrain-text", "train", "-data", data, "-pretrain-text", "100", "-out", "run")
 	add("-pretrain-text", "train", "-data", "shapes", "-pretrain-text", "-5", "-out", "run")
+	add("-pretrain-text", "train", "-data", data, "-pretrain-text", "100", "-freeze-text=false", "-out", "run")
 	add("-hflip", "train", "-data", "shapes", "-hflip", "-out", "run")
 	add("-size and -dropout", "train", "-data", "shapes", "-size", "8", "-out", "run")
 	add("not-json.json", "train", "-data", "shapes", "-config", f.file(t, "not-json.json", "{sample_size: 8"), "-out", "run")
@@ -484,6 +485,8 @@ func TestBadInput(t *testing.T) {
 	add("checkpoint", "train", "-data", "shapes", "-resume", "-out", f.empty)
 	add("-text-config", "train", "-data", data, "-text-config", f.file(t, "text.json", "{}"), "-out", "run")
 	add("text-not-json.json", "train", "-data", "shapes", "-text-config", f.file(t, "text-not-json.json", "{hidden_size"), "-out", "run")
+	add("_godiffuse_bidirectional", "train", "-data", "shapes", "-text-config", f.file(t, "text-bidi.json",
+		`{"_godiffuse_bidirectional": "yes"}`), "-out", "run")
 	add("hidden_size 128", "train", "-data", "shapes", "-text-config", f.file(t, "text128.json",
 		`{"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 1, "num_attention_heads": 4, "max_position_embeddings": 24}`), "-out", "run")
 

@@ -60,7 +60,7 @@ func checkTextParity(t *testing.T, dev tensor.Device, dir string) {
 // diffuse train -text-config) may panic the parser or the model
 // construction (on the shapes-only device: no memory).
 func FuzzTextConfig(f *testing.F) {
-	for _, file := range []string{"cmd/diffuse/configs/shapes-text.json", "bench/configs/shapes-text-128x4.json"} {
+	for _, file := range []string{"cmd/diffuse/configs/shapes-text.json", "bench/configs/shapes-text-128x4.json", "bench/configs/shapes-text-bidirectional.json"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", file))
 		if err != nil {
 			f.Fatal(err)
