@@ -21,7 +21,8 @@ import (
 //
 //	emb = linear_2(silu(linear_1(t_proj(t)))) (+ class_embedding(labels))
 //	      (+ add_embedding(text states): addition_embed_type "text")
-//	h = conv_in(x); skips = [h]
+//	h = conv_in(x) (conv_in(cat(x, x and y coordinates)) with
+//	    _godiffuse_coordinates); skips = [h]
 //	down blocks: resnet (+ Transformer2D over the text states) per layer,
 //	             each output pushed; a stride-2 conv except in the last
 //	mid: resnet → Transformer2D → resnet
@@ -102,7 +103,7 @@ func newCondition(dev tensor.Device, c ConditionConfig, r *rand.Rand) (*Conditio
 	}
 	kin, kout := c.ConvInKernel, c.ConvOutKernel
 	m := &Condition{Config: c, Device: dev,
-		ConvIn: nn.NewConv2d(dev, r, c.InChannels, ch[0], kin, 1, tensor.PadAll((kin-1)/2)),
+		ConvIn: nn.NewConv2d(dev, r, c.InChannels+c.coordinateChannels(), ch[0], kin, 1, tensor.PadAll((kin-1)/2)),
 		TimeEmbedding: &nn.TimestepEmbedding{Linear1: nn.NewLinear(dev, r, ch[0], temb, true),
 			Linear2: nn.NewLinear(dev, r, temb, temb, true)}}
 	if c.NumClassEmbeds != nil {
@@ -288,6 +289,9 @@ func (m *Condition) forward(x *tensor.Tensor, timesteps []float32, ctx *tensor.T
 	if m.AddEmbedding != nil {
 		emb = tensor.Add(emb, m.AddEmbedding.Forward(ctx))
 	}
+	if c.Coordinates {
+		x = tensor.Concat(1, x, coordinates(dev, B, x.Dim(2), x.Dim(3)))
+	}
 	h := m.ConvIn.Forward(x)
 	put := func(name string, t *tensor.Tensor) {
 		if trace != nil {
@@ -400,4 +404,36 @@ func LoadCondition(dev tensor.Device, dir string, storage nn.Storage) (*Conditio
 		return nil, err
 	}
 	return m, nil
+}
+
+// coordinateChannels is the number of channels conv_in takes beyond the
+// sample's.
+func (c ConditionConfig) coordinateChannels() int {
+	if c.Coordinates {
+		return 2
+	}
+	return 0
+}
+
+// coordinates is (B, 2, H, W): every pixel's x, then its y, evenly from −1
+// at the first pixel's centre to 1 at the last (0 for a side of one).
+func coordinates(dev tensor.Device, B, H, W int) *tensor.Tensor {
+	at := func(i, n int) float32 {
+		if n == 1 {
+			return 0
+		}
+		return 2*float32(i)/float32(n-1) - 1
+	}
+	one := make([]float32, 2*H*W)
+	for y := range H {
+		for x := range W {
+			one[y*W+x] = at(x, W)
+			one[H*W+y*W+x] = at(y, H)
+		}
+	}
+	all := make([]float32, 0, B*len(one))
+	for range B {
+		all = append(all, one...)
+	}
+	return tensor.FromFloat32(dev, all, B, 2, H, W)
 }

@@ -2,8 +2,10 @@ package unet
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
@@ -131,5 +133,67 @@ func TestConditionReleasedIntermediates(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCoordinates: with _godiffuse_coordinates conv_in reads two more
+// channels, the pixel's x and y from −1 to 1, which the model appends to
+// the sample itself; the key survives a save and a wrong value is an error.
+func TestCoordinates(t *testing.T) {
+	dev := kernels.CPU()
+	c, err := LoadConditionConfig(filepath.Join("..", "..", "bench", "configs", "shapes-unet-coord.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Coordinates || c.InChannels != 3 {
+		t.Fatalf("config: coordinates %v, in_channels %d", c.Coordinates, c.InChannels)
+	}
+	if back, err := ParseConditionConfig("saved", c.Marshal()); err != nil || !back.Coordinates {
+		t.Fatalf("saved and read again: coordinates %v, %v", back.Coordinates, err)
+	}
+	if _, err := ParseConditionConfig("bad.json", []byte(`{"_godiffuse_coordinates": "yes"}`)); err == nil ||
+		!strings.Contains(err.Error(), "bad.json") || !strings.Contains(err.Error(), "_godiffuse_coordinates") {
+		t.Fatalf("a string for the flag: %v", err)
+	}
+	m, err := NewCondition(dev, c, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.NoGrad()()
+	C0 := c.BlockOutChannels[0]
+	if got := m.ConvIn.Weight.Shape(); !slices.Equal(got, []int{C0, 5, 3, 3}) {
+		t.Fatalf("conv_in weight %v, want [%d 5 3 3]", got, C0)
+	}
+	const B, H, W = 2, 6, 5
+	x := tensor.FromFloat32(dev, make([]float32, B*3*H*W), B, 3, H, W) // zeros: only the coordinates reach conv_in's output
+	ctx := tensor.FromFloat32(dev, make([]float32, B*4*c.CrossAttentionDim.At(0)), B, 4, c.CrossAttentionDim.At(0))
+	trace := Trace{}
+	if _, err := m.Forward(x, []float32{10}, ctx, nil, trace); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := trace["conv_in"].Float32s()
+	w, _ := m.ConvIn.Weight.Float32s()
+	bias, _ := m.ConvIn.Bias.Float32s()
+	coord := func(i, n int) float64 { return 2*float64(i)/float64(n-1) - 1 }
+	for o := range C0 {
+		for y := range H {
+			for xx := range W {
+				want := float64(bias[o])
+				for ky := range 3 {
+					for kx := range 3 {
+						sy, sx := y+ky-1, xx+kx-1
+						if sy < 0 || sy >= H || sx < 0 || sx >= W {
+							continue
+						}
+						want += float64(w[((o*5+3)*3+ky)*3+kx])*coord(sx, W) + float64(w[((o*5+4)*3+ky)*3+kx])*coord(sy, H)
+					}
+				}
+				for b := range B {
+					if g := got[((b*C0+o)*H+y)*W+xx]; math.Abs(float64(g)-want) > 1e-5 {
+						t.Fatalf("conv_in[%d, %d, %d, %d] = %g, want %g", b, o, y, xx, g, want)
+					}
+				}
+			}
+		}
 	}
 }

@@ -45,6 +45,15 @@ type ConditionConfig struct {
 	ConvInKernel              int             `json:"conv_in_kernel"`
 	ConvOutKernel             int             `json:"conv_out_kernel"`
 
+	// Coordinates (a godiffuse key; diffusers does not know it) gives conv_in
+	// two more input channels, the pixel's x and y from −1 to 1, which the
+	// model appends to every sample itself: in_channels stays the sample's.
+	// A convolution alone locates a pixel only through the zero padding at
+	// the borders (Liu et al., 2018, "CoordConv"); captions that say where
+	// things go ("a red circle to the left of a blue square") need it
+	// (bench/configs/shapes-unet-coord.json).
+	Coordinates bool `json:"_godiffuse_coordinates,omitempty"`
+
 	// Ignored lists the keys of the file this package does not know (diffusers
 	// warns about them); they are not used.
 	Ignored []string `json:"-"`
@@ -136,6 +145,12 @@ func ParseConditionConfig(name string, data []byte) (ConditionConfig, error) {
 		known[k] = true
 	}
 	for k, v := range raw {
+		if k == "_godiffuse_coordinates" {
+			if err := json.Unmarshal(v, &c.Coordinates); err != nil {
+				return c, fmt.Errorf("%s: field %s: want true or false, have %s", name, k, bytes.TrimSpace(v))
+			}
+			continue
+		}
 		if strings.HasPrefix(k, "_") {
 			continue
 		}
