@@ -101,7 +101,9 @@ var numberWords = map[int]string{2: "two", 3: "three"}
 
 // Contrast returns a caption that differs from q in what its kind is about
 // (a hard negative for contrastive training): position, the opposite
-// relation; two objects, their colours swapped (the attribute binding), or
+// relation half of the time, else one of the other axis (an encoder
+// trained against mirrored negatives alone told left from right but not
+// left from above: bench/RESULTS.md, 2026-12-04/05); two objects, their colours swapped (the attribute binding), or
 // one colour changed where they share it; counting, the other count;
 // single, another colour or shape. false when the result would hold a
 // held-out combination (IsHeldOutShape): draw again or skip.
@@ -116,8 +118,15 @@ func (q ShapeQuery) Contrast(rng *rand.Rand) (ShapeQuery, bool) {
 	}
 	switch q.Kind {
 	case "position":
-		c.Relation = map[string]string{"to the left of": "to the right of", "to the right of": "to the left of",
+		opposite := map[string]string{"to the left of": "to the right of", "to the right of": "to the left of",
 			"above": "below", "below": "above"}[q.Relation]
+		c.Relation = opposite
+		if rng.IntN(2) == 0 {
+			c.Relation = other(ShapeRelations, q.Relation)
+			for c.Relation == opposite {
+				c.Relation = other(ShapeRelations, q.Relation)
+			}
+		}
 	case "two":
 		if a, b := c.Objects[0], c.Objects[1]; a.Colour != b.Colour && a.Shape != b.Shape {
 			c.Objects[0].Colour, c.Objects[1].Colour = b.Colour, a.Colour

@@ -128,6 +128,13 @@ func FuzzParseShapeMix(f *testing.F) {
 // for it fits it.
 func TestShapeContrast(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
+	mirrored, crossed := 0, 0
+	defer func() {
+		// Position's negative: the opposite relation half of the time, else the other axis.
+		if mirrored < 20 || crossed < 20 {
+			t.Errorf("position negatives: %d mirrored, %d on the other axis; want both", mirrored, crossed)
+		}
+	}()
 	for i := range 400 {
 		sc := NewShapeScene(7, i, ShapesTrain)
 		q, err := ParseShapeCaption(sc.Caption)
@@ -149,8 +156,16 @@ func TestShapeContrast(t *testing.T) {
 				t.Fatalf("%q → %q holds a held-out object", sc.Caption, c.Caption())
 			}
 		}
-		if q.Kind == "position" && c.Relation == q.Relation {
-			t.Fatalf("%q → %q: same relation", sc.Caption, c.Caption())
+		if q.Kind == "position" {
+			if c.Relation == q.Relation {
+				t.Fatalf("%q → %q: same relation", sc.Caption, c.Caption())
+			}
+			axis := func(rel string) bool { return rel == "above" || rel == "below" }
+			if axis(c.Relation) == axis(q.Relation) {
+				mirrored++
+			} else {
+				crossed++
+			}
 		}
 		if got := SceneFor(c, rng); got.Caption != c.Caption() {
 			t.Fatalf("scene for %q has caption %q", c.Caption(), got.Caption)
