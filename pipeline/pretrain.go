@@ -38,10 +38,19 @@ type PretrainInfo struct {
 	Accuracy float32 // captions whose own picture scores highest in the batch
 	HardWins float32 // captions that score their picture above their hard negative's
 	// HardWinsByKind is HardWins per caption kind of the pair's scene
-	// (single, two, counting, position), for the kinds in this batch.
+	// (single, two, counting, position), for the kinds in this batch; the
+	// position pairs also under PositionMirrored or PositionOtherAxis, by
+	// their negative's relation.
 	HardWinsByKind map[string]float32
 	Duration       time.Duration
 }
+
+// The keys of HardWinsByKind that split the position pairs by their
+// negative: the opposite relation, or one of the other axis.
+const (
+	PositionMirrored  = "position, mirrored"
+	PositionOtherAxis = "position, other axis"
+)
 
 // pretrainScale is the logits' scale (CLIP learns it from 1/0.07).
 const pretrainScale = 1 / 0.07
@@ -136,7 +145,7 @@ func (tr *Trainer) PretrainText(steps, pairs int, lr float64, progress func(Pret
 		start := time.Now()
 		x := make([]float32, B*n)
 		captions := make([]string, B)
-		kinds := make([]string, pairs)
+		kinds, negKinds := make([]string, pairs), make([]string, pairs)
 		for p := range pairs {
 			sc := src.Scene(rng.IntN(tr.Data.Len()))
 			kinds[p] = sc.Kind
@@ -152,6 +161,7 @@ func (tr *Trainer) PretrainText(steps, pairs int, lr float64, progress func(Pret
 			if neg.Caption == sc.Caption { // no negative to be had: another scene
 				neg = src.Scene(rng.IntN(tr.Data.Len()))
 			}
+			negKinds[p] = positionNegative(sc.Caption, neg.Caption)
 			for k, s := range []data.ShapeScene{sc, neg} {
 				i := 2*p + k
 				captions[i] = s.Caption
@@ -216,10 +226,17 @@ func (tr *Trainer) PretrainText(steps, pairs int, lr float64, progress func(Pret
 			if best == i {
 				right++
 			}
-			kindAll[kinds[i/2]]++
-			if row[i] > row[i^1] { // the pair's other member
+			won := row[i] > row[i^1] // over the pair's other member
+			if won {
 				wins++
-				kindWins[kinds[i/2]]++
+			}
+			for _, k := range []string{kinds[i/2], negKinds[i/2]} {
+				if k != "" {
+					kindAll[k]++
+					if won {
+						kindWins[k]++
+					}
+				}
 			}
 		}
 		info.Accuracy, info.HardWins = float32(right)/float32(B), float32(wins)/float32(B)
@@ -235,4 +252,19 @@ func (tr *Trainer) PretrainText(steps, pairs int, lr float64, progress func(Pret
 	// The checkpoint saves the EMA encoder, and the U-Net trains against the
 	// live one: both are now the pre-trained weights.
 	return tensor.Catch(func() { ddpm.UpdateEMA(tr.TextEMA.Params(), tr.Text.Params(), 0) })
+}
+
+// positionNegative is PositionMirrored or PositionOtherAxis when both
+// captions are position captions (by their relations), else "".
+func positionNegative(caption, negative string) string {
+	q, err1 := data.ParseShapeCaption(caption)
+	n, err2 := data.ParseShapeCaption(negative)
+	if err1 != nil || err2 != nil || q.Kind != "position" || n.Kind != "position" {
+		return ""
+	}
+	vertical := func(rel string) bool { return rel == "above" || rel == "below" }
+	if vertical(q.Relation) == vertical(n.Relation) {
+		return PositionMirrored
+	}
+	return PositionOtherAxis
 }

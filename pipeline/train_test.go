@@ -235,3 +235,20 @@ func TestPretrainText(t *testing.T) {
 		t.Fatal("the U-Net's step left an encoder that trains on unchanged")
 	}
 }
+
+// TestPositionNegative: the pre-training splits position pairs by their
+// negative's relation.
+func TestPositionNegative(t *testing.T) {
+	for _, c := range []struct{ caption, negative, want string }{
+		{"a red circle to the left of a blue square", "a red circle to the right of a blue square", PositionMirrored},
+		{"a red circle above a blue square", "a red circle below a blue square", PositionMirrored},
+		{"a red circle to the left of a blue square", "a red circle below a blue square", PositionOtherAxis},
+		{"a red circle above a blue square", "a red circle to the right of a blue square", PositionOtherAxis},
+		{"a red circle", "a blue circle", ""},
+		{"a red circle to the left of a blue square", "two red circles", ""},
+	} {
+		if got := positionNegative(c.caption, c.negative); got != c.want {
+			t.Errorf("%q against %q: %q, want %q", c.caption, c.negative, got, c.want)
+		}
+	}
+}

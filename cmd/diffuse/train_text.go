@@ -7,6 +7,7 @@ import (
 	"image/draw"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -229,7 +230,7 @@ func pretrainText(tr *pipeline.Trainer, steps int) error {
 		}
 		if info.Step%500 == 0 || info.Step == steps {
 			var parts []string
-			for _, kind := range data.ShapeKinds {
+			for _, kind := range append(slices.Clone(data.ShapeKinds), pipeline.PositionMirrored, pipeline.PositionOtherAxis) {
 				if n := kindSteps[kind]; n > 0 {
 					parts = append(parts, fmt.Sprintf("%s %.1f %%", kind, 100*byKind[kind]/float64(n)))
 				}
