@@ -99,12 +99,26 @@ func (q ShapeQuery) Caption() string {
 
 var numberWords = map[int]string{2: "two", 3: "three"}
 
+// OppositeRelation is the relation that swaps the objects' sides ("to the
+// left of" ↔ "to the right of", "above" ↔ "below"); "" for anything else.
+func OppositeRelation(rel string) string {
+	return map[string]string{"to the left of": "to the right of", "to the right of": "to the left of",
+		"above": "below", "below": "above"}[rel]
+}
+
+// SameAxis says whether two of ShapeRelations place the objects along the
+// same axis (both horizontal or both vertical).
+func SameAxis(a, b string) bool {
+	vertical := func(rel string) bool { return rel == "above" || rel == "below" }
+	return vertical(a) == vertical(b)
+}
+
 // Contrast returns a caption that differs from q in what its kind is about
 // (a hard negative for contrastive training): position, the opposite
 // relation half of the time, else one of the other axis (an encoder
 // trained against mirrored negatives alone told left from right but not
-// left from above: bench/RESULTS.md, 2026-12-04/05); two objects, their colours swapped (the attribute binding), or
-// one colour changed where they share it; counting, the other count;
+// left from above: bench/RESULTS.md, 2026-12-04/05); two objects, their
+// colours swapped (the attribute binding), or one colour changed where they share it; counting, the other count;
 // single, another colour or shape. false when the result would hold a
 // held-out combination (IsHeldOutShape): draw again or skip.
 func (q ShapeQuery) Contrast(rng *rand.Rand) (ShapeQuery, bool) {
@@ -118,12 +132,10 @@ func (q ShapeQuery) Contrast(rng *rand.Rand) (ShapeQuery, bool) {
 	}
 	switch q.Kind {
 	case "position":
-		opposite := map[string]string{"to the left of": "to the right of", "to the right of": "to the left of",
-			"above": "below", "below": "above"}[q.Relation]
-		c.Relation = opposite
+		c.Relation = OppositeRelation(q.Relation)
 		if rng.IntN(2) == 0 {
 			c.Relation = other(ShapeRelations, q.Relation)
-			for c.Relation == opposite {
+			for SameAxis(c.Relation, q.Relation) {
 				c.Relation = other(ShapeRelations, q.Relation)
 			}
 		}

@@ -154,6 +154,7 @@ func (tr *Trainer) PretrainText(steps, pairs int, lr float64, progress func(Pret
 				for range 8 {
 					if cq, ok := q.Contrast(rng); ok {
 						neg = data.SceneFor(cq, rng)
+						negKinds[p] = positionNegative(q, cq)
 						break
 					}
 				}
@@ -161,7 +162,6 @@ func (tr *Trainer) PretrainText(steps, pairs int, lr float64, progress func(Pret
 			if neg.Caption == sc.Caption { // no negative to be had: another scene
 				neg = src.Scene(rng.IntN(tr.Data.Len()))
 			}
-			negKinds[p] = positionNegative(sc.Caption, neg.Caption)
 			for k, s := range []data.ShapeScene{sc, neg} {
 				i := 2*p + k
 				captions[i] = s.Caption
@@ -254,16 +254,13 @@ func (tr *Trainer) PretrainText(steps, pairs int, lr float64, progress func(Pret
 	return tensor.Catch(func() { ddpm.UpdateEMA(tr.TextEMA.Params(), tr.Text.Params(), 0) })
 }
 
-// positionNegative is PositionMirrored or PositionOtherAxis when both
-// captions are position captions (by their relations), else "".
-func positionNegative(caption, negative string) string {
-	q, err1 := data.ParseShapeCaption(caption)
-	n, err2 := data.ParseShapeCaption(negative)
-	if err1 != nil || err2 != nil || q.Kind != "position" || n.Kind != "position" {
+// positionNegative is PositionMirrored or PositionOtherAxis for a position
+// caption q and its negative, else "".
+func positionNegative(q, negative data.ShapeQuery) string {
+	switch {
+	case q.Kind != "position" || negative.Kind != "position":
 		return ""
-	}
-	vertical := func(rel string) bool { return rel == "above" || rel == "below" }
-	if vertical(q.Relation) == vertical(n.Relation) {
+	case data.SameAxis(q.Relation, negative.Relation):
 		return PositionMirrored
 	}
 	return PositionOtherAxis

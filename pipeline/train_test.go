@@ -247,7 +247,12 @@ func TestPositionNegative(t *testing.T) {
 		{"a red circle", "a blue circle", ""},
 		{"a red circle to the left of a blue square", "two red circles", ""},
 	} {
-		if got := positionNegative(c.caption, c.negative); got != c.want {
+		q, err1 := data.ParseShapeCaption(c.caption)
+		n, err2 := data.ParseShapeCaption(c.negative)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if got := positionNegative(q, n); got != c.want {
 			t.Errorf("%q against %q: %q, want %q", c.caption, c.negative, got, c.want)
 		}
 	}

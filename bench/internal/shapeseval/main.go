@@ -192,7 +192,7 @@ func drawnRelation(j eval.ShapeJudgement, caption string) string {
 		rel = "above"
 	}
 	kind := "crossed"
-	if map[string]string{"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}[q.Relation] == rel {
+	if data.OppositeRelation(q.Relation) == rel {
 		kind = "mirrored"
 	}
 	return kind

@@ -56,7 +56,6 @@ func main() {
 		}
 		return ab / math.Sqrt(aa*bb)
 	}
-	inverse := map[string]string{"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}
 	// lead is the number of leading token states of "A rel B" that encode
 	// "a <colour> <shape>" with the start token.
 	lead := func(a data.ShapeSpec) int {
@@ -89,9 +88,9 @@ func main() {
 				return data.ShapeQuery{Kind: "position", Relation: r, Objects: []data.ShapeSpec{x, y}}.Caption()
 			}
 			base, baseAll := enc(cap(a, rel, b))
-			same, sameAll := enc(cap(b, inverse[rel], a))                    // the same picture
+			same, sameAll := enc(cap(b, data.OppositeRelation(rel), a))      // the same picture
 			swap, swapAll := enc(cap(b, rel, a))                             // the mirrored picture
-			other, otherAll := enc(cap(a, inverse[rel], b))                  // the mirrored picture, objects in place
+			other, otherAll := enc(cap(a, data.OppositeRelation(rel), b))    // the mirrored picture, objects in place
 			cross, crossAll := enc(cap(a, crossAxis[rel], b))                // the other axis
 			objects, objectsAll := enc(cap(b, rel, objs[(i*5+1)%len(objs)])) // other objects, same relation
 			first := lead(a) * width
