@@ -480,6 +480,8 @@ func TestBadInput(t *testing.T) {
 	add("-hflip", "train", "-data", "shapes", "-hflip", "-out", "run")
 	add("-size and -dropout", "train", "-data", "shapes", "-size", "8", "-out", "run")
 	add("not-json.json", "train", "-data", "shapes", "-config", f.file(t, "not-json.json", "{sample_size: 8"), "-out", "run")
+	add("_godiffuse_coordinates", "train", "-data", "shapes", "-config", f.file(t, "unet-coord.json",
+		`{"_godiffuse_coordinates": "yes"}`), "-out", "run")
 	add("in/out_channels", "train", "-data", "shapes", "-config", f.file(t, "grey-cond.json",
 		`{"sample_size": 32, "in_channels": 1, "out_channels": 1, "cross_attention_dim": 64}`), "-out", "run")
 	add("checkpoint", "train", "-data", "shapes", "-resume", "-out", f.empty)

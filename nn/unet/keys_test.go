@@ -42,6 +42,12 @@ func FuzzConditionConfig(f *testing.F) {
 	f.Add([]byte(`{"block_out_channels": [8388608], "down_block_types": ["DownBlock2D"], "up_block_types": ["UpBlock2D"]}`))
 	f.Add([]byte(`{"attention_head_dim": [0, 1, 2, 3], "layers_per_block": [1]}`))
 	f.Add([]byte(`{"dual_cross_attention": true}`))
+	if b, err := os.ReadFile(filepath.Join("..", "..", "bench", "configs", "shapes-unet-coord.json")); err == nil {
+		f.Add(b) // _godiffuse_coordinates
+	} else {
+		f.Fatal(err)
+	}
+	f.Add([]byte(`{"_godiffuse_coordinates": 1, "in_channels": 3}`))
 	f.Add([]byte(`{"addition_embed_type": "text", "addition_embed_type_num_heads": 0, "cross_attention_dim": [8, 16]}`))
 	f.Add([]byte(`{"addition_embed_type": "text_image", "cross_attention_dim": 12, "addition_embed_type_num_heads": 5}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
