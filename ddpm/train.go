@@ -55,6 +55,11 @@ type TrainConfig struct {
 	// shapes data); 0 for none. With FreezeText it then stays as
 	// pre-trained, without it it trains on with the U-Net.
 	PretrainText int `json:"pretrain_text,omitempty"`
+	// GroundText weighs an auxiliary loss of a text-to-image run on the
+	// shapes data (pipeline.Trainer): a linear head reads each object's
+	// place in the picture from the text encoder's states of that
+	// object's words, in position captions; 0 for none.
+	GroundText float64 `json:"ground_text,omitempty"`
 }
 
 // DefaultTrainConfig is a reasonable small-model setting.
@@ -94,6 +99,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("timesteps: want 2 … %d, have %d", MaxTimesteps, c.T)
 	case c.PretrainText < 0 || c.PretrainText > MaxTrainSteps:
 		return fmt.Errorf("pretrain_text: want 0 … %d steps, have %d", MaxTrainSteps, c.PretrainText)
+	case !(c.GroundText >= 0 && c.GroundText <= 100):
+		return fmt.Errorf("ground-text: want a weight 0 … 100 (0: off), have %g", c.GroundText)
 	case c.SNRShift != 0 && !(c.SNRShift >= MinSNRShift && c.SNRShift <= MaxSNRShift):
 		return fmt.Errorf("snr-shift: want 0 (none) or %g … %g, have %g", MinSNRShift, MaxSNRShift, c.SNRShift)
 	}

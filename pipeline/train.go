@@ -52,10 +52,14 @@ type Trainer struct {
 	Schedule      *ddpm.Schedule
 	Objective     ddpm.Objective
 	Data          data.Captioned
-	Step          int
-	Losses        []float32
-	pcg           *rand.PCG
-	rng           *rand.Rand
+	// Ground is the head of the grounding loss (GroundText; nil without).
+	Ground *nn.Linear
+	// GroundLoss is the last step's grounding loss (0 when it had none).
+	GroundLoss float32
+	Step       int
+	Losses     []float32
+	pcg        *rand.PCG
+	rng        *rand.Rand
 }
 
 // NewTrainer builds the models from their configs (the text encoder's
@@ -101,18 +105,35 @@ func NewTrainer(dev tensor.Device, uc unet.ConditionConfig, tcfg clip.TextConfig
 	}
 	tr := &Trainer{Config: tc, UNet: m, EMA: ema, Text: text, TextEMA: textEMA, Tokenizer: tok, Schedule: s, Objective: obj,
 		Data: ds, pcg: pcg, rng: rand.New(pcg)}
+	if tc.GroundText > 0 {
+		if _, ok := ds.(sceneSource); !ok || tc.FreezeText {
+			return nil, fmt.Errorf("ground_text %g: the grounding loss needs the shapes data (its scenes say where each object is) and a text encoder that trains", tc.GroundText)
+		}
+		tr.Ground = newGroundHead(dev, tcfg.HiddenSize, tc.Seed)
+	}
 	tr.Opt = nn.NewAdamW(tr.params(), nn.AdamConfig{LR: tc.LR, WeightDecay: tc.WeightDecay})
 	return tr, nil
 }
 
-// params are the trained parameters: the U-Net's, then the text encoder's
-// (unless it is frozen: then it stays as initialized, and so does its EMA
-// copy, made from the same seed).
-func (tr *Trainer) params() []nn.Param {
+// models are the parameters the EMA copies follow: the U-Net's, then the
+// text encoder's (unless it is frozen: then it stays as initialized, and
+// so does its EMA copy, made from the same seed).
+func (tr *Trainer) models() []nn.Param {
 	if tr.Config.FreezeText {
 		return tr.UNet.Params()
 	}
 	return append(tr.UNet.Params(), tr.Text.Params()...)
+}
+
+// params are the trained parameters: the models', then the grounding
+// head's, if any.
+func (tr *Trainer) params() []nn.Param {
+	if tr.Ground == nil {
+		return tr.models()
+	}
+	var head nn.ParamList
+	tr.Ground.Collect("ground_head", &head)
+	return append(tr.models(), head...)
 }
 
 func (tr *Trainer) emaParams() []nn.Param {
@@ -132,9 +153,11 @@ func (tr *Trainer) TrainStep() (ddpm.StepInfo, error) {
 	// The draws, in a fixed order (an exact resume draws the same).
 	x0 := make([]float32, B*n)
 	captions := make([]string, B)
+	picked := make([]int, B)
 	ts := make([]int, B)
 	for b := range B {
 		i := tr.rng.IntN(tr.Data.Len())
+		picked[b] = i
 		tr.Data.Image(i, x0[b*n:(b+1)*n])
 		captions[b] = tr.Data.Caption(i)
 		if tr.rng.Float64() < tc.CondDrop {
@@ -189,6 +212,28 @@ func (tr *Trainer) TrainStep() (ddpm.StepInfo, error) {
 	if math.IsNaN(float64(info.Loss)) || math.IsInf(float64(info.Loss), 0) {
 		return info, fmt.Errorf("step %d: %w (%g); the weights were not updated", tr.Step+1, ddpm.ErrNonFinite, info.Loss)
 	}
+	tr.GroundLoss = 0
+	if tr.Ground != nil {
+		scenes := make([]data.ShapeScene, B)
+		for b, i := range picked {
+			scenes[b] = tr.Data.(sceneSource).Scene(i)
+		}
+		ground, err := tr.groundLoss(text.LastHidden, captions, scenes)
+		if err != nil {
+			return info, err
+		}
+		if ground != nil {
+			if tr.GroundLoss, err = ground.Item(); err != nil {
+				return info, err
+			}
+			if g := float64(tr.GroundLoss); math.IsNaN(g) || math.IsInf(g, 0) {
+				return info, fmt.Errorf("step %d: grounding loss: %w (%g); the weights were not updated", tr.Step+1, ddpm.ErrNonFinite, g)
+			}
+			if err := tensor.Catch(func() { loss = tensor.Add(loss, ground) }); err != nil {
+				return info, err
+			}
+		}
+	}
 	tr.Opt.ZeroGrad()
 	if err := tensor.Catch(loss.BackwardRelease); err != nil {
 		return info, err
@@ -203,7 +248,7 @@ func (tr *Trainer) TrainStep() (ddpm.StepInfo, error) {
 	}
 	tr.Opt.ZeroGrad()
 	d := ddpm.EMADecayAt(tc.EMADecay, tr.Step)
-	if err := tensor.Catch(func() { ddpm.UpdateEMA(tr.emaParams(), tr.params(), d) }); err != nil {
+	if err := tensor.Catch(func() { ddpm.UpdateEMA(tr.emaParams(), tr.models(), d) }); err != nil {
 		return info, err
 	}
 	tr.Step++

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -255,5 +256,100 @@ func TestPositionNegative(t *testing.T) {
 		if got := positionNegative(q, n); got != c.want {
 			t.Errorf("%q against %q: %q, want %q", c.caption, c.negative, got, c.want)
 		}
+	}
+}
+
+// TestGroundText: the grounding loss's targets sit on the tokens of each
+// object's phrase and hold that object's centre; a run with it resumes
+// exactly (the head is in the training state) and its pipeline folder has
+// no trace of the head.
+func TestGroundText(t *testing.T) {
+	tr := newTestTrainer(t, 5, func(tc *ddpm.TrainConfig) { tc.GroundText, tc.Batch = 0.5, 8 })
+	q := data.ShapeQuery{Kind: "position", Relation: "to the left of",
+		Objects: []data.ShapeSpec{{Shape: "circle", Colour: "red", Size: "small"}, {Shape: "square", Colour: "blue"}}}
+	sc := data.SceneFor(q, rand.New(rand.NewPCG(1, 2)))
+	ids, _ := tr.Tokenizer.Tokenize(sc.Caption)
+	spans, ok := tr.objectSpans(sc.Caption)
+	if !ok {
+		t.Fatalf("no spans in %q", sc.Caption)
+	}
+	for k, phrase := range []string{"a small red circle", "a blue square"} {
+		var got []int
+		for _, id := range ids[spans[k][0]:spans[k][1]] {
+			got = append(got, int(id))
+		}
+		if want := tr.Tokenizer.Encode(phrase); !slices.Equal(got, want) {
+			t.Errorf("object %d: tokens %v, want those of %q, %v", k, got, phrase, want)
+		}
+	}
+	L := len(ids)
+	single := data.SceneFor(data.ShapeQuery{Kind: "single", Objects: []data.ShapeSpec{{Shape: "circle", Colour: "red"}}}, rand.New(rand.NewPCG(3, 4)))
+	target, mask, n := tr.groundTargets([]string{sc.Caption, "", single.Caption}, []data.ShapeScene{sc, sc, single}, L)
+	if want := (spans[0][1] - spans[0][0]) + (spans[1][1] - spans[1][0]); n != want {
+		t.Errorf("%d masked tokens, want %d (only the position caption's object words)", n, want)
+	}
+	for k, span := range spans {
+		o := sc.Objects[k]
+		for tok := span[0]; tok < span[1]; tok++ {
+			i := tok * 2
+			if mask[i] != 1 || target[i] != float32(o.X/16-1) || target[i+1] != float32(o.Y/16-1) {
+				t.Errorf("token %d: mask %g target (%g, %g), want 1 and object %d's centre (%g, %g)", tok, mask[i], target[i], target[i+1], k, o.X/16-1, o.Y/16-1)
+			}
+		}
+	}
+	if slices.ContainsFunc(mask[L*2:], func(v float32) bool { return v != 0 }) {
+		t.Error("a dropped or single-object caption has grounding targets")
+	}
+
+	run := func(tr *Trainer, to int) (grounded bool) {
+		for tr.Step < to {
+			if _, err := tr.TrainStep(); err != nil {
+				t.Fatal(err)
+			}
+			grounded = grounded || tr.GroundLoss > 0
+		}
+		return grounded
+	}
+	dir := t.TempDir()
+	if !run(tr, 5) {
+		t.Error("five steps of eight captions and not one grounding loss")
+	}
+	if err := tr.Save(filepath.Join(dir, "straight")); err != nil {
+		t.Fatal(err)
+	}
+	first := newTestTrainer(t, 5, func(tc *ddpm.TrainConfig) { tc.GroundText, tc.Batch = 0.5, 8 })
+	run(first, 3)
+	if err := first.Save(filepath.Join(dir, "resumed")); err != nil {
+		t.Fatal(err)
+	}
+	resumed, err := Resume(first.UNet.Device, filepath.Join(dir, "resumed"), first.Data, ddpm.ResumeChanges{Steps: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resumed.Ground == nil {
+		t.Fatal("the resumed run lost its grounding head")
+	}
+	run(resumed, 5)
+	if err := resumed.Save(filepath.Join(dir, "resumed")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors", ddpm.StateFile} {
+		a, _ := os.ReadFile(filepath.Join(dir, "straight", f))
+		b, _ := os.ReadFile(filepath.Join(dir, "resumed", f))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("%s differs between the straight and the resumed run", f)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "resumed", "text_encoder", "model.safetensors")); bytes.Contains(b, []byte("ground")) {
+		t.Error("the text encoder's weights hold the grounding head")
+	}
+	if _, err := Load(first.UNet.Device, filepath.Join(dir, "resumed")); err != nil {
+		t.Fatal(err)
+	}
+	frozen := func(tc *ddpm.TrainConfig) { tc.GroundText, tc.FreezeText = 1, true }
+	tc := first.Config
+	frozen(&tc)
+	if _, err := NewTrainer(first.UNet.Device, first.UNet.Config, first.Text.Config, first.Tokenizer, tc, first.Data); err == nil {
+		t.Error("a grounding loss on a frozen encoder: no error")
 	}
 }

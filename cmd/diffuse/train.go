@@ -122,6 +122,9 @@ func runTrain(args []string) error {
 	pretrainText := fs.Int("pretrain-text", 0, "with -data shapes: first train the text encoder for this many steps contrastively (CLIP's loss against a small\n"+
 		"image encoder, each scene beside a hard negative: the opposite relation, swapped colours, the other count), then freeze it\n"+
 		"(implies -freeze-text unless -freeze-text=false is given: then it trains on with the U-Net) and train the U-Net against it")
+	groundText := fs.Float64("ground-text", 0, "with -data shapes: weight of an auxiliary loss on the text encoder: a linear head reads each object's place in the\n"+
+		"picture from the states of its words in position captions (pairs with a bidirectional encoder: -text-config\n"+
+		"bench/configs/shapes-text-bidirectional.json; the head is not part of the pipeline folder); 0: off")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
 	devSpec := deviceFlag(fs)
 	dropout := fs.Float64("dropout", -1, "dropout probability inside the U-Net (default: the config's dropout)")
@@ -207,6 +210,10 @@ func runTrain(args []string) error {
 	fs.Visit(func(f *flag.Flag) { freezeGiven = freezeGiven || f.Name == "freeze-text" })
 	tc.FreezeText = *freezeText || (*pretrainText > 0 && !freezeGiven)
 	tc.PretrainText = *pretrainText
+	if *groundText != 0 && (!strings.HasPrefix(*dataSpec, "shapes") || strings.HasPrefix(*dataSpec, "shapes3d") || *resume || tc.FreezeText || !(*groundText > 0 && *groundText <= 100)) {
+		return fmt.Errorf("-ground-text %g: want a weight 0 … 100 for a new run on -data shapes (its scenes say where each object is) whose text encoder trains; a resumed run keeps its setting", *groundText)
+	}
+	tc.GroundText = *groundText
 	if isVolumeData(*dataSpec) {
 		switch {
 		case *size != 0 || *dropout >= 0 || *textConfig != "":

@@ -198,9 +198,32 @@ func trainText(r textRun) error {
 	}
 	fmt.Fprintf(os.Stderr, "training a %d-parameter text-conditioned U-Net %s %d-parameter text encoder (vocabulary %d) on %s, batch %d, device %s\n",
 		tr.UNet.NumParams(), text, nn.CountParams(tr.Text.Params()), tr.Tokenizer.VocabSize(), td.what, tr.Config.Batch, dev.Name())
-	run := trainRun{step: tr.TrainStep, save: tr.Save, done: &tr.Step, total: &tr.Config.Steps, losses: &tr.Losses,
+	step := tr.TrainStep
+	if tr.Ground != nil {
+		step = groundReport(tr)
+	}
+	run := trainRun{step: step, save: tr.Save, done: &tr.Step, total: &tr.Config.Steps, losses: &tr.Losses,
 		grid: func(path string) error { return textGrid(tr.Pipeline(), path, r.sampleSteps, td.preview) }}
 	return run.loop(r.loop)
+}
+
+// groundReport is tr's step, saying on stderr every 1,000 steps the mean
+// grounding loss (unweighed: the head's squared error per word, x and y
+// together) of the steps that had one.
+func groundReport(tr *pipeline.Trainer) func() (ddpm.StepInfo, error) {
+	var sum float64
+	var k int
+	return func() (ddpm.StepInfo, error) {
+		info, err := tr.TrainStep()
+		if err == nil && tr.GroundLoss > 0 {
+			sum, k = sum+float64(tr.GroundLoss)/tr.Config.GroundText, k+1
+		}
+		if err == nil && info.Step%1000 == 0 && k > 0 {
+			fmt.Fprintf(os.Stderr, "\ngrounding loss %.4f (mean of the %d steps with position captions since the last report)\n", sum/float64(k), k)
+			sum, k = 0, 0
+		}
+		return info, err
+	}
 }
 
 // pretrainLR is the contrastive pre-training's learning rate (after a
