@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/kernels"
@@ -132,8 +133,10 @@ func stepOf(t *testing.T, dir string) int {
 func FuzzTrainState(f *testing.F) {
 	good := `{"steps":10,"batch":2,"lr":0.001,"warmup_steps":0,"weight_decay":0.01,"clip_norm":1,"ema_decay":0.99,` +
 		`"cond_drop":0.1,"schedule":"linear","timesteps":%d,"objective":"epsilon","min_snr_gamma":0,"seed":1}`
-	for _, T := range []int{1000, 2000000000, -5} {
-		meta := map[string]string{"format": "godiffuse-train-state-1", "train_config": fmt.Sprintf(good, T),
+	configs := []string{fmt.Sprintf(good, 1000), fmt.Sprintf(good, 2000000000), fmt.Sprintf(good, -5),
+		strings.Replace(fmt.Sprintf(good, 1000), `"seed":1`, `"seed":1,"ground_text":-0.5`, 1)}
+	for _, config := range configs {
+		meta := map[string]string{"format": "godiffuse-train-state-1", "train_config": config,
 			"step": "3", "classes": `["a","b"]`, "rng": "00"}
 		path := filepath.Join(f.TempDir(), "state.safetensors")
 		if err := safetensors.Write(path, []safetensors.Tensor{{Name: "losses", DType: safetensors.F32, Shape: []int{1}, F: []float32{1}}}, meta); err != nil {

@@ -427,6 +427,24 @@ func TestShiftSNR(t *testing.T) {
 	}
 }
 
+// TestGroundTextValidate: the grounding loss's weight is 0 … 100, and the
+// error names the flag.
+func TestGroundTextValidate(t *testing.T) {
+	tc := DefaultTrainConfig()
+	for _, good := range []float64{0, 0.1, 100} {
+		tc.GroundText = good
+		if err := tc.Validate(); err != nil {
+			t.Errorf("ground-text %g: %v", good, err)
+		}
+	}
+	for _, bad := range []float64{-1, 101, math.NaN(), math.Inf(1)} {
+		tc.GroundText = bad
+		if err := tc.Validate(); err == nil || !strings.Contains(err.Error(), "ground-text") {
+			t.Errorf("ground-text %g: error %v", bad, err)
+		}
+	}
+}
+
 // TestGuidanceInterval: the guided model runs exactly on the timesteps
 // inside the interval, the plain one elsewhere.
 func TestGuidanceInterval(t *testing.T) {

@@ -80,11 +80,15 @@ func (tr *Trainer) objectSpans(caption string) ([2][2]int, bool) {
 	return [2][2]int{}, false
 }
 
-// groundLoss is the auxiliary loss of a batch (nil when no caption of it
-// is a position one): the head's squared error on the masked tokens,
-// averaged over them and weighed by GroundText.
-func (tr *Trainer) groundLoss(hidden *tensor.Tensor, captions []string, scenes []data.ShapeScene) (*tensor.Tensor, error) {
+// groundLoss is the auxiliary loss of a batch of the data's scenes picked
+// (nil when no caption of it is a position one): the head's squared error
+// on the masked tokens, averaged over them and weighed by GroundText.
+func (tr *Trainer) groundLoss(hidden *tensor.Tensor, captions []string, picked []int) (*tensor.Tensor, error) {
 	B, L := hidden.Dim(0), hidden.Dim(1)
+	scenes := make([]data.ShapeScene, B)
+	for b, i := range picked {
+		scenes[b] = tr.Data.(sceneSource).Scene(i)
+	}
 	target, mask, n := tr.groundTargets(captions, scenes, L)
 	if n == 0 {
 		return nil, nil

@@ -214,11 +214,7 @@ func (tr *Trainer) TrainStep() (ddpm.StepInfo, error) {
 	}
 	tr.GroundLoss = 0
 	if tr.Ground != nil {
-		scenes := make([]data.ShapeScene, B)
-		for b, i := range picked {
-			scenes[b] = tr.Data.(sceneSource).Scene(i)
-		}
-		ground, err := tr.groundLoss(text.LastHidden, captions, scenes)
+		ground, err := tr.groundLoss(text.LastHidden, captions, picked)
 		if err != nil {
 			return info, err
 		}

@@ -62,34 +62,38 @@ func newTestTrainer(t *testing.T, steps int, change ...func(*ddpm.TrainConfig)) 
 	return tr
 }
 
-// TestTextTrainerResumesExactlyAndLoads: 3 steps, save, resume to 5 equals
-// 5 steps in one go (byte-identical folders), and the folder loads as a
-// pixel-space pipeline that generates.
-func TestTextTrainerResumesExactlyAndLoads(t *testing.T) {
-	run := func(tr *Trainer, to int) {
+// resumeExactly trains one trainer of newTrainer 5 steps in one go and
+// another 3 steps, saved, resumed and trained to 5; both folders
+// (dir/straight, dir/resumed) must hold byte-identical weights and state.
+// each, if not nil, sees the trainer after every step of the straight run.
+// It returns the first (3-step) trainer and the resumed one.
+func resumeExactly(t *testing.T, dir string, newTrainer func() *Trainer, each func(*Trainer)) (first, resumed *Trainer) {
+	t.Helper()
+	run := func(tr *Trainer, to int, each func(*Trainer)) {
 		for tr.Step < to {
 			if _, err := tr.TrainStep(); err != nil {
 				t.Fatal(err)
 			}
+			if each != nil {
+				each(tr)
+			}
 		}
 	}
-	dir := t.TempDir()
-	straight := newTestTrainer(t, 5)
-	run(straight, 5)
+	straight := newTrainer()
+	run(straight, 5, each)
 	if err := straight.Save(filepath.Join(dir, "straight")); err != nil {
 		t.Fatal(err)
 	}
-	first := newTestTrainer(t, 5)
-	run(first, 3)
+	first = newTrainer()
+	run(first, 3, nil)
 	if err := first.Save(filepath.Join(dir, "resumed")); err != nil {
 		t.Fatal(err)
 	}
-	ds := first.Data
-	resumed, err := Resume(first.UNet.Device, filepath.Join(dir, "resumed"), ds, ddpm.ResumeChanges{Steps: 5})
+	resumed, err := Resume(first.UNet.Device, filepath.Join(dir, "resumed"), first.Data, ddpm.ResumeChanges{Steps: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(resumed, 5)
+	run(resumed, 5, nil)
 	if err := resumed.Save(filepath.Join(dir, "resumed")); err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +104,15 @@ func TestTextTrainerResumesExactlyAndLoads(t *testing.T) {
 			t.Errorf("%s differs between the straight and the resumed run", f)
 		}
 	}
+	return first, resumed
+}
+
+// TestTextTrainerResumesExactlyAndLoads: 3 steps, save, resume to 5 equals
+// 5 steps in one go (byte-identical folders), and the folder loads as a
+// pixel-space pipeline that generates.
+func TestTextTrainerResumesExactlyAndLoads(t *testing.T) {
+	dir := t.TempDir()
+	first, _ := resumeExactly(t, dir, func() *Trainer { return newTestTrainer(t, 5) }, nil)
 	if !IsTrainedPipeline(filepath.Join(dir, "resumed")) {
 		t.Error("IsTrainedPipeline is false for a Trainer.Save folder")
 	}
@@ -301,44 +314,17 @@ func TestGroundText(t *testing.T) {
 		t.Error("a dropped or single-object caption has grounding targets")
 	}
 
-	run := func(tr *Trainer, to int) (grounded bool) {
-		for tr.Step < to {
-			if _, err := tr.TrainStep(); err != nil {
-				t.Fatal(err)
-			}
-			grounded = grounded || tr.GroundLoss > 0
-		}
-		return grounded
-	}
 	dir := t.TempDir()
-	if !run(tr, 5) {
+	grounded := false
+	grounding := func() *Trainer {
+		return newTestTrainer(t, 5, func(tc *ddpm.TrainConfig) { tc.GroundText, tc.Batch = 0.5, 8 })
+	}
+	first, resumed := resumeExactly(t, dir, grounding, func(tr *Trainer) { grounded = grounded || tr.GroundLoss > 0 })
+	if !grounded {
 		t.Error("five steps of eight captions and not one grounding loss")
 	}
-	if err := tr.Save(filepath.Join(dir, "straight")); err != nil {
-		t.Fatal(err)
-	}
-	first := newTestTrainer(t, 5, func(tc *ddpm.TrainConfig) { tc.GroundText, tc.Batch = 0.5, 8 })
-	run(first, 3)
-	if err := first.Save(filepath.Join(dir, "resumed")); err != nil {
-		t.Fatal(err)
-	}
-	resumed, err := Resume(first.UNet.Device, filepath.Join(dir, "resumed"), first.Data, ddpm.ResumeChanges{Steps: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if resumed.Ground == nil {
-		t.Fatal("the resumed run lost its grounding head")
-	}
-	run(resumed, 5)
-	if err := resumed.Save(filepath.Join(dir, "resumed")); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors", ddpm.StateFile} {
-		a, _ := os.ReadFile(filepath.Join(dir, "straight", f))
-		b, _ := os.ReadFile(filepath.Join(dir, "resumed", f))
-		if len(a) == 0 || !bytes.Equal(a, b) {
-			t.Errorf("%s differs between the straight and the resumed run", f)
-		}
+		t.Error("the resumed run lost its grounding head")
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "resumed", "text_encoder", "model.safetensors")); bytes.Contains(b, []byte("ground")) {
 		t.Error("the text encoder's weights hold the grounding head")
