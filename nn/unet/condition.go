@@ -99,7 +99,8 @@ func newCondition(dev tensor.Device, c ConditionConfig, r *rand.Rand) (*Conditio
 	transformer := func(c2 int, i, layers int, only bool) *Transformer2D {
 		heads := c.AttentionHeadDim.At(i)
 		return newTransformer2D(dev, r, transformerConfig{Channels: c2, Heads: heads, HeadDim: c2 / heads, Layers: layers,
-			ContextDim: c.CrossAttentionDim.At(i), Groups: g, Linear: c.UseLinearProjection, OnlyCross: only})
+			ContextDim: c.CrossAttentionDim.At(i), Groups: g, Linear: c.UseLinearProjection, OnlyCross: only,
+			Coordinates: c.AttentionCoordinates})
 	}
 	kin, kout := c.ConvInKernel, c.ConvOutKernel
 	m := &Condition{Config: c, Device: dev,

@@ -197,3 +197,89 @@ func TestCoordinates(t *testing.T) {
 		}
 	}
 }
+
+// TestAttentionCoordinates: with _godiffuse_attention_coordinates every
+// spatial transformer adds a learnt map of each token's place to its
+// tokens (pos_proj), so a picture that is the same everywhere comes out
+// different from place to place, which without it cannot happen; with
+// pos_proj at zero the transformer is the plain one; pos_proj trains; the
+// key survives a save and a wrong value is an error naming it.
+func TestAttentionCoordinates(t *testing.T) {
+	dev := kernels.CPU()
+	c, err := ParseConditionConfig("config.json", []byte(`{"sample_size": 8, "in_channels": 3, "out_channels": 3,
+		"block_out_channels": [8, 16], "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+		"up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"], "layers_per_block": 1, "cross_attention_dim": 8,
+		"attention_head_dim": 2, "norm_num_groups": 4, "_godiffuse_attention_coordinates": true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := ParseConditionConfig("saved", c.Marshal()); err != nil || !back.AttentionCoordinates {
+		t.Fatalf("saved and read again: attention coordinates %v, %v", back.AttentionCoordinates, err)
+	}
+	if _, err := ParseConditionConfig("bad.json", []byte(`{"_godiffuse_attention_coordinates": 1}`)); err == nil ||
+		!strings.Contains(err.Error(), "bad.json") || !strings.Contains(err.Error(), "_godiffuse_attention_coordinates") {
+		t.Fatalf("a number for the flag: %v", err)
+	}
+	m, err := NewCondition(dev, c, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]bool{}
+	for _, p := range m.Params() {
+		named[p.Name] = true
+	}
+	for _, want := range []string{"down_blocks.1.attentions.0.pos_proj.weight", "up_blocks.0.attentions.0.pos_proj.weight",
+		"mid_block.attentions.0.pos_proj.weight"} {
+		if !named[want] {
+			t.Errorf("no parameter %s", want)
+		}
+	}
+	tr := m.DownBlocks[1].Attentions[0]
+	const B, C, H, W = 2, 16, 3, 4
+	flat := make([]float32, B*C*H*W) // the same value at every place of a channel
+	for i := range flat {
+		flat[i] = float32(i/(H*W)%C)*0.1 - 0.7
+	}
+	x := tensor.FromFloat32(dev, flat, B, C, H, W)
+	ctx := tensor.FromFloat32(dev, make([]float32, B*3*8), B, 3, 8)
+	spread := func(out *tensor.Tensor) float64 { // largest difference between two places of a channel
+		v, _ := out.Float32s()
+		worst := 0.0
+		for bc := range B * C {
+			for i := range H * W {
+				worst = max(worst, math.Abs(float64(v[bc*H*W+i]-v[bc*H*W])))
+			}
+		}
+		return worst
+	}
+	restore := m.NoGrad()
+	withPlaces := tr.Forward(x, ctx)
+	if s := spread(withPlaces); s < 1e-3 {
+		t.Fatalf("a flat picture stays flat (largest difference %g) with the places added", s)
+	}
+	w := tr.PosProj.Weight
+	saved, _ := w.Float32s()
+	w.CopyFrom(tensor.FromFloat32(dev, make([]float32, len(saved)), w.Shape()...))
+	if s := spread(tr.Forward(x, ctx)); s > 1e-5 {
+		t.Fatalf("pos_proj at zero: the flat picture varies by %g", s)
+	}
+	plain := *tr
+	plain.PosProj = nil
+	a, _ := plain.Forward(x, ctx).Float32s()
+	b, _ := tr.Forward(x, ctx).Float32s()
+	if !slices.Equal(a, b) {
+		t.Fatal("pos_proj at zero differs from the transformer without it")
+	}
+	w.CopyFrom(tensor.FromFloat32(dev, saved, w.Shape()...))
+	restore()
+	loss := tensor.Sum(tensor.Mul(tr.Forward(x, ctx), tensor.FromFloat32(dev, flat, B, C, H, W)))
+	loss.Backward()
+	g := w.Grad()
+	if g == nil {
+		t.Fatal("pos_proj.weight got no gradient")
+	}
+	gv, _ := g.Float32s()
+	if slices.Max(gv) == 0 && slices.Min(gv) == 0 {
+		t.Fatal("pos_proj.weight's gradient is zero")
+	}
+}

@@ -53,6 +53,14 @@ type ConditionConfig struct {
 	// things go ("a red circle to the left of a blue square") need it
 	// (bench/configs/shapes-unet-coord.json).
 	Coordinates bool `json:"_godiffuse_coordinates,omitempty"`
+	// AttentionCoordinates (a godiffuse key) adds to every spatial
+	// transformer's tokens, after proj_in, a learnt linear map of each
+	// token's place (its x and y and their sines and cosines at two
+	// frequencies, transformer.go): the queries of the cross-attention then
+	// know where their pixel is, so a word that says where its object goes
+	// can be matched with the pixels there, instead of only through
+	// whatever place the convolutions before it kept.
+	AttentionCoordinates bool `json:"_godiffuse_attention_coordinates,omitempty"`
 
 	// Ignored lists the keys of the file this package does not know (diffusers
 	// warns about them); they are not used.
@@ -145,8 +153,9 @@ func ParseConditionConfig(name string, data []byte) (ConditionConfig, error) {
 		known[k] = true
 	}
 	for k, v := range raw {
-		if k == "_godiffuse_coordinates" {
-			if err := json.Unmarshal(v, &c.Coordinates); err != nil {
+		if flag, ok := map[string]*bool{"_godiffuse_coordinates": &c.Coordinates,
+			"_godiffuse_attention_coordinates": &c.AttentionCoordinates}[k]; ok {
+			if err := json.Unmarshal(v, flag); err != nil {
 				return c, fmt.Errorf("%s: field %s: want true or false, have %s", name, k, bytes.TrimSpace(v))
 			}
 			continue

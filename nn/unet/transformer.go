@@ -2,6 +2,7 @@ package unet
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"github.com/godiffuse/godiffuse/nn"
@@ -15,13 +16,14 @@ import (
 //
 //	h = GroupNorm(x) (eps 1e-6); proj_in (1×1 conv, or Linear after the
 //	    token reshape with use_linear_projection); tokens (B, H·W, inner)
+//	    (+ pos_proj(place features) with _godiffuse_attention_coordinates)
 //	each block: h += attn1(norm1(h)); h += attn2(norm2(h), ctx); h += ff(norm3(h))
 //	proj_out back to (B, C, H, W); out = h + x
 // ---------------------------------------------------------------------------
 
 type transformerConfig struct {
 	Channels, Heads, HeadDim, Layers, ContextDim, Groups int
-	Linear, OnlyCross                                    bool
+	Linear, OnlyCross, Coordinates                       bool
 }
 
 // Transformer2D is diffusers' Transformer2DModel as SD uses it.
@@ -29,6 +31,7 @@ type Transformer2D struct {
 	Norm          *nn.GroupNorm
 	ProjInConv    *nn.Conv2d // set unless use_linear_projection
 	ProjInLinear  *nn.Linear // set with use_linear_projection
+	PosProj       *nn.Linear // place features → inner, with _godiffuse_attention_coordinates
 	Blocks        []*TransformerBlock
 	ProjOutConv   *nn.Conv2d
 	ProjOutLinear *nn.Linear
@@ -56,6 +59,9 @@ func newTransformer2D(dev tensor.Device, r *rand.Rand, c transformerConfig) *Tra
 		t.ProjInLinear = nn.NewLinear(dev, r, c.Channels, inner, true)
 	} else {
 		t.ProjInConv = nn.NewConv2d(dev, r, c.Channels, inner, 1, 1, tensor.PadAll(0))
+	}
+	if c.Coordinates {
+		t.PosProj = nn.NewLinear(dev, r, placeFeatures, inner, false)
 	}
 	for range c.Layers {
 		selfCtx := inner
@@ -100,6 +106,12 @@ func (t *Transformer2D) Forward(x, ctx *tensor.Tensor) *tensor.Tensor {
 		h = t.ProjInLinear.Forward(toTokens(n))
 	}
 	tensor.Release(n)
+	if t.PosProj != nil {
+		pos := t.PosProj.Forward(places(x.Device(), H, W))
+		placed := tensor.Add(h, pos)
+		tensor.Release(h, pos)
+		h = placed
+	}
 	for _, b := range t.Blocks {
 		next := b.Forward(h, ctx)
 		tensor.Release(h) // the whole of a buffer, whether h is tokens or a view of them
@@ -122,6 +134,33 @@ func (t *Transformer2D) Forward(x, ctx *tensor.Tensor) *tensor.Tensor {
 	}
 	tensor.Release(h)
 	return tensor.AddInPlace(out, x) // out: a fresh projection (or copy)
+}
+
+// placeFeatures is the number of features of a token's place: x and y, and
+// the sine and cosine of π·x, π·y, 2π·x and 2π·y.
+const placeFeatures = 10
+
+// places is (1, H·W, placeFeatures): the place features of every pixel in
+// row-major order, x and y evenly from −1 at the first pixel's centre to 1
+// at the last (0 for a side of one), as conv_in's coordinates.
+func places(dev tensor.Device, H, W int) *tensor.Tensor {
+	at := func(i, n int) float64 {
+		if n == 1 {
+			return 0
+		}
+		return 2*float64(i)/float64(n-1) - 1
+	}
+	f := make([]float32, 0, H*W*placeFeatures)
+	for y := range H {
+		for x := range W {
+			px, py := at(x, W), at(y, H)
+			f = append(f, float32(px), float32(py))
+			for _, k := range []float64{math.Pi, 2 * math.Pi} {
+				f = append(f, float32(math.Sin(k*px)), float32(math.Cos(k*px)), float32(math.Sin(k*py)), float32(math.Cos(k*py)))
+			}
+		}
+	}
+	return tensor.FromFloat32(dev, f, 1, H*W, placeFeatures)
 }
 
 // Forward runs the block on tokens h (B, L, D).
@@ -185,6 +224,9 @@ func (t *Transformer2D) Collect(prefix string, ps *nn.ParamList) {
 		t.ProjInConv.Collect(prefix+"proj_in.", ps)
 	} else {
 		t.ProjInLinear.Collect(prefix+"proj_in.", ps)
+	}
+	if t.PosProj != nil {
+		t.PosProj.Collect(prefix+"pos_proj.", ps)
 	}
 	for i, b := range t.Blocks {
 		p := fmt.Sprintf("%stransformer_blocks.%d.", prefix, i)
