@@ -1,5 +1,7 @@
 package tensor
 
+import "slices"
+
 // ---------------------------------------------------------------------------
 // Reverse-mode autograd.
 //
@@ -102,10 +104,11 @@ func (t *Tensor) Backward() {
 // BackwardRelease is Backward for a training step that reads nothing of
 // the graph afterwards but t and the leaves' gradients: as the pass moves
 // down the network it hands the buffers of the graph's intermediate tensors
-// (the activations saved for backward) back to the device (Release), where
-// the gradients further down and the next step's forward find them instead
-// of fresh memory that must be cleared. Buffers that a leaf shares (a view
-// of a parameter) and t's own are kept.
+// (the activations saved for backward) back to the device (Release), and
+// so the gradients that flowed through them once they are spent, where the
+// gradients further down and the next step's forward find them instead of
+// fresh memory that must be cleared. Buffers that a leaf shares (a view of
+// a parameter, a leaf's gradient) and t's own are kept.
 func (t *Tensor) BackwardRelease() {
 	if t.Numel() != 1 {
 		fail("backward", "called on a tensor of shape %v; want one element", t.shape)
@@ -153,7 +156,17 @@ func (t *Tensor) backward(g *Tensor, release bool) {
 	// tensor on it (an activation and its views) has run its backward: all
 	// their consumers ran before them, so nothing reads it again, and the
 	// gradients allocated further down the pass reuse it.
+	//
+	// A gradient's buffer goes back likewise once no tensor's gradient is on
+	// it any more: a backward function may hand its g (or a view of it) on
+	// to its inputs unchanged, so gradRefs counts, per buffer, the graph
+	// tensors whose gradient is on it; the inputs' gradients are looked at
+	// after each backward function. A leaf's gradient is never given up, so
+	// its buffer never goes back; nor does a gradient on an activation's
+	// buffer (left to the collector).
 	var pending map[Buffer]int // with release: graph tensors per buffer not yet done
+	var gradRefs map[Buffer]int
+	recycler, _ := t.dev.(Recycler)
 	if release {
 		pending = map[Buffer]int{}
 		for _, x := range order {
@@ -163,22 +176,53 @@ func (t *Tensor) backward(g *Tensor, release bool) {
 				pending[x.buf]++
 			}
 		}
+		gradRefs = map[Buffer]int{}
+		if t.grad != nil {
+			gradRefs[t.grad.buf]++
+		}
 	}
+	dropGrad := func(b Buffer) {
+		if gradRefs[b]--; gradRefs[b] == 0 {
+			delete(gradRefs, b)
+			if _, activation := pending[b]; !activation && recycler != nil {
+				recycler.Recycle(b)
+			}
+		}
+	}
+	var inputs, before []*Tensor
 	for i := len(order) - 1; i >= 0; i-- {
 		x := order[i]
 		order[i] = nil
 		if x.node == nil {
 			continue // a leaf: keeps its gradient
 		}
-		if x.grad != nil {
+		if x.grad != nil && release {
+			inputs, before = inputs[:0], before[:0]
+			for _, p := range x.node.parents {
+				if p != nil && !slices.Contains(inputs, p) {
+					inputs, before = append(inputs, p), append(before, p.grad)
+				}
+			}
+			x.node.backward(x.grad)
+			for j, p := range inputs {
+				if p.grad == before[j] {
+					continue
+				}
+				if p.grad != nil {
+					gradRefs[p.grad.buf]++
+				}
+				if before[j] != nil {
+					dropGrad(before[j].buf)
+				}
+			}
+			dropGrad(x.grad.buf)
+		} else if x.grad != nil {
 			x.node.backward(x.grad)
 		}
 		x.grad, x.node = nil, nil
 		if release && x != t {
-			if pending[x.buf]--; pending[x.buf] == 0 {
-				if r, ok := x.dev.(Recycler); ok {
-					r.Recycle(x.buf)
-				}
+			if pending[x.buf]--; pending[x.buf] == 0 && recycler != nil {
+				recycler.Recycle(x.buf)
 			}
 		}
 	}

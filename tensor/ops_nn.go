@@ -269,6 +269,7 @@ func attention(op string, q, k, v *Tensor, heads int, channelMajor bool) *Tensor
 			if g.Numel() > 0 && p.Lk > 0 {
 				g.dev.AttentionBackward(dq.buf, dk.buf, dv.buf, g.buf, qd.buf, kd.buf, vd.buf, probs.buf, p)
 			}
+			Release(probs) // read by this backward only
 			qc.accumulate(dq)
 			kc.accumulate(dk)
 			vc.accumulate(dv)
