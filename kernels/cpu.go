@@ -15,7 +15,7 @@ type Device struct {
 	level    Level
 	tune     Tuning
 	weights  *weightCache // prepared weights kept across calls (nil: none)
-	recycled recycler     // arrays of released buffers (tensor.Release)
+	recycled *recycler    // arrays of released buffers (tensor.Release)
 }
 
 var _ tensor.Device = (*Device)(nil)
@@ -36,7 +36,7 @@ func NewCPUTuned(threads int, level Level, t Tuning) *Device {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	return &Device{threads: threads, level: min(level, MaxLevel()), tune: t, weights: newWeightCache(),
-		recycled: recycler{minLen: t.RecycleMinLen, poison: t.PoisonRecycled}}
+		recycled: newRecycler(t.RecycleMinLen, t.PoisonRecycled)}
 }
 
 // Level is the instruction-set level the device's kernels use.

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
+	"weak"
 
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -26,14 +28,40 @@ import (
 // Tuning.RecycleMinLen are left to the collector.
 // ---------------------------------------------------------------------------
 
-// recycler keeps released arrays in a sync.Pool per length: the collector
-// empties the pools (over two cycles), so arrays no allocation asks for
-// again — another model's, another batch size's — go back to the heap as
-// they would have without recycling.
+// recycler keeps released arrays by length for the allocations that ask
+// for that length again. It holds them itself: a sync.Pool, its first form,
+// is emptied by every garbage collection, and diffuse train, generate and
+// serve run the collector often (GOGC 10–15, for a low peak of memory), so
+// most arrays a training step released came back as fresh memory cleared on
+// one goroutine (tiny-mnist's b64 train step at GOGC=15: 340 MB of arrays
+// of 1,024 values or more a step missed the pools, 118 MB with the arrays
+// kept). Arrays of a length that nothing put or took for recycleIdle are
+// dropped at the next collection (another model's or batch size's lengths,
+// an idle device's), so they go back to the heap as they would have without
+// recycling.
 type recycler struct {
 	minLen int  // Tuning.RecycleMinLen
 	poison bool // Tuning.PoisonRecycled
-	pools  sync.Map
+	mu     sync.Mutex
+	kept   map[int]*keptArrays
+}
+
+// keptArrays are the arrays of one length.
+type keptArrays struct {
+	arrays [][]float32
+	used   time.Time // the last put or take
+}
+
+// recycleIdle is how long a length's arrays are kept unused.
+const recycleIdle = 5 * time.Second
+
+func newRecycler(minLen int, poison bool) *recycler {
+	r := &recycler{minLen: minLen, poison: poison, kept: map[int]*keptArrays{}}
+	recyclers.Lock()
+	recyclers.all = append(recyclers.all, weak.Make(r))
+	recyclers.Unlock()
+	recyclers.watch.Do(watchCollections)
+	return r
 }
 
 // put keeps f for a later take.
@@ -42,11 +70,15 @@ func (r *recycler) put(f []float32) {
 	if n == 0 || n < r.minLen {
 		return
 	}
-	p, ok := r.pools.Load(n)
-	if !ok { // LoadOrStore alone would allocate a pool at every call
-		p, _ = r.pools.LoadOrStore(n, &sync.Pool{})
+	r.mu.Lock()
+	k := r.kept[n]
+	if k == nil {
+		k = &keptArrays{}
+		r.kept[n] = k
 	}
-	p.(*sync.Pool).Put(&f)
+	k.arrays = append(k.arrays, f)
+	k.used = time.Now()
+	r.mu.Unlock()
 }
 
 // take returns a kept array of exactly n values (not cleared), or nil.
@@ -54,15 +86,17 @@ func (r *recycler) take(n int) []float32 {
 	if n == 0 || n < r.minLen {
 		return nil
 	}
-	p, ok := r.pools.Load(n)
-	if !ok {
+	r.mu.Lock()
+	k := r.kept[n]
+	if k == nil || len(k.arrays) == 0 {
+		r.mu.Unlock()
 		return nil
 	}
-	fp, _ := p.(*sync.Pool).Get().(*[]float32)
-	if fp == nil {
-		return nil
-	}
-	f := *fp
+	f := k.arrays[len(k.arrays)-1]
+	k.arrays[len(k.arrays)-1] = nil
+	k.arrays = k.arrays[:len(k.arrays)-1]
+	k.used = time.Now()
+	r.mu.Unlock()
 	if r.poison {
 		nan := float32(math.NaN())
 		for i := range f {
@@ -70,6 +104,49 @@ func (r *recycler) take(n int) []float32 {
 		}
 	}
 	return f
+}
+
+// sweep drops the arrays of every length unused since before cutoff.
+func (r *recycler) sweep(cutoff time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for n, k := range r.kept {
+		if k.used.Before(cutoff) {
+			delete(r.kept, n)
+		}
+	}
+}
+
+// recyclers are the devices' recyclers, swept at every collection (held
+// weakly: a device no longer used goes, recycler and all).
+var recyclers struct {
+	sync.Mutex
+	all   []weak.Pointer[recycler]
+	watch sync.Once
+}
+
+// collectionMark is an object that nothing keeps: its cleanup runs after
+// the next collection (it holds a pointer, so it is not packed with other
+// small objects that might keep it alive).
+type collectionMark struct{ _ *byte }
+
+// watchCollections sweeps every recycler after each collection.
+func watchCollections() {
+	runtime.AddCleanup(&collectionMark{}, func(struct{}) {
+		cutoff := time.Now().Add(-recycleIdle)
+		recyclers.Lock()
+		live := recyclers.all[:0]
+		for _, w := range recyclers.all {
+			if r := w.Value(); r != nil {
+				r.sweep(cutoff)
+				live = append(live, w)
+			}
+		}
+		clear(recyclers.all[len(live):])
+		recyclers.all = live
+		recyclers.Unlock()
+		watchCollections()
+	}, struct{}{})
 }
 
 // Recycle implements tensor.Recycler: b's array goes to its length's pool and
