@@ -7,6 +7,7 @@
 #   U-Net forward (b64/b8 and batch 1)    ours / ONNX Runtime, / PyTorch target ≥ 1.0 (ORT)
 #   U-Net train step (b64/b8)             ours / PyTorch                 target ≥ 1.5
 #   peak RSS, cifar train step b8         ours (GOGC=15) / PyTorch       target ≤ 1.0
+#   (and both train steps at GOGC=15, diffuse train's setting, / PyTorch: for information)
 #
 # Every anchor runs between two runs of ours (ours → anchor → ours) and the
 # ratio takes the mean of the two. Each runner's figure is its median call
@@ -119,8 +120,12 @@ sgemm() {
 		torch "$@"
 		ours "$@"
 	done
-	# peak RSS of the cifar train step: ours alone in its process with GOGC=15 (diffuse train's default)
-	ours ddpm-cifar10-32 train 8 GOGC=15 | grep rss | sed 's/^ours-rss/ours-rss-gogc15/'
+	# the train steps as diffuse train runs them (GOGC=15, its default), each alone in its
+	# process: their speed against the same PyTorch figures, and the cifar step's peak RSS
+	for c in "tiny-mnist train 64" "ddpm-cifar10-32 train 8"; do
+		set -- $c
+		ours "$@" GOGC=15 | sed 's/^ours-rss/ours-rss-gogc15/; s/^ours /ours-gogc15 /'
+	done
 } | tee "$log"
 
 echo
@@ -129,9 +134,10 @@ echo "| --- | --- | --- | --- | --- |"
 awk '
 	{ key = $1 SUBSEP $2; sum[key] += $3; cnt[key]++; if ($1 !~ /rss/) unit[$2] = $4; if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 } }
 	function mean(w, c) { return cnt[w, c] ? sum[w, c] / cnt[w, c] : 0 }
-	function row(c, a, label, target,   o, v) {
-		o = mean("ours", c); v = mean(a, c)
-		if (o > 0 && v > 0) printf "| %s | %.1f %s | %s %.1f | %.2f× | %s |\n", c, o, unit[c], label, v, o / v, target
+	function row(c, a, label, target) { rowOf("ours", c, c, a, label, target) }
+	function rowOf(who, c, name, a, label, target,   o, v) {
+		o = mean(who, c); v = mean(a, c)
+		if (o > 0 && v > 0) printf "| %s | %.1f %s | %s %.1f | %.2f× | %s |\n", name, o, unit[c], label, v, o / v, target
 	}
 	END {
 		for (i = 1; i <= n; i++) {
@@ -139,7 +145,7 @@ awk '
 			if (c ~ /^sgemm\/n=(512|1024|2048)$/) row(c, "openblas", "OpenBLAS", "≥ 1.0")
 			else if (c ~ /threads=1/) { row(c, "ceiling", "FMA ceiling", "≥ 0.90"); row(c, "openblas", "OpenBLAS 1 thread", "") }
 			else if (c ~ /forward/) { row(c, "ort", "ONNX Runtime", "≥ 1.0"); row(c, "torch", "PyTorch", "") }
-			else if (c ~ /train/) row(c, "torch", "PyTorch", "≥ 1.5")
+			else if (c ~ /train/) { row(c, "torch", "PyTorch", "≥ 1.5"); rowOf("ours-gogc15", c, c " (GOGC=15, as diffuse train)", "torch", "PyTorch", "") }
 		}
 		o = mean("ours-rss-gogc15", "ddpm-cifar10-32/train/b8"); v = mean("torch-rss", "ddpm-cifar10-32/train/b8")
 		if (o > 0 && v > 0) printf "| peak RSS, cifar train b8 (MiB) | %.0f | PyTorch %.0f | %.2f× | ≤ 1.0 |\n", o, v, o / v
