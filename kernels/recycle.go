@@ -67,7 +67,7 @@ func newRecycler(minLen int, poison bool) *recycler {
 // put keeps f for a later take.
 func (r *recycler) put(f []float32) {
 	n := len(f)
-	if n == 0 || n < r.minLen {
+	if r == nil || n == 0 || n < r.minLen { // nil: a device built without one keeps nothing
 		return
 	}
 	r.mu.Lock()
@@ -83,7 +83,7 @@ func (r *recycler) put(f []float32) {
 
 // take returns a kept array of exactly n values (not cleared), or nil.
 func (r *recycler) take(n int) []float32 {
-	if n == 0 || n < r.minLen {
+	if r == nil || n == 0 || n < r.minLen {
 		return nil
 	}
 	r.mu.Lock()
