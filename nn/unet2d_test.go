@@ -1,7 +1,6 @@
 package nn_test
 
 import (
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/godiffuse/godiffuse/internal/traincheck"
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/safetensors"
@@ -400,7 +400,7 @@ func TestReleasedIntermediatesKeepOutputs(t *testing.T) {
 		}
 		restore := m.NoGrad()
 		h, w, _ := m.Config.SampleHW()
-		x := tensor.FromFloat32(dev, randomValues(2*m.Config.InChannels*h*w, 9), 2, m.Config.InChannels, h, w)
+		x := tensor.FromFloat32(dev, traincheck.Random(2*m.Config.InChannels*h*w, 9), 2, m.Config.InChannels, h, w)
 		var labels []int64
 		if m.ClassEmbedding != nil {
 			labels = []int64{1, 2}
@@ -422,57 +422,31 @@ func TestReleasedIntermediatesKeepOutputs(t *testing.T) {
 	}
 }
 
-func randomValues(n int, seed uint64) []float32 {
-	r := rand.New(rand.NewPCG(seed, 1))
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(r.NormFloat64())
-	}
-	return v
-}
-
 // TestBackwardReleaseKeepsTraining: training steps that hand the graph's
-// activations back after backward (BackwardRelease) — on a device that
-// recycles every length and fills reused arrays with NaN — end with the
-// same weights, bit for bit, as steps that leave them to the collector.
+// activations and spent gradients back after backward (BackwardRelease) —
+// on a device that recycles every length and fills reused arrays with NaN —
+// end with the same weights, bit for bit, as steps that leave them to the
+// collector.
 func TestBackwardReleaseKeepsTraining(t *testing.T) {
-	train := func(dev tensor.Device, release bool) []float32 {
+	traincheck.SameWhenReleased(t, 3, func(dev tensor.Device) traincheck.Model {
 		m, err := nn.NewUNet2D(dev, tinyConfig(t), 6)
 		if err != nil {
 			t.Fatal(err)
 		}
 		h, w, _ := m.Config.SampleHW()
-		for step := range 3 {
-			x := tensor.FromFloat32(dev, randomValues(2*m.Config.InChannels*h*w, uint64(step)), 2, m.Config.InChannels, h, w)
-			target := tensor.FromFloat32(dev, randomValues(2*m.Config.InChannels*h*w, uint64(step+10)), 2, m.Config.InChannels, h, w)
-			err := tensor.Catch(func() {
-				out, err := m.Forward(x, []float32{float32(100 * step), 900}, []int64{1, 2}, &nn.ForwardOptions{Train: true, Seed: 3})
-				if err != nil {
-					t.Fatal(err)
-				}
-				loss := tensor.MSELoss(out, target)
-				if release {
-					loss.BackwardRelease()
-				} else {
-					loss.Backward()
-				}
-				for _, p := range m.Params() {
-					p.T.CopyFrom(tensor.Sub(p.T.Detach(), tensor.Scale(p.T.Grad(), 0.05)))
-					p.T.ZeroGrad()
-				}
-			})
+		c := m.Config.InChannels
+		var params []*tensor.Tensor
+		for _, p := range m.Params() {
+			params = append(params, p.T)
+		}
+		return traincheck.Model{Params: params, Loss: func(step int) *tensor.Tensor {
+			x := tensor.FromFloat32(dev, traincheck.Random(2*c*h*w, uint64(step)), 2, c, h, w)
+			target := tensor.FromFloat32(dev, traincheck.Random(2*c*h*w, uint64(step+10)), 2, c, h, w)
+			out, err := m.Forward(x, []float32{float32(100 * step), 900}, []int64{1, 2}, &nn.ForwardOptions{Train: true, Seed: 3})
 			if err != nil {
 				t.Fatal(err)
 			}
-		}
-		var all []float32
-		for _, p := range m.Params() {
-			all = append(all, p.T.MustFloat32s()...)
-		}
-		return all
-	}
-	want := train(kernels.NewCPU(2), false)
-	if got := train(kernels.PoisonedCPU(2), true); !slices.Equal(got, want) {
-		t.Fatal("weights after three steps differ when the activations are released after backward")
-	}
+			return tensor.MSELoss(out, target)
+		}}
+	})
 }

@@ -416,20 +416,23 @@ func (c ConditionConfig) coordinateChannels() int {
 	return 0
 }
 
-// coordinates is (B, 2, H, W): every pixel's x, then its y, evenly from −1
-// at the first pixel's centre to 1 at the last (0 for a side of one).
-func coordinates(dev tensor.Device, B, H, W int) *tensor.Tensor {
-	at := func(i, n int) float32 {
-		if n == 1 {
-			return 0
-		}
-		return 2*float32(i)/float32(n-1) - 1
+// coordinate is the place of pixel i of n along a side, evenly from −1 at
+// the first pixel's centre to 1 at the last (0 for a side of one): conv_in's
+// coordinates and the transformers' place features both read it.
+func coordinate(i, n int) float64 {
+	if n == 1 {
+		return 0
 	}
+	return 2*float64(i)/float64(n-1) - 1
+}
+
+// coordinates is (B, 2, H, W): every pixel's x, then its y (coordinate).
+func coordinates(dev tensor.Device, B, H, W int) *tensor.Tensor {
 	one := make([]float32, 2*H*W)
 	for y := range H {
 		for x := range W {
-			one[y*W+x] = at(x, W)
-			one[H*W+y*W+x] = at(y, H)
+			one[y*W+x] = float32(coordinate(x, W))
+			one[H*W+y*W+x] = float32(coordinate(y, H))
 		}
 	}
 	all := make([]float32, 0, B*len(one))

@@ -3,13 +3,13 @@ package unet
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
+	"github.com/godiffuse/godiffuse/internal/traincheck"
 	"github.com/godiffuse/godiffuse/kernels"
 	"github.com/godiffuse/godiffuse/nn"
 	"github.com/godiffuse/godiffuse/safetensors"
@@ -302,52 +302,24 @@ func TestBackwardReleaseKeepsConditionTraining(t *testing.T) {
 	c.NormNumGroups = 4
 	c.AdditionEmbedTypeNumHeads = 2
 	const B, H, W, L = 2, 8, 8, 5
-	train := func(dev tensor.Device, release bool) []float32 {
+	traincheck.SameWhenReleased(t, 3, func(dev tensor.Device) traincheck.Model {
 		m, err := NewCondition(dev, c, 4)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx := tensor.FromFloat32(dev, randomValues(B*L*8, 1), B, L, 8).SetRequiresGrad(true)
-		for step := range 3 {
-			x := tensor.FromFloat32(dev, randomValues(B*3*H*W, uint64(step+2)), B, 3, H, W)
-			target := tensor.FromFloat32(dev, randomValues(B*3*H*W, uint64(step+20)), B, 3, H, W)
-			err := tensor.Catch(func() {
-				out, err := m.Forward(x, []float32{float32(100 * step), 900}, ctx, nil, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				loss := tensor.MSELoss(out, target)
-				if release {
-					loss.BackwardRelease()
-				} else {
-					loss.Backward()
-				}
-				for _, p := range append(m.Params(), nn.Param{T: ctx}) {
-					p.T.CopyFrom(tensor.Sub(p.T.Detach(), tensor.Scale(p.T.Grad(), 0.05)))
-					p.T.ZeroGrad()
-				}
-			})
+		ctx := tensor.FromFloat32(dev, traincheck.Random(B*L*8, 1), B, L, 8).SetRequiresGrad(true)
+		params := []*tensor.Tensor{ctx}
+		for _, p := range m.Params() {
+			params = append(params, p.T)
+		}
+		return traincheck.Model{Params: params, Loss: func(step int) *tensor.Tensor {
+			x := tensor.FromFloat32(dev, traincheck.Random(B*3*H*W, uint64(step+2)), B, 3, H, W)
+			target := tensor.FromFloat32(dev, traincheck.Random(B*3*H*W, uint64(step+20)), B, 3, H, W)
+			out, err := m.Forward(x, []float32{float32(100 * step), 900}, ctx, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-		}
-		all := ctx.MustFloat32s()
-		for _, p := range m.Params() {
-			all = append(all, p.T.MustFloat32s()...)
-		}
-		return all
-	}
-	want := train(kernels.NewCPU(2), false)
-	if got := train(kernels.PoisonedCPU(2), true); !slices.Equal(got, want) {
-		t.Fatal("weights after three steps differ when activations and gradients are released after backward")
-	}
-}
-
-func randomValues(n int, seed uint64) []float32 {
-	r := rand.New(rand.NewPCG(seed, 1))
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(r.NormFloat64())
-	}
-	return v
+			return tensor.MSELoss(out, target)
+		}}
+	})
 }

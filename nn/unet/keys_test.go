@@ -48,6 +48,12 @@ func FuzzConditionConfig(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add([]byte(`{"_godiffuse_coordinates": 1, "in_channels": 3}`))
+	if b, err := os.ReadFile(filepath.Join("..", "..", "bench", "configs", "shapes-unet-xattn16-places.json")); err == nil {
+		f.Add(b) // _godiffuse_attention_coordinates
+	} else {
+		f.Fatal(err)
+	}
+	f.Add([]byte(`{"_godiffuse_attention_coordinates": "yes", "only_cross_attention": true}`))
 	f.Add([]byte(`{"addition_embed_type": "text", "addition_embed_type_num_heads": 0, "cross_attention_dim": [8, 16]}`))
 	f.Add([]byte(`{"addition_embed_type": "text_image", "cross_attention_dim": 12, "addition_embed_type_num_heads": 5}`))
 	f.Fuzz(func(t *testing.T, data []byte) {

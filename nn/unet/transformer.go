@@ -141,19 +141,12 @@ func (t *Transformer2D) Forward(x, ctx *tensor.Tensor) *tensor.Tensor {
 const placeFeatures = 10
 
 // places is (1, H·W, placeFeatures): the place features of every pixel in
-// row-major order, x and y evenly from −1 at the first pixel's centre to 1
-// at the last (0 for a side of one), as conv_in's coordinates.
+// row-major order, x and y as conv_in's coordinates (coordinate).
 func places(dev tensor.Device, H, W int) *tensor.Tensor {
-	at := func(i, n int) float64 {
-		if n == 1 {
-			return 0
-		}
-		return 2*float64(i)/float64(n-1) - 1
-	}
 	f := make([]float32, 0, H*W*placeFeatures)
 	for y := range H {
 		for x := range W {
-			px, py := at(x, W), at(y, H)
+			px, py := coordinate(x, W), coordinate(y, H)
 			f = append(f, float32(px), float32(py))
 			for _, k := range []float64{math.Pi, 2 * math.Pi} {
 				f = append(f, float32(math.Sin(k*px)), float32(math.Cos(k*px)), float32(math.Sin(k*py)), float32(math.Cos(k*py)))
