@@ -73,15 +73,20 @@ have_ort=false
 
 # --- the runners: each prints "WHO CASE VALUE UNIT" ------------------------
 # Batch 1 runs four times the iterations (ONNX Runtime's count everywhere):
-# five calls of 10–150 ms were shorter than this machine's slow spells.
-n_iters() { [ "$1" = 1 ] && echo $((iters * 4)) || echo "$iters"; }
+# five calls of 10–150 ms were shorter than this machine's slow spells. Train
+# steps run four times too, on both sides, so that their median is a step of
+# the steady state a real run spends its thousands of steps in: Go's heap grows
+# to its working size over the first ~10 steps (6 of the first 10 cifar b8
+# steps were 1.5–2× slower at the default GOGC, 2026-12-05), PyTorch's caching
+# allocator is there after its 2 warm-up steps.
+n_iters() { [ "$1" = 1 ] || [ "$2" = train ] && echo $((iters * 4)) || echo "$iters"; }
 ours() { # config mode batch [env...]
-	(cd bench && env "${@:4}" "$bin" -test.run XXX -test.bench "UNet\$/config=$1/mode=$2/batch=$3\$" -test.benchtime "$(n_iters "$3")x" |
+	(cd bench && env "${@:4}" "$bin" -test.run XXX -test.bench "UNet\$/config=$1/mode=$2/batch=$3\$" -test.benchtime "$(n_iters "$3" "$2")x" |
 		awk -v c="$1/$2/b$3" '/^Benchmark/ {for (i = 1; i <= NF; i++) if ($(i+1) == "median-img/s") s = $i; else if ($(i+1) == "peak-RSS-MiB") r = $i
 			print "ours", c, s, "img/s"; if (r) print "ours-rss", c, r, "MiB"}')
 }
 torch() { # config mode batch
-	env "${anchor_env[@]}" /usr/bin/time -f "%M" -o "$scratch/torch_rss" /usr/bin/python3 "$anchors/torch_bench.py" "$1" "$2" "$3" "$(n_iters "$3")" |
+	env "${anchor_env[@]}" /usr/bin/time -f "%M" -o "$scratch/torch_rss" /usr/bin/python3 "$anchors/torch_bench.py" "$1" "$2" "$3" "$(n_iters "$3" "$2")" |
 		awk -v c="$1/$2/b$3" '{split($NF, a, "="); print "torch", c, a[2], "img/s"}'
 	[ "$2" = train ] && echo "torch-rss $1/$2/b$3 $(($(cat "$scratch/torch_rss") / 1024)) MiB"
 	return 0
