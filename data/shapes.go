@@ -429,6 +429,31 @@ func (sc ShapeScene) Render() []byte {
 	return out
 }
 
+// Coverage is the share of each cell of a side×side grid laid over the
+// picture that the object covers (row-major, side² values in [0, 1];
+// at least 8×8 samples a cell, at most a quarter pixel apart): the
+// object's mask at the resolution of a layer of a network that sees the
+// picture at side×side.
+func (o ShapeObject) Coverage(side int) []float32 {
+	cell := float64(ShapesSize) / float64(side)
+	sub := max(8, int(math.Ceil(4*cell)))
+	out := make([]float32, side*side)
+	for cy := range side {
+		for cx := range side {
+			in := 0
+			for sy := range sub {
+				for sx := range sub {
+					if o.covers((float64(cx)+(float64(sx)+0.5)/float64(sub))*cell, (float64(cy)+(float64(sy)+0.5)/float64(sub))*cell) {
+						in++
+					}
+				}
+			}
+			out[cy*side+cx] = float32(in) / float32(sub*sub)
+		}
+	}
+	return out
+}
+
 // covers says whether the point (px, py) lies inside the object.
 func (o ShapeObject) covers(px, py float64) bool {
 	s := shapeSidePx[o.Size]

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -169,6 +170,31 @@ func TestShapeContrast(t *testing.T) {
 		}
 		if got := SceneFor(c, rng); got.Caption != c.Caption() {
 			t.Fatalf("scene for %q has caption %q", c.Caption(), got.Caption)
+		}
+	}
+}
+
+// TestShapeCoverage: an object's coverage of a grid adds up to its area
+// (circle π·s²/4, square s², triangle s²/2) at every grid size, and lies
+// where the object is.
+func TestShapeCoverage(t *testing.T) {
+	for _, o := range []ShapeObject{{Shape: "circle", Size: "small", X: 9, Y: 20}, {Shape: "square", Size: "large", X: 16.5, Y: 12},
+		{Shape: "triangle", Size: "large", X: 20, Y: 22}} {
+		s := shapeSidePx[o.Size]
+		area := map[string]float64{"circle": math.Pi * s * s / 4, "square": s * s, "triangle": s * s / 2}[o.Shape]
+		for _, side := range []int{32, 16, 8, 4} {
+			cell := float64(ShapesSize) / float64(side)
+			var sum float64
+			for p, v := range o.Coverage(side) {
+				sum += float64(v) * cell * cell
+				cx, cy := (float64(p%side)+0.5)*cell, (float64(p/side)+0.5)*cell
+				if v > 0 && (math.Abs(cx-o.X) > s/2+cell || math.Abs(cy-o.Y) > s/2+cell) {
+					t.Errorf("%s at %d×%d: cell (%g, %g) covered, %g px from the centre (%g, %g)", o.Shape, side, side, cx, cy, s/2, o.X, o.Y)
+				}
+			}
+			if math.Abs(sum-area) > 0.03*area {
+				t.Errorf("%s at %d×%d: coverage adds to %.1f px², want %.1f", o.Shape, side, side, sum, area)
+			}
 		}
 	}
 }

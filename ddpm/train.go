@@ -60,6 +60,10 @@ type TrainConfig struct {
 	// place in the picture from the text encoder's states of that
 	// object's words, in position captions; 0 for none.
 	GroundText float64 `json:"ground_text,omitempty"`
+	// GroundAttention weighs an auxiliary loss of a text-to-image run on
+	// the shapes data (pipeline.Trainer): the share of each object word's
+	// cross-attention that falls outside that object's mask; 0 for none.
+	GroundAttention float64 `json:"ground_attention,omitempty"`
 }
 
 // DefaultTrainConfig is a reasonable small-model setting.
@@ -101,6 +105,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("pretrain_text: want 0 … %d steps, have %d", MaxTrainSteps, c.PretrainText)
 	case !(c.GroundText >= 0 && c.GroundText <= 100):
 		return fmt.Errorf("ground-text: want a weight 0 … 100 (0: off), have %g", c.GroundText)
+	case !(c.GroundAttention >= 0 && c.GroundAttention <= 100):
+		return fmt.Errorf("ground-attention: want a weight 0 … 100 (0: off), have %g", c.GroundAttention)
 	case c.SNRShift != 0 && !(c.SNRShift >= MinSNRShift && c.SNRShift <= MaxSNRShift):
 		return fmt.Errorf("snr-shift: want 0 (none) or %g … %g, have %g", MinSNRShift, MaxSNRShift, c.SNRShift)
 	}
@@ -335,6 +341,9 @@ type ResumeChanges struct {
 	LR      float64 // the peak learning rate from here on
 	LRDecay string  // constant or cosine; turned on at a resume, the cosine runs from that step to Steps
 	Data    string  // the data's name when given again (a folder moved); "": as saved
+	// GroundAttention, when not nil, is the attention grounding loss's
+	// weight from here on (it has no state of its own: 0 turns it off).
+	GroundAttention *float64
 }
 
 // Apply returns tc, saved at step `step`, with the changes made.
@@ -347,6 +356,9 @@ func (ch ResumeChanges) Apply(tc TrainConfig, step int) (TrainConfig, error) {
 	}
 	if ch.Data != "" {
 		tc.Data = ch.Data
+	}
+	if ch.GroundAttention != nil {
+		tc.GroundAttention = *ch.GroundAttention
 	}
 	switch {
 	case ch.LRDecay == "" || ch.LRDecay == tc.LRDecay:

@@ -56,10 +56,13 @@ type Trainer struct {
 	Ground *nn.Linear
 	// GroundLoss is the last step's grounding loss (0 when it had none).
 	GroundLoss float32
-	Step       int
-	Losses     []float32
-	pcg        *rand.PCG
-	rng        *rand.Rand
+	// AttentionLoss is the last step's attention grounding loss
+	// (GroundAttention; 0 when it had none).
+	AttentionLoss float32
+	Step          int
+	Losses        []float32
+	pcg           *rand.PCG
+	rng           *rand.Rand
 }
 
 // NewTrainer builds the models from their configs (the text encoder's
@@ -110,6 +113,9 @@ func NewTrainer(dev tensor.Device, uc unet.ConditionConfig, tcfg clip.TextConfig
 			return nil, fmt.Errorf("ground_text %g: the grounding loss needs the shapes data (its scenes say where each object is) and a text encoder that trains", tc.GroundText)
 		}
 		tr.Ground = newGroundHead(dev, tcfg.HiddenSize, tc.Seed)
+	}
+	if _, ok := ds.(sceneSource); tc.GroundAttention > 0 && !ok {
+		return nil, fmt.Errorf("ground_attention %g: the attention grounding loss needs the shapes data (its scenes give each object's mask)", tc.GroundAttention)
 	}
 	tr.Opt = nn.NewAdamW(tr.params(), nn.AdamConfig{LR: tc.LR, WeightDecay: tc.WeightDecay})
 	return tr, nil
@@ -192,6 +198,10 @@ func (tr *Trainer) TrainStep() (ddpm.StepInfo, error) {
 	for i, t := range ts {
 		tf[i] = float32(t)
 	}
+	var maps []observedMap
+	if tc.GroundAttention > 0 {
+		defer tr.UNet.ObserveCrossAttention(func(p *tensor.Tensor, h, w int) { maps = append(maps, observedMap{p, h, w}) })()
+	}
 	out, err := tr.UNet.Forward(xt, tf, text.LastHidden, nil, nil)
 	if err != nil {
 		return info, err
@@ -226,6 +236,24 @@ func (tr *Trainer) TrainStep() (ddpm.StepInfo, error) {
 				return info, fmt.Errorf("step %d: grounding loss: %w (%g); the weights were not updated", tr.Step+1, ddpm.ErrNonFinite, g)
 			}
 			if err := tensor.Catch(func() { loss = tensor.Add(loss, ground) }); err != nil {
+				return info, err
+			}
+		}
+	}
+	tr.AttentionLoss = 0
+	if len(maps) > 0 {
+		attn, err := tr.attentionGroundLoss(maps, captions, picked)
+		if err != nil {
+			return info, err
+		}
+		if attn != nil {
+			if tr.AttentionLoss, err = attn.Item(); err != nil {
+				return info, err
+			}
+			if g := float64(tr.AttentionLoss); math.IsNaN(g) || math.IsInf(g, 0) {
+				return info, fmt.Errorf("step %d: attention grounding loss: %w (%g); the weights were not updated", tr.Step+1, ddpm.ErrNonFinite, g)
+			}
+			if err := tensor.Catch(func() { loss = tensor.Add(loss, attn) }); err != nil {
 				return info, err
 			}
 		}

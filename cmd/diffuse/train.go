@@ -125,6 +125,8 @@ func runTrain(args []string) error {
 	groundText := fs.Float64("ground-text", 0, "with -data shapes: weight of an auxiliary loss on the text encoder: a linear head reads each object's place in the\n"+
 		"picture from the states of its words in position captions (pairs with a bidirectional encoder: -text-config\n"+
 		"bench/configs/shapes-text-bidirectional.json; the head is not part of the pipeline folder); 0: off")
+	groundAttention := fs.Float64("ground-attention", 0, "with -data shapes: weight of an auxiliary loss on the U-Net's cross-attention: each object word's attention\n"+
+		"should fall on that object's mask (after TokenCompose); may change at -resume; 0: off")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
 	devSpec := deviceFlag(fs)
 	dropout := fs.Float64("dropout", -1, "dropout probability inside the U-Net (default: the config's dropout)")
@@ -196,6 +198,9 @@ func runTrain(args []string) error {
 		if flagSet(fs, "data") {
 			changes.Data = *dataSpec
 		}
+		if flagSet(fs, "ground-attention") {
+			changes.GroundAttention = groundAttention
+		}
 	}
 
 	if *freezeText && (!isTextData(*dataSpec) || *resume) {
@@ -214,6 +219,10 @@ func runTrain(args []string) error {
 		return fmt.Errorf("-ground-text %g: want a weight 0 … 100 for a new run on -data shapes (its scenes say where each object is) whose text encoder trains; a resumed run keeps its setting", *groundText)
 	}
 	tc.GroundText = *groundText
+	if *groundAttention != 0 && (!strings.HasPrefix(*dataSpec, "shapes") || strings.HasPrefix(*dataSpec, "shapes3d") || !(*groundAttention > 0 && *groundAttention <= 100)) {
+		return fmt.Errorf("-ground-attention %g: want a weight 0 … 100 for a run on -data shapes (its scenes give each object's mask)", *groundAttention)
+	}
+	tc.GroundAttention = *groundAttention
 	if isVolumeData(*dataSpec) {
 		switch {
 		case *size != 0 || *dropout >= 0 || *textConfig != "":

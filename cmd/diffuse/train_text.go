@@ -199,7 +199,7 @@ func trainText(r textRun) error {
 	fmt.Fprintf(os.Stderr, "training a %d-parameter text-conditioned U-Net %s %d-parameter text encoder (vocabulary %d) on %s, batch %d, device %s\n",
 		tr.UNet.NumParams(), text, nn.CountParams(tr.Text.Params()), tr.Tokenizer.VocabSize(), td.what, tr.Config.Batch, dev.Name())
 	step := tr.TrainStep
-	if tr.Ground != nil {
+	if tr.Ground != nil || tr.Config.GroundAttention > 0 {
 		step = groundReport(tr)
 	}
 	run := trainRun{step: step, save: tr.Save, done: &tr.Step, total: &tr.Config.Steps, losses: &tr.Losses,
@@ -208,19 +208,28 @@ func trainText(r textRun) error {
 }
 
 // groundReport is tr's step, saying on stderr every 1,000 steps the mean
-// grounding loss (unweighed: the head's squared error per word, x and y
-// together) of the steps that had one.
+// grounding losses, unweighed, of the steps that had them: the text head's
+// squared error per word (x and y together), the attention's mean (1 − f)²
+// per object word.
 func groundReport(tr *pipeline.Trainer) func() (ddpm.StepInfo, error) {
-	var sum float64
-	var k int
+	var text, attn float64
+	var kt, ka int
 	return func() (ddpm.StepInfo, error) {
 		info, err := tr.TrainStep()
 		if err == nil && tr.GroundLoss > 0 {
-			sum, k = sum+float64(tr.GroundLoss)/tr.Config.GroundText, k+1
+			text, kt = text+float64(tr.GroundLoss)/tr.Config.GroundText, kt+1
 		}
-		if err == nil && info.Step%1000 == 0 && k > 0 {
-			fmt.Fprintf(os.Stderr, "\ngrounding loss %.4f (mean of the %d steps with position captions since the last report)\n", sum/float64(k), k)
-			sum, k = 0, 0
+		if err == nil && tr.AttentionLoss > 0 {
+			attn, ka = attn+float64(tr.AttentionLoss)/tr.Config.GroundAttention, ka+1
+		}
+		if err == nil && info.Step%1000 == 0 {
+			if kt > 0 {
+				fmt.Fprintf(os.Stderr, "\ngrounding loss %.4f (mean of the %d steps with position captions since the last report)\n", text/float64(kt), kt)
+			}
+			if ka > 0 {
+				fmt.Fprintf(os.Stderr, "\nattention grounding loss %.4f (mean of the last %d steps; 1 − the share of an object word's attention on its object, squared)\n", attn/float64(ka), ka)
+			}
+			text, attn, kt, ka = 0, 0, 0, 0
 		}
 		return info, err
 	}

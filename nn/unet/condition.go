@@ -269,6 +269,33 @@ func (m *Condition) Forward(x *tensor.Tensor, timesteps []float32, ctx *tensor.T
 	return out, err
 }
 
+// ObserveCrossAttention hands f, in every forward until restore is called,
+// the probabilities of each transformer block's cross-attention (attn2) to
+// the text, (B, heads, H·W, L), with the size H×W of the image it runs on:
+// a graph of their own, so that a training loss on where the pixels look
+// (pipeline's attention grounding) reaches the queries and the keys. They
+// cost a second pass of the scores; f nil observes nothing.
+func (m *Condition) ObserveCrossAttention(f func(probs *tensor.Tensor, H, W int)) (restore func()) {
+	var all []*Transformer2D
+	for _, b := range m.DownBlocks {
+		all = append(all, b.Attentions...)
+	}
+	if m.Mid != nil && m.Mid.Attention != nil {
+		all = append(all, m.Mid.Attention)
+	}
+	for _, b := range m.UpBlocks {
+		all = append(all, b.Attentions...)
+	}
+	for _, t := range all {
+		t.observe = f
+	}
+	return func() {
+		for _, t := range all {
+			t.observe = nil
+		}
+	}
+}
+
 func shapeOf(t *tensor.Tensor) any {
 	if t == nil {
 		return "nothing"

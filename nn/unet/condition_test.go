@@ -3,6 +3,7 @@ package unet
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -322,4 +323,110 @@ func TestBackwardReleaseKeepsConditionTraining(t *testing.T) {
 			return tensor.MSELoss(out, target)
 		}}
 	})
+}
+
+// TestObserveCrossAttention: the observed probabilities are those the
+// cross-attention uses (P·V per head is tensor.Attention's output), one map
+// per transformer block at its image's size, and a loss on them reaches the
+// queries' and keys' weights and the text states.
+func TestObserveCrossAttention(t *testing.T) {
+	dev := kernels.CPU()
+	r := rand.New(rand.NewPCG(5, 6))
+	randn := func(shape ...int) *tensor.Tensor {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		return tensor.FromFloat32(dev, v, shape...)
+	}
+	const B, Lq, Lk, heads, D = 2, 5, 3, 2, 4
+	q, k, v := randn(B, Lq, heads*D), randn(B, Lk, heads*D), randn(B, Lk, heads*D)
+	p := attentionProbabilities(q, k, heads)
+	if got := p.Shape(); !slices.Equal(got, []int{B, heads, Lq, Lk}) {
+		t.Fatalf("probabilities %v, want (%d, %d, %d, %d)", got, B, heads, Lq, Lk)
+	}
+	// P·V, head by head, back to (B, Lq, heads·D).
+	pv := tensor.MatMul(p, v.Reshape(B, Lk, heads, D).Transpose(1, 2)).Transpose(1, 2).Reshape(B, Lq, heads*D)
+	floats := func(x *tensor.Tensor) []float32 {
+		f, err := x.Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	want, got := floats(tensor.Attention(q, k, v, heads)), floats(pv)
+	for i := range want {
+		if math.Abs(float64(got[i]-want[i])) > 1e-5 {
+			t.Fatalf("P·V[%d] = %g, attention %g", i, got[i], want[i])
+		}
+	}
+
+	c, err := ParseConditionConfig("config.json", []byte(`{"sample_size": 8, "in_channels": 3, "out_channels": 3,
+		"block_out_channels": [8, 16], "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+		"up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"], "layers_per_block": 1, "cross_attention_dim": 8,
+		"attention_head_dim": 2, "norm_num_groups": 4}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewCondition(dev, c, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := randn(B, Lk, 8)
+	ctx.SetRequiresGrad(true)
+	type seen struct {
+		shape []int
+		h, w  int
+	}
+	var maps []seen
+	var loss *tensor.Tensor
+	restore := m.ObserveCrossAttention(func(p *tensor.Tensor, h, w int) {
+		maps = append(maps, seen{p.Shape(), h, w})
+		// a loss that wants the first token looked at everywhere
+		first := tensor.Sum(tensor.Split(p, -1, 1, p.Dim(-1)-1)[0])
+		if loss == nil {
+			loss = first
+		} else {
+			loss = tensor.Add(loss, first)
+		}
+	})
+	if _, err := m.Forward(randn(B, 3, 8, 8), []float32{10, 500}, ctx, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	restore()
+	// down 1 (4×4), mid (4×4), up 0 (two layers at 4×4)
+	if len(maps) != 4 {
+		t.Fatalf("%d maps observed, want 4 (one per transformer)", len(maps))
+	}
+	for _, s := range maps {
+		if s.h != 4 || s.w != 4 || !slices.Equal(s.shape, []int{B, 2, 16, Lk}) {
+			t.Errorf("map %v at %d×%d, want (%d, 2, 16, %d) at 4×4", s.shape, s.h, s.w, B, Lk)
+		}
+	}
+	if err := tensor.Catch(loss.Backward); err != nil {
+		t.Fatal(err)
+	}
+	grads := map[string]bool{}
+	for _, p := range m.Params() {
+		if g := p.T.Grad(); g != nil && slices.ContainsFunc(floats(g), func(v float32) bool { return v != 0 }) {
+			grads[p.Name] = true
+		}
+	}
+	for _, name := range []string{"down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_q.weight",
+		"down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight"} {
+		if !grads[name] {
+			t.Errorf("no gradient on %s", name)
+		}
+	}
+	if g := ctx.Grad(); g == nil {
+		t.Error("no gradient on the text states")
+	}
+	maps = nil
+	if _, err := m.Forward(randn(B, 3, 8, 8), []float32{10, 500}, ctx, nil, nil); err != nil || len(maps) != 0 {
+		t.Errorf("after restore: %d maps observed (%v)", len(maps), err)
+	}
 }

@@ -35,6 +35,10 @@ type Transformer2D struct {
 	Blocks        []*TransformerBlock
 	ProjOutConv   *nn.Conv2d
 	ProjOutLinear *nn.Linear
+
+	// observe, while set (Condition.ObserveCrossAttention), is handed each
+	// block's cross-attention probabilities and the image's size.
+	observe func(probs *tensor.Tensor, H, W int)
 }
 
 // TransformerBlock is BasicTransformerBlock.
@@ -112,8 +116,12 @@ func (t *Transformer2D) Forward(x, ctx *tensor.Tensor) *tensor.Tensor {
 		tensor.Release(h, pos)
 		h = placed
 	}
+	var observe func(*tensor.Tensor)
+	if t.observe != nil {
+		observe = func(probs *tensor.Tensor) { t.observe(probs, H, W) }
+	}
 	for _, b := range t.Blocks {
-		next := b.Forward(h, ctx)
+		next := b.forward(h, ctx, observe)
 		tensor.Release(h) // the whole of a buffer, whether h is tokens or a view of them
 		h = next
 	}
@@ -158,6 +166,12 @@ func places(dev tensor.Device, H, W int) *tensor.Tensor {
 
 // Forward runs the block on tokens h (B, L, D).
 func (b *TransformerBlock) Forward(h, ctx *tensor.Tensor) *tensor.Tensor {
+	return b.forward(h, ctx, nil)
+}
+
+// forward is Forward, handing observe (when not nil) the cross-attention's
+// probabilities.
+func (b *TransformerBlock) forward(h, ctx *tensor.Tensor, observe func(*tensor.Tensor)) *tensor.Tensor {
 	var selfCtx *tensor.Tensor
 	if b.OnlyCross {
 		selfCtx = ctx
@@ -170,7 +184,7 @@ func (b *TransformerBlock) Forward(h, ctx *tensor.Tensor) *tensor.Tensor {
 	tensor.Release(n)
 	h1 := tensor.AddInPlace(a, h)
 	n = b.Norm2.Forward(h1)
-	a = b.Attn2.Forward(n, ctx)
+	a = b.Attn2.forward(n, ctx, observe)
 	tensor.Release(n)
 	h2 := tensor.AddInPlace(a, h1)
 	tensor.Release(h1)
@@ -198,16 +212,33 @@ func geglu(p *tensor.Tensor) *tensor.Tensor {
 
 // Forward attends from x (B, Lq, D) to ctx (B, Lk, D_ctx), or to x itself
 // when ctx is nil.
-func (a *CrossAttention) Forward(x, ctx *tensor.Tensor) *tensor.Tensor {
+func (a *CrossAttention) Forward(x, ctx *tensor.Tensor) *tensor.Tensor { return a.forward(x, ctx, nil) }
+
+// forward is Forward, handing observe (when not nil) the probabilities.
+func (a *CrossAttention) forward(x, ctx *tensor.Tensor, observe func(*tensor.Tensor)) *tensor.Tensor {
 	if ctx == nil {
 		ctx = x
 	}
 	q, k, v := a.ToQ.Forward(x), a.ToK.Forward(ctx), a.ToV.Forward(ctx)
+	if observe != nil {
+		observe(attentionProbabilities(q, k, a.Heads))
+	}
 	o := tensor.Attention(q, k, v, a.Heads)
 	tensor.Release(q, k, v)
 	out := a.ToOut.Forward(o)
 	tensor.Release(o)
 	return out
+}
+
+// attentionProbabilities is softmax(q_h·k_hᵀ/√D) of every head as its
+// own graph, (B, heads, Lq, Lk): what tensor.Attention computes inside and
+// keeps to itself, for a loss on where the queries look. It costs a second
+// pass of the scores, which is why only an observed attention computes it.
+func attentionProbabilities(q, k *tensor.Tensor, heads int) *tensor.Tensor {
+	B, Lq, Lk, D := q.Dim(0), q.Dim(1), k.Dim(1), q.Dim(2)/heads
+	qh := q.Reshape(B, Lq, heads, D).Transpose(1, 2)                 // (B, heads, Lq, D)
+	kt := k.Reshape(B, Lk, heads, D).Transpose(1, 2).Transpose(2, 3) // (B, heads, D, Lk)
+	return tensor.Softmax(tensor.Scale(tensor.MatMul(qh, kt), float32(1/math.Sqrt(float64(D)))))
 }
 
 // Collect adds the parameters under diffusers' names.
