@@ -443,6 +443,13 @@ func TestGroundTextValidate(t *testing.T) {
 			t.Errorf("ground-text %g: error %v", bad, err)
 		}
 	}
+	tc.GroundText = 0
+	for _, bad := range []float64{-1, 101, math.NaN(), math.Inf(1)} {
+		tc.GroundAttention = bad
+		if err := tc.Validate(); err == nil || !strings.Contains(err.Error(), "ground-attention") {
+			t.Errorf("ground-attention %g: error %v", bad, err)
+		}
+	}
 }
 
 // TestGuidanceInterval: the guided model runs exactly on the timesteps

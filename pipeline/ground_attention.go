@@ -16,12 +16,13 @@ import (
 // the left of …"), the share of its cross-attention that falls inside that
 // object's mask, f, should be 1: the loss is (1 − f)², averaged over those
 // words, the batch and every transformer block's cross-attention (heads
-// averaged first), at each block's resolution. It teaches the two things
-// the runs without it failed at: each object's words are read where that
-// object is drawn (attribute binding: the second object no longer takes the
-// first one's colour), and, since the queries know their place
+// averaged first), at each block's resolution. It aims at the two things
+// the runs without it failed at: each object's words read where that object
+// is drawn, and, since the queries know their place
 // (_godiffuse_attention_coordinates) while the keys come from the text, the
-// side a relation puts an object on has to reach that object's words.
+// side a relation puts an object on carried to that object's words. Against
+// a control it put more sides right and drew more pairs, but drew unseen
+// combinations worse (bench/RESULTS.md, 2026-12-05 day): not a default.
 // ---------------------------------------------------------------------------
 
 // observedMap is one cross-attention's probabilities (B, heads, H·W, L) in
@@ -58,16 +59,14 @@ func captionWordOwners(caption string, sc data.ShapeScene) []uint8 {
 		}
 		sep := " and "
 		if sc.Kind == "position" {
-			sep = ""
-			for _, rel := range data.ShapeRelations {
-				if strings.Contains(caption, " "+rel+" ") {
-					sep = " " + rel + " "
-					break
-				}
+			q, err := data.ParseShapeCaption(caption)
+			if err != nil || q.Relation == "" {
+				return nil
 			}
+			sep = " " + q.Relation + " "
 		}
 		before, _, ok := strings.Cut(caption, sep)
-		if sep == "" || !ok {
+		if !ok {
 			return nil
 		}
 		first := len(strings.Fields(before))

@@ -228,16 +228,8 @@ func (tr *Trainer) TrainStep() (ddpm.StepInfo, error) {
 		if err != nil {
 			return info, err
 		}
-		if ground != nil {
-			if tr.GroundLoss, err = ground.Item(); err != nil {
-				return info, err
-			}
-			if g := float64(tr.GroundLoss); math.IsNaN(g) || math.IsInf(g, 0) {
-				return info, fmt.Errorf("step %d: grounding loss: %w (%g); the weights were not updated", tr.Step+1, ddpm.ErrNonFinite, g)
-			}
-			if err := tensor.Catch(func() { loss = tensor.Add(loss, ground) }); err != nil {
-				return info, err
-			}
+		if loss, tr.GroundLoss, err = tr.addLoss(loss, ground, "grounding loss"); err != nil {
+			return info, err
 		}
 	}
 	tr.AttentionLoss = 0
@@ -246,16 +238,8 @@ func (tr *Trainer) TrainStep() (ddpm.StepInfo, error) {
 		if err != nil {
 			return info, err
 		}
-		if attn != nil {
-			if tr.AttentionLoss, err = attn.Item(); err != nil {
-				return info, err
-			}
-			if g := float64(tr.AttentionLoss); math.IsNaN(g) || math.IsInf(g, 0) {
-				return info, fmt.Errorf("step %d: attention grounding loss: %w (%g); the weights were not updated", tr.Step+1, ddpm.ErrNonFinite, g)
-			}
-			if err := tensor.Catch(func() { loss = tensor.Add(loss, attn) }); err != nil {
-				return info, err
-			}
+		if loss, tr.AttentionLoss, err = tr.addLoss(loss, attn, "attention grounding loss"); err != nil {
+			return info, err
 		}
 	}
 	tr.Opt.ZeroGrad()
@@ -280,6 +264,24 @@ func (tr *Trainer) TrainStep() (ddpm.StepInfo, error) {
 	info.Step, info.Duration = tr.Step, time.Since(start)
 	info.ImagesPer = float64(B) / info.Duration.Seconds()
 	return info, nil
+}
+
+// addLoss adds an auxiliary loss (nil: none this step) to loss, returning
+// the sum and the auxiliary loss's value; a value that is not finite stops
+// the step before any weight changes.
+func (tr *Trainer) addLoss(loss, aux *tensor.Tensor, what string) (*tensor.Tensor, float32, error) {
+	if aux == nil {
+		return loss, 0, nil
+	}
+	v, err := aux.Item()
+	if err != nil {
+		return nil, 0, err
+	}
+	if g := float64(v); math.IsNaN(g) || math.IsInf(g, 0) {
+		return nil, 0, fmt.Errorf("step %d: %s: %w (%g); the weights were not updated", tr.Step+1, what, ddpm.ErrNonFinite, g)
+	}
+	err = tensor.Catch(func() { loss = tensor.Add(loss, aux) })
+	return loss, v, err
 }
 
 // TrainedSuggested is what a folder trained here suggests to front-ends:

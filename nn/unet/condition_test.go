@@ -3,7 +3,6 @@ package unet
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -331,17 +330,14 @@ func TestBackwardReleaseKeepsConditionTraining(t *testing.T) {
 // queries' and keys' weights and the text states.
 func TestObserveCrossAttention(t *testing.T) {
 	dev := kernels.CPU()
-	r := rand.New(rand.NewPCG(5, 6))
-	randn := func(shape ...int) *tensor.Tensor {
+	seed := uint64(5)
+	randn := func(shape ...int) *tensor.Tensor { // a new draw each call
 		n := 1
 		for _, d := range shape {
 			n *= d
 		}
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64())
-		}
-		return tensor.FromFloat32(dev, v, shape...)
+		seed++
+		return tensor.FromFloat32(dev, traincheck.Random(n, seed), shape...)
 	}
 	const B, Lq, Lk, heads, D = 2, 5, 3, 2, 4
 	q, k, v := randn(B, Lq, heads*D), randn(B, Lk, heads*D), randn(B, Lk, heads*D)
