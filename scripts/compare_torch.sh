@@ -17,12 +17,16 @@
 # the environment sets no OPENBLAS_CORETYPE, the PyTorch and NumPy anchors
 # run with OPENBLAS_CORETYPE=SkylakeX (Debian's OpenBLAS 0.3.21 misdetects
 # newer Xeons and is then ~4× slow; see ../shared/anchors/README.md); the
-# FMA ceiling is measured at the widest level the CPU has.
+# FMA ceiling is measured at the level our kernels run at (the widest the CPU has unless
+# GODIFFUSE_CPU holds them lower).
 #
 # Needs ../shared/anchors, python3-torch, python3-numpy, libopenblas0-pthread,
 # gcc, node and npm (ONNX Runtime is installed on first use with
 # `npm install --ignore-scripts onnxruntime-node@1.30.0` into
 # ~/.cache/godiffuse/ort; without npm the ONNX Runtime rows are skipped).
+#
+# GODIFFUSE_CPU=avx2 in the environment measures the AVX2 kernels on an
+# AVX-512 CPU against OpenBLAS's AVX2 (Haswell) kernels and the AVX2 ceiling.
 #
 #   bash scripts/compare_torch.sh [ITERS]
 set -euo pipefail
@@ -48,7 +52,14 @@ mod=$(grep -m1 '^model\s*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
 level=$(cd bench && "$bin" -test.run '^TestKernelLevel$' -test.v | awk '/kernel level/ {print $NF}')
 echo "# CPU: $cpu (family $fam, model $mod), $(nproc) cores; our kernels: ${level:-?}"
 anchor_env=()
-if grep -q -m1 avx512f /proc/cpuinfo; then
+if [ "$level" = avx2 ] && grep -q -m1 avx512f /proc/cpuinfo; then
+	# GODIFFUSE_CPU=avx2 on an AVX-512 CPU: what an AVX2-only machine runs.
+	# OpenBLAS is held to the same level (Haswell kernels) and the ceiling is
+	# the AVX2 one; ONNX Runtime cannot be held back and keeps its AVX-512.
+	[ -z "${OPENBLAS_CORETYPE:-}" ] && anchor_env=(OPENBLAS_CORETYPE=Haswell)
+	echo "# our kernels held at avx2 (GODIFFUSE_CPU): OpenBLAS at ${OPENBLAS_CORETYPE:-Haswell}, the AVX2 FMA ceiling; ONNX Runtime still at AVX-512"
+	gcc -O2 -mavx2 -mfma -o "$scratch/fma" bench/anchors/fma_peak_avx2.c
+elif grep -q -m1 avx512f /proc/cpuinfo; then
 	if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
 		anchor_env=(OPENBLAS_CORETYPE=SkylakeX)
 		echo "# AVX-512 CPU: PyTorch and NumPy anchors run with OPENBLAS_CORETYPE=SkylakeX"
@@ -103,15 +114,19 @@ sgemm() {
 		awk '/^Benchmark/ {n = $1; sub(/^BenchmarkSgemm\//, "", n); sub(/-[0-9]+$/, "", n); print "ours", "sgemm/" n, $(NF-1), "GFLOP/s"}')
 }
 
+ceiling() { # the FMA ceiling of one core (fma_peak.c and fma_peak_avx2.c word it differently)
+	"$scratch/fma" | awk '{for (i = 1; i < NF; i++) if ($(i+1) == "GFLOP/s") v = $i; print "ceiling", "sgemm/n=1024/threads=1", v, "GFLOP/s"}'
+}
+
 {
 	sgemm
 	env "${anchor_env[@]}" /usr/bin/python3 "$anchors/gemm_anchor.py" 2 | awk '/^numpy/ {sub(/:$/, "", $3); print "openblas", "sgemm/" $3, $4, "GFLOP/s"}'
 	env "${anchor_env[@]}" OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$anchors/gemm_anchor.py" 1 |
 		awk '/^numpy sgemm n=1024/ {print "openblas", "sgemm/n=1024/threads=1", $4, "GFLOP/s"}'
-	"$scratch/fma" | awk '{print "ceiling", "sgemm/n=1024/threads=1", $3, "GFLOP/s"}'
+	ceiling
 	sgemm
 	# the ceiling again right after: the ratio pairs two readings of each, as the anchors do
-	"$scratch/fma" | awk '{print "ceiling", "sgemm/n=1024/threads=1", $3, "GFLOP/s"}'
+	ceiling
 	for c in "tiny-mnist forward 64" "tiny-mnist forward 1" "ddpm-cifar10-32 forward 8" "ddpm-cifar10-32 forward 1"; do
 		set -- $c
 		ours "$@"
