@@ -22,7 +22,9 @@ import (
 // (_godiffuse_attention_coordinates) while the keys come from the text, the
 // side a relation puts an object on carried to that object's words. Against
 // a control it put more sides right and drew more pairs, but drew unseen
-// combinations worse (bench/RESULTS.md, 2026-12-05 day): not a default.
+// combinations worse (bench/RESULTS.md, 2026-12-05 day), and so did it on
+// the shape word alone or for half a run (2026-12-05 late morning): not a
+// default.
 // ---------------------------------------------------------------------------
 
 // observedMap is one cross-attention's probabilities (B, heads, H·W, L) in

@@ -51,23 +51,25 @@ fam=$(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
 mod=$(grep -m1 '^model\s*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
 level=$(cd bench && "$bin" -test.run '^TestKernelLevel$' -test.v | awk '/kernel level/ {print $NF}')
 echo "# CPU: $cpu (family $fam, model $mod), $(nproc) cores; our kernels: ${level:-?}"
+# The anchors' BLAS core type: SkylakeX on an AVX-512 CPU, Haswell (its AVX2
+# kernels) when GODIFFUSE_CPU holds ours at avx2 there; one set in the
+# environment is kept. ONNX Runtime cannot be held back and keeps AVX-512.
 anchor_env=()
-if [ "$level" = avx2 ] && grep -q -m1 avx512f /proc/cpuinfo; then
-	# GODIFFUSE_CPU=avx2 on an AVX-512 CPU: what an AVX2-only machine runs.
-	# OpenBLAS is held to the same level (Haswell kernels) and the ceiling is
-	# the AVX2 one; ONNX Runtime cannot be held back and keeps its AVX-512.
-	[ -z "${OPENBLAS_CORETYPE:-}" ] && anchor_env=(OPENBLAS_CORETYPE=Haswell)
-	echo "# our kernels held at avx2 (GODIFFUSE_CPU): OpenBLAS at ${OPENBLAS_CORETYPE:-Haswell}, the AVX2 FMA ceiling; ONNX Runtime still at AVX-512"
-	gcc -O2 -mavx2 -mfma -o "$scratch/fma" bench/anchors/fma_peak_avx2.c
-elif grep -q -m1 avx512f /proc/cpuinfo; then
+if grep -q -m1 avx512f /proc/cpuinfo; then
+	want=SkylakeX
+	[ "$level" = avx512 ] || want=Haswell
 	if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-		anchor_env=(OPENBLAS_CORETYPE=SkylakeX)
-		echo "# AVX-512 CPU: PyTorch and NumPy anchors run with OPENBLAS_CORETYPE=SkylakeX"
+		anchor_env=(OPENBLAS_CORETYPE=$want)
+		echo "# AVX-512 CPU, our kernels at ${level:-?}: PyTorch and NumPy anchors run with OPENBLAS_CORETYPE=$want"
 	else
 		# Some machines set it for every process (Haswell, i.e. AVX2 kernels,
 		# was seen on an AVX-512 Zen 5): say so, since it halves OpenBLAS there.
-		echo "# AVX-512 CPU: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE from the environment is kept (unset it for SkylakeX)"
+		echo "# AVX-512 CPU: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE from the environment is kept (unset it for $want)"
 	fi
+	[ "$level" = avx512 ] || echo "# ONNX Runtime still runs at AVX-512"
+fi
+# The FMA ceiling at the level our kernels run at.
+if [ "$level" = avx512 ]; then
 	gcc -O2 -mavx512f -mfma -o "$scratch/fma" "$anchors/fma_peak.c"
 else
 	gcc -O2 -mavx2 -mfma -o "$scratch/fma" bench/anchors/fma_peak_avx2.c
