@@ -85,14 +85,25 @@ have_ort=false
 [ -d "$ort_dir/node_modules/onnxruntime-node" ] && command -v node >/dev/null && have_ort=true
 
 # --- the runners: each prints "WHO CASE VALUE UNIT" ------------------------
-# Batch 1 runs four times the iterations (ONNX Runtime's count everywhere):
-# five calls of 10–150 ms were shorter than this machine's slow spells. Train
+# Batch 1 runs twenty times the iterations (100 calls at ITERS=5, on every
+# side): this machine's speed moves in spells of ~40 calls (tiny-mnist b1
+# per call 3.0 ↔ 4.5 ms, 2026-12-05), so the median of 20 calls of 3 ms
+# landed in one spell or the other and the same minutes gave 0.77–0.93×
+# ONNX Runtime, where 400 calls a side alternated gave parity. Train
 # steps run four times too, on both sides, so that their median is a step of
 # the steady state a real run spends its thousands of steps in: Go's heap grows
 # to its working size over the first ~10 steps (6 of the first 10 cifar b8
 # steps were 1.5–2× slower at the default GOGC, 2026-12-05), PyTorch's caching
 # allocator is there after its 2 warm-up steps.
-n_iters() { [ "$1" = 1 ] || [ "$2" = train ] && echo $((iters * 4)) || echo "$iters"; }
+n_iters() {
+	if [ "$1" = 1 ]; then
+		echo $((iters * 20))
+	elif [ "$2" = train ]; then
+		echo $((iters * 4))
+	else
+		echo "$iters"
+	fi
+}
 ours() { # config mode batch [env...]
 	(cd bench && env "${@:4}" "$bin" -test.run XXX -test.bench "UNet\$/config=$1/mode=$2/batch=$3\$" -test.benchtime "$(n_iters "$3" "$2")x" |
 		awk -v c="$1/$2/b$3" '/^Benchmark/ {for (i = 1; i <= NF; i++) if ($(i+1) == "median-img/s") s = $i; else if ($(i+1) == "peak-RSS-MiB") r = $i
@@ -108,7 +119,7 @@ ort() { # config batch
 	$have_ort || return 0
 	local model=$scratch/$1-b$2.onnx
 	[ -f "$model" ] || /usr/bin/python3 "$anchors/export_onnx.py" "$1" "$2" "$model" >/dev/null 2>&1
-	NODE_PATH=$ort_dir/node_modules node "$anchors/ort_bench.js" "$model" "../shared/reference/$1.json" "$2" "$((iters * 4))" "$(nproc)" |
+	NODE_PATH=$ort_dir/node_modules node "$anchors/ort_bench.js" "$model" "../shared/reference/$1.json" "$2" "$(($2 == 1 ? iters * 20 : iters * 4))" "$(nproc)" |
 		awk -v c="$1/forward/b$2" '{split($NF, a, "="); print "ort", c, a[2], "img/s"}'
 }
 sgemm() {
