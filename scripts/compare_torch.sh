@@ -7,7 +7,8 @@
 #   U-Net forward (b64/b8 and batch 1)    ours / ONNX Runtime, / PyTorch target ≥ 1.0 (ORT)
 #   U-Net train step (b64/b8)             ours / PyTorch                 target ≥ 1.5
 #   peak RSS, cifar train step b8         ours (GOGC=15) / PyTorch       target ≤ 1.0
-#   (and both train steps at GOGC=15, diffuse train's setting, / PyTorch: for information)
+#   (and both train steps at GOGC=15, diffuse train's setting, / PyTorch, and both batch-1
+#   forwards at GOGC=10, diffuse generate's, / ONNX Runtime: for information)
 #
 # Every anchor runs between two runs of ours (ours → anchor → ours) and the
 # ratio takes the mean of the two. Each runner's figure is its median call
@@ -153,6 +154,13 @@ ceiling() { # the FMA ceiling of one core (fma_peak.c and fma_peak_avx2.c word i
 		torch "$@"
 		ours "$@"
 	done
+	# batch 1 as diffuse generate runs it (GOGC=10, its default): at GOGC=100 the
+	# heap doubles before the first collection and a fresh process's first ~150
+	# calls fault in fresh pages (bench/RESULTS.md, 2026-12-05 afternoon)
+	for c in "tiny-mnist forward 1" "ddpm-cifar10-32 forward 1"; do
+		set -- $c
+		ours "$@" GOGC=10 | sed 's/^ours /ours-gogc10 /'
+	done
 	# the train steps as diffuse train runs them (GOGC=15, its default), each alone in its
 	# process: their speed against the same PyTorch figures, and the cifar step's peak RSS
 	for c in "tiny-mnist train 64" "ddpm-cifar10-32 train 8"; do
@@ -177,7 +185,11 @@ awk '
 			c = order[i]
 			if (c ~ /^sgemm\/n=(512|1024|2048)$/) row(c, "openblas", "OpenBLAS", "≥ 1.0")
 			else if (c ~ /threads=1/) { row(c, "ceiling", "FMA ceiling", "≥ 0.90"); row(c, "openblas", "OpenBLAS 1 thread", "") }
-			else if (c ~ /forward/) { row(c, "ort", "ONNX Runtime", "≥ 1.0"); row(c, "torch", "PyTorch", "") }
+			else if (c ~ /forward/) {
+				row(c, "ort", "ONNX Runtime", "≥ 1.0")
+				if (cnt["ours-gogc10", c]) rowOf("ours-gogc10", c, c " (GOGC=10, as diffuse generate)", "ort", "ONNX Runtime", "")
+				row(c, "torch", "PyTorch", "")
+			}
 			else if (c ~ /train/) { row(c, "torch", "PyTorch", "≥ 1.5"); rowOf("ours-gogc15", c, c " (GOGC=15, as diffuse train)", "torch", "PyTorch", "") }
 		}
 		o = mean("ours-rss-gogc15", "ddpm-cifar10-32/train/b8"); v = mean("torch-rss", "ddpm-cifar10-32/train/b8")

@@ -177,17 +177,24 @@ func runImg2Img(args []string) error {
 	})
 }
 
-// generate loads the folder and makes the images with run (nil: text-to-image).
-func generate(f *sdFlags, task string, run func(p *pipeline.Pipeline, o pipeline.Options) (*pipeline.Result, error)) error {
-	// A Stable Diffusion run holds gigabytes of weights while each step makes
-	// and drops hundreds of megabytes of activations: with Go's default
-	// GOGC=100 the heap grows to twice the live set. GOGC=10 kept the peak
-	// RSS of a 512×512 SD 1.5 run (F16 weights) at 3.97 GB against 7.26 GB
-	// (GOGC=20: 4.07, 5: 3.70), at the same speed within noise
-	// (bench/RESULTS.md). An explicit GOGC or GOMEMLIMIT wins.
+// inferenceGC sets the collector for a sampling command: GOGC=10 unless the
+// environment sets GOGC or GOMEMLIMIT. A run holds its weights while each
+// step makes and drops its activations; with Go's default GOGC=100 the heap
+// grows to twice the live set. For a 512×512 SD 1.5 run (F16 weights) GOGC=10
+// kept the peak RSS at 3.97 GB against 7.26 GB (GOGC=20: 4.07, 5: 3.70) at
+// the same speed within noise; and a fresh process's first ~150 batch-1
+// steps of a small U-Net were slower at GOGC=100, each allocation landing on
+// pages the growing heap had never touched (tiny-mnist b1 over its first
+// 100 calls: 411–426 img/s against 449–475 at GOGC=10; bench/RESULTS.md).
+func inferenceGC() {
 	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetGCPercent(10)
 	}
+}
+
+// generate loads the folder and makes the images with run (nil: text-to-image).
+func generate(f *sdFlags, task string, run func(p *pipeline.Pipeline, o pipeline.Options) (*pipeline.Result, error)) error {
+	inferenceGC()
 	dev, err := pickDevice(f.device)
 	if err != nil {
 		return err

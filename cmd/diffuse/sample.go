@@ -257,6 +257,7 @@ func runSample(args []string) error {
 	if err := spec.check(); err != nil {
 		return err
 	}
+	inferenceGC()
 	if err := checkOutputs("-out", *out, "-gif", *gifPath); err != nil {
 		return err
 	}

@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -109,9 +108,7 @@ func runServe(args []string) error {
 		fmt.Fprintln(os.Stderr, "note: out/ holds no checkpoint or Stable Diffusion folder: the page says how to make one; "+
 			"train with 'diffuse train' (or give -model DIR) and start the server again")
 	}
-	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetGCPercent(10) // as diffuse generate: weights held, activations made and dropped
-	}
+	inferenceGC() // as diffuse generate: weights held, activations made and dropped
 	dev, err := pickDevice(devSpec)
 	if err != nil {
 		return err
