@@ -96,9 +96,10 @@ have_ort=false
 # to its working size over the first ~10 steps (6 of the first 10 cifar b8
 # steps were 1.5–2× slower at the default GOGC, 2026-12-05), PyTorch's caching
 # allocator is there after its 2 warm-up steps.
+b1_calls=$((iters * 20))
 n_iters() {
 	if [ "$1" = 1 ]; then
-		echo $((iters * 20))
+		echo "$b1_calls"
 	elif [ "$2" = train ]; then
 		echo $((iters * 4))
 	else
@@ -120,7 +121,7 @@ ort() { # config batch
 	$have_ort || return 0
 	local model=$scratch/$1-b$2.onnx
 	[ -f "$model" ] || /usr/bin/python3 "$anchors/export_onnx.py" "$1" "$2" "$model" >/dev/null 2>&1
-	NODE_PATH=$ort_dir/node_modules node "$anchors/ort_bench.js" "$model" "../shared/reference/$1.json" "$2" "$(($2 == 1 ? iters * 20 : iters * 4))" "$(nproc)" |
+	NODE_PATH=$ort_dir/node_modules node "$anchors/ort_bench.js" "$model" "../shared/reference/$1.json" "$2" "$([ "$2" = 1 ] && echo "$b1_calls" || echo $((iters * 4)))" "$(nproc)" |
 		awk -v c="$1/forward/b$2" '{split($NF, a, "="); print "ort", c, a[2], "img/s"}'
 }
 sgemm() {
