@@ -14,9 +14,9 @@ import (
 // edges), finds the connected objects of each colour, classifies each by
 // how full the top and bottom quarters of its bounding box are (a square
 // fills both, a circle neither, a triangle only the bottom) and how much
-// of the box it fills (an object that fits no shape is a blob), sizes it
-// by its box, and checks every claim of the
-// caption: the objects named, their colours, shapes and sizes, the count,
+// of the box it fills (an object that fits no shape, or whose box is not
+// about square, is a blob), sizes it by its box, and checks every claim of
+// the caption: the objects named, their colours, shapes and sizes, the count,
 // the relation. It knows nothing of how an image was made, so it judges
 // generated images and dataset images alike.
 
@@ -49,6 +49,7 @@ const (
 	colourDist  = 90.0 // a pixel further than this from every colour is unlabelled
 	minArea     = 20   // smaller components are noise (a small triangle covers ~45 pixels)
 	largeSidePx = 11   // a bounding box this wide or tall: large
+	maxAspect   = 1.5  // every shape's box is square (the dataset's measure at most 1.15): a longer one is a blob
 )
 
 // FindShapes lists the objects in an image (3, h, w) with values in [−1, 1].
@@ -125,6 +126,9 @@ func FindShapes(pix []float32, h, w int) []FoundShape {
 		}
 		f.Top, f.Bottom = float64(top)/float64(band*bw), float64(bottom)/float64(band*bw)
 		f.Shape = classifyShape(f.Fill, f.Top, f.Bottom)
+		if float64(max(bw, bh)) > maxAspect*float64(min(bw, bh)) {
+			f.Shape = "blob" // e.g. two touching triangles, whose joint box fills like one
+		}
 		f.Size = "small"
 		if max(bw, bh) >= largeSidePx {
 			f.Size = "large"

@@ -89,4 +89,16 @@ func TestShapesJudgeOnDatasetImages(t *testing.T) {
 	if j, _ := JudgeShapes(pix, 32, 32, "a green triangle"); j.Pass || len(j.Found) != 1 || j.Found[0].Shape != "blob" {
 		t.Errorf("an L-shaped smudge: %+v", j)
 	}
+	// Two touching triangles of one colour merge into one component whose
+	// box fills like a triangle's; the box's aspect makes it a blob.
+	pair := data.ShapeScene{Kind: "single", Caption: "a green triangle", Objects: []data.ShapeObject{
+		{Shape: "triangle", Colour: "green", Size: "small", X: 10, Y: 16},
+		{Shape: "triangle", Colour: "green", Size: "small", X: 20, Y: 16},
+	}}
+	for k, b := range pair.Render() {
+		pix[k] = float32(b)/127.5 - 1
+	}
+	if j, _ := JudgeShapes(pix, 32, 32, "a green triangle"); j.Pass || len(j.Found) != 1 || j.Found[0].Shape != "blob" {
+		t.Errorf("two touching triangles: %+v", j)
+	}
 }
