@@ -62,7 +62,8 @@ type TrainConfig struct {
 	GroundText float64 `json:"ground_text,omitempty"`
 	// GroundAttention weighs an auxiliary loss of a text-to-image run on
 	// the shapes data (pipeline.Trainer): the share of each object word's
-	// cross-attention that falls outside that object's mask; 0 for none.
+	// cross-attention (a position caption's relation: its first
+	// object's) that falls outside that object's mask; 0 for none.
 	GroundAttention float64 `json:"ground_attention,omitempty"`
 }
 

@@ -13,18 +13,19 @@ import (
 // auxiliary loss on the shapes data after TokenCompose (Wang et al., 2024),
 // whose scenes give each object's mask for free. For every word that
 // describes an object ("small", "red", "circle" of "a small red circle to
-// the left of …"), the share of its cross-attention that falls inside that
-// object's mask, f, should be 1: the loss is (1 − f)², averaged over those
-// words, the batch and every transformer block's cross-attention (heads
-// averaged first), at each block's resolution. It aims at the two things
-// the runs without it failed at: each object's words read where that object
-// is drawn, and, since the queries know their place
-// (_godiffuse_attention_coordinates) while the keys come from the text, the
-// side a relation puts an object on carried to that object's words. Against
-// a control it put more sides right and drew more pairs, but drew unseen
-// combinations worse (bench/RESULTS.md, 2026-12-05 day), and so did it on
-// the shape word alone or for half a run (2026-12-05 late morning): not a
-// default.
+// the left of …", and "to the left of" too, which says where that object
+// is), the share of its cross-attention that falls inside that object's
+// mask, f, should be 1: the loss is (1 − f)², averaged over those words,
+// the batch and every transformer block's cross-attention (heads averaged
+// first), at each block's resolution. Each object's words then read where
+// that object is drawn, and, since the queries know their place
+// (_godiffuse_attention_coordinates) while the keys come from the text, a
+// relation's words, which under the causal mask have read the first object
+// and nothing after it, pull that object to their side. With the causal
+// encoder it drew pairs, unseen combinations and relations far better than
+// anything before (bench/RESULTS.md, 2026-12-05 afternoon and evening);
+// with a bidirectional one, whose object words have read the whole
+// caption, it broke unseen combinations (2026-12-05 day, late morning).
 // ---------------------------------------------------------------------------
 
 // observedMap is one cross-attention's probabilities (B, heads, H·W, L) in
@@ -36,8 +37,10 @@ type observedMap struct {
 
 // captionWordOwners says, for each word of a caption of the shapes
 // templates, which of its scene's objects it describes, as a bit set over
-// sc.Objects (0: a word of no object: articles, numbers, "and", the
-// relation). nil when the caption and the scene do not fit together.
+// sc.Objects (0: a word of no object: articles, numbers, "and"). A
+// position caption's relation belongs to its first object: "to the left
+// of" says where that object is. nil when the caption and the scene do not
+// fit together.
 func captionWordOwners(caption string, sc data.ShapeScene) []uint8 {
 	words := strings.Fields(caption)
 	owners := make([]uint8, len(words))
@@ -72,7 +75,11 @@ func captionWordOwners(caption string, sc data.ShapeScene) []uint8 {
 			return nil
 		}
 		first := len(strings.Fields(before))
-		mark(1, first, 1)
+		end := first // the first object's words, and in a position caption its relation
+		if sc.Kind == "position" {
+			end += len(strings.Fields(sep))
+		}
+		mark(1, end, 1)
 		mark(first+len(strings.Fields(sep))+1, len(words), 2) // past the separator and the second "a"
 	default:
 		return nil

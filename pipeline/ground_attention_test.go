@@ -26,8 +26,8 @@ func TestGroundAttention(t *testing.T) {
 	}{
 		{data.ShapeQuery{Kind: "single", Objects: []data.ShapeSpec{red}}, []uint8{0, 1, 1, 1}},
 		{data.ShapeQuery{Kind: "two", Objects: []data.ShapeSpec{red, blue}}, []uint8{0, 1, 1, 1, 0, 0, 2, 2}},
-		{data.ShapeQuery{Kind: "position", Relation: "to the left of", Objects: []data.ShapeSpec{red, blue}}, []uint8{0, 1, 1, 1, 0, 0, 0, 0, 0, 2, 2}},
-		{data.ShapeQuery{Kind: "position", Relation: "below", Objects: []data.ShapeSpec{blue, red}}, []uint8{0, 1, 1, 0, 0, 2, 2, 2}},
+		{data.ShapeQuery{Kind: "position", Relation: "to the left of", Objects: []data.ShapeSpec{red, blue}}, []uint8{0, 1, 1, 1, 1, 1, 1, 1, 0, 2, 2}},
+		{data.ShapeQuery{Kind: "position", Relation: "below", Objects: []data.ShapeSpec{blue, red}}, []uint8{0, 1, 1, 1, 0, 2, 2, 2}},
 		{data.ShapeQuery{Kind: "counting", Count: 3, Objects: []data.ShapeSpec{blue}}, []uint8{0, 7, 7}},
 	} {
 		sc := data.SceneFor(c.q, rng)

@@ -126,7 +126,7 @@ func runTrain(args []string) error {
 		"picture from the states of its words in position captions (pairs with a bidirectional encoder: -text-config\n"+
 		"bench/configs/shapes-text-bidirectional.json; the head is not part of the pipeline folder); 0: off")
 	groundAttention := fs.Float64("ground-attention", 0, "with -data shapes: weight of an auxiliary loss on the U-Net's cross-attention: each object word's attention\n"+
-		"should fall on that object's mask (after TokenCompose); may change at -resume; 0: off")
+		"(a relation's words: the first object's) should fall on that object's mask (after TokenCompose); may change at -resume; 0: off")
 	size := fs.Int("size", 0, "image size for -data folder: (default: the config's sample_size)")
 	devSpec := deviceFlag(fs)
 	dropout := fs.Float64("dropout", -1, "dropout probability inside the U-Net (default: the config's dropout)")
