@@ -117,11 +117,11 @@ func TestShapesJudgeOnSoftenedImages(t *testing.T) {
 	pix, soft := make([]float32, 3*side*side), make([]float32, 3*side*side)
 	for i := range n {
 		ds.Image(i, pix)
+		at := func(c, y, x int) float32 { return pix[(c*side+min(y, side-1))*side+min(x, side-1)] } // edge clamped
 		for c := range 3 {
 			for y := range side {
 				for x := range side {
-					at := func(yy, xx int) float32 { return pix[(c*side+min(yy, side-1))*side+min(xx, side-1)] }
-					soft[(c*side+y)*side+x] = (at(y, x) + at(y, x+1) + at(y+1, x) + at(y+1, x+1)) / 4
+					soft[(c*side+y)*side+x] = (at(c, y, x) + at(c, y, x+1) + at(c, y+1, x) + at(c, y+1, x+1)) / 4
 				}
 			}
 		}

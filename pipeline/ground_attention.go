@@ -74,13 +74,13 @@ func captionWordOwners(caption string, sc data.ShapeScene) []uint8 {
 		if !ok {
 			return nil
 		}
-		first := len(strings.Fields(before))
+		first, sepWords := len(strings.Fields(before)), len(strings.Fields(sep))
 		end := first // the first object's words, and in a position caption its relation
 		if sc.Kind == "position" {
-			end += len(strings.Fields(sep))
+			end += sepWords
 		}
 		mark(1, end, 1)
-		mark(first+len(strings.Fields(sep))+1, len(words), 2) // past the separator and the second "a"
+		mark(first+sepWords+1, len(words), 2) // past the separator and the second "a"
 	default:
 		return nil
 	}
