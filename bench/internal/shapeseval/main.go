@@ -53,6 +53,7 @@ func main() {
 	gridPath := flag.String("grid", "", "write a grid of the first 8 images per category (at the best guidance) here")
 	seed := flag.Uint64("seed", 1000, "seed of the evaluation captions (not the training data's 1)")
 	why := flag.Bool("why", false, "also print, per category and guidance, which claim failed first (colour, shape, size, count, relation)")
+	only := flag.String("only", "", "comma-separated beginnings of category names to evaluate (e.g. single,position); empty: all")
 	flag.Parse()
 	dev, _, err := device.Select("cpu")
 	if err != nil {
@@ -70,7 +71,10 @@ func main() {
 		}
 		guidances = append(guidances, g)
 	}
-	cats := categories(*seed, *n)
+	cats := selectCategories(categories(*seed, *n), *only)
+	if len(cats) == 0 {
+		log.Fatalf("-only %q: no category name begins with these (single, two, counting, position, attribute, held-out)", *only)
+	}
 	fmt.Printf("| category | %s |\n|---|%s\n", joinF(guidances, " | ", "guidance %g"), strings.Repeat("---|", len(guidances)))
 	type cell struct {
 		imgs [][]float32
@@ -238,6 +242,24 @@ func categories(seed uint64, n int) []category {
 		{"counting", byKind["counting"]}, {"position", byKind["position"]},
 		{"attribute binding, held out (two objects or position with a green triangle)", binding},
 		{"held-out single (a green triangle)", heldSingle}}
+}
+
+// selectCategories keeps the categories whose names begin with one of the
+// comma-separated prefixes (all of them when prefixes is empty).
+func selectCategories(cats []category, prefixes string) []category {
+	if prefixes == "" {
+		return cats
+	}
+	var kept []category
+	for _, c := range cats {
+		for _, p := range strings.Split(prefixes, ",") {
+			if p != "" && strings.HasPrefix(c.name, strings.TrimSpace(p)) {
+				kept = append(kept, c)
+				break
+			}
+		}
+	}
+	return kept
 }
 
 func allFull(m map[string][]string, n int) bool {
