@@ -21,6 +21,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,9 +72,14 @@ func main() {
 		}
 		guidances = append(guidances, g)
 	}
-	cats := selectCategories(categories(*seed, *n), *only)
+	all := categories(*seed, *n)
+	cats := selectCategories(all, *only)
 	if len(cats) == 0 {
-		log.Fatalf("-only %q: no category name begins with these (single, two, counting, position, attribute, held-out)", *only)
+		var names []string
+		for _, c := range all {
+			names = append(names, c.name)
+		}
+		log.Fatalf("-only %q: no category name begins with these; the categories: %s", *only, strings.Join(names, "; "))
 	}
 	fmt.Printf("| category | %s |\n|---|%s\n", joinF(guidances, " | ", "guidance %g"), strings.Repeat("---|", len(guidances)))
 	type cell struct {
@@ -250,13 +256,16 @@ func selectCategories(cats []category, prefixes string) []category {
 	if prefixes == "" {
 		return cats
 	}
+	var words []string
+	for _, p := range strings.Split(prefixes, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			words = append(words, p)
+		}
+	}
 	var kept []category
 	for _, c := range cats {
-		for _, p := range strings.Split(prefixes, ",") {
-			if p != "" && strings.HasPrefix(c.name, strings.TrimSpace(p)) {
-				kept = append(kept, c)
-				break
-			}
+		if slices.ContainsFunc(words, func(w string) bool { return strings.HasPrefix(c.name, w) }) {
+			kept = append(kept, c)
 		}
 	}
 	return kept
