@@ -456,9 +456,14 @@ func (o ShapeObject) Coverage(side int) []float32 {
 
 // covers says whether the point (px, py) lies inside the object.
 func (o ShapeObject) covers(px, py float64) bool {
-	s := shapeSidePx[o.Size]
-	dx, dy := px-o.X, py-o.Y
-	switch o.Shape {
+	return ShapeCovers(o.Shape, shapeSidePx[o.Size], px-o.X, py-o.Y)
+}
+
+// ShapeCovers says whether a point (dx, dy) from the centre of a shape's
+// box, whose side (or diameter) is s, lies inside the shape as the dataset
+// draws it.
+func ShapeCovers(shape string, s, dx, dy float64) bool {
+	switch shape {
 	case "circle":
 		return dx*dx+dy*dy <= s*s/4
 	case "square":

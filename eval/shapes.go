@@ -11,22 +11,29 @@ import (
 // The shapes judge reads a picture of the shapes dataset (data.Shapes)
 // back: it labels every pixel with the nearest of the six colours (or the
 // background, or nothing when no colour is close, as on anti-aliased
-// edges), finds the connected objects of each colour, classifies each by
-// how full the top and bottom quarters of its bounding box are (a square
-// fills both, a circle neither, a triangle only the bottom) and how much
-// of the box it fills (an object that fits no shape, or whose box is not
-// about square, is a blob), sizes it by its box, and checks every claim of
-// the caption: the objects named, their colours, shapes and sizes, the count,
-// the relation. It knows nothing of how an image was made, so it judges
-// generated images and dataset images alike.
+// edges), finds the connected objects of each colour, and lays each of
+// the dataset's shapes over each object (as large as the object and
+// centred on it, anti-aliased as the dataset draws): the shape that
+// differs least names the object, its side sizes it, and an object that
+// no shape fits is a blob. Then it checks every claim of the caption: the
+// objects named, their colours, shapes and sizes, the count, the relation.
+// It knows nothing of how an image was made, so it judges generated images
+// and dataset images alike.
+//
+// Laying whole shapes over the object, rather than measuring its bounding
+// box, keeps a stray pixel on an edge (generated objects often have one)
+// from changing the verdict: until 2026-12-05 the judge classified by how
+// full the top and bottom quarters of the box were, and one such pixel,
+// which widens the box by a row, turned squares and triangles that look
+// right into blobs (bench/RESULTS.md shows them).
 
 // FoundShape is an object the judge found.
 type FoundShape struct {
 	Colour, Shape, Size string
 	X, Y                float64 // centre of the bounding box
 	Area                int     // pixels
-	Fill                float64 // area / bounding-box area
-	Top, Bottom         float64 // how full the top and bottom quarter of the box are
+	Side                float64 // side (or diameter) of the best-fitting shape
+	Mismatch            float64 // how much the best-fitting shape and the object differ, as a share of the object's area
 }
 
 // ShapeClaim is one checked claim of a caption.
@@ -48,8 +55,8 @@ type ShapeJudgement struct {
 const (
 	colourDist  = 90.0 // a pixel further than this from every colour is unlabelled
 	minArea     = 20   // smaller components are noise (a small triangle covers ~45 pixels)
-	largeSidePx = 11   // a bounding box this wide or tall: large
-	maxAspect   = 1.5  // every shape's box is square (the dataset's measure at most 1.15): a longer one is a blob
+	largeSide   = 13   // a fitted side this long or longer: large (the dataset's sides: 10 and 16)
+	maxMismatch = 0.15 // no shape fits an object that differs more (dataset objects: at most 0.08; a circle from a square of its area: 0.18)
 )
 
 // FindShapes lists the objects in an image (3, h, w) with values in [−1, 1].
@@ -109,28 +116,10 @@ func FindShapes(pix []float32, h, w int) []FoundShape {
 		if area < minArea {
 			continue
 		}
-		bw, bh := x1-x0+1, y1-y0+1
-		f := FoundShape{Colour: palette[col], X: float64(x0+x1)/2 + 0.5, Y: float64(y0+y1)/2 + 0.5, Area: area,
-			Fill: float64(area) / float64(bw*bh)}
-		// How full the top and the bottom quarter of the box are: a square
-		// fills both, a circle neither, a triangle (apex up) the bottom only.
-		band := max(1, (bh+2)/4)
-		var top, bottom int
-		for _, p := range members {
-			switch y := p / w; {
-			case y < y0+band:
-				top++
-			case y > y1-band:
-				bottom++
-			}
-		}
-		f.Top, f.Bottom = float64(top)/float64(band*bw), float64(bottom)/float64(band*bw)
-		f.Shape = classifyShape(f.Fill, f.Top, f.Bottom)
-		if float64(max(bw, bh)) > maxAspect*float64(min(bw, bh)) {
-			f.Shape = "blob" // e.g. two touching triangles, whose joint box fills like one
-		}
+		f := FoundShape{Colour: palette[col], X: float64(x0+x1)/2 + 0.5, Y: float64(y0+y1)/2 + 0.5, Area: area}
+		f.Shape, f.Side, f.Mismatch = fitShape(coverage(pix, label, members, rgb[col], h, w), h, w)
 		f.Size = "small"
-		if max(bw, bh) >= largeSidePx {
+		if f.Side >= largeSide {
 			f.Size = "large"
 		}
 		found = append(found, f)
@@ -140,23 +129,89 @@ func FindShapes(pix []float32, h, w int) []FoundShape {
 
 func sq(x float64) float64 { return x * x }
 
-// classifyShape names an object from how full its box is (fill) and how
-// full the top and bottom quarters of the box are. Each shape has a window
-// around what the dataset's own objects measure (square: fill 0.99–1, both
-// quarters ≥ 0.97; circle: fill 0.71–0.88, quarters 0.48–0.83; triangle:
-// fill 0.50–0.67, top ≤ 0.25, bottom ≥ 0.87) with room for imperfect
-// drawing; anything outside every window is a "blob", which no caption's
-// shape matches (so smudges are not counted as shapes).
-func classifyShape(fill, top, bottom float64) string {
-	switch {
-	case fill >= 0.9 && top >= 0.85 && bottom >= 0.85:
-		return "square"
-	case fill >= 0.4 && fill <= 0.75 && top <= 0.4 && bottom >= 0.75:
-		return "triangle"
-	case fill >= 0.65 && fill <= 0.93 && top >= 0.35 && top <= 0.9 && bottom >= 0.35 && bottom <= 0.9 && math.Abs(bottom-top) < 0.35:
-		return "circle"
+// coverage estimates how much of each pixel the object covers, from how
+// far its colour has gone from the background towards the object's colour:
+// the object's own pixels and the unlabelled ones around them (its
+// anti-aliased edge); zero elsewhere.
+func coverage(pix []float32, label, members []int, c [3]uint8, h, w int) []float64 {
+	cov := make([]float64, h*w)
+	b := data.ShapeBackground
+	var norm float64
+	for k := range 3 {
+		norm += sq(float64(c[k]) - float64(b[k]))
 	}
-	return "blob"
+	alpha := func(i int) float64 {
+		var d float64
+		for k := range 3 {
+			d += ((float64(pix[k*h*w+i])+1)*127.5 - float64(b[k])) * (float64(c[k]) - float64(b[k]))
+		}
+		return max(0, min(1, d/norm))
+	}
+	for _, p := range members {
+		cov[p] = alpha(p)
+	}
+	for _, p := range members {
+		y, x := p/w, p%w
+		for dy := -1; dy <= 1; dy++ {
+			for dx := -1; dx <= 1; dx++ {
+				ny, nx := y+dy, x+dx
+				if ny >= 0 && nx >= 0 && ny < h && nx < w && label[ny*w+nx] < 0 {
+					cov[ny*w+nx] = alpha(ny*w + nx)
+				}
+			}
+		}
+	}
+	return cov
+}
+
+// fitShape lays each shape of the dataset over the object, as large as the
+// object's covered area and centred on its centre of mass, and keeps the
+// one that differs least: the share of the object's area that the two do
+// not share (pixel by pixel, with anti-aliased edges on both sides). An
+// object that no shape fits within maxMismatch is a blob.
+func fitShape(cov []float64, h, w int) (shape string, side, mismatch float64) {
+	var area, cx, cy float64
+	for i, a := range cov {
+		area += a
+		cx += a * (float64(i%w) + 0.5)
+		cy += a * (float64(i/w) + 0.5)
+	}
+	cx, cy = cx/area, cy/area
+	shape, mismatch = "blob", math.Inf(1)
+	for _, name := range data.ShapeNames {
+		s, ty := math.Sqrt(area), cy
+		switch name {
+		case "circle":
+			s = 2 * math.Sqrt(area/math.Pi)
+		case "triangle": // half its box; its centre of mass lies a sixth of the side below the box's centre
+			s = math.Sqrt(2 * area)
+			ty = cy - s/6
+		}
+		var diff float64
+		for i, a := range cov {
+			x, y := float64(i%w), float64(i/w)
+			t := 0.0
+			if math.Abs(x+0.5-cx) <= s/2+1 && math.Abs(y+0.5-ty) <= s/2+1 {
+				const sub = 4
+				for sy := range sub {
+					for sx := range sub {
+						if data.ShapeCovers(name, s, x+(float64(sx)+0.5)/sub-cx, y+(float64(sy)+0.5)/sub-ty) {
+							t++
+						}
+					}
+				}
+				t /= sub * sub
+			}
+			diff += math.Abs(a - t)
+		}
+		if m := diff / area; m < mismatch {
+			shape, side, mismatch = name, s, m
+		}
+	}
+	if mismatch > maxMismatch {
+		shape = "blob"
+	}
+	return shape, side, mismatch
 }
 
 // matches says whether a found object is what a spec names.

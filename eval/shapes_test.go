@@ -89,8 +89,8 @@ func TestShapesJudgeOnDatasetImages(t *testing.T) {
 	if j, _ := JudgeShapes(pix, 32, 32, "a green triangle"); j.Pass || len(j.Found) != 1 || j.Found[0].Shape != "blob" {
 		t.Errorf("an L-shaped smudge: %+v", j)
 	}
-	// Two touching triangles of one colour merge into one component whose
-	// box fills like a triangle's; the box's aspect makes it a blob.
+	// Two touching triangles of one colour merge into one component that no
+	// single shape fits: a blob.
 	pair := data.ShapeScene{Kind: "single", Caption: "a green triangle", Objects: []data.ShapeObject{
 		{Shape: "triangle", Colour: "green", Size: "small", X: 10, Y: 16},
 		{Shape: "triangle", Colour: "green", Size: "small", X: 20, Y: 16},
@@ -106,7 +106,7 @@ func TestShapesJudgeOnDatasetImages(t *testing.T) {
 // TestShapesJudgeOnSoftenedImages: generated pictures have softer, less
 // even edges than the dataset's; the dataset's own images blurred with a
 // 2×2 box (every edge half a pixel wider, the objects shifted by half a
-// pixel) still pass at least 97 % of the time in every category.
+// pixel) still pass at least 99 % of the time in every category.
 func TestShapesJudgeOnSoftenedImages(t *testing.T) {
 	const n, side = 2000, 32
 	ds, err := data.Shapes(n, 7, data.ShapesAll)
@@ -137,8 +137,82 @@ func TestShapesJudgeOnSoftenedImages(t *testing.T) {
 	for _, k := range data.ShapeKinds {
 		acc := float64(pass[k]) / float64(total[k])
 		t.Logf("%-9s %4d softened images, %.2f %% pass", k, total[k], 100*acc)
-		if acc < 0.97 {
-			t.Errorf("%s softened: %d of %d pass, want ≥ 97 %%", k, pass[k], total[k])
+		if acc < 0.99 {
+			t.Errorf("%s softened: %d of %d pass, want ≥ 99 %%", k, pass[k], total[k])
 		}
+	}
+}
+
+// TestShapesJudgeOnStrayEdgePixels: generated objects often carry a stray
+// pixel or two just outside an edge (a darker fringe of the object's
+// colour). That widens the object's bounding box by a row but leaves the
+// shape what it is: squares and triangles of both sizes, with two such
+// pixels under, over, left or right of them, keep their shape and size.
+// (The judge that classified by the bounding box's quarters failed these.)
+func TestShapesJudgeOnStrayEdgePixels(t *testing.T) {
+	const side = 32
+	pix := make([]float32, 3*side*side)
+	for _, shape := range []string{"square", "triangle", "circle"} {
+		for _, size := range data.ShapeSizes {
+			o := data.ShapeObject{Shape: shape, Colour: "purple", Size: size, X: 16, Y: 16}
+			half := map[string]int{"small": 5, "large": 8}[size]
+			// Two pixels at 75 % of the colour (close enough to be labelled
+			// with it) just outside the middle of one edge.
+			for _, at := range [][2]int{{0, half}, {0, -half - 1}, {half, 0}, {-half - 1, 0}} {
+				for k, b := range (data.ShapeScene{Objects: []data.ShapeObject{o}}).Render() {
+					pix[k] = float32(b)/127.5 - 1
+				}
+				for d := range 2 {
+					x, y := 16+at[0], 16+at[1]
+					if at[0] == 0 {
+						x += d - 1
+					} else {
+						y += d - 1
+					}
+					for k, c := range data.ShapeRGB["purple"] {
+						pix[(k*side+y)*side+x] = 0.75*float32(c)/127.5 - 1
+					}
+				}
+				caption := "a " + size + " purple " + shape
+				if j, _ := JudgeShapes(pix, side, side, caption); !j.Pass {
+					t.Errorf("%s with two stray pixels at %v: %+v", caption, at, j)
+				}
+			}
+		}
+	}
+}
+
+// TestShapesJudgeRejectsNearMisses: objects that look like a shape pulled
+// out of true are no shape: a 10×15 rectangle is not a square (the judge
+// that read bounding boxes passed it), an ellipse 16 wide and 10 tall is
+// not a circle.
+func TestShapesJudgeRejectsNearMisses(t *testing.T) {
+	const side = 32
+	paint := func(inside func(x, y float64) bool) []float32 {
+		pix := make([]float32, 3*side*side)
+		for y := range side {
+			for x := range side {
+				in := 0.0 // 4×4 samples a pixel, as the dataset anti-aliases
+				for s := range 16 {
+					if inside(float64(x)+(float64(s%4)+0.5)/4, float64(y)+(float64(s/4)+0.5)/4) {
+						in++
+					}
+				}
+				for k, c := range data.ShapeRGB["white"] {
+					pix[(k*side+y)*side+x] = float32(in/16*float64(c))/127.5 - 1
+				}
+			}
+		}
+		return pix
+	}
+	rect := paint(func(x, y float64) bool { return x >= 11 && x < 21 && y >= 8.5 && y < 23.5 })
+	for _, caption := range []string{"a white square", "a small white square", "a large white square"} {
+		if j, _ := JudgeShapes(rect, side, side, caption); j.Pass {
+			t.Errorf("a 10×15 rectangle passed as %q: %+v", caption, j.Found)
+		}
+	}
+	ellipse := paint(func(x, y float64) bool { return sq((x-16)/8)+sq((y-16)/5) <= 1 })
+	if j, _ := JudgeShapes(ellipse, side, side, "a white circle"); j.Pass {
+		t.Errorf("a 16×10 ellipse passed as a circle: %+v", j.Found)
 	}
 }
