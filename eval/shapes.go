@@ -134,29 +134,48 @@ func sq(x float64) float64 { return x * x }
 // the object's own pixels and the unlabelled ones around them (its
 // anti-aliased edge); zero elsewhere.
 func coverage(pix []float32, label, members []int, c [3]uint8, h, w int) []float64 {
-	cov := make([]float64, h*w)
 	b := data.ShapeBackground
 	var norm float64
 	for k := range 3 {
 		norm += sq(float64(c[k]) - float64(b[k]))
 	}
-	alpha := func(i int) float64 {
+	shade := func(i int) float64 { // 0 at the background, 1 at the colour
 		var d float64
 		for k := range 3 {
 			d += ((float64(pix[k*h*w+i])+1)*127.5 - float64(b[k])) * (float64(c[k]) - float64(b[k]))
 		}
-		return max(0, min(1, d/norm))
+		return d / norm
 	}
+	// Full coverage is the object's own shade inside (the median over the
+	// pixels whose four neighbours are the object's too): a generated
+	// object a little darker or lighter than the palette's colour, or
+	// darker inside than on its rim, is no less its shape.
+	in := make([]bool, h*w)
 	for _, p := range members {
-		cov[p] = alpha(p)
+		in[p] = true
 	}
+	var shades []float64
+	for _, p := range members {
+		y, x := p/w, p%w
+		if y > 0 && y < h-1 && x > 0 && x < w-1 && in[p-1] && in[p+1] && in[p-w] && in[p+w] {
+			shades = append(shades, shade(p))
+		}
+	}
+	if len(shades) == 0 { // too thin to have an inside
+		for _, p := range members {
+			shades = append(shades, shade(p))
+		}
+	}
+	slices.Sort(shades)
+	full := shades[len(shades)/2]
+	cov := make([]float64, h*w)
 	for _, p := range members {
 		y, x := p/w, p%w
 		for dy := -1; dy <= 1; dy++ {
 			for dx := -1; dx <= 1; dx++ {
 				ny, nx := y+dy, x+dx
-				if ny >= 0 && nx >= 0 && ny < h && nx < w && label[ny*w+nx] < 0 {
-					cov[ny*w+nx] = alpha(ny*w + nx)
+				if q := ny*w + nx; ny >= 0 && nx >= 0 && ny < h && nx < w && (label[q] < 0 || q == p) {
+					cov[q] = max(0, min(1, shade(q)/full))
 				}
 			}
 		}
