@@ -150,14 +150,13 @@ func coverage(pix []float32, label, members []int, c [3]uint8, h, w int) []float
 	// pixels whose four neighbours are the object's too): a generated
 	// object a little darker or lighter than the palette's colour, or
 	// darker inside than on its rim, is no less its shape.
-	in := make([]bool, h*w)
-	for _, p := range members {
-		in[p] = true
-	}
 	var shades []float64
 	for _, p := range members {
 		y, x := p/w, p%w
-		if y > 0 && y < h-1 && x > 0 && x < w-1 && in[p-1] && in[p+1] && in[p-w] && in[p+w] {
+		// A touching pixel of the same colour is the same object (the
+		// components are 8-connected).
+		l := label[p]
+		if y > 0 && y < h-1 && x > 0 && x < w-1 && label[p-1] == l && label[p+1] == l && label[p-w] == l && label[p+w] == l {
 			shades = append(shades, shade(p))
 		}
 	}
