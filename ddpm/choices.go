@@ -217,6 +217,13 @@ func (k *SigmaSamplerKind) Set(name string) (err error) {
 	return err
 }
 
+// MarshalText writes the sampler's name (DefaultSigmaSampler's as the
+// sampler it stands for).
+func (k SigmaSamplerKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText reads a name as ParseSigmaSampler does.
+func (k *SigmaSamplerKind) UnmarshalText(b []byte) error { return k.Set(string(b)) }
+
 func enumName(names []string, i int, typ string) string {
 	if i >= 0 && i < len(names) {
 		return names[i]

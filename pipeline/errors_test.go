@@ -3,9 +3,11 @@ package pipeline
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/internal/sdfixtures"
 	"github.com/godiffuse/godiffuse/kernels"
 )
@@ -67,6 +69,7 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"no model_index.json", func(dir string) { os.Remove(filepath.Join(dir, "model_index.json")) }, "not a diffusers pipeline folder"},
 		{"suggested guidance out of range", edit("model_index.json", `{`, `{"_godiffuse_sampling": {"guidance_scale": -2},`), "_godiffuse_sampling.guidance_scale -2: want 0 … 100"},
 		{"suggested steps not a number", edit("model_index.json", `{`, `{"_godiffuse_sampling": {"num_inference_steps": "many"},`), "_godiffuse_sampling: want {"},
+		{"suggested sampler unknown", edit("model_index.json", `{`, `{"_godiffuse_sampling": {"sampler": "plms"},`), `_godiffuse_sampling: want {"guidance_scale": number, "num_inference_steps": integer, "sampler": name}: unknown sampler "plms" (want one of ddim, euler`},
 		{"SDXL", edit("model_index.json", `"StableDiffusionPipeline"`, `"StableDiffusionXLPipeline"`), "StableDiffusionXLPipeline is not supported"},
 		{"not SD", edit("model_index.json", `"StableDiffusionPipeline"`, `"KandinskyPipeline"`), "not a Stable Diffusion pipeline"},
 		{"missing vae folder", func(dir string) { os.RemoveAll(filepath.Join(dir, "vae")) }, "vae/ folder is missing"},
@@ -96,9 +99,10 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 
 // FuzzReadSuggested: whatever model_index.json holds under
 // _godiffuse_sampling, reading it never panics, and what it accepts is in
-// range (a guidance 0 … 100, steps 0 … MaxSteps; 0 suggests nothing).
+// range (a guidance 0 … 100, steps 0 … MaxSteps, a sampler it has; zero
+// suggests nothing).
 func FuzzReadSuggested(f *testing.F) {
-	for _, seed := range []string{`{"guidance_scale": 3, "num_inference_steps": 20}`, `{}`, `null`, `{"guidance_scale": -1}`,
+	for _, seed := range []string{`{"guidance_scale": 3, "num_inference_steps": 20, "sampler": "euler-a"}`, `{"sampler": 4}`, `{"sampler": ""}`, `{}`, `null`, `{"guidance_scale": -1}`,
 		`{"guidance_scale": 1e400}`, `{"num_inference_steps": 1.5}`, `[3, 20]`, `"3"`, `{"guidance_scale": "NaN"}`, ``} {
 		f.Add([]byte(seed))
 	}
@@ -110,7 +114,7 @@ func FuzzReadSuggested(f *testing.F) {
 			}
 			return
 		}
-		if !(s.Guidance >= 0 && s.Guidance <= 100) || s.Steps < 0 || s.Steps > MaxSteps {
+		if !(s.Guidance >= 0 && s.Guidance <= 100) || s.Steps < 0 || s.Steps > MaxSteps || !slices.Contains(ddpm.SigmaSamplerNames, s.Sampler.String()) {
 			t.Errorf("accepted %+v from %q", s, raw)
 		}
 	})

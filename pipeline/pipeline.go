@@ -60,8 +60,9 @@ type Pipeline struct {
 // models trained here from scratch draw best at a lower guidance than
 // Stable Diffusion's 7.5. Zero fields suggest nothing.
 type Suggested struct {
-	Guidance float64 `json:"guidance_scale,omitempty"`
-	Steps    int     `json:"num_inference_steps,omitempty"`
+	Guidance float64               `json:"guidance_scale,omitempty"`
+	Steps    int                   `json:"num_inference_steps,omitempty"`
+	Sampler  ddpm.SigmaSamplerKind `json:"sampler,omitempty"` // a name of ddpm.SigmaSamplerNames
 }
 
 // suggestedKey is Suggested's key in model_index.json.
@@ -75,7 +76,7 @@ func readSuggested(path string, raw json.RawMessage) (Suggested, error) {
 		return s, nil
 	}
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return s, fmt.Errorf("pipeline: %s: %s: want {\"guidance_scale\": number, \"num_inference_steps\": integer}: %v", path, suggestedKey, err)
+		return s, fmt.Errorf("pipeline: %s: %s: want {\"guidance_scale\": number, \"num_inference_steps\": integer, \"sampler\": name}: %v", path, suggestedKey, err)
 	}
 	if !(s.Guidance >= 0 && s.Guidance <= 100) {
 		return s, fmt.Errorf("pipeline: %s: %s.guidance_scale %v: want 0 … 100", path, suggestedKey, s.Guidance)

@@ -40,7 +40,7 @@ func addSDFlags(fs *flag.FlagSet, f *sdFlags) {
 	fs.Float64Var(&f.guidance, "guidance", 7.5, "classifier-free guidance scale (≤ 1: the prompt alone, one pass per step)\n"+
 		"(default: the folder's suggestion if it has one, as folders diffuse train writes do, else 7.5)")
 	f.set = func(name string) bool { return flagSet(fs, name) }
-	fs.StringVar(&f.sampler, "sampler", "dpm++2m-karras", strings.Join(ddpm.SigmaSamplerNames, ", "))
+	fs.StringVar(&f.sampler, "sampler", "dpm++2m-karras", strings.Join(ddpm.SigmaSamplerNames, ", ")+" (default: the folder's suggestion if it has one, else dpm++2m-karras)")
 	fs.Uint64Var(&f.seed, "seed", 0, "seed of the noise; image i uses seed+i")
 	fs.IntVar(&f.width, "width", 0, "image width in pixels, a multiple of 8 (default: the model's, 512 for SD 1.5)")
 	fs.IntVar(&f.height, "height", 0, "image height in pixels, a multiple of 8 (default: the model's)")
@@ -74,8 +74,8 @@ func (f *sdFlags) check() error {
 	return checkOutputs("-out", f.out)
 }
 
-// takeSuggested uses the folder's suggested guidance and steps where the
-// command line gave none, and says so.
+// takeSuggested uses the folder's suggested guidance, steps and sampler
+// where the command line gave none, and says so.
 func (f *sdFlags) takeSuggested(s pipeline.Suggested) {
 	var took []string
 	if s.Guidance > 0 && !f.set("guidance") {
@@ -86,8 +86,12 @@ func (f *sdFlags) takeSuggested(s pipeline.Suggested) {
 		f.steps = s.Steps
 		took = append(took, fmt.Sprintf("%d steps", s.Steps))
 	}
+	if s.Sampler != ddpm.DefaultSigmaSampler && !f.set("sampler") {
+		f.sampler = s.Sampler.String()
+		took = append(took, "sampler "+f.sampler)
+	}
 	if len(took) > 0 {
-		fmt.Fprintf(os.Stderr, "note: %s, as the folder suggests (-guidance and -steps override it)\n", strings.Join(took, " and "))
+		fmt.Fprintf(os.Stderr, "note: %s, as the folder suggests (-guidance, -steps and -sampler override it)\n", strings.Join(took, ", "))
 	}
 }
 

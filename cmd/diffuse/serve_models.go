@@ -359,7 +359,7 @@ func loadSD(dev tensor.Device, src *modelSource, out serveOutput) (backend, erro
 	}
 	b := &sdBackend{p: p, out: out}
 	b.meta = modelInfo{Name: src.name, Kind: kindSD, Hash: p.ModelHash(), Width: p.DefaultSize(), Height: p.DefaultSize(),
-		SizeStep: p.SizeStep(), MaxSide: serveMaxSide, Samplers: ddpm.SigmaSamplerNames, Sampler: "dpm++2m-karras",
+		SizeStep: p.SizeStep(), MaxSide: serveMaxSide, Samplers: ddpm.SigmaSamplerNames, Sampler: p.Suggested.Sampler.String(),
 		Steps: cmp.Or(p.Suggested.Steps, 25), Guidance: cmp.Or(p.Suggested.Guidance, 7.5), Tasks: tasks}
 	return b, nil
 }

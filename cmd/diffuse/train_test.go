@@ -11,6 +11,7 @@ import (
 	"github.com/godiffuse/godiffuse/ddpm"
 	"github.com/godiffuse/godiffuse/device"
 	"github.com/godiffuse/godiffuse/nn"
+	"github.com/godiffuse/godiffuse/pipeline"
 	"github.com/godiffuse/godiffuse/pngtext"
 )
 
@@ -137,7 +138,8 @@ func TestTrainShapesThenGenerateAndServe(t *testing.T) {
 	if info, err := os.ReadFile(filepath.Join(out, "checkpoint", "COMPLETE")); err != nil || string(info) != "3\n" {
 		t.Errorf("after resuming: COMPLETE %q %v", info, err)
 	}
-	// The folder suggests guidance 3 (and 20 steps, overridden here).
+	// The folder suggests guidance 3 and its sampler (and 20 steps,
+	// overridden here).
 	img := filepath.Join(out, "red.png")
 	if err := runGenerate([]string{"-model", filepath.Join(out, "checkpoint"), "-prompt", "a red circle", "-steps", "2", "-out", img, "-device", "cpu"}); err != nil {
 		t.Fatal(err)
@@ -148,8 +150,10 @@ func TestTrainShapesThenGenerateAndServe(t *testing.T) {
 	}
 	chunks, err := pngtext.Read(f)
 	f.Close()
-	if err != nil || len(chunks) == 0 || !strings.Contains(chunks[0].Value, "Steps: 2, ") || !strings.Contains(chunks[0].Value, "CFG scale: 3, ") {
-		t.Errorf("parameters %q (%v): want the command line's 2 steps and the folder's guidance 3", chunks, err)
+	sampler := "Sampler: " + pipeline.TrainedSuggested.Sampler.Label() + ", "
+	if err != nil || len(chunks) == 0 || !strings.Contains(chunks[0].Value, "Steps: 2, ") || !strings.Contains(chunks[0].Value, "CFG scale: 3, ") ||
+		!strings.Contains(chunks[0].Value, sampler) {
+		t.Errorf("parameters %q (%v): want the command line's 2 steps, the folder's guidance 3 and %q", chunks, err, sampler)
 	}
 	srcs, err := findSources(nil, out)
 	if err != nil || len(srcs) != 1 || srcs[0].kind != kindSD {

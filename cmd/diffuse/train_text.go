@@ -283,14 +283,15 @@ func shapesVocabulary() []string {
 	return words
 }
 
-// textGrid samples the preview prompts (guidance 3) into a 4×4 grid, the
-// prompts in the PNG's parameters text.
+// textGrid samples the preview prompts (the folder's suggested guidance
+// and sampler) into a 4×4 grid, the prompts in the PNG's parameters text.
 func textGrid(p *pipeline.Pipeline, path string, steps int, prompts []string) error {
+	g, sampler := p.Suggested.Guidance, p.Suggested.Sampler
 	const scale = 3
 	side := data.ShapesSize*scale + 4
 	img := image.NewRGBA(image.Rect(0, 0, 4*side+4, 4*side+4))
 	for i, prompt := range prompts[:min(len(prompts), 16)] {
-		res, err := p.Generate(pipeline.Options{Prompt: prompt, Steps: steps, Guidance: 3, Sampler: ddpm.SigmaDPMPP2M, Seed: uint64(i),
+		res, err := p.Generate(pipeline.Options{Prompt: prompt, Steps: steps, Guidance: g, Sampler: sampler, Seed: uint64(i),
 			Width: data.ShapesSize, Height: data.ShapesSize, NoWatermark: true, SafetyPolicy: safety.Off})
 		if err != nil {
 			return err
@@ -299,7 +300,7 @@ func textGrid(p *pipeline.Pipeline, path string, steps int, prompts []string) er
 		draw.Draw(img, image.Rect(x, y, x+side-4, y+side-4), scaleUp(toRGBA(res.Images[0]), scale), image.Point{}, draw.Src)
 	}
 	prov := newProvenance("txt2img")
-	prov.Model, prov.Sampler, prov.Steps, prov.Guidance, prov.Images = "training", "dpm++2m", steps, 3, len(prompts)
+	prov.Model, prov.Sampler, prov.Steps, prov.Guidance, prov.Images = "training", sampler.String(), steps, g, len(prompts)
 	params := "prompts, row by row: " + strings.Join(prompts, " | ")
 	off, none := "off", "none"
 	return writeImage(path, img, params, prov, outputFlags{watermark: &off, noMeta: new(bool), policy: &off, checker: &none})

@@ -49,7 +49,7 @@ func main() {
 	n := flag.Int("n", 250, "images per category and guidance scale")
 	gs := flag.String("guidance", "1,3,5,7.5", "guidance scales")
 	steps := flag.Int("steps", 20, "sampler steps")
-	sampler := flag.String("sampler", "dpm++2m", "sampler")
+	sampler := flag.String("sampler", "", "sampler (default: the folder's suggestion, as diffuse generate takes it)")
 	batch := flag.Int("batch", 50, "images at once")
 	gridPath := flag.String("grid", "", "write a grid of the first 8 images per category (at the best guidance) here")
 	seed := flag.Uint64("seed", 1000, "seed of the evaluation captions (not the training data's 1)")
@@ -63,6 +63,9 @@ func main() {
 	p, err := pipeline.Load(dev, *model)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *sampler == "" {
+		*sampler = p.Suggested.Sampler.String()
 	}
 	var guidances []float64
 	for _, s := range strings.Split(*gs, ",") {
@@ -81,6 +84,7 @@ func main() {
 		}
 		log.Fatalf("-only %q: no category name begins with these; the categories: %s", *only, strings.Join(names, "; "))
 	}
+	fmt.Printf("sampler %s, %d steps, %d images per category and guidance\n\n", *sampler, *steps, *n)
 	fmt.Printf("| category | %s |\n|---|%s\n", joinF(guidances, " | ", "guidance %g"), strings.Repeat("---|", len(guidances)))
 	type cell struct {
 		imgs [][]float32
