@@ -40,7 +40,7 @@ func addSDFlags(fs *flag.FlagSet, f *sdFlags) {
 	fs.Float64Var(&f.guidance, "guidance", 7.5, "classifier-free guidance scale (≤ 1: the prompt alone, one pass per step)\n"+
 		"(default: the folder's suggestion if it has one, as folders diffuse train writes do, else 7.5)")
 	f.set = func(name string) bool { return flagSet(fs, name) }
-	fs.StringVar(&f.sampler, "sampler", "dpm++2m-karras", strings.Join(ddpm.SigmaSamplerNames, ", ")+" (default: the folder's suggestion if it has one, else dpm++2m-karras)")
+	fs.StringVar(&f.sampler, "sampler", ddpm.DefaultSigmaSampler.String(), strings.Join(ddpm.SigmaSamplerNames, ", ")+"\n(default: the folder's suggestion if it has one, else this)")
 	fs.Uint64Var(&f.seed, "seed", 0, "seed of the noise; image i uses seed+i")
 	fs.IntVar(&f.width, "width", 0, "image width in pixels, a multiple of 8 (default: the model's, 512 for SD 1.5)")
 	fs.IntVar(&f.height, "height", 0, "image height in pixels, a multiple of 8 (default: the model's)")

@@ -64,8 +64,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if *sampler == "" {
-		*sampler = p.Suggested.Sampler.String()
+	kind := p.Suggested.Sampler
+	if *sampler != "" {
+		if kind, err = ddpm.ParseSigmaSampler(*sampler); err != nil {
+			log.Fatalf("-sampler: %v", err)
+		}
 	}
 	var guidances []float64
 	for _, s := range strings.Split(*gs, ",") {
@@ -84,7 +87,7 @@ func main() {
 		}
 		log.Fatalf("-only %q: no category name begins with these; the categories: %s", *only, strings.Join(names, "; "))
 	}
-	fmt.Printf("sampler %s, %d steps, %d images per category and guidance\n\n", *sampler, *steps, *n)
+	fmt.Printf("sampler %s, %d steps, %d images per category and guidance\n\n", kind, *steps, *n)
 	fmt.Printf("| category | %s |\n|---|%s\n", joinF(guidances, " | ", "guidance %g"), strings.Repeat("---|", len(guidances)))
 	type cell struct {
 		imgs [][]float32
@@ -95,7 +98,7 @@ func main() {
 	for _, c := range cats {
 		row := []string{c.name}
 		for _, g := range guidances {
-			imgs, err := generate(p, c.captions, g, *steps, *sampler, *batch)
+			imgs, err := generate(p, c.captions, g, *steps, kind, *batch)
 			if err != nil {
 				log.Fatal(err)
 			}
@@ -287,7 +290,7 @@ func allFull(m map[string][]string, n int) bool {
 // generate makes one image per caption (seed = index), batched: the text
 // states of each caption and of the empty caption go through the U-Net
 // together, guided as the pipeline guides.
-func generate(p *pipeline.Pipeline, captions []string, g float64, steps int, sampler string, batch int) ([][]float32, error) {
+func generate(p *pipeline.Pipeline, captions []string, g float64, steps int, kind ddpm.SigmaSamplerKind, batch int) ([][]float32, error) {
 	uncond, _, err := p.EncodePrompt("", 0)
 	if err != nil {
 		return nil, err
@@ -330,10 +333,6 @@ func generate(p *pipeline.Pipeline, captions []string, g float64, steps int, sam
 				eps = tensor.Add(u, tensor.Scale(tensor.Sub(c, u), float32(g)))
 			})
 			return eps, err
-		}
-		kind, err := ddpm.ParseSigmaSampler(sampler)
-		if err != nil {
-			return nil, err
 		}
 		sm, err := ddpm.NewSigmaSampler(kind, p.Scheduler, steps)
 		if err != nil {
