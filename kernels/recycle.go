@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 	"weak"
 
 	"github.com/godiffuse/godiffuse/tensor"
@@ -202,11 +203,31 @@ func PoisonedCPU(threads int) *Device {
 // emptied by every garbage collection, which a training step runs many of
 // (and after each one, a batch-1 sampling step took its GEMMs' packed
 // blocks, 872 KB, from fresh memory again). At most keep arrays are kept.
+//
+// Arrays of mappedMinLen values or more live outside the Go heap (mapped
+// for themselves, unmapped when dropped): their lifetime is get to put, so
+// the collector has nothing to do with them, and as heap they counted in
+// the live heap that sets the next collection's goal. A fresh process's
+// heap grows to twice its live size before its first collections reuse
+// memory, and every page of that growth is a fault: with the 4–5 MB of
+// scratch of a tiny-mnist batch-1 forward out of the heap, the first 100
+// calls after two warm-ups fault about a quarter less (bench/RESULTS.md,
+// 2026-12-06).
 type arrayList struct {
 	sync.Mutex
 	free [][]float32
 	keep int
 }
+
+// mapped are the arrays, kept or in use, that mapArray made for the lists.
+var mapped struct {
+	sync.Mutex
+	arrays map[*float32]bool
+}
+
+// mappedMinLen is the shortest scratch array that is mapped outside the
+// Go heap (64 KiB; shorter ones cost the collector little).
+const mappedMinLen = 16 << 10
 
 var (
 	scratchArrays = arrayList{keep: 6}
@@ -231,15 +252,27 @@ func (l *arrayList) get(n int) []float32 {
 			best = i
 		}
 	}
-	if best < 0 {
-		return make([]float32, n)
+	if best >= 0 {
+		b := l.free[best]
+		l.free = slices.Delete(l.free, best, best+1)
+		return b[:n]
 	}
-	b := l.free[best]
-	l.free = slices.Delete(l.free, best, best+1)
-	return b[:n]
+	if n >= mappedMinLen {
+		if b := mapArray(n); b != nil {
+			mapped.Lock()
+			if mapped.arrays == nil {
+				mapped.arrays = map[*float32]bool{}
+			}
+			mapped.arrays[unsafe.SliceData(b)] = true
+			mapped.Unlock()
+			return b
+		}
+	}
+	return make([]float32, n)
 }
 
-// put hands an array back; beyond keep the smallest is dropped.
+// put hands an array back (it must not be used after); beyond keep the
+// smallest is dropped.
 func (l *arrayList) put(b []float32) {
 	l.Lock()
 	defer l.Unlock()
@@ -251,6 +284,13 @@ func (l *arrayList) put(b []float32) {
 				small = i
 			}
 		}
+		dropped := l.free[small]
 		l.free = slices.Delete(l.free, small, small+1)
+		mapped.Lock()
+		if p := unsafe.SliceData(dropped); mapped.arrays[p] {
+			delete(mapped.arrays, p)
+			unmapArray(dropped)
+		}
+		mapped.Unlock()
 	}
 }

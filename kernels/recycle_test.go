@@ -100,3 +100,57 @@ func TestRecycleIdleDropped(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestArrayListMapped: large scratch arrays are kept across get and put,
+// usable whole, and given back to the system when the list drops them
+// (beyond keep), small ones stay on the Go heap.
+func TestArrayListMapped(t *testing.T) {
+	l := arrayList{keep: 2}
+	count := func() int {
+		mapped.Lock()
+		defer mapped.Unlock()
+		return len(mapped.arrays)
+	}
+	before := count()
+	probe := mapArray(1) // nil where the Go heap serves all (mapped_other.go)
+	mappable := probe != nil
+	if mappable {
+		unmapArray(probe)
+	}
+	var got [][]float32
+	for i := range 4 {
+		b := l.get(mappedMinLen + i*1000)
+		for j := range b { // every value writable
+			b[j] = float32(j)
+		}
+		got = append(got, b)
+	}
+	small := l.get(100)
+	if mappable && count() != before+4 {
+		t.Fatalf("%d arrays mapped, want 4", count()-before)
+	}
+	again := l.get(mappedMinLen)
+	l.put(again)
+	if b := l.get(mappedMinLen); &b[0] != &again[0] {
+		t.Fatal("a kept array was not handed out again")
+	} else {
+		l.put(b)
+	}
+	l.put(small)
+	for _, b := range got {
+		l.put(b)
+	}
+	if len(l.free) != 2 {
+		t.Fatalf("%d arrays kept, want 2", len(l.free))
+	}
+	// The two largest stay (mapped), the small one and the rest were dropped.
+	if mappable && count() != before+2 {
+		t.Fatalf("%d arrays still mapped, want the 2 kept", count()-before)
+	}
+	for _, b := range l.free {
+		if cap(b) < mappedMinLen+2000 {
+			t.Fatalf("kept an array of %d, want the largest", cap(b))
+		}
+		b[len(b)-1] = 1
+	}
+}
