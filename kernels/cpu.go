@@ -54,19 +54,26 @@ func (d *Device) Name() string { return fmt.Sprintf("cpu(%d threads, %s)", d.thr
 func (d *Device) Threads() int { return d.threads }
 
 // Buffer is CPU memory: a float32, an int64 or a half-precision (bits) slice.
+// A forward pass makes one per layer output, so its header is kept to 64
+// bytes: the rarer int64 and half-precision slices sit behind a pointer.
 type Buffer struct {
-	dev      *Device
-	dt       tensor.DType
-	F        []float32
-	I        []int64
-	H        []uint16
-	released bool // handed back by tensor.Release: F is gone
+	dev  *Device
+	F    []float32   // a float32 buffer's values
+	wide *wideValues // an int64 or half-precision buffer's values (nil for float32)
 	// frozen counts the tensor.Freeze calls not yet thawed; while it is
 	// above 0, frozenGen names this freeze (a fresh number each time the
 	// count leaves 0), which the weight cache compares with the freeze it
 	// checked the contents under.
-	frozen    atomic.Int32
 	frozenGen atomic.Uint64
+	frozen    atomic.Int32
+	dt        tensor.DType
+	released  bool // handed back by tensor.Release: F is gone
+}
+
+// wideValues are the values of a buffer that does not hold float32.
+type wideValues struct {
+	I []int64  // tensor.I64
+	H []uint16 // tensor.F16, as IEEE half-precision bits
 }
 
 var freezes atomic.Uint64 // the last frozenGen handed out
@@ -104,9 +111,9 @@ func (b *Buffer) DType() tensor.DType { return b.dt }
 func (b *Buffer) Len() int {
 	switch b.dt {
 	case tensor.I64:
-		return len(b.I)
+		return len(b.wide.I)
 	case tensor.F16:
-		return len(b.H)
+		return len(b.wide.H)
 	}
 	return len(b.F)
 }
@@ -136,7 +143,7 @@ func w32(b tensor.Buffer) []float32 {
 	return f32(b)
 }
 
-func i64(b tensor.Buffer) []int64 { return b.(*Buffer).I }
+func i64(b tensor.Buffer) []int64 { return b.(*Buffer).wide.I }
 
 // Alloc implements tensor.Device.
 func (d *Device) Alloc(dt tensor.DType, n int) (tensor.Buffer, error) {
@@ -148,9 +155,9 @@ func (d *Device) Alloc(dt tensor.DType, n int) (tensor.Buffer, error) {
 	case tensor.F32:
 		b.F = d.allocF32(n)
 	case tensor.I64:
-		b.I = make([]int64, n)
+		b.wide = &wideValues{I: make([]int64, n)}
 	case tensor.F16:
-		b.H = make([]uint16, n)
+		b.wide = &wideValues{H: make([]uint16, n)}
 	default:
 		return nil, fmt.Errorf("cpu alloc: unsupported dtype %s", dt)
 	}
@@ -187,7 +194,7 @@ func (d *Device) UploadF32(dst tensor.Buffer, off int, src []float32) error {
 func (d *Device) UploadI64(dst tensor.Buffer, off int, src []int64) error {
 	b, err := d.own(dst, tensor.I64, off, len(src))
 	if err == nil {
-		copy(b.I[off:], src)
+		copy(b.wide.I[off:], src)
 	}
 	return err
 }
@@ -197,7 +204,7 @@ func (d *Device) DownloadF32(dst []float32, src tensor.Buffer, off int) error {
 	if cb, ok := src.(*Buffer); ok && cb.dt == tensor.F16 {
 		b, err := d.own(src, tensor.F16, off, len(dst))
 		if err == nil {
-			d.widen(dst, b.H[off:off+len(dst)])
+			d.widen(dst, b.wide.H[off:off+len(dst)])
 		}
 		return err
 	}
@@ -212,7 +219,7 @@ func (d *Device) DownloadF32(dst []float32, src tensor.Buffer, off int) error {
 func (d *Device) DownloadI64(dst []int64, src tensor.Buffer, off int) error {
 	b, err := d.own(src, tensor.I64, off, len(dst))
 	if err == nil {
-		copy(dst, b.I[off:])
+		copy(dst, b.wide.I[off:])
 	}
 	return err
 }

@@ -66,7 +66,7 @@ func (d *Device) floats(b tensor.Buffer) (v []float32, release func()) {
 	if !ok || cb == nil || cb.dt != tensor.F16 {
 		return f32(b), func() {}
 	}
-	n := len(cb.H)
+	n := len(cb.wide.H)
 	halfScratch.Lock()
 	var buf []float32
 	for i, s := range halfScratch.free {
@@ -80,7 +80,7 @@ func (d *Device) floats(b tensor.Buffer) (v []float32, release func()) {
 	if buf == nil {
 		buf = make([]float32, n)
 	}
-	d.widen(buf, cb.H)
+	d.widen(buf, cb.wide.H)
 	return buf, func() {
 		halfScratch.Lock()
 		if len(halfScratch.free) < 3 {
@@ -94,7 +94,7 @@ func (d *Device) floats(b tensor.Buffer) (v []float32, release func()) {
 func (d *Device) UploadF16(dst tensor.Buffer, off int, src []uint16) error {
 	b, err := d.own(dst, tensor.F16, off, len(src))
 	if err == nil {
-		copy(b.H[off:], src)
+		copy(b.wide.H[off:], src)
 	}
 	return err
 }

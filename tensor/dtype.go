@@ -3,7 +3,7 @@ package tensor
 import "fmt"
 
 // DType is the element type of a buffer.
-type DType int
+type DType uint8
 
 // Element types. Tensors are float32; int64 tensors hold labels, timesteps
 // and other indices; F16 (IEEE half precision) holds frozen weights of

@@ -13,10 +13,10 @@ import (
 type Tensor struct {
 	dev     Device
 	buf     Buffer
-	dtype   DType
 	shape   []int
 	strides []int
 	off     int
+	dtype   DType // beside the flags below: a header of 112 bytes, not 128
 
 	requiresGrad bool
 	paused       atomic.Int32 // PauseGrad depth: while > 0 a parameter records nothing
