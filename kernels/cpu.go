@@ -262,27 +262,50 @@ func (d *Device) Copy(dst, src tensor.Strided, shape []int) {
 	for _, s := range shape[1:] {
 		rowLen *= s
 	}
-	d.parallelFor(shape[0], max(1, elemGrain/max(rowLen, 1)), func(lo, hi int) {
+	c := stridedCopy{dx: dx, sx: sx, dl: ds[len(ds)-1], sl: ss[len(ss)-1]}
+	grain := max(1, elemGrain/max(rowLen, 1))
+	if d.onePart(shape[0], grain) {
+		forEachRow(shape, [][]int{ds, ss}, rowOffsets{dst.Off, src.Off}, c.row)
+		return
+	}
+	d.copyParts(c, shape, ds, ss, dst.Off, src.Off, grain)
+}
+
+// copyParts is Copy's split of the first axis over the threads (a function
+// of its own: see binaryParts).
+func (d *Device) copyParts(c stridedCopy, shape, ds, ss []int, dOff, sOff, grain int) {
+	d.parallelFor(shape[0], grain, func(lo, hi int) {
 		part := append([]int{hi - lo}, shape[1:]...)
-		base := []int{dst.Off + lo*ds[0], src.Off + lo*ss[0]}
-		forEachRow(part, [][]int{ds, ss}, base, func(offs []int, n int) {
-			dl, sl := ds[len(part)-1], ss[len(part)-1]
-			do, so := offs[0], offs[1]
-			if dl == 1 && sl == 1 {
-				copy(dx[do:do+n], sx[so:so+n])
-				return
-			}
-			for i := range n {
-				dx[do+i*dl] = sx[so+i*sl]
-			}
-		})
+		forEachRow(part, [][]int{ds, ss}, rowOffsets{dOff + lo*ds[0], sOff + lo*ss[0]}, c.row)
 	})
 }
 
+// stridedCopy copies the rows of one Copy, of last-axis strides dl and sl.
+type stridedCopy struct {
+	dx, sx []float32
+	dl, sl int
+}
+
+func (c *stridedCopy) row(offs rowOffsets, n int) {
+	do, so := offs[0], offs[1]
+	if c.dl == 1 && c.sl == 1 {
+		copy(c.dx[do:do+n], c.sx[so:so+n])
+		return
+	}
+	for i := range n {
+		c.dx[do+i*c.dl] = c.sx[so+i*c.sl]
+	}
+}
+
+// rowOffsets are the offsets of up to three views at the start of a row
+// (forEachRow): an array, so that walking rows allocates nothing.
+type rowOffsets [3]int
+
 // forEachRow walks every index of shape except the last axis (an odometer)
 // and calls fn with each view's offset at the start of that row and the row
-// length. A rank-0 shape is one row of length 1.
-func forEachRow(shape []int, strides [][]int, base []int, fn func(offs []int, n int)) {
+// length; strides has one entry per view (at most three), base their
+// offsets at index 0. A rank-0 shape is one row of length 1.
+func forEachRow(shape []int, strides [][]int, base rowOffsets, fn func(offs rowOffsets, n int)) {
 	if len(shape) == 0 {
 		fn(base, 1)
 		return
@@ -294,19 +317,19 @@ func forEachRow(shape []int, strides [][]int, base []int, fn func(offs []int, n 
 	}
 	r := len(shape) - 1
 	idx := make([]int, r)
-	offs := append([]int(nil), base...)
+	offs := base
 	for {
 		fn(offs, shape[r])
 		k := r - 1
 		for ; k >= 0; k-- {
 			idx[k]++
-			for v := range offs {
+			for v := range strides {
 				offs[v] += strides[v][k]
 			}
 			if idx[k] < shape[k] {
 				break
 			}
-			for v := range offs {
+			for v := range strides {
 				offs[v] -= strides[v][k] * shape[k]
 			}
 			idx[k] = 0
@@ -350,6 +373,12 @@ func (d *Device) forSlots(n, slots int, fn func(wk, slot, item, threads int)) in
 // parallelFor splits [0, n) into at most threads contiguous chunks of at least
 // grain items and runs fn on each concurrently.
 func (d *Device) parallelFor(n, grain int, fn func(lo, hi int)) { inParts(d.threads, n, grain, fn) }
+
+// onePart reports whether parallelFor(n, grain, …) would run on the calling
+// goroutine alone: the hot ops test it first and call their body directly,
+// since a closure handed to parallelFor is a heap object, made at every
+// call (a batch-1 forward makes hundreds).
+func (d *Device) onePart(n, grain int) bool { return min(d.threads, max(1, n/max(grain, 1))) <= 1 }
 
 // inParts is parallelFor on a given number of threads (those a caller's
 // share of the device leaves it).

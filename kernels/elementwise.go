@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"math"
+	"slices"
 
 	"github.com/godiffuse/godiffuse/kernels/asm"
 	"github.com/godiffuse/godiffuse/tensor"
@@ -89,6 +90,10 @@ func unaryGrad(op tensor.UnaryOp, x float64, p tensor.UnaryParams) float64 {
 // Unary computes dst[i] = op(x[i]) for i < n (in float64, rounded once).
 func (d *Device) Unary(op tensor.UnaryOp, dst, x tensor.Buffer, n int, p tensor.UnaryParams) {
 	y, xs := w32(dst)[:n], f32(x)[:n]
+	if d.onePart(n, elemGrain) {
+		d.unaryRange(op, y, xs, p)
+		return
+	}
 	d.parallelFor(n, elemGrain, func(lo, hi int) { d.unaryRange(op, y[lo:hi], xs[lo:hi], p) })
 }
 
@@ -139,47 +144,62 @@ func (d *Device) UnaryBackward(op tensor.UnaryOp, dx, x, dy tensor.Buffer, n int
 // Binary computes dst[i] = a[i] op b[i] over shape; dst is dense and a, b are
 // strided views (stride 0 broadcasts).
 func (d *Device) Binary(op tensor.BinaryOp, dst tensor.Buffer, a, b tensor.Strided, shape []int) {
-	y, as, bs := w32(dst), f32(a.Buf), f32(b.Buf)
+	j := binaryRows{op: op, simd: d.simd(), y: w32(dst), a: f32(a.Buf), b: f32(b.Buf)}
 	r := len(shape)
-	simd := d.simd()
+	if r == 0 {
+		j.row(rowOffsets{0, a.Off, b.Off}, 1)
+		return
+	}
+	j.sa, j.sb = a.Strides[r-1], b.Strides[r-1]
 	dense := make([]int, r)
 	s := 1
 	for i := r - 1; i >= 0; i-- {
 		dense[i] = s
 		s *= shape[i]
 	}
-	rowFn := func(offs []int, n int) {
-		yo, ao, bo := offs[0], offs[1], offs[2]
-		sa, sb := 0, 0
-		if r > 0 {
-			sa, sb = a.Strides[r-1], b.Strides[r-1]
-		}
-		yy := y[yo : yo+n]
-		switch {
-		case sa == 1 && sb == 1:
-			binaryRow(simd, op, yy, as[ao:ao+n], bs[bo:bo+n])
-		case sa == 1 && sb == 0:
-			binaryRowScalar(simd, op, yy, as[ao:ao+n], bs[bo])
-		default:
-			for i := range yy {
-				yy[i] = binaryF(op, as[ao+i*sa], bs[bo+i*sb])
-			}
-		}
-	}
-	if r == 0 {
-		rowFn([]int{0, a.Off, b.Off}, 1)
-		return
-	}
 	// Parallelize over the first axis when there is enough work.
 	if shape[0] > 1 && s >= 2*elemGrain {
-		d.parallelFor(shape[0], 1, func(lo, hi int) {
-			sub := append([]int{hi - lo}, shape[1:]...)
-			forEachRow(sub, [][]int{dense, a.Strides, b.Strides},
-				[]int{lo * dense[0], a.Off + lo*a.Strides[0], b.Off + lo*b.Strides[0]}, rowFn)
-		})
+		d.binaryParts(j, shape, dense, a, b)
 		return
 	}
-	forEachRow(shape, [][]int{dense, a.Strides, b.Strides}, []int{0, a.Off, b.Off}, rowFn)
+	forEachRow(shape, [][]int{dense, a.Strides, b.Strides}, rowOffsets{0, a.Off, b.Off}, j.row)
+}
+
+// binaryParts is Binary's split of the first axis over the threads, a
+// function of its own so that the one-thread calls (most of a batch-1
+// forward's) make no closure that outlives them.
+func (d *Device) binaryParts(j binaryRows, shape, dense []int, a, b tensor.Strided) {
+	ds := slices.Clone(dense)
+	d.parallelFor(shape[0], 1, func(lo, hi int) {
+		sub := append([]int{hi - lo}, shape[1:]...)
+		forEachRow(sub, [][]int{ds, a.Strides, b.Strides},
+			rowOffsets{lo * ds[0], a.Off + lo*a.Strides[0], b.Off + lo*b.Strides[0]}, j.row)
+	})
+}
+
+// binaryRows computes the rows of one Binary: y = op(a, b) along the last
+// axis, with the last-axis strides sa and sb of a and b.
+type binaryRows struct {
+	op      tensor.BinaryOp
+	simd    bool
+	y, a, b []float32
+	sa, sb  int
+}
+
+// row computes the n values of the row starting at offsets (y, a, b).
+func (j *binaryRows) row(offs rowOffsets, n int) {
+	yo, ao, bo := offs[0], offs[1], offs[2]
+	yy := j.y[yo : yo+n]
+	switch {
+	case j.sa == 1 && j.sb == 1:
+		binaryRow(j.simd, j.op, yy, j.a[ao:ao+n], j.b[bo:bo+n])
+	case j.sa == 1 && j.sb == 0:
+		binaryRowScalar(j.simd, j.op, yy, j.a[ao:ao+n], j.b[bo])
+	default:
+		for i := range yy {
+			yy[i] = binaryF(j.op, j.a[ao+i*j.sa], j.b[bo+i*j.sb])
+		}
+	}
 }
 
 func binaryF(op tensor.BinaryOp, a, b float32) float32 {

@@ -24,65 +24,86 @@ import (
 
 // Norm implements tensor.Device.
 func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.NormParams) {
-	ys, ms, rs, xs, gs, bs := f32(y), f32(mean), f32(rstd), f32(x), f32(gamma), f32(beta)
+	j := normJob{ys: f32(y), ms: f32(mean), rs: f32(rstd), xs: f32(x), gs: f32(gamma), bs: f32(beta), p: p}
+	groups, grain := p.N*p.G, max(1, elemGrain/max(p.CG*p.S, 1))
+	if d.onePart(groups, grain) {
+		d.normRange(&j, 0, groups)
+		return
+	}
+	d.normParts(j, groups, grain)
+}
+
+// normJob is one Norm call's operands.
+type normJob struct {
+	ys, ms, rs, xs, gs, bs []float32
+	p                      tensor.NormParams
+}
+
+// normParts is Norm's split of the groups over the threads, a function of
+// its own so that the one-thread calls make no closure (see binaryParts).
+func (d *Device) normParts(j normJob, groups, grain int) {
+	d.parallelFor(groups, grain, func(lo, hi int) { d.normRange(&j, lo, hi) })
+}
+
+// normRange normalizes (and activates) the groups [lo, hi) of images × groups.
+func (d *Device) normRange(j *normJob, lo, hi int) {
+	ys, ms, rs, xs, gs, bs, p := j.ys, j.ms, j.rs, j.xs, j.gs, j.bs, j.p
 	gsize := p.CG * p.S
-	d.parallelFor(p.N*p.G, max(1, elemGrain/max(gsize, 1)), func(lo, hi int) {
-		for ng := lo; ng < hi; ng++ {
-			xg := xs[ng*gsize : (ng+1)*gsize]
-			mu, variance := d.moments64(xg)
-			r := 1 / math.Sqrt(variance+float64(p.Eps))
-			ms[ng], rs[ng] = float32(mu), float32(r)
-			g := ng % p.G
-			yg := ys[ng*gsize : (ng+1)*gsize]
-			// channel c maps x to x·a + b with a = rstd·γ_c, b = β_c − mean·rstd·γ_c (float64, then float32)
-			coefs := func(c int) (float32, float32) {
-				scale, shift := r, -mu*r
-				if gs != nil {
-					scale *= float64(gs[c])
-					shift *= float64(gs[c])
-				}
-				if bs != nil {
-					shift += float64(bs[c])
-				}
-				return float32(scale), float32(shift)
+	for ng := lo; ng < hi; ng++ {
+		xg := xs[ng*gsize : (ng+1)*gsize]
+		mu, variance := d.moments64(xg)
+		r := 1 / math.Sqrt(variance+float64(p.Eps))
+		ms[ng], rs[ng] = float32(mu), float32(r)
+		g := ng % p.G
+		yg := ys[ng*gsize : (ng+1)*gsize]
+		// channel c maps x to x·a + b with a = rstd·γ_c, b = β_c − mean·rstd·γ_c (float64, then float32)
+		coefs := func(c int) (float32, float32) {
+			scale, shift := r, -mu*r
+			if gs != nil {
+				scale *= float64(gs[c])
+				shift *= float64(gs[c])
 			}
-			if p.S == 1 { // layer norm: one value per channel, in a plain loop (not a call per value)
-				for cg, xv := range xg {
-					a, b := coefs(g*p.CG + cg)
-					yg[cg] = xv*a + b
-				}
-				if p.Activate {
-					d.unaryRange(p.Act, yg, yg, tensor.UnaryParams{})
-				}
-				continue
+			if bs != nil {
+				shift += float64(bs[c])
 			}
-			if p.Activate && p.S < normShortRow {
-				// Short rows (the 7×7 and 14×14 levels): the affine map row
-				// by row, then the activation over the whole group at once
-				// (the same values: TestAffineSiLUMatchesUnfused), instead
-				// of a fused call per row whose vector loop hardly starts
-				// before its tail.
-				for cg := range p.CG {
-					a, b := coefs(g*p.CG + cg)
-					d.affine(yg[cg*p.S:(cg+1)*p.S], xg[cg*p.S:(cg+1)*p.S], a, b)
-				}
+			return float32(scale), float32(shift)
+		}
+		if p.S == 1 { // layer norm: one value per channel, in a plain loop (not a call per value)
+			for cg, xv := range xg {
+				a, b := coefs(g*p.CG + cg)
+				yg[cg] = xv*a + b
+			}
+			if p.Activate {
 				d.unaryRange(p.Act, yg, yg, tensor.UnaryParams{})
-				continue
 			}
+			continue
+		}
+		if p.Activate && p.S < normShortRow {
+			// Short rows (the 7×7 and 14×14 levels): the affine map row
+			// by row, then the activation over the whole group at once
+			// (the same values: TestAffineSiLUMatchesUnfused), instead
+			// of a fused call per row whose vector loop hardly starts
+			// before its tail.
 			for cg := range p.CG {
 				a, b := coefs(g*p.CG + cg)
-				row, xrow := yg[cg*p.S:(cg+1)*p.S], xg[cg*p.S:(cg+1)*p.S]
-				if p.Activate && p.Act == tensor.OpSiLU {
-					d.affineSiLU(row, xrow, a, b)
-					continue
-				}
-				d.affine(row, xrow, a, b)
-				if p.Activate { // while the row is in cache
-					d.unaryRange(p.Act, row, row, tensor.UnaryParams{})
-				}
+				d.affine(yg[cg*p.S:(cg+1)*p.S], xg[cg*p.S:(cg+1)*p.S], a, b)
+			}
+			d.unaryRange(p.Act, yg, yg, tensor.UnaryParams{})
+			continue
+		}
+		for cg := range p.CG {
+			a, b := coefs(g*p.CG + cg)
+			row, xrow := yg[cg*p.S:(cg+1)*p.S], xg[cg*p.S:(cg+1)*p.S]
+			if p.Activate && p.Act == tensor.OpSiLU {
+				d.affineSiLU(row, xrow, a, b)
+				continue
+			}
+			d.affine(row, xrow, a, b)
+			if p.Activate { // while the row is in cache
+				d.unaryRange(p.Act, row, row, tensor.UnaryParams{})
 			}
 		}
-	})
+	}
 }
 
 // normShortRow is the row length below which Norm applies its activation
