@@ -121,23 +121,46 @@ func (d *Device) convDirect(ys, xs []float32, w tensor.Buffer, ws, bs []float32,
 	}
 	clear(bias)
 	copy(bias, bs)
+	j := directJob{xp: xp, wd: wd, bias: bias, ys: ys, tiles: tiles, starts: starts, p: p, blocks: blocks, plane: plane, wp: wp}
 	ohw := p.OH * p.OW
-	var offsets [directLanes]int32 // lane j's output plane
-	for j := range offsets {
-		offsets[j] = int32(j * ohw)
+	for i := range j.offsets { // lane i's output plane
+		j.offsets[i] = int32(i * ohw)
 	}
-
 	units := p.N * blocks * len(tiles)
 	parts := min(max(1, d.threads), units)
-	if d.oneThread(p.N * p.F * p.C * 9 * ohw) {
-		parts = 1
+	if parts == 1 || d.oneThread(p.N*p.F*p.C*9*ohw) {
+		j.run(0, units)
+		return
 	}
-	runParts(parts, func(part int) {
-		for u := part * units / parts; u < (part+1)*units/parts; u++ {
-			n, fb, t := u/(blocks*len(tiles)), u/len(tiles)%blocks, u%len(tiles)
-			r0, lanes := starts[t], min(directLanes, p.F-fb*directLanes)
-			tiles[t].fn(&xp[n*p.C*plane+r0*wp], wp, plane, p.C, &wd[fb*p.C*9*directLanes], &bias[fb*directLanes],
-				&ys[(n*p.F+fb*directLanes)*ohw+r0*p.OW], &offsets[0], uint16(1<<lanes-1), p.OH-r0)
-		}
-	})
+	directParts(j, parts, units)
+}
+
+// directParts is convDirect's split over the threads, a function of its
+// own so that the one-thread calls make no closure (see binaryParts).
+func directParts(j directJob, parts, units int) {
+	runParts(parts, func(part int) { j.run(part*units/parts, (part+1)*units/parts) })
+}
+
+// directJob is one convDirect call past its setup: units are (image,
+// block of 16 output channels, tile of rows).
+type directJob struct {
+	xp, wd, bias, ys []float32
+	tiles            []directTile
+	starts           []int
+	offsets          [directLanes]int32 // lane j's output plane
+	p                tensor.ConvParams
+	blocks, plane    int
+	wp               int
+}
+
+// run computes the units [lo, hi).
+func (j *directJob) run(lo, hi int) {
+	p, tiles, ohw := j.p, j.tiles, j.p.OH*j.p.OW
+	offsets := j.offsets // a copy: the kernel, called through a func value, takes its address, which would move j to the heap
+	for u := lo; u < hi; u++ {
+		n, fb, t := u/(j.blocks*len(tiles)), u/len(tiles)%j.blocks, u%len(tiles)
+		r0, lanes := j.starts[t], min(directLanes, p.F-fb*directLanes)
+		tiles[t].fn(&j.xp[n*p.C*j.plane+r0*j.wp], j.wp, j.plane, p.C, &j.wd[fb*p.C*9*directLanes], &j.bias[fb*directLanes],
+			&j.ys[(n*p.F+fb*directLanes)*ohw+r0*p.OW], &offsets[0], uint16(1<<lanes-1), p.OH-r0)
+	}
 }

@@ -87,6 +87,11 @@ func (c *weightCache) drop(k weightKey) {
 	}
 }
 
+// keep is the release of a prepared form the cache keeps: nothing to hand
+// back. (A func literal in the generic preparedWeights would be a closure
+// over its type dictionary, a heap object at every call.)
+func keep() {}
+
 // preparedWeights returns the prepared form of ws (the floats of the buffer
 // w), made by prepare into a buffer of n floats: the kept one when the cache
 // holds it for these contents, else a fresh one in scratch that release
@@ -111,7 +116,7 @@ func preparedWeights[T any](d *Device, w tensor.Buffer, ws []float32, form weigh
 	if e != nil && gen != 0 && e.checked == gen && e.buf != nil {
 		prepared = e.prepared.(T)
 		cache.mu.Unlock()
-		return prepared, func() {}
+		return prepared, keep
 	}
 	if e != nil && e.volatile && gen == 0 {
 		cache.mu.Unlock()
@@ -144,7 +149,7 @@ func preparedWeights[T any](d *Device, w tensor.Buffer, ws []float32, form weigh
 		e.checked = gen
 		prepared = e.prepared.(T)
 		cache.mu.Unlock()
-		return prepared, func() {}
+		return prepared, keep
 	}
 	if cache.bytes+budget > d.tune.WeightCacheMiB<<20 { // unchanged (or frozen), but no room
 		cache.mu.Unlock()
@@ -161,7 +166,7 @@ func preparedWeights[T any](d *Device, w tensor.Buffer, ws []float32, form weigh
 		cache.bytes -= budget
 	}
 	cache.mu.Unlock()
-	return prepared, func() {}
+	return prepared, keep
 }
 
 // packedWeightsOf is the row-major m×k weight matrix ws (of buffer w) as

@@ -120,7 +120,21 @@ func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float3
 		d.convWinogradByRows(ys, xs, bs, us, p, newWinoGeom(p, 1, g.rows*g.tw, tile), parts) // one chunk of every tile
 		return
 	}
-	d.winoChunks(g, threads, n*g.cs+n*g.fs+winoPadLen(p, g), func(_ int, buf []float32, threads, r0, r1 int) {
+	scratch := n*g.cs + n*g.fs + winoPadLen(p, g)
+	if threads == 1 || g.chunk >= g.rows { // one worker (winoChunks): no closure to make (see binaryParts)
+		buf := getScratch(scratch)
+		defer putScratch(buf)
+		for r0 := 0; r0 < g.rows; r0 += g.chunk {
+			d.winoChunk(buf, ys, xs, bs, us, p, g, r0, min(g.rows, r0+g.chunk), 0, p.F, threads)
+		}
+		return
+	}
+	d.convWinogradChunks(ys, xs, bs, us, p, g, threads, scratch)
+}
+
+// convWinogradChunks is convWinograd over several chunks (winoChunks).
+func (d *Device) convWinogradChunks(ys, xs, bs []float32, us []gemmA, p tensor.ConvParams, g winoGeom, threads, scratch int) {
+	d.winoChunks(g, threads, scratch, func(_ int, buf []float32, threads, r0, r1 int) {
 		d.winoChunk(buf, ys, xs, bs, us, p, g, r0, r1, 0, p.F, threads)
 	})
 }
