@@ -36,6 +36,21 @@ func numel(shape []int) int {
 	return n
 }
 
+// denseDims returns a copy of shape and its dense strides, both cut from
+// one array (a tensor header's two slices, one allocation).
+func denseDims(shape []int) (dims, strides []int) {
+	r := len(shape)
+	both := make([]int, 2*r)
+	dims, strides = both[:r:r], both[r:]
+	copy(dims, shape)
+	s := 1
+	for i := r - 1; i >= 0; i-- {
+		strides[i] = s
+		s *= shape[i]
+	}
+	return dims, strides
+}
+
 func denseStrides(shape []int) []int {
 	st := make([]int, len(shape))
 	s := 1
@@ -62,7 +77,8 @@ func Empty(dev Device, dt DType, shape ...int) *Tensor {
 	if err != nil {
 		fail("alloc", "%d elements of %s on %s: %v", n, dt, dev.Name(), err)
 	}
-	return &Tensor{dev: dev, buf: buf, dtype: dt, shape: slices.Clone(shape), strides: denseStrides(shape)}
+	dims, strides := denseDims(shape)
+	return &Tensor{dev: dev, buf: buf, dtype: dt, shape: dims, strides: strides}
 }
 
 // Release hands the buffers of tensors the caller is done with back to
@@ -133,7 +149,8 @@ func emptyOut(dev Device, shape ...int) *Tensor {
 		return Empty(dev, F32, shape...)
 	}
 	checkShape("alloc", shape)
-	return &Tensor{dev: dev, buf: d.AllocDirty(numel(shape)), dtype: F32, shape: slices.Clone(shape), strides: denseStrides(shape)}
+	dims, strides := denseDims(shape)
+	return &Tensor{dev: dev, buf: d.AllocDirty(numel(shape)), dtype: F32, shape: dims, strides: strides}
 }
 
 // Zeros returns a float32 tensor of zeros.
@@ -322,7 +339,7 @@ func (t *Tensor) Contiguous() *Tensor {
 // Reshape returns a tensor with the same elements in a new shape; one
 // dimension may be -1. It is a view when t is dense.
 func (t *Tensor) Reshape(shape ...int) *Tensor {
-	shape = slices.Clone(shape)
+	shape, strides := denseDims(shape) // the strides are set once -1 is resolved
 	n, neg := 1, -1
 	for i, s := range shape {
 		if s == -1 {
@@ -347,8 +364,12 @@ func (t *Tensor) Reshape(shape ...int) *Tensor {
 	if n != t.Numel() {
 		fail("reshape", "shape %v has %d elements, tensor %v has %d", shape, n, t.shape, t.Numel())
 	}
+	for i, s := len(shape)-1, 1; i >= 0; i-- {
+		strides[i] = s
+		s *= shape[i]
+	}
 	src := t.Contiguous()
-	out := src.view(shape, denseStrides(shape), 0)
+	out := src.view(shape, strides, 0)
 	if src.needsGrad() {
 		old := slices.Clone(src.shape)
 		out.record("reshape", func(g *Tensor) { src.accumulate(g.Reshape(old...)) }, src)

@@ -15,34 +15,53 @@ import "runtime"
 const MaxViewRank = 6
 
 // mergeAxes merges neighbouring axes that are contiguous in every view and
-// drops axes of size 1.
+// drops axes of size 1. The merged shape and strides share one array, cut
+// to the merged rank (a first pass counts the axes): the views of a batch-1
+// forward's ops mostly merge to one or two axes.
 func mergeAxes(shape []int, strides ...[]int) ([]int, [][]int) {
-	outShape := []int{}
-	out := make([][]int, len(strides))
-	for k := range shape {
-		if shape[k] == 1 {
+	// Axis k continues the merged axis that ends with axis last when every
+	// view steps over axis last exactly as over the whole of axis k.
+	continues := func(last, k int) bool {
+		for v := range strides {
+			if strides[v][last] != strides[v][k]*shape[k] {
+				return false
+			}
+		}
+		return true
+	}
+	m, last := 0, -1
+	for k, n := range shape {
+		if n == 1 {
 			continue
 		}
-		if m := len(outShape) - 1; m >= 0 {
-			mergeable := true
+		if last < 0 || !continues(last, k) {
+			m++
+		}
+		last = k
+	}
+	all := make([]int, (1+len(strides))*m)
+	outShape := all[:0:m]
+	out := make([][]int, len(strides))
+	for v := range out {
+		out[v] = all[(1+v)*m : (1+v)*m : (2+v)*m]
+	}
+	last = -1
+	for k, n := range shape {
+		if n == 1 {
+			continue
+		}
+		if last >= 0 && continues(last, k) {
+			outShape[len(outShape)-1] *= n
 			for v := range strides {
-				if out[v][m] != strides[v][k]*shape[k] {
-					mergeable = false
-					break
-				}
+				out[v][len(out[v])-1] = strides[v][k]
 			}
-			if mergeable {
-				outShape[m] *= shape[k]
-				for v := range strides {
-					out[v][m] = strides[v][k]
-				}
-				continue
+		} else {
+			outShape = append(outShape, n)
+			for v := range strides {
+				out[v] = append(out[v], strides[v][k])
 			}
 		}
-		outShape = append(outShape, shape[k])
-		for v := range strides {
-			out[v] = append(out[v], strides[v][k])
-		}
+		last = k
 	}
 	return outShape, out
 }
