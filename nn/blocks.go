@@ -20,6 +20,25 @@ type fwd struct {
 	seed  uint64
 	n     uint64
 	keep  bool
+	// actEmb is act(emb) of the last embAct call, which every resnet of a
+	// U-Net asks for with the same emb (inference only: see embAct).
+	actEmb    *tensor.Tensor
+	actEmbFn  string
+	actEmbSrc *tensor.Tensor
+}
+
+// embAct returns act(emb), the input of a resnet's time-embedding
+// projection: once per forward and activation instead of once per resnet
+// when nothing records gradients (recorded, each resnet keeps its own, as
+// the reference does, so that the gradients sum in the same order).
+func (c *fwd) embAct(act string, emb *tensor.Tensor) *tensor.Tensor {
+	if emb.RequiresGrad() || c.keep {
+		return tensor.Activation(act, emb)
+	}
+	if c.actEmb == nil || c.actEmbSrc != emb || c.actEmbFn != act {
+		c.actEmb, c.actEmbSrc, c.actEmbFn = tensor.Activation(act, emb), emb, act
+	}
+	return c.actEmb
 }
 
 // release hands intermediates this forward made and no longer reads back to
@@ -160,14 +179,14 @@ func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
 	case b.TimeEmbProj == nil:
 		n = b.Norm2.ForwardAct(h, b.Act)
 	case b.ScaleShift:
-		e := b.TimeEmbProj.Forward(tensor.Activation(b.Act, emb))
+		e := b.TimeEmbProj.Forward(c.embAct(b.Act, emb))
 		e = e.Reshape(e.Dim(0), e.Dim(1), 1, 1)
 		parts := tensor.Split(e, 1, b.OutChans, b.OutChans)
 		norm := b.Norm2.Forward(h)
 		n = tensor.ActivationInPlace(b.Act, tensor.Add(tensor.Mul(norm, tensor.AddScalar(parts[0], 1)), parts[1]))
 		c.release(norm)
 	default:
-		e := b.TimeEmbProj.Forward(tensor.Activation(b.Act, emb))
+		e := b.TimeEmbProj.Forward(c.embAct(b.Act, emb))
 		n = b.Norm2.ForwardAct(tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1)), b.Act) // h: conv1's fresh output
 	}
 	c.release(h)

@@ -99,7 +99,9 @@ func norm(name string, x, gamma, beta *Tensor, p NormParams) *Tensor {
 	sameDevice(name, x, gamma, beta)
 	xc := x.Contiguous()
 	y := emptyOut(x.dev, x.shape...)
-	mean, rstd := Empty(x.dev, F32, p.N*p.G), Empty(x.dev, F32, p.N*p.G)
+	// The statistics, read only by the backward: bare buffers (no tensor
+	// headers) that the kernel fills, one per (image, group).
+	mean, rstd := outBuffer(x.dev, p.N*p.G), outBuffer(x.dev, p.N*p.G)
 	var gb, bb Buffer
 	if gamma != nil {
 		gamma = gamma.Contiguous()
@@ -110,7 +112,7 @@ func norm(name string, x, gamma, beta *Tensor, p NormParams) *Tensor {
 		bb = beta.buf
 	}
 	if y.Numel() > 0 {
-		x.dev.Norm(y.buf, mean.buf, rstd.buf, xc.buf, gb, bb, p)
+		x.dev.Norm(y.buf, mean, rstd, xc.buf, gb, bb, p)
 	}
 	if anyNeedsGrad(xc, gamma, beta) {
 		xd := xc.Detach()
@@ -128,7 +130,7 @@ func norm(name string, x, gamma, beta *Tensor, p NormParams) *Tensor {
 				dbb = db.buf
 			}
 			if dx.Numel() > 0 {
-				g.dev.NormBackward(dx.buf, dgb, dbb, g.buf, xd.buf, mean.buf, rstd.buf, gb, p)
+				g.dev.NormBackward(dx.buf, dgb, dbb, g.buf, xd.buf, mean, rstd, gb, p)
 			}
 			xc.accumulate(dx)
 			if gamma != nil {

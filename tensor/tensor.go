@@ -153,6 +153,19 @@ func emptyOut(dev Device, shape ...int) *Tensor {
 	return &Tensor{dev: dev, buf: d.AllocDirty(numel(shape)), dtype: F32, shape: dims, strides: strides}
 }
 
+// outBuffer is emptyOut's buffer alone, for values a kernel writes whole
+// and only a kernel reads back (no tensor around it).
+func outBuffer(dev Device, n int) Buffer {
+	if d, ok := dev.(DirtyAllocator); ok {
+		return d.AllocDirty(n)
+	}
+	buf, err := dev.Alloc(F32, n)
+	if err != nil {
+		fail("alloc", "%d elements of %s on %s: %v", n, F32, dev.Name(), err)
+	}
+	return buf
+}
+
 // Zeros returns a float32 tensor of zeros.
 func Zeros(dev Device, shape ...int) *Tensor { return Empty(dev, F32, shape...) }
 
