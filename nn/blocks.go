@@ -286,8 +286,7 @@ func (a *Attention) forward(c *fwd, x *tensor.Tensor) *tensor.Tensor {
 // pointwise applies the linear layer l to every pixel of the image x
 // (B, in, H, W): a 1×1 convolution with l's weights.
 func pointwise(l *Linear, x *tensor.Tensor) *tensor.Tensor {
-	w := l.Weight.Reshape(l.Weight.Dim(0), l.Weight.Dim(1), 1, 1)
-	return tensor.Conv2D(x, w, l.Bias, 1, tensor.PadAll(0))
+	return tensor.Conv2D(x, l.conv1x1Weight(), l.Bias, 1, tensor.PadAll(0))
 }
 
 func (a *Attention) Collect(prefix string, ps *ParamList) {

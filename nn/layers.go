@@ -3,6 +3,7 @@ package nn
 import (
 	"math"
 	"math/rand/v2"
+	"sync/atomic"
 
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -60,6 +61,30 @@ func constant(dev tensor.Device, c float32, shape ...int) *tensor.Tensor {
 // Linear is y = x·Wᵀ + b with W (out, in).
 type Linear struct {
 	Weight, Bias *tensor.Tensor
+	// as1x1 is Weight viewed as a 1×1 convolution's (out, in, 1, 1), for
+	// the Weight it was made of: see conv1x1Weight. Atomic: concurrent
+	// forwards of one model share it.
+	as1x1 atomic.Pointer[weightView]
+}
+
+// weightView is a view of a weight tensor, and the tensor.
+type weightView struct{ view, of *tensor.Tensor }
+
+// conv1x1Weight is l.Weight as the (out, in, 1, 1) weight of a 1×1
+// convolution: one view kept across calls while nothing records gradients
+// (an attention's four projections made one per call), a fresh one, which
+// records its backward, otherwise.
+func (l *Linear) conv1x1Weight() *tensor.Tensor {
+	w := l.Weight
+	if w.RequiresGrad() {
+		return w.Reshape(w.Dim(0), w.Dim(1), 1, 1)
+	}
+	if v := l.as1x1.Load(); v != nil && v.of == w {
+		return v.view
+	}
+	v := &weightView{view: w.Reshape(w.Dim(0), w.Dim(1), 1, 1), of: w}
+	l.as1x1.Store(v)
+	return v.view
 }
 
 // NewLinear initialises as torch.nn.Linear.
