@@ -11,7 +11,8 @@
 #   forwards at GOGC=10, diffuse generate's, / ONNX Runtime: for information)
 #
 # Every anchor runs between two runs of ours (ours → anchor → ours) and the
-# ratio takes the mean of the two. Each runner's figure is its median call
+# ratio takes the mean of the two (at batch 1, ours → ONNX Runtime → PyTorch →
+# ours → ONNX Runtime → ours: the means of three and two). Each runner's figure is its median call
 # (torch_bench.py and ort_bench.js report the median; ours is BenchmarkUNet's
 # median-img/s, its mean img/s counting garbage collections and slow spells). The CPU, its family/model and the vector
 # level our kernels dispatch to come first. Where the CPU has AVX-512 and
@@ -148,6 +149,13 @@ ceiling() { # the FMA ceiling of one core (fma_peak.c and fma_peak_avx2.c word i
 		ort "$1" "$3"
 		torch "$@"
 		ours "$@"
+		if [ "$3" = 1 ]; then
+			# batch 1 once more a side: the machine's spells move a 100-call
+			# median by a third within a minute (ONNX Runtime's own tiny-mnist b1
+			# read 266–529 img/s in three runs, 2026-12-06); the rows are means
+			ort "$1" "$3"
+			ours "$@"
+		fi
 	done
 	for c in "tiny-mnist train 64" "ddpm-cifar10-32 train 8"; do
 		set -- $c
