@@ -36,6 +36,10 @@ type microKernel struct {
 	rowsAdd, rowsStore   func(kc int, a, b *float32, off *int, c *float32, ldc int)
 	rowsStoreBias        func(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32)
 	rowsAAdd, rowsAStore func(kc int, a *float32, off *int, b, c *float32, ldc int)
+	// rowsPackAdd and rowsPackStore, where the level has them, are rowsAdd
+	// and rowsStore that also write the B panel they read, packed: the first
+	// tile of each panel packs it (runTilesPacking).
+	rowsPackAdd, rowsPackStore func(kc int, a, b *float32, off *int, c *float32, ldc int, bp *float32)
 	// narrow, where the level has one, is the same kernel one vector wide
 	// (the same mr, so that prepacked A serves both): products of at most
 	// narrow.nr columns take it instead of computing a full tile of which
@@ -59,6 +63,7 @@ var (
 	kernelAVX512 = microKernel{name: "avx512", mr: asm.AVX512MR, nr: asm.AVX512NR,
 		add: asm.SgemmKernelAVX512, store: asm.SgemmKernelAVX512Store, storeBias: asm.SgemmKernelAVX512Bias,
 		rowsAdd: asm.SgemmRowsKernelAVX512, rowsStore: asm.SgemmRowsKernelAVX512Store, rowsStoreBias: asm.SgemmRowsKernelAVX512Bias,
+		rowsPackAdd: asm.SgemmRowsPackKernelAVX512, rowsPackStore: asm.SgemmRowsPackKernelAVX512Store,
 		narrow: &kernelAVX512Narrow}
 	kernelAVX512Narrow = microKernel{name: "avx512-narrow", mr: asm.AVX512MR, nr: asm.AVX512NarrowNR,
 		add: asm.SgemmKernelAVX512N16, store: asm.SgemmKernelAVX512N16Store, storeBias: asm.SgemmKernelAVX512N16Bias,
@@ -549,6 +554,7 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 			ob.off[p] = p * ob.ld
 		}
 	}
+	var rowOffs []int // B's row offsets for runTilesPacking
 	for jc := 0; jc < n; jc += packNC {
 		nc := min(packNC, n-jc)
 		for pc := 0; pc < k; pc += packKC {
@@ -569,13 +575,58 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 				}
 				continue
 			}
-			packB(packBlock(), ob, pc, kc, jc, nc, nr)
+			// B packed by the first row of tiles (runTilesPacking) where the
+			// kernels can: the packing then costs no pass of its own over B.
+			fused := mk.rowsPackAdd != nil && !ob.trans && ob.off == nil && (g.Bias == nil || pc != 0) && min(packMC, m) >= mr && nc >= nr
+			full := nc / nr * nr
+			switch {
+			case !fused:
+				packB(packBlock(), ob, pc, kc, jc, nc, nr)
+			case full < nc: // the last, partial panel as before
+				packB(packBlock()[full*kc:], ob, pc, kc, jc+full, nc-full, nr)
+			default:
+				packBlock()
+			}
 			for ic := 0; ic < m; ic += packMC {
 				mc := min(packMC, m-ic)
 				blk := aBlock(pc, kc, ic, mc)
-				runTiles(mk, overwrite && pc == 0, rowBias(pc, ic, mc), blk, bp, c, ldc, ic, jc, mc, nc, kc, tile)
+				store := overwrite && pc == 0
+				if fused && ic == 0 {
+					if rowOffs == nil { // B's row offsets, and PackAhead more for the kernel's prefetches
+						offs := getOffsets(k + asm.PackAhead)
+						defer offsetPool.Put(offs)
+						rowOffs = *offs
+						for p := range rowOffs {
+							rowOffs[p] = min(p, k-1) * ob.ld
+						}
+					}
+					runTilesPacking(mk, store, blk, operandB{b: ob.b, ld: ob.ld, off: rowOffs}, pc, bp, c, ldc, jc, full, kc)
+					runTiles(mk, store, nil, blk[mr*kc:], bp, c, ldc, mr, jc, mc-mr, full, kc, tile)
+					if full < nc {
+						runTiles(mk, store, nil, blk, bp[full*kc:], c, ldc, 0, jc+full, mc, nc-full, kc, tile)
+					}
+					continue
+				}
+				runTiles(mk, store, rowBias(pc, ic, mc), blk, bp, c, ldc, ic, jc, mc, nc, kc, tile)
 			}
 		}
+	}
+}
+
+// runTilesPacking computes the first row of tiles (rows 0…mr−1, a whole
+// panel of ap) of the whole nr-wide panels [jc, jc+nc) with B read where it
+// is (row p of the panel at column j starts at ob.b[ob.off[pc+p] + j]), and
+// packs each B panel into bp as it goes, for runTiles to take for the other
+// rows. Packing B in a pass of its own cost ~3 % of a one-thread 1,024²
+// product (bench/RESULTS.md, 2026-12-06).
+func runTilesPacking(mk microKernel, store bool, ap []float32, ob operandB, pc int, bp, c []float32, ldc, jc, nc, kc int) {
+	fn := mk.rowsPackAdd
+	if store {
+		fn = mk.rowsPackStore
+	}
+	nr := mk.nr
+	for jp := range nc / nr {
+		fn(kc, &ap[0], &ob.b[jc+jp*nr], &ob.off[pc], &c[jc+jp*nr], ldc, &bp[jp*nr*kc])
 	}
 }
 

@@ -124,6 +124,18 @@ func SgemmRowsKernelAVX512N16Store(kc int, a *float32, b *float32, off *int, c *
 //go:noescape
 func SgemmRowsKernelAVX512N16Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
 
+// SgemmRowsPackKernelAVX512 is SgemmRowsKernelAVX512, and stores each row of B it reads to the packed panel bp
+// (bp[32·p + j] = b[off[p] + j]); off has 16 entries past kc (rows it prefetches). AVX-512F.
+//
+//go:noescape
+func SgemmRowsPackKernelAVX512(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bp *float32)
+
+// SgemmRowsPackKernelAVX512Store is SgemmRowsKernelAVX512Store, and stores each row of B it reads to the packed panel bp
+// (bp[32·p + j] = b[off[p] + j]); off has 16 entries past kc (rows it prefetches). AVX-512F.
+//
+//go:noescape
+func SgemmRowsPackKernelAVX512Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bp *float32)
+
 // SgemmRowsAKernelAVX2 adds the product of the 6×kc block of A whose row i is the kc values from a + off[i]
 // (elements; A is never packed) and a packed kc×16 panel b to the 6×16 tile of row-major c
 // with row stride ldc (elements). AVX2+FMA.

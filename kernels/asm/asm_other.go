@@ -43,6 +43,32 @@ func kernelRowsGo(mr, nr, kc int, a, b *float32, off *int, c *float32, ldc int, 
 	kernelGo(mr, nr, kc, a, &bs[0], c, ldc, store)
 }
 
+// packRowsGo copies the kc rows of nr values from b + off[p] to bp (row p at bp + p·nr).
+func packRowsGo(nr, kc int, b *float32, off *int, bp *float32) {
+	offs := unsafe.Slice(off, kc)
+	end := 0
+	for _, o := range offs {
+		end = max(end, o+nr)
+	}
+	src, dst := unsafe.Slice(b, end), unsafe.Slice(bp, kc*nr)
+	for p, o := range offs {
+		copy(dst[p*nr:(p+1)*nr], src[o:o+nr])
+	}
+}
+
+// SgemmRowsPackKernelAVX512 is the plain-Go stand-in of the AVX-512
+// unpacked-B kernel that packs the rows it reads.
+func SgemmRowsPackKernelAVX512(kc int, a, b *float32, off *int, c *float32, ldc int, bp *float32) {
+	packRowsGo(AVX512NR, kc, b, off, bp)
+	kernelGo(AVX512MR, AVX512NR, kc, a, bp, c, ldc, false)
+}
+
+// SgemmRowsPackKernelAVX512Store is SgemmRowsPackKernelAVX512 storing C.
+func SgemmRowsPackKernelAVX512Store(kc int, a, b *float32, off *int, c *float32, ldc int, bp *float32) {
+	packRowsGo(AVX512NR, kc, b, off, bp)
+	kernelGo(AVX512MR, AVX512NR, kc, a, bp, c, ldc, true)
+}
+
 // SgemmRowsKernelAVX512 is the plain-Go stand-in of the AVX-512 unpacked-B kernel.
 func SgemmRowsKernelAVX512(kc int, a, b *float32, off *int, c *float32, ldc int) {
 	kernelRowsGo(AVX512MR, AVX512NR, kc, a, b, off, c, ldc, false)

@@ -33,3 +33,8 @@ const (
 	AVX512NarrowNR     = 16 // the N16 kernels: AVX512MR × 16
 	AVX2MR, AVX2NR     = 6, 16
 )
+
+// PackAhead is how many rows ahead the packing kernels (SgemmRowsPack…)
+// prefetch B: their row offsets need that many entries past kc (gen/main.go
+// has the same constant).
+const PackAhead = 16

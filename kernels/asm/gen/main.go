@@ -29,17 +29,24 @@ import (
 	. "github.com/mmcloughlin/avo/reg"
 )
 
+// packAhead is how many steps p ahead the packing kernels prefetch B's rows.
+const packAhead = 16
+
 // kernel describes one micro-kernel.
 type kernel struct {
-	name   string
-	store  bool // C = A·B instead of C += A·B (no load of C)
-	bias   bool // with store: C = A·B + bias[i] in row i (bias: mr values)
-	rows   bool // B unpacked: row p of the kc×NR panel starts at b + off[p] (elements)
-	rowsA  bool // A unpacked: row i of the MR×kc panel starts at a + off[i] (elements)
-	isa    string
-	mr, nr int // tile rows and columns
-	lanes  int // float32 lanes per vector register
-	vec    func() VecVirtual
+	name  string
+	store bool // C = A·B instead of C += A·B (no load of C)
+	bias  bool // with store: C = A·B + bias[i] in row i (bias: mr values)
+	rows  bool // B unpacked: row p of the kc×NR panel starts at b + off[p] (elements)
+	rowsA bool // A unpacked: row i of the MR×kc panel starts at a + off[i] (elements)
+	// packOut (with rows): each row of B read is also stored to the packed
+	// panel bp (NR values per step p), so that the product that reads a B
+	// panel first packs it for the products after it at no pass of its own.
+	packOut bool
+	isa     string
+	mr, nr  int // tile rows and columns
+	lanes   int // float32 lanes per vector register
+	vec     func() VecVirtual
 }
 
 func main() {
@@ -64,6 +71,12 @@ func main() {
 		k.name, k.bias = name+"Bias", true
 		generate(k)
 	}
+	// The unpacked-B AVX-512 kernel that packs the panel it reads, adding
+	// and storing (the first depth block of a product without bias).
+	packing := kernel{name: "SgemmRowsPackKernelAVX512", rows: true, packOut: true, isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM}
+	generate(packing)
+	packing.name, packing.store = packing.name+"Store", true
+	generate(packing)
 	// The unpacked-A kernels, AVX2 only: at 12 rows the AVX-512 tile's row
 	// offsets would need more general registers than amd64 has.
 	rowsA := kernel{name: "SgemmRowsAKernelAVX2", rowsA: true, isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM}
@@ -119,6 +132,11 @@ func generate(k kernel) {
 		Doc(fmt.Sprintf("%s stores (without reading c) bias[i] plus the product of a packed %d×kc panel a", k.name, k.mr),
 			fmt.Sprintf("and a packed kc×%d panel b in row i of the %d×%d tile of row-major c with row stride ldc", k.nr, k.mr, k.nr),
 			fmt.Sprintf("(elements). %s.", k.isa))
+	case k.packOut:
+		TEXT(k.name, NOSPLIT, "func(kc int, a, b *float32, off *int, c *float32, ldc int, bp *float32)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s is %s, and stores each row of B it reads to the packed panel bp", k.name, map[bool]string{false: "SgemmRowsKernelAVX512", true: "SgemmRowsKernelAVX512Store"}[k.store]),
+			fmt.Sprintf("(bp[%d·p + j] = b[off[p] + j]); off has %d entries past kc (rows it prefetches). %s.", k.nr, packAhead, k.isa))
 	case k.rows:
 		TEXT(k.name, NOSPLIT, "func(kc int, a, b *float32, off *int, c *float32, ldc int)")
 		Pragma("noescape")
@@ -135,9 +153,12 @@ func generate(k kernel) {
 	kc := Load(Param("kc"), GP64())
 	a := Load(Param("a"), GP64())
 	b := Load(Param("b"), GP64())
-	var off Register
+	var off, bp Register
 	if k.rows {
 		off = Load(Param("off"), GP64())
+	}
+	if k.packOut {
+		bp = Load(Param("bp"), GP64())
 	}
 	var aRow []Register // the MR row offsets of A, in bytes
 	if k.rowsA {
@@ -214,10 +235,22 @@ func generate(k kernel) {
 	step := func(da, db int) {
 		bv := make([]VecVirtual, nv)
 		row := Mem{Base: b}
+		dbp := 0 // byte offset of this step's row in bp (packOut)
 		if k.rows {
 			r := GP64()
 			MOVQ(Mem{Base: off, Disp: db}, r)
 			row = Mem{Base: b, Index: r, Scale: 4}
+			dbp = db / 8 * 4 * k.nr
+			if k.packOut {
+				// The row packAhead steps on, on its way from L3: the rows
+				// are a matrix row apart, too far for the prefetchers (off
+				// holds packAhead entries past kc).
+				ra := GP64()
+				MOVQ(Mem{Base: off, Disp: db + 8*packAhead}, ra)
+				for d := 0; d < 4*k.nr; d += 64 {
+					PREFETCHT0(Mem{Base: b, Index: ra, Scale: 4, Disp: d})
+				}
+			}
 			db = 0
 		}
 		for j := range bv {
@@ -225,6 +258,9 @@ func generate(k kernel) {
 			m := row
 			m.Disp = db + 4*k.lanes*j
 			VMOVUPS(m, bv[j])
+			if k.packOut {
+				VMOVUPS(bv[j], Mem{Base: bp, Disp: dbp + 4*k.lanes*j})
+			}
 		}
 		for i := range k.mr {
 			t := k.vec()
@@ -270,6 +306,9 @@ func generate(k kernel) {
 	}
 	ADDQ(U32(aStep*unroll), a)
 	ADDQ(U32(bStep*unroll), bPtr)
+	if k.packOut {
+		ADDQ(U32(4*k.nr*unroll), bp)
+	}
 	DECQ(n4)
 	JNZ(LabelRef(k.name + "_loop4"))
 
@@ -281,6 +320,9 @@ func generate(k kernel) {
 	step(0, 0)
 	ADDQ(U32(aStep), a)
 	ADDQ(U32(bStep), bPtr)
+	if k.packOut {
+		ADDQ(U32(4*k.nr), bp)
+	}
 	DECQ(kc)
 	JNZ(LabelRef(k.name + "_loop1"))
 
