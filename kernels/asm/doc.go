@@ -5,7 +5,8 @@
 //	              SgemmKernelAVX2 (6×16), and the AVX2 ones that read an
 //	              operand unpacked through row offsets (SgemmRowsKernelAVX2
 //	              for B, SgemmRowsAKernelAVX2 for A), each with a Store
-//	              variant; PackA6AVX2 (six-row A panels); and the vector
+//	              variant; SgemmRowsPackKernelAVX512, which also packs the
+//	              B panel it reads; PackA6AVX2 (six-row A panels); and the vector
 //	              kernels around them (gen/exp.go, gelu.go, half.go, adam.go,
 //	              softmax.go, pack.go, winograd.go): exp, SiLU and its
 //	              gradient and the softmax passes also in 16-lane AVX-512
