@@ -92,6 +92,17 @@ const (
 	packNC = 3072 // columns of B per block (a multiple of both NRs)
 )
 
+// rowOffsetsOf returns the offsets p·ld of k rows, and spare more that
+// repeat the last row's (read ahead by a kernel's prefetches); hand them
+// back to offsetPool.
+func rowOffsetsOf(k, spare, ld int) *[]int {
+	offs := getOffsets(k + spare)
+	for p := range *offs {
+		(*offs)[p] = min(p, k-1) * ld
+	}
+	return offs
+}
+
 // offsetPool holds row offsets: of a B read in place (sgemmLoop), of a
 // shifted-rows plan's rows.
 var offsetPool = sync.Pool{New: func() any { return new([]int) }}
@@ -546,15 +557,21 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 		planM = g.PlanM
 	}
 	unpacked := !ob.trans && readsBUnpacked(mk, pa != nil, planM, n)
-	if unpacked && ob.off == nil {
-		offs := getOffsets(k)
+	// Where B is packed, a plain B at a level with the packing kernels is
+	// packed by the first row of tiles as it reads it (runTilesPacking),
+	// not in a pass of its own (but for a first depth block with a bias).
+	packWhileReading := !unpacked && mk.rowsPackAdd != nil && !ob.trans && ob.off == nil && min(packMC, m) >= mr && n >= nr
+	var rowOffs []int // B's row offsets for runTilesPacking, and asm.PackAhead more for its prefetches
+	switch {
+	case unpacked && ob.off == nil:
+		offs := rowOffsetsOf(k, 0, ob.ld)
 		defer offsetPool.Put(offs)
 		ob.off = *offs
-		for p := range ob.off {
-			ob.off[p] = p * ob.ld
-		}
+	case packWhileReading:
+		offs := rowOffsetsOf(k, asm.PackAhead, ob.ld)
+		defer offsetPool.Put(offs)
+		rowOffs = *offs
 	}
-	var rowOffs []int // B's row offsets for runTilesPacking
 	for jc := 0; jc < n; jc += packNC {
 		nc := min(packNC, n-jc)
 		for pc := 0; pc < k; pc += packKC {
@@ -577,7 +594,7 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 			}
 			// B packed by the first row of tiles (runTilesPacking) where the
 			// kernels can: the packing then costs no pass of its own over B.
-			fused := mk.rowsPackAdd != nil && !ob.trans && ob.off == nil && (g.Bias == nil || pc != 0) && min(packMC, m) >= mr && nc >= nr
+			fused := packWhileReading && (g.Bias == nil || pc != 0) && nc >= nr
 			full := nc / nr * nr
 			switch {
 			case !fused:
@@ -592,14 +609,6 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 				blk := aBlock(pc, kc, ic, mc)
 				store := overwrite && pc == 0
 				if fused && ic == 0 {
-					if rowOffs == nil { // B's row offsets, and PackAhead more for the kernel's prefetches
-						offs := getOffsets(k + asm.PackAhead)
-						defer offsetPool.Put(offs)
-						rowOffs = *offs
-						for p := range rowOffs {
-							rowOffs[p] = min(p, k-1) * ob.ld
-						}
-					}
 					runTilesPacking(mk, store, blk, operandB{b: ob.b, ld: ob.ld, off: rowOffs}, pc, bp, c, ldc, jc, full, kc)
 					runTiles(mk, store, nil, blk[mr*kc:], bp, c, ldc, mr, jc, mc-mr, full, kc, tile)
 					if full < nc {

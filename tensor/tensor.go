@@ -39,26 +39,33 @@ func numel(shape []int) int {
 // denseDims returns a copy of shape and its dense strides, both cut from
 // one array (a tensor header's two slices, one allocation).
 func denseDims(shape []int) (dims, strides []int) {
+	dims, strides = newDims(shape)
+	fillDenseStrides(strides, dims)
+	return dims, strides
+}
+
+// newDims returns a copy of shape and room for its strides, cut from one array.
+func newDims(shape []int) (dims, strides []int) {
 	r := len(shape)
 	both := make([]int, 2*r)
 	dims, strides = both[:r:r], both[r:]
 	copy(dims, shape)
-	s := 1
-	for i := r - 1; i >= 0; i-- {
-		strides[i] = s
-		s *= shape[i]
-	}
 	return dims, strides
 }
 
 func denseStrides(shape []int) []int {
 	st := make([]int, len(shape))
+	fillDenseStrides(st, shape)
+	return st
+}
+
+// fillDenseStrides sets strides to the row-major strides of shape.
+func fillDenseStrides(strides, shape []int) {
 	s := 1
 	for i := len(shape) - 1; i >= 0; i-- {
-		st[i] = s
+		strides[i] = s
 		s *= shape[i]
 	}
-	return st
 }
 
 func checkShape(op string, shape []int) {
@@ -352,7 +359,7 @@ func (t *Tensor) Contiguous() *Tensor {
 // Reshape returns a tensor with the same elements in a new shape; one
 // dimension may be -1. It is a view when t is dense.
 func (t *Tensor) Reshape(shape ...int) *Tensor {
-	shape, strides := denseDims(shape) // the strides are set once -1 is resolved
+	shape, strides := newDims(shape) // the strides are set once -1 is resolved
 	n, neg := 1, -1
 	for i, s := range shape {
 		if s == -1 {
@@ -377,10 +384,7 @@ func (t *Tensor) Reshape(shape ...int) *Tensor {
 	if n != t.Numel() {
 		fail("reshape", "shape %v has %d elements, tensor %v has %d", shape, n, t.shape, t.Numel())
 	}
-	for i, s := len(shape)-1, 1; i >= 0; i-- {
-		strides[i] = s
-		s *= shape[i]
-	}
+	fillDenseStrides(strides, shape)
 	src := t.Contiguous()
 	out := src.view(shape, strides, 0)
 	if src.needsGrad() {

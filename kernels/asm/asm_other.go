@@ -30,16 +30,8 @@ func kernelGo(mr, nr, kc int, a, b, c *float32, ldc int, store bool) {
 
 // kernelRowsGo is kernelGo with row p of B at b + off[p].
 func kernelRowsGo(mr, nr, kc int, a, b *float32, off *int, c *float32, ldc int, store bool) {
-	offs := unsafe.Slice(off, kc)
-	end := 0
-	for _, o := range offs {
-		end = max(end, o+nr)
-	}
 	bs := make([]float32, max(1, kc*nr)) // packed copy, then the packed kernel
-	src := unsafe.Slice(b, end)
-	for p, o := range offs {
-		copy(bs[p*nr:(p+1)*nr], src[o:o+nr])
-	}
+	packRowsGo(nr, kc, b, off, &bs[0])
 	kernelGo(mr, nr, kc, a, &bs[0], c, ldc, store)
 }
 
