@@ -53,7 +53,9 @@ func (d *Device) normRange(j *normJob, lo, hi int) {
 		xg := xs[ng*gsize : (ng+1)*gsize]
 		mu, variance := d.moments64(xg)
 		r := 1 / math.Sqrt(variance+float64(p.Eps))
-		ms[ng], rs[ng] = float32(mu), float32(r)
+		if ms != nil { // nil: inference keeps no statistics
+			ms[ng], rs[ng] = float32(mu), float32(r)
+		}
 		g := ng % p.G
 		yg := ys[ng*gsize : (ng+1)*gsize]
 		// channel c maps x to x·a + b with a = rstd·γ_c, b = β_c − mean·rstd·γ_c (float64, then float32)

@@ -3,6 +3,7 @@ package kernels
 import (
 	"github.com/godiffuse/godiffuse/kernels/asm"
 	"github.com/godiffuse/godiffuse/tensor"
+	"sync"
 )
 
 // ---------------------------------------------------------------------------
@@ -117,26 +118,80 @@ func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float3
 	}
 	n := len(us)
 	if parts := d.winoRowParts(us[0], g, threads); parts > 1 {
-		d.convWinogradByRows(ys, xs, bs, us, p, newWinoGeom(p, 1, g.rows*g.tw, tile), parts) // one chunk of every tile
+		g := newWinoGeom(p, 1, g.rows*g.tw, tile) // one chunk of every tile
+		j := newWinoJob(d, ys, xs, bs, us, p, g)
+		j.rowParts = parts
+		j.runParts(parts)
 		return
 	}
-	scratch := n*g.cs + n*g.fs + winoPadLen(p, g)
-	if threads == 1 || g.chunk >= g.rows { // one worker (winoChunks): no closure to make (see binaryParts)
-		buf := getScratch(scratch)
+	if threads == 1 || g.chunk >= g.rows { // one worker: no job to hand over
+		buf := getScratch(winoScratch(n, p, g))
 		defer putScratch(buf)
 		for r0 := 0; r0 < g.rows; r0 += g.chunk {
 			d.winoChunk(buf, ys, xs, bs, us, p, g, r0, min(g.rows, r0+g.chunk), 0, p.F, threads)
 		}
 		return
 	}
-	d.convWinogradChunks(ys, xs, bs, us, p, g, threads, scratch)
+	j := newWinoJob(d, ys, xs, bs, us, p, g)
+	j.chunks = (g.rows + g.chunk - 1) / g.chunk
+	j.workers = max(1, min(threads, j.chunks))
+	j.threads = max(1, threads/j.workers)
+	j.runParts(j.workers)
 }
 
-// convWinogradChunks is convWinograd over several chunks (winoChunks).
-func (d *Device) convWinogradChunks(ys, xs, bs []float32, us []gemmA, p tensor.ConvParams, g winoGeom, threads, scratch int) {
-	d.winoChunks(g, threads, scratch, func(_ int, buf []float32, threads, r0, r1 int) {
-		d.winoChunk(buf, ys, xs, bs, us, p, g, r0, r1, 0, p.F, threads)
-	})
+// winoScratch is the scratch of one worker of a Winograd convolution with
+// n matrices: V, M and the padded input rows.
+func winoScratch(n int, p tensor.ConvParams, g winoGeom) int {
+	return n*g.cs + n*g.fs + winoPadLen(p, g)
+}
+
+// winoJob is a Winograd convolution split over threads: its operands in one
+// pooled object that every part reads. A closure capturing them was a heap
+// object of ~450 bytes per call (4 KB a batch-1 tiny-mnist forward).
+type winoJob struct {
+	d          *Device
+	ys, xs, bs []float32
+	us         []gemmA
+	p          tensor.ConvParams
+	g          winoGeom
+	// Split by chunks of tile rows: worker wk runs chunks wk, wk+workers, …
+	// with its GEMMs on threads threads.
+	chunks, workers, threads int
+	// Or, when rowParts > 0, by output channels (winoRowParts): part t runs
+	// every tile for its band of channels, transforming the input into a V
+	// of its own, so that each thread reads only what it wrote (and x).
+	rowParts int
+}
+
+var winoJobs = sync.Pool{New: func() any { return new(winoJob) }}
+
+func newWinoJob(d *Device, ys, xs, bs []float32, us []gemmA, p tensor.ConvParams, g winoGeom) *winoJob {
+	j := winoJobs.Get().(*winoJob)
+	*j = winoJob{d: d, ys: ys, xs: xs, bs: bs, us: us, p: p, g: g}
+	return j
+}
+
+// runParts runs the job's parts, then hands it back to the pool.
+func (j *winoJob) runParts(parts int) {
+	runParts(parts, j.part)
+	*j = winoJob{}
+	winoJobs.Put(j)
+}
+
+func (j *winoJob) part(t int) {
+	buf := getScratch(winoScratch(len(j.us), j.p, j.g))
+	defer putScratch(buf)
+	if j.rowParts > 0 {
+		mr := j.us[0].pre.mk.mr
+		panels := (j.p.F + mr - 1) / mr
+		f0, f1 := t*panels/j.rowParts*mr, min(j.p.F, (t+1)*panels/j.rowParts*mr)
+		j.d.winoChunk(buf, j.ys, j.xs, j.bs, j.us, j.p, j.g, 0, j.g.rows, f0, f1, 1)
+		return
+	}
+	for ch := t; ch < j.chunks; ch += j.workers {
+		r0 := ch * j.g.chunk
+		j.d.winoChunk(buf, j.ys, j.xs, j.bs, j.us, j.p, j.g, r0, min(j.g.rows, r0+j.g.chunk), 0, j.p.F, j.threads)
+	}
 }
 
 // winoChunk runs the tile rows [r0, r1) of a Winograd convolution (one
@@ -182,21 +237,6 @@ func (d *Device) winoRowParts(u gemmA, g winoGeom, threads int) int {
 		return 1
 	}
 	return min(threads, (u.m+pa.mk.mr-1)/pa.mk.mr/2)
-}
-
-// convWinogradByRows is convWinograd for tiles that fit one chunk, on parts
-// threads that each own a band of output channels and run the whole chunk
-// for them (winoChunk): each transforms the input into its own V, so that
-// every thread reads only what it wrote (and the input).
-func (d *Device) convWinogradByRows(ys, xs, bs []float32, us []gemmA, p tensor.ConvParams, g winoGeom, parts int) {
-	mr := us[0].pre.mk.mr
-	panels := (p.F + mr - 1) / mr
-	n := len(us)
-	runParts(parts, func(t int) {
-		buf := getScratch(n*g.cs + n*g.fs + winoPadLen(p, g))
-		defer putScratch(buf)
-		d.winoChunk(buf, ys, xs, bs, us, p, g, 0, g.rows, t*panels/parts*mr, min(p.F, (t+1)*panels/parts*mr), 1)
-	})
 }
 
 func (d *Device) winoSIMD() bool { return d.tune.WinogradAsm && d.simd() }

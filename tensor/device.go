@@ -91,7 +91,8 @@ type Device interface {
 	Conv3DBackwardWeight(dw, db, x, dy Buffer, p Conv3DParams)
 
 	// Norm normalizes groups (see NormParams) and stores the per-group mean
-	// and reciprocal standard deviation for the backward pass.
+	// and reciprocal standard deviation for the backward pass; with mean and
+	// rstd nil (nothing is recorded for a backward) it keeps neither.
 	Norm(y, mean, rstd, x, gamma, beta Buffer, p NormParams)
 	// NormBackward computes dx, dgamma and dbeta (all overwritten; dgamma and
 	// dbeta may be nil).

@@ -58,7 +58,16 @@ func TestMergeAxes(t *testing.T) {
 			}
 			views[v] = st
 		}
-		ms, mst := mergeAxes(shape, views...)
+		ms := slices.Clone(shape)
+		mst := make([][]int, len(views))
+		for v := range views {
+			mst[v] = slices.Clone(views[v])
+		}
+		m := mergeAxes(ms, mst...)
+		ms = ms[:m]
+		for v := range mst {
+			mst[v] = mst[v][:m]
+		}
 		if slices.Contains(ms, 1) {
 			t.Fatalf("trial %d: merged shape %v keeps an axis of 1", trial, ms)
 		}

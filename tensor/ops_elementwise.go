@@ -34,13 +34,36 @@ func broadcastShapes(op string, a, b []int) []int {
 // broadcast axes).
 func (t *Tensor) broadcastView(shape []int) Strided {
 	st := make([]int, len(shape))
+	t.broadcastStrides(st, shape)
+	return Strided{Buf: t.buf, Off: t.off, Strides: st}
+}
+
+// broadcastStrides writes to st (len(shape) values) the strides of t
+// stretched to shape: 0 on the axes t broadcasts along.
+func (t *Tensor) broadcastStrides(st, shape []int) {
 	lead := len(shape) - len(t.shape)
+	clear(st[:lead])
 	for i := lead; i < len(shape); i++ {
+		st[i] = 0
 		if t.shape[i-lead] != 1 {
 			st[i] = t.strides[i-lead]
 		}
 	}
-	return Strided{Buf: t.buf, Off: t.off, Strides: st}
+}
+
+// broadcastsTo reports whether a tensor of shape from broadcasts to shape
+// to (every axis of from is 1 or to's; to has at least from's rank).
+func broadcastsTo(from, to []int) bool {
+	lead := len(to) - len(from)
+	if lead < 0 {
+		return false
+	}
+	for i, n := range from {
+		if n != 1 && n != to[lead+i] {
+			return false
+		}
+	}
+	return true
 }
 
 // binary computes a op b without recording.
@@ -50,7 +73,7 @@ func binary(name string, op BinaryOp, a, b *Tensor) *Tensor {
 	shape := broadcastShapes(name, a.shape, b.shape)
 	out := emptyOut(a.dev, shape...)
 	if out.Numel() > 0 {
-		binaryView(a.dev, op, out.buf, a.broadcastView(shape), b.broadcastView(shape), shape)
+		binaryView(a.dev, op, out.buf, a, b, shape)
 	}
 	return out
 }
@@ -112,12 +135,11 @@ func Add(a, b *Tensor) *Tensor {
 // read it afterwards. a + b and b + a are the same float32, so either
 // operand order gives Add's bits.
 func AddInPlace(a, b *Tensor) *Tensor {
-	if anyNeedsGrad(a, b) || a.dtype != F32 || b.dtype != F32 || !a.IsDense() || a.dev != b.dev ||
-		!slices.Equal(broadcastShapes("add", a.shape, b.shape), a.shape) {
+	if anyNeedsGrad(a, b) || a.dtype != F32 || b.dtype != F32 || !a.IsDense() || a.dev != b.dev || !broadcastsTo(b.shape, a.shape) {
 		return Add(a, b)
 	}
 	if a.Numel() > 0 {
-		binaryView(a.dev, OpAdd, a.buf, a.broadcastView(a.shape), b.broadcastView(a.shape), a.shape)
+		binaryView(a.dev, OpAdd, a.buf, a, b, a.shape)
 	}
 	return a
 }

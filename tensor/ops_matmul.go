@@ -84,7 +84,7 @@ func Linear(x, w, b *Tensor) *Tensor {
 	y := gemm(xc, wc, MatMulParams{Batch: 1, M: rows, N: outF, K: in, TransB: true})
 	if b != nil && y.Numel() > 0 {
 		// Into the product's fresh storage: the backward below needs neither value.
-		binaryView(y.dev, OpAdd, y.buf, y.strided(), b.broadcastView(y.shape), y.shape)
+		binaryView(y.dev, OpAdd, y.buf, y, b, y.shape)
 	}
 	shape := append(slices.Clone(x.shape[:x.Rank()-1]), outF)
 	y = y.Reshape(shape...)

@@ -100,8 +100,13 @@ func norm(name string, x, gamma, beta *Tensor, p NormParams) *Tensor {
 	xc := x.Contiguous()
 	y := emptyOut(x.dev, x.shape...)
 	// The statistics, read only by the backward: bare buffers (no tensor
-	// headers) that the kernel fills, one per (image, group).
-	mean, rstd := outBuffer(x.dev, p.N*p.G), outBuffer(x.dev, p.N*p.G)
+	// headers) that the kernel fills, one per (image, group); none without
+	// a backward (54 arrays and their headers a batch-1 tiny-mnist forward).
+	record := anyNeedsGrad(xc, gamma, beta)
+	var mean, rstd Buffer
+	if record {
+		mean, rstd = outBuffer(x.dev, p.N*p.G), outBuffer(x.dev, p.N*p.G)
+	}
 	var gb, bb Buffer
 	if gamma != nil {
 		gamma = gamma.Contiguous()
@@ -114,7 +119,7 @@ func norm(name string, x, gamma, beta *Tensor, p NormParams) *Tensor {
 	if y.Numel() > 0 {
 		x.dev.Norm(y.buf, mean, rstd, xc.buf, gb, bb, p)
 	}
-	if anyNeedsGrad(xc, gamma, beta) {
+	if record {
 		xd := xc.Detach()
 		y.record(name, func(g *Tensor) {
 			g = g.Contiguous()

@@ -15,55 +15,41 @@ import "runtime"
 const MaxViewRank = 6
 
 // mergeAxes merges neighbouring axes that are contiguous in every view and
-// drops axes of size 1. The merged shape and strides share one array, cut
-// to the merged rank (a first pass counts the axes): the views of a batch-1
-// forward's ops mostly merge to one or two axes.
-func mergeAxes(shape []int, strides ...[]int) ([]int, [][]int) {
-	// Axis k continues the merged axis that ends with axis last when every
-	// view steps over axis last exactly as over the whole of axis k.
-	continues := func(last, k int) bool {
-		for v := range strides {
-			if strides[v][last] != strides[v][k]*shape[k] {
+// drops axes of size 1, in place: shape and each view's strides keep the
+// merged axes at their front, and their count is returned. An op issues its
+// shape and strides from one array (a heap object each, since they pass
+// through the Device interface): the views of a batch-1 forward's ops
+// mostly merge to one or two axes.
+func mergeAxes(shape []int, strides ...[]int) int {
+	// Axis k continues the merged axis m−1 when every view steps over that
+	// axis exactly as over the whole of axis k.
+	continues := func(m, k int) bool {
+		for _, st := range strides {
+			if st[m-1] != st[k]*shape[k] {
 				return false
 			}
 		}
 		return true
 	}
-	m, last := 0, -1
+	m := 0
 	for k, n := range shape {
-		if n == 1 {
+		switch {
+		case n == 1:
 			continue
-		}
-		if last < 0 || !continues(last, k) {
+		case m > 0 && continues(m, k):
+			shape[m-1] *= n
+			for _, st := range strides {
+				st[m-1] = st[k]
+			}
+		default:
+			shape[m] = n
+			for _, st := range strides {
+				st[m] = st[k]
+			}
 			m++
 		}
-		last = k
 	}
-	all := make([]int, (1+len(strides))*m)
-	outShape := all[:0:m]
-	out := make([][]int, len(strides))
-	for v := range out {
-		out[v] = all[(1+v)*m : (1+v)*m : (2+v)*m]
-	}
-	last = -1
-	for k, n := range shape {
-		if n == 1 {
-			continue
-		}
-		if last >= 0 && continues(last, k) {
-			outShape[len(outShape)-1] *= n
-			for v := range strides {
-				out[v][len(out[v])-1] = strides[v][k]
-			}
-		} else {
-			outShape = append(outShape, n)
-			for v := range strides {
-				out[v] = append(out[v], strides[v][k])
-			}
-		}
-		last = k
-	}
-	return outShape, out
+	return m
 }
 
 // copyView issues dev.Copy of src into dst over shape.
@@ -71,34 +57,49 @@ func copyView(dev Device, dst, src Strided, shape []int) {
 	if numel(shape) == 0 {
 		return
 	}
-	s, st := mergeAxes(shape, dst.Strides, src.Strides)
-	if len(s) <= MaxViewRank {
-		dev.Copy(Strided{Buf: dst.Buf, Off: dst.Off, Strides: st[0]}, Strided{Buf: src.Buf, Off: src.Off, Strides: st[1]}, s)
+	r := len(shape)
+	all := make([]int, 3*r) // shape and the two views' strides, merged in place
+	s, ds, ss := all[:r], all[r:2*r], all[2*r:]
+	copy(s, shape)
+	copy(ds, dst.Strides)
+	copy(ss, src.Strides)
+	m := mergeAxes(s, ds, ss)
+	s, ds, ss = s[:m], ds[:m], ss[:m]
+	if m <= MaxViewRank {
+		dev.Copy(Strided{Buf: dst.Buf, Off: dst.Off, Strides: ds}, Strided{Buf: src.Buf, Off: src.Off, Strides: ss}, s)
 		return
 	}
 	for i := range s[0] {
-		copyView(dev, Strided{Buf: dst.Buf, Off: dst.Off + i*st[0][0], Strides: st[0][1:]},
-			Strided{Buf: src.Buf, Off: src.Off + i*st[1][0], Strides: st[1][1:]}, s[1:])
+		copyView(dev, Strided{Buf: dst.Buf, Off: dst.Off + i*ds[0], Strides: ds[1:]},
+			Strided{Buf: src.Buf, Off: src.Off + i*ss[0], Strides: ss[1:]}, s[1:])
 	}
 }
 
-// binaryView issues dev.Binary into the dense dst over shape.
-func binaryView(dev Device, op BinaryOp, dst Buffer, a, b Strided, shape []int) {
+// binaryView issues dev.Binary of a and b, each broadcast to shape, into
+// the dense dst.
+func binaryView(dev Device, op BinaryOp, dst Buffer, a, b *Tensor, shape []int) {
 	n := numel(shape)
 	if n == 0 {
 		return
 	}
-	s, st := mergeAxes(shape, denseStrides(shape), a.Strides, b.Strides)
-	if len(s) > MaxViewRank {
+	r := len(shape)
+	all := make([]int, 4*r) // shape, dst's strides, a's and b's: merged in place
+	s, ds, as, bs := all[:r], all[r:2*r], all[2*r:3*r], all[3*r:]
+	copy(s, shape)
+	fillDenseStrides(ds, shape)
+	a.broadcastStrides(as, shape)
+	b.broadcastStrides(bs, shape)
+	m := mergeAxes(s, ds, as, bs)
+	if m > MaxViewRank {
 		// Rare (a broadcast pattern alternating over seven axes or more):
 		// copy both operands densely, after which one axis remains.
 		da, db := Empty(dev, F32, shape...), Empty(dev, F32, shape...)
-		copyView(dev, da.strided(), a, shape)
-		copyView(dev, db.strided(), b, shape)
+		copyView(dev, da.strided(), a.broadcastView(shape), shape)
+		copyView(dev, db.strided(), b.broadcastView(shape), shape)
 		dev.Binary(op, dst, Strided{Buf: da.buf, Strides: []int{1}}, Strided{Buf: db.buf, Strides: []int{1}}, []int{n})
 		runtime.KeepAlive(da)
 		runtime.KeepAlive(db)
 		return
 	}
-	dev.Binary(op, dst, Strided{Buf: a.Buf, Off: a.Off, Strides: st[1]}, Strided{Buf: b.Buf, Off: b.Off, Strides: st[2]}, s)
+	dev.Binary(op, dst, Strided{Buf: a.buf, Off: a.off, Strides: as[:m]}, Strided{Buf: b.buf, Off: b.off, Strides: bs[:m]}, s[:m])
 }

@@ -161,6 +161,16 @@ const normPartMin = 8192
 func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.NormParams) {
 	n := p.N * p.G * p.CG * p.S
 	yb, xb := d.f("norm", y, n), d.f("norm", x, n)
+	if mean == nil { // inference: the shaders write the statistics somewhere all the same
+		var err error
+		if mean, err = d.Alloc(tensor.F32, p.N*p.G); err == nil {
+			rstd, err = d.Alloc(tensor.F32, p.N*p.G)
+		}
+		if err != nil {
+			d.record("norm", err)
+			return
+		}
+	}
 	mb, rb := d.f("norm", mean, p.N*p.G), d.f("norm", rstd, p.N*p.G)
 	gb, hg := d.orDummy("norm", gamma, p.G*p.CG)
 	bb, hb := d.orDummy("norm", beta, p.G*p.CG)
