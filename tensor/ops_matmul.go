@@ -7,12 +7,15 @@ import "slices"
 // ---------------------------------------------------------------------------
 
 // gemm issues C = op(A)·op(B) into a new (batch, M, N) tensor; a and b are dense.
-func gemm(a, b *Tensor, p MatMulParams) *Tensor {
+func gemm(a, b *Tensor, p MatMulParams) *Tensor { return gemmShaped(a, b, p, p.Batch, p.M, p.N) }
+
+// gemmShaped is gemm with the result in shape (Batch·M·N elements).
+func gemmShaped(a, b *Tensor, p MatMulParams, shape ...int) *Tensor {
 	var c *Tensor
 	if p.K > 0 { // the product overwrites C (β = 0)
-		c = emptyOut(a.dev, p.Batch, p.M, p.N)
+		c = emptyOut(a.dev, shape...)
 	} else { // nothing to sum: C stays the zeros it is allocated as
-		c = Empty(a.dev, F32, p.Batch, p.M, p.N)
+		c = Empty(a.dev, F32, shape...)
 	}
 	if p.Batch*p.M*p.N > 0 {
 		p.Alpha, p.StrideC = 1, p.M*p.N
@@ -81,13 +84,13 @@ func Linear(x, w, b *Tensor) *Tensor {
 	in, outF := w.Dim(1), w.Dim(0)
 	rows := x.Numel() / max(in, 1)
 	xc, wc := x.Contiguous(), w.Contiguous()
-	y := gemm(xc, wc, MatMulParams{Batch: 1, M: rows, N: outF, K: in, TransB: true})
+	var dims [8]int // x's leading axes and outF: the result's shape, on the stack where it fits
+	shape := append(append(dims[:0], x.shape[:x.Rank()-1]...), outF)
+	y := gemmShaped(xc, wc, MatMulParams{Batch: 1, M: rows, N: outF, K: in, TransB: true}, shape...)
 	if b != nil && y.Numel() > 0 {
 		// Into the product's fresh storage: the backward below needs neither value.
 		binaryView(y.dev, OpAdd, y.buf, y, b, y.shape)
 	}
-	shape := append(slices.Clone(x.shape[:x.Rank()-1]), outF)
-	y = y.Reshape(shape...)
 	if anyNeedsGrad(xc, wc, b) {
 		xd, wd := xc.Detach(), wc.Detach()
 		y.record("linear", func(g *Tensor) {

@@ -71,7 +71,10 @@ func fillDenseStrides(strides, shape []int) {
 func checkShape(op string, shape []int) {
 	for _, s := range shape {
 		if s < 0 {
-			fail(op, "negative dimension in shape %v", shape)
+			// A copy into the message: shape itself then stays where the
+			// caller made it (a variadic shape on its stack, not a heap
+			// object per op).
+			fail(op, "negative dimension in shape %v", slices.Clone(shape))
 		}
 	}
 }
@@ -359,34 +362,36 @@ func (t *Tensor) Contiguous() *Tensor {
 // Reshape returns a tensor with the same elements in a new shape; one
 // dimension may be -1. It is a view when t is dense.
 func (t *Tensor) Reshape(shape ...int) *Tensor {
-	shape, strides := newDims(shape) // the strides are set once -1 is resolved
+	// A copy of shape (the caller's variadic array stays on its stack);
+	// the strides are set once -1 is resolved.
+	dims, strides := newDims(shape)
 	n, neg := 1, -1
-	for i, s := range shape {
+	for i, s := range dims {
 		if s == -1 {
 			if neg >= 0 {
-				fail("reshape", "more than one -1 in %v", shape)
+				fail("reshape", "more than one -1 in %v", dims)
 			}
 			neg = i
 			continue
 		}
 		if s < 0 {
-			fail("reshape", "negative dimension in %v", shape)
+			fail("reshape", "negative dimension in %v", dims)
 		}
 		n *= s
 	}
 	if neg >= 0 {
 		if n == 0 || t.Numel()%n != 0 {
-			fail("reshape", "cannot infer -1 in %v from %d elements", shape, t.Numel())
+			fail("reshape", "cannot infer -1 in %v from %d elements", dims, t.Numel())
 		}
-		shape[neg] = t.Numel() / n
-		n *= shape[neg]
+		dims[neg] = t.Numel() / n
+		n *= dims[neg]
 	}
 	if n != t.Numel() {
-		fail("reshape", "shape %v has %d elements, tensor %v has %d", shape, n, t.shape, t.Numel())
+		fail("reshape", "shape %v has %d elements, tensor %v has %d", dims, n, t.shape, t.Numel())
 	}
-	fillDenseStrides(strides, shape)
+	fillDenseStrides(strides, dims)
 	src := t.Contiguous()
-	out := src.view(shape, strides, 0)
+	out := src.view(dims, strides, 0)
 	if src.needsGrad() {
 		old := slices.Clone(src.shape)
 		out.record("reshape", func(g *Tensor) { src.accumulate(g.Reshape(old...)) }, src)

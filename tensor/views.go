@@ -57,14 +57,8 @@ func copyView(dev Device, dst, src Strided, shape []int) {
 	if numel(shape) == 0 {
 		return
 	}
-	r := len(shape)
-	all := make([]int, 3*r) // shape and the two views' strides, merged in place
-	s, ds, ss := all[:r], all[r:2*r], all[2*r:]
-	copy(s, shape)
-	copy(ds, dst.Strides)
-	copy(ss, src.Strides)
-	m := mergeAxes(s, ds, ss)
-	s, ds, ss = s[:m], ds[:m], ss[:m]
+	s, ds, ss := mergedViews(shape, dst.Strides, src.Strides)
+	m := len(s)
 	if m <= MaxViewRank {
 		dev.Copy(Strided{Buf: dst.Buf, Off: dst.Off, Strides: ds}, Strided{Buf: src.Buf, Off: src.Off, Strides: ss}, s)
 		return
@@ -83,8 +77,12 @@ func binaryView(dev Device, op BinaryOp, dst Buffer, a, b *Tensor, shape []int) 
 		return
 	}
 	r := len(shape)
-	all := make([]int, 4*r) // shape, dst's strides, a's and b's: merged in place
-	s, ds, as, bs := all[:r], all[r:2*r], all[2*r:3*r], all[3*r:]
+	var room [4 * 8]int // shape, dst's strides, a's and b's, merged in place: on the stack where they fit
+	all := room[:]
+	if 4*r > len(room) {
+		all = make([]int, 4*r)
+	}
+	s, ds, as, bs := all[:r], all[r:2*r], all[2*r:3*r], all[3*r:4*r]
 	copy(s, shape)
 	fillDenseStrides(ds, shape)
 	a.broadcastStrides(as, shape)
@@ -101,5 +99,31 @@ func binaryView(dev Device, op BinaryOp, dst Buffer, a, b *Tensor, shape []int) 
 		runtime.KeepAlive(db)
 		return
 	}
-	dev.Binary(op, dst, Strided{Buf: a.buf, Off: a.off, Strides: as[:m]}, Strided{Buf: b.buf, Off: b.off, Strides: bs[:m]}, s[:m])
+	// What the device gets (through an interface: a heap object), cut to the merged rank.
+	out := make([]int, 3*m)
+	copy(out, s[:m])
+	copy(out[m:], as[:m])
+	copy(out[2*m:], bs[:m])
+	dev.Binary(op, dst, Strided{Buf: a.buf, Off: a.off, Strides: out[m : 2*m]}, Strided{Buf: b.buf, Off: b.off, Strides: out[2*m:]}, out[:m])
+}
+
+// mergedViews returns shape and the strides of two views with their axes
+// merged (mergeAxes), in one array of the merged rank's length.
+func mergedViews(shape, s1, s2 []int) (s, t1, t2 []int) {
+	r := len(shape)
+	var room [3 * 8]int // merged here where it fits, then copied out at the merged rank
+	all := room[:]
+	if 3*r > len(room) {
+		all = make([]int, 3*r)
+	}
+	ms, m1, m2 := all[:r], all[r:2*r], all[2*r:3*r]
+	copy(ms, shape)
+	copy(m1, s1)
+	copy(m2, s2)
+	m := mergeAxes(ms, m1, m2)
+	out := make([]int, 3*m)
+	copy(out, ms[:m])
+	copy(out[m:], m1[:m])
+	copy(out[2*m:], m2[:m])
+	return out[:m], out[m : 2*m], out[2*m:]
 }
