@@ -256,23 +256,21 @@ func newAttention(dev tensor.Device, r *rand.Rand, c, headDim, groups int, eps, 
 func (a *Attention) Forward(x *tensor.Tensor) *tensor.Tensor { return a.forward(&fwd{}, x) }
 
 func (a *Attention) forward(c *fwd, x *tensor.Tensor) *tensor.Tensor {
-	B, H, W := x.Dim(0), x.Dim(2), x.Dim(3)
 	h := x
 	if a.GroupNorm != nil {
 		h = a.GroupNorm.Forward(x)
 	}
 	// The image's pixels are its tokens, channel-major: the projections are
-	// 1×1 convolutions of it and the attention runs on (B, channels, H·W),
-	// so that nothing is transposed on the way in or out. In inference the
-	// intermediates are released once read (Release).
-	tokens := func(t *tensor.Tensor) *tensor.Tensor { return t.Reshape(B, t.Dim(1), H*W) }
+	// 1×1 convolutions of it and the attention runs on (B, channels, H, W),
+	// so that nothing is transposed or reshaped on the way in or out. In
+	// inference the intermediates are released once read (Release).
 	q, k, v := pointwise(a.ToQ, h), pointwise(a.ToK, h), pointwise(a.ToV, h)
 	if h != x {
 		c.release(h)
 	}
-	o := tensor.AttentionChannels(tokens(q), tokens(k), tokens(v), a.Heads)
+	o := tensor.AttentionChannels(q, k, v, a.Heads)
 	c.release(q, k, v)
-	p := pointwise(a.ToOut, o.Reshape(B, o.Dim(1), H, W))
+	p := pointwise(a.ToOut, o)
 	c.release(o)
 	out := tensor.AddInPlace(c.dropout(p, a.DropoutP), x)
 	if a.Rescale != 1 {

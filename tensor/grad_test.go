@@ -3,6 +3,7 @@ package tensor_test
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -159,6 +160,7 @@ func TestGradients(t *testing.T) {
 		{"softmax", func(in []*Tensor) *Tensor { return Softmax(in[0]) }, []*Tensor{randT(r, -2, 2, 3, 5)}},
 		{"attention/2heads", func(in []*Tensor) *Tensor { return Attention(in[0], in[1], in[2], 2) }, []*Tensor{randT(r, -1, 1, 2, 3, 4), randT(r, -1, 1, 2, 5, 4), randT(r, -1, 1, 2, 5, 4)}},
 		{"attention/channel_major", func(in []*Tensor) *Tensor { return AttentionChannels(in[0], in[1], in[2], 2) }, []*Tensor{randT(r, -1, 1, 2, 4, 3), randT(r, -1, 1, 2, 4, 5), randT(r, -1, 1, 2, 4, 5)}},
+		{"attention/channel_major_image", func(in []*Tensor) *Tensor { return AttentionChannels(in[0], in[1], in[2], 2) }, []*Tensor{randT(r, -1, 1, 2, 4, 3, 2), randT(r, -1, 1, 2, 4, 5, 1), randT(r, -1, 1, 2, 4, 5, 1)}},
 		{"upsample2x", func(in []*Tensor) *Tensor { return Upsample2x(in[0]) }, []*Tensor{randT(r, -1, 1, 2, 2, 3, 2)}},
 		{"concat", func(in []*Tensor) *Tensor { return Concat(1, in[0], in[1]) }, []*Tensor{randT(r, -1, 1, 2, 3, 2), randT(r, -1, 1, 2, 1, 2)}},
 		{"split+mul", func(in []*Tensor) *Tensor {
@@ -211,5 +213,20 @@ func TestReshapeErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.name) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s with mismatched shapes: error %v, want one naming %q and %q", c.name, err, c.name, c.want)
 		}
+	}
+}
+
+// TestAttentionChannelsImage: channel-major attention on (B, C, H, W) is the
+// attention of the (B, C, H·W) views, in q's shape.
+func TestAttentionChannelsImage(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	q, k, v := randT(r, -1, 1, 2, 6, 3, 4), randT(r, -1, 1, 2, 6, 2, 5), randT(r, -1, 1, 2, 6, 2, 5)
+	got := AttentionChannels(q, k, v, 3)
+	want := AttentionChannels(q.Reshape(2, 6, 12), k.Reshape(2, 6, 10), v.Reshape(2, 6, 10), 3)
+	if !slices.Equal(got.Shape(), q.Shape()) {
+		t.Fatalf("shape %v, want q's %v", got.Shape(), q.Shape())
+	}
+	if !slices.Equal(got.MustFloat32s(), want.MustFloat32s()) {
+		t.Error("the image's attention differs from its (B, C, H·W) view's")
 	}
 }

@@ -233,9 +233,11 @@ func Attention(q, k, v *Tensor, heads int) *Tensor {
 }
 
 // AttentionChannels is Attention on channel-major tensors, the layout of
-// an NCHW image viewed as (B, C, H·W): q is (B, heads·D, Lq), k and v are
-// (B, heads·D, Lk), the result (B, heads·D, Lq). A U-Net's attention block
-// runs on its image this way with no transposes in or out.
+// an NCHW image: q is (B, heads·D, Lq), k and v are (B, heads·D, Lk), the
+// result (B, heads·D, Lq) — or each has several token axes after the
+// channels, (B, heads·D, H, W), flattened in row-major order (the result
+// then has q's shape). A U-Net's attention block runs on its image this
+// way with no transposes or reshapes in or out.
 func AttentionChannels(q, k, v *Tensor, heads int) *Tensor {
 	return attention("attention_channels", q, k, v, heads, true)
 }
@@ -247,14 +249,24 @@ func attention(op string, q, k, v *Tensor, heads int, channelMajor bool) *Tensor
 	want := "(B, L, heads·D) each"
 	if channelMajor {
 		c, lq, lk = 1, 2, 2
-		want = "(B, heads·D, L) each"
+		want = "(B, heads·D, L) or (B, heads·D, H, W) each"
 	}
-	if q.Rank() != 3 || k.Rank() != 3 || !slices.Equal(k.shape, v.shape) || q.Dim(0) != k.Dim(0) ||
+	rankOK := q.Rank() == 3 && k.Rank() == 3
+	if channelMajor {
+		rankOK = q.Rank() >= 3 && k.Rank() >= 3
+	}
+	if !rankOK || !slices.Equal(k.shape, v.shape) || q.Dim(0) != k.Dim(0) ||
 		q.Dim(c) != k.Dim(c) || heads < 1 || q.Dim(c)%heads != 0 {
 		fail(op, "q %v, k %v, v %v with %d heads (want %s)", q.shape, k.shape, v.shape, heads, want)
 	}
 	d := q.Dim(c) / heads
-	p := AttentionParams{B: q.Dim(0), Heads: heads, Lq: q.Dim(lq), Lk: k.Dim(lk), D: d,
+	tokens := func(t *Tensor, axis int) int { // the product of the token axes
+		if !channelMajor {
+			return t.Dim(axis)
+		}
+		return numel(t.shape[2:])
+	}
+	p := AttentionParams{B: q.Dim(0), Heads: heads, Lq: tokens(q, lq), Lk: tokens(k, lk), D: d,
 		Scale: float32(1 / math.Sqrt(float64(d))), ChannelMajor: channelMajor}
 	qc, kc, vc := q.Contiguous(), k.Contiguous(), v.Contiguous()
 	o := emptyOut(q.dev, q.shape...)
@@ -318,7 +330,8 @@ func Concat(axis int, ts ...*Tensor) *Tensor {
 	wantF32("concat", ts...)
 	sameDevice("concat", ts...)
 	axis = ts[0].axis("concat", axis)
-	shape := slices.Clone(ts[0].shape)
+	var dims [8]int // the result's shape, on the stack where it fits
+	shape := append(dims[:0], ts[0].shape...)
 	shape[axis] = 0
 	for _, t := range ts {
 		if t.Rank() != len(shape) {
@@ -335,7 +348,9 @@ func Concat(axis int, ts ...*Tensor) *Tensor {
 	at := 0
 	for _, t := range ts {
 		if t.Numel() > 0 {
-			copyView(out.dev, out.Narrow(axis, at, t.shape[axis]).strided(), t.strided(), t.shape)
+			// out's part from at on along axis (out.Narrow's view, without its header)
+			part := Strided{Buf: out.buf, Off: out.off + at*out.strides[axis], Strides: out.strides}
+			copyView(out.dev, part, t.strided(), t.shape)
 		}
 		at += t.shape[axis]
 	}

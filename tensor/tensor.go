@@ -441,7 +441,7 @@ func (t *Tensor) Narrow(axis, start, length int) *Tensor {
 	}
 	shape := slices.Clone(t.shape)
 	shape[axis] = length
-	out := t.view(shape, slices.Clone(t.strides), t.off+start*t.strides[axis])
+	out := t.view(shape, t.strides, t.off+start*t.strides[axis]) // strides are never written after a tensor is made: shared
 	if t.needsGrad() {
 		full := slices.Clone(t.shape)
 		out.record("narrow", func(g *Tensor) {
