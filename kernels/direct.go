@@ -1,6 +1,8 @@
 package kernels
 
 import (
+	"sync"
+
 	"github.com/godiffuse/godiffuse/kernels/asm"
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -47,8 +49,17 @@ var directKernels = map[int][]directTile{
 
 // directTiles splits oh output rows into tiles: the tallest while at
 // least its rows remain, then the shortest that covers the rest (whose
-// rows past oh read zero padding and are not stored).
-func directTiles(kernels []directTile, oh int) (tiles []directTile, starts []int) {
+// rows past oh read zero padding and are not stored). The split of each
+// (width, oh) is made once and kept (directTilings).
+func directTiles(width, oh int) (tiles []directTile, starts []int) {
+	key := [2]int{width, oh}
+	directTilings.RLock()
+	t, ok := directTilings.m[key]
+	directTilings.RUnlock()
+	if ok {
+		return t.tiles, t.starts
+	}
+	kernels := directKernels[width]
 	for r0 := 0; r0 < oh; {
 		k := kernels[0]
 		for _, s := range kernels[1:] {
@@ -59,8 +70,22 @@ func directTiles(kernels []directTile, oh int) (tiles []directTile, starts []int
 		tiles, starts = append(tiles, k), append(starts, r0)
 		r0 += k.rows
 	}
+	directTilings.Lock()
+	directTilings.m[key] = directTiling{tiles, starts}
+	directTilings.Unlock()
 	return tiles, starts
 }
+
+// directTiling is the tiles of one (width, rows) and their first rows.
+type directTiling struct {
+	tiles  []directTile
+	starts []int
+}
+
+var directTilings = struct {
+	sync.RWMutex
+	m map[[2]int]directTiling
+}{m: map[[2]int]directTiling{}}
 
 // direct reports whether a 2-D convolution takes the direct kernel: a
 // 3×3, stride-1, "same" convolution (padding 1 on every side) at the
@@ -103,7 +128,7 @@ func (d *Device) convDirect(ys, xs []float32, w tensor.Buffer, ws, bs []float32,
 	wd, release := preparedWeights(d, w, ws, formDirect, p.F, p.C, blocks*p.C*9*directLanes,
 		func(buf []float32) []float32 { return directWeights(buf, ws, p.F, p.C) })
 	defer release()
-	tiles, starts := directTiles(directKernels[p.OW], p.OH)
+	tiles, starts := directTiles(p.OW, p.OH)
 
 	// The padded images: a zero row and column around each, and zero rows
 	// below for a last tile taller than the rows left.
@@ -121,28 +146,26 @@ func (d *Device) convDirect(ys, xs []float32, w tensor.Buffer, ws, bs []float32,
 	}
 	clear(bias)
 	copy(bias, bs)
-	j := directJob{xp: xp, wd: wd, bias: bias, ys: ys, tiles: tiles, starts: starts, p: p, blocks: blocks, plane: plane, wp: wp}
+	j := directJobs.Get().(*directJob)
+	*j = directJob{xp: xp, wd: wd, bias: bias, ys: ys, tiles: tiles, starts: starts, p: p, blocks: blocks, plane: plane, wp: wp}
+	defer func() { *j = directJob{}; directJobs.Put(j) }()
 	ohw := p.OH * p.OW
 	for i := range j.offsets { // lane i's output plane
 		j.offsets[i] = int32(i * ohw)
 	}
-	units := p.N * blocks * len(tiles)
-	parts := min(max(1, d.threads), units)
-	if parts == 1 || d.oneThread(p.N*p.F*p.C*9*ohw) {
-		j.run(0, units)
+	j.units = p.N * blocks * len(tiles)
+	j.parts = min(max(1, d.threads), j.units)
+	if j.parts == 1 || d.oneThread(p.N*p.F*p.C*9*ohw) {
+		j.run(0, j.units)
 		return
 	}
-	directParts(j, parts, units)
-}
-
-// directParts is convDirect's split over the threads, a function of its
-// own so that the one-thread calls make no closure (see binaryParts).
-func directParts(j directJob, parts, units int) {
-	runParts(parts, func(part int) { j.run(part*units/parts, (part+1)*units/parts) })
+	runParts(j.parts, j.part)
 }
 
 // directJob is one convDirect call past its setup: units are (image,
-// block of 16 output channels, tile of rows).
+// block of 16 output channels, tile of rows), split into parts. It comes
+// from a pool, so that neither it nor the offsets the kernel takes the
+// address of is a heap object per call.
 type directJob struct {
 	xp, wd, bias, ys []float32
 	tiles            []directTile
@@ -151,16 +174,21 @@ type directJob struct {
 	p                tensor.ConvParams
 	blocks, plane    int
 	wp               int
+	units, parts     int
 }
+
+var directJobs = sync.Pool{New: func() any { return new(directJob) }}
+
+// part computes part t of the units.
+func (j *directJob) part(t int) { j.run(t*j.units/j.parts, (t+1)*j.units/j.parts) }
 
 // run computes the units [lo, hi).
 func (j *directJob) run(lo, hi int) {
 	p, tiles, ohw := j.p, j.tiles, j.p.OH*j.p.OW
-	offsets := j.offsets // a copy: the kernel, called through a func value, takes its address, which would move j to the heap
 	for u := lo; u < hi; u++ {
 		n, fb, t := u/(j.blocks*len(tiles)), u/len(tiles)%j.blocks, u%len(tiles)
 		r0, lanes := j.starts[t], min(directLanes, p.F-fb*directLanes)
 		tiles[t].fn(&j.xp[n*p.C*j.plane+r0*j.wp], j.wp, j.plane, p.C, &j.wd[fb*p.C*9*directLanes], &j.bias[fb*directLanes],
-			&j.ys[(n*p.F+fb*directLanes)*ohw+r0*p.OW], &offsets[0], uint16(1<<lanes-1), p.OH-r0)
+			&j.ys[(n*p.F+fb*directLanes)*ohw+r0*p.OW], &j.offsets[0], uint16(1<<lanes-1), p.OH-r0)
 	}
 }
