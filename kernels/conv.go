@@ -562,6 +562,6 @@ func (d *Device) im2colBands(ys, xs []float32, wA gemmA, bs []float32, p tensor.
 		buf := getCol(ckk * n)
 		defer colPool.Put(buf)
 		im2colPlanes(*buf, xs[lo*p.W:], q, p.H*p.W)
-		sgemmPrepacked(wA.pre, 1, n, operandB{b: *buf, ld: n}, 0, bs, ys[r0*p.OW:], ohw)
+		sgemmPrepacked(wA.pre, wA.row0, wA.m, 1, n, operandB{b: *buf, ld: n}, 0, bs, ys[r0*p.OW:], ohw)
 	})
 }

@@ -128,6 +128,7 @@ func (d *Device) microKernel() (microKernel, bool) {
 // a packed GEMM, else kept as it is for the reference.
 type gemmA struct {
 	pre    *prepackedA
+	row0   int // g's first row in pre (a slab of its rows: rows)
 	transA bool
 	m, k   int
 	a      []float32
@@ -143,7 +144,7 @@ func (d *Device) newGemmA(transA bool, m, k int, a []float32, lda int) gemmA {
 }
 
 // rows is rows [i0, i1) of g (prepacked: i0 a multiple of the panel
-// height, one row block; see prepackedA.rowSlab); all of them is g itself.
+// height, one row block; see prepackedA.block); all of them is g itself.
 func (g gemmA) rows(i0, i1 int) gemmA {
 	if i0 == 0 && i1 == g.m {
 		return g
@@ -152,7 +153,7 @@ func (g gemmA) rows(i0, i1 int) gemmA {
 	s.m = i1 - i0
 	switch {
 	case g.pre != nil:
-		s.pre = g.pre.rowSlab(i0, i1)
+		s.row0 = g.row0 + i0
 	case g.transA:
 		s.a = g.a[i0:]
 	default:
@@ -170,7 +171,7 @@ func (d *Device) sgemmA(threads int, g gemmA, n int, ob operandB, beta float32, 
 // sgemmABias is sgemmA plus a bias per row of C (nil: none; β must be 0).
 func (d *Device) sgemmABias(threads int, g gemmA, n int, ob operandB, beta float32, bias, c []float32, ldc int) {
 	if g.pre != nil {
-		sgemmPrepacked(g.pre, threads, n, ob, beta, bias, c, ldc)
+		sgemmPrepacked(g.pre, g.row0, g.m, threads, n, ob, beta, bias, c, ldc)
 		return
 	}
 	d.sgemm(threads, gemm{M: g.m, N: n, K: g.k, Alpha: 1, TransA: g.transA, A: g.a, LdA: g.lda, B: ob, Beta: beta, Bias: bias, C: c, LdC: ldc})

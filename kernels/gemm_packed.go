@@ -354,7 +354,7 @@ func sgemmPacked(mk microKernel, threads int, g gemm) {
 		return
 	}
 	if threads <= 1 || m*n*k < 1<<18 {
-		sgemmLoop(mk, nil, g)
+		sgemmLoop(mk, nil, 0, g)
 		return
 	}
 	sgemmPackedParts(mk, threads, g)
@@ -372,7 +372,7 @@ func sgemmPackedParts(mk microKernel, threads int, g gemm) {
 			j0, j1 := t*nPanels/parts*mk.nr, min(n, (t+1)*nPanels/parts*mk.nr)
 			slab := g
 			slab.N, slab.B, slab.C = j1-j0, g.B.cols(j0), g.C[j0:]
-			sgemmLoop(mk, nil, slab)
+			sgemmLoop(mk, nil, 0, slab)
 		})
 		return
 	}
@@ -388,7 +388,7 @@ func sgemmPackedParts(mk microKernel, threads int, g gemm) {
 		if g.Bias != nil {
 			slab.Bias = g.Bias[i0:i1]
 		}
-		sgemmLoop(mk, nil, slab)
+		sgemmLoop(mk, nil, 0, slab)
 	})
 }
 
@@ -448,24 +448,26 @@ func prepackedIn(mk microKernel, m, k int, buf []float32) *prepackedA {
 	return pa
 }
 
-// rowSlab is rows [i0, i1) of a prepackedA of one row block (m ≤ packMC),
-// i0 a multiple of mr: a view of the same panels.
-func (pa *prepackedA) rowSlab(i0, i1 int) *prepackedA {
-	mr := pa.mk.mr
-	s := &prepackedA{mk: pa.mk, m: i1 - i0, k: pa.k, icBlocks: 1}
-	for pc := 0; pc < pa.k; pc += packKC {
-		kc := min(packKC, pa.k-pc)
-		s.blocks = append(s.blocks, pa.blocks[pc/packKC][i0/mr*mr*kc:(i1+mr-1)/mr*mr*kc])
+// block is the packed block (pc, ic) of pa, from row row0 of it on: row0
+// is a multiple of mr, nonzero only where pa has one row block (m ≤
+// packMC) — a slab of the same panels, for a product of some of pa's rows
+// (a thread's band of a convolution's output channels).
+func (pa *prepackedA) block(pc, ic, row0 int) []float32 {
+	b := pa.blocks[pc/packKC*pa.icBlocks+ic/packMC]
+	if row0 > 0 {
+		b = b[row0*min(packKC, pa.k-pc):]
 	}
-	return s
+	return b
 }
 
 // sgemmPrepacked is sgemmPacked with A packed beforehand; threads split C
 // by columns (A's blocks are shared read-only), or by rows when C has fewer
 // column panels than threads (the 4×4 and 8×8 levels of a batch-1 U-Net).
-// bias, when not nil (β must then be 0), is added to each row of C.
-func sgemmPrepacked(pa *prepackedA, threads int, n int, ob operandB, beta float32, bias, c []float32, ldc int) {
-	mk, m, k := pa.mk, pa.m, pa.k
+// bias, when not nil (β must then be 0), is added to each row of C. The
+// product takes rows [row0, row0+m) of pa (row0 a multiple of mr, nonzero
+// only where pa has one row block).
+func sgemmPrepacked(pa *prepackedA, row0, m int, threads int, n int, ob operandB, beta float32, bias, c []float32, ldc int) {
+	mk, k := pa.mk, pa.k
 	if m == 0 || n == 0 {
 		return
 	}
@@ -473,7 +475,7 @@ func sgemmPrepacked(pa *prepackedA, threads int, n int, ob operandB, beta float3
 	if m*n*k < 1<<18 || threads <= 1 {
 		// One goroutine, without the closures below (an allocation each,
 		// hundreds per batch-1 forward).
-		sgemmLoop(mk, pa, gemm{M: m, N: n, K: k, Alpha: 1, B: ob, Beta: beta, Bias: bias, C: c, LdC: ldc})
+		sgemmLoop(mk, pa, row0, gemm{M: m, N: n, K: k, Alpha: 1, B: ob, Beta: beta, Bias: bias, C: c, LdC: ldc})
 		return
 	}
 	if threads > nPanels && mPanels > nPanels && pa.icBlocks == 1 {
@@ -483,19 +485,20 @@ func sgemmPrepacked(pa *prepackedA, threads int, n int, ob operandB, beta float3
 			if bias != nil {
 				g.Bias = bias[i0:i1]
 			}
-			sgemmLoop(mk, pa.rowSlab(i0, i1), g)
+			sgemmLoop(mk, pa, row0+i0, g)
 		})
 		return
 	}
 	inParts(threads, nPanels, 1, func(lo, hi int) {
 		j0, j1 := lo*mk.nr, min(n, hi*mk.nr)
-		sgemmLoop(mk, pa, gemm{M: m, N: j1 - j0, K: k, Alpha: 1, B: ob.cols(j0), Beta: beta, Bias: bias, C: c[j0:], LdC: ldc})
+		sgemmLoop(mk, pa, row0, gemm{M: m, N: j1 - j0, K: k, Alpha: 1, B: ob.cols(j0), Beta: beta, Bias: bias, C: c[j0:], LdC: ldc})
 	})
 }
 
-// sgemmLoop is the loop nest; with pa it takes A's blocks from pa instead
-// of packing them (then g.TransA, g.A and g.LdA are unused and g.Alpha is 1).
-func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
+// sgemmLoop is the loop nest; with pa it takes A's blocks from pa, rows
+// [paRow0, paRow0+g.M) of it, instead of packing them (then g.TransA, g.A
+// and g.LdA are unused and g.Alpha is 1).
+func sgemmLoop(mk microKernel, pa *prepackedA, paRow0 int, g gemm) {
 	mk = mk.forColumns(g.N)
 	if g.K == 0 || g.Alpha == 0 {
 		g.biasByFill()
@@ -547,7 +550,7 @@ func sgemmLoop(mk microKernel, pa *prepackedA, g gemm) {
 	// aBlock is the packed MC×KC block of A at (ic, pc): prepacked, or packed now.
 	aBlock := func(pc, kc, ic, mc int) []float32 {
 		if pa != nil {
-			return pa.blocks[pc/packKC*pa.icBlocks+ic/packMC]
+			return pa.block(pc, ic, paRow0)
 		}
 		packA(ap, a, lda, transA, m, ic, mc, pc, kc, mr, alpha)
 		return ap

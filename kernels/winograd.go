@@ -302,7 +302,7 @@ func (d *Device) winoWeightsPacked(buf, w []float32, f, c int, flipped bool, n i
 			for pc := 0; pc < c; pc += packKC {
 				kc := min(packKC, c-pc)
 				for xi, pa := range pas {
-					blk := pa.blocks[pc/packKC*pa.icBlocks+f0/packMC]
+					blk := pa.block(pc, f0, 0)
 					dst[xi] = blk[(f0%packMC)*kc : (f0%packMC+mr)*kc]
 				}
 				panel(dst, w, f, c, f0, min(mr, f-f0), mr, pc, kc, flipped)
