@@ -175,9 +175,11 @@ func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
 	n := b.Norm1.ForwardAct(x, b.Act)
 	h := b.Conv1.Forward(n)
 	c.release(n)
+	// h is conv1's fresh output, read by nothing but norm2: in inference the
+	// norm (and the time embedding before it) writes it in place.
 	switch {
 	case b.TimeEmbProj == nil:
-		n = b.Norm2.ForwardAct(h, b.Act)
+		n = b.Norm2.ForwardActInPlace(h, b.Act)
 	case b.ScaleShift:
 		e := b.TimeEmbProj.Forward(c.embAct(b.Act, emb))
 		e = e.Reshape(e.Dim(0), e.Dim(1), 1, 1)
@@ -187,9 +189,12 @@ func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
 		c.release(norm)
 	default:
 		e := b.TimeEmbProj.Forward(c.embAct(b.Act, emb))
-		n = b.Norm2.ForwardAct(tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1)), b.Act) // h: conv1's fresh output
+		h = tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1))
+		n = b.Norm2.ForwardActInPlace(h, b.Act)
 	}
-	c.release(h)
+	if n != h {
+		c.release(h)
+	}
 	h = b.Conv2.Forward(c.dropout(n, b.DropoutP))
 	c.release(n)
 	skip := x

@@ -151,6 +151,13 @@ func (g *GroupNorm) ForwardAct(x *tensor.Tensor, act string) *tensor.Tensor {
 	return tensor.GroupNormAct(x, g.Groups, g.Weight, g.Bias, g.Eps, act)
 }
 
+// ForwardActInPlace is ForwardAct for an x the caller holds alone and does
+// not read again: in inference x's storage takes the result
+// (tensor.GroupNormActInPlace), and the result may be x itself.
+func (g *GroupNorm) ForwardActInPlace(x *tensor.Tensor, act string) *tensor.Tensor {
+	return tensor.GroupNormActInPlace(x, g.Groups, g.Weight, g.Bias, g.Eps, act)
+}
+
 func (g *GroupNorm) Collect(prefix string, ps *ParamList) {
 	ps.Add(prefix, "weight", g.Weight)
 	ps.Add(prefix, "bias", g.Bias)

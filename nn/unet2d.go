@@ -225,8 +225,17 @@ func (m *UNet2D) forward(x *tensor.Tensor, timesteps []float32, labels []int64, 
 	for _, b := range m.UpBlocks {
 		h, skips = b.forward(c, h, emb, skips)
 	}
-	n := m.ConvNormOut.ForwardAct(h, "silu")
-	c.release(h)
+	// h, the last block's output, is read by nothing else (unless traced):
+	// in inference norm_out writes it in place.
+	var n *tensor.Tensor
+	if c.keep {
+		n = m.ConvNormOut.ForwardAct(h, "silu")
+	} else {
+		n = m.ConvNormOut.ForwardActInPlace(h, "silu")
+	}
+	if n != h {
+		c.release(h)
+	}
 	out := m.ConvOut.Forward(n)
 	c.release(n)
 	return out

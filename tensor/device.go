@@ -92,7 +92,8 @@ type Device interface {
 
 	// Norm normalizes groups (see NormParams) and stores the per-group mean
 	// and reciprocal standard deviation for the backward pass; with mean and
-	// rstd nil (nothing is recorded for a backward) it keeps neither.
+	// rstd nil (nothing is recorded for a backward) it keeps neither. y may
+	// be x itself (GroupNormActInPlace).
 	Norm(y, mean, rstd, x, gamma, beta Buffer, p NormParams)
 	// NormBackward computes dx, dgamma and dbeta (all overwritten; dgamma and
 	// dbeta may be nil).

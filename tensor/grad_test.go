@@ -230,3 +230,27 @@ func TestAttentionChannelsImage(t *testing.T) {
 		t.Error("the image's attention differs from its (B, C, H·W) view's")
 	}
 }
+
+// TestGroupNormActInPlace: without gradients the norm writes x itself, with
+// GroupNormAct's values; with them it is GroupNormAct (x untouched).
+func TestGroupNormActInPlace(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	x, g, b := randT(r, -2, 2, 2, 6, 5, 3), randT(r, 0.5, 1.5, 6), randT(r, -0.5, 0.5, 6)
+	want := GroupNormAct(x, 3, g, b, 1e-5, "silu").MustFloat32s()
+	before := x.MustFloat32s()
+	y := GroupNormActInPlace(x, 3, g, b, 1e-5, "silu")
+	if y != x {
+		t.Fatal("without gradients the result is not x itself")
+	}
+	if got := y.MustFloat32s(); !slices.Equal(got, want) {
+		t.Errorf("in place: %v, want %v", got[:4], want[:4])
+	}
+	xg := FromFloat32(cpu, before, 2, 6, 5, 3).SetRequiresGrad(true)
+	yg := GroupNormActInPlace(xg, 3, g, b, 1e-5, "silu")
+	if yg == xg || !slices.Equal(xg.MustFloat32s(), before) {
+		t.Error("with a gradient to take, x was overwritten")
+	}
+	if !slices.Equal(yg.MustFloat32s(), want) {
+		t.Error("with a gradient to take, the values differ from GroupNormAct's")
+	}
+}

@@ -168,6 +168,32 @@ func GroupNormAct(x *Tensor, groups int, gamma, beta *Tensor, eps float32, act s
 	return norm("group_norm", x, gamma, beta, p)
 }
 
+// GroupNormActInPlace is GroupNormAct for an x that the caller holds alone
+// and does not use again (a convolution's fresh output, as
+// ActivationInPlace): when no gradient flows and x is dense, x's buffer
+// takes the result, and x is returned — no fresh tensor, and the pass reads
+// and writes the same cache lines. Otherwise it is GroupNormAct.
+func GroupNormActInPlace(x *Tensor, groups int, gamma, beta *Tensor, eps float32, act string) *Tensor {
+	if anyNeedsGrad(x, gamma, beta) || x.dtype != F32 || !x.IsDense() {
+		return GroupNormAct(x, groups, gamma, beta, eps, act)
+	}
+	wantF32("group_norm", x, gamma, beta)
+	sameDevice("group_norm", x, gamma, beta)
+	p := groupNormParams(x, groups, gamma, beta, eps)
+	p.Activate, p.Act = true, activationOp(act)
+	var gb, bb Buffer
+	if gamma != nil {
+		gb = gamma.Contiguous().buf
+	}
+	if beta != nil {
+		bb = beta.Contiguous().buf
+	}
+	if x.Numel() > 0 {
+		x.dev.Norm(x.buf, nil, nil, x.buf, gb, bb, p) // each group's statistics are taken before it is written
+	}
+	return x
+}
+
 // groupNormParams checks a group norm's operands and lays x out as (N,
 // groups, C/groups, spatial).
 func groupNormParams(x *Tensor, groups int, gamma, beta *Tensor, eps float32) NormParams {

@@ -375,6 +375,11 @@ func TestNormActivation(t *testing.T) {
 				x := FromFloat32(dev, data[0], c.in[0].shape...)
 				g, b := FromFloat32(dev, data[1], 8), FromFloat32(dev, data[2], 8)
 				out = GroupNormAct(x, 4, g, b, 1e-5, act).MustFloat32s()
+				// and in place: x's buffer bound as both input and output
+				inPlace := GroupNormActInPlace(FromFloat32(dev, data[0], c.in[0].shape...), 4, g, b, 1e-5, act).MustFloat32s()
+				if e := normErr(inPlace, out); e > 1e-6 {
+					t.Errorf("%s on %s: in place differs from a fresh output by %.2g", act, dev.Name(), e)
+				}
 			})
 			return
 		}
