@@ -55,10 +55,11 @@ func TestRecycle(t *testing.T) {
 			t.Fatal("no array after a collection")
 		}
 	}
-	small, _ := d.Alloc(tensor.F32, 100)
+	short := DefaultTuning().RecycleMinLen - 1
+	small, _ := d.Alloc(tensor.F32, short)
 	d.Recycle(small)
-	if _, ok := d.recycled.kept[100]; ok {
-		t.Fatal("a 100-value buffer was kept (below RecycleMinLen)")
+	if _, ok := d.recycled.kept[short]; ok {
+		t.Fatalf("a %d-value buffer was kept (below RecycleMinLen)", short)
 	}
 	other := NewCPU(1)
 	ob, _ := other.Alloc(tensor.F32, n)

@@ -122,7 +122,10 @@ type Tuning struct {
 	// 1,024 rather than 16 Ki: a batch-1 forward's activations (14×14×48 =
 	// 9,408 values in tiny-mnist) then come back warm in the cache instead of
 	// as fresh, cleared memory (tiny-mnist batch 1 +6 % in three A/B rounds
-	// on Zen 5, other cases unchanged; bench/RESULTS.md, 2026-12-04).
+	// on Zen 5, other cases unchanged; bench/RESULTS.md, 2026-12-04). 32
+	// since 2026-12-06: a resnet's time-embedding projection (32–96 values)
+	// too, so that a batch-1 forward leaves less to the collector, whose
+	// fresh pages cost a fault each (bench/RESULTS.md, 2026-12-06).
 	// PoisonRecycled fills every reused array with
 	// NaN before it is handed out (tests: an op that read an uncleared
 	// output, or a stale view, shows).
@@ -135,7 +138,7 @@ func DefaultTuning() Tuning {
 	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
 		ShiftMinWidth: 4, FlipMinC: 16, WinogradMinC: 16, WinogradMinTiles: 16, WinogradMinTileChannels: 2400, WinogradEnoughTiles: 48,
 		WinogradTiles: 128, WinogradAsm: true, Winograd4MinSide: 16, Winograd4WeightKiB: 512, Winograd4MinTiles: 128,
-		Winograd3DMinPlane: 16, MinParallelMACs: 3 << 19, DirectMaxPixels: 49, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 1 << 10}
+		Winograd3DMinPlane: 16, MinParallelMACs: 3 << 19, DirectMaxPixels: 49, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 32}
 }
 
 // Tuning returns the device's thresholds.

@@ -95,7 +95,7 @@ type TimestepEmbedding struct {
 
 // Forward maps (B, in) to (B, dim).
 func (e *TimestepEmbedding) Forward(x *tensor.Tensor) *tensor.Tensor {
-	return e.Linear2.Forward(tensor.SiLU(e.Linear1.Forward(x)))
+	return e.Linear2.Forward(tensor.ActivationInPlace("silu", e.Linear1.Forward(x))) // linear_1's fresh output
 }
 
 func (e *TimestepEmbedding) Collect(prefix string, ps *ParamList) {
@@ -190,6 +190,7 @@ func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
 	default:
 		e := b.TimeEmbProj.Forward(c.embAct(b.Act, emb))
 		h = tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1))
+		c.release(e)
 		n = b.Norm2.ForwardActInPlace(h, b.Act)
 	}
 	if n != h {

@@ -209,7 +209,7 @@ func (m *UNet2D) forward(x *tensor.Tensor, timesteps []float32, labels []int64, 
 	tProj := tensor.FromFloat32(dev, tp, B, C0)
 	emb := m.TimeEmbedding.Forward(tProj)
 	if m.ClassEmbedding != nil {
-		emb = tensor.Add(emb, m.ClassEmbedding.Forward(tensor.FromInt64(dev, labels, B)))
+		emb = tensor.AddInPlace(emb, m.ClassEmbedding.Forward(tensor.FromInt64(dev, labels, B))) // emb: linear_2's fresh output
 	}
 	h := m.ConvIn.Forward(x)
 	skips := []*tensor.Tensor{h}
