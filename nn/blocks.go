@@ -173,25 +173,42 @@ func (b *ResnetBlock2D) forward(c *fwd, x, emb *tensor.Tensor) *tensor.Tensor {
 	// once: each is released after the layer that reads it (tensor.Release
 	// leaves anything recorded for backward alone).
 	n := b.Norm1.ForwardAct(x, b.Act)
-	h := b.Conv1.Forward(n)
+	var e *tensor.Tensor // the time embedding's projection, (B, channels or twice that)
+	if b.TimeEmbProj != nil {
+		e = b.TimeEmbProj.Forward(c.embAct(b.Act, emb))
+	}
+	// For one image without gradients, conv1's bias takes the projection:
+	// h + e is then no pass of its own over h (nor a read of what the other
+	// core wrote). Otherwise (and always while training, so that the sums
+	// keep the reference's order) it is added to conv1's output.
+	addE := e != nil && !b.ScaleShift
+	var h *tensor.Tensor
+	if addE && e.Dim(0) == 1 && b.Conv1.Bias != nil && !e.RequiresGrad() && !b.Conv1.Bias.RequiresGrad() {
+		bias := tensor.Add(b.Conv1.Bias, e.Reshape(e.Dim(1)))
+		h = tensor.Conv2D(n, b.Conv1.Weight, bias, b.Conv1.Stride, b.Conv1.Pad)
+		c.release(bias)
+		addE = false
+	} else {
+		h = b.Conv1.Forward(n)
+	}
 	c.release(n)
 	// h is conv1's fresh output, read by nothing but norm2: in inference the
 	// norm (and the time embedding before it) writes it in place.
 	switch {
-	case b.TimeEmbProj == nil:
-		n = b.Norm2.ForwardActInPlace(h, b.Act)
 	case b.ScaleShift:
-		e := b.TimeEmbProj.Forward(c.embAct(b.Act, emb))
 		e = e.Reshape(e.Dim(0), e.Dim(1), 1, 1)
 		parts := tensor.Split(e, 1, b.OutChans, b.OutChans)
 		norm := b.Norm2.Forward(h)
 		n = tensor.ActivationInPlace(b.Act, tensor.Add(tensor.Mul(norm, tensor.AddScalar(parts[0], 1)), parts[1]))
 		c.release(norm)
-	default:
-		e := b.TimeEmbProj.Forward(c.embAct(b.Act, emb))
+	case addE:
 		h = tensor.AddInPlace(h, e.Reshape(e.Dim(0), e.Dim(1), 1, 1))
-		c.release(e)
 		n = b.Norm2.ForwardActInPlace(h, b.Act)
+	default:
+		n = b.Norm2.ForwardActInPlace(h, b.Act)
+	}
+	if e != nil && !b.ScaleShift {
+		c.release(e)
 	}
 	if n != h {
 		c.release(h)
