@@ -366,15 +366,28 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 		d.convShifted(ys, xs, wA, bs, p)
 		return
 	}
+	if p.N == 1 { // one image: no closure to make (see binaryParts)
+		col := getCol(colLen)
+		defer colPool.Put(col)
+		d.convImage(ys, xs, *col, wA, bs, p, point, d.threads)
+		return
+	}
 	d.forImages(p.N, colLen, func(n int, col []float32, threads int) {
-		yn := ys[n*p.F*ohw : (n+1)*p.F*ohw]
-		src := xs[n*p.C*hw : (n+1)*p.C*hw]
-		if !point {
-			im2col(col, src, p)
-			src = col
-		}
-		d.sgemmABias(threads, wA, ohw, operandB{b: src, ld: ohw}, 0, bs, yn, ohw)
+		d.convImage(ys[n*p.F*ohw:(n+1)*p.F*ohw], xs[n*p.C*hw:(n+1)*p.C*hw], col, wA, bs, p, point, threads)
 	})
+}
+
+// convImage is the pointwise or im2col convolution of one image xs into
+// ys, its GEMM on threads threads (col: the im2col scratch, unused when
+// pointwise).
+func (d *Device) convImage(ys, xs, col []float32, wA gemmA, bs []float32, p tensor.ConvParams, pointwise bool, threads int) {
+	ohw := p.OH * p.OW
+	src := xs
+	if !pointwise {
+		im2col(col, xs, p)
+		src = col
+	}
+	d.sgemmABias(threads, wA, ohw, operandB{b: src, ld: ohw}, 0, bs, ys, ohw)
 }
 
 // Conv2DBackwardInput computes dx = col2im(wᵀ·dy) for every image, or, for
