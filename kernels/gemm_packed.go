@@ -156,11 +156,16 @@ func packA(dst, a []float32, lda int, transA bool, m, i0, mc, p0, kc, mr int, al
 			continue
 		}
 		if rows >= 8 && mr == 12 && alpha == 1 && asm.Available {
-			// An AVX-512 panel of 8–12 rows: rows 0–7 and rows−8 … rows−1
-			// by 8×8 transposes (they overlap unless rows is 8 or 16), the
+			// An AVX-512 panel of 8–12 rows, eight steps at a time: a whole
+			// one by PackA12AVX2; a partial one by two 8×8 transposes, rows
+			// 0–7 and rows−8 … rows−1 (overlapping unless rows is 8), the
 			// rows past the edge cleared (F = 32 leaves an 8-row last panel).
 			blocks := kc / 8
-			if blocks > 0 {
+			switch {
+			case blocks == 0:
+			case rows == 12:
+				asm.PackA12AVX2(&panel[0], &a[row0*lda+p0], lda, blocks)
+			default:
 				asm.PackBT8AVX2(&panel[0], mr, &a[row0*lda+p0], lda, blocks)
 				if rows > 8 {
 					asm.PackBT8AVX2(&panel[rows-8], mr, &a[(row0+rows-8)*lda+p0], lda, blocks)

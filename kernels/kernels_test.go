@@ -742,7 +742,8 @@ func TestAdamStepLevels(t *testing.T) {
 }
 
 // TestPackAAgainstLoop checks packA (whose six-row AVX2 panels are packed by
-// PackA6AVX2, eight steps at a time) against the definition, bit for bit,
+// PackA6AVX2 and whole twelve-row AVX-512 ones by PackA12AVX2, eight steps
+// at a time) against the definition, bit for bit,
 // for depths around the 8-step blocks, row strides including a power of
 // two, α ≠ 1, a partial last panel, and a guard after the panels.
 func TestPackAAgainstLoop(t *testing.T) {

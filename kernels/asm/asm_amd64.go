@@ -249,6 +249,12 @@ func PackA6AVX2(dst *float32, a *float32, lda int, blocks int, alpha float32)
 //go:noescape
 func PackBT8AVX2(dst *float32, nr int, src *float32, ld int, blocks int)
 
+// PackA12AVX2 sets dst[12p + r] = a[r·lda + p] for r < 12 and p < 8·blocks: dst holds
+// 96·blocks values, a 11·lda + 8·blocks. AVX2.
+//
+//go:noescape
+func PackA12AVX2(dst *float32, a *float32, lda int, blocks int)
+
 // MaxAVX2 returns the largest of x[i] for i < len(x) rounded down to a multiple of 8
 // (−Inf when that is none). AVX2.
 //

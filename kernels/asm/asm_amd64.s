@@ -8357,6 +8357,98 @@ packbt8_done:
 	VZEROUPPER
 	RET
 
+// func PackA12AVX2(dst *float32, a *float32, lda int, blocks int)
+// Requires: AVX
+TEXT ·PackA12AVX2(SB), NOSPLIT, $0-32
+	MOVQ  dst+0(FP), AX
+	MOVQ  a+8(FP), CX
+	MOVQ  lda+16(FP), DX
+	MOVQ  blocks+24(FP), BX
+	SHLQ  $0x02, DX
+	LEAQ  (DX)(DX*2), SI
+	LEAQ  (CX)(DX*4), DI
+	LEAQ  (DI)(DX*4), R8
+	TESTQ BX, BX
+	JZ    packa12_done
+
+packa12_loop:
+	// Rows 0–7: the first eight values of each of the eight steps.
+	VMOVUPS (CX), Y0
+	VMOVUPS (CX)(DX*1), Y1
+	VMOVUPS (CX)(DX*2), Y2
+	VMOVUPS (CX)(SI*1), Y3
+	VMOVUPS (DI), Y4
+	VMOVUPS (DI)(DX*1), Y5
+	VMOVUPS (DI)(DX*2), Y6
+	VMOVUPS (DI)(SI*1), Y7
+
+	// Transpose: pairs of rows interleaved, then quads, then 128-bit halves.
+	VUNPCKLPS  Y1, Y0, Y8
+	VUNPCKHPS  Y1, Y0, Y0
+	VUNPCKLPS  Y3, Y2, Y1
+	VUNPCKHPS  Y3, Y2, Y2
+	VUNPCKLPS  Y5, Y4, Y3
+	VUNPCKHPS  Y5, Y4, Y4
+	VUNPCKLPS  Y7, Y6, Y5
+	VUNPCKHPS  Y7, Y6, Y6
+	VSHUFPS    $0x44, Y1, Y8, Y7
+	VSHUFPS    $0xee, Y1, Y8, Y1
+	VSHUFPS    $0x44, Y2, Y0, Y8
+	VSHUFPS    $0xee, Y2, Y0, Y0
+	VSHUFPS    $0x44, Y5, Y3, Y2
+	VSHUFPS    $0xee, Y5, Y3, Y3
+	VSHUFPS    $0x44, Y6, Y4, Y5
+	VSHUFPS    $0xee, Y6, Y4, Y4
+	VPERM2F128 $0x20, Y2, Y7, Y6
+	VMOVUPS    Y6, (AX)
+	VPERM2F128 $0x20, Y3, Y1, Y6
+	VMOVUPS    Y6, 48(AX)
+	VPERM2F128 $0x20, Y5, Y8, Y6
+	VMOVUPS    Y6, 96(AX)
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VMOVUPS    Y6, 144(AX)
+	VPERM2F128 $0x31, Y2, Y7, Y6
+	VMOVUPS    Y6, 192(AX)
+	VPERM2F128 $0x31, Y3, Y1, Y6
+	VMOVUPS    Y6, 240(AX)
+	VPERM2F128 $0x31, Y5, Y8, Y6
+	VMOVUPS    Y6, 288(AX)
+	VPERM2F128 $0x31, Y4, Y0, Y6
+	VMOVUPS    Y6, 336(AX)
+
+	// Rows 8–11: interleave pairs, then quads; step p's four values are the low
+	// (p < 4) or high (p ≥ 4) half of quad p mod 4.
+	VMOVUPS      (R8), Y0
+	VMOVUPS      (R8)(DX*1), Y1
+	VMOVUPS      (R8)(DX*2), Y2
+	VMOVUPS      (R8)(SI*1), Y3
+	VUNPCKLPS    Y1, Y0, Y4
+	VUNPCKHPS    Y1, Y0, Y0
+	VUNPCKLPS    Y3, Y2, Y1
+	VUNPCKHPS    Y3, Y2, Y2
+	VSHUFPS      $0x44, Y1, Y4, Y3
+	VMOVUPS      X3, 32(AX)
+	VEXTRACTF128 $0x01, Y3, 224(AX)
+	VSHUFPS      $0xee, Y1, Y4, Y1
+	VMOVUPS      X1, 80(AX)
+	VEXTRACTF128 $0x01, Y1, 272(AX)
+	VSHUFPS      $0x44, Y2, Y0, Y1
+	VMOVUPS      X1, 128(AX)
+	VEXTRACTF128 $0x01, Y1, 320(AX)
+	VSHUFPS      $0xee, Y2, Y0, Y0
+	VMOVUPS      X0, 176(AX)
+	VEXTRACTF128 $0x01, Y0, 368(AX)
+	ADDQ         $0x00000180, AX
+	ADDQ         $0x20, CX
+	ADDQ         $0x20, DI
+	ADDQ         $0x20, R8
+	DECQ         BX
+	JNZ          packa12_loop
+
+packa12_done:
+	VZEROUPPER
+	RET
+
 // func MaxAVX2(x []float32) float32
 // Requires: AVX, AVX2
 TEXT ·MaxAVX2(SB), NOSPLIT, $0-28

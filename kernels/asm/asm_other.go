@@ -435,3 +435,16 @@ func ConvDirect3x3AVX512W7R4(x *float32, rs, cs, c int, w, bias, y *float32, ys 
 func ConvDirect3x3AVX512W7R3(x *float32, rs, cs, c int, w, bias, y *float32, ys *int32, lanes uint16, rows int) {
 	convDirectGo(7, 3, x, rs, cs, c, w, bias, y, ys, lanes, rows)
 }
+
+func PackA12AVX2(dst, a *float32, lda, blocks int) {
+	if blocks <= 0 {
+		return
+	}
+	d := unsafe.Slice(dst, 96*blocks)
+	s := unsafe.Slice(a, 11*lda+8*blocks)
+	for p := range 8 * blocks {
+		for r := range 12 {
+			d[12*p+r] = s[r*lda+p]
+		}
+	}
+}

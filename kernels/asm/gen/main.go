@@ -92,6 +92,7 @@ func main() {
 	generateAdam()
 	generatePackA6()
 	generatePackBT8()
+	generatePackA12()
 	generateSoftmax()
 	generateAffine()
 	generateBinary()

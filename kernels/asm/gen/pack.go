@@ -158,3 +158,75 @@ func transpose8(rows []reg.VecVirtual, emit func(p int, col reg.VecVirtual)) {
 		emit(p, out)
 	}
 }
+
+// generatePackA12 writes PackA12AVX2: a whole 12-row panel of kernels.packA
+// for the AVX-512 micro-kernel. Eight steps at a time: rows 0–7 by an 8×8
+// transpose into the first eight values of each step, rows 8–11 by a 4×8
+// one into the last four, so every value is loaded and stored once (two
+// overlapping 8-row transposes did rows 4–7 twice).
+func generatePackA12() {
+	TEXT("PackA12AVX2", NOSPLIT, "func(dst, a *float32, lda, blocks int)")
+	Pragma("noescape")
+	Doc("PackA12AVX2 sets dst[12p + r] = a[r·lda + p] for r < 12 and p < 8·blocks: dst holds",
+		"96·blocks values, a 11·lda + 8·blocks. AVX2.")
+	dst := Load(Param("dst"), GP64())
+	a0 := Load(Param("a"), GP64())
+	ld := Load(Param("lda"), GP64())
+	n := Load(Param("blocks"), GP64())
+	SHLQ(U8(2), ld) // bytes
+	ld3 := GP64()
+	LEAQ(Mem{Base: ld, Index: ld, Scale: 2}, ld3)
+	a4 := GP64() // row 4
+	LEAQ(Mem{Base: a0, Index: ld, Scale: 4}, a4)
+	a8 := GP64() // row 8
+	LEAQ(Mem{Base: a4, Index: ld, Scale: 4}, a8)
+	TESTQ(n, n)
+	JZ(LabelRef("packa12_done"))
+
+	Label("packa12_loop")
+	Comment("Rows 0–7: the first eight values of each of the eight steps.")
+	rows := make([]reg.VecVirtual, 8)
+	for i := range rows {
+		rows[i] = YMM()
+		base := a0
+		if i >= 4 {
+			base = a4
+		}
+		VMOVUPS(nth(base, i%4, ld, ld3), rows[i])
+	}
+	transpose8(rows, func(p int, out reg.VecVirtual) {
+		VMOVUPS(out, Mem{Base: dst, Disp: 48 * p})
+	})
+	Comment("Rows 8–11: interleave pairs, then quads; step p's four values are the low",
+		"(p < 4) or high (p ≥ 4) half of quad p mod 4.")
+	r := make([]reg.VecVirtual, 4)
+	for i := range r {
+		r[i] = YMM()
+		VMOVUPS(nth(a8, i, ld, ld3), r[i])
+	}
+	t := make([]reg.VecVirtual, 4)
+	for i := range 2 {
+		t[2*i], t[2*i+1] = YMM(), YMM()
+		VUNPCKLPS(r[2*i+1], r[2*i], t[2*i])
+		VUNPCKHPS(r[2*i+1], r[2*i], t[2*i+1])
+	}
+	for i := range 2 {
+		for j, sel := range []uint8{0x44, 0xEE} {
+			q := YMM()
+			VSHUFPS(U8(sel), t[2+i], t[i], q) // rows 8, 9 from t[i], rows 10, 11 from t[2+i]
+			p := 2*i + j                      // the step of the low half
+			VMOVUPS(q.AsX(), Mem{Base: dst, Disp: 48*p + 32})
+			VEXTRACTF128(U8(1), q, Mem{Base: dst, Disp: 48*(p+4) + 32})
+		}
+	}
+	ADDQ(U32(384), dst)
+	ADDQ(U8(32), a0)
+	ADDQ(U8(32), a4)
+	ADDQ(U8(32), a8)
+	DECQ(n)
+	JNZ(LabelRef("packa12_loop"))
+
+	Label("packa12_done")
+	VZEROUPPER()
+	RET()
+}
