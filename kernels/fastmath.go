@@ -190,23 +190,26 @@ func (d *Device) unaryGradFast(op tensor.UnaryOp, dx, x, dy []float32) bool {
 	return true
 }
 
-// softmaxRowFast is softmaxRow in three vector passes (above the generic
-// level, where the assembly kernels are always there; 16 lanes at AVX-512):
-// the maximum, e^(x−m) with its float32 sum, and the scaling by 1/sum. The
-// last len(x) mod lanes values go through the same kernels once more, padded
-// to a whole vector with −Inf (e^−Inf = 0 adds nothing to the sum): a
-// 196-key row of tiny-mnist's attention has a 4-value tail, which cost as
-// much as a quarter of the row in scalar expf. The kernels are called
-// directly at each width: through function values their arguments would
-// escape, and the tail arrays move to the heap (measured 35 % slower).
+// softmaxRowFast is softmaxRow in vector passes (above the generic level,
+// where the assembly kernels are always there). At AVX-512 one call does
+// the whole row, its last len mod 16 values under a mask
+// (SoftmaxRowAVX512). At AVX2, three passes of 8 lanes: the maximum,
+// e^(x−m) with its float32 sum, and the scaling by 1/sum; the last len mod 8
+// values go through the same kernels once more, padded to a whole vector
+// with −Inf (e^−Inf adds nothing to the sum): a 196-key row of tiny-mnist's
+// attention has a 4-value tail, which cost as much as a quarter of the row
+// in scalar expf. The kernels are called directly: through function values
+// their arguments would escape, and the tail arrays move to the heap
+// (measured 35 % slower).
 func (d *Device) softmaxRowFast(y, x []float32) {
 	y = y[:len(x)]
-	lanes := 8
 	if d.wide() {
-		lanes = 16
+		asm.SoftmaxRowAVX512(y, x)
+		return
 	}
+	const lanes = 8
 	k := len(x) / lanes * lanes
-	var tx, ty [16]float32
+	var tx, ty [lanes]float32
 	r := copy(tx[:], x[k:])
 	for i := r; i < lanes; i++ {
 		tx[i] = float32(math.Inf(-1))
@@ -215,26 +218,13 @@ func (d *Device) softmaxRowFast(y, x []float32) {
 	for _, v := range x[k:] {
 		m = max(m, v)
 	}
-	var s float32
-	if lanes == 16 {
-		m = max(m, asm.MaxAVX512(x[:k]))
-		s = asm.ExpShiftSumAVX512(y[:k], x[:k], m)
-		if r > 0 {
-			s += asm.ExpShiftSumAVX512(ty[:], tx[:], m)
-		}
-	} else {
-		m = max(m, asm.MaxAVX2(x[:k]))
-		s = asm.ExpShiftSumAVX2(y[:k], x[:k], m)
-		if r > 0 {
-			s += asm.ExpShiftSumAVX2(ty[:8], tx[:8], m)
-		}
+	m = max(m, asm.MaxAVX2(x[:k]))
+	s := asm.ExpShiftSumAVX2(y[:k], x[:k], m)
+	if r > 0 {
+		s += asm.ExpShiftSumAVX2(ty[:], tx[:], m)
 	}
 	inv := 1 / s
-	if lanes == 16 {
-		asm.ScaleAVX512(y[:k], inv)
-	} else {
-		asm.ScaleAVX2(y[:k], inv)
-	}
+	asm.ScaleAVX2(y[:k], inv)
 	for i, v := range ty[:r] {
 		y[k+i] = v * inv
 	}

@@ -272,22 +272,11 @@ func ExpShiftSumAVX2(y []float32, x []float32, m float32) float32
 //go:noescape
 func ScaleAVX2(y []float32, s float32)
 
-// MaxAVX512 returns the largest of x[i] for i < len(x) rounded down to a multiple of 16
-// (−Inf when that is none). AVX-512F.
+// SoftmaxRowAVX512 sets y[i] = e^(x[i]−m)/Σ e^(x[j]−m), m the largest x[j], for i < len(x) (y may be x; ExpAVX512's
+// exp, the sum over the values in order by lanes). AVX-512F.
 //
 //go:noescape
-func MaxAVX512(x []float32) float32
-
-// ExpShiftSumAVX512 sets y[i] = e^(x[i]−m) for i < len(x) rounded down to a multiple of 16 and
-// returns their sum (ExpAVX2's exp; y may be x). AVX-512F.
-//
-//go:noescape
-func ExpShiftSumAVX512(y []float32, x []float32, m float32) float32
-
-// ScaleAVX512 sets y[i] *= s for i < len(y) rounded down to a multiple of 16. AVX-512F.
-//
-//go:noescape
-func ScaleAVX512(y []float32, s float32)
+func SoftmaxRowAVX512(y []float32, x []float32)
 
 // AffineAVX2 sets dst[i] = src[i]·a + b (rounded after the product, as Go does) for i < len(src)
 // rounded down to a multiple of 8 (the caller finishes the tail; dst may be src). AVX.

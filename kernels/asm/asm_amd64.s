@@ -8652,224 +8652,267 @@ scaleavx2_done:
 	VZEROUPPER
 	RET
 
-// func MaxAVX512(x []float32) float32
-// Requires: AVX, AVX512F
-TEXT ·MaxAVX512(SB), NOSPLIT, $0-28
+// func SoftmaxRowAVX512(y []float32, x []float32)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·SoftmaxRowAVX512(SB), NOSPLIT, $0-48
+	MOVQ         x_len+32(FP), AX
+	ANDQ         $0x0f, AX
+	MOVQ         $0x00000001, CX
+	SHLXQ        AX, CX, CX
+	DECQ         CX
+	KMOVW        CX, K1
 	MOVL         $0xff800000, AX
 	VMOVD        AX, X0
 	VBROADCASTSS X0, Z0
-	MOVQ         x_base+0(FP), AX
-	MOVQ         x_len+8(FP), CX
-	SHRQ         $0x04, CX
-	JZ           maxavx512_done
 
-maxavx512_loop:
-	VMAXPS (AX), Z0, Z0
+	// The largest value: whole vectors, then the tail over −Inf.
+	VMOVAPS Z0, Z1
+	MOVQ    x_base+24(FP), AX
+	MOVQ    x_len+32(FP), CX
+	SHRQ    $0x04, CX
+	JZ      softmaxrow_max_done
+
+softmaxrow_max_loop:
+	VMAXPS (AX), Z1, Z1
 	ADDQ   $0x40, AX
 	DECQ   CX
-	JNZ    maxavx512_loop
+	JNZ    softmaxrow_max_loop
 
-maxavx512_done:
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VMAXPS        Y1, Y0, Y0
-	VEXTRACTF128  $0x01, Y0, X1
-	VMAXPS        X1, X0, X0
-	VMOVHLPS      X0, X0, X1
-	VMAXPS        X1, X0, X0
-	VMOVSHDUP     X0, X1
-	VMAXPS        X1, X0, X0
-	VMOVSS        X0, ret+24(FP)
-	VZEROUPPER
-	RET
+softmaxrow_max_done:
+	VMOVAPS       Z0, Z2
+	VMOVUPS       (AX), K1, Z2
+	VMAXPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VMAXPS        Y2, Y1, Y1
+	VEXTRACTF128  $0x01, Y1, X2
+	VMAXPS        X2, X1, X1
+	VMOVHLPS      X1, X1, X2
+	VMAXPS        X2, X1, X1
+	VMOVSHDUP     X1, X2
+	VMAXPS        X2, X1, X1
+	VBROADCASTSS  X1, Z1
 
-// func ExpShiftSumAVX512(y []float32, x []float32, m float32) float32
-// Requires: AVX, AVX512F
-TEXT ·ExpShiftSumAVX512(SB), NOSPLIT, $0-60
+	// y = e^(x−m) and its sum, as ExpShiftSumAVX2 at 16 lanes; the tail's lanes past len add nothing.
 	// Constants of the exp that stay in registers.
-	VBROADCASTSS expconsts<>+0(SB), Z0
-	VBROADCASTSS expconsts<>+4(SB), Z1
-	VBROADCASTSS expconsts<>+8(SB), Z2
-	VBROADCASTSS expconsts<>+12(SB), Z3
-	VBROADCASTSS expconsts<>+16(SB), Z4
-	VPBROADCASTD expconsts<>+48(SB), Z5
-	VBROADCASTSS m+48(FP), Z5
-	VPXORD       Z6, Z6, Z6
+	VBROADCASTSS expconsts<>+0(SB), Z2
+	VBROADCASTSS expconsts<>+4(SB), Z4
+	VBROADCASTSS expconsts<>+8(SB), Z5
+	VBROADCASTSS expconsts<>+12(SB), Z6
+	VBROADCASTSS expconsts<>+16(SB), Z7
+	VPBROADCASTD expconsts<>+48(SB), Z8
+	VPXORD       Z3, Z3, Z3
 	MOVQ         x_base+24(FP), AX
 	MOVQ         y_base+0(FP), CX
 	MOVQ         x_len+32(FP), DX
 	SHRQ         $0x04, DX
 
-expshiftsumavx512_wide:
+softmaxrow_exp_wide:
 	CMPQ    DX, $0x00000004
-	JB      expshiftsumavx512_one
-	VMOVUPS (AX), Z7
-	VSUBPS  Z5, Z7, Z7
-	VMOVUPS 64(AX), Z8
-	VSUBPS  Z5, Z8, Z8
-	VMOVUPS 128(AX), Z9
-	VSUBPS  Z5, Z9, Z9
-	VMOVUPS 192(AX), Z10
-	VSUBPS  Z5, Z10, Z10
+	JB      softmaxrow_exp_one
+	VMOVUPS (AX), Z8
+	VSUBPS  Z1, Z8, Z8
+	VMOVUPS 64(AX), Z9
+	VSUBPS  Z1, Z9, Z9
+	VMOVUPS 128(AX), Z10
+	VSUBPS  Z1, Z10, Z10
+	VMOVUPS 192(AX), Z11
+	VSUBPS  Z1, Z11, Z11
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
-	VMAXPS Z7, Z0, Z7
-	VMAXPS Z8, Z0, Z8
-	VMAXPS Z9, Z0, Z9
-	VMAXPS Z10, Z0, Z10
-	VMINPS Z7, Z1, Z7
-	VMINPS Z8, Z1, Z8
-	VMINPS Z9, Z1, Z9
-	VMINPS Z10, Z1, Z10
+	VMAXPS Z8, Z2, Z8
+	VMAXPS Z9, Z2, Z9
+	VMAXPS Z10, Z2, Z10
+	VMAXPS Z11, Z2, Z11
+	VMINPS Z8, Z4, Z8
+	VMINPS Z9, Z4, Z9
+	VMINPS Z10, Z4, Z10
+	VMINPS Z11, Z4, Z11
 
 	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
-	VMULPS       Z2, Z7, Z11
-	VMULPS       Z2, Z8, Z12
-	VMULPS       Z2, Z9, Z13
-	VMULPS       Z2, Z10, Z14
-	VRNDSCALEPS  $0x00, Z11, Z11
+	VMULPS       Z5, Z8, Z12
+	VMULPS       Z5, Z9, Z13
+	VMULPS       Z5, Z10, Z14
+	VMULPS       Z5, Z11, Z15
 	VRNDSCALEPS  $0x00, Z12, Z12
 	VRNDSCALEPS  $0x00, Z13, Z13
 	VRNDSCALEPS  $0x00, Z14, Z14
-	VFNMADD231PS Z11, Z3, Z7
-	VFNMADD231PS Z12, Z3, Z8
-	VFNMADD231PS Z13, Z3, Z9
-	VFNMADD231PS Z14, Z3, Z10
-	VFNMADD231PS Z11, Z4, Z7
-	VFNMADD231PS Z12, Z4, Z8
-	VFNMADD231PS Z13, Z4, Z9
-	VFNMADD231PS Z14, Z4, Z10
+	VRNDSCALEPS  $0x00, Z15, Z15
+	VFNMADD231PS Z12, Z6, Z8
+	VFNMADD231PS Z13, Z6, Z9
+	VFNMADD231PS Z14, Z6, Z10
+	VFNMADD231PS Z15, Z6, Z11
+	VFNMADD231PS Z12, Z7, Z8
+	VFNMADD231PS Z13, Z7, Z9
+	VFNMADD231PS Z14, Z7, Z10
+	VFNMADD231PS Z15, Z7, Z11
 
 	// p = Σ r^k/k!, Horner from 1/7!.
-	VBROADCASTSS expconsts<>+20(SB), Z15
 	VBROADCASTSS expconsts<>+20(SB), Z16
 	VBROADCASTSS expconsts<>+20(SB), Z17
 	VBROADCASTSS expconsts<>+20(SB), Z18
-	VBROADCASTSS expconsts<>+24(SB), Z19
-	VFMADD213PS  Z19, Z7, Z15
-	VFMADD213PS  Z19, Z8, Z16
-	VFMADD213PS  Z19, Z9, Z17
-	VFMADD213PS  Z19, Z10, Z18
-	VBROADCASTSS expconsts<>+28(SB), Z19
-	VFMADD213PS  Z19, Z7, Z15
-	VFMADD213PS  Z19, Z8, Z16
-	VFMADD213PS  Z19, Z9, Z17
-	VFMADD213PS  Z19, Z10, Z18
-	VBROADCASTSS expconsts<>+32(SB), Z19
-	VFMADD213PS  Z19, Z7, Z15
-	VFMADD213PS  Z19, Z8, Z16
-	VFMADD213PS  Z19, Z9, Z17
-	VFMADD213PS  Z19, Z10, Z18
-	VBROADCASTSS expconsts<>+36(SB), Z19
-	VFMADD213PS  Z19, Z7, Z15
-	VFMADD213PS  Z19, Z8, Z16
-	VFMADD213PS  Z19, Z9, Z17
-	VFMADD213PS  Z19, Z10, Z18
-	VBROADCASTSS expconsts<>+40(SB), Z19
-	VFMADD213PS  Z19, Z7, Z15
-	VFMADD213PS  Z19, Z8, Z16
-	VFMADD213PS  Z19, Z9, Z17
-	VFMADD213PS  Z19, Z10, Z18
-	VBROADCASTSS expconsts<>+44(SB), Z19
-	VFMADD213PS  Z19, Z7, Z15
-	VFMADD213PS  Z19, Z8, Z16
-	VFMADD213PS  Z19, Z9, Z17
-	VFMADD213PS  Z19, Z10, Z18
-	VBROADCASTSS expconsts<>+44(SB), Z19
-	VFMADD213PS  Z19, Z7, Z15
-	VFMADD213PS  Z19, Z8, Z16
-	VFMADD213PS  Z19, Z9, Z17
-	VFMADD213PS  Z19, Z10, Z18
+	VBROADCASTSS expconsts<>+20(SB), Z19
+	VBROADCASTSS expconsts<>+24(SB), Z20
+	VFMADD213PS  Z20, Z8, Z16
+	VFMADD213PS  Z20, Z9, Z17
+	VFMADD213PS  Z20, Z10, Z18
+	VFMADD213PS  Z20, Z11, Z19
+	VBROADCASTSS expconsts<>+28(SB), Z20
+	VFMADD213PS  Z20, Z8, Z16
+	VFMADD213PS  Z20, Z9, Z17
+	VFMADD213PS  Z20, Z10, Z18
+	VFMADD213PS  Z20, Z11, Z19
+	VBROADCASTSS expconsts<>+32(SB), Z20
+	VFMADD213PS  Z20, Z8, Z16
+	VFMADD213PS  Z20, Z9, Z17
+	VFMADD213PS  Z20, Z10, Z18
+	VFMADD213PS  Z20, Z11, Z19
+	VBROADCASTSS expconsts<>+36(SB), Z20
+	VFMADD213PS  Z20, Z8, Z16
+	VFMADD213PS  Z20, Z9, Z17
+	VFMADD213PS  Z20, Z10, Z18
+	VFMADD213PS  Z20, Z11, Z19
+	VBROADCASTSS expconsts<>+40(SB), Z20
+	VFMADD213PS  Z20, Z8, Z16
+	VFMADD213PS  Z20, Z9, Z17
+	VFMADD213PS  Z20, Z10, Z18
+	VFMADD213PS  Z20, Z11, Z19
+	VBROADCASTSS expconsts<>+44(SB), Z20
+	VFMADD213PS  Z20, Z8, Z16
+	VFMADD213PS  Z20, Z9, Z17
+	VFMADD213PS  Z20, Z10, Z18
+	VFMADD213PS  Z20, Z11, Z19
+	VBROADCASTSS expconsts<>+44(SB), Z20
+	VFMADD213PS  Z20, Z8, Z16
+	VFMADD213PS  Z20, Z9, Z17
+	VFMADD213PS  Z20, Z10, Z18
+	VFMADD213PS  Z20, Z11, Z19
 
 	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
-	VSCALEFPS Z11, Z15, Z15
 	VSCALEFPS Z12, Z16, Z16
 	VSCALEFPS Z13, Z17, Z17
 	VSCALEFPS Z14, Z18, Z18
-	VMOVUPS   Z15, (CX)
-	VADDPS    Z15, Z6, Z6
-	VMOVUPS   Z16, 64(CX)
-	VADDPS    Z16, Z6, Z6
-	VMOVUPS   Z17, 128(CX)
-	VADDPS    Z17, Z6, Z6
-	VMOVUPS   Z18, 192(CX)
-	VADDPS    Z18, Z6, Z6
+	VSCALEFPS Z15, Z19, Z19
+	VMOVUPS   Z16, (CX)
+	VADDPS    Z16, Z3, Z3
+	VMOVUPS   Z17, 64(CX)
+	VADDPS    Z17, Z3, Z3
+	VMOVUPS   Z18, 128(CX)
+	VADDPS    Z18, Z3, Z3
+	VMOVUPS   Z19, 192(CX)
+	VADDPS    Z19, Z3, Z3
 	ADDQ      $0x00000100, AX
 	ADDQ      $0x00000100, CX
 	SUBQ      $0x00000004, DX
-	JMP       expshiftsumavx512_wide
+	JMP       softmaxrow_exp_wide
 
-expshiftsumavx512_one:
+softmaxrow_exp_one:
 	TESTQ   DX, DX
-	JZ      expshiftsumavx512_done
-	VMOVUPS (AX), Z7
-	VSUBPS  Z5, Z7, Z7
+	JZ      softmaxrow_exp_done
+	VMOVUPS (AX), Z8
+	VSUBPS  Z1, Z8, Z8
 
 	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
-	VMAXPS Z7, Z0, Z7
-	VMINPS Z7, Z1, Z7
+	VMAXPS Z8, Z2, Z8
+	VMINPS Z8, Z4, Z8
 
 	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
-	VMULPS       Z2, Z7, Z8
-	VRNDSCALEPS  $0x00, Z8, Z8
-	VFNMADD231PS Z8, Z3, Z7
-	VFNMADD231PS Z8, Z4, Z7
+	VMULPS       Z5, Z8, Z9
+	VRNDSCALEPS  $0x00, Z9, Z9
+	VFNMADD231PS Z9, Z6, Z8
+	VFNMADD231PS Z9, Z7, Z8
 
 	// p = Σ r^k/k!, Horner from 1/7!.
-	VBROADCASTSS expconsts<>+20(SB), Z9
-	VBROADCASTSS expconsts<>+24(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+28(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+32(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+36(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+40(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+44(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
-	VBROADCASTSS expconsts<>+44(SB), Z10
-	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+20(SB), Z10
+	VBROADCASTSS expconsts<>+24(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
+	VBROADCASTSS expconsts<>+28(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
+	VBROADCASTSS expconsts<>+32(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
+	VBROADCASTSS expconsts<>+36(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
+	VBROADCASTSS expconsts<>+40(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
+	VBROADCASTSS expconsts<>+44(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
+	VBROADCASTSS expconsts<>+44(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
 
 	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
-	VSCALEFPS Z8, Z9, Z9
-	VMOVUPS   Z9, (CX)
-	VADDPS    Z9, Z6, Z6
+	VSCALEFPS Z9, Z10, Z10
+	VMOVUPS   Z10, (CX)
+	VADDPS    Z10, Z3, Z3
 	ADDQ      $0x40, AX
 	ADDQ      $0x40, CX
 	DECQ      DX
-	JMP       expshiftsumavx512_one
+	JMP       softmaxrow_exp_one
 
-expshiftsumavx512_done:
-	VEXTRACTF64X4 $0x01, Z6, Y0
-	VADDPS        Y0, Y6, Y0
+softmaxrow_exp_done:
+	VMOVAPS Z0, Z0
+	VMOVUPS (AX), K1, Z0
+	VSUBPS  Z1, Z0, Z0
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z0, Z2, Z0
+	VMINPS Z0, Z4, Z0
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z5, Z0, Z1
+	VRNDSCALEPS  $0x00, Z1, Z1
+	VFNMADD231PS Z1, Z6, Z0
+	VFNMADD231PS Z1, Z7, Z0
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z2
+	VBROADCASTSS expconsts<>+24(SB), Z4
+	VFMADD213PS  Z4, Z0, Z2
+	VBROADCASTSS expconsts<>+28(SB), Z4
+	VFMADD213PS  Z4, Z0, Z2
+	VBROADCASTSS expconsts<>+32(SB), Z4
+	VFMADD213PS  Z4, Z0, Z2
+	VBROADCASTSS expconsts<>+36(SB), Z4
+	VFMADD213PS  Z4, Z0, Z2
+	VBROADCASTSS expconsts<>+40(SB), Z4
+	VFMADD213PS  Z4, Z0, Z2
+	VBROADCASTSS expconsts<>+44(SB), Z4
+	VFMADD213PS  Z4, Z0, Z2
+	VBROADCASTSS expconsts<>+44(SB), Z4
+	VFMADD213PS  Z4, Z0, Z2
+
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS Z1, Z2, Z2
+	VMOVUPS   Z2, K1, (CX)
+	VADDPS    Z2, Z3, K1, Z3
+
+	// y ·= 1/sum.
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
 	VMOVHLPS      X0, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSHDUP     X0, X1
 	VADDPS        X1, X0, X0
-	VMOVSS        X0, ret+56(FP)
-	VZEROUPPER
-	RET
+	MOVL          $0x3f800000, AX
+	VMOVD         AX, X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Z0
+	MOVQ          y_base+0(FP), AX
+	MOVQ          y_len+8(FP), CX
+	SHRQ          $0x04, CX
+	JZ            softmaxrow_scale_done
 
-// func ScaleAVX512(y []float32, s float32)
-// Requires: AVX, AVX512F
-TEXT ·ScaleAVX512(SB), NOSPLIT, $0-28
-	VBROADCASTSS s+24(FP), Z0
-	MOVQ         y_base+0(FP), AX
-	MOVQ         y_len+8(FP), CX
-	SHRQ         $0x04, CX
-	JZ           scaleavx512_done
-
-scaleavx512_loop:
+softmaxrow_scale_loop:
 	VMULPS  (AX), Z0, Z1
 	VMOVUPS Z1, (AX)
 	ADDQ    $0x40, AX
 	DECQ    CX
-	JNZ     scaleavx512_loop
+	JNZ     softmaxrow_scale_loop
 
-scaleavx512_done:
+softmaxrow_scale_done:
+	VMOVUPS.Z (AX), K1, Z1
+	VMULPS    Z0, Z1, Z1
+	VMOVUPS   Z1, K1, (AX)
 	VZEROUPPER
 	RET
 

@@ -279,18 +279,8 @@ func SiLUGradAVX512(dx, x, dy []float32) {
 	unreachable("SiLUGradAVX512")
 }
 
-func MaxAVX512(x []float32) float32 {
-	unreachable("MaxAVX512")
-	return 0
-}
-
-func ExpShiftSumAVX512(y, x []float32, m float32) float32 {
-	unreachable("ExpShiftSumAVX512")
-	return 0
-}
-
-func ScaleAVX512(y []float32, s float32) {
-	unreachable("ScaleAVX512")
+func SoftmaxRowAVX512(y, x []float32) {
+	unreachable("SoftmaxRowAVX512")
 }
 
 func MomentsAVX2(x []float32, k float64) (s, ss float64) {

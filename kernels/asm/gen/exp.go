@@ -181,7 +181,7 @@ func elementwiseLanes(name string, params []string, lanes int, body func(ptrs []
 // vecLoop emits a loop over len(first) rounded down to a multiple of lanes
 // values of the float32 slices params: body gets their current pointers
 // and handles lanes values of each; the caller emits what follows the loop.
-func vecLoop(name string, params []string, lanes int, body func(ptrs []GPVirtual)) {
+func vecLoop(name string, params []string, lanes int, body func(ptrs []GPVirtual)) []GPVirtual {
 	ptrs := make([]GPVirtual, len(params))
 	for i, p := range params {
 		ptrs[i] = Load(Param(p).Base(), GP64()).(GPVirtual)
@@ -197,12 +197,13 @@ func vecLoop(name string, params []string, lanes int, body func(ptrs []GPVirtual
 	DECQ(n)
 	JNZ(LabelRef(name + "_loop"))
 	Label(name + "_done")
+	return ptrs
 }
 
 // vecLoopN is vecLoop handling unroll vectors of each slice per iteration
 // while that many are left, then one at a time: body(ptrs, k) handles k
 // vectors at each pointer, vector j at byte offset 4·lanes·j.
-func vecLoopN(name string, params []string, lanes, unroll int, body func(ptrs []GPVirtual, k int)) {
+func vecLoopN(name string, params []string, lanes, unroll int, body func(ptrs []GPVirtual, k int)) []GPVirtual {
 	ptrs := make([]GPVirtual, len(params))
 	for i, p := range params {
 		ptrs[i] = Load(Param(p).Base(), GP64()).(GPVirtual)
@@ -230,6 +231,7 @@ func vecLoopN(name string, params []string, lanes, unroll int, body func(ptrs []
 	DECQ(n)
 	JMP(LabelRef(name + "_one"))
 	Label(name + "_done")
+	return ptrs
 }
 
 // vecAt is vector j of the slice at p.

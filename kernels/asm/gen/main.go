@@ -94,6 +94,7 @@ func main() {
 	generatePackBT8()
 	generatePackA12()
 	generateSoftmax()
+	generateSoftmaxRow()
 	generateAffine()
 	generateBinary()
 	generateNormGrad()
@@ -354,8 +355,9 @@ func generate(k kernel) {
 // VMOVSD): avo's Load and Store would emit legacy-SSE MOVSS/MOVSD, and a
 // legacy-SSE instruction while the upper halves of the vector registers are
 // dirty costs a state transition on some CPUs — about 300 ns per call of
-// ExpShiftSumAVX512 on the 2-vCPU Xeon of bench/RESULTS.md (2026-12-03,
-// late), three times the kernel's own time on a 196-key softmax row.
+// the AVX-512 softmax kernel (then ExpShiftSumAVX512) on the 2-vCPU Xeon of
+// bench/RESULTS.md (2026-12-03, late), three times the kernel's own time on
+// a 196-key softmax row.
 func paramMem(c gotypes.Component) Mem {
 	b, err := c.Resolve()
 	if err != nil {

@@ -10,30 +10,31 @@ import (
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-// The three passes of a softmax row, eight (AVX2) or sixteen (AVX-512)
-// lanes at a time: the maximum, y = e^(x−m) with the running sum (the exp
-// of ExpAVX2), and the scaling by 1/sum. Each covers len rounded down to a
-// multiple of the lanes; the caller finishes the tails.
-func generateSoftmax() {
-	// reduce folds the lanes of v with op into the low lane of a new register.
-	reduce := func(a isa, v VecVirtual, op func(a, b, dst Op)) VecVirtual {
-		y := v
-		if a.zmm {
-			hi := YMM()
-			VEXTRACTF64X4(U8(1), v, hi)
-			y = YMM()
-			op(hi, v.AsY(), y)
-		}
-		hi, s, t := XMM(), XMM(), XMM()
-		VEXTRACTF128(U8(1), y, hi)
-		op(hi, y.AsX(), s)
-		VMOVHLPS(s, s, t)
-		op(t, s, s)
-		VMOVSHDUP(s, t)
-		op(t, s, s)
-		return s
+// The three passes of a softmax row, eight lanes at a time (AVX2): the
+// maximum, y = e^(x−m) with the running sum (the exp of ExpAVX2), and the
+// scaling by 1/sum. Each covers len rounded down to a multiple of the
+// lanes; the caller finishes the tails.
+// reduce folds the lanes of v with op into the low lane of a new register.
+func reduce(a isa, v VecVirtual, op func(a, b, dst Op)) VecVirtual {
+	y := v
+	if a.zmm {
+		hi := YMM()
+		VEXTRACTF64X4(U8(1), v, hi)
+		y = YMM()
+		op(hi, v.AsY(), y)
 	}
-	for _, a := range []isa{isaAVX2, isaAVX512} {
+	hi, s, t := XMM(), XMM(), XMM()
+	VEXTRACTF128(U8(1), y, hi)
+	op(hi, y.AsX(), s)
+	VMOVHLPS(s, s, t)
+	op(t, s, s)
+	VMOVSHDUP(s, t)
+	op(t, s, s)
+	return s
+}
+
+func generateSoftmax() {
+	for _, a := range []isa{isaAVX2} { // AVX-512: SoftmaxRowAVX512, below
 		name := "Max" + a.suffix
 		TEXT(name, NOSPLIT, "func(x []float32) float32")
 		Pragma("noescape")
@@ -173,4 +174,87 @@ func generateNormGrad() {
 		VADDPS(kv[2], u, u)
 		VMOVUPS(u, Mem{Base: p[0]})
 	})
+}
+
+// generateSoftmaxRow writes SoftmaxRowAVX512: a whole softmax row in one
+// call, its last len mod 16 values under a mask. The attention's rows are
+// short (196 keys at tiny-mnist's 14×14 level): four calls a row (the max,
+// exp and sum, the scaling, and the tail's exp through padded copies) plus
+// the Go around them were a third of its softmax time.
+func generateSoftmaxRow() {
+	a := isaAVX512
+	name := "SoftmaxRowAVX512"
+	TEXT(name, NOSPLIT, "func(y, x []float32)")
+	Pragma("noescape")
+	Doc(name+" sets y[i] = e^(x[i]−m)/Σ e^(x[j]−m), m the largest x[j], for i < len(x) (y may be x; ExpAVX512's",
+		"exp, the sum over the values in order by lanes). AVX-512F.")
+	n := Load(Param("x").Len(), GP64())
+	ANDQ(U8(15), n)
+	bits := GP64()
+	MOVQ(U32(1), bits)
+	SHLXQ(n, bits, bits) // 1 << (len mod 16)
+	DECQ(bits)
+	tail := K()
+	KMOVW(bits.As32(), tail)
+	ninf := ZMM()
+	inf := GP32()
+	MOVL(U32(math.Float32bits(float32(math.Inf(-1)))), inf)
+	t := XMM()
+	VMOVD(inf, t)
+	VBROADCASTSS(t, ninf)
+
+	Comment("The largest value: whole vectors, then the tail over −Inf.")
+	m := ZMM()
+	VMOVAPS(ninf, m)
+	p := vecLoop("softmaxrow_max", []string{"x"}, 16, func(p []GPVirtual) {
+		VMAXPS(Mem{Base: p[0]}, m, m)
+	})
+	last := ZMM()
+	VMOVAPS(ninf, last)
+	VMOVUPS(Mem{Base: p[0]}, tail, last)
+	VMAXPS(last, m, m)
+	mv := ZMM()
+	VBROADCASTSS(reduce(a, m, func(a, b, dst Op) { VMAXPS(a, b, dst) }), mv)
+
+	Comment("y = e^(x−m) and its sum, as ExpShiftSumAVX2 at 16 lanes; the tail's lanes past len add nothing.")
+	e := a.expRegs()
+	sum := ZMM()
+	zeroVec(sum, true)
+	p = vecLoopN("softmaxrow_exp", []string{"x", "y"}, 16, a.expChains, func(p []GPVirtual, k int) {
+		vs := e.vecs(k)
+		for j, v := range vs {
+			VMOVUPS(vecAt(p[0], 16, j), v)
+			VSUBPS(mv, v, v)
+		}
+		for j, ev := range e.expN(vs) {
+			VMOVUPS(ev, vecAt(p[1], 16, j))
+			VADDPS(ev, sum, sum)
+		}
+	})
+	vs := e.vecs(1)
+	VMOVAPS(ninf, vs[0])
+	VMOVUPS(Mem{Base: p[0]}, tail, vs[0])
+	VSUBPS(mv, vs[0], vs[0])
+	ev := e.expN(vs)[0]
+	VMOVUPS(ev, tail, Mem{Base: p[1]})
+	VADDPS(ev, sum, tail, sum)
+
+	Comment("y ·= 1/sum.")
+	s := reduce(a, sum, func(a, b, dst Op) { VADDPS(a, b, dst) })
+	one, inv := XMM(), ZMM()
+	MOVL(U32(math.Float32bits(1)), inf)
+	VMOVD(inf, one)
+	VDIVSS(s, one, one)
+	VBROADCASTSS(one, inv)
+	p = vecLoop("softmaxrow_scale", []string{"y"}, 16, func(p []GPVirtual) {
+		w := ZMM()
+		VMULPS(Mem{Base: p[0]}, inv, w)
+		VMOVUPS(w, Mem{Base: p[0]})
+	})
+	w := ZMM()
+	VMOVUPS_Z(Mem{Base: p[0]}, tail, w)
+	VMULPS(inv, w, w)
+	VMOVUPS(w, tail, Mem{Base: p[0]})
+	VZEROUPPER()
+	RET()
 }
