@@ -69,7 +69,7 @@ func (d *Device) conv3DWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []floa
 		cols := (tiles + 15) &^ 15
 		transform := func(z int) { // plane z of the input into its ring slot
 			v := ring(z)
-			winoInput(v, xs[z*hw:], pad, q, g, r0, r1, simd)
+			winoInput(v, xs[z*hw:], pad, q, g, r0, r1, simd, d.wide())
 			for xi := range 16 {
 				for c := range q.C {
 					clear(v[xi*g.cs+c*g.ld+tiles : xi*g.cs+c*g.ld+cols])
@@ -140,10 +140,10 @@ func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.C
 			acc[slot] = getScratch(3 * 16 * ws)
 			clear(acc[slot])
 		}
-		winoInput(ring(0), xs, pad, q, g, r0, r1, simd)
+		winoInput(ring(0), xs, pad, q, g, r0, r1, simd, d.wide())
 		for z := range p.D {
 			if z+1 < p.D {
-				winoInput(ring(z+1), xs[(z+1)*hw:], pad, q, g, r0, r1, simd)
+				winoInput(ring(z+1), xs[(z+1)*hw:], pad, q, g, r0, r1, simd, d.wide())
 			}
 			winoDy(y, dys[z*hw:], dyRows, q, g, r0, r1, simd)
 			k := (r1 - r0) * g.tw

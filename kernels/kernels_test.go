@@ -795,6 +795,38 @@ func TestPackAAgainstLoop(t *testing.T) {
 	}
 }
 
+// TestCopyRowsAVX512 checks the Winograd input's row copy against the
+// definition for widths around the 16-lane vectors (the tail under a mask),
+// with the gaps between destination rows and a guard after them untouched.
+func TestCopyRowsAVX512(t *testing.T) {
+	if MaxLevel() < AVX512 || !asm.Available {
+		t.Skip("AVX-512 only")
+	}
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, cols := range []int{0, 1, 7, 15, 16, 17, 28, 31, 32, 33, 50} {
+		for _, rows := range []int{0, 1, 3} {
+			ss, ds := cols+5, cols+3
+			src := randSlice(r, rows*ss+1)
+			dst := make([]float32, rows*ds+guard)
+			for i := range dst {
+				dst[i] = 12345
+			}
+			if rows > 0 {
+				asm.CopyRowsAVX512(&dst[0], ds, &src[0], ss, rows, cols)
+			}
+			for i, v := range dst {
+				want := float32(12345)
+				if row, j := i/ds, i%ds; row < rows && j < cols {
+					want = src[row*ss+j]
+				}
+				if v != want {
+					t.Fatalf("cols=%d rows=%d: dst[%d] = %g, want %g", cols, rows, i, v, want)
+				}
+			}
+		}
+	}
+}
+
 // TestAffineLevels checks the normalizations' a·x + b at every level against
 // the scalar loop, bit for bit, on lengths around the 8-lane width, with a
 // guard after dst.

@@ -203,7 +203,7 @@ func (d *Device) winoChunk(buf, ys, xs, bs []float32, us []gemmA, p tensor.ConvP
 	n, simd := len(us), d.winoSIMD()
 	v, m, rowBuf := buf[:n*g.cs], buf[n*g.cs:n*(g.cs+g.fs)], buf[n*(g.cs+g.fs):]
 	tiles := (r1 - r0) * g.tw
-	winoInput(v, xs, rowBuf, p, g, r0, r1, simd)
+	winoInput(v, xs, rowBuf, p, g, r0, r1, simd, d.wide())
 	cols := (tiles + 15) &^ 15
 	for xi := range n {
 		for c := range p.C {
@@ -380,7 +380,7 @@ func gRow(d [][]float32, i int, x0, x1, x2 float32) {
 // tile rows [r0, r1) (row r is tile row r mod th of image r / th), t
 // counting the chunk's tiles row by row. pad holds winoPadLen floats: the
 // padded rows of one channel of one image that the chunk reads.
-func winoInput(v, xs, pad []float32, p tensor.ConvParams, g winoGeom, r0, r1 int, simd bool) {
+func winoInput(v, xs, pad []float32, p tensor.ConvParams, g winoGeom, r0, r1 int, simd, wide bool) {
 	m := g.m // output tile side: a tile row reads m+2 padded rows, m further on than the last
 	// The padding columns of every row are cleared once for the whole
 	// chunk: the rows below only ever write their interior (three runtime
@@ -391,15 +391,25 @@ func winoInput(v, xs, pad []float32, p tensor.ConvParams, g winoGeom, r0, r1 int
 			n, ty0 := r/g.th, r%g.th
 			ty1 := min(g.th, ty0+r1-r) // this image's tile rows in the chunk
 			xc := xs[n*g.xImg+c*g.xCh:][:p.H*p.W]
-			// Padded rows m·ty0 … m·ty1+1, each g.wp wide.
-			for py := m * ty0; py < m*ty1+2; py++ {
-				row := pad[(py-m*ty0)*g.wp:][:g.wp]
-				iy := py - p.PadTop
-				if iy < 0 || iy >= p.H {
-					clear(row)
-					continue
+			// Padded rows m·ty0 … m·ty1+1, each g.wp wide: those of the
+			// image's rows lo … hi−1 copied in (at AVX-512 in one call),
+			// those above and below it cleared.
+			first, end := m*ty0, m*ty1+2
+			lo, hi := max(first, p.PadTop), min(end, p.PadTop+p.H)
+			for py := first; py < end; py++ {
+				if py < lo || py >= hi {
+					clear(pad[(py-first)*g.wp:][:g.wp])
 				}
-				copy(row[p.PadLeft:], xc[iy*p.W:(iy+1)*p.W])
+			}
+			switch {
+			case hi <= lo:
+			case wide:
+				asm.CopyRowsAVX512(&pad[(lo-first)*g.wp+p.PadLeft], g.wp, &xc[(lo-p.PadTop)*p.W], p.W, hi-lo, p.W)
+			default:
+				for py := lo; py < hi; py++ {
+					iy := py - p.PadTop
+					copy(pad[(py-first)*g.wp+p.PadLeft:][:p.W], xc[iy*p.W:(iy+1)*p.W])
+				}
 			}
 			for ty := ty0; ty < ty1; ty++ {
 				winoInputTiles(v[c*g.ld+(r+ty-ty0-r0)*g.tw:], pad[m*(ty-ty0)*g.wp:], g, simd)
@@ -553,7 +563,7 @@ func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Con
 		if acc[slot] == nil { // the slot's first chunk overwrites
 			acc[slot], beta = getScratch(16*ws), 0
 		}
-		winoInput(v, xs, pad, p, g, r0, r1, simd)
+		winoInput(v, xs, pad, p, g, r0, r1, simd, d.wide())
 		winoDy(y, dys, dyRows, p, g, r0, r1, simd)
 		for xi := range 16 {
 			d.sgemm(threads, gemm{M: p.F, N: p.C, K: (r1 - r0) * g.tw, Alpha: 1, A: y[xi*g.fs:], LdA: g.ld, B: operandB{b: v[xi*g.cs:], ld: g.ld, trans: true}, Beta: beta, C: acc[slot][xi*ws:], LdC: p.C})

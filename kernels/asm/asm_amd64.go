@@ -255,6 +255,12 @@ func PackBT8AVX2(dst *float32, nr int, src *float32, ld int, blocks int)
 //go:noescape
 func PackA12AVX2(dst *float32, a *float32, lda int, blocks int)
 
+// CopyRowsAVX512 sets dst[r·dstStride + j] = src[r·srcStride + j] for r < rows and j < cols (strides
+// in elements; the rows must not overlap). AVX-512F.
+//
+//go:noescape
+func CopyRowsAVX512(dst *float32, dstStride int, src *float32, srcStride int, rows int, cols int)
+
 // MaxAVX2 returns the largest of x[i] for i < len(x) rounded down to a multiple of 8
 // (−Inf when that is none). AVX2.
 //

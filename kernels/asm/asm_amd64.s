@@ -8449,6 +8449,52 @@ packa12_done:
 	VZEROUPPER
 	RET
 
+// func CopyRowsAVX512(dst *float32, dstStride int, src *float32, srcStride int, rows int, cols int)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·CopyRowsAVX512(SB), NOSPLIT, $0-48
+	MOVQ  dst+0(FP), AX
+	MOVQ  dstStride+8(FP), CX
+	MOVQ  src+16(FP), DX
+	MOVQ  srcStride+24(FP), BX
+	MOVQ  rows+32(FP), SI
+	MOVQ  cols+40(FP), DI
+	SHLQ  $0x02, CX
+	SHLQ  $0x02, BX
+	MOVQ  DI, R8
+	ANDQ  $0x0f, R8
+	MOVQ  $0x00000001, R9
+	SHLXQ R8, R9, R9
+	DECQ  R9
+	KMOVW R9, K1
+	SHRQ  $0x04, DI
+	TESTQ SI, SI
+	JZ    copyrows_done
+
+copyrows_row:
+	XORQ  R8, R8
+	MOVQ  DI, R9
+	TESTQ R9, R9
+	JZ    copyrows_tail
+
+copyrows_vec:
+	VMOVUPS (DX)(R8*1), Z0
+	VMOVUPS Z0, (AX)(R8*1)
+	ADDQ    $0x40, R8
+	DECQ    R9
+	JNZ     copyrows_vec
+
+copyrows_tail:
+	VMOVUPS.Z (DX)(R8*1), K1, Z0
+	VMOVUPS   Z0, K1, (AX)(R8*1)
+	ADDQ      CX, AX
+	ADDQ      BX, DX
+	DECQ      SI
+	JNZ       copyrows_row
+
+copyrows_done:
+	VZEROUPPER
+	RET
+
 // func MaxAVX2(x []float32) float32
 // Requires: AVX, AVX2
 TEXT ·MaxAVX2(SB), NOSPLIT, $0-28

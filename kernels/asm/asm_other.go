@@ -279,6 +279,10 @@ func SiLUGradAVX512(dx, x, dy []float32) {
 	unreachable("SiLUGradAVX512")
 }
 
+func CopyRowsAVX512(dst *float32, dstStride int, src *float32, srcStride, rows, cols int) {
+	unreachable("CopyRowsAVX512")
+}
+
 func SoftmaxRowAVX512(y, x []float32) {
 	unreachable("SoftmaxRowAVX512")
 }

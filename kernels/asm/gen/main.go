@@ -93,6 +93,7 @@ func main() {
 	generatePackA6()
 	generatePackBT8()
 	generatePackA12()
+	generateCopyRows()
 	generateSoftmax()
 	generateSoftmaxRow()
 	generateAffine()
