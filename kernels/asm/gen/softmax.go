@@ -188,14 +188,7 @@ func generateSoftmaxRow() {
 	Pragma("noescape")
 	Doc(name+" sets y[i] = e^(x[i]−m)/Σ e^(x[j]−m), m the largest x[j], for i < len(x) (y may be x; ExpAVX512's",
 		"exp, the sum over the values in order by lanes). AVX-512F.")
-	n := Load(Param("x").Len(), GP64())
-	ANDQ(U8(15), n)
-	bits := GP64()
-	MOVQ(U32(1), bits)
-	SHLXQ(n, bits, bits) // 1 << (len mod 16)
-	DECQ(bits)
-	tail := K()
-	KMOVW(bits.As32(), tail)
+	tail := tailMask16(Load(Param("x").Len(), GP64()))
 	ninf := ZMM()
 	inf := GP32()
 	MOVL(U32(math.Float32bits(float32(math.Inf(-1)))), inf)
@@ -257,4 +250,17 @@ func generateSoftmaxRow() {
 	VMOVUPS(w, tail, Mem{Base: p[0]})
 	VZEROUPPER()
 	RET()
+}
+
+// tailMask16 returns a mask of the low n mod 16 lanes (n: a register, which
+// it changes), for the loads and stores of a row's last partial vector.
+func tailMask16(n Register) Op {
+	ANDQ(U8(15), n)
+	bits := GP64()
+	MOVQ(U32(1), bits)
+	SHLXQ(n, bits, bits) // 1 << (n mod 16)
+	DECQ(bits)
+	k := K()
+	KMOVW(bits.As32(), k)
+	return k
 }
