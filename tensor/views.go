@@ -57,9 +57,9 @@ func copyView(dev Device, dst, src Strided, shape []int) {
 	if numel(shape) == 0 {
 		return
 	}
-	s, ds, ss := mergedViews(shape, dst.Strides, src.Strides)
-	m := len(s)
-	if m <= MaxViewRank {
+	s, st := mergedViews(shape, dst.Strides, src.Strides)
+	ds, ss := st[0], st[1]
+	if len(s) <= MaxViewRank {
 		dev.Copy(Strided{Buf: dst.Buf, Off: dst.Off, Strides: ds}, Strided{Buf: src.Buf, Off: src.Off, Strides: ss}, s)
 		return
 	}
@@ -77,18 +77,17 @@ func binaryView(dev Device, op BinaryOp, dst Buffer, a, b *Tensor, shape []int) 
 		return
 	}
 	r := len(shape)
-	var room [4 * 8]int // shape, dst's strides, a's and b's, merged in place: on the stack where they fit
-	all := room[:]
-	if 4*r > len(room) {
-		all = make([]int, 4*r)
+	var room [3 * viewRoom]int // dst's, a's and b's strides: on the stack where they fit
+	in := room[:]
+	if 3*r > len(in) {
+		in = make([]int, 3*r)
 	}
-	s, ds, as, bs := all[:r], all[r:2*r], all[2*r:3*r], all[3*r:4*r]
-	copy(s, shape)
+	ds, as, bs := in[:r], in[r:2*r], in[2*r:3*r]
 	fillDenseStrides(ds, shape)
 	a.broadcastStrides(as, shape)
 	b.broadcastStrides(bs, shape)
-	m := mergeAxes(s, ds, as, bs)
-	if m > MaxViewRank {
+	s, st := mergedViews(shape, ds, as, bs)
+	if len(s) > MaxViewRank {
 		// Rare (a broadcast pattern alternating over seven axes or more):
 		// copy both operands densely, after which one axis remains.
 		da, db := Empty(dev, F32, shape...), Empty(dev, F32, shape...)
@@ -99,31 +98,38 @@ func binaryView(dev Device, op BinaryOp, dst Buffer, a, b *Tensor, shape []int) 
 		runtime.KeepAlive(db)
 		return
 	}
-	// What the device gets (through an interface: a heap object), cut to the merged rank.
-	out := make([]int, 3*m)
-	copy(out, s[:m])
-	copy(out[m:], as[:m])
-	copy(out[2*m:], bs[:m])
-	dev.Binary(op, dst, Strided{Buf: a.buf, Off: a.off, Strides: out[m : 2*m]}, Strided{Buf: b.buf, Off: b.off, Strides: out[2*m:]}, out[:m])
+	dev.Binary(op, dst, Strided{Buf: a.buf, Off: a.off, Strides: st[1]}, Strided{Buf: b.buf, Off: b.off, Strides: st[2]}, s)
 }
 
-// mergedViews returns shape and the strides of two views with their axes
-// merged (mergeAxes), in one array of the merged rank's length.
-func mergedViews(shape, s1, s2 []int) (s, t1, t2 []int) {
-	r := len(shape)
-	var room [3 * 8]int // merged here where it fits, then copied out at the merged rank
+// viewRoom is the rank up to which mergedViews and binaryView work on the
+// stack.
+const viewRoom = 8
+
+// mergedViews returns shape and the strides of up to three views with their
+// axes merged (mergeAxes): merged on the stack where the rank allows, then
+// copied out in one array of the merged rank's length — what a device gets
+// through its interface, a heap object.
+func mergedViews(shape []int, views ...[]int) (s []int, st [3][]int) {
+	r, v := len(shape), len(views)
+	var room [4 * viewRoom]int
 	all := room[:]
-	if 3*r > len(room) {
-		all = make([]int, 3*r)
+	if (1+v)*r > len(all) {
+		all = make([]int, (1+v)*r)
 	}
-	ms, m1, m2 := all[:r], all[r:2*r], all[2*r:3*r]
+	ms := all[:r]
 	copy(ms, shape)
-	copy(m1, s1)
-	copy(m2, s2)
-	m := mergeAxes(ms, m1, m2)
-	out := make([]int, 3*m)
-	copy(out, ms[:m])
-	copy(out[m:], m1[:m])
-	copy(out[2*m:], m2[:m])
-	return out[:m], out[m : 2*m], out[2*m:]
+	var work [3][]int
+	for i, view := range views {
+		work[i] = all[(1+i)*r : (2+i)*r]
+		copy(work[i], view)
+	}
+	m := mergeAxes(ms, work[:v]...)
+	out := make([]int, (1+v)*m)
+	s = out[:m:m]
+	copy(s, ms[:m])
+	for i := range v {
+		st[i] = out[(1+i)*m : (2+i)*m : (2+i)*m]
+		copy(st[i], work[i][:m])
+	}
+	return s, st
 }
