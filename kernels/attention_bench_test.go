@@ -34,13 +34,19 @@ func BenchmarkAttentionInference(b *testing.B) {
 		C := p.Heads * p.D
 		q, k, v := randSlice(r, p.B*p.Lq*C), randSlice(r, p.B*p.Lk*C), randSlice(r, p.B*p.Lk*C)
 		o := make([]float32, len(q))
-		for _, impl := range []string{"blocks", "packed"} {
+		for _, impl := range []string{"blocks", "packed", "columns"} {
+			if impl == "columns" && (!p.ChannelMajor || p.Lk > columnsMaxKeys) {
+				continue
+			}
 			b.Run(fmt.Sprintf("%s/%s", c.name, impl), func(b *testing.B) {
+				mk, _ := d.microKernel()
 				for b.Loop() {
-					if impl == "packed" {
-						mk, _ := d.microKernel()
+					switch impl {
+					case "packed":
 						d.attentionPacked(mk, o, q, k, v, p)
-					} else {
+					case "columns":
+						d.attentionColumns(mk, o, q, k, v, p)
+					default:
 						d.attentionBlocks(o, q, k, v, p)
 					}
 				}

@@ -229,3 +229,44 @@ func (d *Device) softmaxRowFast(y, x []float32) {
 		y[k+i] = v * inv
 	}
 }
+
+// softmaxColumns sets each of the w columns of the rows×w matrix s (row
+// stride w, rows ≥ 1) to e^(s−m), m the column's largest value, and inv[j]
+// to 1/Σ of column j: the softmax down the columns, less its scaling
+// (attentionColumns applies it to the product). The plain loop is the
+// specification; above the generic level the assembly does 16 or 8
+// columns a call with the same exp, sums and division.
+func (d *Device) softmaxColumns(s []float32, rows, w int, inv []float32) {
+	s, inv = s[:rows*w], inv[:w]
+	lanes := 0
+	switch {
+	case d.wide():
+		lanes = 16
+		for j := 0; j+lanes <= w; j += lanes {
+			asm.SoftmaxColumnsAVX512(&s[j], rows, w, &inv[j])
+		}
+	case d.simd():
+		lanes = 8
+		for j := 0; j+lanes <= w; j += lanes {
+			asm.SoftmaxColumnsAVX2(&s[j], rows, w, &inv[j])
+		}
+	}
+	softmaxColumnsFrom(s, rows, w, w/max(lanes, 1)*lanes, inv)
+}
+
+// softmaxColumnsFrom is softmaxColumns' plain loop on columns j0… of s.
+func softmaxColumnsFrom(s []float32, rows, w, j0 int, inv []float32) {
+	for j := j0; j < w; j++ {
+		m := float32(math.Inf(-1))
+		for i := range rows {
+			m = max(m, s[i*w+j])
+		}
+		var sum float32
+		for i := range rows {
+			e := expf(s[i*w+j] - m)
+			s[i*w+j] = e
+			sum += e
+		}
+		inv[j] = 1 / sum
+	}
+}

@@ -105,6 +105,58 @@ func TestFastUnaryAgainstReference(t *testing.T) {
 	}
 }
 
+// TestSoftmaxColumnsAgainstReference checks each level's softmax down the
+// columns (the assembly, 16 or 8 columns a call) against its plain loop:
+// the same exp algorithm (the assembly's multiply-adds fused, so within a
+// few ulp), the sums in the same order, on every row count that takes the kernels' several-rows-a-step loop and
+// its one-row tail, with a column of large logits (the shift matters) and
+// a column that is all one value.
+func TestSoftmaxColumnsAgainstReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 3))
+	for _, level := range Levels() {
+		d := NewCPULevel(1, level)
+		for _, w := range []int{8, 16, 32} {
+			for _, rows := range []int{1, 2, 3, 4, 5, 7, 9, 196} {
+				s := randSlice(r, rows*w+1)
+				for i := range rows {
+					s[i*w] *= 80
+					s[i*w+w-1] = 3
+				}
+				s[rows*w] = 42 // guard
+				want, wantInv := append([]float32(nil), s[:rows*w]...), make([]float32, w)
+				softmaxColumnsFrom(want, rows, w, 0, wantInv)
+				inv := make([]float32, w+1)
+				inv[w] = 42
+				d.softmaxColumns(s, rows, w, inv)
+				if s[rows*w] != 42 || inv[w] != 42 {
+					t.Fatalf("%v w=%d rows=%d: wrote past the matrix or the sums", level, w, rows)
+				}
+				const ulps = 4e-7 // relative: about three units in the last place
+				for i, v := range want {
+					if math.Abs(float64(s[i]-v)) > ulps*math.Abs(float64(v))+1e-38 { // subnormals: a unit apart
+						t.Fatalf("%v w=%d rows=%d: s[%d, %d] = %g, reference %g", level, w, rows, i/w, i%w, s[i], v)
+					}
+				}
+				for j, v := range wantInv {
+					if math.Abs(float64(inv[j]-v)) > 2*ulps*math.Abs(float64(v)) {
+						t.Fatalf("%v w=%d rows=%d: inv[%d] = %g, reference %g", level, w, rows, j, inv[j], v)
+					}
+				}
+				// The reference itself: each column's probabilities sum to one.
+				for j := range w {
+					var sum float64
+					for i := range rows {
+						sum += float64(want[i*w+j] * wantInv[j])
+					}
+					if math.Abs(sum-1) > 1e-5 {
+						t.Fatalf("w=%d rows=%d: column %d sums to %g", w, rows, j, sum)
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestExpVecAgainstMathExp checks the vector exp (asm.ExpAVX2 plus the expf
 // tail) on every length 0…40 (one vector at a time), on lengths that take
 // the kernels' several-vectors-a-step loop (64…) and across [-87, 88], with

@@ -288,7 +288,8 @@ func TestAttentionAgainstNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 9))
 	d := NewCPU(2)
 	for _, p := range []tensor.AttentionParams{{B: 1, Heads: 1, Lq: 1, Lk: 1, D: 1}, {B: 2, Heads: 3, Lq: 5, Lk: 7, D: 4}, {B: 1, Heads: 2, Lq: 49, Lk: 49, D: 24},
-		{B: 2, Heads: 2, Lq: 37, Lk: 300, D: 40}, {B: 1, Heads: 1, Lq: 13, Lk: 77, D: 33}} { // more keys than a depth block, heads wider than a panel
+		{B: 2, Heads: 2, Lq: 37, Lk: 300, D: 40}, {B: 1, Heads: 1, Lq: 13, Lk: 77, D: 33}, // more keys than a depth block, heads wider than a panel
+		{B: 1, Heads: 3, Lq: 196, Lk: 196, D: 16}} { // tiny-mnist's heads: seven query panels, the last one narrow
 		p.Scale = float32(1 / math.Sqrt(float64(p.D)))
 		C := p.Heads * p.D
 		q, k, v := randSlice(r, p.B*p.Lq*C), randSlice(r, p.B*p.Lk*C), randSlice(r, p.B*p.Lk*C)
@@ -353,6 +354,14 @@ func TestAttentionAgainstNaive(t *testing.T) {
 						closeTo(t, fmt.Sprintf("packed %s, %v, tile %d", name, level, tile), op[:len(q)], want, 1e-5)
 						if op[len(q)] != 42 {
 							t.Fatalf("packed %s wrote past its output", name)
+						}
+						if cm && p.Lk <= columnsMaxKeys { // the transposed path, named (attentionTiled takes it)
+							op[len(q)] = 42
+							dl.attentionColumns(mk, op[:len(q)], q, k, v, p)
+							closeTo(t, fmt.Sprintf("columns %s, %v", name, level), op[:len(q)], want, 1e-5)
+							if op[len(q)] != 42 {
+								t.Fatalf("columns %s wrote past its output", name)
+							}
 						}
 					}
 				}

@@ -284,6 +284,20 @@ func ScaleAVX2(y []float32, s float32)
 //go:noescape
 func SoftmaxRowAVX512(y []float32, x []float32)
 
+// SoftmaxColumnsAVX2 sets, for each of the 8 columns j from s (row i at s + i·ld elements, rows ≥ 1),
+// s[i, j] = e^(s[i, j] − m_j) with m_j the column's largest value, and inv[j] = 1/Σ_i s[i, j]
+// (ExpAVX2's exp, the sum in row order). AVX2+FMA.
+//
+//go:noescape
+func SoftmaxColumnsAVX2(s *float32, rows int, ld int, inv *float32)
+
+// SoftmaxColumnsAVX512 sets, for each of the 16 columns j from s (row i at s + i·ld elements, rows ≥ 1),
+// s[i, j] = e^(s[i, j] − m_j) with m_j the column's largest value, and inv[j] = 1/Σ_i s[i, j]
+// (ExpAVX2's exp, the sum in row order). AVX-512F.
+//
+//go:noescape
+func SoftmaxColumnsAVX512(s *float32, rows int, ld int, inv *float32)
+
 // AffineAVX2 sets dst[i] = src[i]·a + b (rounded after the product, as Go does) for i < len(src)
 // rounded down to a multiple of 8 (the caller finishes the tail; dst may be src). AVX.
 //

@@ -8962,6 +8962,360 @@ softmaxrow_scale_done:
 	VZEROUPPER
 	RET
 
+// func SoftmaxColumnsAVX2(s *float32, rows int, ld int, inv *float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·SoftmaxColumnsAVX2(SB), NOSPLIT, $0-32
+	MOVQ s+0(FP), AX
+	MOVQ rows+8(FP), CX
+	MOVQ ld+16(FP), DX
+	SHLQ $0x02, DX
+	LEAQ (DX)(DX*2), BX
+
+	// The largest value of each column.
+	MOVL         $0xff800000, BX
+	VMOVD        BX, X0
+	VBROADCASTSS X0, Y0
+	MOVQ         AX, BX
+	MOVQ         CX, SI
+
+softmaxcolumnsavx2_max:
+	VMAXPS (BX), Y0, Y0
+	ADDQ   DX, BX
+	DECQ   SI
+	JNZ    softmaxcolumnsavx2_max
+
+	// s = e^(s−m) and the sum, expChains rows side by side, then one row at a time.
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Y1
+	VBROADCASTSS expconsts<>+4(SB), Y2
+	VBROADCASTSS expconsts<>+8(SB), Y3
+	VBROADCASTSS expconsts<>+12(SB), Y4
+	VBROADCASTSS expconsts<>+16(SB), Y5
+	VPBROADCASTD expconsts<>+48(SB), Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         AX, BX
+	MOVQ         CX, SI
+
+softmaxcolumnsavx2_wide:
+	CMPQ    SI, $0x00000002
+	JB      softmaxcolumnsavx2_one
+	VMOVUPS (BX), Y8
+	VSUBPS  Y0, Y8, Y8
+	VMOVUPS (BX)(DX*1), Y9
+	VSUBPS  Y0, Y9, Y9
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Y8, Y1, Y8
+	VMAXPS Y9, Y1, Y9
+	VMINPS Y8, Y2, Y8
+	VMINPS Y9, Y2, Y9
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Y3, Y8, Y10
+	VMULPS       Y3, Y9, Y11
+	VROUNDPS     $0x00, Y10, Y10
+	VROUNDPS     $0x00, Y11, Y11
+	VFNMADD231PS Y10, Y4, Y8
+	VFNMADD231PS Y11, Y4, Y9
+	VFNMADD231PS Y10, Y5, Y8
+	VFNMADD231PS Y11, Y5, Y9
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Y12
+	VBROADCASTSS expconsts<>+20(SB), Y13
+	VBROADCASTSS expconsts<>+24(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+28(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+32(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+36(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+40(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+44(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+	VBROADCASTSS expconsts<>+44(SB), Y14
+	VFMADD213PS  Y14, Y8, Y12
+	VFMADD213PS  Y14, Y9, Y13
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ Y10, Y8
+	VCVTPS2DQ Y11, Y9
+	VPSRAD    $0x01, Y8, Y10
+	VPSRAD    $0x01, Y9, Y11
+	VPSUBD    Y10, Y8, Y8
+	VPSUBD    Y11, Y9, Y9
+	VPADDD    Y6, Y10, Y10
+	VPADDD    Y6, Y11, Y11
+	VPSLLD    $0x17, Y10, Y10
+	VPSLLD    $0x17, Y11, Y11
+	VPADDD    Y6, Y8, Y8
+	VPADDD    Y6, Y9, Y9
+	VPSLLD    $0x17, Y8, Y8
+	VPSLLD    $0x17, Y9, Y9
+	VMULPS    Y10, Y12, Y12
+	VMULPS    Y11, Y13, Y13
+	VMULPS    Y8, Y12, Y12
+	VMULPS    Y9, Y13, Y13
+	VMOVUPS   Y12, (BX)
+	VADDPS    Y12, Y7, Y7
+	VMOVUPS   Y13, (BX)(DX*1)
+	VADDPS    Y13, Y7, Y7
+	ADDQ      DX, BX
+	ADDQ      DX, BX
+	SUBQ      $0x00000002, SI
+	JMP       softmaxcolumnsavx2_wide
+
+softmaxcolumnsavx2_one:
+	TESTQ   SI, SI
+	JZ      softmaxcolumnsavx2_done
+	VMOVUPS (BX), Y8
+	VSUBPS  Y0, Y8, Y8
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Y8, Y1, Y8
+	VMINPS Y8, Y2, Y8
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Y3, Y8, Y9
+	VROUNDPS     $0x00, Y9, Y9
+	VFNMADD231PS Y9, Y4, Y8
+	VFNMADD231PS Y9, Y5, Y8
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Y10
+	VBROADCASTSS expconsts<>+24(SB), Y11
+	VFMADD213PS  Y11, Y8, Y10
+	VBROADCASTSS expconsts<>+28(SB), Y11
+	VFMADD213PS  Y11, Y8, Y10
+	VBROADCASTSS expconsts<>+32(SB), Y11
+	VFMADD213PS  Y11, Y8, Y10
+	VBROADCASTSS expconsts<>+36(SB), Y11
+	VFMADD213PS  Y11, Y8, Y10
+	VBROADCASTSS expconsts<>+40(SB), Y11
+	VFMADD213PS  Y11, Y8, Y10
+	VBROADCASTSS expconsts<>+44(SB), Y11
+	VFMADD213PS  Y11, Y8, Y10
+	VBROADCASTSS expconsts<>+44(SB), Y11
+	VFMADD213PS  Y11, Y8, Y10
+
+	// Scale by 2^n as 2^(n>>1) · 2^(n - n>>1), building each factor's exponent bits.
+	VCVTPS2DQ Y9, Y8
+	VPSRAD    $0x01, Y8, Y9
+	VPSUBD    Y9, Y8, Y8
+	VPADDD    Y6, Y9, Y9
+	VPSLLD    $0x17, Y9, Y9
+	VPADDD    Y6, Y8, Y8
+	VPSLLD    $0x17, Y8, Y8
+	VMULPS    Y9, Y10, Y10
+	VMULPS    Y8, Y10, Y10
+	VMOVUPS   Y10, (BX)
+	VADDPS    Y10, Y7, Y7
+	ADDQ      DX, BX
+	DECQ      SI
+	JMP       softmaxcolumnsavx2_one
+
+softmaxcolumnsavx2_done:
+	// inv = 1/sum.
+	VBROADCASTSS expconsts<>+44(SB), Y0
+	VDIVPS       Y7, Y0, Y0
+	MOVQ         inv+24(FP), AX
+	VMOVUPS      Y0, (AX)
+	VZEROUPPER
+	RET
+
+// func SoftmaxColumnsAVX512(s *float32, rows int, ld int, inv *float32)
+// Requires: AVX, AVX512F
+TEXT ·SoftmaxColumnsAVX512(SB), NOSPLIT, $0-32
+	MOVQ s+0(FP), AX
+	MOVQ rows+8(FP), CX
+	MOVQ ld+16(FP), DX
+	SHLQ $0x02, DX
+	LEAQ (DX)(DX*2), BX
+
+	// The largest value of each column.
+	MOVL         $0xff800000, SI
+	VMOVD        SI, X0
+	VBROADCASTSS X0, Z0
+	MOVQ         AX, SI
+	MOVQ         CX, DI
+
+softmaxcolumnsavx512_max:
+	VMAXPS (SI), Z0, Z0
+	ADDQ   DX, SI
+	DECQ   DI
+	JNZ    softmaxcolumnsavx512_max
+
+	// s = e^(s−m) and the sum, expChains rows side by side, then one row at a time.
+	// Constants of the exp that stay in registers.
+	VBROADCASTSS expconsts<>+0(SB), Z2
+	VBROADCASTSS expconsts<>+4(SB), Z3
+	VBROADCASTSS expconsts<>+8(SB), Z4
+	VBROADCASTSS expconsts<>+12(SB), Z5
+	VBROADCASTSS expconsts<>+16(SB), Z6
+	VPBROADCASTD expconsts<>+48(SB), Z7
+	VPXORD       Z1, Z1, Z1
+	MOVQ         AX, SI
+	MOVQ         CX, DI
+
+softmaxcolumnsavx512_wide:
+	CMPQ    DI, $0x00000004
+	JB      softmaxcolumnsavx512_one
+	VMOVUPS (SI), Z7
+	VSUBPS  Z0, Z7, Z7
+	VMOVUPS (SI)(DX*1), Z8
+	VSUBPS  Z0, Z8, Z8
+	VMOVUPS (SI)(DX*2), Z9
+	VSUBPS  Z0, Z9, Z9
+	VMOVUPS (SI)(BX*1), Z10
+	VSUBPS  Z0, Z10, Z10
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z7, Z2, Z7
+	VMAXPS Z8, Z2, Z8
+	VMAXPS Z9, Z2, Z9
+	VMAXPS Z10, Z2, Z10
+	VMINPS Z7, Z3, Z7
+	VMINPS Z8, Z3, Z8
+	VMINPS Z9, Z3, Z9
+	VMINPS Z10, Z3, Z10
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z4, Z7, Z11
+	VMULPS       Z4, Z8, Z12
+	VMULPS       Z4, Z9, Z13
+	VMULPS       Z4, Z10, Z14
+	VRNDSCALEPS  $0x00, Z11, Z11
+	VRNDSCALEPS  $0x00, Z12, Z12
+	VRNDSCALEPS  $0x00, Z13, Z13
+	VRNDSCALEPS  $0x00, Z14, Z14
+	VFNMADD231PS Z11, Z5, Z7
+	VFNMADD231PS Z12, Z5, Z8
+	VFNMADD231PS Z13, Z5, Z9
+	VFNMADD231PS Z14, Z5, Z10
+	VFNMADD231PS Z11, Z6, Z7
+	VFNMADD231PS Z12, Z6, Z8
+	VFNMADD231PS Z13, Z6, Z9
+	VFNMADD231PS Z14, Z6, Z10
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z15
+	VBROADCASTSS expconsts<>+20(SB), Z16
+	VBROADCASTSS expconsts<>+20(SB), Z17
+	VBROADCASTSS expconsts<>+20(SB), Z18
+	VBROADCASTSS expconsts<>+24(SB), Z19
+	VFMADD213PS  Z19, Z7, Z15
+	VFMADD213PS  Z19, Z8, Z16
+	VFMADD213PS  Z19, Z9, Z17
+	VFMADD213PS  Z19, Z10, Z18
+	VBROADCASTSS expconsts<>+28(SB), Z19
+	VFMADD213PS  Z19, Z7, Z15
+	VFMADD213PS  Z19, Z8, Z16
+	VFMADD213PS  Z19, Z9, Z17
+	VFMADD213PS  Z19, Z10, Z18
+	VBROADCASTSS expconsts<>+32(SB), Z19
+	VFMADD213PS  Z19, Z7, Z15
+	VFMADD213PS  Z19, Z8, Z16
+	VFMADD213PS  Z19, Z9, Z17
+	VFMADD213PS  Z19, Z10, Z18
+	VBROADCASTSS expconsts<>+36(SB), Z19
+	VFMADD213PS  Z19, Z7, Z15
+	VFMADD213PS  Z19, Z8, Z16
+	VFMADD213PS  Z19, Z9, Z17
+	VFMADD213PS  Z19, Z10, Z18
+	VBROADCASTSS expconsts<>+40(SB), Z19
+	VFMADD213PS  Z19, Z7, Z15
+	VFMADD213PS  Z19, Z8, Z16
+	VFMADD213PS  Z19, Z9, Z17
+	VFMADD213PS  Z19, Z10, Z18
+	VBROADCASTSS expconsts<>+44(SB), Z19
+	VFMADD213PS  Z19, Z7, Z15
+	VFMADD213PS  Z19, Z8, Z16
+	VFMADD213PS  Z19, Z9, Z17
+	VFMADD213PS  Z19, Z10, Z18
+	VBROADCASTSS expconsts<>+44(SB), Z19
+	VFMADD213PS  Z19, Z7, Z15
+	VFMADD213PS  Z19, Z8, Z16
+	VFMADD213PS  Z19, Z9, Z17
+	VFMADD213PS  Z19, Z10, Z18
+
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS Z11, Z15, Z15
+	VSCALEFPS Z12, Z16, Z16
+	VSCALEFPS Z13, Z17, Z17
+	VSCALEFPS Z14, Z18, Z18
+	VMOVUPS   Z15, (SI)
+	VADDPS    Z15, Z1, Z1
+	VMOVUPS   Z16, (SI)(DX*1)
+	VADDPS    Z16, Z1, Z1
+	VMOVUPS   Z17, (SI)(DX*2)
+	VADDPS    Z17, Z1, Z1
+	VMOVUPS   Z18, (SI)(BX*1)
+	VADDPS    Z18, Z1, Z1
+	ADDQ      DX, SI
+	ADDQ      DX, SI
+	ADDQ      DX, SI
+	ADDQ      DX, SI
+	SUBQ      $0x00000004, DI
+	JMP       softmaxcolumnsavx512_wide
+
+softmaxcolumnsavx512_one:
+	TESTQ   DI, DI
+	JZ      softmaxcolumnsavx512_done
+	VMOVUPS (SI), Z7
+	VSUBPS  Z0, Z7, Z7
+
+	// Clamp, keeping NaN (MAXPS/MINPS return their first Go operand when it is NaN).
+	VMAXPS Z7, Z2, Z7
+	VMINPS Z7, Z3, Z7
+
+	// n = round(t·log2e); r = t - n·ln2 in two parts (t becomes r).
+	VMULPS       Z4, Z7, Z8
+	VRNDSCALEPS  $0x00, Z8, Z8
+	VFNMADD231PS Z8, Z5, Z7
+	VFNMADD231PS Z8, Z6, Z7
+
+	// p = Σ r^k/k!, Horner from 1/7!.
+	VBROADCASTSS expconsts<>+20(SB), Z9
+	VBROADCASTSS expconsts<>+24(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+28(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+32(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+36(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+40(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+44(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+	VBROADCASTSS expconsts<>+44(SB), Z10
+	VFMADD213PS  Z10, Z7, Z9
+
+	// Scale by 2^n (VSCALEFPS: one rounding, as the two steps of the AVX2 form).
+	VSCALEFPS Z8, Z9, Z9
+	VMOVUPS   Z9, (SI)
+	VADDPS    Z9, Z1, Z1
+	ADDQ      DX, SI
+	DECQ      DI
+	JMP       softmaxcolumnsavx512_one
+
+softmaxcolumnsavx512_done:
+	// inv = 1/sum.
+	VBROADCASTSS expconsts<>+44(SB), Z0
+	VDIVPS       Z1, Z0, Z0
+	MOVQ         inv+24(FP), AX
+	VMOVUPS      Z0, (AX)
+	VZEROUPPER
+	RET
+
 // func AffineAVX2(dst []float32, src []float32, a float32, b float32)
 // Requires: AVX
 TEXT ·AffineAVX2(SB), NOSPLIT, $0-56

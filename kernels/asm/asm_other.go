@@ -287,6 +287,14 @@ func SoftmaxRowAVX512(y, x []float32) {
 	unreachable("SoftmaxRowAVX512")
 }
 
+func SoftmaxColumnsAVX2(s *float32, rows, ld int, inv *float32) {
+	unreachable("SoftmaxColumnsAVX2")
+}
+
+func SoftmaxColumnsAVX512(s *float32, rows, ld int, inv *float32) {
+	unreachable("SoftmaxColumnsAVX512")
+}
+
 func MomentsAVX2(x []float32, k float64) (s, ss float64) {
 	unreachable("MomentsAVX2")
 	return 0, 0

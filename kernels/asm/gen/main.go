@@ -96,6 +96,7 @@ func main() {
 	generateCopyRows()
 	generateSoftmax()
 	generateSoftmaxRow()
+	generateSoftmaxColumns()
 	generateAffine()
 	generateBinary()
 	generateNormGrad()

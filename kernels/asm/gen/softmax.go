@@ -264,3 +264,98 @@ func tailMask16(n Register) Op {
 	KMOVW(bits.As32(), k)
 	return k
 }
+
+// generateSoftmaxColumns writes SoftmaxColumnsAVX2 and …AVX512: the softmax
+// down the columns of a matrix, one vector of columns per call. The
+// channel-major attention computes its scores transposed (keys down,
+// queries across), so each query's softmax runs down a column: the maximum
+// and the sum are lane-wise, with no reduction across lanes, and the
+// exponentials stay where the next product reads them as its packed B
+// panel. The 1/sum comes back per column, for the caller to apply to the
+// much smaller product instead of to every probability.
+func generateSoftmaxColumns() {
+	for _, a := range []isa{isaAVX2, isaAVX512} {
+		name := "SoftmaxColumns" + a.suffix
+		TEXT(name, NOSPLIT, "func(s *float32, rows, ld int, inv *float32)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s sets, for each of the %d columns j from s (row i at s + i·ld elements, rows ≥ 1),", name, a.lanes),
+			"s[i, j] = e^(s[i, j] − m_j) with m_j the column's largest value, and inv[j] = 1/Σ_i s[i, j]",
+			"(ExpAVX2's exp, the sum in row order). "+a.needs+".")
+		base := Load(Param("s"), GP64())
+		rows := Load(Param("rows"), GP64())
+		ld := Load(Param("ld"), GP64())
+		SHLQ(U8(2), ld) // bytes
+		ld3 := GP64()
+		LEAQ(Mem{Base: ld, Index: ld, Scale: 2}, ld3)
+
+		Comment("The largest value of each column.")
+		inf := GP32()
+		MOVL(U32(math.Float32bits(float32(math.Inf(-1)))), inf)
+		t := XMM()
+		VMOVD(inf, t)
+		m := a.vec()
+		VBROADCASTSS(t, m)
+		p, n := GP64(), GP64()
+		MOVQ(base, p)
+		MOVQ(rows, n)
+		Label(strings.ToLower(name) + "_max")
+		VMAXPS(Mem{Base: p}, m, m)
+		ADDQ(ld, p)
+		DECQ(n)
+		JNZ(LabelRef(strings.ToLower(name) + "_max"))
+
+		Comment("s = e^(s−m) and the sum, expChains rows side by side, then one row at a time.")
+		e := a.expRegs()
+		sum := a.vec()
+		zeroVec(sum, a.zmm)
+		MOVQ(base, p)
+		MOVQ(rows, n)
+		at := func(j int) Mem {
+			switch j {
+			case 0:
+				return Mem{Base: p}
+			case 3:
+				return Mem{Base: p, Index: ld3, Scale: 1}
+			}
+			return Mem{Base: p, Index: ld, Scale: uint8(j)}
+		}
+		step := func(k int) {
+			vs := e.vecs(k)
+			for j, v := range vs {
+				VMOVUPS(at(j), v)
+				VSUBPS(m, v, v)
+			}
+			for j, ev := range e.expN(vs) {
+				VMOVUPS(ev, at(j))
+				VADDPS(ev, sum, sum) // in row order, as one at a time
+			}
+		}
+		chains := a.expChains
+		wide, one, done := strings.ToLower(name)+"_wide", strings.ToLower(name)+"_one", strings.ToLower(name)+"_done"
+		Label(wide)
+		CMPQ(n, U32(chains))
+		JB(LabelRef(one))
+		step(chains)
+		for range chains {
+			ADDQ(ld, p)
+		}
+		SUBQ(U32(chains), n)
+		JMP(LabelRef(wide))
+		Label(one)
+		TESTQ(n, n)
+		JZ(LabelRef(done))
+		step(1)
+		ADDQ(ld, p)
+		DECQ(n)
+		JMP(LabelRef(one))
+		Label(done)
+
+		Comment("inv = 1/sum.")
+		one1 := a.vec()
+		VBROADCASTSS(expOne(), one1)
+		VDIVPS(sum, one1, one1)
+		VMOVUPS(one1, Mem{Base: Load(Param("inv"), GP64())})
+		VZEROUPPER()
+		RET()
+	}
+}
