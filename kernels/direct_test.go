@@ -23,7 +23,7 @@ func TestConvDirect(t *testing.T) {
 		for _, s := range []struct{ n, c, f, h int }{{1, 1, 1, width}, {1, 3, 16, width}, {2, 17, 20, width + 3}, {1, 48, 48, width}, {1, 5, 33, 1}, {2, 2, 7, 2}, {3, 4, 18, 5}, {1, 2, 3, 9}} {
 			for _, threads := range []int{1, 3} {
 				tune := DefaultTuning()
-				tune.DirectMaxPixels, tune.MinParallelMACs = 1<<30, 0
+				tune.DirectMaxPixels, tune.MinParallelMACs, tune.TapsMaxF = 1<<30, 0, 0
 				d := NewCPUTuned(threads, AVX512, tune)
 				p := tensor.ConvParams{N: s.n, C: s.c, H: s.h, W: width, F: s.f, KH: 3, KW: 3, StrideH: 1, StrideW: 1,
 					PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1, OH: s.h, OW: width}

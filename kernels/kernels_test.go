@@ -186,8 +186,17 @@ func TestConvAgainstNaive(t *testing.T) {
 	// Every 3×3 stride-1 convolution by Winograd, in chunks of one tile row
 	// (chunks then end inside images and at image edges) and of many.
 	// The plain-Go transforms once too.
+	// Every stride-1 convolution by shifted rows in the lanes (convTaps),
+	// whatever its output channels.
+	taps := DefaultTuning()
+	taps.TapsMaxF = 1 << 30
+	for _, level := range Levels()[1:] {
+		d := NewCPUTuned(2, level, taps)
+		t.Run(fmt.Sprintf("%s/taps", level), func(t *testing.T) { t.Parallel(); testConv(t, d) })
+	}
 	wino := DefaultTuning()
 	wino.WinogradMinC, wino.FlipMinC, wino.WinogradMinTiles, wino.WinogradMinTileChannels = 1, 1, 0, 0
+	wino.TapsMaxF = 0
 	wino.Winograd4MinSide = 1 << 30 // F(2×2, 3×3) here, F(4×4, 3×3) below
 	for _, tiles := range []int{1, 64} {
 		wino.WinogradTiles = tiles
@@ -211,7 +220,7 @@ func TestConvAgainstNaive(t *testing.T) {
 	}
 	shifted := DefaultTuning()
 	shifted.WinogradMinC = 1 << 30
-	shifted.ShiftMinWidth, shifted.FlipMinC = 1, 1
+	shifted.ShiftMinWidth, shifted.FlipMinC, shifted.TapsMaxF = 1, 1, 0
 	for _, unpacked := range []bool{false, true} {
 		shifted.UnpackedMaxM, shifted.UnpackedMinN = -1, 1<<30
 		if unpacked {

@@ -50,10 +50,11 @@ const (
 	// (conv3d.go, volShift).
 	ConvPhases
 	ConvDirect // a direct 3×3 kernel, 16 output channels in a vector's lanes (direct.go)
+	ConvTaps   // few output channels: each a sum of shifted rows, output pixels in the lanes (convtaps.go)
 )
 
 func (c ConvPath) String() string {
-	return [...]string{"im2col", "pointwise", "shifted", "winograd", "flipped-shifted", "flipped-winograd", "phases", "direct"}[c]
+	return [...]string{"im2col", "pointwise", "shifted", "winograd", "flipped-shifted", "flipped-winograd", "phases", "direct", "taps"}[c]
 }
 
 // ConvPlan is the path of each pass of one convolution.
@@ -82,6 +83,8 @@ func (d *Device) PlanConv2D(p tensor.ConvParams) ConvPlan {
 	point := isPointwise(p)
 	var pl ConvPlan
 	switch {
+	case d.taps(p):
+		pl.Forward = ConvTaps
 	case d.direct(p):
 		pl.Forward = ConvDirect
 	case d.winograd2D(p):

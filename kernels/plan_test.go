@@ -70,7 +70,7 @@ func TestPlans(t *testing.T) {
 	for _, level := range Levels()[1:] {
 		tune := DefaultTuning()
 		tune.WinogradMinC, tune.ShiftMinWidth, tune.WinogradMinTiles, tune.WinogradMinTileChannels = 1, 1, 0, 0
-		tune.DirectMaxPixels = 0
+		tune.DirectMaxPixels, tune.TapsMaxF = 0, 0
 		d := NewCPUTuned(1, level, tune)
 		if got := d.PlanConv2D(conv(8, 4, 8, 3, 1)).Forward; got != ConvWinograd {
 			t.Errorf("%v with WinogradMinC 1: %v, want winograd", level, got)

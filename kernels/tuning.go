@@ -107,6 +107,11 @@ type Tuning struct {
 	// never.
 	DirectMaxPixels int
 
+	// TapsMaxF is the most output channels of a stride-1 convolution that
+	// takes convTaps (output pixels in the lanes) above the generic level;
+	// 0: never.
+	TapsMaxF int
+
 	// WeightCacheMiB bounds the memory of the prepared (Winograd-transformed)
 	// weights a device keeps across calls while their contents do not
 	// change, as in sampling (weightcache.go); 0 turns the cache off.
@@ -138,7 +143,7 @@ func DefaultTuning() Tuning {
 	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
 		ShiftMinWidth: 4, FlipMinC: 16, WinogradMinC: 16, WinogradMinTiles: 16, WinogradMinTileChannels: 2400, WinogradEnoughTiles: 48,
 		WinogradTiles: 128, WinogradAsm: true, Winograd4MinSide: 16, Winograd4WeightKiB: 512, Winograd4MinTiles: 128,
-		Winograd3DMinPlane: 16, MinParallelMACs: 3 << 19, DirectMaxPixels: 49, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 32}
+		Winograd3DMinPlane: 16, MinParallelMACs: 3 << 19, DirectMaxPixels: 49, TapsMaxF: 4, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 32}
 }
 
 // Tuning returns the device's thresholds.

@@ -23,7 +23,7 @@ func TestWinograd4AgainstNaive(t *testing.T) {
 		{N: 1, C: 300, F: 20, H: 6, W: 5, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1}, // past a depth block
 	}
 	tune := DefaultTuning()
-	tune.Winograd4MinSide = 0
+	tune.Winograd4MinSide, tune.TapsMaxF = 0, 0
 	tune.WinogradMinC, tune.FlipMinC, tune.WinogradMinTiles, tune.WinogradMinTileChannels = 1, 1, 0, 0
 	for _, asm := range []bool{true, false} {
 		for _, tiles := range []int{1, 256} {

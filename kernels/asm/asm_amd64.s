@@ -12763,3 +12763,221 @@ ConvDirect3x3AVX512W7R3_store:
 ConvDirect3x3AVX512W7R3_done:
 	VZEROUPPER
 	RET
+
+// func ConvTapsAVX2(y *float32, n int, x *float32, off *int, w *float32, taps int, bias float32)
+// Requires: AVX, FMA3
+TEXT ·ConvTapsAVX2(SB), NOSPLIT, $0-52
+	MOVQ         y+0(FP), AX
+	MOVQ         n+8(FP), CX
+	MOVQ         x+16(FP), DX
+	MOVQ         off+24(FP), BX
+	MOVQ         w+32(FP), SI
+	MOVQ         taps+40(FP), DI
+	VBROADCASTSS bias+48(FP), Y0
+	MOVQ         CX, R8
+
+convtapsavx2_wide:
+	CMPQ    CX, $0x00000040
+	JB      convtapsavx2_rest
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
+	VMOVAPS Y0, Y4
+	VMOVAPS Y0, Y5
+	VMOVAPS Y0, Y6
+	VMOVAPS Y0, Y7
+	VMOVAPS Y0, Y8
+	MOVQ    DI, R9
+	MOVQ    SI, R11
+	MOVQ    BX, R12
+
+convtapsavx2_widetaps:
+	MOVQ         (R12), R10
+	VBROADCASTSS (R11), Y9
+	VFMADD231PS  (DX)(R10*4), Y9, Y1
+	VFMADD231PS  32(DX)(R10*4), Y9, Y2
+	VFMADD231PS  64(DX)(R10*4), Y9, Y3
+	VFMADD231PS  96(DX)(R10*4), Y9, Y4
+	VFMADD231PS  128(DX)(R10*4), Y9, Y5
+	VFMADD231PS  160(DX)(R10*4), Y9, Y6
+	VFMADD231PS  192(DX)(R10*4), Y9, Y7
+	VFMADD231PS  224(DX)(R10*4), Y9, Y8
+	ADDQ         $0x08, R12
+	ADDQ         $0x04, R11
+	DECQ         R9
+	JNZ          convtapsavx2_widetaps
+	VMOVUPS      Y1, (AX)
+	VMOVUPS      Y2, 32(AX)
+	VMOVUPS      Y3, 64(AX)
+	VMOVUPS      Y4, 96(AX)
+	VMOVUPS      Y5, 128(AX)
+	VMOVUPS      Y6, 160(AX)
+	VMOVUPS      Y7, 192(AX)
+	VMOVUPS      Y8, 224(AX)
+	ADDQ         $0x00000100, AX
+	ADDQ         $0x00000100, DX
+	SUBQ         $0x00000040, CX
+	JMP          convtapsavx2_wide
+
+	// The rest of a row of at least one block: one more block, moved back to end at n.
+	// Its first outputs are computed again, to the same values.
+convtapsavx2_rest:
+	TESTQ CX, CX
+	JZ    convtapsavx2_done
+	CMPQ  R8, $0x00000040
+	JB    convtapsavx2_one
+	MOVQ  $0x00000040, R9
+	SUBQ  CX, R9
+	SHLQ  $0x02, R9
+	SUBQ  R9, AX
+	SUBQ  R9, DX
+	MOVQ  $0x00000040, CX
+	JMP   convtapsavx2_wide
+
+	// A row shorter than a block: one vector at a time.
+convtapsavx2_one:
+	CMPQ    CX, $0x00000008
+	JB      convtapsavx2_tail
+	VMOVAPS Y0, Y1
+	MOVQ    DI, R8
+	MOVQ    SI, R10
+	MOVQ    BX, R11
+
+convtapsavx2_onetaps:
+	MOVQ         (R11), R9
+	VBROADCASTSS (R10), Y2
+	VFMADD231PS  (DX)(R9*4), Y2, Y1
+	ADDQ         $0x08, R11
+	ADDQ         $0x04, R10
+	DECQ         R8
+	JNZ          convtapsavx2_onetaps
+	VMOVUPS      Y1, (AX)
+	ADDQ         $0x00000020, AX
+	ADDQ         $0x00000020, DX
+	SUBQ         $0x00000008, CX
+	JMP          convtapsavx2_one
+
+convtapsavx2_tail:
+convtapsavx2_done:
+	VZEROUPPER
+	RET
+
+// func ConvTapsAVX512(y *float32, n int, x *float32, off *int, w *float32, taps int, bias float32)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·ConvTapsAVX512(SB), NOSPLIT, $0-52
+	MOVQ         y+0(FP), AX
+	MOVQ         n+8(FP), CX
+	MOVQ         x+16(FP), DX
+	MOVQ         off+24(FP), BX
+	MOVQ         w+32(FP), SI
+	MOVQ         taps+40(FP), DI
+	VBROADCASTSS bias+48(FP), Z0
+	MOVQ         CX, R8
+
+convtapsavx512_wide:
+	CMPQ    CX, $0x00000080
+	JB      convtapsavx512_rest
+	VMOVAPS Z0, Z1
+	VMOVAPS Z0, Z2
+	VMOVAPS Z0, Z3
+	VMOVAPS Z0, Z4
+	VMOVAPS Z0, Z5
+	VMOVAPS Z0, Z6
+	VMOVAPS Z0, Z7
+	VMOVAPS Z0, Z8
+	MOVQ    DI, R9
+	MOVQ    SI, R11
+	MOVQ    BX, R12
+
+convtapsavx512_widetaps:
+	MOVQ         (R12), R10
+	VBROADCASTSS (R11), Z9
+	VFMADD231PS  (DX)(R10*4), Z9, Z1
+	VFMADD231PS  64(DX)(R10*4), Z9, Z2
+	VFMADD231PS  128(DX)(R10*4), Z9, Z3
+	VFMADD231PS  192(DX)(R10*4), Z9, Z4
+	VFMADD231PS  256(DX)(R10*4), Z9, Z5
+	VFMADD231PS  320(DX)(R10*4), Z9, Z6
+	VFMADD231PS  384(DX)(R10*4), Z9, Z7
+	VFMADD231PS  448(DX)(R10*4), Z9, Z8
+	ADDQ         $0x08, R12
+	ADDQ         $0x04, R11
+	DECQ         R9
+	JNZ          convtapsavx512_widetaps
+	VMOVUPS      Z1, (AX)
+	VMOVUPS      Z2, 64(AX)
+	VMOVUPS      Z3, 128(AX)
+	VMOVUPS      Z4, 192(AX)
+	VMOVUPS      Z5, 256(AX)
+	VMOVUPS      Z6, 320(AX)
+	VMOVUPS      Z7, 384(AX)
+	VMOVUPS      Z8, 448(AX)
+	ADDQ         $0x00000200, AX
+	ADDQ         $0x00000200, DX
+	SUBQ         $0x00000080, CX
+	JMP          convtapsavx512_wide
+
+	// The rest of a row of at least one block: one more block, moved back to end at n.
+	// Its first outputs are computed again, to the same values.
+convtapsavx512_rest:
+	TESTQ CX, CX
+	JZ    convtapsavx512_done
+	CMPQ  R8, $0x00000080
+	JB    convtapsavx512_one
+	MOVQ  $0x00000080, R9
+	SUBQ  CX, R9
+	SHLQ  $0x02, R9
+	SUBQ  R9, AX
+	SUBQ  R9, DX
+	MOVQ  $0x00000080, CX
+	JMP   convtapsavx512_wide
+
+	// A row shorter than a block: one vector at a time.
+convtapsavx512_one:
+	CMPQ    CX, $0x00000010
+	JB      convtapsavx512_tail
+	VMOVAPS Z0, Z1
+	MOVQ    DI, R8
+	MOVQ    SI, R10
+	MOVQ    BX, R11
+
+convtapsavx512_onetaps:
+	MOVQ         (R11), R9
+	VBROADCASTSS (R10), Z2
+	VFMADD231PS  (DX)(R9*4), Z2, Z1
+	ADDQ         $0x08, R11
+	ADDQ         $0x04, R10
+	DECQ         R8
+	JNZ          convtapsavx512_onetaps
+	VMOVUPS      Z1, (AX)
+	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000040, DX
+	SUBQ         $0x00000010, CX
+	JMP          convtapsavx512_one
+
+convtapsavx512_tail:
+	TESTQ   CX, CX
+	JZ      convtapsavx512_done
+	ANDQ    $0x0f, CX
+	MOVQ    $0x00000001, R8
+	SHLXQ   CX, R8, R8
+	DECQ    R8
+	KMOVW   R8, K1
+	VMOVAPS Z0, Z0
+	MOVQ    DI, CX
+	MOVQ    BX, DI
+
+convtapsavx512_tailtaps:
+	MOVQ         (DI), BX
+	VBROADCASTSS (SI), Z1
+	VMOVUPS.Z    (DX)(BX*4), K1, Z2
+	VFMADD231PS  Z2, Z1, Z0
+	ADDQ         $0x08, DI
+	ADDQ         $0x04, SI
+	DECQ         CX
+	JNZ          convtapsavx512_tailtaps
+	VMOVUPS      Z0, K1, (AX)
+
+convtapsavx512_done:
+	VZEROUPPER
+	RET

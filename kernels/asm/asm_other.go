@@ -450,3 +450,11 @@ func PackA12AVX2(dst, a *float32, lda, blocks int) {
 		}
 	}
 }
+
+func ConvTapsAVX2(y *float32, n int, x *float32, off *int, w *float32, taps int, bias float32) {
+	unreachable("ConvTapsAVX2")
+}
+
+func ConvTapsAVX512(y *float32, n int, x *float32, off *int, w *float32, taps int, bias float32) {
+	unreachable("ConvTapsAVX512")
+}

@@ -109,6 +109,7 @@ func main() {
 	generateWinoInput4()
 	generateWinoOutput4()
 	generateConvDirect()
+	generateConvTaps()
 	Generate()
 }
 
