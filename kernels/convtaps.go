@@ -42,11 +42,6 @@ func (d *Device) tapsRow(y []float32, n int, x []float32, off []int, w []float32
 		asm.ConvTapsAVX512(&y[0], n, &x[0], &off[0], &w[0], len(off), bias)
 	case d.simd():
 		asm.ConvTapsAVX2(&y[0], n, &x[0], &off[0], &w[0], len(off), bias)
-		if n >= 64 { // whole rows: its last block ends at n
-			return
-		}
-		k := n / 8 * 8
-		convTapsRow(y[k:], n-k, x[k:], off, w, bias)
 	default:
 		convTapsRow(y, n, x, off, w, bias)
 	}

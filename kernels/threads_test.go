@@ -33,6 +33,9 @@ func TestResultsIndependentOfThreads(t *testing.T) {
 		conv(1, 16, 40, 1, 1, 4, 4),    // pointwise, 16 columns: split by output channels
 		conv(1, 16, 40, 3, 1, 7, 7),    // shifted rows, 61 columns: split by output channels
 		conv(1, 8, 16, 3, 2, 13, 12),   // one strided image: im2col by bands of output rows
+		conv(1, 32, 1, 3, 1, 28, 28),   // one output channel: taps, one image by bands of output rows
+		conv(1, 5, 3, 3, 1, 3, 4),      // taps on rows shorter than a vector, one row a band
+		conv(3, 7, 2, 3, 1, 9, 9),      // taps, images over the threads
 	}
 	r := rand.New(rand.NewPCG(9, 9))
 	for _, level := range Levels() {

@@ -440,7 +440,7 @@ func ConvDirect3x3AVX512W7R4(x *float32, rs int, cs int, c int, w *float32, bias
 func ConvDirect3x3AVX512W7R3(x *float32, rs int, cs int, c int, w *float32, bias *float32, y *float32, ys *int32, lanes uint16, rows int)
 
 // ConvTapsAVX2 sets y[j] = bias + Σ_t w[t]·x[off[t] + j] over the taps t < taps (taps ≥ 1),
-// for j < n (for n < 64: n rounded down to a multiple of 8, the caller finishes the rest): one output channel of a stride-1 convolution by shifted rows. AVX2+FMA.
+// for j < n: one output channel of a stride-1 convolution by shifted rows. AVX2+FMA.
 //
 //go:noescape
 func ConvTapsAVX2(y *float32, n int, x *float32, off *int, w *float32, taps int, bias float32)

@@ -12858,6 +12858,26 @@ convtapsavx2_onetaps:
 	JMP          convtapsavx2_one
 
 convtapsavx2_tail:
+	TESTQ   CX, CX
+	JZ      convtapsavx2_done
+	LEAQ    wino4consts<>+192(SB), R8
+	NEGQ    CX
+	VMOVDQU 32(R8)(CX*4), Y1
+	VMOVAPS Y0, Y0
+	MOVQ    DI, CX
+	MOVQ    BX, DI
+
+convtapsavx2_tailtaps:
+	MOVQ         (DI), BX
+	VBROADCASTSS (SI), Y2
+	VMASKMOVPS   (DX)(BX*4), Y1, Y3
+	VFMADD231PS  Y3, Y2, Y0
+	ADDQ         $0x08, DI
+	ADDQ         $0x04, SI
+	DECQ         CX
+	JNZ          convtapsavx2_tailtaps
+	VMASKMOVPS   Y0, Y1, (AX)
+
 convtapsavx2_done:
 	VZEROUPPER
 	RET

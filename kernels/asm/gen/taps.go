@@ -24,19 +24,17 @@ const tapsBlock = 8
 // tiles mostly empty; here every lane is an output pixel whatever the
 // channels. Outputs go tapsBlock vectors at a time, the last block moved
 // back to end at n; a row shorter than a block goes one vector at a time,
-// its last n mod lanes under a mask (AVX-512) or left to the caller (AVX2).
+// its last n mod lanes under a mask. Every output is the same sequence of
+// multiply-adds whichever way it is reached, so the results do not depend
+// on how a row is cut (bands of rows per thread).
 func generateConvTaps() {
 	for _, a := range []isa{isaAVX2, isaAVX512} {
 		name := "ConvTaps" + a.suffix
 		lower := strings.ToLower(name)
 		TEXT(name, NOSPLIT, "func(y *float32, n int, x *float32, off *int, w *float32, taps int, bias float32)")
 		Pragma("noescape")
-		tail := fmt.Sprintf("for j < n (for n < %d: n rounded down to a multiple of %d, the caller finishes the rest)", tapsBlock*a.lanes, a.lanes)
-		if a.zmm {
-			tail = "for j < n"
-		}
 		Doc(fmt.Sprintf("%s sets y[j] = bias + Σ_t w[t]·x[off[t] + j] over the taps t < taps (taps ≥ 1),", name),
-			tail+": one output channel of a stride-1 convolution by shifted rows. "+a.needs+".")
+			"for j < n: one output channel of a stride-1 convolution by shifted rows. "+a.needs+".")
 		y := Load(Param("y"), GP64())
 		n := Load(Param("n"), GP64())
 		x := Load(Param("x"), GP64())
@@ -67,7 +65,11 @@ func generateConvTaps() {
 				src := Mem{Base: x, Index: o, Scale: 4, Disp: stride * i}
 				if mask != nil {
 					v := a.vec()
-					VMOVUPS_Z(src, mask, v)
+					if a.zmm {
+						VMOVUPS_Z(src, mask, v)
+					} else {
+						VMASKMOVPS(src, mask, v) // lanes off the mask read nothing (and are 0)
+					}
 					VFMADD231PS(v, wv, acc[i])
 				} else {
 					VFMADD231PS(src, wv, acc[i])
@@ -78,9 +80,12 @@ func generateConvTaps() {
 			DECQ(t)
 			JNZ(LabelRef(label))
 			for i, v := range acc {
-				if mask != nil {
+				switch {
+				case mask != nil && a.zmm:
 					VMOVUPS(v, mask, Mem{Base: y, Disp: stride * i})
-				} else {
+				case mask != nil:
+					VMASKMOVPS(v, mask, Mem{Base: y, Disp: stride * i})
+				default:
 					VMOVUPS(v, Mem{Base: y, Disp: stride * i})
 				}
 			}
@@ -126,10 +131,17 @@ func generateConvTaps() {
 		JMP(LabelRef(lower + "_one"))
 
 		Label(lower + "_tail")
+		TESTQ(n, n)
+		JZ(LabelRef(lower + "_done"))
 		if a.zmm {
-			TESTQ(n, n)
-			JZ(LabelRef(lower + "_done"))
 			block(lower+"_tailtaps", 1, tailMask16(n))
+		} else {
+			// The first n lanes of wino4consts' eight −1s and eight 0s.
+			masks, mask := GP64(), YMM()
+			LEAQ(wino4Const(wino4Mask), masks)
+			NEGQ(n)
+			VMOVDQU(Mem{Base: masks, Index: n, Scale: 4, Disp: 32}, mask)
+			block(lower+"_tailtaps", 1, mask)
 		}
 		Label(lower + "_done")
 		VZEROUPPER()
