@@ -53,6 +53,10 @@ func im2col(col, x []float32, p tensor.ConvParams) { im2colPlanes(col, x, p, p.H
 // (a band of rows of a taller image: see rowBand).
 func im2colPlanes(col, x []float32, p tensor.ConvParams, plane int) {
 	ohw := p.OH * p.OW
+	if p.StrideW == 2 && p.KW == 3 && p.PadLeft == 1 && 2*p.OW-1 <= p.W {
+		im2colDown(col, x, p, plane)
+		return
+	}
 	for c := range p.C {
 		xc := x[c*plane:][:p.H*p.W]
 		for ky := range p.KH {
@@ -76,6 +80,51 @@ func im2colPlanes(col, x []float32, p tensor.ConvParams, plane int) {
 						for ox := lo; ox < hi; ox++ {
 							dst[ox] = src[ox*p.StrideW+off]
 						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// im2colDown is im2colPlanes for the U-Nets' downsamplers (3 wide, stride
+// 2, one column of padding on the left, none read on the right): the three
+// rows of taps kx = 0, 1, 2 filled together from each input row, where
+// the general loop's per-row bookkeeping cost more than its seven values
+// (a 48-channel 14×14 downsampler at batch 1, frozen weights, one thread:
+// im2col 20 → 14 µs, the convolution 39–43 → 34 µs; Zen 5, 2026-12-06).
+func im2colDown(col, x []float32, p tensor.ConvParams, plane int) {
+	ohw, ow, h, w := p.OH*p.OW, p.OW, p.H, p.W
+	for c := range p.C {
+		xc := x[c*plane:][:h*w]
+		for ky := range p.KH {
+			base := (c*p.KH + ky) * 3 * ohw
+			r0, r1, r2 := col[base:][:ohw], col[base+ohw:][:ohw], col[base+2*ohw:][:ohw]
+			for oy := range p.OH {
+				d0, d1, d2 := r0[oy*ow:][:ow], r1[oy*ow:][:ow], r2[oy*ow:][:ow]
+				iy := 2*oy + ky - p.PadTop
+				if p.StrideH != 2 {
+					iy = oy*p.StrideH + ky - p.PadTop
+				}
+				if iy < 0 || iy >= h {
+					clear(d0)
+					clear(d1)
+					clear(d2)
+					continue
+				}
+				src := xc[iy*w:][:w]
+				d0[0] = 0 // ix = -1: the padding
+				for ox := 1; ox < ow; ox++ {
+					d0[ox] = src[2*ox-1]
+				}
+				for ox := range ow {
+					d1[ox] = src[2*ox]
+				}
+				for ox := range ow {
+					if 2*ox+1 < w {
+						d2[ox] = src[2*ox+1]
+					} else {
+						d2[ox] = 0
 					}
 				}
 			}
