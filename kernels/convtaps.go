@@ -36,7 +36,7 @@ func convTapsRow(y []float32, n int, x []float32, off []int, w []float32, bias f
 // tapsRow is convTapsRow in assembly where the level has it.
 func (d *Device) tapsRow(y []float32, n int, x []float32, off []int, w []float32, bias float32) {
 	y, w = y[:n], w[:len(off)]
-	_ = x[off[len(off)-1]+n-1] // the last tap's last value: the assembly reads no further
+	_ = x[off[len(off)-1]+n-1] // offsets ascend (convTaps' do): the last tap's last value is the furthest read
 	switch {
 	case d.wide():
 		asm.ConvTapsAVX512(&y[0], n, &x[0], &off[0], &w[0], len(off), bias)
