@@ -814,12 +814,30 @@ func (s *server) webGenerate(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var lastPreview []byte
+	ranSent := false
 	imgs, err := s.generate(r.Context(), req, func(j *job) {
 		st, _ := j.status(s.q)
 		ev := map[string]any{"status": st}
 		if p := j.latestPreview(); p != nil && (lastPreview == nil || &p[0] != &lastPreview[0]) {
 			lastPreview = p
 			ev["preview"] = "data:image/png;base64," + base64.StdEncoding.EncodeToString(p)
+		}
+		if st.State == stateRunning {
+			ranSent = true
+		}
+		// A job that ran all its steps between two looks (a small model is
+		// done in milliseconds) still shows the stream its running state,
+		// with its last step and preview, before it ends.
+		if !ranSent && st.Total > 0 && st.State == stateDone {
+			running := st
+			running.State = stateRunning
+			rev := map[string]any{"status": running}
+			if p, ok := ev["preview"]; ok {
+				rev["preview"] = p
+				delete(ev, "preview")
+			}
+			send("status", rev)
+			ranSent = true
 		}
 		send("status", ev)
 	})
