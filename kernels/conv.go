@@ -102,10 +102,7 @@ func im2colDown(col, x []float32, p tensor.ConvParams, plane int) {
 			r0, r1, r2 := col[base:][:ohw], col[base+ohw:][:ohw], col[base+2*ohw:][:ohw]
 			for oy := range p.OH {
 				d0, d1, d2 := r0[oy*ow:][:ow], r1[oy*ow:][:ow], r2[oy*ow:][:ow]
-				iy := 2*oy + ky - p.PadTop
-				if p.StrideH != 2 {
-					iy = oy*p.StrideH + ky - p.PadTop
-				}
+				iy := oy*p.StrideH + ky - p.PadTop
 				if iy < 0 || iy >= h {
 					clear(d0)
 					clear(d1)
@@ -234,49 +231,62 @@ type shiftPlan struct {
 func newShiftPlan(p tensor.ConvParams) (s shiftPlan, release func()) {
 	s = shiftPlan{hp: p.PadTop + p.H + p.PadBottom, wp: p.PadLeft + p.W + p.PadRight, n: shiftN(p)}
 	offs := getOffsets(p.C * p.KH * p.KW)
-	s.off = (*offs)[:0]
+	s.off = tapOffsets((*offs)[:0], p, s.hp, s.wp)
+	return s, func() { offsetPool.Put(offs) }
+}
+
+// tapOffsets appends to dst the offset c·hp·wp + ky·wp + kx of every tap
+// (c, ky, kx), in that order, in a padded image of C planes hp × wp.
+func tapOffsets(dst []int, p tensor.ConvParams, hp, wp int) []int {
 	for c := range p.C {
 		for ky := range p.KH {
 			for kx := range p.KW {
-				s.off = append(s.off, c*s.hp*s.wp+ky*s.wp+kx)
+				dst = append(dst, (c*hp+ky)*wp+kx)
 			}
 		}
 	}
-	return s, func() { offsetPool.Put(offs) }
+	return dst
 }
 
 // shiftN is the number of output positions j of the shifted-rows GEMM.
 func shiftN(p tensor.ConvParams) int { return (p.OH-1)*(p.PadLeft+p.W+p.PadRight) + p.OW }
 
-// pad writes image x (C × H × W) into xp (C × Hp × Wp) with zero borders;
-// wide: the rows copied by asm.CopyRowsAVX512, a call per channel (a
-// memmove call per row was a third of tiny-mnist's last convolution).
+// pad writes image x (C × H × W) into xp (C × Hp × Wp) with zero borders.
 func (s shiftPlan) pad(xp, x []float32, p tensor.ConvParams, wide bool) {
+	padRows(xp, x, p, 0, s.hp, s.wp, wide)
+}
+
+// padRows writes the padded rows r0 … r0+hp-1 of image x (C × H × W) into
+// xp (C × hp × wp): zero where they fall in the padding (or past the image,
+// for a band of rows shorter than the others). wide: the rows copied by
+// asm.CopyRowsAVX512, a call per channel (a memmove call per row was a third
+// of tiny-mnist's last convolution).
+func padRows(xp, x []float32, p tensor.ConvParams, r0, hp, wp int, wide bool) {
+	lo, hi := max(r0, p.PadTop), min(r0+hp, p.PadTop+p.H) // padded rows holding image rows
 	for c := range p.C {
-		xc := xp[c*s.hp*s.wp : (c+1)*s.hp*s.wp]
-		clear(xc[:p.PadTop*s.wp])
-		clear(xc[(p.PadTop+p.H)*s.wp:])
-		if wide && p.W > 0 {
-			for iy := range p.H {
-				row := xc[(iy+p.PadTop)*s.wp:][:s.wp]
-				for i := range p.PadLeft {
-					row[i] = 0
-				}
-				for i := p.PadLeft + p.W; i < s.wp; i++ {
-					row[i] = 0
-				}
-			}
-			if p.H > 0 {
-				src := x[c*p.H*p.W:][:p.H*p.W]
-				asm.CopyRowsAVX512(&xc[p.PadTop*s.wp+p.PadLeft], s.wp, &src[0], p.W, p.H, p.W)
-			}
+		xc := xp[c*hp*wp:][:hp*wp]
+		if hi <= lo {
+			clear(xc)
 			continue
 		}
-		for iy := range p.H {
-			row := xc[(iy+p.PadTop)*s.wp:][:s.wp]
-			clear(row[:p.PadLeft])
-			copy(row[p.PadLeft:], x[(c*p.H+iy)*p.W:][:p.W])
-			clear(row[p.PadLeft+p.W:])
+		clear(xc[:(lo-r0)*wp])
+		clear(xc[(hi-r0)*wp:])
+		for py := lo; py < hi; py++ {
+			row := xc[(py-r0)*wp:][:wp]
+			for i := range p.PadLeft {
+				row[i] = 0
+			}
+			for i := p.PadLeft + p.W; i < wp; i++ {
+				row[i] = 0
+			}
+		}
+		src := x[(c*p.H+lo-p.PadTop)*p.W:][:(hi-lo)*p.W]
+		if wide && p.W > 0 {
+			asm.CopyRowsAVX512(&xc[(lo-r0)*wp+p.PadLeft], wp, &src[0], p.W, hi-lo, p.W)
+			continue
+		}
+		for i := range hi - lo {
+			copy(xc[(lo-r0+i)*wp+p.PadLeft:][:p.W], src[i*p.W:][:p.W])
 		}
 	}
 }

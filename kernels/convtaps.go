@@ -63,8 +63,9 @@ func (d *Device) taps(p tensor.ConvParams) bool {
 func (d *Device) convTaps(ys, xs, ws, bs []float32, p tensor.ConvParams) {
 	taps, ohw, chw := p.C*p.KH*p.KW, p.OH*p.OW, p.C*p.H*p.W
 	wp := p.PadLeft + p.W + p.PadRight
+	one := d.oneThread(p.N * p.F * taps * ohw)
 	bands := 1
-	if !d.oneThread(p.N*p.F*taps*ohw) && p.N < d.threads {
+	if !one && p.N < d.threads {
 		bands = min(p.OH, (d.threads+p.N-1)/p.N)
 	}
 	rows := (p.OH + bands - 1) / bands // output rows of a band
@@ -72,17 +73,10 @@ func (d *Device) convTaps(ys, xs, ws, bs []float32, p tensor.ConvParams) {
 	hb := rows + p.KH - 1 // padded rows a band reads
 	offs := getOffsets(taps)
 	defer offsetPool.Put(offs)
-	off := (*offs)[:0]
-	for c := range p.C {
-		for ky := range p.KH {
-			for kx := range p.KW {
-				off = append(off, (c*hb+ky)*wp+kx)
-			}
-		}
-	}
+	off := tapOffsets((*offs)[:0], p, hb, wp)
 	padLen, outLen := p.C*hb*wp, rows*wp
 	grain := 1
-	if d.oneThread(p.N * p.F * taps * ohw) {
+	if one {
 		grain = p.N * bands
 	}
 	d.parallelFor(p.N*bands, grain, func(lo, hi int) {
@@ -92,7 +86,7 @@ func (d *Device) convTaps(ys, xs, ws, bs []float32, p tensor.ConvParams) {
 		for it := lo; it < hi; it++ {
 			n, r0 := it/bands, it%bands*rows
 			r1 := min(p.OH, r0+rows)
-			padBand(xp, xs[n*chw:][:chw], p, r0, hb, wp, d.wide())
+			padRows(xp, xs[n*chw:][:chw], p, r0, hb, wp, d.wide())
 			m := (r1-r0-1)*wp + p.OW
 			for f := range p.F {
 				var b float32
@@ -107,37 +101,4 @@ func (d *Device) convTaps(ys, xs, ws, bs []float32, p tensor.ConvParams) {
 			}
 		}
 	})
-}
-
-// padBand writes the padded rows r0 … r0+hb-1 of image x (C × H × W) into
-// xp (C × hb × wp): zero where they fall in the padding (or past the
-// image, for a last band shorter than the others).
-func padBand(xp, x []float32, p tensor.ConvParams, r0, hb, wp int, wide bool) {
-	lo, hi := max(r0, p.PadTop), min(r0+hb, p.PadTop+p.H) // padded rows holding image rows
-	for c := range p.C {
-		xc := xp[c*hb*wp:][:hb*wp]
-		if hi <= lo {
-			clear(xc)
-			continue
-		}
-		clear(xc[:(lo-r0)*wp])
-		clear(xc[(hi-r0)*wp:])
-		for py := lo; py < hi; py++ {
-			row := xc[(py-r0)*wp:][:wp]
-			for i := range p.PadLeft {
-				row[i] = 0
-			}
-			for i := p.PadLeft + p.W; i < wp; i++ {
-				row[i] = 0
-			}
-		}
-		src := x[(c*p.H+lo-p.PadTop)*p.W:][:(hi-lo)*p.W]
-		if wide && p.W > 0 {
-			asm.CopyRowsAVX512(&xc[(lo-r0)*wp+p.PadLeft], wp, &src[0], p.W, hi-lo, p.W)
-			continue
-		}
-		for i := range hi - lo {
-			copy(xc[(lo-r0+i)*wp+p.PadLeft:][:p.W], src[i*p.W:][:p.W])
-		}
-	}
 }
