@@ -1,9 +1,10 @@
 package kernels
 
 import (
+	"sync"
+
 	"github.com/godiffuse/godiffuse/kernels/asm"
 	"github.com/godiffuse/godiffuse/tensor"
-	"sync"
 )
 
 // ---------------------------------------------------------------------------
@@ -133,9 +134,7 @@ func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float3
 		return
 	}
 	j := newWinoJob(d, ys, xs, bs, us, p, g)
-	j.chunks = (g.rows + g.chunk - 1) / g.chunk
-	j.workers = max(1, min(threads, j.chunks))
-	j.threads = max(1, threads/j.workers)
+	j.chunks, j.workers, j.threads = g.spread(threads)
 	j.runParts(j.workers)
 }
 
@@ -241,14 +240,20 @@ func (d *Device) winoRowParts(u gemmA, g winoGeom, threads int) int {
 
 func (d *Device) winoSIMD() bool { return d.tune.WinogradAsm && d.simd() }
 
+// spread is how the chunks of tile rows of g go over at most threads
+// goroutines: the chunks, the workers, and each worker's GEMM threads.
+func (g winoGeom) spread(threads int) (chunks, workers, perWorker int) {
+	chunks = (g.rows + g.chunk - 1) / g.chunk
+	workers = max(1, min(threads, chunks))
+	return chunks, workers, max(1, threads/workers)
+}
+
 // winoChunks spreads the chunks of tile rows of g over at most threads
 // goroutines, each with scratch floats of its own: worker wk runs fn for
 // chunks wk, wk + workers, … in order, its GEMMs on the given number of
 // threads. Every worker gets at least one chunk.
 func (d *Device) winoChunks(g winoGeom, threads, scratch int, fn func(wk int, buf []float32, threads, r0, r1 int)) {
-	chunks := (g.rows + g.chunk - 1) / g.chunk
-	workers := max(1, min(threads, chunks))
-	threads = max(1, threads/workers)
+	chunks, workers, threads := g.spread(threads)
 	runParts(workers, func(wk int) {
 		buf := getScratch(scratch)
 		defer putScratch(buf)
