@@ -93,16 +93,21 @@ func recordConv(name string, y, xc, wc, b *Tensor, f int, backInput func(dx, dy,
 	}, xc, wc, b)
 }
 
-// norm runs the shared GroupNorm/LayerNorm kernel.
-func norm(name string, x, gamma, beta *Tensor, p NormParams) *Tensor {
+// norm runs the shared GroupNorm/LayerNorm kernel. inPlace: x's storage
+// takes the result when no gradient flows and x is dense (the kernel takes
+// each group's statistics before it writes the group).
+func norm(name string, x, gamma, beta *Tensor, p NormParams, inPlace bool) *Tensor {
 	wantF32(name, x, gamma, beta)
 	sameDevice(name, x, gamma, beta)
 	xc := x.Contiguous()
-	y := emptyOut(x.dev, x.shape...)
 	// The statistics, read only by the backward: bare buffers (no tensor
 	// headers) that the kernel fills, one per (image, group); none without
 	// a backward (54 arrays and their headers a batch-1 tiny-mnist forward).
 	record := anyNeedsGrad(xc, gamma, beta)
+	y := xc
+	if record || !inPlace || xc != x {
+		y = emptyOut(x.dev, x.shape...)
+	}
 	var mean, rstd Buffer
 	if record {
 		mean, rstd = outBuffer(x.dev, p.N*p.G), outBuffer(x.dev, p.N*p.G)
@@ -152,20 +157,14 @@ func norm(name string, x, gamma, beta *Tensor, p NormParams) *Tensor {
 // GroupNorm is torch.nn.functional.group_norm: x is (N, C, ...), statistics
 // per (sample, group) with the biased variance; gamma and beta are (C) or nil.
 func GroupNorm(x *Tensor, groups int, gamma, beta *Tensor, eps float32) *Tensor {
-	return norm("group_norm", x, gamma, beta, groupNormParams(x, groups, gamma, beta, eps))
+	return norm("group_norm", x, gamma, beta, groupNormParams(x, groups, gamma, beta, eps), false)
 }
 
 // GroupNormAct is Activation(act, GroupNorm(x, …)): in inference in one pass
 // over the tensor (NormParams.Activate), with the same values; when a
 // gradient flows, the two ops recorded one after the other.
 func GroupNormAct(x *Tensor, groups int, gamma, beta *Tensor, eps float32, act string) *Tensor {
-	op := activationOp(act)
-	if anyNeedsGrad(x, gamma, beta) {
-		return ActivationInPlace(act, GroupNorm(x, groups, gamma, beta, eps))
-	}
-	p := groupNormParams(x, groups, gamma, beta, eps)
-	p.Activate, p.Act = true, op
-	return norm("group_norm", x, gamma, beta, p)
+	return groupNormAct(x, groups, gamma, beta, eps, act, false)
 }
 
 // GroupNormActInPlace is GroupNormAct for an x that the caller holds alone
@@ -174,24 +173,17 @@ func GroupNormAct(x *Tensor, groups int, gamma, beta *Tensor, eps float32, act s
 // takes the result, and x is returned — no fresh tensor, and the pass reads
 // and writes the same cache lines. Otherwise it is GroupNormAct.
 func GroupNormActInPlace(x *Tensor, groups int, gamma, beta *Tensor, eps float32, act string) *Tensor {
-	if anyNeedsGrad(x, gamma, beta) || x.dtype != F32 || !x.IsDense() {
-		return GroupNormAct(x, groups, gamma, beta, eps, act)
+	return groupNormAct(x, groups, gamma, beta, eps, act, true)
+}
+
+func groupNormAct(x *Tensor, groups int, gamma, beta *Tensor, eps float32, act string, inPlace bool) *Tensor {
+	op := activationOp(act)
+	if anyNeedsGrad(x, gamma, beta) {
+		return ActivationInPlace(act, GroupNorm(x, groups, gamma, beta, eps))
 	}
-	wantF32("group_norm", x, gamma, beta)
-	sameDevice("group_norm", x, gamma, beta)
 	p := groupNormParams(x, groups, gamma, beta, eps)
-	p.Activate, p.Act = true, activationOp(act)
-	var gb, bb Buffer
-	if gamma != nil {
-		gb = gamma.Contiguous().buf
-	}
-	if beta != nil {
-		bb = beta.Contiguous().buf
-	}
-	if x.Numel() > 0 {
-		x.dev.Norm(x.buf, nil, nil, x.buf, gb, bb, p) // each group's statistics are taken before it is written
-	}
-	return x
+	p.Activate, p.Act = true, op
+	return norm("group_norm", x, gamma, beta, p, inPlace)
 }
 
 // groupNormParams checks a group norm's operands and lays x out as (N,
@@ -220,7 +212,7 @@ func LayerNorm(x, gamma, beta *Tensor, eps float32) *Tensor {
 			fail("layer_norm", "affine parameter %v for last axis %d", t.shape, d)
 		}
 	}
-	return norm("layer_norm", x, gamma, beta, NormParams{N: x.Numel() / max(d, 1), G: 1, CG: d, S: 1, Eps: eps})
+	return norm("layer_norm", x, gamma, beta, NormParams{N: x.Numel() / max(d, 1), G: 1, CG: d, S: 1, Eps: eps}, false)
 }
 
 // Softmax is taken over the last axis.
