@@ -70,9 +70,9 @@ func (d *Device) conv3DWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []floa
 		transform := func(z int) { // plane z of the input into its ring slot
 			v := ring(z)
 			winoInput(v, xs[z*hw:], pad, q, g, r0, r1, simd, d.wide())
-			for xi := range 16 {
-				for c := range q.C {
-					clear(v[xi*g.cs+c*g.ld+tiles : xi*g.cs+c*g.ld+cols])
+			if cols > tiles {
+				for xi := range 16 {
+					clearPadColumns(v[xi*g.cs:], q.C, g.ld, tiles)
 				}
 			}
 		}

@@ -194,15 +194,21 @@ func runParts(parts int, fn func(part int)) {
 			helpers++
 		}
 	}
+	// A part on a new goroutine, or on a member when GOMAXPROCS was lowered
+	// below the team's size, may need this goroutine's processor.
+	yield := helpers < parts-1 || tooFewProcs()
 	for ; helpers < parts-1; helpers++ {
 		go s.runClaimed()
 	}
 	s.runClaimed()
 	// The parts still running were claimed about when this goroutine's last
-	// one was: spin briefly, then yield the processor (a part on a new
-	// goroutine may need it) until they are done.
+	// one was: spin until they are done, yielding the processor after a
+	// while only when another part may need it. A yield is a pass through
+	// the scheduler's lock, and one under way when the last part ends
+	// delays the caller: at batch 1 these waits had been 3 % of the samples
+	// (bench/RESULTS.md, 2026-12-06 evening).
 	for i := 0; s.done.Load() < s.parts; i++ {
-		if i > 1024 {
+		if yield && i > 1024 {
 			runtime.Gosched()
 		}
 	}

@@ -205,8 +205,8 @@ func (d *Device) winoChunk(buf, ys, xs, bs []float32, us []gemmA, p tensor.ConvP
 	winoInput(v, xs, rowBuf, p, g, r0, r1, simd, d.wide())
 	cols := (tiles + 15) &^ 15
 	for xi := range n {
-		for c := range p.C {
-			clear(v[xi*g.cs+c*g.ld+tiles : xi*g.cs+c*g.ld+cols])
+		if cols > tiles {
+			clearPadColumns(v[xi*g.cs:], p.C, g.ld, tiles)
 		}
 		d.sgemmA(threads, us[xi].rows(f0, f1), cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs+f0*g.ld:], g.ld)
 	}
@@ -214,6 +214,18 @@ func (d *Device) winoChunk(buf, ys, xs, bs []float32, us []gemmA, p tensor.ConvP
 		winoOutput4(ys, m, bs, rowBuf, p, g, r0, r1, f0, f1, simd)
 	} else {
 		winoOutput(ys, m, bs, rowBuf, p, g, r0, r1, f0, f1, simd)
+	}
+}
+
+// clearPadColumns zeroes the columns [tiles, tiles+16) of the rows rows of
+// v (ld apart, ld ≥ tiles+16): the GEMMs' last 16-column panel reads them.
+// One fixed-size store a row, inline: a clear of the up to 15 columns
+// called the runtime once a row, 36·C times per chunk at F(4×4, 3×3), and
+// at batch 1 that was ~4 % of tiny-mnist's forward pass (bench/RESULTS.md,
+// 2026-12-06 evening).
+func clearPadColumns(v []float32, rows, ld, tiles int) {
+	for r := range rows {
+		*(*[16]float32)(v[r*ld+tiles:]) = [16]float32{}
 	}
 }
 
