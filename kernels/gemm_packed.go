@@ -585,17 +585,26 @@ func sgemmLoop(mk microKernel, pa *prepackedA, paRow0 int, g gemm) {
 		for pc := 0; pc < k; pc += packKC {
 			kc := min(packKC, k-pc)
 			if unpacked {
-				// Whole panels read B where it is; only a last partial panel is packed.
+				// Whole panels read B where it is. The columns past them
+				// take the narrow kernel where they fit it (a 1×1
+				// convolution of a 14×14 image has 4 columns past six
+				// panels): read in place when they fill it, else packed.
 				full := nc / nr * nr
-				if full < nc {
-					packB(packBlock(), ob, pc, kc, jc+full, nc-full, nr)
+				tail, tailPacked := mk.forColumns(nc-full), false
+				if full < nc && nc-full < tail.nr {
+					packB(packBlock(), ob, pc, kc, jc+full, nc-full, tail.nr)
+					tailPacked = true
 				}
 				for ic := 0; ic < m; ic += packMC {
 					mc := min(packMC, m-ic)
 					blk := aBlock(pc, kc, ic, mc)
-					runTilesRows(mk, overwrite && pc == 0, rowBias(pc, ic, mc), blk, ob, pc, c, ldc, ic, jc, mc, full, kc, tile)
-					if full < nc {
-						runTiles(mk, overwrite && pc == 0, rowBias(pc, ic, mc), blk, bp, c, ldc, ic, jc+full, mc, nc-full, kc, tile)
+					store, bias := overwrite && pc == 0, rowBias(pc, ic, mc)
+					runTilesRows(mk, store, bias, blk, ob, pc, c, ldc, ic, jc, mc, full, kc, tile)
+					switch {
+					case tailPacked:
+						runTiles(tail, store, bias, blk, bp, c, ldc, ic, jc+full, mc, nc-full, kc, tile)
+					case full < nc:
+						runTilesRows(tail, store, bias, blk, ob, pc, c, ldc, ic, jc+full, mc, nc-full, kc, tile)
 					}
 				}
 				continue

@@ -674,7 +674,7 @@ func TestPrepackedAMatchesPacked(t *testing.T) {
 
 func testPrepacked(t *testing.T, unpacked bool, tune Tuning) {
 	r := rand.New(rand.NewPCG(9, 10))
-	sizes := []int{1, 5, 6, 7, 13, 16, 17, 143, 144, 145, 255, 256, 257, 287, 288, 289, 300}
+	sizes := []int{1, 5, 6, 7, 13, 16, 17, 48, 49, 143, 144, 145, 196, 255, 256, 257, 287, 288, 289, 300}
 	for _, level := range Levels() {
 		if level == Generic {
 			continue
