@@ -25,13 +25,21 @@ import (
 // Norm implements tensor.Device.
 func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.NormParams) {
 	j := normJob{ys: f32(y), ms: f32(mean), rs: f32(rstd), xs: f32(x), gs: f32(gamma), bs: f32(beta), p: p}
-	groups, grain := p.N*p.G, max(1, elemGrain/max(p.CG*p.S, 1))
+	groups, grain := p.N*p.G, max(1, normGrain/max(p.CG*p.S, 1))
 	if d.onePart(groups, grain) {
 		d.normRange(&j, 0, groups)
 		return
 	}
 	d.normParts(j, groups, grain)
 }
+
+// normGrain is the fewest values of a Norm part: an eighth of elemGrain,
+// since a normalization (its statistics, then the affine map and often a
+// SiLU) spends more per value than an elementwise op. At batch 1 the
+// groups of a 28×28 or 14×14 image then split over two threads; with
+// elemGrain they did not, and tiny-mnist's forward ran 1.04–1.06× as fast
+// split (bench/RESULTS.md, 2026-12-06 evening).
+const normGrain = elemGrain / 8
 
 // normJob is one Norm call's operands.
 type normJob struct {

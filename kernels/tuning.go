@@ -89,16 +89,14 @@ type Tuning struct {
 	// Winograd those of its GEMMs) that runs on more than one thread
 	// (Device.oneThread): below, the sections' waits and one core reading what the
 	// other wrote (10–15 ns a cache line here) cost more than the halved
-	// products save. One 7×7 image of 48 channels by Winograd (0.6 M): 19 µs
-	// on one thread, 45 on two. It was 3 M while every GEMM call took a
-	// shared lock (bench/RESULTS.md, 2026-12-04 evening): without it, 32→32
-	// at 28×28 by F(4×4, 3×3) (1.8 M) runs 63–67 µs on two threads against
-	// 76–86 on one, 48→48 at 14×14 (1.8 M) 46 against 49–60, 80→48 at 14×14
-	// (3.0 M) 69–71 against 81–91, while 32→48 at 14×14 (1.2 M) stays faster
-	// on one (35–37 against 39); tiny-mnist's batch-1 forward on two threads
-	// ran 333–344 img/s at 1.5 M against 308–333 at 3 M (six A/B rounds)
-	// and the same at 1 M, slower at 2 M (Zen 5). 0: every convolution that
-	// can split does (the tests of the split paths).
+	// products save. 128 Ki since 2026-12-06 (evening): tiny-mnist's
+	// batch-1 forward then splits its 7×7 convolutions of 48 channels (1 M)
+	// and its 1×1 convolutions at 14×14 (0.45 M), and ran 1.06× as fast as
+	// at 1.5 M over 100 rounds alternated with four other settings on Zen 5
+	// (15 of 15 rounds faster in a spell where the second core gave 1.6×,
+	// 1.04× where it gave little: bench/RESULTS.md). It had been 3 M while
+	// every GEMM call took a shared lock, then 1.5 M (2026-12-04 evening).
+	// 0: every convolution that can split does (the tests of the split paths).
 	MinParallelMACs int
 
 	// DirectMaxPixels is the most output pixels of an image (and half the
@@ -143,7 +141,7 @@ func DefaultTuning() Tuning {
 	return Tuning{UnpackedMaxM: 128, UnpackedMinN: 256, PlainUnpackedMaxM: 64, RowsAMaxN: 64,
 		ShiftMinWidth: 4, FlipMinC: 16, WinogradMinC: 16, WinogradMinTiles: 16, WinogradMinTileChannels: 2400, WinogradEnoughTiles: 48,
 		WinogradTiles: 128, WinogradAsm: true, Winograd4MinSide: 16, Winograd4WeightKiB: 512, Winograd4MinTiles: 128,
-		Winograd3DMinPlane: 16, MinParallelMACs: 3 << 19, DirectMaxPixels: 49, TapsMaxF: 4, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 32}
+		Winograd3DMinPlane: 16, MinParallelMACs: 1 << 17, DirectMaxPixels: 49, TapsMaxF: 4, WeightCacheMiB: 1024, AttentionTileBytes: 256 << 10, RecycleMinLen: 32}
 }
 
 // Tuning returns the device's thresholds.
