@@ -488,8 +488,11 @@ func winoOutput(ys, m, bs, scratch []float32, p tensor.ConvParams, g winoGeom, r
 		if bs != nil {
 			bias = bs[f]
 		}
-		for r := r0; r < r1; r++ {
-			n, ty := r/g.th, r%g.th
+		n, ty := r0/g.th, r0%g.th // image and tile row of r, stepped along without a division a row
+		for r := r0; r < r1; r, ty = r+1, ty+1 {
+			if ty == g.th {
+				n, ty = n+1, 0
+			}
 			yf := ys[n*g.yImg+f*g.yCh:][:p.OH*p.OW]
 			oy := 2 * ty
 			top := yf[oy*p.OW : (oy+1)*p.OW]

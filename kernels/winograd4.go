@@ -140,8 +140,11 @@ func winoOutput4(ys, m, bs, scratch []float32, p tensor.ConvParams, g winoGeom, 
 		if bs != nil {
 			bias = bs[f]
 		}
-		for r := r0; r < r1; r++ {
-			n, ty := r/g.th, r%g.th
+		n, ty := r0/g.th, r0%g.th // image and tile row of r, stepped along without a division a row
+		for r := r0; r < r1; r, ty = r+1, ty+1 {
+			if ty == g.th {
+				n, ty = n+1, 0
+			}
 			yf := ys[n*g.yImg+f*g.yCh:][:p.OH*p.OW]
 			var out [4][]float32
 			for i := range out {
