@@ -3,6 +3,7 @@ package kernels
 import (
 	"sync"
 
+	"github.com/godiffuse/godiffuse/kernels/asm"
 	"github.com/godiffuse/godiffuse/tensor"
 )
 
@@ -32,13 +33,11 @@ func (d *Device) MatMul(c, a, b tensor.Buffer, p tensor.MatMulParams) {
 	}
 	if p.Batch == 1 && p.M == 1 && p.TransB && p.Alpha == 1 && p.Beta == 0 && !p.TransA {
 		// A vector times a weight matrix stored N×K (a Linear layer at
-		// batch 1): c = W·a, with W as the A operand, packed once and kept
-		// while its contents do not change (the weight cache), instead of
-		// packed as B at every call (two thirds of the time of
-		// ddpm-cifar10-32's 24 such products at batch 1).
-		wA, release := d.packedWeightsOf(b, bs, p.N, p.K)
-		defer release()
-		d.sgemmABias(d.threads, wA, 1, operandB{b: as, ld: 1}, 0, nil, cs, 1)
+		// batch 1): N dot products along the weights' rows, read where
+		// they are. As a GEMM the vector was one column of a 12×16 tile
+		// (1/16 of its multiply-adds used), 4 µs per product of
+		// tiny-mnist's; 0.3–0.5 µs so (bench/RESULTS.md, 2026-12-06 evening).
+		d.dotRows(cs[:p.N], bs, p.K, as[:p.K], p.N, p.K)
 		return
 	}
 	one := func(i, threads int) {
@@ -156,4 +155,71 @@ func SgemmNaive(m, n, k int, alpha float32, a, b []float32, beta float32, c []fl
 			c[i*n+j] = alpha*s + beta*c[i*n+j]
 		}
 	}
+}
+
+// dotRows sets y[i] = Σ_p w[i·ldw + p]·x[p] for i < n, p < k: a vector
+// times a matrix stored row by row. The assembly takes four rows and the
+// whole vectors of each at a time; the rows are split over threads when
+// the matrix is large enough (MinParallelMACs).
+func (d *Device) dotRows(y, w []float32, ldw int, x []float32, n, k int) {
+	if n == 0 {
+		return
+	}
+	if k > 0 {
+		_, _ = w[(n-1)*ldw+k-1], x[k-1] // the assembly reads these unchecked
+	}
+	groups := n / 4
+	if d.oneThread(n*k) || groups < 2 {
+		d.dotRowRange(y, w, ldw, x, k, 0, n)
+		return
+	}
+	d.dotRowParts(y, w, ldw, x, n, k, groups)
+}
+
+// dotRowParts is dotRows split over threads by groups of four rows (the
+// last part takes the rows past them), a function of its own so that the
+// one-thread calls make no closure.
+func (d *Device) dotRowParts(y, w []float32, ldw int, x []float32, n, k, groups int) {
+	d.parallelFor(groups, 1, func(lo, hi int) {
+		end := 4 * hi
+		if hi == groups {
+			end = n
+		}
+		d.dotRowRange(y, w, ldw, x, k, 4*lo, end)
+	})
+}
+
+// dotRowRange is dotRows for the rows [lo, hi) on the calling goroutine.
+func (d *Device) dotRowRange(y, w []float32, ldw int, x []float32, k, lo, hi int) {
+	i, vec := lo, 0
+	if d.simd() {
+		lanes := 8
+		if d.wide() {
+			lanes = 16
+		}
+		vec = k / lanes * lanes
+		if groups := (hi - lo) / 4; groups > 0 && vec > 0 {
+			if lanes == 16 {
+				asm.DotRows4AVX512(groups, &w[lo*ldw], ldw, &x[0], vec, &y[lo])
+			} else {
+				asm.DotRows4AVX2(groups, &w[lo*ldw], ldw, &x[0], vec, &y[lo])
+			}
+			for ; i < lo+4*groups; i++ { // the rest of each row
+				y[i] += dot(w[i*ldw+vec:i*ldw+k], x[vec:k])
+			}
+		}
+	}
+	for ; i < hi; i++ {
+		y[i] = dot(w[i*ldw:i*ldw+k], x[:k])
+	}
+}
+
+// dot is Σ a[p]·b[p] in order, the plain-Go reference of DotRows4.
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s float32
+	for p, v := range a {
+		s += v * b[p]
+	}
+	return s
 }

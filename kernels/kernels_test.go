@@ -1102,6 +1102,45 @@ func TestConvEmptyShapes(t *testing.T) {
 	}
 }
 
+// TestDotRowsAgainstReference checks the batch-1 Linear kernel (four rows
+// at a time in assembly, the rest of each row and the rows past the last
+// four in Go) against float64 sums at every level, on row counts and
+// lengths around the groups and the vector widths, with a row stride
+// longer than the rows; and that its split over threads changes no bit.
+func TestDotRowsAgainstReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, level := range Levels() {
+		for _, n := range []int{1, 3, 4, 5, 8, 9, 13, 300} {
+			for _, k := range []int{0, 1, 7, 8, 15, 16, 17, 31, 33, 128, 129, 600} {
+				ldw := k + 3
+				w, x := randSlice(r, n*ldw), randSlice(r, k)
+				want := make([]float32, n)
+				for i := range n {
+					var s float64
+					for p := range k {
+						s += float64(w[i*ldw+p]) * float64(x[p])
+					}
+					want[i] = float32(s)
+				}
+				var first []float32
+				for _, threads := range []int{1, 2} {
+					d := NewCPULevel(threads, level)
+					y := withGuard(d, n)
+					d.dotRows(y.F[:n], w, ldw, x, n, k)
+					name := fmt.Sprintf("%s %d rows of %d, threads=%d", level, n, k, threads)
+					closeTo(t, name, y.F[:n], want, 1e-6*float64(k+1))
+					checkGuard(t, name, y, n)
+					if first == nil {
+						first = y.F[:n]
+					} else if !slices.Equal(first, y.F[:n]) {
+						t.Fatalf("%s: differs from one thread", name)
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestMatMulVectorTimesWeights: a 1×K row times an N×K matrix stored
 // transposed (a Linear layer at batch 1) takes the matrix as the packed,
 // kept operand; at every level it matches the plain sum, on the first call,

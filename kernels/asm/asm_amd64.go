@@ -378,6 +378,18 @@ func SumDotAVX2(y []float32, x []float32) (sy float64, syx float64)
 //go:noescape
 func SumDotAVX512(y []float32, x []float32) (sy float64, syx float64)
 
+// DotRows4AVX2 sets y[i] = Σ_p w[i·ldw + p]·x[p], p < k, for i < 4·groups, four rows at a time
+// (k a multiple of 8, ldw in elements; the caller adds the rest of each row). AVX2+FMA.
+//
+//go:noescape
+func DotRows4AVX2(groups int, w *float32, ldw int, x *float32, k int, y *float32)
+
+// DotRows4AVX512 sets y[i] = Σ_p w[i·ldw + p]·x[p], p < k, for i < 4·groups, four rows at a time
+// (k a multiple of 16, ldw in elements; the caller adds the rest of each row). AVX-512F.
+//
+//go:noescape
+func DotRows4AVX512(groups int, w *float32, ldw int, x *float32, k int, y *float32)
+
 // WinoInputAVX2 transforms 8·blocks input tiles of one tile row: with the four padded input
 // rows d_a = in + a·ins (a < 4, each 16·blocks + 2 values) it sets, for tile t and ξ = 4η + ν,
 // v[ξ·vs + t] = (Bᵀ·d·B)[η][ν] over d_a[2t … 2t+3]. Strides in elements. AVX2.

@@ -9807,6 +9807,142 @@ sumdotavx512_done:
 	VZEROUPPER
 	RET
 
+// func DotRows4AVX2(groups int, w *float32, ldw int, x *float32, k int, y *float32)
+// Requires: AVX, FMA3
+TEXT ·DotRows4AVX2(SB), NOSPLIT, $0-48
+	MOVQ  groups+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  ldw+16(FP), DX
+	MOVQ  x+24(FP), BX
+	MOVQ  k+32(FP), SI
+	MOVQ  y+40(FP), DI
+	SHLQ  $0x02, DX
+	LEAQ  (DX)(DX*2), R8
+	SHRQ  $0x03, SI
+	TESTQ AX, AX
+	JZ    dotrows4avx2_done
+	TESTQ SI, SI
+	JZ    dotrows4avx2_zero
+
+dotrows4avx2_group:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   BX, R9
+	MOVQ   CX, R10
+	MOVQ   SI, R11
+
+dotrows4avx2_loop:
+	VMOVUPS     (R9), Y4
+	VFMADD231PS (R10), Y4, Y0
+	VFMADD231PS (R10)(DX*1), Y4, Y1
+	VFMADD231PS (R10)(DX*2), Y4, Y2
+	VFMADD231PS (R10)(R8*1), Y4, Y3
+	ADDQ        $0x00000020, R9
+	ADDQ        $0x00000020, R10
+	DECQ        R11
+	JNZ         dotrows4avx2_loop
+
+	// Fold the four accumulators to one value each: y[0..3].
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y1
+	VHADDPS      Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVUPS      X0, (DI)
+	LEAQ         (CX)(DX*4), CX
+	ADDQ         $0x00000010, DI
+	DECQ         AX
+	JNZ          dotrows4avx2_group
+	JMP          dotrows4avx2_done
+
+dotrows4avx2_zero:
+	// k < one vector: every sum is empty.
+	VXORPS X0, X0, X0
+
+dotrows4avx2_zeroloop:
+	VMOVUPS X0, (DI)
+	ADDQ    $0x00000010, DI
+	DECQ    AX
+	JNZ     dotrows4avx2_zeroloop
+
+dotrows4avx2_done:
+	VZEROUPPER
+	RET
+
+// func DotRows4AVX512(groups int, w *float32, ldw int, x *float32, k int, y *float32)
+// Requires: AVX, AVX512F
+TEXT ·DotRows4AVX512(SB), NOSPLIT, $0-48
+	MOVQ  groups+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  ldw+16(FP), DX
+	MOVQ  x+24(FP), BX
+	MOVQ  k+32(FP), SI
+	MOVQ  y+40(FP), DI
+	SHLQ  $0x02, DX
+	LEAQ  (DX)(DX*2), R8
+	SHRQ  $0x04, SI
+	TESTQ AX, AX
+	JZ    dotrows4avx512_done
+	TESTQ SI, SI
+	JZ    dotrows4avx512_zero
+
+dotrows4avx512_group:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ   BX, R9
+	MOVQ   CX, R10
+	MOVQ   SI, R11
+
+dotrows4avx512_loop:
+	VMOVUPS     (R9), Z4
+	VFMADD231PS (R10), Z4, Z0
+	VFMADD231PS (R10)(DX*1), Z4, Z1
+	VFMADD231PS (R10)(DX*2), Z4, Z2
+	VFMADD231PS (R10)(R8*1), Z4, Z3
+	ADDQ        $0x00000040, R9
+	ADDQ        $0x00000040, R10
+	DECQ        R11
+	JNZ         dotrows4avx512_loop
+
+	// Fold the four accumulators to one value each: y[0..3].
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y5, Y1, Y5
+	VEXTRACTF64X4 $0x01, Z2, Y6
+	VADDPS        Y6, Y2, Y6
+	VEXTRACTF64X4 $0x01, Z3, Y7
+	VADDPS        Y7, Y3, Y7
+	VHADDPS       Y5, Y4, Y4
+	VHADDPS       Y7, Y6, Y5
+	VHADDPS       Y5, Y4, Y4
+	VEXTRACTF128  $0x01, Y4, X5
+	VADDPS        X5, X4, X4
+	VMOVUPS       X4, (DI)
+	LEAQ          (CX)(DX*4), CX
+	ADDQ          $0x00000010, DI
+	DECQ          AX
+	JNZ           dotrows4avx512_group
+	JMP           dotrows4avx512_done
+
+dotrows4avx512_zero:
+	// k < one vector: every sum is empty.
+	VXORPS X0, X0, X0
+
+dotrows4avx512_zeroloop:
+	VMOVUPS X0, (DI)
+	ADDQ    $0x00000010, DI
+	DECQ    AX
+	JNZ     dotrows4avx512_zeroloop
+
+dotrows4avx512_done:
+	VZEROUPPER
+	RET
+
 DATA wino4consts<>+0(SB)/4, $0x40000000
 DATA wino4consts<>+4(SB)/4, $0x40000000
 DATA wino4consts<>+8(SB)/4, $0x40000000

@@ -458,3 +458,11 @@ func ConvTapsAVX2(y *float32, n int, x *float32, off *int, w *float32, taps int,
 func ConvTapsAVX512(y *float32, n int, x *float32, off *int, w *float32, taps int, bias float32) {
 	unreachable("ConvTapsAVX512")
 }
+
+func DotRows4AVX2(groups int, w *float32, ldw int, x *float32, k int, y *float32) {
+	unreachable("DotRows4AVX2")
+}
+
+func DotRows4AVX512(groups int, w *float32, ldw int, x *float32, k int, y *float32) {
+	unreachable("DotRows4AVX512")
+}

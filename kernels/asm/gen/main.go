@@ -102,6 +102,7 @@ func main() {
 	generateNormGrad()
 	generateMoments()
 	generateSumDot()
+	generateGemv()
 	declareWino4Consts() // the F(4×4) constants; the F(2×2) output transform takes its store masks too
 	generateWinoInput()
 	generateWinoOutput()
