@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"math"
+	"sync"
 
 	"github.com/godiffuse/godiffuse/tensor"
 )
@@ -210,49 +211,71 @@ const columnsMaxKeys = 1024
 // 3.5–4.4 ms; ddpm-cifar10-32's one 256-channel head at batch 8 2.11 →
 // 1.93–1.97 ms.
 func (d *Device) attentionColumns(mk microKernel, os, qs, ks, vs []float32, p tensor.AttentionParams) {
-	mr := mk.mr
+	mr, nr := mk.mr, mk.nr
 	heads := p.B * p.Heads
-	kLen := (p.Lk + mr - 1) / mr * mr * p.D // K_h: Lk rows, D deep
-	vLen := (p.D + mr - 1) / mr * mr * p.Lk // V_hᵀ: D rows, Lk deep
-	kv := getScratch(heads * (kLen + vLen)) // every value written by packA
-	defer putScratch(kv)
-	d.parallelFor(heads, 1, func(lo, hi int) {
-		for bh := lo; bh < hi; bh++ {
-			_, ko := headOffsets(p, bh)
-			kp, vp := kv[bh*(kLen+vLen):][:kLen], kv[bh*(kLen+vLen)+kLen:][:vLen]
-			packA(kp, ks[ko:], p.Lk, true, p.Lk, 0, p.Lk, 0, p.D, mr, p.Scale)
-			packA(vp, vs[ko:], p.Lk, false, p.D, 0, p.D, 0, p.Lk, mr, 1)
-		}
-	})
-	nr := mk.nr
-	panels := (p.Lq + nr - 1) / nr
-	// per worker: the packed Q panel, Sᵀ, the 1/sums and an edge tile
-	blockLen := nr*p.D + p.Lk*nr + nr + tileLen
-	d.parallelFor(heads*panels, 1, func(lo, hi int) {
-		scratch := getScratch(blockLen)
-		defer putScratch(scratch)
-		for j := lo; j < hi; j++ {
-			bh, i0 := j/panels, j%panels*nr
-			cols := min(nr, p.Lq-i0)
-			pk := mk.forColumns(cols) // the narrow kernel for a last panel it covers
-			w := pk.nr
-			qo, _ := headOffsets(p, bh)
-			kp, vp := kv[bh*(kLen+vLen):][:kLen], kv[bh*(kLen+vLen)+kLen:][:vLen]
-			qp, st := scratch[:w*p.D], scratch[nr*p.D:][:p.Lk*w]
-			inv, tile := scratch[nr*p.D+p.Lk*nr:][:w], scratch[len(scratch)-tileLen:]
-			packB(qp, operandB{b: qs[qo:], ld: p.Lq}, 0, p.D, i0, cols, w) // zero past the last query
-			runTiles(pk, true, nil, kp, qp, st, w, 0, 0, p.Lk, w, p.D, tile)
-			d.softmaxColumns(st, p.Lk, w, inv)
-			o := os[qo+i0:]
-			runTiles(pk, true, nil, vp, st, o, p.Lq, 0, 0, p.D, cols, p.Lk, tile)
-			for c := range p.D {
-				row := o[c*p.Lq:][:cols]
-				for i := range row {
-					row[i] *= inv[i]
-				}
+	j := columnsJobs.Get().(*columnsJob)
+	*j = columnsJob{d: d, mk: mk, os: os, qs: qs, ks: ks, vs: vs, p: p,
+		kLen:   (p.Lk + mr - 1) / mr * mr * p.D, // K_h: Lk rows, D deep
+		vLen:   (p.D + mr - 1) / mr * mr * p.Lk, // V_hᵀ: D rows, Lk deep
+		panels: (p.Lq + nr - 1) / nr}
+	j.kv = getScratch(heads * (j.kLen + j.vLen)) // every value written by packA
+	d.parallelFor(heads, 1, j.packHeads)
+	d.parallelFor(heads*j.panels, 1, j.queryPanels)
+	putScratch(j.kv)
+	*j = columnsJob{}
+	columnsJobs.Put(j)
+}
+
+// columnsJob is one attentionColumns call, from a pool: its parts all read
+// it (closures capturing the operands had been heap objects at every call).
+type columnsJob struct {
+	d                  *Device
+	mk                 microKernel
+	os, qs, ks, vs, kv []float32
+	p                  tensor.AttentionParams
+	kLen, vLen, panels int
+}
+
+var columnsJobs = sync.Pool{New: func() any { return new(columnsJob) }}
+
+// packHeads packs K_h (scaled) and V_hᵀ of the heads [lo, hi) as A operands.
+func (j *columnsJob) packHeads(lo, hi int) {
+	p, mr := j.p, j.mk.mr
+	for bh := lo; bh < hi; bh++ {
+		_, ko := headOffsets(p, bh)
+		kp, vp := j.kv[bh*(j.kLen+j.vLen):][:j.kLen], j.kv[bh*(j.kLen+j.vLen)+j.kLen:][:j.vLen]
+		packA(kp, j.ks[ko:], p.Lk, true, p.Lk, 0, p.Lk, 0, p.D, mr, p.Scale)
+		packA(vp, j.vs[ko:], p.Lk, false, p.D, 0, p.D, 0, p.Lk, mr, 1)
+	}
+}
+
+// queryPanels computes the panels [lo, hi) of nr queries over every head.
+func (j *columnsJob) queryPanels(lo, hi int) {
+	p, nr := j.p, j.mk.nr
+	// the packed Q panel, Sᵀ, the 1/sums and an edge tile
+	scratch := getScratch(nr*p.D + p.Lk*nr + nr + tileLen)
+	defer putScratch(scratch)
+	for q := lo; q < hi; q++ {
+		bh, i0 := q/j.panels, q%j.panels*nr
+		cols := min(nr, p.Lq-i0)
+		pk := j.mk.forColumns(cols) // the narrow kernel for a last panel it covers
+		w := pk.nr
+		qo, _ := headOffsets(p, bh)
+		kp, vp := j.kv[bh*(j.kLen+j.vLen):][:j.kLen], j.kv[bh*(j.kLen+j.vLen)+j.kLen:][:j.vLen]
+		qp, st := scratch[:w*p.D], scratch[nr*p.D:][:p.Lk*w]
+		inv, tile := scratch[nr*p.D+p.Lk*nr:][:w], scratch[len(scratch)-tileLen:]
+		packB(qp, operandB{b: j.qs[qo:], ld: p.Lq}, 0, p.D, i0, cols, w) // zero past the last query
+		runTiles(pk, true, nil, kp, qp, st, w, 0, 0, p.Lk, w, p.D, tile)
+		j.d.softmaxColumns(st, p.Lk, w, inv)
+		o := j.os[qo+i0:]
+		runTiles(pk, true, nil, vp, st, o, p.Lq, 0, 0, p.D, cols, p.Lk, tile)
+		for c := range p.D {
+			row := o[c*p.Lq:][:cols]
+			for i := range row {
+				row[i] *= inv[i]
 			}
 		}
-	})
+	}
 }
 
 // packedMinKeys is where packing Kᵀ and V once per head starts to pay

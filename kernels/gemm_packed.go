@@ -483,21 +483,47 @@ func sgemmPrepacked(pa *prepackedA, row0, m int, threads int, n int, ob operandB
 		sgemmLoop(mk, pa, row0, gemm{M: m, N: n, K: k, Alpha: 1, B: ob, Beta: beta, Bias: bias, C: c, LdC: ldc})
 		return
 	}
+	j := prepackedJobs.Get().(*prepackedJob)
+	*j = prepackedJob{pa: pa, row0: row0, m: m, n: n, ob: ob, beta: beta, bias: bias, c: c, ldc: ldc}
 	if threads > nPanels && mPanels > nPanels && pa.icBlocks == 1 {
-		inParts(threads, mPanels, 1, func(lo, hi int) {
-			i0, i1 := lo*mk.mr, min(m, hi*mk.mr)
-			g := gemm{M: i1 - i0, N: n, K: k, Alpha: 1, B: ob, Beta: beta, C: c[i0*ldc:], LdC: ldc, PlanM: m}
-			if bias != nil {
-				g.Bias = bias[i0:i1]
-			}
-			sgemmLoop(mk, pa, row0+i0, g)
-		})
+		j.byRows = true
+		inParts(threads, mPanels, 1, j.part)
+	} else {
+		inParts(threads, nPanels, 1, j.part)
+	}
+	*j = prepackedJob{}
+	prepackedJobs.Put(j)
+}
+
+// prepackedJob is a split sgemmPrepacked call, from a pool: its parts all
+// read it (a closure capturing the operands had been a heap object of
+// ~250 bytes at every split call, 5 KB a batch-1 tiny-mnist forward).
+type prepackedJob struct {
+	pa         *prepackedA
+	row0, m, n int
+	ob         operandB
+	beta       float32
+	bias, c    []float32
+	ldc        int
+	byRows     bool // parts are row panels of C, else column panels
+}
+
+var prepackedJobs = sync.Pool{New: func() any { return new(prepackedJob) }}
+
+// part computes the row panels (byRows) or column panels [lo, hi) of C.
+func (j *prepackedJob) part(lo, hi int) {
+	mk, k := j.pa.mk, j.pa.k
+	if j.byRows {
+		i0, i1 := lo*mk.mr, min(j.m, hi*mk.mr)
+		g := gemm{M: i1 - i0, N: j.n, K: k, Alpha: 1, B: j.ob, Beta: j.beta, C: j.c[i0*j.ldc:], LdC: j.ldc, PlanM: j.m}
+		if j.bias != nil {
+			g.Bias = j.bias[i0:i1]
+		}
+		sgemmLoop(mk, j.pa, j.row0+i0, g)
 		return
 	}
-	inParts(threads, nPanels, 1, func(lo, hi int) {
-		j0, j1 := lo*mk.nr, min(n, hi*mk.nr)
-		sgemmLoop(mk, pa, row0, gemm{M: m, N: j1 - j0, K: k, Alpha: 1, B: ob.cols(j0), Beta: beta, Bias: bias, C: c[j0:], LdC: ldc})
-	})
+	j0, j1 := lo*mk.nr, min(j.n, hi*mk.nr)
+	sgemmLoop(mk, j.pa, j.row0, gemm{M: j.m, N: j1 - j0, K: k, Alpha: 1, B: j.ob.cols(j0), Beta: j.beta, Bias: j.bias, C: j.c[j0:], LdC: j.ldc})
 }
 
 // sgemmLoop is the loop nest; with pa it takes A's blocks from pa, rows

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"math"
+	"sync"
 
 	"github.com/godiffuse/godiffuse/kernels/asm"
 	"github.com/godiffuse/godiffuse/tensor"
@@ -41,17 +42,30 @@ func (d *Device) Norm(y, mean, rstd, x, gamma, beta tensor.Buffer, p tensor.Norm
 // split (bench/RESULTS.md, 2026-12-06 evening).
 const normGrain = elemGrain / 8
 
-// normJob is one Norm call's operands.
+// normJob is one Norm call's operands and device: pooled for the split
+// calls, whose parts all read it (copied into a closure it was a heap
+// object of ~200 bytes at every split call).
 type normJob struct {
+	d                      *Device
 	ys, ms, rs, xs, gs, bs []float32
 	p                      tensor.NormParams
 }
 
+var normJobs = sync.Pool{New: func() any { return new(normJob) }}
+
 // normParts is Norm's split of the groups over the threads, a function of
-// its own so that the one-thread calls make no closure (see binaryParts).
+// its own so that the one-thread calls take nothing from the pool.
 func (d *Device) normParts(j normJob, groups, grain int) {
-	d.parallelFor(groups, grain, func(lo, hi int) { d.normRange(&j, lo, hi) })
+	pj := normJobs.Get().(*normJob)
+	*pj = j
+	pj.d = d
+	d.parallelFor(groups, grain, pj.run)
+	*pj = normJob{}
+	normJobs.Put(pj)
 }
+
+// run normalizes the groups [lo, hi).
+func (j *normJob) run(lo, hi int) { j.d.normRange(j, lo, hi) }
 
 // normRange normalizes (and activates) the groups [lo, hi) of images × groups.
 func (d *Device) normRange(j *normJob, lo, hi int) {
