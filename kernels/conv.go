@@ -46,14 +46,19 @@ func oxRange(p tensor.ConvParams, kx int) (lo, hi int) {
 	return min(lo, p.OW), min(max(hi, 0), p.OW)
 }
 
-// im2col fills col (C·KH·KW × OH·OW) from one image x (C × H × W).
-func im2col(col, x []float32, p tensor.ConvParams) { im2colPlanes(col, x, p, p.H*p.W) }
+// im2col fills col (C·KH·KW × OH·OW) from one image x (C × H × W); wide:
+// with the AVX-512 kernels where they apply.
+func im2col(col, x []float32, p tensor.ConvParams, wide bool) { im2colPlanes(col, x, p, p.H*p.W, wide) }
 
 // im2colPlanes is im2col for an image whose channels lie plane floats apart
 // (a band of rows of a taller image: see rowBand).
-func im2colPlanes(col, x []float32, p tensor.ConvParams, plane int) {
+func im2colPlanes(col, x []float32, p tensor.ConvParams, plane int, wide bool) {
 	ohw := p.OH * p.OW
 	if p.StrideW == 2 && p.KW == 3 && p.PadLeft == 1 && 2*p.OW-1 <= p.W {
+		if wide {
+			im2colDownWide(col, x, p, plane)
+			return
+		}
 		im2colDown(col, x, p, plane)
 		return
 	}
@@ -124,6 +129,48 @@ func im2colDown(col, x []float32, p tensor.ConvParams, plane int) {
 						d2[ox] = 0
 					}
 				}
+			}
+		}
+	}
+}
+
+// im2colDownWide is im2colDown by asm.DownRowsAVX512: for each channel and
+// row of taps ky, the output rows whose input row lies in the image in
+// calls of 16 output columns (the rows above and below it cleared). A
+// 32-channel 28×28 downsampler's im2col took 57 % of the convolution in
+// the Go loop (bench/RESULTS.md, 2026-12-06 evening).
+func im2colDownWide(col, x []float32, p tensor.ConvParams, plane int) {
+	ohw, ow, h, w := p.OH*p.OW, p.OW, p.H, p.W
+	for ky := range p.KH {
+		// output rows [lo, hi) read input rows 2·oy + ky − PadTop in [0, h)
+		lo, hi := max(0, (p.PadTop-ky+1)/2), 0
+		if last := h - 1 - ky + p.PadTop; last >= 0 { // 2·oy ≤ last
+			hi = min(p.OH, last/2+1)
+		}
+		hi = max(hi, lo)
+		for c := range p.C {
+			base := (c*p.KH + ky) * 3 * ohw
+			r := col[base:][:3*ohw]
+			clear(r[:lo*ow])
+			clear(r[ohw : ohw+lo*ow])
+			clear(r[2*ohw : 2*ohw+lo*ow])
+			clear(r[hi*ow : ohw])
+			clear(r[ohw+hi*ow : 2*ohw])
+			clear(r[2*ohw+hi*ow:])
+			if hi <= lo {
+				continue
+			}
+			src := x[c*plane+(2*lo+ky-p.PadTop)*w:][:(hi-lo-1)*2*w+w]
+			for b := 0; 16*b < ow; b++ {
+				n, first := min(16, ow-16*b), 32*b
+				store := uint16(1<<n - 1)
+				load := uint32(1<<min(32, w-first) - 1)
+				shifted := uint32(1<<min(32, w-first+1) - 1)
+				if b == 0 {
+					shifted &^= 1 // column −1: the padding
+				}
+				o := lo*ow + 16*b
+				asm.DownRowsAVX512(&r[o], &r[ohw+o], &r[2*ohw+o], ow, &src[first], 2*w, hi-lo, load, shifted, store)
 			}
 		}
 	}
@@ -465,7 +512,7 @@ func (d *Device) convImage(ys, xs, col []float32, wA gemmA, bs []float32, p tens
 	ohw := p.OH * p.OW
 	src := xs
 	if !pointwise {
-		im2col(col, xs, p)
+		im2col(col, xs, p, d.wide())
 		src = col
 	}
 	d.sgemmABias(threads, wA, ohw, operandB{b: src, ld: ohw}, 0, bs, ys, ohw)
@@ -539,7 +586,7 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 		})
 	default:
 		d.sumOverImages(dws, p.F*ckk, ckk*ohw, p.N, ohw, func(n int, acc, col []float32, threads int, beta float32) {
-			im2col(col, xs[n*p.C*hw:(n+1)*p.C*hw], p)
+			im2col(col, xs[n*p.C*hw:(n+1)*p.C*hw], p, d.wide())
 			d.sgemm(threads, gemm{M: p.F, N: ckk, K: ohw, Alpha: 1, A: dys[n*p.F*ohw:], LdA: ohw, B: operandB{b: col, ld: ohw, trans: true}, Beta: beta, C: acc, LdC: ckk})
 		})
 	}
@@ -624,7 +671,7 @@ func (d *Device) convImageRows(ys, xs []float32, wA gemmA, bs []float32, p tenso
 	default:
 		buf := getCol(p.C * p.KH * p.KW * ohw)
 		defer colPool.Put(buf)
-		im2col(*buf, xs, p)
+		im2col(*buf, xs, p, d.wide())
 		d.sgemmABias(1, w, ohw, operandB{b: *buf, ld: ohw}, 0, bias, ys[f0*ohw:], ohw)
 	}
 }
@@ -655,7 +702,7 @@ func (d *Device) im2colBands(ys, xs []float32, wA gemmA, bs []float32, p tensor.
 		n := q.OH * q.OW
 		buf := getCol(ckk * n)
 		defer colPool.Put(buf)
-		im2colPlanes(*buf, xs[lo*p.W:], q, p.H*p.W)
+		im2colPlanes(*buf, xs[lo*p.W:], q, p.H*p.W, d.wide())
 		sgemmPrepacked(wA.pre, wA.row0, wA.m, 1, n, operandB{b: *buf, ld: n}, 0, bs, ys[r0*p.OW:], ohw)
 	})
 }

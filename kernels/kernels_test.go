@@ -1177,3 +1177,36 @@ func TestMatMulVectorTimesWeights(t *testing.T) {
 		}
 	}
 }
+
+// TestIm2colDownWide checks the AVX-512 im2col of the downsamplers (3 wide,
+// stride 2, padding 1) against the Go loop, value for value, on image sides
+// around one and two 32-column blocks, odd and even, with every top and
+// bottom padding, in a band of rows of a taller image (plane > H·W).
+func TestIm2colDownWide(t *testing.T) {
+	if !NewCPU(1).wide() {
+		t.Skip("no AVX-512 kernels on this CPU")
+	}
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, w := range []int{1, 2, 3, 5, 7, 8, 14, 28, 31, 32, 33, 63, 64, 65, 100} {
+		for _, h := range []int{1, 2, 5, 14} {
+			for _, pad := range [][2]int{{1, 1}, {1, 0}, {0, 1}, {2, 0}} {
+				p := tensor.ConvParams{N: 1, C: 3, H: h, W: w, F: 1, KH: 3, KW: 3, StrideH: 2, StrideW: 2,
+					PadTop: pad[0], PadBottom: pad[1], PadLeft: 1, PadRight: 1}
+				p.OH, p.OW = (h+pad[0]+pad[1]-3)/2+1, (w+2-3)/2+1
+				if p.OH <= 0 || 2*p.OW-1 > p.W {
+					continue
+				}
+				plane := h*w + 5
+				x := randSlice(r, p.C*plane)
+				n := p.C * 9 * p.OH * p.OW
+				want, got := randSlice(r, n+guard), randSlice(r, n+guard)
+				copy(got[n:], want[n:])
+				im2colDown(want, x, p, plane)
+				im2colDownWide(got, x, p, plane)
+				if !slices.Equal(got, want) {
+					t.Fatalf("%d×%d, padding %v: the AVX-512 im2col differs from the Go loop", h, w, pad)
+				}
+			}
+		}
+	}
+}

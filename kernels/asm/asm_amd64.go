@@ -261,6 +261,14 @@ func PackA12AVX2(dst *float32, a *float32, lda int, blocks int)
 //go:noescape
 func CopyRowsAVX512(dst *float32, dstStride int, src *float32, srcStride int, rows int, cols int)
 
+// DownRowsAVX512 sets, for r < rows and the lanes j of store (at most 16), with x_r = src + r·ss:
+// d0[r·ds + j] = x_r[2j − 1], d1[r·ds + j] = x_r[2j], d2[r·ds + j] = x_r[2j + 1], reading only the
+// lanes of load (x_r[i], i < 32) and of shifted (x_r[i − 1]); a lane off its mask reads 0. Strides
+// in elements. AVX-512F.
+//
+//go:noescape
+func DownRowsAVX512(d0 *float32, d1 *float32, d2 *float32, ds int, src *float32, ss int, rows int, load uint32, shifted uint32, store uint16)
+
 // MaxAVX2 returns the largest of x[i] for i < len(x) rounded down to a multiple of 8
 // (−Inf when that is none). AVX2.
 //

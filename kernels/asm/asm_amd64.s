@@ -8495,6 +8495,92 @@ copyrows_done:
 	VZEROUPPER
 	RET
 
+DATA downperm<>+0(SB)/4, $0x00000000
+DATA downperm<>+4(SB)/4, $0x00000002
+DATA downperm<>+8(SB)/4, $0x00000004
+DATA downperm<>+12(SB)/4, $0x00000006
+DATA downperm<>+16(SB)/4, $0x00000008
+DATA downperm<>+20(SB)/4, $0x0000000a
+DATA downperm<>+24(SB)/4, $0x0000000c
+DATA downperm<>+28(SB)/4, $0x0000000e
+DATA downperm<>+32(SB)/4, $0x00000010
+DATA downperm<>+36(SB)/4, $0x00000012
+DATA downperm<>+40(SB)/4, $0x00000014
+DATA downperm<>+44(SB)/4, $0x00000016
+DATA downperm<>+48(SB)/4, $0x00000018
+DATA downperm<>+52(SB)/4, $0x0000001a
+DATA downperm<>+56(SB)/4, $0x0000001c
+DATA downperm<>+60(SB)/4, $0x0000001e
+DATA downperm<>+64(SB)/4, $0x00000001
+DATA downperm<>+68(SB)/4, $0x00000003
+DATA downperm<>+72(SB)/4, $0x00000005
+DATA downperm<>+76(SB)/4, $0x00000007
+DATA downperm<>+80(SB)/4, $0x00000009
+DATA downperm<>+84(SB)/4, $0x0000000b
+DATA downperm<>+88(SB)/4, $0x0000000d
+DATA downperm<>+92(SB)/4, $0x0000000f
+DATA downperm<>+96(SB)/4, $0x00000011
+DATA downperm<>+100(SB)/4, $0x00000013
+DATA downperm<>+104(SB)/4, $0x00000015
+DATA downperm<>+108(SB)/4, $0x00000017
+DATA downperm<>+112(SB)/4, $0x00000019
+DATA downperm<>+116(SB)/4, $0x0000001b
+DATA downperm<>+120(SB)/4, $0x0000001d
+DATA downperm<>+124(SB)/4, $0x0000001f
+GLOBL downperm<>(SB), RODATA|NOPTR, $128
+
+// func DownRowsAVX512(d0 *float32, d1 *float32, d2 *float32, ds int, src *float32, ss int, rows int, load uint32, shifted uint32, store uint16)
+// Requires: AVX, AVX512F
+TEXT ·DownRowsAVX512(SB), NOSPLIT, $0-66
+	MOVQ      d0+0(FP), AX
+	MOVQ      d1+8(FP), CX
+	MOVQ      d2+16(FP), DX
+	MOVQ      ds+24(FP), BX
+	MOVQ      src+32(FP), SI
+	MOVQ      ss+40(FP), DI
+	MOVQ      rows+48(FP), R8
+	SHLQ      $0x02, BX
+	SHLQ      $0x02, DI
+	MOVL      load+56(FP), R9
+	KMOVW     R9, K1
+	SHRL      $0x10, R9
+	KMOVW     R9, K2
+	MOVL      shifted+60(FP), R9
+	KMOVW     R9, K3
+	SHRL      $0x10, R9
+	KMOVW     R9, K4
+	MOVW      store+64(FP), R9
+	KMOVW     R9, K5
+	VMOVDQU32 downperm<>+0(SB), Z0
+	VMOVDQU32 downperm<>+64(SB), Z1
+	TESTQ     R8, R8
+	JZ        downrows_done
+
+downrows_row:
+	VMOVUPS.Z (SI), K1, Z2
+	VMOVUPS.Z 64(SI), K2, Z3
+	VMOVUPS.Z -4(SI), K3, Z4
+	VMOVUPS.Z 60(SI), K4, Z5
+	VMOVAPS   Z0, Z6
+	VPERMI2PS Z5, Z4, Z6
+	VMOVUPS   Z6, K5, (AX)
+	ADDQ      BX, AX
+	VMOVAPS   Z0, Z4
+	VPERMI2PS Z3, Z2, Z4
+	VMOVUPS   Z4, K5, (CX)
+	ADDQ      BX, CX
+	VMOVAPS   Z1, Z4
+	VPERMI2PS Z3, Z2, Z4
+	VMOVUPS   Z4, K5, (DX)
+	ADDQ      BX, DX
+	ADDQ      DI, SI
+	DECQ      R8
+	JNZ       downrows_row
+
+downrows_done:
+	VZEROUPPER
+	RET
+
 // func MaxAVX2(x []float32) float32
 // Requires: AVX, AVX2
 TEXT ·MaxAVX2(SB), NOSPLIT, $0-28

@@ -466,3 +466,7 @@ func DotRows4AVX2(groups int, w *float32, ldw int, x *float32, k int, y *float32
 func DotRows4AVX512(groups int, w *float32, ldw int, x *float32, k int, y *float32) {
 	unreachable("DotRows4AVX512")
 }
+
+func DownRowsAVX512(d0, d1, d2 *float32, ds int, src *float32, ss, rows int, load, shifted uint32, store uint16) {
+	unreachable("DownRowsAVX512")
+}

@@ -94,6 +94,7 @@ func main() {
 	generatePackBT8()
 	generatePackA12()
 	generateCopyRows()
+	generateDownRows()
 	generateSoftmax()
 	generateSoftmaxRow()
 	generateSoftmaxColumns()
