@@ -343,16 +343,36 @@ func (d *Device) convShifted(ys, xs []float32, wA gemmA, bs []float32, p tensor.
 	s, release := newShiftPlan(p)
 	defer release()
 	ohw, chw, padLen := p.OH*p.OW, p.C*p.H*p.W, p.C*s.hp*s.wp
+	ckk, nr := p.C*p.KH*p.KW, wA.nr()
 	d.forImages(p.N, padLen+p.F*s.n, func(n int, scratch []float32, threads int) {
 		xp, out := scratch[:padLen], scratch[padLen:]
 		s.pad(xp, xs[n*chw:(n+1)*chw], p, d.wide())
-		d.sgemmABias(threads, wA, s.n, operandB{b: xp, off: s.off}, 0, bs, out, s.n) // the bias as the tiles' first values
 		yn := ys[n*p.F*ohw : (n+1)*p.F*ohw]
-		for f := range p.F {
-			for oy := range p.OH {
-				copy(yn[(f*p.OH+oy)*p.OW:][:p.OW], out[f*s.n+oy*s.wp:][:p.OW])
+		// cols computes the columns [j0, j1) of the product (the bias as the
+		// tiles' first values), then copies the outputs among them into y,
+		// leaving out the padding columns.
+		cols := func(j0, j1, threads int) {
+			d.sgemmABias(threads, wA, j1-j0, operandB{b: xp, off: s.off}.cols(j0), 0, bs, out[j0:], s.n)
+			for oy := j0 / s.wp; oy*s.wp < j1; oy++ {
+				a, b := max(j0, oy*s.wp), min(j1, oy*s.wp+p.OW)
+				for f := range p.F {
+					copy(yn[(f*p.OH+oy)*p.OW+a-oy*s.wp:][:max(0, b-a)], out[f*s.n+a:])
+				}
 			}
 		}
+		panels := (s.n + nr - 1) / nr
+		if threads <= 1 || d.oneThread(p.F*ckk*ohw) || p.F*ckk*s.n < 1<<18 || panels < 2 { // as small a product as sgemmPrepacked keeps on one thread
+			cols(0, s.n, threads)
+			return
+		}
+		// One image on several threads: whole panels of columns each (as
+		// the GEMM would split them), so that each copies out what it
+		// computed. Split inside the GEMM, the copy read half of the product
+		// from the other core (ddpm-cifar10-32's 3→128 at 32×32 at batch 1:
+		// 134 µs on two threads, 80 on one; bench/RESULTS.md, 2026-12-06
+		// evening).
+		parts := min(threads, panels)
+		runParts(parts, func(t int) { cols(t*panels/parts*nr, min(s.n, (t+1)*panels/parts*nr), 1) })
 	})
 }
 

@@ -135,6 +135,16 @@ type gemmA struct {
 	lda    int
 }
 
+// nr is the width of the column panels its products are computed in (16
+// for the plain-Go GEMM, whose results do not depend on them): a split of
+// the columns at multiples of it leaves every value's sums as they were.
+func (g gemmA) nr() int {
+	if g.pre != nil {
+		return g.pre.mk.nr
+	}
+	return 16
+}
+
 func (d *Device) newGemmA(transA bool, m, k int, a []float32, lda int) gemmA {
 	g := gemmA{transA: transA, m: m, k: k, a: a, lda: lda}
 	if mk, ok := d.microKernel(); ok {
