@@ -151,12 +151,11 @@ func im2colDownWide(col, x []float32, p tensor.ConvParams, plane int) {
 		for c := range p.C {
 			base := (c*p.KH + ky) * 3 * ohw
 			r := col[base:][:3*ohw]
-			clear(r[:lo*ow])
-			clear(r[ohw : ohw+lo*ow])
-			clear(r[2*ohw : 2*ohw+lo*ow])
-			clear(r[hi*ow : ohw])
-			clear(r[ohw+hi*ow : 2*ohw])
-			clear(r[2*ohw+hi*ow:])
+			for kx := range 3 { // the output rows whose input row is padding
+				row := r[kx*ohw:][:ohw]
+				clear(row[:lo*ow])
+				clear(row[hi*ow:])
+			}
 			if hi <= lo {
 				continue
 			}
@@ -361,7 +360,7 @@ func (d *Device) convShifted(ys, xs []float32, wA gemmA, bs []float32, p tensor.
 			}
 		}
 		panels := (s.n + nr - 1) / nr
-		if threads <= 1 || d.oneThread(p.F*ckk*ohw) || p.F*ckk*s.n < 1<<18 || panels < 2 { // as small a product as sgemmPrepacked keeps on one thread
+		if threads <= 1 || d.oneThread(p.F*ckk*ohw) || p.F*ckk*s.n < minSplitMACs || panels < 2 {
 			cols(0, s.n, threads)
 			return
 		}

@@ -92,6 +92,10 @@ const (
 	packNC = 3072 // columns of B per block (a multiple of both NRs)
 )
 
+// minSplitMACs is the fewest multiply-adds of a product that its GEMM
+// splits over threads: below, the parts' hand-over costs more than they save.
+const minSplitMACs = 1 << 18
+
 // rowOffsetsOf returns the offsets p·ld of k rows, and spare more that
 // repeat the last row's (read ahead by a kernel's prefetches); hand them
 // back to offsetPool.
@@ -358,7 +362,7 @@ func sgemmPacked(mk microKernel, threads int, g gemm) {
 		offsetPool.Put(offs)
 		return
 	}
-	if threads <= 1 || m*n*k < 1<<18 {
+	if threads <= 1 || m*n*k < minSplitMACs {
 		sgemmLoop(mk, nil, 0, g)
 		return
 	}
@@ -477,7 +481,7 @@ func sgemmPrepacked(pa *prepackedA, row0, m int, threads int, n int, ob operandB
 		return
 	}
 	nPanels, mPanels := (n+mk.nr-1)/mk.nr, (m+mk.mr-1)/mk.mr
-	if m*n*k < 1<<18 || threads <= 1 {
+	if m*n*k < minSplitMACs || threads <= 1 {
 		// One goroutine, without the closures below (an allocation each,
 		// hundreds per batch-1 forward).
 		sgemmLoop(mk, pa, row0, gemm{M: m, N: n, K: k, Alpha: 1, B: ob, Beta: beta, Bias: bias, C: c, LdC: ldc})
@@ -784,7 +788,7 @@ func sgemmRowsA(mk microKernel, m, n, k int, a []float32, offA []int, ob operand
 func sgemmRowsAThreads(mk microKernel, threads, m, n, k int, a []float32, offA []int, ob operandB, beta float32, c []float32, ldc int) {
 	panels := (m + mk.mr - 1) / mk.mr
 	parts := max(1, min(threads, panels))
-	if m*n*k < 1<<18 {
+	if m*n*k < minSplitMACs {
 		parts = 1
 	}
 	if parts == 1 {

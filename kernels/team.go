@@ -156,21 +156,21 @@ func (m *teamMember) await() {
 // caller (lowered since the team started).
 func tooFewProcs() bool { return runtime.GOMAXPROCS(0) <= len(team.members) }
 
-// give hands section s to m if m is waiting or asleep.
-func (m *teamMember) give(s *section) bool {
-	asleep := false
+// give hands section s to m if m is waiting or asleep; woke reports the
+// latter (the member then needs a processor to run on).
+func (m *teamMember) give(s *section) (given, woke bool) {
 	if !m.state.CompareAndSwap(memberWaiting, memberClaimed) {
 		if !m.state.CompareAndSwap(memberAsleep, memberClaimed) {
-			return false
+			return false, false
 		}
-		asleep = true
+		woke = true
 	}
 	m.sec = s
 	m.state.Store(memberReady)
-	if asleep {
+	if woke {
 		m.wake <- struct{}{}
 	}
-	return true
+	return true, woke
 }
 
 // runParts runs fn(0), …, fn(parts-1) concurrently and returns when all
@@ -185,18 +185,21 @@ func runParts(parts int, fn func(part int)) {
 		return
 	}
 	s := &section{fn: fn, parts: int32(parts)}
-	helpers := 0
+	helpers, woke := 0, false
 	for _, m := range teamMembers() {
 		if helpers == parts-1 {
 			break
 		}
-		if m.give(s) {
+		if given, w := m.give(s); given {
 			helpers++
+			woke = woke || w
 		}
 	}
-	// A part on a new goroutine, or on a member when GOMAXPROCS was lowered
-	// below the team's size, may need this goroutine's processor.
-	yield := helpers < parts-1 || tooFewProcs()
+	// A part on a new goroutine or on a member just woken (both need a
+	// processor, and another goroutine may hold the others), or on a member
+	// when GOMAXPROCS was lowered below the team's size, may need this
+	// goroutine's processor.
+	yield := woke || helpers < parts-1 || tooFewProcs()
 	for ; helpers < parts-1; helpers++ {
 		go s.runClaimed()
 	}
