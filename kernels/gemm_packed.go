@@ -45,7 +45,26 @@ type microKernel struct {
 	// narrow.nr columns take it instead of computing a full tile of which
 	// half is thrown away.
 	narrow *microKernel
+	// edges, where the level has them, are the same kernel computing only
+	// the first rows of a panel, fewest first: the last panel of a product
+	// whose M is not a multiple of mr (64 channels leave 4 of 12 rows)
+	// takes the first that covers it instead of a full tile computed into
+	// scratch. height is the rows a kernel computes (mr, or fewer for an edge).
+	edges  []microKernel
+	height int
 	tune   *Tuning // the device's thresholds (Device.microKernel sets them)
+}
+
+// forRows returns the kernel for a tile of the first rows rows of a panel:
+// the fewest-row edge kernel that covers them, else mk.
+func (mk microKernel) forRows(rows int) microKernel {
+	for _, e := range mk.edges {
+		if rows <= e.height {
+			e.tune = mk.tune
+			return e
+		}
+	}
+	return mk
 }
 
 // forColumns returns the kernel for a product of n columns: the narrow one
@@ -64,11 +83,18 @@ var (
 		add: asm.SgemmKernelAVX512, store: asm.SgemmKernelAVX512Store, storeBias: asm.SgemmKernelAVX512Bias,
 		rowsAdd: asm.SgemmRowsKernelAVX512, rowsStore: asm.SgemmRowsKernelAVX512Store, rowsStoreBias: asm.SgemmRowsKernelAVX512Bias,
 		rowsPackAdd: asm.SgemmRowsPackKernelAVX512, rowsPackStore: asm.SgemmRowsPackKernelAVX512Store,
-		narrow: &kernelAVX512Narrow}
-	kernelAVX512Narrow = microKernel{name: "avx512-narrow", mr: asm.AVX512MR, nr: asm.AVX512NarrowNR,
+		narrow: &kernelAVX512Narrow, height: asm.AVX512MR, edges: []microKernel{
+			{name: "avx512-r4", mr: asm.AVX512MR, nr: asm.AVX512NR, height: 4,
+				add: asm.SgemmKernelAVX512R4, store: asm.SgemmKernelAVX512R4Store, storeBias: asm.SgemmKernelAVX512R4Bias,
+				rowsAdd: asm.SgemmRowsKernelAVX512R4, rowsStore: asm.SgemmRowsKernelAVX512R4Store, rowsStoreBias: asm.SgemmRowsKernelAVX512R4Bias},
+			{name: "avx512-r8", mr: asm.AVX512MR, nr: asm.AVX512NR, height: 8,
+				add: asm.SgemmKernelAVX512R8, store: asm.SgemmKernelAVX512R8Store, storeBias: asm.SgemmKernelAVX512R8Bias,
+				rowsAdd: asm.SgemmRowsKernelAVX512R8, rowsStore: asm.SgemmRowsKernelAVX512R8Store, rowsStoreBias: asm.SgemmRowsKernelAVX512R8Bias},
+		}}
+	kernelAVX512Narrow = microKernel{name: "avx512-narrow", mr: asm.AVX512MR, nr: asm.AVX512NarrowNR, height: asm.AVX512MR,
 		add: asm.SgemmKernelAVX512N16, store: asm.SgemmKernelAVX512N16Store, storeBias: asm.SgemmKernelAVX512N16Bias,
 		rowsAdd: asm.SgemmRowsKernelAVX512N16, rowsStore: asm.SgemmRowsKernelAVX512N16Store, rowsStoreBias: asm.SgemmRowsKernelAVX512N16Bias}
-	kernelAVX2 = microKernel{name: "avx2", mr: asm.AVX2MR, nr: asm.AVX2NR,
+	kernelAVX2 = microKernel{name: "avx2", mr: asm.AVX2MR, nr: asm.AVX2NR, height: asm.AVX2MR,
 		add: asm.SgemmKernelAVX2, store: asm.SgemmKernelAVX2Store, storeBias: asm.SgemmKernelAVX2Bias,
 		rowsAdd: asm.SgemmRowsKernelAVX2, rowsStore: asm.SgemmRowsKernelAVX2Store, rowsStoreBias: asm.SgemmRowsKernelAVX2Bias,
 		rowsAAdd: asm.SgemmRowsAKernelAVX2, rowsAStore: asm.SgemmRowsAKernelAVX2Store}
@@ -702,17 +728,21 @@ func runTilesRows(mk microKernel, store bool, bias, ap []float32, ob operandB, p
 				rows := min(mr, mc-ip*mr)
 				pa := &ap[ip*mr*kc+p0*mr] // panels are p-major: depth p0 on is contiguous
 				ci := (ic+ip*mr)*ldc + jc + jp*nr
+				k := mk
+				if rows < mr {
+					k = mk.forRows(rows)
+				}
 				switch {
-				case rows < mr:
+				case rows < k.height:
 					t := tile[:mr*nr]
-					mk.rowsStore(ks, pa, b, off, &t[0], nr)
+					k.rowsStore(ks, pa, b, off, &t[0], nr)
 					mergeTile(c[ci:], ldc, t, nr, rows, nr, first, tileBias(bias, ip*mr, rows, first))
 				case first && bias != nil:
-					mk.rowsStoreBias(ks, pa, b, off, &c[ci], ldc, &bias[ip*mr])
+					k.rowsStoreBias(ks, pa, b, off, &c[ci], ldc, &bias[ip*mr])
 				case first:
-					mk.rowsStore(ks, pa, b, off, &c[ci], ldc)
+					k.rowsStore(ks, pa, b, off, &c[ci], ldc)
 				default:
-					mk.rowsAdd(ks, pa, b, off, &c[ci], ldc)
+					k.rowsAdd(ks, pa, b, off, &c[ci], ldc)
 				}
 			}
 		}
@@ -841,10 +871,6 @@ func scaleC(c []float32, m, n, ldc int, beta float32) {
 // tileLen floats of the caller's scratch (an array here escaped through the
 // micro-kernel func values and cost an allocation per call).
 func runTiles(mk microKernel, store bool, bias, ap, bp, c []float32, ldc, ic, jc, mc, nc, kc int, tile []float32) {
-	fn := mk.add
-	if store {
-		fn = mk.store
-	}
 	mr, nr := mk.mr, mk.nr
 	for jp := range (nc + nr - 1) / nr {
 		cols := min(nr, nc-jp*nr)
@@ -852,15 +878,21 @@ func runTiles(mk microKernel, store bool, bias, ap, bp, c []float32, ldc, ic, jc
 			rows := min(mr, mc-ip*mr)
 			pa, pb := &ap[ip*mr*kc], &bp[jp*nr*kc]
 			ci := (ic+ip*mr)*ldc + jc + jp*nr
+			k := mk
+			if rows < mr {
+				k = mk.forRows(rows)
+			}
 			switch {
-			case rows < mr || cols < nr:
+			case rows < k.height || cols < nr:
 				t := tile[:mr*nr]
-				mk.store(kc, pa, pb, &t[0], nr)
+				k.store(kc, pa, pb, &t[0], nr)
 				mergeTile(c[ci:], ldc, t, nr, rows, cols, store, tileBias(bias, ip*mr, rows, store))
 			case store && bias != nil:
-				mk.storeBias(kc, pa, pb, &c[ci], ldc, &bias[ip*mr])
+				k.storeBias(kc, pa, pb, &c[ci], ldc, &bias[ip*mr])
+			case store:
+				k.store(kc, pa, pb, &c[ci], ldc)
 			default:
-				fn(kc, pa, pb, &c[ci], ldc)
+				k.add(kc, pa, pb, &c[ci], ldc)
 			}
 		}
 	}

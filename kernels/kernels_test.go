@@ -77,6 +77,61 @@ func TestSgemmAgainstNaive(t *testing.T) {
 	}
 }
 
+// TestSgemmEdgeRows checks the edge kernels (a last panel of fewer rows
+// than the micro-kernel's, computed by a kernel of 4 or 8 rows) at every
+// remainder of M, adding, storing and storing with a bias, with B packed
+// and read in place, against a float64 triple loop.
+func TestSgemmEdgeRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, level := range Levels() {
+		if level == Generic {
+			continue
+		}
+		for _, unpackedB := range []bool{false, true} {
+			tune := DefaultTuning()
+			tune.PlainUnpackedMaxM, tune.RowsAMaxN = -1, -1
+			if unpackedB {
+				tune.PlainUnpackedMaxM = 1 << 30
+			}
+			d := NewCPUTuned(1, level, tune)
+			for m := 1; m <= 26; m++ {
+				for _, sh := range []struct{ n, k int }{{32, 7}, {71, 300}} {
+					n, k := sh.n, sh.k
+					a, b, c0 := randSlice(r, m*k), randSlice(r, k*n), randSlice(r, m*n)
+					for variant, beta := range []float32{0, 0, 1} {
+						var bias []float32
+						if variant == 1 {
+							bias = randSlice(r, m)
+						}
+						want := make([]float32, m*n)
+						for i := range m {
+							for j := range n {
+								var s float64
+								if bias != nil {
+									s = float64(bias[i])
+								}
+								for p := range k {
+									s += float64(a[i*k+p]) * float64(b[p*n+j])
+								}
+								want[i*n+j] = float32(s + float64(beta)*float64(c0[i*n+j]))
+							}
+						}
+						c := append(append([]float32(nil), c0...), make([]float32, guard)...)
+						d.sgemm(1, gemm{M: m, N: n, K: k, Alpha: 1, A: a, LdA: k, B: operandB{b: b, ld: n}, Beta: beta, Bias: bias, C: c, LdC: n})
+						name := fmt.Sprintf("%s unpackedB=%v %dx%dx%d beta=%g bias=%v", level, unpackedB, m, n, k, beta, bias != nil)
+						closeTo(t, name, c[:m*n], want, 1e-5*float64(k+1))
+						for _, v := range c[m*n:] {
+							if v != 0 {
+								t.Fatalf("%s wrote past C", name)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 func testSgemm(t *testing.T, tune Tuning) {
 	r := rand.New(rand.NewPCG(3, 4))
 	sizes := []int{0, 1, 2, 3, 5, 6, 7, 11, 12, 13, 15, 16, 17, 31, 32, 33, 64, 65, 143, 144, 145, 255, 256, 257, 287, 288, 289, 300, 513}

@@ -124,6 +124,98 @@ func SgemmRowsKernelAVX512N16Store(kc int, a *float32, b *float32, off *int, c *
 //go:noescape
 func SgemmRowsKernelAVX512N16Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
 
+// SgemmKernelAVX512R4 adds the product of a packed 12×kc panel a and a packed kc×32 panel b
+// to the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512R4(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512R4Store stores (without reading c) the product of a packed 12×kc panel a and a packed kc×32 panel b
+// to the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512R4Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512R4Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a
+// and a packed kc×32 panel b in row i of the 12×32 tile of row-major c with row stride ldc
+// (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512R4Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmRowsKernelAVX512R4 adds the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
+// values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512R4(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512R4Store stores (without reading c) the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
+// values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512R4Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512R4Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a and the
+// kc×32 block of B whose row p is the 32 values from b + off[p] (elements; B is never packed)
+// in row i of the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512R4Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+
+// SgemmKernelAVX512R8 adds the product of a packed 12×kc panel a and a packed kc×32 panel b
+// to the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512R8(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512R8Store stores (without reading c) the product of a packed 12×kc panel a and a packed kc×32 panel b
+// to the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512R8Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512R8Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a
+// and a packed kc×32 panel b in row i of the 12×32 tile of row-major c with row stride ldc
+// (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512R8Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmRowsKernelAVX512R8 adds the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
+// values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512R8(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512R8Store stores (without reading c) the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
+// values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512R8Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512R8Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a and the
+// kc×32 block of B whose row p is the 32 values from b + off[p] (elements; B is never packed)
+// in row i of the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512R8Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+
 // SgemmRowsPackKernelAVX512 is SgemmRowsKernelAVX512, and stores each row of B it reads to the packed panel bp
 // (bp[32·p + j] = b[off[p] + j]); off has 16 entries past kc (rows it prefetches). AVX-512F.
 //

@@ -10,16 +10,22 @@ import (
 const Available = false
 
 func kernelGo(mr, nr, kc int, a, b, c *float32, ldc int, store bool) {
+	kernelHGo(mr, mr, nr, kc, a, b, c, ldc, store)
+}
+
+// kernelHGo is kernelGo computing only the first h rows of the tile (the
+// edge kernels).
+func kernelHGo(mr, h, nr, kc int, a, b, c *float32, ldc int, store bool) {
 	as := unsafe.Slice(a, kc*mr)
 	bs := unsafe.Slice(b, kc*nr)
-	cs := unsafe.Slice(c, (mr-1)*ldc+nr)
+	cs := unsafe.Slice(c, (h-1)*ldc+nr)
 	if store {
-		for i := range mr {
+		for i := range h {
 			clear(cs[i*ldc : i*ldc+nr])
 		}
 	}
 	for p := range kc {
-		for i := range mr {
+		for i := range h {
 			ai := as[p*mr+i]
 			for j := range nr {
 				cs[i*ldc+j] += ai * bs[p*nr+j]
@@ -30,9 +36,14 @@ func kernelGo(mr, nr, kc int, a, b, c *float32, ldc int, store bool) {
 
 // kernelRowsGo is kernelGo with row p of B at b + off[p].
 func kernelRowsGo(mr, nr, kc int, a, b *float32, off *int, c *float32, ldc int, store bool) {
+	kernelRowsHGo(mr, mr, nr, kc, a, b, off, c, ldc, store)
+}
+
+// kernelRowsHGo is kernelRowsGo computing only the first h rows of the tile.
+func kernelRowsHGo(mr, h, nr, kc int, a, b *float32, off *int, c *float32, ldc int, store bool) {
 	bs := make([]float32, max(1, kc*nr)) // packed copy, then the packed kernel
 	packRowsGo(nr, kc, b, off, &bs[0])
-	kernelGo(mr, nr, kc, a, &bs[0], c, ldc, store)
+	kernelHGo(mr, h, nr, kc, a, &bs[0], c, ldc, store)
 }
 
 // packRowsGo copies the kc rows of nr values from b + off[p] to bp (row p at bp + p·nr).
@@ -395,6 +406,70 @@ func SgemmRowsKernelAVX512N16Store(kc int, a, b *float32, off *int, c *float32, 
 func SgemmRowsKernelAVX512N16Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
 	kernelRowsGo(AVX512MR, AVX512NarrowNR, kc, a, b, off, c, ldc, true)
 	addRowBias(AVX512MR, AVX512NarrowNR, c, ldc, bias)
+}
+
+// SgemmKernelAVX512R4 is the plain-Go stand-in of the 4-row edge of the AVX-512 kernel.
+func SgemmKernelAVX512R4(kc int, a, b, c *float32, ldc int) {
+	kernelHGo(AVX512MR, 4, AVX512NR, kc, a, b, c, ldc, false)
+}
+
+// SgemmKernelAVX512R4Store is the plain-Go stand-in of the 4-row edge of the AVX-512 store kernel.
+func SgemmKernelAVX512R4Store(kc int, a, b, c *float32, ldc int) {
+	kernelHGo(AVX512MR, 4, AVX512NR, kc, a, b, c, ldc, true)
+}
+
+// SgemmKernelAVX512R4Bias is the plain-Go stand-in of the 4-row edge of the AVX-512 store kernel with a bias per row.
+func SgemmKernelAVX512R4Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
+	kernelHGo(AVX512MR, 4, AVX512NR, kc, a, b, c, ldc, true)
+	addRowBias(4, AVX512NR, c, ldc, bias)
+}
+
+// SgemmRowsKernelAVX512R4 is the plain-Go stand-in of the 4-row edge of the AVX-512 unpacked-B kernel.
+func SgemmRowsKernelAVX512R4(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsHGo(AVX512MR, 4, AVX512NR, kc, a, b, off, c, ldc, false)
+}
+
+// SgemmRowsKernelAVX512R4Store is the plain-Go stand-in of the 4-row edge of the AVX-512 unpacked-B store kernel.
+func SgemmRowsKernelAVX512R4Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsHGo(AVX512MR, 4, AVX512NR, kc, a, b, off, c, ldc, true)
+}
+
+// SgemmRowsKernelAVX512R4Bias is the plain-Go stand-in of the 4-row edge of the AVX-512 unpacked-B store kernel with a bias per row.
+func SgemmRowsKernelAVX512R4Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
+	kernelRowsHGo(AVX512MR, 4, AVX512NR, kc, a, b, off, c, ldc, true)
+	addRowBias(4, AVX512NR, c, ldc, bias)
+}
+
+// SgemmKernelAVX512R8 is the plain-Go stand-in of the 8-row edge of the AVX-512 kernel.
+func SgemmKernelAVX512R8(kc int, a, b, c *float32, ldc int) {
+	kernelHGo(AVX512MR, 8, AVX512NR, kc, a, b, c, ldc, false)
+}
+
+// SgemmKernelAVX512R8Store is the plain-Go stand-in of the 8-row edge of the AVX-512 store kernel.
+func SgemmKernelAVX512R8Store(kc int, a, b, c *float32, ldc int) {
+	kernelHGo(AVX512MR, 8, AVX512NR, kc, a, b, c, ldc, true)
+}
+
+// SgemmKernelAVX512R8Bias is the plain-Go stand-in of the 8-row edge of the AVX-512 store kernel with a bias per row.
+func SgemmKernelAVX512R8Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
+	kernelHGo(AVX512MR, 8, AVX512NR, kc, a, b, c, ldc, true)
+	addRowBias(8, AVX512NR, c, ldc, bias)
+}
+
+// SgemmRowsKernelAVX512R8 is the plain-Go stand-in of the 8-row edge of the AVX-512 unpacked-B kernel.
+func SgemmRowsKernelAVX512R8(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsHGo(AVX512MR, 8, AVX512NR, kc, a, b, off, c, ldc, false)
+}
+
+// SgemmRowsKernelAVX512R8Store is the plain-Go stand-in of the 8-row edge of the AVX-512 unpacked-B store kernel.
+func SgemmRowsKernelAVX512R8Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsHGo(AVX512MR, 8, AVX512NR, kc, a, b, off, c, ldc, true)
+}
+
+// SgemmRowsKernelAVX512R8Bias is the plain-Go stand-in of the 8-row edge of the AVX-512 unpacked-B store kernel with a bias per row.
+func SgemmRowsKernelAVX512R8Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
+	kernelRowsHGo(AVX512MR, 8, AVX512NR, kc, a, b, off, c, ldc, true)
+	addRowBias(8, AVX512NR, c, ldc, bias)
 }
 
 // convDirectGo is the plain-Go stand-in of the direct 3×3 kernels: 16

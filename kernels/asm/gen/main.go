@@ -45,8 +45,12 @@ type kernel struct {
 	packOut bool
 	isa     string
 	mr, nr  int // tile rows and columns
-	lanes   int // float32 lanes per vector register
-	vec     func() VecVirtual
+	// height, when not 0, is the number of the tile's first rows the kernel
+	// computes and writes (an edge kernel, for the last panel of a product
+	// whose M is not a multiple of mr): A is still packed mr values a step.
+	height int
+	lanes  int // float32 lanes per vector register
+	vec    func() VecVirtual
 }
 
 func main() {
@@ -64,12 +68,20 @@ func main() {
 		{name: "SgemmKernelAVX512N16", isa: "AVX-512F", mr: 12, nr: 16, lanes: 16, vec: ZMM},
 		{name: "SgemmRowsKernelAVX512N16", rows: true, isa: "AVX-512F", mr: 12, nr: 16, lanes: 16, vec: ZMM},
 	} {
-		generate(k)
-		name := k.name
-		k.name, k.store = name+"Store", true
-		generate(k)
-		k.name, k.bias = name+"Bias", true
-		generate(k)
+		generateVariants(k)
+	}
+	// The edge kernels of the full-width AVX-512 tile, computing only the
+	// first 4 or 8 of its 12 rows: 32, 64 and 128 channels leave 8, 4 and
+	// 8 rows in their last panel, which the full kernel computed into a
+	// scratch tile, a third to two thirds of it thrown away.
+	for _, h := range []int{4, 8} {
+		for _, k := range []kernel{
+			{name: "SgemmKernelAVX512", isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
+			{name: "SgemmRowsKernelAVX512", rows: true, isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
+		} {
+			k.name, k.height = fmt.Sprintf("%sR%d", k.name, h), h
+			generateVariants(k)
+		}
 	}
 	// The unpacked-B AVX-512 kernel that packs the panel it reads, adding
 	// and storing (the first depth block of a product without bias).
@@ -115,8 +127,29 @@ func main() {
 	Generate()
 }
 
+// generateVariants generates k adding to C, storing, and storing with a
+// bias per row.
+func generateVariants(k kernel) {
+	generate(k)
+	name := k.name
+	k.name, k.store = name+"Store", true
+	generate(k)
+	k.name, k.bias = name+"Bias", true
+	generate(k)
+}
+
 func generate(k kernel) {
 	verb := "adds the product of"
+	h := k.mr // rows computed
+	if k.height > 0 {
+		h = k.height
+	}
+	doc := func(lines ...string) {
+		if k.height > 0 {
+			lines = append(lines, fmt.Sprintf("Edge kernel: only the first %d rows of the tile are computed and written (a is still packed %d values a step).", h, k.mr))
+		}
+		Doc(lines...)
+	}
 	if k.store {
 		verb = "stores (without reading c) the product of"
 	}
@@ -124,36 +157,36 @@ func generate(k kernel) {
 	case k.rowsA:
 		TEXT(k.name, NOSPLIT, "func(kc int, a *float32, off *int, b, c *float32, ldc int)")
 		Pragma("noescape")
-		Doc(fmt.Sprintf("%s %s the %d×kc block of A whose row i is the kc values from a + off[i]", k.name, verb, k.mr),
+		doc(fmt.Sprintf("%s %s the %d×kc block of A whose row i is the kc values from a + off[i]", k.name, verb, k.mr),
 			fmt.Sprintf("(elements; A is never packed) and a packed kc×%d panel b to the %d×%d tile of row-major c", k.nr, k.mr, k.nr),
 			fmt.Sprintf("with row stride ldc (elements). %s.", k.isa))
 	case k.rows && k.bias:
 		TEXT(k.name, NOSPLIT, "func(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32)")
 		Pragma("noescape")
-		Doc(fmt.Sprintf("%s stores (without reading c) bias[i] plus the product of a packed %d×kc panel a and the", k.name, k.mr),
+		doc(fmt.Sprintf("%s stores (without reading c) bias[i] plus the product of a packed %d×kc panel a and the", k.name, k.mr),
 			fmt.Sprintf("kc×%d block of B whose row p is the %d values from b + off[p] (elements; B is never packed)", k.nr, k.nr),
 			fmt.Sprintf("in row i of the %d×%d tile of row-major c with row stride ldc (elements). %s.", k.mr, k.nr, k.isa))
 	case k.bias:
 		TEXT(k.name, NOSPLIT, "func(kc int, a, b, c *float32, ldc int, bias *float32)")
 		Pragma("noescape")
-		Doc(fmt.Sprintf("%s stores (without reading c) bias[i] plus the product of a packed %d×kc panel a", k.name, k.mr),
+		doc(fmt.Sprintf("%s stores (without reading c) bias[i] plus the product of a packed %d×kc panel a", k.name, k.mr),
 			fmt.Sprintf("and a packed kc×%d panel b in row i of the %d×%d tile of row-major c with row stride ldc", k.nr, k.mr, k.nr),
 			fmt.Sprintf("(elements). %s.", k.isa))
 	case k.packOut:
 		TEXT(k.name, NOSPLIT, "func(kc int, a, b *float32, off *int, c *float32, ldc int, bp *float32)")
 		Pragma("noescape")
-		Doc(fmt.Sprintf("%s is %s, and stores each row of B it reads to the packed panel bp", k.name, map[bool]string{false: "SgemmRowsKernelAVX512", true: "SgemmRowsKernelAVX512Store"}[k.store]),
+		doc(fmt.Sprintf("%s is %s, and stores each row of B it reads to the packed panel bp", k.name, map[bool]string{false: "SgemmRowsKernelAVX512", true: "SgemmRowsKernelAVX512Store"}[k.store]),
 			fmt.Sprintf("(bp[%d·p + j] = b[off[p] + j]); off has %d entries past kc (rows it prefetches). %s.", k.nr, packAhead, k.isa))
 	case k.rows:
 		TEXT(k.name, NOSPLIT, "func(kc int, a, b *float32, off *int, c *float32, ldc int)")
 		Pragma("noescape")
-		Doc(fmt.Sprintf("%s %s a packed %d×kc panel a and the kc×%d block of B whose row p is the %d", k.name, verb, k.mr, k.nr, k.nr),
+		doc(fmt.Sprintf("%s %s a packed %d×kc panel a and the kc×%d block of B whose row p is the %d", k.name, verb, k.mr, k.nr, k.nr),
 			fmt.Sprintf("values from b + off[p] (elements; B is never packed) to the %d×%d tile of row-major c", k.mr, k.nr),
 			fmt.Sprintf("with row stride ldc (elements). %s.", k.isa))
 	default:
 		TEXT(k.name, NOSPLIT, "func(kc int, a, b, c *float32, ldc int)")
 		Pragma("noescape")
-		Doc(fmt.Sprintf("%s %s a packed %d×kc panel a and a packed kc×%d panel b", k.name, verb, k.mr, k.nr),
+		doc(fmt.Sprintf("%s %s a packed %d×kc panel a and a packed kc×%d panel b", k.name, verb, k.mr, k.nr),
 			fmt.Sprintf("to the %d×%d tile of row-major c with row stride ldc (elements). %s.", k.mr, k.nr, k.isa))
 	}
 	nv := k.nr / k.lanes // vectors per row of the tile
@@ -185,12 +218,12 @@ func generate(k kernel) {
 		"only at the end: the loads have the whole k loop to arrive.")
 	pc := GP64()
 	MOVQ(c, pc)
-	for i := range k.mr {
+	for i := range h {
 		for off := 0; off < 4*k.nr; off += 64 {
 			PREFETCHT0(Mem{Base: pc, Disp: off})
 		}
 		PREFETCHT0(Mem{Base: pc, Disp: 4*k.nr - 4}) // the last line when the row is not aligned
-		if i < k.mr-1 {
+		if i < h-1 {
 			ADDQ(ldc, pc)
 		}
 	}
@@ -201,9 +234,11 @@ func generate(k kernel) {
 	// cost beyond the multiply-adds (the same loop on one tile of C ran 8 %
 	// faster); spread like this the next tile arrives in time, where a
 	// second burst at the start measured slower (bench/RESULTS.md,
-	// 2026-12-04 late). The unpacked-A kernels have no registers left for it.
+	// 2026-12-04 late). The unpacked-A kernels have no registers left for it,
+	// and an edge kernel's tile is the last of its column panel.
+	nextTile := !k.rowsA && k.height == 0
 	var pn, pend, pstart Register
-	if !k.rowsA {
+	if nextTile {
 		pn, pend, pstart = GP64(), GP64(), GP64()
 		ADDQ(ldc, pc)
 		MOVQ(pc, pn)
@@ -213,13 +248,13 @@ func generate(k kernel) {
 		ADDQ(pc, pend)
 	}
 
-	acc := make([][]VecVirtual, k.mr)
+	acc := make([][]VecVirtual, h)
 	var bias Register
 	if k.bias {
-		Comment(fmt.Sprintf("The %d×%d tile of C lives in %d accumulators, each row starting at its bias.", k.mr, k.nr, k.mr*nv))
+		Comment(fmt.Sprintf("The %d×%d tile of C lives in %d accumulators, each row starting at its bias.", h, k.nr, h*nv))
 		bias = Load(Param("bias"), GP64())
 	} else {
-		Comment(fmt.Sprintf("The %d×%d tile of C lives in %d accumulators, zeroed here.", k.mr, k.nr, k.mr*nv))
+		Comment(fmt.Sprintf("The %d×%d tile of C lives in %d accumulators, zeroed here.", h, k.nr, h*nv))
 	}
 	for i := range acc {
 		acc[i] = make([]VecVirtual, nv)
@@ -269,7 +304,7 @@ func generate(k kernel) {
 				VMOVUPS(bv[j], Mem{Base: bp, Disp: dbp + 4*k.lanes*j})
 			}
 		}
-		for i := range k.mr {
+		for i := range h {
 			t := k.vec()
 			if k.rowsA {
 				VBROADCASTSS(Mem{Base: a, Index: aRow[i], Scale: 1, Disp: da}, t)
@@ -283,7 +318,7 @@ func generate(k kernel) {
 	}
 	const unroll = 4
 	Comment(fmt.Sprintf("Main loop, %d steps p per iteration. One step: load the %d values of B's row p,", unroll, k.nr),
-		fmt.Sprintf("then broadcast each of the %d values of A's column p and multiply-add it into that", k.mr),
+		fmt.Sprintf("then broadcast each of the %d values of A's column p and multiply-add it into that", h),
 		"row of accumulators.")
 	n4 := GP64()
 	MOVQ(kc, n4)
@@ -302,7 +337,7 @@ func generate(k kernel) {
 	for u := range unroll {
 		step(aStep*u, bStep*u)
 	}
-	if !k.rowsA {
+	if nextTile {
 		for off := 0; off < 4*k.nr; off += 64 {
 			PREFETCHT0(Mem{Base: pn, Disp: off})
 		}
@@ -339,7 +374,7 @@ func generate(k kernel) {
 	} else {
 		Comment("C += accumulators, one row of the tile at a time.")
 	}
-	for i := range k.mr {
+	for i := range h {
 		for j := range nv {
 			m := Mem{Base: c, Disp: 4 * k.lanes * j}
 			if !k.store {
@@ -347,7 +382,7 @@ func generate(k kernel) {
 			}
 			VMOVUPS(acc[i][j], m)
 		}
-		if i < k.mr-1 {
+		if i < h-1 {
 			ADDQ(ldc, c)
 		}
 	}
