@@ -620,7 +620,11 @@ func sgemmLoop(mk microKernel, pa *prepackedA, paRow0 int, g gemm) {
 	if g.PlanM > 0 {
 		planM = g.PlanM
 	}
-	unpacked := !ob.trans && readsBUnpacked(mk, pa != nil, planM, n)
+	ld := ob.ld
+	if ob.off != nil {
+		ld = 0
+	}
+	unpacked := !ob.trans && readsBUnpacked(mk, pa != nil, planM, n, ld)
 	// Where B is packed, a plain B at a level with the packing kernels is
 	// packed by the first row of tiles as it reads it (runTilesPacking),
 	// not in a pass of its own (but for a first depth block with a bias).
