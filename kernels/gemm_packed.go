@@ -97,7 +97,14 @@ var (
 	kernelAVX2 = microKernel{name: "avx2", mr: asm.AVX2MR, nr: asm.AVX2NR, height: asm.AVX2MR,
 		add: asm.SgemmKernelAVX2, store: asm.SgemmKernelAVX2Store, storeBias: asm.SgemmKernelAVX2Bias,
 		rowsAdd: asm.SgemmRowsKernelAVX2, rowsStore: asm.SgemmRowsKernelAVX2Store, rowsStoreBias: asm.SgemmRowsKernelAVX2Bias,
-		rowsAAdd: asm.SgemmRowsAKernelAVX2, rowsAStore: asm.SgemmRowsAKernelAVX2Store}
+		rowsAAdd: asm.SgemmRowsAKernelAVX2, rowsAStore: asm.SgemmRowsAKernelAVX2Store, edges: []microKernel{
+			{name: "avx2-r2", mr: asm.AVX2MR, nr: asm.AVX2NR, height: 2,
+				add: asm.SgemmKernelAVX2R2, store: asm.SgemmKernelAVX2R2Store, storeBias: asm.SgemmKernelAVX2R2Bias,
+				rowsAdd: asm.SgemmRowsKernelAVX2R2, rowsStore: asm.SgemmRowsKernelAVX2R2Store, rowsStoreBias: asm.SgemmRowsKernelAVX2R2Bias},
+			{name: "avx2-r4", mr: asm.AVX2MR, nr: asm.AVX2NR, height: 4,
+				add: asm.SgemmKernelAVX2R4, store: asm.SgemmKernelAVX2R4Store, storeBias: asm.SgemmKernelAVX2R4Bias,
+				rowsAdd: asm.SgemmRowsKernelAVX2R4, rowsStore: asm.SgemmRowsKernelAVX2R4Store, rowsStoreBias: asm.SgemmRowsKernelAVX2R4Bias},
+		}}
 )
 
 // rowsKC is the depth of one pass of the unpacked-B kernels.

@@ -216,6 +216,98 @@ func SgemmRowsKernelAVX512R8Store(kc int, a *float32, b *float32, off *int, c *f
 //go:noescape
 func SgemmRowsKernelAVX512R8Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
 
+// SgemmKernelAVX2R2 adds the product of a packed 6×kc panel a and a packed kc×16 panel b
+// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
+// Edge kernel: only the first 2 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmKernelAVX2R2(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX2R2Store stores (without reading c) the product of a packed 6×kc panel a and a packed kc×16 panel b
+// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
+// Edge kernel: only the first 2 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmKernelAVX2R2Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX2R2Bias stores (without reading c) bias[i] plus the product of a packed 6×kc panel a
+// and a packed kc×16 panel b in row i of the 6×16 tile of row-major c with row stride ldc
+// (elements). AVX2+FMA.
+// Edge kernel: only the first 2 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmKernelAVX2R2Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmRowsKernelAVX2R2 adds the product of a packed 6×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 6×16 tile of row-major c
+// with row stride ldc (elements). AVX2+FMA.
+// Edge kernel: only the first 2 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX2R2(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX2R2Store stores (without reading c) the product of a packed 6×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 6×16 tile of row-major c
+// with row stride ldc (elements). AVX2+FMA.
+// Edge kernel: only the first 2 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX2R2Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX2R2Bias stores (without reading c) bias[i] plus the product of a packed 6×kc panel a and the
+// kc×16 block of B whose row p is the 16 values from b + off[p] (elements; B is never packed)
+// in row i of the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
+// Edge kernel: only the first 2 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX2R2Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+
+// SgemmKernelAVX2R4 adds the product of a packed 6×kc panel a and a packed kc×16 panel b
+// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmKernelAVX2R4(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX2R4Store stores (without reading c) the product of a packed 6×kc panel a and a packed kc×16 panel b
+// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmKernelAVX2R4Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX2R4Bias stores (without reading c) bias[i] plus the product of a packed 6×kc panel a
+// and a packed kc×16 panel b in row i of the 6×16 tile of row-major c with row stride ldc
+// (elements). AVX2+FMA.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmKernelAVX2R4Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmRowsKernelAVX2R4 adds the product of a packed 6×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 6×16 tile of row-major c
+// with row stride ldc (elements). AVX2+FMA.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX2R4(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX2R4Store stores (without reading c) the product of a packed 6×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 6×16 tile of row-major c
+// with row stride ldc (elements). AVX2+FMA.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX2R4Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX2R4Bias stores (without reading c) bias[i] plus the product of a packed 6×kc panel a and the
+// kc×16 block of B whose row p is the 16 values from b + off[p] (elements; B is never packed)
+// in row i of the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX2R4Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+
 // SgemmRowsPackKernelAVX512 is SgemmRowsKernelAVX512, and stores each row of B it reads to the packed panel bp
 // (bp[32·p + j] = b[off[p] + j]); off has 16 entries past kc (rows it prefetches). AVX-512F.
 //

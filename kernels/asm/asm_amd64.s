@@ -7448,6 +7448,1534 @@ SgemmRowsKernelAVX512R8Bias_store:
 	VZEROUPPER
 	RET
 
+// func SgemmKernelAVX2R2(kc int, a *float32, b *float32, c *float32, ldc int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·SgemmKernelAVX2R2(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), BX
+	MOVQ ldc+32(FP), SI
+	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+
+	// The 2×16 tile of C lives in 4 accumulators, zeroed here.
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 2 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, DI
+	SHRQ $0x02, DI
+	JZ   SgemmKernelAVX2R2_tail
+
+SgemmKernelAVX2R2_loop4:
+	VMOVUPS      (DX), Y4
+	VMOVUPS      32(DX), Y5
+	VBROADCASTSS (CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	VMOVUPS      64(DX), Y4
+	VMOVUPS      96(DX), Y5
+	VBROADCASTSS 24(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 28(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	VMOVUPS      128(DX), Y4
+	VMOVUPS      160(DX), Y5
+	VBROADCASTSS 48(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 52(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	VMOVUPS      192(DX), Y4
+	VMOVUPS      224(DX), Y5
+	VBROADCASTSS 72(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 76(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	ADDQ         $0x00000060, CX
+	ADDQ         $0x00000100, DX
+	DECQ         DI
+	JNZ          SgemmKernelAVX2R2_loop4
+
+SgemmKernelAVX2R2_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmKernelAVX2R2_store
+
+SgemmKernelAVX2R2_loop1:
+	VMOVUPS      (DX), Y4
+	VMOVUPS      32(DX), Y5
+	VBROADCASTSS (CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	ADDQ         $0x00000018, CX
+	ADDQ         $0x00000040, DX
+	DECQ         AX
+	JNZ          SgemmKernelAVX2R2_loop1
+
+SgemmKernelAVX2R2_store:
+	// C += accumulators, one row of the tile at a time.
+	VADDPS  (BX), Y0, Y0
+	VMOVUPS Y0, (BX)
+	VADDPS  32(BX), Y1, Y1
+	VMOVUPS Y1, 32(BX)
+	ADDQ    SI, BX
+	VADDPS  (BX), Y2, Y2
+	VMOVUPS Y2, (BX)
+	VADDPS  32(BX), Y3, Y3
+	VMOVUPS Y3, 32(BX)
+	VZEROUPPER
+	RET
+
+// func SgemmKernelAVX2R2Store(kc int, a *float32, b *float32, c *float32, ldc int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·SgemmKernelAVX2R2Store(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), BX
+	MOVQ ldc+32(FP), SI
+	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+
+	// The 2×16 tile of C lives in 4 accumulators, zeroed here.
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 2 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, DI
+	SHRQ $0x02, DI
+	JZ   SgemmKernelAVX2R2Store_tail
+
+SgemmKernelAVX2R2Store_loop4:
+	VMOVUPS      (DX), Y4
+	VMOVUPS      32(DX), Y5
+	VBROADCASTSS (CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	VMOVUPS      64(DX), Y4
+	VMOVUPS      96(DX), Y5
+	VBROADCASTSS 24(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 28(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	VMOVUPS      128(DX), Y4
+	VMOVUPS      160(DX), Y5
+	VBROADCASTSS 48(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 52(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	VMOVUPS      192(DX), Y4
+	VMOVUPS      224(DX), Y5
+	VBROADCASTSS 72(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 76(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	ADDQ         $0x00000060, CX
+	ADDQ         $0x00000100, DX
+	DECQ         DI
+	JNZ          SgemmKernelAVX2R2Store_loop4
+
+SgemmKernelAVX2R2Store_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmKernelAVX2R2Store_store
+
+SgemmKernelAVX2R2Store_loop1:
+	VMOVUPS      (DX), Y4
+	VMOVUPS      32(DX), Y5
+	VBROADCASTSS (CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	ADDQ         $0x00000018, CX
+	ADDQ         $0x00000040, DX
+	DECQ         AX
+	JNZ          SgemmKernelAVX2R2Store_loop1
+
+SgemmKernelAVX2R2Store_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Y0, (BX)
+	VMOVUPS Y1, 32(BX)
+	ADDQ    SI, BX
+	VMOVUPS Y2, (BX)
+	VMOVUPS Y3, 32(BX)
+	VZEROUPPER
+	RET
+
+// func SgemmKernelAVX2R2Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+// Requires: AVX, FMA3, MMX+
+TEXT ·SgemmKernelAVX2R2Bias(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), BX
+	MOVQ ldc+32(FP), SI
+	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+
+	// The 2×16 tile of C lives in 4 accumulators, each row starting at its bias.
+	MOVQ         bias+40(FP), DI
+	VBROADCASTSS (DI), Y0
+	VMOVAPS      Y0, Y1
+	VBROADCASTSS 4(DI), Y2
+	VMOVAPS      Y2, Y3
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 2 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, DI
+	SHRQ $0x02, DI
+	JZ   SgemmKernelAVX2R2Bias_tail
+
+SgemmKernelAVX2R2Bias_loop4:
+	VMOVUPS      (DX), Y4
+	VMOVUPS      32(DX), Y5
+	VBROADCASTSS (CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	VMOVUPS      64(DX), Y4
+	VMOVUPS      96(DX), Y5
+	VBROADCASTSS 24(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 28(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	VMOVUPS      128(DX), Y4
+	VMOVUPS      160(DX), Y5
+	VBROADCASTSS 48(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 52(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	VMOVUPS      192(DX), Y4
+	VMOVUPS      224(DX), Y5
+	VBROADCASTSS 72(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 76(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	ADDQ         $0x00000060, CX
+	ADDQ         $0x00000100, DX
+	DECQ         DI
+	JNZ          SgemmKernelAVX2R2Bias_loop4
+
+SgemmKernelAVX2R2Bias_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmKernelAVX2R2Bias_store
+
+SgemmKernelAVX2R2Bias_loop1:
+	VMOVUPS      (DX), Y4
+	VMOVUPS      32(DX), Y5
+	VBROADCASTSS (CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	ADDQ         $0x00000018, CX
+	ADDQ         $0x00000040, DX
+	DECQ         AX
+	JNZ          SgemmKernelAVX2R2Bias_loop1
+
+SgemmKernelAVX2R2Bias_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Y0, (BX)
+	VMOVUPS Y1, 32(BX)
+	ADDQ    SI, BX
+	VMOVUPS Y2, (BX)
+	VMOVUPS Y3, 32(BX)
+	VZEROUPPER
+	RET
+
+// func SgemmRowsKernelAVX2R2(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·SgemmRowsKernelAVX2R2(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ off+24(FP), BX
+	MOVQ c+32(FP), SI
+	MOVQ ldc+40(FP), DI
+	SHLQ $0x02, DI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       SI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+
+	// The 2×16 tile of C lives in 4 accumulators, zeroed here.
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 2 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, R8
+	SHRQ $0x02, R8
+	JZ   SgemmRowsKernelAVX2R2_tail
+
+SgemmRowsKernelAVX2R2_loop4:
+	MOVQ         (BX), R9
+	VMOVUPS      (DX)(R9*4), Y4
+	VMOVUPS      32(DX)(R9*4), Y5
+	VBROADCASTSS (CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	MOVQ         8(BX), R9
+	VMOVUPS      (DX)(R9*4), Y4
+	VMOVUPS      32(DX)(R9*4), Y5
+	VBROADCASTSS 24(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 28(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	MOVQ         16(BX), R9
+	VMOVUPS      (DX)(R9*4), Y4
+	VMOVUPS      32(DX)(R9*4), Y5
+	VBROADCASTSS 48(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 52(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	MOVQ         24(BX), R9
+	VMOVUPS      (DX)(R9*4), Y4
+	VMOVUPS      32(DX)(R9*4), Y5
+	VBROADCASTSS 72(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 76(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	ADDQ         $0x00000060, CX
+	ADDQ         $0x00000020, BX
+	DECQ         R8
+	JNZ          SgemmRowsKernelAVX2R2_loop4
+
+SgemmRowsKernelAVX2R2_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmRowsKernelAVX2R2_store
+
+SgemmRowsKernelAVX2R2_loop1:
+	MOVQ         (BX), R8
+	VMOVUPS      (DX)(R8*4), Y4
+	VMOVUPS      32(DX)(R8*4), Y5
+	VBROADCASTSS (CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	ADDQ         $0x00000018, CX
+	ADDQ         $0x00000008, BX
+	DECQ         AX
+	JNZ          SgemmRowsKernelAVX2R2_loop1
+
+SgemmRowsKernelAVX2R2_store:
+	// C += accumulators, one row of the tile at a time.
+	VADDPS  (SI), Y0, Y0
+	VMOVUPS Y0, (SI)
+	VADDPS  32(SI), Y1, Y1
+	VMOVUPS Y1, 32(SI)
+	ADDQ    DI, SI
+	VADDPS  (SI), Y2, Y2
+	VMOVUPS Y2, (SI)
+	VADDPS  32(SI), Y3, Y3
+	VMOVUPS Y3, 32(SI)
+	VZEROUPPER
+	RET
+
+// func SgemmRowsKernelAVX2R2Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·SgemmRowsKernelAVX2R2Store(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ off+24(FP), BX
+	MOVQ c+32(FP), SI
+	MOVQ ldc+40(FP), DI
+	SHLQ $0x02, DI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       SI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+
+	// The 2×16 tile of C lives in 4 accumulators, zeroed here.
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 2 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, R8
+	SHRQ $0x02, R8
+	JZ   SgemmRowsKernelAVX2R2Store_tail
+
+SgemmRowsKernelAVX2R2Store_loop4:
+	MOVQ         (BX), R9
+	VMOVUPS      (DX)(R9*4), Y4
+	VMOVUPS      32(DX)(R9*4), Y5
+	VBROADCASTSS (CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	MOVQ         8(BX), R9
+	VMOVUPS      (DX)(R9*4), Y4
+	VMOVUPS      32(DX)(R9*4), Y5
+	VBROADCASTSS 24(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 28(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	MOVQ         16(BX), R9
+	VMOVUPS      (DX)(R9*4), Y4
+	VMOVUPS      32(DX)(R9*4), Y5
+	VBROADCASTSS 48(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 52(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	MOVQ         24(BX), R9
+	VMOVUPS      (DX)(R9*4), Y4
+	VMOVUPS      32(DX)(R9*4), Y5
+	VBROADCASTSS 72(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 76(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	ADDQ         $0x00000060, CX
+	ADDQ         $0x00000020, BX
+	DECQ         R8
+	JNZ          SgemmRowsKernelAVX2R2Store_loop4
+
+SgemmRowsKernelAVX2R2Store_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmRowsKernelAVX2R2Store_store
+
+SgemmRowsKernelAVX2R2Store_loop1:
+	MOVQ         (BX), R8
+	VMOVUPS      (DX)(R8*4), Y4
+	VMOVUPS      32(DX)(R8*4), Y5
+	VBROADCASTSS (CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	ADDQ         $0x00000018, CX
+	ADDQ         $0x00000008, BX
+	DECQ         AX
+	JNZ          SgemmRowsKernelAVX2R2Store_loop1
+
+SgemmRowsKernelAVX2R2Store_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Y0, (SI)
+	VMOVUPS Y1, 32(SI)
+	ADDQ    DI, SI
+	VMOVUPS Y2, (SI)
+	VMOVUPS Y3, 32(SI)
+	VZEROUPPER
+	RET
+
+// func SgemmRowsKernelAVX2R2Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+// Requires: AVX, FMA3, MMX+
+TEXT ·SgemmRowsKernelAVX2R2Bias(SB), NOSPLIT, $0-56
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ off+24(FP), BX
+	MOVQ c+32(FP), SI
+	MOVQ ldc+40(FP), DI
+	SHLQ $0x02, DI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       SI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+
+	// The 2×16 tile of C lives in 4 accumulators, each row starting at its bias.
+	MOVQ         bias+48(FP), R8
+	VBROADCASTSS (R8), Y0
+	VMOVAPS      Y0, Y1
+	VBROADCASTSS 4(R8), Y2
+	VMOVAPS      Y2, Y3
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 2 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, R8
+	SHRQ $0x02, R8
+	JZ   SgemmRowsKernelAVX2R2Bias_tail
+
+SgemmRowsKernelAVX2R2Bias_loop4:
+	MOVQ         (BX), R9
+	VMOVUPS      (DX)(R9*4), Y4
+	VMOVUPS      32(DX)(R9*4), Y5
+	VBROADCASTSS (CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	MOVQ         8(BX), R9
+	VMOVUPS      (DX)(R9*4), Y4
+	VMOVUPS      32(DX)(R9*4), Y5
+	VBROADCASTSS 24(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 28(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	MOVQ         16(BX), R9
+	VMOVUPS      (DX)(R9*4), Y4
+	VMOVUPS      32(DX)(R9*4), Y5
+	VBROADCASTSS 48(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 52(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	MOVQ         24(BX), R9
+	VMOVUPS      (DX)(R9*4), Y4
+	VMOVUPS      32(DX)(R9*4), Y5
+	VBROADCASTSS 72(CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 76(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	ADDQ         $0x00000060, CX
+	ADDQ         $0x00000020, BX
+	DECQ         R8
+	JNZ          SgemmRowsKernelAVX2R2Bias_loop4
+
+SgemmRowsKernelAVX2R2Bias_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmRowsKernelAVX2R2Bias_store
+
+SgemmRowsKernelAVX2R2Bias_loop1:
+	MOVQ         (BX), R8
+	VMOVUPS      (DX)(R8*4), Y4
+	VMOVUPS      32(DX)(R8*4), Y5
+	VBROADCASTSS (CX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(CX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	ADDQ         $0x00000018, CX
+	ADDQ         $0x00000008, BX
+	DECQ         AX
+	JNZ          SgemmRowsKernelAVX2R2Bias_loop1
+
+SgemmRowsKernelAVX2R2Bias_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Y0, (SI)
+	VMOVUPS Y1, 32(SI)
+	ADDQ    DI, SI
+	VMOVUPS Y2, (SI)
+	VMOVUPS Y3, 32(SI)
+	VZEROUPPER
+	RET
+
+// func SgemmKernelAVX2R4(kc int, a *float32, b *float32, c *float32, ldc int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·SgemmKernelAVX2R4(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), BX
+	MOVQ ldc+32(FP), SI
+	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+
+	// The 4×16 tile of C lives in 8 accumulators, zeroed here.
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 4 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, DI
+	SHRQ $0x02, DI
+	JZ   SgemmKernelAVX2R4_tail
+
+SgemmKernelAVX2R4_loop4:
+	VMOVUPS      (DX), Y8
+	VMOVUPS      32(DX), Y9
+	VBROADCASTSS (CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      64(DX), Y8
+	VMOVUPS      96(DX), Y9
+	VBROADCASTSS 24(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 28(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 32(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 36(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      128(DX), Y8
+	VMOVUPS      160(DX), Y9
+	VBROADCASTSS 48(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 52(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 56(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 60(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      192(DX), Y8
+	VMOVUPS      224(DX), Y9
+	VBROADCASTSS 72(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 76(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 80(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 84(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000060, CX
+	ADDQ         $0x00000100, DX
+	DECQ         DI
+	JNZ          SgemmKernelAVX2R4_loop4
+
+SgemmKernelAVX2R4_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmKernelAVX2R4_store
+
+SgemmKernelAVX2R4_loop1:
+	VMOVUPS      (DX), Y8
+	VMOVUPS      32(DX), Y9
+	VBROADCASTSS (CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000018, CX
+	ADDQ         $0x00000040, DX
+	DECQ         AX
+	JNZ          SgemmKernelAVX2R4_loop1
+
+SgemmKernelAVX2R4_store:
+	// C += accumulators, one row of the tile at a time.
+	VADDPS  (BX), Y0, Y0
+	VMOVUPS Y0, (BX)
+	VADDPS  32(BX), Y1, Y1
+	VMOVUPS Y1, 32(BX)
+	ADDQ    SI, BX
+	VADDPS  (BX), Y2, Y2
+	VMOVUPS Y2, (BX)
+	VADDPS  32(BX), Y3, Y3
+	VMOVUPS Y3, 32(BX)
+	ADDQ    SI, BX
+	VADDPS  (BX), Y4, Y4
+	VMOVUPS Y4, (BX)
+	VADDPS  32(BX), Y5, Y5
+	VMOVUPS Y5, 32(BX)
+	ADDQ    SI, BX
+	VADDPS  (BX), Y6, Y6
+	VMOVUPS Y6, (BX)
+	VADDPS  32(BX), Y7, Y7
+	VMOVUPS Y7, 32(BX)
+	VZEROUPPER
+	RET
+
+// func SgemmKernelAVX2R4Store(kc int, a *float32, b *float32, c *float32, ldc int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·SgemmKernelAVX2R4Store(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), BX
+	MOVQ ldc+32(FP), SI
+	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+
+	// The 4×16 tile of C lives in 8 accumulators, zeroed here.
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 4 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, DI
+	SHRQ $0x02, DI
+	JZ   SgemmKernelAVX2R4Store_tail
+
+SgemmKernelAVX2R4Store_loop4:
+	VMOVUPS      (DX), Y8
+	VMOVUPS      32(DX), Y9
+	VBROADCASTSS (CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      64(DX), Y8
+	VMOVUPS      96(DX), Y9
+	VBROADCASTSS 24(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 28(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 32(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 36(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      128(DX), Y8
+	VMOVUPS      160(DX), Y9
+	VBROADCASTSS 48(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 52(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 56(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 60(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      192(DX), Y8
+	VMOVUPS      224(DX), Y9
+	VBROADCASTSS 72(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 76(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 80(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 84(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000060, CX
+	ADDQ         $0x00000100, DX
+	DECQ         DI
+	JNZ          SgemmKernelAVX2R4Store_loop4
+
+SgemmKernelAVX2R4Store_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmKernelAVX2R4Store_store
+
+SgemmKernelAVX2R4Store_loop1:
+	VMOVUPS      (DX), Y8
+	VMOVUPS      32(DX), Y9
+	VBROADCASTSS (CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000018, CX
+	ADDQ         $0x00000040, DX
+	DECQ         AX
+	JNZ          SgemmKernelAVX2R4Store_loop1
+
+SgemmKernelAVX2R4Store_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Y0, (BX)
+	VMOVUPS Y1, 32(BX)
+	ADDQ    SI, BX
+	VMOVUPS Y2, (BX)
+	VMOVUPS Y3, 32(BX)
+	ADDQ    SI, BX
+	VMOVUPS Y4, (BX)
+	VMOVUPS Y5, 32(BX)
+	ADDQ    SI, BX
+	VMOVUPS Y6, (BX)
+	VMOVUPS Y7, 32(BX)
+	VZEROUPPER
+	RET
+
+// func SgemmKernelAVX2R4Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+// Requires: AVX, FMA3, MMX+
+TEXT ·SgemmKernelAVX2R4Bias(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), BX
+	MOVQ ldc+32(FP), SI
+	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+
+	// The 4×16 tile of C lives in 8 accumulators, each row starting at its bias.
+	MOVQ         bias+40(FP), DI
+	VBROADCASTSS (DI), Y0
+	VMOVAPS      Y0, Y1
+	VBROADCASTSS 4(DI), Y2
+	VMOVAPS      Y2, Y3
+	VBROADCASTSS 8(DI), Y4
+	VMOVAPS      Y4, Y5
+	VBROADCASTSS 12(DI), Y6
+	VMOVAPS      Y6, Y7
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 4 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, DI
+	SHRQ $0x02, DI
+	JZ   SgemmKernelAVX2R4Bias_tail
+
+SgemmKernelAVX2R4Bias_loop4:
+	VMOVUPS      (DX), Y8
+	VMOVUPS      32(DX), Y9
+	VBROADCASTSS (CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      64(DX), Y8
+	VMOVUPS      96(DX), Y9
+	VBROADCASTSS 24(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 28(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 32(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 36(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      128(DX), Y8
+	VMOVUPS      160(DX), Y9
+	VBROADCASTSS 48(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 52(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 56(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 60(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      192(DX), Y8
+	VMOVUPS      224(DX), Y9
+	VBROADCASTSS 72(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 76(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 80(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 84(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000060, CX
+	ADDQ         $0x00000100, DX
+	DECQ         DI
+	JNZ          SgemmKernelAVX2R4Bias_loop4
+
+SgemmKernelAVX2R4Bias_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmKernelAVX2R4Bias_store
+
+SgemmKernelAVX2R4Bias_loop1:
+	VMOVUPS      (DX), Y8
+	VMOVUPS      32(DX), Y9
+	VBROADCASTSS (CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000018, CX
+	ADDQ         $0x00000040, DX
+	DECQ         AX
+	JNZ          SgemmKernelAVX2R4Bias_loop1
+
+SgemmKernelAVX2R4Bias_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Y0, (BX)
+	VMOVUPS Y1, 32(BX)
+	ADDQ    SI, BX
+	VMOVUPS Y2, (BX)
+	VMOVUPS Y3, 32(BX)
+	ADDQ    SI, BX
+	VMOVUPS Y4, (BX)
+	VMOVUPS Y5, 32(BX)
+	ADDQ    SI, BX
+	VMOVUPS Y6, (BX)
+	VMOVUPS Y7, 32(BX)
+	VZEROUPPER
+	RET
+
+// func SgemmRowsKernelAVX2R4(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·SgemmRowsKernelAVX2R4(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ off+24(FP), BX
+	MOVQ c+32(FP), SI
+	MOVQ ldc+40(FP), DI
+	SHLQ $0x02, DI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       SI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+
+	// The 4×16 tile of C lives in 8 accumulators, zeroed here.
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 4 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, R8
+	SHRQ $0x02, R8
+	JZ   SgemmRowsKernelAVX2R4_tail
+
+SgemmRowsKernelAVX2R4_loop4:
+	MOVQ         (BX), R9
+	VMOVUPS      (DX)(R9*4), Y8
+	VMOVUPS      32(DX)(R9*4), Y9
+	VBROADCASTSS (CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	MOVQ         8(BX), R9
+	VMOVUPS      (DX)(R9*4), Y8
+	VMOVUPS      32(DX)(R9*4), Y9
+	VBROADCASTSS 24(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 28(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 32(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 36(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	MOVQ         16(BX), R9
+	VMOVUPS      (DX)(R9*4), Y8
+	VMOVUPS      32(DX)(R9*4), Y9
+	VBROADCASTSS 48(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 52(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 56(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 60(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	MOVQ         24(BX), R9
+	VMOVUPS      (DX)(R9*4), Y8
+	VMOVUPS      32(DX)(R9*4), Y9
+	VBROADCASTSS 72(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 76(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 80(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 84(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000060, CX
+	ADDQ         $0x00000020, BX
+	DECQ         R8
+	JNZ          SgemmRowsKernelAVX2R4_loop4
+
+SgemmRowsKernelAVX2R4_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmRowsKernelAVX2R4_store
+
+SgemmRowsKernelAVX2R4_loop1:
+	MOVQ         (BX), R8
+	VMOVUPS      (DX)(R8*4), Y8
+	VMOVUPS      32(DX)(R8*4), Y9
+	VBROADCASTSS (CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000018, CX
+	ADDQ         $0x00000008, BX
+	DECQ         AX
+	JNZ          SgemmRowsKernelAVX2R4_loop1
+
+SgemmRowsKernelAVX2R4_store:
+	// C += accumulators, one row of the tile at a time.
+	VADDPS  (SI), Y0, Y0
+	VMOVUPS Y0, (SI)
+	VADDPS  32(SI), Y1, Y1
+	VMOVUPS Y1, 32(SI)
+	ADDQ    DI, SI
+	VADDPS  (SI), Y2, Y2
+	VMOVUPS Y2, (SI)
+	VADDPS  32(SI), Y3, Y3
+	VMOVUPS Y3, 32(SI)
+	ADDQ    DI, SI
+	VADDPS  (SI), Y4, Y4
+	VMOVUPS Y4, (SI)
+	VADDPS  32(SI), Y5, Y5
+	VMOVUPS Y5, 32(SI)
+	ADDQ    DI, SI
+	VADDPS  (SI), Y6, Y6
+	VMOVUPS Y6, (SI)
+	VADDPS  32(SI), Y7, Y7
+	VMOVUPS Y7, 32(SI)
+	VZEROUPPER
+	RET
+
+// func SgemmRowsKernelAVX2R4Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·SgemmRowsKernelAVX2R4Store(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ off+24(FP), BX
+	MOVQ c+32(FP), SI
+	MOVQ ldc+40(FP), DI
+	SHLQ $0x02, DI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       SI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+
+	// The 4×16 tile of C lives in 8 accumulators, zeroed here.
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 4 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, R8
+	SHRQ $0x02, R8
+	JZ   SgemmRowsKernelAVX2R4Store_tail
+
+SgemmRowsKernelAVX2R4Store_loop4:
+	MOVQ         (BX), R9
+	VMOVUPS      (DX)(R9*4), Y8
+	VMOVUPS      32(DX)(R9*4), Y9
+	VBROADCASTSS (CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	MOVQ         8(BX), R9
+	VMOVUPS      (DX)(R9*4), Y8
+	VMOVUPS      32(DX)(R9*4), Y9
+	VBROADCASTSS 24(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 28(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 32(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 36(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	MOVQ         16(BX), R9
+	VMOVUPS      (DX)(R9*4), Y8
+	VMOVUPS      32(DX)(R9*4), Y9
+	VBROADCASTSS 48(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 52(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 56(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 60(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	MOVQ         24(BX), R9
+	VMOVUPS      (DX)(R9*4), Y8
+	VMOVUPS      32(DX)(R9*4), Y9
+	VBROADCASTSS 72(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 76(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 80(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 84(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000060, CX
+	ADDQ         $0x00000020, BX
+	DECQ         R8
+	JNZ          SgemmRowsKernelAVX2R4Store_loop4
+
+SgemmRowsKernelAVX2R4Store_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmRowsKernelAVX2R4Store_store
+
+SgemmRowsKernelAVX2R4Store_loop1:
+	MOVQ         (BX), R8
+	VMOVUPS      (DX)(R8*4), Y8
+	VMOVUPS      32(DX)(R8*4), Y9
+	VBROADCASTSS (CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000018, CX
+	ADDQ         $0x00000008, BX
+	DECQ         AX
+	JNZ          SgemmRowsKernelAVX2R4Store_loop1
+
+SgemmRowsKernelAVX2R4Store_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Y0, (SI)
+	VMOVUPS Y1, 32(SI)
+	ADDQ    DI, SI
+	VMOVUPS Y2, (SI)
+	VMOVUPS Y3, 32(SI)
+	ADDQ    DI, SI
+	VMOVUPS Y4, (SI)
+	VMOVUPS Y5, 32(SI)
+	ADDQ    DI, SI
+	VMOVUPS Y6, (SI)
+	VMOVUPS Y7, 32(SI)
+	VZEROUPPER
+	RET
+
+// func SgemmRowsKernelAVX2R4Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+// Requires: AVX, FMA3, MMX+
+TEXT ·SgemmRowsKernelAVX2R4Bias(SB), NOSPLIT, $0-56
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ off+24(FP), BX
+	MOVQ c+32(FP), SI
+	MOVQ ldc+40(FP), DI
+	SHLQ $0x02, DI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       SI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+
+	// The 4×16 tile of C lives in 8 accumulators, each row starting at its bias.
+	MOVQ         bias+48(FP), R8
+	VBROADCASTSS (R8), Y0
+	VMOVAPS      Y0, Y1
+	VBROADCASTSS 4(R8), Y2
+	VMOVAPS      Y2, Y3
+	VBROADCASTSS 8(R8), Y4
+	VMOVAPS      Y4, Y5
+	VBROADCASTSS 12(R8), Y6
+	VMOVAPS      Y6, Y7
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 4 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, R8
+	SHRQ $0x02, R8
+	JZ   SgemmRowsKernelAVX2R4Bias_tail
+
+SgemmRowsKernelAVX2R4Bias_loop4:
+	MOVQ         (BX), R9
+	VMOVUPS      (DX)(R9*4), Y8
+	VMOVUPS      32(DX)(R9*4), Y9
+	VBROADCASTSS (CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	MOVQ         8(BX), R9
+	VMOVUPS      (DX)(R9*4), Y8
+	VMOVUPS      32(DX)(R9*4), Y9
+	VBROADCASTSS 24(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 28(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 32(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 36(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	MOVQ         16(BX), R9
+	VMOVUPS      (DX)(R9*4), Y8
+	VMOVUPS      32(DX)(R9*4), Y9
+	VBROADCASTSS 48(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 52(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 56(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 60(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	MOVQ         24(BX), R9
+	VMOVUPS      (DX)(R9*4), Y8
+	VMOVUPS      32(DX)(R9*4), Y9
+	VBROADCASTSS 72(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 76(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 80(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 84(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000060, CX
+	ADDQ         $0x00000020, BX
+	DECQ         R8
+	JNZ          SgemmRowsKernelAVX2R4Bias_loop4
+
+SgemmRowsKernelAVX2R4Bias_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmRowsKernelAVX2R4Bias_store
+
+SgemmRowsKernelAVX2R4Bias_loop1:
+	MOVQ         (BX), R8
+	VMOVUPS      (DX)(R8*4), Y8
+	VMOVUPS      32(DX)(R8*4), Y9
+	VBROADCASTSS (CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000018, CX
+	ADDQ         $0x00000008, BX
+	DECQ         AX
+	JNZ          SgemmRowsKernelAVX2R4Bias_loop1
+
+SgemmRowsKernelAVX2R4Bias_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Y0, (SI)
+	VMOVUPS Y1, 32(SI)
+	ADDQ    DI, SI
+	VMOVUPS Y2, (SI)
+	VMOVUPS Y3, 32(SI)
+	ADDQ    DI, SI
+	VMOVUPS Y4, (SI)
+	VMOVUPS Y5, 32(SI)
+	ADDQ    DI, SI
+	VMOVUPS Y6, (SI)
+	VMOVUPS Y7, 32(SI)
+	VZEROUPPER
+	RET
+
 // func SgemmRowsPackKernelAVX512(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bp *float32)
 // Requires: AVX, AVX512F, CMOV, MMX+
 TEXT ·SgemmRowsPackKernelAVX512(SB), NOSPLIT, $0-56

@@ -472,6 +472,70 @@ func SgemmRowsKernelAVX512R8Bias(kc int, a, b *float32, off *int, c *float32, ld
 	addRowBias(8, AVX512NR, c, ldc, bias)
 }
 
+// SgemmKernelAVX2R2 is the plain-Go stand-in of the 2-row edge of the AVX2 kernel.
+func SgemmKernelAVX2R2(kc int, a, b, c *float32, ldc int) {
+	kernelHGo(AVX2MR, 2, AVX2NR, kc, a, b, c, ldc, false)
+}
+
+// SgemmKernelAVX2R2Store is the plain-Go stand-in of the 2-row edge of the AVX2 store kernel.
+func SgemmKernelAVX2R2Store(kc int, a, b, c *float32, ldc int) {
+	kernelHGo(AVX2MR, 2, AVX2NR, kc, a, b, c, ldc, true)
+}
+
+// SgemmKernelAVX2R2Bias is the plain-Go stand-in of the 2-row edge of the AVX2 store kernel with a bias per row.
+func SgemmKernelAVX2R2Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
+	kernelHGo(AVX2MR, 2, AVX2NR, kc, a, b, c, ldc, true)
+	addRowBias(2, AVX2NR, c, ldc, bias)
+}
+
+// SgemmRowsKernelAVX2R2 is the plain-Go stand-in of the 2-row edge of the AVX2 unpacked-B kernel.
+func SgemmRowsKernelAVX2R2(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsHGo(AVX2MR, 2, AVX2NR, kc, a, b, off, c, ldc, false)
+}
+
+// SgemmRowsKernelAVX2R2Store is the plain-Go stand-in of the 2-row edge of the AVX2 unpacked-B store kernel.
+func SgemmRowsKernelAVX2R2Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsHGo(AVX2MR, 2, AVX2NR, kc, a, b, off, c, ldc, true)
+}
+
+// SgemmRowsKernelAVX2R2Bias is the plain-Go stand-in of the 2-row edge of the AVX2 unpacked-B store kernel with a bias per row.
+func SgemmRowsKernelAVX2R2Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
+	kernelRowsHGo(AVX2MR, 2, AVX2NR, kc, a, b, off, c, ldc, true)
+	addRowBias(2, AVX2NR, c, ldc, bias)
+}
+
+// SgemmKernelAVX2R4 is the plain-Go stand-in of the 4-row edge of the AVX2 kernel.
+func SgemmKernelAVX2R4(kc int, a, b, c *float32, ldc int) {
+	kernelHGo(AVX2MR, 4, AVX2NR, kc, a, b, c, ldc, false)
+}
+
+// SgemmKernelAVX2R4Store is the plain-Go stand-in of the 4-row edge of the AVX2 store kernel.
+func SgemmKernelAVX2R4Store(kc int, a, b, c *float32, ldc int) {
+	kernelHGo(AVX2MR, 4, AVX2NR, kc, a, b, c, ldc, true)
+}
+
+// SgemmKernelAVX2R4Bias is the plain-Go stand-in of the 4-row edge of the AVX2 store kernel with a bias per row.
+func SgemmKernelAVX2R4Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
+	kernelHGo(AVX2MR, 4, AVX2NR, kc, a, b, c, ldc, true)
+	addRowBias(4, AVX2NR, c, ldc, bias)
+}
+
+// SgemmRowsKernelAVX2R4 is the plain-Go stand-in of the 4-row edge of the AVX2 unpacked-B kernel.
+func SgemmRowsKernelAVX2R4(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsHGo(AVX2MR, 4, AVX2NR, kc, a, b, off, c, ldc, false)
+}
+
+// SgemmRowsKernelAVX2R4Store is the plain-Go stand-in of the 4-row edge of the AVX2 unpacked-B store kernel.
+func SgemmRowsKernelAVX2R4Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsHGo(AVX2MR, 4, AVX2NR, kc, a, b, off, c, ldc, true)
+}
+
+// SgemmRowsKernelAVX2R4Bias is the plain-Go stand-in of the 4-row edge of the AVX2 unpacked-B store kernel with a bias per row.
+func SgemmRowsKernelAVX2R4Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
+	kernelRowsHGo(AVX2MR, 4, AVX2NR, kc, a, b, off, c, ldc, true)
+	addRowBias(4, AVX2NR, c, ldc, bias)
+}
+
 // convDirectGo is the plain-Go stand-in of the direct 3×3 kernels: 16
 // output channels of a rows × width tile (see ConvDirect3x3AVX512W7R4).
 func convDirectGo(width, rows int, x *float32, rs, cs, c int, w, bias, y *float32, ys *int32, lanes uint16, valid int) {

@@ -73,14 +73,27 @@ func main() {
 	// The edge kernels of the full-width AVX-512 tile, computing only the
 	// first 4 or 8 of its 12 rows: 32, 64 and 128 channels leave 8, 4 and
 	// 8 rows in their last panel, which the full kernel computed into a
-	// scratch tile, a third to two thirds of it thrown away.
-	for _, h := range []int{4, 8} {
-		for _, k := range []kernel{
+	// scratch tile, a third to two thirds of it thrown away. The AVX2
+	// tile's of 2 and 4 of its 6 rows likewise (32, 64 and 128 channels
+	// leave 2, 4 and 2).
+	for _, e := range []struct {
+		heights []int
+		kernels []kernel
+	}{
+		{[]int{4, 8}, []kernel{
 			{name: "SgemmKernelAVX512", isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
 			{name: "SgemmRowsKernelAVX512", rows: true, isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
-		} {
-			k.name, k.height = fmt.Sprintf("%sR%d", k.name, h), h
-			generateVariants(k)
+		}},
+		{[]int{2, 4}, []kernel{
+			{name: "SgemmKernelAVX2", isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
+			{name: "SgemmRowsKernelAVX2", rows: true, isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
+		}},
+	} {
+		for _, h := range e.heights {
+			for _, k := range e.kernels {
+				k.name, k.height = fmt.Sprintf("%sR%d", k.name, h), h
+				generateVariants(k)
+			}
 		}
 	}
 	// The unpacked-B AVX-512 kernel that packs the panel it reads, adding
