@@ -439,6 +439,12 @@ func PackBT8AVX2(dst *float32, nr int, src *float32, ld int, blocks int)
 //go:noescape
 func PackA12AVX2(dst *float32, a *float32, lda int, blocks int)
 
+// PackATAVX512 sets dst[mr·p + r] = alpha·src[p·lda + r] for p < kc and r < rows, and 0 for
+// rows ≤ r < mr (rows ≤ mr ≤ 16; strides in elements). AVX-512F.
+//
+//go:noescape
+func PackATAVX512(dst *float32, mr int, src *float32, lda int, kc int, rows int, alpha float32)
+
 // CopyRowsAVX512 sets dst[r·dstStride + j] = src[r·srcStride + j] for r < rows and j < cols (strides
 // in elements; the rows must not overlap). AVX-512F.
 //

@@ -12429,6 +12429,42 @@ packa12_done:
 	VZEROUPPER
 	RET
 
+// func PackATAVX512(dst *float32, mr int, src *float32, lda int, kc int, rows int, alpha float32)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·PackATAVX512(SB), NOSPLIT, $0-52
+	MOVQ         dst+0(FP), AX
+	MOVQ         mr+8(FP), CX
+	MOVQ         src+16(FP), DX
+	MOVQ         lda+24(FP), BX
+	MOVQ         kc+32(FP), SI
+	MOVQ         rows+40(FP), DI
+	MOVQ         $0x00000001, R8
+	SHLXQ        DI, R8, R8
+	DECQ         R8
+	KMOVW        R8, K1
+	MOVQ         $0x00000001, DI
+	SHLXQ        CX, DI, DI
+	DECQ         DI
+	KMOVW        DI, K2
+	SHLQ         $0x02, CX
+	SHLQ         $0x02, BX
+	VBROADCASTSS alpha+48(FP), Z0
+	TESTQ        SI, SI
+	JZ           packat_done
+
+packat_loop:
+	VMOVUPS.Z (DX), K1, Z1
+	VMULPS    Z0, Z1, Z1
+	VMOVUPS   Z1, K2, (AX)
+	ADDQ      BX, DX
+	ADDQ      CX, AX
+	DECQ      SI
+	JNZ       packat_loop
+
+packat_done:
+	VZEROUPPER
+	RET
+
 // func CopyRowsAVX512(dst *float32, dstStride int, src *float32, srcStride int, rows int, cols int)
 // Requires: AVX, AVX512F, BMI2
 TEXT ·CopyRowsAVX512(SB), NOSPLIT, $0-48

@@ -609,3 +609,20 @@ func DotRows4AVX512(groups int, w *float32, ldw int, x *float32, k int, y *float
 func DownRowsAVX512(d0, d1, d2 *float32, ds int, src *float32, ss, rows int, load, shifted uint32, store uint16) {
 	unreachable("DownRowsAVX512")
 }
+
+// PackATAVX512 is the plain-Go stand-in of the transposed panel packing.
+func PackATAVX512(dst *float32, mr int, src *float32, lda, kc, rows int, alpha float32) {
+	if kc == 0 {
+		return
+	}
+	d := unsafe.Slice(dst, kc*mr)
+	s := unsafe.Slice(src, (kc-1)*lda+rows)
+	for p := range kc {
+		for r := range mr {
+			d[p*mr+r] = 0
+			if r < rows {
+				d[p*mr+r] = alpha * s[p*lda+r]
+			}
+		}
+	}
+}

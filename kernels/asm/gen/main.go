@@ -118,6 +118,7 @@ func main() {
 	generatePackA6()
 	generatePackBT8()
 	generatePackA12()
+	generatePackAT()
 	generateCopyRows()
 	generateDownRows()
 	generateSoftmax()

@@ -280,3 +280,49 @@ func generateCopyRows() {
 	VZEROUPPER()
 	RET()
 }
+
+// generatePackAT writes PackATAVX512: a panel of A packed from A's
+// transpose, where the panel's rows at one depth are contiguous (a
+// convolution's or a Linear's weight gradient, attention's keys). One
+// masked load, one multiply by α and one masked store per depth; rows past
+// the edge load as zeros.
+func generatePackAT() {
+	TEXT("PackATAVX512", NOSPLIT, "func(dst *float32, mr int, src *float32, lda, kc, rows int, alpha float32)")
+	Pragma("noescape")
+	Doc("PackATAVX512 sets dst[mr·p + r] = alpha·src[p·lda + r] for p < kc and r < rows, and 0 for",
+		"rows ≤ r < mr (rows ≤ mr ≤ 16; strides in elements). AVX-512F.")
+	dst := Load(Param("dst"), GP64())
+	mr := Load(Param("mr"), GP64())
+	src := Load(Param("src"), GP64())
+	lda := Load(Param("lda"), GP64())
+	kc := Load(Param("kc"), GP64())
+	rows := Load(Param("rows"), GP64())
+	mask := func(n reg.Register) Op { // the low n of 16 lanes
+		bits := GP64()
+		MOVQ(U32(1), bits)
+		SHLXQ(n, bits, bits)
+		DECQ(bits)
+		k := K()
+		KMOVW(bits.As32(), k)
+		return k
+	}
+	load, store := mask(rows), mask(mr)
+	SHLQ(U8(2), mr)
+	SHLQ(U8(2), lda)
+	av := ZMM()
+	VBROADCASTSS(paramMem(Param("alpha")), av)
+	TESTQ(kc, kc)
+	JZ(LabelRef("packat_done"))
+	Label("packat_loop")
+	v := ZMM()
+	VMOVUPS_Z(Mem{Base: src}, load, v)
+	VMULPS(av, v, v)
+	VMOVUPS(v, store, Mem{Base: dst})
+	ADDQ(lda, src)
+	ADDQ(mr, dst)
+	DECQ(kc)
+	JNZ(LabelRef("packat_loop"))
+	Label("packat_done")
+	VZEROUPPER()
+	RET()
+}
