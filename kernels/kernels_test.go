@@ -78,9 +78,10 @@ func TestSgemmAgainstNaive(t *testing.T) {
 }
 
 // TestSgemmEdgeRows checks the edge kernels (a last panel of fewer rows
-// than the micro-kernel's, computed by a kernel of 4 or 8 rows) at every
+// than the micro-kernel's, computed by a kernel of fewer rows) at every
 // remainder of M, adding, storing and storing with a bias, with B packed
-// and read in place, against a float64 triple loop.
+// and read in place, A as stored and transposed, against a float64 triple
+// loop.
 func TestSgemmEdgeRows(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, level := range Levels() {
@@ -98,6 +99,7 @@ func TestSgemmEdgeRows(t *testing.T) {
 				for _, sh := range []struct{ n, k int }{{32, 7}, {71, 300}} {
 					n, k := sh.n, sh.k
 					a, b, c0 := randSlice(r, m*k), randSlice(r, k*n), randSlice(r, m*n)
+					tA := m%2 == 1 // A stored transposed (K×M) for odd M: packed by PackATAVX512
 					for variant, beta := range []float32{0, 0, 1} {
 						var bias []float32
 						if variant == 1 {
@@ -111,14 +113,22 @@ func TestSgemmEdgeRows(t *testing.T) {
 									s = float64(bias[i])
 								}
 								for p := range k {
-									s += float64(a[i*k+p]) * float64(b[p*n+j])
+									av := a[i*k+p]
+									if tA {
+										av = a[p*m+i]
+									}
+									s += float64(av) * float64(b[p*n+j])
 								}
 								want[i*n+j] = float32(s + float64(beta)*float64(c0[i*n+j]))
 							}
 						}
 						c := append(append([]float32(nil), c0...), make([]float32, guard)...)
-						d.sgemm(1, gemm{M: m, N: n, K: k, Alpha: 1, A: a, LdA: k, B: operandB{b: b, ld: n}, Beta: beta, Bias: bias, C: c, LdC: n})
-						name := fmt.Sprintf("%s unpackedB=%v %dx%dx%d beta=%g bias=%v", level, unpackedB, m, n, k, beta, bias != nil)
+						lda := k
+						if tA {
+							lda = m
+						}
+						d.sgemm(1, gemm{M: m, N: n, K: k, Alpha: 1, TransA: tA, A: a, LdA: lda, B: operandB{b: b, ld: n}, Beta: beta, Bias: bias, C: c, LdC: n})
+						name := fmt.Sprintf("%s unpackedB=%v %dx%dx%d tA=%v beta=%g bias=%v", level, unpackedB, m, n, k, tA, beta, bias != nil)
 						closeTo(t, name, c[:m*n], want, 1e-5*float64(k+1))
 						for _, v := range c[m*n:] {
 							if v != 0 {
