@@ -93,7 +93,14 @@ var (
 		}}
 	kernelAVX512Narrow = microKernel{name: "avx512-narrow", mr: asm.AVX512MR, nr: asm.AVX512NarrowNR, height: asm.AVX512MR,
 		add: asm.SgemmKernelAVX512N16, store: asm.SgemmKernelAVX512N16Store, storeBias: asm.SgemmKernelAVX512N16Bias,
-		rowsAdd: asm.SgemmRowsKernelAVX512N16, rowsStore: asm.SgemmRowsKernelAVX512N16Store, rowsStoreBias: asm.SgemmRowsKernelAVX512N16Bias}
+		rowsAdd: asm.SgemmRowsKernelAVX512N16, rowsStore: asm.SgemmRowsKernelAVX512N16Store, rowsStoreBias: asm.SgemmRowsKernelAVX512N16Bias, edges: []microKernel{
+			{name: "avx512-narrow-r4", mr: asm.AVX512MR, nr: asm.AVX512NarrowNR, height: 4,
+				add: asm.SgemmKernelAVX512N16R4, store: asm.SgemmKernelAVX512N16R4Store, storeBias: asm.SgemmKernelAVX512N16R4Bias,
+				rowsAdd: asm.SgemmRowsKernelAVX512N16R4, rowsStore: asm.SgemmRowsKernelAVX512N16R4Store, rowsStoreBias: asm.SgemmRowsKernelAVX512N16R4Bias},
+			{name: "avx512-narrow-r8", mr: asm.AVX512MR, nr: asm.AVX512NarrowNR, height: 8,
+				add: asm.SgemmKernelAVX512N16R8, store: asm.SgemmKernelAVX512N16R8Store, storeBias: asm.SgemmKernelAVX512N16R8Bias,
+				rowsAdd: asm.SgemmRowsKernelAVX512N16R8, rowsStore: asm.SgemmRowsKernelAVX512N16R8Store, rowsStoreBias: asm.SgemmRowsKernelAVX512N16R8Bias},
+		}}
 	kernelAVX2 = microKernel{name: "avx2", mr: asm.AVX2MR, nr: asm.AVX2NR, height: asm.AVX2MR,
 		add: asm.SgemmKernelAVX2, store: asm.SgemmKernelAVX2Store, storeBias: asm.SgemmKernelAVX2Bias,
 		rowsAdd: asm.SgemmRowsKernelAVX2, rowsStore: asm.SgemmRowsKernelAVX2Store, rowsStoreBias: asm.SgemmRowsKernelAVX2Bias,
@@ -508,6 +515,35 @@ func (pa *prepackedA) block(pc, ic, row0 int) []float32 {
 		b = b[row0*min(packKC, pa.k-pc):]
 	}
 	return b
+}
+
+// column sets y[i·ys] = Σ_p A(row0 + i, p)·x[p·xs] for i < m: rows of pa
+// times one column of B, each sum the chain of multiply-adds from zero that
+// a micro-kernel tile computes for it, so that the column is bit for bit
+// what the GEMM would give it. It needs the AVX-512 panels (mr = 12), one
+// depth pass (k ≤ rowsKC: no pass whose partial sums a tile would add) and
+// one row block (row0 + m ≤ packMC, or row0 = 0 and m ≤ packMC).
+func (pa *prepackedA) column(row0, m int, x []float32, xs int, y []float32, ys int) {
+	mr, kc := pa.mk.mr, pa.k
+	if m == 0 || kc == 0 {
+		for i := range m {
+			y[i*ys] = 0
+		}
+		return
+	}
+	blk := pa.block(0, 0, row0)
+	panels := (m + mr - 1) / mr
+	_, _ = x[(kc-1)*xs], blk[panels*mr*kc-1] // the assembly reads these unchecked
+	panel := func(q int) *float32 { return &blk[min(q, panels-1)*mr*kc] }
+	var out [64]float32
+	for q0 := 0; q0 < panels; q0 += 4 {
+		asm.PanelDot4AVX512(kc, panel(q0), panel(q0+1), panel(q0+2), panel(q0+3), &x[0], xs, &out[0])
+		for q := q0; q < min(q0+4, panels); q++ {
+			for r := range min(mr, m-q*mr) {
+				y[(q*mr+r)*ys] = out[16*(q-q0)+r]
+			}
+		}
+	}
 }
 
 // sgemmPrepacked is sgemmPacked with A packed beforehand; threads split C

@@ -96,7 +96,7 @@ func TestSgemmEdgeRows(t *testing.T) {
 			}
 			d := NewCPUTuned(1, level, tune)
 			for m := 1; m <= 26; m++ {
-				for _, sh := range []struct{ n, k int }{{32, 7}, {71, 300}} {
+				for _, sh := range []struct{ n, k int }{{32, 7}, {71, 300}, {16, 40}} {
 					n, k := sh.n, sh.k
 					a, b, c0 := randSlice(r, m*k), randSlice(r, k*n), randSlice(r, m*n)
 					tA := m%2 == 1 // A stored transposed (K×M) for odd M: packed by PackATAVX512

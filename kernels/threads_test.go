@@ -36,6 +36,8 @@ func TestResultsIndependentOfThreads(t *testing.T) {
 		conv(1, 32, 1, 3, 1, 28, 28),   // one output channel: taps, one image by bands of output rows
 		conv(1, 5, 3, 3, 1, 3, 4),      // taps on rows shorter than a vector, one row a band
 		conv(3, 7, 2, 3, 1, 9, 9),      // taps, images over the threads
+		conv(1, 32, 32, 3, 1, 28, 28),  // Winograd F(4×4), 7×7 tiles: the last column alone in one chunk
+		conv(1, 48, 61, 3, 1, 14, 14),  // Winograd F(2×2), 7×7 tiles, two calls of four panels
 	}
 	r := rand.New(rand.NewPCG(9, 9))
 	for _, level := range Levels() {

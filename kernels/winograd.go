@@ -204,11 +204,22 @@ func (d *Device) winoChunk(buf, ys, xs, bs []float32, us []gemmA, p tensor.ConvP
 	tiles := (r1 - r0) * g.tw
 	winoInput(v, xs, rowBuf, p, g, r0, r1, simd, d.wide())
 	cols := (tiles + 15) &^ 15
+	// One tile past a multiple of 16 (an image of 7×7 tiles at batch 1)
+	// would cost the GEMMs a panel of 16 columns for one: that column is
+	// computed alone (prepackedA.column), the rest as whole panels.
+	lone := tiles%16 == 1 && tiles > 1 && us[0].pre != nil && us[0].pre.mk.mr == asm.AVX512MR && p.C <= rowsKC && us[0].pre.icBlocks == 1
+	if lone {
+		cols = tiles - 1
+	}
 	for xi := range n {
 		if cols > tiles {
 			clearPadColumns(v[xi*g.cs:], p.C, g.ld, tiles)
 		}
-		d.sgemmA(threads, us[xi].rows(f0, f1), cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs+f0*g.ld:], g.ld)
+		a := us[xi].rows(f0, f1)
+		d.sgemmA(threads, a, cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs+f0*g.ld:], g.ld)
+		if lone {
+			a.pre.column(a.row0, a.m, v[xi*g.cs+cols:], g.ld, m[xi*g.fs+f0*g.ld+cols:], g.ld)
+		}
 	}
 	if g.m == 4 {
 		winoOutput4(ys, m, bs, rowBuf, p, g, r0, r1, f0, f1, simd)

@@ -21,6 +21,9 @@ func TestWinograd4AgainstNaive(t *testing.T) {
 		{N: 1, C: 4, F: 5, H: 35, W: 66}, // no padding: OW = 64, two whole blocks
 		{N: 2, C: 8, F: 3, H: 4, W: 3, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1},
 		{N: 1, C: 300, F: 20, H: 6, W: 5, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1}, // past a depth block
+		// 7×7 and 9×9 tiles: in one chunk, the last tile's column is computed alone (prepackedA.column)
+		{N: 1, C: 12, F: 29, H: 28, W: 28, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1},
+		{N: 1, C: 20, F: 61, H: 36, W: 36, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1},
 	}
 	tune := DefaultTuning()
 	tune.Winograd4MinSide, tune.TapsMaxF = 0, 0

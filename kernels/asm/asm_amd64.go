@@ -170,6 +170,52 @@ func SgemmRowsKernelAVX512R4Store(kc int, a *float32, b *float32, off *int, c *f
 //go:noescape
 func SgemmRowsKernelAVX512R4Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
 
+// SgemmKernelAVX512N16R4 adds the product of a packed 12×kc panel a and a packed kc×16 panel b
+// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512N16R4(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512N16R4Store stores (without reading c) the product of a packed 12×kc panel a and a packed kc×16 panel b
+// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512N16R4Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512N16R4Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a
+// and a packed kc×16 panel b in row i of the 12×16 tile of row-major c with row stride ldc
+// (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512N16R4Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmRowsKernelAVX512N16R4 adds the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16R4(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512N16R4Store stores (without reading c) the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16R4Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512N16R4Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a and the
+// kc×16 block of B whose row p is the 16 values from b + off[p] (elements; B is never packed)
+// in row i of the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16R4Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+
 // SgemmKernelAVX512R8 adds the product of a packed 12×kc panel a and a packed kc×32 panel b
 // to the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
 // Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
@@ -215,6 +261,52 @@ func SgemmRowsKernelAVX512R8Store(kc int, a *float32, b *float32, off *int, c *f
 //
 //go:noescape
 func SgemmRowsKernelAVX512R8Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+
+// SgemmKernelAVX512N16R8 adds the product of a packed 12×kc panel a and a packed kc×16 panel b
+// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512N16R8(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512N16R8Store stores (without reading c) the product of a packed 12×kc panel a and a packed kc×16 panel b
+// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512N16R8Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512N16R8Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a
+// and a packed kc×16 panel b in row i of the 12×16 tile of row-major c with row stride ldc
+// (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512N16R8Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmRowsKernelAVX512N16R8 adds the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16R8(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512N16R8Store stores (without reading c) the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16R8Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512N16R8Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a and the
+// kc×16 block of B whose row p is the 16 values from b + off[p] (elements; B is never packed)
+// in row i of the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16R8Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
 
 // SgemmKernelAVX2R2 adds the product of a packed 6×kc panel a and a packed kc×16 panel b
 // to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
@@ -587,6 +679,13 @@ func DotRows4AVX2(groups int, w *float32, ldw int, x *float32, k int, y *float32
 //
 //go:noescape
 func DotRows4AVX512(groups int, w *float32, ldw int, x *float32, k int, y *float32)
+
+// PanelDot4AVX512 sets y[16q + r] = Σ_{p<kc} aq[12p + r]·x[p·xs] for the four panels q < 4 and
+// r < 12 (xs in elements; y[16q + 12 … 16q + 15] are set to 0), each sum one chain of
+// fused multiply-adds from zero in the order of p. AVX-512F.
+//
+//go:noescape
+func PanelDot4AVX512(kc int, a0 *float32, a1 *float32, a2 *float32, a3 *float32, x *float32, xs int, y *float32)
 
 // WinoInputAVX2 transforms 8·blocks input tiles of one tile row: with the four padded input
 // rows d_a = in + a·ins (a < 4, each 16·blocks + 2 values) it sets, for tile t and ξ = 4η + ν,

@@ -5926,6 +5926,706 @@ SgemmRowsKernelAVX512R4Bias_store:
 	VZEROUPPER
 	RET
 
+// func SgemmKernelAVX512N16R4(kc int, a *float32, b *float32, c *float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·SgemmKernelAVX512N16R4(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), BX
+	MOVQ ldc+32(FP), SI
+	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+
+	// The 4×16 tile of C lives in 4 accumulators, zeroed here.
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 4 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, DI
+	SHRQ $0x02, DI
+	JZ   SgemmKernelAVX512N16R4_tail
+
+SgemmKernelAVX512N16R4_loop4:
+	VMOVUPS      (DX), Z4
+	VBROADCASTSS (CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	VMOVUPS      64(DX), Z4
+	VBROADCASTSS 48(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 52(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 56(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 60(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	VMOVUPS      128(DX), Z4
+	VBROADCASTSS 96(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 100(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 104(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 108(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	VMOVUPS      192(DX), Z4
+	VBROADCASTSS 144(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 148(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 152(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 156(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x00000100, DX
+	DECQ         DI
+	JNZ          SgemmKernelAVX512N16R4_loop4
+
+SgemmKernelAVX512N16R4_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmKernelAVX512N16R4_store
+
+SgemmKernelAVX512N16R4_loop1:
+	VMOVUPS      (DX), Z4
+	VBROADCASTSS (CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	ADDQ         $0x00000030, CX
+	ADDQ         $0x00000040, DX
+	DECQ         AX
+	JNZ          SgemmKernelAVX512N16R4_loop1
+
+SgemmKernelAVX512N16R4_store:
+	// C += accumulators, one row of the tile at a time.
+	VADDPS  (BX), Z0, Z0
+	VMOVUPS Z0, (BX)
+	ADDQ    SI, BX
+	VADDPS  (BX), Z1, Z1
+	VMOVUPS Z1, (BX)
+	ADDQ    SI, BX
+	VADDPS  (BX), Z2, Z2
+	VMOVUPS Z2, (BX)
+	ADDQ    SI, BX
+	VADDPS  (BX), Z3, Z3
+	VMOVUPS Z3, (BX)
+	VZEROUPPER
+	RET
+
+// func SgemmKernelAVX512N16R4Store(kc int, a *float32, b *float32, c *float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·SgemmKernelAVX512N16R4Store(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), BX
+	MOVQ ldc+32(FP), SI
+	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+
+	// The 4×16 tile of C lives in 4 accumulators, zeroed here.
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 4 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, DI
+	SHRQ $0x02, DI
+	JZ   SgemmKernelAVX512N16R4Store_tail
+
+SgemmKernelAVX512N16R4Store_loop4:
+	VMOVUPS      (DX), Z4
+	VBROADCASTSS (CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	VMOVUPS      64(DX), Z4
+	VBROADCASTSS 48(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 52(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 56(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 60(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	VMOVUPS      128(DX), Z4
+	VBROADCASTSS 96(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 100(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 104(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 108(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	VMOVUPS      192(DX), Z4
+	VBROADCASTSS 144(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 148(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 152(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 156(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x00000100, DX
+	DECQ         DI
+	JNZ          SgemmKernelAVX512N16R4Store_loop4
+
+SgemmKernelAVX512N16R4Store_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmKernelAVX512N16R4Store_store
+
+SgemmKernelAVX512N16R4Store_loop1:
+	VMOVUPS      (DX), Z4
+	VBROADCASTSS (CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	ADDQ         $0x00000030, CX
+	ADDQ         $0x00000040, DX
+	DECQ         AX
+	JNZ          SgemmKernelAVX512N16R4Store_loop1
+
+SgemmKernelAVX512N16R4Store_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Z0, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z1, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z2, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z3, (BX)
+	VZEROUPPER
+	RET
+
+// func SgemmKernelAVX512N16R4Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·SgemmKernelAVX512N16R4Bias(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), BX
+	MOVQ ldc+32(FP), SI
+	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+
+	// The 4×16 tile of C lives in 4 accumulators, each row starting at its bias.
+	MOVQ         bias+40(FP), DI
+	VBROADCASTSS (DI), Z0
+	VBROADCASTSS 4(DI), Z1
+	VBROADCASTSS 8(DI), Z2
+	VBROADCASTSS 12(DI), Z3
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 4 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, DI
+	SHRQ $0x02, DI
+	JZ   SgemmKernelAVX512N16R4Bias_tail
+
+SgemmKernelAVX512N16R4Bias_loop4:
+	VMOVUPS      (DX), Z4
+	VBROADCASTSS (CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	VMOVUPS      64(DX), Z4
+	VBROADCASTSS 48(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 52(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 56(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 60(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	VMOVUPS      128(DX), Z4
+	VBROADCASTSS 96(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 100(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 104(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 108(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	VMOVUPS      192(DX), Z4
+	VBROADCASTSS 144(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 148(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 152(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 156(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x00000100, DX
+	DECQ         DI
+	JNZ          SgemmKernelAVX512N16R4Bias_loop4
+
+SgemmKernelAVX512N16R4Bias_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmKernelAVX512N16R4Bias_store
+
+SgemmKernelAVX512N16R4Bias_loop1:
+	VMOVUPS      (DX), Z4
+	VBROADCASTSS (CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	ADDQ         $0x00000030, CX
+	ADDQ         $0x00000040, DX
+	DECQ         AX
+	JNZ          SgemmKernelAVX512N16R4Bias_loop1
+
+SgemmKernelAVX512N16R4Bias_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Z0, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z1, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z2, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z3, (BX)
+	VZEROUPPER
+	RET
+
+// func SgemmRowsKernelAVX512N16R4(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·SgemmRowsKernelAVX512N16R4(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ off+24(FP), BX
+	MOVQ c+32(FP), SI
+	MOVQ ldc+40(FP), DI
+	SHLQ $0x02, DI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       SI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+
+	// The 4×16 tile of C lives in 4 accumulators, zeroed here.
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 4 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, R8
+	SHRQ $0x02, R8
+	JZ   SgemmRowsKernelAVX512N16R4_tail
+
+SgemmRowsKernelAVX512N16R4_loop4:
+	MOVQ         (BX), R9
+	VMOVUPS      (DX)(R9*4), Z4
+	VBROADCASTSS (CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	MOVQ         8(BX), R9
+	VMOVUPS      (DX)(R9*4), Z4
+	VBROADCASTSS 48(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 52(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 56(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 60(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	MOVQ         16(BX), R9
+	VMOVUPS      (DX)(R9*4), Z4
+	VBROADCASTSS 96(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 100(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 104(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 108(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	MOVQ         24(BX), R9
+	VMOVUPS      (DX)(R9*4), Z4
+	VBROADCASTSS 144(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 148(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 152(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 156(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x00000020, BX
+	DECQ         R8
+	JNZ          SgemmRowsKernelAVX512N16R4_loop4
+
+SgemmRowsKernelAVX512N16R4_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmRowsKernelAVX512N16R4_store
+
+SgemmRowsKernelAVX512N16R4_loop1:
+	MOVQ         (BX), R8
+	VMOVUPS      (DX)(R8*4), Z4
+	VBROADCASTSS (CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	ADDQ         $0x00000030, CX
+	ADDQ         $0x00000008, BX
+	DECQ         AX
+	JNZ          SgemmRowsKernelAVX512N16R4_loop1
+
+SgemmRowsKernelAVX512N16R4_store:
+	// C += accumulators, one row of the tile at a time.
+	VADDPS  (SI), Z0, Z0
+	VMOVUPS Z0, (SI)
+	ADDQ    DI, SI
+	VADDPS  (SI), Z1, Z1
+	VMOVUPS Z1, (SI)
+	ADDQ    DI, SI
+	VADDPS  (SI), Z2, Z2
+	VMOVUPS Z2, (SI)
+	ADDQ    DI, SI
+	VADDPS  (SI), Z3, Z3
+	VMOVUPS Z3, (SI)
+	VZEROUPPER
+	RET
+
+// func SgemmRowsKernelAVX512N16R4Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·SgemmRowsKernelAVX512N16R4Store(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ off+24(FP), BX
+	MOVQ c+32(FP), SI
+	MOVQ ldc+40(FP), DI
+	SHLQ $0x02, DI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       SI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+
+	// The 4×16 tile of C lives in 4 accumulators, zeroed here.
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 4 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, R8
+	SHRQ $0x02, R8
+	JZ   SgemmRowsKernelAVX512N16R4Store_tail
+
+SgemmRowsKernelAVX512N16R4Store_loop4:
+	MOVQ         (BX), R9
+	VMOVUPS      (DX)(R9*4), Z4
+	VBROADCASTSS (CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	MOVQ         8(BX), R9
+	VMOVUPS      (DX)(R9*4), Z4
+	VBROADCASTSS 48(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 52(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 56(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 60(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	MOVQ         16(BX), R9
+	VMOVUPS      (DX)(R9*4), Z4
+	VBROADCASTSS 96(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 100(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 104(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 108(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	MOVQ         24(BX), R9
+	VMOVUPS      (DX)(R9*4), Z4
+	VBROADCASTSS 144(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 148(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 152(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 156(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x00000020, BX
+	DECQ         R8
+	JNZ          SgemmRowsKernelAVX512N16R4Store_loop4
+
+SgemmRowsKernelAVX512N16R4Store_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmRowsKernelAVX512N16R4Store_store
+
+SgemmRowsKernelAVX512N16R4Store_loop1:
+	MOVQ         (BX), R8
+	VMOVUPS      (DX)(R8*4), Z4
+	VBROADCASTSS (CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	ADDQ         $0x00000030, CX
+	ADDQ         $0x00000008, BX
+	DECQ         AX
+	JNZ          SgemmRowsKernelAVX512N16R4Store_loop1
+
+SgemmRowsKernelAVX512N16R4Store_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Z0, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z1, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z2, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z3, (SI)
+	VZEROUPPER
+	RET
+
+// func SgemmRowsKernelAVX512N16R4Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·SgemmRowsKernelAVX512N16R4Bias(SB), NOSPLIT, $0-56
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ off+24(FP), BX
+	MOVQ c+32(FP), SI
+	MOVQ ldc+40(FP), DI
+	SHLQ $0x02, DI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       SI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+
+	// The 4×16 tile of C lives in 4 accumulators, each row starting at its bias.
+	MOVQ         bias+48(FP), R8
+	VBROADCASTSS (R8), Z0
+	VBROADCASTSS 4(R8), Z1
+	VBROADCASTSS 8(R8), Z2
+	VBROADCASTSS 12(R8), Z3
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 4 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, R8
+	SHRQ $0x02, R8
+	JZ   SgemmRowsKernelAVX512N16R4Bias_tail
+
+SgemmRowsKernelAVX512N16R4Bias_loop4:
+	MOVQ         (BX), R9
+	VMOVUPS      (DX)(R9*4), Z4
+	VBROADCASTSS (CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	MOVQ         8(BX), R9
+	VMOVUPS      (DX)(R9*4), Z4
+	VBROADCASTSS 48(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 52(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 56(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 60(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	MOVQ         16(BX), R9
+	VMOVUPS      (DX)(R9*4), Z4
+	VBROADCASTSS 96(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 100(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 104(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 108(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	MOVQ         24(BX), R9
+	VMOVUPS      (DX)(R9*4), Z4
+	VBROADCASTSS 144(CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 148(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 152(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 156(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x00000020, BX
+	DECQ         R8
+	JNZ          SgemmRowsKernelAVX512N16R4Bias_loop4
+
+SgemmRowsKernelAVX512N16R4Bias_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmRowsKernelAVX512N16R4Bias_store
+
+SgemmRowsKernelAVX512N16R4Bias_loop1:
+	MOVQ         (BX), R8
+	VMOVUPS      (DX)(R8*4), Z4
+	VBROADCASTSS (CX), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(CX), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(CX), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(CX), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	ADDQ         $0x00000030, CX
+	ADDQ         $0x00000008, BX
+	DECQ         AX
+	JNZ          SgemmRowsKernelAVX512N16R4Bias_loop1
+
+SgemmRowsKernelAVX512N16R4Bias_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Z0, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z1, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z2, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z3, (SI)
+	VZEROUPPER
+	RET
+
 // func SgemmKernelAVX512R8(kc int, a *float32, b *float32, c *float32, ldc int)
 // Requires: AVX, AVX512F, MMX+
 TEXT ·SgemmKernelAVX512R8(SB), NOSPLIT, $0-40
@@ -7445,6 +8145,1098 @@ SgemmRowsKernelAVX512R8Bias_store:
 	ADDQ    DI, SI
 	VMOVUPS Z14, (SI)
 	VMOVUPS Z15, 64(SI)
+	VZEROUPPER
+	RET
+
+// func SgemmKernelAVX512N16R8(kc int, a *float32, b *float32, c *float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·SgemmKernelAVX512N16R8(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), BX
+	MOVQ ldc+32(FP), SI
+	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+
+	// The 8×16 tile of C lives in 8 accumulators, zeroed here.
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 8 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, DI
+	SHRQ $0x02, DI
+	JZ   SgemmKernelAVX512N16R8_tail
+
+SgemmKernelAVX512N16R8_loop4:
+	VMOVUPS      (DX), Z8
+	VBROADCASTSS (CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 8(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 12(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 16(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 20(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 24(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 28(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	VMOVUPS      64(DX), Z8
+	VBROADCASTSS 48(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 52(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 56(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 60(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 64(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 68(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 72(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 76(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	VMOVUPS      128(DX), Z8
+	VBROADCASTSS 96(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 100(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 104(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 108(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 112(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 116(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 120(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 124(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	VMOVUPS      192(DX), Z8
+	VBROADCASTSS 144(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 148(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 152(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 156(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 160(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 164(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 168(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 172(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x00000100, DX
+	DECQ         DI
+	JNZ          SgemmKernelAVX512N16R8_loop4
+
+SgemmKernelAVX512N16R8_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmKernelAVX512N16R8_store
+
+SgemmKernelAVX512N16R8_loop1:
+	VMOVUPS      (DX), Z8
+	VBROADCASTSS (CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 8(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 12(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 16(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 20(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 24(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 28(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	ADDQ         $0x00000030, CX
+	ADDQ         $0x00000040, DX
+	DECQ         AX
+	JNZ          SgemmKernelAVX512N16R8_loop1
+
+SgemmKernelAVX512N16R8_store:
+	// C += accumulators, one row of the tile at a time.
+	VADDPS  (BX), Z0, Z0
+	VMOVUPS Z0, (BX)
+	ADDQ    SI, BX
+	VADDPS  (BX), Z1, Z1
+	VMOVUPS Z1, (BX)
+	ADDQ    SI, BX
+	VADDPS  (BX), Z2, Z2
+	VMOVUPS Z2, (BX)
+	ADDQ    SI, BX
+	VADDPS  (BX), Z3, Z3
+	VMOVUPS Z3, (BX)
+	ADDQ    SI, BX
+	VADDPS  (BX), Z4, Z4
+	VMOVUPS Z4, (BX)
+	ADDQ    SI, BX
+	VADDPS  (BX), Z5, Z5
+	VMOVUPS Z5, (BX)
+	ADDQ    SI, BX
+	VADDPS  (BX), Z6, Z6
+	VMOVUPS Z6, (BX)
+	ADDQ    SI, BX
+	VADDPS  (BX), Z7, Z7
+	VMOVUPS Z7, (BX)
+	VZEROUPPER
+	RET
+
+// func SgemmKernelAVX512N16R8Store(kc int, a *float32, b *float32, c *float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·SgemmKernelAVX512N16R8Store(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), BX
+	MOVQ ldc+32(FP), SI
+	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+
+	// The 8×16 tile of C lives in 8 accumulators, zeroed here.
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 8 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, DI
+	SHRQ $0x02, DI
+	JZ   SgemmKernelAVX512N16R8Store_tail
+
+SgemmKernelAVX512N16R8Store_loop4:
+	VMOVUPS      (DX), Z8
+	VBROADCASTSS (CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 8(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 12(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 16(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 20(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 24(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 28(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	VMOVUPS      64(DX), Z8
+	VBROADCASTSS 48(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 52(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 56(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 60(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 64(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 68(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 72(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 76(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	VMOVUPS      128(DX), Z8
+	VBROADCASTSS 96(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 100(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 104(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 108(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 112(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 116(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 120(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 124(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	VMOVUPS      192(DX), Z8
+	VBROADCASTSS 144(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 148(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 152(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 156(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 160(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 164(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 168(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 172(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x00000100, DX
+	DECQ         DI
+	JNZ          SgemmKernelAVX512N16R8Store_loop4
+
+SgemmKernelAVX512N16R8Store_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmKernelAVX512N16R8Store_store
+
+SgemmKernelAVX512N16R8Store_loop1:
+	VMOVUPS      (DX), Z8
+	VBROADCASTSS (CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 8(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 12(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 16(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 20(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 24(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 28(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	ADDQ         $0x00000030, CX
+	ADDQ         $0x00000040, DX
+	DECQ         AX
+	JNZ          SgemmKernelAVX512N16R8Store_loop1
+
+SgemmKernelAVX512N16R8Store_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Z0, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z1, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z2, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z3, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z4, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z5, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z6, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z7, (BX)
+	VZEROUPPER
+	RET
+
+// func SgemmKernelAVX512N16R8Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·SgemmKernelAVX512N16R8Bias(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), BX
+	MOVQ ldc+32(FP), SI
+	SHLQ $0x02, SI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       BX, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+	ADDQ       SI, DI
+	PREFETCHT0 (DI)
+	PREFETCHT0 60(DI)
+
+	// The 8×16 tile of C lives in 8 accumulators, each row starting at its bias.
+	MOVQ         bias+40(FP), DI
+	VBROADCASTSS (DI), Z0
+	VBROADCASTSS 4(DI), Z1
+	VBROADCASTSS 8(DI), Z2
+	VBROADCASTSS 12(DI), Z3
+	VBROADCASTSS 16(DI), Z4
+	VBROADCASTSS 20(DI), Z5
+	VBROADCASTSS 24(DI), Z6
+	VBROADCASTSS 28(DI), Z7
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 8 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, DI
+	SHRQ $0x02, DI
+	JZ   SgemmKernelAVX512N16R8Bias_tail
+
+SgemmKernelAVX512N16R8Bias_loop4:
+	VMOVUPS      (DX), Z8
+	VBROADCASTSS (CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 8(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 12(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 16(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 20(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 24(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 28(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	VMOVUPS      64(DX), Z8
+	VBROADCASTSS 48(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 52(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 56(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 60(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 64(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 68(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 72(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 76(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	VMOVUPS      128(DX), Z8
+	VBROADCASTSS 96(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 100(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 104(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 108(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 112(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 116(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 120(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 124(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	VMOVUPS      192(DX), Z8
+	VBROADCASTSS 144(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 148(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 152(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 156(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 160(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 164(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 168(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 172(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x00000100, DX
+	DECQ         DI
+	JNZ          SgemmKernelAVX512N16R8Bias_loop4
+
+SgemmKernelAVX512N16R8Bias_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmKernelAVX512N16R8Bias_store
+
+SgemmKernelAVX512N16R8Bias_loop1:
+	VMOVUPS      (DX), Z8
+	VBROADCASTSS (CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 8(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 12(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 16(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 20(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 24(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 28(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	ADDQ         $0x00000030, CX
+	ADDQ         $0x00000040, DX
+	DECQ         AX
+	JNZ          SgemmKernelAVX512N16R8Bias_loop1
+
+SgemmKernelAVX512N16R8Bias_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Z0, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z1, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z2, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z3, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z4, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z5, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z6, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Z7, (BX)
+	VZEROUPPER
+	RET
+
+// func SgemmRowsKernelAVX512N16R8(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·SgemmRowsKernelAVX512N16R8(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ off+24(FP), BX
+	MOVQ c+32(FP), SI
+	MOVQ ldc+40(FP), DI
+	SHLQ $0x02, DI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       SI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+
+	// The 8×16 tile of C lives in 8 accumulators, zeroed here.
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 8 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, R8
+	SHRQ $0x02, R8
+	JZ   SgemmRowsKernelAVX512N16R8_tail
+
+SgemmRowsKernelAVX512N16R8_loop4:
+	MOVQ         (BX), R9
+	VMOVUPS      (DX)(R9*4), Z8
+	VBROADCASTSS (CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 8(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 12(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 16(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 20(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 24(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 28(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	MOVQ         8(BX), R9
+	VMOVUPS      (DX)(R9*4), Z8
+	VBROADCASTSS 48(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 52(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 56(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 60(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 64(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 68(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 72(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 76(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	MOVQ         16(BX), R9
+	VMOVUPS      (DX)(R9*4), Z8
+	VBROADCASTSS 96(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 100(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 104(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 108(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 112(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 116(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 120(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 124(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	MOVQ         24(BX), R9
+	VMOVUPS      (DX)(R9*4), Z8
+	VBROADCASTSS 144(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 148(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 152(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 156(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 160(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 164(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 168(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 172(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x00000020, BX
+	DECQ         R8
+	JNZ          SgemmRowsKernelAVX512N16R8_loop4
+
+SgemmRowsKernelAVX512N16R8_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmRowsKernelAVX512N16R8_store
+
+SgemmRowsKernelAVX512N16R8_loop1:
+	MOVQ         (BX), R8
+	VMOVUPS      (DX)(R8*4), Z8
+	VBROADCASTSS (CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 8(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 12(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 16(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 20(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 24(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 28(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	ADDQ         $0x00000030, CX
+	ADDQ         $0x00000008, BX
+	DECQ         AX
+	JNZ          SgemmRowsKernelAVX512N16R8_loop1
+
+SgemmRowsKernelAVX512N16R8_store:
+	// C += accumulators, one row of the tile at a time.
+	VADDPS  (SI), Z0, Z0
+	VMOVUPS Z0, (SI)
+	ADDQ    DI, SI
+	VADDPS  (SI), Z1, Z1
+	VMOVUPS Z1, (SI)
+	ADDQ    DI, SI
+	VADDPS  (SI), Z2, Z2
+	VMOVUPS Z2, (SI)
+	ADDQ    DI, SI
+	VADDPS  (SI), Z3, Z3
+	VMOVUPS Z3, (SI)
+	ADDQ    DI, SI
+	VADDPS  (SI), Z4, Z4
+	VMOVUPS Z4, (SI)
+	ADDQ    DI, SI
+	VADDPS  (SI), Z5, Z5
+	VMOVUPS Z5, (SI)
+	ADDQ    DI, SI
+	VADDPS  (SI), Z6, Z6
+	VMOVUPS Z6, (SI)
+	ADDQ    DI, SI
+	VADDPS  (SI), Z7, Z7
+	VMOVUPS Z7, (SI)
+	VZEROUPPER
+	RET
+
+// func SgemmRowsKernelAVX512N16R8Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·SgemmRowsKernelAVX512N16R8Store(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ off+24(FP), BX
+	MOVQ c+32(FP), SI
+	MOVQ ldc+40(FP), DI
+	SHLQ $0x02, DI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       SI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+
+	// The 8×16 tile of C lives in 8 accumulators, zeroed here.
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 8 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, R8
+	SHRQ $0x02, R8
+	JZ   SgemmRowsKernelAVX512N16R8Store_tail
+
+SgemmRowsKernelAVX512N16R8Store_loop4:
+	MOVQ         (BX), R9
+	VMOVUPS      (DX)(R9*4), Z8
+	VBROADCASTSS (CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 8(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 12(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 16(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 20(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 24(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 28(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	MOVQ         8(BX), R9
+	VMOVUPS      (DX)(R9*4), Z8
+	VBROADCASTSS 48(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 52(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 56(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 60(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 64(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 68(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 72(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 76(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	MOVQ         16(BX), R9
+	VMOVUPS      (DX)(R9*4), Z8
+	VBROADCASTSS 96(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 100(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 104(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 108(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 112(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 116(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 120(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 124(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	MOVQ         24(BX), R9
+	VMOVUPS      (DX)(R9*4), Z8
+	VBROADCASTSS 144(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 148(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 152(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 156(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 160(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 164(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 168(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 172(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x00000020, BX
+	DECQ         R8
+	JNZ          SgemmRowsKernelAVX512N16R8Store_loop4
+
+SgemmRowsKernelAVX512N16R8Store_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmRowsKernelAVX512N16R8Store_store
+
+SgemmRowsKernelAVX512N16R8Store_loop1:
+	MOVQ         (BX), R8
+	VMOVUPS      (DX)(R8*4), Z8
+	VBROADCASTSS (CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 8(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 12(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 16(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 20(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 24(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 28(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	ADDQ         $0x00000030, CX
+	ADDQ         $0x00000008, BX
+	DECQ         AX
+	JNZ          SgemmRowsKernelAVX512N16R8Store_loop1
+
+SgemmRowsKernelAVX512N16R8Store_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Z0, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z1, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z2, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z3, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z4, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z5, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z6, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z7, (SI)
+	VZEROUPPER
+	RET
+
+// func SgemmRowsKernelAVX512N16R8Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·SgemmRowsKernelAVX512N16R8Bias(SB), NOSPLIT, $0-56
+	MOVQ kc+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ off+24(FP), BX
+	MOVQ c+32(FP), SI
+	MOVQ ldc+40(FP), DI
+	SHLQ $0x02, DI
+
+	// Prefetch the tile of C (every cache line of each row), which is read or written
+	// only at the end: the loads have the whole k loop to arrive.
+	MOVQ       SI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+	ADDQ       DI, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 60(R8)
+
+	// The 8×16 tile of C lives in 8 accumulators, each row starting at its bias.
+	MOVQ         bias+48(FP), R8
+	VBROADCASTSS (R8), Z0
+	VBROADCASTSS 4(R8), Z1
+	VBROADCASTSS 8(R8), Z2
+	VBROADCASTSS 12(R8), Z3
+	VBROADCASTSS 16(R8), Z4
+	VBROADCASTSS 20(R8), Z5
+	VBROADCASTSS 24(R8), Z6
+	VBROADCASTSS 28(R8), Z7
+
+	// Main loop, 4 steps p per iteration. One step: load the 16 values of B's row p,
+	// then broadcast each of the 8 values of A's column p and multiply-add it into that
+	// row of accumulators.
+	MOVQ AX, R8
+	SHRQ $0x02, R8
+	JZ   SgemmRowsKernelAVX512N16R8Bias_tail
+
+SgemmRowsKernelAVX512N16R8Bias_loop4:
+	MOVQ         (BX), R9
+	VMOVUPS      (DX)(R9*4), Z8
+	VBROADCASTSS (CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 8(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 12(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 16(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 20(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 24(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 28(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	MOVQ         8(BX), R9
+	VMOVUPS      (DX)(R9*4), Z8
+	VBROADCASTSS 48(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 52(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 56(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 60(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 64(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 68(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 72(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 76(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	MOVQ         16(BX), R9
+	VMOVUPS      (DX)(R9*4), Z8
+	VBROADCASTSS 96(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 100(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 104(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 108(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 112(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 116(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 120(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 124(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	MOVQ         24(BX), R9
+	VMOVUPS      (DX)(R9*4), Z8
+	VBROADCASTSS 144(CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 148(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 152(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 156(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 160(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 164(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 168(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 172(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x00000020, BX
+	DECQ         R8
+	JNZ          SgemmRowsKernelAVX512N16R8Bias_loop4
+
+SgemmRowsKernelAVX512N16R8Bias_tail:
+	// The remaining kc mod 4 steps.
+	ANDQ $0x00000003, AX
+	JZ   SgemmRowsKernelAVX512N16R8Bias_store
+
+SgemmRowsKernelAVX512N16R8Bias_loop1:
+	MOVQ         (BX), R8
+	VMOVUPS      (DX)(R8*4), Z8
+	VBROADCASTSS (CX), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(CX), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 8(CX), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 12(CX), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 16(CX), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 20(CX), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 24(CX), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 28(CX), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	ADDQ         $0x00000030, CX
+	ADDQ         $0x00000008, BX
+	DECQ         AX
+	JNZ          SgemmRowsKernelAVX512N16R8Bias_loop1
+
+SgemmRowsKernelAVX512N16R8Bias_store:
+	// C = accumulators, one row of the tile at a time.
+	VMOVUPS Z0, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z1, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z2, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z3, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z4, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z5, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z6, (SI)
+	ADDQ    DI, SI
+	VMOVUPS Z7, (SI)
 	VZEROUPPER
 	RET
 
@@ -14042,6 +15834,53 @@ dotrows4avx512_zeroloop:
 	JNZ     dotrows4avx512_zeroloop
 
 dotrows4avx512_done:
+	VZEROUPPER
+	RET
+
+// func PanelDot4AVX512(kc int, a0 *float32, a1 *float32, a2 *float32, a3 *float32, x *float32, xs int, y *float32)
+// Requires: AVX, AVX512F
+TEXT ·PanelDot4AVX512(SB), NOSPLIT, $0-64
+	MOVQ   kc+0(FP), AX
+	MOVQ   a0+8(FP), CX
+	MOVQ   a1+16(FP), DX
+	MOVQ   a2+24(FP), BX
+	MOVQ   a3+32(FP), SI
+	MOVQ   x+40(FP), DI
+	MOVQ   xs+48(FP), R8
+	MOVQ   y+56(FP), R9
+	SHLQ   $0x02, R8
+	MOVQ   $0x00000fff, R10
+	KMOVW  R10, K1
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	TESTQ  AX, AX
+	JZ     paneldot_store
+
+paneldot_loop:
+	VBROADCASTSS (DI), Z4
+	VMOVUPS.Z    (CX), K1, Z5
+	VFMADD231PS  Z5, Z4, Z0
+	ADDQ         $0x30, CX
+	VMOVUPS.Z    (DX), K1, Z5
+	VFMADD231PS  Z5, Z4, Z1
+	ADDQ         $0x30, DX
+	VMOVUPS.Z    (BX), K1, Z5
+	VFMADD231PS  Z5, Z4, Z2
+	ADDQ         $0x30, BX
+	VMOVUPS.Z    (SI), K1, Z5
+	VFMADD231PS  Z5, Z4, Z3
+	ADDQ         $0x30, SI
+	ADDQ         R8, DI
+	DECQ         AX
+	JNZ          paneldot_loop
+
+paneldot_store:
+	VMOVUPS Z0, (R9)
+	VMOVUPS Z1, 64(R9)
+	VMOVUPS Z2, 128(R9)
+	VMOVUPS Z3, 192(R9)
 	VZEROUPPER
 	RET
 

@@ -536,6 +536,70 @@ func SgemmRowsKernelAVX2R4Bias(kc int, a, b *float32, off *int, c *float32, ldc 
 	addRowBias(4, AVX2NR, c, ldc, bias)
 }
 
+// SgemmKernelAVX512N16R4 is the plain-Go stand-in of the 4-row edge of the narrow AVX-512 kernel.
+func SgemmKernelAVX512N16R4(kc int, a, b, c *float32, ldc int) {
+	kernelHGo(AVX512MR, 4, AVX512NarrowNR, kc, a, b, c, ldc, false)
+}
+
+// SgemmKernelAVX512N16R4Store is the plain-Go stand-in of the 4-row edge of the narrow AVX-512 store kernel.
+func SgemmKernelAVX512N16R4Store(kc int, a, b, c *float32, ldc int) {
+	kernelHGo(AVX512MR, 4, AVX512NarrowNR, kc, a, b, c, ldc, true)
+}
+
+// SgemmKernelAVX512N16R4Bias is the plain-Go stand-in of the 4-row edge of the narrow AVX-512 store kernel with a bias per row.
+func SgemmKernelAVX512N16R4Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
+	kernelHGo(AVX512MR, 4, AVX512NarrowNR, kc, a, b, c, ldc, true)
+	addRowBias(4, AVX512NarrowNR, c, ldc, bias)
+}
+
+// SgemmRowsKernelAVX512N16R4 is the plain-Go stand-in of the 4-row edge of the narrow AVX-512 unpacked-B kernel.
+func SgemmRowsKernelAVX512N16R4(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsHGo(AVX512MR, 4, AVX512NarrowNR, kc, a, b, off, c, ldc, false)
+}
+
+// SgemmRowsKernelAVX512N16R4Store is the plain-Go stand-in of the 4-row edge of the narrow AVX-512 unpacked-B store kernel.
+func SgemmRowsKernelAVX512N16R4Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsHGo(AVX512MR, 4, AVX512NarrowNR, kc, a, b, off, c, ldc, true)
+}
+
+// SgemmRowsKernelAVX512N16R4Bias is the plain-Go stand-in of the 4-row edge of the narrow AVX-512 unpacked-B store kernel with a bias per row.
+func SgemmRowsKernelAVX512N16R4Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
+	kernelRowsHGo(AVX512MR, 4, AVX512NarrowNR, kc, a, b, off, c, ldc, true)
+	addRowBias(4, AVX512NarrowNR, c, ldc, bias)
+}
+
+// SgemmKernelAVX512N16R8 is the plain-Go stand-in of the 8-row edge of the narrow AVX-512 kernel.
+func SgemmKernelAVX512N16R8(kc int, a, b, c *float32, ldc int) {
+	kernelHGo(AVX512MR, 8, AVX512NarrowNR, kc, a, b, c, ldc, false)
+}
+
+// SgemmKernelAVX512N16R8Store is the plain-Go stand-in of the 8-row edge of the narrow AVX-512 store kernel.
+func SgemmKernelAVX512N16R8Store(kc int, a, b, c *float32, ldc int) {
+	kernelHGo(AVX512MR, 8, AVX512NarrowNR, kc, a, b, c, ldc, true)
+}
+
+// SgemmKernelAVX512N16R8Bias is the plain-Go stand-in of the 8-row edge of the narrow AVX-512 store kernel with a bias per row.
+func SgemmKernelAVX512N16R8Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
+	kernelHGo(AVX512MR, 8, AVX512NarrowNR, kc, a, b, c, ldc, true)
+	addRowBias(8, AVX512NarrowNR, c, ldc, bias)
+}
+
+// SgemmRowsKernelAVX512N16R8 is the plain-Go stand-in of the 8-row edge of the narrow AVX-512 unpacked-B kernel.
+func SgemmRowsKernelAVX512N16R8(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsHGo(AVX512MR, 8, AVX512NarrowNR, kc, a, b, off, c, ldc, false)
+}
+
+// SgemmRowsKernelAVX512N16R8Store is the plain-Go stand-in of the 8-row edge of the narrow AVX-512 unpacked-B store kernel.
+func SgemmRowsKernelAVX512N16R8Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
+	kernelRowsHGo(AVX512MR, 8, AVX512NarrowNR, kc, a, b, off, c, ldc, true)
+}
+
+// SgemmRowsKernelAVX512N16R8Bias is the plain-Go stand-in of the 8-row edge of the narrow AVX-512 unpacked-B store kernel with a bias per row.
+func SgemmRowsKernelAVX512N16R8Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
+	kernelRowsHGo(AVX512MR, 8, AVX512NarrowNR, kc, a, b, off, c, ldc, true)
+	addRowBias(8, AVX512NarrowNR, c, ldc, bias)
+}
+
 // convDirectGo is the plain-Go stand-in of the direct 3×3 kernels: 16
 // output channels of a rows × width tile (see ConvDirect3x3AVX512W7R4).
 func convDirectGo(width, rows int, x *float32, rs, cs, c int, w, bias, y *float32, ys *int32, lanes uint16, valid int) {
@@ -623,6 +687,23 @@ func PackATAVX512(dst *float32, mr int, src *float32, lda, kc, rows int, alpha f
 			if r < rows {
 				d[p*mr+r] = alpha * s[p*lda+r]
 			}
+		}
+	}
+}
+
+// PanelDot4AVX512 is the plain-Go stand-in of the four-panel column product.
+func PanelDot4AVX512(kc int, a0, a1, a2, a3, x *float32, xs int, y *float32) {
+	ys := unsafe.Slice(y, 64)
+	for q, a := range []*float32{a0, a1, a2, a3} {
+		as := unsafe.Slice(a, kc*12)
+		for r := range 16 {
+			var s float32
+			if r < 12 {
+				for p := range kc {
+					s += as[p*12+r] * *(*float32)(unsafe.Add(unsafe.Pointer(x), 4*p*xs))
+				}
+			}
+			ys[16*q+r] = s
 		}
 	}
 }

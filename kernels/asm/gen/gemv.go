@@ -105,3 +105,52 @@ func generateGemv() {
 		RET()
 	}
 }
+
+// generatePanelDot writes PanelDot4AVX512: four packed 12-row panels of A
+// (kc steps of 12 values each) times one column x of B, each row's sum one
+// chain of multiply-adds in the order of p from zero, as the GEMM kernels
+// sum it, so that a column computed here is bit for bit the one a tile
+// computes. The four chains are independent, which hides the latency of
+// each; a caller with fewer panels passes one of them again.
+func generatePanelDot() {
+	TEXT("PanelDot4AVX512", NOSPLIT, "func(kc int, a0, a1, a2, a3, x *float32, xs int, y *float32)")
+	Pragma("noescape")
+	Doc("PanelDot4AVX512 sets y[16q + r] = Σ_{p<kc} aq[12p + r]·x[p·xs] for the four panels q < 4 and",
+		"r < 12 (xs in elements; y[16q + 12 … 16q + 15] are set to 0), each sum one chain of",
+		"fused multiply-adds from zero in the order of p. AVX-512F.")
+	kc := Load(Param("kc"), GP64())
+	a := []Register{Load(Param("a0"), GP64()), Load(Param("a1"), GP64()), Load(Param("a2"), GP64()), Load(Param("a3"), GP64())}
+	x := Load(Param("x"), GP64())
+	xs := Load(Param("xs"), GP64())
+	y := Load(Param("y"), GP64())
+	SHLQ(U8(2), xs)
+	bits := GP64()
+	MOVQ(U32(0xFFF), bits)
+	k := K()
+	KMOVW(bits.As32(), k)
+	acc := make([]VecVirtual, 4)
+	for q := range acc {
+		acc[q] = ZMM()
+		VPXORD(acc[q], acc[q], acc[q])
+	}
+	TESTQ(kc, kc)
+	JZ(LabelRef("paneldot_store"))
+	Label("paneldot_loop")
+	t := ZMM()
+	VBROADCASTSS(Mem{Base: x}, t)
+	for q := range acc {
+		v := ZMM()
+		VMOVUPS_Z(Mem{Base: a[q]}, k, v)
+		VFMADD231PS(v, t, acc[q])
+		ADDQ(U8(48), a[q])
+	}
+	ADDQ(xs, x)
+	DECQ(kc)
+	JNZ(LabelRef("paneldot_loop"))
+	Label("paneldot_store")
+	for q := range acc {
+		VMOVUPS(acc[q], Mem{Base: y, Disp: 64 * q})
+	}
+	VZEROUPPER()
+	RET()
+}

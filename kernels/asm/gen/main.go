@@ -70,7 +70,7 @@ func main() {
 	} {
 		generateVariants(k)
 	}
-	// The edge kernels of the full-width AVX-512 tile, computing only the
+	// The edge kernels of the AVX-512 tiles (full and narrow), computing only the
 	// first 4 or 8 of its 12 rows: 32, 64 and 128 channels leave 8, 4 and
 	// 8 rows in their last panel, which the full kernel computed into a
 	// scratch tile, a third to two thirds of it thrown away. The AVX2
@@ -83,6 +83,8 @@ func main() {
 		{[]int{4, 8}, []kernel{
 			{name: "SgemmKernelAVX512", isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
 			{name: "SgemmRowsKernelAVX512", rows: true, isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
+			{name: "SgemmKernelAVX512N16", isa: "AVX-512F", mr: 12, nr: 16, lanes: 16, vec: ZMM},
+			{name: "SgemmRowsKernelAVX512N16", rows: true, isa: "AVX-512F", mr: 12, nr: 16, lanes: 16, vec: ZMM},
 		}},
 		{[]int{2, 4}, []kernel{
 			{name: "SgemmKernelAVX2", isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
@@ -130,6 +132,7 @@ func main() {
 	generateMoments()
 	generateSumDot()
 	generateGemv()
+	generatePanelDot()
 	declareWino4Consts() // the F(4×4) constants; the F(2×2) output transform takes its store masks too
 	generateWinoInput()
 	generateWinoOutput()
