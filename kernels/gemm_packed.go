@@ -520,9 +520,10 @@ func (pa *prepackedA) block(pc, ic, row0 int) []float32 {
 // column sets y[i·ys] = Σ_p A(row0 + i, p)·x[p·xs] for i < m: rows of pa
 // times one column of B, each sum the chain of multiply-adds from zero that
 // a micro-kernel tile computes for it, so that the column is bit for bit
-// what the GEMM would give it. It needs the AVX-512 panels (mr = 12), one
-// depth pass (k ≤ rowsKC: no pass whose partial sums a tile would add) and
-// one row block (row0 + m ≤ packMC, or row0 = 0 and m ≤ packMC).
+// what the GEMM would give it. It needs the panels of a SIMD kernel
+// (hasColumn), one depth pass (k ≤ rowsKC: no pass whose partial sums a
+// tile would add) and one row block (row0 + m ≤ packMC, or row0 = 0 and
+// m ≤ packMC).
 func (pa *prepackedA) column(row0, m int, x []float32, xs int, y []float32, ys int) {
 	mr, kc := pa.mk.mr, pa.k
 	if m == 0 || kc == 0 {
@@ -536,14 +537,27 @@ func (pa *prepackedA) column(row0, m int, x []float32, xs int, y []float32, ys i
 	_, _ = x[(kc-1)*xs], blk[panels*mr*kc-1] // the assembly reads these unchecked
 	panel := func(q int) *float32 { return &blk[min(q, panels-1)*mr*kc] }
 	var out [64]float32
+	w := 16 // out's stride per panel
 	for q0 := 0; q0 < panels; q0 += 4 {
-		asm.PanelDot4AVX512(kc, panel(q0), panel(q0+1), panel(q0+2), panel(q0+3), &x[0], xs, &out[0])
+		if mr == asm.AVX512MR {
+			asm.PanelDot4AVX512(kc, panel(q0), panel(q0+1), panel(q0+2), panel(q0+3), &x[0], xs, &out[0])
+		} else {
+			asm.PanelDot4AVX2(kc, panel(q0), panel(q0+1), panel(q0+2), panel(q0+3), &x[0], xs, &out[0])
+			w = 8
+		}
 		for q := q0; q < min(q0+4, panels); q++ {
 			for r := range min(mr, m-q*mr) {
-				y[(q*mr+r)*ys] = out[16*(q-q0)+r]
+				y[(q*mr+r)*ys] = out[w*(q-q0)+r]
 			}
 		}
 	}
+}
+
+// hasColumn reports whether column takes pa's panels: those of the AVX-512
+// and AVX2 kernels, whose tiles sum each value in one chain of fused
+// multiply-adds as the column kernels do.
+func (pa *prepackedA) hasColumn() bool {
+	return asm.Available && (pa.mk.mr == asm.AVX512MR || pa.mk.mr == asm.AVX2MR)
 }
 
 // sgemmPrepacked is sgemmPacked with A packed beforehand; threads split C

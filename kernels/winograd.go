@@ -207,7 +207,7 @@ func (d *Device) winoChunk(buf, ys, xs, bs []float32, us []gemmA, p tensor.ConvP
 	// One tile past a multiple of 16 (an image of 7×7 tiles at batch 1)
 	// would cost the GEMMs a panel of 16 columns for one: that column is
 	// computed alone (prepackedA.column), the rest as whole panels.
-	lone := tiles%16 == 1 && tiles > 1 && us[0].pre != nil && us[0].pre.mk.mr == asm.AVX512MR && p.C <= rowsKC && us[0].pre.icBlocks == 1
+	lone := tiles%16 == 1 && tiles > 1 && us[0].pre != nil && us[0].pre.hasColumn() && p.C <= rowsKC && us[0].pre.icBlocks == 1
 	if lone {
 		cols = tiles - 1
 	}

@@ -15884,6 +15884,62 @@ paneldot_store:
 	VZEROUPPER
 	RET
 
+DATA paneldot6mask<>+0(SB)/4, $0xffffffff
+DATA paneldot6mask<>+4(SB)/4, $0xffffffff
+DATA paneldot6mask<>+8(SB)/4, $0xffffffff
+DATA paneldot6mask<>+12(SB)/4, $0xffffffff
+DATA paneldot6mask<>+16(SB)/4, $0xffffffff
+DATA paneldot6mask<>+20(SB)/4, $0xffffffff
+DATA paneldot6mask<>+24(SB)/4, $0x00000000
+DATA paneldot6mask<>+28(SB)/4, $0x00000000
+GLOBL paneldot6mask<>(SB), RODATA|NOPTR, $32
+
+// func PanelDot4AVX2(kc int, a0 *float32, a1 *float32, a2 *float32, a3 *float32, x *float32, xs int, y *float32)
+// Requires: AVX, FMA3
+TEXT ·PanelDot4AVX2(SB), NOSPLIT, $0-64
+	MOVQ    kc+0(FP), AX
+	MOVQ    a0+8(FP), CX
+	MOVQ    a1+16(FP), DX
+	MOVQ    a2+24(FP), BX
+	MOVQ    a3+32(FP), SI
+	MOVQ    x+40(FP), DI
+	MOVQ    xs+48(FP), R8
+	MOVQ    y+56(FP), R9
+	SHLQ    $0x02, R8
+	VMOVUPS paneldot6mask<>+0(SB), Y0
+	VXORPS  Y1, Y1, Y1
+	VXORPS  Y2, Y2, Y2
+	VXORPS  Y3, Y3, Y3
+	VXORPS  Y4, Y4, Y4
+	TESTQ   AX, AX
+	JZ      paneldot6_store
+
+paneldot6_loop:
+	VBROADCASTSS (DI), Y5
+	VMASKMOVPS   (CX), Y0, Y6
+	VFMADD231PS  Y6, Y5, Y1
+	ADDQ         $0x18, CX
+	VMASKMOVPS   (DX), Y0, Y6
+	VFMADD231PS  Y6, Y5, Y2
+	ADDQ         $0x18, DX
+	VMASKMOVPS   (BX), Y0, Y6
+	VFMADD231PS  Y6, Y5, Y3
+	ADDQ         $0x18, BX
+	VMASKMOVPS   (SI), Y0, Y6
+	VFMADD231PS  Y6, Y5, Y4
+	ADDQ         $0x18, SI
+	ADDQ         R8, DI
+	DECQ         AX
+	JNZ          paneldot6_loop
+
+paneldot6_store:
+	VMOVUPS Y1, (R9)
+	VMOVUPS Y2, 32(R9)
+	VMOVUPS Y3, 64(R9)
+	VMOVUPS Y4, 96(R9)
+	VZEROUPPER
+	RET
+
 DATA wino4consts<>+0(SB)/4, $0x40000000
 DATA wino4consts<>+4(SB)/4, $0x40000000
 DATA wino4consts<>+8(SB)/4, $0x40000000

@@ -707,3 +707,20 @@ func PanelDot4AVX512(kc int, a0, a1, a2, a3, x *float32, xs int, y *float32) {
 		}
 	}
 }
+
+// PanelDot4AVX2 is the plain-Go stand-in of the four-panel column product at AVX2.
+func PanelDot4AVX2(kc int, a0, a1, a2, a3, x *float32, xs int, y *float32) {
+	ys := unsafe.Slice(y, 32)
+	for q, a := range []*float32{a0, a1, a2, a3} {
+		as := unsafe.Slice(a, kc*6)
+		for r := range 8 {
+			var s float32
+			if r < 6 {
+				for p := range kc {
+					s += as[p*6+r] * *(*float32)(unsafe.Add(unsafe.Pointer(x), 4*p*xs))
+				}
+			}
+			ys[8*q+r] = s
+		}
+	}
+}

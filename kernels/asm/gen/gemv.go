@@ -154,3 +154,54 @@ func generatePanelDot() {
 	VZEROUPPER()
 	RET()
 }
+
+// generatePanelDotAVX2 writes PanelDot4AVX2: PanelDot4AVX512 for the
+// AVX2 kernel's 6-row panels: masked loads of six values a step.
+func generatePanelDotAVX2() {
+	data := GLOBL("paneldot6mask", RODATA|NOPTR)
+	for i := range 8 {
+		v := uint32(0)
+		if i < 6 {
+			v = 0xFFFFFFFF
+		}
+		DATA(4*i, U32(v))
+	}
+	TEXT("PanelDot4AVX2", NOSPLIT, "func(kc int, a0, a1, a2, a3, x *float32, xs int, y *float32)")
+	Pragma("noescape")
+	Doc("PanelDot4AVX2 sets y[8q + r] = Σ_{p<kc} aq[6p + r]·x[p·xs] for the four panels q < 4 and",
+		"r < 6 (xs in elements; y[8q + 6], y[8q + 7] are set to 0), each sum one chain of fused",
+		"multiply-adds from zero in the order of p. AVX2+FMA.")
+	kc := Load(Param("kc"), GP64())
+	a := []Register{Load(Param("a0"), GP64()), Load(Param("a1"), GP64()), Load(Param("a2"), GP64()), Load(Param("a3"), GP64())}
+	x := Load(Param("x"), GP64())
+	xs := Load(Param("xs"), GP64())
+	y := Load(Param("y"), GP64())
+	SHLQ(U8(2), xs)
+	mask := YMM()
+	VMOVUPS(data, mask)
+	acc := make([]VecVirtual, 4)
+	for q := range acc {
+		acc[q] = YMM()
+		VXORPS(acc[q], acc[q], acc[q])
+	}
+	TESTQ(kc, kc)
+	JZ(LabelRef("paneldot6_store"))
+	Label("paneldot6_loop")
+	t := YMM()
+	VBROADCASTSS(Mem{Base: x}, t)
+	for q := range acc {
+		v := YMM()
+		VMASKMOVPS(Mem{Base: a[q]}, mask, v)
+		VFMADD231PS(v, t, acc[q])
+		ADDQ(U8(24), a[q])
+	}
+	ADDQ(xs, x)
+	DECQ(kc)
+	JNZ(LabelRef("paneldot6_loop"))
+	Label("paneldot6_store")
+	for q := range acc {
+		VMOVUPS(acc[q], Mem{Base: y, Disp: 32 * q})
+	}
+	VZEROUPPER()
+	RET()
+}
