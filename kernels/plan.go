@@ -290,13 +290,14 @@ func gemmPath(mk microKernel, m, n, k int, transA, transB bool, alpha float32, p
 // readsBUnpacked reports whether an m×n product (A prepacked or not) reads a
 // non-transposed B through the unpacked-B kernels (see Tuning). ld is B's
 // row stride in elements, 0 where its rows come by offsets: rows a multiple
-// of 4 KiB apart are always packed, since the 128 rows of a pass then share
-// one set of L1 and a sixteenth of L2's, and most reads miss both (one
-// thread on Zen 5: 128×1024×1152 with A prepacked 134–139 GFLOP/s unpacked,
-// 164–169 packed; 2048 columns 139–142 against 167–170; 512, 768, 1056 and
-// 1536 columns 1–2 % faster unpacked).
+// of 2 KiB apart are always packed, since the 128 rows of a pass then share
+// one or two sets of L1 and a few of L2's, and most reads miss both (one
+// thread on Zen 5, A prepacked, 128×N×1152, GFLOP/s in place / packed, each
+// run after one untimed: N = 1,024 157 / 195–197, 2,048 151–153 / 188–190,
+// 512 195–198 / 201–203, 1,536 189–192 / 194–198; 64×4096×288 143–147 /
+// 182–185; N = 784 200–202 / 191–194 and 256 200–203 / 202–204, as before).
 func readsBUnpacked(mk microKernel, prepacked bool, m, n, ld int) bool {
-	if mk.rowsAdd == nil || (ld > 0 && ld%1024 == 0) {
+	if mk.rowsAdd == nil || (ld > 0 && ld%512 == 0) {
 		return false
 	}
 	if prepacked {

@@ -123,3 +123,25 @@ func TestWinogradTile(t *testing.T) {
 		}
 	}
 }
+
+// TestWinogradStridesNeverPacked: no chunk geometry gives V and M a row
+// stride that is a multiple of 2 KiB, which would make the GEMMs pack V
+// for that chunk size only (readsBUnpacked), so that the grouping of the
+// sums, and the bits, would follow the thread count.
+func TestWinogradStridesNeverPacked(t *testing.T) {
+	for side := 1; side <= 96; side++ {
+		for _, n := range []int{1, 2, 7, 64} {
+			for _, workers := range []int{1, 2, 3, 8} {
+				for _, m := range []int{2, 4} {
+					p := tensor.ConvParams{N: n, C: 16, H: side, W: side, F: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1,
+						PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1, OH: side, OW: side}
+					for _, tiles := range []int{1, 128, 4096} {
+						if g := newWinoGeom(p, workers, tiles, m); g.ld%512 == 0 {
+							t.Fatalf("side %d, %d images, %d workers, F(%d×%d): row stride %d", side, n, workers, m, m, g.ld)
+						}
+					}
+				}
+			}
+		}
+	}
+}

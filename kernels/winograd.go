@@ -85,6 +85,12 @@ func newWinoGeom(p tensor.ConvParams, workers, tiles, m int) winoGeom {
 	// into the next one (written later) or, after the last row, into the 16
 	// spare columns.
 	g.ld = (g.chunk*g.tw+15)&^15 + 16
+	if g.ld%512 == 0 {
+		// Rows a multiple of 2 KiB apart would have the GEMMs pack V
+		// (readsBUnpacked) for this chunk size only, and since the chunk
+		// size follows the thread count, the sums' grouping with it.
+		g.ld += 16
+	}
 	// One cache line more than the matrix, so that the streams of a
 	// transform do not share cache sets when C·ld is a multiple of 4 KiB.
 	g.cs, g.fs = p.C*g.ld+16, p.F*g.ld+16
