@@ -565,7 +565,9 @@ func (pa *prepackedA) hasColumn() bool {
 // column panels than threads (the 4×4 and 8×8 levels of a batch-1 U-Net).
 // bias, when not nil (β must then be 0), is added to each row of C. The
 // product takes rows [row0, row0+m) of pa (row0 a multiple of mr, nonzero
-// only where pa has one row block).
+// only where pa has one row block); its path (B packed or read in place) is
+// planned for all of pa's rows, so that a product split by output channels
+// (convRowParts, winoRowParts) groups each value's sums as the whole one.
 func sgemmPrepacked(pa *prepackedA, row0, m int, threads int, n int, ob operandB, beta float32, bias, c []float32, ldc int) {
 	mk, k := pa.mk, pa.k
 	if m == 0 || n == 0 {
@@ -575,7 +577,7 @@ func sgemmPrepacked(pa *prepackedA, row0, m int, threads int, n int, ob operandB
 	if m*n*k < minSplitMACs || threads <= 1 {
 		// One goroutine, without the closures below (an allocation each,
 		// hundreds per batch-1 forward).
-		sgemmLoop(mk, pa, row0, gemm{M: m, N: n, K: k, Alpha: 1, B: ob, Beta: beta, Bias: bias, C: c, LdC: ldc})
+		sgemmLoop(mk, pa, row0, gemm{M: m, N: n, K: k, Alpha: 1, B: ob, Beta: beta, Bias: bias, C: c, LdC: ldc, PlanM: pa.m})
 		return
 	}
 	j := prepackedJobs.Get().(*prepackedJob)
@@ -610,7 +612,7 @@ func (j *prepackedJob) part(lo, hi int) {
 	mk, k := j.pa.mk, j.pa.k
 	if j.byRows {
 		i0, i1 := lo*mk.mr, min(j.m, hi*mk.mr)
-		g := gemm{M: i1 - i0, N: j.n, K: k, Alpha: 1, B: j.ob, Beta: j.beta, C: j.c[i0*j.ldc:], LdC: j.ldc, PlanM: j.m}
+		g := gemm{M: i1 - i0, N: j.n, K: k, Alpha: 1, B: j.ob, Beta: j.beta, C: j.c[i0*j.ldc:], LdC: j.ldc, PlanM: j.pa.m}
 		if j.bias != nil {
 			g.Bias = j.bias[i0:i1]
 		}
@@ -618,7 +620,7 @@ func (j *prepackedJob) part(lo, hi int) {
 		return
 	}
 	j0, j1 := lo*mk.nr, min(j.n, hi*mk.nr)
-	sgemmLoop(mk, j.pa, j.row0, gemm{M: j.m, N: j1 - j0, K: k, Alpha: 1, B: j.ob.cols(j0), Beta: j.beta, Bias: j.bias, C: j.c[j0:], LdC: j.ldc})
+	sgemmLoop(mk, j.pa, j.row0, gemm{M: j.m, N: j1 - j0, K: k, Alpha: 1, B: j.ob.cols(j0), Beta: j.beta, Bias: j.bias, C: j.c[j0:], LdC: j.ldc, PlanM: j.pa.m})
 }
 
 // sgemmLoop is the loop nest; with pa it takes A's blocks from pa, rows

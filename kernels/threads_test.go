@@ -22,22 +22,24 @@ func TestResultsIndependentOfThreads(t *testing.T) {
 			OH: (h+2*pad-k)/stride + 1, OW: (w+2*pad-k)/stride + 1}
 	}
 	convs := []tensor.ConvParams{
-		conv(11, 16, 24, 3, 1, 21, 21), // Winograd, several chunks
-		conv(11, 3, 8, 3, 1, 19, 23),   // few channels
-		conv(11, 16, 8, 1, 1, 9, 7),    // pointwise
-		conv(11, 8, 16, 3, 2, 13, 12),  // strided: im2col
-		conv(2, 32, 32, 3, 1, 64, 64),  // Winograd, one image of many chunks
-		conv(1, 160, 40, 3, 1, 8, 8),   // Winograd F(2×2), 16 tiles: split by output channels
-		conv(1, 64, 40, 3, 1, 16, 16),  // Winograd F(4×4), 16 tiles: split by output channels
-		conv(1, 64, 40, 3, 1, 4, 4),    // one 4×4 image: im2col (narrow at AVX-512) split by output channels
-		conv(1, 16, 40, 1, 1, 4, 4),    // pointwise, 16 columns: split by output channels
-		conv(1, 16, 40, 3, 1, 7, 7),    // shifted rows, 61 columns: split by output channels
-		conv(1, 8, 16, 3, 2, 13, 12),   // one strided image: im2col by bands of output rows
-		conv(1, 32, 1, 3, 1, 28, 28),   // one output channel: taps, one image by bands of output rows
-		conv(1, 5, 3, 3, 1, 3, 4),      // taps on rows shorter than a vector, one row a band
-		conv(3, 7, 2, 3, 1, 9, 9),      // taps, images over the threads
-		conv(1, 32, 32, 3, 1, 28, 28),  // Winograd F(4×4), 7×7 tiles: the last column alone in one chunk
-		conv(1, 48, 61, 3, 1, 14, 14),  // Winograd F(2×2), 7×7 tiles, two calls of four panels
+		conv(11, 16, 24, 3, 1, 21, 21),  // Winograd, several chunks
+		conv(11, 3, 8, 3, 1, 19, 23),    // few channels
+		conv(11, 16, 8, 1, 1, 9, 7),     // pointwise
+		conv(11, 8, 16, 3, 2, 13, 12),   // strided: im2col
+		conv(2, 32, 32, 3, 1, 64, 64),   // Winograd, one image of many chunks
+		conv(1, 160, 40, 3, 1, 8, 8),    // Winograd F(2×2), 16 tiles: split by output channels
+		conv(1, 64, 40, 3, 1, 16, 16),   // Winograd F(4×4), 16 tiles: split by output channels
+		conv(1, 64, 40, 3, 1, 4, 4),     // one 4×4 image: im2col (narrow at AVX-512) split by output channels
+		conv(1, 16, 40, 1, 1, 4, 4),     // pointwise, 16 columns: split by output channels
+		conv(1, 16, 40, 3, 1, 7, 7),     // shifted rows, 61 columns: split by output channels
+		conv(1, 8, 16, 3, 2, 13, 12),    // one strided image: im2col by bands of output rows
+		conv(1, 32, 1, 3, 1, 28, 28),    // one output channel: taps, one image by bands of output rows
+		conv(1, 5, 3, 3, 1, 3, 4),       // taps on rows shorter than a vector, one row a band
+		conv(3, 7, 2, 3, 1, 9, 9),       // taps, images over the threads
+		conv(1, 32, 32, 3, 1, 28, 28),   // Winograd F(4×4), 7×7 tiles: the last column alone in one chunk
+		conv(1, 48, 61, 3, 1, 14, 14),   // Winograd F(2×2), 7×7 tiles, two calls of four panels
+		conv(1, 256, 256, 3, 1, 16, 16), // by output channels: slabs of 128 rows planned as all 256
+		conv(1, 256, 160, 3, 1, 16, 16), // … and as all 160
 	}
 	r := rand.New(rand.NewPCG(9, 9))
 	for _, level := range Levels() {
