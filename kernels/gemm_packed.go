@@ -52,7 +52,12 @@ type microKernel struct {
 	// scratch. height is the rows a kernel computes (mr, or fewer for an edge).
 	edges  []microKernel
 	height int
-	tune   *Tuning // the device's thresholds (Device.microKernel sets them)
+	// panelDot, where the level has it, is one column of B times four of
+	// its A panels, each sum the chain of multiply-adds a tile computes
+	// (prepackedA.column); dotLanes is its output's stride per panel.
+	panelDot func(kc int, a0, a1, a2, a3, x *float32, xs int, y *float32)
+	dotLanes int
+	tune     *Tuning // the device's thresholds (Device.microKernel sets them)
 }
 
 // forRows returns the kernel for a tile of the first rows rows of a panel:
@@ -83,6 +88,7 @@ var (
 		add: asm.SgemmKernelAVX512, store: asm.SgemmKernelAVX512Store, storeBias: asm.SgemmKernelAVX512Bias,
 		rowsAdd: asm.SgemmRowsKernelAVX512, rowsStore: asm.SgemmRowsKernelAVX512Store, rowsStoreBias: asm.SgemmRowsKernelAVX512Bias,
 		rowsPackAdd: asm.SgemmRowsPackKernelAVX512, rowsPackStore: asm.SgemmRowsPackKernelAVX512Store,
+		panelDot: asm.PanelDot4AVX512, dotLanes: 16,
 		narrow: &kernelAVX512Narrow, height: asm.AVX512MR, edges: []microKernel{
 			{name: "avx512-r4", mr: asm.AVX512MR, nr: asm.AVX512NR, height: 4,
 				add: asm.SgemmKernelAVX512R4, store: asm.SgemmKernelAVX512R4Store, storeBias: asm.SgemmKernelAVX512R4Bias,
@@ -104,7 +110,8 @@ var (
 	kernelAVX2 = microKernel{name: "avx2", mr: asm.AVX2MR, nr: asm.AVX2NR, height: asm.AVX2MR,
 		add: asm.SgemmKernelAVX2, store: asm.SgemmKernelAVX2Store, storeBias: asm.SgemmKernelAVX2Bias,
 		rowsAdd: asm.SgemmRowsKernelAVX2, rowsStore: asm.SgemmRowsKernelAVX2Store, rowsStoreBias: asm.SgemmRowsKernelAVX2Bias,
-		rowsAAdd: asm.SgemmRowsAKernelAVX2, rowsAStore: asm.SgemmRowsAKernelAVX2Store, edges: []microKernel{
+		rowsAAdd: asm.SgemmRowsAKernelAVX2, rowsAStore: asm.SgemmRowsAKernelAVX2Store,
+		panelDot: asm.PanelDot4AVX2, dotLanes: 8, edges: []microKernel{
 			{name: "avx2-r2", mr: asm.AVX2MR, nr: asm.AVX2NR, height: 2,
 				add: asm.SgemmKernelAVX2R2, store: asm.SgemmKernelAVX2R2Store, storeBias: asm.SgemmKernelAVX2R2Bias,
 				rowsAdd: asm.SgemmRowsKernelAVX2R2, rowsStore: asm.SgemmRowsKernelAVX2R2Store, rowsStoreBias: asm.SgemmRowsKernelAVX2R2Bias},
@@ -520,7 +527,7 @@ func (pa *prepackedA) block(pc, ic, row0 int) []float32 {
 // column sets y[i·ys] = Σ_p A(row0 + i, p)·x[p·xs] for i < m: rows of pa
 // times one column of B, each sum the chain of multiply-adds from zero that
 // a micro-kernel tile computes for it, so that the column is bit for bit
-// what the GEMM would give it. It needs the panels of a SIMD kernel
+// what the GEMM would give it. It needs a kernel with panelDot
 // (hasColumn), one depth pass (k ≤ rowsKC: no pass whose partial sums a
 // tile would add) and one row block (row0 + m ≤ packMC, or row0 = 0 and
 // m ≤ packMC).
@@ -537,14 +544,9 @@ func (pa *prepackedA) column(row0, m int, x []float32, xs int, y []float32, ys i
 	_, _ = x[(kc-1)*xs], blk[panels*mr*kc-1] // the assembly reads these unchecked
 	panel := func(q int) *float32 { return &blk[min(q, panels-1)*mr*kc] }
 	var out [64]float32
-	w := 16 // out's stride per panel
+	w := pa.mk.dotLanes
 	for q0 := 0; q0 < panels; q0 += 4 {
-		if mr == asm.AVX512MR {
-			asm.PanelDot4AVX512(kc, panel(q0), panel(q0+1), panel(q0+2), panel(q0+3), &x[0], xs, &out[0])
-		} else {
-			asm.PanelDot4AVX2(kc, panel(q0), panel(q0+1), panel(q0+2), panel(q0+3), &x[0], xs, &out[0])
-			w = 8
-		}
+		pa.mk.panelDot(kc, panel(q0), panel(q0+1), panel(q0+2), panel(q0+3), &x[0], xs, &out[0])
 		for q := q0; q < min(q0+4, panels); q++ {
 			for r := range min(mr, m-q*mr) {
 				y[(q*mr+r)*ys] = out[w*(q-q0)+r]
@@ -553,12 +555,8 @@ func (pa *prepackedA) column(row0, m int, x []float32, xs int, y []float32, ys i
 	}
 }
 
-// hasColumn reports whether column takes pa's panels: those of the AVX-512
-// and AVX2 kernels, whose tiles sum each value in one chain of fused
-// multiply-adds as the column kernels do.
-func (pa *prepackedA) hasColumn() bool {
-	return asm.Available && (pa.mk.mr == asm.AVX512MR || pa.mk.mr == asm.AVX2MR)
-}
+// hasColumn reports whether column takes pa's panels.
+func (pa *prepackedA) hasColumn() bool { return asm.Available && pa.mk.panelDot != nil }
 
 // sgemmPrepacked is sgemmPacked with A packed beforehand; threads split C
 // by columns (A's blocks are shared read-only), or by rows when C has fewer

@@ -680,19 +680,19 @@ func DotRows4AVX2(groups int, w *float32, ldw int, x *float32, k int, y *float32
 //go:noescape
 func DotRows4AVX512(groups int, w *float32, ldw int, x *float32, k int, y *float32)
 
-// PanelDot4AVX512 sets y[16q + r] = Σ_{p<kc} aq[12p + r]·x[p·xs] for the four panels q < 4 and
-// r < 12 (xs in elements; y[16q + 12 … 16q + 15] are set to 0), each sum one chain of
-// fused multiply-adds from zero in the order of p. AVX-512F.
-//
-//go:noescape
-func PanelDot4AVX512(kc int, a0 *float32, a1 *float32, a2 *float32, a3 *float32, x *float32, xs int, y *float32)
-
 // PanelDot4AVX2 sets y[8q + r] = Σ_{p<kc} aq[6p + r]·x[p·xs] for the four panels q < 4 and
-// r < 6 (xs in elements; y[8q + 6], y[8q + 7] are set to 0), each sum one chain of fused
+// r < 6 (xs in elements; y[8q + 6 …] are set to 0), each sum one chain of fused
 // multiply-adds from zero in the order of p. AVX2+FMA.
 //
 //go:noescape
 func PanelDot4AVX2(kc int, a0 *float32, a1 *float32, a2 *float32, a3 *float32, x *float32, xs int, y *float32)
+
+// PanelDot4AVX512 sets y[16q + r] = Σ_{p<kc} aq[12p + r]·x[p·xs] for the four panels q < 4 and
+// r < 12 (xs in elements; y[16q + 12 …] are set to 0), each sum one chain of fused
+// multiply-adds from zero in the order of p. AVX-512F.
+//
+//go:noescape
+func PanelDot4AVX512(kc int, a0 *float32, a1 *float32, a2 *float32, a3 *float32, x *float32, xs int, y *float32)
 
 // WinoInputAVX2 transforms 8·blocks input tiles of one tile row: with the four padded input
 // rows d_a = in + a·ins (a < 4, each 16·blocks + 2 values) it sets, for tile t and ξ = 4η + ν,

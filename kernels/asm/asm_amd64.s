@@ -15837,53 +15837,6 @@ dotrows4avx512_done:
 	VZEROUPPER
 	RET
 
-// func PanelDot4AVX512(kc int, a0 *float32, a1 *float32, a2 *float32, a3 *float32, x *float32, xs int, y *float32)
-// Requires: AVX, AVX512F
-TEXT ·PanelDot4AVX512(SB), NOSPLIT, $0-64
-	MOVQ   kc+0(FP), AX
-	MOVQ   a0+8(FP), CX
-	MOVQ   a1+16(FP), DX
-	MOVQ   a2+24(FP), BX
-	MOVQ   a3+32(FP), SI
-	MOVQ   x+40(FP), DI
-	MOVQ   xs+48(FP), R8
-	MOVQ   y+56(FP), R9
-	SHLQ   $0x02, R8
-	MOVQ   $0x00000fff, R10
-	KMOVW  R10, K1
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	TESTQ  AX, AX
-	JZ     paneldot_store
-
-paneldot_loop:
-	VBROADCASTSS (DI), Z4
-	VMOVUPS.Z    (CX), K1, Z5
-	VFMADD231PS  Z5, Z4, Z0
-	ADDQ         $0x30, CX
-	VMOVUPS.Z    (DX), K1, Z5
-	VFMADD231PS  Z5, Z4, Z1
-	ADDQ         $0x30, DX
-	VMOVUPS.Z    (BX), K1, Z5
-	VFMADD231PS  Z5, Z4, Z2
-	ADDQ         $0x30, BX
-	VMOVUPS.Z    (SI), K1, Z5
-	VFMADD231PS  Z5, Z4, Z3
-	ADDQ         $0x30, SI
-	ADDQ         R8, DI
-	DECQ         AX
-	JNZ          paneldot_loop
-
-paneldot_store:
-	VMOVUPS Z0, (R9)
-	VMOVUPS Z1, 64(R9)
-	VMOVUPS Z2, 128(R9)
-	VMOVUPS Z3, 192(R9)
-	VZEROUPPER
-	RET
-
 DATA paneldot6mask<>+0(SB)/4, $0xffffffff
 DATA paneldot6mask<>+4(SB)/4, $0xffffffff
 DATA paneldot6mask<>+8(SB)/4, $0xffffffff
@@ -15912,9 +15865,9 @@ TEXT ·PanelDot4AVX2(SB), NOSPLIT, $0-64
 	VXORPS  Y3, Y3, Y3
 	VXORPS  Y4, Y4, Y4
 	TESTQ   AX, AX
-	JZ      paneldot6_store
+	JZ      paneldot_store_AVX2
 
-paneldot6_loop:
+paneldot_loop_AVX2:
 	VBROADCASTSS (DI), Y5
 	VMASKMOVPS   (CX), Y0, Y6
 	VFMADD231PS  Y6, Y5, Y1
@@ -15930,13 +15883,60 @@ paneldot6_loop:
 	ADDQ         $0x18, SI
 	ADDQ         R8, DI
 	DECQ         AX
-	JNZ          paneldot6_loop
+	JNZ          paneldot_loop_AVX2
 
-paneldot6_store:
+paneldot_store_AVX2:
 	VMOVUPS Y1, (R9)
 	VMOVUPS Y2, 32(R9)
 	VMOVUPS Y3, 64(R9)
 	VMOVUPS Y4, 96(R9)
+	VZEROUPPER
+	RET
+
+// func PanelDot4AVX512(kc int, a0 *float32, a1 *float32, a2 *float32, a3 *float32, x *float32, xs int, y *float32)
+// Requires: AVX, AVX512F
+TEXT ·PanelDot4AVX512(SB), NOSPLIT, $0-64
+	MOVQ   kc+0(FP), AX
+	MOVQ   a0+8(FP), CX
+	MOVQ   a1+16(FP), DX
+	MOVQ   a2+24(FP), BX
+	MOVQ   a3+32(FP), SI
+	MOVQ   x+40(FP), DI
+	MOVQ   xs+48(FP), R8
+	MOVQ   y+56(FP), R9
+	SHLQ   $0x02, R8
+	MOVQ   $0x00000fff, R10
+	KMOVW  R10, K1
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	TESTQ  AX, AX
+	JZ     paneldot_store_AVX512
+
+paneldot_loop_AVX512:
+	VBROADCASTSS (DI), Z4
+	VMOVUPS.Z    (CX), K1, Z5
+	VFMADD231PS  Z5, Z4, Z0
+	ADDQ         $0x30, CX
+	VMOVUPS.Z    (DX), K1, Z5
+	VFMADD231PS  Z5, Z4, Z1
+	ADDQ         $0x30, DX
+	VMOVUPS.Z    (BX), K1, Z5
+	VFMADD231PS  Z5, Z4, Z2
+	ADDQ         $0x30, BX
+	VMOVUPS.Z    (SI), K1, Z5
+	VFMADD231PS  Z5, Z4, Z3
+	ADDQ         $0x30, SI
+	ADDQ         R8, DI
+	DECQ         AX
+	JNZ          paneldot_loop_AVX512
+
+paneldot_store_AVX512:
+	VMOVUPS Z0, (R9)
+	VMOVUPS Z1, 64(R9)
+	VMOVUPS Z2, 128(R9)
+	VMOVUPS Z3, 192(R9)
 	VZEROUPPER
 	RET
 

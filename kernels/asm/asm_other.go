@@ -691,36 +691,30 @@ func PackATAVX512(dst *float32, mr int, src *float32, lda, kc, rows int, alpha f
 	}
 }
 
-// PanelDot4AVX512 is the plain-Go stand-in of the four-panel column product.
-func PanelDot4AVX512(kc int, a0, a1, a2, a3, x *float32, xs int, y *float32) {
-	ys := unsafe.Slice(y, 64)
-	for q, a := range []*float32{a0, a1, a2, a3} {
-		as := unsafe.Slice(a, kc*12)
-		for r := range 16 {
+// panelDotGo is the plain-Go stand-in of the four-panel column products:
+// panels of mr rows, y holding lanes values a panel.
+func panelDotGo(mr, lanes, kc int, a [4]*float32, x *float32, xs int, y *float32) {
+	ys := unsafe.Slice(y, 4*lanes)
+	for q, a := range a {
+		as := unsafe.Slice(a, kc*mr)
+		for r := range lanes {
 			var s float32
-			if r < 12 {
+			if r < mr {
 				for p := range kc {
-					s += as[p*12+r] * *(*float32)(unsafe.Add(unsafe.Pointer(x), 4*p*xs))
+					s += as[p*mr+r] * *(*float32)(unsafe.Add(unsafe.Pointer(x), 4*p*xs))
 				}
 			}
-			ys[16*q+r] = s
+			ys[lanes*q+r] = s
 		}
 	}
 }
 
+// PanelDot4AVX512 is the plain-Go stand-in of the four-panel column product.
+func PanelDot4AVX512(kc int, a0, a1, a2, a3, x *float32, xs int, y *float32) {
+	panelDotGo(AVX512MR, 16, kc, [4]*float32{a0, a1, a2, a3}, x, xs, y)
+}
+
 // PanelDot4AVX2 is the plain-Go stand-in of the four-panel column product at AVX2.
 func PanelDot4AVX2(kc int, a0, a1, a2, a3, x *float32, xs int, y *float32) {
-	ys := unsafe.Slice(y, 32)
-	for q, a := range []*float32{a0, a1, a2, a3} {
-		as := unsafe.Slice(a, kc*6)
-		for r := range 8 {
-			var s float32
-			if r < 6 {
-				for p := range kc {
-					s += as[p*6+r] * *(*float32)(unsafe.Add(unsafe.Pointer(x), 4*p*xs))
-				}
-			}
-			ys[8*q+r] = s
-		}
-	}
+	panelDotGo(AVX2MR, 8, kc, [4]*float32{a0, a1, a2, a3}, x, xs, y)
 }

@@ -106,59 +106,16 @@ func generateGemv() {
 	}
 }
 
-// generatePanelDot writes PanelDot4AVX512: four packed 12-row panels of A
-// (kc steps of 12 values each) times one column x of B, each row's sum one
-// chain of multiply-adds in the order of p from zero, as the GEMM kernels
-// sum it, so that a column computed here is bit for bit the one a tile
-// computes. The four chains are independent, which hides the latency of
-// each; a caller with fewer panels passes one of them again.
+// generatePanelDot writes PanelDot4AVX2 and PanelDot4AVX512: four packed
+// panels of A (kc steps of mr = 6 or 12 values, the rows of the level's
+// GEMM tile) times one column x of B, each row's sum one chain of
+// multiply-adds in the order of p from zero, as the GEMM kernels sum it, so
+// that a column computed here is bit for bit the one a tile computes. The
+// four chains are independent, which hides the latency of each; a caller
+// with fewer panels passes one of them again. A step's mr values are one
+// masked load (VMASKMOVPS at AVX2, a zeroing mask at AVX-512).
 func generatePanelDot() {
-	TEXT("PanelDot4AVX512", NOSPLIT, "func(kc int, a0, a1, a2, a3, x *float32, xs int, y *float32)")
-	Pragma("noescape")
-	Doc("PanelDot4AVX512 sets y[16q + r] = Σ_{p<kc} aq[12p + r]·x[p·xs] for the four panels q < 4 and",
-		"r < 12 (xs in elements; y[16q + 12 … 16q + 15] are set to 0), each sum one chain of",
-		"fused multiply-adds from zero in the order of p. AVX-512F.")
-	kc := Load(Param("kc"), GP64())
-	a := []Register{Load(Param("a0"), GP64()), Load(Param("a1"), GP64()), Load(Param("a2"), GP64()), Load(Param("a3"), GP64())}
-	x := Load(Param("x"), GP64())
-	xs := Load(Param("xs"), GP64())
-	y := Load(Param("y"), GP64())
-	SHLQ(U8(2), xs)
-	bits := GP64()
-	MOVQ(U32(0xFFF), bits)
-	k := K()
-	KMOVW(bits.As32(), k)
-	acc := make([]VecVirtual, 4)
-	for q := range acc {
-		acc[q] = ZMM()
-		VPXORD(acc[q], acc[q], acc[q])
-	}
-	TESTQ(kc, kc)
-	JZ(LabelRef("paneldot_store"))
-	Label("paneldot_loop")
-	t := ZMM()
-	VBROADCASTSS(Mem{Base: x}, t)
-	for q := range acc {
-		v := ZMM()
-		VMOVUPS_Z(Mem{Base: a[q]}, k, v)
-		VFMADD231PS(v, t, acc[q])
-		ADDQ(U8(48), a[q])
-	}
-	ADDQ(xs, x)
-	DECQ(kc)
-	JNZ(LabelRef("paneldot_loop"))
-	Label("paneldot_store")
-	for q := range acc {
-		VMOVUPS(acc[q], Mem{Base: y, Disp: 64 * q})
-	}
-	VZEROUPPER()
-	RET()
-}
-
-// generatePanelDotAVX2 writes PanelDot4AVX2: PanelDot4AVX512 for the
-// AVX2 kernel's 6-row panels: masked loads of six values a step.
-func generatePanelDotAVX2() {
-	data := GLOBL("paneldot6mask", RODATA|NOPTR)
+	mask6 := GLOBL("paneldot6mask", RODATA|NOPTR)
 	for i := range 8 {
 		v := uint32(0)
 		if i < 6 {
@@ -166,42 +123,64 @@ func generatePanelDotAVX2() {
 		}
 		DATA(4*i, U32(v))
 	}
-	TEXT("PanelDot4AVX2", NOSPLIT, "func(kc int, a0, a1, a2, a3, x *float32, xs int, y *float32)")
-	Pragma("noescape")
-	Doc("PanelDot4AVX2 sets y[8q + r] = Σ_{p<kc} aq[6p + r]·x[p·xs] for the four panels q < 4 and",
-		"r < 6 (xs in elements; y[8q + 6], y[8q + 7] are set to 0), each sum one chain of fused",
-		"multiply-adds from zero in the order of p. AVX2+FMA.")
-	kc := Load(Param("kc"), GP64())
-	a := []Register{Load(Param("a0"), GP64()), Load(Param("a1"), GP64()), Load(Param("a2"), GP64()), Load(Param("a3"), GP64())}
-	x := Load(Param("x"), GP64())
-	xs := Load(Param("xs"), GP64())
-	y := Load(Param("y"), GP64())
-	SHLQ(U8(2), xs)
-	mask := YMM()
-	VMOVUPS(data, mask)
-	acc := make([]VecVirtual, 4)
-	for q := range acc {
-		acc[q] = YMM()
-		VXORPS(acc[q], acc[q], acc[q])
+	for _, a := range []isa{isaAVX2, isaAVX512} {
+		mr := 6
+		if a.zmm {
+			mr = 12
+		}
+		name := "PanelDot4" + a.suffix
+		TEXT(name, NOSPLIT, "func(kc int, a0, a1, a2, a3, x *float32, xs int, y *float32)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s sets y[%dq + r] = Σ_{p<kc} aq[%dp + r]·x[p·xs] for the four panels q < 4 and", name, a.lanes, mr),
+			fmt.Sprintf("r < %d (xs in elements; y[%dq + %d …] are set to 0), each sum one chain of fused", mr, a.lanes, mr),
+			fmt.Sprintf("multiply-adds from zero in the order of p. %s.", a.needs))
+		kc := Load(Param("kc"), GP64())
+		ap := []Register{Load(Param("a0"), GP64()), Load(Param("a1"), GP64()), Load(Param("a2"), GP64()), Load(Param("a3"), GP64())}
+		x := Load(Param("x"), GP64())
+		xs := Load(Param("xs"), GP64())
+		y := Load(Param("y"), GP64())
+		SHLQ(U8(2), xs)
+		var load func(m Mem, v VecVirtual)
+		if a.zmm {
+			bits := GP64()
+			MOVQ(U32(1<<mr-1), bits)
+			k := K()
+			KMOVW(bits.As32(), k)
+			load = func(m Mem, v VecVirtual) { VMOVUPS_Z(m, k, v) }
+		} else {
+			mask := YMM()
+			VMOVUPS(mask6, mask)
+			load = func(m Mem, v VecVirtual) { VMASKMOVPS(m, mask, v) }
+		}
+		acc := make([]VecVirtual, 4)
+		for q := range acc {
+			acc[q] = a.vec()
+			if a.zmm {
+				VPXORD(acc[q], acc[q], acc[q])
+			} else {
+				VXORPS(acc[q], acc[q], acc[q])
+			}
+		}
+		done := "paneldot_store_" + a.suffix
+		TESTQ(kc, kc)
+		JZ(LabelRef(done))
+		Label("paneldot_loop_" + a.suffix)
+		t := a.vec()
+		VBROADCASTSS(Mem{Base: x}, t)
+		for q := range acc {
+			v := a.vec()
+			load(Mem{Base: ap[q]}, v)
+			VFMADD231PS(v, t, acc[q])
+			ADDQ(U8(4*mr), ap[q])
+		}
+		ADDQ(xs, x)
+		DECQ(kc)
+		JNZ(LabelRef("paneldot_loop_" + a.suffix))
+		Label(done)
+		for q := range acc {
+			VMOVUPS(acc[q], Mem{Base: y, Disp: 4 * a.lanes * q})
+		}
+		VZEROUPPER()
+		RET()
 	}
-	TESTQ(kc, kc)
-	JZ(LabelRef("paneldot6_store"))
-	Label("paneldot6_loop")
-	t := YMM()
-	VBROADCASTSS(Mem{Base: x}, t)
-	for q := range acc {
-		v := YMM()
-		VMASKMOVPS(Mem{Base: a[q]}, mask, v)
-		VFMADD231PS(v, t, acc[q])
-		ADDQ(U8(24), a[q])
-	}
-	ADDQ(xs, x)
-	DECQ(kc)
-	JNZ(LabelRef("paneldot6_loop"))
-	Label("paneldot6_store")
-	for q := range acc {
-		VMOVUPS(acc[q], Mem{Base: y, Disp: 32 * q})
-	}
-	VZEROUPPER()
-	RET()
 }

@@ -133,7 +133,6 @@ func main() {
 	generateSumDot()
 	generateGemv()
 	generatePanelDot()
-	generatePanelDotAVX2()
 	declareWino4Consts() // the F(4×4) constants; the F(2×2) output transform takes its store masks too
 	generateWinoInput()
 	generateWinoOutput()
