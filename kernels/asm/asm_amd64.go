@@ -23,107 +23,6 @@ func SgemmKernelAVX512Store(kc int, a *float32, b *float32, c *float32, ldc int)
 //go:noescape
 func SgemmKernelAVX512Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
 
-// SgemmKernelAVX2 adds the product of a packed 6×kc panel a and a packed kc×16 panel b
-// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
-//
-//go:noescape
-func SgemmKernelAVX2(kc int, a *float32, b *float32, c *float32, ldc int)
-
-// SgemmKernelAVX2Store stores (without reading c) the product of a packed 6×kc panel a and a packed kc×16 panel b
-// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
-//
-//go:noescape
-func SgemmKernelAVX2Store(kc int, a *float32, b *float32, c *float32, ldc int)
-
-// SgemmKernelAVX2Bias stores (without reading c) bias[i] plus the product of a packed 6×kc panel a
-// and a packed kc×16 panel b in row i of the 6×16 tile of row-major c with row stride ldc
-// (elements). AVX2+FMA.
-//
-//go:noescape
-func SgemmKernelAVX2Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
-
-// SgemmRowsKernelAVX512 adds the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
-// values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
-// with row stride ldc (elements). AVX-512F.
-//
-//go:noescape
-func SgemmRowsKernelAVX512(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-
-// SgemmRowsKernelAVX512Store stores (without reading c) the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
-// values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
-// with row stride ldc (elements). AVX-512F.
-//
-//go:noescape
-func SgemmRowsKernelAVX512Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-
-// SgemmRowsKernelAVX512Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a and the
-// kc×32 block of B whose row p is the 32 values from b + off[p] (elements; B is never packed)
-// in row i of the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
-//
-//go:noescape
-func SgemmRowsKernelAVX512Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
-
-// SgemmRowsKernelAVX2 adds the product of a packed 6×kc panel a and the kc×16 block of B whose row p is the 16
-// values from b + off[p] (elements; B is never packed) to the 6×16 tile of row-major c
-// with row stride ldc (elements). AVX2+FMA.
-//
-//go:noescape
-func SgemmRowsKernelAVX2(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-
-// SgemmRowsKernelAVX2Store stores (without reading c) the product of a packed 6×kc panel a and the kc×16 block of B whose row p is the 16
-// values from b + off[p] (elements; B is never packed) to the 6×16 tile of row-major c
-// with row stride ldc (elements). AVX2+FMA.
-//
-//go:noescape
-func SgemmRowsKernelAVX2Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-
-// SgemmRowsKernelAVX2Bias stores (without reading c) bias[i] plus the product of a packed 6×kc panel a and the
-// kc×16 block of B whose row p is the 16 values from b + off[p] (elements; B is never packed)
-// in row i of the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
-//
-//go:noescape
-func SgemmRowsKernelAVX2Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
-
-// SgemmKernelAVX512N16 adds the product of a packed 12×kc panel a and a packed kc×16 panel b
-// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
-//
-//go:noescape
-func SgemmKernelAVX512N16(kc int, a *float32, b *float32, c *float32, ldc int)
-
-// SgemmKernelAVX512N16Store stores (without reading c) the product of a packed 12×kc panel a and a packed kc×16 panel b
-// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
-//
-//go:noescape
-func SgemmKernelAVX512N16Store(kc int, a *float32, b *float32, c *float32, ldc int)
-
-// SgemmKernelAVX512N16Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a
-// and a packed kc×16 panel b in row i of the 12×16 tile of row-major c with row stride ldc
-// (elements). AVX-512F.
-//
-//go:noescape
-func SgemmKernelAVX512N16Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
-
-// SgemmRowsKernelAVX512N16 adds the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
-// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
-// with row stride ldc (elements). AVX-512F.
-//
-//go:noescape
-func SgemmRowsKernelAVX512N16(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-
-// SgemmRowsKernelAVX512N16Store stores (without reading c) the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
-// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
-// with row stride ldc (elements). AVX-512F.
-//
-//go:noescape
-func SgemmRowsKernelAVX512N16Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-
-// SgemmRowsKernelAVX512N16Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a and the
-// kc×16 block of B whose row p is the 16 values from b + off[p] (elements; B is never packed)
-// in row i of the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
-//
-//go:noescape
-func SgemmRowsKernelAVX512N16Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
-
 // SgemmKernelAVX512R4 adds the product of a packed 12×kc panel a and a packed kc×32 panel b
 // to the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
 // Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
@@ -145,6 +44,112 @@ func SgemmKernelAVX512R4Store(kc int, a *float32, b *float32, c *float32, ldc in
 //
 //go:noescape
 func SgemmKernelAVX512R4Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmKernelAVX512R8 adds the product of a packed 12×kc panel a and a packed kc×32 panel b
+// to the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512R8(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512R8Store stores (without reading c) the product of a packed 12×kc panel a and a packed kc×32 panel b
+// to the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512R8Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512R8Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a
+// and a packed kc×32 panel b in row i of the 12×32 tile of row-major c with row stride ldc
+// (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512R8Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmKernelAVX2 adds the product of a packed 6×kc panel a and a packed kc×16 panel b
+// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
+//
+//go:noescape
+func SgemmKernelAVX2(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX2Store stores (without reading c) the product of a packed 6×kc panel a and a packed kc×16 panel b
+// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
+//
+//go:noescape
+func SgemmKernelAVX2Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX2Bias stores (without reading c) bias[i] plus the product of a packed 6×kc panel a
+// and a packed kc×16 panel b in row i of the 6×16 tile of row-major c with row stride ldc
+// (elements). AVX2+FMA.
+//
+//go:noescape
+func SgemmKernelAVX2Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmKernelAVX2R2 adds the product of a packed 6×kc panel a and a packed kc×16 panel b
+// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
+// Edge kernel: only the first 2 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmKernelAVX2R2(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX2R2Store stores (without reading c) the product of a packed 6×kc panel a and a packed kc×16 panel b
+// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
+// Edge kernel: only the first 2 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmKernelAVX2R2Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX2R2Bias stores (without reading c) bias[i] plus the product of a packed 6×kc panel a
+// and a packed kc×16 panel b in row i of the 6×16 tile of row-major c with row stride ldc
+// (elements). AVX2+FMA.
+// Edge kernel: only the first 2 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmKernelAVX2R2Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmKernelAVX2R4 adds the product of a packed 6×kc panel a and a packed kc×16 panel b
+// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmKernelAVX2R4(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX2R4Store stores (without reading c) the product of a packed 6×kc panel a and a packed kc×16 panel b
+// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmKernelAVX2R4Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX2R4Bias stores (without reading c) bias[i] plus the product of a packed 6×kc panel a
+// and a packed kc×16 panel b in row i of the 6×16 tile of row-major c with row stride ldc
+// (elements). AVX2+FMA.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 6 values a step).
+//
+//go:noescape
+func SgemmKernelAVX2R4Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmRowsKernelAVX512 adds the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
+// values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmRowsKernelAVX512(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512Store stores (without reading c) the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
+// values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmRowsKernelAVX512Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a and the
+// kc×32 block of B whose row p is the 32 values from b + off[p] (elements; B is never packed)
+// in row i of the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmRowsKernelAVX512Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
 
 // SgemmRowsKernelAVX512R4 adds the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
 // values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
@@ -170,74 +175,6 @@ func SgemmRowsKernelAVX512R4Store(kc int, a *float32, b *float32, off *int, c *f
 //go:noescape
 func SgemmRowsKernelAVX512R4Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
 
-// SgemmKernelAVX512N16R4 adds the product of a packed 12×kc panel a and a packed kc×16 panel b
-// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
-// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
-//
-//go:noescape
-func SgemmKernelAVX512N16R4(kc int, a *float32, b *float32, c *float32, ldc int)
-
-// SgemmKernelAVX512N16R4Store stores (without reading c) the product of a packed 12×kc panel a and a packed kc×16 panel b
-// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
-// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
-//
-//go:noescape
-func SgemmKernelAVX512N16R4Store(kc int, a *float32, b *float32, c *float32, ldc int)
-
-// SgemmKernelAVX512N16R4Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a
-// and a packed kc×16 panel b in row i of the 12×16 tile of row-major c with row stride ldc
-// (elements). AVX-512F.
-// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
-//
-//go:noescape
-func SgemmKernelAVX512N16R4Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
-
-// SgemmRowsKernelAVX512N16R4 adds the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
-// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
-// with row stride ldc (elements). AVX-512F.
-// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
-//
-//go:noescape
-func SgemmRowsKernelAVX512N16R4(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-
-// SgemmRowsKernelAVX512N16R4Store stores (without reading c) the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
-// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
-// with row stride ldc (elements). AVX-512F.
-// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
-//
-//go:noescape
-func SgemmRowsKernelAVX512N16R4Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-
-// SgemmRowsKernelAVX512N16R4Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a and the
-// kc×16 block of B whose row p is the 16 values from b + off[p] (elements; B is never packed)
-// in row i of the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
-// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
-//
-//go:noescape
-func SgemmRowsKernelAVX512N16R4Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
-
-// SgemmKernelAVX512R8 adds the product of a packed 12×kc panel a and a packed kc×32 panel b
-// to the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
-// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
-//
-//go:noescape
-func SgemmKernelAVX512R8(kc int, a *float32, b *float32, c *float32, ldc int)
-
-// SgemmKernelAVX512R8Store stores (without reading c) the product of a packed 12×kc panel a and a packed kc×32 panel b
-// to the 12×32 tile of row-major c with row stride ldc (elements). AVX-512F.
-// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
-//
-//go:noescape
-func SgemmKernelAVX512R8Store(kc int, a *float32, b *float32, c *float32, ldc int)
-
-// SgemmKernelAVX512R8Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a
-// and a packed kc×32 panel b in row i of the 12×32 tile of row-major c with row stride ldc
-// (elements). AVX-512F.
-// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
-//
-//go:noescape
-func SgemmKernelAVX512R8Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
-
 // SgemmRowsKernelAVX512R8 adds the product of a packed 12×kc panel a and the kc×32 block of B whose row p is the 32
 // values from b + off[p] (elements; B is never packed) to the 12×32 tile of row-major c
 // with row stride ldc (elements). AVX-512F.
@@ -262,73 +199,26 @@ func SgemmRowsKernelAVX512R8Store(kc int, a *float32, b *float32, off *int, c *f
 //go:noescape
 func SgemmRowsKernelAVX512R8Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
 
-// SgemmKernelAVX512N16R8 adds the product of a packed 12×kc panel a and a packed kc×16 panel b
-// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
-// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+// SgemmRowsKernelAVX2 adds the product of a packed 6×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 6×16 tile of row-major c
+// with row stride ldc (elements). AVX2+FMA.
 //
 //go:noescape
-func SgemmKernelAVX512N16R8(kc int, a *float32, b *float32, c *float32, ldc int)
+func SgemmRowsKernelAVX2(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
 
-// SgemmKernelAVX512N16R8Store stores (without reading c) the product of a packed 12×kc panel a and a packed kc×16 panel b
-// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
-// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+// SgemmRowsKernelAVX2Store stores (without reading c) the product of a packed 6×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 6×16 tile of row-major c
+// with row stride ldc (elements). AVX2+FMA.
 //
 //go:noescape
-func SgemmKernelAVX512N16R8Store(kc int, a *float32, b *float32, c *float32, ldc int)
+func SgemmRowsKernelAVX2Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
 
-// SgemmKernelAVX512N16R8Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a
-// and a packed kc×16 panel b in row i of the 12×16 tile of row-major c with row stride ldc
-// (elements). AVX-512F.
-// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
-//
-//go:noescape
-func SgemmKernelAVX512N16R8Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
-
-// SgemmRowsKernelAVX512N16R8 adds the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
-// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
-// with row stride ldc (elements). AVX-512F.
-// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
-//
-//go:noescape
-func SgemmRowsKernelAVX512N16R8(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-
-// SgemmRowsKernelAVX512N16R8Store stores (without reading c) the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
-// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
-// with row stride ldc (elements). AVX-512F.
-// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
-//
-//go:noescape
-func SgemmRowsKernelAVX512N16R8Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
-
-// SgemmRowsKernelAVX512N16R8Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a and the
+// SgemmRowsKernelAVX2Bias stores (without reading c) bias[i] plus the product of a packed 6×kc panel a and the
 // kc×16 block of B whose row p is the 16 values from b + off[p] (elements; B is never packed)
-// in row i of the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
-// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+// in row i of the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
 //
 //go:noescape
-func SgemmRowsKernelAVX512N16R8Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
-
-// SgemmKernelAVX2R2 adds the product of a packed 6×kc panel a and a packed kc×16 panel b
-// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
-// Edge kernel: only the first 2 rows of the tile are computed and written (a is still packed 6 values a step).
-//
-//go:noescape
-func SgemmKernelAVX2R2(kc int, a *float32, b *float32, c *float32, ldc int)
-
-// SgemmKernelAVX2R2Store stores (without reading c) the product of a packed 6×kc panel a and a packed kc×16 panel b
-// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
-// Edge kernel: only the first 2 rows of the tile are computed and written (a is still packed 6 values a step).
-//
-//go:noescape
-func SgemmKernelAVX2R2Store(kc int, a *float32, b *float32, c *float32, ldc int)
-
-// SgemmKernelAVX2R2Bias stores (without reading c) bias[i] plus the product of a packed 6×kc panel a
-// and a packed kc×16 panel b in row i of the 6×16 tile of row-major c with row stride ldc
-// (elements). AVX2+FMA.
-// Edge kernel: only the first 2 rows of the tile are computed and written (a is still packed 6 values a step).
-//
-//go:noescape
-func SgemmKernelAVX2R2Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+func SgemmRowsKernelAVX2Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
 
 // SgemmRowsKernelAVX2R2 adds the product of a packed 6×kc panel a and the kc×16 block of B whose row p is the 16
 // values from b + off[p] (elements; B is never packed) to the 6×16 tile of row-major c
@@ -354,28 +244,6 @@ func SgemmRowsKernelAVX2R2Store(kc int, a *float32, b *float32, off *int, c *flo
 //go:noescape
 func SgemmRowsKernelAVX2R2Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
 
-// SgemmKernelAVX2R4 adds the product of a packed 6×kc panel a and a packed kc×16 panel b
-// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
-// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 6 values a step).
-//
-//go:noescape
-func SgemmKernelAVX2R4(kc int, a *float32, b *float32, c *float32, ldc int)
-
-// SgemmKernelAVX2R4Store stores (without reading c) the product of a packed 6×kc panel a and a packed kc×16 panel b
-// to the 6×16 tile of row-major c with row stride ldc (elements). AVX2+FMA.
-// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 6 values a step).
-//
-//go:noescape
-func SgemmKernelAVX2R4Store(kc int, a *float32, b *float32, c *float32, ldc int)
-
-// SgemmKernelAVX2R4Bias stores (without reading c) bias[i] plus the product of a packed 6×kc panel a
-// and a packed kc×16 panel b in row i of the 6×16 tile of row-major c with row stride ldc
-// (elements). AVX2+FMA.
-// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 6 values a step).
-//
-//go:noescape
-func SgemmKernelAVX2R4Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
-
 // SgemmRowsKernelAVX2R4 adds the product of a packed 6×kc panel a and the kc×16 block of B whose row p is the 16
 // values from b + off[p] (elements; B is never packed) to the 6×16 tile of row-major c
 // with row stride ldc (elements). AVX2+FMA.
@@ -399,6 +267,138 @@ func SgemmRowsKernelAVX2R4Store(kc int, a *float32, b *float32, off *int, c *flo
 //
 //go:noescape
 func SgemmRowsKernelAVX2R4Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+
+// SgemmKernelAVX512N16 adds the product of a packed 12×kc panel a and a packed kc×16 panel b
+// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmKernelAVX512N16(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512N16Store stores (without reading c) the product of a packed 12×kc panel a and a packed kc×16 panel b
+// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmKernelAVX512N16Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512N16Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a
+// and a packed kc×16 panel b in row i of the 12×16 tile of row-major c with row stride ldc
+// (elements). AVX-512F.
+//
+//go:noescape
+func SgemmKernelAVX512N16Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmKernelAVX512N16R4 adds the product of a packed 12×kc panel a and a packed kc×16 panel b
+// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512N16R4(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512N16R4Store stores (without reading c) the product of a packed 12×kc panel a and a packed kc×16 panel b
+// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512N16R4Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512N16R4Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a
+// and a packed kc×16 panel b in row i of the 12×16 tile of row-major c with row stride ldc
+// (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512N16R4Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmKernelAVX512N16R8 adds the product of a packed 12×kc panel a and a packed kc×16 panel b
+// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512N16R8(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512N16R8Store stores (without reading c) the product of a packed 12×kc panel a and a packed kc×16 panel b
+// to the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512N16R8Store(kc int, a *float32, b *float32, c *float32, ldc int)
+
+// SgemmKernelAVX512N16R8Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a
+// and a packed kc×16 panel b in row i of the 12×16 tile of row-major c with row stride ldc
+// (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmKernelAVX512N16R8Bias(kc int, a *float32, b *float32, c *float32, ldc int, bias *float32)
+
+// SgemmRowsKernelAVX512N16 adds the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512N16Store stores (without reading c) the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512N16Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a and the
+// kc×16 block of B whose row p is the 16 values from b + off[p] (elements; B is never packed)
+// in row i of the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+
+// SgemmRowsKernelAVX512N16R4 adds the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16R4(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512N16R4Store stores (without reading c) the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16R4Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512N16R4Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a and the
+// kc×16 block of B whose row p is the 16 values from b + off[p] (elements; B is never packed)
+// in row i of the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 4 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16R4Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
+
+// SgemmRowsKernelAVX512N16R8 adds the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16R8(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512N16R8Store stores (without reading c) the product of a packed 12×kc panel a and the kc×16 block of B whose row p is the 16
+// values from b + off[p] (elements; B is never packed) to the 12×16 tile of row-major c
+// with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16R8Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int)
+
+// SgemmRowsKernelAVX512N16R8Bias stores (without reading c) bias[i] plus the product of a packed 12×kc panel a and the
+// kc×16 block of B whose row p is the 16 values from b + off[p] (elements; B is never packed)
+// in row i of the 12×16 tile of row-major c with row stride ldc (elements). AVX-512F.
+// Edge kernel: only the first 8 rows of the tile are computed and written (a is still packed 12 values a step).
+//
+//go:noescape
+func SgemmRowsKernelAVX512N16R8Bias(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bias *float32)
 
 // SgemmRowsPackKernelAVX512 is SgemmRowsKernelAVX512, and stores each row of B it reads to the packed panel bp
 // (bp[32·p + j] = b[off[p] + j]); off has 16 entries past kc (rows it prefetches). AVX-512F.

@@ -49,53 +49,36 @@ type kernel struct {
 	// computes and writes (an edge kernel, for the last panel of a product
 	// whose M is not a multiple of mr): A is still packed mr values a step.
 	height int
-	lanes  int // float32 lanes per vector register
+	edges  []int // the heights of the edge kernels generated beside it
+	lanes  int   // float32 lanes per vector register
 	vec    func() VecVirtual
 }
 
 func main() {
 	ConstraintExpr("amd64,!noasm")
 	// Packed and unpacked-B (row offsets) kernels at both widths, each
-	// adding to C, storing, and storing with a bias per row.
+	// adding to C, storing, and storing with a bias per row; and their edge
+	// kernels, computing only the first 4 or 8 of the AVX-512 tile's 12 rows
+	// (2 or 4 of the AVX2 tile's 6): 32, 64 and 128 channels leave 8, 4 and
+	// 8 rows in their last panel (2, 4 and 2), which the full kernel
+	// computed into a scratch tile, a third to two thirds of it thrown away.
+	edges512, edges2 := []int{4, 8}, []int{2, 4}
 	for _, k := range []kernel{
-		{name: "SgemmKernelAVX512", isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
-		{name: "SgemmKernelAVX2", isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
-		{name: "SgemmRowsKernelAVX512", rows: true, isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
-		{name: "SgemmRowsKernelAVX2", rows: true, isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
+		{name: "SgemmKernelAVX512", isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM, edges: edges512},
+		{name: "SgemmKernelAVX2", isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM, edges: edges2},
+		{name: "SgemmRowsKernelAVX512", rows: true, isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM, edges: edges512},
+		{name: "SgemmRowsKernelAVX2", rows: true, isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM, edges: edges2},
 		// The narrow AVX-512 tile, one vector wide, for products of at most
 		// 16 columns (a head of 16 channels, the 16 tiles of an 8×8 image):
 		// the full tile would compute as many columns again and throw them away.
-		{name: "SgemmKernelAVX512N16", isa: "AVX-512F", mr: 12, nr: 16, lanes: 16, vec: ZMM},
-		{name: "SgemmRowsKernelAVX512N16", rows: true, isa: "AVX-512F", mr: 12, nr: 16, lanes: 16, vec: ZMM},
+		{name: "SgemmKernelAVX512N16", isa: "AVX-512F", mr: 12, nr: 16, lanes: 16, vec: ZMM, edges: edges512},
+		{name: "SgemmRowsKernelAVX512N16", rows: true, isa: "AVX-512F", mr: 12, nr: 16, lanes: 16, vec: ZMM, edges: edges512},
 	} {
 		generateVariants(k)
-	}
-	// The edge kernels of the AVX-512 tiles (full and narrow), computing only the
-	// first 4 or 8 of its 12 rows: 32, 64 and 128 channels leave 8, 4 and
-	// 8 rows in their last panel, which the full kernel computed into a
-	// scratch tile, a third to two thirds of it thrown away. The AVX2
-	// tile's of 2 and 4 of its 6 rows likewise (32, 64 and 128 channels
-	// leave 2, 4 and 2).
-	for _, e := range []struct {
-		heights []int
-		kernels []kernel
-	}{
-		{[]int{4, 8}, []kernel{
-			{name: "SgemmKernelAVX512", isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
-			{name: "SgemmRowsKernelAVX512", rows: true, isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
-			{name: "SgemmKernelAVX512N16", isa: "AVX-512F", mr: 12, nr: 16, lanes: 16, vec: ZMM},
-			{name: "SgemmRowsKernelAVX512N16", rows: true, isa: "AVX-512F", mr: 12, nr: 16, lanes: 16, vec: ZMM},
-		}},
-		{[]int{2, 4}, []kernel{
-			{name: "SgemmKernelAVX2", isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
-			{name: "SgemmRowsKernelAVX2", rows: true, isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
-		}},
-	} {
-		for _, h := range e.heights {
-			for _, k := range e.kernels {
-				k.name, k.height = fmt.Sprintf("%sR%d", k.name, h), h
-				generateVariants(k)
-			}
+		for _, h := range k.edges {
+			e := k
+			e.name, e.height = fmt.Sprintf("%sR%d", k.name, h), h
+			generateVariants(e)
 		}
 	}
 	// The unpacked-B AVX-512 kernel that packs the panel it reads, adding
