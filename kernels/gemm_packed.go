@@ -10,7 +10,7 @@ import (
 // The packed GEMM (GotoBLAS/BLIS structure) around the SIMD micro-kernels.
 //
 //	for jc in steps of NC over N:                 a KC×NC block of B fits in L3
-//	  for pc in steps of KC over K:
+//	  for pc in steps of KC over K:               (KC, MC, NC: microKernel.blocking)
 //	    pack B[pc:pc+KC, jc:jc+NC] into panels of NR columns, k-major
 //	    for ic in steps of MC over M:             an MC×KC block of A fits in L2
 //	      pack α·A[ic:ic+MC, pc:pc+KC] into panels of MR rows, k-major
@@ -57,7 +57,16 @@ type microKernel struct {
 	// (prepackedA.column); dotLanes is its output's stride per panel.
 	panelDot func(kc int, a0, a1, a2, a3, x *float32, xs int, y *float32)
 	dotLanes int
-	tune     *Tuning // the device's thresholds (Device.microKernel sets them)
+	// plainKC and plainMC, where set, are the most depth and the rows of A
+	// of the blocks of a product whose A is packed at the call (blocking).
+	// The AVX-512 kernel takes up to 1,024 deep (its B panel, 128 KiB, then
+	// streams from L2 instead of staying in L1, but C is written once
+	// instead of read and written every 256): on Zen 5, 1,024² on one
+	// thread +1.5–2 %, on two +2–4 %, training's weight-gradient products
+	// +1–12 %; the AVX2 kernel measured no gain (bench/RESULTS.md,
+	// 2026-12-06, night).
+	plainKC, plainMC int
+	tune             *Tuning // the device's thresholds (Device.microKernel sets them)
 }
 
 // forRows returns the kernel for a tile of the first rows rows of a panel:
@@ -89,6 +98,7 @@ var (
 		rowsAdd: asm.SgemmRowsKernelAVX512, rowsStore: asm.SgemmRowsKernelAVX512Store, rowsStoreBias: asm.SgemmRowsKernelAVX512Bias,
 		rowsPackAdd: asm.SgemmRowsPackKernelAVX512, rowsPackStore: asm.SgemmRowsPackKernelAVX512Store,
 		panelDot: asm.PanelDot4AVX512, dotLanes: 16,
+		plainKC: 1024, plainMC: 144,
 		narrow: &kernelAVX512Narrow, height: asm.AVX512MR, edges: []microKernel{
 			{name: "avx512-r4", mr: asm.AVX512MR, nr: asm.AVX512NR, height: 4,
 				add: asm.SgemmKernelAVX512R4, store: asm.SgemmKernelAVX512R4Store, storeBias: asm.SgemmKernelAVX512R4Bias,
@@ -138,6 +148,29 @@ const (
 	packMC = 288  // rows of A per block (a multiple of both MRs; 288×256 floats = 288 KiB of the 1 MiB L2)
 	packNC = 3072 // columns of B per block (a multiple of both NRs)
 )
+
+// blocks are the sizes of a packed GEMM's blocks: kc deep, mc rows of A,
+// nc columns of B.
+type blocks struct{ kc, mc, nc int }
+
+// plainBlockLen is the most floats of a B block, kc·nc, with the kernels'
+// own depth (blocking): 4 MiB, a 1,024-deep block of 1,024 columns.
+const plainBlockLen = 1 << 20
+
+// blocking returns the blocks of mk's product of depth k: packKC, packMC
+// and packNC where A comes prepacked (its blocks are laid out in them) or
+// the kernel sets no plainKC; else the depth is k cut into the fewest
+// equal blocks of at most mk.plainKC (rounded up to a multiple of 4, the
+// kernels' unroll), mk.plainMC rows, and as many columns as keep the B
+// block within plainBlockLen.
+func (mk microKernel) blocking(prepacked bool, k int) blocks {
+	if prepacked || mk.plainKC == 0 || k == 0 {
+		return blocks{kc: packKC, mc: packMC, nc: packNC}
+	}
+	parts := (k + mk.plainKC - 1) / mk.plainKC
+	kc := ((k+parts-1)/parts + 3) &^ 3
+	return blocks{kc: kc, mc: mk.plainMC, nc: max(mk.nr, plainBlockLen/kc/mk.nr*mk.nr)}
+}
 
 // minSplitMACs is the fewest multiply-adds of a product that its GEMM
 // splits over threads: below, the parts' hand-over costs more than they save.
@@ -625,6 +658,10 @@ func (j *prepackedJob) part(lo, hi int) {
 // [paRow0, paRow0+g.M) of it, instead of packing them (then g.TransA, g.A
 // and g.LdA are unused and g.Alpha is 1).
 func sgemmLoop(mk microKernel, pa *prepackedA, paRow0 int, g gemm) {
+	// The blocks are the full kernel's, also where the columns take the
+	// narrow one: a product split over threads by columns sums each value
+	// in the same blocks whatever width its slab has.
+	bl := mk.blocking(pa != nil, g.K)
 	mk = mk.forColumns(g.N)
 	if g.K == 0 || g.Alpha == 0 {
 		g.biasByFill()
@@ -647,9 +684,9 @@ func sgemmLoop(mk microKernel, pa *prepackedA, paRow0 int, g gemm) {
 		return g.Bias[ic : ic+mc]
 	}
 	mr, nr := mk.mr, mk.nr
-	ncMax := min(packNC, (n+nr-1)/nr*nr)
-	kcMax := min(packKC, k)
-	mcMax := min(packMC, (m+mr-1)/mr*mr)
+	ncMax := min(bl.nc, (n+nr-1)/nr*nr)
+	kcMax := min(bl.kc, k)
+	mcMax := min(bl.mc, (m+mr-1)/mr*mr)
 	// B's block is taken only where B is packed: a product that reads B
 	// unpacked in whole panels (Winograd's at batch 1) then touches no lock
 	// shared with the other threads.
@@ -693,7 +730,7 @@ func sgemmLoop(mk microKernel, pa *prepackedA, paRow0 int, g gemm) {
 	// Where B is packed, a plain B at a level with the packing kernels is
 	// packed by the first row of tiles as it reads it (runTilesPacking),
 	// not in a pass of its own (but for a first depth block with a bias).
-	packWhileReading := !unpacked && mk.rowsPackAdd != nil && !ob.trans && ob.off == nil && min(packMC, m) >= mr && n >= nr
+	packWhileReading := !unpacked && mk.rowsPackAdd != nil && !ob.trans && ob.off == nil && min(bl.mc, m) >= mr && n >= nr
 	var rowOffs []int // B's row offsets for runTilesPacking, and asm.PackAhead more for its prefetches
 	switch {
 	case unpacked && ob.off == nil:
@@ -705,10 +742,10 @@ func sgemmLoop(mk microKernel, pa *prepackedA, paRow0 int, g gemm) {
 		defer offsetPool.Put(offs)
 		rowOffs = *offs
 	}
-	for jc := 0; jc < n; jc += packNC {
-		nc := min(packNC, n-jc)
-		for pc := 0; pc < k; pc += packKC {
-			kc := min(packKC, k-pc)
+	for jc := 0; jc < n; jc += bl.nc {
+		nc := min(bl.nc, n-jc)
+		for pc := 0; pc < k; pc += bl.kc {
+			kc := min(bl.kc, k-pc)
 			if unpacked {
 				// Whole panels read B where it is. The columns past them
 				// take the narrow kernel where they fit it (a 1×1
@@ -720,8 +757,8 @@ func sgemmLoop(mk microKernel, pa *prepackedA, paRow0 int, g gemm) {
 					packB(packBlock(), ob, pc, kc, jc+full, nc-full, tail.nr)
 					tailPacked = true
 				}
-				for ic := 0; ic < m; ic += packMC {
-					mc := min(packMC, m-ic)
+				for ic := 0; ic < m; ic += bl.mc {
+					mc := min(bl.mc, m-ic)
 					blk := aBlock(pc, kc, ic, mc)
 					store, bias := overwrite && pc == 0, rowBias(pc, ic, mc)
 					runTilesRows(mk, store, bias, blk, ob, pc, c, ldc, ic, jc, mc, full, kc, tile)
@@ -746,8 +783,8 @@ func sgemmLoop(mk microKernel, pa *prepackedA, paRow0 int, g gemm) {
 			default:
 				packBlock()
 			}
-			for ic := 0; ic < m; ic += packMC {
-				mc := min(packMC, m-ic)
+			for ic := 0; ic < m; ic += bl.mc {
+				mc := min(bl.mc, m-ic)
 				blk := aBlock(pc, kc, ic, mc)
 				store := overwrite && pc == 0
 				if fused && ic == 0 {

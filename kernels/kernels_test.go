@@ -146,7 +146,9 @@ func testSgemm(t *testing.T, tune Tuning) {
 	r := rand.New(rand.NewPCG(3, 4))
 	sizes := []int{0, 1, 2, 3, 5, 6, 7, 11, 12, 13, 15, 16, 17, 31, 32, 33, 64, 65, 143, 144, 145, 255, 256, 257, 287, 288, 289, 300, 513}
 	type shape struct{ m, n, k int }
-	shapes := []shape{{1, 3100, 3}, {3, 3073, 300}, {145, 97, 600}, {289, 40, 300}} // past packNC, several KC and MC blocks
+	// past packNC, several KC and MC blocks; past the AVX-512 products' own
+	// depth (two and three blocks of uneven depth, B blocks of 1,024 columns)
+	shapes := []shape{{1, 3100, 3}, {3, 3073, 300}, {145, 97, 600}, {289, 40, 300}, {20, 45, 1025}, {149, 1057, 2100}}
 	for range 60 {
 		shapes = append(shapes, shape{sizes[r.IntN(len(sizes))], sizes[r.IntN(len(sizes))], sizes[r.IntN(len(sizes))]})
 	}
@@ -721,10 +723,12 @@ func TestLevels(t *testing.T) {
 }
 
 // The prepacked-A GEMM (shared weights of a convolution) runs the same
-// blocks through the same micro-kernel as the ordinary packed GEMM, so the
-// results must be bit-identical, for any shape, transposes and threads.
-// With B read unpacked (the rows kernels, depth split in rowsKC passes)
-// the sums are grouped differently: then within 1e-5.
+// micro-kernel as the ordinary packed GEMM, so where both take the depth in
+// the same blocks (k ≤ packKC, or a level whose products all take packKC)
+// the results must be bit-identical, for any shape, transposes and threads.
+// Where they do not (the AVX-512 products take up to 1,024 at once:
+// microKernel.blocking), and with B read unpacked (the rows kernels, depth
+// split in rowsKC passes), the sums are grouped differently: then within 1e-5.
 func TestPrepackedAMatchesPacked(t *testing.T) {
 	for _, unpacked := range []bool{false, true} {
 		tune := DefaultTuning()
@@ -763,7 +767,8 @@ func testPrepacked(t *testing.T, unpacked bool, tune Tuning) {
 				d.sgemm(threads, gemm{M: m, N: n, K: k, Alpha: 1, TransA: tA, A: a, LdA: lda, B: operandB{b: b, ld: ldb, trans: tB}, Beta: beta, C: want, LdC: n})
 				got := append(append([]float32(nil), c0...), make([]float32, guard)...)
 				d.sgemmA(threads, d.newGemmA(tA, m, k, a, lda), n, operandB{b: b, ld: ldb, trans: tB}, beta, got, n)
-				if unpacked && !tB {
+				mk, _ := d.microKernel()
+				if unpacked && !tB || k > packKC && mk.blocking(false, k).kc != packKC {
 					closeTo(t, fmt.Sprintf("%s %dx%dx%d tA=%v threads=%d", level, m, n, k, tA, threads), got[:m*n], want, 1e-5)
 				} else {
 					for i := range want {

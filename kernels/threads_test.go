@@ -78,17 +78,23 @@ func TestResultsIndependentOfThreads(t *testing.T) {
 				}
 			}
 		}
-		p := tensor.MatMulParams{Batch: 6, M: 37, N: 45, K: 300, TransB: true, Alpha: 1, StrideA: 37 * 300, StrideB: 45 * 300, StrideC: 37 * 45}
-		a, b := randSlice(r, p.Batch*p.StrideA), randSlice(r, p.Batch*p.StrideB)
-		var want []float32
-		for _, threads := range []int{1, 2, 3, 8} {
-			d := NewCPULevel(threads, level)
-			c := &Buffer{dev: d, F: make([]float32, p.Batch*p.StrideC)}
-			d.MatMul(c, &Buffer{dev: d, F: a}, &Buffer{dev: d, F: b}, p)
-			if threads == 1 {
-				want = c.F
-			} else if !slices.Equal(c.F, want) {
-				t.Errorf("%v: a batched GEMM on %d threads differs from 1 thread's", level, threads)
+		// Batched GEMMs; the second deeper than an AVX-512 product's block
+		// (1,024), its 45 columns split over two threads as 32 and 13, the
+		// 13 by the narrow kernel: the blocks must be the same.
+		for _, sh := range []struct{ m, k int }{{37, 300}, {20, 2100}} {
+			m, k := sh.m, sh.k
+			p := tensor.MatMulParams{Batch: 6, M: m, N: 45, K: k, TransB: true, Alpha: 1, StrideA: m * k, StrideB: 45 * k, StrideC: m * 45}
+			a, b := randSlice(r, p.Batch*p.StrideA), randSlice(r, p.Batch*p.StrideB)
+			var want []float32
+			for _, threads := range []int{1, 2, 3, 8} {
+				d := NewCPULevel(threads, level)
+				c := &Buffer{dev: d, F: make([]float32, p.Batch*p.StrideC)}
+				d.MatMul(c, &Buffer{dev: d, F: a}, &Buffer{dev: d, F: b}, p)
+				if threads == 1 {
+					want = c.F
+				} else if !slices.Equal(c.F, want) {
+					t.Errorf("%v: a batched GEMM of depth %d on %d threads differs from 1 thread's", level, k, threads)
+				}
 			}
 		}
 	}

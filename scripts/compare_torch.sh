@@ -125,8 +125,10 @@ ort() { # config batch
 	NODE_PATH=$ort_dir/node_modules node "$anchors/ort_bench.js" "$model" "../shared/reference/$1.json" "$2" "$([ "$2" = 1 ] && echo "$b1_calls" || echo $((iters * 4)))" "$(nproc)" |
 		awk -v c="$1/forward/b$2" '{split($NF, a, "="); print "ort", c, a[2], "img/s"}'
 }
-sgemm() {
-	(cd bench && "$bin" -test.run XXX -test.bench 'Sgemm$' -test.benchtime 2s |
+sgemm() { # threads benchtime
+	local only=(-test.bench 'Sgemm$/n=(512|1024|2048)$' -test.skip '/n=1024/threads=1')
+	[ "$1" = 1 ] && only=(-test.bench 'Sgemm$/n=1024/threads=1$')
+	(cd bench && "$bin" -test.run XXX "${only[@]}" -test.benchtime "$2" |
 		awk '/^Benchmark/ {n = $1; sub(/^BenchmarkSgemm\//, "", n); sub(/-[0-9]+$/, "", n); print "ours", "sgemm/" n, $(NF-1), "GFLOP/s"}')
 }
 
@@ -135,14 +137,20 @@ ceiling() { # the FMA ceiling of one core (fma_peak.c and fma_peak_avx2.c word i
 }
 
 {
-	sgemm
+	sgemm 2 2s
 	env "${anchor_env[@]}" /usr/bin/python3 "$anchors/gemm_anchor.py" 2 | awk '/^numpy/ {sub(/:$/, "", $3); print "openblas", "sgemm/" $3, $4, "GFLOP/s"}'
+	sgemm 2 2s
 	env "${anchor_env[@]}" OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$anchors/gemm_anchor.py" 1 |
 		awk '/^numpy sgemm n=1024/ {print "openblas", "sgemm/n=1024/threads=1", $4, "GFLOP/s"}'
-	ceiling
-	sgemm
-	# the ceiling again right after: the ratio pairs two readings of each, as the anchors do
-	ceiling
+	# One thread against the FMA ceiling: five pairs, each reading of ours
+	# (1 s) right after one of the ceiling (0.35 s), the ratio the means': this
+	# machine's speed moves in spells of a minute or so, and two readings a
+	# side 20 s apart had put one side in a spell the other missed (0.82–0.90
+	# in three runs of the same code, 2026-12-06).
+	for _ in 1 2 3 4 5; do
+		ceiling
+		sgemm 1 1s
+	done
 	for c in "tiny-mnist forward 64" "tiny-mnist forward 1" "ddpm-cifar10-32 forward 8" "ddpm-cifar10-32 forward 1"; do
 		set -- $c
 		ours "$@"
