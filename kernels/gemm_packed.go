@@ -57,16 +57,15 @@ type microKernel struct {
 	// (prepackedA.column); dotLanes is its output's stride per panel.
 	panelDot func(kc int, a0, a1, a2, a3, x *float32, xs int, y *float32)
 	dotLanes int
-	// plainKC and plainMC, where set, are the most depth and the rows of A
-	// of the blocks of a product whose A is packed at the call (blocking).
-	// The AVX-512 kernel takes up to 1,024 deep (its B panel, 128 KiB, then
-	// streams from L2 instead of staying in L1, but C is written once
-	// instead of read and written every 256): on Zen 5, 1,024² on one
-	// thread +1.5–2 %, on two +2–4 %, training's weight-gradient products
-	// +1–12 %; the AVX2 kernel measured no gain (bench/RESULTS.md,
-	// 2026-12-06, night).
-	plainKC, plainMC int
-	tune             *Tuning // the device's thresholds (Device.microKernel sets them)
+	// plainKC, where set, is the most depth of a block of a product whose A
+	// is packed at the call (blocking). The AVX-512 kernel takes up to 1,024
+	// (its B panel, 128 KiB, then streams from L2 instead of staying in L1,
+	// but C is written once instead of read and written every 256): on Zen
+	// 5, 512² to 2,048² on two threads +3–4 %, on one +0.5–1.5 %, training's
+	// weight-gradient products on two +5–12 %; the AVX2 kernel measured no
+	// gain (bench/RESULTS.md, 2026-12-06, night).
+	plainKC int
+	tune    *Tuning // the device's thresholds (Device.microKernel sets them)
 }
 
 // forRows returns the kernel for a tile of the first rows rows of a panel:
@@ -98,8 +97,8 @@ var (
 		rowsAdd: asm.SgemmRowsKernelAVX512, rowsStore: asm.SgemmRowsKernelAVX512Store, rowsStoreBias: asm.SgemmRowsKernelAVX512Bias,
 		rowsPackAdd: asm.SgemmRowsPackKernelAVX512, rowsPackStore: asm.SgemmRowsPackKernelAVX512Store,
 		panelDot: asm.PanelDot4AVX512, dotLanes: 16,
-		plainKC: 1024, plainMC: 144,
-		narrow: &kernelAVX512Narrow, height: asm.AVX512MR, edges: []microKernel{
+		plainKC: 1024,
+		narrow:  &kernelAVX512Narrow, height: asm.AVX512MR, edges: []microKernel{
 			{name: "avx512-r4", mr: asm.AVX512MR, nr: asm.AVX512NR, height: 4,
 				add: asm.SgemmKernelAVX512R4, store: asm.SgemmKernelAVX512R4Store, storeBias: asm.SgemmKernelAVX512R4Bias,
 				rowsAdd: asm.SgemmRowsKernelAVX512R4, rowsStore: asm.SgemmRowsKernelAVX512R4Store, rowsStoreBias: asm.SgemmRowsKernelAVX512R4Bias},
@@ -153,23 +152,32 @@ const (
 // nc columns of B.
 type blocks struct{ kc, mc, nc int }
 
-// plainBlockLen is the most floats of a B block, kc·nc, with the kernels'
-// own depth (blocking): 4 MiB, a 1,024-deep block of 1,024 columns.
-const plainBlockLen = 1 << 20
+// plainALen and plainBLen are the most floats of an A block (kc·mc) and
+// of a B block (kc·nc) with the kernels' own depth (blocking): the A block
+// of packKC and packMC (288 KiB; 72 rows 1,024 deep, which leaves room in
+// L2 for a B panel of that depth), and 4 MiB (1,024 columns 1,024 deep).
+const (
+	plainALen = packKC * packMC
+	plainBLen = 1 << 20
+)
 
 // blocking returns the blocks of mk's product of depth k: packKC, packMC
 // and packNC where A comes prepacked (its blocks are laid out in them) or
 // the kernel sets no plainKC; else the depth is k cut into the fewest
 // equal blocks of at most mk.plainKC (rounded up to a multiple of 4, the
-// kernels' unroll), mk.plainMC rows, and as many columns as keep the B
-// block within plainBlockLen.
+// kernels' unroll), and as many rows (at most packMC) and columns as keep
+// the blocks within plainALen and plainBLen.
 func (mk microKernel) blocking(prepacked bool, k int) blocks {
 	if prepacked || mk.plainKC == 0 || k == 0 {
 		return blocks{kc: packKC, mc: packMC, nc: packNC}
 	}
 	parts := (k + mk.plainKC - 1) / mk.plainKC
 	kc := ((k+parts-1)/parts + 3) &^ 3
-	return blocks{kc: kc, mc: mk.plainMC, nc: max(mk.nr, plainBlockLen/kc/mk.nr*mk.nr)}
+	return blocks{
+		kc: kc,
+		mc: max(mk.mr, min(packMC, plainALen/kc/mk.mr*mk.mr)),
+		nc: max(mk.nr, plainBLen/kc/mk.nr*mk.nr),
+	}
 }
 
 // minSplitMACs is the fewest multiply-adds of a product that its GEMM
