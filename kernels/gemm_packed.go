@@ -62,8 +62,8 @@ type microKernel struct {
 	// (its B panel, 128 KiB, then streams from L2 instead of staying in L1,
 	// but C is written once instead of read and written every 256): on Zen
 	// 5, 512² to 2,048² on two threads +3–4 %, on one +0.5–1.5 %, training's
-	// weight-gradient products on two +5–12 %; the AVX2 kernel measured no
-	// gain (bench/RESULTS.md, 2026-12-06, night).
+	// weight-gradient products of depth 8,192 and more on two +5–12 %; the
+	// AVX2 kernel measured no gain (bench/RESULTS.md, 2026-12-06, night).
 	plainKC int
 	tune    *Tuning // the device's thresholds (Device.microKernel sets them)
 }

@@ -10,8 +10,9 @@
 #   (and both train steps at GOGC=15, diffuse train's setting, / PyTorch, and both batch-1
 #   forwards at GOGC=10, diffuse generate's, / ONNX Runtime: for information)
 #
-# Every anchor runs between two runs of ours (ours → anchor → ours) and the
-# ratio takes the mean of the two (at batch 1, ours → ONNX Runtime → PyTorch →
+# Every anchor runs between two runs of ours (ours → anchor → ours; the FMA
+# ceiling in five pairs with five one-thread SGEMMs) and the ratio takes the
+# mean of the two (at batch 1, ours → ONNX Runtime → PyTorch →
 # ours → ONNX Runtime → ours: the means of three and two). Each runner's figure is its median call
 # (torch_bench.py and ort_bench.js report the median; ours is BenchmarkUNet's
 # median-img/s, its mean img/s counting garbage collections and slow spells). The CPU, its family/model and the vector
