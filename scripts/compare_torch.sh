@@ -138,9 +138,15 @@ ceiling() { # the FMA ceiling of one core (fma_peak.c and fma_peak_avx2.c word i
 }
 
 {
-	sgemm 2 2s
-	env "${anchor_env[@]}" /usr/bin/python3 "$anchors/gemm_anchor.py" 2 | awk '/^numpy/ {sub(/:$/, "", $3); print "openblas", "sgemm/" $3, $4, "GFLOP/s"}'
-	sgemm 2 2s
+	# Two threads: four readings of ours (1 s a size) around three of
+	# OpenBLAS's (~0.5 s a size), the ratio the means': with one reading of
+	# OpenBLAS between two of ours, a slow spell on both of ours had read
+	# 0.96× at 2,048² where the other runs read 1.07–1.13× (2026-12-06).
+	for _ in 1 2 3; do
+		sgemm 2 1s
+		env "${anchor_env[@]}" /usr/bin/python3 "$anchors/gemm_anchor.py" 2 | awk '/^numpy/ {sub(/:$/, "", $3); print "openblas", "sgemm/" $3, $4, "GFLOP/s"}'
+	done
+	sgemm 2 1s
 	env "${anchor_env[@]}" OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$anchors/gemm_anchor.py" 1 |
 		awk '/^numpy sgemm n=1024/ {print "openblas", "sgemm/n=1024/threads=1", $4, "GFLOP/s"}'
 	# One thread against the FMA ceiling: five pairs, each reading of ours
