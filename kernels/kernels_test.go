@@ -83,18 +83,27 @@ func TestSgemmAgainstNaive(t *testing.T) {
 // and read in place, A as stored and transposed, against a float64 triple
 // loop.
 func TestSgemmEdgeRows(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	for _, level := range Levels() {
-		if level == Generic {
-			continue
+	var levels []Level
+	for _, l := range Levels() {
+		if l != Generic {
+			levels = append(levels, l)
 		}
+	}
+	testEdgeRows(t, levels, func(l Level, tune Tuning) *Device { return NewCPUTuned(1, l, tune) })
+}
+
+// testEdgeRows is TestSgemmEdgeRows at the given levels on devices made by
+// newDevice (the plain-Go stand-ins of the kernels too: stand_in_test.go).
+func testEdgeRows(t *testing.T, levels []Level, newDevice func(Level, Tuning) *Device) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, level := range levels {
 		for _, unpackedB := range []bool{false, true} {
 			tune := DefaultTuning()
 			tune.PlainUnpackedMaxM, tune.RowsAMaxN = -1, -1
 			if unpackedB {
 				tune.PlainUnpackedMaxM = 1 << 30
 			}
-			d := NewCPUTuned(1, level, tune)
+			d := newDevice(level, tune)
 			for m := 1; m <= 26; m++ {
 				for _, sh := range []struct{ n, k int }{{32, 7}, {71, 300}, {16, 40}} {
 					n, k := sh.n, sh.k

@@ -26,3 +26,11 @@ func TestWideTilesWithGoKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestEdgeRowsWithGoKernels runs TestSgemmEdgeRows on the plain-Go
+// stand-ins of both levels' kernels, the edge kernels' among them.
+func TestEdgeRowsWithGoKernels(t *testing.T) {
+	testEdgeRows(t, []Level{AVX2, AVX512}, func(l Level, tune Tuning) *Device {
+		return &Device{threads: 1, level: l, tune: tune, weights: newWeightCache(), recycled: newRecycler(tune.RecycleMinLen, tune.PoisonRecycled)}
+	})
+}

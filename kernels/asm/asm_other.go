@@ -408,196 +408,50 @@ func SgemmRowsKernelAVX512N16Bias(kc int, a, b *float32, off *int, c *float32, l
 	addRowBias(AVX512MR, AVX512NarrowNR, c, ldc, bias)
 }
 
-// SgemmKernelAVX512R4 is the plain-Go stand-in of the 4-row edge of the AVX-512 kernel.
-func SgemmKernelAVX512R4(kc int, a, b, c *float32, ldc int) {
-	kernelHGo(AVX512MR, 4, AVX512NR, kc, a, b, c, ldc, false)
+// The edge kernels' plain-Go stand-ins: the tile's first h rows, adding,
+// storing and storing with a bias per row, with B packed or read in place.
+var (
+	SgemmKernelAVX512R4, SgemmKernelAVX512R4Store, SgemmKernelAVX512R4Bias             = edgeGo(AVX512MR, 4, AVX512NR)
+	SgemmRowsKernelAVX512R4, SgemmRowsKernelAVX512R4Store, SgemmRowsKernelAVX512R4Bias = edgeRowsGo(AVX512MR, 4, AVX512NR)
+	SgemmKernelAVX512R8, SgemmKernelAVX512R8Store, SgemmKernelAVX512R8Bias             = edgeGo(AVX512MR, 8, AVX512NR)
+	SgemmRowsKernelAVX512R8, SgemmRowsKernelAVX512R8Store, SgemmRowsKernelAVX512R8Bias = edgeRowsGo(AVX512MR, 8, AVX512NR)
+
+	SgemmKernelAVX512N16R4, SgemmKernelAVX512N16R4Store, SgemmKernelAVX512N16R4Bias             = edgeGo(AVX512MR, 4, AVX512NarrowNR)
+	SgemmRowsKernelAVX512N16R4, SgemmRowsKernelAVX512N16R4Store, SgemmRowsKernelAVX512N16R4Bias = edgeRowsGo(AVX512MR, 4, AVX512NarrowNR)
+	SgemmKernelAVX512N16R8, SgemmKernelAVX512N16R8Store, SgemmKernelAVX512N16R8Bias             = edgeGo(AVX512MR, 8, AVX512NarrowNR)
+	SgemmRowsKernelAVX512N16R8, SgemmRowsKernelAVX512N16R8Store, SgemmRowsKernelAVX512N16R8Bias = edgeRowsGo(AVX512MR, 8, AVX512NarrowNR)
+
+	SgemmKernelAVX2R2, SgemmKernelAVX2R2Store, SgemmKernelAVX2R2Bias             = edgeGo(AVX2MR, 2, AVX2NR)
+	SgemmRowsKernelAVX2R2, SgemmRowsKernelAVX2R2Store, SgemmRowsKernelAVX2R2Bias = edgeRowsGo(AVX2MR, 2, AVX2NR)
+	SgemmKernelAVX2R4, SgemmKernelAVX2R4Store, SgemmKernelAVX2R4Bias             = edgeGo(AVX2MR, 4, AVX2NR)
+	SgemmRowsKernelAVX2R4, SgemmRowsKernelAVX2R4Store, SgemmRowsKernelAVX2R4Bias = edgeRowsGo(AVX2MR, 4, AVX2NR)
+)
+
+// edgeGo returns the adding, storing and bias forms of the edge kernel of
+// h rows of an mr×nr tile, B packed.
+func edgeGo(mr, h, nr int) (add, store func(kc int, a, b, c *float32, ldc int), bias func(kc int, a, b, c *float32, ldc int, bias *float32)) {
+	add = func(kc int, a, b, c *float32, ldc int) { kernelHGo(mr, h, nr, kc, a, b, c, ldc, false) }
+	store = func(kc int, a, b, c *float32, ldc int) { kernelHGo(mr, h, nr, kc, a, b, c, ldc, true) }
+	bias = func(kc int, a, b, c *float32, ldc int, bias *float32) {
+		kernelHGo(mr, h, nr, kc, a, b, c, ldc, true)
+		addRowBias(h, nr, c, ldc, bias)
+	}
+	return add, store, bias
 }
 
-// SgemmKernelAVX512R4Store is the plain-Go stand-in of the 4-row edge of the AVX-512 store kernel.
-func SgemmKernelAVX512R4Store(kc int, a, b, c *float32, ldc int) {
-	kernelHGo(AVX512MR, 4, AVX512NR, kc, a, b, c, ldc, true)
-}
-
-// SgemmKernelAVX512R4Bias is the plain-Go stand-in of the 4-row edge of the AVX-512 store kernel with a bias per row.
-func SgemmKernelAVX512R4Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
-	kernelHGo(AVX512MR, 4, AVX512NR, kc, a, b, c, ldc, true)
-	addRowBias(4, AVX512NR, c, ldc, bias)
-}
-
-// SgemmRowsKernelAVX512R4 is the plain-Go stand-in of the 4-row edge of the AVX-512 unpacked-B kernel.
-func SgemmRowsKernelAVX512R4(kc int, a, b *float32, off *int, c *float32, ldc int) {
-	kernelRowsHGo(AVX512MR, 4, AVX512NR, kc, a, b, off, c, ldc, false)
-}
-
-// SgemmRowsKernelAVX512R4Store is the plain-Go stand-in of the 4-row edge of the AVX-512 unpacked-B store kernel.
-func SgemmRowsKernelAVX512R4Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
-	kernelRowsHGo(AVX512MR, 4, AVX512NR, kc, a, b, off, c, ldc, true)
-}
-
-// SgemmRowsKernelAVX512R4Bias is the plain-Go stand-in of the 4-row edge of the AVX-512 unpacked-B store kernel with a bias per row.
-func SgemmRowsKernelAVX512R4Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
-	kernelRowsHGo(AVX512MR, 4, AVX512NR, kc, a, b, off, c, ldc, true)
-	addRowBias(4, AVX512NR, c, ldc, bias)
-}
-
-// SgemmKernelAVX512R8 is the plain-Go stand-in of the 8-row edge of the AVX-512 kernel.
-func SgemmKernelAVX512R8(kc int, a, b, c *float32, ldc int) {
-	kernelHGo(AVX512MR, 8, AVX512NR, kc, a, b, c, ldc, false)
-}
-
-// SgemmKernelAVX512R8Store is the plain-Go stand-in of the 8-row edge of the AVX-512 store kernel.
-func SgemmKernelAVX512R8Store(kc int, a, b, c *float32, ldc int) {
-	kernelHGo(AVX512MR, 8, AVX512NR, kc, a, b, c, ldc, true)
-}
-
-// SgemmKernelAVX512R8Bias is the plain-Go stand-in of the 8-row edge of the AVX-512 store kernel with a bias per row.
-func SgemmKernelAVX512R8Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
-	kernelHGo(AVX512MR, 8, AVX512NR, kc, a, b, c, ldc, true)
-	addRowBias(8, AVX512NR, c, ldc, bias)
-}
-
-// SgemmRowsKernelAVX512R8 is the plain-Go stand-in of the 8-row edge of the AVX-512 unpacked-B kernel.
-func SgemmRowsKernelAVX512R8(kc int, a, b *float32, off *int, c *float32, ldc int) {
-	kernelRowsHGo(AVX512MR, 8, AVX512NR, kc, a, b, off, c, ldc, false)
-}
-
-// SgemmRowsKernelAVX512R8Store is the plain-Go stand-in of the 8-row edge of the AVX-512 unpacked-B store kernel.
-func SgemmRowsKernelAVX512R8Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
-	kernelRowsHGo(AVX512MR, 8, AVX512NR, kc, a, b, off, c, ldc, true)
-}
-
-// SgemmRowsKernelAVX512R8Bias is the plain-Go stand-in of the 8-row edge of the AVX-512 unpacked-B store kernel with a bias per row.
-func SgemmRowsKernelAVX512R8Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
-	kernelRowsHGo(AVX512MR, 8, AVX512NR, kc, a, b, off, c, ldc, true)
-	addRowBias(8, AVX512NR, c, ldc, bias)
-}
-
-// SgemmKernelAVX2R2 is the plain-Go stand-in of the 2-row edge of the AVX2 kernel.
-func SgemmKernelAVX2R2(kc int, a, b, c *float32, ldc int) {
-	kernelHGo(AVX2MR, 2, AVX2NR, kc, a, b, c, ldc, false)
-}
-
-// SgemmKernelAVX2R2Store is the plain-Go stand-in of the 2-row edge of the AVX2 store kernel.
-func SgemmKernelAVX2R2Store(kc int, a, b, c *float32, ldc int) {
-	kernelHGo(AVX2MR, 2, AVX2NR, kc, a, b, c, ldc, true)
-}
-
-// SgemmKernelAVX2R2Bias is the plain-Go stand-in of the 2-row edge of the AVX2 store kernel with a bias per row.
-func SgemmKernelAVX2R2Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
-	kernelHGo(AVX2MR, 2, AVX2NR, kc, a, b, c, ldc, true)
-	addRowBias(2, AVX2NR, c, ldc, bias)
-}
-
-// SgemmRowsKernelAVX2R2 is the plain-Go stand-in of the 2-row edge of the AVX2 unpacked-B kernel.
-func SgemmRowsKernelAVX2R2(kc int, a, b *float32, off *int, c *float32, ldc int) {
-	kernelRowsHGo(AVX2MR, 2, AVX2NR, kc, a, b, off, c, ldc, false)
-}
-
-// SgemmRowsKernelAVX2R2Store is the plain-Go stand-in of the 2-row edge of the AVX2 unpacked-B store kernel.
-func SgemmRowsKernelAVX2R2Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
-	kernelRowsHGo(AVX2MR, 2, AVX2NR, kc, a, b, off, c, ldc, true)
-}
-
-// SgemmRowsKernelAVX2R2Bias is the plain-Go stand-in of the 2-row edge of the AVX2 unpacked-B store kernel with a bias per row.
-func SgemmRowsKernelAVX2R2Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
-	kernelRowsHGo(AVX2MR, 2, AVX2NR, kc, a, b, off, c, ldc, true)
-	addRowBias(2, AVX2NR, c, ldc, bias)
-}
-
-// SgemmKernelAVX2R4 is the plain-Go stand-in of the 4-row edge of the AVX2 kernel.
-func SgemmKernelAVX2R4(kc int, a, b, c *float32, ldc int) {
-	kernelHGo(AVX2MR, 4, AVX2NR, kc, a, b, c, ldc, false)
-}
-
-// SgemmKernelAVX2R4Store is the plain-Go stand-in of the 4-row edge of the AVX2 store kernel.
-func SgemmKernelAVX2R4Store(kc int, a, b, c *float32, ldc int) {
-	kernelHGo(AVX2MR, 4, AVX2NR, kc, a, b, c, ldc, true)
-}
-
-// SgemmKernelAVX2R4Bias is the plain-Go stand-in of the 4-row edge of the AVX2 store kernel with a bias per row.
-func SgemmKernelAVX2R4Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
-	kernelHGo(AVX2MR, 4, AVX2NR, kc, a, b, c, ldc, true)
-	addRowBias(4, AVX2NR, c, ldc, bias)
-}
-
-// SgemmRowsKernelAVX2R4 is the plain-Go stand-in of the 4-row edge of the AVX2 unpacked-B kernel.
-func SgemmRowsKernelAVX2R4(kc int, a, b *float32, off *int, c *float32, ldc int) {
-	kernelRowsHGo(AVX2MR, 4, AVX2NR, kc, a, b, off, c, ldc, false)
-}
-
-// SgemmRowsKernelAVX2R4Store is the plain-Go stand-in of the 4-row edge of the AVX2 unpacked-B store kernel.
-func SgemmRowsKernelAVX2R4Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
-	kernelRowsHGo(AVX2MR, 4, AVX2NR, kc, a, b, off, c, ldc, true)
-}
-
-// SgemmRowsKernelAVX2R4Bias is the plain-Go stand-in of the 4-row edge of the AVX2 unpacked-B store kernel with a bias per row.
-func SgemmRowsKernelAVX2R4Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
-	kernelRowsHGo(AVX2MR, 4, AVX2NR, kc, a, b, off, c, ldc, true)
-	addRowBias(4, AVX2NR, c, ldc, bias)
-}
-
-// SgemmKernelAVX512N16R4 is the plain-Go stand-in of the 4-row edge of the narrow AVX-512 kernel.
-func SgemmKernelAVX512N16R4(kc int, a, b, c *float32, ldc int) {
-	kernelHGo(AVX512MR, 4, AVX512NarrowNR, kc, a, b, c, ldc, false)
-}
-
-// SgemmKernelAVX512N16R4Store is the plain-Go stand-in of the 4-row edge of the narrow AVX-512 store kernel.
-func SgemmKernelAVX512N16R4Store(kc int, a, b, c *float32, ldc int) {
-	kernelHGo(AVX512MR, 4, AVX512NarrowNR, kc, a, b, c, ldc, true)
-}
-
-// SgemmKernelAVX512N16R4Bias is the plain-Go stand-in of the 4-row edge of the narrow AVX-512 store kernel with a bias per row.
-func SgemmKernelAVX512N16R4Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
-	kernelHGo(AVX512MR, 4, AVX512NarrowNR, kc, a, b, c, ldc, true)
-	addRowBias(4, AVX512NarrowNR, c, ldc, bias)
-}
-
-// SgemmRowsKernelAVX512N16R4 is the plain-Go stand-in of the 4-row edge of the narrow AVX-512 unpacked-B kernel.
-func SgemmRowsKernelAVX512N16R4(kc int, a, b *float32, off *int, c *float32, ldc int) {
-	kernelRowsHGo(AVX512MR, 4, AVX512NarrowNR, kc, a, b, off, c, ldc, false)
-}
-
-// SgemmRowsKernelAVX512N16R4Store is the plain-Go stand-in of the 4-row edge of the narrow AVX-512 unpacked-B store kernel.
-func SgemmRowsKernelAVX512N16R4Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
-	kernelRowsHGo(AVX512MR, 4, AVX512NarrowNR, kc, a, b, off, c, ldc, true)
-}
-
-// SgemmRowsKernelAVX512N16R4Bias is the plain-Go stand-in of the 4-row edge of the narrow AVX-512 unpacked-B store kernel with a bias per row.
-func SgemmRowsKernelAVX512N16R4Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
-	kernelRowsHGo(AVX512MR, 4, AVX512NarrowNR, kc, a, b, off, c, ldc, true)
-	addRowBias(4, AVX512NarrowNR, c, ldc, bias)
-}
-
-// SgemmKernelAVX512N16R8 is the plain-Go stand-in of the 8-row edge of the narrow AVX-512 kernel.
-func SgemmKernelAVX512N16R8(kc int, a, b, c *float32, ldc int) {
-	kernelHGo(AVX512MR, 8, AVX512NarrowNR, kc, a, b, c, ldc, false)
-}
-
-// SgemmKernelAVX512N16R8Store is the plain-Go stand-in of the 8-row edge of the narrow AVX-512 store kernel.
-func SgemmKernelAVX512N16R8Store(kc int, a, b, c *float32, ldc int) {
-	kernelHGo(AVX512MR, 8, AVX512NarrowNR, kc, a, b, c, ldc, true)
-}
-
-// SgemmKernelAVX512N16R8Bias is the plain-Go stand-in of the 8-row edge of the narrow AVX-512 store kernel with a bias per row.
-func SgemmKernelAVX512N16R8Bias(kc int, a, b, c *float32, ldc int, bias *float32) {
-	kernelHGo(AVX512MR, 8, AVX512NarrowNR, kc, a, b, c, ldc, true)
-	addRowBias(8, AVX512NarrowNR, c, ldc, bias)
-}
-
-// SgemmRowsKernelAVX512N16R8 is the plain-Go stand-in of the 8-row edge of the narrow AVX-512 unpacked-B kernel.
-func SgemmRowsKernelAVX512N16R8(kc int, a, b *float32, off *int, c *float32, ldc int) {
-	kernelRowsHGo(AVX512MR, 8, AVX512NarrowNR, kc, a, b, off, c, ldc, false)
-}
-
-// SgemmRowsKernelAVX512N16R8Store is the plain-Go stand-in of the 8-row edge of the narrow AVX-512 unpacked-B store kernel.
-func SgemmRowsKernelAVX512N16R8Store(kc int, a, b *float32, off *int, c *float32, ldc int) {
-	kernelRowsHGo(AVX512MR, 8, AVX512NarrowNR, kc, a, b, off, c, ldc, true)
-}
-
-// SgemmRowsKernelAVX512N16R8Bias is the plain-Go stand-in of the 8-row edge of the narrow AVX-512 unpacked-B store kernel with a bias per row.
-func SgemmRowsKernelAVX512N16R8Bias(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
-	kernelRowsHGo(AVX512MR, 8, AVX512NarrowNR, kc, a, b, off, c, ldc, true)
-	addRowBias(8, AVX512NarrowNR, c, ldc, bias)
+// edgeRowsGo is edgeGo with row p of B at b + off[p].
+func edgeRowsGo(mr, h, nr int) (add, store func(kc int, a, b *float32, off *int, c *float32, ldc int), bias func(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32)) {
+	add = func(kc int, a, b *float32, off *int, c *float32, ldc int) {
+		kernelRowsHGo(mr, h, nr, kc, a, b, off, c, ldc, false)
+	}
+	store = func(kc int, a, b *float32, off *int, c *float32, ldc int) {
+		kernelRowsHGo(mr, h, nr, kc, a, b, off, c, ldc, true)
+	}
+	bias = func(kc int, a, b *float32, off *int, c *float32, ldc int, bias *float32) {
+		kernelRowsHGo(mr, h, nr, kc, a, b, off, c, ldc, true)
+		addRowBias(h, nr, c, ldc, bias)
+	}
+	return add, store, bias
 }
 
 // convDirectGo is the plain-Go stand-in of the direct 3×3 kernels: 16
