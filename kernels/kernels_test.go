@@ -114,23 +114,7 @@ func testEdgeRows(t *testing.T, levels []Level, newDevice func(Level, Tuning) *D
 						if variant == 1 {
 							bias = randSlice(r, m)
 						}
-						want := make([]float32, m*n)
-						for i := range m {
-							for j := range n {
-								var s float64
-								if bias != nil {
-									s = float64(bias[i])
-								}
-								for p := range k {
-									av := a[i*k+p]
-									if tA {
-										av = a[p*m+i]
-									}
-									s += float64(av) * float64(b[p*n+j])
-								}
-								want[i*n+j] = float32(s + float64(beta)*float64(c0[i*n+j]))
-							}
-						}
+						want := gemmFloat64(m, n, k, tA, false, 1, a, b, beta, c0, bias)
 						c := append(append([]float32(nil), c0...), make([]float32, guard)...)
 						lda := k
 						if tA {
@@ -149,6 +133,33 @@ func testEdgeRows(t *testing.T, levels []Level, newDevice func(Level, Tuning) *D
 			}
 		}
 	}
+}
+
+// gemmFloat64 is the definition in float64: α·(op(A)·op(B) + bias/α) +
+// β·C0, A stored K×M when tA, B stored N×K when tB, bias (nil: none) one
+// value per row of C.
+func gemmFloat64(m, n, k int, tA, tB bool, alpha float32, a, b []float32, beta float32, c0, bias []float32) []float32 {
+	want := make([]float32, m*n)
+	for i := range m {
+		for j := range n {
+			var s float64
+			if bias != nil {
+				s = float64(bias[i]) / float64(alpha)
+			}
+			for p := range k {
+				av, bv := a[i*k+p], b[p*n+j]
+				if tA {
+					av = a[p*m+i]
+				}
+				if tB {
+					bv = b[j*k+p]
+				}
+				s += float64(av) * float64(bv)
+			}
+			want[i*n+j] = float32(float64(alpha)*s + float64(beta)*float64(c0[i*n+j]))
+		}
+	}
+	return want
 }
 
 func testSgemm(t *testing.T, tune Tuning) {
@@ -174,26 +185,7 @@ func testSgemm(t *testing.T, tune Tuning) {
 		if beta == 0 && trial%6 == 0 {
 			bias = randSlice(r, m)
 		}
-		want := make([]float32, m*n)
-		for i := range m {
-			for j := range n {
-				var s float64
-				if bias != nil {
-					s = float64(bias[i]) / float64(alpha)
-				}
-				for p := range k {
-					av, bv := a[i*k+p], b[p*n+j]
-					if tA {
-						av = a[p*m+i]
-					}
-					if tB {
-						bv = b[j*k+p]
-					}
-					s += float64(av) * float64(bv)
-				}
-				want[i*n+j] = float32(float64(alpha)*s + float64(beta)*float64(c0[i*n+j]))
-			}
-		}
+		want := gemmFloat64(m, n, k, tA, tB, alpha, a, b, beta, c0, bias)
 		lda, ldb := k, n
 		if tA {
 			lda = m
