@@ -159,16 +159,8 @@ func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.C
 			}
 		}
 	})
-	sum := sumSlots(acc, bufs)
 	for kz := range 3 {
-		for i := range p.F * p.C {
-			var m [16]float32
-			for xi := range m {
-				m[xi] = sum[(kz*16+xi)*ws+i]
-			}
-			dst := dws[(i*3+kz)*9:][:9:9]
-			winoWeightGrad(dst, &m)
-		}
+		d.winoWeightGrads(dws[kz*9:], 27, acc, kz*16*ws, ws, p.F*p.C)
 	}
-	putScratch(sum)
+	releaseSlots(acc, bufs)
 }

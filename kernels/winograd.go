@@ -606,36 +606,59 @@ func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Con
 			d.sgemm(threads, gemm{M: p.F, N: p.C, K: (r1 - r0) * g.tw, Alpha: 1, A: y[xi*g.fs:], LdA: g.ld, B: operandB{b: v[xi*g.cs:], ld: g.ld, trans: true}, Beta: beta, C: acc[slot][xi*ws:], LdC: p.C})
 		}
 	})
-	sum := sumSlots(acc, bufs)
-	for i := range p.F * p.C {
-		var m [16]float32
-		for xi := range m {
-			m[xi] = sum[xi*ws+i]
-		}
-		winoWeightGrad(dws[i*9:i*9+9:i*9+9], &m)
-	}
-	putScratch(sum)
+	d.winoWeightGrads(dws, 9, acc, 0, ws, p.F*p.C)
+	releaseSlots(acc, bufs)
 }
 
-// sumSlots adds the slots' partial sums in slot order into the first (the
-// others and the workers' scratch go back to the pool) and returns it.
-func sumSlots(acc, scratch [][]float32) []float32 {
-	for _, b := range scratch {
-		if b != nil {
-			putScratch(b)
+// winoGradBlock is how many weight kernels winoWeightGrads takes at a time:
+// their 16 sums, 16 KiB, stay in L1 for the transforms.
+const winoGradBlock = 256
+
+// winoWeightGrads ends a Winograd weight gradient: for i < n it sets
+// dw[i·stride:][:9] = Ĝᵀ·m·Ĝ, where m[ξ] is the sum over the slots, in slot
+// order, of acc[s][base + ξ·ws + i] (so the same bits on any thread count),
+// the weight kernels split over the threads. It had been one thread adding
+// the slots into the first and then transforming kernel by kernel, each
+// gathering its 16 values from 16 matrices 256 KiB apart, while the other
+// core waited: 9 % of a cifar train step at AVX2 (bench/RESULTS.md,
+// 2026-12-06, late).
+func (d *Device) winoWeightGrads(dw []float32, stride int, acc [][]float32, base, ws, n int) {
+	simd := d.simd()
+	d.parallelFor(n, winoGradBlock, func(lo, hi int) {
+		var sums [16][winoGradBlock]float32
+		for i0 := lo; i0 < hi; i0 += winoGradBlock {
+			nb := min(winoGradBlock, hi-i0)
+			for xi := range sums {
+				s, off := sums[xi][:nb], base+xi*ws+i0
+				copy(s, acc[0][off:off+nb])
+				for _, a := range acc[1:] {
+					if a != nil {
+						binaryRow(simd, tensor.OpAdd, s, s, a[off:off+nb])
+					}
+				}
+			}
+			for j := range nb {
+				var m [16]float32
+				for xi := range m {
+					m[xi] = sums[xi][j]
+				}
+				i := (i0 + j) * stride
+				winoWeightGrad(dw[i:i+9:i+9], &m)
+			}
+		}
+	})
+}
+
+// releaseSlots hands the slots' sums and the workers' scratch back to the
+// pool.
+func releaseSlots(acc, scratch [][]float32) {
+	for _, bufs := range [][][]float32{acc, scratch} {
+		for _, b := range bufs {
+			if b != nil {
+				putScratch(b)
+			}
 		}
 	}
-	sum := acc[0]
-	for _, a := range acc[1:] {
-		if a == nil {
-			continue
-		}
-		for i, x := range a {
-			sum[i] += x
-		}
-		putScratch(a)
-	}
-	return sum
 }
 
 // winoWeightGrad sets dw = Ĝᵀ·m·Ĝ (4×4 → 3×3), Ĝᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ -1].
