@@ -1107,6 +1107,27 @@ func TestWinoTransformsLevels(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("WinoDyAVX2, %d blocks: differs from winoDyRow", blocks)
 		}
+
+		// The weight gradients' 4×4 → 3×3 ends, at the 2-D and 3-D strides
+		// (9 and 27): the nine values of each kernel and nothing between.
+		for _, ds := range []int{9, 27} {
+			wg := randSlice(r, 16*ms)
+			gotW, wantW := make([]float32, tiles*ds+guard), make([]float32, tiles*ds+guard)
+			for i := range gotW {
+				gotW[i], wantW[i] = 12345, 12345
+			}
+			asm.WinoWeightGradAVX2(&gotW[0], ds, &wg[0], ms, blocks)
+			for k := range tiles {
+				var m [16]float32
+				for xi := range m {
+					m[xi] = wg[xi*ms+k]
+				}
+				winoWeightGrad(wantW[k*ds:k*ds+9], &m)
+			}
+			if !slices.Equal(gotW, wantW) {
+				t.Fatalf("WinoWeightGradAVX2, %d blocks, stride %d: differs from winoWeightGrad", blocks, ds)
+			}
+		}
 	}
 }
 

@@ -617,30 +617,49 @@ const winoGradBlock = 256
 // winoWeightGrads ends a Winograd weight gradient: for i < n it sets
 // dw[i·stride:][:9] = Ĝᵀ·m·Ĝ, where m[ξ] is the sum over the slots, in slot
 // order, of acc[s][base + ξ·ws + i] (so the same bits on any thread count),
-// the weight kernels split over the threads. It had been one thread adding
-// the slots into the first and then transforming kernel by kernel, each
+// the weight kernels split over the threads, eight at a time by
+// asm.WinoWeightGradAVX2 where it runs. It had been one thread adding the
+// slots into the first and then transforming kernel by kernel in Go, each
 // gathering its 16 values from 16 matrices 256 KiB apart, while the other
 // core waited: 9 % of a cifar train step at AVX2 (bench/RESULTS.md,
 // 2026-12-06, late).
 func (d *Device) winoWeightGrads(dw []float32, stride int, acc [][]float32, base, ws, n int) {
-	simd := d.simd()
+	simd := d.winoSIMD()
 	d.parallelFor(n, winoGradBlock, func(lo, hi int) {
-		var sums [16][winoGradBlock]float32
+		var sums [16 * winoGradBlock]float32
 		for i0 := lo; i0 < hi; i0 += winoGradBlock {
 			nb := min(winoGradBlock, hi-i0)
-			for xi := range sums {
-				s, off := sums[xi][:nb], base+xi*ws+i0
-				copy(s, acc[0][off:off+nb])
-				for _, a := range acc[1:] {
-					if a != nil {
-						binaryRow(simd, tensor.OpAdd, s, s, a[off:off+nb])
+			// m[ξ] of kernel i0 + j is at ms[ξ·mStride + j]: the only slot
+			// where there is one, else the slots' sum in sums.
+			ms, mStride := acc[0][base+i0:], ws
+			if len(acc) > 1 {
+				ms, mStride = sums[:], winoGradBlock
+				for xi := range 16 {
+					s, off := sums[xi*winoGradBlock:][:nb], base+xi*ws+i0
+					sum := acc[0][off : off+nb]
+					for _, a := range acc[1:] {
+						if a != nil {
+							binaryRow(simd, tensor.OpAdd, s, sum, a[off:off+nb])
+							sum = s
+						}
+					}
+					if &sum[0] != &s[0] {
+						copy(s, sum)
 					}
 				}
 			}
-			for j := range nb {
+			j := 0
+			if simd {
+				j = nb / 8 * 8
+				if j > 0 {
+					_, _ = dw[(i0+j-1)*stride+8], ms[15*mStride+j-1] // the kernel's reach
+					asm.WinoWeightGradAVX2(&dw[i0*stride], stride, &ms[0], mStride, j/8)
+				}
+			}
+			for ; j < nb; j++ {
 				var m [16]float32
 				for xi := range m {
-					m[xi] = sums[xi][j]
+					m[xi] = ms[xi*mStride+j]
 				}
 				i := (i0 + j) * stride
 				winoWeightGrad(dw[i:i+9:i+9], &m)

@@ -716,6 +716,14 @@ func WinoOutputAVX2(top *float32, bot *float32, m *float32, ms int, cols int, bi
 //go:noescape
 func WinoDyAVX2(y *float32, ys int, top *float32, bot *float32, blocks int)
 
+// WinoWeightGradAVX2 ends 8·blocks Winograd weight gradients: for kernel t and ξ = 4η + ν,
+// with M[η][ν] = m[ξ·ms + t], it sets dw[t·ds + 3·ky + kx] = (Ĝᵀ·M·Ĝ)[ky][kx],
+// Ĝᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ -1], in the plain-Go order of operations
+// (kernels.winoWeightGrad). Strides in elements, ds ≥ 9. AVX2.
+//
+//go:noescape
+func WinoWeightGradAVX2(dw *float32, ds int, m *float32, ms int, blocks int)
+
 // WinoInput4AVX2 transforms 8·blocks input tiles of one tile row for Winograd F(4×4, 3×3):
 // with the six padded input rows d_a = in + a·ins (a < 6, each 32·blocks + 4 values) it sets,
 // for tile t and ξ = 6η + ν, v[ξ·vs + t] = (Bᵀ·d·B)[η][ν] over d_a[4t … 4t+5]. Strides in

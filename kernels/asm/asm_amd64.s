@@ -16433,6 +16433,185 @@ winody_done:
 	VZEROUPPER
 	RET
 
+// func WinoWeightGradAVX2(dw *float32, ds int, m *float32, ms int, blocks int)
+// Requires: AVX, AVX2
+TEXT ·WinoWeightGradAVX2(SB), NOSPLIT, $0-40
+	MOVQ         dw+0(FP), AX
+	MOVQ         ds+8(FP), CX
+	MOVQ         m+16(FP), DX
+	MOVQ         ms+24(FP), BX
+	MOVQ         blocks+32(FP), SI
+	SHLQ         $0x02, CX
+	SHLQ         $0x02, BX
+	MOVQ         BX, DI
+	SHLQ         $0x02, DI
+	LEAQ         (DX)(DI*1), R8
+	LEAQ         (R8)(DI*1), R9
+	LEAQ         (R9)(DI*1), DI
+	LEAQ         (BX)(BX*2), R10
+	MOVL         $0x3f000000, R11
+	VMOVD        R11, X0
+	VBROADCASTSS X0, Y0
+	TESTQ        SI, SI
+	JZ           winowg_done
+
+winowg_loop:
+	VMOVUPS (R8), Y1
+	VMOVUPS (R9), Y2
+	VADDPS  Y2, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS (DX), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS (R8)(BX*1), Y2
+	VMOVUPS (R9)(BX*1), Y3
+	VADDPS  Y3, Y2, Y2
+	VMULPS  Y0, Y2, Y2
+	VMOVUPS (DX)(BX*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS (R8)(BX*2), Y3
+	VMOVUPS (R9)(BX*2), Y4
+	VADDPS  Y4, Y3, Y3
+	VMULPS  Y0, Y3, Y3
+	VMOVUPS (DX)(BX*2), Y4
+	VADDPS  Y3, Y4, Y3
+	VMOVUPS (R8)(R10*1), Y4
+	VMOVUPS (R9)(R10*1), Y5
+	VADDPS  Y5, Y4, Y4
+	VMULPS  Y0, Y4, Y4
+	VMOVUPS (DX)(R10*1), Y5
+	VADDPS  Y4, Y5, Y4
+	VADDPS  Y3, Y2, Y5
+	VMULPS  Y0, Y5, Y5
+	VSUBPS  Y3, Y2, Y2
+	VADDPS  Y5, Y1, Y1
+	VMULPS  Y0, Y2, Y2
+	VSUBPS  Y4, Y5, Y3
+	VMOVUPS (R8), Y4
+	VMOVUPS (R9), Y5
+	VSUBPS  Y5, Y4, Y4
+	VMULPS  Y0, Y4, Y4
+	VMOVUPS (R8)(BX*1), Y5
+	VMOVUPS (R9)(BX*1), Y6
+	VSUBPS  Y6, Y5, Y5
+	VMULPS  Y0, Y5, Y5
+	VMOVUPS (R8)(BX*2), Y6
+	VMOVUPS (R9)(BX*2), Y7
+	VSUBPS  Y7, Y6, Y6
+	VMULPS  Y0, Y6, Y6
+	VMOVUPS (R8)(R10*1), Y7
+	VMOVUPS (R9)(R10*1), Y8
+	VSUBPS  Y8, Y7, Y7
+	VMULPS  Y0, Y7, Y7
+	VADDPS  Y6, Y5, Y8
+	VMULPS  Y0, Y8, Y8
+	VSUBPS  Y6, Y5, Y5
+	VADDPS  Y8, Y4, Y4
+	VMULPS  Y0, Y5, Y5
+	VSUBPS  Y7, Y8, Y6
+	VMOVUPS (R8), Y7
+	VMOVUPS (R9), Y8
+	VADDPS  Y8, Y7, Y7
+	VMULPS  Y0, Y7, Y7
+	VMOVUPS (DI), Y8
+	VSUBPS  Y8, Y7, Y7
+	VMOVUPS (R8)(BX*1), Y8
+	VMOVUPS (R9)(BX*1), Y9
+	VADDPS  Y9, Y8, Y8
+	VMULPS  Y0, Y8, Y8
+	VMOVUPS (DI)(BX*1), Y9
+	VSUBPS  Y9, Y8, Y8
+	VMOVUPS (R8)(BX*2), Y9
+	VMOVUPS (R9)(BX*2), Y10
+	VADDPS  Y10, Y9, Y9
+	VMULPS  Y0, Y9, Y9
+	VMOVUPS (DI)(BX*2), Y10
+	VSUBPS  Y10, Y9, Y9
+	VMOVUPS (R8)(R10*1), Y10
+	VMOVUPS (R9)(R10*1), Y11
+	VADDPS  Y11, Y10, Y10
+	VMULPS  Y0, Y10, Y10
+	VMOVUPS (DI)(R10*1), Y11
+	VSUBPS  Y11, Y10, Y10
+	VADDPS  Y9, Y8, Y11
+	VMULPS  Y0, Y11, Y11
+	VSUBPS  Y9, Y8, Y8
+	VADDPS  Y11, Y7, Y7
+	VMULPS  Y0, Y8, Y8
+	VSUBPS  Y10, Y11, Y9
+
+	// Kernel t's last value, lane t of out[8], where its row of nine ends.
+	MOVQ         AX, R11
+	VEXTRACTF128 $0x01, Y9, X10
+	VMOVSS       X9, 32(R11)
+	ADDQ         CX, R11
+	VEXTRACTPS   $0x01, X9, 32(R11)
+	ADDQ         CX, R11
+	VEXTRACTPS   $0x02, X9, 32(R11)
+	ADDQ         CX, R11
+	VEXTRACTPS   $0x03, X9, 32(R11)
+	ADDQ         CX, R11
+	VMOVSS       X10, 32(R11)
+	ADDQ         CX, R11
+	VEXTRACTPS   $0x01, X10, 32(R11)
+	ADDQ         CX, R11
+	VEXTRACTPS   $0x02, X10, 32(R11)
+	ADDQ         CX, R11
+	VEXTRACTPS   $0x03, X10, 32(R11)
+
+	// out[0…7] transposed: row t is kernel t's first eight values.
+	VUNPCKLPS  Y2, Y1, Y9
+	VUNPCKHPS  Y2, Y1, Y1
+	VUNPCKLPS  Y4, Y3, Y2
+	VUNPCKHPS  Y4, Y3, Y3
+	VUNPCKLPS  Y6, Y5, Y4
+	VUNPCKHPS  Y6, Y5, Y5
+	VUNPCKLPS  Y8, Y7, Y6
+	VUNPCKHPS  Y8, Y7, Y7
+	VSHUFPS    $0x44, Y2, Y9, Y8
+	VSHUFPS    $0xee, Y2, Y9, Y2
+	VSHUFPS    $0x44, Y3, Y1, Y9
+	VSHUFPS    $0xee, Y3, Y1, Y1
+	VSHUFPS    $0x44, Y6, Y4, Y3
+	VSHUFPS    $0xee, Y6, Y4, Y4
+	VSHUFPS    $0x44, Y7, Y5, Y6
+	VSHUFPS    $0xee, Y7, Y5, Y5
+	MOVQ       AX, R11
+	VPERM2F128 $0x20, Y3, Y8, Y7
+	VMOVUPS    Y7, (R11)
+	ADDQ       CX, R11
+	VPERM2F128 $0x20, Y4, Y2, Y7
+	VMOVUPS    Y7, (R11)
+	ADDQ       CX, R11
+	VPERM2F128 $0x20, Y6, Y9, Y7
+	VMOVUPS    Y7, (R11)
+	ADDQ       CX, R11
+	VPERM2F128 $0x20, Y5, Y1, Y7
+	VMOVUPS    Y7, (R11)
+	ADDQ       CX, R11
+	VPERM2F128 $0x31, Y3, Y8, Y3
+	VMOVUPS    Y3, (R11)
+	ADDQ       CX, R11
+	VPERM2F128 $0x31, Y4, Y2, Y2
+	VMOVUPS    Y2, (R11)
+	ADDQ       CX, R11
+	VPERM2F128 $0x31, Y6, Y9, Y2
+	VMOVUPS    Y2, (R11)
+	ADDQ       CX, R11
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VMOVUPS    Y1, (R11)
+	ADDQ       CX, R11
+	MOVQ       R11, AX
+	ADDQ       $0x00000020, DX
+	ADDQ       $0x00000020, R8
+	ADDQ       $0x00000020, R9
+	ADDQ       $0x00000020, DI
+	DECQ       SI
+	JNZ        winowg_loop
+
+winowg_done:
+	VZEROUPPER
+	RET
+
 // func WinoInput4AVX2(v *float32, vs int, in *float32, ins int, blocks int)
 // Requires: AVX, AVX2, FMA3
 TEXT ·WinoInput4AVX2(SB), NOSPLIT, $0-40

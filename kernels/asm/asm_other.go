@@ -258,6 +258,10 @@ func WinoDyAVX2(y *float32, ys int, top, bot *float32, blocks int) {
 	unreachable("WinoDyAVX2")
 }
 
+func WinoWeightGradAVX2(dw *float32, ds int, m *float32, ms int, blocks int) {
+	unreachable("WinoWeightGradAVX2")
+}
+
 func GELUAVX2(dst, src []float32) {
 	unreachable("GELUAVX2")
 }

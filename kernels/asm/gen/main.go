@@ -120,6 +120,7 @@ func main() {
 	generateWinoInput()
 	generateWinoOutput()
 	generateWinoDy()
+	generateWinoWeightGrad()
 	generateWinoInput4()
 	generateWinoOutput4()
 	generateConvDirect()

@@ -246,3 +246,118 @@ func generateWinoDy() {
 	VZEROUPPER()
 	RET()
 }
+
+func generateWinoWeightGrad() {
+	TEXT("WinoWeightGradAVX2", NOSPLIT, "func(dw *float32, ds int, m *float32, ms int, blocks int)")
+	Pragma("noescape")
+	Doc("WinoWeightGradAVX2 ends 8·blocks Winograd weight gradients: for kernel t and ξ = 4η + ν,",
+		"with M[η][ν] = m[ξ·ms + t], it sets dw[t·ds + 3·ky + kx] = (Ĝᵀ·M·Ĝ)[ky][kx],",
+		"Ĝᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ -1], in the plain-Go order of operations",
+		"(kernels.winoWeightGrad). Strides in elements, ds ≥ 9. AVX2.")
+	dw := Load(Param("dw"), GP64())
+	ds := Load(Param("ds"), GP64())
+	m := Load(Param("m"), GP64())
+	ms := Load(Param("ms"), GP64())
+	n := Load(Param("blocks"), GP64())
+	SHLQ(U8(2), ds)
+	mr, ms3 := sixteen(m, ms)
+	half := YMM()
+	h := GP32()
+	MOVL(U32(0x3f000000), h)
+	VMOVD(h, half.AsX())
+	VBROADCASTSS(half.AsX(), half)
+	TESTQ(n, n)
+	JZ(LabelRef("winowg_done"))
+
+	Label("winowg_loop")
+	load := func(eta, nu int) reg.VecVirtual {
+		v := YMM()
+		VMOVUPS(nth(mr[eta], nu, ms, ms3), v)
+		return v
+	}
+	// One row ky of Ĝᵀ·M at a time (its four values from two or three rows
+	// of M), then that row times Ĝ: three of the nine outputs.
+	var out [9]reg.VecVirtual
+	for ky := range 3 {
+		var q [4]reg.VecVirtual
+		for nu := range 4 {
+			q[nu] = YMM()
+			m1, m2 := load(1, nu), load(2, nu)
+			switch ky {
+			case 0: // m0 + ½(m1 + m2)
+				VADDPS(m2, m1, q[nu])
+				VMULPS(half, q[nu], q[nu])
+				VADDPS(q[nu], load(0, nu), q[nu])
+			case 1: // ½(m1 - m2)
+				VSUBPS(m2, m1, q[nu])
+				VMULPS(half, q[nu], q[nu])
+			case 2: // ½(m1 + m2) - m3
+				VADDPS(m2, m1, q[nu])
+				VMULPS(half, q[nu], q[nu])
+				VSUBPS(load(3, nu), q[nu], q[nu])
+			}
+		}
+		s, d := YMM(), YMM()
+		VADDPS(q[2], q[1], s)
+		VMULPS(half, s, s)
+		VSUBPS(q[2], q[1], d)
+		out[3*ky], out[3*ky+1], out[3*ky+2] = YMM(), d, YMM()
+		VADDPS(s, q[0], out[3*ky])
+		VMULPS(half, d, d)
+		VSUBPS(q[3], s, out[3*ky+2])
+	}
+	Comment("Kernel t's last value, lane t of out[8], where its row of nine ends.")
+	p := GP64()
+	MOVQ(dw, p)
+	hi := XMM()
+	VEXTRACTF128(U8(1), out[8], hi)
+	for t := range 8 {
+		src := out[8].AsX()
+		if t >= 4 {
+			src = hi
+		}
+		dst := Mem{Base: p, Disp: 32}
+		if t%4 == 0 {
+			VMOVSS(src, dst)
+		} else {
+			VEXTRACTPS(U8(t%4), src, dst)
+		}
+		if t < 7 {
+			ADDQ(ds, p)
+		}
+	}
+	Comment("out[0…7] transposed: row t is kernel t's first eight values.")
+	var tl [8]reg.VecVirtual
+	for i := 0; i < 8; i += 2 {
+		tl[i], tl[i+1] = YMM(), YMM()
+		VUNPCKLPS(out[i+1], out[i], tl[i])
+		VUNPCKHPS(out[i+1], out[i], tl[i+1])
+	}
+	var u [8]reg.VecVirtual
+	for g := 0; g < 8; g += 4 { // u[g…g+3]: lanes 0/4, 1/5, 2/6, 3/7 of outputs g…g+3
+		for i, pair := range [4][2]int{{0, 0x44}, {0, 0xEE}, {1, 0x44}, {1, 0xEE}} {
+			u[g+i] = YMM()
+			VSHUFPS(U8(byte(pair[1])), tl[g+2+pair[0]], tl[g+pair[0]], u[g+i])
+		}
+	}
+	MOVQ(dw, p)
+	for t := range 8 {
+		row := YMM()
+		imm := byte(0x20)
+		if t >= 4 {
+			imm = 0x31
+		}
+		VPERM2F128(U8(imm), u[4+t%4], u[t%4], row)
+		VMOVUPS(row, Mem{Base: p})
+		ADDQ(ds, p)
+	}
+	MOVQ(p, dw)
+	for i := range 4 {
+		ADDQ(U32(32), mr[i])
+	}
+	DECQ(n)
+	JNZ(LabelRef("winowg_loop"))
+	Label("winowg_done")
+	VZEROUPPER()
+	RET()
+}
