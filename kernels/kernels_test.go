@@ -1128,6 +1128,70 @@ func TestWinoTransformsLevels(t *testing.T) {
 				t.Fatalf("WinoWeightGradAVX2, %d blocks, stride %d: differs from winoWeightGrad", blocks, ds)
 			}
 		}
+
+		// The weight transforms, plain and flipped, from kernels at
+		// scattered offsets (some overlapping) into n strided matrices.
+		kernels := randSlice(r, 9*40)
+		off := make([]int32, tiles)
+		for j := range off {
+			off[j] = int32(r.IntN(len(kernels) - 8))
+		}
+		for _, form := range []winoWeightForm{winoWeights2, winoWeights4} {
+			for flip, kernel := range form.asm {
+				us := tiles + r.IntN(9)
+				gotU, wantU := make([]float32, form.n*us+guard), make([]float32, form.n*us+guard)
+				for i := range gotU {
+					gotU[i], wantU[i] = 12345, 12345
+				}
+				kernel(&gotU[0], us, &kernels[0], &off[0], blocks)
+				for j, o := range off {
+					k := [9]float32(kernels[o:])
+					if flip == 1 {
+						for i := range k {
+							k[i] = kernels[int(o)+8-i]
+						}
+					}
+					form.kernel(wantU, us, j, &k)
+				}
+				if !slices.Equal(gotU, wantU) {
+					t.Fatalf("Winograd weights (%d matrices, flipped %v), %d blocks: differ from the Go kernel", form.n, flip == 1, blocks)
+				}
+			}
+		}
+	}
+}
+
+// TestWinoWeightsPackedAsmAndGo checks the packed Winograd weights made with
+// the assembly transforms against those made in Go, bit for bit: full and
+// partial panels, a second depth block, both forms, plain and flipped.
+func TestWinoWeightsPackedAsmAndGo(t *testing.T) {
+	if !asm.Available || MaxLevel() < AVX2 {
+		t.Skip("no AVX2 assembly in this build")
+	}
+	r := rand.New(rand.NewPCG(15, 16))
+	goTune := DefaultTuning()
+	goTune.WinogradAsm = false
+	for _, level := range Levels()[1:] {
+		withAsm, inGo := NewCPULevel(2, level), NewCPUTuned(2, level, goTune)
+		mk, _ := withAsm.microKernel()
+		for _, fc := range [][2]int{{24, 24}, {13, 5}, {2 * mk.mr, 300}, {7, 1}, {31, 263}} {
+			f, c := fc[0], fc[1]
+			w := randSlice(r, f*c*9)
+			for _, form := range []winoWeightForm{winoWeights2, winoWeights4} {
+				for _, flipped := range []bool{false, true} {
+					n := winoWeightsLen(mk, f, c, form.n)
+					got, want := make([]float32, n), make([]float32, n)
+					for i := range got {
+						got[i], want[i] = 12345, 12345
+					}
+					withAsm.winoWeightsPacked(got, w, f, c, flipped, form)
+					inGo.winoWeightsPacked(want, w, f, c, flipped, form)
+					if !slices.Equal(got, want) {
+						t.Fatalf("%s %d×%d, %d matrices, flipped %v: assembly and Go differ", level, f, c, form.n, flipped)
+					}
+				}
+			}
+		}
 	}
 }
 

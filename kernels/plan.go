@@ -207,10 +207,8 @@ func (d *Device) narrowIm2col(p tensor.ConvParams) bool {
 }
 
 // winogradTile is the output tile side of a 2-D Winograd convolution: 4
-// (F(4×4, 3×3)) or 2 (F(2×2, 3×3)); see Tuning.Winograd4MinSide. kept
-// says the transformed weights are kept across calls (frozen weights, as
-// in sampling): then only streaming them costs, not making them.
-func (d *Device) winogradTile(p tensor.ConvParams, kept bool) int {
+// (F(4×4, 3×3)) or 2 (F(2×2, 3×3)); see Tuning.Winograd4MinSide.
+func (d *Device) winogradTile(p tensor.ConvParams) int {
 	up := func(n, m int) int { return (n + m - 1) / m * m }
 	switch {
 	case d.tune.Winograd4MinSide == 0:
@@ -221,10 +219,10 @@ func (d *Device) winogradTile(p tensor.ConvParams, kept bool) int {
 		return 2 // 4×4 tiles past the edges compute too much
 	case 36*p.C*p.F*4 <= d.tune.Winograd4WeightKiB<<10:
 		return 4
-	case kept && p.N*up(p.OH, 4)*up(p.OW, 4)/16 >= d.tune.Winograd4MinTiles:
+	case p.N*up(p.OH, 4)*up(p.OW, 4)/16 >= d.tune.Winograd4MinTiles:
 		return 4
 	}
-	return 2 // large weights made at every call, or streamed for few tiles
+	return 2 // large weights for few tiles
 }
 
 // winograd3D reports whether a 3-D convolution takes the plane Winograd:

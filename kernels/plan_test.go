@@ -106,19 +106,17 @@ func TestWinogradTile(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		p    tensor.ConvParams
-		kept bool
 		want int
 	}{
-		{"tiny 32→32 at 28², batch 64, training", conv(64, 32, 32, 28), false, 4},
-		{"tiny 80→32 at 28², batch 1", conv(1, 80, 32, 28), true, 4},
-		{"tiny 48→48 at 14²: 16² of 4×4 tiles", conv(64, 48, 48, 14), true, 2},
-		{"8×8: blocks of 8 tiles mostly empty", conv(64, 48, 48, 8), true, 2},
-		{"cifar 128 at 32², batch 8, sampling", conv(8, 128, 128, 32), true, 4},
-		{"cifar 128 at 32², batch 8, training", conv(8, 128, 128, 32), false, 2},
-		{"cifar 256 at 16², batch 8, sampling (128 tiles)", conv(8, 256, 256, 16), true, 4},
-		{"cifar 128 at 32², batch 1 (64 tiles)", conv(1, 128, 128, 32), true, 2},
+		{"tiny 32→32 at 28², batch 64", conv(64, 32, 32, 28), 4},
+		{"tiny 80→32 at 28², batch 1", conv(1, 80, 32, 28), 4},
+		{"tiny 48→48 at 14²: 16² of 4×4 tiles", conv(64, 48, 48, 14), 2},
+		{"8×8: blocks of 8 tiles mostly empty", conv(64, 48, 48, 8), 2},
+		{"cifar 128 at 32², batch 8 (512 tiles)", conv(8, 128, 128, 32), 4},
+		{"cifar 256 at 16², batch 8 (128 tiles)", conv(8, 256, 256, 16), 4},
+		{"cifar 128 at 32², batch 1 (64 tiles)", conv(1, 128, 128, 32), 2},
 	} {
-		if got := d.winogradTile(c.p, c.kept); got != c.want {
+		if got := d.winogradTile(c.p); got != c.want {
 			t.Errorf("%s: tile %d, want %d", c.name, got, c.want)
 		}
 	}

@@ -60,17 +60,18 @@ type Tuning struct {
 	// instead of F(2×2, 3×3) (winograd4.go), unless rounding the output up
 	// to whole 4×4 tiles computes 15 % more than 2×2 tiles do (14×14:
 	// 16×16). Past Winograd4WeightKiB of transformed weights (36·C·F
-	// floats) it takes F(4×4, 3×3) only for frozen weights (transformed once,
-	// kept) and at least Winograd4MinTiles 4×4 tiles in all. Measured on Zen 5
-	// (2026-12-04), frozen weights: F(4×4, 3×3) 1.35–1.6× as fast at 28×28
-	// and 32 channels, 1.4× at 32×32 and 128 (batch 8), 1.2× at 16×16 and
-	// 256 (batch 8, 128 tiles); slower at 14×14 and at 8×8 and below (whole
-	// blocks of 8 tiles in the transforms, most past the row), and at batch
-	// 1 with 128 channels at 32×32 (2.4 MB of weights streamed for 64
-	// tiles: ddpm-cifar10-32 1.3× slower). Weights transformed at every
-	// call (training): 0.5× at 16×16 and 256 channels, batch 8; +3–5 % at
-	// 32×32 and batch 8. 0: every 2-D Winograd convolution by F(4×4, 3×3)
-	// (the tests).
+	// floats) it takes F(4×4, 3×3) only for at least Winograd4MinTiles 4×4
+	// tiles in all. Measured on Zen 5 (2026-12-04), frozen weights: F(4×4,
+	// 3×3) 1.35–1.6× as fast at 28×28 and 32 channels, 1.4× at 32×32 and 128
+	// (batch 8), 1.2× at 16×16 and 256 (batch 8, 128 tiles); slower at 14×14
+	// and at 8×8 and below (whole blocks of 8 tiles in the transforms, most
+	// past the row), and at batch 1 with 128 channels at 32×32 (2.4 MB of
+	// weights streamed for 64 tiles: ddpm-cifar10-32 1.3× slower). Weights
+	// transformed at every call (training), since the transforms are
+	// assembly (asm.WinoWeight4AVX2, 2026-12-06 late): 1.3× as fast at 16×16
+	// and 256 channels, 1.5× at 32×32 and 128, batch 8 (it had been 0.5× and
+	// 1.03× with the transforms in Go). 0: every 2-D Winograd convolution by
+	// F(4×4, 3×3) (the tests).
 	Winograd4MinSide, Winograd4WeightKiB, Winograd4MinTiles int
 	// WinogradAsm picks the assembly transforms where the level has them
 	// (false: the plain-Go ones).

@@ -103,8 +103,7 @@ func newWinoGeom(p tensor.ConvParams, workers, tiles, m int) winoGeom {
 // convolution whose input gradient this is (winogradWeights).
 // w is the buffer of ws, the key of the prepared weights (weightcache.go).
 func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float32, p tensor.ConvParams, flipped bool) {
-	cb := asBuffer(w)
-	tile := d.winogradTile(p, cb != nil && cb.freezeGen() != 0)
+	tile := d.winogradTile(p)
 	threads := max(1, d.threads)
 	if tiles := p.N * ((p.OH + tile - 1) / tile) * ((p.OW + tile - 1) / tile); d.oneThread((tile + 2) * (tile + 2) * p.F * p.C * tiles) {
 		threads = 1
@@ -301,51 +300,97 @@ func (d *Device) winoChunks(g winoGeom, threads, scratch int, fn func(wk int, bu
 // 180° (w is then C×F×3×3): the weights of the input gradient as a
 // convolution (see flippedConv). buf holds winoWeightsLen floats.
 func (d *Device) winogradWeights(buf, w []float32, f, c int, flipped bool) [16]gemmA {
-	return [16]gemmA(d.winoWeightsPacked(buf, w, f, c, flipped, 16, winoWeightPanel))
+	return [16]gemmA(d.winoWeightsPacked(buf, w, f, c, flipped, winoWeights2))
 }
 
-// winoWeightPanelFunc writes the transformed kernels of rows f0…f0+rows-1
-// and columns pc…pc+kc-1 into one kc×mr panel of each matrix U[ξ]
-// (dst[ξ][p·mr + r]).
-type winoWeightPanelFunc func(dst [][]float32, w []float32, f, c, f0, rows, mr, pc, kc int, flipped bool)
+// winoWeightForm is one tile size's weight transform: its n matrices U[ξ],
+// the plain-Go transform of one kernel (the specification), and the
+// assembly that transforms eight at a time, of plain and of flipped
+// weights.
+type winoWeightForm struct {
+	n      int
+	kernel func(u []float32, us, i int, k *[9]float32) // U[ξ] of k into u[ξ·us + i]
+	asm    [2]func(u *float32, us int, g *float32, off *int32, blocks int)
+}
 
-// winoWeightsPacked returns the n matrices U[ξ] (F×C) that panel computes,
+var (
+	winoWeights2 = winoWeightForm{16, winoWeightKernel, [2]func(*float32, int, *float32, *int32, int){asm.WinoWeight2AVX2, asm.WinoWeight2FlippedAVX2}}
+	winoWeights4 = winoWeightForm{36, winoWeight4Kernel, [2]func(*float32, int, *float32, *int32, int){asm.WinoWeight4AVX2, asm.WinoWeight4FlippedAVX2}}
+)
+
+// winoWeightsPacked returns the form.n matrices U[ξ] (F×C) of w's kernels,
 // written straight into the GEMM's packed layout (the transform is as
 // cheap as a copy, and a separate pack would read and write U once more),
-// the work split over the device's threads. buf holds n·(prepackedLen + 16)
-// floats.
-func (d *Device) winoWeightsPacked(buf, w []float32, f, c int, flipped bool, n int, panel winoWeightPanelFunc) []gemmA {
+// the panels split over the device's threads. buf holds
+// winoWeightsLen(mk, f, c, form.n) floats.
+func (d *Device) winoWeightsPacked(buf, w []float32, f, c int, flipped bool, form winoWeightForm) []gemmA {
+	n := form.n
 	us := make([]gemmA, n)
 	mk, ok := d.microKernel()
 	if !ok { // not reached: Winograd runs only where the level packs
 		panic("kernels: Winograd weights without a packed GEMM")
 	}
-	pas := make([]*prepackedA, n)
 	stride := prepackedLen(mk, f, c) + 16 // a cache line apart (see winoGeom.cs)
-	for xi := range pas {
-		pas[xi] = prepackedIn(mk, f, c, buf[xi*stride:])
-		us[xi] = gemmA{pre: pas[xi], m: f, k: c}
+	for xi := range us {
+		us[xi] = gemmA{pre: prepackedIn(mk, f, c, buf[xi*stride:]), m: f, k: c}
 	}
 	mr := mk.mr
-	panels := (f + mr - 1) / mr
+	mPad := (f + mr - 1) / mr * mr
+	panels := mPad / mr
+	// Kernel (p, r) of a panel (column pc + p, row f0 + r of U) is w's
+	// kernel at first + p·ps + r·rs.
+	ps, rs := 9, 9*c
+	if flipped {
+		ps, rs = 9*f, 9
+	}
+	simd := d.winoSIMD()
+	var offs []int32 // where the assembly gathers kernel p·mr + r of a full panel
+	if simd {
+		offs = make([]int32, mr*min(c, packKC))
+		for j := range offs {
+			offs[j] = int32(j/mr*ps + j%mr*rs)
+		}
+	}
 	parts := max(1, min(d.threads, panels))
 	runParts(parts, func(part int) {
-		dst := make([][]float32, n) // this panel's kc×mr values in each U[ξ]
 		for ip := part * panels / parts; ip < (part+1)*panels/parts; ip++ {
 			f0 := ip * mr
+			rows := min(mr, f-f0)
 			for pc := 0; pc < c; pc += packKC {
 				kc := min(packKC, c-pc)
-				for xi, pa := range pas {
-					blk := pa.block(pc, f0, 0)
-					dst[xi] = blk[(f0%packMC)*kc : (f0%packMC+mr)*kc]
+				// The panel in U[0]'s blocks (prepackedIn lays them out):
+				// the depth blocks before it, then the rows above it.
+				u := buf[pc*mPad+f0*kc:]
+				first := (f0*c + pc) * 9
+				if flipped {
+					first = (pc*f + f0) * 9
 				}
-				panel(dst, w, f, c, f0, min(mr, f-f0), mr, pc, kc, flipped)
-				for r := f - f0; r < mr; r++ { // rows past F: zero
-					for xi := range dst {
-						for p := range kc {
-							dst[xi][p*mr+r] = 0
+				j := 0
+				if simd && rows == mr {
+					j = mr * kc / 8 * 8
+					_, _ = w[first+(kc-1)*ps+(mr-1)*rs+8], u[(n-1)*stride+j-1] // the assembly's reach
+					kernel := form.asm[0]
+					if flipped {
+						kernel = form.asm[1]
+					}
+					kernel(&u[0], stride, &w[first], &offs[0], j/8)
+				}
+				for ; j < mr*kc; j++ {
+					p, r := j/mr, j%mr
+					if r >= rows { // rows past F: zero
+						for xi := range n {
+							u[xi*stride+j] = 0
+						}
+						continue
+					}
+					g := w[first+p*ps+r*rs:][:9:9]
+					k := [9]float32(g)
+					if flipped { // the kernel rotated by 180°
+						for i := range k {
+							k[i] = g[8-i]
 						}
 					}
+					form.kernel(u, stride, j, &k)
 				}
 			}
 		}
@@ -376,38 +421,23 @@ func (d *Device) winogradWeightsOf(w tensor.Buffer, ws []float32, f, c int, flip
 	})
 }
 
-// winoWeightPanel writes G·g·Gᵀ of the kernels of rows f0…f0+rows-1 and
-// columns pc…pc+kc-1 into one kc×mr panel of each U[ξ] (dst[ξ][p·mr + r]),
-// in the loop order of the writes: for each p the rows' values are adjacent.
-func winoWeightPanel(dst [][]float32, w []float32, f, c, f0, rows, mr, pc, kc int, flipped bool) {
-	for p := range kc {
-		for r := range rows {
-			// The kernel's rows a, b, c (ky = 0, 1, 2), rotated by 180° when flipped.
-			var a0, a1, a2, b0, b1, b2, c0, c1, c2 float32
-			if flipped {
-				g := w[((pc+p)*f+f0+r)*9:][:9:9]
-				c2, c1, c0, b2, b1, b0, a2, a1, a0 = g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8]
-			} else {
-				g := w[((f0+r)*c+pc+p)*9:][:9:9]
-				a0, a1, a2, b0, b1, b2, c0, c1, c2 = g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8]
-			}
-			// G·g: its rows η = 0…3 are a, (a+b+c)/2, (a-b+c)/2, c; then each
-			// row times Gᵀ gives four values the same way.
-			i := p*mr + r
-			gRow(dst[0:4], i, a0, a1, a2)
-			gRow(dst[4:8], i, 0.5*(a0+b0+c0), 0.5*(a1+b1+c1), 0.5*(a2+b2+c2))
-			gRow(dst[8:12], i, 0.5*(a0-b0+c0), 0.5*(a1-b1+c1), 0.5*(a2-b2+c2))
-			gRow(dst[12:16], i, c0, c1, c2)
-		}
-	}
+// winoWeightKernel writes U[ξ] = (G·k·Gᵀ)[ξ] of one 3×3 kernel k (rows a,
+// b, c) to u[ξ·us + i]: the rows η = 0…3 of G·k are a, (a+b+c)/2,
+// (a-b+c)/2, c, and each row times Gᵀ gives four values the same way.
+func winoWeightKernel(u []float32, us, i int, k *[9]float32) {
+	a0, a1, a2, b0, b1, b2, c0, c1, c2 := k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]
+	gRow(u, us, i, a0, a1, a2)
+	gRow(u[4*us:], us, i, 0.5*(a0+b0+c0), 0.5*(a1+b1+c1), 0.5*(a2+b2+c2))
+	gRow(u[8*us:], us, i, 0.5*(a0-b0+c0), 0.5*(a1-b1+c1), 0.5*(a2-b2+c2))
+	gRow(u[12*us:], us, i, c0, c1, c2)
 }
 
-// gRow sets d[ν][i] = (x·Gᵀ)[ν] for ν < 4.
-func gRow(d [][]float32, i int, x0, x1, x2 float32) {
-	d[0][i] = x0
-	d[1][i] = 0.5 * (x0 + x1 + x2)
-	d[2][i] = 0.5 * (x0 - x1 + x2)
-	d[3][i] = x2
+// gRow sets u[ν·us + i] = (x·Gᵀ)[ν] for ν < 4.
+func gRow(u []float32, us, i int, x0, x1, x2 float32) {
+	u[i] = x0
+	u[us+i] = 0.5 * (x0 + x1 + x2)
+	u[2*us+i] = 0.5 * (x0 - x1 + x2)
+	u[3*us+i] = x2
 }
 
 // winoInput writes V[ξ][c][t] = (Bᵀ·d·B)[ξ] for the input tiles d of the

@@ -40,38 +40,23 @@ func (d *Device) winograd4WeightsOf(w tensor.Buffer, ws []float32, f, c int, fli
 		form = formWinograd4Flipped
 	}
 	return preparedWeights(d, w, ws, form, f, c, winoWeightsLen(mk, f, c, 36), func(buf []float32) []gemmA {
-		return d.winoWeightsPacked(buf, ws, f, c, flipped, 36, winoWeight4Panel)
+		return d.winoWeightsPacked(buf, ws, f, c, flipped, winoWeights4)
 	})
 }
 
-// winoWeight4Panel is winoWeightPanel for F(4×4, 3×3): G·g·Gᵀ into the 36
-// matrices U[6η + ν].
-func winoWeight4Panel(dst [][]float32, w []float32, f, c, f0, rows, mr, pc, kc int, flipped bool) {
-	for p := range kc {
-		for r := range rows {
-			var k [9]float32 // the kernel, rotated by 180° when flipped
-			if flipped {
-				g := w[((pc+p)*f+f0+r)*9:][:9:9]
-				for i := range k {
-					k[i] = g[8-i]
-				}
-			} else {
-				k = [9]float32(w[((f0+r)*c+pc+p)*9:][:9])
-			}
-			// G along y, column by column, then G along x, row by row.
-			var gy [6][3]float32
-			for x := range 3 {
-				for eta, u := range gVec6(k[x], k[3+x], k[6+x]) {
-					gy[eta][x] = u
-				}
-			}
-			i := p*mr + r
-			for eta, row := range gy {
-				col := gVec6(row[0], row[1], row[2])
-				for nu, u := range col {
-					dst[6*eta+nu][i] = u
-				}
-			}
+// winoWeight4Kernel is winoWeightKernel for F(4×4, 3×3): G·k·Gᵀ into the
+// 36 matrices U[6η + ν], G along y column by column, then along x row by
+// row.
+func winoWeight4Kernel(u []float32, us, i int, k *[9]float32) {
+	var gy [6][3]float32
+	for x := range 3 {
+		for eta, v := range gVec6(k[x], k[3+x], k[6+x]) {
+			gy[eta][x] = v
+		}
+	}
+	for eta, row := range gy {
+		for nu, v := range gVec6(row[0], row[1], row[2]) {
+			u[(6*eta+nu)*us+i] = v
 		}
 	}
 }

@@ -724,6 +724,34 @@ func WinoDyAVX2(y *float32, ys int, top *float32, bot *float32, blocks int)
 //go:noescape
 func WinoWeightGradAVX2(dw *float32, ds int, m *float32, ms int, blocks int)
 
+// WinoWeight2AVX2 transforms 8·blocks 3×3 kernels for Winograd F(2×2, 3×3): kernel j (9 values
+// at w + off[j], elements) gives u[ξ·us + j] = (G·g·Gᵀ)[ξ], ξ < 16, in the plain-Go
+// order of operations (kernels.winoWeightKernel). us in elements. AVX2.
+//
+//go:noescape
+func WinoWeight2AVX2(u *float32, us int, w *float32, off *int32, blocks int)
+
+// WinoWeight2FlippedAVX2 transforms 8·blocks 3×3 kernels for Winograd F(2×2, 3×3): kernel j (9 values
+// at w + off[j], elements) rotated by 180° gives u[ξ·us + j] = (G·g·Gᵀ)[ξ], ξ < 16, in the plain-Go
+// order of operations (kernels.winoWeightKernel). us in elements. AVX2.
+//
+//go:noescape
+func WinoWeight2FlippedAVX2(u *float32, us int, w *float32, off *int32, blocks int)
+
+// WinoWeight4AVX2 transforms 8·blocks 3×3 kernels for Winograd F(4×4, 3×3): kernel j (9 values
+// at w + off[j], elements) gives u[ξ·us + j] = (G·g·Gᵀ)[ξ], ξ < 36, in the plain-Go
+// order of operations (kernels.winoWeight4Kernel). us in elements. AVX2.
+//
+//go:noescape
+func WinoWeight4AVX2(u *float32, us int, w *float32, off *int32, blocks int)
+
+// WinoWeight4FlippedAVX2 transforms 8·blocks 3×3 kernels for Winograd F(4×4, 3×3): kernel j (9 values
+// at w + off[j], elements) rotated by 180° gives u[ξ·us + j] = (G·g·Gᵀ)[ξ], ξ < 36, in the plain-Go
+// order of operations (kernels.winoWeight4Kernel). us in elements. AVX2.
+//
+//go:noescape
+func WinoWeight4FlippedAVX2(u *float32, us int, w *float32, off *int32, blocks int)
+
 // WinoInput4AVX2 transforms 8·blocks input tiles of one tile row for Winograd F(4×4, 3×3):
 // with the six padded input rows d_a = in + a·ins (a < 6, each 32·blocks + 4 values) it sets,
 // for tile t and ξ = 6η + ν, v[ξ·vs + t] = (Bᵀ·d·B)[η][ν] over d_a[4t … 4t+5]. Strides in

@@ -16612,6 +16612,1075 @@ winowg_done:
 	VZEROUPPER
 	RET
 
+DATA winowconsts<>+0(SB)/4, $0x3f000000
+DATA winowconsts<>+4(SB)/4, $0x3e800000
+DATA winowconsts<>+8(SB)/4, $0xbe2aaaab
+DATA winowconsts<>+12(SB)/4, $0x3d2aaaab
+DATA winowconsts<>+16(SB)/4, $0x40800000
+GLOBL winowconsts<>(SB), RODATA|NOPTR, $20
+
+// func WinoWeight2AVX2(u *float32, us int, w *float32, off *int32, blocks int)
+// Requires: AVX, AVX2
+TEXT ·WinoWeight2AVX2(SB), NOSPLIT, $0-40
+	MOVQ  u+0(FP), AX
+	MOVQ  us+8(FP), CX
+	MOVQ  w+16(FP), DX
+	MOVQ  off+24(FP), BX
+	MOVQ  blocks+32(FP), SI
+	SHLQ  $0x02, CX
+	TESTQ SI, SI
+	JZ    WinoWeight2AVX2_done
+
+WinoWeight2AVX2_loop:
+	VMOVDQU      (BX), Y0
+	MOVQ         AX, DI
+	VBROADCASTSS winowconsts<>+0(SB), Y1
+
+	// Rows η of G·g: a, ½(a + b + c), ½(a - b + c), c; each then times Gᵀ.
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y3, Y3, Y3
+	VGATHERDPS Y2, (DX)(Y0*4), Y3
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y4, Y4, Y4
+	VGATHERDPS Y2, 4(DX)(Y0*4), Y4
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y5, Y5, Y5
+	VGATHERDPS Y2, 8(DX)(Y0*4), Y5
+	VADDPS     Y4, Y3, Y2
+	VADDPS     Y5, Y2, Y2
+	VMULPS     Y1, Y2, Y2
+	VSUBPS     Y4, Y3, Y6
+	VADDPS     Y5, Y6, Y6
+	VMULPS     Y1, Y6, Y6
+	VMOVUPS    Y3, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y2, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y6, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y6, Y6, Y6
+	VGATHERDPS Y2, 12(DX)(Y0*4), Y6
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y7, Y7, Y7
+	VGATHERDPS Y2, 24(DX)(Y0*4), Y7
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y8, Y8, Y8
+	VGATHERDPS Y2, 16(DX)(Y0*4), Y8
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y9, Y9, Y9
+	VGATHERDPS Y2, 28(DX)(Y0*4), Y9
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y10, Y10, Y10
+	VGATHERDPS Y2, 20(DX)(Y0*4), Y10
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y11, Y11, Y11
+	VGATHERDPS Y2, 32(DX)(Y0*4), Y11
+	VADDPS     Y6, Y3, Y0
+	VADDPS     Y7, Y0, Y0
+	VMULPS     Y1, Y0, Y0
+	VSUBPS     Y6, Y3, Y2
+	VADDPS     Y7, Y2, Y2
+	VMULPS     Y1, Y2, Y2
+	VADDPS     Y8, Y4, Y3
+	VADDPS     Y9, Y3, Y3
+	VMULPS     Y1, Y3, Y3
+	VSUBPS     Y8, Y4, Y4
+	VADDPS     Y9, Y4, Y4
+	VMULPS     Y1, Y4, Y4
+	VADDPS     Y10, Y5, Y6
+	VADDPS     Y11, Y6, Y6
+	VMULPS     Y1, Y6, Y6
+	VSUBPS     Y10, Y5, Y5
+	VADDPS     Y11, Y5, Y5
+	VMULPS     Y1, Y5, Y5
+	VADDPS     Y3, Y0, Y8
+	VADDPS     Y6, Y8, Y8
+	VMULPS     Y1, Y8, Y8
+	VSUBPS     Y3, Y0, Y3
+	VADDPS     Y6, Y3, Y3
+	VMULPS     Y1, Y3, Y3
+	VMOVUPS    Y0, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y8, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y3, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y6, (DI)
+	ADDQ       CX, DI
+	VADDPS     Y4, Y2, Y0
+	VADDPS     Y5, Y0, Y0
+	VMULPS     Y1, Y0, Y0
+	VSUBPS     Y4, Y2, Y3
+	VADDPS     Y5, Y3, Y3
+	VMULPS     Y1, Y3, Y3
+	VMOVUPS    Y2, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y0, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y3, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	VADDPS     Y9, Y7, Y0
+	VADDPS     Y11, Y0, Y0
+	VMULPS     Y1, Y0, Y0
+	VSUBPS     Y9, Y7, Y2
+	VADDPS     Y11, Y2, Y2
+	VMULPS     Y1, Y2, Y2
+	VMOVUPS    Y7, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y0, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y2, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y11, (DI)
+	ADDQ       CX, DI
+	ADDQ       $0x00000020, AX
+	ADDQ       $0x00000020, BX
+	DECQ       SI
+	JNZ        WinoWeight2AVX2_loop
+
+WinoWeight2AVX2_done:
+	VZEROUPPER
+	RET
+
+// func WinoWeight2FlippedAVX2(u *float32, us int, w *float32, off *int32, blocks int)
+// Requires: AVX, AVX2
+TEXT ·WinoWeight2FlippedAVX2(SB), NOSPLIT, $0-40
+	MOVQ  u+0(FP), AX
+	MOVQ  us+8(FP), CX
+	MOVQ  w+16(FP), DX
+	MOVQ  off+24(FP), BX
+	MOVQ  blocks+32(FP), SI
+	SHLQ  $0x02, CX
+	TESTQ SI, SI
+	JZ    WinoWeight2FlippedAVX2_done
+
+WinoWeight2FlippedAVX2_loop:
+	VMOVDQU      (BX), Y0
+	MOVQ         AX, DI
+	VBROADCASTSS winowconsts<>+0(SB), Y1
+
+	// Rows η of G·g: a, ½(a + b + c), ½(a - b + c), c; each then times Gᵀ.
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y3, Y3, Y3
+	VGATHERDPS Y2, 32(DX)(Y0*4), Y3
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y4, Y4, Y4
+	VGATHERDPS Y2, 28(DX)(Y0*4), Y4
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y5, Y5, Y5
+	VGATHERDPS Y2, 24(DX)(Y0*4), Y5
+	VADDPS     Y4, Y3, Y2
+	VADDPS     Y5, Y2, Y2
+	VMULPS     Y1, Y2, Y2
+	VSUBPS     Y4, Y3, Y6
+	VADDPS     Y5, Y6, Y6
+	VMULPS     Y1, Y6, Y6
+	VMOVUPS    Y3, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y2, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y6, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y6, Y6, Y6
+	VGATHERDPS Y2, 20(DX)(Y0*4), Y6
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y7, Y7, Y7
+	VGATHERDPS Y2, 8(DX)(Y0*4), Y7
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y8, Y8, Y8
+	VGATHERDPS Y2, 16(DX)(Y0*4), Y8
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y9, Y9, Y9
+	VGATHERDPS Y2, 4(DX)(Y0*4), Y9
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y10, Y10, Y10
+	VGATHERDPS Y2, 12(DX)(Y0*4), Y10
+	VPCMPEQD   Y2, Y2, Y2
+	VXORPS     Y11, Y11, Y11
+	VGATHERDPS Y2, (DX)(Y0*4), Y11
+	VADDPS     Y6, Y3, Y0
+	VADDPS     Y7, Y0, Y0
+	VMULPS     Y1, Y0, Y0
+	VSUBPS     Y6, Y3, Y2
+	VADDPS     Y7, Y2, Y2
+	VMULPS     Y1, Y2, Y2
+	VADDPS     Y8, Y4, Y3
+	VADDPS     Y9, Y3, Y3
+	VMULPS     Y1, Y3, Y3
+	VSUBPS     Y8, Y4, Y4
+	VADDPS     Y9, Y4, Y4
+	VMULPS     Y1, Y4, Y4
+	VADDPS     Y10, Y5, Y6
+	VADDPS     Y11, Y6, Y6
+	VMULPS     Y1, Y6, Y6
+	VSUBPS     Y10, Y5, Y5
+	VADDPS     Y11, Y5, Y5
+	VMULPS     Y1, Y5, Y5
+	VADDPS     Y3, Y0, Y8
+	VADDPS     Y6, Y8, Y8
+	VMULPS     Y1, Y8, Y8
+	VSUBPS     Y3, Y0, Y3
+	VADDPS     Y6, Y3, Y3
+	VMULPS     Y1, Y3, Y3
+	VMOVUPS    Y0, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y8, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y3, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y6, (DI)
+	ADDQ       CX, DI
+	VADDPS     Y4, Y2, Y0
+	VADDPS     Y5, Y0, Y0
+	VMULPS     Y1, Y0, Y0
+	VSUBPS     Y4, Y2, Y3
+	VADDPS     Y5, Y3, Y3
+	VMULPS     Y1, Y3, Y3
+	VMOVUPS    Y2, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y0, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y3, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	VADDPS     Y9, Y7, Y0
+	VADDPS     Y11, Y0, Y0
+	VMULPS     Y1, Y0, Y0
+	VSUBPS     Y9, Y7, Y2
+	VADDPS     Y11, Y2, Y2
+	VMULPS     Y1, Y2, Y2
+	VMOVUPS    Y7, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y0, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y2, (DI)
+	ADDQ       CX, DI
+	VMOVUPS    Y11, (DI)
+	ADDQ       CX, DI
+	ADDQ       $0x00000020, AX
+	ADDQ       $0x00000020, BX
+	DECQ       SI
+	JNZ        WinoWeight2FlippedAVX2_loop
+
+WinoWeight2FlippedAVX2_done:
+	VZEROUPPER
+	RET
+
+// func WinoWeight4AVX2(u *float32, us int, w *float32, off *int32, blocks int)
+// Requires: AVX, AVX2
+TEXT ·WinoWeight4AVX2(SB), NOSPLIT, $0-40
+	MOVQ  u+0(FP), AX
+	MOVQ  us+8(FP), CX
+	MOVQ  w+16(FP), DX
+	MOVQ  off+24(FP), BX
+	MOVQ  blocks+32(FP), SI
+	SHLQ  $0x02, CX
+	TESTQ SI, SI
+	JZ    WinoWeight4AVX2_done
+
+WinoWeight4AVX2_loop:
+	VMOVDQU      (BX), Y0
+	MOVQ         AX, DI
+	VBROADCASTSS winowconsts<>+4(SB), Y1
+	VBROADCASTSS winowconsts<>+8(SB), Y2
+	VBROADCASTSS winowconsts<>+12(SB), Y3
+	VBROADCASTSS winowconsts<>+16(SB), Y4
+
+	// G along y, column x by column: gy[η][x] parked in u's slot 6η + x, which
+	// only row η's outputs overwrite, after reading it.
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y6, Y6, Y6
+	VGATHERDPS Y5, (DX)(Y0*4), Y6
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y7, Y7, Y7
+	VGATHERDPS Y5, 12(DX)(Y0*4), Y7
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y8, Y8, Y8
+	VGATHERDPS Y5, 24(DX)(Y0*4), Y8
+	VADDPS     Y8, Y6, Y5
+	VMULPS     Y1, Y6, Y9
+	VMOVUPS    Y9, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VADDPS     Y7, Y5, Y9
+	VMULPS     Y2, Y9, Y9
+	VMOVUPS    Y9, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VSUBPS     Y7, Y5, Y5
+	VMULPS     Y2, Y5, Y5
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VMULPS     Y4, Y8, Y5
+	VADDPS     Y5, Y6, Y5
+	VADDPS     Y7, Y7, Y6
+	VADDPS     Y6, Y5, Y7
+	VMULPS     Y3, Y7, Y7
+	VMOVUPS    Y7, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VSUBPS     Y6, Y5, Y5
+	VMULPS     Y3, Y5, Y5
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VMOVUPS    Y8, (DI)
+	MOVQ       AX, DI
+	ADDQ       CX, DI
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y6, Y6, Y6
+	VGATHERDPS Y5, 4(DX)(Y0*4), Y6
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y7, Y7, Y7
+	VGATHERDPS Y5, 16(DX)(Y0*4), Y7
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y8, Y8, Y8
+	VGATHERDPS Y5, 28(DX)(Y0*4), Y8
+	VADDPS     Y8, Y6, Y5
+	VMULPS     Y1, Y6, Y9
+	VMOVUPS    Y9, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VADDPS     Y7, Y5, Y9
+	VMULPS     Y2, Y9, Y9
+	VMOVUPS    Y9, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VSUBPS     Y7, Y5, Y5
+	VMULPS     Y2, Y5, Y5
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VMULPS     Y4, Y8, Y5
+	VADDPS     Y5, Y6, Y5
+	VADDPS     Y7, Y7, Y6
+	VADDPS     Y6, Y5, Y7
+	VMULPS     Y3, Y7, Y7
+	VMOVUPS    Y7, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VSUBPS     Y6, Y5, Y5
+	VMULPS     Y3, Y5, Y5
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VMOVUPS    Y8, (DI)
+	MOVQ       AX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y6, Y6, Y6
+	VGATHERDPS Y5, 8(DX)(Y0*4), Y6
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y7, Y7, Y7
+	VGATHERDPS Y5, 20(DX)(Y0*4), Y7
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y8, Y8, Y8
+	VGATHERDPS Y5, 32(DX)(Y0*4), Y8
+	VADDPS     Y8, Y6, Y0
+	VMULPS     Y1, Y6, Y5
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VADDPS     Y7, Y0, Y5
+	VMULPS     Y2, Y5, Y5
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VSUBPS     Y7, Y0, Y0
+	VMULPS     Y2, Y0, Y0
+	VMOVUPS    Y0, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VMULPS     Y4, Y8, Y0
+	VADDPS     Y0, Y6, Y0
+	VADDPS     Y7, Y7, Y5
+	VADDPS     Y5, Y0, Y6
+	VMULPS     Y3, Y6, Y6
+	VMOVUPS    Y6, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VSUBPS     Y5, Y0, Y0
+	VMULPS     Y3, Y0, Y0
+	VMOVUPS    Y0, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VMOVUPS    Y8, (DI)
+	MOVQ       AX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+
+	// G along x, row η by row: u[6η + ν].
+	MOVQ    AX, DI
+	MOVQ    DI, R8
+	VMOVUPS (R8), Y0
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y5
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y6
+	VADDPS  Y6, Y0, Y7
+	VMULPS  Y1, Y0, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VADDPS  Y5, Y7, Y8
+	VMULPS  Y2, Y8, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y5, Y7, Y7
+	VMULPS  Y2, Y7, Y7
+	VMOVUPS Y7, (DI)
+	ADDQ    CX, DI
+	VMULPS  Y4, Y6, Y7
+	VADDPS  Y7, Y0, Y7
+	VADDPS  Y5, Y5, Y0
+	VADDPS  Y0, Y7, Y5
+	VMULPS  Y3, Y5, Y5
+	VMOVUPS Y5, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y0, Y7, Y0
+	VMULPS  Y3, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    CX, DI
+	VMOVUPS Y6, (DI)
+	ADDQ    CX, DI
+	MOVQ    DI, R8
+	VMOVUPS (R8), Y0
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y5
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y6
+	VADDPS  Y6, Y0, Y7
+	VMULPS  Y1, Y0, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VADDPS  Y5, Y7, Y8
+	VMULPS  Y2, Y8, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y5, Y7, Y7
+	VMULPS  Y2, Y7, Y7
+	VMOVUPS Y7, (DI)
+	ADDQ    CX, DI
+	VMULPS  Y4, Y6, Y7
+	VADDPS  Y7, Y0, Y7
+	VADDPS  Y5, Y5, Y0
+	VADDPS  Y0, Y7, Y5
+	VMULPS  Y3, Y5, Y5
+	VMOVUPS Y5, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y0, Y7, Y0
+	VMULPS  Y3, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    CX, DI
+	VMOVUPS Y6, (DI)
+	ADDQ    CX, DI
+	MOVQ    DI, R8
+	VMOVUPS (R8), Y0
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y5
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y6
+	VADDPS  Y6, Y0, Y7
+	VMULPS  Y1, Y0, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VADDPS  Y5, Y7, Y8
+	VMULPS  Y2, Y8, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y5, Y7, Y7
+	VMULPS  Y2, Y7, Y7
+	VMOVUPS Y7, (DI)
+	ADDQ    CX, DI
+	VMULPS  Y4, Y6, Y7
+	VADDPS  Y7, Y0, Y7
+	VADDPS  Y5, Y5, Y0
+	VADDPS  Y0, Y7, Y5
+	VMULPS  Y3, Y5, Y5
+	VMOVUPS Y5, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y0, Y7, Y0
+	VMULPS  Y3, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    CX, DI
+	VMOVUPS Y6, (DI)
+	ADDQ    CX, DI
+	MOVQ    DI, R8
+	VMOVUPS (R8), Y0
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y5
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y6
+	VADDPS  Y6, Y0, Y7
+	VMULPS  Y1, Y0, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VADDPS  Y5, Y7, Y8
+	VMULPS  Y2, Y8, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y5, Y7, Y7
+	VMULPS  Y2, Y7, Y7
+	VMOVUPS Y7, (DI)
+	ADDQ    CX, DI
+	VMULPS  Y4, Y6, Y7
+	VADDPS  Y7, Y0, Y7
+	VADDPS  Y5, Y5, Y0
+	VADDPS  Y0, Y7, Y5
+	VMULPS  Y3, Y5, Y5
+	VMOVUPS Y5, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y0, Y7, Y0
+	VMULPS  Y3, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    CX, DI
+	VMOVUPS Y6, (DI)
+	ADDQ    CX, DI
+	MOVQ    DI, R8
+	VMOVUPS (R8), Y0
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y5
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y6
+	VADDPS  Y6, Y0, Y7
+	VMULPS  Y1, Y0, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VADDPS  Y5, Y7, Y8
+	VMULPS  Y2, Y8, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y5, Y7, Y7
+	VMULPS  Y2, Y7, Y7
+	VMOVUPS Y7, (DI)
+	ADDQ    CX, DI
+	VMULPS  Y4, Y6, Y7
+	VADDPS  Y7, Y0, Y7
+	VADDPS  Y5, Y5, Y0
+	VADDPS  Y0, Y7, Y5
+	VMULPS  Y3, Y5, Y5
+	VMOVUPS Y5, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y0, Y7, Y0
+	VMULPS  Y3, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    CX, DI
+	VMOVUPS Y6, (DI)
+	ADDQ    CX, DI
+	MOVQ    DI, R8
+	VMOVUPS (R8), Y0
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y5
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y6
+	VADDPS  Y6, Y0, Y7
+	VMULPS  Y1, Y0, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ    CX, DI
+	VADDPS  Y5, Y7, Y1
+	VMULPS  Y2, Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y5, Y7, Y1
+	VMULPS  Y2, Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ    CX, DI
+	VMULPS  Y4, Y6, Y1
+	VADDPS  Y1, Y0, Y1
+	VADDPS  Y5, Y5, Y0
+	VADDPS  Y0, Y1, Y2
+	VMULPS  Y3, Y2, Y2
+	VMOVUPS Y2, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y0, Y1, Y0
+	VMULPS  Y3, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    CX, DI
+	VMOVUPS Y6, (DI)
+	ADDQ    CX, DI
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, BX
+	DECQ    SI
+	JNZ     WinoWeight4AVX2_loop
+
+WinoWeight4AVX2_done:
+	VZEROUPPER
+	RET
+
+// func WinoWeight4FlippedAVX2(u *float32, us int, w *float32, off *int32, blocks int)
+// Requires: AVX, AVX2
+TEXT ·WinoWeight4FlippedAVX2(SB), NOSPLIT, $0-40
+	MOVQ  u+0(FP), AX
+	MOVQ  us+8(FP), CX
+	MOVQ  w+16(FP), DX
+	MOVQ  off+24(FP), BX
+	MOVQ  blocks+32(FP), SI
+	SHLQ  $0x02, CX
+	TESTQ SI, SI
+	JZ    WinoWeight4FlippedAVX2_done
+
+WinoWeight4FlippedAVX2_loop:
+	VMOVDQU      (BX), Y0
+	MOVQ         AX, DI
+	VBROADCASTSS winowconsts<>+4(SB), Y1
+	VBROADCASTSS winowconsts<>+8(SB), Y2
+	VBROADCASTSS winowconsts<>+12(SB), Y3
+	VBROADCASTSS winowconsts<>+16(SB), Y4
+
+	// G along y, column x by column: gy[η][x] parked in u's slot 6η + x, which
+	// only row η's outputs overwrite, after reading it.
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y6, Y6, Y6
+	VGATHERDPS Y5, 32(DX)(Y0*4), Y6
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y7, Y7, Y7
+	VGATHERDPS Y5, 20(DX)(Y0*4), Y7
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y8, Y8, Y8
+	VGATHERDPS Y5, 8(DX)(Y0*4), Y8
+	VADDPS     Y8, Y6, Y5
+	VMULPS     Y1, Y6, Y9
+	VMOVUPS    Y9, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VADDPS     Y7, Y5, Y9
+	VMULPS     Y2, Y9, Y9
+	VMOVUPS    Y9, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VSUBPS     Y7, Y5, Y5
+	VMULPS     Y2, Y5, Y5
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VMULPS     Y4, Y8, Y5
+	VADDPS     Y5, Y6, Y5
+	VADDPS     Y7, Y7, Y6
+	VADDPS     Y6, Y5, Y7
+	VMULPS     Y3, Y7, Y7
+	VMOVUPS    Y7, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VSUBPS     Y6, Y5, Y5
+	VMULPS     Y3, Y5, Y5
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VMOVUPS    Y8, (DI)
+	MOVQ       AX, DI
+	ADDQ       CX, DI
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y6, Y6, Y6
+	VGATHERDPS Y5, 28(DX)(Y0*4), Y6
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y7, Y7, Y7
+	VGATHERDPS Y5, 16(DX)(Y0*4), Y7
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y8, Y8, Y8
+	VGATHERDPS Y5, 4(DX)(Y0*4), Y8
+	VADDPS     Y8, Y6, Y5
+	VMULPS     Y1, Y6, Y9
+	VMOVUPS    Y9, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VADDPS     Y7, Y5, Y9
+	VMULPS     Y2, Y9, Y9
+	VMOVUPS    Y9, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VSUBPS     Y7, Y5, Y5
+	VMULPS     Y2, Y5, Y5
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VMULPS     Y4, Y8, Y5
+	VADDPS     Y5, Y6, Y5
+	VADDPS     Y7, Y7, Y6
+	VADDPS     Y6, Y5, Y7
+	VMULPS     Y3, Y7, Y7
+	VMOVUPS    Y7, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VSUBPS     Y6, Y5, Y5
+	VMULPS     Y3, Y5, Y5
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VMOVUPS    Y8, (DI)
+	MOVQ       AX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y6, Y6, Y6
+	VGATHERDPS Y5, 24(DX)(Y0*4), Y6
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y7, Y7, Y7
+	VGATHERDPS Y5, 12(DX)(Y0*4), Y7
+	VPCMPEQD   Y5, Y5, Y5
+	VXORPS     Y8, Y8, Y8
+	VGATHERDPS Y5, (DX)(Y0*4), Y8
+	VADDPS     Y8, Y6, Y0
+	VMULPS     Y1, Y6, Y5
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VADDPS     Y7, Y0, Y5
+	VMULPS     Y2, Y5, Y5
+	VMOVUPS    Y5, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VSUBPS     Y7, Y0, Y0
+	VMULPS     Y2, Y0, Y0
+	VMOVUPS    Y0, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VMULPS     Y4, Y8, Y0
+	VADDPS     Y0, Y6, Y0
+	VADDPS     Y7, Y7, Y5
+	VADDPS     Y5, Y0, Y6
+	VMULPS     Y3, Y6, Y6
+	VMOVUPS    Y6, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VSUBPS     Y5, Y0, Y0
+	VMULPS     Y3, Y0, Y0
+	VMOVUPS    Y0, (DI)
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	VMOVUPS    Y8, (DI)
+	MOVQ       AX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+	ADDQ       CX, DI
+
+	// G along x, row η by row: u[6η + ν].
+	MOVQ    AX, DI
+	MOVQ    DI, R8
+	VMOVUPS (R8), Y0
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y5
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y6
+	VADDPS  Y6, Y0, Y7
+	VMULPS  Y1, Y0, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VADDPS  Y5, Y7, Y8
+	VMULPS  Y2, Y8, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y5, Y7, Y7
+	VMULPS  Y2, Y7, Y7
+	VMOVUPS Y7, (DI)
+	ADDQ    CX, DI
+	VMULPS  Y4, Y6, Y7
+	VADDPS  Y7, Y0, Y7
+	VADDPS  Y5, Y5, Y0
+	VADDPS  Y0, Y7, Y5
+	VMULPS  Y3, Y5, Y5
+	VMOVUPS Y5, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y0, Y7, Y0
+	VMULPS  Y3, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    CX, DI
+	VMOVUPS Y6, (DI)
+	ADDQ    CX, DI
+	MOVQ    DI, R8
+	VMOVUPS (R8), Y0
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y5
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y6
+	VADDPS  Y6, Y0, Y7
+	VMULPS  Y1, Y0, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VADDPS  Y5, Y7, Y8
+	VMULPS  Y2, Y8, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y5, Y7, Y7
+	VMULPS  Y2, Y7, Y7
+	VMOVUPS Y7, (DI)
+	ADDQ    CX, DI
+	VMULPS  Y4, Y6, Y7
+	VADDPS  Y7, Y0, Y7
+	VADDPS  Y5, Y5, Y0
+	VADDPS  Y0, Y7, Y5
+	VMULPS  Y3, Y5, Y5
+	VMOVUPS Y5, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y0, Y7, Y0
+	VMULPS  Y3, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    CX, DI
+	VMOVUPS Y6, (DI)
+	ADDQ    CX, DI
+	MOVQ    DI, R8
+	VMOVUPS (R8), Y0
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y5
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y6
+	VADDPS  Y6, Y0, Y7
+	VMULPS  Y1, Y0, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VADDPS  Y5, Y7, Y8
+	VMULPS  Y2, Y8, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y5, Y7, Y7
+	VMULPS  Y2, Y7, Y7
+	VMOVUPS Y7, (DI)
+	ADDQ    CX, DI
+	VMULPS  Y4, Y6, Y7
+	VADDPS  Y7, Y0, Y7
+	VADDPS  Y5, Y5, Y0
+	VADDPS  Y0, Y7, Y5
+	VMULPS  Y3, Y5, Y5
+	VMOVUPS Y5, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y0, Y7, Y0
+	VMULPS  Y3, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    CX, DI
+	VMOVUPS Y6, (DI)
+	ADDQ    CX, DI
+	MOVQ    DI, R8
+	VMOVUPS (R8), Y0
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y5
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y6
+	VADDPS  Y6, Y0, Y7
+	VMULPS  Y1, Y0, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VADDPS  Y5, Y7, Y8
+	VMULPS  Y2, Y8, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y5, Y7, Y7
+	VMULPS  Y2, Y7, Y7
+	VMOVUPS Y7, (DI)
+	ADDQ    CX, DI
+	VMULPS  Y4, Y6, Y7
+	VADDPS  Y7, Y0, Y7
+	VADDPS  Y5, Y5, Y0
+	VADDPS  Y0, Y7, Y5
+	VMULPS  Y3, Y5, Y5
+	VMOVUPS Y5, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y0, Y7, Y0
+	VMULPS  Y3, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    CX, DI
+	VMOVUPS Y6, (DI)
+	ADDQ    CX, DI
+	MOVQ    DI, R8
+	VMOVUPS (R8), Y0
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y5
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y6
+	VADDPS  Y6, Y0, Y7
+	VMULPS  Y1, Y0, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VADDPS  Y5, Y7, Y8
+	VMULPS  Y2, Y8, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y5, Y7, Y7
+	VMULPS  Y2, Y7, Y7
+	VMOVUPS Y7, (DI)
+	ADDQ    CX, DI
+	VMULPS  Y4, Y6, Y7
+	VADDPS  Y7, Y0, Y7
+	VADDPS  Y5, Y5, Y0
+	VADDPS  Y0, Y7, Y5
+	VMULPS  Y3, Y5, Y5
+	VMOVUPS Y5, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y0, Y7, Y0
+	VMULPS  Y3, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    CX, DI
+	VMOVUPS Y6, (DI)
+	ADDQ    CX, DI
+	MOVQ    DI, R8
+	VMOVUPS (R8), Y0
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y5
+	ADDQ    CX, R8
+	VMOVUPS (R8), Y6
+	VADDPS  Y6, Y0, Y7
+	VMULPS  Y1, Y0, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ    CX, DI
+	VADDPS  Y5, Y7, Y1
+	VMULPS  Y2, Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y5, Y7, Y1
+	VMULPS  Y2, Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ    CX, DI
+	VMULPS  Y4, Y6, Y1
+	VADDPS  Y1, Y0, Y1
+	VADDPS  Y5, Y5, Y0
+	VADDPS  Y0, Y1, Y2
+	VMULPS  Y3, Y2, Y2
+	VMOVUPS Y2, (DI)
+	ADDQ    CX, DI
+	VSUBPS  Y0, Y1, Y0
+	VMULPS  Y3, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    CX, DI
+	VMOVUPS Y6, (DI)
+	ADDQ    CX, DI
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, BX
+	DECQ    SI
+	JNZ     WinoWeight4FlippedAVX2_loop
+
+WinoWeight4FlippedAVX2_done:
+	VZEROUPPER
+	RET
+
 // func WinoInput4AVX2(v *float32, vs int, in *float32, ins int, blocks int)
 // Requires: AVX, AVX2, FMA3
 TEXT ·WinoInput4AVX2(SB), NOSPLIT, $0-40

@@ -121,6 +121,11 @@ func main() {
 	generateWinoOutput()
 	generateWinoDy()
 	generateWinoWeightGrad()
+	declareWinoWeightConsts()
+	for _, m := range []int{2, 4} {
+		generateWinoWeights(m, false)
+		generateWinoWeights(m, true)
+	}
 	generateWinoInput4()
 	generateWinoOutput4()
 	generateConvDirect()
