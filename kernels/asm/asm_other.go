@@ -262,6 +262,22 @@ func WinoWeightGradAVX2(dw *float32, ds int, m *float32, ms int, blocks int) {
 	unreachable("WinoWeightGradAVX2")
 }
 
+func WinoWeight2AVX2(u *float32, us int, w *float32, off *int32, blocks int) {
+	unreachable("WinoWeight2AVX2")
+}
+
+func WinoWeight2FlippedAVX2(u *float32, us int, w *float32, off *int32, blocks int) {
+	unreachable("WinoWeight2FlippedAVX2")
+}
+
+func WinoWeight4AVX2(u *float32, us int, w *float32, off *int32, blocks int) {
+	unreachable("WinoWeight4AVX2")
+}
+
+func WinoWeight4FlippedAVX2(u *float32, us int, w *float32, off *int32, blocks int) {
+	unreachable("WinoWeight4FlippedAVX2")
+}
+
 func GELUAVX2(dst, src []float32) {
 	unreachable("GELUAVX2")
 }
