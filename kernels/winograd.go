@@ -640,60 +640,46 @@ func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Con
 	releaseSlots(acc, bufs)
 }
 
-// winoGradBlock is how many weight kernels winoWeightGrads takes at a time:
-// their 16 sums, 16 KiB, stay in L1 for the transforms.
-const winoGradBlock = 256
+// winoGradGrain is the fewest weight kernels winoWeightGrads gives a thread.
+const winoGradGrain = 256
 
 // winoWeightGrads ends a Winograd weight gradient: for i < n it sets
 // dw[i·stride:][:9] = Ĝᵀ·m·Ĝ, where m[ξ] is the sum over the slots, in slot
 // order, of acc[s][base + ξ·ws + i] (so the same bits on any thread count),
-// the weight kernels split over the threads, eight at a time by
-// asm.WinoWeightGradAVX2 where it runs. It had been one thread adding the
-// slots into the first and then transforming kernel by kernel in Go, each
-// gathering its 16 values from 16 matrices 256 KiB apart, while the other
-// core waited: 9 % of a cifar train step at AVX2 (bench/RESULTS.md,
-// 2026-12-06, late).
+// the weight kernels split over the threads: each adds the slots into
+// acc[0] over its kernels, a long run per matrix, then transforms them,
+// eight at a time by asm.WinoWeightGradAVX2 where it runs. It had been one
+// thread adding the slots and then transforming kernel by kernel in Go
+// while the other core waited: 9 % of a cifar train step at AVX2; adding
+// the slots in blocks of 256 kernels (1 KiB runs of 32 matrices at once)
+// ran 7× slower than in long runs (bench/RESULTS.md, 2026-12-06, late
+// night). acc[0] is left holding the sums.
 func (d *Device) winoWeightGrads(dw []float32, stride int, acc [][]float32, base, ws, n int) {
 	simd := d.winoSIMD()
-	d.parallelFor(n, winoGradBlock, func(lo, hi int) {
-		var sums [16 * winoGradBlock]float32
-		for i0 := lo; i0 < hi; i0 += winoGradBlock {
-			nb := min(winoGradBlock, hi-i0)
-			// m[ξ] of kernel i0 + j is at ms[ξ·mStride + j]: the only slot
-			// where there is one, else the slots' sum in sums.
-			ms, mStride := acc[0][base+i0:], ws
-			if len(acc) > 1 {
-				ms, mStride = sums[:], winoGradBlock
-				for xi := range 16 {
-					s, off := sums[xi*winoGradBlock:][:nb], base+xi*ws+i0
-					sum := acc[0][off : off+nb]
-					for _, a := range acc[1:] {
-						if a != nil {
-							binaryRow(simd, tensor.OpAdd, s, sum, a[off:off+nb])
-							sum = s
-						}
-					}
-					if &sum[0] != &s[0] {
-						copy(s, sum)
-					}
+	sum := acc[0][base:]
+	d.parallelFor(n, winoGradGrain, func(lo, hi int) {
+		for xi := range 16 {
+			s := sum[xi*ws+lo : xi*ws+hi]
+			for _, a := range acc[1:] {
+				if a != nil {
+					binaryRow(simd, tensor.OpAdd, s, s, a[base+xi*ws+lo:][:hi-lo])
 				}
 			}
-			j := 0
-			if simd {
-				j = nb / 8 * 8
-				if j > 0 {
-					_, _ = dw[(i0+j-1)*stride+8], ms[15*mStride+j-1] // the kernel's reach
-					asm.WinoWeightGradAVX2(&dw[i0*stride], stride, &ms[0], mStride, j/8)
-				}
+		}
+		i := lo
+		if simd {
+			if k := (hi - lo) / 8 * 8; k > 0 {
+				_, _ = dw[(lo+k-1)*stride+8], sum[15*ws+lo+k-1] // the kernel's reach
+				asm.WinoWeightGradAVX2(&dw[lo*stride], stride, &sum[lo], ws, k/8)
+				i += k
 			}
-			for ; j < nb; j++ {
-				var m [16]float32
-				for xi := range m {
-					m[xi] = ms[xi*mStride+j]
-				}
-				i := (i0 + j) * stride
-				winoWeightGrad(dw[i:i+9:i+9], &m)
+		}
+		for ; i < hi; i++ {
+			var m [16]float32
+			for xi := range m {
+				m[xi] = sum[xi*ws+i]
 			}
+			winoWeightGrad(dw[i*stride:i*stride+9:i*stride+9], &m)
 		}
 	})
 }
