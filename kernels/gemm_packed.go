@@ -545,12 +545,19 @@ func prepackedIn(mk microKernel, m, k int, buf []float32) *prepackedA {
 		kc := min(packKC, k-pc)
 		for ic := 0; ic < m; ic += packMC {
 			mc := min(packMC, m-ic)
-			n := (mc + mk.mr - 1) / mk.mr * mk.mr * kc
-			pa.blocks = append(pa.blocks, buf[:n:n])
-			buf = buf[n:]
+			off, n := prepackedOffset(mk, m, pc, ic, kc), (mc+mk.mr-1)/mk.mr*mk.mr*kc
+			pa.blocks = append(pa.blocks, buf[off:off+n:off+n])
 		}
 	}
 	return pa
+}
+
+// prepackedOffset is where prepackedIn puts the panel of rows row0… (a
+// multiple of mr) of the depth block pc (kc deep) of an m-row A: the depth
+// blocks before it (each of all the rows, padded to mr), then the rows
+// above it in its block.
+func prepackedOffset(mk microKernel, m, pc, row0, kc int) int {
+	return pc*((m+mk.mr-1)/mk.mr*mk.mr) + row0*kc
 }
 
 // block is the packed block (pc, ic) of pa, from row row0 of it on: row0

@@ -335,8 +335,7 @@ func (d *Device) winoWeightsPacked(buf, w []float32, f, c int, flipped bool, for
 		us[xi] = gemmA{pre: prepackedIn(mk, f, c, buf[xi*stride:]), m: f, k: c}
 	}
 	mr := mk.mr
-	mPad := (f + mr - 1) / mr * mr
-	panels := mPad / mr
+	panels := (f + mr - 1) / mr
 	// Kernel (p, r) of a panel (column pc + p, row f0 + r of U) is w's
 	// kernel at first + p·ps + r·rs.
 	ps, rs := 9, 9*c
@@ -358,15 +357,13 @@ func (d *Device) winoWeightsPacked(buf, w []float32, f, c int, flipped bool, for
 			rows := min(mr, f-f0)
 			for pc := 0; pc < c; pc += packKC {
 				kc := min(packKC, c-pc)
-				// The panel in U[0]'s blocks (prepackedIn lays them out):
-				// the depth blocks before it, then the rows above it.
-				u := buf[pc*mPad+f0*kc:]
+				u := buf[prepackedOffset(mk, f, pc, f0, kc):] // the panel in U[0]; U[ξ] stride further
 				first := (f0*c + pc) * 9
 				if flipped {
 					first = (pc*f + f0) * 9
 				}
 				j := 0
-				if simd && rows == mr {
+				if simd && rows == mr && mr*kc >= 8 {
 					j = mr * kc / 8 * 8
 					_, _ = w[first+(kc-1)*ps+(mr-1)*rs+8], u[(n-1)*stride+j-1] // the assembly's reach
 					kernel := form.asm[0]

@@ -230,7 +230,7 @@ func run(config string, batch, iters int, train bool) error {
 			return err
 		}
 		if train { // as bench.BenchmarkUNet's train mode runs it
-			target := tensor.Zeros(dev, x.Shape()...)
+			target := tensor.Zeros(dev, batch, cfg.OutChannels, h, w)
 			opt := nn.NewAdam(m.Params(), nn.AdamConfig{LR: 2e-4})
 			step = func() error {
 				out, err := m.Forward(x, ts, labels, &nn.ForwardOptions{Train: true})
