@@ -129,13 +129,24 @@ func (m *teamMember) await() {
 		switch m.state.Load() {
 		case memberReady:
 			return
+		case memberAsleep:
+			// Every wake-up is one send, by the caller that moved it from
+			// asleep to claimed (and marked it ready before sending); so
+			// the member takes it here, whether it fell asleep below or
+			// was started asleep. It had been taken only after sleeping
+			// below: a member started asleep and then given a part left
+			// the send in the channel, the next sleep took it at once, and
+			// the member spun at full speed, still marked asleep, until
+			// the process ended — a core lost to every one-thread job
+			// after any two-thread one (bench/RESULTS.md, 2026-12-06,
+			// evening).
+			<-m.wake
 		case memberWaiting:
 			if i%256 != 0 {
 				continue
 			}
 			if time.Since(start) > teamSpin && m.state.CompareAndSwap(memberWaiting, memberAsleep) {
-				<-m.wake // the caller that claimed it marks it ready before it sends
-				continue
+				continue // it sleeps at the next poll
 			}
 			if i%4096 == 0 {
 				crowded = tooFewProcs()

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -66,4 +67,40 @@ func TestRunPartsOneProcessor(t *testing.T) {
 	if el := time.Since(start); el > 2*time.Second || n.Load() != 40000 {
 		t.Fatalf("20,000 two-part sections on one processor: %v, %d parts run", el, n.Load())
 	}
+}
+
+// TestTeamSleepsWhenIdle checks that idle members block instead of
+// spinning once teamSpin has passed, after sections that found them
+// asleep: a member once kept spinning for good (marked asleep), a core
+// lost to every one-thread job after a two-thread one.
+func TestTeamSleepsWhenIdle(t *testing.T) {
+	for range 3 {
+		runParts(4, func(int) { time.Sleep(100 * time.Microsecond) })
+		time.Sleep(5 * teamSpin)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		spinning := idleMembersAwake()
+		if spinning == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d team members still awake 2 s after their last part", spinning, len(team.members))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// idleMembersAwake counts the team's goroutines not blocked on a channel
+// receive, from a dump of every goroutine's stack.
+func idleMembersAwake() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	awake := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "(*teamMember).run") && !strings.Contains(strings.SplitN(g, "\n", 2)[0], "[chan receive") {
+			awake++
+		}
+	}
+	return awake
 }
