@@ -1108,6 +1108,39 @@ func TestWinoTransformsLevels(t *testing.T) {
 			t.Fatalf("WinoDyAVX2, %d blocks: differs from winoDyRow", blocks)
 		}
 
+		// F(4×4, 3×3)'s: dy's 4×4 tiles, then the 6×6 → 3×3 ends.
+		var dy4 [4][]float32
+		for i := range dy4 {
+			dy4[i] = randSlice(r, 4*tiles)
+		}
+		got4, want4 := make([]float32, 36*vs), make([]float32, 36*vs)
+		for i := range got4 {
+			got4[i], want4[i] = 12345, 12345
+		}
+		asm.WinoDy4AVX2(&got4[0], vs, &dy4[0][0], &dy4[1][0], &dy4[2][0], &dy4[3][0], blocks)
+		winoDy4Row(want4, vs, dy4, tiles)
+		if !slices.Equal(got4, want4) {
+			t.Fatalf("WinoDy4AVX2, %d blocks: differs from winoDy4Row", blocks)
+		}
+		for _, ds := range []int{9, 11} {
+			wg := randSlice(r, 36*ms)
+			gotW, wantW := make([]float32, tiles*ds+guard), make([]float32, tiles*ds+guard)
+			for i := range gotW {
+				gotW[i], wantW[i] = 12345, 12345
+			}
+			asm.WinoWeightGrad4AVX2(&gotW[0], ds, &wg[0], ms, blocks)
+			for k := range tiles {
+				var m [36]float32
+				for xi := range m {
+					m[xi] = wg[xi*ms+k]
+				}
+				winoWeightGrad4(wantW[k*ds:k*ds+9], &m)
+			}
+			if !slices.Equal(gotW, wantW) {
+				t.Fatalf("WinoWeightGrad4AVX2, %d blocks, stride %d: differs from winoWeightGrad4", blocks, ds)
+			}
+		}
+
 		// The weight gradients' 4×4 → 3×3 ends, at the 2-D and 3-D strides
 		// (9 and 27): the nine values of each kernel and nothing between.
 		for _, ds := range []int{9, 27} {

@@ -595,25 +595,34 @@ func winoOutputRow(top, bot, m []float32, ms, tiles int, bias float32) {
 // transform per weight kernel. Â = A with its last row negated and Ĝ = G
 // with its last row negated give the same product and spare the transform
 // of dy a negation: Â = [1 0; 1 1; 1 -1; 0 1].
+//
+// With 4×4 tiles of dy (F(3×3, 4×4), where winogradTile takes F(4×4, 3×3)
+// for the forward pass) the same identity holds with the 6×6 matrices of
+// winograd4.go: 36 GEMMs over a quarter of the tiles, 9/16 of the
+// multiply-adds, dy transformed by A (6×4, winoDy4Row) and each kernel's
+// 6×6 sum by Gᵀ·m·G (winoWeightGrad4).
 // ---------------------------------------------------------------------------
 
 // convWinogradBackwardWeight computes dw (F×C×3×3) of a stride-1 3×3
-// convolution from x and dy by Winograd F(3×3, 2×2).
+// convolution from x and dy by Winograd F(3×3, 2×2), or F(3×3, 4×4) where
+// winogradTile takes 4×4 tiles.
 func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.ConvParams) {
+	tile := d.winogradTile(p)
 	// Chunks of a size that does not depend on the thread count.
-	g := newWinoGeom(p, 2, d.tune.WinogradTiles, 2)
+	g := newWinoGeom(p, 2, d.tune.WinogradTiles, tile)
 	if g.rows == 0 { // no output pixels: no gradient
 		clear(dws[:p.F*p.C*9])
 		return
 	}
 	simd := d.winoSIMD()
-	ws := p.F*p.C + 16 // stride between the 16 matrices W[ξ] (see winoGeom.cs)
+	n := (tile + 2) * (tile + 2) // matrices W[ξ]
+	ws := p.F*p.C + 16           // stride between them (see winoGeom.cs)
 	// Slots of a grouping that does not depend on the thread count (see
 	// forSlots): the same sums in the same order anywhere.
 	chunks := (g.rows + g.chunk - 1) / g.chunk
 	acc := make([][]float32, min(reductionSlots(g.chunk*g.tw), chunks)) // per slot: its chunks' sum
 	padLen := winoPadLen(p, g)
-	scratch := 16*g.cs + 16*g.fs + padLen + 2*g.wp
+	scratch := n*g.cs + n*g.fs + padLen + tile*g.wp
 	bufs := make([][]float32, min(len(acc), d.threads))
 	d.forSlots(chunks, len(acc), func(wk, slot, ch, threads int) {
 		if bufs[wk] == nil {
@@ -621,41 +630,43 @@ func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Con
 		}
 		buf := bufs[wk]
 		r0, r1 := ch*g.chunk, min(g.rows, (ch+1)*g.chunk)
-		v, y := buf[:16*g.cs], buf[16*g.cs:16*(g.cs+g.fs)]
-		pad, dyRows := buf[16*(g.cs+g.fs):][:padLen], buf[16*(g.cs+g.fs)+padLen:]
+		v, y := buf[:n*g.cs], buf[n*g.cs:n*(g.cs+g.fs)]
+		pad, dyRows := buf[n*(g.cs+g.fs):][:padLen], buf[n*(g.cs+g.fs)+padLen:]
 		beta := float32(1)
 		if acc[slot] == nil { // the slot's first chunk overwrites
-			acc[slot], beta = getScratch(16*ws), 0
+			acc[slot], beta = getScratch(n*ws), 0
 		}
 		winoInput(v, xs, pad, p, g, r0, r1, simd, d.wide())
 		winoDy(y, dys, dyRows, p, g, r0, r1, simd)
-		for xi := range 16 {
+		for xi := range n {
 			d.sgemm(threads, gemm{M: p.F, N: p.C, K: (r1 - r0) * g.tw, Alpha: 1, A: y[xi*g.fs:], LdA: g.ld, B: operandB{b: v[xi*g.cs:], ld: g.ld, trans: true}, Beta: beta, C: acc[slot][xi*ws:], LdC: p.C})
 		}
 	})
-	d.winoWeightGrads(dws, 9, acc, 0, ws, p.F*p.C)
+	d.winoWeightGrads(dws, 9, acc, 0, ws, p.F*p.C, tile)
 	releaseSlots(acc, bufs)
 }
 
 // winoGradGrain is the fewest weight kernels winoWeightGrads gives a thread.
 const winoGradGrain = 256
 
-// winoWeightGrads ends a Winograd weight gradient: for i < n it sets
-// dw[i·stride:][:9] = Ĝᵀ·m·Ĝ, where m[ξ] is the sum over the slots, in slot
+// winoWeightGrads ends a Winograd weight gradient of tile side tile (2 or
+// 4): for i < n it sets dw[i·stride:][:9] = Ĝᵀ·m·Ĝ (winoWeightGrad; Gᵀ·m·G,
+// winoWeightGrad4, for 4), where m[ξ] is the sum over the slots, in slot
 // order, of acc[s][base + ξ·ws + i] (so the same bits on any thread count),
 // the weight kernels split over the threads: each adds the slots into
 // acc[0] over its kernels, a long run per matrix, then transforms them,
-// eight at a time by asm.WinoWeightGradAVX2 where it runs. It had been one
-// thread adding the slots and then transforming kernel by kernel in Go
-// while the other core waited: 9 % of a cifar train step at AVX2; adding
-// the slots in blocks of 256 kernels (1 KiB runs of 32 matrices at once)
-// ran 7× slower than in long runs (bench/RESULTS.md, 2026-12-06, late
-// night). acc[0] is left holding the sums.
-func (d *Device) winoWeightGrads(dw []float32, stride int, acc [][]float32, base, ws, n int) {
+// eight at a time in assembly where it runs. It had been one thread adding
+// the slots and then transforming kernel by kernel in Go while the other
+// core waited: 9 % of a cifar train step at AVX2; adding the slots in
+// blocks of 256 kernels (1 KiB runs of 32 matrices at once) ran 7× slower
+// than in long runs (bench/RESULTS.md, 2026-12-06, late night). acc[0] is
+// left holding the sums.
+func (d *Device) winoWeightGrads(dw []float32, stride int, acc [][]float32, base, ws, n, tile int) {
 	simd := d.winoSIMD()
+	mats := (tile + 2) * (tile + 2)
 	sum := acc[0][base:]
 	d.parallelFor(n, winoGradGrain, func(lo, hi int) {
-		for xi := range 16 {
+		for xi := range mats {
 			s := sum[xi*ws+lo : xi*ws+hi]
 			for _, a := range acc[1:] {
 				if a != nil {
@@ -666,17 +677,25 @@ func (d *Device) winoWeightGrads(dw []float32, stride int, acc [][]float32, base
 		i := lo
 		if simd {
 			if k := (hi - lo) / 8 * 8; k > 0 {
-				_, _ = dw[(lo+k-1)*stride+8], sum[15*ws+lo+k-1] // the kernel's reach
-				asm.WinoWeightGradAVX2(&dw[lo*stride], stride, &sum[lo], ws, k/8)
+				_, _ = dw[(lo+k-1)*stride+8], sum[(mats-1)*ws+lo+k-1] // the kernel's reach
+				if tile == 4 {
+					asm.WinoWeightGrad4AVX2(&dw[lo*stride], stride, &sum[lo], ws, k/8)
+				} else {
+					asm.WinoWeightGradAVX2(&dw[lo*stride], stride, &sum[lo], ws, k/8)
+				}
 				i += k
 			}
 		}
+		var m [36]float32
 		for ; i < hi; i++ {
-			var m [16]float32
-			for xi := range m {
+			for xi := range mats {
 				m[xi] = sum[xi*ws+i]
 			}
-			winoWeightGrad(dw[i*stride:i*stride+9:i*stride+9], &m)
+			if tile == 4 {
+				winoWeightGrad4(dw[i*stride:i*stride+9:i*stride+9], &m)
+			} else {
+				winoWeightGrad(dw[i*stride:i*stride+9:i*stride+9], (*[16]float32)(m[:16]))
+			}
 		}
 	})
 }
@@ -710,27 +729,36 @@ func winoWeightGrad(dw []float32, m *[16]float32) {
 }
 
 // winoDy writes Y[ξ][f][t] = (Â·dy·Âᵀ)[ξ] for the 2×2 tiles of dy of the
-// tile rows [r0, r1); outputs past an odd OH or OW count as zero. rows holds
-// 2·g.wp floats.
+// tile rows [r0, r1) (g.m = 4: (A·dy·Aᵀ)[ξ] for the 4×4 tiles,
+// winoDy4Row); outputs past OH or OW count as zero. rows holds g.m·g.wp
+// floats.
 func winoDy(y, dys, rows []float32, p tensor.ConvParams, g winoGeom, r0, r1 int, simd bool) {
-	top, bot := rows[:g.wp], rows[g.wp:2*g.wp]
+	var in [4][]float32 // the tile row's rows of dy, copied and zero-padded
+	for i := range g.m {
+		in[i] = rows[i*g.wp : (i+1)*g.wp]
+	}
 	for f := range p.F {
 		for r := r0; r < r1; r++ {
 			n, ty := r/g.th, r%g.th
 			yf := dys[n*g.yImg+f*g.yCh:][:p.OH*p.OW]
-			oy := 2 * ty
-			clear(top[copy(top, yf[oy*p.OW:(oy+1)*p.OW]):])
-			if oy+1 < p.OH {
-				clear(bot[copy(bot, yf[(oy+1)*p.OW:(oy+2)*p.OW]):])
-			} else {
-				clear(bot)
+			for i, row := range in[:g.m] {
+				if oy := g.m*ty + i; oy < p.OH {
+					clear(row[copy(row, yf[oy*p.OW:(oy+1)*p.OW]):])
+				} else {
+					clear(row)
+				}
 			}
 			yt := y[f*g.ld+(r-r0)*g.tw:]
-			if simd {
-				asm.WinoDyAVX2(&yt[0], g.fs, &top[0], &bot[0], (g.tw+7)/8)
-				continue
+			switch {
+			case g.m == 4 && simd:
+				asm.WinoDy4AVX2(&yt[0], g.fs, &in[0][0], &in[1][0], &in[2][0], &in[3][0], (g.tw+7)/8)
+			case g.m == 4:
+				winoDy4Row(yt, g.fs, in, g.tw)
+			case simd:
+				asm.WinoDyAVX2(&yt[0], g.fs, &in[0][0], &in[1][0], (g.tw+7)/8)
+			default:
+				winoDyRow(yt, g.fs, in[0], in[1], g.tw)
 			}
-			winoDyRow(yt, g.fs, top, bot, g.tw)
 		}
 	}
 }

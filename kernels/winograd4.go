@@ -26,9 +26,9 @@ import (
 // rounding error grows about tenfold against F(2×2, 3×3) (still ~1e-6 of
 // the largest partial sums; TestConvAgainstNaive).
 //
-// Used for the forward pass and the input gradient (a flipped convolution)
-// of outputs at least Tuning.Winograd4MinSide high and wide (winogradTile);
-// the weight gradient stays F(3×3, 2×2).
+// Used for the forward pass, the input gradient (a flipped convolution)
+// and the weight gradient (F(3×3, 4×4), winograd.go) of outputs at least
+// Tuning.Winograd4MinSide high and wide (winogradTile).
 // ---------------------------------------------------------------------------
 
 // winograd4WeightsOf is winogradWeightsOf for F(4×4, 3×3): the 36 matrices
@@ -174,5 +174,63 @@ func winoOutput4Row(out [4][]float32, m []float32, ms, tiles int, bias float32) 
 				out[i][4*t+j] = y + bias
 			}
 		}
+	}
+}
+
+// dyVec6 is A·(e0 … e3), A = Aᵀ transposed: the six rows [1 0 0 0],
+// [1 1 1 1], [1 -1 1 -1], [1 2 4 8], [1 -2 4 -8], [0 0 0 1] (the products by
+// 2, 4 and 8 are exact, so fused or not they round alike).
+func dyVec6(e0, e1, e2, e3 float32) [6]float32 {
+	s, t := e0+e2, e1+e3
+	u, v := e0+4*e2, 2*e1+8*e3
+	return [6]float32{e0, s + t, s - t, u + v, u - v, e3}
+}
+
+// winoDy4Row is the plain-Go WinoDy4AVX2 for any number of tiles: with
+// the rows of dy in[i] (i < 4) it sets y[ξ·ys + t] = (A·dy·Aᵀ)[η][ν] over
+// in[i][4t … 4t+3], ξ = 6η + ν: A along y first, then along x.
+func winoDy4Row(y []float32, ys int, in [4][]float32, tiles int) {
+	for t := range tiles {
+		var ad [6][4]float32 // A·dy: rows η, the tile's four columns
+		for j := range 4 {
+			x := 4*t + j
+			for eta, v := range dyVec6(in[0][x], in[1][x], in[2][x], in[3][x]) {
+				ad[eta][j] = v
+			}
+		}
+		for eta, q := range ad {
+			for nu, v := range dyVec6(q[0], q[1], q[2], q[3]) {
+				y[(6*eta+nu)*ys+t] = v
+			}
+		}
+	}
+}
+
+// gTVec3 is Gᵀ·(m0 … m5), Gᵀ = [¼ -⅙ -⅙ 1/24 1/24 0; 0 -⅙ ⅙ 1/12 -1/12 0;
+// 0 -⅙ -⅙ ⅙ ⅙ 1], each product rounded before it is added (the order
+// WinoWeightGrad4AVX2 keeps).
+func gTVec3(m0, m1, m2, m3, m4, m5 float32) [3]float32 {
+	const sixth, twelfth, twentyFourth = 1.0 / 6, 1.0 / 12, 1.0 / 24
+	a, b, c, e := m1+m2, m1-m2, m3+m4, m3-m4
+	sa := float32(sixth * a)
+	return [3]float32{
+		float32(float32(0.25*m0)-sa) + float32(twentyFourth*c),
+		float32(twelfth*e) - float32(sixth*b),
+		float32(float32(sixth*c)-sa) + m5,
+	}
+}
+
+// winoWeightGrad4 sets dw = Gᵀ·m·G (6×6 → 3×3): Gᵀ along y column by
+// column, then along x row by row.
+func winoWeightGrad4(dw []float32, m *[36]float32) {
+	var q [3][6]float32 // Gᵀ·m
+	for nu := range 6 {
+		for ky, v := range gTVec3(m[nu], m[6+nu], m[12+nu], m[18+nu], m[24+nu], m[30+nu]) {
+			q[ky][nu] = v
+		}
+	}
+	for ky, r := range q {
+		out := gTVec3(r[0], r[1], r[2], r[3], r[4], r[5])
+		copy(dw[3*ky:3*ky+3], out[:])
 	}
 }

@@ -12,7 +12,8 @@ import (
 // the plain-Go ones, to the direct convolution on images wide enough for
 // whole 8-tile blocks and a partial one, odd sizes, both paddings, and
 // chunks of one tile row and of many. The input gradient (a flipped
-// convolution) is checked against the forward by the adjoint identity.
+// convolution) is checked against the forward by the adjoint identity, the
+// weight gradient (F(3×3, 4×4)) value by value.
 func TestWinograd4AgainstNaive(t *testing.T) {
 	shapes := []tensor.ConvParams{
 		{N: 2, C: 5, F: 7, H: 37, W: 70, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1},
@@ -54,11 +55,47 @@ func TestWinograd4AgainstNaive(t *testing.T) {
 						d.Conv2DBackwardInput(dx, &Buffer{dev: d, F: g}, wb, p)
 						checkGuard(t, "winograd4 backward input", dx, len(x))
 						adjoint(t, x, dx.F[:len(x)], g, naiveConv(x, w, nil, p))
+
+						// The weight gradient, F(3×3, 4×4), value by value.
+						dw, db := withGuard(d, len(w)), withGuard(d, p.F)
+						d.Conv2DBackwardWeight(dw, db, xb, &Buffer{dev: d, F: g}, p)
+						checkGuard(t, "winograd4 backward weight", dw, len(w))
+						closeTo(t, fmt.Sprintf("winograd4 backward weight %+v", p), dw.F[:len(w)], naiveWeightGrad(x, g, p), 1e-5)
 					}
 				})
 			}
 		}
 	}
+}
+
+// naiveWeightGrad is dw[f][c][ky][kx] = Σ dy[n][f][oy][ox]·x[n][c][oy·sh + ky − pt][ox·sw + kx − pl],
+// summed in float64.
+func naiveWeightGrad(x, dy []float32, p tensor.ConvParams) []float32 {
+	dw := make([]float32, p.F*p.C*p.KH*p.KW)
+	for f := range p.F {
+		for c := range p.C {
+			for ky := range p.KH {
+				for kx := range p.KW {
+					var s float64
+					for n := range p.N {
+						for oy := range p.OH {
+							iy := oy*p.StrideH + ky - p.PadTop
+							if iy < 0 || iy >= p.H {
+								continue
+							}
+							for ox := range p.OW {
+								if ix := ox*p.StrideW + kx - p.PadLeft; ix >= 0 && ix < p.W {
+									s += float64(dy[((n*p.F+f)*p.OH+oy)*p.OW+ox]) * float64(x[((n*p.C+c)*p.H+iy)*p.W+ix])
+								}
+							}
+						}
+					}
+					dw[((f*p.C+c)*p.KH+ky)*p.KW+kx] = float32(s)
+				}
+			}
+		}
+	}
+	return dw
 }
 
 // adjoint checks <conv(x), g> = <x, convᵀ(g)>.

@@ -767,6 +767,22 @@ func WinoInput4AVX2(v *float32, vs int, in *float32, ins int, blocks int)
 //go:noescape
 func WinoOutput4AVX2(y0 *float32, y1 *float32, y2 *float32, y3 *float32, m *float32, ms int, cols int, bias float32)
 
+// WinoDy4AVX2 transforms 8·blocks output-gradient tiles of one tile row for the weight gradient
+// of Winograd F(4×4, 3×3): with the four rows of dy r_i (each 32·blocks values) it sets, for tile t
+// and ξ = 6η + ν, y[ξ·ys + t] = (A·dy·Aᵀ)[η][ν] over r_i[4t … 4t+3], A the six rows [1 0 0 0],
+// [1 1 1 1], [1 -1 1 -1], [1 2 4 8], [1 -2 4 -8], [0 0 0 1] (ys in elements), in the plain-Go order
+// of operations (kernels.winoDy4Row). AVX2.
+//
+//go:noescape
+func WinoDy4AVX2(y *float32, ys int, r0 *float32, r1 *float32, r2 *float32, r3 *float32, blocks int)
+
+// WinoWeightGrad4AVX2 ends 8·blocks Winograd F(4×4, 3×3) weight gradients: for kernel t and
+// ξ = 6η + ν, with M[η][ν] = m[ξ·ms + t], it sets dw[t·ds + 3·ky + kx] = (Gᵀ·M·G)[ky][kx] in the
+// plain-Go order of operations (kernels.winoWeightGrad4). Strides in elements, ds ≥ 9. AVX2.
+//
+//go:noescape
+func WinoWeightGrad4AVX2(dw *float32, ds int, m *float32, ms int, blocks int)
+
 // ConvDirect3x3AVX512W4R4 computes 16 output channels of a 4×4 tile of a 3×3 convolution and stores
 // lanes (a mask) of them in the first rows rows of y, lane j from y + ys[j] (elements):
 // y[ys[j] + r·width + px] = bias[j] + Σ_ch Σ_ky,kx w[ch][3ky+kx][j] · x[ch·cs + (r+ky)·rs + px + kx] for c

@@ -16004,7 +16004,39 @@ DATA wino4consts<>+240(SB)/4, $0x00000000
 DATA wino4consts<>+244(SB)/4, $0x00000000
 DATA wino4consts<>+248(SB)/4, $0x00000000
 DATA wino4consts<>+252(SB)/4, $0x00000000
-GLOBL wino4consts<>(SB), RODATA|NOPTR, $256
+DATA wino4consts<>+256(SB)/4, $0x3e800000
+DATA wino4consts<>+260(SB)/4, $0x3e800000
+DATA wino4consts<>+264(SB)/4, $0x3e800000
+DATA wino4consts<>+268(SB)/4, $0x3e800000
+DATA wino4consts<>+272(SB)/4, $0x3e800000
+DATA wino4consts<>+276(SB)/4, $0x3e800000
+DATA wino4consts<>+280(SB)/4, $0x3e800000
+DATA wino4consts<>+284(SB)/4, $0x3e800000
+DATA wino4consts<>+288(SB)/4, $0x3e2aaaab
+DATA wino4consts<>+292(SB)/4, $0x3e2aaaab
+DATA wino4consts<>+296(SB)/4, $0x3e2aaaab
+DATA wino4consts<>+300(SB)/4, $0x3e2aaaab
+DATA wino4consts<>+304(SB)/4, $0x3e2aaaab
+DATA wino4consts<>+308(SB)/4, $0x3e2aaaab
+DATA wino4consts<>+312(SB)/4, $0x3e2aaaab
+DATA wino4consts<>+316(SB)/4, $0x3e2aaaab
+DATA wino4consts<>+320(SB)/4, $0x3daaaaab
+DATA wino4consts<>+324(SB)/4, $0x3daaaaab
+DATA wino4consts<>+328(SB)/4, $0x3daaaaab
+DATA wino4consts<>+332(SB)/4, $0x3daaaaab
+DATA wino4consts<>+336(SB)/4, $0x3daaaaab
+DATA wino4consts<>+340(SB)/4, $0x3daaaaab
+DATA wino4consts<>+344(SB)/4, $0x3daaaaab
+DATA wino4consts<>+348(SB)/4, $0x3daaaaab
+DATA wino4consts<>+352(SB)/4, $0x3d2aaaab
+DATA wino4consts<>+356(SB)/4, $0x3d2aaaab
+DATA wino4consts<>+360(SB)/4, $0x3d2aaaab
+DATA wino4consts<>+364(SB)/4, $0x3d2aaaab
+DATA wino4consts<>+368(SB)/4, $0x3d2aaaab
+DATA wino4consts<>+372(SB)/4, $0x3d2aaaab
+DATA wino4consts<>+376(SB)/4, $0x3d2aaaab
+DATA wino4consts<>+380(SB)/4, $0x3d2aaaab
+GLOBL wino4consts<>(SB), RODATA|NOPTR, $384
 
 // func WinoInputAVX2(v *float32, vs int, in *float32, ins int, blocks int)
 // Requires: AVX, AVX2
@@ -16575,32 +16607,30 @@ winowg_loop:
 	VSHUFPS    $0xee, Y6, Y4, Y4
 	VSHUFPS    $0x44, Y7, Y5, Y6
 	VSHUFPS    $0xee, Y7, Y5, Y5
-	MOVQ       AX, R11
 	VPERM2F128 $0x20, Y3, Y8, Y7
-	VMOVUPS    Y7, (R11)
-	ADDQ       CX, R11
+	VMOVUPS    Y7, (AX)
+	ADDQ       CX, AX
 	VPERM2F128 $0x20, Y4, Y2, Y7
-	VMOVUPS    Y7, (R11)
-	ADDQ       CX, R11
+	VMOVUPS    Y7, (AX)
+	ADDQ       CX, AX
 	VPERM2F128 $0x20, Y6, Y9, Y7
-	VMOVUPS    Y7, (R11)
-	ADDQ       CX, R11
+	VMOVUPS    Y7, (AX)
+	ADDQ       CX, AX
 	VPERM2F128 $0x20, Y5, Y1, Y7
-	VMOVUPS    Y7, (R11)
-	ADDQ       CX, R11
+	VMOVUPS    Y7, (AX)
+	ADDQ       CX, AX
 	VPERM2F128 $0x31, Y3, Y8, Y3
-	VMOVUPS    Y3, (R11)
-	ADDQ       CX, R11
+	VMOVUPS    Y3, (AX)
+	ADDQ       CX, AX
 	VPERM2F128 $0x31, Y4, Y2, Y2
-	VMOVUPS    Y2, (R11)
-	ADDQ       CX, R11
+	VMOVUPS    Y2, (AX)
+	ADDQ       CX, AX
 	VPERM2F128 $0x31, Y6, Y9, Y2
-	VMOVUPS    Y2, (R11)
-	ADDQ       CX, R11
+	VMOVUPS    Y2, (AX)
+	ADDQ       CX, AX
 	VPERM2F128 $0x31, Y5, Y1, Y1
-	VMOVUPS    Y1, (R11)
-	ADDQ       CX, R11
-	MOVQ       R11, AX
+	VMOVUPS    Y1, (AX)
+	ADDQ       CX, AX
 	ADDQ       $0x00000020, DX
 	ADDQ       $0x00000020, R8
 	ADDQ       $0x00000020, R9
@@ -19183,6 +19213,771 @@ wino4out_3_3_whole:
 
 wino4out_3_3_next:
 wino4out_done:
+	VZEROUPPER
+	RET
+
+// func WinoDy4AVX2(y *float32, ys int, r0 *float32, r1 *float32, r2 *float32, r3 *float32, blocks int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·WinoDy4AVX2(SB), NOSPLIT, $0-56
+	MOVQ    y+0(FP), AX
+	MOVQ    ys+8(FP), CX
+	MOVQ    r0+16(FP), DX
+	MOVQ    r1+24(FP), BX
+	MOVQ    r2+32(FP), SI
+	MOVQ    r3+40(FP), DI
+	MOVQ    blocks+48(FP), R8
+	SHLQ    $0x02, CX
+	LEAQ    (CX)(CX*2), R9
+	LEAQ    (CX)(CX*4), R10
+	VMOVDQU wino4consts<>+160(SB), Y0
+	TESTQ   R8, R8
+	JZ      wino4dy_done
+
+wino4dy_loop:
+	MOVQ AX, R11
+
+	// Row η of A·dy at columns 8k (k < 4), transposed: the tiles' four columns;
+	// then A along x, the tiles back in order, stored.
+	VMOVUPS     (DX), Y1
+	VMOVUPS     32(DX), Y2
+	VMOVUPS     64(DX), Y3
+	VMOVUPS     96(DX), Y4
+	VUNPCKLPS   Y2, Y1, Y5
+	VUNPCKLPS   Y4, Y3, Y6
+	VUNPCKLPD   Y6, Y5, Y7
+	VUNPCKHPD   Y6, Y5, Y5
+	VUNPCKHPS   Y2, Y1, Y1
+	VUNPCKHPS   Y4, Y3, Y2
+	VUNPCKLPD   Y2, Y1, Y3
+	VUNPCKHPD   Y2, Y1, Y1
+	VMOVUPS     Y7, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)
+	VMOVUPS     Y7, Y2
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y1, Y4, Y4
+	VADDPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*1)
+	VMOVUPS     Y7, Y2
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y1, Y4, Y4
+	VSUBPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*2)
+	VMOVUPS     Y7, Y2
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y4, Y4, Y4
+	VFMADD231PS wino4consts<>+96(SB), Y1, Y4
+	VADDPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(R9*1)
+	VMOVUPS     Y7, Y2
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     Y5, Y3
+	VADDPS      Y3, Y3, Y3
+	VFMADD231PS wino4consts<>+96(SB), Y1, Y3
+	VSUBPS      Y3, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*4)
+	VMOVUPS     Y1, Y1
+	VPERMPS     Y1, Y0, Y1
+	VMOVUPS     Y1, (R11)(R10*1)
+	ADDQ        R9, R11
+	ADDQ        R9, R11
+
+	// Row η of A·dy at columns 8k (k < 4), transposed: the tiles' four columns;
+	// then A along x, the tiles back in order, stored.
+	VMOVUPS     (DX), Y1
+	VADDPS      (SI), Y1, Y1
+	VMOVUPS     (BX), Y2
+	VADDPS      (DI), Y2, Y2
+	VADDPS      Y2, Y1, Y1
+	VMOVUPS     32(DX), Y2
+	VADDPS      32(SI), Y2, Y2
+	VMOVUPS     32(BX), Y3
+	VADDPS      32(DI), Y3, Y3
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     64(DX), Y3
+	VADDPS      64(SI), Y3, Y3
+	VMOVUPS     64(BX), Y4
+	VADDPS      64(DI), Y4, Y4
+	VADDPS      Y4, Y3, Y3
+	VMOVUPS     96(DX), Y4
+	VADDPS      96(SI), Y4, Y4
+	VMOVUPS     96(BX), Y5
+	VADDPS      96(DI), Y5, Y5
+	VADDPS      Y5, Y4, Y4
+	VUNPCKLPS   Y2, Y1, Y5
+	VUNPCKLPS   Y4, Y3, Y6
+	VUNPCKLPD   Y6, Y5, Y7
+	VUNPCKHPD   Y6, Y5, Y5
+	VUNPCKHPS   Y2, Y1, Y1
+	VUNPCKHPS   Y4, Y3, Y2
+	VUNPCKLPD   Y2, Y1, Y3
+	VUNPCKHPD   Y2, Y1, Y1
+	VMOVUPS     Y7, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)
+	VMOVUPS     Y7, Y2
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y1, Y4, Y4
+	VADDPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*1)
+	VMOVUPS     Y7, Y2
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y1, Y4, Y4
+	VSUBPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*2)
+	VMOVUPS     Y7, Y2
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y4, Y4, Y4
+	VFMADD231PS wino4consts<>+96(SB), Y1, Y4
+	VADDPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(R9*1)
+	VMOVUPS     Y7, Y2
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     Y5, Y3
+	VADDPS      Y3, Y3, Y3
+	VFMADD231PS wino4consts<>+96(SB), Y1, Y3
+	VSUBPS      Y3, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*4)
+	VMOVUPS     Y1, Y1
+	VPERMPS     Y1, Y0, Y1
+	VMOVUPS     Y1, (R11)(R10*1)
+	ADDQ        R9, R11
+	ADDQ        R9, R11
+
+	// Row η of A·dy at columns 8k (k < 4), transposed: the tiles' four columns;
+	// then A along x, the tiles back in order, stored.
+	VMOVUPS     (DX), Y1
+	VADDPS      (SI), Y1, Y1
+	VMOVUPS     (BX), Y2
+	VADDPS      (DI), Y2, Y2
+	VSUBPS      Y2, Y1, Y1
+	VMOVUPS     32(DX), Y2
+	VADDPS      32(SI), Y2, Y2
+	VMOVUPS     32(BX), Y3
+	VADDPS      32(DI), Y3, Y3
+	VSUBPS      Y3, Y2, Y2
+	VMOVUPS     64(DX), Y3
+	VADDPS      64(SI), Y3, Y3
+	VMOVUPS     64(BX), Y4
+	VADDPS      64(DI), Y4, Y4
+	VSUBPS      Y4, Y3, Y3
+	VMOVUPS     96(DX), Y4
+	VADDPS      96(SI), Y4, Y4
+	VMOVUPS     96(BX), Y5
+	VADDPS      96(DI), Y5, Y5
+	VSUBPS      Y5, Y4, Y4
+	VUNPCKLPS   Y2, Y1, Y5
+	VUNPCKLPS   Y4, Y3, Y6
+	VUNPCKLPD   Y6, Y5, Y7
+	VUNPCKHPD   Y6, Y5, Y5
+	VUNPCKHPS   Y2, Y1, Y1
+	VUNPCKHPS   Y4, Y3, Y2
+	VUNPCKLPD   Y2, Y1, Y3
+	VUNPCKHPD   Y2, Y1, Y1
+	VMOVUPS     Y7, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)
+	VMOVUPS     Y7, Y2
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y1, Y4, Y4
+	VADDPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*1)
+	VMOVUPS     Y7, Y2
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y1, Y4, Y4
+	VSUBPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*2)
+	VMOVUPS     Y7, Y2
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y4, Y4, Y4
+	VFMADD231PS wino4consts<>+96(SB), Y1, Y4
+	VADDPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(R9*1)
+	VMOVUPS     Y7, Y2
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     Y5, Y3
+	VADDPS      Y3, Y3, Y3
+	VFMADD231PS wino4consts<>+96(SB), Y1, Y3
+	VSUBPS      Y3, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*4)
+	VMOVUPS     Y1, Y1
+	VPERMPS     Y1, Y0, Y1
+	VMOVUPS     Y1, (R11)(R10*1)
+	ADDQ        R9, R11
+	ADDQ        R9, R11
+
+	// Row η of A·dy at columns 8k (k < 4), transposed: the tiles' four columns;
+	// then A along x, the tiles back in order, stored.
+	VMOVUPS     (DX), Y1
+	VMOVUPS     (SI), Y2
+	VFMADD231PS wino4consts<>+32(SB), Y2, Y1
+	VMOVUPS     (BX), Y2
+	VADDPS      Y2, Y2, Y2
+	VMOVUPS     (DI), Y3
+	VFMADD231PS wino4consts<>+96(SB), Y3, Y2
+	VADDPS      Y2, Y1, Y1
+	VMOVUPS     32(DX), Y2
+	VMOVUPS     32(SI), Y3
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     32(BX), Y3
+	VADDPS      Y3, Y3, Y3
+	VMOVUPS     32(DI), Y4
+	VFMADD231PS wino4consts<>+96(SB), Y4, Y3
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     64(DX), Y3
+	VMOVUPS     64(SI), Y4
+	VFMADD231PS wino4consts<>+32(SB), Y4, Y3
+	VMOVUPS     64(BX), Y4
+	VADDPS      Y4, Y4, Y4
+	VMOVUPS     64(DI), Y5
+	VFMADD231PS wino4consts<>+96(SB), Y5, Y4
+	VADDPS      Y4, Y3, Y3
+	VMOVUPS     96(DX), Y4
+	VMOVUPS     96(SI), Y5
+	VFMADD231PS wino4consts<>+32(SB), Y5, Y4
+	VMOVUPS     96(BX), Y5
+	VADDPS      Y5, Y5, Y5
+	VMOVUPS     96(DI), Y6
+	VFMADD231PS wino4consts<>+96(SB), Y6, Y5
+	VADDPS      Y5, Y4, Y4
+	VUNPCKLPS   Y2, Y1, Y5
+	VUNPCKLPS   Y4, Y3, Y6
+	VUNPCKLPD   Y6, Y5, Y7
+	VUNPCKHPD   Y6, Y5, Y5
+	VUNPCKHPS   Y2, Y1, Y1
+	VUNPCKHPS   Y4, Y3, Y2
+	VUNPCKLPD   Y2, Y1, Y3
+	VUNPCKHPD   Y2, Y1, Y1
+	VMOVUPS     Y7, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)
+	VMOVUPS     Y7, Y2
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y1, Y4, Y4
+	VADDPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*1)
+	VMOVUPS     Y7, Y2
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y1, Y4, Y4
+	VSUBPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*2)
+	VMOVUPS     Y7, Y2
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y4, Y4, Y4
+	VFMADD231PS wino4consts<>+96(SB), Y1, Y4
+	VADDPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(R9*1)
+	VMOVUPS     Y7, Y2
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     Y5, Y3
+	VADDPS      Y3, Y3, Y3
+	VFMADD231PS wino4consts<>+96(SB), Y1, Y3
+	VSUBPS      Y3, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*4)
+	VMOVUPS     Y1, Y1
+	VPERMPS     Y1, Y0, Y1
+	VMOVUPS     Y1, (R11)(R10*1)
+	ADDQ        R9, R11
+	ADDQ        R9, R11
+
+	// Row η of A·dy at columns 8k (k < 4), transposed: the tiles' four columns;
+	// then A along x, the tiles back in order, stored.
+	VMOVUPS     (DX), Y1
+	VMOVUPS     (SI), Y2
+	VFMADD231PS wino4consts<>+32(SB), Y2, Y1
+	VMOVUPS     (BX), Y2
+	VADDPS      Y2, Y2, Y2
+	VMOVUPS     (DI), Y3
+	VFMADD231PS wino4consts<>+96(SB), Y3, Y2
+	VSUBPS      Y2, Y1, Y1
+	VMOVUPS     32(DX), Y2
+	VMOVUPS     32(SI), Y3
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     32(BX), Y3
+	VADDPS      Y3, Y3, Y3
+	VMOVUPS     32(DI), Y4
+	VFMADD231PS wino4consts<>+96(SB), Y4, Y3
+	VSUBPS      Y3, Y2, Y2
+	VMOVUPS     64(DX), Y3
+	VMOVUPS     64(SI), Y4
+	VFMADD231PS wino4consts<>+32(SB), Y4, Y3
+	VMOVUPS     64(BX), Y4
+	VADDPS      Y4, Y4, Y4
+	VMOVUPS     64(DI), Y5
+	VFMADD231PS wino4consts<>+96(SB), Y5, Y4
+	VSUBPS      Y4, Y3, Y3
+	VMOVUPS     96(DX), Y4
+	VMOVUPS     96(SI), Y5
+	VFMADD231PS wino4consts<>+32(SB), Y5, Y4
+	VMOVUPS     96(BX), Y5
+	VADDPS      Y5, Y5, Y5
+	VMOVUPS     96(DI), Y6
+	VFMADD231PS wino4consts<>+96(SB), Y6, Y5
+	VSUBPS      Y5, Y4, Y4
+	VUNPCKLPS   Y2, Y1, Y5
+	VUNPCKLPS   Y4, Y3, Y6
+	VUNPCKLPD   Y6, Y5, Y7
+	VUNPCKHPD   Y6, Y5, Y5
+	VUNPCKHPS   Y2, Y1, Y1
+	VUNPCKHPS   Y4, Y3, Y2
+	VUNPCKLPD   Y2, Y1, Y3
+	VUNPCKHPD   Y2, Y1, Y1
+	VMOVUPS     Y7, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)
+	VMOVUPS     Y7, Y2
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y1, Y4, Y4
+	VADDPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*1)
+	VMOVUPS     Y7, Y2
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y1, Y4, Y4
+	VSUBPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*2)
+	VMOVUPS     Y7, Y2
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y4, Y4, Y4
+	VFMADD231PS wino4consts<>+96(SB), Y1, Y4
+	VADDPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(R9*1)
+	VMOVUPS     Y7, Y2
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     Y5, Y3
+	VADDPS      Y3, Y3, Y3
+	VFMADD231PS wino4consts<>+96(SB), Y1, Y3
+	VSUBPS      Y3, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*4)
+	VMOVUPS     Y1, Y1
+	VPERMPS     Y1, Y0, Y1
+	VMOVUPS     Y1, (R11)(R10*1)
+	ADDQ        R9, R11
+	ADDQ        R9, R11
+
+	// Row η of A·dy at columns 8k (k < 4), transposed: the tiles' four columns;
+	// then A along x, the tiles back in order, stored.
+	VMOVUPS     (DI), Y1
+	VMOVUPS     32(DI), Y2
+	VMOVUPS     64(DI), Y3
+	VMOVUPS     96(DI), Y4
+	VUNPCKLPS   Y2, Y1, Y5
+	VUNPCKLPS   Y4, Y3, Y6
+	VUNPCKLPD   Y6, Y5, Y7
+	VUNPCKHPD   Y6, Y5, Y5
+	VUNPCKHPS   Y2, Y1, Y1
+	VUNPCKHPS   Y4, Y3, Y2
+	VUNPCKLPD   Y2, Y1, Y3
+	VUNPCKHPD   Y2, Y1, Y1
+	VMOVUPS     Y7, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)
+	VMOVUPS     Y7, Y2
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y1, Y4, Y4
+	VADDPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*1)
+	VMOVUPS     Y7, Y2
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y1, Y4, Y4
+	VSUBPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*2)
+	VMOVUPS     Y7, Y2
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     Y5, Y4
+	VADDPS      Y4, Y4, Y4
+	VFMADD231PS wino4consts<>+96(SB), Y1, Y4
+	VADDPS      Y4, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(R9*1)
+	VMOVUPS     Y7, Y2
+	VFMADD231PS wino4consts<>+32(SB), Y3, Y2
+	VMOVUPS     Y5, Y3
+	VADDPS      Y3, Y3, Y3
+	VFMADD231PS wino4consts<>+96(SB), Y1, Y3
+	VSUBPS      Y3, Y2, Y2
+	VPERMPS     Y2, Y0, Y2
+	VMOVUPS     Y2, (R11)(CX*4)
+	VMOVUPS     Y1, Y1
+	VPERMPS     Y1, Y0, Y1
+	VMOVUPS     Y1, (R11)(R10*1)
+	ADDQ        $0x00000080, DX
+	ADDQ        $0x00000080, BX
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000020, AX
+	DECQ        R8
+	JNZ         wino4dy_loop
+
+wino4dy_done:
+	VZEROUPPER
+	RET
+
+// func WinoWeightGrad4AVX2(dw *float32, ds int, m *float32, ms int, blocks int)
+// Requires: AVX
+TEXT ·WinoWeightGrad4AVX2(SB), NOSPLIT, $0-40
+	MOVQ  dw+0(FP), AX
+	MOVQ  ds+8(FP), CX
+	MOVQ  m+16(FP), DX
+	MOVQ  ms+24(FP), BX
+	MOVQ  blocks+32(FP), SI
+	SHLQ  $0x02, CX
+	SHLQ  $0x02, BX
+	LEAQ  (BX)(BX*2), DI
+	ADDQ  DI, DI
+	LEAQ  (DI)(DI*2), R8
+	LEAQ  (DI)(DI*4), R9
+	TESTQ SI, SI
+	JZ    wino4wg_done
+
+wino4wg_loop:
+	MOVQ    DX, R10
+	VMOVUPS (R10)(DI*1), Y0
+	VADDPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS (R10), Y1
+	VMULPS  wino4consts<>+256(SB), Y1, Y1
+	VSUBPS  Y0, Y1, Y1
+	VMOVUPS (R10)(R8*1), Y0
+	VADDPS  (R10)(DI*4), Y0, Y0
+	VMULPS  wino4consts<>+352(SB), Y0, Y0
+	VADDPS  Y0, Y1, Y1
+	ADDQ    BX, R10
+	VMOVUPS (R10)(DI*1), Y0
+	VADDPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS (R10), Y2
+	VMULPS  wino4consts<>+256(SB), Y2, Y2
+	VSUBPS  Y0, Y2, Y2
+	VMOVUPS (R10)(R8*1), Y0
+	VADDPS  (R10)(DI*4), Y0, Y0
+	VMULPS  wino4consts<>+352(SB), Y0, Y0
+	VADDPS  Y0, Y2, Y2
+	ADDQ    BX, R10
+	VMOVUPS (R10)(DI*1), Y0
+	VADDPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS (R10), Y3
+	VMULPS  wino4consts<>+256(SB), Y3, Y3
+	VSUBPS  Y0, Y3, Y3
+	VMOVUPS (R10)(R8*1), Y0
+	VADDPS  (R10)(DI*4), Y0, Y0
+	VMULPS  wino4consts<>+352(SB), Y0, Y0
+	VADDPS  Y0, Y3, Y3
+	ADDQ    BX, R10
+	VMOVUPS (R10)(DI*1), Y0
+	VADDPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS (R10), Y4
+	VMULPS  wino4consts<>+256(SB), Y4, Y4
+	VSUBPS  Y0, Y4, Y4
+	VMOVUPS (R10)(R8*1), Y0
+	VADDPS  (R10)(DI*4), Y0, Y0
+	VMULPS  wino4consts<>+352(SB), Y0, Y0
+	VADDPS  Y0, Y4, Y4
+	ADDQ    BX, R10
+	VMOVUPS (R10)(DI*1), Y0
+	VADDPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS (R10), Y5
+	VMULPS  wino4consts<>+256(SB), Y5, Y5
+	VSUBPS  Y0, Y5, Y5
+	VMOVUPS (R10)(R8*1), Y0
+	VADDPS  (R10)(DI*4), Y0, Y0
+	VMULPS  wino4consts<>+352(SB), Y0, Y0
+	VADDPS  Y0, Y5, Y5
+	ADDQ    BX, R10
+	VMOVUPS (R10)(DI*1), Y0
+	VADDPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS (R10), Y6
+	VMULPS  wino4consts<>+256(SB), Y6, Y6
+	VSUBPS  Y0, Y6, Y6
+	VMOVUPS (R10)(R8*1), Y0
+	VADDPS  (R10)(DI*4), Y0, Y0
+	VMULPS  wino4consts<>+352(SB), Y0, Y0
+	VADDPS  Y0, Y6, Y6
+	VMOVUPS Y2, Y0
+	VADDPS  Y3, Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS Y1, Y1
+	VMULPS  wino4consts<>+256(SB), Y1, Y1
+	VSUBPS  Y0, Y1, Y1
+	VMOVUPS Y4, Y0
+	VADDPS  Y5, Y0, Y0
+	VMULPS  wino4consts<>+352(SB), Y0, Y0
+	VADDPS  Y0, Y1, Y1
+	VMOVUPS Y4, Y7
+	VSUBPS  Y5, Y7, Y7
+	VMULPS  wino4consts<>+320(SB), Y7, Y7
+	VMOVUPS Y2, Y0
+	VSUBPS  Y3, Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VSUBPS  Y0, Y7, Y7
+	VMOVUPS Y2, Y0
+	VADDPS  Y3, Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS Y4, Y2
+	VADDPS  Y5, Y2, Y2
+	VMULPS  wino4consts<>+288(SB), Y2, Y2
+	VSUBPS  Y0, Y2, Y2
+	VADDPS  Y6, Y2, Y2
+	MOVQ    DX, R10
+	VMOVUPS (R10)(R8*1), Y3
+	VSUBPS  (R10)(DI*4), Y3, Y3
+	VMULPS  wino4consts<>+320(SB), Y3, Y3
+	VMOVUPS (R10)(DI*1), Y0
+	VSUBPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VSUBPS  Y0, Y3, Y3
+	ADDQ    BX, R10
+	VMOVUPS (R10)(R8*1), Y4
+	VSUBPS  (R10)(DI*4), Y4, Y4
+	VMULPS  wino4consts<>+320(SB), Y4, Y4
+	VMOVUPS (R10)(DI*1), Y0
+	VSUBPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VSUBPS  Y0, Y4, Y4
+	ADDQ    BX, R10
+	VMOVUPS (R10)(R8*1), Y5
+	VSUBPS  (R10)(DI*4), Y5, Y5
+	VMULPS  wino4consts<>+320(SB), Y5, Y5
+	VMOVUPS (R10)(DI*1), Y0
+	VSUBPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VSUBPS  Y0, Y5, Y5
+	ADDQ    BX, R10
+	VMOVUPS (R10)(R8*1), Y6
+	VSUBPS  (R10)(DI*4), Y6, Y6
+	VMULPS  wino4consts<>+320(SB), Y6, Y6
+	VMOVUPS (R10)(DI*1), Y0
+	VSUBPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VSUBPS  Y0, Y6, Y6
+	ADDQ    BX, R10
+	VMOVUPS (R10)(R8*1), Y8
+	VSUBPS  (R10)(DI*4), Y8, Y8
+	VMULPS  wino4consts<>+320(SB), Y8, Y8
+	VMOVUPS (R10)(DI*1), Y0
+	VSUBPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VSUBPS  Y0, Y8, Y8
+	ADDQ    BX, R10
+	VMOVUPS (R10)(R8*1), Y9
+	VSUBPS  (R10)(DI*4), Y9, Y9
+	VMULPS  wino4consts<>+320(SB), Y9, Y9
+	VMOVUPS (R10)(DI*1), Y0
+	VSUBPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VSUBPS  Y0, Y9, Y9
+	VMOVUPS Y4, Y0
+	VADDPS  Y5, Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS Y3, Y3
+	VMULPS  wino4consts<>+256(SB), Y3, Y3
+	VSUBPS  Y0, Y3, Y3
+	VMOVUPS Y6, Y0
+	VADDPS  Y8, Y0, Y0
+	VMULPS  wino4consts<>+352(SB), Y0, Y0
+	VADDPS  Y0, Y3, Y3
+	VMOVUPS Y6, Y10
+	VSUBPS  Y8, Y10, Y10
+	VMULPS  wino4consts<>+320(SB), Y10, Y10
+	VMOVUPS Y4, Y0
+	VSUBPS  Y5, Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VSUBPS  Y0, Y10, Y10
+	VMOVUPS Y4, Y0
+	VADDPS  Y5, Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS Y6, Y4
+	VADDPS  Y8, Y4, Y4
+	VMULPS  wino4consts<>+288(SB), Y4, Y4
+	VSUBPS  Y0, Y4, Y4
+	VADDPS  Y9, Y4, Y4
+	MOVQ    DX, R10
+	VMOVUPS (R10)(DI*1), Y0
+	VADDPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS (R10)(R8*1), Y5
+	VADDPS  (R10)(DI*4), Y5, Y5
+	VMULPS  wino4consts<>+288(SB), Y5, Y5
+	VSUBPS  Y0, Y5, Y5
+	VADDPS  (R10)(R9*1), Y5, Y5
+	ADDQ    BX, R10
+	VMOVUPS (R10)(DI*1), Y0
+	VADDPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS (R10)(R8*1), Y6
+	VADDPS  (R10)(DI*4), Y6, Y6
+	VMULPS  wino4consts<>+288(SB), Y6, Y6
+	VSUBPS  Y0, Y6, Y6
+	VADDPS  (R10)(R9*1), Y6, Y6
+	ADDQ    BX, R10
+	VMOVUPS (R10)(DI*1), Y0
+	VADDPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS (R10)(R8*1), Y8
+	VADDPS  (R10)(DI*4), Y8, Y8
+	VMULPS  wino4consts<>+288(SB), Y8, Y8
+	VSUBPS  Y0, Y8, Y8
+	VADDPS  (R10)(R9*1), Y8, Y8
+	ADDQ    BX, R10
+	VMOVUPS (R10)(DI*1), Y0
+	VADDPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS (R10)(R8*1), Y9
+	VADDPS  (R10)(DI*4), Y9, Y9
+	VMULPS  wino4consts<>+288(SB), Y9, Y9
+	VSUBPS  Y0, Y9, Y9
+	VADDPS  (R10)(R9*1), Y9, Y9
+	ADDQ    BX, R10
+	VMOVUPS (R10)(DI*1), Y0
+	VADDPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS (R10)(R8*1), Y11
+	VADDPS  (R10)(DI*4), Y11, Y11
+	VMULPS  wino4consts<>+288(SB), Y11, Y11
+	VSUBPS  Y0, Y11, Y11
+	VADDPS  (R10)(R9*1), Y11, Y11
+	ADDQ    BX, R10
+	VMOVUPS (R10)(DI*1), Y0
+	VADDPS  (R10)(DI*2), Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS (R10)(R8*1), Y12
+	VADDPS  (R10)(DI*4), Y12, Y12
+	VMULPS  wino4consts<>+288(SB), Y12, Y12
+	VSUBPS  Y0, Y12, Y12
+	VADDPS  (R10)(R9*1), Y12, Y12
+	VMOVUPS Y6, Y0
+	VADDPS  Y8, Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS Y5, Y5
+	VMULPS  wino4consts<>+256(SB), Y5, Y5
+	VSUBPS  Y0, Y5, Y5
+	VMOVUPS Y9, Y0
+	VADDPS  Y11, Y0, Y0
+	VMULPS  wino4consts<>+352(SB), Y0, Y0
+	VADDPS  Y0, Y5, Y5
+	VMOVUPS Y9, Y13
+	VSUBPS  Y11, Y13, Y13
+	VMULPS  wino4consts<>+320(SB), Y13, Y13
+	VMOVUPS Y6, Y0
+	VSUBPS  Y8, Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VSUBPS  Y0, Y13, Y13
+	VMOVUPS Y6, Y0
+	VADDPS  Y8, Y0, Y0
+	VMULPS  wino4consts<>+288(SB), Y0, Y0
+	VMOVUPS Y9, Y6
+	VADDPS  Y11, Y6, Y6
+	VMULPS  wino4consts<>+288(SB), Y6, Y6
+	VSUBPS  Y0, Y6, Y6
+	VADDPS  Y12, Y6, Y6
+
+	// Kernel t's last value, lane t of out[8], where its row of nine ends.
+	MOVQ         AX, R10
+	VEXTRACTF128 $0x01, Y6, X0
+	VMOVSS       X6, 32(R10)
+	ADDQ         CX, R10
+	VEXTRACTPS   $0x01, X6, 32(R10)
+	ADDQ         CX, R10
+	VEXTRACTPS   $0x02, X6, 32(R10)
+	ADDQ         CX, R10
+	VEXTRACTPS   $0x03, X6, 32(R10)
+	ADDQ         CX, R10
+	VMOVSS       X0, 32(R10)
+	ADDQ         CX, R10
+	VEXTRACTPS   $0x01, X0, 32(R10)
+	ADDQ         CX, R10
+	VEXTRACTPS   $0x02, X0, 32(R10)
+	ADDQ         CX, R10
+	VEXTRACTPS   $0x03, X0, 32(R10)
+
+	// out[0…7] transposed: row t is kernel t's first eight values.
+	VUNPCKLPS  Y7, Y1, Y0
+	VUNPCKHPS  Y7, Y1, Y1
+	VUNPCKLPS  Y3, Y2, Y6
+	VUNPCKHPS  Y3, Y2, Y2
+	VUNPCKLPS  Y4, Y10, Y3
+	VUNPCKHPS  Y4, Y10, Y4
+	VUNPCKLPS  Y13, Y5, Y7
+	VUNPCKHPS  Y13, Y5, Y5
+	VSHUFPS    $0x44, Y6, Y0, Y8
+	VSHUFPS    $0xee, Y6, Y0, Y0
+	VSHUFPS    $0x44, Y2, Y1, Y6
+	VSHUFPS    $0xee, Y2, Y1, Y1
+	VSHUFPS    $0x44, Y7, Y3, Y2
+	VSHUFPS    $0xee, Y7, Y3, Y3
+	VSHUFPS    $0x44, Y5, Y4, Y7
+	VSHUFPS    $0xee, Y5, Y4, Y4
+	VPERM2F128 $0x20, Y2, Y8, Y5
+	VMOVUPS    Y5, (AX)
+	ADDQ       CX, AX
+	VPERM2F128 $0x20, Y3, Y0, Y5
+	VMOVUPS    Y5, (AX)
+	ADDQ       CX, AX
+	VPERM2F128 $0x20, Y7, Y6, Y5
+	VMOVUPS    Y5, (AX)
+	ADDQ       CX, AX
+	VPERM2F128 $0x20, Y4, Y1, Y5
+	VMOVUPS    Y5, (AX)
+	ADDQ       CX, AX
+	VPERM2F128 $0x31, Y2, Y8, Y2
+	VMOVUPS    Y2, (AX)
+	ADDQ       CX, AX
+	VPERM2F128 $0x31, Y3, Y0, Y0
+	VMOVUPS    Y0, (AX)
+	ADDQ       CX, AX
+	VPERM2F128 $0x31, Y7, Y6, Y0
+	VMOVUPS    Y0, (AX)
+	ADDQ       CX, AX
+	VPERM2F128 $0x31, Y4, Y1, Y0
+	VMOVUPS    Y0, (AX)
+	ADDQ       CX, AX
+	ADDQ       $0x00000020, DX
+	DECQ       SI
+	JNZ        wino4wg_loop
+
+wino4wg_done:
 	VZEROUPPER
 	RET
 

@@ -262,6 +262,14 @@ func WinoWeightGradAVX2(dw *float32, ds int, m *float32, ms int, blocks int) {
 	unreachable("WinoWeightGradAVX2")
 }
 
+func WinoDy4AVX2(y *float32, ys int, r0, r1, r2, r3 *float32, blocks int) {
+	unreachable("WinoDy4AVX2")
+}
+
+func WinoWeightGrad4AVX2(dw *float32, ds int, m *float32, ms int, blocks int) {
+	unreachable("WinoWeightGrad4AVX2")
+}
+
 func WinoWeight2AVX2(u *float32, us int, w *float32, off *int32, blocks int) {
 	unreachable("WinoWeight2AVX2")
 }

@@ -128,6 +128,8 @@ func main() {
 	}
 	generateWinoInput4()
 	generateWinoOutput4()
+	generateWinoDy4()
+	generateWinoWeightGrad4()
 	generateConvDirect()
 	generateConvTaps()
 	Generate()

@@ -306,6 +306,21 @@ func generateWinoWeightGrad() {
 		VMULPS(half, d, d)
 		VSUBPS(q[3], s, out[3*ky+2])
 	}
+	storeKernels(dw, ds, out)
+	for i := range 4 {
+		ADDQ(U32(32), mr[i])
+	}
+	DECQ(n)
+	JNZ(LabelRef("winowg_loop"))
+	Label("winowg_done")
+	VZEROUPPER()
+	RET()
+}
+
+// storeKernels stores eight kernels' nine values, out[q] holding value q of
+// kernels 0…7 in its lanes: kernel t's at dw + t·ds (ds in bytes); dw is
+// left 8·ds further on.
+func storeKernels(dw, ds reg.Register, out [9]reg.VecVirtual) {
 	Comment("Kernel t's last value, lane t of out[8], where its row of nine ends.")
 	p := GP64()
 	MOVQ(dw, p)
@@ -340,7 +355,6 @@ func generateWinoWeightGrad() {
 			VSHUFPS(U8(byte(pair[1])), tl[g+2+pair[0]], tl[g+pair[0]], u[g+i])
 		}
 	}
-	MOVQ(dw, p)
 	for t := range 8 {
 		row := YMM()
 		imm := byte(0x20)
@@ -348,16 +362,7 @@ func generateWinoWeightGrad() {
 			imm = 0x31
 		}
 		VPERM2F128(U8(imm), u[4+t%4], u[t%4], row)
-		VMOVUPS(row, Mem{Base: p})
-		ADDQ(ds, p)
+		VMOVUPS(row, Mem{Base: dw})
+		ADDQ(ds, dw)
 	}
-	MOVQ(p, dw)
-	for i := range 4 {
-		ADDQ(U32(32), mr[i])
-	}
-	DECQ(n)
-	JNZ(LabelRef("winowg_loop"))
-	Label("winowg_done")
-	VZEROUPPER()
-	RET()
 }

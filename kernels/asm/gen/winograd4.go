@@ -30,6 +30,8 @@ const (
 	wino4Two, wino4Four, wino4Five, wino4Eight = 0, 32, 64, 96
 	wino4Perm, wino4Unperm                     = 128, 160 // VPERMPS indices
 	wino4Mask                                  = 192      // eight -1s, eight 0s: the store masks of a partial block
+	// Gᵀ's factors, for the weight gradient's end (WinoWeightGrad4AVX2).
+	wino4Quarter, wino4Sixth, wino4Twelfth, wino4TwentyFourth = 256, 288, 320, 352
 )
 
 func declareWino4Consts() {
@@ -51,6 +53,11 @@ func declareWino4Consts() {
 			v = 0
 		}
 		DATA(wino4Mask+4*k, U32(v))
+	}
+	for i, v := range []float32{0.25, 1.0 / 6, 1.0 / 12, 1.0 / 24} {
+		for k := range 8 {
+			DATA(wino4Quarter+32*i+4*k, U32(math.Float32bits(v)))
+		}
 	}
 }
 
@@ -372,4 +379,181 @@ func storeTail(n reg.Register, k int, mask, x reg.VecVirtual, at Mem, label stri
 	Label(whole)
 	VMOVUPS(x, at)
 	Label(skip)
+}
+
+// dyRow returns row η of A·(e0 … e3) (winograd4.go's dyVec6), the e_i
+// registers or memory.
+func dyRow(eta int, e func(i int) Op) reg.VecVirtual {
+	x := YMM()
+	switch eta {
+	case 0:
+		VMOVUPS(e(0), x)
+	case 5:
+		VMOVUPS(e(3), x)
+	case 1, 2: // (e0 + e2) ± (e1 + e3)
+		t := YMM()
+		VMOVUPS(e(0), x)
+		VADDPS(e(2), x, x)
+		VMOVUPS(e(1), t)
+		VADDPS(e(3), t, t)
+		if eta == 1 {
+			VADDPS(t, x, x)
+		} else {
+			VSUBPS(t, x, x)
+		}
+	case 3, 4: // (e0 + 4e2) ± (2e1 + 8e3)
+		t := YMM()
+		VMOVUPS(e(0), x)
+		VFMADD231PS(wino4Const(wino4Four), load(e(2)), x)
+		VMOVUPS(e(1), t)
+		VADDPS(t, t, t)
+		VFMADD231PS(wino4Const(wino4Eight), load(e(3)), t)
+		if eta == 3 {
+			VADDPS(t, x, x)
+		} else {
+			VSUBPS(t, x, x)
+		}
+	}
+	return x
+}
+
+func generateWinoDy4() {
+	TEXT("WinoDy4AVX2", NOSPLIT, "func(y *float32, ys int, r0, r1, r2, r3 *float32, blocks int)")
+	Pragma("noescape")
+	Doc("WinoDy4AVX2 transforms 8·blocks output-gradient tiles of one tile row for the weight gradient",
+		"of Winograd F(4×4, 3×3): with the four rows of dy r_i (each 32·blocks values) it sets, for tile t",
+		"and ξ = 6η + ν, y[ξ·ys + t] = (A·dy·Aᵀ)[η][ν] over r_i[4t … 4t+3], A the six rows [1 0 0 0],",
+		"[1 1 1 1], [1 -1 1 -1], [1 2 4 8], [1 -2 4 -8], [0 0 0 1] (ys in elements), in the plain-Go order",
+		"of operations (kernels.winoDy4Row). AVX2.")
+	y := Load(Param("y"), GP64())
+	ys := Load(Param("ys"), GP64())
+	var r [4]reg.GPVirtual
+	for i, name := range []string{"r0", "r1", "r2", "r3"} {
+		r[i] = GP64()
+		Load(Param(name), r[i])
+	}
+	n := Load(Param("blocks"), GP64())
+	SHLQ(U8(2), ys)
+	ys3, ys5 := timesThreeFive(ys)
+	unperm := YMM()
+	VMOVDQU(wino4Const(wino4Unperm), unperm)
+	TESTQ(n, n)
+	JZ(LabelRef("wino4dy_done"))
+
+	Label("wino4dy_loop")
+	yrow := GP64()
+	MOVQ(y, yrow)
+	for eta := range 6 {
+		Comment("Row η of A·dy at columns 8k (k < 4), transposed: the tiles' four columns;",
+			"then A along x, the tiles back in order, stored.")
+		var x [4]reg.VecVirtual
+		for k := range x {
+			x[k] = dyRow(eta, func(i int) Op { return Mem{Base: r[i], Disp: 32 * k} })
+		}
+		cols := transposeLanes(x, false)
+		for nu := range 6 {
+			w := dyRow(nu, func(a int) Op { return cols[a] })
+			VPERMPS(w, unperm, w)
+			VMOVUPS(w, sixRows(yrow, nu, 0, ys, ys3, ys5))
+		}
+		if eta < 5 {
+			ADDQ(ys3, yrow) // to matrix 6(η+1)
+			ADDQ(ys3, yrow)
+		}
+	}
+	for i := range r {
+		ADDQ(U32(128), r[i])
+	}
+	ADDQ(U32(32), y)
+	DECQ(n)
+	JNZ(LabelRef("wino4dy_loop"))
+	Label("wino4dy_done")
+	VZEROUPPER()
+	RET()
+}
+
+// gTRow returns row k of Gᵀ·(m0 … m5) (winograd4.go's gTVec3), the m_a
+// registers or memory, in gTVec3's order of operations.
+func gTRow(k int, m func(a int) Op) reg.VecVirtual {
+	x, z := YMM(), YMM()
+	switch k {
+	case 0: // (¼m0 - ⅙(m1 + m2)) + (m3 + m4)/24
+		VMOVUPS(m(1), x)
+		VADDPS(m(2), x, x)
+		VMULPS(wino4Const(wino4Sixth), x, x)
+		y := YMM()
+		VMOVUPS(m(0), y)
+		VMULPS(wino4Const(wino4Quarter), y, y)
+		VSUBPS(x, y, y)
+		VMOVUPS(m(3), z)
+		VADDPS(m(4), z, z)
+		VMULPS(wino4Const(wino4TwentyFourth), z, z)
+		VADDPS(z, y, y)
+		return y
+	case 1: // (m3 - m4)/12 - ⅙(m1 - m2)
+		VMOVUPS(m(3), z)
+		VSUBPS(m(4), z, z)
+		VMULPS(wino4Const(wino4Twelfth), z, z)
+		VMOVUPS(m(1), x)
+		VSUBPS(m(2), x, x)
+		VMULPS(wino4Const(wino4Sixth), x, x)
+		VSUBPS(x, z, z)
+	default: // (⅙(m3 + m4) - ⅙(m1 + m2)) + m5
+		VMOVUPS(m(1), x)
+		VADDPS(m(2), x, x)
+		VMULPS(wino4Const(wino4Sixth), x, x)
+		VMOVUPS(m(3), z)
+		VADDPS(m(4), z, z)
+		VMULPS(wino4Const(wino4Sixth), z, z)
+		VSUBPS(x, z, z)
+		VADDPS(m(5), z, z)
+	}
+	return z
+}
+
+func generateWinoWeightGrad4() {
+	TEXT("WinoWeightGrad4AVX2", NOSPLIT, "func(dw *float32, ds int, m *float32, ms int, blocks int)")
+	Pragma("noescape")
+	Doc("WinoWeightGrad4AVX2 ends 8·blocks Winograd F(4×4, 3×3) weight gradients: for kernel t and",
+		"ξ = 6η + ν, with M[η][ν] = m[ξ·ms + t], it sets dw[t·ds + 3·ky + kx] = (Gᵀ·M·G)[ky][kx] in the",
+		"plain-Go order of operations (kernels.winoWeightGrad4). Strides in elements, ds ≥ 9. AVX2.")
+	dw := Load(Param("dw"), GP64())
+	ds := Load(Param("ds"), GP64())
+	m := Load(Param("m"), GP64())
+	ms := Load(Param("ms"), GP64())
+	n := Load(Param("blocks"), GP64())
+	SHLQ(U8(2), ds)
+	SHLQ(U8(2), ms)
+	s6 := GP64() // 6·ms: from row η to row η+1 of M
+	LEAQ(Mem{Base: ms, Index: ms, Scale: 2}, s6)
+	ADDQ(s6, s6)
+	s18, s30 := timesThreeFive(s6)
+	TESTQ(n, n)
+	JZ(LabelRef("wino4wg_done"))
+
+	Label("wino4wg_loop")
+	// One row ky of Gᵀ·M at a time (its six values, column by column, from
+	// memory), then that row times G: three of the nine outputs.
+	var out [9]reg.VecVirtual
+	for ky := range 3 {
+		var q [6]reg.VecVirtual
+		col := GP64()
+		MOVQ(m, col)
+		for nu := range q {
+			q[nu] = gTRow(ky, func(eta int) Op { return sixRows(col, eta, 0, s6, s18, s30) })
+			if nu < 5 {
+				ADDQ(ms, col)
+			}
+		}
+		for kx := range 3 {
+			out[3*ky+kx] = gTRow(kx, func(a int) Op { return q[a] })
+		}
+	}
+	storeKernels(dw, ds, out)
+	ADDQ(U32(32), m)
+	DECQ(n)
+	JNZ(LabelRef("wino4wg_loop"))
+	Label("wino4wg_done")
+	VZEROUPPER()
+	RET()
 }
