@@ -56,7 +56,7 @@ type Tuning struct {
 	// slower than 128 at 128 and 256 channels, and slower than 256 at 32).
 	WinogradTiles int
 	// Winograd4MinSide is the smallest output height and width at which a
-	// 2-D Winograd convolution (forward or input gradient) takes F(4×4, 3×3)
+	// 2-D Winograd convolution (forward, input or weight gradient) takes F(4×4, 3×3)
 	// instead of F(2×2, 3×3) (winograd4.go), unless rounding the output up
 	// to whole 4×4 tiles computes 15 % more than 2×2 tiles do (14×14:
 	// 16×16). Past Winograd4WeightKiB of transformed weights (36·C·F
@@ -70,7 +70,10 @@ type Tuning struct {
 	// transformed at every call (training), since the transforms are
 	// assembly (asm.WinoWeight4AVX2, 2026-12-06 late): 1.3× as fast at 16×16
 	// and 256 channels, 1.5× at 32×32 and 128, batch 8 (it had been 0.5× and
-	// 1.03× with the transforms in Go). 0: every 2-D Winograd convolution by
+	// 1.03× with the transforms in Go). The weight gradient by F(3×3, 4×4)
+	// (2026-12-06 evening, both cores, batch 8): 1.5× as fast at 32×32 and
+	// 128 channels, 1.0–1.8× at 16×16 and 256 (AVX-512 / AVX2), 1.5× at
+	// 28×28 and 32 (batch 64). 0: every 2-D Winograd convolution by
 	// F(4×4, 3×3) (the tests).
 	Winograd4MinSide, Winograd4WeightKiB, Winograd4MinTiles int
 	// WinogradAsm picks the assembly transforms where the level has them
