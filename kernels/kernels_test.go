@@ -358,6 +358,18 @@ func testConv(t *testing.T, d *Device) {
 		if math.Abs(lhs-rhs) > 1e-4*(1+math.Abs(lhs)) {
 			t.Fatalf("conv2d backward weight: <y,g> = %g but <w,dw> = %g (%+v)", lhs, rhs, p)
 		}
+		ohw := p.OH * p.OW
+		for f := range p.F { // every value written (the tensor layer hands these buffers over uncleared)
+			var s float64
+			for n := range p.N {
+				for _, v := range g[(n*p.F+f)*ohw : (n*p.F+f+1)*ohw] {
+					s += float64(v)
+				}
+			}
+			if math.Abs(float64(db.F[f])-s) > 1e-4*(1+math.Abs(s)) {
+				t.Fatalf("conv2d backward bias: [%d] = %g, want %g (%+v)", f, db.F[f], s, p)
+			}
+		}
 	}
 }
 

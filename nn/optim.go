@@ -107,9 +107,15 @@ func (o *Adam) StepScaled(gradScale float32) error {
 	})
 }
 
-// ZeroGrad drops every parameter's gradient.
+// ZeroGrad drops every parameter's gradient and hands its buffer back to
+// the device (tensor.Release), where the next backward pass's gradients of
+// the same lengths take it instead of fresh memory: fresh, a cifar train
+// step's ~500 large gradient arrays were cleared on one goroutine and paged
+// in, 3–4 % of the step (bench/RESULTS.md, 2026-12-06 evening). A gradient
+// read after ZeroGrad fails (tensor.Release).
 func (o *Adam) ZeroGrad() {
 	for _, p := range o.Params {
+		tensor.Release(p.T.Grad())
 		p.T.ZeroGrad()
 	}
 }

@@ -208,7 +208,7 @@ func unary(op UnaryOp, x *Tensor, p UnaryParams) *Tensor {
 		xd := xc.Detach()
 		out.record(op.String(), func(g *Tensor) {
 			g = g.Contiguous()
-			dx := Empty(g.dev, F32, g.shape...)
+			dx := emptyOut(g.dev, g.shape...) // written whole (TestFastUnaryAgainstReference)
 			if n := dx.Numel(); n > 0 {
 				g.dev.UnaryBackward(op, dx.buf, xd.buf, g.buf, n, p)
 			}

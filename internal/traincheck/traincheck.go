@@ -33,8 +33,10 @@ type Model struct {
 // SameWhenReleased trains the model that build makes twice, steps plain
 // gradient steps each: once with Backward on a plain CPU device, once with
 // BackwardRelease on a device that recycles every length and fills each
-// reused array with NaN. The parameters must end bit for bit the same: a
-// buffer handed back while something still reads it shows.
+// reused array with NaN, the gradients handed back after each step too.
+// The parameters must end bit for bit the same: a buffer handed back while
+// something still reads it shows, and so does an op that leaves part of an
+// output it took uncleared (tensor's emptyOut) unwritten.
 func SameWhenReleased(t testing.TB, steps int, build func(dev tensor.Device) Model) {
 	t.Helper()
 	train := func(dev tensor.Device, release bool) []float32 {
@@ -49,6 +51,9 @@ func SameWhenReleased(t testing.TB, steps int, build func(dev tensor.Device) Mod
 				}
 				for _, p := range m.Params {
 					p.CopyFrom(tensor.Sub(p.Detach(), tensor.Scale(p.Grad(), 0.05)))
+					if release { // as nn.Adam.ZeroGrad: the next backward's gradients reuse them
+						tensor.Release(p.Grad())
+					}
 					p.ZeroGrad()
 				}
 			})
