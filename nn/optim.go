@@ -107,15 +107,15 @@ func (o *Adam) StepScaled(gradScale float32) error {
 	})
 }
 
-// ZeroGrad drops every parameter's gradient and hands its buffer back to
-// the device (tensor.Release), where the next backward pass's gradients of
-// the same lengths take it instead of fresh memory: fresh, a cifar train
-// step's ~500 large gradient arrays were cleared on one goroutine and paged
-// in, 3–4 % of the step (bench/RESULTS.md, 2026-12-06 evening). A gradient
-// read after ZeroGrad fails (tensor.Release).
+// ZeroGrad drops every parameter's gradient. The buffers go to the
+// collector, not back to the device for the next backward pass: kept, they
+// would be live through the next forward pass, whose activations (of other
+// lengths) cannot take them. At GOGC=15, as diffuse train runs, that raised
+// the cifar train step's peak memory 1–4 % (to 1.02× PyTorch's) for no
+// clear gain in speed; at GOGC=100 it had been 8–15 % faster
+// (bench/RESULTS.md, 2026-12-06 evening).
 func (o *Adam) ZeroGrad() {
 	for _, p := range o.Params {
-		tensor.Release(p.T.Grad())
 		p.T.ZeroGrad()
 	}
 }

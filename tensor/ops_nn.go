@@ -70,9 +70,7 @@ func recordConv(name string, y, xc, wc, b *Tensor, f int, backInput func(dx, dy,
 	y.record(name, func(g *Tensor) {
 		g = g.Contiguous()
 		// The kernels write every value of dx, dw and db (their tests fill
-		// them with NaN first), so recycled buffers need no clearing: the
-		// clearing had been 2 % of a cifar train step (bench/RESULTS.md,
-		// 2026-12-06 evening).
+		// them with NaN first), so a recycled buffer needs no clearing.
 		if xc.needsGrad() {
 			dx := emptyOut(g.dev, xc.shape...)
 			if dx.Numel() > 0 {

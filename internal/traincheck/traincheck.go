@@ -33,7 +33,8 @@ type Model struct {
 // SameWhenReleased trains the model that build makes twice, steps plain
 // gradient steps each: once with Backward on a plain CPU device, once with
 // BackwardRelease on a device that recycles every length and fills each
-// reused array with NaN, the gradients handed back after each step too.
+// reused array with NaN, the gradients handed back after each step too (so
+// that the next backward's outputs of their lengths take them).
 // The parameters must end bit for bit the same: a buffer handed back while
 // something still reads it shows, and so does an op that leaves part of an
 // output it took uncleared (tensor's emptyOut) unwritten.
@@ -51,7 +52,7 @@ func SameWhenReleased(t testing.TB, steps int, build func(dev tensor.Device) Mod
 				}
 				for _, p := range m.Params {
 					p.CopyFrom(tensor.Sub(p.Detach(), tensor.Scale(p.Grad(), 0.05)))
-					if release { // as nn.Adam.ZeroGrad: the next backward's gradients reuse them
+					if release { // the next backward's outputs take them, NaN-filled
 						tensor.Release(p.Grad())
 					}
 					p.ZeroGrad()
