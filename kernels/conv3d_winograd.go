@@ -160,7 +160,7 @@ func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.C
 		}
 	})
 	for kz := range 3 {
-		d.winoWeightGrads(dws[kz*9:], 27, acc, kz*16*ws, ws, p.F*p.C, 2)
+		d.winoWeightGrads(dws[kz*9:], 27, acc, kz*16*ws, ws, p.F*p.C, winoGradEnd2)
 	}
 	releaseSlots(acc, bufs)
 }

@@ -1120,7 +1120,7 @@ func TestWinoTransformsLevels(t *testing.T) {
 			t.Fatalf("WinoDyAVX2, %d blocks: differs from winoDyRow", blocks)
 		}
 
-		// F(4×4, 3×3)'s: dy's 4×4 tiles, then the 6×6 → 3×3 ends.
+		// F(4×4, 3×3)'s: dy's 4×4 tiles.
 		var dy4 [4][]float32
 		for i := range dy4 {
 			dy4[i] = randSlice(r, 4*tiles)
@@ -1134,43 +1134,32 @@ func TestWinoTransformsLevels(t *testing.T) {
 		if !slices.Equal(got4, want4) {
 			t.Fatalf("WinoDy4AVX2, %d blocks: differs from winoDy4Row", blocks)
 		}
-		for _, ds := range []int{9, 11} {
-			wg := randSlice(r, 36*ms)
-			gotW, wantW := make([]float32, tiles*ds+guard), make([]float32, tiles*ds+guard)
-			for i := range gotW {
-				gotW[i], wantW[i] = 12345, 12345
-			}
-			asm.WinoWeightGrad4AVX2(&gotW[0], ds, &wg[0], ms, blocks)
-			for k := range tiles {
-				var m [36]float32
-				for xi := range m {
-					m[xi] = wg[xi*ms+k]
-				}
-				winoWeightGrad4(wantW[k*ds:k*ds+9], &m)
-			}
-			if !slices.Equal(gotW, wantW) {
-				t.Fatalf("WinoWeightGrad4AVX2, %d blocks, stride %d: differs from winoWeightGrad4", blocks, ds)
-			}
-		}
 
-		// The weight gradients' 4×4 → 3×3 ends, at the 2-D and 3-D strides
-		// (9 and 27): the nine values of each kernel and nothing between.
-		for _, ds := range []int{9, 27} {
-			wg := randSlice(r, 16*ms)
-			gotW, wantW := make([]float32, tiles*ds+guard), make([]float32, tiles*ds+guard)
-			for i := range gotW {
-				gotW[i], wantW[i] = 12345, 12345
-			}
-			asm.WinoWeightGradAVX2(&gotW[0], ds, &wg[0], ms, blocks)
-			for k := range tiles {
-				var m [16]float32
-				for xi := range m {
-					m[xi] = wg[xi*ms+k]
+		// The weight gradients' ends, 4×4 → 3×3 at the 2-D and 3-D strides
+		// (9 and 27) and 6×6 → 3×3: the nine values of each kernel and
+		// nothing between.
+		for _, c := range []struct {
+			name string
+			end  winoGradEnd
+			ds   []int
+		}{{"WinoWeightGradAVX2", winoGradEnd2, []int{9, 27}}, {"WinoWeightGrad4AVX2", winoGradEnd4, []int{9, 11}}} {
+			for _, ds := range c.ds {
+				wg := randSlice(r, c.end.mats*ms)
+				gotW, wantW := make([]float32, tiles*ds+guard), make([]float32, tiles*ds+guard)
+				for i := range gotW {
+					gotW[i], wantW[i] = 12345, 12345
 				}
-				winoWeightGrad(wantW[k*ds:k*ds+9], &m)
-			}
-			if !slices.Equal(gotW, wantW) {
-				t.Fatalf("WinoWeightGradAVX2, %d blocks, stride %d: differs from winoWeightGrad", blocks, ds)
+				c.end.asm(&gotW[0], ds, &wg[0], ms, blocks)
+				for k := range tiles {
+					var m [36]float32
+					for xi := range c.end.mats {
+						m[xi] = wg[xi*ms+k]
+					}
+					c.end.kernel(wantW[k*ds:k*ds+9], &m)
+				}
+				if !slices.Equal(gotW, wantW) {
+					t.Fatalf("%s, %d blocks, stride %d: differs from its Go kernel", c.name, blocks, ds)
+				}
 			}
 		}
 

@@ -642,31 +642,48 @@ func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Con
 			d.sgemm(threads, gemm{M: p.F, N: p.C, K: (r1 - r0) * g.tw, Alpha: 1, A: y[xi*g.fs:], LdA: g.ld, B: operandB{b: v[xi*g.cs:], ld: g.ld, trans: true}, Beta: beta, C: acc[slot][xi*ws:], LdC: p.C})
 		}
 	})
-	d.winoWeightGrads(dws, 9, acc, 0, ws, p.F*p.C, tile)
+	end := winoGradEnd2
+	if tile == 4 {
+		end = winoGradEnd4
+	}
+	d.winoWeightGrads(dws, 9, acc, 0, ws, p.F*p.C, end)
 	releaseSlots(acc, bufs)
 }
 
 // winoGradGrain is the fewest weight kernels winoWeightGrads gives a thread.
 const winoGradGrain = 256
 
-// winoWeightGrads ends a Winograd weight gradient of tile side tile (2 or
-// 4): for i < n it sets dw[i·stride:][:9] = Ĝᵀ·m·Ĝ (winoWeightGrad; Gᵀ·m·G,
-// winoWeightGrad4, for 4), where m[ξ] is the sum over the slots, in slot
-// order, of acc[s][base + ξ·ws + i] (so the same bits on any thread count),
-// the weight kernels split over the threads: each adds the slots into
-// acc[0] over its kernels, a long run per matrix, then transforms them,
-// eight at a time in assembly where it runs. It had been one thread adding
-// the slots and then transforming kernel by kernel in Go while the other
-// core waited: 9 % of a cifar train step at AVX2; adding the slots in
-// blocks of 256 kernels (1 KiB runs of 32 matrices at once) ran 7× slower
-// than in long runs (bench/RESULTS.md, 2026-12-06, late night). acc[0] is
-// left holding the sums.
-func (d *Device) winoWeightGrads(dw []float32, stride int, acc [][]float32, base, ws, n, tile int) {
+// winoGradEnd is one tile size's end of the weight gradient: its matrices,
+// the plain-Go transform of one kernel's sums (the specification; m holds
+// mats values), and the assembly that transforms eight kernels at a time.
+type winoGradEnd struct {
+	mats   int
+	kernel func(dw []float32, m *[36]float32)
+	asm    func(dw *float32, ds int, m *float32, ms int, blocks int)
+}
+
+var (
+	winoGradEnd2 = winoGradEnd{16, func(dw []float32, m *[36]float32) { winoWeightGrad(dw, (*[16]float32)(m[:16])) }, asm.WinoWeightGradAVX2}
+	winoGradEnd4 = winoGradEnd{36, winoWeightGrad4, asm.WinoWeightGrad4AVX2}
+)
+
+// winoWeightGrads ends a Winograd weight gradient: for i < n it sets
+// dw[i·stride:][:9] = end.kernel(m) (Ĝᵀ·m·Ĝ for 2×2 tiles, Gᵀ·m·G for
+// 4×4), where m[ξ] is the sum over the slots, in slot order, of
+// acc[s][base + ξ·ws + i] (so the same bits on any thread count), the
+// weight kernels split over the threads: each adds the slots into acc[0]
+// over its kernels, a long run per matrix, then transforms them, eight at
+// a time in assembly where it runs. It had been one thread adding the
+// slots and then transforming kernel by kernel in Go while the other core
+// waited: 9 % of a cifar train step at AVX2; adding the slots in blocks of
+// 256 kernels (1 KiB runs of 32 matrices at once) ran 7× slower than in
+// long runs (bench/RESULTS.md, 2026-12-06, late night). acc[0] is left
+// holding the sums.
+func (d *Device) winoWeightGrads(dw []float32, stride int, acc [][]float32, base, ws, n int, end winoGradEnd) {
 	simd := d.winoSIMD()
-	mats := (tile + 2) * (tile + 2)
 	sum := acc[0][base:]
 	d.parallelFor(n, winoGradGrain, func(lo, hi int) {
-		for xi := range mats {
+		for xi := range end.mats {
 			s := sum[xi*ws+lo : xi*ws+hi]
 			for _, a := range acc[1:] {
 				if a != nil {
@@ -677,25 +694,17 @@ func (d *Device) winoWeightGrads(dw []float32, stride int, acc [][]float32, base
 		i := lo
 		if simd {
 			if k := (hi - lo) / 8 * 8; k > 0 {
-				_, _ = dw[(lo+k-1)*stride+8], sum[(mats-1)*ws+lo+k-1] // the kernel's reach
-				if tile == 4 {
-					asm.WinoWeightGrad4AVX2(&dw[lo*stride], stride, &sum[lo], ws, k/8)
-				} else {
-					asm.WinoWeightGradAVX2(&dw[lo*stride], stride, &sum[lo], ws, k/8)
-				}
+				_, _ = dw[(lo+k-1)*stride+8], sum[(end.mats-1)*ws+lo+k-1] // the kernel's reach
+				end.asm(&dw[lo*stride], stride, &sum[lo], ws, k/8)
 				i += k
 			}
 		}
 		var m [36]float32
 		for ; i < hi; i++ {
-			for xi := range mats {
+			for xi := range end.mats {
 				m[xi] = sum[xi*ws+i]
 			}
-			if tile == 4 {
-				winoWeightGrad4(dw[i*stride:i*stride+9:i*stride+9], &m)
-			} else {
-				winoWeightGrad(dw[i*stride:i*stride+9:i*stride+9], (*[16]float32)(m[:16]))
-			}
+			end.kernel(dw[i*stride:i*stride+9:i*stride+9], &m)
 		}
 	})
 }
