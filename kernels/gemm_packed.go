@@ -120,6 +120,7 @@ var (
 		add: asm.SgemmKernelAVX2, store: asm.SgemmKernelAVX2Store, storeBias: asm.SgemmKernelAVX2Bias,
 		rowsAdd: asm.SgemmRowsKernelAVX2, rowsStore: asm.SgemmRowsKernelAVX2Store, rowsStoreBias: asm.SgemmRowsKernelAVX2Bias,
 		rowsAAdd: asm.SgemmRowsAKernelAVX2, rowsAStore: asm.SgemmRowsAKernelAVX2Store,
+		rowsPackAdd: asm.SgemmRowsPackKernelAVX2, rowsPackStore: asm.SgemmRowsPackKernelAVX2Store,
 		panelDot: asm.PanelDot4AVX2, dotLanes: 8, edges: []microKernel{
 			{name: "avx2-r2", mr: asm.AVX2MR, nr: asm.AVX2NR, height: 2,
 				add: asm.SgemmKernelAVX2R2, store: asm.SgemmKernelAVX2R2Store, storeBias: asm.SgemmKernelAVX2R2Bias,

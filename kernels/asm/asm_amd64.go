@@ -412,6 +412,18 @@ func SgemmRowsPackKernelAVX512(kc int, a *float32, b *float32, off *int, c *floa
 //go:noescape
 func SgemmRowsPackKernelAVX512Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bp *float32)
 
+// SgemmRowsPackKernelAVX2 is SgemmRowsKernelAVX2, and stores each row of B it reads to the packed panel bp
+// (bp[16·p + j] = b[off[p] + j]); off has 16 entries past kc (rows it prefetches). AVX2+FMA.
+//
+//go:noescape
+func SgemmRowsPackKernelAVX2(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bp *float32)
+
+// SgemmRowsPackKernelAVX2Store is SgemmRowsKernelAVX2Store, and stores each row of B it reads to the packed panel bp
+// (bp[16·p + j] = b[off[p] + j]); off has 16 entries past kc (rows it prefetches). AVX2+FMA.
+//
+//go:noescape
+func SgemmRowsPackKernelAVX2Store(kc int, a *float32, b *float32, off *int, c *float32, ldc int, bp *float32)
+
 // SgemmRowsAKernelAVX2 adds the product of the 6×kc block of A whose row i is the kc values from a + off[i]
 // (elements; A is never packed) and a packed kc×16 panel b to the 6×16 tile of row-major c
 // with row stride ldc (elements). AVX2+FMA.

@@ -72,6 +72,19 @@ func SgemmRowsPackKernelAVX512Store(kc int, a, b *float32, off *int, c *float32,
 	kernelGo(AVX512MR, AVX512NR, kc, a, bp, c, ldc, true)
 }
 
+// SgemmRowsPackKernelAVX2 is the plain-Go stand-in of the AVX2 unpacked-B
+// kernel that packs the rows it reads.
+func SgemmRowsPackKernelAVX2(kc int, a, b *float32, off *int, c *float32, ldc int, bp *float32) {
+	packRowsGo(AVX2NR, kc, b, off, bp)
+	kernelGo(AVX2MR, AVX2NR, kc, a, bp, c, ldc, false)
+}
+
+// SgemmRowsPackKernelAVX2Store is SgemmRowsPackKernelAVX2 storing C.
+func SgemmRowsPackKernelAVX2Store(kc int, a, b *float32, off *int, c *float32, ldc int, bp *float32) {
+	packRowsGo(AVX2NR, kc, b, off, bp)
+	kernelGo(AVX2MR, AVX2NR, kc, a, bp, c, ldc, true)
+}
+
 // SgemmRowsKernelAVX512 is the plain-Go stand-in of the AVX-512 unpacked-B kernel.
 func SgemmRowsKernelAVX512(kc int, a, b *float32, off *int, c *float32, ldc int) {
 	kernelRowsGo(AVX512MR, AVX512NR, kc, a, b, off, c, ldc, false)

@@ -21,6 +21,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/mmcloughlin/avo/gotypes"
 
@@ -81,12 +82,16 @@ func main() {
 			generateVariants(e)
 		}
 	}
-	// The unpacked-B AVX-512 kernel that packs the panel it reads, adding
-	// and storing (the first depth block of a product without bias).
-	packing := kernel{name: "SgemmRowsPackKernelAVX512", rows: true, packOut: true, isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM}
-	generate(packing)
-	packing.name, packing.store = packing.name+"Store", true
-	generate(packing)
+	// The unpacked-B kernels that pack the panel they read, adding and
+	// storing (the first row of tiles of a depth block without bias).
+	for _, packing := range []kernel{
+		{name: "SgemmRowsPackKernelAVX512", rows: true, packOut: true, isa: "AVX-512F", mr: 12, nr: 32, lanes: 16, vec: ZMM},
+		{name: "SgemmRowsPackKernelAVX2", rows: true, packOut: true, isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM},
+	} {
+		generate(packing)
+		packing.name, packing.store = packing.name+"Store", true
+		generate(packing)
+	}
 	// The unpacked-A kernels, AVX2 only: at 12 rows the AVX-512 tile's row
 	// offsets would need more general registers than amd64 has.
 	rowsA := kernel{name: "SgemmRowsAKernelAVX2", rowsA: true, isa: "AVX2+FMA", mr: 6, nr: 16, lanes: 8, vec: YMM}
@@ -183,7 +188,7 @@ func generate(k kernel) {
 	case k.packOut:
 		TEXT(k.name, NOSPLIT, "func(kc int, a, b *float32, off *int, c *float32, ldc int, bp *float32)")
 		Pragma("noescape")
-		doc(fmt.Sprintf("%s is %s, and stores each row of B it reads to the packed panel bp", k.name, map[bool]string{false: "SgemmRowsKernelAVX512", true: "SgemmRowsKernelAVX512Store"}[k.store]),
+		doc(fmt.Sprintf("%s is %s, and stores each row of B it reads to the packed panel bp", k.name, strings.Replace(k.name, "RowsPack", "Rows", 1)),
 			fmt.Sprintf("(bp[%d·p + j] = b[off[p] + j]); off has %d entries past kc (rows it prefetches). %s.", k.nr, packAhead, k.isa))
 	case k.rows:
 		TEXT(k.name, NOSPLIT, "func(kc int, a, b *float32, off *int, c *float32, ldc int)")
