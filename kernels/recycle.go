@@ -107,6 +107,16 @@ func (r *recycler) take(n int) []float32 {
 	return f
 }
 
+// forget drops every kept array.
+func (r *recycler) forget() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	clear(r.kept)
+	r.mu.Unlock()
+}
+
 // sweep drops the arrays of every length unused since before cutoff.
 func (r *recycler) sweep(cutoff time.Time) {
 	r.mu.Lock()
@@ -163,6 +173,10 @@ func (d *Device) Recycle(b tensor.Buffer) {
 	d.recycled.put(f)
 }
 
+// ForgetRecycled drops the arrays the device keeps for later Allocs
+// (tensor.ForgetRecycled).
+func (d *Device) ForgetRecycled() { d.recycled.forget() }
+
 // AllocDirty implements tensor.DirtyAllocator: n float32 values, a
 // recycled array as it was left when there is one (the op overwrites it),
 // else a fresh one.
@@ -213,6 +227,13 @@ func PoisonedCPU(threads int) *Device {
 // scratch of a tiny-mnist batch-1 forward out of the heap, the first 100
 // calls after two warm-ups fault about a quarter less (bench/RESULTS.md,
 // 2026-12-06).
+//
+// Of the arrays of bigArrayLen values or more only the longest is kept.
+// Their users take them one at a time (a layer's transformed weights where
+// they are made at every call: F16 weights, which are never cached), and
+// the longest serves all the shorter; keeping six of them had held the six
+// largest transforms of an SD 1.5 U-Net, 225 down to 100 MiB, for the life
+// of the process (bench/RESULTS.md, 2026-12-06, late evening).
 type arrayList struct {
 	sync.Mutex
 	free [][]float32
@@ -228,6 +249,10 @@ var mapped struct {
 // mappedMinLen is the shortest scratch array that is mapped outside the
 // Go heap (64 KiB; shorter ones cost the collector little).
 const mappedMinLen = 16 << 10
+
+// bigArrayLen is the shortest array of which a list keeps only the longest
+// (64 MiB).
+const bigArrayLen = 16 << 20
 
 var (
 	scratchArrays = arrayList{keep: 6}
@@ -277,20 +302,39 @@ func (l *arrayList) put(b []float32) {
 	l.Lock()
 	defer l.Unlock()
 	l.free = append(l.free, b)
-	if len(l.free) > l.keep {
-		small := 0
+	for {
+		// the shortest array, and the shortest of the big ones if two are
+		small, bigs, smallBig := 0, 0, -1
 		for i, f := range l.free {
 			if cap(f) < cap(l.free[small]) {
 				small = i
 			}
+			if cap(f) >= bigArrayLen {
+				bigs++
+				if smallBig < 0 || cap(f) < cap(l.free[smallBig]) {
+					smallBig = i
+				}
+			}
 		}
-		dropped := l.free[small]
-		l.free = slices.Delete(l.free, small, small+1)
-		mapped.Lock()
-		if p := unsafe.SliceData(dropped); mapped.arrays[p] {
-			delete(mapped.arrays, p)
-			unmapArray(dropped)
+		switch {
+		case bigs > 1:
+			l.drop(smallBig)
+		case len(l.free) > l.keep:
+			l.drop(small)
+		default:
+			return
 		}
-		mapped.Unlock()
 	}
+}
+
+// drop forgets kept array i, unmapping it if it was mapped.
+func (l *arrayList) drop(i int) {
+	dropped := l.free[i]
+	l.free = slices.Delete(l.free, i, i+1)
+	mapped.Lock()
+	if p := unsafe.SliceData(dropped); mapped.arrays[p] {
+		delete(mapped.arrays, p)
+		unmapArray(dropped)
+	}
+	mapped.Unlock()
 }

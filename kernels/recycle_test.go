@@ -155,3 +155,49 @@ func TestArrayListMapped(t *testing.T) {
 		b[len(b)-1] = 1
 	}
 }
+
+// TestArrayListKeepsOneBig: of the arrays of bigArrayLen values or more, a
+// list keeps only the longest (which then serves a shorter big request),
+// beside its shorter arrays.
+func TestArrayListKeepsOneBig(t *testing.T) {
+	l := arrayList{keep: 6}
+	small := l.get(mappedMinLen)
+	bigs := []int{bigArrayLen, bigArrayLen + 4096, bigArrayLen + 1024}
+	var got [][]float32
+	for _, n := range bigs {
+		got = append(got, l.get(n))
+	}
+	for _, b := range got {
+		l.put(b)
+	}
+	l.put(small)
+	if len(l.free) != 2 {
+		t.Fatalf("%d arrays kept, want the small one and the longest big one", len(l.free))
+	}
+	b := l.get(bigArrayLen)
+	if cap(b) != bigArrayLen+4096 {
+		t.Fatalf("a big request got an array of %d values, want the longest kept (%d)", cap(b), bigArrayLen+4096)
+	}
+	l.put(b)
+	for len(l.free) > 0 { // give the arrays back to the system
+		l.drop(0)
+	}
+}
+
+// TestForgetRecycled: tensor.ForgetRecycled drops every array the device
+// keeps, so the next allocation of a kept length is fresh.
+func TestForgetRecycled(t *testing.T) {
+	d := NewCPU(1)
+	n := DefaultTuning().RecycleMinLen
+	b, _ := d.Alloc(tensor.F32, n)
+	f := b.(*Buffer).F
+	d.Recycle(b)
+	tensor.ForgetRecycled(d)
+	c, _ := d.Alloc(tensor.F32, n)
+	if &c.(*Buffer).F[0] == &f[0] {
+		t.Fatal("an array was taken after ForgetRecycled")
+	}
+	if len(d.recycled.kept) != 0 {
+		t.Fatalf("%d lengths still kept", len(d.recycled.kept))
+	}
+}

@@ -246,6 +246,9 @@ func (p *Pipeline) run(o Options, i2i *img2img) (*Result, error) {
 				o.OnStep(img, i+1, len(sm.Timesteps()))
 			}
 		}
+		// Each stage (the text encoder, the U-Net's steps, the VAE) asks for
+		// lengths of its own: what the device keeps of the one before is let go.
+		tensor.ForgetRecycled(p.Device)
 		var latents *tensor.Tensor
 		if i2i != nil {
 			latents, err = p.sampleFromImage(sm, model, i2i, rng, opt)
@@ -255,10 +258,12 @@ func (p *Pipeline) run(o Options, i2i *img2img) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		tensor.ForgetRecycled(p.Device)
 		decoded, err := p.decode(latents)
 		if err != nil {
 			return nil, err
 		}
+		tensor.ForgetRecycled(p.Device)
 		im, err := ToImage(decoded)
 		if err != nil {
 			return nil, err

@@ -143,6 +143,16 @@ type Recycler interface {
 	Recycle(b Buffer)
 }
 
+// ForgetRecycled tells d, where it keeps released buffers for later Allocs
+// (Recycler), to let go of all it keeps: a caller whose next work asks for
+// other lengths (a pipeline's next stage, a VAE's next level) would have
+// them held beside its own until the device finds them idle.
+func ForgetRecycled(d Device) {
+	if f, ok := d.(interface{ ForgetRecycled() }); ok {
+		f.ForgetRecycled()
+	}
+}
+
 // FreezableBuffer is a Buffer whose device can be told that its contents
 // will not change for a while (Freeze), so that forms it prepares from them
 // — packed or transformed weights — are used again without checking the

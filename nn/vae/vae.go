@@ -300,6 +300,11 @@ func (cd *Coder) forward(x *tensor.Tensor) *tensor.Tensor {
 				next(tensor.Upsample2x(h))
 			}
 			next(b.Resample.Forward(h))
+			// The next level's activations are 4× (decoder) or ¼ (encoder)
+			// the length of this one's: what this level released is of no
+			// use to the rest of the pass, and at 512×512 the decoder had
+			// held 1.2 GB of such arrays by its last level.
+			tensor.ForgetRecycled(h.Device())
 		}
 	}
 	if !cd.decoder {
