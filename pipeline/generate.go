@@ -263,7 +263,6 @@ func (p *Pipeline) run(o Options, i2i *img2img) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		tensor.ForgetRecycled(p.Device)
 		im, err := ToImage(decoded)
 		if err != nil {
 			return nil, err
@@ -273,6 +272,7 @@ func (p *Pipeline) run(o Options, i2i *img2img) (*Result, error) {
 		res.Latents = append(res.Latents, latents)
 		res.Parameters = append(res.Parameters, p.parameters(o, seed, i2i))
 	}
+	tensor.ForgetRecycled(p.Device) // the safety checker's lengths are its own too
 	return res, p.screen(o, res)
 }
 

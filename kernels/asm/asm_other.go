@@ -59,30 +59,33 @@ func packRowsGo(nr, kc int, b *float32, off *int, bp *float32) {
 	}
 }
 
+// kernelRowsPackGo is the unpacked-B kernel that packs the rows it reads
+// to bp, then multiplies them packed.
+func kernelRowsPackGo(mr, nr, kc int, a, b *float32, off *int, c *float32, ldc int, bp *float32, store bool) {
+	packRowsGo(nr, kc, b, off, bp)
+	kernelGo(mr, nr, kc, a, bp, c, ldc, store)
+}
+
 // SgemmRowsPackKernelAVX512 is the plain-Go stand-in of the AVX-512
 // unpacked-B kernel that packs the rows it reads.
 func SgemmRowsPackKernelAVX512(kc int, a, b *float32, off *int, c *float32, ldc int, bp *float32) {
-	packRowsGo(AVX512NR, kc, b, off, bp)
-	kernelGo(AVX512MR, AVX512NR, kc, a, bp, c, ldc, false)
+	kernelRowsPackGo(AVX512MR, AVX512NR, kc, a, b, off, c, ldc, bp, false)
 }
 
 // SgemmRowsPackKernelAVX512Store is SgemmRowsPackKernelAVX512 storing C.
 func SgemmRowsPackKernelAVX512Store(kc int, a, b *float32, off *int, c *float32, ldc int, bp *float32) {
-	packRowsGo(AVX512NR, kc, b, off, bp)
-	kernelGo(AVX512MR, AVX512NR, kc, a, bp, c, ldc, true)
+	kernelRowsPackGo(AVX512MR, AVX512NR, kc, a, b, off, c, ldc, bp, true)
 }
 
 // SgemmRowsPackKernelAVX2 is the plain-Go stand-in of the AVX2 unpacked-B
 // kernel that packs the rows it reads.
 func SgemmRowsPackKernelAVX2(kc int, a, b *float32, off *int, c *float32, ldc int, bp *float32) {
-	packRowsGo(AVX2NR, kc, b, off, bp)
-	kernelGo(AVX2MR, AVX2NR, kc, a, bp, c, ldc, false)
+	kernelRowsPackGo(AVX2MR, AVX2NR, kc, a, b, off, c, ldc, bp, false)
 }
 
 // SgemmRowsPackKernelAVX2Store is SgemmRowsPackKernelAVX2 storing C.
 func SgemmRowsPackKernelAVX2Store(kc int, a, b *float32, off *int, c *float32, ldc int, bp *float32) {
-	packRowsGo(AVX2NR, kc, b, off, bp)
-	kernelGo(AVX2MR, AVX2NR, kc, a, bp, c, ldc, true)
+	kernelRowsPackGo(AVX2MR, AVX2NR, kc, a, b, off, c, ldc, bp, true)
 }
 
 // SgemmRowsKernelAVX512 is the plain-Go stand-in of the AVX-512 unpacked-B kernel.

@@ -300,11 +300,14 @@ func (cd *Coder) forward(x *tensor.Tensor) *tensor.Tensor {
 				next(tensor.Upsample2x(h))
 			}
 			next(b.Resample.Forward(h))
-			// The next level's activations are 4× (decoder) or ¼ (encoder)
-			// the length of this one's: what this level released is of no
-			// use to the rest of the pass, and at 512×512 the decoder had
-			// held 1.2 GB of such arrays by its last level.
-			tensor.ForgetRecycled(h.Device())
+			if cd.decoder {
+				// The next level's activations are 4× the length of this
+				// one's: what this level released is of no use to the rest
+				// of the decode, and at 512×512 it had held 1.2 GB of such
+				// arrays by its last level. (The encoder's levels shrink:
+				// its first level is its peak.)
+				tensor.ForgetRecycled(h.Device())
+			}
 		}
 	}
 	if !cd.decoder {
