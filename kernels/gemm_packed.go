@@ -579,8 +579,10 @@ func (pa *prepackedA) block(pc, ic, row0 int) []float32 {
 // what the GEMM would give it. It needs a kernel with panelDot
 // (hasColumn), one depth pass (k ≤ rowsKC: no pass whose partial sums a
 // tile would add) and one row block (row0 + m ≤ packMC, or row0 = 0 and
-// m ≤ packMC).
-func (pa *prepackedA) column(row0, m int, x []float32, xs int, y []float32, ys int) {
+// m ≤ packMC). out is its scratch, the four panels' sums (a local array
+// escaped through the panelDot func value: an allocation at every call, 45 %
+// of a batch-1 tiny-mnist forward's).
+func (pa *prepackedA) column(row0, m int, x []float32, xs int, y []float32, ys int, out *[4 * 16]float32) {
 	mr, kc := pa.mk.mr, pa.k
 	if m == 0 || kc == 0 {
 		for i := range m {
@@ -592,7 +594,6 @@ func (pa *prepackedA) column(row0, m int, x []float32, xs int, y []float32, ys i
 	panels := (m + mr - 1) / mr
 	_, _ = x[(kc-1)*xs], blk[panels*mr*kc-1] // the assembly reads these unchecked
 	panel := func(q int) *float32 { return &blk[min(q, panels-1)*mr*kc] }
-	var out [64]float32
 	w := pa.mk.dotLanes
 	for q0 := 0; q0 < panels; q0 += 4 {
 		pa.mk.panelDot(kc, panel(q0), panel(q0+1), panel(q0+2), panel(q0+3), &x[0], xs, &out[0])

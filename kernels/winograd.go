@@ -206,24 +206,28 @@ func (j *winoJob) part(t int) {
 func (d *Device) winoChunk(buf, ys, xs, bs []float32, us []gemmA, p tensor.ConvParams, g winoGeom, r0, r1, f0, f1, threads int) {
 	n, simd := len(us), d.winoSIMD()
 	v, m, rowBuf := buf[:n*g.cs], buf[n*g.cs:n*(g.cs+g.fs)], buf[n*(g.cs+g.fs):]
-	tiles := (r1 - r0) * g.tw
+	nTiles := (r1 - r0) * g.tw
 	winoInput(v, xs, rowBuf, p, g, r0, r1, simd, d.wide())
-	cols := (tiles + 15) &^ 15
+	cols := (nTiles + 15) &^ 15
 	// One tile past a multiple of 16 (an image of 7×7 tiles at batch 1)
 	// would cost the GEMMs a panel of 16 columns for one: that column is
 	// computed alone (prepackedA.column), the rest as whole panels.
-	lone := tiles%16 == 1 && tiles > 1 && us[0].pre != nil && us[0].pre.hasColumn() && p.C <= rowsKC && us[0].pre.icBlocks == 1
+	lone := nTiles%16 == 1 && nTiles > 1 && us[0].pre != nil && us[0].pre.hasColumn() && p.C <= rowsKC && us[0].pre.icBlocks == 1
+	var dots *[4 * 16]float32 // the lone column's scratch
 	if lone {
-		cols = tiles - 1
+		cols = nTiles - 1
+		tp := tiles.Get().(*[tileLen]float32)
+		defer tiles.Put(tp)
+		dots = (*[4 * 16]float32)(tp[:4*16])
 	}
 	for xi := range n {
-		if cols > tiles {
-			clearPadColumns(v[xi*g.cs:], p.C, g.ld, tiles)
+		if cols > nTiles {
+			clearPadColumns(v[xi*g.cs:], p.C, g.ld, nTiles)
 		}
 		a := us[xi].rows(f0, f1)
 		d.sgemmA(threads, a, cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs+f0*g.ld:], g.ld)
 		if lone {
-			a.pre.column(a.row0, a.m, v[xi*g.cs+cols:], g.ld, m[xi*g.fs+f0*g.ld+cols:], g.ld)
+			a.pre.column(a.row0, a.m, v[xi*g.cs+cols:], g.ld, m[xi*g.fs+f0*g.ld+cols:], g.ld, dots)
 		}
 	}
 	if g.m == 4 {
