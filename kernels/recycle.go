@@ -174,8 +174,11 @@ func (d *Device) Recycle(b tensor.Buffer) {
 }
 
 // ForgetRecycled drops the arrays the device keeps for later Allocs
-// (tensor.ForgetRecycled).
-func (d *Device) ForgetRecycled() { d.recycled.forget() }
+// (tensor.ForgetRecycled), and the widening buffers of F16 weights.
+func (d *Device) ForgetRecycled() {
+	d.recycled.forget()
+	forgetHalfScratch()
+}
 
 // AllocDirty implements tensor.DirtyAllocator: n float32 values, a
 // recycled array as it was left when there is one (the op overwrites it),
@@ -282,6 +285,13 @@ func (l *arrayList) get(n int) []float32 {
 		l.free = slices.Delete(l.free, best, best+1)
 		return b[:n]
 	}
+	return newArray(n)
+}
+
+// newArray returns n floats (zero): mapped outside the Go heap when there
+// are mappedMinLen or more and the system maps them, else from the heap.
+// Give it back with freeArray.
+func newArray(n int) []float32 {
 	if n >= mappedMinLen {
 		if b := mapArray(n); b != nil {
 			mapped.Lock()
@@ -294,6 +304,17 @@ func (l *arrayList) get(n int) []float32 {
 		}
 	}
 	return make([]float32, n)
+}
+
+// freeArray gives back an array from newArray that nothing uses any more:
+// unmapped if it was mapped, else left to the collector.
+func freeArray(b []float32) {
+	mapped.Lock()
+	if p := unsafe.SliceData(b); mapped.arrays[p] {
+		delete(mapped.arrays, p)
+		unmapArray(b)
+	}
+	mapped.Unlock()
 }
 
 // put hands an array back (it must not be used after); beyond keep the
@@ -331,10 +352,5 @@ func (l *arrayList) put(b []float32) {
 func (l *arrayList) drop(i int) {
 	dropped := l.free[i]
 	l.free = slices.Delete(l.free, i, i+1)
-	mapped.Lock()
-	if p := unsafe.SliceData(dropped); mapped.arrays[p] {
-		delete(mapped.arrays, p)
-		unmapArray(dropped)
-	}
-	mapped.Unlock()
+	freeArray(dropped)
 }
