@@ -2,8 +2,6 @@ package kernels
 
 import (
 	"math"
-	"slices"
-	"sync"
 
 	"github.com/klauspost/cpuid/v2"
 
@@ -53,26 +51,22 @@ func (d *Device) widen(dst []float32, src []uint16) {
 // hasF16C: VCVTPH2PS is F16C's, which the AVX2 level does not imply.
 var hasF16C = cpuid.CPU.Supports(cpuid.F16C)
 
-// halfScratch keeps the widening buffers across calls: a fresh 50–120 MB
-// buffer per layer and step would be cleared (or page-faulted in) every
-// time. A request takes the shortest kept buffer that holds it, and beyond
-// halfKeep the shortest is dropped, so over one pass of a network the kept
-// buffers become its longest weights and serve every layer after. With the
-// first buffer that fit and the newcomer dropped instead, heap arrays, an SD
-// U-Net step made buffers again all along: at the GOGC=10 of `diffuse
-// generate` their clearing alone was ~0.9 s of a 6–7 s step
-// (bench/RESULTS.md, 2026-12-06 from 22:13 UTC). They are mapped outside the
-// Go heap (newArray), so that one dropped gives its memory back at once and
-// those kept do not raise the collector's goal; ForgetRecycled drops them
-// all (a pipeline's next stage has other weights).
-var halfScratch struct {
-	sync.Mutex
-	free [][]float32
-}
-
-// halfKeep is how many widening buffers halfScratch keeps (a GEMM widens
-// both operands at once).
-const halfKeep = 3
+// halfArrays keeps the widening buffers of F16 weights across calls: a
+// fresh 50–120 MB buffer per layer and step would be cleared (or
+// page-faulted in) every time. As any arrayList, a request takes the
+// shortest kept buffer that holds it and beyond keep the shortest is
+// dropped, so over one pass of a network the kept buffers become its
+// longest weights and serve every layer after; and they are mapped outside
+// the Go heap, so that one dropped gives its memory back at once and those
+// kept do not raise the collector's goal. (Heap arrays, the first that fit
+// taken and the newcomer dropped, had made an SD U-Net step widen into
+// fresh buffers all along: at the GOGC=10 of `diffuse generate` their
+// clearing alone was ~0.9 s of a 6–7 s step, bench/RESULTS.md, 2026-12-06
+// from 22:13 UTC. In scratchArrays its one-big rule made the largest
+// layers map and unmap theirs at every call.) Three: a GEMM widens both
+// operands at once. ForgetRecycled drops them all (a pipeline's next stage
+// has other weights).
+var halfArrays = arrayList{keep: 3}
 
 // floats returns the float32 values of b: its own slice, or for an F16
 // buffer a widened copy in scratch; call release when done with it.
@@ -81,56 +75,9 @@ func (d *Device) floats(b tensor.Buffer) (v []float32, release func()) {
 	if !ok || cb == nil || cb.dt != tensor.F16 {
 		return f32(b), func() {}
 	}
-	n := len(cb.wide.H)
-	buf := takeHalfScratch(n)
+	buf := halfArrays.get(len(cb.wide.H))
 	d.widen(buf, cb.wide.H)
-	return buf, func() { putHalfScratch(buf) }
-}
-
-// takeHalfScratch returns the shortest kept buffer of at least n floats,
-// else a new one (newArray).
-func takeHalfScratch(n int) []float32 {
-	halfScratch.Lock()
-	defer halfScratch.Unlock()
-	best := -1
-	for i, s := range halfScratch.free {
-		if cap(s) >= n && (best < 0 || cap(s) < cap(halfScratch.free[best])) {
-			best = i
-		}
-	}
-	if best < 0 {
-		return newArray(n)
-	}
-	buf := halfScratch.free[best][:n]
-	halfScratch.free = slices.Delete(halfScratch.free, best, best+1)
-	return buf
-}
-
-// putHalfScratch hands a buffer back; beyond halfKeep the shortest goes.
-func putHalfScratch(buf []float32) {
-	halfScratch.Lock()
-	defer halfScratch.Unlock()
-	halfScratch.free = append(halfScratch.free, buf)
-	for len(halfScratch.free) > halfKeep {
-		short := 0
-		for i, s := range halfScratch.free {
-			if cap(s) < cap(halfScratch.free[short]) {
-				short = i
-			}
-		}
-		freeArray(halfScratch.free[short])
-		halfScratch.free = slices.Delete(halfScratch.free, short, short+1)
-	}
-}
-
-// forgetHalfScratch drops the kept widening buffers.
-func forgetHalfScratch() {
-	halfScratch.Lock()
-	for _, b := range halfScratch.free {
-		freeArray(b)
-	}
-	halfScratch.free = nil
-	halfScratch.Unlock()
+	return buf, func() { halfArrays.put(buf) }
 }
 
 // UploadF16 implements tensor.HalfDevice.

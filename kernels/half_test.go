@@ -105,37 +105,37 @@ func TestHalfWeights(t *testing.T) {
 }
 
 // TestHalfScratchKeepsLongest checks the widening buffers of F16 weights:
-// a request takes the shortest kept buffer that holds it, beyond halfKeep
-// the shortest goes (so the longest stay and serve every later layer), and
-// ForgetRecycled lets go of them all.
+// a request takes the shortest kept buffer that holds it, beyond keep the
+// shortest goes (so the longest stay and serve every later layer, big ones
+// included), and ForgetRecycled lets go of them all.
 func TestHalfScratchKeepsLongest(t *testing.T) {
-	forgetHalfScratch()
-	defer forgetHalfScratch()
+	halfArrays.forget()
+	defer halfArrays.forget()
 	lens := []int{mappedMinLen, 4 * mappedMinLen, 2 * mappedMinLen, 3 * mappedMinLen, 8}
 	var bufs [][]float32
 	for _, n := range lens {
-		bufs = append(bufs, takeHalfScratch(n))
+		bufs = append(bufs, halfArrays.get(n))
 	}
 	for _, b := range bufs {
-		putHalfScratch(b)
+		halfArrays.put(b)
 	}
 	var kept []int
-	for _, b := range halfScratch.free {
+	for _, b := range halfArrays.free {
 		kept = append(kept, cap(b))
 	}
 	slices.Sort(kept)
 	if want := []int{2 * mappedMinLen, 3 * mappedMinLen, 4 * mappedMinLen}; !slices.Equal(kept, want) {
-		t.Fatalf("kept %v, want the %d longest %v", kept, halfKeep, want)
+		t.Fatalf("kept %v, want the %d longest %v", kept, halfArrays.keep, want)
 	}
 	// The shortest that holds the request, not the first.
-	if b := takeHalfScratch(2*mappedMinLen + 1); cap(b) != 3*mappedMinLen {
+	if b := halfArrays.get(2*mappedMinLen + 1); cap(b) != 3*mappedMinLen {
 		t.Fatalf("took a buffer of %d for %d values, want %d", cap(b), 2*mappedMinLen+1, 3*mappedMinLen)
 	} else {
-		putHalfScratch(b)
+		halfArrays.put(b)
 	}
 	d := NewCPU(1)
 	tensor.ForgetRecycled(d)
-	if len(halfScratch.free) != 0 {
-		t.Fatalf("%d widening buffers kept after ForgetRecycled", len(halfScratch.free))
+	if len(halfArrays.free) != 0 {
+		t.Fatalf("%d widening buffers kept after ForgetRecycled", len(halfArrays.free))
 	}
 }

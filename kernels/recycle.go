@@ -177,7 +177,7 @@ func (d *Device) Recycle(b tensor.Buffer) {
 // (tensor.ForgetRecycled), and the widening buffers of F16 weights.
 func (d *Device) ForgetRecycled() {
 	d.recycled.forget()
-	forgetHalfScratch()
+	halfArrays.forget()
 }
 
 // AllocDirty implements tensor.DirtyAllocator: n float32 values, a
@@ -231,16 +231,17 @@ func PoisonedCPU(threads int) *Device {
 // calls after two warm-ups fault about a quarter less (bench/RESULTS.md,
 // 2026-12-06).
 //
-// Of the arrays of bigArrayLen values or more only the longest is kept.
-// Their users take them one at a time (a layer's transformed weights where
+// With oneBig, of the arrays of bigArrayLen values or more only the longest
+// is kept. Their users take them one at a time (a layer's transformed weights where
 // they are made at every call: F16 weights, which are never cached), and
 // the longest serves all the shorter; keeping six of them had held the six
 // largest transforms of an SD 1.5 U-Net, 225 down to 100 MiB, for the life
 // of the process (bench/RESULTS.md, 2026-12-06, late evening).
 type arrayList struct {
 	sync.Mutex
-	free [][]float32
-	keep int
+	free   [][]float32
+	keep   int
+	oneBig bool
 }
 
 // mapped are the arrays, kept or in use, that mapArray made for the lists.
@@ -258,7 +259,7 @@ const mappedMinLen = 16 << 10
 const bigArrayLen = 16 << 20
 
 var (
-	scratchArrays = arrayList{keep: 6}
+	scratchArrays = arrayList{keep: 6, oneBig: true}
 	// an A and a B block per goroutine of a GEMM, and a few for nested calls
 	packArrays = arrayList{keep: 4 + 2*runtime.NumCPU()}
 )
@@ -330,7 +331,7 @@ func (l *arrayList) put(b []float32) {
 			if cap(f) < cap(l.free[small]) {
 				small = i
 			}
-			if cap(f) >= bigArrayLen {
+			if l.oneBig && cap(f) >= bigArrayLen {
 				bigs++
 				if smallBig < 0 || cap(f) < cap(l.free[smallBig]) {
 					smallBig = i
@@ -345,6 +346,15 @@ func (l *arrayList) put(b []float32) {
 		default:
 			return
 		}
+	}
+}
+
+// forget drops every kept array.
+func (l *arrayList) forget() {
+	l.Lock()
+	defer l.Unlock()
+	for len(l.free) > 0 {
+		l.drop(0)
 	}
 }
 

@@ -157,10 +157,10 @@ func TestArrayListMapped(t *testing.T) {
 }
 
 // TestArrayListKeepsOneBig: of the arrays of bigArrayLen values or more, a
-// list keeps only the longest (which then serves a shorter big request),
+// oneBig list keeps only the longest (which then serves a shorter big request),
 // beside its shorter arrays.
 func TestArrayListKeepsOneBig(t *testing.T) {
-	l := arrayList{keep: 6}
+	l := arrayList{keep: 6, oneBig: true}
 	small := l.get(mappedMinLen)
 	bigs := []int{bigArrayLen, bigArrayLen + 4096, bigArrayLen + 1024}
 	var got [][]float32
@@ -179,9 +179,7 @@ func TestArrayListKeepsOneBig(t *testing.T) {
 		t.Fatalf("a big request got an array of %d values, want the longest kept (%d)", cap(b), bigArrayLen+4096)
 	}
 	l.put(b)
-	for len(l.free) > 0 { // give the arrays back to the system
-		l.drop(0)
-	}
+	l.forget() // give the arrays back to the system
 }
 
 // TestForgetRecycled: tensor.ForgetRecycled drops every array the device
