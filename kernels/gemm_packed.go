@@ -605,6 +605,36 @@ func (pa *prepackedA) column(row0, m int, x []float32, xs int, y []float32, ys i
 	}
 }
 
+// readsInPlace reports whether sgemmPrepacked's one-thread product of pa
+// (any of its rows) by an n-column B of row stride ld is one depth pass
+// over B read where it is, in whole panels of the kernel that n selects:
+// then productInPlace computes it with the same kernel calls.
+func (pa *prepackedA) readsInPlace(n, ld int) bool {
+	if pa.icBlocks != 1 || pa.k > rowsKC || pa.k == 0 || n == 0 || !readsBUnpacked(pa.mk, true, pa.m, n, ld) {
+		return false
+	}
+	mk := pa.mk.forColumns(n)
+	rest := n % mk.nr
+	return rest == 0 || rest == mk.forColumns(rest).nr
+}
+
+// productInPlace sets C = A·B for the m rows of pa from row0 on (as in
+// gemmA.rows) and the n columns of B, where readsInPlace(n, ld) holds:
+// row p of B starts at b[off[p]]. It makes sgemmPrepacked's kernel calls,
+// in its order, without its setup: a batch-1 Winograd convolution makes
+// 36 such products of a few microseconds per chunk, and the generic path's
+// blocks, pools and row offsets had cost a fifth of tiny-mnist's 28×28
+// convolution (bench/RESULTS.md, 2026-12-07). tile is micro-kernel scratch.
+func (pa *prepackedA) productInPlace(row0, m, n int, b []float32, off []int, c []float32, ldc int, tile []float32) {
+	mk := pa.mk.forColumns(n)
+	blk, ob := pa.block(0, 0, row0), operandB{b: b, off: off}
+	full := n / mk.nr * mk.nr
+	runTilesRows(mk, true, nil, blk, ob, 0, c, ldc, 0, 0, m, full, pa.k, tile)
+	if full < n {
+		runTilesRows(mk.forColumns(n-full), true, nil, blk, ob, 0, c, ldc, 0, full, m, n-full, pa.k, tile)
+	}
+}
+
 // hasColumn reports whether column takes pa's panels.
 func (pa *prepackedA) hasColumn() bool { return asm.Available && pa.mk.panelDot != nil }
 
@@ -841,20 +871,28 @@ func runTilesPacking(mk microKernel, store bool, ap []float32, ob operandB, pc i
 // each when unaligned) stay in L1 while the A panels stream past them.
 func runTilesRows(mk microKernel, store bool, bias, ap []float32, ob operandB, pc int, c []float32, ldc, ic, jc, mc, nc, kc int, tile []float32) {
 	mr, nr := mk.mr, mk.nr
+	// Only the last row panel can be partial: its kernel is chosen once
+	// (the kernels are large structs, copied at each choice).
+	panels := (mc + mr - 1) / mr
+	lastRows := mc - (panels-1)*mr
+	edge := &mk
+	if lastRows < mr {
+		e := mk.forRows(lastRows)
+		edge = &e
+	}
 	for jp := range nc / nr {
 		b := &ob.b[jc+jp*nr]
 		for p0 := 0; p0 < kc; p0 += rowsKC {
 			ks := min(rowsKC, kc-p0)
 			first := store && p0 == 0
 			off := &ob.off[pc+p0]
-			for ip := range (mc + mr - 1) / mr {
-				rows := min(mr, mc-ip*mr)
+			for ip := range panels {
+				k, rows := &mk, mr
+				if ip == panels-1 {
+					k, rows = edge, lastRows
+				}
 				pa := &ap[ip*mr*kc+p0*mr] // panels are p-major: depth p0 on is contiguous
 				ci := (ic+ip*mr)*ldc + jc + jp*nr
-				k := mk
-				if rows < mr {
-					k = mk.forRows(rows)
-				}
 				switch {
 				case rows < k.height:
 					t := tile[:mr*nr]

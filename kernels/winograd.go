@@ -213,21 +213,37 @@ func (d *Device) winoChunk(buf, ys, xs, bs []float32, us []gemmA, p tensor.ConvP
 	// would cost the GEMMs a panel of 16 columns for one: that column is
 	// computed alone (prepackedA.column), the rest as whole panels.
 	lone := nTiles%16 == 1 && nTiles > 1 && us[0].pre != nil && us[0].pre.hasColumn() && p.C <= rowsKC && us[0].pre.icBlocks == 1
-	var dots *[4 * 16]float32 // the lone column's scratch
 	if lone {
 		cols = nTiles - 1
+	}
+	// On one thread, with the weights prepacked, the products read V in
+	// place: their kernel calls are made here, with V's row offsets
+	// computed once for all n (productInPlace).
+	inPlace := threads == 1 && us[0].pre != nil && us[0].pre.readsInPlace(cols, g.ld)
+	var tile []float32 // micro-kernel scratch; its first 64 the lone column's
+	if lone || inPlace {
 		tp := tiles.Get().(*[tileLen]float32)
 		defer tiles.Put(tp)
-		dots = (*[4 * 16]float32)(tp[:4*16])
+		tile = tp[:]
+	}
+	var off []int
+	if inPlace {
+		offs := rowOffsetsOf(p.C, 0, g.ld)
+		defer offsetPool.Put(offs)
+		off = *offs
 	}
 	for xi := range n {
 		if cols > nTiles {
 			clearPadColumns(v[xi*g.cs:], p.C, g.ld, nTiles)
 		}
 		a := us[xi].rows(f0, f1)
-		d.sgemmA(threads, a, cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs+f0*g.ld:], g.ld)
+		if inPlace {
+			a.pre.productInPlace(a.row0, a.m, cols, v[xi*g.cs:], off, m[xi*g.fs+f0*g.ld:], g.ld, tile)
+		} else {
+			d.sgemmA(threads, a, cols, operandB{b: v[xi*g.cs:], ld: g.ld}, 0, m[xi*g.fs+f0*g.ld:], g.ld)
+		}
 		if lone {
-			a.pre.column(a.row0, a.m, v[xi*g.cs+cols:], g.ld, m[xi*g.fs+f0*g.ld+cols:], g.ld, dots)
+			a.pre.column(a.row0, a.m, v[xi*g.cs+cols:], g.ld, m[xi*g.fs+f0*g.ld+cols:], g.ld, (*[4 * 16]float32)(tile[:4*16]))
 		}
 	}
 	if g.m == 4 {

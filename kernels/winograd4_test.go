@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -141,6 +142,54 @@ func TestWinogradBatch1Allocs(t *testing.T) {
 		d.Conv2D(yb, xb, wb, nil, p) // the weights transformed and cached
 		if n := testing.AllocsPerRun(20, func() { d.Conv2D(yb, xb, wb, nil, p) }); n != 0 {
 			t.Errorf("%d→%d at %d×%d: %.1f allocations a call, want 0", s.c, s.f, s.side, s.side, n)
+		}
+	}
+}
+
+// TestProductInPlaceMatchesPrepacked holds productInPlace, the batch-1
+// Winograd products' own loop, to sgemmPrepacked's one-thread product bit
+// for bit: the same kernel calls, on awkward row counts and slabs of rows,
+// at every width that readsInPlace admits.
+func TestProductInPlaceMatchesPrepacked(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	for _, l := range Levels() {
+		d := NewCPULevel(1, l)
+		mk, ok := d.microKernel()
+		if !ok {
+			continue
+		}
+		checked := 0
+		for _, s := range []struct{ m, k, n, ld int }{
+			{32, 32, 48, 80}, {32, 32, 32, 64}, {48, 96, 16, 48}, {7, 5, 16, 32}, {100, 128, 64, 80}, {13, 1, 96, 112},
+		} {
+			a, b := randSlice(r, s.m*s.k), randSlice(r, s.k*s.ld)
+			pa := prepackA(mk, false, s.m, s.k, 1, a, s.k)
+			if !pa.readsInPlace(s.n, s.ld) {
+				continue
+			}
+			checked++
+			offs := rowOffsetsOf(s.k, 0, s.ld)
+			for _, rows := range [][2]int{{0, s.m}, {mk.mr, s.m}} {
+				if rows[0] >= rows[1] {
+					continue
+				}
+				m := rows[1] - rows[0]
+				want, got := make([]float32, m*s.n), make([]float32, m*s.n)
+				for i := range got {
+					got[i] = float32(math.NaN()) // every value must be written
+				}
+				sgemmPrepacked(pa, rows[0], m, 1, s.n, operandB{b: b, ld: s.ld}, 0, nil, want, s.n)
+				pa.productInPlace(rows[0], m, s.n, b, *offs, got, s.n, make([]float32, tileLen))
+				for i := range want {
+					if math.Float32bits(want[i]) != math.Float32bits(got[i]) {
+						t.Fatalf("%s %+v rows %v: value %d is %v, sgemmPrepacked gives %v", mk.name, s, rows, i, got[i], want[i])
+					}
+				}
+			}
+			offsetPool.Put(offs)
+		}
+		if checked == 0 {
+			t.Errorf("%s: no shape reads in place", mk.name)
 		}
 	}
 }
