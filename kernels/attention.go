@@ -77,7 +77,7 @@ func axpy(alpha float32, x, y []float32) {
 // pairs, else one pair at a time with parallel GEMMs. scratch is a
 // per-goroutine slice of n floats, contents undefined (getScratch).
 func (d *Device) forHeads(pairs, n int, fn func(bh int, scratch []float32, threads int)) {
-	if pairs >= d.threads {
+	if pairs >= d.nThreads() {
 		d.parallelFor(pairs, 1, func(lo, hi int) {
 			s := getScratch(n)
 			defer putScratch(s)
@@ -90,7 +90,7 @@ func (d *Device) forHeads(pairs, n int, fn func(bh int, scratch []float32, threa
 	s := getScratch(n)
 	defer putScratch(s)
 	for bh := range pairs {
-		fn(bh, s, d.threads)
+		fn(bh, s, d.nThreads())
 	}
 }
 
@@ -297,8 +297,8 @@ const packedMinKeys = 1024
 func (d *Device) attentionBlocks(os, qs, ks, vs []float32, p tensor.AttentionParams) {
 	pairs := p.B * p.Heads
 	rows := max(1, min(p.Lq, d.tune.AttentionTileBytes/(4*p.Lk)))
-	if pairs*((p.Lq+rows-1)/rows) < 4*d.threads { // too few items: smaller blocks
-		want := min(p.Lq, (4*d.threads+pairs-1)/pairs)
+	if pairs*((p.Lq+rows-1)/rows) < 4*d.nThreads() { // too few items: smaller blocks
+		want := min(p.Lq, (4*d.nThreads()+pairs-1)/pairs)
 		rows = (p.Lq + want - 1) / want
 	}
 	if mk, ok := d.microKernel(); ok && rows > mk.mr {

@@ -225,12 +225,12 @@ func getCol(n int) *[]float32 {
 // forImages runs fn(n, scratch, threads) for every image, spreading images
 // over goroutines; scratch is a per-goroutine slice of colLen floats.
 func (d *Device) forImages(nImg, colLen int, fn func(n int, scratch []float32, threads int)) {
-	workers := min(d.threads, nImg)
+	workers := min(d.nThreads(), nImg)
 	if workers <= 1 {
 		buf := getCol(colLen)
 		defer colPool.Put(buf)
 		for n := range nImg {
-			fn(n, *buf, d.threads)
+			fn(n, *buf, d.nThreads())
 		}
 		return
 	}
@@ -448,8 +448,9 @@ func (d *Device) sumOverImages(dst []float32, size, scratchLen, nImg, k int, fn 
 	for s := 1; s < slots; s++ {
 		partial[s] = getScratch(size) // overwritten by the slot's first image
 	}
-	scratch := make([][]float32, min(slots, d.threads))
-	d.forSlots(nImg, slots, func(wk, slot, n, threads int) {
+	threads := d.nThreads()
+	scratch := make([][]float32, min(slots, threads))
+	forSlots(threads, nImg, slots, func(wk, slot, n, threads int) {
 		if scratch[wk] == nil {
 			scratch[wk] = make([]float32, scratchLen)
 		}
@@ -497,7 +498,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	if point {
 		colLen = 0
 	}
-	if d.threads > 1 && p.N == 1 && d.oneThread(p.F*ckk*ohw) {
+	if d.nThreads() > 1 && p.N == 1 && d.oneThread(p.F*ckk*ohw) {
 		d.convImageRows(ys, xs, wA, bs, p, path, 0, p.F)
 		return
 	}
@@ -505,7 +506,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 		d.convByRows(ys, xs, wA, bs, p, path, parts)
 		return
 	}
-	if path == ConvIm2col && p.N == 1 && d.threads > 1 && wA.pre != nil && p.OH >= 2*d.threads {
+	if path == ConvIm2col && p.N == 1 && d.nThreads() > 1 && wA.pre != nil && p.OH >= 2*d.nThreads() {
 		d.im2colBands(ys, xs, wA, bs, p)
 		return
 	}
@@ -516,7 +517,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	if p.N == 1 { // one image: no closure to make (see binaryParts)
 		col := getCol(colLen)
 		defer colPool.Put(col)
-		d.convImage(ys, xs, *col, wA, bs, p, point, d.threads)
+		d.convImage(ys, xs, *col, wA, bs, p, point, d.nThreads())
 		return
 	}
 	d.forImages(p.N, colLen, func(n int, col []float32, threads int) {
@@ -635,17 +636,17 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 // afternoon).
 func (d *Device) convRowParts(wA gemmA, p tensor.ConvParams, path ConvPath) int {
 	pa := wA.pre
-	if d.threads <= 1 || p.N != 1 || pa == nil || pa.icBlocks != 1 {
+	if d.nThreads() <= 1 || p.N != 1 || pa == nil || pa.icBlocks != 1 {
 		return 1
 	}
 	n := p.OH * p.OW
 	if path == ConvShifted {
 		n = shiftN(p)
 	}
-	if (n+pa.mk.nr-1)/pa.mk.nr >= 2*d.threads {
+	if (n+pa.mk.nr-1)/pa.mk.nr >= 2*d.nThreads() {
 		return 1
 	}
-	return min(d.threads, (p.F+pa.mk.mr-1)/pa.mk.mr/2)
+	return min(d.nThreads(), (p.F+pa.mk.mr-1)/pa.mk.mr/2)
 }
 
 // convByRows runs a one-image convolution on parts threads that each own a
@@ -713,7 +714,7 @@ func rowBand(p tensor.ConvParams, r0, r1 int) (q tensor.ConvParams, lo int) {
 // 32-channel 28×28 stride-2 convolution ran 124 µs on two threads against
 // 67 on one; Zen 5, 2026-12-04 afternoon).
 func (d *Device) im2colBands(ys, xs []float32, wA gemmA, bs []float32, p tensor.ConvParams) {
-	parts := min(d.threads, p.OH/2)
+	parts := min(d.nThreads(), p.OH/2)
 	ohw, ckk := p.OH*p.OW, p.C*p.KH*p.KW
 	runParts(parts, func(t int) {
 		r0, r1 := t*p.OH/parts, (t+1)*p.OH/parts
@@ -722,6 +723,6 @@ func (d *Device) im2colBands(ys, xs []float32, wA gemmA, bs []float32, p tensor.
 		buf := getCol(ckk * n)
 		defer colPool.Put(buf)
 		im2colPlanes(*buf, xs[lo*p.W:], q, p.H*p.W, d.wide())
-		sgemmPrepacked(wA.pre, wA.row0, wA.m, 1, n, operandB{b: *buf, ld: n}, 0, bs, ys[r0*p.OW:], ohw)
+		sgemmPrepacked(wA.pre, wA.row0, wA.m, 1, n, ohw, operandB{b: *buf, ld: n}, 0, bs, ys[r0*p.OW:], ohw)
 	})
 }

@@ -53,7 +53,7 @@ func (d *Device) conv3DWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []floa
 	}
 	hw := p.H * p.W
 	vol := p.D * hw
-	g := newWinoGeom(q, max(1, d.threads), d.tune.WinogradTiles, 2)
+	g := newWinoGeom(q, max(1, d.nThreads()), d.tune.WinogradTiles, 2)
 	if g.rows == 0 {
 		return
 	}
@@ -62,7 +62,7 @@ func (d *Device) conv3DWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []floa
 	defer release()
 	simd := d.winoSIMD()
 	vLen := 16 * g.cs
-	d.winoChunks(g, d.threads, 3*vLen+16*g.fs+winoPadLen(q, g), func(_ int, buf []float32, threads, r0, r1 int) {
+	d.winoChunks(g, d.nThreads(), 3*vLen+16*g.fs+winoPadLen(q, g), func(_ int, buf []float32, threads, r0, r1 int) {
 		m, pad := buf[3*vLen:][:16*g.fs], buf[3*vLen+16*g.fs:]
 		ring := func(z int) []float32 { return buf[(z%3)*vLen:][:vLen] }
 		tiles := (r1 - r0) * g.tw
@@ -125,8 +125,9 @@ func (d *Device) conv3DWinogradBackwardWeight(dws, xs, dys []float32, p tensor.C
 	mk, _ := d.microKernel()
 	aLen := prepackedLen(mk, p.F, g.chunk*g.tw)
 	scratch := 3*vLen + 16*g.fs + padLen + 2*g.wp + aLen
-	bufs := make([][]float32, min(len(acc), d.threads))
-	d.forSlots(chunks, len(acc), func(wk, slot, ch, threads int) {
+	threads := d.nThreads()
+	bufs := make([][]float32, min(len(acc), threads))
+	forSlots(threads, chunks, len(acc), func(wk, slot, ch, threads int) {
 		if bufs[wk] == nil {
 			bufs[wk] = getScratch(scratch)
 		}

@@ -65,8 +65,8 @@ func (d *Device) convTaps(ys, xs, ws, bs []float32, p tensor.ConvParams) {
 	wp := p.PadLeft + p.W + p.PadRight
 	one := d.oneThread(p.N * p.F * taps * ohw)
 	bands := 1
-	if !one && p.N < d.threads {
-		bands = min(p.OH, (d.threads+p.N-1)/p.N)
+	if !one && p.N < d.nThreads() {
+		bands = min(p.OH, (d.nThreads()+p.N-1)/p.N)
 	}
 	rows := (p.OH + bands - 1) / bands // output rows of a band
 	bands = (p.OH + rows - 1) / rows

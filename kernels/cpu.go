@@ -16,6 +16,8 @@ type Device struct {
 	tune     Tuning
 	weights  *weightCache // prepared weights kept across calls (nil: none)
 	recycled *recycler    // arrays of released buffers (tensor.Release)
+	repeats  repeats      // timings of repeated work (Repeat)
+	single   atomic.Int32 // Repeat calls running on one thread (nThreads)
 }
 
 var _ tensor.Device = (*Device)(nil)
@@ -352,14 +354,15 @@ func reductionSlots(k int) int { return min(max(k/64, 2), 8) }
 
 // forSlots runs fn(wk, slot, item, threads) for items 0..n-1, item i in slot
 // i mod slots; a slot's items run in increasing order on one goroutine, and
-// slots are spread over at most d.threads goroutines (wk numbers them, for
-// per-goroutine scratch; threads is what each may use inside fn). The
-// grouping depends on n and slots only, so per-slot sums added in slot order
-// come out the same on any number of threads.
-func (d *Device) forSlots(n, slots int, fn func(wk, slot, item, threads int)) int {
+// slots are spread over at most threads goroutines (wk numbers them, for
+// per-goroutine scratch: fewer than min(slots, threads); threads is what
+// each may use inside fn). The grouping depends on n and slots only, so
+// per-slot sums added in slot order come out the same on any number of
+// threads.
+func forSlots(threads, n, slots int, fn func(wk, slot, item, threads int)) int {
 	slots = max(1, min(slots, n))
-	workers := max(1, min(d.threads, slots))
-	threads := max(1, d.threads/workers)
+	workers := max(1, min(threads, slots))
+	threads = max(1, threads/workers)
 	runParts(workers, func(wk int) {
 		for slot := wk; slot < slots; slot += workers {
 			for i := slot; i < n; i += slots {
@@ -372,13 +375,13 @@ func (d *Device) forSlots(n, slots int, fn func(wk, slot, item, threads int)) in
 
 // parallelFor splits [0, n) into at most threads contiguous chunks of at least
 // grain items and runs fn on each concurrently.
-func (d *Device) parallelFor(n, grain int, fn func(lo, hi int)) { inParts(d.threads, n, grain, fn) }
+func (d *Device) parallelFor(n, grain int, fn func(lo, hi int)) { inParts(d.nThreads(), n, grain, fn) }
 
 // onePart reports whether parallelFor(n, grain, …) would run on the calling
 // goroutine alone: the hot ops test it first and call their body directly,
 // since a closure handed to parallelFor is a heap object, made at every
 // call (a batch-1 forward makes hundreds).
-func (d *Device) onePart(n, grain int) bool { return min(d.threads, max(1, n/max(grain, 1))) <= 1 }
+func (d *Device) onePart(n, grain int) bool { return min(d.nThreads(), max(1, n/max(grain, 1))) <= 1 }
 
 // inParts is parallelFor on a given number of threads (those a caller's
 // share of the device leaves it).

@@ -154,7 +154,7 @@ func (d *Device) convDirect(ys, xs []float32, w tensor.Buffer, ws, bs []float32,
 		j.offsets[i] = int32(i * ohw)
 	}
 	j.units = p.N * blocks * len(tiles)
-	j.parts = min(max(1, d.threads), j.units)
+	j.parts = min(max(1, d.nThreads()), j.units)
 	if j.parts == 1 || d.oneThread(p.N*p.F*p.C*9*ohw) {
 		j.run(0, j.units)
 		return

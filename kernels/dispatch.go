@@ -181,7 +181,7 @@ func (d *Device) sgemmA(threads int, g gemmA, n int, ob operandB, beta float32, 
 // sgemmABias is sgemmA plus a bias per row of C (nil: none; β must be 0).
 func (d *Device) sgemmABias(threads int, g gemmA, n int, ob operandB, beta float32, bias, c []float32, ldc int) {
 	if g.pre != nil {
-		sgemmPrepacked(g.pre, g.row0, g.m, threads, n, ob, beta, bias, c, ldc)
+		sgemmPrepacked(g.pre, g.row0, g.m, threads, n, 0, ob, beta, bias, c, ldc)
 		return
 	}
 	d.sgemm(threads, gemm{M: g.m, N: n, K: g.k, Alpha: 1, TransA: g.transA, A: g.a, LdA: g.lda, B: ob, Beta: beta, Bias: bias, C: c, LdC: ldc})
@@ -204,6 +204,10 @@ type gemm struct {
 	// rows of: the path (B packed or read in place) is chosen for it, so
 	// that every thread count groups the sums the same way.
 	PlanM int
+	// PlanN, when not 0, is the N of the whole product this is a slab of
+	// columns of (a thread's column panels, a band of a convolution's
+	// output rows), for the same choice.
+	PlanN int
 	// Bias, when not nil, is added to row i of C (M values): with Beta 0,
 	// C = α·A·op(B) + Bias, the bias the micro-kernels' first values.
 	Bias []float32

@@ -44,7 +44,7 @@ func (d *Device) MatMul(c, a, b tensor.Buffer, p tensor.MatMulParams) {
 		d.sgemm(threads, gemm{M: p.M, N: p.N, K: p.K, Alpha: p.Alpha, TransA: p.TransA, A: as[i*p.StrideA:], LdA: lda, B: operandB{b: bs[i*p.StrideB:], ld: ldb, trans: p.TransB}, Beta: p.Beta, C: cs[i*p.StrideC:], LdC: p.N})
 	}
 	// Many small products: one goroutine per batch range; else parallel GEMMs.
-	if p.Batch >= d.threads && p.M*p.N*p.K < minSplitMACs {
+	if p.Batch >= d.nThreads() && p.M*p.N*p.K < minSplitMACs {
 		d.parallelFor(p.Batch, 1, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				one(i, 1)
@@ -53,7 +53,7 @@ func (d *Device) MatMul(c, a, b tensor.Buffer, p tensor.MatMulParams) {
 		return
 	}
 	for i := range p.Batch {
-		one(i, d.threads)
+		one(i, d.nThreads())
 	}
 }
 

@@ -134,8 +134,13 @@ var (
 // rowsKC is the depth of one pass of the unpacked-B kernels.
 const rowsKC = 128
 
-// tileLen is the scratch of one micro-kernel tile at the widest level.
-const tileLen = asm.AVX512MR * asm.AVX512NR
+// tileLen is the scratch of one micro-kernel tile at the widest level, and
+// tileBiasLen more for the bias of a partial one (partialTile).
+const tileLen = asm.AVX512MR*asm.AVX512NR + tileBiasLen
+
+// tileBiasLen is the room for a partial tile's bias: mr values, zero past
+// its rows.
+const tileBiasLen = 16
 
 // tiles keeps the edge-tile scratch of the GEMMs: a sync.Pool, local to
 // each processor, so that threads running GEMMs side by side take no
@@ -646,20 +651,23 @@ func (pa *prepackedA) hasColumn() bool { return asm.Available && pa.mk.panelDot 
 // only where pa has one row block); its path (B packed or read in place) is
 // planned for all of pa's rows, so that a product split by output channels
 // (convRowParts, winoRowParts) groups each value's sums as the whole one.
-func sgemmPrepacked(pa *prepackedA, row0, m int, threads int, n int, ob operandB, beta float32, bias, c []float32, ldc int) {
+func sgemmPrepacked(pa *prepackedA, row0, m int, threads int, n, planN int, ob operandB, beta float32, bias, c []float32, ldc int) {
 	mk, k := pa.mk, pa.k
 	if m == 0 || n == 0 {
 		return
+	}
+	if planN == 0 {
+		planN = n
 	}
 	nPanels, mPanels := (n+mk.nr-1)/mk.nr, (m+mk.mr-1)/mk.mr
 	if m*n*k < minSplitMACs || threads <= 1 {
 		// One goroutine, without the closures below (an allocation each,
 		// hundreds per batch-1 forward).
-		sgemmLoop(mk, pa, row0, gemm{M: m, N: n, K: k, Alpha: 1, B: ob, Beta: beta, Bias: bias, C: c, LdC: ldc, PlanM: pa.m})
+		sgemmLoop(mk, pa, row0, gemm{M: m, N: n, K: k, Alpha: 1, B: ob, Beta: beta, Bias: bias, C: c, LdC: ldc, PlanM: pa.m, PlanN: planN})
 		return
 	}
 	j := prepackedJobs.Get().(*prepackedJob)
-	*j = prepackedJob{pa: pa, row0: row0, m: m, n: n, ob: ob, beta: beta, bias: bias, c: c, ldc: ldc}
+	*j = prepackedJob{pa: pa, row0: row0, m: m, n: n, planN: planN, ob: ob, beta: beta, bias: bias, c: c, ldc: ldc}
 	if threads > nPanels && mPanels > nPanels && pa.icBlocks == 1 {
 		j.byRows = true
 		inParts(threads, mPanels, 1, j.part)
@@ -676,6 +684,7 @@ func sgemmPrepacked(pa *prepackedA, row0, m int, threads int, n int, ob operandB
 type prepackedJob struct {
 	pa         *prepackedA
 	row0, m, n int
+	planN      int
 	ob         operandB
 	beta       float32
 	bias, c    []float32
@@ -690,7 +699,7 @@ func (j *prepackedJob) part(lo, hi int) {
 	mk, k := j.pa.mk, j.pa.k
 	if j.byRows {
 		i0, i1 := lo*mk.mr, min(j.m, hi*mk.mr)
-		g := gemm{M: i1 - i0, N: j.n, K: k, Alpha: 1, B: j.ob, Beta: j.beta, C: j.c[i0*j.ldc:], LdC: j.ldc, PlanM: j.pa.m}
+		g := gemm{M: i1 - i0, N: j.n, K: k, Alpha: 1, B: j.ob, Beta: j.beta, C: j.c[i0*j.ldc:], LdC: j.ldc, PlanM: j.pa.m, PlanN: j.planN}
 		if j.bias != nil {
 			g.Bias = j.bias[i0:i1]
 		}
@@ -698,7 +707,7 @@ func (j *prepackedJob) part(lo, hi int) {
 		return
 	}
 	j0, j1 := lo*mk.nr, min(j.n, hi*mk.nr)
-	sgemmLoop(mk, j.pa, j.row0, gemm{M: j.m, N: j1 - j0, K: k, Alpha: 1, B: j.ob.cols(j0), Beta: j.beta, Bias: j.bias, C: j.c[j0:], LdC: j.ldc, PlanM: j.pa.m})
+	sgemmLoop(mk, j.pa, j.row0, gemm{M: j.m, N: j1 - j0, K: k, Alpha: 1, B: j.ob.cols(j0), Beta: j.beta, Bias: j.bias, C: j.c[j0:], LdC: j.ldc, PlanM: j.pa.m, PlanN: j.planN})
 }
 
 // sgemmLoop is the loop nest; with pa it takes A's blocks from pa, rows
@@ -765,15 +774,18 @@ func sgemmLoop(mk microKernel, pa *prepackedA, paRow0 int, g gemm) {
 		packA(ap, a, lda, transA, m, ic, mc, pc, kc, mr, alpha)
 		return ap
 	}
-	planM := m
+	planM, planN := m, n
 	if g.PlanM > 0 {
 		planM = g.PlanM
+	}
+	if g.PlanN > 0 {
+		planN = g.PlanN
 	}
 	ld := ob.ld
 	if ob.off != nil {
 		ld = 0
 	}
-	unpacked := !ob.trans && readsBUnpacked(mk, pa != nil, planM, n, ld)
+	unpacked := !ob.trans && readsBUnpacked(mk, pa != nil, planM, planN, ld)
 	// Where B is packed, a plain B at a level with the packing kernels is
 	// packed by the first row of tiles as it reads it (runTilesPacking),
 	// not in a pass of its own (but for a first depth block with a bias).
@@ -811,7 +823,15 @@ func sgemmLoop(mk microKernel, pa *prepackedA, paRow0 int, g gemm) {
 					runTilesRows(mk, store, bias, blk, ob, pc, c, ldc, ic, jc, mc, full, kc, tile)
 					switch {
 					case tailPacked:
-						runTiles(tail, store, bias, blk, bp, c, ldc, ic, jc+full, mc, nc-full, kc, tile)
+						// Packed, but summed in runTilesRows' passes: a
+						// column's value then does not depend on whether it
+						// falls in a whole panel or in the tail, which
+						// moves when the columns are split (over threads,
+						// or by bands of a convolution's output rows).
+						for p0 := 0; p0 < kc; p0 += rowsKC {
+							first := store && p0 == 0
+							runTilesDepth(tail, first, tileBias(bias, 0, mc, first), blk, bp, c, ldc, ic, jc+full, mc, nc-full, kc, p0, min(rowsKC, kc-p0), tile)
+						}
 					case full < nc:
 						runTilesRows(tail, store, bias, blk, ob, pc, c, ldc, ic, jc+full, mc, nc-full, kc, tile)
 					}
@@ -896,8 +916,12 @@ func runTilesRows(mk microKernel, store bool, bias, ap []float32, ob operandB, p
 				switch {
 				case rows < k.height:
 					t := tile[:mr*nr]
-					k.rowsStore(ks, pa, b, off, &t[0], nr)
-					mergeTile(c[ci:], ldc, t, nr, rows, nr, first, tileBias(bias, ip*mr, rows, first))
+					if tb := partialBias(tile, bias, ip*mr, rows, first); tb != nil {
+						k.rowsStoreBias(ks, pa, b, off, &t[0], nr, tb)
+					} else {
+						k.rowsStore(ks, pa, b, off, &t[0], nr)
+					}
+					mergeTile(c[ci:], ldc, t, nr, rows, nr, first)
 				case first && bias != nil:
 					k.rowsStoreBias(ks, pa, b, off, &c[ci], ldc, &bias[ip*mr])
 				case first:
@@ -910,13 +934,30 @@ func runTilesRows(mk microKernel, store bool, bias, ap []float32, ob operandB, p
 	}
 }
 
-// tileBias is the bias of a partial tile's rows [i0, i0+rows) when its
+// tileBias is the bias of the rows [i0, i0+rows) of a block when its
 // values are stored (nil otherwise).
 func tileBias(bias []float32, i0, rows int, store bool) []float32 {
 	if !store || bias == nil {
 		return nil
 	}
 	return bias[i0 : i0+rows]
+}
+
+// partialBias returns, for a partial tile computed into tile's scratch
+// whose values are stored, its rows' bias [i0, i0+rows) copied into
+// tile's last tileBiasLen values (zero past rows), for the kernel's
+// storeBias; nil when there is no bias to store. A partial tile thus starts
+// its sums at the bias as a whole tile does, instead of adding it after: a
+// value then does not depend on whether its tile is whole, which changes
+// when the columns are split over threads or by bands of output rows.
+func partialBias(tile, bias []float32, i0, rows int, store bool) *float32 {
+	b := tileBias(bias, i0, rows, store)
+	if b == nil {
+		return nil
+	}
+	pad := tile[len(tile)-tileBiasLen:]
+	clear(pad[copy(pad, b):])
+	return &pad[0]
 }
 
 // sgemmRowsA computes C = A·op(B) + β·C on one goroutine with A read
@@ -967,7 +1008,7 @@ func sgemmRowsA(mk microKernel, m, n, k int, a []float32, offA []int, ob operand
 					}
 					t := tile[:mr*nr]
 					mk.rowsAStore(kc, &a[0], &offs[0], pb, &t[0], nr)
-					mergeTile(c[ci:], ldc, t, nr, rows, cols, store, nil)
+					mergeTile(c[ci:], ldc, t, nr, rows, cols, store)
 				}
 			}
 		}
@@ -994,15 +1035,9 @@ func sgemmRowsAThreads(mk microKernel, threads, m, n, k int, a []float32, offA [
 
 // mergeTile writes the rows×cols corner of the scratch tile t (row stride
 // nr) into c (row stride ldc): copied when store, else added.
-func mergeTile(c []float32, ldc int, t []float32, nr, rows, cols int, store bool, bias []float32) {
+func mergeTile(c []float32, ldc int, t []float32, nr, rows, cols int, store bool) {
 	for r := range rows {
 		dst := c[r*ldc : r*ldc+cols]
-		if store && bias != nil {
-			for j := range dst {
-				dst[j] = t[r*nr+j] + bias[r]
-			}
-			continue
-		}
 		if store {
 			copy(dst, t[r*nr:r*nr+cols])
 			continue
@@ -1032,12 +1067,18 @@ func scaleC(c []float32, m, n, ldc int, beta float32) {
 // tileLen floats of the caller's scratch (an array here escaped through the
 // micro-kernel func values and cost an allocation per call).
 func runTiles(mk microKernel, store bool, bias, ap, bp, c []float32, ldc, ic, jc, mc, nc, kc int, tile []float32) {
+	runTilesDepth(mk, store, bias, ap, bp, c, ldc, ic, jc, mc, nc, kc, 0, kc, tile)
+}
+
+// runTilesDepth is runTiles over the depths [p0, p0+ks) of the panels
+// (kc deep) only.
+func runTilesDepth(mk microKernel, store bool, bias, ap, bp, c []float32, ldc, ic, jc, mc, nc, kc, p0, ks int, tile []float32) {
 	mr, nr := mk.mr, mk.nr
 	for jp := range (nc + nr - 1) / nr {
 		cols := min(nr, nc-jp*nr)
 		for ip := range (mc + mr - 1) / mr {
 			rows := min(mr, mc-ip*mr)
-			pa, pb := &ap[ip*mr*kc], &bp[jp*nr*kc]
+			pa, pb := &ap[ip*mr*kc+p0*mr], &bp[jp*nr*kc+p0*nr] // panels are p-major
 			ci := (ic+ip*mr)*ldc + jc + jp*nr
 			k := mk
 			if rows < mr {
@@ -1046,14 +1087,18 @@ func runTiles(mk microKernel, store bool, bias, ap, bp, c []float32, ldc, ic, jc
 			switch {
 			case rows < k.height || cols < nr:
 				t := tile[:mr*nr]
-				k.store(kc, pa, pb, &t[0], nr)
-				mergeTile(c[ci:], ldc, t, nr, rows, cols, store, tileBias(bias, ip*mr, rows, store))
+				if b := partialBias(tile, bias, ip*mr, rows, store); b != nil {
+					k.storeBias(ks, pa, pb, &t[0], nr, b)
+				} else {
+					k.store(ks, pa, pb, &t[0], nr)
+				}
+				mergeTile(c[ci:], ldc, t, nr, rows, cols, store)
 			case store && bias != nil:
-				k.storeBias(kc, pa, pb, &c[ci], ldc, &bias[ip*mr])
+				k.storeBias(ks, pa, pb, &c[ci], ldc, &bias[ip*mr])
 			case store:
-				k.store(kc, pa, pb, &c[ci], ldc)
+				k.store(ks, pa, pb, &c[ci], ldc)
 			default:
-				k.add(kc, pa, pb, &c[ci], ldc)
+				k.add(ks, pa, pb, &c[ci], ldc)
 			}
 		}
 	}

@@ -183,7 +183,7 @@ func (d *Device) shifted(p tensor.ConvParams) bool {
 // oneThread reports whether a forward convolution of macs multiply-adds
 // (over the batch; for Winograd those of its GEMMs) runs on one thread:
 // see Tuning.MinParallelMACs.
-func (d *Device) oneThread(macs int) bool { return d.threads <= 1 || macs < d.tune.MinParallelMACs }
+func (d *Device) oneThread(macs int) bool { return d.nThreads() <= 1 || macs < d.tune.MinParallelMACs }
 
 // narrowTiles reports whether one image's Winograd tiles fill the narrow
 // micro-kernel's columns exactly (16 tiles: a 7×7 or 8×8 image), where the

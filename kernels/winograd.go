@@ -104,7 +104,7 @@ func newWinoGeom(p tensor.ConvParams, workers, tiles, m int) winoGeom {
 // w is the buffer of ws, the key of the prepared weights (weightcache.go).
 func (d *Device) convWinograd(ys, xs []float32, w tensor.Buffer, ws, bs []float32, p tensor.ConvParams, flipped bool) {
 	tile := d.winogradTile(p)
-	threads := max(1, d.threads)
+	threads := max(1, d.nThreads())
 	if tiles := p.N * ((p.OH + tile - 1) / tile) * ((p.OW + tile - 1) / tile); d.oneThread((tile + 2) * (tile + 2) * p.F * p.C * tiles) {
 		threads = 1
 	}
@@ -370,7 +370,7 @@ func (d *Device) winoWeightsPacked(buf, w []float32, f, c int, flipped bool, for
 			offs[j] = int32(j/mr*ps + j%mr*rs)
 		}
 	}
-	parts := max(1, min(d.threads, panels))
+	parts := max(1, min(d.nThreads(), panels))
 	runParts(parts, func(part int) {
 		for ip := part * panels / parts; ip < (part+1)*panels/parts; ip++ {
 			f0 := ip * mr
@@ -643,8 +643,9 @@ func (d *Device) convWinogradBackwardWeight(dws, xs, dys []float32, p tensor.Con
 	acc := make([][]float32, min(reductionSlots(g.chunk*g.tw), chunks)) // per slot: its chunks' sum
 	padLen := winoPadLen(p, g)
 	scratch := n*g.cs + n*g.fs + padLen + tile*g.wp
-	bufs := make([][]float32, min(len(acc), d.threads))
-	d.forSlots(chunks, len(acc), func(wk, slot, ch, threads int) {
+	threads := d.nThreads()
+	bufs := make([][]float32, min(len(acc), threads))
+	forSlots(threads, chunks, len(acc), func(wk, slot, ch, threads int) {
 		if bufs[wk] == nil {
 			bufs[wk] = getScratch(scratch)
 		}

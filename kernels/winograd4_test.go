@@ -178,7 +178,7 @@ func TestProductInPlaceMatchesPrepacked(t *testing.T) {
 				for i := range got {
 					got[i] = float32(math.NaN()) // every value must be written
 				}
-				sgemmPrepacked(pa, rows[0], m, 1, s.n, operandB{b: b, ld: s.ld}, 0, nil, want, s.n)
+				sgemmPrepacked(pa, rows[0], m, 1, s.n, 0, operandB{b: b, ld: s.ld}, 0, nil, want, s.n)
 				pa.productInPlace(rows[0], m, s.n, b, *offs, got, s.n, make([]float32, tileLen))
 				for i := range want {
 					if math.Float32bits(want[i]) != math.Float32bits(got[i]) {

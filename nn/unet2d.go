@@ -194,9 +194,35 @@ func (m *UNet2D) Forward(x *tensor.Tensor, timesteps []float32, labels []int64, 
 	if err := CheckClassLabels("unet2d", labels, B, cfg.NumClassEmbeds); err != nil {
 		return nil, err
 	}
-	err = tensor.Catch(func() { out = m.forward(x, timesteps, labels, opt) })
+	run := func() { out = m.forward(x, timesteps, labels, opt) }
+	if opt.Train || opt.Trace != nil || Recording(x, m.ConvIn.Weight) {
+		return out, tensor.Catch(run)
+	}
+	// A sampler calls the same forward at every step: the device may time
+	// it and choose how many threads run it (tensor.Repeat).
+	key := RepeatKey(m, x.Dim(0), x.Dim(2), x.Dim(3), 0)
+	err = tensor.Catch(func() { tensor.Repeat(x.Device(), key, run) })
 	return out, err
 }
+
+// repeatKey names a model's inference forward at one input shape (and
+// context length, for text-conditioned models) for tensor.Repeat.
+type repeatKey struct {
+	model   any
+	b, h, w int
+	ctx     int
+}
+
+// RepeatKey is the key of a model's inference forward passes on inputs of
+// b×h×w (and ctx context tokens) for tensor.Repeat.
+func RepeatKey(model any, b, h, w, ctx int) any {
+	return repeatKey{model: model, b: b, h: h, w: w, ctx: ctx}
+}
+
+// Recording reports whether a forward pass on x with weights w records
+// gradients (training): then it is not handed to tensor.Repeat, whose
+// timings are of the forward alone.
+func Recording(x, w *tensor.Tensor) bool { return x.RequiresGrad() || w.RequiresGrad() }
 
 func (m *UNet2D) forward(x *tensor.Tensor, timesteps []float32, labels []int64, opt *ForwardOptions) *tensor.Tensor {
 	cfg, dev := m.Config, m.Device

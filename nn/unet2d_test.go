@@ -450,3 +450,30 @@ func TestBackwardReleaseKeepsTraining(t *testing.T) {
 		}}
 	})
 }
+
+// TestRepeatedForwardSameOutputs: a sampler's forward passes go through
+// tensor.Repeat, which runs some of them on one thread and some on all
+// while it times them; every one gives the same values bit for bit.
+func TestRepeatedForwardSameOutputs(t *testing.T) {
+	dev := kernels.NewCPU(2)
+	m, err := nn.NewUNet2D(dev, tinyConfig(t), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.NoGrad()()
+	h, w, _ := m.Config.SampleHW()
+	x := tensor.Full(dev, 0.5, 1, m.Config.InChannels, h, w)
+	var want []float32
+	for call := range 10 {
+		out, err := m.Forward(x, []float32{321}, []int64{3}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := out.MustFloat32s()
+		if call == 0 {
+			want = got
+		} else if !slices.Equal(got, want) {
+			t.Fatalf("forward %d differs from the first", call)
+		}
+	}
+}

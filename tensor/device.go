@@ -153,6 +153,28 @@ func ForgetRecycled(d Device) {
 	}
 }
 
+// Repeater is a Device that can choose how many of its threads run a piece
+// of work that is called again and again the same way (a model's
+// inference forward pass at one input shape, once per sampling step): see
+// Repeat.
+type Repeater interface {
+	Repeat(key any, fn func())
+}
+
+// Repeat runs fn, which does work on d that is repeated with the same
+// shapes under the comparable key. A device that implements Repeater
+// times such calls and runs later ones on as many of its threads as ran
+// them fastest; fn's results must not depend on it (the CPU kernels'
+// results do not depend on their thread count). Other devices run fn as
+// it is.
+func Repeat(d Device, key any, fn func()) {
+	if r, ok := d.(Repeater); ok {
+		r.Repeat(key, fn)
+		return
+	}
+	fn()
+}
+
 // FreezableBuffer is a Buffer whose device can be told that its contents
 // will not change for a while (Freeze), so that forms it prepares from them
 // — packed or transformed weights — are used again without checking the

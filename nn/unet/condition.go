@@ -265,7 +265,12 @@ func (m *Condition) Forward(x *tensor.Tensor, timesteps []float32, ctx *tensor.T
 	if err := nn.CheckClassLabels("unet", labels, B, c.NumClassEmbeds); err != nil {
 		return nil, err
 	}
-	err = tensor.Catch(func() { out = m.forward(x, timesteps, ctx, labels, trace) })
+	run := func() { out = m.forward(x, timesteps, ctx, labels, trace) }
+	if trace != nil || nn.Recording(x, m.ConvIn.Weight) || ctx.RequiresGrad() {
+		return out, tensor.Catch(run)
+	}
+	key := nn.RepeatKey(m, B, x.Dim(2), x.Dim(3), ctx.Dim(1))
+	err = tensor.Catch(func() { tensor.Repeat(x.Device(), key, run) })
 	return out, err
 }
 
