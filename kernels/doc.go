@@ -21,6 +21,7 @@
 //	winograd.go     Winograd F(2×2, 3×3) for the stride-1 3×3 convolutions, all three passes
 //	direct.go       a direct 3×3 kernel for images of at most 7×7 at AVX-512 (16 output channels per vector)
 //	weightcache.go  transformed weights kept across calls while their contents do not change
+//	repeat.go       Repeat: a sampler's forward passes timed on all threads and on one, the faster kept
 //	norm.go         group/layer normalization and its backward
 //	attention.go    softmax and multi-head attention, forward and backward; inference by
 //	                blocks of query rows with Kᵀ and V packed once per head
