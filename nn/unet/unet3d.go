@@ -274,10 +274,16 @@ func (m *UNet3D) Forward(x *tensor.Tensor, timesteps []float32, labels []int64, 
 	if err := nn.CheckClassLabels("unet3d", labels, B, cfg.NumClassEmbeds); err != nil {
 		return nil, err
 	}
-	err = tensor.Catch(func() {
+	run := func() {
 		out = m.forward(x, timesteps, labels)
 		out = out.Reshape(append([]int{shape[0], cfg.OutChannels}, shape[2:]...)...)
-	})
+	}
+	if nn.Recording(x, m.ConvIn.Weight) {
+		return out, tensor.Catch(run)
+	}
+	// A sampler calls the same forward at every step (tensor.Repeat).
+	key := nn.RepeatKey(m, B, x.Dim(2), x.Dim(3)*x.Dim(4), 0)
+	err = tensor.Catch(func() { tensor.Repeat(x.Device(), key, run) })
 	return out, err
 }
 
