@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"weak"
 
 	"github.com/godiffuse/godiffuse/internal/atomicfile"
 	"github.com/godiffuse/godiffuse/safetensors"
@@ -206,17 +207,20 @@ func (m *UNet2D) Forward(x *tensor.Tensor, timesteps []float32, labels []int64, 
 }
 
 // repeatKey names a model's inference forward at one input shape (and
-// context length, for text-conditioned models) for tensor.Repeat.
+// context length, for text-conditioned models) for tensor.Repeat. The
+// model is held weakly: the device keeps its keys, and a strong pointer
+// would keep a dropped model's weights (gigabytes for Stable Diffusion)
+// alive with it.
 type repeatKey struct {
-	model   any
+	model   any // a weak.Pointer
 	b, h, w int
 	ctx     int
 }
 
 // RepeatKey is the key of a model's inference forward passes on inputs of
 // b×h×w (and ctx context tokens) for tensor.Repeat.
-func RepeatKey(model any, b, h, w, ctx int) any {
-	return repeatKey{model: model, b: b, h: h, w: w, ctx: ctx}
+func RepeatKey[M any](model *M, b, h, w, ctx int) any {
+	return repeatKey{model: weak.Make(model), b: b, h: h, w: w, ctx: ctx}
 }
 
 // Recording reports whether a forward pass on x with weights w records

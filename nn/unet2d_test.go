@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"weak"
 
 	"github.com/godiffuse/godiffuse/internal/traincheck"
 	"github.com/godiffuse/godiffuse/kernels"
@@ -475,5 +476,33 @@ func TestRepeatedForwardSameOutputs(t *testing.T) {
 		} else if !slices.Equal(got, want) {
 			t.Fatalf("forward %d differs from the first", call)
 		}
+	}
+}
+
+// TestRepeatKeepsNoModelAlive: the device remembers the timings of a
+// model's forward passes by a key that holds the model weakly, so a model
+// dropped after sampling is collected (a Stable Diffusion U-Net is
+// gigabytes).
+func TestRepeatKeepsNoModelAlive(t *testing.T) {
+	dev := kernels.NewCPU(2)
+	m, err := nn.NewUNet2D(dev, tinyConfig(t), 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.NoGrad()
+	h, w, _ := m.Config.SampleHW()
+	x := tensor.Full(dev, 0.5, 1, m.Config.InChannels, h, w)
+	for range 3 {
+		if _, err := m.Forward(x, []float32{10}, []int64{1}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := weak.Make(m)
+	m = nil
+	for range 3 {
+		runtime.GC()
+	}
+	if gone.Value() != nil {
+		t.Fatal("the model is still reachable after its last use")
 	}
 }
