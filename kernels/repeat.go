@@ -180,13 +180,7 @@ func (r *repeated) record(s repeatStep, took time.Duration) {
 	}
 	r.choice = faster
 	r.try = r.calls + r.every
-	if repeatLog != nil {
-		repeatLog(r, s, took)
-	}
 }
-
-// repeatLog, when set (tests), sees every decision.
-var repeatLog func(r *repeated, s repeatStep, took time.Duration)
 
 // fastest is the lowest recent timing of a way.
 func (r *repeated) fastest(way int) time.Duration {
