@@ -498,7 +498,8 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	if point {
 		colLen = 0
 	}
-	if d.nThreads() > 1 && p.N == 1 && d.oneThread(p.F*ckk*ohw) {
+	threads := d.nThreads() // once: a Repeat call elsewhere may cap the device meanwhile
+	if threads > 1 && p.N == 1 && d.oneThread(p.F*ckk*ohw) {
 		d.convImageRows(ys, xs, wA, bs, p, path, 0, p.F)
 		return
 	}
@@ -506,7 +507,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 		d.convByRows(ys, xs, wA, bs, p, path, parts)
 		return
 	}
-	if path == ConvIm2col && p.N == 1 && d.nThreads() > 1 && wA.pre != nil && p.OH >= 2*d.nThreads() {
+	if path == ConvIm2col && p.N == 1 && threads > 1 && wA.pre != nil && p.OH >= 2*threads {
 		d.im2colBands(ys, xs, wA, bs, p)
 		return
 	}
@@ -517,7 +518,7 @@ func (d *Device) Conv2D(y, x, w, b tensor.Buffer, p tensor.ConvParams) {
 	if p.N == 1 { // one image: no closure to make (see binaryParts)
 		col := getCol(colLen)
 		defer colPool.Put(col)
-		d.convImage(ys, xs, *col, wA, bs, p, point, d.nThreads())
+		d.convImage(ys, xs, *col, wA, bs, p, point, threads)
 		return
 	}
 	d.forImages(p.N, colLen, func(n int, col []float32, threads int) {
@@ -635,18 +636,18 @@ func (d *Device) Conv2DBackwardWeight(dw, db, x, dy tensor.Buffer, p tensor.Conv
 // threads than on one split by columns (bench/RESULTS.md, 2026-12-04
 // afternoon).
 func (d *Device) convRowParts(wA gemmA, p tensor.ConvParams, path ConvPath) int {
-	pa := wA.pre
-	if d.nThreads() <= 1 || p.N != 1 || pa == nil || pa.icBlocks != 1 {
+	pa, threads := wA.pre, d.nThreads()
+	if threads <= 1 || p.N != 1 || pa == nil || pa.icBlocks != 1 {
 		return 1
 	}
 	n := p.OH * p.OW
 	if path == ConvShifted {
 		n = shiftN(p)
 	}
-	if (n+pa.mk.nr-1)/pa.mk.nr >= 2*d.nThreads() {
+	if (n+pa.mk.nr-1)/pa.mk.nr >= 2*threads {
 		return 1
 	}
-	return min(d.nThreads(), (p.F+pa.mk.mr-1)/pa.mk.mr/2)
+	return min(threads, (p.F+pa.mk.mr-1)/pa.mk.mr/2)
 }
 
 // convByRows runs a one-image convolution on parts threads that each own a

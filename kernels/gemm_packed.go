@@ -80,6 +80,21 @@ func (mk microKernel) forRows(rows int) microKernel {
 	return mk
 }
 
+// rowPanels returns the row panels of mc rows, the rows of the last, and
+// the kernel for it (forRows): only the last panel can be partial, so the
+// tile loops choose its kernel once (the kernels are large structs, copied
+// at each choice).
+func (mk *microKernel) rowPanels(mc int) (panels, lastRows int, edge *microKernel) {
+	panels = (mc + mk.mr - 1) / mk.mr
+	lastRows = mc - (panels-1)*mk.mr
+	edge = mk
+	if lastRows < mk.mr {
+		e := mk.forRows(lastRows)
+		edge = &e
+	}
+	return panels, lastRows, edge
+}
+
 // forColumns returns the kernel for a product of n columns: the narrow one
 // where n fits it.
 func (mk microKernel) forColumns(n int) microKernel {
@@ -135,7 +150,7 @@ var (
 const rowsKC = 128
 
 // tileLen is the scratch of one micro-kernel tile at the widest level, and
-// tileBiasLen more for the bias of a partial one (partialTile).
+// tileBiasLen more for the bias of a partial one (partialBias).
 const tileLen = asm.AVX512MR*asm.AVX512NR + tileBiasLen
 
 // tileBiasLen is the room for a partial tile's bias: mr values, zero past
@@ -891,15 +906,7 @@ func runTilesPacking(mk microKernel, store bool, ap []float32, ob operandB, pc i
 // each when unaligned) stay in L1 while the A panels stream past them.
 func runTilesRows(mk microKernel, store bool, bias, ap []float32, ob operandB, pc int, c []float32, ldc, ic, jc, mc, nc, kc int, tile []float32) {
 	mr, nr := mk.mr, mk.nr
-	// Only the last row panel can be partial: its kernel is chosen once
-	// (the kernels are large structs, copied at each choice).
-	panels := (mc + mr - 1) / mr
-	lastRows := mc - (panels-1)*mr
-	edge := &mk
-	if lastRows < mr {
-		e := mk.forRows(lastRows)
-		edge = &e
-	}
+	panels, lastRows, edge := mk.rowPanels(mc)
 	for jp := range nc / nr {
 		b := &ob.b[jc+jp*nr]
 		for p0 := 0; p0 < kc; p0 += rowsKC {
@@ -945,7 +952,7 @@ func tileBias(bias []float32, i0, rows int, store bool) []float32 {
 
 // partialBias returns, for a partial tile computed into tile's scratch
 // whose values are stored, its rows' bias [i0, i0+rows) copied into
-// tile's last tileBiasLen values (zero past rows), for the kernel's
+// the last tileBiasLen values of tile (tileLen long), zero past rows, for the kernel's
 // storeBias; nil when there is no bias to store. A partial tile thus starts
 // its sums at the bias as a whole tile does, instead of adding it after: a
 // value then does not depend on whether its tile is whole, which changes
@@ -955,7 +962,7 @@ func partialBias(tile, bias []float32, i0, rows int, store bool) *float32 {
 	if b == nil {
 		return nil
 	}
-	pad := tile[len(tile)-tileBiasLen:]
+	pad := tile[tileLen-tileBiasLen : tileLen]
 	clear(pad[copy(pad, b):])
 	return &pad[0]
 }
@@ -1074,16 +1081,16 @@ func runTiles(mk microKernel, store bool, bias, ap, bp, c []float32, ldc, ic, jc
 // (kc deep) only.
 func runTilesDepth(mk microKernel, store bool, bias, ap, bp, c []float32, ldc, ic, jc, mc, nc, kc, p0, ks int, tile []float32) {
 	mr, nr := mk.mr, mk.nr
+	panels, lastRows, edge := mk.rowPanels(mc)
 	for jp := range (nc + nr - 1) / nr {
 		cols := min(nr, nc-jp*nr)
-		for ip := range (mc + mr - 1) / mr {
-			rows := min(mr, mc-ip*mr)
+		for ip := range panels {
+			k, rows := &mk, mr
+			if ip == panels-1 {
+				k, rows = edge, lastRows
+			}
 			pa, pb := &ap[ip*mr*kc+p0*mr], &bp[jp*nr*kc+p0*nr] // panels are p-major
 			ci := (ic+ip*mr)*ldc + jc + jp*nr
-			k := mk
-			if rows < mr {
-				k = mk.forRows(rows)
-			}
 			switch {
 			case rows < k.height || cols < nr:
 				t := tile[:mr*nr]
